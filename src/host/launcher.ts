@@ -1,0 +1,291 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { Env } from "../protocol/env.js";
+import { PluginError } from "../protocol/errors.js";
+import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
+import type { HandshakeConfig } from "../protocol/plugin-set.js";
+import type { Logger } from "../logging/logger.js";
+import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
+import { parsePluginLine } from "../logging/plugin-output.js";
+
+/** How and why a plugin process ended. */
+export interface PluginExit {
+  /** Exit code, or null when a signal ended the process. */
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** True when the host asked the plugin to stop (close()); false for a crash. */
+  readonly expected: boolean;
+  /** One sentence for people: "exited with code 1", "killed by SIGKILL". */
+  readonly description: string;
+  /** The last lines the plugin wrote to stderr. */
+  readonly stderrTail: string;
+}
+
+export interface LaunchOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  readonly handshake: HandshakeConfig;
+  /** Versions the host speaks, sent in PLUGIN_PROTOCOL_VERSIONS. */
+  readonly hostVersions: readonly number[];
+  readonly startTimeoutMs: number;
+  readonly logger: Logger;
+  /** Name used in logs and errors. */
+  readonly name: string;
+}
+
+/** Phrases that go-plugin's and our serve() print when the cookie is wrong. */
+const COOKIE_MARKERS = ["not meant to be executed directly", "magic cookie"];
+
+const live = new Set<PluginProcess>();
+let exitHookInstalled = false;
+
+/**
+ * A plugin subprocess that has completed its handshake.
+ *
+ * The process runs in its own process group, so that stopping it also stops
+ * anything it started (a shell wrapper's children, for example). Its stdout
+ * and stderr are read continuously, line by line, so that a plugin that
+ * writes a lot can never block on a full pipe; every line goes to the logger.
+ * The host holds the write end of its stdin: when the host dies, even by
+ * SIGKILL, the plugin reads end-of-file and exits.
+ */
+export class PluginProcess {
+  private exitInfo: PluginExit | undefined;
+  private stopping = false;
+  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<PluginExit>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly handshakeLine: HandshakeLine,
+    private readonly stderr: TailBuffer,
+    exited: Promise<Omit<PluginExit, "expected">>,
+  ) {
+    this.exited = exited.then((exit) => {
+      const final = { ...exit, expected: this.stopping };
+      this.exitInfo = final;
+      live.delete(this);
+      for (const listener of this.exitListeners) listener(final);
+      return final;
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** How the process ended, once it has. */
+  get exit(): PluginExit | undefined {
+    return this.exitInfo;
+  }
+
+  get stderrTail(): string {
+    return this.stderr.toString();
+  }
+
+  onExit(listener: (exit: PluginExit) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  /** Marks the coming exit as requested by the host. */
+  markStopping(): void {
+    this.stopping = true;
+  }
+
+  /** Sends a signal to the plugin's whole process group. */
+  killGroup(signal: NodeJS.Signals = "SIGKILL"): void {
+    killGroup(this.child, signal);
+  }
+
+  /** Resolves with the exit if it happens within `ms`, else undefined. */
+  async exitWithin(ms: number): Promise<PluginExit | undefined> {
+    if (this.exitInfo !== undefined) return this.exitInfo;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Starts the plugin and waits for its handshake line. Rejects with a
+   * PluginError that names the cause: spawn failure, wrong cookie, early
+   * exit (with the tail of stderr), garbage or a malformed line on stdout,
+   * or no handshake within the start timeout. The process is killed on any
+   * of these, so a failed start leaves nothing behind.
+   */
+  static launch(options: LaunchOptions): Promise<PluginProcess> {
+    installExitHook();
+    const { handshake, logger, name } = options;
+    const child = spawn(options.command, [...options.args], {
+      cwd: options.cwd,
+      env: {
+        ...process.env,
+        ...options.env,
+        [handshake.magicCookieKey]: handshake.magicCookieValue,
+        [Env.protocolVersions]: options.hostVersions.join(","),
+        [Env.minPort]: "10000",
+        [Env.maxPort]: "25000",
+        [Env.transports]: "connect",
+        [Env.parentWatch]: "stdin",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+    });
+
+    const stderrTail = new TailBuffer();
+    const stderr = new LineSplitter((line) => {
+      stderrTail.push(line);
+      logger.log(parsePluginLine(line, name, "stderr", "info"));
+    });
+    child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.stderr?.on("end", () => stderr.end());
+    // Writes to stdin never happen; an EPIPE after the plugin exits is expected.
+    child.stdin?.on("error", () => {});
+
+    const exited = new Promise<Omit<PluginExit, "expected">>((resolve) => {
+      child.once("exit", (code, signal) => {
+        // Let the pipes drain, so the stderr tail is complete, but don't wait
+        // on a grandchild that inherited them.
+        const finish = (): void =>
+          resolve({
+            code,
+            signal,
+            description: describeExit(code, signal),
+            stderrTail: stderrTail.toString(),
+          });
+        const timer = setTimeout(finish, 200);
+        child.once("close", () => {
+          clearTimeout(timer);
+          finish();
+        });
+      });
+    });
+
+    return new Promise<PluginProcess>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: PluginError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        killGroup(child, "SIGKILL");
+        reject(error);
+      };
+
+      const timer = setTimeout(() => {
+        fail(
+          new PluginError(
+            "handshake-timeout",
+            `plugin ${name} did not complete its handshake within ${options.startTimeoutMs} ms; ` +
+              `it was killed. A plugin must print its handshake line on stdout once it listens.` +
+              stderrSuffix(stderrTail),
+            { stderrTail: stderrTail.toString() },
+          ),
+        );
+      }, options.startTimeoutMs);
+
+      child.once("error", (err: NodeJS.ErrnoException) => {
+        fail(
+          new PluginError(
+            "spawn-failed",
+            `could not start plugin ${name}: ${err.code === "ENOENT" ? "command not found" : err.message}`,
+            { cause: err },
+          ),
+        );
+      });
+
+      void exited.then((exit) => {
+        if (settled) return;
+        const cookie = COOKIE_MARKERS.some((m) => exit.stderrTail.toLowerCase().includes(m));
+        fail(
+          cookie
+            ? new PluginError(
+                "cookie-mismatch",
+                `plugin ${name} refused to start: it is not a plugin for this host, or its magic ` +
+                  `cookie ${handshake.magicCookieKey} does not match (it ${exit.description}).` +
+                  stderrSuffix(stderrTail),
+                { stderrTail: exit.stderrTail },
+              )
+            : new PluginError(
+                "exited-before-handshake",
+                `plugin ${name} ${exit.description} before completing its handshake; ` +
+                  `is the command a plugin?` +
+                  stderrSuffix(stderrTail),
+                { stderrTail: exit.stderrTail },
+              ),
+        );
+      });
+
+      let handshakeSeen = false;
+      const stdout = new LineSplitter((line) => {
+        if (handshakeSeen) {
+          // Output after the handshake is forwarded, never dropped.
+          logger.log(parsePluginLine(line, name, "stdout", "info"));
+          return;
+        }
+        handshakeSeen = true;
+        let parsed: HandshakeLine;
+        try {
+          parsed = parseHandshakeLine(line);
+        } catch (error) {
+          const e = error as PluginError;
+          fail(
+            new PluginError(e.kind, `plugin ${name}: ${e.message}${stderrSuffix(stderrTail)}`, {
+              stderrTail: stderrTail.toString(),
+            }),
+          );
+          return;
+        }
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const proc = new PluginProcess(child, parsed, stderrTail, exited);
+        live.add(proc);
+        resolve(proc);
+      });
+      child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+      child.stdout?.on("end", () => stdout.end());
+    });
+  }
+}
+
+function stderrSuffix(tail: TailBuffer): string {
+  const text = tail.toString();
+  return text === ""
+    ? " It wrote nothing to stderr."
+    : `\n--- plugin stderr (last lines) ---\n${text}`;
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal !== null) return `was killed by ${signal}`;
+  return `exited with code ${code ?? "unknown"}`;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
+/**
+ * When the host process exits (normally or through process.exit), kill every
+ * plugin group still running. A host killed by SIGKILL cannot run this; its
+ * plugins then see end-of-file on stdin and exit by themselves.
+ */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const proc of live) proc.killGroup("SIGKILL");
+  });
+}

@@ -1,0 +1,496 @@
+import { dirname, basename } from "node:path";
+import { rmSync } from "node:fs";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type Client,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import {
+  HealthResponse_Status,
+  PluginController,
+  type HandshakeResponse,
+} from "../gen/connectplugin/v1/controller_pb.js";
+import { PluginError } from "../protocol/errors.js";
+import {
+  byVersion,
+  type HandshakeConfig,
+  type PluginSet,
+  type VersionedPluginSets,
+} from "../protocol/plugin-set.js";
+import { formatVersions } from "../protocol/versions.js";
+import { stderrLogger, type Logger } from "../logging/logger.js";
+import {
+  createInProcessTransport,
+  createSocketTransport,
+  createUrlTransport,
+  type ClientTransport,
+} from "../transport/client-transport.js";
+import { PluginServer } from "../plugin/plugin-server.js";
+import { PluginProcess, type PluginExit } from "./launcher.js";
+import { exitGuard } from "./exit-guard.js";
+import type { PluginSource } from "./sources.js";
+
+export interface PluginClientOptions<P extends PluginSet, V extends VersionedPluginSets> {
+  /** The cookie and version shared with the plugin. */
+  readonly handshake: HandshakeConfig;
+  /** The plugins the host can dispense, at `handshake.protocolVersion` (default 1). */
+  readonly plugins?: P;
+  /** Or: the plugins the host can dispense at each protocol version it speaks. */
+  readonly versionedPlugins?: V;
+  /** Where the plugin runs: `subprocess(...)`, `remote(...)` or `inProcess(...)`. */
+  readonly source: PluginSource;
+  /** How long start() may take, handshake included. Defaults to 60 s (go-plugin's). */
+  readonly startTimeoutMs?: number;
+  /**
+   * How long close() waits for a subprocess to exit after asking it to shut
+   * down, before killing it. Defaults to 2 s (go-plugin's).
+   */
+  readonly gracePeriodMs?: number;
+  /** Receives the plugin's stderr and stdout lines, and lifecycle events. */
+  readonly logger?: Logger;
+  /** Interceptors for every call into the plugin (auth, tracing, ...). */
+  readonly interceptors?: readonly Interceptor[];
+}
+
+/** The state of a plugin as its health check reports it. */
+export type PluginHealth = "serving" | "not-serving" | "shutting-down" | "unknown";
+
+/** What the plugin said about one of its plugins in the handshake. */
+export interface PluginInfo {
+  readonly name: string;
+  readonly version: string;
+  readonly capabilities: readonly string[];
+  /** Fully-qualified protobuf service name. */
+  readonly service: string;
+}
+
+/** Plugin names that a host can dispense. */
+export type PluginName<P extends PluginSet, V extends VersionedPluginSets> =
+  Extract<keyof P, string> | { [v in keyof V]: Extract<keyof V[v], string> }[keyof V];
+
+/** The service(s) a name stands for, across the host's versions. */
+type ServiceFor<P, V, K> =
+  | (K extends keyof P ? P[K] : never)
+  | { [v in keyof V]: K extends keyof V[v] ? V[v][K] : never }[keyof V];
+
+/**
+ * The typed client that dispense() returns: a Connect client for the
+ * plugin's service. With several protocol versions it is a union of their
+ * clients; narrow it with `client.protocolVersion`.
+ */
+export type DispensedClient<S> = S extends DescService ? Client<S> : never;
+
+type Running = {
+  readonly transport: ClientTransport;
+  readonly version: number;
+  readonly available: ReadonlyMap<string, PluginInfo>;
+  readonly process: PluginProcess | undefined;
+  readonly server: PluginServer | undefined;
+};
+
+/**
+ * The host's handle on one plugin, wherever it runs.
+ *
+ * ```ts
+ * const client = new PluginClient({ handshake, plugins: { kv: KV }, source: subprocess("./kv-plugin") });
+ * await client.start();
+ * const kv = client.dispense("kv");          // Client<typeof KV>
+ * await kv.put({ key: "a", value: bytes });
+ * await client.close();
+ * ```
+ *
+ * The source decides where the plugin runs; nothing else changes. start()
+ * connects (and for a subprocess, launches and waits for the handshake
+ * line), then runs the Handshake RPC to agree on a protocol version and learn
+ * which plugins are available. dispense() hands out typed Connect clients.
+ * close() asks a subprocess to shut down gracefully and kills it after the
+ * grace period; for a remote plugin it only closes the connection, since a
+ * shared service is not the host's to stop.
+ */
+export class PluginClient<
+  P extends PluginSet = Record<never, DescService>,
+  V extends VersionedPluginSets = Record<never, PluginSet>,
+> {
+  private readonly sets: Map<number, PluginSet>;
+  private readonly logger: Logger;
+  private readonly name: string;
+  private starting: Promise<void> | undefined;
+  private running: Running | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly clients = new Map<string, unknown>();
+  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
+
+  constructor(private readonly options: PluginClientOptions<P, V>) {
+    this.sets = byVersion(
+      "PluginClient",
+      options.plugins,
+      options.versionedPlugins,
+      options.handshake.protocolVersion,
+    );
+    this.logger = options.logger ?? stderrLogger;
+    this.name = describeSource(options.source);
+  }
+
+  /** The protocol version agreed in the handshake. */
+  get protocolVersion(): number {
+    return this.mustRun().version;
+  }
+
+  /** The plugins the plugin provides at the agreed version. */
+  get availablePlugins(): PluginInfo[] {
+    return [...this.mustRun().available.values()];
+  }
+
+  /** The subprocess' pid, or undefined for remote and in-process plugins. */
+  get pid(): number | undefined {
+    return this.running?.process?.pid;
+  }
+
+  /** How the subprocess ended, once it has. */
+  get exit(): PluginExit | undefined {
+    return this.running?.process?.exit;
+  }
+
+  /**
+   * Calls `listener` when the plugin subprocess exits, whether the host
+   * closed it (`exit.expected`) or it crashed. Returns an unsubscribe function.
+   */
+  onExit(listener: (exit: PluginExit) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  /**
+   * Launches or connects to the plugin and completes the handshake.
+   * Concurrent and repeated calls share one start.
+   */
+  start(): Promise<void> {
+    if (this.closing !== undefined) {
+      return Promise.reject(new PluginError("not-running", `plugin ${this.name} is closed`));
+    }
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  /**
+   * Returns the typed client for a named plugin. The plugin must have been
+   * started, and must provide the name at the agreed protocol version.
+   */
+  dispense<K extends PluginName<P, V>>(name: K): DispensedClient<ServiceFor<P, V, K>> {
+    const running = this.mustRun();
+    const cached = this.clients.get(name);
+    if (cached !== undefined) return cached as DispensedClient<ServiceFor<P, V, K>>;
+    const hostSet = this.sets.get(running.version) ?? {};
+    const service = hostSet[name];
+    if (service === undefined) {
+      throw new PluginError(
+        "unknown-plugin",
+        `this host has no plugin named "${name}" at protocol version ${running.version} ` +
+          `(it knows: ${list(Object.keys(hostSet))})`,
+      );
+    }
+    const info = running.available.get(name);
+    if (info === undefined) {
+      throw new PluginError(
+        "unknown-plugin",
+        `plugin ${this.name} does not provide "${name}" at protocol version ${running.version} ` +
+          `(it provides: ${list([...running.available.keys()])})`,
+      );
+    }
+    if (info.service !== "" && info.service !== service.typeName) {
+      throw new PluginError(
+        "unknown-plugin",
+        `plugin ${this.name} serves "${name}" as ${info.service}, but this host expects ` +
+          `${service.typeName}`,
+      );
+    }
+    const client = createClient(service, running.transport.transport);
+    this.clients.set(name, client);
+    return client as DispensedClient<ServiceFor<P, V, K>>;
+  }
+
+  /** Asks the plugin for its health. Never throws: errors read as "unknown". */
+  async health(timeoutMs = 5_000): Promise<PluginHealth> {
+    const running = this.running;
+    if (running === undefined) return "unknown";
+    try {
+      const res = await createClient(PluginController, running.transport.transport).health(
+        {},
+        { timeoutMs },
+      );
+      switch (res.status) {
+        case HealthResponse_Status.SERVING:
+          return "serving";
+        case HealthResponse_Status.NOT_SERVING:
+          return "not-serving";
+        case HealthResponse_Status.SHUTTING_DOWN:
+          return "shutting-down";
+        default:
+          return "unknown";
+      }
+    } catch {
+      return "unknown";
+    }
+  }
+
+  /**
+   * Stops using the plugin. A subprocess is asked to shut down (it finishes
+   * calls in flight), and its whole process group is killed if it has not
+   * exited after the grace period. Calls in flight at that point fail with
+   * Code.Unavailable. Safe to call more than once, and while starting.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private mustRun(): Running {
+    if (this.running === undefined) {
+      throw new PluginError(
+        "not-running",
+        this.closing !== undefined
+          ? `plugin ${this.name} is closed`
+          : `plugin ${this.name} is not started; await client.start() first`,
+      );
+    }
+    return this.running;
+  }
+
+  private get hostVersions(): number[] {
+    return [...this.sets.keys()];
+  }
+
+  private requestedNames(): string[] {
+    const names = new Set<string>();
+    for (const set of this.sets.values()) for (const name of Object.keys(set)) names.add(name);
+    return [...names];
+  }
+
+  private async doStart(): Promise<void> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 60_000);
+    const source = this.options.source;
+    const interceptors = [...(this.options.interceptors ?? [])];
+    let proc: PluginProcess | undefined;
+    let server: PluginServer | undefined;
+    let transport: ClientTransport;
+
+    switch (source.kind) {
+      case "subprocess": {
+        proc = await PluginProcess.launch({
+          command: source.command,
+          args: source.args,
+          ...(source.env !== undefined && { env: source.env }),
+          ...(source.cwd !== undefined && { cwd: source.cwd }),
+          handshake: this.options.handshake,
+          hostVersions: this.hostVersions,
+          startTimeoutMs: Math.max(1, deadline - Date.now()),
+          logger: this.logger,
+          name: this.name,
+        });
+        const line = proc.handshakeLine;
+        if (line.protocol !== "connect" && line.protocol !== "grpc") {
+          proc.killGroup();
+          throw new PluginError(
+            "unsupported-protocol",
+            `plugin ${this.name} speaks the unsupported protocol "${line.protocol}"; ` +
+              `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
+          );
+        }
+        // The guard asks the transport whether its connection broke; the
+        // transport is created after the guard, hence the late binding.
+        let socket: ClientTransport | undefined;
+        interceptors.unshift(exitGuard(this.name, proc, () => socket?.isBroken() ?? false));
+        transport = socket = createSocketTransport(line, {
+          protocol: line.protocol === "grpc" ? "grpc" : "connect",
+          interceptors,
+        });
+        const p = proc;
+        p.onExit((exit) => this.handleExit(exit, transport, p));
+        break;
+      }
+      case "remote":
+        transport = createUrlTransport(source.url, {
+          protocol: source.protocol,
+          httpVersion: source.httpVersion,
+          interceptors,
+        });
+        break;
+      case "in-process":
+        server = new PluginServer(source.definition, {
+          log: (level, message, fields = {}) =>
+            this.logger.log({
+              level,
+              message,
+              plugin: this.name,
+              source: "in-process",
+              fields,
+              time: new Date(),
+            }),
+        });
+        transport = createInProcessTransport(server, { interceptors });
+        break;
+    }
+
+    try {
+      const handshake = await this.handshake(transport.transport, proc, deadline);
+      if (this.closing !== undefined)
+        throw new PluginError("not-running", `plugin ${this.name} was closed while starting`);
+      this.running = {
+        transport,
+        version: handshake.protocolVersion,
+        available: new Map(
+          handshake.availablePlugins.map((p) => [
+            p.name,
+            { name: p.name, version: p.version, capabilities: p.capabilities, service: p.service },
+          ]),
+        ),
+        process: proc,
+        server,
+      };
+    } catch (error) {
+      transport.close();
+      if (proc !== undefined) {
+        proc.markStopping();
+        proc.killGroup();
+        await proc.exitWithin(2_000);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Runs the Handshake RPC and checks its answer against the host's versions
+   * (and, for a subprocess, against the version in its handshake line).
+   */
+  private async handshake(
+    transport: Transport,
+    proc: PluginProcess | undefined,
+    deadline: number,
+  ): Promise<HandshakeResponse> {
+    const controller = createClient(PluginController, transport);
+    const hostVersions = this.hostVersions;
+    let res: HandshakeResponse;
+    try {
+      res = await controller.handshake(
+        { protocolVersions: hostVersions, requestedPlugins: this.requestedNames() },
+        { timeoutMs: Math.max(1, deadline - Date.now()) },
+      );
+    } catch (error) {
+      const ce = ConnectError.from(error);
+      if (ce.code === Code.Unimplemented || ce.code === Code.NotFound) {
+        throw new PluginError(
+          "not-a-plugin-server",
+          `${this.name} does not speak the connect-plugin protocol ` +
+            `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})`,
+          { cause: error },
+        );
+      }
+      if (ce.code === Code.DeadlineExceeded) {
+        throw new PluginError(
+          "handshake-timeout",
+          `plugin ${this.name} did not answer the Handshake call before the start timeout`,
+          { cause: error },
+        );
+      }
+      throw new PluginError(
+        proc === undefined ? "not-a-plugin-server" : "exited-before-handshake",
+        `could not complete the handshake with ${this.name}: ${ce.message}`,
+        { cause: error, ...(proc !== undefined && { stderrTail: proc.stderrTail }) },
+      );
+    }
+    const announced = proc?.handshakeLine.protocolVersion;
+    if (
+      res.protocolVersion === 0 ||
+      (announced !== undefined && !hostVersions.includes(announced))
+    ) {
+      throw new PluginError(
+        "version-mismatch",
+        `protocol version mismatch with plugin ${this.name}: the plugin speaks ` +
+          `${formatVersions(res.supportedVersions.length > 0 ? res.supportedVersions : [announced ?? 0])}, ` +
+          `this host speaks ${formatVersions(hostVersions)}`,
+      );
+    }
+    if (announced !== undefined && announced !== res.protocolVersion) {
+      throw new PluginError(
+        "malformed-handshake",
+        `plugin ${this.name} announced protocol version ${announced} in its handshake line ` +
+          `but negotiated ${res.protocolVersion} in the Handshake call`,
+      );
+    }
+    return res;
+  }
+
+  private handleExit(exit: PluginExit, transport: ClientTransport, proc: PluginProcess): void {
+    transport.close(new ConnectError(`plugin ${this.name} ${exit.description}`, Code.Unavailable));
+    removeSocketDir(proc);
+    if (!exit.expected) {
+      this.logger.log({
+        level: "error",
+        message: `plugin ${exit.description} unexpectedly`,
+        plugin: this.name,
+        source: "host",
+        fields: { code: exit.code, signal: exit.signal },
+        time: new Date(),
+      });
+    }
+    for (const listener of this.exitListeners) listener(exit);
+  }
+
+  private async doClose(): Promise<void> {
+    await this.starting?.catch(() => {});
+    const running = this.running;
+    this.running = undefined;
+    if (running === undefined) return;
+    const proc = running.process;
+    if (proc !== undefined && proc.exit === undefined) {
+      const grace = this.options.gracePeriodMs ?? 2_000;
+      proc.markStopping();
+      try {
+        await createClient(PluginController, running.transport.transport).shutdown(
+          { reason: "host closed the plugin client" },
+          { timeoutMs: grace },
+        );
+      } catch {
+        // Unreachable or already gone: the kill below settles it.
+      }
+      const exit = await proc.exitWithin(grace);
+      // Kill the group even after a clean exit: it may have left children.
+      proc.killGroup("SIGKILL");
+      if (exit === undefined) await proc.exitWithin(5_000);
+    }
+    if (running.server !== undefined)
+      await running.server.shutdown("host closed the plugin client");
+    running.transport.close(new ConnectError(`plugin ${this.name} was closed`, Code.Unavailable));
+  }
+}
+
+/** Removes a subprocess' private socket directory when the plugin could not. */
+function removeSocketDir(proc: PluginProcess): void {
+  const line = proc.handshakeLine;
+  if (line.network !== "unix") return;
+  const dir = dirname(line.address);
+  if (basename(dir).startsWith("cp-")) rmSync(dir, { recursive: true, force: true });
+}
+
+function describeSource(source: PluginSource): string {
+  switch (source.kind) {
+    case "subprocess":
+      return JSON.stringify([source.command, ...source.args].join(" "));
+    case "remote":
+      return source.url.toString();
+    case "in-process":
+      return "(in process)";
+  }
+}
+
+function list(names: readonly string[]): string {
+  return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
+}

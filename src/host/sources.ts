@@ -1,0 +1,88 @@
+import type { PluginDefinition } from "../protocol/plugin-set.js";
+import type { RpcProtocol } from "../transport/client-transport.js";
+
+/**
+ * Where a plugin runs. A PluginClient takes exactly one source; everything
+ * after start() (dispense, calls, health, close) is the same for all three.
+ */
+export type PluginSource = SubprocessSource | RemoteSource | InProcessSource;
+
+/** Run the plugin as a child process that the host starts and owns. */
+export interface SubprocessSource {
+  readonly kind: "subprocess";
+  readonly command: string;
+  readonly args: readonly string[];
+  /** Extra environment variables; the host's environment is passed too. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+}
+
+/** Use a plugin that already runs as a service at a URL (sidecar or remote). */
+export interface RemoteSource {
+  readonly kind: "remote";
+  readonly url: URL;
+  /** RPC protocol; defaults to "connect". */
+  readonly protocol: RpcProtocol;
+  /** Defaults to "2"; bidirectional streaming needs HTTP/2. */
+  readonly httpVersion: "1.1" | "2";
+}
+
+/** Run the plugin inside the host's own process. */
+export interface InProcessSource {
+  readonly kind: "in-process";
+  readonly definition: PluginDefinition;
+}
+
+/** A plugin subprocess: `subprocess("node", ["plugin.js"])`. */
+export function subprocess(
+  command: string,
+  args: readonly string[] = [],
+  options: { env?: Readonly<Record<string, string>>; cwd?: string } = {},
+): SubprocessSource {
+  return { kind: "subprocess", command, args, ...options };
+}
+
+/**
+ * A plugin at a URL: `remote("http://kv-plugin:8080")`.
+ *
+ * Plain http:// is accepted only for loopback addresses; a plugin reached over
+ * a real network must use https:// unless `allowPlaintext` is set, because the
+ * calls and their credentials would otherwise cross the network in clear.
+ */
+export function remote(
+  url: string | URL,
+  options: { protocol?: RpcProtocol; httpVersion?: "1.1" | "2"; allowPlaintext?: boolean } = {},
+): RemoteSource {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TypeError(`remote plugin URL must be http:// or https://, got ${parsed.toString()}`);
+  }
+  if (parsed.protocol === "http:" && !isLoopback(parsed.hostname) && !options.allowPlaintext) {
+    throw new TypeError(
+      `refusing plaintext http:// to non-loopback host ${parsed.hostname}: use https://, ` +
+        `or pass { allowPlaintext: true } if the network is trusted`,
+    );
+  }
+  return {
+    kind: "remote",
+    url: parsed,
+    protocol: options.protocol ?? "connect",
+    httpVersion: options.httpVersion ?? "2",
+  };
+}
+
+/** A plugin that runs in the host's process, from the same definition it serves. */
+export function inProcess(definition: PluginDefinition): InProcessSource {
+  return { kind: "in-process", definition };
+}
+
+/** True for localhost, 127.0.0.0/8 and ::1. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return (
+    host === "localhost" ||
+    host.endsWith(".localhost") ||
+    host === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  );
+}

@@ -1,0 +1,56 @@
+/**
+ * The levels a plugin's log record can have. They match hclog's and pino's
+ * names so that JSON logs from Go and Node plugins map without a table.
+ */
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+
+/**
+ * One log record. The host produces one for each line a plugin writes to
+ * stderr (and to stdout after the handshake), and for its own lifecycle events.
+ */
+export interface LogRecord {
+  readonly level: LogLevel;
+  readonly message: string;
+  /** Which plugin (the command or URL) the record is about. */
+  readonly plugin: string;
+  /**
+   * Where the record came from: a subprocess' stderr or stdout, an in-process
+   * plugin, or the host itself (lifecycle events such as a crash).
+   */
+  readonly source: "stderr" | "stdout" | "in-process" | "host";
+  /** Extra fields from a structured (JSON) line, or from the host. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** When the plugin said it logged it (JSON lines) or when the host read it. */
+  readonly time: Date;
+}
+
+/**
+ * Where a host sends plugin logs. A single method keeps adapters to pino,
+ * winston or console one line long:
+ *
+ * ```ts
+ * const logger: Logger = { log: (r) => pino[r.level]({ ...r.fields, plugin: r.plugin }, r.message) };
+ * ```
+ */
+export interface Logger {
+  log(record: LogRecord): void;
+}
+
+/** A logger that writes "[plugin] level: message" lines to stderr. */
+export const stderrLogger: Logger = {
+  log(record) {
+    const extra = Object.keys(record.fields).length > 0 ? ` ${safeJson(record.fields)}` : "";
+    process.stderr.write(`[${record.plugin}] ${record.level}: ${record.message}${extra}\n`);
+  },
+};
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = { log() {} };
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return "[unserializable]";
+  }
+}

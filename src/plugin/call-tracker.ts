@@ -1,0 +1,74 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+
+/**
+ * Counts the calls a plugin is serving, and turns new calls away once a
+ * shutdown has begun. Shutdown waits on it, so that calls in flight finish
+ * before the process exits.
+ *
+ * A call ends when its handler context's signal aborts, which Connect does
+ * for every call when it completes, fails, times out or is cancelled, so the
+ * count cannot leak even when a client walks away from a stream.
+ */
+export class CallTracker {
+  private active = 0;
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+
+  /** Services whose calls are neither counted nor refused while draining. */
+  constructor(private readonly exempt: ReadonlySet<string>) {}
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  readonly interceptor: Interceptor = (next) => (req) => {
+    if (this.exempt.has(req.service.typeName)) return next(req);
+    if (this.draining) {
+      return Promise.reject(
+        new ConnectError(
+          `plugin is shutting down and takes no new calls (${req.service.typeName}/${req.method.name})`,
+          Code.Unavailable,
+        ),
+      );
+    }
+    this.active++;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      this.active--;
+      if (this.active === 0) this.wakeIdle();
+    };
+    if (req.signal.aborted) end();
+    else req.signal.addEventListener("abort", end, { once: true });
+    return next(req);
+  };
+
+  /**
+   * Refuses new calls from now on, and resolves once no call is in flight or
+   * `graceMs` has passed, whichever is first. Returns the calls still running.
+   */
+  async drain(graceMs: number): Promise<number> {
+    this.draining = true;
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.active;
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

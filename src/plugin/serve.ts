@@ -1,0 +1,256 @@
+import { writeSync } from "node:fs";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
+import { Env, type WireProtocol } from "../protocol/env.js";
+import { formatHandshakeLine } from "../protocol/handshake-line.js";
+import type { PluginDefinition } from "../protocol/plugin-set.js";
+import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
+import {
+  PluginHttpServer,
+  type BoundAddress,
+  type ListenTarget,
+} from "../transport/http-server.js";
+import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
+import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
+import { pluginLog } from "./plugin-log.js";
+
+export interface ServeOptions extends PluginServerOptions {
+  /**
+   * Network mode: serve on this address ("0.0.0.0:8080", ":8080", "8080")
+   * over HTTP/1.1 and HTTP/2, for sidecars and remote services. The
+   * CONNECT_PLUGIN_LISTEN environment variable does the same without a code
+   * change. Without either, the plugin expects to be launched by a host.
+   */
+  readonly listen?: string;
+  /**
+   * Exit the process once a shutdown completes. Defaults to true; turn it off
+   * to embed a network-mode plugin in a larger server.
+   */
+  readonly exitProcess?: boolean;
+  /**
+   * Network mode only: honour the Shutdown RPC. Off by default, because a
+   * remote plugin is shared, and one host closing its client must not stop it
+   * for every other host. (A launched plugin belongs to its host and always
+   * honours it.)
+   */
+  readonly allowRemoteShutdown?: boolean;
+}
+
+/** A running plugin server, as returned by serve(). */
+export interface ServeHandle {
+  /** "launched" when a host started this process, "network" otherwise. */
+  readonly mode: "launched" | "network";
+  /** Where the plugin listens. */
+  readonly address: BoundAddress;
+  /** The URL a remote host would use (network mode). */
+  readonly url: string;
+  /** Shuts down gracefully; resolves when the server is closed. */
+  shutdown(reason?: string): Promise<void>;
+  /** Resolves when the server has shut down. */
+  readonly done: Promise<void>;
+}
+
+/** Exit code of a plugin that was started without its host (go-plugin uses 1 too). */
+export const EXIT_NOT_LAUNCHED_BY_HOST = 1;
+
+/**
+ * Serves a plugin. Call it from the plugin's main file:
+ *
+ * ```ts
+ * await serve({ handshake, plugins: { kv: implement(KV, new MemoryKV()) } });
+ * ```
+ *
+ * What it does depends on how the process was started:
+ *
+ * - **Launched by a host** (the magic cookie is in the environment): it
+ *   listens on a unix socket in a fresh private directory (loopback TCP where
+ *   that is impossible), prints the handshake line on stdout and nothing else
+ *   there, exits gracefully on the Shutdown RPC or SIGTERM, and exits when
+ *   the host dies.
+ * - **Network mode** (`listen` or CONNECT_PLUGIN_LISTEN): serves HTTP/1.1 and
+ *   HTTP/2 on that address until SIGTERM or SIGINT.
+ * - **Started by hand**: explains on stderr that this is a plugin and exits
+ *   with code 1.
+ */
+export async function serve(
+  definition: PluginDefinition,
+  options: ServeOptions = {},
+): Promise<ServeHandle> {
+  const listen = options.listen ?? process.env[Env.listen];
+  if (listen !== undefined && listen !== "") return serveNetwork(definition, options, listen);
+
+  const { magicCookieKey, magicCookieValue } = definition.handshake;
+  const cookie = process.env[magicCookieKey];
+  if (cookie !== magicCookieValue) {
+    process.stderr.write(notLaunchedMessage(magicCookieKey, cookie));
+    process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
+  }
+  return serveLaunched(definition, options);
+}
+
+function notLaunchedMessage(key: string, value: string | undefined): string {
+  const why =
+    value === undefined
+      ? `the magic cookie ${key} is not set`
+      : `magic cookie mismatch: ${key} has a value this plugin does not expect`;
+  return (
+    `This binary is a plugin (${why}).\n` +
+    `Plugins are not meant to be executed directly. Run the program that uses this plugin; ` +
+    `it starts the plugin itself.\n` +
+    `To run the plugin as a network service instead, set ${Env.listen}=HOST:PORT.\n`
+  );
+}
+
+async function serveLaunched(
+  definition: PluginDefinition,
+  options: ServeOptions,
+): Promise<ServeHandle> {
+  const server = new PluginServer(definition, options);
+
+  // Version: go-plugin's rule, including its fallback to the lowest version
+  // on no match, which lets the host report the mismatch.
+  const hostVersions = parseVersionList(process.env[Env.protocolVersions]);
+  const ours = server.versions;
+  const version =
+    negotiateVersion(hostVersions.length > 0 ? hostVersions : ours, ours) ?? Math.min(...ours);
+
+  const hostTransports = (process.env[Env.transports] ?? "").split(",");
+  const protocol: WireProtocol = hostTransports.includes("connect") ? "connect" : "grpc";
+
+  const socket = createPrivateSocket(process.env[Env.unixSocketDir] || undefined);
+  const target: ListenTarget = socket
+    ? { network: "unix", path: socket.path }
+    : { network: "tcp", host: "127.0.0.1", port: 0 };
+  const http = await PluginHttpServer.listen(handler(server, []), target, { acceptHttp1: false });
+
+  const handle = lifecycle(server, http, socket, options, "launched");
+
+  // The handshake line is the only thing this library ever writes to stdout.
+  // writeSync, so that it is out before anything else can be.
+  writeSync(
+    1,
+    `${formatHandshakeLine({
+      protocolVersion: version,
+      network: http.bound.network,
+      address: http.bound.address,
+      protocol,
+      serverCert: undefined,
+      multiplex: false,
+    })}\n`,
+  );
+
+  watchParent(() => void handle.shutdown("host process went away"));
+  // Ctrl-C in a terminal reaches every process in the foreground group; the
+  // host decides when its plugins stop, as with go-plugin.
+  process.on("SIGINT", () => pluginLog("debug", "ignoring SIGINT; the host stops this plugin"));
+  return handle;
+}
+
+async function serveNetwork(
+  definition: PluginDefinition,
+  options: ServeOptions,
+  listen: string,
+): Promise<ServeHandle> {
+  const server = new PluginServer(definition, options);
+  const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
+  const http = await PluginHttpServer.listen(handler(server, guard), parseListen(listen), {
+    acceptHttp1: true,
+  });
+  const handle = lifecycle(server, http, undefined, options, "network");
+  process.on("SIGINT", () => void handle.shutdown("SIGINT"));
+  pluginLog("info", "plugin serving", { url: handle.url, versions: server.versions });
+  return handle;
+}
+
+const refuseRemoteShutdown: Interceptor = (next) => (req) => {
+  if (req.service.typeName === PluginController.typeName && req.method.name === "Shutdown") {
+    return Promise.reject(
+      new ConnectError(
+        "this plugin runs as a network service and does not accept Shutdown from hosts " +
+          "(serve with allowRemoteShutdown to change that)",
+        Code.PermissionDenied,
+      ),
+    );
+  }
+  return next(req);
+};
+
+function handler(
+  server: PluginServer,
+  extra: Interceptor[],
+): ReturnType<typeof connectNodeAdapter> {
+  const { interceptors, shutdownSignal } = server.routerOptions;
+  return connectNodeAdapter({
+    routes: server.routes,
+    interceptors: [...extra, ...interceptors],
+    shutdownSignal,
+  });
+}
+
+/** Wires shutdown: drain calls, close the server, remove the socket, exit. */
+function lifecycle(
+  server: PluginServer,
+  http: PluginHttpServer,
+  socket: PrivateSocket | undefined,
+  options: ServeOptions,
+  mode: ServeHandle["mode"],
+): ServeHandle {
+  let finished: Promise<void> | undefined;
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const shutdown = (reason = "shutdown requested"): Promise<void> => {
+    finished ??= (async () => {
+      await server.shutdown(reason);
+      await http.close(1_000);
+      socket?.remove();
+      pluginLog("info", "plugin stopped", { reason });
+      resolveDone();
+      if (options.exitProcess ?? true) process.exit(0);
+    })();
+    return finished;
+  };
+  server.onShutdownRequest = (reason) => void shutdown(reason);
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  const bound = http.bound;
+  const url =
+    bound.network === "tcp"
+      ? `http://${bound.host === "0.0.0.0" || bound.host === "[::]" ? "127.0.0.1" : bound.host}:${bound.port}`
+      : `unix:${bound.address}`;
+  return {
+    mode,
+    address: bound,
+    url,
+    shutdown,
+    done,
+  };
+}
+
+/** Exits when the host dies: stdin reaches end-of-file, or we are re-parented. */
+function watchParent(onGone: () => void): void {
+  if (process.env[Env.parentWatch] === "stdin") {
+    process.stdin.on("data", () => {});
+    process.stdin.once("end", onGone);
+    process.stdin.once("error", onGone);
+  }
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 1_000);
+  timer.unref();
+}
+
+/** Parses "host:port", ":port" or "port"; an empty host means all interfaces. */
+export function parseListen(listen: string): ListenTarget {
+  const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(listen.trim());
+  if (match === null) {
+    throw new Error(
+      `invalid listen address ${JSON.stringify(listen)}; expected HOST:PORT, :PORT or PORT`,
+    );
+  }
+  const host = match[1] === undefined || match[1] === "" ? "0.0.0.0" : match[1];
+  return { network: "tcp", host, port: Number(match[2]) };
+}

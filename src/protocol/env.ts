@@ -1,0 +1,50 @@
+/**
+ * Environment variables that a host sets for a plugin subprocess.
+ *
+ * The `PLUGIN_*` names are go-plugin's, spelled exactly as go-plugin spells
+ * them, so that a plugin written with either library can be launched by a
+ * host written with either library. The `CONNECT_PLUGIN_*` names are ours:
+ * their presence tells a plugin that its host is a connect-plugin host, which
+ * unlocks the transports and lifecycle features that go-plugin hosts lack.
+ */
+export const Env = {
+  /** Comma-separated protocol versions the host speaks (go-plugin). */
+  protocolVersions: "PLUGIN_PROTOCOL_VERSIONS",
+  /** Directory in which the plugin should create its unix socket (go-plugin). */
+  unixSocketDir: "PLUGIN_UNIX_SOCKET_DIR",
+  /** Group that should own the socket (go-plugin; unused on our side). */
+  unixSocketGroup: "PLUGIN_UNIX_SOCKET_GROUP",
+  /** Port range for TCP listeners (go-plugin; used where unix sockets are not). */
+  minPort: "PLUGIN_MIN_PORT",
+  maxPort: "PLUGIN_MAX_PORT",
+  /**
+   * Comma-separated wire protocols the host accepts in the handshake line's
+   * protocol field, best first. Set only by connect-plugin hosts.
+   */
+  transports: "CONNECT_PLUGIN_TRANSPORTS",
+  /**
+   * "stdin" when the host holds the write end of the plugin's stdin pipe: the
+   * plugin exits when it reads end-of-file, which happens the moment the host
+   * dies, even by SIGKILL.
+   */
+  parentWatch: "CONNECT_PLUGIN_PARENT_WATCH",
+  /**
+   * Network mode: the address to listen on (for example "0.0.0.0:8080" or
+   * ":8080"). Lets one plugin binary run as a sidecar or remote service
+   * without code changes.
+   */
+  listen: "CONNECT_PLUGIN_LISTEN",
+} as const;
+
+/**
+ * Values of the handshake line's protocol field.
+ *
+ * - `grpc`: go-plugin's gRPC protocol, understood by every go-plugin host.
+ * - `connect`: Connect RPC (Connect, gRPC and gRPC-web served at once) over
+ *   HTTP/2 without TLS on the announced socket. Announced only to hosts that
+ *   list it in CONNECT_PLUGIN_TRANSPORTS.
+ */
+export type WireProtocol = "grpc" | "connect" | "netrpc";
+
+/** The go-plugin core protocol version: the first field of the handshake line. */
+export const CORE_PROTOCOL_VERSION = 1;

@@ -1,0 +1,175 @@
+import * as net from "node:net";
+import type {
+  ConnectRouter,
+  ConnectRouterOptions,
+  Interceptor,
+  Transport,
+} from "@connectrpc/connect";
+import { createRouterTransport } from "@connectrpc/connect";
+import {
+  Http2SessionManager,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+
+/**
+ * A client transport together with the means to tear down its connections.
+ * Connect transports have no close(); the host owns the HTTP/2 session
+ * manager so that it can abort every call in flight the moment a plugin dies,
+ * instead of waiting for timeouts.
+ */
+export interface ClientTransport {
+  readonly transport: Transport;
+  /** Closes the connection; calls in flight fail with `reason`. */
+  close(reason?: Error): void;
+  /**
+   * True when the underlying connection has failed or been closed. Tells a
+   * transport failure (the plugin died) apart from an error the plugin sent.
+   */
+  isBroken(): boolean;
+}
+
+/** The RPC protocol spoken on the wire. connect-node servers answer all three. */
+export type RpcProtocol = "connect" | "grpc" | "grpc-web";
+
+export interface TransportOptions {
+  readonly protocol?: RpcProtocol;
+  readonly interceptors?: Interceptor[];
+  /** Largest message accepted from the plugin, in bytes. */
+  readonly readMaxBytes?: number;
+  /** Largest message sent to the plugin, in bytes. */
+  readonly writeMaxBytes?: number;
+}
+
+/**
+ * A transport to a plugin subprocess over the socket it announced in its
+ * handshake: HTTP/2 with prior knowledge, binary protobuf.
+ */
+export function createSocketTransport(
+  target: { network: "unix" | "tcp"; address: string },
+  options: TransportOptions = {},
+): ClientTransport {
+  const connect =
+    target.network === "unix"
+      ? () => net.connect(target.address)
+      : () => {
+          const { host, port } = splitHostPort(target.address);
+          return net.connect({ host, port, noDelay: true });
+        };
+  // The authority is only a name here: the socket comes from createConnection.
+  const baseUrl = "http://localhost";
+  const sessionManager = new Http2SessionManager(
+    baseUrl,
+    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
+    { createConnection: connect },
+  );
+  return {
+    transport: createTransport(options.protocol ?? "connect", {
+      baseUrl,
+      httpVersion: "2",
+      sessionManager,
+      useBinaryFormat: true,
+      interceptors: options.interceptors ?? [],
+      ...limits(options),
+    }),
+    close: (reason) => sessionManager.abort(reason),
+    isBroken: () => isBroken(sessionManager),
+  };
+}
+
+/**
+ * A transport to a plugin at a URL (sidecar or remote service). HTTP/2 is the
+ * default because bidirectional streaming needs it; HTTP/1.1 is there for
+ * proxies that only speak it.
+ */
+export function createUrlTransport(
+  url: URL,
+  options: TransportOptions & { httpVersion?: "1.1" | "2" } = {},
+): ClientTransport {
+  const baseUrl = url.toString().replace(/\/$/, "");
+  const common = {
+    baseUrl,
+    useBinaryFormat: true,
+    interceptors: options.interceptors ?? [],
+    ...limits(options),
+  };
+  if (options.httpVersion === "1.1") {
+    return {
+      transport: createTransport(options.protocol ?? "connect", { ...common, httpVersion: "1.1" }),
+      close: () => {},
+      isBroken: () => false,
+    };
+  }
+  const sessionManager = new Http2SessionManager(baseUrl, {
+    pingIntervalMs: 15_000,
+    pingTimeoutMs: 10_000,
+  });
+  return {
+    transport: createTransport(options.protocol ?? "connect", {
+      ...common,
+      httpVersion: "2",
+      sessionManager,
+    }),
+    close: (reason) => sessionManager.abort(reason),
+    isBroken: () => isBroken(sessionManager),
+  };
+}
+
+/**
+ * A transport that hands calls to a router in this process. Messages still
+ * go through the full Connect protocol (serialized, with headers, trailers,
+ * deadlines and errors), so an in-process plugin behaves exactly like a
+ * remote one.
+ */
+export function createInProcessTransport(
+  server: {
+    routes: (router: ConnectRouter) => void;
+    routerOptions: ConnectRouterOptions;
+  },
+  options: TransportOptions = {},
+): ClientTransport {
+  return {
+    transport: createRouterTransport(server.routes, {
+      transport: { interceptors: options.interceptors ?? [], ...limits(options) },
+      router: server.routerOptions,
+    }),
+    close: () => {},
+    isBroken: () => false,
+  };
+}
+
+function isBroken(sessionManager: Http2SessionManager): boolean {
+  const state = sessionManager.state();
+  return state === "error" || state === "closed";
+}
+
+type TransportFactoryOptions = Parameters<typeof createConnectTransport>[0];
+
+function createTransport(protocol: RpcProtocol, options: TransportFactoryOptions): Transport {
+  switch (protocol) {
+    case "connect":
+      return createConnectTransport(options);
+    case "grpc":
+      if (options.httpVersion !== "2") {
+        throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
+      }
+      return createGrpcTransport(options);
+    case "grpc-web":
+      return createGrpcWebTransport(options);
+  }
+}
+
+function limits(options: TransportOptions): { readMaxBytes?: number; writeMaxBytes?: number } {
+  const out: { readMaxBytes?: number; writeMaxBytes?: number } = {};
+  if (options.readMaxBytes !== undefined) out.readMaxBytes = options.readMaxBytes;
+  if (options.writeMaxBytes !== undefined) out.writeMaxBytes = options.writeMaxBytes;
+  return out;
+}
+
+/** Splits "host:port" or "[v6]:port". */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(address);
+  if (match === null) throw new Error(`invalid TCP address ${JSON.stringify(address)}`);
+  return { host: match[1] ?? "", port: Number(match[2]) };
+}

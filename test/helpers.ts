@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { LogRecord, Logger } from "../src/index.js";
+import { subprocess } from "../src/index.js";
+
+/** The compiled fixture plugin, started in the given mode. */
+export function fixture(mode: string, env: Record<string, string> = {}) {
+  const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
+  return subprocess(process.execPath, [main, mode], { env });
+}
+
+/** The compiled KV example plugin. */
+export const kvPluginMain = fileURLToPath(new URL("../examples/kv/plugin.js", import.meta.url));
+
+/** A logger that keeps every record, for assertions. */
+export class MemoryLogger implements Logger {
+  readonly records: LogRecord[] = [];
+  log(record: LogRecord): void {
+    this.records.push(record);
+  }
+  messages(source?: LogRecord["source"]): string[] {
+    return this.records
+      .filter((r) => source === undefined || r.source === source)
+      .map((r) => r.message);
+  }
+}
+
+/** Polls `check` until it returns true, failing after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** True while a process with this pid exists (and is not a zombie we own). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const encode = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** Resolves with how long `promise` took to settle, and how it settled. */
+export async function timed<T>(
+  promise: Promise<T>,
+): Promise<{ ms: number; value?: T; error?: unknown }> {
+  const start = performance.now();
+  try {
+    const value = await promise;
+    return { ms: performance.now() - start, value };
+  } catch (error) {
+    return { ms: performance.now() - start, error };
+  }
+}
+
+/**
+ * Starts the fixture plugin as a network service on a free loopback port
+ * (CONNECT_PLUGIN_LISTEN=127.0.0.1:0) and returns its URL.
+ */
+export async function startNetworkPlugin(
+  mode = "kv",
+  env: Record<string, string> = {},
+): Promise<{ url: string; child: ChildProcess; stop: () => Promise<number | null> }> {
+  const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
+  const child = spawn(process.execPath, [main, mode], {
+    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /"url":"([^"]+)"/.exec(buffered);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once("exit", (code) =>
+      reject(new Error(`network plugin exited with ${code}: ${buffered}`)),
+    );
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  return {
+    url,
+    child,
+    stop: () => {
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}

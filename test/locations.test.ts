@@ -1,0 +1,155 @@
+/**
+ * The same typed client, the same calls and the same semantics in all three
+ * locations: subprocess, remote (network mode over HTTP/2 and HTTP/1.1) and
+ * in process.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { PluginClient, inProcess, remote, silentLogger, type PluginSource } from "../src/index.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { decode, encode, fixture, startNetworkPlugin } from "./helpers.js";
+
+let network: Awaited<ReturnType<typeof startNetworkPlugin>>;
+before(async () => {
+  network = await startNetworkPlugin();
+});
+after(async () => {
+  await network.stop();
+});
+
+const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
+  ["subprocess", () => fixture("kv"), { bidi: true }],
+  ["remote over HTTP/2", () => remote(network.url), { bidi: true }],
+  // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
+  ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
+  ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],
+];
+
+for (const [where, source, { bidi }] of locations) {
+  describe(`KV plugin ${where}`, () => {
+    let client: PluginClient<{ kv: typeof KV }>;
+    before(async () => {
+      client = new PluginClient({
+        handshake,
+        plugins: { kv: KV },
+        source: source(),
+        logger: silentLogger,
+      });
+      await client.start();
+    });
+    after(() => client.close());
+
+    test("handshake reports version and plugins", () => {
+      assert.equal(client.protocolVersion, 1);
+      assert.deepEqual(client.availablePlugins, [
+        { name: "kv", version: "0.0.1-test", capabilities: [], service: "example.kv.v1.KV" },
+      ]);
+    });
+
+    test("unary calls", async () => {
+      const kv = client.dispense("kv");
+      await kv.put({ key: "k", value: encode(`v-${where}`) });
+      const res = await kv.get({ key: "k" });
+      assert.equal(res.found, true);
+      assert.equal(decode(res.value), `v-${where}`);
+      assert.equal((await kv.get({ key: "absent" })).found, false);
+    });
+
+    test("server streaming", async () => {
+      const kv = client.dispense("kv");
+      const abort = new AbortController();
+      const key = `watch-${where}`;
+      const seen: string[] = [];
+      let ready!: () => void;
+      const registered = new Promise<void>((r) => (ready = r));
+      const watching = (async () => {
+        try {
+          for await (const e of kv.watch({ key }, { signal: abort.signal })) {
+            seen.push(decode(e.value));
+            if (seen.length === 1) ready();
+            if (seen.length === 3) abort.abort();
+          }
+        } catch (e) {
+          assert.equal(ConnectError.from(e).code, Code.Canceled);
+        }
+      })();
+      await registered;
+      await kv.put({ key, value: encode("1") });
+      await kv.put({ key, value: encode("2") });
+      await watching;
+      assert.deepEqual(seen, ["", "1", "2"]);
+    });
+
+    test("client streaming", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.putMany(
+        (async function* () {
+          for (let i = 0; i < 100; i++) yield { key: `m${i}`, value: encode(String(i)) };
+        })(),
+      );
+      assert.equal(res.count, 100);
+      assert.equal(decode((await kv.get({ key: "m99" })).value), "99");
+    });
+
+    test("bidi streaming", { skip: !bidi && "HTTP/1.1 cannot carry bidi streams" }, async () => {
+      const kv = client.dispense("kv");
+      await kv.put({ key: "b1", value: encode("one") });
+      const out: string[] = [];
+      for await (const res of kv.exchange(
+        (async function* () {
+          yield { key: "b1" };
+          yield { key: "nope" };
+        })(),
+      )) {
+        out.push(res.found ? decode(res.value) : "-");
+      }
+      assert.deepEqual(out, ["one", "-"]);
+    });
+
+    test("errors keep their code, message and metadata", async () => {
+      const kv = client.dispense("kv");
+      await assert.rejects(kv.get({ key: "fail" }), (e: unknown) => {
+        const ce = ConnectError.from(e);
+        return (
+          ce.code === Code.NotFound &&
+          ce.rawMessage === "no such key: fail" &&
+          ce.metadata.get("x-reason") === "fixture"
+        );
+      });
+    });
+
+    test("headers and trailers travel both ways", async () => {
+      const kv = client.dispense("kv");
+      let header: Headers | undefined;
+      let trailer: Headers | undefined;
+      await kv.get(
+        { key: "headers" },
+        {
+          headers: { "x-echo": "ping" },
+          onHeader: (h) => (header = h),
+          onTrailer: (t) => (trailer = t),
+        },
+      );
+      assert.equal(header?.get("x-echo"), "ping");
+      assert.equal(trailer?.get("x-echo-trailer"), "ping");
+    });
+
+    test("deadlines reach the plugin and are enforced", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.get({ key: "deadline" }, { timeoutMs: 5_000 });
+      const remaining = Number(decode(res.value));
+      assert.ok(remaining > 0 && remaining <= 5_000, `plugin saw ${remaining} ms left`);
+      const start = performance.now();
+      await assert.rejects(kv.get({ key: "slow:2000" }, { timeoutMs: 150 }), (e: unknown) => {
+        return ConnectError.from(e).code === Code.DeadlineExceeded;
+      });
+      assert.ok(performance.now() - start < 1_000, "the deadline cut the call short");
+    });
+
+    test("health", async () => {
+      assert.equal(await client.health(), "serving");
+    });
+  });
+}
