@@ -31,20 +31,24 @@ export function exitGuard(
       cause,
     );
 
-  const translate = async (error: unknown): Promise<unknown> => {
-    const ce = ConnectError.from(error);
-    if (ce.code === Code.Canceled || ce.code === Code.DeadlineExceeded) return error;
+  const translate = async (error: unknown, signal: AbortSignal): Promise<unknown> => {
+    // The caller's own cancellation or deadline is not the plugin's doing.
+    // (A dying connection also shows up as Canceled, but without the signal.)
+    if (signal.aborted || ConnectError.from(error).code === Code.DeadlineExceeded) return error;
     if (proc.exit !== undefined) return explain(proc.exit, true, error);
     if (!connectionBroken()) return error;
     const exit = await proc.exitWithin(1_000);
     return exit === undefined ? error : explain(exit, true, error);
   };
 
-  async function* guardStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  async function* guardStream<T>(
+    messages: AsyncIterable<T>,
+    signal: AbortSignal,
+  ): AsyncIterable<T> {
     try {
       yield* messages;
     } catch (error) {
-      throw await translate(error);
+      throw await translate(error, signal);
     }
   }
 
@@ -52,9 +56,9 @@ export function exitGuard(
     if (proc.exit !== undefined) throw explain(proc.exit, false);
     try {
       const res = await next(req);
-      return res.stream ? { ...res, message: guardStream(res.message) } : res;
+      return res.stream ? { ...res, message: guardStream(res.message, req.signal) } : res;
     } catch (error) {
-      throw await translate(error);
+      throw await translate(error, req.signal);
     }
   };
 }

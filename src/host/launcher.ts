@@ -171,12 +171,24 @@ export class PluginProcess {
 
     return new Promise<PluginProcess>((resolve, reject) => {
       let settled = false;
+      // On failure, kill the plugin and reject once it is gone (or after 2 s
+      // if it cannot be reaped), so that a failed start leaves nothing behind.
       const fail = (error: PluginError): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         killGroup(child, "SIGKILL");
-        reject(error);
+        const reaped =
+          child.pid === undefined || child.exitCode !== null || child.signalCode !== null;
+        if (reaped) {
+          reject(error);
+          return;
+        }
+        const giveUp = setTimeout(() => reject(error), 2_000);
+        void exited.then(() => {
+          clearTimeout(giveUp);
+          reject(error);
+        });
       };
 
       const timer = setTimeout(() => {

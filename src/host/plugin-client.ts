@@ -120,6 +120,8 @@ export class PluginClient<
   private readonly name: string;
   private starting: Promise<void> | undefined;
   private running: Running | undefined;
+  /** The subprocess, kept after close() so that `exit` stays readable. */
+  private process: PluginProcess | undefined;
   private closing: Promise<void> | undefined;
   private readonly clients = new Map<string, unknown>();
   private readonly exitListeners = new Set<(exit: PluginExit) => void>();
@@ -147,12 +149,12 @@ export class PluginClient<
 
   /** The subprocess' pid, or undefined for remote and in-process plugins. */
   get pid(): number | undefined {
-    return this.running?.process?.pid;
+    return this.process?.pid;
   }
 
   /** How the subprocess ended, once it has. */
   get exit(): PluginExit | undefined {
-    return this.running?.process?.exit;
+    return this.process?.exit;
   }
 
   /**
@@ -313,6 +315,7 @@ export class PluginClient<
           interceptors,
         });
         const p = proc;
+        this.process = p;
         p.onExit((exit) => this.handleExit(exit, transport, p));
         break;
       }

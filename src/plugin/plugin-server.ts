@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import {
@@ -76,6 +77,8 @@ export class PluginServer {
     }
     this.tracker = new CallTracker(new Set([PluginController.typeName, Health.typeName]));
     this.gracePeriodMs = options.gracePeriodMs ?? 10_000;
+    // Every call's signal listens on the shutdown signal; there may be many.
+    setMaxListeners(0, this.abort.signal);
     this.log = options.log ?? pluginLog;
   }
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file connectplugin/v1/controller.proto.
  */
 export const file_connectplugin_v1_controller: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb25uZWN0cGx1Z2luL3YxL2NvbnRyb2xsZXIucHJvdG8SEGNvbm5lY3RwbHVnaW4udjEiSAoQSGFuZHNoYWtlUmVxdWVzdBIZChFwcm90b2NvbF92ZXJzaW9ucxgBIAMoBRIZChFyZXF1ZXN0ZWRfcGx1Z2lucxgCIAMoCSKbAQoRSGFuZHNoYWtlUmVzcG9uc2USGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoBRI3ChFhdmFpbGFibGVfcGx1Z2lucxgCIAMoCzIcLmNvbm5lY3RwbHVnaW4udjEuUGx1Z2luSW5mbxIaChJzdXBwb3J0ZWRfdmVyc2lvbnMYAyADKAUSFwoPbWlzc2luZ19wbHVnaW5zGAQgAygJIlIKClBsdWdpbkluZm8SDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhQKDGNhcGFiaWxpdGllcxgDIAMoCRIPCgdzZXJ2aWNlGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QiygEKDkhlYWx0aFJlc3BvbnNlEjcKBnN0YXR1cxgBIAEoDjInLmNvbm5lY3RwbHVnaW4udjEuSGVhbHRoUmVzcG9uc2UuU3RhdHVzEhcKD2NhbGxzX2luX2ZsaWdodBgCIAEoDSJmCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASEgoOU1RBVFVTX1NFUlZJTkcQARIWChJTVEFUVVNfTk9UX1NFUlZJTkcQAhIYChRTVEFUVVNfU0hVVFRJTkdfRE9XThADIiEKD1NodXRkb3duUmVxdWVzdBIOCgZyZWFzb24YASABKAkiEgoQU2h1dGRvd25SZXNwb25zZTKXAgoQUGx1Z2luQ29udHJvbGxlchJZCglIYW5kc2hha2USIi5jb25uZWN0cGx1Z2luLnYxLkhhbmRzaGFrZVJlcXVlc3QaIy5jb25uZWN0cGx1Z2luLnYxLkhhbmRzaGFrZVJlc3BvbnNlIgOQAgESUAoGSGVhbHRoEh8uY29ubmVjdHBsdWdpbi52MS5IZWFsdGhSZXF1ZXN0GiAuY29ubmVjdHBsdWdpbi52MS5IZWFsdGhSZXNwb25zZSIDkAIBElYKCFNodXRkb3duEiEuY29ubmVjdHBsdWdpbi52MS5TaHV0ZG93blJlcXVlc3QaIi5jb25uZWN0cGx1Z2luLnYxLlNodXRkb3duUmVzcG9uc2UiA5ACAmIGcHJvdG8z");
+  fileDesc("CiFjb25uZWN0cGx1Z2luL3YxL2NvbnRyb2xsZXIucHJvdG8SEGNvbm5lY3RwbHVnaW4udjEiSAoQSGFuZHNoYWtlUmVxdWVzdBIZChFwcm90b2NvbF92ZXJzaW9ucxgBIAMoBRIZChFyZXF1ZXN0ZWRfcGx1Z2lucxgCIAMoCSKCAQoRSGFuZHNoYWtlUmVzcG9uc2USGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoBRI3ChFhdmFpbGFibGVfcGx1Z2lucxgCIAMoCzIcLmNvbm5lY3RwbHVnaW4udjEuUGx1Z2luSW5mbxIaChJzdXBwb3J0ZWRfdmVyc2lvbnMYAyADKAUiUgoKUGx1Z2luSW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFAoMY2FwYWJpbGl0aWVzGAMgAygJEg8KB3NlcnZpY2UYBCABKAkiDwoNSGVhbHRoUmVxdWVzdCLKAQoOSGVhbHRoUmVzcG9uc2USNwoGc3RhdHVzGAEgASgOMicuY29ubmVjdHBsdWdpbi52MS5IZWFsdGhSZXNwb25zZS5TdGF0dXMSFwoPY2FsbHNfaW5fZmxpZ2h0GAIgASgNImYKBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABISCg5TVEFUVVNfU0VSVklORxABEhYKElNUQVRVU19OT1RfU0VSVklORxACEhgKFFNUQVRVU19TSFVUVElOR19ET1dOEAMiIQoPU2h1dGRvd25SZXF1ZXN0Eg4KBnJlYXNvbhgBIAEoCSISChBTaHV0ZG93blJlc3BvbnNlMpcCChBQbHVnaW5Db250cm9sbGVyElkKCUhhbmRzaGFrZRIiLmNvbm5lY3RwbHVnaW4udjEuSGFuZHNoYWtlUmVxdWVzdBojLmNvbm5lY3RwbHVnaW4udjEuSGFuZHNoYWtlUmVzcG9uc2UiA5ACARJQCgZIZWFsdGgSHy5jb25uZWN0cGx1Z2luLnYxLkhlYWx0aFJlcXVlc3QaIC5jb25uZWN0cGx1Z2luLnYxLkhlYWx0aFJlc3BvbnNlIgOQAgESVgoIU2h1dGRvd24SIS5jb25uZWN0cGx1Z2luLnYxLlNodXRkb3duUmVxdWVzdBoiLmNvbm5lY3RwbHVnaW4udjEuU2h1dGRvd25SZXNwb25zZSIDkAICYgZwcm90bzM");
 
 /**
  * @generated from message connectplugin.v1.HandshakeRequest
@@ -24,9 +24,8 @@ export type HandshakeRequest = Message<"connectplugin.v1.HandshakeRequest"> & {
   protocolVersions: number[];
 
   /**
-   * The named plugins the host intends to dispense. The plugin reports the
-   * ones it lacks in missing_plugins instead of failing, so that the host can
-   * name them in one clear error.
+   * The named plugins the host intends to dispense. Informational: the plugin
+   * logs the ones it lacks, and the host names them when it dispenses.
    *
    * @generated from field: repeated string requested_plugins = 2;
    */
@@ -66,13 +65,6 @@ export type HandshakeResponse = Message<"connectplugin.v1.HandshakeResponse"> & 
    * @generated from field: repeated int32 supported_versions = 3;
    */
   supportedVersions: number[];
-
-  /**
-   * Requested plugins that the plugin does not provide at that version.
-   *
-   * @generated from field: repeated string missing_plugins = 4;
-   */
-  missingPlugins: string[];
 };
 
 /**

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fails when src/gen or examples/kv/gen differ from what buf generates from
+# the .proto files now, so that nobody edits generated code by hand and no
+# .proto change lands without its generated code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+npx buf generate -o "$out"
+npx buf generate --template buf.gen.examples.yaml -o "$out"
+status=0
+diff -r "$out/src/gen" src/gen || status=1
+diff -r "$out/examples/kv/gen" examples/kv/gen || status=1
+if [ $status -ne 0 ]; then
+  echo "generated code is stale: run 'npm run generate' and commit the result" >&2
+fi
+exit $status

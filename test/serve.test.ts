@@ -1,0 +1,250 @@
+/**
+ * The plugin side, seen from outside: how serve() behaves when started by
+ * hand, by a host (its handshake line and private socket), and as a network
+ * service reached by plain HTTP/1.1, gRPC health probes and Connect clients.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, createConnectTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
+import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
+import { PluginClient, PluginError, inProcess, remote, silentLogger } from "../src/index.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { startNetworkPlugin, waitFor } from "./helpers.js";
+import { fileURLToPath } from "node:url";
+
+const fixtureMain = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
+
+/** Runs the fixture plugin by hand with the given environment. */
+function runPlugin(env: Record<string, string>) {
+  const child = spawn(process.execPath, [fixtureMain, "kv"], {
+    env: { ...process.env, ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+const cookie = { KV_PLUGIN: "hello" };
+
+test("started by hand, a plugin explains itself on stderr and exits 1", async () => {
+  const run = runPlugin({});
+  assert.equal(await run.exited, 1);
+  assert.equal(run.stdout(), "", "nothing on stdout");
+  assert.match(run.stderr(), /This binary is a plugin \(the magic cookie KV_PLUGIN is not set\)/);
+  assert.match(run.stderr(), /Plugins are not meant to be executed directly/);
+  assert.match(run.stderr(), /set CONNECT_PLUGIN_LISTEN=HOST:PORT/);
+});
+
+test("launched, a plugin prints one handshake line and listens in a private directory", async () => {
+  const run = runPlugin({
+    ...cookie,
+    PLUGIN_PROTOCOL_VERSIONS: "1",
+    CONNECT_PLUGIN_TRANSPORTS: "connect",
+  });
+  await waitFor("the handshake line", () => run.stdout().includes("\n"));
+  const line = run.stdout();
+  const match = /^1\|1\|unix\|(\/[^|]+\/cp-[^/|]+\/plugin\.sock)\|connect\|\n$/.exec(line);
+  assert.ok(match, `unexpected handshake line ${JSON.stringify(line)}`);
+  const socket = match[1] ?? "";
+  assert.equal(statSync(dirname(socket)).mode & 0o777, 0o700, "socket directory is private");
+  assert.ok(statSync(socket).isSocket());
+  run.child.kill("SIGTERM");
+  assert.equal(await run.exited, 0);
+  assert.equal(existsSync(dirname(socket)), false, "socket directory removed on exit");
+  assert.equal(run.stdout(), line, "nothing else was written to stdout");
+});
+
+test("launched by a go-plugin host, the line announces grpc and honours PLUGIN_UNIX_SOCKET_DIR", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sockdir-"));
+  const run = runPlugin({ ...cookie, PLUGIN_PROTOCOL_VERSIONS: "1", PLUGIN_UNIX_SOCKET_DIR: dir });
+  await waitFor("the handshake line", () => run.stdout().includes("\n"));
+  assert.match(
+    run.stdout(),
+    new RegExp(`^1\\|1\\|unix\\|${dir}/cp-[^/|]+/plugin\\.sock\\|grpc\\|\\n$`),
+  );
+  run.child.kill("SIGTERM");
+  assert.equal(await run.exited, 0);
+});
+
+test("where a unix socket path would be too long, a plugin uses loopback TCP", async () => {
+  const dir = mkdtempSync(join(tmpdir(), `${"d".repeat(90)}-`));
+  const run = runPlugin({
+    ...cookie,
+    PLUGIN_UNIX_SOCKET_DIR: dir,
+    CONNECT_PLUGIN_TRANSPORTS: "connect",
+  });
+  await waitFor("the handshake line", () => run.stdout().includes("\n"));
+  assert.match(run.stdout(), /^1\|1\|tcp\|127\.0\.0\.1:\d+\|connect\|\n$/);
+  run.child.kill("SIGTERM");
+  assert.equal(await run.exited, 0);
+});
+
+test("network mode serves plain HTTP/1.1 JSON (curl-style) on the same port as HTTP/2", async () => {
+  const plugin = await startNetworkPlugin();
+  try {
+    const res = await fetch(`${plugin.url}/example.kv.v1.KV/Get`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: "nothing" }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {});
+    const h2 = createClient(
+      PluginController,
+      createConnectTransport({ baseUrl: plugin.url, httpVersion: "2" }),
+    );
+    const hs = await h2.handshake({ protocolVersions: [1] });
+    assert.equal(hs.protocolVersion, 1);
+  } finally {
+    assert.equal(await plugin.stop(), 0, "SIGTERM stops a network plugin with code 0");
+  }
+});
+
+test("grpc.health.v1 answers for the server, go-plugin's 'plugin' and each service", async () => {
+  const plugin = await startNetworkPlugin();
+  try {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: plugin.url }));
+    for (const service of ["", "plugin", "example.kv.v1.KV", "connectplugin.v1.PluginController"]) {
+      const res = await health.check({ service });
+      assert.equal(res.status, HealthCheckResponse_ServingStatus.SERVING, service);
+    }
+    await assert.rejects(health.check({ service: "no.such.Service" }), (e: unknown) => {
+      const ce = ConnectError.from(e);
+      return ce.code === Code.NotFound && /unknown service "no.such.Service"/.test(ce.rawMessage);
+    });
+  } finally {
+    await plugin.stop();
+  }
+});
+
+test("a network plugin refuses Shutdown from hosts by default", async () => {
+  const plugin = await startNetworkPlugin();
+  try {
+    const controller = createClient(
+      PluginController,
+      createConnectTransport({ baseUrl: plugin.url, httpVersion: "1.1" }),
+    );
+    await assert.rejects(controller.shutdown({ reason: "test" }), (e: unknown) => {
+      const ce = ConnectError.from(e);
+      return (
+        ce.code === Code.PermissionDenied &&
+        /does not accept Shutdown from hosts/.test(ce.rawMessage)
+      );
+    });
+    // Closing a remote client never stops the shared service.
+    const client = new PluginClient({
+      handshake,
+      plugins: { kv: KV },
+      source: remote(plugin.url),
+      logger: silentLogger,
+    });
+    await client.start();
+    await client.close();
+    assert.equal(plugin.child.exitCode, null, "still running");
+    assert.equal((await controller.health({})).status, 1);
+  } finally {
+    await plugin.stop();
+  }
+});
+
+test("remote: plaintext to a non-loopback host is refused unless allowed", () => {
+  assert.throws(
+    () => remote("http://10.1.2.3:8080"),
+    /refusing plaintext http:\/\/ to non-loopback host 10\.1\.2\.3: use https:\/\/, or pass \{ allowPlaintext: true \}/,
+  );
+  assert.equal(remote("http://10.1.2.3:8080", { allowPlaintext: true }).url.host, "10.1.2.3:8080");
+  assert.equal(remote("https://plugins.example.com").url.protocol, "https:");
+  assert.equal(remote("http://127.0.0.1:1").url.hostname, "127.0.0.1");
+  assert.equal(remote("http://[::1]:1").url.hostname, "[::1]");
+  assert.throws(() => remote("ftp://x"), /must be http:\/\/ or https:\/\//);
+});
+
+test("remote: an endpoint that is not a connect-plugin server", async () => {
+  const server = createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end("not here");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const client = new PluginClient({
+      handshake,
+      plugins: { kv: KV },
+      source: remote(`http://127.0.0.1:${port}`, { httpVersion: "1.1" }),
+      logger: silentLogger,
+    });
+    await assert.rejects(client.start(), (e: unknown) => {
+      return (
+        e instanceof PluginError &&
+        e.kind === "not-a-plugin-server" &&
+        /does not speak the connect-plugin protocol/.test(e.message)
+      );
+    });
+  } finally {
+    server.close();
+  }
+});
+
+test("remote: an endpoint where nothing listens", async () => {
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: remote("http://127.0.0.1:9"),
+    logger: silentLogger,
+    startTimeoutMs: 3_000,
+  });
+  await assert.rejects(client.start(), (e: unknown) => {
+    return (
+      e instanceof PluginError &&
+      /could not complete the handshake with http:\/\/127\.0\.0\.1:9\/: .*ECONNREFUSED/.test(
+        e.message,
+      )
+    );
+  });
+});
+
+test("remote and in process: a version mismatch lists both sides' versions", async () => {
+  const client = new PluginClient({
+    handshake,
+    versionedPlugins: { 4: { kv: KV }, 5: { kv: KV } },
+    source: inProcess(faultyKvDefinition(2)),
+    logger: silentLogger,
+  });
+  await assert.rejects(client.start(), (e: unknown) => {
+    return (
+      e instanceof PluginError &&
+      e.kind === "version-mismatch" &&
+      /the plugin speaks \[2\], this host speaks \[4, 5\]/.test(e.message)
+    );
+  });
+});
+
+test("a plugin that lacks a requested plugin is named when dispensing", async () => {
+  const Other = { ...KV, typeName: "example.other.v1.Other" } as typeof KV;
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV, other: Other },
+    source: inProcess(faultyKvDefinition()),
+    logger: silentLogger,
+  });
+  await client.start();
+  assert.throws(
+    () => client.dispense("other"),
+    /does not provide "other" at protocol version 1 \(it provides: "kv"\)/,
+  );
+  await client.close();
+});
