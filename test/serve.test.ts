@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { createServer } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -66,6 +67,43 @@ test("launched, a plugin prints one handshake line and listens in a private dire
   assert.equal(await run.exited, 0);
   assert.equal(existsSync(dirname(socket)), false, "socket directory removed on exit");
   assert.equal(run.stdout(), line, "nothing else was written to stdout");
+});
+
+test("launched, a plugin answers only callers with its launch token", async () => {
+  const run = runPlugin({
+    ...cookie,
+    CONNECT_PLUGIN_TRANSPORTS: "connect",
+    CONNECT_PLUGIN_AUTH_TOKEN: "s3cret",
+  });
+  await waitFor("the handshake line", () => run.stdout().includes("\n"));
+  const socket = run.stdout().split("|")[3] ?? "";
+  const transport = (token?: string) =>
+    createConnectTransport({
+      baseUrl: "http://localhost",
+      httpVersion: "2",
+      nodeOptions: { createConnection: () => connect(socket) },
+      interceptors:
+        token === undefined
+          ? []
+          : [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+    });
+  try {
+    for (const token of [undefined, "wrong", "s3cret-but-longer"]) {
+      await assert.rejects(createClient(KV, transport(token)).get({ key: "a" }), (e: unknown) => {
+        const ce = ConnectError.from(e);
+        return (
+          ce.code === Code.Unauthenticated &&
+          /only answers the host that launched it/.test(ce.rawMessage)
+        );
+      });
+    }
+    assert.equal((await createClient(KV, transport("s3cret")).get({ key: "a" })).found, false);
+    const health = await createClient(Health, transport()).check({ service: "plugin" });
+    assert.equal(health.status, HealthCheckResponse_ServingStatus.SERVING, "health needs no token");
+  } finally {
+    run.child.kill("SIGTERM");
+    assert.equal(await run.exited, 0);
+  }
 });
 
 test("launched by a go-plugin host, the line announces grpc and honours PLUGIN_UNIX_SOCKET_DIR", async () => {

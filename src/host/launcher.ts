@@ -32,6 +32,8 @@ export interface LaunchOptions {
   readonly logger: Logger;
   /** Name used in logs and errors. */
   readonly name: string;
+  /** Secret the plugin will require on every call (see Env.authToken). */
+  readonly authToken: string;
 }
 
 /** Phrases that go-plugin's and our serve() print when the cookie is wrong. */
@@ -135,6 +137,7 @@ export class PluginProcess {
         [Env.maxPort]: "25000",
         [Env.transports]: "connect",
         [Env.parentWatch]: "stdin",
+        [Env.authToken]: options.authToken,
       },
       stdio: ["pipe", "pipe", "pipe"],
       detached: true,

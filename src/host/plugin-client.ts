@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { dirname, basename } from "node:path";
 import { rmSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
@@ -286,6 +287,7 @@ export class PluginClient<
 
     switch (source.kind) {
       case "subprocess": {
+        const authToken = randomBytes(32).toString("base64url");
         proc = await PluginProcess.launch({
           command: source.command,
           args: source.args,
@@ -296,6 +298,7 @@ export class PluginClient<
           startTimeoutMs: Math.max(1, deadline - Date.now()),
           logger: this.logger,
           name: this.name,
+          authToken,
         });
         const line = proc.handshakeLine;
         if (line.protocol !== "connect" && line.protocol !== "grpc") {
@@ -309,7 +312,10 @@ export class PluginClient<
         // The guard asks the transport whether its connection broke; the
         // transport is created after the guard, hence the late binding.
         let socket: ClientTransport | undefined;
-        interceptors.unshift(exitGuard(this.name, proc, () => socket?.isBroken() ?? false));
+        interceptors.unshift(
+          exitGuard(this.name, proc, () => socket?.isBroken() ?? false),
+          bearerToken(authToken),
+        );
         transport = socket = createSocketTransport(line, {
           protocol: line.protocol === "grpc" ? "grpc" : "connect",
           interceptors,
@@ -481,6 +487,15 @@ function removeSocketDir(proc: PluginProcess): void {
   if (line.network !== "unix") return;
   const dir = dirname(line.address);
   if (basename(dir).startsWith("cp-")) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Adds the launch token to every call into a subprocess. */
+function bearerToken(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (next) => (req) => {
+    req.header.set("authorization", value);
+    return next(req);
+  };
 }
 
 function describeSource(source: PluginSource): string {

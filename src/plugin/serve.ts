@@ -14,6 +14,7 @@ import {
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { pluginLog } from "./plugin-log.js";
+import { takeLaunchToken } from "./launch-token.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -122,7 +123,10 @@ async function serveLaunched(
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  const http = await PluginHttpServer.listen(handler(server, []), target, { acceptHttp1: false });
+  const token = takeLaunchToken();
+  const http = await PluginHttpServer.listen(handler(server, token ? [token] : []), target, {
+    acceptHttp1: false,
+  });
 
   const handle = lifecycle(server, http, socket, options, "launched");
 

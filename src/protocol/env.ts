@@ -29,6 +29,13 @@ export const Env = {
    */
   parentWatch: "CONNECT_PLUGIN_PARENT_WATCH",
   /**
+   * A secret the host makes for each launch. The plugin requires it as a
+   * bearer token on every call (health checks excepted) and removes it from
+   * its environment at start, so that only the host that launched it can
+   * call it, even over loopback TCP where any local user could connect.
+   */
+  authToken: "CONNECT_PLUGIN_AUTH_TOKEN",
+  /**
    * Network mode: the address to listen on (for example "0.0.0.0:8080" or
    * ":8080"). Lets one plugin binary run as a sidecar or remote service
    * without code changes.
