@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond npm packages, or says clearly
-# what is missing. Today the suite needs only Node.js itself; the later
-# suites (go-plugin interop, DNS, etcd, OCI) add their packages here.
+# Installs what the test suite needs beyond npm packages (Debian packages when
+# run as root), or says clearly what is missing and how to get it.
 set -euo pipefail
+
+# Debian packages the tests use, as "command:package".
+debian_packages=("openssl:openssl")
 
 missing=()
 node_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -13,9 +15,23 @@ if [ ! -d node_modules ]; then
   missing+=("npm packages: run 'npm ci' first")
 fi
 
+to_install=()
+for entry in "${debian_packages[@]}"; do
+  command -v "${entry%%:*}" >/dev/null 2>&1 || to_install+=("${entry#*:}")
+done
+if [ ${#to_install[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${to_install[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${to_install[@]}" >/dev/null
+  else
+    missing+=("Debian packages ${to_install[*]} (install them, or run the tests as root to have them installed)")
+  fi
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "cannot run the tests; missing:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages installed"
+echo "ok: node $(node --version), npm packages, $(openssl version)"

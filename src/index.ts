@@ -17,11 +17,13 @@ export type {
 } from "./host/plugin-client.js";
 export { inProcess, remote, subprocess } from "./host/sources.js";
 export type {
+  ClientTls,
   InProcessSource,
   PluginSource,
   RemoteSource,
   SubprocessSource,
 } from "./host/sources.js";
+export type { ServerTls } from "./transport/http-server.js";
 export type { PluginExit } from "./host/launcher.js";
 
 export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";

@@ -330,6 +330,7 @@ export class PluginClient<
           protocol: source.protocol,
           httpVersion: source.httpVersion,
           interceptors,
+          ...(source.tls !== undefined && { tls: source.tls }),
         });
         break;
       case "in-process":

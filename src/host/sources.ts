@@ -25,6 +25,17 @@ export interface RemoteSource {
   readonly protocol: RpcProtocol;
   /** Defaults to "2"; bidirectional streaming needs HTTP/2. */
   readonly httpVersion: "1.1" | "2";
+  /** For https:// URLs: a private CA, and a client certificate for mutual TLS. */
+  readonly tls?: ClientTls;
+}
+
+/** TLS settings for a remote plugin, as PEM. */
+export interface ClientTls {
+  /** CA certificate(s) to trust instead of the system's. */
+  readonly ca?: string | Buffer;
+  /** Client certificate and key, for plugins that require mutual TLS. */
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
 }
 
 /** Run the plugin inside the host's own process. */
@@ -51,7 +62,12 @@ export function subprocess(
  */
 export function remote(
   url: string | URL,
-  options: { protocol?: RpcProtocol; httpVersion?: "1.1" | "2"; allowPlaintext?: boolean } = {},
+  options: {
+    protocol?: RpcProtocol;
+    httpVersion?: "1.1" | "2";
+    allowPlaintext?: boolean;
+    tls?: ClientTls;
+  } = {},
 ): RemoteSource {
   const parsed = new URL(url);
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
@@ -63,11 +79,15 @@ export function remote(
         `or pass { allowPlaintext: true } if the network is trusted`,
     );
   }
+  if (options.tls !== undefined && parsed.protocol !== "https:") {
+    throw new TypeError(`TLS options were given for ${parsed.toString()}, which is not https://`);
+  }
   return {
     kind: "remote",
     url: parsed,
     protocol: options.protocol ?? "connect",
     httpVersion: options.httpVersion ?? "2",
+    ...(options.tls !== undefined && { tls: options.tls }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { writeSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
@@ -10,6 +10,7 @@ import {
   PluginHttpServer,
   type BoundAddress,
   type ListenTarget,
+  type ServerTls,
 } from "../transport/http-server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
@@ -36,6 +37,13 @@ export interface ServeOptions extends PluginServerOptions {
    * honours it.)
    */
   readonly allowRemoteShutdown?: boolean;
+  /**
+   * Network mode: serve over TLS (HTTP/2 and HTTP/1.1 chosen by ALPN). With
+   * `clientCa`, clients must present a certificate it signed (mutual TLS).
+   * CONNECT_PLUGIN_TLS_CERT_FILE, CONNECT_PLUGIN_TLS_KEY_FILE and
+   * CONNECT_PLUGIN_TLS_CLIENT_CA_FILE do the same with PEM files.
+   */
+  readonly tls?: ServerTls;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -158,10 +166,12 @@ async function serveNetwork(
 ): Promise<ServeHandle> {
   const server = new PluginServer(definition, options);
   const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
+  const tls = options.tls ?? tlsFromEnv();
   const http = await PluginHttpServer.listen(handler(server, guard), parseListen(listen), {
     acceptHttp1: true,
+    ...(tls !== undefined && { tls }),
   });
-  const handle = lifecycle(server, http, undefined, options, "network");
+  const handle = lifecycle(server, http, undefined, options, "network", tls !== undefined);
   process.on("SIGINT", () => void handle.shutdown("SIGINT"));
   pluginLog("info", "plugin serving", { url: handle.url, versions: server.versions });
   return handle;
@@ -199,6 +209,7 @@ function lifecycle(
   socket: PrivateSocket | undefined,
   options: ServeOptions,
   mode: ServeHandle["mode"],
+  secure = false,
 ): ServeHandle {
   let finished: Promise<void> | undefined;
   let resolveDone: () => void = () => {};
@@ -217,9 +228,11 @@ function lifecycle(
   server.onShutdownRequest = (reason) => void shutdown(reason);
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   const bound = http.bound;
+  const host =
+    bound.network === "tcp" && !["0.0.0.0", "[::]"].includes(bound.host) ? bound.host : "127.0.0.1";
   const url =
     bound.network === "tcp"
-      ? `http://${bound.host === "0.0.0.0" || bound.host === "[::]" ? "127.0.0.1" : bound.host}:${bound.port}`
+      ? `${secure ? "https" : "http"}://${host}:${bound.port}`
       : `unix:${bound.address}`;
   return {
     mode,
@@ -227,6 +240,22 @@ function lifecycle(
     url,
     shutdown,
     done,
+  };
+}
+
+/** Reads TLS PEM files named by CONNECT_PLUGIN_TLS_* variables, if set. */
+function tlsFromEnv(): ServerTls | undefined {
+  const certFile = process.env[Env.tlsCertFile];
+  const keyFile = process.env[Env.tlsKeyFile];
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    throw new Error(`set both ${Env.tlsCertFile} and ${Env.tlsKeyFile}, or neither`);
+  }
+  const clientCaFile = process.env[Env.tlsClientCaFile];
+  return {
+    cert: readFileSync(certFile),
+    key: readFileSync(keyFile),
+    ...(clientCaFile ? { clientCa: readFileSync(clientCaFile) } : {}),
   };
 }
 

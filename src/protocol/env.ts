@@ -41,6 +41,11 @@ export const Env = {
    * without code changes.
    */
   listen: "CONNECT_PLUGIN_LISTEN",
+  /** Network mode: PEM files for TLS, so a sidecar needs no code change. */
+  tlsCertFile: "CONNECT_PLUGIN_TLS_CERT_FILE",
+  tlsKeyFile: "CONNECT_PLUGIN_TLS_KEY_FILE",
+  /** Network mode: CA that client certificates must chain to (mutual TLS). */
+  tlsClientCaFile: "CONNECT_PLUGIN_TLS_CLIENT_CA_FILE",
 } as const;
 
 /**

@@ -85,9 +85,13 @@ export function createSocketTransport(
  */
 export function createUrlTransport(
   url: URL,
-  options: TransportOptions & { httpVersion?: "1.1" | "2" } = {},
+  options: TransportOptions & {
+    httpVersion?: "1.1" | "2";
+    tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  } = {},
 ): ClientTransport {
   const baseUrl = url.toString().replace(/\/$/, "");
+  const tls = options.tls ?? {};
   const common = {
     baseUrl,
     useBinaryFormat: true,
@@ -96,15 +100,20 @@ export function createUrlTransport(
   };
   if (options.httpVersion === "1.1") {
     return {
-      transport: createTransport(options.protocol ?? "connect", { ...common, httpVersion: "1.1" }),
+      transport: createTransport(options.protocol ?? "connect", {
+        ...common,
+        httpVersion: "1.1",
+        nodeOptions: { ...tls },
+      }),
       close: () => {},
       isBroken: () => false,
     };
   }
-  const sessionManager = new Http2SessionManager(baseUrl, {
-    pingIntervalMs: 15_000,
-    pingTimeoutMs: 10_000,
-  });
+  const sessionManager = new Http2SessionManager(
+    baseUrl,
+    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
+    { ...tls },
+  );
   return {
     transport: createTransport(options.protocol ?? "connect", {
       ...common,

@@ -9,6 +9,16 @@ export type NodeHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/**
+ * TLS for a network-mode server. With `clientCa`, clients must present a
+ * certificate signed by it (mutual TLS).
+ */
+export interface ServerTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  readonly clientCa?: string | Buffer;
+}
+
 /** Where a server listens. */
 export type ListenTarget =
   | { readonly network: "unix"; readonly path: string }
@@ -67,23 +77,44 @@ function replayHead(socket: net.Socket, head: Buffer): Duplex {
 export class PluginHttpServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly h2: http2.Http2Server;
+  private readonly h2: http2.Http2Server | http2.Http2SecureServer;
   private readonly h1: http.Server | undefined;
   private closing: Promise<void> | undefined;
+
+  /** Where the server listens (set once it does). */
+  bound: BoundAddress = { network: "unix", address: "" };
 
   private constructor(
     private readonly server: net.Server,
     handler: NodeHandler,
     acceptHttp1: boolean,
-    /** Where the server listens. */
-    public bound: BoundAddress = { network: "unix", address: "" },
+    tls: ServerTls | undefined,
   ) {
-    this.h2 = http2.createServer({}, handler);
+    if (tls !== undefined) {
+      // With TLS, ALPN picks HTTP/2 or HTTP/1.1; no sniffing needed.
+      this.h2 = http2.createSecureServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          allowHTTP1: acceptHttp1,
+          minVersion: "TLSv1.2",
+          ...(tls.clientCa !== undefined && {
+            ca: tls.clientCa,
+            requestCert: true,
+            rejectUnauthorized: true,
+          }),
+        },
+        handler,
+      );
+      this.h1 = undefined;
+    } else {
+      this.h2 = http2.createServer({}, handler);
+      this.h1 = acceptHttp1 ? http.createServer({ keepAliveTimeout: 30_000 }, handler) : undefined;
+    }
     this.h2.on("session", (session) => {
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
     });
-    this.h1 = acceptHttp1 ? http.createServer({ keepAliveTimeout: 30_000 }, handler) : undefined;
     server.on("connection", (socket) => this.accept(socket));
   }
 
@@ -91,10 +122,10 @@ export class PluginHttpServer {
   static async listen(
     handler: NodeHandler,
     target: ListenTarget,
-    options: { acceptHttp1: boolean },
+    options: { acceptHttp1: boolean; tls?: ServerTls },
   ): Promise<PluginHttpServer> {
     const server = net.createServer();
-    const plugin = new PluginHttpServer(server, handler, options.acceptHttp1);
+    const plugin = new PluginHttpServer(server, handler, options.acceptHttp1, options.tls);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       const done = (): void => {
@@ -117,7 +148,7 @@ export class PluginHttpServer {
   private accept(socket: net.Socket): void {
     // RPCs are small request/response exchanges: Nagle's algorithm would hold
     // each answer back until the client's delayed ACK, about 40 ms.
-    if (socket.setNoDelay !== undefined) socket.setNoDelay(true);
+    socket.setNoDelay(true);
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     if (this.closing !== undefined) {
