@@ -58,7 +58,7 @@ test("close() kills a plugin that does not stop within the grace period", async 
   await client.start();
   const pid = client.pid ?? -1;
   const kv = client.dispense("kv");
-  const stuck = timed(kv.get({ key: "slow:60000" }));
+  const stuck = timed(kv.get({ key: "stuck:60000" }));
   await new Promise((r) => setTimeout(r, 100));
   const closing = await timed(client.close());
   assert.ok(closing.ms < 3_000, `close took ${closing.ms.toFixed(0)} ms`);

@@ -34,7 +34,11 @@ export interface LaunchOptions {
   readonly name: string;
   /** Secret the plugin will require on every call (see Env.authToken). */
   readonly authToken: string;
+  /** Aborting it kills the plugin and fails the launch (close() during start()). */
+  readonly signal?: AbortSignal;
 }
+
+type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
 
 /** Phrases that go-plugin's and our serve() print when the cookie is wrong. */
 const COOKIE_MARKERS = ["not meant to be executed directly", "magic cookie"];
@@ -54,22 +58,44 @@ let exitHookInstalled = false;
  */
 export class PluginProcess {
   private exitInfo: PluginExit | undefined;
-  private stopping = false;
+  /** When the host started stopping the plugin (ms since epoch). */
+  private stoppingSince: number | undefined;
   private readonly exitListeners = new Set<(exit: PluginExit) => void>();
-  /** Resolves when the process has exited. */
+  /** Resolves when the process has exited. Never rejects. */
   readonly exited: Promise<PluginExit>;
 
   private constructor(
     private readonly child: ChildProcess,
     readonly handshakeLine: HandshakeLine,
     private readonly stderr: TailBuffer,
-    exited: Promise<Omit<PluginExit, "expected">>,
+    exited: Promise<RawExit>,
+    private readonly logger: Logger,
+    private readonly name: string,
   ) {
-    this.exited = exited.then((exit) => {
-      const final = { ...exit, expected: this.stopping };
+    this.exited = exited.then((raw) => {
+      const { exitedAt, ...exit } = raw;
+      // Expected only if the host asked before the process died: a crash
+      // just before close() is still a crash.
+      const expected = this.stoppingSince !== undefined && this.stoppingSince <= exitedAt;
+      const final: PluginExit = { ...exit, expected };
       this.exitInfo = final;
+      // Whatever the plugin left running in its group goes with it.
+      killGroup(child, "SIGKILL");
       live.delete(this);
-      for (const listener of this.exitListeners) listener(final);
+      for (const listener of this.exitListeners) {
+        try {
+          listener(final);
+        } catch (error) {
+          this.logger.log({
+            level: "error",
+            message: `an onExit listener threw: ${String(error)}`,
+            plugin: this.name,
+            source: "host",
+            fields: {},
+            time: new Date(),
+          });
+        }
+      }
       return final;
     });
   }
@@ -94,7 +120,7 @@ export class PluginProcess {
 
   /** Marks the coming exit as requested by the host. */
   markStopping(): void {
-    this.stopping = true;
+    this.stoppingSince ??= Date.now();
   }
 
   /** Sends a signal to the plugin's whole process group. */
@@ -153,17 +179,22 @@ export class PluginProcess {
     // Writes to stdin never happen; an EPIPE after the plugin exits is expected.
     child.stdin?.on("error", () => {});
 
-    const exited = new Promise<Omit<PluginExit, "expected">>((resolve) => {
+    const exited = new Promise<RawExit>((resolve) => {
       child.once("exit", (code, signal) => {
+        const exitedAt = Date.now();
         // Let the pipes drain, so the stderr tail is complete, but don't wait
-        // on a grandchild that inherited them.
-        const finish = (): void =>
+        // on a grandchild that inherited them: close our ends instead, so
+        // they cannot keep the host's event loop alive.
+        const finish = (): void => {
+          for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
           resolve({
             code,
             signal,
             description: describeExit(code, signal),
             stderrTail: stderrTail.toString(),
+            exitedAt,
           });
+        };
         const timer = setTimeout(finish, 200);
         child.once("close", () => {
           clearTimeout(timer);
@@ -205,6 +236,11 @@ export class PluginProcess {
           ),
         );
       }, options.startTimeoutMs);
+
+      const closedWhileStarting = (): void =>
+        fail(new PluginError("not-running", `plugin ${name} was closed while starting`));
+      if (options.signal?.aborted) closedWhileStarting();
+      options.signal?.addEventListener("abort", closedWhileStarting, { once: true });
 
       child.once("error", (err: NodeJS.ErrnoException) => {
         fail(
@@ -261,7 +297,7 @@ export class PluginProcess {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        const proc = new PluginProcess(child, parsed, stderrTail, exited);
+        const proc = new PluginProcess(child, parsed, stderrTail, exited, logger, name);
         live.add(proc);
         resolve(proc);
       });

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { dirname, basename } from "node:path";
-import { rmSync } from "node:fs";
+import { realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -32,23 +33,20 @@ import {
 } from "../transport/client-transport.js";
 import { PluginServer } from "../plugin/plugin-server.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
-import { exitGuard } from "./exit-guard.js";
-import type { PluginSource } from "./sources.js";
+import { CallGuard } from "./call-guard.js";
+import { checkRemoteSource, type PluginSource } from "./sources.js";
 
-export interface PluginClientOptions<P extends PluginSet, V extends VersionedPluginSets> {
+interface CommonOptions {
   /** The cookie and version shared with the plugin. */
   readonly handshake: HandshakeConfig;
-  /** The plugins the host can dispense, at `handshake.protocolVersion` (default 1). */
-  readonly plugins?: P;
-  /** Or: the plugins the host can dispense at each protocol version it speaks. */
-  readonly versionedPlugins?: V;
   /** Where the plugin runs: `subprocess(...)`, `remote(...)` or `inProcess(...)`. */
   readonly source: PluginSource;
   /** How long start() may take, handshake included. Defaults to 60 s (go-plugin's). */
   readonly startTimeoutMs?: number;
   /**
-   * How long close() waits for a subprocess to exit after asking it to shut
-   * down, before killing it. Defaults to 2 s (go-plugin's).
+   * How long close() lets calls in flight finish: a subprocess gets this long
+   * to exit after the Shutdown call before its process group is killed.
+   * Defaults to 2 s (go-plugin's).
    */
   readonly gracePeriodMs?: number;
   /** Receives the plugin's stderr and stdout lines, and lifecycle events. */
@@ -56,6 +54,20 @@ export interface PluginClientOptions<P extends PluginSet, V extends VersionedPlu
   /** Interceptors for every call into the plugin (auth, tracing, ...). */
   readonly interceptors?: readonly Interceptor[];
 }
+
+/**
+ * Options for a PluginClient: the plugins it can dispense, either at one
+ * protocol version (`plugins`, at `handshake.protocolVersion`, default 1) or
+ * at several (`versionedPlugins`, like go-plugin's VersionedPlugins).
+ */
+export type PluginClientOptions<
+  P extends PluginSet,
+  V extends VersionedPluginSets,
+> = CommonOptions &
+  (
+    | { readonly plugins: P; readonly versionedPlugins?: undefined }
+    | { readonly versionedPlugins: V; readonly plugins?: undefined }
+  );
 
 /** The state of a plugin as its health check reports it. */
 export type PluginHealth = "serving" | "not-serving" | "shutting-down" | "unknown";
@@ -81,12 +93,13 @@ type ServiceFor<P, V, K> =
 /**
  * The typed client that dispense() returns: a Connect client for the
  * plugin's service. With several protocol versions it is a union of their
- * clients; narrow it with `client.protocolVersion`.
+ * clients; use dispenseAt(version, name) for the client of one version.
  */
 export type DispensedClient<S> = S extends DescService ? Client<S> : never;
 
 type Running = {
   readonly transport: ClientTransport;
+  readonly guard: CallGuard;
   readonly version: number;
   readonly available: ReadonlyMap<string, PluginInfo>;
   readonly process: PluginProcess | undefined;
@@ -119,7 +132,11 @@ export class PluginClient<
   private readonly sets: Map<number, PluginSet>;
   private readonly logger: Logger;
   private readonly name: string;
+  private readonly gracePeriodMs: number;
+  private readonly startTimeoutMs: number;
   private starting: Promise<void> | undefined;
+  /** Fired by close() to abandon a start in progress. */
+  private readonly startAbort = new AbortController();
   private running: Running | undefined;
   /** The subprocess, kept after close() so that `exit` stays readable. */
   private process: PluginProcess | undefined;
@@ -134,8 +151,11 @@ export class PluginClient<
       options.versionedPlugins,
       options.handshake.protocolVersion,
     );
+    if (options.source.kind === "remote") checkRemoteSource(options.source);
     this.logger = options.logger ?? stderrLogger;
     this.name = describeSource(options.source);
+    this.gracePeriodMs = options.gracePeriodMs ?? 2_000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
   }
 
   /** The protocol version agreed in the handshake. */
@@ -184,9 +204,31 @@ export class PluginClient<
    * started, and must provide the name at the agreed protocol version.
    */
   dispense<K extends PluginName<P, V>>(name: K): DispensedClient<ServiceFor<P, V, K>> {
+    return this.clientFor(name) as DispensedClient<ServiceFor<P, V, K>>;
+  }
+
+  /**
+   * Like dispense(), typed for one protocol version of a `versionedPlugins`
+   * host. Throws a PluginError when the agreed version is another one.
+   */
+  dispenseAt<Ver extends keyof V & number, K extends Extract<keyof V[Ver], string>>(
+    version: Ver,
+    name: K,
+  ): DispensedClient<V[Ver][K]> {
+    const agreed = this.mustRun().version;
+    if (agreed !== version) {
+      throw new PluginError(
+        "unknown-plugin",
+        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.name} agreed on version ${agreed}`,
+      );
+    }
+    return this.clientFor(name) as DispensedClient<V[Ver][K]>;
+  }
+
+  private clientFor(name: string): unknown {
     const running = this.mustRun();
     const cached = this.clients.get(name);
-    if (cached !== undefined) return cached as DispensedClient<ServiceFor<P, V, K>>;
+    if (cached !== undefined) return cached;
     const hostSet = this.sets.get(running.version) ?? {};
     const service = hostSet[name];
     if (service === undefined) {
@@ -213,7 +255,7 @@ export class PluginClient<
     }
     const client = createClient(service, running.transport.transport);
     this.clients.set(name, client);
-    return client as DispensedClient<ServiceFor<P, V, K>>;
+    return client;
   }
 
   /** Asks the plugin for its health. Never throws: errors read as "unknown". */
@@ -241,10 +283,12 @@ export class PluginClient<
   }
 
   /**
-   * Stops using the plugin. A subprocess is asked to shut down (it finishes
-   * calls in flight), and its whole process group is killed if it has not
-   * exited after the grace period. Calls in flight at that point fail with
-   * Code.Unavailable. Safe to call more than once, and while starting.
+   * Stops using the plugin, letting calls in flight finish within the grace
+   * period; those still running after it fail with Code.Unavailable. A
+   * subprocess is asked to shut down and its whole process group is killed
+   * if it has not exited by then. A remote plugin is only disconnected: a
+   * shared service is not one host's to stop. Safe to call more than once,
+   * and while starting (the start is abandoned).
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -277,64 +321,62 @@ export class PluginClient<
     return [...names];
   }
 
-  private async doStart(): Promise<void> {
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 60_000);
+  /** Starts the plugin (subprocess) or builds the server (in process), and a transport to it. */
+  private async connect(): Promise<Omit<Running, "version" | "available">> {
     const source = this.options.source;
     const interceptors = [...(this.options.interceptors ?? [])];
-    let proc: PluginProcess | undefined;
-    let server: PluginServer | undefined;
-    let transport: ClientTransport;
-
     switch (source.kind) {
       case "subprocess": {
         const authToken = randomBytes(32).toString("base64url");
-        proc = await PluginProcess.launch({
+        const proc = await PluginProcess.launch({
           command: source.command,
           args: source.args,
           ...(source.env !== undefined && { env: source.env }),
           ...(source.cwd !== undefined && { cwd: source.cwd }),
           handshake: this.options.handshake,
           hostVersions: this.hostVersions,
-          startTimeoutMs: Math.max(1, deadline - Date.now()),
+          // Launching is the first step of start(): the whole timeout is left.
+          startTimeoutMs: this.startTimeoutMs,
           logger: this.logger,
           name: this.name,
           authToken,
+          signal: this.startAbort.signal,
         });
+        this.process = proc;
         const line = proc.handshakeLine;
         if (line.protocol !== "connect" && line.protocol !== "grpc") {
+          proc.markStopping();
           proc.killGroup();
+          await proc.exited;
           throw new PluginError(
             "unsupported-protocol",
             `plugin ${this.name} speaks the unsupported protocol "${line.protocol}"; ` +
               `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
           );
         }
-        // The guard asks the transport whether its connection broke; the
-        // transport is created after the guard, hence the late binding.
-        let socket: ClientTransport | undefined;
-        interceptors.unshift(
-          exitGuard(this.name, proc, () => socket?.isBroken() ?? false),
-          bearerToken(authToken),
-        );
-        transport = socket = createSocketTransport(line, {
+        // The guard asks the transport (created after it) whether its
+        // connection broke; the closure only runs once calls are made.
+        const guard = new CallGuard(this.name, () => transport.isBroken(), proc);
+        const transport = createSocketTransport(line, {
           protocol: line.protocol === "grpc" ? "grpc" : "connect",
-          interceptors,
+          interceptors: [guard.interceptor, bearerToken(authToken), ...interceptors],
         });
-        const p = proc;
-        this.process = p;
-        p.onExit((exit) => this.handleExit(exit, transport, p));
-        break;
+        proc.onExit((exit) => this.handleExit(exit, transport, proc));
+        return { transport, guard, process: proc, server: undefined };
       }
-      case "remote":
-        transport = createUrlTransport(source.url, {
+      case "remote": {
+        const guard = new CallGuard(this.name, () => remoteTransport.isBroken());
+        const remoteTransport = createUrlTransport(source.url, {
           protocol: source.protocol,
           httpVersion: source.httpVersion,
-          interceptors,
+          interceptors: [guard.interceptor, ...interceptors],
           ...(source.tls !== undefined && { tls: source.tls }),
         });
-        break;
-      case "in-process":
-        server = new PluginServer(source.definition, {
+        return { transport: remoteTransport, guard, process: undefined, server: undefined };
+      }
+      case "in-process": {
+        const server = new PluginServer(source.definition, {
+          gracePeriodMs: this.gracePeriodMs,
           log: (level, message, fields = {}) =>
             this.logger.log({
               level,
@@ -345,16 +387,27 @@ export class PluginClient<
               time: new Date(),
             }),
         });
-        transport = createInProcessTransport(server, { interceptors });
-        break;
+        // Nothing between host and plugin can break in process: every error
+        // is the plugin's own, so the guard never rewrites one.
+        const guard = new CallGuard(this.name, () => false, undefined, false);
+        const transport = createInProcessTransport(server, {
+          interceptors: [guard.interceptor, ...interceptors],
+        });
+        return { transport, guard, process: undefined, server };
+      }
     }
+  }
 
+  private async doStart(): Promise<void> {
+    const deadline = Date.now() + this.startTimeoutMs;
+    const parts = await this.connect();
     try {
-      const handshake = await this.handshake(transport.transport, proc, deadline);
-      if (this.closing !== undefined)
+      const handshake = await this.handshake(parts.transport.transport, parts.process, deadline);
+      if (this.closing !== undefined) {
         throw new PluginError("not-running", `plugin ${this.name} was closed while starting`);
+      }
       this.running = {
-        transport,
+        ...parts,
         version: handshake.protocolVersion,
         available: new Map(
           handshake.availablePlugins.map((p) => [
@@ -362,15 +415,14 @@ export class PluginClient<
             { name: p.name, version: p.version, capabilities: p.capabilities, service: p.service },
           ]),
         ),
-        process: proc,
-        server,
       };
     } catch (error) {
-      transport.close();
-      if (proc !== undefined) {
-        proc.markStopping();
-        proc.killGroup();
-        await proc.exitWithin(2_000);
+      parts.guard.close();
+      parts.transport.close();
+      if (parts.process !== undefined) {
+        parts.process.markStopping();
+        parts.process.killGroup();
+        await parts.process.exitWithin(2_000);
       }
       throw error;
     }
@@ -391,10 +443,15 @@ export class PluginClient<
     try {
       res = await controller.handshake(
         { protocolVersions: hostVersions, requestedPlugins: this.requestedNames() },
-        { timeoutMs: Math.max(1, deadline - Date.now()) },
+        { timeoutMs: Math.max(1, deadline - Date.now()), signal: this.startAbort.signal },
       );
     } catch (error) {
       const ce = ConnectError.from(error);
+      if (this.startAbort.signal.aborted) {
+        throw new PluginError("not-running", `plugin ${this.name} was closed while starting`, {
+          cause: error,
+        });
+      }
       if (ce.code === Code.Unimplemented || ce.code === Code.NotFound) {
         throw new PluginError(
           "not-a-plugin-server",
@@ -421,11 +478,12 @@ export class PluginClient<
       res.protocolVersion === 0 ||
       (announced !== undefined && !hostVersions.includes(announced))
     ) {
+      const pluginVersions =
+        res.supportedVersions.length > 0 ? res.supportedVersions : [announced ?? 0];
       throw new PluginError(
         "version-mismatch",
         `protocol version mismatch with plugin ${this.name}: the plugin speaks ` +
-          `${formatVersions(res.supportedVersions.length > 0 ? res.supportedVersions : [announced ?? 0])}, ` +
-          `this host speaks ${formatVersions(hostVersions)}`,
+          `${formatVersions(pluginVersions)}, this host speaks ${formatVersions(hostVersions)}`,
       );
     }
     if (announced !== undefined && announced !== res.protocolVersion) {
@@ -451,43 +509,53 @@ export class PluginClient<
         time: new Date(),
       });
     }
-    for (const listener of this.exitListeners) listener(exit);
+    for (const listener of this.exitListeners) {
+      try {
+        listener(exit);
+      } catch (error) {
+        this.logger.log({
+          level: "error",
+          message: `an onExit listener threw: ${String(error)}`,
+          plugin: this.name,
+          source: "host",
+          fields: {},
+          time: new Date(),
+        });
+      }
+    }
   }
 
   private async doClose(): Promise<void> {
+    this.startAbort.abort();
     await this.starting?.catch(() => {});
     const running = this.running;
     this.running = undefined;
     if (running === undefined) return;
-    const proc = running.process;
-    if (proc !== undefined && proc.exit === undefined) {
-      const grace = this.options.gracePeriodMs ?? 2_000;
+    const { process: proc, server, guard, transport } = running;
+    if (proc !== undefined) {
       proc.markStopping();
-      try {
-        await createClient(PluginController, running.transport.transport).shutdown(
-          { reason: "host closed the plugin client" },
-          { timeoutMs: grace },
-        );
-      } catch {
-        // Unreachable or already gone: the kill below settles it.
+      if (proc.exit === undefined) {
+        try {
+          await createClient(PluginController, transport.transport).shutdown(
+            { reason: "host closed the plugin client" },
+            { timeoutMs: this.gracePeriodMs },
+          );
+        } catch {
+          // Unreachable or already gone: the kill below settles it.
+        }
+        await proc.exitWithin(this.gracePeriodMs);
       }
-      const exit = await proc.exitWithin(grace);
       // Kill the group even after a clean exit: it may have left children.
       proc.killGroup("SIGKILL");
-      if (exit === undefined) await proc.exitWithin(5_000);
+      await proc.exitWithin(5_000);
+    } else if (server !== undefined) {
+      await server.shutdown("host closed the plugin client");
+    } else {
+      await guard.drain(this.gracePeriodMs);
     }
-    if (running.server !== undefined)
-      await running.server.shutdown("host closed the plugin client");
-    running.transport.close(new ConnectError(`plugin ${this.name} was closed`, Code.Unavailable));
+    guard.close();
+    transport.close(new ConnectError(`plugin ${this.name} was closed`, Code.Unavailable));
   }
-}
-
-/** Removes a subprocess' private socket directory when the plugin could not. */
-function removeSocketDir(proc: PluginProcess): void {
-  const line = proc.handshakeLine;
-  if (line.network !== "unix") return;
-  const dir = dirname(line.address);
-  if (basename(dir).startsWith("cp-")) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Adds the launch token to every call into a subprocess. */
@@ -497,6 +565,23 @@ function bearerToken(token: string): Interceptor {
     req.header.set("authorization", value);
     return next(req);
   };
+}
+
+/**
+ * Removes a subprocess' private socket directory when the plugin could not.
+ * Only a directory that looks like one serve() makes, directly in the temp
+ * directory: the path comes from the plugin's stdout, which is not trusted.
+ */
+function removeSocketDir(proc: PluginProcess): void {
+  const line = proc.handshakeLine;
+  if (line.network !== "unix") return;
+  const dir = dirname(line.address);
+  try {
+    if (realpathSync(dirname(dir)) !== realpathSync(tmpdir())) return;
+  } catch {
+    return;
+  }
+  if (/^cp-[A-Za-z0-9]{6}$/.test(basename(dir))) rmSync(dir, { recursive: true, force: true });
 }
 
 function describeSource(source: PluginSource): string {

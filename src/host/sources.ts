@@ -27,6 +27,8 @@ export interface RemoteSource {
   readonly httpVersion: "1.1" | "2";
   /** For https:// URLs: a private CA, and a client certificate for mutual TLS. */
   readonly tls?: ClientTls;
+  /** The user's explicit consent to plaintext over a real network. */
+  readonly allowPlaintext: boolean;
 }
 
 /** TLS settings for a remote plugin, as PEM. */
@@ -69,26 +71,36 @@ export function remote(
     tls?: ClientTls;
   } = {},
 ): RemoteSource {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new TypeError(`remote plugin URL must be http:// or https://, got ${parsed.toString()}`);
+  const source: RemoteSource = {
+    kind: "remote",
+    url: new URL(url),
+    protocol: options.protocol ?? "connect",
+    httpVersion: options.httpVersion ?? "2",
+    allowPlaintext: options.allowPlaintext ?? false,
+    ...(options.tls !== undefined && { tls: options.tls }),
+  };
+  checkRemoteSource(source);
+  return source;
+}
+
+/**
+ * Throws a TypeError for a remote source that is unsafe or inconsistent.
+ * PluginClient checks again, so a hand-built source cannot skip it.
+ */
+export function checkRemoteSource(source: RemoteSource): void {
+  const url = source.url;
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`remote plugin URL must be http:// or https://, got ${url.toString()}`);
   }
-  if (parsed.protocol === "http:" && !isLoopback(parsed.hostname) && !options.allowPlaintext) {
+  if (url.protocol === "http:" && !isLoopback(url.hostname) && !source.allowPlaintext) {
     throw new TypeError(
-      `refusing plaintext http:// to non-loopback host ${parsed.hostname}: use https://, ` +
+      `refusing plaintext http:// to non-loopback host ${url.hostname}: use https://, ` +
         `or pass { allowPlaintext: true } if the network is trusted`,
     );
   }
-  if (options.tls !== undefined && parsed.protocol !== "https:") {
-    throw new TypeError(`TLS options were given for ${parsed.toString()}, which is not https://`);
+  if (source.tls !== undefined && url.protocol !== "https:") {
+    throw new TypeError(`TLS options were given for ${url.toString()}, which is not https://`);
   }
-  return {
-    kind: "remote",
-    url: parsed,
-    protocol: options.protocol ?? "connect",
-    httpVersion: options.httpVersion ?? "2",
-    ...(options.tls !== undefined && { tls: options.tls }),
-  };
 }
 
 /** A plugin that runs in the host's process, from the same definition it serves. */
@@ -96,13 +108,11 @@ export function inProcess(definition: PluginDefinition): InProcessSource {
   return { kind: "in-process", definition };
 }
 
-/** True for localhost, 127.0.0.0/8 and ::1. */
+/**
+ * True for "localhost", 127.0.0.0/8 and ::1. Other "*.localhost" names are
+ * not trusted: resolvers need not keep them on this machine.
+ */
 export function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  return (
-    host === "localhost" ||
-    host.endsWith(".localhost") ||
-    host === "::1" ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
-  );
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

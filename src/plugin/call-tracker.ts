@@ -14,8 +14,16 @@ export class CallTracker {
   private draining = false;
   private idleWaiters: Array<() => void> = [];
 
-  /** Services whose calls are neither counted nor refused while draining. */
-  constructor(private readonly exempt: ReadonlySet<string>) {}
+  /**
+   * @param exempt services whose calls are neither counted nor refused while
+   *   draining (the controller and health checks)
+   * @param cancelled aborted when the grace period is over; calls that fail
+   *   after it fail with its reason, whatever error the handler threw
+   */
+  constructor(
+    private readonly exempt: ReadonlySet<string>,
+    private readonly cancelled: AbortSignal,
+  ) {}
 
   get inFlight(): number {
     return this.active;
@@ -45,8 +53,25 @@ export class CallTracker {
     };
     if (req.signal.aborted) end();
     else req.signal.addEventListener("abort", end, { once: true });
-    return next(req);
+    return next(req).then(
+      (res) => (res.stream ? { ...res, message: this.explainStream(res.message) } : res),
+      (error: unknown) => Promise.reject(this.explain(error)),
+    );
   };
+
+  /** A handler that gave up because the plugin stopped says so, not "internal error". */
+  private explain(error: unknown): Error {
+    if (this.cancelled.aborted) return ConnectError.from(this.cancelled.reason);
+    return error instanceof Error ? error : ConnectError.from(error);
+  }
+
+  private async *explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      yield* messages;
+    } catch (error) {
+      throw this.explain(error);
+    }
+  }
 
   /**
    * Refuses new calls from now on, and resolves once no call is in flight or

@@ -75,7 +75,10 @@ export class PluginServer {
         this.addService(version, name, impl);
       }
     }
-    this.tracker = new CallTracker(new Set([PluginController.typeName, Health.typeName]));
+    this.tracker = new CallTracker(
+      new Set([PluginController.typeName, Health.typeName]),
+      this.abort.signal,
+    );
     this.gracePeriodMs = options.gracePeriodMs ?? 10_000;
     // Every call's signal listens on the shutdown signal; there may be many.
     setMaxListeners(0, this.abort.signal);

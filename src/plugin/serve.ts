@@ -136,7 +136,18 @@ async function serveLaunched(
     acceptHttp1: false,
   });
 
-  const handle = lifecycle(server, http, socket, options, "launched");
+  // When the host dies, the pipes to it break: a log line written then must
+  // not crash the plugin before it has cleaned up.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  if (socket !== undefined) process.once("exit", () => socket.remove());
+
+  const ignoreSigint = (): void =>
+    pluginLog("debug", "ignoring SIGINT; the host stops this plugin");
+  const handle = lifecycle(server, http, socket, options, "launched", {
+    secure: false,
+    signals: { SIGINT: ignoreSigint },
+  });
 
   // The handshake line is the only thing this library ever writes to stdout.
   // writeSync, so that it is out before anything else can be.
@@ -153,9 +164,6 @@ async function serveLaunched(
   );
 
   watchParent(() => void handle.shutdown("host process went away"));
-  // Ctrl-C in a terminal reaches every process in the foreground group; the
-  // host decides when its plugins stop, as with go-plugin.
-  process.on("SIGINT", () => pluginLog("debug", "ignoring SIGINT; the host stops this plugin"));
   return handle;
 }
 
@@ -171,8 +179,10 @@ async function serveNetwork(
     acceptHttp1: true,
     ...(tls !== undefined && { tls }),
   });
-  const handle = lifecycle(server, http, undefined, options, "network", tls !== undefined);
-  process.on("SIGINT", () => void handle.shutdown("SIGINT"));
+  const handle = lifecycle(server, http, undefined, options, "network", {
+    secure: tls !== undefined,
+    signals: { SIGINT: () => void handle.shutdown("SIGINT") },
+  });
   pluginLog("info", "plugin serving", { url: handle.url, versions: server.versions });
   return handle;
 }
@@ -209,7 +219,15 @@ function lifecycle(
   socket: PrivateSocket | undefined,
   options: ServeOptions,
   mode: ServeHandle["mode"],
-  secure = false,
+  extra: {
+    secure: boolean;
+    /**
+     * Signal handlers besides SIGTERM's graceful shutdown. In launched mode
+     * SIGINT is ignored: Ctrl-C in a terminal reaches every process in the
+     * foreground group, and the host decides when its plugins stop.
+     */
+    signals: Partial<Record<NodeJS.Signals, () => void>>;
+  },
 ): ServeHandle {
   let finished: Promise<void> | undefined;
   let resolveDone: () => void = () => {};
@@ -219,6 +237,7 @@ function lifecycle(
       await server.shutdown(reason);
       await http.close(1_000);
       socket?.remove();
+      for (const [signal, handler] of Object.entries(handlers)) process.off(signal, handler);
       pluginLog("info", "plugin stopped", { reason });
       resolveDone();
       if (options.exitProcess ?? true) process.exit(0);
@@ -226,13 +245,17 @@ function lifecycle(
     return finished;
   };
   server.onShutdownRequest = (reason) => void shutdown(reason);
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
+    SIGTERM: () => void shutdown("SIGTERM"),
+    ...extra.signals,
+  };
+  for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
   const bound = http.bound;
   const host =
     bound.network === "tcp" && !["0.0.0.0", "[::]"].includes(bound.host) ? bound.host : "127.0.0.1";
   const url =
     bound.network === "tcp"
-      ? `${secure ? "https" : "http"}://${host}:${bound.port}`
+      ? `${extra.secure ? "https" : "http"}://${host}:${bound.port}`
       : `unix:${bound.address}`;
   return {
     mode,

@@ -1,0 +1,174 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { PluginExit, PluginProcess } from "./launcher.js";
+
+/** Codes a broken connection shows up as, before the guard rewrites them. */
+const TRANSPORT_CODES = new Set([
+  Code.Canceled,
+  Code.Aborted,
+  Code.Unknown,
+  Code.Internal,
+  Code.Unavailable,
+]);
+
+/**
+ * Stands between a host's calls and the connection to its plugin, for every
+ * source, so that calls never hang on a plugin that is gone and never fail
+ * with a misleading error.
+ *
+ * - A call in flight when the connection breaks fails with Code.Unavailable.
+ *   For a subprocess the message says how the process ended and what it last
+ *   wrote to stderr ("was killed by SIGKILL during the call; last stderr:
+ *   ..."); without it, the caller would see whatever the HTTP/2 stack saw,
+ *   often "canceled", which reads like the caller's own doing.
+ * - Calls made after the plugin died or the client closed fail at once.
+ * - close() ends every call still in flight, over any transport.
+ *
+ * Errors the plugin sent itself, and the caller's own cancellations and
+ * deadlines, pass through untouched. A plugin's own errors carry response
+ * metadata and leave the connection up; a broken connection does neither.
+ */
+export class CallGuard {
+  private readonly inFlight = new Set<AbortController>();
+  private closedMessage: string | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  /**
+   * @param connectionBroken whether the transport's connection has failed
+   * @param process the plugin subprocess, if there is one
+   * @param canBreak false where no connection exists (in process): then every
+   *   error is the plugin's own and passes through
+   */
+  constructor(
+    private readonly name: string,
+    private readonly connectionBroken: () => boolean,
+    private readonly process?: PluginProcess,
+    private readonly canBreak = true,
+  ) {}
+
+  /** Calls in flight right now. */
+  get active(): number {
+    return this.inFlight.size;
+  }
+
+  /** Resolves when no call is in flight, or after `ms`. */
+  async drain(ms: number): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Fails every call in flight, and every later call, as closed. */
+  close(): void {
+    this.closedMessage ??= `plugin ${this.name} was closed`;
+    for (const call of this.inFlight)
+      call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
+  }
+
+  readonly interceptor: Interceptor = (next) => async (req) => {
+    const refusal = this.refusal();
+    if (refusal !== undefined) throw refusal;
+    // Our own signal for the call, so that close() can end it whatever the
+    // transport; it follows the caller's signal (cancel and deadline).
+    const call = new AbortController();
+    const follow = (): void => call.abort(req.signal.reason);
+    if (req.signal.aborted) follow();
+    else req.signal.addEventListener("abort", follow, { once: true });
+    this.inFlight.add(call);
+    const done = (): void => {
+      req.signal.removeEventListener("abort", follow);
+      this.inFlight.delete(call);
+      if (this.inFlight.size === 0) this.wakeIdle();
+    };
+    try {
+      const res = await next({ ...req, signal: call.signal });
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return { ...res, message: this.guardStream(res.message, req.signal, done) };
+    } catch (error) {
+      done();
+      throw await this.translate(error, req.signal);
+    }
+  };
+
+  private async *guardStream<T>(
+    messages: AsyncIterable<T>,
+    callerSignal: AbortSignal,
+    done: () => void,
+  ): AsyncIterable<T> {
+    try {
+      yield* messages;
+    } catch (error) {
+      throw await this.translate(error, callerSignal);
+    } finally {
+      done();
+    }
+  }
+
+  /** Why a new call cannot be made, if it cannot. */
+  private refusal(): ConnectError | undefined {
+    const exit = this.process?.exit;
+    if (exit !== undefined) return this.exited(exit, false);
+    if (this.closedMessage !== undefined)
+      return new ConnectError(this.closedMessage, Code.Unavailable);
+    return undefined;
+  }
+
+  private async translate(error: unknown, callerSignal: AbortSignal): Promise<unknown> {
+    // The caller's own cancellation or deadline is not the plugin's doing.
+    if (callerSignal.aborted) return error;
+    const ce = ConnectError.from(error);
+    if (ce.code === Code.DeadlineExceeded) return error;
+    const exit = this.process?.exit;
+    if (exit !== undefined) return this.exited(exit, true, error);
+    if (this.closedMessage !== undefined) {
+      return new ConnectError(this.closedMessage, Code.Unavailable, undefined, undefined, error);
+    }
+    if (!this.canBreak) return error;
+    const sentByPlugin =
+      !this.connectionBroken() &&
+      ([...ce.metadata.keys()].length > 0 || !TRANSPORT_CODES.has(ce.code));
+    if (sentByPlugin) return error;
+    if (this.process !== undefined) {
+      const late = await this.process.exitWithin(1_000);
+      if (late !== undefined) return this.exited(late, true, error);
+    }
+    if (ce.code === Code.Unavailable) return error;
+    return new ConnectError(
+      `lost the connection to plugin ${this.name} during the call: ${ce.rawMessage}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      error,
+    );
+  }
+
+  private exited(exit: PluginExit, during: boolean, cause?: unknown): ConnectError {
+    const tail =
+      exit.expected || exit.stderrTail === "" ? "" : `; last stderr: ${lastLine(exit.stderrTail)}`;
+    return new ConnectError(
+      `plugin ${this.name} ${exit.expected ? "was closed" : exit.description}${during ? " during the call" : ""}${tail}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      cause,
+    );
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text.trimEnd().split("\n");
+  return lines[lines.length - 1] ?? "";
+}

@@ -1,0 +1,241 @@
+/**
+ * The corners: crashes with children, a host that dies, close() during
+ * start(), throwing listeners, remote connections that break, shutdown that
+ * cancels calls, and options that must not be bypassed.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  PluginClient,
+  PluginError,
+  inProcess,
+  remote,
+  serve,
+  silentLogger,
+  type RemoteSource,
+} from "../src/index.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { fixture, isAlive, MemoryLogger, startNetworkPlugin, timed, waitFor } from "./helpers.js";
+
+function unavailable(pattern: RegExp) {
+  return (e: unknown): boolean => {
+    const ce = ConnectError.from(e);
+    assert.equal(ce.code, Code.Unavailable, `expected Unavailable, got ${ce.message}`);
+    assert.match(ce.rawMessage, pattern);
+    return true;
+  };
+}
+
+test("a crashed plugin's children are killed with it", async () => {
+  const pidFile = join(mkdtempSync(join(tmpdir(), "cp-test-")), "grandchild.pid");
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }),
+    logger: silentLogger,
+  });
+  await client.start();
+  const grandchild = Number(readFileSync(pidFile, "utf8"));
+  await client
+    .dispense("kv")
+    .get({ key: "crash" })
+    .catch(() => {});
+  await waitFor("the grandchild to die after the crash", () => !isAlive(grandchild), 3_000);
+  await client.close();
+});
+
+test("a plugin whose host was SIGKILLed shuts down cleanly and removes its socket directory", async () => {
+  const socketParent = mkdtempSync(join(tmpdir(), "cp-host-"));
+  const hostMain = fileURLToPath(new URL("./fixtures/host-then-die.js", import.meta.url));
+  const host = spawn(process.execPath, [hostMain], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, PLUGIN_UNIX_SOCKET_DIR: socketParent },
+  });
+  const pluginPid = await new Promise<number>((resolve, reject) => {
+    host.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    host.once("exit", (code) => reject(new Error(`host exited early with ${code}`)));
+  });
+  assert.equal(readdirSync(socketParent).length, 1, "the plugin's socket directory exists");
+  host.kill("SIGKILL");
+  await waitFor("the orphaned plugin to exit", () => !isAlive(pluginPid), 5_000);
+  assert.deepEqual(readdirSync(socketParent), [], "the socket directory was removed");
+});
+
+test("close() during start() abandons the start at once", async () => {
+  const logger = new MemoryLogger();
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: fixture("hang"),
+    logger,
+    startTimeoutMs: 30_000,
+  });
+  const starting = timed(client.start());
+  await waitFor("the plugin to run", () =>
+    logger.messages("stderr").includes("warming up forever"),
+  );
+  const closing = await timed(client.close());
+  assert.ok(closing.ms < 3_000, `close took ${closing.ms.toFixed(0)} ms`);
+  const start = await starting;
+  assert.ok(start.error instanceof PluginError);
+  assert.equal(start.error.kind, "not-running");
+  assert.match(start.error.message, /was closed while starting/);
+  assert.equal(client.pid, undefined, "no process was kept");
+});
+
+test("an onExit listener that throws does not crash the host or change call errors", async () => {
+  const logger = new MemoryLogger();
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: fixture("kv"),
+    logger,
+  });
+  await client.start();
+  client.onExit(() => {
+    throw new Error("listener bug");
+  });
+  const call = await timed(client.dispense("kv").get({ key: "crash" }));
+  unavailable(/was killed by SIGKILL during the call/)(call.error);
+  await waitFor("the listener error to be logged", () =>
+    logger.records.some((r) => r.message.includes("listener bug")),
+  );
+  assert.match(
+    logger.records.find((r) => r.message.includes("listener bug"))?.message ?? "",
+    /an onExit listener threw: Error: listener bug/,
+  );
+  await client.close();
+});
+
+for (const httpVersion of ["2", "1.1"] as const) {
+  test(`remote over HTTP/${httpVersion}: a plugin that dies mid-call fails the call with Unavailable`, async () => {
+    const plugin = await startNetworkPlugin();
+    const client = new PluginClient({
+      handshake,
+      plugins: { kv: KV },
+      source: remote(plugin.url, { httpVersion }),
+      logger: silentLogger,
+    });
+    await client.start();
+    const call = await timed(client.dispense("kv").get({ key: "crash" }));
+    unavailable(
+      /lost the connection to plugin http:\/\/127\.0\.0\.1:\d+\/ during the call|ECONNREFUSED|socket hang up|closed/,
+    )(call.error);
+    await client.close();
+    await plugin.stop();
+  });
+
+  test(`remote over HTTP/${httpVersion}: close() ends calls in flight and refuses later ones`, async () => {
+    const plugin = await startNetworkPlugin();
+    const client = new PluginClient({
+      handshake,
+      plugins: { kv: KV },
+      source: remote(plugin.url, { httpVersion }),
+      logger: silentLogger,
+      gracePeriodMs: 200,
+    });
+    await client.start();
+    const kv = client.dispense("kv");
+    const stuck = timed(kv.get({ key: "slow:30000" }));
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = await timed(client.close());
+    assert.ok(closing.ms < 2_000, `close took ${closing.ms.toFixed(0)} ms`);
+    unavailable(/was closed/)((await stuck).error);
+    await assert.rejects(
+      kv.get({ key: "a" }),
+      unavailable(/^plugin http:\/\/127\.0\.0\.1:\d+\/ was closed$/),
+    );
+    assert.equal(plugin.child.exitCode, null, "the remote service keeps running");
+    await plugin.stop();
+  });
+}
+
+test("in process: close() honours the grace period and ends calls still running", async () => {
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: inProcess(faultyKvDefinition()),
+    logger: silentLogger,
+    gracePeriodMs: 200,
+  });
+  await client.start();
+  const stuck = timed(client.dispense("kv").get({ key: "slow:30000" }));
+  await new Promise((r) => setTimeout(r, 50));
+  const closing = await timed(client.close());
+  assert.ok(closing.ms < 1_500, `close took ${closing.ms.toFixed(0)} ms`);
+  unavailable(/was closed|shut down before the call finished/)((await stuck).error);
+});
+
+test("a stream cut short by a plugin's shutdown ends with Unavailable, not an internal error", async () => {
+  const plugin = await startNetworkPlugin("kv", { FIXTURE_GRACE_MS: "200" });
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: remote(plugin.url),
+    logger: silentLogger,
+  });
+  await client.start();
+  let first!: () => void;
+  const gotFirst = new Promise<void>((r) => (first = r));
+  const watching = timed(
+    (async () => {
+      for await (const _ of client.dispense("kv").watch({ key: "w" })) first();
+    })(),
+  );
+  await gotFirst;
+  plugin.child.kill("SIGTERM");
+  const result = await watching;
+  unavailable(/plugin shut down before the call finished/)(result.error);
+  await client.close();
+});
+
+test("serve() in network mode removes its signal handlers once shut down", async () => {
+  const before = process.listenerCount("SIGTERM");
+  const handle = await serve(faultyKvDefinition(), { listen: "127.0.0.1:0", exitProcess: false });
+  assert.equal(process.listenerCount("SIGTERM"), before + 1);
+  await handle.shutdown("test");
+  await handle.done;
+  assert.equal(process.listenerCount("SIGTERM"), before);
+});
+
+test("plaintext checks cannot be bypassed", () => {
+  assert.throws(
+    () => remote("http://evil.localhost:8080"),
+    /refusing plaintext http:\/\/ to non-loopback host evil\.localhost/,
+  );
+  const handMade: RemoteSource = {
+    kind: "remote",
+    url: new URL("http://10.0.0.1:80"),
+    protocol: "connect",
+    httpVersion: "2",
+    allowPlaintext: false,
+  };
+  assert.throws(
+    () => new PluginClient({ handshake, plugins: { kv: KV }, source: handMade }),
+    /refusing plaintext http:\/\/ to non-loopback host 10\.0\.0\.1/,
+  );
+});
+
+test("dispenseAt() gives the client of one protocol version, and refuses another", async () => {
+  const client = new PluginClient({
+    handshake,
+    versionedPlugins: { 1: { kv: KV }, 2: { kv: KV } },
+    source: inProcess(faultyKvDefinition(1)),
+    logger: silentLogger,
+  });
+  await client.start();
+  assert.equal(client.protocolVersion, 1);
+  assert.equal((await client.dispenseAt(1, "kv").get({ key: "x" })).found, false);
+  assert.throws(
+    () => client.dispenseAt(2, "kv"),
+    /cannot dispense "kv" at protocol version 2: plugin \(in process\) agreed on version 1/,
+  );
+  await client.close();
+});
