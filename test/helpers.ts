@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { LogRecord, Logger } from "../src/index.js";
-import { subprocess } from "../src/index.js";
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { LogRecord, Logger, PluginClientOptions, PluginSource } from "../src/index.js";
+import { PluginClient, silentLogger, subprocess } from "../src/index.js";
+import { KV, handshake } from "../examples/kv/shared.js";
 
 /** The compiled fixture plugin, started in the given mode. */
 export function fixture(mode: string, env: Record<string, string> = {}) {
@@ -99,5 +102,32 @@ export async function startNetworkPlugin(
       child.kill("SIGTERM");
       return exited;
     },
+  };
+}
+
+/**
+ * A host for the KV plugin at `source`, quiet unless given a logger. Other
+ * options pass through.
+ */
+export function kvClient(
+  source: PluginSource,
+  options: Partial<Omit<PluginClientOptions<{ kv: typeof KV }, never>, "source" | "plugins">> = {},
+): PluginClient<{ kv: typeof KV }> {
+  return new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    logger: silentLogger,
+    ...options,
+    source,
+  });
+}
+
+/** An assert.rejects() check: Code.Unavailable with a message matching `pattern`. */
+export function expectUnavailable(pattern: RegExp) {
+  return (e: unknown): boolean => {
+    const ce = ConnectError.from(e);
+    assert.equal(ce.code, Code.Unavailable, `expected Unavailable, got ${ce.message}`);
+    assert.match(ce.rawMessage, pattern);
+    return true;
   };
 }

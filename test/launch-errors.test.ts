@@ -11,7 +11,7 @@ import {
   type PluginSource,
 } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
-import { fixture, isAlive, MemoryLogger } from "./helpers.js";
+import { fixture, isAlive, MemoryLogger, kvClient } from "./helpers.js";
 
 function client(
   source: PluginSource,
@@ -117,13 +117,7 @@ test("a plugin that exits before its handshake, with the tail of its stderr", as
 
 test("a plugin that never completes its handshake is killed at the start timeout", async () => {
   const logger = new MemoryLogger();
-  const c = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("hang"),
-    logger,
-    startTimeoutMs: 500,
-  });
+  const c = kvClient(fixture("hang"), { logger, startTimeoutMs: 500 });
   const started = performance.now();
   const e = await startError(c);
   const took = performance.now() - started;
@@ -135,13 +129,7 @@ test("a plugin that never completes its handshake is killed at the start timeout
 
 test("a failed start leaves no process behind", async () => {
   const logger = new MemoryLogger();
-  const c = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("hang"),
-    logger,
-    startTimeoutMs: 300,
-  });
+  const c = kvClient(fixture("hang"), { logger, startTimeoutMs: 300 });
   await startError(c);
   const pidLine = logger.records.find((r) => r.message === "warming up forever");
   assert.ok(pidLine, "the plugin's stderr reached the logger");

@@ -10,34 +10,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { PluginClient, silentLogger, type PluginExit } from "../src/index.js";
-import { KV, handshake } from "../examples/kv/shared.js";
-import { decode, fixture, isAlive, timed, waitFor } from "./helpers.js";
+import { type PluginExit } from "../src/index.js";
 
-function kvClient(
-  mode = "kv",
-  options: { gracePeriodMs?: number; env?: Record<string, string> } = {},
-) {
-  return new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture(mode, options.env),
-    logger: silentLogger,
-    ...(options.gracePeriodMs !== undefined && { gracePeriodMs: options.gracePeriodMs }),
-  });
-}
-
-function isUnavailable(pattern: RegExp) {
-  return (e: unknown): boolean => {
-    const ce = ConnectError.from(e);
-    assert.equal(ce.code, Code.Unavailable, `expected Unavailable, got ${ce.message}`);
-    assert.match(ce.rawMessage, pattern);
-    return true;
-  };
-}
+import {
+  decode,
+  fixture,
+  isAlive,
+  timed,
+  waitFor,
+  kvClient,
+  expectUnavailable,
+} from "./helpers.js";
 
 test("close() lets a call in flight finish, then the plugin exits cleanly", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const exits: PluginExit[] = [];
   client.onExit((exit) => exits.push(exit));
@@ -54,7 +40,7 @@ test("close() lets a call in flight finish, then the plugin exits cleanly", asyn
 });
 
 test("close() kills a plugin that does not stop within the grace period", async () => {
-  const client = kvClient("kv", { gracePeriodMs: 300 });
+  const client = kvClient(fixture("kv"), { gracePeriodMs: 300 });
   await client.start();
   const pid = client.pid ?? -1;
   const kv = client.dispense("kv");
@@ -67,17 +53,17 @@ test("close() kills a plugin that does not stop within the grace period", async 
   assert.equal(isAlive(pid), false);
   const call = await stuck;
   assert.ok(call.error !== undefined, "the stuck call failed");
-  isUnavailable(/plugin .* was closed/)(call.error);
+  expectUnavailable(/plugin .* was closed/)(call.error);
 });
 
 test("a crash in the middle of a unary call fails it at once with Unavailable", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const exited = new Promise<PluginExit>((resolve) => client.onExit(resolve));
   const kv = client.dispense("kv");
   const call = await timed(kv.get({ key: "crash" }));
   assert.ok(call.ms < 1_500, `settled after ${call.ms.toFixed(0)} ms`);
-  isUnavailable(/plugin .* was killed by SIGKILL during the call/)(call.error);
+  expectUnavailable(/plugin .* was killed by SIGKILL during the call/)(call.error);
   const exit = await exited;
   assert.equal(exit.expected, false);
   assert.equal(exit.signal, "SIGKILL");
@@ -86,7 +72,7 @@ test("a crash in the middle of a unary call fails it at once with Unavailable", 
 });
 
 test("a crash in the middle of a stream ends the stream with Unavailable", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const kv = client.dispense("kv");
   const received: number[] = [];
@@ -98,12 +84,12 @@ test("a crash in the middle of a stream ends the stream with Unavailable", async
   );
   const result = await run;
   assert.deepEqual(received, [0, 1], "messages before the crash arrived");
-  isUnavailable(/was killed by SIGKILL during the call/)(result.error);
+  expectUnavailable(/was killed by SIGKILL during the call/)(result.error);
   await client.close();
 });
 
 test("every call in flight settles when the plugin dies, and later calls fail fast", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const kv = client.dispense("kv");
   const slow = Array.from({ length: 20 }, () => timed(kv.get({ key: "slow:30000" })));
@@ -118,21 +104,21 @@ test("every call in flight settles when the plugin dies, and later calls fail fa
   );
   await new Promise((r) => setTimeout(r, 200));
   const crash = await timed(kv.get({ key: "crash" }));
-  isUnavailable(/killed by SIGKILL/)(crash.error);
+  expectUnavailable(/killed by SIGKILL/)(crash.error);
   const settled = await Promise.all([...slow, ...streams]);
   for (const call of settled) {
     assert.ok(call.ms < 3_000, `a call took ${call.ms.toFixed(0)} ms to settle`);
-    isUnavailable(/killed by SIGKILL/)(call.error);
+    expectUnavailable(/killed by SIGKILL/)(call.error);
   }
   const after = await timed(kv.get({ key: "a" }));
   assert.ok(after.ms < 100, `a call after the crash took ${after.ms.toFixed(0)} ms`);
-  isUnavailable(/^plugin .* was killed by SIGKILL(;|$)/)(after.error);
+  expectUnavailable(/^plugin .* was killed by SIGKILL(;|$)/)(after.error);
   assert.doesNotMatch(ConnectError.from(after.error).rawMessage, /during the call/);
   await client.close();
 });
 
 test("an error the plugin sends is not mistaken for a crash", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const kv = client.dispense("kv");
   await assert.rejects(
@@ -146,7 +132,7 @@ test("an error the plugin sends is not mistaken for a crash", async () => {
 
 test("close() leaves no child processes behind, grandchildren included", async () => {
   const pidFile = join(mkdtempSync(join(tmpdir(), "cp-test-")), "grandchild.pid");
-  const client = kvClient("grandchild", { env: { GRANDCHILD_PID_FILE: pidFile } });
+  const client = kvClient(fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }));
   await client.start();
   const grandchild = Number(readFileSync(pidFile, "utf8"));
   assert.ok(isAlive(grandchild), "the grandchild runs while the plugin does");
@@ -167,7 +153,7 @@ test("a plugin exits when its host is killed with SIGKILL", async () => {
 });
 
 test("SIGTERM makes a plugin finish calls in flight and exit with code 0", async () => {
-  const client = kvClient();
+  const client = kvClient(fixture("kv"));
   await client.start();
   const kv = client.dispense("kv");
   const inFlight = kv.get({ key: "slow:300" });

@@ -6,10 +6,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { PluginClient, inProcess, remote, silentLogger, type PluginSource } from "../src/index.js";
-import { KV, handshake } from "../examples/kv/shared.js";
+import type { PluginClient } from "../src/index.js";
+import { inProcess, remote, type PluginSource } from "../src/index.js";
+import type { KV } from "../examples/kv/shared.js";
+
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { decode, encode, fixture, startNetworkPlugin } from "./helpers.js";
+import { decode, encode, fixture, startNetworkPlugin, kvClient } from "./helpers.js";
 
 let network: Awaited<ReturnType<typeof startNetworkPlugin>>;
 before(async () => {
@@ -31,12 +33,7 @@ for (const [where, source, { bidi }] of locations) {
   describe(`KV plugin ${where}`, () => {
     let client: PluginClient<{ kv: typeof KV }>;
     before(async () => {
-      client = new PluginClient({
-        handshake,
-        plugins: { kv: KV },
-        source: source(),
-        logger: silentLogger,
-      });
+      client = kvClient(source());
       await client.start();
     });
     after(() => client.close());

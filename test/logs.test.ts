@@ -5,9 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PluginClient } from "../src/index.js";
-import { KV, handshake } from "../examples/kv/shared.js";
-import { fixture, MemoryLogger, waitFor } from "./helpers.js";
+import type { PluginClient } from "../src/index.js";
+import type { KV } from "../examples/kv/shared.js";
+
+import { fixture, MemoryLogger, waitFor, kvClient } from "./helpers.js";
 
 async function withPlugin(
   mode: string,
@@ -15,13 +16,7 @@ async function withPlugin(
   startTimeoutMs = 10_000,
 ) {
   const logger = new MemoryLogger();
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture(mode),
-    logger,
-    startTimeoutMs,
-  });
+  const client = kvClient(fixture(mode), { logger, startTimeoutMs });
   await client.start();
   try {
     await run(client, logger);
@@ -89,12 +84,7 @@ test("a plugin that floods stderr (20 MiB before its handshake) does not deadloc
 
 test("the plugin's own lifecycle logs arrive as structured records", async () => {
   const logger = new MemoryLogger();
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("kv"),
-    logger,
-  });
+  const client = kvClient(fixture("kv"), { logger });
   await client.start();
   await client.close();
   const stopped = logger.records.find((r) => r.message === "plugin stopped");
@@ -104,12 +94,7 @@ test("the plugin's own lifecycle logs arrive as structured records", async () =>
 
 test("an unexpected exit is logged by the host as an error", async () => {
   const logger = new MemoryLogger();
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("kv"),
-    logger,
-  });
+  const client = kvClient(fixture("kv"), { logger });
   await client.start();
   await client
     .dispense("kv")

@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Code, ConnectError } from "@connectrpc/connect";
+
 import {
   PluginClient,
   PluginError,
@@ -22,25 +22,20 @@ import {
 } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { fixture, isAlive, MemoryLogger, startNetworkPlugin, timed, waitFor } from "./helpers.js";
-
-function unavailable(pattern: RegExp) {
-  return (e: unknown): boolean => {
-    const ce = ConnectError.from(e);
-    assert.equal(ce.code, Code.Unavailable, `expected Unavailable, got ${ce.message}`);
-    assert.match(ce.rawMessage, pattern);
-    return true;
-  };
-}
+import {
+  fixture,
+  isAlive,
+  MemoryLogger,
+  startNetworkPlugin,
+  timed,
+  waitFor,
+  kvClient,
+  expectUnavailable,
+} from "./helpers.js";
 
 test("a crashed plugin's children are killed with it", async () => {
   const pidFile = join(mkdtempSync(join(tmpdir(), "cp-test-")), "grandchild.pid");
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }),
-    logger: silentLogger,
-  });
+  const client = kvClient(fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }));
   await client.start();
   const grandchild = Number(readFileSync(pidFile, "utf8"));
   await client
@@ -70,13 +65,7 @@ test("a plugin whose host was SIGKILLed shuts down cleanly and removes its socke
 
 test("close() during start() abandons the start at once", async () => {
   const logger = new MemoryLogger();
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("hang"),
-    logger,
-    startTimeoutMs: 30_000,
-  });
+  const client = kvClient(fixture("hang"), { logger, startTimeoutMs: 30_000 });
   const starting = timed(client.start());
   await waitFor("the plugin to run", () =>
     logger.messages("stderr").includes("warming up forever"),
@@ -92,18 +81,13 @@ test("close() during start() abandons the start at once", async () => {
 
 test("an onExit listener that throws does not crash the host or change call errors", async () => {
   const logger = new MemoryLogger();
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: fixture("kv"),
-    logger,
-  });
+  const client = kvClient(fixture("kv"), { logger });
   await client.start();
   client.onExit(() => {
     throw new Error("listener bug");
   });
   const call = await timed(client.dispense("kv").get({ key: "crash" }));
-  unavailable(/was killed by SIGKILL during the call/)(call.error);
+  expectUnavailable(/was killed by SIGKILL during the call/)(call.error);
   await waitFor("the listener error to be logged", () =>
     logger.records.some((r) => r.message.includes("listener bug")),
   );
@@ -117,15 +101,10 @@ test("an onExit listener that throws does not crash the host or change call erro
 for (const httpVersion of ["2", "1.1"] as const) {
   test(`remote over HTTP/${httpVersion}: a plugin that dies mid-call fails the call with Unavailable`, async () => {
     const plugin = await startNetworkPlugin();
-    const client = new PluginClient({
-      handshake,
-      plugins: { kv: KV },
-      source: remote(plugin.url, { httpVersion }),
-      logger: silentLogger,
-    });
+    const client = kvClient(remote(plugin.url, { httpVersion }));
     await client.start();
     const call = await timed(client.dispense("kv").get({ key: "crash" }));
-    unavailable(
+    expectUnavailable(
       /lost the connection to plugin http:\/\/127\.0\.0\.1:\d+\/ during the call|ECONNREFUSED|socket hang up|closed/,
     )(call.error);
     await client.close();
@@ -134,23 +113,17 @@ for (const httpVersion of ["2", "1.1"] as const) {
 
   test(`remote over HTTP/${httpVersion}: close() ends calls in flight and refuses later ones`, async () => {
     const plugin = await startNetworkPlugin();
-    const client = new PluginClient({
-      handshake,
-      plugins: { kv: KV },
-      source: remote(plugin.url, { httpVersion }),
-      logger: silentLogger,
-      gracePeriodMs: 200,
-    });
+    const client = kvClient(remote(plugin.url, { httpVersion }), { gracePeriodMs: 200 });
     await client.start();
     const kv = client.dispense("kv");
     const stuck = timed(kv.get({ key: "slow:30000" }));
     await new Promise((r) => setTimeout(r, 100));
     const closing = await timed(client.close());
     assert.ok(closing.ms < 2_000, `close took ${closing.ms.toFixed(0)} ms`);
-    unavailable(/was closed/)((await stuck).error);
+    expectUnavailable(/was closed/)((await stuck).error);
     await assert.rejects(
       kv.get({ key: "a" }),
-      unavailable(/^plugin http:\/\/127\.0\.0\.1:\d+\/ was closed$/),
+      expectUnavailable(/^plugin http:\/\/127\.0\.0\.1:\d+\/ was closed$/),
     );
     assert.equal(plugin.child.exitCode, null, "the remote service keeps running");
     await plugin.stop();
@@ -158,29 +131,18 @@ for (const httpVersion of ["2", "1.1"] as const) {
 }
 
 test("in process: close() honours the grace period and ends calls still running", async () => {
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: inProcess(faultyKvDefinition()),
-    logger: silentLogger,
-    gracePeriodMs: 200,
-  });
+  const client = kvClient(inProcess(faultyKvDefinition()), { gracePeriodMs: 200 });
   await client.start();
   const stuck = timed(client.dispense("kv").get({ key: "slow:30000" }));
   await new Promise((r) => setTimeout(r, 50));
   const closing = await timed(client.close());
   assert.ok(closing.ms < 1_500, `close took ${closing.ms.toFixed(0)} ms`);
-  unavailable(/was closed|shut down before the call finished/)((await stuck).error);
+  expectUnavailable(/was closed|shut down before the call finished/)((await stuck).error);
 });
 
 test("a stream cut short by a plugin's shutdown ends with Unavailable, not an internal error", async () => {
   const plugin = await startNetworkPlugin("kv", { FIXTURE_GRACE_MS: "200" });
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: remote(plugin.url),
-    logger: silentLogger,
-  });
+  const client = kvClient(remote(plugin.url));
   await client.start();
   let first!: () => void;
   const gotFirst = new Promise<void>((r) => (first = r));
@@ -192,7 +154,7 @@ test("a stream cut short by a plugin's shutdown ends with Unavailable, not an in
   await gotFirst;
   plugin.child.kill("SIGTERM");
   const result = await watching;
-  unavailable(/plugin shut down before the call finished/)(result.error);
+  expectUnavailable(/plugin shut down before the call finished/)(result.error);
   await client.close();
 });
 

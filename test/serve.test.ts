@@ -18,7 +18,7 @@ import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
 import { PluginClient, PluginError, inProcess, remote, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { startNetworkPlugin, waitFor } from "./helpers.js";
+import { startNetworkPlugin, waitFor, kvClient } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
 const fixtureMain = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
@@ -184,12 +184,7 @@ test("a network plugin refuses Shutdown from hosts by default", async () => {
       );
     });
     // Closing a remote client never stops the shared service.
-    const client = new PluginClient({
-      handshake,
-      plugins: { kv: KV },
-      source: remote(plugin.url),
-      logger: silentLogger,
-    });
+    const client = kvClient(remote(plugin.url));
     await client.start();
     await client.close();
     assert.equal(plugin.child.exitCode, null, "still running");
@@ -219,12 +214,7 @@ test("remote: an endpoint that is not a connect-plugin server", async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   try {
-    const client = new PluginClient({
-      handshake,
-      plugins: { kv: KV },
-      source: remote(`http://127.0.0.1:${port}`, { httpVersion: "1.1" }),
-      logger: silentLogger,
-    });
+    const client = kvClient(remote(`http://127.0.0.1:${port}`, { httpVersion: "1.1" }));
     await assert.rejects(client.start(), (e: unknown) => {
       return (
         e instanceof PluginError &&
@@ -238,13 +228,7 @@ test("remote: an endpoint that is not a connect-plugin server", async () => {
 });
 
 test("remote: an endpoint where nothing listens", async () => {
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: remote("http://127.0.0.1:9"),
-    logger: silentLogger,
-    startTimeoutMs: 3_000,
-  });
+  const client = kvClient(remote("http://127.0.0.1:9"), { startTimeoutMs: 3_000 });
   await assert.rejects(client.start(), (e: unknown) => {
     return (
       e instanceof PluginError &&

@@ -9,9 +9,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PluginClient, PluginError, remote, silentLogger, type ClientTls } from "../src/index.js";
-import { KV, handshake } from "../examples/kv/shared.js";
-import { decode, encode, startNetworkPlugin } from "./helpers.js";
+import { PluginError, remote, type ClientTls } from "../src/index.js";
+
+import { decode, encode, startNetworkPlugin, kvClient } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cp-tls-"));
 const file = (name: string): string => join(dir, name);
@@ -101,11 +101,7 @@ async function roundTrip(
   tls: ClientTls | undefined,
   httpVersion: "1.1" | "2" = "2",
 ): Promise<string> {
-  const client = new PluginClient({
-    handshake,
-    plugins: { kv: KV },
-    source: remote(url, { httpVersion, ...(tls !== undefined && { tls }) }),
-    logger: silentLogger,
+  const client = kvClient(remote(url, { httpVersion, ...(tls !== undefined && { tls }) }), {
     startTimeoutMs: 5_000,
   });
   await client.start();

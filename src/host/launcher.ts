@@ -3,7 +3,7 @@ import { Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
-import type { Logger } from "../logging/logger.js";
+import { notifyListeners, type Logger } from "../logging/logger.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -82,20 +82,7 @@ export class PluginProcess {
       // Whatever the plugin left running in its group goes with it.
       killGroup(child, "SIGKILL");
       live.delete(this);
-      for (const listener of this.exitListeners) {
-        try {
-          listener(final);
-        } catch (error) {
-          this.logger.log({
-            level: "error",
-            message: `an onExit listener threw: ${String(error)}`,
-            plugin: this.name,
-            source: "host",
-            fields: {},
-            time: new Date(),
-          });
-        }
-      }
+      notifyListeners(this.exitListeners, final, this.logger, this.name);
       return final;
     });
   }

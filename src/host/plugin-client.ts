@@ -24,7 +24,7 @@ import {
   type VersionedPluginSets,
 } from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
-import { stderrLogger, type Logger } from "../logging/logger.js";
+import { hostRecord, notifyListeners, stderrLogger, type Logger } from "../logging/logger.js";
 import {
   createInProcessTransport,
   createSocketTransport,
@@ -500,29 +500,14 @@ export class PluginClient<
     transport.close(new ConnectError(`plugin ${this.name} ${exit.description}`, Code.Unavailable));
     removeSocketDir(proc);
     if (!exit.expected) {
-      this.logger.log({
-        level: "error",
-        message: `plugin ${exit.description} unexpectedly`,
-        plugin: this.name,
-        source: "host",
-        fields: { code: exit.code, signal: exit.signal },
-        time: new Date(),
-      });
+      this.logger.log(
+        hostRecord(this.name, "error", `plugin ${exit.description} unexpectedly`, {
+          code: exit.code,
+          signal: exit.signal,
+        }),
+      );
     }
-    for (const listener of this.exitListeners) {
-      try {
-        listener(exit);
-      } catch (error) {
-        this.logger.log({
-          level: "error",
-          message: `an onExit listener threw: ${String(error)}`,
-          plugin: this.name,
-          source: "host",
-          fields: {},
-          time: new Date(),
-        });
-      }
-    }
+    notifyListeners(this.exitListeners, exit, this.logger, this.name);
   }
 
   private async doClose(): Promise<void> {

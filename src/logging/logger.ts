@@ -36,6 +36,35 @@ export interface Logger {
   log(record: LogRecord): void;
 }
 
+/** A record of the host's own about a plugin (a crash, a listener error). */
+export function hostRecord(
+  plugin: string,
+  level: LogLevel,
+  message: string,
+  fields: Record<string, unknown> = {},
+): LogRecord {
+  return { level, message, plugin, source: "host", fields, time: new Date() };
+}
+
+/**
+ * Calls every listener with `value`. A listener that throws is reported to
+ * the logger and does not stop the others, or the caller.
+ */
+export function notifyListeners<T>(
+  listeners: Iterable<(value: T) => void>,
+  value: T,
+  logger: Logger,
+  plugin: string,
+): void {
+  for (const listener of listeners) {
+    try {
+      listener(value);
+    } catch (error) {
+      logger.log(hostRecord(plugin, "error", `an onExit listener threw: ${String(error)}`));
+    }
+  }
+}
+
 /** A logger that writes "[plugin] level: message" lines to stderr. */
 export const stderrLogger: Logger = {
   log(record) {
