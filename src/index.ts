@@ -23,7 +23,8 @@ export type {
   RemoteSource,
   SubprocessSource,
 } from "./host/sources.js";
-export type { ServerTls } from "./transport/http-server.js";
+export type { BoundAddress, ServerTls } from "./transport/http-server.js";
+export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export type { PluginExit } from "./host/launcher.js";
 
 export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";

@@ -63,7 +63,7 @@ test("a command that is not a plugin and prints something else", async () => {
   assert.equal(e.kind, "unexpected-output");
   assert.match(
     e.message,
-    /unexpected output to stdout before its handshake: "usage: tool \[options\]"/,
+    /^plugin "sh -c echo 'usage: tool \[options\]'": unexpected output on stdout before the handshake line: "usage: tool \[options\]"\. A plugin must print nothing on stdout before it; send logs to stderr\. It wrote nothing to stderr\.$/,
   );
 });
 
@@ -81,7 +81,7 @@ test("a plugin that prints to stdout before its handshake", async () => {
   assert.equal(e.kind, "unexpected-output");
   assert.match(
     e.message,
-    /unexpected output to stdout before its handshake: "starting the plugin, please wait\.\.\."/,
+    /: unexpected output on stdout before the handshake line: "starting the plugin, please wait\.\.\."\./,
   );
   assert.match(e.message, /send logs to stderr/);
 });
@@ -91,7 +91,7 @@ test("a malformed handshake line", async () => {
   assert.equal(e.kind, "malformed-handshake");
   assert.match(
     e.message,
-    /malformed handshake line "1\|one\|unix\|\/tmp\/nowhere\.sock\|connect\|": protocol version "one" is not an integer/,
+    /fixture-plugin\.js malformed": malformed handshake line "1\|one\|unix\|\/tmp\/nowhere\.sock\|connect\|": protocol version "one" is not an integer\. It wrote nothing to stderr\.$/,
   );
 });
 

@@ -42,7 +42,7 @@ test("handshake line: each bad field gets an error that names it", () => {
     [
       "loading...",
       "unexpected-output",
-      /unexpected output to stdout before its handshake: "loading..."/,
+      /^unexpected output on stdout before the handshake line: "loading\.\.\."\. A plugin must print nothing on stdout before it; send logs to stderr\.$/,
     ],
     ["1|1|unix", "malformed-handshake", /expected at least 4 "\|"-separated fields, got 3/],
     [

@@ -73,8 +73,9 @@ test("launched, a plugin answers only callers with its launch token", async () =
   const run = runPlugin({
     ...cookie,
     CONNECT_PLUGIN_TRANSPORTS: "connect",
-    CONNECT_PLUGIN_AUTH_TOKEN: "s3cret",
+    CONNECT_PLUGIN_LAUNCH_TOKEN: "stdin",
   });
+  run.child.stdin.write("s3cret\n");
   await waitFor("the handshake line", () => run.stdout().includes("\n"));
   const socket = run.stdout().split("|")[3] ?? "";
   const transport = (token?: string) =>
@@ -230,16 +231,40 @@ test("remote: an endpoint that is not a connect-plugin server", async () => {
 test("remote: an endpoint where nothing listens", async () => {
   const client = kvClient(remote("http://127.0.0.1:9"), { startTimeoutMs: 3_000 });
   await assert.rejects(client.start(), (e: unknown) => {
-    return (
-      e instanceof PluginError &&
-      /could not complete the handshake with http:\/\/127\.0\.0\.1:9\/: .*ECONNREFUSED/.test(
-        e.message,
-      )
+    assert.ok(e instanceof PluginError);
+    assert.equal(e.kind, "unreachable");
+    assert.match(
+      e.message,
+      /^could not complete the handshake with http:\/\/127\.0\.0\.1:9\/: \[unavailable\] connect ECONNREFUSED 127\.0\.0\.1:9$/,
     );
+    return true;
   });
 });
 
-test("remote and in process: a version mismatch lists both sides' versions", async () => {
+test("remote: a version mismatch lists both sides' versions", async () => {
+  const plugin = await startNetworkPlugin("version-3");
+  try {
+    const client = new PluginClient({
+      handshake,
+      versionedPlugins: { 1: { kv: KV }, 2: { kv: KV } },
+      source: remote(plugin.url),
+      logger: silentLogger,
+    });
+    await assert.rejects(client.start(), (e: unknown) => {
+      assert.ok(e instanceof PluginError);
+      assert.equal(e.kind, "version-mismatch");
+      assert.match(
+        e.message,
+        /^protocol version mismatch with plugin http:\/\/127\.0\.0\.1:\d+\/: the plugin speaks \[3\], this host speaks \[1, 2\]$/,
+      );
+      return true;
+    });
+  } finally {
+    await plugin.stop();
+  }
+});
+
+test("in process: a version mismatch lists both sides' versions", async () => {
   const client = new PluginClient({
     handshake,
     versionedPlugins: { 4: { kv: KV }, 5: { kv: KV } },

@@ -30,10 +30,12 @@ export interface LaunchOptions {
   readonly hostVersions: readonly number[];
   readonly startTimeoutMs: number;
   readonly logger: Logger;
-  /** Name used in logs and errors. */
+  /** The plugin's name in log records. */
   readonly name: string;
-  /** Secret the plugin will require on every call (see Env.authToken). */
-  readonly authToken: string;
+  /** The plugin's name in error messages (quoted). */
+  readonly label: string;
+  /** Secret the plugin will require on every call (see Env.launchToken). */
+  readonly launchToken: string;
   /** Aborting it kills the plugin and fails the launch (close() during start()). */
   readonly signal?: AbortSignal;
 }
@@ -138,11 +140,11 @@ export class PluginProcess {
    */
   static launch(options: LaunchOptions): Promise<PluginProcess> {
     installExitHook();
-    const { handshake, logger, name } = options;
+    const { handshake, logger, name, label } = options;
     const child = spawn(options.command, [...options.args], {
       cwd: options.cwd,
       env: {
-        ...process.env,
+        ...inheritedEnv(),
         ...options.env,
         [handshake.magicCookieKey]: handshake.magicCookieValue,
         [Env.protocolVersions]: options.hostVersions.join(","),
@@ -150,7 +152,7 @@ export class PluginProcess {
         [Env.maxPort]: "25000",
         [Env.transports]: "connect",
         [Env.parentWatch]: "stdin",
-        [Env.authToken]: options.authToken,
+        [Env.launchToken]: "stdin",
       },
       stdio: ["pipe", "pipe", "pipe"],
       detached: true,
@@ -163,8 +165,10 @@ export class PluginProcess {
     });
     child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
     child.stderr?.on("end", () => stderr.end());
-    // Writes to stdin never happen; an EPIPE after the plugin exits is expected.
+    // The launch token is the only thing ever written to stdin; an EPIPE
+    // after the plugin exits is expected.
     child.stdin?.on("error", () => {});
+    child.stdin?.write(`${options.launchToken}\n`);
 
     const exited = new Promise<RawExit>((resolve) => {
       child.once("exit", (code, signal) => {
@@ -216,7 +220,7 @@ export class PluginProcess {
         fail(
           new PluginError(
             "handshake-timeout",
-            `plugin ${name} did not complete its handshake within ${options.startTimeoutMs} ms; ` +
+            `plugin ${label} did not complete its handshake within ${options.startTimeoutMs} ms; ` +
               `it was killed. A plugin must print its handshake line on stdout once it listens.` +
               stderrSuffix(stderrTail),
             { stderrTail: stderrTail.toString() },
@@ -225,7 +229,7 @@ export class PluginProcess {
       }, options.startTimeoutMs);
 
       const closedWhileStarting = (): void =>
-        fail(new PluginError("not-running", `plugin ${name} was closed while starting`));
+        fail(new PluginError("not-running", `plugin ${label} was closed while starting`));
       if (options.signal?.aborted) closedWhileStarting();
       options.signal?.addEventListener("abort", closedWhileStarting, { once: true });
 
@@ -233,7 +237,7 @@ export class PluginProcess {
         fail(
           new PluginError(
             "spawn-failed",
-            `could not start plugin ${name}: ${err.code === "ENOENT" ? "command not found" : err.message}`,
+            `could not start plugin ${label}: ${err.code === "ENOENT" ? "command not found" : err.message}`,
             { cause: err },
           ),
         );
@@ -246,14 +250,14 @@ export class PluginProcess {
           cookie
             ? new PluginError(
                 "cookie-mismatch",
-                `plugin ${name} refused to start: it is not a plugin for this host, or its magic ` +
+                `plugin ${label} refused to start: it is not a plugin for this host, or its magic ` +
                   `cookie ${handshake.magicCookieKey} does not match (it ${exit.description}).` +
                   stderrSuffix(stderrTail),
                 { stderrTail: exit.stderrTail },
               )
             : new PluginError(
                 "exited-before-handshake",
-                `plugin ${name} ${exit.description} before completing its handshake; ` +
+                `plugin ${label} ${exit.description} before completing its handshake; ` +
                   `is the command a plugin?` +
                   stderrSuffix(stderrTail),
                 { stderrTail: exit.stderrTail },
@@ -275,7 +279,7 @@ export class PluginProcess {
         } catch (error) {
           const e = error as PluginError;
           fail(
-            new PluginError(e.kind, `plugin ${name}: ${e.message}${stderrSuffix(stderrTail)}`, {
+            new PluginError(e.kind, `plugin ${label}: ${e.message}${stderrSuffix(stderrTail)}`, {
               stderrTail: stderrTail.toString(),
             }),
           );
@@ -292,6 +296,20 @@ export class PluginProcess {
       child.stdout?.on("end", () => stdout.end());
     });
   }
+}
+
+/**
+ * The host's environment, less the variables that would make a plugin serve
+ * in network mode or over TLS instead of answering its host: a host that
+ * itself runs with CONNECT_PLUGIN_LISTEN must not pass it on. (A source's
+ * own `env` may still set them.)
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) {
+    if (key.startsWith("CONNECT_PLUGIN_")) delete env[key];
+  }
+  return env;
 }
 
 function stderrSuffix(tail: TailBuffer): string {

@@ -45,8 +45,9 @@ interface CommonOptions {
   readonly startTimeoutMs?: number;
   /**
    * How long close() lets calls in flight finish: a subprocess gets this long
-   * to exit after the Shutdown call before its process group is killed.
-   * Defaults to 2 s (go-plugin's).
+   * to exit after the Shutdown call before its process group is killed (the
+   * plugin is told, and drains for the smaller of this and its own grace
+   * period). Defaults to 2 s (go-plugin's).
    */
   readonly gracePeriodMs?: number;
   /** Receives the plugin's stderr and stdout lines, and lifecycle events. */
@@ -131,7 +132,10 @@ export class PluginClient<
 > {
   private readonly sets: Map<number, PluginSet>;
   private readonly logger: Logger;
+  /** The plugin's name in log records: the command line or the URL. */
   private readonly name: string;
+  /** The plugin's name in messages: the command line quoted, or the URL. */
+  private readonly label: string;
   private readonly gracePeriodMs: number;
   private readonly startTimeoutMs: number;
   private starting: Promise<void> | undefined;
@@ -154,6 +158,7 @@ export class PluginClient<
     if (options.source.kind === "remote") checkRemoteSource(options.source);
     this.logger = options.logger ?? stderrLogger;
     this.name = describeSource(options.source);
+    this.label = options.source.kind === "subprocess" ? JSON.stringify(this.name) : this.name;
     this.gracePeriodMs = options.gracePeriodMs ?? 2_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
   }
@@ -181,6 +186,8 @@ export class PluginClient<
   /**
    * Calls `listener` when the plugin subprocess exits, whether the host
    * closed it (`exit.expected`) or it crashed. Returns an unsubscribe function.
+   * Only subprocesses exit: for remote and in-process plugins it never fires
+   * (a remote plugin's failures show up as Unavailable calls and in health()).
    */
   onExit(listener: (exit: PluginExit) => void): () => void {
     this.exitListeners.add(listener);
@@ -193,7 +200,7 @@ export class PluginClient<
    */
   start(): Promise<void> {
     if (this.closing !== undefined) {
-      return Promise.reject(new PluginError("not-running", `plugin ${this.name} is closed`));
+      return Promise.reject(new PluginError("not-running", `plugin ${this.label} is closed`));
     }
     this.starting ??= this.doStart();
     return this.starting;
@@ -219,7 +226,7 @@ export class PluginClient<
     if (agreed !== version) {
       throw new PluginError(
         "unknown-plugin",
-        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.name} agreed on version ${agreed}`,
+        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.label} agreed on version ${agreed}`,
       );
     }
     return this.clientFor(name) as DispensedClient<V[Ver][K]>;
@@ -242,14 +249,14 @@ export class PluginClient<
     if (info === undefined) {
       throw new PluginError(
         "unknown-plugin",
-        `plugin ${this.name} does not provide "${name}" at protocol version ${running.version} ` +
+        `plugin ${this.label} does not provide "${name}" at protocol version ${running.version} ` +
           `(it provides: ${list([...running.available.keys()])})`,
       );
     }
     if (info.service !== "" && info.service !== service.typeName) {
       throw new PluginError(
         "unknown-plugin",
-        `plugin ${this.name} serves "${name}" as ${info.service}, but this host expects ` +
+        `plugin ${this.label} serves "${name}" as ${info.service}, but this host expects ` +
           `${service.typeName}`,
       );
     }
@@ -304,8 +311,8 @@ export class PluginClient<
       throw new PluginError(
         "not-running",
         this.closing !== undefined
-          ? `plugin ${this.name} is closed`
-          : `plugin ${this.name} is not started; await client.start() first`,
+          ? `plugin ${this.label} is closed`
+          : `plugin ${this.label} is not started; await client.start() first`,
       );
     }
     return this.running;
@@ -327,7 +334,7 @@ export class PluginClient<
     const interceptors = [...(this.options.interceptors ?? [])];
     switch (source.kind) {
       case "subprocess": {
-        const authToken = randomBytes(32).toString("base64url");
+        const launchToken = randomBytes(32).toString("base64url");
         const proc = await PluginProcess.launch({
           command: source.command,
           args: source.args,
@@ -339,7 +346,8 @@ export class PluginClient<
           startTimeoutMs: this.startTimeoutMs,
           logger: this.logger,
           name: this.name,
-          authToken,
+          label: this.label,
+          launchToken,
           signal: this.startAbort.signal,
         });
         this.process = proc;
@@ -350,22 +358,23 @@ export class PluginClient<
           await proc.exited;
           throw new PluginError(
             "unsupported-protocol",
-            `plugin ${this.name} speaks the unsupported protocol "${line.protocol}"; ` +
+            `plugin ${this.label} speaks the unsupported protocol "${line.protocol}"; ` +
               `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
           );
         }
         // The guard asks the transport (created after it) whether its
         // connection broke; the closure only runs once calls are made.
-        const guard = new CallGuard(this.name, () => transport.isBroken(), proc);
+        const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
         const transport = createSocketTransport(line, {
           protocol: line.protocol === "grpc" ? "grpc" : "connect",
-          interceptors: [guard.interceptor, bearerToken(authToken), ...interceptors],
+          // The token goes on last, so that user interceptors never see it.
+          interceptors: [guard.interceptor, ...interceptors, bearerToken(launchToken)],
         });
         proc.onExit((exit) => this.handleExit(exit, transport, proc));
         return { transport, guard, process: proc, server: undefined };
       }
       case "remote": {
-        const guard = new CallGuard(this.name, () => remoteTransport.isBroken());
+        const guard = new CallGuard(this.label, () => remoteTransport.isBroken());
         const remoteTransport = createUrlTransport(source.url, {
           protocol: source.protocol,
           httpVersion: source.httpVersion,
@@ -389,7 +398,7 @@ export class PluginClient<
         });
         // Nothing between host and plugin can break in process: every error
         // is the plugin's own, so the guard never rewrites one.
-        const guard = new CallGuard(this.name, () => false, undefined, false);
+        const guard = new CallGuard(this.label, () => false, undefined, false);
         const transport = createInProcessTransport(server, {
           interceptors: [guard.interceptor, ...interceptors],
         });
@@ -404,7 +413,7 @@ export class PluginClient<
     try {
       const handshake = await this.handshake(parts.transport.transport, parts.process, deadline);
       if (this.closing !== undefined) {
-        throw new PluginError("not-running", `plugin ${this.name} was closed while starting`);
+        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
       }
       this.running = {
         ...parts,
@@ -448,14 +457,14 @@ export class PluginClient<
     } catch (error) {
       const ce = ConnectError.from(error);
       if (this.startAbort.signal.aborted) {
-        throw new PluginError("not-running", `plugin ${this.name} was closed while starting`, {
+        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`, {
           cause: error,
         });
       }
       if (ce.code === Code.Unimplemented || ce.code === Code.NotFound) {
         throw new PluginError(
           "not-a-plugin-server",
-          `${this.name} does not speak the connect-plugin protocol ` +
+          `${this.label} does not speak the connect-plugin protocol ` +
             `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})`,
           { cause: error },
         );
@@ -463,14 +472,21 @@ export class PluginClient<
       if (ce.code === Code.DeadlineExceeded) {
         throw new PluginError(
           "handshake-timeout",
-          `plugin ${this.name} did not answer the Handshake call before the start timeout`,
+          `plugin ${this.label} did not answer the Handshake call before the start timeout`,
           { cause: error },
         );
       }
+      if (proc !== undefined) {
+        throw new PluginError(
+          "exited-before-handshake",
+          `could not complete the handshake with plugin ${this.label}: ${ce.message}`,
+          { cause: error, stderrTail: proc.stderrTail },
+        );
+      }
       throw new PluginError(
-        proc === undefined ? "not-a-plugin-server" : "exited-before-handshake",
-        `could not complete the handshake with ${this.name}: ${ce.message}`,
-        { cause: error, ...(proc !== undefined && { stderrTail: proc.stderrTail }) },
+        ce.code === Code.Unavailable ? "unreachable" : "not-a-plugin-server",
+        `could not complete the handshake with ${this.label}: ${ce.message}`,
+        { cause: error },
       );
     }
     const announced = proc?.handshakeLine.protocolVersion;
@@ -482,14 +498,14 @@ export class PluginClient<
         res.supportedVersions.length > 0 ? res.supportedVersions : [announced ?? 0];
       throw new PluginError(
         "version-mismatch",
-        `protocol version mismatch with plugin ${this.name}: the plugin speaks ` +
+        `protocol version mismatch with plugin ${this.label}: the plugin speaks ` +
           `${formatVersions(pluginVersions)}, this host speaks ${formatVersions(hostVersions)}`,
       );
     }
     if (announced !== undefined && announced !== res.protocolVersion) {
       throw new PluginError(
         "malformed-handshake",
-        `plugin ${this.name} announced protocol version ${announced} in its handshake line ` +
+        `plugin ${this.label} announced protocol version ${announced} in its handshake line ` +
           `but negotiated ${res.protocolVersion} in the Handshake call`,
       );
     }
@@ -497,7 +513,7 @@ export class PluginClient<
   }
 
   private handleExit(exit: PluginExit, transport: ClientTransport, proc: PluginProcess): void {
-    transport.close(new ConnectError(`plugin ${this.name} ${exit.description}`, Code.Unavailable));
+    transport.close(new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable));
     removeSocketDir(proc);
     if (!exit.expected) {
       this.logger.log(
@@ -522,7 +538,7 @@ export class PluginClient<
       if (proc.exit === undefined) {
         try {
           await createClient(PluginController, transport.transport).shutdown(
-            { reason: "host closed the plugin client" },
+            { reason: "host closed the plugin client", gracePeriodMs: this.gracePeriodMs },
             { timeoutMs: this.gracePeriodMs },
           );
         } catch {
@@ -539,16 +555,20 @@ export class PluginClient<
       await guard.drain(this.gracePeriodMs);
     }
     guard.close();
-    transport.close(new ConnectError(`plugin ${this.name} was closed`, Code.Unavailable));
+    transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
   }
 }
 
-/** Adds the launch token to every call into a subprocess. */
+/**
+ * Adds the launch token to every call into a subprocess, on a copy of the
+ * headers: interceptors further out keep a view without the secret.
+ */
 function bearerToken(token: string): Interceptor {
   const value = `Bearer ${token}`;
   return (next) => (req) => {
-    req.header.set("authorization", value);
-    return next(req);
+    const header = new Headers(req.header);
+    header.set("authorization", value);
+    return next({ ...req, header });
   };
 }
 
@@ -572,7 +592,7 @@ function removeSocketDir(proc: PluginProcess): void {
 function describeSource(source: PluginSource): string {
   switch (source.kind) {
     case "subprocess":
-      return JSON.stringify([source.command, ...source.args].join(" "));
+      return [source.command, ...source.args].join(" ");
     case "remote":
       return source.url.toString();
     case "in-process":

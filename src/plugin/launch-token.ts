@@ -4,15 +4,18 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Env } from "../protocol/env.js";
 
 /**
- * Takes the launch token out of the environment (so that code the plugin
- * runs, and processes it starts, never see it) and returns an interceptor
- * that refuses calls without it. Without a token (a go-plugin host launched
- * us) there is nothing to check and no interceptor.
+ * Reads the launch token the host sent as the first line on stdin, when its
+ * environment says it did, and returns an interceptor that refuses calls
+ * without it. Without a token (a go-plugin host launched us) there is
+ * nothing to check and no interceptor. Resolves to "host-gone" if stdin ends
+ * first: the host died before the plugin could start.
  */
-export function takeLaunchToken(): Interceptor | undefined {
-  const token = process.env[Env.authToken];
-  delete process.env[Env.authToken];
-  if (token === undefined || token === "") return undefined;
+export async function readLaunchToken(): Promise<Interceptor | undefined | "host-gone"> {
+  const mode = process.env[Env.launchToken];
+  delete process.env[Env.launchToken];
+  if (mode !== "stdin") return undefined;
+  const token = await firstLine(process.stdin);
+  if (token === undefined) return "host-gone";
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => (req) => {
     // Health checks carry no secret and reveal nothing.
@@ -28,4 +31,25 @@ export function takeLaunchToken(): Interceptor | undefined {
     }
     return next(req);
   };
+}
+
+/** The first line of a stream, or undefined if it ends before one. */
+function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let buffered = "";
+    const finish = (line: string | undefined): void => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.pause();
+      resolve(line);
+    };
+    const onData = (chunk: Buffer | string): void => {
+      buffered += chunk.toString();
+      const newline = buffered.indexOf("\n");
+      if (newline !== -1) finish(buffered.slice(0, newline));
+    };
+    const onEnd = (): void => finish(undefined);
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+  });
 }

@@ -61,7 +61,8 @@ export class PluginServer {
    * What a Shutdown RPC does once its answer is sent. `serve()` replaces it
    * with a shutdown that also closes the socket and exits the process.
    */
-  onShutdownRequest: (reason: string) => void = (reason) => void this.shutdown(reason);
+  onShutdownRequest: (reason: string, graceMs?: number) => void = (reason, graceMs) =>
+    void this.shutdown(reason, graceMs);
 
   constructor(definition: PluginDefinition, options: PluginServerOptions = {}) {
     this.sets = byVersion(
@@ -103,15 +104,20 @@ export class PluginServer {
   };
 
   /**
-   * Stops taking new calls, waits up to the grace period for calls in flight,
-   * then cancels what is left. Resolves when no call is running any more.
+   * Stops taking new calls, waits up to the grace period (or `graceMs`, if
+   * the host asked for less) for calls in flight, then cancels what is left. Resolves when no call is running any more.
    * Calling it again returns the same promise.
    */
-  shutdown(reason: string): Promise<void> {
+  shutdown(reason: string, graceMs = this.gracePeriodMs): Promise<void> {
     this.shuttingDown ??= (async () => {
-      this.log("info", "plugin shutting down", { reason, calls_in_flight: this.tracker.inFlight });
+      const grace = Math.min(graceMs, this.gracePeriodMs);
+      this.log("info", "plugin shutting down", {
+        reason,
+        calls_in_flight: this.tracker.inFlight,
+        grace_period_ms: grace,
+      });
       this.notifyStatus();
-      const left = await this.tracker.drain(this.gracePeriodMs);
+      const left = await this.tracker.drain(grace);
       if (left > 0) {
         this.log("warn", "grace period over; cancelling calls still in flight", { calls: left });
         this.abort.abort(
@@ -187,7 +193,8 @@ export class PluginServer {
       shutdown: (req) => {
         const reason = req.reason || "host requested shutdown";
         // Answer first; the shutdown runs after this response is on its way.
-        setImmediate(() => this.onShutdownRequest(reason));
+        const graceMs = req.gracePeriodMs > 0 ? req.gracePeriodMs : undefined;
+        setImmediate(() => this.onShutdownRequest(reason, graceMs));
         return create(ShutdownResponseSchema, {});
       },
     });

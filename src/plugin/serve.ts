@@ -15,7 +15,7 @@ import {
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { pluginLog } from "./plugin-log.js";
-import { takeLaunchToken } from "./launch-token.js";
+import { readLaunchToken } from "./launch-token.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -131,7 +131,8 @@ async function serveLaunched(
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  const token = takeLaunchToken();
+  const token = await readLaunchToken();
+  if (token === "host-gone") process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
   const http = await PluginHttpServer.listen(handler(server, token ? [token] : []), target, {
     acceptHttp1: false,
   });
@@ -232,9 +233,9 @@ function lifecycle(
   let finished: Promise<void> | undefined;
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
-  const shutdown = (reason = "shutdown requested"): Promise<void> => {
+  const shutdown = (reason = "shutdown requested", graceMs?: number): Promise<void> => {
     finished ??= (async () => {
-      await server.shutdown(reason);
+      await server.shutdown(reason, graceMs);
       await http.close(1_000);
       socket?.remove();
       for (const [signal, handler] of Object.entries(handlers)) process.off(signal, handler);
@@ -244,7 +245,7 @@ function lifecycle(
     })();
     return finished;
   };
-  server.onShutdownRequest = (reason) => void shutdown(reason);
+  server.onShutdownRequest = (reason, graceMs) => void shutdown(reason, graceMs);
   const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
     SIGTERM: () => void shutdown("SIGTERM"),
     ...extra.signals,

@@ -14,7 +14,10 @@ export const Env = {
   unixSocketDir: "PLUGIN_UNIX_SOCKET_DIR",
   /** Group that should own the socket (go-plugin; unused on our side). */
   unixSocketGroup: "PLUGIN_UNIX_SOCKET_GROUP",
-  /** Port range for TCP listeners (go-plugin; used where unix sockets are not). */
+  /**
+   * Port range for TCP listeners (go-plugin's; its plugins use it on
+   * Windows). Our TCP fallback takes any free loopback port instead.
+   */
   minPort: "PLUGIN_MIN_PORT",
   maxPort: "PLUGIN_MAX_PORT",
   /**
@@ -29,12 +32,13 @@ export const Env = {
    */
   parentWatch: "CONNECT_PLUGIN_PARENT_WATCH",
   /**
-   * A secret the host makes for each launch. The plugin requires it as a
-   * bearer token on every call (health checks excepted) and removes it from
-   * its environment at start, so that only the host that launched it can
-   * call it, even over loopback TCP where any local user could connect.
+   * "stdin" when the host sends a secret as the first line on the plugin's
+   * stdin. The plugin then requires it as a bearer token on every call
+   * (health checks excepted), so that only the host that launched it can
+   * call it, even over loopback TCP where any local user could connect. The
+   * secret never appears in an environment that code or children could read.
    */
-  authToken: "CONNECT_PLUGIN_AUTH_TOKEN",
+  launchToken: "CONNECT_PLUGIN_LAUNCH_TOKEN",
   /**
    * Network mode: the address to listen on (for example "0.0.0.0:8080" or
    * ":8080"). Lets one plugin binary run as a sidecar or remote service

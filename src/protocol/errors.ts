@@ -22,6 +22,8 @@ export type PluginErrorKind =
   | "unsupported-protocol"
   /** The endpoint does not speak the connect-plugin protocol. */
   | "not-a-plugin-server"
+  /** Nothing answered at the endpoint (refused, reset, TLS failure, DNS). */
+  | "unreachable"
   /** The plugin does not provide the named plugin that was dispensed. */
   | "unknown-plugin"
   /** The client is not started, or already closed. */

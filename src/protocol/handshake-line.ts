@@ -53,13 +53,13 @@ export function parseHandshakeLine(raw: string): HandshakeLine {
   if (!text.includes("|")) {
     throw new PluginError(
       "unexpected-output",
-      `plugin wrote unexpected output to stdout before its handshake: ${shown}. ` +
-        `A plugin must print nothing on stdout before the handshake line; send logs to stderr.`,
+      `unexpected output on stdout before the handshake line: ${shown}. ` +
+        `A plugin must print nothing on stdout before it; send logs to stderr.`,
     );
   }
   const parts = text.split("|");
   const malformed = (why: string): PluginError =>
-    new PluginError("malformed-handshake", `malformed handshake line ${shown}: ${why}`);
+    new PluginError("malformed-handshake", `malformed handshake line ${shown}: ${why}.`);
 
   if (parts.length < 4) {
     throw malformed(`expected at least 4 "|"-separated fields, got ${parts.length}`);
