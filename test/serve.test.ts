@@ -107,6 +107,16 @@ test("launched, a plugin answers only callers with its launch token", async () =
   }
 });
 
+test("launched, a plugin ignores SIGINT (its host decides) and stops on SIGTERM", async () => {
+  const run = runPlugin({ ...cookie, CONNECT_PLUGIN_TRANSPORTS: "connect" });
+  await waitFor("the handshake line", () => run.stdout().includes("\n"));
+  run.child.kill("SIGINT");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(run.child.exitCode, null, "still running after SIGINT");
+  run.child.kill("SIGTERM");
+  assert.equal(await run.exited, 0);
+});
+
 test("launched by a go-plugin host, the line announces grpc and honours PLUGIN_UNIX_SOCKET_DIR", async () => {
   const dir = mkdtempSync(join(tmpdir(), "sockdir-"));
   const run = runPlugin({ ...cookie, PLUGIN_PROTOCOL_VERSIONS: "1", PLUGIN_UNIX_SOCKET_DIR: dir });
