@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -20,6 +20,7 @@ import {
   waitFor,
   kvClient,
   expectUnavailable,
+  tempDir,
 } from "./helpers.js";
 
 test("close() lets a call in flight finish, then the plugin exits cleanly", async () => {
@@ -135,7 +136,7 @@ test("an error the plugin sends is not mistaken for a crash", async () => {
 });
 
 test("close() leaves no child processes behind, grandchildren included", async () => {
-  const pidFile = join(mkdtempSync(join(tmpdir(), "cp-test-")), "grandchild.pid");
+  const pidFile = join(tempDir("cp-test-"), "grandchild.pid");
   const client = kvClient(fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }));
   await client.start();
   const grandchild = Number(readFileSync(pidFile, "utf8"));
@@ -146,7 +147,12 @@ test("close() leaves no child processes behind, grandchildren included", async (
 
 test("a plugin exits when its host is killed with SIGKILL", async () => {
   const hostMain = fileURLToPath(new URL("./fixtures/host-then-die.js", import.meta.url));
-  const host = spawn(process.execPath, [hostMain], { stdio: ["ignore", "pipe", "inherit"] });
+  const host = spawn(process.execPath, [hostMain], {
+    stdio: ["ignore", "pipe", "inherit"],
+    // The host is killed before it can remove its socket directory: keep it
+    // out of the shared temp dir.
+    env: { ...process.env, PLUGIN_UNIX_SOCKET_DIR: tempDir("cp-host-") },
+  });
   const pluginPid = await new Promise<number>((resolve, reject) => {
     host.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
     host.once("exit", (code) => reject(new Error(`host exited early with ${code}`)));

@@ -6,8 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,10 +31,11 @@ import {
   waitFor,
   kvClient,
   expectUnavailable,
+  tempDir,
 } from "./helpers.js";
 
 test("a crashed plugin's children are killed with it", async () => {
-  const pidFile = join(mkdtempSync(join(tmpdir(), "cp-test-")), "grandchild.pid");
+  const pidFile = join(tempDir("cp-test-"), "grandchild.pid");
   const client = kvClient(fixture("grandchild", { GRANDCHILD_PID_FILE: pidFile }));
   await client.start();
   const grandchild = Number(readFileSync(pidFile, "utf8"));
@@ -47,7 +48,7 @@ test("a crashed plugin's children are killed with it", async () => {
 });
 
 test("a plugin whose host was SIGKILLed shuts down cleanly and removes its socket directory", async () => {
-  const socketParent = mkdtempSync(join(tmpdir(), "cp-host-"));
+  const socketParent = tempDir("cp-host-");
   const hostMain = fileURLToPath(new URL("./fixtures/host-then-die.js", import.meta.url));
   const host = spawn(process.execPath, [hostMain], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -57,10 +58,19 @@ test("a plugin whose host was SIGKILLed shuts down cleanly and removes its socke
     host.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
     host.once("exit", (code) => reject(new Error(`host exited early with ${code}`)));
   });
-  assert.equal(readdirSync(socketParent).length, 1, "the plugin's socket directory exists");
+  const socketFiles = (): string[] =>
+    readdirSync(socketParent, { recursive: true, encoding: "utf8" }).filter((p) =>
+      p.endsWith(".sock"),
+    );
+  assert.equal(socketFiles().length, 1, "the plugin's socket exists");
   host.kill("SIGKILL");
   await waitFor("the orphaned plugin to exit", () => !isAlive(pluginPid), 5_000);
-  assert.deepEqual(readdirSync(socketParent), [], "the socket directory was removed");
+  // The host's own directory stays (it was killed before it could remove
+  // it), but the plugin removed its socket and socket directory.
+  assert.deepEqual(socketFiles(), [], "the socket was removed");
+  assert.ok(
+    readdirSync(socketParent).every((d) => readdirSync(join(socketParent, d)).length === 0),
+  );
 });
 
 test("close() during start() abandons the start at once", async () => {

@@ -6,11 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+
+import { dirname } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
@@ -18,7 +18,7 @@ import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
 import { PluginClient, PluginError, inProcess, remote, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { startNetworkPlugin, waitFor, kvClient } from "./helpers.js";
+import { startNetworkPlugin, waitFor, kvClient, tempDir } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
 const fixtureMain = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
@@ -118,7 +118,7 @@ test("launched, a plugin ignores SIGINT (its host decides) and stops on SIGTERM"
 });
 
 test("launched by a go-plugin host, the line announces grpc and honours PLUGIN_UNIX_SOCKET_DIR", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sockdir-"));
+  const dir = tempDir("sockdir-");
   const run = runPlugin({ ...cookie, PLUGIN_PROTOCOL_VERSIONS: "1", PLUGIN_UNIX_SOCKET_DIR: dir });
   await waitFor("the handshake line", () => run.stdout().includes("\n"));
   assert.match(
@@ -130,7 +130,7 @@ test("launched by a go-plugin host, the line announces grpc and honours PLUGIN_U
 });
 
 test("where a unix socket path would be too long, a plugin uses loopback TCP", async () => {
-  const dir = mkdtempSync(join(tmpdir(), `${"d".repeat(90)}-`));
+  const dir = tempDir(`${"d".repeat(90)}-`);
   const run = runPlugin({
     ...cookie,
     PLUGIN_UNIX_SOCKET_DIR: dir,

@@ -6,14 +6,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { PluginError, remote, type ClientTls } from "../src/index.js";
 
-import { decode, encode, startNetworkPlugin, kvClient } from "./helpers.js";
+import { decode, encode, startNetworkPlugin, kvClient, tempDir } from "./helpers.js";
 
-const dir = mkdtempSync(join(tmpdir(), "cp-tls-"));
+const dir = tempDir("cp-tls-");
 const file = (name: string): string => join(dir, name);
 
 /** A CA, a server certificate for 127.0.0.1, and a client certificate. */

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
@@ -141,6 +144,12 @@ export class PluginProcess {
   static launch(options: LaunchOptions): Promise<PluginProcess> {
     installExitHook();
     const { handshake, logger, name, label } = options;
+    // The host owns the directory the plugin makes its socket in, so that it
+    // can remove it whatever becomes of the plugin, even one killed by
+    // SIGKILL before it could clean up, without trusting a path the plugin
+    // printed. The user's PLUGIN_UNIX_SOCKET_DIR, if any, is its parent.
+    const socketParent = mkdtempSync(join(process.env[Env.unixSocketDir] || tmpdir(), "cph-"));
+    const removeSocketParent = (): void => rmSync(socketParent, { recursive: true, force: true });
     const child = spawn(options.command, [...options.args], {
       cwd: options.cwd,
       env: {
@@ -148,6 +157,7 @@ export class PluginProcess {
         ...options.env,
         [handshake.magicCookieKey]: handshake.magicCookieValue,
         [Env.protocolVersions]: options.hostVersions.join(","),
+        [Env.unixSocketDir]: socketParent,
         [Env.minPort]: "10000",
         [Env.maxPort]: "25000",
         [Env.transports]: "connect",
@@ -178,6 +188,7 @@ export class PluginProcess {
         // they cannot keep the host's event loop alive.
         const finish = (): void => {
           for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+          removeSocketParent();
           resolve({
             code,
             signal,
@@ -234,6 +245,7 @@ export class PluginProcess {
       options.signal?.addEventListener("abort", closedWhileStarting, { once: true });
 
       child.once("error", (err: NodeJS.ErrnoException) => {
+        if (child.pid === undefined) removeSocketParent();
         fail(
           new PluginError(
             "spawn-failed",

@@ -1,7 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { dirname, basename } from "node:path";
-import { realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -370,7 +367,7 @@ export class PluginClient<
           // The token goes on last, so that user interceptors never see it.
           interceptors: [guard.interceptor, ...interceptors, bearerToken(launchToken)],
         });
-        proc.onExit((exit) => this.handleExit(exit, transport, proc));
+        proc.onExit((exit) => this.handleExit(exit, transport));
         return { transport, guard, process: proc, server: undefined };
       }
       case "remote": {
@@ -512,9 +509,8 @@ export class PluginClient<
     return res;
   }
 
-  private handleExit(exit: PluginExit, transport: ClientTransport, proc: PluginProcess): void {
+  private handleExit(exit: PluginExit, transport: ClientTransport): void {
     transport.close(new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable));
-    removeSocketDir(proc);
     if (!exit.expected) {
       this.logger.log(
         hostRecord(this.name, "error", `plugin ${exit.description} unexpectedly`, {
@@ -570,23 +566,6 @@ function bearerToken(token: string): Interceptor {
     header.set("authorization", value);
     return next({ ...req, header });
   };
-}
-
-/**
- * Removes a subprocess' private socket directory when the plugin could not.
- * Only a directory that looks like one serve() makes, directly in the temp
- * directory: the path comes from the plugin's stdout, which is not trusted.
- */
-function removeSocketDir(proc: PluginProcess): void {
-  const line = proc.handshakeLine;
-  if (line.network !== "unix") return;
-  const dir = dirname(line.address);
-  try {
-    if (realpathSync(dirname(dir)) !== realpathSync(tmpdir())) return;
-  } catch {
-    return;
-  }
-  if (/^cp-[A-Za-z0-9]{6}$/.test(basename(dir))) rmSync(dir, { recursive: true, force: true });
 }
 
 function describeSource(source: PluginSource): string {
