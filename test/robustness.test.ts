@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 import {
   PluginClient,
@@ -210,4 +211,86 @@ test("dispenseAt() gives the client of one protocol version, and refuses another
     /cannot dispense "kv" at protocol version 2: plugin \(in process\) agreed on version 1/,
   );
   await client.close();
+});
+
+test("a host that exits without close() still kills its plugin and removes its socket directory", async () => {
+  const socketParent = tempDir("cp-exit-");
+  const hostMain = fileURLToPath(new URL("./fixtures/host-then-die.js", import.meta.url));
+  const host = spawn(process.execPath, [hostMain, "exit"], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, PLUGIN_UNIX_SOCKET_DIR: socketParent },
+  });
+  let out = "";
+  host.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => host.once("exit", resolve));
+  assert.equal(code, 0);
+  const pluginPid = Number(out.trim());
+  assert.ok(pluginPid > 0, `host printed ${JSON.stringify(out)}`);
+  await waitFor("the plugin to die with its host", () => !isAlive(pluginPid), 3_000);
+  assert.deepEqual(readdirSync(socketParent), [], "nothing left in the socket directory");
+});
+
+test("a remote server stream the caller abandons (break, then abort) does not hold up close()", async () => {
+  const plugin = await startNetworkPlugin();
+  try {
+    const client = kvClient(remote(plugin.url), { gracePeriodMs: 3_000 });
+    await client.start();
+    const kv = client.dispense("kv");
+    for (let i = 0; i < 3; i++) {
+      // Leaving a for-await loop does not cancel an RPC in connect-es; the
+      // signal does. The guard must forget the call then, not at close().
+      const abort = new AbortController();
+      for await (const _ of kv.watch({ key: "abandoned" }, { signal: abort.signal })) break;
+      abort.abort();
+    }
+    const closing = await timed(client.close());
+    assert.ok(closing.ms < 1_000, `close waited ${closing.ms.toFixed(0)} ms for abandoned streams`);
+  } finally {
+    await plugin.stop();
+  }
+});
+
+test("errors made on the host's side are not mistaken for a lost connection", async () => {
+  const refuse: Interceptor = (next) => (req) => {
+    if (req.method.name === "Get") throw new ConnectError("policy says no", Code.PermissionDenied);
+    if (req.method.name === "Put") throw new Error("interceptor bug");
+    return next(req);
+  };
+  const client = kvClient(fixture("kv"), { interceptors: [refuse] });
+  await client.start();
+  const kv = client.dispense("kv");
+  const denied = await timed(kv.get({ key: "a" }));
+  assert.equal(ConnectError.from(denied.error).code, Code.PermissionDenied);
+  const bug = await timed(kv.put({ key: "a" }));
+  assert.match(String(bug.error), /interceptor bug/);
+  assert.notEqual(ConnectError.from(bug.error).code, Code.Unavailable);
+  const failingStream = await timed(
+    kv.putMany(
+      (async function* () {
+        yield { key: "x" };
+        throw new Error("the caller's own stream failed");
+      })(),
+    ),
+  );
+  assert.notEqual(
+    ConnectError.from(failingStream.error).code,
+    Code.Unavailable,
+    String(failingStream.error),
+  );
+  for (const call of [denied, bug, failingStream])
+    assert.ok(call.ms < 500, `took ${call.ms.toFixed(0)} ms`);
+  await client.close();
+});
+
+test("a socket directory that cannot be made is a clear spawn error", async () => {
+  const client = kvClient(fixture("kv", { PLUGIN_UNIX_SOCKET_DIR: "/nonexistent/sockets" }));
+  await assert.rejects(client.start(), (e: unknown) => {
+    assert.ok(e instanceof PluginError);
+    assert.equal(e.kind, "spawn-failed");
+    assert.match(
+      e.message,
+      /cannot create its socket directory in \/nonexistent\/sockets \(ENOENT/,
+    );
+    return true;
+  });
 });

@@ -75,15 +75,24 @@ export class CallGuard {
     // Our own signal for the call, so that close() can end it whatever the
     // transport; it follows the caller's signal (cancel and deadline).
     const call = new AbortController();
-    const follow = (): void => call.abort(req.signal.reason);
-    if (req.signal.aborted) follow();
-    else req.signal.addEventListener("abort", follow, { once: true });
-    this.inFlight.add(call);
+    let ended = false;
+    // A call ends when it settles, or when the caller's signal aborts, which
+    // Connect also does when a call completes: a server stream the caller
+    // abandons (break) never finishes its iteration, but its signal does.
     const done = (): void => {
+      if (ended) return;
+      ended = true;
       req.signal.removeEventListener("abort", follow);
       this.inFlight.delete(call);
       if (this.inFlight.size === 0) this.wakeIdle();
     };
+    const follow = (): void => {
+      call.abort(req.signal.reason);
+      done();
+    };
+    this.inFlight.add(call);
+    if (req.signal.aborted) follow();
+    else req.signal.addEventListener("abort", follow, { once: true });
     try {
       const res = await next({ ...req, signal: call.signal });
       if (!res.stream) {
@@ -131,10 +140,12 @@ export class CallGuard {
       return new ConnectError(this.closedMessage, Code.Unavailable, undefined, undefined, error);
     }
     if (!this.canBreak) return error;
-    const sentByPlugin =
-      !this.connectionBroken() &&
-      ([...ce.metadata.keys()].length > 0 || !TRANSPORT_CODES.has(ce.code));
-    if (sentByPlugin) return error;
+    // Every error a plugin sends arrives with response metadata (content-type
+    // at least, over Connect, gRPC and gRPC-web alike). An error without any
+    // is the host's own (an interceptor, the caller's request stream) unless
+    // the connection itself failed.
+    if ([...ce.metadata.keys()].length > 0 || !TRANSPORT_CODES.has(ce.code)) return error;
+    if (!this.connectionBroken() && !isSocketFailure(ce)) return error;
     if (this.process !== undefined) {
       const late = await this.process.exitWithin(1_000);
       if (late !== undefined) return this.exited(late, true, error);
@@ -166,6 +177,30 @@ export class CallGuard {
     this.idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** Node error codes of a socket or HTTP/2 session that failed under a call. */
+const SOCKET_ERROR_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "ERR_STREAM_PREMATURE_CLOSE",
+]);
+
+/** True when the error (or what caused it) is a socket or HTTP/2 failure. */
+function isSocketFailure(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (
+      typeof code === "string" &&
+      (SOCKET_ERROR_CODES.has(code) || code.startsWith("ERR_HTTP2"))
+    ) {
+      return true;
+    }
+    if (e.message.includes("socket hang up")) return true;
+  }
+  return false;
 }
 
 function lastLine(text: string): string {

@@ -48,7 +48,8 @@ type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
 /** Phrases that go-plugin's and our serve() print when the cookie is wrong. */
 const COOKIE_MARKERS = ["not meant to be executed directly", "magic cookie"];
 
-const live = new Set<PluginProcess>();
+/** Every plugin process still running, with the socket directory made for it. */
+const children = new Map<ChildProcess, string>();
 let exitHookInstalled = false;
 
 /**
@@ -86,7 +87,6 @@ export class PluginProcess {
       this.exitInfo = final;
       // Whatever the plugin left running in its group goes with it.
       killGroup(child, "SIGKILL");
-      live.delete(this);
       notifyListeners(this.exitListeners, final, this.logger, this.name);
       return final;
     });
@@ -148,25 +148,57 @@ export class PluginProcess {
     // can remove it whatever becomes of the plugin, even one killed by
     // SIGKILL before it could clean up, without trusting a path the plugin
     // printed. The user's PLUGIN_UNIX_SOCKET_DIR, if any, is its parent.
-    const socketParent = mkdtempSync(join(process.env[Env.unixSocketDir] || tmpdir(), "cph-"));
-    const removeSocketParent = (): void => rmSync(socketParent, { recursive: true, force: true });
-    const child = spawn(options.command, [...options.args], {
-      cwd: options.cwd,
-      env: {
-        ...inheritedEnv(),
-        ...options.env,
-        [handshake.magicCookieKey]: handshake.magicCookieValue,
-        [Env.protocolVersions]: options.hostVersions.join(","),
-        [Env.unixSocketDir]: socketParent,
-        [Env.minPort]: "10000",
-        [Env.maxPort]: "25000",
-        [Env.transports]: "connect",
-        [Env.parentWatch]: "stdin",
-        [Env.launchToken]: "stdin",
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-      detached: true,
-    });
+    const parentDir =
+      options.env?.[Env.unixSocketDir] || process.env[Env.unixSocketDir] || tmpdir();
+    let socketParent: string;
+    let child: ChildProcess;
+    try {
+      socketParent = mkdtempSync(join(parentDir, "cph-"));
+    } catch (error) {
+      return Promise.reject(
+        new PluginError(
+          "spawn-failed",
+          `could not start plugin ${label}: cannot create its socket directory in ${parentDir} ` +
+            `(${(error as Error).message})`,
+          { cause: error },
+        ),
+      );
+    }
+    const removeSocketParent = (): void => {
+      children.delete(child);
+      rmSync(socketParent, { recursive: true, force: true });
+    };
+    try {
+      child = spawn(options.command, [...options.args], {
+        cwd: options.cwd,
+        env: {
+          ...inheritedEnv(),
+          ...options.env,
+          [handshake.magicCookieKey]: handshake.magicCookieValue,
+          [Env.protocolVersions]: options.hostVersions.join(","),
+          [Env.unixSocketDir]: socketParent,
+          [Env.minPort]: "10000",
+          [Env.maxPort]: "25000",
+          [Env.transports]: "connect",
+          [Env.parentWatch]: "stdin",
+          [Env.launchToken]: "stdin",
+        },
+        stdio: ["pipe", "pipe", "pipe"],
+        detached: true,
+      });
+    } catch (error) {
+      rmSync(socketParent, { recursive: true, force: true });
+      return Promise.reject(
+        new PluginError(
+          "spawn-failed",
+          `could not start plugin ${label}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        ),
+      );
+    }
+    children.set(child, socketParent);
 
     const stderrTail = new TailBuffer();
     const stderr = new LineSplitter((line) => {
@@ -301,7 +333,6 @@ export class PluginProcess {
         settled = true;
         clearTimeout(timer);
         const proc = new PluginProcess(child, parsed, stderrTail, exited, logger, name);
-        live.add(proc);
         resolve(proc);
       });
       child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
@@ -346,14 +377,19 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /**
- * When the host process exits (normally or through process.exit), kill every
- * plugin group still running. A host killed by SIGKILL cannot run this; its
- * plugins then see end-of-file on stdin and exit by themselves.
+ * When the host process exits (normally, through process.exit, or on an
+ * uncaught exception), kill every plugin group still running, including
+ * ones still starting, and remove their socket directories. A host killed by
+ * SIGKILL cannot run this; its plugins then see end-of-file on stdin and
+ * exit by themselves.
  */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once("exit", () => {
-    for (const proc of live) proc.killGroup("SIGKILL");
+    for (const [child, socketParent] of children) {
+      killGroup(child, "SIGKILL");
+      rmSync(socketParent, { recursive: true, force: true });
+    }
   });
 }

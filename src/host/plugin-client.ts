@@ -364,8 +364,9 @@ export class PluginClient<
         const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
         const transport = createSocketTransport(line, {
           protocol: line.protocol === "grpc" ? "grpc" : "connect",
-          // The token goes on last, so that user interceptors never see it.
-          interceptors: [guard.interceptor, ...interceptors, bearerToken(launchToken)],
+          // User interceptors run first, so that the guard judges only errors
+          // from the wire; the token goes on last, so that they never see it.
+          interceptors: [...interceptors, guard.interceptor, bearerToken(launchToken)],
         });
         proc.onExit((exit) => this.handleExit(exit, transport));
         return { transport, guard, process: proc, server: undefined };
@@ -375,7 +376,7 @@ export class PluginClient<
         const remoteTransport = createUrlTransport(source.url, {
           protocol: source.protocol,
           httpVersion: source.httpVersion,
-          interceptors: [guard.interceptor, ...interceptors],
+          interceptors: [...interceptors, guard.interceptor],
           ...(source.tls !== undefined && { tls: source.tls }),
         });
         return { transport: remoteTransport, guard, process: undefined, server: undefined };
@@ -397,7 +398,7 @@ export class PluginClient<
         // is the plugin's own, so the guard never rewrites one.
         const guard = new CallGuard(this.label, () => false, undefined, false);
         const transport = createInProcessTransport(server, {
-          interceptors: [guard.interceptor, ...interceptors],
+          interceptors: [...interceptors, guard.interceptor],
         });
         return { transport, guard, process: undefined, server };
       }

@@ -40,6 +40,7 @@ function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefined> {
     const finish = (line: string | undefined): void => {
       stream.off("data", onData);
       stream.off("end", onEnd);
+      stream.off("error", onEnd);
       stream.pause();
       resolve(line);
     };
@@ -51,5 +52,6 @@ function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefined> {
     const onEnd = (): void => finish(undefined);
     stream.on("data", onData);
     stream.once("end", onEnd);
+    stream.once("error", onEnd);
   });
 }

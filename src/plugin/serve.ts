@@ -127,12 +127,13 @@ async function serveLaunched(
   const hostTransports = (process.env[Env.transports] ?? "").split(",");
   const protocol: WireProtocol = hostTransports.includes("connect") ? "connect" : "grpc";
 
+  // The token first: if the host is already gone, exit before making anything.
+  const token = await readLaunchToken();
+  if (token === "host-gone") process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
   const socket = createPrivateSocket(process.env[Env.unixSocketDir] || undefined);
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  const token = await readLaunchToken();
-  if (token === "host-gone") process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
   const http = await PluginHttpServer.listen(handler(server, token ? [token] : []), target, {
     acceptHttp1: false,
   });
@@ -286,9 +287,16 @@ function tlsFromEnv(): ServerTls | undefined {
 /** Exits when the host dies: stdin reaches end-of-file, or we are re-parented. */
 function watchParent(onGone: () => void): void {
   if (process.env[Env.parentWatch] === "stdin") {
-    process.stdin.on("data", () => {});
-    process.stdin.once("end", onGone);
-    process.stdin.once("error", onGone);
+    const stdin = process.stdin;
+    if (stdin.readableEnded) {
+      onGone();
+      return;
+    }
+    // Discard anything the host sends; only end-of-file matters.
+    stdin.on("data", () => {});
+    stdin.once("end", onGone);
+    stdin.once("error", onGone);
+    stdin.resume();
   }
   const parent = process.ppid;
   const timer = setInterval(() => {
