@@ -45,11 +45,6 @@ export class CallGuard {
     private readonly canBreak = true,
   ) {}
 
-  /** Calls in flight right now. */
-  get active(): number {
-    return this.inFlight.size;
-  }
-
   /** Resolves when no call is in flight, or after `ms`. */
   async drain(ms: number): Promise<void> {
     if (this.inFlight.size === 0) return;
