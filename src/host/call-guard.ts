@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { IdleWaiters } from "../plugin/call-tracker.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
@@ -30,7 +31,7 @@ const TRANSPORT_CODES = new Set([
 export class CallGuard {
   private readonly inFlight = new Set<AbortController>();
   private closedMessage: string | undefined;
-  private idleWaiters: Array<() => void> = [];
+  private readonly idle = new IdleWaiters();
 
   /**
    * @param connectionBroken whether the transport's connection has failed
@@ -47,14 +48,7 @@ export class CallGuard {
 
   /** Resolves when no call is in flight, or after `ms`. */
   async drain(ms: number): Promise<void> {
-    if (this.inFlight.size === 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.idleWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    if (this.inFlight.size > 0) await this.idle.wait(ms);
   }
 
   /** Fails every call in flight, and every later call, as closed. */
@@ -79,7 +73,7 @@ export class CallGuard {
       ended = true;
       req.signal.removeEventListener("abort", follow);
       this.inFlight.delete(call);
-      if (this.inFlight.size === 0) this.wakeIdle();
+      if (this.inFlight.size === 0) this.idle.wake();
     };
     const follow = (): void => {
       call.abort(req.signal.reason);
@@ -165,12 +159,6 @@ export class CallGuard {
       undefined,
       cause,
     );
-  }
-
-  private wakeIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
   }
 }
 

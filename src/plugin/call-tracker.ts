@@ -12,7 +12,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 export class CallTracker {
   private active = 0;
   private draining = false;
-  private idleWaiters: Array<() => void> = [];
+  private readonly idle = new IdleWaiters();
 
   /**
    * @param exempt services whose calls are neither counted nor refused while
@@ -49,7 +49,7 @@ export class CallTracker {
       if (ended) return;
       ended = true;
       this.active--;
-      if (this.active === 0) this.wakeIdle();
+      if (this.active === 0) this.idle.wake();
     };
     if (req.signal.aborted) end();
     else req.signal.addEventListener("abort", end, { once: true });
@@ -79,21 +79,33 @@ export class CallTracker {
    */
   async drain(graceMs: number): Promise<number> {
     this.draining = true;
-    if (this.active > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    if (this.active > 0) await this.idle.wait(graceMs);
     return this.active;
   }
+}
 
-  private wakeIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+/**
+ * Callers waiting for some count of work to reach zero, each for at most a
+ * given time. Shared by the plugin's CallTracker and the host's CallGuard.
+ */
+export class IdleWaiters {
+  private waiters: Array<() => void> = [];
+
+  /** Resolves at the next wake(), or after `ms`. */
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Releases everyone waiting. */
+  wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
     for (const wake of waiters) wake();
   }
 }
