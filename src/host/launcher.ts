@@ -115,9 +115,14 @@ export class PluginProcess {
     this.stoppingSince ??= Date.now();
   }
 
-  /** Sends a signal to the plugin's whole process group. */
-  killGroup(signal: NodeJS.Signals = "SIGKILL"): void {
-    killGroup(this.child, signal);
+  /**
+   * Kills the plugin's whole process group as a requested stop, and resolves
+   * once it has exited (or after `waitMs` if it cannot be reaped).
+   */
+  async kill(waitMs = 5_000): Promise<PluginExit | undefined> {
+    this.markStopping();
+    killGroup(this.child, "SIGKILL");
+    return this.exitWithin(waitMs);
   }
 
   /** Resolves with the exit if it happens within `ms`, else undefined. */

@@ -350,9 +350,7 @@ export class PluginClient<
         this.process = proc;
         const line = proc.handshakeLine;
         if (line.protocol !== "connect" && line.protocol !== "grpc") {
-          proc.markStopping();
-          proc.killGroup();
-          await proc.exited;
+          await proc.kill();
           throw new PluginError(
             "unsupported-protocol",
             `plugin ${this.label} speaks the unsupported protocol "${line.protocol}"; ` +
@@ -426,11 +424,7 @@ export class PluginClient<
     } catch (error) {
       parts.guard.close();
       parts.transport.close();
-      if (parts.process !== undefined) {
-        parts.process.markStopping();
-        parts.process.killGroup();
-        await parts.process.exitWithin(2_000);
-      }
+      await parts.process?.kill(2_000);
       throw error;
     }
   }
@@ -541,11 +535,9 @@ export class PluginClient<
         } catch {
           // Unreachable or already gone: the kill below settles it.
         }
-        await proc.exitWithin(this.gracePeriodMs);
       }
-      // Kill the group even after a clean exit: it may have left children.
-      proc.killGroup("SIGKILL");
-      await proc.exitWithin(5_000);
+      // An exit kills the rest of the group by itself (see PluginProcess).
+      if ((await proc.exitWithin(this.gracePeriodMs)) === undefined) await proc.kill();
     } else if (server !== undefined) {
       await server.shutdown("host closed the plugin client");
     } else {
