@@ -4,7 +4,16 @@
 set -euo pipefail
 
 # Debian packages the tests use, as "command:package".
-debian_packages=("openssl:openssl")
+# dnsmasq (DNS SRV), etcd (discovery) and docker-registry (OCI distribution)
+# are real servers that the tests start on loopback ports.
+debian_packages=(
+  "openssl:openssl"
+  "dnsmasq:dnsmasq-base"
+  "etcd:etcd-server"
+  "docker-registry:docker-registry"
+)
+# Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
+export PATH="$PATH:/usr/sbin"
 
 missing=()
 node_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -29,9 +38,17 @@ if [ ${#to_install[@]} -gt 0 ]; then
   fi
 fi
 
+# The Go programs the tests build (go-plugin's own examples, our Go plugins,
+# the benchmark's Go contenders) come from the Go module proxy.
+if command -v go >/dev/null 2>&1; then
+  (cd go && go mod download)
+else
+  missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "cannot run the tests; missing:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version)"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry"
