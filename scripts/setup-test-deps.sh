@@ -11,6 +11,7 @@ debian_packages=(
   "dnsmasq:dnsmasq-base"
   "etcd:etcd-server"
   "docker-registry:docker-registry"
+  "htpasswd:apache2-utils"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
