@@ -1,0 +1,427 @@
+import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { Ajv } from "ajv";
+import semver from "semver";
+import { PluginClient } from "../host/plugin-client.js";
+import { inProcess, subprocess, type PluginSource } from "../host/sources.js";
+import { silentLogger, type Logger } from "../logging/logger.js";
+import { ManagementError } from "../manifest/errors.js";
+import { entrypointFor } from "../manifest/manifest.js";
+import { hostPlatform } from "../manifest/platform.js";
+import type { PluginManifest, ProvidedPlugin } from "../manifest/types.js";
+import type { HandshakeConfig, PluginDefinition, PluginSet } from "../protocol/plugin-set.js";
+import {
+  loadPluginDir,
+  verifyPluginDir,
+  type LoadedPlugin,
+  type Verification,
+} from "../security/plugin-dir.js";
+import { loadTrustedKeys, type TrustedKey } from "../security/signing.js";
+import { HOST_VERSION } from "./host-version.js";
+import { installedNames } from "./installer.js";
+import { Supervisor, type RestartPolicy, type SupervisorEvent } from "./supervisor.js";
+
+/** The environment variable that carries a plugin's configuration (JSON). */
+export const CONFIG_ENV = "CONNECT_PLUGIN_CONFIG";
+
+export interface PluginManagerOptions {
+  /** Directories to scan; each holds installed plugins as `<dir>/<name>/`. */
+  readonly directories: readonly string[];
+  /** Keys trusted to sign plugins. */
+  readonly trustedKeys?: readonly TrustedKey[];
+  /** A directory of `*.pub` keys, added to trustedKeys. */
+  readonly trustedKeysDir?: string;
+  /** Run unsigned plugins. Off by default: they fail closed. Tampered plugins never run. */
+  readonly allowUnsigned?: boolean;
+  /** Stop a plugin after this long with no call in flight. Default 5 minutes; 0 never. */
+  readonly idleTimeoutMs?: number;
+  readonly restart?: RestartPolicy;
+  readonly logger?: Logger;
+  /** Checked against manifests' hostVersions. Defaults to this package's version. */
+  readonly hostVersion?: string;
+  readonly platform?: string;
+  /** Passed to each PluginClient. */
+  readonly startTimeoutMs?: number;
+  readonly gracePeriodMs?: number;
+  readonly onEvent?: (plugin: string, event: SupervisorEvent | { type: "idle-stop" }) => void;
+}
+
+/** A built-in plugin: runs in the host's process, behind the same interface. */
+export interface BuiltinPlugin {
+  /** Makes the plugin's definition from its (validated) configuration. */
+  readonly definition: (config: unknown) => PluginDefinition;
+  readonly version?: string;
+  readonly description?: string;
+  readonly configSchema?: Readonly<Record<string, unknown>>;
+}
+
+/** One plugin the manager knows of. */
+export interface PluginEntry {
+  readonly name: string;
+  readonly version: string;
+  readonly kind: "installed" | "builtin";
+  /** The plugin's directory, for installed plugins. */
+  readonly dir?: string;
+  readonly description: string;
+  readonly provides: readonly ProvidedPlugin[];
+  readonly manifest?: PluginManifest;
+}
+
+export interface OpenOptions<P extends PluginSet> {
+  readonly handshake: HandshakeConfig;
+  readonly plugins: P;
+  /** Passed to the plugin (CONNECT_PLUGIN_CONFIG), after validation against its configSchema. */
+  readonly config?: unknown;
+}
+
+/**
+ * Finds, verifies, starts, supervises and retires plugins.
+ *
+ * Installed plugins (found by scan() in the configured directories) and
+ * built-in ones (registerBuiltin) sit in one registry and are used the same
+ * way: `open(name, { handshake, plugins })` returns a ManagedPlugin whose
+ * dispensed clients start the plugin on their first call. Nothing from a
+ * plugin directory runs before it is verified (signature over the manifest
+ * against the trusted keys, and the sha256 of every file), and it is
+ * verified again at every start, so that a plugin changed on disk after the
+ * scan does not run either.
+ */
+export class PluginManager {
+  private readonly installed = new Map<string, { loaded: LoadedPlugin; entry: PluginEntry }>();
+  private readonly builtins = new Map<string, BuiltinPlugin>();
+  private readonly open_ = new Map<string, ManagedPlugin<PluginSet>>();
+  private readonly trusted: TrustedKey[];
+  private readonly logger: Logger;
+  /** Scan problems by plugin directory. */
+  readonly problems = new Map<string, ManagementError>();
+
+  constructor(private readonly options: PluginManagerOptions) {
+    this.trusted = [
+      ...(options.trustedKeys ?? []),
+      ...(options.trustedKeysDir !== undefined ? loadTrustedKeys(options.trustedKeysDir) : []),
+    ];
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Adds a built-in plugin. It wins over nothing: installed plugins of the same name come first. */
+  registerBuiltin(name: string, builtin: BuiltinPlugin): void {
+    this.builtins.set(name, builtin);
+  }
+
+  /**
+   * Reads every plugin directory's manifest. Invalid ones are left out and
+   * recorded in `problems`; verification happens before each start.
+   */
+  async scan(): Promise<PluginEntry[]> {
+    this.installed.clear();
+    this.problems.clear();
+    for (const root of this.options.directories) {
+      for (const name of await installedNames(root)) {
+        const dir = join(root, name);
+        try {
+          const loaded = await loadPluginDir(dir);
+          if (this.installed.has(loaded.manifest.name)) continue; // earlier directories win
+          const m = loaded.manifest;
+          this.installed.set(m.name, {
+            loaded,
+            entry: { name: m.name, version: m.version, kind: "installed", dir, description: m.description, provides: m.plugins, manifest: m },
+          });
+        } catch (e) {
+          this.problems.set(dir, e instanceof ManagementError ? e : new ManagementError("io", String(e)));
+        }
+      }
+    }
+    return this.list();
+  }
+
+  /** Every known plugin, installed first, then built-ins not shadowed by one. */
+  list(): PluginEntry[] {
+    const out = [...this.installed.values()].map((i) => i.entry);
+    for (const [name, b] of this.builtins) {
+      if (this.installed.has(name)) continue;
+      out.push({ name, version: b.version ?? "", kind: "builtin", description: b.description ?? "", provides: this.builtinProvides(b) });
+    }
+    return out;
+  }
+
+  /**
+   * What a plugin provides, without starting it: from the manifest for an
+   * installed plugin, from the definition for a built-in one.
+   */
+  describe(name: string): PluginEntry {
+    const entry = this.list().find((e) => e.name === name);
+    if (entry === undefined) throw this.notFound(name);
+    return entry;
+  }
+
+  /** Verifies an installed plugin now (signature and every file). */
+  async verify(name: string): Promise<Verification> {
+    const found = this.installed.get(name);
+    if (found === undefined) throw this.notFound(name);
+    const loaded = await loadPluginDir(found.loaded.dir);
+    return verifyPluginDir(loaded, this.verifyOptions());
+  }
+
+  /**
+   * A handle on the plugin `name`, typed by the host's plugin set. Nothing
+   * starts until the first call (or start()). One handle per name: a second
+   * open() of the same name returns the first handle.
+   */
+  open<P extends PluginSet>(name: string, options: OpenOptions<P>): ManagedPlugin<P> {
+    const existing = this.open_.get(name);
+    if (existing !== undefined) return existing as unknown as ManagedPlugin<P>;
+    const installed = this.installed.get(name);
+    const builtin = this.builtins.get(name);
+    if (installed === undefined && builtin === undefined) throw this.notFound(name);
+    const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
+    if (schema !== undefined) checkConfig(name, schema, options.config);
+    const makeSource = async (): Promise<PluginSource> => {
+      if (installed === undefined) return inProcess((builtin as BuiltinPlugin).definition(options.config));
+      return this.sourceFor(installed.loaded.dir, options);
+    };
+    const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
+      restart: this.options.restart,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
+      logger: this.logger,
+      startTimeoutMs: this.options.startTimeoutMs,
+      gracePeriodMs: this.options.gracePeriodMs,
+      onEvent: (e) => this.options.onEvent?.(name, e),
+    });
+    this.open_.set(name, managed as unknown as ManagedPlugin<PluginSet>);
+    return managed;
+  }
+
+  /** Stops every plugin this manager started. */
+  async close(): Promise<void> {
+    await Promise.all([...this.open_.values()].map((m) => m.close()));
+    this.open_.clear();
+  }
+
+  private async sourceFor(dir: string, options: OpenOptions<PluginSet>): Promise<PluginSource> {
+    const loaded = await loadPluginDir(dir);
+    await verifyPluginDir(loaded, this.verifyOptions());
+    const m = loaded.manifest;
+    const hostVersion = this.options.hostVersion ?? HOST_VERSION;
+    if (!semver.satisfies(hostVersion, m.hostVersions, { includePrerelease: true })) {
+      throw new ManagementError(
+        "incompatible",
+        `plugin "${m.name}" ${m.version} needs a connect-plugin host ${m.hostVersions}; this host is ${hostVersion}`,
+      );
+    }
+    const wanted = options.handshake.protocolVersion ?? 1;
+    if (!m.protocolVersions.includes(wanted)) {
+      throw new ManagementError(
+        "incompatible",
+        `plugin "${m.name}" ${m.version} serves protocol versions ${m.protocolVersions.join(", ")}; this host speaks ${wanted}`,
+      );
+    }
+    const entry = entrypointFor(m, this.options.platform ?? hostPlatform());
+    const file = join(dir, entry.file);
+    const env: Record<string, string> =
+      options.config === undefined ? {} : { [CONFIG_ENV]: JSON.stringify(options.config) };
+    return entry.runtime === "node"
+      ? subprocess(process.execPath, [file, ...(entry.args ?? [])], { env, cwd: dir })
+      : subprocess(file, entry.args ?? [], { env, cwd: dir });
+  }
+
+  private verifyOptions() {
+    return {
+      trustedKeys: this.trusted,
+      allowUnsigned: this.options.allowUnsigned ?? false,
+      ...(this.options.platform !== undefined && { platform: this.options.platform }),
+    };
+  }
+
+  private builtinProvides(b: BuiltinPlugin): ProvidedPlugin[] {
+    let def: PluginDefinition;
+    try {
+      def = b.definition(undefined);
+    } catch {
+      return [];
+    }
+    return Object.entries(def.plugins ?? {}).map(([name, impl]) => ({
+      name,
+      service: impl.service.typeName,
+      version: impl.version,
+      capabilities: impl.capabilities,
+    }));
+  }
+
+  private notFound(name: string): ManagementError {
+    const known = this.list().map((e) => e.name);
+    return new ManagementError(
+      "not-found",
+      `no plugin named "${name}" (known: ${known.length > 0 ? known.join(", ") : "none"}; ` +
+        `scanned: ${this.options.directories.join(", ") || "no directories"})`,
+    );
+  }
+}
+
+function checkConfig(name: string, schema: Readonly<Record<string, unknown>>, config: unknown): void {
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  if (!validate(config ?? {})) {
+    const problems = (validate.errors ?? []).map(
+      (e) => `${e.instancePath === "" ? "(config)" : e.instancePath.slice(1).replace(/\//g, ".")}: ${e.message ?? "invalid"}` +
+        (e.keyword === "required" ? ` (${String((e.params as { missingProperty?: string }).missingProperty)})` : ""),
+    );
+    throw new ManagementError("invalid-config", `configuration for plugin "${name}" is invalid: ${problems.join("; ")}`);
+  }
+}
+
+interface ManagedOptions {
+  readonly restart: RestartPolicy | undefined;
+  readonly idleTimeoutMs: number;
+  readonly logger: Logger;
+  readonly startTimeoutMs: number | undefined;
+  readonly gracePeriodMs: number | undefined;
+  readonly onEvent: (e: SupervisorEvent | { type: "idle-stop" }) => void;
+}
+
+/**
+ * One plugin as the manager runs it. dispense() returns a typed Connect
+ * client whose calls start the plugin if it is not running (one start for
+ * any number of concurrent first calls), count as in-flight work while they
+ * run, and go to whichever process is current, so that a client stays
+ * usable across idle stops and crash restarts.
+ */
+export class ManagedPlugin<P extends PluginSet> {
+  private readonly supervisor: Supervisor<PluginClient<P>>;
+  private inFlight_ = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private source: PluginSource | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly options: OpenOptions<P>,
+    makeSource: () => Promise<PluginSource>,
+    private readonly managed: ManagedOptions,
+  ) {
+    let sourcePromise: Promise<PluginSource> | undefined;
+    this.supervisor = new Supervisor<PluginClient<P>>(
+      () =>
+        new PluginClient<P>({
+          handshake: options.handshake,
+          plugins: options.plugins,
+          logger: managed.logger,
+          ...(managed.startTimeoutMs !== undefined && { startTimeoutMs: managed.startTimeoutMs }),
+          ...(managed.gracePeriodMs !== undefined && { gracePeriodMs: managed.gracePeriodMs }),
+          source: this.source as PluginSource,
+        }),
+      { name, ...(managed.restart !== undefined && { restart: managed.restart }), onEvent: managed.onEvent },
+    );
+    // Verification runs before every start (first use, after idle, after a crash).
+    this.prepare = async () => {
+      sourcePromise = makeSource();
+      try {
+        this.source = await sourcePromise;
+      } finally {
+        sourcePromise = undefined;
+      }
+    };
+  }
+
+  private readonly prepare: () => Promise<void>;
+  private starting: Promise<PluginClient<P>> | undefined;
+
+  /** Calls in flight right now. */
+  get inFlight(): number {
+    return this.inFlight_;
+  }
+
+  get state() {
+    return this.supervisor.state;
+  }
+
+  get restarts(): number {
+    return this.supervisor.restarts;
+  }
+
+  /** The running plugin's pid, when it is a running subprocess. */
+  get pid(): number | undefined {
+    return this.supervisor.current?.pid;
+  }
+
+  /** Starts the plugin now (verifying it first); otherwise the first call does. */
+  async start(): Promise<PluginClient<P>> {
+    const current = this.supervisor.current;
+    if (current !== undefined) return current;
+    if (this.supervisor.state === "backoff" || this.supervisor.state === "starting") return this.supervisor.get();
+    this.starting ??= (async () => {
+      try {
+        await this.prepare();
+        return await this.supervisor.get();
+      } finally {
+        this.starting = undefined;
+      }
+    })();
+    return this.starting;
+  }
+
+  /** A typed client for the named plugin; calls start the plugin as needed. */
+  dispense<K extends Extract<keyof P, string>>(name: K): Client<P[K]> {
+    const service: DescService | undefined = this.options.plugins[name];
+    if (service === undefined) {
+      throw new ManagementError("not-found", `this host has no plugin named "${name}" in its plugin set`);
+    }
+    const client: Record<string, unknown> = {};
+    for (const method of service.methods) {
+      const streamingOut = method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+      const call = async (args: unknown[]) => {
+        const running = await this.start();
+        const target = running.dispense(name as never) as unknown as Record<string, (...a: unknown[]) => unknown>;
+        return (target[method.localName] as (...a: unknown[]) => unknown)(...args);
+      };
+      client[method.localName] = streamingOut
+        ? (...args: unknown[]) => this.trackStream(() => call(args) as Promise<AsyncIterable<unknown>>)
+        : (...args: unknown[]) => this.track(() => call(args));
+    }
+    return client as Client<P[K]>;
+  }
+
+  /** Stops the plugin; the next call starts it again. */
+  async stop(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    await this.supervisor.stop();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    await this.supervisor.close();
+  }
+
+  private async track<T>(run: () => Promise<T>): Promise<T> {
+    this.begin();
+    try {
+      return await run();
+    } finally {
+      this.end();
+    }
+  }
+
+  private async *trackStream<T>(open: () => Promise<AsyncIterable<T>>): AsyncIterable<T> {
+    this.begin();
+    try {
+      yield* await open();
+    } finally {
+      this.end();
+    }
+  }
+
+  private begin(): void {
+    this.inFlight_++;
+    clearTimeout(this.idleTimer);
+  }
+
+  private end(): void {
+    this.inFlight_--;
+    if (this.inFlight_ === 0 && this.managed.idleTimeoutMs > 0) {
+      this.idleTimer = setTimeout(() => {
+        if (this.inFlight_ !== 0) return;
+        this.managed.onEvent({ type: "idle-stop" });
+        void this.supervisor.stop();
+      }, this.managed.idleTimeoutMs);
+      this.idleTimer.unref();
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import { existsSync, statSync } from "node:fs";
+import { ManagementError } from "../manifest/errors.js";
+import { parseReference, type OciReference } from "../oci/reference.js";
+
+/** Where an install comes from, in the order they are tried. */
+export type Resolved =
+  | { readonly kind: "directory"; readonly path: string }
+  | { readonly kind: "archive"; readonly path: string }
+  | { readonly kind: "oci"; readonly ref: OciReference; readonly via: "explicit" | "default-registry" }
+  | { readonly kind: "builtin"; readonly name: string };
+
+/**
+ * Resolves what the user named, as seed 001 asks: a local path first (a
+ * plugin directory or a `.tar.gz`), then an explicit OCI reference (one that
+ * names a registry host), then the name in the default registry, and last a
+ * built-in (in-process) implementation the host registered under that name.
+ */
+export function resolveSource(
+  text: string,
+  options: { defaultRegistry?: string; repositoryPrefix?: string; builtins?: readonly string[] } = {},
+): Resolved {
+  if (existsSync(text)) {
+    const stat = statSync(text);
+    if (stat.isDirectory()) return { kind: "directory", path: text };
+    if (/\.(tar\.gz|tgz)$/.test(text)) return { kind: "archive", path: text };
+    throw new ManagementError("not-found", `${text} is neither a plugin directory nor a .tar.gz archive`);
+  }
+  const first = text.replace(/^oci:\/\//, "").split("/")[0] ?? "";
+  const explicit = text.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (explicit) return { kind: "oci", ref: parseReference(text), via: "explicit" };
+  if (options.defaultRegistry !== undefined) {
+    const prefix = options.repositoryPrefix === undefined ? "" : `${options.repositoryPrefix.replace(/\/$/, "")}/`;
+    return { kind: "oci", ref: parseReference(`${options.defaultRegistry}/${prefix}${text}`), via: "default-registry" };
+  }
+  const name = text.split(":")[0] ?? text;
+  if (options.builtins?.includes(name) === true) return { kind: "builtin", name };
+  throw new ManagementError(
+    "not-found",
+    `cannot find plugin "${text}": no such path, not an OCI reference (registry/repository[:tag]), ` +
+      `no default registry configured, and no built-in plugin of that name`,
+  );
+}

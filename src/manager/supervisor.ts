@@ -1,0 +1,198 @@
+import type { PluginExit } from "../host/launcher.js";
+import { ManagementError } from "../manifest/errors.js";
+
+/** What the Supervisor needs of a client: PluginClient has all of it. */
+export interface SupervisedClient {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  onExit(listener: (exit: PluginExit) => void): () => void;
+}
+
+/**
+ * How many crashes a supervised plugin may have before it is given up on:
+ * at most `maxRestarts` restarts within any `windowMs`; the restart after
+ * the n-th crash in the window waits `initialBackoffMs * 2^(n-1)`, capped
+ * at `maxBackoffMs`.
+ */
+export interface RestartPolicy {
+  /** Default 3. */
+  readonly maxRestarts?: number;
+  /** Default 60 s. */
+  readonly windowMs?: number;
+  /** Default 100 ms. */
+  readonly initialBackoffMs?: number;
+  /** Default 5 s. */
+  readonly maxBackoffMs?: number;
+}
+
+export type SupervisorState = "idle" | "starting" | "running" | "backoff" | "failed" | "closed";
+
+/** Lifecycle events, for logs and tests. */
+export type SupervisorEvent =
+  | { readonly type: "started"; readonly restarts: number }
+  | { readonly type: "crashed"; readonly exit: PluginExit; readonly restartInMs: number | undefined }
+  | { readonly type: "stopped" }
+  | { readonly type: "failed"; readonly error: ManagementError };
+
+/**
+ * Keeps one plugin running: starts it on first use (one start, however many
+ * callers ask at once), notices when its process crashes, and restarts it
+ * with exponential backoff as long as the restart budget allows. Once the
+ * budget is spent it stops trying, and every get() fails with a
+ * "restart-budget-exhausted" error that says how often it crashed and how
+ * it last exited. A stop() (say, for idleness) is not a crash: the next
+ * get() simply starts it again.
+ *
+ * It wraps a factory rather than a client because a PluginClient is
+ * single-use: each restart makes a fresh one. Usable without the manager:
+ *
+ * ```ts
+ * const sup = new Supervisor(() => new PluginClient({ handshake, plugins, source }), { name: "kv" });
+ * const kv = (await sup.get()).dispense("kv");
+ * ```
+ */
+export class Supervisor<C extends SupervisedClient> {
+  private client: C | undefined;
+  private pending: Promise<C> | undefined;
+  private crashes: number[] = [];
+  private lastExit: PluginExit | undefined;
+  private failure: ManagementError | undefined;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private _state: SupervisorState = "idle";
+  private _restarts = 0;
+  private readonly policy: Required<RestartPolicy>;
+
+  constructor(
+    private readonly factory: () => C,
+    private readonly options: {
+      readonly name: string;
+      readonly restart?: RestartPolicy;
+      readonly onEvent?: (event: SupervisorEvent) => void;
+    },
+  ) {
+    this.policy = {
+      maxRestarts: options.restart?.maxRestarts ?? 3,
+      windowMs: options.restart?.windowMs ?? 60_000,
+      initialBackoffMs: options.restart?.initialBackoffMs ?? 100,
+      maxBackoffMs: options.restart?.maxBackoffMs ?? 5_000,
+    };
+  }
+
+  get state(): SupervisorState {
+    return this._state;
+  }
+
+  /** Restarts after crashes so far. */
+  get restarts(): number {
+    return this._restarts;
+  }
+
+  /** The running client, if any. */
+  get current(): C | undefined {
+    return this._state === "running" ? this.client : undefined;
+  }
+
+  /**
+   * The running client, started (or restarted) if need be. Concurrent
+   * callers share one start. Rejects with the start's error, or with the
+   * terminal "restart-budget-exhausted" error.
+   */
+  get(): Promise<C> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this._state === "closed") {
+      return Promise.reject(new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" is closed`));
+    }
+    if (this._state === "running" && this.client !== undefined) return Promise.resolve(this.client);
+    this.pending ??= this.launch(0);
+    return this.pending;
+  }
+
+  /** Stops the plugin on purpose (idleness, reconfiguration); get() starts it again. */
+  async stop(): Promise<void> {
+    clearTimeout(this.backoffTimer);
+    const client = this.client;
+    const pending = this.pending;
+    this.client = undefined;
+    this.pending = undefined;
+    if (this._state !== "failed" && this._state !== "closed") this._state = "idle";
+    await pending?.catch(() => undefined);
+    await client?.close();
+    if (client !== undefined) this.options.onEvent?.({ type: "stopped" });
+  }
+
+  /** Stops the plugin for good. */
+  async close(): Promise<void> {
+    await this.stop();
+    if (this._state !== "failed") this._state = "closed";
+  }
+
+  private async launch(delayMs: number): Promise<C> {
+    if (delayMs > 0) {
+      this._state = "backoff";
+      await new Promise<void>((resolve) => {
+        this.backoffTimer = setTimeout(resolve, delayMs);
+      });
+      if (this._state !== "backoff") throw new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" was stopped`);
+    }
+    this._state = "starting";
+    const client = this.factory();
+    this.client = client;
+    try {
+      await client.start();
+    } catch (e) {
+      this.client = undefined;
+      this.pending = undefined;
+      if (this._state === "starting") this._state = "idle";
+      await client.close().catch(() => undefined);
+      throw e;
+    }
+    if (this.client !== client) {
+      // stop() ran while we were starting.
+      await client.close();
+      throw new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" was stopped while starting`);
+    }
+    client.onExit((exit) => {
+      if (!exit.expected && this.client === client) this.crashed(exit);
+    });
+    this._state = "running";
+    this.options.onEvent?.({ type: "started", restarts: this._restarts });
+    return client;
+  }
+
+  private crashed(exit: PluginExit): void {
+    const now = Date.now();
+    this.lastExit = exit;
+    this.crashes = [...this.crashes.filter((t) => now - t < this.policy.windowMs), now];
+    const old = this.client;
+    this.client = undefined;
+    void old?.close().catch(() => undefined);
+    const n = this.crashes.length;
+    if (n > this.policy.maxRestarts) {
+      this.failure = new ManagementError(
+        "restart-budget-exhausted",
+        `plugin "${this.options.name}" crashed ${n} times within ${this.policy.windowMs / 1000} s, ` +
+          `more than its restart budget of ${this.policy.maxRestarts}; not restarting it. ` +
+          `Last exit: ${exit.description}` +
+          (exit.stderrTail.trim() !== "" ? `; last stderr: ${exit.stderrTail.trim().split("\n").slice(-3).join(" | ")}` : ""),
+      );
+      this._state = "failed";
+      this.pending = undefined;
+      this.options.onEvent?.({ type: "crashed", exit, restartInMs: undefined });
+      this.options.onEvent?.({ type: "failed", error: this.failure });
+      return;
+    }
+    const delay = Math.min(this.policy.initialBackoffMs * 2 ** (n - 1), this.policy.maxBackoffMs);
+    this.options.onEvent?.({ type: "crashed", exit, restartInMs: delay });
+    this._restarts++;
+    const restart = this.launch(delay);
+    this.pending = restart;
+    restart.catch(() => {
+      if (this.pending === restart) this.pending = undefined;
+    });
+  }
+
+  /** How it last exited, for messages. */
+  get exit(): PluginExit | undefined {
+    return this.lastExit;
+  }
+}

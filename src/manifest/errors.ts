@@ -1,0 +1,36 @@
+/**
+ * Why managing a plugin failed. Each kind maps to one CLI exit code (see
+ * docs/cli.md), so that scripts can branch on the code while people read the
+ * message, which always names the plugin, the file or the reference, and for
+ * digests the expected and the actual value.
+ */
+export type ManagementErrorKind =
+  /** The manifest does not match the schema, or is inconsistent. */
+  | "invalid-manifest"
+  /** A digest or a signature did not match, or the plugin is unsigned. */
+  | "verification-failed"
+  /** No plugin, file, tag or blob by that name. */
+  | "not-found"
+  /** The plugin has no entrypoint for this platform. */
+  | "unsupported-platform"
+  /** The registry refused us, failed, or the network did. */
+  | "registry"
+  /** Reading or writing local files failed (full disk, permissions). */
+  | "io"
+  /** The plugin is not compatible with this host or its configuration. */
+  | "incompatible"
+  /** The configuration given to the plugin does not match its schema. */
+  | "invalid-config"
+  /** A supervised plugin crashed more often than its restart budget allows. */
+  | "restart-budget-exhausted";
+
+/** The error type of manifests, signing, OCI distribution and the manager. */
+export class ManagementError extends Error {
+  override readonly name = "ManagementError";
+  readonly kind: ManagementErrorKind;
+
+  constructor(kind: ManagementErrorKind, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+  }
+}

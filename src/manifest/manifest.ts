@@ -1,0 +1,134 @@
+import { readFileSync } from "node:fs";
+import { Ajv, type ErrorObject } from "ajv";
+import semver from "semver";
+import { parse as parseYaml } from "yaml";
+import { ManagementError } from "./errors.js";
+import { hostPlatform } from "./platform.js";
+import type { Entrypoint, PluginManifest } from "./types.js";
+
+/** The published JSON Schema of manifests (schema/plugin-manifest.schema.json). */
+export const manifestSchema = JSON.parse(
+  readFileSync(new URL("../../../schema/plugin-manifest.schema.json", import.meta.url), "utf8"),
+) as Record<string, unknown>;
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateSchema = ajv.compile(manifestSchema);
+
+/** Turns one ajv error into "field: problem", naming the field by its path. */
+function describe(error: ErrorObject): string {
+  let field = error.instancePath.replace(/^\//, "").replace(/\//g, ".");
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === "required") {
+    field = field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
+    return `${field}: is required`;
+  }
+  if (error.keyword === "additionalProperties") {
+    const extra = String(params.additionalProperty);
+    return `${field === "" ? extra : `${field}.${extra}`}: is not a known field`;
+  }
+  if (error.keyword === "propertyNames") {
+    return `${field}: has the key ${JSON.stringify(params.propertyName)}, which is not os/arch`;
+  }
+  if (error.keyword === "enum") {
+    return `${field}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  return `${field === "" ? "(manifest)" : field}: ${error.message ?? "is invalid"}`;
+}
+
+/**
+ * Checks a parsed manifest against the schema and for consistency, and
+ * returns it typed. Throws ManagementError("invalid-manifest") whose message
+ * names every bad field by its path (`entrypoints.linux/amd64.file: ...`).
+ */
+export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
+  if (!validateSchema(value)) {
+    const problems = [...new Set((validateSchema.errors ?? []).map(describe))];
+    throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
+  }
+  const manifest = value as unknown as PluginManifest;
+  const problems: string[] = [];
+  for (const path of Object.keys(manifest.files)) {
+    const bad = unsafePath(path);
+    if (bad !== undefined) problems.push(`files.${path}: ${bad}`);
+  }
+  for (const [platform, entry] of Object.entries(manifest.entrypoints)) {
+    if (manifest.files[entry.file] === undefined) {
+      problems.push(`entrypoints.${platform}.file: "${entry.file}" is not listed in files`);
+    }
+  }
+  if (semver.validRange(manifest.hostVersions) === null) {
+    problems.push(`hostVersions: "${manifest.hostVersions}" is not a semver range`);
+  }
+  if (manifest.configSchema !== undefined) {
+    try {
+      new Ajv({ strict: false }).compile(manifest.configSchema);
+    } catch (e) {
+      problems.push(`configSchema: is not a valid JSON Schema (${(e as Error).message})`);
+    }
+  }
+  const names = manifest.plugins.map((p) => p.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) problems.push(`plugins: the name "${dup}" appears twice`);
+  if (problems.length > 0) {
+    throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
+  }
+  return manifest;
+}
+
+/**
+ * Why a file name from a manifest or an artifact must not be written, or
+ * undefined when it is safe: relative, `/`-separated, no `..`, no empty or
+ * `.` segments, no backslashes or NUL. This is what stops path traversal.
+ */
+export function unsafePath(path: string): string | undefined {
+  if (path.length === 0) return "is empty";
+  if (path.includes("\0") || path.includes("\\")) return "contains a NUL or a backslash";
+  if (path.startsWith("/")) return "is an absolute path";
+  if (/^[a-zA-Z]:/.test(path)) return "is an absolute path";
+  const segments = path.split("/");
+  if (segments.includes("..")) return "climbs out of the plugin directory (..)";
+  if (segments.some((s) => s === "" || s === ".")) return "has an empty or '.' segment";
+  return undefined;
+}
+
+/** Parses manifest text, JSON or YAML by file name, and validates it. */
+export function parseManifest(text: string, fileName: string): PluginManifest {
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(fileName) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new ManagementError(
+      "invalid-manifest",
+      `invalid manifest ${fileName}: not valid ${/\.ya?ml$/i.test(fileName) ? "YAML" : "JSON"} (${(e as Error).message})`,
+    );
+  }
+  return validateManifest(value, `manifest ${fileName}`);
+}
+
+/** The entrypoint for `platform` (default: this host's), or a clear error. */
+export function entrypointFor(manifest: PluginManifest, platform = hostPlatform()): Entrypoint {
+  const entry = manifest.entrypoints[platform];
+  if (entry === undefined) {
+    throw new ManagementError(
+      "unsupported-platform",
+      `plugin "${manifest.name}" ${manifest.version} has no entrypoint for ${platform} ` +
+        `(it supports: ${Object.keys(manifest.entrypoints).join(", ")})`,
+    );
+  }
+  return entry;
+}
+
+/**
+ * The files a plugin needs on `platform`: its entrypoint and every file that
+ * is no other platform's entrypoint. An artifact for one platform carries
+ * exactly these.
+ */
+export function filesFor(manifest: PluginManifest, platform: string): string[] {
+  const own = entrypointFor(manifest, platform).file;
+  const others = new Set(
+    Object.entries(manifest.entrypoints)
+      .filter(([p, e]) => p !== platform && e.file !== own)
+      .map(([, e]) => e.file),
+  );
+  return Object.keys(manifest.files).filter((f) => !others.has(f));
+}

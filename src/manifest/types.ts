@@ -1,0 +1,51 @@
+/**
+ * A plugin's manifest: the one document a plugin ships that says what it is,
+ * what it provides and how to run it, and that pins every file it ships by
+ * sha256. Signing the manifest therefore signs every file. The JSON Schema is
+ * published as `schema/plugin-manifest.schema.json`.
+ */
+export interface PluginManifest {
+  readonly schemaVersion: 1;
+  /** Lower-case name; the installed directory and the OCI repository's last part. */
+  readonly name: string;
+  /** Semantic version. */
+  readonly version: string;
+  readonly description: string;
+  /** SPDX expression. */
+  readonly license: string;
+  /** The program to run, by platform (`os/arch` with OCI names, e.g. `linux/amd64`). */
+  readonly entrypoints: Readonly<Record<string, Entrypoint>>;
+  /** Protocol versions the plugin serves. */
+  readonly protocolVersions: readonly number[];
+  /** The named plugins it provides, as its handshake will announce them. */
+  readonly plugins: readonly ProvidedPlugin[];
+  /** JSON Schema for the configuration the host passes to the plugin. */
+  readonly configSchema?: Readonly<Record<string, unknown>>;
+  /** semver range of compatible connect-plugin host versions. */
+  readonly hostVersions: string;
+  /** Every file, by relative path (`/`-separated), as `sha256:<hex>`. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/** How to run a plugin on one platform. */
+export interface Entrypoint {
+  /** A path listed in `files`. */
+  readonly file: string;
+  /** `exec` runs the file itself (default); `node` runs it with the host's Node.js. */
+  readonly runtime?: "exec" | "node";
+  readonly args?: readonly string[];
+}
+
+/** One named plugin a plugin provides. */
+export interface ProvidedPlugin {
+  readonly name: string;
+  /** Fully-qualified protobuf service name. */
+  readonly service: string;
+  readonly version?: string;
+  readonly capabilities?: readonly string[];
+}
+
+/** The file names a manifest may have in a plugin directory, in the order looked for. */
+export const MANIFEST_FILES = ["plugin.json", "plugin.yaml", "plugin.yml"] as const;
+/** The detached signature's file name in a plugin directory. */
+export const SIGNATURE_FILE = "plugin.sig";

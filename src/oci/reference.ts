@@ -1,0 +1,70 @@
+import { ManagementError } from "../manifest/errors.js";
+
+/** A parsed OCI reference: `registry/repository[:tag][@digest]`. */
+export interface OciReference {
+  /** `host[:port]`. */
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string | undefined;
+  readonly digest: string | undefined;
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** True when `text` names a registry host rather than a repository's first part. */
+function looksLikeHost(part: string): boolean {
+  return part.includes(".") || part.includes(":") || part === "localhost";
+}
+
+/**
+ * Parses an OCI reference. A reference without a registry host uses
+ * `defaultRegistry`; one without a tag or digest uses `latest`.
+ */
+export function parseReference(text: string, defaultRegistry?: string): OciReference {
+  let rest = text.replace(/^oci:\/\//, "");
+  let digest: string | undefined;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) {
+      throw new ManagementError("not-found", `invalid OCI reference "${text}": bad digest "${digest}"`);
+    }
+  }
+  const parts = rest.split("/");
+  let registry: string;
+  if (parts.length > 1 && looksLikeHost(parts[0] as string)) {
+    registry = parts.shift() as string;
+  } else if (defaultRegistry !== undefined) {
+    registry = defaultRegistry;
+  } else {
+    throw new ManagementError(
+      "not-found",
+      `OCI reference "${text}" names no registry, and no default registry is configured`,
+    );
+  }
+  let last = parts.pop() ?? "";
+  let tag: string | undefined;
+  const colon = last.lastIndexOf(":");
+  if (colon >= 0) {
+    tag = last.slice(colon + 1);
+    last = last.slice(0, colon);
+  }
+  const repository = [...parts, last].join("/");
+  if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(repository)) {
+    throw new ManagementError("not-found", `invalid OCI reference "${text}": bad repository "${repository}"`);
+  }
+  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
+    throw new ManagementError("not-found", `invalid OCI reference "${text}": bad tag "${tag}"`);
+  }
+  return { registry, repository, tag: tag ?? (digest === undefined ? "latest" : undefined), digest };
+}
+
+/** The reference as text. */
+export function formatReference(ref: OciReference): string {
+  return (
+    `${ref.registry}/${ref.repository}` +
+    (ref.tag !== undefined ? `:${ref.tag}` : "") +
+    (ref.digest !== undefined ? `@${ref.digest}` : "")
+  );
+}

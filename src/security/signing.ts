@@ -1,0 +1,157 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ManagementError } from "../manifest/errors.js";
+import type { PluginManifest } from "../manifest/types.js";
+import { signedBytes } from "./canonical.js";
+
+/** A detached manifest signature, stored as `plugin.sig` (JSON). */
+export interface ManifestSignature {
+  readonly algorithm: "ed25519";
+  /** `sha256:<hex>` of the signing public key's SPKI DER encoding. */
+  readonly keyId: string;
+  /** base64 of the 64-byte ed25519 signature over signedBytes(manifest). */
+  readonly signature: string;
+}
+
+/** An ed25519 key pair as PEM text (PKCS#8 private, SPKI public). */
+export interface KeyPair {
+  readonly privateKeyPem: string;
+  readonly publicKeyPem: string;
+  readonly keyId: string;
+}
+
+/** A public key the host trusts, with where it came from (for messages). */
+export interface TrustedKey {
+  readonly keyId: string;
+  readonly key: KeyObject;
+  readonly origin: string;
+}
+
+/** The key id of a public key: sha256 of its SPKI DER. */
+export function keyIdOf(publicKey: KeyObject): string {
+  const der = publicKey.export({ type: "spki", format: "der" });
+  return `sha256:${createHash("sha256").update(der).digest("hex")}`;
+}
+
+/** Makes a new ed25519 key pair. */
+export function generateKeyPair(): KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+    keyId: keyIdOf(publicKey),
+  };
+}
+
+/** Signs a manifest with an ed25519 private key (PEM). */
+export function signManifest(manifest: PluginManifest, privateKeyPem: string): ManifestSignature {
+  const key = createPrivateKey(privateKeyPem);
+  if (key.asymmetricKeyType !== "ed25519") {
+    throw new ManagementError(
+      "invalid-config",
+      `signing key is ${key.asymmetricKeyType ?? "unknown"}, not ed25519`,
+    );
+  }
+  return {
+    algorithm: "ed25519",
+    keyId: keyIdOf(createPublicKey(key)),
+    signature: sign(null, signedBytes(manifest), key).toString("base64"),
+  };
+}
+
+/** Parses a public key PEM into a TrustedKey. */
+export function trustedKey(pem: string, origin: string): TrustedKey {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (e) {
+    throw new ManagementError("invalid-config", `trusted key ${origin} is not a PEM public key`, {
+      cause: e,
+    });
+  }
+  if (key.asymmetricKeyType !== "ed25519") {
+    throw new ManagementError("invalid-config", `trusted key ${origin} is not an ed25519 key`);
+  }
+  return { keyId: keyIdOf(key), key, origin };
+}
+
+/** Loads every `*.pub` / `*.pem` public key in a directory (missing dir: none). */
+export function loadTrustedKeys(dir: string): TrustedKey[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  return names
+    .filter((n) => n.endsWith(".pub") || n.endsWith(".pem"))
+    .sort()
+    .map((n) => trustedKey(readFileSync(join(dir, n), "utf8"), join(dir, n)));
+}
+
+/** Parses `plugin.sig` text. */
+export function parseSignature(text: string, where: string): ManifestSignature {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ManagementError("verification-failed", `signature ${where} is not JSON`);
+  }
+  const sig = value as Partial<ManifestSignature>;
+  if (
+    sig.algorithm !== "ed25519" ||
+    typeof sig.keyId !== "string" ||
+    typeof sig.signature !== "string"
+  ) {
+    throw new ManagementError(
+      "verification-failed",
+      `signature ${where} must be {"algorithm":"ed25519","keyId":...,"signature":...}`,
+    );
+  }
+  return sig as ManifestSignature;
+}
+
+/**
+ * Checks a manifest's signature against the trusted keys. Returns the key
+ * that signed it; throws "verification-failed" naming the plugin and the key
+ * when the key is not trusted or the signature does not match the manifest.
+ */
+export function verifyManifestSignature(
+  manifest: PluginManifest,
+  signature: ManifestSignature,
+  trusted: readonly TrustedKey[],
+): TrustedKey {
+  const label = `plugin "${manifest.name}" ${manifest.version}`;
+  const key = trusted.find((k) => k.keyId === signature.keyId);
+  if (key === undefined) {
+    throw new ManagementError(
+      "verification-failed",
+      `${label} is signed by key ${signature.keyId}, which is not a trusted key` +
+        (trusted.length === 0 ? " (no trusted keys are configured)" : ""),
+    );
+  }
+  const ok = verify(
+    null,
+    signedBytes(manifest),
+    key.key,
+    Buffer.from(signature.signature, "base64"),
+  );
+  if (!ok) {
+    throw new ManagementError(
+      "verification-failed",
+      `${label}: the signature by key ${signature.keyId} does not match the manifest ` +
+        `(the manifest was changed after signing)`,
+    );
+  }
+  return key;
+}
