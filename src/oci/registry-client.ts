@@ -119,7 +119,9 @@ export class RegistryClient {
         const message =
           `blob from ${this.registry}/${repository} is corrupt: expected digest ${digest}, ` +
           `got ${actual} (${body.length} bytes)`;
-        if (last) throw new ManagementError("verification-failed", message);
+        if (last) {
+          throw new ManagementError("verification-failed", `${message}; gave up after ${this.attempts} attempts`);
+        }
         throw new Transient(message);
       }
       return body;
