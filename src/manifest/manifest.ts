@@ -16,7 +16,11 @@ const validateSchema = ajv.compile(manifestSchema);
 
 /** Turns one ajv error into "field: problem", naming the field by its path. */
 function describe(error: ErrorObject): string {
-  let field = error.instancePath.replace(/^\//, "").replace(/\//g, ".");
+  let field = error.instancePath
+    .split("/")
+    .slice(1)
+    .map((segment) => segment.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .join(".");
   const params = error.params as Record<string, unknown>;
   if (error.keyword === "required") {
     field = field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
