@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { kvPlugin } from "../examples/kv/definition.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { ManagementError } from "../src/manifest/errors.js";
+import { hostPlatform } from "../src/manifest/platform.js";
+import { PluginManager } from "../src/manager/manager.js";
+import { resolveSource } from "../src/manager/resolver.js";
+import { sha256 } from "../src/security/digest.js";
+import { decode, encode, isAlive, tempDir, waitFor } from "./helpers.js";
+import { cli, keysOnDisk, kvPluginDir, startRegistry, type Registry } from "./oci-helpers.js";
+
+function managementError(kind: ManagementError["kind"], pattern: RegExp) {
+  return (e: unknown): boolean => {
+    assert.ok(e instanceof ManagementError, `expected a ManagementError, got ${String(e)}`);
+    assert.equal(e.kind, kind, e.message);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}
+
+describe("the KV example through a registry and the manager (end to end)", () => {
+  let registry: Registry;
+  before(async () => {
+    registry = await startRegistry("none");
+  });
+  after(() => registry.stop());
+
+  test("keygen, sign, push; pull and install elsewhere; verify; run KV through the manager; idle stop; crash restart", async () => {
+    const work = tempDir("cp-e2e-");
+    const plugin = await kvPluginDir();
+    const keygen = await cli(["keygen", "--out", join(work, "release"), "--json"]);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    const keyId = (JSON.parse(keygen.stdout) as { keyId: string }).keyId;
+    const signed = await cli(["sign", plugin, "--key", join(work, "release.key")]);
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.match(signed.stdout, new RegExp(`signed kv 1.0.0 with key ${keyId}`));
+    const pushed = await cli(["push", plugin, `${registry.host}/plugins/kv`, "--json"]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const pushedDigest = (JSON.parse(pushed.stdout) as { digest: string }).digest;
+    assert.equal(pushed.stderr, "", "no progress output when stderr is not a terminal");
+
+    // The other side: its own plugins dir, cache, lockfile and trusted keys.
+    const host = tempDir("cp-host-");
+    mkdirSync(join(host, "trusted"));
+    writeFileSync(join(host, "trusted", "release.pub"), readFileSync(join(work, "release.pub")));
+    const common = ["--dir", join(host, "plugins"), "--cache", join(host, "cache"), "--lockfile", join(host, "lock.json"), "--trusted-keys", join(host, "trusted")];
+    const pulled = await cli([...common, "pull", `${registry.host}/plugins/kv:1.0.0`, "--json"]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.equal((JSON.parse(pulled.stdout) as { digest: string }).digest, pushedDigest);
+    const installed = await cli([...common, "install", `${registry.host}/plugins/kv:1.0.0`]);
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, new RegExp(`installed kv 1.0.0 from ${registry.host}/plugins/kv:1.0.0@${pushedDigest} .*signature ok, key ${keyId}`));
+    const lock = JSON.parse(readFileSync(join(host, "lock.json"), "utf8")) as { plugins: Record<string, { digest: string }> };
+    assert.equal(lock.plugins.kv?.digest, pushedDigest);
+    const verified = await cli([...common, "verify", "kv"]);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 files\\)`));
+
+    const events: string[] = [];
+    const manager = new PluginManager({
+      directories: [join(host, "plugins")],
+      trustedKeysDir: join(host, "trusted"),
+      idleTimeoutMs: 300,
+      restart: { maxRestarts: 2, initialBackoffMs: 20 },
+      onEvent: (_name, e) => events.push(e.type),
+    });
+    try {
+      const list = await manager.scan();
+      assert.deepEqual(list.map((e) => `${e.name}@${e.version}:${e.kind}`), ["kv@1.0.0:installed"]);
+      // What it provides comes from the manifest: nothing was started for it.
+      assert.deepEqual(manager.describe("kv").provides.map((p) => `${p.name}=${p.service}`), ["kv=example.kv.v1.KV"]);
+      const managed = manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: "test" } });
+      assert.equal(managed.state, "idle");
+      const kv = managed.dispense("kv");
+      // A burst of first calls: one start.
+      await Promise.all(Array.from({ length: 10 }, (_, i) => kv.put({ key: `k${i}`, value: encode(`v${i}`) })));
+      assert.equal(events.filter((e) => e === "started").length, 1);
+      assert.equal(decode((await kv.get({ key: "k7" })).value), "v7");
+      const firstPid = managed.pid as number;
+      assert.ok(isAlive(firstPid));
+
+      // Idle: stopped after the timeout, with nothing in flight; the next call starts it again.
+      await waitFor("the idle stop", () => managed.state === "idle", 10_000);
+      assert.ok(events.includes("idle-stop"));
+      await waitFor("the idle plugin to exit", () => !isAlive(firstPid), 10_000);
+      assert.equal((await kv.get({ key: "k7" })).found, false, "a fresh process has an empty store");
+      const secondPid = managed.pid as number;
+      assert.notEqual(secondPid, firstPid);
+
+      // A crash: restarted within the budget; calls work again.
+      process.kill(secondPid, "SIGKILL");
+      await waitFor("the crash restart", () => managed.state === "running" && managed.pid !== secondPid, 20_000);
+      await kv.put({ key: "after", value: encode("crash") });
+      assert.equal(decode((await kv.get({ key: "after" })).value), "crash");
+      assert.equal(managed.restarts, 1);
+      assert.ok(events.includes("crashed"));
+    } finally {
+      await manager.close();
+    }
+  });
+});
+
+describe("the manager's registry and safety", () => {
+  test("a built-in (in-process) plugin sits in the same registry, behind the same interface", async () => {
+    const manager = new PluginManager({ directories: [] });
+    manager.registerBuiltin("kv", { definition: () => kvPlugin(), version: "1.0.0", description: "built in" });
+    try {
+      await manager.scan();
+      assert.deepEqual(manager.list().map((e) => `${e.name}:${e.kind}`), ["kv:builtin"]);
+      assert.deepEqual(manager.describe("kv").provides, [{ name: "kv", service: "example.kv.v1.KV", version: "1.0.0", capabilities: ["watch", "bidi"] }]);
+      const kv = manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
+      await kv.put({ key: "a", value: encode("in process") });
+      assert.equal(decode((await kv.get({ key: "a" })).value), "in process");
+      const seen: string[] = [];
+      for await (const r of kv.exchange((async function* () { yield { key: "a" }; yield { key: "b" }; })())) seen.push(r.found ? decode(r.value) : "-");
+      assert.deepEqual(seen, ["in process", "-"]);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  test("an installed plugin shadows a built-in of the same name; the resolver order is path, explicit OCI, default registry, built-in", async () => {
+    const plugin = await kvPluginDir();
+    assert.deepEqual(resolveSource(plugin), { kind: "directory", path: plugin });
+    assert.equal(resolveSource("127.0.0.1:5000/plugins/kv:1.0.0").kind, "oci");
+    const viaDefault = resolveSource("kv:1.0.0", { defaultRegistry: "registry.example.com", repositoryPrefix: "plugins", builtins: ["kv"] });
+    assert.ok(viaDefault.kind === "oci" && viaDefault.via === "default-registry" && viaDefault.ref.repository === "plugins/kv");
+    assert.deepEqual(resolveSource("kv", { builtins: ["kv"] }), { kind: "builtin", name: "kv" });
+    assert.throws(() => resolveSource("nothing"), /cannot find plugin "nothing": no such path, not an OCI reference/);
+  });
+
+  test("a tampered plugin never executes; an unsigned one runs only when explicitly allowed", async () => {
+    const root = tempDir("cp-tamper-");
+    const dir = join(root, "plugins", "marker");
+    mkdirSync(dir, { recursive: true });
+    const marker = join(root, "executed");
+    const script = `#!/bin/sh\ntouch ${marker}\nexit 1\n`;
+    writeFileSync(join(dir, "run.sh"), script);
+    chmodSync(join(dir, "run.sh"), 0o755);
+    const manifest = {
+      schemaVersion: 1, name: "marker", version: "1.0.0", description: "", license: "MIT",
+      entrypoints: { [hostPlatform()]: { file: "run.sh" } }, protocolVersions: [1],
+      plugins: [{ name: "kv", service: "example.kv.v1.KV" }], hostVersions: "*", files: { "run.sh": sha256(script) },
+    };
+    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
+    const keys = keysOnDisk();
+    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
+    assert.equal(signed.code, 0, signed.stderr);
+    writeFileSync(join(dir, "run.sh"), script.replace("exit 1", "exit 2"));
+
+    const manager = new PluginManager({ directories: [join(root, "plugins")], trustedKeysDir: keys.trustedDir });
+    await manager.scan();
+    const kv = manager.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv");
+    await assert.rejects(
+      kv.get({ key: "x" }),
+      managementError("verification-failed", new RegExp(`plugin "marker" 1.0.0: file run.sh has digest sha256:[a-f0-9]{64}, but the manifest expects ${manifest.files["run.sh"]}`)),
+    );
+    assert.equal(existsSync(marker), false, "the tampered entrypoint never ran");
+    await manager.close();
+
+    // Unsigned: refused by default; run when allowed (it then fails its handshake, but it ran).
+    const { rmSync } = await import("node:fs");
+    rmSync(join(dir, "plugin.sig"));
+    writeFileSync(join(dir, "run.sh"), script);
+    const strict = new PluginManager({ directories: [join(root, "plugins")], trustedKeysDir: keys.trustedDir });
+    await strict.scan();
+    await assert.rejects(strict.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }), managementError("verification-failed", /is unsigned \(no plugin.sig\); refusing to run it/));
+    assert.equal(existsSync(marker), false);
+    const lax = new PluginManager({ directories: [join(root, "plugins")], allowUnsigned: true, startTimeoutMs: 10_000 });
+    await lax.scan();
+    await assert.rejects(lax.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }), /exited/);
+    assert.equal(existsSync(marker), true, "with allowUnsigned the plugin ran");
+    await lax.close();
+  });
+
+  test("configuration is validated against the plugin's schema before anything starts", async () => {
+    const plugins = tempDir("cp-cfg-");
+    const dir = join(plugins, "kv");
+    const { cpSync } = await import("node:fs");
+    cpSync(await kvPluginDir(), dir, { recursive: true });
+    const manager = new PluginManager({ directories: [plugins], allowUnsigned: true });
+    await manager.scan();
+    assert.throws(
+      () => manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: 42, colour: "red" } }),
+      managementError("invalid-config", /configuration for plugin "kv" is invalid: (namespace: must be string|\(config\): must NOT have additional properties)/),
+    );
+    assert.throws(() => manager.open("nope", { handshake, plugins: { kv: KV } }), managementError("not-found", /no plugin named "nope" \(known: kv; scanned: /));
+    await manager.close();
+  });
+
+  test("a plugin for another protocol version, or another host version, is refused before it runs", async () => {
+    const plugins = tempDir("cp-ver-");
+    const { cpSync } = await import("node:fs");
+    cpSync(await kvPluginDir(), join(plugins, "kv"), { recursive: true });
+    const manager = new PluginManager({ directories: [plugins], allowUnsigned: true, hostVersion: "2.0.0" });
+    await manager.scan();
+    await assert.rejects(
+      manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }),
+      managementError("incompatible", /plugin "kv" 1.0.0 needs a connect-plugin host >=0.1.0 <1.0.0; this host is 2.0.0/),
+    );
+    await manager.close();
+    const v2 = new PluginManager({ directories: [plugins], allowUnsigned: true });
+    await v2.scan();
+    await assert.rejects(
+      v2.open("kv", { handshake: { ...handshake, protocolVersion: 2 }, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }),
+      managementError("incompatible", /plugin "kv" 1.0.0 serves protocol versions 1; this host speaks 2/),
+    );
+    await v2.close();
+  });
+
+  test("a directory with an invalid manifest is reported by scan() and not listed", async () => {
+    const plugins = tempDir("cp-bad-");
+    mkdirSync(join(plugins, "broken"));
+    writeFileSync(join(plugins, "broken", "plugin.json"), JSON.stringify({ schemaVersion: 1, name: "broken" }));
+    const manager = new PluginManager({ directories: [plugins] });
+    assert.deepEqual(await manager.scan(), []);
+    const problem = manager.problems.get(join(plugins, "broken"));
+    assert.match(problem?.message ?? "", /invalid manifest .*broken\/plugin.json: version: is required; .*license: is required/);
+  });
+});
