@@ -131,6 +131,9 @@ export class Installer {
       return { name, version: loaded.manifest.version, dir: target, verification };
     } catch (e) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      if (e instanceof ManagementError) {
+        throw new ManagementError(e.kind, `${e.message}; nothing was installed in ${this.pluginsDir}`, { cause: e });
+      }
       throw ioError(e, `installing into ${this.pluginsDir} failed, nothing was installed`);
     }
   }
