@@ -6,7 +6,15 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import * as tar from "tar";
 import { tempDir } from "./helpers.js";
-import { cli, freePort, keysOnDisk, kvPluginDir, startFaultProxy, startRegistry, type Registry } from "./oci-helpers.js";
+import {
+  cli,
+  freePort,
+  keysOnDisk,
+  kvPluginDir,
+  startFaultProxy,
+  startRegistry,
+  type Registry,
+} from "./oci-helpers.js";
 
 /** A signed KV plugin, the trusted-keys dir, and a fresh host dir with CLI flags pointing into it. */
 async function setup() {
@@ -15,7 +23,16 @@ async function setup() {
   const signed = await cli(["sign", plugin, "--key", keys.privateKeyFile]);
   assert.equal(signed.code, 0, signed.stderr);
   const host = tempDir("cp-clihost-");
-  const flags = ["--dir", join(host, "plugins"), "--cache", join(host, "cache"), "--lockfile", join(host, "lock.json"), "--trusted-keys", keys.trustedDir];
+  const flags = [
+    "--dir",
+    join(host, "plugins"),
+    "--cache",
+    join(host, "cache"),
+    "--lockfile",
+    join(host, "lock.json"),
+    "--trusted-keys",
+    keys.trustedDir,
+  ];
   return { keys, plugin, host, flags };
 }
 
@@ -38,23 +55,45 @@ describe("connect-plugin CLI", () => {
     assert.equal(json<{ manifest: { name: string } }>(inspect.stdout).manifest.name, "kv");
     const archive = join(host, "kv.tar.gz");
     const packed = await cli([...flags, "pack", plugin, "-o", archive, "--json"]);
-    assert.deepEqual(json<{ entries: string[] }>(packed.stdout).entries, ["plugin.json", "plugin.sig", "kv-plugin.mjs"]);
+    assert.deepEqual(json<{ entries: string[] }>(packed.stdout).entries, [
+      "plugin.json",
+      "plugin.sig",
+      "kv-plugin.mjs",
+    ]);
     const fromArchive = await cli([...flags, "install", archive, "--json"]);
     assert.equal(fromArchive.code, 0, fromArchive.stderr);
-    assert.equal(json<{ installed: { name: string; source: { kind: string } } }>(fromArchive.stdout).installed.source.kind, "archive");
+    assert.equal(
+      json<{ installed: { name: string; source: { kind: string } } }>(fromArchive.stdout).installed
+        .source.kind,
+      "archive",
+    );
     const fromDir = await cli([...flags, "install", plugin, "--json"]);
     assert.equal(fromDir.code, 0, fromDir.stderr);
     const list = await cli([...flags, "list", "--json"]);
-    assert.deepEqual(json<{ plugins: { name: string; provides: string[] }[] }>(list.stdout).plugins, [
-      { name: "kv", version: "1.0.0", description: "The connect-plugin KV example: a key-value store in memory.", provides: ["kv"] },
-    ]);
+    assert.deepEqual(
+      json<{ plugins: { name: string; provides: string[] }[] }>(list.stdout).plugins,
+      [
+        {
+          name: "kv",
+          version: "1.0.0",
+          description: "The connect-plugin KV example: a key-value store in memory.",
+          provides: ["kv"],
+        },
+      ],
+    );
     const verify = await cli([...flags, "verify", "--json"]);
     assert.equal(json<{ verified: { name: string }[] }>(verify.stdout).verified[0]?.name, "kv");
     const removed = await cli([...flags, "remove", "kv", "--json"]);
     assert.deepEqual(json(removed.stdout), { removed: "kv" });
     const again = await cli([...flags, "remove", "kv", "--json"]);
     assert.equal(again.code, 4);
-    assert.deepEqual(json(again.stdout), { error: { kind: "not-found", message: `plugin "kv" is not installed in ${join(host, "plugins")}`, exitCode: 4 } });
+    assert.deepEqual(json(again.stdout), {
+      error: {
+        kind: "not-found",
+        message: `plugin "kv" is not installed in ${join(host, "plugins")}`,
+        exitCode: 4,
+      },
+    });
   });
 
   test("exit codes: 2 usage, 3 verification, 4 not found, 5 registry, 7 invalid manifest", async () => {
@@ -63,18 +102,30 @@ describe("connect-plugin CLI", () => {
     assert.equal((await cli(["install"])).code, 2);
     // A tampered file: 3, naming the plugin, the file and both digests.
     const original = readFileSync(join(plugin, "kv-plugin.mjs"));
-    writeFileSync(join(plugin, "kv-plugin.mjs"), Buffer.concat([original, Buffer.from("\n// changed\n")]));
+    writeFileSync(
+      join(plugin, "kv-plugin.mjs"),
+      Buffer.concat([original, Buffer.from("\n// changed\n")]),
+    );
     const tampered = await cli([...flags, "install", plugin]);
     assert.equal(tampered.code, 3);
-    assert.match(tampered.stderr, /^connect-plugin: plugin "kv" 1.0.0: file kv-plugin.mjs has digest sha256:[a-f0-9]{64}, but the manifest expects sha256:[a-f0-9]{64}; nothing was installed in .*plugins\n$/);
+    assert.match(
+      tampered.stderr,
+      /^connect-plugin: plugin "kv" 1.0.0: file kv-plugin.mjs has digest sha256:[a-f0-9]{64}, but the manifest expects sha256:[a-f0-9]{64}; nothing was installed in .*plugins\n$/,
+    );
     assert.equal(existsSync(join(flags[1] as string, "kv")), false);
     assert.equal((await cli([...flags, "inspect", "/nonexistent/plugin-dir-or-ref"])).code, 4);
     const closed = await freePort();
     const unreachable = await cli([...flags, "pull", `127.0.0.1:${closed}/plugins/kv:1.0.0`]);
     assert.equal(unreachable.code, 5);
-    assert.match(unreachable.stderr, new RegExp(`cannot reach registry 127.0.0.1:${closed}: .*ECONNREFUSED`));
+    assert.match(
+      unreachable.stderr,
+      new RegExp(`cannot reach registry 127.0.0.1:${closed}: .*ECONNREFUSED`),
+    );
     const badDir = tempDir("cp-badm-");
-    writeFileSync(join(badDir, "plugin.json"), JSON.stringify({ schemaVersion: 1, name: "Bad Name" }));
+    writeFileSync(
+      join(badDir, "plugin.json"),
+      JSON.stringify({ schemaVersion: 1, name: "Bad Name" }),
+    );
     const invalid = await cli([...flags, "inspect", badDir]);
     assert.equal(invalid.code, 7);
     assert.match(invalid.stderr, /name: must match pattern/);
@@ -84,15 +135,27 @@ describe("connect-plugin CLI", () => {
     const { plugin, host, flags } = await setup();
     const staging = tempDir("cp-evil-");
     mkdirSync(join(staging, "inner"));
-    for (const f of ["plugin.json", "plugin.sig", "kv-plugin.mjs"]) writeFileSync(join(staging, "inner", f), readFileSync(join(plugin, f)));
+    for (const f of ["plugin.json", "plugin.sig", "kv-plugin.mjs"])
+      writeFileSync(join(staging, "inner", f), readFileSync(join(plugin, f)));
     writeFileSync(join(staging, "evil.sh"), "echo pwned");
     const archive = join(host, "evil.tar.gz");
     // Entries relative to staging/inner, plus one that climbs out of it.
-    await tar.c({ gzip: true, file: archive, cwd: join(staging, "inner"), preservePaths: true }, ["plugin.json", "plugin.sig", "kv-plugin.mjs", "../evil.sh"]);
+    await tar.c({ gzip: true, file: archive, cwd: join(staging, "inner"), preservePaths: true }, [
+      "plugin.json",
+      "plugin.sig",
+      "kv-plugin.mjs",
+      "../evil.sh",
+    ]);
     const res = await cli([...flags, "install", archive]);
     assert.equal(res.code, 3, res.stderr);
-    assert.match(res.stderr, /archive .*evil.tar.gz has unsafe entries, nothing was installed: "..\/evil.sh" \(climbs out of the plugin directory \(..\)\)/);
-    assert.deepEqual(existsSync(join(host, "plugins")) ? readdirSync(join(host, "plugins")) : [], []);
+    assert.match(
+      res.stderr,
+      /archive .*evil.tar.gz has unsafe entries, nothing was installed: "..\/evil.sh" \(climbs out of the plugin directory \(..\)\)/,
+    );
+    assert.deepEqual(
+      existsSync(join(host, "plugins")) ? readdirSync(join(host, "plugins")) : [],
+      [],
+    );
   });
 
   test("install by OCI reference pins the digest in the lockfile and reinstalls exactly that digest", async () => {
@@ -102,7 +165,9 @@ describe("connect-plugin CLI", () => {
     assert.equal(first.code, 0, first.stderr);
     const pinned = json<{ lock: { digest: string } }>(first.stdout).lock.digest;
     // The tag moves to a new version; the lockfile keeps the install reproducible.
-    const raw = JSON.parse(readFileSync(join(plugin, "plugin.json"), "utf8")) as { version: string };
+    const raw = JSON.parse(readFileSync(join(plugin, "plugin.json"), "utf8")) as {
+      version: string;
+    };
     raw.version = "1.1.0";
     writeFileSync(join(plugin, "plugin.json"), JSON.stringify(raw));
     const keys = keysOnDisk();
@@ -117,22 +182,36 @@ describe("connect-plugin CLI", () => {
     // --update takes the new version, which is signed by a key this host does not trust.
     const updated = await cli([...flags, "install", `${registry.host}/pin/kv:stable`, "--update"]);
     assert.equal(updated.code, 3);
-    assert.match(updated.stderr, /plugin "kv" 1.1.0 is signed by key sha256:[a-f0-9]{64}, which is not a trusted key/);
-    assert.match(readFileSync(join(flags[1] as string, "kv", "plugin.json"), "utf8"), /"version": "1.0.0"/);
+    assert.match(
+      updated.stderr,
+      /plugin "kv" 1.1.0 is signed by key sha256:[a-f0-9]{64}, which is not a trusted key/,
+    );
+    assert.match(
+      readFileSync(join(flags[1] as string, "kv", "plugin.json"), "utf8"),
+      /"version": "1.0.0"/,
+    );
   });
 
   test("a corrupt blob during install: exit 3 with both digests, nothing installed, no lockfile entry", async () => {
     const { plugin, host, flags } = await setup();
     assert.equal((await cli(["push", plugin, `${registry.host}/corrupt/kv:1.0.0`])).code, 0);
-    const proxy = await startFaultProxy(registry.host, (req) => (req.url?.includes("/blobs/") && req.method === "GET" ? "corrupt" : undefined));
+    const proxy = await startFaultProxy(registry.host, (req) =>
+      req.url?.includes("/blobs/") && req.method === "GET" ? "corrupt" : undefined,
+    );
     try {
       const res = await cli([...flags, "install", `${proxy.host}/corrupt/kv:1.0.0`, "--json"]);
       assert.equal(res.code, 3, res.stderr);
       const { error } = json<{ error: { kind: string; message: string } }>(res.stdout);
       assert.equal(error.kind, "verification-failed");
-      assert.match(error.message, /is corrupt: expected digest sha256:[a-f0-9]{64}, got sha256:[a-f0-9]{64}/);
+      assert.match(
+        error.message,
+        /is corrupt: expected digest sha256:[a-f0-9]{64}, got sha256:[a-f0-9]{64}/,
+      );
       assert.equal(existsSync(join(host, "lock.json")), false);
-      assert.deepEqual(existsSync(join(host, "plugins")) ? readdirSync(join(host, "plugins")) : [], []);
+      assert.deepEqual(
+        existsSync(join(host, "plugins")) ? readdirSync(join(host, "plugins")) : [],
+        [],
+      );
     } finally {
       await proxy.stop();
     }
@@ -141,11 +220,17 @@ describe("connect-plugin CLI", () => {
   test("progress bars go to stderr on a terminal, and never when not on one", async () => {
     const { plugin } = await setup();
     const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-    const plain = spawnSync(process.execPath, [main, "push", plugin, `${registry.host}/tty/kv:1.0.0`], { encoding: "utf8" });
+    const plain = spawnSync(
+      process.execPath,
+      [main, "push", plugin, `${registry.host}/tty/kv:1.0.0`],
+      { encoding: "utf8" },
+    );
     assert.equal(plain.status, 0, plain.stderr);
     assert.equal(plain.stderr, "");
     // `script` runs the command on a pseudo-terminal.
-    const cmd = [process.execPath, main, "push", plugin, `${registry.host}/tty/kv:1.1.0`].map((a) => `'${a}'`).join(" ");
+    const cmd = [process.execPath, main, "push", plugin, `${registry.host}/tty/kv:1.1.0`]
+      .map((a) => `'${a}'`)
+      .join(" ");
     const tty = execFileSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8" });
     assert.match(tty, /push sha256:[a-f0-9]{12}.*100%/);
   });

@@ -46,18 +46,37 @@ describe("the KV example through a registry and the manager (end to end)", () =>
     const host = tempDir("cp-host-");
     mkdirSync(join(host, "trusted"));
     writeFileSync(join(host, "trusted", "release.pub"), readFileSync(join(work, "release.pub")));
-    const common = ["--dir", join(host, "plugins"), "--cache", join(host, "cache"), "--lockfile", join(host, "lock.json"), "--trusted-keys", join(host, "trusted")];
+    const common = [
+      "--dir",
+      join(host, "plugins"),
+      "--cache",
+      join(host, "cache"),
+      "--lockfile",
+      join(host, "lock.json"),
+      "--trusted-keys",
+      join(host, "trusted"),
+    ];
     const pulled = await cli([...common, "pull", `${registry.host}/plugins/kv:1.0.0`, "--json"]);
     assert.equal(pulled.code, 0, pulled.stderr);
     assert.equal((JSON.parse(pulled.stdout) as { digest: string }).digest, pushedDigest);
     const installed = await cli([...common, "install", `${registry.host}/plugins/kv:1.0.0`]);
     assert.equal(installed.code, 0, installed.stderr);
-    assert.match(installed.stdout, new RegExp(`installed kv 1.0.0 from ${registry.host}/plugins/kv:1.0.0@${pushedDigest} .*signature ok, key ${keyId}`));
-    const lock = JSON.parse(readFileSync(join(host, "lock.json"), "utf8")) as { plugins: Record<string, { digest: string }> };
+    assert.match(
+      installed.stdout,
+      new RegExp(
+        `installed kv 1.0.0 from ${registry.host}/plugins/kv:1.0.0@${pushedDigest} .*signature ok, key ${keyId}`,
+      ),
+    );
+    const lock = JSON.parse(readFileSync(join(host, "lock.json"), "utf8")) as {
+      plugins: Record<string, { digest: string }>;
+    };
     assert.equal(lock.plugins.kv?.digest, pushedDigest);
     const verified = await cli([...common, "verify", "kv"]);
     assert.equal(verified.code, 0, verified.stderr);
-    assert.match(verified.stdout, new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 files\\)`));
+    assert.match(
+      verified.stdout,
+      new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 files\\)`),
+    );
 
     const events: string[] = [];
     const manager = new PluginManager({
@@ -69,14 +88,26 @@ describe("the KV example through a registry and the manager (end to end)", () =>
     });
     try {
       const list = await manager.scan();
-      assert.deepEqual(list.map((e) => `${e.name}@${e.version}:${e.kind}`), ["kv@1.0.0:installed"]);
+      assert.deepEqual(
+        list.map((e) => `${e.name}@${e.version}:${e.kind}`),
+        ["kv@1.0.0:installed"],
+      );
       // What it provides comes from the manifest: nothing was started for it.
-      assert.deepEqual(manager.describe("kv").provides.map((p) => `${p.name}=${p.service}`), ["kv=example.kv.v1.KV"]);
-      const managed = manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: "test" } });
+      assert.deepEqual(
+        manager.describe("kv").provides.map((p) => `${p.name}=${p.service}`),
+        ["kv=example.kv.v1.KV"],
+      );
+      const managed = manager.open("kv", {
+        handshake,
+        plugins: { kv: KV },
+        config: { namespace: "test" },
+      });
       assert.equal(managed.state, "idle");
       const kv = managed.dispense("kv");
       // A burst of first calls: one start.
-      await Promise.all(Array.from({ length: 10 }, (_, i) => kv.put({ key: `k${i}`, value: encode(`v${i}`) })));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => kv.put({ key: `k${i}`, value: encode(`v${i}`) })),
+      );
       assert.equal(events.filter((e) => e === "started").length, 1);
       assert.equal(decode((await kv.get({ key: "k7" })).value), "v7");
       const firstPid = managed.pid as number;
@@ -86,13 +117,21 @@ describe("the KV example through a registry and the manager (end to end)", () =>
       await waitFor("the idle stop", () => managed.state === "idle", 10_000);
       assert.ok(events.includes("idle-stop"));
       await waitFor("the idle plugin to exit", () => !isAlive(firstPid), 10_000);
-      assert.equal((await kv.get({ key: "k7" })).found, false, "a fresh process has an empty store");
+      assert.equal(
+        (await kv.get({ key: "k7" })).found,
+        false,
+        "a fresh process has an empty store",
+      );
       const secondPid = managed.pid as number;
       assert.notEqual(secondPid, firstPid);
 
       // A crash: restarted within the budget; calls work again.
       process.kill(secondPid, "SIGKILL");
-      await waitFor("the crash restart", () => managed.state === "running" && managed.pid !== secondPid, 20_000);
+      await waitFor(
+        "the crash restart",
+        () => managed.state === "running" && managed.pid !== secondPid,
+        20_000,
+      );
       await kv.put({ key: "after", value: encode("crash") });
       assert.equal(decode((await kv.get({ key: "after" })).value), "crash");
       assert.equal(managed.restarts, 1);
@@ -106,16 +145,36 @@ describe("the KV example through a registry and the manager (end to end)", () =>
 describe("the manager's registry and safety", () => {
   test("a built-in (in-process) plugin sits in the same registry, behind the same interface", async () => {
     const manager = new PluginManager({ directories: [] });
-    manager.registerBuiltin("kv", { definition: () => kvPlugin(), version: "1.0.0", description: "built in" });
+    manager.registerBuiltin("kv", {
+      definition: () => kvPlugin(),
+      version: "1.0.0",
+      description: "built in",
+    });
     try {
       await manager.scan();
-      assert.deepEqual(manager.list().map((e) => `${e.name}:${e.kind}`), ["kv:builtin"]);
-      assert.deepEqual(manager.describe("kv").provides, [{ name: "kv", service: "example.kv.v1.KV", version: "1.0.0", capabilities: ["watch", "bidi"] }]);
+      assert.deepEqual(
+        manager.list().map((e) => `${e.name}:${e.kind}`),
+        ["kv:builtin"],
+      );
+      assert.deepEqual(manager.describe("kv").provides, [
+        {
+          name: "kv",
+          service: "example.kv.v1.KV",
+          version: "1.0.0",
+          capabilities: ["watch", "bidi"],
+        },
+      ]);
       const kv = manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
       await kv.put({ key: "a", value: encode("in process") });
       assert.equal(decode((await kv.get({ key: "a" })).value), "in process");
       const seen: string[] = [];
-      for await (const r of kv.exchange((async function* () { yield { key: "a" }; yield { key: "b" }; })())) seen.push(r.found ? decode(r.value) : "-");
+      for await (const r of kv.exchange(
+        (async function* () {
+          yield { key: "a" };
+          yield { key: "b" };
+        })(),
+      ))
+        seen.push(r.found ? decode(r.value) : "-");
       assert.deepEqual(seen, ["in process", "-"]);
     } finally {
       await manager.close();
@@ -126,10 +185,21 @@ describe("the manager's registry and safety", () => {
     const plugin = await kvPluginDir();
     assert.deepEqual(resolveSource(plugin), { kind: "directory", path: plugin });
     assert.equal(resolveSource("127.0.0.1:5000/plugins/kv:1.0.0").kind, "oci");
-    const viaDefault = resolveSource("kv:1.0.0", { defaultRegistry: "registry.example.com", repositoryPrefix: "plugins", builtins: ["kv"] });
-    assert.ok(viaDefault.kind === "oci" && viaDefault.via === "default-registry" && viaDefault.ref.repository === "plugins/kv");
+    const viaDefault = resolveSource("kv:1.0.0", {
+      defaultRegistry: "registry.example.com",
+      repositoryPrefix: "plugins",
+      builtins: ["kv"],
+    });
+    assert.ok(
+      viaDefault.kind === "oci" &&
+        viaDefault.via === "default-registry" &&
+        viaDefault.ref.repository === "plugins/kv",
+    );
     assert.deepEqual(resolveSource("kv", { builtins: ["kv"] }), { kind: "builtin", name: "kv" });
-    assert.throws(() => resolveSource("nothing"), /cannot find plugin "nothing": no such path, not an OCI reference/);
+    assert.throws(
+      () => resolveSource("nothing"),
+      /cannot find plugin "nothing": no such path, not an OCI reference/,
+    );
   });
 
   test("a tampered plugin never executes; an unsigned one runs only when explicitly allowed", async () => {
@@ -141,9 +211,16 @@ describe("the manager's registry and safety", () => {
     writeFileSync(join(dir, "run.sh"), script);
     chmodSync(join(dir, "run.sh"), 0o755);
     const manifest = {
-      schemaVersion: 1, name: "marker", version: "1.0.0", description: "", license: "MIT",
-      entrypoints: { [hostPlatform()]: { file: "run.sh" } }, protocolVersions: [1],
-      plugins: [{ name: "kv", service: "example.kv.v1.KV" }], hostVersions: "*", files: { "run.sh": sha256(script) },
+      schemaVersion: 1,
+      name: "marker",
+      version: "1.0.0",
+      description: "",
+      license: "MIT",
+      entrypoints: { [hostPlatform()]: { file: "run.sh" } },
+      protocolVersions: [1],
+      plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
+      hostVersions: "*",
+      files: { "run.sh": sha256(script) },
     };
     writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
     const keys = keysOnDisk();
@@ -151,12 +228,20 @@ describe("the manager's registry and safety", () => {
     assert.equal(signed.code, 0, signed.stderr);
     writeFileSync(join(dir, "run.sh"), script.replace("exit 1", "exit 2"));
 
-    const manager = new PluginManager({ directories: [join(root, "plugins")], trustedKeysDir: keys.trustedDir });
+    const manager = new PluginManager({
+      directories: [join(root, "plugins")],
+      trustedKeysDir: keys.trustedDir,
+    });
     await manager.scan();
     const kv = manager.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv");
     await assert.rejects(
       kv.get({ key: "x" }),
-      managementError("verification-failed", new RegExp(`plugin "marker" 1.0.0: file run.sh has digest sha256:[a-f0-9]{64}, but the manifest expects ${manifest.files["run.sh"]}`)),
+      managementError(
+        "verification-failed",
+        new RegExp(
+          `plugin "marker" 1.0.0: file run.sh has digest sha256:[a-f0-9]{64}, but the manifest expects ${manifest.files["run.sh"]}`,
+        ),
+      ),
     );
     assert.equal(existsSync(marker), false, "the tampered entrypoint never ran");
     await manager.close();
@@ -165,13 +250,32 @@ describe("the manager's registry and safety", () => {
     const { rmSync } = await import("node:fs");
     rmSync(join(dir, "plugin.sig"));
     writeFileSync(join(dir, "run.sh"), script);
-    const strict = new PluginManager({ directories: [join(root, "plugins")], trustedKeysDir: keys.trustedDir });
+    const strict = new PluginManager({
+      directories: [join(root, "plugins")],
+      trustedKeysDir: keys.trustedDir,
+    });
     await strict.scan();
-    await assert.rejects(strict.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }), managementError("verification-failed", /is unsigned \(no plugin.sig\); refusing to run it/));
+    await assert.rejects(
+      strict
+        .open("marker", { handshake, plugins: { kv: KV } })
+        .dispense("kv")
+        .get({ key: "x" }),
+      managementError("verification-failed", /is unsigned \(no plugin.sig\); refusing to run it/),
+    );
     assert.equal(existsSync(marker), false);
-    const lax = new PluginManager({ directories: [join(root, "plugins")], allowUnsigned: true, startTimeoutMs: 10_000 });
+    const lax = new PluginManager({
+      directories: [join(root, "plugins")],
+      allowUnsigned: true,
+      startTimeoutMs: 10_000,
+    });
     await lax.scan();
-    await assert.rejects(lax.open("marker", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }), /exited/);
+    await assert.rejects(
+      lax
+        .open("marker", { handshake, plugins: { kv: KV } })
+        .dispense("kv")
+        .get({ key: "x" }),
+      /exited/,
+    );
     assert.equal(existsSync(marker), true, "with allowUnsigned the plugin ran");
     await lax.close();
   });
@@ -184,10 +288,21 @@ describe("the manager's registry and safety", () => {
     const manager = new PluginManager({ directories: [plugins], allowUnsigned: true });
     await manager.scan();
     assert.throws(
-      () => manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: 42, colour: "red" } }),
-      managementError("invalid-config", /configuration for plugin "kv" is invalid: (namespace: must be string|\(config\): must NOT have additional properties)/),
+      () =>
+        manager.open("kv", {
+          handshake,
+          plugins: { kv: KV },
+          config: { namespace: 42, colour: "red" },
+        }),
+      managementError(
+        "invalid-config",
+        /configuration for plugin "kv" is invalid: (namespace: must be string|\(config\): must NOT have additional properties)/,
+      ),
     );
-    assert.throws(() => manager.open("nope", { handshake, plugins: { kv: KV } }), managementError("not-found", /no plugin named "nope" \(known: kv; scanned: /));
+    assert.throws(
+      () => manager.open("nope", { handshake, plugins: { kv: KV } }),
+      managementError("not-found", /no plugin named "nope" \(known: kv; scanned: /),
+    );
     await manager.close();
   });
 
@@ -195,18 +310,34 @@ describe("the manager's registry and safety", () => {
     const plugins = tempDir("cp-ver-");
     const { cpSync } = await import("node:fs");
     cpSync(await kvPluginDir(), join(plugins, "kv"), { recursive: true });
-    const manager = new PluginManager({ directories: [plugins], allowUnsigned: true, hostVersion: "2.0.0" });
+    const manager = new PluginManager({
+      directories: [plugins],
+      allowUnsigned: true,
+      hostVersion: "2.0.0",
+    });
     await manager.scan();
     await assert.rejects(
-      manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }),
-      managementError("incompatible", /plugin "kv" 1.0.0 needs a connect-plugin host >=0.1.0 <1.0.0; this host is 2.0.0/),
+      manager
+        .open("kv", { handshake, plugins: { kv: KV } })
+        .dispense("kv")
+        .get({ key: "x" }),
+      managementError(
+        "incompatible",
+        /plugin "kv" 1.0.0 needs a connect-plugin host >=0.1.0 <1.0.0; this host is 2.0.0/,
+      ),
     );
     await manager.close();
     const v2 = new PluginManager({ directories: [plugins], allowUnsigned: true });
     await v2.scan();
     await assert.rejects(
-      v2.open("kv", { handshake: { ...handshake, protocolVersion: 2 }, plugins: { kv: KV } }).dispense("kv").get({ key: "x" }),
-      managementError("incompatible", /plugin "kv" 1.0.0 serves protocol versions 1; this host speaks 2/),
+      v2
+        .open("kv", { handshake: { ...handshake, protocolVersion: 2 }, plugins: { kv: KV } })
+        .dispense("kv")
+        .get({ key: "x" }),
+      managementError(
+        "incompatible",
+        /plugin "kv" 1.0.0 serves protocol versions 1; this host speaks 2/,
+      ),
     );
     await v2.close();
   });
@@ -214,10 +345,16 @@ describe("the manager's registry and safety", () => {
   test("a directory with an invalid manifest is reported by scan() and not listed", async () => {
     const plugins = tempDir("cp-bad-");
     mkdirSync(join(plugins, "broken"));
-    writeFileSync(join(plugins, "broken", "plugin.json"), JSON.stringify({ schemaVersion: 1, name: "broken" }));
+    writeFileSync(
+      join(plugins, "broken", "plugin.json"),
+      JSON.stringify({ schemaVersion: 1, name: "broken" }),
+    );
     const manager = new PluginManager({ directories: [plugins] });
     assert.deepEqual(await manager.scan(), []);
     const problem = manager.problems.get(join(plugins, "broken"));
-    assert.match(problem?.message ?? "", /invalid manifest .*broken\/plugin.json: version: is required; .*license: is required/);
+    assert.match(
+      problem?.message ?? "",
+      /invalid manifest .*broken\/plugin.json: version: is required; .*license: is required/,
+    );
   });
 });

@@ -8,7 +8,12 @@ import { parseManifest, validateManifest } from "../src/manifest/manifest.js";
 import { hostPlatform } from "../src/manifest/platform.js";
 import { canonicalJson } from "../src/security/canonical.js";
 import { loadPluginDir, verifyPluginDir } from "../src/security/plugin-dir.js";
-import { generateKeyPair, signManifest, trustedKey, verifyManifestSignature } from "../src/security/signing.js";
+import {
+  generateKeyPair,
+  signManifest,
+  trustedKey,
+  verifyManifestSignature,
+} from "../src/security/signing.js";
 import { tempDir } from "./helpers.js";
 
 const good = {
@@ -17,10 +22,17 @@ const good = {
   version: "1.2.3",
   description: "says hello",
   license: "MIT",
-  entrypoints: { "linux/amd64": { file: "bin/greeter" }, "darwin/arm64": { file: "bin/greeter-mac" } },
+  entrypoints: {
+    "linux/amd64": { file: "bin/greeter" },
+    "darwin/arm64": { file: "bin/greeter-mac" },
+  },
   protocolVersions: [1],
   plugins: [{ name: "greeter", service: "greet.v1.Greeter", capabilities: ["hello"] }],
-  configSchema: { type: "object", required: ["greeting"], properties: { greeting: { type: "string" } } },
+  configSchema: {
+    type: "object",
+    required: ["greeting"],
+    properties: { greeting: { type: "string" } },
+  },
   hostVersions: ">=0.1.0",
   files: {
     "bin/greeter": `sha256:${"a".repeat(64)}`,
@@ -53,19 +65,34 @@ describe("manifest validation names the field", () => {
     invalid({ ...good, version: "one" }, /version: must match pattern/);
   });
   test("a platform key that is not os/arch", () => {
-    invalid({ ...good, entrypoints: { linux: { file: "bin/greeter" } } }, /entrypoints: has the key "linux", which is not os\/arch/);
+    invalid(
+      { ...good, entrypoints: { linux: { file: "bin/greeter" } } },
+      /entrypoints: has the key "linux", which is not os\/arch/,
+    );
   });
   test("an unknown runtime", () => {
-    invalid({ ...good, entrypoints: { "linux/amd64": { file: "bin/greeter", runtime: "python" } } }, /entrypoints.linux\/amd64.runtime: must be one of "exec", "node"/);
+    invalid(
+      { ...good, entrypoints: { "linux/amd64": { file: "bin/greeter", runtime: "python" } } },
+      /entrypoints.linux\/amd64.runtime: must be one of "exec", "node"/,
+    );
   });
   test("an entrypoint that is not among the files", () => {
-    invalid({ ...good, entrypoints: { "linux/amd64": { file: "bin/other" } } }, /entrypoints.linux\/amd64.file: "bin\/other" is not listed in files/);
+    invalid(
+      { ...good, entrypoints: { "linux/amd64": { file: "bin/other" } } },
+      /entrypoints.linux\/amd64.file: "bin\/other" is not listed in files/,
+    );
   });
   test("a file digest that is not sha256", () => {
-    invalid({ ...good, files: { ...good.files, "bin/greeter": "md5:abc" } }, /files.bin\/greeter: must match pattern/);
+    invalid(
+      { ...good, files: { ...good.files, "bin/greeter": "md5:abc" } },
+      /files.bin\/greeter: must match pattern/,
+    );
   });
   test("a file path that climbs out of the plugin directory", () => {
-    invalid({ ...good, files: { ...good.files, "../x": `sha256:${"c".repeat(64)}` } }, /files.\.\.\/x: climbs out of the plugin directory/);
+    invalid(
+      { ...good, files: { ...good.files, "../x": `sha256:${"c".repeat(64)}` } },
+      /files.\.\.\/x: climbs out of the plugin directory/,
+    );
   });
   test("an unknown field", () => {
     invalid({ ...good, colour: "blue" }, /colour: is not a known field/);
@@ -74,13 +101,19 @@ describe("manifest validation names the field", () => {
     invalid({ ...good, hostVersions: "newest" }, /hostVersions: "newest" is not a semver range/);
   });
   test("YAML that does not parse", () => {
-    assert.throws(() => parseManifest("name: [", "plugin.yaml"), /invalid manifest plugin.yaml: not valid YAML/);
+    assert.throws(
+      () => parseManifest("name: [", "plugin.yaml"),
+      /invalid manifest plugin.yaml: not valid YAML/,
+    );
   });
 });
 
 describe("canonical JSON and ed25519 signatures", () => {
   test("canonical JSON sorts keys at every level and drops whitespace", () => {
-    assert.equal(canonicalJson({ b: [2, { z: 1, a: "x" }], a: null }), '{"a":null,"b":[2,{"a":"x","z":1}]}');
+    assert.equal(
+      canonicalJson({ b: [2, { z: 1, a: "x" }], a: null }),
+      '{"a":null,"b":[2,{"a":"x","z":1}]}',
+    );
   });
   test("a signature verifies, and fails on any change to the manifest", () => {
     const pair = generateKeyPair();
@@ -89,7 +122,9 @@ describe("canonical JSON and ed25519 signatures", () => {
     const trusted = [trustedKey(pair.publicKeyPem, "test.pub")];
     assert.equal(verifyManifestSignature(manifest, sig, trusted).keyId, pair.keyId);
     // Key order does not matter (canonical form); content does.
-    const reordered = Object.fromEntries(Object.entries(manifest).reverse()) as unknown as typeof manifest;
+    const reordered = Object.fromEntries(
+      Object.entries(manifest).reverse(),
+    ) as unknown as typeof manifest;
     assert.equal(verifyManifestSignature(reordered, sig, trusted).keyId, pair.keyId);
     assert.throws(
       () => verifyManifestSignature({ ...manifest, version: "1.2.4" }, sig, trusted),
@@ -101,8 +136,13 @@ describe("canonical JSON and ed25519 signatures", () => {
     const other = generateKeyPair();
     const manifest = validateManifest(good);
     assert.throws(
-      () => verifyManifestSignature(manifest, signManifest(manifest, signer.privateKeyPem), [trustedKey(other.publicKeyPem, "o.pub")]),
-      new RegExp(`plugin "greeter" 1.2.3 is signed by key ${signer.keyId}, which is not a trusted key$`),
+      () =>
+        verifyManifestSignature(manifest, signManifest(manifest, signer.privateKeyPem), [
+          trustedKey(other.publicKeyPem, "o.pub"),
+        ]),
+      new RegExp(
+        `plugin "greeter" 1.2.3 is signed by key ${signer.keyId}, which is not a trusted key$`,
+      ),
     );
   });
 });
@@ -114,10 +154,17 @@ describe("verifying a plugin directory", () => {
     writeFileSync(join(dir, "bin", "greeter"), "#!/bin/sh\necho hi\n");
     const { createHash } = await import("node:crypto");
     const digest = `sha256:${createHash("sha256").update("#!/bin/sh\necho hi\n").digest("hex")}`;
-    const manifest = { ...good, entrypoints: { [hostPlatform()]: { file: "bin/greeter" } }, files: { "bin/greeter": digest } };
+    const manifest = {
+      ...good,
+      entrypoints: { [hostPlatform()]: { file: "bin/greeter" } },
+      files: { "bin/greeter": digest },
+    };
     writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
     const pair = generateKeyPair();
-    writeFileSync(join(dir, "plugin.sig"), JSON.stringify(signManifest(validateManifest(manifest), pair.privateKeyPem)));
+    writeFileSync(
+      join(dir, "plugin.sig"),
+      JSON.stringify(signManifest(validateManifest(manifest), pair.privateKeyPem)),
+    );
     return { dir, digest, trustedKeys: [trustedKey(pair.publicKeyPem, "k.pub")] };
   }
 
@@ -131,7 +178,9 @@ describe("verifying a plugin directory", () => {
     writeFileSync(join(dir, "bin", "greeter"), "#!/bin/sh\nrm -rf ~\n");
     await assert.rejects(
       verifyPluginDir(await loadPluginDir(dir), { trustedKeys }),
-      new RegExp(`plugin "greeter" 1.2.3: file bin/greeter has digest sha256:[a-f0-9]{64}, but the manifest expects ${digest}`),
+      new RegExp(
+        `plugin "greeter" 1.2.3: file bin/greeter has digest sha256:[a-f0-9]{64}, but the manifest expects ${digest}`,
+      ),
     );
   });
   test("an unsigned plugin fails closed unless explicitly allowed", async () => {
@@ -148,15 +197,23 @@ describe("verifying a plugin directory", () => {
   test("a file the manifest does not list is refused", async () => {
     const { dir, trustedKeys } = await pluginDir();
     writeFileSync(join(dir, "bin", "extra.so"), "x");
-    await assert.rejects(verifyPluginDir(await loadPluginDir(dir), { trustedKeys }), /file bin\/extra.so in .* is not listed in the manifest/);
+    await assert.rejects(
+      verifyPluginDir(await loadPluginDir(dir), { trustedKeys }),
+      /file bin\/extra.so in .* is not listed in the manifest/,
+    );
   });
   test("a symbolic link is refused", async () => {
     const { dir, trustedKeys } = await pluginDir();
     symlinkSync("/etc/passwd", join(dir, "bin", "passwd"));
-    await assert.rejects(verifyPluginDir(await loadPluginDir(dir), { trustedKeys }), /bin\/passwd is a symbolic link; plugins ship only regular files/);
+    await assert.rejects(
+      verifyPluginDir(await loadPluginDir(dir), { trustedKeys }),
+      /bin\/passwd is a symbolic link; plugins ship only regular files/,
+    );
   });
   test("the published schema file is the one the validator uses", () => {
-    const schema = JSON.parse(readFileSync(new URL("../../schema/plugin-manifest.schema.json", import.meta.url), "utf8")) as { required: string[] };
+    const schema = JSON.parse(
+      readFileSync(new URL("../../schema/plugin-manifest.schema.json", import.meta.url), "utf8"),
+    ) as { required: string[] };
     assert.ok(schema.required.includes("files") && schema.required.includes("hostVersions"));
   });
 });

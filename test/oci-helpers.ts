@@ -5,7 +5,7 @@
  * plugin, and a runner for the connect-plugin CLI.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync, randomUUID, sign, X509Certificate, createPrivateKey } from "node:crypto";
+import { randomUUID, sign, X509Certificate, createPrivateKey } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -53,19 +53,38 @@ export async function startRegistry(
     writeFileSync(join(dir, "htpasswd"), line);
     authYaml = `auth:\n  htpasswd:\n    realm: test-realm\n    path: ${join(dir, "htpasswd")}\n`;
   } else if (auth === "token") {
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-token-issuer",
-      "-keyout", join(dir, "token.key"), "-out", join(dir, "token.crt"),
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-token-issuer",
+        "-keyout",
+        join(dir, "token.key"),
+        "-out",
+        join(dir, "token.crt"),
+      ],
+      { stdio: "ignore" },
+    );
     const key = createPrivateKey(readFileSync(join(dir, "token.key")));
-    const certDer = new X509Certificate(readFileSync(join(dir, "token.crt"))).raw.toString("base64");
+    const certDer = new X509Certificate(readFileSync(join(dir, "token.crt"))).raw.toString(
+      "base64",
+    );
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
     tokenServer = http.createServer((req, res) => {
       const url = new URL(req.url ?? "/", "http://x");
       tokenRequests.push(url.search);
       const expected = `Basic ${Buffer.from(`${user.name}:${user.password}`).toString("base64")}`;
       if (req.headers.authorization !== expected) {
-        res.writeHead(401, { "content-type": "application/json" }).end('{"details":"bad credentials"}');
+        res
+          .writeHead(401, { "content-type": "application/json" })
+          .end('{"details":"bad credentials"}');
         return;
       }
       const scope = url.searchParams.get("scope") ?? "";
@@ -73,11 +92,24 @@ export async function startRegistry(
       const now = Math.floor(Date.now() / 1000);
       const header = b64({ alg: "RS256", typ: "JWT", x5c: [certDer] });
       const claims = b64({
-        iss: "test-issuer", sub: user.name, aud: "test-registry", exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(),
-        access: type === undefined || name === undefined ? [] : [{ type, name, actions: (actions ?? "").split(",") }],
+        iss: "test-issuer",
+        sub: user.name,
+        aud: "test-registry",
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: randomUUID(),
+        access:
+          type === undefined || name === undefined
+            ? []
+            : [{ type, name, actions: (actions ?? "").split(",") }],
       });
-      const signature = sign("sha256", Buffer.from(`${header}.${claims}`), key).toString("base64url");
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
+      const signature = sign("sha256", Buffer.from(`${header}.${claims}`), key).toString(
+        "base64url",
+      );
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
     });
     await new Promise<void>((r) => tokenServer?.listen(0, "127.0.0.1", r));
     const tokenPort = (tokenServer.address() as AddressInfo).port;
@@ -90,19 +122,25 @@ export async function startRegistry(
     `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n` +
       `http:\n  addr: 127.0.0.1:${port}\n  secret: test-secret\n${authYaml}`,
   );
-  const child = spawn("/usr/bin/docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn("/usr/bin/docker-registry", ["serve", join(dir, "config.yml")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   children.add(child);
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
-  await waitFor(`docker-registry on port ${port} (stderr: ${stderr})`, async () => {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      await res.arrayBuffer();
-      return res.status === 200 || res.status === 401;
-    } catch {
-      return false;
-    }
-  }, 15_000);
+  await waitFor(
+    `docker-registry on port ${port} (stderr: ${stderr})`,
+    async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+        await res.arrayBuffer();
+        return res.status === 200 || res.status === 401;
+      } catch {
+        return false;
+      }
+    },
+    15_000,
+  );
   return {
     host: `127.0.0.1:${port}`,
     dataDir: join(dir, "data"),
@@ -138,22 +176,34 @@ export async function startFaultProxy(
       requests.push(`${req.method} ${req.url}`);
       const fault = decide(req);
       if (typeof fault === "number") {
-        res.writeHead(fault, { "content-type": "application/json", ...(fault === 401 && { "www-authenticate": 'Basic realm="proxy"' }) });
+        res.writeHead(fault, {
+          "content-type": "application/json",
+          ...(fault === 401 && { "www-authenticate": 'Basic realm="proxy"' }),
+        });
         res.end(JSON.stringify({ errors: [{ code: "INJECTED", message: `injected ${fault}` }] }));
         return;
       }
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host") headers[k] = v;
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === "string" && k !== "host") headers[k] = v;
       const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
-      void fetch(`http://${upstream}${req.url}`, { method: req.method, headers, ...(body !== undefined && { body }), redirect: "manual" })
+      void fetch(`http://${upstream}${req.url}`, {
+        method: req.method,
+        headers,
+        ...(body !== undefined && { body }),
+        redirect: "manual",
+      })
         .then(async (up) => {
           const data = Buffer.from(await up.arrayBuffer());
           const out: Record<string, string> = {};
           up.headers.forEach((v, k) => {
-            if (k !== "content-length" && k !== "transfer-encoding" && k !== "connection") out[k] = v;
+            if (k !== "content-length" && k !== "transfer-encoding" && k !== "connection")
+              out[k] = v;
           });
-          if (out.location?.startsWith(`http://${upstream}`)) out.location = out.location.replace(upstream, req.headers.host ?? "");
-          if (fault === "corrupt" && data.length > 0) data[data.length >> 1] = (data[data.length >> 1] as number) ^ 0xff;
+          if (out.location?.startsWith(`http://${upstream}`))
+            out.location = out.location.replace(upstream, req.headers.host ?? "");
+          if (fault === "corrupt" && data.length > 0)
+            data[data.length >> 1] = (data[data.length >> 1] as number) ^ 0xff;
           res.writeHead(up.status, { ...out, "content-length": String(data.length) });
           if (fault === "truncate" && req.method === "GET") {
             res.write(data.subarray(0, data.length >> 1), () => res.destroy());
@@ -168,7 +218,11 @@ export async function startFaultProxy(
   return {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
-    stop: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -204,7 +258,10 @@ export function cli(
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliMain, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [cliMain, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));

@@ -7,7 +7,12 @@ import { ManagementError } from "../src/manifest/errors.js";
 import { hostPlatform } from "../src/manifest/platform.js";
 import { pullPlugin, pushPlugin } from "../src/oci/artifact.js";
 import { BlobCache } from "../src/oci/blob-cache.js";
-import { OCI_MANIFEST, PLUGIN_FILE_MEDIA, PLUGIN_MANIFEST_MEDIA, TITLE } from "../src/oci/media-types.js";
+import {
+  OCI_MANIFEST,
+  PLUGIN_FILE_MEDIA,
+  PLUGIN_MANIFEST_MEDIA,
+  TITLE,
+} from "../src/oci/media-types.js";
 import { parseReference } from "../src/oci/reference.js";
 import { RegistryClient } from "../src/oci/registry-client.js";
 import { Installer } from "../src/manager/installer.js";
@@ -15,7 +20,14 @@ import { sha256 } from "../src/security/digest.js";
 import { loadPluginDir } from "../src/security/plugin-dir.js";
 import { signManifest } from "../src/security/signing.js";
 import { tempDir } from "./helpers.js";
-import { keysOnDisk, kvPluginDir, startFaultProxy, startRegistry, type Fault, type Registry } from "./oci-helpers.js";
+import {
+  keysOnDisk,
+  kvPluginDir,
+  startFaultProxy,
+  startRegistry,
+  type Fault,
+  type Registry,
+} from "./oci-helpers.js";
 
 const platform = hostPlatform();
 
@@ -33,7 +45,10 @@ async function signedKv() {
   const keys = keysOnDisk();
   const dir = await kvPluginDir();
   const loaded = await loadPluginDir(dir);
-  writeFileSync(join(dir, "plugin.sig"), JSON.stringify(signManifest(loaded.manifest, keys.privateKeyPem)));
+  writeFileSync(
+    join(dir, "plugin.sig"),
+    JSON.stringify(signManifest(loaded.manifest, keys.privateKeyPem)),
+  );
   return { keys, dir, loaded: await loadPluginDir(dir) };
 }
 
@@ -48,48 +63,97 @@ describe("OCI distribution against docker-registry without auth", () => {
     const { keys, loaded } = await signedKv();
     const ref = parseReference(`${registry.host}/plugins/kv:1.0.0`);
     const pushed = await pushPlugin(new RegistryClient({ registry: registry.host }), ref, loaded);
-    assert.deepEqual(Object.keys(pushed.platforms).sort(), ["darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"]);
+    assert.deepEqual(Object.keys(pushed.platforms).sort(), [
+      "darwin/amd64",
+      "darwin/arm64",
+      "linux/amd64",
+      "linux/arm64",
+    ]);
     assert.match(pushed.digest, /^sha256:[a-f0-9]{64}$/);
 
     const cache = new BlobCache(tempDir("cp-cache-"));
-    const pulled = await pullPlugin(new RegistryClient({ registry: registry.host }), ref, platform, cache);
+    const pulled = await pullPlugin(
+      new RegistryClient({ registry: registry.host }),
+      ref,
+      platform,
+      cache,
+    );
     assert.equal(pulled.digest, pushed.digest);
     assert.equal(pulled.manifest.name, "kv");
     const file = pulled.files.get("kv-plugin.mjs") as string;
     assert.equal(sha256(readFileSync(file)), loaded.manifest.files["kv-plugin.mjs"]);
-    assert.ok(file.startsWith(join(cache.dir, "blobs", "sha256")), "blobs live in the content-addressed cache");
+    assert.ok(
+      file.startsWith(join(cache.dir, "blobs", "sha256")),
+      "blobs live in the content-addressed cache",
+    );
 
     const pluginsDir = tempDir("cp-plugins-");
-    const installed = await new Installer(pluginsDir, { trustedKeys: (await import("../src/security/signing.js")).loadTrustedKeys(keys.trustedDir) }).fromPulled(pulled);
+    const installed = await new Installer(pluginsDir, {
+      trustedKeys: (await import("../src/security/signing.js")).loadTrustedKeys(keys.trustedDir),
+    }).fromPulled(pulled);
     assert.equal(installed.verification.signedBy, keys.keyId);
-    assert.deepEqual(readdirSync(join(pluginsDir, "kv")).sort(), ["kv-plugin.mjs", "plugin.json", "plugin.sig"]);
+    assert.deepEqual(readdirSync(join(pluginsDir, "kv")).sort(), [
+      "kv-plugin.mjs",
+      "plugin.json",
+      "plugin.sig",
+    ]);
   });
 
   test("a platform missing from the index is refused, naming the platforms it has", async () => {
     const { dir } = await signedKv();
-    const raw = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as { entrypoints: Record<string, unknown> };
+    const raw = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, unknown>;
+    };
     raw.entrypoints = { "windows/amd64": raw.entrypoints["linux/amd64"] };
     writeFileSync(join(dir, "plugin.json"), JSON.stringify(raw));
     const ref = parseReference(`${registry.host}/plugins/kv-windows:1.0.0`);
-    await pushPlugin(new RegistryClient({ registry: registry.host }), ref, await loadPluginDir(dir));
+    await pushPlugin(
+      new RegistryClient({ registry: registry.host }),
+      ref,
+      await loadPluginDir(dir),
+    );
     const cache = tempDir("cp-cache-");
     await assert.rejects(
-      pullPlugin(new RegistryClient({ registry: registry.host }), ref, platform, new BlobCache(cache)),
-      isError("unsupported-platform", new RegExp(`kv-windows:1.0.0 has no artifact for ${platform} \\(it has: windows/amd64\\)`)),
+      pullPlugin(
+        new RegistryClient({ registry: registry.host }),
+        ref,
+        platform,
+        new BlobCache(cache),
+      ),
+      isError(
+        "unsupported-platform",
+        new RegExp(`kv-windows:1.0.0 has no artifact for ${platform} \\(it has: windows/amd64\\)`),
+      ),
     );
   });
 
   test("an image manifest for the wrong platform is refused when pulled by digest", async () => {
     const { dir } = await signedKv();
-    const raw = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as { entrypoints: Record<string, unknown> };
+    const raw = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, unknown>;
+    };
     raw.entrypoints = { "plan9/mips": raw.entrypoints["linux/amd64"] };
     writeFileSync(join(dir, "plugin.json"), JSON.stringify(raw));
     const ref = parseReference(`${registry.host}/plugins/kv-plan9:1.0.0`);
-    const pushed = await pushPlugin(new RegistryClient({ registry: registry.host }), ref, await loadPluginDir(dir));
-    const byDigest = parseReference(`${registry.host}/plugins/kv-plan9@${pushed.platforms["plan9/mips"]}`);
+    const pushed = await pushPlugin(
+      new RegistryClient({ registry: registry.host }),
+      ref,
+      await loadPluginDir(dir),
+    );
+    const byDigest = parseReference(
+      `${registry.host}/plugins/kv-plan9@${pushed.platforms["plan9/mips"]}`,
+    );
     await assert.rejects(
-      pullPlugin(new RegistryClient({ registry: registry.host }), byDigest, platform, new BlobCache(tempDir("cp-cache-"))),
-      isError("unsupported-platform", new RegExp(`is plugin "kv" 1.0.0 for plan9/mips, not for ${platform}`)),
+      pullPlugin(
+        new RegistryClient({ registry: registry.host }),
+        byDigest,
+        platform,
+        new BlobCache(tempDir("cp-cache-")),
+      ),
+      isError(
+        "unsupported-platform",
+        new RegExp(`is plugin "kv" 1.0.0 for plan9/mips, not for ${platform}`),
+      ),
     );
   });
 
@@ -97,32 +161,67 @@ describe("OCI distribution against docker-registry without auth", () => {
     const client = new RegistryClient({ registry: registry.host });
     const evil = Buffer.from("#!/bin/sh\necho pwned\n");
     const manifest = {
-      schemaVersion: 1, name: "evil", version: "1.0.0", description: "", license: "MIT",
-      entrypoints: { [platform]: { file: "run.sh" } }, protocolVersions: [1],
-      plugins: [{ name: "kv", service: "example.kv.v1.KV" }], hostVersions: "*",
+      schemaVersion: 1,
+      name: "evil",
+      version: "1.0.0",
+      description: "",
+      license: "MIT",
+      entrypoints: { [platform]: { file: "run.sh" } },
+      protocolVersions: [1],
+      plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
+      hostVersions: "*",
       files: { "run.sh": sha256(evil) },
     };
     const config = Buffer.from(JSON.stringify(manifest));
     await client.pushBlob("plugins/evil", config);
     await client.pushBlob("plugins/evil", evil);
     const image = {
-      schemaVersion: 2, mediaType: OCI_MANIFEST,
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
       config: { mediaType: PLUGIN_MANIFEST_MEDIA, digest: sha256(config), size: config.length },
-      layers: [{ mediaType: PLUGIN_FILE_MEDIA, digest: sha256(evil), size: evil.length, annotations: { [TITLE]: "../../evil.sh" } }],
+      layers: [
+        {
+          mediaType: PLUGIN_FILE_MEDIA,
+          digest: sha256(evil),
+          size: evil.length,
+          annotations: { [TITLE]: "../../evil.sh" },
+        },
+      ],
     };
-    await client.pushManifest("plugins/evil", "1.0.0", OCI_MANIFEST, Buffer.from(JSON.stringify(image)));
+    await client.pushManifest(
+      "plugins/evil",
+      "1.0.0",
+      OCI_MANIFEST,
+      Buffer.from(JSON.stringify(image)),
+    );
     const pluginsDir = tempDir("cp-plugins-");
     await assert.rejects(
-      pullPlugin(client, parseReference(`${registry.host}/plugins/evil:1.0.0`), platform, new BlobCache(join(pluginsDir, "cache"))),
-      isError("verification-failed", /refusing layer sha256:[a-f0-9]+ named "..\/..\/evil.sh": the file name climbs out of the plugin directory/),
+      pullPlugin(
+        client,
+        parseReference(`${registry.host}/plugins/evil:1.0.0`),
+        platform,
+        new BlobCache(join(pluginsDir, "cache")),
+      ),
+      isError(
+        "verification-failed",
+        /refusing layer sha256:[a-f0-9]+ named "..\/..\/evil.sh": the file name climbs out of the plugin directory/,
+      ),
     );
     assert.equal(existsSync(join(pluginsDir, "..", "evil.sh")), false);
   });
 
   test("an unknown tag is a not-found error naming the reference", async () => {
     await assert.rejects(
-      pullPlugin(new RegistryClient({ registry: registry.host }), parseReference(`${registry.host}/plugins/nope:9.9.9`), platform, new BlobCache(tempDir("cp-cache-"))),
-      isError("not-found", new RegExp(`${registry.host}/plugins/nope:9.9.9 not found \\(the registry answered 404\\)`)),
+      pullPlugin(
+        new RegistryClient({ registry: registry.host }),
+        parseReference(`${registry.host}/plugins/nope:9.9.9`),
+        platform,
+        new BlobCache(tempDir("cp-cache-")),
+      ),
+      isError(
+        "not-found",
+        new RegExp(`${registry.host}/plugins/nope:9.9.9 not found \\(the registry answered 404\\)`),
+      ),
     );
   });
 });
@@ -134,18 +233,29 @@ describe("registry faults through a proxy in front of a real registry", () => {
   before(async () => {
     registry = await startRegistry("none");
     const { loaded } = await signedKv();
-    await pushPlugin(new RegistryClient({ registry: registry.host }), parseReference(`${registry.host}/plugins/kv:1.0.0`), loaded);
+    await pushPlugin(
+      new RegistryClient({ registry: registry.host }),
+      parseReference(`${registry.host}/plugins/kv:1.0.0`),
+      loaded,
+    );
     fileDigest = loaded.manifest.files["kv-plugin.mjs"] as string;
     ref = "plugins/kv:1.0.0";
   });
   after(() => registry.stop());
 
   async function pullThrough(decide: (url: string, method: string) => Fault) {
-    const proxy = await startFaultProxy(registry.host, (req) => decide(req.url ?? "", req.method ?? ""));
+    const proxy = await startFaultProxy(registry.host, (req) =>
+      decide(req.url ?? "", req.method ?? ""),
+    );
     const cache = new BlobCache(tempDir("cp-cache-"));
     try {
       const client = new RegistryClient({ registry: proxy.host, retryDelayMs: 10 });
-      const result = await pullPlugin(client, parseReference(`${proxy.host}/${ref}`), platform, cache).then(
+      const result = await pullPlugin(
+        client,
+        parseReference(`${proxy.host}/${ref}`),
+        platform,
+        cache,
+      ).then(
         (value) => ({ value, error: undefined }),
         (error: unknown) => ({ value: undefined, error }),
       );
@@ -158,41 +268,66 @@ describe("registry faults through a proxy in front of a real registry", () => {
   const blobUrl = () => `/v2/plugins/kv/blobs/${fileDigest}`;
 
   test("a corrupt blob is retried, then fails with the expected and actual digests; the cache keeps nothing", async () => {
-    const { error, requests, cache } = await pullThrough((url) => (url === blobUrl() ? "corrupt" : undefined));
+    const { error, requests, cache } = await pullThrough((url) =>
+      url === blobUrl() ? "corrupt" : undefined,
+    );
     assert.ok(error !== undefined);
-    isError("verification-failed", new RegExp(`is corrupt: expected digest ${fileDigest}, got sha256:[a-f0-9]{64} \\(\\d+ bytes\\); gave up after 3 attempts`))(error);
+    isError(
+      "verification-failed",
+      new RegExp(
+        `is corrupt: expected digest ${fileDigest}, got sha256:[a-f0-9]{64} \\(\\d+ bytes\\); gave up after 3 attempts`,
+      ),
+    )(error);
     assert.equal(requests.filter((r) => r === `GET ${blobUrl()}`).length, 3);
     assert.equal(cache.has(fileDigest), false);
   });
 
   test("a truncated download is retried and succeeds when the next attempt is whole", async () => {
     let cut = 0;
-    const { error, value } = await pullThrough((url) => (url === blobUrl() && cut++ === 0 ? "truncate" : undefined));
+    const { error, value } = await pullThrough((url) =>
+      url === blobUrl() && cut++ === 0 ? "truncate" : undefined,
+    );
     assert.equal(error, undefined);
     assert.equal(sha256(readFileSync(value?.files.get("kv-plugin.mjs") as string)), fileDigest);
     assert.equal(cut, 2);
   });
 
   test("a download truncated every time fails cleanly after the retries", async () => {
-    const { error, requests, cache } = await pullThrough((url) => (url === blobUrl() ? "truncate" : undefined));
-    isError("registry", /download of sha256:[a-f0-9]+ was cut off after \d+ of \d+ bytes.*gave up on blob .* after 3 attempts/)(error);
+    const { error, requests, cache } = await pullThrough((url) =>
+      url === blobUrl() ? "truncate" : undefined,
+    );
+    isError(
+      "registry",
+      /download of sha256:[a-f0-9]+ was cut off after \d+ of \d+ bytes.*gave up on blob .* after 3 attempts/,
+    )(error);
     assert.equal(requests.filter((r) => r === `GET ${blobUrl()}`).length, 3);
     assert.equal(cache.has(fileDigest), false);
   });
 
   test("401 without credentials says that none are configured", async () => {
     const { error } = await pullThrough(() => 401);
-    isError("registry", /requires authentication \(401 Unauthorized\), and no credentials are configured for it/)(error);
+    isError(
+      "registry",
+      /requires authentication \(401 Unauthorized\), and no credentials are configured for it/,
+    )(error);
   });
 
   test("404 on a blob names the blob and the repository", async () => {
     const { error } = await pullThrough((url) => (url === blobUrl() ? 404 : undefined));
-    isError("not-found", new RegExp(`blob ${fileDigest} not found in 127.0.0.1:\\d+/plugins/kv`))(error);
+    isError(
+      "not-found",
+      new RegExp(`blob ${fileDigest} not found in 127.0.0.1:\\d+/plugins/kv`),
+    )(error);
   });
 
   test("500 is retried, then reported with the status", async () => {
-    const { error, requests } = await pullThrough((url) => (url.includes("/manifests/") ? 500 : undefined));
-    isError("registry", /answered 500 Internal Server Error to GET manifest plugins\/kv:1.0.0 \(after 3 attempts\)/)(error);
+    const { error, requests } = await pullThrough((url) =>
+      url.includes("/manifests/") ? 500 : undefined,
+    );
+    isError(
+      "registry",
+      /answered 500 Internal Server Error to GET manifest plugins\/kv:1.0.0 \(after 3 attempts\)/,
+    )(error);
     assert.equal(requests.filter((r) => r.includes("/manifests/")).length, 3);
   });
 });
@@ -204,11 +339,26 @@ describe("registry authentication", () => {
       const { loaded } = await signedKv();
       const ref = parseReference(`${registry.host}/plugins/kv:1.0.0`);
       await assert.rejects(
-        pushPlugin(new RegistryClient({ registry: registry.host, credentials: { username: "ada", password: "wrong" } }), ref, loaded),
-        isError("registry", /refused the credentials for repository:plugins\/kv:pull \(401 Unauthorized\)/),
+        pushPlugin(
+          new RegistryClient({
+            registry: registry.host,
+            credentials: { username: "ada", password: "wrong" },
+          }),
+          ref,
+          loaded,
+        ),
+        isError(
+          "registry",
+          /refused the credentials for repository:plugins\/kv:pull \(401 Unauthorized\)/,
+        ),
       );
       const dockerDir = tempDir("cp-docker-");
-      writeFileSync(join(dockerDir, "config.json"), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from("ada:s3cret").toString("base64") } } }));
+      writeFileSync(
+        join(dockerDir, "config.json"),
+        JSON.stringify({
+          auths: { [registry.host]: { auth: Buffer.from("ada:s3cret").toString("base64") } },
+        }),
+      );
       const saved = process.env.DOCKER_CONFIG;
       process.env.DOCKER_CONFIG = dockerDir;
       try {
@@ -231,15 +381,47 @@ describe("registry authentication", () => {
       const { loaded } = await signedKv();
       const ref = parseReference(`${registry.host}/plugins/kv:1.0.0`);
       await assert.rejects(
-        pushPlugin(new RegistryClient({ registry: registry.host, credentials: { username: "ada", password: "nope" } }), ref, loaded),
-        isError("registry", /the token service http:\/\/127.0.0.1:\d+ for registry 127.0.0.1:\d+ refused a token for repository:plugins\/kv:pull \(401 Unauthorized\)/),
+        pushPlugin(
+          new RegistryClient({
+            registry: registry.host,
+            credentials: { username: "ada", password: "nope" },
+          }),
+          ref,
+          loaded,
+        ),
+        isError(
+          "registry",
+          /the token service http:\/\/127.0.0.1:\d+ for registry 127.0.0.1:\d+ refused a token for repository:plugins\/kv:pull \(401 Unauthorized\)/,
+        ),
       );
-      const client = new RegistryClient({ registry: registry.host, credentials: { username: "ada", password: "s3cret" } });
+      const client = new RegistryClient({
+        registry: registry.host,
+        credentials: { username: "ada", password: "s3cret" },
+      });
       await pushPlugin(client, ref, loaded);
-      const pulled = await pullPlugin(new RegistryClient({ registry: registry.host, credentials: { username: "ada", password: "s3cret" } }), ref, platform, new BlobCache(tempDir("cp-cache-")));
+      const pulled = await pullPlugin(
+        new RegistryClient({
+          registry: registry.host,
+          credentials: { username: "ada", password: "s3cret" },
+        }),
+        ref,
+        platform,
+        new BlobCache(tempDir("cp-cache-")),
+      );
       assert.equal(pulled.manifest.version, "1.0.0");
-      assert.ok(registry.tokenRequests.some((q) => q.includes("service=test-registry") && q.includes("scope=repository%3Aplugins%2Fkv%3Apull%2Cpush")), registry.tokenRequests.join("\n"));
-      assert.ok(registry.tokenRequests.some((q) => q.includes("scope=repository%3Aplugins%2Fkv%3Apull") && !q.includes("push")));
+      assert.ok(
+        registry.tokenRequests.some(
+          (q) =>
+            q.includes("service=test-registry") &&
+            q.includes("scope=repository%3Aplugins%2Fkv%3Apull%2Cpush"),
+        ),
+        registry.tokenRequests.join("\n"),
+      );
+      assert.ok(
+        registry.tokenRequests.some(
+          (q) => q.includes("scope=repository%3Aplugins%2Fkv%3Apull") && !q.includes("push"),
+        ),
+      );
     } finally {
       await registry.stop();
     }
@@ -250,9 +432,13 @@ describe("a full disk during install", () => {
   test("ENOSPC on a 1 MiB tmpfs leaves nothing half-installed", async (t) => {
     const mountPoint = tempDir("cp-tmpfs-");
     try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint], { stdio: "ignore" });
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mountPoint], {
+        stdio: "ignore",
+      });
     } catch {
-      t.skip("cannot mount a tmpfs here (needs root); see the injected-error variant in manager tests");
+      t.skip(
+        "cannot mount a tmpfs here (needs root); see the injected-error variant in manager tests",
+      );
       return;
     }
     try {
@@ -261,8 +447,15 @@ describe("a full disk during install", () => {
       mkdirSync(pluginsDir);
       const { loadTrustedKeys } = await import("../src/security/signing.js");
       await assert.rejects(
-        new Installer(pluginsDir, { trustedKeys: loadTrustedKeys(keys.trustedDir) }).fromDirectory(dir),
-        isError("io", new RegExp(`installing into ${pluginsDir} failed, nothing was installed: no space left on device`)),
+        new Installer(pluginsDir, { trustedKeys: loadTrustedKeys(keys.trustedDir) }).fromDirectory(
+          dir,
+        ),
+        isError(
+          "io",
+          new RegExp(
+            `installing into ${pluginsDir} failed, nothing was installed: no space left on device`,
+          ),
+        ),
       );
       assert.deepEqual(readdirSync(pluginsDir), []);
     } finally {

@@ -47,7 +47,11 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
       await second.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
       assert.equal(sup.restarts, 1);
       const crashed = events.find((e) => e.type === "crashed");
-      assert.ok(crashed?.type === "crashed" && crashed.restartInMs === 50 && crashed.exit.description.includes("SIGKILL"));
+      assert.ok(
+        crashed?.type === "crashed" &&
+          crashed.restartInMs === 50 &&
+          crashed.exit.description.includes("SIGKILL"),
+      );
     } finally {
       await sup.close();
     }
@@ -62,7 +66,11 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
       for (let i = 0; i < 3; i++) {
         const client = await sup.get();
         await crashIt(client);
-        await waitFor("the crash to be seen", () => sup.state !== "running" || sup.current !== client, 20_000);
+        await waitFor(
+          "the crash to be seen",
+          () => sup.state !== "running" || sup.current !== client,
+          20_000,
+        );
       }
       assert.equal(sup.state, "failed");
       await assert.rejects(sup.get(), (e: unknown) => {
@@ -80,7 +88,10 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
   });
 
   test("stop() is not a crash: the next get() starts it again without using the budget", async () => {
-    const sup = new Supervisor(() => kvClient(fixture("kv")), { name: "kv", restart: { maxRestarts: 0 } });
+    const sup = new Supervisor(() => kvClient(fixture("kv")), {
+      name: "kv",
+      restart: { maxRestarts: 0 },
+    });
     try {
       const first = await sup.get();
       await sup.stop();
@@ -95,7 +106,10 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
 
   test("a failed start rejects the callers and the next get() tries again", async () => {
     let attempt = 0;
-    const sup = new Supervisor(() => kvClient(attempt++ === 0 ? fixture("exit-early") : fixture("kv")), { name: "kv" });
+    const sup = new Supervisor(
+      () => kvClient(attempt++ === 0 ? fixture("exit-early") : fixture("kv")),
+      { name: "kv" },
+    );
     try {
       await assert.rejects(sup.get(), /config file \/etc\/kv.conf not found|exited/);
       assert.equal(sup.state, "idle");

@@ -24,7 +24,9 @@ export async function packageKvPlugin(outDir: string, version = "1.0.0"): Promis
     outfile: join(outDir, "kv-plugin.mjs"),
     logLevel: "silent",
     // Some dependencies are CommonJS and require() Node built-ins.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
   });
   const entry = { file: "kv-plugin.mjs", runtime: "node" as const };
   const manifest: PluginManifest = {
@@ -33,10 +35,26 @@ export async function packageKvPlugin(outDir: string, version = "1.0.0"): Promis
     version,
     description: "The connect-plugin KV example: a key-value store in memory.",
     license: "Apache-2.0",
-    entrypoints: { "linux/amd64": entry, "linux/arm64": entry, "darwin/arm64": entry, "darwin/amd64": entry },
+    entrypoints: {
+      "linux/amd64": entry,
+      "linux/arm64": entry,
+      "darwin/arm64": entry,
+      "darwin/amd64": entry,
+    },
     protocolVersions: [1],
-    plugins: [{ name: "kv", service: "example.kv.v1.KV", version: "1.0.0", capabilities: ["watch", "bidi"] }],
-    configSchema: { type: "object", properties: { namespace: { type: "string" } }, additionalProperties: false },
+    plugins: [
+      {
+        name: "kv",
+        service: "example.kv.v1.KV",
+        version: "1.0.0",
+        capabilities: ["watch", "bidi"],
+      },
+    ],
+    configSchema: {
+      type: "object",
+      properties: { namespace: { type: "string" } },
+      additionalProperties: false,
+    },
     hostVersions: ">=0.1.0 <1.0.0",
     files: await computeFiles(outDir),
   };

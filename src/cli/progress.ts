@@ -6,7 +6,10 @@ import type { ProgressListener } from "../oci/registry-client.js";
  * when stderr is a terminal and --json is off; otherwise a no-op, so that
  * logs and pipes get no progress output at all.
  */
-export function progressBars(enabled: boolean): { listener: ProgressListener | undefined; stop: () => void } {
+export function progressBars(enabled: boolean): {
+  listener: ProgressListener | undefined;
+  stop: () => void;
+} {
   if (!enabled || process.stderr.isTTY !== true) return { listener: undefined, stop: () => {} };
   const multi = new cliProgress.MultiBar(
     {
@@ -22,7 +25,10 @@ export function progressBars(enabled: boolean): { listener: ProgressListener | u
     listener: (e) => {
       const key = `${e.direction}:${e.digest}`;
       let bar = bars.get(key);
-      const payload = { direction: e.direction === "upload" ? "push" : "pull", name: e.digest.slice(0, 19) };
+      const payload = {
+        direction: e.direction === "upload" ? "push" : "pull",
+        name: e.digest.slice(0, 19),
+      };
       if (bar === undefined) {
         bar = multi.create(Math.max(e.total, 1), 0, payload);
         bars.set(key, bar);

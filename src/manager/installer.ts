@@ -42,7 +42,11 @@ export class Installer {
   async fromDirectory(source: string): Promise<Installed> {
     const loaded = await loadPluginDir(source);
     return this.stage(loaded.manifest.name, async (staging) => {
-      for (const file of [loaded.manifestFile, SIGNATURE_FILE, ...Object.keys(loaded.manifest.files)]) {
+      for (const file of [
+        loaded.manifestFile,
+        SIGNATURE_FILE,
+        ...Object.keys(loaded.manifest.files),
+      ]) {
         if (!existsSync(join(source, file))) continue;
         await mkdir(dirname(join(staging, file)), { recursive: true });
         await copyFile(join(source, file), join(staging, file));
@@ -52,22 +56,25 @@ export class Installer {
 
   /** Installs a `.tar.gz` archive whose root holds the manifest and files. */
   async fromArchive(archive: string): Promise<Installed> {
-    if (!existsSync(archive)) throw new ManagementError("not-found", `archive ${archive} does not exist`);
+    if (!existsSync(archive))
+      throw new ManagementError("not-found", `archive ${archive} does not exist`);
     const unsafe: string[] = [];
-    await tar.t({
-      file: archive,
-      onReadEntry: (entry) => {
-        const path = entry.path.replace(/^\.\//, "").replace(/\/$/, "");
-        if (path === "" || path === ".") return;
-        const bad = unsafePath(path);
-        if (bad !== undefined) unsafe.push(`${JSON.stringify(entry.path)} (${bad})`);
-        else if (entry.type !== "File" && entry.type !== "Directory") {
-          unsafe.push(`${JSON.stringify(entry.path)} (a ${entry.type}, not a regular file)`);
-        }
-      },
-    }).catch((e: unknown) => {
-      throw new ManagementError("io", `cannot read archive ${archive}: ${(e as Error).message}`);
-    });
+    await tar
+      .t({
+        file: archive,
+        onReadEntry: (entry) => {
+          const path = entry.path.replace(/^\.\//, "").replace(/\/$/, "");
+          if (path === "" || path === ".") return;
+          const bad = unsafePath(path);
+          if (bad !== undefined) unsafe.push(`${JSON.stringify(entry.path)} (${bad})`);
+          else if (entry.type !== "File" && entry.type !== "Directory") {
+            unsafe.push(`${JSON.stringify(entry.path)} (a ${entry.type}, not a regular file)`);
+          }
+        },
+      })
+      .catch((e: unknown) => {
+        throw new ManagementError("io", `cannot read archive ${archive}: ${(e as Error).message}`);
+      });
     if (unsafe.length > 0) {
       throw new ManagementError(
         "verification-failed",
@@ -81,16 +88,23 @@ export class Installer {
 
   /** Installs a plugin pulled into the blob cache. */
   async fromPulled(pulled: PulledPlugin): Promise<Installed> {
-    return this.stage(pulled.manifest.name, async (staging) => {
-      await writeFile(join(staging, "plugin.json"), JSON.stringify(pulled.manifest, null, 2) + "\n");
-      if (pulled.signature !== undefined) {
-        await writeFile(join(staging, SIGNATURE_FILE), JSON.stringify(pulled.signature) + "\n");
-      }
-      for (const [file, blob] of pulled.files) {
-        await mkdir(dirname(join(staging, file)), { recursive: true });
-        await copyFile(blob, join(staging, file));
-      }
-    }, pulled.platform);
+    return this.stage(
+      pulled.manifest.name,
+      async (staging) => {
+        await writeFile(
+          join(staging, "plugin.json"),
+          JSON.stringify(pulled.manifest, null, 2) + "\n",
+        );
+        if (pulled.signature !== undefined) {
+          await writeFile(join(staging, SIGNATURE_FILE), JSON.stringify(pulled.signature) + "\n");
+        }
+        for (const [file, blob] of pulled.files) {
+          await mkdir(dirname(join(staging, file)), { recursive: true });
+          await copyFile(blob, join(staging, file));
+        }
+      },
+      pulled.platform,
+    );
   }
 
   /** Removes an installed plugin; false when it was not installed. */
@@ -116,7 +130,10 @@ export class Installer {
       const loaded: LoadedPlugin = await loadPluginDir(staging);
       const name = loaded.manifest.name;
       if (expectedName !== undefined && name !== expectedName) {
-        throw new ManagementError("invalid-manifest", `expected plugin "${expectedName}", found "${name}"`);
+        throw new ManagementError(
+          "invalid-manifest",
+          `expected plugin "${expectedName}", found "${name}"`,
+        );
       }
       const verification = await verifyPluginDir(loaded, {
         ...this.verify,
@@ -132,7 +149,11 @@ export class Installer {
     } catch (e) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       if (e instanceof ManagementError) {
-        throw new ManagementError(e.kind, `${e.message}; nothing was installed in ${this.pluginsDir}`, { cause: e });
+        throw new ManagementError(
+          e.kind,
+          `${e.message}; nothing was installed in ${this.pluginsDir}`,
+          { cause: e },
+        );
       }
       throw ioError(e, `installing into ${this.pluginsDir} failed, nothing was installed`);
     }

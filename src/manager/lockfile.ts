@@ -29,17 +29,25 @@ export function readLockfile(path: string): Lockfile {
   try {
     value = JSON.parse(readFileSync(path, "utf8")) as Lockfile;
   } catch (e) {
-    throw new ManagementError("invalid-config", `lockfile ${path} is not JSON: ${(e as Error).message}`);
+    throw new ManagementError(
+      "invalid-config",
+      `lockfile ${path} is not JSON: ${(e as Error).message}`,
+    );
   }
   if (value.lockfileVersion !== 1 || typeof value.plugins !== "object") {
-    throw new ManagementError("invalid-config", `lockfile ${path} is not a version 1 connect-plugin lockfile`);
+    throw new ManagementError(
+      "invalid-config",
+      `lockfile ${path} is not a version 1 connect-plugin lockfile`,
+    );
   }
   return value;
 }
 
 /** Writes the lockfile atomically, with plugins sorted by name for stable diffs. */
 export async function writeLockfile(path: string, lock: Lockfile): Promise<void> {
-  const plugins = Object.fromEntries(Object.entries(lock.plugins).sort(([a], [b]) => a.localeCompare(b)));
+  const plugins = Object.fromEntries(
+    Object.entries(lock.plugins).sort(([a], [b]) => a.localeCompare(b)),
+  );
   const temp = `${path}.tmp`;
   await writeFile(temp, JSON.stringify({ lockfileVersion: 1, plugins }, null, 2) + "\n");
   await rename(temp, path);

@@ -125,10 +125,21 @@ export class PluginManager {
           const m = loaded.manifest;
           this.installed.set(m.name, {
             loaded,
-            entry: { name: m.name, version: m.version, kind: "installed", dir, description: m.description, provides: m.plugins, manifest: m },
+            entry: {
+              name: m.name,
+              version: m.version,
+              kind: "installed",
+              dir,
+              description: m.description,
+              provides: m.plugins,
+              manifest: m,
+            },
           });
         } catch (e) {
-          this.problems.set(dir, e instanceof ManagementError ? e : new ManagementError("io", String(e)));
+          this.problems.set(
+            dir,
+            e instanceof ManagementError ? e : new ManagementError("io", String(e)),
+          );
         }
       }
     }
@@ -140,7 +151,13 @@ export class PluginManager {
     const out = [...this.installed.values()].map((i) => i.entry);
     for (const [name, b] of this.builtins) {
       if (this.installed.has(name)) continue;
-      out.push({ name, version: b.version ?? "", kind: "builtin", description: b.description ?? "", provides: this.builtinProvides(b) });
+      out.push({
+        name,
+        version: b.version ?? "",
+        kind: "builtin",
+        description: b.description ?? "",
+        provides: this.builtinProvides(b),
+      });
     }
     return out;
   }
@@ -177,7 +194,8 @@ export class PluginManager {
     const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
     if (schema !== undefined) checkConfig(name, schema, options.config);
     const makeSource = async (): Promise<PluginSource> => {
-      if (installed === undefined) return inProcess((builtin as BuiltinPlugin).definition(options.config));
+      if (installed === undefined)
+        return inProcess((builtin as BuiltinPlugin).definition(options.config));
       return this.sourceFor(installed.loaded.dir, options);
     };
     const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
@@ -188,7 +206,7 @@ export class PluginManager {
       gracePeriodMs: this.options.gracePeriodMs,
       onEvent: (e) => this.options.onEvent?.(name, e),
     });
-    this.open_.set(name, managed as unknown as ManagedPlugin<PluginSet>);
+    this.open_.set(name, managed);
     return managed;
   }
 
@@ -258,14 +276,24 @@ export class PluginManager {
   }
 }
 
-function checkConfig(name: string, schema: Readonly<Record<string, unknown>>, config: unknown): void {
+function checkConfig(
+  name: string,
+  schema: Readonly<Record<string, unknown>>,
+  config: unknown,
+): void {
   const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
   if (!validate(config ?? {})) {
     const problems = (validate.errors ?? []).map(
-      (e) => `${e.instancePath === "" ? "(config)" : e.instancePath.slice(1).replace(/\//g, ".")}: ${e.message ?? "invalid"}` +
-        (e.keyword === "required" ? ` (${String((e.params as { missingProperty?: string }).missingProperty)})` : ""),
+      (e) =>
+        `${e.instancePath === "" ? "(config)" : e.instancePath.slice(1).replace(/\//g, ".")}: ${e.message ?? "invalid"}` +
+        (e.keyword === "required"
+          ? ` (${String((e.params as { missingProperty?: string }).missingProperty)})`
+          : ""),
     );
-    throw new ManagementError("invalid-config", `configuration for plugin "${name}" is invalid: ${problems.join("; ")}`);
+    throw new ManagementError(
+      "invalid-config",
+      `configuration for plugin "${name}" is invalid: ${problems.join("; ")}`,
+    );
   }
 }
 
@@ -308,7 +336,11 @@ export class ManagedPlugin<P extends PluginSet> {
           ...(managed.gracePeriodMs !== undefined && { gracePeriodMs: managed.gracePeriodMs }),
           source: this.source as PluginSource,
         }),
-      { name, ...(managed.restart !== undefined && { restart: managed.restart }), onEvent: managed.onEvent },
+      {
+        name,
+        ...(managed.restart !== undefined && { restart: managed.restart }),
+        onEvent: managed.onEvent,
+      },
     );
     // Verification runs before every start (first use, after idle, after a crash).
     this.prepare = async () => {
@@ -346,7 +378,8 @@ export class ManagedPlugin<P extends PluginSet> {
   async start(): Promise<PluginClient<P>> {
     const current = this.supervisor.current;
     if (current !== undefined) return current;
-    if (this.supervisor.state === "backoff" || this.supervisor.state === "starting") return this.supervisor.get();
+    if (this.supervisor.state === "backoff" || this.supervisor.state === "starting")
+      return this.supervisor.get();
     this.starting ??= (async () => {
       try {
         await this.prepare();
@@ -362,18 +395,26 @@ export class ManagedPlugin<P extends PluginSet> {
   dispense<K extends Extract<keyof P, string>>(name: K): Client<P[K]> {
     const service: DescService | undefined = this.options.plugins[name];
     if (service === undefined) {
-      throw new ManagementError("not-found", `this host has no plugin named "${name}" in its plugin set`);
+      throw new ManagementError(
+        "not-found",
+        `this host has no plugin named "${name}" in its plugin set`,
+      );
     }
     const client: Record<string, unknown> = {};
     for (const method of service.methods) {
-      const streamingOut = method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+      const streamingOut =
+        method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
       const call = async (args: unknown[]) => {
         const running = await this.start();
-        const target = running.dispense(name as never) as unknown as Record<string, (...a: unknown[]) => unknown>;
+        const target = running.dispense(name as never) as unknown as Record<
+          string,
+          (...a: unknown[]) => unknown
+        >;
         return (target[method.localName] as (...a: unknown[]) => unknown)(...args);
       };
       client[method.localName] = streamingOut
-        ? (...args: unknown[]) => this.trackStream(() => call(args) as Promise<AsyncIterable<unknown>>)
+        ? (...args: unknown[]) =>
+            this.trackStream(() => call(args) as Promise<AsyncIterable<unknown>>)
         : (...args: unknown[]) => this.track(() => call(args));
     }
     return client as Client<P[K]>;

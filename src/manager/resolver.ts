@@ -6,7 +6,11 @@ import { parseReference, type OciReference } from "../oci/reference.js";
 export type Resolved =
   | { readonly kind: "directory"; readonly path: string }
   | { readonly kind: "archive"; readonly path: string }
-  | { readonly kind: "oci"; readonly ref: OciReference; readonly via: "explicit" | "default-registry" }
+  | {
+      readonly kind: "oci";
+      readonly ref: OciReference;
+      readonly via: "explicit" | "default-registry";
+    }
   | { readonly kind: "builtin"; readonly name: string };
 
 /**
@@ -17,20 +21,35 @@ export type Resolved =
  */
 export function resolveSource(
   text: string,
-  options: { defaultRegistry?: string; repositoryPrefix?: string; builtins?: readonly string[] } = {},
+  options: {
+    defaultRegistry?: string;
+    repositoryPrefix?: string;
+    builtins?: readonly string[];
+  } = {},
 ): Resolved {
   if (existsSync(text)) {
     const stat = statSync(text);
     if (stat.isDirectory()) return { kind: "directory", path: text };
     if (/\.(tar\.gz|tgz)$/.test(text)) return { kind: "archive", path: text };
-    throw new ManagementError("not-found", `${text} is neither a plugin directory nor a .tar.gz archive`);
+    throw new ManagementError(
+      "not-found",
+      `${text} is neither a plugin directory nor a .tar.gz archive`,
+    );
   }
   const first = text.replace(/^oci:\/\//, "").split("/")[0] ?? "";
-  const explicit = text.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  const explicit =
+    text.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
   if (explicit) return { kind: "oci", ref: parseReference(text), via: "explicit" };
   if (options.defaultRegistry !== undefined) {
-    const prefix = options.repositoryPrefix === undefined ? "" : `${options.repositoryPrefix.replace(/\/$/, "")}/`;
-    return { kind: "oci", ref: parseReference(`${options.defaultRegistry}/${prefix}${text}`), via: "default-registry" };
+    const prefix =
+      options.repositoryPrefix === undefined
+        ? ""
+        : `${options.repositoryPrefix.replace(/\/$/, "")}/`;
+    return {
+      kind: "oci",
+      ref: parseReference(`${options.defaultRegistry}/${prefix}${text}`),
+      via: "default-registry",
+    };
   }
   const name = text.split(":")[0] ?? text;
   if (options.builtins?.includes(name) === true) return { kind: "builtin", name };

@@ -30,7 +30,11 @@ export type SupervisorState = "idle" | "starting" | "running" | "backoff" | "fai
 /** Lifecycle events, for logs and tests. */
 export type SupervisorEvent =
   | { readonly type: "started"; readonly restarts: number }
-  | { readonly type: "crashed"; readonly exit: PluginExit; readonly restartInMs: number | undefined }
+  | {
+      readonly type: "crashed";
+      readonly exit: PluginExit;
+      readonly restartInMs: number | undefined;
+    }
   | { readonly type: "stopped" }
   | { readonly type: "failed"; readonly error: ManagementError };
 
@@ -100,7 +104,9 @@ export class Supervisor<C extends SupervisedClient> {
   get(): Promise<C> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this._state === "closed") {
-      return Promise.reject(new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" is closed`));
+      return Promise.reject(
+        new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" is closed`),
+      );
     }
     if (this._state === "running" && this.client !== undefined) return Promise.resolve(this.client);
     this.pending ??= this.launch(0);
@@ -132,7 +138,11 @@ export class Supervisor<C extends SupervisedClient> {
       await new Promise<void>((resolve) => {
         this.backoffTimer = setTimeout(resolve, delayMs);
       });
-      if (this._state !== "backoff") throw new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" was stopped`);
+      if (this._state !== "backoff")
+        throw new ManagementError(
+          "restart-budget-exhausted",
+          `plugin "${this.options.name}" was stopped`,
+        );
     }
     this._state = "starting";
     const client = this.factory();
@@ -149,7 +159,10 @@ export class Supervisor<C extends SupervisedClient> {
     if (this.client !== client) {
       // stop() ran while we were starting.
       await client.close();
-      throw new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" was stopped while starting`);
+      throw new ManagementError(
+        "restart-budget-exhausted",
+        `plugin "${this.options.name}" was stopped while starting`,
+      );
     }
     client.onExit((exit) => {
       if (!exit.expected && this.client === client) this.crashed(exit);
@@ -173,7 +186,9 @@ export class Supervisor<C extends SupervisedClient> {
         `plugin "${this.options.name}" crashed ${n} times within ${this.policy.windowMs / 1000} s, ` +
           `more than its restart budget of ${this.policy.maxRestarts}; not restarting it. ` +
           `Last exit: ${exit.description}` +
-          (exit.stderrTail.trim() !== "" ? `; last stderr: ${exit.stderrTail.trim().split("\n").slice(-3).join(" | ")}` : ""),
+          (exit.stderrTail.trim() !== ""
+            ? `; last stderr: ${exit.stderrTail.trim().split("\n").slice(-3).join(" | ")}`
+            : ""),
       );
       this._state = "failed";
       this.pending = undefined;

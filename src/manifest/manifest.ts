@@ -23,7 +23,8 @@ function describe(error: ErrorObject): string {
     .join(".");
   const params = error.params as Record<string, unknown>;
   if (error.keyword === "required") {
-    field = field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
+    field =
+      field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
     return `${field}: is required`;
   }
   if (error.keyword === "additionalProperties") {
@@ -49,7 +50,7 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
     const problems = [...new Set((validateSchema.errors ?? []).map(describe))];
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }
-  const manifest = value as unknown as PluginManifest;
+  const manifest = value as PluginManifest;
   const problems: string[] = [];
   for (const path of Object.keys(manifest.files)) {
     const bad = unsafePath(path);

@@ -75,7 +75,12 @@ export async function pushPlugin(
         );
       }
       await client.pushBlob(repo, data, digest);
-      layer = { mediaType: PLUGIN_FILE_MEDIA, digest, size: data.length, annotations: { [TITLE]: file } };
+      layer = {
+        mediaType: PLUGIN_FILE_MEDIA,
+        digest,
+        size: data.length,
+        annotations: { [TITLE]: file },
+      };
       fileLayers.set(file, layer);
     }
     return layer;
@@ -189,7 +194,10 @@ export async function pullPlugin(
   for (const layer of image.layers) {
     const title = layer.annotations?.[TITLE];
     if (title === undefined) {
-      throw new ManagementError("invalid-manifest", `${label}: layer ${layer.digest} has no ${TITLE} annotation`);
+      throw new ManagementError(
+        "invalid-manifest",
+        `${label}: layer ${layer.digest} has no ${TITLE} annotation`,
+      );
     }
     const bad = unsafePath(title);
     if (bad !== undefined) {

@@ -34,7 +34,10 @@ export class BlobCache {
   async put(digest: string, data: Buffer): Promise<string> {
     const actual = sha256(data);
     if (actual !== digest) {
-      throw new ManagementError("verification-failed", `refusing to cache blob ${digest}: its content has digest ${actual}`);
+      throw new ManagementError(
+        "verification-failed",
+        `refusing to cache blob ${digest}: its content has digest ${actual}`,
+      );
     }
     const target = this.path(digest);
     await mkdir(join(this.dir, "blobs", "sha256"), { recursive: true });

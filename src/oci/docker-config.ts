@@ -32,7 +32,8 @@ export function dockerCredentials(
     if (entry.auth !== undefined && entry.auth !== "") {
       const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
-      if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+      if (colon > 0)
+        return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
     if (entry.username !== undefined && entry.password !== undefined) {
       return { username: entry.username, password: entry.password };

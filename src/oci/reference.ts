@@ -28,7 +28,10 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) {
-      throw new ManagementError("not-found", `invalid OCI reference "${text}": bad digest "${digest}"`);
+      throw new ManagementError(
+        "not-found",
+        `invalid OCI reference "${text}": bad digest "${digest}"`,
+      );
     }
   }
   const parts = rest.split("/");
@@ -52,12 +55,20 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
   }
   const repository = [...parts, last].join("/");
   if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(repository)) {
-    throw new ManagementError("not-found", `invalid OCI reference "${text}": bad repository "${repository}"`);
+    throw new ManagementError(
+      "not-found",
+      `invalid OCI reference "${text}": bad repository "${repository}"`,
+    );
   }
   if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
     throw new ManagementError("not-found", `invalid OCI reference "${text}": bad tag "${tag}"`);
   }
-  return { registry, repository, tag: tag ?? (digest === undefined ? "latest" : undefined), digest };
+  return {
+    registry,
+    repository,
+    tag: tag ?? (digest === undefined ? "latest" : undefined),
+    digest,
+  };
 }
 
 /** The reference as text. */

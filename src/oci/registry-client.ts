@@ -84,18 +84,29 @@ export class RegistryClient {
       this.onProgress?.({ digest, done: data.length, total: data.length, direction: "upload" });
       return digest;
     }
-    const start = await this.request("POST", `/v2/${repository}/blobs/uploads/`, repository, "push");
+    const start = await this.request(
+      "POST",
+      `/v2/${repository}/blobs/uploads/`,
+      repository,
+      "push",
+    );
     await this.expectStatus(start, [202], "POST", `an upload to ${repository}`);
     const location = start.headers.get("location");
     if (location === null) {
-      throw new ManagementError("registry", `registry ${this.registry} gave no upload location for ${repository}`);
+      throw new ManagementError(
+        "registry",
+        `registry ${this.registry} gave no upload location for ${repository}`,
+      );
     }
     const url = new URL(location, this.base);
     url.searchParams.set("digest", digest);
     this.onProgress?.({ digest, done: 0, total: data.length, direction: "upload" });
     const put = await this.request("PUT", url.toString(), repository, "push", {
       body: data,
-      headers: { "content-type": "application/octet-stream", "content-length": String(data.length) },
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(data.length),
+      },
     });
     await this.expectStatus(put, [201], "PUT", `blob ${digest} to ${repository}`);
     this.onProgress?.({ digest, done: data.length, total: data.length, direction: "upload" });
@@ -108,9 +119,17 @@ export class RegistryClient {
    */
   async pullBlob(repository: string, digest: string, size?: number): Promise<Buffer> {
     return this.withRetries(`blob ${digest} from ${this.registry}/${repository}`, async (last) => {
-      const res = await this.request("GET", `/v2/${repository}/blobs/${digest}`, repository, "pull");
+      const res = await this.request(
+        "GET",
+        `/v2/${repository}/blobs/${digest}`,
+        repository,
+        "pull",
+      );
       if (res.status === 404) {
-        throw new ManagementError("not-found", `blob ${digest} not found in ${this.registry}/${repository}`);
+        throw new ManagementError(
+          "not-found",
+          `blob ${digest} not found in ${this.registry}/${repository}`,
+        );
       }
       await this.expectOk(res, "GET", `blob ${digest} from ${repository}`);
       const body = await this.readBody(res, digest, size);
@@ -120,7 +139,10 @@ export class RegistryClient {
           `blob from ${this.registry}/${repository} is corrupt: expected digest ${digest}, ` +
           `got ${actual} (${body.length} bytes)`;
         if (last) {
-          throw new ManagementError("verification-failed", `${message}; gave up after ${this.attempts} attempts`);
+          throw new ManagementError(
+            "verification-failed",
+            `${message}; gave up after ${this.attempts} attempts`,
+          );
         }
         throw new Transient(message);
       }
@@ -129,43 +151,64 @@ export class RegistryClient {
   }
 
   /** Pushes a manifest or index under a tag or digest; returns its digest. */
-  async pushManifest(repository: string, reference: string, mediaType: string, body: Buffer): Promise<string> {
-    const res = await this.request("PUT", `/v2/${repository}/manifests/${reference}`, repository, "push", {
-      body,
-      headers: { "content-type": mediaType },
-    });
+  async pushManifest(
+    repository: string,
+    reference: string,
+    mediaType: string,
+    body: Buffer,
+  ): Promise<string> {
+    const res = await this.request(
+      "PUT",
+      `/v2/${repository}/manifests/${reference}`,
+      repository,
+      "push",
+      {
+        body,
+        headers: { "content-type": mediaType },
+      },
+    );
     await this.expectStatus(res, [201], "PUT", `manifest ${repository}:${reference}`);
     return sha256(body);
   }
 
   /** Fetches a manifest or index by tag or digest, checking its digest. */
   async getManifest(repository: string, reference: string): Promise<FetchedManifest> {
-    return this.withRetries(`manifest ${this.registry}/${repository}:${reference}`, async (last) => {
-      const res = await this.request("GET", `/v2/${repository}/manifests/${reference}`, repository, "pull", {
-        headers: { accept: ACCEPT },
-      });
-      if (res.status === 404) {
-        throw new ManagementError(
-          "not-found",
-          `${this.registry}/${repository}:${reference} not found (the registry answered 404)`,
+    return this.withRetries(
+      `manifest ${this.registry}/${repository}:${reference}`,
+      async (last) => {
+        const res = await this.request(
+          "GET",
+          `/v2/${repository}/manifests/${reference}`,
+          repository,
+          "pull",
+          {
+            headers: { accept: ACCEPT },
+          },
         );
-      }
-      await this.expectOk(res, "GET", `manifest ${repository}:${reference}`);
-      const body = await this.readBody(res, reference);
-      const digest = sha256(body);
-      const expected = reference.startsWith("sha256:") ? reference : res.headers.get("docker-content-digest");
-      if (expected !== null && expected !== digest) {
-        const message =
-          `manifest ${this.registry}/${repository}:${reference} is corrupt: expected digest ${expected}, got ${digest}`;
-        if (last) throw new ManagementError("verification-failed", message);
-        throw new Transient(message);
-      }
-      const mediaType =
-        (JSON.parse(body.toString("utf8")) as { mediaType?: string }).mediaType ??
-        res.headers.get("content-type") ??
-        OCI_MANIFEST;
-      return { mediaType, body, digest };
-    });
+        if (res.status === 404) {
+          throw new ManagementError(
+            "not-found",
+            `${this.registry}/${repository}:${reference} not found (the registry answered 404)`,
+          );
+        }
+        await this.expectOk(res, "GET", `manifest ${repository}:${reference}`);
+        const body = await this.readBody(res, reference);
+        const digest = sha256(body);
+        const expected = reference.startsWith("sha256:")
+          ? reference
+          : res.headers.get("docker-content-digest");
+        if (expected !== null && expected !== digest) {
+          const message = `manifest ${this.registry}/${repository}:${reference} is corrupt: expected digest ${expected}, got ${digest}`;
+          if (last) throw new ManagementError("verification-failed", message);
+          throw new Transient(message);
+        }
+        const mediaType =
+          (JSON.parse(body.toString("utf8")) as { mediaType?: string }).mediaType ??
+          res.headers.get("content-type") ??
+          OCI_MANIFEST;
+        return { mediaType, body, digest };
+      },
+    );
   }
 
   private async readBody(res: Response, what: string, size?: number): Promise<Buffer> {
@@ -174,14 +217,16 @@ export class RegistryClient {
     let done = 0;
     try {
       if (res.body !== null) {
-        for await (const chunk of res.body) {
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
           chunks.push(Buffer.from(chunk));
           done += chunk.length;
           this.onProgress?.({ digest: what, done, total, direction: "download" });
         }
       }
     } catch (e) {
-      throw new Transient(`download of ${what} was cut off after ${done} of ${total} bytes (${(e as Error).message})`);
+      throw new Transient(
+        `download of ${what} was cut off after ${done} of ${total} bytes (${(e as Error).message})`,
+      );
     }
     if (total > 0 && done !== total) {
       throw new Transient(`download of ${what} was cut off after ${done} of ${total} bytes`);
@@ -224,10 +269,17 @@ export class RegistryClient {
       const authorization = this.auth.get(scope) ?? this.auth.get("*");
       if (authorization !== undefined) headers.authorization = authorization;
       try {
-        return await fetch(url, { method, headers, ...(init.body !== undefined && { body: init.body }) });
+        return await fetch(url, {
+          method,
+          headers,
+          ...(init.body !== undefined && { body: init.body }),
+        });
       } catch (e) {
-        const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-        throw new ManagementError("registry", `cannot reach registry ${this.registry}: ${cause}`, { cause: e });
+        const cause =
+          (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
+        throw new ManagementError("registry", `cannot reach registry ${this.registry}: ${cause}`, {
+          cause: e,
+        });
       }
     };
     const retrying = method === "GET" || method === "HEAD";
@@ -273,13 +325,19 @@ export class RegistryClient {
       return;
     }
     if (scheme !== "bearer" || challenge === null) {
-      throw new ManagementError("registry", `registry ${this.registry} answered 401 with an unsupported challenge: ${challenge ?? "(none)"}`);
+      throw new ManagementError(
+        "registry",
+        `registry ${this.registry} answered 401 with an unsupported challenge: ${challenge ?? "(none)"}`,
+      );
     }
     const params = Object.fromEntries(
       [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]),
     );
     if (params.realm === undefined) {
-      throw new ManagementError("registry", `registry ${this.registry}'s Bearer challenge has no realm`);
+      throw new ManagementError(
+        "registry",
+        `registry ${this.registry}'s Bearer challenge has no realm`,
+      );
     }
     const tokenUrl = new URL(params.realm);
     if (params.service !== undefined) tokenUrl.searchParams.set("service", params.service);
@@ -293,7 +351,10 @@ export class RegistryClient {
     try {
       res = await fetch(tokenUrl, { headers });
     } catch (e) {
-      throw new ManagementError("registry", `cannot reach the token service ${tokenUrl.origin}: ${(e as Error).message}`);
+      throw new ManagementError(
+        "registry",
+        `cannot reach the token service ${tokenUrl.origin}: ${(e as Error).message}`,
+      );
     }
     if (!res.ok) {
       await res.arrayBuffer().catch(() => undefined);
@@ -307,7 +368,10 @@ export class RegistryClient {
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     if (token === undefined) {
-      throw new ManagementError("registry", `the token service ${tokenUrl.origin} returned no token`);
+      throw new ManagementError(
+        "registry",
+        `the token service ${tokenUrl.origin} returned no token`,
+      );
     }
     this.auth.set(scope, `Bearer ${token}`);
   }
@@ -316,11 +380,19 @@ export class RegistryClient {
     await this.expectStatus(res, [200], method, what);
   }
 
-  private async expectStatus(res: Response, ok: number[], method: string, what: string): Promise<void> {
+  private async expectStatus(
+    res: Response,
+    ok: number[],
+    method: string,
+    what: string,
+  ): Promise<void> {
     if (ok.includes(res.status)) return;
     const text = (await res.text().catch(() => "")).slice(0, 300).trim();
     if (res.status === 404) {
-      throw new ManagementError("not-found", `${what} not found in ${this.registry} (404 Not Found)`);
+      throw new ManagementError(
+        "not-found",
+        `${what} not found in ${this.registry} (404 Not Found)`,
+      );
     }
     throw new ManagementError(
       "registry",

@@ -73,7 +73,10 @@ async function listFiles(root: string, dir = root): Promise<string[]> {
     else if (entry.isFile()) out.push(rel);
     else {
       const kind = (await lstat(path)).isSymbolicLink() ? "a symbolic link" : "not a regular file";
-      throw new ManagementError("verification-failed", `${path} is ${kind}; plugins ship only regular files`);
+      throw new ManagementError(
+        "verification-failed",
+        `${path} is ${kind}; plugins ship only regular files`,
+      );
     }
   }
   return out;
@@ -121,7 +124,10 @@ export async function verifyPluginDir(
   for (const file of needed) {
     const expected = manifest.files[file] as string;
     if (!present.has(file)) {
-      throw new ManagementError("verification-failed", `${label}: file ${file} is missing from ${dir}`);
+      throw new ManagementError(
+        "verification-failed",
+        `${label}: file ${file} is missing from ${dir}`,
+      );
     }
     const actual = await sha256File(join(dir, file));
     if (actual !== expected) {
