@@ -167,6 +167,12 @@ describe("the manager's registry and safety", () => {
       const kv = manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
       await kv.put({ key: "a", value: encode("in process") });
       assert.equal(decode((await kv.get({ key: "a" })).value), "in process");
+      // The capabilities query: a short start, the handshake, a close.
+      const probed = await manager.probe("kv", { handshake, plugins: { kv: KV } });
+      assert.deepEqual(
+        probed.map((p) => `${p.name}@${p.version} ${p.capabilities.join(",")}`),
+        ["kv@1.0.0 watch,bidi"],
+      );
       const seen: string[] = [];
       for await (const r of kv.exchange(
         (async function* () {
@@ -207,7 +213,7 @@ describe("the manager's registry and safety", () => {
     const dir = join(root, "plugins", "marker");
     mkdirSync(dir, { recursive: true });
     const marker = join(root, "executed");
-    const script = `#!/bin/sh\ntouch ${marker}\nexit 1\n`;
+    const script = `#!/bin/sh\nprintf '%s' "$CONNECT_PLUGIN_CONFIG" > ${marker}\nexit 1\n`;
     writeFileSync(join(dir, "run.sh"), script);
     chmodSync(join(dir, "run.sh"), 0o755);
     const manifest = {
@@ -271,12 +277,17 @@ describe("the manager's registry and safety", () => {
     await lax.scan();
     await assert.rejects(
       lax
-        .open("marker", { handshake, plugins: { kv: KV } })
+        .open("marker", { handshake, plugins: { kv: KV }, config: { level: 3 } })
         .dispense("kv")
         .get({ key: "x" }),
       /exited/,
     );
     assert.equal(existsSync(marker), true, "with allowUnsigned the plugin ran");
+    assert.equal(
+      readFileSync(marker, "utf8"),
+      '{"level":3}',
+      "the configuration reached the plugin",
+    );
     await lax.close();
   });
 

@@ -3,7 +3,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { Ajv } from "ajv";
 import semver from "semver";
-import { PluginClient } from "../host/plugin-client.js";
+import { PluginClient, type PluginInfo } from "../host/plugin-client.js";
 import { inProcess, subprocess, type PluginSource } from "../host/sources.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
@@ -188,16 +188,7 @@ export class PluginManager {
   open<P extends PluginSet>(name: string, options: OpenOptions<P>): ManagedPlugin<P> {
     const existing = this.open_.get(name);
     if (existing !== undefined) return existing as unknown as ManagedPlugin<P>;
-    const installed = this.installed.get(name);
-    const builtin = this.builtins.get(name);
-    if (installed === undefined && builtin === undefined) throw this.notFound(name);
-    const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
-    if (schema !== undefined) checkConfig(name, schema, options.config);
-    const makeSource = async (): Promise<PluginSource> => {
-      if (installed === undefined)
-        return inProcess((builtin as BuiltinPlugin).definition(options.config));
-      return this.sourceFor(installed.loaded.dir, options);
-    };
+    const makeSource = this.sourceMaker(name, options);
     const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
       restart: this.options.restart,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
@@ -208,6 +199,44 @@ export class PluginManager {
     });
     this.open_.set(name, managed);
     return managed;
+  }
+
+  /**
+   * Asks the plugin itself what it provides (the capabilities query): a
+   * short-lived start, verified like any other, the handshake, and a close.
+   * describe() answers from the manifest without starting anything.
+   */
+  async probe<P extends PluginSet>(name: string, options: OpenOptions<P>): Promise<PluginInfo[]> {
+    const client = new PluginClient<P>({
+      handshake: options.handshake,
+      plugins: options.plugins,
+      logger: this.logger,
+      ...(this.options.startTimeoutMs !== undefined && {
+        startTimeoutMs: this.options.startTimeoutMs,
+      }),
+      source: await this.sourceMaker(name, options)(),
+    });
+    try {
+      await client.start();
+      return client.availablePlugins;
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** Checks the configuration now, and returns what makes a verified source at each start. */
+  private sourceMaker(name: string, options: OpenOptions<PluginSet>): () => Promise<PluginSource> {
+    const installed = this.installed.get(name);
+    const builtin = this.builtins.get(name);
+    if (installed === undefined && builtin === undefined) throw this.notFound(name);
+    const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
+    if (schema !== undefined) checkConfig(name, schema, options.config);
+    return async () => {
+      if (installed === undefined) {
+        return inProcess((builtin as BuiltinPlugin).definition(options.config));
+      }
+      return this.sourceFor(installed.loaded.dir, options);
+    };
   }
 
   /** Stops every plugin this manager started. */
@@ -317,7 +346,6 @@ export class ManagedPlugin<P extends PluginSet> {
   private readonly supervisor: Supervisor<PluginClient<P>>;
   private inFlight_ = 0;
   private idleTimer: NodeJS.Timeout | undefined;
-  private source: PluginSource | undefined;
 
   constructor(
     readonly name: string,
@@ -325,16 +353,17 @@ export class ManagedPlugin<P extends PluginSet> {
     makeSource: () => Promise<PluginSource>,
     private readonly managed: ManagedOptions,
   ) {
-    let sourcePromise: Promise<PluginSource> | undefined;
+    // The factory verifies the plugin before every start: first use, after
+    // an idle stop, and after a crash.
     this.supervisor = new Supervisor<PluginClient<P>>(
-      () =>
+      async () =>
         new PluginClient<P>({
           handshake: options.handshake,
           plugins: options.plugins,
           logger: managed.logger,
           ...(managed.startTimeoutMs !== undefined && { startTimeoutMs: managed.startTimeoutMs }),
           ...(managed.gracePeriodMs !== undefined && { gracePeriodMs: managed.gracePeriodMs }),
-          source: this.source as PluginSource,
+          source: await makeSource(),
         }),
       {
         name,
@@ -342,19 +371,7 @@ export class ManagedPlugin<P extends PluginSet> {
         onEvent: managed.onEvent,
       },
     );
-    // Verification runs before every start (first use, after idle, after a crash).
-    this.prepare = async () => {
-      sourcePromise = makeSource();
-      try {
-        this.source = await sourcePromise;
-      } finally {
-        sourcePromise = undefined;
-      }
-    };
   }
-
-  private readonly prepare: () => Promise<void>;
-  private starting: Promise<PluginClient<P>> | undefined;
 
   /** Calls in flight right now. */
   get inFlight(): number {
@@ -376,19 +393,9 @@ export class ManagedPlugin<P extends PluginSet> {
 
   /** Starts the plugin now (verifying it first); otherwise the first call does. */
   async start(): Promise<PluginClient<P>> {
-    const current = this.supervisor.current;
-    if (current !== undefined) return current;
-    if (this.supervisor.state === "backoff" || this.supervisor.state === "starting")
-      return this.supervisor.get();
-    this.starting ??= (async () => {
-      try {
-        await this.prepare();
-        return await this.supervisor.get();
-      } finally {
-        this.starting = undefined;
-      }
-    })();
-    return this.starting;
+    const client = await this.supervisor.get();
+    if (this.inFlight_ === 0) this.armIdleTimer();
+    return client;
   }
 
   /** A typed client for the named plugin; calls start the plugin as needed. */
@@ -456,7 +463,12 @@ export class ManagedPlugin<P extends PluginSet> {
 
   private end(): void {
     this.inFlight_--;
-    if (this.inFlight_ === 0 && this.managed.idleTimeoutMs > 0) {
+    if (this.inFlight_ === 0) this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    if (this.managed.idleTimeoutMs > 0) {
       this.idleTimer = setTimeout(() => {
         if (this.inFlight_ !== 0) return;
         this.managed.onEvent({ type: "idle-stop" });

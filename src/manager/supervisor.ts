@@ -48,7 +48,9 @@ export type SupervisorEvent =
  * get() simply starts it again.
  *
  * It wraps a factory rather than a client because a PluginClient is
- * single-use: each restart makes a fresh one. Usable without the manager:
+ * single-use: each restart makes a fresh one. The factory may be async (the
+ * manager verifies the plugin's files in it, before every start). Usable
+ * without the manager:
  *
  * ```ts
  * const sup = new Supervisor(() => new PluginClient({ handshake, plugins, source }), { name: "kv" });
@@ -67,7 +69,7 @@ export class Supervisor<C extends SupervisedClient> {
   private readonly policy: Required<RestartPolicy>;
 
   constructor(
-    private readonly factory: () => C,
+    private readonly factory: () => C | Promise<C>,
     private readonly options: {
       readonly name: string;
       readonly restart?: RestartPolicy;
@@ -145,15 +147,24 @@ export class Supervisor<C extends SupervisedClient> {
         );
     }
     this._state = "starting";
-    const client = this.factory();
-    this.client = client;
+    let client: C | undefined;
     try {
+      client = await this.factory();
+      if (this._state !== "starting") {
+        throw new ManagementError(
+          "restart-budget-exhausted",
+          `plugin "${this.options.name}" was stopped while starting`,
+        );
+      }
+      this.client = client;
       await client.start();
     } catch (e) {
-      this.client = undefined;
-      this.pending = undefined;
-      if (this._state === "starting") this._state = "idle";
-      await client.close().catch(() => undefined);
+      if (this._state === "starting") {
+        this.client = undefined;
+        this.pending = undefined;
+        this._state = "idle";
+      }
+      await client?.close().catch(() => undefined);
       throw e;
     }
     if (this.client !== client) {
