@@ -18,7 +18,7 @@ import {
   type Verification,
 } from "../security/plugin-dir.js";
 import { loadTrustedKeys, type TrustedKey } from "../security/signing.js";
-import { HOST_VERSION } from "./host-version.js";
+import { hostVersion as packageVersion } from "./host-version.js";
 import { installedNames } from "./installer.js";
 import { Supervisor, type RestartPolicy, type SupervisorEvent } from "./supervisor.js";
 
@@ -249,7 +249,7 @@ export class PluginManager {
     const loaded = await loadPluginDir(dir);
     await verifyPluginDir(loaded, this.verifyOptions());
     const m = loaded.manifest;
-    const hostVersion = this.options.hostVersion ?? HOST_VERSION;
+    const hostVersion = this.options.hostVersion ?? packageVersion();
     if (!semver.satisfies(hostVersion, m.hostVersions, { includePrerelease: true })) {
       throw new ManagementError(
         "incompatible",

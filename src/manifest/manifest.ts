@@ -1,18 +1,29 @@
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject } from "ajv";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import semver from "semver";
 import { parse as parseYaml } from "yaml";
 import { ManagementError } from "./errors.js";
 import { hostPlatform } from "./platform.js";
 import type { Entrypoint, PluginManifest } from "./types.js";
 
-/** The published JSON Schema of manifests (schema/plugin-manifest.schema.json). */
-export const manifestSchema = JSON.parse(
-  readFileSync(new URL("../../../schema/plugin-manifest.schema.json", import.meta.url), "utf8"),
-) as Record<string, unknown>;
+let schema: Record<string, unknown> | undefined;
+let validator: ValidateFunction | undefined;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validateSchema = ajv.compile(manifestSchema);
+/**
+ * The published JSON Schema of manifests (schema/plugin-manifest.schema.json),
+ * read on first use so that importing this module has no side effects.
+ */
+export function manifestSchema(): Record<string, unknown> {
+  schema ??= JSON.parse(
+    readFileSync(new URL("../../../schema/plugin-manifest.schema.json", import.meta.url), "utf8"),
+  ) as Record<string, unknown>;
+  return schema;
+}
+
+function validateSchema(value: unknown): boolean {
+  validator ??= new Ajv({ allErrors: true, strict: false }).compile(manifestSchema());
+  return validator(value);
+}
 
 /** Turns one ajv error into "field: problem", naming the field by its path. */
 function describe(error: ErrorObject): string {
@@ -47,7 +58,7 @@ function describe(error: ErrorObject): string {
  */
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
   if (!validateSchema(value)) {
-    const problems = [...new Set((validateSchema.errors ?? []).map(describe))];
+    const problems = [...new Set((validator?.errors ?? []).map(describe))];
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }
   const manifest = value as PluginManifest;
