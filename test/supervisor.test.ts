@@ -104,6 +104,26 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
     }
   });
 
+  test("stop() during a restart backoff returns at once, and get() then starts afresh", async () => {
+    const sup = new Supervisor(() => kvClient(fixture("kv")), {
+      name: "kv",
+      restart: { maxRestarts: 3, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
+    });
+    try {
+      const first = await sup.get();
+      await crashIt(first);
+      await waitFor("the backoff", () => sup.state === "backoff", 20_000);
+      const waiting = sup.get();
+      await sup.stop();
+      await assert.rejects(waiting, /plugin "kv" was stopped/);
+      assert.equal(sup.state, "idle");
+      const fresh = await sup.get();
+      assert.notEqual(fresh, first);
+    } finally {
+      await sup.close();
+    }
+  });
+
   test("a failed start rejects the callers and the next get() tries again", async () => {
     let attempt = 0;
     const sup = new Supervisor(

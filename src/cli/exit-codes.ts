@@ -41,6 +41,7 @@ export function exitCodeFor(kind: ManagementErrorKind): number {
     case "incompatible":
       return EXIT.platform;
     case "restart-budget-exhausted":
+    case "stopped":
       return EXIT.internal;
   }
 }

@@ -64,6 +64,8 @@ export class Supervisor<C extends SupervisedClient> {
   private lastExit: PluginExit | undefined;
   private failure: ManagementError | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
+  /** Ends a backoff wait early (stop() during a backoff must not hang). */
+  private wake: (() => void) | undefined;
   private _state: SupervisorState = "idle";
   private _restarts = 0;
   private readonly policy: Required<RestartPolicy>;
@@ -107,7 +109,7 @@ export class Supervisor<C extends SupervisedClient> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this._state === "closed") {
       return Promise.reject(
-        new ManagementError("restart-budget-exhausted", `plugin "${this.options.name}" is closed`),
+        new ManagementError("stopped", `plugin "${this.options.name}" is closed`),
       );
     }
     if (this._state === "running" && this.client !== undefined) return Promise.resolve(this.client);
@@ -118,11 +120,13 @@ export class Supervisor<C extends SupervisedClient> {
   /** Stops the plugin on purpose (idleness, reconfiguration); get() starts it again. */
   async stop(): Promise<void> {
     clearTimeout(this.backoffTimer);
+    const wasBackoff = this._state === "backoff";
     const client = this.client;
     const pending = this.pending;
     this.client = undefined;
     this.pending = undefined;
     if (this._state !== "failed" && this._state !== "closed") this._state = "idle";
+    if (wasBackoff) this.wake?.();
     await pending?.catch(() => undefined);
     await client?.close();
     if (client !== undefined) this.options.onEvent?.({ type: "stopped" });
@@ -138,13 +142,12 @@ export class Supervisor<C extends SupervisedClient> {
     if (delayMs > 0) {
       this._state = "backoff";
       await new Promise<void>((resolve) => {
+        this.wake = resolve;
         this.backoffTimer = setTimeout(resolve, delayMs);
       });
+      this.wake = undefined;
       if (this._state !== "backoff")
-        throw new ManagementError(
-          "restart-budget-exhausted",
-          `plugin "${this.options.name}" was stopped`,
-        );
+        throw new ManagementError("stopped", `plugin "${this.options.name}" was stopped`);
     }
     this._state = "starting";
     let client: C | undefined;
@@ -152,7 +155,7 @@ export class Supervisor<C extends SupervisedClient> {
       client = await this.factory();
       if (this._state !== "starting") {
         throw new ManagementError(
-          "restart-budget-exhausted",
+          "stopped",
           `plugin "${this.options.name}" was stopped while starting`,
         );
       }
@@ -171,7 +174,7 @@ export class Supervisor<C extends SupervisedClient> {
       // stop() ran while we were starting.
       await client.close();
       throw new ManagementError(
-        "restart-budget-exhausted",
+        "stopped",
         `plugin "${this.options.name}" was stopped while starting`,
       );
     }

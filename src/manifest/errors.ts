@@ -22,7 +22,9 @@ export type ManagementErrorKind =
   /** The configuration given to the plugin does not match its schema. */
   | "invalid-config"
   /** A supervised plugin crashed more often than its restart budget allows. */
-  | "restart-budget-exhausted";
+  | "restart-budget-exhausted"
+  /** The plugin was stopped or closed while a caller waited for it to start. */
+  | "stopped";
 
 /** The error type of manifests, signing, OCI distribution and the manager. */
 export class ManagementError extends Error {
