@@ -192,6 +192,25 @@ describe("connect-plugin CLI", () => {
     );
   });
 
+  test("a bare name resolves in the default registry (--registry)", async () => {
+    const { plugin, flags } = await setup();
+    assert.equal((await cli(["push", plugin, `${registry.host}/kv:latest`])).code, 0);
+    const res = await cli([...flags, "--registry", registry.host, "install", "kv", "--json"]);
+    assert.equal(res.code, 0, res.stderr);
+    const out = json<{ installed: { source: { reference: string; via: string } } }>(res.stdout);
+    assert.deepEqual(out.installed.source, {
+      kind: "oci",
+      reference: `${registry.host}/kv:latest`,
+      via: "default-registry",
+    });
+    const none = await cli([...flags, "install", "kv"]);
+    assert.equal(none.code, 4);
+    assert.match(
+      none.stderr,
+      /cannot find plugin "kv": no such path, not an OCI reference \(registry\/repository\[:tag\]\), no default registry configured/,
+    );
+  });
+
   test("a corrupt blob during install: exit 3 with both digests, nothing installed, no lockfile entry", async () => {
     const { plugin, host, flags } = await setup();
     assert.equal((await cli(["push", plugin, `${registry.host}/corrupt/kv:1.0.0`])).code, 0);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { KV, handshake } from "../examples/kv/shared.js";
@@ -113,6 +114,26 @@ describe("the KV example through a registry and the manager (end to end)", () =>
       const firstPid = managed.pid as number;
       assert.ok(isAlive(firstPid));
 
+      // An open stream is work in flight: no idle stop while it runs.
+      const abort = new AbortController();
+      const seen: string[] = [];
+      const watching = (async () => {
+        try {
+          for await (const e of kv.watch({ key: "k1" }, { signal: abort.signal }))
+            seen.push(decode(e.value));
+        } catch {
+          // aborted below
+        }
+      })();
+      await waitFor("the watch to start", () => seen.length === 1, 10_000);
+      assert.equal(managed.inFlight, 1);
+      await new Promise((r) => setTimeout(r, 900));
+      assert.equal(managed.state, "running", "not stopped while a stream is open");
+      assert.equal(managed.pid, firstPid);
+      abort.abort();
+      await watching;
+      assert.equal(managed.inFlight, 0);
+
       // Idle: stopped after the timeout, with nothing in flight; the next call starts it again.
       await waitFor("the idle stop", () => managed.state === "idle", 10_000);
       assert.ok(events.includes("idle-stop"));
@@ -159,6 +180,25 @@ describe("the KV example through a registry and the manager (end to end)", () =>
 });
 
 describe("the manager's registry and safety", () => {
+  test("plugin programs do not carry the manager: the core entry point imports none of it", async () => {
+    const { build } = await import("esbuild");
+    const result = await build({
+      entryPoints: [fileURLToPath(new URL("../examples/kv/plugin.js", import.meta.url))],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    assert.ok(inputs.some((i) => i.includes("src/plugin/serve.js")));
+    const manager = inputs.filter((i) =>
+      /node_modules\/(ajv|yaml|tar|semver)\/|src\/(manager|oci|manifest|security)\//.test(i),
+    );
+    assert.deepEqual(manager, []);
+  });
+
   test("a built-in (in-process) plugin sits in the same registry, behind the same interface", async () => {
     const manager = new PluginManager({ directories: [] });
     manager.registerBuiltin("kv", {
