@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import * as tar from "tar";
+import { hostPlatform } from "../src/manifest/platform.js";
 import { tempDir } from "./helpers.js";
 import {
   cli,
@@ -121,6 +122,25 @@ describe("connect-plugin CLI", () => {
       unreachable.stderr,
       new RegExp(`cannot reach registry 127.0.0.1:${closed}: .*ECONNREFUSED`),
     );
+    // A plugin for another platform only: 8.
+    const raw = JSON.parse(readFileSync(join(plugin, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, unknown>;
+    };
+    raw.entrypoints = { "plan9/mips": raw.entrypoints["linux/amd64"] };
+    const other = tempDir("cp-other-");
+    writeFileSync(join(other, "plugin.json"), JSON.stringify(raw));
+    writeFileSync(join(other, "kv-plugin.mjs"), original);
+    const wrong = await cli([...flags, "--allow-unsigned", "install", other]);
+    assert.equal(wrong.code, 8, wrong.stderr);
+    assert.match(
+      wrong.stderr,
+      new RegExp(
+        `plugin "kv" 1.0.0 has no entrypoint for ${hostPlatform()} \\(it supports: plan9/mips\\); nothing was installed`,
+      ),
+    );
+    const help = await cli(["--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed/);
     const badDir = tempDir("cp-badm-");
     writeFileSync(
       join(badDir, "plugin.json"),

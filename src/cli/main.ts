@@ -20,6 +20,7 @@ import { RegistryClient, type ProgressListener } from "../oci/registry-client.js
 import { Installer, installedNames } from "../manager/installer.js";
 import { readLockfile, writeLockfile } from "../manager/lockfile.js";
 import { resolveSource } from "../manager/resolver.js";
+import { hostVersion } from "../manager/host-version.js";
 import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
 import { generateKeyPair, loadTrustedKeys, signManifest } from "../security/signing.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
@@ -71,6 +72,13 @@ const program = new Command("connect-plugin")
   .option("--plain-http", "speak HTTP, not HTTPS, to the registry (default for loopback)")
   .option("--platform <os/arch>", "platform to install or pull", hostPlatform())
   .option("--json", "print machine-readable JSON on stdout")
+  .version(hostVersion())
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 not found,\n" +
+      "5 registry or network, 6 local I/O, 7 invalid manifest or configuration,\n" +
+      "8 unsupported platform or incompatible host (docs/cli.md).",
+  )
   .exitOverride()
   .showHelpAfterError(false);
 
