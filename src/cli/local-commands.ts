@@ -1,0 +1,196 @@
+/** Commands on local plugin directories and keys: list, verify, remove, keygen, sign, pack. */
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import * as tar from "tar";
+import { ManagementError } from "../manifest/errors.js";
+import { computeFiles } from "../manifest/files.js";
+import { SIGNATURE_FILE } from "../manifest/types.js";
+import { Installer, installedNames } from "../manager/installer.js";
+import { readLockfile, writeLockfile } from "../manager/lockfile.js";
+import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
+import { generateKeyPair, signManifest } from "../security/signing.js";
+import { action, globals, signedText, verifyOptions } from "./program.js";
+
+export function registerLocalCommands(program: Command): void {
+  program
+    .command("list")
+    .description("list installed plugins")
+    .action(
+      action(async () => {
+        const g = globals();
+        const plugins = [];
+        for (const name of await installedNames(g.dir)) {
+          try {
+            const { manifest } = await loadPluginDir(join(g.dir, name));
+            plugins.push({
+              name: manifest.name,
+              version: manifest.version,
+              description: manifest.description,
+              provides: manifest.plugins.map((p) => p.name),
+            });
+          } catch (e) {
+            plugins.push({ name, error: (e as Error).message });
+          }
+        }
+        const text =
+          plugins.length === 0
+            ? `no plugins installed in ${g.dir}`
+            : plugins
+                .map((p) =>
+                  "error" in p
+                    ? `${p.name}\tINVALID: ${p.error}`
+                    : `${p.name}\t${p.version}\t${p.provides.join(",")}\t${p.description}`,
+                )
+                .join("\n");
+        return { json: { dir: g.dir, plugins }, text };
+      }),
+    );
+
+  program
+    .command("verify")
+    .argument("[plugin]", "installed name or plugin directory (default: every installed plugin)")
+    .description("check signatures and the sha256 of every file")
+    .action(
+      action(async (what: string | undefined) => {
+        const g = globals();
+        const dirs =
+          what === undefined
+            ? (await installedNames(g.dir)).map((n) => join(g.dir, n))
+            : [existsSync(what) ? what : join(g.dir, what)];
+        if (what !== undefined && !existsSync(dirs[0] as string))
+          throw new ManagementError("not-found", `no plugin "${what}" in ${g.dir}`);
+        const results = [];
+        for (const dir of dirs) {
+          const loaded = await loadPluginDir(dir);
+          const v = await verifyPluginDir(loaded, verifyOptions(g));
+          results.push({
+            name: loaded.manifest.name,
+            version: loaded.manifest.version,
+            dir,
+            signedBy: v.signedBy ?? null,
+            files: v.files,
+          });
+        }
+        return {
+          json: { verified: results },
+          text: results
+            .map(
+              (r) =>
+                `ok ${r.name} ${r.version} (${signedText(r.signedBy ?? undefined)}, ${Object.keys(r.files).length} files)`,
+            )
+            .join("\n"),
+        };
+      }),
+    );
+
+  program
+    .command("remove")
+    .argument("<name>", "installed plugin")
+    .description("uninstall a plugin and drop it from the lockfile")
+    .action(
+      action(async (name: string) => {
+        const g = globals();
+        const removed = await new Installer(g.dir, verifyOptions(g)).remove(name);
+        if (!removed)
+          throw new ManagementError("not-found", `plugin "${name}" is not installed in ${g.dir}`);
+        const lock = readLockfile(g.lockfile);
+        if (lock.plugins[name] !== undefined) {
+          const plugins = { ...lock.plugins };
+          delete plugins[name];
+          await writeLockfile(g.lockfile, { lockfileVersion: 1, plugins });
+        }
+        return { json: { removed: name }, text: `removed ${name}` };
+      }),
+    );
+
+  program
+    .command("keygen")
+    .requiredOption("--out <prefix>", "writes <prefix>.key (private, mode 0600) and <prefix>.pub")
+    .description("make an ed25519 signing key pair")
+    .action(
+      action((opts: { out: string }) => {
+        const pair = generateKeyPair();
+        for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
+          if (existsSync(path))
+            throw new ManagementError("io", `${path} exists; refusing to overwrite a key`);
+        }
+        writeFileSync(`${opts.out}.key`, pair.privateKeyPem, { mode: 0o600 });
+        chmodSync(`${opts.out}.key`, 0o600);
+        writeFileSync(`${opts.out}.pub`, pair.publicKeyPem);
+        return {
+          json: {
+            keyId: pair.keyId,
+            privateKey: resolve(`${opts.out}.key`),
+            publicKey: resolve(`${opts.out}.pub`),
+          },
+          text: `key ${pair.keyId}\n  private ${opts.out}.key\n  public  ${opts.out}.pub (copy it into the hosts' trusted-keys directory)`,
+        };
+      }),
+    );
+
+  program
+    .command("sign")
+    .argument("<dir>", "plugin directory")
+    .requiredOption("--key <file>", "ed25519 private key (PEM)")
+    .option(
+      "--update-files",
+      "recompute the manifest's file digests before signing (JSON manifests only)",
+    )
+    .description("sign a plugin's manifest (writes plugin.sig)")
+    .action(
+      action(async (dir: string, opts: { key: string; updateFiles?: boolean }) => {
+        if (opts.updateFiles === true) {
+          const file = findManifestFile(dir);
+          if (file !== "plugin.json")
+            throw new ManagementError(
+              "invalid-manifest",
+              `--update-files needs a plugin.json in ${dir}`,
+            );
+          const raw = JSON.parse(readFileSync(join(dir, file), "utf8")) as Record<string, unknown>;
+          raw.files = await computeFiles(dir);
+          writeFileSync(join(dir, file), JSON.stringify(raw, null, 2) + "\n");
+        }
+        const loaded = await loadPluginDir(dir);
+        // Never sign a plugin whose files do not match its manifest.
+        for (const platform of Object.keys(loaded.manifest.entrypoints)) {
+          await verifyPluginDir(
+            { ...loaded, signature: undefined },
+            { trustedKeys: [], allowUnsigned: true, platform },
+          );
+        }
+        const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"));
+        writeFileSync(join(dir, SIGNATURE_FILE), JSON.stringify(sig) + "\n");
+        return {
+          json: {
+            signed: loaded.manifest.name,
+            version: loaded.manifest.version,
+            keyId: sig.keyId,
+            file: join(dir, SIGNATURE_FILE),
+          },
+          text: `signed ${loaded.manifest.name} ${loaded.manifest.version} with key ${sig.keyId}`,
+        };
+      }),
+    );
+
+  program
+    .command("pack")
+    .argument("<dir>", "plugin directory")
+    .requiredOption("-o, --out <file>", "archive to write (.tar.gz)")
+    .description("make a .tar.gz of a plugin directory, for install")
+    .action(
+      action(async (dir: string, opts: { out: string }) => {
+        const loaded = await loadPluginDir(dir);
+        const entries = [
+          loaded.manifestFile,
+          ...(loaded.signature !== undefined ? [SIGNATURE_FILE] : []),
+          ...Object.keys(loaded.manifest.files),
+        ];
+        await tar.c({ gzip: true, file: opts.out, cwd: dir, portable: true }, entries);
+        return {
+          json: { archive: resolve(opts.out), entries },
+          text: `wrote ${opts.out} (${entries.length} files)`,
+        };
+      }),
+    );
+}

@@ -1,0 +1,113 @@
+/** The CLI's program, its global options, and what the commands share. */
+
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { hostPlatform } from "../manifest/platform.js";
+import { type OciReference } from "../oci/reference.js";
+import { RegistryClient, type ProgressListener } from "../oci/registry-client.js";
+import { hostVersion } from "../manager/host-version.js";
+import { loadTrustedKeys } from "../security/signing.js";
+import { progressBars } from "./progress.js";
+
+export interface GlobalOptions {
+  dir: string;
+  trustedKeys: string;
+  allowUnsigned?: boolean;
+  cache: string;
+  lockfile: string;
+  registry?: string;
+  plainHttp?: boolean;
+  platform: string;
+  json?: boolean;
+}
+
+export type Result = { json: unknown; text: string };
+
+export const program = new Command("connect-plugin")
+  .description(
+    "Manage connect-plugin plugins: install, verify, sign, and ship them through OCI registries.",
+  )
+  .option("--dir <dir>", "plugins directory", process.env.CONNECT_PLUGIN_DIR ?? "plugins")
+  .option(
+    "--trusted-keys <dir>",
+    "directory of trusted *.pub keys",
+    process.env.CONNECT_PLUGIN_TRUSTED_KEYS ?? "trusted-keys",
+  )
+  .option(
+    "--allow-unsigned",
+    "accept plugins without a signature (tampered ones are still refused)",
+  )
+  .option(
+    "--cache <dir>",
+    "content-addressed blob cache",
+    process.env.CONNECT_PLUGIN_CACHE ?? join(homedir(), ".cache", "connect-plugin"),
+  )
+  .option(
+    "--lockfile <file>",
+    "lockfile pinning installed plugins to digests",
+    "connect-plugin.lock.json",
+  )
+  .option(
+    "--registry <host>",
+    "default registry for bare plugin names",
+    process.env.CONNECT_PLUGIN_REGISTRY,
+  )
+  .option("--plain-http", "speak HTTP, not HTTPS, to the registry (default for loopback)")
+  .option("--platform <os/arch>", "platform to install or pull", hostPlatform())
+  .option("--json", "print machine-readable JSON on stdout")
+  .version(hostVersion())
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 not found,\n" +
+      "5 registry or network, 6 local I/O, 7 invalid manifest or configuration,\n" +
+      "8 unsupported platform or incompatible host (docs/cli.md).",
+  )
+  .exitOverride()
+  .showHelpAfterError(false);
+
+export function globals(): GlobalOptions {
+  return program.opts<GlobalOptions>();
+}
+
+export function verifyOptions(g: GlobalOptions) {
+  return {
+    trustedKeys: loadTrustedKeys(g.trustedKeys),
+    allowUnsigned: g.allowUnsigned === true,
+    platform: g.platform,
+  };
+}
+
+export function registryFor(ref: OciReference, g: GlobalOptions, onProgress?: ProgressListener) {
+  return new RegistryClient({
+    registry: ref.registry,
+    ...(g.plainHttp === true && { plainHttp: true }),
+    ...(onProgress !== undefined && { onProgress }),
+  });
+}
+
+export async function withProgress<T>(
+  g: GlobalOptions,
+  run: (p: ReturnType<typeof progressBars>) => Promise<T>,
+): Promise<T> {
+  const bars = progressBars(g.json !== true);
+  try {
+    return await run(bars);
+  } finally {
+    bars.stop();
+  }
+}
+
+export function action<A extends unknown[]>(run: (...args: A) => Result | Promise<Result>) {
+  return async (...args: A): Promise<void> => {
+    const result = await run(...args);
+    if (globals().json === true) process.stdout.write(JSON.stringify(result.json, null, 2) + "\n");
+    else if (result.text !== "") process.stdout.write(result.text + "\n");
+  };
+}
+
+export function signedText(keyId: string | undefined): string {
+  return keyId === undefined
+    ? "UNSIGNED, allowed by --allow-unsigned"
+    : `signature ok, key ${keyId}`;
+}

@@ -1,0 +1,183 @@
+/** Commands that may talk to a registry: inspect, install, pull, push. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { ManagementError } from "../manifest/errors.js";
+import { pullPlugin, pushPlugin } from "../oci/artifact.js";
+import { BlobCache } from "../oci/blob-cache.js";
+import { formatReference, parseReference } from "../oci/reference.js";
+import { Installer } from "../manager/installer.js";
+import { readLockfile, writeLockfile } from "../manager/lockfile.js";
+import { resolveSource } from "../manager/resolver.js";
+import { loadPluginDir, verifyPluginDir } from "../security/plugin-dir.js";
+import {
+  action,
+  globals,
+  registryFor,
+  signedText,
+  verifyOptions,
+  withProgress,
+} from "./program.js";
+
+export function registerRegistryCommands(program: Command): void {
+  program
+    .command("inspect")
+    .argument("<plugin>", "installed name, plugin directory, or OCI reference")
+    .description("show a plugin's manifest: what it provides, its platforms and files")
+    .action(
+      action(async (what: string) => {
+        const g = globals();
+        let manifest;
+        let from: string;
+        if (existsSync(what) || existsSync(join(g.dir, what))) {
+          const dir = existsSync(what) ? what : join(g.dir, what);
+          manifest = (await loadPluginDir(dir)).manifest;
+          from = dir;
+        } else {
+          const ref = parseReference(what, g.registry);
+          const pulled = await withProgress(g, (p) =>
+            pullPlugin(registryFor(ref, g, p.listener), ref, g.platform, new BlobCache(g.cache)),
+          );
+          manifest = pulled.manifest;
+          from = `${formatReference(ref)}@${pulled.digest}`;
+        }
+        const lines = [
+          `${manifest.name} ${manifest.version} (${manifest.license}) from ${from}`,
+          `  ${manifest.description}`,
+          `  provides: ${manifest.plugins.map((p) => `${p.name} (${p.service}${p.capabilities?.length ? `; ${p.capabilities.join(", ")}` : ""})`).join(", ")}`,
+          `  platforms: ${Object.keys(manifest.entrypoints).join(", ")}`,
+          `  protocol versions: ${manifest.protocolVersions.join(", ")}; hosts: ${manifest.hostVersions}`,
+          ...Object.entries(manifest.files).map(([f, d]) => `  file ${f} ${d}`),
+        ];
+        return { json: { from, manifest }, text: lines.join("\n") };
+      }),
+    );
+
+  program
+    .command("install")
+    .argument(
+      "<source>",
+      "plugin directory, .tar.gz archive, OCI reference, or name in the default registry",
+    )
+    .option(
+      "--update",
+      "ignore the lockfile's pinned digest and take what the reference points at now",
+    )
+    .description("verify and install a plugin; OCI installs are pinned in the lockfile")
+    .action(
+      action(async (source: string, opts: { update?: boolean }) => {
+        const g = globals();
+        const installer = new Installer(g.dir, verifyOptions(g));
+        const resolved = resolveSource(source, {
+          ...(g.registry !== undefined && { defaultRegistry: g.registry }),
+        });
+        if (resolved.kind === "directory" || resolved.kind === "archive") {
+          const done =
+            resolved.kind === "directory"
+              ? await installer.fromDirectory(resolved.path)
+              : await installer.fromArchive(resolved.path);
+          return {
+            json: { installed: { ...done, source: resolved } },
+            text: `installed ${done.name} ${done.version} into ${done.dir} (${signedText(done.verification.signedBy)})`,
+          };
+        }
+        if (resolved.kind !== "oci")
+          throw new ManagementError(
+            "not-found",
+            `cannot install built-in plugin "${resolved.name}"`,
+          );
+        const lock = readLockfile(g.lockfile);
+        const wanted = formatReference(resolved.ref);
+        const pinned = Object.entries(lock.plugins).find(
+          ([, e]) => e.reference === wanted && e.platform === g.platform,
+        );
+        const ref =
+          opts.update !== true && pinned !== undefined
+            ? { ...resolved.ref, digest: pinned[1].digest }
+            : resolved.ref;
+        const pulled = await withProgress(g, (p) =>
+          pullPlugin(registryFor(ref, g, p.listener), ref, g.platform, new BlobCache(g.cache)),
+        );
+        const done = await installer.fromPulled(pulled);
+        const entry = {
+          reference: wanted,
+          digest: pulled.digest,
+          version: pulled.manifest.version,
+          platform: pulled.platform,
+          manifestDigest: pulled.manifestDigest,
+        };
+        await writeLockfile(g.lockfile, {
+          lockfileVersion: 1,
+          plugins: { ...lock.plugins, [done.name]: entry },
+        });
+        return {
+          json: {
+            installed: { ...done, source: { kind: "oci", reference: wanted, via: resolved.via } },
+            lock: entry,
+            pinned: pinned !== undefined && opts.update !== true,
+          },
+          text: `installed ${done.name} ${done.version} from ${wanted}@${pulled.digest} into ${done.dir} (${signedText(done.verification.signedBy)}); locked in ${g.lockfile}`,
+        };
+      }),
+    );
+
+  program
+    .command("pull")
+    .argument("<reference>", "OCI reference")
+    .description("download a plugin's blobs into the cache, verifying every digest")
+    .action(
+      action(async (reference: string) => {
+        const g = globals();
+        const ref = parseReference(reference, g.registry);
+        const pulled = await withProgress(g, (p) =>
+          pullPlugin(registryFor(ref, g, p.listener), ref, g.platform, new BlobCache(g.cache)),
+        );
+        const files = Object.fromEntries(pulled.files);
+        return {
+          json: {
+            reference: formatReference(ref),
+            digest: pulled.digest,
+            manifestDigest: pulled.manifestDigest,
+            platform: pulled.platform,
+            name: pulled.manifest.name,
+            version: pulled.manifest.version,
+            signed: pulled.signature !== undefined,
+            files,
+          },
+          text: `pulled ${pulled.manifest.name} ${pulled.manifest.version} (${pulled.platform}) ${formatReference(ref)}@${pulled.digest} into ${g.cache}`,
+        };
+      }),
+    );
+
+  program
+    .command("push")
+    .argument("<dir>", "plugin directory")
+    .argument("<reference>", "OCI reference to push to (tag defaults to the plugin's version)")
+    .description(
+      "verify a plugin directory and push it as an OCI artifact with an index across its platforms",
+    )
+    .action(
+      action(async (dir: string, reference: string) => {
+        const g = globals();
+        const loaded = await loadPluginDir(dir);
+        // Digests must match; the signature is checked by whoever installs it.
+        for (const platform of Object.keys(loaded.manifest.entrypoints)) {
+          await verifyPluginDir(
+            { ...loaded, signature: undefined },
+            { trustedKeys: [], allowUnsigned: true, platform },
+          );
+        }
+        const parsed = parseReference(reference, g.registry);
+        const ref = reference.includes(":", reference.lastIndexOf("/"))
+          ? parsed
+          : { ...parsed, tag: loaded.manifest.version };
+        const pushed = await withProgress(g, (p) =>
+          pushPlugin(registryFor(ref, g, p.listener), ref, loaded),
+        );
+        return {
+          json: pushed,
+          text: `pushed ${loaded.manifest.name} ${loaded.manifest.version} to ${pushed.reference}@${pushed.digest}`,
+        };
+      }),
+    );
+}
