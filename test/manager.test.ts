@@ -409,6 +409,40 @@ describe("the manager's registry and safety", () => {
     await v2.close();
   });
 
+  test("past the restart budget, calls fail with the terminal error; after close(), with 'closed'", async () => {
+    const plugins = tempDir("cp-budget-");
+    const { cpSync } = await import("node:fs");
+    cpSync(await kvPluginDir(), join(plugins, "kv"), { recursive: true });
+    const manager = new PluginManager({
+      directories: [plugins],
+      allowUnsigned: true,
+      restart: { maxRestarts: 0 },
+    });
+    await manager.scan();
+    const managed = manager.open("kv", { handshake, plugins: { kv: KV } });
+    const kv = managed.dispense("kv");
+    await kv.put({ key: "a", value: encode("b") });
+    process.kill(managed.pid as number, "SIGKILL");
+    await waitFor("the supervisor to give up", () => managed.state === "failed", 20_000);
+    await assert.rejects(
+      kv.get({ key: "a" }),
+      managementError(
+        "restart-budget-exhausted",
+        /^plugin "kv" crashed 1 time within 60 s, more than its restart budget of 0; not restarting it\. Last exit: the plugin was killed by SIGKILL/,
+      ),
+    );
+    await manager.close();
+    const builtin = new PluginManager({ directories: [] });
+    builtin.registerBuiltin("kv", { definition: () => kvPlugin() });
+    const closing = builtin.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
+    await closing.put({ key: "a", value: encode("b") });
+    await builtin.close();
+    await assert.rejects(
+      closing.get({ key: "a" }),
+      managementError("stopped", /plugin "kv" is closed/),
+    );
+  });
+
   test("a directory with an invalid manifest is reported by scan() and not listed", async () => {
     const plugins = tempDir("cp-bad-");
     mkdirSync(join(plugins, "broken"));

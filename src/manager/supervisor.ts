@@ -197,9 +197,9 @@ export class Supervisor<C extends SupervisedClient> {
     if (n > this.policy.maxRestarts) {
       this.failure = new ManagementError(
         "restart-budget-exhausted",
-        `plugin "${this.options.name}" crashed ${n} times within ${this.policy.windowMs / 1000} s, ` +
-          `more than its restart budget of ${this.policy.maxRestarts}; not restarting it. ` +
-          `Last exit: ${exit.description}` +
+        `plugin "${this.options.name}" crashed ${n} time${n === 1 ? "" : "s"} within ` +
+          `${this.policy.windowMs / 1000} s, more than its restart budget of ` +
+          `${this.policy.maxRestarts}; not restarting it. Last exit: the plugin ${exit.description}` +
           (exit.stderrTail.trim() !== ""
             ? `; last stderr: ${exit.stderrTail.trim().split("\n").slice(-3).join(" | ")}`
             : ""),
