@@ -129,7 +129,8 @@ test("a plugin that never completes its handshake is killed at the start timeout
 
 test("a failed start leaves no process behind", async () => {
   const logger = new MemoryLogger();
-  const c = kvClient(fixture("hang"), { logger, startTimeoutMs: 300 });
+  // Long enough for the fixture to start and write to stderr on a loaded machine.
+  const c = kvClient(fixture("hang"), { logger, startTimeoutMs: 3_000 });
   await startError(c);
   const pidLine = logger.records.find((r) => r.message === "warming up forever");
   assert.ok(pidLine, "the plugin's stderr reached the logger");
