@@ -87,6 +87,37 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
     }
   });
 
+  test("a restart that cannot start counts against the budget, so a plugin crashing at startup is not retried forever", async () => {
+    let made = 0;
+    const events: string[] = [];
+    const sup = new Supervisor(
+      () => kvClient(made++ === 0 ? fixture("kv") : fixture("exit-early")),
+      {
+        name: "kv",
+        restart: { maxRestarts: 2, initialBackoffMs: 10 },
+        onEvent: (e) => events.push(e.type),
+      },
+    );
+    try {
+      await crashIt(await sup.get());
+      await waitFor("the supervisor to give up", () => sup.state === "failed", 30_000);
+      assert.deepEqual(events, [
+        "started",
+        "crashed",
+        "restart-failed",
+        "restart-failed",
+        "failed",
+      ]);
+      assert.equal(made, 3);
+      await assert.rejects(
+        sup.get(),
+        /crashed 3 times within 60 s, more than its restart budget of 2; not restarting it\. Last exit: its restart failed: plugin .* exited with code 2 before completing its handshake/,
+      );
+    } finally {
+      await sup.close();
+    }
+  });
+
   test("stop() is not a crash: the next get() starts it again without using the budget", async () => {
     const sup = new Supervisor(() => kvClient(fixture("kv")), {
       name: "kv",

@@ -35,6 +35,11 @@ export type SupervisorEvent =
       readonly exit: PluginExit;
       readonly restartInMs: number | undefined;
     }
+  | {
+      readonly type: "restart-failed";
+      readonly error: unknown;
+      readonly restartInMs: number | undefined;
+    }
   | { readonly type: "stopped" }
   | { readonly type: "failed"; readonly error: ManagementError };
 
@@ -113,7 +118,14 @@ export class Supervisor<C extends SupervisedClient> {
       );
     }
     if (this._state === "running" && this.client !== undefined) return Promise.resolve(this.client);
-    this.pending ??= this.launch(0);
+    if (this.pending === undefined) {
+      const first = this.launch(0);
+      this.pending = first;
+      // A failed start is not a crash: the next get() tries again.
+      first.catch(() => {
+        if (this.pending === first) this.pending = undefined;
+      });
+    }
     return this.pending;
   }
 
@@ -164,7 +176,6 @@ export class Supervisor<C extends SupervisedClient> {
     } catch (e) {
       if (this._state === "starting") {
         this.client = undefined;
-        this.pending = undefined;
         this._state = "idle";
       }
       await client?.close().catch(() => undefined);
@@ -187,36 +198,58 @@ export class Supervisor<C extends SupervisedClient> {
   }
 
   private crashed(exit: PluginExit): void {
-    const now = Date.now();
     this.lastExit = exit;
-    this.crashes = [...this.crashes.filter((t) => now - t < this.policy.windowMs), now];
     const old = this.client;
     this.client = undefined;
     void old?.close().catch(() => undefined);
+    const tail = exit.stderrTail.trim();
+    this.countCrash(
+      `the plugin ${exit.description}` +
+        (tail !== "" ? `; last stderr: ${tail.split("\n").slice(-3).join(" | ")}` : ""),
+      (restartInMs) => ({ type: "crashed", exit, restartInMs }),
+    );
+  }
+
+  /**
+   * Counts a crash (or a restart that failed to start) against the budget:
+   * schedules the next restart with backoff, or gives up for good.
+   */
+  private countCrash(
+    why: string,
+    event: (restartInMs: number | undefined) => SupervisorEvent,
+  ): void {
+    const now = Date.now();
+    this.crashes = [...this.crashes.filter((t) => now - t < this.policy.windowMs), now];
     const n = this.crashes.length;
     if (n > this.policy.maxRestarts) {
       this.failure = new ManagementError(
         "restart-budget-exhausted",
         `plugin "${this.options.name}" crashed ${n} time${n === 1 ? "" : "s"} within ` +
           `${this.policy.windowMs / 1000} s, more than its restart budget of ` +
-          `${this.policy.maxRestarts}; not restarting it. Last exit: the plugin ${exit.description}` +
-          (exit.stderrTail.trim() !== ""
-            ? `; last stderr: ${exit.stderrTail.trim().split("\n").slice(-3).join(" | ")}`
-            : ""),
+          `${this.policy.maxRestarts}; not restarting it. Last exit: ${why}`,
       );
       this._state = "failed";
       this.pending = undefined;
-      this.options.onEvent?.({ type: "crashed", exit, restartInMs: undefined });
+      this.options.onEvent?.(event(undefined));
       this.options.onEvent?.({ type: "failed", error: this.failure });
       return;
     }
     const delay = Math.min(this.policy.initialBackoffMs * 2 ** (n - 1), this.policy.maxBackoffMs);
-    this.options.onEvent?.({ type: "crashed", exit, restartInMs: delay });
+    this.options.onEvent?.(event(delay));
     this._restarts++;
     const restart = this.launch(delay);
     this.pending = restart;
-    restart.catch(() => {
-      if (this.pending === restart) this.pending = undefined;
+    restart.catch((e: unknown) => {
+      if (this.pending !== restart) return; // stopped meanwhile
+      this.pending = undefined;
+      // A restart that cannot start counts against the budget too, so that a
+      // plugin crashing at startup is not retried forever.
+      const message = e instanceof Error ? e.message : String(e);
+      this.countCrash(`its restart failed: ${message}`, (restartInMs) => ({
+        type: "restart-failed",
+        error: e,
+        restartInMs,
+      }));
     });
   }
 
