@@ -111,7 +111,8 @@ export function pollingWatch(
         onChange(endpoints);
       }
     } catch (error) {
-      if (!abort.signal.aborted) onError?.(error instanceof Error ? error : new Error(String(error)));
+      if (!abort.signal.aborted)
+        onError?.(error instanceof Error ? error : new Error(String(error)));
     }
     if (!abort.signal.aborted) timer = setTimeout(() => void tick(), intervalMs);
   };

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type {
   DescMessage,
   DescMethod,
@@ -21,7 +22,11 @@ import {
   type RpcProtocol,
 } from "../transport/client-transport.js";
 import { balancerByName, type Balancer, type BalancerName } from "./balancer.js";
-import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from "./circuit-breaker.js";
+import {
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitState,
+} from "./circuit-breaker.js";
 import { HealthMonitor, type HealthOptions } from "./health-monitor.js";
 import { NotSentError, RetryPolicy, neverSent, type RetryOptions } from "./retry.js";
 
@@ -181,6 +186,8 @@ export class ClusterTransport implements Transport {
     this.retry = options.retry === false ? undefined : new RetryPolicy(options.retry);
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
     this.ready = new Promise((resolve) => (this.markReady = resolve));
+    // One listener per call in flight.
+    setMaxListeners(0, this.closing.signal);
     this.stopWatch = options.discovery.watch(
       (endpoints) => this.update(endpoints),
       (error) => {
@@ -209,7 +216,10 @@ export class ClusterTransport implements Transport {
   close(): void {
     this.closed = true;
     this.closing.abort(
-      new ConnectError(`cluster ${this.options.discovery.description} was closed`, Code.Unavailable),
+      new ConnectError(
+        `cluster ${this.options.discovery.description} was closed`,
+        Code.Unavailable,
+      ),
     );
     this.stopWatch?.();
     for (const e of this.endpoints.values()) e.remove();
@@ -272,7 +282,8 @@ export class ClusterTransport implements Transport {
         protocol: this.options.protocol ?? "connect",
         httpVersion: "2",
         interceptors: [...(this.options.interceptors ?? [])],
-        ...(url.protocol === "https:" && this.options.tls !== undefined && { tls: this.options.tls }),
+        ...(url.protocol === "https:" &&
+          this.options.tls !== undefined && { tls: this.options.tls }),
         ...(this.options.readMaxBytes !== undefined && { readMaxBytes: this.options.readMaxBytes }),
         ...(this.options.writeMaxBytes !== undefined && {
           writeMaxBytes: this.options.writeMaxBytes,
@@ -312,11 +323,13 @@ export class ClusterTransport implements Transport {
    * Picks an instance that may take a call now and reserves it (a half-open
    * probe slot, an outstanding call). Prefers instances not tried yet.
    */
-  private pick(tried: ReadonlySet<string>): {
-    state: EndpointState;
-    connection: Connection;
-    report: (failed: boolean) => void;
-  } | undefined {
+  private pick(tried: ReadonlySet<string>):
+    | {
+        state: EndpointState;
+        connection: Connection;
+        report: (failed: boolean) => void;
+      }
+    | undefined {
     for (let round = 0; round < 3; round++) {
       const usable = [...this.endpoints.values()].filter(
         (e) => !e.removed && e.healthy && (e.breaker?.canPass() ?? true),
@@ -359,8 +372,12 @@ export class ClusterTransport implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
-    return this.run(method, signal, timeoutMs, (transport, attemptSignal, attemptTimeout) =>
-      transport.unary(method, attemptSignal, attemptTimeout, header, input, contextValues),
+    return this.run(
+      method,
+      signal,
+      timeoutMs,
+      (transport, attemptSignal, attemptTimeout) =>
+        transport.unary(method, attemptSignal, attemptTimeout, header, input, contextValues),
       true,
     );
   }
@@ -373,8 +390,12 @@ export class ClusterTransport implements Transport {
     input: AsyncIterable<MessageInitShape<I>>,
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
-    return this.run(method, signal, timeoutMs, (transport, attemptSignal, attemptTimeout) =>
-      transport.stream(method, attemptSignal, attemptTimeout, header, input, contextValues),
+    return this.run(
+      method,
+      signal,
+      timeoutMs,
+      (transport, attemptSignal, attemptTimeout) =>
+        transport.stream(method, attemptSignal, attemptTimeout, header, input, contextValues),
       false,
     );
   }
@@ -384,7 +405,9 @@ export class ClusterTransport implements Transport {
    * attempt "ends" when its response is complete, so that outstanding counts
    * and the breaker see the whole stream.
    */
-  private async run<R extends UnaryResponse<DescMessage, DescMessage> | StreamResponse<DescMessage, DescMessage>>(
+  private async run<
+    R extends UnaryResponse<DescMessage, DescMessage> | StreamResponse<DescMessage, DescMessage>,
+  >(
     method: DescMethod,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
@@ -392,7 +415,10 @@ export class ClusterTransport implements Transport {
     unary: boolean,
   ): Promise<R> {
     if (this.closed) {
-      throw new ConnectError(`cluster ${this.options.discovery.description} is closed`, Code.Unavailable);
+      throw new ConnectError(
+        `cluster ${this.options.discovery.description} is closed`,
+        Code.Unavailable,
+      );
     }
     const timeout = timeoutMs ?? this.defaultTimeoutMs;
     const deadline = Date.now() + timeout;
@@ -407,7 +433,10 @@ export class ClusterTransport implements Transport {
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new ConnectError(`${name}: deadline of ${timeout} ms exceeded before attempt ${attempt}`, Code.DeadlineExceeded);
+        throw new ConnectError(
+          `${name}: deadline of ${timeout} ms exceeded before attempt ${attempt}`,
+          Code.DeadlineExceeded,
+        );
       }
       const picked = this.pick(tried);
       if (picked === undefined) {
@@ -443,8 +472,9 @@ export class ClusterTransport implements Transport {
         error = e;
       }
       connection.release();
-      const ce = ConnectError.from(error);
       const callerGaveUp = signal?.aborted === true;
+      const ce =
+        callerGaveUp || this.closed ? ConnectError.from(error) : brokenToUnavailable(error);
       const failed = !callerGaveUp && (state.breaker?.failureCodes.has(ce.code) ?? false);
       report(failed);
       if (callerGaveUp || this.closed) throw error;
@@ -456,20 +486,33 @@ export class ClusterTransport implements Transport {
       const timeLeft = deadline - Date.now() > 0;
       const budgetOk = notSent || (retry?.budget.canRetry ?? false);
       if (retryableCode && safe && timeLeft && attempt < maxAttempts && budgetOk) {
+        if (!idempotent && process.env.CP_DEBUG)
+          console.error("RETRY-NOTSENT", describeChain(error));
         const delay = Math.min(retry?.backoffMs(attempt) ?? 0, Math.max(0, deadline - Date.now()));
         await sleep(delay, signal);
         continue;
       }
       if (retryableCode && safe && timeLeft && this.options.fallback !== undefined) {
-        return call(this.options.fallback, signal ?? new AbortController().signal, deadline - Date.now());
+        return call(
+          this.options.fallback,
+          signal ?? new AbortController().signal,
+          deadline - Date.now(),
+        );
       }
       let why = "";
-      if (!timeLeft && ce.code === Code.DeadlineExceeded) why = `; the call's deadline of ${timeout} ms is used up`;
+      if (!timeLeft && ce.code === Code.DeadlineExceeded)
+        why = `; the call's deadline of ${timeout} ms is used up`;
       else if (retryableCode && !safe)
         why = `; not retried: ${name} is not idempotent and the request may have reached the plugin`;
       else if (retryableCode && attempt >= maxAttempts) why = "; no attempts left";
       else if (retryableCode && !budgetOk) why = "; not retried: the retry budget is spent";
-      throw new ConnectError(`${ce.rawMessage} (${where}${why})`, ce.code, ce.metadata, undefined, ce);
+      throw new ConnectError(
+        `${ce.rawMessage} (${where}${why})`,
+        ce.code,
+        ce.metadata,
+        undefined,
+        ce,
+      );
     }
   }
 }
@@ -498,7 +541,10 @@ async function withHardDeadline<R>(
   let timer: NodeJS.Timeout | undefined;
   const hard = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const error = new ConnectError(`${name}: deadline of ${timeoutMs} ms exceeded`, Code.DeadlineExceeded);
+      const error = new ConnectError(
+        `${name}: deadline of ${timeoutMs} ms exceeded`,
+        Code.DeadlineExceeded,
+      );
       controller.abort(error);
       reject(error);
     }, timeoutMs + HARD_DEADLINE_MARGIN_MS);
@@ -512,6 +558,45 @@ async function withHardDeadline<R>(
       closing.removeEventListener("abort", close);
     }
   }
+}
+
+/** Socket errors that mean the connection broke under the call. */
+const BROKEN = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
+
+/**
+ * A call the caller did not cancel that fails as Canceled (an HTTP/2
+ * RST_STREAM CANCEL, a session torn down) or as Aborted from a socket error
+ * really failed because the connection broke: Unavailable says so, and
+ * makes it retryable for idempotent methods. Codes the plugin chose pass
+ * through.
+ */
+function brokenToUnavailable(error: unknown): ConnectError {
+  const ce = ConnectError.from(error);
+  if (ce.code === Code.Canceled) {
+    return new ConnectError(
+      `connection broke: ${ce.rawMessage}`,
+      Code.Unavailable,
+      ce.metadata,
+      undefined,
+      ce,
+    );
+  }
+  if (ce.code === Code.Aborted) {
+    for (let e: unknown = ce.cause, d = 0; typeof e === "object" && e !== null && d < 6; d++) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === "string" && BROKEN.has(code)) {
+        return new ConnectError(
+          `connection broke: ${ce.rawMessage}`,
+          Code.Unavailable,
+          ce.metadata,
+          undefined,
+          ce,
+        );
+      }
+      e = (e as { cause?: unknown }).cause;
+    }
+  }
+  return ce;
 }
 
 /** Reports a stream's outcome once its responses end. */
@@ -545,17 +630,29 @@ function trackStream(
   };
 }
 
-async function raceDeadline(promise: Promise<void>, deadline: number, signal?: AbortSignal): Promise<void> {
+async function raceDeadline(
+  promise: Promise<void>,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new ConnectError("deadline exceeded while waiting for discovery", Code.DeadlineExceeded)),
+          () =>
+            reject(
+              new ConnectError(
+                "deadline exceeded while waiting for discovery",
+                Code.DeadlineExceeded,
+              ),
+            ),
           Math.max(0, deadline - Date.now()),
         );
-        signal?.addEventListener("abort", () => reject(ConnectError.from(signal.reason)), { once: true });
+        signal?.addEventListener("abort", () => reject(ConnectError.from(signal.reason)), {
+          once: true,
+        });
       }),
     ]);
   } finally {
@@ -585,4 +682,14 @@ function methodName(method: DescMethod): string {
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function describeChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let x = e, d = 0; x && d < 8; d++) {
+    const o = x as { name?: string; message?: string; code?: unknown; cause?: unknown };
+    parts.push(`${o.name}:${String(o.code)}:${o.message}`);
+    x = o.cause;
+  }
+  return parts.join(" <- ");
 }

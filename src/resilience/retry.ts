@@ -106,7 +106,13 @@ export class RetryPolicy {
 }
 
 /** Socket errors that happen before a connection exists, so before any request byte. */
-const NOT_CONNECTED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+const NOT_CONNECTED = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
 
 /**
  * Marks an error raised before the call was handed to any connection (no
@@ -125,8 +131,9 @@ export class NotSentError extends ConnectError {
  */
 export function neverSent(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
-    if (e instanceof NotSentError) return true;
     if (typeof e === "object") {
+      // Not instanceof: ConnectError's Symbol.hasInstance accepts any ConnectError.
+      if ((e as { notSent?: unknown }).notSent === true) return true;
       const code = (e as { code?: unknown }).code;
       if (typeof code === "string" && NOT_CONNECTED.has(code)) return true;
       const message = (e as { message?: unknown }).message;

@@ -1,0 +1,50 @@
+/**
+ * The chaos suite's plugin: the KV service, where every Put appends its key
+ * (the write's unique id) to a ledger file *before* it answers. The append is
+ * a synchronous write(2), so the line is in the kernel's page cache before
+ * the acknowledgement leaves: SIGKILL cannot lose an acknowledged write.
+ * (A machine crash could, without fsync; the suite kills processes, not
+ * machines, and fsync on every write would only slow the run.)
+ *
+ * Environment: CONNECT_PLUGIN_LISTEN=127.0.0.1:PORT, LEDGER_FILE=path.
+ */
+import { openSync, writeSync } from "node:fs";
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { implement, serve } from "../src/index.js";
+import {
+  GetResponseSchema,
+  PutManyResponseSchema,
+  PutResponseSchema,
+  KV,
+} from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { handshake } from "../examples/kv/shared.js";
+
+const ledgerFile = process.env.LEDGER_FILE;
+if (ledgerFile === undefined) throw new Error("LEDGER_FILE is not set");
+const ledger = openSync(ledgerFile, "a");
+const instance = process.env.INSTANCE_ID ?? String(process.pid);
+let reads = 0;
+
+const impl: ServiceImpl<typeof KV> = {
+  get(req) {
+    reads++;
+    return create(GetResponseSchema, {
+      value: new TextEncoder().encode(`${instance}:${req.key}:${reads}`),
+      found: true,
+    });
+  },
+  put(req) {
+    writeSync(ledger, `${req.key}\n`);
+    return create(PutResponseSchema, {});
+  },
+  async *watch() {},
+  async putMany(requests) {
+    let count = 0;
+    for await (const _ of requests) count++;
+    return create(PutManyResponseSchema, { count });
+  },
+  async *exchange() {},
+};
+
+await serve({ handshake, plugins: { kv: implement(KV, impl) } }, { gracePeriodMs: 1_000 });
