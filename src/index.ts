@@ -67,3 +67,18 @@ export { HealthMonitor } from "./resilience/health-monitor.js";
 export type { HealthOptions } from "./resilience/health-monitor.js";
 export { leastOutstanding, roundRobin } from "./resilience/balancer.js";
 export type { BalancedEndpoint, Balancer, BalancerName } from "./resilience/balancer.js";
+export { dnsSrv } from "./discovery/dns-srv.js";
+export type { DnsSrvOptions } from "./discovery/dns-srv.js";
+export { kubernetesDiscovery } from "./discovery/kubernetes.js";
+export type { KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
+export { etcdDiscovery, registerInEtcd } from "./discovery/etcd.js";
+export type {
+  EtcdDiscoveryOptions,
+  EtcdRegistration,
+  EtcdRegistrationOptions,
+} from "./discovery/etcd.js";
+export { apiKeyAuth, bearerAuth, requireApiKey, requireBearer } from "./security/auth.js";
+export { rateLimit } from "./security/rate-limit.js";
+export type { RateLimitOptions } from "./security/rate-limit.js";
+export { clientAddress } from "./plugin/client-address.js";
+export { tlsFromFiles } from "./security/tls-files.js";
