@@ -6,7 +6,9 @@
  * (A machine crash could, without fsync; the suite kills processes, not
  * machines, and fsync on every write would only slow the run.)
  *
- * Environment: CONNECT_PLUGIN_LISTEN=127.0.0.1:PORT, LEDGER_FILE=path.
+ * Environment: CONNECT_PLUGIN_LISTEN=127.0.0.1:PORT, LEDGER_FILE=path,
+ * INSTANCE_ID (returned in every Get answer, so tests see who answered).
+ * Keys "slow:MS:..." make a call take MS milliseconds.
  */
 import { openSync, writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
@@ -25,17 +27,22 @@ if (ledgerFile === undefined) throw new Error("LEDGER_FILE is not set");
 const ledger = openSync(ledgerFile, "a");
 const instance = process.env.INSTANCE_ID ?? String(process.pid);
 let reads = 0;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const impl: ServiceImpl<typeof KV> = {
-  get(req) {
+  async get(req) {
     reads++;
+    if (req.key.startsWith("slow:")) await sleep(Number(req.key.split(":")[1]));
     return create(GetResponseSchema, {
       value: new TextEncoder().encode(`${instance}:${req.key}:${reads}`),
       found: true,
     });
   },
-  put(req) {
+  async put(req) {
+    // "slow:MS:id" answers MS after recording: the write has happened when
+    // the host gives up on it.
     writeSync(ledger, `${req.key}\n`);
+    if (req.key.startsWith("slow:")) await sleep(Number(req.key.split(":")[1]));
     return create(PutResponseSchema, {});
   },
   async *watch() {},

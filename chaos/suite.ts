@@ -1,15 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PluginClient, cluster, silentLogger, staticEndpoints } from "../src/index.js";
 import type { ClusterEvent } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { FaultProxy, type Fault } from "./proxy.js";
+import { startLedgerPlugin } from "./instance.js";
 
 /** How a chaos run is shaped. The defaults are the full run of `npm run chaos`. */
 export interface ChaosOptions {
@@ -391,38 +391,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   };
 }
 
-const pluginMain = fileURLToPath(new URL("./ledger-plugin.js", import.meta.url));
-
 /** Starts (or restarts) an instance on its fixed port and waits until it serves. */
 async function startInstance(inst: Instance): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const child = spawn(process.execPath, [pluginMain], {
-      env: {
-        ...process.env,
-        CONNECT_PLUGIN_LISTEN: `127.0.0.1:${inst.port}`,
-        LEDGER_FILE: inst.ledger,
-        INSTANCE_ID: inst.id,
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    const ok = await new Promise<boolean>((resolve) => {
-      let buffered = "";
-      child.stderr?.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        if (buffered.includes("plugin serving")) resolve(true);
-      });
-      child.once("exit", () => resolve(false));
-    });
-    if (ok) {
-      inst.child = child;
-      return;
-    }
-    if (attempt >= 20) throw new Error(`instance ${inst.id} did not start on port ${inst.port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  inst.child = await startLedgerPlugin({ port: inst.port, ledger: inst.ledger, id: inst.id });
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
