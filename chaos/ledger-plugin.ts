@@ -13,7 +13,7 @@
 import { openSync, writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { implement, serve } from "../src/index.js";
+import { implement, pluginLog, registerInEtcd, serve } from "../src/index.js";
 import {
   GetResponseSchema,
   PutManyResponseSchema,
@@ -54,4 +54,20 @@ const impl: ServiceImpl<typeof KV> = {
   async *exchange() {},
 };
 
-await serve({ handshake, plugins: { kv: implement(KV, impl) } }, { gracePeriodMs: 1_000 });
+const handle = await serve(
+  { handshake, plugins: { kv: implement(KV, impl) } },
+  { gracePeriodMs: 1_000 },
+);
+
+// With ETCD_HOSTS set, the instance registers itself under a lease (and so
+// disappears from discovery when it dies, once the lease expires).
+if (process.env.ETCD_HOSTS) {
+  await registerInEtcd({
+    hosts: process.env.ETCD_HOSTS.split(","),
+    prefix: process.env.ETCD_PREFIX ?? "/plugins/kv/",
+    id: instance,
+    url: handle.url,
+    ttlSeconds: Number(process.env.ETCD_TTL ?? 2),
+  });
+  pluginLog("info", "registered in etcd", { id: instance });
+}

@@ -1,5 +1,5 @@
 import { Resolver } from "node:dns/promises";
-import { pollingWatch, type Discovery, type Endpoint } from "./discovery.js";
+import { pollingWatch, sortEndpoints, type Discovery, type Endpoint } from "./discovery.js";
 
 export interface DnsSrvOptions {
   /** DNS servers to ask ("127.0.0.1:5353"); default: the system's. */
@@ -56,7 +56,7 @@ export function dnsSrv(name: string, options: DnsSrvOptions = {}): Discovery {
           },
         });
       }
-      return endpoints;
+      return sortEndpoints(endpoints);
     } finally {
       signal?.removeEventListener("abort", cancel);
     }
