@@ -149,7 +149,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         balancer: "least-outstanding",
         health: { intervalMs: 150, timeoutMs: 250, failureThreshold: 2, successThreshold: 1 },
         circuitBreaker: { failureThreshold: 5, openMs: 400 },
-        retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
+        retry: {
+          maxAttempts: 3,
+          baseDelayMs: 10,
+          maxDelayMs: 100,
+          budget: { maxTokens: 50, tokenRatio: 0.5 },
+        },
         attemptTimeoutMs: 450,
         defaultTimeoutMs: opts.callTimeoutMs,
         onEvent: (event: ClusterEvent) => {
@@ -176,19 +181,22 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     // Network faults.
     const injectFault = (): void => {
       const now = Date.now();
-      const candidates = instances.filter((i) => !i.dead);
-      const target = candidates[Math.floor(Math.random() * candidates.length)];
-      if (target === undefined) return;
-      const impaired = instances.filter((i) => !i.dead && i.impairedUntil > now).length;
-      const alreadyImpaired = target.impairedUntil > now;
+      const alive = instances.filter((i) => !i.dead);
       const roll = Math.random();
-      // Network faults impair at most N-2 instances; one more may be dead.
-      if (roll < 0.35 || (!alreadyImpaired && impaired >= opts.instances - 2)) {
-        // A reset is instant: it impairs nobody for longer than a reconnect.
+      if (roll < 0.35) {
+        // A reset is instant: the instance is impaired for no longer than a reconnect.
+        const target = alive[Math.floor(Math.random() * alive.length)];
+        if (target === undefined) return;
         target.proxy.reset();
         faults.reset++;
         return;
       }
+      // Network faults impair at most N-2 instances at once (one more may be
+      // dead): once that many are impaired, a new fault replaces one of theirs.
+      const impaired = alive.filter((i) => i.impairedUntil > now);
+      const pool = impaired.length >= opts.instances - 2 ? impaired : alive;
+      const target = pool[Math.floor(Math.random() * pool.length)];
+      if (target === undefined) return;
       let fault: Fault;
       let ms: number;
       if (roll < 0.6) {

@@ -71,9 +71,11 @@ export class CircuitBreaker {
 
   /**
    * Reserves the right to make one call. Returns a function to report its
-   * outcome, or undefined when the circuit rejects the call.
+   * outcome (`undefined`: it says nothing about the endpoint, e.g. a second
+   * call broken by the same connection failure), or undefined when the
+   * circuit rejects the call.
    */
-  acquire(): ((failed: boolean) => void) | undefined {
+  acquire(): ((failed: boolean | undefined) => void) | undefined {
     if (!this.canPass()) return undefined;
     const probe = this.stateValue === "half-open";
     if (probe) this.probes++;
@@ -82,8 +84,8 @@ export class CircuitBreaker {
       if (reported) return;
       reported = true;
       if (probe) this.probes--;
-      if (failed) this.failure(probe);
-      else this.success(probe);
+      if (failed === true) this.failure(probe);
+      else if (failed === false) this.success(probe);
     };
   }
 

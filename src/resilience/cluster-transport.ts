@@ -59,7 +59,8 @@ export interface ClusterOptions {
   /**
    * Time one attempt may take, within the call's deadline, so that an
    * idempotent call stuck on a partitioned instance still has time to fail
-   * over. Default: the whole remaining deadline.
+   * over. Only idempotent calls are cut short this way: a call that will
+   * not be retried gets the whole deadline. Default: the whole deadline.
    */
   readonly attemptTimeoutMs?: number;
   /** Default "connect". */
@@ -101,6 +102,8 @@ export interface EndpointStatus {
 class Connection {
   outstanding = 0;
   retired = false;
+  /** A break of this connection has been reported to the breaker. */
+  countedBreak = false;
   constructor(readonly client: ClientTransport) {}
   release(): void {
     this.outstanding--;
@@ -327,7 +330,7 @@ export class ClusterTransport implements Transport {
     | {
         state: EndpointState;
         connection: Connection;
-        report: (failed: boolean) => void;
+        report: (failed: boolean | undefined) => void;
       }
     | undefined {
     for (let round = 0; round < 3; round++) {
@@ -447,7 +450,11 @@ export class ClusterTransport implements Transport {
       }
       const { state, connection, report } = picked;
       tried.add(state.id);
-      const attemptTimeout = Math.min(remaining, this.options.attemptTimeoutMs ?? remaining);
+      // A per-attempt timeout only helps a call that may be retried: a
+      // non-idempotent call gets the whole deadline for its one attempt.
+      const attemptTimeout = idempotent
+        ? Math.min(remaining, this.options.attemptTimeoutMs ?? remaining)
+        : remaining;
       let error: unknown;
       try {
         const response = await withHardDeadline(
@@ -475,8 +482,18 @@ export class ClusterTransport implements Transport {
       const callerGaveUp = signal?.aborted === true;
       const ce =
         callerGaveUp || this.closed ? ConnectError.from(error) : brokenToUnavailable(error);
-      const failed = !callerGaveUp && (state.breaker?.failureCodes.has(ce.code) ?? false);
-      report(failed);
+      let failed = !callerGaveUp && (state.breaker?.failureCodes.has(ce.code) ?? false);
+      if (failed && ce.code === Code.Unavailable && !neverSent(error)) {
+        // The connection broke. Every call on it fails at once: that is one
+        // failure of the instance, not one per call, so only the first call
+        // to notice counts, and it moves new calls to a fresh connection.
+        if (connection === state.connection) state.reconnect();
+        else failed = false;
+        report(connection.countedBreak ? undefined : true);
+        connection.countedBreak = true;
+      } else {
+        report(failed);
+      }
       if (callerGaveUp || this.closed) throw error;
       const notSent = neverSent(error);
       if (failed && !notSent) retry?.budget.onFailure();
