@@ -94,7 +94,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     instances: options.instances ?? 3,
     durationMs: options.durationMs ?? 110_000,
     concurrency: options.concurrency ?? 16,
-    faultIntervalMs: options.faultIntervalMs ?? 90,
+    faultIntervalMs: options.faultIntervalMs ?? 80,
     killIntervalMs: options.killIntervalMs ?? 6_000,
     callTimeoutMs: options.callTimeoutMs ?? 1_500,
   };

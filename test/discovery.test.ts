@@ -91,8 +91,8 @@ test("DNS SRV (dnsmasq): discover finds the instances, watch follows a change, a
   instances.push(...pool);
   const dnsPort = await freePort();
   let dns = await startDnsmasq(dnsPort, [
-    { name: "kv0", port: pool[0]!.port },
-    { name: "kv1", port: pool[1]!.port },
+    { name: "kv0", port: pool[0].port },
+    { name: "kv1", port: pool[1].port },
   ]);
   const discovery = dnsSrv("_kv._tcp.plugins.test", {
     servers: [`127.0.0.1:${dnsPort}`],
@@ -102,13 +102,13 @@ test("DNS SRV (dnsmasq): discover finds the instances, watch follows a change, a
     await discovery.discover(),
     [
       {
-        id: `kv0.plugins.test:${pool[0]!.port}`,
-        url: `http://127.0.0.1:${pool[0]!.port}`,
+        id: `kv0.plugins.test:${pool[0].port}`,
+        url: `http://127.0.0.1:${pool[0].port}`,
         metadata: { target: "kv0.plugins.test", priority: "0", weight: "0" },
       },
       {
-        id: `kv1.plugins.test:${pool[1]!.port}`,
-        url: `http://127.0.0.1:${pool[1]!.port}`,
+        id: `kv1.plugins.test:${pool[1].port}`,
+        url: `http://127.0.0.1:${pool[1].port}`,
         metadata: { target: "kv1.plugins.test", priority: "0", weight: "0" },
       },
     ].sort((a, b) => (a.id < b.id ? -1 : 1)),
@@ -124,7 +124,7 @@ test("DNS SRV (dnsmasq): discover finds the instances, watch follows a change, a
 
     // The zone changes: only kv1 is published now.
     await stop(dns);
-    dns = await startDnsmasq(dnsPort, [{ name: "kv1", port: pool[1]!.port }]);
+    dns = await startDnsmasq(dnsPort, [{ name: "kv1", port: pool[1].port }]);
     await waitFor(
       "calls to go only to dns1",
       async () => {
@@ -373,13 +373,13 @@ test("Kubernetes EndpointSlices (fake API server): list + watch, ready condition
   const pool = await Promise.all([startLedger("k0"), startLedger("k1")]);
   instances.push(...pool);
   // Both instances listen on 127.0.0.1 with different ports; one slice each.
-  api.put("kv-a", "kv", [{ ip: "127.0.0.1", port: pool[0]!.port }]);
-  api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1]!.port, ready: false }]);
+  api.put("kv-a", "kv", [{ ip: "127.0.0.1", port: pool[0].port }]);
+  api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1].port, ready: false }]);
   const discovery = kubernetesDiscovery({ namespace: "plugins", service: "kv", kubeConfig: kc });
   assert.deepEqual(await discovery.discover(), [
     {
-      id: `127.0.0.1:${pool[0]!.port}`,
-      url: `http://127.0.0.1:${pool[0]!.port}`,
+      id: `127.0.0.1:${pool[0].port}`,
+      url: `http://127.0.0.1:${pool[0].port}`,
       metadata: { slice: "kv-a", pod: "kv-a-pod-0" },
     },
   ]);
@@ -391,7 +391,7 @@ test("Kubernetes EndpointSlices (fake API server): list + watch, ready condition
     const kv = client.dispense("kv");
     assert.equal(answeredBy((await kv.get({ key: "k" })).value), "k0");
     await waitFor("the watch to be open", () => api.requests.some((r) => r.includes("watch=true")));
-    api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1]!.port, ready: true }]);
+    api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1].port, ready: true }]);
     await waitFor("kv-b to become ready", () => seen.last().length === 2);
     api.remove("kv-a");
     await waitFor("kv-a to go", () => seen.last().length === 1);

@@ -1,3 +1,4 @@
+import type * as Etcd3Module from "etcd3";
 import type { Etcd3, IOptions, Lease } from "etcd3";
 import { sortEndpoints, type Discovery, type Endpoint } from "./discovery.js";
 
@@ -6,7 +7,7 @@ import { sortEndpoints, type Discovery, type Endpoint } from "./discovery.js";
  * registration is first used, so that hosts that do not use etcd neither
  * need the package nor pay for loading it.
  */
-async function loadEtcd(): Promise<typeof import("etcd3")> {
+async function loadEtcd(): Promise<typeof Etcd3Module> {
   try {
     return await import("etcd3");
   } catch (error) {

@@ -1,3 +1,4 @@
+import type * as K8sModule from "@kubernetes/client-node";
 import type { KubeConfig, V1EndpointSlice } from "@kubernetes/client-node";
 import { sortEndpoints, type Discovery, type Endpoint } from "./discovery.js";
 
@@ -22,7 +23,7 @@ export interface KubernetesDiscoveryOptions {
  * @kubernetes/client-node is big and optional: it is imported on first use,
  * so that hosts without Kubernetes discovery neither need it nor load it.
  */
-async function loadClient(): Promise<typeof import("@kubernetes/client-node")> {
+async function loadClient(): Promise<typeof K8sModule> {
   try {
     return await import("@kubernetes/client-node");
   } catch (error) {
@@ -45,7 +46,7 @@ export function kubernetesDiscovery(options: KubernetesDiscoveryOptions): Discov
   const labelSelector = `kubernetes.io/service-name=${options.service}`;
   const path = `/apis/discovery.k8s.io/v1/namespaces/${options.namespace}/endpointslices`;
   const setup = async (): Promise<{
-    k8s: typeof import("@kubernetes/client-node");
+    k8s: typeof K8sModule;
     kc: KubeConfig;
   }> => {
     const k8s = await loadClient();

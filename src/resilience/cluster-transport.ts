@@ -503,8 +503,6 @@ export class ClusterTransport implements Transport {
       const timeLeft = deadline - Date.now() > 0;
       const budgetOk = notSent || (retry?.budget.canRetry ?? false);
       if (retryableCode && safe && timeLeft && attempt < maxAttempts && budgetOk) {
-        if (!idempotent && process.env.CP_DEBUG)
-          console.error("RETRY-NOTSENT", describeChain(error));
         const delay = Math.min(retry?.backoffMs(attempt) ?? 0, Math.max(0, deadline - Date.now()));
         await sleep(delay, signal);
         continue;
@@ -699,14 +697,4 @@ function methodName(method: DescMethod): string {
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-function describeChain(e: unknown): string {
-  const parts: string[] = [];
-  for (let x = e, d = 0; x && d < 8; d++) {
-    const o = x as { name?: string; message?: string; code?: unknown; cause?: unknown };
-    parts.push(`${o.name}:${String(o.code)}:${o.message}`);
-    x = o.cause;
-  }
-  return parts.join(" <- ");
 }
