@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  ClusterTransport,
   cluster,
   inProcess,
   staticEndpoints,
@@ -400,4 +401,17 @@ test("plaintext to a non-loopback instance is refused unless allowPlaintext is s
     return true;
   });
   await client.close();
+
+  // The same endpoint with the explicit opt-in is accepted into the pool.
+  const optIn = new ClusterTransport({
+    discovery: staticEndpoints(["http://10.255.255.1:8080"]),
+    health: false,
+    allowPlaintext: true,
+  });
+  await optIn.whenReady();
+  assert.deepEqual(
+    optIn.status().map((s) => s.url),
+    ["http://10.255.255.1:8080"],
+  );
+  optIn.close();
 });

@@ -6,7 +6,7 @@ import {
   type ClientTransport,
 } from "../transport/client-transport.js";
 import { PluginServer } from "../plugin/plugin-server.js";
-import { stderrLogger } from "../logging/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { CallGuard } from "./call-guard.js";
 import type { ClusterSource } from "./cluster-source.js";
 import { checkRemoteSource } from "./sources.js";
@@ -23,6 +23,7 @@ export function connectCluster(
   interceptors: readonly Interceptor[],
   label: string,
   gracePeriodMs: number,
+  logger: Logger,
 ): { transport: ClientTransport; guard: CallGuard; process: undefined; server: undefined } {
   let fallback: ClientTransport | undefined;
   let fallbackServer: PluginServer | undefined;
@@ -30,7 +31,7 @@ export function connectCluster(
     fallbackServer = new PluginServer(source.fallback.definition, {
       gracePeriodMs,
       log: (level, message, fields = {}) =>
-        stderrLogger.log({
+        logger.log({
           level,
           message,
           plugin: label,

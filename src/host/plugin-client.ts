@@ -402,7 +402,7 @@ export class PluginClient<
         return { transport, guard, process: undefined, server };
       }
       case "cluster":
-        return connectCluster(source, interceptors, this.label, this.gracePeriodMs);
+        return connectCluster(source, interceptors, this.label, this.gracePeriodMs, this.logger);
     }
   }
 
