@@ -13,6 +13,7 @@ import {
   ClusterTransport,
   cluster,
   inProcess,
+  serve,
   staticEndpoints,
   type ClusterEvent,
   type ClusterSource,
@@ -414,4 +415,36 @@ test("plaintext to a non-loopback instance is refused unless allowPlaintext is s
     ["http://10.255.255.1:8080"],
   );
   optIn.close();
+});
+
+test("streaming calls (server, client and bidi) go through a cluster too", async () => {
+  const server = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false });
+  const client = kvClient(cluster({ discovery: staticEndpoints([server.url]), health: false }));
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+    async function* puts() {
+      yield { key: "a", value: enc("1") };
+      yield { key: "b", value: enc("2") };
+    }
+    assert.equal((await kv.putMany(puts())).count, 2);
+    async function* gets() {
+      yield { key: "a" };
+      yield { key: "b" };
+    }
+    const answers: string[] = [];
+    for await (const res of kv.exchange(gets())) answers.push(new TextDecoder().decode(res.value));
+    assert.deepEqual(answers, ["1", "2"]);
+    const events: string[] = [];
+    for await (const event of kv.watch({ key: "a" })) {
+      events.push(new TextDecoder().decode(event.value));
+      if (events.length === 1) await kv.put({ key: "a", value: enc("3") });
+      else break;
+    }
+    assert.deepEqual(events, ["1", "3"]);
+  } finally {
+    await client.close();
+    await server.shutdown("test done");
+  }
 });

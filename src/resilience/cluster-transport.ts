@@ -168,8 +168,9 @@ const HARD_DEADLINE_MARGIN_MS = 50;
  * retried on a retryable code, on another instance when there is one. Any
  * other method is retried only when the failed attempt provably never
  * reached an instance (see {@link neverSent}); so a non-idempotent call runs
- * at most once. Streaming calls are only ever retried in that case too,
- * because their input may already be consumed.
+ * at most once. Streaming calls get one attempt, because a failed attempt
+ * may already have consumed their input; they still skip unhealthy and
+ * open instances, and fall back when none is left.
  */
 export class ClusterTransport implements Transport {
   private readonly endpoints = new Map<string, EndpointState>();
@@ -427,7 +428,9 @@ export class ClusterTransport implements Transport {
     const deadline = Date.now() + timeout;
     const retry = this.retry;
     const idempotent = unary && retry !== undefined && retry.isIdempotent(method);
-    const maxAttempts = retry?.maxAttempts ?? 1;
+    // A stream's input may be partly consumed by a failed attempt, so a
+    // stream gets one attempt (after it found an instance).
+    const maxAttempts = unary ? (retry?.maxAttempts ?? 1) : 1;
     const tried = new Set<string>();
     const name = methodName(method);
     if (this.endpoints.size === 0) {
