@@ -13,6 +13,7 @@ import {
   ClusterTransport,
   cluster,
   inProcess,
+  remote,
   serve,
   staticEndpoints,
   type ClusterEvent,
@@ -21,7 +22,7 @@ import {
 import { kvPlugin } from "../examples/kv/definition.js";
 import { FaultProxy } from "../chaos/proxy.js";
 import { freePort } from "../chaos/suite.js";
-import { kvClient, waitFor } from "./helpers.js";
+import { kvClient, startNetworkPlugin, waitFor } from "./helpers.js";
 import { answeredBy, startLedger, stopAll, type LedgerInstance } from "./cluster-helpers.js";
 
 const instances: LedgerInstance[] = [];
@@ -446,5 +447,57 @@ test("streaming calls (server, client and bidi) go through a cluster too", async
   } finally {
     await client.close();
     await server.shutdown("test done");
+  }
+});
+
+test("the deadline reaches the plugin's handler, and a call without one gets the cluster's default", async () => {
+  const plugin = await startNetworkPlugin("kv");
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([plugin.url]),
+      health: false,
+      defaultTimeoutMs: 7_000,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const seen = async (timeoutMs?: number): Promise<number> =>
+      Number(
+        new TextDecoder().decode(
+          (await kv.get({ key: "deadline" }, timeoutMs === undefined ? {} : { timeoutMs })).value,
+        ),
+      );
+    const explicit = await seen(2_000);
+    assert.ok(explicit > 1_000 && explicit <= 2_000, `the plugin saw ${explicit} ms`);
+    const byDefault = await seen();
+    assert.ok(byDefault > 6_000 && byDefault <= 7_000, `the plugin saw ${byDefault} ms`);
+  } finally {
+    await client.close();
+    await plugin.stop();
+  }
+});
+
+test("a fallback can be another remote plugin", async () => {
+  const [primary, backup] = await ledgers(2, "rf");
+  const unhealthy: string[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([primary!.url]),
+      health: { ...quickHealth, onUnhealthy: (id) => unhealthy.push(id) },
+      fallback: remote(backup!.url),
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "rf0");
+    primary!.kill();
+    await waitFor("the primary to be ejected", () => unhealthy.length === 1);
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "rf1");
+    await kv.put({ key: "w1", value: new Uint8Array([1]) });
+    assert.deepEqual(backup!.writes(), ["w1"], "a write that never reached an instance falls back");
+  } finally {
+    await client.close();
   }
 });
