@@ -510,7 +510,7 @@ export class ClusterTransport implements Transport {
         await sleep(delay, signal);
         continue;
       }
-      if (retryableCode && safe && timeLeft && this.options.fallback !== undefined) {
+      if (unary && retryableCode && safe && timeLeft && this.options.fallback !== undefined) {
         return call(
           this.options.fallback,
           signal ?? new AbortController().signal,
