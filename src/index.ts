@@ -46,3 +46,39 @@ export type { RpcProtocol } from "./transport/client-transport.js";
 
 export { silentLogger, stderrLogger } from "./logging/logger.js";
 export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";
+
+// Remote-first: discovery, health, retries, circuit breaking, load balancing.
+export { cluster } from "./host/cluster-source.js";
+export type { ClusterSource } from "./host/cluster-source.js";
+export { StaticDiscovery, staticEndpoints } from "./discovery/discovery.js";
+export type { Discovery, Endpoint } from "./discovery/discovery.js";
+export { ClusterTransport } from "./resilience/cluster-transport.js";
+export type {
+  ClusterEvent,
+  ClusterOptions,
+  ClusterTls,
+  EndpointStatus,
+} from "./resilience/cluster-transport.js";
+export { CircuitBreaker } from "./resilience/circuit-breaker.js";
+export type { CircuitBreakerOptions, CircuitState } from "./resilience/circuit-breaker.js";
+export { RetryBudget, RetryPolicy, neverSent } from "./resilience/retry.js";
+export type { RetryBudgetOptions, RetryOptions } from "./resilience/retry.js";
+export { HealthMonitor } from "./resilience/health-monitor.js";
+export type { HealthOptions } from "./resilience/health-monitor.js";
+export { leastOutstanding, roundRobin } from "./resilience/balancer.js";
+export type { BalancedEndpoint, Balancer, BalancerName } from "./resilience/balancer.js";
+export { dnsSrv } from "./discovery/dns-srv.js";
+export type { DnsSrvOptions } from "./discovery/dns-srv.js";
+export { kubernetesDiscovery } from "./discovery/kubernetes.js";
+export type { KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
+export { etcdDiscovery, registerInEtcd } from "./discovery/etcd.js";
+export type {
+  EtcdDiscoveryOptions,
+  EtcdRegistration,
+  EtcdRegistrationOptions,
+} from "./discovery/etcd.js";
+export { apiKeyAuth, bearerAuth, requireApiKey, requireBearer } from "./security/auth.js";
+export { rateLimit } from "./security/rate-limit.js";
+export type { RateLimitOptions } from "./security/rate-limit.js";
+export { clientAddress } from "./plugin/client-address.js";
+export { tlsFromFiles } from "./security/tls-files.js";

@@ -32,6 +32,7 @@ import { PluginServer } from "../plugin/plugin-server.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
 import { CallGuard } from "./call-guard.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
+import { connectCluster } from "./cluster-connect.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -400,6 +401,8 @@ export class PluginClient<
         });
         return { transport, guard, process: undefined, server };
       }
+      case "cluster":
+        return connectCluster(source, interceptors, this.label, this.gracePeriodMs, this.logger);
     }
   }
 
@@ -569,6 +572,8 @@ function describeSource(source: PluginSource): string {
       return source.url.toString();
     case "in-process":
       return "(in process)";
+    case "cluster":
+      return `cluster of ${source.discovery.description}`;
   }
 }
 

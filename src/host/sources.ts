@@ -1,11 +1,12 @@
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
+import type { ClusterSource } from "./cluster-source.js";
 
 /**
  * Where a plugin runs. A PluginClient takes exactly one source; everything
  * after start() (dispense, calls, health, close) is the same for all three.
  */
-export type PluginSource = SubprocessSource | RemoteSource | InProcessSource;
+export type PluginSource = SubprocessSource | RemoteSource | InProcessSource | ClusterSource;
 
 /** Run the plugin as a child process that the host starts and owns. */
 export interface SubprocessSource {

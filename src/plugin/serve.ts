@@ -1,6 +1,7 @@
 import { readFileSync, writeSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { clientAddress } from "./client-address.js";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";
@@ -44,6 +45,19 @@ export interface ServeOptions extends PluginServerOptions {
    * CONNECT_PLUGIN_TLS_CLIENT_CA_FILE do the same with PEM files.
    */
   readonly tls?: ServerTls;
+  /**
+   * Interceptors run on every call, before the plugin's own: auth
+   * (`requireBearer`, `requireApiKey`), rate limits (`rateLimit`), logging.
+   */
+  readonly interceptors?: readonly Interceptor[];
+  /**
+   * Largest request message accepted, in bytes; larger ones fail with
+   * ResourceExhausted ("message size N is larger than configured
+   * readMaxBytes M"). Default: connect-node's (4 GiB).
+   */
+  readonly readMaxBytes?: number;
+  /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
+  readonly writeMaxBytes?: number;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -177,7 +191,7 @@ async function serveNetwork(
   const server = new PluginServer(definition, options);
   const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
   const tls = options.tls ?? tlsFromEnv();
-  const http = await PluginHttpServer.listen(handler(server, guard), parseListen(listen), {
+  const http = await PluginHttpServer.listen(handler(server, guard, options), parseListen(listen), {
     acceptHttp1: true,
     ...(tls !== undefined && { tls }),
   });
@@ -205,12 +219,18 @@ const refuseRemoteShutdown: Interceptor = (next) => (req) => {
 function handler(
   server: PluginServer,
   extra: Interceptor[],
+  options: ServeOptions = {},
 ): ReturnType<typeof connectNodeAdapter> {
   const { interceptors, shutdownSignal } = server.routerOptions;
   return connectNodeAdapter({
     routes: server.routes,
-    interceptors: [...extra, ...interceptors],
+    interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
+    ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),
+    ...(options.writeMaxBytes !== undefined && { writeMaxBytes: options.writeMaxBytes }),
+    // The caller's address, for per-client limits (see clientAddress).
+    contextValues: (req) =>
+      createContextValues().set(clientAddress, req.socket.remoteAddress ?? ""),
   });
 }
 

@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const pluginMain = fileURLToPath(new URL("./ledger-plugin.js", import.meta.url));
+
+/**
+ * Starts the ledger plugin as a network service on `port` (0: any) and
+ * resolves once it serves, with its process and URL. Retries a few times
+ * when the port is still held by a process just killed.
+ */
+export async function startLedgerPlugin(options: {
+  port: number;
+  ledger: string;
+  id: string;
+  env?: Record<string, string>;
+}): Promise<ChildProcess & { url: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const child = spawn(process.execPath, [pluginMain], {
+      env: {
+        ...process.env,
+        CONNECT_PLUGIN_LISTEN: `127.0.0.1:${options.port}`,
+        LEDGER_FILE: options.ledger,
+        INSTANCE_ID: options.id,
+        ...options.env,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const url = await new Promise<string | undefined>((resolve) => {
+      let buffered = "";
+      child.stderr?.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const match = /"url":"([^"]+)"/.exec(buffered);
+        if (match?.[1] !== undefined) resolve(match[1]);
+      });
+      child.once("exit", () => resolve(undefined));
+    });
+    if (url !== undefined) return Object.assign(child, { url });
+    if (attempt >= 20) {
+      throw new Error(`ledger plugin ${options.id} did not start on port ${options.port}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,442 @@
+import type { ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { PluginClient, cluster, silentLogger, staticEndpoints } from "../src/index.js";
+import type { ClusterEvent } from "../src/index.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { FaultProxy, type Fault } from "./proxy.js";
+import { startLedgerPlugin } from "./instance.js";
+
+/** How a chaos run is shaped. The defaults are the full run of `npm run chaos`. */
+export interface ChaosOptions {
+  readonly instances?: number;
+  readonly durationMs?: number;
+  /** Workers making calls back to back. */
+  readonly concurrency?: number;
+  /** Time between two injected network faults. */
+  readonly faultIntervalMs?: number;
+  /** Time between two SIGKILLs of an instance. */
+  readonly killIntervalMs?: number;
+  /** Deadline of every call. */
+  readonly callTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ChaosTarget {
+  readonly name: string;
+  readonly value: number;
+  readonly target: string;
+  readonly pass: boolean;
+}
+
+export interface ChaosReport {
+  readonly options: Required<Omit<ChaosOptions, "log">>;
+  readonly elapsedMs: number;
+  readonly faults: Record<"latency" | "reset" | "blackhole" | "slow" | "kill", number> & {
+    total: number;
+  };
+  readonly calls: {
+    total: number;
+    reads: number;
+    writes: number;
+    succeeded: number;
+    failedClear: number;
+    failedUnclear: number;
+    byCode: Record<string, number>;
+  };
+  readonly hungCalls: number;
+  readonly duplicateWrites: number;
+  readonly lostAckedWrites: number;
+  readonly hostCrashes: number;
+  readonly ejections: number;
+  readonly failoverMaxMs: number;
+  readonly failoverP50Ms: number;
+  /** From SIGKILL to the cluster ejecting the instance. */
+  readonly detectionMaxMs: number;
+  readonly sampleErrors: string[];
+  readonly hostErrors: string[];
+  readonly targets: ChaosTarget[];
+  readonly pass: boolean;
+}
+
+const HUNG_MARGIN_MS = 250;
+
+interface Instance {
+  readonly id: string;
+  readonly port: number;
+  readonly ledger: string;
+  readonly proxy: FaultProxy;
+  child: ChildProcess | undefined;
+  /** Impaired by a network fault or dead; at most instances-1 at once. */
+  impairedUntil: number;
+  dead: boolean;
+  /** When it was last SIGKILLed, until the cluster ejects it. */
+  killedAt: number;
+}
+
+/**
+ * Runs N ledger-plugin instances, each behind a fault-injecting proxy, and a
+ * host that reaches them through one cluster source; drives a mixed workload
+ * of idempotent reads and non-idempotent writes (each with a unique id)
+ * while it injects faults and kills instances; then audits the ledgers.
+ *
+ * At most N-1 instances are impaired at once (N-2 by network faults, one
+ * more dead), so that the
+ * pool as a whole stays able to serve: the suite checks that the host keeps
+ * its promises under failure, not that it works without any instance.
+ */
+export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
+  const opts = {
+    instances: options.instances ?? 3,
+    durationMs: options.durationMs ?? 110_000,
+    concurrency: options.concurrency ?? 16,
+    faultIntervalMs: options.faultIntervalMs ?? 80,
+    killIntervalMs: options.killIntervalMs ?? 6_000,
+    callTimeoutMs: options.callTimeoutMs ?? 1_500,
+  };
+  const log = options.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), "connect-plugin-chaos-"));
+  const hostErrors: string[] = [];
+  const onCrash = (error: unknown): void => {
+    hostErrors.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  };
+  process.on("uncaughtException", onCrash);
+  process.on("unhandledRejection", onCrash);
+
+  const instances: Instance[] = [];
+  const faults = { latency: 0, reset: 0, blackhole: 0, slow: 0, kill: 0 };
+  const calls = { total: 0, reads: 0, writes: 0, succeeded: 0, failedClear: 0, failedUnclear: 0 };
+  const byCode: Record<string, number> = {};
+  const sampleErrors = new Set<string>();
+  const acked: string[] = [];
+  let hung = 0;
+  const ejections: number[] = [];
+  const failovers: number[] = [];
+  const detection: number[] = [];
+  const pendingFailover: number[] = [];
+  let client: PluginClient<{ kv: typeof KV }> | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  const started = Date.now();
+  try {
+    for (let i = 0; i < opts.instances; i++) {
+      const port = await freePort();
+      const proxy = new FaultProxy({ host: "127.0.0.1", port });
+      await proxy.start();
+      const inst: Instance = {
+        id: `i${i}`,
+        port,
+        ledger: join(dir, `ledger-${i}.log`),
+        proxy,
+        child: undefined,
+        impairedUntil: 0,
+        dead: false,
+        killedAt: 0,
+      };
+      await startInstance(inst);
+      instances.push(inst);
+    }
+    const ids = new Map(instances.map((inst) => [`127.0.0.1:${inst.proxy.port}`, inst.id]));
+    client = new PluginClient({
+      handshake,
+      plugins: { kv: KV },
+      logger: silentLogger,
+      source: cluster({
+        discovery: staticEndpoints(instances.map((inst) => `http://127.0.0.1:${inst.proxy.port}`)),
+        balancer: "least-outstanding",
+        health: { intervalMs: 150, timeoutMs: 250, failureThreshold: 2, successThreshold: 1 },
+        circuitBreaker: { failureThreshold: 5, openMs: 400 },
+        retry: {
+          maxAttempts: 3,
+          baseDelayMs: 10,
+          maxDelayMs: 100,
+          budget: { maxTokens: 50, tokenRatio: 0.5 },
+        },
+        attemptTimeoutMs: 450,
+        defaultTimeoutMs: opts.callTimeoutMs,
+        onEvent: (event: ClusterEvent) => {
+          if (event.type === "unhealthy" || (event.type === "circuit" && event.state === "open")) {
+            const now = Date.now();
+            ejections.push(now);
+            const inst = instances.find((i) => ids.get(event.id) === i.id);
+            // The failover figure is about killed instances: from the moment
+            // the dead one is ejected to the next call that succeeds.
+            if (inst !== undefined && inst.dead && inst.killedAt > 0) {
+              detection.push(now - inst.killedAt);
+              inst.killedAt = 0;
+              pendingFailover.push(now);
+              log(`ejected killed ${inst.id} (${event.type})`);
+            }
+          }
+        },
+      }),
+    });
+    await client.start();
+    const kv = client.dispense("kv");
+    const end = started + opts.durationMs;
+
+    // Network faults.
+    const injectFault = (): void => {
+      const now = Date.now();
+      const alive = instances.filter((i) => !i.dead);
+      const roll = Math.random();
+      if (roll < 0.35) {
+        // A reset is instant: the instance is impaired for no longer than a reconnect.
+        const target = alive[Math.floor(Math.random() * alive.length)];
+        if (target === undefined) return;
+        target.proxy.reset();
+        faults.reset++;
+        return;
+      }
+      // Network faults impair at most N-2 instances at once (one more may be
+      // dead): once that many are impaired, a new fault replaces one of theirs.
+      const impaired = alive.filter((i) => i.impairedUntil > now);
+      const pool = impaired.length >= opts.instances - 2 ? impaired : alive;
+      const target = pool[Math.floor(Math.random() * pool.length)];
+      if (target === undefined) return;
+      let fault: Fault;
+      let ms: number;
+      if (roll < 0.6) {
+        fault = { kind: "latency", ms: 20 + Math.floor(Math.random() * 300) };
+        ms = 200 + Math.random() * 600;
+        faults.latency++;
+      } else if (roll < 0.8) {
+        fault = { kind: "blackhole" };
+        ms = 200 + Math.random() * 1_000;
+        faults.blackhole++;
+      } else {
+        fault = { kind: "slow", bytesPerSecond: 2_000 + Math.floor(Math.random() * 20_000) };
+        ms = 200 + Math.random() * 600;
+        faults.slow++;
+      }
+      target.proxy.setFault(fault);
+      target.impairedUntil = now + ms;
+      timers.push(
+        setTimeout(() => {
+          if (Date.now() >= target.impairedUntil) target.proxy.setFault({ kind: "none" });
+        }, ms),
+      );
+    };
+    const faultTimer = setInterval(() => {
+      if (Date.now() < end) injectFault();
+    }, opts.faultIntervalMs);
+
+    // Kills: SIGKILL one instance, restart it 0.5-1.5 s later.
+    const killTimer = setInterval(() => {
+      const now = Date.now();
+      if (now >= end - 2_000) return;
+      if (instances.some((i) => i.dead)) return;
+      const victim = instances[Math.floor(Math.random() * instances.length)];
+      if (victim === undefined) return;
+      victim.dead = true;
+      victim.killedAt = Date.now();
+      victim.child?.kill("SIGKILL");
+      faults.kill++;
+      log(`SIGKILL ${victim.id}`);
+      timers.push(
+        setTimeout(
+          () => {
+            startInstance(victim)
+              .then(() => {
+                victim.dead = false;
+                log(`restarted ${victim.id}`);
+              })
+              .catch(onCrash);
+          },
+          500 + Math.random() * 1_000,
+        ),
+      );
+    }, opts.killIntervalMs);
+
+    // The workload.
+    const worker = async (): Promise<void> => {
+      while (Date.now() < end) {
+        const write = Math.random() < 0.4;
+        const id = randomUUID();
+        const t0 = Date.now();
+        calls.total++;
+        if (write) calls.writes++;
+        else calls.reads++;
+        const call = write
+          ? kv.put({ key: id, value: new Uint8Array([1]) }, { timeoutMs: opts.callTimeoutMs })
+          : kv.get({ key: id }, { timeoutMs: opts.callTimeoutMs });
+        // A watchdog, so that a call that never settles is counted, not waited for.
+        let watchdog: NodeJS.Timeout | undefined;
+        const outcome = await Promise.race([
+          call.then(
+            () => "ok" as const,
+            (e: unknown) => e,
+          ),
+          new Promise<"hung">((resolve) => {
+            watchdog = setTimeout(() => resolve("hung"), opts.callTimeoutMs + HUNG_MARGIN_MS);
+          }),
+        ]);
+        clearTimeout(watchdog);
+        const took = Date.now() - t0;
+        if (outcome === "hung" || took > opts.callTimeoutMs + HUNG_MARGIN_MS) {
+          hung++;
+          log(`hung call: ${write ? "put" : "get"} took ${took} ms`);
+          if (outcome === "hung") continue;
+        }
+        if (outcome === "ok") {
+          calls.succeeded++;
+          if (write) acked.push(id);
+          const now = Date.now();
+          while (pendingFailover.length > 0 && (pendingFailover[0] ?? now) <= t0) {
+            failovers.push(now - (pendingFailover.shift() ?? now));
+          }
+          continue;
+        }
+        const ce = ConnectError.from(outcome);
+        const name = Code[ce.code] ?? String(ce.code);
+        byCode[name] = (byCode[name] ?? 0) + 1;
+        if (ce.code !== Code.Unknown && ce.rawMessage.length > 0) calls.failedClear++;
+        else calls.failedUnclear++;
+        if (sampleErrors.size < 12) sampleErrors.add(`${name}: ${ce.rawMessage}`);
+        // A caller backs off after a failure rather than spinning.
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const progress = setInterval(() => {
+      const total = Object.values(faults).reduce((a, b) => a + b, 0);
+      log(
+        `t=${Math.round((Date.now() - started) / 1000)}s calls=${calls.total} ok=${calls.succeeded} ` +
+          `faults=${total} hung=${hung}`,
+      );
+    }, 10_000);
+    await Promise.all(Array.from({ length: opts.concurrency }, () => worker()));
+    clearInterval(faultTimer);
+    clearInterval(killTimer);
+    clearInterval(progress);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    await client?.close();
+    for (const inst of instances) {
+      inst.child?.kill("SIGKILL");
+      await inst.proxy.close();
+    }
+    process.off("uncaughtException", onCrash);
+    process.off("unhandledRejection", onCrash);
+  }
+  const elapsedMs = Date.now() - started;
+
+  // Audit the ledgers.
+  const seen = new Map<string, number>();
+  for (const inst of instances) {
+    if (!existsSync(inst.ledger)) continue;
+    for (const line of readFileSync(inst.ledger, "utf8").split("\n")) {
+      if (line !== "") seen.set(line, (seen.get(line) ?? 0) + 1);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  const duplicateWrites = [...seen.values()].filter((n) => n > 1).length;
+  const lostAckedWrites = acked.filter((id) => !seen.has(id)).length;
+  const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
+  const sorted = [...failovers].sort((a, b) => a - b);
+  const failoverMaxMs = sorted.at(-1) ?? 0;
+  const failoverP50Ms = sorted[Math.floor(sorted.length / 2)] ?? 0;
+  const minFaults = Math.round((1_000 * opts.durationMs) / 110_000);
+  const targets: ChaosTarget[] = [
+    {
+      name: "injected faults",
+      value: totalFaults,
+      target: `>= ${minFaults}`,
+      pass: totalFaults >= minFaults,
+    },
+    {
+      name: "run time (s)",
+      value: Math.round(elapsedMs / 100) / 10,
+      target: "<= 120",
+      pass: elapsedMs <= 120_000 + 5_000,
+    },
+    { name: "hung calls (deadline + 250 ms)", value: hung, target: "0", pass: hung === 0 },
+    {
+      name: "non-idempotent writes executed more than once",
+      value: duplicateWrites,
+      target: "0",
+      pass: duplicateWrites === 0,
+    },
+    {
+      name: "acknowledged writes missing from the ledgers",
+      value: lostAckedWrites,
+      target: "0",
+      pass: lostAckedWrites === 0,
+    },
+    { name: "host crashes", value: hostErrors.length, target: "0", pass: hostErrors.length === 0 },
+    {
+      name: "calls failed without a clear error",
+      value: calls.failedUnclear,
+      target: "0",
+      pass: calls.failedUnclear === 0,
+    },
+    {
+      name: "failover after ejection, max (ms)",
+      value: failoverMaxMs,
+      target: "<= 1000",
+      pass: failoverMaxMs <= 1_000,
+    },
+  ];
+  return {
+    options: opts,
+    elapsedMs,
+    faults: { ...faults, total: totalFaults },
+    calls: { ...calls, byCode },
+    hungCalls: hung,
+    duplicateWrites,
+    lostAckedWrites,
+    hostCrashes: hostErrors.length,
+    ejections: ejections.length,
+    failoverMaxMs,
+    failoverP50Ms,
+    detectionMaxMs: Math.max(0, ...detection),
+    sampleErrors: [...sampleErrors, ...hostErrors.slice(0, 3)],
+    hostErrors,
+    targets,
+    pass: targets.every((t) => t.pass),
+  };
+}
+
+/** Starts (or restarts) an instance on its fixed port and waits until it serves. */
+async function startInstance(inst: Instance): Promise<void> {
+  inst.child = await startLedgerPlugin({ port: inst.port, ledger: inst.ledger, id: inst.id });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The report as the lines `npm run chaos` prints. */
+export function formatReport(report: ChaosReport): string {
+  const f = report.faults;
+  const c = report.calls;
+  const lines = [
+    `chaos run: ${report.options.instances} instances, ${Math.round(report.elapsedMs / 1000)} s, ` +
+      `${report.options.concurrency} concurrent callers, call deadline ${report.options.callTimeoutMs} ms`,
+    `faults injected: ${f.total} (latency ${f.latency}, reset ${f.reset}, blackhole ${f.blackhole}, ` +
+      `slow ${f.slow}, SIGKILL ${f.kill})`,
+    `calls: ${c.total} (${c.reads} reads, ${c.writes} writes), succeeded ${c.succeeded}, ` +
+      `failed with a clear error ${c.failedClear}, without ${c.failedUnclear}`,
+    `failures by code: ${JSON.stringify(c.byCode)}`,
+    `ejections: ${report.ejections}; killed instance ejected within ${report.detectionMaxMs} ms (max); ` +
+      `failover after ejection p50 ${report.failoverP50Ms} ms, max ${report.failoverMaxMs} ms`,
+    "targets:",
+    ...report.targets.map(
+      (t) => `  ${t.pass ? "PASS" : "FAIL"}  ${t.name}: ${t.value} (target ${t.target})`,
+    ),
+    "sample errors:",
+    ...report.sampleErrors.map((e) => `  ${e.slice(0, 400)}`),
+    report.pass ? "RESULT: PASS" : "RESULT: FAIL",
+  ];
+  return lines.join("\n");
+}

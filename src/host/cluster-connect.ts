@@ -1,0 +1,74 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { ClusterTransport } from "../resilience/cluster-transport.js";
+import {
+  createInProcessTransport,
+  createUrlTransport,
+  type ClientTransport,
+} from "../transport/client-transport.js";
+import { PluginServer } from "../plugin/plugin-server.js";
+import type { Logger } from "../logging/logger.js";
+import { CallGuard } from "./call-guard.js";
+import type { ClusterSource } from "./cluster-source.js";
+import { checkRemoteSource } from "./sources.js";
+
+/**
+ * Builds what PluginClient needs for a cluster source: the cluster
+ * transport, wrapped as a ClientTransport whose close() stops discovery and
+ * health checks and fails the calls still in flight. The guard sees no
+ * calls (the cluster names the failing instance in its errors itself); it
+ * is there because PluginClient keeps one per source.
+ */
+export function connectCluster(
+  source: ClusterSource,
+  interceptors: readonly Interceptor[],
+  label: string,
+  gracePeriodMs: number,
+  logger: Logger,
+): { transport: ClientTransport; guard: CallGuard; process: undefined; server: undefined } {
+  let fallback: ClientTransport | undefined;
+  let fallbackServer: PluginServer | undefined;
+  if (source.fallback?.kind === "in-process") {
+    fallbackServer = new PluginServer(source.fallback.definition, {
+      gracePeriodMs,
+      log: (level, message, fields = {}) =>
+        logger.log({
+          level,
+          message,
+          plugin: label,
+          source: "in-process",
+          fields,
+          time: new Date(),
+        }),
+    });
+    fallback = createInProcessTransport(fallbackServer, { interceptors: [...interceptors] });
+  } else if (source.fallback?.kind === "remote") {
+    checkRemoteSource(source.fallback);
+    fallback = createUrlTransport(source.fallback.url, {
+      protocol: source.fallback.protocol,
+      httpVersion: source.fallback.httpVersion,
+      interceptors: [...interceptors],
+      ...(source.fallback.tls !== undefined && { tls: source.fallback.tls }),
+    });
+  }
+  const guard = new CallGuard(label, () => false, undefined, false);
+  const { fallback: _ignored, kind: _kind, ...options } = source;
+  const cluster = new ClusterTransport({
+    ...options,
+    interceptors: [...(source.interceptors ?? []), ...interceptors],
+    ...(fallback !== undefined && { fallback: fallback.transport }),
+  });
+  return {
+    transport: {
+      transport: cluster,
+      close: (reason) => {
+        cluster.close();
+        fallback?.close(reason);
+        void fallbackServer?.shutdown("host closed the plugin client");
+      },
+      isBroken: () => false,
+    },
+    guard,
+    process: undefined,
+    server: undefined,
+  };
+}

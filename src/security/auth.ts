@@ -1,0 +1,90 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+
+/**
+ * Host side: sends `authorization: Bearer <token>` on every call. Pass a
+ * function to fetch a fresh token per call (short-lived tokens).
+ */
+export function bearerAuth(token: string | (() => string | Promise<string>)): Interceptor {
+  return (next) => async (req) => {
+    const value = typeof token === "string" ? token : await token();
+    const header = new Headers(req.header);
+    header.set("authorization", `Bearer ${value}`);
+    return next({ ...req, header });
+  };
+}
+
+/** Host side: sends an API key in `header` (default "x-api-key") on every call. */
+export function apiKeyAuth(key: string, header = "x-api-key"): Interceptor {
+  return (next) => (req) => {
+    const headers = new Headers(req.header);
+    headers.set(header, key);
+    return next({ ...req, header: headers });
+  };
+}
+
+/** A secret check that takes the same time whatever the guess. */
+function matcher(
+  accepted: readonly string[] | ((value: string) => boolean),
+): (v: string) => boolean {
+  if (typeof accepted === "function") return accepted;
+  const digests = accepted.map((a) => createHash("sha256").update(a).digest());
+  return (value) => {
+    const d = createHash("sha256").update(value).digest();
+    let ok = false;
+    for (const a of digests) ok = timingSafeEqual(a, d) || ok;
+    return ok;
+  };
+}
+
+/**
+ * Plugin side: rejects calls without one of the accepted bearer tokens with
+ * Unauthenticated. grpc.health.v1 stays open (load balancers and the
+ * host's health monitor probe it without credentials) unless
+ * `protectHealth` is set.
+ */
+export function requireBearer(
+  accepted: readonly string[] | ((token: string) => boolean),
+  options: { protectHealth?: boolean } = {},
+): Interceptor {
+  const ok = matcher(accepted);
+  return (next) => (req) => {
+    if (!options.protectHealth && req.service.typeName === "grpc.health.v1.Health")
+      return next(req);
+    const value = req.header.get("authorization");
+    if (value === null) {
+      throw new ConnectError(
+        "missing credentials: this plugin requires an `authorization: Bearer <token>` header",
+        Code.Unauthenticated,
+      );
+    }
+    const match = /^Bearer\s+(.+)$/i.exec(value);
+    if (match?.[1] === undefined || !ok(match[1])) {
+      throw new ConnectError("invalid bearer token", Code.Unauthenticated);
+    }
+    return next(req);
+  };
+}
+
+/** Plugin side: like requireBearer, for an API key in `header` (default "x-api-key"). */
+export function requireApiKey(
+  accepted: readonly string[] | ((key: string) => boolean),
+  options: { header?: string; protectHealth?: boolean } = {},
+): Interceptor {
+  const ok = matcher(accepted);
+  const name = options.header ?? "x-api-key";
+  return (next) => (req) => {
+    if (!options.protectHealth && req.service.typeName === "grpc.health.v1.Health")
+      return next(req);
+    const value = req.header.get(name);
+    if (value === null) {
+      throw new ConnectError(
+        `missing credentials: this plugin requires an API key in the ${name} header`,
+        Code.Unauthenticated,
+      );
+    }
+    if (!ok(value))
+      throw new ConnectError(`invalid API key in the ${name} header`, Code.Unauthenticated);
+    return next(req);
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * The chaos suite in a reduced run (about 25 s): three ledger-plugin
+ * instances behind fault-injecting proxies, latency, resets, partitions,
+ * slow links and SIGKILLs, a mixed workload of reads and unique-id writes.
+ * The zero targets must hold exactly; the full run is `npm run chaos`.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { formatReport, runChaos } from "../chaos/suite.js";
+
+test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash, failover within 1 s", async () => {
+  const report = await runChaos({ durationMs: 25_000, killIntervalMs: 4_000, concurrency: 12 });
+  const summary = formatReport(report);
+  assert.ok(report.faults.total >= 200, `at least 200 faults injected:\n${summary}`);
+  assert.ok(report.faults.kill >= 2, `instances were SIGKILLed:\n${summary}`);
+  assert.ok(report.calls.writes > 500 && report.calls.reads > 500, summary);
+  assert.ok(report.calls.succeeded > report.calls.total / 2, summary);
+  assert.equal(report.hungCalls, 0, summary);
+  assert.equal(report.duplicateWrites, 0, summary);
+  assert.equal(report.lostAckedWrites, 0, summary);
+  assert.equal(report.hostCrashes, 0, summary);
+  assert.equal(report.calls.failedUnclear, 0, summary);
+  assert.ok(report.failoverMaxMs <= 1_000, summary);
+});

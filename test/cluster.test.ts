@@ -1,0 +1,503 @@
+/**
+ * A plugin served by a pool of real instances (ledger plugins on loopback
+ * ports, some behind the chaos suite's fault-injecting proxy), reached
+ * through one cluster() source: load balancing, health ejection and
+ * readmission, failover, retries only when safe, circuit breaking,
+ * deadlines, fallback, endpoint changes, and the plaintext refusal.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ClusterTransport,
+  cluster,
+  inProcess,
+  remote,
+  serve,
+  staticEndpoints,
+  type ClusterEvent,
+  type ClusterSource,
+} from "../src/index.js";
+import { kvPlugin } from "../examples/kv/definition.js";
+import { FaultProxy } from "../chaos/proxy.js";
+import { freePort } from "../chaos/suite.js";
+import { kvClient, startNetworkPlugin, waitFor } from "./helpers.js";
+import { answeredBy, startLedger, stopAll, type LedgerInstance } from "./cluster-helpers.js";
+
+const instances: LedgerInstance[] = [];
+const proxies: FaultProxy[] = [];
+after(async () => {
+  await stopAll(instances);
+  for (const p of proxies) await p.close();
+});
+
+async function ledgers(n: number, prefix: string): Promise<LedgerInstance[]> {
+  const out = await Promise.all(Array.from({ length: n }, (_, i) => startLedger(`${prefix}${i}`)));
+  instances.push(...out);
+  return out;
+}
+
+async function proxyTo(inst: LedgerInstance): Promise<FaultProxy> {
+  const proxy = new FaultProxy({ host: "127.0.0.1", port: inst.port });
+  await proxy.start();
+  proxies.push(proxy);
+  return proxy;
+}
+
+const quickHealth = { intervalMs: 100, timeoutMs: 200, failureThreshold: 2 } as const;
+
+test("round-robin spreads calls over every instance and dispense() returns the usual typed client", async () => {
+  const pool = await ledgers(3, "rr");
+  const client = kvClient(
+    cluster({ discovery: staticEndpoints(pool.map((i) => i.url)), balancer: "round-robin" }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 30; i++) {
+      const res = await kv.get({ key: "k" });
+      const who = answeredBy(res.value);
+      counts.set(who, (counts.get(who) ?? 0) + 1);
+    }
+    assert.deepEqual([...counts.entries()].sort(), [
+      ["rr0", 10],
+      ["rr1", 10],
+      ["rr2", 10],
+    ]);
+  } finally {
+    await client.close();
+  }
+});
+
+test("least-outstanding sends fewer calls to an instance that is slow", async () => {
+  const pool = await ledgers(2, "lo");
+  const slowProxy = await proxyTo(pool[0]!);
+  slowProxy.setFault({ kind: "latency", ms: 150 });
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${slowProxy.port}`, pool[1]!.url]),
+      balancer: "least-outstanding",
+      health: false,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const counts = new Map<string, number>();
+    // 8 callers, 10 calls each: the fast instance frees its slots sooner.
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; i < 10; i++) {
+          const who = answeredBy((await kv.get({ key: "k" })).value);
+          counts.set(who, (counts.get(who) ?? 0) + 1);
+        }
+      }),
+    );
+    const slow = counts.get("lo0") ?? 0;
+    const fast = counts.get("lo1") ?? 0;
+    assert.equal(slow + fast, 80);
+    assert.ok(fast > slow * 2, `fast instance got ${fast} calls, slow one ${slow}`);
+  } finally {
+    await client.close();
+  }
+});
+
+test("a SIGKILLed instance is ejected (onUnhealthy), calls fail over, and it is readmitted after a restart (onHealthy)", async () => {
+  const pool = await ledgers(3, "hk");
+  const events: string[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints(pool.map((i) => i.url)),
+      balancer: "round-robin",
+      health: {
+        ...quickHealth,
+        onUnhealthy: (id) => events.push(`unhealthy ${id}`),
+        onHealthy: (id) => events.push(`healthy ${id}`),
+      },
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const victim = pool[1]!;
+    const victimId = `127.0.0.1:${victim.port}`;
+    victim.kill();
+    await waitFor("the killed instance to be ejected", () =>
+      events.includes(`unhealthy ${victimId}`),
+    );
+    const ejectedAt = Date.now();
+    const answers = new Set<string>();
+    for (let i = 0; i < 20; i++) answers.add(answeredBy((await kv.get({ key: "k" })).value));
+    assert.deepEqual([...answers].sort(), ["hk0", "hk2"]);
+    assert.ok(Date.now() - ejectedAt < 5_000);
+    await victim.restart();
+    await waitFor("the restarted instance to be readmitted", () =>
+      events.includes(`healthy ${victimId}`),
+    );
+    const after = new Set<string>();
+    for (let i = 0; i < 9; i++) after.add(answeredBy((await kv.get({ key: "k" })).value));
+    assert.ok(after.has("hk1"), "the restarted instance takes calls again");
+  } finally {
+    await client.close();
+  }
+});
+
+test("an idempotent read is retried on another instance after a connection reset", async () => {
+  const pool = await ledgers(2, "ir");
+  const proxy = await proxyTo(pool[0]!);
+  proxy.setFault({ kind: "latency", ms: 300 });
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${proxy.port}`, pool[1]!.url]),
+      balancer: "round-robin",
+      health: false,
+      circuitBreaker: false,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    // Round-robin: the handshake went to the proxy, so this Get does too... or
+    // not; make sure one Get is in flight through the proxy when it resets.
+    const calls = [kv.get({ key: "a" }), kv.get({ key: "b" })];
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(proxy.reset() > 0, "a connection was open through the proxy");
+    const answers = (await Promise.all(calls)).map((r) => answeredBy(r.value));
+    assert.deepEqual(answers, ["ir1", "ir1"]);
+  } finally {
+    await client.close();
+  }
+});
+
+test("a non-idempotent write that may have reached the plugin is never retried, and says so", async () => {
+  const pool = await ledgers(2, "nw");
+  const proxy = await proxyTo(pool[0]!);
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${proxy.port}`]),
+      health: false,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const id = `slow:300:${randomUUID()}`;
+    const put = kv.put({ key: id, value: new Uint8Array([1]) });
+    await waitFor("the write to reach the plugin", () => pool[0]!.writes().includes(id));
+    proxy.reset();
+    await assert.rejects(put, (e: unknown) => {
+      const ce = ConnectError.from(e);
+      assert.equal(ce.code, Code.Unavailable);
+      assert.match(
+        ce.rawMessage,
+        new RegExp(
+          `^connection broke: .+ \\(instance 127\\.0\\.0\\.1:${proxy.port}, attempt 1 of 3; ` +
+            `not retried: example\\.kv\\.v1\\.KV/Put is not idempotent and the request may have reached the plugin\\)$`,
+        ),
+      );
+      return true;
+    });
+    assert.deepEqual(pool[0]!.writes(), [id], "executed exactly once");
+  } finally {
+    await client.close();
+  }
+});
+
+test("a non-idempotent write refused before any byte was sent (ECONNREFUSED) is retried elsewhere, once", async () => {
+  const pool = await ledgers(1, "cr");
+  const closedPort = await freePort();
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${closedPort}`, pool[0]!.url]),
+      balancer: "round-robin",
+      health: false,
+      circuitBreaker: false,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) await kv.put({ key: id, value: new Uint8Array([1]) });
+    assert.deepEqual(pool[0]!.writes(), ids);
+  } finally {
+    await client.close();
+  }
+});
+
+test("the circuit opens after consecutive failures, rejects at once while open, then closes through a half-open probe", async () => {
+  const pool = await ledgers(1, "cb");
+  const proxy = await proxyTo(pool[0]!);
+  const events: ClusterEvent[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${proxy.port}`]),
+      health: false,
+      retry: false,
+      circuitBreaker: { failureThreshold: 3, openMs: 500 },
+      onEvent: (e) => events.push(e),
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    proxy.setFault({ kind: "blackhole" });
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(kv.get({ key: "k" }, { timeoutMs: 150 }), (e: unknown) => {
+        assert.equal(ConnectError.from(e).code, Code.DeadlineExceeded);
+        return true;
+      });
+    }
+    const id = `127.0.0.1:${proxy.port}`;
+    assert.deepEqual(
+      events.filter((e) => e.type === "circuit"),
+      [{ type: "circuit", id, state: "open" }],
+    );
+    const t0 = performance.now();
+    await assert.rejects(kv.get({ key: "k" }), (e: unknown) => {
+      const ce = ConnectError.from(e);
+      assert.equal(ce.code, Code.Unavailable);
+      assert.equal(
+        ce.rawMessage,
+        `no instance of static list (1 endpoints) can take example.kv.v1.KV/Get: ${id} circuit open`,
+      );
+      return true;
+    });
+    assert.ok(performance.now() - t0 < 100, "an open circuit fails fast");
+    proxy.setFault({ kind: "none" });
+    await new Promise((r) => setTimeout(r, 550));
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "cb0");
+    assert.deepEqual(
+      events.filter((e) => e.type === "circuit").map((e) => (e as { state: string }).state),
+      ["open", "half-open", "closed"],
+    );
+  } finally {
+    await client.close();
+  }
+});
+
+test("a call never outlives its deadline by more than a small margin, even on a partitioned instance", async () => {
+  const pool = await ledgers(1, "dl");
+  const proxy = await proxyTo(pool[0]!);
+  const client = kvClient(
+    cluster({ discovery: staticEndpoints([`http://127.0.0.1:${proxy.port}`]), health: false }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    proxy.setFault({ kind: "blackhole" });
+    for (const timeoutMs of [100, 300]) {
+      const t0 = performance.now();
+      await assert.rejects(kv.get({ key: "k" }, { timeoutMs }), (e: unknown) => {
+        assert.equal(ConnectError.from(e).code, Code.DeadlineExceeded);
+        return true;
+      });
+      const took = performance.now() - t0;
+      assert.ok(
+        took >= timeoutMs - 5 && took < timeoutMs + 250,
+        `took ${took} ms for ${timeoutMs}`,
+      );
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test("when every instance is down the caller gets a clear error naming each one", async () => {
+  const pool = await ledgers(2, "ad");
+  const events: string[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints(pool.map((i) => i.url)),
+      health: { ...quickHealth, onUnhealthy: (id) => events.push(id) },
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    for (const inst of pool) inst.kill();
+    await waitFor("both instances to be ejected", () => events.length === 2);
+    await assert.rejects(kv.put({ key: "x", value: new Uint8Array() }), (e: unknown) => {
+      const ce = ConnectError.from(e);
+      assert.equal(ce.code, Code.Unavailable);
+      assert.match(
+        ce.rawMessage,
+        /^no instance of static list \(2 endpoints\) can take example\.kv\.v1\.KV\/Put: 127\.0\.0\.1:\d+ unhealthy \(health check failed: .+\); 127\.0\.0\.1:\d+ unhealthy \(health check failed: .+\)$/,
+      );
+      return true;
+    });
+  } finally {
+    await client.close();
+  }
+});
+
+test("with a fallback configured, calls go to the in-process implementation when every instance is down", async () => {
+  const pool = await ledgers(1, "fb");
+  const unhealthy: string[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints(pool.map((i) => i.url)),
+      health: { ...quickHealth, onUnhealthy: (id) => unhealthy.push(id) },
+      fallback: inProcess(kvPlugin()),
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "fb0");
+    pool[0]!.kill();
+    await waitFor("the instance to be ejected", () => unhealthy.length === 1);
+    await kv.put({ key: "local", value: new TextEncoder().encode("v") });
+    const res = await kv.get({ key: "local" });
+    assert.equal(new TextDecoder().decode(res.value), "v", "the in-process KV answered");
+  } finally {
+    await client.close();
+  }
+});
+
+test("endpoint changes take effect without dropping calls in flight", async () => {
+  const pool = await ledgers(2, "ec");
+  const discovery = staticEndpoints([pool[0]!.url]);
+  const endpointLists: string[][] = [];
+  const source: ClusterSource = cluster({
+    discovery,
+    health: false,
+    onEvent: (e) => {
+      if (e.type === "endpoints") endpointLists.push([...e.ids]);
+    },
+  });
+  const client = kvClient(source);
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const inFlight = kv.get({ key: "slow:400:x" });
+    await new Promise((r) => setTimeout(r, 100));
+    discovery.update([pool[1]!.url]);
+    assert.equal(
+      answeredBy((await kv.get({ key: "k" })).value),
+      "ec1",
+      "new calls go to the new list",
+    );
+    assert.equal(answeredBy((await inFlight).value), "ec0", "the call in flight completed");
+    assert.deepEqual(endpointLists, [
+      [`127.0.0.1:${pool[0]!.port}`],
+      [`127.0.0.1:${pool[1]!.port}`],
+    ]);
+  } finally {
+    await client.close();
+  }
+});
+
+test("plaintext to a non-loopback instance is refused unless allowPlaintext is set", async () => {
+  const client = kvClient(
+    cluster({ discovery: staticEndpoints(["http://10.255.255.1:8080"]), health: false }),
+    { startTimeoutMs: 2_000 },
+  );
+  await assert.rejects(client.start(), (e: Error) => {
+    assert.match(
+      e.message,
+      /refusing plaintext http:\/\/ to non-loopback instance http:\/\/10\.255\.255\.1:8080: use https:\/\/, or pass \{ allowPlaintext: true \} if the network is trusted/,
+    );
+    return true;
+  });
+  await client.close();
+
+  // The same endpoint with the explicit opt-in is accepted into the pool.
+  const optIn = new ClusterTransport({
+    discovery: staticEndpoints(["http://10.255.255.1:8080"]),
+    health: false,
+    allowPlaintext: true,
+  });
+  await optIn.whenReady();
+  assert.deepEqual(
+    optIn.status().map((s) => s.url),
+    ["http://10.255.255.1:8080"],
+  );
+  optIn.close();
+});
+
+test("streaming calls (server, client and bidi) go through a cluster too", async () => {
+  const server = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false });
+  const client = kvClient(cluster({ discovery: staticEndpoints([server.url]), health: false }));
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+    async function* puts() {
+      yield { key: "a", value: enc("1") };
+      yield { key: "b", value: enc("2") };
+    }
+    assert.equal((await kv.putMany(puts())).count, 2);
+    async function* gets() {
+      yield { key: "a" };
+      yield { key: "b" };
+    }
+    const answers: string[] = [];
+    for await (const res of kv.exchange(gets())) answers.push(new TextDecoder().decode(res.value));
+    assert.deepEqual(answers, ["1", "2"]);
+    const events: string[] = [];
+    for await (const event of kv.watch({ key: "a" })) {
+      events.push(new TextDecoder().decode(event.value));
+      if (events.length === 1) await kv.put({ key: "a", value: enc("3") });
+      else break;
+    }
+    assert.deepEqual(events, ["1", "3"]);
+  } finally {
+    await client.close();
+    await server.shutdown("test done");
+  }
+});
+
+test("the deadline reaches the plugin's handler, and a call without one gets the cluster's default", async () => {
+  const plugin = await startNetworkPlugin("kv");
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([plugin.url]),
+      health: false,
+      defaultTimeoutMs: 7_000,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const seen = async (timeoutMs?: number): Promise<number> =>
+      Number(
+        new TextDecoder().decode(
+          (await kv.get({ key: "deadline" }, timeoutMs === undefined ? {} : { timeoutMs })).value,
+        ),
+      );
+    const explicit = await seen(2_000);
+    assert.ok(explicit > 1_000 && explicit <= 2_000, `the plugin saw ${explicit} ms`);
+    const byDefault = await seen();
+    assert.ok(byDefault > 6_000 && byDefault <= 7_000, `the plugin saw ${byDefault} ms`);
+  } finally {
+    await client.close();
+    await plugin.stop();
+  }
+});
+
+test("a fallback can be another remote plugin", async () => {
+  const [primary, backup] = await ledgers(2, "rf");
+  const unhealthy: string[] = [];
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([primary!.url]),
+      health: { ...quickHealth, onUnhealthy: (id) => unhealthy.push(id) },
+      fallback: remote(backup!.url),
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "rf0");
+    primary!.kill();
+    await waitFor("the primary to be ejected", () => unhealthy.length === 1);
+    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "rf1");
+    await kv.put({ key: "w1", value: new Uint8Array([1]) });
+    assert.deepEqual(backup!.writes(), ["w1"], "a write that never reached an instance falls back");
+  } finally {
+    await client.close();
+  }
+});

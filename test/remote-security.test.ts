@@ -1,0 +1,246 @@
+/**
+ * Security for remote plugins, against real network-mode servers on
+ * loopback: bearer-token and API-key auth through interceptors on both
+ * sides, per-client rate limits, request and response size limits, and
+ * mutual TLS for a cluster with certificates read from files. Each failure
+ * is checked word for word.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  apiKeyAuth,
+  bearerAuth,
+  cluster,
+  rateLimit,
+  remote,
+  requireApiKey,
+  requireBearer,
+  serve,
+  staticEndpoints,
+  tlsFromFiles,
+  type ServeHandle,
+  type ServeOptions,
+} from "../src/index.js";
+import { kvPlugin } from "../examples/kv/definition.js";
+import { kvClient, tempDir } from "./helpers.js";
+
+const servers: ServeHandle[] = [];
+after(async () => {
+  for (const s of servers) await s.shutdown("test done");
+});
+
+/** A KV plugin in network mode on a free loopback port, in this process. */
+async function plugin(options: ServeOptions = {}): Promise<ServeHandle> {
+  const handle = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false, ...options });
+  servers.push(handle);
+  return handle;
+}
+
+function expectError(code: Code, message: string | RegExp) {
+  return (e: unknown): boolean => {
+    const ce = ConnectError.from(e);
+    assert.equal(ce.code, code, `got ${ce.message}`);
+    if (typeof message === "string") assert.equal(ce.rawMessage, message);
+    else assert.match(ce.rawMessage, message);
+    return true;
+  };
+}
+
+async function kvAt(url: string, interceptors: Interceptor[] = []) {
+  const client = kvClient(remote(url), { interceptors, startTimeoutMs: 5_000 });
+  return client;
+}
+
+test("bearer auth: the right token passes; a missing or wrong one fails with Unauthenticated", async () => {
+  const server = await plugin({ interceptors: [requireBearer(["s3cret"])] });
+  const good = await kvAt(server.url, [bearerAuth("s3cret")]);
+  await good.start();
+  await good.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+  await good.close();
+
+  const none = await kvAt(server.url);
+  await assert.rejects(none.start(), (e: Error) => {
+    assert.equal(
+      e.message,
+      `could not complete the handshake with ${server.url}/: [unauthenticated] missing credentials: ` +
+        "this plugin requires an `authorization: Bearer <token>` header",
+    );
+    return true;
+  });
+  await none.close();
+
+  const wrong = await kvAt(server.url, [bearerAuth(() => "guess")]);
+  await assert.rejects(wrong.start(), /\[unauthenticated\] invalid bearer token$/);
+  await wrong.close();
+});
+
+test("API-key auth through a cluster: health checks stay open, calls need the key", async () => {
+  const server = await plugin({
+    interceptors: [requireApiKey(["k-123"], { header: "x-plugin-key" })],
+  });
+  const unhealthy: string[] = [];
+  const good = kvClient(
+    cluster({
+      discovery: staticEndpoints([server.url]),
+      interceptors: [apiKeyAuth("k-123", "x-plugin-key")],
+      health: { intervalMs: 50, onUnhealthy: (id) => unhealthy.push(id) },
+    }),
+  );
+  await good.start();
+  await good.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(unhealthy, [], "health checks pass without the key");
+  await good.close();
+
+  const bad = kvClient(
+    cluster({
+      discovery: staticEndpoints([server.url]),
+      interceptors: [apiKeyAuth("nope", "x-plugin-key")],
+      health: false,
+    }),
+  );
+  await assert.rejects(
+    bad.start(),
+    /\[unauthenticated\] invalid API key in the x-plugin-key header/,
+  );
+  await bad.close();
+});
+
+test("per-client rate limit: over the limit fails with ResourceExhausted, each client has its own bucket", async () => {
+  const server = await plugin({
+    interceptors: [requireApiKey(["alice", "bob"]), rateLimit({ perSecond: 2, burst: 3 })],
+  });
+  const alice = await kvAt(server.url, [apiKeyAuth("alice")]);
+  const bob = await kvAt(server.url, [apiKeyAuth("bob")]);
+  await alice.start(); // the handshake is call 1 of alice's burst
+  await bob.start();
+  try {
+    const kvA = alice.dispense("kv");
+    await kvA.get({ key: "x" });
+    await kvA.get({ key: "x" });
+    await assert.rejects(
+      kvA.get({ key: "x" }),
+      expectError(
+        Code.ResourceExhausted,
+        /^rate limit exceeded: this client may make 2 calls per second \(burst 3\); retry in \d+ ms$/,
+      ),
+    );
+    // Bob is another client: his bucket is untouched.
+    await bob.dispense("kv").get({ key: "x" });
+    await new Promise((r) => setTimeout(r, 600));
+    await kvA.get({ key: "x" });
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test("size limits: a request over the plugin's readMaxBytes and a response over the host's fail with ResourceExhausted", async () => {
+  const server = await plugin({ readMaxBytes: 1024 });
+  const client = kvClient(
+    cluster({ discovery: staticEndpoints([server.url]), health: false, readMaxBytes: 512 }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    await assert.rejects(
+      kv.put({ key: "big", value: new Uint8Array(2_000) }),
+      expectError(
+        Code.ResourceExhausted,
+        /^message size is larger than configured readMaxBytes 1024 \(instance 127\.0\.0\.1:\d+, attempt 1 of 3\)$/,
+      ),
+    );
+    await kv.put({ key: "mid", value: new Uint8Array(800) });
+    await assert.rejects(
+      kv.get({ key: "mid" }),
+      expectError(Code.ResourceExhausted, /is larger than configured readMaxBytes 512/),
+    );
+  } finally {
+    await client.close();
+  }
+});
+
+test("mutual TLS for a cluster, with certificates read from files", async () => {
+  const dir = tempDir("cp-mtls-");
+  const file = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync("openssl", args, { stdio: "ignore" });
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    file("ca.key"),
+    "-out",
+    file("ca.crt"),
+    "-subj",
+    "/CN=ca",
+    "-days",
+    "2",
+  );
+  for (const [name, ext] of [
+    ["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
+    writeFileSync(file(`${name}.ext`), `${ext}\n`);
+    openssl(
+      "req",
+      ...ec,
+      "-keyout",
+      file(`${name}.key`),
+      "-out",
+      file(`${name}.csr`),
+      "-subj",
+      `/CN=${name}`,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      file(`${name}.csr`),
+      "-CA",
+      file("ca.crt"),
+      "-CAkey",
+      file("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      file(`${name}.crt`),
+      "-days",
+      "2",
+      "-extfile",
+      file(`${name}.ext`),
+    );
+  }
+  const server = await plugin({
+    tls: {
+      ...tlsFromFiles({ cert: file("server.crt"), key: file("server.key") }),
+      clientCa: tlsFromFiles({ ca: file("ca.crt") }).ca,
+    },
+  });
+  assert.match(server.url, /^https:/);
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([server.url]),
+      tls: tlsFromFiles({ ca: file("ca.crt"), cert: file("client.crt"), key: file("client.key") }),
+      health: { intervalMs: 100 },
+    }),
+  );
+  await client.start();
+  try {
+    await client.dispense("kv").put({ key: "tls", value: new Uint8Array([7]) });
+    const res = await client.dispense("kv").get({ key: "tls" });
+    assert.deepEqual([...res.value], [7]);
+  } finally {
+    await client.close();
+  }
+  assert.throws(
+    () => tlsFromFiles({ ca: file("missing.crt") }),
+    new RegExp(`^Error: cannot read the TLS ca file ${file("missing.crt")}: ENOENT`),
+  );
+});
