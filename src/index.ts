@@ -46,3 +46,8 @@ export type { RpcProtocol } from "./transport/client-transport.js";
 
 export { silentLogger, stderrLogger } from "./logging/logger.js";
 export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";
+
+// go-plugin interoperability (docs/go-plugin.md).
+export { goPluginBroker } from "./plugin/goplugin-serve.js";
+export { GrpcBroker } from "./transport/goplugin-broker.js";
+export type { BrokeredService } from "./transport/goplugin-broker.js";

@@ -1,6 +1,6 @@
 import { readFileSync, writeSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";
@@ -16,6 +16,7 @@ import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
+import { prepareGoPluginSide } from "./goplugin-serve.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -130,13 +131,21 @@ async function serveLaunched(
   // The token first: if the host is already gone, exit before making anything.
   const token = await readLaunchToken();
   if (token === "host-gone") process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
-  const socket = createPrivateSocket(process.env[Env.unixSocketDir] || undefined);
+  const socketDir = process.env[Env.unixSocketDir] || undefined;
+  const socket = createPrivateSocket(socketDir);
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  const http = await PluginHttpServer.listen(handler(server, token ? [token] : []), target, {
-    acceptHttp1: false,
+  // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
+  const goPlugin = await prepareGoPluginSide({
+    socketDir,
+    onShutdown: (reason) => server.onShutdownRequest(reason),
   });
+  const http = await PluginHttpServer.listen(
+    handler(server, token ? [token] : [], goPlugin.routes),
+    target,
+    { acceptHttp1: false, ...(goPlugin.tls !== undefined && { tls: goPlugin.tls }) },
+  );
 
   // When the host dies, the pipes to it break: a log line written then must
   // not crash the plugin before it has cleaned up.
@@ -160,10 +169,11 @@ async function serveLaunched(
       network: http.bound.network,
       address: http.bound.address,
       protocol,
-      serverCert: undefined,
+      serverCert: goPlugin.serverCert,
       multiplex: false,
     })}\n`,
   );
+  if (goPlugin.hostIsGoPlugin) goPlugin.captureStdio();
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
@@ -205,10 +215,14 @@ const refuseRemoteShutdown: Interceptor = (next) => (req) => {
 function handler(
   server: PluginServer,
   extra: Interceptor[],
+  moreRoutes?: (router: ConnectRouter) => void,
 ): ReturnType<typeof connectNodeAdapter> {
   const { interceptors, shutdownSignal } = server.routerOptions;
   return connectNodeAdapter({
-    routes: server.routes,
+    routes: (router) => {
+      server.routes(router);
+      moreRoutes?.(router);
+    },
     interceptors: [...extra, ...interceptors],
     shutdownSignal,
   });
