@@ -51,3 +51,6 @@ export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";
 export { goPluginBroker } from "./plugin/goplugin-serve.js";
 export { GrpcBroker } from "./transport/goplugin-broker.js";
 export type { BrokeredService } from "./transport/goplugin-broker.js";
+export { GoPluginClient } from "./host/goplugin-client.js";
+export type { GoPluginClientOptions } from "./host/goplugin-client.js";
+export { generateAutoMtlsCertificate, type AutoMtlsCertificate } from "./security/auto-mtls.js";

@@ -28,7 +28,7 @@ export interface GoPluginSide {
   readonly serverCert: string | undefined;
   readonly broker: GrpcBroker;
   /** Registers plugin.GRPCController, plugin.GRPCStdio and plugin.GRPCBroker. */
-  routes(router: ConnectRouter): void;
+  readonly routes: (router: ConnectRouter) => void;
   /**
    * From now on, what the program writes to process.stdout and
    * process.stderr goes to the host over plugin.GRPCStdio, as a Go plugin's
@@ -60,10 +60,10 @@ export function goPluginBroker(): GrpcBroker {
  * Prepares the go-plugin parts of a launched plugin: AutoMTLS when
  * PLUGIN_CLIENT_CERT is set, the broker, controller and stdio services.
  */
-export async function prepareGoPluginSide(options: {
+export function prepareGoPluginSide(options: {
   readonly socketDir: string | undefined;
   readonly onShutdown: (reason: string) => void;
-}): Promise<GoPluginSide> {
+}): GoPluginSide {
   const hostIsGoPlugin = process.env[Env.transports] === undefined;
   const clientCert = process.env[PLUGIN_CLIENT_CERT];
   let tls: ServerTls | undefined;
@@ -86,7 +86,7 @@ export async function prepareGoPluginSide(options: {
     tls,
     serverCert,
     broker,
-    routes(router) {
+    routes: (router) => {
       router.service(GRPCController, {
         shutdown: () => {
           // Answer first, then shut down gracefully, as go-plugin's controller does.
@@ -139,7 +139,7 @@ class StdioForwarder {
         if (done !== undefined) queueMicrotask(() => done(null));
         return true;
       };
-      stream.write = write as typeof stream.write;
+      stream.write = write;
     }
   }
 

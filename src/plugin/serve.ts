@@ -137,7 +137,7 @@ async function serveLaunched(
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
   // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
-  const goPlugin = await prepareGoPluginSide({
+  const goPlugin = prepareGoPluginSide({
     socketDir,
     onShutdown: (reason) => server.onShutdownRequest(reason),
   });
