@@ -105,6 +105,8 @@ export class GoPluginClient<P extends PluginSet> {
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private running: Running | undefined;
+  /** The subprocess, kept after close() so that `exit` can tell how it ended. */
+  private process: PluginProcess | undefined;
 
   constructor(private readonly options: GoPluginClientOptions<P>) {
     this.logger = options.logger ?? stderrLogger;
@@ -119,12 +121,12 @@ export class GoPluginClient<P extends PluginSet> {
 
   /** The plugin's process id, once started. */
   get pid(): number | undefined {
-    return this.running?.process.pid;
+    return this.process?.pid;
   }
 
   /** How the plugin process ended, once it has. */
   get exit(): PluginExit | undefined {
-    return this.running?.process.exit;
+    return this.process?.exit;
   }
 
   /**
@@ -238,6 +240,7 @@ export class GoPluginClient<P extends PluginSet> {
       signal: this.startAbort.signal,
       goPlugin: true,
     });
+    this.process = proc;
     let parts: Omit<Running, "version"> | undefined;
     try {
       const line = proc.handshakeLine;

@@ -13,6 +13,7 @@ import { Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { certificateForHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
 import { GrpcBroker } from "../transport/goplugin-broker.js";
+import { pluginLog } from "./plugin-log.js";
 import type { ServerTls } from "../transport/http-server.js";
 
 /** go-plugin's AutoMTLS: the host's certificate, PEM (set by go-plugin and our hosts). */
@@ -70,6 +71,8 @@ export function prepareGoPluginSide(options: {
   let serverCert: string | undefined;
   let peer: { certPem: string; keyPem: string; peerCertPem: string } | undefined;
   if (clientCert !== undefined && clientCert !== "") {
+    // The words go-plugin's Go plugins log, so that logs read the same.
+    pluginLog("debug", "configuring server automatic mTLS");
     const own = generateAutoMtlsCertificate();
     tls = { cert: own.certPem, key: own.keyPem, clientCa: clientCert };
     serverCert = certificateForHandshake(own.der);
