@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -189,6 +189,34 @@ describe("go-plugin's own Go hosts drive TypeScript plugins", () => {
       assert.equal(get.code, 0, get.stdout + get.stderr);
       assert.equal(get.stdout, "7\n");
     });
+  }
+});
+
+test("the guide's exact KV_PLUGIN command lines work from the repository root", async () => {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const guide = readFileSync(`${root}/docs/go-plugin.md`, "utf8");
+  const lines = [...guide.matchAll(/^KV_PLUGIN="([^"]+)" KV_PROTO=grpc \.\/kv (.+)$/gm)];
+  assert.deepEqual(
+    lines.map((m) => m[2]),
+    ["put hello world", "get hello"],
+  );
+  const stored = `${root}/kv_hello`;
+  assert.equal(existsSync(stored), false, `${stored} exists already; remove it`);
+  try {
+    const outputs: string[] = [];
+    for (const [, plugin = "", args = ""] of lines) {
+      const run = await runGoHost(
+        bin.kvHost,
+        args.split(" "),
+        { KV_PLUGIN: plugin, KV_PROTO: "grpc" },
+        root,
+      );
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      outputs.push(run.stdout);
+    }
+    assert.deepEqual(outputs, ["", "world\n\nWritten from plugin-ts\n"]);
+  } finally {
+    rmSync(stored, { force: true });
   }
 });
 
