@@ -112,3 +112,20 @@ test("the connect-go plugin as a remote service", async () => {
     await exited;
   }
 });
+
+test("autoMTLS: true refuses a plugin that does not support it, with the reason", async () => {
+  const client = new PluginClient({
+    handshake,
+    plugins: { kv: KV },
+    source: subprocess(bin.kvConnect, [], { autoMTLS: true }),
+    logger: new MemoryLogger(),
+  });
+  await assert.rejects(client.start(), {
+    name: "PluginError",
+    kind: "malformed-handshake",
+    message:
+      `plugin "${bin.kvConnect}" sent no certificate in its handshake line, but autoMTLS is ` +
+      `required; the plugin does not support go-plugin's AutoMTLS (PLUGIN_CLIENT_CERT)`,
+  });
+  assert.equal(client.exit?.signal, "SIGKILL", "the plugin was not left running");
+});

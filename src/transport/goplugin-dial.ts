@@ -1,7 +1,11 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor } from "@connectrpc/connect";
-import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  Http2SessionManager,
+  createConnectTransport,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import { splitHostPort, type ClientTransport } from "./client-transport.js";
 
 /**
@@ -20,14 +24,15 @@ const SERVER_NAME = "localhost";
 
 /**
  * A gRPC transport to a go-plugin peer: a plugin's announced socket, or a
- * service reached through the GRPCBroker. HTTP/2 with prior knowledge in
+ * service reached through the GRPCBroker (or, with `protocol: "connect"`, a
+ * connect-plugin subprocess over AutoMTLS). HTTP/2 with prior knowledge in
  * plaintext, or HTTP/2 over TLS with ALPN "h2" (which grpc-go requires) and
  * our client certificate when `peerTls` is given. Messages up to 2 GiB, like
  * go-plugin's dialer.
  */
 export function createGoPluginTransport(
   target: { network: "unix" | "tcp"; address: string },
-  options: { tls?: PeerTls; interceptors?: Interceptor[] } = {},
+  options: { tls?: PeerTls; interceptors?: Interceptor[]; protocol?: "grpc" | "connect" } = {},
 ): ClientTransport {
   const dial = (): net.Socket => {
     if (target.network === "unix") return net.connect(target.address);
@@ -54,15 +59,17 @@ export function createGoPluginTransport(
     { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
     { createConnection },
   );
+  const common = {
+    baseUrl,
+    sessionManager,
+    useBinaryFormat: true,
+    interceptors: options.interceptors ?? [],
+  };
   return {
-    transport: createGrpcTransport({
-      baseUrl,
-      sessionManager,
-      useBinaryFormat: true,
-      interceptors: options.interceptors ?? [],
-      readMaxBytes: 0x7fffffff,
-      writeMaxBytes: 0x7fffffff,
-    }),
+    transport:
+      options.protocol === "connect"
+        ? createConnectTransport({ ...common, httpVersion: "2" })
+        : createGrpcTransport({ ...common, readMaxBytes: 0x7fffffff, writeMaxBytes: 0x7fffffff }),
     close: (reason) => sessionManager.abort(reason),
     isBroken: () => {
       const state = sessionManager.state();
