@@ -8,6 +8,14 @@ import {
 import type { PeerTls } from "../transport/goplugin-dial.js";
 
 /**
+ * The host's AutoMTLS certificate, made once per host process: a P-521 key
+ * takes 5 to 20 ms to make, and a host may launch many plugins. Its key
+ * never leaves this process; each plugin still makes a fresh certificate of
+ * its own per launch, and the host trusts only that one.
+ */
+let hostCertificate: AutoMtlsCertificate | undefined;
+
+/**
  * AutoMTLS for one subprocess launch: the environment to pass (the host's
  * certificate in PLUGIN_CLIENT_CERT), and, once the handshake line is in,
  * the TLS to use with the plugin.
@@ -21,7 +29,7 @@ export function autoMtlsForLaunch(mode: boolean | undefined): {
   peer(line: HandshakeLine, label: string): PeerTls | undefined;
 } {
   const own: AutoMtlsCertificate | undefined =
-    mode === false ? undefined : generateAutoMtlsCertificate();
+    mode === false ? undefined : (hostCertificate ??= generateAutoMtlsCertificate());
   return {
     env: own === undefined ? {} : { PLUGIN_CLIENT_CERT: own.certPem },
     peer(line, label) {
