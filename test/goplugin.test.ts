@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -309,6 +309,51 @@ describe("one TypeScript plugin binary speaks both protocols", () => {
   }
 });
 
+describe("loopback TCP, when the socket directory's path is too long for a unix socket", () => {
+  /** A directory whose path leaves no room for a unix socket name (over 103 bytes). */
+  const longDir = (): string => {
+    const dir = `${tempDir("cp-gp-long-")}/${"d".repeat(90)}`;
+    mkdirSync(dir);
+    return dir;
+  };
+
+  for (const autoMTLS of mtlsModes) {
+    test(`a go-plugin host reaches the TypeScript plugin over TCP (${mode(autoMTLS)})`, async () => {
+      const host = autoMTLS ? bin.kvHostMtls : bin.kvHost;
+      const env = {
+        KV_PLUGIN: nodeCommand(tsKvPlugin),
+        KV_PROTO: "grpc",
+        PLUGIN_UNIX_SOCKET_DIR: longDir(),
+      };
+      const cwd = tempDir("cp-gp-tcp-");
+      const put = await runGoHost(host, ["put", "k", "over tcp"], env, cwd);
+      assert.equal(put.code, 0, put.stdout + put.stderr);
+      const get = await runGoHost(host, ["get", "k"], env, cwd);
+      assert.equal(get.stdout, "over tcp\n\nWritten from plugin-ts\n");
+    });
+
+    test(`GoPluginClient reaches a plugin over TCP (${mode(autoMTLS)})`, async () => {
+      const client = track(
+        new GoPluginClient({
+          handshake,
+          plugins: { kv: KV },
+          command: process.execPath,
+          args: [tsFixture],
+          env: { PLUGIN_UNIX_SOCKET_DIR: longDir() },
+          autoMTLS,
+          logger: new MemoryLogger(),
+        }),
+      );
+      await client.start();
+      assert.equal(client.address?.network, "tcp");
+      assert.match(client.address?.address ?? "", /^127\.0\.0\.1:\d+$/);
+      await client.dispense("kv").put({ key: "t", value: encode("tcp") });
+      assert.equal(decode((await client.dispense("kv").get({ key: "t" })).value), "tcp");
+      await client.close();
+    });
+  }
+});
+
 describe("a go-plugin plugin's output", () => {
   test("hclog JSON becomes structured records, GRPCStdio output is forwarded, a panic is logged as errors", async () => {
     const logger = new MemoryLogger();
@@ -413,6 +458,32 @@ describe("go-plugin errors", () => {
       name: "PluginError",
       kind: "version-mismatch",
       message: `protocol version mismatch with plugin "${bin.kvGoPlugin}": the plugin speaks [1], this host speaks [2]`,
+    });
+  });
+
+  test("close() kills a plugin that has not exited within the grace period after Shutdown", async () => {
+    const client = track(
+      new GoPluginClient({
+        handshake,
+        plugins: { kv: KV },
+        command: process.execPath,
+        args: [tsFixture],
+        gracePeriodMs: 500,
+        logger: new MemoryLogger(),
+      }),
+    );
+    await client.start();
+    const stuck = client.dispense("kv").put({ key: "slow", value: encode("") });
+    // Let the call reach the plugin, which then drains it for its own 10 s
+    // grace period; the host waits 500 ms. (Had the call not arrived, the
+    // plugin would exit by itself, with code 0.)
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await client.close();
+    assert.equal(client.exit?.signal, "SIGKILL");
+    assert.equal(client.exit?.expected, true);
+    await assert.rejects(stuck, (e) => {
+      assert.equal(ConnectError.from(e).code, Code.Unavailable);
+      return true;
     });
   });
 

@@ -119,6 +119,12 @@ export class GoPluginClient<P extends PluginSet> {
     return this.mustRun().version;
   }
 
+  /** Where the plugin listens, from its handshake line ("unix" or "tcp"). */
+  get address(): { readonly network: "unix" | "tcp"; readonly address: string } | undefined {
+    const line = this.process?.handshakeLine;
+    return line === undefined ? undefined : { network: line.network, address: line.address };
+  }
+
   /** The plugin's process id, once started. */
   get pid(): number | undefined {
     return this.process?.pid;
