@@ -156,6 +156,22 @@ describe("a TypeScript host drives go-plugin's own Go plugins", () => {
   }
 });
 
+test("the example TypeScript hosts (examples/goplugin) drive the Go example plugins", async () => {
+  const cwd = tempDir("cp-gp-examples-");
+  const node = (main: string, args: string[]) =>
+    runGoHost(process.execPath, [js(main), ...args], {}, cwd);
+  const kvHost = "../examples/goplugin/kv-host.js";
+  const counterHost = "../examples/goplugin/counter-host.js";
+  assert.equal((await node(kvHost, [bin.kvGoPlugin, "--", "put", "x", "1"])).code, 0);
+  const get = await node(kvHost, ["--auto-mtls", bin.kvGoPlugin, "--", "get", "x"]);
+  assert.equal(get.stdout, "1\n\nWritten from plugin-go-grpc\n", get.stderr);
+  for (const n of ["5", "6"]) {
+    const put = await node(counterHost, ["--auto-mtls", bin.counterGoPlugin, "--", "put", "c", n]);
+    assert.equal(put.code, 0, put.stderr);
+  }
+  assert.equal((await node(counterHost, [bin.counterGoPlugin, "--", "get", "c"])).stdout, "11\n");
+});
+
 describe("go-plugin's own Go hosts drive TypeScript plugins", () => {
   for (const autoMTLS of mtlsModes) {
     test(`examples/grpc host with the TypeScript KV plugin (${mode(autoMTLS)})`, async () => {
