@@ -10,7 +10,13 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { GoPluginClient, PluginClient, PluginError, subprocess } from "../src/index.js";
+import {
+  GoPluginClient,
+  PluginClient,
+  PluginError,
+  subprocess,
+  type PluginExit,
+} from "../src/index.js";
 import { SumResponseSchema } from "../examples/goplugin/gen/proto/counter_pb.js";
 import { AddHelper, Counter, KV, handshake } from "../examples/goplugin/shared.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
@@ -382,6 +388,8 @@ describe("a go-plugin plugin's output", () => {
       }),
     );
     await client.start();
+    const exits: PluginExit[] = [];
+    client.onExit((exit) => exits.push(exit));
     const kv = client.dispense("kv");
     await kv.put({ key: "stdio", value: encode("xyz") });
     await waitFor("the hclog line", () => logger.records.some((r) => r.message === "put called"));
@@ -399,8 +407,17 @@ describe("a go-plugin plugin's output", () => {
       assert.equal(ConnectError.from(e).code, Code.Unavailable);
       return true;
     });
-    await waitFor("the crash", () => client.exit !== undefined);
-    assert.equal(client.exit?.expected, false);
+    await waitFor("the crash", () => exits.length > 0);
+    assert.equal(exits[0]?.expected, false);
+    assert.equal(exits[0]?.code, 2, "a Go panic exits with code 2");
+    assert.ok(
+      logger.records.some(
+        (r) =>
+          r.source === "host" &&
+          r.level === "error" &&
+          r.message === "plugin exited with code 2 unexpectedly",
+      ),
+    );
     const panic = logger.records.find((r) => r.message.startsWith("panic: boom"));
     assert.equal(panic?.level, "error");
     assert.equal(panic?.message, "panic: boom: the plugin crashed on purpose");
@@ -500,6 +517,24 @@ describe("go-plugin errors", () => {
     await assert.rejects(stuck, (e) => {
       assert.equal(ConnectError.from(e).code, Code.Unavailable);
       return true;
+    });
+  });
+
+  test("a go-plugin plugin given to PluginClient is pointed to GoPluginClient", async () => {
+    const client = track(
+      new PluginClient({
+        handshake,
+        plugins: { kv: KV },
+        source: subprocess(bin.kvGoPlugin, []),
+        logger: new MemoryLogger(),
+      }),
+    );
+    await assert.rejects(client.start(), {
+      kind: "not-a-plugin-server",
+      message:
+        `"${bin.kvGoPlugin}" does not speak the connect-plugin protocol ` +
+        `(connectplugin.v1.PluginController/Handshake: unknown service connectplugin.v1.PluginController); ` +
+        `a go-plugin plugin is used with GoPluginClient (docs/go-plugin.md)`,
     });
   });
 

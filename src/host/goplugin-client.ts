@@ -9,7 +9,13 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { LineSplitter } from "../logging/line-splitter.js";
-import { hostRecord, stderrLogger, type Logger, type LogRecord } from "../logging/logger.js";
+import {
+  hostRecord,
+  notifyListeners,
+  stderrLogger,
+  type Logger,
+  type LogRecord,
+} from "../logging/logger.js";
 import { PluginError } from "../protocol/errors.js";
 import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
@@ -101,6 +107,7 @@ export class GoPluginClient<P extends PluginSet> {
   private readonly label: string;
   private readonly name: string;
   private readonly clients = new Map<string, unknown>();
+  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
   private readonly startAbort = new AbortController();
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -142,6 +149,15 @@ export class GoPluginClient<P extends PluginSet> {
    */
   get broker(): GrpcBroker {
     return this.mustRun().broker;
+  }
+
+  /**
+   * Calls `listener` when the plugin process exits, whether close() stopped
+   * it (`exit.expected`) or it crashed. Returns an unsubscribe function.
+   */
+  onExit(listener: (exit: PluginExit) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
   }
 
   /** Launches the plugin and connects. Repeated calls share one start. */
@@ -312,6 +328,7 @@ export class GoPluginClient<P extends PluginSet> {
             }),
           );
         }
+        notifyListeners(this.exitListeners, exit, this.logger, this.name);
       });
       this.running = { ...parts, version: line.protocolVersion };
       await this.pingAtStart(deadline);

@@ -471,7 +471,10 @@ export class PluginClient<
         throw new PluginError(
           "not-a-plugin-server",
           `${this.label} does not speak the connect-plugin protocol ` +
-            `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})`,
+            `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})` +
+            (proc?.handshakeLine.protocol === "grpc"
+              ? "; a go-plugin plugin is used with GoPluginClient (docs/go-plugin.md)"
+              : ""),
           { cause: error },
         );
       }
