@@ -8,9 +8,11 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 npx buf generate -o "$out"
 npx buf generate --template buf.gen.examples.yaml -o "$out"
+npx buf generate --template buf.gen.goplugin.yaml -o "$out"
 status=0
 diff -r "$out/src/gen" src/gen || status=1
 diff -r "$out/examples/kv/gen" examples/kv/gen || status=1
+diff -r "$out/examples/goplugin/gen" examples/goplugin/gen || status=1
 if [ $status -ne 0 ]; then
   echo "generated code is stale: run 'npm run generate' and commit the result" >&2
 fi

@@ -82,3 +82,11 @@ export { rateLimit } from "./security/rate-limit.js";
 export type { RateLimitOptions } from "./security/rate-limit.js";
 export { clientAddress } from "./plugin/client-address.js";
 export { tlsFromFiles } from "./security/tls-files.js";
+
+// go-plugin interoperability (docs/go-plugin.md).
+export { goPluginBroker } from "./plugin/goplugin-serve.js";
+export { GrpcBroker } from "./transport/goplugin-broker.js";
+export type { BrokeredService } from "./transport/goplugin-broker.js";
+export { GoPluginClient } from "./host/goplugin-client.js";
+export type { GoPluginClientOptions } from "./host/goplugin-client.js";
+export { generateAutoMtlsCertificate, type AutoMtlsCertificate } from "./security/auto-mtls.js";

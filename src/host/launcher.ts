@@ -41,6 +41,11 @@ export interface LaunchOptions {
   readonly launchToken: string;
   /** Aborting it kills the plugin and fails the launch (close() during start()). */
   readonly signal?: AbortSignal;
+  /**
+   * Launch as a go-plugin host does: only go-plugin's variables, no
+   * CONNECT_PLUGIN_* ones and no launch token on stdin (see goplugin-client.ts).
+   */
+  readonly goPlugin?: boolean;
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -184,9 +189,11 @@ export class PluginProcess {
           [Env.unixSocketDir]: socketParent,
           [Env.minPort]: "10000",
           [Env.maxPort]: "25000",
-          [Env.transports]: "connect",
-          [Env.parentWatch]: "stdin",
-          [Env.launchToken]: "stdin",
+          ...(options.goPlugin !== true && {
+            [Env.transports]: "connect",
+            [Env.parentWatch]: "stdin",
+            [Env.launchToken]: "stdin",
+          }),
         },
         stdio: ["pipe", "pipe", "pipe"],
         detached: true,
@@ -215,7 +222,7 @@ export class PluginProcess {
     // The launch token is the only thing ever written to stdin; an EPIPE
     // after the plugin exits is expected.
     child.stdin?.on("error", () => {});
-    child.stdin?.write(`${options.launchToken}\n`);
+    if (options.goPlugin !== true) child.stdin?.write(`${options.launchToken}\n`);
 
     const exited = new Promise<RawExit>((resolve) => {
       child.once("exit", (code, signal) => {

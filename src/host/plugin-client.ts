@@ -31,6 +31,8 @@ import {
 import { PluginServer } from "../plugin/plugin-server.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
 import { CallGuard } from "./call-guard.js";
+import { autoMtlsForLaunch } from "./auto-mtls-launch.js";
+import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
 import { connectCluster } from "./cluster-connect.js";
 
@@ -333,10 +335,11 @@ export class PluginClient<
     switch (source.kind) {
       case "subprocess": {
         const launchToken = randomBytes(32).toString("base64url");
+        const mtls = autoMtlsForLaunch(source.autoMTLS);
         const proc = await PluginProcess.launch({
           command: source.command,
           args: source.args,
-          ...(source.env !== undefined && { env: source.env }),
+          env: { ...source.env, ...mtls.env },
           ...(source.cwd !== undefined && { cwd: source.cwd }),
           handshake: this.options.handshake,
           hostVersions: this.hostVersions,
@@ -358,15 +361,26 @@ export class PluginClient<
               `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
           );
         }
+        let tls: PeerTls | undefined;
+        try {
+          tls = mtls.peer(line, this.label);
+        } catch (error) {
+          await proc.kill();
+          throw error;
+        }
         // The guard asks the transport (created after it) whether its
         // connection broke; the closure only runs once calls are made.
-        const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
-        const transport = createSocketTransport(line, {
-          protocol: line.protocol === "grpc" ? "grpc" : "connect",
+        const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken(), proc);
+        const transportOptions = {
+          protocol: line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const),
           // User interceptors run first, so that the guard judges only errors
           // from the wire; the token goes on last, so that they never see it.
           interceptors: [...interceptors, guard.interceptor, bearerToken(launchToken)],
-        });
+        };
+        const transport: ClientTransport =
+          tls === undefined
+            ? createSocketTransport(line, transportOptions)
+            : createGoPluginTransport(line, { ...transportOptions, tls });
         proc.onExit((exit) => this.handleExit(exit, transport));
         return { transport, guard, process: proc, server: undefined };
       }
@@ -460,7 +474,10 @@ export class PluginClient<
         throw new PluginError(
           "not-a-plugin-server",
           `${this.label} does not speak the connect-plugin protocol ` +
-            `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})`,
+            `(connectplugin.v1.PluginController/Handshake: ${ce.rawMessage})` +
+            (proc?.handshakeLine.protocol === "grpc"
+              ? "; a go-plugin plugin is used with GoPluginClient (docs/go-plugin.md)"
+              : ""),
           { cause: error },
         );
       }

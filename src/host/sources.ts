@@ -16,6 +16,16 @@ export interface SubprocessSource {
   /** Extra environment variables; the host's environment is passed too. */
   readonly env?: Readonly<Record<string, string>>;
   readonly cwd?: string;
+  /**
+   * go-plugin's AutoMTLS between host and plugin: each makes a throwaway
+   * certificate, and the connection is mutual TLS that accepts only the
+   * other's, so nothing else on the machine can call the plugin or pose as
+   * it, even over loopback TCP. On by default (`undefined`): used when the
+   * plugin answers with a certificate (connect-plugin and go-plugin plugins
+   * do), plaintext with the launch token otherwise. `true` requires it;
+   * `false` turns it off.
+   */
+  readonly autoMTLS?: boolean;
 }
 
 /** Use a plugin that already runs as a service at a URL (sidecar or remote). */
@@ -51,7 +61,7 @@ export interface InProcessSource {
 export function subprocess(
   command: string,
   args: readonly string[] = [],
-  options: { env?: Readonly<Record<string, string>>; cwd?: string } = {},
+  options: { env?: Readonly<Record<string, string>>; cwd?: string; autoMTLS?: boolean } = {},
 ): SubprocessSource {
   return { kind: "subprocess", command, args, ...options };
 }

@@ -1,6 +1,13 @@
 import type { LogLevel } from "../logging/logger.js";
 
 /**
+ * The real stderr, taken before anything can replace process.stderr.write:
+ * under a go-plugin host, the program's own stderr writes are forwarded over
+ * plugin.GRPCStdio, while these log lines must stay on the real stderr.
+ */
+const writeStderr = process.stderr.write.bind(process.stderr);
+
+/**
  * Writes one structured log line to the plugin's stderr, in hclog's JSON shape
  * (`@level`, `@message`, `@timestamp`), which connect-plugin and go-plugin
  * hosts both parse into structured records. Stdout is never used: before the
@@ -14,9 +21,10 @@ export function pluginLog(
   const line = JSON.stringify({
     "@level": level,
     "@message": message,
-    "@timestamp": new Date().toISOString(),
+    // hclog's layout, microseconds: go-plugin hosts parse exactly six digits.
+    "@timestamp": new Date().toISOString().replace(/Z$/, "000Z"),
     "@module": "connect-plugin",
     ...fields,
   });
-  process.stderr.write(`${line}\n`);
+  writeStderr(`${line}\n`);
 }

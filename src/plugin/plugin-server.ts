@@ -25,6 +25,9 @@ import { negotiateVersion } from "../protocol/versions.js";
 import { CallTracker } from "./call-tracker.js";
 import { pluginLog } from "./plugin-log.js";
 
+/** go-plugin's internal services, served to go-plugin hosts beside the plugin's own. */
+const GO_PLUGIN_SERVICES = ["plugin.GRPCBroker", "plugin.GRPCController", "plugin.GRPCStdio"];
+
 /** The grpc.health.v1 service name that go-plugin hosts ping. */
 export const GO_PLUGIN_HEALTH_SERVICE = "plugin";
 
@@ -77,7 +80,9 @@ export class PluginServer {
       }
     }
     this.tracker = new CallTracker(
-      new Set([PluginController.typeName, Health.typeName]),
+      // go-plugin's own services hold streams open for the connection's
+      // life (see goplugin-serve.ts); they are not calls to drain.
+      new Set([PluginController.typeName, Health.typeName, ...GO_PLUGIN_SERVICES]),
       this.abort.signal,
     );
     this.gracePeriodMs = options.gracePeriodMs ?? 10_000;

@@ -1,6 +1,12 @@
 import { readFileSync, writeSync } from "node:fs";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ConnectRouter,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { clientAddress } from "./client-address.js";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Env, type WireProtocol } from "../protocol/env.js";
@@ -17,6 +23,7 @@ import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
+import { prepareGoPluginSide } from "./goplugin-serve.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -144,13 +151,21 @@ async function serveLaunched(
   // The token first: if the host is already gone, exit before making anything.
   const token = await readLaunchToken();
   if (token === "host-gone") process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
-  const socket = createPrivateSocket(process.env[Env.unixSocketDir] || undefined);
+  const socketDir = process.env[Env.unixSocketDir] || undefined;
+  const socket = createPrivateSocket(socketDir);
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  const http = await PluginHttpServer.listen(handler(server, token ? [token] : []), target, {
-    acceptHttp1: false,
+  // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
+  const goPlugin = prepareGoPluginSide({
+    socketDir,
+    onShutdown: (reason) => server.onShutdownRequest(reason),
   });
+  const http = await PluginHttpServer.listen(
+    handler(server, token ? [token] : [], options, goPlugin.routes),
+    target,
+    { acceptHttp1: false, ...(goPlugin.tls !== undefined && { tls: goPlugin.tls }) },
+  );
 
   // When the host dies, the pipes to it break: a log line written then must
   // not crash the plugin before it has cleaned up.
@@ -174,10 +189,11 @@ async function serveLaunched(
       network: http.bound.network,
       address: http.bound.address,
       protocol,
-      serverCert: undefined,
+      serverCert: goPlugin.serverCert,
       multiplex: false,
     })}\n`,
   );
+  if (goPlugin.hostIsGoPlugin) goPlugin.captureStdio();
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
@@ -220,10 +236,14 @@ function handler(
   server: PluginServer,
   extra: Interceptor[],
   options: ServeOptions = {},
+  moreRoutes?: (router: ConnectRouter) => void,
 ): ReturnType<typeof connectNodeAdapter> {
   const { interceptors, shutdownSignal } = server.routerOptions;
   return connectNodeAdapter({
-    routes: server.routes,
+    routes: (router) => {
+      server.routes(router);
+      moreRoutes?.(router);
+    },
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
     ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),

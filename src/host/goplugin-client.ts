@@ -1,0 +1,448 @@
+import { tmpdir } from "node:os";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { GRPCBroker } from "../gen/plugin/grpc_broker_pb.js";
+import { GRPCController } from "../gen/plugin/grpc_controller_pb.js";
+import { GRPCStdio, StdioData_Channel } from "../gen/plugin/grpc_stdio_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "../gen/grpc/health/v1/health_pb.js";
+import { LineSplitter } from "../logging/line-splitter.js";
+import {
+  hostRecord,
+  notifyListeners,
+  stderrLogger,
+  type Logger,
+  type LogRecord,
+} from "../logging/logger.js";
+import { PluginError } from "../protocol/errors.js";
+import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
+import { formatVersions } from "../protocol/versions.js";
+import { certificateFromHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
+import type { ClientTransport } from "../transport/client-transport.js";
+import { GrpcBroker } from "../transport/goplugin-broker.js";
+import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
+import { CallGuard } from "./call-guard.js";
+import { PluginProcess, type PluginExit } from "./launcher.js";
+
+/** go-plugin's defaults: one minute to start, two seconds to exit after Shutdown. */
+const DEFAULT_START_TIMEOUT_MS = 60_000;
+const DEFAULT_GRACE_PERIOD_MS = 2_000;
+
+/** The grpc.health.v1 service name go-plugin plugins report as SERVING. */
+const PING_SERVICE = "plugin";
+
+/**
+ * Options for {@link GoPluginClient}.
+ *
+ * The plugin set has the same shape as a PluginClient's: plugin name to the
+ * protobuf service the plugin serves. A go-plugin plugin does not answer
+ * connect-plugin's Handshake call, so nothing is learnt from the plugin:
+ * the names are only the host's own labels, and the services are called by
+ * their fully-qualified names (for go-plugin's examples/grpc, `proto.KV`).
+ */
+export interface GoPluginClientOptions<P extends PluginSet> {
+  /** go-plugin's HandshakeConfig: cookie and protocol version (default 1). */
+  readonly handshake: HandshakeConfig;
+  /** The services the host will dispense, by name. */
+  readonly plugins: P;
+  /** The plugin's executable and arguments (no shell). */
+  readonly command: string;
+  readonly args?: readonly string[];
+  /** Extra environment variables for the plugin. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  /**
+   * go-plugin's AutoMTLS: make a throwaway certificate, pass it in
+   * PLUGIN_CLIENT_CERT, and talk to the plugin over mutual TLS with the
+   * certificate from its handshake line. Off by default, as in go-plugin.
+   */
+  readonly autoMTLS?: boolean;
+  /** Where plugin logs go. Defaults to stderr. */
+  readonly logger?: Logger;
+  /** How long the plugin may take to print its handshake line. Defaults to 60 s. */
+  readonly startTimeoutMs?: number;
+  /** How long close() waits after Shutdown before it kills. Defaults to 2 s. */
+  readonly gracePeriodMs?: number;
+  /**
+   * Receives what the plugin writes to its stdout and stderr (go-plugin
+   * forwards them over plugin.GRPCStdio). Without it, every line is logged.
+   */
+  readonly onStdio?: (channel: "stdout" | "stderr", data: Uint8Array) => void;
+}
+
+type Running = {
+  readonly process: PluginProcess;
+  readonly transport: ClientTransport;
+  readonly guard: CallGuard;
+  readonly broker: GrpcBroker;
+  readonly streams: AbortController;
+  readonly version: number;
+};
+
+/**
+ * A host for **unmodified go-plugin plugins** (Terraform-style Go plugins
+ * built with hashicorp/go-plugin and `GRPCServer: plugin.DefaultGRPCServer`),
+ * and for connect-plugin plugins launched the way go-plugin launches them.
+ *
+ * It does what go-plugin's `plugin.Client` does: sets the cookie,
+ * PLUGIN_PROTOCOL_VERSIONS, the port range, the unix socket directory and,
+ * with AutoMTLS, PLUGIN_CLIENT_CERT; reads the handshake line (4 to 7
+ * fields) and checks its version; speaks gRPC to the announced unix socket
+ * or TCP address; pings `grpc.health.v1` for "plugin"; streams the plugin's
+ * stdio over plugin.GRPCStdio; parses its hclog JSON stderr into log
+ * records (a Go panic is logged as errors); runs plugin.GRPCBroker both ways
+ * ({@link broker}); and on close calls plugin.GRPCController/Shutdown, then
+ * kills the process group after the grace period.
+ *
+ * Why a class of its own rather than a PluginClient source: a go-plugin
+ * plugin has none of connect-plugin's controller (no Handshake, Health or
+ * Shutdown RPCs, no launch token, no Connect protocol), so the two start,
+ * check and stop a plugin differently. Keeping them apart keeps each one's
+ * errors exact, and the plugin set is declared the same way in both.
+ */
+export class GoPluginClient<P extends PluginSet> {
+  private readonly logger: Logger;
+  private readonly label: string;
+  private readonly name: string;
+  private readonly clients = new Map<string, unknown>();
+  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
+  private readonly startAbort = new AbortController();
+  private starting: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private running: Running | undefined;
+  /** The subprocess, kept after close() so that `exit` can tell how it ended. */
+  private process: PluginProcess | undefined;
+
+  constructor(private readonly options: GoPluginClientOptions<P>) {
+    this.logger = options.logger ?? stderrLogger;
+    this.name = [options.command, ...(options.args ?? [])].join(" ");
+    this.label = JSON.stringify(this.name);
+  }
+
+  /** The protocol version agreed with the plugin. */
+  get version(): number {
+    return this.mustRun().version;
+  }
+
+  /** Where the plugin listens, from its handshake line ("unix" or "tcp"). */
+  get address(): { readonly network: "unix" | "tcp"; readonly address: string } | undefined {
+    const line = this.process?.handshakeLine;
+    return line === undefined ? undefined : { network: line.network, address: line.address };
+  }
+
+  /** The plugin's process id, once started. */
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
+  /** How the plugin process ended, once it has. */
+  get exit(): PluginExit | undefined {
+    return this.process?.exit;
+  }
+
+  /**
+   * go-plugin's GRPCBroker for this connection: `acceptAndServe(id, routes)`
+   * serves a service the plugin can dial (pass `id` in a request);
+   * `dial(id)` reaches a service the plugin started.
+   */
+  get broker(): GrpcBroker {
+    return this.mustRun().broker;
+  }
+
+  /**
+   * Calls `listener` when the plugin process exits, whether close() stopped
+   * it (`exit.expected`) or it crashed. Returns an unsubscribe function.
+   */
+  onExit(listener: (exit: PluginExit) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  /** Launches the plugin and connects. Repeated calls share one start. */
+  start(): Promise<void> {
+    if (this.closing !== undefined) {
+      return Promise.reject(new PluginError("not-running", `plugin ${this.label} is closed`));
+    }
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  /** A typed gRPC client for a plugin of the set. */
+  dispense<K extends Extract<keyof P, string>>(
+    name: K,
+  ): P[K] extends DescService ? Client<P[K]> : never {
+    type Out = P[K] extends DescService ? Client<P[K]> : never;
+    const running = this.mustRun();
+    const service = this.options.plugins[name];
+    if (service === undefined) {
+      throw new PluginError(
+        "unknown-plugin",
+        `this host has no plugin named "${name}" (it knows: ${Object.keys(this.options.plugins)
+          .map((n) => `"${n}"`)
+          .join(", ")})`,
+      );
+    }
+    let client = this.clients.get(name);
+    if (client === undefined) {
+      client = createClient(service, running.transport.transport);
+      this.clients.set(name, client);
+    }
+    return client as Out;
+  }
+
+  /**
+   * go-plugin's Ping: asks grpc.health.v1 about "plugin". Resolves when the
+   * plugin is serving; rejects with the reason otherwise.
+   */
+  async ping(timeoutMs = 5_000): Promise<void> {
+    const running = this.mustRun();
+    const res = await createClient(Health, running.transport.transport).check(
+      { service: PING_SERVICE },
+      { timeoutMs },
+    );
+    if (res.status !== ServingStatus.SERVING) {
+      throw new ConnectError(
+        `plugin ${this.label} is not serving (health status ${ServingStatus[res.status]})`,
+        Code.Unavailable,
+      );
+    }
+  }
+
+  /**
+   * Asks the plugin to shut down (plugin.GRPCController/Shutdown), and kills
+   * its process group if it has not exited within the grace period.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private mustRun(): Running {
+    if (this.running === undefined) {
+      throw new PluginError(
+        "not-running",
+        this.closing !== undefined
+          ? `plugin ${this.label} is closed`
+          : `plugin ${this.label} is not started; await client.start() first`,
+      );
+    }
+    return this.running;
+  }
+
+  private get hostVersions(): number[] {
+    return [this.options.handshake.protocolVersion ?? 1];
+  }
+
+  private async doStart(): Promise<void> {
+    const options = this.options;
+    const own = options.autoMTLS === true ? generateAutoMtlsCertificate() : undefined;
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const deadline = Date.now() + startTimeoutMs;
+    const proc = await PluginProcess.launch({
+      command: options.command,
+      args: options.args ?? [],
+      env: {
+        ...options.env,
+        ...(own !== undefined && { PLUGIN_CLIENT_CERT: own.certPem }),
+      },
+      ...(options.cwd !== undefined && { cwd: options.cwd }),
+      handshake: options.handshake,
+      hostVersions: this.hostVersions,
+      startTimeoutMs,
+      logger: goPluginLogger(this.logger),
+      name: this.name,
+      label: this.label,
+      launchToken: "",
+      signal: this.startAbort.signal,
+      goPlugin: true,
+    });
+    this.process = proc;
+    let parts: Omit<Running, "version"> | undefined;
+    try {
+      const line = proc.handshakeLine;
+      if (line.protocol === "netrpc") {
+        throw new PluginError(
+          "unsupported-protocol",
+          `plugin ${this.label} speaks go-plugin's "netrpc" protocol, which connect-plugin does ` +
+            `not support: serve it with GRPCServer: plugin.DefaultGRPCServer to speak "grpc"`,
+        );
+      }
+      if (!this.hostVersions.includes(line.protocolVersion)) {
+        throw new PluginError(
+          "version-mismatch",
+          `protocol version mismatch with plugin ${this.label}: the plugin speaks ` +
+            `${formatVersions([line.protocolVersion])}, this host speaks ` +
+            `${formatVersions(this.hostVersions)}`,
+        );
+      }
+      if (line.multiplex) {
+        throw new PluginError(
+          "unsupported-protocol",
+          `plugin ${this.label} announced go-plugin's gRPC multiplexing, which connect-plugin ` +
+            `does not support`,
+        );
+      }
+      let tls: PeerTls | undefined;
+      if (own !== undefined) {
+        if (line.serverCert === undefined) {
+          throw new PluginError(
+            "malformed-handshake",
+            `plugin ${this.label} sent no certificate in its handshake line although AutoMTLS is ` +
+              `on; is it built with a go-plugin version older than 0.12, or does it ignore ` +
+              `PLUGIN_CLIENT_CERT?`,
+          );
+        }
+        let peerCertPem: string;
+        try {
+          peerCertPem = certificateFromHandshake(line.serverCert);
+        } catch (error) {
+          throw new PluginError("malformed-handshake", `plugin ${this.label}: ${String(error)}`);
+        }
+        tls = { certPem: own.certPem, keyPem: own.keyPem, peerCertPem };
+      }
+      const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
+      const transport = createGoPluginTransport(line, {
+        interceptors: [guard.interceptor],
+        ...(tls !== undefined && { tls }),
+      });
+      const broker = new GrpcBroker({
+        ...(tls !== undefined && { tls }),
+        socketDir: process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(),
+      });
+      parts = { process: proc, transport, guard, broker, streams: new AbortController() };
+      proc.onExit((exit) => {
+        transport.close(
+          new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable),
+        );
+        if (!exit.expected) {
+          this.logger.log(
+            hostRecord(this.name, "error", `plugin ${exit.description} unexpectedly`, {
+              code: exit.code,
+              signal: exit.signal,
+            }),
+          );
+        }
+        notifyListeners(this.exitListeners, exit, this.logger, this.name);
+      });
+      this.running = { ...parts, version: line.protocolVersion };
+      await this.pingAtStart(deadline);
+      this.openStreams(this.running);
+      if (this.closing !== undefined) {
+        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
+      }
+    } catch (error) {
+      this.running = undefined;
+      parts?.streams.abort();
+      parts?.guard.close();
+      parts?.transport.close();
+      await parts?.broker.close();
+      await proc.kill(2_000);
+      throw error;
+    }
+  }
+
+  private async pingAtStart(deadline: number): Promise<void> {
+    try {
+      await this.ping(Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      if (error instanceof PluginError) throw error;
+      const ce = ConnectError.from(error);
+      throw new PluginError(
+        ce.code === Code.Unimplemented ? "not-a-plugin-server" : "unreachable",
+        `could not reach plugin ${this.label} over gRPC (grpc.health.v1 check of "plugin"): ` +
+          ce.message,
+        { cause: error, stderrTail: this.running?.process.stderrTail ?? "" },
+      );
+    }
+  }
+
+  /** plugin.GRPCStdio and plugin.GRPCBroker: two streams held for the connection's life. */
+  private openStreams(running: Running): void {
+    const signal = running.streams.signal;
+    const stdio = createClient(GRPCStdio, running.transport.transport);
+    const sink = this.options.onStdio ?? this.stdioLogger();
+    void (async () => {
+      try {
+        for await (const data of stdio.streamStdio({}, { signal })) {
+          if (data.channel === StdioData_Channel.STDOUT) sink("stdout", data.data);
+          else if (data.channel === StdioData_Channel.STDERR) sink("stderr", data.data);
+        }
+      } catch {
+        // Ends when the plugin exits or the host closes; nothing is lost that
+        // the plugin had flushed.
+      }
+    })();
+    const brokerClient = createClient(GRPCBroker, running.transport.transport);
+    void running.broker.consume(
+      brokerClient.startStream(running.broker.outbound(signal), { signal }),
+    );
+  }
+
+  private stdioLogger(): (channel: "stdout" | "stderr", data: Uint8Array) => void {
+    const lines = {
+      stdout: new LineSplitter((line) => this.logStdio("stdout", line)),
+      stderr: new LineSplitter((line) => this.logStdio("stderr", line)),
+    };
+    return (channel, data) => lines[channel].push(Buffer.from(data));
+  }
+
+  private logStdio(source: "stdout" | "stderr", message: string): void {
+    this.logger.log({
+      level: "info",
+      message,
+      plugin: this.name,
+      source,
+      fields: { stdio: true },
+      time: new Date(),
+    });
+  }
+
+  private async doClose(): Promise<void> {
+    this.startAbort.abort();
+    await this.starting?.catch(() => {});
+    const running = this.running;
+    this.running = undefined;
+    if (running === undefined) return;
+    const { process: proc, transport, guard, broker, streams } = running;
+    const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+    proc.markStopping();
+    if (proc.exit === undefined) {
+      try {
+        await createClient(GRPCController, transport.transport).shutdown({}, { timeoutMs: grace });
+      } catch {
+        // Unreachable or already gone: the kill below settles it.
+      }
+    }
+    streams.abort();
+    if ((await proc.exitWithin(grace)) === undefined) await proc.kill();
+    guard.close();
+    transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
+    await broker.close();
+  }
+}
+
+/**
+ * Logs a go-plugin plugin's stderr the way go-plugin's host does: hclog
+ * JSON lines become structured records (the launcher parses them), and
+ * from a line starting "panic: " or "fatal error: " on, plain lines are
+ * errors, so that a Go panic and its stack trace are never lost in debug
+ * output.
+ */
+function goPluginLogger(logger: Logger): Logger {
+  let inPanic = false;
+  return {
+    log(record: LogRecord) {
+      if (record.source === "stderr" && Object.keys(record.fields).length === 0) {
+        if (/^(panic: |fatal error: )/.test(record.message)) inPanic = true;
+        if (inPanic) record = { ...record, level: "error" };
+      }
+      logger.log(record);
+    },
+  };
+}

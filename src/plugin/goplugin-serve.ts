@@ -1,0 +1,178 @@
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { EmptySchema } from "../gen/plugin/grpc_controller_pb.js";
+import { GRPCBroker } from "../gen/plugin/grpc_broker_pb.js";
+import { GRPCController } from "../gen/plugin/grpc_controller_pb.js";
+import {
+  GRPCStdio,
+  StdioData_Channel,
+  StdioDataSchema,
+  type StdioData,
+} from "../gen/plugin/grpc_stdio_pb.js";
+import { Env } from "../protocol/env.js";
+import { PluginError } from "../protocol/errors.js";
+import { certificateForHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
+import { GrpcBroker } from "../transport/goplugin-broker.js";
+import { pluginLog } from "./plugin-log.js";
+import type { ServerTls } from "../transport/http-server.js";
+
+/** go-plugin's AutoMTLS: the host's certificate, PEM (set by go-plugin and our hosts). */
+export const PLUGIN_CLIENT_CERT = "PLUGIN_CLIENT_CERT";
+
+/** What a launched plugin needs to answer a go-plugin host. */
+export interface GoPluginSide {
+  /** True when a go-plugin host (not a connect-plugin host) launched us. */
+  readonly hostIsGoPlugin: boolean;
+  /** AutoMTLS server TLS, when the host sent PLUGIN_CLIENT_CERT. */
+  readonly tls: ServerTls | undefined;
+  /** The handshake line's certificate field, with AutoMTLS. */
+  readonly serverCert: string | undefined;
+  readonly broker: GrpcBroker;
+  /** Registers plugin.GRPCController, plugin.GRPCStdio and plugin.GRPCBroker. */
+  readonly routes: (router: ConnectRouter) => void;
+  /**
+   * From now on, what the program writes to process.stdout and
+   * process.stderr goes to the host over plugin.GRPCStdio, as a Go plugin's
+   * os.Stdout and os.Stderr do. The library's own log lines still go to the
+   * real stderr, which the host parses as hclog JSON.
+   */
+  captureStdio(): void;
+}
+
+let current: GrpcBroker | undefined;
+
+/**
+ * The go-plugin GRPCBroker of this plugin process, for implementations that
+ * call back into their host (the host serves a service and passes its id in
+ * a request; `dial(id)` reaches it) or that start services for the host.
+ * Throws unless `serve()` was launched by a host.
+ */
+export function goPluginBroker(): GrpcBroker {
+  if (current === undefined) {
+    throw new PluginError(
+      "not-running",
+      "goPluginBroker(): this process is not a plugin launched by a host (call serve() first)",
+    );
+  }
+  return current;
+}
+
+/**
+ * Prepares the go-plugin parts of a launched plugin: AutoMTLS when
+ * PLUGIN_CLIENT_CERT is set, the broker, controller and stdio services.
+ */
+export function prepareGoPluginSide(options: {
+  readonly socketDir: string | undefined;
+  readonly onShutdown: (reason: string) => void;
+}): GoPluginSide {
+  const hostIsGoPlugin = process.env[Env.transports] === undefined;
+  const clientCert = process.env[PLUGIN_CLIENT_CERT];
+  let tls: ServerTls | undefined;
+  let serverCert: string | undefined;
+  let peer: { certPem: string; keyPem: string; peerCertPem: string } | undefined;
+  if (clientCert !== undefined && clientCert !== "") {
+    // The words go-plugin's Go plugins log, so that logs read the same.
+    pluginLog("debug", "configuring server automatic mTLS");
+    const own = generateAutoMtlsCertificate();
+    tls = { cert: own.certPem, key: own.keyPem, clientCa: clientCert };
+    serverCert = certificateForHandshake(own.der);
+    peer = { certPem: own.certPem, keyPem: own.keyPem, peerCertPem: clientCert };
+  }
+  const broker = new GrpcBroker({
+    ...(peer !== undefined && { tls: peer }),
+    ...(options.socketDir !== undefined && { socketDir: options.socketDir }),
+  });
+  current = broker;
+  const stdio = new StdioForwarder();
+  return {
+    hostIsGoPlugin,
+    tls,
+    serverCert,
+    broker,
+    routes: (router) => {
+      router.service(GRPCController, {
+        shutdown: () => {
+          // Answer first, then shut down gracefully, as go-plugin's controller does.
+          setImmediate(() => options.onShutdown("go-plugin host called GRPCController.Shutdown"));
+          return create(EmptySchema, {});
+        },
+      });
+      router.service(GRPCStdio, {
+        streamStdio: (_req, ctx) => stdio.stream(ctx.signal),
+      });
+      router.service(GRPCBroker, {
+        startStream: (requests, ctx) => {
+          void broker.consume(requests);
+          return broker.outbound(ctx.signal);
+        },
+      });
+    },
+    captureStdio: () => stdio.capture(),
+  };
+}
+
+/** Bytes kept for the host while it has not opened the stdio stream yet. */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+/**
+ * Forwards stdout and stderr writes over plugin.GRPCStdio. Until the host
+ * opens the stream, up to 1 MiB is kept; older output beyond that is
+ * dropped (a Go plugin would block instead, which we never want).
+ */
+class StdioForwarder {
+  private readonly pending: StdioData[] = [];
+  private bytes = 0;
+  private wake: (() => void) | undefined;
+  private streaming = false;
+
+  capture(): void {
+    for (const [stream, channel] of [
+      [process.stdout, StdioData_Channel.STDOUT],
+      [process.stderr, StdioData_Channel.STDERR],
+    ] as const) {
+      const write = (
+        chunk: string | Uint8Array,
+        encodingOrCallback?: BufferEncoding | ((error?: Error | null) => void),
+        callback?: (error?: Error | null) => void,
+      ): boolean => {
+        const encoding = typeof encodingOrCallback === "string" ? encodingOrCallback : undefined;
+        const done = typeof encodingOrCallback === "function" ? encodingOrCallback : callback;
+        const data = typeof chunk === "string" ? Buffer.from(chunk, encoding) : Buffer.from(chunk);
+        this.push(create(StdioDataSchema, { channel, data }));
+        if (done !== undefined) queueMicrotask(() => done(null));
+        return true;
+      };
+      stream.write = write;
+    }
+  }
+
+  async *stream(signal: AbortSignal): AsyncGenerator<StdioData> {
+    if (this.streaming) return; // go-plugin: "must only be called ONCE"
+    this.streaming = true;
+    const onAbort = (): void => this.wake?.();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        const next = this.pending.shift();
+        if (next !== undefined) {
+          this.bytes -= next.data.length;
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private push(data: StdioData): void {
+    this.pending.push(data);
+    this.bytes += data.data.length;
+    while (this.bytes > MAX_BUFFERED_BYTES && this.pending.length > 1) {
+      this.bytes -= this.pending.shift()?.data.length ?? 0;
+    }
+    this.wake?.();
+  }
+}

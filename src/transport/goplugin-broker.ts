@@ -1,0 +1,206 @@
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ConnInfoSchema, type ConnInfo } from "../gen/plugin/grpc_broker_pb.js";
+import type { ClientTransport } from "./client-transport.js";
+import { createGoPluginTransport, type PeerTls } from "./goplugin-dial.js";
+import { PluginHttpServer, type ListenTarget } from "./http-server.js";
+import { createPrivateSocket } from "./socket-dir.js";
+
+/** go-plugin's broker waits 5 seconds for the peer's connection info. */
+export const BROKER_DIAL_TIMEOUT_MS = 5_000;
+
+/** A service that a {@link GrpcBroker} serves for the peer to dial. */
+export interface BrokeredService {
+  readonly id: number;
+  /** Stops serving and removes the socket. */
+  close(): Promise<void>;
+}
+
+/**
+ * go-plugin's GRPCBroker, for either side of a go-plugin connection.
+ *
+ * A go-plugin connection carries one long-lived bidirectional stream,
+ * `plugin.GRPCBroker/StartStream`, over which each side tells the other
+ * where it serves extra services: a `ConnInfo{service_id, network,
+ * address}` per service. That is how a Terraform-style plugin calls back
+ * into its host (the host serves a helper and passes its id in a request),
+ * and how a host reaches services a plugin starts on demand.
+ *
+ * - `acceptAndServe(id, routes)` serves `routes` on a fresh private unix
+ *   socket (over TLS with the AutoMTLS certificates, when on) and sends its
+ *   address to the peer under `id`.
+ * - `dial(id)` waits up to 5 s for the peer's address under `id` and returns
+ *   a gRPC transport to it.
+ *
+ * Ids are agreed out of band (usually a field in a request), so `nextId()`
+ * only hands out numbers that this side has not used. go-plugin's optional
+ * multiplexing (PLUGIN_MULTIPLEX_GRPC, with its "knock" messages) is not
+ * supported: a knock is answered with an error, so the peer fails clearly
+ * instead of waiting.
+ */
+export class GrpcBroker {
+  private lastId = 0;
+  private readonly queue: ConnInfo[] = [];
+  private wake: (() => void) | undefined;
+  private readonly received = new Map<number, ConnInfo>();
+  private readonly waiters = new Map<number, (info: ConnInfo) => void>();
+  private readonly services = new Set<BrokeredService>();
+  private closed = false;
+
+  constructor(
+    private readonly options: {
+      readonly tls?: PeerTls;
+      /** Where brokered sockets are made (PLUGIN_UNIX_SOCKET_DIR or the temp dir). */
+      readonly socketDir?: string;
+    } = {},
+  ) {}
+
+  /** A service id that this side has not handed out yet. */
+  nextId(): number {
+    this.lastId += 1;
+    return this.lastId;
+  }
+
+  /**
+   * Serves `routes` for the peer, which reaches them with `dial(id)`. The
+   * socket stays open until the returned service, or the broker, is closed.
+   */
+  async acceptAndServe(
+    id: number,
+    routes: (router: ConnectRouter) => void,
+  ): Promise<BrokeredService> {
+    if (this.closed) throw new Error("the go-plugin broker is closed");
+    const socket = createPrivateSocket(this.options.socketDir || undefined);
+    const target: ListenTarget = socket
+      ? { network: "unix", path: socket.path }
+      : { network: "tcp", host: "127.0.0.1", port: 0 };
+    const tls = this.options.tls;
+    const http = await PluginHttpServer.listen(connectNodeAdapter({ routes }), target, {
+      acceptHttp1: false,
+      ...(tls !== undefined && {
+        tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
+      }),
+    });
+    const service: BrokeredService = {
+      id,
+      close: async () => {
+        this.services.delete(service);
+        await http.close(1_000);
+        socket?.remove();
+      },
+    };
+    this.services.add(service);
+    this.send(
+      create(ConnInfoSchema, {
+        serviceId: id,
+        network: http.bound.network,
+        address: http.bound.address,
+      }),
+    );
+    return service;
+  }
+
+  /**
+   * Waits for the peer to announce service `id` and returns a gRPC
+   * transport to it. Rejects after `timeoutMs` with go-plugin's message.
+   */
+  async dial(id: number, timeoutMs = BROKER_DIAL_TIMEOUT_MS): Promise<ClientTransport> {
+    const info = await this.waitFor(id, timeoutMs);
+    if (info.network !== "unix" && info.network !== "tcp") {
+      throw new Error(`unknown address type: ${info.address}`);
+    }
+    return createGoPluginTransport(
+      { network: info.network, address: info.address },
+      this.options.tls !== undefined ? { tls: this.options.tls } : {},
+    );
+  }
+
+  /**
+   * The messages this side sends on the StartStream stream. Ends when the
+   * broker is closed or `signal` aborts.
+   */
+  async *outbound(signal?: AbortSignal): AsyncGenerator<ConnInfo> {
+    const onAbort = (): void => this.wake?.();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        const next = this.queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (this.closed || signal?.aborted) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Reads the peer's messages from the StartStream stream until it ends. */
+  async consume(inbound: AsyncIterable<ConnInfo>): Promise<void> {
+    try {
+      for await (const info of inbound) this.receive(info);
+    } catch {
+      // The stream breaks when either side goes away; dials then time out.
+    }
+  }
+
+  /** Stops every brokered service and ends the stream. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    await Promise.all([...this.services].map((s) => s.close()));
+  }
+
+  private receive(info: ConnInfo): void {
+    if (info.knock !== undefined) {
+      if (info.knock.knock && !info.knock.ack) {
+        this.send(
+          create(ConnInfoSchema, {
+            serviceId: info.serviceId,
+            knock: {
+              knock: true,
+              ack: true,
+              error:
+                "connect-plugin does not support go-plugin's gRPC multiplexing (PLUGIN_MULTIPLEX_GRPC)",
+            },
+          }),
+        );
+      }
+      return;
+    }
+    const waiter = this.waiters.get(info.serviceId);
+    if (waiter !== undefined) {
+      this.waiters.delete(info.serviceId);
+      waiter(info);
+    } else {
+      this.received.set(info.serviceId, info);
+    }
+  }
+
+  private waitFor(id: number, timeoutMs: number): Promise<ConnInfo> {
+    const ready = this.received.get(id);
+    if (ready !== undefined) {
+      this.received.delete(id);
+      return Promise.resolve(ready);
+    }
+    return new Promise<ConnInfo>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(new Error(`timeout waiting for connection info (go-plugin broker service ${id})`));
+      }, timeoutMs);
+      this.waiters.set(id, (info) => {
+        clearTimeout(timer);
+        resolve(info);
+      });
+    });
+  }
+
+  private send(info: ConnInfo): void {
+    this.queue.push(info);
+    this.wake?.();
+  }
+}
