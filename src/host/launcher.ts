@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Env } from "../protocol/env.js";
+import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
@@ -41,6 +41,8 @@ export interface LaunchOptions {
   readonly launchToken: string;
   /** Aborting it kills the plugin and fails the launch (close() during start()). */
   readonly signal?: AbortSignal;
+  /** Wire protocols offered in CONNECT_PLUGIN_TRANSPORTS, best first. */
+  readonly transports?: readonly string[];
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -184,7 +186,7 @@ export class PluginProcess {
           [Env.unixSocketDir]: socketParent,
           [Env.minPort]: "10000",
           [Env.maxPort]: "25000",
-          [Env.transports]: "connect",
+          [Env.transports]: (options.transports ?? DEFAULT_LOCAL_TRANSPORTS).join(","),
           [Env.parentWatch]: "stdin",
           [Env.launchToken]: "stdin",
         },

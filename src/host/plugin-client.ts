@@ -28,6 +28,8 @@ import {
   createUrlTransport,
   type ClientTransport,
 } from "../transport/client-transport.js";
+import { createDirectTransport } from "../transport/direct.js";
+import { createFramedTransport } from "../transport/framed/client.js";
 import { PluginServer } from "../plugin/plugin-server.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
 import { CallGuard } from "./call-guard.js";
@@ -346,10 +348,11 @@ export class PluginClient<
           label: this.label,
           launchToken,
           signal: this.startAbort.signal,
+          ...(source.transports !== undefined && { transports: source.transports }),
         });
         this.process = proc;
         const line = proc.handshakeLine;
-        if (line.protocol !== "connect" && line.protocol !== "grpc") {
+        if (line.protocol !== "connect" && line.protocol !== "grpc" && line.protocol !== "framed") {
           await proc.kill();
           throw new PluginError(
             "unsupported-protocol",
@@ -359,13 +362,17 @@ export class PluginClient<
         }
         // The guard asks the transport (created after it) whether its
         // connection broke; the closure only runs once calls are made.
-        const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
-        const transport = createSocketTransport(line, {
-          protocol: line.protocol === "grpc" ? "grpc" : "connect",
-          // User interceptors run first, so that the guard judges only errors
-          // from the wire; the token goes on last, so that they never see it.
-          interceptors: [...interceptors, guard.interceptor, bearerToken(launchToken)],
-        });
+        const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken(), proc);
+        // User interceptors run first, so that the guard judges only errors
+        // from the wire; the token goes on last, so that they never see it.
+        const wireInterceptors = [...interceptors, guard.interceptor, bearerToken(launchToken)];
+        const transport: ClientTransport =
+          line.protocol === "framed"
+            ? createFramedTransport(line, { interceptors: wireInterceptors })
+            : createSocketTransport(line, {
+                protocol: line.protocol === "grpc" ? "grpc" : "connect",
+                interceptors: wireInterceptors,
+              });
         proc.onExit((exit) => this.handleExit(exit, transport));
         return { transport, guard, process: proc, server: undefined };
       }
@@ -395,9 +402,9 @@ export class PluginClient<
         // Nothing between host and plugin can break in process: every error
         // is the plugin's own, so the guard never rewrites one.
         const guard = new CallGuard(this.label, () => false, undefined, false);
-        const transport = createInProcessTransport(server, {
-          interceptors: [...interceptors, guard.interceptor],
-        });
+        const transport = (
+          source.mode === "serialize" ? createInProcessTransport : createDirectTransport
+        )(server, { interceptors: [...interceptors, guard.interceptor] });
         return { transport, guard, process: undefined, server };
       }
     }
