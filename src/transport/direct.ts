@@ -218,7 +218,7 @@ export function createDirectTransport(
               fail(error);
             } finally {
               finish();
-              void output.return?.();
+              output.return?.().catch(() => {});
             }
           }
           return {
@@ -270,7 +270,11 @@ export function createDirectTransport(
 
 /** Settles with the promise, or rejects as soon as the signal fires. */
 function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(ConnectError.from(signal.reason));
+  if (signal.aborted) {
+    // The abandoned promise may still reject (the handler sees the abort too).
+    promise.catch(() => {});
+    return Promise.reject(ConnectError.from(signal.reason));
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(ConnectError.from(signal.reason));
     signal.addEventListener("abort", onAbort, { once: true });
