@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { createClient, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import {
   StreamMessageReader,
   StreamMessageWriter,
@@ -159,7 +159,9 @@ export async function connectPluginInProcess(
 }
 
 /** A child server process from bench/servers.ts that prints "ready". */
-async function startServer(kind: string): Promise<{ child: ChildProcess; socket: string; stop: () => void }> {
+async function startServer(
+  kind: string,
+): Promise<{ child: ChildProcess; socket: string; stop: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), "cpb-"));
   const socket = join(dir, "s.sock");
   const child = spawn(process.execPath, [serversMain, kind, socket], {
@@ -225,9 +227,10 @@ export async function rawSocket(name: string): Promise<Contender> {
       });
     },
   };
-  return fromOps(name, ops, async () => {
+  return fromOps(name, ops, () => {
     socket.destroy();
     server.stop();
+    return Promise.resolve();
   });
 }
 
@@ -239,7 +242,9 @@ export async function grpcJs(name: string): Promise<Contender> {
     req: Uint8Array,
     cb: (err: grpc.ServiceError | null, res: Uint8Array) => void,
   ) => void;
-  const streamFn = client["stream"] as unknown as (req: number) => grpc.ClientReadableStream<Uint8Array>;
+  const streamFn = client["stream"] as unknown as (
+    req: number,
+  ) => grpc.ClientReadableStream<Uint8Array>;
   const ops: Ops = {
     echo: (payload) =>
       new Promise((resolve, reject) =>
@@ -251,9 +256,10 @@ export async function grpcJs(name: string): Promise<Contender> {
       return got;
     },
   };
-  return fromOps(name, ops, async () => {
+  return fromOps(name, ops, () => {
     client.close();
     server.stop();
+    return Promise.resolve();
   });
 }
 
@@ -291,20 +297,23 @@ export async function httpJson(name: string): Promise<Contender> {
     async stream(n) {
       let got = 0;
       const text = await new Promise<void>((resolve, reject) => {
-        const req = http.request({ socketPath: server.socket, path: `/stream?n=${n}`, agent }, (res) => {
-          let rest = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => {
-            const lines = (rest + c).split("\n");
-            rest = lines.pop() ?? "";
-            for (const line of lines) {
-              JSON.parse(line);
-              got++;
-            }
-          });
-          res.on("end", () => resolve());
-          res.on("error", reject);
-        });
+        const req = http.request(
+          { socketPath: server.socket, path: `/stream?n=${n}`, agent },
+          (res) => {
+            let rest = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              const lines = (rest + c).split("\n");
+              rest = lines.pop() ?? "";
+              for (const line of lines) {
+                JSON.parse(line);
+                got++;
+              }
+            });
+            res.on("end", () => resolve());
+            res.on("error", reject);
+          },
+        );
         req.on("error", reject);
         req.end();
       });
@@ -312,9 +321,10 @@ export async function httpJson(name: string): Promise<Contender> {
       return got;
     },
   };
-  return fromOps(name, ops, async () => {
+  return fromOps(name, ops, () => {
     agent.destroy();
     server.stop();
+    return Promise.resolve();
   });
 }
 
@@ -346,9 +356,10 @@ export async function vscodeJsonRpc(name: string): Promise<Contender> {
     },
   };
   await ops.echo(new Uint8Array(1));
-  return fromOps(name, ops, async () => {
+  return fromOps(name, ops, () => {
     connection.dispose();
     child.kill();
+    return Promise.resolve();
   });
 }
 
@@ -359,7 +370,9 @@ export class GoPluginHost implements Contender {
     readonly name: string,
     private readonly child: ChildProcess,
   ) {
-    this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+    this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
+      Symbol.asyncIterator
+    ]();
   }
 
   static async start(name: string, hostBin: string, pluginBin: string): Promise<GoPluginHost> {

@@ -7,18 +7,22 @@ export const grpcDefinition = {
     path: "/bench.v1.BenchService/Echo",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (m: Uint8Array) => Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
+    requestSerialize: (m: Uint8Array) =>
+      Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
     requestDeserialize: (b: Buffer) => fromBinary(BytesValueSchema, b).value,
-    responseSerialize: (m: Uint8Array) => Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
+    responseSerialize: (m: Uint8Array) =>
+      Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
     responseDeserialize: (b: Buffer) => fromBinary(BytesValueSchema, b).value,
   },
   stream: {
     path: "/bench.v1.BenchService/Stream",
     requestStream: false,
     responseStream: true,
-    requestSerialize: (n: number) => Buffer.from(toBinary(Int64ValueSchema, create(Int64ValueSchema, { value: BigInt(n) }))),
+    requestSerialize: (n: number) =>
+      Buffer.from(toBinary(Int64ValueSchema, create(Int64ValueSchema, { value: BigInt(n) }))),
     requestDeserialize: (b: Buffer) => Number(fromBinary(Int64ValueSchema, b).value),
-    responseSerialize: (m: Uint8Array) => Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
+    responseSerialize: (m: Uint8Array) =>
+      Buffer.from(toBinary(BytesValueSchema, create(BytesValueSchema, { value: m }))),
     responseDeserialize: (b: Buffer) => fromBinary(BytesValueSchema, b).value,
   },
 } as const;

@@ -61,7 +61,9 @@ export interface Target {
 export function markdownTargets(targets: readonly Target[]): string {
   const lines = ["| target | measured | met |", "| --- | --- | :---: |"];
   for (const t of targets) {
-    lines.push(`| ${t.name} | ${t.measured} | ${t.met === undefined ? "n/a" : t.met ? "yes" : "**no**"} |`);
+    lines.push(
+      `| ${t.name} | ${t.measured} | ${t.met === undefined ? "n/a" : t.met ? "yes" : "**no**"} |`,
+    );
   }
   return lines.join("\n");
 }

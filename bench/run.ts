@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createClient } from "@connectrpc/connect";
+import type { createClient } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -28,10 +28,17 @@ import {
   type Contender,
 } from "./contenders.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
-import { FLOOR, GO_PLUGIN, markdownTable, markdownTargets, type Row, type Target } from "./report.js";
+import {
+  FLOOR,
+  GO_PLUGIN,
+  markdownTable,
+  markdownTargets,
+  type Row,
+  type Target,
+} from "./report.js";
 import { median, percentile, round } from "./stats.js";
 import { subprocess } from "../src/index.js";
-import { Bench } from "./service.js";
+import type { Bench } from "./service.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -39,8 +46,26 @@ const jsonIndex = args.indexOf("--json");
 const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
 
 const P = quick
-  ? { rounds: 3, unary: 500, big: 6, concurrentMs: 500, stream: 30_000, cold: 2, inproc: 6, plugins: 50 }
-  : { rounds: 7, unary: 2_000, big: 20, concurrentMs: 1_500, stream: 100_000, cold: 3, inproc: 15, plugins: 50 };
+  ? {
+      rounds: 3,
+      unary: 500,
+      big: 6,
+      concurrentMs: 500,
+      stream: 30_000,
+      cold: 2,
+      inproc: 6,
+      plugins: 50,
+    }
+  : {
+      rounds: 7,
+      unary: 2_000,
+      big: 20,
+      concurrentMs: 1_500,
+      stream: 100_000,
+      cold: 3,
+      inproc: 15,
+      plugins: 50,
+    };
 const CALLERS = 64;
 const MiB = 1024 * 1024;
 
@@ -113,7 +138,9 @@ for (let round = 1; round <= P.rounds; round++) {
   add(S.cold, "connect-plugin, Node plugin (framed)", await coldStarts(P.cold, benchPluginMain));
 }
 
-async function inProcessBatches(bench: ReturnType<typeof createClient<typeof Bench>>): Promise<number[]> {
+async function inProcessBatches(
+  bench: ReturnType<typeof createClient<typeof Bench>>,
+): Promise<number[]> {
   const msg = create(BytesValueSchema, { value: new Uint8Array(16) });
   const out: number[] = [];
   for (let b = 0; b < P.inproc; b++) {
@@ -125,7 +152,7 @@ async function inProcessBatches(bench: ReturnType<typeof createClient<typeof Ben
 }
 
 async function plainCallBatches(): Promise<number[]> {
-  const impl = async (m: unknown): Promise<unknown> => m;
+  const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
   const msg = create(BytesValueSchema, { value: new Uint8Array(16) });
   const out: number[] = [];
   for (let b = 0; b < P.inproc; b++) {
@@ -153,7 +180,8 @@ async function rssPerPlugin(n: number): Promise<number> {
   gc();
   const before = process.memoryUsage().rss;
   const clients = [];
-  for (let i = 0; i < n; i++) clients.push(await openPlugin(subprocess(process.execPath, [benchPluginMain])));
+  for (let i = 0; i < n; i++)
+    clients.push(await openPlugin(subprocess(process.execPath, [benchPluginMain])));
   gc();
   await new Promise((r) => setTimeout(r, 200));
   gc();
@@ -174,7 +202,14 @@ for (const c of [...contenders, ...inProc]) await c.close();
 const rows: Row[] = [];
 const latencyRow = (scenario: string, contender: string): Row => {
   const s = get(scenario, contender);
-  return { scenario, contender, p50_us: percentile(s, 50), p99_us: percentile(s, 99), ops_per_s: null, rss_mb: null };
+  return {
+    scenario,
+    contender,
+    p50_us: percentile(s, 50),
+    p99_us: percentile(s, 99),
+    ops_per_s: null,
+    rss_mb: null,
+  };
 };
 const rateRow = (scenario: string, contender: string): Row => ({
   scenario,
@@ -191,15 +226,36 @@ for (const n of names) rows.push(latencyRow(S.big, n));
 for (const n of names) rows.push(rateRow(S.stream, n));
 for (const n of [GO_PLUGIN, "connect-plugin, Node plugin (framed)"]) {
   const s = get(S.cold, n);
-  rows.push({ scenario: S.cold, contender: n, p50_us: median(s), p99_us: null, ops_per_s: null, rss_mb: null });
+  rows.push({
+    scenario: S.cold,
+    contender: n,
+    p50_us: median(s),
+    p99_us: null,
+    ops_per_s: null,
+    rss_mb: null,
+  });
 }
 for (const n of [...inProc.map((c) => c.name), "plain async function call (floor)"]) {
   const s = get(S.inproc, n);
   const p50 = median(s);
-  rows.push({ scenario: S.inproc, contender: n, p50_us: p50, p99_us: null, ops_per_s: 1e6 / p50, rss_mb: null });
+  rows.push({
+    scenario: S.inproc,
+    contender: n,
+    p50_us: p50,
+    p99_us: null,
+    ops_per_s: 1e6 / p50,
+    rss_mb: null,
+  });
 }
 for (const [n, mb] of rss) {
-  rows.push({ scenario: S.rss, contender: n, p50_us: null, p99_us: null, ops_per_s: null, rss_mb: mb });
+  rows.push({
+    scenario: S.rss,
+    contender: n,
+    p50_us: null,
+    p99_us: null,
+    ops_per_s: null,
+    rss_mb: mb,
+  });
 }
 for (const r of rows) {
   for (const k of ["p50_us", "p99_us", "ops_per_s", "rss_mb"] as const) {
@@ -221,20 +277,43 @@ const cold = num(find(S.cold, "connect-plugin, Node plugin (framed)")?.p50_us) /
 const inproc = num(find(S.inproc, CP_DIRECT)?.p50_us);
 const mem = num(find(S.rss, "connect-plugin, Node plugins (framed)")?.rss_mb);
 const targets: Target[] = [
-  { name: "local unary p50 ≤ go-plugin", measured: `${uFramed} µs vs ${uGo} µs (${(uFramed / uGo).toFixed(2)}×)`, met: uFramed <= uGo },
-  { name: "local unary p50 ≤ 3× raw socket floor", measured: `${uFramed} µs vs ${uFloor} µs (${(uFramed / uFloor).toFixed(2)}×)`, met: uFramed <= 3 * uFloor },
-  { name: "64-caller throughput ≥ go-plugin", measured: `${cFramed.toLocaleString("en-US")} vs ${cGo.toLocaleString("en-US")} calls/s (${(cFramed / cGo).toFixed(2)}×)`, met: cFramed >= cGo },
-  { name: "server streaming ≥ 300,000 msgs/s", measured: `${sFramed.toLocaleString("en-US")} msgs/s`, met: sFramed >= 300_000 },
+  {
+    name: "local unary p50 ≤ go-plugin",
+    measured: `${uFramed} µs vs ${uGo} µs (${(uFramed / uGo).toFixed(2)}×)`,
+    met: uFramed <= uGo,
+  },
+  {
+    name: "local unary p50 ≤ 3× raw socket floor",
+    measured: `${uFramed} µs vs ${uFloor} µs (${(uFramed / uFloor).toFixed(2)}×)`,
+    met: uFramed <= 3 * uFloor,
+  },
+  {
+    name: "64-caller throughput ≥ go-plugin",
+    measured: `${cFramed.toLocaleString("en-US")} vs ${cGo.toLocaleString("en-US")} calls/s (${(cFramed / cGo).toFixed(2)}×)`,
+    met: cFramed >= cGo,
+  },
+  {
+    name: "server streaming ≥ 300,000 msgs/s",
+    measured: `${sFramed.toLocaleString("en-US")} msgs/s`,
+    met: sFramed >= 300_000,
+  },
   { name: "Node plugin cold start < 150 ms", measured: `${round(cold)} ms`, met: cold < 150 },
   { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
   { name: "host RSS per extra subprocess plugin < 2 MB", measured: `${mem} MB`, met: mem < 2 },
 ];
 
-const cpu = /model name\s*:\s*(.*)/.exec(safe(() => execFileSync("cat", ["/proc/cpuinfo"]).toString()))?.[1] ?? cpus()[0]?.model ?? "?";
+const cpu =
+  /model name\s*:\s*(.*)/.exec(
+    safe(() => execFileSync("cat", ["/proc/cpuinfo"]).toString()),
+  )?.[1] ??
+  cpus()[0]?.model ??
+  "?";
 const machine =
   `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ` +
   `Node ${process.version}, ${await goVersion()}, ${new Date().toISOString().slice(0, 10)}`;
-console.log(`\n${machine}; ${P.rounds} interleaved rounds${quick ? " (--quick)" : ""}, ${round((performance.now() - t0) / 1000)} s\n`);
+console.log(
+  `\n${machine}; ${P.rounds} interleaved rounds${quick ? " (--quick)" : ""}, ${round((performance.now() - t0) / 1000)} s\n`,
+);
 console.log(markdownTable(rows));
 console.log(`\n${markdownTargets(targets)}\n`);
 if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);

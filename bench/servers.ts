@@ -23,12 +23,11 @@ import {
 const [kind, socketPath = ""] = process.argv.slice(2);
 const small = new Uint8Array(16).fill(7);
 
-
 function ready(): void {
   process.stdout.write("ready\n");
 }
 
-async function main(): Promise<void> {
+function main(): void {
   switch (kind) {
     case "raw": {
       net
@@ -57,7 +56,8 @@ async function main(): Promise<void> {
                 out.push(frame);
               }
             }
-            if (out.length > 0) socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+            if (out.length > 0)
+              socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
           });
           socket.on("error", () => {});
         })
@@ -67,8 +67,10 @@ async function main(): Promise<void> {
     case "grpc-js": {
       const server = new grpc.Server();
       server.addService(grpcDefinition, {
-        echo: (call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>, cb: grpc.sendUnaryData<Uint8Array>) =>
-          cb(null, call.request),
+        echo: (
+          call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
+          cb: grpc.sendUnaryData<Uint8Array>,
+        ) => cb(null, call.request),
         stream: (call: grpc.ServerWritableStream<number, Uint8Array>) => {
           for (let i = 0; i < call.request; i++) call.write(small);
           call.end();
@@ -133,4 +135,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+main();

@@ -81,7 +81,7 @@ export function normalize<I extends DescMessage>(
   desc: I,
   message: MessageInitShape<I>,
 ): MessageShape<I> {
-  return isMessage(message, desc) ? (message as MessageShape<I>) : create(desc, message);
+  return isMessage(message, desc) ? message : create(desc, message);
 }
 
 export async function* normalizeIterable<I extends DescMessage>(

@@ -23,8 +23,15 @@ import {
   invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
-import { CALL_DONE, applyInterceptors, callSignal, normalize, normalizeIterable } from "./call-support.js";
+import {
+  CALL_DONE,
+  applyInterceptors,
+  callSignal,
+  normalize,
+  normalizeIterable,
+} from "./call-support.js";
 import type { ClientTransport } from "./client-transport.js";
+import { handlerError } from "./framed/errors.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -80,7 +87,7 @@ export function createDirectTransport(
 
   /** Adds the response metadata to an error, as it would arrive over the wire. */
   const withMetadata = (error: unknown, header: Headers, trailer: Headers): ConnectError => {
-    const ce = ConnectError.from(error);
+    const ce = handlerError(error);
     const out = new ConnectError(ce.rawMessage, ce.code, new Headers(header), undefined, ce.cause);
     out.details.push(...ce.details);
     trailer.forEach((v, k) => out.metadata.append(k, v));
@@ -109,39 +116,42 @@ export function createDirectTransport(
         signal: call.signal,
         message: normalize(method.input, input),
       };
-      const next = applyInterceptors(async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
-        const entry = lookup(r.method);
-        const ctx = context(entry, r, timeoutMs);
-        const onAbort = (): void => ctx.abort(r.signal.reason);
-        if (r.signal.aborted) onAbort();
-        else r.signal.addEventListener("abort", onAbort, { once: true });
-        try {
-          const message = await raceSignal(
-            invokeUnaryImplementation(
-              entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
-              ctx,
-              r.message as never,
-              serverInterceptors,
-            ),
-            r.signal,
-          );
-          return {
-            stream: false,
-            service: r.service,
-            method: r.method,
-            header: ctx.responseHeader,
-            message: normalize(r.method.output, message as MessageInitShape<O>),
-            trailer: ctx.responseTrailer,
-          };
-        } catch (error) {
-          throw r.signal.aborted
-            ? ConnectError.from(r.signal.reason)
-            : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
-        } finally {
-          r.signal.removeEventListener("abort", onAbort);
-          ctx.abort(CALL_DONE);
-        }
-      }, clientInterceptors);
+      const next = applyInterceptors(
+        async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
+          const entry = lookup(r.method);
+          const ctx = context(entry, r, timeoutMs);
+          const onAbort = (): void => ctx.abort(r.signal.reason);
+          if (r.signal.aborted) onAbort();
+          else r.signal.addEventListener("abort", onAbort, { once: true });
+          try {
+            const message = await raceSignal(
+              invokeUnaryImplementation(
+                entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
+                ctx,
+                r.message as never,
+                serverInterceptors,
+              ),
+              r.signal,
+            );
+            return {
+              stream: false,
+              service: r.service,
+              method: r.method,
+              header: ctx.responseHeader,
+              message: normalize(r.method.output, message as MessageInitShape<O>),
+              trailer: ctx.responseTrailer,
+            };
+          } catch (error) {
+            throw r.signal.aborted
+              ? ConnectError.from(r.signal.reason)
+              : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
+          } finally {
+            r.signal.removeEventListener("abort", onAbort);
+            ctx.abort(CALL_DONE);
+          }
+        },
+        clientInterceptors,
+      );
       return next(req).then(
         (res) => {
           call.done();
@@ -285,6 +295,7 @@ function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
       (e: unknown) => {
         signal.removeEventListener("abort", onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the handler's error on as it is
         reject(e);
       },
     );

@@ -100,7 +100,7 @@ export function createFramedTransport(
       return next(req).then(
         (res) => {
           call.done();
-          return res as UnaryResponse<I, O>;
+          return res;
         },
         (error: unknown) => {
           const e = call.error(error);
@@ -157,7 +157,7 @@ export function createFramedTransport(
               },
             }),
           };
-          return { ...(res as StreamResponse<I, O>), message };
+          return { ...res, message };
         },
         (error: unknown) => {
           const e = call.error(error);
@@ -179,9 +179,7 @@ class FramedConnection {
   private nextId = 1;
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
-  private readonly reader = new FrameReader((type, id, payload) =>
-    this.onFrame(type, id, payload),
-  );
+  private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
 
   constructor(
     private readonly target: { network: "unix" | "tcp"; address: string },
@@ -230,7 +228,7 @@ class FramedConnection {
         socket.destroy(error instanceof Error ? error : undefined);
       }
     });
-    socket.on("error", (error) => {
+    socket.on("error", (error: Error) => {
       this.fail(
         new ConnectError(
           `connection to the plugin failed: ${error.message}`,
@@ -312,7 +310,10 @@ class FramedConnection {
           }
           if (call.message === undefined) {
             reject(
-              new ConnectError("protocol error: missing output message for unary method", Code.Unimplemented),
+              new ConnectError(
+                "protocol error: missing output message for unary method",
+                Code.Unimplemented,
+              ),
             );
             return;
           }
@@ -465,4 +466,3 @@ class FramedConnection {
     }
   }
 }
-

@@ -10,7 +10,7 @@ export interface WireError {
 
 /** Encodes an error thrown by a handler (or an interceptor) for the wire. */
 export function errorToWire(error: unknown): { wire: WireError; metadata: Headers } {
-  const ce = ConnectError.from(error);
+  const ce = handlerError(error);
   const details: [string, string][] = [];
   for (const detail of ce.details) {
     if ("desc" in detail) {
@@ -24,6 +24,15 @@ export function errorToWire(error: unknown): { wire: WireError; metadata: Header
     wire: { c: ce.code, m: ce.rawMessage, ...(details.length > 0 && { d: details }) },
     metadata: ce.metadata,
   };
+}
+
+/**
+ * The error a handler's exception becomes. Like connect-node's handlers, only
+ * a ConnectError keeps its message: anything else may carry internals the
+ * caller should not see, and becomes "internal error".
+ */
+export function handlerError(error: unknown): ConnectError {
+  return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal);
 }
 
 /** Rebuilds the error on the receiving side, with the response metadata attached. */

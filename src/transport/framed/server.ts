@@ -1,6 +1,6 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -185,7 +185,7 @@ class ServerConnection {
         if (call === undefined) return;
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input as DescMessage, payload);
+          message = fromBinary(call.entry.method.input, payload);
         } catch (error) {
           this.fail(
             id,
@@ -209,7 +209,10 @@ class ServerConnection {
           this.fail(
             id,
             call,
-            new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented),
+            new ConnectError(
+              "protocol error: missing input message for unary method",
+              Code.Unimplemented,
+            ),
           );
         }
         return;
@@ -280,7 +283,7 @@ class ServerConnection {
         this.calls.delete(id);
         let bytes: Uint8Array;
         try {
-          bytes = toBinary(entry.method.output as DescMessage, output as never);
+          bytes = toBinary(entry.method.output, output as never);
         } catch (error) {
           this.fail(id, call, error);
           return;
@@ -311,7 +314,7 @@ class ServerConnection {
     try {
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
-        const bytes = toBinary(entry.method.output as DescMessage, message as never);
+        const bytes = toBinary(entry.method.output, message as never);
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
