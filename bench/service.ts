@@ -14,8 +14,8 @@ import {
   FileDescriptorProtoSchema,
   file_google_protobuf_wrappers,
 } from "@bufbuild/protobuf/wkt";
-import type { HandshakeConfig, PluginDefinition } from "../src/index.js";
-import { implement } from "../src/index.js";
+import type { HandshakeConfig, PluginDefinition } from "../src/plugin.js";
+import { implement } from "../src/plugin.js";
 
 const file = create(FileDescriptorProtoSchema, {
   name: "bench/v1/bench.proto",

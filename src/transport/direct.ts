@@ -9,7 +9,6 @@ import {
   Code,
   ConnectError,
   createContextValues,
-  createHandlerContext,
   type ConnectRouter,
   type ContextValues,
   type Interceptor,
@@ -31,6 +30,7 @@ import {
   normalizeIterable,
 } from "./call-support.js";
 import type { ClientTransport } from "./client-transport.js";
+import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
@@ -68,19 +68,18 @@ export function createDirectTransport(
     return entry;
   };
 
+  const contexts = new ContextFactory(shutdownSignal);
   const context = (
     entry: MethodEntry,
     req: { url: string; header: Headers; contextValues: ContextValues },
     timeoutMs: number | undefined,
-  ) =>
-    createHandlerContext({
+  ): CallContext =>
+    contexts.create({
       service: entry.service,
       method: entry.method,
       protocolName: "connect-plugin-direct",
-      requestMethod: "POST",
       url: req.url,
-      ...(timeoutMs !== undefined && { timeoutMs }),
-      ...(shutdownSignal !== undefined && { shutdownSignal }),
+      timeoutMs,
       requestHeader: req.header,
       contextValues: req.contextValues,
     });
