@@ -362,7 +362,14 @@ export class PluginClient<
         }
         // The guard asks the transport (created after it) whether its
         // connection broke; the closure only runs once calls are made.
-        const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken(), proc);
+        // The framed transport fails its calls on close itself (see CallGuard).
+        const guard: CallGuard = new CallGuard(
+          this.label,
+          () => transport.isBroken(),
+          proc,
+          true,
+          line.protocol !== "framed",
+        );
         // User interceptors run first, so that the guard judges only errors
         // from the wire; the token goes on last, so that they never see it.
         const wireInterceptors = [...interceptors, guard.interceptor, bearerToken(launchToken)];
@@ -401,7 +408,13 @@ export class PluginClient<
         });
         // Nothing between host and plugin can break in process: every error
         // is the plugin's own, so the guard never rewrites one.
-        const guard = new CallGuard(this.label, () => false, undefined, false);
+        const guard = new CallGuard(
+          this.label,
+          () => false,
+          undefined,
+          false,
+          source.mode === "serialize",
+        );
         const transport = (
           source.mode === "serialize" ? createInProcessTransport : createDirectTransport
         )(server, { interceptors: [...interceptors, guard.interceptor] });

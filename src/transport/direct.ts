@@ -130,7 +130,8 @@ export function createDirectTransport(
                 r.message as never,
                 serverInterceptors,
               ),
-              r.signal,
+              // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
+              ctx.signal,
             );
             return {
               stream: false,
@@ -209,7 +210,7 @@ export function createDirectTransport(
           // Response headers are known once the handler produces its first message or ends.
           let first: IteratorResult<unknown>;
           try {
-            first = await raceSignal(output.next(), r.signal);
+            first = await raceSignal(output.next(), ctx.signal);
           } catch (error) {
             return fail(error);
           }
@@ -219,7 +220,7 @@ export function createDirectTransport(
             yield normalize(r.method.output, first.value as MessageInitShape<O>);
             try {
               for (;;) {
-                const n = await raceSignal(output.next(), r.signal);
+                const n = await raceSignal(output.next(), ctx.signal);
                 if (n.done === true) break;
                 yield normalize(r.method.output, n.value as MessageInitShape<O>);
               }

@@ -1,10 +1,5 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type ContextValues,
-  type HandlerContext,
-} from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 
 /** A HandlerContext that its server can abort (cancel, deadline, shutdown, completion). */
 export interface CallContext extends HandlerContext {

@@ -27,8 +27,8 @@ import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
   FrameType,
+  FrameWriter,
   MessageQueue,
-  encodeFrame,
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
@@ -179,7 +179,7 @@ class FramedConnection {
   private nextId = 1;
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
-  private corked = false;
+  private writer: FrameWriter | undefined;
   private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
 
   constructor(
@@ -253,6 +253,7 @@ class FramedConnection {
       );
     });
     this.socket = socket;
+    this.writer = new FrameWriter(socket);
     return socket;
   }
 
@@ -264,30 +265,24 @@ class FramedConnection {
     for (const call of calls) call.onEnd(error);
   }
 
-  /**
-   * Writes a frame. Frames written in the same tick (64 callers whose
-   * answers arrived in one read) leave in one syscall.
-   */
-  private send(buf: Buffer): void {
-    const socket = this.connect();
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(buf);
+  /** The writer of the open connection (connecting on first use). */
+  private get out(): FrameWriter {
+    this.connect();
+    return this.writer as FrameWriter;
   }
 
-  private openFrame(path: string, header: Headers, id: number, timeoutMs: number | undefined) {
+  private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
     const h = headersToPairs(header);
-    return encodeFrame(
+    this.out.frame(
       FrameType.open,
       id,
       jsonPayload({ p: path, ...(timeoutMs !== undefined && { t: timeoutMs }), ...(h && { h }) }),
     );
+  }
+
+  private cancel(id: number): void {
+    if (this.socket !== undefined && this.failure === undefined)
+      this.out.frame(FrameType.cancel, id);
   }
 
   private allocate(): number {
@@ -306,7 +301,7 @@ class FramedConnection {
     const bytes = toBinary(req.method.input, req.message);
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
-        if (this.calls.delete(id)) this.socket?.write(encodeFrame(FrameType.cancel, id));
+        if (this.calls.delete(id)) this.cancel(id);
         reject(ConnectError.from(req.signal.reason, Code.Canceled));
       };
       const call: PendingCall = {
@@ -343,13 +338,9 @@ class FramedConnection {
       };
       this.calls.set(id, call);
       req.signal.addEventListener("abort", onAbort, { once: true });
-      this.send(
-        Buffer.concat([
-          this.openFrame(req.url, req.header, id, timeoutMs),
-          encodeFrame(FrameType.message, id, bytes),
-          encodeFrame(FrameType.end, id),
-        ]),
-      );
+      this.open(req.url, req.header, id, timeoutMs);
+      this.out.frame(FrameType.message, id, bytes);
+      this.out.frame(FrameType.end, id);
     });
   }
 
@@ -364,7 +355,7 @@ class FramedConnection {
     return new Promise((resolve, reject) => {
       let settled = false;
       const cancel = (reason: ConnectError): void => {
-        if (this.calls.delete(id)) this.socket?.write(encodeFrame(FrameType.cancel, id));
+        if (this.calls.delete(id)) this.cancel(id);
         messages.fail(reason);
         if (!settled) {
           settled = true;
@@ -373,7 +364,7 @@ class FramedConnection {
       };
       const onAbort = (): void => cancel(ConnectError.from(req.signal.reason, Code.Canceled));
       messages.onAbandon = () => {
-        if (this.calls.delete(id)) this.socket?.write(encodeFrame(FrameType.cancel, id));
+        if (this.calls.delete(id)) this.cancel(id);
       };
       const call: PendingCall = {
         method: req.method,
@@ -409,7 +400,7 @@ class FramedConnection {
       };
       this.calls.set(id, call);
       req.signal.addEventListener("abort", onAbort, { once: true });
-      this.send(this.openFrame(req.url, req.header, id, timeoutMs));
+      this.open(req.url, req.header, id, timeoutMs);
       void this.pump(id, req, cancel);
     });
   }
@@ -424,15 +415,15 @@ class FramedConnection {
       for await (const message of req.message) {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
-        socket.write(encodeFrame(FrameType.message, id, toBinary(req.method.input, message)));
-        if (socket.writableNeedDrain) {
+        this.out.frame(FrameType.message, id, toBinary(req.method.input, message));
+        if (this.out.needDrain) {
           await new Promise<void>((resolve) => {
             socket.once("drain", resolve);
             socket.once("close", resolve);
           });
         }
       }
-      if (this.calls.has(id)) this.send(encodeFrame(FrameType.end, id));
+      if (this.calls.has(id)) this.out.frame(FrameType.end, id);
     } catch (error) {
       cancel(ConnectError.from(error));
     }
@@ -452,7 +443,7 @@ class FramedConnection {
           message = fromBinary(call.method.output, payload);
         } catch (error) {
           this.calls.delete(id);
-          this.socket?.write(encodeFrame(FrameType.cancel, id));
+          this.cancel(id);
           call.onEnd(
             new ConnectError(`failed to parse the response: ${String(error)}`, Code.Internal),
           );

@@ -19,8 +19,8 @@ import { errorToWire } from "./errors.js";
 import {
   FrameReader,
   FrameType,
+  FrameWriter,
   MessageQueue,
-  encodeFrame,
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
@@ -53,7 +53,7 @@ export interface FramedServerOptions {
  * Connect HandlerContext (headers, trailers, deadline, cancellation).
  */
 export class FramedServer {
-  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<ServerConnection>();
   private closing: Promise<void> | undefined;
   bound: BoundAddress = { network: "unix", address: "" };
   private readonly methods: Map<string, MethodEntry>;
@@ -112,9 +112,9 @@ export class FramedServer {
       return;
     }
     socket.setNoDelay(true);
-    this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
-    new ServerConnection(socket, this.methods, this.options);
+    const connection = new ServerConnection(socket, this.methods, this.options);
+    this.connections.add(connection);
+    socket.once("close", () => this.connections.delete(connection));
   }
 
   /**
@@ -125,13 +125,14 @@ export class FramedServer {
   close(graceMs = 0): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       this.listener.close(() => resolve());
-      for (const socket of this.sockets) socket.end();
+      // Answers still queued for this tick go out before the end.
+      for (const connection of this.connections) connection.end();
       const timer = setTimeout(() => {
-        for (const socket of this.sockets) socket.destroy();
+        for (const connection of this.connections) connection.destroy();
       }, graceMs);
       timer.unref();
     }).then(() => {
-      for (const socket of this.sockets) socket.destroy();
+      for (const connection of this.connections) connection.destroy();
     });
     return this.closing;
   }
@@ -147,9 +148,9 @@ interface ServerCall {
 /** One client connection: demultiplexes frames into calls. */
 class ServerConnection {
   private readonly calls = new Map<number, ServerCall>();
-  private corked = false;
   private readonly interceptors: Interceptor[];
   private readonly contexts: ContextFactory;
+  private readonly out: FrameWriter;
 
   constructor(
     private readonly socket: net.Socket,
@@ -158,6 +159,7 @@ class ServerConnection {
   ) {
     this.interceptors = [...(options.interceptors ?? [])];
     this.contexts = new ContextFactory(options.shutdownSignal);
+    this.out = new FrameWriter(socket);
     const reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
     socket.on("data", (chunk: Buffer) => {
       try {
@@ -175,6 +177,16 @@ class ServerConnection {
       }
       this.calls.clear();
     });
+  }
+
+  /** Sends what is queued, then ends the connection. */
+  end(): void {
+    this.out.flush();
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
@@ -236,14 +248,12 @@ class ServerConnection {
     const path = typeof head?.p === "string" ? head.p : "";
     const entry = this.methods.get(path);
     if (entry === undefined) {
-      this.write(
-        encodeFrame(
-          FrameType.trailer,
-          id,
-          jsonPayload({
-            e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on this plugin` },
-          }),
-        ),
+      this.out.frame(
+        FrameType.trailer,
+        id,
+        jsonPayload({
+          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on this plugin` },
+        }),
       );
       return;
     }
@@ -288,13 +298,9 @@ class ServerConnection {
         }
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
-        this.write(
-          Buffer.concat([
-            encodeFrame(FrameType.header, id, header && jsonPayload(header)),
-            encodeFrame(FrameType.message, id, bytes),
-            encodeFrame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer })),
-          ]),
-        );
+        this.out.frame(FrameType.header, id, header && jsonPayload(header));
+        this.out.frame(FrameType.message, id, bytes);
+        this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
         ctx.abort(CALL_DONE);
       },
       (error: unknown) => this.fail(id, call, error),
@@ -316,10 +322,10 @@ class ServerConnection {
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
-          this.batch(encodeFrame(FrameType.header, id, header && jsonPayload(header)));
+          this.out.frame(FrameType.header, id, header && jsonPayload(header));
         }
-        this.batch(encodeFrame(FrameType.message, id, bytes));
-        if (this.socket.writableNeedDrain) await this.drained();
+        this.out.frame(FrameType.message, id, bytes);
+        if (this.out.needDrain) await this.drained();
       }
     } catch (error) {
       this.fail(id, call, error, sentHeader);
@@ -327,13 +333,12 @@ class ServerConnection {
     }
     if (this.calls.get(id) !== call) return;
     this.calls.delete(id);
-    const trailer = headersToPairs(ctx.responseTrailer);
-    const frames = [encodeFrame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }))];
     if (!sentHeader) {
       const header = headersToPairs(ctx.responseHeader);
-      frames.unshift(encodeFrame(FrameType.header, id, header && jsonPayload(header)));
+      this.out.frame(FrameType.header, id, header && jsonPayload(header));
     }
-    this.batch(Buffer.concat(frames));
+    const trailer = headersToPairs(ctx.responseTrailer);
+    this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
     ctx.abort(CALL_DONE);
   }
 
@@ -344,45 +349,13 @@ class ServerConnection {
     const { wire, metadata } = errorToWire(error);
     const trailer = new Headers(call.ctx.responseTrailer);
     metadata.forEach((value, name) => trailer.append(name, value));
-    const frames: Buffer[] = [];
     if (!sentHeader) {
       const header = headersToPairs(call.ctx.responseHeader);
-      frames.push(encodeFrame(FrameType.header, id, header && jsonPayload(header)));
+      this.out.frame(FrameType.header, id, header && jsonPayload(header));
     }
-    frames.push(
-      encodeFrame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire })),
-    );
-    this.write(Buffer.concat(frames));
+    this.out.frame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire }));
     call.input?.fail(CALL_DONE);
     call.ctx.abort(CALL_DONE);
-  }
-
-  /** Writes; the answers of one tick leave in one syscall. */
-  private write(buf: Buffer): void {
-    if (this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(buf);
-  }
-
-  /** Writes, coalescing the frames of one turn of the event loop into one syscall. */
-  private batch(buf: Buffer): void {
-    if (this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(buf);
   }
 
   private drained(): Promise<void> {
