@@ -169,22 +169,10 @@ export class MessageQueue<T> implements AsyncIterable<T> {
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
-      next: async (): Promise<IteratorResult<T>> => {
-        for (;;) {
-          if (this.head < this.items.length) {
-            const value = this.items[this.head] as T;
-            this.items[this.head] = undefined as T;
-            this.head++;
-            if (this.head > 1024 && this.head * 2 > this.items.length) {
-              this.items = this.items.slice(this.head);
-              this.head = 0;
-            }
-            return { done: false, value };
-          }
-          if (this.failed) throw this.error;
-          if (this.ended) return { done: true, value: undefined };
-          await new Promise<void>((resolve) => (this.waiter = resolve));
-        }
+      next: (): Promise<IteratorResult<T>> => {
+        // Fast path without an async function's extra promise hops.
+        if (this.head < this.items.length) return Promise.resolve(this.take());
+        return this.wait();
       },
       return: (): Promise<IteratorResult<T>> => {
         if (!this.ended && !this.failed) {
@@ -194,6 +182,26 @@ export class MessageQueue<T> implements AsyncIterable<T> {
         return Promise.resolve({ done: true, value: undefined });
       },
     };
+  }
+
+  private take(): IteratorResult<T> {
+    const value = this.items[this.head] as T;
+    this.items[this.head] = undefined as T;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return { done: false, value };
+  }
+
+  private async wait(): Promise<IteratorResult<T>> {
+    for (;;) {
+      if (this.head < this.items.length) return this.take();
+      if (this.failed) throw this.error;
+      if (this.ended) return { done: true, value: undefined };
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
   }
 }
 
