@@ -6,11 +6,11 @@
  * every sample). Prints Markdown; `--json FILE` writes the rows;
  * `--quick` runs fewer rounds (under 3 minutes).
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import type { createClient } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
@@ -70,8 +70,6 @@ const P = quick
 const CALLERS = 64;
 const MiB = 1024 * 1024;
 
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
 // --- contenders --------------------------------------------------------------
@@ -184,29 +182,13 @@ async function coldStarts(n: number, main: string): Promise<number[]> {
   return out;
 }
 
-/**
- * The host's RSS growth per plugin, as the slope between 10 and `n` running
- * plugins (after a GC at each end), so that one-off allocations of the first
- * plugins do not count.
- */
+/** The host's RSS growth per plugin, measured in a fresh process (bench/rss-host.ts). */
 async function rssPerPlugin(n: number): Promise<number> {
-  const settle = async (): Promise<number> => {
-    gc();
-    await new Promise((r) => setTimeout(r, 300));
-    gc();
-    return process.memoryUsage().rss;
-  };
-  const clients = [];
-  for (let i = 0; i < 10; i++) {
-    clients.push(await openPlugin(subprocess(process.execPath, [benchPluginMain])));
-  }
-  const at10 = await settle();
-  for (let i = 10; i < n; i++) {
-    clients.push(await openPlugin(subprocess(process.execPath, [benchPluginMain])));
-  }
-  const atN = await settle();
-  await Promise.all(clients.map((c) => c.close()));
-  return (atN - at10) / (n - 10) / MiB;
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    fileURLToPath(new URL("./rss-host.js", import.meta.url)),
+    String(n),
+  ]);
+  return (JSON.parse(stdout) as { mb_per_plugin: number }).mb_per_plugin;
 }
 
 log("memory with 50 plugins...");
