@@ -111,6 +111,7 @@ const S = {
 } as const;
 const COLD_PLAIN = "connect-plugin, Node plugin (framed)";
 const COLD_BUNDLED = "connect-plugin, Node plugin bundled by esbuild (framed)";
+const NODE_BOOT = "reference: node -e 0 (Node's own boot, no plugin)";
 const samples = new Map<string, number[]>();
 const add = (scenario: string, contender: string, values: number[]): void => {
   const key = `${scenario}\u0000${contender}`;
@@ -144,6 +145,7 @@ for (let round = 1; round <= P.rounds; round++) {
   add(S.cold, GO_PLUGIN, await goHost.cold(P.cold));
   add(S.cold, COLD_PLAIN, await coldStarts(P.cold, benchPluginMain));
   add(S.cold, COLD_BUNDLED, await coldStarts(P.cold, bundledPlugin));
+  add(S.cold, NODE_BOOT, await nodeBoots(P.cold));
 }
 
 async function inProcessBatches(
@@ -167,6 +169,17 @@ async function plainCallBatches(): Promise<number[]> {
     const t = process.hrtime.bigint();
     for (let i = 0; i < 1_000; i++) await impl(msg);
     out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
+  }
+  return out;
+}
+
+/** How long Node takes to start and exit with nothing to do: the part of a cold start no plugin code can remove. */
+async function nodeBoots(n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await promisify(execFile)(process.execPath, ["-e", "0"]);
+    out.push((performance.now() - t) * 1_000);
   }
   return out;
 }
@@ -225,7 +238,7 @@ for (const n of names) rows.push(latencyRow(S.unary, n));
 for (const n of names) rows.push(rateRow(S.concurrent, n));
 for (const n of names) rows.push(latencyRow(S.big, n));
 for (const n of names) rows.push(rateRow(S.stream, n));
-for (const n of [GO_PLUGIN, COLD_PLAIN, COLD_BUNDLED]) {
+for (const n of [GO_PLUGIN, COLD_PLAIN, COLD_BUNDLED, NODE_BOOT]) {
   const s = get(S.cold, n);
   rows.push({
     scenario: S.cold,
