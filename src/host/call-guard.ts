@@ -104,18 +104,44 @@ export class CallGuard {
     }
   };
 
-  private async *guardStream<T>(
+  /**
+   * The response stream, with its errors translated and the call ended when
+   * it ends. A plain iterator rather than an async generator: one promise hop
+   * per message instead of several, which shows at 100k+ messages/s.
+   */
+  private guardStream<T>(
     messages: AsyncIterable<T>,
     callerSignal: AbortSignal,
     done: () => void,
   ): AsyncIterable<T> {
-    try {
-      yield* messages;
-    } catch (error) {
-      throw await this.translate(error, callerSignal);
-    } finally {
-      done();
-    }
+    const translate = (error: unknown): Promise<unknown> => this.translate(error, callerSignal);
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<T> => {
+        const it = messages[Symbol.asyncIterator]();
+        return {
+          next: () =>
+            it.next().then(
+              (r) => {
+                if (r.done === true) done();
+                return r;
+              },
+              async (error: unknown) => {
+                const translated = await translate(error);
+                done();
+                throw translated;
+              },
+            ),
+          return: async (): Promise<IteratorResult<T>> => {
+            try {
+              await it.return?.();
+            } finally {
+              done();
+            }
+            return { done: true, value: undefined };
+          },
+        };
+      },
+    };
   }
 
   /** Why a new call cannot be made, if it cannot. */

@@ -142,6 +142,14 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   private waiter: (() => void) | undefined;
   /** Called once the consumer stops early (return()). */
   onAbandon: (() => void) | undefined;
+  /** Called once iteration is over: the end was read (or return() called), or an error thrown. */
+  onFinish: ((failed: boolean) => void) | undefined;
+
+  private finish(failed: boolean): void {
+    const f = this.onFinish;
+    this.onFinish = undefined;
+    f?.(failed);
+  }
 
   push(item: T): void {
     if (this.ended || this.failed) return;
@@ -172,13 +180,23 @@ export class MessageQueue<T> implements AsyncIterable<T> {
       next: (): Promise<IteratorResult<T>> => {
         // Fast path without an async function's extra promise hops.
         if (this.head < this.items.length) return Promise.resolve(this.take());
-        return this.wait();
+        return this.wait().then(
+          (r) => {
+            if (r.done === true) this.finish(false);
+            return r;
+          },
+          (error: unknown) => {
+            this.finish(true);
+            throw error;
+          },
+        );
       },
       return: (): Promise<IteratorResult<T>> => {
         if (!this.ended && !this.failed) {
           this.ended = true;
           this.onAbandon?.();
         }
+        this.finish(false);
         return Promise.resolve({ done: true, value: undefined });
       },
     };
