@@ -8,14 +8,14 @@ import { promisify } from "node:util";
 
 const goModule = fileURLToPath(new URL("../../go", import.meta.url));
 
-export async function buildGoContenders(): Promise<{ host: string; plugin: string }> {
+export async function buildGoContenders(): Promise<{ host: string; plugin: string; dir: string }> {
   const out = mkdtempSync(join(tmpdir(), "cpb-go-"));
   await promisify(execFile)(
     "go",
     ["build", "-o", out, "./bench/goplugin/host", "./bench/goplugin/plugin"],
     { cwd: goModule },
   );
-  return { host: join(out, "host"), plugin: join(out, "plugin") };
+  return { host: join(out, "host"), plugin: join(out, "plugin"), dir: out };
 }
 
 export async function goVersion(): Promise<string> {

@@ -7,7 +7,7 @@
  * `--quick` runs fewer rounds (under 3 minutes).
  */
 import { execFile, execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -211,6 +211,7 @@ const rss: Array<[string, number]> = [
   ["connect-plugin, Node plugins (framed)", await rssPerPlugin(P.plugins)],
 ];
 for (const c of [...contenders, ...inProc]) await c.close();
+rmSync(go.dir, { recursive: true, force: true });
 
 // --- report ------------------------------------------------------------------
 const rows: Row[] = [];
