@@ -43,6 +43,7 @@ export type {
 export { PluginError } from "./protocol/errors.js";
 export type { PluginErrorKind } from "./protocol/errors.js";
 export type { RpcProtocol } from "./transport/client-transport.js";
+export type { LocalTransport } from "./protocol/env.js";
 
 export { silentLogger, stderrLogger } from "./logging/logger.js";
 export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";

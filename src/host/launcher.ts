@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Env } from "../protocol/env.js";
+import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
@@ -46,6 +46,8 @@ export interface LaunchOptions {
    * CONNECT_PLUGIN_* ones and no launch token on stdin (see goplugin-client.ts).
    */
   readonly goPlugin?: boolean;
+  /** Wire protocols offered in CONNECT_PLUGIN_TRANSPORTS, best first. */
+  readonly transports?: readonly string[];
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -190,7 +192,7 @@ export class PluginProcess {
           [Env.minPort]: "10000",
           [Env.maxPort]: "25000",
           ...(options.goPlugin !== true && {
-            [Env.transports]: "connect",
+            [Env.transports]: (options.transports ?? DEFAULT_LOCAL_TRANSPORTS).join(","),
             [Env.parentWatch]: "stdin",
             [Env.launchToken]: "stdin",
           }),

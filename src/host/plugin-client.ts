@@ -28,6 +28,8 @@ import {
   createUrlTransport,
   type ClientTransport,
 } from "../transport/client-transport.js";
+import { createDirectTransport } from "../transport/direct.js";
+import { createFramedTransport } from "../transport/framed/client.js";
 import { PluginServer } from "../plugin/plugin-server.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
 import { CallGuard } from "./call-guard.js";
@@ -350,10 +352,11 @@ export class PluginClient<
           label: this.label,
           launchToken,
           signal: this.startAbort.signal,
+          ...(source.transports !== undefined && { transports: source.transports }),
         });
         this.process = proc;
         const line = proc.handshakeLine;
-        if (line.protocol !== "connect" && line.protocol !== "grpc") {
+        if (line.protocol !== "connect" && line.protocol !== "grpc" && line.protocol !== "framed") {
           await proc.kill();
           throw new PluginError(
             "unsupported-protocol",
@@ -370,17 +373,29 @@ export class PluginClient<
         }
         // The guard asks the transport (created after it) whether its
         // connection broke; the closure only runs once calls are made.
-        const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken(), proc);
-        const transportOptions = {
-          protocol: line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const),
-          // User interceptors run first, so that the guard judges only errors
-          // from the wire; the token goes on last, so that they never see it.
-          interceptors: [...interceptors, guard.interceptor, bearerToken(launchToken)],
-        };
+        // The framed transport fails its calls on close itself (see CallGuard).
+        const guard: CallGuard = new CallGuard(
+          this.label,
+          () => transport.isBroken(),
+          proc,
+          true,
+          line.protocol !== "framed",
+        );
+        // User interceptors run first, so that the guard judges only errors
+        // from the wire; the token goes on last, so that they never see it.
+        const wireInterceptors = [...interceptors, guard.interceptor, bearerToken(launchToken)];
+        const protocol = line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const);
         const transport: ClientTransport =
-          tls === undefined
-            ? createSocketTransport(line, transportOptions)
-            : createGoPluginTransport(line, { ...transportOptions, tls });
+          line.protocol === "framed"
+            ? createFramedTransport(line, {
+                interceptors: wireInterceptors,
+                ...(tls !== undefined && {
+                  tls: { ca: tls.peerCertPem, cert: tls.certPem, key: tls.keyPem },
+                }),
+              })
+            : tls === undefined
+              ? createSocketTransport(line, { protocol, interceptors: wireInterceptors })
+              : createGoPluginTransport(line, { protocol, interceptors: wireInterceptors, tls });
         proc.onExit((exit) => this.handleExit(exit, transport));
         return { transport, guard, process: proc, server: undefined };
       }
@@ -409,10 +424,16 @@ export class PluginClient<
         });
         // Nothing between host and plugin can break in process: every error
         // is the plugin's own, so the guard never rewrites one.
-        const guard = new CallGuard(this.label, () => false, undefined, false);
-        const transport = createInProcessTransport(server, {
-          interceptors: [...interceptors, guard.interceptor],
-        });
+        const guard = new CallGuard(
+          this.label,
+          () => false,
+          undefined,
+          false,
+          source.mode === "serialize",
+        );
+        const transport = (
+          source.mode === "serialize" ? createInProcessTransport : createDirectTransport
+        )(server, { interceptors: [...interceptors, guard.interceptor] });
         return { transport, guard, process: undefined, server };
       }
       case "cluster":

@@ -1,3 +1,4 @@
+import type { LocalTransport } from "../protocol/env.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
 import type { ClusterSource } from "./cluster-source.js";
@@ -26,6 +27,12 @@ export interface SubprocessSource {
    * `false` turns it off.
    */
   readonly autoMTLS?: boolean;
+  /**
+   * Local wire protocols to offer the plugin, best first. Defaults to
+   * `["framed", "connect"]`: the framed transport where the plugin supports
+   * it, HTTP/2 Connect otherwise. `["connect"]` forces HTTP/2.
+   */
+  readonly transports?: readonly LocalTransport[];
 }
 
 /** Use a plugin that already runs as a service at a URL (sidecar or remote). */
@@ -55,13 +62,24 @@ export interface ClientTls {
 export interface InProcessSource {
   readonly kind: "in-process";
   readonly definition: PluginDefinition;
+  /**
+   * "direct" (the default) hands messages to the implementation as they are,
+   * with no serialization; "serialize" sends every call through the Connect
+   * protocol in memory, so that messages are copied as over a wire.
+   */
+  readonly mode?: "direct" | "serialize";
 }
 
 /** A plugin subprocess: `subprocess("node", ["plugin.js"])`. */
 export function subprocess(
   command: string,
   args: readonly string[] = [],
-  options: { env?: Readonly<Record<string, string>>; cwd?: string; autoMTLS?: boolean } = {},
+  options: {
+    env?: Readonly<Record<string, string>>;
+    cwd?: string;
+    autoMTLS?: boolean;
+    transports?: readonly LocalTransport[];
+  } = {},
 ): SubprocessSource {
   return { kind: "subprocess", command, args, ...options };
 }
@@ -115,8 +133,11 @@ export function checkRemoteSource(source: RemoteSource): void {
 }
 
 /** A plugin that runs in the host's process, from the same definition it serves. */
-export function inProcess(definition: PluginDefinition): InProcessSource {
-  return { kind: "in-process", definition };
+export function inProcess(
+  definition: PluginDefinition,
+  options: { mode?: "direct" | "serialize" } = {},
+): InProcessSource {
+  return { kind: "in-process", definition, ...options };
 }
 
 /**

@@ -59,8 +59,15 @@ export const Env = {
  * - `connect`: Connect RPC (Connect, gRPC and gRPC-web served at once) over
  *   HTTP/2 without TLS on the announced socket. Announced only to hosts that
  *   list it in CONNECT_PLUGIN_TRANSPORTS.
+ * - `framed`: connect-plugin's local framing (src/transport/framed): the same
+ *   call semantics as Connect, without HTTP/2, for a fraction of the cost per
+ *   call. Announced only to hosts that list it.
  */
-export type WireProtocol = "grpc" | "connect" | "netrpc";
+export type WireProtocol = "grpc" | "connect" | "framed" | "netrpc";
+
+/** The local transports a connect-plugin host can accept, best first by default. */
+export type LocalTransport = "framed" | "connect";
+export const DEFAULT_LOCAL_TRANSPORTS: readonly LocalTransport[] = ["framed", "connect"];
 
 /** The go-plugin core protocol version: the first field of the handshake line. */
 export const CORE_PROTOCOL_VERSION = 1;

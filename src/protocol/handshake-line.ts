@@ -87,7 +87,12 @@ export function parseHandshakeLine(raw: string): HandshakeLine {
     throw malformed(`network ${JSON.stringify(network)} is neither "unix" nor "tcp"`);
   }
   if (address === "") throw malformed("the address is empty");
-  if (protocol !== "grpc" && protocol !== "connect" && protocol !== "netrpc") {
+  if (
+    protocol !== "grpc" &&
+    protocol !== "connect" &&
+    protocol !== "framed" &&
+    protocol !== "netrpc"
+  ) {
     throw malformed(`unknown protocol ${JSON.stringify(protocol)}`);
   }
   return {

@@ -1,0 +1,413 @@
+/**
+ * The contenders: every way a Node or Go host could call a local plugin.
+ * Each one runs the scenarios in bench/scenarios.ts through the same small
+ * interface; the Go host measures itself and reports figures over a pipe.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import type { Client } from "@connectrpc/connect";
+import {
+  StreamMessageReader,
+  StreamMessageWriter,
+  createMessageConnection,
+  type MessageConnection,
+} from "vscode-jsonrpc/node";
+import {
+  PluginClient,
+  inProcess,
+  remote,
+  silentLogger,
+  subprocess,
+  type PluginSource,
+} from "../src/index.js";
+import { Bench, benchHandshake, benchPlugin } from "./service.js";
+import { grpcDefinition } from "./grpc-definition.js";
+
+export interface Contender {
+  readonly name: string;
+  /** Runs `n` sequential calls with a payload of `size` bytes; µs per call. */
+  unary(n: number, size: number): Promise<number[]>;
+  /** Calls per second with `callers` concurrent callers for `ms`. */
+  concurrent(ms: number, callers: number): Promise<number>;
+  /** Messages per second of one server stream of `n` 16-byte messages. */
+  stream(n: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Round trip and stream primitives that the generic scenario code drives. */
+interface Ops {
+  echo(payload: Uint8Array): Promise<unknown>;
+  stream(n: number): Promise<number>;
+}
+
+function fromOps(name: string, ops: Ops, close: () => Promise<void>): Contender {
+  return {
+    name,
+    async unary(n, size) {
+      const payload = new Uint8Array(size).fill(7);
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t = process.hrtime.bigint();
+        await ops.echo(payload);
+        out.push(Number(process.hrtime.bigint() - t) / 1_000);
+      }
+      return out;
+    },
+    async concurrent(ms, callers) {
+      const payload = new Uint8Array(16).fill(7);
+      const start = performance.now();
+      const end = start + ms;
+      let done = 0;
+      await Promise.all(
+        Array.from({ length: callers }, async () => {
+          while (performance.now() < end) {
+            await ops.echo(payload);
+            done++;
+          }
+        }),
+      );
+      return done / ((performance.now() - start) / 1_000);
+    },
+    async stream(n) {
+      const t = performance.now();
+      const got = await ops.stream(n);
+      if (got !== n) throw new Error(`${name}: stream delivered ${got} of ${n} messages`);
+      return got / ((performance.now() - t) / 1_000);
+    },
+    close,
+  };
+}
+
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+export const benchPluginMain = here("./plugin.js");
+const serversMain = here("./servers.js");
+
+type BenchClient = PluginClient<{ bench: typeof Bench }>;
+
+export async function openPlugin(source: PluginSource): Promise<BenchClient> {
+  const client = new PluginClient({
+    handshake: benchHandshake,
+    plugins: { bench: Bench },
+    source,
+    logger: silentLogger,
+  });
+  await client.start();
+  await client.dispense("bench").echo({ value: new Uint8Array(1) });
+  return client;
+}
+
+function connectOps(bench: Client<typeof Bench>): Ops {
+  return {
+    echo: (value) => bench.echo({ value }),
+    async stream(n) {
+      let got = 0;
+      for await (const _ of bench.stream({ value: BigInt(n) })) got++;
+      return got;
+    },
+  };
+}
+
+/** connect-plugin with a subprocess plugin, over the given local transport. */
+export async function connectPluginSubprocess(
+  name: string,
+  transports: ("framed" | "connect")[],
+  main = benchPluginMain,
+): Promise<Contender> {
+  const client = await openPlugin(subprocess(process.execPath, [main], { transports }));
+  return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
+}
+
+/** connect-plugin with a plugin in network mode, over loopback TCP. */
+export async function connectPluginRemote(name: string): Promise<Contender> {
+  const child = spawn(process.execPath, [benchPluginMain], {
+    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stderr.on("data", (c: Buffer) => {
+      buffered += c.toString();
+      const m = /"url":"([^"]+)"/.exec(buffered);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.once("exit", () => reject(new Error(`bench plugin exited: ${buffered}`)));
+  });
+  const client = await openPlugin(remote(url));
+  return fromOps(name, connectOps(client.dispense("bench")), async () => {
+    await client.close();
+    child.kill("SIGTERM");
+  });
+}
+
+/** connect-plugin with the plugin in the host's process. */
+export async function connectPluginInProcess(
+  name: string,
+  mode: "direct" | "serialize",
+): Promise<Contender & { client: BenchClient }> {
+  const client = await openPlugin(inProcess(benchPlugin(), { mode }));
+  return {
+    ...fromOps(name, connectOps(client.dispense("bench")), () => client.close()),
+    client,
+  };
+}
+
+/** A child server process from bench/servers.ts that prints "ready". */
+async function startServer(
+  kind: string,
+): Promise<{ child: ChildProcess; socket: string; stop: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), "cpb-"));
+  const socket = join(dir, "s.sock");
+  const child = spawn(process.execPath, [serversMain, kind, socket], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  return {
+    child,
+    socket,
+    stop: () => {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The floor: length-prefixed ping-pong over a unix socket, no RPC at all. */
+export async function rawSocket(name: string): Promise<Contender> {
+  const server = await startServer("raw");
+  const socket = net.connect(server.socket);
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  // Replies come back in order; each waiter takes the next whole frame.
+  const waiters: Array<(frame: Buffer) => void> = [];
+  let streamLeft = 0;
+  let streamDone: (() => void) | undefined;
+  let buf: Buffer = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    let offset = 0;
+    while (buf.length - offset >= 4) {
+      const len = buf.readUInt32BE(offset);
+      if (buf.length - offset < 4 + len) break;
+      const frame = buf.subarray(offset + 4, offset + 4 + len);
+      offset += 4 + len;
+      if (streamLeft > 0) {
+        if (--streamLeft === 0) streamDone?.();
+      } else waiters.shift()?.(frame);
+    }
+    buf = buf.subarray(offset);
+  });
+  const ops: Ops = {
+    echo(payload) {
+      const head = Buffer.allocUnsafe(4);
+      head.writeUInt32BE(payload.length, 0);
+      return new Promise<Buffer>((resolve) => {
+        waiters.push(resolve);
+        socket.write(payload.length < 1024 ? Buffer.concat([head, payload]) : head);
+        if (payload.length >= 1024) socket.write(payload);
+      });
+    },
+    stream(n) {
+      const req = Buffer.alloc(12);
+      req.writeUInt32BE(8, 0);
+      req.writeBigUInt64BE(0xff00000000000000n | BigInt(n), 4);
+      return new Promise<number>((resolve) => {
+        streamLeft = n;
+        streamDone = () => resolve(n);
+        socket.write(req);
+      });
+    },
+  };
+  return fromOps(name, ops, () => {
+    socket.destroy();
+    server.stop();
+    return Promise.resolve();
+  });
+}
+
+export async function grpcJs(name: string): Promise<Contender> {
+  const server = await startServer("grpc-js");
+  const Ctor = grpc.makeGenericClientConstructor(grpcDefinition, "BenchService");
+  const client = new Ctor(`unix://${server.socket}`, grpc.credentials.createInsecure());
+  const echo = client["echo"] as unknown as (
+    req: Uint8Array,
+    cb: (err: grpc.ServiceError | null, res: Uint8Array) => void,
+  ) => void;
+  const streamFn = client["stream"] as unknown as (
+    req: number,
+  ) => grpc.ClientReadableStream<Uint8Array>;
+  const ops: Ops = {
+    echo: (payload) =>
+      new Promise((resolve, reject) =>
+        echo.call(client, payload, (err, res) => (err ? reject(err) : resolve(res))),
+      ),
+    async stream(n) {
+      let got = 0;
+      for await (const _ of streamFn.call(client, n)) got++;
+      return got;
+    },
+  };
+  return fromOps(name, ops, () => {
+    client.close();
+    server.stop();
+    return Promise.resolve();
+  });
+}
+
+export async function httpJson(name: string): Promise<Contender> {
+  const server = await startServer("http-json");
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const request = (path: string, body?: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: server.socket,
+          path,
+          method: body === undefined ? "GET" : "POST",
+          agent,
+          headers: body === undefined ? {} : { "content-type": "application/json" },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on("data", (c: Buffer) => parts.push(c));
+          res.on("end", () => resolve(Buffer.concat(parts).toString()));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  const ops: Ops = {
+    async echo(payload) {
+      const res = await request(
+        "/echo",
+        JSON.stringify({ value: Buffer.from(payload).toString("base64") }),
+      );
+      return Buffer.from((JSON.parse(res) as { value: string }).value, "base64");
+    },
+    async stream(n) {
+      let got = 0;
+      const text = await new Promise<void>((resolve, reject) => {
+        const req = http.request(
+          { socketPath: server.socket, path: `/stream?n=${n}`, agent },
+          (res) => {
+            let rest = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              const lines = (rest + c).split("\n");
+              rest = lines.pop() ?? "";
+              for (const line of lines) {
+                JSON.parse(line);
+                got++;
+              }
+            });
+            res.on("end", () => resolve());
+            res.on("error", reject);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      void text;
+      return got;
+    },
+  };
+  return fromOps(name, ops, () => {
+    agent.destroy();
+    server.stop();
+    return Promise.resolve();
+  });
+}
+
+export async function vscodeJsonRpc(name: string): Promise<Contender> {
+  const child = spawn(process.execPath, [serversMain, "jsonrpc"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const connection: MessageConnection = createMessageConnection(
+    new StreamMessageReader(child.stdout),
+    new StreamMessageWriter(child.stdin),
+  );
+  let items = 0;
+  connection.onNotification("item", (p: { value: string }) => {
+    Buffer.from(p.value, "base64");
+    items++;
+  });
+  connection.listen();
+  const ops: Ops = {
+    async echo(payload) {
+      const res = await connection.sendRequest<{ value: string }>("echo", {
+        value: Buffer.from(payload).toString("base64"),
+      });
+      return Buffer.from(res.value, "base64");
+    },
+    async stream(n) {
+      items = 0;
+      await connection.sendRequest("stream", { n });
+      return items;
+    },
+  };
+  await ops.echo(new Uint8Array(1));
+  return fromOps(name, ops, () => {
+    connection.dispose();
+    child.kill();
+    return Promise.resolve();
+  });
+}
+
+/** The Go host with its Go plugin, driven over a JSON-lines pipe. */
+export class GoPluginHost implements Contender {
+  private readonly lines: AsyncIterator<string>;
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+  ) {
+    this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
+      Symbol.asyncIterator
+    ]();
+  }
+
+  static async start(name: string, hostBin: string, pluginBin: string): Promise<GoPluginHost> {
+    const child = spawn(hostBin, [pluginBin], { stdio: ["pipe", "pipe", "inherit"] });
+    const host = new GoPluginHost(name, child);
+    await host.ask({ op: "unary", n: 1, size: 1 });
+    return host;
+  }
+
+  async ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.child.stdin?.write(`${JSON.stringify(command)}\n`);
+    const line = await this.lines.next();
+    if (line.done === true) throw new Error(`${this.name}: the Go host exited`);
+    const res = JSON.parse(line.value) as Record<string, unknown>;
+    if (typeof res["error"] === "string") throw new Error(`${this.name}: ${res["error"]}`);
+    return res;
+  }
+
+  async unary(n: number, size: number): Promise<number[]> {
+    return (await this.ask({ op: "unary", n, size }))["samples_us"] as number[];
+  }
+  async concurrent(ms: number, c: number): Promise<number> {
+    return (await this.ask({ op: "concurrent", ms, c }))["ops_per_s"] as number;
+  }
+  async stream(n: number): Promise<number> {
+    return (await this.ask({ op: "stream", n }))["ops_per_s"] as number;
+  }
+  async cold(n: number): Promise<number[]> {
+    return (await this.ask({ op: "cold", n }))["samples_us"] as number[];
+  }
+  async rss(plugins: number): Promise<number> {
+    return (await this.ask({ op: "rss", plugins }))["rss_mb_per_plugin"] as number;
+  }
+  async close(): Promise<void> {
+    this.child.stdin?.end();
+    await new Promise((resolve) => this.child.once("exit", resolve));
+  }
+}

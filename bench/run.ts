@@ -1,0 +1,347 @@
+/**
+ * `npm run bench`: every scenario against every contender on this machine,
+ * in one run. Rounds interleave the contenders (scenario by scenario,
+ * contender by contender), so that drift on a shared machine hits them all
+ * alike; each figure is the median over rounds (latency percentiles pool
+ * every sample). Prints Markdown; `--json FILE` writes the rows;
+ * `--quick` runs fewer rounds (under 3 minutes).
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import type { createClient } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  GoPluginHost,
+  benchPluginMain,
+  connectPluginInProcess,
+  connectPluginRemote,
+  connectPluginSubprocess,
+  grpcJs,
+  httpJson,
+  openPlugin,
+  rawSocket,
+  vscodeJsonRpc,
+  type Contender,
+} from "./contenders.js";
+import { bundledBenchPlugin } from "./bundle.js";
+import { buildGoContenders, goVersion } from "./go-build.js";
+import {
+  FLOOR,
+  GO_PLUGIN,
+  markdownTable,
+  markdownTargets,
+  type Row,
+  type Target,
+} from "./report.js";
+import { median, percentile, round } from "./stats.js";
+import { subprocess } from "../src/index.js";
+import type { Bench } from "./service.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const jsonIndex = args.indexOf("--json");
+const jsonFile = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
+
+const P = quick
+  ? {
+      rounds: 3,
+      unary: 500,
+      big: 6,
+      concurrentMs: 500,
+      stream: 30_000,
+      cold: 2,
+      inproc: 6,
+      plugins: 50,
+    }
+  : {
+      rounds: 7,
+      unary: 2_000,
+      big: 20,
+      concurrentMs: 1_500,
+      stream: 100_000,
+      cold: 3,
+      inproc: 15,
+      plugins: 50,
+    };
+const CALLERS = 64;
+const MiB = 1024 * 1024;
+
+const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
+
+// --- contenders --------------------------------------------------------------
+log("building the Go contenders (go build)...");
+const go = await buildGoContenders();
+const bundledPlugin = await bundledBenchPlugin();
+const CP_FRAMED = "connect-plugin subprocess, unix socket, framed";
+const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
+const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
+const CP_DIRECT = "connect-plugin in process (direct)";
+const CP_SERIALIZE = "connect-plugin in process (serialize)";
+log("starting contenders...");
+const contenders: Contender[] = [
+  await GoPluginHost.start(GO_PLUGIN, go.host, go.plugin),
+  await connectPluginSubprocess(CP_FRAMED, ["framed"]),
+  await connectPluginSubprocess(CP_H2, ["connect"]),
+  await connectPluginRemote(CP_REMOTE),
+  // Slot: a connect-plugin host calling the Go go-plugin plugin, once
+  // go-plugin compatibility lands (issue 4). Its row is left out until then.
+  await grpcJs("@grpc/grpc-js client and server, unix socket"),
+  await vscodeJsonRpc("vscode-jsonrpc over stdio"),
+  await httpJson("JSON over HTTP/1.1 keep-alive, unix socket"),
+  await rawSocket(FLOOR),
+];
+const inProc = [
+  await connectPluginInProcess(CP_DIRECT, "direct"),
+  await connectPluginInProcess(CP_SERIALIZE, "serialize"),
+];
+
+// --- scenarios ---------------------------------------------------------------
+const S = {
+  unary: "1. unary 16 B, sequential",
+  concurrent: `2. unary 16 B, ${CALLERS} concurrent callers`,
+  big: "3. unary 1 MiB",
+  stream: "4. server streaming, 16 B messages",
+  cold: "5. cold start: spawn to first call",
+  inproc: "6. in-process call",
+  rss: `7. host RSS per extra subprocess plugin (${P.plugins} running)`,
+} as const;
+const COLD_PLAIN = "connect-plugin, Node plugin (framed)";
+const COLD_BUNDLED = "connect-plugin, Node plugin bundled by esbuild (framed)";
+const NODE_BOOT = "reference: node -e 0 (Node's own boot, no plugin)";
+const samples = new Map<string, number[]>();
+const add = (scenario: string, contender: string, values: number[]): void => {
+  const key = `${scenario}\u0000${contender}`;
+  const list = samples.get(key) ?? [];
+  list.push(...values);
+  samples.set(key, list);
+};
+const get = (scenario: string, contender: string): number[] =>
+  samples.get(`${scenario}\u0000${contender}`) ?? [];
+
+const t0 = performance.now();
+// Warm-up, so that every contender's JIT has seen each kind of call.
+for (const c of contenders) {
+  await c.unary(500, 16);
+  await c.concurrent(200, CALLERS);
+  await c.stream(P.stream);
+}
+for (const c of inProc) await c.unary(2_000, 16);
+for (let round = 1; round <= P.rounds; round++) {
+  log(`round ${round}/${P.rounds} (${Math.round((performance.now() - t0) / 1000)} s)`);
+  // Rotate the order every round, so no contender always runs first.
+  const order = contenders.map((_, i) => contenders[(i + round) % contenders.length] as Contender);
+  for (const c of order) add(S.unary, c.name, await c.unary(P.unary, 16));
+  for (const c of order) add(S.concurrent, c.name, [await c.concurrent(P.concurrentMs, CALLERS)]);
+  for (const c of order) add(S.big, c.name, await c.unary(P.big, MiB));
+  for (const c of order) add(S.stream, c.name, [await c.stream(P.stream)]);
+  for (const c of inProc) add(S.inproc, c.name, await inProcessBatches(c.client.dispense("bench")));
+  add(S.inproc, "plain async function call (floor)", await plainCallBatches());
+  // Cold starts, interleaved too.
+  const goHost = contenders[0] as GoPluginHost;
+  add(S.cold, GO_PLUGIN, await goHost.cold(P.cold));
+  add(S.cold, COLD_PLAIN, await coldStarts(P.cold, benchPluginMain));
+  add(S.cold, COLD_BUNDLED, await coldStarts(P.cold, bundledPlugin));
+  add(S.cold, NODE_BOOT, await nodeBoots(P.cold));
+}
+
+async function inProcessBatches(
+  bench: ReturnType<typeof createClient<typeof Bench>>,
+): Promise<number[]> {
+  const msg = create(BytesValueSchema, { value: new Uint8Array(16) });
+  const out: number[] = [];
+  for (let b = 0; b < P.inproc; b++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < 1_000; i++) await bench.echo(msg);
+    out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
+  }
+  return out;
+}
+
+async function plainCallBatches(): Promise<number[]> {
+  const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
+  const msg = create(BytesValueSchema, { value: new Uint8Array(16) });
+  const out: number[] = [];
+  for (let b = 0; b < P.inproc; b++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < 1_000; i++) await impl(msg);
+    out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
+  }
+  return out;
+}
+
+/** How long Node takes to start and exit with nothing to do: the part of a cold start no plugin code can remove. */
+async function nodeBoots(n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await promisify(execFile)(process.execPath, ["-e", "0"]);
+    out.push((performance.now() - t) * 1_000);
+  }
+  return out;
+}
+
+async function coldStarts(n: number, main: string): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const client = await openPlugin(subprocess(process.execPath, [main]));
+    out.push((performance.now() - t) * 1_000);
+    await client.close();
+  }
+  return out;
+}
+
+/** The host's RSS growth per plugin, measured in a fresh process (bench/rss-host.ts). */
+async function rssPerPlugin(n: number): Promise<number> {
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    fileURLToPath(new URL("./rss-host.js", import.meta.url)),
+    String(n),
+  ]);
+  return (JSON.parse(stdout) as { mb_per_plugin: number }).mb_per_plugin;
+}
+
+log("memory with 50 plugins...");
+const goHost = contenders[0] as GoPluginHost;
+const rss: Array<[string, number]> = [
+  [GO_PLUGIN, await goHost.rss(P.plugins)],
+  ["connect-plugin, Node plugins (framed)", await rssPerPlugin(P.plugins)],
+];
+for (const c of [...contenders, ...inProc]) await c.close();
+rmSync(go.dir, { recursive: true, force: true });
+
+// --- report ------------------------------------------------------------------
+const rows: Row[] = [];
+const latencyRow = (scenario: string, contender: string): Row => {
+  const s = get(scenario, contender);
+  return {
+    scenario,
+    contender,
+    p50_us: percentile(s, 50),
+    p99_us: percentile(s, 99),
+    ops_per_s: null,
+    rss_mb: null,
+  };
+};
+const rateRow = (scenario: string, contender: string): Row => ({
+  scenario,
+  contender,
+  p50_us: null,
+  p99_us: null,
+  ops_per_s: median(get(scenario, contender)),
+  rss_mb: null,
+});
+const names = contenders.map((c) => c.name);
+for (const n of names) rows.push(latencyRow(S.unary, n));
+for (const n of names) rows.push(rateRow(S.concurrent, n));
+for (const n of names) rows.push(latencyRow(S.big, n));
+for (const n of names) rows.push(rateRow(S.stream, n));
+for (const n of [GO_PLUGIN, COLD_PLAIN, COLD_BUNDLED, NODE_BOOT]) {
+  const s = get(S.cold, n);
+  rows.push({
+    scenario: S.cold,
+    contender: n,
+    p50_us: median(s),
+    p99_us: null,
+    ops_per_s: null,
+    rss_mb: null,
+  });
+}
+for (const n of [...inProc.map((c) => c.name), "plain async function call (floor)"]) {
+  const s = get(S.inproc, n);
+  const p50 = median(s);
+  rows.push({
+    scenario: S.inproc,
+    contender: n,
+    p50_us: p50,
+    p99_us: null,
+    ops_per_s: 1e6 / p50,
+    rss_mb: null,
+  });
+}
+for (const [n, mb] of rss) {
+  rows.push({
+    scenario: S.rss,
+    contender: n,
+    p50_us: null,
+    p99_us: null,
+    ops_per_s: null,
+    rss_mb: mb,
+  });
+}
+for (const r of rows) {
+  for (const k of ["p50_us", "p99_us", "ops_per_s", "rss_mb"] as const) {
+    const v = r[k];
+    r[k] = v === null ? null : round(v);
+  }
+}
+
+const find = (scenario: string, contender: string): Row | undefined =>
+  rows.find((r) => r.scenario === scenario && r.contender === contender);
+const num = (v: number | null | undefined): number => v ?? NaN;
+const uFramed = num(find(S.unary, CP_FRAMED)?.p50_us);
+const uGo = num(find(S.unary, GO_PLUGIN)?.p50_us);
+const uFloor = num(find(S.unary, FLOOR)?.p50_us);
+const cFramed = num(find(S.concurrent, CP_FRAMED)?.ops_per_s);
+const cGo = num(find(S.concurrent, GO_PLUGIN)?.ops_per_s);
+const sFramed = num(find(S.stream, CP_FRAMED)?.ops_per_s);
+const cold = num(find(S.cold, COLD_BUNDLED)?.p50_us) / 1_000;
+const coldPlain = num(find(S.cold, COLD_PLAIN)?.p50_us) / 1_000;
+const inproc = num(find(S.inproc, CP_DIRECT)?.p50_us);
+const mem = num(find(S.rss, "connect-plugin, Node plugins (framed)")?.rss_mb);
+const targets: Target[] = [
+  {
+    name: "local unary p50 ≤ go-plugin",
+    measured: `${uFramed} µs vs ${uGo} µs (${(uFramed / uGo).toFixed(2)}×)`,
+    met: uFramed <= uGo,
+  },
+  {
+    name: "local unary p50 ≤ 3× raw socket floor",
+    measured: `${uFramed} µs vs ${uFloor} µs (${(uFramed / uFloor).toFixed(2)}×)`,
+    met: uFramed <= 3 * uFloor,
+  },
+  {
+    name: "64-caller throughput ≥ go-plugin",
+    measured: `${cFramed.toLocaleString("en-US")} vs ${cGo.toLocaleString("en-US")} calls/s (${(cFramed / cGo).toFixed(2)}×)`,
+    met: cFramed >= cGo,
+  },
+  {
+    name: "server streaming ≥ 300,000 msgs/s",
+    measured: `${sFramed.toLocaleString("en-US")} msgs/s`,
+    met: sFramed >= 300_000,
+  },
+  {
+    name: "Node plugin cold start < 150 ms",
+    measured: `${round(cold)} ms bundled, ${round(coldPlain)} ms unbundled; go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms`,
+    met: cold < 150,
+  },
+  { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
+  { name: "host RSS per extra subprocess plugin < 2 MB", measured: `${mem} MB`, met: mem < 2 },
+];
+
+const cpu =
+  /model name\s*:\s*(.*)/.exec(
+    safe(() => execFileSync("cat", ["/proc/cpuinfo"]).toString()),
+  )?.[1] ??
+  cpus()[0]?.model ??
+  "?";
+const machine =
+  `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ` +
+  `Node ${process.version}, ${await goVersion()}, ${new Date().toISOString().slice(0, 10)}`;
+console.log(
+  `\n${machine}; ${P.rounds} interleaved rounds${quick ? " (--quick)" : ""}, ${round((performance.now() - t0) / 1000)} s\n`,
+);
+console.log(markdownTable(rows));
+console.log(`\n${markdownTargets(targets)}\n`);
+if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);
+
+function safe(f: () => string): string {
+  try {
+    return f();
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The servers of the alternative contenders, one per process:
+ * `node servers.js KIND SOCKET` prints "ready" on stdout once it listens
+ * (vscode-jsonrpc speaks on stdio instead and needs no socket).
+ *
+ * - raw: length-prefixed ping-pong on a unix socket, the floor. A request is
+ *   [u32 length][payload]; the server writes it back. A payload of 8 bytes
+ *   starting with 0xff asks for a stream: that many 16-byte frames.
+ * - grpc-js: @grpc/grpc-js with the BenchService, protobuf-es (de)serializers.
+ * - http-json: node:http, JSON bodies, keep-alive; the stream is NDJSON.
+ * - jsonrpc: vscode-jsonrpc over stdio, as an LSP server would.
+ */
+import * as http from "node:http";
+import * as net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { grpcDefinition } from "./grpc-definition.js";
+import {
+  StreamMessageReader,
+  StreamMessageWriter,
+  createMessageConnection,
+} from "vscode-jsonrpc/node";
+
+const [kind, socketPath = ""] = process.argv.slice(2);
+const small = new Uint8Array(16).fill(7);
+
+function ready(): void {
+  process.stdout.write("ready\n");
+}
+
+function main(): void {
+  switch (kind) {
+    case "raw": {
+      net
+        .createServer((socket) => {
+          let buf: Buffer = Buffer.alloc(0);
+          socket.on("data", (chunk: Buffer) => {
+            buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+            let out: Buffer[] = [];
+            while (buf.length >= 4) {
+              const len = buf.readUInt32BE(0);
+              if (buf.length < 4 + len) break;
+              const frame = buf.subarray(0, 4 + len);
+              buf = buf.subarray(4 + len);
+              if (len === 8 && frame[4] === 0xff) {
+                const n = Number(frame.readBigUInt64BE(4) & 0xffffffffn);
+                const one = Buffer.alloc(20);
+                one.writeUInt32BE(16, 0);
+                for (let i = 0; i < n; i++) {
+                  out.push(one);
+                  if (out.length === 4096) {
+                    socket.write(Buffer.concat(out));
+                    out = [];
+                  }
+                }
+              } else {
+                out.push(frame);
+              }
+            }
+            if (out.length > 0)
+              socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
+          });
+          socket.on("error", () => {});
+        })
+        .listen(socketPath, ready);
+      return;
+    }
+    case "grpc-js": {
+      const server = new grpc.Server();
+      server.addService(grpcDefinition, {
+        echo: (
+          call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
+          cb: grpc.sendUnaryData<Uint8Array>,
+        ) => cb(null, call.request),
+        stream: (call: grpc.ServerWritableStream<number, Uint8Array>) => {
+          for (let i = 0; i < call.request; i++) call.write(small);
+          call.end();
+        },
+      });
+      server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        if (err) throw err;
+        ready();
+      });
+      return;
+    }
+    case "http-json": {
+      http
+        .createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+          if (req.url?.startsWith("/stream")) {
+            const n = Number(new URL(req.url, "http://x").searchParams.get("n"));
+            res.writeHead(200, { "content-type": "application/x-ndjson" });
+            const line = `${JSON.stringify({ value: Buffer.from(small).toString("base64") })}\n`;
+            let chunk = "";
+            for (let i = 0; i < n; i++) {
+              chunk += line;
+              if (chunk.length > 64 * 1024) {
+                res.write(chunk);
+                chunk = "";
+              }
+            }
+            res.end(chunk);
+            return;
+          }
+          const parts: Buffer[] = [];
+          req.on("data", (c: Buffer) => parts.push(c));
+          req.on("end", () => {
+            const body = JSON.parse(Buffer.concat(parts).toString()) as { value: string };
+            const out = JSON.stringify({ value: body.value });
+            res.writeHead(200, {
+              "content-type": "application/json",
+              "content-length": Buffer.byteLength(out),
+            });
+            res.end(out);
+          });
+        })
+        .listen(socketPath, ready);
+      return;
+    }
+    case "jsonrpc": {
+      const connection = createMessageConnection(
+        new StreamMessageReader(process.stdin),
+        new StreamMessageWriter(process.stdout),
+      );
+      connection.onRequest("echo", (params: { value: string }) => ({ value: params.value }));
+      connection.onRequest("stream", async (params: { n: number }) => {
+        const value = Buffer.from(small).toString("base64");
+        for (let i = 0; i < params.n; i++) await connection.sendNotification("item", { value });
+        return { n: params.n };
+      });
+      connection.listen();
+      return;
+    }
+    default:
+      process.stderr.write(`unknown server kind ${kind}\n`);
+      process.exit(2);
+  }
+}
+
+main();

@@ -1,0 +1,15 @@
+/** Percentiles and medians over samples. */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+export const median = (samples: readonly number[]): number => percentile(samples, 50);
+
+/** Rounds to a readable precision: integers above 100, 3 significant digits below. */
+export function round(value: number): number {
+  if (!Number.isFinite(value)) return value;
+  if (Math.abs(value) >= 100) return Math.round(value);
+  return Number(value.toPrecision(3));
+}

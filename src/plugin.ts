@@ -1,0 +1,20 @@
+/**
+ * The plugin side only: `import { serve, implement } from "connect-plugin/plugin"`.
+ *
+ * A plugin's cold start is mostly module loading. The main entry also loads
+ * the host side (PluginClient, and through it connect-node's HTTP/2 client,
+ * over 100 ms of imports); this entry loads what serve() needs, and serve()
+ * imports connect-node only if it ends up serving HTTP.
+ */
+export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
+export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
+export { pluginLog } from "./plugin/plugin-log.js";
+export type { PluginServerOptions } from "./plugin/plugin-server.js";
+export { implement } from "./protocol/plugin-set.js";
+export type {
+  HandshakeConfig,
+  PluginDefinition,
+  PluginImplementation,
+  PluginImplementations,
+} from "./protocol/plugin-set.js";
+export { PluginError } from "./protocol/errors.js";

@@ -1,0 +1,303 @@
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ConnectRouter,
+  type ContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import {
+  invokeUnaryImplementation,
+  transformInvokeImplementation,
+} from "@connectrpc/connect/protocol";
+import {
+  CALL_DONE,
+  applyInterceptors,
+  callSignal,
+  normalize,
+  normalizeIterable,
+} from "./call-support.js";
+import type { ClientTransport } from "./client-transport.js";
+import { ContextFactory, type CallContext } from "./handler-context.js";
+import { handlerError } from "./framed/errors.js";
+import { collectMethods, type MethodEntry } from "./framed/methods.js";
+
+type HeadersInit = ConstructorParameters<typeof Headers>[0];
+
+/**
+ * An in-process transport that calls the plugin's implementation directly:
+ * no serialization, no copies. Host interceptors, the plugin's interceptors,
+ * a HandlerContext with headers and trailers, deadlines, cancellation,
+ * errors and every streaming kind behave as over a socket; only the bytes
+ * are skipped. Messages are passed by reference, so a plugin that mutates a
+ * request (or keeps a response it returned and mutates it later) is seen by
+ * the host; use the "serialize" mode (createRouterTransport) to rule that out.
+ */
+export function createDirectTransport(
+  server: {
+    routes: (router: ConnectRouter) => void;
+    routerOptions: { interceptors: Interceptor[]; shutdownSignal?: AbortSignal };
+  },
+  options: { interceptors?: readonly Interceptor[] } = {},
+): ClientTransport {
+  const methods = collectMethods(server.routes);
+  const serverInterceptors = server.routerOptions.interceptors;
+  const shutdownSignal = server.routerOptions.shutdownSignal;
+  const clientInterceptors = [...(options.interceptors ?? [])];
+
+  const lookup = (method: DescMethodUnary | DescMethodStreaming): MethodEntry => {
+    const entry = methods.get(`/${method.parent.typeName}/${method.name}`);
+    if (entry === undefined) {
+      throw new ConnectError(
+        `HTTP 404 Not Found: no method /${method.parent.typeName}/${method.name} on this plugin`,
+        Code.Unimplemented,
+      );
+    }
+    return entry;
+  };
+
+  const contexts = new ContextFactory(shutdownSignal);
+  const context = (
+    entry: MethodEntry,
+    req: { url: string; header: Headers; contextValues: ContextValues },
+    timeoutMs: number | undefined,
+  ): CallContext =>
+    contexts.create({
+      service: entry.service,
+      method: entry.method,
+      protocolName: "connect-plugin-direct",
+      url: req.url,
+      timeoutMs,
+      requestHeader: req.header,
+      contextValues: req.contextValues,
+    });
+
+  /** Adds the response metadata to an error, as it would arrive over the wire. */
+  const withMetadata = (error: unknown, header: Headers, trailer: Headers): ConnectError => {
+    const ce = handlerError(error);
+    const out = new ConnectError(ce.rawMessage, ce.code, new Headers(header), undefined, ce.cause);
+    out.details.push(...ce.details);
+    trailer.forEach((v, k) => out.metadata.append(k, v));
+    ce.metadata.forEach((v, k) => out.metadata.append(k, v));
+    return out;
+  };
+
+  const transport: Transport = {
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const call = callSignal(signal, timeoutMs);
+      const req: UnaryRequest<I, O> = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: `/${method.parent.typeName}/${method.name}`,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        signal: call.signal,
+        message: normalize(method.input, input),
+      };
+      const next = applyInterceptors(
+        async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
+          const entry = lookup(r.method);
+          const ctx = context(entry, r, timeoutMs);
+          const onAbort = (): void => ctx.abort(r.signal.reason);
+          if (r.signal.aborted) onAbort();
+          else r.signal.addEventListener("abort", onAbort, { once: true });
+          try {
+            const message = await raceSignal(
+              invokeUnaryImplementation(
+                entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
+                ctx,
+                r.message as never,
+                serverInterceptors,
+              ),
+              // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
+              ctx.signal,
+            );
+            return {
+              stream: false,
+              service: r.service,
+              method: r.method,
+              header: ctx.responseHeader,
+              message: normalize(r.method.output, message as MessageInitShape<O>),
+              trailer: ctx.responseTrailer,
+            };
+          } catch (error) {
+            throw r.signal.aborted
+              ? ConnectError.from(r.signal.reason)
+              : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
+          } finally {
+            r.signal.removeEventListener("abort", onAbort);
+            ctx.abort(CALL_DONE);
+          }
+        },
+        clientInterceptors,
+      );
+      return next(req).then(
+        (res) => {
+          call.done();
+          return res;
+        },
+        (error: unknown) => {
+          const e = call.error(error);
+          call.done();
+          throw e;
+        },
+      );
+    },
+
+    stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      const call = callSignal(signal, timeoutMs);
+      const req: StreamRequest<I, O> = {
+        stream: true,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: `/${method.parent.typeName}/${method.name}`,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        signal: call.signal,
+        message: normalizeIterable(method.input, input),
+      };
+      const next = applyInterceptors(
+        async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
+          const entry = lookup(r.method);
+          const ctx = context(entry, r, timeoutMs);
+          const onAbort = (): void => ctx.abort(r.signal.reason);
+          if (r.signal.aborted) onAbort();
+          else r.signal.addEventListener("abort", onAbort, { once: true });
+          const finish = (): void => {
+            r.signal.removeEventListener("abort", onAbort);
+            ctx.abort(CALL_DONE);
+          };
+          const output = transformInvokeImplementation(
+            entry.spec as Parameters<typeof transformInvokeImplementation>[0],
+            ctx,
+            serverInterceptors,
+          )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
+          const fail = (error: unknown): never => {
+            finish();
+            throw r.signal.aborted
+              ? ConnectError.from(r.signal.reason)
+              : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
+          };
+          // Response headers are known once the handler produces its first message or ends.
+          let first: IteratorResult<unknown>;
+          try {
+            first = await raceSignal(output.next(), ctx.signal);
+          } catch (error) {
+            return fail(error);
+          }
+          if (first.done === true) finish();
+          async function* messages(): AsyncGenerator<MessageShape<O>> {
+            if (first.done === true) return;
+            yield normalize(r.method.output, first.value as MessageInitShape<O>);
+            try {
+              for (;;) {
+                const n = await raceSignal(output.next(), ctx.signal);
+                if (n.done === true) break;
+                yield normalize(r.method.output, n.value as MessageInitShape<O>);
+              }
+            } catch (error) {
+              fail(error);
+            } finally {
+              finish();
+              output.return?.().catch(() => {});
+            }
+          }
+          return {
+            stream: true,
+            service: r.service,
+            method: r.method,
+            header: ctx.responseHeader,
+            trailer: ctx.responseTrailer,
+            message: messages(),
+          };
+        },
+        clientInterceptors,
+      );
+      return next(req).then(
+        (res) => {
+          const it = res.message[Symbol.asyncIterator]();
+          const message: AsyncIterable<MessageShape<O>> = {
+            [Symbol.asyncIterator]: () => ({
+              next: () =>
+                it.next().then(
+                  (n) => {
+                    if (n.done === true) call.done();
+                    return n;
+                  },
+                  (error: unknown) => {
+                    const e = call.error(error);
+                    call.done();
+                    throw e;
+                  },
+                ),
+              return: (): Promise<IteratorResult<MessageShape<O>>> => {
+                call.abandon();
+                return it.return?.() ?? Promise.resolve({ done: true, value: undefined });
+              },
+            }),
+          };
+          return { ...res, message };
+        },
+        (error: unknown) => {
+          const e = call.error(error);
+          call.done();
+          throw e;
+        },
+      );
+    },
+  };
+  return { transport, close: () => {}, isBroken: () => false };
+}
+
+/** Settles with the promise, or rejects as soon as the signal fires. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    // The abandoned promise may still reject (the handler sees the abort too).
+    promise.catch(() => {});
+    return Promise.reject(ConnectError.from(signal.reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(ConnectError.from(signal.reason));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the handler's error on as it is
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,463 @@
+import * as net from "node:net";
+import * as tls from "node:tls";
+import {
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodStreaming,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type Transport,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import type { ClientTransport } from "../client-transport.js";
+import {
+  applyInterceptors,
+  callSignal,
+  normalize,
+  normalizeIterable,
+  type CallSignal,
+} from "../call-support.js";
+import { errorFromWire } from "./errors.js";
+import {
+  FrameReader,
+  FrameType,
+  FrameWriter,
+  MessageQueue,
+  headersToPairs,
+  jsonPayload,
+  pairsToHeaders,
+  parseJson,
+} from "./frames.js";
+
+/** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
+export interface FramedClientTls {
+  readonly ca: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  /** The name the server's certificate must carry. Defaults to "localhost". */
+  readonly serverName?: string;
+}
+
+export interface FramedTransportOptions {
+  readonly interceptors?: readonly Interceptor[];
+  readonly tls?: FramedClientTls;
+}
+
+interface PendingCall {
+  readonly method: DescMethodUnary | DescMethodStreaming;
+  header: Headers | undefined;
+  readonly trailer: Headers;
+  /** Unary: the one response message. */
+  message: unknown;
+  /** Streaming: the response messages. */
+  readonly messages: MessageQueue<unknown> | undefined;
+  onHeader: (() => void) | undefined;
+  onEnd: (error: ConnectError | undefined) => void;
+}
+
+/**
+ * The host side of the framed transport (see frames.ts): a connect-es
+ * Transport over one socket to the plugin, so that createClient() and every
+ * interceptor work unchanged. The socket is opened on the first call.
+ */
+export function createFramedTransport(
+  target: { network: "unix" | "tcp"; address: string },
+  options: FramedTransportOptions = {},
+): ClientTransport {
+  const connection = new FramedConnection(target, options.tls);
+  const interceptors = [...(options.interceptors ?? [])];
+  const transport: Transport = {
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const call = callSignal(signal, timeoutMs);
+      const req: UnaryRequest<I, O> = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: `/${method.parent.typeName}/${method.name}`,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        signal: call.signal,
+        message: normalize(method.input, input),
+      };
+      const next = applyInterceptors(
+        (r: UnaryRequest<I, O>) => connection.unary(r, timeoutMs),
+        interceptors,
+      );
+      return next(req).then(
+        (res) => {
+          call.done();
+          return res;
+        },
+        (error: unknown) => {
+          const e = call.error(error);
+          call.done();
+          throw e;
+        },
+      );
+    },
+
+    stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      const call = callSignal(signal, timeoutMs);
+      const req: StreamRequest<I, O> = {
+        stream: true,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: `/${method.parent.typeName}/${method.name}`,
+        header: new Headers(header),
+        contextValues: contextValues ?? createContextValues(),
+        signal: call.signal,
+        message: normalizeIterable(method.input, input),
+      };
+      // The call settles inside the transport's message queue (see
+      // FramedConnection.stream), not in a wrapper: one layer less per message.
+      const next = applyInterceptors(
+        (r: StreamRequest<I, O>) => connection.stream(r, timeoutMs, call),
+        interceptors,
+      );
+      return next(req).catch((error: unknown) => {
+        const e = call.error(error);
+        call.done();
+        throw e;
+      });
+    },
+  };
+  return {
+    transport,
+    close: (reason) => connection.close(reason),
+    isBroken: () => connection.broken,
+  };
+}
+
+class FramedConnection {
+  private socket: net.Socket | undefined;
+  private nextId = 1;
+  private readonly calls = new Map<number, PendingCall>();
+  private failure: ConnectError | undefined;
+  private writer: FrameWriter | undefined;
+  private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+
+  constructor(
+    private readonly target: { network: "unix" | "tcp"; address: string },
+    private readonly tls: FramedClientTls | undefined,
+  ) {}
+
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  close(reason?: Error): void {
+    this.fail(
+      reason === undefined
+        ? new ConnectError("the connection to the plugin was closed", Code.Unavailable)
+        : ConnectError.from(reason, Code.Unavailable),
+    );
+  }
+
+  private connect(): net.Socket {
+    if (this.socket !== undefined) return this.socket;
+    const { network, address } = this.target;
+    const where =
+      network === "unix"
+        ? { path: address }
+        : (() => {
+            const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(address);
+            return { host: m?.[1] ?? "", port: Number(m?.[2]) };
+          })();
+    const t = this.tls;
+    const socket =
+      t === undefined
+        ? net.connect({ ...where, noDelay: true })
+        : tls.connect({
+            ...where,
+            ca: t.ca,
+            ...(t.cert !== undefined && { cert: t.cert }),
+            ...(t.key !== undefined && { key: t.key }),
+            servername: t.serverName ?? "localhost",
+            minVersion: "TLSv1.2",
+          });
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        this.reader.push(chunk);
+      } catch (error) {
+        socket.destroy(error instanceof Error ? error : undefined);
+      }
+    });
+    socket.on("error", (error: Error) => {
+      this.fail(
+        new ConnectError(
+          `connection to the plugin failed: ${error.message}`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          error,
+        ),
+      );
+    });
+    socket.on("close", () => {
+      const reset = Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+      this.fail(
+        new ConnectError(
+          "the plugin closed the connection",
+          Code.Unavailable,
+          undefined,
+          undefined,
+          reset,
+        ),
+      );
+    });
+    this.socket = socket;
+    this.writer = new FrameWriter(socket);
+    return socket;
+  }
+
+  private fail(error: ConnectError): void {
+    this.failure ??= error;
+    this.socket?.destroy();
+    const calls = [...this.calls.values()];
+    this.calls.clear();
+    for (const call of calls) call.onEnd(error);
+  }
+
+  /** The writer of the open connection (connecting on first use). */
+  private get out(): FrameWriter {
+    this.connect();
+    return this.writer as FrameWriter;
+  }
+
+  private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
+    const h = headersToPairs(header);
+    this.out.frame(
+      FrameType.open,
+      id,
+      jsonPayload({ p: path, ...(timeoutMs !== undefined && { t: timeoutMs }), ...(h && { h }) }),
+    );
+  }
+
+  private cancel(id: number): void {
+    if (this.socket !== undefined && this.failure === undefined)
+      this.out.frame(FrameType.cancel, id);
+  }
+
+  private allocate(): number {
+    const id = this.nextId;
+    this.nextId = id >= 0xfffffff0 ? 1 : id + 1;
+    return id;
+  }
+
+  unary<I extends DescMessage, O extends DescMessage>(
+    req: UnaryRequest<I, O>,
+    timeoutMs: number | undefined,
+  ): Promise<UnaryResponse<I, O>> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const id = this.allocate();
+    const bytes = toBinary(req.method.input, req.message);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        if (this.calls.delete(id)) this.cancel(id);
+        reject(ConnectError.from(req.signal.reason, Code.Canceled));
+      };
+      const call: PendingCall = {
+        method: req.method,
+        header: undefined,
+        trailer: new Headers(),
+        message: undefined,
+        messages: undefined,
+        onHeader: undefined,
+        onEnd: (error) => {
+          req.signal.removeEventListener("abort", onAbort);
+          if (error !== undefined) {
+            reject(error);
+            return;
+          }
+          if (call.message === undefined) {
+            reject(
+              new ConnectError(
+                "protocol error: missing output message for unary method",
+                Code.Unimplemented,
+              ),
+            );
+            return;
+          }
+          resolve({
+            stream: false,
+            service: req.service,
+            method: req.method,
+            header: call.header ?? new Headers(),
+            message: call.message as MessageShape<O>,
+            trailer: call.trailer,
+          });
+        },
+      };
+      this.calls.set(id, call);
+      req.signal.addEventListener("abort", onAbort, { once: true });
+      this.open(req.url, req.header, id, timeoutMs);
+      this.out.frame(FrameType.message, id, bytes);
+      this.out.frame(FrameType.end, id);
+    });
+  }
+
+  stream<I extends DescMessage, O extends DescMessage>(
+    req: StreamRequest<I, O>,
+    timeoutMs: number | undefined,
+    call: CallSignal,
+  ): Promise<StreamResponse<I, O>> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const id = this.allocate();
+    const messages = new MessageQueue<unknown>();
+    // On an error, the call's signal fires only after interceptors (CallGuard)
+    // have seen the error with the signal as it was: not aborted, so the
+    // error is the plugin's or the connection's, not the caller's.
+    messages.onFinish = (failed) => {
+      if (failed) setImmediate(() => call.done());
+      else call.done();
+    };
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const cancel = (reason: ConnectError): void => {
+        if (this.calls.delete(id)) this.cancel(id);
+        messages.fail(reason);
+        if (!settled) {
+          settled = true;
+          reject(reason);
+        }
+      };
+      const onAbort = (): void => cancel(ConnectError.from(req.signal.reason, Code.Canceled));
+      messages.onAbandon = () => {
+        if (this.calls.delete(id)) this.cancel(id);
+      };
+      const call: PendingCall = {
+        method: req.method,
+        header: undefined,
+        trailer: new Headers(),
+        message: undefined,
+        messages,
+        onHeader: () => {
+          if (settled) return;
+          settled = true;
+          resolve({
+            stream: true,
+            service: req.service,
+            method: req.method,
+            header: call.header ?? new Headers(),
+            trailer: call.trailer,
+            message: messages as AsyncIterable<MessageShape<O>>,
+          });
+        },
+        onEnd: (error) => {
+          req.signal.removeEventListener("abort", onAbort);
+          if (error !== undefined) {
+            messages.fail(error);
+            if (!settled) {
+              settled = true;
+              reject(error);
+            }
+            return;
+          }
+          messages.end();
+          call.onHeader?.();
+        },
+      };
+      this.calls.set(id, call);
+      req.signal.addEventListener("abort", onAbort, { once: true });
+      this.open(req.url, req.header, id, timeoutMs);
+      void this.pump(id, req, cancel);
+    });
+  }
+
+  /** Sends the request messages as the caller produces them, then the end. */
+  private async pump<I extends DescMessage, O extends DescMessage>(
+    id: number,
+    req: StreamRequest<I, O>,
+    cancel: (reason: ConnectError) => void,
+  ): Promise<void> {
+    try {
+      for await (const message of req.message) {
+        if (!this.calls.has(id)) return;
+        const socket = this.connect();
+        this.out.frame(FrameType.message, id, toBinary(req.method.input, message));
+        if (this.out.needDrain) {
+          await new Promise<void>((resolve) => {
+            socket.once("drain", resolve);
+            socket.once("close", resolve);
+          });
+        }
+      }
+      if (this.calls.has(id)) this.out.frame(FrameType.end, id);
+    } catch (error) {
+      cancel(ConnectError.from(error));
+    }
+  }
+
+  private onFrame(type: number, id: number, payload: Buffer): void {
+    const call = this.calls.get(id);
+    if (call === undefined) return;
+    switch (type) {
+      case FrameType.header:
+        call.header = pairsToHeaders(parseJson(payload));
+        call.onHeader?.();
+        return;
+      case FrameType.message: {
+        let message: unknown;
+        try {
+          message = fromBinary(call.method.output, payload);
+        } catch (error) {
+          this.calls.delete(id);
+          this.cancel(id);
+          call.onEnd(
+            new ConnectError(`failed to parse the response: ${String(error)}`, Code.Internal),
+          );
+          return;
+        }
+        if (call.messages !== undefined) call.messages.push(message);
+        else call.message = message;
+        return;
+      }
+      case FrameType.trailer: {
+        this.calls.delete(id);
+        const end = parseJson(payload) as { t?: unknown; e?: unknown } | undefined;
+        if (end?.t !== undefined) {
+          pairsToHeaders(end.t).forEach((value, name) => call.trailer.append(name, value));
+        }
+        if (end?.e !== undefined) {
+          const metadata = new Headers(call.header);
+          call.trailer.forEach((value, name) => metadata.append(name, value));
+          call.onEnd(errorFromWire(end.e, metadata));
+        } else {
+          call.onEnd(undefined);
+        }
+        return;
+      }
+    }
+  }
+}

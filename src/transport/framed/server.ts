@@ -1,0 +1,372 @@
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type Interceptor,
+  type ConnectRouter,
+} from "@connectrpc/connect";
+import {
+  invokeUnaryImplementation,
+  transformInvokeImplementation,
+} from "@connectrpc/connect/protocol";
+import type { BoundAddress, ListenTarget } from "../http-server.js";
+import { CALL_DONE } from "../call-support.js";
+import { ContextFactory, type CallContext } from "../handler-context.js";
+import { errorToWire } from "./errors.js";
+import {
+  FrameReader,
+  FrameType,
+  FrameWriter,
+  MessageQueue,
+  headersToPairs,
+  jsonPayload,
+  pairsToHeaders,
+  parseJson,
+} from "./frames.js";
+import { collectMethods, type MethodEntry } from "./methods.js";
+
+/** TLS for a framed server: its certificate, and the CA that client certificates must chain to. */
+export interface FramedTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** When set, clients must present a certificate signed by it (mutual TLS). */
+  readonly ca?: string | Buffer;
+}
+
+export interface FramedServerOptions {
+  /** Server-side interceptors, outermost first (call tracking, the launch token check). */
+  readonly interceptors?: readonly Interceptor[];
+  /** Aborts every handler's signal (the plugin's shutdown after its grace period). */
+  readonly shutdownSignal?: AbortSignal;
+  readonly tls?: FramedTls;
+}
+
+/** Aborts a finished call's signal without building a DOMException per call. */
+
+/**
+ * The plugin side of the framed transport: accepts connections on a unix
+ * socket (or TCP, optionally TLS) and dispatches each call to the same
+ * service implementations and interceptors the HTTP server uses, with a
+ * Connect HandlerContext (headers, trailers, deadline, cancellation).
+ */
+export class FramedServer {
+  private readonly connections = new Set<ServerConnection>();
+  private closing: Promise<void> | undefined;
+  bound: BoundAddress = { network: "unix", address: "" };
+  private readonly methods: Map<string, MethodEntry>;
+
+  private constructor(
+    private readonly listener: net.Server,
+    routes: (router: ConnectRouter) => void,
+    private readonly options: FramedServerOptions,
+  ) {
+    this.methods = collectMethods(routes);
+  }
+
+  static async listen(
+    routes: (router: ConnectRouter) => void,
+    target: ListenTarget,
+    options: FramedServerOptions = {},
+  ): Promise<FramedServer> {
+    const t = options.tls;
+    const listener =
+      t === undefined
+        ? net.createServer()
+        : tls.createServer({
+            cert: t.cert,
+            key: t.key,
+            minVersion: "TLSv1.2",
+            ...(t.ca !== undefined && { ca: t.ca, requestCert: true, rejectUnauthorized: true }),
+          });
+    const server = new FramedServer(listener, routes, options);
+    listener.on(t === undefined ? "connection" : "secureConnection", (socket: net.Socket) =>
+      server.accept(socket),
+    );
+    // A failed TLS handshake only concerns that one connection.
+    listener.on("tlsClientError", () => {});
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      const done = (): void => {
+        listener.off("error", reject);
+        resolve();
+      };
+      if (target.network === "unix") listener.listen(target.path, done);
+      else listener.listen(target.port, target.host, done);
+    });
+    const addr = listener.address();
+    if (addr !== null && typeof addr === "object") {
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      server.bound = { network: "tcp", address: `${host}:${addr.port}`, host, port: addr.port };
+    } else {
+      server.bound = { network: "unix", address: String(addr) };
+    }
+    return server;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const connection = new ServerConnection(socket, this.methods, this.options);
+    this.connections.add(connection);
+    socket.once("close", () => this.connections.delete(connection));
+  }
+
+  /**
+   * Stops accepting connections; open ones may finish their calls for
+   * `graceMs`, then are destroyed. (The plugin has already drained its calls
+   * by the time serve() closes the server.)
+   */
+  close(graceMs = 0): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.listener.close(() => resolve());
+      // Answers still queued for this tick go out before the end.
+      for (const connection of this.connections) connection.end();
+      const timer = setTimeout(() => {
+        for (const connection of this.connections) connection.destroy();
+      }, graceMs);
+      timer.unref();
+    }).then(() => {
+      for (const connection of this.connections) connection.destroy();
+    });
+    return this.closing;
+  }
+}
+
+interface ServerCall {
+  readonly entry: MethodEntry;
+  readonly ctx: CallContext;
+  readonly input: MessageQueue<unknown> | undefined;
+  gotMessage: boolean;
+}
+
+/** One client connection: demultiplexes frames into calls. */
+class ServerConnection {
+  private readonly calls = new Map<number, ServerCall>();
+  private readonly interceptors: Interceptor[];
+  private readonly contexts: ContextFactory;
+  private readonly out: FrameWriter;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly methods: Map<string, MethodEntry>,
+    private readonly options: FramedServerOptions,
+  ) {
+    this.interceptors = [...(options.interceptors ?? [])];
+    this.contexts = new ContextFactory(options.shutdownSignal);
+    this.out = new FrameWriter(socket);
+    const reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      const gone = new ConnectError("the host closed the connection", Code.Canceled);
+      for (const call of this.calls.values()) {
+        call.input?.fail(gone);
+        call.ctx.abort(gone);
+      }
+      this.calls.clear();
+    });
+  }
+
+  /** Sends what is queued, then ends the connection. */
+  end(): void {
+    this.out.flush();
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onFrame(type: number, id: number, payload: Buffer): void {
+    switch (type) {
+      case FrameType.open:
+        this.open(id, payload);
+        return;
+      case FrameType.message: {
+        const call = this.calls.get(id);
+        if (call === undefined) return;
+        let message: unknown;
+        try {
+          message = fromBinary(call.entry.method.input, payload);
+        } catch (error) {
+          this.fail(
+            id,
+            call,
+            new ConnectError(`failed to parse the request: ${String(error)}`, Code.InvalidArgument),
+          );
+          return;
+        }
+        if (call.input !== undefined) call.input.push(message);
+        else if (!call.gotMessage) {
+          call.gotMessage = true;
+          this.runUnary(id, call, message);
+        }
+        return;
+      }
+      case FrameType.end: {
+        const call = this.calls.get(id);
+        if (call === undefined) return;
+        if (call.input !== undefined) call.input.end();
+        else if (!call.gotMessage) {
+          this.fail(
+            id,
+            call,
+            new ConnectError(
+              "protocol error: missing input message for unary method",
+              Code.Unimplemented,
+            ),
+          );
+        }
+        return;
+      }
+      case FrameType.cancel: {
+        const call = this.calls.get(id);
+        if (call === undefined) return;
+        this.calls.delete(id);
+        const reason = new ConnectError("the host cancelled the call", Code.Canceled);
+        call.input?.fail(reason);
+        call.ctx.abort(reason);
+        return;
+      }
+    }
+  }
+
+  private open(id: number, payload: Buffer): void {
+    const head = parseJson(payload) as { p?: unknown; t?: unknown; h?: unknown } | undefined;
+    const path = typeof head?.p === "string" ? head.p : "";
+    const entry = this.methods.get(path);
+    if (entry === undefined) {
+      this.out.frame(
+        FrameType.trailer,
+        id,
+        jsonPayload({
+          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on this plugin` },
+        }),
+      );
+      return;
+    }
+    const timeoutMs = typeof head?.t === "number" ? head.t : undefined;
+    const ctx = this.contexts.create({
+      service: entry.service,
+      method: entry.method,
+      protocolName: "connect-plugin-framed",
+      url: path,
+      timeoutMs,
+      requestHeader: pairsToHeaders(head?.h),
+      contextValues: createContextValues(),
+    });
+    const streaming = entry.method.methodKind !== "unary";
+    const call: ServerCall = {
+      entry,
+      ctx,
+      input: streaming ? new MessageQueue<unknown>() : undefined,
+      gotMessage: false,
+    };
+    this.calls.set(id, call);
+    if (streaming) void this.runStream(id, call);
+  }
+
+  private runUnary(id: number, call: ServerCall, message: unknown): void {
+    const { entry, ctx } = call;
+    invokeUnaryImplementation(
+      entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
+      ctx,
+      message as never,
+      this.interceptors,
+    ).then(
+      (output) => {
+        if (this.calls.get(id) !== call) return;
+        this.calls.delete(id);
+        let bytes: Uint8Array;
+        try {
+          bytes = toBinary(entry.method.output, output as never);
+        } catch (error) {
+          this.fail(id, call, error);
+          return;
+        }
+        const header = headersToPairs(ctx.responseHeader);
+        const trailer = headersToPairs(ctx.responseTrailer);
+        this.out.frame(FrameType.header, id, header && jsonPayload(header));
+        this.out.frame(FrameType.message, id, bytes);
+        this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
+        ctx.abort(CALL_DONE);
+      },
+      (error: unknown) => this.fail(id, call, error),
+    );
+  }
+
+  private async runStream(id: number, call: ServerCall): Promise<void> {
+    const { entry, ctx } = call;
+    const output = transformInvokeImplementation(
+      entry.spec as Parameters<typeof transformInvokeImplementation>[0],
+      ctx,
+      this.interceptors,
+    )(call.input as AsyncIterable<never>);
+    let sentHeader = false;
+    try {
+      for await (const message of output) {
+        if (this.calls.get(id) !== call) return;
+        const bytes = toBinary(entry.method.output, message as never);
+        if (!sentHeader) {
+          sentHeader = true;
+          const header = headersToPairs(ctx.responseHeader);
+          this.out.frame(FrameType.header, id, header && jsonPayload(header));
+        }
+        this.out.frame(FrameType.message, id, bytes);
+        if (this.out.needDrain) await this.drained();
+      }
+    } catch (error) {
+      this.fail(id, call, error, sentHeader);
+      return;
+    }
+    if (this.calls.get(id) !== call) return;
+    this.calls.delete(id);
+    if (!sentHeader) {
+      const header = headersToPairs(ctx.responseHeader);
+      this.out.frame(FrameType.header, id, header && jsonPayload(header));
+    }
+    const trailer = headersToPairs(ctx.responseTrailer);
+    this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
+    ctx.abort(CALL_DONE);
+  }
+
+  /** Ends a call with an error: header (unless sent), then a trailer that carries it. */
+  private fail(id: number, call: ServerCall, error: unknown, sentHeader = false): void {
+    if (this.calls.get(id) !== call) return;
+    this.calls.delete(id);
+    const { wire, metadata } = errorToWire(error);
+    const trailer = new Headers(call.ctx.responseTrailer);
+    metadata.forEach((value, name) => trailer.append(name, value));
+    if (!sentHeader) {
+      const header = headersToPairs(call.ctx.responseHeader);
+      this.out.frame(FrameType.header, id, header && jsonPayload(header));
+    }
+    this.out.frame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire }));
+    call.input?.fail(CALL_DONE);
+    call.ctx.abort(CALL_DONE);
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.once("drain", done);
+      this.socket.once("close", done);
+    });
+  }
+}
