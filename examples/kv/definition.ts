@@ -1,5 +1,5 @@
-import type { PluginDefinition } from "../../src/index.js";
-import { implement } from "../../src/index.js";
+import type { PluginDefinition } from "../../src/plugin.js";
+import { implement } from "../../src/plugin.js";
 import { MemoryKV } from "./memory-kv.js";
 import { KV, handshake } from "./shared.js";
 

@@ -1,9 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ConnInfoSchema, type ConnInfo } from "../gen/plugin/grpc_broker_pb.js";
 import type { ClientTransport } from "./client-transport.js";
-import { createGoPluginTransport, type PeerTls } from "./goplugin-dial.js";
+import type { PeerTls } from "./goplugin-dial.js";
 import { PluginHttpServer, type ListenTarget } from "./http-server.js";
 import { createPrivateSocket } from "./socket-dir.js";
 
@@ -76,6 +75,9 @@ export class GrpcBroker {
       ? { network: "unix", path: socket.path }
       : { network: "tcp", host: "127.0.0.1", port: 0 };
     const tls = this.options.tls;
+    // connect-node is loaded on first use: every launched plugin makes a
+    // broker, and most never use it (see serve.ts on cold start).
+    const { connectNodeAdapter } = await import("@connectrpc/connect-node");
     const http = await PluginHttpServer.listen(connectNodeAdapter({ routes }), target, {
       acceptHttp1: false,
       ...(tls !== undefined && {
@@ -110,6 +112,7 @@ export class GrpcBroker {
     if (info.network !== "unix" && info.network !== "tcp") {
       throw new Error(`unknown address type: ${info.address}`);
     }
+    const { createGoPluginTransport } = await import("./goplugin-dial.js");
     return createGoPluginTransport(
       { network: info.network, address: info.address },
       this.options.tls !== undefined ? { tls: this.options.tls } : {},
