@@ -42,12 +42,12 @@ export interface Contender {
 }
 
 /** Round trip and stream primitives that the generic scenario code drives. */
-interface Ops {
+export interface Ops {
   echo(payload: Uint8Array): Promise<unknown>;
   stream(n: number): Promise<number>;
 }
 
-function fromOps(name: string, ops: Ops, close: () => Promise<void>): Contender {
+export function fromOps(name: string, ops: Ops, close: () => Promise<void>): Contender {
   return {
     name,
     async unary(n, size) {
@@ -103,7 +103,7 @@ export async function openPlugin(source: PluginSource): Promise<BenchClient> {
   return client;
 }
 
-function connectOps(bench: Client<typeof Bench>): Ops {
+export function connectOps(bench: Client<typeof Bench>): Ops {
   return {
     echo: (value) => bench.echo({ value }),
     async stream(n) {

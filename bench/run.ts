@@ -28,6 +28,7 @@ import {
   type Contender,
 } from "./contenders.js";
 import { bundledBenchPlugin } from "./bundle.js";
+import { connectHostGoPlugin, goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
 import {
   FLOOR,
@@ -79,6 +80,8 @@ const bundledPlugin = await bundledBenchPlugin();
 const CP_FRAMED = "connect-plugin subprocess, unix socket, framed";
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
 const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
+const CP_HOST_GO_PLUGIN = "connect-plugin host (GoPluginClient) → Go go-plugin plugin, gRPC";
+const GO_HOST_CP_PLUGIN = "go-plugin Go host → connect-plugin Node plugin, gRPC";
 const CP_DIRECT = "connect-plugin in process (direct)";
 const CP_SERIALIZE = "connect-plugin in process (serialize)";
 log("starting contenders...");
@@ -87,8 +90,8 @@ const contenders: Contender[] = [
   await connectPluginSubprocess(CP_FRAMED, ["framed"]),
   await connectPluginSubprocess(CP_H2, ["connect"]),
   await connectPluginRemote(CP_REMOTE),
-  // Slot: a connect-plugin host calling the Go go-plugin plugin, once
-  // go-plugin compatibility lands (issue 4). Its row is left out until then.
+  await connectHostGoPlugin(CP_HOST_GO_PLUGIN, go.plugin),
+  await goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host),
   await grpcJs("@grpc/grpc-js client and server, unix socket"),
   await vscodeJsonRpc("vscode-jsonrpc over stdio"),
   await httpJson("JSON over HTTP/1.1 keep-alive, unix socket"),

@@ -1,0 +1,56 @@
+/**
+ * The two go-plugin interoperability rows: a connect-plugin host driving the
+ * Go go-plugin bench plugin (GoPluginClient), and go-plugin's Go host
+ * driving the connect-plugin bench plugin (a TypeScript plugin under a Go
+ * host). Both speak go-plugin's gRPC protocol over a unix socket, without
+ * AutoMTLS (go-plugin's default), so they compare with the Go-to-Go anchor.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GoPluginClient, silentLogger } from "../src/index.js";
+import {
+  GoPluginHost,
+  benchPluginMain,
+  connectOps,
+  fromOps,
+  type Contender,
+} from "./contenders.js";
+import { Bench, benchHandshake } from "./service.js";
+
+/** connect-plugin's GoPluginClient with go-plugin's Go bench plugin. */
+export async function connectHostGoPlugin(name: string, goPlugin: string): Promise<Contender> {
+  const client = new GoPluginClient({
+    handshake: benchHandshake,
+    plugins: { bench: Bench },
+    command: goPlugin,
+    logger: silentLogger,
+  });
+  await client.start();
+  const bench = client.dispense("bench");
+  await bench.echo({ value: new Uint8Array(1) });
+  return fromOps(name, connectOps(bench), () => client.close());
+}
+
+/**
+ * go-plugin's Go host with the connect-plugin bench plugin. The Go host runs
+ * one executable without arguments, as go-plugin's exec.Command does, so a
+ * two-line shell script starts Node with the plugin.
+ */
+export async function goHostConnectPlugin(name: string, goHost: string): Promise<Contender> {
+  const dir = mkdtempSync(join(tmpdir(), "cpb-interop-"));
+  const script = join(dir, "bench-plugin");
+  writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${benchPluginMain}"\n`);
+  chmodSync(script, 0o755);
+  const host = await GoPluginHost.start(name, goHost, script);
+  return {
+    name,
+    unary: (n, size) => host.unary(n, size),
+    concurrent: (ms, callers) => host.concurrent(ms, callers),
+    stream: (n) => host.stream(n),
+    close: async () => {
+      await host.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
