@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -14,12 +16,12 @@ import {
   TITLE,
 } from "../src/oci/media-types.js";
 import { parseReference } from "../src/oci/reference.js";
-import { RegistryClient } from "../src/oci/registry-client.js";
+import { MAX_MANIFEST_BYTES, RegistryClient } from "../src/oci/registry-client.js";
 import { Installer } from "../src/manager/installer.js";
 import { sha256 } from "../src/security/digest.js";
 import { loadPluginDir } from "../src/security/plugin-dir.js";
 import { signManifest } from "../src/security/signing.js";
-import { tempDir } from "./helpers.js";
+import { tempDir, waitFor } from "./helpers.js";
 import {
   keysOnDisk,
   kvPluginDir,
@@ -460,6 +462,247 @@ describe("a full disk during install", () => {
       assert.deepEqual(readdirSync(pluginsDir), []);
     } finally {
       execFileSync("umount", [mountPoint]);
+    }
+  });
+});
+
+/** A fake registry (a plain HTTP server run here) whose answers a test scripts, to act hostile. */
+async function fakeServer(handler: http.RequestListener) {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+const imageWith = (config: unknown, layers: unknown = []) =>
+  JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers });
+
+describe("hostile registries (fake registry servers)", () => {
+  test("fake registry: a ../ config digest is refused before any file is read or deleted", async () => {
+    const victimDir = tempDir("cp-victim-");
+    const victim = join(victimDir, "victim.txt");
+    writeFileSync(victim, "important\n");
+    const cache = new BlobCache(tempDir("cp-cache-"));
+    const evil = `sha256:${"../".repeat(12)}${victim.slice(1)}`;
+    const fake = await fakeServer((req, res) => {
+      if (req.url?.includes("/manifests/")) {
+        res.setHeader("content-type", OCI_MANIFEST);
+        res.end(imageWith({ mediaType: PLUGIN_MANIFEST_MEDIA, digest: evil, size: 10 }));
+        return;
+      }
+      res.statusCode = 404;
+      res.end();
+    });
+    try {
+      await assert.rejects(
+        pullPlugin(
+          new RegistryClient({ registry: fake.host, attempts: 1 }),
+          parseReference(`${fake.host}/evil:latest`),
+          platform,
+          cache,
+        ),
+        isError("verification-failed", /config: refusing malformed digest "sha256:\.\.\/\.\.\//),
+      );
+      assert.equal(readFileSync(victim, "utf8"), "important\n", "the victim file is untouched");
+      // The cache itself refuses such a digest too (second line of defence).
+      assert.throws(() => cache.path(evil), isError("verification-failed", /malformed digest/));
+      await assert.rejects(cache.get(evil), isError("verification-failed", /malformed digest/));
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test("fake registry: malformed layer digests, non-JSON and wrongly shaped manifests get documented errors", async () => {
+    const goodDigest = sha256("x");
+    let answer = "";
+    const fake = await fakeServer((req, res) => {
+      res.setHeader("content-type", OCI_MANIFEST);
+      res.end(answer);
+    });
+    const pull = () =>
+      pullPlugin(
+        new RegistryClient({ registry: fake.host, attempts: 1 }),
+        parseReference(`${fake.host}/evil:latest`),
+        platform,
+        new BlobCache(tempDir("cp-cache-")),
+      );
+    try {
+      answer = imageWith({ mediaType: PLUGIN_MANIFEST_MEDIA, digest: goodDigest, size: 1 }, [
+        { mediaType: PLUGIN_FILE_MEDIA, digest: "sha256:../../etc/passwd", size: 1 },
+      ]);
+      await assert.rejects(
+        pull(),
+        isError("verification-failed", /layers\[0\]: refusing malformed digest/),
+      );
+      answer = JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: "sha256:ABC", size: 1 }],
+      });
+      await assert.rejects(
+        pull(),
+        isError("verification-failed", /manifests\[0\]: refusing malformed digest "sha256:ABC"/),
+      );
+      answer = "<html>captive portal</html>";
+      await assert.rejects(
+        pull(),
+        isError(
+          "registry",
+          /the registry answered with something that is not JSON \("<html>captive portal/,
+        ),
+      );
+      answer = JSON.stringify({
+        config: { mediaType: PLUGIN_MANIFEST_MEDIA, digest: goodDigest, size: 1 },
+        layers: 7,
+      });
+      await assert.rejects(
+        pull(),
+        isError("invalid-manifest", /is malformed: layers is not an array/),
+      );
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test("fake registry: credentials never go to an upload Location on another origin (second server)", async () => {
+    const seen: (string | undefined)[] = [];
+    const other = await fakeServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.statusCode = 201;
+      res.end();
+    });
+    const registryAuth: (string | undefined)[] = [];
+    const fake = await fakeServer((req, res) => {
+      registryAuth.push(req.headers.authorization);
+      if (req.headers.authorization === undefined) {
+        res.writeHead(401, { "www-authenticate": 'Basic realm="r"' }).end();
+      } else if (req.method === "HEAD") {
+        res.writeHead(404).end();
+      } else if (req.method === "POST") {
+        // "localhost" vs "127.0.0.1": another origin, as another host would be.
+        res
+          .writeHead(202, { location: `http://localhost:${other.host.split(":")[1]}/steal` })
+          .end();
+      } else {
+        res.writeHead(500).end();
+      }
+    });
+    try {
+      const client = new RegistryClient({
+        registry: fake.host,
+        credentials: { username: "alice", password: "s3cret" },
+        attempts: 1,
+      });
+      await client.pushBlob("x", Buffer.from("hi"));
+      assert.deepEqual(seen, [undefined], "the other origin got the upload, but no Authorization");
+      const basic = `Basic ${Buffer.from("alice:s3cret").toString("base64")}`;
+      assert.ok(registryAuth.includes(basic), "the registry itself did get the credentials");
+    } finally {
+      await fake.stop();
+      await other.stop();
+    }
+  });
+
+  test("fake registry: a blob body larger than its declared size is aborted as soon as more arrives", async () => {
+    let sent = 0;
+    let closedEarly = false;
+    const fake = await fakeServer((req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 97);
+      res.on("close", () => (closedEarly = sent < 200 * chunk.length));
+      const write = () => {
+        while (sent < 200 * chunk.length) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once("drain", write);
+            return;
+          }
+        }
+        res.end();
+      };
+      write();
+    });
+    try {
+      const digest = sha256("0123456789");
+      await assert.rejects(
+        new RegistryClient({ registry: fake.host, attempts: 1 }).pullBlob("x", digest, 10),
+        isError(
+          "verification-failed",
+          new RegExp(
+            `download of ${digest} is larger than the 10 bytes it may have \\(more than 10 bytes arrived\\); aborted`,
+          ),
+        ),
+      );
+      await waitFor("the server to see the connection closed", () => closedEarly, 10_000);
+      assert.ok(sent < 200 * 64 * 1024, `the server could not send everything (sent ${sent})`);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test("fake registry: a manifest over 4 MiB is refused", async () => {
+    const fake = await fakeServer((req, res) => {
+      res.setHeader("content-type", OCI_MANIFEST);
+      res.end(Buffer.alloc(MAX_MANIFEST_BYTES + 1, 32));
+    });
+    try {
+      await assert.rejects(
+        new RegistryClient({ registry: fake.host, attempts: 1 }).getManifest("x", "latest"),
+        isError(
+          "verification-failed",
+          /download of latest is larger than the 4194304 bytes it may have/,
+        ),
+      );
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test("fake registry: a reset connection on GET is retried; a stalled body times out and is retried", async () => {
+    let requests = 0;
+    const fake = await fakeServer((req, res) => {
+      requests++;
+      if (requests === 1) {
+        req.socket.destroy(); // before any header: a network error
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    try {
+      await assert.rejects(
+        new RegistryClient({ registry: fake.host, retryDelayMs: 10 }).pullBlob("x", sha256("a"), 1),
+        isError("not-found", /blob sha256:[a-f0-9]{64} not found/),
+      );
+      assert.equal(requests, 2, "the reset request was tried again");
+    } finally {
+      await fake.stop();
+    }
+    let stalls = 0;
+    const stalling = await fakeServer((req, res) => {
+      stalls++;
+      res.writeHead(200, { "content-length": "10" });
+      res.write("01234"); // and then nothing
+    });
+    try {
+      await assert.rejects(
+        new RegistryClient({
+          registry: stalling.host,
+          retryDelayMs: 10,
+          attempts: 2,
+          stallTimeoutMs: 300,
+        }).pullBlob("x", sha256("0123456789"), 10),
+        isError(
+          "registry",
+          /was cut off after 5 of 10 bytes \(no data for 300 ms\); gave up on blob .* after 2 attempts/,
+        ),
+      );
+      assert.equal(stalls, 2);
+    } finally {
+      await stalling.stop();
     }
   });
 });

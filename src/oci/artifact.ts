@@ -8,6 +8,7 @@ import { sha256 } from "../security/digest.js";
 import type { LoadedPlugin } from "../security/plugin-dir.js";
 import { parseSignature, type ManifestSignature } from "../security/signing.js";
 import type { BlobCache } from "./blob-cache.js";
+import { parseRegistryDocument } from "./documents.js";
 import {
   OCI_INDEX,
   OCI_MANIFEST,
@@ -150,7 +151,7 @@ export async function pullPlugin(
   const top = await client.getManifest(repo, ref.digest ?? (ref.tag as string));
   let imageDigest = top.digest;
   let imageBody = top.body;
-  const parsedTop = JSON.parse(top.body.toString("utf8")) as ImageIndex | ImageManifest;
+  const parsedTop = parseRegistryDocument(top.body, label);
   if ("manifests" in parsedTop) {
     const { os, architecture } = splitPlatform(platform);
     const entry = parsedTop.manifests.find(
@@ -167,7 +168,14 @@ export async function pullPlugin(
     imageDigest = image.digest;
     imageBody = image.body;
   }
-  const image = JSON.parse(imageBody.toString("utf8")) as ImageManifest;
+  const parsedImage = parseRegistryDocument(imageBody, label);
+  if ("manifests" in parsedImage) {
+    throw new ManagementError(
+      "invalid-manifest",
+      `${label}: the index entry for ${platform} is another index, not an image manifest`,
+    );
+  }
+  const image = parsedImage;
   if (image.config?.mediaType !== PLUGIN_MANIFEST_MEDIA) {
     throw new ManagementError(
       "invalid-manifest",

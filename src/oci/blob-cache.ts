@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ManagementError } from "../manifest/errors.js";
-import { sha256 } from "../security/digest.js";
+import { isDigest, sha256 } from "../security/digest.js";
 
 /**
  * A content-addressed blob cache: `<dir>/blobs/sha256/<hex>`, the OCI image
@@ -14,7 +14,17 @@ import { sha256 } from "../security/digest.js";
 export class BlobCache {
   constructor(readonly dir: string) {}
 
+  /**
+   * The blob's path. Refuses anything but `sha256:<64 hex>`, so that no
+   * digest taken from a registry can name a path outside the cache.
+   */
   path(digest: string): string {
+    if (!isDigest(digest)) {
+      throw new ManagementError(
+        "verification-failed",
+        `refusing malformed digest ${JSON.stringify(digest.slice(0, 100))}: expected sha256:<64 hex digits>`,
+      );
+    }
     return join(this.dir, "blobs", "sha256", digest.replace(/^sha256:/, ""));
   }
 

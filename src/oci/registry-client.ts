@@ -1,5 +1,5 @@
 import { ManagementError } from "../manifest/errors.js";
-import { sha256 } from "../security/digest.js";
+import { isDigest, sha256 } from "../security/digest.js";
 import { dockerCredentials, type Credentials } from "./docker-config.js";
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "./media-types.js";
 
@@ -25,8 +25,17 @@ export interface RegistryClientOptions {
   readonly attempts?: number;
   /** Delay before the first retry, doubled after each. Default 200 ms. */
   readonly retryDelayMs?: number;
+  /**
+   * Give up on a request (as a transient failure, so it is retried) when
+   * no response headers, or no further body bytes, arrive for this long.
+   * Default 30 s.
+   */
+  readonly stallTimeoutMs?: number;
   readonly onProgress?: ProgressListener;
 }
+
+/** The largest manifest or index accepted (containerd's limit). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** A manifest or index as fetched: its media type, raw bytes and digest. */
 export interface FetchedManifest {
@@ -45,9 +54,15 @@ class Transient extends Error {}
  * (realm/service/scope) and Basic auth, answering the registry's challenge
  * on 401; blob upload (monolithic POST + PUT, skipped when the blob exists);
  * manifest and index push and pull; and a digest check on every blob and
- * manifest it downloads. Transient failures (5xx, reset connections,
- * truncated or corrupt bodies) are retried with backoff; 401, 403 and 404
- * are not. Blobs are held in memory: plugin files are expected to be small.
+ * manifest it downloads. Transient failures (5xx, refused or reset
+ * connections and stalls on GET and HEAD, truncated or corrupt bodies) are
+ * retried with backoff; 401, 403 and 404 are not. Downloads are bounded: a
+ * blob body may not exceed its descriptor's size, a manifest 4 MiB; the read
+ * is aborted as soon as more arrives. Blobs are held in memory: plugin files
+ * are expected to be small. Credentials (Basic or Bearer) are only ever sent
+ * to the registry's own origin, never to an upload URL on another host, and
+ * Basic credentials go to a token realm only over https (or plain http when
+ * the registry itself is plain http).
  */
 export class RegistryClient {
   readonly registry: string;
@@ -55,6 +70,7 @@ export class RegistryClient {
   private readonly credentials: Credentials | undefined;
   private readonly attempts: number;
   private readonly retryDelayMs: number;
+  private readonly stallTimeoutMs: number;
   private readonly onProgress: ProgressListener | undefined;
   /** Authorization header per scope, learned from challenges. */
   private readonly auth = new Map<string, string>();
@@ -67,6 +83,7 @@ export class RegistryClient {
     this.credentials = options.credentials ?? dockerCredentials(options.registry);
     this.attempts = options.attempts ?? 3;
     this.retryDelayMs = options.retryDelayMs ?? 200;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.onProgress = options.onProgress;
   }
 
@@ -118,6 +135,7 @@ export class RegistryClient {
    * downloads; fails with the expected and actual digest.
    */
   async pullBlob(repository: string, digest: string, size?: number): Promise<Buffer> {
+    checkDigest(digest);
     return this.withRetries(`blob ${digest} from ${this.registry}/${repository}`, async (last) => {
       const res = await this.request(
         "GET",
@@ -173,6 +191,7 @@ export class RegistryClient {
 
   /** Fetches a manifest or index by tag or digest, checking its digest. */
   async getManifest(repository: string, reference: string): Promise<FetchedManifest> {
+    if (reference.startsWith("sha256:")) checkDigest(reference);
     return this.withRetries(
       `manifest ${this.registry}/${repository}:${reference}`,
       async (last) => {
@@ -192,7 +211,7 @@ export class RegistryClient {
           );
         }
         await this.expectOk(res, "GET", `manifest ${repository}:${reference}`);
-        const body = await this.readBody(res, reference);
+        const body = await this.readBody(res, reference, undefined, MAX_MANIFEST_BYTES);
         const digest = sha256(body);
         const expected = reference.startsWith("sha256:")
           ? reference
@@ -202,8 +221,14 @@ export class RegistryClient {
           if (last) throw new ManagementError("verification-failed", message);
           throw new Transient(message);
         }
+        let declared: unknown;
+        try {
+          declared = (JSON.parse(body.toString("utf8")) as { mediaType?: unknown }).mediaType;
+        } catch {
+          declared = undefined; // parseRegistryDocument reports non-JSON with the reference
+        }
         const mediaType =
-          (JSON.parse(body.toString("utf8")) as { mediaType?: string }).mediaType ??
+          (typeof declared === "string" ? declared : undefined) ??
           res.headers.get("content-type") ??
           OCI_MANIFEST;
         return { mediaType, body, digest };
@@ -211,19 +236,53 @@ export class RegistryClient {
     );
   }
 
-  private async readBody(res: Response, what: string, size?: number): Promise<Buffer> {
+  /**
+   * Reads a body, aborting as soon as it exceeds the declared `size` (or
+   * `cap` when no size is declared), and treating a stall of
+   * stallTimeoutMs between chunks as a transient cut-off.
+   */
+  private async readBody(
+    res: Response,
+    what: string,
+    size?: number,
+    cap?: number,
+  ): Promise<Buffer> {
     const total = size ?? Number(res.headers.get("content-length") ?? 0);
+    const limit = size ?? cap;
+    if (limit !== undefined && total > limit) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge(what, limit, `the registry announced ${total} bytes`);
+    }
     const chunks: Buffer[] = [];
     let done = 0;
+    if (res.body === null) return Buffer.alloc(0);
+    const reader = res.body.getReader();
     try {
-      if (res.body !== null) {
-        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-          chunks.push(Buffer.from(chunk));
-          done += chunk.length;
-          this.onProgress?.({ digest: what, done, total, direction: "download" });
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no data for ${this.stallTimeoutMs} ms`)),
+            this.stallTimeoutMs,
+          );
+        });
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await Promise.race([reader.read(), stalled]);
+        } finally {
+          clearTimeout(timer);
         }
+        if (next.done) break;
+        done += next.value.length;
+        if (limit !== undefined && done > limit) {
+          throw tooLarge(what, limit, `more than ${limit} bytes arrived`);
+        }
+        chunks.push(Buffer.from(next.value));
+        this.onProgress?.({ digest: what, done, total, direction: "download" });
       }
     } catch (e) {
+      await reader.cancel().catch(() => undefined);
+      if (e instanceof ManagementError) throw e;
       throw new Transient(
         `download of ${what} was cut off after ${done} of ${total} bytes (${(e as Error).message})`,
       );
@@ -263,33 +322,66 @@ export class RegistryClient {
     init: { body?: Buffer; headers?: Record<string, string> } = {},
   ): Promise<Response> {
     const url = pathOrUrl.startsWith("http") ? pathOrUrl : this.base + pathOrUrl;
+    // Credentials belong to the registry's origin only: an upload Location
+    // may name another host, which must not learn them.
+    const sameOrigin = new URL(url).origin === new URL(this.base).origin;
     const scope = `repository:${repository}:${action === "push" ? "pull,push" : "pull"}`;
-    const send = async (): Promise<Response> => {
+    const send = async (): Promise<Response | ManagementError> => {
       const headers: Record<string, string> = { ...init.headers };
       const authorization = this.auth.get(scope) ?? this.auth.get("*");
-      if (authorization !== undefined) headers.authorization = authorization;
+      if (authorization !== undefined && sameOrigin) headers.authorization = authorization;
+      // Aborts only while waiting for the headers; readBody watches the body.
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), this.stallTimeoutMs);
       try {
         return await fetch(url, {
           method,
           headers,
+          signal: controller.signal,
           ...(init.body !== undefined && { body: init.body }),
         });
       } catch (e) {
-        const cause =
-          (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-        throw new ManagementError("registry", `cannot reach registry ${this.registry}: ${cause}`, {
+        const cause = controller.signal.aborted
+          ? `no response within ${this.stallTimeoutMs} ms`
+          : ((e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message);
+        return new ManagementError("registry", `cannot reach registry ${this.registry}: ${cause}`, {
           cause: e,
         });
+      } finally {
+        clearTimeout(timer);
       }
     };
     const retrying = method === "GET" || method === "HEAD";
     let delay = this.retryDelayMs;
     for (let attempt = 1; ; attempt++) {
       let res = await send();
+      if (res instanceof ManagementError) {
+        // A refused, reset or stalled connection: worth another try for reads.
+        if (!retrying) throw res;
+        if (attempt >= this.attempts) {
+          throw new ManagementError(
+            "registry",
+            `${res.message} (after ${this.attempts} attempts)`,
+            { cause: res.cause },
+          );
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay *= 2;
+        continue;
+      }
       if (res.status === 401) {
         await res.arrayBuffer().catch(() => undefined);
+        if (!sameOrigin) {
+          throw new ManagementError(
+            "registry",
+            `${new URL(url).origin} (named by registry ${this.registry}) asked for credentials; ` +
+              `they are only sent to the registry itself`,
+          );
+        }
         await this.authenticate(res.headers.get("www-authenticate"), scope);
-        res = await send();
+        const again = await send();
+        if (again instanceof ManagementError) throw again;
+        res = again;
         if (res.status === 401) {
           await res.arrayBuffer().catch(() => undefined);
           throw new ManagementError(
@@ -339,7 +431,26 @@ export class RegistryClient {
         `registry ${this.registry}'s Bearer challenge has no realm`,
       );
     }
-    const tokenUrl = new URL(params.realm);
+    let tokenUrl: URL;
+    try {
+      tokenUrl = new URL(params.realm);
+    } catch {
+      throw new ManagementError(
+        "registry",
+        `registry ${this.registry}'s Bearer realm ${JSON.stringify(params.realm)} is not a URL`,
+      );
+    }
+    if (
+      this.credentials !== undefined &&
+      tokenUrl.protocol !== "https:" &&
+      !(tokenUrl.protocol === "http:" && this.base.startsWith("http:"))
+    ) {
+      throw new ManagementError(
+        "registry",
+        `registry ${this.registry} names the token realm ${tokenUrl.origin}, which is not https; ` +
+          `refusing to send credentials there in the clear`,
+      );
+    }
     if (params.service !== undefined) tokenUrl.searchParams.set("service", params.service);
     tokenUrl.searchParams.set("scope", params.scope ?? scope);
     const headers: Record<string, string> = {};
@@ -403,4 +514,20 @@ export class RegistryClient {
         (text !== "" ? `: ${text}` : ""),
     );
   }
+}
+
+function checkDigest(digest: string): void {
+  if (!isDigest(digest)) {
+    throw new ManagementError(
+      "verification-failed",
+      `refusing malformed digest ${JSON.stringify(digest.slice(0, 100))}: expected sha256:<64 hex digits>`,
+    );
+  }
+}
+
+function tooLarge(what: string, limit: number, why: string): ManagementError {
+  return new ManagementError(
+    "verification-failed",
+    `download of ${what} is larger than the ${limit} bytes it may have (${why}); aborted`,
+  );
 }
