@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -459,5 +468,218 @@ describe("the manager's registry and safety", () => {
       problem?.message ?? "",
       /invalid manifest .*broken\/plugin.json: version: is required; .*license: is required/,
     );
+  });
+});
+
+describe("what runs is what was verified", () => {
+  /** A signed `exec` plugin "marker" whose run.sh exits 1 (it never serves). */
+  async function signedMarker(root: string, script: string) {
+    const dir = join(root, "plugins", "marker");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "run.sh"), script, { mode: 0o755 });
+    const manifest = {
+      schemaVersion: 1,
+      name: "marker",
+      version: "1.0.0",
+      description: "",
+      license: "MIT",
+      entrypoints: { [hostPlatform()]: { file: "run.sh" } },
+      protocolVersions: [1],
+      plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
+      hostVersions: "*",
+      files: { "run.sh": sha256(script) },
+    };
+    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
+    const keys = keysOnDisk();
+    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
+    assert.equal(signed.code, 0, signed.stderr);
+    return { dir, keys };
+  }
+
+  test("an entrypoint swapped back and forth while the plugin starts never runs (the swap race)", async () => {
+    const root = tempDir("cp-race-");
+    const marker = join(root, "EVIL-RAN");
+    const good = "#!/bin/sh\nexit 1\n";
+    const evil = `#!/bin/sh\ntouch ${marker}\nexit 1\n`;
+    const { dir, keys } = await signedMarker(root, good);
+    writeFileSync(join(root, "good"), good, { mode: 0o755 });
+    writeFileSync(join(root, "evil"), evil, { mode: 0o755 });
+    // The attacker: can write the plugin directory, renames a good and an evil run.sh into place.
+    const swapper = spawn(
+      "sh",
+      [
+        "-c",
+        `cd ${root}; while :; do cp good t1; mv t1 ${dir}/run.sh; sleep 0.01; ` +
+          `cp evil t2; mv t2 ${dir}/run.sh; sleep 0.01; done`,
+      ],
+      { stdio: "ignore" },
+    );
+    const runDir = join(tempDir("cp-runroot-"), "run");
+    const manager = new PluginManager({
+      directories: [join(root, "plugins")],
+      trustedKeysDir: keys.trustedDir,
+      startTimeoutMs: 10_000,
+      runDir,
+    });
+    let refused = 0;
+    let started = 0;
+    try {
+      await manager.scan();
+      for (let i = 0; i < 40; i++) {
+        try {
+          await manager.probe("marker", { handshake, plugins: { kv: KV } });
+        } catch (e) {
+          if (e instanceof ManagementError && e.kind === "verification-failed") refused++;
+          else started++; // it ran, and exited as the good script does
+        }
+      }
+    } finally {
+      swapper.kill();
+      await manager.close();
+    }
+    assert.equal(existsSync(marker), false, "the unverified script never ran");
+    assert.ok(refused > 0, "the swap was seen and refused at least once");
+    assert.ok(started > 0, "the verified script did run");
+    // It ran from a private copy: 0700 root, the entrypoint 0555.
+    assert.equal(statSync(runDir).mode & 0o777, 0o700);
+    const copies = readdirSync(runDir).filter((n) => n.startsWith("marker-"));
+    assert.equal(copies.length, 1);
+    assert.equal(statSync(join(runDir, copies[0] as string, "run.sh")).mode & 0o777, 0o555);
+  });
+
+  test("a run directory that is not private is refused", async () => {
+    const root = tempDir("cp-open-run-");
+    const { keys } = await signedMarker(root, "#!/bin/sh\nexit 1\n");
+    const runDir = join(root, "run");
+    mkdirSync(runDir, { mode: 0o777 });
+    chmodSync(runDir, 0o777);
+    const manager = new PluginManager({
+      directories: [join(root, "plugins")],
+      trustedKeysDir: keys.trustedDir,
+      runDir,
+    });
+    await manager.scan();
+    await assert.rejects(
+      manager.probe("marker", { handshake, plugins: { kv: KV } }),
+      managementError(
+        "verification-failed",
+        new RegExp(
+          `refusing the plugin run directory ${runDir}: it must be a directory owned by this user with mode 0700 \\(it is a directory, owner \\d+, mode 777\\)`,
+        ),
+      ),
+    );
+  });
+
+  test("a node plugin does not load node_modules from next to its directory; a node_modules above the run root is refused", async () => {
+    const root = tempDir("cp-nodemods-");
+    const ran = join(root, "RAN");
+    const loaded = join(root, "UNVERIFIED-LOADED");
+    const dir = join(root, "plugins", "lazy");
+    mkdirSync(dir, { recursive: true });
+    const main =
+      `import { createRequire } from "node:module";\nimport { writeFileSync } from "node:fs";\n` +
+      `writeFileSync(${JSON.stringify(ran)}, "yes");\n` +
+      `try { createRequire(import.meta.url)("optional-dep"); } catch {}\nprocess.exit(1);\n`;
+    writeFileSync(join(dir, "main.mjs"), main);
+    writeFileSync(
+      join(dir, "plugin.json"),
+      JSON.stringify({
+        schemaVersion: 1,
+        name: "lazy",
+        version: "1.0.0",
+        description: "",
+        license: "MIT",
+        entrypoints: { [hostPlatform()]: { file: "main.mjs", runtime: "node" } },
+        protocolVersions: [1],
+        plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
+        hostVersions: "*",
+        files: { "main.mjs": sha256(main) },
+      }),
+    );
+    // An attacker's package where Node's lookup from the plugin directory would find it.
+    const dep = join(root, "plugins", "node_modules", "optional-dep");
+    mkdirSync(dep, { recursive: true });
+    writeFileSync(
+      join(dep, "index.js"),
+      `require("node:fs").writeFileSync(${JSON.stringify(loaded)}, "yes");\n`,
+    );
+    const runParent = tempDir("cp-runparent-");
+    const manager = new PluginManager({
+      directories: [join(root, "plugins")],
+      allowUnsigned: true,
+      startTimeoutMs: 10_000,
+      runDir: join(runParent, "run"),
+    });
+    await manager.scan();
+    await assert.rejects(manager.probe("lazy", { handshake, plugins: { kv: KV } }), /exited/);
+    assert.equal(existsSync(ran), true, "the plugin ran");
+    assert.equal(existsSync(loaded), false, "the unverified package was not found");
+
+    mkdirSync(join(runParent, "node_modules"));
+    await assert.rejects(
+      manager.probe("lazy", { handshake, plugins: { kv: KV } }),
+      managementError(
+        "verification-failed",
+        new RegExp(
+          `plugin "lazy" 1.0.0 is a node plugin and would run from ${join(runParent, "run")}, but ${join(runParent, "node_modules")} exists`,
+        ),
+      ),
+    );
+  });
+});
+
+describe("an exec (shell script) plugin through a real registry", () => {
+  let registry: Registry;
+  before(async () => {
+    registry = await startRegistry("none");
+  });
+  after(() => registry.stop());
+
+  test("pushed, pulled and installed, its entrypoint is executable (0755) and it serves KV", async () => {
+    const dir = await kvPluginDir();
+    const script = `#!/bin/sh\nexec "${process.execPath}" "$(dirname "$0")/kv-plugin.mjs" "$@"\n`;
+    writeFileSync(join(dir, "run.sh"), script, { mode: 0o644 }); // modes do not travel anyway
+    const manifest = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, unknown>;
+      files: Record<string, string>;
+    };
+    manifest.entrypoints = { [hostPlatform()]: { file: "run.sh" } };
+    manifest.files["run.sh"] = sha256(script);
+    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest, null, 2));
+    const keys = keysOnDisk();
+    assert.equal((await cli(["sign", dir, "--key", keys.privateKeyFile])).code, 0);
+    const pushed = await cli(["push", dir, `${registry.host}/plugins/shkv`]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+
+    const host = tempDir("cp-shhost-");
+    const installed = await cli([
+      "--dir",
+      join(host, "plugins"),
+      "--cache",
+      join(host, "cache"),
+      "--lockfile",
+      join(host, "lock.json"),
+      "--trusted-keys",
+      keys.trustedDir,
+      "install",
+      `${registry.host}/plugins/shkv:1.0.0`,
+    ]);
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.equal(statSync(join(host, "plugins", "kv", "run.sh")).mode & 0o777, 0o755);
+    assert.equal(statSync(join(host, "plugins", "kv", "kv-plugin.mjs")).mode & 0o777, 0o644);
+
+    const manager = new PluginManager({
+      directories: [join(host, "plugins")],
+      trustedKeysDir: keys.trustedDir,
+      idleTimeoutMs: 0,
+    });
+    try {
+      await manager.scan();
+      const kv = manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
+      await kv.put({ key: "sh", value: encode("works") });
+      assert.equal(decode((await kv.get({ key: "sh" })).value), "works");
+    } finally {
+      await manager.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import * as tar from "tar";
 import { ManagementError } from "../manifest/errors.js";
@@ -82,7 +82,8 @@ export class Installer {
       );
     }
     return this.stage(undefined, async (staging) => {
-      await tar.x({ file: archive, cwd: staging, strict: true });
+      // As root, node-tar would keep the archive's owners: files a local user could rewrite.
+      await tar.x({ file: archive, cwd: staging, strict: true, preserveOwner: false });
     });
   }
 
@@ -139,6 +140,7 @@ export class Installer {
         ...this.verify,
         ...(platform !== undefined && { platform }),
       });
+      await setModes(staging, loaded);
       const target = join(this.pluginsDir, name);
       const old = `${target}.old-${randomBytes(6).toString("hex")}`;
       const replacing = existsSync(target);
@@ -157,6 +159,23 @@ export class Installer {
       }
       throw ioError(e, `installing into ${this.pluginsDir} failed, nothing was installed`);
     }
+  }
+}
+
+/**
+ * Blobs and archive entries carry no mode the signature covers: make every
+ * `exec` entrypoint present 0755 and every other file 0644, so that a
+ * native or script plugin pulled from a registry can be started.
+ */
+async function setModes(staging: string, loaded: LoadedPlugin): Promise<void> {
+  const executables = new Set(
+    Object.values(loaded.manifest.entrypoints)
+      .filter((e) => e.runtime !== "node")
+      .map((e) => e.file),
+  );
+  for (const file of Object.keys(loaded.manifest.files)) {
+    const path = join(staging, file);
+    if (existsSync(path)) await chmod(path, executables.has(file) ? 0o755 : 0o644);
   }
 }
 

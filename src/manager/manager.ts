@@ -19,6 +19,7 @@ import { loadTrustedKeys, type TrustedKey } from "../security/signing.js";
 import { hostVersion as packageVersion } from "./host-version.js";
 import { installedNames } from "./installer.js";
 import { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
+import { defaultRunRoot, snapshotForRun } from "./run-snapshot.js";
 import type { RestartPolicy, SupervisorEvent } from "./supervisor.js";
 
 export { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
@@ -33,8 +34,20 @@ export interface PluginManagerOptions {
   readonly trustedKeys?: readonly TrustedKey[];
   /** A directory of `*.pub` keys, added to trustedKeys. */
   readonly trustedKeysDir?: string;
-  /** Run unsigned plugins. Off by default: they fail closed. Tampered plugins never run. */
+  /**
+   * Run unsigned plugins. Off by default: they fail closed. Their files are
+   * still checked against the digests in their manifest, but anyone who can
+   * write an unsigned plugin's directory can change the manifest too; and
+   * with this on, a signed plugin whose plugin.sig is deleted counts as
+   * unsigned. Use it for development only.
+   */
   readonly allowUnsigned?: boolean;
+  /**
+   * Where verified private copies of plugins are made and run from (see
+   * snapshotForRun). Must be this user's and 0700; created if missing.
+   * Defaults to `<tmpdir>/connect-plugin-run-<uid>`.
+   */
+  readonly runDir?: string;
   /** Stop a plugin after this long with no call in flight. Default 5 minutes; 0 never. */
   readonly idleTimeoutMs?: number;
   readonly restart?: RestartPolicy;
@@ -78,8 +91,10 @@ export interface PluginEntry {
  * dispensed clients start the plugin on their first call. Nothing from a
  * plugin directory runs before it is verified (signature over the manifest
  * against the trusted keys, and the sha256 of every file), and it is
- * verified again at every start, so that a plugin changed on disk after the
- * scan does not run either.
+ * verified again at every start. What runs is a private copy made while
+ * hashing (snapshotForRun), so a file swapped in the plugin directory after
+ * the check is not what runs. Code a plugin loads from outside its own
+ * files (absolute paths, the user's global Node folders) is not covered.
  */
 export class PluginManager {
   private readonly installed = new Map<string, { loaded: LoadedPlugin; entry: PluginEntry }>();
@@ -229,7 +244,7 @@ export class PluginManager {
       if (installed === undefined) {
         return inProcess((builtin as BuiltinPlugin).definition(options.config));
       }
-      return this.sourceFor(installed.loaded.dir, options);
+      return this.sourceFor(name, installed.loaded.dir, options);
     };
   }
 
@@ -239,10 +254,22 @@ export class PluginManager {
     this.open_.clear();
   }
 
-  private async sourceFor(dir: string, options: OpenOptions<PluginSet>): Promise<PluginSource> {
+  private async sourceFor(
+    name: string,
+    dir: string,
+    options: OpenOptions<PluginSet>,
+  ): Promise<PluginSource> {
     const loaded = await loadPluginDir(dir);
     await verifyPluginDir(loaded, this.verifyOptions());
     const m = loaded.manifest;
+    if (m.name !== name) {
+      throw new ManagementError(
+        "verification-failed",
+        `${dir} now holds plugin "${m.name}", not "${name}"; scan again to use it`,
+      );
+    }
+    // The manifest may have changed since open(): check the config against this one.
+    if (m.configSchema !== undefined) checkConfig(name, m.configSchema, options.config);
     const hostVersion = this.options.hostVersion ?? packageVersion();
     if (!semver.satisfies(hostVersion, m.hostVersions, { includePrerelease: true })) {
       throw new ManagementError(
@@ -257,13 +284,18 @@ export class PluginManager {
         `plugin "${m.name}" ${m.version} serves protocol versions ${m.protocolVersions.join(", ")}; this host speaks ${wanted}`,
       );
     }
-    const entry = entrypointFor(m, this.options.platform ?? hostPlatform());
-    const file = join(dir, entry.file);
+    const platform = this.options.platform ?? hostPlatform();
+    const entry = entrypointFor(m, platform);
+    const runDir = await snapshotForRun(loaded, platform, this.options.runDir ?? defaultRunRoot());
+    const file = join(runDir, entry.file);
     const env: Record<string, string> =
       options.config === undefined ? {} : { [CONFIG_ENV]: JSON.stringify(options.config) };
     return entry.runtime === "node"
-      ? subprocess(process.execPath, [file, ...(entry.args ?? [])], { env, cwd: dir })
-      : subprocess(file, entry.args ?? [], { env, cwd: dir });
+      ? subprocess(process.execPath, [file, ...(entry.args ?? [])], {
+          env: { ...env, NODE_PATH: "" },
+          cwd: runDir,
+        })
+      : subprocess(file, entry.args ?? [], { env, cwd: runDir });
   }
 
   private verifyOptions() {

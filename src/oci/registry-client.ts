@@ -256,7 +256,7 @@ export class RegistryClient {
     const chunks: Buffer[] = [];
     let done = 0;
     if (res.body === null) return Buffer.alloc(0);
-    const reader = res.body.getReader();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     try {
       for (;;) {
         let timer: NodeJS.Timeout | undefined;
@@ -266,13 +266,13 @@ export class RegistryClient {
             this.stallTimeoutMs,
           );
         });
-        let next: Awaited<ReturnType<typeof reader.read>>;
+        let next: { done: boolean; value?: Uint8Array };
         try {
           next = await Promise.race([reader.read(), stalled]);
         } finally {
           clearTimeout(timer);
         }
-        if (next.done) break;
+        if (next.done || next.value === undefined) break;
         done += next.value.length;
         if (limit !== undefined && done > limit) {
           throw tooLarge(what, limit, `more than ${limit} bytes arrived`);
