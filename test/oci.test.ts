@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ManagementError } from "../src/manifest/errors.js";
@@ -439,7 +439,7 @@ describe("a full disk during install", () => {
       });
     } catch {
       t.skip(
-        "cannot mount a tmpfs here (needs root); see the injected-error variant in manager tests",
+        "cannot mount a tmpfs here (needs root); the injected-error tests below cover the rest",
       );
       return;
     }
@@ -704,5 +704,99 @@ describe("hostile registries (fake registry servers)", () => {
     } finally {
       await stalling.stop();
     }
+  });
+});
+
+describe("install failures injected through the installer's file seam (fake fs errors)", () => {
+  /** A pulled (cached) unsigned plugin "inj" of the given version, without a registry. */
+  async function pulledInj(version: string) {
+    const cache = new BlobCache(tempDir("cp-cache-"));
+    const body = Buffer.from(`#!/bin/sh\necho ${version}\n`);
+    const blob = await cache.put(sha256(body), body);
+    const manifest = {
+      schemaVersion: 1 as const,
+      name: "inj",
+      version,
+      description: "",
+      license: "MIT",
+      entrypoints: { [platform]: { file: "bin/run" } },
+      protocolVersions: [1],
+      plugins: [{ name: "kv", service: "x.KV" }],
+      hostVersions: "*",
+      files: { "bin/run": sha256(body) },
+    };
+    return {
+      manifest,
+      signature: undefined,
+      files: new Map([["bin/run", blob]]),
+      digest: sha256("index"),
+      manifestDigest: sha256("manifest"),
+      platform,
+    };
+  }
+  const enospc = () =>
+    Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+
+  test("fake ENOSPC while copying a pulled plugin: an io error, the previous version stays, nothing half-installed", async () => {
+    const pluginsDir = tempDir("cp-plugins-");
+    await new Installer(pluginsDir, { trustedKeys: [], allowUnsigned: true }).fromPulled(
+      await pulledInj("1.0.0"),
+    );
+    const full = new Installer(
+      pluginsDir,
+      { trustedKeys: [], allowUnsigned: true },
+      { copyFile: () => Promise.reject(enospc()) },
+    );
+    await assert.rejects(
+      full.fromPulled(await pulledInj("2.0.0")),
+      isError(
+        "io",
+        new RegExp(
+          `installing into ${pluginsDir} failed, nothing was installed: no space left on device`,
+        ),
+      ),
+    );
+    assert.deepEqual(readdirSync(pluginsDir), ["inj"]);
+    assert.match(readFileSync(join(pluginsDir, "inj", "plugin.json"), "utf8"), /"1\.0\.0"/);
+  });
+
+  test("fake failing rename into place: the previous version is moved back, no aside copy is left", async () => {
+    const pluginsDir = tempDir("cp-plugins-");
+    await new Installer(pluginsDir, { trustedKeys: [], allowUnsigned: true }).fromPulled(
+      await pulledInj("1.0.0"),
+    );
+    const { rename } = await import("node:fs/promises");
+    const failing = new Installer(
+      pluginsDir,
+      { trustedKeys: [], allowUnsigned: true },
+      {
+        rename: (from, to) =>
+          from.includes(".staging-")
+            ? Promise.reject(Object.assign(new Error("EIO: i/o error, rename"), { code: "EIO" }))
+            : rename(from, to),
+      },
+    );
+    await assert.rejects(
+      failing.fromPulled(await pulledInj("2.0.0")),
+      isError("io", /nothing was installed: EIO: i\/o error, rename/),
+    );
+    assert.deepEqual(readdirSync(pluginsDir), ["inj"], "no .old- or .staging- leftovers");
+    assert.match(readFileSync(join(pluginsDir, "inj", "plugin.json"), "utf8"), /"1\.0\.0"/);
+    assert.equal(
+      statSync(join(pluginsDir, "inj", "bin", "run")).mode & 0o777,
+      0o755,
+      "exec entrypoints are installed executable",
+    );
+  });
+
+  test("a valid plugin name containing .old- is still listed", async () => {
+    const pluginsDir = tempDir("cp-plugins-");
+    const pulled = await pulledInj("1.0.0");
+    await new Installer(pluginsDir, { trustedKeys: [], allowUnsigned: true }).fromPulled({
+      ...pulled,
+      manifest: { ...pulled.manifest, name: "foo.old-bar" },
+    });
+    const { installedNames } = await import("../src/manager/installer.js");
+    assert.deepEqual(await installedNames(pluginsDir), ["foo.old-bar"]);
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import * as fsp from "node:fs/promises";
+import { chmod, mkdir, readdir, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import * as tar from "tar";
 import { ManagementError } from "../manifest/errors.js";
@@ -25,18 +26,49 @@ export interface Installed {
 }
 
 /**
+ * The file operations an install writes with. A seam for tests that inject
+ * the failures a real disk gives rarely (ENOSPC, a failing rename); the
+ * defaults are node:fs/promises.
+ */
+export interface InstallFileOps {
+  readonly copyFile: (from: string, to: string) => Promise<void>;
+  readonly writeFile: (path: string, data: string) => Promise<void>;
+  readonly rename: (from: string, to: string) => Promise<void>;
+}
+
+const realOps: InstallFileOps = {
+  copyFile: (from, to) => fsp.copyFile(from, to),
+  writeFile: (path, data) => fsp.writeFile(path, data),
+  rename: (from, to) => fsp.rename(from, to),
+};
+
+/** Leftover `.staging-*` and `.old-*` directories older than this are swept. */
+const STALE_MS = 10 * 60_000;
+
+/**
  * Installs plugins into a plugins directory (`<dir>/<name>/`) so that an
- * install either completes or leaves nothing behind: files go to a staging
- * directory inside the plugins directory, the staged copy is verified
- * (signature and every digest), and only then renamed into place, replacing
- * any previous version. Any failure (bad digest, full disk, traversal)
- * removes the staging directory.
+ * install either completes or leaves the previous install in place: files
+ * go to a staging directory inside the plugins directory, the staged copy is
+ * verified (signature and every digest), and only then renamed into place.
+ * Replacing moves the old version aside (`.old-<name>-<rand>`), renames the
+ * new one in, and removes the old one; if the second rename fails the old
+ * version is moved back. Any failure (bad digest, full disk, traversal)
+ * removes the staging directory. One window remains: a process killed
+ * between the two renames leaves the plugin missing and its old version in
+ * `.old-<name>-*`; the next install into the directory sweeps such
+ * leftovers once they are ten minutes old (a rename, not a symlink swap,
+ * so this is not atomic across a crash).
  */
 export class Installer {
+  private readonly ops: InstallFileOps;
+
   constructor(
     readonly pluginsDir: string,
     private readonly verify: VerifyOptions,
-  ) {}
+    ops: Partial<InstallFileOps> = {},
+  ) {
+    this.ops = { ...realOps, ...ops };
+  }
 
   /** Installs a copy of a plugin directory. */
   async fromDirectory(source: string): Promise<Installed> {
@@ -49,7 +81,7 @@ export class Installer {
       ]) {
         if (!existsSync(join(source, file))) continue;
         await mkdir(dirname(join(staging, file)), { recursive: true });
-        await copyFile(join(source, file), join(staging, file));
+        await this.ops.copyFile(join(source, file), join(staging, file));
       }
     });
   }
@@ -92,16 +124,19 @@ export class Installer {
     return this.stage(
       pulled.manifest.name,
       async (staging) => {
-        await writeFile(
+        await this.ops.writeFile(
           join(staging, "plugin.json"),
           JSON.stringify(pulled.manifest, null, 2) + "\n",
         );
         if (pulled.signature !== undefined) {
-          await writeFile(join(staging, SIGNATURE_FILE), JSON.stringify(pulled.signature) + "\n");
+          await this.ops.writeFile(
+            join(staging, SIGNATURE_FILE),
+            JSON.stringify(pulled.signature) + "\n",
+          );
         }
         for (const [file, blob] of pulled.files) {
           await mkdir(dirname(join(staging, file)), { recursive: true });
-          await copyFile(blob, join(staging, file));
+          await this.ops.copyFile(blob, join(staging, file));
         }
       },
       pulled.platform,
@@ -125,8 +160,10 @@ export class Installer {
     platform?: string,
   ): Promise<Installed> {
     const staging = join(this.pluginsDir, `.staging-${randomBytes(6).toString("hex")}`);
+    let restore: (() => Promise<void>) | undefined;
     try {
       await mkdir(staging, { recursive: true });
+      await this.sweep();
       await fill(staging);
       const loaded: LoadedPlugin = await loadPluginDir(staging);
       const name = loaded.manifest.name;
@@ -142,14 +179,22 @@ export class Installer {
       });
       await setModes(staging, loaded);
       const target = join(this.pluginsDir, name);
-      const old = `${target}.old-${randomBytes(6).toString("hex")}`;
+      // A leading dot: no plugin name can have one, so scan() never lists it.
+      const old = join(this.pluginsDir, `.old-${name}-${randomBytes(6).toString("hex")}`);
       const replacing = existsSync(target);
-      if (replacing) await rename(target, old);
-      await rename(staging, target);
+      if (replacing) {
+        await this.ops.rename(target, old);
+        restore = async () => {
+          if (existsSync(old) && !existsSync(target)) await this.ops.rename(old, target);
+        };
+      }
+      await this.ops.rename(staging, target);
+      restore = undefined;
       if (replacing) await rm(old, { recursive: true, force: true });
       return { name, version: loaded.manifest.version, dir: target, verification };
     } catch (e) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      if (restore !== undefined) await restore().catch(() => undefined);
       if (e instanceof ManagementError) {
         throw new ManagementError(
           e.kind,
@@ -158,6 +203,19 @@ export class Installer {
         );
       }
       throw ioError(e, `installing into ${this.pluginsDir} failed, nothing was installed`);
+    }
+  }
+
+  /** Removes `.staging-*` and `.old-*` leftovers of killed installs, once they are stale. */
+  private async sweep(): Promise<void> {
+    const entries = await readdir(this.pluginsDir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      if (!entry.startsWith(".staging-") && !entry.startsWith(".old-")) continue;
+      const path = join(this.pluginsDir, entry);
+      const st = await stat(path).catch(() => undefined);
+      if (st !== undefined && Date.now() - st.mtimeMs > STALE_MS) {
+        await rm(path, { recursive: true, force: true }).catch(() => undefined);
+      }
     }
   }
 }
@@ -179,12 +237,12 @@ async function setModes(staging: string, loaded: LoadedPlugin): Promise<void> {
   }
 }
 
-/** The directories in `pluginsDir` that are installed plugins (staging dirs excluded). */
+/** The directories in `pluginsDir` that are installed plugins (dot-named staging and aside dirs excluded). */
 export async function installedNames(pluginsDir: string): Promise<string[]> {
   try {
     const entries = await readdir(pluginsDir, { withFileTypes: true });
     return entries
-      .filter((e) => e.isDirectory() && !e.name.startsWith(".") && !e.name.includes(".old-"))
+      .filter((e) => e.isDirectory() && !e.name.startsWith("."))
       .map((e) => e.name)
       .sort();
   } catch (e) {
