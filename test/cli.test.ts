@@ -212,6 +212,72 @@ describe("connect-plugin CLI", () => {
     );
   });
 
+  test("pull --json reports whether the signature is valid here, not merely present", async () => {
+    const { plugin, flags, keys } = await setup();
+    assert.equal((await cli(["push", plugin, `${registry.host}/sigs/kv:1.0.0`])).code, 0);
+    const ref = `${registry.host}/sigs/kv:1.0.0`;
+    type Pulled = { signed: boolean; signature: string; signedBy: string | null };
+    const trusted = await cli([...flags, "pull", ref, "--json"]);
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.deepEqual(
+      (({ signed, signature, signedBy }: Pulled) => ({ signed, signature, signedBy }))(
+        json<Pulled>(trusted.stdout),
+      ),
+      { signed: true, signature: "valid", signedBy: keys.keyId },
+    );
+    const untrusted = await cli([
+      ...flags.slice(0, -1),
+      tempDir("cp-nokeys-"),
+      "pull",
+      ref,
+      "--json",
+    ]);
+    assert.equal(untrusted.code, 0, untrusted.stderr);
+    assert.equal(json<Pulled>(untrusted.stdout).signed, false);
+    assert.equal(json<Pulled>(untrusted.stdout).signature, "untrusted-key");
+    // A signature that does not match its manifest (the version changed after signing).
+    const raw = JSON.parse(readFileSync(join(plugin, "plugin.json"), "utf8")) as {
+      version: string;
+    };
+    raw.version = "9.9.9";
+    writeFileSync(join(plugin, "plugin.json"), JSON.stringify(raw));
+    assert.equal((await cli(["push", plugin, `${registry.host}/sigs/kv:bad`])).code, 0);
+    const bad = await cli([...flags, "pull", `${registry.host}/sigs/kv:bad`, "--json"]);
+    assert.equal(bad.code, 0, bad.stderr);
+    assert.deepEqual(
+      (({ signed, signature, signedBy }: Pulled) => ({ signed, signature, signedBy }))(
+        json<Pulled>(bad.stdout),
+      ),
+      { signed: false, signature: "invalid", signedBy: null },
+    );
+  });
+
+  test("one lockfile pin serves every platform: a darwin/arm64 install takes the pinned digest, not the moved tag", async () => {
+    const { plugin, flags } = await setup();
+    const ref = `${registry.host}/multi/kv:stable`;
+    assert.equal((await cli(["push", plugin, ref])).code, 0);
+    const first = await cli([...flags, "install", ref, "--json"]);
+    assert.equal(first.code, 0, first.stderr);
+    const pinned = json<{ lock: { digest: string } }>(first.stdout).lock.digest;
+    const raw = JSON.parse(readFileSync(join(plugin, "plugin.json"), "utf8")) as {
+      version: string;
+    };
+    raw.version = "1.1.0";
+    writeFileSync(join(plugin, "plugin.json"), JSON.stringify(raw));
+    assert.equal((await cli(["push", plugin, ref])).code, 0);
+    const other = hostPlatform() === "darwin/arm64" ? "linux/amd64" : "darwin/arm64";
+    const second = await cli([...flags, "--platform", other, "install", ref, "--json"]);
+    assert.equal(second.code, 0, second.stderr);
+    const out = json<{
+      lock: { digest: string; version: string; platform: string };
+      pinned: boolean;
+    }>(second.stdout);
+    assert.equal(out.pinned, true);
+    assert.equal(out.lock.digest, pinned);
+    assert.equal(out.lock.version, "1.0.0");
+    assert.equal(out.lock.platform, other);
+  });
+
   test("a bare name resolves in the default registry (--registry)", async () => {
     const { plugin, flags } = await setup();
     assert.equal((await cli(["push", plugin, `${registry.host}/kv:latest`])).code, 0);
@@ -272,5 +338,32 @@ describe("connect-plugin CLI", () => {
       .join(" ");
     const tty = execFileSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8" });
     assert.match(tty, /push sha256:[a-f0-9]{12}.*100%/);
+  });
+});
+
+describe("the lockfile", () => {
+  test("concurrent updates through the advisory lock lose no entry and leave no temp or lock file", async () => {
+    const { updateLockfile, readLockfile } = await import("../src/manager/lockfile.js");
+    const dir = tempDir("cp-lock-");
+    const path = join(dir, "lock.json");
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        updateLockfile(path, (lock) => ({
+          lockfileVersion: 1,
+          plugins: {
+            ...lock.plugins,
+            [`p${i}`]: {
+              reference: `r/p${i}:1`,
+              digest: `sha256:${String(i).padStart(64, "0")}`,
+              version: "1.0.0",
+              platform: "linux/amd64",
+              manifestDigest: `sha256:${String(i).padStart(64, "0")}`,
+            },
+          },
+        })),
+      ),
+    );
+    assert.equal(Object.keys(readLockfile(path).plugins).length, 20);
+    assert.deepEqual(readdirSync(dir), ["lock.json"]);
   });
 });

@@ -7,9 +7,15 @@ import { pullPlugin, pushPlugin } from "../oci/artifact.js";
 import { BlobCache } from "../oci/blob-cache.js";
 import { formatReference, parseReference } from "../oci/reference.js";
 import { Installer } from "../manager/installer.js";
-import { readLockfile, writeLockfile } from "../manager/lockfile.js";
+import { readLockfile, updateLockfile } from "../manager/lockfile.js";
 import { resolveSource } from "../manager/resolver.js";
+import type { PluginManifest } from "../manifest/types.js";
 import { loadPluginDir, verifyPluginDir } from "../security/plugin-dir.js";
+import {
+  loadTrustedKeys,
+  verifyManifestSignature,
+  type ManifestSignature,
+} from "../security/signing.js";
 import {
   action,
   globals,
@@ -88,9 +94,8 @@ export function registerRegistryCommands(program: Command): void {
           );
         const lock = readLockfile(g.lockfile);
         const wanted = formatReference(resolved.ref);
-        const pinned = Object.entries(lock.plugins).find(
-          ([, e]) => e.reference === wanted && e.platform === g.platform,
-        );
+        // The pin is the index digest, valid on every platform the index has.
+        const pinned = Object.entries(lock.plugins).find(([, e]) => e.reference === wanted);
         const ref =
           opts.update !== true && pinned !== undefined
             ? { ...resolved.ref, digest: pinned[1].digest }
@@ -106,10 +111,22 @@ export function registerRegistryCommands(program: Command): void {
           platform: pulled.platform,
           manifestDigest: pulled.manifestDigest,
         };
-        await writeLockfile(g.lockfile, {
-          lockfileVersion: 1,
-          plugins: { ...lock.plugins, [done.name]: entry },
-        });
+        try {
+          await updateLockfile(g.lockfile, (current) => ({
+            lockfileVersion: 1,
+            plugins: { ...current.plugins, [done.name]: entry },
+          }));
+        } catch (e) {
+          const why =
+            (e as NodeJS.ErrnoException).code === "ENOSPC"
+              ? "no space left on device"
+              : (e as Error).message;
+          throw new ManagementError(
+            "io",
+            `installed ${done.name} ${done.version} into ${done.dir}, but could not pin it in ${g.lockfile}: ${why}`,
+            { cause: e },
+          );
+        }
         return {
           json: {
             installed: { ...done, source: { kind: "oci", reference: wanted, via: resolved.via } },
@@ -133,6 +150,7 @@ export function registerRegistryCommands(program: Command): void {
           pullPlugin(registryFor(ref, g, p.listener), ref, g.platform, new BlobCache(g.cache)),
         );
         const files = Object.fromEntries(pulled.files);
+        const trust = signatureStatus(pulled.manifest, pulled.signature, g.trustedKeys);
         return {
           json: {
             reference: formatReference(ref),
@@ -141,10 +159,15 @@ export function registerRegistryCommands(program: Command): void {
             platform: pulled.platform,
             name: pulled.manifest.name,
             version: pulled.manifest.version,
-            signed: pulled.signature !== undefined,
+            // True only for a signature by a trusted key that matches the manifest.
+            signed: trust.signature === "valid",
+            ...trust,
             files,
           },
-          text: `pulled ${pulled.manifest.name} ${pulled.manifest.version} (${pulled.platform}) ${formatReference(ref)}@${pulled.digest} into ${g.cache}`,
+          text:
+            `pulled ${pulled.manifest.name} ${pulled.manifest.version} (${pulled.platform}) ` +
+            `${formatReference(ref)}@${pulled.digest} into ${g.cache} (signature: ${trust.signature}` +
+            `${trust.signedBy !== null ? `, key ${trust.signedBy}` : ""})`,
         };
       }),
     );
@@ -180,4 +203,28 @@ export function registerRegistryCommands(program: Command): void {
         };
       }),
     );
+}
+
+/**
+ * What a pulled plugin's signature is worth here: "valid" (by a trusted key,
+ * matching the manifest), "untrusted-key", "invalid", or "none".
+ */
+function signatureStatus(
+  manifest: PluginManifest,
+  signature: ManifestSignature | undefined,
+  trustedKeysDir: string,
+): { signature: "valid" | "untrusted-key" | "invalid" | "none"; signedBy: string | null } {
+  if (signature === undefined) return { signature: "none", signedBy: null };
+  const trusted = loadTrustedKeys(trustedKeysDir);
+  if (!trusted.some((k) => k.keyId === signature.keyId)) {
+    return { signature: "untrusted-key", signedBy: null };
+  }
+  try {
+    return {
+      signature: "valid",
+      signedBy: verifyManifestSignature(manifest, signature, trusted).keyId,
+    };
+  } catch {
+    return { signature: "invalid", signedBy: null };
+  }
 }
