@@ -683,3 +683,46 @@ describe("an exec (shell script) plugin through a real registry", () => {
     }
   });
 });
+
+describe("open() of a name that is already open", () => {
+  test("the same options share one handle; a different config throws; a closed handle is replaced", async () => {
+    const manager = new PluginManager({ directories: [] });
+    manager.registerBuiltin("kv", {
+      definition: () => kvPlugin(),
+      configSchema: { type: "object", properties: { namespace: { type: "string" } } },
+    });
+    try {
+      const first = manager.open("kv", {
+        handshake,
+        plugins: { kv: KV },
+        config: { namespace: "a" },
+      });
+      assert.equal(
+        manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: "a" } }),
+        first,
+      );
+      assert.throws(
+        () => manager.open("kv", { handshake, plugins: { kv: KV }, config: { namespace: 123 } }),
+        managementError(
+          "invalid-config",
+          /plugin "kv" is already open with a different configuration; close that handle first/,
+        ),
+      );
+      assert.throws(
+        () => manager.open("kv", { handshake, plugins: {}, config: { namespace: "a" } }),
+        managementError("invalid-config", /already open with a different plugin set/),
+      );
+      await first.close();
+      const second = manager.open("kv", {
+        handshake,
+        plugins: { kv: KV },
+        config: { namespace: "b" },
+      });
+      assert.notEqual(second, first);
+      await second.dispense("kv").put({ key: "k", value: encode("v") });
+      assert.equal(decode((await second.dispense("kv").get({ key: "k" })).value), "v");
+    } finally {
+      await manager.close();
+    }
+  });
+});

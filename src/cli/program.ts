@@ -36,7 +36,9 @@ export const program = new Command("connect-plugin")
   )
   .option(
     "--allow-unsigned",
-    "accept plugins without a signature (tampered ones are still refused)",
+    "accept plugins without a signature (for development: digests are still checked, " +
+      "but anyone who can write a plugin's directory can then change it, and a signed " +
+      "plugin whose plugin.sig is removed counts as unsigned)",
   )
   .option(
     "--cache <dir>",

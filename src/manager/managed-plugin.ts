@@ -4,6 +4,7 @@ import { PluginClient } from "../host/plugin-client.js";
 import type { PluginSource } from "../host/sources.js";
 import type { Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
+import { canonicalJson } from "../security/canonical.js";
 import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
 import { Supervisor, type RestartPolicy, type SupervisorEvent } from "./supervisor.js";
 
@@ -36,6 +37,7 @@ export class ManagedPlugin<P extends PluginSet> {
   private readonly supervisor: Supervisor<PluginClient<P>>;
   private inFlight_ = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  private closed_ = false;
 
   constructor(
     readonly name: string,
@@ -123,7 +125,31 @@ export class ManagedPlugin<P extends PluginSet> {
     await this.supervisor.stop();
   }
 
+  /** True after close(): the manager's open() then makes a new handle. */
+  get closed(): boolean {
+    return this.closed_;
+  }
+
+  /**
+   * Why `options` cannot share this handle, or undefined when they can: the
+   * same configuration (compared as canonical JSON), handshake and plugin
+   * set (same names, same services).
+   */
+  mismatch(options: OpenOptions<PluginSet>): string | undefined {
+    if (canonicalJson(options.config ?? null) !== canonicalJson(this.options.config ?? null)) {
+      return "a different configuration";
+    }
+    if (canonicalJson(options.handshake) !== canonicalJson(this.options.handshake)) {
+      return "a different handshake";
+    }
+    const mine = Object.entries(this.options.plugins).map(([k, v]) => `${k}=${v.typeName}`);
+    const theirs = Object.entries(options.plugins).map(([k, v]) => `${k}=${v.typeName}`);
+    if (mine.sort().join(",") !== theirs.sort().join(",")) return "a different plugin set";
+    return undefined;
+  }
+
   async close(): Promise<void> {
+    this.closed_ = true;
     clearTimeout(this.idleTimer);
     await this.supervisor.close();
   }

@@ -191,12 +191,24 @@ export class PluginManager {
 
   /**
    * A handle on the plugin `name`, typed by the host's plugin set. Nothing
-   * starts until the first call (or start()). One handle per name: a second
-   * open() of the same name returns the first handle.
+   * starts until the first call (or start()). One handle (one process) per
+   * name: a second open() with the same configuration, handshake and plugin
+   * set returns the first handle; with different ones it throws
+   * "invalid-config" rather than silently dropping them. A closed handle is
+   * replaced by a new one.
    */
   open<P extends PluginSet>(name: string, options: OpenOptions<P>): ManagedPlugin<P> {
     const existing = this.open_.get(name);
-    if (existing !== undefined) return existing as unknown as ManagedPlugin<P>;
+    if (existing !== undefined && !existing.closed) {
+      const why = existing.mismatch(options);
+      if (why !== undefined) {
+        throw new ManagementError(
+          "invalid-config",
+          `plugin "${name}" is already open with ${why}; close that handle first (one process per plugin name)`,
+        );
+      }
+      return existing as unknown as ManagedPlugin<P>;
+    }
     const makeSource = this.sourceMaker(name, options);
     const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
       restart: this.options.restart,
