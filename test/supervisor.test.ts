@@ -171,3 +171,40 @@ describe("Supervisor (standalone, around a PluginClient factory)", () => {
     }
   });
 });
+
+describe("Supervisor: stop() during a start, then a new get()", () => {
+  test("the start begun before stop() fails as stopped; the caller after stop() gets the one running process", async () => {
+    let release: (() => void) | undefined;
+    const firstFactoryHeld = new Promise<void>((r) => (release = r));
+    let made = 0;
+    const sup = new Supervisor(
+      async () => {
+        made++;
+        if (made === 1) await firstFactoryHeld; // launch L1 sits in the factory
+        return kvClient(fixture("kv"));
+      },
+      { name: "kv" },
+    );
+    try {
+      const before = sup.get();
+      await waitFor("L1 in the factory", () => made === 1, 10_000);
+      const stopping = sup.stop(); // waits for L1, so not awaited yet
+      const after = sup.get(); // L2
+      release?.();
+      await stopping;
+      await assert.rejects(before, (e: unknown) => {
+        assert.ok(e instanceof ManagementError);
+        assert.equal(e.kind, "stopped");
+        assert.match(e.message, /plugin "kv" was stopped while starting/);
+        return true;
+      });
+      const client = await after;
+      assert.equal(sup.state, "running");
+      assert.equal(sup.current, client);
+      await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+      assert.equal(made, 2, "L1's client was never started; L2's is the running one");
+    } finally {
+      await sup.close();
+    }
+  });
+});

@@ -72,6 +72,11 @@ export class Supervisor<C extends SupervisedClient> {
   /** Ends a backoff wait early (stop() during a backoff must not hang). */
   private wake: (() => void) | undefined;
   private _state: SupervisorState = "idle";
+  /**
+   * Bumped by every stop(): a launch that began before it is stale, whatever
+   * `_state` says by now (a later get() may have begun another start).
+   */
+  private generation = 0;
   private _restarts = 0;
   private readonly policy: Required<RestartPolicy>;
 
@@ -133,6 +138,7 @@ export class Supervisor<C extends SupervisedClient> {
   async stop(): Promise<void> {
     clearTimeout(this.backoffTimer);
     const wasBackoff = this._state === "backoff";
+    this.generation++;
     const client = this.client;
     const pending = this.pending;
     this.client = undefined;
@@ -151,6 +157,8 @@ export class Supervisor<C extends SupervisedClient> {
   }
 
   private async launch(delayMs: number): Promise<C> {
+    const generation = this.generation;
+    const stale = () => generation !== this.generation;
     if (delayMs > 0) {
       this._state = "backoff";
       await new Promise<void>((resolve) => {
@@ -158,14 +166,14 @@ export class Supervisor<C extends SupervisedClient> {
         this.backoffTimer = setTimeout(resolve, delayMs);
       });
       this.wake = undefined;
-      if (this._state !== "backoff")
+      if (stale() || this._state !== "backoff")
         throw new ManagementError("stopped", `plugin "${this.options.name}" was stopped`);
     }
     this._state = "starting";
     let client: C | undefined;
     try {
       client = await this.factory();
-      if (this._state !== "starting") {
+      if (stale() || this._state !== "starting") {
         throw new ManagementError(
           "stopped",
           `plugin "${this.options.name}" was stopped while starting`,
@@ -174,15 +182,16 @@ export class Supervisor<C extends SupervisedClient> {
       this.client = client;
       await client.start();
     } catch (e) {
-      if (this._state === "starting") {
+      if (!stale() && this._state === "starting") {
         this.client = undefined;
         this._state = "idle";
       }
       await client?.close().catch(() => undefined);
       throw e;
     }
-    if (this.client !== client) {
+    if (stale() || this.client !== client) {
       // stop() ran while we were starting.
+      if (this.client === client) this.client = undefined;
       await client.close();
       throw new ManagementError(
         "stopped",
