@@ -367,3 +367,45 @@ describe("the lockfile", () => {
     assert.deepEqual(readdirSync(dir), ["lock.json"]);
   });
 });
+
+describe("CLI quirks from the review", () => {
+  test("verify with no argument checks every plugin and names each failure; a bare name is the installed plugin", async () => {
+    const { plugin, host, flags } = await setup();
+    assert.equal((await cli([...flags, "install", plugin])).code, 0);
+    const { cpSync } = await import("node:fs");
+    const plugins = join(host, "plugins");
+    cpSync(join(plugins, "kv"), join(plugins, "zz"), { recursive: true });
+    writeFileSync(join(plugins, "zz", "kv-plugin.mjs"), "tampered");
+    const all = await cli([...flags, "verify"]);
+    assert.equal(all.code, 3);
+    assert.match(
+      all.stderr,
+      /1 of 2 plugins failed verification \(ok: kv\): plugin "kv" 1\.0\.0: file kv-plugin\.mjs has digest sha256:[a-f0-9]{64}, but the manifest expects sha256:[a-f0-9]{64}/,
+    );
+    // In a directory that has its own ./kv (say, a source checkout), "kv" is the installed one.
+    const cwd = tempDir("cp-cwd-");
+    mkdirSync(join(cwd, "kv"));
+    writeFileSync(join(cwd, "kv", "plugin.json"), "not a manifest");
+    const named = await cli([...flags, "verify", "kv", "--json"], {}, cwd);
+    assert.equal(named.code, 0, named.stderr);
+    assert.equal(
+      json<{ verified: { dir: string }[] }>(named.stdout).verified[0]?.dir,
+      join(plugins, "kv"),
+    );
+    const local = await cli([...flags, "verify", "./kv"], {}, cwd);
+    assert.equal(local.code, 7, "./kv is the local directory, whose manifest is invalid");
+  });
+
+  test("a usage error under --json prints a JSON error with exit code 2", async () => {
+    const res = await cli(["--json", "frobnicate"]);
+    assert.equal(res.code, 2);
+    assert.deepEqual(
+      json<{ error: { kind: string; exitCode: number } }>(res.stdout).error.kind,
+      "usage",
+    );
+    assert.match(
+      json<{ error: { message: string } }>(res.stdout).error.message,
+      /unknown command 'frobnicate'/,
+    );
+  });
+});

@@ -256,11 +256,13 @@ const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 export function cli(
   args: string[],
   env: Record<string, string> = {},
+  cwd?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliMain, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      ...(cwd !== undefined && { cwd }),
     });
     let stdout = "";
     let stderr = "";

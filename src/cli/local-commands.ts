@@ -7,7 +7,7 @@ import { ManagementError } from "../manifest/errors.js";
 import { computeFiles } from "../manifest/files.js";
 import { SIGNATURE_FILE } from "../manifest/types.js";
 import { Installer, installedNames } from "../manager/installer.js";
-import { readLockfile, writeLockfile } from "../manager/lockfile.js";
+import { readLockfile, updateLockfile } from "../manager/lockfile.js";
 import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
 import { generateKeyPair, signManifest } from "../security/signing.js";
 import { action, globals, signedText, verifyOptions } from "./program.js";
@@ -57,20 +57,38 @@ export function registerLocalCommands(program: Command): void {
         const dirs =
           what === undefined
             ? (await installedNames(g.dir)).map((n) => join(g.dir, n))
-            : [existsSync(what) ? what : join(g.dir, what)];
+            : [pluginDirFor(what, g.dir)];
         if (what !== undefined && !existsSync(dirs[0] as string))
           throw new ManagementError("not-found", `no plugin "${what}" in ${g.dir}`);
         const results = [];
+        const failures: { dir: string; error: ManagementError }[] = [];
         for (const dir of dirs) {
-          const loaded = await loadPluginDir(dir);
-          const v = await verifyPluginDir(loaded, verifyOptions(g));
-          results.push({
-            name: loaded.manifest.name,
-            version: loaded.manifest.version,
-            dir,
-            signedBy: v.signedBy ?? null,
-            files: v.files,
-          });
+          try {
+            const loaded = await loadPluginDir(dir);
+            const v = await verifyPluginDir(loaded, verifyOptions(g));
+            results.push({
+              name: loaded.manifest.name,
+              version: loaded.manifest.version,
+              dir,
+              signedBy: v.signedBy ?? null,
+              files: v.files,
+            });
+          } catch (e) {
+            if (!(e instanceof ManagementError)) throw e;
+            failures.push({ dir, error: e });
+          }
+        }
+        // Every plugin is checked; any failure fails the command, naming all of them.
+        const first = failures[0];
+        if (first !== undefined) {
+          throw new ManagementError(
+            first.error.kind,
+            (dirs.length > 1
+              ? `${failures.length} of ${dirs.length} plugins failed verification` +
+                (results.length > 0 ? ` (ok: ${results.map((r) => r.name).join(", ")})` : "") +
+                ": "
+              : "") + failures.map((f) => f.error.message).join("; "),
+          );
         }
         return {
           json: { verified: results },
@@ -98,7 +116,11 @@ export function registerLocalCommands(program: Command): void {
         if (lock.plugins[name] !== undefined) {
           const plugins = { ...lock.plugins };
           delete plugins[name];
-          await writeLockfile(g.lockfile, { lockfileVersion: 1, plugins });
+          await updateLockfile(g.lockfile, (current) => {
+            const next = { ...current.plugins };
+            delete next[name];
+            return { lockfileVersion: 1, plugins: next };
+          });
         }
         return { json: { removed: name }, text: `removed ${name}` };
       }),
@@ -193,4 +215,16 @@ export function registerLocalCommands(program: Command): void {
         };
       }),
     );
+}
+
+/**
+ * An installed plugin's directory for a bare name that is installed; a path
+ * otherwise. A name wins over a same-named directory in the working
+ * directory (write `./kv` for that), so that `verify kv` in a source
+ * checkout checks the installed plugin.
+ */
+export function pluginDirFor(what: string, pluginsDir: string): string {
+  const installed = join(pluginsDir, what);
+  if (!what.includes("/") && !what.startsWith(".") && existsSync(installed)) return installed;
+  return existsSync(what) ? what : installed;
 }

@@ -29,8 +29,25 @@ try {
   if (e instanceof CommanderError) {
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0)
       process.exit(0);
+    // Commander has printed the message on stderr; --json callers get it on stdout too.
+    if (process.argv.includes("--json"))
+      process.stdout.write(
+        JSON.stringify(
+          { error: { kind: "usage", message: e.message, exitCode: EXIT.usage } },
+          null,
+          2,
+        ) + "\n",
+      );
     process.exit(EXIT.usage);
   }
   if (e instanceof ManagementError) fail(exitCodeFor(e.kind), e.kind, e.message);
-  fail(EXIT.internal, "internal", (e as Error).stack ?? String(e));
+  // A bug: the message, and the stack only when asked for (DEBUG set).
+  const err = e as Error;
+  fail(
+    EXIT.internal,
+    "internal",
+    process.env.DEBUG !== undefined && err.stack !== undefined
+      ? err.stack
+      : `internal error: ${err.message ?? String(e)} (set DEBUG=1 for a stack trace)`,
+  );
 }

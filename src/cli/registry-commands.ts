@@ -16,6 +16,7 @@ import {
   verifyManifestSignature,
   type ManifestSignature,
 } from "../security/signing.js";
+import { pluginDirFor } from "./local-commands.js";
 import {
   action,
   globals,
@@ -36,7 +37,7 @@ export function registerRegistryCommands(program: Command): void {
         let manifest;
         let from: string;
         if (existsSync(what) || existsSync(join(g.dir, what))) {
-          const dir = existsSync(what) ? what : join(g.dir, what);
+          const dir = pluginDirFor(what, g.dir);
           manifest = (await loadPluginDir(dir)).manifest;
           from = dir;
         } else {
