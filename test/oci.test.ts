@@ -800,3 +800,78 @@ describe("install failures injected through the installer's file seam (fake fs e
     assert.deepEqual(await installedNames(pluginsDir), ["foo.old-bar"]);
   });
 });
+
+describe("token realms (fake https registry in a child process that trusts its certificate)", () => {
+  test("fake registry: Basic credentials are never sent to a plain-http token realm named by an https registry", async () => {
+    const dir = tempDir("cp-tlsreg-");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const tokenRequests: (string | undefined)[] = [];
+    const tokenServer = await fakeServer((req, res) => {
+      tokenRequests.push(req.headers.authorization);
+      res.writeHead(200, { "content-type": "application/json" }).end('{"token":"t"}');
+    });
+    const https = await import("node:https");
+    const registry = https.createServer(
+      { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+      (req, res) => {
+        res
+          .writeHead(401, {
+            "www-authenticate": `Bearer realm="http://${tokenServer.host}/token",service="reg"`,
+          })
+          .end();
+      },
+    );
+    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
+    const host = `127.0.0.1:${(registry.address() as AddressInfo).port}`;
+    const clientModule = new URL("../src/oci/registry-client.js", import.meta.url).href;
+    const script =
+      `const { RegistryClient } = await import(${JSON.stringify(clientModule)});\n` +
+      `const c = new RegistryClient({ registry: ${JSON.stringify(host)}, plainHttp: false, attempts: 1, ` +
+      `credentials: { username: "alice", password: "s3cret" } });\n` +
+      `try { await c.getManifest("x", "latest"); console.log("no error"); } ` +
+      `catch (e) { console.log(e.kind + ": " + e.message); }\n`;
+    try {
+      const { spawn } = await import("node:child_process");
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+      await new Promise((r) => child.once("exit", r));
+      assert.match(
+        out,
+        new RegExp(
+          `registry: registry ${host} names the token realm http://${tokenServer.host}, which is not https; ` +
+            `refusing to send credentials there in the clear`,
+        ),
+      );
+      assert.deepEqual(tokenRequests, [], "the plain-http realm was never contacted");
+    } finally {
+      registry.closeAllConnections();
+      await new Promise((r) => registry.close(r));
+      await tokenServer.stop();
+    }
+  });
+});
