@@ -726,3 +726,41 @@ describe("open() of a name that is already open", () => {
     }
   });
 });
+
+describe("resolution with the in-process fallback, against a real registry", () => {
+  let registry: Registry;
+  before(async () => {
+    registry = await startRegistry("none");
+  });
+  after(() => registry.stop());
+
+  test("a name missing from the default registry falls back to the built-in; a name it has resolves to OCI; an unreachable registry is an error", async () => {
+    const { resolveWithFallback } = await import("../src/manager/resolver.js");
+    const { RegistryClient } = await import("../src/oci/registry-client.js");
+    const plugin = await kvPluginDir();
+    assert.equal((await cli(["push", plugin, `${registry.host}/plugins/kv:1.0.0`])).code, 0);
+    const exists = (ref: { registry: string; repository: string; tag?: string }) =>
+      new RegistryClient({ registry: ref.registry, attempts: 1 })
+        .getManifest(ref.repository, ref.tag ?? "latest")
+        .then(() => true);
+    const options = {
+      defaultRegistry: registry.host,
+      repositoryPrefix: "plugins",
+      builtins: ["kv", "echo"],
+      exists,
+    };
+    const kv = await resolveWithFallback("kv:1.0.0", options);
+    assert.ok(kv.kind === "oci" && kv.via === "default-registry", JSON.stringify(kv));
+    assert.deepEqual(await resolveWithFallback("echo:1.0.0", options), {
+      kind: "builtin",
+      name: "echo",
+    });
+    // Not a built-in: nothing to fall back to, so the registry is not asked here.
+    assert.equal((await resolveWithFallback("other", options)).kind, "oci");
+    const { freePort } = await import("./oci-helpers.js");
+    await assert.rejects(
+      resolveWithFallback("echo", { ...options, defaultRegistry: `127.0.0.1:${await freePort()}` }),
+      managementError("registry", /cannot reach registry/),
+    );
+  });
+});

@@ -59,3 +59,42 @@ export function resolveSource(
       `no default registry configured, and no built-in plugin of that name`,
   );
 }
+
+/**
+ * Resolution as a process, with the in-process fallback seed 001 asks for:
+ * a local path, then an explicit OCI reference, then the name in the
+ * default registry, and, when the registry answers that it has no such
+ * name (`exists` resolves false, or throws a "not-found" ManagementError),
+ * a built-in of that name. Other registry errors (unreachable, 401) are not
+ * a reason to fall back silently: they are thrown. `exists` is typically
+ * `(ref) => client.getManifest(ref.repository, ref.tag ?? "latest").then(() => true)`.
+ */
+export async function resolveWithFallback(
+  text: string,
+  options: {
+    defaultRegistry?: string;
+    repositoryPrefix?: string;
+    builtins?: readonly string[];
+    exists: (ref: OciReference) => Promise<boolean>;
+  },
+): Promise<Resolved> {
+  const { builtins, exists, ...rest } = options;
+  const name = text.split(":")[0] ?? text;
+  const builtin = builtins?.includes(name) === true;
+  let resolved: Resolved;
+  try {
+    resolved = resolveSource(text, rest);
+  } catch (e) {
+    if (builtin) return { kind: "builtin", name };
+    throw e;
+  }
+  if (resolved.kind !== "oci" || resolved.via !== "default-registry" || !builtin) return resolved;
+  let found: boolean;
+  try {
+    found = await exists(resolved.ref);
+  } catch (e) {
+    if (e instanceof ManagementError && e.kind === "not-found") found = false;
+    else throw e;
+  }
+  return found ? resolved : { kind: "builtin", name };
+}
