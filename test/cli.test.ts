@@ -409,3 +409,22 @@ describe("CLI quirks from the review", () => {
     );
   });
 });
+
+describe("archive installs", () => {
+  test("files get the installer's owner, not the archive's (checked when the tests run as root)", async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip("needs root to make and extract an archive with foreign owners");
+      return;
+    }
+    const { plugin, host, flags } = await setup();
+    const { chownSync, statSync } = await import("node:fs");
+    chownSync(join(plugin, "kv-plugin.mjs"), 1234, 1234);
+    const archive = join(host, "owned.tar.gz");
+    await tar.c({ gzip: true, file: archive, cwd: plugin, portable: false }, readdirSync(plugin));
+    const res = await cli([...flags, "install", archive]);
+    assert.equal(res.code, 0, res.stderr);
+    const st = statSync(join(host, "plugins", "kv", "kv-plugin.mjs"));
+    assert.equal(st.uid, 0, "not the archive's uid 1234");
+    assert.equal(st.mode & 0o777, 0o644);
+  });
+});

@@ -86,36 +86,48 @@ export class Installer {
     });
   }
 
-  /** Installs a `.tar.gz` archive whose root holds the manifest and files. */
+  /**
+   * Installs a `.tar.gz` archive whose root holds the manifest and files.
+   * The archive is read once: each entry is checked as it is extracted
+   * (unsafe ones are not written), and any unsafe entry fails the install,
+   * which removes the staging directory. Owners are not kept (as root,
+   * node-tar would otherwise give files the archive's owners).
+   */
   async fromArchive(archive: string): Promise<Installed> {
     if (!existsSync(archive))
       throw new ManagementError("not-found", `archive ${archive} does not exist`);
-    const unsafe: string[] = [];
-    await tar
-      .t({
-        file: archive,
-        onReadEntry: (entry) => {
-          const path = entry.path.replace(/^\.\//, "").replace(/\/$/, "");
-          if (path === "" || path === ".") return;
-          const bad = unsafePath(path);
-          if (bad !== undefined) unsafe.push(`${JSON.stringify(entry.path)} (${bad})`);
-          else if (entry.type !== "File" && entry.type !== "Directory") {
-            unsafe.push(`${JSON.stringify(entry.path)} (a ${entry.type}, not a regular file)`);
-          }
-        },
-      })
-      .catch((e: unknown) => {
-        throw new ManagementError("io", `cannot read archive ${archive}: ${(e as Error).message}`);
-      });
-    if (unsafe.length > 0) {
-      throw new ManagementError(
-        "verification-failed",
-        `archive ${archive} has unsafe entries, nothing was installed: ${unsafe.join(", ")}`,
-      );
-    }
     return this.stage(undefined, async (staging) => {
-      // As root, node-tar would keep the archive's owners: files a local user could rewrite.
-      await tar.x({ file: archive, cwd: staging, strict: true, preserveOwner: false });
+      const unsafe: string[] = [];
+      await tar
+        .x({
+          file: archive,
+          cwd: staging,
+          strict: true,
+          preserveOwner: false,
+          filter: (entryPath, entry) => {
+            const path = entryPath.replace(/^\.\//, "").replace(/\/$/, "");
+            if (path === "" || path === ".") return true;
+            const bad = unsafePath(path);
+            const type = "type" in entry ? entry.type : "File";
+            if (bad !== undefined) unsafe.push(`${JSON.stringify(entryPath)} (${bad})`);
+            else if (type !== "File" && type !== "Directory") {
+              unsafe.push(`${JSON.stringify(entryPath)} (a ${type}, not a regular file)`);
+            } else return true;
+            return false;
+          },
+        })
+        .catch((e: unknown) => {
+          throw new ManagementError(
+            "io",
+            `cannot read archive ${archive}: ${(e as Error).message}`,
+          );
+        });
+      if (unsafe.length > 0) {
+        throw new ManagementError(
+          "verification-failed",
+          `archive ${archive} has unsafe entries, nothing was installed: ${unsafe.join(", ")}`,
+        );
+      }
     });
   }
 
