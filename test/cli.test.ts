@@ -428,3 +428,31 @@ describe("archive installs", () => {
     assert.equal(st.mode & 0o777, 0o644);
   });
 });
+
+describe("the lockfile write after an install", () => {
+  test("when the lockfile cannot be written, exit 6 says the plugin was installed but not pinned", async () => {
+    const registry = await startRegistry("none");
+    try {
+      const { plugin, host, flags } = await setup();
+      assert.equal((await cli(["push", plugin, `${registry.host}/nolock/kv:1.0.0`])).code, 0);
+      writeFileSync(join(host, "not-a-dir"), "");
+      const lockfile = join(host, "not-a-dir", "lock.json"); // its parent is a file
+      const i = flags.indexOf("--lockfile");
+      const args = [...flags.slice(0, i + 1), lockfile, ...flags.slice(i + 2)];
+      const res = await cli([...args, "install", `${registry.host}/nolock/kv:1.0.0`]);
+      assert.equal(res.code, 6, res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `installed kv 1\\.0\\.0 into ${join(host, "plugins", "kv")}, but could not pin it in ${lockfile}: ENOTDIR`,
+        ),
+      );
+      assert.ok(
+        existsSync(join(host, "plugins", "kv", "plugin.json")),
+        "the install itself stands",
+      );
+    } finally {
+      await registry.stop();
+    }
+  });
+});
