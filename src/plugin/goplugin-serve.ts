@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { EmptySchema } from "../gen/plugin/grpc_controller_pb.js";
@@ -67,10 +68,23 @@ export function prepareGoPluginSide(options: {
 }): GoPluginSide {
   const hostIsGoPlugin = process.env[Env.transports] === undefined;
   const clientCert = process.env[PLUGIN_CLIENT_CERT];
+  // Read once and removed, as the launch token is: hosts this plugin
+  // launches itself must not inherit its host's certificate.
+  delete process.env[PLUGIN_CLIENT_CERT];
   let tls: ServerTls | undefined;
   let serverCert: string | undefined;
   let peer: { certPem: string; keyPem: string; peerCertPem: string } | undefined;
   if (clientCert !== undefined && clientCert !== "") {
+    try {
+      new X509Certificate(clientCert);
+    } catch (error) {
+      // go-plugin's words; serving would refuse every client without saying why.
+      pluginLog("error", "client cert provided but failed to parse", {
+        env: PLUGIN_CLIENT_CERT,
+        error: (error as Error).message,
+      });
+      process.exit(1);
+    }
     // The words go-plugin's Go plugins log, so that logs read the same.
     pluginLog("debug", "configuring server automatic mTLS");
     const own = generateAutoMtlsCertificate();
