@@ -302,6 +302,74 @@ describe("VersionedPlugins, against a Go plugin built with go-plugin's Versioned
   }
 });
 
+describe("a go-plugin plugin's output", () => {
+  test("plain stderr lines get go-plugin's levels: prefix, else debug; error from a plain panic on", async () => {
+    const logger = new MemoryLogger();
+    const client = track(
+      new GoPluginClient({
+        handshake,
+        plugins: { kv: KV },
+        command: process.execPath,
+        args: [tsFixture],
+        env: { FIXTURE_STDERR_LINES: "1" },
+        logger,
+      }),
+    );
+    await client.start();
+    const level = (message: string): string | undefined =>
+      logger.records.find((r) => r.source === "stderr" && r.message === message)?.level;
+    await waitFor("the last line", () => level("json after the panic") !== undefined);
+    assert.deepEqual(
+      [
+        "[WARN] a warning",
+        "a plain line",
+        "[ERROR] an error",
+        "json without fields",
+        "panic: only a message",
+        "a plain line before the panic",
+        "panic: boom",
+        "goroutine 1 [running]:",
+        "[INFO] prefixed after the panic",
+        "json after the panic",
+      ].map((m) => [m, level(m)]),
+      [
+        ["[WARN] a warning", "warn"],
+        ["a plain line", "debug"],
+        ["[ERROR] an error", "error"],
+        ["json without fields", "info"],
+        ["panic: only a message", "info"],
+        ["a plain line before the panic", "debug"],
+        ["panic: boom", "error"],
+        ["goroutine 1 [running]:", "error"],
+        ["[INFO] prefixed after the panic", "info"],
+        ["json after the panic", "info"],
+      ],
+    );
+    await client.close();
+  });
+
+  test("a last stdout line without a newline is logged when the plugin stops", async () => {
+    const logger = new MemoryLogger();
+    const client = track(
+      new GoPluginClient({
+        handshake,
+        plugins: { kv: KV },
+        command: process.execPath,
+        args: [tsFixture],
+        logger,
+      }),
+    );
+    await client.start();
+    await client.dispense("kv").put({ key: "partial", value: encode("") });
+    await client.close();
+    await waitFor("the partial line", () =>
+      logger.records.some(
+        (r) => r.source === "stdout" && r.message === "a last line without a newline",
+      ),
+    );
+  });
+});
+
 describe("GRPCBroker", () => {
   function brokerClient(): GoPluginClient<{ kv: typeof KV }> {
     return track(

@@ -14,8 +14,10 @@ import {
   notifyListeners,
   stderrLogger,
   type Logger,
+  type LogLevel,
   type LogRecord,
 } from "../logging/logger.js";
+import { parsePluginLine } from "../logging/plugin-output.js";
 import { PluginError } from "../protocol/errors.js";
 import {
   byVersion,
@@ -311,7 +313,8 @@ export class GoPluginClient<
       handshake: options.handshake,
       hostVersions: this.hostVersions,
       startTimeoutMs,
-      logger: goPluginLogger(this.logger),
+      logger: this.logger,
+      stderrRecord: goPluginStderr(this.name),
       name: this.name,
       label: this.label,
       launchToken: "",
@@ -443,7 +446,11 @@ export class GoPluginClient<
   private openStreams(running: Running): void {
     const signal = running.streams.signal;
     const stdio = createClient(GRPCStdio, running.transport.transport);
-    const sink = this.options.onStdio ?? this.stdioLogger();
+    const lines = this.options.onStdio === undefined ? this.stdioLines() : undefined;
+    const sink =
+      this.options.onStdio ??
+      ((channel: "stdout" | "stderr", data: Uint8Array) =>
+        lines?.[channel].push(Buffer.from(data)));
     void (async () => {
       try {
         for await (const data of stdio.streamStdio({}, { signal })) {
@@ -453,6 +460,10 @@ export class GoPluginClient<
       } catch {
         // Ends when the plugin exits or the host closes; nothing is lost that
         // the plugin had flushed.
+      } finally {
+        // A last line without a newline is still logged.
+        lines?.stdout.end();
+        lines?.stderr.end();
       }
     })();
     const brokerClient = createClient(GRPCBroker, running.transport.transport);
@@ -461,12 +472,11 @@ export class GoPluginClient<
     );
   }
 
-  private stdioLogger(): (channel: "stdout" | "stderr", data: Uint8Array) => void {
-    const lines = {
+  private stdioLines(): Record<"stdout" | "stderr", LineSplitter> {
+    return {
       stdout: new LineSplitter((line) => this.logStdio("stdout", line)),
       stderr: new LineSplitter((line) => this.logStdio("stderr", line)),
     };
-    return (channel, data) => lines[channel].push(Buffer.from(data));
   }
 
   private logStdio(source: "stdout" | "stderr", message: string): void {
@@ -504,22 +514,42 @@ export class GoPluginClient<
   }
 }
 
+/** go-plugin's level prefixes for plain stderr lines (the standard `log` package's convention). */
+const PREFIX_LEVELS: ReadonlyArray<readonly [string, LogLevel]> = [
+  ["[TRACE]", "trace"],
+  ["[DEBUG]", "debug"],
+  ["[INFO]", "info"],
+  ["[WARN]", "warn"],
+  ["[ERROR]", "error"],
+];
+
 /**
- * Logs a go-plugin plugin's stderr the way go-plugin's host does: hclog
- * JSON lines become structured records (the launcher parses them), and
- * from a line starting "panic: " or "fatal error: " on, plain lines are
- * errors, so that a Go panic and its stack trace are never lost in debug
- * output.
+ * Reads a go-plugin plugin's stderr the way go-plugin's host does
+ * (client.go, logStderr): an hclog JSON line becomes a structured record
+ * (debug when it has no level); a plain line gets the level of its
+ * `[TRACE]`..`[ERROR]` prefix, or debug; and from a plain line starting
+ * "panic: " or "fatal error: " on, plain lines are errors, so that a Go
+ * panic and its stack trace are never lost in debug output.
  */
-function goPluginLogger(logger: Logger): Logger {
+function goPluginStderr(name: string): (line: string) => LogRecord {
   let inPanic = false;
-  return {
-    log(record: LogRecord) {
-      if (record.source === "stderr" && Object.keys(record.fields).length === 0) {
-        if (/^(panic: |fatal error: )/.test(record.message)) inPanic = true;
-        if (inPanic) record = { ...record, level: "error" };
-      }
-      logger.log(record);
-    },
+  return (line) => {
+    if (isJsonObject(line)) return parsePluginLine(line, name, "stderr", "debug");
+    let level: LogLevel = "debug";
+    const prefixed = PREFIX_LEVELS.find(([prefix]) => line.startsWith(prefix));
+    if (prefixed !== undefined) level = prefixed[1];
+    else if (/^(panic: |fatal error: )/.test(line)) inPanic = true;
+    if (prefixed === undefined && inPanic) level = "error";
+    return { ...parsePluginLine(line, name, "stderr", level), level };
   };
+}
+
+function isJsonObject(line: string): boolean {
+  if (!line.startsWith("{")) return false;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed);
+  } catch {
+    return false;
+  }
 }

@@ -6,7 +6,7 @@ import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
-import { notifyListeners, type Logger } from "../logging/logger.js";
+import { notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -48,6 +48,8 @@ export interface LaunchOptions {
   readonly goPlugin?: boolean;
   /** Wire protocols offered in CONNECT_PLUGIN_TRANSPORTS, best first. */
   readonly transports?: readonly string[];
+  /** Turns a stderr line into a log record (default: JSON or plain at info). */
+  readonly stderrRecord?: (line: string) => LogRecord;
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -217,7 +219,7 @@ export class PluginProcess {
     const stderrTail = new TailBuffer();
     const stderr = new LineSplitter((line) => {
       stderrTail.push(line);
-      logger.log(parsePluginLine(line, name, "stderr", "info"));
+      logger.log(options.stderrRecord?.(line) ?? parsePluginLine(line, name, "stderr", "info"));
     });
     child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
     child.stderr?.on("end", () => stderr.end());
