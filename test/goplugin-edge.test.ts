@@ -6,7 +6,7 @@
  * may print. Real Go binaries and real Node processes throughout.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -20,13 +20,14 @@ import { MemoryLogger, decode, encode, tempDir, waitFor } from "./helpers.js";
 
 const GO_PLUGIN = "github.com/hashicorp/go-plugin/examples";
 const OURS = "github.com/connect-plugin/connect-plugin/go/cmd";
-let bin: Record<"kvGoPlugin" | "kvVersioned", string>;
+let bin: Record<"kvGoPlugin" | "kvVersioned" | "kvHostMtls", string>;
 
 before(
   async () => {
     bin = await goBinaries({
       kvGoPlugin: `${GO_PLUGIN}/grpc/plugin-go-grpc`,
       kvVersioned: `${OURS}/kv-plugin-versioned`,
+      kvHostMtls: `${OURS}/kv-host-mtls`,
     });
   },
   { timeout: 600_000 },
@@ -217,6 +218,34 @@ describe("environment a plugin-hosting plugin must not pass on", () => {
         `"grpc" unless CONNECT_PLUGIN_TRANSPORTS is set (use PluginClient for its other transports)`,
     });
   });
+});
+
+test("a Go host that asks for broker multiplexing is told the TypeScript plugin does not support it", async () => {
+  const tsKvPlugin = js("../examples/goplugin/kv-plugin.js");
+  const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+    execFile(
+      bin.kvHostMtls,
+      ["get", "x"],
+      {
+        // exec: the plugin replaces the shell, so go-plugin's kill reaches it.
+        env: {
+          ...process.env,
+          KV_HOST_MUX: "1",
+          KV_PLUGIN: `exec "${process.execPath}" "${tsKvPlugin}"`,
+        },
+        cwd: tempDir("cp-mux-"),
+        timeout: 60_000,
+      },
+      (error, out) => resolve({ code: error === null ? 0 : (error.code as number), stdout: out }),
+    );
+  });
+  assert.equal(code, 1);
+  // go-plugin's ErrGRPCBrokerMuxNotSupported, without "update ... and recompile",
+  // which it prints when the plugin says nothing.
+  assert.equal(
+    stdout,
+    "error: client requested gRPC broker multiplexing but plugin does not support the feature\n",
+  );
 });
 
 describe("VersionedPlugins, against a Go plugin built with go-plugin's VersionedPlugins", () => {

@@ -205,12 +205,22 @@ async function serveLaunched(
       protocol,
       serverCert: goPlugin.serverCert,
       multiplex: false,
-    })}\n`,
+    })}${muxField()}\n`,
   );
   if (goPlugin.hostIsGoPlugin) goPlugin.captureStdio();
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
+}
+
+/**
+ * go-plugin's seventh field: a host that sets PLUGIN_MULTIPLEX_GRPC reads
+ * whether the plugin supports broker multiplexing. We do not, and say so
+ * ("|false"), so that a Go host reports ErrGRPCBrokerMuxNotSupported rather
+ * than telling the user to recompile an old Go plugin.
+ */
+function muxField(): string {
+  return process.env.PLUGIN_MULTIPLEX_GRPC ? "|false" : "";
 }
 
 async function serveNetwork(
