@@ -399,6 +399,25 @@ describe("a go-plugin plugin's output", () => {
   });
 });
 
+test("what a plugin writes just before process.exit() reaches the host", async () => {
+  const logger = new MemoryLogger();
+  const client = track(
+    new GoPluginClient({
+      handshake,
+      plugins: { kv: KV },
+      command: process.execPath,
+      args: [tsFixture],
+      logger,
+    }),
+  );
+  await client.start();
+  await assert.rejects(client.dispense("kv").put({ key: "exit", value: encode("") }));
+  await waitFor("the exit", () => client.exit !== undefined);
+  assert.equal(client.exit?.code, 3);
+  await waitFor("the last words", () => logger.messages().includes("last words before exit"));
+  await client.close();
+});
+
 describe("GRPCBroker", () => {
   function brokerClient(): GoPluginClient<{ kv: typeof KV }> {
     return track(

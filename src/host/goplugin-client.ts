@@ -498,6 +498,8 @@ export class GoPluginClient<
     if (running === undefined) return;
     const { process: proc, transport, guard, broker, streams } = running;
     const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+    // One deadline for the Shutdown call and the exit, as go-plugin's Kill.
+    const deadline = Date.now() + grace;
     proc.markStopping();
     if (proc.exit === undefined) {
       try {
@@ -506,8 +508,11 @@ export class GoPluginClient<
         // Unreachable or already gone: the kill below settles it.
       }
     }
+    if ((await proc.exitWithin(Math.max(0, deadline - Date.now()))) === undefined) {
+      await proc.kill();
+    }
+    // After the exit, so that what the plugin wrote while stopping arrives.
     streams.abort();
-    if ((await proc.exitWithin(grace)) === undefined) await proc.kill();
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
     await broker.close();

@@ -1,4 +1,5 @@
 import { X509Certificate } from "node:crypto";
+import { writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { EmptySchema } from "../gen/plugin/grpc_controller_pb.js";
@@ -158,6 +159,18 @@ class StdioForwarder {
       };
       stream.write = write;
     }
+    // Output still queued when the process exits (console.log(x) then
+    // process.exit()) goes to the real stdout and stderr, which the host
+    // also reads, rather than being lost.
+    process.once("exit", () => {
+      for (const data of this.pending.splice(0)) {
+        try {
+          writeSync(data.channel === StdioData_Channel.STDOUT ? 1 : 2, data.data);
+        } catch {
+          // The host is gone.
+        }
+      }
+    });
   }
 
   async *stream(signal: AbortSignal): AsyncGenerator<StdioData> {
