@@ -399,7 +399,7 @@ describe("a go-plugin plugin's output", () => {
   });
 });
 
-test("what a plugin writes just before process.exit() reaches the host", async () => {
+test("what a plugin writes just before process.exit() reaches the host; its crash closes the broker", async () => {
   const logger = new MemoryLogger();
   const client = track(
     new GoPluginClient({
@@ -411,9 +411,14 @@ test("what a plugin writes just before process.exit() reaches the host", async (
     }),
   );
   await client.start();
+  const pending = client.broker.dial(50, 60_000);
   await assert.rejects(client.dispense("kv").put({ key: "exit", value: encode("") }));
   await waitFor("the exit", () => client.exit !== undefined);
   assert.equal(client.exit?.code, 3);
+  // The crash closes the host's broker: its dials fail now, not in a minute.
+  await assert.rejects(pending, {
+    message: "the go-plugin broker closed while dialing service 50; it was never announced",
+  });
   await waitFor("the last words", () => logger.messages().includes("last words before exit"));
   await client.close();
 });
