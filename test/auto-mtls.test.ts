@@ -3,10 +3,12 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 import { subprocess } from "../src/index.js";
 import { createGoPluginTransport, type PeerTls } from "../src/transport/goplugin-dial.js";
+import { createFramedTransport, type FramedClientTls } from "../src/transport/framed/client.js";
+import { KV } from "../examples/kv/shared.js";
 import { MemoryLogger, decode, encode, kvClient, kvPluginMain } from "./helpers.js";
 import {
   certificateForHandshake,
@@ -58,10 +60,10 @@ test("a handshake certificate that is not one is reported", () => {
 });
 
 /** Starts the KV example plugin as a go-plugin host would, with AutoMTLS. */
-async function launchWithClientCert(certPem: string) {
+async function launchWithClientCert(certPem: string, env: Record<string, string> = {}) {
   const main = fileURLToPath(new URL("../examples/kv/plugin.js", import.meta.url));
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, KV_PLUGIN: "hello", PLUGIN_CLIENT_CERT: certPem },
+    env: { ...process.env, KV_PLUGIN: "hello", PLUGIN_CLIENT_CERT: certPem, ...env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   const line = await new Promise<string>((resolve, reject) => {
@@ -137,5 +139,54 @@ test("connect-plugin subprocesses use AutoMTLS by default, and not with autoMTLS
       autoMTLS === undefined,
       `autoMTLS: ${autoMTLS}`,
     );
+  }
+});
+
+test("the default framed transport over AutoMTLS refuses a stranger's certificate and plaintext", async () => {
+  const host = generateAutoMtlsCertificate();
+  // What a connect-plugin host offers by default (DEFAULT_LOCAL_TRANSPORTS).
+  const { child, handshake } = await launchWithClientCert(host.certPem, {
+    CONNECT_PLUGIN_TRANSPORTS: "framed,connect",
+  });
+  try {
+    assert.equal(handshake.protocol, "framed");
+    assert.ok(handshake.serverCert !== undefined, "the line carries the plugin's certificate");
+    const peerCertPem = certificateFromHandshake(handshake.serverCert);
+    const call = async (tls: FramedClientTls | undefined): Promise<string> => {
+      const transport = createFramedTransport(handshake, tls === undefined ? {} : { tls });
+      const t0 = Date.now();
+      try {
+        const res = await createClient(KV, transport.transport).get(
+          { key: "none" },
+          { timeoutMs: 30_000 },
+        );
+        return `answered ${JSON.stringify(decode(res.value))}`;
+      } catch (error) {
+        const code = ConnectError.from(error).code;
+        // A refusal, not a timeout: the TLS handshake fails at once.
+        assert.ok(Date.now() - t0 < 20_000, `refused after ${Date.now() - t0} ms`);
+        return code === Code.Unavailable || code === Code.Internal ? "refused" : `code ${code}`;
+      } finally {
+        transport.close();
+      }
+    };
+    assert.equal(
+      await call({ ca: peerCertPem, cert: host.certPem, key: host.keyPem }),
+      'answered ""',
+    );
+    const stranger = generateAutoMtlsCertificate();
+    assert.equal(
+      await call({ ca: peerCertPem, cert: stranger.certPem, key: stranger.keyPem }),
+      "refused",
+      "a certificate other than the host's is refused",
+    );
+    assert.equal(
+      await call({ ca: peerCertPem }),
+      "refused",
+      "a TLS client without a certificate is refused",
+    );
+    assert.equal(await call(undefined), "refused", "plaintext is refused");
+  } finally {
+    child.kill("SIGKILL");
   }
 });

@@ -495,6 +495,7 @@ describe("go-plugin errors", () => {
   });
 
   test("close() kills a plugin that has not exited within the grace period after Shutdown", async () => {
+    const logger = new MemoryLogger();
     const client = track(
       new GoPluginClient({
         handshake,
@@ -502,15 +503,17 @@ describe("go-plugin errors", () => {
         command: process.execPath,
         args: [tsFixture],
         gracePeriodMs: 500,
-        logger: new MemoryLogger(),
+        logger,
       }),
     );
     await client.start();
     const stuck = client.dispense("kv").put({ key: "slow", value: encode("") });
-    // Let the call reach the plugin, which then drains it for its own 10 s
-    // grace period; the host waits 500 ms. (Had the call not arrived, the
-    // plugin would exit by itself, with code 0.)
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Once the call has reached the plugin (it says so over GRPCStdio), the
+    // plugin drains it for its own 10 s grace period; the host waits 500 ms.
+    // (Had the call not arrived, the plugin would exit by itself, with code 0.)
+    await waitFor("the slow call to reach the plugin", () =>
+      logger.messages().includes("fixture: slow call arrived"),
+    );
     await client.close();
     assert.equal(client.exit?.signal, "SIGKILL");
     assert.equal(client.exit?.expected, true);

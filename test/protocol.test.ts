@@ -70,6 +70,8 @@ test("version negotiation picks the highest common version", () => {
   assert.equal(negotiateVersion([1, 2], [3, 4]), undefined);
   assert.deepEqual(parseVersionList("3, 1,x,2"), [3, 1, 2]);
   assert.deepEqual(parseVersionList(undefined), []);
+  // Like Go's strconv.Atoi: "2abc" is no version, 0 is one.
+  assert.deepEqual(parseVersionList("2abc,0,3"), [0, 3]);
 });
 
 test("line splitter: joins chunks, splits lines, cuts overlong lines", () => {

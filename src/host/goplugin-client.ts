@@ -1,6 +1,6 @@
 import { tmpdir } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { GRPCBroker } from "../gen/plugin/grpc_broker_pb.js";
 import { GRPCController } from "../gen/plugin/grpc_controller_pb.js";
 import { GRPCStdio, StdioData_Channel } from "../gen/plugin/grpc_stdio_pb.js";
@@ -14,10 +14,17 @@ import {
   notifyListeners,
   stderrLogger,
   type Logger,
+  type LogLevel,
   type LogRecord,
 } from "../logging/logger.js";
+import { parsePluginLine } from "../logging/plugin-output.js";
 import { PluginError } from "../protocol/errors.js";
-import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
+import {
+  byVersion,
+  type HandshakeConfig,
+  type PluginSet,
+  type VersionedPluginSets,
+} from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
 import { certificateFromHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
 import type { ClientTransport } from "../transport/client-transport.js";
@@ -25,6 +32,7 @@ import { GrpcBroker } from "../transport/goplugin-broker.js";
 import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
 import { CallGuard } from "./call-guard.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
+import type { DispensedClient, PluginName, ServiceFor } from "./plugin-client.js";
 
 /** go-plugin's defaults: one minute to start, two seconds to exit after Shutdown. */
 const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -42,11 +50,9 @@ const PING_SERVICE = "plugin";
  * the names are only the host's own labels, and the services are called by
  * their fully-qualified names (for go-plugin's examples/grpc, `proto.KV`).
  */
-export interface GoPluginClientOptions<P extends PluginSet> {
+interface GoPluginClientCommon {
   /** go-plugin's HandshakeConfig: cookie and protocol version (default 1). */
   readonly handshake: HandshakeConfig;
-  /** The services the host will dispense, by name. */
-  readonly plugins: P;
   /** The plugin's executable and arguments (no shell). */
   readonly command: string;
   readonly args?: readonly string[];
@@ -71,6 +77,22 @@ export interface GoPluginClientOptions<P extends PluginSet> {
    */
   readonly onStdio?: (channel: "stdout" | "stderr", data: Uint8Array) => void;
 }
+
+/**
+ * Options for {@link GoPluginClient}: the common ones, and either `plugins`
+ * (the services at `handshake.protocolVersion`) or `versionedPlugins`
+ * (go-plugin's VersionedPlugins: every version is offered in
+ * PLUGIN_PROTOCOL_VERSIONS, and the set of the version the plugin picks is
+ * the one dispensed).
+ */
+export type GoPluginClientOptions<
+  P extends PluginSet,
+  V extends VersionedPluginSets = Record<never, PluginSet>,
+> = GoPluginClientCommon &
+  (
+    | { readonly plugins: P; readonly versionedPlugins?: undefined }
+    | { readonly versionedPlugins: V; readonly plugins?: undefined }
+  );
 
 type Running = {
   readonly process: PluginProcess;
@@ -102,7 +124,11 @@ type Running = {
  * check and stop a plugin differently. Keeping them apart keeps each one's
  * errors exact, and the plugin set is declared the same way in both.
  */
-export class GoPluginClient<P extends PluginSet> {
+export class GoPluginClient<
+  P extends PluginSet = Record<never, DescService>,
+  V extends VersionedPluginSets = Record<never, PluginSet>,
+> {
+  private readonly sets: Map<number, PluginSet>;
   private readonly logger: Logger;
   private readonly label: string;
   private readonly name: string;
@@ -115,7 +141,13 @@ export class GoPluginClient<P extends PluginSet> {
   /** The subprocess, kept after close() so that `exit` can tell how it ended. */
   private process: PluginProcess | undefined;
 
-  constructor(private readonly options: GoPluginClientOptions<P>) {
+  constructor(private readonly options: GoPluginClientOptions<P, V>) {
+    this.sets = byVersion(
+      "GoPluginClient",
+      options.plugins,
+      options.versionedPlugins,
+      options.handshake.protocolVersion,
+    );
     this.logger = options.logger ?? stderrLogger;
     this.name = [options.command, ...(options.args ?? [])].join(" ");
     this.label = JSON.stringify(this.name);
@@ -169,38 +201,63 @@ export class GoPluginClient<P extends PluginSet> {
     return this.starting;
   }
 
-  /** A typed gRPC client for a plugin of the set. */
-  dispense<K extends Extract<keyof P, string>>(
+  /**
+   * A typed gRPC client for a plugin of the set agreed with the plugin (with
+   * `versionedPlugins`, a union of the versions' clients; see dispenseAt).
+   */
+  dispense<K extends PluginName<P, V>>(name: K): DispensedClient<ServiceFor<P, V, K>> {
+    return this.clientFor(name) as DispensedClient<ServiceFor<P, V, K>>;
+  }
+
+  /**
+   * Like dispense(), typed for one protocol version of `versionedPlugins`.
+   * Throws a PluginError when the plugin agreed on another version.
+   */
+  dispenseAt<Ver extends keyof V & number, K extends Extract<keyof V[Ver], string>>(
+    version: Ver,
     name: K,
-  ): P[K] extends DescService ? Client<P[K]> : never {
-    type Out = P[K] extends DescService ? Client<P[K]> : never;
+  ): DispensedClient<V[Ver][K]> {
+    const agreed = this.mustRun().version;
+    if (agreed !== version) {
+      throw new PluginError(
+        "unknown-plugin",
+        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.label} ` +
+          `agreed on version ${agreed}`,
+      );
+    }
+    return this.clientFor(name) as DispensedClient<V[Ver][K]>;
+  }
+
+  private clientFor(name: string): unknown {
     const running = this.mustRun();
-    const service = this.options.plugins[name];
+    const cached = this.clients.get(name);
+    if (cached !== undefined) return cached;
+    const set = this.sets.get(running.version) ?? {};
+    const service = set[name];
     if (service === undefined) {
       throw new PluginError(
         "unknown-plugin",
-        `this host has no plugin named "${name}" (it knows: ${Object.keys(this.options.plugins)
-          .map((n) => `"${n}"`)
-          .join(", ")})`,
+        `this host has no plugin named "${name}"` +
+          (this.sets.size > 1 ? ` at protocol version ${running.version}` : "") +
+          ` (it knows: ${Object.keys(set)
+            .map((n) => `"${n}"`)
+            .join(", ")})`,
       );
     }
-    let client = this.clients.get(name);
-    if (client === undefined) {
-      client = createClient(service, running.transport.transport);
-      this.clients.set(name, client);
-    }
-    return client as Out;
+    const client = createClient(service, running.transport.transport);
+    this.clients.set(name, client);
+    return client;
   }
 
   /**
    * go-plugin's Ping: asks grpc.health.v1 about "plugin". Resolves when the
    * plugin is serving; rejects with the reason otherwise.
    */
-  async ping(timeoutMs = 5_000): Promise<void> {
+  async ping(timeoutMs = 5_000, signal?: AbortSignal): Promise<void> {
     const running = this.mustRun();
     const res = await createClient(Health, running.transport.transport).check(
       { service: PING_SERVICE },
-      { timeoutMs },
+      { timeoutMs, ...(signal !== undefined && { signal }) },
     );
     if (res.status !== ServingStatus.SERVING) {
       throw new ConnectError(
@@ -235,8 +292,9 @@ export class GoPluginClient<P extends PluginSet> {
     return this.running;
   }
 
+  /** Every version of the plugin sets, sent in PLUGIN_PROTOCOL_VERSIONS. */
   private get hostVersions(): number[] {
-    return [this.options.handshake.protocolVersion ?? 1];
+    return [...this.sets.keys()];
   }
 
   private async doStart(): Promise<void> {
@@ -255,7 +313,8 @@ export class GoPluginClient<P extends PluginSet> {
       handshake: options.handshake,
       hostVersions: this.hostVersions,
       startTimeoutMs,
-      logger: goPluginLogger(this.logger),
+      logger: this.logger,
+      stderrRecord: goPluginStderr(this.name),
       name: this.name,
       label: this.label,
       launchToken: "",
@@ -273,6 +332,14 @@ export class GoPluginClient<P extends PluginSet> {
             `not support: serve it with GRPCServer: plugin.DefaultGRPCServer to speak "grpc"`,
         );
       }
+      if (line.protocol !== "grpc") {
+        throw new PluginError(
+          "unsupported-protocol",
+          `plugin ${this.label} announced the protocol "${line.protocol}", but a go-plugin ` +
+            `host speaks only "grpc"; a connect-plugin plugin speaks "grpc" unless ` +
+            `CONNECT_PLUGIN_TRANSPORTS is set (use PluginClient for its other transports)`,
+        );
+      }
       if (!this.hostVersions.includes(line.protocolVersion)) {
         throw new PluginError(
           "version-mismatch",
@@ -281,11 +348,15 @@ export class GoPluginClient<P extends PluginSet> {
             `${formatVersions(this.hostVersions)}`,
         );
       }
-      if (line.multiplex) {
+      // Field 7 only says the plugin *supports* multiplexing when
+      // PLUGIN_MULTIPLEX_GRPC is set; this host never sets it (and the
+      // launcher strips an inherited one), so, like go-plugin's host when it
+      // did not ask, it ignores the field.
+      if (own === undefined && line.serverCert !== undefined) {
         throw new PluginError(
-          "unsupported-protocol",
-          `plugin ${this.label} announced go-plugin's gRPC multiplexing, which connect-plugin ` +
-            `does not support`,
+          "malformed-handshake",
+          `plugin ${this.label} serves TLS (its handshake line carries a certificate) but ` +
+            `AutoMTLS is off; turn on autoMTLS, or find what sets PLUGIN_CLIENT_CERT for it`,
         );
       }
       let tls: PeerTls | undefined;
@@ -313,7 +384,8 @@ export class GoPluginClient<P extends PluginSet> {
       });
       const broker = new GrpcBroker({
         ...(tls !== undefined && { tls }),
-        socketDir: process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(),
+        socketDir:
+          options.env?.PLUGIN_UNIX_SOCKET_DIR || process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(),
       });
       parts = { process: proc, transport, guard, broker, streams: new AbortController() };
       proc.onExit((exit) => {
@@ -321,6 +393,10 @@ export class GoPluginClient<P extends PluginSet> {
           new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable),
         );
         if (!exit.expected) {
+          // Nothing else would stop these, and the brokered servers would
+          // keep a host that forgets close() alive.
+          parts?.streams.abort();
+          void broker.close();
           this.logger.log(
             hostRecord(this.name, "error", `plugin ${exit.description} unexpectedly`, {
               code: exit.code,
@@ -349,9 +425,13 @@ export class GoPluginClient<P extends PluginSet> {
 
   private async pingAtStart(deadline: number): Promise<void> {
     try {
-      await this.ping(Math.max(1, deadline - Date.now()));
+      // close() aborts this, so that it never waits out the start timeout.
+      await this.ping(Math.max(1, deadline - Date.now()), this.startAbort.signal);
     } catch (error) {
       if (error instanceof PluginError) throw error;
+      if (this.startAbort.signal.aborted) {
+        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
+      }
       const ce = ConnectError.from(error);
       throw new PluginError(
         ce.code === Code.Unimplemented ? "not-a-plugin-server" : "unreachable",
@@ -366,7 +446,11 @@ export class GoPluginClient<P extends PluginSet> {
   private openStreams(running: Running): void {
     const signal = running.streams.signal;
     const stdio = createClient(GRPCStdio, running.transport.transport);
-    const sink = this.options.onStdio ?? this.stdioLogger();
+    const lines = this.options.onStdio === undefined ? this.stdioLines() : undefined;
+    const sink =
+      this.options.onStdio ??
+      ((channel: "stdout" | "stderr", data: Uint8Array) =>
+        lines?.[channel].push(Buffer.from(data)));
     void (async () => {
       try {
         for await (const data of stdio.streamStdio({}, { signal })) {
@@ -376,6 +460,10 @@ export class GoPluginClient<P extends PluginSet> {
       } catch {
         // Ends when the plugin exits or the host closes; nothing is lost that
         // the plugin had flushed.
+      } finally {
+        // A last line without a newline is still logged.
+        lines?.stdout.end();
+        lines?.stderr.end();
       }
     })();
     const brokerClient = createClient(GRPCBroker, running.transport.transport);
@@ -384,12 +472,11 @@ export class GoPluginClient<P extends PluginSet> {
     );
   }
 
-  private stdioLogger(): (channel: "stdout" | "stderr", data: Uint8Array) => void {
-    const lines = {
+  private stdioLines(): Record<"stdout" | "stderr", LineSplitter> {
+    return {
       stdout: new LineSplitter((line) => this.logStdio("stdout", line)),
       stderr: new LineSplitter((line) => this.logStdio("stderr", line)),
     };
-    return (channel, data) => lines[channel].push(Buffer.from(data));
   }
 
   private logStdio(source: "stdout" | "stderr", message: string): void {
@@ -411,6 +498,8 @@ export class GoPluginClient<P extends PluginSet> {
     if (running === undefined) return;
     const { process: proc, transport, guard, broker, streams } = running;
     const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+    // One deadline for the Shutdown call and the exit, as go-plugin's Kill.
+    const deadline = Date.now() + grace;
     proc.markStopping();
     if (proc.exit === undefined) {
       try {
@@ -419,30 +508,53 @@ export class GoPluginClient<P extends PluginSet> {
         // Unreachable or already gone: the kill below settles it.
       }
     }
+    if ((await proc.exitWithin(Math.max(0, deadline - Date.now()))) === undefined) {
+      await proc.kill();
+    }
+    // After the exit, so that what the plugin wrote while stopping arrives.
     streams.abort();
-    if ((await proc.exitWithin(grace)) === undefined) await proc.kill();
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
     await broker.close();
   }
 }
 
+/** go-plugin's level prefixes for plain stderr lines (the standard `log` package's convention). */
+const PREFIX_LEVELS: ReadonlyArray<readonly [string, LogLevel]> = [
+  ["[TRACE]", "trace"],
+  ["[DEBUG]", "debug"],
+  ["[INFO]", "info"],
+  ["[WARN]", "warn"],
+  ["[ERROR]", "error"],
+];
+
 /**
- * Logs a go-plugin plugin's stderr the way go-plugin's host does: hclog
- * JSON lines become structured records (the launcher parses them), and
- * from a line starting "panic: " or "fatal error: " on, plain lines are
- * errors, so that a Go panic and its stack trace are never lost in debug
- * output.
+ * Reads a go-plugin plugin's stderr the way go-plugin's host does
+ * (client.go, logStderr): an hclog JSON line becomes a structured record
+ * (debug when it has no level); a plain line gets the level of its
+ * `[TRACE]`..`[ERROR]` prefix, or debug; and from a plain line starting
+ * "panic: " or "fatal error: " on, plain lines are errors, so that a Go
+ * panic and its stack trace are never lost in debug output.
  */
-function goPluginLogger(logger: Logger): Logger {
+function goPluginStderr(name: string): (line: string) => LogRecord {
   let inPanic = false;
-  return {
-    log(record: LogRecord) {
-      if (record.source === "stderr" && Object.keys(record.fields).length === 0) {
-        if (/^(panic: |fatal error: )/.test(record.message)) inPanic = true;
-        if (inPanic) record = { ...record, level: "error" };
-      }
-      logger.log(record);
-    },
+  return (line) => {
+    if (isJsonObject(line)) return parsePluginLine(line, name, "stderr", "debug");
+    let level: LogLevel = "debug";
+    const prefixed = PREFIX_LEVELS.find(([prefix]) => line.startsWith(prefix));
+    if (prefixed !== undefined) level = prefixed[1];
+    else if (/^(panic: |fatal error: )/.test(line)) inPanic = true;
+    if (prefixed === undefined && inPanic) level = "error";
+    return { ...parsePluginLine(line, name, "stderr", level), level };
   };
+}
+
+function isJsonObject(line: string): boolean {
+  if (!line.startsWith("{")) return false;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed);
+  } catch {
+    return false;
+  }
 }

@@ -6,7 +6,7 @@ import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
-import { notifyListeners, type Logger } from "../logging/logger.js";
+import { notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -48,6 +48,8 @@ export interface LaunchOptions {
   readonly goPlugin?: boolean;
   /** Wire protocols offered in CONNECT_PLUGIN_TRANSPORTS, best first. */
   readonly transports?: readonly string[];
+  /** Turns a stderr line into a log record (default: JSON or plain at info). */
+  readonly stderrRecord?: (line: string) => LogRecord;
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -217,7 +219,7 @@ export class PluginProcess {
     const stderrTail = new TailBuffer();
     const stderr = new LineSplitter((line) => {
       stderrTail.push(line);
-      logger.log(parsePluginLine(line, name, "stderr", "info"));
+      logger.log(options.stderrRecord?.(line) ?? parsePluginLine(line, name, "stderr", "info"));
     });
     child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
     child.stderr?.on("end", () => stderr.end());
@@ -356,15 +358,27 @@ export class PluginProcess {
 }
 
 /**
+ * go-plugin's variables that a host sets only on some launches. A host that
+ * is itself a plugin has them from its own host; passed on, they would make
+ * the grandchild serve mutual TLS that trusts the grandparent, or announce
+ * multiplexing. (The others, cookie and PLUGIN_PROTOCOL_VERSIONS,
+ * PLUGIN_UNIX_SOCKET_DIR, PLUGIN_MIN_PORT and PLUGIN_MAX_PORT, are always
+ * set by the launcher.)
+ */
+const PER_LAUNCH_GO_PLUGIN_VARS = ["PLUGIN_CLIENT_CERT", "PLUGIN_MULTIPLEX_GRPC"];
+
+/**
  * The host's environment, less the variables that would make a plugin serve
  * in network mode or over TLS instead of answering its host: a host that
- * itself runs with CONNECT_PLUGIN_LISTEN must not pass it on. (A source's
- * own `env` may still set them.)
+ * itself runs with CONNECT_PLUGIN_LISTEN or PLUGIN_CLIENT_CERT must not pass
+ * it on. (A source's own `env` may still set them.)
  */
 function inheritedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const key of Object.keys(env)) {
-    if (key.startsWith("CONNECT_PLUGIN_")) delete env[key];
+    if (key.startsWith("CONNECT_PLUGIN_") || PER_LAUNCH_GO_PLUGIN_VARS.includes(key)) {
+      delete env[key];
+    }
   }
   return env;
 }

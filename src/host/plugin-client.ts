@@ -89,7 +89,7 @@ export type PluginName<P extends PluginSet, V extends VersionedPluginSets> =
   Extract<keyof P, string> | { [v in keyof V]: Extract<keyof V[v], string> }[keyof V];
 
 /** The service(s) a name stands for, across the host's versions. */
-type ServiceFor<P, V, K> =
+export type ServiceFor<P, V, K> =
   | (K extends keyof P ? P[K] : never)
   | { [v in keyof V]: K extends keyof V[v] ? V[v][K] : never }[keyof V];
 

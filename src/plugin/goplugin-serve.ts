@@ -1,3 +1,5 @@
+import { X509Certificate } from "node:crypto";
+import { writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { EmptySchema } from "../gen/plugin/grpc_controller_pb.js";
@@ -67,10 +69,23 @@ export function prepareGoPluginSide(options: {
 }): GoPluginSide {
   const hostIsGoPlugin = process.env[Env.transports] === undefined;
   const clientCert = process.env[PLUGIN_CLIENT_CERT];
+  // Read once and removed, as the launch token is: hosts this plugin
+  // launches itself must not inherit its host's certificate.
+  delete process.env[PLUGIN_CLIENT_CERT];
   let tls: ServerTls | undefined;
   let serverCert: string | undefined;
   let peer: { certPem: string; keyPem: string; peerCertPem: string } | undefined;
   if (clientCert !== undefined && clientCert !== "") {
+    try {
+      new X509Certificate(clientCert);
+    } catch (error) {
+      // go-plugin's words; serving would refuse every client without saying why.
+      pluginLog("error", "client cert provided but failed to parse", {
+        env: PLUGIN_CLIENT_CERT,
+        error: (error as Error).message,
+      });
+      process.exit(1);
+    }
     // The words go-plugin's Go plugins log, so that logs read the same.
     pluginLog("debug", "configuring server automatic mTLS");
     const own = generateAutoMtlsCertificate();
@@ -144,6 +159,18 @@ class StdioForwarder {
       };
       stream.write = write;
     }
+    // Output still queued when the process exits (console.log(x) then
+    // process.exit()) goes to the real stdout and stderr, which the host
+    // also reads, rather than being lost.
+    process.once("exit", () => {
+      for (const data of this.pending.splice(0)) {
+        try {
+          writeSync(data.channel === StdioData_Channel.STDOUT ? 1 : 2, data.data);
+        } catch {
+          // The host is gone.
+        }
+      }
+    });
   }
 
   async *stream(signal: AbortSignal): AsyncGenerator<StdioData> {

@@ -139,12 +139,13 @@ async function serveLaunched(
 ): Promise<ServeHandle> {
   const server = new PluginServer(definition, options);
 
-  // Version: go-plugin's rule, including its fallback to the lowest version
-  // on no match, which lets the host report the mismatch.
+  // Version: go-plugin's protocolVersion() (server.go): the highest version
+  // both list, else the lowest we serve. That covers a host that sent no
+  // PLUGIN_PROTOCOL_VERSIONS (a legacy go-plugin host gets the oldest set) and
+  // a mismatch (the host sees our version and reports it).
   const hostVersions = parseVersionList(process.env[Env.protocolVersions]);
   const ours = server.versions;
-  const version =
-    negotiateVersion(hostVersions.length > 0 ? hostVersions : ours, ours) ?? Math.min(...ours);
+  const version = negotiateVersion(hostVersions, ours) ?? Math.min(...ours);
 
   const protocol = chooseWireProtocol(process.env[Env.transports]);
 
@@ -204,12 +205,22 @@ async function serveLaunched(
       protocol,
       serverCert: goPlugin.serverCert,
       multiplex: false,
-    })}\n`,
+    })}${muxField()}\n`,
   );
   if (goPlugin.hostIsGoPlugin) goPlugin.captureStdio();
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
+}
+
+/**
+ * go-plugin's seventh field: a host that sets PLUGIN_MULTIPLEX_GRPC reads
+ * whether the plugin supports broker multiplexing. We do not, and say so
+ * ("|false"), so that a Go host reports ErrGRPCBrokerMuxNotSupported rather
+ * than telling the user to recompile an old Go plugin.
+ */
+function muxField(): string {
+  return process.env.PLUGIN_MULTIPLEX_GRPC ? "|false" : "";
 }
 
 async function serveNetwork(

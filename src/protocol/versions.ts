@@ -21,8 +21,9 @@ export function parseVersionList(value: string | undefined): number[] {
   if (value === undefined || value.trim() === "") return [];
   const versions: number[] = [];
   for (const part of value.split(",")) {
-    const n = Number.parseInt(part.trim(), 10);
-    if (Number.isInteger(n) && n > 0) versions.push(n);
+    // Whole decimal numbers only, like Go's strconv.Atoi ("2abc" is not 2);
+    // 0 is a valid go-plugin version.
+    if (/^\d+$/.test(part.trim())) versions.push(Number(part.trim()));
   }
   return versions;
 }

@@ -9,6 +9,8 @@ import { createPrivateSocket } from "./socket-dir.js";
 /** go-plugin's broker waits 5 seconds for the peer's connection info. */
 export const BROKER_DIAL_TIMEOUT_MS = 5_000;
 
+type Waiter = { resolve: (info: ConnInfo) => void; reject: (error: Error) => void };
+
 /** A service that a {@link GrpcBroker} serves for the peer to dial. */
 export interface BrokeredService {
   readonly id: number;
@@ -42,8 +44,10 @@ export class GrpcBroker {
   private lastId = 0;
   private readonly queue: ConnInfo[] = [];
   private wake: (() => void) | undefined;
-  private readonly received = new Map<number, ConnInfo>();
-  private readonly waiters = new Map<number, (info: ConnInfo) => void>();
+  /** Announcements no dial has claimed yet, dropped after the dial timeout as go-plugin does. */
+  private readonly received = new Map<number, { info: ConnInfo; expiry: NodeJS.Timeout }>();
+  /** Pending dials by id; one announcement answers every dial of its id. */
+  private readonly waiters = new Map<number, Set<Waiter>>();
   private readonly services = new Set<BrokeredService>();
   private closed = false;
 
@@ -84,6 +88,12 @@ export class GrpcBroker {
         tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
       }),
     });
+    if (this.closed) {
+      // close() ran while we were listening: it could not see this server.
+      await http.close(0);
+      socket?.remove();
+      throw new Error("the go-plugin broker is closed");
+    }
     const service: BrokeredService = {
       id,
       close: async () => {
@@ -155,6 +165,18 @@ export class GrpcBroker {
   async close(): Promise<void> {
     this.closed = true;
     this.wake?.();
+    for (const [id, waiters] of this.waiters) {
+      for (const w of waiters) {
+        w.reject(
+          new Error(
+            `the go-plugin broker closed while dialing service ${id}; it was never announced`,
+          ),
+        );
+      }
+    }
+    this.waiters.clear();
+    for (const { expiry } of this.received.values()) clearTimeout(expiry);
+    this.received.clear();
     await Promise.all([...this.services].map((s) => s.close()));
   }
 
@@ -175,30 +197,47 @@ export class GrpcBroker {
       }
       return;
     }
-    const waiter = this.waiters.get(info.serviceId);
-    if (waiter !== undefined) {
+    const waiters = this.waiters.get(info.serviceId);
+    if (waiters !== undefined) {
       this.waiters.delete(info.serviceId);
-      waiter(info);
-    } else {
-      this.received.set(info.serviceId, info);
+      for (const w of waiters) w.resolve(info);
+      return;
     }
+    if (this.closed) return;
+    const id = info.serviceId;
+    clearTimeout(this.received.get(id)?.expiry);
+    const expiry = setTimeout(() => this.received.delete(id), BROKER_DIAL_TIMEOUT_MS);
+    expiry.unref();
+    this.received.set(id, { info, expiry });
   }
 
   private waitFor(id: number, timeoutMs: number): Promise<ConnInfo> {
+    if (this.closed) return Promise.reject(new Error("the go-plugin broker is closed"));
     const ready = this.received.get(id);
     if (ready !== undefined) {
+      clearTimeout(ready.expiry);
       this.received.delete(id);
-      return Promise.resolve(ready);
+      return Promise.resolve(ready.info);
     }
     return new Promise<ConnInfo>((resolve, reject) => {
+      let waiters = this.waiters.get(id);
+      if (waiters === undefined) this.waiters.set(id, (waiters = new Set()));
       const timer = setTimeout(() => {
-        this.waiters.delete(id);
+        waiters.delete(waiter);
+        if (waiters.size === 0 && this.waiters.get(id) === waiters) this.waiters.delete(id);
         reject(new Error(`timeout waiting for connection info (go-plugin broker service ${id})`));
       }, timeoutMs);
-      this.waiters.set(id, (info) => {
-        clearTimeout(timer);
-        resolve(info);
-      });
+      const waiter: Waiter = {
+        resolve: (info) => {
+          clearTimeout(timer);
+          resolve(info);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      waiters.add(waiter);
     });
   }
 

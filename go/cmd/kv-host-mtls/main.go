@@ -1,7 +1,8 @@
 // Command kv-host-mtls is go-plugin's examples/grpc host with one change:
 // AutoMTLS is on. The tests use it to show that a TypeScript plugin answers
 // a go-plugin host's automatic mutual TLS. (With AutoMTLS off, the tests run
-// go-plugin's unmodified example host.)
+// go-plugin's unmodified example host.) With KV_HOST_MUX set, it also asks
+// for go-plugin's gRPC broker multiplexing (GRPCBrokerMultiplex).
 package main
 
 import (
@@ -17,11 +18,12 @@ import (
 
 func run() error {
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  shared.Handshake,
-		Plugins:          shared.PluginMap,
-		Cmd:              exec.Command("sh", "-c", os.Getenv("KV_PLUGIN")),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		HandshakeConfig:     shared.Handshake,
+		Plugins:             shared.PluginMap,
+		Cmd:                 exec.Command("sh", "-c", os.Getenv("KV_PLUGIN")),
+		AllowedProtocols:    []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
+		AutoMTLS:            true,
+		GRPCBrokerMultiplex: os.Getenv("KV_HOST_MUX") != "",
 	})
 	defer client.Kill()
 
