@@ -104,7 +104,11 @@ test("registerInEtcd: etcd stopped for longer than 2×TTL → onLost, the proces
     assert.ok(t.ticks() >= 30, `the event loop stayed responsive: ${t.ticks()} of ~50 ticks`);
     const grownMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
     assert.ok(grownMb < 100, `heap grew by ${grownMb.toFixed(0)} MB`);
-    assert.equal(lost.length, 1, "one loss, one re-registration loop (no loss per failed re-grant)");
+    assert.equal(
+      lost.length,
+      1,
+      "one loss, one re-registration loop (no loss per failed re-grant)",
+    );
 
     etcd = await startEtcd(port, peerPort, dataDir);
     await waitFor(
@@ -145,7 +149,10 @@ test("registerInEtcd: etcd unreachable at start → it throws, and nothing keeps
   // Before the fix, a `lost` handler kept granting leases on the closed
   // client at ~80k/s, starving the event loop.
   const ticks = t.ticks() - ticksAtThrow;
-  assert.ok(ticks >= 18, `the event loop stayed responsive after the failure: ${ticks} of ~30 ticks`);
+  assert.ok(
+    ticks >= 18,
+    `the event loop stayed responsive after the failure: ${ticks} of ~30 ticks`,
+  );
   const grownMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
   assert.ok(grownMb < 100, `heap grew by ${grownMb.toFixed(0)} MB`);
 });
@@ -181,7 +188,11 @@ test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the 
     await kill(etcd);
     etcd = await startEtcd(p1, peerPort, dataDir);
 
-    await waitFor("the watch to list again after the cancel", () => reports.at(-1) === "a,b,c", 20_000);
+    await waitFor(
+      "the watch to list again after the cancel",
+      () => reports.at(-1) === "a,b,c",
+      20_000,
+    );
     assert.ok(
       errors.some((m) => /etcd watch on \/p\/ was cancelled by the server .*listing again/.test(m)),
       `a clear error was reported: ${JSON.stringify(errors)}`,

@@ -158,9 +158,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
         watcher = undefined;
         const c = client;
         client = undefined;
-        void (w?.cancel() ?? Promise.resolve())
-          .catch(() => {})
-          .finally(() => c?.close());
+        void (w?.cancel() ?? Promise.resolve()).catch(() => {}).finally(() => c?.close());
       };
     },
   };
