@@ -535,9 +535,8 @@ test("abandoned streams (caller break, never iterated) release their reservation
     await waitFor("the circuit to open", () => transport.status()[0]!.circuit === "open", 2_000);
     await new Promise((r) => setTimeout(r, 250));
     const abort = new AbortController();
-    const it = kv
-      .watch({ key: "a" }, { signal: abort.signal, timeoutMs: 10_000 })
-      [Symbol.asyncIterator]();
+    const watch = kv.watch({ key: "a" }, { signal: abort.signal, timeoutMs: 10_000 });
+    const it = watch[Symbol.asyncIterator]();
     await it.next();
     const res = await kv.get({ key: "a" });
     assert.deepEqual(res.value, new Uint8Array([1]));
