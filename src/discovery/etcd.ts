@@ -66,6 +66,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
       let watcher: Watcher | undefined;
       let timer: NodeJS.Timeout | undefined;
       let delay = RETRY_MIN_MS;
+      let stall: NodeJS.Timeout | undefined;
       const current = new Map<string, string>();
       const report = (): void => onChange(toEndpoints(Object.fromEntries(current), options.prefix));
       const fail = (error: Error): void => {
@@ -79,9 +80,16 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
       const restart = (error: Error): void => {
         if (stopped) return;
         fail(error);
+        clearTimeout(stall);
         const old = watcher;
         watcher = undefined;
-        if (old !== undefined) void old.cancel().catch(() => {});
+        // A fresh client too: the old one's channels may be stuck on a dead member.
+        const oldClient = client;
+        client = undefined;
+        // Closing the client ends its watch streams; cancel() alone can wait
+        // for ever on a stuck stream.
+        void old?.cancel().catch(() => {});
+        oldClient?.close();
         if (timer !== undefined) return;
         timer = setTimeout(
           () => {
@@ -107,11 +115,35 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
         current.clear();
         for (const kv of res.kvs) current.set(kv.key.toString(), kv.value.toString());
         report();
-        const w = await etcd
+        // Like create(), but a client stuck dialling a dead member would wait
+        // for ever: the watcher gets STALL_MS to connect, and is cancelled
+        // (so etcd3 stops re-dialling for it) if it does not.
+        const w = etcd
           .watch()
           .prefix(options.prefix)
           .startRevision(String(Number(res.header.revision) + 1))
-          .create();
+          .watcher();
+        let createTimer: NodeJS.Timeout | undefined;
+        try {
+          await new Promise<void>((resolve, reject) => {
+            w.once("connected", () => resolve());
+            w.once("error", reject);
+            createTimer = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `etcd watch on ${options.prefix} was not established within ${STALL_MS} ms`,
+                  ),
+                ),
+              STALL_MS,
+            );
+          });
+        } catch (error) {
+          void w.cancel().catch(() => {});
+          throw error;
+        } finally {
+          clearTimeout(createTimer);
+        }
         if (stopped) {
           void w.cancel().catch(() => {});
           return;
@@ -139,6 +171,24 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
             ),
           );
         });
+        // etcd3 re-establishes a broken watch stream on its own; if it has
+        // not within STALL_MS (its member died and it keeps dialling it),
+        // start over with a fresh client.
+        w.on("disconnected", () => {
+          if (w !== watcher) return;
+          clearTimeout(stall);
+          stall = setTimeout(
+            () =>
+              restart(
+                new Error(
+                  `etcd watch on ${options.prefix} lost its connection and did not get it back within ${STALL_MS} ms; listing again`,
+                ),
+              ),
+            STALL_MS,
+          );
+          stall.unref();
+        });
+        w.on("connected", () => clearTimeout(stall));
         w.on("end", () => {
           if (w !== watcher) return;
           restart(new Error(`etcd watch on ${options.prefix} ended unexpectedly; listing again`));
@@ -154,11 +204,13 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
       return () => {
         stopped = true;
         if (timer !== undefined) clearTimeout(timer);
+        clearTimeout(stall);
         const w = watcher;
         watcher = undefined;
         const c = client;
         client = undefined;
-        void (w?.cancel() ?? Promise.resolve()).catch(() => {}).finally(() => c?.close());
+        void w?.cancel().catch(() => {});
+        c?.close();
       };
     },
   };
@@ -166,6 +218,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
+const STALL_MS = 2_000;
 
 function toEndpoints(kvs: Record<string, string>, prefix: string): Endpoint[] {
   const endpoints: Endpoint[] = [];
