@@ -8,11 +8,15 @@
  *
  * Environment: CONNECT_PLUGIN_LISTEN=127.0.0.1:PORT, LEDGER_FILE=path,
  * INSTANCE_ID (returned in every Get answer, so tests see who answered).
- * Keys "slow:MS:..." make a call take MS milliseconds.
+ * Keys "slow:MS:..." make a call take MS milliseconds. Keys
+ * "fail:CODE:MESSAGE" (CODE a Connect code name such as Unavailable)
+ * record the call in the ledger, then fail with that code and message: the
+ * call was executed, and the host must not take the plugin's message for a
+ * transport fact.
  */
 import { openSync, writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { implement, pluginLog, registerInEtcd, serve } from "../src/index.js";
 import {
   GetResponseSchema,
@@ -29,9 +33,22 @@ const instance = process.env.INSTANCE_ID ?? String(process.pid);
 let reads = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** For "fail:CODE:MESSAGE:..." keys: record the execution, then fail as asked. */
+function failIfAsked(method: string, key: string): void {
+  if (!key.startsWith("fail:")) return;
+  const rest = key.slice("fail:".length);
+  const colon = rest.indexOf(":");
+  const codeName = rest.slice(0, colon);
+  const message = rest.slice(colon + 1);
+  writeSync(ledger, `${method}:${key}\n`);
+  const code = Code[codeName as keyof typeof Code] as Code | undefined;
+  throw new ConnectError(message, code ?? Code.Unavailable);
+}
+
 const impl: ServiceImpl<typeof KV> = {
   async get(req) {
     reads++;
+    failIfAsked("get", req.key);
     if (req.key.startsWith("slow:")) await sleep(Number(req.key.split(":")[1]));
     return create(GetResponseSchema, {
       value: new TextEncoder().encode(`${instance}:${req.key}:${reads}`),
@@ -41,6 +58,7 @@ const impl: ServiceImpl<typeof KV> = {
   async put(req) {
     // "slow:MS:id" answers MS after recording: the write has happened when
     // the host gives up on it.
+    failIfAsked("put", req.key);
     writeSync(ledger, `${req.key}\n`);
     if (req.key.startsWith("slow:")) await sleep(Number(req.key.split(":")[1]));
     return create(PutResponseSchema, {});

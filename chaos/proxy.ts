@@ -11,7 +11,8 @@ import * as net from "node:net";
  *   stream is never corrupted.
  * - `slow`: each direction is throttled to `bytesPerSecond`.
  * `reset()` is a fault of its own: it kills every open connection with a TCP
- * RST.
+ * RST. `refuse()` stops listening, so new connections are refused
+ * (ECONNREFUSED, as for a dead instance without a proxy) until `accept()`.
  */
 export type Fault =
   | { readonly kind: "none" }
@@ -43,6 +44,7 @@ export class FaultProxy {
   ) {}
 
   get port(): number {
+    if (this.refusedPort !== undefined) return this.refusedPort;
     const address = this.server?.address();
     if (address === null || address === undefined || typeof address === "string") {
       throw new Error("proxy is not listening");
@@ -58,6 +60,30 @@ export class FaultProxy {
       server.listen(this.listenPort, "127.0.0.1", () => resolve());
     });
   }
+
+  /** Stops listening: connection attempts are refused until {@link listen}. */
+  async refuse(): Promise<void> {
+    const server = this.server;
+    if (server === undefined || !server.listening) return;
+    const port = this.port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.refusedPort = port;
+  }
+
+  /** Listens again on the same port after {@link refuse}. */
+  async listen(): Promise<void> {
+    const port = this.refusedPort;
+    if (port === undefined) return;
+    this.refusedPort = undefined;
+    const server = net.createServer({ noDelay: true }, (client) => this.accept(client));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  }
+
+  private refusedPort: number | undefined;
 
   setFault(fault: Fault): void {
     this.fault = fault;
@@ -85,8 +111,9 @@ export class FaultProxy {
       pair.upstream.destroy();
     }
     this.pairs.clear();
+    const server = this.server;
     await new Promise<void>((resolve) =>
-      this.server ? this.server.close(() => resolve()) : resolve(),
+      server?.listening === true ? server.close(() => resolve()) : resolve(),
     );
   }
 

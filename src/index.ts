@@ -78,7 +78,13 @@ export type {
   EtcdRegistration,
   EtcdRegistrationOptions,
 } from "./discovery/etcd.js";
-export { apiKeyAuth, bearerAuth, requireApiKey, requireBearer } from "./security/auth.js";
+export {
+  apiKeyAuth,
+  bearerAuth,
+  requireApiKey,
+  requireBearer,
+  verifiedPrincipal,
+} from "./security/auth.js";
 export { rateLimit } from "./security/rate-limit.js";
 export type { RateLimitOptions } from "./security/rate-limit.js";
 export { clientAddress } from "./plugin/client-address.js";

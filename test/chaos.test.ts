@@ -8,8 +8,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatReport, runChaos } from "../chaos/suite.js";
 
-test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash, failover within 1 s", async () => {
-  const report = await runChaos({ durationMs: 25_000, killIntervalMs: 4_000, concurrency: 12 });
+test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash, failover (SIGKILL to first success after ejection) within 1 s", async () => {
+  const report = await runChaos({
+    durationMs: 25_000,
+    killIntervalMs: 4_000,
+    resetIntervalMs: 90,
+    concurrency: 12,
+  });
   const summary = formatReport(report);
   assert.ok(report.faults.total >= 200, `at least 200 faults injected:\n${summary}`);
   assert.ok(report.faults.kill >= 2, `instances were SIGKILLed:\n${summary}`);
@@ -21,4 +26,6 @@ test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash
   assert.equal(report.hostCrashes, 0, summary);
   assert.equal(report.calls.failedUnclear, 0, summary);
   assert.ok(report.failoverMaxMs <= 1_000, summary);
+  assert.equal(report.undetectedKills, 0, summary);
+  assert.ok(report.faults.blackhole > 0 && report.faultSeconds.blackhole > 0, summary);
 });

@@ -8,7 +8,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   ClusterTransport,
   cluster,
@@ -20,6 +20,7 @@ import {
   type ClusterSource,
 } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
+import { KV } from "../examples/kv/shared.js";
 import { FaultProxy } from "../chaos/proxy.js";
 import { freePort } from "../chaos/suite.js";
 import { kvClient, startNetworkPlugin, waitFor } from "./helpers.js";
@@ -499,5 +500,115 @@ test("a fallback can be another remote plugin", async () => {
     assert.deepEqual(backup!.writes(), ["w1"], "a write that never reached an instance falls back");
   } finally {
     await client.close();
+  }
+});
+
+test("abandoned streams (caller break, never iterated) release their reservation by their deadline, and a stream never holds the half-open probe slot", async () => {
+  const server = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false });
+  const transport = new ClusterTransport({
+    discovery: staticEndpoints([server.url]),
+    health: false,
+    defaultTimeoutMs: 300,
+    circuitBreaker: { failureThreshold: 1, openMs: 200 },
+  });
+  const kv = createClient(KV, transport);
+  try {
+    await transport.whenReady();
+    await kv.put({ key: "a", value: new Uint8Array([1]) });
+    for (let i = 0; i < 5; i++) {
+      for await (const _ of kv.watch({ key: "a" })) break;
+    }
+    void kv.watch({ key: "a" }); // never iterated
+    assert.ok(
+      transport.status()[0]!.outstanding >= 1,
+      "the streams hold their reservation while live",
+    );
+    await waitFor(
+      "abandoned streams to be released",
+      () => transport.status()[0]!.outstanding === 0,
+      3_000,
+    );
+
+    // Open the circuit with one failure, let it go half-open, and make a
+    // long-lived watch the first call: unary calls must still get through.
+    await kv.get({ key: "slow" }, { timeoutMs: 1 }).catch(() => {});
+    await waitFor("the circuit to open", () => transport.status()[0]!.circuit === "open", 2_000);
+    await new Promise((r) => setTimeout(r, 250));
+    const abort = new AbortController();
+    const watch = kv.watch({ key: "a" }, { signal: abort.signal, timeoutMs: 10_000 });
+    const it = watch[Symbol.asyncIterator]();
+    await it.next();
+    const res = await kv.get({ key: "a" });
+    assert.deepEqual(res.value, new Uint8Array([1]));
+    assert.equal(transport.status()[0]!.circuit, "closed");
+    abort.abort();
+    await waitFor(
+      "the aborted watch to be released",
+      () => transport.status()[0]!.outstanding === 0,
+      3_000,
+    );
+  } finally {
+    transport.close();
+    await server.shutdown("test done");
+  }
+});
+
+test("a non-idempotent Put whose plugin fails with text that looks like a transport fact is executed exactly once", async () => {
+  const pool = await ledgers(2, "txt");
+  const client = kvClient(
+    cluster({ discovery: staticEndpoints(pool.map((i) => i.url)), health: false }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    for (const message of [
+      "downstream: Stream closed with error code NGHTTP2_REFUSED_STREAM",
+      "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+      `helper failed with exit code 7 ${randomUUID()}`,
+      "connect ECONNREFUSED 10.0.0.9:5432",
+    ]) {
+      const key = `fail:Unavailable:${message} ${randomUUID()}`;
+      await assert.rejects(kv.put({ key, value: new Uint8Array([1]) }), (e: unknown) => {
+        const ce = ConnectError.from(e);
+        assert.equal(ce.code, Code.Unavailable);
+        assert.match(ce.rawMessage, /not retried: example\.kv\.v1\.KV\/Put is not idempotent/);
+        return true;
+      });
+      const executions = pool.flatMap((i) => i.writes()).filter((l) => l === `put:${key}`);
+      assert.equal(executions.length, 1, `executed once: ${message}`);
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test("the retry budget bounds retries with the breaker off and for every retryable code: 40 failing calls → at most 40 + budget executions", async () => {
+  const pool = await ledgers(2, "bud");
+  const configs = [
+    { label: "breaker on, Unavailable", circuitBreaker: undefined, code: "Unavailable" },
+    { label: "breaker off, Unavailable", circuitBreaker: false as const, code: "Unavailable" },
+    { label: "breaker on, Aborted", circuitBreaker: undefined, code: "Aborted" },
+  ];
+  for (const config of configs) {
+    const client = kvClient(
+      cluster({
+        discovery: staticEndpoints(pool.map((i) => i.url)),
+        health: false,
+        ...(config.circuitBreaker !== undefined && { circuitBreaker: config.circuitBreaker }),
+        retry: { baseDelayMs: 1, maxDelayMs: 2 },
+      }),
+    );
+    await client.start();
+    try {
+      const kv = client.dispense("kv");
+      const key = `fail:${config.code}:always failing ${randomUUID()}`;
+      for (let i = 0; i < 40; i++) await kv.get({ key }).catch(() => {});
+      const executions = pool.flatMap((i) => i.writes()).filter((l) => l === `get:${key}`).length;
+      // The default budget holds 10 tokens and allows retries while above half.
+      assert.ok(executions <= 40 + 10, `${config.label}: ${executions} executions for 40 calls`);
+      assert.ok(executions >= 1, `${config.label}: the plugin saw the calls`);
+    } finally {
+      await client.close();
+    }
   }
 });

@@ -11,6 +11,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+// Not part of etcd3's typed API: its switch to pick hosts in a fixed order.
+import { ConnectionPool } from "etcd3/lib/connection-pool.js";
 import {
   cluster,
   dnsSrv,
@@ -227,6 +229,11 @@ async function startEtcdCluster(): Promise<EtcdMember[]> {
 test("etcd (three members): instances register under a lease, the host watches the prefix, and losing a member does not stop discovery", async () => {
   const members = await startEtcdCluster();
   const hosts = members.map((m) => m.clientUrl);
+  // With a fixed order every etcd3 call (the watch included) goes to the
+  // last host of the list first, so killing that member is sure to kill the
+  // member the host's watch is on.
+  ConnectionPool.deterministicOrder = true;
+  const watchMember = members.at(-1)!;
   const prefix = "/plugins/kv/";
   const env = { ETCD_HOSTS: hosts.join(","), ETCD_PREFIX: prefix, ETCD_TTL: "2" };
   // The instance registers itself once it serves (see chaos/ledger-plugin.ts).
@@ -251,10 +258,10 @@ test("etcd (three members): instances register under a lease, the host watches t
     const kv = client.dispense("kv");
     assert.equal(answeredBy((await kv.get({ key: "k" })).value), "etcd0");
 
-    // Lose one member of the etcd cluster: the client and its watch move to
-    // the other two, and a new instance is still seen.
-    const dead = new Promise((resolve) => members[0]!.child.once("exit", resolve));
-    members[0]!.child.kill("SIGKILL");
+    // Lose the member the watch is on: the client and its watch move to the
+    // other two, and a new instance is still seen.
+    const dead = new Promise((resolve) => watchMember.child.once("exit", resolve));
+    watchMember.child.kill("SIGKILL");
     await dead;
     const second = await startLedger("etcd1", env);
     instances.push(second);

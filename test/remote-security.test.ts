@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as net from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   apiKeyAuth,
@@ -243,4 +244,50 @@ test("mutual TLS for a cluster, with certificates read from files", async () => 
     () => tlsFromFiles({ ca: file("missing.crt") }),
     new RegExp(`^Error: cannot read the TLS ca file ${file("missing.crt")}: ENOENT`),
   );
+});
+
+test("a remote fallback gets the cluster's interceptors (its credentials), so it answers when the pool is down", async () => {
+  const backup = await plugin({ interceptors: [requireBearer(["s3cret"])] });
+  const deadPort = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${deadPort}`]),
+      health: false,
+      interceptors: [bearerAuth("s3cret")],
+      fallback: remote(backup.url),
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    await kv.put({ key: "fb", value: new Uint8Array([7]) });
+    assert.deepEqual((await kv.get({ key: "fb" })).value, new Uint8Array([7]));
+  } finally {
+    await client.close();
+  }
+});
+
+test("rate limit without auth keys by address: rotating junk credentials does not buy a fresh bucket", async () => {
+  const server = await plugin({ interceptors: [rateLimit({ perSecond: 1, burst: 3 })] });
+  let n = 0;
+  const client = await kvAt(server.url, [bearerAuth(() => `junk-${n++}`)]);
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    let limited = 0;
+    for (let i = 0; i < 10; i++) {
+      await kv.get({ key: "x" }).catch((e: unknown) => {
+        if (ConnectError.from(e).code !== Code.ResourceExhausted) throw e;
+        limited++;
+      });
+    }
+    assert.ok(limited >= 6, `${limited} of 10 calls were limited`);
+  } finally {
+    await client.close();
+  }
 });

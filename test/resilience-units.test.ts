@@ -41,24 +41,67 @@ test("the retry budget stops retries when most calls fail and recovers with succ
   assert.equal(budget.canRetry, true);
 });
 
-test("only errors that prove the request never left the host count as never sent", () => {
+test("only transport-level facts observed on the host count as never sent; server text and established-socket errors do not", () => {
   const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), {
     code: "ECONNREFUSED",
+    syscall: "connect",
   });
-  const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+  const reset = Object.assign(new Error("read ECONNRESET"), {
+    code: "ECONNRESET",
+    syscall: "read",
+  });
+  const readUnreachable = Object.assign(new Error("read EHOSTUNREACH"), {
+    code: "EHOSTUNREACH",
+    syscall: "read",
+  });
+  const connectUnreachable = Object.assign(new Error("connect EHOSTUNREACH 10.0.0.1:80"), {
+    code: "EHOSTUNREACH",
+    syscall: "connect",
+  });
+  const nodeRefusedStream = Object.assign(
+    new Error("Stream closed with error code NGHTTP2_REFUSED_STREAM"),
+    { code: "ERR_HTTP2_STREAM_ERROR" },
+  );
+  const wrap = (cause: Error): ConnectError =>
+    new ConnectError("x", Code.Unavailable, undefined, undefined, cause);
+  assert.equal(neverSent(wrap(refused)), true);
+  assert.equal(neverSent(wrap(connectUnreachable)), true);
+  assert.equal(neverSent(new NotSentError("no instance", Code.Unavailable)), true);
+  assert.equal(neverSent(wrap(nodeRefusedStream)), true);
+  // connect-node's own mapping of the session's rstCode (no metadata, no cause).
   assert.equal(
-    neverSent(new ConnectError("x", Code.Unavailable, undefined, undefined, refused)),
+    neverSent(
+      new ConnectError(
+        "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+        Code.Unavailable,
+      ),
+    ),
     true,
   );
-  assert.equal(neverSent(new NotSentError("no instance", Code.Unavailable)), true);
+  // An established connection that later fails may have delivered the request.
+  assert.equal(neverSent(wrap(readUnreachable)), false);
+  assert.equal(neverSent(wrap(reset)), false);
+  // Text a plugin returned (it arrives with response headers/trailers) is not evidence.
+  const fromPlugin = (message: string): ConnectError =>
+    new ConnectError(
+      message,
+      Code.Unavailable,
+      new Headers({ "content-type": "application/json" }),
+    );
+  assert.equal(
+    neverSent(fromPlugin("downstream: Stream closed with error code NGHTTP2_REFUSED_STREAM")),
+    false,
+  );
+  assert.equal(
+    neverSent(fromPlugin("http/2 stream closed with error code REFUSED_STREAM (0x7)")),
+    false,
+  );
+  assert.equal(neverSent(fromPlugin("connect ECONNREFUSED 10.0.0.9:5432 (exit code 7)")), false);
+  // Message text alone, even without metadata, is not evidence either.
   assert.equal(
     neverSent(
       new ConnectError("Stream closed with error code NGHTTP2_REFUSED_STREAM", Code.Unavailable),
     ),
-    true,
-  );
-  assert.equal(
-    neverSent(new ConnectError("x", Code.Unavailable, undefined, undefined, reset)),
     false,
   );
   assert.equal(

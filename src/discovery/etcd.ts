@@ -1,5 +1,5 @@
 import type * as Etcd3Module from "etcd3";
-import type { Etcd3, IOptions, Lease } from "etcd3";
+import type { Etcd3, IOptions, Lease, Watcher } from "etcd3";
 import { sortEndpoints, type Discovery, type Endpoint } from "./discovery.js";
 
 /**
@@ -41,68 +41,184 @@ interface Registration {
  * of a three-member cluster does not stop discovery.
  */
 export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
-  let client: Etcd3 | undefined;
-  const getClient = async (): Promise<Etcd3> => {
-    if (client === undefined) {
-      const { Etcd3 } = await loadEtcd();
-      client = new Etcd3({ ...options.client, hosts: [...options.hosts] });
-    }
-    return client;
-  };
-  const list = async (): Promise<Endpoint[]> => {
-    const kvs = await (await getClient()).getAll().prefix(options.prefix).strings();
-    return toEndpoints(kvs, options.prefix);
+  const newClient = async (): Promise<Etcd3> => {
+    const { Etcd3 } = await loadEtcd();
+    return new Etcd3({ ...options.client, hosts: [...options.hosts] });
   };
   return {
     description: `etcd ${options.prefix}`,
-    discover: list,
+    // A one-shot list owns its client for the duration of the call, so a
+    // discover()-only user leaks no gRPC channel.
+    async discover() {
+      const etcd = await newClient();
+      try {
+        const kvs = await etcd.getAll().prefix(options.prefix).strings();
+        return toEndpoints(kvs, options.prefix);
+      } finally {
+        etcd.close();
+      }
+    },
     watch(onChange, onError) {
+      // Each watch owns its client: stopping one watch never closes the
+      // client under another.
       let stopped = false;
-      let stop: () => void = () => {};
+      let client: Etcd3 | undefined;
+      let watcher: Watcher | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      let delay = RETRY_MIN_MS;
+      let stall: NodeJS.Timeout | undefined;
       const current = new Map<string, string>();
       const report = (): void => onChange(toEndpoints(Object.fromEntries(current), options.prefix));
+      const fail = (error: Error): void => {
+        if (stopped) return;
+        onError?.(error);
+      };
+      // Any loss of the watch (server-side cancel such as a compacted
+      // revision, an unexpected end, a failed list) leads here: drop the
+      // watcher, then list again and watch from the list's revision, with a
+      // capped, jittered backoff so a dead cluster is not hammered.
+      const restart = (error: Error): void => {
+        if (stopped) return;
+        fail(error);
+        clearTimeout(stall);
+        const old = watcher;
+        watcher = undefined;
+        // A fresh client too: the old one's channels may be stuck on a dead member.
+        const oldClient = client;
+        client = undefined;
+        // Closing the client ends its watch streams; cancel() alone can wait
+        // for ever on a stuck stream.
+        void old?.cancel().catch(() => {});
+        oldClient?.close();
+        if (timer !== undefined) return;
+        timer = setTimeout(
+          () => {
+            timer = undefined;
+            attempt();
+          },
+          delay / 2 + Math.random() * (delay / 2),
+        );
+        timer.unref();
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      };
       const start = async (): Promise<void> => {
-        const etcd = await getClient();
-        // Watch first, from the revision of the list, so that no change
-        // between the two is missed.
+        client ??= await newClient();
+        if (stopped) {
+          client.close();
+          return;
+        }
+        const etcd = client;
+        // Watch from the revision of the list, so that no change between
+        // the two is missed.
         const res = await etcd.getAll().prefix(options.prefix).exec();
+        if (stopped) return;
         current.clear();
         for (const kv of res.kvs) current.set(kv.key.toString(), kv.value.toString());
-        if (stopped) return;
         report();
-        const watcher = await etcd
+        // Like create(), but a client stuck dialling a dead member would wait
+        // for ever: the watcher gets STALL_MS to connect, and is cancelled
+        // (so etcd3 stops re-dialling for it) if it does not.
+        const w = etcd
           .watch()
           .prefix(options.prefix)
           .startRevision(String(Number(res.header.revision) + 1))
-          .create();
-        watcher.on("put", (kv) => {
+          .watcher();
+        let createTimer: NodeJS.Timeout | undefined;
+        try {
+          await new Promise<void>((resolve, reject) => {
+            w.once("connected", () => resolve());
+            w.once("error", reject);
+            createTimer = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `etcd watch on ${options.prefix} was not established within ${STALL_MS} ms`,
+                  ),
+                ),
+              STALL_MS,
+            );
+          });
+        } catch (error) {
+          void w.cancel().catch(() => {});
+          throw error;
+        } finally {
+          clearTimeout(createTimer);
+        }
+        if (stopped) {
+          void w.cancel().catch(() => {});
+          return;
+        }
+        watcher = w;
+        delay = RETRY_MIN_MS;
+        w.on("put", (kv) => {
+          if (w !== watcher) return;
           current.set(kv.key.toString(), kv.value.toString());
           report();
         });
-        watcher.on("delete", (kv) => {
+        w.on("delete", (kv) => {
+          if (w !== watcher) return;
           current.delete(kv.key.toString());
           report();
         });
-        watcher.on("error", (error: Error) => onError?.(error));
-        stop = () => void watcher.cancel().catch(() => {});
-        if (stopped) stop();
+        w.on("error", (error: Error) => {
+          if (w !== watcher) return;
+          const reason = error.message.replace(/^Watcher canceled: ?$/, "").trim();
+          restart(
+            new Error(
+              `etcd watch on ${options.prefix} was cancelled by the server` +
+                ` (${reason === "" ? "no reason given; often a compacted revision" : reason}); listing again`,
+              { cause: error },
+            ),
+          );
+        });
+        // etcd3 re-establishes a broken watch stream on its own; if it has
+        // not within STALL_MS (its member died and it keeps dialling it),
+        // start over with a fresh client.
+        w.on("disconnected", () => {
+          if (w !== watcher) return;
+          clearTimeout(stall);
+          stall = setTimeout(
+            () =>
+              restart(
+                new Error(
+                  `etcd watch on ${options.prefix} lost its connection and did not get it back within ${STALL_MS} ms; listing again`,
+                ),
+              ),
+            STALL_MS,
+          );
+          stall.unref();
+        });
+        w.on("connected", () => clearTimeout(stall));
+        w.on("end", () => {
+          if (w !== watcher) return;
+          restart(new Error(`etcd watch on ${options.prefix} ended unexpectedly; listing again`));
+        });
       };
       const attempt = (): void => {
-        start().catch((error: unknown) => {
-          onError?.(error instanceof Error ? error : new Error(String(error)));
-          if (!stopped) setTimeout(attempt, 1_000).unref();
-        });
+        if (stopped) return;
+        start().catch((error: unknown) =>
+          restart(error instanceof Error ? error : new Error(String(error))),
+        );
       };
       attempt();
       return () => {
         stopped = true;
-        stop();
-        client?.close();
+        if (timer !== undefined) clearTimeout(timer);
+        clearTimeout(stall);
+        const w = watcher;
+        watcher = undefined;
+        const c = client;
         client = undefined;
+        void w?.cancel().catch(() => {});
+        c?.close();
       };
     },
   };
 }
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
+const STALL_MS = 2_000;
 
 function toEndpoints(kvs: Record<string, string>, prefix: string): Endpoint[] {
   const endpoints: Endpoint[] = [];
@@ -157,30 +273,77 @@ export async function registerInEtcd(options: EtcdRegistrationOptions): Promise<
     ...(options.metadata !== undefined && { metadata: options.metadata }),
   });
   let closed = false;
-  let lease: Lease;
+  let lease: Lease | undefined;
+  let regranting = false;
+  let wake: (() => void) | undefined;
+  let sleepTimer: NodeJS.Timeout | undefined;
+
+  // One grant: a new lease and the key under it. A lease that is superseded
+  // (or that failed to put) is released, and its `lost` event is ignored.
   const grant = async (): Promise<void> => {
-    lease = client.lease(options.ttlSeconds ?? 5);
-    lease.on("lost", (error: Error) => {
+    const l = client.lease(options.ttlSeconds ?? 5);
+    let registered = false;
+    lease = l;
+    l.on("lost", (error: Error) => {
+      // A lease whose put failed is handled by the caller of grant(); only
+      // the loss of a live registration is reported and re-registered.
+      if (!registered || l !== lease || closed) return;
       options.onLost?.(error);
-      const retry = (): void => {
-        if (closed) return;
-        grant().catch(() => setTimeout(retry, 1_000).unref());
-      };
-      retry();
+      regrantLoop();
     });
-    await lease.put(key).value(value);
+    try {
+      await l.put(key).value(value);
+      registered = true;
+    } catch (error) {
+      if (lease === l) lease = undefined;
+      l.release();
+      throw error;
+    }
+  };
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      wake = resolve;
+      sleepTimer = setTimeout(resolve, ms);
+    });
+  // At most one re-registration loop runs at a time, with a capped,
+  // jittered backoff between attempts, and it stops as soon as the
+  // registration is closed.
+  const regrantLoop = (): void => {
+    if (closed || regranting) return;
+    regranting = true;
+    void (async () => {
+      let delay = RETRY_MIN_MS;
+      try {
+        while (!closed) {
+          try {
+            await grant();
+            return;
+          } catch {
+            await sleep(delay / 2 + Math.random() * (delay / 2));
+            delay = Math.min(delay * 2, RETRY_MAX_MS);
+          }
+        }
+      } finally {
+        regranting = false;
+      }
+    })();
   };
   try {
     await grant();
   } catch (error) {
+    closed = true;
     client.close();
     throw error;
   }
   return {
     async close() {
       closed = true;
+      if (sleepTimer !== undefined) clearTimeout(sleepTimer);
+      wake?.();
+      const l = lease;
+      lease = undefined;
       try {
-        await lease.revoke();
+        await l?.revoke();
       } catch {
         // Expires on its own.
       }

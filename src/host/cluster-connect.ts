@@ -43,10 +43,12 @@ export function connectCluster(
     fallback = createInProcessTransport(fallbackServer, { interceptors: [...interceptors] });
   } else if (source.fallback?.kind === "remote") {
     checkRemoteSource(source.fallback);
+    // The fallback stands in for the cluster's instances, so it gets the
+    // cluster's interceptors (its credentials) too.
     fallback = createUrlTransport(source.fallback.url, {
       protocol: source.fallback.protocol,
       httpVersion: source.fallback.httpVersion,
-      interceptors: [...interceptors],
+      interceptors: [...(source.interceptors ?? []), ...interceptors],
       ...(source.fallback.tls !== undefined && { tls: source.fallback.tls }),
     });
   }

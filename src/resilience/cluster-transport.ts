@@ -405,6 +405,54 @@ export class ClusterTransport implements Transport {
   }
 
   /**
+   * Holds a started stream's reservation (its outstanding count on the
+   * connection) until the stream is over, however it ends: read to the end
+   * or failed, aborted by the caller or the cluster's close, past its
+   * deadline (the attempt is then aborted, which closes the HTTP/2 stream),
+   * or abandoned (connect-es drops `return()`, so a caller's `break` or a
+   * stream never iterated is only seen at the deadline or when the
+   * iterator is garbage collected).
+   */
+  private keepStream(
+    response: StreamResponse<DescMessage, DescMessage>,
+    connection: Connection,
+    kept: KeptAttempt | undefined,
+    deadline: number,
+    name: string,
+    timeout: number,
+  ): StreamResponse<DescMessage, DescMessage> {
+    let released = false;
+    let timer: NodeJS.Timeout | undefined;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      kept?.signal.removeEventListener("abort", release);
+      kept?.unlink();
+      streamRegistry.unregister(token);
+      connection.release();
+    };
+    const token = {};
+    if (kept !== undefined) {
+      if (kept.signal.aborted) release();
+      else kept.signal.addEventListener("abort", release, { once: true });
+      timer = setTimeout(
+        () => {
+          kept.abort(
+            new ConnectError(`${name}: deadline of ${timeout} ms exceeded`, Code.DeadlineExceeded),
+          );
+          release();
+        },
+        Math.max(0, deadline - Date.now()) + HARD_DEADLINE_MARGIN_MS,
+      );
+      timer.unref();
+    }
+    const tracked = trackStream(response, release);
+    streamRegistry.register(tracked.message, release, token);
+    return tracked;
+  }
+
+  /**
    * The attempt loop shared by unary and streaming calls. For a stream the
    * attempt "ends" when its response is complete, so that outstanding counts
    * and the breaker see the whole stream.
@@ -459,6 +507,7 @@ export class ClusterTransport implements Transport {
         ? Math.min(remaining, this.options.attemptTimeoutMs ?? remaining)
         : remaining;
       let error: unknown;
+      let kept: KeptAttempt | undefined;
       try {
         const response = await withHardDeadline(
           (attemptSignal) => call(connection.client.transport, attemptSignal, attemptTimeout),
@@ -466,7 +515,7 @@ export class ClusterTransport implements Transport {
           attemptTimeout,
           name,
           this.closing.signal,
-          unary,
+          unary ? undefined : (k) => (kept = k),
         );
         if (unary) {
           report(false);
@@ -474,10 +523,18 @@ export class ClusterTransport implements Transport {
           connection.release();
           return response;
         }
-        return trackStream(response as StreamResponse<DescMessage, DescMessage>, (failed) => {
-          report(failed);
-          connection.release();
-        }) as R;
+        // The stream started, which proves the instance works: report it now,
+        // so a long-lived stream never holds a half-open probe slot.
+        report(false);
+        retry?.budget.onSuccess();
+        return this.keepStream(
+          response as StreamResponse<DescMessage, DescMessage>,
+          connection,
+          kept,
+          deadline,
+          name,
+          timeout,
+        ) as R;
       } catch (e) {
         error = e;
       }
@@ -499,9 +556,12 @@ export class ClusterTransport implements Transport {
       }
       if (callerGaveUp || this.closed) throw error;
       const notSent = neverSent(error);
-      if (failed && !notSent) retry?.budget.onFailure();
-      const where = `instance ${state.id}, attempt ${attempt} of ${maxAttempts}`;
+      // Every failed attempt that may have reached an instance drains the
+      // budget, whatever the breaker does with it: the budget alone bounds
+      // retries to a fraction of the calls.
       const retryableCode = retry?.isRetryableCode(ce.code) ?? false;
+      if (retryableCode && !notSent) retry?.budget.onFailure();
+      const where = `instance ${state.id}, attempt ${attempt} of ${maxAttempts}`;
       const safe = idempotent || notSent;
       const timeLeft = deadline - Date.now() > 0;
       const budgetOk = notSent || (retry?.budget.canRetry ?? false);
@@ -546,8 +606,11 @@ async function withHardDeadline<R>(
   timeoutMs: number,
   name: string,
   closing: AbortSignal,
-  /** False for streams: their signal must keep following the caller's after they start. */
-  unlink: boolean,
+  /**
+   * For streams: their signal must keep following the caller's after they
+   * start, so on success the attempt is handed over instead of unlinked.
+   */
+  keep?: (attempt: KeptAttempt) => void,
 ): Promise<R> {
   const controller = new AbortController();
   const follow = (): void => controller.abort(caller?.reason);
@@ -556,6 +619,10 @@ async function withHardDeadline<R>(
   if (closing.aborted) close();
   caller?.addEventListener("abort", follow, { once: true });
   closing.addEventListener("abort", close, { once: true });
+  const unlink = (): void => {
+    caller?.removeEventListener("abort", follow);
+    closing.removeEventListener("abort", close);
+  };
   let timer: NodeJS.Timeout | undefined;
   const hard = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -567,16 +634,32 @@ async function withHardDeadline<R>(
       reject(error);
     }, timeoutMs + HARD_DEADLINE_MARGIN_MS);
   });
+  let ok = false;
   try {
-    return await Promise.race([attempt(controller.signal), hard]);
+    const value = await Promise.race([attempt(controller.signal), hard]);
+    ok = true;
+    return value;
   } finally {
     clearTimeout(timer);
-    if (unlink) {
-      caller?.removeEventListener("abort", follow);
-      closing.removeEventListener("abort", close);
-    }
+    if (ok && keep !== undefined) {
+      keep({
+        signal: controller.signal,
+        abort: (reason) => controller.abort(reason),
+        unlink,
+      });
+    } else unlink();
   }
 }
+
+/** A started stream's attempt: its signal, a way to end it, and its listener cleanup. */
+interface KeptAttempt {
+  readonly signal: AbortSignal;
+  abort(reason: unknown): void;
+  unlink(): void;
+}
+
+/** Releases the reservation of a stream whose iterator was dropped without finishing. */
+const streamRegistry = new FinalizationRegistry<() => void>((release) => release());
 
 /** Socket errors that mean the connection broke under the call. */
 const BROKEN = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
@@ -617,31 +700,20 @@ function brokenToUnavailable(error: unknown): ConnectError {
   return ce;
 }
 
-/** Reports a stream's outcome once its responses end. */
+/** Calls `done` once the stream's responses end, however they end. */
 function trackStream(
   response: StreamResponse<DescMessage, DescMessage>,
-  done: (failed: boolean) => void,
+  done: () => void,
 ): StreamResponse<DescMessage, DescMessage> {
   const messages = response.message;
-  let finished = false;
-  const finish = (failed: boolean): void => {
-    if (finished) return;
-    finished = true;
-    done(failed);
-  };
   return {
     ...response,
     message: {
       async *[Symbol.asyncIterator]() {
         try {
           yield* messages;
-          finish(false);
-        } catch (error) {
-          const code = ConnectError.from(error).code;
-          finish(code === Code.Unavailable || code === Code.DeadlineExceeded);
-          throw error;
         } finally {
-          finish(false);
+          done();
         }
       },
     },

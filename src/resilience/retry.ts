@@ -105,14 +105,22 @@ export class RetryPolicy {
   }
 }
 
-/** Socket errors that happen before a connection exists, so before any request byte. */
-const NOT_CONNECTED = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
+/**
+ * Socket errors that, raised by `connect()` (or the DNS lookup before it),
+ * mean no connection existed, so no request byte left the host. The same
+ * codes from an established socket (`read EHOSTUNREACH` after retransmits
+ * give up) say nothing about what the plugin received.
+ */
+const NOT_CONNECTED: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ["ECONNREFUSED", new Set(["connect"])],
+  ["EHOSTUNREACH", new Set(["connect"])],
+  ["ENETUNREACH", new Set(["connect"])],
+  ["ENOTFOUND", new Set(["getaddrinfo", "queryA", "queryAaaa"])],
+  ["EAI_AGAIN", new Set(["getaddrinfo", "queryA", "queryAaaa"])],
 ]);
+
+/** The exact error connect-node raises when the HTTP/2 session saw RST_STREAM(REFUSED_STREAM). */
+const REFUSED_STREAM_RESET = "http/2 stream closed with error code REFUSED_STREAM (0x7)";
 
 /**
  * Marks an error raised before the call was handed to any connection (no
@@ -123,24 +131,68 @@ export class NotSentError extends ConnectError {
 }
 
 /**
- * True only when the failed attempt provably never reached the plugin: it
- * was refused before dispatch (NotSentError), the TCP connection was never
- * established (ECONNREFUSED and friends), or the server refused the HTTP/2
- * stream (REFUSED_STREAM, which RFC 9113 §8.7 guarantees was not processed).
- * Everything else, resets and timeouts included, might have reached it.
+ * True only when the failed attempt provably never reached the plugin, from
+ * transport-level facts observed on the host: it was refused before
+ * dispatch (NotSentError), `connect()` itself failed (ECONNREFUSED and
+ * friends, with `syscall === "connect"`), or the host's HTTP/2 session saw
+ * the server refuse the stream (REFUSED_STREAM, which RFC 9113 §8.7
+ * guarantees was not processed). Message text is never matched against
+ * anything a server could have written: an error that arrived with response
+ * headers or trailers came from the plugin, and a plugin's message is not
+ * evidence. Everything else, resets and timeouts included, might have
+ * reached it.
  */
 export function neverSent(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
-    if (typeof e === "object") {
-      // Not instanceof: ConnectError's Symbol.hasInstance accepts any ConnectError.
-      if ((e as { notSent?: unknown }).notSent === true) return true;
-      const code = (e as { code?: unknown }).code;
-      if (typeof code === "string" && NOT_CONNECTED.has(code)) return true;
-      const message = (e as { message?: unknown }).message;
-      if (typeof message === "string" && /NGHTTP2_REFUSED_STREAM|code 7\b/.test(message))
+  const chain: object[] = [];
+  for (let e: unknown = error; typeof e === "object" && e !== null && chain.length < 8;) {
+    chain.push(e);
+    e = (e as { cause?: unknown }).cause;
+  }
+  // An answer from the server (a ConnectError carrying response metadata)
+  // anywhere in the chain means the request reached a plugin.
+  if (chain.some(fromServer)) return false;
+  for (const e of chain) {
+    if (isNotSent(e)) return true;
+    const code = (e as { code?: unknown }).code;
+    const syscall = (e as { syscall?: unknown }).syscall;
+    if (typeof code === "string") {
+      const syscalls = NOT_CONNECTED.get(code);
+      if (syscalls !== undefined && typeof syscall === "string" && syscalls.has(syscall))
         return true;
-      e = (e as { cause?: unknown }).cause;
-    } else break;
+      // Node's own http2 stream error (not a ConnectError, so not wire data):
+      // its message is built by Node from the RST_STREAM code it received.
+      if (
+        code === "ERR_HTTP2_STREAM_ERROR" &&
+        !isConnectError(e) &&
+        (e as { message?: unknown }).message ===
+          "Stream closed with error code NGHTTP2_REFUSED_STREAM"
+      )
+        return true;
+    }
+    // connect-node's mapping of the session's rstCode: no metadata, no cause.
+    if (
+      isConnectError(e) &&
+      e.code === Code.Unavailable &&
+      e.rawMessage === REFUSED_STREAM_RESET &&
+      e.cause === undefined
+    )
+      return true;
   }
   return false;
+}
+
+// Not instanceof: ConnectError's Symbol.hasInstance accepts any ConnectError.
+function isNotSent(e: object): boolean {
+  return (e as { notSent?: unknown }).notSent === true;
+}
+
+function isConnectError(e: object): e is ConnectError {
+  return e instanceof ConnectError;
+}
+
+function fromServer(e: object): boolean {
+  if (!isConnectError(e) || isNotSent(e)) return false;
+  let any = false;
+  e.metadata.forEach(() => (any = true));
+  return any;
 }

@@ -1,5 +1,19 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+
+/**
+ * The identity that `requireBearer`/`requireApiKey` verified for the call
+ * (a digest of the accepted credential, never the credential itself), for
+ * interceptors and handlers that run after them, such as `rateLimit`. It is
+ * undefined when no auth interceptor ran before, so a value here can never
+ * come from a header the client made up.
+ */
+export const verifiedPrincipal = createContextKey<string | undefined>(undefined, {
+  description: "identity verified by requireBearer/requireApiKey",
+});
+
+const principalOf = (kind: string, credential: string): string =>
+  `${kind}:${createHash("sha256").update(credential).digest("hex").slice(0, 32)}`;
 
 /**
  * Host side: sends `authorization: Bearer <token>` on every call. Pass a
@@ -62,6 +76,7 @@ export function requireBearer(
     if (match?.[1] === undefined || !ok(match[1])) {
       throw new ConnectError("invalid bearer token", Code.Unauthenticated);
     }
+    req.contextValues.set(verifiedPrincipal, principalOf("bearer", match[1]));
     return next(req);
   };
 }
@@ -85,6 +100,7 @@ export function requireApiKey(
     }
     if (!ok(value))
       throw new ConnectError(`invalid API key in the ${name} header`, Code.Unauthenticated);
+    req.contextValues.set(verifiedPrincipal, principalOf(`key:${name}`, value));
     return next(req);
   };
 }

@@ -6,6 +6,7 @@ import {
   type StreamRequest,
 } from "@connectrpc/connect";
 import { clientAddress } from "../plugin/client-address.js";
+import { verifiedPrincipal } from "./auth.js";
 
 export interface RateLimitOptions {
   /** Sustained calls per second allowed per client. */
@@ -13,9 +14,10 @@ export interface RateLimitOptions {
   /** Calls a client may make at once after being idle. Default: perSecond. */
   readonly burst?: number;
   /**
-   * Who "a client" is. Default: its credentials (authorization or x-api-key
-   * header) when it sends any, else its network address: behind a proxy many
-   * hosts share an address, while a credential names one caller.
+   * Who "a client" is. Default: the identity `requireBearer`/`requireApiKey`
+   * verified, when one of them runs *before* `rateLimit` in the interceptor
+   * list, else the client's network address. Raw headers are never used:
+   * a client could rotate junk credentials to get a fresh bucket per call.
    */
   readonly clientKey?: (req: UnaryRequest | StreamRequest) => string;
 }
@@ -32,9 +34,7 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
   const keyOf =
     options.clientKey ??
     ((req) =>
-      req.header.get("authorization") ??
-      req.header.get("x-api-key") ??
-      `addr:${req.contextValues.get(clientAddress)}`);
+      req.contextValues.get(verifiedPrincipal) ?? `addr:${req.contextValues.get(clientAddress)}`);
   return (next) => (req) => {
     if (req.service.typeName === "grpc.health.v1.Health") return next(req);
     const key = keyOf(req);
@@ -42,8 +42,9 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
     const bucket = buckets.get(key) ?? { tokens: burst, at: now };
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * options.perSecond);
     bucket.at = now;
+    buckets.delete(key); // re-insert: the map's order is least recently used first
     buckets.set(key, bucket);
-    if (buckets.size > 10_000) evictFull(buckets, burst);
+    if (buckets.size > MAX_BUCKETS) evictFull(buckets, burst, options.perSecond, now);
     if (bucket.tokens < 1) {
       const waitMs = Math.ceil(((1 - bucket.tokens) / options.perSecond) * 1000);
       throw new ConnectError(
@@ -57,7 +58,26 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
   };
 }
 
-/** Forgets clients whose bucket has refilled: they are indistinguishable from new ones. */
-function evictFull(buckets: Map<string, { tokens: number }>, burst: number): void {
-  for (const [key, bucket] of buckets) if (bucket.tokens >= burst) buckets.delete(key);
+const MAX_BUCKETS = 10_000;
+
+/**
+ * Forgets clients whose bucket has refilled by now (counting the refill
+ * since their last call): they are indistinguishable from new ones. If that
+ * frees too little, the least recently used buckets go too (Map order is
+ * insertion order, and a used bucket is re-inserted), so the map stays
+ * bounded and the scan runs rarely.
+ */
+function evictFull(
+  buckets: Map<string, { tokens: number; at: number }>,
+  burst: number,
+  perSecond: number,
+  now: number,
+): void {
+  for (const [key, bucket] of buckets) {
+    if (bucket.tokens + ((now - bucket.at) / 1000) * perSecond >= burst) buckets.delete(key);
+  }
+  for (const key of buckets.keys()) {
+    if (buckets.size <= MAX_BUCKETS / 2) break;
+    buckets.delete(key);
+  }
 }
