@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { IdleWaiters } from "../plugin/call-tracker.js";
+import { abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
@@ -74,33 +75,36 @@ export class CallGuard {
     const call = this.ownSignals ? new AbortController() : undefined;
     const entry = call ?? {};
     let ended = false;
+    // Read without creating the request's signal (see lazy-abort.ts).
+    const caller = abortOf(req);
+    let unsubscribe: (() => void) | undefined;
     // A call ends when it settles, or when the caller's signal aborts, which
     // Connect also does when a call completes: a server stream the caller
     // abandons (break) never finishes its iteration, but its signal does.
     const done = (): void => {
       if (ended) return;
       ended = true;
-      req.signal.removeEventListener("abort", follow);
+      unsubscribe?.();
       this.inFlight.delete(entry);
       if (this.inFlight.size === 0) this.idle.wake();
     };
-    const follow = (): void => {
-      call?.abort(req.signal.reason);
+    const follow = (reason: unknown): void => {
+      call?.abort(reason);
       done();
     };
     this.inFlight.add(entry);
-    if (req.signal.aborted) follow();
-    else req.signal.addEventListener("abort", follow, { once: true });
+    if (caller.aborted) follow(caller.reason);
+    else unsubscribe = caller.onAbort(follow);
     try {
       const res = await next(call === undefined ? req : { ...req, signal: call.signal });
       if (!res.stream) {
         done();
         return res;
       }
-      return { ...res, message: this.guardStream(res.message, req.signal, done) };
+      return { ...res, message: this.guardStream(res.message, caller, done) };
     } catch (error) {
       done();
-      throw await this.translate(error, req.signal);
+      throw await this.translate(error, caller);
     }
   };
 
@@ -111,7 +115,7 @@ export class CallGuard {
    */
   private guardStream<T>(
     messages: AsyncIterable<T>,
-    callerSignal: AbortSignal,
+    callerSignal: AbortView,
     done: () => void,
   ): AsyncIterable<T> {
     const translate = (error: unknown): Promise<unknown> => this.translate(error, callerSignal);
@@ -153,7 +157,7 @@ export class CallGuard {
     return undefined;
   }
 
-  private async translate(error: unknown, callerSignal: AbortSignal): Promise<unknown> {
+  private async translate(error: unknown, callerSignal: AbortView): Promise<unknown> {
     // The caller's own cancellation or deadline is not the plugin's doing.
     if (callerSignal.aborted) return error;
     const ce = ConnectError.from(error);

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { abortOf } from "../transport/lazy-abort.js";
 
 /**
  * Counts the calls a plugin is serving, and turns new calls away once a
@@ -51,8 +52,9 @@ export class CallTracker {
       this.active--;
       if (this.active === 0) this.idle.wake();
     };
-    if (req.signal.aborted) end();
-    else req.signal.addEventListener("abort", end, { once: true });
+    const abort = abortOf(req);
+    if (abort.aborted) end();
+    else abort.onAbort(end);
     return next(req).then(
       (res) => (res.stream ? { ...res, message: this.explainStream(res.message) } : res),
       (error: unknown) => Promise.reject(this.explain(error)),

@@ -6,18 +6,19 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { CallAbort } from "./lazy-abort.js";
 
 /** Aborts a finished call's signal without building a DOMException per call. */
 export const CALL_DONE = new ConnectError("call completed", Code.Canceled);
 
 /**
- * The signal a call runs under: it follows the caller's signal, fires
+ * The abort state a call runs under: it follows the caller's signal, fires
  * DeadlineExceeded at the deadline, and fires (with a shared reason, no
- * allocation) when the call completes, as Connect's transports do.
+ * allocation) when the call completes, as Connect's transports do. Its
+ * AbortSignal is created only if someone reads it (see lazy-abort.ts).
  */
-/** A call's own signal and the means to settle it. */
 export interface CallSignal {
-  readonly signal: AbortSignal;
+  readonly abort: CallAbort;
   /** The call completed (or failed): stop the timer and fire the signal. */
   done(): void;
   /** The error the caller sees: their cancellation or deadline wins over the one seen. */
@@ -30,42 +31,38 @@ export function callSignal(
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): CallSignal {
-  const controller = new AbortController();
+  const abort = new CallAbort();
   let timer: NodeJS.Timeout | undefined;
-  const follow = (): void => {
-    controller.abort(ConnectError.from(signal?.reason, Code.Canceled));
-  };
+  let follow: (() => void) | undefined;
   if (timeoutMs !== undefined && timeoutMs > 0) {
     timer = setTimeout(
-      () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+      () => abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
       timeoutMs,
     );
   } else if (timeoutMs !== undefined) {
-    controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    abort.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
   }
   if (signal !== undefined) {
+    follow = (): void => abort.abort(ConnectError.from(signal.reason, Code.Canceled));
     if (signal.aborted) follow();
     else signal.addEventListener("abort", follow, { once: true });
   }
   const done = (): void => {
     if (timer !== undefined) clearTimeout(timer);
-    signal?.removeEventListener("abort", follow);
-    controller.abort(CALL_DONE);
+    if (follow !== undefined) signal?.removeEventListener("abort", follow);
+    abort.abort(CALL_DONE);
   };
   return {
-    signal: controller.signal,
+    abort,
     done,
-    /** The caller cancelled or the deadline passed: that error wins over the one seen. */
     error(error: unknown): ConnectError {
-      if (controller.signal.aborted && controller.signal.reason !== CALL_DONE) {
-        return ConnectError.from(controller.signal.reason, Code.Canceled);
+      if (abort.aborted && abort.reason !== CALL_DONE) {
+        return ConnectError.from(abort.reason, Code.Canceled);
       }
       return ConnectError.from(error);
     },
     abandon(): void {
-      if (!controller.signal.aborted) {
-        controller.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));
-      }
+      abort.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));
       done();
     },
   };

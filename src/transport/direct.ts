@@ -18,10 +18,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import {
-  invokeUnaryImplementation,
-  transformInvokeImplementation,
-} from "@connectrpc/connect/protocol";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import {
   CALL_DONE,
   applyInterceptors,
@@ -32,6 +29,8 @@ import {
 import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
+import { invokeUnary, type UnarySpec } from "./invoke.js";
+import { CALL_ABORT, CallAbort, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -104,7 +103,7 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> = {
+      const req: UnaryRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
         stream: false,
         service: method.parent,
         method,
@@ -112,41 +111,38 @@ export function createDirectTransport(
         url: `/${method.parent.typeName}/${method.name}`,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
+        get signal() {
+          return call.abort.signal;
+        },
+        [CALL_ABORT]: call.abort,
         message: normalize(method.input, input),
       };
       const next = applyInterceptors(
         async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
           const entry = lookup(r.method);
           const ctx = context(entry, r, timeoutMs);
-          const onAbort = (): void => ctx.abort(r.signal.reason);
-          if (r.signal.aborted) onAbort();
-          else r.signal.addEventListener("abort", onAbort, { once: true });
+          const caller = abortOf(r);
+          const unsubscribe = follow(caller, ctx);
           try {
-            const message = await raceSignal(
-              invokeUnaryImplementation(
-                entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
-                ctx,
-                r.message as never,
-                serverInterceptors,
-              ),
+            const message = await raceAbort(
+              invokeUnary(entry.spec as UnarySpec, ctx, r.message, serverInterceptors),
               // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
-              ctx.signal,
+              ctx[CALL_ABORT],
             );
             return {
               stream: false,
               service: r.service,
               method: r.method,
               header: ctx.responseHeader,
-              message: normalize(r.method.output, message as MessageInitShape<O>),
+              message: message as MessageShape<O>,
               trailer: ctx.responseTrailer,
             };
           } catch (error) {
-            throw r.signal.aborted
-              ? ConnectError.from(r.signal.reason)
+            throw caller.aborted
+              ? ConnectError.from(caller.reason)
               : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
           } finally {
-            r.signal.removeEventListener("abort", onAbort);
+            unsubscribe?.();
             ctx.abort(CALL_DONE);
           }
         },
@@ -174,7 +170,7 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> = {
+      const req: StreamRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
         stream: true,
         service: method.parent,
         method,
@@ -182,18 +178,20 @@ export function createDirectTransport(
         url: `/${method.parent.typeName}/${method.name}`,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
+        get signal() {
+          return call.abort.signal;
+        },
+        [CALL_ABORT]: call.abort,
         message: normalizeIterable(method.input, input),
       };
       const next = applyInterceptors(
         async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
           const entry = lookup(r.method);
           const ctx = context(entry, r, timeoutMs);
-          const onAbort = (): void => ctx.abort(r.signal.reason);
-          if (r.signal.aborted) onAbort();
-          else r.signal.addEventListener("abort", onAbort, { once: true });
+          const caller = abortOf(r);
+          const unsubscribe = follow(caller, ctx);
           const finish = (): void => {
-            r.signal.removeEventListener("abort", onAbort);
+            unsubscribe?.();
             ctx.abort(CALL_DONE);
           };
           const output = transformInvokeImplementation(
@@ -203,14 +201,14 @@ export function createDirectTransport(
           )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
           const fail = (error: unknown): never => {
             finish();
-            throw r.signal.aborted
-              ? ConnectError.from(r.signal.reason)
+            throw caller.aborted
+              ? ConnectError.from(caller.reason)
               : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
           };
           // Response headers are known once the handler produces its first message or ends.
           let first: IteratorResult<unknown>;
           try {
-            first = await raceSignal(output.next(), ctx.signal);
+            first = await raceAbort(output.next(), ctx[CALL_ABORT]);
           } catch (error) {
             return fail(error);
           }
@@ -220,7 +218,7 @@ export function createDirectTransport(
             yield normalize(r.method.output, first.value as MessageInitShape<O>);
             try {
               for (;;) {
-                const n = await raceSignal(output.next(), ctx.signal);
+                const n = await raceAbort(output.next(), ctx[CALL_ABORT]);
                 if (n.done === true) break;
                 yield normalize(r.method.output, n.value as MessageInitShape<O>);
               }
@@ -278,23 +276,31 @@ export function createDirectTransport(
   return { transport, close: () => {}, isBroken: () => false };
 }
 
-/** Settles with the promise, or rejects as soon as the signal fires. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
+/** The handler's context follows the caller's cancel (and deadline); returns the unsubscribe. */
+function follow(caller: AbortView, ctx: CallContext): (() => void) | undefined {
+  if (caller.aborted) {
+    ctx.abort(caller.reason);
+    return undefined;
+  }
+  return caller.onAbort((reason) => ctx.abort(reason));
+}
+
+/** Settles with the promise, or rejects as soon as the call aborts. */
+function raceAbort<T>(promise: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.aborted) {
     // The abandoned promise may still reject (the handler sees the abort too).
     promise.catch(() => {});
-    return Promise.reject(ConnectError.from(signal.reason));
+    return Promise.reject(ConnectError.from(abort.reason));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(ConnectError.from(signal.reason));
-    signal.addEventListener("abort", onAbort, { once: true });
+    const unsubscribe = abort.onAbort((reason) => reject(ConnectError.from(reason)));
     promise.then(
       (v) => {
-        signal.removeEventListener("abort", onAbort);
+        unsubscribe();
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
+        unsubscribe();
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the handler's error on as it is
         reject(e);
       },

@@ -1,17 +1,21 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { CALL_ABORT, CallAbort } from "./lazy-abort.js";
 
 /** A HandlerContext that its server can abort (cancel, deadline, shutdown, completion). */
 export interface CallContext extends HandlerContext {
   abort(reason?: unknown): void;
+  /** The abort state behind `signal`, which is created only when read. */
+  readonly [CALL_ABORT]: CallAbort;
 }
 
 /**
  * Makes the HandlerContext of each call for the framed and direct servers.
  * connect-es' createHandlerContext builds two AbortControllers per call and
  * links each to the shutdown signal; in Node 20 an AbortController costs
- * several µs, which is most of a local call's budget. Here each call gets
- * one, the deadline is a plain timer, and shutdown walks the live calls.
+ * several µs, which is most of a local call's budget. Here a call gets one
+ * only if its handler reads `ctx.signal` (see lazy-abort.ts), the deadline
+ * is a plain timer, and shutdown walks the live calls.
  */
 export class ContextFactory {
   private readonly live = new Set<CallContext>();
@@ -35,7 +39,7 @@ export class ContextFactory {
     requestHeader: Headers;
     contextValues: ContextValues;
   }): CallContext {
-    const controller = new AbortController();
+    const state = new CallAbort();
     const live = this.live;
     let timer: NodeJS.Timeout | undefined;
     const deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
@@ -45,7 +49,10 @@ export class ContextFactory {
       protocolName: init.protocolName,
       requestMethod: "POST",
       url: init.url,
-      signal: controller.signal,
+      get signal() {
+        return state.signal;
+      },
+      [CALL_ABORT]: state,
       timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
       requestHeader: init.requestHeader,
       responseHeader: new Headers(),
@@ -54,7 +61,7 @@ export class ContextFactory {
       abort(reason?: unknown): void {
         if (timer !== undefined) clearTimeout(timer);
         live.delete(ctx);
-        if (!controller.signal.aborted) controller.abort(reason);
+        state.abort(reason);
       },
     };
     if (this.shutdownSignal?.aborted) {

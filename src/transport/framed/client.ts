@@ -29,6 +29,7 @@ import {
   normalizeIterable,
   type CallSignal,
 } from "../call-support.js";
+import { CALL_ABORT, abortOf, type CallAbort } from "../lazy-abort.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
@@ -88,7 +89,7 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> = {
+      const req: UnaryRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
         stream: false,
         service: method.parent,
         method,
@@ -96,7 +97,10 @@ export function createFramedTransport(
         url: `/${method.parent.typeName}/${method.name}`,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
+        get signal() {
+          return call.abort.signal;
+        },
+        [CALL_ABORT]: call.abort,
         message: normalize(method.input, input),
       };
       const next = applyInterceptors(
@@ -125,7 +129,7 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> = {
+      const req: StreamRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
         stream: true,
         service: method.parent,
         method,
@@ -133,7 +137,10 @@ export function createFramedTransport(
         url: `/${method.parent.typeName}/${method.name}`,
         header: new Headers(header),
         contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
+        get signal() {
+          return call.abort.signal;
+        },
+        [CALL_ABORT]: call.abort,
         message: normalizeIterable(method.input, input),
       };
       // The call settles inside the transport's message queue (see
@@ -278,14 +285,16 @@ class FramedConnection {
     timeoutMs: number | undefined,
   ): Promise<UnaryResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const abort = abortOf(req);
+    if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const bytes = toBinary(req.method.input, req.message);
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
+      const onAbort = (reason: unknown): void => {
         if (this.calls.delete(id)) this.cancel(id);
-        reject(ConnectError.from(req.signal.reason, Code.Canceled));
+        reject(ConnectError.from(reason, Code.Canceled));
       };
+      let unsubscribe: (() => void) | undefined;
       const call: PendingCall = {
         method: req.method,
         header: undefined,
@@ -294,7 +303,7 @@ class FramedConnection {
         messages: undefined,
         onHeader: undefined,
         onEnd: (error) => {
-          req.signal.removeEventListener("abort", onAbort);
+          unsubscribe?.();
           if (error !== undefined) {
             reject(error);
             return;
@@ -319,7 +328,7 @@ class FramedConnection {
         },
       };
       this.calls.set(id, call);
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, timeoutMs);
       this.out.frame(FrameType.message, id, bytes);
       this.out.frame(FrameType.end, id);
@@ -332,7 +341,8 @@ class FramedConnection {
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const abort = abortOf(req);
+    if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const messages = new MessageQueue<unknown>();
     // On an error, the call's signal fires only after interceptors (CallGuard)
@@ -352,7 +362,9 @@ class FramedConnection {
           reject(reason);
         }
       };
-      const onAbort = (): void => cancel(ConnectError.from(req.signal.reason, Code.Canceled));
+      const onAbort = (reason: unknown): void =>
+        cancel(ConnectError.from(reason, Code.Canceled));
+      let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
         if (this.calls.delete(id)) this.cancel(id);
       };
@@ -375,7 +387,7 @@ class FramedConnection {
           });
         },
         onEnd: (error) => {
-          req.signal.removeEventListener("abort", onAbort);
+          unsubscribe?.();
           if (error !== undefined) {
             messages.fail(error);
             if (!settled) {
@@ -389,7 +401,7 @@ class FramedConnection {
         },
       };
       this.calls.set(id, call);
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, timeoutMs);
       void this.pump(id, req, cancel);
     });

@@ -8,13 +8,11 @@ import {
   type Interceptor,
   type ConnectRouter,
 } from "@connectrpc/connect";
-import {
-  invokeUnaryImplementation,
-  transformInvokeImplementation,
-} from "@connectrpc/connect/protocol";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import type { BoundAddress, ListenTarget } from "../http-server.js";
 import { CALL_DONE } from "../call-support.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
+import { invokeUnary, type UnarySpec } from "../invoke.js";
 import { errorToWire } from "./errors.js";
 import {
   FrameReader,
@@ -280,12 +278,7 @@ class ServerConnection {
 
   private runUnary(id: number, call: ServerCall, message: unknown): void {
     const { entry, ctx } = call;
-    invokeUnaryImplementation(
-      entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
-      ctx,
-      message as never,
-      this.interceptors,
-    ).then(
+    invokeUnary(entry.spec as UnarySpec, ctx, message, this.interceptors).then(
       (output) => {
         if (this.calls.get(id) !== call) return;
         this.calls.delete(id);
