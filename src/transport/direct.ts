@@ -30,7 +30,7 @@ import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT, CallAbort, abortOf, type AbortView } from "./lazy-abort.js";
+import { CALL_ABORT, CallAbort, LazyRequest, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -56,11 +56,27 @@ export function createDirectTransport(
   const shutdownSignal = server.routerOptions.shutdownSignal;
   const clientInterceptors = [...(options.interceptors ?? [])];
 
+  // Per method descriptor: its path and entry, so a call builds no strings.
+  const resolved = new Map<
+    DescMethodUnary | DescMethodStreaming,
+    { url: string; entry?: MethodEntry }
+  >();
+  const resolve = (
+    method: DescMethodUnary | DescMethodStreaming,
+  ): { url: string; entry?: MethodEntry } => {
+    let r = resolved.get(method);
+    if (r === undefined) {
+      const url = `/${method.parent.typeName}/${method.name}`;
+      r = { url, entry: methods.get(url) };
+      resolved.set(method, r);
+    }
+    return r;
+  };
   const lookup = (method: DescMethodUnary | DescMethodStreaming): MethodEntry => {
-    const entry = methods.get(`/${method.parent.typeName}/${method.name}`);
+    const { url, entry } = resolve(method);
     if (entry === undefined) {
       throw new ConnectError(
-        `HTTP 404 Not Found: no method /${method.parent.typeName}/${method.name} on this plugin`,
+        `HTTP 404 Not Found: no method ${url} on this plugin`,
         Code.Unimplemented,
       );
     }
@@ -103,20 +119,16 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
-        stream: false,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        false,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        get signal() {
-          return call.abort.signal;
-        },
-        [CALL_ABORT]: call.abort,
-        message: normalize(method.input, input),
-      };
+        resolve(method).url,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalize(method.input, input),
+      ) as unknown as UnaryRequest<I, O>;
       const next = applyInterceptors(
         async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
           const entry = lookup(r.method);
@@ -170,20 +182,16 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
-        stream: true,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        true,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        get signal() {
-          return call.abort.signal;
-        },
-        [CALL_ABORT]: call.abort,
-        message: normalizeIterable(method.input, input),
-      };
+        resolve(method).url,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalizeIterable(method.input, input),
+      ) as unknown as StreamRequest<I, O>;
       const next = applyInterceptors(
         async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
           const entry = lookup(r.method);

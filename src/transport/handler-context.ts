@@ -39,42 +39,78 @@ export class ContextFactory {
     requestHeader: Headers;
     contextValues: ContextValues;
   }): CallContext {
-    const state = new CallAbort();
-    const live = this.live;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
-    const ctx: CallContext = {
-      service: init.service,
-      method: init.method,
-      protocolName: init.protocolName,
-      requestMethod: "POST",
-      url: init.url,
-      get signal() {
-        return state.signal;
-      },
-      [CALL_ABORT]: state,
-      timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-      requestHeader: init.requestHeader,
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
-      values: init.contextValues,
-      abort(reason?: unknown): void {
-        if (timer !== undefined) clearTimeout(timer);
-        live.delete(ctx);
-        state.abort(reason);
-      },
-    };
+    const ctx = new ServerCallContext(init, this.live);
     if (this.shutdownSignal?.aborted) {
       ctx.abort(this.shutdownSignal.reason);
       return ctx;
     }
-    live.add(ctx);
+    this.live.add(ctx);
     if (init.timeoutMs !== undefined) {
-      const expire = (): void =>
-        ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-      if (init.timeoutMs <= 0) expire();
-      else timer = setTimeout(expire, init.timeoutMs);
+      if (init.timeoutMs <= 0) expire(ctx);
+      else ctx.timer = setTimeout(expire, init.timeoutMs, ctx);
     }
     return ctx;
+  }
+}
+
+const noDeadline = (): undefined => undefined;
+
+function expire(ctx: CallContext): void {
+  ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+}
+
+/**
+ * A call's HandlerContext. A class, so that `signal` is a getter on the
+ * prototype (an object literal with a getter costs V8 a slow path, about
+ * 0.4 µs). The other fields are own properties, because connect-es copies
+ * the context with Object.assign for streaming handlers.
+ */
+class ServerCallContext implements CallContext {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName: string;
+  readonly requestMethod = "POST";
+  readonly url: string;
+  readonly timeoutMs: () => number | undefined;
+  readonly requestHeader: Headers;
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  readonly values: ContextValues;
+  readonly [CALL_ABORT] = new CallAbort();
+  timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    init: {
+      service: DescService;
+      method: DescMethod;
+      protocolName: string;
+      url: string;
+      timeoutMs: number | undefined;
+      requestHeader: Headers;
+      contextValues: ContextValues;
+    },
+    private readonly live: Set<CallContext>,
+  ) {
+    this.service = init.service;
+    this.method = init.method;
+    this.protocolName = init.protocolName;
+    this.url = init.url;
+    this.requestHeader = init.requestHeader;
+    this.values = init.contextValues;
+    if (init.timeoutMs === undefined) this.timeoutMs = noDeadline;
+    else {
+      const deadline = Date.now() + init.timeoutMs;
+      this.timeoutMs = () => deadline - Date.now();
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this[CALL_ABORT].signal;
+  }
+
+  abort(reason?: unknown): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.live.delete(this);
+    this[CALL_ABORT].abort(reason);
   }
 }

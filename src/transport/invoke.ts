@@ -1,13 +1,8 @@
 import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
-import type {
-  HandlerContext,
-  Interceptor,
-  UnaryRequest,
-  UnaryResponse,
-} from "@connectrpc/connect";
+import type { HandlerContext, Interceptor, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
 import { applyInterceptors, normalize } from "./call-support.js";
 import type { CallContext } from "./handler-context.js";
-import { CALL_ABORT } from "./lazy-abort.js";
+import { CALL_ABORT, LazyRequest } from "./lazy-abort.js";
 
 /** The parts of connect-es' unary handler spec that the framed and direct servers call. */
 export interface UnarySpec {
@@ -33,20 +28,16 @@ export async function invokeUnary(
   if (interceptors.length === 0) {
     return normalize(output, (await spec.impl(input, ctx)) as MessageShape<DescMessage>);
   }
-  const req = {
-    stream: false,
-    message: input,
-    method: spec.method,
-    requestMethod: ctx.requestMethod,
-    url: ctx.url,
-    get signal() {
-      return ctx.signal;
-    },
-    [CALL_ABORT]: ctx[CALL_ABORT],
-    header: ctx.requestHeader,
-    service: spec.method.parent,
-    contextValues: ctx.values,
-  } as UnaryRequest;
+  const req = new LazyRequest(
+    ctx[CALL_ABORT],
+    false,
+    spec.method.parent,
+    spec.method,
+    ctx.url,
+    ctx.requestHeader,
+    ctx.values,
+    input,
+  ) as unknown as UnaryRequest;
   const anyFn = async (r: UnaryRequest): Promise<UnaryResponse> => {
     // An interceptor that passed a request of its own (other headers, another
     // signal) has the handler see it, as in connect-es.
@@ -57,7 +48,8 @@ export async function invokeUnary(
             ...ctx,
             service: r.service,
             requestHeader: r.header,
-            signal: r.signal,
+            // A copy of the request may lack the lazy signal getter.
+            signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
             values: r.contextValues,
           };
     return {

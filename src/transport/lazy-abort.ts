@@ -64,6 +64,37 @@ export interface AbortView {
 }
 
 /**
+ * A request handed to interceptors, whose `signal` is a getter on the
+ * prototype, created on first read. (An object literal with a getter costs
+ * V8 a slow path and is allocated so that it keeps every call's garbage
+ * alive until a full GC: measured, half the CPU time of an in-process call.)
+ * An interceptor that copies the request (`{...req}`) gets a copy without
+ * `signal`; the transports here then still find the call's state through
+ * CALL_ABORT, which is an own property and is copied.
+ */
+export class LazyRequest {
+  readonly [CALL_ABORT]: CallAbort;
+  constructor(
+    abort: CallAbort,
+    readonly stream: boolean,
+    readonly service: unknown,
+    readonly method: unknown,
+    readonly url: string,
+    readonly header: Headers,
+    readonly contextValues: unknown,
+    readonly message: unknown,
+  ) {
+    this[CALL_ABORT] = abort;
+  }
+
+  readonly requestMethod = "POST";
+
+  get signal(): AbortSignal {
+    return this[CALL_ABORT].signal;
+  }
+}
+
+/**
  * Defines `signal` on `target` as a lazy getter backed by `abort`, and
  * records `abort` under CALL_ABORT. Returns the target.
  */
@@ -85,8 +116,10 @@ export function withLazySignal<T extends object>(target: T, abort: CallAbort): T
 export function abortOf(req: { readonly signal: AbortSignal }): AbortView {
   const state = (req as { [CALL_ABORT]?: CallAbort })[CALL_ABORT];
   if (state !== undefined) {
+    if (req instanceof LazyRequest) return state;
+    // A copy: the state's own signal, or none (a copy of a LazyRequest).
     const d = Object.getOwnPropertyDescriptor(req, "signal");
-    if (d?.get !== undefined || (d !== undefined && d.value === state.createdSignal)) return state;
+    if (d === undefined || d.get !== undefined || d.value === state.createdSignal) return state;
   }
   return signalView(req.signal);
 }

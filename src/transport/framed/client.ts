@@ -29,7 +29,7 @@ import {
   normalizeIterable,
   type CallSignal,
 } from "../call-support.js";
-import { CALL_ABORT, abortOf, type CallAbort } from "../lazy-abort.js";
+import { LazyRequest, abortOf } from "../lazy-abort.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
@@ -89,20 +89,16 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
-        stream: false,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        false,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        get signal() {
-          return call.abort.signal;
-        },
-        [CALL_ABORT]: call.abort,
-        message: normalize(method.input, input),
-      };
+        `/${method.parent.typeName}/${method.name}`,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalize(method.input, input),
+      ) as unknown as UnaryRequest<I, O>;
       const next = applyInterceptors(
         (r: UnaryRequest<I, O>) => connection.unary(r, timeoutMs),
         interceptors,
@@ -129,20 +125,16 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> & { [CALL_ABORT]: CallAbort } = {
-        stream: true,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        true,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        get signal() {
-          return call.abort.signal;
-        },
-        [CALL_ABORT]: call.abort,
-        message: normalizeIterable(method.input, input),
-      };
+        `/${method.parent.typeName}/${method.name}`,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalizeIterable(method.input, input),
+      ) as unknown as StreamRequest<I, O>;
       // The call settles inside the transport's message queue (see
       // FramedConnection.stream), not in a wrapper: one layer less per message.
       const next = applyInterceptors(
@@ -362,8 +354,7 @@ class FramedConnection {
           reject(reason);
         }
       };
-      const onAbort = (reason: unknown): void =>
-        cancel(ConnectError.from(reason, Code.Canceled));
+      const onAbort = (reason: unknown): void => cancel(ConnectError.from(reason, Code.Canceled));
       let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
         if (this.calls.delete(id)) this.cancel(id);
