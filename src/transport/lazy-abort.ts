@@ -95,20 +95,6 @@ export class LazyRequest {
 }
 
 /**
- * Defines `signal` on `target` as a lazy getter backed by `abort`, and
- * records `abort` under CALL_ABORT. Returns the target.
- */
-export function withLazySignal<T extends object>(target: T, abort: CallAbort): T {
-  Object.defineProperty(target, "signal", {
-    get: () => abort.signal,
-    enumerable: true,
-    configurable: true,
-  });
-  Object.defineProperty(target, CALL_ABORT, { value: abort, enumerable: true });
-  return target;
-}
-
-/**
  * The abort state behind a request's (or handler context's) signal: its
  * CallAbort when the signal is still the lazy one, otherwise (an interceptor
  * put in a signal of its own) a view over that AbortSignal.
