@@ -30,8 +30,10 @@ const TRANSPORT_CODES = new Set([
  * metadata and leave the connection up; a broken connection does neither.
  */
 export class CallGuard {
-  /** Calls in flight: their own controller, or a bare token when the transport aborts them. */
-  private readonly inFlight = new Set<AbortController | object>();
+  /** The controllers of calls in flight that have their own (see ownSignals). */
+  private readonly controllers = new Set<AbortController>();
+  /** Calls in flight, with or without a controller. */
+  private active = 0;
   private closedMessage: string | undefined;
   private readonly idle = new IdleWaiters();
 
@@ -54,16 +56,14 @@ export class CallGuard {
 
   /** Resolves when no call is in flight, or after `ms`. */
   async drain(ms: number): Promise<void> {
-    if (this.inFlight.size > 0) await this.idle.wait(ms);
+    if (this.active > 0) await this.idle.wait(ms);
   }
 
   /** Fails every call in flight, and every later call, as closed. */
   close(): void {
     this.closedMessage ??= `plugin ${this.name} was closed`;
-    for (const call of this.inFlight) {
-      if (call instanceof AbortController) {
-        call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
-      }
+    for (const call of this.controllers) {
+      call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
     }
   }
 
@@ -73,7 +73,6 @@ export class CallGuard {
     // Our own signal for the call, so that close() can end it whatever the
     // transport; it follows the caller's signal (cancel and deadline).
     const call = this.ownSignals ? new AbortController() : undefined;
-    const entry = call ?? {};
     let ended = false;
     // Read without creating the request's signal (see lazy-abort.ts).
     const caller = abortOf(req);
@@ -85,14 +84,15 @@ export class CallGuard {
       if (ended) return;
       ended = true;
       unsubscribe?.();
-      this.inFlight.delete(entry);
-      if (this.inFlight.size === 0) this.idle.wake();
+      if (call !== undefined) this.controllers.delete(call);
+      if (--this.active === 0) this.idle.wake();
     };
     const follow = (reason: unknown): void => {
       call?.abort(reason);
       done();
     };
-    this.inFlight.add(entry);
+    if (call !== undefined) this.controllers.add(call);
+    this.active++;
     if (caller.aborted) follow(caller.reason);
     else unsubscribe = caller.onAbort(follow);
     try {

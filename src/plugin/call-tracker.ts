@@ -106,6 +106,7 @@ export class IdleWaiters {
 
   /** Releases everyone waiting. */
   wake(): void {
+    if (this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();

@@ -30,7 +30,7 @@ import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT, CallAbort, LazyRequest, abortOf, type AbortView } from "./lazy-abort.js";
+import { CALL_ABORT, LazyRequest, abortOf, type AbortView, type CallAbort } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];

@@ -18,13 +18,14 @@ export interface CallContext extends HandlerContext {
  * is a plain timer, and shutdown walks the live calls.
  */
 export class ContextFactory {
-  private readonly live = new Set<CallContext>();
+  /** Live calls, as an intrusive list (no allocation, O(1) removal). */
+  private readonly live = new LiveCalls();
 
   constructor(private readonly shutdownSignal?: AbortSignal) {
     shutdownSignal?.addEventListener(
       "abort",
       () => {
-        for (const ctx of [...this.live]) ctx.abort(shutdownSignal.reason);
+        for (const ctx of this.live.all()) ctx.abort(shutdownSignal.reason);
       },
       { once: true },
     );
@@ -73,11 +74,15 @@ class ServerCallContext implements CallContext {
   readonly url: string;
   readonly timeoutMs: () => number | undefined;
   readonly requestHeader: Headers;
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
+  readonly responseHeader: Headers = new Headers();
+  readonly responseTrailer: Headers = new Headers();
   readonly values: ContextValues;
   readonly [CALL_ABORT] = new CallAbort();
   timer: NodeJS.Timeout | undefined = undefined;
+  /** Links of the live list; `linked` while in it. */
+  prevLive: ServerCallContext | undefined = undefined;
+  nextLive: ServerCallContext | undefined = undefined;
+  linked = false;
 
   constructor(
     init: {
@@ -89,7 +94,7 @@ class ServerCallContext implements CallContext {
       requestHeader: Headers;
       contextValues: ContextValues;
     },
-    private readonly live: Set<CallContext>,
+    private readonly live: LiveCalls,
   ) {
     this.service = init.service;
     this.method = init.method;
@@ -112,5 +117,32 @@ class ServerCallContext implements CallContext {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.live.delete(this);
     this[CALL_ABORT].abort(reason);
+  }
+}
+
+/** The calls a ContextFactory has not seen end: a doubly linked list through the contexts. */
+class LiveCalls {
+  private head: ServerCallContext | undefined;
+
+  add(ctx: ServerCallContext): void {
+    ctx.linked = true;
+    ctx.nextLive = this.head;
+    if (this.head !== undefined) this.head.prevLive = ctx;
+    this.head = ctx;
+  }
+
+  delete(ctx: ServerCallContext): void {
+    if (!ctx.linked) return;
+    ctx.linked = false;
+    if (ctx.prevLive !== undefined) ctx.prevLive.nextLive = ctx.nextLive;
+    else this.head = ctx.nextLive;
+    if (ctx.nextLive !== undefined) ctx.nextLive.prevLive = ctx.prevLive;
+    ctx.prevLive = ctx.nextLive = undefined;
+  }
+
+  all(): ServerCallContext[] {
+    const out: ServerCallContext[] = [];
+    for (let c = this.head; c !== undefined; c = c.nextLive) out.push(c);
+    return out;
   }
 }

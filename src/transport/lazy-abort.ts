@@ -116,7 +116,7 @@ function signalView(signal: AbortSignal): AbortView {
       return signal.aborted;
     },
     get reason(): unknown {
-      return signal.reason;
+      return signal.reason as unknown;
     },
     onAbort(hook) {
       const listener = (): void => hook(signal.reason);

@@ -286,6 +286,7 @@ class FramedConnection {
         if (this.calls.delete(id)) this.cancel(id);
         reject(ConnectError.from(reason, Code.Canceled));
       };
+      // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
       let unsubscribe: (() => void) | undefined;
       const call: PendingCall = {
         method: req.method,
@@ -355,6 +356,7 @@ class FramedConnection {
         }
       };
       const onAbort = (reason: unknown): void => cancel(ConnectError.from(reason, Code.Canceled));
+      // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
       let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
         if (this.calls.delete(id)) this.cancel(id);
