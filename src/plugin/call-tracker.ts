@@ -67,12 +67,25 @@ export class CallTracker {
     return error instanceof Error ? error : ConnectError.from(error);
   }
 
-  private async *explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
-    try {
-      yield* messages;
-    } catch (error) {
-      throw this.explain(error);
-    }
+  /**
+   * The stream with its errors explained. A plain iterator rather than an
+   * async generator (`yield*`): one promise hop per message instead of
+   * several, which shows at 100k+ messages/s.
+   */
+  private explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<T> => {
+        const it = messages[Symbol.asyncIterator]();
+        return {
+          next: () =>
+            it.next().then(undefined, (error: unknown) => Promise.reject(this.explain(error))),
+          return: (value?: unknown) =>
+            it.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+          throw: (error?: unknown) =>
+            it.throw?.(error) ?? Promise.reject(this.explain(error)),
+        };
+      },
+    };
   }
 
   /**

@@ -12,7 +12,13 @@ import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import type { BoundAddress, ListenTarget } from "../http-server.js";
 import { CALL_DONE } from "../call-support.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
-import { invokeUnary, type UnarySpec } from "../invoke.js";
+import {
+  invokeServerStream,
+  invokeUnary,
+  onlyMessage,
+  type ServerStreamSpec,
+  type UnarySpec,
+} from "../invoke.js";
 import { errorToWire } from "./errors.js";
 import {
   FrameReader,
@@ -302,13 +308,21 @@ class ServerConnection {
 
   private async runStream(id: number, call: ServerCall): Promise<void> {
     const { entry, ctx } = call;
-    const output = transformInvokeImplementation(
-      entry.spec as Parameters<typeof transformInvokeImplementation>[0],
-      ctx,
-      this.interceptors,
-    )(call.input as AsyncIterable<never>);
     let sentHeader = false;
     try {
+      const output =
+        entry.method.methodKind === "server_streaming"
+          ? await invokeServerStream(
+              entry.spec as ServerStreamSpec,
+              ctx,
+              await onlyMessage(call.input as AsyncIterable<unknown>),
+              this.interceptors,
+            )
+          : transformInvokeImplementation(
+              entry.spec as Parameters<typeof transformInvokeImplementation>[0],
+              ctx,
+              this.interceptors,
+            )(call.input as AsyncIterable<never>);
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
         const bytes = toBinary(entry.method.output, message as never);
