@@ -81,8 +81,7 @@ export class CallTracker {
             it.next().then(undefined, (error: unknown) => Promise.reject(this.explain(error))),
           return: (value?: unknown) =>
             it.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
-          throw: (error?: unknown) =>
-            it.throw?.(error) ?? Promise.reject(this.explain(error)),
+          throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(this.explain(error)),
         };
       },
     };
