@@ -30,7 +30,7 @@ import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT, LazyRequest, abortOf, type AbortView, type CallAbort } from "./lazy-abort.js";
+import { CALL_ABORT, CallAbort, LazyRequest, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -136,7 +136,7 @@ export function createDirectTransport(
           const caller = abortOf(r);
           const unsubscribe = follow(caller, ctx);
           try {
-            const message = await raceAbort(
+            const message = await raceAbortOnce(
               invokeUnary(entry.spec as UnarySpec, ctx, r.message, serverInterceptors),
               // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
               ctx[CALL_ABORT],
@@ -290,7 +290,29 @@ function follow(caller: AbortView, ctx: CallContext): (() => void) | undefined {
     ctx.abort(caller.reason);
     return undefined;
   }
-  return caller.onAbort((reason) => ctx.abort(reason));
+  const hook = (reason: unknown): void => ctx.abort(reason);
+  // The host's own call state is aborted when the call ends (and a late
+  // abort of a finished context does nothing): no need to unsubscribe.
+  if (caller instanceof CallAbort) {
+    caller.listen(hook);
+    return undefined;
+  }
+  return caller.onAbort(hook);
+}
+
+/**
+ * raceAbort for a unary call: the context is aborted when the call ends, so
+ * the hook needs no unsubscribing (it then rejects a settled promise).
+ */
+function raceAbortOnce<T>(promise: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(ConnectError.from(abort.reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    abort.listen((reason) => reject(ConnectError.from(reason)));
+    promise.then(resolve, reject);
+  });
 }
 
 /** Settles with the promise, or rejects as soon as the call aborts. */

@@ -41,6 +41,15 @@ export class CallAbort {
     if (hooks !== undefined) for (const hook of hooks) hook(reason);
   }
 
+  /**
+   * Calls `hook` once on abort, with no means to unsubscribe: for hooks of a
+   * call whose state is always aborted when the call ends (then the hook
+   * must be harmless), which saves a closure and a splice per call.
+   */
+  listen(hook: (reason: unknown) => void): void {
+    (this.hooks ??= []).push(hook);
+  }
+
   /** Calls `hook` once on abort (not if already aborted); returns the means to unsubscribe. */
   onAbort(hook: (reason: unknown) => void): () => void {
     (this.hooks ??= []).push(hook);
