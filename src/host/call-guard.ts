@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { IdleWaiters } from "../plugin/call-tracker.js";
-import { abortOf, type AbortView } from "../transport/lazy-abort.js";
+import { CallAbort, abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
@@ -94,6 +94,8 @@ export class CallGuard {
     if (call !== undefined) this.controllers.add(call);
     this.active++;
     if (caller.aborted) follow(caller.reason);
+    // A local transport's own call state always ends aborted: no unsubscribing.
+    else if (caller instanceof CallAbort) caller.listen(follow);
     else unsubscribe = caller.onAbort(follow);
     try {
       const res = await next(call === undefined ? req : { ...req, signal: call.signal });

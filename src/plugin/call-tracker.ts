@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { abortOf } from "../transport/lazy-abort.js";
+import { CallAbort, abortOf } from "../transport/lazy-abort.js";
 
 /**
  * Counts the calls a plugin is serving, and turns new calls away once a
@@ -54,6 +54,7 @@ export class CallTracker {
     };
     const abort = abortOf(req);
     if (abort.aborted) end();
+    else if (abort instanceof CallAbort) abort.listen(end);
     else abort.onAbort(end);
     return next(req).then(
       (res) => (res.stream ? { ...res, message: this.explainStream(res.message) } : res),
