@@ -119,8 +119,9 @@ export async function connectPluginSubprocess(
   name: string,
   transports: ("framed" | "connect")[],
   main = benchPluginMain,
+  autoMTLS = true,
 ): Promise<Contender> {
-  const client = await openPlugin(subprocess(process.execPath, [main], { transports }));
+  const client = await openPlugin(subprocess(process.execPath, [main], { transports, autoMTLS }));
   return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
 }
 

@@ -77,7 +77,8 @@ const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 log("building the Go contenders (go build)...");
 const go = await buildGoContenders();
 const bundledPlugin = await bundledBenchPlugin();
-const CP_FRAMED = "connect-plugin subprocess, unix socket, framed";
+const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
+const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
 const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
 const CP_HOST_GO_PLUGIN = "connect-plugin host (GoPluginClient) → Go go-plugin plugin, gRPC";
@@ -88,6 +89,7 @@ log("starting contenders...");
 const contenders: Contender[] = [
   await GoPluginHost.start(GO_PLUGIN, go.host, go.plugin),
   await connectPluginSubprocess(CP_FRAMED, ["framed"]),
+  await connectPluginSubprocess(CP_FRAMED_PLAIN, ["framed"], benchPluginMain, false),
   await connectPluginSubprocess(CP_H2, ["connect"]),
   await connectPluginRemote(CP_REMOTE),
   await connectHostGoPlugin(CP_HOST_GO_PLUGIN, go.plugin),
@@ -291,6 +293,9 @@ const uFloor = num(find(S.unary, FLOOR)?.p50_us);
 const cFramed = num(find(S.concurrent, CP_FRAMED)?.ops_per_s);
 const cGo = num(find(S.concurrent, GO_PLUGIN)?.ops_per_s);
 const sFramed = num(find(S.stream, CP_FRAMED)?.ops_per_s);
+const uPlain = num(find(S.unary, CP_FRAMED_PLAIN)?.p50_us);
+const cPlain = num(find(S.concurrent, CP_FRAMED_PLAIN)?.ops_per_s);
+const sPlain = num(find(S.stream, CP_FRAMED_PLAIN)?.ops_per_s);
 const cold = num(find(S.cold, COLD_BUNDLED)?.p50_us) / 1_000;
 const coldPlain = num(find(S.cold, COLD_PLAIN)?.p50_us) / 1_000;
 const inproc = num(find(S.inproc, CP_DIRECT)?.p50_us);
@@ -315,6 +320,14 @@ const targets: Target[] = [
     name: "server streaming ≥ 300,000 msgs/s",
     measured: `${sFramed.toLocaleString("en-US")} msgs/s`,
     met: sFramed >= 300_000,
+  },
+  {
+    name: "same three, framed with autoMTLS: false",
+    measured:
+      `unary ${uPlain} µs (${(uPlain / uGo).toFixed(2)}× go-plugin, ${(uPlain / uFloor).toFixed(2)}× floor); ` +
+      `${cPlain.toLocaleString("en-US")} calls/s (${(cPlain / cGo).toFixed(2)}×); ` +
+      `${sPlain.toLocaleString("en-US")} msgs/s`,
+    met: uPlain <= uGo && uPlain <= 3 * uFloor && cPlain >= cGo && sPlain >= 300_000,
   },
   {
     name: "Node plugin cold start < 150 ms",

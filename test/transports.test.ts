@@ -106,11 +106,20 @@ interface Setup {
   stop: () => Promise<void>;
 }
 
-/** An interceptor like the host's: it sees every call, and adds a header. */
+/**
+ * An interceptor like the host's: it sees every call, and adds a header.
+ * With "x-spread", it passes a copy of the request on ({...req}), which the
+ * local transports must handle (their requests keep `signal` lazily, on the
+ * prototype, so a copy has none; see lazy-abort.ts).
+ */
 const hostInterceptor: Interceptor = (next) => (req) => {
   req.header.set("x-echo", req.header.get("x-echo") ?? "from-interceptor");
-  return next(req);
+  return next(req.header.has("x-spread") ? { ...req } : req);
 };
+
+/** The same on the plugin side: with "x-spread", the handler gets a copy of the request. */
+const serverInterceptor: Interceptor = (next) => (req) =>
+  next(req.header.has("x-spread") ? { ...req, header: new Headers(req.header) } : req);
 
 let dir: string;
 let tls: { ca: string; server: FramedTls; clientCert: string; clientKey: string };
@@ -176,7 +185,11 @@ const setups: Array<[string, () => Promise<Setup>]> = [
     "framed over a unix socket",
     async () => {
       const path = join(dir, `f${Math.random().toString(36).slice(2, 8)}.sock`);
-      const server = await FramedServer.listen(routes, { network: "unix", path });
+      const server = await FramedServer.listen(
+        routes,
+        { network: "unix", path },
+        { interceptors: [serverInterceptor] },
+      );
       const transport = createFramedTransport(
         { network: "unix", address: path },
         { interceptors: [hostInterceptor] },
@@ -191,7 +204,7 @@ const setups: Array<[string, () => Promise<Setup>]> = [
       const server = await FramedServer.listen(
         routes,
         { network: "unix", path },
-        { tls: tls.server },
+        { tls: tls.server, interceptors: [serverInterceptor] },
       );
       const transport = createFramedTransport(
         { network: "unix", address: path },
@@ -208,7 +221,7 @@ const setups: Array<[string, () => Promise<Setup>]> = [
     async () => {
       const path = join(dir, `h${Math.random().toString(36).slice(2, 8)}.sock`);
       const server = await PluginHttpServer.listen(
-        connectNodeAdapter({ routes }),
+        connectNodeAdapter({ routes, interceptors: [serverInterceptor] }),
         { network: "unix", path },
         { acceptHttp1: false },
       );
@@ -223,7 +236,7 @@ const setups: Array<[string, () => Promise<Setup>]> = [
     "direct in process",
     async () => {
       const transport = createDirectTransport(
-        { routes, routerOptions: { interceptors: [] } },
+        { routes, routerOptions: { interceptors: [serverInterceptor] } },
         { interceptors: [hostInterceptor] },
       );
       return { transport, stop: async () => {} };
@@ -350,6 +363,31 @@ for (const [name, setup] of setups) {
       seen.length = 0;
       const abort = new AbortController();
       const call = kv.get({ key: "slow" }, { signal: abort.signal });
+      setTimeout(() => abort.abort(), 50);
+      await assert.rejects(call, (e: unknown) => ConnectError.from(e).code === Code.Canceled);
+      await waitUntil(() => seen.includes(`slow aborted: ${Code.Canceled}`));
+    });
+
+    test("interceptors that copy the request keep deadlines, cancellation and headers", async () => {
+      const spread = { "x-spread": "1" };
+      let header: Headers | undefined;
+      await kv.get(
+        { key: "headers" },
+        { headers: { ...spread, "x-echo": "copied" }, onHeader: (h) => (header = h) },
+      );
+      assert.equal(header?.get("x-echo"), "copied");
+      const res = await kv.get({ key: "timeout" }, { timeoutMs: 5_000, headers: spread });
+      const left = Number(decode(res.value));
+      assert.ok(left > 0 && left <= 5_000, `plugin saw ${left} ms left`);
+      seen.length = 0;
+      await assert.rejects(
+        kv.get({ key: "slow" }, { timeoutMs: 100, headers: spread }),
+        (e: unknown) => ConnectError.from(e).code === Code.DeadlineExceeded,
+      );
+      await waitUntil(() => seen.some((s) => s.startsWith("slow aborted")));
+      seen.length = 0;
+      const abort = new AbortController();
+      const call = kv.get({ key: "slow" }, { signal: abort.signal, headers: spread });
       setTimeout(() => abort.abort(), 50);
       await assert.rejects(call, (e: unknown) => ConnectError.from(e).code === Code.Canceled);
       await waitUntil(() => seen.includes(`slow aborted: ${Code.Canceled}`));

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { IdleWaiters } from "../plugin/call-tracker.js";
+import { CallAbort, abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
@@ -29,8 +30,10 @@ const TRANSPORT_CODES = new Set([
  * metadata and leave the connection up; a broken connection does neither.
  */
 export class CallGuard {
-  /** Calls in flight: their own controller, or a bare token when the transport aborts them. */
-  private readonly inFlight = new Set<AbortController | object>();
+  /** The controllers of calls in flight that have their own (see ownSignals). */
+  private readonly controllers = new Set<AbortController>();
+  /** Calls in flight, with or without a controller. */
+  private active = 0;
   private closedMessage: string | undefined;
   private readonly idle = new IdleWaiters();
 
@@ -53,16 +56,14 @@ export class CallGuard {
 
   /** Resolves when no call is in flight, or after `ms`. */
   async drain(ms: number): Promise<void> {
-    if (this.inFlight.size > 0) await this.idle.wait(ms);
+    if (this.active > 0) await this.idle.wait(ms);
   }
 
   /** Fails every call in flight, and every later call, as closed. */
   close(): void {
     this.closedMessage ??= `plugin ${this.name} was closed`;
-    for (const call of this.inFlight) {
-      if (call instanceof AbortController) {
-        call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
-      }
+    for (const call of this.controllers) {
+      call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
     }
   }
 
@@ -72,35 +73,40 @@ export class CallGuard {
     // Our own signal for the call, so that close() can end it whatever the
     // transport; it follows the caller's signal (cancel and deadline).
     const call = this.ownSignals ? new AbortController() : undefined;
-    const entry = call ?? {};
     let ended = false;
+    // Read without creating the request's signal (see lazy-abort.ts).
+    const caller = abortOf(req);
+    let unsubscribe: (() => void) | undefined;
     // A call ends when it settles, or when the caller's signal aborts, which
     // Connect also does when a call completes: a server stream the caller
     // abandons (break) never finishes its iteration, but its signal does.
     const done = (): void => {
       if (ended) return;
       ended = true;
-      req.signal.removeEventListener("abort", follow);
-      this.inFlight.delete(entry);
-      if (this.inFlight.size === 0) this.idle.wake();
+      unsubscribe?.();
+      if (call !== undefined) this.controllers.delete(call);
+      if (--this.active === 0) this.idle.wake();
     };
-    const follow = (): void => {
-      call?.abort(req.signal.reason);
+    const follow = (reason: unknown): void => {
+      call?.abort(reason);
       done();
     };
-    this.inFlight.add(entry);
-    if (req.signal.aborted) follow();
-    else req.signal.addEventListener("abort", follow, { once: true });
+    if (call !== undefined) this.controllers.add(call);
+    this.active++;
+    if (caller.aborted) follow(caller.reason);
+    // A local transport's own call state always ends aborted: no unsubscribing.
+    else if (caller instanceof CallAbort) caller.listen(follow);
+    else unsubscribe = caller.onAbort(follow);
     try {
       const res = await next(call === undefined ? req : { ...req, signal: call.signal });
       if (!res.stream) {
         done();
         return res;
       }
-      return { ...res, message: this.guardStream(res.message, req.signal, done) };
+      return { ...res, message: this.guardStream(res.message, caller, done) };
     } catch (error) {
       done();
-      throw await this.translate(error, req.signal);
+      throw await this.translate(error, caller);
     }
   };
 
@@ -111,7 +117,7 @@ export class CallGuard {
    */
   private guardStream<T>(
     messages: AsyncIterable<T>,
-    callerSignal: AbortSignal,
+    callerSignal: AbortView,
     done: () => void,
   ): AsyncIterable<T> {
     const translate = (error: unknown): Promise<unknown> => this.translate(error, callerSignal);
@@ -153,7 +159,7 @@ export class CallGuard {
     return undefined;
   }
 
-  private async translate(error: unknown, callerSignal: AbortSignal): Promise<unknown> {
+  private async translate(error: unknown, callerSignal: AbortView): Promise<unknown> {
     // The caller's own cancellation or deadline is not the plugin's doing.
     if (callerSignal.aborted) return error;
     const ce = ConnectError.from(error);

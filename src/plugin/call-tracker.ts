@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { CallAbort, abortOf } from "../transport/lazy-abort.js";
 
 /**
  * Counts the calls a plugin is serving, and turns new calls away once a
@@ -51,8 +52,10 @@ export class CallTracker {
       this.active--;
       if (this.active === 0) this.idle.wake();
     };
-    if (req.signal.aborted) end();
-    else req.signal.addEventListener("abort", end, { once: true });
+    const abort = abortOf(req);
+    if (abort.aborted) end();
+    else if (abort instanceof CallAbort) abort.listen(end);
+    else abort.onAbort(end);
     return next(req).then(
       (res) => (res.stream ? { ...res, message: this.explainStream(res.message) } : res),
       (error: unknown) => Promise.reject(this.explain(error)),
@@ -65,12 +68,24 @@ export class CallTracker {
     return error instanceof Error ? error : ConnectError.from(error);
   }
 
-  private async *explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
-    try {
-      yield* messages;
-    } catch (error) {
-      throw this.explain(error);
-    }
+  /**
+   * The stream with its errors explained. A plain iterator rather than an
+   * async generator (`yield*`): one promise hop per message instead of
+   * several, which shows at 100k+ messages/s.
+   */
+  private explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    return {
+      [Symbol.asyncIterator]: (): AsyncIterator<T> => {
+        const it = messages[Symbol.asyncIterator]();
+        return {
+          next: () =>
+            it.next().then(undefined, (error: unknown) => Promise.reject(this.explain(error))),
+          return: (value?: unknown) =>
+            it.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+          throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(this.explain(error)),
+        };
+      },
+    };
   }
 
   /**
@@ -104,6 +119,7 @@ export class IdleWaiters {
 
   /** Releases everyone waiting. */
   wake(): void {
+    if (this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();

@@ -6,69 +6,74 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { CallAbort } from "./lazy-abort.js";
 
 /** Aborts a finished call's signal without building a DOMException per call. */
 export const CALL_DONE = new ConnectError("call completed", Code.Canceled);
 
 /**
- * The signal a call runs under: it follows the caller's signal, fires
+ * The abort state a call runs under: it follows the caller's signal, fires
  * DeadlineExceeded at the deadline, and fires (with a shared reason, no
- * allocation) when the call completes, as Connect's transports do.
+ * allocation) when the call completes, as Connect's transports do. Its
+ * AbortSignal is created only if someone reads it (see lazy-abort.ts). One
+ * object per call, no closures unless the caller passed a signal.
  */
-/** A call's own signal and the means to settle it. */
-export interface CallSignal {
-  readonly signal: AbortSignal;
+export class CallSignal extends CallAbort {
+  private timer: NodeJS.Timeout | undefined;
+  private follow: (() => void) | undefined;
+
+  constructor(
+    private readonly callerSignal: AbortSignal | undefined,
+    /** The caller's timeout, as the transport passes it on. */
+    readonly timeoutMs: number | undefined,
+  ) {
+    super();
+    if (timeoutMs !== undefined) {
+      if (timeoutMs > 0) this.timer = setTimeout(expire, timeoutMs, this);
+      else expire(this);
+    }
+    if (callerSignal !== undefined) {
+      const follow = (): void => this.abort(ConnectError.from(callerSignal.reason, Code.Canceled));
+      if (callerSignal.aborted) follow();
+      else {
+        this.follow = follow;
+        callerSignal.addEventListener("abort", follow, { once: true });
+      }
+    }
+  }
+
   /** The call completed (or failed): stop the timer and fire the signal. */
-  done(): void;
+  done(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.follow !== undefined) this.callerSignal?.removeEventListener("abort", this.follow);
+    this.abort(CALL_DONE);
+  }
+
   /** The error the caller sees: their cancellation or deadline wins over the one seen. */
-  error(error: unknown): ConnectError;
+  error(error: unknown): ConnectError {
+    if (this.aborted && this.reason !== CALL_DONE) {
+      return ConnectError.from(this.reason, Code.Canceled);
+    }
+    return ConnectError.from(error);
+  }
+
   /** The caller stopped reading a stream. */
-  abandon(): void;
+  abandon(): void {
+    this.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));
+    this.done();
+  }
 }
 
+function expire(call: CallAbort): void {
+  call.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+}
+
+/** The abort state of a new call (see CallSignal). */
 export function callSignal(
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): CallSignal {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const follow = (): void => {
-    controller.abort(ConnectError.from(signal?.reason, Code.Canceled));
-  };
-  if (timeoutMs !== undefined && timeoutMs > 0) {
-    timer = setTimeout(
-      () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
-      timeoutMs,
-    );
-  } else if (timeoutMs !== undefined) {
-    controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-  }
-  if (signal !== undefined) {
-    if (signal.aborted) follow();
-    else signal.addEventListener("abort", follow, { once: true });
-  }
-  const done = (): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    signal?.removeEventListener("abort", follow);
-    controller.abort(CALL_DONE);
-  };
-  return {
-    signal: controller.signal,
-    done,
-    /** The caller cancelled or the deadline passed: that error wins over the one seen. */
-    error(error: unknown): ConnectError {
-      if (controller.signal.aborted && controller.signal.reason !== CALL_DONE) {
-        return ConnectError.from(controller.signal.reason, Code.Canceled);
-      }
-      return ConnectError.from(error);
-    },
-    abandon(): void {
-      if (!controller.signal.aborted) {
-        controller.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));
-      }
-      done();
-    },
-  };
+  return new CallSignal(signal, timeoutMs);
 }
 
 export function applyInterceptors<T>(next: T, interceptors: readonly Interceptor[]): T {

@@ -18,10 +18,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import {
-  invokeUnaryImplementation,
-  transformInvokeImplementation,
-} from "@connectrpc/connect/protocol";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import {
   CALL_DONE,
   applyInterceptors,
@@ -32,6 +29,8 @@ import {
 import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
+import { invokeUnary, type UnarySpec } from "./invoke.js";
+import { CALL_ABORT, CallAbort, LazyRequest, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -57,11 +56,27 @@ export function createDirectTransport(
   const shutdownSignal = server.routerOptions.shutdownSignal;
   const clientInterceptors = [...(options.interceptors ?? [])];
 
+  // Per method descriptor: its path and entry, so a call builds no strings.
+  const resolved = new Map<
+    DescMethodUnary | DescMethodStreaming,
+    { url: string; entry?: MethodEntry }
+  >();
+  const resolve = (
+    method: DescMethodUnary | DescMethodStreaming,
+  ): { url: string; entry?: MethodEntry } => {
+    let r = resolved.get(method);
+    if (r === undefined) {
+      const url = `/${method.parent.typeName}/${method.name}`;
+      r = { url, entry: methods.get(url) };
+      resolved.set(method, r);
+    }
+    return r;
+  };
   const lookup = (method: DescMethodUnary | DescMethodStreaming): MethodEntry => {
-    const entry = methods.get(`/${method.parent.typeName}/${method.name}`);
+    const { url, entry } = resolve(method);
     if (entry === undefined) {
       throw new ConnectError(
-        `HTTP 404 Not Found: no method /${method.parent.typeName}/${method.name} on this plugin`,
+        `HTTP 404 Not Found: no method ${url} on this plugin`,
         Code.Unimplemented,
       );
     }
@@ -104,49 +119,42 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> = {
-        stream: false,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        false,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
-        message: normalize(method.input, input),
-      };
+        resolve(method).url,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalize(method.input, input),
+      ) as unknown as UnaryRequest<I, O>;
       const next = applyInterceptors(
         async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
           const entry = lookup(r.method);
           const ctx = context(entry, r, timeoutMs);
-          const onAbort = (): void => ctx.abort(r.signal.reason);
-          if (r.signal.aborted) onAbort();
-          else r.signal.addEventListener("abort", onAbort, { once: true });
+          const caller = abortOf(r);
+          const unsubscribe = follow(caller, ctx);
           try {
-            const message = await raceSignal(
-              invokeUnaryImplementation(
-                entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
-                ctx,
-                r.message as never,
-                serverInterceptors,
-              ),
+            const message = await raceAbortOnce(
+              invokeUnary(entry.spec as UnarySpec, ctx, r.message, serverInterceptors),
               // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
-              ctx.signal,
+              ctx[CALL_ABORT],
             );
             return {
               stream: false,
               service: r.service,
               method: r.method,
               header: ctx.responseHeader,
-              message: normalize(r.method.output, message as MessageInitShape<O>),
+              message: message as MessageShape<O>,
               trailer: ctx.responseTrailer,
             };
           } catch (error) {
-            throw r.signal.aborted
-              ? ConnectError.from(r.signal.reason)
+            throw caller.aborted
+              ? ConnectError.from(caller.reason)
               : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
           } finally {
-            r.signal.removeEventListener("abort", onAbort);
+            unsubscribe?.();
             ctx.abort(CALL_DONE);
           }
         },
@@ -174,26 +182,24 @@ export function createDirectTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> = {
-        stream: true,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        true,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
-        message: normalizeIterable(method.input, input),
-      };
+        resolve(method).url,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalizeIterable(method.input, input),
+      ) as unknown as StreamRequest<I, O>;
       const next = applyInterceptors(
         async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
           const entry = lookup(r.method);
           const ctx = context(entry, r, timeoutMs);
-          const onAbort = (): void => ctx.abort(r.signal.reason);
-          if (r.signal.aborted) onAbort();
-          else r.signal.addEventListener("abort", onAbort, { once: true });
+          const caller = abortOf(r);
+          const unsubscribe = follow(caller, ctx);
           const finish = (): void => {
-            r.signal.removeEventListener("abort", onAbort);
+            unsubscribe?.();
             ctx.abort(CALL_DONE);
           };
           const output = transformInvokeImplementation(
@@ -203,14 +209,14 @@ export function createDirectTransport(
           )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
           const fail = (error: unknown): never => {
             finish();
-            throw r.signal.aborted
-              ? ConnectError.from(r.signal.reason)
+            throw caller.aborted
+              ? ConnectError.from(caller.reason)
               : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
           };
           // Response headers are known once the handler produces its first message or ends.
           let first: IteratorResult<unknown>;
           try {
-            first = await raceSignal(output.next(), ctx.signal);
+            first = await raceAbort(output.next(), ctx[CALL_ABORT]);
           } catch (error) {
             return fail(error);
           }
@@ -220,7 +226,7 @@ export function createDirectTransport(
             yield normalize(r.method.output, first.value as MessageInitShape<O>);
             try {
               for (;;) {
-                const n = await raceSignal(output.next(), ctx.signal);
+                const n = await raceAbort(output.next(), ctx[CALL_ABORT]);
                 if (n.done === true) break;
                 yield normalize(r.method.output, n.value as MessageInitShape<O>);
               }
@@ -278,23 +284,53 @@ export function createDirectTransport(
   return { transport, close: () => {}, isBroken: () => false };
 }
 
-/** Settles with the promise, or rejects as soon as the signal fires. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    // The abandoned promise may still reject (the handler sees the abort too).
+/** The handler's context follows the caller's cancel (and deadline); returns the unsubscribe. */
+function follow(caller: AbortView, ctx: CallContext): (() => void) | undefined {
+  if (caller.aborted) {
+    ctx.abort(caller.reason);
+    return undefined;
+  }
+  const hook = (reason: unknown): void => ctx.abort(reason);
+  // The host's own call state is aborted when the call ends (and a late
+  // abort of a finished context does nothing): no need to unsubscribe.
+  if (caller instanceof CallAbort) {
+    caller.listen(hook);
+    return undefined;
+  }
+  return caller.onAbort(hook);
+}
+
+/**
+ * raceAbort for a unary call: the context is aborted when the call ends, so
+ * the hook needs no unsubscribing (it then rejects a settled promise).
+ */
+function raceAbortOnce<T>(promise: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.aborted) {
     promise.catch(() => {});
-    return Promise.reject(ConnectError.from(signal.reason));
+    return Promise.reject(ConnectError.from(abort.reason));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(ConnectError.from(signal.reason));
-    signal.addEventListener("abort", onAbort, { once: true });
+    abort.listen((reason) => reject(ConnectError.from(reason)));
+    promise.then(resolve, reject);
+  });
+}
+
+/** Settles with the promise, or rejects as soon as the call aborts. */
+function raceAbort<T>(promise: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.aborted) {
+    // The abandoned promise may still reject (the handler sees the abort too).
+    promise.catch(() => {});
+    return Promise.reject(ConnectError.from(abort.reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const unsubscribe = abort.onAbort((reason) => reject(ConnectError.from(reason)));
     promise.then(
       (v) => {
-        signal.removeEventListener("abort", onAbort);
+        unsubscribe();
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
+        unsubscribe();
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the handler's error on as it is
         reject(e);
       },

@@ -29,6 +29,7 @@ import {
   normalizeIterable,
   type CallSignal,
 } from "../call-support.js";
+import { LazyRequest, abortOf } from "../lazy-abort.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
@@ -88,17 +89,16 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: UnaryRequest<I, O> = {
-        stream: false,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        false,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
-        message: normalize(method.input, input),
-      };
+        `/${method.parent.typeName}/${method.name}`,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalize(method.input, input),
+      ) as unknown as UnaryRequest<I, O>;
       const next = applyInterceptors(
         (r: UnaryRequest<I, O>) => connection.unary(r, timeoutMs),
         interceptors,
@@ -125,17 +125,16 @@ export function createFramedTransport(
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = callSignal(signal, timeoutMs);
-      const req: StreamRequest<I, O> = {
-        stream: true,
-        service: method.parent,
+      const req = new LazyRequest(
+        call,
+        true,
+        method.parent,
         method,
-        requestMethod: "POST",
-        url: `/${method.parent.typeName}/${method.name}`,
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        signal: call.signal,
-        message: normalizeIterable(method.input, input),
-      };
+        `/${method.parent.typeName}/${method.name}`,
+        new Headers(header),
+        contextValues ?? createContextValues(),
+        normalizeIterable(method.input, input),
+      ) as unknown as StreamRequest<I, O>;
       // The call settles inside the transport's message queue (see
       // FramedConnection.stream), not in a wrapper: one layer less per message.
       const next = applyInterceptors(
@@ -278,14 +277,17 @@ class FramedConnection {
     timeoutMs: number | undefined,
   ): Promise<UnaryResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const abort = abortOf(req);
+    if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const bytes = toBinary(req.method.input, req.message);
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
+      const onAbort = (reason: unknown): void => {
         if (this.calls.delete(id)) this.cancel(id);
-        reject(ConnectError.from(req.signal.reason, Code.Canceled));
+        reject(ConnectError.from(reason, Code.Canceled));
       };
+      // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
+      let unsubscribe: (() => void) | undefined;
       const call: PendingCall = {
         method: req.method,
         header: undefined,
@@ -294,7 +296,7 @@ class FramedConnection {
         messages: undefined,
         onHeader: undefined,
         onEnd: (error) => {
-          req.signal.removeEventListener("abort", onAbort);
+          unsubscribe?.();
           if (error !== undefined) {
             reject(error);
             return;
@@ -319,7 +321,7 @@ class FramedConnection {
         },
       };
       this.calls.set(id, call);
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, timeoutMs);
       this.out.frame(FrameType.message, id, bytes);
       this.out.frame(FrameType.end, id);
@@ -332,7 +334,8 @@ class FramedConnection {
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (req.signal.aborted) return Promise.reject(ConnectError.from(req.signal.reason));
+    const abort = abortOf(req);
+    if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const messages = new MessageQueue<unknown>();
     // On an error, the call's signal fires only after interceptors (CallGuard)
@@ -352,7 +355,9 @@ class FramedConnection {
           reject(reason);
         }
       };
-      const onAbort = (): void => cancel(ConnectError.from(req.signal.reason, Code.Canceled));
+      const onAbort = (reason: unknown): void => cancel(ConnectError.from(reason, Code.Canceled));
+      // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
+      let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
         if (this.calls.delete(id)) this.cancel(id);
       };
@@ -375,7 +380,7 @@ class FramedConnection {
           });
         },
         onEnd: (error) => {
-          req.signal.removeEventListener("abort", onAbort);
+          unsubscribe?.();
           if (error !== undefined) {
             messages.fail(error);
             if (!settled) {
@@ -389,7 +394,7 @@ class FramedConnection {
         },
       };
       this.calls.set(id, call);
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, timeoutMs);
       void this.pump(id, req, cancel);
     });

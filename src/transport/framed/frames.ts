@@ -261,7 +261,10 @@ export class FrameWriter {
   private push(buf: Buffer): void {
     this.pending.push(buf);
     this.bytes += buf.length;
-    if (this.bytes >= 256 * 1024) {
+    // 64 KiB at a time: a unix socket's kernel buffer takes that at once, so a
+    // fast stream keeps producing instead of waiting for 'drain' (256 KiB
+    // writes filled the buffer and stalled the producer on every write).
+    if (this.bytes >= 64 * 1024) {
       this.flush();
     } else if (!this.scheduled) {
       this.scheduled = true;

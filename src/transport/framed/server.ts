@@ -8,13 +8,17 @@ import {
   type Interceptor,
   type ConnectRouter,
 } from "@connectrpc/connect";
-import {
-  invokeUnaryImplementation,
-  transformInvokeImplementation,
-} from "@connectrpc/connect/protocol";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import type { BoundAddress, ListenTarget } from "../http-server.js";
 import { CALL_DONE } from "../call-support.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
+import {
+  invokeServerStream,
+  invokeUnary,
+  onlyMessage,
+  type ServerStreamSpec,
+  type UnarySpec,
+} from "../invoke.js";
 import { errorToWire } from "./errors.js";
 import {
   FrameReader,
@@ -280,12 +284,7 @@ class ServerConnection {
 
   private runUnary(id: number, call: ServerCall, message: unknown): void {
     const { entry, ctx } = call;
-    invokeUnaryImplementation(
-      entry.spec as Parameters<typeof invokeUnaryImplementation>[0],
-      ctx,
-      message as never,
-      this.interceptors,
-    ).then(
+    invokeUnary(entry.spec as UnarySpec, ctx, message, this.interceptors).then(
       (output) => {
         if (this.calls.get(id) !== call) return;
         this.calls.delete(id);
@@ -309,13 +308,21 @@ class ServerConnection {
 
   private async runStream(id: number, call: ServerCall): Promise<void> {
     const { entry, ctx } = call;
-    const output = transformInvokeImplementation(
-      entry.spec as Parameters<typeof transformInvokeImplementation>[0],
-      ctx,
-      this.interceptors,
-    )(call.input as AsyncIterable<never>);
     let sentHeader = false;
     try {
+      const output =
+        entry.method.methodKind === "server_streaming"
+          ? await invokeServerStream(
+              entry.spec as ServerStreamSpec,
+              ctx,
+              await onlyMessage(call.input as AsyncIterable<unknown>),
+              this.interceptors,
+            )
+          : transformInvokeImplementation(
+              entry.spec as Parameters<typeof transformInvokeImplementation>[0],
+              ctx,
+              this.interceptors,
+            )(call.input as AsyncIterable<never>);
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
         const bytes = toBinary(entry.method.output, message as never);

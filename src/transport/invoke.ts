@@ -1,0 +1,223 @@
+import type {
+  DescMessage,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { applyInterceptors, normalize } from "./call-support.js";
+import type { CallContext } from "./handler-context.js";
+import { CALL_ABORT, LazyRequest } from "./lazy-abort.js";
+
+/** The parts of connect-es' unary handler spec that the framed and direct servers call. */
+export interface UnarySpec {
+  readonly method: DescMethodUnary;
+  impl(req: unknown, ctx: HandlerContext): unknown;
+}
+
+/**
+ * Runs a unary implementation under the plugin's interceptors, as connect-es'
+ * invokeUnaryImplementation does, but without reading the context's signal:
+ * the request it gives interceptors has a lazy `signal` getter, and when no
+ * interceptor replaced the request, the handler gets `ctx` itself rather
+ * than a copy (a copy would create the signal). Resolves to the normalized
+ * output message; the response headers and trailers end up in `ctx`.
+ */
+export async function invokeUnary(
+  spec: UnarySpec,
+  ctx: CallContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): Promise<unknown> {
+  const output = spec.method.output;
+  if (interceptors.length === 0) {
+    return normalize(output, (await spec.impl(input, ctx)) as MessageShape<DescMessage>);
+  }
+  const req = new LazyRequest(
+    ctx[CALL_ABORT],
+    false,
+    spec.method.parent,
+    spec.method,
+    ctx.url,
+    ctx.requestHeader,
+    ctx.values,
+    input,
+  ) as unknown as UnaryRequest;
+  const anyFn = async (r: UnaryRequest): Promise<UnaryResponse> => {
+    // An interceptor that passed a request of its own (other headers, another
+    // signal) has the handler see it, as in connect-es.
+    const handlerCtx: HandlerContext =
+      r === req
+        ? ctx
+        : {
+            ...ctx,
+            service: r.service,
+            requestHeader: r.header,
+            // A copy of the request may lack the lazy signal getter.
+            signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
+            values: r.contextValues,
+          };
+    return {
+      stream: false,
+      service: spec.method.parent,
+      method: spec.method,
+      header: ctx.responseHeader,
+      message: normalize(output, (await spec.impl(r.message, handlerCtx)) as never),
+      trailer: ctx.responseTrailer,
+    };
+  };
+  const res = await applyInterceptors(anyFn, interceptors)(req);
+  copyHeaders(res.header, ctx.responseHeader);
+  copyHeaders(res.trailer, ctx.responseTrailer);
+  return res.message;
+}
+
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  to.forEach((_, key) => to.delete(key));
+  from.forEach((value, key) => to.set(key, value));
+}
+
+/** The parts of connect-es' server-streaming handler spec that the framed server calls. */
+export interface ServerStreamSpec {
+  readonly method: DescMethodServerStreaming;
+  impl(req: unknown, ctx: HandlerContext): AsyncIterable<unknown>;
+}
+
+/**
+ * Runs a server-streaming implementation under the plugin's interceptors,
+ * as connect-es' transformInvokeImplementation does, minus its async
+ * generator layers (each adds promise hops per message) and without
+ * creating the context's signal. `input` is the single request message.
+ * Resolves to the output messages, normalized; response headers are in
+ * `ctx` when it resolves, trailers once the messages are consumed.
+ */
+export async function invokeServerStream(
+  spec: ServerStreamSpec,
+  ctx: CallContext,
+  input: unknown,
+  interceptors: readonly Interceptor[],
+): Promise<AsyncIterable<unknown>> {
+  const output = spec.method.output;
+  if (interceptors.length === 0) return normalizeStream(output, spec.impl(input, ctx));
+  const req = new LazyRequest(
+    ctx[CALL_ABORT],
+    true,
+    spec.method.parent,
+    spec.method,
+    ctx.url,
+    ctx.requestHeader,
+    ctx.values,
+    singleMessage(input),
+  ) as unknown as StreamRequest;
+  const anyFn = async (r: StreamRequest): Promise<StreamResponse> => {
+    const message = r === req ? input : await onlyMessage(r.message);
+    const handlerCtx: HandlerContext =
+      r === req
+        ? ctx
+        : {
+            ...ctx,
+            service: r.service,
+            requestHeader: r.header,
+            signal: (r as Partial<StreamRequest>).signal ?? ctx.signal,
+            values: r.contextValues,
+          };
+    return {
+      stream: true,
+      service: spec.method.parent,
+      method: spec.method,
+      header: ctx.responseHeader,
+      message: normalizeStream(output, spec.impl(message, handlerCtx)) as AsyncIterable<never>,
+      trailer: ctx.responseTrailer,
+    };
+  };
+  const res = await applyInterceptors(anyFn, interceptors)(req);
+  copyHeaders(res.header, ctx.responseHeader);
+  if (res.trailer === ctx.responseTrailer) return res.message;
+  const trailer = res.trailer;
+  return afterStream(res.message, () => copyHeaders(trailer, ctx.responseTrailer));
+}
+
+/** The messages, each normalized, as a plain iterator (no generator hops). */
+function normalizeStream(
+  desc: DescMessage,
+  messages: AsyncIterable<unknown>,
+): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () =>
+          it
+            .next()
+            .then((r) =>
+              r.done === true ? r : { done: false, value: normalize(desc, r.value as never) },
+            ),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
+}
+
+function afterStream(messages: AsyncIterable<unknown>, then: () => void): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () =>
+          it.next().then((r) => {
+            if (r.done === true) then();
+            return r;
+          }),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
+}
+
+/** A request stream of one message, as connect-es gives server-streaming interceptors. */
+function singleMessage(message: unknown): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      let sent = false;
+      return {
+        next: () => {
+          if (sent) return Promise.resolve({ done: true as const, value: undefined });
+          sent = true;
+          return Promise.resolve({ done: false, value: message });
+        },
+      };
+    },
+  };
+}
+
+/** The one message of a request stream (an interceptor may have replaced it). */
+export async function onlyMessage(messages: AsyncIterable<unknown>): Promise<unknown> {
+  const it = messages[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done === true) {
+    throw new ConnectError(
+      "protocol error: missing input message for server-streaming method",
+      Code.Unimplemented,
+    );
+  }
+  const second = await it.next();
+  if (second.done !== true) {
+    throw new ConnectError(
+      "protocol error: received extra input message for server-streaming method",
+      Code.Unimplemented,
+    );
+  }
+  return first.value;
+}
