@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -144,5 +144,67 @@ process.once("exit", () => {
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(dir);
+  return dir;
+}
+
+/**
+ * A private PKI made by openssl in a fresh temporary directory: `ca.crt`/`ca.key`,
+ * `server.crt`/`server.key` (SAN 127.0.0.1 and localhost, serverAuth) and
+ * `client.crt`/`client.key` (clientAuth), all P-256, valid for two days.
+ * Returns the directory.
+ */
+export function makeTestPki(prefix: string): string {
+  const dir = tempDir(prefix);
+  const file = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync("openssl", args, { stdio: "ignore" });
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    file("ca.key"),
+    "-out",
+    file("ca.crt"),
+    "-subj",
+    "/CN=test-ca",
+    "-days",
+    "2",
+  );
+  for (const [name, ext] of [
+    ["server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
+    writeFileSync(file(`${name}.ext`), `${ext}\n`);
+    openssl(
+      "req",
+      ...ec,
+      "-keyout",
+      file(`${name}.key`),
+      "-out",
+      file(`${name}.csr`),
+      "-subj",
+      `/CN=${name}`,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      file(`${name}.csr`),
+      "-CA",
+      file("ca.crt"),
+      "-CAkey",
+      file("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      file(`${name}.crt`),
+      "-days",
+      "2",
+      "-extfile",
+      file(`${name}.ext`),
+    );
+  }
   return dir;
 }

@@ -7,8 +7,6 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as net from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -27,7 +25,7 @@ import {
   type ServeOptions,
 } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
-import { kvClient, tempDir } from "./helpers.js";
+import { kvClient, makeTestPki } from "./helpers.js";
 
 const servers: ServeHandle[] = [];
 after(async () => {
@@ -166,58 +164,8 @@ test("size limits: a request over the plugin's readMaxBytes and a response over 
 });
 
 test("mutual TLS for a cluster, with certificates read from files", async () => {
-  const dir = tempDir("cp-mtls-");
+  const dir = makeTestPki("cp-mtls-");
   const file = (name: string): string => join(dir, name);
-  const openssl = (...args: string[]): void => {
-    execFileSync("openssl", args, { stdio: "ignore" });
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    file("ca.key"),
-    "-out",
-    file("ca.crt"),
-    "-subj",
-    "/CN=ca",
-    "-days",
-    "2",
-  );
-  for (const [name, ext] of [
-    ["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"],
-    ["client", "extendedKeyUsage=clientAuth"],
-  ] as const) {
-    writeFileSync(file(`${name}.ext`), `${ext}\n`);
-    openssl(
-      "req",
-      ...ec,
-      "-keyout",
-      file(`${name}.key`),
-      "-out",
-      file(`${name}.csr`),
-      "-subj",
-      `/CN=${name}`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      file(`${name}.csr`),
-      "-CA",
-      file("ca.crt"),
-      "-CAkey",
-      file("ca.key"),
-      "-CAcreateserial",
-      "-out",
-      file(`${name}.crt`),
-      "-days",
-      "2",
-      "-extfile",
-      file(`${name}.ext`),
-    );
-  }
   const server = await plugin({
     tls: {
       ...tlsFromFiles({ cert: file("server.crt"), key: file("server.key") }),

@@ -5,75 +5,19 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 
 import { join } from "node:path";
 import { PluginError, remote, type ClientTls } from "../src/index.js";
 
-import { decode, encode, startNetworkPlugin, kvClient, tempDir } from "./helpers.js";
+import { decode, encode, startNetworkPlugin, kvClient, makeTestPki } from "./helpers.js";
 
-const dir = tempDir("cp-tls-");
+const dir = makeTestPki("cp-tls-");
 const file = (name: string): string => join(dir, name);
-
-/** A CA, a server certificate for 127.0.0.1, and a client certificate. */
-function makeCertificates(): void {
-  const openssl = (...args: string[]): void => {
-    execFileSync("openssl", args, { stdio: "ignore" });
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    file("ca.key"),
-    "-out",
-    file("ca.crt"),
-    "-subj",
-    "/CN=test-ca",
-    "-days",
-    "2",
-  );
-  for (const [name, ext] of [
-    ["server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"],
-    ["client", "extendedKeyUsage=clientAuth"],
-  ] as const) {
-    writeFileSync(file(`${name}.ext`), `${ext}\n`);
-    openssl(
-      "req",
-      ...ec,
-      "-keyout",
-      file(`${name}.key`),
-      "-out",
-      file(`${name}.csr`),
-      "-subj",
-      `/CN=${name}`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      file(`${name}.csr`),
-      "-CA",
-      file("ca.crt"),
-      "-CAkey",
-      file("ca.key"),
-      "-CAcreateserial",
-      "-out",
-      file(`${name}.crt`),
-      "-days",
-      "2",
-      "-extfile",
-      file(`${name}.ext`),
-    );
-  }
-}
 
 let tlsPlugin: Awaited<ReturnType<typeof startNetworkPlugin>>;
 let mtlsPlugin: Awaited<ReturnType<typeof startNetworkPlugin>>;
 before(async () => {
-  makeCertificates();
   const serverTls = {
     CONNECT_PLUGIN_TLS_CERT_FILE: file("server.crt"),
     CONNECT_PLUGIN_TLS_KEY_FILE: file("server.key"),

@@ -4,8 +4,7 @@
  * (the fallback), and the direct in-process transport. Each one is driven
  * through createClient(), as PluginClient does, against the same service.
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -32,7 +31,7 @@ import { createDirectTransport } from "../src/transport/direct.js";
 import { createFramedTransport } from "../src/transport/framed/client.js";
 import { FramedServer, type FramedTls } from "../src/transport/framed/server.js";
 import { PluginHttpServer } from "../src/transport/http-server.js";
-import { decode, encode, tempDir } from "./helpers.js";
+import { decode, encode, makeTestPki } from "./helpers.js";
 
 /** What the server saw, for the assertions about cancellation and deadlines. */
 const seen: string[] = [];
@@ -124,53 +123,7 @@ const serverInterceptor: Interceptor = (next) => (req) =>
 let dir: string;
 let tls: { ca: string; server: FramedTls; clientCert: string; clientKey: string };
 before(() => {
-  dir = tempDir("cpt-");
-  const ossl = (...args: string[]): void =>
-    void execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ossl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-subj",
-    "/CN=test-ca",
-    "-days",
-    "1",
-  );
-  writeFileSync(join(dir, "san.ext"), "subjectAltName=DNS:localhost\n");
-  for (const name of ["server", "client"]) {
-    ossl(
-      "req",
-      ...ec,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${name === "server" ? "localhost" : "host"}`,
-    );
-    ossl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${name}.crt`,
-      "-days",
-      "1",
-      "-extfile",
-      "san.ext",
-    );
-  }
+  dir = makeTestPki("cpt-");
   const read = (f: string): string => readFileSync(join(dir, f), "utf8");
   tls = {
     ca: read("ca.crt"),
