@@ -71,9 +71,10 @@ export type { BalancedEndpoint, Balancer, BalancerName } from "./resilience/bala
 export { dnsSrv } from "./discovery/dns-srv.js";
 export type { DnsSrvOptions } from "./discovery/dns-srv.js";
 export { kubernetesDiscovery } from "./discovery/kubernetes.js";
-export type { KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
+export type { KubeConfigLike, KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
 export { etcdDiscovery, registerInEtcd } from "./discovery/etcd.js";
 export type {
+  EtcdClientOptions,
   EtcdDiscoveryOptions,
   EtcdRegistration,
   EtcdRegistrationOptions,
