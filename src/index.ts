@@ -27,7 +27,7 @@ export type { BoundAddress, ServerTls } from "./transport/http-server.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export type { PluginExit } from "./host/launcher.js";
 
-export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
+export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 

@@ -140,7 +140,14 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     const work = tempDir("cp-scaffold-");
     // What `npm create connect-plugin@latest my-plugin` runs.
     created = (
-      await npm(work, ["exec", "--yes", `--package=${create.file}`, "--", "create-connect-plugin", "my-plugin"])
+      await npm(work, [
+        "exec",
+        "--yes",
+        `--package=${create.file}`,
+        "--",
+        "create-connect-plugin",
+        "my-plugin",
+      ])
     ).stdout;
     project = join(work, "my-plugin");
     // The registry's packages, with this checkout's connect-plugin instead of the published one.
@@ -157,8 +164,17 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     assert.equal(pkg.name, "my-plugin");
     assert.equal(pkg.type, "module");
     assert.match(pkg.scripts.start ?? "", /node dist\/host\.js/);
-    assert.match(readFileSync(join(project, "buf.gen.yaml"), "utf8"), /target=ts[\s\S]*import_extension=js/);
-    for (const f of ["proto/greeter/v1/greeter.proto", "src/definition.ts", "src/plugin.ts", "src/host.ts", ".gitignore"]) {
+    assert.match(
+      readFileSync(join(project, "buf.gen.yaml"), "utf8"),
+      /target=ts[\s\S]*import_extension=js/,
+    );
+    for (const f of [
+      "proto/greeter/v1/greeter.proto",
+      "src/definition.ts",
+      "src/plugin.ts",
+      "src/host.ts",
+      ".gitignore",
+    ]) {
       assert.ok(existsSync(join(project, f)), `${f} missing`);
     }
     assert.doesNotMatch(readFileSync(join(project, "src/definition.ts"), "utf8"), /serve\(/);
@@ -167,7 +183,10 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
   test("npm start runs the plugin as a subprocess, as a remote service and in process", async () => {
     const { stdout } = await npm(project, ["start"]);
     for (const where of ["subprocess", "remote", "in-process"]) {
-      assert.match(stdout, new RegExp(`^${where}: Hello, ${where}! countDown\\(3\\) = 3, 2, 1$`, "m"));
+      assert.match(
+        stdout,
+        new RegExp(`^${where}: Hello, ${where}! countDown\\(3\\) = 3, 2, 1$`, "m"),
+      );
     }
   });
 
