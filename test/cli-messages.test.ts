@@ -133,7 +133,7 @@ describe("CLI messages", () => {
     assert.equal(res.code, 7);
     assert.equal(
       res.stderr,
-      "connect-plugin: invalid manifest plugin.json: files: lists no files; fill it in with " +
+      `connect-plugin: invalid manifest ${join(dir, "plugin.json")}: files: lists no files; fill it in with ` +
         "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')\n",
     );
     assert.doesNotMatch(res.stderr, /must NOT have fewer/);

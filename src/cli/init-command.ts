@@ -39,8 +39,8 @@ export function registerInitCommand(program: Command): void {
     .requiredOption(
       "--plugin <name=service>",
       "a plugin it provides and its protobuf service, e.g. greeter=greeter.v1.GreeterService (repeatable)",
-      (value: string, all: string[]) => [...all, value],
-      [],
+      // No default value, so that commander reports a missing --plugin as a usage error.
+      (value: string, all: string[] | undefined) => [...(all ?? []), value],
     )
     .option("--entry <file>", "the file to run (default: package.json's main, else plugin.js)")
     .option(
