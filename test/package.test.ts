@@ -177,7 +177,8 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     ]) {
       assert.ok(existsSync(join(project, f)), `${f} missing`);
     }
-    assert.doesNotMatch(readFileSync(join(project, "src/definition.ts"), "utf8"), /serve\(/);
+    // Importing the definition must not start a server (inProcess() imports it).
+    assert.doesNotMatch(readFileSync(join(project, "src/definition.ts"), "utf8"), /\bserve\b[^(]*from|await serve/);
   });
 
   test("npm start runs the plugin as a subprocess, as a remote service and in process", async () => {
@@ -209,7 +210,7 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     const out = join(tempDir("cp-bundle-"), "plugin");
     mkdirSync(out);
     // The recipe: npx esbuild src/plugin.ts --bundle --platform=node --format=esm --target=node20
-    //   --splitting --external:@connectrpc/connect-node --outdir=dist/plugin
+    //   --splitting --external:@connectrpc/connect-node --out-extension:.js=.mjs --outdir=...
     await build({
       entryPoints: [join(project, "src/plugin.ts")],
       bundle: true,
@@ -218,11 +219,12 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
       target: "node20",
       splitting: true,
       external: ["@connectrpc/connect-node"],
+      outExtension: { ".js": ".mjs" },
       outdir: out,
       logLevel: "error",
     });
     const staticImport = /^import\s[^;]*?from\s*"@connectrpc\/connect-node"/m;
-    assert.doesNotMatch(readFileSync(join(out, "plugin.js"), "utf8"), staticImport);
+    assert.doesNotMatch(readFileSync(join(out, "plugin.mjs"), "utf8"), staticImport);
     // The check can fail: one file without --splitting hoists connect-node to the top.
     const single = join(dirname(out), "single.mjs");
     await build({
@@ -236,7 +238,7 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
       logLevel: "error",
     });
     assert.match(readFileSync(single, "utf8"), staticImport);
-    assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.js");
+    assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.mjs");
 
     const host = join(project, "check-bundle.mjs");
     writeFileSync(
@@ -249,7 +251,7 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
         'console.log((await client.dispense("greeter").greet({ name: "bundle" })).message);\n' +
         "await client.close();\n",
     );
-    const { stdout } = await run(process.execPath, [host, join(out, "plugin.js")], {
+    const { stdout } = await run(process.execPath, [host, join(out, "plugin.mjs")], {
       cwd: project,
       env: cleanEnv(),
     });
