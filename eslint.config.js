@@ -3,7 +3,16 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "src/gen/**", "examples/*/gen/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "src/gen/**",
+      "examples/*/gen/**",
+      // A project template: it type-checks in the project the scaffold writes (test/package.test.ts).
+      "create-connect-plugin/template/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -31,7 +40,8 @@ export default tseslint.config(
     rules: { "@typescript-eslint/require-await": "off" },
   },
   {
-    files: ["eslint.config.js"],
+    // Plain JavaScript outside the TypeScript project (the scaffold's bin has no build step).
+    files: ["eslint.config.js", "create-connect-plugin/*.js"],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

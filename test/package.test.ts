@@ -178,7 +178,10 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
       assert.ok(existsSync(join(project, f)), `${f} missing`);
     }
     // Importing the definition must not start a server (inProcess() imports it).
-    assert.doesNotMatch(readFileSync(join(project, "src/definition.ts"), "utf8"), /\bserve\b[^(]*from|await serve/);
+    assert.doesNotMatch(
+      readFileSync(join(project, "src/definition.ts"), "utf8"),
+      /\bserve\b[^(]*from|await serve/,
+    );
   });
 
   test("npm start runs the plugin as a subprocess, as a remote service and in process", async () => {
