@@ -264,18 +264,7 @@ async function serveNetwork(
     versions: server.versions,
   });
   if (everywhere && tls === undefined) {
-    const auth = (options.interceptors ?? []).length > 0;
-    pluginLog(
-      "warn",
-      `WARNING: serving plaintext HTTP${auth ? "" : " without authentication"} on ${bound.address}, ` +
-        `reachable from other machines: ` +
-        (auth
-          ? "credentials and data cross the network unencrypted. "
-          : "anyone who can reach this port can call the plugin. ") +
-        `Configure TLS (${Env.tlsCertFile}, ${Env.tlsKeyFile}, ${Env.tlsClientCaFile})` +
-        `${auth ? "" : " and authentication (requireBearer, requireApiKey)"}, ` +
-        `or listen on 127.0.0.1.`,
-    );
+    pluginLog("warn", plaintextWarning(bound.address, (options.interceptors ?? []).length > 0));
   }
   return handle;
 }
@@ -301,9 +290,27 @@ function listenProblem(error: unknown): string {
   }
 }
 
+/**
+ * The warning for plaintext on a non-loopback address: loud, because anyone
+ * who can reach the port can call the plugin (without interceptors), or read
+ * the credentials (with them).
+ */
+function plaintextWarning(address: string, auth: boolean): string {
+  return (
+    `WARNING: serving plaintext HTTP${auth ? "" : " without authentication"} on ${address}, ` +
+    `reachable from other machines: ` +
+    (auth
+      ? "credentials and data cross the network unencrypted. "
+      : "anyone who can reach this port can call the plugin. ") +
+    `Configure TLS (${Env.tlsCertFile}, ${Env.tlsKeyFile}, ${Env.tlsClientCaFile})` +
+    `${auth ? "" : " and authentication (requireBearer, requireApiKey)"}, or listen on 127.0.0.1.`
+  );
+}
+
+/** "localhost", 127.0.0.0/8 and ::1 (as src/host/sources.ts's isLoopback, which the plugin side does not import). */
 function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  return h === "localhost" || h === "::1" || h.startsWith("127.");
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 const refuseRemoteShutdown: Interceptor = (next) => (req) => {
