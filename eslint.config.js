@@ -9,7 +9,7 @@ export default tseslint.config(
       "node_modules/**",
       "src/gen/**",
       "examples/*/gen/**",
-      // A project template: it type-checks in the project the scaffold writes (test/package.test.ts).
+      // A project template: it type-checks in the project the scaffold writes (test/package.e2e.ts).
       "create-connect-plugin/template/**",
     ],
   },
