@@ -49,8 +49,8 @@ export { silentLogger, stderrLogger } from "./logging/logger.js";
 export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";
 
 // Remote-first: discovery, health, retries, circuit breaking, load balancing.
-export { cluster } from "./host/cluster-source.js";
-export type { ClusterSource } from "./host/cluster-source.js";
+export { cluster } from "./host/sources.js";
+export type { ClusterSource } from "./host/sources.js";
 export { StaticDiscovery, staticEndpoints } from "./discovery/discovery.js";
 export type { Discovery, Endpoint } from "./discovery/discovery.js";
 export { ClusterTransport } from "./resilience/cluster-transport.js";
@@ -87,7 +87,7 @@ export {
 } from "./security/auth.js";
 export { rateLimit } from "./security/rate-limit.js";
 export type { RateLimitOptions } from "./security/rate-limit.js";
-export { clientAddress } from "./plugin/client-address.js";
+export { clientAddress } from "./transport/client-address.js";
 export { tlsFromFiles } from "./security/tls-files.js";
 
 // go-plugin interoperability (docs/go-plugin.md).

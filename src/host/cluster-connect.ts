@@ -8,8 +8,7 @@ import {
 import { PluginServer } from "../plugin/plugin-server.js";
 import type { Logger } from "../logging/logger.js";
 import { CallGuard } from "./call-guard.js";
-import type { ClusterSource } from "./cluster-source.js";
-import { checkRemoteSource } from "./sources.js";
+import { checkRemoteSource, type ClusterSource } from "./sources.js";
 
 /**
  * Builds what PluginClient needs for a cluster source: the cluster
