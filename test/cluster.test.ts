@@ -9,8 +9,8 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ClusterTransport } from "../src/cluster.js";
 import {
-  ClusterTransport,
   cluster,
   inProcess,
   remote,
