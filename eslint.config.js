@@ -1,6 +1,7 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
   {
@@ -29,6 +30,8 @@ export default tseslint.config(
       ],
     },
   },
+  // Imports flow one way between the folders of src/ (eslint.layers.js).
+  ...layerRules(),
   {
     // node:test's test() and describe() return promises that the runner awaits.
     files: ["test/**/*.ts"],
@@ -41,7 +44,7 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript outside the TypeScript project (the scaffold's bin has no build step).
-    files: ["eslint.config.js", "create-connect-plugin/*.js"],
+    files: ["eslint.config.js", "eslint.layers.js", "create-connect-plugin/*.js"],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

@@ -6,7 +6,7 @@ import {
   type ConnectRouter,
   type Interceptor,
 } from "@connectrpc/connect";
-import { clientAddress } from "./client-address.js";
+import { clientAddress } from "../transport/client-address.js";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";
@@ -22,6 +22,7 @@ import {
 import { FramedServer } from "../transport/framed/server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
+import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
@@ -256,7 +257,7 @@ async function serveNetwork(
   });
   const bound = http.bound;
   const scheme = tls !== undefined ? "https" : "http";
-  const everywhere = bound.network === "tcp" && !isLoopback(bound.host);
+  const everywhere = bound.network === "tcp" && !isLoopbackHost(bound.host);
   pluginLog("info", "plugin serving", {
     // What the socket is bound to, and the URL a host on this machine can use.
     ...(everywhere && { listening: `${scheme}://${bound.address}` }),
@@ -305,12 +306,6 @@ function plaintextWarning(address: string, auth: boolean): string {
     `Configure TLS (${Env.tlsCertFile}, ${Env.tlsKeyFile}, ${Env.tlsClientCaFile})` +
     `${auth ? "" : " and authentication (requireBearer, requireApiKey)"}, or listen on 127.0.0.1.`
   );
-}
-
-/** "localhost", 127.0.0.0/8 and ::1 (as src/host/sources.ts's isLoopback, which the plugin side does not import). */
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 const refuseRemoteShutdown: Interceptor = (next) => (req) => {
