@@ -81,37 +81,23 @@ describe("connect-plugin init", () => {
 
   test("refuses to overwrite, and names what is missing", async () => {
     const dir = await kvPluginDir();
-    const again = await cli([
-      "init",
-      dir,
-      "--entry",
-      "kv-plugin.mjs",
-      "--plugin",
-      "kv=example.kv.v1.KV",
-    ]);
+    const init = (...args: string[]) => cli(["init", dir, ...args]);
+    const again = await init("--entry", "kv-plugin.mjs", "--plugin", "kv=example.kv.v1.KV");
     assert.equal(again.code, 6);
     assert.equal(
       again.stderr,
       `connect-plugin: ${join(dir, "plugin.json")} exists; use --force to overwrite it\n`,
     );
-    const noEntry = await cli(["init", dir, "--force", "--plugin", "kv=example.kv.v1.KV"]);
+    const noEntry = await init("--force", "--plugin", "kv=example.kv.v1.KV");
     assert.equal(noEntry.code, 4);
     assert.equal(
       noEntry.stderr,
       `connect-plugin: the entry plugin.js is not in ${dir}; build the plugin first, or name it with --entry\n`,
     );
-    const noPlugin = await cli(["init", dir, "--force", "--entry", "kv-plugin.mjs"]);
+    const noPlugin = await init("--force", "--entry", "kv-plugin.mjs");
     assert.equal(noPlugin.code, 2);
     assert.match(noPlugin.stderr, /required option '--plugin <name=service>' not specified/);
-    const badPlugin = await cli([
-      "init",
-      dir,
-      "--force",
-      "--entry",
-      "kv-plugin.mjs",
-      "--plugin",
-      "kv",
-    ]);
+    const badPlugin = await init("--force", "--entry", "kv-plugin.mjs", "--plugin", "kv");
     assert.equal(badPlugin.code, 7);
     assert.match(
       badPlugin.stderr,

@@ -16,7 +16,7 @@ import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { before, describe, test } from "node:test";
-import { build } from "esbuild";
+import { build, type BuildOptions } from "esbuild";
 import { tempDir } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -214,32 +214,21 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     mkdirSync(out);
     // The recipe: npx esbuild src/plugin.ts --bundle --platform=node --format=esm --target=node20
     //   --splitting --external:@connectrpc/connect-node --out-extension:.js=.mjs --outdir=...
-    await build({
+    const recipe: BuildOptions = {
       entryPoints: [join(project, "src/plugin.ts")],
       bundle: true,
       platform: "node",
       format: "esm",
       target: "node20",
-      splitting: true,
       external: ["@connectrpc/connect-node"],
-      outExtension: { ".js": ".mjs" },
-      outdir: out,
       logLevel: "error",
-    });
+    };
+    await build({ ...recipe, splitting: true, outExtension: { ".js": ".mjs" }, outdir: out });
     const staticImport = /^import\s[^;]*?from\s*"@connectrpc\/connect-node"/m;
     assert.doesNotMatch(readFileSync(join(out, "plugin.mjs"), "utf8"), staticImport);
     // The check can fail: one file without --splitting hoists connect-node to the top.
     const single = join(dirname(out), "single.mjs");
-    await build({
-      entryPoints: [join(project, "src/plugin.ts")],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      external: ["@connectrpc/connect-node"],
-      outfile: single,
-      logLevel: "error",
-    });
+    await build({ ...recipe, outfile: single });
     assert.match(readFileSync(single, "utf8"), staticImport);
     assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.mjs");
 
