@@ -144,17 +144,20 @@ interface Instance {
  * of idempotent reads and non-idempotent writes (each with a unique id)
  * while it injects faults and kills instances; then audits the ledgers.
  *
- * At most N-1 instances are impaired at once (N-2 by network faults, one
- * more dead), so that the pool as a whole stays able to serve: the suite
- * checks that the host keeps its promises under failure, not that it works
- * without any instance. A network fault is started only on an instance that
- * is not impaired, and runs for its whole duration (blackholes outlast the
- * call deadline, so calls caught in one reach their deadline); a reset
- * counts only when it killed at least one connection. Half of the kills also
- * make the proxy refuse connections until the restart, so writes retried
- * after ECONNREFUSED are audited too, and 5% of writes are answered with an
- * Unavailable error after the plugin recorded them (with text that looks
- * like a transport error), so the host must not resend them.
+ * At most half the instances (rounded down, at least one) are impaired by
+ * network faults at once, and one more may be dead, so that the pool as a
+ * whole stays able to serve: the suite checks that the host keeps its
+ * promises under failure, not that it works without any instance. A network
+ * fault (latency, slow link, proxy blackhole, or a real partition in the
+ * kernel when namespaces are given) is started only on an instance that is
+ * not impaired, and runs for its whole duration (a fifth of blackholes and
+ * partitions outlast the call deadline, so calls caught in one reach it); a
+ * reset counts only when it killed at least one connection. No kind may pass
+ * 38% of the faults so far: a kind that has had its share waits. Half of
+ * the kills also make the proxy refuse connections until the restart, so
+ * writes retried after ECONNREFUSED are audited too, and 5% of writes are
+ * answered with an Unavailable error after the plugin recorded them (with
+ * text that looks like a transport error), so the host must not resend them.
  */
 export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
   const opts = {
@@ -290,7 +293,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 
     // Network faults: N-2 slots; a fault starts only on an instance that is
     // neither dead nor impaired, and is never cut short.
-    const networkSlots = Math.max(1, opts.instances - 2);
+    const networkSlots = Math.max(1, Math.floor((opts.instances - 1) / 2));
     const injectFault = (): void => {
       const now = Date.now();
       const impaired = instances.filter((i) => i.impairedUntil > now).length;
@@ -310,30 +313,28 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       let roll = random() * sum;
       const kind = open.find(([, w]) => (roll -= w) < 0)?.[0] ?? open.at(-1)?.[0];
       if (kind === undefined) return;
-      // Half of the blackholes and partitions outlast the call deadline, so
-      // calls caught in them hit DeadlineExceeded; the others heal in time
-      // for the held bytes to be delivered.
-      const long = random() < 0.5;
+      // A fifth of the blackholes and partitions outlast the call deadline,
+      // so calls caught in them hit DeadlineExceeded; the others heal in
+      // time for the held bytes to be delivered (or retransmitted).
+      const long = random() < 0.2;
       let ms: number;
       let fault: Fault | undefined;
       if (kind === "latency") {
         fault = { kind: "latency", ms: 20 + Math.floor(random() * 300) };
-        ms = 80 + random() * 200;
+        ms = 50 + random() * 100;
       } else if (kind === "slow") {
         fault = { kind: "slow", bytesPerSecond: 2_000 + Math.floor(random() * 20_000) };
-        ms = 80 + random() * 200;
-      } else if (kind === "blackhole") {
-        fault = { kind: "blackhole" };
-        ms = long ? opts.callTimeoutMs + 50 + random() * 450 : 150 + random() * 400;
+        ms = 50 + random() * 100;
       } else {
-        ms = long ? opts.callTimeoutMs + 50 + random() * 450 : 150 + random() * 400;
+        if (kind === "blackhole") fault = { kind: "blackhole" };
+        ms = long ? opts.callTimeoutMs + 50 + random() * 250 : 100 + random() * 250;
       }
       ms = Math.min(ms, Math.max(0, end - now));
-      if (ms < 80) return;
+      if (ms < 50) return;
       faults[kind]++;
       faultMs[kind] += ms;
       // A short gap after the fault before the slot is used again.
-      target.impairedUntil = now + ms + 30;
+      target.impairedUntil = now + ms + 20;
       if (fault !== undefined) {
         const f = fault;
         target.proxy.setFault(f);
@@ -352,7 +353,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         )
         .then(() => heal(link, how))
         .catch((error: unknown) => harnessError(`heal ${target.id} (${how})`, error))
-        .finally(() => (target.impairedUntil = Date.now() + 30));
+        .finally(() => (target.impairedUntil = Date.now() + 20));
     };
     const faultTimer = setInterval(() => {
       if (Date.now() < end) injectFault();
