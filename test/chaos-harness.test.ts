@@ -17,10 +17,10 @@ test("the proxy's port stays readable while it refuses connections and after it 
     host: "127.0.0.1",
     port: (target.address() as { port: number }).port,
   });
-  assert.throws(() => proxy.port, /proxy was never started/);
-  await proxy.start();
-  const port = proxy.port;
   try {
+    assert.throws(() => proxy.port, /proxy was never started/);
+    await proxy.start();
+    const port = proxy.port;
     const refusing = proxy.refuse();
     // The window that crashed the harness: the server is closing, not yet closed.
     assert.equal(proxy.port, port);
