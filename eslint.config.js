@@ -4,7 +4,16 @@ import tseslint from "typescript-eslint";
 import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "src/gen/**", "examples/*/gen/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "src/gen/**",
+      "examples/*/gen/**",
+      ".stryker-tmp/**",
+      "reports/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

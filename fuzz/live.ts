@@ -221,16 +221,17 @@ export async function fuzzTarget(
   };
 }
 
+async function* toAsync<T>(items: T[]): AsyncGenerator<T> {
+  for (const item of items) yield await Promise.resolve(item);
+}
+
 const kvCalls = async (transport: Transport): Promise<void> => {
   const kv = createClient(KV, transport);
   await kv.put({ key: "a", value: new Uint8Array([1, 2, 3]) });
   await kv.get({ key: "a" });
   for await (const _ of kv.watch({ key: "a" })) break;
-  await kv.putMany(
-    (async function* () {
-      yield { key: "b", value: new Uint8Array([4]) };
-    })(),
-  );
+  // A client stream of one message, as an async iterable.
+  await kv.putMany(toAsync([{ key: "b", value: new Uint8Array([4]) }]));
 };
 
 /** A framed server in this process, on a unix socket. */

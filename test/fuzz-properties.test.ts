@@ -295,7 +295,7 @@ test("OCI documents: any bytes, any JSON, fail as a ManagementError or pass the 
     fc.property(
       fc.oneof(
         doc.map((d) => Buffer.from(JSON.stringify(d) ?? "")),
-        fc.uint8Array().map(Buffer.from),
+        fc.uint8Array().map((b) => Buffer.from(b)),
       ),
       (body) => onlyThrows(() => parseRegistryDocument(body, "test"), ManagementError),
     ),
