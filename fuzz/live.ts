@@ -26,6 +26,7 @@ import { createFramedTransport } from "../src/transport/framed/client.js";
 import { FramedServer } from "../src/transport/framed/server.js";
 import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 import type { Transport } from "@connectrpc/connect";
+import { seededRandom } from "../chaos/suite.js";
 
 export interface FuzzResult {
   readonly target: string;
@@ -49,18 +50,6 @@ interface Target {
   /** Makes real calls through `transportTo(relay)`, to record the corpus. */
   exercise(connect: () => net.Socket): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Seeded, so that a failing case can be replayed (`--seed`). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Records the bytes real clients send, one buffer per connection. */
@@ -170,7 +159,8 @@ export async function fuzzTarget(
   },
 ): Promise<FuzzResult> {
   const log = options.log ?? (() => {});
-  const random = prng(options.seed);
+  // Seeded, so that a failing case can be replayed (`--seed`).
+  const random = seededRandom(options.seed);
   const corpus = await recordCorpus(target);
   const failures: string[] = [];
   let hangs = 0;
