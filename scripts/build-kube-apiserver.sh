@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver from the Go module proxy for the Kubernetes tests and
 # prints the binary's path. The binary is cached under
-# ${CONNECT_PLUGIN_CACHE:-~/.cache/connect-plugin}/kube-apiserver/<version>/, so
-# only the first run pays the ~3 minute build (later runs return at once).
+# ${CONNECT_PLUGIN_TEST_CACHE:-~/.cache/connect-plugin/test-deps}/kube-apiserver/<version>/,
+# so only the first run pays the ~3 minute build (later runs return at once).
 #
 # Why not `go install k8s.io/kubernetes/cmd/kube-apiserver@v1.31.14`: the
 # module's go.mod replaces every k8s.io/* staging module with ./staging/...,
@@ -15,7 +15,7 @@ set -euo pipefail
 
 version="${KUBE_APISERVER_VERSION:-v1.31.14}"
 staging_version="v0.${version#v1.}"
-cache_root="${CONNECT_PLUGIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/connect-plugin}"
+cache_root="${CONNECT_PLUGIN_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/connect-plugin/test-deps}"
 out_dir="$cache_root/kube-apiserver/$version"
 binary="$out_dir/kube-apiserver"
 

@@ -24,7 +24,7 @@ import {
   type V1PolicyRule,
 } from "@kubernetes/client-node";
 import { freePort } from "../chaos/suite.js";
-import { makeTestPki, tempDir, waitFor } from "./helpers.js";
+import { makeTestPki, waitFor } from "./helpers.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -54,8 +54,10 @@ export interface KubeApiServer {
   readonly adminKubeconfig: string;
   /** A static token of a user in system:masters (--token-auth-file). */
   readonly adminToken: string;
-  /** A KubeConfig for this server as `user`. */
-  kubeConfig(user: KubeUser, namespace?: string): KubeConfig;
+  /** A KubeConfig for this server (or `url`, a way to it) as `user`. */
+  kubeConfig(user: KubeUser, namespace?: string, url?: string): KubeConfig;
+  /** True when /readyz answers 200. */
+  isReady(): Promise<boolean>;
   /**
    * Writes a kubeconfig file by hand (Debian's kubectl 1.20 cannot
    * `config set-credentials` against this server) and returns its path.
@@ -66,9 +68,7 @@ export interface KubeApiServer {
     args: readonly string[],
     input?: string,
   ): Promise<{ code: number | null; stdout: string; stderr: string }>;
-  /** Stops kube-apiserver and starts it again on the same port and etcd. */
-  restart(): Promise<void>;
-  /** Kills kube-apiserver only (etcd keeps running); `start()` brings it back. */
+  /** Kills kube-apiserver only (etcd keeps running); `start()` brings it back on the same port. */
   kill(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -113,13 +113,21 @@ function openssl(...args: string[]): void {
   execFileSync("openssl", args, { stdio: "ignore" });
 }
 
-/** A client certificate for `cn` in group `org`, signed by the test CA in `dir`. */
-function clientCert(dir: string, cn: string, org: string): { certFile: string; keyFile: string } {
-  const keyFile = join(dir, `${cn}.key`);
-  const certFile = join(dir, `${cn}.crt`);
-  const csr = join(dir, `${cn}.csr`);
-  const ext = join(dir, `${cn}.ext`);
-  writeFileSync(ext, "extendedKeyUsage=clientAuth\n");
+/**
+ * A certificate and key for `name` signed by the test CA in `dir` (made by
+ * makeTestPki), with the given openssl extensions.
+ */
+export function issueCert(
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: string,
+): { certFile: string; keyFile: string } {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.crt`);
+  const csr = join(dir, `${name}.csr`);
+  const ext = join(dir, `${name}.ext`);
+  writeFileSync(ext, `${extensions}\n`);
   openssl(
     "req",
     "-newkey",
@@ -132,7 +140,7 @@ function clientCert(dir: string, cn: string, org: string): { certFile: string; k
     "-out",
     csr,
     "-subj",
-    `/O=${org}/CN=${cn}`,
+    subject,
   );
   openssl(
     "x509",
@@ -209,7 +217,12 @@ export async function startKubeApiServer(
   const file = (name: string): string => join(dir, name);
   const caFile = file("ca.crt");
   const ca = readFileSync(caFile);
-  const adminCert = clientCert(dir, "test-admin", "system:masters");
+  const adminCert = issueCert(
+    dir,
+    "test-admin",
+    "/O=system:masters/CN=test-admin",
+    "extendedKeyUsage=clientAuth",
+  );
   openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", file("sa.key"));
   openssl("ec", "-in", file("sa.key"), "-pubout", "-out", file("sa.pub"));
   const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
@@ -265,10 +278,10 @@ export async function startKubeApiServer(
     if (child !== undefined) await killChild(child, "SIGKILL");
   };
 
-  const kubeConfig = (user: KubeUser, namespace?: string): KubeConfig => {
+  const kubeConfig = (user: KubeUser, namespace?: string, server = url): KubeConfig => {
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: "test", server: url, caFile }],
+      clusters: [{ name: "test", server, caFile }],
       users: [
         "token" in user
           ? { name: "user", token: user.token }
@@ -324,6 +337,7 @@ export async function startKubeApiServer(
     adminKubeconfig,
     adminToken,
     kubeConfig,
+    isReady: async () => (await httpsStatus(`${url}/readyz`, ca)) === 200,
     writeKubeconfig,
     kubectl: (kubectlArgs, input) =>
       new Promise((resolve, reject) => {
@@ -340,10 +354,6 @@ export async function startKubeApiServer(
         proc.once("close", (code) => resolve({ code, stdout, stderr }));
         proc.stdin.end(input ?? "");
       }),
-    restart: async () => {
-      await kill();
-      await start();
-    },
     kill,
     start,
     stop: async () => {
@@ -446,7 +456,10 @@ export async function putEndpointSlice(
     return await api.replaceNamespacedEndpointSlice({
       namespace,
       name,
-      body: { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion } },
+      body: {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion },
+      },
     });
   } catch (error) {
     if ((error as { code?: number }).code !== 404) throw error;
@@ -459,5 +472,112 @@ export async function deleteEndpointSlice(
   namespace: string,
   name: string,
 ): Promise<void> {
-  await server.admin.makeApiClient(DiscoveryV1Api).deleteNamespacedEndpointSlice({ namespace, name });
+  await server.admin
+    .makeApiClient(DiscoveryV1Api)
+    .deleteNamespacedEndpointSlice({ namespace, name });
+}
+
+/**
+ * "Pod IPs" for EndpointSlices: the API server refuses loopback addresses
+ * in them, and tests send traffic only to loopback or to network namespaces
+ * they create. So plugin instances run in a fresh network namespace joined
+ * to this one by a veth pair on a random /30 of 10.213.0.0/16: the host
+ * side is `hostIp`, the instances listen on `podIp`. Needs root.
+ */
+export interface PodNetwork {
+  readonly namespace: string;
+  readonly podIp: string;
+  /** Starts `node main` inside the namespace; resolves with its "plugin serving" URL. */
+  startNode(main: string, env: Record<string, string>): Promise<PodProcess>;
+  remove(): void;
+}
+
+export interface PodProcess {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+const networks = new Set<string>();
+process.once("exit", () => {
+  for (const name of networks) spawnSyncQuiet("ip", ["netns", "delete", name]);
+});
+
+function spawnSyncQuiet(command: string, args: string[]): void {
+  try {
+    execFileSync(command, args, { stdio: "ignore" });
+  } catch {
+    // cleanup of something already gone
+  }
+}
+
+/** Why pod networks cannot be made here, or undefined when they can. */
+export function podNetworkUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "network namespaces need root";
+  try {
+    execFileSync("ip", ["netns", "list"], { stdio: "ignore" });
+  } catch {
+    return "the ip command (iproute2) is missing";
+  }
+  return undefined;
+}
+
+export function createPodNetwork(): PodNetwork {
+  const id = `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
+  const namespace = `cpk8s-${id}`;
+  const [hostIf, podIf] = [`cpk${id}h`, `cpk${id}p`];
+  const inUse = execFileSync("ip", ["-o", "-4", "addr"], { encoding: "utf8" });
+  let prefix = "";
+  do {
+    const block = Math.floor(Math.random() * 16_384) * 4;
+    prefix = `10.213.${block >> 8}.${block & 255}`;
+  } while (inUse.includes(` ${prefix.slice(0, prefix.lastIndexOf("."))}.`));
+  const base = prefix.split(".").map(Number) as [number, number, number, number];
+  const hostIp = `${base[0]}.${base[1]}.${base[2]}.${base[3] + 1}`;
+  const podIp = `${base[0]}.${base[1]}.${base[2]}.${base[3] + 2}`;
+  const ip = (...args: string[]): void => {
+    execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+  };
+  ip("netns", "add", namespace);
+  networks.add(namespace);
+  ip("link", "add", hostIf, "type", "veth", "peer", "name", podIf);
+  ip("link", "set", podIf, "netns", namespace);
+  ip("addr", "add", `${hostIp}/30`, "dev", hostIf);
+  ip("link", "set", hostIf, "up");
+  ip("-n", namespace, "addr", "add", `${podIp}/30`, "dev", podIf);
+  ip("-n", namespace, "link", "set", podIf, "up");
+  ip("-n", namespace, "link", "set", "lo", "up");
+  const processes = new Set<ChildProcess>();
+  return {
+    namespace,
+    podIp,
+    startNode: async (main, env) => {
+      const child = spawn("ip", ["netns", "exec", namespace, process.execPath, main], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      track(child);
+      processes.add(child);
+      const url = await new Promise<string>((resolve, reject) => {
+        let buffered = "";
+        child.stderr?.on("data", (chunk: Buffer) => {
+          buffered += chunk.toString();
+          const match = /"url":"([^"]+)"/.exec(buffered);
+          if (match?.[1] !== undefined) resolve(match[1]);
+        });
+        child.once("exit", (code) => reject(new Error(`${main} exited with ${code}: ${buffered}`)));
+      });
+      return {
+        url,
+        port: Number(new URL(url).port),
+        stop: () => killChild(child, "SIGTERM"),
+      };
+    },
+    remove: () => {
+      for (const child of processes) child.kill("SIGKILL");
+      // Deleting the namespace deletes the veth pair, both ends.
+      spawnSyncQuiet("ip", ["netns", "delete", namespace]);
+      networks.delete(namespace);
+    },
+  };
 }

@@ -34,7 +34,8 @@ if (probeListen) {
   );
   // "HOST:PORT" or ":PORT" (all interfaces), as CONNECT_PLUGIN_LISTEN.
   const match = /^(.*):(\d+)$/.exec(probeListen);
-  if (match === null) throw new Error(`PROBE_LISTEN must be HOST:PORT or :PORT, not ${probeListen}`);
+  if (match === null)
+    throw new Error(`PROBE_LISTEN must be HOST:PORT or :PORT, not ${probeListen}`);
   const probes = http2.createServer(
     connectNodeAdapter({
       routes: (router) =>

@@ -142,7 +142,9 @@ export function kubernetesDiscovery(options: KubernetesDiscoveryOptions): Discov
             },
             (error: unknown) => {
               if (stopped) return;
-              if (error !== null && error !== undefined) fail(failure("watch", error));
+              // A 410 may also come as the watch request's HTTP status.
+              if ((error as { statusCode?: unknown } | null)?.statusCode === 410) expired = true;
+              else if (error !== null && error !== undefined) fail(failure("watch", error));
               again(expired ? 0 : undefined);
             },
           );
