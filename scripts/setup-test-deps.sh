@@ -15,6 +15,7 @@ debian_packages=(
   "htpasswd:apache2-utils"
   "kubectl:kubernetes-client"
   "buildah:buildah"
+  "ip:iproute2"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ConnectionPool } from "etcd3/lib/connection-pool.js";
 import { cluster, dnsSrv, etcdDiscovery, type Endpoint } from "../src/index.js";
 import { freePort } from "../chaos/suite.js";
-import { kvClient, tempDir, waitFor } from "./helpers.js";
+import { etcdHealthy, kvClient, tempDir, waitFor } from "./helpers.js";
 import { answeredBy, startLedger, stopAll, type LedgerInstance } from "./cluster-helpers.js";
 
 const children: ChildProcess[] = [];
@@ -201,18 +201,7 @@ async function startEtcdCluster(): Promise<EtcdMember[]> {
     return { name, clientUrl, child };
   });
   for (const m of members) {
-    await waitFor(
-      `etcd member ${m.name} to be healthy`,
-      async () => {
-        try {
-          const res = await fetch(`${m.clientUrl}/health`);
-          return ((await res.json()) as { health?: string }).health === "true";
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-    );
+    await waitFor(`etcd member ${m.name} to be healthy`, () => etcdHealthy(m.clientUrl), 30_000);
   }
   return members;
 }

@@ -24,7 +24,7 @@ import {
   type V1PolicyRule,
 } from "@kubernetes/client-node";
 import { freePort } from "../chaos/suite.js";
-import { makeTestPki, waitFor } from "./helpers.js";
+import { etcdHealthy, makeTestPki, servingUrl, waitFor } from "./helpers.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -187,12 +187,7 @@ async function startEtcd(dir: string): Promise<{ url: string; child: ChildProces
         `etcd on ${url} to be healthy`,
         async () => {
           if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}`);
-          try {
-            const res = await fetch(`${url}/health`);
-            return ((await res.json()) as { health?: string }).health === "true";
-          } catch {
-            return false;
-          }
+          return etcdHealthy(url);
         },
         30_000,
       );
@@ -558,15 +553,7 @@ export function createPodNetwork(): PodNetwork {
       });
       track(child);
       processes.add(child);
-      const url = await new Promise<string>((resolve, reject) => {
-        let buffered = "";
-        child.stderr?.on("data", (chunk: Buffer) => {
-          buffered += chunk.toString();
-          const match = /"url":"([^"]+)"/.exec(buffered);
-          if (match?.[1] !== undefined) resolve(match[1]);
-        });
-        child.once("exit", (code) => reject(new Error(`${main} exited with ${code}: ${buffered}`)));
-      });
+      const url = await servingUrl(child, main);
       return {
         url,
         port: Number(new URL(url).port),

@@ -581,12 +581,18 @@ test(
     assert.equal(got.code, 0, got.stderr);
     assert.equal(got.stdout, "");
 
-    // The server validates: a Deployment without a selector is refused.
+    // The server validates what no client-side schema can: a Deployment
+    // whose selector does not match its pods' labels is refused.
     const broken = manifests("plugin-service.yaml", namespace);
-    delete broken[0]?.spec?.selector;
+    if (broken[0]?.spec !== undefined) {
+      broken[0].spec.selector = { matchLabels: { "app.kubernetes.io/name": "something-else" } };
+    }
     const res = await server.kubectl(["apply", "--dry-run=server", "-f", "-"], toYaml(broken));
     assert.notEqual(res.code, 0);
-    assert.match(res.stderr, /spec\.selector: Required value/);
+    assert.match(
+      res.stderr,
+      /spec\.template\.metadata\.labels: Invalid value: .*`selector` does not match template `labels`/,
+    );
   },
 );
 
