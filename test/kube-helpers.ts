@@ -10,11 +10,13 @@
  * One server serves a whole test file; each test takes a fresh namespace
  * (a deleted namespace stays Terminating without a controller manager).
  */
+import { after, before } from "node:test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import * as https from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Discovery, Endpoint } from "../src/index.js";
 import {
   CoreV1Api,
   DiscoveryV1Api,
@@ -24,7 +26,7 @@ import {
   type V1PolicyRule,
 } from "@kubernetes/client-node";
 import { freePort } from "../chaos/suite.js";
-import { etcdHealthy, makeTestPki, servingUrl, waitFor } from "./helpers.js";
+import { etcdHealthy, makeTestPki, servingUrl, tempDir, waitFor } from "./helpers.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -567,4 +569,85 @@ export function createPodNetwork(): PodNetwork {
       networks.delete(namespace);
     },
   };
+}
+
+// ---------------------------------------------------------------- one test file's bed
+
+/** The test file's API server and pod network, set by useKubeTestBed()'s `before` hook. */
+export let server: KubeApiServer;
+export let pods: PodNetwork;
+
+/**
+ * Registers hooks that start one API server and one pod network for the
+ * calling test file and stop them after it. Returns why they cannot run
+ * here (pass it as the tests' `skip`), or undefined.
+ */
+export function useKubeTestBed(options: KubeApiServerOptions = {}): string | undefined {
+  const skip = podNetworkUnavailable();
+  // A cold build of kube-apiserver takes minutes; CI builds it in setup-test-deps.sh.
+  before(
+    async () => {
+      if (skip !== undefined) return;
+      pods = createPodNetwork();
+      server = await startKubeApiServer(options);
+    },
+    { timeout: 600_000 },
+  );
+  after(async () => {
+    await server?.stop();
+    pods?.remove();
+  });
+  return skip;
+}
+
+/** Nothing listens there, and nothing dials it: for tests that only list. */
+export const UNDIALED_IP = "192.0.2.10";
+
+const ledgerMain = fileURLToPath(new URL("../chaos/ledger-plugin.js", import.meta.url));
+const ledgerDir = tempDir("cp-k8s-ledgers-");
+
+/** Ledger plugin instances in the pod network, each on its own port of the pod IP. */
+export async function ledgers<T extends string[]>(
+  ...ids: T
+): Promise<{ [K in keyof T]: PodProcess }> {
+  const started = await Promise.all(
+    ids.map((id) =>
+      pods.startNode(ledgerMain, {
+        CONNECT_PLUGIN_LISTEN: `${pods.podIp}:0`,
+        LEDGER_FILE: join(ledgerDir, `${id}.log`),
+        INSTANCE_ID: id,
+      }),
+    ),
+  );
+  return started as { [K in keyof T]: PodProcess };
+}
+
+/** Every list a watch reported, and every error. */
+export function follow(discovery: Discovery): {
+  lists: Endpoint[][];
+  errors: Error[];
+  ports: () => number[];
+  stop: () => void;
+} {
+  const lists: Endpoint[][] = [];
+  const errors: Error[] = [];
+  const stop = discovery.watch(
+    (list) => lists.push(list),
+    (error) => errors.push(error),
+  );
+  const ports = (): number[] =>
+    (lists.at(-1) ?? []).map((e) => Number(new URL(e.url).port)).sort((a, b) => a - b);
+  return { lists, errors, ports, stop };
+}
+
+export const portsOf = (...xs: PodProcess[]): number[] =>
+  xs.map((x) => x.port).sort((a, b) => a - b);
+
+/** A namespace with a host ServiceAccount allowed to list and watch EndpointSlices. */
+export async function hostNamespace(
+  prefix: string,
+): Promise<{ namespace: string; kc: KubeConfig }> {
+  const namespace = await createNamespace(server, prefix);
+  const token = await serviceAccountToken(server, namespace, "host", discoveryRules);
+  return { namespace, kc: server.kubeConfig({ token }) };
 }
