@@ -66,6 +66,12 @@ export interface ServeOptions extends PluginServerOptions {
   readonly readMaxBytes?: number;
   /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
   readonly writeMaxBytes?: number;
+  /**
+   * Network mode: answers `GET /metrics` on the plugin's port with this
+   * handler, for Prometheus to scrape (`prometheusMetrics().handler` from
+   * connect-plugin/observability). Off by default.
+   */
+  readonly metrics?: NodeHandler;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -231,8 +237,13 @@ async function serveNetwork(
   const server = new PluginServer(definition, options);
   const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
   const tls = options.tls ?? tlsFromEnv();
+  const rpc = await handler(server, guard, options);
+  const metrics = options.metrics;
   const http = await PluginHttpServer.listen(
-    await handler(server, guard, options),
+    metrics === undefined
+      ? rpc
+      : (req, res) =>
+          req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
     parseListen(listen),
     { acceptHttp1: true, ...(tls !== undefined && { tls }) },
   );
