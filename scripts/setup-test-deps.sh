@@ -12,6 +12,7 @@ debian_packages=(
   "etcd:etcd-server"
   "docker-registry:docker-registry"
   "htpasswd:apache2-utils"
+  "prometheus:prometheus"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
@@ -43,6 +44,14 @@ fi
 # the benchmark's Go contenders) come from the Go module proxy.
 if command -v go >/dev/null 2>&1; then
   (cd go && go mod download)
+  # A minimal OpenTelemetry Collector (OTLP receiver, file exporter) for the
+  # observability tests, rebuilt only when its sources change.
+  collector=.cache/otelcol-test
+  if [ ! -x "$collector" ] || [ go/otelcol-test/main.go -nt "$collector" ] || [ go/otelcol-test/go.sum -nt "$collector" ]; then
+    echo "building the test OpenTelemetry Collector (go/otelcol-test; a few minutes the first time)"
+    mkdir -p .cache
+    (cd go/otelcol-test && go build -o ../../"$collector" .)
+  fi
 else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi
@@ -52,4 +61,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, prometheus, otelcol-test"

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MeterProvider } from "@opentelemetry/api";
+import type { NodeHandler } from "../transport/http-server.js";
 
 /**
  * Prometheus names of the instruments whose OpenTelemetry name carries no
@@ -23,7 +24,7 @@ export interface PrometheusMetrics {
    * Mount it on the host's own HTTP server (`GET /metrics`), or pass it to
    * serve()'s `metrics` option on a network-mode plugin.
    */
-  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly handler: NodeHandler;
   /** Stops collecting. */
   shutdown(): Promise<void>;
 }
@@ -60,7 +61,10 @@ export async function prometheusMetrics(): Promise<PrometheusMetrics> {
   });
   return {
     meterProvider,
-    handler: (req, res) => exporter.getMetricsRequestHandler(req, res),
+    // The exporter writes with the API that node:http and node:http2's
+    // compatibility layer share (statusCode, setHeader, end).
+    handler: (req, res) =>
+      exporter.getMetricsRequestHandler(req as IncomingMessage, res as ServerResponse),
     shutdown: () => meterProvider.shutdown(),
   };
 }
