@@ -6,7 +6,7 @@
  * Prometheus and read back through its query API.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -43,19 +43,26 @@ import {
 } from "./otel-helpers.js";
 
 const tracedPlugin = fileURLToPath(new URL("./fixtures/traced-plugin.js", import.meta.url));
+const tracedCounter = fileURLToPath(
+  new URL("./fixtures/traced-counter-plugin.js", import.meta.url),
+);
 const OURS = "github.com/connect-plugin/connect-plugin/go/cmd";
 const SERVER = 2;
 const CLIENT = 3;
 
 let collector: Collector;
 let provider: NodeTracerProvider;
-let bin: { otelgrpc: string; connectGo: string };
+let bin: { otelgrpc: string; connectGo: string; counterHost: string };
 
 before(
   async () => {
     [collector, bin] = await Promise.all([
       startCollector(),
-      goBinaries({ otelgrpc: `${OURS}/kv-plugin-otelgrpc`, connectGo: `${OURS}/kv-plugin-connect` }),
+      goBinaries({
+        otelgrpc: `${OURS}/kv-plugin-otelgrpc`,
+        connectGo: `${OURS}/kv-plugin-connect`,
+        counterHost: `${OURS}/counter-host-otel`,
+      }),
     ]);
     provider = registerTracing(collector.endpoint, "ts-host");
   },
@@ -287,6 +294,46 @@ describe("one trace from the host into Go plugins", () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe("a Go go-plugin host with otelgrpc, a TypeScript plugin, and a broker callback", () => {
+  test("host call, plugin span, call back through the GRPCBroker and the host's callback span form one trace", async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        bin.counterHost,
+        ["hits", "3"],
+        {
+          env: {
+            ...process.env,
+            ...otelEnv(),
+            COUNTER_PLUGIN: `"${process.execPath}" "${tracedCounter}"`,
+          },
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) =>
+          error ? reject(new Error(`${error.message}\n${stdout}${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const traceId = out.trim();
+    assert.match(traceId, /^[0-9a-f]{32}$/);
+    const spans = await collector.waitForSpans("the four spans of the Go host's trace", (all) => {
+      const mine = all.filter((s) => s.traceId === traceId);
+      return mine.filter((s) => s.kind === CLIENT || s.kind === SERVER).length >= 4;
+    });
+    const mine = spans.filter((s) => s.traceId === traceId);
+    const find = (service: string, kind: number, name: string): CollectedSpan => {
+      const span = mine.find((s) => s.service === service && s.kind === kind && s.name === name);
+      assert.ok(span, `${service} ${kind} ${name} in ${JSON.stringify(mine.map((s) => [s.service, s.kind, s.name]))}`);
+      return span;
+    };
+    const hostPut = find("go-counter-host", CLIENT, "proto.Counter/Put");
+    const pluginPut = find("ts-counter-plugin", SERVER, "proto.Counter/Put");
+    const pluginSum = find("ts-counter-plugin", CLIENT, "proto.AddHelper/Sum");
+    const hostSum = find("go-counter-host", SERVER, "proto.AddHelper/Sum");
+    assert.equal(pluginPut.parentSpanId, hostPut.spanId, "the Go host's traceparent reached the plugin");
+    assert.equal(pluginSum.parentSpanId, pluginPut.spanId, "the call back runs inside the plugin's span");
+    assert.equal(hostSum.parentSpanId, pluginSum.spanId, "the broker callback carried the traceparent back");
   });
 });
 
