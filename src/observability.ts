@@ -21,3 +21,4 @@ export {
   PROMETHEUS_NAMES,
   type PrometheusMetrics,
 } from "./observability/prometheus.js";
+export { LifecycleMetrics, type EndpointState } from "./observability/lifecycle.js";

@@ -87,6 +87,10 @@ export type ClusterEvent =
   | { readonly type: "endpoints"; readonly ids: readonly string[] }
   | { readonly type: "healthy" | "unhealthy"; readonly id: string; readonly reason?: string }
   | { readonly type: "circuit"; readonly id: string; readonly state: CircuitState }
+  /** A call failed on one attempt and is tried again; `method` is "Service/Method". */
+  | { readonly type: "retry"; readonly method: string; readonly attempt: number }
+  /** A call that could have been retried was not: the retry budget is spent. */
+  | { readonly type: "retry-refused"; readonly method: string }
   | { readonly type: "discovery-error"; readonly message: string };
 
 /** What the cluster knows about one instance, for diagnostics and tests. */
@@ -567,6 +571,7 @@ export class ClusterTransport implements Transport {
       const budgetOk = notSent || (retry?.budget.canRetry ?? false);
       if (retryableCode && safe && timeLeft && attempt < maxAttempts && budgetOk) {
         const delay = Math.min(retry?.backoffMs(attempt) ?? 0, Math.max(0, deadline - Date.now()));
+        this.emit({ type: "retry", method: name, attempt });
         await sleep(delay, signal);
         continue;
       }
@@ -576,6 +581,9 @@ export class ClusterTransport implements Transport {
           signal ?? new AbortController().signal,
           deadline - Date.now(),
         );
+      }
+      if (retryableCode && safe && timeLeft && attempt < maxAttempts && !budgetOk) {
+        this.emit({ type: "retry-refused", method: name });
       }
       let why = "";
       if (!timeLeft && ce.code === Code.DeadlineExceeded)
