@@ -106,8 +106,12 @@ async function traceOf(
     );
   });
   const mine = all.filter((s) => s.traceId === traceId);
-  const client = mine.find((s) => s.kind === CLIENT && s.service === "ts-host" && s.name.endsWith(method));
-  const server = mine.find((s) => s.kind === SERVER && s.service === pluginService && s.name.endsWith(method));
+  const client = mine.find(
+    (s) => s.kind === CLIENT && s.service === "ts-host" && s.name.endsWith(method),
+  );
+  const server = mine.find(
+    (s) => s.kind === SERVER && s.service === pluginService && s.name.endsWith(method),
+  );
   assert.ok(client !== undefined && server !== undefined);
   return { client, server, all: mine };
 }
@@ -116,8 +120,14 @@ const otelEnv = (): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: co
 
 describe("one trace from the host into a TypeScript plugin", () => {
   const launched: Array<[string, (env: Record<string, string>) => PluginSource]> = [
-    ["framed", (env) => subprocess(process.execPath, [tracedPlugin], { env, transports: ["framed"] })],
-    ["HTTP/2 Connect", (env) => subprocess(process.execPath, [tracedPlugin], { env, transports: ["connect"] })],
+    [
+      "framed",
+      (env) => subprocess(process.execPath, [tracedPlugin], { env, transports: ["framed"] }),
+    ],
+    [
+      "HTTP/2 Connect",
+      (env) => subprocess(process.execPath, [tracedPlugin], { env, transports: ["connect"] }),
+    ],
   ];
   for (const [name, source] of launched) {
     test(`a launched plugin over ${name}: parent, client and server spans share the trace; the plugin's log line carries its ids`, async () => {
@@ -141,7 +151,11 @@ describe("one trace from the host into a TypeScript plugin", () => {
         const { client: c, server: s } = await traceOf(traceId, "Get", "ts-kv-plugin");
         assert.equal(c.name, "example.kv.v1.KV/Get");
         assert.equal(c.parentSpanId, rootSpanId, "the client span is a child of the host's span");
-        assert.equal(s.parentSpanId, c.spanId, "the plugin's server span is a child of the client span");
+        assert.equal(
+          s.parentSpanId,
+          c.spanId,
+          "the plugin's server span is a child of the client span",
+        );
         assert.deepEqual(
           [c.attributes["rpc.system"], c.attributes["rpc.service"], c.attributes["rpc.method"]],
           ["connect_rpc", "example.kv.v1.KV", "Get"],
@@ -329,16 +343,31 @@ describe("a Go go-plugin host with otelgrpc, a TypeScript plugin, and a broker c
     const mine = spans.filter((s) => s.traceId === traceId);
     const find = (service: string, kind: number, name: string): CollectedSpan => {
       const span = mine.find((s) => s.service === service && s.kind === kind && s.name === name);
-      assert.ok(span, `${service} ${kind} ${name} in ${JSON.stringify(mine.map((s) => [s.service, s.kind, s.name]))}`);
+      assert.ok(
+        span,
+        `${service} ${kind} ${name} in ${JSON.stringify(mine.map((s) => [s.service, s.kind, s.name]))}`,
+      );
       return span;
     };
     const hostPut = find("go-counter-host", CLIENT, "proto.Counter/Put");
     const pluginPut = find("ts-counter-plugin", SERVER, "proto.Counter/Put");
     const pluginSum = find("ts-counter-plugin", CLIENT, "proto.AddHelper/Sum");
     const hostSum = find("go-counter-host", SERVER, "proto.AddHelper/Sum");
-    assert.equal(pluginPut.parentSpanId, hostPut.spanId, "the Go host's traceparent reached the plugin");
-    assert.equal(pluginSum.parentSpanId, pluginPut.spanId, "the call back runs inside the plugin's span");
-    assert.equal(hostSum.parentSpanId, pluginSum.spanId, "the broker callback carried the traceparent back");
+    assert.equal(
+      pluginPut.parentSpanId,
+      hostPut.spanId,
+      "the Go host's traceparent reached the plugin",
+    );
+    assert.equal(
+      pluginSum.parentSpanId,
+      pluginPut.spanId,
+      "the call back runs inside the plugin's span",
+    );
+    assert.equal(
+      hostSum.parentSpanId,
+      pluginSum.spanId,
+      "the broker callback carried the traceparent back",
+    );
   });
 });
 
@@ -358,9 +387,27 @@ describe("semantic conventions", () => {
     }
     const failing = implement(KV, new FailingKV());
     const expected = {
-      old: { "rpc.system": "connect_rpc", "rpc.service": "example.kv.v1.KV", "rpc.method": "Get", "rpc.connect_rpc.error_code": "not_found" },
-      stable: { "rpc.system.name": "connectrpc", "rpc.method": "example.kv.v1.KV/Get", "rpc.response.status_code": "not_found", "error.type": "not_found" },
-      dup: { "rpc.system": "connect_rpc", "rpc.service": "example.kv.v1.KV", "rpc.method": "example.kv.v1.KV/Get", "rpc.connect_rpc.error_code": "not_found", "rpc.system.name": "connectrpc", "rpc.response.status_code": "not_found", "error.type": "not_found" },
+      old: {
+        "rpc.system": "connect_rpc",
+        "rpc.service": "example.kv.v1.KV",
+        "rpc.method": "Get",
+        "rpc.connect_rpc.error_code": "not_found",
+      },
+      stable: {
+        "rpc.system.name": "connectrpc",
+        "rpc.method": "example.kv.v1.KV/Get",
+        "rpc.response.status_code": "not_found",
+        "error.type": "not_found",
+      },
+      dup: {
+        "rpc.system": "connect_rpc",
+        "rpc.service": "example.kv.v1.KV",
+        "rpc.method": "example.kv.v1.KV/Get",
+        "rpc.connect_rpc.error_code": "not_found",
+        "rpc.system.name": "connectrpc",
+        "rpc.response.status_code": "not_found",
+        "error.type": "not_found",
+      },
     } as const;
     for (const semconv of ["old", "stable", "dup"] as const) {
       const client = new PluginClient({
@@ -410,7 +457,9 @@ describe("metrics scraped by Prometheus", () => {
       plugins: { kv: KV },
       source: remote(url),
       logger: new MemoryLogger(),
-      interceptors: [clientObservability({ meterProvider: metrics.meterProvider, semconv: "stable" })],
+      interceptors: [
+        clientObservability({ meterProvider: metrics.meterProvider, semconv: "stable" }),
+      ],
     });
     try {
       await client.start();
@@ -480,7 +529,11 @@ describe("lifecycle metrics scraped by Prometheus", () => {
       const first = await supervisor.get();
       await prometheus.waitForSeries(`connect_plugin_plugins_up{plugin="kv"} == 1`);
       process.kill(first.pid ?? 0, "SIGKILL");
-      await waitFor("the restart", () => supervisor.restarts === 1 && supervisor.state === "running", 30_000);
+      await waitFor(
+        "the restart",
+        () => supervisor.restarts === 1 && supervisor.state === "running",
+        30_000,
+      );
       const restarts = await prometheus.waitForSeries(
         `connect_plugin_plugin_restarts_total{plugin="kv", reason="crash"} == 1`,
       );
@@ -489,7 +542,9 @@ describe("lifecycle metrics scraped by Prometheus", () => {
         `connect_plugin_plugin_starts_total{plugin="kv", outcome="ok"} == 2`,
       );
       assert.equal(starts[0]?.value, 2);
-      await prometheus.waitForSeries(`connect_plugin_handshake_duration_seconds_count{plugin="kv"} == 2`);
+      await prometheus.waitForSeries(
+        `connect_plugin_handshake_duration_seconds_count{plugin="kv"} == 2`,
+      );
       await prometheus.waitForSeries(`connect_plugin_plugins_up{plugin="kv"} == 1`);
 
       const url = await pluginUrl(network);
@@ -521,7 +576,9 @@ describe("lifecycle metrics scraped by Prometheus", () => {
         `connect_plugin_cluster_endpoints{cluster="kv", state="circuit-open"} == 1`,
       );
       assert.equal(byState[0]?.value, 1);
-      const healthy = await prometheus.query(`connect_plugin_cluster_endpoints{cluster="kv", state="healthy"}`);
+      const healthy = await prometheus.query(
+        `connect_plugin_cluster_endpoints{cluster="kv", state="healthy"}`,
+      );
       assert.equal(healthy[0]?.value, 1);
     } finally {
       await clustered?.close();

@@ -93,7 +93,8 @@ export async function startCollector(): Promise<Collector> {
     },
     60_000,
   );
-  const spans = (): CollectedSpan[] => (existsSync(out) ? parseSpans(readFileSync(out, "utf8")) : []);
+  const spans = (): CollectedSpan[] =>
+    existsSync(out) ? parseSpans(readFileSync(out, "utf8")) : [];
   return {
     endpoint,
     spans,
@@ -106,7 +107,12 @@ export async function startCollector(): Promise<Collector> {
   };
 }
 
-type AnyValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
+type AnyValue = {
+  stringValue?: string;
+  intValue?: string | number;
+  boolValue?: boolean;
+  doubleValue?: number;
+};
 
 function value(v: AnyValue): string | number | boolean {
   if (v.stringValue !== undefined) return v.stringValue;
@@ -151,7 +157,9 @@ function parseSpans(text: string): CollectedSpan[] {
             parentSpanId: s.parentSpanId ?? "",
             name: s.name,
             kind: s.kind ?? 0,
-            attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, value(a.value)])),
+            attributes: Object.fromEntries(
+              (s.attributes ?? []).map((a) => [a.key, value(a.value)]),
+            ),
             status: s.status ?? {},
           });
         }
@@ -175,7 +183,9 @@ export function registerTracing(
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ "service.name": service }),
     sampler: sampled ? new AlwaysOnSampler() : new AlwaysOffSampler(),
-    spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))],
+    spanProcessors: [
+      new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` })),
+    ],
   });
   provider.register();
   return provider;
@@ -251,7 +261,11 @@ export async function startPrometheus(targets: readonly string[]): Promise<Prome
     query,
     waitForSeries: async (promql) => {
       let result: Array<{ labels: Record<string, string>; value: number }> = [];
-      await waitFor(`Prometheus series for ${promql}`, async () => (result = await query(promql)).length > 0, 30_000);
+      await waitFor(
+        `Prometheus series for ${promql}`,
+        async () => (result = await query(promql)).length > 0,
+        30_000,
+      );
       return result;
     },
     stop: () => stopChild(child),

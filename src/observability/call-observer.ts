@@ -15,7 +15,12 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import { CallDurations } from "./instruments.js";
-import { MethodAttributes, semconvStability, type RpcSystem, type SemconvStability } from "./semconv.js";
+import {
+  MethodAttributes,
+  semconvStability,
+  type RpcSystem,
+  type SemconvStability,
+} from "./semconv.js";
 import { registerLogContext } from "../logging/log-context.js";
 
 /** Options of {@link clientObservability} and {@link serverObservability}. */
@@ -108,7 +113,10 @@ class CallObserver {
 
   attributes(method: DescMethod, system: RpcSystem): MethodAttributes {
     let bySystem = this.byMethod.get(method);
-    if (bySystem === undefined) this.byMethod.set(method, (bySystem = new Map()));
+    if (bySystem === undefined) {
+      bySystem = new Map<RpcSystem, MethodAttributes>();
+      this.byMethod.set(method, bySystem);
+    }
     let attrs = bySystem.get(system);
     if (attrs === undefined) {
       attrs = new MethodAttributes(this.stability, system, method.parent.typeName, method.name);

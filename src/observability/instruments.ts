@@ -7,8 +7,8 @@ import type { Attributes, Outcome, SemconvStability } from "./semconv.js";
  * buckets start far below OpenTelemetry's default of 5 ms.
  */
 const DURATION_BUCKETS_S = [
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-  2.5, 5, 10,
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  5, 10,
 ];
 
 /**

@@ -23,7 +23,10 @@ export type EndpointState = "healthy" | "unhealthy" | "circuit-open";
  */
 export class LifecycleMetrics {
   private readonly up = new Map<string, number>();
-  private readonly endpoints = new Map<string, Map<string, { healthy: boolean; circuit: CircuitState }>>();
+  private readonly endpoints = new Map<
+    string,
+    Map<string, { healthy: boolean; circuit: CircuitState }>
+  >();
   private readonly starts: Counter;
   private readonly restarts: Counter;
   private readonly startDuration: Histogram;
@@ -48,7 +51,11 @@ export class LifecycleMetrics {
       })
       .addCallback((result) => {
         for (const [cluster, states] of this.endpoints) {
-          const counts: Record<EndpointState, number> = { healthy: 0, unhealthy: 0, "circuit-open": 0 };
+          const counts: Record<EndpointState, number> = {
+            healthy: 0,
+            unhealthy: 0,
+            "circuit-open": 0,
+          };
           for (const s of states.values()) {
             counts[!s.healthy ? "unhealthy" : s.circuit === "open" ? "circuit-open" : "healthy"]++;
           }
@@ -64,7 +71,9 @@ export class LifecycleMetrics {
     this.startDuration = meter.createHistogram("connect_plugin.handshake.duration", {
       unit: "s",
       description: "Time from launch to a completed handshake.",
-      advice: { explicitBucketBoundaries: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] },
+      advice: {
+        explicitBucketBoundaries: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      },
     });
     this.ejections = meter.createCounter("connect_plugin.cluster.ejections", {
       description: "Instances taken out of rotation, by reason (health-check, circuit).",
@@ -95,14 +104,15 @@ export class LifecycleMetrics {
 
   /** For a cluster's `onEvent` (`cluster({ onEvent })` or ClusterTransport's). */
   clusterListener(cluster: string): (event: ClusterEvent) => void {
-    let states = this.endpoints.get(cluster);
-    if (states === undefined) this.endpoints.set(cluster, (states = new Map()));
-    const endpoints = states;
+    const endpoints =
+      this.endpoints.get(cluster) ?? new Map<string, { healthy: boolean; circuit: CircuitState }>();
+    this.endpoints.set(cluster, endpoints);
     return (event) => {
       switch (event.type) {
         case "endpoints": {
           for (const id of endpoints.keys()) if (!event.ids.includes(id)) endpoints.delete(id);
-          for (const id of event.ids) if (!endpoints.has(id)) endpoints.set(id, { healthy: true, circuit: "closed" });
+          for (const id of event.ids)
+            if (!endpoints.has(id)) endpoints.set(id, { healthy: true, circuit: "closed" });
           break;
         }
         case "healthy":
@@ -173,7 +183,8 @@ export class LifecycleMetrics {
         break;
       case "restart-failed":
         this.starts.add(1, { plugin, outcome: "error" });
-        if (event.restartInMs !== undefined) this.restarts.add(1, { plugin, reason: "start-failed" });
+        if (event.restartInMs !== undefined)
+          this.restarts.add(1, { plugin, reason: "start-failed" });
         break;
       case "stopped":
       case "idle-stop":

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MeterProvider } from "@opentelemetry/api";
 import type { NodeHandler } from "../transport/http-server.js";
+import type * as SdkMetricsModule from "@opentelemetry/sdk-metrics";
+import type * as PrometheusExporterModule from "@opentelemetry/exporter-prometheus";
 
 /**
  * Prometheus names of the instruments whose OpenTelemetry name carries no
@@ -36,8 +38,8 @@ export interface PrometheusMetrics {
  * `@opentelemetry/sdk-metrics` and `@opentelemetry/exporter-prometheus`.
  */
 export async function prometheusMetrics(): Promise<PrometheusMetrics> {
-  let sdk: typeof import("@opentelemetry/sdk-metrics");
-  let exporterModule: typeof import("@opentelemetry/exporter-prometheus");
+  let sdk: typeof SdkMetricsModule;
+  let exporterModule: typeof PrometheusExporterModule;
   try {
     [sdk, exporterModule] = await Promise.all([
       import("@opentelemetry/sdk-metrics"),

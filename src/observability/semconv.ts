@@ -104,9 +104,11 @@ export class MethodAttributes {
       else if (code !== undefined) oldExtra["rpc.connect_rpc.error_code"] = connectCodeName(code);
     }
     if (this.stability !== "old") {
-      if (this.system !== "connect_rpc") stableExtra["rpc.response.status_code"] = grpcCodeName(code ?? 0);
+      if (this.system !== "connect_rpc")
+        stableExtra["rpc.response.status_code"] = grpcCodeName(code ?? 0);
       else if (code !== undefined) stableExtra["rpc.response.status_code"] = connectCodeName(code);
-      if (code !== undefined) stableExtra["error.type"] = stableExtra["rpc.response.status_code"] as string;
+      if (code !== undefined)
+        stableExtra["error.type"] = stableExtra["rpc.response.status_code"] as string;
     }
     return {
       span: { ...oldExtra, ...stableExtra },
