@@ -4,6 +4,7 @@ import {
   context,
   metrics,
   propagation,
+  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -61,7 +62,8 @@ const headerGetter: TextMapGetter<Headers> = {
 export function clientObservability(options: ObservabilityOptions = {}): Interceptor {
   const o = new CallObserver("client", options);
   const system = options.rpcSystem ?? "connect_rpc";
-  return (next) => async (req) => {
+  return (next) => (req) => {
+    if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, system);
     const parent = context.active();
     const span = o.tracer.startSpan(
@@ -84,7 +86,8 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
 export function serverObservability(options: ObservabilityOptions = {}): Interceptor {
   const o = new CallObserver("server", options);
   registerLogContext(activeTraceIds);
-  return (next) => async (req) => {
+  return (next) => (req) => {
+    if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, systemOf(req.header));
     const parent = propagation.extract(context.active(), req.header, headerGetter);
     const span = o.tracer.startSpan(
@@ -100,15 +103,36 @@ export function serverObservability(options: ObservabilityOptions = {}): Interce
 /** What both sides share: the tracer, the histogram, attributes by method. */
 class CallObserver {
   readonly tracer;
+  private readonly provider: TracerProvider;
   private readonly durations: CallDurations;
+  private tracing = false;
+  private checkedAt = -Infinity;
   private readonly stability: SemconvStability;
   private readonly byMethod = new Map<DescMethod, Map<RpcSystem, MethodAttributes>>();
 
   constructor(side: "client" | "server", options: ObservabilityOptions) {
     this.stability = options.semconv ?? semconvStability();
-    this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+    this.provider = options.tracerProvider ?? trace.getTracerProvider();
+    this.tracer = this.provider.getTracer(SCOPE);
     const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
     this.durations = new CallDurations(meter, side, this.stability);
+  }
+
+  /**
+   * Whether calls need observing at all: metrics are on, or a tracer
+   * provider is there (one given, or an SDK registered globally; checked at
+   * most once a second until there is). Otherwise a call goes straight
+   * through, and with no SDK the interceptor costs one check.
+   */
+  active(): boolean {
+    if (this.tracing || this.durations.enabled) return true;
+    const now = performance.now();
+    if (now - this.checkedAt < 1_000) return false;
+    this.checkedAt = now;
+    const provider = this.provider;
+    this.tracing =
+      !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(SCOPE) !== undefined;
+    return this.tracing;
   }
 
   attributes(method: DescMethod, system: RpcSystem): MethodAttributes {
@@ -129,25 +153,36 @@ class CallObserver {
    * Runs the call; ends the span and records the duration when it settles,
    * or for a server stream when its last message has gone through.
    */
-  async run<R extends { stream: boolean }>(
+  run<R extends { stream: boolean }>(
     span: Span,
     attrs: MethodAttributes,
     call: () => Promise<R>,
   ): Promise<R> {
     const start = performance.now();
-    let res: R;
+    let pending: Promise<R>;
     try {
-      res = await call();
+      pending = call();
     } catch (error) {
       this.finish(span, attrs, start, error);
       throw error;
     }
-    if (!res.stream) {
-      this.finish(span, attrs, start, undefined);
-      return res;
-    }
-    const stream = res as unknown as StreamResponse;
-    return { ...stream, message: this.watch(stream.message, span, attrs, start) } as unknown as R;
+    return pending.then(
+      (res) => {
+        if (!res.stream) {
+          this.finish(span, attrs, start, undefined);
+          return res;
+        }
+        const stream = res as unknown as StreamResponse;
+        return {
+          ...stream,
+          message: this.watch(stream.message, span, attrs, start),
+        } as unknown as R;
+      },
+      (error: unknown) => {
+        this.finish(span, attrs, start, error);
+        throw error;
+      },
+    );
   }
 
   private async *watch<T>(

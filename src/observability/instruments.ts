@@ -1,4 +1,4 @@
-import type { Histogram, Meter } from "@opentelemetry/api";
+import { createNoopMeter, type Histogram, type Meter } from "@opentelemetry/api";
 import type { Attributes, Outcome, SemconvStability } from "./semconv.js";
 
 /**
@@ -20,6 +20,12 @@ const DURATION_BUCKETS_S = [
 export class CallDurations {
   private readonly old: Histogram | undefined;
   private readonly stable: Histogram | undefined;
+  /**
+   * False when the meter is OpenTelemetry's no-op (no MeterProvider was
+   * registered when the interceptor was made: the API hands out no-op
+   * meters for good then), so that calls can skip the bookkeeping.
+   */
+  readonly enabled: boolean;
 
   constructor(meter: Meter, side: "client" | "server", stability: SemconvStability) {
     const what = side === "client" ? "outgoing" : "incoming";
@@ -37,6 +43,9 @@ export class CallDurations {
         advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
       });
     }
+
+    const h = this.old ?? this.stable;
+    this.enabled = h !== undefined && !(h instanceof NOOP_HISTOGRAM);
   }
 
   record(ms: number, outcome: Outcome): void {
@@ -44,5 +53,8 @@ export class CallDurations {
     this.stable?.record(ms / 1e3, outcome.stable);
   }
 }
+
+/** The class of OpenTelemetry's no-op histogram, to recognise one. */
+const NOOP_HISTOGRAM = createNoopMeter().createHistogram("noop").constructor as new () => Histogram;
 
 export type { Attributes };
