@@ -6,8 +6,10 @@
  * - off: no observability interceptors;
  * - api, no SDK: clientObservability()/serverObservability() with no
  *   OpenTelemetry SDK registered (OpenTelemetry's no-ops);
- * - unsampled + metrics: SDK tracer that samples nothing (trace context
- *   still propagates), histograms into a Prometheus reader, both sides;
+ * - unsampled tracing only: SDK tracer that samples nothing (trace context
+ *   still propagates), both sides;
+ * - metrics only: call-duration histograms into a Prometheus reader;
+ * - unsampled + metrics: both of those;
  * - sampled + metrics: every call recorded on both sides and exported in
  *   batches over OTLP to the test collector (go/otelcol-test).
  *
@@ -72,6 +74,12 @@ async function contender(
 const contenders = [
   await contender("off", "off", []),
   await contender("api, no SDK", "noop", [clientObservability()]),
+  await contender("unsampled tracing only", "tracing", [
+    clientObservability({ tracerProvider: unsampled }),
+  ]),
+  await contender("metrics only", "metrics", [
+    clientObservability({ meterProvider: metrics.meterProvider }),
+  ]),
   await contender("unsampled + metrics", "sdk", [
     clientObservability({ tracerProvider: unsampled, meterProvider: metrics.meterProvider }),
   ]),

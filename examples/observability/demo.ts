@@ -52,9 +52,16 @@ async function request(): Promise<string> {
 const traceId = await request();
 console.log(`trace ${traceId}`);
 const line = logs.find((r) => r.message === "get");
-console.log(`plugin log line "get": trace_id=${String(line?.fields.trace_id)} span_id=${String(line?.fields.span_id)}`);
+console.log(
+  `plugin log line "get": trace_id=${String(line?.fields.trace_id)} span_id=${String(line?.fields.span_id)}`,
+);
 const scrape = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-console.log(scrape.split("\n").filter((l) => /^(rpc_|connect_plugin_)/.test(l)).join("\n"));
+console.log(
+  scrape
+    .split("\n")
+    .filter((l) => /^(rpc_|connect_plugin_)/.test(l))
+    .join("\n"),
+);
 
 if (process.argv.includes("--serve")) {
   const timer = setInterval(() => void request(), 1_000);
