@@ -5,7 +5,6 @@
 package main
 
 import (
-	"fmt"
 	"log"
 
 	"github.com/hashicorp/go-plugin"
@@ -13,23 +12,9 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
+	"github.com/connect-plugin/connect-plugin/go/internal/memkv"
 	"github.com/connect-plugin/connect-plugin/go/internal/tracing"
 )
-
-type KV struct{ values map[string][]byte }
-
-func (kv *KV) Put(key string, value []byte) error {
-	kv.values[key] = value
-	return nil
-}
-
-func (kv *KV) Get(key string) ([]byte, error) {
-	v, ok := kv.values[key]
-	if !ok {
-		return nil, fmt.Errorf("no such key %q", key)
-	}
-	return v, nil
-}
 
 func main() {
 	stop, err := tracing.Setup("kv-plugin-otelgrpc")
@@ -39,7 +24,7 @@ func main() {
 	defer stop()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
-		Plugins:         plugin.PluginSet{"kv": &shared.KVGRPCPlugin{Impl: &KV{values: map[string][]byte{}}}},
+		Plugins:         plugin.PluginSet{"kv": &shared.KVGRPCPlugin{Impl: memkv.New("")}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))...)
 		},
