@@ -84,12 +84,16 @@ export class GrpcBroker {
     // connect-node is loaded on first use: every launched plugin makes a
     // broker, and most never use it (see serve.ts on cold start).
     const { connectNodeAdapter } = await import("@connectrpc/connect-node");
-    const http = await PluginHttpServer.listen(connectNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }), target, {
-      acceptHttp1: false,
-      ...(tls !== undefined && {
-        tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
-      }),
-    });
+    const http = await PluginHttpServer.listen(
+      connectNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }),
+      target,
+      {
+        acceptHttp1: false,
+        ...(tls !== undefined && {
+          tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
+        }),
+      },
+    );
     if (this.closed) {
       // close() ran while we were listening: it could not see this server.
       await http.close(0);
