@@ -67,7 +67,7 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
     const attrs = o.attributes(req.method, system);
     const parent = context.active();
     const span = o.tracer.startSpan(
-      `${req.service.typeName}/${req.method.name}`,
+      attrs.name,
       { kind: SpanKind.CLIENT, attributes: attrs.span },
       parent,
     );
@@ -91,7 +91,7 @@ export function serverObservability(options: ObservabilityOptions = {}): Interce
     const attrs = o.attributes(req.method, systemOf(req.header));
     const parent = propagation.extract(context.active(), req.header, headerGetter);
     const span = o.tracer.startSpan(
-      `${req.service.typeName}/${req.method.name}`,
+      attrs.name,
       { kind: SpanKind.SERVER, attributes: attrs.span },
       parent,
     );

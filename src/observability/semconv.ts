@@ -59,6 +59,8 @@ export interface Outcome {
  * a key (`rpc.method`), the stable value wins.
  */
 export class MethodAttributes {
+  /** The span name: `{service}/{method}`. */
+  readonly name: string;
   /** Attributes set when the span starts. */
   readonly span: Attributes;
   /** The outcome of a successful call. */
@@ -73,6 +75,7 @@ export class MethodAttributes {
     service: string,
     method: string,
   ) {
+    this.name = `${service}/${method}`;
     if (stability !== "stable") {
       this.old["rpc.system"] = system;
       this.old["rpc.service"] = service;
