@@ -35,7 +35,8 @@ import {
 import { KV, handshake } from "../examples/kv/shared.js";
 import { KV as GoKV, handshake as goHandshake } from "../examples/goplugin/shared.js";
 import { MemoryKV } from "../examples/kv/memory-kv.js";
-import type { GetRequest } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { GetRequestSchema, type GetRequest } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { MemoryLogger, decode, encode, waitFor } from "./helpers.js";
 import { freePort } from "./oci-helpers.js";
@@ -458,7 +459,11 @@ describe("metrics scraped by Prometheus", () => {
       source: remote(url),
       logger: new MemoryLogger(),
       interceptors: [
-        clientObservability({ meterProvider: metrics.meterProvider, semconv: "stable" }),
+        clientObservability({
+          meterProvider: metrics.meterProvider,
+          semconv: "stable",
+          messageSizes: true,
+        }),
       ],
     });
     try {
@@ -477,6 +482,14 @@ describe("metrics scraped by Prometheus", () => {
         `rpc_client_call_duration_seconds_bucket{rpc_method="example.kv.v1.KV/Get", le="+Inf"}`,
       );
       assert.equal(buckets[0]?.value, 5, "the histogram has its +Inf bucket, in seconds");
+      const requestBytes = toBinary(
+        GetRequestSchema,
+        create(GetRequestSchema, { key: "k" }),
+      ).length;
+      const sizes = await prometheus.waitForSeries(
+        `rpc_client_request_size_bytes_sum{rpc_method="example.kv.v1.KV/Get"}`,
+      );
+      assert.equal(sizes[0]?.value, 5 * requestBytes, "five requests' encoded bytes");
       // Past the plugin's burst of 20 calls, rateLimit() refuses, and says so.
       const results = await Promise.allSettled(
         Array.from({ length: 25 }, () => kv.get({ key: "k" })),

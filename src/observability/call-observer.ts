@@ -15,7 +15,7 @@ import {
   type TextMapSetter,
   type TracerProvider,
 } from "@opentelemetry/api";
-import { CallDurations } from "./instruments.js";
+import { CallDurations, MessageSizes } from "./instruments.js";
 import {
   MethodAttributes,
   semconvStability,
@@ -38,6 +38,12 @@ export interface ObservabilityOptions {
    * request's content type.
    */
   readonly rpcSystem?: RpcSystem;
+  /**
+   * Also record the encoded request and response sizes of unary calls
+   * (`rpc.{client,server}.{request,response}.size`). Off by default: it
+   * encodes each message once more.
+   */
+  readonly messageSizes?: boolean;
 }
 
 /** The instrumentation scope name of spans and metrics. */
@@ -72,7 +78,7 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
       parent,
     );
     propagation.inject(trace.setSpan(parent, span), req.header, headerSetter);
-    return o.run(span, attrs, () => next(req));
+    return o.run(span, attrs, req, () => next(req));
   };
 }
 
@@ -96,7 +102,7 @@ export function serverObservability(options: ObservabilityOptions = {}): Interce
       parent,
     );
     const ctx = trace.setSpan(parent, span);
-    return o.run(span, attrs, () => context.with(ctx, next, undefined, req));
+    return o.run(span, attrs, req, () => context.with(ctx, next, undefined, req));
   };
 }
 
@@ -105,6 +111,7 @@ class CallObserver {
   readonly tracer;
   private readonly provider: TracerProvider;
   private readonly durations: CallDurations;
+  private readonly sizes: MessageSizes | undefined;
   private tracing = false;
   private checkedAt = -Infinity;
   private readonly stability: SemconvStability;
@@ -116,6 +123,10 @@ class CallObserver {
     this.tracer = this.provider.getTracer(SCOPE);
     const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
     this.durations = new CallDurations(meter, side, this.stability);
+    this.sizes =
+      options.messageSizes === true && this.durations.enabled
+        ? new MessageSizes(meter, side, this.stability)
+        : undefined;
   }
 
   /**
@@ -156,6 +167,7 @@ class CallObserver {
   run<R extends { stream: boolean }>(
     span: Span,
     attrs: MethodAttributes,
+    req: { readonly stream: boolean; readonly method: DescMethod; readonly message: unknown },
     call: () => Promise<R>,
   ): Promise<R> {
     const start = performance.now();
@@ -170,6 +182,10 @@ class CallObserver {
       (res) => {
         if (!res.stream) {
           this.finish(span, attrs, start, undefined);
+          if (this.sizes !== undefined && !req.stream) {
+            const message = (res as unknown as { message: unknown }).message;
+            this.sizes.record(req.method, req.message, message, attrs.ok);
+          }
           return res;
         }
         const stream = res as unknown as StreamResponse;
@@ -180,6 +196,14 @@ class CallObserver {
       },
       (error: unknown) => {
         this.finish(span, attrs, start, error);
+        if (this.sizes !== undefined && !req.stream) {
+          this.sizes.record(
+            req.method,
+            req.message,
+            undefined,
+            attrs.error(ConnectError.from(error).code),
+          );
+        }
         throw error;
       },
     );

@@ -1,3 +1,4 @@
+import { toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
 import { createNoopMeter, type Histogram, type Meter } from "@opentelemetry/api";
 import type { Attributes, Outcome, SemconvStability } from "./semconv.js";
 
@@ -58,3 +59,45 @@ export class CallDurations {
 const NOOP_HISTOGRAM = createNoopMeter().createHistogram("noop").constructor as new () => Histogram;
 
 export type { Attributes };
+
+/**
+ * Request and response sizes of unary calls, in bytes, as protobuf encodes
+ * them (`rpc.{client,server}.{request,response}.size`). Opt-in: the
+ * interceptors see messages, not the bytes on the wire, so measuring means
+ * encoding each message once more.
+ */
+export class MessageSizes {
+  private readonly request: Histogram;
+  private readonly response: Histogram;
+
+  constructor(
+    meter: Meter,
+    side: "client" | "server",
+    private readonly stability: SemconvStability,
+  ) {
+    const what = side === "client" ? "outgoing" : "incoming";
+    const advice = { explicitBucketBoundaries: SIZE_BUCKETS_BYTES };
+    this.request = meter.createHistogram(`rpc.${side}.request.size`, {
+      unit: "By",
+      description: `Encoded size of the request of ${what} unary plugin calls.`,
+      advice,
+    });
+    this.response = meter.createHistogram(`rpc.${side}.response.size`, {
+      unit: "By",
+      description: `Encoded size of the response of ${what} unary plugin calls.`,
+      advice,
+    });
+  }
+
+  record(method: DescMethod, request: unknown, response: unknown, outcome: Outcome): void {
+    const attrs = this.stability === "stable" ? outcome.stable : outcome.old;
+    this.request.record(encodedSize(method.input, request), attrs);
+    if (response !== undefined) this.response.record(encodedSize(method.output, response), attrs);
+  }
+}
+
+const SIZE_BUCKETS_BYTES = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
+
+function encodedSize(schema: DescMessage, message: unknown): number {
+  return toBinary(schema, message as MessageShape<DescMessage>).byteLength;
+}

@@ -14,6 +14,10 @@ export const PROMETHEUS_NAMES: Readonly<Record<string, string>> = {
   "rpc.server.duration": "rpc_server_duration_milliseconds",
   "rpc.client.call.duration": "rpc_client_call_duration_seconds",
   "rpc.server.call.duration": "rpc_server_call_duration_seconds",
+  "rpc.client.request.size": "rpc_client_request_size_bytes",
+  "rpc.client.response.size": "rpc_client_response_size_bytes",
+  "rpc.server.request.size": "rpc_server_request_size_bytes",
+  "rpc.server.response.size": "rpc_server_response_size_bytes",
   "connect_plugin.handshake.duration": "connect_plugin_handshake_duration_seconds",
 };
 
