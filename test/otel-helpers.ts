@@ -5,10 +5,13 @@
  * ports with its data in a temporary folder; and the OpenTelemetry SDK set
  * up to export to the collector.
  */
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
+import { trace } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -277,5 +280,101 @@ function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     child.once("exit", () => resolve());
     child.kill("SIGTERM");
+  });
+}
+
+/** Span kinds in OTLP JSON. */
+export const SERVER = 2;
+export const CLIENT = 3;
+
+/** The traced KV plugin fixture and the traced go-plugin Counter fixture. */
+export const tracedPlugin = fileURLToPath(new URL("./fixtures/traced-plugin.js", import.meta.url));
+export const tracedCounter = fileURLToPath(
+  new URL("./fixtures/traced-counter-plugin.js", import.meta.url),
+);
+
+/**
+ * A collector for the test file, and the SDK registered in this process as
+ * service "ts-host" (before/after hooks). `otelEnv()` points a plugin at it.
+ */
+export function useCollector(): {
+  readonly collector: Collector;
+  otelEnv(): Record<string, string>;
+} {
+  let collector: Collector | undefined;
+  let provider: NodeTracerProvider | undefined;
+  before(
+    async () => {
+      collector = await startCollector();
+      provider = registerTracing(collector.endpoint, "ts-host");
+    },
+    { timeout: 120_000 },
+  );
+  after(async () => {
+    await provider?.shutdown();
+    await collector?.stop();
+  });
+  const get = (): Collector => {
+    if (collector === undefined) throw new Error("the collector is not started");
+    return collector;
+  };
+  return {
+    get collector() {
+      return get();
+    },
+    otelEnv: () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: get().endpoint }),
+  };
+}
+
+/** Runs `fn` under a fresh root span of the host; returns its trace id. */
+export async function inRootSpan(name: string, fn: () => Promise<void>): Promise<string> {
+  const tracer = trace.getTracer("test");
+  return tracer.startActiveSpan(name, async (span) => {
+    try {
+      await fn();
+    } finally {
+      span.end();
+    }
+    return span.spanContext().traceId;
+  });
+}
+
+/** The host's client span and the plugin's server span for `method` in one trace, once both are in. */
+export async function traceOf(
+  collector: Collector,
+  traceId: string,
+  method: string,
+  pluginService: string,
+): Promise<{ client: CollectedSpan; server: CollectedSpan }> {
+  const isClient = (s: CollectedSpan): boolean =>
+    s.traceId === traceId &&
+    s.kind === CLIENT &&
+    s.service === "ts-host" &&
+    s.name.endsWith(method);
+  const isServer = (s: CollectedSpan): boolean =>
+    s.traceId === traceId &&
+    s.kind === SERVER &&
+    s.service === pluginService &&
+    s.name.endsWith(method);
+  const all = await collector.waitForSpans(
+    `the ${method} spans of trace ${traceId}`,
+    (spans) => spans.some(isClient) && spans.some(isServer),
+  );
+  const client = all.find(isClient);
+  const server = all.find(isServer);
+  assert.ok(client !== undefined && server !== undefined);
+  return { client, server };
+}
+
+/** The URL a network-mode plugin logs when it serves. */
+export function pluginUrl(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /"url":"([^"]+)"/.exec(buffered);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`plugin exited with ${code}: ${buffered}`)));
   });
 }

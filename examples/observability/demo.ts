@@ -3,11 +3,13 @@
  * calls the KV plugin (a subprocess). The host serves /metrics on
  * 127.0.0.1:METRICS_PORT (default 9464; prometheus.yml here scrapes it),
  * makes a few calls under one root span, prints what a scrape returns, and
- * the plugin's log line with its trace and span ids. Spans print to stderr,
- * or go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set. With --serve it
+ * the plugin's log line with its trace and span ids. The host's spans print
+ * as one line each on stderr, or all spans go over OTLP when
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set. With --serve it
  * keeps serving /metrics and calling once a second until Ctrl-C.
  */
 import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { trace } from "@opentelemetry/api";
 import { PluginClient, subprocess, type LogRecord } from "../../src/index.js";
@@ -19,7 +21,7 @@ import {
 import { KV, handshake } from "../kv/shared.js";
 import { startTracing } from "./telemetry.js";
 
-const tracing = startTracing("kv-host");
+const tracing = startTracing("kv-host", true);
 const metrics = await prometheusMetrics();
 const lifecycle = new LifecycleMetrics({ meterProvider: metrics.meterProvider });
 const port = Number(process.env.METRICS_PORT ?? 9464);
@@ -27,7 +29,8 @@ const server = http.createServer((req, res) =>
   req.url === "/metrics" ? metrics.handler(req, res) : res.writeHead(404).end(),
 );
 await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-console.log(`host metrics: http://127.0.0.1:${port}/metrics`);
+const metricsUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+console.log(`host metrics: ${metricsUrl}`);
 
 const logs: LogRecord[] = [];
 const client = new PluginClient({
@@ -55,7 +58,7 @@ const line = logs.find((r) => r.message === "get");
 console.log(
   `plugin log line "get": trace_id=${String(line?.fields.trace_id)} span_id=${String(line?.fields.span_id)}`,
 );
-const scrape = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+const scrape = await (await fetch(metricsUrl)).text();
 console.log(
   scrape
     .split("\n")
