@@ -6,7 +6,7 @@
  *
  * Bottom to top: leaves (gen, protocol, logging, manifest, discovery) ->
  * transport -> security -> plugin, resilience, oci -> host -> manager ->
- * cli. The entry points (src/*.ts) may import anything.
+ * cli; observability beside cli. The entry points (src/*.ts) may import anything.
  */
 
 /** @type {Readonly<Record<string, readonly string[]>>} */
@@ -45,6 +45,11 @@ export const LAYERS = {
     "host",
   ],
   cli: ["protocol", "logging", "manifest", "security", "oci", "manager"],
+  // Beside the host and the plugin side, above what it observes: only the
+  // entry point (connect-plugin/observability) imports it. It reads the
+  // event types of resilience, host and manager; logging carries its log
+  // context to pluginLog() without importing it.
+  observability: ["protocol", "logging", "transport", "resilience", "host", "manager"],
 };
 
 /** One ESLint config block per folder, forbidding imports of the folders it may not use. */

@@ -16,6 +16,7 @@ debian_packages=(
   "kubectl:kubernetes-client"
   "buildah:buildah"
   "ip:iproute2"
+  "prometheus:prometheus"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
@@ -50,6 +51,14 @@ if command -v go >/dev/null 2>&1; then
   # kube-apiserver for the Kubernetes tests, from the module proxy; cached
   # (about 3 minutes the first time, instant afterwards).
   kube_apiserver=$(bash scripts/build-kube-apiserver.sh)
+  # A minimal OpenTelemetry Collector (OTLP receiver, file exporter) for the
+  # observability tests, rebuilt only when its sources change.
+  collector=.cache/otelcol-test
+  if [ ! -x "$collector" ] || [ go/otelcol-test/main.go -nt "$collector" ] || [ go/otelcol-test/go.sum -nt "$collector" ]; then
+    echo "building the test OpenTelemetry Collector (go/otelcol-test; a few minutes the first time)"
+    mkdir -p .cache
+    (cd go/otelcol-test && go build -o ../../"$collector" .)
+  fi
 else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi
@@ -59,4 +68,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, $kube_apiserver"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, prometheus, otelcol-test, $kube_apiserver"

@@ -1,6 +1,6 @@
 import { tmpdir } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { GRPCBroker } from "../gen/plugin/grpc_broker_pb.js";
 import { GRPCController } from "../gen/plugin/grpc_controller_pb.js";
 import { GRPCStdio, StdioData_Channel } from "../gen/plugin/grpc_stdio_pb.js";
@@ -76,6 +76,8 @@ interface GoPluginClientCommon {
    * forwards them over plugin.GRPCStdio). Without it, every line is logged.
    */
   readonly onStdio?: (channel: "stdout" | "stderr", data: Uint8Array) => void;
+  /** Interceptors for every call into the plugin (auth, clientObservability({ rpcSystem: "grpc" }), ...). */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 /**
@@ -356,7 +358,9 @@ export class GoPluginClient<
       }
       const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
       const transport = createGoPluginTransport(line, {
-        interceptors: [guard.interceptor],
+        // As in PluginClient: user interceptors first, so that the guard
+        // judges only errors from the wire.
+        interceptors: [...(options.interceptors ?? []), guard.interceptor],
         ...(tls !== undefined && { tls }),
       });
       const broker = new GrpcBroker({

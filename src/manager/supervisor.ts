@@ -29,7 +29,12 @@ export type SupervisorState = "idle" | "starting" | "running" | "backoff" | "fai
 
 /** Lifecycle events, for logs and tests. */
 export type SupervisorEvent =
-  | { readonly type: "started"; readonly restarts: number }
+  | {
+      readonly type: "started";
+      readonly restarts: number;
+      /** How long the start took, launch to completed handshake. */
+      readonly startMs: number;
+    }
   | {
       readonly type: "crashed";
       readonly exit: PluginExit;
@@ -171,6 +176,7 @@ export class Supervisor<C extends SupervisedClient> {
     }
     this._state = "starting";
     let client: C | undefined;
+    let startedAt = performance.now();
     try {
       client = await this.factory();
       if (stale() || this._state !== "starting") {
@@ -180,6 +186,7 @@ export class Supervisor<C extends SupervisedClient> {
         );
       }
       this.client = client;
+      startedAt = performance.now();
       await client.start();
     } catch (e) {
       if (!stale() && this._state === "starting") {
@@ -202,7 +209,11 @@ export class Supervisor<C extends SupervisedClient> {
       if (!exit.expected && this.client === client) this.crashed(exit);
     });
     this._state = "running";
-    this.options.onEvent?.({ type: "started", restarts: this._restarts });
+    this.options.onEvent?.({
+      type: "started",
+      restarts: this._restarts,
+      startMs: performance.now() - startedAt,
+    });
     return client;
   }
 

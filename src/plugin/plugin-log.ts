@@ -1,3 +1,4 @@
+import { logContext } from "../logging/log-context.js";
 import type { LogLevel } from "../logging/logger.js";
 
 /**
@@ -11,7 +12,8 @@ const writeStderr = process.stderr.write.bind(process.stderr);
  * Writes one structured log line to the plugin's stderr, in hclog's JSON shape
  * (`@level`, `@message`, `@timestamp`), which connect-plugin and go-plugin
  * hosts both parse into structured records. Stdout is never used: before the
- * handshake it belongs to the handshake line.
+ * handshake it belongs to the handshake line. Inside a call traced by
+ * serverObservability(), the line carries that call's `trace_id` and `span_id`.
  */
 export function pluginLog(
   level: LogLevel,
@@ -24,6 +26,7 @@ export function pluginLog(
     // hclog's layout, microseconds: go-plugin hosts parse exactly six digits.
     "@timestamp": new Date().toISOString().replace(/Z$/, "000Z"),
     "@module": "connect-plugin",
+    ...logContext(),
     ...fields,
   });
   writeStderr(`${line}\n`);

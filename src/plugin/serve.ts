@@ -67,6 +67,12 @@ export interface ServeOptions extends PluginServerOptions {
   readonly readMaxBytes?: number;
   /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
   readonly writeMaxBytes?: number;
+  /**
+   * Network mode: answers `GET /metrics` on the plugin's port with this
+   * handler, for Prometheus to scrape (`prometheusMetrics().handler` from
+   * connect-plugin/observability). Off by default.
+   */
+  readonly metrics?: NodeHandler;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -237,10 +243,16 @@ async function serveNetwork(
   try {
     const target = parseListen(listen);
     tls = options.tls ?? tlsFromEnv();
-    http = await PluginHttpServer.listen(await handler(server, guard, options), target, {
-      acceptHttp1: true,
-      ...(tls !== undefined && { tls }),
-    });
+    const rpc = await handler(server, guard, options);
+    const metrics = options.metrics;
+    http = await PluginHttpServer.listen(
+      metrics === undefined
+        ? rpc
+        : (req, res) =>
+            req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
+      target,
+      { acceptHttp1: true, ...(tls !== undefined && { tls }) },
+    );
   } catch (error) {
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
     // A plugin run as a service: one line saying what is wrong, and an exit

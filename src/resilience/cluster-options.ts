@@ -63,6 +63,10 @@ export type ClusterEvent =
   | { readonly type: "endpoints"; readonly ids: readonly string[] }
   | { readonly type: "healthy" | "unhealthy"; readonly id: string; readonly reason?: string }
   | { readonly type: "circuit"; readonly id: string; readonly state: CircuitState }
+  /** A call failed on one attempt and is tried again; `method` is "Service/Method". */
+  | { readonly type: "retry"; readonly method: string; readonly attempt: number }
+  /** A call that would have been tried again was not: the retry budget is spent. */
+  | { readonly type: "retry-refused"; readonly method: string }
   | { readonly type: "discovery-error"; readonly message: string };
 
 /** What the cluster knows about one instance, for diagnostics and tests. */

@@ -224,6 +224,11 @@ export class ClusterTransport implements Transport {
         name,
         timeout,
       );
+      if (decision.action === "retry") {
+        this.options.onEvent?.({ type: "retry", method: name, attempt });
+      } else if (decision.action !== "rethrow" && decision.budgetSpent === true) {
+        this.options.onEvent?.({ type: "retry-refused", method: name });
+      }
       switch (decision.action) {
         case "rethrow":
           throw error;

@@ -31,8 +31,8 @@ export interface FailedAttempt {
 export type RetryDecision =
   | { readonly action: "rethrow" }
   | { readonly action: "retry" }
-  | { readonly action: "fallback" }
-  | { readonly action: "fail"; readonly why: string };
+  | { readonly action: "fallback"; readonly budgetSpent?: true }
+  | { readonly action: "fail"; readonly why: string; readonly budgetSpent?: true };
 
 /**
  * The cluster's retry rule, as a pure function so that every branch is
@@ -41,7 +41,8 @@ export type RetryDecision =
  * runs at most once), time is left, attempts are left, and the retry
  * budget allows it (a never-sent attempt costs the budget nothing). When
  * only the attempts or the budget ran out, a unary call goes to the
- * fallback if there is one.
+ * fallback if there is one. `budgetSpent` marks a call that would have been
+ * retried but for the budget (for the cluster's "retry-refused" event).
  */
 export function decideRetry(failed: FailedAttempt, name: string, timeoutMs: number): RetryDecision {
   if (failed.abandoned) return { action: "rethrow" };
@@ -49,7 +50,9 @@ export function decideRetry(failed: FailedAttempt, name: string, timeoutMs: numb
   const budgetOk = failed.notSent || failed.budgetAllows;
   const worthIt = failed.retryableCode && safe && failed.timeLeft;
   if (worthIt && failed.attempt < failed.maxAttempts && budgetOk) return { action: "retry" };
-  if (worthIt && failed.canFallBack) return { action: "fallback" };
+  const budgetSpent =
+    worthIt && failed.attempt < failed.maxAttempts ? { budgetSpent: true as const } : {};
+  if (worthIt && failed.canFallBack) return { action: "fallback", ...budgetSpent };
   let why = "";
   if (!failed.timeLeft && failed.code === Code.DeadlineExceeded) {
     why = `; the call's deadline of ${timeoutMs} ms is used up`;
@@ -60,5 +63,5 @@ export function decideRetry(failed: FailedAttempt, name: string, timeoutMs: numb
   } else if (failed.retryableCode && !budgetOk) {
     why = "; not retried: the retry budget is spent";
   }
-  return { action: "fail", why };
+  return { action: "fail", why, ...budgetSpent };
 }

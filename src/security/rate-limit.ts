@@ -20,6 +20,8 @@ export interface RateLimitOptions {
    * a client could rotate junk credentials to get a fresh bucket per call.
    */
   readonly clientKey?: (req: UnaryRequest | StreamRequest) => string;
+  /** Told about every refused call (LifecycleMetrics' rateLimitListener counts them). */
+  readonly onRefused?: () => void;
 }
 
 /**
@@ -47,6 +49,7 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
     if (buckets.size > MAX_BUCKETS) evictFull(buckets, burst, options.perSecond, now);
     if (bucket.tokens < 1) {
       const waitMs = Math.ceil(((1 - bucket.tokens) / options.perSecond) * 1000);
+      options.onRefused?.();
       throw new ConnectError(
         `rate limit exceeded: this client may make ${options.perSecond} calls per second ` +
           `(burst ${burst}); retry in ${waitMs} ms`,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { ConnInfoSchema, type ConnInfo } from "../gen/plugin/grpc_broker_pb.js";
 import type { ClientTransport } from "./client-transport.js";
 import type { PeerTls } from "./goplugin-dial.js";
@@ -68,10 +68,12 @@ export class GrpcBroker {
   /**
    * Serves `routes` for the peer, which reaches them with `dial(id)`. The
    * socket stays open until the returned service, or the broker, is closed.
+   * `interceptors` run on every call the peer makes (serverObservability()).
    */
   async acceptAndServe(
     id: number,
     routes: (router: ConnectRouter) => void,
+    options: { readonly interceptors?: readonly Interceptor[] } = {},
   ): Promise<BrokeredService> {
     if (this.closed) throw new Error("the go-plugin broker is closed");
     const socket = createPrivateSocket(this.options.socketDir || undefined);
@@ -82,12 +84,16 @@ export class GrpcBroker {
     // connect-node is loaded on first use: every launched plugin makes a
     // broker, and most never use it (see serve.ts on cold start).
     const { connectNodeAdapter } = await import("@connectrpc/connect-node");
-    const http = await PluginHttpServer.listen(connectNodeAdapter({ routes }), target, {
-      acceptHttp1: false,
-      ...(tls !== undefined && {
-        tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
-      }),
-    });
+    const http = await PluginHttpServer.listen(
+      connectNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }),
+      target,
+      {
+        acceptHttp1: false,
+        ...(tls !== undefined && {
+          tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
+        }),
+      },
+    );
     if (this.closed) {
       // close() ran while we were listening: it could not see this server.
       await http.close(0);
@@ -116,8 +122,13 @@ export class GrpcBroker {
   /**
    * Waits for the peer to announce service `id` and returns a gRPC
    * transport to it. Rejects after `timeoutMs` with go-plugin's message.
+   * `interceptors` run on every call through it (clientObservability()).
    */
-  async dial(id: number, timeoutMs = BROKER_DIAL_TIMEOUT_MS): Promise<ClientTransport> {
+  async dial(
+    id: number,
+    timeoutMs = BROKER_DIAL_TIMEOUT_MS,
+    options: { readonly interceptors?: readonly Interceptor[] } = {},
+  ): Promise<ClientTransport> {
     const info = await this.waitFor(id, timeoutMs);
     if (info.network !== "unix" && info.network !== "tcp") {
       throw new Error(`unknown address type: ${info.address}`);
@@ -125,7 +136,10 @@ export class GrpcBroker {
     const { createGoPluginTransport } = await import("./goplugin-dial.js");
     return createGoPluginTransport(
       { network: info.network, address: info.address },
-      this.options.tls !== undefined ? { tls: this.options.tls } : {},
+      {
+        interceptors: [...(options.interceptors ?? [])],
+        ...(this.options.tls !== undefined && { tls: this.options.tls }),
+      },
     );
   }
 

@@ -29,11 +29,13 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
 
 	cpv1 "github.com/connect-plugin/connect-plugin/go/gen/connectplugin/v1"
 	"github.com/connect-plugin/connect-plugin/go/gen/connectplugin/v1/connectpluginv1connect"
 	kvv1 "github.com/connect-plugin/connect-plugin/go/gen/example/kv/v1"
 	"github.com/connect-plugin/connect-plugin/go/gen/example/kv/v1/kvv1connect"
+	"github.com/connect-plugin/connect-plugin/go/internal/tracing"
 )
 
 // The handshake shared with the TypeScript KV example (examples/kv/shared.ts).
@@ -44,6 +46,13 @@ const (
 )
 
 func main() {
+	// With OTEL_EXPORTER_OTLP_ENDPOINT set, otelconnect records a server span
+	// per call, in the trace of the traceparent the host sent.
+	stopTracing, err := tracing.Setup("kv-plugin-connect")
+	if err != nil {
+		fatal("tracing", err)
+	}
+	defer stopTracing()
 	if listen := os.Getenv("CONNECT_PLUGIN_LISTEN"); listen != "" {
 		serveNetwork(listen)
 		return
@@ -167,9 +176,16 @@ func (p *plugin) stop(reason string) {
 }
 
 func (p *plugin) handler() http.Handler {
+	// The host launched (or is trusted to call) this plugin: its spans are
+	// parents, not only links (otelconnect's default for servers).
+	otel, err := otelconnect.NewInterceptor(otelconnect.WithTrustRemote())
+	if err != nil {
+		fatal("otelconnect", err)
+	}
+	traced := connect.WithInterceptors(otel)
 	mux := http.NewServeMux()
-	mux.Handle(connectpluginv1connect.NewPluginControllerHandler(&controller{p}))
-	mux.Handle(kvv1connect.NewKVHandler(&kv{p: p}))
+	mux.Handle(connectpluginv1connect.NewPluginControllerHandler(&controller{p}, traced))
+	mux.Handle(kvv1connect.NewKVHandler(&kv{p: p}, traced))
 	return mux
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
+
+	"github.com/connect-plugin/connect-plugin/go/internal/memkv"
 )
 
 // The logger go-plugin is given: JSON lines on the real stderr.
@@ -20,7 +22,7 @@ var logger = hclog.New(&hclog.LoggerOptions{
 	JSONFormat: true,
 })
 
-type KV struct{ values map[string][]byte }
+type KV struct{ *memkv.Store }
 
 func (kv *KV) Put(key string, value []byte) error {
 	logger.Info("put called", "key", key, "bytes", len(value))
@@ -32,23 +34,14 @@ func (kv *KV) Put(key string, value []byte) error {
 		fmt.Fprintln(os.Stdout, "hello on stdout")
 		fmt.Fprintln(os.Stderr, "hello on stderr")
 	}
-	kv.values[key] = value
-	return nil
-}
-
-func (kv *KV) Get(key string) ([]byte, error) {
-	v, ok := kv.values[key]
-	if !ok {
-		return nil, fmt.Errorf("no such key %q", key)
-	}
-	return v, nil
+	return kv.Store.Put(key, value)
 }
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
 		Plugins: map[string]plugin.Plugin{
-			"kv": &shared.KVGRPCPlugin{Impl: &KV{values: map[string][]byte{}}},
+			"kv": &shared.KVGRPCPlugin{Impl: &KV{memkv.New("")}},
 		},
 		GRPCServer: plugin.DefaultGRPCServer,
 		Logger:     logger,

@@ -5,36 +5,18 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
+
+	"github.com/connect-plugin/connect-plugin/go/internal/memkv"
 )
-
-type KV struct {
-	prefix string
-	values map[string][]byte
-}
-
-func (kv *KV) Put(key string, value []byte) error {
-	kv.values[key] = value
-	return nil
-}
-
-func (kv *KV) Get(key string) ([]byte, error) {
-	v, ok := kv.values[key]
-	if !ok {
-		return nil, fmt.Errorf("no such key %q", key)
-	}
-	return append([]byte(kv.prefix), v...), nil
-}
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			1: {"kv": &shared.KVGRPCPlugin{Impl: &KV{prefix: "v1:", values: map[string][]byte{}}}},
-			2: {"kv": &shared.KVGRPCPlugin{Impl: &KV{prefix: "v2:", values: map[string][]byte{}}}},
+			1: {"kv": &shared.KVGRPCPlugin{Impl: memkv.New("v1:")}},
+			2: {"kv": &shared.KVGRPCPlugin{Impl: memkv.New("v2:")}},
 		},
 		GRPCServer: plugin.DefaultGRPCServer,
 	})

@@ -66,9 +66,13 @@ test("a spent budget stops retries of calls that may have been sent, not of unse
   assert.deepEqual(decide({ budgetAllows: false }), {
     action: "fail",
     why: "; not retried: the retry budget is spent",
+    budgetSpent: true,
   });
   assert.deepEqual(decide({ budgetAllows: false, notSent: true }), { action: "retry" });
-  assert.deepEqual(decide({ budgetAllows: false, canFallBack: true }), { action: "fallback" });
+  assert.deepEqual(decide({ budgetAllows: false, canFallBack: true }), {
+    action: "fallback",
+    budgetSpent: true,
+  });
 });
 
 test("no time left: fail, naming the deadline when that is what ran out", () => {
