@@ -326,7 +326,8 @@ export const Workload: GenService<{
     output: typeof HealthResponseSchema;
   },
   /**
-   * Closes the pool; with drop_table, drops the workload's table first.
+   * Ends a run: with drop_table, drops the workload's table. The pool stays
+   * open until the plugin stops.
    *
    * @generated from rpc example.workload.v1.Workload.Cleanup
    */

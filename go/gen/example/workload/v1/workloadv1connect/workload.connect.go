@@ -56,7 +56,8 @@ type WorkloadClient interface {
 	Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.ServerStreamForClient[v1.MetricsSnapshot], error)
 	// Whether the pool reaches the database.
 	Health(context.Context, *connect.Request[v1.HealthRequest]) (*connect.Response[v1.HealthResponse], error)
-	// Closes the pool; with drop_table, drops the workload's table first.
+	// Ends a run: with drop_table, drops the workload's table. The pool stays
+	// open until the plugin stops.
 	Cleanup(context.Context, *connect.Request[v1.CleanupRequest]) (*connect.Response[v1.CleanupResponse], error)
 }
 
@@ -149,7 +150,8 @@ type WorkloadHandler interface {
 	Metrics(context.Context, *connect.Request[v1.MetricsRequest], *connect.ServerStream[v1.MetricsSnapshot]) error
 	// Whether the pool reaches the database.
 	Health(context.Context, *connect.Request[v1.HealthRequest]) (*connect.Response[v1.HealthResponse], error)
-	// Closes the pool; with drop_table, drops the workload's table first.
+	// Ends a run: with drop_table, drops the workload's table. The pool stays
+	// open until the plugin stops.
 	Cleanup(context.Context, *connect.Request[v1.CleanupRequest]) (*connect.Response[v1.CleanupResponse], error)
 }
 
