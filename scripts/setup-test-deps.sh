@@ -12,7 +12,10 @@ debian_packages=(
   "etcd:etcd-server"
   "docker-registry:docker-registry"
   "htpasswd:apache2-utils"
+  "sqlite3:sqlite3"
 )
+# PostgreSQL's server binaries are not on PATH (/usr/lib/postgresql/N/bin);
+# the seed examples' tests start one with initdb and postgres directly.
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
 
@@ -29,6 +32,9 @@ to_install=()
 for entry in "${debian_packages[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || to_install+=("${entry#*:}")
 done
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || to_install+=("postgresql")
+# The Python dialect plugin runs in a venv (Debian splits venv out of python3).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || to_install+=("python3-venv")
 if [ ${#to_install[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${to_install[*]}"
@@ -47,9 +53,14 @@ else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi
 
+# The Python dialect plugin: grpcio from PyPI in .venv, and its generated stubs.
+if [ ${#missing[@]} -eq 0 ]; then
+  bash examples/dialect/python/generate.sh
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "cannot run the tests; missing:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, postgresql, sqlite3, python venv"
