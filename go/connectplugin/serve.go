@@ -84,6 +84,11 @@ func DecodeConfig(v any) error {
 
 // Serve runs the plugin until the host stops it, then exits the process.
 func Serve(cfg Config) {
+	// Registered before the handshake line, so that a SIGTERM right after it
+	// is a graceful stop too.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	stopSignals = signals
 	if len(cfg.Versions) == 0 {
 		cfg.Versions = []int32{1}
 	}
@@ -196,6 +201,9 @@ func negotiate(ours []int32, hostVersions string) int32 {
 	return slices.Min(ours)
 }
 
+// stopSignals receives SIGTERM and SIGINT from the start of Serve.
+var stopSignals chan os.Signal
+
 type state struct {
 	cfg           Config
 	mu            sync.Mutex
@@ -222,10 +230,8 @@ func (s *state) stop(reason string) {
 // SIGINT is ignored: Ctrl-C reaches the host's whole process group, and the
 // host decides when its plugins stop.
 func (s *state) run(server *http.Server) {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
-		for sig := range signals {
+		for sig := range stopSignals {
 			if sig == syscall.SIGTERM {
 				s.stop("SIGTERM")
 			}

@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 /**
  * The `connect-plugin` command: list, inspect, install, pull, push, verify,
- * remove, keygen, sign and pack plugins. Every command takes --json; exit
+ * remove, keygen, sign and pack plugins, and check a plugin program's
+ * protocol conformance. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { registerConformanceCommand } from "./conformance-command.js";
 import { registerLocalCommands } from "./local-commands.js";
 import { program } from "./program.js";
 import { registerRegistryCommands } from "./registry-commands.js";
 
 registerLocalCommands(program);
 registerRegistryCommands(program);
+registerConformanceCommand(program);
 
 function fail(code: number, kind: string, message: string): never {
   if (process.argv.includes("--json"))
