@@ -97,13 +97,11 @@ describe("SQL dialect plugins (seed 000): Go and Python behind one interface", (
             /unsupported source dialect "oracle" \(supported: mysql\)/.test(e.rawMessage),
         );
         await assert.rejects(
-          client
-            .dispense("schema")
-            .convertSchema({
-              sourceDialect: "mysql",
-              targetDialect: "sqlite",
-              ddl: "DROP TABLE `x`;",
-            }),
+          client.dispense("schema").convertSchema({
+            sourceDialect: "mysql",
+            targetDialect: "sqlite",
+            ddl: "DROP TABLE `x`;",
+          }),
           /only CREATE TABLE statements are supported; got: DROP TABLE `x`/,
         );
       } finally {

@@ -82,7 +82,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     id: string,
     requirement: CheckResult["requirement"],
     title: string,
-    run: () => Promise<string>,
+    run: () => string | Promise<string>,
     skipBecause?: string,
   ): Promise<boolean> => {
     if (skipBecause !== undefined) {
@@ -204,7 +204,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       "private-socket",
       "required",
       "Listen on a unix socket in a fresh 0700 directory under PLUGIN_UNIX_SOCKET_DIR (or loopback TCP)",
-      async () => {
+      () => {
         const l = line as HandshakeLine;
         if (l.network === "tcp") {
           must(
@@ -373,7 +373,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       "stdout-quiet",
       "required",
       "Write nothing to stdout after the handshake line",
-      async () => {
+      () => {
         const extra = main.stdoutLines.slice(1);
         must(
           extra.length === 0,
@@ -388,7 +388,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       "socket-cleanup",
       "recommended",
       "Remove the socket when exiting",
-      async () => {
+      () => {
         const l = line as HandshakeLine;
         if (l.network === "tcp") return "TCP: nothing to remove";
         must(
@@ -404,7 +404,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       "json-logs",
       "recommended",
       "Log JSON lines with @level, @message and @timestamp on stderr",
-      async () => {
+      () => {
         const bad = main.stderrLines.filter((s) => {
           try {
             const o = JSON.parse(s) as Record<string, unknown>;
