@@ -16,7 +16,7 @@ import { DataProcessor, csvConfigSchema } from "../examples/dataprocessor/shared
 import { packageBinaryPlugin } from "../examples/shared/package-binary.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { tempDir } from "./helpers.js";
-import { cli, keysOnDisk } from "./oci-helpers.js";
+import { keysOnDisk, signAndInstall } from "./oci-helpers.js";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -42,12 +42,7 @@ describe("DataProcessor plugins (seed 004): picked by capability", () => {
       ],
       configSchema: csvConfigSchema,
     });
-    assert.equal((await cli(["sign", dir, "--key", keys.privateKeyFile])).code, 0);
-    const pluginsDir = join(tempDir("cp-dp-host-"), "plugins");
-    assert.equal(
-      (await cli(["--dir", pluginsDir, "--trusted-keys", keys.trustedDir, "install", dir])).code,
-      0,
-    );
+    const pluginsDir = await signAndInstall(dir, keys);
     manager = new PluginManager({ directories: [pluginsDir], trustedKeysDir: keys.trustedDir });
     manager.registerBuiltin("json-canonical", {
       definition: jsonCanonicalizer,

@@ -35,6 +35,25 @@ const query =
   "SELECT c.`email`, IFNULL(c.`notes`, 'none') AS notes, COUNT(o.`id`) AS orders FROM `customers` c " +
   "LEFT JOIN `orders` o ON o.`customer_id` = c.`id` GROUP BY c.`id`, c.`email`, c.`notes` ORDER BY c.`id` LIMIT 1, 2";
 
+/** Runs `use` against the dialect plugin `command`, then closes it. */
+async function withDialect<T>(
+  command: readonly string[],
+  use: (client: PluginClient<typeof dialectPlugins>) => Promise<T>,
+): Promise<T> {
+  const [cmd, ...args] = command;
+  const client = new PluginClient({
+    handshake,
+    plugins: dialectPlugins,
+    source: subprocess(cmd as string, args),
+  });
+  await client.start();
+  try {
+    return await use(client);
+  } finally {
+    await client.close();
+  }
+}
+
 describe("SQL dialect plugins (seed 000): Go and Python behind one interface", () => {
   let pg: PostgresServer;
   let goPlugin: string[];
@@ -60,14 +79,7 @@ describe("SQL dialect plugins (seed 000): Go and Python behind one interface", (
       [goPlugin, "1.0.0-go"],
       [pythonPlugin, "1.0.0-python"],
     ] as const) {
-      const [cmd, ...args] = command;
-      const client = new PluginClient({
-        handshake,
-        plugins: dialectPlugins,
-        source: subprocess(cmd as string, args),
-      });
-      await client.start();
-      try {
+      await withDialect(command, async (client) => {
         assert.deepEqual(
           client.availablePlugins.map((p) => [p.name, p.service, p.version, p.capabilities]),
           [
@@ -104,9 +116,7 @@ describe("SQL dialect plugins (seed 000): Go and Python behind one interface", (
           }),
           /only CREATE TABLE statements are supported; got: DROP TABLE `x`/,
         );
-      } finally {
-        await client.close();
-      }
+      });
     }
   });
 
@@ -128,30 +138,19 @@ describe("SQL dialect plugins (seed 000): Go and Python behind one interface", (
 
     // Translate the seed rows and the query with the Python plugin for one
     // target and the Go plugin for the other: same interface.
-    const translate = async (command: string[], target: string, sql: string) => {
-      const [cmd, ...args] = command;
-      const client = new PluginClient({
-        handshake,
-        plugins: dialectPlugins,
-        source: subprocess(cmd as string, args),
-      });
-      await client.start();
-      try {
-        return (
-          await client
+    const translateAll = (command: string[], target: string) =>
+      withDialect(command, async (client) => {
+        const out: string[] = [];
+        for (const sql of [...seed, query]) {
+          const res = await client
             .dispense("query")
-            .translateQuery({ sourceDialect: "mysql", targetDialect: target, query: sql })
-        ).query;
-      } finally {
-        await client.close();
-      }
-    };
-    const pgSql = [];
-    const liteSql = [];
-    for (const s of [...seed, query]) {
-      pgSql.push(await translate(goPlugin, "postgresql", s));
-      liteSql.push(await translate(pythonPlugin, "sqlite", s));
-    }
+            .translateQuery({ sourceDialect: "mysql", targetDialect: target, query: sql });
+          out.push(res.query);
+        }
+        return out;
+      });
+    const pgSql = await translateAll(goPlugin, "postgresql");
+    const liteSql = await translateAll(pythonPlugin, "sqlite");
     assert.match(pgSql.at(-1) ?? "", /COALESCE\(c\."notes", 'none'\).*LIMIT 2 OFFSET 1$/);
 
     const uri = await pg.createDatabase("shop");

@@ -17,7 +17,7 @@ import { packageBinaryPlugin } from "../examples/shared/package-binary.js";
 import { startPostgres, type PostgresServer } from "../examples/shared/postgres.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { tempDir, waitFor } from "./helpers.js";
-import { cli, keysOnDisk } from "./oci-helpers.js";
+import { keysOnDisk, signAndInstall } from "./oci-helpers.js";
 
 describe("workload plugins (seed 002) on real PostgreSQL", () => {
   let server: PostgresServer;
@@ -50,12 +50,7 @@ describe("workload plugins (seed 002) on real PostgreSQL", () => {
       ],
       configSchema: workloadConfigSchema,
     });
-    assert.equal((await cli(["sign", dir, "--key", keys.privateKeyFile])).code, 0);
-    const pluginsDir = join(tempDir("cp-wl-host-"), "plugins");
-    assert.equal(
-      (await cli(["--dir", pluginsDir, "--trusted-keys", keys.trustedDir, "install", dir])).code,
-      0,
-    );
+    const pluginsDir = await signAndInstall(dir, keys);
     manager = new PluginManager({
       directories: [pluginsDir],
       trustedKeysDir: keys.trustedDir,
