@@ -48,7 +48,9 @@ fi
 # The Go programs the tests build (go-plugin's own examples, our Go plugins,
 # the benchmark's Go contenders) come from the Go module proxy.
 if command -v go >/dev/null 2>&1; then
-  (cd go && go mod download)
+  # Building once warms the build cache, so that the tests' go builds (pgx and
+  # the pure-Go SQLite driver are large) only link.
+  (cd go && go mod download && go build ./...)
 else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi

@@ -1,7 +1,7 @@
 /**
  * `connect-plugin conformance`: the Go plugins (connect-go), the Python
- * plugin (grpcio) and the TypeScript KV example pass it; a deliberately
- * broken plugin fails it, with a message per broken requirement.
+ * plugin (grpcio) and the TypeScript KV example pass it (the broken
+ * fixture is in conformance-broken.test.ts).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import type { ConformanceReport } from "../src/conformance/checks.js";
-import { formatReport } from "../src/conformance/report.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { cli } from "./oci-helpers.js";
 
@@ -63,14 +62,12 @@ describe("connect-plugin conformance", () => {
   // The runs are independent and mostly wait (for exits, for timeouts), so
   // they all start at once; each test awaits its own.
   const runs = new Map<string, ReturnType<typeof conformance>>();
-  const broken = () => [process.execPath, fixture];
   before(async () => {
     bin = await goBinaries({
       "dbengine-sqlite": "./cmd/dbengine-sqlite",
       "dialect-go": "./cmd/dialect-go",
     });
     for (const [label, cookie, command] of plugins) runs.set(label, conformance(cookie, command()));
-    runs.set("broken", conformance("BROKEN_PLUGIN=yes", broken(), ["--timeout", "3000"]));
     // The text output, from a passing plugin (a failing one is formatted below).
     const text = cli([
       "conformance",
@@ -105,48 +102,7 @@ describe("connect-plugin conformance", () => {
     });
   }
 
-  test("a broken plugin fails, with a clear message per broken requirement (text and --json)", async () => {
-    const { run, report, status } = await conformance("BROKEN_PLUGIN=yes", [
-      process.execPath,
-      fixture,
-    ]);
-    assert.equal(run.code, 9, "exit code 9: a required check failed");
-    assert.equal(report.passed, false);
-    const detail = (id: string) => report.checks.find((c) => c.id === id)?.detail ?? "";
-    assert.equal(status.cookie, "fail");
-    assert.match(
-      detail("cookie"),
-      /printed "1\|1\|unix\|.*" on stdout without the magic cookie BROKEN_PLUGIN; check the cookie before anything else/,
-    );
-    assert.equal(status["handshake-line"], "pass");
-    assert.equal(status["private-socket"], "fail");
-    assert.match(
-      detail("private-socket"),
-      /socket sits directly in PLUGIN_UNIX_SOCKET_DIR; make a fresh directory \(mode 0700\) in it/,
-    );
-    assert.equal(status["launch-token"], "fail");
-    assert.match(
-      detail("launch-token"),
-      /Handshake with no token succeeded; with CONNECT_PLUGIN_LAUNCH_TOKEN=stdin, read the first stdin line/,
-    );
-    assert.equal(status.shutdown, "fail");
-    assert.match(
-      detail("shutdown"),
-      /answered Shutdown but was still running 5 s later \(hosts kill after 2 s\)/,
-    );
-    assert.equal(status["stdout-quiet"], "fail");
-    assert.match(
-      detail("stdout-quiet"),
-      /wrote 1 more line\(s\) on stdout after the handshake, e\.g\. "debug: listening"; log to stderr/,
-    );
-    assert.equal(status["parent-watch"], "fail");
-    assert.match(detail("parent-watch"), /still running 5 s after its stdin closed/);
-    assert.equal(status.sigterm, "pass");
-    assert.equal(status["grpc-health"], "warn");
-    assert.equal(status["network-mode"], "warn");
-    const text = formatReport(report);
-    assert.match(text, /^FAIL {2}launch-token {10}Refuse calls without the launch token/m);
-    assert.match(text, /NOT conformant: \d+ passed, 7 failed, \d+ recommended not met/);
+  test("the text output: one line per check and a summary", async () => {
     const { run: passing } = await (runs.get("text") as ReturnType<typeof conformance>);
     assert.equal(passing.code, 0);
     assert.match(passing.stdout, /^PASS {2}cookie /m);

@@ -131,6 +131,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     return t.transport;
   };
   const callOpts = { timeoutMs: 5_000 };
+  // How long a plugin may take to exit (hosts kill after 2 s).
+  const exitMs = Math.min(5_000, timeoutMs);
 
   try {
     // 1. The cookie.
@@ -357,8 +359,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
           callOpts,
         );
         must(
-          await main.exitsWithin(5_000),
-          "answered Shutdown but was still running 5 s later (hosts kill after 2 s)",
+          await main.exitsWithin(exitMs),
+          `answered Shutdown but was still running ${exitMs} ms later (hosts kill after 2 s)`,
         );
         const ms = Math.round(performance.now() - t);
         const { code, signal } = await main.exited;
@@ -466,8 +468,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
         must((await l.firstLine) !== undefined, `no handshake line (${stderrTail(l)})`);
         l.child.stdin?.end();
         must(
-          await l.exitsWithin(5_000),
-          "still running 5 s after its stdin closed; a plugin must not outlive its host",
+          await l.exitsWithin(exitMs),
+          `still running ${exitMs} ms after its stdin closed; a plugin must not outlive its host`,
         );
         return `exited ${(await l.exited).code} after stdin closed`;
       },
@@ -477,7 +479,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       const l = start(hostEnv(), "t");
       must((await l.firstLine) !== undefined, `no handshake line (${stderrTail(l)})`);
       l.child.kill("SIGTERM");
-      must(await l.exitsWithin(5_000), "still running 5 s after SIGTERM");
+      must(await l.exitsWithin(exitMs), `still running ${exitMs} ms after SIGTERM`);
       const { code, signal } = await l.exited;
       return `exited ${code ?? signal}`;
     });
@@ -569,7 +571,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
           `Shutdown from a remote host ${shutdown === undefined ? "was accepted" : `failed with ${Code[shutdown.code]}`}; refuse it with PermissionDenied (a shared service is not one host's to stop)`,
         );
         l.child.kill("SIGTERM");
-        must(await l.exitsWithin(5_000), "still running 5 s after SIGTERM in network mode");
+        must(await l.exitsWithin(exitMs), `still running ${exitMs} ms after SIGTERM in network mode`);
         return `served at ${url}; Shutdown refused; SIGTERM ended it`;
       },
     );
