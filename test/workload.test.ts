@@ -34,6 +34,7 @@ describe("workload plugins (seed 002) on real PostgreSQL", () => {
     server = srv;
     dsn = await server.createDatabase("bench");
     db = new pg.Pool({ connectionString: dsn, max: 2 });
+    db.on("error", () => undefined); // an idle client told that the server is stopping
     const dir = join(tempDir("cp-wl-"), "workload-postgres");
     await packageBinaryPlugin(dir, {
       name: "workload-postgres",
