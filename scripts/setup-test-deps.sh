@@ -17,7 +17,10 @@ debian_packages=(
   "buildah:buildah"
   "ip:iproute2"
   "prometheus:prometheus"
+  "sqlite3:sqlite3"
 )
+# PostgreSQL's server binaries are not on PATH (/usr/lib/postgresql/N/bin);
+# the seed examples' tests start one with initdb and postgres directly.
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
 
@@ -34,6 +37,9 @@ to_install=()
 for entry in "${debian_packages[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || to_install+=("${entry#*:}")
 done
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || to_install+=("postgresql")
+# The Python dialect plugin runs in a venv (Debian splits venv out of python3).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || to_install+=("python3-venv")
 if [ ${#to_install[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${to_install[*]}"
@@ -47,7 +53,9 @@ fi
 # The Go programs the tests build (go-plugin's own examples, our Go plugins,
 # the benchmark's Go contenders) come from the Go module proxy.
 if command -v go >/dev/null 2>&1; then
-  (cd go && go mod download)
+  # Building once warms the build cache, so that the tests' go builds (pgx and
+  # the pure-Go SQLite driver are large) only link.
+  (cd go && go mod download && go build ./...)
   # kube-apiserver for the Kubernetes tests, from the module proxy; cached
   # (about 3 minutes the first time, instant afterwards).
   kube_apiserver=$(bash scripts/build-kube-apiserver.sh)
@@ -63,9 +71,14 @@ else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi
 
+# The Python dialect plugin: grpcio from PyPI in .venv, and its generated stubs.
+if [ ${#missing[@]} -eq 0 ]; then
+  bash examples/dialect/python/generate.sh
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "cannot run the tests; missing:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, prometheus, otelcol-test, $kube_apiserver"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, prometheus, otelcol-test, postgresql, sqlite3, python venv, $kube_apiserver"

@@ -271,3 +271,23 @@ export function cli(
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** Signs a plugin directory with `keys` and installs it with the CLI; returns the plugins directory. */
+export async function signAndInstall(
+  pluginDir: string,
+  keys: ReturnType<typeof keysOnDisk>,
+): Promise<string> {
+  const signed = await cli(["sign", pluginDir, "--key", keys.privateKeyFile]);
+  if (signed.code !== 0) throw new Error(`sign failed: ${signed.stderr}`);
+  const pluginsDir = join(tempDir("cp-host-"), "plugins");
+  const installed = await cli([
+    "--dir",
+    pluginsDir,
+    "--trusted-keys",
+    keys.trustedDir,
+    "install",
+    pluginDir,
+  ]);
+  if (installed.code !== 0) throw new Error(`install failed: ${installed.stderr}`);
+  return pluginsDir;
+}

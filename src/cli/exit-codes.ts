@@ -22,6 +22,8 @@ export const EXIT = {
   invalid: 7,
   /** No entrypoint for this platform, or incompatible with this host. */
   platform: 8,
+  /** `conformance`: a required check failed. */
+  conformance: 9,
 } as const;
 
 export function exitCodeFor(kind: ManagementErrorKind): number {

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * The `connect-plugin` command: init, list, inspect, install, pull, push,
- * verify, remove, keygen, sign and pack plugins. Every command takes --json; exit
+ * verify, remove, keygen, sign and pack plugins, and check a plugin program's
+ * protocol conformance. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { registerConformanceCommand } from "./conformance-command.js";
 import { registerInitCommand } from "./init-command.js";
 import { registerLocalCommands } from "./local-commands.js";
 import { jsonRequested, program } from "./program.js";
@@ -15,6 +17,7 @@ import { registerRegistryCommands } from "./registry-commands.js";
 registerInitCommand(program);
 registerLocalCommands(program);
 registerRegistryCommands(program);
+registerConformanceCommand(program);
 
 /**
  * Reports an error and exits. With --json it goes to stdout only, as

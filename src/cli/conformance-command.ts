@@ -1,0 +1,46 @@
+/** `connect-plugin conformance -- <command...>`: runs src/conformance against a plugin program. */
+import type { Command } from "commander";
+import { runConformance } from "../conformance/checks.js";
+import { formatReport } from "../conformance/report.js";
+import { ManagementError } from "../manifest/errors.js";
+import { EXIT } from "./exit-codes.js";
+import { globals } from "./program.js";
+
+export function registerConformanceCommand(program: Command): void {
+  program
+    .command("conformance")
+    .argument("<command...>", "the plugin program and its arguments (after --)")
+    .requiredOption("--cookie <KEY=VALUE>", "the plugin's magic cookie")
+    .option("--protocol-version <n>", "the app protocol version the host offers", "1")
+    .option("--timeout <ms>", "how long to wait for each handshake line, exit or log line", "10000")
+    .description(
+      "launch a plugin as a host does and check each protocol requirement (docs/protocol.md)",
+    )
+    .action(
+      async (
+        command: string[],
+        o: { cookie: string; protocolVersion: string; timeout: string },
+      ) => {
+        const eq = o.cookie.indexOf("=");
+        const version = Number(o.protocolVersion);
+        const timeoutMs = Number(o.timeout);
+        if (eq <= 0 || !Number.isInteger(version) || version < 1 || !(timeoutMs > 0)) {
+          throw new ManagementError(
+            "invalid-config",
+            "--cookie must be KEY=VALUE, --protocol-version a positive integer, --timeout a positive number of ms",
+          );
+        }
+        const report = await runConformance({
+          command,
+          cookieKey: o.cookie.slice(0, eq),
+          cookieValue: o.cookie.slice(eq + 1),
+          protocolVersion: version,
+          timeoutMs,
+        });
+        process.stdout.write(
+          (globals().json === true ? JSON.stringify(report, null, 2) : formatReport(report)) + "\n",
+        );
+        if (!report.passed) process.exitCode = EXIT.conformance;
+      },
+    );
+}
