@@ -5,13 +5,15 @@ set -euo pipefail
 
 # Debian packages the tests use, as "command:package".
 # dnsmasq (DNS SRV), etcd (discovery) and docker-registry (OCI distribution)
-# are real servers that the tests start on loopback ports.
+# are real servers that the tests start on loopback ports; chromium (headless,
+# driven by playwright-core) runs the browser example and the status page.
 debian_packages=(
   "openssl:openssl"
   "dnsmasq:dnsmasq-base"
   "etcd:etcd-server"
   "docker-registry:docker-registry"
   "htpasswd:apache2-utils"
+  "chromium:chromium"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
@@ -52,4 +54,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, chromium"

@@ -21,6 +21,7 @@ import {
 } from "../transport/http-server.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
+import { CorsPolicy, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
@@ -66,6 +67,13 @@ export interface ServeOptions extends PluginServerOptions {
   readonly readMaxBytes?: number;
   /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
   readonly writeMaxBytes?: number;
+  /**
+   * Network mode: the web origins whose pages may call this plugin from a
+   * browser (Connect and gRPC-web; see docs/browsers.md). Default: none, and
+   * requests that carry another Origin are refused. CONNECT_PLUGIN_CORS_ORIGINS
+   * does the same without a code change.
+   */
+  readonly cors?: CorsOptions;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -228,11 +236,14 @@ async function serveNetwork(
   options: ServeOptions,
   listen: string,
 ): Promise<ServeHandle> {
+  const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
   const server = new PluginServer(definition, options);
   const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
   const tls = options.tls ?? tlsFromEnv();
   const http = await PluginHttpServer.listen(
-    await handler(server, guard, options),
+    CorsPolicy.wrap(cors, await handler(server, guard, options), (origin) =>
+      pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin }),
+    ),
     parseListen(listen),
     { acceptHttp1: true, ...(tls !== undefined && { tls }) },
   );
