@@ -11,6 +11,7 @@ export { PluginClient } from "./host/plugin-client.js";
 export type {
   DispensedClient,
   PluginClientOptions,
+  PluginClientStatus,
   PluginHealth,
   PluginInfo,
   PluginName,
@@ -98,3 +99,16 @@ export type { BrokeredService } from "./transport/goplugin-broker.js";
 export { GoPluginClient } from "./host/goplugin-client.js";
 export type { GoPluginClientOptions } from "./host/goplugin-client.js";
 export { generateAutoMtlsCertificate, type AutoMtlsCertificate } from "./security/auto-mtls.js";
+
+// A live status page for a host's plugins (docs/status-page.md).
+export { statusPage } from "./status/status-page.js";
+export type { StatusPageOptions } from "./status/status-page.js";
+export type {
+  PluginStatus,
+  StatusReporter,
+  StatusSnapshot,
+  StatusSource,
+  WatchedClient,
+} from "./status/snapshot.js";
+export { CallStats } from "./host/call-stats.js";
+export type { CallStatsOptions, MethodStats } from "./host/call-stats.js";

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `connect-plugin` command: list, inspect, install, pull, push, verify,
- * remove, keygen, sign and pack plugins. Every command takes --json; exit
+ * remove, keygen, sign and pack plugins, and show their status. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
@@ -10,9 +10,11 @@ import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { registerLocalCommands } from "./local-commands.js";
 import { program } from "./program.js";
 import { registerRegistryCommands } from "./registry-commands.js";
+import { registerStatusCommand } from "./status-command.js";
 
 registerLocalCommands(program);
 registerRegistryCommands(program);
+registerStatusCommand(program);
 
 function fail(code: number, kind: string, message: string): never {
   if (process.argv.includes("--json"))

@@ -37,6 +37,7 @@ import { autoMtlsForLaunch } from "./auto-mtls-launch.js";
 import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
 import { connectCluster } from "./cluster-connect.js";
+import { ClusterTransport, type EndpointStatus } from "../resilience/cluster-transport.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -99,6 +100,16 @@ export type ServiceFor<P, V, K> =
  * clients; use dispenseAt(version, name) for the client of one version.
  */
 export type DispensedClient<S> = S extends DescService ? Client<S> : never;
+
+/** What PluginClient.status() reports. */
+export interface PluginClientStatus {
+  readonly source: PluginSource["kind"];
+  /** The command line (with its pid while it runs), URL, "(in process)" or "cluster of …". */
+  readonly where: string;
+  readonly state: "not started" | "starting" | "running" | "closed";
+  /** A cluster's instances; empty for other sources. */
+  readonly endpoints: readonly EndpointStatus[];
+}
 
 type Running = {
   readonly transport: ClientTransport;
@@ -178,6 +189,28 @@ export class PluginClient<
   /** The subprocess' pid, or undefined for remote and in-process plugins. */
   get pid(): number | undefined {
     return this.process?.pid;
+  }
+
+  /**
+   * Where the plugin runs and in what state, without a call: for status
+   * pages. A cluster lists its instances with health and circuit state.
+   */
+  status(): PluginClientStatus {
+    const transport = this.running?.transport.transport;
+    const pid = this.process?.exit === undefined ? this.process?.pid : undefined;
+    return {
+      source: this.options.source.kind,
+      where: pid !== undefined ? `pid ${pid}: ${this.name}` : this.name,
+      state:
+        this.closing !== undefined
+          ? "closed"
+          : this.running !== undefined
+            ? "running"
+            : this.starting !== undefined
+              ? "starting"
+              : "not started",
+      endpoints: transport instanceof ClusterTransport ? transport.status() : [],
+    };
   }
 
   /** How the subprocess ended, once it has. */
