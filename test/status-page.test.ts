@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import {
@@ -11,6 +15,7 @@ import {
   statusPage,
   subprocess,
   type PluginClient,
+  type PluginStatus,
   type ServeHandle,
 } from "../src/index.js";
 import { PluginManager } from "../src/management.js";
@@ -18,6 +23,9 @@ import { kvPlugin } from "../examples/kv/definition.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { launchChromium, screenshotPath } from "./chromium.js";
 import { encode, kvClient, kvPluginMain, tempDir } from "./helpers.js";
+import { cli, keysOnDisk, kvPluginDir } from "./oci-helpers.js";
+
+const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
 // The live status page in Debian's headless Chromium: a subprocess plugin, a
 // cluster of two network plugins, and a managed built-in, with real calls.
@@ -168,4 +176,61 @@ test("the status page shows every plugin and cluster instance, and per-method ca
   const file = screenshotPath("status-page.png");
   await page.screenshot({ path: file, fullPage: true });
   await page.close();
+});
+
+test("connect-plugin status lists the installed plugins; --web serves them as a live page", async () => {
+  const keys = keysOnDisk();
+  const plugin = await kvPluginDir();
+  assert.equal((await cli(["sign", plugin, "--key", keys.privateKeyFile])).code, 0);
+  const plugins = join(tempDir("cp-statushost-"), "plugins");
+  const flags = ["--dir", plugins, "--trusted-keys", keys.trustedDir];
+  const installed = await cli([...flags, "install", plugin]);
+  assert.equal(installed.code, 0, installed.stderr);
+  mkdirSync(join(plugins, "broken"));
+  writeFileSync(join(plugins, "broken", "plugin.json"), "{}");
+
+  const listed = await cli([...flags, "status", "--json"]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const rows = (JSON.parse(listed.stdout) as { plugins: PluginStatus[] }).plugins;
+  assert.deepEqual(
+    rows.map((p) => [p.name, p.source, p.state, p.health]),
+    [
+      ["kv", "installed", "not open", "not running"],
+      [join(plugins, "broken"), "installed", "invalid", "not running"],
+    ],
+  );
+  assert.match(rows[1]?.problem ?? "", /plugin\.json/);
+
+  const badPort = await cli([...flags, "status", "--web", "--port", "http"]);
+  assert.equal(badPort.code, 7);
+  assert.match(badPort.stderr, /--port must be 0 to 65535, got http/);
+
+  const web = spawn(process.execPath, [cliMain, ...flags, "status", "--web", "--port", "0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((r) => web.once("exit", r));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      web.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /status page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+        if (match?.[1] !== undefined) resolve(match[1]);
+      });
+      void exited.then((code) => reject(new Error(`status --web exited with ${code}: ${out}`)));
+    });
+    const page = await browser.newPage();
+    await page.goto(url);
+    await waitForCell(page, 'tr[data-plugin="kv"]', "state", "not open");
+    assert.equal(await cell(page, 'tr[data-plugin="kv"]', "where"), join(plugins, "kv"));
+    assert.match(
+      await cell(page, `tr[data-plugin="${join(plugins, "broken")}"]`, "where"),
+      /plugin\.json/,
+    );
+    await page.screenshot({ path: screenshotPath("status-cli.png"), fullPage: true });
+    await page.close();
+  } finally {
+    web.kill("SIGINT");
+  }
+  assert.equal(await exited, 0, "status --web stops cleanly on SIGINT");
 });
