@@ -1,6 +1,7 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "src/gen/**", "examples/*/gen/**"] },
@@ -20,6 +21,8 @@ export default tseslint.config(
       ],
     },
   },
+  // Imports flow one way between the folders of src/ (eslint.layers.js).
+  ...layerRules(),
   {
     // node:test's test() and describe() return promises that the runner awaits.
     files: ["test/**/*.ts"],
@@ -31,7 +34,7 @@ export default tseslint.config(
     rules: { "@typescript-eslint/require-await": "off" },
   },
   {
-    files: ["eslint.config.js"],
+    files: ["eslint.config.js", "eslint.layers.js"],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

@@ -50,25 +50,17 @@ export type { LocalTransport } from "./protocol/env.js";
 export { silentLogger, stderrLogger } from "./logging/logger.js";
 export type { Logger, LogLevel, LogRecord } from "./logging/logger.js";
 
-// Remote-first: discovery, health, retries, circuit breaking, load balancing.
-export { cluster } from "./host/cluster-source.js";
-export type { ClusterSource } from "./host/cluster-source.js";
-export { StaticDiscovery, staticEndpoints } from "./discovery/discovery.js";
+// Remote-first: a plugin served by a pool of instances, and where the pool
+// comes from. The parts a cluster is built from (ClusterTransport, breaker,
+// retry policy, health monitor, balancers) are in `connect-plugin/cluster`.
+export { cluster } from "./host/sources.js";
+export type { ClusterSource } from "./host/sources.js";
+export { staticEndpoints } from "./discovery/discovery.js";
 export type { Discovery, Endpoint } from "./discovery/discovery.js";
-export { ClusterTransport } from "./resilience/cluster-transport.js";
-export type {
-  ClusterEvent,
-  ClusterOptions,
-  ClusterTls,
-  EndpointStatus,
-} from "./resilience/cluster-transport.js";
-export { CircuitBreaker } from "./resilience/circuit-breaker.js";
+export type { ClusterEvent, ClusterTls, EndpointStatus } from "./resilience/cluster-options.js";
 export type { CircuitBreakerOptions, CircuitState } from "./resilience/circuit-breaker.js";
-export { RetryBudget, RetryPolicy, neverSent } from "./resilience/retry.js";
 export type { RetryBudgetOptions, RetryOptions } from "./resilience/retry.js";
-export { HealthMonitor } from "./resilience/health-monitor.js";
 export type { HealthOptions } from "./resilience/health-monitor.js";
-export { leastOutstanding, roundRobin } from "./resilience/balancer.js";
 export type { BalancedEndpoint, Balancer, BalancerName } from "./resilience/balancer.js";
 export { dnsSrv } from "./discovery/dns-srv.js";
 export type { DnsSrvOptions } from "./discovery/dns-srv.js";
@@ -89,12 +81,12 @@ export {
 } from "./security/auth.js";
 export { rateLimit } from "./security/rate-limit.js";
 export type { RateLimitOptions } from "./security/rate-limit.js";
-export { clientAddress } from "./plugin/client-address.js";
+export { clientAddress } from "./transport/client-address.js";
 export { tlsFromFiles } from "./security/tls-files.js";
 
 // go-plugin interoperability (docs/go-plugin.md).
 export { goPluginBroker } from "./plugin/goplugin-serve.js";
-export { GrpcBroker } from "./transport/goplugin-broker.js";
+export type { GrpcBroker } from "./transport/goplugin-broker.js";
 export type { BrokeredService } from "./transport/goplugin-broker.js";
 export { GoPluginClient } from "./host/goplugin-client.js";
 export type { GoPluginClientOptions } from "./host/goplugin-client.js";

@@ -18,7 +18,7 @@ import { ManagementError } from "../src/manifest/errors.js";
 import { hostPlatform } from "../src/manifest/platform.js";
 import { PluginManager } from "../src/manager/manager.js";
 import { resolveSource } from "../src/manager/resolver.js";
-import { sha256 } from "../src/security/digest.js";
+import { sha256 } from "../src/manifest/digest.js";
 import { decode, encode, isAlive, tempDir, waitFor } from "./helpers.js";
 import { cli, keysOnDisk, kvPluginDir, startRegistry, type Registry } from "./oci-helpers.js";
 

@@ -18,7 +18,7 @@ import {
 import { parseReference } from "../src/oci/reference.js";
 import { MAX_MANIFEST_BYTES, RegistryClient } from "../src/oci/registry-client.js";
 import { Installer } from "../src/manager/installer.js";
-import { sha256 } from "../src/security/digest.js";
+import { sha256 } from "../src/manifest/digest.js";
 import { loadPluginDir } from "../src/security/plugin-dir.js";
 import { signManifest } from "../src/security/signing.js";
 import { tempDir, waitFor } from "./helpers.js";

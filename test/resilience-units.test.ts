@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CircuitBreaker, RetryBudget, RetryPolicy, neverSent } from "../src/index.js";
+import { CircuitBreaker, RetryBudget, RetryPolicy, neverSent } from "../src/cluster.js";
 import { NotSentError } from "../src/resilience/retry.js";
 import { KV } from "../examples/kv/shared.js";
 

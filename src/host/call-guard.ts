@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { IdleWaiters } from "../plugin/call-tracker.js";
+import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 

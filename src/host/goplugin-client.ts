@@ -11,7 +11,6 @@ import {
 import { LineSplitter } from "../logging/line-splitter.js";
 import {
   hostRecord,
-  notifyListeners,
   stderrLogger,
   type Logger,
   type LogLevel,
@@ -32,6 +31,7 @@ import { GrpcBroker } from "../transport/goplugin-broker.js";
 import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
 import { CallGuard } from "./call-guard.js";
 import { PluginProcess, type PluginExit } from "./launcher.js";
+import { Lifecycle } from "./lifecycle.js";
 import type { DispensedClient, PluginName, ServiceFor } from "./plugin-client.js";
 
 /** go-plugin's defaults: one minute to start, two seconds to exit after Shutdown. */
@@ -132,14 +132,7 @@ export class GoPluginClient<
   private readonly logger: Logger;
   private readonly label: string;
   private readonly name: string;
-  private readonly clients = new Map<string, unknown>();
-  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
-  private readonly startAbort = new AbortController();
-  private starting: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
-  private running: Running | undefined;
-  /** The subprocess, kept after close() so that `exit` can tell how it ended. */
-  private process: PluginProcess | undefined;
+  private readonly life: Lifecycle<Running>;
 
   constructor(private readonly options: GoPluginClientOptions<P, V>) {
     this.sets = byVersion(
@@ -151,6 +144,11 @@ export class GoPluginClient<
     this.logger = options.logger ?? stderrLogger;
     this.name = [options.command, ...(options.args ?? [])].join(" ");
     this.label = JSON.stringify(this.name);
+    this.life = new Lifecycle(
+      this.label,
+      () => this.doStart(),
+      () => this.doClose(),
+    );
   }
 
   /** The protocol version agreed with the plugin. */
@@ -160,18 +158,18 @@ export class GoPluginClient<
 
   /** Where the plugin listens, from its handshake line ("unix" or "tcp"). */
   get address(): { readonly network: "unix" | "tcp"; readonly address: string } | undefined {
-    const line = this.process?.handshakeLine;
+    const line = this.life.process?.handshakeLine;
     return line === undefined ? undefined : { network: line.network, address: line.address };
   }
 
   /** The plugin's process id, once started. */
   get pid(): number | undefined {
-    return this.process?.pid;
+    return this.life.process?.pid;
   }
 
   /** How the plugin process ended, once it has. */
   get exit(): PluginExit | undefined {
-    return this.process?.exit;
+    return this.life.process?.exit;
   }
 
   /**
@@ -188,17 +186,12 @@ export class GoPluginClient<
    * it (`exit.expected`) or it crashed. Returns an unsubscribe function.
    */
   onExit(listener: (exit: PluginExit) => void): () => void {
-    this.exitListeners.add(listener);
-    return () => this.exitListeners.delete(listener);
+    return this.life.onExit(listener);
   }
 
   /** Launches the plugin and connects. Repeated calls share one start. */
   start(): Promise<void> {
-    if (this.closing !== undefined) {
-      return Promise.reject(new PluginError("not-running", `plugin ${this.label} is closed`));
-    }
-    this.starting ??= this.doStart();
-    return this.starting;
+    return this.life.start();
   }
 
   /**
@@ -217,21 +210,16 @@ export class GoPluginClient<
     version: Ver,
     name: K,
   ): DispensedClient<V[Ver][K]> {
-    const agreed = this.mustRun().version;
-    if (agreed !== version) {
-      throw new PluginError(
-        "unknown-plugin",
-        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.label} ` +
-          `agreed on version ${agreed}`,
-      );
-    }
+    this.life.checkVersion(this.mustRun().version, version, name);
     return this.clientFor(name) as DispensedClient<V[Ver][K]>;
   }
 
   private clientFor(name: string): unknown {
     const running = this.mustRun();
-    const cached = this.clients.get(name);
-    if (cached !== undefined) return cached;
+    return this.life.dispensed(name, () => this.makeClient(running, name));
+  }
+
+  private makeClient(running: Running, name: string): unknown {
     const set = this.sets.get(running.version) ?? {};
     const service = set[name];
     if (service === undefined) {
@@ -244,9 +232,7 @@ export class GoPluginClient<
             .join(", ")})`,
       );
     }
-    const client = createClient(service, running.transport.transport);
-    this.clients.set(name, client);
-    return client;
+    return createClient(service, running.transport.transport);
   }
 
   /**
@@ -272,8 +258,7 @@ export class GoPluginClient<
    * its process group if it has not exited within the grace period.
    */
   close(): Promise<void> {
-    this.closing ??= this.doClose();
-    return this.closing;
+    return this.life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -281,15 +266,7 @@ export class GoPluginClient<
   }
 
   private mustRun(): Running {
-    if (this.running === undefined) {
-      throw new PluginError(
-        "not-running",
-        this.closing !== undefined
-          ? `plugin ${this.label} is closed`
-          : `plugin ${this.label} is not started; await client.start() first`,
-      );
-    }
-    return this.running;
+    return this.life.mustRun();
   }
 
   /** Every version of the plugin sets, sent in PLUGIN_PROTOCOL_VERSIONS. */
@@ -318,10 +295,10 @@ export class GoPluginClient<
       name: this.name,
       label: this.label,
       launchToken: "",
-      signal: this.startAbort.signal,
+      signal: this.life.startAbort.signal,
       goPlugin: true,
     });
-    this.process = proc;
+    this.life.process = proc;
     let parts: Omit<Running, "version"> | undefined;
     try {
       const line = proc.handshakeLine;
@@ -404,16 +381,15 @@ export class GoPluginClient<
             }),
           );
         }
-        notifyListeners(this.exitListeners, exit, this.logger, this.name);
+        this.life.notifyExit(exit, this.logger, this.name);
       });
-      this.running = { ...parts, version: line.protocolVersion };
+      const running = { ...parts, version: line.protocolVersion };
+      this.life.running = running;
       await this.pingAtStart(deadline);
-      this.openStreams(this.running);
-      if (this.closing !== undefined) {
-        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
-      }
+      this.openStreams(running);
+      this.life.checkNotClosedWhileStarting();
     } catch (error) {
-      this.running = undefined;
+      this.life.running = undefined;
       parts?.streams.abort();
       parts?.guard.close();
       parts?.transport.close();
@@ -426,10 +402,10 @@ export class GoPluginClient<
   private async pingAtStart(deadline: number): Promise<void> {
     try {
       // close() aborts this, so that it never waits out the start timeout.
-      await this.ping(Math.max(1, deadline - Date.now()), this.startAbort.signal);
+      await this.ping(Math.max(1, deadline - Date.now()), this.life.startAbort.signal);
     } catch (error) {
       if (error instanceof PluginError) throw error;
-      if (this.startAbort.signal.aborted) {
+      if (this.life.startAbort.signal.aborted) {
         throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
       }
       const ce = ConnectError.from(error);
@@ -437,7 +413,7 @@ export class GoPluginClient<
         ce.code === Code.Unimplemented ? "not-a-plugin-server" : "unreachable",
         `could not reach plugin ${this.label} over gRPC (grpc.health.v1 check of "plugin"): ` +
           ce.message,
-        { cause: error, stderrTail: this.running?.process.stderrTail ?? "" },
+        { cause: error, stderrTail: this.life.running?.process.stderrTail ?? "" },
       );
     }
   }
@@ -491,10 +467,8 @@ export class GoPluginClient<
   }
 
   private async doClose(): Promise<void> {
-    this.startAbort.abort();
-    await this.starting?.catch(() => {});
-    const running = this.running;
-    this.running = undefined;
+    const running = this.life.running;
+    this.life.running = undefined;
     if (running === undefined) return;
     const { process: proc, transport, guard, broker, streams } = running;
     const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;

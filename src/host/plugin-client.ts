@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -21,23 +20,18 @@ import {
   type VersionedPluginSets,
 } from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
-import { hostRecord, notifyListeners, stderrLogger, type Logger } from "../logging/logger.js";
-import {
-  createInProcessTransport,
-  createSocketTransport,
-  createUrlTransport,
-  type ClientTransport,
-} from "../transport/client-transport.js";
-import { createDirectTransport } from "../transport/direct.js";
-import { createFramedTransport } from "../transport/framed/client.js";
-import { PluginServer } from "../plugin/plugin-server.js";
-import { PluginProcess, type PluginExit } from "./launcher.js";
-import { CallGuard } from "./call-guard.js";
-import { autoMtlsForLaunch } from "./auto-mtls-launch.js";
-import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
+import { hostRecord, stderrLogger, type Logger } from "../logging/logger.js";
+import type { ClientTransport } from "../transport/client-transport.js";
+import type { PluginExit, PluginProcess } from "./launcher.js";
+import { Lifecycle } from "./lifecycle.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
-import { connectCluster } from "./cluster-connect.js";
-import { ClusterTransport, type EndpointStatus } from "../resilience/cluster-transport.js";
+import type { ConnectContext, Connected } from "./connectors/connector.js";
+import { connectCluster } from "./connectors/cluster.js";
+import { connectInProcess } from "./connectors/in-process.js";
+import { connectRemote } from "./connectors/remote.js";
+import { connectSubprocess } from "./connectors/subprocess.js";
+import { ClusterTransport } from "../resilience/cluster-transport.js";
+import type { EndpointStatus } from "../resilience/cluster-options.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -111,13 +105,9 @@ export interface PluginClientStatus {
   readonly endpoints: readonly EndpointStatus[];
 }
 
-type Running = {
-  readonly transport: ClientTransport;
-  readonly guard: CallGuard;
+type Running = Connected & {
   readonly version: number;
   readonly available: ReadonlyMap<string, PluginInfo>;
-  readonly process: PluginProcess | undefined;
-  readonly server: PluginServer | undefined;
 };
 
 /**
@@ -151,15 +141,7 @@ export class PluginClient<
   private readonly label: string;
   private readonly gracePeriodMs: number;
   private readonly startTimeoutMs: number;
-  private starting: Promise<void> | undefined;
-  /** Fired by close() to abandon a start in progress. */
-  private readonly startAbort = new AbortController();
-  private running: Running | undefined;
-  /** The subprocess, kept after close() so that `exit` stays readable. */
-  private process: PluginProcess | undefined;
-  private closing: Promise<void> | undefined;
-  private readonly clients = new Map<string, unknown>();
-  private readonly exitListeners = new Set<(exit: PluginExit) => void>();
+  private readonly life: Lifecycle<Running>;
 
   constructor(private readonly options: PluginClientOptions<P, V>) {
     this.sets = byVersion(
@@ -174,6 +156,11 @@ export class PluginClient<
     this.label = options.source.kind === "subprocess" ? JSON.stringify(this.name) : this.name;
     this.gracePeriodMs = options.gracePeriodMs ?? 2_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
+    this.life = new Lifecycle(
+      this.label,
+      () => this.doStart(),
+      () => this.doClose(),
+    );
   }
 
   /** The protocol version agreed in the handshake. */
@@ -188,7 +175,7 @@ export class PluginClient<
 
   /** The subprocess' pid, or undefined for remote and in-process plugins. */
   get pid(): number | undefined {
-    return this.process?.pid;
+    return this.life.process?.pid;
   }
 
   /**
@@ -196,26 +183,20 @@ export class PluginClient<
    * pages. A cluster lists its instances with health and circuit state.
    */
   status(): PluginClientStatus {
-    const transport = this.running?.transport.transport;
-    const pid = this.process?.exit === undefined ? this.process?.pid : undefined;
+    const transport = this.life.running?.transport.transport;
+    const process = this.life.process;
+    const pid = process?.exit === undefined ? process?.pid : undefined;
     return {
       source: this.options.source.kind,
       where: pid !== undefined ? `pid ${pid}: ${this.name}` : this.name,
-      state:
-        this.closing !== undefined
-          ? "closed"
-          : this.running !== undefined
-            ? "running"
-            : this.starting !== undefined
-              ? "starting"
-              : "not started",
+      state: this.life.state,
       endpoints: transport instanceof ClusterTransport ? transport.status() : [],
     };
   }
 
   /** How the subprocess ended, once it has. */
   get exit(): PluginExit | undefined {
-    return this.process?.exit;
+    return this.life.process?.exit;
   }
 
   /**
@@ -225,8 +206,7 @@ export class PluginClient<
    * (a remote plugin's failures show up as Unavailable calls and in health()).
    */
   onExit(listener: (exit: PluginExit) => void): () => void {
-    this.exitListeners.add(listener);
-    return () => this.exitListeners.delete(listener);
+    return this.life.onExit(listener);
   }
 
   /**
@@ -234,11 +214,7 @@ export class PluginClient<
    * Concurrent and repeated calls share one start.
    */
   start(): Promise<void> {
-    if (this.closing !== undefined) {
-      return Promise.reject(new PluginError("not-running", `plugin ${this.label} is closed`));
-    }
-    this.starting ??= this.doStart();
-    return this.starting;
+    return this.life.start();
   }
 
   /**
@@ -257,20 +233,16 @@ export class PluginClient<
     version: Ver,
     name: K,
   ): DispensedClient<V[Ver][K]> {
-    const agreed = this.mustRun().version;
-    if (agreed !== version) {
-      throw new PluginError(
-        "unknown-plugin",
-        `cannot dispense "${name}" at protocol version ${version}: plugin ${this.label} agreed on version ${agreed}`,
-      );
-    }
+    this.life.checkVersion(this.mustRun().version, version, name);
     return this.clientFor(name) as DispensedClient<V[Ver][K]>;
   }
 
   private clientFor(name: string): unknown {
     const running = this.mustRun();
-    const cached = this.clients.get(name);
-    if (cached !== undefined) return cached;
+    return this.life.dispensed(name, () => this.makeClient(running, name));
+  }
+
+  private makeClient(running: Running, name: string): unknown {
     const hostSet = this.sets.get(running.version) ?? {};
     const service = hostSet[name];
     if (service === undefined) {
@@ -295,14 +267,12 @@ export class PluginClient<
           `${service.typeName}`,
       );
     }
-    const client = createClient(service, running.transport.transport);
-    this.clients.set(name, client);
-    return client;
+    return createClient(service, running.transport.transport);
   }
 
   /** Asks the plugin for its health. Never throws: errors read as "unknown". */
   async health(timeoutMs = 5_000): Promise<PluginHealth> {
-    const running = this.running;
+    const running = this.life.running;
     if (running === undefined) return "unknown";
     try {
       const res = await createClient(PluginController, running.transport.transport).health(
@@ -333,8 +303,7 @@ export class PluginClient<
    * and while starting (the start is abandoned).
    */
   close(): Promise<void> {
-    this.closing ??= this.doClose();
-    return this.closing;
+    return this.life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -342,15 +311,7 @@ export class PluginClient<
   }
 
   private mustRun(): Running {
-    if (this.running === undefined) {
-      throw new PluginError(
-        "not-running",
-        this.closing !== undefined
-          ? `plugin ${this.label} is closed`
-          : `plugin ${this.label} is not started; await client.start() first`,
-      );
-    }
-    return this.running;
+    return this.life.mustRun();
   }
 
   private get hostVersions(): number[] {
@@ -363,114 +324,31 @@ export class PluginClient<
     return [...names];
   }
 
-  /** Starts the plugin (subprocess) or builds the server (in process), and a transport to it. */
-  private async connect(): Promise<Omit<Running, "version" | "available">> {
+  /** Reaches the plugin through the connector for its kind of source. */
+  private connect(): Promise<Connected> {
     const source = this.options.source;
-    const interceptors = [...(this.options.interceptors ?? [])];
+    const context: ConnectContext = {
+      handshake: this.options.handshake,
+      hostVersions: this.hostVersions,
+      interceptors: [...(this.options.interceptors ?? [])],
+      name: this.name,
+      label: this.label,
+      gracePeriodMs: this.gracePeriodMs,
+      startTimeoutMs: this.startTimeoutMs,
+      logger: this.logger,
+      signal: this.life.startAbort.signal,
+      launched: (proc) => (this.life.process = proc),
+      exited: (exit, transport) => this.handleExit(exit, transport),
+    };
     switch (source.kind) {
-      case "subprocess": {
-        const launchToken = randomBytes(32).toString("base64url");
-        const mtls = autoMtlsForLaunch(source.autoMTLS);
-        const proc = await PluginProcess.launch({
-          command: source.command,
-          args: source.args,
-          env: { ...source.env, ...mtls.env },
-          ...(source.cwd !== undefined && { cwd: source.cwd }),
-          handshake: this.options.handshake,
-          hostVersions: this.hostVersions,
-          // Launching is the first step of start(): the whole timeout is left.
-          startTimeoutMs: this.startTimeoutMs,
-          logger: this.logger,
-          name: this.name,
-          label: this.label,
-          launchToken,
-          signal: this.startAbort.signal,
-          ...(source.transports !== undefined && { transports: source.transports }),
-        });
-        this.process = proc;
-        const line = proc.handshakeLine;
-        if (line.protocol !== "connect" && line.protocol !== "grpc" && line.protocol !== "framed") {
-          await proc.kill();
-          throw new PluginError(
-            "unsupported-protocol",
-            `plugin ${this.label} speaks the unsupported protocol "${line.protocol}"; ` +
-              `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
-          );
-        }
-        let tls: PeerTls | undefined;
-        try {
-          tls = mtls.peer(line, this.label);
-        } catch (error) {
-          await proc.kill();
-          throw error;
-        }
-        // The guard asks the transport (created after it) whether its
-        // connection broke; the closure only runs once calls are made.
-        // The framed transport fails its calls on close itself (see CallGuard).
-        const guard: CallGuard = new CallGuard(
-          this.label,
-          () => transport.isBroken(),
-          proc,
-          true,
-          line.protocol !== "framed",
-        );
-        // User interceptors run first, so that the guard judges only errors
-        // from the wire; the token goes on last, so that they never see it.
-        const wireInterceptors = [...interceptors, guard.interceptor, bearerToken(launchToken)];
-        const protocol = line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const);
-        const transport: ClientTransport =
-          line.protocol === "framed"
-            ? createFramedTransport(line, {
-                interceptors: wireInterceptors,
-                ...(tls !== undefined && {
-                  tls: { ca: tls.peerCertPem, cert: tls.certPem, key: tls.keyPem },
-                }),
-              })
-            : tls === undefined
-              ? createSocketTransport(line, { protocol, interceptors: wireInterceptors })
-              : createGoPluginTransport(line, { protocol, interceptors: wireInterceptors, tls });
-        proc.onExit((exit) => this.handleExit(exit, transport));
-        return { transport, guard, process: proc, server: undefined };
-      }
-      case "remote": {
-        const guard = new CallGuard(this.label, () => remoteTransport.isBroken());
-        const remoteTransport = createUrlTransport(source.url, {
-          protocol: source.protocol,
-          httpVersion: source.httpVersion,
-          interceptors: [...interceptors, guard.interceptor],
-          ...(source.tls !== undefined && { tls: source.tls }),
-        });
-        return { transport: remoteTransport, guard, process: undefined, server: undefined };
-      }
-      case "in-process": {
-        const server = new PluginServer(source.definition, {
-          gracePeriodMs: this.gracePeriodMs,
-          log: (level, message, fields = {}) =>
-            this.logger.log({
-              level,
-              message,
-              plugin: this.name,
-              source: "in-process",
-              fields,
-              time: new Date(),
-            }),
-        });
-        // Nothing between host and plugin can break in process: every error
-        // is the plugin's own, so the guard never rewrites one.
-        const guard = new CallGuard(
-          this.label,
-          () => false,
-          undefined,
-          false,
-          source.mode === "serialize",
-        );
-        const transport = (
-          source.mode === "serialize" ? createInProcessTransport : createDirectTransport
-        )(server, { interceptors: [...interceptors, guard.interceptor] });
-        return { transport, guard, process: undefined, server };
-      }
+      case "subprocess":
+        return connectSubprocess(source, context);
+      case "remote":
+        return connectRemote(source, context);
+      case "in-process":
+        return connectInProcess(source, context);
       case "cluster":
-        return connectCluster(source, interceptors, this.label, this.gracePeriodMs, this.logger);
+        return connectCluster(source, context);
     }
   }
 
@@ -479,10 +357,8 @@ export class PluginClient<
     const parts = await this.connect();
     try {
       const handshake = await this.handshake(parts.transport.transport, parts.process, deadline);
-      if (this.closing !== undefined) {
-        throw new PluginError("not-running", `plugin ${this.label} was closed while starting`);
-      }
-      this.running = {
+      this.life.checkNotClosedWhileStarting();
+      this.life.running = {
         ...parts,
         version: handshake.protocolVersion,
         available: new Map(
@@ -515,11 +391,11 @@ export class PluginClient<
     try {
       res = await controller.handshake(
         { protocolVersions: hostVersions, requestedPlugins: this.requestedNames() },
-        { timeoutMs: Math.max(1, deadline - Date.now()), signal: this.startAbort.signal },
+        { timeoutMs: Math.max(1, deadline - Date.now()), signal: this.life.startAbort.signal },
       );
     } catch (error) {
       const ce = ConnectError.from(error);
-      if (this.startAbort.signal.aborted) {
+      if (this.life.startAbort.signal.aborted) {
         throw new PluginError("not-running", `plugin ${this.label} was closed while starting`, {
           cause: error,
         });
@@ -588,14 +464,12 @@ export class PluginClient<
         }),
       );
     }
-    notifyListeners(this.exitListeners, exit, this.logger, this.name);
+    this.life.notifyExit(exit, this.logger, this.name);
   }
 
   private async doClose(): Promise<void> {
-    this.startAbort.abort();
-    await this.starting?.catch(() => {});
-    const running = this.running;
-    this.running = undefined;
+    const running = this.life.running;
+    this.life.running = undefined;
     if (running === undefined) return;
     const { process: proc, server, guard, transport } = running;
     if (proc !== undefined) {
@@ -620,19 +494,6 @@ export class PluginClient<
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
   }
-}
-
-/**
- * Adds the launch token to every call into a subprocess, on a copy of the
- * headers: interceptors further out keep a view without the secret.
- */
-function bearerToken(token: string): Interceptor {
-  const value = `Bearer ${token}`;
-  return (next) => (req) => {
-    const header = new Headers(req.header);
-    header.set("authorization", value);
-    return next({ ...req, header });
-  };
 }
 
 function describeSource(source: PluginSource): string {

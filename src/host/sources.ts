@@ -1,11 +1,14 @@
+import type { Discovery, Endpoint } from "../discovery/discovery.js";
+import { staticEndpoints } from "../discovery/discovery.js";
 import type { LocalTransport } from "../protocol/env.js";
+import type { ClusterOptions } from "../resilience/cluster-transport.js";
+import { plaintextRefusal } from "../security/plaintext.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
-import type { ClusterSource } from "./cluster-source.js";
 
 /**
  * Where a plugin runs. A PluginClient takes exactly one source; everything
- * after start() (dispense, calls, health, close) is the same for all three.
+ * after start() (dispense, calls, health, close) is the same for all four.
  */
 export type PluginSource = SubprocessSource | RemoteSource | InProcessSource | ClusterSource;
 
@@ -121,12 +124,8 @@ export function checkRemoteSource(source: RemoteSource): void {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`remote plugin URL must be http:// or https://, got ${url.toString()}`);
   }
-  if (url.protocol === "http:" && !isLoopback(url.hostname) && !source.allowPlaintext) {
-    throw new TypeError(
-      `refusing plaintext http:// to non-loopback host ${url.hostname}: use https://, ` +
-        `or pass { allowPlaintext: true } if the network is trusted`,
-    );
-  }
+  const refusal = plaintextRefusal(url, source.allowPlaintext, `host ${url.hostname}`);
+  if (refusal !== undefined) throw new TypeError(refusal);
   if (source.tls !== undefined && url.protocol !== "https:") {
     throw new TypeError(`TLS options were given for ${url.toString()}, which is not https://`);
   }
@@ -141,10 +140,36 @@ export function inProcess(
 }
 
 /**
- * True for "localhost", 127.0.0.0/8 and ::1. Other "*.localhost" names are
- * not trusted: resolvers need not keep them on this machine.
+ * A plugin served by a pool of instances (sidecars, a Kubernetes service, a
+ * fleet registered in etcd). The host dispenses the same typed client as for
+ * any other source; behind it, every call picks a healthy instance, gets
+ * retried when that is safe, and fails over.
  */
-export function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+export interface ClusterSource extends Omit<ClusterOptions, "fallback"> {
+  readonly kind: "cluster";
+  /**
+   * Used when no instance can take a call: an in-process implementation or
+   * another remote plugin. Non-idempotent calls that may have reached an
+   * instance never fall back.
+   */
+  readonly fallback?: InProcessSource | RemoteSource;
+}
+
+/**
+ * `cluster({ discovery: dnsSrv("_kv._tcp.plugins.internal"), balancer: "round-robin" })`,
+ * or `cluster(["http://127.0.0.1:8081", "http://127.0.0.1:8082"])` for a static list.
+ */
+export function cluster(
+  options:
+    | (Omit<ClusterSource, "kind" | "discovery"> & { discovery: Discovery })
+    | readonly (string | Endpoint)[],
+): ClusterSource {
+  if (isEndpointList(options)) return { kind: "cluster", discovery: staticEndpoints(options) };
+  return { kind: "cluster", ...options };
+}
+
+function isEndpointList(
+  options: object | readonly (string | Endpoint)[],
+): options is readonly (string | Endpoint)[] {
+  return Array.isArray(options);
 }

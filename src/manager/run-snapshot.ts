@@ -6,7 +6,7 @@ import { dirname, join, parse } from "node:path";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor, filesFor } from "../manifest/manifest.js";
 import { canonicalJson } from "../security/canonical.js";
-import { sha256 } from "../security/digest.js";
+import { sha256 } from "../manifest/digest.js";
 import type { LoadedPlugin } from "../security/plugin-dir.js";
 
 /**

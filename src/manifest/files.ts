@@ -1,6 +1,6 @@
 import { readdir } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { sha256File } from "../security/digest.js";
+import { sha256File } from "./digest.js";
 import { MANIFEST_FILES, SIGNATURE_FILE } from "./types.js";
 
 /**

@@ -4,7 +4,7 @@ import { ManagementError } from "../manifest/errors.js";
 import { filesFor, unsafePath, validateManifest } from "../manifest/manifest.js";
 import { splitPlatform } from "../manifest/platform.js";
 import { SIGNATURE_FILE, type PluginManifest } from "../manifest/types.js";
-import { sha256 } from "../security/digest.js";
+import { sha256 } from "../manifest/digest.js";
 import type { LoadedPlugin } from "../security/plugin-dir.js";
 import { parseSignature, type ManifestSignature } from "../security/signing.js";
 import type { BlobCache } from "./blob-cache.js";

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ManagementError } from "../manifest/errors.js";
-import { isDigest, sha256 } from "../security/digest.js";
+import { isDigest, sha256 } from "../manifest/digest.js";
 
 /**
  * A content-addressed blob cache: `<dir>/blobs/sha256/<hex>`, the OCI image

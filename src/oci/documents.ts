@@ -1,5 +1,5 @@
 import { ManagementError } from "../manifest/errors.js";
-import { isDigest } from "../security/digest.js";
+import { isDigest } from "../manifest/digest.js";
 import type { Descriptor, ImageIndex, ImageManifest } from "./media-types.js";
 
 /**

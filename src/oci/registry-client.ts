@@ -1,5 +1,6 @@
 import { ManagementError } from "../manifest/errors.js";
-import { isDigest, sha256 } from "../security/digest.js";
+import { isDigest, sha256 } from "../manifest/digest.js";
+import { isLoopbackHost } from "../security/plaintext.js";
 import { dockerCredentials, type Credentials } from "./docker-config.js";
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST } from "./media-types.js";
 
@@ -77,8 +78,7 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
-    const host = options.registry.replace(/:\d+$/, "");
-    const loopback = host === "localhost" || host.startsWith("127.") || host === "[::1]";
+    const loopback = isLoopbackHost(registryHost(options.registry));
     this.base = `${(options.plainHttp ?? loopback) ? "http" : "https"}://${options.registry}`;
     this.credentials = options.credentials ?? dockerCredentials(options.registry);
     this.attempts = options.attempts ?? 3;
@@ -530,4 +530,13 @@ function tooLarge(what: string, limit: number, why: string): ManagementError {
     "verification-failed",
     `download of ${what} is larger than the ${limit} bytes it may have (${why}); aborted`,
   );
+}
+
+/** The host part of a registry name ("127.0.0.1:5000", "[::1]:5000"); "" when it does not parse. */
+function registryHost(registry: string): string {
+  try {
+    return new URL(`http://${registry}`).hostname;
+  } catch {
+    return "";
+  }
 }

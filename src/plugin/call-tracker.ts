@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf } from "../transport/lazy-abort.js";
 
 /**
@@ -96,32 +97,5 @@ export class CallTracker {
     this.draining = true;
     if (this.active > 0) await this.idle.wait(graceMs);
     return this.active;
-  }
-}
-
-/**
- * Callers waiting for some count of work to reach zero, each for at most a
- * given time. Shared by the plugin's CallTracker and the host's CallGuard.
- */
-export class IdleWaiters {
-  private waiters: Array<() => void> = [];
-
-  /** Resolves at the next wake(), or after `ms`. */
-  wait(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Releases everyone waiting. */
-  wake(): void {
-    if (this.waiters.length === 0) return;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
   }
 }

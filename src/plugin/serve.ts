@@ -6,7 +6,7 @@ import {
   type ConnectRouter,
   type Interceptor,
 } from "@connectrpc/connect";
-import { clientAddress } from "./client-address.js";
+import { clientAddress } from "../transport/client-address.js";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";

@@ -5,7 +5,7 @@ import { ManagementError } from "../manifest/errors.js";
 import { filesFor, parseManifest } from "../manifest/manifest.js";
 import { hostPlatform } from "../manifest/platform.js";
 import { MANIFEST_FILES, SIGNATURE_FILE, type PluginManifest } from "../manifest/types.js";
-import { sha256File } from "./digest.js";
+import { sha256File } from "../manifest/digest.js";
 import {
   parseSignature,
   verifyManifestSignature,

@@ -5,7 +5,7 @@ import {
   type UnaryRequest,
   type StreamRequest,
 } from "@connectrpc/connect";
-import { clientAddress } from "../plugin/client-address.js";
+import { clientAddress } from "../transport/client-address.js";
 import { verifiedPrincipal } from "./auth.js";
 
 export interface RateLimitOptions {

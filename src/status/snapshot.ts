@@ -1,7 +1,7 @@
 import type { CallStats, MethodStats } from "../host/call-stats.js";
 import type { PluginClientStatus, PluginHealth } from "../host/plugin-client.js";
 import type { PluginManager } from "../manager/manager.js";
-import type { EndpointStatus } from "../resilience/cluster-transport.js";
+import type { EndpointStatus } from "../resilience/cluster-options.js";
 
 /** What the status page needs from a PluginClient (any plugin set). */
 export interface StatusReporter {

@@ -1,24 +1,35 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { ClusterTransport } from "../resilience/cluster-transport.js";
+import { ClusterTransport } from "../../resilience/cluster-transport.js";
 import {
   createInProcessTransport,
   createUrlTransport,
   type ClientTransport,
-} from "../transport/client-transport.js";
-import { PluginServer } from "../plugin/plugin-server.js";
-import type { Logger } from "../logging/logger.js";
-import { CallGuard } from "./call-guard.js";
-import type { ClusterSource } from "./cluster-source.js";
-import { checkRemoteSource } from "./sources.js";
+} from "../../transport/client-transport.js";
+import { PluginServer } from "../../plugin/plugin-server.js";
+import type { Logger } from "../../logging/logger.js";
+import { CallGuard } from "../call-guard.js";
+import { checkRemoteSource, type ClusterSource } from "../sources.js";
+import type { Connector } from "./connector.js";
 
 /**
- * Builds what PluginClient needs for a cluster source: the cluster
+ * Connects to a cluster source: the cluster
  * transport, wrapped as a ClientTransport whose close() stops discovery and
  * health checks and fails the calls still in flight. The guard sees no
  * calls (the cluster names the failing instance in its errors itself); it
  * is there because PluginClient keeps one per source.
  */
-export function connectCluster(
+export const connectCluster: Connector<ClusterSource> = (source, context) =>
+  Promise.resolve(
+    clusterParts(
+      source,
+      context.interceptors,
+      context.label,
+      context.gracePeriodMs,
+      context.logger,
+    ),
+  );
+
+function clusterParts(
   source: ClusterSource,
   interceptors: readonly Interceptor[],
   label: string,

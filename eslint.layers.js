@@ -1,0 +1,86 @@
+// @ts-check
+/**
+ * The layering of src/, enforced by `npm run lint`: each folder lists the
+ * folders it may import from. An import of any other folder of src/ fails
+ * lint (no-restricted-imports). docs/internals.md draws the same layers.
+ *
+ * Bottom to top: leaves (gen, protocol, logging, manifest, discovery) ->
+ * transport -> security -> plugin, resilience, oci -> host -> manager ->
+ * status -> cli. The entry points (src/*.ts) may import anything.
+ */
+
+/** @type {Readonly<Record<string, readonly string[]>>} */
+export const LAYERS = {
+  gen: [],
+  protocol: ["gen"],
+  logging: [],
+  manifest: [],
+  discovery: [],
+  transport: ["gen", "protocol", "logging"],
+  security: ["gen", "protocol", "logging", "manifest", "transport"],
+  plugin: ["gen", "protocol", "logging", "security", "transport"],
+  resilience: ["gen", "protocol", "logging", "discovery", "security", "transport"],
+  oci: ["manifest", "security"],
+  host: [
+    "gen",
+    "protocol",
+    "logging",
+    "discovery",
+    "security",
+    "transport",
+    "plugin",
+    "resilience",
+  ],
+  manager: [
+    "gen",
+    "protocol",
+    "logging",
+    "manifest",
+    "discovery",
+    "security",
+    "transport",
+    "plugin",
+    "resilience",
+    "oci",
+    "host",
+  ],
+  status: [
+    "gen",
+    "protocol",
+    "logging",
+    "manifest",
+    "discovery",
+    "security",
+    "transport",
+    "plugin",
+    "resilience",
+    "host",
+    "manager",
+  ],
+  cli: ["protocol", "logging", "manifest", "security", "oci", "manager", "status"],
+};
+
+/** One ESLint config block per folder, forbidding imports of the folders it may not use. */
+export function layerRules() {
+  const folders = Object.keys(LAYERS);
+  return folders.map((folder) => {
+    const allowed = new Set([folder, ...(LAYERS[folder] ?? [])]);
+    const forbidden = folders.filter((f) => !allowed.has(f));
+    return {
+      files: [`src/${folder}/**/*.ts`],
+      rules: {
+        "no-restricted-imports": [
+          "error",
+          {
+            patterns: forbidden.map((target) => ({
+              regex: `^(\\.\\./)+${target}/`,
+              message:
+                `src/${folder}/ may not import src/${target}/: imports flow down the layers ` +
+                `(eslint.layers.js, docs/internals.md).`,
+            })),
+          },
+        ],
+      },
+    };
+  });
+}

@@ -1,0 +1,96 @@
+import { randomBytes } from "node:crypto";
+import type { Interceptor } from "@connectrpc/connect";
+import { PluginError } from "../../protocol/errors.js";
+import { createSocketTransport, type ClientTransport } from "../../transport/client-transport.js";
+import { createFramedTransport } from "../../transport/framed/client.js";
+import { createGoPluginTransport, type PeerTls } from "../../transport/goplugin-dial.js";
+import { autoMtlsForLaunch } from "../auto-mtls-launch.js";
+import { CallGuard } from "../call-guard.js";
+import { PluginProcess } from "../launcher.js";
+import type { SubprocessSource } from "../sources.js";
+import type { Connector } from "./connector.js";
+
+/**
+ * Launches the plugin as a child process, reads its handshake line, and
+ * connects with the transport it announced (framed, Connect or gRPC over
+ * its socket, mutual TLS with AutoMTLS), every call carrying the launch
+ * token.
+ */
+export const connectSubprocess: Connector<SubprocessSource> = async (source, context) => {
+  const launchToken = randomBytes(32).toString("base64url");
+  const mtls = autoMtlsForLaunch(source.autoMTLS);
+  const proc = await PluginProcess.launch({
+    command: source.command,
+    args: source.args,
+    env: { ...source.env, ...mtls.env },
+    ...(source.cwd !== undefined && { cwd: source.cwd }),
+    handshake: context.handshake,
+    hostVersions: [...context.hostVersions],
+    // Launching is the first step of start(): the whole timeout is left.
+    startTimeoutMs: context.startTimeoutMs,
+    logger: context.logger,
+    name: context.name,
+    label: context.label,
+    launchToken,
+    signal: context.signal,
+    ...(source.transports !== undefined && { transports: source.transports }),
+  });
+  context.launched(proc);
+  const label = context.label;
+  const line = proc.handshakeLine;
+  if (line.protocol !== "connect" && line.protocol !== "grpc" && line.protocol !== "framed") {
+    await proc.kill();
+    throw new PluginError(
+      "unsupported-protocol",
+      `plugin ${label} speaks the unsupported protocol "${line.protocol}"; ` +
+        `connect-plugin hosts speak "connect" and "grpc" (go-plugin's net/rpc is not supported)`,
+    );
+  }
+  let tls: PeerTls | undefined;
+  try {
+    tls = mtls.peer(line, label);
+  } catch (error) {
+    await proc.kill();
+    throw error;
+  }
+  // The guard asks the transport (created after it) whether its
+  // connection broke; the closure only runs once calls are made.
+  // The framed transport fails its calls on close itself (see CallGuard).
+  const guard: CallGuard = new CallGuard(
+    label,
+    () => transport.isBroken(),
+    proc,
+    true,
+    line.protocol !== "framed",
+  );
+  // User interceptors run first, so that the guard judges only errors
+  // from the wire; the token goes on last, so that they never see it.
+  const wireInterceptors = [...context.interceptors, guard.interceptor, bearerToken(launchToken)];
+  const protocol = line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const);
+  const transport: ClientTransport =
+    line.protocol === "framed"
+      ? createFramedTransport(line, {
+          interceptors: wireInterceptors,
+          ...(tls !== undefined && {
+            tls: { ca: tls.peerCertPem, cert: tls.certPem, key: tls.keyPem },
+          }),
+        })
+      : tls === undefined
+        ? createSocketTransport(line, { protocol, interceptors: wireInterceptors })
+        : createGoPluginTransport(line, { protocol, interceptors: wireInterceptors, tls });
+  proc.onExit((exit) => context.exited(exit, transport));
+  return { transport, guard, process: proc, server: undefined };
+};
+
+/**
+ * Adds the launch token to every call into a subprocess, on a copy of the
+ * headers: interceptors further out keep a view without the secret.
+ */
+function bearerToken(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (next) => (req) => {
+    const header = new Headers(req.header);
+    header.set("authorization", value);
+    return next({ ...req, header });
+  };
+}

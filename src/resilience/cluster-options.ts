@@ -1,0 +1,75 @@
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import type { Discovery } from "../discovery/discovery.js";
+import type { RpcProtocol } from "../transport/client-transport.js";
+import type { Balancer, BalancerName } from "./balancer.js";
+import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.js";
+import type { HealthOptions } from "./health-monitor.js";
+import type { RetryOptions } from "./retry.js";
+
+/** TLS for the connections to every instance, as PEM. */
+export interface ClusterTls {
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+}
+
+/**
+ * Options for a {@link ClusterTransport}: where the instances come from and
+ * how calls are spread over them and protected from their failures. Every
+ * part has defaults; `false` turns retries, circuit breaking or health
+ * checks off.
+ */
+export interface ClusterOptions {
+  readonly discovery: Discovery;
+  /** Default "least-outstanding". */
+  readonly balancer?: BalancerName | Balancer;
+  readonly retry?: RetryOptions | false;
+  readonly circuitBreaker?: CircuitBreakerOptions | false;
+  readonly health?: HealthOptions | false;
+  /**
+   * Deadline for calls made without one. Default 30,000 ms: a call through a
+   * cluster always has a deadline, because a partitioned instance would
+   * otherwise hold it forever.
+   */
+  readonly defaultTimeoutMs?: number;
+  /**
+   * Time one attempt may take, within the call's deadline, so that an
+   * idempotent call stuck on a partitioned instance still has time to fail
+   * over. Only idempotent calls are cut short this way: a call that will
+   * not be retried gets the whole deadline. Default: the whole deadline.
+   */
+  readonly attemptTimeoutMs?: number;
+  /** Default "connect". */
+  readonly protocol?: RpcProtocol;
+  readonly tls?: ClusterTls;
+  /** Needed for http:// endpoints that are not loopback addresses. */
+  readonly allowPlaintext?: boolean;
+  /** Run on every call to every instance (auth, tracing). */
+  readonly interceptors?: readonly Interceptor[];
+  readonly readMaxBytes?: number;
+  readonly writeMaxBytes?: number;
+  /**
+   * Where calls go when no instance can take them (or all attempts failed in
+   * a way that allows another try): another plugin's transport, or an
+   * in-process implementation. A non-idempotent call that may have reached
+   * an instance never falls back, since it might then run twice.
+   */
+  readonly fallback?: Transport;
+  /** Told about endpoint, health and circuit changes. */
+  readonly onEvent?: (event: ClusterEvent) => void;
+}
+
+export type ClusterEvent =
+  | { readonly type: "endpoints"; readonly ids: readonly string[] }
+  | { readonly type: "healthy" | "unhealthy"; readonly id: string; readonly reason?: string }
+  | { readonly type: "circuit"; readonly id: string; readonly state: CircuitState }
+  | { readonly type: "discovery-error"; readonly message: string };
+
+/** What the cluster knows about one instance, for diagnostics and tests. */
+export interface EndpointStatus {
+  readonly id: string;
+  readonly url: string;
+  readonly healthy: boolean;
+  readonly circuit: CircuitState;
+  readonly outstanding: number;
+}

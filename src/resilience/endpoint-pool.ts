@@ -1,0 +1,263 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import type { Endpoint } from "../discovery/discovery.js";
+import { plaintextRefusal } from "../security/plaintext.js";
+import { createUrlTransport, type ClientTransport } from "../transport/client-transport.js";
+import { balancerByName, type Balancer } from "./balancer.js";
+import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
+import type { ClusterEvent, ClusterOptions, EndpointStatus } from "./cluster-options.js";
+import { HealthMonitor } from "./health-monitor.js";
+import { neverSent } from "./retry.js";
+
+/** A connection to an instance with its calls in flight; retired ones close once idle. */
+export class Connection {
+  outstanding = 0;
+  retired = false;
+  /** A break of this connection has been reported to the breaker. */
+  countedBreak = false;
+  constructor(readonly client: ClientTransport) {}
+  release(): void {
+    this.outstanding--;
+    if (this.retired && this.outstanding === 0) this.client.close();
+  }
+  retire(): void {
+    this.retired = true;
+    if (this.outstanding === 0) this.client.close();
+  }
+}
+
+export class EndpointState {
+  removed = false;
+  connection: Connection;
+  readonly breaker: CircuitBreaker | undefined;
+  health: HealthMonitor | undefined;
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly connect: () => ClientTransport,
+    breaker: CircuitBreakerOptions | false | undefined,
+  ) {
+    this.connection = new Connection(connect());
+    this.breaker = breaker === false ? undefined : new CircuitBreaker(breaker);
+  }
+  get id(): string {
+    return this.endpoint.id;
+  }
+  get outstanding(): number {
+    return this.connection.outstanding;
+  }
+  get healthy(): boolean {
+    return this.health?.healthy ?? true;
+  }
+  /**
+   * Starts a fresh connection for new calls; the old one finishes its calls
+   * and closes. Used when the instance looked dead, so that the next calls
+   * do not queue on a connection that a partition left hanging.
+   */
+  reconnect(): void {
+    if (this.removed) return;
+    const old = this.connection;
+    this.connection = new Connection(this.connect());
+    old.retire();
+  }
+  remove(): void {
+    this.removed = true;
+    this.health?.stop();
+    this.connection.retire();
+  }
+}
+
+/** An instance reserved for one attempt: release() and report() settle the reservation. */
+export interface Picked {
+  readonly state: EndpointState;
+  readonly connection: Connection;
+  readonly report: (failed: boolean | undefined) => void;
+}
+
+/**
+ * The instances of a cluster as discovery reports them: their connections,
+ * health monitors and circuit breakers, which instance takes the next
+ * attempt, and why none can. Instances whose URL the plaintext policy
+ * refuses never join (and are never dialled).
+ */
+export class EndpointPool {
+  private readonly endpoints = new Map<string, EndpointState>();
+  private readonly balancer: Balancer;
+  private closed = false;
+  private lastDiscoveryError = "";
+
+  constructor(
+    private readonly options: ClusterOptions,
+    private readonly emit: (event: ClusterEvent) => void,
+  ) {
+    this.balancer = balancerByName(options.balancer ?? "least-outstanding");
+  }
+
+  get size(): number {
+    return this.endpoints.size;
+  }
+
+  /** Remembers a discovery failure, for the message of a call no instance can take. */
+  discoveryFailed(message: string): void {
+    this.lastDiscoveryError = message;
+    this.emit({ type: "discovery-error", message });
+  }
+
+  status(): EndpointStatus[] {
+    return [...this.endpoints.values()].map((e) => ({
+      id: e.id,
+      url: e.endpoint.url,
+      healthy: e.healthy,
+      circuit: e.breaker?.state ?? "closed",
+      outstanding: e.outstanding,
+    }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.endpoints.values()) e.remove();
+    this.endpoints.clear();
+  }
+
+  /**
+   * Reports a failed attempt to the instance's breaker. A broken
+   * connection fails every call on it at once: that is one failure of the
+   * instance, not one per call, so only the first call to notice counts,
+   * and it moves new calls to a fresh connection.
+   */
+  reportFailure(picked: Picked, error: unknown, code: Code, callerGaveUp: boolean): void {
+    const { state, connection, report } = picked;
+    let failed = !callerGaveUp && (state.breaker?.failureCodes.has(code) ?? false);
+    if (failed && code === Code.Unavailable && !neverSent(error)) {
+      if (connection === state.connection) state.reconnect();
+      else failed = false;
+      report(connection.countedBreak ? undefined : true);
+      connection.countedBreak = true;
+    } else {
+      report(failed);
+    }
+  }
+
+  /** Applies a new list: new instances join, gone ones drain their calls and close. */
+  update(list: readonly Endpoint[]): void {
+    if (this.closed) return;
+    const ids = new Set(list.map((e) => e.id));
+    for (const [id, state] of this.endpoints) {
+      const now = list.find((e) => e.id === id);
+      if (!ids.has(id) || now?.url !== state.endpoint.url) {
+        state.remove();
+        this.endpoints.delete(id);
+      }
+    }
+    for (const endpoint of list) {
+      if (this.endpoints.has(endpoint.id)) continue;
+      const refusal = this.refusal(endpoint);
+      if (refusal !== undefined) {
+        this.discoveryFailed(refusal);
+        continue;
+      }
+      this.endpoints.set(endpoint.id, this.createState(endpoint));
+    }
+    this.emit({ type: "endpoints", ids: [...this.endpoints.keys()] });
+  }
+
+  /** Why an instance must not be dialled, if it must not. */
+  private refusal(endpoint: Endpoint): string | undefined {
+    let url: URL;
+    try {
+      url = new URL(endpoint.url);
+    } catch {
+      return `instance ${endpoint.id} has an invalid URL ${JSON.stringify(endpoint.url)}`;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return `instance ${endpoint.id}: URL must be http:// or https://, got ${endpoint.url}`;
+    }
+    return plaintextRefusal(url, this.options.allowPlaintext ?? false, `instance ${endpoint.url}`);
+  }
+
+  private createState(endpoint: Endpoint): EndpointState {
+    const url = new URL(endpoint.url);
+    const connect = (): ClientTransport =>
+      createUrlTransport(url, {
+        protocol: this.options.protocol ?? "connect",
+        httpVersion: "2",
+        interceptors: [...(this.options.interceptors ?? [])],
+        ...(url.protocol === "https:" &&
+          this.options.tls !== undefined && { tls: this.options.tls }),
+        ...(this.options.readMaxBytes !== undefined && { readMaxBytes: this.options.readMaxBytes }),
+        ...(this.options.writeMaxBytes !== undefined && {
+          writeMaxBytes: this.options.writeMaxBytes,
+        }),
+      });
+    const state = new EndpointState(endpoint, connect, this.options.circuitBreaker);
+    if (state.breaker !== undefined) {
+      state.breaker.onStateChange = (circuit) => {
+        if (circuit === "open") state.reconnect();
+        this.emit({ type: "circuit", id: endpoint.id, state: circuit });
+      };
+    }
+    const health = this.options.health;
+    if (health !== false) {
+      // The monitor checks over its own connection, so that a backlog of
+      // calls on the main one cannot make a healthy instance look dead.
+      const probe = connect();
+      state.health = new HealthMonitor(endpoint.id, probe.transport, health ?? {}, (healthy) => {
+        if (!healthy) state.reconnect();
+        this.emit(
+          healthy
+            ? { type: "healthy", id: endpoint.id }
+            : { type: "unhealthy", id: endpoint.id, reason: state.health?.lastError ?? "" },
+        );
+      });
+      const stop = state.health.stop.bind(state.health);
+      state.health.stop = () => {
+        stop();
+        probe.close();
+      };
+      state.health.start();
+    }
+    return state;
+  }
+
+  /**
+   * Picks an instance that may take a call now and reserves it (a half-open
+   * probe slot, an outstanding call). Prefers instances not tried yet.
+   */
+  pick(tried: ReadonlySet<string>): Picked | undefined {
+    for (let round = 0; round < 3; round++) {
+      const usable = [...this.endpoints.values()].filter(
+        (e) => !e.removed && e.healthy && (e.breaker?.canPass() ?? true),
+      );
+      const fresh = usable.filter((e) => !tried.has(e.id));
+      const candidates = fresh.length > 0 ? fresh : usable;
+      if (candidates.length === 0) return undefined;
+      const state = this.balancer.pick(candidates);
+      const report = state.breaker === undefined ? () => {} : state.breaker.acquire();
+      if (report === undefined) continue;
+      const connection = state.connection;
+      connection.outstanding++;
+      return { state, connection, report };
+    }
+    return undefined;
+  }
+
+  /** Why no instance could take the call, instance by instance. */
+  noInstanceMessage(method: DescMethod): string {
+    const states = [...this.endpoints.values()];
+    const why =
+      states.length === 0
+        ? `discovery (${this.options.discovery.description}) found no instances` +
+          (this.lastDiscoveryError ? `; last discovery error: ${this.lastDiscoveryError}` : "")
+        : states
+            .map((e) =>
+              !e.healthy
+                ? `${e.id} unhealthy (${e.health?.lastError ?? ""})`
+                : `${e.id} circuit ${e.breaker?.state ?? "closed"}`,
+            )
+            .join("; ");
+    return `no instance of ${this.options.discovery.description} can take ${methodName(method)}: ${why}`;
+  }
+}
+
+export function methodName(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}

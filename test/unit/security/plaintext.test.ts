@@ -1,0 +1,54 @@
+/** src/security/plaintext.ts: the one loopback rule, and its refusal message. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { isLoopbackHost, plaintextRefusal } from "../../../src/security/plaintext.js";
+
+test("loopback is localhost, 127.0.0.0/8 and ::1, as a URL parser gives them", () => {
+  for (const url of [
+    "http://localhost:1",
+    "http://LOCALHOST:1",
+    "http://127.0.0.1:1",
+    "http://127.255.255.254/",
+    "http://127.1/", // the URL parser reads this as 127.0.0.1
+    "http://[::1]:1",
+    "http://[0:0:0:0:0:0:0:1]/",
+  ]) {
+    assert.equal(isLoopbackHost(new URL(url).hostname), true, url);
+  }
+});
+
+test("names and addresses that only look like loopback are not loopback", () => {
+  for (const host of [
+    "127.0.0.1.evil.test",
+    "127.evil.test",
+    "127.0.0.1.nip.io",
+    "evil.localhost",
+    "localhost.",
+    "localhost.evil.test",
+    "128.0.0.1",
+    "10.0.0.1",
+    "0.0.0.0",
+    "::",
+    "::2",
+    "::ffff:127.0.0.1",
+    "[::ffff:7f00:1]",
+    "1::1",
+    "",
+  ]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+  // Through the URL parser too, which is how every caller gets its host.
+  assert.equal(isLoopbackHost(new URL("http://127.0.0.1.evil.test:8080").hostname), false);
+});
+
+test("plaintext is refused to a non-loopback host unless the user opted in", () => {
+  const far = new URL("http://127.0.0.1.evil.test:8080");
+  assert.equal(
+    plaintextRefusal(far, false, "host 127.0.0.1.evil.test"),
+    "refusing plaintext http:// to non-loopback host 127.0.0.1.evil.test: use https://, " +
+      "or pass { allowPlaintext: true } if the network is trusted",
+  );
+  assert.equal(plaintextRefusal(far, true, "host x"), undefined, "explicit opt-in");
+  assert.equal(plaintextRefusal(new URL("https://10.0.0.1/"), false, "x"), undefined, "TLS");
+  assert.equal(plaintextRefusal(new URL("http://127.0.0.1:1/"), false, "x"), undefined);
+});
