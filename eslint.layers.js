@@ -9,6 +9,20 @@
  * status -> cli. The entry points (src/*.ts) may import anything.
  */
 
+/** The host layer and everything under it except oci. */
+const HOST_AND_BELOW = [
+  "gen",
+  "protocol",
+  "logging",
+  "manifest",
+  "discovery",
+  "security",
+  "transport",
+  "plugin",
+  "resilience",
+  "host",
+];
+
 /** @type {Readonly<Record<string, readonly string[]>>} */
 export const LAYERS = {
   gen: [],
@@ -31,32 +45,9 @@ export const LAYERS = {
     "plugin",
     "resilience",
   ],
-  manager: [
-    "gen",
-    "protocol",
-    "logging",
-    "manifest",
-    "discovery",
-    "security",
-    "transport",
-    "plugin",
-    "resilience",
-    "oci",
-    "host",
-  ],
-  status: [
-    "gen",
-    "protocol",
-    "logging",
-    "manifest",
-    "discovery",
-    "security",
-    "transport",
-    "plugin",
-    "resilience",
-    "host",
-    "manager",
-  ],
+  manager: [...HOST_AND_BELOW, "oci"],
+  // The status page reads what the manager and the host clients report.
+  status: [...HOST_AND_BELOW, "manager"],
   cli: ["protocol", "logging", "manifest", "security", "oci", "manager", "status"],
 };
 
