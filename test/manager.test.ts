@@ -85,7 +85,7 @@ describe("the KV example through a registry and the manager (end to end)", () =>
     assert.equal(verified.code, 0, verified.stderr);
     assert.match(
       verified.stdout,
-      new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 files\\)`),
+      new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 file\\)`),
     );
 
     const events: string[] = [];
