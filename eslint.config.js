@@ -12,6 +12,8 @@ export default tseslint.config(
       "examples/*/gen/**",
       // A project template: it type-checks in the project the scaffold writes (test/package.e2e.ts).
       "create-connect-plugin/template/**",
+      ".stryker-tmp/**",
+      "reports/**",
     ],
   },
   js.configs.recommended,

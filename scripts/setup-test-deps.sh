@@ -5,14 +5,19 @@ set -euo pipefail
 
 # Debian packages the tests use, as "command:package".
 # dnsmasq (DNS SRV), etcd (discovery) and docker-registry (OCI distribution)
-# are real servers that the tests start on loopback ports; chromium (headless,
-# driven by playwright-core) runs the browser example and the status page.
+# are real servers that the tests start on loopback ports; kubectl applies
+# deploy/kubernetes/ to a real kube-apiserver; buildah builds the plugin image;
+# chromium (headless, driven by playwright-core) runs the browser example and
+# the status page.
 debian_packages=(
   "openssl:openssl"
   "dnsmasq:dnsmasq-base"
   "etcd:etcd-server"
   "docker-registry:docker-registry"
   "htpasswd:apache2-utils"
+  "kubectl:kubernetes-client"
+  "buildah:buildah"
+  "ip:iproute2"
   "chromium:chromium"
 )
 # Debian puts dnsmasq in /usr/sbin, which is not on every user's PATH.
@@ -45,6 +50,9 @@ fi
 # the benchmark's Go contenders) come from the Go module proxy.
 if command -v go >/dev/null 2>&1; then
   (cd go && go mod download)
+  # kube-apiserver for the Kubernetes tests, from the module proxy; cached
+  # (about 3 minutes the first time, instant afterwards).
+  kube_apiserver=$(bash scripts/build-kube-apiserver.sh)
 else
   missing+=("Go 1.24 or later (the go-plugin interoperability tests build Go programs)")
 fi
@@ -54,4 +62,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, chromium"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, chromium, $kube_apiserver"

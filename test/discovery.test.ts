@@ -1,27 +1,18 @@
 /**
  * Discovery against real components started on loopback: dnsmasq serving
- * SRV records, a three-member etcd cluster (one member is killed), and, since
- * no Kubernetes API server can run here, a small fake API server that serves
- * EndpointSlice list and watch responses. Each source then drives a cluster
- * of real plugin instances.
+ * SRV records and a three-member etcd cluster (one member is killed). Each
+ * source then drives a cluster of real plugin instances. Kubernetes
+ * discovery runs against a real kube-apiserver in kubernetes.test.ts.
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import * as http from "node:http";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 // Not part of etcd3's typed API: its switch to pick hosts in a fixed order.
 import { ConnectionPool } from "etcd3/lib/connection-pool.js";
-import {
-  cluster,
-  dnsSrv,
-  etcdDiscovery,
-  kubernetesDiscovery,
-  type Endpoint,
-} from "../src/index.js";
+import { cluster, dnsSrv, etcdDiscovery, type Endpoint } from "../src/index.js";
 import { freePort } from "../chaos/suite.js";
-import { kvClient, tempDir, waitFor } from "./helpers.js";
+import { etcdHealthy, kvClient, tempDir, waitFor } from "./helpers.js";
 import { answeredBy, startLedger, stopAll, type LedgerInstance } from "./cluster-helpers.js";
 
 const children: ChildProcess[] = [];
@@ -210,18 +201,7 @@ async function startEtcdCluster(): Promise<EtcdMember[]> {
     return { name, clientUrl, child };
   });
   for (const m of members) {
-    await waitFor(
-      `etcd member ${m.name} to be healthy`,
-      async () => {
-        try {
-          const res = await fetch(`${m.clientUrl}/health`);
-          return ((await res.json()) as { health?: string }).health === "true";
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-    );
+    await waitFor(`etcd member ${m.name} to be healthy`, () => etcdHealthy(m.clientUrl), 30_000);
   }
   return members;
 }
@@ -274,147 +254,5 @@ test("etcd (three members): instances register under a lease, the host watches t
     assert.equal(answeredBy((await kv.get({ key: "k" })).value), "etcd1");
   } finally {
     await client.close();
-  }
-});
-
-// ---------------------------------------------------------------- Kubernetes (fake API server)
-
-/**
- * A fake Kubernetes API server: the two requests Kubernetes discovery makes,
- * a list of EndpointSlices and a watch (newline-delimited JSON events).
- */
-class FakeKubernetesApi {
-  private slices = new Map<string, object>();
-  private version = 1;
-  private readonly watchers = new Set<http.ServerResponse>();
-  readonly requests: string[] = [];
-  readonly server = http.createServer((req, res) => this.handle(req, res));
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    const address = this.server.address() as { port: number };
-    return `http://127.0.0.1:${address.port}`;
-  }
-
-  async close(): Promise<void> {
-    for (const w of this.watchers) w.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  put(
-    name: string,
-    service: string,
-    endpoints: { ip: string; port: number; ready?: boolean }[],
-  ): void {
-    const type = this.slices.has(name) ? "MODIFIED" : "ADDED";
-    const port = endpoints[0]?.port ?? 0;
-    const slice = {
-      apiVersion: "discovery.k8s.io/v1",
-      kind: "EndpointSlice",
-      metadata: {
-        name,
-        namespace: "plugins",
-        labels: { "kubernetes.io/service-name": service },
-        resourceVersion: String(++this.version),
-      },
-      addressType: "IPv4",
-      ports: [{ name: "grpc", port, protocol: "TCP" }],
-      endpoints: endpoints.map((e, i) => ({
-        addresses: [e.ip],
-        conditions: { ready: e.ready ?? true },
-        targetRef: { kind: "Pod", name: `${name}-pod-${i}` },
-      })),
-    };
-    this.slices.set(name, slice);
-    this.broadcast(type, slice);
-  }
-
-  remove(name: string): void {
-    const slice = this.slices.get(name);
-    if (slice === undefined) return;
-    this.slices.delete(name);
-    this.version++;
-    this.broadcast("DELETED", slice);
-  }
-
-  private broadcast(type: string, object: object): void {
-    for (const w of this.watchers) w.write(JSON.stringify({ type, object }) + "\n");
-  }
-
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? "/", "http://x");
-    this.requests.push(`${req.method} ${url.pathname}?${url.searchParams.toString()}`);
-    if (url.pathname !== "/apis/discovery.k8s.io/v1/namespaces/plugins/endpointslices") {
-      res.writeHead(404).end();
-      return;
-    }
-    if (url.searchParams.get("watch") === "true") {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.flushHeaders();
-      this.watchers.add(res);
-      res.on("close", () => this.watchers.delete(res));
-      return;
-    }
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(
-      JSON.stringify({
-        apiVersion: "discovery.k8s.io/v1",
-        kind: "EndpointSliceList",
-        metadata: { resourceVersion: String(this.version) },
-        items: [...this.slices.values()],
-      }),
-    );
-  }
-}
-
-test("Kubernetes EndpointSlices (fake API server): list + watch, ready condition honoured, slices added and removed", async () => {
-  const api = new FakeKubernetesApi();
-  const server = await api.start();
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server, skipTLSVerify: true }],
-    users: [{ name: "test", token: "t" }],
-    contexts: [{ name: "fake", cluster: "fake", user: "test" }],
-    currentContext: "fake",
-  });
-  const pool = await Promise.all([startLedger("k0"), startLedger("k1")]);
-  instances.push(...pool);
-  // Both instances listen on 127.0.0.1 with different ports; one slice each.
-  api.put("kv-a", "kv", [{ ip: "127.0.0.1", port: pool[0].port }]);
-  api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1].port, ready: false }]);
-  const discovery = kubernetesDiscovery({ namespace: "plugins", service: "kv", kubeConfig: kc });
-  assert.deepEqual(await discovery.discover(), [
-    {
-      id: `127.0.0.1:${pool[0].port}`,
-      url: `http://127.0.0.1:${pool[0].port}`,
-      metadata: { slice: "kv-a", pod: "kv-a-pod-0" },
-    },
-  ]);
-  const seen = recorder();
-  const client = kvClient(cluster({ discovery, balancer: "round-robin", health: false }));
-  const stopWatch = discovery.watch((list) => seen.lists.push(list));
-  await client.start();
-  try {
-    const kv = client.dispense("kv");
-    assert.equal(answeredBy((await kv.get({ key: "k" })).value), "k0");
-    await waitFor("the watch to be open", () => api.requests.some((r) => r.includes("watch=true")));
-    api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1].port, ready: true }]);
-    await waitFor("kv-b to become ready", () => seen.last().length === 2);
-    api.remove("kv-a");
-    await waitFor("kv-a to go", () => seen.last().length === 1);
-    await waitFor("calls to go to k1 only", async () => {
-      return answeredBy((await kv.get({ key: "k" })).value) === "k1";
-    });
-    assert.ok(
-      api.requests.some(
-        (r) =>
-          r.includes("labelSelector=kubernetes.io%2Fservice-name%3Dkv") && r.includes("watch=true"),
-      ),
-      `requests: ${api.requests.join(", ")}`,
-    );
-  } finally {
-    stopWatch();
-    await client.close();
-    await api.close();
   }
 });

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { etcdDiscovery, registerInEtcd } from "../src/index.js";
 import { freePort } from "../chaos/suite.js";
-import { tempDir, waitFor } from "./helpers.js";
+import { etcdHealthy, tempDir, waitFor } from "./helpers.js";
 
 const children = new Set<ChildProcess>();
 after(() => {
@@ -45,18 +45,7 @@ async function startEtcd(port: number, peerPort: number, dataDir: string): Promi
   );
   children.add(child);
   child.once("exit", () => children.delete(child));
-  await waitFor(
-    `etcd on ${url} to be healthy`,
-    async () => {
-      try {
-        const res = await fetch(`${url}/health`);
-        return ((await res.json()) as { health?: string }).health === "true";
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-  );
+  await waitFor(`etcd on ${url} to be healthy`, () => etcdHealthy(url), 30_000);
   return child;
 }
 

@@ -84,17 +84,7 @@ export async function startNetworkPlugin(
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const match = /"url":"([^"]+)"/.exec(buffered);
-      if (match?.[1] !== undefined) resolve(match[1]);
-    });
-    child.once("exit", (code) =>
-      reject(new Error(`network plugin exited with ${code}: ${buffered}`)),
-    );
-  });
+  const url = await servingUrl(child, "network plugin");
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
@@ -106,6 +96,32 @@ export async function startNetworkPlugin(
       return exited;
     },
   };
+}
+
+/**
+ * The URL in a network-mode plugin's "plugin serving" log line on stderr;
+ * rejects with the stderr so far if the process exits first.
+ */
+export function servingUrl(child: ChildProcess, what: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /"url":"([^"]+)"/.exec(buffered);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}: ${buffered}`)));
+  });
+}
+
+/** True when the etcd member at `clientUrl` says it is healthy. */
+export async function etcdHealthy(clientUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${clientUrl}/health`);
+    return ((await res.json()) as { health?: string }).health === "true";
+  } catch {
+    return false;
+  }
 }
 
 /**
