@@ -6,8 +6,24 @@
  *
  * Bottom to top: leaves (gen, protocol, logging, manifest, discovery) ->
  * transport -> security -> plugin, resilience, oci -> host -> manager ->
- * cli; observability beside cli. The entry points (src/*.ts) may import anything.
+ * status -> cli; observability beside cli; conformance (a host's view of one
+ * plugin program, for the CLI) above transport and security. The entry points
+ * (src/*.ts) may import anything.
  */
+
+/** The host layer and everything under it except oci. */
+const HOST_AND_BELOW = [
+  "gen",
+  "protocol",
+  "logging",
+  "manifest",
+  "discovery",
+  "security",
+  "transport",
+  "plugin",
+  "resilience",
+  "host",
+];
 
 /** @type {Readonly<Record<string, readonly string[]>>} */
 export const LAYERS = {
@@ -31,25 +47,16 @@ export const LAYERS = {
     "plugin",
     "resilience",
   ],
-  manager: [
-    "gen",
-    "protocol",
-    "logging",
-    "manifest",
-    "discovery",
-    "security",
-    "transport",
-    "plugin",
-    "resilience",
-    "oci",
-    "host",
-  ],
-  cli: ["protocol", "logging", "manifest", "security", "oci", "manager"],
+  manager: [...HOST_AND_BELOW, "oci"],
+  // The status page reads what the manager and the host clients report.
+  status: [...HOST_AND_BELOW, "manager"],
+  cli: ["protocol", "logging", "manifest", "security", "oci", "manager", "status", "conformance"],
   // Beside the host and the plugin side, above what it observes: only the
   // entry point (connect-plugin/observability) imports it. It reads the
   // event types of resilience, host and manager; logging carries its log
   // context to pluginLog() without importing it.
   observability: ["protocol", "logging", "transport", "resilience", "host", "manager"],
+  conformance: ["gen", "protocol", "logging", "security", "transport"],
 };
 
 /** One ESLint config block per folder, forbidding imports of the folders it may not use. */

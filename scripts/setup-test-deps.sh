@@ -6,7 +6,9 @@ set -euo pipefail
 # Debian packages the tests use, as "command:package".
 # dnsmasq (DNS SRV), etcd (discovery) and docker-registry (OCI distribution)
 # are real servers that the tests start on loopback ports; kubectl applies
-# deploy/kubernetes/ to a real kube-apiserver; buildah builds the plugin image.
+# deploy/kubernetes/ to a real kube-apiserver; buildah builds the plugin image;
+# chromium (headless, driven by playwright-core) runs the browser example and
+# the status page.
 debian_packages=(
   "openssl:openssl"
   "dnsmasq:dnsmasq-base"
@@ -18,6 +20,7 @@ debian_packages=(
   "ip:iproute2"
   "prometheus:prometheus"
   "sqlite3:sqlite3"
+  "chromium:chromium"
 )
 # PostgreSQL's server binaries are not on PATH (/usr/lib/postgresql/N/bin);
 # the seed examples' tests start one with initdb and postgres directly.
@@ -81,4 +84,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
-echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, prometheus, otelcol-test, postgresql, sqlite3, python venv, $kube_apiserver"
+echo "ok: node $(node --version), npm packages, $(openssl version), $(go version), dnsmasq, etcd, docker-registry, kubectl, buildah, prometheus, otelcol-test, postgresql, sqlite3, python venv, chromium, $kube_apiserver"

@@ -11,6 +11,7 @@ export { PluginClient } from "./host/plugin-client.js";
 export type {
   DispensedClient,
   PluginClientOptions,
+  PluginClientStatus,
   PluginHealth,
   PluginInfo,
   PluginName,
@@ -29,6 +30,7 @@ export type { PluginExit } from "./host/launcher.js";
 
 export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
+export type { CorsOptions } from "./security/cors.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 
 export { implement } from "./protocol/plugin-set.js";
@@ -55,7 +57,7 @@ export { cluster } from "./host/sources.js";
 export type { ClusterSource } from "./host/sources.js";
 export { staticEndpoints } from "./discovery/discovery.js";
 export type { Discovery, Endpoint } from "./discovery/discovery.js";
-export type { ClusterEvent, ClusterTls } from "./resilience/cluster-options.js";
+export type { ClusterEvent, ClusterTls, EndpointStatus } from "./resilience/cluster-options.js";
 export type { CircuitBreakerOptions, CircuitState } from "./resilience/circuit-breaker.js";
 export type { RetryBudgetOptions, RetryOptions } from "./resilience/retry.js";
 export type { HealthOptions } from "./resilience/health-monitor.js";
@@ -90,3 +92,16 @@ export type { BrokeredService } from "./transport/goplugin-broker.js";
 export { GoPluginClient } from "./host/goplugin-client.js";
 export type { GoPluginClientOptions } from "./host/goplugin-client.js";
 export { generateAutoMtlsCertificate, type AutoMtlsCertificate } from "./security/auto-mtls.js";
+
+// A live status page for a host's plugins (docs/status-page.md).
+export { statusPage } from "./status/status-page.js";
+export type { StatusPageOptions } from "./status/status-page.js";
+export type {
+  PluginStatus,
+  StatusReporter,
+  StatusSnapshot,
+  StatusSource,
+  WatchedClient,
+} from "./status/snapshot.js";
+export { CallStats } from "./host/call-stats.js";
+export type { CallStatsOptions, MethodStats } from "./host/call-stats.js";

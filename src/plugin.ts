@@ -8,6 +8,7 @@
  */
 export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
+export type { CorsOptions } from "./security/cors.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export { implement } from "./protocol/plugin-set.js";

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `connect-plugin` command: init, list, inspect, install, pull, push,
- * verify, remove, keygen, sign and pack plugins, and check a plugin program's
- * protocol conformance. Every command takes --json; exit
+ * verify, remove, keygen, sign and pack plugins, show their status, and check
+ * a plugin program's protocol conformance. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
@@ -13,11 +13,13 @@ import { registerInitCommand } from "./init-command.js";
 import { registerLocalCommands } from "./local-commands.js";
 import { jsonRequested, program } from "./program.js";
 import { registerRegistryCommands } from "./registry-commands.js";
+import { registerStatusCommand } from "./status-command.js";
 
 registerInitCommand(program);
 registerLocalCommands(program);
 registerRegistryCommands(program);
 registerConformanceCommand(program);
+registerStatusCommand(program);
 
 /**
  * Reports an error and exits. With --json it goes to stdout only, as

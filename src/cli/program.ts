@@ -131,9 +131,13 @@ export async function withProgress<T>(
   }
 }
 
-export function action<A extends unknown[]>(run: (...args: A) => Result | Promise<Result>) {
+/** Wraps a command that returns what to print; undefined when it printed as it went. */
+export function action<A extends unknown[]>(
+  run: (...args: A) => Result | undefined | Promise<Result | undefined>,
+) {
   return async (...args: A): Promise<void> => {
     const result = await run(...args);
+    if (result === undefined) return;
     if (globals().json === true) process.stdout.write(JSON.stringify(result.json, null, 2) + "\n");
     else if (result.text !== "") process.stdout.write(result.text + "\n");
   };

@@ -27,6 +27,13 @@ export class Lifecycle<Running> {
     private readonly end: () => Promise<void>,
   ) {}
 
+  /** Where the client is in its life, for status pages. */
+  get state(): "not started" | "starting" | "running" | "closed" {
+    if (this.closing !== undefined) return "closed";
+    if (this.running !== undefined) return "running";
+    return this.starting !== undefined ? "starting" : "not started";
+  }
+
   /** close() was called. */
   get closed(): boolean {
     return this.closing !== undefined;

@@ -30,6 +30,8 @@ import { connectCluster } from "./connectors/cluster.js";
 import { connectInProcess } from "./connectors/in-process.js";
 import { connectRemote } from "./connectors/remote.js";
 import { connectSubprocess } from "./connectors/subprocess.js";
+import { ClusterTransport } from "../resilience/cluster-transport.js";
+import type { EndpointStatus } from "../resilience/cluster-options.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -92,6 +94,16 @@ export type ServiceFor<P, V, K> =
  * clients; use dispenseAt(version, name) for the client of one version.
  */
 export type DispensedClient<S> = S extends DescService ? Client<S> : never;
+
+/** What PluginClient.status() reports. */
+export interface PluginClientStatus {
+  readonly source: PluginSource["kind"];
+  /** The command line (with its pid while it runs), URL, "(in process)" or "cluster of …". */
+  readonly where: string;
+  readonly state: "not started" | "starting" | "running" | "closed";
+  /** A cluster's instances; empty for other sources. */
+  readonly endpoints: readonly EndpointStatus[];
+}
 
 type Running = Connected & {
   readonly version: number;
@@ -164,6 +176,22 @@ export class PluginClient<
   /** The subprocess' pid, or undefined for remote and in-process plugins. */
   get pid(): number | undefined {
     return this.life.process?.pid;
+  }
+
+  /**
+   * Where the plugin runs and in what state, without a call: for status
+   * pages. A cluster lists its instances with health and circuit state.
+   */
+  status(): PluginClientStatus {
+    const transport = this.life.running?.transport.transport;
+    const process = this.life.process;
+    const pid = process?.exit === undefined ? process?.pid : undefined;
+    return {
+      source: this.options.source.kind,
+      where: pid !== undefined ? `pid ${pid}: ${this.name}` : this.name,
+      state: this.life.state,
+      endpoints: transport instanceof ClusterTransport ? transport.status() : [],
+    };
   }
 
   /** How the subprocess ended, once it has. */

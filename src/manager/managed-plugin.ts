@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import { CallStats } from "../host/call-stats.js";
 import { PluginClient } from "../host/plugin-client.js";
 import type { PluginSource } from "../host/sources.js";
 import type { Logger } from "../logging/logger.js";
@@ -38,6 +39,9 @@ export class ManagedPlugin<P extends PluginSet> {
   private inFlight_ = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private closed_ = false;
+  private generation_ = 0;
+  /** Per-method calls, rates and latencies of this plugin, across restarts (for the status page). */
+  readonly stats = new CallStats();
 
   constructor(
     readonly name: string,
@@ -56,11 +60,15 @@ export class ManagedPlugin<P extends PluginSet> {
           ...(managed.startTimeoutMs !== undefined && { startTimeoutMs: managed.startTimeoutMs }),
           ...(managed.gracePeriodMs !== undefined && { gracePeriodMs: managed.gracePeriodMs }),
           source: await makeSource(),
+          interceptors: [this.stats.interceptor],
         }),
       {
         name,
         ...(managed.restart !== undefined && { restart: managed.restart }),
-        onEvent: managed.onEvent,
+        onEvent: (e) => {
+          if (e.type === "started") this.generation_++;
+          managed.onEvent(e);
+        },
       },
     );
   }
@@ -76,6 +84,16 @@ export class ManagedPlugin<P extends PluginSet> {
 
   get restarts(): number {
     return this.supervisor.restarts;
+  }
+
+  /** How many processes (or connections) this handle has started: 1 for the first, +1 per restart or start after an idle stop. */
+  get generation(): number {
+    return this.generation_;
+  }
+
+  /** The running plugin's client, if it is running (it is not started for asking). */
+  get current(): PluginClient<P> | undefined {
+    return this.supervisor.current;
   }
 
   /** The running plugin's pid, when it is a running subprocess. */

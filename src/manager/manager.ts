@@ -222,6 +222,11 @@ export class PluginManager {
     return managed;
   }
 
+  /** The handles open() has made and not closed, by plugin name (for status pages). */
+  opened(): ReadonlyMap<string, ManagedPlugin<PluginSet>> {
+    return new Map([...this.open_].filter(([, handle]) => !handle.closed));
+  }
+
   /**
    * Asks the plugin itself what it provides (the capabilities query): a
    * short-lived start, verified like any other, the handshake, and a close.

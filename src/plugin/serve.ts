@@ -21,6 +21,7 @@ import {
 } from "../transport/http-server.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
+import { CorsPolicy, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
@@ -73,6 +74,13 @@ export interface ServeOptions extends PluginServerOptions {
    * connect-plugin/observability). Off by default.
    */
   readonly metrics?: NodeHandler;
+  /**
+   * Network mode: the web origins whose pages may call this plugin from a
+   * browser (Connect and gRPC-web; see docs/browsers.md). Default: none, and
+   * requests that carry another Origin are refused. CONNECT_PLUGIN_CORS_ORIGINS
+   * does the same without a code change.
+   */
+  readonly cors?: CorsOptions;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -243,7 +251,10 @@ async function serveNetwork(
   try {
     const target = parseListen(listen);
     tls = options.tls ?? tlsFromEnv();
-    const rpc = await handler(server, guard, options);
+    const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
+    const refused = (origin: string): void =>
+      pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
+    const rpc = CorsPolicy.wrap(cors, await handler(server, guard, options), refused);
     const metrics = options.metrics;
     http = await PluginHttpServer.listen(
       metrics === undefined

@@ -1,0 +1,196 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { cors as connectCors } from "@connectrpc/connect";
+
+/**
+ * Which web pages may call a network-mode plugin from a browser. Nothing is
+ * allowed until this is configured: a request that carries an `Origin`
+ * header (browsers send one on every cross-origin call) is refused unless the
+ * origin is listed. Requests without `Origin` (hosts, curl, gRPC clients) are
+ * not affected.
+ *
+ * Credentials (cookies) are not supported: browsers authenticate with a
+ * header such as `authorization: Bearer …` (see `requireBearer`).
+ */
+export interface CorsOptions {
+  /**
+   * Allowed origins, exactly as browsers send them: scheme, host and port
+   * when it is not the default ("https://app.example.com",
+   * "http://127.0.0.1:5173"), no path, no trailing slash. "*" allows every
+   * origin. Or a predicate for patterns (preview deployments, for example).
+   */
+  readonly allowedOrigins: readonly string[] | ((origin: string) => boolean);
+  /**
+   * Request headers pages may send besides those Connect and gRPC-web need
+   * (`cors.allowedHeaders` from @connectrpc/connect) and `Authorization`,
+   * which are always allowed. Add "X-Api-Key" for `requireApiKey`.
+   */
+  readonly allowedHeaders?: readonly string[];
+  /**
+   * Response headers pages may read besides Grpc-Status, Grpc-Message,
+   * Grpc-Status-Details-Bin (`cors.exposedHeaders`) and the `Trailer-*`
+   * headers of Connect unary responses, which are always exposed.
+   */
+  readonly exposedHeaders?: readonly string[];
+  /** How long browsers may cache a preflight answer, in seconds. Default 7200 (Chromium's cap). */
+  readonly maxAgeSeconds?: number;
+}
+
+/** Environment variables that configure CORS for a plugin binary without code changes. */
+export const CorsEnv = {
+  /** Comma-separated allowed origins ("*" for any). */
+  origins: "CONNECT_PLUGIN_CORS_ORIGINS",
+  /** Comma-separated extra request headers to allow. */
+  headers: "CONNECT_PLUGIN_CORS_HEADERS",
+  /** Preflight cache lifetime in seconds. */
+  maxAge: "CONNECT_PLUGIN_CORS_MAX_AGE",
+} as const;
+
+const DEFAULT_MAX_AGE_SECONDS = 7200;
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+type Handler = (req: Request, res: Response) => void;
+
+/** A checked CORS configuration, ready to answer requests. */
+export class CorsPolicy {
+  private readonly allows: (origin: string) => boolean;
+  private readonly allowHeaders: string;
+  private readonly exposeHeaders: readonly string[];
+  private readonly maxAge: string;
+
+  /** Checks `options` and throws an Error that names what is wrong. */
+  constructor(options: CorsOptions) {
+    const { allowedOrigins } = options;
+    if (typeof allowedOrigins === "function") {
+      this.allows = allowedOrigins;
+    } else {
+      for (const origin of allowedOrigins) checkOrigin(origin);
+      const set = new Set(allowedOrigins);
+      this.allows = set.has("*") ? () => true : (origin) => set.has(origin);
+    }
+    this.allowHeaders = unique([
+      ...connectCors.allowedHeaders,
+      "Authorization",
+      ...(options.allowedHeaders ?? []),
+    ]).join(", ");
+    this.exposeHeaders = unique([...connectCors.exposedHeaders, ...(options.exposedHeaders ?? [])]);
+    const maxAge = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
+    if (!Number.isInteger(maxAge) || maxAge < 0) {
+      throw new Error(`CORS maxAgeSeconds must be a whole number of seconds ≥ 0, got ${maxAge}`);
+    }
+    this.maxAge = String(maxAge);
+  }
+
+  /** The policy from CONNECT_PLUGIN_CORS_* variables, or undefined when none is set. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): CorsPolicy | undefined {
+    const origins = list(env[CorsEnv.origins]);
+    if (origins.length === 0) return undefined;
+    const maxAge = env[CorsEnv.maxAge];
+    try {
+      return new CorsPolicy({
+        allowedOrigins: origins,
+        allowedHeaders: list(env[CorsEnv.headers]),
+        ...(maxAge !== undefined && maxAge !== "" && { maxAgeSeconds: Number(maxAge) }),
+      });
+    } catch (error) {
+      throw new Error(`${CorsEnv.origins}/${CorsEnv.maxAge}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Wraps an HTTP handler: answers preflights, adds CORS headers for allowed
+   * origins, and refuses (403, no CORS headers) requests from any other
+   * origin before they reach a plugin. `policy` undefined refuses every
+   * request that carries an Origin header. `onRefused` hears of each refused
+   * origin once (the first 100), for a log line the operator can act on.
+   */
+  static wrap(
+    policy: CorsPolicy | undefined,
+    handler: Handler,
+    onRefused?: (origin: string) => void,
+  ): Handler {
+    const reported = new Set<string>();
+    return (req, res) => {
+      const origin = req.headers.origin;
+      if (origin === undefined) return handler(req, res);
+      if (policy === undefined || !policy.allows(origin)) {
+        if (reported.size < 100 && !reported.has(origin)) {
+          reported.add(origin);
+          onRefused?.(origin);
+        }
+        return refuse(res, origin, policy);
+      }
+      res.setHeader("Access-Control-Allow-Origin", origin);
+      res.setHeader("Vary", "Origin");
+      const method = req.headers["access-control-request-method"];
+      if (req.method === "OPTIONS" && method !== undefined) {
+        res.writeHead(204, {
+          "Access-Control-Allow-Methods": connectCors.allowedMethods.join(", "),
+          "Access-Control-Allow-Headers": policy.allowHeaders,
+          "Access-Control-Max-Age": policy.maxAge,
+        });
+        res.end();
+        return;
+      }
+      policy.exposeOnWrite(res);
+      handler(req, res);
+    };
+  }
+
+  /**
+   * Exposes the fixed list plus every `Trailer-*` header the handler sends
+   * (Connect unary trailers), whose names are known only at writeHead.
+   */
+  private exposeOnWrite(res: Response): void {
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    const expose = this.exposeHeaders;
+    (res as { writeHead: (...args: unknown[]) => Response }).writeHead = (...args) => {
+      const headers = args.find((a) => typeof a === "object" && a !== null && !Array.isArray(a));
+      const trailers = Object.keys(headers ?? {}).filter((name) => /^trailer-/i.test(name));
+      res.setHeader("Access-Control-Expose-Headers", unique([...expose, ...trailers]).join(", "));
+      return writeHead(...args);
+    };
+  }
+}
+
+function refuse(res: Response, origin: string, policy: CorsPolicy | undefined): void {
+  const why =
+    policy === undefined
+      ? `this plugin allows no browser origins (configure cors in serve() or set ${CorsEnv.origins})`
+      : `origin ${origin} is not in this plugin's allowed CORS origins`;
+  res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
+  res.end(`${why}\n`);
+}
+
+/** Origins are compared as exact strings, so catch the spellings that never match. */
+function checkOrigin(origin: string): void {
+  if (origin === "*") return;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new Error(
+      `invalid CORS origin ${JSON.stringify(origin)}: expected scheme://host[:port], e.g. "https://app.example.com"`,
+    );
+  }
+  if (url.origin !== origin) {
+    throw new Error(
+      `invalid CORS origin ${JSON.stringify(origin)}: browsers send ${JSON.stringify(url.origin)} ` +
+        `(scheme, host and port only, no path or trailing slash)`,
+    );
+  }
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function unique(names: readonly string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const name of names) if (!seen.has(name.toLowerCase())) seen.set(name.toLowerCase(), name);
+  return [...seen.values()];
+}

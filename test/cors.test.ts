@@ -1,0 +1,219 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { cors as connectCors } from "@connectrpc/connect";
+import { serve, type ServeHandle, type ServeOptions } from "../src/index.js";
+import { CorsPolicy } from "../src/security/cors.js";
+import { kvPlugin } from "../examples/kv/definition.js";
+
+// CORS for network-mode plugins, over real HTTP with fetch (no browser; see
+// browser.test.ts for Chromium).
+
+const page = "http://127.0.0.1:5173";
+const other = "http://127.0.0.1:6006";
+
+async function withPlugin(
+  options: ServeOptions,
+  body: (url: string) => Promise<void>,
+): Promise<void> {
+  const handle: ServeHandle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    ...options,
+  });
+  try {
+    await body(handle.url);
+  } finally {
+    await handle.shutdown();
+  }
+}
+
+const preflight = (url: string, origin: string): Promise<Response> =>
+  fetch(`${url}/example.kv.v1.KV/Put`, {
+    method: "OPTIONS",
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization,content-type,connect-protocol-version",
+    },
+  });
+
+const put = (url: string, key: string, headers: Record<string, string> = {}): Promise<Response> =>
+  fetch(`${url}/example.kv.v1.KV/Put`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ key, value: btoa("v") }),
+  });
+
+const found = async (url: string, key: string): Promise<boolean> => {
+  const res = await fetch(`${url}/example.kv.v1.KV/Get`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
+  return ((await res.json()) as { found?: boolean }).found === true;
+};
+
+test("CORS: an allowed origin's preflight gets 204 with the methods and headers Connect and gRPC-web need", async () => {
+  await withPlugin({ cors: { allowedOrigins: [page], maxAgeSeconds: 600 } }, async (url) => {
+    const res = await preflight(url, page);
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), page);
+    assert.equal(res.headers.get("vary"), "Origin");
+    assert.equal(res.headers.get("access-control-allow-methods"), "POST, GET");
+    const allowedHeaders = res.headers.get("access-control-allow-headers")?.split(", ") ?? [];
+    for (const h of [...connectCors.allowedHeaders, "Authorization"]) {
+      assert.ok(allowedHeaders.includes(h), `${h} in ${allowedHeaders.join(", ")}`);
+    }
+    assert.equal(res.headers.get("access-control-max-age"), "600");
+  });
+});
+
+test("CORS: an allowed origin's call runs and exposes Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin", async () => {
+  await withPlugin({ cors: { allowedOrigins: [page, other] } }, async (url) => {
+    const res = await put(url, "from-page", { origin: other });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), other);
+    const exposed = res.headers.get("access-control-expose-headers") ?? "";
+    for (const h of ["Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"]) {
+      assert.ok(exposed.includes(h), `${h} in ${exposed}`);
+    }
+    assert.ok(await found(url, "from-page"));
+  });
+});
+
+test("CORS: Connect unary trailers (Trailer-* headers) are exposed too", async () => {
+  // A Connect unary error sends no trailers, a success sends the handler's:
+  // checked on the wrapper directly with a handler that sets one.
+  const { createServer } = await import("node:http");
+  const wrapped = CorsPolicy.wrap(new CorsPolicy({ allowedOrigins: [page] }), (_req, res) => {
+    res.writeHead(200, { "trailer-request-id": "r1", "content-type": "application/json" });
+    res.end("{}");
+  });
+  const server = createServer(wrapped);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      headers: { origin: page },
+    });
+    const exposed = res.headers.get("access-control-expose-headers") ?? "";
+    assert.match(exposed, /Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin/);
+    assert.match(exposed, /trailer-request-id/);
+  } finally {
+    server.close();
+  }
+});
+
+test("CORS: a disallowed origin gets no CORS headers, and its call is refused before it runs", async () => {
+  await withPlugin({ cors: { allowedOrigins: [page] } }, async (url) => {
+    const pre = await preflight(url, other);
+    assert.equal(pre.status, 403);
+    assert.equal(pre.headers.get("access-control-allow-origin"), null);
+    const res = await put(url, "from-other", { origin: other });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get("access-control-allow-origin"), null);
+    assert.equal(
+      await res.text(),
+      `origin ${other} is not in this plugin's allowed CORS origins\n`,
+    );
+    assert.equal(await found(url, "from-other"), false);
+  });
+});
+
+test("CORS: with nothing configured no origin is allowed, and the refusal says how to allow one", async () => {
+  await withPlugin({}, async (url) => {
+    const res = await put(url, "k", { origin: page });
+    assert.equal(res.status, 403);
+    assert.equal(
+      await res.text(),
+      "this plugin allows no browser origins (configure cors in serve() or set CONNECT_PLUGIN_CORS_ORIGINS)\n",
+    );
+    assert.equal((await preflight(url, page)).status, 403);
+    // Hosts and tools send no Origin and are unaffected.
+    assert.equal((await put(url, "k")).status, 200);
+    assert.ok(await found(url, "k"));
+  });
+});
+
+test("CORS: a predicate decides per origin; '*' allows any", async () => {
+  await withPlugin({ cors: { allowedOrigins: (o) => o.endsWith(":5173") } }, async (url) => {
+    assert.equal((await preflight(url, page)).status, 204);
+    assert.equal((await preflight(url, other)).status, 403);
+  });
+  await withPlugin({ cors: { allowedOrigins: ["*"] } }, async (url) => {
+    const res = await preflight(url, other);
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), other);
+  });
+});
+
+test("CORS: CONNECT_PLUGIN_CORS_* configure a plugin binary without code", async () => {
+  Object.assign(process.env, {
+    CONNECT_PLUGIN_CORS_ORIGINS: ` ${page} , ${other}`,
+    CONNECT_PLUGIN_CORS_HEADERS: "X-Api-Key",
+    CONNECT_PLUGIN_CORS_MAX_AGE: "60",
+  });
+  try {
+    await withPlugin({}, async (url) => {
+      for (const origin of [page, other]) {
+        const res = await preflight(url, origin);
+        assert.equal(res.status, 204);
+        assert.equal(res.headers.get("access-control-allow-origin"), origin);
+        assert.match(res.headers.get("access-control-allow-headers") ?? "", /, X-Api-Key$/);
+        assert.equal(res.headers.get("access-control-max-age"), "60");
+      }
+      assert.equal((await preflight(url, "http://127.0.0.1:1")).status, 403);
+    });
+  } finally {
+    delete process.env.CONNECT_PLUGIN_CORS_ORIGINS;
+    delete process.env.CONNECT_PLUGIN_CORS_HEADERS;
+    delete process.env.CONNECT_PLUGIN_CORS_MAX_AGE;
+  }
+  assert.equal(CorsPolicy.fromEnv({}), undefined);
+  assert.equal(CorsPolicy.fromEnv({ CONNECT_PLUGIN_CORS_ORIGINS: " , " }), undefined);
+});
+
+test("CORS: origins that could never match, and bad settings, fail with a clear message", () => {
+  const bad: Array<[unknown, RegExp]> = [
+    [
+      { allowedOrigins: ["https://app.example.com/"] },
+      /invalid CORS origin "https:\/\/app.example.com\/": browsers send "https:\/\/app.example.com" \(scheme, host and port only, no path or trailing slash\)/,
+    ],
+    [
+      { allowedOrigins: ["app.example.com"] },
+      /invalid CORS origin "app.example.com": expected scheme:\/\/host\[:port\]/,
+    ],
+    [
+      { allowedOrigins: ["https://app.example.com:443"] },
+      /browsers send "https:\/\/app.example.com"/,
+    ],
+    [{ allowedOrigins: [page], maxAgeSeconds: -1 }, /maxAgeSeconds must be a whole number/],
+  ];
+  for (const [options, message] of bad) {
+    assert.throws(() => new CorsPolicy(options as never), message);
+  }
+  assert.throws(
+    () => CorsPolicy.fromEnv({ CONNECT_PLUGIN_CORS_ORIGINS: "http://127.0.0.1:5173/app" }),
+    /^Error: CONNECT_PLUGIN_CORS_ORIGINS\/CONNECT_PLUGIN_CORS_MAX_AGE: invalid CORS origin/,
+  );
+  assert.throws(
+    () =>
+      CorsPolicy.fromEnv({
+        CONNECT_PLUGIN_CORS_ORIGINS: page,
+        CONNECT_PLUGIN_CORS_MAX_AGE: "an hour",
+      }),
+    /maxAgeSeconds must be a whole number of seconds ≥ 0, got NaN/,
+  );
+});
+
+test("CORS: serve() rejects a bad cors option before it listens", async () => {
+  await assert.rejects(
+    serve(kvPlugin(), {
+      listen: "127.0.0.1:0",
+      exitProcess: false,
+      cors: { allowedOrigins: ["*.example.com"] },
+    }),
+    /invalid CORS origin "\*.example.com"/,
+  );
+});
