@@ -26,6 +26,7 @@ import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
+import { unimplementedFallback } from "./grpc-unimplemented.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -352,11 +353,14 @@ async function handler(
 ): Promise<NodeHandler> {
   const { connectNodeAdapter } = await import("@connectrpc/connect-node");
   const { interceptors, shutdownSignal } = server.routerOptions;
+  let services = new Set<string>();
   return connectNodeAdapter({
     routes: (router) => {
       server.routes(router);
       moreRoutes?.(router);
+      services = new Set(router.handlers.map((h) => h.service.typeName));
     },
+    fallback: unimplementedFallback(() => services),
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
     ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),
