@@ -62,11 +62,15 @@ export interface ServeOptions extends PluginServerOptions {
   readonly interceptors?: readonly Interceptor[];
   /**
    * Largest request message accepted, in bytes; larger ones fail with
-   * ResourceExhausted ("message size N is larger than configured
-   * readMaxBytes M"). Default: connect-node's (4 GiB).
+   * ResourceExhausted ("message size is larger than configured
+   * readMaxBytes M"). Default: connect-node's 4 GiB over HTTP, and the frame
+   * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly readMaxBytes?: number;
-  /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
+  /**
+   * Largest response message sent, in bytes; larger ones fail with
+   * ResourceExhausted. Default and cap as for readMaxBytes.
+   */
   readonly writeMaxBytes?: number;
 }
 
@@ -175,6 +179,8 @@ async function serveLaunched(
             ...server.routerOptions.interceptors,
           ],
           shutdownSignal: server.routerOptions.shutdownSignal,
+          readMaxBytes: options.readMaxBytes,
+          writeMaxBytes: options.writeMaxBytes,
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
       : await PluginHttpServer.listen(
