@@ -6,9 +6,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { PluginClient } from "../src/index.js";
+import { PluginClient, PluginError, cluster, silentLogger, staticEndpoints } from "../src/index.js";
 import { inProcess, remote, type PluginSource } from "../src/index.js";
-import type { KV } from "../examples/kv/shared.js";
+import { KV, handshake } from "../examples/kv/shared.js";
 
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
 import { decode, encode, fixture, startNetworkPlugin, kvClient } from "./helpers.js";
@@ -148,5 +148,33 @@ for (const [where, source, { bidi }] of locations) {
     test("health", async () => {
       assert.equal(await client.health(), "serving");
     });
+  });
+}
+
+const everySource: Array<[string, () => PluginSource]> = [
+  ...locations.map(([where, source]): [string, () => PluginSource] => [where, source]),
+  ["cluster", () => cluster({ discovery: staticEndpoints([network.url]) })],
+];
+
+for (const [where, source] of everySource) {
+  test(`start() fails with unknown-plugin when the plugin lacks a requested plugin (${where})`, async () => {
+    const client = new PluginClient({
+      handshake,
+      plugins: { kv: KV, cache: KV },
+      source: source(),
+      logger: silentLogger,
+    });
+    await assert.rejects(client.start(), (e: unknown) => {
+      assert.ok(e instanceof PluginError);
+      assert.equal(e.kind, "unknown-plugin");
+      assert.match(
+        e.message,
+        /^plugin .+ does not provide "cache" at protocol version 1 \(it provides: "kv"\)$/,
+      );
+      return true;
+    });
+    if (where === "subprocess") assert.ok(client.exit !== undefined, "the subprocess was stopped");
+    assert.throws(() => client.dispense("kv"), /is not started/);
+    await client.close();
   });
 }

@@ -290,7 +290,7 @@ test("in process: a version mismatch lists both sides' versions", async () => {
   });
 });
 
-test("a plugin that lacks a requested plugin is named when dispensing", async () => {
+test("a plugin that lacks a requested plugin fails the start, naming it", async () => {
   const Other = { ...KV, typeName: "example.other.v1.Other" } as typeof KV;
   const client = new PluginClient({
     handshake,
@@ -298,10 +298,9 @@ test("a plugin that lacks a requested plugin is named when dispensing", async ()
     source: inProcess(faultyKvDefinition()),
     logger: silentLogger,
   });
-  await client.start();
-  assert.throws(
-    () => client.dispense("other"),
-    /does not provide "other" at protocol version 1 \(it provides: "kv"\)/,
+  await assert.rejects(
+    client.start(),
+    /plugin \(in process\) does not provide "other" at protocol version 1 \(it provides: "kv"\)$/,
   );
   await client.close();
 });

@@ -252,22 +252,37 @@ export class PluginClient<
           `(it knows: ${list(Object.keys(hostSet))})`,
       );
     }
-    const info = running.available.get(name);
+    const lacking = this.lacking(running.version, running.available, name, service);
+    if (lacking !== undefined) throw lacking;
+    return createClient(service, running.transport.transport);
+  }
+
+  /**
+   * Why the plugin cannot serve `name` (a host plugin at `version`), or
+   * undefined when it can: it does not provide it, or provides another service.
+   */
+  private lacking(
+    version: number,
+    available: ReadonlyMap<string, PluginInfo>,
+    name: string,
+    service: DescService,
+  ): PluginError | undefined {
+    const info = available.get(name);
     if (info === undefined) {
-      throw new PluginError(
+      return new PluginError(
         "unknown-plugin",
-        `plugin ${this.label} does not provide "${name}" at protocol version ${running.version} ` +
-          `(it provides: ${list([...running.available.keys()])})`,
+        `plugin ${this.label} does not provide "${name}" at protocol version ${version} ` +
+          `(it provides: ${list([...available.keys()])})`,
       );
     }
     if (info.service !== "" && info.service !== service.typeName) {
-      throw new PluginError(
+      return new PluginError(
         "unknown-plugin",
         `plugin ${this.label} serves "${name}" as ${info.service}, but this host expects ` +
           `${service.typeName}`,
       );
     }
-    return createClient(service, running.transport.transport);
+    return undefined;
   }
 
   /** Asks the plugin for its health. Never throws: errors read as "unknown". */
@@ -358,16 +373,20 @@ export class PluginClient<
     try {
       const handshake = await this.handshake(parts.transport.transport, parts.process, deadline);
       this.life.checkNotClosedWhileStarting();
-      this.life.running = {
-        ...parts,
-        version: handshake.protocolVersion,
-        available: new Map(
-          handshake.availablePlugins.map((p) => [
-            p.name,
-            { name: p.name, version: p.version, capabilities: p.capabilities, service: p.service },
-          ]),
-        ),
-      };
+      const version = handshake.protocolVersion;
+      const available = new Map(
+        handshake.availablePlugins.map((p) => [
+          p.name,
+          { name: p.name, version: p.version, capabilities: p.capabilities, service: p.service },
+        ]),
+      );
+      // Every plugin the host asks for at the agreed version must be there:
+      // a start that succeeds promises that dispense() will too.
+      for (const [name, service] of Object.entries(this.sets.get(version) ?? {})) {
+        const lacking = this.lacking(version, available, name, service);
+        if (lacking !== undefined) throw lacking;
+      }
+      this.life.running = { ...parts, version, available };
     } catch (error) {
       parts.guard.close();
       parts.transport.close();

@@ -212,13 +212,20 @@ export class PluginServer {
         service === GO_PLUGIN_HEALTH_SERVICE ||
         service === PluginController.typeName ||
         this.services.has(service);
-      if (!known) {
-        throw new ConnectError(`unknown service ${JSON.stringify(service)}`, Code.NotFound);
-      }
+      if (!known) return ServingStatus.SERVICE_UNKNOWN;
       return this.isShuttingDown ? ServingStatus.NOT_SERVING : ServingStatus.SERVING;
     };
     router.service(Health, {
-      check: (req) => create(HealthCheckResponseSchema, { status: statusOf(req.service) }),
+      check: (req) => {
+        const status = statusOf(req.service);
+        if (status === ServingStatus.SERVICE_UNKNOWN) {
+          throw new ConnectError(`unknown service ${JSON.stringify(req.service)}`, Code.NotFound);
+        }
+        return create(HealthCheckResponseSchema, { status });
+      },
+      // The health spec: Watch on an unknown service answers SERVICE_UNKNOWN
+      // and stays open (a plugin's services are fixed, so it stays unknown
+      // until the caller cancels or the plugin stops).
       watch: async function* (this: void, req, ctx) {
         let last: ServingStatus | undefined;
         while (!ctx.signal.aborted) {

@@ -27,6 +27,7 @@ import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
+import { unimplementedFallback } from "./grpc-unimplemented.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -62,11 +63,15 @@ export interface ServeOptions extends PluginServerOptions {
   readonly interceptors?: readonly Interceptor[];
   /**
    * Largest request message accepted, in bytes; larger ones fail with
-   * ResourceExhausted ("message size N is larger than configured
-   * readMaxBytes M"). Default: connect-node's (4 GiB).
+   * ResourceExhausted ("message size is larger than configured
+   * readMaxBytes M"). Default: connect-node's 4 GiB over HTTP, and the frame
+   * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly readMaxBytes?: number;
-  /** Largest response message sent, in bytes; larger ones fail with ResourceExhausted. */
+  /**
+   * Largest response message sent, in bytes; larger ones fail with
+   * ResourceExhausted. Default and cap as for readMaxBytes.
+   */
   readonly writeMaxBytes?: number;
   /**
    * Network mode: answers `GET /metrics` on the plugin's port with this
@@ -188,6 +193,8 @@ async function serveLaunched(
             ...server.routerOptions.interceptors,
           ],
           shutdownSignal: server.routerOptions.shutdownSignal,
+          readMaxBytes: options.readMaxBytes,
+          writeMaxBytes: options.writeMaxBytes,
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
       : await PluginHttpServer.listen(
@@ -375,11 +382,14 @@ async function handler(
 ): Promise<NodeHandler> {
   const { connectNodeAdapter } = await import("@connectrpc/connect-node");
   const { interceptors, shutdownSignal } = server.routerOptions;
+  let services = new Set<string>();
   return connectNodeAdapter({
     routes: (router) => {
       server.routes(router);
       moreRoutes?.(router);
+      services = new Set(router.handlers.map((h) => h.service.typeName));
     },
+    fallback: unimplementedFallback(() => services),
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
     ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),

@@ -62,14 +62,28 @@ export class FrameReader {
   private buffered = 0;
   /** Bytes needed before the pending frame is whole (0: unknown yet). */
   private needed = 0;
+  /** Payload bytes of an oversized frame still to discard. */
+  private skipping = 0;
 
+  /**
+   * `onOversized`, when given, is told of a frame over the limit, whose
+   * payload is then skipped so that the connection stays usable; without
+   * it, push() throws.
+   */
   constructor(
     private readonly onFrame: (type: number, id: number, payload: Buffer) => void,
     private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+    private readonly onOversized?: (type: number, id: number, length: number) => void,
   ) {}
 
-  /** Feeds bytes; throws on a frame larger than the limit. */
+  /** Feeds bytes; throws on a frame larger than the limit unless told to skip it. */
   push(chunk: Buffer): void {
+    if (this.skipping > 0) {
+      const skipped = Math.min(this.skipping, chunk.length);
+      this.skipping -= skipped;
+      if (skipped === chunk.length) return;
+      chunk = chunk.subarray(skipped);
+    }
     if (this.buffered === 0) {
       this.consume(chunk);
       return;
@@ -89,10 +103,16 @@ export class FrameReader {
     let offset = 0;
     while (buf.length - offset >= FRAME_HEADER_BYTES) {
       const length = buf.readUInt32BE(offset);
-      if (length > this.maxFrameBytes) {
-        throw new Error(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
-      }
       const end = offset + FRAME_HEADER_BYTES + length;
+      if (length > this.maxFrameBytes) {
+        if (this.onOversized === undefined) {
+          throw new Error(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+        }
+        this.onOversized(buf.readUInt8(offset + 4), buf.readUInt32BE(offset + 5), length);
+        this.skipping = Math.max(0, end - buf.length);
+        offset = Math.min(end, buf.length);
+        continue;
+      }
       if (end > buf.length) {
         this.needed = FRAME_HEADER_BYTES + length;
         break;

@@ -30,6 +30,7 @@ import {
   pairsToHeaders,
   parseJson,
 } from "./frames.js";
+import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
 
 /** TLS for a framed server: its certificate, and the CA that client certificates must chain to. */
@@ -46,6 +47,10 @@ export interface FramedServerOptions {
   /** Aborts every handler's signal (the plugin's shutdown after its grace period). */
   readonly shutdownSignal?: AbortSignal;
   readonly tls?: FramedTls;
+  /** Largest request message accepted, in bytes. Default and cap: the 256 MiB frame limit. */
+  readonly readMaxBytes?: number;
+  /** Largest response message sent, in bytes. Default and cap: the 256 MiB frame limit. */
+  readonly writeMaxBytes?: number;
 }
 
 /** Aborts a finished call's signal without building a DOMException per call. */
@@ -155,6 +160,7 @@ class ServerConnection {
   private readonly interceptors: Interceptor[];
   private readonly contexts: ContextFactory;
   private readonly out: FrameWriter;
+  private readonly limits: MessageLimits;
 
   constructor(
     private readonly socket: net.Socket,
@@ -164,7 +170,13 @@ class ServerConnection {
     this.interceptors = [...(options.interceptors ?? [])];
     this.contexts = new ContextFactory(options.shutdownSignal);
     this.out = new FrameWriter(socket);
-    const reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+    this.limits = new MessageLimits(options.readMaxBytes, options.writeMaxBytes);
+    const reader = new FrameReader(
+      (type, id, payload) => this.onFrame(type, id, payload),
+      undefined,
+      // A frame over the limit fails its call; the connection and other calls go on.
+      (_type, id) => this.refuse(id),
+    );
     socket.on("data", (chunk: Buffer) => {
       try {
         reader.push(chunk);
@@ -201,6 +213,10 @@ class ServerConnection {
       case FrameType.message: {
         const call = this.calls.get(id);
         if (call === undefined) return;
+        if (payload.length > this.limits.readMaxBytes) {
+          this.refuse(id);
+          return;
+        }
         let message: unknown;
         try {
           message = fromBinary(call.entry.method.input, payload);
@@ -287,14 +303,15 @@ class ServerConnection {
     invokeUnary(entry.spec as UnarySpec, ctx, message, this.interceptors).then(
       (output) => {
         if (this.calls.get(id) !== call) return;
-        this.calls.delete(id);
         let bytes: Uint8Array;
         try {
           bytes = toBinary(entry.method.output, output as never);
+          this.limits.assertWrite(bytes.length);
         } catch (error) {
           this.fail(id, call, error);
           return;
         }
+        this.calls.delete(id);
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
@@ -326,6 +343,7 @@ class ServerConnection {
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
         const bytes = toBinary(entry.method.output, message as never);
+        this.limits.assertWrite(bytes.length);
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
@@ -363,6 +381,12 @@ class ServerConnection {
     this.out.frame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire }));
     call.input?.fail(CALL_DONE);
     call.ctx.abort(CALL_DONE);
+  }
+
+  /** Fails call `id` (if open) for a request message over the limit. */
+  private refuse(id: number): void {
+    const call = this.calls.get(id);
+    if (call !== undefined) this.fail(id, call, this.limits.tooLargeToRead());
   }
 
   private drained(): Promise<void> {
