@@ -24,7 +24,8 @@ export type {
   RemoteSource,
   SubprocessSource,
 } from "./host/sources.js";
-export type { BoundAddress, ServerTls } from "./transport/http-server.js";
+export type { ServerTls } from "./transport/http-server.js";
+export type { BoundAddress } from "./transport/listen.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export type { PluginExit } from "./host/launcher.js";
 

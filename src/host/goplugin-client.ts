@@ -9,14 +9,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { LineSplitter } from "../logging/line-splitter.js";
-import {
-  hostRecord,
-  stderrLogger,
-  type Logger,
-  type LogLevel,
-  type LogRecord,
-} from "../logging/logger.js";
-import { parsePluginLine } from "../logging/plugin-output.js";
+import { hostRecord, stderrLogger, type Logger } from "../logging/logger.js";
 import { PluginError } from "../protocol/errors.js";
 import {
   byVersion,
@@ -24,13 +17,12 @@ import {
   type PluginSet,
   type VersionedPluginSets,
 } from "../protocol/plugin-set.js";
-import { formatVersions } from "../protocol/versions.js";
-import { certificateFromHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { GrpcBroker } from "../transport/goplugin-broker.js";
-import { createGoPluginTransport, type PeerTls } from "../transport/goplugin-dial.js";
+import { createGoPluginTransport } from "../transport/goplugin-dial.js";
 import { CallGuard } from "./call-guard.js";
-import { PluginProcess, type PluginExit } from "./launcher.js";
+import { launchGoPlugin } from "./connectors/goplugin.js";
+import type { PluginExit, PluginProcess } from "./launcher.js";
 import { Lifecycle } from "./lifecycle.js";
 import type { DispensedClient, PluginName, ServiceFor } from "./plugin-client.js";
 
@@ -278,84 +270,23 @@ export class GoPluginClient<
 
   private async doStart(): Promise<void> {
     const options = this.options;
-    const own = options.autoMTLS === true ? generateAutoMtlsCertificate() : undefined;
     const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const deadline = Date.now() + startTimeoutMs;
-    const proc = await PluginProcess.launch({
-      command: options.command,
-      args: options.args ?? [],
-      env: {
-        ...options.env,
-        ...(own !== undefined && { PLUGIN_CLIENT_CERT: own.certPem }),
-      },
-      ...(options.cwd !== undefined && { cwd: options.cwd }),
-      handshake: options.handshake,
+    const { process: proc, tls } = await launchGoPlugin({
+      ...options,
       hostVersions: this.hostVersions,
       startTimeoutMs,
       logger: this.logger,
-      stderrRecord: goPluginStderr(this.name),
       name: this.name,
       label: this.label,
-      launchToken: "",
       signal: this.life.startAbort.signal,
-      goPlugin: true,
+      launched: (launched) => {
+        this.life.process = launched;
+      },
     });
-    this.life.process = proc;
+    const line = proc.handshakeLine;
     let parts: Omit<Running, "version"> | undefined;
     try {
-      const line = proc.handshakeLine;
-      if (line.protocol === "netrpc") {
-        throw new PluginError(
-          "unsupported-protocol",
-          `plugin ${this.label} speaks go-plugin's "netrpc" protocol, which connect-plugin does ` +
-            `not support: serve it with GRPCServer: plugin.DefaultGRPCServer to speak "grpc"`,
-        );
-      }
-      if (line.protocol !== "grpc") {
-        throw new PluginError(
-          "unsupported-protocol",
-          `plugin ${this.label} announced the protocol "${line.protocol}", but a go-plugin ` +
-            `host speaks only "grpc"; a connect-plugin plugin speaks "grpc" unless ` +
-            `CONNECT_PLUGIN_TRANSPORTS is set (use PluginClient for its other transports)`,
-        );
-      }
-      if (!this.hostVersions.includes(line.protocolVersion)) {
-        throw new PluginError(
-          "version-mismatch",
-          `protocol version mismatch with plugin ${this.label}: the plugin speaks ` +
-            `${formatVersions([line.protocolVersion])}, this host speaks ` +
-            `${formatVersions(this.hostVersions)}`,
-        );
-      }
-      // Field 7 only says the plugin *supports* multiplexing when
-      // PLUGIN_MULTIPLEX_GRPC is set; this host never sets it (and the
-      // launcher strips an inherited one), so, like go-plugin's host when it
-      // did not ask, it ignores the field.
-      if (own === undefined && line.serverCert !== undefined) {
-        throw new PluginError(
-          "malformed-handshake",
-          `plugin ${this.label} serves TLS (its handshake line carries a certificate) but ` +
-            `AutoMTLS is off; turn on autoMTLS, or find what sets PLUGIN_CLIENT_CERT for it`,
-        );
-      }
-      let tls: PeerTls | undefined;
-      if (own !== undefined) {
-        if (line.serverCert === undefined) {
-          throw new PluginError(
-            "malformed-handshake",
-            `plugin ${this.label} sent no certificate in its handshake line although AutoMTLS is ` +
-              `on; is it built with a go-plugin version older than 0.12, or does it ignore ` +
-              `PLUGIN_CLIENT_CERT?`,
-          );
-        }
-        let peerCertPem: string;
-        try {
-          peerCertPem = certificateFromHandshake(line.serverCert);
-        } catch (error) {
-          throw new PluginError("malformed-handshake", `plugin ${this.label}: ${String(error)}`);
-        }
-        tls = { certPem: own.certPem, keyPem: own.keyPem, peerCertPem };
-      }
       const guard = new CallGuard(this.label, () => transport.isBroken(), proc);
       const transport = createGoPluginTransport(line, {
         // As in PluginClient: user interceptors first, so that the guard
@@ -494,45 +425,5 @@ export class GoPluginClient<
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
     await broker.close();
-  }
-}
-
-/** go-plugin's level prefixes for plain stderr lines (the standard `log` package's convention). */
-const PREFIX_LEVELS: ReadonlyArray<readonly [string, LogLevel]> = [
-  ["[TRACE]", "trace"],
-  ["[DEBUG]", "debug"],
-  ["[INFO]", "info"],
-  ["[WARN]", "warn"],
-  ["[ERROR]", "error"],
-];
-
-/**
- * Reads a go-plugin plugin's stderr the way go-plugin's host does
- * (client.go, logStderr): an hclog JSON line becomes a structured record
- * (debug when it has no level); a plain line gets the level of its
- * `[TRACE]`..`[ERROR]` prefix, or debug; and from a plain line starting
- * "panic: " or "fatal error: " on, plain lines are errors, so that a Go
- * panic and its stack trace are never lost in debug output.
- */
-function goPluginStderr(name: string): (line: string) => LogRecord {
-  let inPanic = false;
-  return (line) => {
-    if (isJsonObject(line)) return parsePluginLine(line, name, "stderr", "debug");
-    let level: LogLevel = "debug";
-    const prefixed = PREFIX_LEVELS.find(([prefix]) => line.startsWith(prefix));
-    if (prefixed !== undefined) level = prefixed[1];
-    else if (/^(panic: |fatal error: )/.test(line)) inPanic = true;
-    if (prefixed === undefined && inPanic) level = "error";
-    return { ...parsePluginLine(line, name, "stderr", level), level };
-  };
-}
-
-function isJsonObject(line: string): boolean {
-  if (!line.startsWith("{")) return false;
-  try {
-    const parsed: unknown = JSON.parse(line);
-    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed);
-  } catch {
-    return false;
   }
 }

@@ -12,13 +12,8 @@ import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
-import {
-  PluginHttpServer,
-  type BoundAddress,
-  type ListenTarget,
-  type NodeHandler,
-  type ServerTls,
-} from "../transport/http-server.js";
+import { PluginHttpServer, type NodeHandler, type ServerTls } from "../transport/http-server.js";
+import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { CorsPolicy, type CorsOptions } from "../security/cors.js";

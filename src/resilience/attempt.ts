@@ -85,31 +85,25 @@ const BROKEN = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
  */
 export function brokenToUnavailable(error: unknown): ConnectError {
   const ce = ConnectError.from(error);
-  if (ce.code === Code.Canceled) {
-    return new ConnectError(
-      `connection broke: ${ce.rawMessage}`,
-      Code.Unavailable,
-      ce.metadata,
-      undefined,
-      ce,
-    );
+  return ce.code === Code.Canceled || (ce.code === Code.Aborted && causedByBrokenSocket(ce))
+    ? new ConnectError(
+        `connection broke: ${ce.rawMessage}`,
+        Code.Unavailable,
+        ce.metadata,
+        undefined,
+        ce,
+      )
+    : ce;
+}
+
+/** A socket error that means a broken connection, within six causes down. */
+function causedByBrokenSocket(ce: ConnectError): boolean {
+  for (let e: unknown = ce.cause, d = 0; typeof e === "object" && e !== null && d < 6; d++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && BROKEN.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
   }
-  if (ce.code === Code.Aborted) {
-    for (let e: unknown = ce.cause, d = 0; typeof e === "object" && e !== null && d < 6; d++) {
-      const code = (e as { code?: unknown }).code;
-      if (typeof code === "string" && BROKEN.has(code)) {
-        return new ConnectError(
-          `connection broke: ${ce.rawMessage}`,
-          Code.Unavailable,
-          ce.metadata,
-          undefined,
-          ce,
-        );
-      }
-      e = (e as { cause?: unknown }).cause;
-    }
-  }
-  return ce;
+  return false;
 }
 
 export async function raceDeadline(

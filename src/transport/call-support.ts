@@ -57,6 +57,13 @@ export class CallSignal extends CallAbort {
     return ConnectError.from(error);
   }
 
+  /** The call failed: settles it and returns the error the caller sees (see error()). */
+  failed(error: unknown): ConnectError {
+    const e = this.error(error);
+    this.done();
+    return e;
+  }
+
   /** The caller stopped reading a stream. */
   abandon(): void {
     this.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));

@@ -8,32 +8,23 @@ import type {
 import {
   Code,
   ConnectError,
-  createContextValues,
   type ConnectRouter,
   type ContextValues,
   type Interceptor,
   type StreamRequest,
   type StreamResponse,
-  type Transport,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import {
-  CALL_DONE,
-  applyInterceptors,
-  callSignal,
-  normalize,
-  normalizeIterable,
-} from "./call-support.js";
+import { CALL_DONE, normalize, type CallSignal } from "./call-support.js";
 import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT, CallAbort, LazyRequest, abortOf, type AbortView } from "./lazy-abort.js";
+import { CallRunner, type CallTarget } from "./run-call.js";
+import { CALL_ABORT, CallAbort, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
-
-type HeadersInit = ConstructorParameters<typeof Headers>[0];
 
 /**
  * An in-process transport that calls the plugin's implementation directly:
@@ -51,29 +42,92 @@ export function createDirectTransport(
   },
   options: { interceptors?: readonly Interceptor[] } = {},
 ): ClientTransport {
-  const methods = collectMethods(server.routes);
-  const serverInterceptors = server.routerOptions.interceptors;
-  const shutdownSignal = server.routerOptions.shutdownSignal;
-  const clientInterceptors = [...(options.interceptors ?? [])];
+  const target = new DirectTarget(
+    collectMethods(server.routes),
+    server.routerOptions.interceptors,
+    new ContextFactory(server.routerOptions.shutdownSignal),
+  );
+  const transport = new CallRunner(target, options.interceptors);
+  return { transport, close: () => {}, isBroken: () => false };
+}
 
-  // Per method descriptor: its path and entry, so a call builds no strings.
-  const resolved = new Map<
-    DescMethodUnary | DescMethodStreaming,
-    { url: string; entry?: MethodEntry }
-  >();
-  const resolve = (
-    method: DescMethodUnary | DescMethodStreaming,
-  ): { url: string; entry?: MethodEntry } => {
-    let r = resolved.get(method);
+/** Per method descriptor: its path and entry, so that a call builds no strings. */
+interface Resolved {
+  readonly url: string;
+  readonly entry: MethodEntry | undefined;
+}
+
+/** Runs each call the CallRunner lets through on the plugin's handler, in this process. */
+class DirectTarget implements CallTarget {
+  readonly settlesStreams = false;
+  private readonly resolved = new Map<DescMethodUnary | DescMethodStreaming, Resolved>();
+
+  constructor(
+    private readonly methods: Map<string, MethodEntry>,
+    private readonly serverInterceptors: Interceptor[],
+    private readonly contexts: ContextFactory,
+  ) {}
+
+  path(method: DescMethodUnary | DescMethodStreaming): string {
+    return this.resolve(method).url;
+  }
+
+  async unary<I extends DescMessage, O extends DescMessage>(
+    r: UnaryRequest<I, O>,
+    call: CallSignal,
+  ): Promise<UnaryResponse<I, O>> {
+    const entry = this.lookup(r.method);
+    const ctx = this.context(entry, r, call.timeoutMs);
+    const caller = abortOf(r);
+    const unsubscribe = follow(caller, ctx);
+    try {
+      const message = await raceAbortOnce(
+        invokeUnary(entry.spec as UnarySpec, ctx, r.message, this.serverInterceptors),
+        // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
+        ctx[CALL_ABORT],
+      );
+      return {
+        stream: false,
+        service: r.service,
+        method: r.method,
+        header: ctx.responseHeader,
+        message: message as MessageShape<O>,
+        trailer: ctx.responseTrailer,
+      };
+    } catch (error) {
+      throw callerOrHandlerError(caller, error, ctx);
+    } finally {
+      unsubscribe?.();
+      ctx.abort(CALL_DONE);
+    }
+  }
+
+  async stream<I extends DescMessage, O extends DescMessage>(
+    r: StreamRequest<I, O>,
+    call: CallSignal,
+  ): Promise<StreamResponse<I, O>> {
+    const entry = this.lookup(r.method);
+    const ctx = this.context(entry, r, call.timeoutMs);
+    const output = transformInvokeImplementation(
+      entry.spec as Parameters<typeof transformInvokeImplementation>[0],
+      ctx,
+      this.serverInterceptors,
+    )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
+    return streamResponse(r, ctx, output as AsyncIterator<MessageInitShape<O>>);
+  }
+
+  private resolve(method: DescMethodUnary | DescMethodStreaming): Resolved {
+    let r = this.resolved.get(method);
     if (r === undefined) {
       const url = `/${method.parent.typeName}/${method.name}`;
-      r = { url, entry: methods.get(url) };
-      resolved.set(method, r);
+      r = { url, entry: this.methods.get(url) };
+      this.resolved.set(method, r);
     }
     return r;
-  };
-  const lookup = (method: DescMethodUnary | DescMethodStreaming): MethodEntry => {
-    const { url, entry } = resolve(method);
+  }
+
+  private lookup(method: DescMethodUnary | DescMethodStreaming): MethodEntry {
+    const { url, entry } = this.resolve(method);
     if (entry === undefined) {
       throw new ConnectError(
         `HTTP 404 Not Found: no method ${url} on this plugin`,
@@ -81,15 +135,14 @@ export function createDirectTransport(
       );
     }
     return entry;
-  };
+  }
 
-  const contexts = new ContextFactory(shutdownSignal);
-  const context = (
+  private context(
     entry: MethodEntry,
     req: { url: string; header: Headers; contextValues: ContextValues },
     timeoutMs: number | undefined,
-  ): CallContext =>
-    contexts.create({
+  ): CallContext {
+    return this.contexts.create({
       service: entry.service,
       method: entry.method,
       protocolName: "connect-plugin-direct",
@@ -98,190 +151,80 @@ export function createDirectTransport(
       requestHeader: req.header,
       contextValues: req.contextValues,
     });
+  }
+}
 
-  /** Adds the response metadata to an error, as it would arrive over the wire. */
-  const withMetadata = (error: unknown, header: Headers, trailer: Headers): ConnectError => {
-    const ce = handlerError(error);
-    const out = new ConnectError(ce.rawMessage, ce.code, new Headers(header), undefined, ce.cause);
-    out.details.push(...ce.details);
-    trailer.forEach((v, k) => out.metadata.append(k, v));
-    ce.metadata.forEach((v, k) => out.metadata.append(k, v));
-    return out;
+/**
+ * The response of a streaming handler: it resolves once the handler produced
+ * its first message or ended (then its response headers are known), and its
+ * messages follow the handler's, normalized, until the call aborts.
+ */
+async function streamResponse<I extends DescMessage, O extends DescMessage>(
+  r: StreamRequest<I, O>,
+  ctx: CallContext,
+  output: AsyncIterator<MessageInitShape<O>>,
+): Promise<StreamResponse<I, O>> {
+  const caller = abortOf(r);
+  const unsubscribe = follow(caller, ctx);
+  const finish = (): void => {
+    unsubscribe?.();
+    ctx.abort(CALL_DONE);
   };
-
-  const transport: Transport = {
-    unary<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodUnary<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: HeadersInit | undefined,
-      input: MessageInitShape<I>,
-      contextValues?: ContextValues,
-    ): Promise<UnaryResponse<I, O>> {
-      const call = callSignal(signal, timeoutMs);
-      const req = new LazyRequest(
-        call,
-        false,
-        method.parent,
-        method,
-        resolve(method).url,
-        new Headers(header),
-        contextValues ?? createContextValues(),
-        normalize(method.input, input),
-      ) as unknown as UnaryRequest<I, O>;
-      const next = applyInterceptors(
-        async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
-          const entry = lookup(r.method);
-          const ctx = context(entry, r, timeoutMs);
-          const caller = abortOf(r);
-          const unsubscribe = follow(caller, ctx);
-          try {
-            const message = await raceAbortOnce(
-              invokeUnary(entry.spec as UnarySpec, ctx, r.message, serverInterceptors),
-              // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
-              ctx[CALL_ABORT],
-            );
-            return {
-              stream: false,
-              service: r.service,
-              method: r.method,
-              header: ctx.responseHeader,
-              message: message as MessageShape<O>,
-              trailer: ctx.responseTrailer,
-            };
-          } catch (error) {
-            throw caller.aborted
-              ? ConnectError.from(caller.reason)
-              : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
-          } finally {
-            unsubscribe?.();
-            ctx.abort(CALL_DONE);
-          }
-        },
-        clientInterceptors,
-      );
-      return next(req).then(
-        (res) => {
-          call.done();
-          return res;
-        },
-        (error: unknown) => {
-          const e = call.error(error);
-          call.done();
-          throw e;
-        },
-      );
-    },
-
-    stream<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodStreaming<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: HeadersInit | undefined,
-      input: AsyncIterable<MessageInitShape<I>>,
-      contextValues?: ContextValues,
-    ): Promise<StreamResponse<I, O>> {
-      const call = callSignal(signal, timeoutMs);
-      const req = new LazyRequest(
-        call,
-        true,
-        method.parent,
-        method,
-        resolve(method).url,
-        new Headers(header),
-        contextValues ?? createContextValues(),
-        normalizeIterable(method.input, input),
-      ) as unknown as StreamRequest<I, O>;
-      const next = applyInterceptors(
-        async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
-          const entry = lookup(r.method);
-          const ctx = context(entry, r, timeoutMs);
-          const caller = abortOf(r);
-          const unsubscribe = follow(caller, ctx);
-          const finish = (): void => {
-            unsubscribe?.();
-            ctx.abort(CALL_DONE);
-          };
-          const output = transformInvokeImplementation(
-            entry.spec as Parameters<typeof transformInvokeImplementation>[0],
-            ctx,
-            serverInterceptors,
-          )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
-          const fail = (error: unknown): never => {
-            finish();
-            throw caller.aborted
-              ? ConnectError.from(caller.reason)
-              : withMetadata(error, ctx.responseHeader, ctx.responseTrailer);
-          };
-          // Response headers are known once the handler produces its first message or ends.
-          let first: IteratorResult<unknown>;
-          try {
-            first = await raceAbort(output.next(), ctx[CALL_ABORT]);
-          } catch (error) {
-            return fail(error);
-          }
-          if (first.done === true) finish();
-          async function* messages(): AsyncGenerator<MessageShape<O>> {
-            if (first.done === true) return;
-            yield normalize(r.method.output, first.value as MessageInitShape<O>);
-            try {
-              for (;;) {
-                const n = await raceAbort(output.next(), ctx[CALL_ABORT]);
-                if (n.done === true) break;
-                yield normalize(r.method.output, n.value as MessageInitShape<O>);
-              }
-            } catch (error) {
-              fail(error);
-            } finally {
-              finish();
-              output.return?.().catch(() => {});
-            }
-          }
-          return {
-            stream: true,
-            service: r.service,
-            method: r.method,
-            header: ctx.responseHeader,
-            trailer: ctx.responseTrailer,
-            message: messages(),
-          };
-        },
-        clientInterceptors,
-      );
-      return next(req).then(
-        (res) => {
-          const it = res.message[Symbol.asyncIterator]();
-          const message: AsyncIterable<MessageShape<O>> = {
-            [Symbol.asyncIterator]: () => ({
-              next: () =>
-                it.next().then(
-                  (n) => {
-                    if (n.done === true) call.done();
-                    return n;
-                  },
-                  (error: unknown) => {
-                    const e = call.error(error);
-                    call.done();
-                    throw e;
-                  },
-                ),
-              return: (): Promise<IteratorResult<MessageShape<O>>> => {
-                call.abandon();
-                return it.return?.() ?? Promise.resolve({ done: true, value: undefined });
-              },
-            }),
-          };
-          return { ...res, message };
-        },
-        (error: unknown) => {
-          const e = call.error(error);
-          call.done();
-          throw e;
-        },
-      );
-    },
+  const fail = (error: unknown): never => {
+    finish();
+    throw callerOrHandlerError(caller, error, ctx);
   };
-  return { transport, close: () => {}, isBroken: () => false };
+  let first: IteratorResult<MessageInitShape<O>>;
+  try {
+    first = await raceAbort(output.next(), ctx[CALL_ABORT]);
+  } catch (error) {
+    return fail(error);
+  }
+  if (first.done === true) finish();
+  async function* messages(): AsyncGenerator<MessageShape<O>> {
+    if (first.done === true) return;
+    yield normalize(r.method.output, first.value);
+    try {
+      for (;;) {
+        const n = await raceAbort(output.next(), ctx[CALL_ABORT]);
+        if (n.done === true) break;
+        yield normalize(r.method.output, n.value);
+      }
+    } catch (error) {
+      fail(error);
+    } finally {
+      finish();
+      output.return?.().catch(() => {});
+    }
+  }
+  return {
+    stream: true,
+    service: r.service,
+    method: r.method,
+    header: ctx.responseHeader,
+    trailer: ctx.responseTrailer,
+    message: messages(),
+  };
+}
+
+/**
+ * The error the host sees: its own cancel (or deadline) as it is, otherwise
+ * the handler's with the response metadata, as it would arrive over the wire.
+ */
+function callerOrHandlerError(caller: AbortView, error: unknown, ctx: CallContext): ConnectError {
+  if (caller.aborted) return ConnectError.from(caller.reason);
+  const ce = handlerError(error);
+  const out = new ConnectError(
+    ce.rawMessage,
+    ce.code,
+    new Headers(ctx.responseHeader),
+    undefined,
+    ce.cause,
+  );
+  out.details.push(...ce.details);
+  ctx.responseTrailer.forEach((v, k) => out.metadata.append(k, v));
+  ce.metadata.forEach((v, k) => out.metadata.append(k, v));
+  return out;
 }
 
 /** The handler's context follows the caller's cancel (and deadline); returns the unsubscribe. */

@@ -3,7 +3,8 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { ConnInfoSchema, type ConnInfo } from "../gen/plugin/grpc_broker_pb.js";
 import type { ClientTransport } from "./client-transport.js";
 import type { PeerTls } from "./goplugin-dial.js";
-import { PluginHttpServer, type ListenTarget } from "./http-server.js";
+import { PluginHttpServer } from "./http-server.js";
+import type { ListenTarget } from "./listen.js";
 import { createPrivateSocket } from "./socket-dir.js";
 
 /** go-plugin's broker waits 5 seconds for the peer's connection info. */

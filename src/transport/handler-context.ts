@@ -9,6 +9,17 @@ export interface CallContext extends HandlerContext {
   readonly [CALL_ABORT]: CallAbort;
 }
 
+/** What a server knows of a call when it starts. */
+export interface CallInit {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName: string;
+  readonly url: string;
+  readonly timeoutMs: number | undefined;
+  readonly requestHeader: Headers;
+  readonly contextValues: ContextValues;
+}
+
 /**
  * Makes the HandlerContext of each call for the framed and direct servers.
  * connect-es' createHandlerContext builds two AbortControllers per call and
@@ -31,15 +42,7 @@ export class ContextFactory {
     );
   }
 
-  create(init: {
-    service: DescService;
-    method: DescMethod;
-    protocolName: string;
-    url: string;
-    timeoutMs: number | undefined;
-    requestHeader: Headers;
-    contextValues: ContextValues;
-  }): CallContext {
+  create(init: CallInit): CallContext {
     const ctx = new ServerCallContext(init, this.live);
     if (this.shutdownSignal?.aborted) {
       ctx.abort(this.shutdownSignal.reason);
@@ -85,15 +88,7 @@ class ServerCallContext implements CallContext {
   linked = false;
 
   constructor(
-    init: {
-      service: DescService;
-      method: DescMethod;
-      protocolName: string;
-      url: string;
-      timeoutMs: number | undefined;
-      requestHeader: Headers;
-      contextValues: ContextValues;
-    },
+    init: CallInit,
     private readonly live: LiveCalls,
   ) {
     this.service = init.service;

@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
 import { Duplex } from "node:stream";
+import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
 
 /** A request handler that both node:http and node:http2 servers accept. */
 export type NodeHandler = (
@@ -18,21 +19,6 @@ export interface ServerTls {
   readonly key: string | Buffer;
   readonly clientCa?: string | Buffer;
 }
-
-/** Where a server listens. */
-export type ListenTarget =
-  | { readonly network: "unix"; readonly path: string }
-  | { readonly network: "tcp"; readonly host: string; readonly port: number };
-
-/** Where a server ended up listening, with the port resolved. */
-export type BoundAddress =
-  | { readonly network: "unix"; readonly address: string }
-  | {
-      readonly network: "tcp";
-      readonly address: string;
-      readonly host: string;
-      readonly port: number;
-    };
 
 /**
  * Answers 400 to a request the handler throws on synchronously. connect-node
@@ -144,23 +130,7 @@ export class PluginHttpServer {
   }
 
   private async start(target: ListenTarget): Promise<void> {
-    const listener = this.listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once("error", reject);
-      const done = (): void => {
-        listener.off("error", reject);
-        resolve();
-      };
-      if (target.network === "unix") listener.listen(target.path, done);
-      else listener.listen(target.port, target.host, done);
-    });
-    const addr = listener.address();
-    if (addr !== null && typeof addr === "object") {
-      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-      this.bound = { network: "tcp", address: `${host}:${addr.port}`, host, port: addr.port };
-    } else {
-      this.bound = { network: "unix", address: String(addr) };
-    }
+    this.bound = await listenOn(this.listener, target);
   }
 
   /**

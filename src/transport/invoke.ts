@@ -16,7 +16,8 @@ import {
 } from "@connectrpc/connect";
 import { applyInterceptors, normalize } from "./call-support.js";
 import type { CallContext } from "./handler-context.js";
-import { CALL_ABORT, LazyRequest } from "./lazy-abort.js";
+import { CALL_ABORT } from "./lazy-abort.js";
+import { newRequest } from "./run-call.js";
 
 /** The parts of connect-es' unary handler spec that the framed and direct servers call. */
 export interface UnarySpec {
@@ -42,30 +43,9 @@ export async function invokeUnary(
   if (interceptors.length === 0) {
     return normalize(output, (await spec.impl(input, ctx)) as MessageShape<DescMessage>);
   }
-  const req = new LazyRequest(
-    ctx[CALL_ABORT],
-    false,
-    spec.method.parent,
-    spec.method,
-    ctx.url,
-    ctx.requestHeader,
-    ctx.values,
-    input,
-  ) as unknown as UnaryRequest;
+  const req = handlerRequest<UnaryRequest>(spec.method, ctx, false, input);
   const anyFn = async (r: UnaryRequest): Promise<UnaryResponse> => {
-    // An interceptor that passed a request of its own (other headers, another
-    // signal) has the handler see it, as in connect-es.
-    const handlerCtx: HandlerContext =
-      r === req
-        ? ctx
-        : {
-            ...ctx,
-            service: r.service,
-            requestHeader: r.header,
-            // A copy of the request may lack the lazy signal getter.
-            signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
-            values: r.contextValues,
-          };
+    const handlerCtx = contextFor(r, req, ctx);
     return {
       stream: false,
       service: spec.method.parent,
@@ -79,6 +59,46 @@ export async function invokeUnary(
   copyHeaders(res.header, ctx.responseHeader);
   copyHeaders(res.trailer, ctx.responseTrailer);
   return res.message;
+}
+
+/** The request the plugin's interceptors see (its signal is the context's, created on read). */
+function handlerRequest<R extends UnaryRequest | StreamRequest>(
+  method: R["method"],
+  ctx: CallContext,
+  stream: R["stream"],
+  message: unknown,
+): R {
+  return newRequest<R>(
+    ctx[CALL_ABORT],
+    stream,
+    method.parent,
+    method,
+    ctx.url,
+    ctx.requestHeader,
+    ctx.values,
+    message,
+  );
+}
+
+/**
+ * The handler's context: `ctx` itself, unless an interceptor passed a request
+ * of its own (other headers, another signal); then the handler sees that
+ * one, as in connect-es.
+ */
+function contextFor(
+  r: UnaryRequest | StreamRequest,
+  req: UnaryRequest | StreamRequest,
+  ctx: CallContext,
+): HandlerContext {
+  if (r === req) return ctx;
+  return {
+    ...ctx,
+    service: r.service,
+    requestHeader: r.header,
+    // A copy of the request may lack the lazy signal getter.
+    signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
+    values: r.contextValues,
+  };
 }
 
 function copyHeaders(from: Headers, to: Headers): void {
@@ -109,28 +129,10 @@ export async function invokeServerStream(
 ): Promise<AsyncIterable<unknown>> {
   const output = spec.method.output;
   if (interceptors.length === 0) return normalizeStream(output, spec.impl(input, ctx));
-  const req = new LazyRequest(
-    ctx[CALL_ABORT],
-    true,
-    spec.method.parent,
-    spec.method,
-    ctx.url,
-    ctx.requestHeader,
-    ctx.values,
-    singleMessage(input),
-  ) as unknown as StreamRequest;
+  const req = handlerRequest<StreamRequest>(spec.method, ctx, true, singleMessage(input));
   const anyFn = async (r: StreamRequest): Promise<StreamResponse> => {
     const message = r === req ? input : await onlyMessage(r.message);
-    const handlerCtx: HandlerContext =
-      r === req
-        ? ctx
-        : {
-            ...ctx,
-            service: r.service,
-            requestHeader: r.header,
-            signal: (r as Partial<StreamRequest>).signal ?? ctx.signal,
-            values: r.contextValues,
-          };
+    const handlerCtx = contextFor(r, req, ctx);
     return {
       stream: true,
       service: spec.method.parent,

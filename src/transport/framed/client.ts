@@ -6,30 +6,21 @@ import {
   type DescMessage,
   type DescMethodStreaming,
   type DescMethodUnary,
-  type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  createContextValues,
-  type ContextValues,
   type Interceptor,
   type StreamRequest,
   type StreamResponse,
-  type Transport,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import type { ClientTransport } from "../client-transport.js";
-import {
-  applyInterceptors,
-  callSignal,
-  normalize,
-  normalizeIterable,
-  type CallSignal,
-} from "../call-support.js";
-import { LazyRequest, abortOf } from "../lazy-abort.js";
+import type { CallSignal } from "../call-support.js";
+import { abortOf } from "../lazy-abort.js";
+import { CallRunner, type CallTarget } from "../run-call.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
@@ -78,84 +69,17 @@ export function createFramedTransport(
   options: FramedTransportOptions = {},
 ): ClientTransport {
   const connection = new FramedConnection(target, options.tls);
-  const interceptors = [...(options.interceptors ?? [])];
-  const transport: Transport = {
-    unary<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodUnary<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: ConstructorParameters<typeof Headers>[0] | undefined,
-      input: MessageInitShape<I>,
-      contextValues?: ContextValues,
-    ): Promise<UnaryResponse<I, O>> {
-      const call = callSignal(signal, timeoutMs);
-      const req = new LazyRequest(
-        call,
-        false,
-        method.parent,
-        method,
-        `/${method.parent.typeName}/${method.name}`,
-        new Headers(header),
-        contextValues ?? createContextValues(),
-        normalize(method.input, input),
-      ) as unknown as UnaryRequest<I, O>;
-      const next = applyInterceptors(
-        (r: UnaryRequest<I, O>) => connection.unary(r, timeoutMs),
-        interceptors,
-      );
-      return next(req).then(
-        (res) => {
-          call.done();
-          return res;
-        },
-        (error: unknown) => {
-          const e = call.error(error);
-          call.done();
-          throw e;
-        },
-      );
-    },
-
-    stream<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodStreaming<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: ConstructorParameters<typeof Headers>[0] | undefined,
-      input: AsyncIterable<MessageInitShape<I>>,
-      contextValues?: ContextValues,
-    ): Promise<StreamResponse<I, O>> {
-      const call = callSignal(signal, timeoutMs);
-      const req = new LazyRequest(
-        call,
-        true,
-        method.parent,
-        method,
-        `/${method.parent.typeName}/${method.name}`,
-        new Headers(header),
-        contextValues ?? createContextValues(),
-        normalizeIterable(method.input, input),
-      ) as unknown as StreamRequest<I, O>;
-      // The call settles inside the transport's message queue (see
-      // FramedConnection.stream), not in a wrapper: one layer less per message.
-      const next = applyInterceptors(
-        (r: StreamRequest<I, O>) => connection.stream(r, timeoutMs, call),
-        interceptors,
-      );
-      return next(req).catch((error: unknown) => {
-        const e = call.error(error);
-        call.done();
-        throw e;
-      });
-    },
-  };
   return {
-    transport,
+    transport: new CallRunner(connection, options.interceptors),
     close: (reason) => connection.close(reason),
     isBroken: () => connection.broken,
   };
 }
 
-class FramedConnection {
+/** The calls over one socket to the plugin, as the CallRunner lets them through. */
+class FramedConnection implements CallTarget {
+  /** The message queue of a stream settles its call (see stream()). */
+  readonly settlesStreams = true;
   private socket: net.Socket | undefined;
   private nextId = 1;
   private readonly calls = new Map<number, PendingCall>();
@@ -272,9 +196,13 @@ class FramedConnection {
     return id;
   }
 
+  path(method: DescMethodUnary | DescMethodStreaming): string {
+    return `/${method.parent.typeName}/${method.name}`;
+  }
+
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
-    timeoutMs: number | undefined,
+    state: CallSignal,
   ): Promise<UnaryResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const abort = abortOf(req);
@@ -322,7 +250,7 @@ class FramedConnection {
       };
       this.calls.set(id, call);
       unsubscribe = abort.onAbort(onAbort);
-      this.open(req.url, req.header, id, timeoutMs);
+      this.open(req.url, req.header, id, state.timeoutMs);
       this.out.frame(FrameType.message, id, bytes);
       this.out.frame(FrameType.end, id);
     });
@@ -330,8 +258,7 @@ class FramedConnection {
 
   stream<I extends DescMessage, O extends DescMessage>(
     req: StreamRequest<I, O>,
-    timeoutMs: number | undefined,
-    call: CallSignal,
+    state: CallSignal,
   ): Promise<StreamResponse<I, O>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const abort = abortOf(req);
@@ -342,8 +269,8 @@ class FramedConnection {
     // have seen the error with the signal as it was: not aborted, so the
     // error is the plugin's or the connection's, not the caller's.
     messages.onFinish = (failed) => {
-      if (failed) setImmediate(() => call.done());
-      else call.done();
+      if (failed) setImmediate(() => state.done());
+      else state.done();
     };
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -395,7 +322,7 @@ class FramedConnection {
       };
       this.calls.set(id, call);
       unsubscribe = abort.onAbort(onAbort);
-      this.open(req.url, req.header, id, timeoutMs);
+      this.open(req.url, req.header, id, state.timeoutMs);
       void this.pump(id, req, cancel);
     });
   }

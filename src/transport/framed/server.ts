@@ -9,7 +9,7 @@ import {
   type ConnectRouter,
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import type { BoundAddress, ListenTarget } from "../http-server.js";
+import { listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
 import { CALL_DONE } from "../call-support.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
 import {
@@ -53,8 +53,6 @@ export interface FramedServerOptions {
   readonly writeMaxBytes?: number;
 }
 
-/** Aborts a finished call's signal without building a DOMException per call. */
-
 /**
  * The plugin side of the framed transport: accepts connections on a unix
  * socket (or TCP, optionally TLS) and dispatches each call to the same
@@ -96,22 +94,7 @@ export class FramedServer {
     );
     // A failed TLS handshake only concerns that one connection.
     listener.on("tlsClientError", () => {});
-    await new Promise<void>((resolve, reject) => {
-      listener.once("error", reject);
-      const done = (): void => {
-        listener.off("error", reject);
-        resolve();
-      };
-      if (target.network === "unix") listener.listen(target.path, done);
-      else listener.listen(target.port, target.host, done);
-    });
-    const addr = listener.address();
-    if (addr !== null && typeof addr === "object") {
-      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-      server.bound = { network: "tcp", address: `${host}:${addr.port}`, host, port: addr.port };
-    } else {
-      server.bound = { network: "unix", address: String(addr) };
-    }
+    server.bound = await listenOn(listener, target);
     return server;
   }
 
