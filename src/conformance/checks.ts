@@ -571,7 +571,10 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
           `Shutdown from a remote host ${shutdown === undefined ? "was accepted" : `failed with ${Code[shutdown.code]}`}; refuse it with PermissionDenied (a shared service is not one host's to stop)`,
         );
         l.child.kill("SIGTERM");
-        must(await l.exitsWithin(exitMs), `still running ${exitMs} ms after SIGTERM in network mode`);
+        must(
+          await l.exitsWithin(exitMs),
+          `still running ${exitMs} ms after SIGTERM in network mode`,
+        );
         return `served at ${url}; Shutdown refused; SIGTERM ended it`;
       },
     );

@@ -40,7 +40,10 @@ export function statusPage(
   const healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
   const html = statusPageHtml(options.title ?? "connect-plugin status");
   return (req, res) => {
-    const path = new URL(req.url ?? "/", "http://status").pathname;
+    // The path by hand, not `new URL(req.url)`: Node's parser lets through
+    // targets such as "http://[" on which URL throws, and a throw here would
+    // take down the server the page is mounted on.
+    const path = (req.url ?? "/").split(/[?#]/, 1)[0] ?? "/";
     const leaf = path.slice(path.lastIndexOf("/") + 1);
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { Allow: "GET, HEAD" });

@@ -1,5 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CALL_DONE } from "../call-support.js";
+import type { AbortView } from "../lazy-abort.js";
 
 /** An error as it crosses the wire: code, message, details (type + base64 value). */
 export interface WireError {
@@ -9,8 +11,11 @@ export interface WireError {
 }
 
 /** Encodes an error thrown by a handler (or an interceptor) for the wire. */
-export function errorToWire(error: unknown): { wire: WireError; metadata: Headers } {
-  const ce = handlerError(error);
+export function errorToWire(
+  error: unknown,
+  own?: Pick<AbortView, "aborted" | "reason">,
+): { wire: WireError; metadata: Headers } {
+  const ce = handlerError(error, own);
   const details: [string, string][] = [];
   for (const detail of ce.details) {
     if ("desc" in detail) {
@@ -29,9 +34,16 @@ export function errorToWire(error: unknown): { wire: WireError; metadata: Header
 /**
  * The error a handler's exception becomes. Like connect-node's handlers, only
  * a ConnectError keeps its message: anything else may carry internals the
- * caller should not see, and becomes "internal error".
+ * caller should not see, and becomes "internal error". When the call's own
+ * signal (`own`) ended it first, with its deadline or a cancel, that reason
+ * wins: a handler that waits through a Node API (`events.on(..., {signal})`)
+ * rejects with a plain AbortError, which must still reach the caller as
+ * deadline_exceeded, as it does in every other location.
  */
-export function handlerError(error: unknown): ConnectError {
+export function handlerError(error: unknown, own?: Pick<AbortView, "aborted" | "reason">): ConnectError {
+  if (own?.aborted && own.reason instanceof ConnectError && own.reason !== CALL_DONE) {
+    return own.reason;
+  }
   return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal);
 }
 

@@ -12,6 +12,7 @@ import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
 import { CALL_DONE } from "../call-support.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
+import { CALL_ABORT } from "../lazy-abort.js";
 import {
   invokeServerStream,
   invokeUnary,
@@ -354,7 +355,7 @@ class ServerConnection {
   private fail(id: number, call: ServerCall, error: unknown, sentHeader = false): void {
     if (this.calls.get(id) !== call) return;
     this.calls.delete(id);
-    const { wire, metadata } = errorToWire(error);
+    const { wire, metadata } = errorToWire(error, call.ctx[CALL_ABORT]);
     const trailer = new Headers(call.ctx.responseTrailer);
     metadata.forEach((value, name) => trailer.append(name, value));
     if (!sentHeader) {
