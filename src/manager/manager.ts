@@ -18,11 +18,22 @@ import {
 import { loadTrustedKeys, type TrustedKey } from "../security/signing.js";
 import { hostVersion as packageVersion } from "./host-version.js";
 import { installedNames } from "./installer.js";
-import { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
+import type { LivenessPolicy } from "./liveness.js";
+import {
+  ManagedPlugin,
+  type ManagedEvent,
+  type OpenOptions,
+  type UpgradeResult,
+} from "./managed-plugin.js";
 import { defaultRunRoot, snapshotForRun } from "./run-snapshot.js";
-import type { RestartPolicy, SupervisorEvent } from "./supervisor.js";
+import type { RestartPolicy } from "./supervisor.js";
 
-export { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
+export {
+  ManagedPlugin,
+  type ManagedEvent,
+  type OpenOptions,
+  type UpgradeResult,
+} from "./managed-plugin.js";
 
 /** The environment variable that carries a plugin's configuration (JSON). */
 export const CONFIG_ENV = "CONNECT_PLUGIN_CONFIG";
@@ -51,6 +62,17 @@ export interface PluginManagerOptions {
   /** Stop a plugin after this long with no call in flight. Default 5 minutes; 0 never. */
   readonly idleTimeoutMs?: number;
   readonly restart?: RestartPolicy;
+  /**
+   * Health checks of every running plugin; one that stops answering (hung,
+   * not dead) is restarted, counted against the restart budget. On by
+   * default (see LivenessPolicy); `{ intervalMs: 0 }` turns it off.
+   */
+  readonly liveness?: LivenessPolicy;
+  /**
+   * After an upgrade, how long the old generation may finish its calls in
+   * flight before it is stopped. Default 30 s.
+   */
+  readonly drainTimeoutMs?: number;
   readonly logger?: Logger;
   /** Checked against manifests' hostVersions. Defaults to this package's version. */
   readonly hostVersion?: string;
@@ -58,7 +80,7 @@ export interface PluginManagerOptions {
   /** Passed to each PluginClient. */
   readonly startTimeoutMs?: number;
   readonly gracePeriodMs?: number;
-  readonly onEvent?: (plugin: string, event: SupervisorEvent | { type: "idle-stop" }) => void;
+  readonly onEvent?: (plugin: string, event: ManagedEvent) => void;
 }
 
 /** A built-in plugin: runs in the host's process, behind the same interface. */
@@ -68,6 +90,20 @@ export interface BuiltinPlugin {
   readonly version?: string;
   readonly description?: string;
   readonly configSchema?: Readonly<Record<string, unknown>>;
+}
+
+/** What status() says of one open plugin. */
+export interface PluginStatus {
+  readonly name: string;
+  /** The version installed now (the one the next generation runs). */
+  readonly version: string;
+  readonly kind: PluginEntry["kind"];
+  readonly state: ManagedPlugin<PluginSet>["state"];
+  readonly generation: number;
+  readonly restarts: number;
+  readonly inFlight: number;
+  /** The process serving now, for a running subprocess. */
+  readonly pid?: number;
 }
 
 /** One plugin the manager knows of. */
@@ -212,6 +248,8 @@ export class PluginManager {
     const makeSource = this.sourceMaker(name, options);
     const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
       restart: this.options.restart,
+      liveness: this.options.liveness ?? {},
+      drainTimeoutMs: this.options.drainTimeoutMs ?? 30_000,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
       logger: this.logger,
       startTimeoutMs: this.options.startTimeoutMs,
@@ -258,6 +296,59 @@ export class PluginManager {
       }
       return this.sourceFor(name, installed.loaded.dir, options);
     };
+  }
+
+  /**
+   * Runs the version of `name` that is installed now: call it after
+   * installing a new version (Installer.fromDirectory, fromArchive,
+   * fromPulled). The manifest is read again, and the open handle, if
+   * running, is upgraded in place with no call lost (ManagedPlugin.upgrade):
+   * the new version is verified, started and health-checked beside the old
+   * one, and if any of that fails the old version keeps serving and this
+   * rejects with "upgrade-failed". A plugin not running starts the new
+   * version at its next call.
+   */
+  async upgrade(name: string): Promise<UpgradeResult> {
+    const found = this.installed.get(name);
+    if (found === undefined && !this.builtins.has(name)) throw this.notFound(name);
+    if (found !== undefined) {
+      const loaded = await loadPluginDir(found.loaded.dir);
+      const m = loaded.manifest;
+      this.installed.set(name, {
+        loaded,
+        entry: {
+          ...found.entry,
+          version: m.version,
+          description: m.description,
+          provides: m.plugins,
+          manifest: m,
+        },
+      });
+    }
+    const handle = this.open_.get(name);
+    if (handle === undefined || handle.closed) {
+      return { upgraded: false, generation: 0, servingAfterMs: 0, abandoned: 0 };
+    }
+    return handle.upgrade();
+  }
+
+  /** Every open plugin: where it runs, its generation, state and restarts. */
+  status(): PluginStatus[] {
+    return [...this.open_.entries()]
+      .filter(([, m]) => !m.closed)
+      .map(([name, m]) => {
+        const entry = this.list().find((e) => e.name === name);
+        return {
+          name,
+          version: entry?.version ?? "",
+          kind: entry?.kind ?? "installed",
+          state: m.state,
+          generation: m.generation,
+          restarts: m.restarts,
+          inFlight: m.inFlight,
+          ...(m.pid !== undefined && { pid: m.pid }),
+        };
+      });
   }
 
   /** Stops every plugin this manager started. */
