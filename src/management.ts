@@ -9,6 +9,7 @@
 export { PluginManager, ManagedPlugin, CONFIG_ENV } from "./manager/manager.js";
 export type {
   BuiltinPlugin,
+  EndpointPlugin,
   ManagedEvent,
   OpenOptions,
   PluginEntry,

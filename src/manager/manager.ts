@@ -2,7 +2,13 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import semver from "semver";
 import { PluginClient, type PluginInfo } from "../host/plugin-client.js";
-import { inProcess, subprocess, type PluginSource } from "../host/sources.js";
+import {
+  inProcess,
+  subprocess,
+  type ClusterSource,
+  type PluginSource,
+  type RemoteSource,
+} from "../host/sources.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor } from "../manifest/manifest.js";
@@ -99,6 +105,8 @@ export interface PluginStatus {
   readonly version: string;
   readonly kind: PluginEntry["kind"];
   readonly state: ManagedPlugin<PluginSet>["state"];
+  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery. */
+  readonly location: string;
   readonly generation: number;
   readonly restarts: number;
   readonly inFlight: number;
@@ -106,11 +114,25 @@ export interface PluginStatus {
   readonly pid?: number;
 }
 
+/**
+ * A plugin that runs elsewhere, as a service: a remote endpoint or a
+ * cluster with its discovery. The manager launches and verifies nothing
+ * (there are no files to verify), but supervises it like any other:
+ * liveness checks, idle disconnect, describe()/probe(), status(), and
+ * upgrade() (which connects afresh, checks the endpoint's health, and
+ * drains the old connection).
+ */
+export interface EndpointPlugin {
+  readonly source: RemoteSource | ClusterSource;
+  readonly version?: string;
+  readonly description?: string;
+}
+
 /** One plugin the manager knows of. */
 export interface PluginEntry {
   readonly name: string;
   readonly version: string;
-  readonly kind: "installed" | "builtin";
+  readonly kind: "installed" | "builtin" | "endpoint";
   /** The plugin's directory, for installed plugins. */
   readonly dir?: string;
   readonly description: string;
@@ -135,6 +157,7 @@ export interface PluginEntry {
 export class PluginManager {
   private readonly installed = new Map<string, { loaded: LoadedPlugin; entry: PluginEntry }>();
   private readonly builtins = new Map<string, BuiltinPlugin>();
+  private readonly endpoints = new Map<string, EndpointPlugin>();
   private readonly open_ = new Map<string, ManagedPlugin<PluginSet>>();
   private readonly trusted: TrustedKey[];
   private readonly logger: Logger;
@@ -152,6 +175,15 @@ export class PluginManager {
   /** Adds a built-in plugin. It wins over nothing: installed plugins of the same name come first. */
   registerBuiltin(name: string, builtin: BuiltinPlugin): void {
     this.builtins.set(name, builtin);
+  }
+
+  /**
+   * Adds a plugin that runs as a service elsewhere (a `remote(...)` or
+   * `cluster(...)` source). Installed plugins and built-ins of the same
+   * name come first.
+   */
+  registerEndpoint(name: string, endpoint: EndpointPlugin): void {
+    this.endpoints.set(name, endpoint);
   }
 
   /**
@@ -202,6 +234,16 @@ export class PluginManager {
         kind: "builtin",
         description: b.description ?? "",
         provides: this.builtinProvides(b),
+      });
+    }
+    for (const [name, e] of this.endpoints) {
+      if (out.some((o) => o.name === name)) continue;
+      out.push({
+        name,
+        version: e.version ?? "",
+        kind: "endpoint",
+        description: e.description ?? "",
+        provides: [],
       });
     }
     return out;
@@ -287,7 +329,11 @@ export class PluginManager {
   private sourceMaker(name: string, options: OpenOptions<PluginSet>): () => Promise<PluginSource> {
     const installed = this.installed.get(name);
     const builtin = this.builtins.get(name);
-    if (installed === undefined && builtin === undefined) throw this.notFound(name);
+    const endpoint = this.endpoints.get(name);
+    if (installed === undefined && builtin === undefined) {
+      if (endpoint === undefined) throw this.notFound(name);
+      return () => Promise.resolve(endpoint.source);
+    }
     const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
     if (schema !== undefined) checkConfig(name, schema, options.config);
     return async () => {
@@ -310,7 +356,9 @@ export class PluginManager {
    */
   async upgrade(name: string): Promise<UpgradeResult> {
     const found = this.installed.get(name);
-    if (found === undefined && !this.builtins.has(name)) throw this.notFound(name);
+    if (found === undefined && !this.builtins.has(name) && !this.endpoints.has(name)) {
+      throw this.notFound(name);
+    }
     if (found !== undefined) {
       const loaded = await loadPluginDir(found.loaded.dir);
       const m = loaded.manifest;
@@ -343,12 +391,21 @@ export class PluginManager {
           version: entry?.version ?? "",
           kind: entry?.kind ?? "installed",
           state: m.state,
+          location: this.location(name),
           generation: m.generation,
           restarts: m.restarts,
           inFlight: m.inFlight,
           ...(m.pid !== undefined && { pid: m.pid }),
         };
       });
+  }
+
+  private location(name: string): string {
+    if (this.installed.has(name)) return "subprocess";
+    if (this.builtins.has(name)) return "in-process";
+    const source = this.endpoints.get(name)?.source;
+    if (source?.kind === "remote") return source.url.toString();
+    return source === undefined ? "" : `cluster of ${source.discovery.description}`;
   }
 
   /** Stops every plugin this manager started. */
