@@ -4,7 +4,18 @@ import tseslint from "typescript-eslint";
 import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "src/gen/**", "examples/*/gen/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "src/gen/**",
+      "examples/*/gen/**",
+      // A project template: it type-checks in the project the scaffold writes (test/package.e2e.ts).
+      "create-connect-plugin/template/**",
+      ".stryker-tmp/**",
+      "reports/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -34,7 +45,8 @@ export default tseslint.config(
     rules: { "@typescript-eslint/require-await": "off" },
   },
   {
-    files: ["eslint.config.js", "eslint.layers.js"],
+    // Plain JavaScript outside the TypeScript project (the scaffold's bin has no build step).
+    files: ["eslint.config.js", "eslint.layers.js", "create-connect-plugin/*.js"],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

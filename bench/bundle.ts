@@ -1,30 +1,35 @@
 /**
- * The cold-start recipe for plugin authors, applied to the bench plugin: one
- * ESM file built by esbuild, so that Node reads and compiles one file
- * instead of resolving and loading a hundred modules. connect-node stays
- * outside the bundle: a plugin on the framed transport never loads it, and
- * one on the HTTP/2 fallback loads it from node_modules.
+ * The cold-start recipe for plugin authors (docs/local-transports.md),
+ * applied to the bench plugin: an ESM bundle built by esbuild, so that Node
+ * reads and compiles a few files instead of resolving and loading a hundred
+ * modules. connect-node stays outside the bundle: a plugin on the framed
+ * transport never loads it, and one on the HTTP/2 fallback loads it from
+ * node_modules. Splitting keeps lazily loaded modules (and their imports of
+ * connect-node) out of the entry file.
  */
 import { build } from "esbuild";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export async function bundlePlugin(entry: string, outfile: string): Promise<string> {
+/** Bundles `entry` into `outdir`; returns the entry file's bundle. */
+export async function bundlePlugin(entry: string, outdir: string): Promise<string> {
   await build({
     entryPoints: [entry],
-    outfile,
+    outdir,
     bundle: true,
+    splitting: true,
     platform: "node",
     format: "esm",
     target: "node20",
     external: ["@connectrpc/connect-node"],
+    outExtension: { ".js": ".mjs" },
     logLevel: "warning",
   });
-  return outfile;
+  return join(outdir, basename(entry).replace(/\.js$/, ".mjs"));
 }
 
-/** dist/bench/plugin.bundle.mjs, next to the plugin it bundles. */
-export const bundledBenchPlugin = (): Promise<string> =>
-  bundlePlugin(
-    fileURLToPath(new URL("./plugin.js", import.meta.url)),
-    fileURLToPath(new URL("./plugin.bundle.mjs", import.meta.url)),
-  );
+/** dist/bench/plugin-bundle/plugin.mjs, next to the plugin it bundles. */
+export const bundledBenchPlugin = (): Promise<string> => {
+  const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
+  return bundlePlugin(plugin, join(dirname(plugin), "plugin-bundle"));
+};

@@ -13,12 +13,20 @@ export async function startLedgerPlugin(options: {
   ledger: string;
   id: string;
   env?: Record<string, string>;
+  /** A network namespace to run it in (see netns.ts), listening on `host` there. */
+  netns?: { name: string; host: string };
 }): Promise<ChildProcess & { url: string }> {
+  const host = options.netns?.host ?? "127.0.0.1";
   for (let attempt = 0; ; attempt++) {
-    const child = spawn(process.execPath, [pluginMain], {
+    // `ip netns exec` execs the program: the child's pid is the plugin's.
+    const [command, args] =
+      options.netns === undefined
+        ? [process.execPath, [pluginMain]]
+        : ["ip", ["netns", "exec", options.netns.name, process.execPath, pluginMain]];
+    const child = spawn(command, args, {
       env: {
         ...process.env,
-        CONNECT_PLUGIN_LISTEN: `127.0.0.1:${options.port}`,
+        CONNECT_PLUGIN_LISTEN: `${host}:${options.port}`,
         LEDGER_FILE: options.ledger,
         INSTANCE_ID: options.id,
         ...options.env,

@@ -43,47 +43,55 @@ export class FaultProxy {
     private readonly listenPort = 0,
   ) {}
 
+  /**
+   * The port the proxy was given at start(). It stays the same while it
+   * refuses connections and after it listens again, so a workload may read it
+   * at any moment (reading it from the listening socket threw "proxy is not
+   * listening" while a refuse() was closing it, and killed the harness).
+   */
   get port(): number {
-    if (this.refusedPort !== undefined) return this.refusedPort;
-    const address = this.server?.address();
-    if (address === null || address === undefined || typeof address === "string") {
-      throw new Error("proxy is not listening");
-    }
-    return address.port;
+    if (this.boundPort === undefined) throw new Error("proxy was never started");
+    return this.boundPort;
   }
 
+  /** Bytes received from clients (the host), in total: a test waits for a call to arrive. */
+  bytesFromClients = 0;
+  private boundPort: number | undefined;
+  private refusing = false;
+
   async start(): Promise<void> {
+    await this.bind(this.listenPort);
+  }
+
+  private async bind(port: number): Promise<void> {
     const server = net.createServer({ noDelay: true }, (client) => this.accept(client));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.listenPort, "127.0.0.1", () => resolve());
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("proxy has no port");
+    this.boundPort = address.port;
   }
 
   /** Stops listening: connection attempts are refused until {@link listen}. */
   async refuse(): Promise<void> {
     const server = this.server;
-    if (server === undefined || !server.listening) return;
-    const port = this.port;
+    if (server === undefined || this.refusing) return;
+    this.refusing = true;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    this.refusedPort = port;
   }
 
   /** Listens again on the same port after {@link refuse}. */
   async listen(): Promise<void> {
-    const port = this.refusedPort;
-    if (port === undefined) return;
-    this.refusedPort = undefined;
-    const server = net.createServer({ noDelay: true }, (client) => this.accept(client));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
+    if (!this.refusing || this.boundPort === undefined) return;
+    await this.bind(this.boundPort);
+    this.refusing = false;
   }
-
-  private refusedPort: number | undefined;
 
   setFault(fault: Fault): void {
     this.fault = fault;
@@ -132,15 +140,16 @@ export class FaultProxy {
     upstream.on("error", end);
     client.on("close", end);
     upstream.on("close", end);
-    this.forward(client, upstream);
-    this.forward(upstream, client);
+    this.forward(client, upstream, true);
+    this.forward(upstream, client, false);
   }
 
   /** Passes chunks from `from` to `to` in order, each delayed as the fault says. */
-  private forward(from: net.Socket, to: net.Socket): void {
+  private forward(from: net.Socket, to: net.Socket, fromClient: boolean): void {
     let chain = Promise.resolve();
     let nextFree = 0;
     from.on("data", (chunk: Buffer) => {
+      if (fromClient) this.bytesFromClients += chunk.length;
       const fault = this.fault;
       let delay = 0;
       if (fault.kind === "latency") delay = fault.ms;

@@ -10,6 +10,7 @@ import type { ClusterEvent } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { FaultProxy, type Fault } from "./proxy.js";
 import { startLedgerPlugin } from "./instance.js";
+import { heal, partition, type PartitionKind, type PartitionLink, type Topology } from "./netns.js";
 
 /** How a chaos run is shaped. The defaults are the full run of `npm run chaos`. */
 export interface ChaosOptions {
@@ -25,8 +26,27 @@ export interface ChaosOptions {
   readonly killIntervalMs?: number;
   /** Deadline of every call. */
   readonly callTimeoutMs?: number;
+  /**
+   * Seeds the harness's choices (fault kinds, targets, durations, workload
+   * mix), so that a run's fault schedule can be replayed with `--seed`.
+   * Timing still differs between runs, and so does the library's own jitter.
+   */
+  readonly seed?: number;
+  /**
+   * Namespaces for real partitions (see netns.ts): the caller runs this
+   * process inside `topology.hostNs`. Without it, no partitions are made.
+   */
+  readonly topology?: Topology;
+  /** Why there is no topology, for the report. */
+  readonly partitionsUnavailable?: string;
   readonly log?: (line: string) => void;
 }
+
+/** The fault kinds, in the report's order. */
+export const FAULT_KINDS = ["latency", "reset", "blackhole", "slow", "partition", "kill"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+/** No kind may be more than this share of all faults (the suite keeps to it as it chooses). */
+const MAX_KIND_SHARE = 0.38;
 
 export interface ChaosTarget {
   readonly name: string;
@@ -36,11 +56,16 @@ export interface ChaosTarget {
 }
 
 export interface ChaosReport {
-  readonly options: Required<Omit<ChaosOptions, "log">>;
+  readonly options: Required<
+    Omit<ChaosOptions, "log" | "topology" | "partitionsUnavailable" | "seed">
+  >;
+  readonly seed: number;
+  /** Why partitions were not made, when they were not. */
+  readonly partitionsUnavailable: string | undefined;
   readonly elapsedMs: number;
-  readonly faults: Record<"latency" | "reset" | "blackhole" | "slow" | "kill", number> & {
-    total: number;
-  };
+  readonly faults: Record<FaultKind, number> & { total: number };
+  /** Partitions by how they were made. */
+  readonly partitionKinds: Record<PartitionKind, number>;
   readonly calls: {
     total: number;
     reads: number;
@@ -53,7 +78,7 @@ export interface ChaosReport {
     failedOnEjectedDead: number;
   };
   /** Seconds each kind of fault impaired an instance, summed. */
-  readonly faultSeconds: Record<"latency" | "blackhole" | "slow" | "dead", number>;
+  readonly faultSeconds: Record<"latency" | "blackhole" | "slow" | "partition" | "dead", number>;
   /** Kills after which the proxy refused connections (ECONNREFUSED) rather than resetting them. */
   readonly refusedKills: number;
   readonly hungCalls: number;
@@ -70,8 +95,28 @@ export interface ChaosReport {
   readonly undetectedKills: number;
   readonly sampleErrors: string[];
   readonly hostErrors: string[];
+  /**
+   * Failures of the harness itself (a proxy, a restart, a namespace command,
+   * the suite's own bookkeeping). They say nothing about the library: a run
+   * with any is reported as a harness error, never as a library failure.
+   */
+  readonly harnessErrors: string[];
   readonly targets: ChaosTarget[];
   readonly pass: boolean;
+  /** "pass", "library-failure" (a target missed) or "harness-error" (the run proves nothing). */
+  readonly verdict: "pass" | "library-failure" | "harness-error";
+}
+
+/** mulberry32: a small seeded PRNG, so that a run's choices can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 const HUNG_MARGIN_MS = 250;
@@ -81,6 +126,8 @@ interface Instance {
   readonly port: number;
   readonly ledger: string;
   readonly proxy: FaultProxy;
+  /** Its namespace link, when partitions are made. */
+  readonly link: PartitionLink | undefined;
   child: ChildProcess | undefined;
   /** Until when a network fault impairs it (faults are never cut short). */
   impairedUntil: number;
@@ -97,29 +144,41 @@ interface Instance {
  * of idempotent reads and non-idempotent writes (each with a unique id)
  * while it injects faults and kills instances; then audits the ledgers.
  *
- * At most N-1 instances are impaired at once (N-2 by network faults, one
- * more dead), so that the pool as a whole stays able to serve: the suite
- * checks that the host keeps its promises under failure, not that it works
- * without any instance. A network fault is started only on an instance that
- * is not impaired, and runs for its whole duration (blackholes outlast the
- * call deadline, so calls caught in one reach their deadline); a reset
- * counts only when it killed at least one connection. Half of the kills also
- * make the proxy refuse connections until the restart, so writes retried
- * after ECONNREFUSED are audited too, and 5% of writes are answered with an
- * Unavailable error after the plugin recorded them (with text that looks
- * like a transport error), so the host must not resend them.
+ * At most half the instances (rounded down, at least one) are impaired by
+ * network faults at once, and one more may be dead, so that the pool as a
+ * whole stays able to serve: the suite checks that the host keeps its
+ * promises under failure, not that it works without any instance. A network
+ * fault (latency, slow link, proxy blackhole, or a real partition in the
+ * kernel when namespaces are given) is started only on an instance that is
+ * not impaired, and runs for its whole duration (a fifth of blackholes and
+ * partitions outlast the call deadline, so calls caught in one reach it); a
+ * reset counts only when it killed at least one connection. No kind may pass
+ * 38% of the faults so far: a kind that has had its share waits. Half of
+ * the kills also make the proxy refuse connections until the restart, so
+ * writes retried after ECONNREFUSED are audited too, and 5% of writes are
+ * answered with an Unavailable error after the plugin recorded them (with
+ * text that looks like a transport error), so the host must not resend them.
  */
 export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
   const opts = {
-    instances: options.instances ?? 3,
+    instances: options.instances ?? 5,
     durationMs: options.durationMs ?? 110_000,
     concurrency: options.concurrency ?? 16,
     faultIntervalMs: options.faultIntervalMs ?? 20,
-    resetIntervalMs: options.resetIntervalMs ?? 110,
+    resetIntervalMs: options.resetIntervalMs ?? 200,
     killIntervalMs: options.killIntervalMs ?? 6_000,
     callTimeoutMs: options.callTimeoutMs ?? 1_000,
   };
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const random = seededRandom(seed);
+  const topology = options.topology;
   const log = options.log ?? (() => {});
+  const harnessErrors: string[] = [];
+  const harnessError = (what: string, error: unknown): void => {
+    const text = `${what}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+    harnessErrors.push(text);
+    log(`HARNESS ERROR ${text.split("\n")[0]}`);
+  };
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-chaos-"));
   const hostErrors: string[] = [];
   const onCrash = (error: unknown): void => {
@@ -129,7 +188,21 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   process.on("unhandledRejection", onCrash);
 
   const instances: Instance[] = [];
-  const faults = { latency: 0, reset: 0, blackhole: 0, slow: 0, kill: 0 };
+  const faults: Record<FaultKind, number> = {
+    latency: 0,
+    reset: 0,
+    blackhole: 0,
+    slow: 0,
+    partition: 0,
+    kill: 0,
+  };
+  const partitionKinds: Record<PartitionKind, number> = { "link-down": 0, "route-removed": 0 };
+  const totalFaults = (): number => Object.values(faults).reduce((a, b) => a + b, 0);
+  /** Whether one more fault of this kind keeps it within its share (after a start-up allowance). */
+  const withinShare = (kind: FaultKind): boolean => {
+    const total = totalFaults();
+    return total < 50 || (faults[kind] + 1) / (total + 1) <= MAX_KIND_SHARE;
+  };
   const calls = {
     total: 0,
     reads: 0,
@@ -139,7 +212,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     failedUnclear: 0,
     failedOnEjectedDead: 0,
   };
-  const faultMs = { latency: 0, blackhole: 0, slow: 0, dead: 0 };
+  const faultMs = { latency: 0, blackhole: 0, slow: 0, partition: 0, dead: 0 };
   let refusedKills = 0;
   let undetectedKills = 0;
   const byCode: Record<string, number> = {};
@@ -156,14 +229,17 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const started = Date.now();
   try {
     for (let i = 0; i < opts.instances; i++) {
-      const port = await freePort();
-      const proxy = new FaultProxy({ host: "127.0.0.1", port });
+      const link = topology?.links[i];
+      // In its own namespace every port is free; on loopback, find one.
+      const port = link !== undefined ? 7000 : await freePort();
+      const proxy = new FaultProxy({ host: link?.instanceAddress ?? "127.0.0.1", port });
       await proxy.start();
       const inst: Instance = {
         id: `i${i}`,
         port,
         ledger: join(dir, `ledger-${i}.log`),
         proxy,
+        link,
         child: undefined,
         impairedUntil: 0,
         dead: false,
@@ -217,36 +293,67 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 
     // Network faults: N-2 slots; a fault starts only on an instance that is
     // neither dead nor impaired, and is never cut short.
-    const networkSlots = Math.max(1, opts.instances - 2);
+    const networkSlots = Math.max(1, Math.floor((opts.instances - 1) / 2));
     const injectFault = (): void => {
       const now = Date.now();
       const impaired = instances.filter((i) => i.impairedUntil > now).length;
       if (impaired >= networkSlots) return;
       const free = instances.filter((i) => !i.dead && i.impairedUntil <= now);
-      const target = free[Math.floor(Math.random() * free.length)];
+      const target = free[Math.floor(random() * free.length)];
       if (target === undefined) return;
-      const roll = Math.random();
-      let fault: Fault;
+      // Weights, then the share cap: a kind that has had its share waits.
+      const weights: Array<[Exclude<FaultKind, "reset" | "kill">, number]> = [
+        ["latency", 0.3],
+        ["slow", 0.25],
+        ["blackhole", 0.2],
+        ["partition", target.link !== undefined ? 0.25 : 0],
+      ];
+      const open = weights.filter(([k, w]) => w > 0 && withinShare(k));
+      const sum = open.reduce((a, [, w]) => a + w, 0);
+      let roll = random() * sum;
+      const kind = open.find(([, w]) => (roll -= w) < 0)?.[0] ?? open.at(-1)?.[0];
+      if (kind === undefined) return;
+      // A fifth of the blackholes and partitions outlast the call deadline,
+      // so calls caught in them hit DeadlineExceeded; the others heal in
+      // time for the held bytes to be delivered (or retransmitted).
+      const long = random() < 0.2;
       let ms: number;
-      if (roll < 0.4) {
-        fault = { kind: "latency", ms: 20 + Math.floor(Math.random() * 300) };
-        ms = 150 + Math.random() * 300;
-      } else if (roll < 0.7) {
-        // Outlasts the call deadline, so calls caught in it hit DeadlineExceeded.
-        fault = { kind: "blackhole" };
-        ms = opts.callTimeoutMs + 50 + Math.random() * 450;
+      let fault: Fault | undefined;
+      if (kind === "latency") {
+        fault = { kind: "latency", ms: 20 + Math.floor(random() * 300) };
+        ms = 50 + random() * 100;
+      } else if (kind === "slow") {
+        fault = { kind: "slow", bytesPerSecond: 2_000 + Math.floor(random() * 20_000) };
+        ms = 50 + random() * 100;
       } else {
-        fault = { kind: "slow", bytesPerSecond: 2_000 + Math.floor(Math.random() * 20_000) };
-        ms = 150 + Math.random() * 300;
+        if (kind === "blackhole") fault = { kind: "blackhole" };
+        ms = long ? opts.callTimeoutMs + 50 + random() * 250 : 100 + random() * 250;
       }
       ms = Math.min(ms, Math.max(0, end - now));
-      if (ms < 100) return;
-      faults[fault.kind]++;
-      faultMs[fault.kind] += ms;
-      target.proxy.setFault(fault);
+      if (ms < 50) return;
+      faults[kind]++;
+      faultMs[kind] += ms;
       // A short gap after the fault before the slot is used again.
-      target.impairedUntil = now + ms + 30;
-      timers.push(setTimeout(() => target.proxy.setFault({ kind: "none" }), ms));
+      target.impairedUntil = now + ms + 20;
+      if (fault !== undefined) {
+        const f = fault;
+        target.proxy.setFault(f);
+        timers.push(setTimeout(() => target.proxy.setFault({ kind: "none" }), ms));
+        return;
+      }
+      const link = target.link as PartitionLink;
+      const how: PartitionKind = random() < 0.5 ? "link-down" : "route-removed";
+      partitionKinds[how]++;
+      // The partition holds the slot until it has healed, however long that takes.
+      target.impairedUntil = Number.POSITIVE_INFINITY;
+      partition(link, how)
+        .then(
+          () => new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms))),
+          (error: unknown) => harnessError(`partition ${target.id} (${how})`, error),
+        )
+        .then(() => heal(link, how))
+        .catch((error: unknown) => harnessError(`heal ${target.id} (${how})`, error))
+        .finally(() => (target.impairedUntil = Date.now() + 20));
     };
     const faultTimer = setInterval(() => {
       if (Date.now() < end) injectFault();
@@ -254,8 +361,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     // Resets: instant; counted only when they killed a connection.
     const resetTimer = setInterval(() => {
       if (Date.now() >= end) return;
+      if (!withinShare("reset")) return;
       const alive = instances.filter((i) => !i.dead);
-      const target = alive[Math.floor(Math.random() * alive.length)];
+      const target = alive[Math.floor(random() * alive.length)];
       if (target !== undefined && target.proxy.reset() > 0) faults.reset++;
     }, opts.resetIntervalMs);
 
@@ -267,7 +375,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (now < nextKillAt || now >= end - 2_000) return;
       if (instances.some((i) => i.dead)) return;
       const candidates = instances.filter((i) => i.impairedUntil <= now);
-      const victim = candidates[Math.floor(Math.random() * candidates.length)];
+      const victim = candidates[Math.floor(random() * candidates.length)];
       if (victim === undefined) return;
       nextKillAt = now + opts.killIntervalMs;
       victim.dead = true;
@@ -275,15 +383,15 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       victim.ejectedAt = 0;
       victim.child?.kill("SIGKILL");
       faults.kill++;
-      const refuse = Math.random() < 0.5;
+      const refuse = random() < 0.5;
       if (refuse) refusedKills++;
       log(`SIGKILL ${victim.id}${refuse ? " (proxy refuses connections)" : ""}`);
       const refusing = refuse ? victim.proxy.refuse() : Promise.resolve();
-      const downMs = 500 + Math.random() * 1_000;
+      const downMs = 500 + random() * 1_000;
       timers.push(
         setTimeout(() => {
           refusing
-            .then(() => startInstance(victim))
+            .then(() => restartInstance(victim, harnessError))
             .then(() => victim.proxy.listen())
             .then(() => {
               if (victim.ejectedAt === 0) {
@@ -295,7 +403,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
               victim.dead = false;
               log(`restarted ${victim.id}`);
             })
-            .catch(onCrash);
+            .catch((error: unknown) => harnessError(`restarting ${victim.id}`, error));
         }, downMs),
       );
     }, 50);
@@ -303,10 +411,22 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     // The workload.
     const worker = async (): Promise<void> => {
       while (Date.now() < end) {
-        const write = Math.random() < 0.4;
+        try {
+          await oneCall();
+        } catch (error) {
+          // The library's failures are the call's outcome, handled in
+          // oneCall(); what is thrown here is the harness's own.
+          harnessError("workload bookkeeping", error);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
+    const oneCall = async (): Promise<void> => {
+      {
+        const write = random() < 0.4;
         // 5% of writes fail in the plugin after it recorded them, with a
         // message that looks like a transport fact: never to be resent.
-        const failing = write && Math.random() < 0.05;
+        const failing = write && random() < 0.05;
         const id = failing
           ? `fail:Unavailable:downstream: Stream closed with error code NGHTTP2_REFUSED_STREAM ${randomUUID()}`
           : randomUUID();
@@ -333,7 +453,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         if (outcome === "hung" || took > opts.callTimeoutMs + HUNG_MARGIN_MS) {
           hung++;
           log(`hung call: ${write ? "put" : "get"} took ${took} ms`);
-          if (outcome === "hung") continue;
+          if (outcome === "hung") return;
         }
         if (outcome === "ok") {
           calls.succeeded++;
@@ -342,7 +462,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
           while (pendingFailover.length > 0 && (pendingFailover[0]?.ejectedAt ?? now) <= t0) {
             failovers.push(now - (pendingFailover.shift()?.killedAt ?? now));
           }
-          continue;
+          return;
         }
         const ce = ConnectError.from(outcome);
         const name = Code[ce.code] ?? String(ce.code);
@@ -362,10 +482,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       }
     };
     const progress = setInterval(() => {
-      const total = Object.values(faults).reduce((a, b) => a + b, 0);
       log(
         `t=${Math.round((Date.now() - started) / 1000)}s calls=${calls.total} ok=${calls.succeeded} ` +
-          `faults=${total} hung=${hung}`,
+          `faults=${totalFaults()} ${JSON.stringify(faults)} hung=${hung}`,
       );
     }, 10_000);
     await Promise.all(Array.from({ length: opts.concurrency }, () => worker()));
@@ -373,12 +492,14 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     clearInterval(resetTimer);
     clearInterval(killTimer);
     clearInterval(progress);
+  } catch (error) {
+    harnessError("the run stopped", error);
   } finally {
     for (const t of timers) clearTimeout(t);
-    await client?.close();
+    await client?.close().catch((error: unknown) => onCrash(error));
     for (const inst of instances) {
       inst.child?.kill("SIGKILL");
-      await inst.proxy.close();
+      await inst.proxy.close().catch((error: unknown) => harnessError("closing a proxy", error));
     }
     process.off("uncaughtException", onCrash);
     process.off("unhandledRejection", onCrash);
@@ -398,7 +519,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   rmSync(dir, { recursive: true, force: true });
   const duplicateWrites = [...seen.values()].filter((n) => n > 1).length;
   const lostAckedWrites = acked.filter((id) => !seen.has(id)).length;
-  const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
+  const faultTotal = totalFaults();
+  const largestShare = Math.max(...FAULT_KINDS.map((k) => faults[k])) / Math.max(1, faultTotal);
   const sorted = [...failovers].sort((a, b) => a - b);
   const failoverMaxMs = sorted.at(-1) ?? 0;
   const failoverP50Ms = sorted[Math.floor(sorted.length / 2)] ?? 0;
@@ -406,9 +528,15 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const targets: ChaosTarget[] = [
     {
       name: "injected faults",
-      value: totalFaults,
+      value: faultTotal,
       target: `>= ${minFaults}`,
-      pass: totalFaults >= minFaults,
+      pass: faultTotal >= minFaults,
+    },
+    {
+      name: "largest share of one fault kind (%)",
+      value: Math.round(largestShare * 1000) / 10,
+      target: "<= 40",
+      pass: largestShare <= 0.4,
     },
     {
       name: "run time (s)",
@@ -449,14 +577,22 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       pass: failoverMaxMs <= 1_000 && faults.kill > 0,
     },
   ];
+  const pass = targets.every((t) => t.pass);
   return {
     options: opts,
+    seed,
+    partitionsUnavailable:
+      topology === undefined
+        ? (options.partitionsUnavailable ?? "no network namespaces were given")
+        : undefined,
     elapsedMs,
-    faults: { ...faults, total: totalFaults },
+    faults: { ...faults, total: faultTotal },
+    partitionKinds,
     faultSeconds: {
       latency: Math.round(faultMs.latency / 100) / 10,
       blackhole: Math.round(faultMs.blackhole / 100) / 10,
       slow: Math.round(faultMs.slow / 100) / 10,
+      partition: Math.round(faultMs.partition / 100) / 10,
       dead: Math.round(faultMs.dead / 100) / 10,
     },
     refusedKills,
@@ -472,8 +608,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     undetectedKills,
     sampleErrors: [...sampleErrors, ...hostErrors.slice(0, 3)],
     hostErrors,
+    harnessErrors,
     targets,
-    pass: targets.every((t) => t.pass),
+    pass: pass && harnessErrors.length === 0,
+    verdict: harnessErrors.length > 0 ? "harness-error" : pass ? "pass" : "library-failure",
   };
 }
 
@@ -494,7 +632,30 @@ function isClear(ce: ConnectError): boolean {
 
 /** Starts (or restarts) an instance on its fixed port and waits until it serves. */
 async function startInstance(inst: Instance): Promise<void> {
-  inst.child = await startLedgerPlugin({ port: inst.port, ledger: inst.ledger, id: inst.id });
+  inst.child = await startLedgerPlugin({
+    port: inst.port,
+    ledger: inst.ledger,
+    id: inst.id,
+    ...(inst.link !== undefined && {
+      netns: { name: inst.link.ns, host: inst.link.instanceAddress },
+    }),
+  });
+}
+
+/** Restarts a killed instance, trying again (as a harness error) if it does not come up. */
+async function restartInstance(
+  inst: Instance,
+  harnessError: (what: string, error: unknown) => void,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await startInstance(inst);
+      return;
+    } catch (error) {
+      harnessError(`restart ${inst.id}, attempt ${attempt}`, error);
+      if (attempt >= 3) throw error;
+    }
+  }
 }
 
 export function freePort(): Promise<number> {
@@ -516,10 +677,17 @@ export function formatReport(report: ChaosReport): string {
   const lines = [
     `chaos run: ${report.options.instances} instances, ${Math.round(report.elapsedMs / 1000)} s, ` +
       `${report.options.concurrency} concurrent callers, call deadline ${report.options.callTimeoutMs} ms`,
+    `seed ${report.seed} (replay with --seed ${report.seed})`,
     `faults injected: ${f.total} (latency ${f.latency}, reset ${f.reset}, blackhole ${f.blackhole}, ` +
-      `slow ${f.slow}, SIGKILL ${f.kill}, of which ${report.refusedKills} with refused connections)`,
+      `slow ${f.slow}, partition ${f.partition} [link down ${report.partitionKinds["link-down"]}, ` +
+      `route removed ${report.partitionKinds["route-removed"]}], SIGKILL ${f.kill}, of which ` +
+      `${report.refusedKills} with refused connections)`,
+    ...(report.partitionsUnavailable !== undefined
+      ? [`no network partitions: ${report.partitionsUnavailable}`]
+      : []),
     `fault-seconds: latency ${report.faultSeconds.latency}, blackhole ${report.faultSeconds.blackhole}, ` +
-      `slow ${report.faultSeconds.slow}, dead ${report.faultSeconds.dead}`,
+      `slow ${report.faultSeconds.slow}, partition ${report.faultSeconds.partition}, ` +
+      `dead ${report.faultSeconds.dead}`,
     `calls: ${c.total} (${c.reads} reads, ${c.writes} writes), succeeded ${c.succeeded}, ` +
       `failed with a clear error ${c.failedClear}, without ${c.failedUnclear}`,
     `failures by code: ${JSON.stringify(c.byCode)}`,
@@ -533,7 +701,17 @@ export function formatReport(report: ChaosReport): string {
     ),
     "sample errors:",
     ...report.sampleErrors.map((e) => `  ${e.slice(0, 400)}`),
-    report.pass ? "RESULT: PASS" : "RESULT: FAIL",
+    ...(report.harnessErrors.length > 0
+      ? [
+          `harness errors (${report.harnessErrors.length}; the run proves nothing about the library):`,
+          ...report.harnessErrors.slice(0, 10).map((e) => `  ${e.slice(0, 400)}`),
+        ]
+      : []),
+    report.verdict === "pass"
+      ? "RESULT: PASS"
+      : report.verdict === "harness-error"
+        ? "RESULT: HARNESS ERROR"
+        : "RESULT: FAIL",
   ];
   return lines.join("\n");
 }

@@ -20,3 +20,8 @@ npm run --silent lint
 
 step "tests"
 npm run --silent test:only
+
+# Minutes, not seconds (npm pack, npm install from the registry, a build), so
+# apart from the per-file timeout above.
+step "the package as npm users get it: pack, scaffold, install, start"
+npm run --silent test:package

@@ -27,7 +27,7 @@ export type { BoundAddress, ServerTls } from "./transport/http-server.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export type { PluginExit } from "./host/launcher.js";
 
-export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
+export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 
@@ -63,9 +63,10 @@ export type { BalancedEndpoint, Balancer, BalancerName } from "./resilience/bala
 export { dnsSrv } from "./discovery/dns-srv.js";
 export type { DnsSrvOptions } from "./discovery/dns-srv.js";
 export { kubernetesDiscovery } from "./discovery/kubernetes.js";
-export type { KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
+export type { KubeConfigLike, KubernetesDiscoveryOptions } from "./discovery/kubernetes.js";
 export { etcdDiscovery, registerInEtcd } from "./discovery/etcd.js";
 export type {
+  EtcdClientOptions,
   EtcdDiscoveryOptions,
   EtcdRegistration,
   EtcdRegistrationOptions,

@@ -6,7 +6,7 @@
  * over 100 ms of imports); this entry loads what serve() needs, and serve()
  * imports connect-node only if it ends up serving HTTP.
  */
-export { serve, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
+export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";

@@ -10,6 +10,7 @@ import { formatReport, runChaos } from "../chaos/suite.js";
 
 test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash, failover (SIGKILL to first success after ejection) within 1 s", async () => {
   const report = await runChaos({
+    instances: 3,
     durationMs: 25_000,
     killIntervalMs: 4_000,
     resetIntervalMs: 90,
@@ -27,5 +28,7 @@ test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash
   assert.equal(report.calls.failedUnclear, 0, summary);
   assert.ok(report.failoverMaxMs <= 1_000, summary);
   assert.equal(report.undetectedKills, 0, summary);
+  assert.deepEqual(report.harnessErrors, [], summary);
+  assert.equal(report.verdict, "pass", summary);
   assert.ok(report.faults.blackhole > 0 && report.faultSeconds.blackhole > 0, summary);
 });

@@ -400,11 +400,21 @@ test("Kubernetes EndpointSlices (fake API server): list + watch, ready condition
     await waitFor("the watch to be open", () => api.requests.some((r) => r.includes("watch=true")));
     api.put("kv-b", "kv", [{ ip: "127.0.0.1", port: pool[1].port, ready: true }]);
     await waitFor("kv-b to become ready", () => seen.last().length === 2);
+    // Both instances serve once kv-b is ready: round-robin reaches each.
+    const answered = new Set<string>();
+    await waitFor("calls to reach both k0 and k1", async () => {
+      answered.add(answeredBy((await kv.get({ key: "k" })).value));
+      return answered.has("k0") && answered.has("k1");
+    });
     api.remove("kv-a");
     await waitFor("kv-a to go", () => seen.last().length === 1);
-    await waitFor("calls to go to k1 only", async () => {
+    await waitFor("a call to reach k1", async () => {
       return answeredBy((await kv.get({ key: "k" })).value) === "k1";
     });
+    // Not one lucky answer: with round-robin over what is left, every call goes to k1.
+    const after: string[] = [];
+    for (let i = 0; i < 20; i++) after.push(answeredBy((await kv.get({ key: "k" })).value));
+    assert.deepEqual(new Set(after), new Set(["k1"]), `answers: ${after.join(",")}`);
     assert.ok(
       api.requests.some(
         (r) =>

@@ -15,6 +15,7 @@ import { after, before, describe, test } from "node:test";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { ManagementError } from "../src/manifest/errors.js";
+import { PluginError } from "../src/protocol/errors.js";
 import { hostPlatform } from "../src/manifest/platform.js";
 import { PluginManager } from "../src/manager/manager.js";
 import { resolveSource } from "../src/manager/resolver.js";
@@ -85,7 +86,7 @@ describe("the KV example through a registry and the manager (end to end)", () =>
     assert.equal(verified.code, 0, verified.stderr);
     assert.match(
       verified.stdout,
-      new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 files\\)`),
+      new RegExp(`^ok kv 1.0.0 \\(signature ok, key ${keyId}, 1 file\\)`),
     );
 
     const events: string[] = [];
@@ -523,20 +524,30 @@ describe("what runs is what was verified", () => {
     });
     let refused = 0;
     let started = 0;
+    const other: string[] = [];
     try {
       await manager.scan();
       for (let i = 0; i < 40; i++) {
         try {
           await manager.probe("marker", { handshake, plugins: { kv: KV } });
+          other.push("probe succeeded, but neither script is a plugin");
         } catch (e) {
           if (e instanceof ManagementError && e.kind === "verification-failed") refused++;
-          else started++; // it ran, and exited as the good script does
+          // It ran, and exited as the good script does (with code 1, silently).
+          else if (
+            e instanceof PluginError &&
+            e.kind === "exited-before-handshake" &&
+            / exited with code 1 before completing its handshake; /.test(e.message)
+          )
+            started++;
+          else other.push(String(e));
         }
       }
     } finally {
       swapper.kill();
       await manager.close();
     }
+    assert.deepEqual(other, [], "every probe was refused or ran the verified script");
     assert.equal(existsSync(marker), false, "the unverified script never ran");
     assert.ok(refused > 0, "the swap was seen and refused at least once");
     assert.ok(started > 0, "the verified script did run");

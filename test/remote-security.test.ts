@@ -25,7 +25,7 @@ import {
   type ServeOptions,
 } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
-import { kvClient, makeTestPki } from "./helpers.js";
+import { kvClient, makeTestPki, waitFor } from "./helpers.js";
 
 const servers: ServeHandle[] = [];
 after(async () => {
@@ -111,7 +111,9 @@ test("API-key auth through a cluster: health checks stay open, calls need the ke
 
 test("per-client rate limit: over the limit fails with ResourceExhausted, each client has its own bucket", async () => {
   const server = await plugin({
-    interceptors: [requireApiKey(["alice", "bob"]), rateLimit({ perSecond: 2, burst: 3 })],
+    // One token back every 5 s: a busy machine cannot refill the bucket
+    // between the calls below, so the refusal does not depend on speed.
+    interceptors: [requireApiKey(["alice", "bob"]), rateLimit({ perSecond: 0.2, burst: 3 })],
   });
   const alice = await kvAt(server.url, [apiKeyAuth("alice")]);
   const bob = await kvAt(server.url, [apiKeyAuth("bob")]);
@@ -125,13 +127,21 @@ test("per-client rate limit: over the limit fails with ResourceExhausted, each c
       kvA.get({ key: "x" }),
       expectError(
         Code.ResourceExhausted,
-        /^rate limit exceeded: this client may make 2 calls per second \(burst 3\); retry in \d+ ms$/,
+        /^rate limit exceeded: this client may make 0\.2 calls per second \(burst 3\); retry in \d+ ms$/,
       ),
     );
     // Bob is another client: his bucket is untouched.
     await bob.dispense("kv").get({ key: "x" });
-    await new Promise((r) => setTimeout(r, 600));
-    await kvA.get({ key: "x" });
+    // Alice's bucket refills in time: wait for that state, refused until then.
+    await waitFor(
+      "alice's next token",
+      () =>
+        kvA.get({ key: "x" }).then(
+          () => true,
+          (e: unknown) => expectError(Code.ResourceExhausted, /retry in \d+ ms$/)(e) && false,
+        ),
+      30_000,
+    );
   } finally {
     await alice.close();
     await bob.close();

@@ -10,7 +10,7 @@ import { Installer, installedNames } from "../manager/installer.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
 import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
 import { generateKeyPair, signManifest } from "../security/signing.js";
-import { action, globals, signedText, verifyOptions } from "./program.js";
+import { action, count, globals, noPluginsText, signedText, verifyOptions } from "./program.js";
 
 export function registerLocalCommands(program: Command): void {
   program
@@ -35,7 +35,7 @@ export function registerLocalCommands(program: Command): void {
         }
         const text =
           plugins.length === 0
-            ? `no plugins installed in ${g.dir}`
+            ? noPluginsText(g.dir)
             : plugins
                 .map((p) =>
                   "error" in p
@@ -92,12 +92,15 @@ export function registerLocalCommands(program: Command): void {
         }
         return {
           json: { verified: results },
-          text: results
-            .map(
-              (r) =>
-                `ok ${r.name} ${r.version} (${signedText(r.signedBy ?? undefined)}, ${Object.keys(r.files).length} files)`,
-            )
-            .join("\n"),
+          text:
+            results.length === 0
+              ? noPluginsText(g.dir)
+              : results
+                  .map(
+                    (r) =>
+                      `ok ${r.name} ${r.version} (${signedText(r.signedBy ?? undefined)}, ${count(Object.keys(r.files).length, "file")})`,
+                  )
+                  .join("\n"),
         };
       }),
     );
@@ -198,20 +201,21 @@ export function registerLocalCommands(program: Command): void {
   program
     .command("pack")
     .argument("<dir>", "plugin directory")
-    .requiredOption("-o, --out <file>", "archive to write (.tar.gz)")
+    .option("-o, --out <file>", "archive to write (default: ./<name>-<version>.tar.gz)")
     .description("make a .tar.gz of a plugin directory, for install")
     .action(
-      action(async (dir: string, opts: { out: string }) => {
+      action(async (dir: string, opts: { out?: string }) => {
         const loaded = await loadPluginDir(dir);
+        const out = opts.out ?? `${loaded.manifest.name}-${loaded.manifest.version}.tar.gz`;
         const entries = [
           loaded.manifestFile,
           ...(loaded.signature !== undefined ? [SIGNATURE_FILE] : []),
           ...Object.keys(loaded.manifest.files),
         ];
-        await tar.c({ gzip: true, file: opts.out, cwd: dir, portable: true }, entries);
+        await tar.c({ gzip: true, file: out, cwd: dir, portable: true }, entries);
         return {
-          json: { archive: resolve(opts.out), entries },
-          text: `wrote ${opts.out} (${entries.length} files)`,
+          json: { archive: resolve(out), entries },
+          text: `wrote ${out} (${count(entries.length, "file")})`,
         };
       }),
     );

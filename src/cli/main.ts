@@ -1,25 +1,32 @@
 #!/usr/bin/env node
 /**
- * The `connect-plugin` command: list, inspect, install, pull, push, verify,
- * remove, keygen, sign and pack plugins. Every command takes --json; exit
+ * The `connect-plugin` command: init, list, inspect, install, pull, push,
+ * verify, remove, keygen, sign and pack plugins. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { registerInitCommand } from "./init-command.js";
 import { registerLocalCommands } from "./local-commands.js";
-import { program } from "./program.js";
+import { jsonRequested, program } from "./program.js";
 import { registerRegistryCommands } from "./registry-commands.js";
 
+registerInitCommand(program);
 registerLocalCommands(program);
 registerRegistryCommands(program);
 
+/**
+ * Reports an error and exits. With --json it goes to stdout only, as
+ * `{"error":{kind,message,exitCode}}`, so that a script reads one document
+ * from stdout whatever happens; without, to stderr only.
+ */
 function fail(code: number, kind: string, message: string): never {
-  if (process.argv.includes("--json"))
+  if (jsonRequested())
     process.stdout.write(
       JSON.stringify({ error: { kind, message, exitCode: code } }, null, 2) + "\n",
     );
-  process.stderr.write(`connect-plugin: ${message}\n`);
+  else process.stderr.write(`connect-plugin: ${message}\n`);
   process.exit(code);
 }
 
@@ -29,15 +36,8 @@ try {
   if (e instanceof CommanderError) {
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0)
       process.exit(0);
-    // Commander has printed the message on stderr; --json callers get it on stdout too.
-    if (process.argv.includes("--json"))
-      process.stdout.write(
-        JSON.stringify(
-          { error: { kind: "usage", message: e.message, exitCode: EXIT.usage } },
-          null,
-          2,
-        ) + "\n",
-      );
+    // Without --json, Commander has printed the message on stderr.
+    if (jsonRequested()) fail(EXIT.usage, "usage", e.message);
     process.exit(EXIT.usage);
   }
   if (e instanceof ManagementError) fail(exitCodeFor(e.kind), e.kind, e.message);

@@ -1,7 +1,8 @@
 /** The CLI's program, its global options, and what the commands share. */
 
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { hostPlatform } from "../manifest/platform.js";
 import { type OciReference } from "../oci/reference.js";
@@ -63,10 +64,39 @@ export const program = new Command("connect-plugin")
     "after",
     "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 not found,\n" +
       "5 registry or network, 6 local I/O, 7 invalid manifest or configuration,\n" +
-      "8 unsupported platform or incompatible host (docs/cli.md).",
+      `8 unsupported platform or incompatible host.\nDocumentation: ${cliDocs()}`,
   )
   .exitOverride()
-  .showHelpAfterError(false);
+  .showHelpAfterError(false)
+  // With --json, a usage error is one JSON document on stdout (see main.ts), not text on stderr.
+  .configureOutput({
+    writeErr: (text) => {
+      if (!jsonRequested()) process.stderr.write(text);
+    },
+  });
+
+/** docs/cli.md as shipped in the package (and in a source checkout). */
+export function cliDocs(): string {
+  return fileURLToPath(new URL("../../../docs/cli.md", import.meta.url));
+}
+
+/**
+ * Whether --json was given. Read from argv, not the parsed options, because
+ * errors can happen before or during parsing.
+ */
+export function jsonRequested(): boolean {
+  return process.argv.includes("--json");
+}
+
+/** "1 file", "3 files". */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** The one wording for an empty plugins directory (list, verify). */
+export function noPluginsText(dir: string): string {
+  return `no plugins installed in ${dir}`;
+}
 
 export function globals(): GlobalOptions {
   return program.opts<GlobalOptions>();
@@ -75,6 +105,7 @@ export function globals(): GlobalOptions {
 export function verifyOptions(g: GlobalOptions) {
   return {
     trustedKeys: loadTrustedKeys(g.trustedKeys),
+    trustedKeysDir: resolve(g.trustedKeys),
     allowUnsigned: g.allowUnsigned === true,
     platform: g.platform,
   };

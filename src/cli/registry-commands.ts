@@ -1,14 +1,15 @@
 /** Commands that may talk to a registry: inspect, install, pull, push. */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { pullPlugin, pushPlugin } from "../oci/artifact.js";
 import { BlobCache } from "../oci/blob-cache.js";
 import { formatReference, parseReference } from "../oci/reference.js";
-import { Installer } from "../manager/installer.js";
+import { extractArchive, Installer, type Installed } from "../manager/installer.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
-import { resolveSource } from "../manager/resolver.js";
+import { isArchive, resolveSource } from "../manager/resolver.js";
 import type { PluginManifest } from "../manifest/types.js";
 import { loadPluginDir, verifyPluginDir } from "../security/plugin-dir.js";
 import {
@@ -29,14 +30,17 @@ import {
 export function registerRegistryCommands(program: Command): void {
   program
     .command("inspect")
-    .argument("<plugin>", "installed name, plugin directory, or OCI reference")
+    .argument("<plugin>", "installed name, plugin directory, .tar.gz archive, or OCI reference")
     .description("show a plugin's manifest: what it provides, its platforms and files")
     .action(
       action(async (what: string) => {
         const g = globals();
         let manifest;
         let from: string;
-        if (existsSync(what) || existsSync(join(g.dir, what))) {
+        if (isArchive(what) && existsSync(what)) {
+          manifest = await manifestOfArchive(what);
+          from = what;
+        } else if (existsSync(what) || existsSync(join(g.dir, what))) {
           const dir = pluginDirFor(what, g.dir);
           manifest = (await loadPluginDir(dir)).manifest;
           from = dir;
@@ -85,7 +89,7 @@ export function registerRegistryCommands(program: Command): void {
               : await installer.fromArchive(resolved.path);
           return {
             json: { installed: { ...done, source: resolved } },
-            text: `installed ${done.name} ${done.version} into ${done.dir} (${signedText(done.verification.signedBy)})`,
+            text: `${installedText(done)} into ${done.dir} (${signedText(done.verification.signedBy)})`,
           };
         }
         if (resolved.kind !== "oci")
@@ -134,7 +138,7 @@ export function registerRegistryCommands(program: Command): void {
             lock: entry,
             pinned: pinned !== undefined && opts.update !== true,
           },
-          text: `installed ${done.name} ${done.version} from ${wanted}@${pulled.digest} into ${done.dir} (${signedText(done.verification.signedBy)}); locked in ${g.lockfile}`,
+          text: `${installedText(done)} from ${wanted}@${pulled.digest} into ${done.dir} (${signedText(done.verification.signedBy)}); locked in ${g.lockfile}`,
         };
       }),
     );
@@ -227,5 +231,29 @@ function signatureStatus(
     };
   } catch {
     return { signature: "invalid", signedBy: null };
+  }
+}
+
+/**
+ * "installed kv 1.0.0", or, when that plugin was installed already, what
+ * happened to the old one: "kv 1.0.0 was already installed; reinstalled it"
+ * or "replaced kv 1.0.0 with 1.1.0".
+ */
+function installedText(done: Installed): string {
+  const { name, version, previousVersion } = done;
+  if (previousVersion === undefined) return `installed ${name} ${version}`;
+  if (previousVersion === version)
+    return `${name} ${version} was already installed; reinstalled it`;
+  return `replaced ${name} ${previousVersion} with ${version}`;
+}
+
+/** The manifest of a plugin archive, read from a temporary extraction (nothing is installed). */
+async function manifestOfArchive(archive: string): Promise<PluginManifest> {
+  const dir = mkdtempSync(join(tmpdir(), "connect-plugin-inspect-"));
+  try {
+    await extractArchive(archive, dir, "refusing to read it");
+    return (await loadPluginDir(dir)).manifest;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

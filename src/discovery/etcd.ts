@@ -23,7 +23,31 @@ export interface EtcdDiscoveryOptions {
   /** The prefix instances register under, e.g. "/plugins/kv/". */
   readonly prefix: string;
   /** Passed to the etcd3 client (auth, TLS, dial timeout...). */
-  readonly client?: Omit<IOptions, "hosts">;
+  readonly client?: EtcdClientOptions;
+}
+
+/**
+ * The etcd3 client options this library passes through (a subset of etcd3's
+ * `IOptions`). Declared here, not imported, so that the published types do
+ * not need the optional etcd3 package in an app that does not use etcd;
+ * `toEtcd3Options` below keeps it assignable to the real type.
+ */
+export interface EtcdClientOptions {
+  /** TLS: the CA, and a client certificate and key for mutual TLS (PEM buffers). */
+  readonly credentials?: {
+    readonly rootCertificate: Buffer;
+    readonly privateKey?: Buffer;
+    readonly certChain?: Buffer;
+  };
+  /** etcd user and password. */
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** How long to wait for a connection to a member, in ms (etcd3's default: 30 s). */
+  readonly dialTimeout?: number;
+}
+
+/** Compile-time check that EtcdClientOptions fits etcd3's IOptions. */
+function toEtcd3Options(client: EtcdClientOptions | undefined, hosts: readonly string[]): IOptions {
+  return { ...client, hosts: [...hosts] };
 }
 
 /** What an instance stores under its key: its URL, and any metadata. */
@@ -43,7 +67,7 @@ interface Registration {
 export function etcdDiscovery(options: EtcdDiscoveryOptions): Discovery {
   const newClient = async (): Promise<Etcd3> => {
     const { Etcd3 } = await loadEtcd();
-    return new Etcd3({ ...options.client, hosts: [...options.hosts] });
+    return new Etcd3(toEtcd3Options(options.client, options.hosts));
   };
   return {
     description: `etcd ${options.prefix}`,
@@ -248,7 +272,8 @@ export interface EtcdRegistrationOptions {
   readonly metadata?: Record<string, string>;
   /** Lease time-to-live in seconds: how long a dead instance stays listed. Default 5. */
   readonly ttlSeconds?: number;
-  readonly client?: Omit<IOptions, "hosts">;
+  /** Passed to the etcd3 client (auth, TLS, dial timeout...). */
+  readonly client?: EtcdClientOptions;
   /** Called when the lease is lost (etcd unreachable for longer than the TTL). */
   readonly onLost?: (error: Error) => void;
 }
@@ -266,7 +291,7 @@ export interface EtcdRegistration {
  */
 export async function registerInEtcd(options: EtcdRegistrationOptions): Promise<EtcdRegistration> {
   const { Etcd3 } = await loadEtcd();
-  const client = new Etcd3({ ...options.client, hosts: [...options.hosts] });
+  const client = new Etcd3(toEtcd3Options(options.client, options.hosts));
   const key = options.prefix + options.id;
   const value = JSON.stringify({
     url: options.url,

@@ -14,9 +14,19 @@ export interface KubernetesDiscoveryOptions {
    * Where the API server is. Default: the in-cluster service account when
    * running in a pod, else ~/.kube/config (KubeConfig.loadFromDefault).
    */
-  readonly kubeConfig?: KubeConfig;
+  readonly kubeConfig?: KubeConfigLike;
   /** Wait before listing again after a watch ends or fails. Default 1,000 ms. */
   readonly rewatchDelayMs?: number;
+}
+
+/**
+ * A `KubeConfig` from @kubernetes/client-node. Typed by shape, not imported,
+ * so that the published types do not need that optional package in an app
+ * that does not use Kubernetes discovery.
+ */
+export interface KubeConfigLike {
+  getCurrentCluster(): unknown;
+  makeApiClient(...args: never[]): unknown;
 }
 
 /**
@@ -50,7 +60,8 @@ export function kubernetesDiscovery(options: KubernetesDiscoveryOptions): Discov
     kc: KubeConfig;
   }> => {
     const k8s = await loadClient();
-    let kc = options.kubeConfig;
+    // Any object of this shape that a user passes is a KubeConfig.
+    let kc = options.kubeConfig as KubeConfig | undefined;
     if (kc === undefined) {
       kc = new k8s.KubeConfig();
       kc.loadFromDefault();

@@ -65,9 +65,28 @@ export function notifyListeners<T>(
   }
 }
 
-/** A logger that writes "[plugin] level: message" lines to stderr. */
+const LEVEL_ORDER: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
+
+/**
+ * The least level stderrLogger prints: CONNECT_PLUGIN_LOG_LEVEL (trace,
+ * debug, info, warn or error), read on each record; info by default, so that
+ * a plugin's debug lines (such as go-plugin's "configuring server automatic
+ * mTLS" on every start) stay out of a terminal unless asked for.
+ */
+function stderrThreshold(): number {
+  const wanted = process.env.CONNECT_PLUGIN_LOG_LEVEL?.toLowerCase() as LogLevel | undefined;
+  const index = wanted === undefined ? -1 : LEVEL_ORDER.indexOf(wanted);
+  return index === -1 ? LEVEL_ORDER.indexOf("info") : index;
+}
+
+/**
+ * A logger that writes "[plugin] level: message" lines to stderr, from info
+ * up (CONNECT_PLUGIN_LOG_LEVEL=debug shows more). The default of hosts that
+ * are given no logger.
+ */
 export const stderrLogger: Logger = {
   log(record) {
+    if (LEVEL_ORDER.indexOf(record.level) < stderrThreshold()) return;
     const extra = Object.keys(record.fields).length > 0 ? ` ${safeJson(record.fields)}` : "";
     process.stderr.write(`[${record.plugin}] ${record.level}: ${record.message}${extra}\n`);
   },

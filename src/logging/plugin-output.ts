@@ -30,7 +30,9 @@ const TIME_KEYS = ["@timestamp", "time", "timestamp"];
  * `@level`, `@timestamp` (what go-plugin plugins write) and pino's `msg`,
  * `level`, `time` are understood, and every other key is kept as a field.
  * Any other line becomes a record with the line as its message, at
- * `defaultLevel`.
+ * `defaultLevel`, except the lines of a JavaScript error and its stack trace
+ * (what Node prints for an uncaught exception, or `console.error(err)`
+ * prints), which are errors.
  */
 export function parsePluginLine(
   line: string,
@@ -40,7 +42,7 @@ export function parsePluginLine(
 ): LogRecord {
   const now = new Date();
   const plain: LogRecord = {
-    level: defaultLevel,
+    level: isErrorLine(line) ? "error" : defaultLevel,
     message: line,
     plugin,
     source,
@@ -88,4 +90,17 @@ function parseTime(value: unknown): Date | undefined {
   if (typeof value !== "string" && typeof value !== "number") return undefined;
   const date = new Date(value);
   return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/**
+ * A line of a JavaScript error report: a stack frame ("    at f (file:1:2)"),
+ * an error's first line ("TypeError: x", "Error [ERR_X]: y", "Uncaught
+ * Error: z"), or the "Node.js v20.1.0" line Node ends a crash report with.
+ */
+function isErrorLine(line: string): boolean {
+  return (
+    /^\s+at\s\S/.test(line) ||
+    /^(?:Uncaught\s+)?[A-Z]?\w*(?:Error|Exception)(?:\s\[[A-Z0-9_]+\])?(?::\s|$)/.test(line) ||
+    /^Node\.js v\d+\.\d+\.\d+$/.test(line)
+  );
 }

@@ -23,6 +23,8 @@ export interface Installed {
   readonly version: string;
   readonly dir: string;
   readonly verification: Verification;
+  /** The version this install replaced, if the plugin was installed already. */
+  readonly previousVersion?: string;
 }
 
 /**
@@ -96,39 +98,7 @@ export class Installer {
   async fromArchive(archive: string): Promise<Installed> {
     if (!existsSync(archive))
       throw new ManagementError("not-found", `archive ${archive} does not exist`);
-    return this.stage(undefined, async (staging) => {
-      const unsafe: string[] = [];
-      await tar
-        .x({
-          file: archive,
-          cwd: staging,
-          strict: true,
-          preserveOwner: false,
-          filter: (entryPath, entry) => {
-            const path = entryPath.replace(/^\.\//, "").replace(/\/$/, "");
-            if (path === "" || path === ".") return true;
-            const bad = unsafePath(path);
-            const type = "type" in entry ? entry.type : "File";
-            if (bad !== undefined) unsafe.push(`${JSON.stringify(entryPath)} (${bad})`);
-            else if (type !== "File" && type !== "Directory") {
-              unsafe.push(`${JSON.stringify(entryPath)} (a ${type}, not a regular file)`);
-            } else return true;
-            return false;
-          },
-        })
-        .catch((e: unknown) => {
-          throw new ManagementError(
-            "io",
-            `cannot read archive ${archive}: ${(e as Error).message}`,
-          );
-        });
-      if (unsafe.length > 0) {
-        throw new ManagementError(
-          "verification-failed",
-          `archive ${archive} has unsafe entries, nothing was installed: ${unsafe.join(", ")}`,
-        );
-      }
-    });
+    return this.stage(undefined, (staging) => extractArchive(archive, staging));
   }
 
   /** Installs a plugin pulled into the blob cache. */
@@ -194,6 +164,12 @@ export class Installer {
       // A leading dot: no plugin name can have one, so scan() never lists it.
       const old = join(this.pluginsDir, `.old-${name}-${randomBytes(6).toString("hex")}`);
       const replacing = existsSync(target);
+      const previousVersion = replacing
+        ? await loadPluginDir(target).then(
+            (p) => p.manifest.version,
+            () => undefined,
+          )
+        : undefined;
       if (replacing) {
         await this.ops.rename(target, old);
         restore = async () => {
@@ -203,7 +179,13 @@ export class Installer {
       await this.ops.rename(staging, target);
       restore = undefined;
       if (replacing) await rm(old, { recursive: true, force: true });
-      return { name, version: loaded.manifest.version, dir: target, verification };
+      return {
+        name,
+        version: loaded.manifest.version,
+        dir: target,
+        verification,
+        ...(previousVersion !== undefined && { previousVersion }),
+      };
     } catch (e) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       if (restore !== undefined) await restore().catch(() => undefined);
@@ -260,5 +242,47 @@ export async function installedNames(pluginsDir: string): Promise<string[]> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw e;
+  }
+}
+
+/**
+ * Extracts a `.tar.gz` plugin archive into `dest`, reading it once: each
+ * entry is checked as it is extracted (unsafe ones are not written), and any
+ * unsafe entry fails with "verification-failed" (saying `refusal`) after the read. Owners are
+ * not kept (as root, node-tar would otherwise give files the archive's
+ * owners).
+ */
+export async function extractArchive(
+  archive: string,
+  dest: string,
+  refusal = "nothing was installed",
+): Promise<void> {
+  const unsafe: string[] = [];
+  await tar
+    .x({
+      file: archive,
+      cwd: dest,
+      strict: true,
+      preserveOwner: false,
+      filter: (entryPath, entry) => {
+        const path = entryPath.replace(/^\.\//, "").replace(/\/$/, "");
+        if (path === "" || path === ".") return true;
+        const bad = unsafePath(path);
+        const type = "type" in entry ? entry.type : "File";
+        if (bad !== undefined) unsafe.push(`${JSON.stringify(entryPath)} (${bad})`);
+        else if (type !== "File" && type !== "Directory") {
+          unsafe.push(`${JSON.stringify(entryPath)} (a ${type}, not a regular file)`);
+        } else return true;
+        return false;
+      },
+    })
+    .catch((e: unknown) => {
+      throw new ManagementError("io", `cannot read archive ${archive}: ${(e as Error).message}`);
+    });
+  if (unsafe.length > 0) {
+    throw new ManagementError(
+      "verification-failed",
+      `archive ${archive} has unsafe entries, ${refusal}: ${unsafe.join(", ")}`,
+    );
   }
 }

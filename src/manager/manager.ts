@@ -461,6 +461,9 @@ export class PluginManager {
   private verifyOptions() {
     return {
       trustedKeys: this.trusted,
+      ...(this.options.trustedKeysDir !== undefined && {
+        trustedKeysDir: this.options.trustedKeysDir,
+      }),
       allowUnsigned: this.options.allowUnsigned ?? false,
       ...(this.options.platform !== undefined && { platform: this.options.platform }),
     };

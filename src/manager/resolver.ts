@@ -30,7 +30,7 @@ export function resolveSource(
   if (existsSync(text)) {
     const stat = statSync(text);
     if (stat.isDirectory()) return { kind: "directory", path: text };
-    if (/\.(tar\.gz|tgz)$/.test(text)) return { kind: "archive", path: text };
+    if (isArchive(text)) return { kind: "archive", path: text };
     throw new ManagementError(
       "not-found",
       `${text} is neither a plugin directory nor a .tar.gz archive`,
@@ -97,4 +97,9 @@ export async function resolveWithFallback(
     else throw e;
   }
   return found ? resolved : { kind: "builtin", name };
+}
+
+/** Whether a path names a plugin archive (`.tar.gz` or `.tgz`). */
+export function isArchive(path: string): boolean {
+  return /\.(tar\.gz|tgz)$/.test(path);
 }

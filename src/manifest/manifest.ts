@@ -45,6 +45,12 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "propertyNames") {
     return `${field}: has the key ${JSON.stringify(params.propertyName)}, which is not os/arch`;
   }
+  if (field === "files" && (error.keyword === "minProperties" || error.keyword === "type")) {
+    return (
+      "files: lists no files; fill it in with " +
+      "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')"
+    );
+  }
   if (error.keyword === "enum") {
     return `${field}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
   }

@@ -22,6 +22,7 @@ import {
 import { FramedServer } from "../transport/framed/server.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
+import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
@@ -230,18 +231,81 @@ async function serveNetwork(
 ): Promise<ServeHandle> {
   const server = new PluginServer(definition, options);
   const guard: Interceptor[] = options.allowRemoteShutdown ? [] : [refuseRemoteShutdown];
-  const tls = options.tls ?? tlsFromEnv();
-  const http = await PluginHttpServer.listen(
-    await handler(server, guard, options),
-    parseListen(listen),
-    { acceptHttp1: true, ...(tls !== undefined && { tls }) },
-  );
+  const from = options.listen !== undefined ? "listen" : Env.listen;
+  let http: PluginHttpServer;
+  let tls: ServerTls | undefined;
+  try {
+    const target = parseListen(listen);
+    tls = options.tls ?? tlsFromEnv();
+    http = await PluginHttpServer.listen(await handler(server, guard, options), target, {
+      acceptHttp1: true,
+      ...(tls !== undefined && { tls }),
+    });
+  } catch (error) {
+    const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
+    // A plugin run as a service: one line saying what is wrong, and an exit
+    // code, rather than an unhandled rejection's stack trace.
+    if (options.exitProcess ?? true) {
+      pluginLog("error", message);
+      process.exit(EXIT_CANNOT_SERVE);
+    }
+    throw new Error(message, { cause: error });
+  }
   const handle = lifecycle(server, http, undefined, options, "network", {
     secure: tls !== undefined,
     signals: { SIGINT: () => void handle.shutdown("SIGINT") },
   });
-  pluginLog("info", "plugin serving", { url: handle.url, versions: server.versions });
+  const bound = http.bound;
+  const scheme = tls !== undefined ? "https" : "http";
+  const everywhere = bound.network === "tcp" && !isLoopbackHost(bound.host);
+  pluginLog("info", "plugin serving", {
+    // What the socket is bound to, and the URL a host on this machine can use.
+    ...(everywhere && { listening: `${scheme}://${bound.address}` }),
+    url: handle.url,
+    versions: server.versions,
+  });
+  if (everywhere && tls === undefined) {
+    pluginLog("warn", plaintextWarning(bound.address, (options.interceptors ?? []).length > 0));
+  }
   return handle;
+}
+
+/** Exit code of a network-mode plugin that cannot listen (a bad address, a port in use). */
+export const EXIT_CANNOT_SERVE = 2;
+
+/** Why listening failed, in words, for the errors a person can cause. */
+function listenProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "EADDRINUSE":
+      return "the address is already in use (EADDRINUSE): another process listens on that port; choose another port";
+    case "EACCES":
+      return "permission denied (EACCES): ports below 1024 need privileges";
+    case "EADDRNOTAVAIL":
+      return "no network interface of this machine has that address (EADDRNOTAVAIL)";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `the host name does not resolve (${code})`;
+    default:
+      return (error as Error).message;
+  }
+}
+
+/**
+ * The warning for plaintext on a non-loopback address: loud, because anyone
+ * who can reach the port can call the plugin (without interceptors), or read
+ * the credentials (with them).
+ */
+function plaintextWarning(address: string, auth: boolean): string {
+  return (
+    `WARNING: serving plaintext HTTP${auth ? "" : " without authentication"} on ${address}, ` +
+    `reachable from other machines: ` +
+    (auth
+      ? "credentials and data cross the network unencrypted. "
+      : "anyone who can reach this port can call the plugin. ") +
+    `Configure TLS (${Env.tlsCertFile}, ${Env.tlsKeyFile}, ${Env.tlsClientCaFile})` +
+    `${auth ? "" : " and authentication (requireBearer, requireApiKey)"}, or listen on 127.0.0.1.`
+  );
 }
 
 const refuseRemoteShutdown: Interceptor = (next) => (req) => {
@@ -406,5 +470,10 @@ export function parseListen(listen: string): ListenTarget {
     );
   }
   const host = match[1] === undefined || match[1] === "" ? "0.0.0.0" : match[1];
-  return { network: "tcp", host, port: Number(match[2]) };
+  const port = Number(match[2]);
+  if (port > 65535)
+    throw new Error(
+      `invalid listen address ${JSON.stringify(listen)}; the port must be 0 to 65535`,
+    );
+  return { network: "tcp", host, port };
 }

@@ -32,6 +32,8 @@ export interface Verification {
 
 export interface VerifyOptions {
   readonly trustedKeys: readonly TrustedKey[];
+  /** Where trustedKeys were read from, named when a signer is not trusted. */
+  readonly trustedKeysDir?: string;
   /** Run plugins without a signature. Off by default: unsigned plugins fail closed. */
   readonly allowUnsigned?: boolean;
   /** The platform whose files must be present. Defaults to this host's. */
@@ -106,7 +108,12 @@ export async function verifyPluginDir(
       );
     }
   } else {
-    signedBy = verifyManifestSignature(manifest, loaded.signature, options.trustedKeys).keyId;
+    signedBy = verifyManifestSignature(
+      manifest,
+      loaded.signature,
+      options.trustedKeys,
+      options.trustedKeysDir,
+    ).keyId;
   }
   const platform = options.platform ?? hostPlatform();
   const needed = filesFor(manifest, platform);

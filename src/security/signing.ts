@@ -130,14 +130,22 @@ export function verifyManifestSignature(
   manifest: PluginManifest,
   signature: ManifestSignature,
   trusted: readonly TrustedKey[],
+  trustedKeysDir?: string,
 ): TrustedKey {
   const label = `plugin "${manifest.name}" ${manifest.version}`;
   const key = trusted.find((k) => k.keyId === signature.keyId);
   if (key === undefined) {
+    const searched =
+      trustedKeysDir === undefined
+        ? trusted.length === 0
+          ? " (no trusted keys are configured)"
+          : ""
+        : trusted.length === 0
+          ? ` (no trusted keys in ${trustedKeysDir}: put the signer's .pub file there)`
+          : ` (trusted keys in ${trustedKeysDir}: ${trusted.map((k) => k.keyId).join(", ")})`;
     throw new ManagementError(
       "verification-failed",
-      `${label} is signed by key ${signature.keyId}, which is not a trusted key` +
-        (trusted.length === 0 ? " (no trusted keys are configured)" : ""),
+      `${label} is signed by key ${signature.keyId}, which is not a trusted key${searched}`,
     );
   }
   const ok = verify(

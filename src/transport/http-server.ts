@@ -34,6 +34,29 @@ export type BoundAddress =
       readonly port: number;
     };
 
+/**
+ * Answers 400 to a request the handler throws on synchronously. connect-node
+ * builds a URL from the request's authority and path before anything else,
+ * and throws on one that is not a URL (an HTTP/2 `:authority` of
+ * "127.0f0.1:80", found by fuzzing): unguarded, that throw escaped the
+ * server's event and killed the plugin process, so any client could stop it.
+ */
+function answerMalformed(handler: NodeHandler): NodeHandler {
+  return (req, res) => {
+    try {
+      handler(req, res);
+    } catch (error) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.statusCode = 400;
+      res.setHeader("content-type", "text/plain; charset=utf-8");
+      res.end(`malformed request: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  };
+}
+
 /** How long a new plaintext connection may take to send its first bytes. */
 const SNIFF_TIMEOUT_MS = 10_000;
 const H2_PREFACE_START = Buffer.from("PRI");
@@ -83,11 +106,12 @@ export class PluginHttpServer {
 
   /** Starts a server and resolves once it is listening. */
   static async listen(
-    handler: NodeHandler,
+    unguarded: NodeHandler,
     target: ListenTarget,
     options: { acceptHttp1: boolean; tls?: ServerTls },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
+    const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
     if (tls !== undefined) {
       const h2 = http2.createSecureServer(
@@ -112,6 +136,7 @@ export class PluginHttpServer {
       server = new PluginHttpServer(h1, h1, h2);
     } else {
       const h2 = http2.createServer({}, handler);
+      h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
       server = new PluginHttpServer(h2, undefined, h2);
     }
     await server.start(target);
@@ -177,6 +202,7 @@ function routeByPreface(h1: http.Server, h2: http2.Http2Server): void {
       socket.pause();
       socket.setTimeout(0);
       if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
+        endSessionAtEof(h2, socket);
         h2.emit("connection", replayHead(socket, head));
       } else {
         socket.unshift(head);
@@ -186,6 +212,25 @@ function routeByPreface(h1: http.Server, h2: http2.Http2Server): void {
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
+    // A peer that hangs up before it has said which protocol it speaks is gone.
+    socket.once("end", () => {
+      if (socket.listenerCount("data") > 0 && head.length < H2_PREFACE_START.length)
+        socket.destroy();
+    });
+  });
+}
+
+/**
+ * An HTTP/2 client never half-closes (it says GOAWAY): end of input means it
+ * is gone. Its session is destroyed then, so that streams waiting for request
+ * bodies that will never come end with it instead of waiting forever (found
+ * by fuzzing: each such connection held its calls and their memory). Must be
+ * called just before the server sees the connection: node:http2 makes the
+ * session synchronously in its "connection" listener.
+ */
+function endSessionAtEof(h2: http2.Http2Server, socket: net.Socket): void {
+  h2.once("session", (session) => {
+    socket.once("end", () => session.destroy());
   });
 }
 

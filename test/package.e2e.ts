@@ -1,0 +1,252 @@
+/**
+ * What an npm user gets: the packed package's contents (license, docs whose
+ * links resolve, source maps whose sources ship, no unused dependencies),
+ * and the path from `npm create connect-plugin` to a running plugin. Both
+ * packages are packed, the scaffold writes a project into an empty folder,
+ * and one `npm install` (registry packages plus the two tarballs) serves
+ * every test below: `npm start` runs the plugin in all three locations, the
+ * app type-checks without skipLibCheck and without the optional peers, and
+ * the esbuild recipe of docs/local-transports.md gives a bundle that runs
+ * where no node_modules is reachable.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { before, describe, test } from "node:test";
+import { build, type BuildOptions } from "esbuild";
+import { tempDir } from "./helpers.js";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const SLOW = { timeout: 15 * 60_000 };
+
+/**
+ * The environment for npm run in another project: without the npm_* variables
+ * that the outer `npm test` sets (its prefix, its package's fields).
+ */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_")),
+  );
+  return { ...env, npm_config_update_notifier: "false", ...extra };
+}
+
+async function npm(cwd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run("npm", args, { cwd, env: cleanEnv(), maxBuffer: 64 << 20 });
+  } catch (e) {
+    const err = e as Error & { stdout?: string; stderr?: string };
+    throw new Error(`npm ${args.join(" ")} in ${cwd} failed:\n${err.stdout}\n${err.stderr}`);
+  }
+}
+
+interface Packed {
+  file: string;
+  files: string[];
+}
+
+/** `npm pack` without lifecycle scripts (the suite has built dist already). */
+async function pack(dir: string, into: string): Promise<Packed> {
+  const { stdout } = await npm(dir, [
+    "pack",
+    "--ignore-scripts",
+    "--json",
+    "--pack-destination",
+    into,
+  ]);
+  const [info] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
+  assert.ok(info !== undefined);
+  return { file: join(into, info.filename), files: info.files.map((f) => f.path) };
+}
+
+describe("the published package", SLOW, () => {
+  let packed: Packed;
+  before(async () => {
+    packed = await pack(root, tempDir("cp-pack-"));
+  });
+
+  test("ships its license, README, docs, the sources its source maps name, and no test code", () => {
+    const files = new Set(packed.files);
+    for (const f of ["LICENSE", "README.md", "package.json", "docs/cli.md", "src/index.ts"]) {
+      assert.ok(files.has(f), `${f} is not in the package`);
+    }
+    assert.match(readFileSync(join(root, "LICENSE"), "utf8"), /Apache License\s+Version 2\.0/);
+    assert.ok(!packed.files.some((f) => f.startsWith("test/") || f.startsWith("dist/test/")));
+    const maps = packed.files.filter((f) => f.endsWith(".js.map"));
+    assert.ok(maps.length > 50, `only ${maps.length} source maps`);
+    for (const map of maps) {
+      const { sources } = JSON.parse(readFileSync(join(root, map), "utf8")) as {
+        sources: string[];
+      };
+      for (const source of sources) {
+        const path = normalize(join(dirname(map), source));
+        assert.ok(files.has(path), `${map} points at ${path}, which is not shipped`);
+      }
+    }
+  });
+
+  test("every relative link in the shipped README and docs points at a shipped file", () => {
+    const files = new Set(packed.files);
+    const docs = packed.files.filter((f) => f.endsWith(".md"));
+    let links = 0;
+    for (const doc of docs) {
+      const text = readFileSync(join(root, doc), "utf8");
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (target === undefined || /^[a-z]+:/i.test(target) || target.startsWith("#")) continue;
+        const path = normalize(join(dirname(doc), target.replace(/#.*$/, "")));
+        links++;
+        assert.ok(
+          files.has(path) || packed.files.some((f) => f.startsWith(`${path}/`)),
+          `${doc} links to ${target}, which is not in the package`,
+        );
+      }
+    }
+    assert.ok(links > 10, `only ${links} links checked`);
+  });
+
+  test("has repository, homepage and bugs, builds before packing, and no unused dependency", () => {
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+      repository: { url: string };
+      homepage: string;
+      bugs: { url: string };
+      scripts: Record<string, string>;
+      dependencies: Record<string, string>;
+    };
+    assert.match(pkg.repository.url, /^git\+https:\/\//);
+    assert.match(pkg.homepage, /^https:\/\//);
+    assert.match(pkg.bugs.url, /^https:\/\//);
+    assert.equal(pkg.scripts.prepack, "npm run build");
+    // Every runtime dependency is imported by some shipped module.
+    const code = packed.files
+      .filter((f) => f.startsWith("dist/src/") && f.endsWith(".js"))
+      .map((f) => readFileSync(join(root, f), "utf8"))
+      .join("\n");
+    for (const dep of Object.keys(pkg.dependencies)) {
+      assert.ok(code.includes(`"${dep}"`) || code.includes(`"${dep}/`), `${dep} is never imported`);
+    }
+  });
+});
+
+describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
+  let project: string;
+  let created: string;
+  before(async () => {
+    const packs = tempDir("cp-packs-");
+    const lib = await pack(root, packs);
+    const create = await pack(join(root, "create-connect-plugin"), packs);
+    const work = tempDir("cp-scaffold-");
+    // What `npm create connect-plugin@latest my-plugin` runs.
+    created = (
+      await npm(work, [
+        "exec",
+        "--yes",
+        `--package=${create.file}`,
+        "--",
+        "create-connect-plugin",
+        "my-plugin",
+      ])
+    ).stdout;
+    project = join(work, "my-plugin");
+    // The registry's packages, with this checkout's connect-plugin instead of the published one.
+    await npm(project, ["install", "--no-audit", "--no-fund", lib.file]);
+  });
+
+  test("the scaffold writes an ESM project with its proto, buf config, tsconfig and a separate definition module", () => {
+    assert.match(created, /cd my-plugin\n\s+npm install\n\s+npm start/);
+    const pkg = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as {
+      name: string;
+      type: string;
+      scripts: Record<string, string>;
+    };
+    assert.equal(pkg.name, "my-plugin");
+    assert.equal(pkg.type, "module");
+    assert.match(pkg.scripts.start ?? "", /node dist\/host\.js/);
+    assert.match(
+      readFileSync(join(project, "buf.gen.yaml"), "utf8"),
+      /target=ts[\s\S]*import_extension=js/,
+    );
+    for (const f of [
+      "proto/greeter/v1/greeter.proto",
+      "src/definition.ts",
+      "src/plugin.ts",
+      "src/host.ts",
+      ".gitignore",
+    ]) {
+      assert.ok(existsSync(join(project, f)), `${f} missing`);
+    }
+    // Importing the definition must not start a server (inProcess() imports it).
+    assert.doesNotMatch(
+      readFileSync(join(project, "src/definition.ts"), "utf8"),
+      /\bserve\b[^(]*from|await serve/,
+    );
+  });
+
+  test("npm start runs the plugin as a subprocess, as a remote service and in process", async () => {
+    const { stdout } = await npm(project, ["start"]);
+    for (const where of ["subprocess", "remote", "in-process"]) {
+      assert.match(
+        stdout,
+        new RegExp(`^${where}: Hello, ${where}! countDown\\(3\\) = 3, 2, 1$`, "m"),
+      );
+    }
+  });
+
+  test("the app type-checks with skipLibCheck false although etcd3 and @kubernetes/client-node are not installed", async () => {
+    assert.ok(!existsSync(join(project, "node_modules/etcd3")));
+    assert.ok(!existsSync(join(project, "node_modules/@kubernetes/client-node")));
+    if (!existsSync(join(project, "src/gen"))) await npm(project, ["run", "generate"]);
+    // An app that uses the discovery API without those packages.
+    writeFileSync(
+      join(project, "src/uses-discovery.ts"),
+      'import { etcdDiscovery, kubernetesDiscovery } from "connect-plugin";\n' +
+        'export const d = [etcdDiscovery({ hosts: ["http://127.0.0.1:2379"], prefix: "/p/", client: { dialTimeout: 500 } }),\n' +
+        '  kubernetesDiscovery({ namespace: "n", service: "s" })];\n',
+    );
+    await npm(project, ["exec", "--", "tsc", "-p", ".", "--noEmit", "--skipLibCheck", "false"]);
+  });
+
+  test("the esbuild recipe (docs/local-transports.md) bundles a plugin that runs with no node_modules in reach", async () => {
+    if (!existsSync(join(project, "dist/plugin.js"))) await npm(project, ["run", "build"]);
+    const out = join(tempDir("cp-bundle-"), "plugin");
+    mkdirSync(out);
+    // The recipe: npx esbuild src/plugin.ts --bundle --platform=node --format=esm --target=node20
+    //   --splitting --external:@connectrpc/connect-node --out-extension:.js=.mjs --outdir=...
+    const recipe: BuildOptions = {
+      entryPoints: [join(project, "src/plugin.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      external: ["@connectrpc/connect-node"],
+      logLevel: "error",
+    };
+    await build({ ...recipe, splitting: true, outExtension: { ".js": ".mjs" }, outdir: out });
+    const staticImport = /^import\s[^;]*?from\s*"@connectrpc\/connect-node"/m;
+    assert.doesNotMatch(readFileSync(join(out, "plugin.mjs"), "utf8"), staticImport);
+    // The check can fail: one file without --splitting hoists connect-node to the top.
+    const single = join(dirname(out), "single.mjs");
+    await build({ ...recipe, outfile: single });
+    assert.match(readFileSync(single, "utf8"), staticImport);
+    assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.mjs");
+
+    const host = join(project, "check-bundle.mjs");
+    writeFileSync(
+      host,
+      'import { PluginClient, subprocess, silentLogger } from "connect-plugin";\n' +
+        'import { GreeterService, handshake } from "./dist/shared.js";\n' +
+        "const client = new PluginClient({ handshake, plugins: { greeter: GreeterService }, logger: silentLogger,\n" +
+        "  source: subprocess(process.execPath, [process.argv[2]]) });\n" +
+        "await client.start();\n" +
+        'console.log((await client.dispense("greeter").greet({ name: "bundle" })).message);\n' +
+        "await client.close();\n",
+    );
+    const { stdout } = await run(process.execPath, [host, join(out, "plugin.mjs")], {
+      cwd: project,
+      env: cleanEnv(),
+    });
+    assert.equal(stdout, "Hello, bundle!\n");
+  });
+});

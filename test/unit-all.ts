@@ -1,0 +1,13 @@
+/**
+ * The fast unit tests in one process, for mutation testing (`npm run
+ * mutation`): StrykerJS's command runner starts this once per mutant, so it
+ * must not spawn anything or wait for time. Not a test file itself (npm test
+ * runs each of these on its own).
+ */
+import "./unit-decisions.test.js";
+import "./fuzz-properties.test.js";
+import "./resilience-units.test.js";
+import "./protocol.test.js";
+import "./unit/resilience/retry-decision.test.js";
+import "./unit/security/plaintext.test.js";
+import "./unit/transport/framed/frames.test.js";
