@@ -9,10 +9,15 @@
 export { PluginManager, ManagedPlugin, CONFIG_ENV } from "./manager/manager.js";
 export type {
   BuiltinPlugin,
+  EndpointPlugin,
+  ManagedEvent,
   OpenOptions,
   PluginEntry,
   PluginManagerOptions,
+  PluginStatus,
+  UpgradeResult,
 } from "./manager/manager.js";
+export type { LivenessPolicy } from "./manager/liveness.js";
 export { Supervisor } from "./manager/supervisor.js";
 export type {
   RestartPolicy,

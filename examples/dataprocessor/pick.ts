@@ -6,12 +6,12 @@
  * on the first call, with `config` validated against its config type.
  */
 import type { Client } from "@connectrpc/connect";
-import { ManagementError, type PluginManager } from "../../src/management.js";
+import { ManagementError, type PluginEntry, type PluginManager } from "../../src/management.js";
 import { DataProcessor, handshake } from "./shared.js";
 
 export interface Picked {
   readonly plugin: string;
-  readonly kind: "installed" | "builtin";
+  readonly kind: PluginEntry["kind"];
   /** Calls ProcessData with the capability filled in. */
   process(input: Uint8Array): Promise<{ output: Uint8Array; contentType: string }>;
   readonly client: Client<typeof DataProcessor>;

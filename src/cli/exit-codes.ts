@@ -44,6 +44,7 @@ export function exitCodeFor(kind: ManagementErrorKind): number {
       return EXIT.platform;
     case "restart-budget-exhausted":
     case "stopped":
+    case "upgrade-failed":
       return EXIT.internal;
   }
 }

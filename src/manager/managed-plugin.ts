@@ -7,6 +7,7 @@ import type { Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
 import { canonicalJson } from "../security/canonical.js";
 import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
+import type { LivenessPolicy } from "./liveness.js";
 import { Supervisor, type RestartPolicy, type SupervisorEvent } from "./supervisor.js";
 
 /** What a host says when it opens a plugin: its contract and the configuration. */
@@ -17,14 +18,43 @@ export interface OpenOptions<P extends PluginSet> {
   readonly config?: unknown;
 }
 
+/** What a managed plugin reports, beside the supervisor's events. */
+export type ManagedEvent =
+  | SupervisorEvent
+  | { readonly type: "idle-stop" }
+  | {
+      /** An old generation was stopped after an upgrade; `abandoned` calls were still running at the deadline. */
+      readonly type: "retired";
+      readonly generation: number;
+      readonly abandoned: number;
+    };
+
+/** What upgrade() did. */
+export interface UpgradeResult {
+  /** False when the plugin was not running: its next start runs the new version. */
+  readonly upgraded: boolean;
+  /** The generation serving now. */
+  readonly generation: number;
+  /** From the call to the new generation taking calls (started, handshaken, healthy). */
+  readonly servingAfterMs: number;
+  /** Calls of the old generation still running at the drain deadline, and cut off. */
+  readonly abandoned: number;
+}
+
 /** What the manager passes to each ManagedPlugin. */
 export interface ManagedOptions {
   readonly restart: RestartPolicy | undefined;
+  readonly liveness: LivenessPolicy | undefined;
+  /**
+   * How long an old generation may finish its calls in flight after an
+   * upgrade before it is stopped (its grace period then applies on top).
+   */
+  readonly drainTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly logger: Logger;
   readonly startTimeoutMs: number | undefined;
   readonly gracePeriodMs: number | undefined;
-  readonly onEvent: (e: SupervisorEvent | { type: "idle-stop" }) => void;
+  readonly onEvent: (e: ManagedEvent) => void;
 }
 
 /**
@@ -32,16 +62,21 @@ export interface ManagedOptions {
  * client whose calls start the plugin if it is not running (one start for
  * any number of concurrent first calls), count as in-flight work while they
  * run, and go to whichever process is current, so that a client stays
- * usable across idle stops and crash restarts.
+ * usable across idle stops, crash restarts and upgrades. Each call stays
+ * on the generation it began on to its end (a stream to its last message):
+ * an upgrade switches new calls only, and stops the old generation once its
+ * calls are done or `drainTimeoutMs` has passed.
  */
 export class ManagedPlugin<P extends PluginSet> {
   private readonly supervisor: Supervisor<PluginClient<P>>;
   private inFlight_ = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private closed_ = false;
-  private generation_ = 0;
   /** Per-method calls, rates and latencies of this plugin, across restarts (for the status page). */
   readonly stats = new CallStats();
+  /** Calls in flight per generation (per client), and who waits for them to end. */
+  private readonly calls = new Map<PluginClient<P>, { count: number; idle?: () => void }>();
+  private readonly retiring = new Set<PluginClient<P>>();
 
   constructor(
     readonly name: string,
@@ -65,10 +100,8 @@ export class ManagedPlugin<P extends PluginSet> {
       {
         name,
         ...(managed.restart !== undefined && { restart: managed.restart }),
-        onEvent: (e) => {
-          if (e.type === "started") this.generation_++;
-          managed.onEvent(e);
-        },
+        ...(managed.liveness !== undefined && { liveness: managed.liveness }),
+        onEvent: managed.onEvent,
       },
     );
   }
@@ -86,9 +119,9 @@ export class ManagedPlugin<P extends PluginSet> {
     return this.supervisor.restarts;
   }
 
-  /** How many processes (or connections) this handle has started: 1 for the first, +1 per restart or start after an idle stop. */
+  /** The generation serving now, or last: 1 for the first start, one more per restart and upgrade. */
   get generation(): number {
-    return this.generation_;
+    return this.supervisor.generation;
   }
 
   /** The running plugin's client, if it is running (it is not started for asking). */
@@ -121,20 +154,47 @@ export class ManagedPlugin<P extends PluginSet> {
     for (const method of service.methods) {
       const streamingOut =
         method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
-      const call = async (args: unknown[]) => {
-        const running = await this.start();
-        const target = running.dispense(name as never) as unknown as Record<
-          string,
-          (...a: unknown[]) => unknown
-        >;
-        return (target[method.localName] as (...a: unknown[]) => unknown)(...args);
-      };
+      const target = (running: PluginClient<P>) =>
+        (
+          running.dispense(name as never) as unknown as Record<string, (...a: unknown[]) => unknown>
+        )[method.localName] as (...a: unknown[]) => unknown;
       client[method.localName] = streamingOut
         ? (...args: unknown[]) =>
-            this.trackStream(() => call(args) as Promise<AsyncIterable<unknown>>)
-        : (...args: unknown[]) => this.track(() => call(args));
+            this.trackStream((running) => target(running)(...args) as AsyncIterable<unknown>)
+        : (...args: unknown[]) =>
+            this.track((running) => Promise.resolve(target(running)(...args)));
     }
     return client as Client<P[K]>;
+  }
+
+  /**
+   * Replaces the running generation with a new one made the way every
+   * start is (for an installed plugin: from its directory as it is now,
+   * verified). The new generation must start, handshake and answer its
+   * health check with serving before it takes any call; then new calls go
+   * to it, calls in flight finish on the old one (up to `drainTimeoutMs`),
+   * and the old one is stopped. Resolves once the old one is stopped. If
+   * the new generation fails, it is stopped, the old one keeps serving,
+   * and this rejects with an "upgrade-failed" ManagementError (also sent as
+   * an event). When the plugin is not running, nothing starts: the next
+   * call runs the new version.
+   */
+  async upgrade(): Promise<UpgradeResult> {
+    const began = performance.now();
+    const swapped = await this.supervisor.upgrade(async (next) => {
+      const health = await next.health();
+      if (health !== "serving") {
+        throw new Error(`the new generation's health check answered ${health}, not serving`);
+      }
+    });
+    const servingAfterMs = performance.now() - began;
+    if (swapped === undefined) {
+      return { upgraded: false, generation: this.generation, servingAfterMs: 0, abandoned: 0 };
+    }
+    const generation = this.generation;
+    if (this.inFlight_ === 0) this.armIdleTimer();
+    const abandoned = await this.retire(swapped.previous, generation - 1);
+    return { upgraded: true, generation, servingAfterMs, abandoned };
   }
 
   /** Stops the plugin; the next call starts it again. */
@@ -169,22 +229,86 @@ export class ManagedPlugin<P extends PluginSet> {
   async close(): Promise<void> {
     this.closed_ = true;
     clearTimeout(this.idleTimer);
-    await this.supervisor.close();
+    await Promise.all([this.supervisor.close(), ...[...this.retiring].map((c) => c.close())]);
   }
 
-  private async track<T>(run: () => Promise<T>): Promise<T> {
+  /**
+   * Waits until the old generation has no call in flight, or the drain
+   * deadline, then closes it. Returns how many calls it cut off.
+   */
+  private async retire(old: PluginClient<P>, generation: number): Promise<number> {
+    this.retiring.add(old);
+    const entry = this.calls.get(old);
+    if (entry !== undefined && entry.count > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        entry.idle = resolve;
+        timer = setTimeout(resolve, this.managed.drainTimeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    const abandoned = this.calls.get(old)?.count ?? 0;
+    await old.close();
+    this.retiring.delete(old);
+    this.calls.delete(old);
+    this.managed.onEvent({ type: "retired", generation, abandoned });
+    return abandoned;
+  }
+
+  /**
+   * The running client, counted as busy with one more call of its
+   * generation. Chosen synchronously from the supervisor's current client,
+   * so that an upgrade cannot slip between choosing a client and counting
+   * the call on it.
+   */
+  private async acquire(): Promise<PluginClient<P>> {
+    for (;;) {
+      const current = this.supervisor.current;
+      if (current !== undefined) {
+        const entry = this.calls.get(current) ?? { count: 0 };
+        entry.count++;
+        this.calls.set(current, entry);
+        return current;
+      }
+      await this.start();
+    }
+  }
+
+  private release(client: PluginClient<P>): void {
+    const entry = this.calls.get(client);
+    if (entry === undefined) return;
+    entry.count--;
+    if (entry.count === 0) {
+      if (entry.idle !== undefined) entry.idle();
+      else if (!this.retiring.has(client)) this.calls.delete(client);
+    }
+  }
+
+  private async track<T>(run: (client: PluginClient<P>) => Promise<T>): Promise<T> {
     this.begin();
     try {
-      return await run();
+      const client = await this.acquire();
+      try {
+        return await run(client);
+      } finally {
+        this.release(client);
+      }
     } finally {
       this.end();
     }
   }
 
-  private async *trackStream<T>(open: () => Promise<AsyncIterable<T>>): AsyncIterable<T> {
+  private async *trackStream<T>(
+    open: (client: PluginClient<P>) => AsyncIterable<T>,
+  ): AsyncIterable<T> {
     this.begin();
     try {
-      yield* await open();
+      const client = await this.acquire();
+      try {
+        yield* open(client);
+      } finally {
+        this.release(client);
+      }
     } finally {
       this.end();
     }

@@ -2,7 +2,13 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import semver from "semver";
 import { PluginClient, type PluginInfo } from "../host/plugin-client.js";
-import { inProcess, subprocess, type PluginSource } from "../host/sources.js";
+import {
+  inProcess,
+  subprocess,
+  type ClusterSource,
+  type PluginSource,
+  type RemoteSource,
+} from "../host/sources.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor } from "../manifest/manifest.js";
@@ -18,11 +24,22 @@ import {
 import { loadTrustedKeys, type TrustedKey } from "../security/signing.js";
 import { hostVersion as packageVersion } from "./host-version.js";
 import { installedNames } from "./installer.js";
-import { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
+import type { LivenessPolicy } from "./liveness.js";
+import {
+  ManagedPlugin,
+  type ManagedEvent,
+  type OpenOptions,
+  type UpgradeResult,
+} from "./managed-plugin.js";
 import { defaultRunRoot, snapshotForRun } from "./run-snapshot.js";
-import type { RestartPolicy, SupervisorEvent } from "./supervisor.js";
+import type { RestartPolicy } from "./supervisor.js";
 
-export { ManagedPlugin, type OpenOptions } from "./managed-plugin.js";
+export {
+  ManagedPlugin,
+  type ManagedEvent,
+  type OpenOptions,
+  type UpgradeResult,
+} from "./managed-plugin.js";
 
 /** The environment variable that carries a plugin's configuration (JSON). */
 export const CONFIG_ENV = "CONNECT_PLUGIN_CONFIG";
@@ -51,6 +68,17 @@ export interface PluginManagerOptions {
   /** Stop a plugin after this long with no call in flight. Default 5 minutes; 0 never. */
   readonly idleTimeoutMs?: number;
   readonly restart?: RestartPolicy;
+  /**
+   * Health checks of every running plugin; one that stops answering (hung,
+   * not dead) is restarted, counted against the restart budget. On by
+   * default (see LivenessPolicy); `{ intervalMs: 0 }` turns it off.
+   */
+  readonly liveness?: LivenessPolicy;
+  /**
+   * After an upgrade, how long the old generation may finish its calls in
+   * flight before it is stopped. Default 30 s.
+   */
+  readonly drainTimeoutMs?: number;
   readonly logger?: Logger;
   /** Checked against manifests' hostVersions. Defaults to this package's version. */
   readonly hostVersion?: string;
@@ -58,7 +86,7 @@ export interface PluginManagerOptions {
   /** Passed to each PluginClient. */
   readonly startTimeoutMs?: number;
   readonly gracePeriodMs?: number;
-  readonly onEvent?: (plugin: string, event: SupervisorEvent | { type: "idle-stop" }) => void;
+  readonly onEvent?: (plugin: string, event: ManagedEvent) => void;
 }
 
 /** A built-in plugin: runs in the host's process, behind the same interface. */
@@ -70,11 +98,41 @@ export interface BuiltinPlugin {
   readonly configSchema?: Readonly<Record<string, unknown>>;
 }
 
+/** What status() says of one open plugin. */
+export interface PluginStatus {
+  readonly name: string;
+  /** The version installed now (the one the next generation runs). */
+  readonly version: string;
+  readonly kind: PluginEntry["kind"];
+  readonly state: ManagedPlugin<PluginSet>["state"];
+  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery. */
+  readonly location: string;
+  readonly generation: number;
+  readonly restarts: number;
+  readonly inFlight: number;
+  /** The process serving now, for a running subprocess. */
+  readonly pid?: number;
+}
+
+/**
+ * A plugin that runs elsewhere, as a service: a remote endpoint or a
+ * cluster with its discovery. The manager launches and verifies nothing
+ * (there are no files to verify), but supervises it like any other:
+ * liveness checks, idle disconnect, describe()/probe(), status(), and
+ * upgrade() (which connects afresh, checks the endpoint's health, and
+ * drains the old connection).
+ */
+export interface EndpointPlugin {
+  readonly source: RemoteSource | ClusterSource;
+  readonly version?: string;
+  readonly description?: string;
+}
+
 /** One plugin the manager knows of. */
 export interface PluginEntry {
   readonly name: string;
   readonly version: string;
-  readonly kind: "installed" | "builtin";
+  readonly kind: "installed" | "builtin" | "endpoint";
   /** The plugin's directory, for installed plugins. */
   readonly dir?: string;
   readonly description: string;
@@ -99,6 +157,7 @@ export interface PluginEntry {
 export class PluginManager {
   private readonly installed = new Map<string, { loaded: LoadedPlugin; entry: PluginEntry }>();
   private readonly builtins = new Map<string, BuiltinPlugin>();
+  private readonly endpoints = new Map<string, EndpointPlugin>();
   private readonly open_ = new Map<string, ManagedPlugin<PluginSet>>();
   private readonly trusted: TrustedKey[];
   private readonly logger: Logger;
@@ -116,6 +175,15 @@ export class PluginManager {
   /** Adds a built-in plugin. It wins over nothing: installed plugins of the same name come first. */
   registerBuiltin(name: string, builtin: BuiltinPlugin): void {
     this.builtins.set(name, builtin);
+  }
+
+  /**
+   * Adds a plugin that runs as a service elsewhere (a `remote(...)` or
+   * `cluster(...)` source). Installed plugins and built-ins of the same
+   * name come first.
+   */
+  registerEndpoint(name: string, endpoint: EndpointPlugin): void {
+    this.endpoints.set(name, endpoint);
   }
 
   /**
@@ -168,6 +236,16 @@ export class PluginManager {
         provides: this.builtinProvides(b),
       });
     }
+    for (const [name, e] of this.endpoints) {
+      if (out.some((o) => o.name === name)) continue;
+      out.push({
+        name,
+        version: e.version ?? "",
+        kind: "endpoint",
+        description: e.description ?? "",
+        provides: [],
+      });
+    }
     return out;
   }
 
@@ -212,6 +290,8 @@ export class PluginManager {
     const makeSource = this.sourceMaker(name, options);
     const managed: ManagedPlugin<P> = new ManagedPlugin<P>(name, options, makeSource, {
       restart: this.options.restart,
+      liveness: this.options.liveness ?? {},
+      drainTimeoutMs: this.options.drainTimeoutMs ?? 30_000,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 300_000,
       logger: this.logger,
       startTimeoutMs: this.options.startTimeoutMs,
@@ -254,7 +334,11 @@ export class PluginManager {
   private sourceMaker(name: string, options: OpenOptions<PluginSet>): () => Promise<PluginSource> {
     const installed = this.installed.get(name);
     const builtin = this.builtins.get(name);
-    if (installed === undefined && builtin === undefined) throw this.notFound(name);
+    const endpoint = this.endpoints.get(name);
+    if (installed === undefined && builtin === undefined) {
+      if (endpoint === undefined) throw this.notFound(name);
+      return () => Promise.resolve(endpoint.source);
+    }
     const schema = installed?.loaded.manifest.configSchema ?? builtin?.configSchema;
     if (schema !== undefined) checkConfig(name, schema, options.config);
     return async () => {
@@ -263,6 +347,70 @@ export class PluginManager {
       }
       return this.sourceFor(name, installed.loaded.dir, options);
     };
+  }
+
+  /**
+   * Runs the version of `name` that is installed now: call it after
+   * installing a new version (Installer.fromDirectory, fromArchive,
+   * fromPulled). The manifest is read again, and the open handle, if
+   * running, is upgraded in place with no call lost (ManagedPlugin.upgrade):
+   * the new version is verified, started and health-checked beside the old
+   * one, and if any of that fails the old version keeps serving and this
+   * rejects with "upgrade-failed". A plugin not running starts the new
+   * version at its next call.
+   */
+  async upgrade(name: string): Promise<UpgradeResult> {
+    const found = this.installed.get(name);
+    if (found === undefined && !this.builtins.has(name) && !this.endpoints.has(name)) {
+      throw this.notFound(name);
+    }
+    if (found !== undefined) {
+      const loaded = await loadPluginDir(found.loaded.dir);
+      const m = loaded.manifest;
+      this.installed.set(name, {
+        loaded,
+        entry: {
+          ...found.entry,
+          version: m.version,
+          description: m.description,
+          provides: m.plugins,
+          manifest: m,
+        },
+      });
+    }
+    const handle = this.open_.get(name);
+    if (handle === undefined || handle.closed) {
+      return { upgraded: false, generation: 0, servingAfterMs: 0, abandoned: 0 };
+    }
+    return handle.upgrade();
+  }
+
+  /** Every open plugin: where it runs, its generation, state and restarts. */
+  status(): PluginStatus[] {
+    return [...this.open_.entries()]
+      .filter(([, m]) => !m.closed)
+      .map(([name, m]) => {
+        const entry = this.list().find((e) => e.name === name);
+        return {
+          name,
+          version: entry?.version ?? "",
+          kind: entry?.kind ?? "installed",
+          state: m.state,
+          location: this.location(name),
+          generation: m.generation,
+          restarts: m.restarts,
+          inFlight: m.inFlight,
+          ...(m.pid !== undefined && { pid: m.pid }),
+        };
+      });
+  }
+
+  private location(name: string): string {
+    if (this.installed.has(name)) return "subprocess";
+    if (this.builtins.has(name)) return "in-process";
+    const source = this.endpoints.get(name)?.source;
+    if (source?.kind === "remote") return source.url.toString();
+    return source === undefined ? "" : `cluster of ${source.discovery.description}`;
   }
 
   /** Stops every plugin this manager started. */

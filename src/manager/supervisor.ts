@@ -1,11 +1,14 @@
 import type { PluginExit } from "../host/launcher.js";
 import { ManagementError } from "../manifest/errors.js";
+import { defaultLiveness, LivenessWatch, type LivenessPolicy } from "./liveness.js";
 
 /** What the Supervisor needs of a client: PluginClient has all of it. */
 export interface SupervisedClient {
   start(): Promise<void>;
   close(): Promise<void>;
   onExit(listener: (exit: PluginExit) => void): () => void;
+  /** For liveness checks and upgrades; a client without it is never checked. */
+  health?(timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -45,6 +48,14 @@ export type SupervisorEvent =
       readonly error: unknown;
       readonly restartInMs: number | undefined;
     }
+  | {
+      /** A running plugin stopped answering its health checks; it is restarted as after a crash. */
+      readonly type: "unresponsive";
+      readonly reason: string;
+      readonly restartInMs: number | undefined;
+    }
+  | { readonly type: "upgraded"; readonly generation: number }
+  | { readonly type: "upgrade-failed"; readonly error: ManagementError }
   | { readonly type: "stopped" }
   | { readonly type: "failed"; readonly error: ManagementError };
 
@@ -81,18 +92,29 @@ export class Supervisor<C extends SupervisedClient> {
    * Bumped by every stop(): a launch that began before it is stale, whatever
    * `_state` says by now (a later get() may have begun another start).
    */
-  private generation = 0;
+  private epoch = 0;
   private _restarts = 0;
+  /** Counts every process that started serving: starts, restarts and upgrades. */
+  private serial = 0;
+  private liveness: LivenessWatch | undefined;
+  private upgrading: Promise<unknown> = Promise.resolve();
   private readonly policy: Required<RestartPolicy>;
+  private readonly livenessPolicy: Required<LivenessPolicy>;
 
   constructor(
     private readonly factory: () => C | Promise<C>,
     private readonly options: {
       readonly name: string;
       readonly restart?: RestartPolicy;
+      /** Liveness checks of the running client; off unless given. */
+      readonly liveness?: LivenessPolicy;
       readonly onEvent?: (event: SupervisorEvent) => void;
     },
   ) {
+    this.livenessPolicy =
+      options.liveness === undefined
+        ? { ...defaultLiveness, intervalMs: 0 }
+        : { ...defaultLiveness, ...options.liveness };
     this.policy = {
       maxRestarts: options.restart?.maxRestarts ?? 3,
       windowMs: options.restart?.windowMs ?? 60_000,
@@ -108,6 +130,14 @@ export class Supervisor<C extends SupervisedClient> {
   /** Restarts after crashes so far. */
   get restarts(): number {
     return this._restarts;
+  }
+
+  /**
+   * The number of the generation serving now (or last): 1 for the first
+   * start, one more for every restart and upgrade.
+   */
+  get generation(): number {
+    return this.serial;
   }
 
   /** The running client, if any. */
@@ -142,8 +172,9 @@ export class Supervisor<C extends SupervisedClient> {
   /** Stops the plugin on purpose (idleness, reconfiguration); get() starts it again. */
   async stop(): Promise<void> {
     clearTimeout(this.backoffTimer);
+    this.unwatch();
     const wasBackoff = this._state === "backoff";
-    this.generation++;
+    this.epoch++;
     const client = this.client;
     const pending = this.pending;
     this.client = undefined;
@@ -162,8 +193,8 @@ export class Supervisor<C extends SupervisedClient> {
   }
 
   private async launch(delayMs: number): Promise<C> {
-    const generation = this.generation;
-    const stale = () => generation !== this.generation;
+    const generation = this.epoch;
+    const stale = () => generation !== this.epoch;
     if (delayMs > 0) {
       this._state = "backoff";
       await new Promise<void>((resolve) => {
@@ -205,10 +236,7 @@ export class Supervisor<C extends SupervisedClient> {
         `plugin "${this.options.name}" was stopped while starting`,
       );
     }
-    client.onExit((exit) => {
-      if (!exit.expected && this.client === client) this.crashed(exit);
-    });
-    this._state = "running";
+    this.serve(client);
     this.options.onEvent?.({
       type: "started",
       restarts: this._restarts,
@@ -217,7 +245,100 @@ export class Supervisor<C extends SupervisedClient> {
     return client;
   }
 
+  /**
+   * Starts a new generation from the factory beside the running one, checks
+   * it with `check` (the manager asks for its health), and only then makes
+   * it current, in one synchronous step: a get() sees either the old client
+   * or the new one, never neither. Returns the previous client, which is
+   * the caller's to drain and close, or undefined when nothing was running
+   * (the next start uses the factory anyway). If the new generation fails
+   * to start or its check fails, it is closed and the old one keeps
+   * serving: the promise rejects with an "upgrade-failed" error, also sent
+   * as an event. Upgrades run one at a time.
+   */
+  upgrade(check: (next: C) => Promise<void>): Promise<{ previous: C; next: C } | undefined> {
+    const run = this.upgrading.then(() => this.upgradeNow(check));
+    this.upgrading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async upgradeNow(
+    check: (next: C) => Promise<void>,
+  ): Promise<{ previous: C; next: C } | undefined> {
+    const previous = this.client;
+    if (this._state !== "running" || previous === undefined) return undefined;
+    const generation = this.epoch;
+    let next: C | undefined;
+    try {
+      next = await this.factory();
+      await next.start();
+      await check(next);
+    } catch (e) {
+      await next?.close().catch(() => undefined);
+      const message = e instanceof Error ? e.message : String(e);
+      const error = new ManagementError(
+        "upgrade-failed",
+        `upgrading plugin "${this.options.name}" failed, so generation ${this.serial} keeps ` +
+          `serving: ${message}`,
+        { cause: e },
+      );
+      this.options.onEvent?.({ type: "upgrade-failed", error });
+      throw error;
+    }
+    if (generation !== this.epoch || this.client !== previous || this._state !== "running") {
+      await next.close().catch(() => undefined);
+      throw new ManagementError(
+        "stopped",
+        `plugin "${this.options.name}" was stopped or restarted during its upgrade`,
+      );
+    }
+    this.unwatch();
+    this.client = next;
+    this.serve(next);
+    this.options.onEvent?.({ type: "upgraded", generation: this.serial });
+    return { previous, next };
+  }
+
+  /** Makes `client` the running one: watches its exit and its liveness. */
+  private serve(client: C): void {
+    client.onExit((exit) => {
+      if (!exit.expected && this.client === client) this.crashed(exit);
+    });
+    this._state = "running";
+    this.serial++;
+    const health = client.health?.bind(client);
+    if (health !== undefined && this.livenessPolicy.intervalMs > 0) {
+      this.liveness = new LivenessWatch(health, this.livenessPolicy, (why) =>
+        this.unresponsive(client, why),
+      );
+    }
+  }
+
+  private unwatch(): void {
+    this.liveness?.stop();
+    this.liveness = undefined;
+  }
+
+  /**
+   * A running client stopped answering: closed in the background (its close
+   * kills it after the grace period, since a hung plugin cannot answer the
+   * Shutdown call), and restarted now, counted against the restart budget
+   * like a crash.
+   */
+  private unresponsive(client: C, why: string): void {
+    if (this.client !== client || this._state !== "running") return;
+    this.unwatch();
+    this.client = undefined;
+    void client.close().catch(() => undefined);
+    this.countCrash(`it stopped answering: ${why}`, (restartInMs) => ({
+      type: "unresponsive",
+      reason: why,
+      restartInMs,
+    }));
+  }
+
   private crashed(exit: PluginExit): void {
+    this.unwatch();
     this.lastExit = exit;
     const old = this.client;
     this.client = undefined;

@@ -24,7 +24,9 @@ export type ManagementErrorKind =
   /** A supervised plugin crashed more often than its restart budget allows. */
   | "restart-budget-exhausted"
   /** The plugin was stopped or closed while a caller waited for it to start. */
-  | "stopped";
+  | "stopped"
+  /** A new generation failed to start or to pass its health check; the old one keeps serving. */
+  | "upgrade-failed";
 
 /** The error type of manifests, signing, OCI distribution and the manager. */
 export class ManagementError extends Error {
