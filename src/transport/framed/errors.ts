@@ -40,7 +40,10 @@ export function errorToWire(
  * rejects with a plain AbortError, which must still reach the caller as
  * deadline_exceeded, as it does in every other location.
  */
-export function handlerError(error: unknown, own?: Pick<AbortView, "aborted" | "reason">): ConnectError {
+export function handlerError(
+  error: unknown,
+  own?: Pick<AbortView, "aborted" | "reason">,
+): ConnectError {
   if (own?.aborted && own.reason instanceof ConnectError && own.reason !== CALL_DONE) {
     return own.reason;
   }
