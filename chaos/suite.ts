@@ -368,7 +368,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     }, opts.resetIntervalMs);
 
     // Kills: SIGKILL an unimpaired instance every killIntervalMs, restart it
-    // 0.5-1.5 s later. Half the time the proxy refuses connections meanwhile.
+    // 0.9-1.5 s later. Half the time the proxy refuses connections meanwhile.
     let nextKillAt = started + opts.killIntervalMs;
     const killTimer = setInterval(() => {
       const now = Date.now();
@@ -387,7 +387,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (refuse) refusedKills++;
       log(`SIGKILL ${victim.id}${refuse ? " (proxy refuses connections)" : ""}`);
       const refusing = refuse ? victim.proxy.refuse() : Promise.resolve();
-      const downMs = 500 + random() * 1_000;
+      // Down for longer than the health monitor needs, at worst, to eject
+      // it (two failed checks: 2 x (150 ms interval + 250 ms timeout)), so
+      // that every kill can be detected before the restart.
+      const downMs = 900 + random() * 600;
       timers.push(
         setTimeout(() => {
           refusing
