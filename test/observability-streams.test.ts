@@ -12,13 +12,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  MeterProvider,
-  MetricReader,
-  type HistogramMetricData,
-  type DataPoint,
-  type Histogram,
-} from "@opentelemetry/sdk-metrics";
+import { MeterProvider, MetricReader, type HistogramMetricData } from "@opentelemetry/sdk-metrics";
 import { PluginClient, implement, inProcess } from "../src/index.js";
 import { clientObservability, serverObservability } from "../src/observability.js";
 import { KV, handshake } from "../examples/kv/shared.js";
@@ -51,7 +45,7 @@ async function points(
   for (const scope of resourceMetrics.scopeMetrics) {
     for (const metric of scope.metrics) {
       if (metric.descriptor.name !== name) continue;
-      for (const p of (metric as HistogramMetricData).dataPoints as Array<DataPoint<Histogram>>) {
+      for (const p of (metric as HistogramMetricData).dataPoints) {
         out.push({
           method: String(p.attributes["rpc.method"]),
           code: String(p.attributes["rpc.response.status_code"] ?? "ok"),
