@@ -190,6 +190,7 @@ async function serveLaunched(
           shutdownSignal: server.routerOptions.shutdownSignal,
           readMaxBytes: options.readMaxBytes,
           writeMaxBytes: options.writeMaxBytes,
+          onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
       : await PluginHttpServer.listen(

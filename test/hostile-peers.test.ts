@@ -1,0 +1,289 @@
+/**
+ * Hostile peers cost bounded memory and time, and are cut off with a logged
+ * reason: a lying 4 GiB length prefix, a frame that never finishes
+ * (slowloris), thousands of calls on one connection, an oversized frame for
+ * a call that was never opened, and the same hostility from a plugin towards
+ * its host. Memory bounds are measured in this process (the server runs
+ * here) as the heap and buffers retained after a garbage collection.
+ */
+import * as net from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
+import { KV } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createFramedTransport } from "../src/transport/framed/client.js";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
+  FrameReader,
+  FrameType,
+  encodeFrame,
+  jsonPayload,
+  parseJson,
+} from "../src/transport/framed/frames.js";
+import { FramedServer } from "../src/transport/framed/server.js";
+import { tempDir, waitFor } from "./helpers.js";
+
+const MiB = 1024 * 1024;
+
+/** A header that announces `length` payload bytes. */
+function header(type: number, id: number, length: number): Buffer {
+  const b = Buffer.alloc(FRAME_HEADER_BYTES);
+  b.writeUInt32BE(length, 0);
+  b.writeUInt8(type, 4);
+  b.writeUInt32BE(id, 5);
+  return b;
+}
+
+/** Resolves with the ms from now until the socket closes. */
+function closedWithin(socket: net.Socket): Promise<number> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve(0);
+    socket.once("close", () => resolve(performance.now() - start));
+  });
+}
+
+/** The trailers the server sends, by call id. */
+interface Trailer {
+  e?: { c: number; m: string };
+}
+function trailers(socket: net.Socket): Map<number, Trailer> {
+  const got = new Map<number, Trailer>();
+  const reader = new FrameReader((type, id, payload) => {
+    if (type === FrameType.trailer) got.set(id, (parseJson(payload) as Trailer | undefined) ?? {});
+  });
+  socket.on("data", (chunk: Buffer) => reader.push(chunk));
+  return got;
+}
+
+// The garbage collector, so that a measurement counts what is retained, not garbage.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/** MiB of JavaScript heap and buffers this process retains. */
+function retainedMiB(): number {
+  gc();
+  const m = process.memoryUsage();
+  return (m.heapUsed + m.arrayBuffers) / MiB;
+}
+
+const routes = (router: ConnectRouter): void => {
+  router.service(KV, {
+    get: () => ({ value: new Uint8Array([1]) }),
+    put: () => ({}),
+    // Streams that never end on their own: each open call stays open.
+    async *watch(_req, ctx) {
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      yield { key: "", value: new Uint8Array() };
+    },
+    putMany: async (reqs) => {
+      let count = 0;
+      for await (const _ of reqs) count++;
+      return { count };
+    },
+    async *exchange() {},
+  });
+};
+
+describe("a hostile peer of a framed server", () => {
+  const FRAME_TIMEOUT_MS = 1_000;
+  const MAX_CALLS = 100;
+  let server: FramedServer;
+  let path: string;
+  const cutOff: string[] = [];
+  before(async () => {
+    path = join(tempDir("cphp-"), "f.sock");
+    server = await FramedServer.listen(
+      routes,
+      { network: "unix", path },
+      {
+        readMaxBytes: MiB,
+        frameTimeoutMs: FRAME_TIMEOUT_MS,
+        maxConcurrentCalls: MAX_CALLS,
+        onPeerCutOff: (reason) => cutOff.push(reason),
+      },
+    );
+  });
+  after(() => server.close());
+
+  async function connect(): Promise<net.Socket> {
+    const socket = net.connect(path);
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    return socket;
+  }
+
+  test("a 4 GiB length prefix: cut off at once, with the reason logged", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const closed = closedWithin(socket);
+    socket.write(header(FrameType.message, 1, 0xffffffff));
+    const ms = await closed;
+    assert.ok(ms < 2_000, `closed after ${ms.toFixed(0)} ms (bound 2000)`);
+    assert.deepEqual(cutOff.slice(before), [
+      `framed connection from a local peer cut off: frame of 4294967295 bytes exceeds the limit of ${DEFAULT_MAX_FRAME_BYTES}`,
+    ]);
+  });
+
+  test("a 200 MiB frame (over readMaxBytes 1 MiB) is skipped, not buffered: 64 MiB sent, < 8 MiB retained", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const got = trailers(socket);
+    // Open a call, then send it a message that announces 200 MiB.
+    socket.write(encodeFrame(FrameType.open, 7, jsonPayload({ p: "/example.kv.v1.KV/PutMany" })));
+    socket.write(header(FrameType.message, 7, 200 * MiB));
+    const chunk = Buffer.alloc(MiB, 0x61);
+    const before0 = retainedMiB();
+    for (let i = 0; i < 64; i++) {
+      if (!socket.write(chunk)) await new Promise((resolve) => socket.once("drain", resolve));
+    }
+    await waitFor("the call's trailer", () => got.has(7), 5_000);
+    const grown = retainedMiB() - before0;
+    assert.ok(grown < 8, `${grown.toFixed(1)} MiB retained after 64 MiB were skipped`);
+    assert.equal(got.get(7)?.e?.c, Code.ResourceExhausted);
+    assert.equal(got.get(7)?.e?.m, "message size is larger than configured readMaxBytes 1048576");
+    // The rest of the 200 MiB never comes: the skip is a frame in progress too.
+    const ms = await closedWithin(socket);
+    assert.ok(ms < FRAME_TIMEOUT_MS + 2_000, `closed after ${ms.toFixed(0)} ms`);
+    assert.match(cutOff.slice(before).join("\n"), /a frame was still incomplete 1000 ms after/);
+  });
+
+  test("slowloris: a frame trickled one byte at a time is cut off within its frame timeout", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const closed = closedWithin(socket);
+    const frame = encodeFrame(FrameType.open, 1, jsonPayload({ p: "/example.kv.v1.KV/Get" }));
+    let i = 0;
+    const trickle = setInterval(() => {
+      if (i < frame.length && !socket.destroyed) socket.write(frame.subarray(i, ++i));
+    }, 100);
+    try {
+      const ms = await closed;
+      assert.ok(i < frame.length, "the frame was never finished");
+      assert.ok(
+        ms >= FRAME_TIMEOUT_MS - 50 && ms < FRAME_TIMEOUT_MS + 2_000,
+        `closed after ${ms.toFixed(0)} ms (frame timeout ${FRAME_TIMEOUT_MS} ms)`,
+      );
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.deepEqual(cutOff.slice(before), [
+      `framed connection from a local peer cut off: a frame was still incomplete ${FRAME_TIMEOUT_MS} ms after its first byte`,
+    ]);
+  });
+
+  test("20,000 calls opened on one connection: 100 run, the rest are refused at once", async () => {
+    const socket = await connect();
+    const got = trailers(socket);
+    const N = 20_000;
+    const before0 = retainedMiB();
+    const frames: Buffer[] = [];
+    for (let id = 1; id <= N; id++) {
+      frames.push(
+        encodeFrame(FrameType.open, id, jsonPayload({ p: "/example.kv.v1.KV/Watch" })),
+        encodeFrame(FrameType.message, id),
+        encodeFrame(FrameType.end, id),
+      );
+    }
+    socket.write(Buffer.concat(frames));
+    await waitFor("answers to the refused calls", () => got.size >= N - MAX_CALLS, 20_000);
+    const grown = retainedMiB() - before0;
+    const refused = [...got.values()].filter(
+      (t) =>
+        t.e?.c === Code.ResourceExhausted &&
+        t.e.m === `too many concurrent calls on one connection (limit ${MAX_CALLS})`,
+    );
+    assert.equal(refused.length, N - MAX_CALLS);
+    assert.equal(got.size, N - MAX_CALLS, "the 100 admitted calls are still running");
+    // The 60,000 frames' trailers and this test's own copies are counted too.
+    assert.ok(grown < 32, `${grown.toFixed(1)} MiB retained after ${N} calls`);
+    // Cancelling frees the slots: a new call runs.
+    socket.write(
+      Buffer.concat(
+        Array.from({ length: MAX_CALLS }, (_, i) => encodeFrame(FrameType.cancel, i + 1)),
+      ),
+    );
+    socket.write(
+      Buffer.concat([
+        encodeFrame(FrameType.open, N + 1, jsonPayload({ p: "/example.kv.v1.KV/Get" })),
+        encodeFrame(FrameType.message, N + 1),
+        encodeFrame(FrameType.end, N + 1),
+      ]),
+    );
+    await waitFor("the call after the cancels", () => got.has(N + 1), 5_000);
+    assert.equal(got.get(N + 1)?.e, undefined);
+    socket.destroy();
+  });
+
+  test("an oversized open frame is answered: its call fails with ResourceExhausted", async () => {
+    const socket = await connect();
+    const got = trailers(socket);
+    const huge = jsonPayload({ p: "/example.kv.v1.KV/Get", h: [["x-big", "a".repeat(2 * MiB)]] });
+    socket.write(encodeFrame(FrameType.open, 9, huge));
+    await waitFor("the trailer of call 9", () => got.has(9), 5_000);
+    assert.deepEqual(got.get(9)?.e, {
+      c: Code.ResourceExhausted,
+      m: `request headers are larger than ${MiB} bytes`,
+    });
+    socket.destroy();
+  });
+});
+
+describe("a hostile plugin towards its host, over the framed transport", () => {
+  test("a 4 GiB length prefix from the plugin fails the host's calls with the reason", async () => {
+    const path = join(tempDir("cphp-"), "evil.sock");
+    const evil = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.write(header(FrameType.message, 1, 0xffffffff)));
+    });
+    await new Promise<void>((resolve) => evil.listen(path, resolve));
+    const transport = createFramedTransport({ network: "unix", address: path });
+    try {
+      const kv = createClient(KV, transport.transport);
+      const error = await kv.get({ key: "k" }).then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.equal(error.code, Code.Unavailable);
+      assert.equal(
+        error.rawMessage,
+        `connection to the plugin failed: frame of 4294967295 bytes exceeds the limit of ${DEFAULT_MAX_FRAME_BYTES}`,
+      );
+    } finally {
+      transport.close();
+      evil.close();
+    }
+  });
+
+  test("a request message over the 256 MiB frame limit fails before it is sent, naming the limit", async () => {
+    const path = join(tempDir("cphp-"), "quiet.sock");
+    let received = 0;
+    const quiet = net.createServer((socket) =>
+      socket.on("data", (b: Buffer) => (received += b.length)),
+    );
+    await new Promise<void>((resolve) => quiet.listen(path, resolve));
+    const transport = createFramedTransport({ network: "unix", address: path });
+    try {
+      const kv = createClient(KV, transport.transport);
+      const error = await kv.put({ key: "k", value: new Uint8Array(DEFAULT_MAX_FRAME_BYTES) }).then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.equal(error.code, Code.ResourceExhausted);
+      assert.match(
+        error.rawMessage,
+        new RegExp(
+          `^message size ${DEFAULT_MAX_FRAME_BYTES + 9} is larger than the framed transport's frame limit ${DEFAULT_MAX_FRAME_BYTES}$`,
+        ),
+      );
+      assert.equal(received, 0, "nothing was sent");
+    } finally {
+      transport.close();
+      quiet.close();
+    }
+  });
+});
