@@ -6,6 +6,8 @@
  * its host. Memory bounds are measured in this process (the server runs
  * here) as the heap and buffers retained after a garbage collection.
  */
+import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -25,7 +27,9 @@ import {
   parseJson,
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
-import { tempDir, waitFor } from "./helpers.js";
+import { PluginHttpServer } from "../src/transport/http-server.js";
+import { remote } from "../src/index.js";
+import { kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -65,8 +69,12 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 /** MiB of JavaScript heap and buffers this process retains. */
-function retainedMiB(): number {
-  gc();
+async function retainedMiB(): Promise<number> {
+  // Buffers' memory is released after the collection, off the main thread.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const m = process.memoryUsage();
   return (m.heapUsed + m.arrayBuffers) / MiB;
 }
@@ -137,12 +145,12 @@ describe("a hostile peer of a framed server", () => {
     socket.write(encodeFrame(FrameType.open, 7, jsonPayload({ p: "/example.kv.v1.KV/PutMany" })));
     socket.write(header(FrameType.message, 7, 200 * MiB));
     const chunk = Buffer.alloc(MiB, 0x61);
-    const before0 = retainedMiB();
+    const before0 = await retainedMiB();
     for (let i = 0; i < 64; i++) {
       if (!socket.write(chunk)) await new Promise((resolve) => socket.once("drain", resolve));
     }
     await waitFor("the call's trailer", () => got.has(7), 5_000);
-    const grown = retainedMiB() - before0;
+    const grown = (await retainedMiB()) - before0;
     assert.ok(grown < 8, `${grown.toFixed(1)} MiB retained after 64 MiB were skipped`);
     assert.equal(got.get(7)?.e?.c, Code.ResourceExhausted);
     assert.equal(got.get(7)?.e?.m, "message size is larger than configured readMaxBytes 1048576");
@@ -180,7 +188,7 @@ describe("a hostile peer of a framed server", () => {
     const socket = await connect();
     const got = trailers(socket);
     const N = 20_000;
-    const before0 = retainedMiB();
+    const before0 = await retainedMiB();
     const frames: Buffer[] = [];
     for (let id = 1; id <= N; id++) {
       frames.push(
@@ -191,7 +199,7 @@ describe("a hostile peer of a framed server", () => {
     }
     socket.write(Buffer.concat(frames));
     await waitFor("answers to the refused calls", () => got.size >= N - MAX_CALLS, 20_000);
-    const grown = retainedMiB() - before0;
+    const grown = (await retainedMiB()) - before0;
     const refused = [...got.values()].filter(
       (t) =>
         t.e?.c === Code.ResourceExhausted &&
@@ -284,6 +292,189 @@ describe("a hostile plugin towards its host, over the framed transport", () => {
     } finally {
       transport.close();
       quiet.close();
+    }
+  });
+});
+
+// --- HTTP/2 in network mode -------------------------------------------------
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+function h2Frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Uint8Array = Buffer.alloc(0),
+): Buffer {
+  const b = Buffer.alloc(9);
+  b.writeUIntBE(payload.length, 0, 3);
+  b.writeUInt8(type, 3);
+  b.writeUInt8(flags, 4);
+  b.writeUInt32BE(stream, 5);
+  return Buffer.concat([b, payload]);
+}
+
+/** HPACK literals without Huffman coding (RFC 7541 6.2.2); values under 127 bytes. */
+function requestHeaders(path: string): Buffer {
+  const literal = (index: number, value: string): Buffer =>
+    Buffer.concat([
+      index < 15 ? Buffer.from([index]) : Buffer.from([0x0f, index - 15]),
+      Buffer.from([value.length]),
+      Buffer.from(value),
+    ]);
+  return Buffer.concat([
+    Buffer.from([0x83, 0x86]), // :method POST, :scheme http
+    literal(4, path),
+    literal(1, "127.0.0.1"),
+    literal(31, "application/connect+proto"),
+  ]);
+}
+
+/** A raw HTTP/2 client socket that has sent its preface and SETTINGS. */
+async function h2Raw(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  socket.on("data", () => {}); // read and ignore what the server says
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(Buffer.concat([PREFACE, h2Frame(4, 0, 0)]));
+  return socket;
+}
+
+function vmRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
+describe("a hostile HTTP/2 peer of a network-mode plugin", () => {
+  let network: Awaited<ReturnType<typeof startNetworkPlugin>>;
+  let port: number;
+  let log = "";
+  before(async () => {
+    network = await startNetworkPlugin("kv");
+    network.child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+    port = Number(new URL(network.url).port);
+  });
+  after(() => network.stop());
+
+  test("5,000 streams opened at once: the session is cut off with a logged reason, plugin RSS < 64 MiB more", async () => {
+    const rss0 = vmRssMiB(network.child.pid as number);
+    const socket = await h2Raw(port);
+    const closed = closedWithin(socket);
+    const frames: Buffer[] = [];
+    const headers = requestHeaders("/example.kv.v1.KV/Watch");
+    for (let i = 0; i < 5_000; i++) frames.push(h2Frame(1, 0x4, 2 * i + 1, headers));
+    socket.write(Buffer.concat(frames));
+    const ms = await closed;
+    const grown = vmRssMiB(network.child.pid as number) - rss0;
+    assert.ok(ms < 5_000, `closed after ${ms.toFixed(0)} ms`);
+    assert.ok(grown < 64, `plugin RSS grew by ${grown.toFixed(1)} MiB`);
+    await waitFor("the log line", () => log.includes("cut off"));
+    assert.match(
+      log,
+      /"@message":"HTTP\/2 session from 127\.0\.0\.1:\d+ cut off: Too many invalid HTTP\/2 frames"/,
+    );
+    // Other clients are served.
+    const kv = kvClient(remote(network.url));
+    await kv.start();
+    try {
+      await kv.dispense("kv").put({ key: "after", value: new Uint8Array([1]) });
+    } finally {
+      await kv.close();
+    }
+  });
+
+  test("a 4 GiB message length prefix is refused at once with ResourceExhausted, plugin RSS < 64 MiB more", async () => {
+    const rss0 = vmRssMiB(network.child.pid as number);
+    const session = http2.connect(network.url);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/example.kv.v1.KV/PutMany",
+        "content-type": "application/connect+proto",
+      });
+      stream.on("error", () => {});
+      const body: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => body.push(chunk));
+      // Envelope: flags 0, length 0xffffffff, then the first MiB of the
+      // "message". (A client that pushes on past node's maxSessionMemory,
+      // 10 MB, has its stream reset with ENHANCE_YOUR_CALM.)
+      stream.write(Buffer.from([0, 0xff, 0xff, 0xff, 0xff]));
+      stream.write(Buffer.alloc(MiB));
+      const text = (): string => Buffer.concat(body).toString();
+      await waitFor("the error", () => text().includes("resource_exhausted"), 5_000);
+      assert.match(
+        text(),
+        /\{"error":\{"code":"resource_exhausted","message":"message size 4294967295 is larger than configured readMaxBytes 268435456"\}\}$/,
+      );
+      const grown = vmRssMiB(network.child.pid as number) - rss0;
+      assert.ok(grown < 64, `plugin RSS grew by ${grown.toFixed(1)} MiB`);
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
+  test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
+    const reasons: string[] = [];
+    const server = await PluginHttpServer.listen(
+      (_req, res) => res.end(),
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      { acceptHttp1: true, frameTimeoutMs: 1_000, onPeerCutOff: (r) => reasons.push(r) },
+    );
+    try {
+      const socket = await h2Raw((server.bound as { port: number }).port);
+      const closed = closedWithin(socket);
+      const frame = h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get"));
+      let i = 0;
+      const trickle = setInterval(() => {
+        if (i < frame.length && !socket.destroyed) socket.write(frame.subarray(i, ++i));
+      }, 100);
+      try {
+        const ms = await closed;
+        assert.ok(i < frame.length, "the frame was never finished");
+        assert.ok(
+          ms >= 950 && ms < 3_000,
+          `closed after ${ms.toFixed(0)} ms (frame timeout 1000 ms)`,
+        );
+      } finally {
+        clearInterval(trickle);
+      }
+      assert.equal(reasons.length, 1);
+      assert.match(
+        reasons[0] ?? "",
+        /^HTTP\/2 connection from 127\.0\.0\.1:\d+ cut off: a frame was still incomplete 1000 ms after its first byte$/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("an idle connection between frames is not cut off by the frame timeout", async () => {
+    const reasons: string[] = [];
+    const server = await PluginHttpServer.listen(
+      (_req, res) => res.end(),
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      { acceptHttp1: true, frameTimeoutMs: 300, onPeerCutOff: (r) => reasons.push(r) },
+    );
+    try {
+      const session = http2.connect(`http://127.0.0.1:${(server.bound as { port: number }).port}`);
+      const get = (): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = session.request({ ":path": "/" });
+          req.on("response", (h) => resolve(Number(h[":status"])));
+          req.on("error", reject);
+          req.resume();
+          req.end();
+        });
+      assert.equal(await get(), 200);
+      await new Promise((r) => setTimeout(r, 1_000)); // idle for over three frame timeouts
+      assert.equal(await get(), 200);
+      assert.deepEqual(reasons, []);
+      session.destroy();
+    } finally {
+      await server.close();
     }
   });
 });

@@ -15,6 +15,7 @@ import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
 import { PluginHttpServer, type NodeHandler, type ServerTls } from "../transport/http-server.js";
 import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import { CorsPolicy, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
@@ -59,13 +60,14 @@ export interface ServeOptions extends PluginServerOptions {
   /**
    * Largest request message accepted, in bytes; larger ones fail with
    * ResourceExhausted ("message size is larger than configured
-   * readMaxBytes M"). Default: connect-node's 4 GiB over HTTP, and the frame
-   * limit, 256 MiB, on the framed transport (which also caps it there).
+   * readMaxBytes M"). Default 256 MiB, the framed transport's frame limit
+   * (which also caps it there).
    */
   readonly readMaxBytes?: number;
   /**
    * Largest response message sent, in bytes; larger ones fail with
-   * ResourceExhausted. Default and cap as for readMaxBytes.
+   * ResourceExhausted. Default: connect-node's 4 GiB over HTTP, and the frame
+   * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly writeMaxBytes?: number;
   /**
@@ -265,7 +267,11 @@ async function serveNetwork(
         : (req, res) =>
             req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
       target,
-      { acceptHttp1: true, ...(tls !== undefined && { tls }) },
+      {
+        acceptHttp1: true,
+        onPeerCutOff: (reason) => pluginLog("warn", reason),
+        ...(tls !== undefined && { tls }),
+      },
     );
   } catch (error) {
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
@@ -388,7 +394,9 @@ async function handler(
     fallback: unimplementedFallback(() => services),
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
-    ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),
+    // connect-node's default is 4 GiB, which a hostile length prefix could
+    // make it buffer; the framed transport's limit serves HTTP as well.
+    readMaxBytes: options.readMaxBytes ?? DEFAULT_MAX_FRAME_BYTES,
     ...(options.writeMaxBytes !== undefined && { writeMaxBytes: options.writeMaxBytes }),
     // The caller's address, for per-client limits (see clientAddress).
     contextValues: (req) =>

@@ -151,7 +151,7 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
  */
 export function readFrames(
   socket: Socket,
-  reader: FrameReader,
+  reader: Pick<FrameReader, "push" | "partial">,
   timeoutMs: number,
   cutOff: (why: string) => void,
 ): void {
