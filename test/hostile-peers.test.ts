@@ -28,8 +28,8 @@ import {
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
 import { PluginHttpServer } from "../src/transport/http-server.js";
-import { remote } from "../src/index.js";
-import { kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
+import { remote, type LogRecord } from "../src/index.js";
+import { fixture, kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
 
 const MiB = 1024 * 1024;
 
@@ -475,6 +475,62 @@ describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
       session.destroy();
     } finally {
       await server.close();
+    }
+  });
+});
+
+// --- a plugin that floods the host with stderr -------------------------------
+
+describe("a plugin that writes stderr without end", () => {
+  test("the host logs a bounded share, says it drops lines, and keeps serving calls", async () => {
+    let stderrBytes = 0;
+    let stderrLines = 0;
+    const warnings: string[] = [];
+    // Counts rather than keeps records: the test must not hold the flood itself.
+    const logger = {
+      log(record: LogRecord): void {
+        if (record.source === "stderr") {
+          stderrLines++;
+          stderrBytes += record.message.length;
+        } else if (record.source === "host" && record.level === "warn") {
+          warnings.push(record.message);
+        }
+      },
+    };
+    const client = kvClient(fixture("flood-forever"), { logger });
+    await client.start();
+    try {
+      await waitFor("the flood warning", () => warnings.length > 0, 30_000);
+      assert.equal(
+        warnings[0],
+        "the plugin floods its output (over 5,000 lines or 4 MiB per second): dropping its lines until it slows down",
+      );
+      // Over the next 3 s, at most the sustained budget is logged (4 MiB/s),
+      // plus what was left of the bucket when the window opened (under 2 MiB).
+      const heap0 = await retainedMiB();
+      const bytes0 = stderrBytes;
+      const start = performance.now();
+      const kv = client.dispense("kv");
+      let calls = 0;
+      let slowest = 0;
+      while (performance.now() - start < 3_000) {
+        const t = performance.now();
+        await kv.put({ key: "k", value: new Uint8Array([calls++]) });
+        slowest = Math.max(slowest, performance.now() - t);
+      }
+      const logged = (stderrBytes - bytes0) / MiB;
+      const seconds = (performance.now() - start) / 1000;
+      assert.ok(
+        logged <= 4 * seconds + 2,
+        `${logged.toFixed(1)} MiB of stderr logged in ${seconds.toFixed(1)} s (budget 4 MiB/s)`,
+      );
+      const grown = (await retainedMiB()) - heap0;
+      assert.ok(grown < 32, `host retained ${grown.toFixed(1)} MiB more during the flood`);
+      assert.ok(slowest < 1_000, `slowest call ${slowest.toFixed(0)} ms during the flood`);
+      assert.ok(calls > 10, `${calls} calls answered during the flood`);
+      assert.ok(stderrLines > 0);
+    } finally {
+      await client.close();
     }
   });
 });

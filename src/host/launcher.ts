@@ -6,7 +6,8 @@ import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
-import { notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
+import { hostRecord, notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
+import { OutputBudget } from "../logging/output-budget.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -217,8 +218,10 @@ export class PluginProcess {
     children.set(child, socketParent);
 
     const stderrTail = new TailBuffer();
+    const budget = floodGuard(logger, name);
     const stderr = new LineSplitter((line) => {
       stderrTail.push(line);
+      if (!budget.admit(line.length)) return;
       logger.log(options.stderrRecord?.(line) ?? parsePluginLine(line, name, "stderr", "info"));
     });
     child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
@@ -329,7 +332,7 @@ export class PluginProcess {
       const stdout = new LineSplitter((line) => {
         if (handshakeSeen) {
           // Output after the handshake is forwarded, never dropped.
-          logger.log(parsePluginLine(line, name, "stdout", "info"));
+          if (budget.admit(line.length)) logger.log(parsePluginLine(line, name, "stdout", "info"));
           return;
         }
         handshakeSeen = true;
@@ -420,4 +423,20 @@ function installExitHook(): void {
       rmSync(socketParent, { recursive: true, force: true });
     }
   });
+}
+
+/** The output budget of one plugin, saying in the log when it drops lines and how many. */
+function floodGuard(logger: Logger, name: string): OutputBudget {
+  return new OutputBudget((dropping, dropped) =>
+    logger.log(
+      dropping
+        ? hostRecord(
+            name,
+            "warn",
+            "the plugin floods its output (over 5,000 lines or 4 MiB per second): " +
+              "dropping its lines until it slows down",
+          )
+        : hostRecord(name, "warn", `dropped ${dropped} lines of the plugin's output`, { dropped }),
+    ),
+  );
 }
