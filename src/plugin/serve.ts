@@ -17,7 +17,7 @@ import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
-import { CorsPolicy, type CorsOptions } from "../security/cors.js";
+import { CorsEnv, CorsPolicy, list, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { pluginLog } from "./plugin-log.js";
@@ -83,6 +83,12 @@ export interface ServeOptions extends PluginServerOptions {
    * does the same without a code change.
    */
   readonly cors?: CorsOptions;
+  /**
+   * Network mode on a loopback address: Host names answered besides loopback
+   * ones (DNS-rebinding guard, see HostGuard); ["*"] turns the check off.
+   * CONNECT_PLUGIN_ALLOWED_HOSTS does the same without a code change.
+   */
+  readonly allowedHosts?: readonly string[];
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -259,7 +265,13 @@ async function serveNetwork(
     const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
     const refused = (origin: string): void =>
       pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
-    const rpc = CorsPolicy.wrap(cors, await handler(server, guard, options), refused);
+    const allowedHosts = options.allowedHosts ?? list(process.env[CorsEnv.allowedHosts]);
+    const rpc = CorsPolicy.wrap(
+      cors,
+      await handler(server, guard, options),
+      refused,
+      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
+    );
     const metrics = options.metrics;
     http = await PluginHttpServer.listen(
       metrics === undefined
