@@ -391,6 +391,8 @@ export class PluginClient<
       parts.guard.close();
       parts.transport.close();
       await parts.process?.kill(2_000);
+      // An in-process plugin's server is stopped like a process is killed.
+      await parts.server?.shutdown("the host could not start the plugin", 0);
       throw error;
     }
   }

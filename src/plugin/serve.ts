@@ -20,6 +20,7 @@ import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir
 import { CorsEnv, CorsPolicy, list, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
+import { isAuthInterceptor } from "../security/auth.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
@@ -286,6 +287,9 @@ async function serveNetwork(
       },
     );
   } catch (error) {
+    // Nothing was served, but the server's shutdown signal and status
+    // listeners exist: end them, as a successful serve's shutdown would.
+    await server.shutdown("could not listen", 0);
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
     // A plugin run as a service: one line saying what is wrong, and an exit
     // code, rather than an unhandled rejection's stack trace.
@@ -309,7 +313,10 @@ async function serveNetwork(
     versions: server.versions,
   });
   if (everywhere && tls === undefined) {
-    pluginLog("warn", plaintextWarning(bound.address, (options.interceptors ?? []).length > 0));
+    // Only real authentication silences "without authentication": a logging
+    // or rate-limit interceptor checks nobody.
+    const auth = (options.interceptors ?? []).some(isAuthInterceptor);
+    pluginLog("warn", plaintextWarning(bound.address, auth));
   }
   return handle;
 }
