@@ -8,6 +8,7 @@ import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-li
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
 import { hostRecord, notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
 import { OutputBudget } from "../logging/output-budget.js";
+import { exceededLimit, limitedCommand, type ResourceLimits } from "./resource-limits.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -22,6 +23,8 @@ export interface PluginExit {
   readonly description: string;
   /** The last lines the plugin wrote to stderr. */
   readonly stderrTail: string;
+  /** The resource limit it ran into, in words ("its CPU time limit of 2 s"), if any. */
+  readonly exceeded?: string;
 }
 
 export interface LaunchOptions {
@@ -51,6 +54,8 @@ export interface LaunchOptions {
   readonly transports?: readonly string[];
   /** Turns a stderr line into a log record (default: JSON or plain at info). */
   readonly stderrRecord?: (line: string) => LogRecord;
+  /** OS limits on memory, CPU time and open files (see resource-limits.ts). */
+  readonly limits?: ResourceLimits;
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -184,7 +189,8 @@ export class PluginProcess {
       rmSync(socketParent, { recursive: true, force: true });
     };
     try {
-      child = spawn(options.command, [...options.args], {
+      const run = limitedCommand(options.command, options.args, options.limits);
+      child = spawn(run.command, run.args, {
         cwd: options.cwd,
         env: {
           ...inheritedEnv(),
@@ -240,12 +246,18 @@ export class PluginProcess {
         const finish = (): void => {
           for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
           removeSocketParent();
+          const tail = stderrTail.toString();
+          const exceeded = exceededLimit(options.limits, signal, tail);
           resolve({
             code,
             signal,
-            description: describeExit(code, signal),
-            stderrTail: stderrTail.toString(),
+            description:
+              exceeded === undefined
+                ? describeExit(code, signal)
+                : `exceeded ${exceeded} (${describeExit(code, signal).replace(/^was /, "")})`,
+            stderrTail: tail,
             exitedAt,
+            ...(exceeded !== undefined && { exceeded }),
           });
         };
         const timer = setTimeout(finish, 200);
