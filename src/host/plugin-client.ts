@@ -521,8 +521,12 @@ function describeSource(source: PluginSource): string {
   switch (source.kind) {
     case "subprocess":
       return [source.command, ...source.args].join(" ");
-    case "remote":
-      return source.url.toString();
+    case "remote": {
+      // Credentials in a URL must not reach messages, logs or the status page.
+      const url = new URL(source.url);
+      if (url.password !== "") url.password = "***";
+      return url.toString();
+    }
     case "in-process":
       return "(in process)";
     case "cluster":
