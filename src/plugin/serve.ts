@@ -25,6 +25,7 @@ import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
 import { unimplementedFallback } from "./grpc-unimplemented.js";
+import { reflectionRoutes } from "./reflection.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -90,6 +91,13 @@ export interface ServeOptions extends PluginServerOptions {
    * CONNECT_PLUGIN_ALLOWED_HOSTS does the same without a code change.
    */
   readonly allowedHosts?: readonly string[];
+  /**
+   * Network mode: serve gRPC server reflection (grpc.reflection.v1 and
+   * v1alpha) for the plugin's services, so that grpcurl and other tools can
+   * list and call them. On by default; reflection calls pass the same
+   * interceptors (auth) as every other call. `false` turns it off.
+   */
+  readonly reflection?: boolean;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -267,9 +275,10 @@ async function serveNetwork(
     const refused = (origin: string): void =>
       pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
     const allowedHosts = options.allowedHosts ?? list(process.env[CorsEnv.allowedHosts]);
+    const routes = options.reflection === false ? undefined : reflectionRoutes;
     const rpc = CorsPolicy.wrap(
       cors,
-      await handler(server, guard, options),
+      await handler(server, guard, options, routes),
       refused,
       target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
     );
