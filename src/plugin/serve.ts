@@ -296,9 +296,6 @@ async function serveNetwork(
       },
     );
   } catch (error) {
-    // Nothing was served, but the server's shutdown signal and status
-    // listeners exist: end them, as a successful serve's shutdown would.
-    await server.shutdown("could not listen", 0);
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
     // A plugin run as a service: one line saying what is wrong, and an exit
     // code, rather than an unhandled rejection's stack trace.
@@ -306,6 +303,9 @@ async function serveNetwork(
       pluginLog("error", message);
       process.exit(EXIT_CANNOT_SERVE);
     }
+    // Nothing was served, but the server's shutdown signal and status
+    // listeners exist: end them, as a successful serve's shutdown would.
+    await server.shutdown("could not listen", 0);
     throw new Error(message, { cause: error });
   }
   const handle = lifecycle(server, http, undefined, options, "network", {
