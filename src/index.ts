@@ -17,6 +17,7 @@ export type {
   PluginName,
 } from "./host/plugin-client.js";
 export { inProcess, remote, subprocess } from "./host/sources.js";
+export type { ResourceLimits } from "./host/resource-limits.js";
 export type {
   ClientTls,
   InProcessSource,

@@ -41,7 +41,12 @@ export {
 } from "./manifest/manifest.js";
 export { computeFiles } from "./manifest/files.js";
 export { hostPlatform } from "./manifest/platform.js";
-export type { Entrypoint, PluginManifest, ProvidedPlugin } from "./manifest/types.js";
+export type {
+  Entrypoint,
+  ManifestLimits,
+  PluginManifest,
+  ProvidedPlugin,
+} from "./manifest/types.js";
 export { canonicalJson } from "./security/canonical.js";
 export {
   generateKeyPair,

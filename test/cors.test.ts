@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as http from "node:http";
 import { test } from "node:test";
 import { cors as connectCors } from "@connectrpc/connect";
 import { serve, type ServeHandle, type ServeOptions } from "../src/index.js";
@@ -216,4 +217,71 @@ test("CORS: serve() rejects a bad cors option before it listens", async () => {
     }),
     /invalid CORS origin "\*.example.com"/,
   );
+});
+
+/** A raw HTTP/1.1 request, so that Host and Sec-Fetch-Site can be set as a browser would. */
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: hostname,
+        port,
+        method: "GET",
+        path: "/example.kv.v1.KV/Get?encoding=json&message=%7B%7D",
+        headers,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+test("CORS: a cross-site browser request without Origin (a no-cors GET) is refused; same-origin and non-browser ones are not", async () => {
+  await withPlugin({}, async (url) => {
+    for (const site of ["cross-site", "same-site"]) {
+      const res = await rawGet(url, { "sec-fetch-site": site });
+      assert.equal(res.status, 403);
+      assert.equal(res.body, `a ${site} browser request without an Origin header is refused\n`);
+    }
+    const fine: Record<string, string>[] = [
+      { "sec-fetch-site": "same-origin" },
+      { "sec-fetch-site": "none" },
+      {},
+    ];
+    for (const headers of fine) {
+      const res = await rawGet(url, headers);
+      assert.notEqual(res.status, 403, JSON.stringify(headers));
+    }
+  });
+});
+
+test("DNS rebinding: a loopback plugin refuses a Host that is not a loopback name, unless allowed", async () => {
+  await withPlugin({}, async (url) => {
+    const res = await rawGet(url, { host: "evil.example:80" });
+    assert.equal(res.status, 403);
+    assert.equal(
+      res.body,
+      'Host "evil.example" refused: this plugin listens on loopback and answers only loopback names ' +
+        "(a guard against DNS rebinding); add the name to CONNECT_PLUGIN_ALLOWED_HOSTS or serve()'s allowedHosts\n",
+    );
+    for (const host of ["localhost:1", "127.0.0.1", "127.1.2.3:9", "[::1]:80"]) {
+      assert.notEqual((await rawGet(url, { host })).status, 403, host);
+    }
+  });
+  await withPlugin({ allowedHosts: ["plugin.internal"] }, async (url) => {
+    assert.notEqual((await rawGet(url, { host: "plugin.internal:8080" })).status, 403);
+    assert.equal((await rawGet(url, { host: "evil.example" })).status, 403);
+  });
+  await withPlugin({ allowedHosts: ["*"] }, async (url) => {
+    assert.notEqual((await rawGet(url, { host: "evil.example" })).status, 403);
+  });
 });

@@ -70,6 +70,16 @@ describe("manifest validation names the field", () => {
       /entrypoints: has the key "linux", which is not os\/arch/,
     );
   });
+  test("resource limits: accepted as whole numbers, anything else names the field", () => {
+    const limits = { memoryMiB: 256, cpuSeconds: 60, openFiles: 1024 };
+    assert.deepEqual(validateManifest({ ...good, limits }).limits, limits);
+    invalid({ ...good, limits: { memoryMiB: 8 } }, /limits.memoryMiB: must be >= 16/);
+    invalid({ ...good, limits: { cpuSeconds: 1.5 } }, /limits.cpuSeconds: must be integer/);
+    invalid(
+      { ...good, limits: { memory: 1 } },
+      /^invalid manifest test.json: limits.memory: is not a known field$/,
+    );
+  });
   test("an unknown runtime", () => {
     invalid(
       { ...good, entrypoints: { "linux/amd64": { file: "bin/greeter", runtime: "python" } } },

@@ -93,15 +93,27 @@ after(async () => {
 
 /** Waits until the page's cell `field` in the row at `selector` reads `expected` (a DOM state, not a time). */
 async function waitForCell(page: Page, selector: string, field: string, expected: string) {
-  const query = JSON.stringify(`${selector} td[data-field="${field}"]`);
+  const query = `${selector} td[data-field="${field}"]`;
+  // A function, not a string: the page's CSP forbids eval, which a string predicate needs.
+  const text = ([q]: string[]): string | null | undefined =>
+    (
+      globalThis as unknown as {
+        document: { querySelector(s: string): { textContent: string | null } | null };
+      }
+    ).document.querySelector(q ?? "")?.textContent;
   try {
     await page.waitForFunction(
-      `document.querySelector(${query})?.textContent === ${JSON.stringify(expected)}`,
-      undefined,
+      ([q, e]) =>
+        (
+          globalThis as unknown as {
+            document: { querySelector(s: string): { textContent: string | null } | null };
+          }
+        ).document.querySelector(q ?? "")?.textContent === e,
+      [query, expected],
       { timeout: 30_000 },
     );
   } catch (error) {
-    const now = await page.evaluate(`document.querySelector(${query})?.textContent`);
+    const now = await page.evaluate(text, [query]);
     const meta = await page.locator("#meta").textContent();
     throw new Error(
       `${selector} ${field}: wanted ${expected}, page shows ${String(now)} (${meta}): ${String(error)}`,

@@ -6,7 +6,9 @@ import { DEFAULT_LOCAL_TRANSPORTS, Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
 import { parseHandshakeLine, type HandshakeLine } from "../protocol/handshake-line.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
-import { notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
+import { hostRecord, notifyListeners, type Logger, type LogRecord } from "../logging/logger.js";
+import { OutputBudget } from "../logging/output-budget.js";
+import { exceededLimit, limitedCommand, type ResourceLimits } from "./resource-limits.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
 
@@ -21,6 +23,8 @@ export interface PluginExit {
   readonly description: string;
   /** The last lines the plugin wrote to stderr. */
   readonly stderrTail: string;
+  /** The resource limit it ran into, in words ("its CPU time limit of 2 s"), if any. */
+  readonly exceeded?: string;
 }
 
 export interface LaunchOptions {
@@ -50,6 +54,8 @@ export interface LaunchOptions {
   readonly transports?: readonly string[];
   /** Turns a stderr line into a log record (default: JSON or plain at info). */
   readonly stderrRecord?: (line: string) => LogRecord;
+  /** OS limits on memory, CPU time and open files (see resource-limits.ts). */
+  readonly limits?: ResourceLimits;
 }
 
 type RawExit = Omit<PluginExit, "expected"> & { exitedAt: number };
@@ -169,7 +175,7 @@ export class PluginProcess {
     // after the plugin exits is expected.
     child.stdin?.on("error", () => {});
     if (options.goPlugin !== true) child.stdin?.write(`${options.launchToken}\n`);
-    const exited = whenExited(child, stderrTail, removeSocketParent);
+    const exited = whenExited(child, stderrTail, removeSocketParent, options.limits);
     const line = await awaitHandshake(child, options, stderrTail, exited, removeSocketParent);
     return new PluginProcess(child, line, stderrTail, exited, options.logger, options.name);
   }
@@ -199,7 +205,8 @@ function makeSocketParent(options: LaunchOptions): string {
 function spawnPlugin(options: LaunchOptions, socketParent: string): ChildProcess {
   const { handshake } = options;
   try {
-    return spawn(options.command, [...options.args], {
+    const run = limitedCommand(options.command, options.args, options.limits);
+    return spawn(run.command, run.args, {
       cwd: options.cwd,
       env: {
         ...inheritedEnv(),
@@ -231,8 +238,10 @@ function spawnPlugin(options: LaunchOptions, socketParent: string): ChildProcess
 /** Logs every stderr line as it comes, and keeps the last ones for error messages. */
 function readStderr(child: ChildProcess, options: LaunchOptions): TailBuffer {
   const tail = new TailBuffer();
+  const budget = floodGuard(options.logger, options.name);
   const lines = new LineSplitter((line) => {
     tail.push(line);
+    if (!budget.admit(line.length)) return;
     options.logger.log(
       options.stderrRecord?.(line) ?? parsePluginLine(line, options.name, "stderr", "info"),
     );
@@ -247,6 +256,7 @@ function whenExited(
   child: ChildProcess,
   stderrTail: TailBuffer,
   removeSocketParent: () => void,
+  limits: ResourceLimits | undefined,
 ): Promise<RawExit> {
   return new Promise<RawExit>((resolve) => {
     child.once("exit", (code, signal) => {
@@ -257,12 +267,18 @@ function whenExited(
       const finish = (): void => {
         for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
         removeSocketParent();
+        const tail = stderrTail.toString();
+        const exceeded = exceededLimit(limits, signal, tail);
         resolve({
           code,
           signal,
-          description: describeExit(code, signal),
-          stderrTail: stderrTail.toString(),
+          description:
+            exceeded === undefined
+              ? describeExit(code, signal)
+              : `exceeded ${exceeded} (${describeExit(code, signal).replace(/^was /, "")})`,
+          stderrTail: tail,
           exitedAt,
+          ...(exceeded !== undefined && { exceeded }),
         });
       };
       const timer = setTimeout(finish, 200);
@@ -328,10 +344,13 @@ function awaitHandshake(
     void exited.then((exit) => fail(exitedBeforeHandshake(exit, options, stderrTail)));
 
     let handshakeSeen = false;
+    const budget = floodGuard(options.logger, options.name);
     const stdout = new LineSplitter((line) => {
       if (handshakeSeen) {
-        // Output after the handshake is forwarded, never dropped.
-        options.logger.log(parsePluginLine(line, options.name, "stdout", "info"));
+        // Output after the handshake is forwarded, unless it floods (OutputBudget).
+        if (budget.admit(line.length)) {
+          options.logger.log(parsePluginLine(line, options.name, "stdout", "info"));
+        }
         return;
       }
       handshakeSeen = true;
@@ -468,4 +487,20 @@ function installExitHook(): void {
       rmSync(socketParent, { recursive: true, force: true });
     }
   });
+}
+
+/** The output budget of one plugin stream, saying in the log when it drops lines and how many. */
+function floodGuard(logger: Logger, name: string): OutputBudget {
+  return new OutputBudget((dropping, dropped) =>
+    logger.log(
+      dropping
+        ? hostRecord(
+            name,
+            "warn",
+            "the plugin floods its output (over 5,000 lines or 4 MiB per second): " +
+              "dropping its lines until it slows down",
+          )
+        : hostRecord(name, "warn", `dropped ${dropped} lines of the plugin's output`, { dropped }),
+    ),
+  );
 }

@@ -272,6 +272,8 @@ export class PluginClient<
       parts.guard.close();
       parts.transport.close();
       await parts.process?.kill(2_000);
+      // An in-process plugin's server is stopped like a process is killed.
+      await parts.server?.shutdown("the host could not start the plugin", 0);
       throw error;
     }
   }
@@ -400,8 +402,12 @@ function describeSource(source: PluginSource): string {
   switch (source.kind) {
     case "subprocess":
       return [source.command, ...source.args].join(" ");
-    case "remote":
-      return source.url.toString();
+    case "remote": {
+      // Credentials in a URL must not reach messages, logs or the status page.
+      const url = new URL(source.url);
+      if (url.password !== "") url.password = "***";
+      return url.toString();
+    }
     case "in-process":
       return "(in process)";
     case "cluster":

@@ -1,3 +1,4 @@
+import { checkLimits, type ResourceLimits } from "./resource-limits.js";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Discovery, Endpoint } from "../discovery/discovery.js";
 import { staticEndpoints } from "../discovery/discovery.js";
@@ -37,6 +38,12 @@ export interface SubprocessSource {
    * it, HTTP/2 Connect otherwise. `["connect"]` forces HTTP/2.
    */
   readonly transports?: readonly LocalTransport[];
+  /**
+   * Operating-system limits on the plugin's memory, CPU time and open files.
+   * A plugin that exceeds one is stopped, and its exit (and every call it
+   * fails) names the limit. Default: none.
+   */
+  readonly limits?: ResourceLimits;
 }
 
 /** Use a plugin that already runs as a service at a URL (sidecar or remote). */
@@ -89,8 +96,10 @@ export function subprocess(
     cwd?: string;
     autoMTLS?: boolean;
     transports?: readonly LocalTransport[];
+    limits?: ResourceLimits;
   } = {},
 ): SubprocessSource {
+  if (options.limits !== undefined) checkLimits(options.limits);
   return { kind: "subprocess", command, args, ...options };
 }
 

@@ -455,12 +455,23 @@ export class PluginManager {
     const file = join(runDir, entry.file);
     const env: Record<string, string> =
       options.config === undefined ? {} : { [CONFIG_ENV]: JSON.stringify(options.config) };
+    const l = m.limits;
+    const limits = l && {
+      ...(l.memoryMiB !== undefined && { memoryBytes: l.memoryMiB * 1024 * 1024 }),
+      ...(l.cpuSeconds !== undefined && { cpuSeconds: l.cpuSeconds }),
+      ...(l.openFiles !== undefined && { openFiles: l.openFiles }),
+    };
     return entry.runtime === "node"
       ? subprocess(process.execPath, [file, ...(entry.args ?? [])], {
           env: { ...env, NODE_PATH: "" },
           cwd: runDir,
+          ...(limits !== undefined && { limits }),
         })
-      : subprocess(file, entry.args ?? [], { env, cwd: runDir });
+      : subprocess(file, entry.args ?? [], {
+          env,
+          cwd: runDir,
+          ...(limits !== undefined && { limits }),
+        });
   }
 
   private verifyOptions() {

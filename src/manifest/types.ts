@@ -25,6 +25,15 @@ export interface PluginManifest {
   readonly hostVersions: string;
   /** Every file, by relative path (`/`-separated), as `sha256:<hex>`. */
   readonly files: Readonly<Record<string, string>>;
+  /** OS limits the host puts on the plugin process; none by default. */
+  readonly limits?: ManifestLimits;
+}
+
+/** A manifest's resource limits (see ResourceLimits for what each bounds). */
+export interface ManifestLimits {
+  readonly memoryMiB?: number;
+  readonly cpuSeconds?: number;
+  readonly openFiles?: number;
 }
 
 /** How to run a plugin on one platform. */

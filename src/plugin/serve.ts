@@ -15,10 +15,12 @@ import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
 import { PluginHttpServer, type NodeHandler, type ServerTls } from "../transport/http-server.js";
 import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
-import { CorsPolicy, type CorsOptions } from "../security/cors.js";
+import { CorsEnv, CorsPolicy, list, type CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
+import { isAuthInterceptor } from "../security/auth.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
@@ -60,13 +62,14 @@ export interface ServeOptions extends PluginServerOptions {
   /**
    * Largest request message accepted, in bytes; larger ones fail with
    * ResourceExhausted ("message size is larger than configured
-   * readMaxBytes M"). Default: connect-node's 4 GiB over HTTP, and the frame
-   * limit, 256 MiB, on the framed transport (which also caps it there).
+   * readMaxBytes M"). Default 256 MiB, the framed transport's frame limit
+   * (which also caps it there).
    */
   readonly readMaxBytes?: number;
   /**
    * Largest response message sent, in bytes; larger ones fail with
-   * ResourceExhausted. Default and cap as for readMaxBytes.
+   * ResourceExhausted. Default: connect-node's 4 GiB over HTTP, and the frame
+   * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly writeMaxBytes?: number;
   /**
@@ -82,6 +85,12 @@ export interface ServeOptions extends PluginServerOptions {
    * does the same without a code change.
    */
   readonly cors?: CorsOptions;
+  /**
+   * Network mode on a loopback address: Host names answered besides loopback
+   * ones (DNS-rebinding guard, see HostGuard); ["*"] turns the check off.
+   * CONNECT_PLUGIN_ALLOWED_HOSTS does the same without a code change.
+   */
+  readonly allowedHosts?: readonly string[];
   /**
    * Network mode: serve gRPC server reflection (grpc.reflection.v1 and
    * v1alpha) for the plugin's services, so that grpcurl and other tools can
@@ -198,6 +207,7 @@ async function serveLaunched(
           shutdownSignal: server.routerOptions.shutdownSignal,
           readMaxBytes: options.readMaxBytes,
           writeMaxBytes: options.writeMaxBytes,
+          onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
       : await PluginHttpServer.listen(
@@ -264,8 +274,14 @@ async function serveNetwork(
     const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
     const refused = (origin: string): void =>
       pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
+    const allowedHosts = options.allowedHosts ?? list(process.env[CorsEnv.allowedHosts]);
     const routes = options.reflection === false ? undefined : reflectionRoutes;
-    const rpc = CorsPolicy.wrap(cors, await handler(server, guard, options, routes), refused);
+    const rpc = CorsPolicy.wrap(
+      cors,
+      await handler(server, guard, options, routes),
+      refused,
+      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
+    );
     const metrics = options.metrics;
     http = await PluginHttpServer.listen(
       metrics === undefined
@@ -273,7 +289,11 @@ async function serveNetwork(
         : (req, res) =>
             req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
       target,
-      { acceptHttp1: true, ...(tls !== undefined && { tls }) },
+      {
+        acceptHttp1: true,
+        onPeerCutOff: (reason) => pluginLog("warn", reason),
+        ...(tls !== undefined && { tls }),
+      },
     );
   } catch (error) {
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
@@ -283,6 +303,9 @@ async function serveNetwork(
       pluginLog("error", message);
       process.exit(EXIT_CANNOT_SERVE);
     }
+    // Nothing was served, but the server's shutdown signal and status
+    // listeners exist: end them, as a successful serve's shutdown would.
+    await server.shutdown("could not listen", 0);
     throw new Error(message, { cause: error });
   }
   const handle = lifecycle(server, http, undefined, options, "network", {
@@ -299,7 +322,10 @@ async function serveNetwork(
     versions: server.versions,
   });
   if (everywhere && tls === undefined) {
-    pluginLog("warn", plaintextWarning(bound.address, (options.interceptors ?? []).length > 0));
+    // Only real authentication silences "without authentication": a logging
+    // or rate-limit interceptor checks nobody.
+    const auth = (options.interceptors ?? []).some(isAuthInterceptor);
+    pluginLog("warn", plaintextWarning(bound.address, auth));
   }
   return handle;
 }
@@ -396,7 +422,9 @@ async function handler(
     fallback: unimplementedFallback(() => services),
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
-    ...(options.readMaxBytes !== undefined && { readMaxBytes: options.readMaxBytes }),
+    // connect-node's default is 4 GiB, which a hostile length prefix could
+    // make it buffer; the framed transport's limit serves HTTP as well.
+    readMaxBytes: options.readMaxBytes ?? DEFAULT_MAX_FRAME_BYTES,
     ...(options.writeMaxBytes !== undefined && { writeMaxBytes: options.writeMaxBytes }),
     // The caller's address, for per-client limits (see clientAddress).
     contextValues: (req) =>

@@ -51,6 +51,19 @@ function matcher(
   };
 }
 
+/** The interceptors requireBearer and requireApiKey made, so serve() knows a plugin checks callers. */
+const authInterceptors = new WeakSet<Interceptor>();
+
+/** True if `interceptor` was made by requireBearer or requireApiKey. */
+export function isAuthInterceptor(interceptor: Interceptor): boolean {
+  return authInterceptors.has(interceptor);
+}
+
+function auth(interceptor: Interceptor): Interceptor {
+  authInterceptors.add(interceptor);
+  return interceptor;
+}
+
 /**
  * Plugin side: rejects calls without one of the accepted bearer tokens with
  * Unauthenticated. grpc.health.v1 stays open (load balancers and the
@@ -62,7 +75,7 @@ export function requireBearer(
   options: { protectHealth?: boolean } = {},
 ): Interceptor {
   const ok = matcher(accepted);
-  return (next) => (req) => {
+  return auth((next) => (req) => {
     if (!options.protectHealth && req.service.typeName === "grpc.health.v1.Health")
       return next(req);
     const value = req.header.get("authorization");
@@ -78,7 +91,7 @@ export function requireBearer(
     }
     req.contextValues.set(verifiedPrincipal, principalOf("bearer", match[1]));
     return next(req);
-  };
+  });
 }
 
 /** Plugin side: like requireBearer, for an API key in `header` (default "x-api-key"). */
@@ -88,7 +101,7 @@ export function requireApiKey(
 ): Interceptor {
   const ok = matcher(accepted);
   const name = options.header ?? "x-api-key";
-  return (next) => (req) => {
+  return auth((next) => (req) => {
     if (!options.protectHealth && req.service.typeName === "grpc.health.v1.Health")
       return next(req);
     const value = req.header.get(name);
@@ -102,5 +115,5 @@ export function requireApiKey(
       throw new ConnectError(`invalid API key in the ${name} header`, Code.Unauthenticated);
     req.contextValues.set(verifiedPrincipal, principalOf(`key:${name}`, value));
     return next(req);
-  };
+  });
 }

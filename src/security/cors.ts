@@ -1,13 +1,16 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { cors as connectCors } from "@connectrpc/connect";
+import { isLoopbackHost } from "./plaintext.js";
 
 /**
  * Which web pages may call a network-mode plugin from a browser. Nothing is
  * allowed until this is configured: a request that carries an `Origin`
  * header (browsers send one on every cross-origin call) is refused unless the
- * origin is listed. Requests without `Origin` (hosts, curl, gRPC clients) are
- * not affected.
+ * origin is listed, and so is a browser request without one that says it
+ * comes from another site (`Sec-Fetch-Site: cross-site` or `same-site`, a
+ * no-cors GET or a form). Requests without either header (hosts, curl, gRPC
+ * clients) are not affected.
  *
  * Credentials (cookies) are not supported: browsers authenticate with a
  * header such as `authorization: Bearer …` (see `requireBearer`).
@@ -44,7 +47,22 @@ export const CorsEnv = {
   headers: "CONNECT_PLUGIN_CORS_HEADERS",
   /** Preflight cache lifetime in seconds. */
   maxAge: "CONNECT_PLUGIN_CORS_MAX_AGE",
+  /** Comma-separated Host names a loopback plugin also answers ("*": any); see HostGuard. */
+  allowedHosts: "CONNECT_PLUGIN_ALLOWED_HOSTS",
 } as const;
+
+/**
+ * The DNS-rebinding guard of a plugin bound to loopback: a page on
+ * evil.example whose name is made to resolve to 127.0.0.1 reaches the plugin
+ * with `Host: evil.example`, so requests naming any Host but a loopback one
+ * (localhost, 127.0.0.0/8, ::1) or one listed in `allowedHosts` are refused
+ * with 403. `allowedHosts: ["*"]` turns the check off (behind a proxy that
+ * rewrites Host, for example). Plugins bound to other addresses are not
+ * checked: they are reached by name on purpose.
+ */
+export interface HostGuard {
+  readonly allowedHosts?: readonly string[];
+}
 
 const DEFAULT_MAX_AGE_SECONDS = 7200;
 
@@ -109,11 +127,33 @@ export class CorsPolicy {
     policy: CorsPolicy | undefined,
     handler: Handler,
     onRefused?: (origin: string) => void,
+    hostGuard?: HostGuard,
   ): Handler {
     const reported = new Set<string>();
+    const hosts = hostGuard && new Set(hostGuard.allowedHosts?.map((h) => h.toLowerCase()));
     return (req, res) => {
+      if (hosts !== undefined && !hosts.has("*")) {
+        const host = hostName(req.headers.host ?? req.headers[":authority"]);
+        if (host !== undefined && !isLoopbackHost(host) && !hosts.has(host)) {
+          res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
+          res.end(
+            `Host ${JSON.stringify(host)} refused: this plugin listens on loopback and answers ` +
+              `only loopback names (a guard against DNS rebinding); add the name to ` +
+              `${CorsEnv.allowedHosts} or serve()'s allowedHosts\n`,
+          );
+          return;
+        }
+      }
       const origin = req.headers.origin;
-      if (origin === undefined) return handler(req, res);
+      if (origin === undefined) {
+        const site = req.headers["sec-fetch-site"];
+        if (site === "cross-site" || site === "same-site") {
+          res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
+          res.end(`a ${site} browser request without an Origin header is refused\n`);
+          return;
+        }
+        return handler(req, res);
+      }
       if (policy === undefined || !policy.allows(origin)) {
         if (reported.size < 100 && !reported.has(origin)) {
           reported.add(origin);
@@ -182,7 +222,15 @@ function checkOrigin(origin: string): void {
   }
 }
 
-function list(value: string | undefined): string[] {
+/** The host name of a Host header ("[::1]:8080" → "::1"), lower-cased. */
+function hostName(header: string | string[] | undefined): string | undefined {
+  if (typeof header !== "string" || header === "") return undefined;
+  const match = /^\[([^\]]*)\](?::\d*)?$|^([^:]*)(?::\d*)?$/.exec(header);
+  return (match?.[1] ?? match?.[2] ?? header).toLowerCase();
+}
+
+/** A comma-separated list from the environment (empty entries dropped). */
+export function list(value: string | undefined): string[] {
   return (value ?? "")
     .split(",")
     .map((s) => s.trim())

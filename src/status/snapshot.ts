@@ -1,3 +1,4 @@
+import { redact } from "./page-security.js";
 import type { CallStats, MethodStats } from "../host/call-stats.js";
 import type { PluginClientStatus, PluginHealth } from "../host/plugin-client.js";
 import type { PluginManager } from "../manager/manager.js";
@@ -62,7 +63,13 @@ export async function collectStatus(
   const rows = sources.flatMap((s) =>
     "client" in s ? [clientStatus(s, healthTimeoutMs)] : managerStatus(s, healthTimeoutMs),
   );
-  return { time: new Date().toISOString(), plugins: await Promise.all(rows) };
+  // Command lines and URLs may carry secrets; the snapshot never shows them.
+  const plugins = (await Promise.all(rows)).map((p) => ({
+    ...p,
+    where: redact(p.where),
+    endpoints: p.endpoints.map((e) => ({ ...e, id: redact(e.id), url: redact(e.url) })),
+  }));
+  return { time: new Date().toISOString(), plugins };
 }
 
 async function clientStatus(w: WatchedClient, healthTimeoutMs: number): Promise<PluginStatus> {

@@ -3,6 +3,8 @@ import * as http2 from "node:http2";
 import type * as net from "node:net";
 import { Duplex } from "node:stream";
 import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
+import { DEFAULT_FRAME_TIMEOUT_MS, readFrames } from "./framed/frames.js";
+import { Http2FrameClock } from "./h2-frame-clock.js";
 
 /** A request handler that both node:http and node:http2 servers accept. */
 export type NodeHandler = (
@@ -43,6 +45,19 @@ function answerMalformed(handler: NodeHandler): NodeHandler {
   };
 }
 
+/**
+ * What one HTTP/2 peer may hold. Streams over the limit are refused
+ * (REFUSED_STREAM; well-behaved clients queue them), and after 100 refusals
+ * (node's maxSessionRejectedStreams) the session is closed. node's default
+ * limit is 2^32-1 streams, so a hostile client could start thousands of
+ * handlers on one connection. maxSessionMemory is node's default (10 MB),
+ * stated so that it is not lost.
+ */
+const H2_LIMITS: http2.ServerOptions = {
+  maxSessionMemory: 10,
+  settings: { maxConcurrentStreams: 256 },
+};
+
 /** How long a new plaintext connection may take to send its first bytes. */
 const SNIFF_TIMEOUT_MS = 10_000;
 const H2_PREFACE_START = Buffer.from("PRI");
@@ -74,7 +89,7 @@ export class PluginHttpServer {
   private constructor(
     private readonly listener: net.Server,
     private readonly h1: http.Server | undefined,
-    h2: http2.Http2Server | http2.Http2SecureServer,
+    private readonly h2: http2.Http2Server | http2.Http2SecureServer,
   ) {
     listener.prependListener("connection", (socket: net.Socket) => {
       // RPCs are small request/response exchanges: Nagle's algorithm would
@@ -94,7 +109,14 @@ export class PluginHttpServer {
   static async listen(
     unguarded: NodeHandler,
     target: ListenTarget,
-    options: { acceptHttp1: boolean; tls?: ServerTls },
+    options: {
+      acceptHttp1: boolean;
+      tls?: ServerTls;
+      /** Told why a peer was cut off (a session error, a frame that never finished), for a log line. */
+      onPeerCutOff?: (reason: string) => void;
+      /** Plaintext network mode: how long one HTTP/2 frame may take to arrive. Default 30 s. */
+      frameTimeoutMs?: number;
+    },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
     const handler = answerMalformed(unguarded);
@@ -104,6 +126,7 @@ export class PluginHttpServer {
         {
           cert: tls.cert,
           key: tls.key,
+          ...H2_LIMITS,
           allowHTTP1: options.acceptHttp1,
           minVersion: "TLSv1.2",
           ...(tls.clientCa !== undefined && {
@@ -117,13 +140,28 @@ export class PluginHttpServer {
       server = new PluginHttpServer(h2, undefined, h2);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
-      const h2 = http2.createServer({}, handler);
-      routeByPreface(h1, h2);
+      const h2 = http2.createServer(H2_LIMITS, handler);
+      routeByPreface(
+        h1,
+        h2,
+        options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
+        options.onPeerCutOff,
+      );
       server = new PluginHttpServer(h1, h1, h2);
     } else {
-      const h2 = http2.createServer({}, handler);
+      const h2 = http2.createServer(H2_LIMITS, handler);
       h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
       server = new PluginHttpServer(h2, undefined, h2);
+    }
+    const cutOff = options.onPeerCutOff;
+    if (cutOff !== undefined) {
+      server.h2.on("session", (session: http2.ServerHttp2Session) => {
+        const direct = peerOf(session.socket);
+        session.on("error", (error: Error) => {
+          const peer = sessionPeers.get(session) ?? direct;
+          cutOff(`HTTP/2 session from ${peer} cut off: ${error.message}`);
+        });
+      });
     }
     await server.start(target);
     return server;
@@ -159,7 +197,12 @@ export class PluginHttpServer {
  * HTTP/1.1 connections stay with `h1` as real sockets (the sniffed bytes are
  * unshifted, which node:http reads), so all of node:http's timeouts apply.
  */
-function routeByPreface(h1: http.Server, h2: http2.Http2Server): void {
+function routeByPreface(
+  h1: http.Server,
+  h2: http2.Http2Server,
+  frameTimeoutMs: number,
+  onCutOff: ((reason: string) => void) | undefined,
+): void {
   const serveHttp1 = h1.listeners("connection") as Array<(socket: net.Socket) => void>;
   h1.removeAllListeners("connection");
   h1.on("connection", (socket: net.Socket) => {
@@ -173,6 +216,14 @@ function routeByPreface(h1: http.Server, h2: http2.Http2Server): void {
       socket.setTimeout(0);
       if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
         endSessionAtEof(h2, socket);
+        // A peer that trickles a frame (or never finishes one) holds its
+        // session and buffers: cut it off when a frame takes too long.
+        const clock = new Http2FrameClock();
+        clock.push(head);
+        readFrames(socket, clock, frameTimeoutMs, (why) => {
+          onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
+          socket.destroy();
+        });
         h2.emit("connection", replayHead(socket, head));
       } else {
         socket.unshift(head);
@@ -200,6 +251,7 @@ function routeByPreface(h1: http.Server, h2: http2.Http2Server): void {
  */
 function endSessionAtEof(h2: http2.Http2Server, socket: net.Socket): void {
   h2.once("session", (session) => {
+    sessionPeers.set(session, peerOf(socket));
     socket.once("end", () => session.destroy());
   });
 }
@@ -228,4 +280,13 @@ function replayHead(socket: net.Socket, head: Buffer): Duplex {
   socket.on("error", (error) => duplex.destroy(error));
   socket.resume();
   return duplex;
+}
+
+/** The peer of each session endSessionAtEof() saw (node:http2 may see a wrapper), for logs. */
+const sessionPeers = new WeakMap<http2.ServerHttp2Session, string>();
+
+/** "address:port" of a connection's peer, for log lines (read while it is open). */
+function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
+  const address = socket.remoteAddress;
+  return address === undefined ? "a local peer" : `${address}:${socket.remotePort}`;
 }

@@ -34,6 +34,7 @@ export const connectSubprocess: Connector<SubprocessSource> = async (source, con
     launchToken,
     signal: context.signal,
     ...(source.transports !== undefined && { transports: source.transports }),
+    ...(source.limits !== undefined && { limits: source.limits }),
   });
   context.launched(proc);
   const label = context.label;

@@ -31,6 +31,9 @@ import {
   jsonPayload,
   pairsToHeaders,
   parseJson,
+  readFrames,
+  DEFAULT_FRAME_TIMEOUT_MS,
+  DEFAULT_MAX_FRAME_BYTES,
 } from "./frames.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -127,13 +130,11 @@ class FramedConnection implements CallTarget {
             minVersion: "TLSv1.2",
           });
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        this.reader.push(chunk);
-      } catch (error) {
-        socket.destroy(error instanceof Error ? error : undefined);
-      }
-    });
+    // A plugin that sends a lying length prefix or never finishes a frame
+    // fails the connection with that reason, rather than holding the host.
+    readFrames(socket, this.reader, DEFAULT_FRAME_TIMEOUT_MS, (why) =>
+      socket.destroy(new Error(why)),
+    );
     socket.on("error", (error: Error) => {
       this.fail(
         new ConnectError(
@@ -209,6 +210,7 @@ class FramedConnection implements CallTarget {
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const bytes = toBinary(req.method.input, req.message);
+    if (bytes.length > DEFAULT_MAX_FRAME_BYTES) return Promise.reject(tooLargeToSend(bytes.length));
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
         if (this.calls.delete(id)) this.cancel(id);
@@ -337,7 +339,9 @@ class FramedConnection implements CallTarget {
       for await (const message of req.message) {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
-        this.out.frame(FrameType.message, id, toBinary(req.method.input, message));
+        const bytes = toBinary(req.method.input, message);
+        if (bytes.length > DEFAULT_MAX_FRAME_BYTES) throw tooLargeToSend(bytes.length);
+        this.out.frame(FrameType.message, id, bytes);
         if (this.out.needDrain) {
           await new Promise<void>((resolve) => {
             socket.once("drain", resolve);
@@ -392,4 +396,15 @@ class FramedConnection implements CallTarget {
       }
     }
   }
+}
+
+/**
+ * A request message no framed peer accepts (the protocol's frame limit),
+ * refused before any of it is sent, worded as connect-node's writeMaxBytes error.
+ */
+function tooLargeToSend(size: number): ConnectError {
+  return new ConnectError(
+    `message size ${size} is larger than the framed transport's frame limit ${DEFAULT_MAX_FRAME_BYTES}`,
+    Code.ResourceExhausted,
+  );
 }

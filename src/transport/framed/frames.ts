@@ -66,15 +66,24 @@ export class FrameReader {
   private skipping = 0;
 
   /**
+   * Frames are buffered whole, so `maxFrameBytes` bounds this reader's memory.
    * `onOversized`, when given, is told of a frame over the limit, whose
    * payload is then skipped so that the connection stays usable; without
-   * it, push() throws.
+   * it, push() throws. Skipping costs no memory but swallows the stream, so
+   * a frame longer than `maxSkipBytes` (a lying length prefix) throws
+   * instead (default: the protocol's 256 MiB frame limit).
    */
   constructor(
     private readonly onFrame: (type: number, id: number, payload: Buffer) => void,
     private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
     private readonly onOversized?: (type: number, id: number, length: number) => void,
+    private readonly maxSkipBytes = DEFAULT_MAX_FRAME_BYTES,
   ) {}
+
+  /** True while a frame has begun but is not whole yet (or is being skipped). */
+  get partial(): boolean {
+    return this.buffered > 0 || this.skipping > 0;
+  }
 
   /** Feeds bytes; throws on a frame larger than the limit unless told to skip it. */
   push(chunk: Buffer): void {
@@ -105,8 +114,9 @@ export class FrameReader {
       const length = buf.readUInt32BE(offset);
       const end = offset + FRAME_HEADER_BYTES + length;
       if (length > this.maxFrameBytes) {
-        if (this.onOversized === undefined) {
-          throw new Error(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
+        if (this.onOversized === undefined || length > this.maxSkipBytes) {
+          const limit = this.onOversized === undefined ? this.maxFrameBytes : this.maxSkipBytes;
+          throw new Error(`frame of ${length} bytes exceeds the limit of ${limit}`);
         }
         this.onOversized(buf.readUInt8(offset + 4), buf.readUInt32BE(offset + 5), length);
         this.skipping = Math.max(0, end - buf.length);
@@ -128,6 +138,44 @@ export class FrameReader {
       this.buffered += rest.length;
     }
   }
+}
+
+/** Default time a frame may take from its first byte to its last (see readFrames). */
+export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
+
+/**
+ * Feeds a socket's bytes to `reader`, and calls `cutOff` with the reason when
+ * the peer breaks the protocol: a frame the reader refuses (a lying length
+ * prefix), or a frame still incomplete `timeoutMs` after its first byte (a
+ * peer that trickles or stops, holding the buffer). `cutOff` ends the socket.
+ */
+export function readFrames(
+  socket: Socket,
+  reader: Pick<FrameReader, "push" | "partial">,
+  timeoutMs: number,
+  cutOff: (why: string) => void,
+): void {
+  let slow: NodeJS.Timeout | undefined;
+  socket.on("data", (chunk: Buffer) => {
+    try {
+      reader.push(chunk);
+    } catch (error) {
+      clearTimeout(slow);
+      cutOff((error as Error).message);
+      return;
+    }
+    if (!reader.partial) {
+      clearTimeout(slow);
+      slow = undefined;
+    } else if (slow === undefined) {
+      slow = setTimeout(
+        () => cutOff(`a frame was still incomplete ${timeoutMs} ms after its first byte`),
+        timeoutMs,
+      );
+      slow.unref();
+    }
+  });
+  socket.once("close", () => clearTimeout(slow));
 }
 
 /** Headers as a JSON-friendly list of pairs (repeated names kept). */

@@ -22,6 +22,7 @@ import {
 } from "../invoke.js";
 import { errorToWire } from "./errors.js";
 import {
+  DEFAULT_FRAME_TIMEOUT_MS,
   FrameReader,
   FrameType,
   FrameWriter,
@@ -30,6 +31,7 @@ import {
   jsonPayload,
   pairsToHeaders,
   parseJson,
+  readFrames,
 } from "./frames.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
@@ -52,7 +54,22 @@ export interface FramedServerOptions {
   readonly readMaxBytes?: number;
   /** Largest response message sent, in bytes. Default and cap: the 256 MiB frame limit. */
   readonly writeMaxBytes?: number;
+  /**
+   * How long a frame may take from its first byte to its last before the
+   * peer is cut off (a peer that never finishes a frame holds its buffer).
+   * Default 30 s.
+   */
+  readonly frameTimeoutMs?: number;
+  /** Calls open at once on one connection; more are refused with ResourceExhausted. Default 4096. */
+  readonly maxConcurrentCalls?: number;
+  /** Told why a connection was cut off (a protocol violation by the peer), for a log line. */
+  readonly onPeerCutOff?: (reason: string) => void;
 }
+
+/** Default of FramedServerOptions.maxConcurrentCalls. */
+export const DEFAULT_MAX_CONCURRENT_CALLS = 4096;
+/** Open frames (path, deadline, headers) may be this large whatever readMaxBytes says. */
+const MAX_OPEN_FRAME_BYTES = 1024 * 1024;
 
 /**
  * The plugin side of the framed transport: accepts connections on a unix
@@ -145,6 +162,7 @@ class ServerConnection {
   private readonly contexts: ContextFactory;
   private readonly out: FrameWriter;
   private readonly limits: MessageLimits;
+  private readonly maxCalls: number;
 
   constructor(
     private readonly socket: net.Socket,
@@ -155,19 +173,19 @@ class ServerConnection {
     this.contexts = new ContextFactory(options.shutdownSignal);
     this.out = new FrameWriter(socket);
     this.limits = new MessageLimits(options.readMaxBytes, options.writeMaxBytes);
+    this.maxCalls = options.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS;
+    // Frames are buffered whole, so readMaxBytes bounds the memory one
+    // connection holds; a larger frame is skipped (up to the protocol's frame
+    // limit, beyond which its length prefix is a lie and the peer is cut off).
     const reader = new FrameReader(
       (type, id, payload) => this.onFrame(type, id, payload),
-      undefined,
+      Math.max(this.limits.readMaxBytes, MAX_OPEN_FRAME_BYTES),
       // A frame over the limit fails its call; the connection and other calls go on.
-      (_type, id) => this.refuse(id),
+      (type, id) => this.refuse(type, id),
     );
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch {
-        socket.destroy();
-      }
-    });
+    readFrames(socket, reader, options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS, (why) =>
+      this.cutOff(why),
+    );
     socket.on("error", () => {});
     socket.once("close", () => {
       const gone = new ConnectError("the host closed the connection", Code.Canceled);
@@ -189,6 +207,14 @@ class ServerConnection {
     this.socket.destroy();
   }
 
+  /** Ends a connection whose peer broke the protocol, saying why. */
+  private cutOff(why: string): void {
+    if (this.socket.destroyed) return;
+    const peer = this.socket.remoteAddress ?? "a local peer";
+    this.options.onPeerCutOff?.(`framed connection from ${peer} cut off: ${why}`);
+    this.socket.destroy();
+  }
+
   private onFrame(type: number, id: number, payload: Buffer): void {
     switch (type) {
       case FrameType.open:
@@ -198,7 +224,7 @@ class ServerConnection {
         const call = this.calls.get(id);
         if (call === undefined) return;
         if (payload.length > this.limits.readMaxBytes) {
-          this.refuse(id);
+          this.refuse(FrameType.message, id);
           return;
         }
         let message: unknown;
@@ -247,17 +273,41 @@ class ServerConnection {
     }
   }
 
+  /** Ends call `id`, never opened here, with an error. */
+  private answer(id: number, error: ConnectError): void {
+    this.out.frame(FrameType.trailer, id, jsonPayload({ e: errorToWire(error).wire }));
+  }
+
   private open(id: number, payload: Buffer): void {
-    const head = parseJson(payload) as { p?: unknown; t?: unknown; h?: unknown } | undefined;
+    let head: { p?: unknown; t?: unknown; h?: unknown } | undefined;
+    try {
+      head = parseJson(payload) as typeof head;
+    } catch {
+      this.answer(
+        id,
+        new ConnectError("protocol error: malformed open frame", Code.InvalidArgument),
+      );
+      return;
+    }
     const path = typeof head?.p === "string" ? head.p : "";
     const entry = this.methods.get(path);
     if (entry === undefined) {
-      this.out.frame(
-        FrameType.trailer,
+      this.answer(
         id,
-        jsonPayload({
-          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on this plugin` },
-        }),
+        new ConnectError(
+          `HTTP 404 Not Found: no method ${path} on this plugin`,
+          Code.Unimplemented,
+        ),
+      );
+      return;
+    }
+    if (this.calls.size >= this.maxCalls) {
+      this.answer(
+        id,
+        new ConnectError(
+          `too many concurrent calls on one connection (limit ${this.maxCalls})`,
+          Code.ResourceExhausted,
+        ),
       );
       return;
     }
@@ -367,10 +417,23 @@ class ServerConnection {
     call.ctx.abort(CALL_DONE);
   }
 
-  /** Fails call `id` (if open) for a request message over the limit. */
-  private refuse(id: number): void {
+  /**
+   * Fails call `id` for a frame over the limit: the open call, or, for an
+   * oversized open frame, the call it would have opened (so the caller is
+   * answered rather than left waiting).
+   */
+  private refuse(type: number, id: number): void {
     const call = this.calls.get(id);
     if (call !== undefined) this.fail(id, call, this.limits.tooLargeToRead());
+    else if (type === FrameType.open) {
+      this.answer(
+        id,
+        new ConnectError(
+          `request headers are larger than ${Math.max(this.limits.readMaxBytes, MAX_OPEN_FRAME_BYTES)} bytes`,
+          Code.ResourceExhausted,
+        ),
+      );
+    }
   }
 
   private drained(): Promise<void> {

@@ -1,0 +1,44 @@
+/**
+ * Follows the frame boundaries of an HTTP/2 connection from the client (the
+ * 24-byte preface, then frames of a 9-byte header with a 24-bit length), only
+ * to tell whether a frame is in progress: readFrames() cuts off a peer whose
+ * frame stays incomplete too long (slowloris). node:http2 buffers such a
+ * frame and exposes no timer for it; its session timeout is about idleness.
+ */
+export class Http2FrameClock {
+  /** Bytes of the client preface still to come. */
+  private preface = 24;
+  private readonly header = Buffer.alloc(9);
+  private headerBytes = 0;
+  private payloadLeft = 0;
+  private started = false;
+
+  get partial(): boolean {
+    return (this.started && this.preface > 0) || this.headerBytes > 0 || this.payloadLeft > 0;
+  }
+
+  push(chunk: Buffer): void {
+    let offset = 0;
+    if (chunk.length > 0) this.started = true;
+    while (offset < chunk.length) {
+      if (this.preface > 0) {
+        const n = Math.min(this.preface, chunk.length - offset);
+        this.preface -= n;
+        offset += n;
+      } else if (this.payloadLeft > 0) {
+        const n = Math.min(this.payloadLeft, chunk.length - offset);
+        this.payloadLeft -= n;
+        offset += n;
+      } else {
+        const n = Math.min(9 - this.headerBytes, chunk.length - offset);
+        chunk.copy(this.header, this.headerBytes, offset, offset + n);
+        this.headerBytes += n;
+        offset += n;
+        if (this.headerBytes === 9) {
+          this.headerBytes = 0;
+          this.payloadLeft = this.header.readUIntBE(0, 3);
+        }
+      }
+    }
+  }
+}

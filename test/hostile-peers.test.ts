@@ -1,0 +1,536 @@
+/**
+ * Hostile peers cost bounded memory and time, and are cut off with a logged
+ * reason: a lying 4 GiB length prefix, a frame that never finishes
+ * (slowloris), thousands of calls on one connection, an oversized frame for
+ * a call that was never opened, and the same hostility from a plugin towards
+ * its host. Memory bounds are measured in this process (the server runs
+ * here) as the heap and buffers retained after a garbage collection.
+ */
+import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
+import { KV } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createFramedTransport } from "../src/transport/framed/client.js";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
+  FrameReader,
+  FrameType,
+  encodeFrame,
+  jsonPayload,
+  parseJson,
+} from "../src/transport/framed/frames.js";
+import { FramedServer } from "../src/transport/framed/server.js";
+import { PluginHttpServer } from "../src/transport/http-server.js";
+import { remote, type LogRecord } from "../src/index.js";
+import { fixture, kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
+
+const MiB = 1024 * 1024;
+
+/** A header that announces `length` payload bytes. */
+function header(type: number, id: number, length: number): Buffer {
+  const b = Buffer.alloc(FRAME_HEADER_BYTES);
+  b.writeUInt32BE(length, 0);
+  b.writeUInt8(type, 4);
+  b.writeUInt32BE(id, 5);
+  return b;
+}
+
+/** Resolves with the ms from now until the socket closes. */
+function closedWithin(socket: net.Socket): Promise<number> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve(0);
+    socket.once("close", () => resolve(performance.now() - start));
+  });
+}
+
+/**
+ * Writes `frame` one byte per 100 ms and checks that the server closes the
+ * socket before the frame is whole, about `timeoutMs` after its first byte.
+ */
+async function trickleUntilCutOff(socket: net.Socket, frame: Buffer, timeoutMs: number) {
+  const closed = closedWithin(socket);
+  let i = 0;
+  const trickle = setInterval(() => {
+    if (i < frame.length && !socket.destroyed) socket.write(frame.subarray(i, ++i));
+  }, 100);
+  try {
+    const ms = await closed;
+    assert.ok(i < frame.length, "the frame was never finished");
+    assert.ok(
+      ms >= timeoutMs - 50 && ms < timeoutMs + 2_000,
+      `closed after ${ms.toFixed(0)} ms (frame timeout ${timeoutMs} ms)`,
+    );
+  } finally {
+    clearInterval(trickle);
+  }
+}
+
+/** The trailers the server sends, by call id. */
+interface Trailer {
+  e?: { c: number; m: string };
+}
+function trailers(socket: net.Socket): Map<number, Trailer> {
+  const got = new Map<number, Trailer>();
+  const reader = new FrameReader((type, id, payload) => {
+    if (type === FrameType.trailer) got.set(id, (parseJson(payload) as Trailer | undefined) ?? {});
+  });
+  socket.on("data", (chunk: Buffer) => reader.push(chunk));
+  return got;
+}
+
+// The garbage collector, so that a measurement counts what is retained, not garbage.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/** MiB of JavaScript heap and buffers this process retains. */
+async function retainedMiB(): Promise<number> {
+  // Buffers' memory is released after the collection, off the main thread.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const m = process.memoryUsage();
+  return (m.heapUsed + m.arrayBuffers) / MiB;
+}
+
+const routes = (router: ConnectRouter): void => {
+  router.service(KV, {
+    get: () => ({ value: new Uint8Array([1]) }),
+    put: () => ({}),
+    // Streams that never end on their own: each open call stays open.
+    async *watch(_req, ctx) {
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      yield { key: "", value: new Uint8Array() };
+    },
+    putMany: async (reqs) => {
+      let count = 0;
+      for await (const _ of reqs) count++;
+      return { count };
+    },
+    async *exchange() {},
+  });
+};
+
+describe("a hostile peer of a framed server", () => {
+  const FRAME_TIMEOUT_MS = 1_000;
+  const MAX_CALLS = 100;
+  let server: FramedServer;
+  let path: string;
+  const cutOff: string[] = [];
+  before(async () => {
+    path = join(tempDir("cphp-"), "f.sock");
+    server = await FramedServer.listen(
+      routes,
+      { network: "unix", path },
+      {
+        readMaxBytes: MiB,
+        frameTimeoutMs: FRAME_TIMEOUT_MS,
+        maxConcurrentCalls: MAX_CALLS,
+        onPeerCutOff: (reason) => cutOff.push(reason),
+      },
+    );
+  });
+  after(() => server.close());
+
+  async function connect(): Promise<net.Socket> {
+    const socket = net.connect(path);
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    return socket;
+  }
+
+  test("a 4 GiB length prefix: cut off at once, with the reason logged", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const closed = closedWithin(socket);
+    socket.write(header(FrameType.message, 1, 0xffffffff));
+    const ms = await closed;
+    assert.ok(ms < 2_000, `closed after ${ms.toFixed(0)} ms (bound 2000)`);
+    assert.deepEqual(cutOff.slice(before), [
+      `framed connection from a local peer cut off: frame of 4294967295 bytes exceeds the limit of ${DEFAULT_MAX_FRAME_BYTES}`,
+    ]);
+  });
+
+  test("a 200 MiB frame (over readMaxBytes 1 MiB) is skipped, not buffered: 64 MiB sent, < 8 MiB retained", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const got = trailers(socket);
+    // Open a call, then send it a message that announces 200 MiB.
+    socket.write(encodeFrame(FrameType.open, 7, jsonPayload({ p: "/example.kv.v1.KV/PutMany" })));
+    socket.write(header(FrameType.message, 7, 200 * MiB));
+    const chunk = Buffer.alloc(MiB, 0x61);
+    const before0 = await retainedMiB();
+    for (let i = 0; i < 64; i++) {
+      if (!socket.write(chunk)) await new Promise((resolve) => socket.once("drain", resolve));
+    }
+    await waitFor("the call's trailer", () => got.has(7), 5_000);
+    const grown = (await retainedMiB()) - before0;
+    assert.ok(grown < 8, `${grown.toFixed(1)} MiB retained after 64 MiB were skipped`);
+    assert.equal(got.get(7)?.e?.c, Code.ResourceExhausted);
+    assert.equal(got.get(7)?.e?.m, "message size is larger than configured readMaxBytes 1048576");
+    // The rest of the 200 MiB never comes: the skip is a frame in progress too.
+    const ms = await closedWithin(socket);
+    assert.ok(ms < FRAME_TIMEOUT_MS + 2_000, `closed after ${ms.toFixed(0)} ms`);
+    assert.match(cutOff.slice(before).join("\n"), /a frame was still incomplete 1000 ms after/);
+  });
+
+  test("slowloris: a frame trickled one byte at a time is cut off within its frame timeout", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    await trickleUntilCutOff(
+      socket,
+      encodeFrame(FrameType.open, 1, jsonPayload({ p: "/example.kv.v1.KV/Get" })),
+      FRAME_TIMEOUT_MS,
+    );
+    assert.deepEqual(cutOff.slice(before), [
+      `framed connection from a local peer cut off: a frame was still incomplete ${FRAME_TIMEOUT_MS} ms after its first byte`,
+    ]);
+  });
+
+  test("20,000 calls opened on one connection: 100 run, the rest are refused at once", async () => {
+    const socket = await connect();
+    const got = trailers(socket);
+    const N = 20_000;
+    const before0 = await retainedMiB();
+    const frames: Buffer[] = [];
+    for (let id = 1; id <= N; id++) {
+      frames.push(
+        encodeFrame(FrameType.open, id, jsonPayload({ p: "/example.kv.v1.KV/Watch" })),
+        encodeFrame(FrameType.message, id),
+        encodeFrame(FrameType.end, id),
+      );
+    }
+    socket.write(Buffer.concat(frames));
+    await waitFor("answers to the refused calls", () => got.size >= N - MAX_CALLS, 20_000);
+    const grown = (await retainedMiB()) - before0;
+    const refused = [...got.values()].filter(
+      (t) =>
+        t.e?.c === Code.ResourceExhausted &&
+        t.e.m === `too many concurrent calls on one connection (limit ${MAX_CALLS})`,
+    );
+    assert.equal(refused.length, N - MAX_CALLS);
+    assert.equal(got.size, N - MAX_CALLS, "the 100 admitted calls are still running");
+    // The 60,000 frames' trailers and this test's own copies are counted too.
+    assert.ok(grown < 32, `${grown.toFixed(1)} MiB retained after ${N} calls`);
+    // Cancelling frees the slots: a new call runs.
+    socket.write(
+      Buffer.concat(
+        Array.from({ length: MAX_CALLS }, (_, i) => encodeFrame(FrameType.cancel, i + 1)),
+      ),
+    );
+    socket.write(
+      Buffer.concat([
+        encodeFrame(FrameType.open, N + 1, jsonPayload({ p: "/example.kv.v1.KV/Get" })),
+        encodeFrame(FrameType.message, N + 1),
+        encodeFrame(FrameType.end, N + 1),
+      ]),
+    );
+    await waitFor("the call after the cancels", () => got.has(N + 1), 5_000);
+    assert.equal(got.get(N + 1)?.e, undefined);
+    socket.destroy();
+  });
+
+  test("an oversized open frame is answered: its call fails with ResourceExhausted", async () => {
+    const socket = await connect();
+    const got = trailers(socket);
+    const huge = jsonPayload({ p: "/example.kv.v1.KV/Get", h: [["x-big", "a".repeat(2 * MiB)]] });
+    socket.write(encodeFrame(FrameType.open, 9, huge));
+    await waitFor("the trailer of call 9", () => got.has(9), 5_000);
+    assert.deepEqual(got.get(9)?.e, {
+      c: Code.ResourceExhausted,
+      m: `request headers are larger than ${MiB} bytes`,
+    });
+    socket.destroy();
+  });
+});
+
+describe("a hostile plugin towards its host, over the framed transport", () => {
+  test("a 4 GiB length prefix from the plugin fails the host's calls with the reason", async () => {
+    const path = join(tempDir("cphp-"), "evil.sock");
+    const evil = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.write(header(FrameType.message, 1, 0xffffffff)));
+    });
+    await new Promise<void>((resolve) => evil.listen(path, resolve));
+    const transport = createFramedTransport({ network: "unix", address: path });
+    try {
+      const kv = createClient(KV, transport.transport);
+      const error = await kv.get({ key: "k" }).then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.equal(error.code, Code.Unavailable);
+      assert.equal(
+        error.rawMessage,
+        `connection to the plugin failed: frame of 4294967295 bytes exceeds the limit of ${DEFAULT_MAX_FRAME_BYTES}`,
+      );
+    } finally {
+      transport.close();
+      evil.close();
+    }
+  });
+
+  test("a request message over the 256 MiB frame limit fails before it is sent, naming the limit", async () => {
+    const path = join(tempDir("cphp-"), "quiet.sock");
+    let received = 0;
+    const quiet = net.createServer((socket) =>
+      socket.on("data", (b: Buffer) => (received += b.length)),
+    );
+    await new Promise<void>((resolve) => quiet.listen(path, resolve));
+    const transport = createFramedTransport({ network: "unix", address: path });
+    try {
+      const kv = createClient(KV, transport.transport);
+      const error = await kv.put({ key: "k", value: new Uint8Array(DEFAULT_MAX_FRAME_BYTES) }).then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.equal(error.code, Code.ResourceExhausted);
+      assert.match(
+        error.rawMessage,
+        new RegExp(
+          `^message size ${DEFAULT_MAX_FRAME_BYTES + 9} is larger than the framed transport's frame limit ${DEFAULT_MAX_FRAME_BYTES}$`,
+        ),
+      );
+      assert.equal(received, 0, "nothing was sent");
+    } finally {
+      transport.close();
+      quiet.close();
+    }
+  });
+});
+
+// --- HTTP/2 in network mode -------------------------------------------------
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+function h2Frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Uint8Array = Buffer.alloc(0),
+): Buffer {
+  const b = Buffer.alloc(9);
+  b.writeUIntBE(payload.length, 0, 3);
+  b.writeUInt8(type, 3);
+  b.writeUInt8(flags, 4);
+  b.writeUInt32BE(stream, 5);
+  return Buffer.concat([b, payload]);
+}
+
+/** HPACK literals without Huffman coding (RFC 7541 6.2.2); values under 127 bytes. */
+function requestHeaders(path: string): Buffer {
+  const literal = (index: number, value: string): Buffer =>
+    Buffer.concat([
+      index < 15 ? Buffer.from([index]) : Buffer.from([0x0f, index - 15]),
+      Buffer.from([value.length]),
+      Buffer.from(value),
+    ]);
+  return Buffer.concat([
+    Buffer.from([0x83, 0x86]), // :method POST, :scheme http
+    literal(4, path),
+    literal(1, "127.0.0.1"),
+    literal(31, "application/connect+proto"),
+  ]);
+}
+
+/** A raw HTTP/2 client socket that has sent its preface and SETTINGS. */
+async function h2Raw(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  socket.on("data", () => {}); // read and ignore what the server says
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(Buffer.concat([PREFACE, h2Frame(4, 0, 0)]));
+  return socket;
+}
+
+function vmRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
+describe("a hostile HTTP/2 peer of a network-mode plugin", () => {
+  let network: Awaited<ReturnType<typeof startNetworkPlugin>>;
+  let port: number;
+  let log = "";
+  before(async () => {
+    network = await startNetworkPlugin("kv");
+    network.child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+    port = Number(new URL(network.url).port);
+  });
+  after(() => network.stop());
+
+  test("5,000 streams opened at once: the session is cut off with a logged reason, plugin RSS < 64 MiB more", async () => {
+    const rss0 = vmRssMiB(network.child.pid as number);
+    const socket = await h2Raw(port);
+    const closed = closedWithin(socket);
+    const frames: Buffer[] = [];
+    const headers = requestHeaders("/example.kv.v1.KV/Watch");
+    for (let i = 0; i < 5_000; i++) frames.push(h2Frame(1, 0x4, 2 * i + 1, headers));
+    socket.write(Buffer.concat(frames));
+    const ms = await closed;
+    const grown = vmRssMiB(network.child.pid as number) - rss0;
+    assert.ok(ms < 5_000, `closed after ${ms.toFixed(0)} ms`);
+    assert.ok(grown < 64, `plugin RSS grew by ${grown.toFixed(1)} MiB`);
+    await waitFor("the log line", () => log.includes("cut off"));
+    assert.match(
+      log,
+      /"@message":"HTTP\/2 session from 127\.0\.0\.1:\d+ cut off: Too many invalid HTTP\/2 frames"/,
+    );
+    // Other clients are served.
+    const kv = kvClient(remote(network.url));
+    await kv.start();
+    try {
+      await kv.dispense("kv").put({ key: "after", value: new Uint8Array([1]) });
+    } finally {
+      await kv.close();
+    }
+  });
+
+  test("a 4 GiB message length prefix is refused at once with ResourceExhausted, plugin RSS < 64 MiB more", async () => {
+    const rss0 = vmRssMiB(network.child.pid as number);
+    const session = http2.connect(network.url);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/example.kv.v1.KV/PutMany",
+        "content-type": "application/connect+proto",
+      });
+      stream.on("error", () => {});
+      const body: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => body.push(chunk));
+      // Envelope: flags 0, length 0xffffffff, then the first MiB of the
+      // "message". (A client that pushes on past node's maxSessionMemory,
+      // 10 MB, has its stream reset with ENHANCE_YOUR_CALM.)
+      stream.write(Buffer.from([0, 0xff, 0xff, 0xff, 0xff]));
+      stream.write(Buffer.alloc(MiB));
+      const text = (): string => Buffer.concat(body).toString();
+      await waitFor("the error", () => text().includes("resource_exhausted"), 5_000);
+      assert.match(
+        text(),
+        /\{"error":\{"code":"resource_exhausted","message":"message size 4294967295 is larger than configured readMaxBytes 268435456"\}\}$/,
+      );
+      const grown = vmRssMiB(network.child.pid as number) - rss0;
+      assert.ok(grown < 64, `plugin RSS grew by ${grown.toFixed(1)} MiB`);
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
+  test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
+    const reasons: string[] = [];
+    const server = await PluginHttpServer.listen(
+      (_req, res) => res.end(),
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      { acceptHttp1: true, frameTimeoutMs: 1_000, onPeerCutOff: (r) => reasons.push(r) },
+    );
+    try {
+      const socket = await h2Raw((server.bound as { port: number }).port);
+      await trickleUntilCutOff(
+        socket,
+        h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
+        1_000,
+      );
+      assert.equal(reasons.length, 1);
+      assert.match(
+        reasons[0] ?? "",
+        /^HTTP\/2 connection from 127\.0\.0\.1:\d+ cut off: a frame was still incomplete 1000 ms after its first byte$/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("an idle connection between frames is not cut off by the frame timeout", async () => {
+    const reasons: string[] = [];
+    const server = await PluginHttpServer.listen(
+      (_req, res) => res.end(),
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      { acceptHttp1: true, frameTimeoutMs: 300, onPeerCutOff: (r) => reasons.push(r) },
+    );
+    try {
+      const session = http2.connect(`http://127.0.0.1:${(server.bound as { port: number }).port}`);
+      const get = (): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = session.request({ ":path": "/" });
+          req.on("response", (h) => resolve(Number(h[":status"])));
+          req.on("error", reject);
+          req.resume();
+          req.end();
+        });
+      assert.equal(await get(), 200);
+      await new Promise((r) => setTimeout(r, 1_000)); // idle for over three frame timeouts
+      assert.equal(await get(), 200);
+      assert.deepEqual(reasons, []);
+      session.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+// --- a plugin that floods the host with stderr -------------------------------
+
+describe("a plugin that writes stderr without end", () => {
+  test("the host logs a bounded share, says it drops lines, and keeps serving calls", async () => {
+    let stderrBytes = 0;
+    let stderrLines = 0;
+    const warnings: string[] = [];
+    // Counts rather than keeps records: the test must not hold the flood itself.
+    const logger = {
+      log(record: LogRecord): void {
+        if (record.source === "stderr") {
+          stderrLines++;
+          stderrBytes += record.message.length;
+        } else if (record.source === "host" && record.level === "warn") {
+          warnings.push(record.message);
+        }
+      },
+    };
+    const client = kvClient(fixture("flood-forever"), { logger });
+    await client.start();
+    try {
+      await waitFor("the flood warning", () => warnings.length > 0, 30_000);
+      assert.equal(
+        warnings[0],
+        "the plugin floods its output (over 5,000 lines or 4 MiB per second): dropping its lines until it slows down",
+      );
+      // Over the next 3 s, at most the sustained budget is logged (4 MiB/s),
+      // plus what was left of the bucket when the window opened (under 2 MiB).
+      const heap0 = await retainedMiB();
+      const bytes0 = stderrBytes;
+      const start = performance.now();
+      const kv = client.dispense("kv");
+      let calls = 0;
+      let slowest = 0;
+      while (performance.now() - start < 3_000) {
+        const t = performance.now();
+        await kv.put({ key: "k", value: new Uint8Array([calls++]) });
+        slowest = Math.max(slowest, performance.now() - t);
+      }
+      const logged = (stderrBytes - bytes0) / MiB;
+      const seconds = (performance.now() - start) / 1000;
+      assert.ok(
+        logged <= 4 * seconds + 2,
+        `${logged.toFixed(1)} MiB of stderr logged in ${seconds.toFixed(1)} s (budget 4 MiB/s)`,
+      );
+      const grown = (await retainedMiB()) - heap0;
+      assert.ok(grown < 32, `host retained ${grown.toFixed(1)} MiB more during the flood`);
+      // Calls go on during the flood (no latency bound: the machine may be busy).
+      assert.ok(calls >= 3, `${calls} calls answered in 3 s (slowest ${slowest.toFixed(0)} ms)`);
+      assert.ok(stderrLines > 0);
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Operating-system limits on a plugin subprocess: a plugin that allocates
+ * without end, one that spins, and one that opens files without end are each
+ * stopped by the kernel, and the exit (and the calls that follow) name the
+ * limit. The limits are rlimits set by a /bin/sh wrapper (resource-limits.ts).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConnectError } from "@connectrpc/connect";
+import { subprocess, type PluginExit, type ResourceLimits } from "../src/index.js";
+import { limitedCommand } from "../src/host/resource-limits.js";
+import { kvClient } from "./helpers.js";
+import { fileURLToPath } from "node:url";
+
+const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
+
+async function runUntilStopped(
+  mode: string,
+  limits: ResourceLimits,
+): Promise<{ exit: PluginExit; callError: string; ms: number }> {
+  const client = kvClient(subprocess(process.execPath, [main, mode], { limits }));
+  await client.start();
+  const started = performance.now();
+  try {
+    const exit = await new Promise<PluginExit>((resolve) => client.onExit(resolve));
+    const ms = performance.now() - started;
+    const callError = await client
+      .dispense("kv")
+      .get({ key: "k" })
+      .then(
+        () => "the call succeeded",
+        (e: unknown) => ConnectError.from(e).rawMessage,
+      );
+    return { exit, callError, ms };
+  } finally {
+    await client.close();
+  }
+}
+
+test("a plugin that allocates without end is stopped at its memory limit, which its exit names", async () => {
+  const { exit, callError, ms } = await runUntilStopped("allocate-forever", {
+    memoryBytes: 256 * 1024 * 1024,
+  });
+  assert.equal(exit.expected, false, "counted as a crash");
+  assert.equal(exit.exceeded, "its memory limit of 256 MiB");
+  assert.match(
+    exit.description,
+    /^exceeded its memory limit of 256 MiB \((killed by SIG[A-Z]+|exited with code \d+)\)$/,
+  );
+  assert.match(callError, /exceeded its memory limit of 256 MiB/);
+  assert.ok(ms < 30_000, `stopped after ${ms.toFixed(0)} ms`);
+});
+
+test("a plugin that spins is stopped at its CPU time limit (SIGXCPU)", async () => {
+  const { exit, callError } = await runUntilStopped("spin-forever", { cpuSeconds: 2 });
+  assert.equal(exit.expected, false);
+  assert.equal(exit.signal, "SIGXCPU");
+  assert.equal(exit.description, "exceeded its CPU time limit of 2 s (killed by SIGXCPU)");
+  assert.match(callError, /exceeded its CPU time limit of 2 s/);
+});
+
+test("a plugin that opens files without end fails at its open-files limit, which its exit names", async () => {
+  const { exit, callError } = await runUntilStopped("open-files-forever", { openFiles: 256 });
+  assert.equal(exit.expected, false);
+  assert.equal(exit.exceeded, "its open-files limit of 256");
+  assert.match(exit.description, /^exceeded its open-files limit of 256 \(exited with code \d+\)$/);
+  assert.match(callError, /exceeded its open-files limit of 256/);
+});
+
+test("limits are checked when the source is made, and none leaves the command as it is", () => {
+  assert.throws(
+    () => subprocess("plugin", [], { limits: { cpuSeconds: 0 } }),
+    /^Error: resource limit cpuSeconds must be a whole number ≥ 1, got 0$/,
+  );
+  assert.throws(
+    () => subprocess("plugin", [], { limits: { memoryBytes: 1.5 } }),
+    /resource limit memoryBytes must be a whole number ≥ 1, got 1\.5/,
+  );
+  assert.deepEqual(limitedCommand("plugin", ["a b"], undefined), {
+    command: "plugin",
+    args: ["a b"],
+  });
+  assert.deepEqual(limitedCommand("plugin", ["a b"], { openFiles: 10, memoryBytes: 1024 * 1024 }), {
+    command: "/bin/sh",
+    args: ["-c", 'ulimit -d 1024 && ulimit -n 10 && exec "$0" "$@"', "plugin", "a b"],
+  });
+});
