@@ -10,7 +10,7 @@
  * details, all four streaming kinds); only the bytes differ.
  */
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 export const FrameType = {
   /** Client → server: opens a call. Payload: JSON {p: path, t?: timeoutMs, h?: headers}. */
@@ -257,7 +257,7 @@ export class FrameWriter {
   private hasLarge = false;
   private scheduled = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private readonly socket: Duplex) {}
 
   frame(type: FrameType, id: number, payload?: Uint8Array): void {
     if (payload === undefined || payload.byteLength < COPY_LIMIT) {

@@ -1,4 +1,5 @@
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
@@ -52,6 +53,10 @@ export interface FramedServerOptions {
   readonly readMaxBytes?: number;
   /** Largest response message sent, in bytes. Default and cap: the 256 MiB frame limit. */
   readonly writeMaxBytes?: number;
+  /** Who is at the other end, in the reasons its handlers are cancelled with. Default "the host". */
+  readonly peer?: string;
+  /** This side, in the error for an unknown method. Default "this plugin". */
+  readonly self?: string;
 }
 
 /**
@@ -138,6 +143,19 @@ interface ServerCall {
   gotMessage: boolean;
 }
 
+/**
+ * Serves the framed protocol on one byte stream opened elsewhere (a host's
+ * end of a callback tunnel) instead of on a listening socket. Destroying
+ * the stream ends every call on it.
+ */
+export function serveFramedStream(
+  routes: (router: ConnectRouter) => void,
+  stream: Duplex,
+  options: FramedServerOptions = {},
+): void {
+  new ServerConnection(stream, collectMethods(routes), options);
+}
+
 /** One client connection: demultiplexes frames into calls. */
 class ServerConnection {
   private readonly calls = new Map<number, ServerCall>();
@@ -147,7 +165,7 @@ class ServerConnection {
   private readonly limits: MessageLimits;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: FramedServerOptions,
   ) {
@@ -170,7 +188,10 @@ class ServerConnection {
     });
     socket.on("error", () => {});
     socket.once("close", () => {
-      const gone = new ConnectError("the host closed the connection", Code.Canceled);
+      const gone = new ConnectError(
+        `${options.peer ?? "the host"} closed the connection`,
+        Code.Canceled,
+      );
       for (const call of this.calls.values()) {
         call.input?.fail(gone);
         call.ctx.abort(gone);
@@ -239,7 +260,10 @@ class ServerConnection {
         const call = this.calls.get(id);
         if (call === undefined) return;
         this.calls.delete(id);
-        const reason = new ConnectError("the host cancelled the call", Code.Canceled);
+        const reason = new ConnectError(
+          `${this.options.peer ?? "the host"} cancelled the call`,
+          Code.Canceled,
+        );
         call.input?.fail(reason);
         call.ctx.abort(reason);
         return;
@@ -256,7 +280,7 @@ class ServerConnection {
         FrameType.trailer,
         id,
         jsonPayload({
-          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on this plugin` },
+          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on ${this.options.self ?? "this plugin"}` },
         }),
       );
       return;

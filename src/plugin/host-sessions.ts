@@ -1,0 +1,290 @@
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  DescService,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createContextKey,
+  type Client,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import {
+  TunnelResponseSchema,
+  type TunnelRequest,
+  type TunnelResponse,
+} from "../gen/connectplugin/v1/host_callbacks_pb.js";
+import { HOST_SESSION_HEADER, isSessionId } from "../protocol/host-session.js";
+import { verifiedPrincipal } from "../security/auth.js";
+import type { ClientTransport } from "../transport/client-transport.js";
+import { createFramedTransport } from "../transport/framed/client.js";
+import { TunnelStream } from "../transport/tunnel-stream.js";
+
+/** How long a callback waits for the tunnel of a session the plugin has not seen yet. */
+const FIRST_TUNNEL_WAIT_MS = 5_000;
+/** Sessions whose tunnel closed, remembered so that their callbacks fail at once. */
+const CLOSED_SESSIONS_KEPT = 1_024;
+
+interface Tunnel {
+  /** The identity requireBearer/requireApiKey verified for the tunnel call; undefined without auth. */
+  readonly principal: string | undefined;
+  readonly transport: ClientTransport;
+}
+
+/** What a call's handler needs to call its host back: set by HostSessions.interceptor. */
+interface CallbackScope {
+  readonly sessions: HostSessions;
+  readonly session: string;
+  readonly principal: string | undefined;
+}
+
+const callbackScope = createContextKey<CallbackScope | undefined>(undefined, {
+  description: "the host session of this call, for hostClient()",
+});
+
+/**
+ * The plugin's side of host callbacks: the tunnels hosts have opened, by
+ * session. A handler reaches only the tunnel of the session that made its
+ * call, and only when that tunnel was opened by the same verified principal
+ * (a remote plugin behind auth cannot be used to reach a host that never
+ * called it).
+ */
+export class HostSessions {
+  private readonly tunnels = new Map<string, Tunnel>();
+  private readonly closed = new Set<string>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  /**
+   * Records the session and verified principal of each call that carries
+   * one, for hostClient(). Runs after the auth interceptors.
+   */
+  readonly interceptor: Interceptor = (next) => (req) => {
+    const session = req.header.get(HOST_SESSION_HEADER);
+    if (session !== null) {
+      req.contextValues.set(callbackScope, {
+        sessions: this,
+        session,
+        principal: req.contextValues.get(verifiedPrincipal),
+      });
+    }
+    return next(req);
+  };
+
+  /**
+   * In process: the host's services are reached directly, no tunnel
+   * needed. Returns the detach function.
+   */
+  attach(session: string, transport: ClientTransport): () => void {
+    const tunnel: Tunnel = { principal: undefined, transport };
+    this.register(session, tunnel);
+    return () => this.unregister(session, tunnel);
+  }
+
+  /** The HostCallbacks/Tunnel handler: the plugin's end of a host's tunnel. */
+  async *tunnel(
+    requests: AsyncIterable<TunnelRequest>,
+    ctx: HandlerContext,
+  ): AsyncGenerator<TunnelResponse> {
+    const session = ctx.requestHeader.get(HOST_SESSION_HEADER);
+    if (!isSessionId(session)) {
+      throw new ConnectError(
+        `a callback tunnel needs a session id in the ${HOST_SESSION_HEADER} header ` +
+          `(43 base64url characters)`,
+        Code.InvalidArgument,
+      );
+    }
+    const principal = ctx.values.get(verifiedPrincipal);
+    const current = this.tunnels.get(session);
+    if (current !== undefined && current.principal !== principal) {
+      throw new ConnectError(
+        "this session's callback tunnel belongs to another principal",
+        Code.PermissionDenied,
+      );
+    }
+    const stream = new TunnelStream();
+    const transport = createFramedTransport({ stream }, { peer: "the host" });
+    const tunnel: Tunnel = { principal, transport };
+    const end = (why: string): void => {
+      transport.close(
+        new ConnectError(`the host's callback tunnel closed: ${why}`, Code.Unavailable),
+      );
+      stream.destroy();
+    };
+    const onAbort = (): void => end("the host went away");
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    void (async () => {
+      try {
+        for await (const req of requests) stream.deliver(req.data);
+        end("the host closed it");
+      } catch (error) {
+        end(`the host went away (${ConnectError.from(error).message})`);
+      }
+    })();
+    this.register(session, tunnel);
+    try {
+      // The first message says the tunnel is usable.
+      yield create(TunnelResponseSchema);
+      for await (const data of stream.outgoing()) yield create(TunnelResponseSchema, { data });
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      this.unregister(session, tunnel);
+      end("the tunnel call ended");
+    }
+  }
+
+  private register(session: string, tunnel: Tunnel): void {
+    // A newer tunnel of the same session (the host reconnected) takes over;
+    // calls already on the older one finish there.
+    this.tunnels.set(session, tunnel);
+    this.closed.delete(session);
+    const waiters = this.waiters.get(session);
+    this.waiters.delete(session);
+    for (const wake of waiters ?? []) wake();
+  }
+
+  private unregister(session: string, tunnel: Tunnel): void {
+    if (this.tunnels.get(session) !== tunnel) return;
+    this.tunnels.delete(session);
+    this.closed.add(session);
+    if (this.closed.size > CLOSED_SESSIONS_KEPT) {
+      const oldest = this.closed.values().next().value;
+      if (oldest !== undefined) this.closed.delete(oldest);
+    }
+  }
+
+  /** The transport of the scope's tunnel, waiting briefly for a tunnel not opened yet. */
+  async transportFor(scope: CallbackScope, signal: AbortSignal | undefined): Promise<Transport> {
+    for (let waited = false; ; waited = true) {
+      const tunnel = this.tunnels.get(scope.session);
+      if (tunnel !== undefined) {
+        if (tunnel.principal !== scope.principal) {
+          throw new ConnectError(
+            "cannot call the host back: its callback tunnel was opened by another principal " +
+              "than this call's",
+            Code.PermissionDenied,
+          );
+        }
+        return tunnel.transport.transport;
+      }
+      if (this.closed.has(scope.session)) {
+        throw new ConnectError(
+          "cannot call the host back: the host's callback tunnel is closed (the host went " +
+            "away or closed its client)",
+          Code.Unavailable,
+        );
+      }
+      if (waited) {
+        throw new ConnectError(
+          `cannot call the host back: the host opened no callback tunnel within ` +
+            `${FIRST_TUNNEL_WAIT_MS} ms (the tunnel needs HTTP/2 or the framed transport ` +
+            `to the plugin, and a route for connectplugin.v1.HostCallbacks through any proxy)`,
+          Code.Unavailable,
+        );
+      }
+      await this.waitForTunnel(scope.session, signal);
+    }
+  }
+
+  private waitForTunnel(session: string, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const set = this.waiters.get(session) ?? new Set<() => void>();
+      this.waiters.set(session, set);
+      const done = (): void => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.waiters.get(session) === set) this.waiters.delete(session);
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        done();
+        reject(ConnectError.from(signal?.reason, Code.Canceled));
+      };
+      const timer = setTimeout(done, FIRST_TUNNEL_WAIT_MS);
+      set.add(done);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/**
+ * A typed client for a service of the host that made this call, from a
+ * handler's context:
+ *
+ * ```ts
+ * async run(req, ctx) {
+ *   const progress = hostClient(ctx, Progress);
+ *   await progress.report({ name: req.name, step: 1, steps: req.steps });
+ * }
+ * ```
+ *
+ * Callbacks inherit the call's cancellation and what is left of its
+ * deadline (a shorter timeoutMs of their own wins). They fail with
+ * FailedPrecondition when the call came from a host that offers no
+ * services, Unavailable when that host's tunnel is gone, and
+ * PermissionDenied when the tunnel belongs to another verified principal.
+ */
+export function hostClient<S extends DescService>(ctx: HandlerContext, service: S): Client<S> {
+  const scope = ctx.values.get(callbackScope);
+  const resolve = async (signal: AbortSignal | undefined): Promise<Transport> => {
+    if (scope === undefined) {
+      throw new ConnectError(
+        `cannot call the host's ${service.typeName}: the call came from a host that offers no ` +
+          `services (give PluginClient hostServices), or from a host that is not a ` +
+          `connect-plugin host`,
+        Code.FailedPrecondition,
+      );
+    }
+    return scope.sessions.transportFor(scope, signal);
+  };
+  const inherit = (
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): { signal: AbortSignal; timeoutMs: number | undefined } => {
+    const left = ctx.timeoutMs();
+    return {
+      signal: signal === undefined ? ctx.signal : AbortSignal.any([signal, ctx.signal]),
+      timeoutMs:
+        left === undefined
+          ? timeoutMs
+          : Math.max(1, timeoutMs === undefined ? left : Math.min(timeoutMs, left)),
+    };
+  };
+  const transport: Transport = {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const call = inherit(signal, timeoutMs);
+      const target = await resolve(call.signal);
+      return target.unary(method, call.signal, call.timeoutMs, header, input, contextValues);
+    },
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0] | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      const call = inherit(signal, timeoutMs);
+      const target = await resolve(call.signal);
+      return target.stream(method, call.signal, call.timeoutMs, header, input, contextValues);
+    },
+  };
+  return createClient(service, transport);
+}
