@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type Client,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   HostCallbacks,
   TunnelRequestSchema,
@@ -28,6 +35,8 @@ export interface KeptTunnel {
   readonly ready: Promise<void>;
   /** Closes the tunnel and stops reopening it. */
   stop(): void;
+  /** Resolves once the tunnel call has ended. */
+  readonly ended: Promise<void>;
 }
 
 /**
@@ -45,7 +54,8 @@ export class HostServiceSession {
   private readonly routes: (router: Parameters<PluginImplementation["register"]>[0]) => void;
   /** Aborts every host service handler still running when the client closes. */
   private readonly closing = new AbortController();
-  private readonly kept = new Set<KeptTunnel>();
+  private readonly kept = new Set<TunnelKeeper>();
+  private readonly detach: Array<() => void> = [];
 
   constructor(
     services: readonly PluginImplementation[],
@@ -65,8 +75,15 @@ export class HostServiceSession {
     return next({ ...req, header });
   };
 
-  /** The host's services as a transport in this process, for an in-process plugin. */
-  direct(): ClientTransport {
+  /**
+   * Gives an in-process plugin the host's services directly: `attach` is
+   * the plugin's HostSessions.attach, whose detach runs on close().
+   */
+  attachDirect(attach: (session: string, transport: ClientTransport) => () => void): void {
+    this.detach.push(attach(this.session, this.direct()));
+  }
+
+  private direct(): ClientTransport {
     return createDirectTransport({
       routes: this.routes,
       routerOptions: { interceptors: [], shutdownSignal: this.closing.signal },
@@ -75,92 +92,136 @@ export class HostServiceSession {
 
   /** Opens a tunnel over `transport` (one connection to the plugin) and keeps it open. */
   keep(transport: Transport, where: string): KeptTunnel {
-    let stopped = false;
-    let current: { stream: TunnelStream; abort: AbortController } | undefined;
-    let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
-    const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    // A start that does not wait for it must not see an unhandled rejection.
-    ready.catch(() => {});
-    const kept: KeptTunnel = {
-      ready,
-      stop: () => {
-        stopped = true;
-        this.kept.delete(kept);
-        settle?.resolve();
-        current?.abort.abort(new ConnectError("the host closed its client", Code.Canceled));
-        current?.stream.destroy();
-      },
-    };
+    const kept = new TunnelKeeper(transport, where, {
+      routes: this.routes,
+      closing: this.closing.signal,
+      log: (level, message, fields) => this.log(level, message, fields),
+      stopped: (k) => this.kept.delete(k),
+    });
     this.kept.add(kept);
-    const tunnels = createClient(HostCallbacks, transport);
-    void (async () => {
-      let pause = REOPEN_FIRST_MS;
-      while (!stopped) {
-        const stream = new TunnelStream();
-        const abort = new AbortController();
-        current = { stream, abort };
-        serveFramedStream(this.routes, stream, {
-          peer: "the plugin",
-          self: "this host",
-          shutdownSignal: this.closing.signal,
-        });
-        let opened = false;
-        let failure: ConnectError | undefined;
-        try {
-          const responses = tunnels.tunnel(requestsOf(stream), { signal: abort.signal });
-          for await (const res of responses) {
-            if (!opened) {
-              opened = true;
-              pause = REOPEN_FIRST_MS;
-              settle?.resolve();
-              continue;
-            }
-            stream.deliver(res.data);
-          }
-        } catch (error) {
-          failure = ConnectError.from(error);
-        }
-        stream.destroy();
-        if (stopped) return;
-        if (!opened && failure?.code === Code.Unimplemented) {
-          this.log("warn", "the plugin does not serve host callbacks; it cannot call this host", {
-            where,
-            error: failure.message,
-          });
-          settle?.resolve();
-          return;
-        }
-        if (!opened && failure !== undefined) {
-          settle?.reject(
-            new ConnectError(
-              `could not open the callback tunnel to ${where}: ${failure.rawMessage}`,
-              failure.code,
-              undefined,
-              undefined,
-              failure,
-            ),
-          );
-        }
-        this.log("debug", "callback tunnel closed; reopening", {
-          where,
-          ...(failure !== undefined && { error: failure.message }),
-          in_ms: pause,
-        });
-        await new Promise((resolve) => setTimeout(resolve, pause).unref());
-        pause = Math.min(pause * 2, REOPEN_MAX_MS);
-      }
-    })();
     return kept;
   }
 
-  /** Ends every tunnel and every host service call still running. */
-  close(): void {
+  /**
+   * Ends every tunnel and every host service call still running. Resolves
+   * once the tunnel calls have ended (at most a second), so that the plugin
+   * learns of it before the host's other calls are cut.
+   */
+  async close(): Promise<void> {
     this.closing.abort(new ConnectError("the host closed its plugin client", Code.Unavailable));
-    for (const kept of [...this.kept]) kept.stop();
+    for (const detach of this.detach.splice(0)) detach();
+    const kept = [...this.kept];
+    for (const k of kept) k.stop();
+    await Promise.race([
+      Promise.all(kept.map((k) => k.ended)),
+      new Promise((resolve) => setTimeout(resolve, 1_000).unref()),
+    ]);
   }
 
   private log(level: "debug" | "warn", message: string, fields: Record<string, unknown>): void {
     this.logger.log(hostRecord(this.plugin, level, message, fields));
+  }
+}
+
+/** What a TunnelKeeper uses of its session. */
+interface KeeperParts {
+  readonly routes: (router: Parameters<PluginImplementation["register"]>[0]) => void;
+  readonly closing: AbortSignal;
+  readonly log: (level: "debug" | "warn", message: string, fields: Record<string, unknown>) => void;
+  readonly stopped: (keeper: TunnelKeeper) => void;
+}
+
+/**
+ * One tunnel over one connection: opens the Tunnel call, serves the host's
+ * services on it with the framed protocol, and reopens it (after 100 ms,
+ * doubling to 5 s) when it breaks, until stopped.
+ */
+class TunnelKeeper implements KeptTunnel {
+  readonly ready: Promise<void>;
+  readonly ended: Promise<void>;
+  private settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  private isStopped = false;
+  private current: { stream: TunnelStream; abort: AbortController } | undefined;
+
+  constructor(
+    transport: Transport,
+    private readonly where: string,
+    private readonly parts: KeeperParts,
+  ) {
+    this.ready = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    // A start that does not wait for it must not see an unhandled rejection.
+    this.ready.catch(() => {});
+    this.ended = this.run(createClient(HostCallbacks, transport));
+  }
+
+  stop(): void {
+    this.isStopped = true;
+    this.parts.stopped(this);
+    this.settle?.resolve();
+    this.current?.abort.abort(new ConnectError("the host closed its client", Code.Canceled));
+    this.current?.stream.destroy();
+  }
+
+  private async run(tunnels: Client<typeof HostCallbacks>): Promise<void> {
+    let pause = REOPEN_FIRST_MS;
+    while (!this.isStopped) {
+      const stream = new TunnelStream();
+      const abort = new AbortController();
+      this.current = { stream, abort };
+      serveFramedStream(this.parts.routes, stream, {
+        peer: "the plugin",
+        self: "this host",
+        shutdownSignal: this.parts.closing,
+      });
+      let opened = false;
+      let failure: ConnectError | undefined;
+      try {
+        const responses = tunnels.tunnel(requestsOf(stream), { signal: abort.signal });
+        for await (const res of responses) {
+          if (!opened) {
+            opened = true;
+            pause = REOPEN_FIRST_MS;
+            this.settle?.resolve();
+            continue;
+          }
+          stream.deliver(res.data);
+        }
+      } catch (error) {
+        failure = ConnectError.from(error);
+      }
+      stream.destroy();
+      if (this.isStopped) return;
+      if (!opened && failure?.code === Code.Unimplemented) {
+        this.parts.log(
+          "warn",
+          "the plugin does not serve host callbacks; it cannot call this host",
+          {
+            where: this.where,
+            error: failure.message,
+          },
+        );
+        this.settle?.resolve();
+        return;
+      }
+      if (!opened && failure !== undefined) {
+        this.settle?.reject(
+          new ConnectError(
+            `could not open the callback tunnel to ${this.where}: ${failure.rawMessage}`,
+            failure.code,
+            undefined,
+            undefined,
+            failure,
+          ),
+        );
+      }
+      this.parts.log("debug", "callback tunnel closed; reopening", {
+        where: this.where,
+        ...(failure !== undefined && { error: failure.message }),
+        in_ms: pause,
+      });
+      await new Promise((resolve) => setTimeout(resolve, pause).unref());
+      pause = Math.min(pause * 2, REOPEN_MAX_MS);
+    }
   }
 }
 

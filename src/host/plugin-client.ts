@@ -398,7 +398,7 @@ export class PluginClient<
     try {
       parts = await this.connect();
     } catch (error) {
-      this.callbacks?.close();
+      void this.callbacks?.close();
       throw error;
     }
     try {
@@ -420,7 +420,7 @@ export class PluginClient<
       await this.openCallbacks(parts, deadline);
       this.life.running = { ...parts, version, available };
     } catch (error) {
-      this.callbacks?.close();
+      void this.callbacks?.close();
       parts.guard.close();
       parts.transport.close();
       await parts.process?.kill(2_000);
@@ -438,7 +438,8 @@ export class PluginClient<
     const callbacks = this.callbacks;
     if (callbacks === undefined || this.options.source.kind === "cluster") return;
     if (parts.server !== undefined) {
-      parts.server.hostSessions.attach(callbacks.session, callbacks.direct());
+      const sessions = parts.server.hostSessions;
+      callbacks.attachDirect((session, transport) => sessions.attach(session, transport));
       return;
     }
     const kept = callbacks.keep(parts.transport.transport, this.label);
@@ -551,7 +552,7 @@ export class PluginClient<
   }
 
   private handleExit(exit: PluginExit, transport: ClientTransport): void {
-    this.callbacks?.close();
+    void this.callbacks?.close();
     transport.close(new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable));
     if (!exit.expected) {
       this.logger.log(
@@ -588,9 +589,11 @@ export class PluginClient<
     } else {
       await guard.drain(this.gracePeriodMs);
     }
+    // The tunnel first: a callback still pending fails as the host's going
+    // away (Unavailable), not as a broken call.
+    await this.callbacks?.close();
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
-    this.callbacks?.close();
   }
 }
 

@@ -39,6 +39,8 @@ interface Tunnel {
   /** The identity requireBearer/requireApiKey verified for the tunnel call; undefined without auth. */
   readonly principal: string | undefined;
   readonly transport: ClientTransport;
+  /** Why the tunnel closed, once it has: the error of every callback that failed with it. */
+  closedWith?: ConnectError;
 }
 
 /** What a call's handler needs to call its host back: set by HostSessions.interceptor. */
@@ -87,7 +89,10 @@ export class HostSessions {
   attach(session: string, transport: ClientTransport): () => void {
     const tunnel: Tunnel = { principal: undefined, transport };
     this.register(session, tunnel);
-    return () => this.unregister(session, tunnel);
+    return () => {
+      tunnel.closedWith ??= new ConnectError("the host closed its plugin client", Code.Unavailable);
+      this.unregister(session, tunnel);
+    };
   }
 
   /** The HostCallbacks/Tunnel handler: the plugin's end of a host's tunnel. */
@@ -115,9 +120,11 @@ export class HostSessions {
     const transport = createFramedTransport({ stream }, { peer: "the host" });
     const tunnel: Tunnel = { principal, transport };
     const end = (why: string): void => {
-      transport.close(
-        new ConnectError(`the host's callback tunnel closed: ${why}`, Code.Unavailable),
+      tunnel.closedWith ??= new ConnectError(
+        `the host's callback tunnel closed: ${why}`,
+        Code.Unavailable,
       );
+      transport.close(tunnel.closedWith);
       stream.destroy();
     };
     const onAbort = (): void => end("the host went away");
@@ -163,7 +170,7 @@ export class HostSessions {
   }
 
   /** The transport of the scope's tunnel, waiting briefly for a tunnel not opened yet. */
-  async transportFor(scope: CallbackScope, signal: AbortSignal | undefined): Promise<Transport> {
+  async tunnelFor(scope: CallbackScope, signal: AbortSignal | undefined): Promise<Tunnel> {
     for (let waited = false; ; waited = true) {
       const tunnel = this.tunnels.get(scope.session);
       if (tunnel !== undefined) {
@@ -174,7 +181,7 @@ export class HostSessions {
             Code.PermissionDenied,
           );
         }
-        return tunnel.transport.transport;
+        return tunnel;
       }
       if (this.closed.has(scope.session)) {
         throw new ConnectError(
@@ -236,7 +243,7 @@ export class HostSessions {
  */
 export function hostClient<S extends DescService>(ctx: HandlerContext, service: S): Client<S> {
   const scope = ctx.values.get(callbackScope);
-  const resolve = async (signal: AbortSignal | undefined): Promise<Transport> => {
+  const resolve = async (signal: AbortSignal | undefined): Promise<Tunnel> => {
     if (scope === undefined) {
       throw new ConnectError(
         `cannot call the host's ${service.typeName}: the call came from a host that offers no ` +
@@ -245,15 +252,17 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
         Code.FailedPrecondition,
       );
     }
-    return scope.sessions.transportFor(scope, signal);
+    return scope.sessions.tunnelFor(scope, signal);
   };
+  let callEnded: AbortSignal | undefined;
   const inherit = (
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
   ): { signal: AbortSignal; timeoutMs: number | undefined } => {
     const left = ctx.timeoutMs();
+    callEnded ??= hostGoneAsUnavailable(ctx.signal);
     return {
-      signal: signal === undefined ? ctx.signal : AbortSignal.any([signal, ctx.signal]),
+      signal: signal === undefined ? callEnded : AbortSignal.any([signal, callEnded]),
       timeoutMs:
         left === undefined
           ? timeoutMs
@@ -270,8 +279,19 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const call = inherit(signal, timeoutMs);
-      const target = await resolve(call.signal);
-      return target.unary(method, call.signal, call.timeoutMs, header, input, contextValues);
+      const tunnel = await resolve(call.signal);
+      try {
+        return await tunnel.transport.transport.unary(
+          method,
+          call.signal,
+          call.timeoutMs,
+          header,
+          input,
+          contextValues,
+        );
+      } catch (error) {
+        throw tunnel.closedWith ?? error;
+      }
     },
     async stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,
@@ -282,9 +302,61 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
       const call = inherit(signal, timeoutMs);
-      const target = await resolve(call.signal);
-      return target.stream(method, call.signal, call.timeoutMs, header, input, contextValues);
+      const tunnel = await resolve(call.signal);
+      let res: StreamResponse<I, O>;
+      try {
+        res = await tunnel.transport.transport.stream(
+          method,
+          call.signal,
+          call.timeoutMs,
+          header,
+          input,
+          contextValues,
+        );
+      } catch (error) {
+        throw tunnel.closedWith ?? error;
+      }
+      return { ...res, message: explainStream(res.message, tunnel) };
     },
   };
   return createClient(service, transport);
+}
+
+/**
+ * A callback's messages; when the tunnel closed under them, the error says
+ * so (whatever else aborted the callback at the same moment).
+ */
+async function* explainStream<T>(messages: AsyncIterable<T>, tunnel: Tunnel): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw tunnel.closedWith ?? error;
+  }
+}
+
+/**
+ * The call's signal, except that a call cut off by a broken connection
+ * (Internal, Unknown: how HTTP/2 reports a reset stream) ends its callbacks
+ * with Unavailable, like the tunnel going down with it: the host went away.
+ * Cancellation and deadlines pass as they are.
+ */
+function hostGoneAsUnavailable(call: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const follow = (): void => {
+    const reason = ConnectError.from(call.reason);
+    controller.abort(
+      reason.code === Code.Internal || reason.code === Code.Unknown
+        ? new ConnectError(
+            `the host went away during the call (${reason.rawMessage})`,
+            Code.Unavailable,
+            undefined,
+            undefined,
+            reason,
+          )
+        : call.reason,
+    );
+  };
+  if (call.aborted) follow();
+  else call.addEventListener("abort", follow, { once: true });
+  return controller.signal;
 }

@@ -190,7 +190,7 @@ class ServerConnection {
     socket.once("close", () => {
       const gone = new ConnectError(
         `${options.peer ?? "the host"} closed the connection`,
-        Code.Canceled,
+        Code.Unavailable,
       );
       for (const call of this.calls.values()) {
         call.input?.fail(gone);
