@@ -374,7 +374,10 @@ export class PluginClient<
       launched: (proc) => (this.life.process = proc),
       exited: (exit, transport) => this.handleExit(exit, transport),
       ...(callbacks !== undefined && {
-        tunnel: (transport, where) => callbacks.keep(transport, where).stop,
+        tunnel: (transport, where) => {
+          const kept = callbacks.keep(transport, where);
+          return () => kept.stop();
+        },
       }),
     };
     switch (source.kind) {

@@ -30,9 +30,14 @@ import type { ClientTransport } from "../transport/client-transport.js";
 import { createFramedTransport } from "../transport/framed/client.js";
 import { TunnelStream } from "../transport/tunnel-stream.js";
 
-/** How long a callback waits for the tunnel of a session the plugin has not seen yet. */
-const FIRST_TUNNEL_WAIT_MS = 5_000;
-/** Sessions whose tunnel closed, remembered so that their callbacks fail at once. */
+/**
+ * How long a callback waits for its session's tunnel when there is none:
+ * not opened yet (a cluster instance just connected), or being reopened
+ * after a broken connection. A host that is gone ends the call, and with it
+ * the wait, at once.
+ */
+const TUNNEL_WAIT_MS = 5_000;
+/** Sessions whose tunnel closed, remembered for the error message. */
 const CLOSED_SESSIONS_KEPT = 1_024;
 
 interface Tunnel {
@@ -169,7 +174,7 @@ export class HostSessions {
     }
   }
 
-  /** The transport of the scope's tunnel, waiting briefly for a tunnel not opened yet. */
+  /** The scope's tunnel, waiting up to TUNNEL_WAIT_MS (or the call's end) for one. */
   async tunnelFor(scope: CallbackScope, signal: AbortSignal | undefined): Promise<Tunnel> {
     for (let waited = false; ; waited = true) {
       const tunnel = this.tunnels.get(scope.session);
@@ -183,17 +188,17 @@ export class HostSessions {
         }
         return tunnel;
       }
-      if (this.closed.has(scope.session)) {
+      if (waited && this.closed.has(scope.session)) {
         throw new ConnectError(
-          "cannot call the host back: the host's callback tunnel is closed (the host went " +
-            "away or closed its client)",
+          `cannot call the host back: the host's callback tunnel closed and was not reopened ` +
+            `within ${TUNNEL_WAIT_MS} ms (the host went away or closed its client)`,
           Code.Unavailable,
         );
       }
       if (waited) {
         throw new ConnectError(
           `cannot call the host back: the host opened no callback tunnel within ` +
-            `${FIRST_TUNNEL_WAIT_MS} ms (the tunnel needs HTTP/2 or the framed transport ` +
+            `${TUNNEL_WAIT_MS} ms (the tunnel needs HTTP/2 or the framed transport ` +
             `to the plugin, and a route for connectplugin.v1.HostCallbacks through any proxy)`,
           Code.Unavailable,
         );
@@ -217,7 +222,7 @@ export class HostSessions {
         done();
         reject(ConnectError.from(signal?.reason, Code.Canceled));
       };
-      const timer = setTimeout(done, FIRST_TUNNEL_WAIT_MS);
+      const timer = setTimeout(done, TUNNEL_WAIT_MS);
       set.add(done);
       signal?.addEventListener("abort", onAbort, { once: true });
     });

@@ -306,7 +306,7 @@ export class FrameWriter {
     this.bytes = 0;
     if (socket.destroyed || socket.writableEnded) return;
     if (pending.length === 1) {
-      socket.write(pending[0] as Buffer);
+      socket.write(pending[0]);
     } else if (!this.hasLarge) {
       socket.write(Buffer.concat(pending, bytes));
     } else {
