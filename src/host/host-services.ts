@@ -6,6 +6,7 @@ import {
   ConnectError,
   createClient,
   type Client,
+  type ConnectRouter,
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
@@ -51,7 +52,7 @@ export interface KeptTunnel {
 export class HostServiceSession {
   /** The session id: a 256-bit secret, known only to this host and its plugin. */
   readonly session = randomBytes(32).toString("base64url");
-  private readonly routes: (router: Parameters<PluginImplementation["register"]>[0]) => void;
+  private readonly routes: (router: ConnectRouter) => void;
   /** Aborts every host service handler still running when the client closes. */
   private readonly closing = new AbortController();
   private readonly kept = new Set<TunnelKeeper>();
@@ -125,7 +126,7 @@ export class HostServiceSession {
 
 /** What a TunnelKeeper uses of its session. */
 interface KeeperParts {
-  readonly routes: (router: Parameters<PluginImplementation["register"]>[0]) => void;
+  readonly routes: (router: ConnectRouter) => void;
   readonly closing: AbortSignal;
   readonly log: (level: "debug" | "warn", message: string, fields: Record<string, unknown>) => void;
   readonly stopped: (keeper: TunnelKeeper) => void;
