@@ -5,7 +5,6 @@
  * (median over rounds) and the callback's share (the difference). Asserts
  * nothing.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
   PluginClient,
@@ -19,25 +18,16 @@ import {
 import { Jobs, Progress, handshake } from "../examples/callbacks/shared.js";
 import { benchJobs } from "./callbacks-plugin.js";
 import { median, percentile, round } from "./stats.js";
+import { startNetworkPlugin } from "../test/helpers.js";
 
 const quick = process.argv.includes("--quick");
 const ROUNDS = quick ? 3 : 7;
 const CALLS = quick ? 300 : 1_500;
 const main = fileURLToPath(new URL("./callbacks-plugin.js", import.meta.url));
 
-const network = spawn(process.execPath, [main, "serve"], {
-  env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
-  stdio: ["ignore", "ignore", "pipe"],
-});
-const url = await new Promise<string>((resolve, reject) => {
-  let err = "";
-  network.stderr.on("data", (chunk: Buffer) => {
-    err += chunk.toString();
-    const m = /"url":"([^"]+)"/.exec(err);
-    if (m?.[1] !== undefined) resolve(m[1]);
-  });
-  network.once("exit", (code) => reject(new Error(`network plugin exited ${code}: ${err}`)));
-});
+// The remote plugin, in network mode on loopback.
+const network = await startNetworkPlugin("serve", {}, main);
+const url = network.url;
 
 const locations: Array<[string, PluginSource]> = [
   ["subprocess (framed)", subprocess(process.execPath, [main, "serve"])],
@@ -105,4 +95,4 @@ for (const row of rows) {
   );
 }
 await Promise.all(clients.map((c) => c.close()));
-network.kill("SIGTERM");
+await network.stop();

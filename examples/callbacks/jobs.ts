@@ -24,7 +24,11 @@ export function jobsDefinition(): PluginDefinition {
             while (done < req.steps) {
               await sleep(req.stepDelayMs, undefined, { signal: ctx.signal });
               done++;
-              const answer = await progress.report({ name: req.name, step: done, steps: req.steps });
+              const answer = await progress.report({
+                name: req.name,
+                step: done,
+                steps: req.steps,
+              });
               if (!answer.keepGoing) {
                 notes.push(`stopped by the host after step ${done}`);
                 break;

@@ -274,6 +274,27 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
           : Math.max(1, timeoutMs === undefined ? left : Math.min(timeoutMs, left)),
     };
   };
+  /**
+   * Runs one callback on the scope's tunnel with the inherited signal and
+   * deadline; when the tunnel closed under it, its error says so (whatever
+   * else aborted the callback at the same moment).
+   */
+  const through = async <R>(
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    run: (transport: Transport, signal: AbortSignal, timeoutMs: number | undefined) => Promise<R>,
+  ): Promise<{ tunnel: Tunnel; response: R }> => {
+    const call = inherit(signal, timeoutMs);
+    const tunnel = await resolve(call.signal);
+    try {
+      return {
+        tunnel,
+        response: await run(tunnel.transport.transport, call.signal, call.timeoutMs),
+      };
+    } catch (error) {
+      throw tunnel.closedWith ?? error;
+    }
+  };
   const transport: Transport = {
     async unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
@@ -283,20 +304,10 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const call = inherit(signal, timeoutMs);
-      const tunnel = await resolve(call.signal);
-      try {
-        return await tunnel.transport.transport.unary(
-          method,
-          call.signal,
-          call.timeoutMs,
-          header,
-          input,
-          contextValues,
-        );
-      } catch (error) {
-        throw tunnel.closedWith ?? error;
-      }
+      const { response } = await through(signal, timeoutMs, (t, s, ms) =>
+        t.unary(method, s, ms, header, input, contextValues),
+      );
+      return response;
     },
     async stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,
@@ -306,22 +317,10 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
-      const call = inherit(signal, timeoutMs);
-      const tunnel = await resolve(call.signal);
-      let res: StreamResponse<I, O>;
-      try {
-        res = await tunnel.transport.transport.stream(
-          method,
-          call.signal,
-          call.timeoutMs,
-          header,
-          input,
-          contextValues,
-        );
-      } catch (error) {
-        throw tunnel.closedWith ?? error;
-      }
-      return { ...res, message: explainStream(res.message, tunnel) };
+      const { tunnel, response } = await through(signal, timeoutMs, (t, s, ms) =>
+        t.stream(method, s, ms, header, input, contextValues),
+      );
+      return { ...response, message: explainStream(response.message, tunnel) };
     },
   };
   return createClient(service, transport);

@@ -55,8 +55,7 @@ export interface FramedTransportOptions {
  * opened elsewhere (a plugin's end of a host's callback tunnel).
  */
 export type FramedTarget =
-  | { readonly network: "unix" | "tcp"; readonly address: string }
-  | { readonly stream: Duplex };
+  { readonly network: "unix" | "tcp"; readonly address: string } | { readonly stream: Duplex };
 
 interface PendingCall {
   readonly method: DescMethodUnary | DescMethodStreaming;

@@ -280,7 +280,10 @@ class ServerConnection {
         FrameType.trailer,
         id,
         jsonPayload({
-          e: { c: Code.Unimplemented, m: `HTTP 404 Not Found: no method ${path} on ${this.options.self ?? "this plugin"}` },
+          e: {
+            c: Code.Unimplemented,
+            m: `HTTP 404 Not Found: no method ${path} on ${this.options.self ?? "this plugin"}`,
+          },
         }),
       );
       return;
