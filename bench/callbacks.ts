@@ -21,8 +21,8 @@ import { median, percentile, round } from "./stats.js";
 import { startNetworkPlugin } from "../test/helpers.js";
 
 const quick = process.argv.includes("--quick");
-const ROUNDS = quick ? 3 : 7;
-const CALLS = quick ? 300 : 1_500;
+const ROUNDS = quick ? 3 : 5;
+const CALLS = quick ? 200 : 500;
 const main = fileURLToPath(new URL("./callbacks-plugin.js", import.meta.url));
 
 // The remote plugin, in network mode on loopback.
