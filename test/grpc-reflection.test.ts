@@ -3,12 +3,22 @@
  * reflection client sees it (go/cmd/reflection-probe, built from the module
  * proxy): grpc.reflection.v1 and v1alpha list the services, hand out file
  * descriptors that protodesc builds into a registry with every method, and
- * answer an unknown symbol with NOT_FOUND; `reflection: false` turns it off.
+ * answer an unknown symbol with NOT_FOUND; `reflection: false` turns it off;
+ * the plugin's auth interceptors guard it as they guard every other service.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { requireBearer, serve } from "../src/index.js";
+import {
+  ServerReflection,
+  ServerReflectionRequestSchema,
+} from "../src/gen/grpc/reflection/v1/reflection_pb.js";
+import { kvPlugin } from "../examples/kv/definition.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { startNetworkPlugin } from "./helpers.js";
 
@@ -79,5 +89,42 @@ test("reflection: false turns it off: grpc-go's client gets Unimplemented", asyn
     }
   } finally {
     await plugin.stop();
+  }
+});
+
+test("reflection passes the plugin's interceptors: without the bearer token it is refused, with it it answers", async () => {
+  const handle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    interceptors: [requireBearer(["reflect-token"])],
+  });
+  try {
+    const transport = createGrpcTransport({ baseUrl: handle.url });
+    const list = async (token?: string): Promise<string[]> => {
+      async function* ask() {
+        yield create(ServerReflectionRequestSchema, {
+          messageRequest: { case: "listServices", value: "" },
+        });
+      }
+      const names: string[] = [];
+      const responses = createClient(ServerReflection, transport).serverReflectionInfo(ask(), {
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      });
+      for await (const res of responses) {
+        if (res.messageResponse.case === "listServicesResponse") {
+          names.push(...res.messageResponse.value.service.map((s) => s.name));
+        }
+      }
+      return names;
+    };
+    for (const token of [undefined, "wrong"]) {
+      await assert.rejects(list(token), (e: unknown) => {
+        assert.equal(ConnectError.from(e).code, Code.Unauthenticated, `token ${token}`);
+        return true;
+      });
+    }
+    assert.ok((await list("reflect-token")).includes("example.kv.v1.KV"));
+  } finally {
+    await handle.shutdown();
   }
 });

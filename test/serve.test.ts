@@ -108,6 +108,26 @@ test("launched, a plugin answers only callers with its launch token", async () =
     // plugins); Handshake and Shutdown are not.
     const controller = createClient(PluginController, transport());
     assert.equal((await controller.health({})).status, HealthResponse_Status.SERVING);
+    // Without the token it tells the serving state only: not how many calls
+    // the host has in flight.
+    const slow = new AbortController();
+    const pending = createClient(KV, transport("s3cret"))
+      .get({ key: "slow:60000" }, { signal: slow.signal })
+      .catch(() => undefined);
+    try {
+      const own = createClient(PluginController, transport("s3cret"));
+      await waitFor(
+        "the slow call in flight",
+        async () => (await own.health({})).callsInFlight > 0,
+        30_000,
+      );
+      const health = await controller.health({});
+      assert.equal(health.status, HealthResponse_Status.SERVING);
+      assert.equal(health.callsInFlight, 0, "no activity shown without the token");
+    } finally {
+      slow.abort();
+      await pending;
+    }
     for (const call of [
       () => controller.handshake({ protocolVersions: [1] }),
       () => controller.shutdown({ reason: "not mine to stop" }),

@@ -128,8 +128,12 @@ export abstract class HostClient<
   }
 
   /**
-   * Stops using the plugin within the grace period. Safe to call more than
-   * once, and while starting (the start is abandoned).
+   * Stops using the plugin, letting calls in flight finish within the grace
+   * period; those still running after it fail with Code.Unavailable. A
+   * subprocess is asked to shut down and its whole process group is killed
+   * if it has not exited by then. A remote plugin is only disconnected: a
+   * shared service is not one host's to stop. Safe to call more than once,
+   * and while starting (the start is abandoned).
    */
   close(): Promise<void> {
     return this.life.close();

@@ -240,19 +240,34 @@ describe("CallRunner, unary (fake target)", () => {
     );
   });
 
-  test("an interceptor that throws synchronously fails the call the same way", async () => {
-    const throwing: Interceptor = () => () => {
+  test("an interceptor that throws synchronously fails the call the same way: a rejection, and the call settled", async () => {
+    let seenCall: { aborted: boolean; reason: unknown } | undefined;
+    const throwing: Interceptor = () => (req) => {
+      seenCall = abortOf(req);
       throw new ConnectError("refused by interceptor", Code.PermissionDenied);
     };
     const target = new FakeTarget(unaryOk);
+    const controller = new AbortController();
+    // Not wrapped in an async function: the runner itself must return a
+    // rejected promise rather than throw.
+    const pending = new CallRunner(target, [throwing]).unary(
+      get,
+      controller.signal,
+      60_000,
+      undefined,
+      { key: "k" },
+    );
     await assert.rejects(
-      (async () =>
-        new CallRunner(target, [throwing]).unary(get, undefined, undefined, undefined, {
-          key: "k",
-        }))(),
+      pending,
       (e: unknown) => e instanceof ConnectError && e.code === Code.PermissionDenied,
     );
     assert.equal(target.seen.length, 0);
+    // Settled: the deadline timer is gone (else it would hold the process
+    // for a minute) and the caller's signal is no longer followed.
+    assert.equal(seenCall?.aborted, true);
+    assert.equal(seenCall?.reason, CALL_DONE);
+    controller.abort(new Error("too late"));
+    assert.equal(seenCall?.reason, CALL_DONE);
   });
 
   test("the deadline fires the call's signal with DeadlineExceeded, and wins over the error the target then throws", async () => {
@@ -465,6 +480,29 @@ describe("CallRunner, streaming (fake target)", () => {
       );
       assert.equal(target.seen[0]!.call.reason instanceof Error, true);
       assert.equal(target.seen[0]!.call.aborted, true);
+    }
+  });
+
+  test("a stream interceptor that throws synchronously gives a rejection and settles the call", async () => {
+    for (const settlesStreams of [false, true]) {
+      let seenCall: { aborted: boolean; reason: unknown } | undefined;
+      const throwing: Interceptor = () => (req) => {
+        seenCall = abortOf(req);
+        throw new ConnectError("refused by interceptor", Code.PermissionDenied);
+      };
+      const target = new FakeTarget((req) => streamOf(req, events(1)), settlesStreams);
+      const pending = new CallRunner(target, [throwing]).stream(
+        watch,
+        undefined,
+        60_000,
+        undefined,
+        oneWatch(),
+      );
+      await assert.rejects(
+        pending,
+        (e: unknown) => e instanceof ConnectError && e.code === Code.PermissionDenied,
+      );
+      assert.equal(seenCall?.reason, CALL_DONE, `settlesStreams: ${settlesStreams}`);
     }
   });
 
