@@ -32,6 +32,7 @@ export type { PluginExit } from "./host/launcher.js";
 
 export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
+export { hostClient } from "./plugin/host-sessions.js";
 export type { CorsOptions } from "./security/cors.js";
 export { pluginLog } from "./plugin/plugin-log.js";
 

@@ -10,6 +10,7 @@ export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/se
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";
 export type { CorsOptions } from "./security/cors.js";
 export { pluginLog } from "./plugin/plugin-log.js";
+export { hostClient } from "./plugin/host-sessions.js";
 export type { PluginServerOptions } from "./plugin/plugin-server.js";
 export { implement } from "./protocol/plugin-set.js";
 export type {

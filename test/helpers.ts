@@ -78,9 +78,9 @@ export async function timed<T>(
 export async function startNetworkPlugin(
   mode = "kv",
   env: Record<string, string> = {},
+  main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url)),
 ): Promise<{ url: string; child: ChildProcess; stop: () => Promise<number | null> }> {
-  const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
-  const child = spawn(process.execPath, [main, mode], {
+  const child = spawn(process.execPath, mode === "" ? [main] : [main, mode], {
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });

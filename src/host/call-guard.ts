@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { HostCallbacks } from "../gen/connectplugin/v1/host_callbacks_pb.js";
 import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
@@ -68,6 +69,9 @@ export class CallGuard {
   }
 
   readonly interceptor: Interceptor = (next) => async (req) => {
+    // The host's callback tunnel lives as long as the client: not a call to
+    // drain or to judge (host-services.ts reopens it and ends it on close).
+    if (req.service.typeName === HostCallbacks.typeName) return next(req);
     const refusal = this.refusal();
     if (refusal !== undefined) throw refusal;
     // Our own signal for the call, so that close() can end it whatever the

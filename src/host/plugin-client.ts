@@ -12,7 +12,12 @@ import {
   type HandshakeResponse,
 } from "../gen/connectplugin/v1/controller_pb.js";
 import { PluginError } from "../protocol/errors.js";
-import type { HandshakeConfig, PluginSet, VersionedPluginSets } from "../protocol/plugin-set.js";
+import type {
+  HandshakeConfig,
+  PluginImplementation,
+  PluginSet,
+  VersionedPluginSets,
+} from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
 import { hostRecord, type Logger } from "../logging/logger.js";
 import type { ClientTransport } from "../transport/client-transport.js";
@@ -25,6 +30,7 @@ import { connectInProcess } from "./connectors/in-process.js";
 import { connectRemote } from "./connectors/remote.js";
 import { connectSubprocess } from "./connectors/subprocess.js";
 import { ClusterTransport } from "../resilience/cluster-transport.js";
+import { HostServiceSession } from "./host-services.js";
 import type { EndpointStatus } from "../resilience/cluster-options.js";
 
 interface CommonOptions {
@@ -45,6 +51,15 @@ interface CommonOptions {
   readonly logger?: Logger;
   /** Interceptors for every call into the plugin (auth, tracing, ...). */
   readonly interceptors?: readonly Interceptor[];
+  /**
+   * Services this host offers its plugin, which the plugin's handlers call
+   * back with `hostClient(ctx, Service)`:
+   * `hostServices: [implement(Progress, { report: ... })]`. Reached over a
+   * tunnel the host opens (so it works through proxies and from remote
+   * plugins), scoped to this client's session (docs/callbacks.md).
+   * Default: none.
+   */
+  readonly hostServices?: readonly PluginImplementation[];
 }
 
 /**
@@ -115,9 +130,12 @@ export class PluginClient<
 > extends HostClient<P, V, Running> {
   private readonly gracePeriodMs: number;
   private readonly startTimeoutMs: number;
+  /** This client's callback session, while it runs (with hostServices). */
+  private callbacks: HostServiceSession | undefined;
 
   constructor(private readonly options: PluginClientOptions<P, V>) {
     if (options.source.kind === "remote") checkRemoteSource(options.source);
+    if ((options.hostServices?.length ?? 0) > 0) checkCallbackSource(options.source);
     const name = describeSource(options.source);
     // In messages, a command line is quoted; a URL stands as it is.
     super(
@@ -223,10 +241,15 @@ export class PluginClient<
   /** Reaches the plugin through the connector for its kind of source. */
   private connect(): Promise<Connected> {
     const source = this.options.source;
+    const callbacks = this.callbacks;
     const context: ConnectContext = {
       handshake: this.options.handshake,
       hostVersions: this.hostVersions,
-      interceptors: [...(this.options.interceptors ?? [])],
+      // The session header goes on after the user's interceptors.
+      interceptors: [
+        ...(this.options.interceptors ?? []),
+        ...(this.callbacks !== undefined ? [this.callbacks.interceptor] : []),
+      ],
       name: this.name,
       label: this.label,
       gracePeriodMs: this.gracePeriodMs,
@@ -235,6 +258,12 @@ export class PluginClient<
       signal: this.life.startAbort.signal,
       launched: (proc) => (this.life.process = proc),
       exited: (exit, transport) => this.handleExit(exit, transport),
+      ...(callbacks !== undefined && {
+        tunnel: (transport, where) => {
+          const kept = callbacks.keep(transport, where);
+          return () => kept.stop();
+        },
+      }),
     };
     switch (source.kind) {
       case "subprocess":
@@ -250,7 +279,16 @@ export class PluginClient<
 
   protected async doStart(): Promise<void> {
     const deadline = Date.now() + this.startTimeoutMs;
-    const parts = await this.connect();
+    const services = this.options.hostServices ?? [];
+    this.callbacks =
+      services.length > 0 ? new HostServiceSession(services, this.logger, this.name) : undefined;
+    let parts: Connected;
+    try {
+      parts = await this.connect();
+    } catch (error) {
+      void this.callbacks?.close();
+      throw error;
+    }
     try {
       const handshake = await this.handshake(parts.transport.transport, parts.process, deadline);
       this.life.checkNotClosedWhileStarting();
@@ -267,14 +305,61 @@ export class PluginClient<
         const lacking = this.lacking(version, available, name, service);
         if (lacking !== undefined) throw lacking;
       }
+      await this.openCallbacks(parts, deadline);
       this.life.running = { ...parts, version, available };
     } catch (error) {
+      void this.callbacks?.close();
       parts.guard.close();
       parts.transport.close();
       await parts.process?.kill(2_000);
       // An in-process plugin's server is stopped like a process is killed.
       await parts.server?.shutdown("the host could not start the plugin", 0);
       throw error;
+    }
+  }
+
+  /**
+   * With host services: gives an in-process plugin the host's services, or
+   * opens the callback tunnel and waits until the plugin has it, so that
+   * the first call can already call back. (A cluster opens one per
+   * instance as it connects; see connect().)
+   */
+  private async openCallbacks(parts: Connected, deadline: number): Promise<void> {
+    const callbacks = this.callbacks;
+    if (callbacks === undefined || this.options.source.kind === "cluster") return;
+    if (parts.server !== undefined) {
+      const sessions = parts.server.hostSessions;
+      callbacks.attachDirect((session, transport) => sessions.attach(session, transport));
+      return;
+    }
+    const kept = callbacks.keep(parts.transport.transport, this.label);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        kept.ready,
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new PluginError(
+                  "handshake-timeout",
+                  `plugin ${this.label} did not take the host's callback tunnel before the ` +
+                    `start timeout`,
+                ),
+              ),
+            Math.max(1, deadline - Date.now()),
+          );
+        }),
+      ]);
+    } catch (error) {
+      if (error instanceof PluginError) throw error;
+      throw new PluginError(
+        ConnectError.from(error).code === Code.Unavailable ? "unreachable" : "not-a-plugin-server",
+        `plugin ${this.label}: ${ConnectError.from(error).message}`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -357,6 +442,7 @@ export class PluginClient<
   }
 
   private handleExit(exit: PluginExit, transport: ClientTransport): void {
+    void this.callbacks?.close();
     transport.close(new ConnectError(`plugin ${this.label} ${exit.description}`, Code.Unavailable));
     if (!exit.expected) {
       this.logger.log(
@@ -393,8 +479,22 @@ export class PluginClient<
     } else {
       await guard.drain(this.gracePeriodMs);
     }
+    // The tunnel first: a callback still pending fails as the host's going
+    // away (Unavailable), not as a broken call.
+    await this.callbacks?.close();
     guard.close();
     transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
+  }
+}
+
+/** Host services need a connection that carries a bidi stream, or none at all. */
+function checkCallbackSource(source: PluginSource): void {
+  if (source.kind === "remote" && source.httpVersion === "1.1") {
+    throw new PluginError(
+      "invalid-config",
+      `hostServices need HTTP/2 to the plugin at ${source.url.toString()}: the callback tunnel ` +
+        `is a bidirectional stream, which HTTP/1.1 cannot carry (remove httpVersion "1.1")`,
+    );
   }
 }
 

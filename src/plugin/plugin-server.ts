@@ -22,7 +22,9 @@ import {
 } from "../protocol/plugin-set.js";
 import { PluginError } from "../protocol/errors.js";
 import { negotiateVersion } from "../protocol/versions.js";
+import { HostCallbacks } from "../gen/connectplugin/v1/host_callbacks_pb.js";
 import { CallTracker } from "./call-tracker.js";
+import { HostSessions } from "./host-sessions.js";
 import { pluginLog } from "./plugin-log.js";
 
 /** go-plugin's internal services, served to go-plugin hosts beside the plugin's own. */
@@ -52,6 +54,8 @@ export interface PluginServerOptions {
  */
 export class PluginServer {
   readonly tracker: CallTracker;
+  /** The callback tunnels of the hosts that offer services (docs/callbacks.md). */
+  readonly hostSessions = new HostSessions();
   private readonly sets: Map<number, PluginImplementations>;
   private readonly services = new Map<string, PluginImplementation>();
   private readonly abort = new AbortController();
@@ -82,7 +86,14 @@ export class PluginServer {
     this.tracker = new CallTracker(
       // go-plugin's own services hold streams open for the connection's
       // life (see goplugin-serve.ts); they are not calls to drain.
-      new Set([PluginController.typeName, Health.typeName, ...GO_PLUGIN_SERVICES]),
+      // The same for a host's callback tunnel, which also stays open while
+      // the plugin drains, so that the calls in flight can still call back.
+      new Set([
+        PluginController.typeName,
+        Health.typeName,
+        HostCallbacks.typeName,
+        ...GO_PLUGIN_SERVICES,
+      ]),
       this.abort.signal,
     );
     this.gracePeriodMs = options.gracePeriodMs ?? 10_000;
@@ -98,7 +109,10 @@ export class PluginServer {
 
   /** Options to pass to a Connect router or adapter. */
   get routerOptions(): { interceptors: Interceptor[]; shutdownSignal: AbortSignal } {
-    return { interceptors: [this.tracker.interceptor], shutdownSignal: this.abort.signal };
+    return {
+      interceptors: [this.tracker.interceptor, this.hostSessions.interceptor],
+      shutdownSignal: this.abort.signal,
+    };
   }
 
   /** Registers every service on a Connect router. */
@@ -106,6 +120,10 @@ export class PluginServer {
     for (const impl of this.services.values()) impl.register(router);
     this.registerController(router);
     this.registerHealth(router);
+    const sessions = this.hostSessions;
+    router.service(HostCallbacks, {
+      tunnel: (requests, ctx) => sessions.tunnel(requests, ctx),
+    });
   };
 
   /**
@@ -139,7 +157,11 @@ export class PluginServer {
 
   private addService(version: number, name: string, impl: PluginImplementation): void {
     const typeName = impl.service.typeName;
-    if (typeName === PluginController.typeName || typeName === Health.typeName) {
+    if (
+      typeName === PluginController.typeName ||
+      typeName === Health.typeName ||
+      typeName === HostCallbacks.typeName
+    ) {
       throw new PluginError(
         "invalid-config",
         `serve: plugin "${name}" uses the reserved service ${typeName}`,

@@ -55,6 +55,13 @@ export interface ClusterOptions {
    * an instance never falls back, since it might then run twice.
    */
   readonly fallback?: Transport;
+  /**
+   * Called for each connection to an instance (health probes aside) with its
+   * transport; the function it returns runs when that connection closes.
+   * PluginClient opens its host-services tunnel here, so that every instance
+   * can call the host back (docs/callbacks.md).
+   */
+  readonly onConnection?: (transport: Transport, instance: string) => () => void;
   /** Told about endpoint, health and circuit changes. */
   readonly onEvent?: (event: ClusterEvent) => void;
 }

@@ -176,7 +176,7 @@ export class EndpointPool {
 
   private createState(endpoint: Endpoint): EndpointState {
     const url = new URL(endpoint.url);
-    const connect = (): ClientTransport =>
+    const dial = (): ClientTransport =>
       createUrlTransport(url, {
         protocol: this.options.protocol ?? "connect",
         httpVersion: "2",
@@ -188,6 +188,19 @@ export class EndpointPool {
           writeMaxBytes: this.options.writeMaxBytes,
         }),
       });
+    const onConnection = this.options.onConnection;
+    const connect = (): ClientTransport => {
+      const client = dial();
+      if (onConnection === undefined) return client;
+      const closed = onConnection(client.transport, endpoint.url);
+      return {
+        ...client,
+        close: (reason) => {
+          closed();
+          client.close(reason);
+        },
+      };
+    };
     const state = new EndpointState(endpoint, connect, this.options.circuitBreaker);
     if (state.breaker !== undefined) {
       state.breaker.onStateChange = (circuit) => {
@@ -199,7 +212,7 @@ export class EndpointPool {
     if (health !== false) {
       // The monitor checks over its own connection, so that a backlog of
       // calls on the main one cannot make a healthy instance look dead.
-      const probe = connect();
+      const probe = dial();
       state.health = new HealthMonitor(endpoint.id, probe.transport, health ?? {}, (healthy) => {
         if (!healthy) state.reconnect();
         this.emit(

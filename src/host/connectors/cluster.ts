@@ -9,7 +9,7 @@ import { PluginServer } from "../../plugin/plugin-server.js";
 import type { Logger } from "../../logging/logger.js";
 import { CallGuard } from "../call-guard.js";
 import { checkRemoteSource, type ClusterSource } from "../sources.js";
-import type { Connector } from "./connector.js";
+import type { ConnectContext, Connector } from "./connector.js";
 
 /**
  * Connects to a cluster source: the cluster
@@ -26,6 +26,7 @@ export const connectCluster: Connector<ClusterSource> = (source, context) =>
       context.label,
       context.gracePeriodMs,
       context.logger,
+      context.tunnel,
     ),
   );
 
@@ -35,6 +36,7 @@ function clusterParts(
   label: string,
   gracePeriodMs: number,
   logger: Logger,
+  tunnel: ConnectContext["tunnel"],
 ): { transport: ClientTransport; guard: CallGuard; process: undefined; server: undefined } {
   let fallback: ClientTransport | undefined;
   let fallbackServer: PluginServer | undefined;
@@ -69,6 +71,7 @@ function clusterParts(
     ...options,
     interceptors: [...(source.interceptors ?? []), ...interceptors],
     ...(fallback !== undefined && { fallback: fallback.transport }),
+    ...(tunnel !== undefined && { onConnection: tunnel }),
   });
   return {
     transport: {

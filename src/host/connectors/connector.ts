@@ -1,4 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { Logger } from "../../logging/logger.js";
 import type { HandshakeConfig } from "../../protocol/plugin-set.js";
 import type { PluginServer } from "../../plugin/plugin-server.js";
@@ -35,6 +35,11 @@ export interface ConnectContext {
   readonly signal: AbortSignal;
   /** Told about a launched subprocess at once, so its exit stays readable if the start fails. */
   readonly launched: (process: PluginProcess) => void;
+  /**
+   * With host services: opens the callback tunnel over one more connection
+   * to the plugin (a cluster's instances); returns how to close it.
+   */
+  readonly tunnel?: (transport: Transport, where: string) => () => void;
   /** Told when a launched subprocess exits, with the transport to fail. */
   readonly exited: (exit: PluginExit, transport: ClientTransport) => void;
 }

@@ -1,4 +1,5 @@
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import {
   fromBinary,
@@ -48,7 +49,16 @@ export interface FramedClientTls {
 export interface FramedTransportOptions {
   readonly interceptors?: readonly Interceptor[];
   readonly tls?: FramedClientTls;
+  /** Who is at the other end, in error messages. Default "the plugin". */
+  readonly peer?: string;
 }
+
+/**
+ * Where a framed client sends its calls: a socket address, or a byte stream
+ * opened elsewhere (a plugin's end of a host's callback tunnel).
+ */
+export type FramedTarget =
+  { readonly network: "unix" | "tcp"; readonly address: string } | { readonly stream: Duplex };
 
 interface PendingCall {
   readonly method: DescMethodUnary | DescMethodStreaming;
@@ -68,10 +78,10 @@ interface PendingCall {
  * interceptor work unchanged. The socket is opened on the first call.
  */
 export function createFramedTransport(
-  target: { network: "unix" | "tcp"; address: string },
+  target: FramedTarget,
   options: FramedTransportOptions = {},
 ): ClientTransport {
-  const connection = new FramedConnection(target, options.tls);
+  const connection = new FramedConnection(target, options.tls, options.peer ?? "the plugin");
   return {
     transport: new CallRunner(connection, options.interceptors),
     close: (reason) => connection.close(reason),
@@ -83,7 +93,7 @@ export function createFramedTransport(
 class FramedConnection implements CallTarget {
   /** The message queue of a stream settles its call (see stream()). */
   readonly settlesStreams = true;
-  private socket: net.Socket | undefined;
+  private socket: Duplex | undefined;
   private nextId = 1;
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
@@ -91,8 +101,9 @@ class FramedConnection implements CallTarget {
   private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
 
   constructor(
-    private readonly target: { network: "unix" | "tcp"; address: string },
+    private readonly target: FramedTarget,
     private readonly tls: FramedClientTls | undefined,
+    private readonly peer: string,
   ) {}
 
   get broken(): boolean {
@@ -102,14 +113,49 @@ class FramedConnection implements CallTarget {
   close(reason?: Error): void {
     this.fail(
       reason === undefined
-        ? new ConnectError("the connection to the plugin was closed", Code.Unavailable)
+        ? new ConnectError(`the connection to ${this.peer} was closed`, Code.Unavailable)
         : ConnectError.from(reason, Code.Unavailable),
     );
   }
 
-  private connect(): net.Socket {
+  private connect(): Duplex {
     if (this.socket !== undefined) return this.socket;
-    const { network, address } = this.target;
+    const socket = "stream" in this.target ? this.target.stream : this.dial(this.target);
+    // A peer that sends a lying length prefix or never finishes a frame
+    // fails the connection with that reason, rather than holding this side.
+    readFrames(socket, this.reader, DEFAULT_FRAME_TIMEOUT_MS, (why) =>
+      socket.destroy(new Error(why)),
+    );
+    socket.on("error", (error: Error) => {
+      this.fail(
+        new ConnectError(
+          `connection to ${this.peer} failed: ${error.message}`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          error,
+        ),
+      );
+    });
+    socket.on("close", () => {
+      const reset = Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+      this.fail(
+        new ConnectError(
+          `${this.peer} closed the connection`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          reset,
+        ),
+      );
+    });
+    this.socket = socket;
+    this.writer = new FrameWriter(socket);
+    return socket;
+  }
+
+  private dial(target: { network: "unix" | "tcp"; address: string }): net.Socket {
+    const { network, address } = target;
     const where =
       network === "unix"
         ? { path: address }
@@ -130,36 +176,6 @@ class FramedConnection implements CallTarget {
             minVersion: "TLSv1.2",
           });
     socket.setNoDelay(true);
-    // A plugin that sends a lying length prefix or never finishes a frame
-    // fails the connection with that reason, rather than holding the host.
-    readFrames(socket, this.reader, DEFAULT_FRAME_TIMEOUT_MS, (why) =>
-      socket.destroy(new Error(why)),
-    );
-    socket.on("error", (error: Error) => {
-      this.fail(
-        new ConnectError(
-          `connection to the plugin failed: ${error.message}`,
-          Code.Unavailable,
-          undefined,
-          undefined,
-          error,
-        ),
-      );
-    });
-    socket.on("close", () => {
-      const reset = Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
-      this.fail(
-        new ConnectError(
-          "the plugin closed the connection",
-          Code.Unavailable,
-          undefined,
-          undefined,
-          reset,
-        ),
-      );
-    });
-    this.socket = socket;
-    this.writer = new FrameWriter(socket);
     return socket;
   }
 

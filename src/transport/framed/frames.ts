@@ -10,7 +10,7 @@
  * details, all four streaming kinds); only the bytes differ.
  */
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 export const FrameType = {
   /** Client → server: opens a call. Payload: JSON {p: path, t?: timeoutMs, h?: headers}. */
@@ -150,7 +150,7 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
  * peer that trickles or stops, holding the buffer). `cutOff` ends the socket.
  */
 export function readFrames(
-  socket: Socket,
+  socket: Duplex,
   reader: Pick<FrameReader, "push" | "partial">,
   timeoutMs: number,
   cutOff: (why: string) => void,
@@ -305,7 +305,7 @@ export class FrameWriter {
   private hasLarge = false;
   private scheduled = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private readonly socket: Duplex) {}
 
   frame(type: FrameType, id: number, payload?: Uint8Array): void {
     if (payload === undefined || payload.byteLength < COPY_LIMIT) {
@@ -354,7 +354,7 @@ export class FrameWriter {
     this.bytes = 0;
     if (socket.destroyed || socket.writableEnded) return;
     if (pending.length === 1) {
-      socket.write(pending[0] as Buffer);
+      socket.write(pending[0]);
     } else if (!this.hasLarge) {
       socket.write(Buffer.concat(pending, bytes));
     } else {

@@ -1,4 +1,5 @@
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
@@ -64,6 +65,10 @@ export interface FramedServerOptions {
   readonly maxConcurrentCalls?: number;
   /** Told why a connection was cut off (a protocol violation by the peer), for a log line. */
   readonly onPeerCutOff?: (reason: string) => void;
+  /** Who is at the other end, in the reasons its handlers are cancelled with. Default "the host". */
+  readonly peer?: string;
+  /** This side, in the error for an unknown method. Default "this plugin". */
+  readonly self?: string;
 }
 
 /** Default of FramedServerOptions.maxConcurrentCalls. */
@@ -155,6 +160,19 @@ interface ServerCall {
   gotMessage: boolean;
 }
 
+/**
+ * Serves the framed protocol on one byte stream opened elsewhere (a host's
+ * end of a callback tunnel) instead of on a listening socket. Destroying
+ * the stream ends every call on it.
+ */
+export function serveFramedStream(
+  routes: (router: ConnectRouter) => void,
+  stream: Duplex,
+  options: FramedServerOptions = {},
+): void {
+  new ServerConnection(stream, collectMethods(routes), options);
+}
+
 /** One client connection: demultiplexes frames into calls. */
 class ServerConnection {
   private readonly calls = new Map<number, ServerCall>();
@@ -165,7 +183,7 @@ class ServerConnection {
   private readonly maxCalls: number;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     private readonly methods: Map<string, MethodEntry>,
     private readonly options: FramedServerOptions,
   ) {
@@ -188,7 +206,10 @@ class ServerConnection {
     );
     socket.on("error", () => {});
     socket.once("close", () => {
-      const gone = new ConnectError("the host closed the connection", Code.Canceled);
+      const gone = new ConnectError(
+        `${options.peer ?? "the host"} closed the connection`,
+        Code.Unavailable,
+      );
       for (const call of this.calls.values()) {
         call.input?.fail(gone);
         call.ctx.abort(gone);
@@ -210,7 +231,9 @@ class ServerConnection {
   /** Ends a connection whose peer broke the protocol, saying why. */
   private cutOff(why: string): void {
     if (this.socket.destroyed) return;
-    const peer = this.socket.remoteAddress ?? "a local peer";
+    // A tunnel (host callbacks) is a Duplex without an address.
+    const address = "remoteAddress" in this.socket ? this.socket.remoteAddress : undefined;
+    const peer = typeof address === "string" ? address : "a local peer";
     this.options.onPeerCutOff?.(`framed connection from ${peer} cut off: ${why}`);
     this.socket.destroy();
   }
@@ -265,7 +288,10 @@ class ServerConnection {
         const call = this.calls.get(id);
         if (call === undefined) return;
         this.calls.delete(id);
-        const reason = new ConnectError("the host cancelled the call", Code.Canceled);
+        const reason = new ConnectError(
+          `${this.options.peer ?? "the host"} cancelled the call`,
+          Code.Canceled,
+        );
         call.input?.fail(reason);
         call.ctx.abort(reason);
         return;
@@ -295,7 +321,7 @@ class ServerConnection {
       this.answer(
         id,
         new ConnectError(
-          `HTTP 404 Not Found: no method ${path} on this plugin`,
+          `HTTP 404 Not Found: no method ${path} on ${this.options.self ?? "this plugin"}`,
           Code.Unimplemented,
         ),
       );
