@@ -345,6 +345,7 @@ export class PluginClient<
     const context: ConnectContext = {
       handshake: this.options.handshake,
       hostVersions: this.hostVersions,
+      pluginSets: this.sets,
       interceptors: [...(this.options.interceptors ?? [])],
       name: this.name,
       label: this.label,

@@ -145,8 +145,18 @@ export function inProcess(
  * any other source; behind it, every call picks a healthy instance, gets
  * retried when that is safe, and fails over.
  */
-export interface ClusterSource extends Omit<ClusterOptions, "fallback"> {
+export interface ClusterSource extends Omit<ClusterOptions, "fallback" | "negotiation"> {
   readonly kind: "cluster";
+  /**
+   * Every instance is handshaken (protocol version and plugin set, the
+   * client's own) before it takes calls, and held out when it cannot serve
+   * them; calls for a plugin go only to instances that announced its
+   * service. `timeoutMs` (5 s) bounds one Handshake, `retryMs` (5 s) is how
+   * soon a held-out instance is asked again. `false` skips it: every
+   * instance takes every call, and the client's Handshake goes to whichever
+   * instance the balancer picks.
+   */
+  readonly negotiation?: false | { readonly timeoutMs?: number; readonly retryMs?: number };
   /**
    * Used when no instance can take a call: an in-process implementation or
    * another remote plugin. Non-idempotent calls that may have reached an
