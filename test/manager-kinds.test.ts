@@ -87,9 +87,19 @@ test("bad declarations of a kind get a message naming the field and the kind", (
   );
   assert.equal(
     bad({ kind: "go-plugin", entrypoints: { "linux/amd64": { file: "x" } }, files: {} }),
-    "invalid manifest: files: lists no files; fill it in with 'connect-plugin sign <dir> --key <key> " +
-      "--update-files' (or 'connect-plugin init'); goPlugin: is required for kind \"go-plugin\"",
+    'invalid manifest: goPlugin: is required for kind "go-plugin"',
   );
+  assert.equal(
+    bad({
+      kind: "go-plugin",
+      goPlugin: { magicCookieKey: "K", magicCookieValue: "v" },
+      entrypoints: { "linux/amd64": { file: "x" } },
+      files: {},
+    }),
+    "invalid manifest: files: lists no files; fill it in with 'connect-plugin sign <dir> --key <key> " +
+      "--update-files' (or 'connect-plugin init')",
+  );
+
   assert.equal(
     bad({
       kind: "cluster",
@@ -101,19 +111,16 @@ test("bad declarations of a kind get a message naming the field and the kind", (
     bad({ kind: "cluster", cluster: { discovery: {} } }),
     "invalid manifest: cluster.discovery: give exactly one of static, dnsSrv, kubernetes, etcd",
   );
-  assert.equal(
+  assert.match(
     bad({ kind: "lambda" }),
-    'invalid manifest: kind: must be one of "subprocess", "go-plugin", "remote", "cluster"',
+    /kind: must be one of "subprocess", "go-plugin", "remote", "cluster"$/,
   );
   assert.equal(
     bad({ kind: "remote", endpoint: { url: "ftp://x" } }),
     'invalid manifest: endpoint.url: must match pattern "^https?://"',
   );
   // A subprocess plugin still needs its program.
-  assert.equal(
-    bad({}),
-    "invalid manifest: entrypoints: is required; files: lists no files; fill it in with 'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')",
-  );
+  assert.equal(bad({}), "invalid manifest: entrypoints: is required; files: is required");
 });
 
 test("a go-plugin plugin declared by a signed manifest is verified, started, supervised (crash restart), upgraded, probed and shown in status", async () => {

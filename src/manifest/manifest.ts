@@ -36,7 +36,11 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "required") {
     field =
       field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
-    return `${field}: is required`;
+    // Required by a kind (the schema's allOf branches).
+    const kind = { goPlugin: "go-plugin", endpoint: "remote", cluster: "cluster" }[field];
+    return kind === undefined
+      ? `${field}: is required`
+      : `${field}: is required for kind "${kind}"`;
   }
   if (error.keyword === "additionalProperties") {
     const extra = String(params.additionalProperty);
@@ -67,7 +71,10 @@ function describe(error: ErrorObject): string {
  */
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
   if (!validateSchema(value)) {
-    const problems = [...new Set((validator?.errors ?? []).map(describe))];
+    // An "if" error only says that a then/else branch failed; that
+    // branch's own errors say what is wrong.
+    const errors = (validator?.errors ?? []).filter((e) => e.keyword !== "if");
+    const problems = [...new Set(errors.map(describe))];
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }
   const problems = kindProblems(value as PluginManifest);
