@@ -26,6 +26,7 @@ import type { PluginExit, PluginProcess } from "./launcher.js";
 import { Lifecycle } from "./lifecycle.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
 import type { ConnectContext, Connected } from "./connectors/connector.js";
+import { connectReattach } from "./connectors/reattach.js";
 import { connectCluster } from "./connectors/cluster.js";
 import { connectInProcess } from "./connectors/in-process.js";
 import { connectRemote } from "./connectors/remote.js";
@@ -365,6 +366,8 @@ export class PluginClient<
         return connectInProcess(source, context);
       case "cluster":
         return connectCluster(source, context);
+      case "reattach":
+        return connectReattach(source, context);
     }
   }
 
@@ -526,6 +529,8 @@ function describeSource(source: PluginSource): string {
       return "(in process)";
     case "cluster":
       return `cluster of ${source.discovery.description}`;
+    case "reattach":
+      return `pid ${source.config.Pid} at ${source.config.Addr.String} (attached)`;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Discovery, Endpoint } from "../discovery/discovery.js";
 import { staticEndpoints } from "../discovery/discovery.js";
 import type { LocalTransport } from "../protocol/env.js";
+import { parseReattach, type ReattachConfig } from "../protocol/reattach.js";
 import type { ClusterOptions } from "../resilience/cluster-transport.js";
 import { plaintextRefusal } from "../security/plaintext.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
@@ -10,7 +11,26 @@ import type { RpcProtocol } from "../transport/client-transport.js";
  * Where a plugin runs. A PluginClient takes exactly one source; everything
  * after start() (dispense, calls, health, close) is the same for all four.
  */
-export type PluginSource = SubprocessSource | RemoteSource | InProcessSource | ClusterSource;
+export type PluginSource =
+  SubprocessSource | RemoteSource | InProcessSource | ClusterSource | ReattachSource;
+
+/**
+ * A plugin already running on this machine, started by hand in debug mode
+ * or by another host: attached to from its reattach config, never launched
+ * and never stopped (close() detaches).
+ */
+export interface ReattachSource {
+  readonly kind: "reattach";
+  readonly config: ReattachConfig;
+}
+
+/**
+ * `reattach(process.env.CONNECT_PLUGIN_REATTACH!)`: attach to the plugin
+ * whose debug-mode line (or go-plugin ReattachConfig JSON) is given.
+ */
+export function reattach(config: ReattachConfig | string): ReattachSource {
+  return { kind: "reattach", config: typeof config === "string" ? parseReattach(config) : config };
+}
 
 /** Run the plugin as a child process that the host starts and owns. */
 export interface SubprocessSource {
