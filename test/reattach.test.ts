@@ -46,7 +46,7 @@ async function debugPlugin(): Promise<{ child: ChildProcess; line: string }> {
   started.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
+    child.stdout.on("data", (c: Buffer) => {
       out += c.toString();
       const nl = out.indexOf("\n");
       if (nl >= 0) resolve(out.slice(0, nl));

@@ -180,9 +180,9 @@ export class ManagedPlugin<P extends PluginSet> {
       const streamingOut =
         method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
       const target = (running: GenerationClient) =>
-        (
-          running.dispense(name as never) as unknown as Record<string, (...a: unknown[]) => unknown>
-        )[method.localName] as (...a: unknown[]) => unknown;
+        (running.dispense(name as never) as Record<string, (...a: unknown[]) => unknown>)[
+          method.localName
+        ] as (...a: unknown[]) => unknown;
       client[method.localName] = streamingOut
         ? (...args: unknown[]) =>
             this.trackStream((running) => target(running)(...args) as AsyncIterable<unknown>)

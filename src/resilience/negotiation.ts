@@ -49,6 +49,8 @@ export type Admission =
       readonly state: "held-out";
       readonly reason: string;
       readonly supportedVersions: readonly number[];
+      /** When it agreed a version but lacks plugins: that version and what it offers there. */
+      readonly agreed?: { readonly version: number; readonly plugins: readonly PluginInfo[] };
     };
 
 export const NEGOTIATING: Admission = { state: "negotiating", reason: "not handshaken yet" };
@@ -117,6 +119,7 @@ export function judgeHandshake(
       state: "held-out",
       reason: `at protocol version ${version}: ${missing.join("; ")}`,
       supportedVersions,
+      agreed: { version, plugins: res.availablePlugins },
     };
   }
   return { state: "serving", version, supportedVersions, plugins: res.availablePlugins, services };
@@ -125,9 +128,11 @@ export function judgeHandshake(
 /**
  * The cluster's own answer to a PluginClient's Handshake, from the instances
  * that were admitted: the highest version one of them serves, with the
- * plugins announced at that version. With none serving but some held out
- * for their versions, version 0 and every version they speak, so that the
- * client reports a version mismatch; undefined when no instance answered.
+ * plugins announced at that version. With none serving but some held out:
+ * as the one that agreed the highest version answered (the client then
+ * names the plugin it lacks), or, when none agreed a version, version 0 and
+ * every version they speak (the client reports a version mismatch);
+ * undefined when no instance answered.
  */
 export function clusterHandshake(admissions: readonly Admission[]): HandshakeResponse | undefined {
   const serving = admissions.filter((a) => a.state === "serving");
@@ -135,9 +140,15 @@ export function clusterHandshake(admissions: readonly Admission[]): HandshakeRes
   for (const a of admissions)
     if (a.state !== "negotiating") for (const v of a.supportedVersions) supported.add(v);
   if (serving.length === 0) {
-    if (!admissions.some((a) => a.state === "held-out")) return undefined;
+    const held = admissions.filter((a) => a.state === "held-out");
+    if (held.length === 0) return undefined;
+    // One agreed a version but lacks plugins: answer as it did, so that the
+    // client names the missing plugin as it does for any other source.
+    const agreed = held.flatMap((a) => (a.agreed !== undefined ? [a.agreed] : []));
+    const best = agreed.sort((a, b) => b.version - a.version)[0];
     return create(HandshakeResponseSchema, {
-      protocolVersion: 0,
+      protocolVersion: best?.version ?? 0,
+      availablePlugins: [...(best?.plugins ?? [])],
       supportedVersions: [...supported],
     });
   }

@@ -57,6 +57,16 @@ test("version 0 (no shared version) is held out naming both sides", () => {
   });
 });
 
+test("with only an instance that lacks a plugin, the cluster answers as it did, so the client names the plugin", () => {
+  const held = judgeHandshake(answer(2, [["kv", "example.kv.v1.KV"]]), host);
+  const res = clusterHandshake([held]);
+  assert.equal(res?.protocolVersion, 2);
+  assert.deepEqual(
+    res?.availablePlugins.map((p) => p.name),
+    ["kv"],
+  );
+});
+
 test("a missing plugin or another service at the agreed version is held out with each reason", () => {
   const a = judgeHandshake(answer(2, [["kv", "example.kv.v9.KV"]]), host);
   assert.equal(a.state, "held-out");
