@@ -113,7 +113,7 @@ test("bad declarations of a kind get a message naming the field and the kind", (
   );
   assert.match(
     bad({ kind: "lambda" }),
-    /kind: must be one of "subprocess", "go-plugin", "remote", "cluster"$/,
+    /kind: must be one of "subprocess", "go-plugin", "remote", "cluster"; entrypoints: is required; files: is required$/,
   );
   assert.equal(
     bad({ kind: "remote", endpoint: { url: "ftp://x" } }),

@@ -73,7 +73,13 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
   if (!validateSchema(value)) {
     // An "if" error only says that a then/else branch failed; that
     // branch's own errors say what is wrong.
-    const errors = (validator?.errors ?? []).filter((e) => e.keyword !== "if");
+    // The kind's requirements (allOf) come after the fields every manifest needs.
+    const errors = (validator?.errors ?? [])
+      .filter((e) => e.keyword !== "if")
+      .sort(
+        (a, b) =>
+          Number(a.schemaPath.startsWith("#/allOf")) - Number(b.schemaPath.startsWith("#/allOf")),
+      );
     const problems = [...new Set(errors.map(describe))];
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }

@@ -147,6 +147,11 @@ export class ClusterTransport implements Transport {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
     await raceDeadline(this.pool.whenAllAsked(), deadline, signal, "every instance's Handshake");
+    if (clusterHandshake(this.pool.admissions()) === undefined) {
+      // Nobody answered yet: give a transient failure (a reset at start)
+      // a few more tries before failing the client's start.
+      await raceDeadline(this.pool.whenAnswered(3), deadline, signal, "an instance's Handshake");
+    }
     const message = clusterHandshake(this.pool.admissions());
     if (message === undefined) {
       throw new NotSentError(this.pool.noInstanceMessage(method), Code.Unavailable);
@@ -168,6 +173,9 @@ export class ClusterTransport implements Transport {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
+    // No await when nothing is pending: a call's deadline starts counting
+    // at once, and an extra turn of the event loop must not eat into it.
+    if (this.pool.settled(method.parent.typeName)) return;
     await raceDeadline(
       this.pool.whenSettled(method.parent.typeName),
       deadline,

@@ -135,11 +135,30 @@ export class EndpointPool {
    * with the reasons), or no instance at all.
    */
   whenSettled(service: string): Promise<void> {
+    return this.until(() => this.settled(service));
+  }
+
+  /** True when a call for `service` need not wait for a Handshake (see whenSettled). */
+  settled(service: string): boolean {
+    const states = [...this.endpoints.values()];
+    return (
+      states.every((e) => e.admission?.state !== "negotiating") ||
+      states.some((e) => e.admits(service, this.routed))
+    );
+  }
+
+  /**
+   * Resolves when some instance has answered its Handshake (serving or held
+   * out), or every instance has failed `attempts` Handshakes in a row: the
+   * cluster's own Handshake answer rides out a transient failure at start,
+   * and still fails soon when nothing can be reached.
+   */
+  whenAnswered(attempts: number): Promise<void> {
     return this.until(() => {
       const states = [...this.endpoints.values()];
       return (
-        states.every((e) => e.admission?.state !== "negotiating") ||
-        states.some((e) => e.admits(service, this.routed))
+        states.some((e) => e.asked && e.admission?.state !== "negotiating") ||
+        states.every((e) => e.unanswered >= attempts)
       );
     });
   }
@@ -269,6 +288,9 @@ export class EndpointPool {
         if (state.removed || this.closed) return;
         state.asked = true;
         const was = state.admission;
+        // A check of a serving instance that got no answer changes nothing:
+        // its health checks decide whether it takes calls.
+        if (admission.state === "negotiating" && was?.state === "serving") return;
         state.admission = admission;
         const retryMs = negotiation.retryMs ?? 5_000;
         if (admission.state === "serving") {
@@ -338,11 +360,10 @@ export class EndpointPool {
       state.health = new HealthMonitor(endpoint.id, probe.transport, health ?? {}, (healthy) => {
         if (!healthy) state.reconnect();
         // Back from unhealthy, it may be another process (restarted,
-        // upgraded in place): it takes calls again only after a Handshake.
-        if (healthy && state.admission !== undefined) {
-          state.admission = { state: "negotiating", reason: "recovered; handshaking again" };
-          this.negotiate(state, 0);
-        }
+        // upgraded in place): it is handshaken again. A serving instance
+        // keeps serving meanwhile (holding it out would slow failover back
+        // to it); the answer replaces its admission when it comes.
+        if (healthy && state.admission !== undefined) this.negotiate(state, 0);
         this.emit(
           healthy
             ? { type: "healthy", id: endpoint.id }
