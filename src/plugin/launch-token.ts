@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Env } from "../protocol/env.js";
 
@@ -18,8 +19,12 @@ export async function readLaunchToken(): Promise<Interceptor | undefined | "host
   if (token === undefined) return "host-gone";
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => (req) => {
-    // Health checks carry no secret and reveal nothing.
-    if (req.service.typeName === Health.typeName) return next(req);
+    // Health checks (grpc.health.v1 and the controller's Health) carry no
+    // secret and reveal only whether the plugin serves, so that a monitor
+    // that knows the socket but not the token can ask; the Go and Python
+    // plugins and docs/protocol.md exempt the same two. Handshake (plugin
+    // names) and Shutdown stay behind the token.
+    if (isHealthCheck(req.service.typeName, req.method.name)) return next(req);
     const given = Buffer.from(req.header.get("authorization") ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return Promise.reject(
@@ -31,6 +36,12 @@ export async function readLaunchToken(): Promise<Interceptor | undefined | "host
     }
     return next(req);
   };
+}
+
+function isHealthCheck(service: string, method: string): boolean {
+  return (
+    service === Health.typeName || (service === PluginController.typeName && method === "Health")
+  );
 }
 
 /** The first line of a stream, or undefined if it ends before one. */
