@@ -188,7 +188,11 @@ async function serveLaunched(
   // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
   const goPlugin = prepareGoPluginSide({
     socketDir,
-    onShutdown: (reason) => server.onShutdownRequest(reason),
+    // In debug mode hosts come and go (they attach); only Ctrl-C ends it.
+    onShutdown: (reason) =>
+      debug && reason.startsWith("the go-plugin host went away")
+        ? undefined
+        : server.onShutdownRequest(reason),
   });
   const launchGuard: Interceptor[] = token ? [token] : [];
   const tls = goPlugin.tls;
