@@ -7,7 +7,9 @@
  * machines, and fsync on every write would only slow the run.)
  *
  * Environment: CONNECT_PLUGIN_LISTEN=127.0.0.1:PORT, LEDGER_FILE=path,
- * INSTANCE_ID (returned in every Get answer, so tests see who answered).
+ * INSTANCE_ID (returned in every Get answer, so tests see who answered),
+ * LEDGER_PROTOCOL_VERSIONS (e.g. "2" or "1,2": the protocol versions it
+ * serves the KV service at; default 1), for rolling upgrades across versions.
  * Keys "slow:MS:..." make a call take MS milliseconds. Keys
  * "fail:CODE:MESSAGE" (CODE a Connect code name such as Unavailable)
  * record the call in the ledger, then fail with that code and message: the
@@ -72,8 +74,10 @@ const impl: ServiceImpl<typeof KV> = {
   async *exchange() {},
 };
 
+const kv = implement(KV, impl);
+const versions = (process.env.LEDGER_PROTOCOL_VERSIONS ?? "1").split(",").map(Number);
 const handle = await serve(
-  { handshake, plugins: { kv: implement(KV, impl) } },
+  { handshake, versionedPlugins: Object.fromEntries(versions.map((v) => [v, { kv }])) },
   { gracePeriodMs: 1_000 },
 );
 

@@ -16,14 +16,16 @@ export type {
   PluginInfo,
   PluginName,
 } from "./host/plugin-client.js";
-export { inProcess, remote, subprocess } from "./host/sources.js";
 export type { ResourceLimits } from "./host/resource-limits.js";
+export { inProcess, reattach, remote, subprocess } from "./host/sources.js";
+export { parseReattach, REATTACH_ENV, type ReattachConfig } from "./protocol/reattach.js";
 export type {
   ClientTls,
   InProcessSource,
   PluginSource,
   RemoteSource,
   SubprocessSource,
+  ReattachSource,
 } from "./host/sources.js";
 export type { ServerTls } from "./transport/http-server.js";
 export type { BoundAddress } from "./transport/listen.js";

@@ -223,7 +223,9 @@ describe("verifying a plugin directory", () => {
   test("the published schema file is the one the validator uses", () => {
     const schema = JSON.parse(
       readFileSync(new URL("../../schema/plugin-manifest.schema.json", import.meta.url), "utf8"),
-    ) as { required: string[] };
-    assert.ok(schema.required.includes("files") && schema.required.includes("hostVersions"));
+    ) as { required: string[]; allOf: Array<{ else?: { required: string[] } }> };
+    assert.ok(schema.required.includes("hostVersions"));
+    // Files and entrypoints: required unless the plugin is remote or a cluster.
+    assert.deepEqual(schema.allOf[0]?.else?.required, ["entrypoints", "files"]);
   });
 });

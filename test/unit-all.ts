@@ -9,5 +9,6 @@ import "./fuzz-properties.test.js";
 import "./resilience-units.test.js";
 import "./protocol.test.js";
 import "./unit/resilience/retry-decision.test.js";
+import "./unit/resilience/negotiation.test.js";
 import "./unit/security/plaintext.test.js";
 import "./unit/transport/framed/frames.test.js";

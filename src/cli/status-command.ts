@@ -1,10 +1,14 @@
-/** `connect-plugin status [--web]`: the installed plugins, as text or as a live page. */
+/**
+ * `connect-plugin status [--from URL] [--web]`: the installed plugins, or
+ * every plugin a running host manages (read from its status page's
+ * status.json), as text, JSON or a live page.
+ */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Command } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { PluginManager } from "../manager/manager.js";
-import { collectStatus, type PluginStatus } from "../status/snapshot.js";
+import { collectStatus, type PluginStatus, type StatusSnapshot } from "../status/snapshot.js";
 import { statusPage } from "../status/status-page.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { action, globals, verifyOptions } from "./program.js";
@@ -12,7 +16,13 @@ import { action, globals, verifyOptions } from "./program.js";
 export function registerStatusCommand(program: Command): void {
   program
     .command("status")
-    .description("show the installed plugins; --web serves a live status page")
+    .description(
+      "show the installed plugins, or with --from those a running host manages; --web serves a live status page",
+    )
+    .option(
+      "--from <url>",
+      "a running host's status page (statusPage()): show the plugins it runs, with generation, health, restarts and cluster instances",
+    )
     .option("--web", "serve the status page until interrupted")
     .option("--host <address>", "address for --web", "127.0.0.1")
     .option("--port <port>", "port for --web (0: any free port)", "0")
@@ -29,8 +39,17 @@ export function registerStatusCommand(program: Command): void {
           port: string;
           allowRemote?: boolean;
           token?: string;
+          from?: string;
         }) => {
           const g = globals();
+          if (options.from !== undefined) {
+            const snapshot = await fetchSnapshot(options.from);
+            const text =
+              snapshot.plugins.length === 0
+                ? `the host at ${options.from} manages no plugins`
+                : snapshot.plugins.map(running).join("\n");
+            return { json: { from: options.from, ...snapshot }, text };
+          }
           const manager = new PluginManager({ directories: [g.dir], ...verifyOptions(g) });
           await manager.scan();
           if (options.web !== true) {
@@ -92,4 +111,62 @@ function line(p: PluginStatus): string {
   return p.problem !== undefined
     ? `${p.name}\tINVALID: ${p.problem}`
     : `${p.name}\t${p.source}\t${p.state}\t${p.where}`;
+}
+
+/** Reads a running host's status page snapshot (`status.json` next to the page). */
+async function fetchSnapshot(from: string): Promise<StatusSnapshot> {
+  let url: URL;
+  try {
+    url = new URL("status.json", from.endsWith("/") ? from : `${from}/`);
+  } catch {
+    throw new ManagementError(
+      "invalid-config",
+      `--from must be the status page's URL, got ${from}`,
+    );
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    throw new ManagementError(
+      "io",
+      `cannot reach the status page at ${url.href}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`,
+    );
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    throw new ManagementError("io", `${url.href} answered ${res.status} ${res.statusText}`);
+  }
+  try {
+    const snapshot = JSON.parse(body) as StatusSnapshot;
+    if (!Array.isArray(snapshot.plugins)) throw new Error("no plugins list");
+    return snapshot;
+  } catch {
+    throw new ManagementError(
+      "io",
+      `${url.href} is not a connect-plugin status page (its answer is not a status snapshot)`,
+    );
+  }
+}
+
+/** One running plugin, then its cluster instances indented below it. */
+function running(p: PluginStatus): string {
+  const head = [
+    p.name,
+    p.source,
+    p.state,
+    `generation ${p.generation ?? "-"}`,
+    `health ${p.health}`,
+    `restarts ${p.restarts ?? "-"}`,
+    `in flight ${p.inFlight ?? 0}`,
+    p.where,
+  ].join("\t");
+  const instances = p.endpoints.map(
+    (e) =>
+      `  ${e.id}\t${e.url}\t${e.admission}${e.protocolVersion !== undefined ? ` v${e.protocolVersion}` : ""}` +
+      `\t${e.healthy ? "healthy" : "unhealthy"}\tcircuit ${e.circuit}\tin flight ${e.outstanding}` +
+      (e.leaving === true ? "\tleaving" : "") +
+      (e.reason !== undefined ? `\t${e.reason}` : ""),
+  );
+  return [head, ...instances].join("\n");
 }

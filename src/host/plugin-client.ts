@@ -25,6 +25,7 @@ import type { PluginExit, PluginProcess } from "./launcher.js";
 import { HostClient, quotedList } from "./host-client.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
 import type { ConnectContext, Connected } from "./connectors/connector.js";
+import { connectReattach } from "./connectors/reattach.js";
 import { connectCluster } from "./connectors/cluster.js";
 import { connectInProcess } from "./connectors/in-process.js";
 import { connectRemote } from "./connectors/remote.js";
@@ -245,6 +246,7 @@ export class PluginClient<
     const context: ConnectContext = {
       handshake: this.options.handshake,
       hostVersions: this.hostVersions,
+      pluginSets: this.sets,
       // The session header goes on after the user's interceptors.
       interceptors: [
         ...(this.options.interceptors ?? []),
@@ -274,6 +276,8 @@ export class PluginClient<
         return connectInProcess(source, context);
       case "cluster":
         return connectCluster(source, context);
+      case "reattach":
+        return connectReattach(source, context);
     }
   }
 
@@ -512,5 +516,7 @@ function describeSource(source: PluginSource): string {
       return "(in process)";
     case "cluster":
       return `cluster of ${source.discovery.description}`;
+    case "reattach":
+      return `pid ${source.config.Pid} at ${source.config.Addr.String} (attached)`;
   }
 }

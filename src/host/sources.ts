@@ -3,6 +3,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import type { Discovery, Endpoint } from "../discovery/discovery.js";
 import { staticEndpoints } from "../discovery/discovery.js";
 import type { LocalTransport } from "../protocol/env.js";
+import { parseReattach, type ReattachConfig } from "../protocol/reattach.js";
 import type { ClusterOptions } from "../resilience/cluster-transport.js";
 import { plaintextRefusal } from "../security/plaintext.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
@@ -12,7 +13,26 @@ import type { RpcProtocol } from "../transport/client-transport.js";
  * Where a plugin runs. A PluginClient takes exactly one source; everything
  * after start() (dispense, calls, health, close) is the same for all four.
  */
-export type PluginSource = SubprocessSource | RemoteSource | InProcessSource | ClusterSource;
+export type PluginSource =
+  SubprocessSource | RemoteSource | InProcessSource | ClusterSource | ReattachSource;
+
+/**
+ * A plugin already running on this machine, started by hand in debug mode
+ * or by another host: attached to from its reattach config, never launched
+ * and never stopped (close() detaches).
+ */
+export interface ReattachSource {
+  readonly kind: "reattach";
+  readonly config: ReattachConfig;
+}
+
+/**
+ * `reattach(process.env.CONNECT_PLUGIN_REATTACH!)`: attach to the plugin
+ * whose debug-mode line (or go-plugin ReattachConfig JSON) is given.
+ */
+export function reattach(config: ReattachConfig | string): ReattachSource {
+  return { kind: "reattach", config: typeof config === "string" ? parseReattach(config) : config };
+}
 
 /** Run the plugin as a child process that the host starts and owns. */
 export interface SubprocessSource {
@@ -161,8 +181,18 @@ export function inProcess(
  * any other source; behind it, every call picks a healthy instance, gets
  * retried when that is safe, and fails over.
  */
-export interface ClusterSource extends Omit<ClusterOptions, "fallback"> {
+export interface ClusterSource extends Omit<ClusterOptions, "fallback" | "negotiation"> {
   readonly kind: "cluster";
+  /**
+   * Every instance is handshaken (protocol version and plugin set, the
+   * client's own) before it takes calls, and held out when it cannot serve
+   * them; calls for a plugin go only to instances that announced its
+   * service. `timeoutMs` (5 s) bounds one Handshake, `retryMs` (5 s) is how
+   * soon a held-out instance is asked again. `false` skips it: every
+   * instance takes every call, and the client's Handshake goes to whichever
+   * instance the balancer picks.
+   */
+  readonly negotiation?: false | { readonly timeoutMs?: number; readonly retryMs?: number };
   /**
    * Used when no instance can take a call: an in-process implementation or
    * another remote plugin. Non-idempotent calls that may have reached an

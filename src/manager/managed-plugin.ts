@@ -1,14 +1,31 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { CallStats } from "../host/call-stats.js";
-import { PluginClient } from "../host/plugin-client.js";
+import type { PluginExit } from "../host/launcher.js";
+import { PluginClient, type PluginClientStatus, type PluginHealth } from "../host/plugin-client.js";
 import type { PluginSource } from "../host/sources.js";
 import type { Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
 import { canonicalJson } from "../security/canonical.js";
 import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
 import type { LivenessPolicy } from "./liveness.js";
+import { GoPluginGeneration, type GoPluginLaunch } from "./goplugin-generation.js";
 import { Supervisor, type RestartPolicy, type SupervisorEvent } from "./supervisor.js";
+
+/**
+ * What a ManagedPlugin needs of the client of one generation: a
+ * PluginClient (subprocess, in-process, remote, cluster) or a
+ * GoPluginGeneration (a go-plugin plugin).
+ */
+export interface GenerationClient {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  onExit(listener: (exit: PluginExit) => void): () => void;
+  dispense(name: never): unknown;
+  health(timeoutMs?: number): Promise<PluginHealth>;
+  readonly pid: number | undefined;
+  status(): PluginClientStatus;
+}
 
 /** What a host says when it opens a plugin: its contract and the configuration. */
 export interface OpenOptions<P extends PluginSet> {
@@ -68,35 +85,43 @@ export interface ManagedOptions {
  * calls are done or `drainTimeoutMs` has passed.
  */
 export class ManagedPlugin<P extends PluginSet> {
-  private readonly supervisor: Supervisor<PluginClient<P>>;
+  private readonly supervisor: Supervisor<GenerationClient>;
   private inFlight_ = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private closed_ = false;
   /** Per-method calls, rates and latencies of this plugin, across restarts (for the status page). */
   readonly stats = new CallStats();
   /** Calls in flight per generation (per client), and who waits for them to end. */
-  private readonly calls = new Map<PluginClient<P>, { count: number; idle?: () => void }>();
-  private readonly retiring = new Set<PluginClient<P>>();
+  private readonly calls = new Map<GenerationClient, { count: number; idle?: () => void }>();
+  private readonly retiring = new Set<GenerationClient>();
 
   constructor(
     readonly name: string,
     private readonly options: OpenOptions<P>,
-    makeSource: () => Promise<PluginSource>,
+    makeSource: () => Promise<PluginSource | GoPluginLaunch>,
     private readonly managed: ManagedOptions,
   ) {
     // The factory verifies the plugin before every start: first use, after
     // an idle stop, and after a crash.
-    this.supervisor = new Supervisor<PluginClient<P>>(
-      async () =>
-        new PluginClient<P>({
-          handshake: options.handshake,
-          plugins: options.plugins,
+    this.supervisor = new Supervisor<GenerationClient>(
+      async (): Promise<GenerationClient> => {
+        const source = await makeSource();
+        const common = {
           logger: managed.logger,
           ...(managed.startTimeoutMs !== undefined && { startTimeoutMs: managed.startTimeoutMs }),
           ...(managed.gracePeriodMs !== undefined && { gracePeriodMs: managed.gracePeriodMs }),
-          source: await makeSource(),
           interceptors: [this.stats.interceptor],
-        }),
+        };
+        if (source.kind === "go-plugin") {
+          return new GoPluginGeneration(source, options.plugins, common);
+        }
+        return new PluginClient<P>({
+          handshake: options.handshake,
+          plugins: options.plugins,
+          source,
+          ...common,
+        });
+      },
       {
         name,
         ...(managed.restart !== undefined && { restart: managed.restart }),
@@ -125,7 +150,7 @@ export class ManagedPlugin<P extends PluginSet> {
   }
 
   /** The running plugin's client, if it is running (it is not started for asking). */
-  get current(): PluginClient<P> | undefined {
+  get current(): GenerationClient | undefined {
     return this.supervisor.current;
   }
 
@@ -135,7 +160,7 @@ export class ManagedPlugin<P extends PluginSet> {
   }
 
   /** Starts the plugin now (verifying it first); otherwise the first call does. */
-  async start(): Promise<PluginClient<P>> {
+  async start(): Promise<GenerationClient> {
     const client = await this.supervisor.get();
     if (this.inFlight_ === 0) this.armIdleTimer();
     return client;
@@ -154,10 +179,10 @@ export class ManagedPlugin<P extends PluginSet> {
     for (const method of service.methods) {
       const streamingOut =
         method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
-      const target = (running: PluginClient<P>) =>
-        (
-          running.dispense(name as never) as unknown as Record<string, (...a: unknown[]) => unknown>
-        )[method.localName] as (...a: unknown[]) => unknown;
+      const target = (running: GenerationClient) =>
+        (running.dispense(name as never) as Record<string, (...a: unknown[]) => unknown>)[
+          method.localName
+        ] as (...a: unknown[]) => unknown;
       client[method.localName] = streamingOut
         ? (...args: unknown[]) =>
             this.trackStream((running) => target(running)(...args) as AsyncIterable<unknown>)
@@ -236,7 +261,7 @@ export class ManagedPlugin<P extends PluginSet> {
    * Waits until the old generation has no call in flight, or the drain
    * deadline, then closes it. Returns how many calls it cut off.
    */
-  private async retire(old: PluginClient<P>, generation: number): Promise<number> {
+  private async retire(old: GenerationClient, generation: number): Promise<number> {
     this.retiring.add(old);
     const entry = this.calls.get(old);
     if (entry !== undefined && entry.count > 0) {
@@ -261,7 +286,7 @@ export class ManagedPlugin<P extends PluginSet> {
    * so that an upgrade cannot slip between choosing a client and counting
    * the call on it.
    */
-  private async acquire(): Promise<PluginClient<P>> {
+  private async acquire(): Promise<GenerationClient> {
     for (;;) {
       const current = this.supervisor.current;
       if (current !== undefined) {
@@ -274,7 +299,7 @@ export class ManagedPlugin<P extends PluginSet> {
     }
   }
 
-  private release(client: PluginClient<P>): void {
+  private release(client: GenerationClient): void {
     const entry = this.calls.get(client);
     if (entry === undefined) return;
     entry.count--;
@@ -284,7 +309,7 @@ export class ManagedPlugin<P extends PluginSet> {
     }
   }
 
-  private async track<T>(run: (client: PluginClient<P>) => Promise<T>): Promise<T> {
+  private async track<T>(run: (client: GenerationClient) => Promise<T>): Promise<T> {
     this.begin();
     try {
       const client = await this.acquire();
@@ -299,7 +324,7 @@ export class ManagedPlugin<P extends PluginSet> {
   }
 
   private async *trackStream<T>(
-    open: (client: PluginClient<P>) => AsyncIterable<T>,
+    open: (client: GenerationClient) => AsyncIterable<T>,
   ): AsyncIterable<T> {
     this.begin();
     try {

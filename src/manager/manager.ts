@@ -3,17 +3,25 @@ import { Ajv } from "ajv";
 import semver from "semver";
 import { PluginClient, type PluginInfo } from "../host/plugin-client.js";
 import {
+  cluster,
   inProcess,
+  remote,
   subprocess,
   type ClusterSource,
   type PluginSource,
   type RemoteSource,
 } from "../host/sources.js";
+import type { Discovery } from "../discovery/discovery.js";
+import { staticEndpoints } from "../discovery/discovery.js";
+import { dnsSrv } from "../discovery/dns-srv.js";
+import { kubernetesDiscovery } from "../discovery/kubernetes.js";
+import { etcdDiscovery } from "../discovery/etcd.js";
+import { GoPluginGeneration, type GoPluginLaunch } from "./goplugin-generation.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor } from "../manifest/manifest.js";
 import { hostPlatform } from "../manifest/platform.js";
-import type { PluginManifest, ProvidedPlugin } from "../manifest/types.js";
+import type { ClusterSettings, PluginManifest, ProvidedPlugin } from "../manifest/types.js";
 import type { PluginDefinition, PluginSet } from "../protocol/plugin-set.js";
 import {
   loadPluginDir,
@@ -313,14 +321,41 @@ export class PluginManager {
    * describe() answers from the manifest without starting anything.
    */
   async probe<P extends PluginSet>(name: string, options: OpenOptions<P>): Promise<PluginInfo[]> {
-    const client = new PluginClient<P>({
-      handshake: options.handshake,
-      plugins: options.plugins,
+    const source = await this.sourceMaker(name, options)();
+    const timeouts = {
       logger: this.logger,
       ...(this.options.startTimeoutMs !== undefined && {
         startTimeoutMs: this.options.startTimeoutMs,
       }),
-      source: await this.sourceMaker(name, options)(),
+    };
+    if (source.kind === "go-plugin") {
+      // go-plugin has no Handshake that lists plugins: the probe proves that
+      // it starts and answers Ping, and returns what its manifest declares.
+      const generation = new GoPluginGeneration(source, options.plugins, {
+        ...timeouts,
+        interceptors: [],
+      });
+      try {
+        await generation.start();
+        const health = await generation.health();
+        if (health !== "serving") {
+          throw new ManagementError("incompatible", `plugin "${name}" did not answer Ping`);
+        }
+        return this.describe(name).provides.map((p) => ({
+          name: p.name,
+          service: p.service,
+          version: p.version ?? "",
+          capabilities: p.capabilities ?? [],
+        }));
+      } finally {
+        await generation.close();
+      }
+    }
+    const client = new PluginClient<P>({
+      handshake: options.handshake,
+      plugins: options.plugins,
+      ...timeouts,
+      source,
     });
     try {
       await client.start();
@@ -331,7 +366,10 @@ export class PluginManager {
   }
 
   /** Checks the configuration now, and returns what makes a verified source at each start. */
-  private sourceMaker(name: string, options: OpenOptions<PluginSet>): () => Promise<PluginSource> {
+  private sourceMaker(
+    name: string,
+    options: OpenOptions<PluginSet>,
+  ): () => Promise<PluginSource | GoPluginLaunch> {
     const installed = this.installed.get(name);
     const builtin = this.builtins.get(name);
     const endpoint = this.endpoints.get(name);
@@ -406,7 +444,14 @@ export class PluginManager {
   }
 
   private location(name: string): string {
-    if (this.installed.has(name)) return "subprocess";
+    const m = this.installed.get(name)?.loaded.manifest;
+    if (m?.kind === "remote") return m.endpoint?.url ?? "";
+    if (m?.kind === "cluster") {
+      const [how, what] = Object.entries(m.cluster?.discovery ?? {})[0] ?? ["", ""];
+      return `cluster (${how} ${JSON.stringify(what)})`;
+    }
+    if (m?.kind === "go-plugin") return "subprocess (go-plugin)";
+    if (m !== undefined) return "subprocess";
     if (this.builtins.has(name)) return "in-process";
     const source = this.endpoints.get(name)?.source;
     if (source?.kind === "remote") return source.url.toString();
@@ -423,7 +468,7 @@ export class PluginManager {
     name: string,
     dir: string,
     options: OpenOptions<PluginSet>,
-  ): Promise<PluginSource> {
+  ): Promise<PluginSource | GoPluginLaunch> {
     const loaded = await loadPluginDir(dir);
     await verifyPluginDir(loaded, this.verifyOptions());
     const m = loaded.manifest;
@@ -449,6 +494,13 @@ export class PluginManager {
         `plugin "${m.name}" ${m.version} serves protocol versions ${m.protocolVersions.join(", ")}; this host speaks ${wanted}`,
       );
     }
+    // Services elsewhere: the verified manifest says where.
+    if (m.kind === "remote" && m.endpoint !== undefined) {
+      return remote(m.endpoint.url, {
+        ...(m.endpoint.protocol !== undefined && { protocol: m.endpoint.protocol }),
+      });
+    }
+    if (m.kind === "cluster" && m.cluster !== undefined) return clusterFrom(m.cluster);
     const platform = this.options.platform ?? hostPlatform();
     const entry = entrypointFor(m, platform);
     const runDir = await snapshotForRun(loaded, platform, this.options.runDir ?? defaultRunRoot());
@@ -461,6 +513,22 @@ export class PluginManager {
       ...(l.cpuSeconds !== undefined && { cpuSeconds: l.cpuSeconds }),
       ...(l.openFiles !== undefined && { openFiles: l.openFiles }),
     };
+    if (m.kind === "go-plugin" && m.goPlugin !== undefined) {
+      const node = entry.runtime === "node";
+      return {
+        kind: "go-plugin",
+        command: node ? process.execPath : file,
+        args: node ? [file, ...(entry.args ?? [])] : (entry.args ?? []),
+        cwd: runDir,
+        env: node ? { ...env, NODE_PATH: "" } : env,
+        handshake: {
+          magicCookieKey: m.goPlugin.magicCookieKey,
+          magicCookieValue: m.goPlugin.magicCookieValue,
+          protocolVersion: wanted,
+        },
+        autoMTLS: m.goPlugin.autoMTLS ?? false,
+      };
+    }
     return entry.runtime === "node"
       ? subprocess(process.execPath, [file, ...(entry.args ?? [])], {
           env: { ...env, NODE_PATH: "" },
@@ -508,6 +576,25 @@ export class PluginManager {
         `scanned: ${this.options.directories.join(", ") || "no directories"})`,
     );
   }
+}
+
+/** The cluster source a manifest of kind "cluster" declares. */
+function clusterFrom(settings: ClusterSettings): ClusterSource {
+  const d = settings.discovery;
+  let discovery: Discovery;
+  if (d.static !== undefined) discovery = staticEndpoints(d.static);
+  else if (d.dnsSrv !== undefined) {
+    discovery = dnsSrv(d.dnsSrv.name, {
+      ...(d.dnsSrv.servers !== undefined && { servers: d.dnsSrv.servers }),
+      ...(d.dnsSrv.scheme !== undefined && { scheme: d.dnsSrv.scheme }),
+    });
+  } else if (d.kubernetes !== undefined) discovery = kubernetesDiscovery(d.kubernetes);
+  else discovery = etcdDiscovery({ hosts: [...d.etcd!.hosts], prefix: d.etcd!.prefix });
+  return cluster({
+    discovery,
+    ...(settings.balancer !== undefined && { balancer: settings.balancer }),
+    ...(settings.protocol !== undefined && { protocol: settings.protocol }),
+  });
 }
 
 function checkConfig(

@@ -36,7 +36,11 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "required") {
     field =
       field === "" ? String(params.missingProperty) : `${field}.${String(params.missingProperty)}`;
-    return `${field}: is required`;
+    // Required by a kind (the schema's allOf branches).
+    const kind = { goPlugin: "go-plugin", endpoint: "remote", cluster: "cluster" }[field];
+    return kind === undefined
+      ? `${field}: is required`
+      : `${field}: is required for kind "${kind}"`;
   }
   if (error.keyword === "additionalProperties") {
     const extra = String(params.additionalProperty);
@@ -51,6 +55,9 @@ function describe(error: ErrorObject): string {
       "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')"
     );
   }
+  if (field === "cluster.discovery" && /Properties$/.test(error.keyword)) {
+    return `${field}: give exactly one of static, dnsSrv, kubernetes, etcd`;
+  }
   if (error.keyword === "enum") {
     return `${field}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
   }
@@ -64,11 +71,23 @@ function describe(error: ErrorObject): string {
  */
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
   if (!validateSchema(value)) {
-    const problems = [...new Set((validator?.errors ?? []).map(describe))];
+    // An "if" error only says that a then/else branch failed; that
+    // branch's own errors say what is wrong.
+    // The kind's requirements (allOf) come after the fields every manifest needs.
+    const errors = (validator?.errors ?? [])
+      .filter((e) => e.keyword !== "if")
+      .sort(
+        (a, b) =>
+          Number(a.schemaPath.startsWith("#/allOf")) - Number(b.schemaPath.startsWith("#/allOf")),
+      );
+    const problems = [...new Set(errors.map(describe))];
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }
-  const manifest = value as PluginManifest;
-  const problems: string[] = [];
+  const problems = kindProblems(value as PluginManifest);
+  if (problems.length > 0) {
+    throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
+  }
+  const manifest = withDefaults(value as PluginManifest);
   for (const path of Object.keys(manifest.files)) {
     const bad = unsafePath(path);
     if (bad !== undefined) problems.push(`files.${path}: ${bad}`);
@@ -95,6 +114,48 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
     throw new ManagementError("invalid-manifest", `invalid ${where}: ${problems.join("; ")}`);
   }
   return manifest;
+}
+
+/** What each kind of plugin must and must not declare. */
+function kindProblems(m: PluginManifest): string[] {
+  const kind = m.kind ?? "subprocess";
+  const problems: string[] = [];
+  const launched = kind === "subprocess" || kind === "go-plugin";
+  if (launched) {
+    if (m.entrypoints === undefined) problems.push("entrypoints: is required");
+    else if (Object.keys(m.entrypoints).length === 0) {
+      problems.push(`entrypoints: names no platform; a ${kind} plugin needs a program to run`);
+    }
+    if (m.files === undefined || Object.keys(m.files).length === 0) {
+      problems.push(
+        "files: lists no files; fill it in with " +
+          "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')",
+      );
+    }
+  } else {
+    for (const field of ["entrypoints", "files"] as const) {
+      if (m[field] !== undefined && Object.keys(m[field]).length > 0) {
+        problems.push(
+          `${field}: a ${kind} plugin runs elsewhere, so the host launches nothing and ships no files (kind "${kind}")`,
+        );
+      }
+    }
+  }
+  const settings = { goPlugin: "go-plugin", endpoint: "remote", cluster: "cluster" } as const;
+  for (const [field, owner] of Object.entries(settings) as Array<[keyof typeof settings, string]>) {
+    if (owner === kind && m[field] === undefined) {
+      problems.push(`${field}: is required for kind "${kind}"`);
+    } else if (owner !== kind && m[field] !== undefined) {
+      problems.push(`${field}: is only for kind "${owner}", and this plugin is kind "${kind}"`);
+    }
+  }
+  return problems;
+}
+
+/** Remote and cluster plugins may leave out entrypoints and files: they are empty. */
+function withDefaults(m: PluginManifest): PluginManifest {
+  if (m.entrypoints !== undefined && m.files !== undefined) return m;
+  return { ...m, entrypoints: m.entrypoints ?? {}, files: m.files ?? {} };
 }
 
 /**
@@ -146,6 +207,8 @@ export function entrypointFor(manifest: PluginManifest, platform = hostPlatform(
  * exactly these.
  */
 export function filesFor(manifest: PluginManifest, platform: string): string[] {
+  // A remote or cluster plugin runs elsewhere: no platform, no files.
+  if (Object.keys(manifest.entrypoints).length === 0) return [];
   const own = entrypointFor(manifest, platform).file;
   const others = new Set(
     Object.entries(manifest.entrypoints)

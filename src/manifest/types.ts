@@ -13,7 +13,19 @@ export interface PluginManifest {
   readonly description: string;
   /** SPDX expression. */
   readonly license: string;
-  /** The program to run, by platform (`os/arch` with OCI names, e.g. `linux/amd64`). */
+  /** How the host runs or reaches the plugin; default "subprocess". */
+  readonly kind?: PluginKind;
+  /** kind "go-plugin": go-plugin's handshake settings. */
+  readonly goPlugin?: GoPluginSettings;
+  /** kind "remote": where the plugin serves. */
+  readonly endpoint?: EndpointSettings;
+  /** kind "cluster": how its instances are found. */
+  readonly cluster?: ClusterSettings;
+  /**
+   * The program to run, by platform (`os/arch` with OCI names, e.g.
+   * `linux/amd64`). Empty for kinds "remote" and "cluster" (the parser
+   * fills in `{}` when they leave it out).
+   */
   readonly entrypoints: Readonly<Record<string, Entrypoint>>;
   /** Protocol versions the plugin serves. */
   readonly protocolVersions: readonly number[];
@@ -23,7 +35,7 @@ export interface PluginManifest {
   readonly configSchema?: Readonly<Record<string, unknown>>;
   /** semver range of compatible connect-plugin host versions. */
   readonly hostVersions: string;
-  /** Every file, by relative path (`/`-separated), as `sha256:<hex>`. */
+  /** Every file, by relative path (`/`-separated), as `sha256:<hex>`. Empty for "remote" and "cluster". */
   readonly files: Readonly<Record<string, string>>;
   /** OS limits the host puts on the plugin process; none by default. */
   readonly limits?: ManifestLimits;
@@ -34,6 +46,37 @@ export interface ManifestLimits {
   readonly memoryMiB?: number;
   readonly cpuSeconds?: number;
   readonly openFiles?: number;
+}
+
+/** subprocess: launched connect-plugin program; go-plugin: launched go-plugin program; remote, cluster: services. */
+export type PluginKind = "subprocess" | "go-plugin" | "remote" | "cluster";
+
+export interface GoPluginSettings {
+  readonly magicCookieKey: string;
+  readonly magicCookieValue: string;
+  /** go-plugin's AutoMTLS; default false, as in go-plugin. */
+  readonly autoMTLS?: boolean;
+}
+
+export interface EndpointSettings {
+  readonly url: string;
+  readonly protocol?: "connect" | "grpc" | "grpc-web";
+}
+
+export interface ClusterSettings {
+  /** Exactly one source of instances. */
+  readonly discovery: {
+    readonly static?: readonly string[];
+    readonly dnsSrv?: {
+      readonly name: string;
+      readonly servers?: readonly string[];
+      readonly scheme?: "http" | "https";
+    };
+    readonly kubernetes?: { readonly namespace: string; readonly service: string };
+    readonly etcd?: { readonly hosts: readonly string[]; readonly prefix: string };
+  };
+  readonly balancer?: "least-outstanding" | "round-robin";
+  readonly protocol?: "connect" | "grpc" | "grpc-web";
 }
 
 /** How to run a plugin on one platform. */

@@ -139,6 +139,8 @@ export class LifecycleMetrics {
           this.retryRefusals.add(1, { cluster, method: event.method });
           break;
         case "discovery-error":
+        case "negotiated":
+        case "held-out":
           break;
       }
     };

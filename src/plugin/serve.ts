@@ -1,3 +1,4 @@
+import { REATTACH_ENV, type ReattachConfig } from "../protocol/reattach.js";
 import { readFileSync, writeSync } from "node:fs";
 import {
   Code,
@@ -145,6 +146,7 @@ export async function serve(
 
   const { magicCookieKey, magicCookieValue } = definition.handshake;
   const cookie = process.env[magicCookieKey];
+  if (process.env[Env.debug] === "1") return serveLaunched(definition, options, true);
   if (cookie !== magicCookieValue) {
     process.stderr.write(notLaunchedMessage(magicCookieKey, cookie));
     process.exit(EXIT_NOT_LAUNCHED_BY_HOST);
@@ -168,6 +170,7 @@ function notLaunchedMessage(key: string, value: string | undefined): string {
 async function serveLaunched(
   definition: PluginDefinition,
   options: ServeOptions,
+  debug = false,
 ): Promise<ServeHandle> {
   const server = new PluginServer(definition, options);
 
@@ -177,7 +180,9 @@ async function serveLaunched(
   // a mismatch (the host sees our version and reports it).
   const hostVersions = parseVersionList(process.env[Env.protocolVersions]);
   const ours = server.versions;
-  const version = negotiateVersion(hostVersions, ours) ?? Math.min(...ours);
+  const version = debug
+    ? Math.max(...ours)
+    : (negotiateVersion(hostVersions, ours) ?? Math.min(...ours));
 
   const protocol = chooseWireProtocol(process.env[Env.transports]);
 
@@ -192,7 +197,11 @@ async function serveLaunched(
   // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
   const goPlugin = prepareGoPluginSide({
     socketDir,
-    onShutdown: (reason) => server.onShutdownRequest(reason),
+    // In debug mode hosts come and go (they attach); only Ctrl-C ends it.
+    onShutdown: (reason) =>
+      debug && reason.startsWith("the go-plugin host went away")
+        ? undefined
+        : server.onShutdownRequest(reason),
   });
   const launchGuard: Interceptor[] = token ? [token] : [];
   const tls = goPlugin.tls;
@@ -224,10 +233,16 @@ async function serveLaunched(
 
   const ignoreSigint = (): void =>
     pluginLog("debug", "ignoring SIGINT; the host stops this plugin");
-  const handle = lifecycle(server, http, socket, options, "launched", {
+  // In debug mode the person who started it stops it, with Ctrl-C.
+  const interrupted = (): void => void handle.shutdown("interrupted (debug mode)");
+  const handle: ServeHandle = lifecycle(server, http, socket, options, "launched", {
     secure: false,
-    signals: { SIGINT: ignoreSigint },
+    signals: { SIGINT: debug ? interrupted : ignoreSigint },
   });
+  if (debug) {
+    writeSync(1, debugReattachLine(protocol, version, http.bound));
+    return handle;
+  }
 
   // The handshake line is the only thing this library ever writes to stdout.
   // writeSync, so that it is out before anything else can be.
@@ -246,6 +261,22 @@ async function serveLaunched(
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
+}
+
+/** Debug mode's stdout line: go-plugin's ReattachConfig as JSON (see protocol/reattach.ts). */
+function debugReattachLine(
+  protocol: string,
+  version: number,
+  bound: { network: "unix" | "tcp"; address: string },
+): string {
+  const config: ReattachConfig = {
+    Protocol: protocol === "grpc" ? "grpc" : "connect",
+    ProtocolVersion: version,
+    Pid: process.pid,
+    Test: true,
+    Addr: { Network: bound.network, String: bound.address },
+  };
+  return `${REATTACH_ENV}=${JSON.stringify(config)}\n`;
 }
 
 /**

@@ -45,6 +45,13 @@ export const Env = {
    * without code changes.
    */
   listen: "CONNECT_PLUGIN_LISTEN",
+  /**
+   * "1": debug mode for a plugin started by hand. No cookie needed; it
+   * serves on a private unix socket as if launched, prints
+   * `CONNECT_PLUGIN_REATTACH=<json>` (go-plugin's ReattachConfig) on stdout
+   * for a host to attach with, and runs until SIGINT or SIGTERM.
+   */
+  debug: "CONNECT_PLUGIN_DEBUG",
   /** Network mode: PEM files for TLS, so a sidecar needs no code change. */
   tlsCertFile: "CONNECT_PLUGIN_TLS_CERT_FILE",
   tlsKeyFile: "CONNECT_PLUGIN_TLS_KEY_FILE",

@@ -110,6 +110,7 @@ export async function raceDeadline(
   promise: Promise<void>,
   deadline: number,
   signal?: AbortSignal,
+  waitingFor = "discovery",
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -120,7 +121,7 @@ export async function raceDeadline(
           () =>
             reject(
               new ConnectError(
-                "deadline exceeded while waiting for discovery",
+                `deadline exceeded while waiting for ${waitingFor}`,
                 Code.DeadlineExceeded,
               ),
             ),

@@ -4,6 +4,7 @@ import type { RpcProtocol } from "../transport/client-transport.js";
 import type { Balancer, BalancerName } from "./balancer.js";
 import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.js";
 import type { HealthOptions } from "./health-monitor.js";
+import type { InstanceNegotiation } from "./negotiation.js";
 import type { RetryOptions } from "./retry.js";
 
 /** TLS for the connections to every instance, as PEM. */
@@ -64,6 +65,15 @@ export interface ClusterOptions {
   readonly onConnection?: (transport: Transport, instance: string) => () => void;
   /** Told about endpoint, health and circuit changes. */
   readonly onEvent?: (event: ClusterEvent) => void;
+  /**
+   * Handshake every instance before it takes calls (and again when it
+   * recovers from being unhealthy), hold out the ones that cannot serve
+   * these versions and plugins, and send a call for a plugin's service only
+   * to instances that announced it. A PluginClient's cluster source sets it
+   * from the client's plugin sets; without it (a bare ClusterTransport),
+   * every instance takes every call.
+   */
+  readonly negotiation?: InstanceNegotiation;
 }
 
 export type ClusterEvent =
@@ -74,7 +84,11 @@ export type ClusterEvent =
   | { readonly type: "retry"; readonly method: string; readonly attempt: number }
   /** A call that would have been tried again was not: the retry budget is spent. */
   | { readonly type: "retry-refused"; readonly method: string }
-  | { readonly type: "discovery-error"; readonly message: string };
+  | { readonly type: "discovery-error"; readonly message: string }
+  /** An instance answered its Handshake and takes calls at `version`. */
+  | { readonly type: "negotiated"; readonly id: string; readonly version: number }
+  /** An instance answered, but cannot serve this host: it takes no calls. */
+  | { readonly type: "held-out"; readonly id: string; readonly reason: string };
 
 /** What the cluster knows about one instance, for diagnostics and tests. */
 export interface EndpointStatus {
@@ -83,4 +97,16 @@ export interface EndpointStatus {
   readonly healthy: boolean;
   readonly circuit: CircuitState;
   readonly outstanding: number;
+  /** Gone from discovery; listed until its calls in flight have ended. */
+  readonly leaving?: true;
+  /**
+   * Per-instance negotiation: "negotiating" (no answer yet), "serving", or
+   * "held-out" (cannot serve this host; `reason` says why). "serving" when
+   * the cluster negotiates nothing.
+   */
+  readonly admission: "negotiating" | "serving" | "held-out";
+  /** The protocol version the instance agreed, when serving after a Handshake. */
+  readonly protocolVersion?: number;
+  /** Why the instance is negotiating or held out. */
+  readonly reason?: string;
 }

@@ -25,6 +25,8 @@ import type { ClusterOptions, EndpointStatus } from "./cluster-options.js";
 import { EndpointPool, methodName } from "./endpoint-pool.js";
 import { NotSentError, RetryPolicy, neverSent } from "./retry.js";
 import { decideRetry } from "./retry-decision.js";
+import { clusterHandshake } from "./negotiation.js";
+import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { leaseStream } from "./stream-lease.js";
 
 export type {
@@ -108,6 +110,12 @@ export class ClusterTransport implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
+    if (
+      this.options.negotiation !== undefined &&
+      (method as DescMethod) === PluginController.method.handshake
+    ) {
+      return this.handshake(method, signal, timeoutMs);
+    }
     return this.run(method, signal, timeoutMs, true, (transport, attemptSignal, attemptTimeout) =>
       transport.unary(method, attemptSignal, attemptTimeout, header, input, contextValues),
     );
@@ -123,6 +131,56 @@ export class ClusterTransport implements Transport {
   ): Promise<StreamResponse<I, O>> {
     return this.run(method, signal, timeoutMs, false, (transport, attemptSignal, attemptTimeout) =>
       transport.stream(method, attemptSignal, attemptTimeout, header, input, contextValues),
+    );
+  }
+
+  /**
+   * With per-instance negotiation, the cluster answers a client's Handshake
+   * itself, from the instances admitted (see {@link clusterHandshake}), once
+   * every instance has answered or failed its first Handshake.
+   */
+  private async handshake<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<UnaryResponse<I, O>> {
+    const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
+    if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
+    await raceDeadline(this.pool.whenAllAsked(), deadline, signal, "every instance's Handshake");
+    if (clusterHandshake(this.pool.admissions()) === undefined) {
+      // Nobody answered yet: give a transient failure (a reset at start)
+      // a few more tries before failing the client's start.
+      await raceDeadline(this.pool.whenAnswered(3), deadline, signal, "an instance's Handshake");
+    }
+    const message = clusterHandshake(this.pool.admissions());
+    if (message === undefined) {
+      throw new NotSentError(this.pool.noInstanceMessage(method), Code.Unavailable);
+    }
+    return {
+      stream: false,
+      service: method.parent,
+      method,
+      header: new Headers(),
+      trailer: new Headers(),
+      message: message as unknown as UnaryResponse<I, O>["message"],
+    };
+  }
+
+  /** Waits for the first list of instances, then for one to be admitted for the method's service (or none left negotiating). */
+  private async admitted(
+    method: DescMethod,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
+    // No await when nothing is pending: a call's deadline starts counting
+    // at once, and an extra turn of the event loop must not eat into it.
+    if (this.pool.settled(method.parent.typeName)) return;
+    await raceDeadline(
+      this.pool.whenSettled(method.parent.typeName),
+      deadline,
+      signal,
+      "an instance to finish its Handshake",
     );
   }
 
@@ -151,7 +209,7 @@ export class ClusterTransport implements Transport {
       call(this.options.fallback!, signal ?? new AbortController().signal, deadline - Date.now());
     const tried = new Set<string>();
     const name = methodName(method);
-    if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
+    await this.admitted(method, deadline, signal);
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -160,7 +218,7 @@ export class ClusterTransport implements Transport {
           Code.DeadlineExceeded,
         );
       }
-      const picked = this.pool.pick(tried);
+      const picked = this.pool.pick(tried, method.parent.typeName);
       if (picked === undefined) {
         if (this.options.fallback !== undefined) return fallback();
         throw new NotSentError(this.pool.noInstanceMessage(method), Code.Unavailable);

@@ -7,6 +7,13 @@ import { balancerByName, type Balancer } from "./balancer.js";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import type { ClusterEvent, ClusterOptions, EndpointStatus } from "./cluster-options.js";
 import { HealthMonitor } from "./health-monitor.js";
+import {
+  NEGOTIATING,
+  describeAdmission,
+  negotiateInstance,
+  negotiatedServices,
+  type Admission,
+} from "./negotiation.js";
 import { neverSent } from "./retry.js";
 
 /** A connection to an instance with its calls in flight; retired ones close once idle. */
@@ -31,6 +38,15 @@ export class EndpointState {
   connection: Connection;
   readonly breaker: CircuitBreaker | undefined;
   health: HealthMonitor | undefined;
+  /** Per-instance negotiation; undefined when the cluster negotiates nothing. */
+  admission: Admission | undefined;
+  negotiationTimer: NodeJS.Timeout | undefined;
+  /** Handshakes in a row that got no answer (for the retry backoff). */
+  unanswered = 0;
+  /** Its first Handshake has been answered or has failed. */
+  asked = false;
+  /** Aborts a Handshake in flight when the instance leaves. */
+  readonly leaving = new AbortController();
   constructor(
     readonly endpoint: Endpoint,
     private readonly connect: () => ClientTransport,
@@ -59,8 +75,16 @@ export class EndpointState {
     this.connection = new Connection(this.connect());
     old.retire();
   }
+  /** May take a call for `service` (a host's plugin service, or anything when `routed` lacks it). */
+  admits(service: string, routed: ReadonlySet<string>): boolean {
+    const a = this.admission;
+    if (a === undefined) return true;
+    return a.state === "serving" && (!routed.has(service) || a.services.has(service));
+  }
   remove(): void {
     this.removed = true;
+    clearTimeout(this.negotiationTimer);
+    this.leaving.abort();
     this.health?.stop();
     this.connection.retire();
   }
@@ -81,15 +105,87 @@ export interface Picked {
  */
 export class EndpointPool {
   private readonly endpoints = new Map<string, EndpointState>();
+  /** Instances gone from discovery whose calls are still running. */
+  private readonly leaving = new Set<EndpointState>();
   private readonly balancer: Balancer;
   private closed = false;
   private lastDiscoveryError = "";
+  /** The host's plugin services: calls to them go only to instances that announced them. */
+  private readonly routed: ReadonlySet<string>;
+  /** Calls waiting for an instance to finish its Handshake. */
+  private waiters: Array<() => void> = [];
 
   constructor(
     private readonly options: ClusterOptions,
     private readonly emit: (event: ClusterEvent) => void,
   ) {
     this.balancer = balancerByName(options.balancer ?? "least-outstanding");
+    this.routed =
+      options.negotiation === undefined ? new Set() : negotiatedServices(options.negotiation);
+  }
+
+  /** Every instance's negotiation state, for the cluster's own Handshake answer. */
+  admissions(): Admission[] {
+    return [...this.endpoints.values()].flatMap((e) => (e.admission ? [e.admission] : []));
+  }
+
+  /**
+   * Resolves when a call for `service` has something to go by: an instance
+   * admitted for it, or no instance still negotiating (then the call fails
+   * with the reasons), or no instance at all.
+   */
+  whenSettled(service: string): Promise<void> {
+    return this.until(() => this.settled(service));
+  }
+
+  /** True when a call for `service` need not wait for a Handshake (see whenSettled). */
+  settled(service: string): boolean {
+    const states = [...this.endpoints.values()];
+    return (
+      states.every((e) => e.admission?.state !== "negotiating") ||
+      states.some((e) => e.admits(service, this.routed))
+    );
+  }
+
+  /**
+   * Resolves when some instance has answered its Handshake (serving or held
+   * out), or every instance has failed `attempts` Handshakes in a row: the
+   * cluster's own Handshake answer rides out a transient failure at start,
+   * and still fails soon when nothing can be reached.
+   */
+  whenAnswered(attempts: number): Promise<void> {
+    return this.until(() => {
+      const states = [...this.endpoints.values()];
+      return (
+        states.some((e) => e.asked && e.admission?.state !== "negotiating") ||
+        states.every((e) => e.unanswered >= attempts)
+      );
+    });
+  }
+
+  /**
+   * Resolves when every instance has answered (or failed) its first
+   * Handshake: the cluster's own Handshake answer waits for that, so that
+   * it sees every instance, and the first calls are spread over all of them.
+   */
+  whenAllAsked(): Promise<void> {
+    return this.until(() => [...this.endpoints.values()].every((e) => e.asked));
+  }
+
+  private until(done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.closed || done()) resolve();
+        else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 
   get size(): number {
@@ -102,13 +198,24 @@ export class EndpointPool {
     this.emit({ type: "discovery-error", message });
   }
 
+  /**
+   * Every instance, and those that left discovery while their calls still
+   * run (`leaving`), so that an operator can stop an instance once its
+   * calls from this host are done.
+   */
   status(): EndpointStatus[] {
-    return [...this.endpoints.values()].map((e) => ({
+    for (const e of this.leaving) if (e.outstanding === 0) this.leaving.delete(e);
+    return [...this.endpoints.values(), ...this.leaving].map((e) => ({
       id: e.id,
       url: e.endpoint.url,
       healthy: e.healthy,
       circuit: e.breaker?.state ?? "closed",
       outstanding: e.outstanding,
+      ...(e.removed && { leaving: true }),
+      admission: e.admission?.state ?? "serving",
+      ...(e.admission?.state === "serving" && { protocolVersion: e.admission.version }),
+      ...(e.admission !== undefined &&
+        e.admission.state !== "serving" && { reason: e.admission.reason }),
     }));
   }
 
@@ -116,6 +223,8 @@ export class EndpointPool {
     this.closed = true;
     for (const e of this.endpoints.values()) e.remove();
     this.endpoints.clear();
+    this.leaving.clear();
+    this.wake();
   }
 
   /**
@@ -145,6 +254,7 @@ export class EndpointPool {
       const now = list.find((e) => e.id === id);
       if (!ids.has(id) || now?.url !== state.endpoint.url) {
         state.remove();
+        if (state.outstanding > 0) this.leaving.add(state);
         this.endpoints.delete(id);
       }
     }
@@ -158,6 +268,49 @@ export class EndpointPool {
       this.endpoints.set(endpoint.id, this.createState(endpoint));
     }
     this.emit({ type: "endpoints", ids: [...this.endpoints.keys()] });
+    this.wake();
+  }
+
+  /**
+   * Handshakes an instance (after `delayMs`) and records its admission;
+   * asks again later while it is held out or does not answer.
+   */
+  private negotiate(state: EndpointState, delayMs: number): void {
+    const negotiation = this.options.negotiation;
+    if (negotiation === undefined || state.removed) return;
+    clearTimeout(state.negotiationTimer);
+    state.negotiationTimer = setTimeout(() => {
+      void negotiateInstance(
+        state.connection.client.transport,
+        negotiation,
+        state.leaving.signal,
+      ).then((admission) => {
+        if (state.removed || this.closed) return;
+        state.asked = true;
+        const was = state.admission;
+        // A check of a serving instance that got no answer changes nothing:
+        // its health checks decide whether it takes calls.
+        if (admission.state === "negotiating" && was?.state === "serving") return;
+        state.admission = admission;
+        const retryMs = negotiation.retryMs ?? 5_000;
+        if (admission.state === "serving") {
+          state.unanswered = 0;
+          if (was?.state !== "serving" || was.version !== admission.version) {
+            this.emit({ type: "negotiated", id: state.id, version: admission.version });
+          }
+        } else if (admission.state === "held-out") {
+          state.unanswered = 0;
+          if (was?.state !== "held-out" || was.reason !== admission.reason) {
+            this.emit({ type: "held-out", id: state.id, reason: admission.reason });
+          }
+          this.negotiate(state, retryMs);
+        } else {
+          state.unanswered++;
+          this.negotiate(state, Math.min(retryMs, 200 * 2 ** (state.unanswered - 1)));
+        }
+        this.wake();
+      });
+    }, delayMs);
   }
 
   /** Why an instance must not be dialled, if it must not. */
@@ -202,6 +355,10 @@ export class EndpointPool {
       };
     };
     const state = new EndpointState(endpoint, connect, this.options.circuitBreaker);
+    if (this.options.negotiation !== undefined) {
+      state.admission = NEGOTIATING;
+      this.negotiate(state, 0);
+    }
     if (state.breaker !== undefined) {
       state.breaker.onStateChange = (circuit) => {
         if (circuit === "open") state.reconnect();
@@ -215,6 +372,11 @@ export class EndpointPool {
       const probe = dial();
       state.health = new HealthMonitor(endpoint.id, probe.transport, health ?? {}, (healthy) => {
         if (!healthy) state.reconnect();
+        // Back from unhealthy, it may be another process (restarted,
+        // upgraded in place): it is handshaken again. A serving instance
+        // keeps serving meanwhile (holding it out would slow failover back
+        // to it); the answer replaces its admission when it comes.
+        if (healthy && state.admission !== undefined) this.negotiate(state, 0);
         this.emit(
           healthy
             ? { type: "healthy", id: endpoint.id }
@@ -235,10 +397,14 @@ export class EndpointPool {
    * Picks an instance that may take a call now and reserves it (a half-open
    * probe slot, an outstanding call). Prefers instances not tried yet.
    */
-  pick(tried: ReadonlySet<string>): Picked | undefined {
+  pick(tried: ReadonlySet<string>, service: string): Picked | undefined {
     for (let round = 0; round < 3; round++) {
       const usable = [...this.endpoints.values()].filter(
-        (e) => !e.removed && e.healthy && (e.breaker?.canPass() ?? true),
+        (e) =>
+          !e.removed &&
+          e.admits(service, this.routed) &&
+          e.healthy &&
+          (e.breaker?.canPass() ?? true),
       );
       const fresh = usable.filter((e) => !tried.has(e.id));
       const candidates = fresh.length > 0 ? fresh : usable;
@@ -260,14 +426,19 @@ export class EndpointPool {
       states.length === 0
         ? `discovery (${this.options.discovery.description}) found no instances` +
           (this.lastDiscoveryError ? `; last discovery error: ${this.lastDiscoveryError}` : "")
-        : states
-            .map((e) =>
-              !e.healthy
-                ? `${e.id} unhealthy (${e.health?.lastError ?? ""})`
-                : `${e.id} circuit ${e.breaker?.state ?? "closed"}`,
-            )
-            .join("; ");
+        : states.map((e) => `${e.id} ${this.whyNot(e, method.parent.typeName)}`).join("; ");
     return `no instance of ${this.options.discovery.description} can take ${methodName(method)}: ${why}`;
+  }
+
+  private whyNot(e: EndpointState, service: string): string {
+    const a = e.admission;
+    if (a !== undefined && a.state !== "serving") return describeAdmission(a);
+    if (!e.admits(service, this.routed) && a?.state === "serving") {
+      return `serves protocol version ${a.version} without ${service}`;
+    }
+    return e.healthy
+      ? `circuit ${e.breaker?.state ?? "closed"}`
+      : `unhealthy (${e.health?.lastError ?? ""})`;
   }
 }
 

@@ -89,8 +89,9 @@ function render(snapshot) {
       cell(sub, "name", e.id);
       cell(sub, "source", "instance");
       cell(sub, "where", e.url);
-      cell(sub, "state", e.healthy ? "healthy" : "unhealthy", e.healthy ? "good" : "bad");
-      cell(sub, "generation", undefined);
+      var held = e.admission && e.admission !== "serving";
+      cell(sub, "state", held ? e.admission + (e.reason ? ": " + e.reason : "") : e.healthy ? "healthy" : "unhealthy", held || !e.healthy ? "bad" : "good");
+      cell(sub, "generation", e.protocolVersion !== undefined ? "v" + e.protocolVersion : undefined);
       cell(sub, "health", e.healthy ? "serving" : "not-serving", e.healthy ? "good" : "bad");
       cell(sub, "circuit", e.circuit, e.circuit === "closed" ? "good" : tone(e.circuit));
       cell(sub, "restarts", undefined);

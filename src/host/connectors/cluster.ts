@@ -10,6 +10,7 @@ import type { Logger } from "../../logging/logger.js";
 import { CallGuard } from "../call-guard.js";
 import { checkRemoteSource, type ClusterSource } from "../sources.js";
 import type { ConnectContext, Connector } from "./connector.js";
+import type { InstanceNegotiation } from "../../resilience/negotiation.js";
 
 /**
  * Connects to a cluster source: the cluster
@@ -27,8 +28,25 @@ export const connectCluster: Connector<ClusterSource> = (source, context) =>
       context.gracePeriodMs,
       context.logger,
       context.tunnel,
+      negotiationFor(source, context),
     ),
   );
+
+/** What every instance is handshaken with: the client's versions and plugin sets. */
+function negotiationFor(
+  source: ClusterSource,
+  context: ConnectContext,
+): InstanceNegotiation | undefined {
+  if (source.negotiation === false) return undefined;
+  const plugins = new Map<number, Record<string, string>>();
+  for (const [version, set] of context.pluginSets) {
+    plugins.set(
+      version,
+      Object.fromEntries(Object.entries(set).map(([name, service]) => [name, service.typeName])),
+    );
+  }
+  return { versions: context.hostVersions, plugins, ...source.negotiation };
+}
 
 function clusterParts(
   source: ClusterSource,
@@ -37,6 +55,7 @@ function clusterParts(
   gracePeriodMs: number,
   logger: Logger,
   tunnel: ConnectContext["tunnel"],
+  negotiation: InstanceNegotiation | undefined,
 ): { transport: ClientTransport; guard: CallGuard; process: undefined; server: undefined } {
   let fallback: ClientTransport | undefined;
   let fallbackServer: PluginServer | undefined;
@@ -66,9 +85,10 @@ function clusterParts(
     });
   }
   const guard = new CallGuard(label, () => false, undefined, false);
-  const { fallback: _ignored, kind: _kind, ...options } = source;
+  const { fallback: _ignored, kind: _kind, negotiation: _n, ...options } = source;
   const cluster = new ClusterTransport({
     ...options,
+    ...(negotiation !== undefined && { negotiation }),
     interceptors: [...(source.interceptors ?? []), ...interceptors],
     ...(fallback !== undefined && { fallback: fallback.transport }),
     ...(tunnel !== undefined && { onConnection: tunnel }),

@@ -1,6 +1,6 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { Logger } from "../../logging/logger.js";
-import type { HandshakeConfig } from "../../protocol/plugin-set.js";
+import type { HandshakeConfig, PluginSet } from "../../protocol/plugin-set.js";
 import type { PluginServer } from "../../plugin/plugin-server.js";
 import type { ClientTransport } from "../../transport/client-transport.js";
 import type { CallGuard } from "../call-guard.js";
@@ -23,6 +23,8 @@ export interface ConnectContext {
   readonly handshake: HandshakeConfig;
   /** The protocol versions the host speaks. */
   readonly hostVersions: readonly number[];
+  /** The plugins the host dispenses, by protocol version. */
+  readonly pluginSets: ReadonlyMap<number, PluginSet>;
   /** The user's interceptors, run first on every call. */
   readonly interceptors: readonly Interceptor[];
   /** The plugin's name in log records, and in messages. */
