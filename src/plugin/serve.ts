@@ -59,7 +59,7 @@ export interface ServeOptions extends PluginServerOptions {
   /**
    * Largest request message accepted, in bytes; larger ones fail with
    * ResourceExhausted ("message size is larger than configured
-   * readMaxBytes M"). Default: connect-node's 4 GiB over HTTP, and the frame
+   * readMaxBytes M"). Default: 4 GiB over HTTP (connect-es' maximum), and the frame
    * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly readMaxBytes?: number;
@@ -365,9 +365,9 @@ interface Listening {
 }
 
 /**
- * The Connect HTTP handler. connect-node is imported only here, when a plugin
- * serves HTTP: a plugin on the framed transport never loads it, which takes
- * about a third off its cold start.
+ * The Connect HTTP handler. Its module (and connect-es' protocol code) is
+ * imported only here, when a plugin serves HTTP: a plugin on the framed
+ * transport never loads it, which shortens its cold start.
  */
 async function handler(
   server: PluginServer,
@@ -375,10 +375,10 @@ async function handler(
   options: ServeOptions = {},
   moreRoutes?: (router: ConnectRouter) => void,
 ): Promise<NodeHandler> {
-  const { connectNodeAdapter } = await import("@connectrpc/connect-node");
+  const { createNodeAdapter } = await import("../transport/node-adapter.js");
   const { interceptors, shutdownSignal } = server.routerOptions;
   let services = new Set<string>();
-  return connectNodeAdapter({
+  return createNodeAdapter({
     routes: (router) => {
       server.routes(router);
       moreRoutes?.(router);

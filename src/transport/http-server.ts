@@ -4,11 +4,10 @@ import type * as net from "node:net";
 import { Duplex } from "node:stream";
 import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
 
-/** A request handler that both node:http and node:http2 servers accept. */
-export type NodeHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
+import type { NodeHandler } from "./node-adapter.js";
+
+export type { NodeHandler } from "./node-adapter.js";
 
 /**
  * TLS for a network-mode server. With `clientCa`, clients must present a
@@ -21,7 +20,7 @@ export interface ServerTls {
 }
 
 /**
- * Answers 400 to a request the handler throws on synchronously. connect-node
+ * Answers 400 to a request the handler throws on synchronously. The adapter
  * builds a URL from the request's authority and path before anything else,
  * and throws on one that is not a URL (an HTTP/2 `:authority` of
  * "127.0f0.1:80", found by fuzzing): unguarded, that throw escaped the
@@ -62,7 +61,9 @@ const H2_PREFACE_START = Buffer.from("PRI");
  *   HTTP/2 or HTTP/1.1.
  *
  * It tracks every connection, so that close() can end them all; without that,
- * a keep-alive connection would hold the process open.
+ * a keep-alive connection would hold the process open. An HTTP/2 session
+ * without streams is closed after 5 minutes (h2-idle.ts), an HTTP/1.1
+ * keep-alive connection after 30 s.
  */
 export class PluginHttpServer {
   private readonly sockets = new Set<net.Socket>();
@@ -75,6 +76,7 @@ export class PluginHttpServer {
     private readonly listener: net.Server,
     private readonly h1: http.Server | undefined,
     h2: http2.Http2Server | http2.Http2SecureServer,
+    idleTimeoutMs: number,
   ) {
     listener.prependListener("connection", (socket: net.Socket) => {
       // RPCs are small request/response exchanges: Nagle's algorithm would
@@ -85,6 +87,7 @@ export class PluginHttpServer {
       if (this.closing !== undefined) socket.destroy();
     });
     h2.on("session", (session) => {
+      closeWhenIdle(session, idleTimeoutMs);
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
     });
@@ -94,9 +97,15 @@ export class PluginHttpServer {
   static async listen(
     unguarded: NodeHandler,
     target: ListenTarget,
-    options: { acceptHttp1: boolean; tls?: ServerTls },
+    options: {
+      acceptHttp1: boolean;
+      tls?: ServerTls;
+      /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
+      idleTimeoutMs?: number;
+    },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
+    const idle = options.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
     const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
     if (tls !== undefined) {
@@ -114,16 +123,16 @@ export class PluginHttpServer {
         },
         handler,
       );
-      server = new PluginHttpServer(h2, undefined, h2);
+      server = new PluginHttpServer(h2, undefined, h2, idle);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer({}, handler);
       routeByPreface(h1, h2);
-      server = new PluginHttpServer(h1, h1, h2);
+      server = new PluginHttpServer(h1, h1, h2, idle);
     } else {
       const h2 = http2.createServer({}, handler);
       h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
-      server = new PluginHttpServer(h2, undefined, h2);
+      server = new PluginHttpServer(h2, undefined, h2, idle);
     }
     await server.start(target);
     return server;
