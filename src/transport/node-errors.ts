@@ -15,6 +15,11 @@ const NO_CONNECTION = new Set(["ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "ECONNREFU
  */
 export function errorFromNode(reason: unknown): ConnectError {
   if (reason instanceof ConnectError) return reason;
+  // A stream queued on a session that failed to connect carries the
+  // session's error ("connect ECONNREFUSED") as its cause: that is the news.
+  if (hasNodeCode(reason, "ERR_HTTP2_STREAM_CANCEL") && (reason as Error).cause instanceof Error) {
+    return errorFromNode((reason as Error).cause);
+  }
   let code = Code.Internal;
   for (let e: unknown = reason, depth = 0; e instanceof Error && depth < 8; depth++) {
     const nodeCode = (e as { code?: unknown }).code;
