@@ -43,7 +43,9 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
           : http.request(url, options);
       let body: IncomingBody | undefined;
       let settled = false;
+      let finished = false;
       const fail = (reason: unknown): void => {
+        if (finished) return;
         const error = errorFromNode(reason);
         if (!settled) {
           settled = true;
@@ -68,6 +70,8 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
         const trailer = new Headers();
         body = new IncomingBody(response, () => errorFromNode(new Error("socket hang up")));
         response.once("end", () => {
+          finished = true;
+          signal?.removeEventListener("abort", onAbort);
           nodeHeadersToWeb(response.trailers).forEach((v, k) => trailer.append(k, v));
         });
         response.on("error", (e) => fail(e));

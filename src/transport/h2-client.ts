@@ -51,7 +51,13 @@ export function createH2Client(session: H2Session): UniversalClientFn {
       }
       let body: IncomingBody | undefined;
       let settled = false;
+      // Once the whole response is in, the call is over: the caller's
+      // signal (connect-es aborts it when the call completes) must not
+      // reset a stream the server has closed; a peer counts such frames as
+      // invalid and ends the session after 1,000 of them.
+      let finished = false;
       const fail = (reason: unknown): void => {
+        if (finished) return;
         const error = errorFromNode(reason);
         if (!settled) {
           settled = true;
@@ -67,6 +73,10 @@ export function createH2Client(session: H2Session): UniversalClientFn {
       };
       const onAbort = (): void => fail(getAbortSignalReason(signal as AbortSignal));
       signal?.addEventListener("abort", onAbort, { once: true });
+      stream.once("end", () => {
+        finished = true;
+        signal?.removeEventListener("abort", onAbort);
+      });
       stream.on("error", (e: unknown) => {
         // The server answered and ended the stream while we were still
         // sending: its answer counts, not our failed write.
