@@ -93,15 +93,19 @@ function universalRequest(
     throw new ConnectError("the request names no authority (no Host header)", Code.InvalidArgument);
   }
   const abort = new AbortController();
+  // Once the response is complete, nobody listens: aborting then would only
+  // cost a DOMException per call.
   if (h2) {
-    req.once("close", () => abort.abort(errorFromRstCode(req.stream.rstCode)));
+    req.once("close", () => {
+      if (!res.writableEnded) abort.abort(errorFromRstCode(req.stream.rstCode));
+    });
   } else {
     const onError = (e: Error): void => abort.abort(errorFromNode(e));
     req.once("error", onError);
     // A request emits "close" once its body is read; the response's "close" is the connection's end.
     res.once("close", () => {
       req.off("error", onError);
-      abort.abort(req.errored ? errorFromNode(req.errored) : undefined);
+      if (!res.writableEnded) abort.abort(req.errored ? errorFromNode(req.errored) : undefined);
     });
   }
   return {
