@@ -260,7 +260,10 @@ export async function rawHttp2(name: string): Promise<Contender> {
       });
       let status: string | undefined;
       stream.on("data", onData);
-      stream.once("trailers", (t) => (status = String(t["grpc-status"])));
+      stream.once(
+        "trailers",
+        (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])),
+      );
       stream.once("error", reject);
       stream.once("close", () =>
         status === "0" ? resolve() : reject(new Error(`grpc-status ${status}`)),

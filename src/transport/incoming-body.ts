@@ -50,6 +50,7 @@ export class IncomingBody implements AsyncIterable<Uint8Array>, AsyncIterator<Ui
       if (this.queue.length === 0 && !this.ended) this.stream.resume();
       return Promise.resolve({ done: false, value: chunk });
     }
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the failure as it was given (a ConnectError)
     if (this.error !== undefined) return Promise.reject(this.error);
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
@@ -64,6 +65,7 @@ export class IncomingBody implements AsyncIterable<Uint8Array>, AsyncIterator<Ui
   /** The reader failed (connect-es' pipes call this): as return(), then `error` is rethrown. */
   throw(error?: unknown): Promise<IteratorResult<Uint8Array>> {
     this.discard();
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrows what the reader threw
     return Promise.reject(error);
   }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
@@ -10,7 +10,7 @@ import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
 import { kvPlugin } from "../../../examples/kv/definition.js";
 
-const routes = (router: import("@connectrpc/connect").ConnectRouter): void => {
+const routes = (router: ConnectRouter): void => {
   router.service(Bench, { echo: (req) => req, async *stream() {} });
 };
 
