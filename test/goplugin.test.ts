@@ -556,7 +556,7 @@ describe("go-plugin errors", () => {
     await client.start();
     assert.throws(() => client.dispense("nope" as "kv"), {
       kind: "unknown-plugin",
-      message: `this host has no plugin named "nope" (it knows: "kv")`,
+      message: `this host has no plugin named "nope" at protocol version 1 (it knows: "kv")`,
     });
     await client.close();
     assert.throws(() => client.dispense("kv"), {

@@ -18,7 +18,11 @@ import {
   type PluginSource,
 } from "../src/index.js";
 import { implement } from "../src/plugin.js";
-import { clientObservability, semconvStability } from "../src/observability.js";
+import {
+  clientObservability,
+  semconvStability,
+  serverObservability,
+} from "../src/observability.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { MemoryKV } from "../examples/kv/memory-kv.js";
 import type { GetRequest } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
@@ -167,18 +171,23 @@ describe("one trace from the host into a TypeScript plugin", () => {
   });
 
   for (const mode of ["direct", "serialize"] as const) {
-    test(`in process (${mode}): the handler sees the client span's traceparent`, async () => {
+    test(`in process (${mode}): a SERVER span in the host's trace, child of the client span; the handler sees its traceparent`, async () => {
       const seen: string[] = [];
+      const active: string[] = [];
       class HeaderKV extends MemoryKV {
         override get(req: GetRequest, ctx?: HandlerContext) {
           seen.push(ctx?.requestHeader.get("traceparent") ?? "");
+          active.push(trace.getSpan(context.active())?.spanContext().spanId ?? "");
           return super.get(req);
         }
       }
       const client = new PluginClient({
         handshake,
         plugins: { kv: KV },
-        source: inProcess({ handshake, plugins: { kv: implement(KV, new HeaderKV()) } }, { mode }),
+        source: inProcess(
+          { handshake, plugins: { kv: implement(KV, new HeaderKV()) } },
+          { mode, interceptors: [serverObservability()] },
+        ),
         logger: new MemoryLogger(),
         interceptors: [clientObservability()],
       });
@@ -187,11 +196,14 @@ describe("one trace from the host into a TypeScript plugin", () => {
         const traceId = await inRootSpan(`host request (in process, ${mode})`, async () => {
           await client.dispense("kv").get({ key: "k" });
         });
-        const spans = await otel.collector.waitForSpans("the in-process client span", (all) =>
-          all.some((s) => s.traceId === traceId && s.kind === CLIENT),
-        );
-        const c = spans.find((s) => s.traceId === traceId && s.kind === CLIENT);
-        assert.deepEqual(seen, [`00-${traceId}-${c?.spanId}-01`]);
+        // In process, the plugin's spans are the host's: same tracer provider, same service.
+        const { client: c, server: s } = await traceOf(otel.collector, traceId, "Get", "ts-host");
+        assert.equal(s.traceId, c.traceId);
+        assert.equal(s.parentSpanId, c.spanId, "the server span is a child of the client span");
+        assert.equal(s.name, "example.kv.v1.KV/Get");
+        assert.equal(s.attributes["rpc.system"], "connect_rpc");
+        assert.deepEqual(seen, [`00-${traceId}-${c.spanId}-01`]);
+        assert.deepEqual(active, [s.spanId], "the handler runs in the server span's context");
       } finally {
         await client.close();
       }

@@ -14,7 +14,10 @@ import { dirname } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
-import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
+import {
+  HealthResponse_Status,
+  PluginController,
+} from "../src/gen/connectplugin/v1/controller_pb.js";
 import { PluginClient, PluginError, inProcess, remote, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
@@ -101,6 +104,39 @@ test("launched, a plugin answers only callers with its launch token", async () =
     assert.equal((await createClient(KV, transport("s3cret")).get({ key: "a" })).found, false);
     const health = await createClient(Health, transport()).check({ service: "plugin" });
     assert.equal(health.status, HealthCheckResponse_ServingStatus.SERVING, "health needs no token");
+    // The controller's Health is a health check too (as in the Go and Python
+    // plugins); Handshake and Shutdown are not.
+    const controller = createClient(PluginController, transport());
+    assert.equal((await controller.health({})).status, HealthResponse_Status.SERVING);
+    // Without the token it tells the serving state only: not how many calls
+    // the host has in flight.
+    const slow = new AbortController();
+    const pending = createClient(KV, transport("s3cret"))
+      .get({ key: "slow:60000" }, { signal: slow.signal })
+      .catch(() => undefined);
+    try {
+      const own = createClient(PluginController, transport("s3cret"));
+      await waitFor(
+        "the slow call in flight",
+        async () => (await own.health({})).callsInFlight > 0,
+        30_000,
+      );
+      const health = await controller.health({});
+      assert.equal(health.status, HealthResponse_Status.SERVING);
+      assert.equal(health.callsInFlight, 0, "no activity shown without the token");
+    } finally {
+      slow.abort();
+      await pending;
+    }
+    for (const call of [
+      () => controller.handshake({ protocolVersions: [1] }),
+      () => controller.shutdown({ reason: "not mine to stop" }),
+    ]) {
+      await assert.rejects(
+        call(),
+        (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated,
+      );
+    }
   } finally {
     run.child.kill("SIGTERM");
     assert.equal(await run.exited, 0);

@@ -9,22 +9,16 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { LineSplitter } from "../logging/line-splitter.js";
-import { hostRecord, stderrLogger, type Logger } from "../logging/logger.js";
+import { hostRecord, type Logger } from "../logging/logger.js";
 import { PluginError } from "../protocol/errors.js";
-import {
-  byVersion,
-  type HandshakeConfig,
-  type PluginSet,
-  type VersionedPluginSets,
-} from "../protocol/plugin-set.js";
+import type { PluginSet, VersionedPluginSets } from "../protocol/plugin-set.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { GrpcBroker } from "../transport/goplugin-broker.js";
 import { createGoPluginTransport } from "../transport/goplugin-dial.js";
 import { CallGuard } from "./call-guard.js";
-import { launchGoPlugin } from "./connectors/goplugin.js";
-import type { PluginExit, PluginProcess } from "./launcher.js";
-import { Lifecycle } from "./lifecycle.js";
-import type { DispensedClient, PluginName, ServiceFor } from "./plugin-client.js";
+import { launchGoPlugin, type GoPluginCommand } from "./connectors/goplugin.js";
+import { HostClient } from "./host-client.js";
+import type { PluginProcess } from "./launcher.js";
 
 /** go-plugin's defaults: one minute to start, two seconds to exit after Shutdown. */
 const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -42,21 +36,7 @@ const PING_SERVICE = "plugin";
  * the names are only the host's own labels, and the services are called by
  * their fully-qualified names (for go-plugin's examples/grpc, `proto.KV`).
  */
-interface GoPluginClientCommon {
-  /** go-plugin's HandshakeConfig: cookie and protocol version (default 1). */
-  readonly handshake: HandshakeConfig;
-  /** The plugin's executable and arguments (no shell). */
-  readonly command: string;
-  readonly args?: readonly string[];
-  /** Extra environment variables for the plugin. */
-  readonly env?: Readonly<Record<string, string>>;
-  readonly cwd?: string;
-  /**
-   * go-plugin's AutoMTLS: make a throwaway certificate, pass it in
-   * PLUGIN_CLIENT_CERT, and talk to the plugin over mutual TLS with the
-   * certificate from its handshake line. Off by default, as in go-plugin.
-   */
-  readonly autoMTLS?: boolean;
+interface GoPluginClientCommon extends GoPluginCommand {
   /** Where plugin logs go. Defaults to stderr. */
   readonly logger?: Logger;
   /** How long the plugin may take to print its handshake line. Defaults to 60 s. */
@@ -121,28 +101,10 @@ type Running = {
 export class GoPluginClient<
   P extends PluginSet = Record<never, DescService>,
   V extends VersionedPluginSets = Record<never, PluginSet>,
-> {
-  private readonly sets: Map<number, PluginSet>;
-  private readonly logger: Logger;
-  private readonly label: string;
-  private readonly name: string;
-  private readonly life: Lifecycle<Running>;
-
+> extends HostClient<P, V, Running> {
   constructor(private readonly options: GoPluginClientOptions<P, V>) {
-    this.sets = byVersion(
-      "GoPluginClient",
-      options.plugins,
-      options.versionedPlugins,
-      options.handshake.protocolVersion,
-    );
-    this.logger = options.logger ?? stderrLogger;
-    this.name = [options.command, ...(options.args ?? [])].join(" ");
-    this.label = JSON.stringify(this.name);
-    this.life = new Lifecycle(
-      this.label,
-      () => this.doStart(),
-      () => this.doClose(),
-    );
+    const name = [options.command, ...(options.args ?? [])].join(" ");
+    super("GoPluginClient", options, name, JSON.stringify(name));
   }
 
   /** The protocol version agreed with the plugin. */
@@ -156,16 +118,6 @@ export class GoPluginClient<
     return line === undefined ? undefined : { network: line.network, address: line.address };
   }
 
-  /** The plugin's process id, once started. */
-  get pid(): number | undefined {
-    return this.life.process?.pid;
-  }
-
-  /** How the plugin process ended, once it has. */
-  get exit(): PluginExit | undefined {
-    return this.life.process?.exit;
-  }
-
   /**
    * go-plugin's GRPCBroker for this connection: `acceptAndServe(id, routes)`
    * serves a service the plugin can dial (pass `id` in a request);
@@ -173,60 +125,6 @@ export class GoPluginClient<
    */
   get broker(): GrpcBroker {
     return this.mustRun().broker;
-  }
-
-  /**
-   * Calls `listener` when the plugin process exits, whether close() stopped
-   * it (`exit.expected`) or it crashed. Returns an unsubscribe function.
-   */
-  onExit(listener: (exit: PluginExit) => void): () => void {
-    return this.life.onExit(listener);
-  }
-
-  /** Launches the plugin and connects. Repeated calls share one start. */
-  start(): Promise<void> {
-    return this.life.start();
-  }
-
-  /**
-   * A typed gRPC client for a plugin of the set agreed with the plugin (with
-   * `versionedPlugins`, a union of the versions' clients; see dispenseAt).
-   */
-  dispense<K extends PluginName<P, V>>(name: K): DispensedClient<ServiceFor<P, V, K>> {
-    return this.clientFor(name) as DispensedClient<ServiceFor<P, V, K>>;
-  }
-
-  /**
-   * Like dispense(), typed for one protocol version of `versionedPlugins`.
-   * Throws a PluginError when the plugin agreed on another version.
-   */
-  dispenseAt<Ver extends keyof V & number, K extends Extract<keyof V[Ver], string>>(
-    version: Ver,
-    name: K,
-  ): DispensedClient<V[Ver][K]> {
-    this.life.checkVersion(this.mustRun().version, version, name);
-    return this.clientFor(name) as DispensedClient<V[Ver][K]>;
-  }
-
-  private clientFor(name: string): unknown {
-    const running = this.mustRun();
-    return this.life.dispensed(name, () => this.makeClient(running, name));
-  }
-
-  private makeClient(running: Running, name: string): unknown {
-    const set = this.sets.get(running.version) ?? {};
-    const service = set[name];
-    if (service === undefined) {
-      throw new PluginError(
-        "unknown-plugin",
-        `this host has no plugin named "${name}"` +
-          (this.sets.size > 1 ? ` at protocol version ${running.version}` : "") +
-          ` (it knows: ${Object.keys(set)
-            .map((n) => `"${n}"`)
-            .join(", ")})`,
-      );
-    }
-    return createClient(service, running.transport.transport);
   }
 
   /**
@@ -247,28 +145,7 @@ export class GoPluginClient<
     }
   }
 
-  /**
-   * Asks the plugin to shut down (plugin.GRPCController/Shutdown), and kills
-   * its process group if it has not exited within the grace period.
-   */
-  close(): Promise<void> {
-    return this.life.close();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  private mustRun(): Running {
-    return this.life.mustRun();
-  }
-
-  /** Every version of the plugin sets, sent in PLUGIN_PROTOCOL_VERSIONS. */
-  private get hostVersions(): number[] {
-    return [...this.sets.keys()];
-  }
-
-  private async doStart(): Promise<void> {
+  protected async doStart(): Promise<void> {
     const options = this.options;
     const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const deadline = Date.now() + startTimeoutMs;
@@ -401,7 +278,11 @@ export class GoPluginClient<
     });
   }
 
-  private async doClose(): Promise<void> {
+  /**
+   * Asks the plugin to shut down (plugin.GRPCController/Shutdown), and kills
+   * its process group if it has not exited within the grace period.
+   */
+  protected async doClose(): Promise<void> {
     const running = this.life.running;
     this.life.running = undefined;
     if (running === undefined) return;

@@ -155,206 +155,254 @@ export class PluginProcess {
    * or no handshake within the start timeout. The process is killed on any
    * of these, so a failed start leaves nothing behind.
    */
-  static launch(options: LaunchOptions): Promise<PluginProcess> {
+  static async launch(options: LaunchOptions): Promise<PluginProcess> {
     installExitHook();
-    const { handshake, logger, name, label } = options;
-    // The host owns the directory the plugin makes its socket in, so that it
-    // can remove it whatever becomes of the plugin, even one killed by
-    // SIGKILL before it could clean up, without trusting a path the plugin
-    // printed. The user's PLUGIN_UNIX_SOCKET_DIR, if any, is its parent.
-    const parentDir =
-      options.env?.[Env.unixSocketDir] || process.env[Env.unixSocketDir] || tmpdir();
-    let socketParent: string;
-    let child: ChildProcess;
-    try {
-      socketParent = mkdtempSync(join(parentDir, "cph-"));
-    } catch (error) {
-      return Promise.reject(
-        new PluginError(
-          "spawn-failed",
-          `could not start plugin ${label}: cannot create its socket directory in ${parentDir} ` +
-            `(${(error as Error).message})`,
-          { cause: error },
-        ),
-      );
-    }
+    const socketParent = makeSocketParent(options);
+    const child = spawnPlugin(options, socketParent);
+    children.set(child, socketParent);
     const removeSocketParent = (): void => {
       children.delete(child);
       rmSync(socketParent, { recursive: true, force: true });
     };
-    try {
-      child = spawn(options.command, [...options.args], {
-        cwd: options.cwd,
-        env: {
-          ...inheritedEnv(),
-          ...options.env,
-          [handshake.magicCookieKey]: handshake.magicCookieValue,
-          [Env.protocolVersions]: options.hostVersions.join(","),
-          [Env.unixSocketDir]: socketParent,
-          [Env.minPort]: "10000",
-          [Env.maxPort]: "25000",
-          ...(options.goPlugin !== true && {
-            [Env.transports]: (options.transports ?? DEFAULT_LOCAL_TRANSPORTS).join(","),
-            [Env.parentWatch]: "stdin",
-            [Env.launchToken]: "stdin",
-          }),
-        },
-        stdio: ["pipe", "pipe", "pipe"],
-        detached: true,
-      });
-    } catch (error) {
-      rmSync(socketParent, { recursive: true, force: true });
-      return Promise.reject(
-        new PluginError(
-          "spawn-failed",
-          `could not start plugin ${label}: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        ),
-      );
-    }
-    children.set(child, socketParent);
-
-    const stderrTail = new TailBuffer();
-    const stderr = new LineSplitter((line) => {
-      stderrTail.push(line);
-      logger.log(options.stderrRecord?.(line) ?? parsePluginLine(line, name, "stderr", "info"));
-    });
-    child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
-    child.stderr?.on("end", () => stderr.end());
+    const stderrTail = readStderr(child, options);
     // The launch token is the only thing ever written to stdin; an EPIPE
     // after the plugin exits is expected.
     child.stdin?.on("error", () => {});
     if (options.goPlugin !== true) child.stdin?.write(`${options.launchToken}\n`);
+    const exited = whenExited(child, stderrTail, removeSocketParent);
+    const line = await awaitHandshake(child, options, stderrTail, exited, removeSocketParent);
+    return new PluginProcess(child, line, stderrTail, exited, options.logger, options.name);
+  }
+}
 
-    const exited = new Promise<RawExit>((resolve) => {
-      child.once("exit", (code, signal) => {
-        const exitedAt = Date.now();
-        // Let the pipes drain, so the stderr tail is complete, but don't wait
-        // on a grandchild that inherited them: close our ends instead, so
-        // they cannot keep the host's event loop alive.
-        const finish = (): void => {
-          for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
-          removeSocketParent();
-          resolve({
-            code,
-            signal,
-            description: describeExit(code, signal),
-            stderrTail: stderrTail.toString(),
-            exitedAt,
-          });
-        };
-        const timer = setTimeout(finish, 200);
-        child.once("close", () => {
-          clearTimeout(timer);
-          finish();
-        });
-      });
+/**
+ * Makes the private directory the plugin creates its socket in. The host
+ * owns it, so that it can remove it whatever becomes of the plugin, even one
+ * killed by SIGKILL before it could clean up, without trusting a path the
+ * plugin printed. The user's PLUGIN_UNIX_SOCKET_DIR, if any, is its parent.
+ */
+function makeSocketParent(options: LaunchOptions): string {
+  const parentDir = options.env?.[Env.unixSocketDir] || process.env[Env.unixSocketDir] || tmpdir();
+  try {
+    return mkdtempSync(join(parentDir, "cph-"));
+  } catch (error) {
+    throw new PluginError(
+      "spawn-failed",
+      `could not start plugin ${options.label}: cannot create its socket directory in ` +
+        `${parentDir} (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+}
+
+/** Spawns the plugin in its own process group, with the handshake's environment. */
+function spawnPlugin(options: LaunchOptions, socketParent: string): ChildProcess {
+  const { handshake } = options;
+  try {
+    return spawn(options.command, [...options.args], {
+      cwd: options.cwd,
+      env: {
+        ...inheritedEnv(),
+        ...options.env,
+        [handshake.magicCookieKey]: handshake.magicCookieValue,
+        [Env.protocolVersions]: options.hostVersions.join(","),
+        [Env.unixSocketDir]: socketParent,
+        [Env.minPort]: "10000",
+        [Env.maxPort]: "25000",
+        ...(options.goPlugin !== true && {
+          [Env.transports]: (options.transports ?? DEFAULT_LOCAL_TRANSPORTS).join(","),
+          [Env.parentWatch]: "stdin",
+          [Env.launchToken]: "stdin",
+        }),
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
     });
+  } catch (error) {
+    rmSync(socketParent, { recursive: true, force: true });
+    throw new PluginError(
+      "spawn-failed",
+      `could not start plugin ${options.label}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
 
-    return new Promise<PluginProcess>((resolve, reject) => {
-      let settled = false;
-      // On failure, kill the plugin and reject once it is gone (or after 2 s
-      // if it cannot be reaped), so that a failed start leaves nothing behind.
-      const fail = (error: PluginError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        killGroup(child, "SIGKILL");
-        const reaped =
-          child.pid === undefined || child.exitCode !== null || child.signalCode !== null;
-        if (reaped) {
-          reject(error);
-          return;
-        }
-        const giveUp = setTimeout(() => reject(error), 2_000);
-        void exited.then(() => {
-          clearTimeout(giveUp);
-          reject(error);
+/** Logs every stderr line as it comes, and keeps the last ones for error messages. */
+function readStderr(child: ChildProcess, options: LaunchOptions): TailBuffer {
+  const tail = new TailBuffer();
+  const lines = new LineSplitter((line) => {
+    tail.push(line);
+    options.logger.log(
+      options.stderrRecord?.(line) ?? parsePluginLine(line, options.name, "stderr", "info"),
+    );
+  });
+  child.stderr?.on("data", (chunk: Buffer) => lines.push(chunk));
+  child.stderr?.on("end", () => lines.end());
+  return tail;
+}
+
+/** Resolves when the process has exited and its pipes are closed; never rejects. */
+function whenExited(
+  child: ChildProcess,
+  stderrTail: TailBuffer,
+  removeSocketParent: () => void,
+): Promise<RawExit> {
+  return new Promise<RawExit>((resolve) => {
+    child.once("exit", (code, signal) => {
+      const exitedAt = Date.now();
+      // Let the pipes drain, so the stderr tail is complete, but don't wait
+      // on a grandchild that inherited them: close our ends instead, so
+      // they cannot keep the host's event loop alive.
+      const finish = (): void => {
+        for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+        removeSocketParent();
+        resolve({
+          code,
+          signal,
+          description: describeExit(code, signal),
+          stderrTail: stderrTail.toString(),
+          exitedAt,
         });
       };
-
-      const timer = setTimeout(() => {
-        fail(
-          new PluginError(
-            "handshake-timeout",
-            `plugin ${label} did not complete its handshake within ${options.startTimeoutMs} ms; ` +
-              `it was killed. A plugin must print its handshake line on stdout once it listens.` +
-              stderrSuffix(stderrTail),
-            { stderrTail: stderrTail.toString() },
-          ),
-        );
-      }, options.startTimeoutMs);
-
-      const closedWhileStarting = (): void =>
-        fail(new PluginError("not-running", `plugin ${label} was closed while starting`));
-      if (options.signal?.aborted) closedWhileStarting();
-      options.signal?.addEventListener("abort", closedWhileStarting, { once: true });
-
-      child.once("error", (err: NodeJS.ErrnoException) => {
-        if (child.pid === undefined) removeSocketParent();
-        fail(
-          new PluginError(
-            "spawn-failed",
-            `could not start plugin ${label}: ${err.code === "ENOENT" ? "command not found" : err.message}`,
-            { cause: err },
-          ),
-        );
-      });
-
-      void exited.then((exit) => {
-        if (settled) return;
-        const cookie = COOKIE_MARKERS.some((m) => exit.stderrTail.toLowerCase().includes(m));
-        fail(
-          cookie
-            ? new PluginError(
-                "cookie-mismatch",
-                `plugin ${label} refused to start: it is not a plugin for this host, or its magic ` +
-                  `cookie ${handshake.magicCookieKey} does not match (it ${exit.description}).` +
-                  stderrSuffix(stderrTail),
-                { stderrTail: exit.stderrTail },
-              )
-            : new PluginError(
-                "exited-before-handshake",
-                `plugin ${label} ${exit.description} before completing its handshake; ` +
-                  `is the command a plugin?` +
-                  stderrSuffix(stderrTail),
-                { stderrTail: exit.stderrTail },
-              ),
-        );
-      });
-
-      let handshakeSeen = false;
-      const stdout = new LineSplitter((line) => {
-        if (handshakeSeen) {
-          // Output after the handshake is forwarded, never dropped.
-          logger.log(parsePluginLine(line, name, "stdout", "info"));
-          return;
-        }
-        handshakeSeen = true;
-        let parsed: HandshakeLine;
-        try {
-          parsed = parseHandshakeLine(line);
-        } catch (error) {
-          const e = error as PluginError;
-          fail(
-            new PluginError(e.kind, `plugin ${label}: ${e.message}${stderrSuffix(stderrTail)}`, {
-              stderrTail: stderrTail.toString(),
-            }),
-          );
-          return;
-        }
-        if (settled) return;
-        settled = true;
+      const timer = setTimeout(finish, 200);
+      child.once("close", () => {
         clearTimeout(timer);
-        const proc = new PluginProcess(child, parsed, stderrTail, exited, logger, name);
-        resolve(proc);
+        finish();
       });
-      child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
-      child.stdout?.on("end", () => stdout.end());
     });
+  });
+}
+
+/**
+ * Reads stdout: the first line is the handshake, the rest goes to the
+ * logger. Resolves with the parsed line; rejects, after killing the plugin,
+ * on whatever comes first of a bad line, an exit, a spawn error, the start
+ * timeout, or the launch's abort signal.
+ */
+function awaitHandshake(
+  child: ChildProcess,
+  options: LaunchOptions,
+  stderrTail: TailBuffer,
+  exited: Promise<RawExit>,
+  removeSocketParent: () => void,
+): Promise<HandshakeLine> {
+  const { label } = options;
+  return new Promise<HandshakeLine>((resolve, reject) => {
+    let settled = false;
+    const fail = (error: PluginError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      killAndReject(child, exited, error, reject);
+    };
+
+    const timer = setTimeout(() => {
+      fail(
+        new PluginError(
+          "handshake-timeout",
+          `plugin ${label} did not complete its handshake within ${options.startTimeoutMs} ms; ` +
+            `it was killed. A plugin must print its handshake line on stdout once it listens.` +
+            stderrSuffix(stderrTail),
+          { stderrTail: stderrTail.toString() },
+        ),
+      );
+    }, options.startTimeoutMs);
+
+    const closedWhileStarting = (): void =>
+      fail(new PluginError("not-running", `plugin ${label} was closed while starting`));
+    if (options.signal?.aborted) closedWhileStarting();
+    options.signal?.addEventListener("abort", closedWhileStarting, { once: true });
+
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) removeSocketParent();
+      fail(
+        new PluginError(
+          "spawn-failed",
+          `could not start plugin ${label}: ${err.code === "ENOENT" ? "command not found" : err.message}`,
+          { cause: err },
+        ),
+      );
+    });
+
+    void exited.then((exit) => fail(exitedBeforeHandshake(exit, options, stderrTail)));
+
+    let handshakeSeen = false;
+    const stdout = new LineSplitter((line) => {
+      if (handshakeSeen) {
+        // Output after the handshake is forwarded, never dropped.
+        options.logger.log(parsePluginLine(line, options.name, "stdout", "info"));
+        return;
+      }
+      handshakeSeen = true;
+      let parsed: HandshakeLine;
+      try {
+        parsed = parseHandshakeLine(line);
+      } catch (error) {
+        const e = error as PluginError;
+        fail(
+          new PluginError(e.kind, `plugin ${label}: ${e.message}${stderrSuffix(stderrTail)}`, {
+            stderrTail: stderrTail.toString(),
+          }),
+        );
+        return;
+      }
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(parsed);
+    });
+    child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stdout?.on("end", () => stdout.end());
+  });
+}
+
+/**
+ * Kills the plugin and rejects once it is gone (or after 2 s if it cannot
+ * be reaped), so that a failed start leaves nothing behind.
+ */
+function killAndReject(
+  child: ChildProcess,
+  exited: Promise<RawExit>,
+  error: PluginError,
+  reject: (error: PluginError) => void,
+): void {
+  killGroup(child, "SIGKILL");
+  const reaped = child.pid === undefined || child.exitCode !== null || child.signalCode !== null;
+  if (reaped) {
+    reject(error);
+    return;
   }
+  const giveUp = setTimeout(() => reject(error), 2_000);
+  void exited.then(() => {
+    clearTimeout(giveUp);
+    reject(error);
+  });
+}
+
+/** The error for an exit before the handshake line: a refused cookie, or another end. */
+function exitedBeforeHandshake(
+  exit: RawExit,
+  options: LaunchOptions,
+  stderrTail: TailBuffer,
+): PluginError {
+  const { label, handshake } = options;
+  const cookie = COOKIE_MARKERS.some((m) => exit.stderrTail.toLowerCase().includes(m));
+  return cookie
+    ? new PluginError(
+        "cookie-mismatch",
+        `plugin ${label} refused to start: it is not a plugin for this host, or its magic ` +
+          `cookie ${handshake.magicCookieKey} does not match (it ${exit.description}).` +
+          stderrSuffix(stderrTail),
+        { stderrTail: exit.stderrTail },
+      )
+    : new PluginError(
+        "exited-before-handshake",
+        `plugin ${label} ${exit.description} before completing its handshake; ` +
+          `is the command a plugin?` +
+          stderrSuffix(stderrTail),
+        { stderrTail: exit.stderrTail },
+      );
 }
 
 /**

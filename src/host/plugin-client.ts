@@ -3,7 +3,6 @@ import {
   Code,
   ConnectError,
   createClient,
-  type Client,
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
@@ -13,17 +12,12 @@ import {
   type HandshakeResponse,
 } from "../gen/connectplugin/v1/controller_pb.js";
 import { PluginError } from "../protocol/errors.js";
-import {
-  byVersion,
-  type HandshakeConfig,
-  type PluginSet,
-  type VersionedPluginSets,
-} from "../protocol/plugin-set.js";
+import type { HandshakeConfig, PluginSet, VersionedPluginSets } from "../protocol/plugin-set.js";
 import { formatVersions } from "../protocol/versions.js";
-import { hostRecord, stderrLogger, type Logger } from "../logging/logger.js";
+import { hostRecord, type Logger } from "../logging/logger.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
-import { Lifecycle } from "./lifecycle.js";
+import { HostClient, quotedList } from "./host-client.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
 import type { ConnectContext, Connected } from "./connectors/connector.js";
 import { connectCluster } from "./connectors/cluster.js";
@@ -79,21 +73,7 @@ export interface PluginInfo {
   readonly service: string;
 }
 
-/** Plugin names that a host can dispense. */
-export type PluginName<P extends PluginSet, V extends VersionedPluginSets> =
-  Extract<keyof P, string> | { [v in keyof V]: Extract<keyof V[v], string> }[keyof V];
-
-/** The service(s) a name stands for, across the host's versions. */
-export type ServiceFor<P, V, K> =
-  | (K extends keyof P ? P[K] : never)
-  | { [v in keyof V]: K extends keyof V[v] ? V[v][K] : never }[keyof V];
-
-/**
- * The typed client that dispense() returns: a Connect client for the
- * plugin's service. With several protocol versions it is a union of their
- * clients; use dispenseAt(version, name) for the client of one version.
- */
-export type DispensedClient<S> = S extends DescService ? Client<S> : never;
+export type { DispensedClient, PluginName, ServiceFor } from "./host-client.js";
 
 /** What PluginClient.status() reports. */
 export interface PluginClientStatus {
@@ -132,35 +112,22 @@ type Running = Connected & {
 export class PluginClient<
   P extends PluginSet = Record<never, DescService>,
   V extends VersionedPluginSets = Record<never, PluginSet>,
-> {
-  private readonly sets: Map<number, PluginSet>;
-  private readonly logger: Logger;
-  /** The plugin's name in log records: the command line or the URL. */
-  private readonly name: string;
-  /** The plugin's name in messages: the command line quoted, or the URL. */
-  private readonly label: string;
+> extends HostClient<P, V, Running> {
   private readonly gracePeriodMs: number;
   private readonly startTimeoutMs: number;
-  private readonly life: Lifecycle<Running>;
 
   constructor(private readonly options: PluginClientOptions<P, V>) {
-    this.sets = byVersion(
-      "PluginClient",
-      options.plugins,
-      options.versionedPlugins,
-      options.handshake.protocolVersion,
-    );
     if (options.source.kind === "remote") checkRemoteSource(options.source);
-    this.logger = options.logger ?? stderrLogger;
-    this.name = describeSource(options.source);
-    this.label = options.source.kind === "subprocess" ? JSON.stringify(this.name) : this.name;
+    const name = describeSource(options.source);
+    // In messages, a command line is quoted; a URL stands as it is.
+    super(
+      "PluginClient",
+      options,
+      name,
+      options.source.kind === "subprocess" ? JSON.stringify(name) : name,
+    );
     this.gracePeriodMs = options.gracePeriodMs ?? 2_000;
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
-    this.life = new Lifecycle(
-      this.label,
-      () => this.doStart(),
-      () => this.doClose(),
-    );
   }
 
   /** The protocol version agreed in the handshake. */
@@ -171,11 +138,6 @@ export class PluginClient<
   /** The plugins the plugin provides at the agreed version. */
   get availablePlugins(): PluginInfo[] {
     return [...this.mustRun().available.values()];
-  }
-
-  /** The subprocess' pid, or undefined for remote and in-process plugins. */
-  get pid(): number | undefined {
-    return this.life.process?.pid;
   }
 
   /**
@@ -194,67 +156,10 @@ export class PluginClient<
     };
   }
 
-  /** How the subprocess ended, once it has. */
-  get exit(): PluginExit | undefined {
-    return this.life.process?.exit;
-  }
-
-  /**
-   * Calls `listener` when the plugin subprocess exits, whether the host
-   * closed it (`exit.expected`) or it crashed. Returns an unsubscribe function.
-   * Only subprocesses exit: for remote and in-process plugins it never fires
-   * (a remote plugin's failures show up as Unavailable calls and in health()).
-   */
-  onExit(listener: (exit: PluginExit) => void): () => void {
-    return this.life.onExit(listener);
-  }
-
-  /**
-   * Launches or connects to the plugin and completes the handshake.
-   * Concurrent and repeated calls share one start.
-   */
-  start(): Promise<void> {
-    return this.life.start();
-  }
-
-  /**
-   * Returns the typed client for a named plugin. The plugin must have been
-   * started, and must provide the name at the agreed protocol version.
-   */
-  dispense<K extends PluginName<P, V>>(name: K): DispensedClient<ServiceFor<P, V, K>> {
-    return this.clientFor(name) as DispensedClient<ServiceFor<P, V, K>>;
-  }
-
-  /**
-   * Like dispense(), typed for one protocol version of a `versionedPlugins`
-   * host. Throws a PluginError when the agreed version is another one.
-   */
-  dispenseAt<Ver extends keyof V & number, K extends Extract<keyof V[Ver], string>>(
-    version: Ver,
-    name: K,
-  ): DispensedClient<V[Ver][K]> {
-    this.life.checkVersion(this.mustRun().version, version, name);
-    return this.clientFor(name) as DispensedClient<V[Ver][K]>;
-  }
-
-  private clientFor(name: string): unknown {
-    const running = this.mustRun();
-    return this.life.dispensed(name, () => this.makeClient(running, name));
-  }
-
-  private makeClient(running: Running, name: string): unknown {
-    const hostSet = this.sets.get(running.version) ?? {};
-    const service = hostSet[name];
-    if (service === undefined) {
-      throw new PluginError(
-        "unknown-plugin",
-        `this host has no plugin named "${name}" at protocol version ${running.version} ` +
-          `(it knows: ${list(Object.keys(hostSet))})`,
-      );
-    }
+  /** The plugin must have announced `name` with this service in the handshake. */
+  protected override checkDispensable(running: Running, name: string, service: DescService): void {
     const lacking = this.lacking(running.version, running.available, name, service);
     if (lacking !== undefined) throw lacking;
-    return createClient(service, running.transport.transport);
   }
 
   /**
@@ -272,7 +177,7 @@ export class PluginClient<
       return new PluginError(
         "unknown-plugin",
         `plugin ${this.label} does not provide "${name}" at protocol version ${version} ` +
-          `(it provides: ${list([...available.keys()])})`,
+          `(it provides: ${quotedList([...available.keys()])})`,
       );
     }
     if (info.service !== "" && info.service !== service.typeName) {
@@ -309,30 +214,6 @@ export class PluginClient<
     }
   }
 
-  /**
-   * Stops using the plugin, letting calls in flight finish within the grace
-   * period; those still running after it fail with Code.Unavailable. A
-   * subprocess is asked to shut down and its whole process group is killed
-   * if it has not exited by then. A remote plugin is only disconnected: a
-   * shared service is not one host's to stop. Safe to call more than once,
-   * and while starting (the start is abandoned).
-   */
-  close(): Promise<void> {
-    return this.life.close();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  private mustRun(): Running {
-    return this.life.mustRun();
-  }
-
-  private get hostVersions(): number[] {
-    return [...this.sets.keys()];
-  }
-
   private requestedNames(): string[] {
     const names = new Set<string>();
     for (const set of this.sets.values()) for (const name of Object.keys(set)) names.add(name);
@@ -367,7 +248,7 @@ export class PluginClient<
     }
   }
 
-  private async doStart(): Promise<void> {
+  protected async doStart(): Promise<void> {
     const deadline = Date.now() + this.startTimeoutMs;
     const parts = await this.connect();
     try {
@@ -486,7 +367,7 @@ export class PluginClient<
     this.life.notifyExit(exit, this.logger, this.name);
   }
 
-  private async doClose(): Promise<void> {
+  protected async doClose(): Promise<void> {
     const running = this.life.running;
     this.life.running = undefined;
     if (running === undefined) return;
@@ -526,8 +407,4 @@ function describeSource(source: PluginSource): string {
     case "cluster":
       return `cluster of ${source.discovery.description}`;
   }
-}
-
-function list(names: readonly string[]): string {
-  return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
 }

@@ -1,3 +1,4 @@
+import type { Interceptor } from "@connectrpc/connect";
 import type { Discovery, Endpoint } from "../discovery/discovery.js";
 import { staticEndpoints } from "../discovery/discovery.js";
 import type { LocalTransport } from "../protocol/env.js";
@@ -71,6 +72,12 @@ export interface InProcessSource {
    * protocol in memory, so that messages are copied as over a wire.
    */
   readonly mode?: "direct" | "serialize";
+  /**
+   * The plugin side's interceptors, as `serve(definition, { interceptors })`
+   * would run them in a plugin process (serverObservability(), auth, ...):
+   * they run after the host's, around the implementation. None by default.
+   */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 /** A plugin subprocess: `subprocess("node", ["plugin.js"])`. */
@@ -134,7 +141,7 @@ export function checkRemoteSource(source: RemoteSource): void {
 /** A plugin that runs in the host's process, from the same definition it serves. */
 export function inProcess(
   definition: PluginDefinition,
-  options: { mode?: "direct" | "serialize" } = {},
+  options: { mode?: "direct" | "serialize"; interceptors?: readonly Interceptor[] } = {},
 ): InProcessSource {
   return { kind: "in-process", definition, ...options };
 }

@@ -19,6 +19,7 @@ import { CallDurations, MessageSizes } from "./instruments.js";
 import {
   MethodAttributes,
   semconvStability,
+  type Outcome,
   type RpcSystem,
   type SemconvStability,
 } from "./semconv.js";
@@ -39,9 +40,10 @@ export interface ObservabilityOptions {
    */
   readonly rpcSystem?: RpcSystem;
   /**
-   * Also record the encoded request and response sizes of unary calls
-   * (`rpc.{client,server}.{request,response}.size`). Off by default: it
-   * encodes each message once more.
+   * Also record the encoded size of every request and response message,
+   * streamed ones included (`rpc.{client,server}.{request,response}.size`),
+   * and the messages per call (`rpc.{client,server}.{requests,responses}_per_rpc`).
+   * Off by default: it encodes each message once more.
    */
   readonly messageSizes?: boolean;
 }
@@ -78,7 +80,7 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
       parent,
     );
     propagation.inject(trace.setSpan(parent, span), req.header, headerSetter);
-    return o.run(span, attrs, req, () => next(req));
+    return o.run(span, attrs, req, next);
   };
 }
 
@@ -102,7 +104,7 @@ export function serverObservability(options: ObservabilityOptions = {}): Interce
       parent,
     );
     const ctx = trace.setSpan(parent, span);
-    return o.run(span, attrs, req, () => context.with(ctx, next, undefined, req));
+    return o.run(span, attrs, req, (r) => context.with(ctx, next, undefined, r));
   };
 }
 
@@ -162,58 +164,83 @@ class CallObserver {
 
   /**
    * Runs the call; ends the span and records the duration when it settles,
-   * or for a server stream when its last message has gone through.
+   * or for a server stream when its last message has gone through. With
+   * message sizes on, a unary message is measured when the call settles
+   * (with its outcome), a streamed one as it passes (as a success: the code
+   * is not known yet), and the counts per call when it ends.
    */
-  run<R extends { stream: boolean }>(
+  run<Q extends ObservedRequest, R extends { stream: boolean }>(
     span: Span,
     attrs: MethodAttributes,
-    req: { readonly stream: boolean; readonly method: DescMethod; readonly message: unknown },
-    call: () => Promise<R>,
+    req: Q,
+    call: (req: Q) => Promise<R>,
   ): Promise<R> {
     const start = performance.now();
+    const sizes = this.sizes;
+    const tally = sizes === undefined ? undefined : { requests: req.stream ? 0 : 1, responses: 0 };
+    const done = (error: unknown, response?: unknown): void => {
+      const outcome = this.finish(span, attrs, start, error);
+      if (sizes === undefined || tally === undefined) return;
+      if (!req.stream) sizes.message(req.method, true, req.message, outcome);
+      if (response !== undefined) {
+        tally.responses++;
+        sizes.message(req.method, false, response, outcome);
+      }
+      sizes.counts(tally.requests, tally.responses, outcome);
+    };
     let pending: Promise<R>;
     try {
-      pending = call();
+      pending = call(
+        tally !== undefined && req.stream
+          ? withMessage(
+              req,
+              this.counted(req.message as AsyncIterable<unknown>, req, true, attrs, tally),
+            )
+          : req,
+      );
     } catch (error) {
-      this.finish(span, attrs, start, error);
+      done(error);
       throw error;
     }
     return pending.then(
       (res) => {
         if (!res.stream) {
-          this.finish(span, attrs, start, undefined);
-          if (this.sizes !== undefined && !req.stream) {
-            const message = (res as unknown as { message: unknown }).message;
-            this.sizes.record(req.method, req.message, message, attrs.ok);
-          }
+          done(undefined, (res as unknown as { message: unknown }).message);
           return res;
         }
         const stream = res as unknown as StreamResponse;
-        return {
-          ...stream,
-          message: this.watch(stream.message, span, attrs, start),
-        } as unknown as R;
+        const messages =
+          tally === undefined
+            ? stream.message
+            : this.counted(stream.message, req, false, attrs, tally);
+        return { ...stream, message: this.watch(messages, done) } as unknown as R;
       },
       (error: unknown) => {
-        this.finish(span, attrs, start, error);
-        if (this.sizes !== undefined && !req.stream) {
-          this.sizes.record(
-            req.method,
-            req.message,
-            undefined,
-            attrs.error(ConnectError.from(error).code),
-          );
-        }
+        done(error);
         throw error;
       },
     );
   }
 
+  /** Measures and counts each message of a stream as it passes. */
+  private async *counted<T>(
+    messages: AsyncIterable<T>,
+    req: ObservedRequest,
+    input: boolean,
+    attrs: MethodAttributes,
+    tally: { requests: number; responses: number },
+  ): AsyncIterable<T> {
+    for await (const message of messages) {
+      if (input) tally.requests++;
+      else tally.responses++;
+      this.sizes?.message(req.method, input, message, attrs.ok);
+      yield message;
+    }
+  }
+
   private async *watch<T>(
     messages: AsyncIterable<T>,
-    span: Span,
-    attrs: MethodAttributes,
-    start: number,
+    done: (error: unknown) => void,
   ): AsyncIterable<T> {
     let failure: unknown;
     try {
@@ -222,25 +249,43 @@ class CallObserver {
       failure = error;
       throw error;
     } finally {
-      this.finish(span, attrs, start, failure);
+      done(failure);
     }
   }
 
-  private finish(span: Span, attrs: MethodAttributes, start: number, error: unknown): void {
+  /** Ends the span, records the duration, and returns the call's outcome. */
+  private finish(span: Span, attrs: MethodAttributes, start: number, error: unknown): Outcome {
     const ms = performance.now() - start;
     if (error === undefined) {
       this.durations.record(ms, attrs.ok);
-    } else {
-      const ce = ConnectError.from(error);
-      const outcome = attrs.error(ce.code);
-      this.durations.record(ms, outcome);
-      if (span.isRecording()) {
-        span.setAttributes(outcome.span);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: ce.rawMessage });
-      }
+      span.end();
+      return attrs.ok;
+    }
+    const ce = ConnectError.from(error);
+    const outcome = attrs.error(ce.code);
+    this.durations.record(ms, outcome);
+    if (span.isRecording()) {
+      span.setAttributes(outcome.span);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: ce.rawMessage });
     }
     span.end();
+    return outcome;
   }
+}
+
+/** What the observer reads of a request. */
+interface ObservedRequest {
+  readonly stream: boolean;
+  readonly method: DescMethod;
+  readonly message: unknown;
+}
+
+/**
+ * The request with other messages: a copy with the same prototype, so that
+ * a lazily created signal (see transport/lazy-abort.ts) stays lazy.
+ */
+function withMessage<Q extends ObservedRequest>(req: Q, message: unknown): Q {
+  return Object.assign(Object.create(Object.getPrototypeOf(req) as object) as Q, req, { message });
 }
 
 /** The RPC system of an incoming call, from its content type (framed calls have none: Connect's). */

@@ -61,14 +61,19 @@ const NOOP_HISTOGRAM = createNoopMeter().createHistogram("noop").constructor as 
 export type { Attributes };
 
 /**
- * Request and response sizes of unary calls, in bytes, as protobuf encodes
- * them (`rpc.{client,server}.{request,response}.size`). Opt-in: the
- * interceptors see messages, not the bytes on the wire, so measuring means
- * encoding each message once more.
+ * Message sizes and counts, as the RPC conventions ask: the encoded size of
+ * every request and response message in bytes
+ * (`rpc.{client,server}.{request,response}.size`, one point per message, so
+ * a stream records each of its messages), and the number of messages per
+ * call (`rpc.{client,server}.{requests,responses}_per_rpc`, 1 for a unary
+ * request). Opt-in: the interceptors see messages, not the bytes on the
+ * wire, so measuring means encoding each message once more.
  */
 export class MessageSizes {
   private readonly request: Histogram;
   private readonly response: Histogram;
+  private readonly requests: Histogram;
+  private readonly responses: Histogram;
 
   constructor(
     meter: Meter,
@@ -76,25 +81,47 @@ export class MessageSizes {
     private readonly stability: SemconvStability,
   ) {
     const what = side === "client" ? "outgoing" : "incoming";
-    const advice = { explicitBucketBoundaries: SIZE_BUCKETS_BYTES };
-    this.request = meter.createHistogram(`rpc.${side}.request.size`, {
-      unit: "By",
-      description: `Encoded size of the request of ${what} unary plugin calls.`,
-      advice,
-    });
-    this.response = meter.createHistogram(`rpc.${side}.response.size`, {
-      unit: "By",
-      description: `Encoded size of the response of ${what} unary plugin calls.`,
-      advice,
-    });
+    const size = (kind: "request" | "response"): Histogram =>
+      meter.createHistogram(`rpc.${side}.${kind}.size`, {
+        unit: "By",
+        description: `Encoded size of each ${kind} message of ${what} plugin calls.`,
+        advice: { explicitBucketBoundaries: SIZE_BUCKETS_BYTES },
+      });
+    const count = (kind: "request" | "response"): Histogram =>
+      meter.createHistogram(`rpc.${side}.${kind}s_per_rpc`, {
+        unit: "{count}",
+        description: `${kind === "request" ? "Request" : "Response"} messages per ${what} plugin call.`,
+        advice: { explicitBucketBoundaries: COUNT_BUCKETS },
+      });
+    this.request = size("request");
+    this.response = size("response");
+    this.requests = count("request");
+    this.responses = count("response");
   }
 
-  record(method: DescMethod, request: unknown, response: unknown, outcome: Outcome): void {
-    const attrs = this.stability === "stable" ? outcome.stable : outcome.old;
-    this.request.record(encodedSize(method.input, request), attrs);
-    if (response !== undefined) this.response.record(encodedSize(method.output, response), attrs);
+  /** One request (`input`) or response message of `method`, as it passes. */
+  message(method: DescMethod, input: boolean, message: unknown, outcome: Outcome): void {
+    const histogram = input ? this.request : this.response;
+    histogram.record(
+      encodedSize(input ? method.input : method.output, message),
+      this.pick(outcome),
+    );
+  }
+
+  /** How many messages went each way in a call, once it has ended. */
+  counts(requests: number, responses: number, outcome: Outcome): void {
+    const attrs = this.pick(outcome);
+    this.requests.record(requests, attrs);
+    this.responses.record(responses, attrs);
+  }
+
+  private pick(outcome: Outcome): Attributes {
+    return this.stability === "stable" ? outcome.stable : outcome.old;
   }
 }
+
+/** Messages per call: 0 and 1 for unary calls, powers of two for streams. */
+const COUNT_BUCKETS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384];
 
 const SIZE_BUCKETS_BYTES = [0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 

@@ -38,6 +38,8 @@ export class LifecycleMetrics {
 
   constructor(options: { readonly meterProvider?: MeterProvider } = {}) {
     const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+    const counter = (name: string, description: string): Counter =>
+      meter.createCounter(`connect_plugin.${name}`, { description });
     meter
       .createObservableGauge("connect_plugin.plugins.up", {
         description: "1 while the plugin runs (started and not exited), else 0.",
@@ -62,12 +64,11 @@ export class LifecycleMetrics {
           for (const [state, n] of Object.entries(counts)) result.observe(n, { cluster, state });
         }
       });
-    this.starts = meter.createCounter("connect_plugin.plugin.starts", {
-      description: "Plugin starts, by outcome (ok, error).",
-    });
-    this.restarts = meter.createCounter("connect_plugin.plugin.restarts", {
-      description: "Restarts the supervisor scheduled, by reason (crash, start-failed).",
-    });
+    this.starts = counter("plugin.starts", "Plugin starts, by outcome (ok, error).");
+    this.restarts = counter(
+      "plugin.restarts",
+      "Restarts the supervisor scheduled, by reason (crash, start-failed).",
+    );
     this.startDuration = meter.createHistogram("connect_plugin.handshake.duration", {
       unit: "s",
       description: "Time from launch to a completed handshake.",
@@ -75,21 +76,20 @@ export class LifecycleMetrics {
         explicitBucketBoundaries: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       },
     });
-    this.ejections = meter.createCounter("connect_plugin.cluster.ejections", {
-      description: "Instances taken out of rotation, by reason (health-check, circuit).",
-    });
-    this.circuitChanges = meter.createCounter("connect_plugin.circuit.state_changes", {
-      description: "Circuit breaker transitions, by the state entered.",
-    });
-    this.retries = meter.createCounter("connect_plugin.cluster.retries", {
-      description: "Calls retried on another attempt, by method.",
-    });
-    this.retryRefusals = meter.createCounter("connect_plugin.cluster.retry_refusals", {
-      description: "Retries refused because the retry budget was spent.",
-    });
-    this.rateLimitRefusals = meter.createCounter("connect_plugin.rate_limit.refusals", {
-      description: "Calls refused by rateLimit().",
-    });
+    this.ejections = counter(
+      "cluster.ejections",
+      "Instances taken out of rotation, by reason (health-check, circuit).",
+    );
+    this.circuitChanges = counter(
+      "circuit.state_changes",
+      "Circuit breaker transitions, by the state entered.",
+    );
+    this.retries = counter("cluster.retries", "Calls retried on another attempt, by method.");
+    this.retryRefusals = counter(
+      "cluster.retry_refusals",
+      "Retries refused because the retry budget was spent.",
+    );
+    this.rateLimitRefusals = counter("rate_limit.refusals", "Calls refused by rateLimit().");
   }
 
   /** For PluginManager's `onEvent`. */

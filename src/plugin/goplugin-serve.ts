@@ -113,10 +113,14 @@ export function prepareGoPluginSide(options: {
         },
       });
       router.service(GRPCStdio, {
-        streamStdio: (_req, ctx) => stdio.stream(ctx.signal),
+        streamStdio: (_req, ctx) => {
+          if (hostIsGoPlugin) endsWithHost(ctx.signal, options.onShutdown);
+          return stdio.stream(ctx.signal);
+        },
       });
       router.service(GRPCBroker, {
         startStream: (requests, ctx) => {
+          if (hostIsGoPlugin) endsWithHost(ctx.signal, options.onShutdown);
           void broker.consume(requests);
           return broker.outbound(ctx.signal);
         },
@@ -124,6 +128,23 @@ export function prepareGoPluginSide(options: {
     },
     captureStdio: () => stdio.capture(),
   };
+}
+
+/**
+ * A go-plugin host keeps its GRPCStdio and GRPCBroker streams open for as
+ * long as it uses the plugin, and closes them only after Shutdown. When one
+ * ends otherwise, the host's connection is gone: the host died, even by
+ * SIGKILL. That is how a plugin under a go-plugin host notices, which keeps
+ * the plugin's stdin (its own) and may have started it through `sh -c`, so
+ * that neither stdin nor the parent pid tells. (Our shutdown ends the streams
+ * too; a second shutdown request is a no-op.)
+ */
+function endsWithHost(signal: AbortSignal, shutdown: (reason: string) => void): void {
+  signal.addEventListener(
+    "abort",
+    () => shutdown("the go-plugin host went away (its connection to the plugin closed)"),
+    { once: true },
+  );
 }
 
 /** Bytes kept for the host while it has not opened the stdio stream yet. */

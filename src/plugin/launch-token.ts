@@ -1,5 +1,11 @@
 import { timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import {
+  HealthResponseSchema,
+  PluginController,
+  type HealthResponse,
+} from "../gen/connectplugin/v1/controller_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Env } from "../protocol/env.js";
 
@@ -18,18 +24,34 @@ export async function readLaunchToken(): Promise<Interceptor | undefined | "host
   if (token === undefined) return "host-gone";
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => (req) => {
-    // Health checks carry no secret and reveal nothing.
-    if (req.service.typeName === Health.typeName) return next(req);
     const given = Buffer.from(req.header.get("authorization") ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return Promise.reject(
-        new ConnectError(
-          "this plugin only answers the host that launched it (missing or wrong launch token)",
-          Code.Unauthenticated,
-        ),
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return next(req);
+    // Health checks (grpc.health.v1 and the controller's Health) carry no
+    // secret and reveal only whether the plugin serves, so that a monitor
+    // that knows the socket but not the token can ask; the Go and Python
+    // plugins and docs/protocol.md exempt the same two. Handshake (plugin
+    // names) and Shutdown stay behind the token.
+    if (req.service.typeName === Health.typeName) return next(req);
+    if (req.service.typeName === PluginController.typeName && req.method.name === "Health") {
+      // The serving state only: calls_in_flight would show another local
+      // user when the host makes calls (the Go and Python plugins report 0).
+      return next(req).then((res) =>
+        res.stream
+          ? res
+          : {
+              ...res,
+              message: create(HealthResponseSchema, {
+                status: (res.message as HealthResponse).status,
+              }),
+            },
       );
     }
-    return next(req);
+    return Promise.reject(
+      new ConnectError(
+        "this plugin only answers the host that launched it (missing or wrong launch token)",
+        Code.Unauthenticated,
+      ),
+    );
   };
 }
 

@@ -23,6 +23,7 @@ import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { prepareGoPluginSide } from "./goplugin-serve.js";
 import { unimplementedFallback } from "./grpc-unimplemented.js";
+import { reflectionRoutes } from "./reflection.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -81,6 +82,13 @@ export interface ServeOptions extends PluginServerOptions {
    * does the same without a code change.
    */
   readonly cors?: CorsOptions;
+  /**
+   * Network mode: serve gRPC server reflection (grpc.reflection.v1 and
+   * v1alpha) for the plugin's services, so that grpcurl and other tools can
+   * list and call them. On by default; reflection calls pass the same
+   * interceptors (auth) as every other call. `false` turns it off.
+   */
+  readonly reflection?: boolean;
 }
 
 /** A running plugin server, as returned by serve(). */
@@ -256,7 +264,8 @@ async function serveNetwork(
     const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
     const refused = (origin: string): void =>
       pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
-    const rpc = CorsPolicy.wrap(cors, await handler(server, guard, options), refused);
+    const routes = options.reflection === false ? undefined : reflectionRoutes;
+    const rpc = CorsPolicy.wrap(cors, await handler(server, guard, options, routes), refused);
     const metrics = options.metrics;
     http = await PluginHttpServer.listen(
       metrics === undefined

@@ -94,7 +94,15 @@ export class CallRunner implements Transport {
       (r: UnaryRequest<I, O>) => target.unary(r, call),
       this.interceptors,
     );
-    return next(req).then(
+    let pending: Promise<UnaryResponse<I, O>>;
+    try {
+      pending = next(req);
+    } catch (error) {
+      // An interceptor that throws instead of rejecting: the call is still
+      // settled (its deadline timer would otherwise hold the process open).
+      return Promise.reject(call.failed(error));
+    }
+    return pending.then(
       (res) => {
         call.done();
         return res;
@@ -131,9 +139,15 @@ export class CallRunner implements Transport {
     const fail = (error: unknown): never => {
       throw call.failed(error);
     };
+    let pending: Promise<StreamResponse<I, O>>;
+    try {
+      pending = next(req);
+    } catch (error) {
+      return Promise.reject(call.failed(error));
+    }
     return target.settlesStreams
-      ? next(req).catch(fail)
-      : next(req).then((res) => settleWhenRead(res, call), fail);
+      ? pending.catch(fail)
+      : pending.then((res) => settleWhenRead(res, call), fail);
   }
 }
 

@@ -2,7 +2,9 @@
 // AutoMTLS is on. The tests use it to show that a TypeScript plugin answers
 // a go-plugin host's automatic mutual TLS. (With AutoMTLS off, the tests run
 // go-plugin's unmodified example host.) With KV_HOST_MUX set, it also asks
-// for go-plugin's gRPC broker multiplexing (GRPCBrokerMultiplex).
+// for go-plugin's gRPC broker multiplexing (GRPCBrokerMultiplex). `hold KEY
+// VALUE` puts, prints "ready PID" (the pid of the sh that runs the plugin)
+// and waits to be killed: the tests SIGKILL it and watch the plugin.
 package main
 
 import (
@@ -51,8 +53,14 @@ func run() error {
 		if err := kv.Put(os.Args[1], []byte(os.Args[2])); err != nil {
 			return err
 		}
+	case "hold":
+		if err := kv.Put(os.Args[1], []byte(os.Args[2])); err != nil {
+			return err
+		}
+		fmt.Printf("ready %d\n", client.ReattachConfig().Pid)
+		select {}
 	default:
-		return fmt.Errorf("please only use 'get' or 'put', given: %q", os.Args[0])
+		return fmt.Errorf("please only use 'get', 'put' or 'hold', given: %q", os.Args[0])
 	}
 	return nil
 }

@@ -7,14 +7,26 @@ import { certificateFromHandshake, generateAutoMtlsCertificate } from "../../sec
 import type { PeerTls } from "../../transport/goplugin-dial.js";
 import { PluginProcess } from "../launcher.js";
 
-/** What launching a go-plugin plugin needs (GoPluginClient's options, resolved). */
-export interface GoPluginLaunch {
+/** The plugin command and how to start it, as GoPluginClient's options give them. */
+export interface GoPluginCommand {
+  /** go-plugin's HandshakeConfig: cookie and protocol version (default 1). */
   readonly handshake: HandshakeConfig;
+  /** The plugin's executable and arguments (no shell). */
   readonly command: string;
   readonly args?: readonly string[];
+  /** Extra environment variables for the plugin. */
   readonly env?: Readonly<Record<string, string>>;
   readonly cwd?: string;
+  /**
+   * go-plugin's AutoMTLS: make a throwaway certificate, pass it in
+   * PLUGIN_CLIENT_CERT, and talk to the plugin over mutual TLS with the
+   * certificate from its handshake line. Off by default, as in go-plugin.
+   */
   readonly autoMTLS?: boolean;
+}
+
+/** What launching a go-plugin plugin needs (GoPluginClient's options, resolved). */
+export interface GoPluginLaunch extends GoPluginCommand {
   readonly hostVersions: readonly number[];
   readonly startTimeoutMs: number;
   readonly logger: Logger;

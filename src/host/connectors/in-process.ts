@@ -32,8 +32,17 @@ export const connectInProcess: Connector<InProcessSource> = (source, context) =>
     false,
     source.mode === "serialize",
   );
+  // The plugin's own interceptors run where serve() would put them: before
+  // the call tracker, around the implementation.
+  const plugin = {
+    routes: server.routes,
+    routerOptions: {
+      ...server.routerOptions,
+      interceptors: [...(source.interceptors ?? []), ...server.routerOptions.interceptors],
+    },
+  };
   const transport = (
     source.mode === "serialize" ? createInProcessTransport : createDirectTransport
-  )(server, { interceptors: [...context.interceptors, guard.interceptor] });
+  )(plugin, { interceptors: [...context.interceptors, guard.interceptor] });
   return Promise.resolve({ transport, guard, process: undefined, server });
 };
