@@ -2,10 +2,8 @@
  * The cold-start recipe for plugin authors (docs/local-transports.md),
  * applied to the bench plugin: an ESM bundle built by esbuild, so that Node
  * reads and compiles a few files instead of resolving and loading a hundred
- * modules. connect-node stays outside the bundle: a plugin on the framed
- * transport never loads it, and one on the HTTP/2 fallback loads it from
- * node_modules. Splitting keeps lazily loaded modules (and their imports of
- * connect-node) out of the entry file.
+ * modules. Splitting keeps lazily loaded modules (the HTTP adapter, the
+ * go-plugin dialer) out of the entry file.
  */
 import { build } from "esbuild";
 import { basename, dirname, join } from "node:path";
@@ -21,7 +19,6 @@ export async function bundlePlugin(entry: string, outdir: string): Promise<strin
     platform: "node",
     format: "esm",
     target: "node20",
-    external: ["@connectrpc/connect-node"],
     outExtension: { ".js": ".mjs" },
     logLevel: "warning",
   });

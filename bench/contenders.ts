@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,7 +127,10 @@ export async function connectPluginSubprocess(
 }
 
 /** connect-plugin with a plugin in network mode, over loopback TCP. */
-export async function connectPluginRemote(name: string): Promise<Contender> {
+export async function connectPluginRemote(
+  name: string,
+  protocol: "connect" | "grpc" = "connect",
+): Promise<Contender> {
   const child = spawn(process.execPath, [benchPluginMain], {
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
@@ -140,7 +144,7 @@ export async function connectPluginRemote(name: string): Promise<Contender> {
     });
     child.once("exit", () => reject(new Error(`bench plugin exited: ${buffered}`)));
   });
-  const client = await openPlugin(remote(url));
+  const client = await openPlugin(remote(url, { protocol }));
   return fromOps(name, connectOps(client.dispense("bench")), async () => {
     await client.close();
     child.kill("SIGTERM");
@@ -230,6 +234,60 @@ export async function rawSocket(name: string): Promise<Contender> {
   };
   return fromOps(name, ops, () => {
     socket.destroy();
+    server.stop();
+    return Promise.resolve();
+  });
+}
+
+/**
+ * The HTTP/2 floor: bare node:http2 between two processes over a unix
+ * socket, with gRPC's 5-byte message prefix and trailers, no Connect, no
+ * protobuf. What any HTTP/2 RPC stack in Node pays at least.
+ */
+export async function rawHttp2(name: string): Promise<Contender> {
+  const server = await startServer("h2");
+  const session = http2.connect("http://localhost", {
+    createConnection: () => net.connect(server.socket),
+  });
+  session.on("error", () => {});
+  const call = (path: string, body: Buffer, onData: (chunk: Buffer) => void): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let status: string | undefined;
+      stream.on("data", onData);
+      stream.once(
+        "trailers",
+        (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])),
+      );
+      stream.once("error", reject);
+      stream.once("close", () =>
+        status === "0" ? resolve() : reject(new Error(`grpc-status ${status}`)),
+      );
+      stream.end(body);
+    });
+  const ops: Ops = {
+    async echo(payload) {
+      const body = Buffer.allocUnsafe(5 + payload.length);
+      body[0] = 0;
+      body.writeUInt32BE(payload.length, 1);
+      body.set(payload, 5);
+      let got = 0;
+      await call("/bench.v1.BenchService/Echo", body, (c) => (got += c.length));
+      if (got !== body.length) throw new Error(`h2 echo: ${got} bytes back`);
+    },
+    async stream(n) {
+      let bytes = 0;
+      await call(`/stream/${n}`, Buffer.alloc(0), (c) => (bytes += c.length));
+      return bytes / 21;
+    },
+  };
+  return fromOps(name, ops, () => {
+    session.destroy();
     server.stop();
     return Promise.resolve();
   });

@@ -24,6 +24,7 @@ import {
   httpJson,
   openPlugin,
   rawSocket,
+  rawHttp2,
   vscodeJsonRpc,
   type Contender,
 } from "./contenders.js";
@@ -81,6 +82,8 @@ const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (de
 const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
 const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
+const CP_REMOTE_GRPC = "connect-plugin remote, loopback TCP, gRPC over HTTP/2";
+const H2_FLOOR = "raw node:http2 (HTTP/2 floor)";
 const CP_HOST_GO_PLUGIN = "connect-plugin host (GoPluginClient) → Go go-plugin plugin, gRPC";
 const GO_HOST_CP_PLUGIN = "go-plugin Go host → connect-plugin Node plugin, gRPC";
 const CP_DIRECT = "connect-plugin in process (direct)";
@@ -92,12 +95,14 @@ const contenders: Contender[] = [
   await connectPluginSubprocess(CP_FRAMED_PLAIN, ["framed"], benchPluginMain, false),
   await connectPluginSubprocess(CP_H2, ["connect"]),
   await connectPluginRemote(CP_REMOTE),
+  await connectPluginRemote(CP_REMOTE_GRPC, "grpc"),
   await connectHostGoPlugin(CP_HOST_GO_PLUGIN, go.plugin),
   await goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host),
   await grpcJs("@grpc/grpc-js client and server, unix socket"),
   await vscodeJsonRpc("vscode-jsonrpc over stdio"),
   await httpJson("JSON over HTTP/1.1 keep-alive, unix socket"),
   await rawSocket(FLOOR),
+  await rawHttp2(H2_FLOOR),
 ];
 const inProc = [
   await connectPluginInProcess(CP_DIRECT, "direct"),
@@ -335,6 +340,17 @@ const targets: Target[] = [
     met: cold < 150,
   },
   { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
+  ...[CP_H2, CP_REMOTE, CP_REMOTE_GRPC, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map((row): Target => {
+    const u = num(find(S.unary, row)?.p50_us);
+    const c = num(find(S.concurrent, row)?.ops_per_s);
+    const uH2 = num(find(S.unary, H2_FLOOR)?.p50_us);
+    const cH2 = num(find(S.concurrent, H2_FLOOR)?.ops_per_s);
+    return {
+      name: `HTTP/2 floor: ${row}: p50 ≤ 1.3×, ${CALLERS} callers ≥ 0.8×`,
+      measured: `${u} µs (${(u / uH2).toFixed(2)}×), ${c.toLocaleString("en-US")} calls/s (${(c / cH2).toFixed(2)}×)`,
+      met: u <= 1.3 * uH2 && c >= 0.8 * cH2,
+    };
+  }),
   { name: "host RSS per extra subprocess plugin < 2 MB", measured: `${mem} MB`, met: mem < 2 },
 ];
 

@@ -9,8 +9,13 @@
  * - grpc-js: @grpc/grpc-js with the BenchService, protobuf-es (de)serializers.
  * - http-json: node:http, JSON bodies, keep-alive; the stream is NDJSON.
  * - jsonrpc: vscode-jsonrpc over stdio, as an LSP server would.
+ * - h2: bare node:http2 (h2c) with gRPC's framing and trailers and nothing
+ *   else, the HTTP/2 floor: each request body (a 5-byte prefix and the
+ *   payload) is echoed with `grpc-status: 0` in trailers; a path of
+ *   /stream/N answers N 21-byte frames.
  */
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { grpcDefinition } from "./grpc-definition.js";
@@ -110,6 +115,47 @@ function main(): void {
               "content-length": Buffer.byteLength(out),
             });
             res.end(out);
+          });
+        })
+        .listen(socketPath, ready);
+      return;
+    }
+    case "h2": {
+      const frame = Buffer.alloc(21);
+      frame.writeUInt32BE(16, 1);
+      http2
+        .createServer()
+        .on("stream", (stream, headers) => {
+          const path = headers[":path"] ?? "";
+          const head = { ":status": 200, "content-type": "application/grpc" };
+          const trailers = (): void => stream.sendTrailers({ "grpc-status": "0" });
+          if (path.startsWith("/stream/")) {
+            const n = Number(path.slice("/stream/".length));
+            stream.resume();
+            stream.respond(head, { waitForTrailers: true });
+            stream.once("wantTrailers", trailers);
+            const batch = Buffer.concat(Array.from({ length: 4096 }, () => frame));
+            let left = n;
+            const pump = (): void => {
+              while (left > 0) {
+                const k = Math.min(left, 4096);
+                left -= k;
+                if (!stream.write(k === 4096 ? batch : batch.subarray(0, k * 21))) {
+                  stream.once("drain", pump);
+                  return;
+                }
+              }
+              stream.end();
+            };
+            pump();
+            return;
+          }
+          const parts: Buffer[] = [];
+          stream.on("data", (c: Buffer) => parts.push(c));
+          stream.once("end", () => {
+            stream.respond(head, { waitForTrailers: true });
+            stream.once("wantTrailers", trailers);
+            stream.end(parts.length === 1 ? parts[0] : Buffer.concat(parts));
           });
         })
         .listen(socketPath, ready);

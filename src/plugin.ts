@@ -2,9 +2,9 @@
  * The plugin side only: `import { serve, implement } from "connect-plugin/plugin"`.
  *
  * A plugin's cold start is mostly module loading. The main entry also loads
- * the host side (PluginClient, and through it connect-node's HTTP/2 client,
+ * the host side (PluginClient, and through it the HTTP/2 client,
  * over 100 ms of imports); this entry loads what serve() needs, and serve()
- * imports connect-node only if it ends up serving HTTP.
+ * imports the HTTP adapter only if it ends up serving HTTP.
  */
 export { serve, EXIT_CANNOT_SERVE, EXIT_NOT_LAUNCHED_BY_HOST } from "./plugin/serve.js";
 export type { ServeHandle, ServeOptions } from "./plugin/serve.js";

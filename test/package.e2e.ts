@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { before, describe, test } from "node:test";
 import { build, type BuildOptions } from "esbuild";
+import semver from "semver";
 import { tempDir } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -213,23 +214,18 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     const out = join(tempDir("cp-bundle-"), "plugin");
     mkdirSync(out);
     // The recipe: npx esbuild src/plugin.ts --bundle --platform=node --format=esm --target=node20
-    //   --splitting --external:@connectrpc/connect-node --out-extension:.js=.mjs --outdir=...
+    //   --splitting --out-extension:.js=.mjs --outdir=...
     const recipe: BuildOptions = {
       entryPoints: [join(project, "src/plugin.ts")],
       bundle: true,
       platform: "node",
       format: "esm",
       target: "node20",
-      external: ["@connectrpc/connect-node"],
       logLevel: "error",
     };
     await build({ ...recipe, splitting: true, outExtension: { ".js": ".mjs" }, outdir: out });
-    const staticImport = /^import\s[^;]*?from\s*"@connectrpc\/connect-node"/m;
-    assert.doesNotMatch(readFileSync(join(out, "plugin.mjs"), "utf8"), staticImport);
-    // The check can fail: one file without --splitting hoists connect-node to the top.
-    const single = join(dirname(out), "single.mjs");
-    await build({ ...recipe, outfile: single });
-    assert.match(readFileSync(single, "utf8"), staticImport);
+    // Nothing is left outside the bundle: connect-plugin has no dependency on @connectrpc/connect-node.
+    assert.doesNotMatch(readFileSync(join(out, "plugin.mjs"), "utf8"), /from\s*"@connectrpc\//);
     assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.mjs");
 
     const host = join(project, "check-bundle.mjs");
@@ -250,3 +246,117 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     assert.equal(stdout, "Hello, bundle!\n");
   });
 });
+
+/**
+ * The newest @connectrpc/connect 2.x whose `engines` admit this Node (the
+ * registry's answer, so the test follows new releases).
+ */
+async function newestConnectForThisNode(): Promise<string> {
+  const { stdout } = await npm(root, ["view", "@connectrpc/connect@2", "version", "--json"]);
+  const versions = (JSON.parse(stdout) as string[]).filter((v) => semver.prerelease(v) === null);
+  for (const v of versions.sort(semver.rcompare)) {
+    const engines = (await npm(root, ["view", `@connectrpc/connect@${v}`, "engines", "--json"]))
+      .stdout;
+    const node =
+      engines.trim() === "" ? undefined : (JSON.parse(engines) as { node?: string }).node;
+    if (node === undefined || semver.satisfies(process.version, node)) return v;
+  }
+  throw new Error("no @connectrpc/connect 2.x runs on this Node");
+}
+
+describe("installs next to any @connectrpc/connect 2.x from 2.1.2 up", SLOW, () => {
+  let lib: Packed;
+  let create: Packed;
+  before(async () => {
+    const packs = tempDir("cp-peer-packs-");
+    lib = await pack(root, packs);
+    create = await pack(join(root, "create-connect-plugin"), packs);
+  });
+
+  for (const which of ["lowest", "newest"] as const) {
+    test(`with the ${which} 2.x: one copy of connect, host and plugin call each other over Connect and gRPC`, async () => {
+      const version = which === "lowest" ? "2.1.2" : await newestConnectForThisNode();
+      const work = tempDir("cp-peer-");
+      await npm(work, [
+        "exec",
+        "--yes",
+        `--package=${create.file}`,
+        "--",
+        "create-connect-plugin",
+        "app",
+      ]);
+      const project = join(work, "app");
+      // A plain `npm install` with that version pinned: npm refuses a peer conflict (ERESOLVE).
+      await npm(project, [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        lib.file,
+        `@connectrpc/connect@${version}`,
+      ]);
+      const installed = JSON.parse(
+        readFileSync(join(project, "node_modules/@connectrpc/connect/package.json"), "utf8"),
+      ) as { version: string };
+      assert.equal(installed.version, version);
+      assert.ok(
+        !existsSync(join(project, "node_modules/connect-plugin/node_modules/@connectrpc")),
+        "connect-plugin brought its own copy of @connectrpc packages",
+      );
+      assert.ok(!existsSync(join(project, "node_modules/@connectrpc/connect-node")));
+      await npm(project, ["run", "build"]);
+      writeFileSync(join(project, "peer-check.mjs"), PEER_CHECK);
+      const { stdout } = await run(process.execPath, ["peer-check.mjs"], {
+        cwd: project,
+        env: cleanEnv(),
+      });
+      assert.equal(
+        stdout,
+        "subprocess: Hello, subprocess! 3,2,1\n" +
+          "remote connect: Hello, remote connect! 3,2,1\n" +
+          "remote grpc: Hello, remote grpc! 3,2,1\n",
+      );
+    });
+  }
+});
+
+/** A host that calls the scaffold's plugin as a subprocess and as a network service over Connect and gRPC. */
+const PEER_CHECK = `
+import { spawn } from "node:child_process";
+import { PluginClient, remote, subprocess, silentLogger } from "connect-plugin";
+import { GreeterService, handshake } from "./dist/shared.js";
+
+async function call(where, source) {
+  const client = new PluginClient({ handshake, plugins: { greeter: GreeterService }, source, logger: silentLogger });
+  await client.start();
+  try {
+    const greeter = client.dispense("greeter");
+    const { message } = await greeter.greet({ name: where });
+    const counted = [];
+    for await (const { value } of greeter.countDown({ from: 3 })) counted.push(value);
+    console.log(\`\${where}: \${message} \${counted.join(",")}\`);
+  } finally {
+    await client.close();
+  }
+}
+
+await call("subprocess", subprocess(process.execPath, ["dist/plugin.js"]));
+const child = spawn(process.execPath, ["dist/plugin.js"], {
+  env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+  stdio: ["ignore", "ignore", "pipe"],
+});
+const url = await new Promise((resolve, reject) => {
+  let output = "";
+  child.stderr.on("data", (chunk) => {
+    output += chunk;
+    const match = /"url":"([^"]+)"/.exec(output);
+    if (match) resolve(match[1]);
+  });
+  child.once("exit", () => reject(new Error("the plugin service exited:\\n" + output)));
+});
+try {
+  await call("remote connect", remote(url, { protocol: "connect" }));
+  await call("remote grpc", remote(url, { protocol: "grpc" }));
+} finally {
+  child.kill("SIGTERM");
+}
+`;

@@ -1,21 +1,19 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
-
-type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+import type { NodeHandler } from "../transport/node-adapter.js";
 
 /**
  * Answers a request that matches no route. A gRPC client gets what a gRPC
  * server sends: a trailers-only response with grpc-status 12
  * (Unimplemented), worded like grpc-go's ("unknown service X", "unknown
- * method M for service X"). connect-node's default, a bare HTTP 404, reads
+ * method M for service X"). The adapter's default, a bare HTTP 404, reads
  * as "Internal: server closed the stream without sending trailers" to
  * grpc-go. Every other request (the Connect protocol, plain HTTP) keeps
  * that 404, which is the Connect protocol's own answer for Unimplemented.
  *
  * `services` lists the fully-qualified services served, read per request.
  */
-export function unimplementedFallback(services: () => ReadonlySet<string>): Fallback {
+export function unimplementedFallback(services: () => ReadonlySet<string>): NodeHandler {
   return (req, res) => {
     const contentType = req.headers["content-type"] ?? "";
     if (!/^application\/grpc(?:[+;-]|$)/.test(contentType)) {
@@ -34,9 +32,10 @@ export function unimplementedFallback(services: () => ReadonlySet<string>): Fall
       "grpc-message": percentEncode(message),
     };
     // Over HTTP/2, trailers-only means one HEADERS frame that ends the stream.
+    // Headers set on the response before us (CORS) go in the same frame.
     const stream = (res as Http2ServerResponse).stream as Http2ServerResponse["stream"] | undefined;
     if (stream !== undefined) {
-      stream.respond(headers, { endStream: true });
+      stream.respond({ ...res.getHeaders(), ...headers }, { endStream: true });
       return;
     }
     const { ":status": status, ...rest } = headers;

@@ -431,9 +431,9 @@ interface Listening {
 }
 
 /**
- * The Connect HTTP handler. connect-node is imported only here, when a plugin
- * serves HTTP: a plugin on the framed transport never loads it, which takes
- * about a third off its cold start.
+ * The Connect HTTP handler. Its module (and connect-es' protocol code) is
+ * imported only here, when a plugin serves HTTP: a plugin on the framed
+ * transport never loads it, which shortens its cold start.
  */
 async function handler(
   server: PluginServer,
@@ -441,10 +441,10 @@ async function handler(
   options: ServeOptions = {},
   moreRoutes?: (router: ConnectRouter) => void,
 ): Promise<NodeHandler> {
-  const { connectNodeAdapter } = await import("@connectrpc/connect-node");
+  const { createNodeAdapter } = await import("../transport/node-adapter.js");
   const { interceptors, shutdownSignal } = server.routerOptions;
   let services = new Set<string>();
-  return connectNodeAdapter({
+  return createNodeAdapter({
     routes: (router) => {
       server.routes(router);
       moreRoutes?.(router);

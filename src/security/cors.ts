@@ -185,6 +185,9 @@ export class CorsPolicy {
   private exposeOnWrite(res: Response): void {
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
     const expose = this.exposeHeaders;
+    // Set now too, for answers that bypass writeHead (gRPC's trailers-only
+    // Unimplemented over HTTP/2 is one HEADERS frame built from getHeaders()).
+    res.setHeader("Access-Control-Expose-Headers", expose.join(", "));
     (res as { writeHead: (...args: unknown[]) => Response }).writeHead = (...args) => {
       const headers = args.find((a) => typeof a === "object" && a !== null && !Array.isArray(a));
       const trailers = Object.keys(headers ?? {}).filter((name) => /^trailer-/i.test(name));

@@ -6,12 +6,12 @@ import type {
   Transport,
 } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
-import {
-  Http2SessionManager,
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-} from "@connectrpc/connect-node";
+import { createH1Client, type H1Tls } from "./h1-client.js";
+import { createH2Client } from "./h2-client.js";
+import { H2Session, type H2SessionOptions } from "./h2-session.js";
+import { createProtocolTransport, type RpcProtocol } from "./protocol-transport.js";
+
+export type { RpcProtocol } from "./protocol-transport.js";
 
 /**
  * A client transport together with the means to tear down its connections.
@@ -29,9 +29,6 @@ export interface ClientTransport {
    */
   isBroken(): boolean;
 }
-
-/** The RPC protocol spoken on the wire. connect-node servers answer all three. */
-export type RpcProtocol = "connect" | "grpc" | "grpc-web";
 
 export interface TransportOptions {
   readonly protocol?: RpcProtocol;
@@ -58,23 +55,27 @@ export function createSocketTransport(
           return net.connect({ host, port, noDelay: true });
         };
   // The authority is only a name here: the socket comes from createConnection.
-  const baseUrl = "http://localhost";
-  const sessionManager = new Http2SessionManager(
-    baseUrl,
-    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
-    { createConnection: connect },
-  );
+  return createH2Transport("http://localhost", { createConnection: connect }, options);
+}
+
+/**
+ * A transport over one managed HTTP/2 connection (see H2Session): PINGs
+ * every 15 s while calls are in flight, 10 s to answer. The gRPC protocol
+ * needs HTTP/2, so this is its only path.
+ */
+export function createH2Transport(
+  baseUrl: string,
+  session: H2SessionOptions,
+  options: TransportOptions,
+): ClientTransport {
+  const h2 = new H2Session(baseUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, ...session });
   return {
-    transport: createTransport(options.protocol ?? "connect", {
+    transport: createProtocolTransport(options.protocol ?? "connect", createH2Client(h2), {
       baseUrl,
-      httpVersion: "2",
-      sessionManager,
-      useBinaryFormat: true,
-      interceptors: options.interceptors ?? [],
-      ...limits(options),
+      ...options,
     }),
-    close: (reason) => sessionManager.abort(reason),
-    isBroken: () => isBroken(sessionManager),
+    close: (reason) => h2.close(reason),
+    isBroken: () => h2.isBroken(),
   };
 }
 
@@ -87,42 +88,25 @@ export function createUrlTransport(
   url: URL,
   options: TransportOptions & {
     httpVersion?: "1.1" | "2";
-    tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+    tls?: H1Tls;
   } = {},
 ): ClientTransport {
   const baseUrl = url.toString().replace(/\/$/, "");
   const tls = options.tls ?? {};
-  const common = {
-    baseUrl,
-    useBinaryFormat: true,
-    interceptors: options.interceptors ?? [],
-    ...limits(options),
-  };
   if (options.httpVersion === "1.1") {
+    if (options.protocol === "grpc") {
+      throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
+    }
     return {
-      transport: createTransport(options.protocol ?? "connect", {
-        ...common,
-        httpVersion: "1.1",
-        nodeOptions: { ...tls },
+      transport: createProtocolTransport(options.protocol ?? "connect", createH1Client(tls), {
+        baseUrl,
+        ...options,
       }),
       close: () => {},
       isBroken: () => false,
     };
   }
-  const sessionManager = new Http2SessionManager(
-    baseUrl,
-    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
-    { ...tls },
-  );
-  return {
-    transport: createTransport(options.protocol ?? "connect", {
-      ...common,
-      httpVersion: "2",
-      sessionManager,
-    }),
-    close: (reason) => sessionManager.abort(reason),
-    isBroken: () => isBroken(sessionManager),
-  };
+  return createH2Transport(baseUrl, { tls }, options);
 }
 
 /**
@@ -146,27 +130,6 @@ export function createInProcessTransport(
     close: () => {},
     isBroken: () => false,
   };
-}
-
-function isBroken(sessionManager: Http2SessionManager): boolean {
-  const state = sessionManager.state();
-  return state === "error" || state === "closed";
-}
-
-type TransportFactoryOptions = Parameters<typeof createConnectTransport>[0];
-
-function createTransport(protocol: RpcProtocol, options: TransportFactoryOptions): Transport {
-  switch (protocol) {
-    case "connect":
-      return createConnectTransport(options);
-    case "grpc":
-      if (options.httpVersion !== "2") {
-        throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
-      }
-      return createGrpcTransport(options);
-    case "grpc-web":
-      return createGrpcWebTransport(options);
-  }
 }
 
 function limits(options: TransportOptions): { readMaxBytes?: number; writeMaxBytes?: number } {

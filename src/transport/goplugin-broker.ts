@@ -82,11 +82,11 @@ export class GrpcBroker {
       ? { network: "unix", path: socket.path }
       : { network: "tcp", host: "127.0.0.1", port: 0 };
     const tls = this.options.tls;
-    // connect-node is loaded on first use: every launched plugin makes a
+    // The HTTP adapter is loaded on first use: every launched plugin makes a
     // broker, and most never use it (see serve.ts on cold start).
-    const { connectNodeAdapter } = await import("@connectrpc/connect-node");
+    const { createNodeAdapter } = await import("./node-adapter.js");
     const http = await PluginHttpServer.listen(
-      connectNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }),
+      createNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }),
       target,
       {
         acceptHttp1: false,

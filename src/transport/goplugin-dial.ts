@@ -1,12 +1,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor } from "@connectrpc/connect";
-import {
-  Http2SessionManager,
-  createConnectTransport,
-  createGrpcTransport,
-} from "@connectrpc/connect-node";
-import { splitHostPort, type ClientTransport } from "./client-transport.js";
+import { createH2Transport, splitHostPort, type ClientTransport } from "./client-transport.js";
 
 /**
  * TLS between go-plugin peers (AutoMTLS): our certificate and key, and the
@@ -54,26 +49,12 @@ export function createGoPluginTransport(
             minVersion: "TLSv1.2",
           });
   const baseUrl = peer === undefined ? "http://localhost" : "https://localhost";
-  const sessionManager = new Http2SessionManager(
-    baseUrl,
-    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000 },
-    { createConnection },
-  );
-  const common = {
-    baseUrl,
-    sessionManager,
-    useBinaryFormat: true,
-    interceptors: options.interceptors ?? [],
-  };
-  return {
-    transport:
-      options.protocol === "connect"
-        ? createConnectTransport({ ...common, httpVersion: "2" })
-        : createGrpcTransport({ ...common, readMaxBytes: 0x7fffffff, writeMaxBytes: 0x7fffffff }),
-    close: (reason) => sessionManager.abort(reason),
-    isBroken: () => {
-      const state = sessionManager.state();
-      return state === "error" || state === "closed";
-    },
-  };
+  const interceptors = options.interceptors ?? [];
+  return options.protocol === "connect"
+    ? createH2Transport(baseUrl, { createConnection }, { interceptors })
+    : createH2Transport(
+        baseUrl,
+        { createConnection },
+        { protocol: "grpc", interceptors, readMaxBytes: 0x7fffffff, writeMaxBytes: 0x7fffffff },
+      );
 }

@@ -6,11 +6,10 @@ import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
 import { DEFAULT_FRAME_TIMEOUT_MS, readFrames } from "./framed/frames.js";
 import { Http2FrameClock } from "./h2-frame-clock.js";
 
-/** A request handler that both node:http and node:http2 servers accept. */
-export type NodeHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
+import type { NodeHandler } from "./node-adapter.js";
+
+export type { NodeHandler } from "./node-adapter.js";
 
 /**
  * TLS for a network-mode server. With `clientCa`, clients must present a
@@ -23,7 +22,7 @@ export interface ServerTls {
 }
 
 /**
- * Answers 400 to a request the handler throws on synchronously. connect-node
+ * Answers 400 to a request the handler throws on synchronously. The adapter
  * builds a URL from the request's authority and path before anything else,
  * and throws on one that is not a URL (an HTTP/2 `:authority` of
  * "127.0f0.1:80", found by fuzzing): unguarded, that throw escaped the
@@ -77,7 +76,9 @@ const H2_PREFACE_START = Buffer.from("PRI");
  *   HTTP/2 or HTTP/1.1.
  *
  * It tracks every connection, so that close() can end them all; without that,
- * a keep-alive connection would hold the process open.
+ * a keep-alive connection would hold the process open. An HTTP/2 session
+ * without streams is closed after 5 minutes (h2-idle.ts), an HTTP/1.1
+ * keep-alive connection after 30 s.
  */
 export class PluginHttpServer {
   private readonly sockets = new Set<net.Socket>();
@@ -90,6 +91,7 @@ export class PluginHttpServer {
     private readonly listener: net.Server,
     private readonly h1: http.Server | undefined,
     private readonly h2: http2.Http2Server | http2.Http2SecureServer,
+    idleTimeoutMs: number,
   ) {
     listener.prependListener("connection", (socket: net.Socket) => {
       // RPCs are small request/response exchanges: Nagle's algorithm would
@@ -100,6 +102,7 @@ export class PluginHttpServer {
       if (this.closing !== undefined) socket.destroy();
     });
     h2.on("session", (session) => {
+      closeWhenIdle(session, idleTimeoutMs);
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
     });
@@ -116,9 +119,12 @@ export class PluginHttpServer {
       onPeerCutOff?: (reason: string) => void;
       /** Plaintext network mode: how long one HTTP/2 frame may take to arrive. Default 30 s. */
       frameTimeoutMs?: number;
+      /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
+      idleTimeoutMs?: number;
     },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
+    const idle = options.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
     const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
     if (tls !== undefined) {
@@ -137,7 +143,7 @@ export class PluginHttpServer {
         },
         handler,
       );
-      server = new PluginHttpServer(h2, undefined, h2);
+      server = new PluginHttpServer(h2, undefined, h2, idle);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
@@ -147,11 +153,11 @@ export class PluginHttpServer {
         options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
         options.onPeerCutOff,
       );
-      server = new PluginHttpServer(h1, h1, h2);
+      server = new PluginHttpServer(h1, h1, h2, idle);
     } else {
       const h2 = http2.createServer(H2_LIMITS, handler);
       h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
-      server = new PluginHttpServer(h2, undefined, h2);
+      server = new PluginHttpServer(h2, undefined, h2, idle);
     }
     const cutOff = options.onPeerCutOff;
     if (cutOff !== undefined) {

@@ -1,0 +1,201 @@
+import * as http2 from "node:http2";
+import type { Duplex } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { errorFromNode } from "./node-errors.js";
+
+/** Options of an HTTP/2 client session. */
+export interface H2SessionOptions {
+  /**
+   * Opens the byte stream (a unix socket, a TCP socket, a TLS socket).
+   * Default: node:http2's own dial of the authority, with `tls` for https.
+   */
+  readonly createConnection?: () => Duplex;
+  /** TLS options for an https authority (ca, cert, key, servername, ...). */
+  readonly tls?: http2.SecureClientSessionOptions;
+  /**
+   * How often a session with calls in flight sends a PING, to find a dead
+   * peer that never closed the connection. Default 15 s.
+   */
+  readonly pingIntervalMs?: number;
+  /** How long a PING may go unanswered before the session is destroyed. Default 10 s. */
+  readonly pingTimeoutMs?: number;
+  /** How long a session without calls stays open. Default 15 min (connect-es' default). */
+  readonly idleTimeoutMs?: number;
+}
+
+/**
+ * One HTTP/2 connection to one authority, reopened as needed: a session
+ * that ended (peer gone, GOAWAY, idle close) is replaced on the next call.
+ * Streams already open on a session that received GOAWAY finish there.
+ *
+ * Node lets requests be made on a session that is still connecting (it
+ * queues them), so the hot path is synchronous: no promise per call.
+ * A session with no calls in flight is unref()ed: an idle connection never
+ * keeps the process alive.
+ */
+export class H2Session {
+  readonly authority: string;
+  private current: Connection | undefined;
+  private readonly live = new Set<Connection>();
+  private closedWith: Error | undefined;
+  /** The last session ended without GOAWAY or our say-so: the peer is gone. */
+  private lost = false;
+  private readonly timing: Timing;
+
+  constructor(
+    authority: string,
+    private readonly options: H2SessionOptions = {},
+  ) {
+    this.authority = new URL(authority).origin;
+    this.timing = {
+      pingIntervalMs: options.pingIntervalMs ?? 15_000,
+      pingTimeoutMs: options.pingTimeoutMs ?? 10_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 15 * 60_000,
+    };
+  }
+
+  /** Opens a stream; throws a ConnectError once close() was called. */
+  request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+    if (this.closedWith !== undefined) throw this.closedWith;
+    for (let attempt = 0; ; attempt++) {
+      const connection = this.connection();
+      try {
+        return connection.request(headers);
+      } catch (e) {
+        // The session ended between our check and the request (nodejs/help#2105).
+        if (attempt < 2 && connection.ended()) {
+          if (this.current === connection) this.current = undefined;
+          continue;
+        }
+        throw errorFromNode(e);
+      }
+    }
+  }
+
+  /**
+   * True once close() was called, or when the last session ended without a
+   * GOAWAY (the peer died or the connection broke) and none replaced it.
+   */
+  isBroken(): boolean {
+    return this.closedWith !== undefined || this.lost;
+  }
+
+  /** Destroys every session; calls in flight fail with `reason`, later calls too. */
+  close(reason?: Error): void {
+    this.closedWith ??= reason ?? new ConnectError("connection aborted", Code.Canceled);
+    this.current = undefined;
+    for (const connection of this.live) connection.destroy(this.closedWith);
+  }
+
+  private connection(): Connection {
+    const current = this.current;
+    if (current !== undefined && !current.retired && !current.ended()) return current;
+    const session =
+      this.options.createConnection !== undefined
+        ? http2.connect(this.authority, { createConnection: this.options.createConnection })
+        : http2.connect(this.authority, this.options.tls ?? {});
+    const connection = new Connection(session, this.timing, (graceful) => {
+      this.live.delete(connection);
+      if (this.current === connection) {
+        this.current = undefined;
+        if (!graceful) this.lost = true;
+      }
+    });
+    this.current = connection;
+    this.lost = false;
+    this.live.add(connection);
+    return connection;
+  }
+}
+
+interface Timing {
+  readonly pingIntervalMs: number;
+  readonly pingTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+/**
+ * One node:http2 session and its housekeeping: open streams counted (the
+ * first refs the session and starts keepalive PINGs, the last unrefs it and
+ * starts the idle timer), GOAWAY retires it (its streams finish, new calls
+ * go to a new session).
+ */
+class Connection {
+  /** Received GOAWAY or closed for idleness: no new streams. */
+  retired = false;
+  private streams = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly session: http2.ClientHttp2Session,
+    private readonly timing: Timing,
+    onEnd: (graceful: boolean) => void,
+  ) {
+    session.unref();
+    this.startIdle();
+    session.on("goaway", () => {
+      this.retired = true;
+      if (this.streams === 0) session.close();
+    });
+    // Without a listener an "error" would be thrown; the streams see it too.
+    session.on("error", () => {});
+    session.once("close", () => {
+      clearTimeout(this.idleTimer);
+      clearTimeout(this.pingTimer);
+      onEnd(this.retired);
+    });
+  }
+
+  ended(): boolean {
+    return this.session.closed || this.session.destroyed;
+  }
+
+  request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+    const stream = this.session.request(headers);
+    if (++this.streams === 1) {
+      this.session.ref();
+      clearTimeout(this.idleTimer);
+      this.schedulePing();
+    }
+    stream.once("close", () => {
+      if (--this.streams > 0) return;
+      clearTimeout(this.pingTimer);
+      if (this.session.destroyed) return;
+      this.session.unref();
+      if (this.retired) this.session.close();
+      else this.startIdle();
+    });
+    return stream;
+  }
+
+  destroy(reason: Error): void {
+    this.retired = true;
+    this.session.destroy(reason, http2.constants.NGHTTP2_CANCEL);
+  }
+
+  private startIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.retired = true;
+      this.session.close();
+    }, this.timing.idleTimeoutMs).unref();
+  }
+
+  /** While calls are in flight, a PING every interval; no answer in time destroys the session. */
+  private schedulePing(): void {
+    clearTimeout(this.pingTimer);
+    this.pingTimer = setTimeout(() => {
+      const deadline = setTimeout(() => {
+        this.session.destroy(
+          new ConnectError("PING timed out", Code.Unavailable),
+          http2.constants.NGHTTP2_CANCEL,
+        );
+      }, this.timing.pingTimeoutMs).unref();
+      this.session.ping((err) => {
+        clearTimeout(deadline);
+        if (err === null && this.streams > 0) this.schedulePing();
+      });
+    }, this.timing.pingIntervalMs).unref();
+  }
+}

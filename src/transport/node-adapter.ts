@@ -1,0 +1,179 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { Writable } from "node:stream";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  type ContextValues,
+} from "@connectrpc/connect";
+import type {
+  UniversalHandler,
+  UniversalServerRequest,
+  UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import { defaultCompressions } from "./compression.js";
+import { errorFromNode, errorFromRstCode } from "./node-errors.js";
+import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
+import { IncomingBody } from "./incoming-body.js";
+
+/** A request as node:http and node:http2 (compatibility API) deliver it. */
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+/** The response to a NodeRequest. */
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+/** A request listener that both node:http and node:http2 servers accept. */
+export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+
+export interface NodeAdapterOptions extends ConnectRouterOptions {
+  readonly routes: (router: ConnectRouter) => void;
+  /** Answers a request that matches no route. Default: a bare 404 (the Connect protocol's Unimplemented). */
+  readonly fallback?: NodeHandler;
+  /** Context values for the handler, from the request (the caller's address, say). */
+  readonly contextValues?: (req: NodeRequest) => ContextValues;
+}
+
+/**
+ * Serves a ConnectRouter on node:http and node:http2: the Connect, gRPC
+ * and gRPC-web protocols come from connect-es' universal handlers; this
+ * only moves bytes and headers between Node's request and response and
+ * them. gzip and Brotli are accepted unless `acceptCompression` says
+ * otherwise.
+ *
+ * A handler's request signal aborts when the client goes away: over
+ * HTTP/2 with the error the RST_STREAM code means (CANCEL is Canceled), over
+ * HTTP/1.1 when the connection closes.
+ */
+export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
+  const router = createConnectRouter({
+    ...options,
+    acceptCompression: options.acceptCompression ?? defaultCompressions,
+  });
+  options.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  const fallback = options.fallback ?? notFound;
+  return (req, res) => {
+    const url = req.url ?? "";
+    const query = url.indexOf("?");
+    const handler = paths.get(query < 0 ? url : url.slice(0, query));
+    if (handler === undefined) {
+      fallback(req, res);
+      return;
+    }
+    const uReq = universalRequest(req, res, options.contextValues?.(req));
+    handler(uReq)
+      .then((uRes) => writeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        // The client went away while we answered: nothing to tell anyone.
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end();
+        } else res.destroy();
+      });
+  };
+}
+
+const notFound: NodeHandler = (_req, res) => {
+  res.writeHead(404);
+  res.end();
+};
+
+function universalRequest(
+  req: NodeRequest,
+  res: NodeResponse,
+  contextValues: ContextValues | undefined,
+): UniversalServerRequest {
+  const h2 = "stream" in req;
+  const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  const authority = h2 ? req.authority : req.headers.host;
+  if (authority === undefined) {
+    throw new ConnectError("the request names no authority (no Host header)", Code.InvalidArgument);
+  }
+  const abort = new AbortController();
+  // Once the response is complete, nobody listens: aborting then would only
+  // cost a DOMException per call.
+  if (h2) {
+    req.once("close", () => {
+      if (!res.writableEnded) abort.abort(errorFromRstCode(req.stream.rstCode));
+    });
+  } else {
+    const onError = (e: Error): void => abort.abort(errorFromNode(e));
+    req.once("error", onError);
+    // A request emits "close" once its body is read; the response's "close" is the connection's end.
+    res.once("close", () => {
+      req.off("error", onError);
+      if (!res.writableEnded) abort.abort(req.errored ? errorFromNode(req.errored) : undefined);
+    });
+  }
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${authority}`).toString(),
+    header: nodeHeadersToWeb(req.headers),
+    body: new IncomingBody(
+      req,
+      () => new ConnectError("the client went away before the request ended", Code.Aborted),
+    ),
+    signal: abort.signal,
+    ...(contextValues !== undefined && { contextValues }),
+  };
+}
+
+/**
+ * Writes a universal response. The headers go out with the first body
+ * chunk, not before: the handler may still set response headers until it
+ * yields. Trailers (gRPC) follow the last chunk.
+ */
+async function writeResponse(uRes: UniversalServerResponse, res: NodeResponse): Promise<void> {
+  const it = uRes.body?.[Symbol.asyncIterator]();
+  try {
+    if (it !== undefined) {
+      let chunk = await it.next();
+      res.writeHead(uRes.status, webHeadersToNode(uRes.header ?? new Headers()));
+      for (; chunk.done !== true; chunk = await it.next()) {
+        try {
+          await write(res, chunk.value);
+        } catch (e) {
+          // Tell the handler its response could not be sent (a server stream's send() fails).
+          void it.throw?.(e).catch(() => {});
+          throw e;
+        }
+      }
+    }
+    if (!res.headersSent)
+      res.writeHead(uRes.status, webHeadersToNode(uRes.header ?? new Headers()));
+    if (uRes.trailer !== undefined) res.addTrailers(webHeadersToNode(uRes.trailer));
+    await new Promise<void>((resolve) => {
+      (res as Writable).end(resolve);
+    });
+  } catch (e) {
+    throw errorFromNode(e);
+  } finally {
+    void it?.return?.().catch(() => {});
+  }
+}
+
+/** Writes one chunk, waiting for "drain" if the stream asks for it. */
+function write(res: NodeResponse, data: Uint8Array): Promise<void> {
+  const out = res as Writable;
+  if (out.errored) return Promise.reject(out.errored);
+  if (out.destroyed || out.writableEnded) {
+    return Promise.reject(new ConnectError("the client went away", Code.Aborted));
+  }
+  if (out.write(data)) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => {
+      out.off("close", onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      out.off("drain", onDrain);
+      reject(out.errored ?? new ConnectError("the client went away", Code.Aborted));
+    };
+    out.once("drain", onDrain);
+    out.once("close", onClose);
+  });
+}

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { test } from "node:test";
+import { createClient, type ConnectRouter } from "@connectrpc/connect";
+import { serve } from "../../../src/plugin.js";
+import { createH2Transport } from "../../../src/transport/client-transport.js";
+import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import { Bench } from "../../../bench/service.js";
+import { kvPlugin } from "../../../examples/kv/definition.js";
+
+const routes = (router: ConnectRouter): void => {
+  router.service(Bench, { echo: (req) => req, async *stream() {} });
+};
+
+async function listen(server: http2.Http2Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+for (const protocol of ["connect", "grpc"] as const) {
+  test(`${protocol}: 1,500 calls on one HTTP/2 session, which the server keeps (no reset of finished streams)`, async () => {
+    const server = http2.createServer(createNodeAdapter({ routes }));
+    let sessions = 0;
+    let invalid = 0;
+    server.on("session", (s) => {
+      sessions++;
+      s.on("frameError", () => invalid++);
+    });
+    const t = createH2Transport(await listen(server), {}, { protocol });
+    try {
+      const client = createClient(Bench, t.transport);
+      // Node ends a session after 1,000 invalid frames (maxSessionInvalidFrames).
+      for (let i = 0; i < 1_500; i++) {
+        const { value } = await client.echo({ value: new Uint8Array([i & 0xff]) });
+        assert.deepEqual(value, new Uint8Array([i & 0xff]));
+      }
+      assert.equal(sessions, 1);
+      assert.equal(invalid, 0);
+      assert.equal(t.isBroken(), false);
+    } finally {
+      t.close();
+      server.close();
+    }
+  });
+}
+
+test("a server session without streams is closed after its idle time; a client that comes back reconnects", async () => {
+  const server = http2.createServer(createNodeAdapter({ routes }));
+  const closed: number[] = [];
+  server.on("session", (s) => {
+    closeWhenIdle(s, 300);
+    const opened = Date.now();
+    s.once("close", () => closed.push(Date.now() - opened));
+  });
+  const url = await listen(server);
+  // A silent client: connects and never opens a stream.
+  const silent = http2.connect(url);
+  silent.on("error", () => {});
+  await new Promise<void>((resolve) => silent.once("close", () => resolve()));
+  assert.equal(closed.length, 1);
+  assert.ok((closed[0] ?? 0) >= 250, `closed after ${closed[0]} ms`);
+  // Our client after its session was closed for idleness: a new session, and not "broken".
+  const t = createH2Transport(url, {}, { protocol: "connect" });
+  try {
+    const client = createClient(Bench, t.transport);
+    await client.echo({ value: new Uint8Array(1) });
+    await new Promise<void>((resolve) => {
+      const poll = (): void => (closed.length === 2 ? resolve() : void setTimeout(poll, 20));
+      poll();
+    });
+    assert.equal(t.isBroken(), false, "a GOAWAY for idleness is not a broken connection");
+    await client.echo({ value: new Uint8Array(1) });
+  } finally {
+    t.close();
+    server.close();
+  }
+});
+
+test("gRPC-web over HTTP/2 to an unknown method keeps the CORS headers on its trailers-only answer", async () => {
+  const origin = "http://127.0.0.1:5173";
+  const handle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    cors: { allowedOrigins: [origin] },
+  });
+  const session = http2.connect(handle.url);
+  try {
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/kv.v1.KV/NoSuchMethod",
+        "content-type": "application/grpc-web+proto",
+        origin,
+      });
+      stream.once("response", resolve);
+      stream.once("error", reject);
+      stream.end(Buffer.alloc(5));
+      stream.resume();
+    });
+    assert.equal(headers["grpc-status"], "12");
+    assert.equal(headers["access-control-allow-origin"], origin);
+    assert.match(String(headers["access-control-expose-headers"]), /grpc-status/i);
+  } finally {
+    session.destroy();
+    await handle.shutdown();
+  }
+});
