@@ -69,7 +69,7 @@ export interface ServeOptions extends PluginServerOptions {
   readonly readMaxBytes?: number;
   /**
    * Largest response message sent, in bytes; larger ones fail with
-   * ResourceExhausted. Default: connect-node's 4 GiB over HTTP, and the frame
+   * ResourceExhausted. Default: connect-es' 4 GiB over HTTP, and the frame
    * limit, 256 MiB, on the framed transport (which also caps it there).
    */
   readonly writeMaxBytes?: number;
@@ -453,7 +453,7 @@ async function handler(
     fallback: unimplementedFallback(() => services),
     interceptors: [...extra, ...(options.interceptors ?? []), ...interceptors],
     shutdownSignal,
-    // connect-node's default is 4 GiB, which a hostile length prefix could
+    // connect-es' default is 4 GiB, which a hostile length prefix could
     // make it buffer; the framed transport's limit serves HTTP as well.
     readMaxBytes: options.readMaxBytes ?? DEFAULT_MAX_FRAME_BYTES,
     ...(options.writeMaxBytes !== undefined && { writeMaxBytes: options.writeMaxBytes }),
