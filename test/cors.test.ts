@@ -278,8 +278,10 @@ test("DNS rebinding: a loopback plugin refuses a Host that is not a loopback nam
       assert.notEqual((await rawGet(url, { host })).status, 403, host);
     }
   });
-  await withPlugin({ allowedHosts: ["plugin.internal"] }, async (url) => {
+  await withPlugin({ allowedHosts: ["plugin.internal", "Other.Internal:8080"] }, async (url) => {
     assert.notEqual((await rawGet(url, { host: "plugin.internal:8080" })).status, 403);
+    // An entry written with a port, or in capitals, still names its host.
+    assert.notEqual((await rawGet(url, { host: "other.internal:9" })).status, 403);
     assert.equal((await rawGet(url, { host: "evil.example" })).status, 403);
   });
   await withPlugin({ allowedHosts: ["*"] }, async (url) => {
