@@ -223,6 +223,7 @@ test("CORS: serve() rejects a bad cors option before it listens", async () => {
 function rawGet(
   url: string,
   headers: Record<string, string>,
+  path = "/example.kv.v1.KV/Get?encoding=json&message=%7B%7D",
 ): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -231,7 +232,7 @@ function rawGet(
         host: hostname,
         port,
         method: "GET",
-        path: "/example.kv.v1.KV/Get?encoding=json&message=%7B%7D",
+        path,
         headers,
       },
       (res) => {
@@ -277,11 +278,30 @@ test("DNS rebinding: a loopback plugin refuses a Host that is not a loopback nam
       assert.notEqual((await rawGet(url, { host })).status, 403, host);
     }
   });
-  await withPlugin({ allowedHosts: ["plugin.internal"] }, async (url) => {
+  await withPlugin({ allowedHosts: ["plugin.internal", "Other.Internal:8080"] }, async (url) => {
     assert.notEqual((await rawGet(url, { host: "plugin.internal:8080" })).status, 403);
+    // An entry written with a port, or in capitals, still names its host.
+    assert.notEqual((await rawGet(url, { host: "other.internal:9" })).status, 403);
     assert.equal((await rawGet(url, { host: "evil.example" })).status, 403);
   });
   await withPlugin({ allowedHosts: ["*"] }, async (url) => {
     assert.notEqual((await rawGet(url, { host: "evil.example" })).status, 403);
+  });
+});
+
+test("DNS rebinding: /metrics is behind the same Host and browser checks as the RPCs", async () => {
+  const metrics = (_req: unknown, res: http.ServerResponse): void => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("rpc_calls_total 7\n");
+  };
+  await withPlugin({ metrics: metrics as ServeOptions["metrics"] }, async (url) => {
+    const scraped = await rawGet(url, {}, "/metrics");
+    assert.equal(scraped.status, 200);
+    assert.equal(scraped.body, "rpc_calls_total 7\n");
+    const rebound = await rawGet(url, { host: "evil.example" }, "/metrics");
+    assert.equal(rebound.status, 403);
+    assert.match(rebound.body, /^Host "evil.example" refused/);
+    const crossSite = await rawGet(url, { "sec-fetch-site": "cross-site" }, "/metrics");
+    assert.equal(crossSite.status, 403);
   });
 });

@@ -7,6 +7,7 @@
  * option decides the protocol that calls really use.
  */
 import { spawn } from "node:child_process";
+import * as net from "node:net";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,15 +24,96 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   FRAME_HEADER_BYTES,
   FrameReader,
+  FrameType,
   encodeFrame,
+  readFrames,
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
+import { Http2FrameClock } from "../src/transport/h2-frame-clock.js";
 import { decode, kvClient, makeTestPki, tempDir, waitFor } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 
 describe("frame reader", () => {
+  // The slowloris clock times each frame, not the connection: a peer that
+  // streams frames without a pause, every chunk ending inside the next frame,
+  // is never "incomplete" at a chunk boundary yet finishes a frame in each
+  // chunk. It was cut off once timeoutMs had passed since the first of them.
+  const h2Frame = (payload: Buffer): Buffer => {
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(payload.length, 0, 3);
+    header.writeUInt8(0, 3); // DATA
+    header.writeUInt32BE(1, 5);
+    return Buffer.concat([header, payload]);
+  };
+  const framings = [
+    {
+      name: "framed transport",
+      reader: (onFrame: () => void) => new FrameReader(onFrame),
+      preface: Buffer.alloc(0),
+      frame: (payload: Buffer) => encodeFrame(FrameType.message, 1, payload),
+    },
+    {
+      name: "HTTP/2 frame clock",
+      reader: () => new Http2FrameClock(),
+      preface: Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+      frame: h2Frame,
+    },
+  ];
+  for (const framing of framings) {
+    test(`${framing.name}: frames streamed without a pause past the timeout are not cut off; a stalled frame still is`, async () => {
+      const timeoutMs = 1_000;
+      let frames = 0;
+      let cutOff: { why: string; at: number } | undefined;
+      const reader = framing.reader(() => frames++);
+      const server = net.createServer();
+      const accepted = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const { port } = server.address() as net.AddressInfo;
+      const client = net.connect(port, "127.0.0.1");
+      client.setNoDelay(true);
+      const socket = await accepted;
+      let received = 0;
+      let written = 0;
+      socket.on("data", (chunk: Buffer) => (received += chunk.length));
+      readFrames(socket, reader, timeoutMs, (why) => {
+        cutOff = { why, at: Date.now() };
+        socket.destroy();
+      });
+      try {
+        // 3.5 timeouts of frames: each write ends one frame and begins the next.
+        const frame = framing.frame(Buffer.alloc(40, 7));
+        const half = frame.length / 2;
+        const write = (bytes: Buffer): void => {
+          client.write(bytes);
+          written += bytes.length;
+        };
+        write(Buffer.concat([framing.preface, frame.subarray(0, half)]));
+        const started = Date.now();
+        let sent = 0;
+        let lastWrite = started;
+        while (Date.now() - started < 3.5 * timeoutMs) {
+          await new Promise((r) => setTimeout(r, 100));
+          write(Buffer.concat([frame.subarray(half), frame.subarray(0, half)]));
+          lastWrite = Date.now();
+          sent++;
+        }
+        await waitFor("the bytes to arrive", () => received === written || cutOff !== undefined);
+        assert.equal(cutOff, undefined, `cut off while frames kept finishing: ${cutOff?.why}`);
+        // Now the frame in progress stalls: cut off timeoutMs after its first byte.
+        await waitFor("the stalled peer to be cut off", () => cutOff !== undefined, 10 * timeoutMs);
+        assert.match(cutOff!.why, /still incomplete 1000 ms after its first byte/);
+        assert.ok(cutOff!.at - lastWrite >= timeoutMs - 50, "not before the frame's own timeout");
+        if (framing.name === "framed transport") assert.equal(frames, sent);
+      } finally {
+        client.destroy();
+        socket.destroy();
+        server.close();
+      }
+    });
+  }
+
   test("refuses a header that announces more than 256 MiB, accepts exactly 256 MiB", () => {
     assert.equal(DEFAULT_MAX_FRAME_BYTES, 256 * 1024 * 1024);
     const header = (length: number): Buffer => {

@@ -16,7 +16,13 @@ import { waitFor } from "./helpers.js";
 let handle: ServeHandle;
 let port: number;
 before(async () => {
-  handle = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false });
+  // The Host check (cors.test.ts) would answer a malformed :authority with 403
+  // before the request is parsed; these cases are about the parser, so it is off.
+  handle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    allowedHosts: ["*"],
+  });
   port = Number(new URL(handle.url).port);
 });
 after(() => handle.shutdown("test done"));

@@ -8,7 +8,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectError } from "@connectrpc/connect";
 import { subprocess, type PluginExit, type ResourceLimits } from "../src/index.js";
-import { limitedCommand } from "../src/host/resource-limits.js";
+import { execFileSync } from "node:child_process";
+import { exceededLimit, limitedCommand } from "../src/host/resource-limits.js";
 import { kvClient } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
@@ -84,4 +85,34 @@ test("limits are checked when the source is made, and none leaves the command as
     command: "/bin/sh",
     args: ["-c", 'ulimit -d 1024 && ulimit -n 10 && exec "$0" "$@"', "plugin", "a b"],
   });
+});
+
+test("a plugin that exits with 0 ran into no limit, whatever its last stderr lines say", () => {
+  const limits = { memoryBytes: 1024 * 1024, openFiles: 64 };
+  const tail = "cache out of memory, evicting\nEMFILE on a probe, retrying\n";
+  assert.equal(exceededLimit(limits, 0, null, tail), undefined);
+  assert.equal(exceededLimit(limits, 1, null, tail), "its memory limit of 1 MiB");
+  assert.equal(exceededLimit(limits, null, "SIGABRT", tail), "its memory limit of 1 MiB");
+});
+
+test("the ulimit wrapper passes the command and its arguments through untouched (spaces, quotes, $, globs)", () => {
+  const args = [
+    "a b",
+    "it's",
+    '"q"',
+    "$HOME",
+    "$(touch /tmp/x)",
+    "`id`",
+    "*",
+    "",
+    "-n",
+    "; exit 3",
+  ];
+  const run = limitedCommand(
+    process.execPath,
+    ["-e", "process.stdout.write(JSON.stringify(process.argv.slice(1)))", ...args],
+    { openFiles: 64 },
+  );
+  const out = execFileSync(run.command, run.args, { encoding: "utf8" });
+  assert.deepEqual(JSON.parse(out), args);
 });

@@ -103,3 +103,18 @@ test("status --web refuses a non-loopback --host without --allow-remote and a to
     );
   }
 });
+
+test("status: a malformed token cookie is refused with 401 and the server stays up", async () => {
+  await withPage("t0k3n", async (url) => {
+    for (const cookie of ["connect_plugin_status=%E0%A4%A", "connect_plugin_status=%"]) {
+      const refused = await fetch(`${url}status.json`, { headers: { cookie } });
+      assert.equal(refused.status, 401, cookie);
+      assert.match(await refused.text(), /needs its token/);
+    }
+    const ok = await fetch(`${url}status.json`, {
+      headers: { cookie: "connect_plugin_status=%; connect_plugin_status=t0k3n" },
+    });
+    assert.equal(ok.status, 200, "the good cookie beside a malformed one still opens the page");
+    await ok.text();
+  });
+});

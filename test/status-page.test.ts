@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -241,6 +241,26 @@ test("connect-plugin status lists the installed plugins; --web serves them as a 
     );
     await page.screenshot({ path: screenshotPath("status-cli.png"), fullPage: true });
     await page.close();
+    // DNS rebinding: a site whose name resolves to 127.0.0.1 is refused.
+    const { port } = new URL(url);
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "/status.json",
+          headers: { host: `evil.example:${port}` },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(rebound, 403);
+    assert.equal((await fetch(`${url}status.json`)).status, 200);
   } finally {
     web.kill("SIGINT");
   }

@@ -11,6 +11,7 @@ import { PluginManager } from "../manager/manager.js";
 import { collectStatus, type PluginStatus, type StatusSnapshot } from "../status/snapshot.js";
 import { statusPage } from "../status/status-page.js";
 import { isLoopbackHost } from "../security/plaintext.js";
+import { CorsPolicy } from "../security/cors.js";
 import { action, globals, verifyOptions } from "./program.js";
 
 export function registerStatusCommand(program: Command): void {
@@ -76,11 +77,16 @@ export function registerStatusCommand(program: Command): void {
                 `--allow-remote and a token (--token or CONNECT_PLUGIN_STATUS_TOKEN)`,
             );
           }
+          const page = statusPage(manager, {
+            title: `connect-plugin status: ${g.dir}`,
+            ...(token ? { token } : {}),
+          });
+          // On loopback the page usually has no token: answer only loopback
+          // Host names, so that a site rebound to 127.0.0.1 cannot read it.
           const server = createServer(
-            statusPage(manager, {
-              title: `connect-plugin status: ${g.dir}`,
-              ...(token ? { token } : {}),
-            }),
+            isLoopbackHost(options.host)
+              ? CorsPolicy.wrap(undefined, page, undefined, { allowedHosts: [] })
+              : page,
           );
           await new Promise<void>((resolve, reject) => {
             server.once("error", (e) =>

@@ -268,7 +268,7 @@ function whenExited(
         for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
         removeSocketParent();
         const tail = stderrTail.toString();
-        const exceeded = exceededLimit(limits, signal, tail);
+        const exceeded = exceededLimit(limits, code, signal, tail);
         resolve({
           code,
           signal,

@@ -55,16 +55,19 @@ export function limitedCommand(
 
 /**
  * Which limit a plugin that ended this way ran into, as words for an error
- * message ("its CPU time limit of 2 s"), or undefined. SIGXCPU is certain;
+ * message ("its CPU time limit of 2 s"), or undefined (always for exit code
+ * 0). SIGXCPU is certain;
  * memory and files are read from the plugin's last words on stderr (V8's,
  * Go's and libc's phrases for a failed allocation; EMFILE).
  */
 export function exceededLimit(
   limits: ResourceLimits | undefined,
+  code: number | null,
   signal: NodeJS.Signals | null,
   stderrTail: string,
 ): string | undefined {
-  if (limits === undefined) return undefined;
+  // A plugin that exited with 0 ran into nothing, whatever its log said.
+  if (limits === undefined || (code === 0 && signal === null)) return undefined;
   if (limits.cpuSeconds !== undefined && signal === "SIGXCPU") {
     return `its CPU time limit of ${limits.cpuSeconds} s`;
   }

@@ -307,25 +307,24 @@ async function serveNetwork(
       pluginLog("warn", "refused a browser request: origin not allowed by CORS", { origin });
     const allowedHosts = options.allowedHosts ?? list(process.env[CorsEnv.allowedHosts]);
     const routes = options.reflection === false ? undefined : reflectionRoutes;
-    const rpc = CorsPolicy.wrap(
-      cors,
-      await handler(server, guard, options, routes),
-      refused,
-      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
-    );
+    const rpc = await handler(server, guard, options, routes);
     const metrics = options.metrics;
-    http = await PluginHttpServer.listen(
+    // /metrics behind the same Host and browser checks as the RPCs: a page
+    // rebound to 127.0.0.1 must not read it either.
+    const guarded = CorsPolicy.wrap(
+      cors,
       metrics === undefined
         ? rpc
         : (req, res) =>
             req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
-      target,
-      {
-        acceptHttp1: true,
-        onPeerCutOff: (reason) => pluginLog("warn", reason),
-        ...(tls !== undefined && { tls }),
-      },
+      refused,
+      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
     );
+    http = await PluginHttpServer.listen(guarded, target, {
+      acceptHttp1: true,
+      onPeerCutOff: (reason) => pluginLog("warn", reason),
+      ...(tls !== undefined && { tls }),
+    });
   } catch (error) {
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
     // A plugin run as a service: one line saying what is wrong, and an exit

@@ -130,7 +130,8 @@ export class CorsPolicy {
     hostGuard?: HostGuard,
   ): Handler {
     const reported = new Set<string>();
-    const hosts = hostGuard && new Set(hostGuard.allowedHosts?.map((h) => h.toLowerCase()));
+    // Entries compared as names: "plugin.internal:8080" or "[::1]" match too.
+    const hosts = hostGuard && new Set(hostGuard.allowedHosts?.map((h) => hostName(h) ?? h));
     return (req, res) => {
       if (hosts !== undefined && !hosts.has("*")) {
         const host = hostName(req.headers.host ?? req.headers[":authority"]);

@@ -49,7 +49,7 @@ export function checkToken(
   const cookie = typeof headers.cookie === "string" ? headers.cookie : "";
   for (const part of cookie.split(";")) {
     const [name, ...value] = part.trim().split("=");
-    if (name === COOKIE && matches(decodeURIComponent(value.join("=")))) return { ok: true };
+    if (name === COOKIE && matches(decodeCookie(value.join("=")))) return { ok: true };
   }
   const fromQuery = new URLSearchParams(query).get("token") ?? undefined;
   if (matches(fromQuery)) {
@@ -59,6 +59,19 @@ export function checkToken(
     };
   }
   return { ok: false };
+}
+
+/**
+ * A cookie value as set by checkToken, or undefined for a malformed one
+ * ("%E0"): decodeURIComponent throws on it, and a throw in a request handler
+ * would take down the server the page is mounted on.
+ */
+function decodeCookie(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Names of arguments whose values are secrets. */

@@ -68,7 +68,12 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
         }
         settled = true;
         const trailer = new Headers();
-        body = new IncomingBody(response, () => errorFromNode(new Error("socket hang up")));
+        body = new IncomingBody(
+          response,
+          () => errorFromNode(new Error("socket hang up")),
+          undefined,
+          () => !response.complete,
+        );
         response.once("end", () => {
           finished = true;
           signal?.removeEventListener("abort", onAbort);

@@ -101,10 +101,11 @@ export function createH2Client(session: H2Session): UniversalClientFn {
           stream,
           () =>
             errorFromRstCode(stream.rstCode) ??
-            new ConnectError("http/2 stream closed before the response ended", Code.Internal),
+            new ConnectError("http/2 stream closed before the response ended", Code.Unavailable),
           () => {
             if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
           },
+          () => stream.aborted || errorFromRstCode(stream.rstCode) !== undefined,
         );
         resolve({
           status: h[":status"] ?? 0,

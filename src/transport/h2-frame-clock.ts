@@ -12,6 +12,12 @@ export class Http2FrameClock {
   private headerBytes = 0;
   private payloadLeft = 0;
   private started = false;
+  private done = 0;
+
+  /** Frames (and the preface) finished so far: readFrames times each frame from its start. */
+  get completed(): number {
+    return this.done;
+  }
 
   get partial(): boolean {
     return (this.started && this.preface > 0) || this.headerBytes > 0 || this.payloadLeft > 0;
@@ -25,10 +31,12 @@ export class Http2FrameClock {
         const n = Math.min(this.preface, chunk.length - offset);
         this.preface -= n;
         offset += n;
+        if (this.preface === 0) this.done++;
       } else if (this.payloadLeft > 0) {
         const n = Math.min(this.payloadLeft, chunk.length - offset);
         this.payloadLeft -= n;
         offset += n;
+        if (this.payloadLeft === 0) this.done++;
       } else {
         const n = Math.min(9 - this.headerBytes, chunk.length - offset);
         chunk.copy(this.header, this.headerBytes, offset, offset + n);
@@ -37,6 +45,7 @@ export class Http2FrameClock {
         if (this.headerBytes === 9) {
           this.headerBytes = 0;
           this.payloadLeft = this.header.readUIntBE(0, 3);
+          if (this.payloadLeft === 0) this.done++;
         }
       }
     }

@@ -20,11 +20,16 @@ export class IncomingBody implements AsyncIterable<Uint8Array>, AsyncIterator<Ui
    *   end (the peer reset it, or the connection broke)
    * @param abandon called when the reader stops before the end (a client
    *   resets its stream; a server still answers)
+   * @param incomplete asked at "end": node:http2 ends a stream's readable
+   *   side when the stream is reset or its session breaks, so an end is not
+   *   always the body's end; true makes the reader see `cut()` instead (a
+   *   truncated message would otherwise read as a protocol error)
    */
   constructor(
     private readonly stream: Readable,
     cut: () => unknown,
     private readonly abandon?: () => void,
+    incomplete?: () => boolean,
   ) {
     stream.on("data", (chunk: Uint8Array) => {
       const w = this.waiting;
@@ -36,7 +41,7 @@ export class IncomingBody implements AsyncIterable<Uint8Array>, AsyncIterator<Ui
       this.queue.push(chunk);
       stream.pause();
     });
-    stream.once("end", () => this.close());
+    stream.once("end", () => (incomplete?.() === true ? this.fail(cut()) : this.close()));
     stream.once("close", () => this.fail(cut()));
   }
 

@@ -85,11 +85,18 @@ export class FrameReader {
     return this.buffered > 0 || this.skipping > 0;
   }
 
+  /** Frames finished so far (delivered or skipped whole): readFrames times each frame from its start. */
+  get completed(): number {
+    return this.done;
+  }
+  private done = 0;
+
   /** Feeds bytes; throws on a frame larger than the limit unless told to skip it. */
   push(chunk: Buffer): void {
     if (this.skipping > 0) {
       const skipped = Math.min(this.skipping, chunk.length);
       this.skipping -= skipped;
+      if (this.skipping === 0) this.done++;
       if (skipped === chunk.length) return;
       chunk = chunk.subarray(skipped);
     }
@@ -120,6 +127,7 @@ export class FrameReader {
         }
         this.onOversized(buf.readUInt8(offset + 4), buf.readUInt32BE(offset + 5), length);
         this.skipping = Math.max(0, end - buf.length);
+        if (this.skipping === 0) this.done++;
         offset = Math.min(end, buf.length);
         continue;
       }
@@ -129,6 +137,7 @@ export class FrameReader {
       }
       const type = buf.readUInt8(offset + 4);
       const id = buf.readUInt32BE(offset + 5);
+      this.done++;
       this.onFrame(type, id, buf.subarray(offset + FRAME_HEADER_BYTES, end));
       offset = end;
     }
@@ -148,14 +157,17 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
  * the peer breaks the protocol: a frame the reader refuses (a lying length
  * prefix), or a frame still incomplete `timeoutMs` after its first byte (a
  * peer that trickles or stops, holding the buffer). `cutOff` ends the socket.
+ * Each frame gets its own `timeoutMs`: a peer that streams frames without a
+ * pause (so that every chunk ends inside a frame) is never cut off for it.
  */
 export function readFrames(
   socket: Duplex,
-  reader: Pick<FrameReader, "push" | "partial">,
+  reader: Pick<FrameReader, "push" | "partial" | "completed">,
   timeoutMs: number,
   cutOff: (why: string) => void,
 ): void {
   let slow: NodeJS.Timeout | undefined;
+  let timing = -1;
   socket.on("data", (chunk: Buffer) => {
     try {
       reader.push(chunk);
@@ -167,7 +179,12 @@ export function readFrames(
     if (!reader.partial) {
       clearTimeout(slow);
       slow = undefined;
+    } else if (slow !== undefined && reader.completed !== timing) {
+      // The frame timed before has finished: time the one now in progress.
+      timing = reader.completed;
+      slow.refresh();
     } else if (slow === undefined) {
+      timing = reader.completed;
       slow = setTimeout(
         () => cutOff(`a frame was still incomplete ${timeoutMs} ms after its first byte`),
         timeoutMs,
