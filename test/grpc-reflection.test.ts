@@ -53,6 +53,7 @@ describe("gRPC server reflection in network mode", () => {
     test(`grpc.reflection.${version}: services, their descriptors and methods; NOT_FOUND for an unknown symbol`, async () => {
       const r = await reflect(plugin.url, version);
       assert.deepEqual(r.services, [
+        "connectplugin.v1.HostCallbacks",
         "connectplugin.v1.PluginController",
         "example.kv.v1.KV",
         "grpc.health.v1.Health",
