@@ -123,10 +123,10 @@ test("bad declarations of a kind get a message naming the field and the kind", (
   assert.equal(bad({}), "invalid manifest: entrypoints: is required; files: is required");
 });
 
-test("a go-plugin plugin declared by a signed manifest is verified, started, supervised (crash restart), upgraded, probed and shown in status", async () => {
-  const keys = keysOnDisk();
+/** go-plugin's examples/grpc KV plugin, installed from a signed manifest of kind go-plugin. */
+async function installGoKV(keys: ReturnType<typeof keysOnDisk>): Promise<string> {
   const digest = `sha256:${createHash("sha256").update(readFileSync(bin.kv)).digest("hex")}`;
-  const dir = await installManifest(
+  return installManifest(
     {
       ...base,
       name: "gokv",
@@ -142,6 +142,11 @@ test("a go-plugin plugin declared by a signed manifest is verified, started, sup
     keys,
     { kv: bin.kv },
   );
+}
+
+test("a go-plugin plugin declared by a signed manifest is verified, started, supervised (crash restart), upgraded, probed and shown in status", async () => {
+  const keys = keysOnDisk();
+  const dir = await installGoKV(keys);
   const events: ManagedEvent[] = [];
   const manager = new PluginManager({
     directories: [dir],
@@ -194,6 +199,34 @@ test("a go-plugin plugin declared by a signed manifest is verified, started, sup
     await manager.close();
   }
   assert.ok(events.some((e) => e.type === "retired"));
+});
+
+test("a go-plugin plugin is stopped when idle, and the next call starts it again", async () => {
+  const keys = keysOnDisk();
+  const dir = await installGoKV(keys);
+  const events: string[] = [];
+  const manager = new PluginManager({
+    directories: [dir],
+    trustedKeysDir: keys.trustedDir,
+    idleTimeoutMs: 300,
+    onEvent: (_n, e) => events.push(e.type),
+  });
+  try {
+    await manager.scan();
+    const handle = manager.open("gokv", { handshake: goHandshake, plugins: { kv: GoKV } });
+    const kv = handle.dispense("kv");
+    await kv.put({ key: "a", value: encode("1") });
+    const pid = handle.pid!;
+    await waitFor("the idle stop", () => handle.state === "idle", 10_000);
+    assert.ok(events.includes("idle-stop"), events.join(", "));
+    await waitFor("the idle go-plugin plugin to exit", () => !isAlive(pid), 10_000);
+    // go-plugin's example KV keeps its store in files, so the value survives the restart.
+    assert.match(decode((await kv.get({ key: "a" })).value), /^1\n\nWritten from plugin-go-grpc/);
+    assert.notEqual(handle.pid, pid);
+    assert.equal(events.filter((e) => e === "started").length, 2, events.join(", "));
+  } finally {
+    await manager.close();
+  }
 });
 
 test("a remote endpoint and a cluster declared by signed manifests are opened and called; a manifest edited after signing is refused", async () => {
