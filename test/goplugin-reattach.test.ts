@@ -98,7 +98,10 @@ test("bad reattach configs and an unreachable Go plugin are refused with clear e
       e instanceof PluginError && /reattach config is not JSON: "not json"/.test(e.message),
   );
   assert.throws(
-    () => attach('{"Protocol":"netrpc","ProtocolVersion":1,"Pid":1,"Addr":{"Network":"unix","String":"/x"}}'),
+    () =>
+      attach(
+        '{"Protocol":"netrpc","ProtocolVersion":1,"Pid":1,"Addr":{"Network":"unix","String":"/x"}}',
+      ),
     /invalid reattach config: Protocol must be "grpc" or "connect", got "netrpc"/,
   );
   const live = (over: object): string =>

@@ -286,7 +286,9 @@ export class GoPluginClient<
     const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken());
     const transport = createGoPluginTransport(
       { network: config.Addr.Network, address: config.Addr.String },
-      { interceptors: [...(this.options.interceptors ?? []), this.nameRefusals, guard.interceptor] },
+      {
+        interceptors: [...(this.options.interceptors ?? []), this.nameRefusals, guard.interceptor],
+      },
     );
     const broker = new GrpcBroker({ socketDir: process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir() });
     const running: Running = {
@@ -299,7 +301,9 @@ export class GoPluginClient<
     };
     this.life.running = running;
     try {
-      await this.pingAtStart(Date.now() + (this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS));
+      await this.pingAtStart(
+        Date.now() + (this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS),
+      );
       this.openStreams(running);
       this.life.checkNotClosedWhileStarting();
     } catch (error) {
@@ -418,7 +422,10 @@ export class GoPluginClient<
     proc.markStopping();
     if (proc.exit === undefined) {
       try {
-        await createClient(GRPCController, running.transport.transport).shutdown({}, { timeoutMs: grace });
+        await createClient(GRPCController, running.transport.transport).shutdown(
+          {},
+          { timeoutMs: grace },
+        );
       } catch {
         // Unreachable or already gone: the kill below settles it.
       }
@@ -434,9 +441,7 @@ export class GoPluginClient<
   private async detach(running: Running): Promise<void> {
     running.streams.abort();
     running.guard.close();
-    running.transport.close(
-      new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable),
-    );
+    running.transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
     await running.broker.close();
   }
 }
