@@ -19,15 +19,8 @@ import (
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
 
 	"github.com/connect-plugin/connect-plugin/go/internal/memkv"
+	"github.com/connect-plugin/connect-plugin/go/internal/reattachjson"
 )
-
-type reattachJSON struct {
-	Protocol        string
-	ProtocolVersion int
-	Pid             int
-	Test            bool
-	Addr            struct{ Network, String string }
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -37,15 +30,7 @@ func main() {
 	go func() {
 		select {
 		case c := <-configs:
-			out := reattachJSON{
-				Protocol:        string(c.Protocol),
-				ProtocolVersion: c.ProtocolVersion,
-				Pid:             c.Pid,
-				Test:            c.Test,
-			}
-			out.Addr.Network = c.Addr.Network()
-			out.Addr.String = c.Addr.String()
-			line, err := json.Marshal(out)
+			line, err := json.Marshal(reattachjson.From(c))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "error: %v\n", err)
 				os.Exit(1)
