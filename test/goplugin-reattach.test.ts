@@ -11,7 +11,15 @@ import { after, before, test } from "node:test";
 import { GoPluginClient, PluginError, parseReattach, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/goplugin/shared.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
-import { decode, encode, expectUnavailable, isAlive, tempDir, waitFor } from "./helpers.js";
+import {
+  decode,
+  encode,
+  expectUnavailable,
+  isAlive,
+  tempDir,
+  waitFor,
+  firstStdoutLine,
+} from "./helpers.js";
 
 let bin: { plugin: string };
 before(
@@ -37,15 +45,7 @@ async function goDebugPlugin(): Promise<{ child: ChildProcess; line: string }> {
     stdio: ["ignore", "pipe", "ignore"],
   });
   started.push(child);
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.once("exit", (code) => reject(new Error(`Go debug plugin exited with ${code}`)));
-  });
+  const line = await firstStdoutLine(child, "Go debug plugin");
   return { child, line };
 }
 
