@@ -224,3 +224,16 @@ export function makeTestPki(prefix: string): string {
   }
   return dir;
 }
+
+/** The first line a child writes to its stdout (a debug-mode plugin's reattach line). */
+export function firstStdoutLine(child: ChildProcess, what: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const nl = out.indexOf("\n");
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}

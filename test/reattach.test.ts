@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { PluginClient, PluginError, parseReattach, reattach, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/goplugin/shared.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
-import { decode, encode, isAlive } from "./helpers.js";
+import { decode, encode, isAlive, firstStdoutLine } from "./helpers.js";
 
 const run = promisify(execFile);
 const kvPlugin = fileURLToPath(new URL("../examples/goplugin/kv-plugin.js", import.meta.url));
@@ -44,15 +44,7 @@ async function debugPlugin(): Promise<{ child: ChildProcess; line: string }> {
     stdio: ["ignore", "pipe", "pipe"],
   });
   started.push(child);
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.once("exit", (code) => reject(new Error(`debug plugin exited with ${code}`)));
-  });
+  const line = await firstStdoutLine(child, "debug plugin");
   return { child, line };
 }
 

@@ -11,7 +11,10 @@ import {
 import { LineSplitter } from "../logging/line-splitter.js";
 import { hostRecord, type Logger } from "../logging/logger.js";
 import { PluginError } from "../protocol/errors.js";
-import type { PluginSet, VersionedPluginSets } from "../protocol/plugin-set.js";
+import { isAlive } from "../protocol/reattach-process.js";
+import { parseReattach, type ReattachConfig } from "../protocol/reattach.js";
+import { formatVersions } from "../protocol/versions.js";
+import type { HandshakeConfig, PluginSet, VersionedPluginSets } from "../protocol/plugin-set.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { GrpcBroker } from "../transport/goplugin-broker.js";
 import { createGoPluginTransport } from "../transport/goplugin-dial.js";
@@ -36,7 +39,30 @@ const PING_SERVICE = "plugin";
  * the names are only the host's own labels, and the services are called by
  * their fully-qualified names (for go-plugin's examples/grpc, `proto.KV`).
  */
-interface GoPluginClientCommon extends GoPluginCommand {
+type GoPluginClientCommon = GoPluginTarget & GoPluginClientSettings;
+
+/**
+ * Launch the plugin (`command`), or attach to one already running
+ * (`reattach`): a Go plugin started by hand with go-plugin's
+ * `ServeConfig.Test`, as Terraform's provider debug mode does. Its
+ * ReattachConfig is the JSON (or `CONNECT_PLUGIN_REATTACH=<json>` line) that
+ * {@link parseReattach} reads. An attached plugin is never launched, never
+ * asked to shut down and never killed: close() only detaches.
+ */
+type GoPluginTarget =
+  | (GoPluginCommand & { readonly reattach?: undefined })
+  | {
+      readonly reattach: ReattachConfig | string;
+      /** Only its protocolVersion is used: the cookie is not checked when attaching. */
+      readonly handshake: HandshakeConfig;
+      readonly command?: undefined;
+      readonly args?: undefined;
+      readonly env?: undefined;
+      readonly cwd?: undefined;
+      readonly autoMTLS?: undefined;
+    };
+
+interface GoPluginClientSettings {
   /** Where plugin logs go. Defaults to stderr. */
   readonly logger?: Logger;
   /** How long the plugin may take to print its handshake line. Defaults to 60 s. */
@@ -69,7 +95,8 @@ export type GoPluginClientOptions<
   );
 
 type Running = {
-  readonly process: PluginProcess;
+  /** Undefined when attached to a plugin this host did not launch. */
+  readonly process: PluginProcess | undefined;
   readonly transport: ClientTransport;
   readonly guard: CallGuard;
   readonly broker: GrpcBroker;
@@ -102,9 +129,22 @@ export class GoPluginClient<
   P extends PluginSet = Record<never, DescService>,
   V extends VersionedPluginSets = Record<never, PluginSet>,
 > extends HostClient<P, V, Running> {
+  /** The config attached to, when the options give `reattach`. */
+  private readonly reattachConfig: ReattachConfig | undefined;
+
   constructor(private readonly options: GoPluginClientOptions<P, V>) {
-    const name = [options.command, ...(options.args ?? [])].join(" ");
+    const config =
+      options.reattach === undefined
+        ? undefined
+        : typeof options.reattach === "string"
+          ? parseReattach(options.reattach)
+          : options.reattach;
+    const name =
+      config === undefined
+        ? [options.command ?? "", ...(options.args ?? [])].join(" ")
+        : `reattached pid ${config.Pid} at ${config.Addr.String}`;
     super("GoPluginClient", options, name, JSON.stringify(name));
+    this.reattachConfig = config;
   }
 
   /** The protocol version agreed with the plugin. */
@@ -114,6 +154,8 @@ export class GoPluginClient<
 
   /** Where the plugin listens, from its handshake line ("unix" or "tcp"). */
   get address(): { readonly network: "unix" | "tcp"; readonly address: string } | undefined {
+    const config = this.reattachConfig;
+    if (config !== undefined) return { network: config.Addr.Network, address: config.Addr.String };
     const line = this.life.process?.handshakeLine;
     return line === undefined ? undefined : { network: line.network, address: line.address };
   }
@@ -146,11 +188,12 @@ export class GoPluginClient<
   }
 
   protected async doStart(): Promise<void> {
+    if (this.reattachConfig !== undefined) return this.attach(this.reattachConfig);
     const options = this.options;
     const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     const deadline = Date.now() + startTimeoutMs;
     const { process: proc, tls } = await launchGoPlugin({
-      ...options,
+      ...(options as GoPluginCommand),
       hostVersions: this.hostVersions,
       startTimeoutMs,
       logger: this.logger,
@@ -211,6 +254,87 @@ export class GoPluginClient<
     }
   }
 
+  /**
+   * Attaches to a plugin started by hand (go-plugin's Reattach): checks the
+   * config against this host (gRPC, a version it speaks, a live pid), dials
+   * the address and pings it. No process is owned, so nothing watches for an
+   * exit: a plugin that goes away shows as calls failing with Unavailable.
+   */
+  private async attach(config: ReattachConfig): Promise<void> {
+    const where = `${config.Addr.Network} ${config.Addr.String}`;
+    if (config.Protocol !== "grpc") {
+      throw new PluginError(
+        "unsupported-protocol",
+        `cannot reattach to plugin ${this.label}: its config says protocol ` +
+          `"${config.Protocol}", but a go-plugin host speaks only "grpc" (use PluginClient with reattach())`,
+      );
+    }
+    if (!this.hostVersions.includes(config.ProtocolVersion)) {
+      throw new PluginError(
+        "version-mismatch",
+        `protocol version mismatch with plugin ${this.label}: its reattach config says ` +
+          `${formatVersions([config.ProtocolVersion])}, this host speaks ` +
+          `${formatVersions(this.hostVersions)}`,
+      );
+    }
+    if (!isAlive(config.Pid)) {
+      throw new PluginError(
+        "unreachable",
+        `cannot reattach to plugin pid ${config.Pid} at ${where}: no such process`,
+      );
+    }
+    const guard: CallGuard = new CallGuard(this.label, () => transport.isBroken());
+    const transport = createGoPluginTransport(
+      { network: config.Addr.Network, address: config.Addr.String },
+      {
+        interceptors: [...(this.options.interceptors ?? []), this.nameRefusals, guard.interceptor],
+      },
+    );
+    const broker = new GrpcBroker({ socketDir: process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir() });
+    const running: Running = {
+      process: undefined,
+      transport,
+      guard,
+      broker,
+      streams: new AbortController(),
+      version: config.ProtocolVersion,
+    };
+    this.life.running = running;
+    try {
+      await this.pingAtStart(
+        Date.now() + (this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS),
+      );
+      this.openStreams(running);
+      this.life.checkNotClosedWhileStarting();
+    } catch (error) {
+      this.life.running = undefined;
+      await this.detach(running);
+      throw error;
+    }
+  }
+
+  /**
+   * An attached plugin has no exit to report, so a connection it refuses
+   * (its process gone) would read as a bare "connect ECONNREFUSED <path>":
+   * this names the plugin. Errors the plugin sent (with metadata) pass.
+   */
+  private readonly nameRefusals: Interceptor = (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      const ce = ConnectError.from(error);
+      if (ce.code !== Code.Unavailable || [...ce.metadata.keys()].length > 0) throw error;
+      if (ce.rawMessage.includes(this.label)) throw error;
+      throw new ConnectError(
+        `plugin ${this.label} is unreachable (attached, not launched: has it exited?): ${ce.rawMessage}`,
+        Code.Unavailable,
+        undefined,
+        undefined,
+        error,
+      );
+    }
+  };
+
   private async pingAtStart(deadline: number): Promise<void> {
     try {
       // close() aborts this, so that it never waits out the start timeout.
@@ -225,7 +349,7 @@ export class GoPluginClient<
         ce.code === Code.Unimplemented ? "not-a-plugin-server" : "unreachable",
         `could not reach plugin ${this.label} over gRPC (grpc.health.v1 check of "plugin"): ` +
           ce.message,
-        { cause: error, stderrTail: this.life.running?.process.stderrTail ?? "" },
+        { cause: error, stderrTail: this.life.running?.process?.stderrTail ?? "" },
       );
     }
   }
@@ -286,14 +410,22 @@ export class GoPluginClient<
     const running = this.life.running;
     this.life.running = undefined;
     if (running === undefined) return;
-    const { process: proc, transport, guard, broker, streams } = running;
+    const proc = running.process;
+    if (proc === undefined) {
+      // Attached, not launched: the plugin is not ours to stop.
+      await this.detach(running);
+      return;
+    }
     const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
     // One deadline for the Shutdown call and the exit, as go-plugin's Kill.
     const deadline = Date.now() + grace;
     proc.markStopping();
     if (proc.exit === undefined) {
       try {
-        await createClient(GRPCController, transport.transport).shutdown({}, { timeoutMs: grace });
+        await createClient(GRPCController, running.transport.transport).shutdown(
+          {},
+          { timeoutMs: grace },
+        );
       } catch {
         // Unreachable or already gone: the kill below settles it.
       }
@@ -302,9 +434,14 @@ export class GoPluginClient<
       await proc.kill();
     }
     // After the exit, so that what the plugin wrote while stopping arrives.
-    streams.abort();
-    guard.close();
-    transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
-    await broker.close();
+    await this.detach(running);
+  }
+
+  /** Ends this host's side of the connection: streams, calls, transport, broker. */
+  private async detach(running: Running): Promise<void> {
+    running.streams.abort();
+    running.guard.close();
+    running.transport.close(new ConnectError(`plugin ${this.label} was closed`, Code.Unavailable));
+    await running.broker.close();
   }
 }

@@ -9,20 +9,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
-)
 
-type reattachJSON struct {
-	Protocol        string
-	ProtocolVersion int
-	Pid             int
-	Test            bool
-	Addr            struct{ Network, String string }
-}
+	"github.com/connect-plugin/connect-plugin/go/internal/reattachjson"
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -32,34 +25,19 @@ func main() {
 }
 
 func run() error {
-	var r reattachJSON
+	var r reattachjson.Config
 	if err := json.Unmarshal([]byte(os.Getenv("CONNECT_PLUGIN_REATTACH")), &r); err != nil {
 		return fmt.Errorf("CONNECT_PLUGIN_REATTACH: %w", err)
 	}
-	var addr net.Addr
-	switch r.Addr.Network {
-	case "unix":
-		addr = &net.UnixAddr{Net: "unix", Name: r.Addr.String}
-	case "tcp":
-		tcp, err := net.ResolveTCPAddr("tcp", r.Addr.String)
-		if err != nil {
-			return err
-		}
-		addr = tcp
-	default:
-		return fmt.Errorf("unsupported network %q", r.Addr.Network)
+	reattach, err := r.ReattachConfig()
+	if err != nil {
+		return err
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
 		Plugins:          shared.PluginMap,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Reattach: &plugin.ReattachConfig{
-			Protocol:        plugin.Protocol(r.Protocol),
-			ProtocolVersion: r.ProtocolVersion,
-			Addr:            addr,
-			Pid:             r.Pid,
-			Test:            r.Test,
-		},
+		Reattach:         reattach,
 	})
 	defer client.Kill()
 	rpc, err := client.Client()
