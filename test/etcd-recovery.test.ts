@@ -41,11 +41,22 @@ async function startEtcd(port: number, peerPort: number, dataDir: string): Promi
       "--initial-cluster",
       `m=${peer}`,
     ],
-    { stdio: "ignore" },
+    { stdio: ["ignore", "ignore", "pipe"] },
   );
   children.add(child);
   child.once("exit", () => children.delete(child));
-  await waitFor(`etcd on ${url} to be healthy`, () => etcdHealthy(url), 30_000);
+  // etcd logs to stderr; its last lines explain an early exit (a port taken).
+  let tail = "";
+  child.stderr?.on("data", (c: Buffer) => (tail = (tail + c.toString()).slice(-2_000)));
+  await waitFor(
+    `etcd on ${url} to be healthy`,
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`etcd on ${url} exited before it was healthy: ${tail}`);
+      return etcdHealthy(url);
+    },
+    30_000,
+  );
   return child;
 }
 
@@ -147,7 +158,7 @@ test("registerInEtcd: etcd unreachable at start → it throws, and nothing keeps
 });
 
 test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the host was away) → it lists again and follows later changes", async () => {
-  const [p1, p2, peerPort] = [await freePort(), await freePort(), await freePort()];
+  const [p1, peerPort] = [await freePort(), await freePort()];
   const dataDir = join(tempDir("cp-etcd-compact-"), "d");
   const u1 = `http://127.0.0.1:${p1}`;
   const reg = (n: number): string => JSON.stringify({ url: `http://127.0.0.1:${n}` });
@@ -167,6 +178,8 @@ test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the 
     // While the host cannot reach it, etcd moves on and compacts its history
     // past the revision the watch would resume from.
     await kill(etcd);
+    // Picked just before use, so that nothing else has had time to take it.
+    const p2 = await freePort();
     etcd = await startEtcd(p2, peerPort, dataDir);
     const other = new Etcd3({ hosts: [`http://127.0.0.1:${p2}`] });
     await other.put("/p/b").value(reg(2));

@@ -155,6 +155,9 @@ describe("lifecycle metrics scraped by Prometheus", () => {
           balancer: "round-robin",
           health: false,
           circuitBreaker: { failureThreshold: 2, openMs: 60_000 },
+          // Per-instance negotiation would hold the dead instance out before
+          // any call; without it calls reach it, and retry, trip and eject.
+          negotiation: false,
           onEvent: lifecycle.clusterListener("kv"),
         }),
         logger: new MemoryLogger(),

@@ -114,7 +114,9 @@ export class ClusterTransport implements Transport {
       this.options.negotiation !== undefined &&
       (method as DescMethod) === PluginController.method.handshake
     ) {
-      return this.handshake(method, signal, timeoutMs);
+      return this.handshake(method, signal, timeoutMs, (t, s, ms) =>
+        t.unary(method, s, ms, header, input, contextValues),
+      );
     }
     return this.run(method, signal, timeoutMs, true, (transport, attemptSignal, attemptTimeout) =>
       transport.unary(method, attemptSignal, attemptTimeout, header, input, contextValues),
@@ -143,10 +145,27 @@ export class ClusterTransport implements Transport {
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
+    viaFallback: (
+      transport: Transport,
+      signal: AbortSignal,
+      timeoutMs: number | undefined,
+    ) => Promise<UnaryResponse<I, O>>,
   ): Promise<UnaryResponse<I, O>> {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
     await raceDeadline(this.pool.whenAllAsked(), deadline, signal, "every instance's Handshake");
+    if (
+      clusterHandshake(this.pool.admissions()) === undefined &&
+      this.options.fallback !== undefined
+    ) {
+      // No instance can answer, and a fallback is what the pool being down
+      // is for: it handshakes as it takes every other call.
+      return viaFallback(
+        this.options.fallback,
+        signal ?? new AbortController().signal,
+        deadline - Date.now(),
+      );
+    }
     if (clusterHandshake(this.pool.admissions()) === undefined) {
       // Nobody answered yet: give a transient failure (a reset at start)
       // a few more tries before failing the client's start.
@@ -173,6 +192,9 @@ export class ClusterTransport implements Transport {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
+    // With a fallback, a call never waits for instances still negotiating
+    // (an unreachable one stays so): the fallback takes it meanwhile.
+    if (this.options.fallback !== undefined) return;
     // No await when nothing is pending: a call's deadline starts counting
     // at once, and an extra turn of the event loop must not eat into it.
     if (this.pool.settled(method.parent.typeName)) return;
