@@ -154,10 +154,8 @@ export class ClusterTransport implements Transport {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
     await raceDeadline(this.pool.whenAllAsked(), deadline, signal, "every instance's Handshake");
-    if (
-      clusterHandshake(this.pool.admissions()) === undefined &&
-      this.options.fallback !== undefined
-    ) {
+    let message = clusterHandshake(this.pool.admissions());
+    if (message === undefined && this.options.fallback !== undefined) {
       // No instance can answer, and a fallback is what the pool being down
       // is for: it handshakes as it takes every other call.
       return viaFallback(
@@ -166,12 +164,12 @@ export class ClusterTransport implements Transport {
         deadline - Date.now(),
       );
     }
-    if (clusterHandshake(this.pool.admissions()) === undefined) {
+    if (message === undefined) {
       // Nobody answered yet: give a transient failure (a reset at start)
       // a few more tries before failing the client's start.
       await raceDeadline(this.pool.whenAnswered(3), deadline, signal, "an instance's Handshake");
+      message = clusterHandshake(this.pool.admissions());
     }
-    const message = clusterHandshake(this.pool.admissions());
     if (message === undefined) {
       throw new NotSentError(this.pool.noInstanceMessage(method), Code.Unavailable);
     }
