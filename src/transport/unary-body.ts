@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * A unary response body gathered into one buffer, with connect-es' checks
  * (its readAllBytes): a Content-Length above readMaxBytes fails at once, a
  * body that breaks its Content-Length fails, a body without one fails as
- * soon as it passes readMaxBytes. Chunks are joined once, at the end.
+ * soon as it passes readMaxBytes. Chunks are copied once, into one buffer, at the end.
  */
 export class BodyBytes {
   private readonly hint: number | undefined;
@@ -112,8 +112,11 @@ export class EnvelopeBody {
   }
 }
 
+/**
+ * One fresh buffer (never Node's own chunk: parsed bytes fields are views of
+ * it, and must be plain Uint8Arrays that hold no more memory than theirs).
+ */
 function join(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
   const all = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
