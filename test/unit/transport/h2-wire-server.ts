@@ -200,10 +200,11 @@ export interface WireServer {
   readonly url: string;
   /** The headers of every request, in order. */
   readonly requests: http2.IncomingHttpHeaders[];
-  /** The reset code of each closed request stream (undefined: closed cleanly). */
-  readonly resets: (number | undefined)[];
-  /** Resolves once `n` request streams have closed. */
-  closed(n: number): Promise<void>;
+  /**
+   * The reset code of the request stream with header `x-id: id` once it has
+   * closed (undefined: closed cleanly).
+   */
+  resetOf(id: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -216,13 +217,14 @@ export async function startWireServer(): Promise<WireServer> {
     s.once("close", () => sessions.delete(s));
   });
   const requests: http2.IncomingHttpHeaders[] = [];
-  const resets: (number | undefined)[] = [];
+  const resets = new Map<string, number | undefined>();
   const waiters: (() => void)[] = [];
   server.on("stream", (stream, headers) => {
     requests.push(headers);
     stream.on("error", () => {});
     stream.once("close", () => {
-      resets.push(stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? undefined : stream.rstCode);
+      const code = stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? undefined : stream.rstCode;
+      resets.set(String(headers["x-id"]), code);
       for (const w of waiters.splice(0)) w();
     });
     // Read the request body in full before answering, as a server would.
@@ -238,9 +240,9 @@ export async function startWireServer(): Promise<WireServer> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
-    resets,
-    async closed(n) {
-      while (resets.length < n) await new Promise<void>((resolve) => waiters.push(resolve));
+    async resetOf(id) {
+      while (!resets.has(id)) await new Promise<void>((resolve) => waiters.push(resolve));
+      return resets.get(id);
     },
     close: () =>
       new Promise<void>((resolve) => {
