@@ -28,7 +28,15 @@ import {
  * user-agent.
  */
 const FIXED = headerPairs(
-  requestHeaderWithCompression("unary", true, undefined, undefined, defaultCompressions, null, true),
+  requestHeaderWithCompression(
+    "unary",
+    true,
+    undefined,
+    undefined,
+    defaultCompressions,
+    null,
+    true,
+  ),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
 

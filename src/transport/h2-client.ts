@@ -28,7 +28,7 @@ export function createH2Client(session: H2Session): UniversalClientFn {
       try {
         path = session.pathOf(req.url);
       } catch (e) {
-        reject(e as ConnectError);
+        reject(ConnectError.from(e));
         return;
       }
       const signal = req.signal;

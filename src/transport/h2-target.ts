@@ -1,9 +1,5 @@
 import * as http2 from "node:http2";
-import type {
-  DescMessage,
-  DescMethodStreaming,
-  DescMethodUnary,
-} from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -52,9 +48,13 @@ export class H2Target implements CallTarget {
     private readonly streams: Transport,
   ) {}
 
+  private readonly urls = new Map<DescMethodUnary | DescMethodStreaming, string>();
+
   /** The full URL, as connect-es' transports give it to interceptors. */
   path(method: DescMethodUnary | DescMethodStreaming): string {
-    return createMethodUrl(this.baseUrl, method);
+    let url = this.urls.get(method);
+    if (url === undefined) this.urls.set(method, (url = createMethodUrl(this.baseUrl, method)));
+    return url;
   }
 
   unary<I extends DescMessage, O extends DescMessage>(
@@ -71,7 +71,7 @@ export class H2Target implements CallTarget {
         serializeMessage(req.method.input, req.message, this.limits.writeMaxBytes),
       );
     } catch (e) {
-      return Promise.reject(e as Error);
+      return Promise.reject(ConnectError.from(e));
     }
     const headers = this.wire.requestHeaders(path, req.header, call.timeoutMs);
     return new Promise((resolve, reject) => {

@@ -66,7 +66,7 @@ export class EnvelopeBody {
   constructor(private readonly readMaxBytes: number) {}
 
   push(chunk: Uint8Array): void {
-    for (let at = 0; at < chunk.byteLength; ) {
+    for (let at = 0; at < chunk.byteLength;) {
       if (this.want < 0) {
         const n = Math.min(5 - this.headFill, chunk.byteLength - at);
         this.head.set(chunk.subarray(at, at + n), this.headFill);

@@ -80,7 +80,10 @@ export function serializeMessage<I extends DescMessage>(
   try {
     bytes = toBinary(desc, message);
   } catch (e) {
-    throw new ConnectError(`serialize binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+    throw new ConnectError(
+      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
+      Code.Internal,
+    );
   }
   if (bytes.byteLength > writeMaxBytes) {
     throw new ConnectError(
@@ -96,6 +99,9 @@ export function parseMessage<O extends DescMessage>(desc: O, bytes: Uint8Array):
   try {
     return fromBinary(desc, bytes);
   } catch (e) {
-    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+    throw new ConnectError(
+      `parse binary: ${e instanceof Error ? e.message : String(e)}`,
+      Code.Internal,
+    );
   }
 }

@@ -28,13 +28,9 @@ async function observe(
   timeoutMs?: number,
 ): Promise<unknown> {
   try {
-    const res = await transport.unary(
-      Bench.method.echo,
-      undefined,
-      timeoutMs,
-      header,
-      { value: new Uint8Array([1]) },
-    );
+    const res = await transport.unary(Bench.method.echo, undefined, timeoutMs, header, {
+      value: new Uint8Array([1]),
+    });
     return {
       message: [...res.message.value],
       header: pairs(res.header),

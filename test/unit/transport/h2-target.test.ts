@@ -6,7 +6,10 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createH2Transport, type ClientTransport } from "../../../src/transport/client-transport.js";
+import {
+  createH2Transport,
+  type ClientTransport,
+} from "../../../src/transport/client-transport.js";
 import { Bench } from "../../../bench/service.js";
 import { startWireServer, type WireServer } from "./h2-wire-server.js";
 
@@ -113,7 +116,10 @@ describe("Connect unary", () => {
       withTransport("connect", (t) => call(t, "connect-ok", { value: new Uint8Array(10) }), {
         writeMaxBytes: 4,
       }),
-      rejectsWith(Code.ResourceExhausted, "message size 12 is larger than configured writeMaxBytes 4"),
+      rejectsWith(
+        Code.ResourceExhausted,
+        "message size 12 is larger than configured writeMaxBytes 4",
+      ),
     );
     assert.equal(server.requests.length, before);
   });
@@ -176,7 +182,10 @@ describe("gRPC unary", () => {
   test("an envelope over readMaxBytes fails with ResourceExhausted", async () => {
     await assert.rejects(
       withTransport("grpc", (t) => call(t, "grpc-big"), { readMaxBytes: 200 }),
-      rejectsWith(Code.ResourceExhausted, "message size 300 is larger than configured readMaxBytes 200"),
+      rejectsWith(
+        Code.ResourceExhausted,
+        "message size 300 is larger than configured readMaxBytes 200",
+      ),
     );
   });
 
@@ -186,7 +195,10 @@ describe("gRPC unary", () => {
       withTransport("grpc", (t) => call(t, "grpc-ok", { value: new Uint8Array(10) }), {
         writeMaxBytes: 4,
       }),
-      rejectsWith(Code.ResourceExhausted, "message size 12 is larger than configured writeMaxBytes 4"),
+      rejectsWith(
+        Code.ResourceExhausted,
+        "message size 12 is larger than configured writeMaxBytes 4",
+      ),
     );
     assert.equal(server.requests.length, before);
   });

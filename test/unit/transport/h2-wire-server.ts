@@ -13,7 +13,10 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { anyPack, AnySchema, BytesValueSchema } from "@bufbuild/protobuf/wkt";
 
 export const DETAIL = create(BytesValueSchema, { value: new Uint8Array([7, 7]) });
-const reply = toBinary(BytesValueSchema, create(BytesValueSchema, { value: new Uint8Array([1, 2, 3]) }));
+const reply = toBinary(
+  BytesValueSchema,
+  create(BytesValueSchema, { value: new Uint8Array([1, 2, 3]) }),
+);
 
 function envelope(data: Uint8Array, flags = 0): Buffer {
   const out = Buffer.alloc(5 + data.byteLength);
