@@ -109,20 +109,6 @@ describe("Connect unary", () => {
       );
     }
   });
-
-  test("a request over writeMaxBytes fails before anything is sent", async () => {
-    const before = server.requests.length;
-    await assert.rejects(
-      withTransport("connect", (t) => call(t, "connect-ok", { value: new Uint8Array(10) }), {
-        writeMaxBytes: 4,
-      }),
-      rejectsWith(
-        Code.ResourceExhausted,
-        "message size 12 is larger than configured writeMaxBytes 4",
-      ),
-    );
-    assert.equal(server.requests.length, before);
-  });
 });
 
 describe("gRPC unary", () => {
@@ -188,24 +174,24 @@ describe("gRPC unary", () => {
       ),
     );
   });
-
-  test("a request over writeMaxBytes fails before anything is sent", async () => {
-    const before = server.requests.length;
-    await assert.rejects(
-      withTransport("grpc", (t) => call(t, "grpc-ok", { value: new Uint8Array(10) }), {
-        writeMaxBytes: 4,
-      }),
-      rejectsWith(
-        Code.ResourceExhausted,
-        "message size 12 is larger than configured writeMaxBytes 4",
-      ),
-    );
-    assert.equal(server.requests.length, before);
-  });
 });
 
 for (const protocol of ["connect", "grpc"] as const) {
-  describe(`${protocol}: deadline, cancellation, broken session`, () => {
+  describe(`${protocol}: request limit, deadline, cancellation, broken session`, () => {
+    test("a request over writeMaxBytes fails before anything is sent", async () => {
+      const before = server.requests.length;
+      await assert.rejects(
+        withTransport(protocol, (t) => call(t, `${protocol}-ok`, { value: new Uint8Array(10) }), {
+          writeMaxBytes: 4,
+        }),
+        rejectsWith(
+          Code.ResourceExhausted,
+          "message size 12 is larger than configured writeMaxBytes 4",
+        ),
+      );
+      assert.equal(server.requests.length, before);
+    });
+
     test("the deadline fails the call with DeadlineExceeded and resets the stream with CANCEL", async () => {
       const id = `${protocol}-deadline`;
       await withTransport(protocol, async (t) => {
