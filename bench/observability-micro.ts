@@ -9,7 +9,8 @@
  * shuffled rounds: none; this build's interceptors; `--baseline`'s
  * (another build's dist/src); and the "sdk floor" (observability-floor.ts:
  * the same OpenTelemetry calls and nothing else). Prints the median CPU ns per
- * call with [min–max] over rounds. Asserts nothing.
+ * call with [min–max] over rounds; `--only NAME` keeps that chain and
+ * "none", to profile it alone (`node --cpu-prof`). Asserts nothing.
  */
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
@@ -81,6 +82,9 @@ const chains: [string, Call][] = [
 ];
 const baseline = arg("--baseline");
 if (baseline !== undefined) chains.push(["baseline", chain(...(await build(baseline)))]);
+// `--only NAME`: that chain and "none" (to profile one chain alone).
+const only = arg("--only");
+if (only !== undefined) chains.splice(0, chains.length, ...chains.filter(([n]) => n === "none" || n === only));
 
 /** CPU ns per call (CPU, not wall-clock time: the machine may be shared). */
 async function measure(call: Call, n: number): Promise<number> {
