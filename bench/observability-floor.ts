@@ -38,7 +38,10 @@ export function floorInterceptor(
 ): Interceptor {
   const tracer = trace.getTracer("bench-floor");
   const histogram = meterProvider.getMeter("bench-floor").createHistogram(`rpc.${side}.duration`);
-  const options = { kind: side === "client" ? SpanKind.CLIENT : SpanKind.SERVER, attributes: ATTRS };
+  const options = {
+    kind: side === "client" ? SpanKind.CLIENT : SpanKind.SERVER,
+    attributes: ATTRS,
+  };
   return (next) => async (req) => {
     const start = performance.now();
     let parent = context.active();

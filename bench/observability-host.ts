@@ -29,10 +29,10 @@ const index = (await import(`${lib}/index.js`)) as typeof Index;
 const client = new index.PluginClient({
   handshake: benchHandshake,
   plugins: { bench: Bench },
-  source: index.subprocess(
-    process.execPath,
-    [...process.execArgv, fileURLToPath(new URL("./observed-plugin.js", import.meta.url))],
-  ), // the plugin inherits BENCH_OBSERVE and BENCH_LIB
+  source: index.subprocess(process.execPath, [
+    ...process.execArgv,
+    fileURLToPath(new URL("./observed-plugin.js", import.meta.url)),
+  ]), // the plugin inherits BENCH_OBSERVE and BENCH_LIB
   logger: index.silentLogger,
   interceptors: setup.interceptors("client"),
 });

@@ -67,7 +67,7 @@ function request(): UnaryRequest {
     header: new Headers(),
     contextValues: undefined as never,
     message,
-  } as UnaryRequest;
+  };
 }
 
 async function build(dir: string): Promise<[Interceptor[], Interceptor[]]> {
@@ -78,13 +78,17 @@ async function build(dir: string): Promise<[Interceptor[], Interceptor[]]> {
 const chains: [string, Call][] = [
   ["none", chain([], [])],
   ["this build", chain(...(await build(lib)))],
-  ["sdk floor", chain([floorInterceptor("client", meterProvider)], [floorInterceptor("server", meterProvider)])],
+  [
+    "sdk floor",
+    chain([floorInterceptor("client", meterProvider)], [floorInterceptor("server", meterProvider)]),
+  ],
 ];
 const baseline = arg("--baseline");
 if (baseline !== undefined) chains.push(["baseline", chain(...(await build(baseline)))]);
 // `--only NAME`: that chain and "none" (to profile one chain alone).
 const only = arg("--only");
-if (only !== undefined) chains.splice(0, chains.length, ...chains.filter(([n]) => n === "none" || n === only));
+if (only !== undefined)
+  chains.splice(0, chains.length, ...chains.filter(([n]) => n === "none" || n === only));
 
 /** CPU ns per call (CPU, not wall-clock time: the machine may be shared). */
 async function measure(call: Call, n: number): Promise<number> {

@@ -36,7 +36,8 @@ const P = {
   concurrentMs: quick ? 500 : 1_500,
 };
 const modes = (arg("--modes")?.split(",") ?? MODES) as Mode[];
-for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
+for (const m of modes)
+  if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
 if (!modes.includes("off")) modes.unshift("off");
 const baseline = arg("--baseline");
 const hostMain = fileURLToPath(new URL("./observability-host.js", import.meta.url));
@@ -94,7 +95,8 @@ const builds: [string, string][] = [["this", lib]];
 if (baseline !== undefined) builds.push(["baseline", baseline]);
 const contenders: Contender[] = [];
 // Started one by one: starts compete for the same two cores.
-for (const mode of modes) for (const [build, dir] of builds) contenders.push(await start(build, dir, mode));
+for (const mode of modes)
+  for (const [build, dir] of builds) contenders.push(await start(build, dir, mode));
 
 function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
@@ -131,7 +133,10 @@ const find = (build: string, mode: Mode): Contender | undefined =>
 
 console.log(
   `${P.rounds} rounds × (${P.unary} sequential 16-byte calls, ${P.concurrentMs} ms of 64 callers); ` +
-    `load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+    `load average ${(await import("node:os"))
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
 );
 const vsBase = baseline !== undefined;
 console.log(
