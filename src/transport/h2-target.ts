@@ -14,7 +14,7 @@ import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import type { H2Session } from "./h2-session.js";
 import { abortOf } from "./lazy-abort.js";
-import { errorFromNode, errorFromRstCode, hasNodeCode } from "./node-errors.js";
+import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import type { CallTarget } from "./run-call.js";
 import {
@@ -95,7 +95,7 @@ export class H2Target implements CallTarget {
         // The server answered and ended the stream while we were still
         // sending: its answer counts, not our failed write.
         if (stream.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-        outcome.fail(e);
+        outcome.fail(streamError(stream.rstCode, e));
       });
       stream.once("close", () => {
         unsubscribe();

@@ -10,6 +10,7 @@ import {
   createH2Transport,
   type ClientTransport,
 } from "../../../src/transport/client-transport.js";
+import { isRefusedStream } from "../../../src/transport/node-errors.js";
 import { Bench } from "../../../bench/service.js";
 import { startWireServer, type WireServer } from "./h2-wire-server.js";
 
@@ -214,6 +215,19 @@ for (const protocol of ["connect", "grpc"] as const) {
         controller.abort(new Error("user pressed stop"));
         await assert.rejects(pending, rejectsWith(Code.Canceled, "user pressed stop"));
         assert.equal(await server.resetOf(id), http2.constants.NGHTTP2_CANCEL);
+      });
+    });
+
+    test("a refused stream fails with Unavailable as a RefusedStreamError (a cluster may retry it)", async () => {
+      await withTransport(protocol, async (t) => {
+        await assert.rejects(call(t, "break-refused"), (e: unknown) => {
+          rejectsWith(
+            Code.Unavailable,
+            "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+          )(e);
+          assert.equal(isRefusedStream(e), true);
+          return true;
+        });
       });
     });
 

@@ -195,6 +195,10 @@ export const scenarios: Record<string, Respond> = {
   "break-before-response": (_s, session) => {
     setTimeout(() => session.destroy(), 20);
   },
+  /** The server refuses the stream (RST_STREAM REFUSED_STREAM): nothing was processed. */
+  "break-refused": (s) => {
+    s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  },
   /** Never answers (deadline, cancellation). */
   hang: () => {},
 };
