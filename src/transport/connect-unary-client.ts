@@ -17,8 +17,8 @@ import {
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryResult,
-  type UnaryWire,
-} from "./unary-wire.js";
+  type UnaryClientWire,
+} from "./unary-client-wire.js";
 
 /**
  * The headers connect-es' Connect transport sends on a unary call with our
@@ -45,7 +45,7 @@ const TIMEOUT = headerTimeout.toLowerCase();
  * message as the body, the timeout in connect-timeout-ms, trailers as
  * `trailer-` headers, an error as a JSON body with a non-200 status.
  */
-export const connectUnaryWire: UnaryWire = {
+export const connectUnaryWire: UnaryClientWire = {
   requestHeaders(path, header, timeoutMs) {
     const out = mergeRequestHeaders(path, header, FIXED);
     // Nothing is sent compressed; connect-es drops a caller's content-encoding.

@@ -17,8 +17,8 @@ import {
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryResult,
-  type UnaryWire,
-} from "./unary-wire.js";
+  type UnaryClientWire,
+} from "./unary-client-wire.js";
 
 /**
  * The headers connect-es' gRPC transport sends with our options, taken from
@@ -36,7 +36,7 @@ const TIMEOUT = headerTimeout.toLowerCase();
  * the timeout in grpc-timeout, the status in the trailers, or in the
  * headers of a trailers-only answer.
  */
-export const grpcUnaryWire: UnaryWire = {
+export const grpcUnaryWire: UnaryClientWire = {
   requestHeaders(path, header, timeoutMs) {
     const out = mergeRequestHeaders(path, header, FIXED);
     if (timeoutMs !== undefined) out[TIMEOUT] = `${timeoutMs}m`;

@@ -21,15 +21,15 @@ import {
   serializeMessage,
   type UnaryBodyReader,
   type UnaryLimits,
-  type UnaryWire,
-} from "./unary-wire.js";
+  type UnaryClientWire,
+} from "./unary-client-wire.js";
 
 /**
  * Where the CallRunner sends Connect and gRPC calls over one H2Session.
  *
  * Unary calls take a lean path: one stream each, the message serialized
  * and sent in one write, the answer gathered into one buffer and checked
- * with connect-es' own validators (see UnaryWire), with no AbortController,
+ * with connect-es' own validators (see UnaryClientWire), with no AbortController,
  * async-iterable pipeline or per-call closures of connect-es' protocol
  * layer, which profiling showed to be where HTTP/2 calls lost their time.
  *
@@ -43,7 +43,7 @@ export class H2Target implements CallTarget {
   constructor(
     private readonly session: H2Session,
     private readonly baseUrl: string,
-    private readonly wire: UnaryWire,
+    private readonly wire: UnaryClientWire,
     private readonly limits: UnaryLimits,
     private readonly streams: Transport,
   ) {}
