@@ -89,8 +89,12 @@ export function createFramedTransport(
   };
 }
 
-/** The calls over one socket to the plugin, as the CallRunner lets them through. */
-class FramedConnection implements CallTarget {
+/**
+ * The calls over one socket to the plugin, as the CallRunner lets them
+ * through. A dialled socket is opened on the first call; a given stream is
+ * read at once (so that its end is seen even before a call).
+ */
+export class FramedConnection implements CallTarget {
   /** The message queue of a stream settles its call (see stream()). */
   readonly settlesStreams = true;
   private socket: Duplex | undefined;
@@ -104,7 +108,12 @@ class FramedConnection implements CallTarget {
     private readonly target: FramedTarget,
     private readonly tls: FramedClientTls | undefined,
     private readonly peer: string,
-  ) {}
+  ) {
+    if ("stream" in target) {
+      this.connect();
+      target.stream.resume();
+    }
+  }
 
   get broken(): boolean {
     return this.failure !== undefined;

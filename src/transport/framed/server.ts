@@ -6,6 +6,7 @@ import {
   Code,
   ConnectError,
   createContextValues,
+  type ContextValues,
   type Interceptor,
   type ConnectRouter,
 } from "@connectrpc/connect";
@@ -69,6 +70,8 @@ export interface FramedServerOptions {
   readonly peer?: string;
   /** This side, in the error for an unknown method. Default "this plugin". */
   readonly self?: string;
+  /** The context values of each call on a connection (the caller's address). Default: empty. */
+  readonly contextValues?: (socket: Duplex) => ContextValues;
 }
 
 /** Default of FramedServerOptions.maxConcurrentCalls. */
@@ -89,7 +92,7 @@ export class FramedServer {
   private readonly methods: Map<string, MethodEntry>;
 
   private constructor(
-    private readonly listener: net.Server,
+    private readonly listener: net.Server | undefined,
     routes: (router: ConnectRouter) => void,
     private readonly options: FramedServerOptions,
   ) {
@@ -121,7 +124,20 @@ export class FramedServer {
     return server;
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * A framed server without a listener of its own: another listener (the
+   * network-mode port, which also serves HTTP) hands it the connections that
+   * asked for the framed protocol, with accept().
+   */
+  static detached(
+    routes: (router: ConnectRouter) => void,
+    options: FramedServerOptions = {},
+  ): FramedServer {
+    return new FramedServer(undefined, routes, options);
+  }
+
+  /** Serves the framed protocol on a connection accepted elsewhere (see detached()). */
+  accept(socket: net.Socket): void {
     if (this.closing !== undefined) {
       socket.destroy();
       return;
@@ -139,7 +155,8 @@ export class FramedServer {
    */
   close(graceMs = 0): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      this.listener.close(() => resolve());
+      if (this.listener === undefined) resolve();
+      else this.listener.close(() => resolve());
       // Answers still queued for this tick go out before the end.
       for (const connection of this.connections) connection.end();
       const timer = setTimeout(() => {
@@ -345,7 +362,7 @@ class ServerConnection {
       url: path,
       timeoutMs,
       requestHeader: pairsToHeaders(head?.h),
-      contextValues: createContextValues(),
+      contextValues: this.options.contextValues?.(this.socket) ?? createContextValues(),
     });
     const streaming = entry.method.methodKind !== "unary";
     const call: ServerCall = {
