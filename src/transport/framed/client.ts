@@ -35,6 +35,7 @@ import {
   readFrames,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
+  asUint8Array,
 } from "./frames.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -102,13 +103,24 @@ export class FramedConnection implements CallTarget {
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
-  private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+  private readonly reader: FrameReader;
+  private readonly readMaxBytes: number;
+  private readonly writeMaxBytes: number;
 
   constructor(
     private readonly target: FramedTarget,
     private readonly tls: FramedClientTls | undefined,
     private readonly peer: string,
+    limits: { readonly readMaxBytes?: number; readonly writeMaxBytes?: number } = {},
   ) {
+    this.readMaxBytes = Math.min(limits.readMaxBytes ?? MAX, MAX);
+    this.writeMaxBytes = Math.min(limits.writeMaxBytes ?? MAX, MAX);
+    // A response over readMaxBytes is skipped, not buffered, and fails its call.
+    this.reader = new FrameReader(
+      (type, id, payload) => this.onFrame(type, id, payload),
+      Math.max(this.readMaxBytes, 1024 * 1024),
+      (_type, id, length) => this.tooLarge(id, length),
+    );
     if ("stream" in target) {
       this.connect();
       target.stream.resume();
@@ -235,7 +247,9 @@ export class FramedConnection implements CallTarget {
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const bytes = toBinary(req.method.input, req.message);
-    if (bytes.length > DEFAULT_MAX_FRAME_BYTES) return Promise.reject(tooLargeToSend(bytes.length));
+    if (bytes.length > this.writeMaxBytes) {
+      return Promise.reject(tooLargeToSend(bytes.length, this.writeMaxBytes));
+    }
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
         if (this.calls.delete(id)) this.cancel(id);
@@ -365,7 +379,9 @@ export class FramedConnection implements CallTarget {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
         const bytes = toBinary(req.method.input, message);
-        if (bytes.length > DEFAULT_MAX_FRAME_BYTES) throw tooLargeToSend(bytes.length);
+        if (bytes.length > this.writeMaxBytes) {
+          throw tooLargeToSend(bytes.length, this.writeMaxBytes);
+        }
         this.out.frame(FrameType.message, id, bytes);
         if (this.out.needDrain) {
           await new Promise<void>((resolve) => {
@@ -380,6 +396,20 @@ export class FramedConnection implements CallTarget {
     }
   }
 
+  /** Fails call `id`, whose response message of `size` bytes is over readMaxBytes. */
+  private tooLarge(id: number, size: number): void {
+    const call = this.calls.get(id);
+    if (call === undefined) return;
+    this.calls.delete(id);
+    this.cancel(id);
+    call.onEnd(
+      new ConnectError(
+        `message size ${size} is larger than configured readMaxBytes ${this.readMaxBytes}`,
+        Code.ResourceExhausted,
+      ),
+    );
+  }
+
   private onFrame(type: number, id: number, payload: Buffer): void {
     const call = this.calls.get(id);
     if (call === undefined) return;
@@ -389,9 +419,15 @@ export class FramedConnection implements CallTarget {
         call.onHeader?.();
         return;
       case FrameType.message: {
+        if (payload.length > this.readMaxBytes) {
+          this.tooLarge(id, payload.length);
+          return;
+        }
         let message: unknown;
         try {
-          message = fromBinary(call.method.output, payload);
+          // A plain Uint8Array view: bytes fields then come out as
+          // Uint8Array, as over HTTP, not as node Buffers.
+          message = fromBinary(call.method.output, asUint8Array(payload));
         } catch (error) {
           this.calls.delete(id);
           this.cancel(id);
@@ -423,13 +459,17 @@ export class FramedConnection implements CallTarget {
   }
 }
 
+const MAX = DEFAULT_MAX_FRAME_BYTES;
+
 /**
- * A request message no framed peer accepts (the protocol's frame limit),
- * refused before any of it is sent, worded as connect-node's writeMaxBytes error.
+ * A request message over writeMaxBytes (at most the protocol's frame limit),
+ * refused before any of it is sent, worded as connect-node's error.
  */
-function tooLargeToSend(size: number): ConnectError {
+function tooLargeToSend(size: number, limit: number): ConnectError {
   return new ConnectError(
-    `message size ${size} is larger than the framed transport's frame limit ${DEFAULT_MAX_FRAME_BYTES}`,
+    limit === MAX
+      ? `message size ${size} is larger than the framed transport's frame limit ${MAX}`
+      : `message size ${size} is larger than configured writeMaxBytes ${limit}`,
     Code.ResourceExhausted,
   );
 }

@@ -119,7 +119,6 @@ async function dialFramed(
         })
       : net.connect({ host, port });
     socket.setNoDelay(true);
-    let connected = false;
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
@@ -135,7 +134,6 @@ async function dialFramed(
     };
     if (secure) {
       socket.once("secureConnect", () => {
-        connected = true;
         const alpn = (socket as tls.TLSSocket).alpnProtocol;
         if (alpn === FRAMED_ALPN) finish({ socket });
         else
@@ -143,21 +141,32 @@ async function dialFramed(
       });
     } else {
       socket.once("connect", () => {
-        connected = true;
         socket.write(FRAMED_PREFACE);
       });
       socket.on("data", onData);
     }
-    // Failing to connect says nothing about the protocol (and proves no call
-    // was sent); a server that hangs up on the preface does not speak it.
-    socket.once("error", (error) =>
-      finish(connected ? { refused: `the connection failed: ${error.message}` } : error),
-    );
+    // Only an answer decides: other bytes, a TLS server's ALPN choice, or a
+    // clean close (a server that hangs up on the preface). A failure to
+    // connect, a reset or silence says nothing about the protocol (a fault on
+    // the way, a server too busy): the dial fails, and the next one asks again.
+    let ended = false;
+    socket.once("end", () => (ended = true));
+    socket.once("error", (error) => finish(error));
     socket.once("close", () =>
-      finish({ refused: "it closed the connection without answering the framed preface" }),
+      finish(
+        ended
+          ? { refused: "it closed the connection without answering the framed preface" }
+          : new Error("the connection closed before the framed preface was answered"),
+      ),
     );
     const timer = setTimeout(
-      () => finish({ refused: `it did not answer the framed preface within ${timeoutMs} ms` }),
+      () =>
+        finish(
+          new Error(
+            `no answer to the framed preface within ${timeoutMs} ms ` +
+              `(a server that is not connect-plugin's may need transport "http")`,
+          ),
+        ),
       timeoutMs,
     );
     timer.unref();
@@ -239,6 +248,7 @@ class NegotiatingTransport implements CallTarget {
           { stream: result.socket },
           undefined,
           `the plugin at ${this.url.origin}`,
+          this.options,
         );
         this.current = connection;
         this.lost = false;
@@ -348,7 +358,7 @@ class NegotiatingTransport implements CallTarget {
         },
         (error: unknown) => {
           unsubscribe();
-          reject(dialError(error, this.url));
+          reject(dialError(error));
         },
       );
     });
@@ -358,15 +368,16 @@ class NegotiatingTransport implements CallTarget {
 /** The negotiating target behind each runner createNetworkTransport() made. */
 const owners = new WeakMap<Transport, NegotiatingTransport>();
 
-/** A failed dial as the calls waiting for it see it: Unavailable, the socket error as its cause. */
-function dialError(error: unknown, url: URL): ConnectError {
+/**
+ * A failed dial as the calls waiting for it see it: Unavailable, the socket
+ * error as its cause, and `notSent`: no call is written before the framed
+ * preface is answered, so none of them reached the plugin (a cluster may
+ * retry even a non-idempotent one elsewhere).
+ */
+function dialError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   const e = error as Error;
-  return new ConnectError(
-    `cannot connect to ${url.origin}: ${e.message}`,
-    Code.Unavailable,
-    undefined,
-    undefined,
-    e,
-  );
+  return Object.assign(new ConnectError(e.message, Code.Unavailable, undefined, undefined, e), {
+    notSent: true,
+  });
 }

@@ -29,6 +29,7 @@ import {
   FrameType,
   FrameWriter,
   MessageQueue,
+  asUint8Array,
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
@@ -143,6 +144,9 @@ export class FramedServer {
       return;
     }
     socket.setNoDelay(true);
+    // A framed client never half-closes: end of input means it is gone, and
+    // its calls end with it (the network-mode port's sockets allow half-open).
+    socket.once("end", () => socket.destroy());
     const connection = new ServerConnection(socket, this.methods, this.options);
     this.connections.add(connection);
     socket.once("close", () => this.connections.delete(connection));
@@ -157,8 +161,9 @@ export class FramedServer {
     this.closing ??= new Promise<void>((resolve) => {
       if (this.listener === undefined) resolve();
       else this.listener.close(() => resolve());
-      // Answers still queued for this tick go out before the end.
-      for (const connection of this.connections) connection.end();
+      // Calls still open finish first (their answers, or the errors of a
+      // shutdown's abort), within graceMs.
+      for (const connection of this.connections) connection.endWhenIdle();
       const timer = setTimeout(() => {
         for (const connection of this.connections) connection.destroy();
       }, graceMs);
@@ -235,10 +240,29 @@ class ServerConnection {
     });
   }
 
+  /** Set by endWhenIdle(): the connection ends once its last call has answered. */
+  private ending = false;
+
   /** Sends what is queued, then ends the connection. */
   end(): void {
     this.out.flush();
     this.socket.end();
+  }
+
+  /**
+   * Ends the connection once the calls open on it have sent their last
+   * frame (a shutdown's "plugin shut down" errors included), like an
+   * HTTP/2 GOAWAY that lets open streams finish.
+   */
+  endWhenIdle(): void {
+    this.ending = true;
+    if (this.calls.size === 0) this.end();
+  }
+
+  /** Call `id` is over on this side. */
+  private settled(id: number): void {
+    this.calls.delete(id);
+    if (this.ending && this.calls.size === 0) process.nextTick(() => this.end());
   }
 
   destroy(): void {
@@ -269,7 +293,7 @@ class ServerConnection {
         }
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input, payload);
+          message = fromBinary(call.entry.method.input, asUint8Array(payload));
         } catch (error) {
           this.fail(
             id,
@@ -304,7 +328,7 @@ class ServerConnection {
       case FrameType.cancel: {
         const call = this.calls.get(id);
         if (call === undefined) return;
-        this.calls.delete(id);
+        this.settled(id);
         const reason = new ConnectError(
           `${this.options.peer ?? "the host"} cancelled the call`,
           Code.Canceled,
@@ -388,7 +412,7 @@ class ServerConnection {
           this.fail(id, call, error);
           return;
         }
-        this.calls.delete(id);
+        this.settled(id);
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
@@ -434,7 +458,7 @@ class ServerConnection {
       return;
     }
     if (this.calls.get(id) !== call) return;
-    this.calls.delete(id);
+    this.settled(id);
     if (!sentHeader) {
       const header = headersToPairs(ctx.responseHeader);
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
@@ -447,7 +471,7 @@ class ServerConnection {
   /** Ends a call with an error: header (unless sent), then a trailer that carries it. */
   private fail(id: number, call: ServerCall, error: unknown, sentHeader = false): void {
     if (this.calls.get(id) !== call) return;
-    this.calls.delete(id);
+    this.settled(id);
     const { wire, metadata } = errorToWire(error, call.ctx[CALL_ABORT]);
     const trailer = new Headers(call.ctx.responseTrailer);
     metadata.forEach((value, name) => trailer.append(name, value));
