@@ -119,6 +119,9 @@ async function dialFramed(
         })
       : net.connect({ host, port });
     socket.setNoDelay(true);
+    // The framed protocol has no PING (HTTP/2 sessions send one every 15 s
+    // while calls are in flight): TCP keepalive finds a peer that vanished.
+    socket.setKeepAlive(true, 15_000);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);

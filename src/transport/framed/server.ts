@@ -88,6 +88,8 @@ const MAX_OPEN_FRAME_BYTES = 1024 * 1024;
  */
 export class FramedServer {
   private readonly connections = new Set<ServerConnection>();
+  /** Detached: resolves close() once the last connection has closed. */
+  private whenEmpty: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   bound: BoundAddress = { network: "unix", address: "" };
   private readonly methods: Map<string, MethodEntry>;
@@ -149,7 +151,10 @@ export class FramedServer {
     socket.once("end", () => socket.destroy());
     const connection = new ServerConnection(socket, this.methods, this.options);
     this.connections.add(connection);
-    socket.once("close", () => this.connections.delete(connection));
+    socket.once("close", () => {
+      this.connections.delete(connection);
+      if (this.connections.size === 0) this.whenEmpty?.();
+    });
   }
 
   /**
@@ -159,8 +164,9 @@ export class FramedServer {
    */
   close(graceMs = 0): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      if (this.listener === undefined) resolve();
-      else this.listener.close(() => resolve());
+      if (this.listener !== undefined) this.listener.close(() => resolve());
+      else if (this.connections.size === 0) resolve();
+      else this.whenEmpty = resolve;
       // Calls still open finish first (their answers, or the errors of a
       // shutdown's abort), within graceMs.
       for (const connection of this.connections) connection.endWhenIdle();
