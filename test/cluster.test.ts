@@ -8,6 +8,8 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ClusterTransport } from "../src/cluster.js";
 import {
@@ -231,6 +233,42 @@ test("a non-idempotent write refused before any byte was sent (ECONNREFUSED) is 
     assert.deepEqual(pool[0]!.writes(), ids);
   } finally {
     await client.close();
+  }
+});
+
+test("a non-idempotent write whose HTTP/2 stream the server refused (REFUSED_STREAM) is retried elsewhere, once", async () => {
+  const pool = await ledgers(1, "rs");
+  // A real HTTP/2 server that refuses every stream: RFC 9113 §8.7 says it
+  // processed none of them, so the write may go to another instance.
+  let refused = 0;
+  const refuser = http2.createServer();
+  refuser.on("stream", (stream) => {
+    refused++;
+    // Node reports the reset it sent as an error on its own stream.
+    stream.on("error", () => {});
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  });
+  await new Promise<void>((resolve) => refuser.listen(0, "127.0.0.1", resolve));
+  const { port } = refuser.address() as AddressInfo;
+  const client = kvClient(
+    cluster({
+      discovery: staticEndpoints([`http://127.0.0.1:${port}`, pool[0]!.url]),
+      balancer: "round-robin",
+      health: false,
+      circuitBreaker: false,
+      negotiation: false,
+    }),
+  );
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) await kv.put({ key: id, value: new Uint8Array([1]) });
+    assert.deepEqual(pool[0]!.writes(), ids);
+    assert.ok(refused >= 2, `round-robin sent ${refused} streams to the refusing server`);
+  } finally {
+    await client.close();
+    refuser.close();
   }
 });
 

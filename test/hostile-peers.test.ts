@@ -539,5 +539,9 @@ describe("a plugin that writes stderr without end", () => {
     } finally {
       await client.close();
     }
+    // Stopped while over budget: the lines it lost are still counted.
+    await waitFor("the dropped-lines count after exit", () =>
+      warnings.some((w) => /^dropped [1-9]\d* lines of the plugin's output$/.test(w)),
+    );
   });
 });

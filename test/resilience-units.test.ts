@@ -6,9 +6,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CircuitBreaker, RetryBudget, RetryPolicy, neverSent } from "../src/cluster.js";
 import { NotSentError } from "../src/resilience/retry.js";
+import { errorFromRstCode } from "../src/transport/node-errors.js";
 import { KV } from "../examples/kv/shared.js";
 
 test("idempotency comes from the .proto's idempotency_level or an explicit list", () => {
@@ -68,7 +70,15 @@ test("only transport-level facts observed on the host count as never sent; serve
   assert.equal(neverSent(wrap(connectUnreachable)), true);
   assert.equal(neverSent(new NotSentError("no instance", Code.Unavailable)), true);
   assert.equal(neverSent(wrap(nodeRefusedStream)), true);
-  // connect-node's own mapping of the session's rstCode (no metadata, no cause).
+  // The HTTP/2 client's error for a RST_STREAM(REFUSED_STREAM) the session received.
+  const refusedStream = errorFromRstCode(http2.constants.NGHTTP2_REFUSED_STREAM);
+  assert.equal(
+    refusedStream?.rawMessage,
+    "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+  );
+  assert.equal(neverSent(refusedStream), true);
+  assert.equal(neverSent(wrap(refusedStream as Error)), true);
+  // The same text in a ConnectError the client did not make from a reset code is not evidence.
   assert.equal(
     neverSent(
       new ConnectError(
@@ -76,8 +86,10 @@ test("only transport-level facts observed on the host count as never sent; serve
         Code.Unavailable,
       ),
     ),
-    true,
+    false,
   );
+  // Another reset code may have reached the plugin.
+  assert.equal(neverSent(errorFromRstCode(http2.constants.NGHTTP2_CANCEL)), false);
   // An established connection that later fails may have delivered the request.
   assert.equal(neverSent(wrap(readUnreachable)), false);
   assert.equal(neverSent(wrap(reset)), false);

@@ -247,7 +247,10 @@ function readStderr(child: ChildProcess, options: LaunchOptions): TailBuffer {
     );
   });
   child.stderr?.on("data", (chunk: Buffer) => lines.push(chunk));
-  child.stderr?.on("end", () => lines.end());
+  child.stderr?.on("end", () => {
+    lines.end();
+    budget.flush();
+  });
   return tail;
 }
 
@@ -372,7 +375,10 @@ function awaitHandshake(
       resolve(parsed);
     });
     child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stdout?.on("end", () => stdout.end());
+    child.stdout?.on("end", () => {
+      stdout.end();
+      budget.flush();
+    });
   });
 }
 

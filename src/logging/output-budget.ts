@@ -48,4 +48,16 @@ export class OutputBudget {
     if (this.dropped++ === 0) this.onChange(true, 0);
     return false;
   }
+
+  /**
+   * Reports the lines dropped since the last report, if any: called when the
+   * stream ends, so that a plugin that exits while over budget still has its
+   * loss counted in the log.
+   */
+  flush(): void {
+    if (this.dropped === 0) return;
+    const dropped = this.dropped;
+    this.dropped = 0;
+    this.onChange(false, dropped);
+  }
 }

@@ -106,6 +106,11 @@ function causedByBrokenSocket(ce: ConnectError): boolean {
   return false;
 }
 
+/**
+ * Waits for `promise`, or fails with DeadlineExceeded at `deadline` (naming
+ * what it waited for), or with the caller's cancellation. Leaves no timer
+ * and no listener behind.
+ */
 export async function raceDeadline(
   promise: Promise<void>,
   deadline: number,
@@ -113,10 +118,15 @@ export async function raceDeadline(
   waitingFor = "discovery",
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   try {
     await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
+        if (signal?.aborted === true) {
+          reject(ConnectError.from(signal.reason));
+          return;
+        }
         timer = setTimeout(
           () =>
             reject(
@@ -127,13 +137,15 @@ export async function raceDeadline(
             ),
           Math.max(0, deadline - Date.now()),
         );
-        signal?.addEventListener("abort", () => reject(ConnectError.from(signal.reason)), {
-          once: true,
-        });
+        onAbort = () => reject(ConnectError.from(signal?.reason));
+        signal?.addEventListener("abort", onAbort, { once: true });
       }),
     ]);
   } finally {
     clearTimeout(timer);
+    // A caller's signal outlives the wait (it is the whole call's): leave
+    // no listener on it.
+    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
   }
 }
 

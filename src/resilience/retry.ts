@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { isRefusedStream } from "../transport/node-errors.js";
 
 /**
  * How calls are retried. Only idempotent methods are retried after they may
@@ -119,9 +120,6 @@ const NOT_CONNECTED: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ["EAI_AGAIN", new Set(["getaddrinfo", "queryA", "queryAaaa"])],
 ]);
 
-/** The exact error connect-node raises when the HTTP/2 session saw RST_STREAM(REFUSED_STREAM). */
-const REFUSED_STREAM_RESET = "http/2 stream closed with error code REFUSED_STREAM (0x7)";
-
 /**
  * Marks an error raised before the call was handed to any connection (no
  * endpoint, open circuit). Such a call provably never reached a plugin.
@@ -169,14 +167,8 @@ export function neverSent(error: unknown): boolean {
       )
         return true;
     }
-    // connect-node's mapping of the session's rstCode: no metadata, no cause.
-    if (
-      isConnectError(e) &&
-      e.code === Code.Unavailable &&
-      e.rawMessage === REFUSED_STREAM_RESET &&
-      e.cause === undefined
-    )
-      return true;
+    // The HTTP/2 client's error for the session's RST_STREAM code.
+    if (isRefusedStream(e)) return true;
   }
   return false;
 }

@@ -81,7 +81,15 @@ export function createH2Client(session: H2Session): UniversalClientFn {
         // The server answered and ended the stream while we were still
         // sending: its answer counts, not our failed write.
         if (stream.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-        fail(e);
+        // A refused stream arrives as Node's ERR_HTTP2_STREAM_ERROR; it is
+        // Unavailable and provably unsent (RefusedStreamError), so a cluster
+        // may retry even a write. Other resets keep Node's error, whose cause
+        // tells a broken connection apart.
+        fail(
+          stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM
+            ? errorFromRstCode(stream.rstCode)
+            : e,
+        );
       });
       stream.once("close", () => {
         signal?.removeEventListener("abort", onAbort);

@@ -69,13 +69,32 @@ const RST_NAMES: Readonly<Record<number, [string, Code]>> = {
 /**
  * The error an HTTP/2 RST_STREAM code means, following gRPC's mapping
  * (PROTOCOL-HTTP2.md); undefined for NO_ERROR and STREAM_CLOSED. The message
- * is connect-es', which resilience/retry.ts recognises for REFUSED_STREAM.
+ * is connect-es'; REFUSED_STREAM comes as a RefusedStreamError.
  */
 export function errorFromRstCode(rstCode: number | undefined): ConnectError | undefined {
   const entry = rstCode === undefined ? undefined : RST_NAMES[rstCode];
   if (entry === undefined || rstCode === undefined) return undefined;
-  return new ConnectError(
-    `http/2 stream closed with error code ${entry[0]} (0x${rstCode.toString(16)})`,
-    entry[1],
+  const message = `http/2 stream closed with error code ${entry[0]} (0x${rstCode.toString(16)})`;
+  return rstCode === constants.NGHTTP2_REFUSED_STREAM
+    ? new RefusedStreamError(message, entry[1])
+    : new ConnectError(message, entry[1]);
+}
+
+/**
+ * The server refused the stream (RST_STREAM REFUSED_STREAM): RFC 9113 §8.7
+ * guarantees it processed nothing, so a retry cannot execute a call twice.
+ * Made only here, from the code the session received, never from wire data.
+ */
+export class RefusedStreamError extends ConnectError {
+  readonly refusedStream = true;
+}
+
+/**
+ * True for a RefusedStreamError. Not instanceof: ConnectError's
+ * Symbol.hasInstance accepts any ConnectError, for subclasses too.
+ */
+export function isRefusedStream(e: unknown): boolean {
+  return (
+    typeof e === "object" && e !== null && (e as { refusedStream?: unknown }).refusedStream === true
   );
 }
