@@ -104,6 +104,7 @@ export class FramedConnection implements CallTarget {
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
   private readonly reader: FrameReader;
+  private readonly unrefWhenIdle: boolean;
   private readonly readMaxBytes: number;
   private readonly writeMaxBytes: number;
 
@@ -111,8 +112,14 @@ export class FramedConnection implements CallTarget {
     private readonly target: FramedTarget,
     private readonly tls: FramedClientTls | undefined,
     private readonly peer: string,
-    limits: { readonly readMaxBytes?: number; readonly writeMaxBytes?: number } = {},
+    limits: {
+      readonly readMaxBytes?: number;
+      readonly writeMaxBytes?: number;
+      /** Let the process exit while no call is in flight (network connections, as H2Session's). */
+      readonly unrefWhenIdle?: boolean;
+    } = {},
   ) {
+    this.unrefWhenIdle = limits.unrefWhenIdle === true;
     this.readMaxBytes = Math.min(limits.readMaxBytes ?? MAX, MAX);
     this.writeMaxBytes = Math.min(limits.writeMaxBytes ?? MAX, MAX);
     // A response over readMaxBytes is skipped, not buffered, and fails its call.
@@ -124,6 +131,7 @@ export class FramedConnection implements CallTarget {
     if ("stream" in target) {
       this.connect();
       target.stream.resume();
+      if (this.unrefWhenIdle) this.refSocket(false);
     }
   }
 
@@ -252,7 +260,7 @@ export class FramedConnection implements CallTarget {
     }
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
         reject(ConnectError.from(reason, Code.Canceled));
       };
       // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
@@ -289,7 +297,7 @@ export class FramedConnection implements CallTarget {
           });
         },
       };
-      this.calls.set(id, call);
+      this.remember(id, call);
       unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, state.timeoutMs);
       this.out.frame(FrameType.message, id, bytes);
@@ -316,7 +324,7 @@ export class FramedConnection implements CallTarget {
     return new Promise((resolve, reject) => {
       let settled = false;
       const cancel = (reason: ConnectError): void => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
         messages.fail(reason);
         if (!settled) {
           settled = true;
@@ -327,7 +335,7 @@ export class FramedConnection implements CallTarget {
       // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
       let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
       };
       const call: PendingCall = {
         method: req.method,
@@ -361,7 +369,7 @@ export class FramedConnection implements CallTarget {
           call.onHeader?.();
         },
       };
-      this.calls.set(id, call);
+      this.remember(id, call);
       unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, state.timeoutMs);
       void this.pump(id, req, cancel);
@@ -396,11 +404,29 @@ export class FramedConnection implements CallTarget {
     }
   }
 
+  private remember(id: number, call: PendingCall): void {
+    this.calls.set(id, call);
+    if (this.unrefWhenIdle && this.calls.size === 1) this.refSocket(true);
+  }
+
+  /** Removes call `id`; true if it was open. */
+  private forget(id: number): boolean {
+    const had = this.calls.delete(id);
+    if (had && this.unrefWhenIdle && this.calls.size === 0) this.refSocket(false);
+    return had;
+  }
+
+  private refSocket(ref: boolean): void {
+    const socket = this.socket as Partial<Pick<net.Socket, "ref" | "unref">> | undefined;
+    if (ref) socket?.ref?.();
+    else socket?.unref?.();
+  }
+
   /** Fails call `id`, whose response message of `size` bytes is over readMaxBytes. */
   private tooLarge(id: number, size: number): void {
     const call = this.calls.get(id);
     if (call === undefined) return;
-    this.calls.delete(id);
+    this.forget(id);
     this.cancel(id);
     call.onEnd(
       new ConnectError(
@@ -429,7 +455,7 @@ export class FramedConnection implements CallTarget {
           // Uint8Array, as over HTTP, not as node Buffers.
           message = fromBinary(call.method.output, asUint8Array(payload));
         } catch (error) {
-          this.calls.delete(id);
+          this.forget(id);
           this.cancel(id);
           call.onEnd(
             new ConnectError(`failed to parse the response: ${String(error)}`, Code.Internal),
@@ -441,7 +467,7 @@ export class FramedConnection implements CallTarget {
         return;
       }
       case FrameType.trailer: {
-        this.calls.delete(id);
+        this.forget(id);
         const end = parseJson(payload) as { t?: unknown; e?: unknown } | undefined;
         if (end?.t !== undefined) {
           pairsToHeaders(end.t).forEach((value, name) => call.trailer.append(name, value));

@@ -251,7 +251,7 @@ class NegotiatingTransport implements CallTarget {
           { stream: result.socket },
           undefined,
           `the plugin at ${this.url.origin}`,
-          this.options,
+          { ...this.options, unrefWhenIdle: true },
         );
         this.current = connection;
         this.lost = false;
