@@ -1,130 +1,167 @@
 /**
- * `npm run bench:observability`: what tracing and metrics cost per call, on
- * the default transport (framed, unix socket, AutoMTLS), in one run with the
- * modes interleaved round by round:
+ * `npm run bench:observability`: what tracing and metrics cost per call on
+ * the default transport (framed, unix socket, AutoMTLS), with the same
+ * OpenTelemetry set-up in host and plugin, as a user runs it (see
+ * observability-sdk.ts for the modes): off, interceptors with no SDK,
+ * unsampled tracing, metrics, unsampled tracing + metrics, sampled + metrics.
  *
- * - off: no observability interceptors;
- * - api, no SDK: clientObservability()/serverObservability() with no
- *   OpenTelemetry SDK registered (OpenTelemetry's no-ops);
- * - unsampled tracing only: SDK tracer that samples nothing (trace context
- *   still propagates), both sides;
- * - metrics only: call-duration histograms into a Prometheus reader;
- * - unsampled + metrics: both of those;
- * - sampled + metrics: every call recorded on both sides and exported in
- *   batches over OTLP to the test collector (go/otelcol-test).
+ * Each mode runs in a host process of its own (observability-host.ts), so
+ * that global registrations cannot leak between modes. Every round runs the
+ * unary calls of all contenders in a fresh random order, then their
+ * 64-caller throughput in another; the table shows the median over rounds
+ * of each round's p50 and calls/s with the [min–max] spread, and each mode
+ * against "off" of the same build.
  *
- * Prints the unary p50 and the 64-caller throughput (medians over rounds),
- * and each mode's ratio to "off". Asserts nothing.
+ * `--baseline DIR` adds every mode again from another build's dist/src
+ * (e.g. main's, built into /tmp), in the same shuffled rounds, with a
+ * column against that build's own "off" and one "vs baseline" per mode.
+ * `--modes a,b` picks modes; `--rounds N`; `--quick` for a short run.
+ * Asserts nothing.
  */
-import { propagation } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  NodeTracerProvider,
-} from "@opentelemetry/sdk-trace-node";
-import type { Interceptor } from "@connectrpc/connect";
-import { PluginClient, silentLogger, subprocess } from "../src/index.js";
-import { clientObservability, prometheusMetrics } from "../src/observability.js";
-import { connectOps, fromOps, type Contender } from "./contenders.js";
-import { Bench, benchHandshake } from "./service.js";
-import { median, percentile, round } from "./stats.js";
-import { startCollector } from "../test/otel-helpers.js";
+import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { startCollector } from "../test/otel-helpers.js";
+import type { Answer, Command } from "./observability-host.js";
+import { lib, MODES, type Mode } from "./observability-sdk.js";
+import { median, percentile, round } from "./stats.js";
 
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? undefined : process.argv[i + 1];
+};
 const quick = process.argv.includes("--quick");
-const P = quick
-  ? { rounds: 3, unary: 1_000, concurrentMs: 500 }
-  : { rounds: 9, unary: 3_000, concurrentMs: 1_500 };
-const CALLERS = 64;
-const pluginMain = fileURLToPath(new URL("./observed-plugin.js", import.meta.url));
+const P = {
+  rounds: Number(arg("--rounds") ?? (quick ? 3 : 7)),
+  unary: quick ? 1_000 : 2_000,
+  concurrentMs: quick ? 500 : 1_500,
+};
+const modes = (arg("--modes")?.split(",") ?? MODES) as Mode[];
+for (const m of modes)
+  if (!MODES.includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(", ")}`);
+if (!modes.includes("off")) modes.unshift("off");
+const baseline = arg("--baseline");
+const hostMain = fileURLToPath(new URL("./observability-host.js", import.meta.url));
 
-const collector = await startCollector();
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-const metrics = await prometheusMetrics();
-const unsampled = new NodeTracerProvider({ sampler: new AlwaysOffSampler() });
-const sampled = new NodeTracerProvider({
-  sampler: new AlwaysOnSampler(),
-  spanProcessors: [
-    new BatchSpanProcessor(new OTLPTraceExporter({ url: `${collector.endpoint}/v1/traces` })),
-  ],
-});
+interface Contender {
+  readonly build: string;
+  readonly mode: Mode;
+  readonly name: string;
+  readonly p50: number[];
+  readonly p99: number[];
+  readonly rate: number[];
+  /** CPU µs per call, host and plugin together, in the throughput runs. */
+  readonly cpu: number[];
+  ask(command: Command): Promise<Answer>;
+}
 
-async function contender(
-  name: string,
-  pluginMode: string,
-  interceptors: Interceptor[],
-): Promise<Contender> {
-  const client = new PluginClient({
-    handshake: benchHandshake,
-    plugins: { bench: Bench },
-    source: subprocess(process.execPath, [pluginMain], {
-      env: { BENCH_OBSERVE: pluginMode, OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint },
-    }),
-    logger: silentLogger,
-    interceptors,
+const collector = modes.includes("sampled+metrics") ? await startCollector() : undefined;
+
+function start(build: string, dir: string, mode: Mode): Promise<Contender> {
+  const child: ChildProcess = fork(hostMain, [], {
+    env: {
+      ...process.env,
+      BENCH_LIB: dir,
+      BENCH_OBSERVE: mode,
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector?.endpoint ?? "",
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  await client.start();
-  await client.dispense("bench").echo({ value: new Uint8Array(1) });
-  return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
+  let waiting: ((a: Answer) => void) | undefined;
+  child.on("message", (a: Answer) => waiting?.(a));
+  const failed = new Promise<never>((_, reject) =>
+    child.on("exit", (code) => reject(new Error(`${build} ${mode}: host exited with ${code}`))),
+  );
+  failed.catch(() => undefined);
+  const next = (): Promise<Answer> =>
+    Promise.race([new Promise<Answer>((resolve) => (waiting = resolve)), failed]);
+  const contender: Contender = {
+    build,
+    mode,
+    name: baseline === undefined ? mode : `${mode} (${build})`,
+    p50: [],
+    p99: [],
+    rate: [],
+    cpu: [],
+    ask(command) {
+      const answer = next();
+      child.send(command);
+      return answer;
+    },
+  };
+  return next().then(() => contender);
 }
 
-const contenders = [
-  await contender("off", "off", []),
-  await contender("api, no SDK", "noop", [clientObservability()]),
-  await contender("unsampled tracing only", "tracing", [
-    clientObservability({ tracerProvider: unsampled }),
-  ]),
-  await contender("metrics only", "metrics", [
-    clientObservability({ meterProvider: metrics.meterProvider }),
-  ]),
-  await contender("unsampled + metrics", "sdk", [
-    clientObservability({ tracerProvider: unsampled, meterProvider: metrics.meterProvider }),
-  ]),
-  await contender("sampled + metrics", "sdk", [
-    clientObservability({ tracerProvider: sampled, meterProvider: metrics.meterProvider }),
-  ]),
-];
+const builds: [string, string][] = [["this", lib]];
+if (baseline !== undefined) builds.push(["baseline", baseline]);
+const contenders: Contender[] = [];
+// Started one by one: starts compete for the same two cores.
+for (const mode of modes)
+  for (const [build, dir] of builds) contenders.push(await start(build, dir, mode));
 
-const latency = new Map<string, number[]>();
-const rate = new Map<string, number[]>();
-for (const c of contenders) {
-  await c.unary(300, 16); // warm-up
-  await c.concurrent(200, CALLERS);
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
 }
-for (let round = 0; round < P.rounds; round++) {
-  process.stderr.write(`round ${round + 1} of ${P.rounds}\n`);
-  // Rotate the order, so that no mode always runs first or last.
-  const order = contenders.map((_, i) => contenders[(i + round) % contenders.length] as Contender);
-  for (const c of order) {
-    latency.set(c.name, [...(latency.get(c.name) ?? []), ...(await c.unary(P.unary, 16))]);
-    rate.set(c.name, [...(rate.get(c.name) ?? []), await c.concurrent(P.concurrentMs, CALLERS)]);
+
+for (let r = 0; r < P.rounds; r++) {
+  process.stderr.write(`round ${r + 1} of ${P.rounds}\n`);
+  for (const c of shuffled(contenders)) {
+    const a = await c.ask({ unary: P.unary });
+    if (!("samples" in a)) throw new Error(`${c.name}: unexpected answer`);
+    c.p50.push(percentile(a.samples, 50));
+    c.p99.push(percentile(a.samples, 99));
+  }
+  for (const c of shuffled(contenders)) {
+    const a = await c.ask({ concurrent: P.concurrentMs });
+    if (!("rate" in a)) throw new Error(`${c.name}: unexpected answer`);
+    c.rate.push(a.rate);
+    c.cpu.push(a.cpu);
   }
 }
-for (const c of contenders) await c.close();
-await sampled.shutdown();
-await metrics.shutdown();
-await collector.stop();
+for (const c of contenders) await c.ask({ close: true });
+await collector?.stop();
 
-const base = contenders[0] as Contender;
-const p50Off = percentile(latency.get(base.name) ?? [], 50);
-const rateOff = median(rate.get(base.name) ?? []);
+const spread = (xs: number[]): string =>
+  `${round(median(xs))} [${round(Math.min(...xs))}–${round(Math.max(...xs))}]`;
+const pct = (x: number): string => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+const find = (build: string, mode: Mode): Contender | undefined =>
+  contenders.find((c) => c.build === build && c.mode === mode);
+
 console.log(
-  `| mode (framed, unix socket, AutoMTLS) | unary p50 µs | p99 µs | vs off | ${CALLERS} callers calls/s | vs off |`,
+  `${P.rounds} rounds × (${P.unary} sequential 16-byte calls, ${P.concurrentMs} ms of 64 callers); ` +
+    `load average ${(await import("node:os"))
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
 );
-console.log("|---|---|---|---|---|---|");
-for (const c of contenders) {
-  const samples = latency.get(c.name) ?? [];
-  const p50 = percentile(samples, 50);
-  const r = median(rate.get(c.name) ?? []);
-  console.log(
-    `| ${c.name} | ${round(p50)} | ${round(percentile(samples, 99))} | ` +
-      `${pct(p50 / p50Off - 1)} | ${round(r)} | ${pct(r / rateOff - 1)} |`,
-  );
-}
-
-function pct(x: number): string {
-  return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+const vsBase = baseline !== undefined;
+console.log(
+  `| mode | build | unary p50 µs [min–max] | p99 µs | vs off | 64 callers calls/s [min–max] | vs off | CPU µs/call | vs off |` +
+    (vsBase ? " p50 vs baseline | calls/s vs baseline | CPU vs baseline |" : ""),
+);
+console.log("|---|---|---|---|---|---|---|---|---|" + (vsBase ? "---|---|---|" : ""));
+for (const mode of modes) {
+  for (const [build] of builds) {
+    const c = find(build, mode);
+    const off = find(build, "off");
+    if (c === undefined || off === undefined) continue;
+    const p50 = median(c.p50);
+    const rate = median(c.rate);
+    let row =
+      `| ${mode} | ${build} | ${spread(c.p50)} | ${round(median(c.p99))} | ` +
+      `${pct(p50 / median(off.p50) - 1)} | ${spread(c.rate)} | ${pct(rate / median(off.rate) - 1)} | ` +
+      `${spread(c.cpu)} | ${pct(median(c.cpu) / median(off.cpu) - 1)} |`;
+    const b = vsBase ? find("baseline", mode) : undefined;
+    if (vsBase)
+      row +=
+        b === undefined || build !== "this"
+          ? " | | |"
+          : ` ${pct(p50 / median(b.p50) - 1)} | ${pct(rate / median(b.rate) - 1)} | ` +
+            `${pct(median(c.cpu) / median(b.cpu) - 1)} |`;
+    console.log(row);
+  }
 }

@@ -1,36 +1,30 @@
 /**
- * The bench plugin as the observability benchmark runs it, per
- * BENCH_OBSERVE: "off" (no interceptor), "noop" (serverObservability() with
- * no OpenTelemetry SDK), "tracing" (the tracing SDK registered, parent-based
- * sampling, spans batched to OTEL_EXPORTER_OTLP_ENDPOINT), "metrics"
- * (histograms into a Prometheus reader, no tracing SDK), or "sdk" (both).
+ * The bench plugin as the observability benchmark runs it: BENCH_OBSERVE
+ * picks the mode (see observability-sdk.ts), BENCH_LIB the connect-plugin
+ * build that serves it.
  */
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import {
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  NodeTracerProvider,
-  ParentBasedSampler,
-} from "@opentelemetry/sdk-trace-node";
-import { serve } from "../src/plugin.js";
-import { prometheusMetrics, serverObservability } from "../src/observability.js";
-import { benchPlugin } from "./service.js";
+import { create } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import type * as PluginModule from "../src/plugin.js";
+import { lib, setUp, type Mode } from "./observability-sdk.js";
+import { Bench, benchHandshake } from "./service.js";
 
-const mode = process.env.BENCH_OBSERVE ?? "off";
-let interceptors: ReturnType<typeof serverObservability>[] = [];
-if (mode === "noop") interceptors = [serverObservability()];
-if (mode === "tracing" || mode === "sdk") {
-  const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "";
-  new NodeTracerProvider({
-    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-    spanProcessors: [
-      new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` })),
-    ],
-  }).register();
-}
-if (mode === "tracing") interceptors = [serverObservability()];
-if (mode === "metrics" || mode === "sdk") {
-  const metrics = await prometheusMetrics();
-  interceptors = [serverObservability({ meterProvider: metrics.meterProvider })];
-}
-await serve(benchPlugin(), { interceptors });
+const setup = await setUp((process.env.BENCH_OBSERVE ?? "off") as Mode);
+const p = (await import(`${lib}/plugin.js`)) as typeof PluginModule;
+const small = new Uint8Array(16).fill(7);
+await p.serve(
+  {
+    handshake: benchHandshake,
+    plugins: {
+      bench: p.implement(Bench, {
+        echo: (req) => req,
+        // eslint-disable-next-line @typescript-eslint/require-await -- a stream as fast as it goes
+        async *stream(req) {
+          const msg = create(BytesValueSchema, { value: small });
+          for (let i = 0; i < Number(req.value); i++) yield msg;
+        },
+      }),
+    },
+  },
+  { interceptors: setup.interceptors("server") },
+);

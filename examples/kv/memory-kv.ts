@@ -20,7 +20,8 @@ import {
  */
 export class MemoryKV implements ServiceImpl<typeof KV> {
   private readonly data = new Map<string, Uint8Array>();
-  private readonly changes = new EventEmitter();
+  /** One "put" listener per open Watch stream, so no listener limit. */
+  private readonly changes = new EventEmitter().setMaxListeners(0);
 
   get(req: GetRequest): GetResponse {
     const value = this.data.get(req.key);

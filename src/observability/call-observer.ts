@@ -74,11 +74,7 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
     if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, system);
     const parent = context.active();
-    const span = o.tracer.startSpan(
-      attrs.name,
-      { kind: SpanKind.CLIENT, attributes: attrs.span },
-      parent,
-    );
+    const span = o.tracer.startSpan(attrs.name, attrs.start, parent);
     propagation.inject(trace.setSpan(parent, span), req.header, headerSetter);
     return o.run(span, attrs, req, next);
   };
@@ -98,18 +94,17 @@ export function serverObservability(options: ObservabilityOptions = {}): Interce
     if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, systemOf(req.header));
     const parent = propagation.extract(context.active(), req.header, headerGetter);
-    const span = o.tracer.startSpan(
-      attrs.name,
-      { kind: SpanKind.SERVER, attributes: attrs.span },
-      parent,
-    );
+    const span = o.tracer.startSpan(attrs.name, attrs.start, parent);
     const ctx = trace.setSpan(parent, span);
     return o.run(span, attrs, req, (r) => context.with(ctx, next, undefined, r));
   };
 }
 
-/** What both sides share: the tracer, the histogram, attributes by method. */
-class CallObserver {
+/**
+ * What both sides share: the tracer, the histogram, attributes by method.
+ * Exported for tests only.
+ */
+export class CallObserver {
   readonly tracer;
   private readonly provider: TracerProvider;
   private readonly durations: CallDurations;
@@ -117,9 +112,12 @@ class CallObserver {
   private tracing = false;
   private checkedAt = -Infinity;
   private readonly stability: SemconvStability;
+  private readonly kind: SpanKind;
+  /** Bounded by the methods of the services served or dispensed, times three RPC systems. */
   private readonly byMethod = new Map<DescMethod, Map<RpcSystem, MethodAttributes>>();
 
   constructor(side: "client" | "server", options: ObservabilityOptions) {
+    this.kind = side === "client" ? SpanKind.CLIENT : SpanKind.SERVER;
     this.stability = options.semconv ?? semconvStability();
     this.provider = options.tracerProvider ?? trace.getTracerProvider();
     this.tracer = this.provider.getTracer(SCOPE);
@@ -156,7 +154,13 @@ class CallObserver {
     }
     let attrs = bySystem.get(system);
     if (attrs === undefined) {
-      attrs = new MethodAttributes(this.stability, system, method.parent.typeName, method.name);
+      attrs = new MethodAttributes(
+        this.stability,
+        system,
+        method.parent.typeName,
+        method.name,
+        this.kind,
+      );
       bySystem.set(system, attrs);
     }
     return attrs;

@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import type { SpanKind } from "@opentelemetry/api";
 
 /**
  * Which OpenTelemetry RPC conventions to emit, chosen as OpenTelemetry
@@ -55,14 +56,18 @@ export interface Outcome {
 /**
  * The attributes of one method's spans and metric points under the chosen
  * conventions, computed once per method and outcome, so that a call only
- * looks them up. In "dup" mode the span carries both sets; where they share
- * a key (`rpc.method`), the stable value wins.
+ * looks them up: no attribute object is built per call, and the metrics SDK
+ * always sees the same few sets (one per method and code). In "dup" mode
+ * the span carries both sets; where they share a key (`rpc.method`), the
+ * stable value wins.
  */
 export class MethodAttributes {
   /** The span name: `{service}/{method}`. */
   readonly name: string;
   /** Attributes set when the span starts. */
   readonly span: Attributes;
+  /** The options a span of this method starts with (its kind and `span`). */
+  readonly start: { readonly kind: SpanKind; readonly attributes: Attributes };
   /** The outcome of a successful call. */
   readonly ok: Outcome;
   private readonly old: Attributes = {};
@@ -74,6 +79,7 @@ export class MethodAttributes {
     private readonly system: RpcSystem,
     service: string,
     method: string,
+    kind: SpanKind,
   ) {
     this.name = `${service}/${method}`;
     if (stability !== "stable") {
@@ -86,10 +92,11 @@ export class MethodAttributes {
       this.stable["rpc.method"] = `${service}/${method}`;
     }
     this.span = { ...this.old, ...this.stable };
+    this.start = { kind, attributes: this.span };
     this.ok = this.outcome(undefined);
   }
 
-  /** The outcome of a call that failed with `code`. */
+  /** The outcome of a call that failed with `code`: one per code, made on first use. */
   error(code: Code): Outcome {
     let out = this.failed.get(code);
     if (out === undefined) {

@@ -9,15 +9,19 @@ import {
   type ConnectRouterOptions,
   type ContextValues,
 } from "@connectrpc/connect";
-import type {
-  UniversalHandler,
-  UniversalServerRequest,
-  UniversalServerResponse,
+import {
+  validateUniversalHandlerOptions,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
 import { defaultCompressions } from "./compression.js";
 import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { IncomingBody } from "./incoming-body.js";
+import { collectMethods } from "./framed/methods.js";
+import { ContextFactory } from "./handler-context.js";
+import { LeanUnary } from "./unary-handler.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -32,6 +36,18 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   readonly fallback?: NodeHandler;
   /** Context values for the handler, from the request (the caller's address, say). */
   readonly contextValues?: (req: NodeRequest) => ContextValues;
+  /**
+   * Serve unary calls in binary protobuf over HTTP/2 (Connect and gRPC) on
+   * the lean path (unary-handler.ts) instead of connect-es' handlers.
+   * Default true; the answers are the same either way.
+   */
+  readonly lean?: boolean;
+}
+
+/** A route: connect-es' handler, and the lean path when the method can take it. */
+interface Route {
+  readonly handler: UniversalHandler;
+  readonly lean: LeanUnary | undefined;
 }
 
 /**
@@ -46,24 +62,36 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
  * HTTP/1.1 when the connection closes.
  */
 export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
-  const router = createConnectRouter({
+  const routerOptions = {
     ...options,
     acceptCompression: options.acceptCompression ?? defaultCompressions,
-  });
-  options.routes(router);
-  const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  };
+  const router = createConnectRouter(routerOptions);
+  const methods = collectMethods(options.routes, router);
+  const leanOptions = validateUniversalHandlerOptions(routerOptions);
+  const contexts = new ContextFactory(options.shutdownSignal);
+  const contextValues = options.contextValues;
+  const paths = new Map<string, Route>();
+  for (const handler of router.handlers) {
+    const entry = methods.get(handler.requestPath);
+    const lean =
+      options.lean !== false &&
+      entry?.method === handler.method &&
+      entry.method.methodKind === "unary"
+        ? new LeanUnary(entry, handler, leanOptions, contexts, contextValues)
+        : undefined;
+    paths.set(handler.requestPath, { handler, lean });
+  }
   const fallback = options.fallback ?? notFound;
-  return (req, res) => {
-    const url = req.url ?? "";
-    const query = url.indexOf("?");
-    const handler = paths.get(query < 0 ? url : url.slice(0, query));
-    if (handler === undefined) {
-      fallback(req, res);
-      return;
-    }
-    const uReq = universalRequest(req, res, options.contextValues?.(req));
-    handler(uReq)
+  const serve = (
+    route: Route,
+    req: NodeRequest,
+    res: NodeResponse,
+    replay?: { chunks: readonly Buffer[]; ended: boolean },
+  ): void => {
+    const uReq = universalRequest(req, res, contextValues?.(req), replay);
+    route
+      .handler(uReq)
       .then((uRes) => writeResponse(uRes, res))
       .catch((reason: unknown) => {
         // The client went away while we answered: nothing to tell anyone.
@@ -73,6 +101,25 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
           res.end();
         } else res.destroy();
       });
+  };
+  return (req, res) => {
+    const url = req.url ?? "";
+    const query = url.indexOf("?");
+    const route = paths.get(query < 0 ? url : url.slice(0, query));
+    if (route === undefined) {
+      fallback(req, res);
+      return;
+    }
+    if (
+      route.lean !== undefined &&
+      "stream" in req &&
+      route.lean.serve(req, res as http2.Http2ServerResponse, (chunks, ended) =>
+        serve(route, req, res, { chunks, ended }),
+      )
+    ) {
+      return;
+    }
+    serve(route, req, res);
   };
 }
 
@@ -85,6 +132,7 @@ function universalRequest(
   req: NodeRequest,
   res: NodeResponse,
   contextValues: ContextValues | undefined,
+  replay?: { chunks: readonly Buffer[]; ended: boolean },
 ): UniversalServerRequest {
   const h2 = "stream" in req;
   const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
@@ -113,13 +161,36 @@ function universalRequest(
     method: req.method ?? "",
     url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${authority}`).toString(),
     header: nodeHeadersToWeb(req.headers),
-    body: new IncomingBody(
-      req,
-      () => new ConnectError("the client went away before the request ended", Code.Aborted),
-    ),
+    body: replay === undefined ? incomingBody(req) : replayBody(req, replay.chunks, replay.ended),
     signal: abort.signal,
     ...(contextValues !== undefined && { contextValues }),
   };
+}
+
+function incomingBody(req: NodeRequest): IncomingBody {
+  return new IncomingBody(
+    req,
+    () => new ConnectError("the client went away before the request ended", Code.Aborted),
+  );
+}
+
+/**
+ * The body of a request the lean path read part (or all, `ended`) of
+ * before handing it over: those chunks again, then the rest as it comes.
+ * The request is paused when it is handed over part-read.
+ */
+function replayBody(
+  req: NodeRequest,
+  chunks: readonly Buffer[],
+  ended: boolean,
+): AsyncIterable<Uint8Array> {
+  // Listening from now on, so that an end or reset while paused is seen.
+  const rest = ended ? undefined : incomingBody(req);
+  req.resume();
+  return (async function* () {
+    yield* chunks;
+    if (rest !== undefined) yield* rest;
+  })();
 }
 
 /**

@@ -16,27 +16,41 @@ export interface MethodEntry {
 /**
  * Collects the implementations that a `routes` function registers, keyed by
  * path, without building HTTP handlers: the framed server and the direct
- * in-process transport call them as they are.
+ * in-process transport call them as they are. With `inner`, every
+ * registration also goes to that router (the HTTP adapter's), and one made
+ * with options of its own is left out (only `inner` applies them).
  */
-export function collectMethods(routes: (router: ConnectRouter) => void): Map<string, MethodEntry> {
+export function collectMethods(
+  routes: (router: ConnectRouter) => void,
+  inner?: ConnectRouter,
+): Map<string, MethodEntry> {
   const methods = new Map<string, MethodEntry>();
   const router: ConnectRouter = {
-    handlers: [],
-    service(service, implementation) {
+    get handlers() {
+      return inner?.handlers ?? [];
+    },
+    service(service, implementation, options) {
+      inner?.service(service, implementation, options);
       const spec = createServiceImplSpec(service, implementation);
       for (const method of service.methods) {
+        const path = `/${service.typeName}/${method.name}`;
         const methodSpec = spec.methods[method.localName];
-        if (methodSpec === undefined) continue;
-        methods.set(`/${service.typeName}/${method.name}`, { service, method, spec: methodSpec });
+        if (methodSpec === undefined || options !== undefined) methods.delete(path);
+        else methods.set(path, { service, method, spec: methodSpec });
       }
       return router;
     },
-    rpc(method, impl) {
-      methods.set(`/${method.parent.typeName}/${method.name}`, {
-        service: method.parent,
-        method,
-        spec: createMethodImplSpec(method, impl),
-      });
+    rpc(method, impl, options) {
+      inner?.rpc(method, impl, options);
+      const path = `/${method.parent.typeName}/${method.name}`;
+      if (options !== undefined) methods.delete(path);
+      else {
+        methods.set(path, {
+          service: method.parent,
+          method,
+          spec: createMethodImplSpec(method, impl),
+        });
+      }
       return router;
     },
   };

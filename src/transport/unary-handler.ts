@@ -1,0 +1,299 @@
+import type * as http2 from "node:http2";
+import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
+import {
+  compressionNegotiate,
+  type UniversalHandler,
+  type UniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { CALL_DONE } from "./call-support.js";
+import { handlerError } from "./framed/errors.js";
+import type { MethodEntry } from "./framed/methods.js";
+import type { ContextFactory, CallContext } from "./handler-context.js";
+import { invokeUnary, type UnarySpec } from "./invoke.js";
+import { CALL_ABORT } from "./lazy-abort.js";
+import { errorFromRstCode } from "./node-errors.js";
+import { nodeHeadersToWeb } from "./node-headers.js";
+import {
+  connectUnary,
+  grpcUnary,
+  tooLargeToWrite,
+  type Answer,
+  type UnaryWire,
+} from "./unary-wire.js";
+
+/** The options of a router, as connect-es fills them in (validateUniversalHandlerOptions). */
+export type LeanOptions = UniversalHandlerOptions;
+
+/**
+ * Gives a request to connect-es' handler after the lean path has read
+ * `replay` of its body (`ended`: all of it). connect-es then answers
+ * exactly as if it had read the body itself.
+ */
+export type HandOver = (replay: readonly Buffer[], ended: boolean) => void;
+
+/**
+ * The lean server path for unary calls in binary protobuf over HTTP/2, in
+ * the Connect protocol (POST, application/proto) and in gRPC
+ * (application/grpc, application/grpc+proto). connect-es' universal
+ * handlers cost an HTTP/2 call most of its time (two AbortControllers and
+ * a DOMException per call, async generator pipelines); this reads the
+ * body into one buffer, runs the implementation under the same
+ * interceptors with the framed server's CallContext (lazy signal, plain
+ * deadline timer), and writes the response as connect-es would (see
+ * unary-wire.ts).
+ *
+ * It takes only what it is sure to answer the same way: anything else
+ * (JSON, GET, gRPC-web, compressed or malformed requests, bodies over
+ * readMaxBytes, a bad timeout header, a parse failure) goes to connect-es'
+ * handler, after the fact with the bytes already read replayed.
+ */
+export class LeanUnary {
+  private readonly connect: boolean;
+  private readonly grpc: boolean;
+  private readonly spec: UnarySpec;
+  private readonly input: DescMessage;
+  private readonly output: DescMessage;
+
+  constructor(
+    private readonly entry: MethodEntry,
+    handler: UniversalHandler,
+    private readonly options: LeanOptions,
+    private readonly contexts: ContextFactory,
+    private readonly contextValues: ((req: http2.Http2ServerRequest) => ContextValues) | undefined,
+  ) {
+    this.connect = handler.protocolNames.includes("connect");
+    this.grpc = handler.protocolNames.includes("grpc");
+    this.spec = entry.spec as UnarySpec;
+    this.input = entry.method.input;
+    this.output = entry.method.output;
+  }
+
+  /**
+   * Serves `req` if it is a call this path takes, returning true; false
+   * leaves it untouched for connect-es' handler. `handOver` is called if
+   * the call turns out to be connect-es' after its body was read.
+   */
+  serve(
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+    handOver: HandOver,
+  ): boolean {
+    if (req.method !== "POST") return false;
+    const h = req.headers;
+    const contentType = h["content-type"];
+    let wire: UnaryWire;
+    let timeout: { timeoutMs?: number; error?: ConnectError };
+    if (contentType === "application/proto") {
+      if (!this.connect || !plain(h["content-encoding"])) return false;
+      const version = h["connect-protocol-version"];
+      if (this.options.requireConnectProtocolHeader && version !== "1") return false;
+      const length = h["content-length"];
+      if (length !== undefined && Number(length) > this.options.readMaxBytes) return false;
+      timeout = parseConnectTimeout(single(h["connect-timeout-ms"]), this.options.maxTimeoutMs);
+      wire = connectUnary;
+    } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
+      if (!this.grpc || !plain(h["grpc-encoding"])) return false;
+      timeout = parseGrpcTimeout(single(h["grpc-timeout"]), this.options.maxTimeoutMs);
+      wire = grpcUnary;
+    } else return false;
+    if (timeout.error !== undefined) return false;
+    const requestHeader = nodeHeadersToWeb(h);
+    const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+    const url = new URL(req.url, `${encrypted ? "https" : "http"}://${req.authority}`).toString();
+    const accept = h[wire.acceptEncodingHeader];
+    const compression =
+      accept === undefined
+        ? null
+        : compressionNegotiate(
+            this.options.acceptCompression,
+            null,
+            single(accept),
+            wire.acceptEncodingHeader,
+          ).response;
+    const ctx = this.contexts.create({
+      service: this.entry.service,
+      method: this.entry.method,
+      protocolName: wire.protocolName,
+      url,
+      timeoutMs: timeout.timeoutMs,
+      requestHeader,
+      contextValues: this.contextValues?.(req) ?? createContextValues(),
+    });
+    new LeanCall(this, req, res, wire, ctx, compression, handOver).read();
+    return true;
+  }
+
+  /** Runs the implementation on `message` and answers. */
+  run(call: LeanCall, message: unknown): void {
+    const { ctx } = call;
+    invokeUnary(this.spec, ctx, message, this.options.interceptors).then(
+      (output) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = serialize(this.output, output, this.options);
+        } catch (error) {
+          call.fail(error);
+          return;
+        }
+        call.answer(() => call.wire.ok(call.out(), bytes));
+      },
+      (error: unknown) => call.fail(error),
+    );
+  }
+
+  /** The request message, or undefined if it does not parse (connect-es words that error). */
+  parse(bytes: Uint8Array): unknown {
+    try {
+      return fromBinary(this.input, bytes, this.options.binaryOptions);
+    } catch {
+      return undefined;
+    }
+  }
+
+  get readMaxBytes(): number {
+    return this.options.readMaxBytes;
+  }
+
+  get answerOptions(): Answer["options"] {
+    return this.options;
+  }
+}
+
+/** A header's value; a repeated header as connect-es' Headers would join it. */
+function single(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return typeof value === "string" ? value : value.join(", ");
+}
+
+/** No content encoding, or "identity". */
+function plain(encoding: string | string[] | undefined): boolean {
+  return encoding === undefined || encoding === "identity";
+}
+
+function serialize(desc: DescMessage, message: unknown, options: LeanOptions): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = toBinary(desc, message as never, options.binaryOptions);
+  } catch (e) {
+    throw new ConnectError(
+      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
+      Code.Internal,
+    );
+  }
+  if (bytes.byteLength > options.writeMaxBytes) {
+    throw tooLargeToWrite(bytes.byteLength, options.writeMaxBytes);
+  }
+  return bytes;
+}
+
+/** One call on the lean path, from its first body byte to the end of its response. */
+class LeanCall {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  /** The response has been started (or the call handed over): a reset no longer concerns us. */
+  private done = false;
+  private readonly stream: http2.ServerHttp2Stream;
+
+  constructor(
+    private readonly lean: LeanUnary,
+    private readonly req: http2.Http2ServerRequest,
+    private readonly res: http2.Http2ServerResponse,
+    readonly wire: UnaryWire,
+    readonly ctx: CallContext,
+    private readonly compression: Answer["compression"],
+    private readonly handOver: HandOver,
+  ) {
+    this.stream = req.stream;
+  }
+
+  read(): void {
+    const req = this.req;
+    // gRPC adds a 5-byte envelope header to the message.
+    const limit = this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0);
+    const onData = (chunk: Buffer): void => {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      if (this.size > limit) {
+        // connect-es reads the rest and words the error.
+        req.pause();
+        stop();
+        this.give(false);
+      }
+    };
+    const onEnd = (): void => {
+      stop();
+      // node:http2 ends a reset stream's readable side too: that body is not whole.
+      if (this.stream.aborted || this.stream.destroyed) return;
+      this.received();
+    };
+    const stop = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    this.stream.once("close", () => {
+      if (this.done) return;
+      this.done = true;
+      stop();
+      this.ctx.abort(
+        errorFromRstCode(this.stream.rstCode) ??
+          new ConnectError("the client went away before the response", Code.Canceled),
+      );
+    });
+  }
+
+  private received(): void {
+    const body =
+      this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+    const bytes = this.wire.message(body);
+    const message = bytes === undefined ? undefined : this.lean.parse(bytes);
+    if (message === undefined) {
+      this.give(true);
+      return;
+    }
+    this.lean.run(this, message);
+  }
+
+  /** Gives the call to connect-es' handler, replaying what was read. */
+  private give(ended: boolean): void {
+    this.done = true;
+    this.ctx.abort(CALL_DONE);
+    this.handOver(this.chunks, ended);
+  }
+
+  out(): Answer {
+    return {
+      res: this.res,
+      responseHeader: this.ctx.responseHeader,
+      responseTrailer: this.ctx.responseTrailer,
+      compression: this.compression,
+      options: this.lean.answerOptions,
+    };
+  }
+
+  /** Waits for the response to be written; the call is over then. */
+  answer(send: () => Promise<void>): void {
+    // Done already: the client went away (its reset aborted the context), nobody to answer.
+    if (this.done) return;
+    this.done = true;
+    send().then(
+      () => this.ctx.abort(CALL_DONE),
+      () => {
+        this.ctx.abort(CALL_DONE);
+        this.stream.destroy();
+      },
+    );
+  }
+
+  fail(error: unknown): void {
+    if (this.done) return;
+    // As connect-es: a ConnectError as it is, anything else "internal error";
+    // the call's own deadline or cancel wins over what the handler threw.
+    const ce = handlerError(error, this.ctx[CALL_ABORT]);
+    this.answer(() => this.wire.error(this.out(), ce));
+  }
+}

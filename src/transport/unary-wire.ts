@@ -1,0 +1,160 @@
+import type * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { webHeadersToNode } from "./node-headers.js";
+
+/**
+ * How the lean unary path (unary-handler.ts) answers in one protocol: the
+ * same status, headers, body and trailers that connect-es' handler for that
+ * protocol gives, written straight to the HTTP/2 stream.
+ */
+export interface UnaryWire {
+  /** connect-es' protocol name, for HandlerContext.protocolName. */
+  readonly protocolName: "connect" | "grpc";
+  /** The header naming the encodings the client accepts for the response. */
+  readonly acceptEncodingHeader: string;
+  /** The request message inside a complete body, or undefined if the body is not one plain message. */
+  message(body: Buffer): Buffer | undefined;
+  /** Sends a response message (already checked against writeMaxBytes). */
+  ok(out: Answer, message: Uint8Array): Promise<void>;
+  /** Sends an error, with what the handler set in the response headers and trailers. */
+  error(out: Answer, error: ConnectError): Promise<void>;
+}
+
+/** One call's response: where it goes and what the handler left in its context. */
+export interface Answer {
+  readonly res: http2.Http2ServerResponse;
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
+  /** The response encoding the client accepts (negotiated as connect-es does), or null. */
+  readonly compression: Compression | null;
+  readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
+}
+
+/** The Connect protocol, unary, binary: trailers travel as `trailer-` headers. */
+export const connectUnary: UnaryWire = {
+  protocolName: "connect",
+  acceptEncodingHeader: "accept-encoding",
+  message: (body) => body,
+  ok: (out, message) => sendConnect(out, 200, "application/proto", message),
+  error: (out, error) => {
+    const header = out.responseHeader;
+    header.set("content-type", "application/json");
+    error.metadata.forEach((value, key) => header.set(key, value));
+    return sendConnect(
+      out,
+      codeToHttpStatus(error.code),
+      undefined,
+      errorToJsonBytes(error, out.options.jsonOptions ?? {}),
+    );
+  },
+};
+
+async function sendConnect(
+  out: Answer,
+  status: number,
+  contentType: string | undefined,
+  body: Uint8Array,
+): Promise<void> {
+  const headers: http2.OutgoingHttpHeaders = { ":status": status };
+  // connect-es starts the response headers with the content type; a handler may replace it.
+  if (contentType !== undefined && !out.responseHeader.has("content-type")) {
+    headers["content-type"] = contentType;
+  }
+  webHeadersToNode(out.responseHeader, headers);
+  if (out.compression !== null && body.byteLength >= out.options.compressMinBytes) {
+    body = await out.compression.compress(body);
+    headers["content-encoding"] = out.compression.name;
+  }
+  out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
+  headers["content-length"] = String(body.byteLength);
+  send(out.res, headers, body, undefined);
+}
+
+/** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
+export const grpcUnary: UnaryWire = {
+  protocolName: "grpc",
+  acceptEncodingHeader: "grpc-accept-encoding",
+  message: (body) => {
+    // One uncompressed envelope, exactly; anything else is connect-es' to judge.
+    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
+      return undefined;
+    }
+    return body.subarray(5);
+  },
+  ok: async (out, message) => {
+    let flags = 0;
+    if (out.compression !== null && message.byteLength >= out.options.compressMinBytes) {
+      message = await out.compression.compress(message);
+      flags = 1;
+    }
+    const body = Buffer.allocUnsafe(5 + message.byteLength);
+    body[0] = flags;
+    body.writeUInt32BE(message.byteLength, 1);
+    body.set(message, 5);
+    const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+    sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
+    return Promise.resolve();
+  },
+  error: (out, error) => {
+    const trailer = new Headers(out.responseTrailer);
+    // connect-es' trailer starts with grpc-status 0; setTrailerStatus replaces it.
+    if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
+    setTrailerStatus(trailer, error);
+    sendGrpc(out, undefined, webHeadersToNode(trailer));
+    return Promise.resolve();
+  },
+};
+
+/**
+ * Headers, the body if any, then trailers in their own HEADERS frame: the
+ * shape node:http2's compatibility API gives connect-es' responses (also
+ * for errors, so a client sees the same frames whichever path answered).
+ */
+function sendGrpc(
+  out: Answer,
+  body: Buffer | undefined,
+  trailers: http2.OutgoingHttpHeaders,
+): void {
+  const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
+  if (!out.responseHeader.has("content-type")) headers["content-type"] = "application/grpc+proto";
+  if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
+  webHeadersToNode(out.responseHeader, headers);
+  send(out.res, headers, body, trailers);
+}
+
+/**
+ * Writes through node:http2's compatibility API, as the adapter does for
+ * connect-es' responses, so that both send the same frames.
+ */
+function send(
+  res: http2.Http2ServerResponse,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | undefined,
+  trailers: http2.OutgoingHttpHeaders | undefined,
+): void {
+  if (res.stream.destroyed) return;
+  const status = headers[":status"] as number;
+  delete headers[":status"];
+  res.writeHead(status, headers);
+  if (trailers !== undefined) res.addTrailers(trailers);
+  if (body === undefined) res.end();
+  else res.end(body);
+}
+
+function appendHeader(headers: http2.OutgoingHttpHeaders, key: string, value: string): void {
+  const existing = headers[key];
+  if (existing === undefined) headers[key] = value;
+  else if (Array.isArray(existing)) existing.push(value);
+  else headers[key] = [String(existing), value];
+}
+
+/** The error for a response message over writeMaxBytes, worded as connect-es'. */
+export function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
+  return new ConnectError(
+    `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
+    Code.ResourceExhausted,
+  );
+}

@@ -1,0 +1,417 @@
+/**
+ * The lean unary server path (src/transport/unary-handler.ts) against
+ * connect-es' handlers: the same raw HTTP/2 requests go to a server with
+ * the lean path and to one without, and must get the same status, headers
+ * (but `date`), body bytes and trailers. Each case also checks which path
+ * ran the handler, so a case that silently fell back to connect-es on both
+ * sides cannot pass as a lean one.
+ */
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { after, before, test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { Bench } from "../../../bench/service.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
+
+const READ_MAX = 1024;
+const WRITE_MAX = 4096;
+const PATH = "/bench.v1.BenchService/Echo";
+
+/** What one server's handler saw. */
+interface Seen {
+  /** Calls whose context was the lean path's (it carries CALL_ABORT). */
+  lean: number;
+  reference: number;
+  /** The reason each aborted handler's signal gave, as code and message. */
+  aborted: Array<{ code: Code; message: string }>;
+  /** Calls the interceptor rejected, by the path they were on. */
+  rejected: { lean: number; reference: number };
+  /** Set by a "hang" call once its handler runs. */
+  started?: () => void;
+}
+
+function routesFor(seen: Seen): (router: ConnectRouter) => void {
+  const wait = (ctx: HandlerContext): Promise<unknown> =>
+    new Promise((resolve) => {
+      const signal = ctx.signal;
+      const done = (): void => {
+        const reason = ConnectError.from(signal.reason);
+        seen.aborted.push({ code: reason.code, message: reason.rawMessage });
+        resolve(signal.reason);
+      };
+      if (signal.aborted) done();
+      else signal.addEventListener("abort", done, { once: true });
+    });
+  return (router) =>
+    router.service(Bench, {
+      async echo(req, ctx) {
+        if (CALL_ABORT in ctx) seen.lean++;
+        else seen.reference++;
+        const command = Buffer.from(req.value).toString("latin1");
+        switch (command) {
+          case "ok":
+            ctx.responseHeader.set("x-answer", "yes");
+            ctx.responseHeader.append("x-many", "1");
+            ctx.responseHeader.append("x-many", "2");
+            ctx.responseTrailer.set("x-trailer", "t");
+            return { value: new Uint8Array([1, 2, 3]) };
+          case "big":
+            return { value: new Uint8Array(2000).fill(7) };
+          case "too-big":
+            return { value: new Uint8Array(WRITE_MAX + 1) };
+          case "fail":
+            ctx.responseHeader.set("x-before", "set");
+            ctx.responseTrailer.set("x-trailer", "kept");
+            throw new ConnectError(
+              "it broke: 100% ünicode\nline",
+              Code.FailedPrecondition,
+              { "x-meta": "m" },
+              [{ desc: BytesValueSchema, value: { value: new Uint8Array([9, 9]) } }],
+            );
+          case "throw":
+            throw new Error("internal details");
+          case "slow":
+          case "hang": {
+            seen.started?.();
+            const reason = await wait(ctx);
+            throw reason;
+          }
+          default:
+            return req;
+        }
+      },
+      async *stream() {},
+    });
+}
+
+const rejecting =
+  (seen: Seen): Interceptor =>
+  (next) =>
+  async (req) => {
+    if (req.header.get("x-reject") !== null) {
+      if (CALL_ABORT in req) seen.rejected.lean++;
+      else seen.rejected.reference++;
+      throw new ConnectError("rejected by the interceptor", Code.PermissionDenied);
+    }
+    const res = await next(req);
+    if (!res.stream) res.header.set("x-intercepted", "yes");
+    return res;
+  };
+
+interface Server {
+  url: string;
+  seen: Seen;
+  server: http2.Http2Server;
+}
+
+async function start(lean: boolean): Promise<Server> {
+  const seen: Seen = { lean: 0, reference: 0, aborted: [], rejected: { lean: 0, reference: 0 } };
+  const server = http2.createServer(
+    createNodeAdapter({
+      routes: routesFor(seen),
+      interceptors: [rejecting(seen)],
+      readMaxBytes: READ_MAX,
+      writeMaxBytes: WRITE_MAX,
+      lean,
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
+}
+
+let withLean: Server;
+let without: Server;
+before(async () => {
+  [withLean, without] = await Promise.all([start(true), start(false)]);
+});
+after(async () => {
+  for (const s of [withLean, without]) {
+    s.server.close();
+    await new Promise<void>((resolve) => s.server.once("close", resolve));
+  }
+});
+
+interface Exchange {
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  trailers: Record<string, unknown> | undefined;
+}
+
+/** Sends one raw HTTP/2 request on a fresh session and collects what comes back. */
+async function exchange(
+  url: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array,
+): Promise<Exchange> {
+  const session = http2.connect(url);
+  try {
+    return await new Promise<Exchange>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      let responseHeaders: Record<string, unknown> = {};
+      let trailers: Record<string, unknown> | undefined;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+        responseHeaders = clean(h);
+      });
+      req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () =>
+        resolve({
+          status,
+          headers: responseHeaders,
+          body: Buffer.concat(chunks).toString("hex"),
+          trailers,
+        }),
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+function clean(h: http2.IncomingHttpHeaders): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) if (k !== "date") out[k] = v;
+  return out;
+}
+
+type Protocol = "connect" | "grpc";
+
+function message(command: string | Uint8Array): Uint8Array {
+  const value = typeof command === "string" ? Buffer.from(command, "latin1") : command;
+  return toBinary(BytesValueSchema, create(BytesValueSchema, { value }));
+}
+
+function envelope(payload: Uint8Array, flags = 0): Uint8Array {
+  const out = Buffer.alloc(5 + payload.length);
+  out[0] = flags;
+  out.writeUInt32BE(payload.length, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+function request(
+  protocol: Protocol,
+  command: string | Uint8Array,
+  extra: http2.OutgoingHttpHeaders = {},
+): [http2.OutgoingHttpHeaders, Uint8Array] {
+  if (protocol === "connect") {
+    return [
+      { "content-type": "application/proto", "connect-protocol-version": "1", ...extra },
+      message(command),
+    ];
+  }
+  return [
+    { "content-type": "application/grpc", te: "trailers", ...extra },
+    envelope(message(command)),
+  ];
+}
+
+/**
+ * Sends the same request to both servers and compares; `lean` says whether
+ * the lean server's handler must have run on its lean path (true), on
+ * connect-es' (false), or not at all (undefined).
+ */
+async function same(
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array,
+  lean: boolean | undefined,
+): Promise<Exchange> {
+  const before = { ...withLean.seen };
+  const a = await exchange(withLean.url, headers, body);
+  const b = await exchange(without.url, headers, body);
+  assert.deepEqual(a, b);
+  const ranLean = withLean.seen.lean - before.lean;
+  const ranReference = withLean.seen.reference - before.reference;
+  if (lean === true) assert.deepEqual([ranLean, ranReference], [1, 0], "the lean path ran it");
+  if (lean === false) assert.deepEqual([ranLean, ranReference], [0, 1], "connect-es ran it");
+  if (lean === undefined) assert.deepEqual([ranLean, ranReference], [0, 0], "no handler ran");
+  return a;
+}
+
+for (const protocol of ["connect", "grpc"] as const) {
+  const errorOf = (x: Exchange): { code: string | number; message: string } => {
+    if (protocol === "connect") {
+      const e = JSON.parse(Buffer.from(x.body, "hex").toString()) as {
+        code: string;
+        message: string;
+      };
+      return { code: e.code, message: e.message };
+    }
+    return {
+      code: Number(x.trailers?.["grpc-status"]),
+      message: decodeURIComponent(String(x.trailers?.["grpc-message"])),
+    };
+  };
+
+  test(`${protocol}: success with response headers and trailers`, async () => {
+    const x = await same(...request(protocol, "ok"), true);
+    assert.equal(x.status, 200);
+    assert.equal(x.headers["x-answer"], "yes");
+    assert.equal(x.headers["x-intercepted"], "yes");
+    if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer"], "t");
+    else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
+  });
+
+  test(`${protocol}: an echo of an empty message`, async () => {
+    await same(...request(protocol, ""), true);
+  });
+
+  test(`${protocol}: an error with details, metadata, headers and trailers set before it`, async () => {
+    const x = await same(...request(protocol, "fail"), true);
+    assert.deepEqual(errorOf(x), {
+      code: protocol === "connect" ? "failed_precondition" : Code.FailedPrecondition,
+      message: "it broke: 100% ünicode\nline",
+    });
+    if (protocol === "grpc") assert.ok(x.trailers?.["grpc-status-details-bin"]);
+  });
+
+  test(`${protocol}: a plain exception becomes "internal error"`, async () => {
+    const x = await same(...request(protocol, "throw"), true);
+    assert.equal(errorOf(x).message, "internal error");
+  });
+
+  test(`${protocol}: the deadline from the timeout header aborts the handler`, async () => {
+    const timeout =
+      protocol === "connect" ? { "connect-timeout-ms": "50" } : { "grpc-timeout": "50m" };
+    const x = await same(...request(protocol, "slow", timeout), true);
+    assert.deepEqual(errorOf(x), {
+      code: protocol === "connect" ? "deadline_exceeded" : Code.DeadlineExceeded,
+      message: "the operation timed out",
+    });
+  });
+
+  test(`${protocol}: a malformed timeout header is connect-es' to answer`, async () => {
+    const timeout =
+      protocol === "connect" ? { "connect-timeout-ms": "soon" } : { "grpc-timeout": "5x" };
+    const x = await same(...request(protocol, "ok", timeout), undefined);
+    assert.equal(
+      errorOf(x).code,
+      protocol === "connect" ? "invalid_argument" : Code.InvalidArgument,
+    );
+  });
+
+  test(`${protocol}: a request over readMaxBytes gets ResourceExhausted`, async () => {
+    const x = await same(...request(protocol, new Uint8Array(READ_MAX + 10).fill(1)), undefined);
+    assert.equal(
+      errorOf(x).code,
+      protocol === "connect" ? "resource_exhausted" : Code.ResourceExhausted,
+    );
+  });
+
+  test(`${protocol}: a request over readMaxBytes in many chunks, without a length`, async () => {
+    const [headers, body] = request(protocol, new Uint8Array(READ_MAX * 3).fill(1));
+    const x = await same(headers, body, undefined);
+    assert.match(errorOf(x).message, /readMaxBytes/);
+  });
+
+  test(`${protocol}: a response over writeMaxBytes gets ResourceExhausted`, async () => {
+    const x = await same(...request(protocol, "too-big"), true);
+    assert.equal(
+      errorOf(x).code,
+      protocol === "connect" ? "resource_exhausted" : Code.ResourceExhausted,
+    );
+  });
+
+  test(`${protocol}: an interceptor that rejects`, async () => {
+    const rejected = { ...withLean.seen.rejected };
+    const x = await same(...request(protocol, "ok", { "x-reject": "1" }), undefined);
+    assert.deepEqual(withLean.seen.rejected, { ...rejected, lean: rejected.lean + 1 });
+    assert.equal(errorOf(x).message, "rejected by the interceptor");
+  });
+
+  test(`${protocol}: a compressed response when the client accepts it and the message is large`, async () => {
+    const accept = protocol === "connect" ? "accept-encoding" : "grpc-accept-encoding";
+    const big = await same(...request(protocol, "big", { [accept]: "gzip" }), true);
+    if (protocol === "connect") assert.equal(big.headers["content-encoding"], "gzip");
+    else assert.equal(big.body.slice(0, 2), "01");
+    // Small messages are not compressed (compressMinBytes, 1 KiB).
+    await same(...request(protocol, "ok", { [accept]: "br, gzip" }), true);
+  });
+
+  test(`${protocol}: a compressed request is connect-es' to answer`, async () => {
+    const payload = gzipSync(message("ok"));
+    const [headers, body] =
+      protocol === "connect"
+        ? [{ ...request(protocol, "")[0], "content-encoding": "gzip" }, payload]
+        : [{ ...request(protocol, "")[0], "grpc-encoding": "gzip" }, envelope(payload, 1)];
+    const x = await same(headers, body, false);
+    assert.equal(x.status, 200);
+  });
+
+  test(`${protocol}: a body that is not the message is connect-es' to answer`, async () => {
+    const garbage = new Uint8Array([0xff, 0xff, 0xff]);
+    const body = protocol === "connect" ? garbage : envelope(garbage);
+    await same(request(protocol, "")[0], body, undefined);
+  });
+
+  test(`${protocol}: the wrong content type`, async () => {
+    const x = await same({ "content-type": "text/plain" }, message("ok"), undefined);
+    assert.equal(x.status, 415);
+  });
+
+  test(`${protocol}: an unknown method`, async () => {
+    const [headers, body] = request(protocol, "ok");
+    const a = await exchange(
+      withLean.url,
+      { ...headers, ":path": "/bench.v1.BenchService/Nope" },
+      body,
+    );
+    const b = await exchange(
+      without.url,
+      { ...headers, ":path": "/bench.v1.BenchService/Nope" },
+      body,
+    );
+    assert.deepEqual(a, b);
+    assert.equal(a.status, protocol === "connect" ? 404 : 404);
+  });
+
+  test(`${protocol}: a client that cancels aborts the handler's signal with Canceled`, async () => {
+    const reasons = [];
+    const lean = withLean.seen.lean;
+    for (const server of [withLean, without]) {
+      const count = server.seen.aborted.length;
+      const session = http2.connect(server.url);
+      const [headers, body] = request(protocol, "hang");
+      const started = new Promise<void>((resolve) => (server.seen.started = resolve));
+      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+      req.on("error", () => {});
+      req.end(body);
+      await started;
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      while (server.seen.aborted.length === count) await new Promise((r) => setImmediate(r));
+      reasons.push(server.seen.aborted[count]);
+      session.close();
+    }
+    assert.deepEqual(reasons[0], reasons[1]);
+    assert.equal(reasons[0]?.code, Code.Canceled);
+    assert.equal(withLean.seen.lean, lean + 1, "the lean path ran it");
+  });
+}
+
+test("connect: a JSON request is connect-es' to answer", async () => {
+  const body = Buffer.from(JSON.stringify(Buffer.from("ok").toString("base64")));
+  const x = await same({ "content-type": "application/json" }, body, false);
+  assert.equal(x.status, 200);
+});
+
+test("grpc: two messages in a unary request are connect-es' to answer", async () => {
+  const one = envelope(message("ok"));
+  await same(request("grpc", "")[0], Buffer.concat([one, one]), undefined);
+});
