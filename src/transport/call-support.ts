@@ -22,15 +22,21 @@ export class CallSignal extends CallAbort {
   private timer: NodeJS.Timeout | undefined;
   private follow: (() => void) | undefined;
 
+  /**
+   * The caller's timeout, as the transport passes it on; undefined for none.
+   * A timeout of 0 or less means none, as connect-es' CallOptions document
+   * it (and its transports do).
+   */
+  readonly timeoutMs: number | undefined;
+
   constructor(
     private readonly callerSignal: AbortSignal | undefined,
-    /** The caller's timeout, as the transport passes it on. */
-    readonly timeoutMs: number | undefined,
+    timeoutMs: number | undefined,
   ) {
     super();
-    if (timeoutMs !== undefined) {
-      if (timeoutMs > 0) this.timer = setTimeout(expire, timeoutMs, this);
-      else expire(this);
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      this.timeoutMs = timeoutMs;
+      this.timer = setTimeout(expire, timeoutMs, this);
     }
     if (callerSignal !== undefined) {
       const follow = (): void => this.abort(ConnectError.from(callerSignal.reason, Code.Canceled));

@@ -7,7 +7,6 @@ import type {
 } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
 import { createH1Client, type H1Tls } from "./h1-client.js";
-import { createH2Client } from "./h2-client.js";
 import { H2Session, type H2SessionOptions } from "./h2-session.js";
 import { createProtocolTransport, type RpcProtocol } from "./protocol-transport.js";
 
@@ -70,7 +69,7 @@ export function createH2Transport(
 ): ClientTransport {
   const h2 = new H2Session(baseUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, ...session });
   return {
-    transport: createProtocolTransport(options.protocol ?? "connect", createH2Client(h2), {
+    transport: createProtocolTransport(options.protocol ?? "connect", h2, {
       baseUrl,
       ...options,
     }),

@@ -6,6 +6,7 @@ import type {
   UniversalClientResponse,
 } from "@connectrpc/connect/protocol";
 import { getAbortSignalReason } from "@connectrpc/connect/protocol";
+import { CallOutcome } from "./call-outcome.js";
 import { errorFromNode, hasNodeCode } from "./node-errors.js";
 import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { IncomingBody } from "./incoming-body.js";
@@ -42,17 +43,12 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
           ? https.request(url, { ...options, ...tls })
           : http.request(url, options);
       let body: IncomingBody | undefined;
-      let settled = false;
-      let finished = false;
-      const fail = (reason: unknown): void => {
-        if (finished) return;
-        const error = errorFromNode(reason);
-        if (!settled) {
-          settled = true;
-          reject(error);
-        } else body?.fail(error);
-        request.destroy(error);
-      };
+      const outcome = new CallOutcome(
+        reject,
+        (error) => request.destroy(error),
+        (error) => body?.fail(error),
+      );
+      const fail = (reason: unknown): void => outcome.fail(reason);
       const onAbort = (): void => fail(getAbortSignalReason(signal as AbortSignal));
       signal?.addEventListener("abort", onAbort, { once: true });
       request.on("error", (e) => {
@@ -62,11 +58,10 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
       request.once("close", () => signal?.removeEventListener("abort", onAbort));
       request.flushHeaders();
       request.once("response", (response) => {
-        if (settled) {
+        if (!outcome.settle()) {
           response.destroy();
           return;
         }
-        settled = true;
         const trailer = new Headers();
         body = new IncomingBody(
           response,
@@ -75,7 +70,7 @@ export function createH1Client(tls: H1Tls = {}): UniversalClientFn {
           () => !response.complete,
         );
         response.once("end", () => {
-          finished = true;
+          outcome.finished = true;
           signal?.removeEventListener("abort", onAbort);
           nodeHeadersToWeb(response.trailers).forEach((v, k) => trailer.append(k, v));
         });

@@ -7,8 +7,9 @@ import type {
 } from "@connectrpc/connect/protocol";
 import { getAbortSignalReason } from "@connectrpc/connect/protocol";
 import type { H2Session } from "./h2-session.js";
+import { CallOutcome } from "./call-outcome.js";
 import { IncomingBody } from "./incoming-body.js";
-import { errorFromNode, errorFromRstCode, hasNodeCode } from "./node-errors.js";
+import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { sendBody } from "./send-body.js";
 
@@ -21,16 +22,13 @@ import { sendBody } from "./send-body.js";
  * cancellation), anything else with INTERNAL_ERROR.
  */
 export function createH2Client(session: H2Session): UniversalClientFn {
-  const origin = session.authority;
   return (req: UniversalClientRequest) =>
     new Promise<UniversalClientResponse>((resolve, reject) => {
-      if (!req.url.startsWith(origin) || req.url.charCodeAt(origin.length) !== 47 /* "/" */) {
-        reject(
-          new ConnectError(
-            `cannot make a request to ${req.url}: the http2 session is connected to ${origin}`,
-            Code.Internal,
-          ),
-        );
+      let path: string;
+      try {
+        path = session.pathOf(req.url);
+      } catch (e) {
+        reject(ConnectError.from(e));
         return;
       }
       const signal = req.signal;
@@ -40,7 +38,7 @@ export function createH2Client(session: H2Session): UniversalClientFn {
       }
       const headers = webHeadersToNode(req.header, {
         ":method": req.method,
-        ":path": req.url.slice(origin.length),
+        ":path": path,
       });
       let stream: http2.ClientHttp2Stream;
       try {
@@ -50,52 +48,37 @@ export function createH2Client(session: H2Session): UniversalClientFn {
         return;
       }
       let body: IncomingBody | undefined;
-      let settled = false;
-      // Once the whole response is in, the call is over: the caller's
-      // signal (connect-es aborts it when the call completes) must not
-      // reset a stream the server has closed; a peer counts such frames as
-      // invalid and ends the session after 1,000 of them.
-      let finished = false;
-      const fail = (reason: unknown): void => {
-        if (finished) return;
-        const error = errorFromNode(reason);
-        if (!settled) {
-          settled = true;
-          reject(error);
-        } else body?.fail(error);
-        if (!stream.closed && !stream.destroyed) {
-          stream.close(
-            error.code === Code.Canceled
-              ? http2.constants.NGHTTP2_CANCEL
-              : http2.constants.NGHTTP2_INTERNAL_ERROR,
-          );
-        }
-      };
+      const outcome = new CallOutcome(
+        reject,
+        (error) => {
+          if (!stream.closed && !stream.destroyed) {
+            stream.close(
+              error.code === Code.Canceled
+                ? http2.constants.NGHTTP2_CANCEL
+                : http2.constants.NGHTTP2_INTERNAL_ERROR,
+            );
+          }
+        },
+        (error) => body?.fail(error),
+      );
+      const fail = (reason: unknown): void => outcome.fail(reason);
       const onAbort = (): void => fail(getAbortSignalReason(signal as AbortSignal));
       signal?.addEventListener("abort", onAbort, { once: true });
       stream.once("end", () => {
-        finished = true;
+        outcome.finished = true;
         signal?.removeEventListener("abort", onAbort);
       });
       stream.on("error", (e: unknown) => {
         // The server answered and ended the stream while we were still
         // sending: its answer counts, not our failed write.
         if (stream.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-        // A refused stream arrives as Node's ERR_HTTP2_STREAM_ERROR; it is
-        // Unavailable and provably unsent (RefusedStreamError), so a cluster
-        // may retry even a write. Other resets keep Node's error, whose cause
-        // tells a broken connection apart.
-        fail(
-          stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM
-            ? errorFromRstCode(stream.rstCode)
-            : e,
-        );
+        fail(streamError(stream.rstCode, e));
       });
       stream.once("close", () => {
         signal?.removeEventListener("abort", onAbort);
         const reset = errorFromRstCode(stream.rstCode);
         if (reset !== undefined) fail(reset);
-        else if (!settled)
+        else if (!outcome.settled)
           fail(new ConnectError("http/2 stream closed before the response", Code.Internal));
       });
       const trailer = new Headers();
@@ -103,8 +86,7 @@ export function createH2Client(session: H2Session): UniversalClientFn {
         nodeHeadersToWeb(t).forEach((value, key) => trailer.append(key, value));
       });
       stream.once("response", (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-        if (settled) return;
-        settled = true;
+        if (!outcome.settle()) return;
         body = new IncomingBody(
           stream,
           () =>

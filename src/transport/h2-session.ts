@@ -54,6 +54,21 @@ export class H2Session {
     };
   }
 
+  /**
+   * The `:path` of a request to `url`; throws a ConnectError when `url` is
+   * not on this session's authority (an interceptor may rewrite the URL).
+   */
+  pathOf(url: string): string {
+    const origin = this.authority;
+    if (!url.startsWith(origin) || url.charCodeAt(origin.length) !== 47 /* "/" */) {
+      throw new ConnectError(
+        `cannot make a request to ${url}: the http2 session is connected to ${origin}`,
+        Code.Internal,
+      );
+    }
+    return url.slice(origin.length);
+  }
+
   /** Opens a stream; throws a ConnectError once close() was called. */
   request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
     if (this.closedWith !== undefined) throw this.closedWith;

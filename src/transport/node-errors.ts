@@ -98,3 +98,13 @@ export function isRefusedStream(e: unknown): boolean {
     typeof e === "object" && e !== null && (e as { refusedStream?: unknown }).refusedStream === true
   );
 }
+
+/**
+ * The error an HTTP/2 client stream's "error" event means. A refused stream
+ * arrives as Node's ERR_HTTP2_STREAM_ERROR; it is Unavailable and provably
+ * unsent (RefusedStreamError), so a cluster may retry even a write. Other
+ * resets keep Node's error, whose cause tells a broken connection apart.
+ */
+export function streamError(rstCode: number | undefined, error: unknown): unknown {
+  return rstCode === constants.NGHTTP2_REFUSED_STREAM ? errorFromRstCode(rstCode) : error;
+}

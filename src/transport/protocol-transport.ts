@@ -5,24 +5,63 @@ import { createTransport as createConnect } from "@connectrpc/connect/protocol-c
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
 import { defaultCompressions } from "./compression.js";
+import { connectUnaryWire } from "./connect-unary-client.js";
+import { grpcUnaryWire } from "./grpc-unary-client.js";
+import { createH2Client } from "./h2-client.js";
+import { H2Session } from "./h2-session.js";
+import { H2Target } from "./h2-target.js";
+import { CallRunner } from "./run-call.js";
 
 /** The RPC protocol spoken on the wire. Our servers answer all three. */
 export type RpcProtocol = "connect" | "grpc" | "grpc-web";
 
+interface ProtocolOptions {
+  baseUrl: string;
+  interceptors?: Interceptor[];
+  readMaxBytes?: number;
+  writeMaxBytes?: number;
+}
+
 /**
- * A connect-es client transport for `protocol` over `httpClient`, with the
- * defaults of connect-es' Node transports: binary protobuf, gzip and Brotli
- * accepted (never sent), messages up to 4 GiB unless limited.
+ * A client transport for `protocol` over `http` (an HTTP client for
+ * connect-es, or an HTTP/2 session), with the defaults of connect-es' Node
+ * transports: binary protobuf, gzip and Brotli accepted (never sent),
+ * messages up to 4 GiB unless limited.
+ *
+ * Connect and gRPC over an H2Session run on the project's CallRunner with
+ * an H2Target (unary calls on its lean path, interceptors applied once, by
+ * the runner); gRPC-web, and every protocol over another HTTP client, run
+ * on connect-es' own transport.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
+  http: UniversalClientFn | H2Session,
+  options: ProtocolOptions,
+): Transport {
+  const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
+  if (http instanceof H2Session && protocol !== "grpc-web") {
+    const streams = connectEsTransport(protocol, createH2Client(http), {
+      ...options,
+      interceptors: [],
+    });
+    const wire = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+    return new CallRunner(
+      new H2Target(http, options.baseUrl, wire, limits, streams),
+      options.interceptors,
+    );
+  }
+  return connectEsTransport(
+    protocol,
+    http instanceof H2Session ? createH2Client(http) : http,
+    options,
+  );
+}
+
+/** connect-es' transport for `protocol` over `httpClient` (see createProtocolTransport). */
+function connectEsTransport(
+  protocol: RpcProtocol,
   httpClient: UniversalClientFn,
-  options: {
-    baseUrl: string;
-    interceptors?: Interceptor[];
-    readMaxBytes?: number;
-    writeMaxBytes?: number;
-  },
+  options: ProtocolOptions,
 ): Transport {
   const common = {
     httpClient,

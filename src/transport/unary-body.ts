@@ -1,0 +1,144 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * A unary response body gathered into one buffer, with connect-es' checks
+ * (its readAllBytes): a Content-Length above readMaxBytes fails at once, a
+ * body that breaks its Content-Length fails, a body without one fails as
+ * soon as it passes readMaxBytes. Chunks are copied once, into one buffer, at the end.
+ */
+export class BodyBytes {
+  private readonly hint: number | undefined;
+  private readonly chunks: Uint8Array[] = [];
+  private count = 0;
+
+  constructor(
+    private readonly readMaxBytes: number,
+    lengthHint: string | null,
+  ) {
+    const n = lengthHint === null ? NaN : parseInt(lengthHint, 10);
+    if (Number.isSafeInteger(n) && n >= 0) {
+      if (n > readMaxBytes) throw tooLarge(readMaxBytes, n);
+      this.hint = n;
+    }
+  }
+
+  push(chunk: Uint8Array): void {
+    this.count += chunk.byteLength;
+    if (this.hint !== undefined) {
+      if (this.count > this.hint) throw broken(this.hint, this.count);
+    } else if (this.count > this.readMaxBytes) {
+      throw tooLarge(this.readMaxBytes);
+    }
+    this.chunks.push(chunk);
+  }
+
+  /** The whole body. */
+  end(): Uint8Array {
+    if (this.hint !== undefined && this.count < this.hint) throw broken(this.hint, this.count);
+    return join(this.chunks, this.count);
+  }
+}
+
+/** One enveloped message: its flags and its (still compressed) data. */
+export interface Envelope {
+  readonly flags: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * The body of a unary gRPC response: at most one enveloped message (5-byte
+ * header, then the data), with connect-es' checks (its envelope decoder):
+ * an envelope announcing more than readMaxBytes fails as soon as its header
+ * is in; a second complete envelope is an extra message; a partial one at
+ * the end is an incomplete envelope. Only the first envelope is kept.
+ */
+export class EnvelopeBody {
+  private readonly head = new Uint8Array(5);
+  private headFill = 0;
+  /** Length of the envelope being read; -1 while reading a header. */
+  private want = -1;
+  private dataFill = 0;
+  /** The first envelope's data while it arrives; later envelopes are only counted. */
+  private data: Uint8Array | undefined;
+  private first: Envelope | undefined;
+  private extra = false;
+
+  constructor(private readonly readMaxBytes: number) {}
+
+  push(chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.byteLength;) {
+      if (this.want < 0) {
+        const n = Math.min(5 - this.headFill, chunk.byteLength - at);
+        this.head.set(chunk.subarray(at, at + n), this.headFill);
+        this.headFill += n;
+        at += n;
+        if (this.headFill < 5) return;
+        const length = new DataView(this.head.buffer).getUint32(1);
+        if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
+        this.want = length;
+        this.dataFill = 0;
+        if (this.first === undefined) this.data = new Uint8Array(length);
+      } else {
+        const n = Math.min(this.want - this.dataFill, chunk.byteLength - at);
+        this.data?.set(chunk.subarray(at, at + n), this.dataFill);
+        this.dataFill += n;
+        at += n;
+      }
+      if (this.dataFill === this.want) this.complete();
+    }
+  }
+
+  private complete(): void {
+    if (this.first === undefined) {
+      this.first = { flags: this.head[0] ?? 0, data: this.data ?? new Uint8Array(0) };
+    } else this.extra = true;
+    this.data = undefined;
+    this.want = -1;
+    this.headFill = 0;
+  }
+
+  /** The one message, or undefined for an empty body (a trailers-only answer). */
+  end(): Envelope | undefined {
+    if (this.extra) {
+      throw new ConnectError(
+        "protocol error: received extra output message for unary method",
+        Code.Unimplemented,
+      );
+    }
+    if (this.headFill > 0 || this.want >= 0) {
+      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    }
+    return this.first;
+  }
+}
+
+/**
+ * One fresh buffer (never Node's own chunk: parsed bytes fields are views of
+ * it, and must be plain Uint8Arrays that hold no more memory than theirs).
+ */
+function join(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return all;
+}
+
+/** connect-es' assertReadMaxBytes error. */
+function tooLarge(readMaxBytes: number, size?: number): ConnectError {
+  return new ConnectError(
+    size === undefined
+      ? `message size is larger than configured readMaxBytes ${readMaxBytes}`
+      : `message size ${size} is larger than configured readMaxBytes ${readMaxBytes}`,
+    Code.ResourceExhausted,
+  );
+}
+
+function broken(promised: number, received: number): ConnectError {
+  return new ConnectError(
+    `protocol error: promised ${promised} bytes, received ${received}`,
+    Code.InvalidArgument,
+  );
+}

@@ -1,0 +1,250 @@
+/**
+ * The lean unary path of H2Target over a real node:http2 server on
+ * loopback: what it sends, and how it reads every kind of answer.
+ */
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import { after, before, describe, test } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  createH2Transport,
+  type ClientTransport,
+} from "../../../src/transport/client-transport.js";
+import { isRefusedStream } from "../../../src/transport/node-errors.js";
+import { Bench } from "../../../bench/service.js";
+import { startWireServer, type WireServer } from "./h2-wire-server.js";
+
+let server: WireServer;
+before(async () => (server = await startWireServer()));
+after(() => server.close());
+
+function call(
+  t: ClientTransport,
+  scenario: string,
+  options: { timeoutMs?: number; signal?: AbortSignal; value?: Uint8Array; id?: string } = {},
+) {
+  return t.transport.unary(
+    Bench.method.echo,
+    options.signal,
+    options.timeoutMs,
+    { "x-scenario": scenario, "x-caller": "c1", "x-id": options.id ?? "" },
+    { value: options.value ?? new Uint8Array([1]) },
+  );
+}
+
+async function withTransport<T>(
+  protocol: "connect" | "grpc",
+  fn: (t: ClientTransport) => Promise<T>,
+  limits: { readMaxBytes?: number; writeMaxBytes?: number } = {},
+): Promise<T> {
+  const t = createH2Transport(server.url, {}, { protocol, ...limits });
+  try {
+    return await fn(t);
+  } finally {
+    t.close();
+  }
+}
+
+function rejectsWith(code: Code, rawMessage: string | RegExp) {
+  return (e: unknown): boolean => {
+    assert.ok(e instanceof ConnectError, String(e));
+    assert.equal(Code[e.code], Code[code], e.message);
+    if (typeof rawMessage === "string") assert.equal(e.rawMessage, rawMessage);
+    else assert.match(e.rawMessage, rawMessage);
+    return true;
+  };
+}
+
+describe("Connect unary", () => {
+  test("sends connect-es' headers and reads the message, headers and trailer- trailers", async () => {
+    const res = await withTransport("connect", (t) => call(t, "connect-ok", { timeoutMs: 1500 }));
+    assert.deepEqual([...res.message.value], [1, 2, 3]);
+    assert.equal(res.header.get("x-head"), "h1");
+    assert.equal(res.header.has("trailer-x-tail"), false);
+    assert.equal(res.trailer.get("x-tail"), "t1");
+    const sent = server.requests.at(-1) as http2.IncomingHttpHeaders;
+    assert.equal(sent[":method"], "POST");
+    assert.equal(sent[":path"], "/bench.v1.BenchService/Echo");
+    assert.equal(sent["content-type"], "application/proto");
+    assert.equal(sent["connect-protocol-version"], "1");
+    assert.equal(sent["connect-timeout-ms"], "1500");
+    assert.equal(sent["accept-encoding"], "gzip,br");
+    assert.match(String(sent["user-agent"]), /^connect-es\/2\.\d+\.\d+$/);
+    assert.equal(sent["x-caller"], "c1");
+  });
+
+  test("a gzip-compressed answer is decompressed", async () => {
+    const res = await withTransport("connect", (t) => call(t, "connect-gzip"));
+    assert.deepEqual([...res.message.value], [1, 2, 3]);
+  });
+
+  test("an error body: code, message, details and metadata (headers and trailers)", async () => {
+    await assert.rejects(
+      withTransport("connect", (t) => call(t, "connect-error-json")),
+      (e: unknown) => {
+        rejectsWith(Code.AlreadyExists, "the key exists ✓")(e);
+        const err = e as ConnectError;
+        assert.equal(err.details.length, 1);
+        assert.equal((err.details[0] as { type: string }).type, "google.protobuf.BytesValue");
+        assert.equal(err.metadata.get("x-head"), "h1");
+        assert.equal(err.metadata.get("x-tail"), "t1");
+        return true;
+      },
+    );
+  });
+
+  test("an HTTP status without a Connect error body: the code the status means", async () => {
+    await assert.rejects(
+      withTransport("connect", (t) => call(t, "connect-http-status")),
+      (e: unknown) =>
+        rejectsWith(Code.Unavailable, "HTTP 503")(e) &&
+        (e as ConnectError).metadata.get("x-head") === "h1",
+    );
+  });
+
+  test("an answer over readMaxBytes fails with ResourceExhausted, with or without Content-Length", async () => {
+    for (const scenario of ["connect-big", "connect-big-length"]) {
+      await assert.rejects(
+        withTransport("connect", (t) => call(t, scenario), { readMaxBytes: 200 }),
+        rejectsWith(Code.ResourceExhausted, /larger than configured readMaxBytes 200/),
+      );
+    }
+  });
+});
+
+describe("gRPC unary", () => {
+  test("sends connect-es' headers and reads the enveloped message, headers and trailers", async () => {
+    const res = await withTransport("grpc", (t) => call(t, "grpc-ok", { timeoutMs: 1500 }));
+    assert.deepEqual([...res.message.value], [1, 2, 3]);
+    assert.equal(res.header.get("x-head"), "h1");
+    assert.equal(res.trailer.get("x-tail"), "t1");
+    assert.equal(res.trailer.get("grpc-status"), "0");
+    const sent = server.requests.at(-1) as http2.IncomingHttpHeaders;
+    assert.equal(sent["content-type"], "application/grpc+proto");
+    assert.equal(sent.te, "trailers");
+    assert.equal(sent["grpc-timeout"], "1500m");
+    assert.equal(sent["grpc-accept-encoding"], "gzip,br");
+    assert.match(String(sent["user-agent"]), /^connect-es\/2\.\d+\.\d+$/);
+  });
+
+  test("a Brotli-compressed envelope is decompressed", async () => {
+    const res = await withTransport("grpc", (t) => call(t, "grpc-br"));
+    assert.deepEqual([...res.message.value], [1, 2, 3]);
+  });
+
+  test("a trailers-only error: code, percent-decoded grpc-message, headers as metadata", async () => {
+    await assert.rejects(
+      withTransport("grpc", (t) => call(t, "grpc-trailers-only")),
+      (e: unknown) =>
+        rejectsWith(Code.NotFound, "no such key: a b/c ✓ 100%")(e) &&
+        (e as ConnectError).metadata.get("x-head") === "h1",
+    );
+  });
+
+  test("an error in the trailers with grpc-status-details-bin: details, headers and trailers as metadata", async () => {
+    await assert.rejects(
+      withTransport("grpc", (t) => call(t, "grpc-trailer-error-details")),
+      (e: unknown) => {
+        rejectsWith(Code.FailedPrecondition, "precondition ✗")(e);
+        const err = e as ConnectError;
+        assert.equal(err.details.length, 1);
+        assert.equal(err.metadata.get("x-head"), "h1");
+        assert.equal(err.metadata.get("x-tail"), "t1");
+        return true;
+      },
+    );
+  });
+
+  test("no grpc-status at all is Internal; no message with status 0 is Unimplemented", async () => {
+    await assert.rejects(
+      withTransport("grpc", (t) => call(t, "grpc-missing-status")),
+      rejectsWith(Code.Internal, "protocol error: missing status"),
+    );
+    await assert.rejects(
+      withTransport("grpc", (t) => call(t, "grpc-no-message")),
+      rejectsWith(Code.Unimplemented, "protocol error: missing output message for unary method"),
+    );
+  });
+
+  test("an envelope over readMaxBytes fails with ResourceExhausted", async () => {
+    await assert.rejects(
+      withTransport("grpc", (t) => call(t, "grpc-big"), { readMaxBytes: 200 }),
+      rejectsWith(
+        Code.ResourceExhausted,
+        "message size 300 is larger than configured readMaxBytes 200",
+      ),
+    );
+  });
+});
+
+for (const protocol of ["connect", "grpc"] as const) {
+  describe(`${protocol}: request limit, deadline, cancellation, broken session`, () => {
+    test("a request over writeMaxBytes fails before anything is sent", async () => {
+      const before = server.requests.length;
+      await assert.rejects(
+        withTransport(protocol, (t) => call(t, `${protocol}-ok`, { value: new Uint8Array(10) }), {
+          writeMaxBytes: 4,
+        }),
+        rejectsWith(
+          Code.ResourceExhausted,
+          "message size 12 is larger than configured writeMaxBytes 4",
+        ),
+      );
+      assert.equal(server.requests.length, before);
+    });
+
+    test("the deadline fails the call with DeadlineExceeded and resets the stream with CANCEL", async () => {
+      const id = `${protocol}-deadline`;
+      await withTransport(protocol, async (t) => {
+        await assert.rejects(
+          call(t, "hang", { timeoutMs: 100, id }),
+          rejectsWith(Code.DeadlineExceeded, "the operation timed out"),
+        );
+        // The session stays open until the server has seen the reset.
+        assert.equal(await server.resetOf(id), http2.constants.NGHTTP2_CANCEL);
+      });
+    });
+
+    test("the caller's abort fails the call with Canceled and resets the stream with CANCEL", async () => {
+      const id = `${protocol}-cancel`;
+      const opened = server.requests.length;
+      const controller = new AbortController();
+      await withTransport(protocol, async (t) => {
+        const pending = call(t, "hang", { signal: controller.signal, id });
+        while (server.requests.length === opened) await new Promise((r) => setTimeout(r, 5));
+        controller.abort(new Error("user pressed stop"));
+        await assert.rejects(pending, rejectsWith(Code.Canceled, "user pressed stop"));
+        assert.equal(await server.resetOf(id), http2.constants.NGHTTP2_CANCEL);
+      });
+    });
+
+    test("a refused stream fails with Unavailable as a RefusedStreamError (a cluster may retry it)", async () => {
+      await withTransport(protocol, async (t) => {
+        await assert.rejects(call(t, "break-refused"), (e: unknown) => {
+          rejectsWith(
+            Code.Unavailable,
+            "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+          )(e);
+          assert.equal(isRefusedStream(e), true);
+          return true;
+        });
+      });
+    });
+
+    test("a session broken mid-response fails the call with a transport error and no metadata (which CallGuard turns into Unavailable)", async () => {
+      await withTransport(protocol, async (t) => {
+        await assert.rejects(call(t, "break-mid-response"), (e: unknown) => {
+          assert.ok(e instanceof ConnectError);
+          assert.ok(
+            [Code.Canceled, Code.Aborted, Code.Unknown, Code.Internal, Code.Unavailable].includes(
+              e.code,
+            ),
+            e.message,
+          );
+          assert.deepEqual([...e.metadata.keys()], []);
+          return true;
+        });
+      });
+    });
+  });
+}

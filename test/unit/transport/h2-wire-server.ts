@@ -1,0 +1,261 @@
+/**
+ * A real node:http2 server on loopback that answers each request with a
+ * hand-made HTTP/2 response chosen by its `x-scenario` header: the wire
+ * cases (successes, error bodies, trailers-only answers, compression,
+ * oversized and broken bodies, hangs, broken sessions) that the lean
+ * unary client must read exactly as connect-es does.
+ */
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import * as zlib from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { anyPack, AnySchema, BytesValueSchema } from "@bufbuild/protobuf/wkt";
+
+export const DETAIL = create(BytesValueSchema, { value: new Uint8Array([7, 7]) });
+const reply = toBinary(
+  BytesValueSchema,
+  create(BytesValueSchema, { value: new Uint8Array([1, 2, 3]) }),
+);
+
+function envelope(data: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.alloc(5 + data.byteLength);
+  out[0] = flags;
+  out.writeUInt32BE(data.byteLength, 1);
+  out.set(data, 5);
+  return out;
+}
+
+type Respond = (
+  stream: http2.ServerHttp2Stream,
+  session: http2.ServerHttp2Session,
+  request: http2.IncomingHttpHeaders,
+) => void;
+
+const connectOk = { ":status": 200, "content-type": "application/proto" };
+const grpcOk = { ":status": 200, "content-type": "application/grpc+proto" };
+const json = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
+
+/** Each scenario, by name: what the server does with the request. */
+export const scenarios: Record<string, Respond> = {
+  "connect-ok": (s) => {
+    s.respond({ ...connectOk, "x-head": "h1", "trailer-x-tail": "t1" });
+    s.end(reply);
+  },
+  "connect-ok-length": (s) => {
+    s.respond({ ...connectOk, "content-length": String(reply.byteLength) });
+    s.end(reply);
+  },
+  "connect-gzip": (s) => {
+    s.respond({ ...connectOk, "content-encoding": "gzip" });
+    s.end(zlib.gzipSync(reply));
+  },
+  "connect-error-json": (s) => {
+    s.respond({
+      ":status": 409,
+      "content-type": "application/json",
+      "x-head": "h1",
+      "trailer-x-tail": "t1",
+    });
+    s.end(
+      json({
+        code: "already_exists",
+        message: "the key exists ✓",
+        details: [
+          {
+            type: "google.protobuf.BytesValue",
+            value: Buffer.from(toBinary(BytesValueSchema, DETAIL)).toString("base64"),
+          },
+        ],
+      }),
+    );
+  },
+  "connect-error-json-no-code": (s) => {
+    s.respond({ ":status": 429, "content-type": "application/json" });
+    s.end(json({ message: "slow down" }));
+  },
+  "connect-error-bad-json": (s) => {
+    s.respond({ ":status": 500, "content-type": "application/json", "x-head": "h1" });
+    s.end("{not json");
+  },
+  "connect-http-status": (s) => {
+    s.respond({ ":status": 503, "content-type": "text/plain", "x-head": "h1" });
+    s.end("unavailable");
+  },
+  "connect-wrong-type": (s) => {
+    s.respond({ ":status": 200, "content-type": "text/html" });
+    s.end("<html>");
+  },
+  "connect-unknown-encoding": (s) => {
+    s.respond({ ...connectOk, "content-encoding": "zstd" });
+    s.end(reply);
+  },
+  "connect-big": (s) => {
+    s.respond(connectOk);
+    s.end(Buffer.alloc(300, 1));
+  },
+  "connect-big-length": (s) => {
+    s.respond({ ...connectOk, "content-length": "300" });
+    s.end(Buffer.alloc(300, 1));
+  },
+  "connect-short-length": (s) => {
+    s.respond({ ...connectOk, "content-length": "10" });
+    s.end(reply);
+  },
+  "connect-bad-message": (s) => {
+    s.respond(connectOk);
+    s.end(Buffer.from([0xff, 0xff, 0xff]));
+  },
+  "grpc-ok": (s) => {
+    s.respond({ ...grpcOk, "x-head": "h1" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0", "x-tail": "t1" }));
+    s.end(envelope(reply));
+  },
+  "grpc-br": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "br" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.brotliCompressSync(reply), 1));
+  },
+  "grpc-compressed-no-encoding": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-trailers-only": (s) => {
+    s.respond(
+      {
+        ...grpcOk,
+        "grpc-status": "5",
+        "grpc-message": encodeURIComponent("no such key: a b/c ✓ 100%"),
+        "x-head": "h1",
+      },
+      { endStream: true },
+    );
+  },
+  "grpc-trailer-error-details": (s) => {
+    s.respond({ ...grpcOk, "x-head": "h1" }, { waitForTrailers: true });
+    // google.rpc.Status { code = 1; message = 2; repeated Any details = 3 }
+    const status = new BinaryWriter()
+      .tag(1, WireType.Varint)
+      .int32(9)
+      .tag(2, WireType.LengthDelimited)
+      .string("precondition ✗")
+      .tag(3, WireType.LengthDelimited)
+      .bytes(toBinary(AnySchema, anyPack(BytesValueSchema, DETAIL)))
+      .finish();
+    s.once("wantTrailers", () =>
+      s.sendTrailers({
+        "grpc-status": "9",
+        "grpc-message": encodeURIComponent("precondition ✗"),
+        "grpc-status-details-bin": Buffer.from(status).toString("base64"),
+        "x-tail": "t1",
+      }),
+    );
+    s.end();
+  },
+  "grpc-missing-status": (s) => {
+    s.respond(grpcOk);
+    s.end(envelope(reply));
+  },
+  "grpc-no-message": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end();
+  },
+  "grpc-http-status": (s) => {
+    s.respond({ ":status": 503, "content-type": "text/plain" });
+    s.end("unavailable");
+  },
+  "grpc-big": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(Buffer.alloc(300, 1)));
+  },
+  "grpc-extra-message": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(Buffer.concat([envelope(reply), envelope(reply)]));
+  },
+  "grpc-incomplete": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply).subarray(0, 6));
+  },
+  "grpc-unknown-encoding": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "zstd" });
+    s.end();
+  },
+  /** Headers, half a body, then the connection is cut. */
+  "break-mid-response": (s, session, request) => {
+    s.respond({ ":status": 200, "content-type": request["content-type"] });
+    s.write(Buffer.alloc(3));
+    setTimeout(() => session.destroy(), 20);
+  },
+  /** The connection is cut before any answer. */
+  "break-before-response": (_s, session) => {
+    setTimeout(() => session.destroy(), 20);
+  },
+  /** The server refuses the stream (RST_STREAM REFUSED_STREAM): nothing was processed. */
+  "break-refused": (s) => {
+    s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  },
+  /** Never answers (deadline, cancellation). */
+  hang: () => {},
+};
+
+export interface WireServer {
+  readonly url: string;
+  /** The headers of every request, in order. */
+  readonly requests: http2.IncomingHttpHeaders[];
+  /**
+   * The reset code of the request stream with header `x-id: id` once it has
+   * closed (undefined: closed cleanly).
+   */
+  resetOf(id: string): Promise<number | undefined>;
+  close(): Promise<void>;
+}
+
+/** Starts the scenario server on 127.0.0.1, port 0. */
+export async function startWireServer(): Promise<WireServer> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+  const requests: http2.IncomingHttpHeaders[] = [];
+  const resets = new Map<string, number | undefined>();
+  const waiters: (() => void)[] = [];
+  server.on("stream", (stream, headers) => {
+    requests.push(headers);
+    stream.on("error", () => {});
+    stream.once("close", () => {
+      const code = stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? undefined : stream.rstCode;
+      resets.set(String(headers["x-id"]), code);
+      for (const w of waiters.splice(0)) w();
+    });
+    // Read the request body in full before answering, as a server would.
+    stream.resume();
+    const name = String(headers["x-scenario"]);
+    const respond = scenarios[name];
+    if (respond === undefined) throw new Error(`unknown scenario ${name}`);
+    stream.once("end", () => {
+      if (!stream.destroyed) respond(stream, stream.session as http2.ServerHttp2Session, headers);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    async resetOf(id) {
+      while (!resets.has(id)) await new Promise<void>((resolve) => waiters.push(resolve));
+      return resets.get(id);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Sessions left open by a test end with the server.
+        for (const s of sessions) s.destroy();
+      }),
+  };
+}
