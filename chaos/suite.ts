@@ -522,7 +522,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await Promise.allSettled([...restarts]);
     await client?.close().catch((error: unknown) => onCrash(error));
     for (const inst of instances) {
-      inst.child?.kill("SIGKILL");
+      const child = inst.child;
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }
       await inst.proxy.close().catch((error: unknown) => harnessError("closing a proxy", error));
     }
     process.off("uncaughtException", onCrash);
