@@ -38,6 +38,9 @@ export async function startLedgerPlugin(options: {
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
+    // Resolved by the child's exit, so that none outlives the abort.
+    const stop = (): void => void child.kill("SIGKILL");
+    signal?.addEventListener("abort", stop, { once: true });
     const url = await new Promise<string | undefined>((resolve) => {
       let buffered = "";
       child.stderr?.on("data", (chunk: Buffer) => {
@@ -46,15 +49,14 @@ export async function startLedgerPlugin(options: {
         if (match?.[1] !== undefined) resolve(match[1]);
       });
       child.once("exit", () => resolve(undefined));
-      const stop = (): void => {
-        child.kill("SIGKILL");
-        resolve(undefined);
-      };
-      signal?.addEventListener("abort", stop, { once: true });
-      child.once("exit", () => signal?.removeEventListener("abort", stop));
     });
+    signal?.removeEventListener("abort", stop);
     if (signal?.aborted === true) {
-      child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }
       signal.throwIfAborted();
     }
     if (url !== undefined) return Object.assign(child, { url });
