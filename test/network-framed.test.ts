@@ -310,7 +310,10 @@ test("close() during a dial to a server that never answers the preface fails the
     assert.equal(ConnectError.from(e).code, Code.Unavailable);
     return true;
   });
-  assert.ok(Date.now() - started < 2_000, `the call failed ${Date.now() - started} ms after close()`);
+  assert.ok(
+    Date.now() - started < 2_000,
+    `the call failed ${Date.now() - started} ms after close()`,
+  );
   const closedMs = await Promise.race([
     serverSaw,
     new Promise<number>((r) => setTimeout(() => r(-1), 3_000)),
