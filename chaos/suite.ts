@@ -233,6 +233,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const pendingFailover: { killedAt: number; ejectedAt: number }[] = [];
   let client: PluginClient<{ kv: typeof KV }> | undefined;
   const timers: NodeJS.Timeout[] = [];
+  /** Aborted when the run ends: restarts under way stop, and kill what they started. */
+  const stop = new AbortController();
+  /** Restarts of killed instances under way (the run waits for them before it audits). */
+  const restarts = new Set<Promise<void>>();
   const started = Date.now();
   try {
     for (let i = 0; i < opts.instances; i++) {
@@ -401,8 +405,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       const downMs = 900 + random() * 600;
       timers.push(
         setTimeout(() => {
-          refusing
-            .then(() => restartInstance(victim, harnessError))
+          const restart = refusing
+            .then(() => restartInstance(victim, harnessError, stop.signal))
             .then(() => victim.proxy.listen())
             .then(() => {
               if (victim.ejectedAt === 0) {
@@ -414,7 +418,11 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
               victim.dead = false;
               log(`restarted ${victim.id}`);
             })
-            .catch((error: unknown) => harnessError(`restarting ${victim.id}`, error));
+            .catch((error: unknown) => {
+              if (!stop.signal.aborted) harnessError(`restarting ${victim.id}`, error);
+            });
+          restarts.add(restart);
+          void restart.finally(() => restarts.delete(restart));
         }, downMs),
       );
     }, 50);
@@ -507,9 +515,19 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     harnessError("the run stopped", error);
   } finally {
     for (const t of timers) clearTimeout(t);
+    // A restart still under way would otherwise start a plugin after the
+    // kills below, which keeps this process alive (and, its ledger folder
+    // removed, is respawned again and again).
+    stop.abort();
+    await Promise.allSettled([...restarts]);
     await client?.close().catch((error: unknown) => onCrash(error));
     for (const inst of instances) {
-      inst.child?.kill("SIGKILL");
+      const child = inst.child;
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGKILL");
+        await exited;
+      }
       await inst.proxy.close().catch((error: unknown) => harnessError("closing a proxy", error));
     }
     process.off("uncaughtException", onCrash);
@@ -643,8 +661,9 @@ function isClear(ce: ConnectError): boolean {
 }
 
 /** Starts (or restarts) an instance on its fixed port and waits until it serves. */
-async function startInstance(inst: Instance): Promise<void> {
+async function startInstance(inst: Instance, signal?: AbortSignal): Promise<void> {
   inst.child = await startLedgerPlugin({
+    ...(signal !== undefined && { signal }),
     port: inst.port,
     ledger: inst.ledger,
     id: inst.id,
@@ -658,12 +677,14 @@ async function startInstance(inst: Instance): Promise<void> {
 async function restartInstance(
   inst: Instance,
   harnessError: (what: string, error: unknown) => void,
+  signal: AbortSignal,
 ): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await startInstance(inst);
+      await startInstance(inst, signal);
       return;
     } catch (error) {
+      if (signal.aborted) throw error;
       harnessError(`restart ${inst.id}, attempt ${attempt}`, error);
       if (attempt >= 3) throw error;
     }

@@ -5,8 +5,12 @@
  * run and lost its report), and a seed replays the same choices.
  */
 import { connect, createServer, type Server } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { startLedgerPlugin } from "../chaos/instance.js";
 import { FaultProxy } from "../chaos/proxy.js";
 import { seededRandom } from "../chaos/suite.js";
 
@@ -56,4 +60,28 @@ test("a seed replays the harness's choices; another seed does not", () => {
   assert.deepEqual(take(42), take(42));
   assert.notDeepEqual(take(42), take(43));
   for (const x of take(7)) assert.ok(x >= 0 && x < 1);
+});
+
+test("a plugin restart under way when the run ends stops at once and leaves no process (it kept the test process alive, respawning a plugin whose ledger folder was gone)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "connect-plugin-chaos-harness-"));
+  rmSync(dir, { recursive: true });
+  const stop = new AbortController();
+  const before = process.getActiveResourcesInfo().filter((r) => r === "ProcessWrap").length;
+  // The ledger cannot be opened: every start exits, and is tried again.
+  const starting = startLedgerPlugin({
+    port: 0,
+    ledger: join(dir, "ledger.log"),
+    id: "gone",
+    signal: stop.signal,
+  });
+  setTimeout(() => stop.abort(), 300);
+  const t0 = Date.now();
+  await assert.rejects(starting, (error: Error) => error.name === "AbortError");
+  assert.ok(Date.now() - t0 < 5_000, `stopped ${Date.now() - t0} ms after the start`);
+  // No child is left running (a killed child's handle goes on its exit).
+  for (let i = 0; i < 100; i++) {
+    if (process.getActiveResourcesInfo().filter((r) => r === "ProcessWrap").length <= before) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(process.getActiveResourcesInfo().filter((r) => r === "ProcessWrap").length, before);
 });

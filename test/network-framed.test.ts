@@ -281,3 +281,42 @@ test("cluster: instances are called over framed (balancing, health checks), and 
   for (let i = 0; i < 4; i++) await kv.put({ key: `n${i}`, value: bytes("v") });
   assert.ok(b.seen.length >= before + 4);
 });
+
+test("close() during a dial to a server that never answers the preface fails the waiting call at once and closes the socket (it stayed open until the preface timeout)", async () => {
+  const accepted: net.Socket[] = [];
+  // Reads (so that it sees the client's FIN) and never answers.
+  const silent = net.createServer((socket) => accepted.push(socket.resume()));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of accepted) s.destroy();
+        silent.close(() => resolve());
+      }),
+  );
+  const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+  const t = createNetworkTransport(new URL(url), { transport: "auto", prefaceTimeoutMs: 30_000 });
+  const kv = createClient(KV, t.transport);
+  const call = kv.get({ key: "x" });
+  while (accepted.length === 0) await new Promise((r) => setTimeout(r, 10));
+  const serverSaw = new Promise<number>((resolve) => {
+    const started = Date.now();
+    accepted[0]!.on("error", () => {});
+    accepted[0]!.once("close", () => resolve(Date.now() - started));
+  });
+  const started = Date.now();
+  t.close();
+  await assert.rejects(call, (e: unknown) => {
+    assert.equal(ConnectError.from(e).code, Code.Unavailable);
+    return true;
+  });
+  assert.ok(
+    Date.now() - started < 2_000,
+    `the call failed ${Date.now() - started} ms after close()`,
+  );
+  const closedMs = await Promise.race([
+    serverSaw,
+    new Promise<number>((r) => setTimeout(() => r(-1), 3_000)),
+  ]);
+  assert.ok(closedMs >= 0 && closedMs < 2_000, `the dial socket closed after ${closedMs} ms`);
+});

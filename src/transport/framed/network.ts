@@ -81,10 +81,15 @@ export function negotiatedProtocol(transport: Transport): "framed" | "http" | "u
   return owners.get(transport)?.chosen ?? "http";
 }
 
-/** Dials `url` and asks for the framed protocol: the socket, or why the server does not speak it. */
+/**
+ * Dials `url` and asks for the framed protocol: the socket, or why the
+ * server does not speak it. `signal` (the transport's close()) ends the dial
+ * at once, its socket destroyed.
+ */
 async function dialFramed(
   url: URL,
   options: NetworkTransportOptions,
+  signal: AbortSignal,
 ): Promise<{ socket: Duplex } | { refused: string }> {
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const secure = url.protocol === "https:";
@@ -97,6 +102,7 @@ async function dialFramed(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
       socket.off("data", onData);
       if (value instanceof Error) {
         socket.destroy();
@@ -173,6 +179,10 @@ async function dialFramed(
       timeoutMs,
     );
     timer.unref();
+    const onAbort = (): void =>
+      finish(signal.reason instanceof Error ? signal.reason : new Error("the dial was aborted"));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 
@@ -201,6 +211,8 @@ class NegotiatingTransport implements CallTarget {
   private current: FramedConnection | undefined;
   private dialing: Promise<FramedConnection | undefined> | undefined;
   private closedWith: ConnectError | undefined;
+  /** Aborted by close(): a dial under way stops at once. */
+  private readonly closing = new AbortController();
   /** The last framed connection broke and no call has dialled a new one. */
   private lost = false;
 
@@ -230,6 +242,7 @@ class NegotiatingTransport implements CallTarget {
       reason === undefined
         ? new ConnectError(`the connection to ${this.url.origin} was closed`, Code.Unavailable)
         : ConnectError.from(reason, Code.Unavailable);
+    this.closing.abort(this.closedWith);
     this.current?.close(this.closedWith);
     this.http?.close(reason);
   }
@@ -240,7 +253,7 @@ class NegotiatingTransport implements CallTarget {
     const current = this.current;
     if (current !== undefined && !current.broken) return Promise.resolve(current);
     if (this.chosen === "http") return Promise.resolve(undefined);
-    this.dialing ??= dialFramed(this.url, this.options)
+    this.dialing ??= dialFramed(this.url, this.options, this.closing.signal)
       .then((result) => {
         if (this.closedWith !== undefined) {
           if ("socket" in result) result.socket.destroy();
