@@ -3,8 +3,8 @@
  * Each one runs the scenarios in bench/scenarios.ts through the same small
  * interface; the Go host measures itself and reports figures over a pipe.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -126,13 +126,25 @@ export async function connectPluginSubprocess(
   return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
 }
 
-/** connect-plugin with a plugin in network mode, over loopback TCP. */
+/**
+ * connect-plugin with a plugin in network mode, over loopback TCP: over
+ * HTTP/2 with `protocol`, or over the framed protocol negotiated on the same
+ * port (`"framed"`, `"framed+tls"`: TLS with a throwaway certificate, ALPN).
+ */
 export async function connectPluginRemote(
   name: string,
-  protocol: "connect" | "grpc" = "connect",
+  protocol: "connect" | "grpc" | "framed" | "framed+tls" = "connect",
 ): Promise<Contender> {
+  const pki = protocol === "framed+tls" ? throwawayCert() : undefined;
   const child = spawn(process.execPath, [benchPluginMain], {
-    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+    env: {
+      ...process.env,
+      CONNECT_PLUGIN_LISTEN: "127.0.0.1:0",
+      ...(pki !== undefined && {
+        CONNECT_PLUGIN_TLS_CERT_FILE: pki.cert,
+        CONNECT_PLUGIN_TLS_KEY_FILE: pki.key,
+      }),
+    },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -144,11 +156,34 @@ export async function connectPluginRemote(
     });
     child.once("exit", () => reject(new Error(`bench plugin exited: ${buffered}`)));
   });
-  const client = await openPlugin(remote(url, { protocol }));
+  const source =
+    protocol === "framed" || protocol === "framed+tls"
+      ? remote(url, {
+          transport: "framed",
+          ...(pki !== undefined && { tls: { ca: readFileSync(pki.cert) } }),
+        })
+      : remote(url, { protocol });
+  const client = await openPlugin(source);
   return fromOps(name, connectOps(client.dispense("bench")), async () => {
     await client.close();
     child.kill("SIGTERM");
+    if (pki !== undefined) rmSync(pki.dir, { recursive: true, force: true });
   });
+}
+
+/** A self-signed P-256 certificate for 127.0.0.1, made with openssl, in a temp folder. */
+function throwawayCert(): { dir: string; cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "bench-tls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+      .concat(["-keyout", key, "-out", cert, "-subj", "/CN=localhost", "-days", "1"])
+      .concat(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]),
+    { stdio: "ignore" },
+  );
+  return { dir, cert, key };
 }
 
 /** connect-plugin with the plugin in the host's process. */

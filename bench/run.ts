@@ -83,6 +83,8 @@ const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTL
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
 const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
 const CP_REMOTE_GRPC = "connect-plugin remote, loopback TCP, gRPC over HTTP/2";
+const CP_REMOTE_FRAMED = "connect-plugin remote, loopback TCP, framed";
+const CP_REMOTE_FRAMED_TLS = "connect-plugin remote, loopback TCP, framed + TLS";
 const H2_FLOOR = "raw node:http2 (HTTP/2 floor)";
 const CP_HOST_GO_PLUGIN = "connect-plugin host (GoPluginClient) → Go go-plugin plugin, gRPC";
 const GO_HOST_CP_PLUGIN = "go-plugin Go host → connect-plugin Node plugin, gRPC";
@@ -96,6 +98,8 @@ const contenders: Contender[] = [
   await connectPluginSubprocess(CP_H2, ["connect"]),
   await connectPluginRemote(CP_REMOTE),
   await connectPluginRemote(CP_REMOTE_GRPC, "grpc"),
+  await connectPluginRemote(CP_REMOTE_FRAMED, "framed"),
+  await connectPluginRemote(CP_REMOTE_FRAMED_TLS, "framed+tls"),
   await connectHostGoPlugin(CP_HOST_GO_PLUGIN, go.plugin),
   await goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host),
   await grpcJs("@grpc/grpc-js client and server, unix socket"),
@@ -349,6 +353,15 @@ const targets: Target[] = [
       name: `HTTP/2 floor: ${row}: p50 ≤ 1.3×, ${CALLERS} callers ≥ 0.8×`,
       measured: `${u} µs (${(u / uH2).toFixed(2)}×), ${c.toLocaleString("en-US")} calls/s (${(c / cH2).toFixed(2)}×)`,
       met: u <= 1.3 * uH2 && c >= 0.8 * cH2,
+    };
+  }),
+  ...[CP_REMOTE_FRAMED, CP_REMOTE_FRAMED_TLS].map((row): Target => {
+    const u = num(find(S.unary, row)?.p50_us);
+    const c = num(find(S.concurrent, row)?.ops_per_s);
+    return {
+      name: `${row}: p50 ≤ 1.3× local framed, ${CALLERS} callers ≥ go-plugin`,
+      measured: `${u} µs (${(u / uPlain).toFixed(2)}× local framed without TLS, ${(u / uFramed).toFixed(2)}× with AutoMTLS), ${c.toLocaleString("en-US")} calls/s (${(c / cGo).toFixed(2)}× go-plugin)`,
+      met: u <= 1.3 * (row === CP_REMOTE_FRAMED ? uPlain : uFramed) && c >= cGo,
     };
   }),
   { name: "host RSS per extra subprocess plugin < 2 MB", measured: `${mem} MB`, met: mem < 2 },

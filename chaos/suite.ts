@@ -101,6 +101,12 @@ export interface ChaosReport {
    * with any is reported as a harness error, never as a library failure.
    */
   readonly harnessErrors: string[];
+  /**
+   * Instances the host called over HTTP because they did not answer the
+   * framed protocol (cluster transport "auto"): 0 when every call took the
+   * framed path, as it should between a connect-plugin host and plugin.
+   */
+  readonly httpFallbacks: string[];
   readonly targets: ChaosTarget[];
   readonly pass: boolean;
   /** "pass", "library-failure" (a target missed) or "harness-error" (the run proves nothing). */
@@ -174,6 +180,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const topology = options.topology;
   const log = options.log ?? (() => {});
   const harnessErrors: string[] = [];
+  const httpFallbacks: string[] = [];
   const harnessError = (what: string, error: unknown): void => {
     const text = `${what}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     harnessErrors.push(text);
@@ -268,6 +275,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         attemptTimeoutMs: 450,
         defaultTimeoutMs: opts.callTimeoutMs,
         onEvent: (event: ClusterEvent) => {
+          if (event.type === "http-fallback") httpFallbacks.push(`${event.id}: ${event.reason}`);
           if (event.type === "unhealthy" || (event.type === "circuit" && event.state === "open")) {
             const now = Date.now();
             ejections.push(now);
@@ -612,6 +620,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     sampleErrors: [...sampleErrors, ...hostErrors.slice(0, 3)],
     hostErrors,
     harnessErrors,
+    httpFallbacks,
     targets,
     pass: pass && harnessErrors.length === 0,
     verdict: harnessErrors.length > 0 ? "harness-error" : pass ? "pass" : "library-failure",

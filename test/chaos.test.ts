@@ -32,6 +32,9 @@ test("chaos (reduced): no hung calls, no duplicate or lost writes, no host crash
   assert.ok(report.failoverMaxMs <= 1_000, summary);
   assert.equal(report.undetectedKills, 0, summary);
   assert.deepEqual(report.harnessErrors, [], summary);
+  // Every call took the framed protocol (the default between a connect-plugin
+  // host and plugin): a silent fallback to HTTP/2 fails this run.
+  assert.deepEqual(report.httpFallbacks, [], summary);
   // Every target of the full run holds, except its fault count, which is
   // sized for 110 s (the 150 asserted above is this run's).
   const missed = report.targets.filter((t) => !t.pass && t.name !== "injected faults");

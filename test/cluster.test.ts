@@ -203,7 +203,8 @@ test("a non-idempotent write that may have reached the plugin is never retried, 
       assert.match(
         ce.rawMessage,
         new RegExp(
-          `^connection broke: .+ \\(instance 127\\.0\\.0\\.1:${proxy.port}, attempt 1 of 3; ` +
+          // HTTP/2 says the stream broke; the framed connection, which socket error.
+          `^(connection broke|connection to the plugin at .+ failed): .+ \\(instance 127\\.0\\.0\\.1:${proxy.port}, attempt 1 of 3; ` +
             `not retried: example\\.kv\\.v1\\.KV/Put is not idempotent and the request may have reached the plugin\\)$`,
         ),
       );

@@ -303,6 +303,24 @@ test("OCI documents: any bytes, any JSON, fail as a ManagementError or pass the 
   );
 });
 
+test("OCI documents: a digest that String() cannot convert fails as a ManagementError (found by the 100,000-case run)", () => {
+  for (const digest of [{ toString: false }, { valueOf: 1, toString: [] }, [{}], null, 7]) {
+    const body = Buffer.from(JSON.stringify({ config: { digest } }));
+    assert.throws(
+      () => parseRegistryDocument(body, "test"),
+      (e: unknown) => {
+        assert.ok(e instanceof ManagementError, `got ${String(e)}`);
+        assert.equal(e.kind, "verification-failed");
+        assert.match(
+          e.message,
+          /^test: config: refusing malformed digest ".*"; expected sha256:<64 hex digits>$/,
+        );
+        return true;
+      },
+    );
+  }
+});
+
 test("canonical JSON: parses back to the same value, ignores key order, idempotent", () => {
   fc.assert(
     fc.property(fc.jsonValue(), (value) => {

@@ -1,7 +1,7 @@
 /**
  * The same typed client, the same calls and the same semantics in all three
- * locations: subprocess, remote (network mode over HTTP/2 and HTTP/1.1) and
- * in process.
+ * locations: subprocess, remote (network mode over HTTP/2, HTTP/1.1 and the
+ * framed protocol negotiated on the same port) and in process.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -23,7 +23,9 @@ after(async () => {
 
 const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   ["subprocess", () => fixture("kv"), { bidi: true }],
-  ["remote over HTTP/2", () => remote(network.url), { bidi: true }],
+  ["remote over HTTP/2", () => remote(network.url, { transport: "http" }), { bidi: true }],
+  // The default for a connect-plugin server in network mode: framed, negotiated on its port.
+  ["remote over framed", () => remote(network.url, { transport: "framed" }), { bidi: true }],
   // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
   ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
   ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],

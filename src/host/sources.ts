@@ -8,6 +8,7 @@ import type { ClusterOptions } from "../resilience/cluster-transport.js";
 import { plaintextRefusal } from "../security/plaintext.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
+import type { NetworkTransport } from "../transport/framed/network.js";
 
 /**
  * Where a plugin runs. A PluginClient takes exactly one source; everything
@@ -78,6 +79,14 @@ export interface RemoteSource {
   readonly tls?: ClientTls;
   /** The user's explicit consent to plaintext over a real network. */
   readonly allowPlaintext: boolean;
+  /**
+   * "auto" (default): the framed protocol when the server speaks it on its
+   * port (a connect-plugin plugin in network mode: ALPN on https, a preface
+   * on http), HTTP otherwise, remembered per authority and logged once;
+   * "framed" fails the calls with a clear message when the server does not
+   * speak it; "http" always uses `protocol` over `httpVersion`.
+   */
+  readonly transport?: NetworkTransport;
 }
 
 /** TLS settings for a remote plugin, as PEM. */
@@ -137,14 +146,18 @@ export function remote(
     httpVersion?: "1.1" | "2";
     allowPlaintext?: boolean;
     tls?: ClientTls;
+    /** Default "auto", or "http" when `protocol` or `httpVersion` is given (they name an HTTP path). */
+    transport?: NetworkTransport;
   } = {},
 ): RemoteSource {
+  const namesHttp = options.protocol !== undefined || options.httpVersion !== undefined;
   const source: RemoteSource = {
     kind: "remote",
     url: new URL(url),
     protocol: options.protocol ?? "connect",
     httpVersion: options.httpVersion ?? "2",
     allowPlaintext: options.allowPlaintext ?? false,
+    transport: options.transport ?? (namesHttp ? "http" : "auto"),
     ...(options.tls !== undefined && { tls: options.tls }),
   };
   checkRemoteSource(source);

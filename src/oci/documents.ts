@@ -43,9 +43,12 @@ function descriptor(d: unknown, where: string): asserts d is Descriptor {
   if (typeof d !== "object" || d === null) throw shape(where, "the descriptor is not an object");
   const o = d as Record<string, unknown>;
   if (!isDigest(o.digest)) {
+    // Not String(): a JSON object such as {"toString": false} cannot be
+    // converted, and the error must still be a ManagementError.
+    const shown = typeof o.digest === "string" ? o.digest : (JSON.stringify(o.digest) ?? "nothing");
     throw new ManagementError(
       "verification-failed",
-      `${where}: refusing malformed digest ${JSON.stringify(String(o.digest).slice(0, 100))}; ` +
+      `${where}: refusing malformed digest ${JSON.stringify(shown.slice(0, 100))}; ` +
         `expected sha256:<64 hex digits>`,
     );
   }

@@ -324,6 +324,7 @@ async function serveNetwork(
       acceptHttp1: true,
       onPeerCutOff: (reason) => pluginLog("warn", reason),
       ...(tls !== undefined && { tls }),
+      framed: networkFramed(server, guard, options),
     });
   } catch (error) {
     const message = `cannot serve on ${JSON.stringify(listen)} (${from}): ${listenProblem(error)}`;
@@ -421,6 +422,38 @@ export function chooseWireProtocol(hostList: string | undefined): WireProtocol {
     if (p === "framed" || p === "connect") return p;
   }
   return "grpc";
+}
+
+/**
+ * The framed protocol on the network-mode port (see framed/preface.ts), for
+ * connect-plugin hosts that ask for it: the same services, interceptors
+ * (auth included), size limits and shutdown as over HTTP, and the
+ * caller's address for per-client limits. CORS and the Host check are not needed:
+ * they guard against web pages, and a browser cannot open a raw TCP
+ * connection or choose a TLS ALPN id, so no page can speak the framed
+ * protocol. Reflection is served over HTTP only (grpcurl and other tools
+ * speak gRPC).
+ */
+function networkFramed(
+  server: PluginServer,
+  guard: Interceptor[],
+  options: ServeOptions,
+): FramedServer {
+  return FramedServer.detached(server.routes, {
+    interceptors: [...guard, ...(options.interceptors ?? []), ...server.routerOptions.interceptors],
+    shutdownSignal: server.routerOptions.shutdownSignal,
+    readMaxBytes: options.readMaxBytes,
+    writeMaxBytes: options.writeMaxBytes,
+    onPeerCutOff: (reason) => pluginLog("warn", reason),
+    peer: "the caller",
+    contextValues: (socket) =>
+      createContextValues().set(
+        clientAddress,
+        "remoteAddress" in socket && typeof socket.remoteAddress === "string"
+          ? socket.remoteAddress
+          : "",
+      ),
+  });
 }
 
 /** What lifecycle() needs from a server: where it listens, and how to close it. */

@@ -1,6 +1,7 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { Discovery } from "../discovery/discovery.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
+import type { NetworkTransport } from "../transport/framed/network.js";
 import type { Balancer, BalancerName } from "./balancer.js";
 import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.js";
 import type { HealthOptions } from "./health-monitor.js";
@@ -42,6 +43,13 @@ export interface ClusterOptions {
   readonly attemptTimeoutMs?: number;
   /** Default "connect". */
   readonly protocol?: RpcProtocol;
+  /**
+   * How instances are reached: "auto" asks each for the framed protocol
+   * (connect-plugin servers speak it on their network port) and falls back
+   * to HTTP/2 for those that do not; "framed" requires it; "http" never
+   * asks. Default "auto", or "http" when `protocol` is set.
+   */
+  readonly transport?: NetworkTransport;
   readonly tls?: ClusterTls;
   /** Needed for http:// endpoints that are not loopback addresses. */
   readonly allowPlaintext?: boolean;
@@ -88,7 +96,9 @@ export type ClusterEvent =
   /** An instance answered its Handshake and takes calls at `version`. */
   | { readonly type: "negotiated"; readonly id: string; readonly version: number }
   /** An instance answered, but cannot serve this host: it takes no calls. */
-  | { readonly type: "held-out"; readonly id: string; readonly reason: string };
+  | { readonly type: "held-out"; readonly id: string; readonly reason: string }
+  /** With transport "auto": an instance does not speak the framed protocol and is called over HTTP. */
+  | { readonly type: "http-fallback"; readonly id: string; readonly reason: string };
 
 /** What the cluster knows about one instance, for diagnostics and tests. */
 export interface EndpointStatus {

@@ -2,7 +2,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { Endpoint } from "../discovery/discovery.js";
 import { plaintextRefusal } from "../security/plaintext.js";
-import { createUrlTransport, type ClientTransport } from "../transport/client-transport.js";
+import type { ClientTransport } from "../transport/client-transport.js";
+import { createNetworkTransport } from "../transport/framed/network.js";
 import { balancerByName, type Balancer } from "./balancer.js";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import type { ClusterEvent, ClusterOptions, EndpointStatus } from "./cluster-options.js";
@@ -330,7 +331,9 @@ export class EndpointPool {
   private createState(endpoint: Endpoint): EndpointState {
     const url = new URL(endpoint.url);
     const dial = (): ClientTransport =>
-      createUrlTransport(url, {
+      createNetworkTransport(url, {
+        transport: this.options.transport ?? (this.options.protocol ? "http" : "auto"),
+        log: (reason) => this.emit({ type: "http-fallback", id: endpoint.id, reason }),
         protocol: this.options.protocol ?? "connect",
         httpVersion: "2",
         interceptors: [...(this.options.interceptors ?? [])],

@@ -2,9 +2,11 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
 import { Duplex } from "node:stream";
+import * as tlsModule from "node:tls";
 import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
 import { DEFAULT_FRAME_TIMEOUT_MS, readFrames } from "./framed/frames.js";
 import { Http2FrameClock } from "./h2-frame-clock.js";
+import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";
 
 import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
 import type { NodeHandler } from "./node-adapter.js";
@@ -57,8 +59,17 @@ const H2_LIMITS: http2.ServerOptions = {
   settings: { maxConcurrentStreams: 256 },
 };
 
-/** How long a new plaintext connection may take to send its first bytes. */
+/** How long a new plaintext connection may take to say which protocol it speaks. */
 const SNIFF_TIMEOUT_MS = 10_000;
+
+/**
+ * Where a network-mode port sends the connections that asked for the framed
+ * protocol (preface or ALPN, see framed/preface.ts): a detached FramedServer.
+ */
+export interface FramedListener {
+  accept(socket: net.Socket): void;
+  close(graceMs?: number): Promise<void>;
+}
 const H2_PREFACE_START = Buffer.from("PRI");
 
 /**
@@ -92,6 +103,7 @@ export class PluginHttpServer {
     private readonly h1: http.Server | undefined,
     private readonly h2: http2.Http2Server | http2.Http2SecureServer,
     idleTimeoutMs: number,
+    private readonly framed?: FramedListener,
   ) {
     listener.prependListener("connection", (socket: net.Socket) => {
       // RPCs are small request/response exchanges: Nagle's algorithm would
@@ -121,13 +133,24 @@ export class PluginHttpServer {
       frameTimeoutMs?: number;
       /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
       idleTimeoutMs?: number;
+      /**
+       * Network mode: serve the framed protocol on the same port to clients
+       * that ask for it (the preface on cleartext, ALPN on TLS).
+       */
+      framed?: FramedListener;
+      /** Cleartext network mode: how long a connection may take to send its first bytes. Default 10 s. */
+      prefaceTimeoutMs?: number;
     },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
     const idle = options.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
     const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
-    if (tls !== undefined) {
+    const framed = options.framed;
+    if (tls !== undefined && framed !== undefined) {
+      const { listener, h1, h2 } = alpnRouter(handler, tls, options.acceptHttp1, framed);
+      server = new PluginHttpServer(listener, h1, h2, idle, framed);
+    } else if (tls !== undefined) {
       const h2 = http2.createSecureServer(
         {
           cert: tls.cert,
@@ -147,13 +170,13 @@ export class PluginHttpServer {
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
-      routeByPreface(
-        h1,
-        h2,
-        options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
-        options.onPeerCutOff,
-      );
-      server = new PluginHttpServer(h1, h1, h2, idle);
+      routeByPreface(h1, h2, {
+        frameTimeoutMs: options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
+        prefaceTimeoutMs: options.prefaceTimeoutMs ?? SNIFF_TIMEOUT_MS,
+        onCutOff: options.onPeerCutOff,
+        framed,
+      });
+      server = new PluginHttpServer(h1, h1, h2, idle, framed);
     } else {
       const h2 = http2.createServer(H2_LIMITS, handler);
       h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
@@ -187,6 +210,7 @@ export class PluginHttpServer {
       this.listener.close(() => resolve());
       for (const session of this.sessions) session.close();
       this.h1?.closeIdleConnections();
+      void this.framed?.close(graceMs);
       const timer = setTimeout(() => {
         for (const socket of this.sockets) socket.destroy();
       }, graceMs);
@@ -199,28 +223,86 @@ export class PluginHttpServer {
 }
 
 /**
- * Makes `h1` pass connections that begin with the HTTP/2 preface to `h2`.
- * HTTP/1.1 connections stay with `h1` as real sockets (the sniffed bytes are
- * unshifted, which node:http reads), so all of node:http's timeouts apply.
+ * TLS in network mode with the framed protocol: a TLS listener of our own
+ * offers ALPN `connect-plugin-framed/1`, `h2` and `http/1.1`, and hands each
+ * connection to the server for the protocol negotiated. (node:http2's secure
+ * server fixes its ALPN list to h2 and http/1.1.) Certificates and client
+ * certificate checks (mTLS) are the listener's, so they apply to all three.
+ */
+function alpnRouter(
+  handler: NodeHandler,
+  tls: ServerTls,
+  acceptHttp1: boolean,
+  framed: FramedListener,
+): { listener: tlsModule.Server; h1: http.Server | undefined; h2: http2.Http2SecureServer } {
+  const credentials = { cert: tls.cert, key: tls.key };
+  const listener = tlsModule.createServer({
+    ...credentials,
+    minVersion: "TLSv1.2",
+    ALPNProtocols: [FRAMED_ALPN, "h2", ...(acceptHttp1 ? ["http/1.1"] : [])],
+    ...(tls.clientCa !== undefined && {
+      ca: tls.clientCa,
+      requestCert: true,
+      rejectUnauthorized: true,
+    }),
+  });
+  // Never listens: it is given the TLS connections that chose h2.
+  const h2 = http2.createSecureServer({ ...credentials, ...H2_LIMITS }, handler);
+  const h1 = acceptHttp1 ? http.createServer({ keepAliveTimeout: 30_000 }, handler) : undefined;
+  listener.on("secureConnection", (socket: tlsModule.TLSSocket) => {
+    if (socket.alpnProtocol === FRAMED_ALPN) framed.accept(socket);
+    else if (socket.alpnProtocol === "h2") h2.emit("secureConnection", socket);
+    else if (h1 !== undefined) h1.emit("connection", socket);
+    else socket.destroy();
+  });
+  // A failed TLS handshake only concerns that one connection.
+  listener.on("tlsClientError", () => {});
+  return { listener, h1, h2 };
+}
+
+/**
+ * Makes `h1` pass connections that begin with the HTTP/2 preface to `h2`,
+ * and (with `framed`) those that begin with the framed preface to the framed
+ * server, after answering it with the same preface. HTTP/1.1 connections stay
+ * with `h1` as real sockets (the sniffed bytes are unshifted, which node:http
+ * reads), so all of node:http's timeouts apply. A connection that has not
+ * said which protocol it speaks within `prefaceTimeoutMs` is closed; the
+ * sniffed bytes are at most one read.
  */
 function routeByPreface(
   h1: http.Server,
   h2: http2.Http2Server,
-  frameTimeoutMs: number,
-  onCutOff: ((reason: string) => void) | undefined,
+  options: {
+    frameTimeoutMs: number;
+    prefaceTimeoutMs: number;
+    onCutOff: ((reason: string) => void) | undefined;
+    framed: FramedListener | undefined;
+  },
 ): void {
+  const { frameTimeoutMs, onCutOff, framed } = options;
   const serveHttp1 = h1.listeners("connection") as Array<(socket: net.Socket) => void>;
   h1.removeAllListeners("connection");
   h1.on("connection", (socket: net.Socket) => {
-    socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
+    socket.setTimeout(options.prefaceTimeoutMs, () => {
+      onCutOff?.(
+        `connection from ${peerOf(socket)} cut off: no protocol preface within ${options.prefaceTimeoutMs} ms`,
+      );
+      socket.destroy();
+    });
     let head = Buffer.alloc(0);
+    let needed = H2_PREFACE_START.length;
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
-      if (head.length < H2_PREFACE_START.length) return;
+      if (framed !== undefined && head[0] === FRAMED_PREFACE_FIRST_BYTE) {
+        needed = FRAMED_PREFACE.length;
+      }
+      if (head.length < needed) return;
       socket.off("data", onData);
       socket.pause();
       socket.setTimeout(0);
-      if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
+      if (needed === FRAMED_PREFACE.length && framed !== undefined) {
+        startFramed(socket, head, framed, onCutOff);
+      } else if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
         endSessionAtEof(h2, socket);
         // A peer that trickles a frame (or never finishes one) holds its
         // session and buffers: cut it off when a frame takes too long.
@@ -241,10 +323,34 @@ function routeByPreface(
     socket.on("error", () => socket.destroy());
     // A peer that hangs up before it has said which protocol it speaks is gone.
     socket.once("end", () => {
-      if (socket.listenerCount("data") > 0 && head.length < H2_PREFACE_START.length)
-        socket.destroy();
+      if (socket.listenerCount("data") > 0 && head.length < needed) socket.destroy();
     });
   });
+}
+
+/**
+ * A connection that began with the framed preface's first byte: the whole
+ * preface answers it, and the connection goes to the framed server with
+ * whatever followed; anything else is cut off (it is not HTTP either).
+ */
+function startFramed(
+  socket: net.Socket,
+  head: Buffer,
+  framed: FramedListener,
+  onCutOff: ((reason: string) => void) | undefined,
+): void {
+  const n = FRAMED_PREFACE.length;
+  if (!head.subarray(0, n).equals(FRAMED_PREFACE)) {
+    onCutOff?.(
+      `connection from ${peerOf(socket)} cut off: not a protocol preface this port speaks`,
+    );
+    socket.destroy();
+    return;
+  }
+  socket.write(FRAMED_PREFACE);
+  if (head.length > n) socket.unshift(head.subarray(n));
+  framed.accept(socket);
+  socket.resume();
 }
 
 /**

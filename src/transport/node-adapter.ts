@@ -22,6 +22,7 @@ import { IncomingBody } from "./incoming-body.js";
 import { collectMethods } from "./framed/methods.js";
 import { ContextFactory } from "./handler-context.js";
 import { LeanUnary } from "./unary-handler.js";
+import { abandonResponse } from "./unary-wire.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -96,10 +97,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
       .catch((reason: unknown) => {
         // The client went away while we answered: nothing to tell anyone.
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.end();
-        } else res.destroy();
+        abandonResponse(res);
       });
   };
   return (req, res) => {

@@ -199,7 +199,7 @@ function clientRequest<R extends UnaryRequest | StreamRequest>(
 }
 
 /** The response, its messages settling the call as they end, fail or are abandoned. */
-function settleWhenRead<I extends DescMessage, O extends DescMessage>(
+export function settleWhenRead<I extends DescMessage, O extends DescMessage>(
   res: StreamResponse<I, O>,
   call: CallSignal,
 ): StreamResponse<I, O> {

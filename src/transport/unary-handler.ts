@@ -17,6 +17,7 @@ import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import {
+  abandonResponse,
   connectUnary,
   grpcUnary,
   tooLargeToWrite,
@@ -280,13 +281,20 @@ class LeanCall {
     // Done already: the client went away (its reset aborted the context), nobody to answer.
     if (this.done) return;
     this.done = true;
-    send().then(
-      () => this.ctx.abort(CALL_DONE),
-      () => {
-        this.ctx.abort(CALL_DONE);
-        this.stream.destroy();
-      },
-    );
+    const failed = (): void => {
+      this.ctx.abort(CALL_DONE);
+      // As the adapter does for connect-es' responses.
+      abandonResponse(this.res);
+    };
+    let sent: Promise<void>;
+    try {
+      sent = send();
+    } catch {
+      // gRPC writes synchronously: node:http2 may refuse a header right here.
+      failed();
+      return;
+    }
+    sent.then(() => this.ctx.abort(CALL_DONE), failed);
   }
 
   fail(error: unknown): void {

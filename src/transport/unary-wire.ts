@@ -1,4 +1,5 @@
-import type * as http2 from "node:http2";
+import type * as http from "node:http";
+import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
@@ -149,6 +150,28 @@ function appendHeader(headers: http2.OutgoingHttpHeaders, key: string, value: st
   if (existing === undefined) headers[key] = value;
   else if (Array.isArray(existing)) existing.push(value);
   else headers[key] = [String(existing), value];
+}
+
+/**
+ * Ends a call whose response could not be written: a bare 500 while nothing
+ * was sent, else a reset. A header node:http2 refuses (a connection header a
+ * handler set, say) stays in the response and is refused again by end(), so
+ * a 500 that cannot be sent resets the stream too, instead of throwing out
+ * of a promise callback (an unhandled rejection ends the process). The
+ * reset says INTERNAL_ERROR, so a client sees Internal, not a clean end.
+ */
+export function abandonResponse(res: http.ServerResponse | http2.Http2ServerResponse): void {
+  if (!res.headersSent) {
+    try {
+      res.statusCode = 500;
+      res.end();
+      return;
+    } catch {
+      // Reset below.
+    }
+  }
+  if ("stream" in res) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  else res.destroy();
 }
 
 /** The error for a response message over writeMaxBytes, worded as connect-es'. */

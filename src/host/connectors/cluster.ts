@@ -2,11 +2,11 @@ import type { Interceptor } from "@connectrpc/connect";
 import { ClusterTransport } from "../../resilience/cluster-transport.js";
 import {
   createInProcessTransport,
-  createUrlTransport,
   type ClientTransport,
 } from "../../transport/client-transport.js";
+import { createNetworkTransport } from "../../transport/framed/network.js";
+import { hostRecord, type Logger } from "../../logging/logger.js";
 import { PluginServer } from "../../plugin/plugin-server.js";
-import type { Logger } from "../../logging/logger.js";
 import { CallGuard } from "../call-guard.js";
 import { checkRemoteSource, type ClusterSource } from "../sources.js";
 import type { ConnectContext, Connector } from "./connector.js";
@@ -77,7 +77,9 @@ function clusterParts(
     checkRemoteSource(source.fallback);
     // The fallback stands in for the cluster's instances, so it gets the
     // cluster's interceptors (its credentials) too.
-    fallback = createUrlTransport(source.fallback.url, {
+    fallback = createNetworkTransport(source.fallback.url, {
+      transport: source.fallback.transport ?? "auto",
+      log: (message) => logger.log(hostRecord(label, "info", message)),
       protocol: source.fallback.protocol,
       httpVersion: source.fallback.httpVersion,
       interceptors: [...(source.interceptors ?? []), ...interceptors],

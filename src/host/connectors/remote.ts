@@ -1,4 +1,5 @@
-import { createUrlTransport } from "../../transport/client-transport.js";
+import { createNetworkTransport } from "../../transport/framed/network.js";
+import { hostRecord } from "../../logging/logger.js";
 import { CallGuard } from "../call-guard.js";
 import type { RemoteSource } from "../sources.js";
 import type { Connector } from "./connector.js";
@@ -9,7 +10,9 @@ import type { Connector } from "./connector.js";
  */
 export const connectRemote: Connector<RemoteSource> = (source, context) => {
   const guard = new CallGuard(context.label, () => transport.isBroken());
-  const transport = createUrlTransport(source.url, {
+  const transport = createNetworkTransport(source.url, {
+    transport: source.transport ?? "auto",
+    log: (message) => context.logger.log(hostRecord(context.name, "info", message)),
     protocol: source.protocol,
     httpVersion: source.httpVersion,
     interceptors: [...context.interceptors, guard.interceptor],

@@ -35,6 +35,7 @@ import {
   readFrames,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
+  asUint8Array,
 } from "./frames.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -89,8 +90,12 @@ export function createFramedTransport(
   };
 }
 
-/** The calls over one socket to the plugin, as the CallRunner lets them through. */
-class FramedConnection implements CallTarget {
+/**
+ * The calls over one socket to the plugin, as the CallRunner lets them
+ * through. A dialled socket is opened on the first call; a given stream is
+ * read at once (so that its end is seen even before a call).
+ */
+export class FramedConnection implements CallTarget {
   /** The message queue of a stream settles its call (see stream()). */
   readonly settlesStreams = true;
   private socket: Duplex | undefined;
@@ -98,13 +103,37 @@ class FramedConnection implements CallTarget {
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
-  private readonly reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+  private readonly reader: FrameReader;
+  private readonly unrefWhenIdle: boolean;
+  private readonly readMaxBytes: number;
+  private readonly writeMaxBytes: number;
 
   constructor(
     private readonly target: FramedTarget,
     private readonly tls: FramedClientTls | undefined,
     private readonly peer: string,
-  ) {}
+    limits: {
+      readonly readMaxBytes?: number;
+      readonly writeMaxBytes?: number;
+      /** Let the process exit while no call is in flight (network connections, as H2Session's). */
+      readonly unrefWhenIdle?: boolean;
+    } = {},
+  ) {
+    this.unrefWhenIdle = limits.unrefWhenIdle === true;
+    this.readMaxBytes = Math.min(limits.readMaxBytes ?? MAX, MAX);
+    this.writeMaxBytes = Math.min(limits.writeMaxBytes ?? MAX, MAX);
+    // A response over readMaxBytes is skipped, not buffered, and fails its call.
+    this.reader = new FrameReader(
+      (type, id, payload) => this.onFrame(type, id, payload),
+      Math.max(this.readMaxBytes, 1024 * 1024),
+      (_type, id, length) => this.tooLarge(id, length),
+    );
+    if ("stream" in target) {
+      this.connect();
+      target.stream.resume();
+      if (this.unrefWhenIdle) this.refSocket(false);
+    }
+  }
 
   get broken(): boolean {
     return this.failure !== undefined;
@@ -226,10 +255,12 @@ class FramedConnection implements CallTarget {
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
     const bytes = toBinary(req.method.input, req.message);
-    if (bytes.length > DEFAULT_MAX_FRAME_BYTES) return Promise.reject(tooLargeToSend(bytes.length));
+    if (bytes.length > this.writeMaxBytes) {
+      return Promise.reject(tooLargeToSend(bytes.length, this.writeMaxBytes));
+    }
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
         reject(ConnectError.from(reason, Code.Canceled));
       };
       // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
@@ -266,7 +297,7 @@ class FramedConnection implements CallTarget {
           });
         },
       };
-      this.calls.set(id, call);
+      this.remember(id, call);
       unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, state.timeoutMs);
       this.out.frame(FrameType.message, id, bytes);
@@ -293,7 +324,7 @@ class FramedConnection implements CallTarget {
     return new Promise((resolve, reject) => {
       let settled = false;
       const cancel = (reason: ConnectError): void => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
         messages.fail(reason);
         if (!settled) {
           settled = true;
@@ -304,7 +335,7 @@ class FramedConnection implements CallTarget {
       // eslint-disable-next-line prefer-const -- set once the call is registered; onEnd reads it
       let unsubscribe: (() => void) | undefined;
       messages.onAbandon = () => {
-        if (this.calls.delete(id)) this.cancel(id);
+        if (this.forget(id)) this.cancel(id);
       };
       const call: PendingCall = {
         method: req.method,
@@ -338,7 +369,7 @@ class FramedConnection implements CallTarget {
           call.onHeader?.();
         },
       };
-      this.calls.set(id, call);
+      this.remember(id, call);
       unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, state.timeoutMs);
       void this.pump(id, req, cancel);
@@ -356,7 +387,9 @@ class FramedConnection implements CallTarget {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
         const bytes = toBinary(req.method.input, message);
-        if (bytes.length > DEFAULT_MAX_FRAME_BYTES) throw tooLargeToSend(bytes.length);
+        if (bytes.length > this.writeMaxBytes) {
+          throw tooLargeToSend(bytes.length, this.writeMaxBytes);
+        }
         this.out.frame(FrameType.message, id, bytes);
         if (this.out.needDrain) {
           await new Promise<void>((resolve) => {
@@ -371,6 +404,38 @@ class FramedConnection implements CallTarget {
     }
   }
 
+  private remember(id: number, call: PendingCall): void {
+    this.calls.set(id, call);
+    if (this.unrefWhenIdle && this.calls.size === 1) this.refSocket(true);
+  }
+
+  /** Removes call `id`; true if it was open. */
+  private forget(id: number): boolean {
+    const had = this.calls.delete(id);
+    if (had && this.unrefWhenIdle && this.calls.size === 0) this.refSocket(false);
+    return had;
+  }
+
+  private refSocket(ref: boolean): void {
+    const socket = this.socket as Partial<Pick<net.Socket, "ref" | "unref">> | undefined;
+    if (ref) socket?.ref?.();
+    else socket?.unref?.();
+  }
+
+  /** Fails call `id`, whose response message of `size` bytes is over readMaxBytes. */
+  private tooLarge(id: number, size: number): void {
+    const call = this.calls.get(id);
+    if (call === undefined) return;
+    this.forget(id);
+    this.cancel(id);
+    call.onEnd(
+      new ConnectError(
+        `message size ${size} is larger than configured readMaxBytes ${this.readMaxBytes}`,
+        Code.ResourceExhausted,
+      ),
+    );
+  }
+
   private onFrame(type: number, id: number, payload: Buffer): void {
     const call = this.calls.get(id);
     if (call === undefined) return;
@@ -380,11 +445,17 @@ class FramedConnection implements CallTarget {
         call.onHeader?.();
         return;
       case FrameType.message: {
+        if (payload.length > this.readMaxBytes) {
+          this.tooLarge(id, payload.length);
+          return;
+        }
         let message: unknown;
         try {
-          message = fromBinary(call.method.output, payload);
+          // A plain Uint8Array view: bytes fields then come out as
+          // Uint8Array, as over HTTP, not as node Buffers.
+          message = fromBinary(call.method.output, asUint8Array(payload));
         } catch (error) {
-          this.calls.delete(id);
+          this.forget(id);
           this.cancel(id);
           call.onEnd(
             new ConnectError(`failed to parse the response: ${String(error)}`, Code.Internal),
@@ -396,7 +467,7 @@ class FramedConnection implements CallTarget {
         return;
       }
       case FrameType.trailer: {
-        this.calls.delete(id);
+        this.forget(id);
         const end = parseJson(payload) as { t?: unknown; e?: unknown } | undefined;
         if (end?.t !== undefined) {
           pairsToHeaders(end.t).forEach((value, name) => call.trailer.append(name, value));
@@ -414,13 +485,17 @@ class FramedConnection implements CallTarget {
   }
 }
 
+const MAX = DEFAULT_MAX_FRAME_BYTES;
+
 /**
- * A request message no framed peer accepts (the protocol's frame limit),
- * refused before any of it is sent, worded as connect-node's writeMaxBytes error.
+ * A request message over writeMaxBytes (at most the protocol's frame limit),
+ * refused before any of it is sent, worded as connect-node's error.
  */
-function tooLargeToSend(size: number): ConnectError {
+function tooLargeToSend(size: number, limit: number): ConnectError {
   return new ConnectError(
-    `message size ${size} is larger than the framed transport's frame limit ${DEFAULT_MAX_FRAME_BYTES}`,
+    limit === MAX
+      ? `message size ${size} is larger than the framed transport's frame limit ${MAX}`
+      : `message size ${size} is larger than configured writeMaxBytes ${limit}`,
     Code.ResourceExhausted,
   );
 }

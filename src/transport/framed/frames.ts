@@ -195,6 +195,11 @@ export function readFrames(
   socket.once("close", () => clearTimeout(slow));
 }
 
+/** The same bytes as a plain Uint8Array (protobuf-es keeps the type in bytes fields). */
+export function asUint8Array(bytes: Buffer): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Headers as a JSON-friendly list of pairs (repeated names kept). */
 export function headersToPairs(headers: Headers): [string, string][] | undefined {
   let out: [string, string][] | undefined;

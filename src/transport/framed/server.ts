@@ -6,6 +6,7 @@ import {
   Code,
   ConnectError,
   createContextValues,
+  type ContextValues,
   type Interceptor,
   type ConnectRouter,
 } from "@connectrpc/connect";
@@ -28,6 +29,7 @@ import {
   FrameType,
   FrameWriter,
   MessageQueue,
+  asUint8Array,
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
@@ -69,6 +71,8 @@ export interface FramedServerOptions {
   readonly peer?: string;
   /** This side, in the error for an unknown method. Default "this plugin". */
   readonly self?: string;
+  /** The context values of each call on a connection (the caller's address). Default: empty. */
+  readonly contextValues?: (socket: Duplex) => ContextValues;
 }
 
 /** Default of FramedServerOptions.maxConcurrentCalls. */
@@ -84,12 +88,14 @@ const MAX_OPEN_FRAME_BYTES = 1024 * 1024;
  */
 export class FramedServer {
   private readonly connections = new Set<ServerConnection>();
+  /** Detached: resolves close() once the last connection has closed. */
+  private whenEmpty: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   bound: BoundAddress = { network: "unix", address: "" };
   private readonly methods: Map<string, MethodEntry>;
 
   private constructor(
-    private readonly listener: net.Server,
+    private readonly listener: net.Server | undefined,
     routes: (router: ConnectRouter) => void,
     private readonly options: FramedServerOptions,
   ) {
@@ -121,15 +127,34 @@ export class FramedServer {
     return server;
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * A framed server without a listener of its own: another listener (the
+   * network-mode port, which also serves HTTP) hands it the connections that
+   * asked for the framed protocol, with accept().
+   */
+  static detached(
+    routes: (router: ConnectRouter) => void,
+    options: FramedServerOptions = {},
+  ): FramedServer {
+    return new FramedServer(undefined, routes, options);
+  }
+
+  /** Serves the framed protocol on a connection accepted elsewhere (see detached()). */
+  accept(socket: net.Socket): void {
     if (this.closing !== undefined) {
       socket.destroy();
       return;
     }
     socket.setNoDelay(true);
+    // A framed client never half-closes: end of input means it is gone, and
+    // its calls end with it (the network-mode port's sockets allow half-open).
+    socket.once("end", () => socket.destroy());
     const connection = new ServerConnection(socket, this.methods, this.options);
     this.connections.add(connection);
-    socket.once("close", () => this.connections.delete(connection));
+    socket.once("close", () => {
+      this.connections.delete(connection);
+      if (this.connections.size === 0) this.whenEmpty?.();
+    });
   }
 
   /**
@@ -139,9 +164,12 @@ export class FramedServer {
    */
   close(graceMs = 0): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      this.listener.close(() => resolve());
-      // Answers still queued for this tick go out before the end.
-      for (const connection of this.connections) connection.end();
+      if (this.listener !== undefined) this.listener.close(() => resolve());
+      else if (this.connections.size === 0) resolve();
+      else this.whenEmpty = resolve;
+      // Calls still open finish first (their answers, or the errors of a
+      // shutdown's abort), within graceMs.
+      for (const connection of this.connections) connection.endWhenIdle();
       const timer = setTimeout(() => {
         for (const connection of this.connections) connection.destroy();
       }, graceMs);
@@ -218,10 +246,29 @@ class ServerConnection {
     });
   }
 
+  /** Set by endWhenIdle(): the connection ends once its last call has answered. */
+  private ending = false;
+
   /** Sends what is queued, then ends the connection. */
   end(): void {
     this.out.flush();
     this.socket.end();
+  }
+
+  /**
+   * Ends the connection once the calls open on it have sent their last
+   * frame (a shutdown's "plugin shut down" errors included), like an
+   * HTTP/2 GOAWAY that lets open streams finish.
+   */
+  endWhenIdle(): void {
+    this.ending = true;
+    if (this.calls.size === 0) this.end();
+  }
+
+  /** Call `id` is over on this side. */
+  private settled(id: number): void {
+    this.calls.delete(id);
+    if (this.ending && this.calls.size === 0) process.nextTick(() => this.end());
   }
 
   destroy(): void {
@@ -252,7 +299,7 @@ class ServerConnection {
         }
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input, payload);
+          message = fromBinary(call.entry.method.input, asUint8Array(payload));
         } catch (error) {
           this.fail(
             id,
@@ -287,7 +334,7 @@ class ServerConnection {
       case FrameType.cancel: {
         const call = this.calls.get(id);
         if (call === undefined) return;
-        this.calls.delete(id);
+        this.settled(id);
         const reason = new ConnectError(
           `${this.options.peer ?? "the host"} cancelled the call`,
           Code.Canceled,
@@ -345,7 +392,7 @@ class ServerConnection {
       url: path,
       timeoutMs,
       requestHeader: pairsToHeaders(head?.h),
-      contextValues: createContextValues(),
+      contextValues: this.options.contextValues?.(this.socket) ?? createContextValues(),
     });
     const streaming = entry.method.methodKind !== "unary";
     const call: ServerCall = {
@@ -371,7 +418,7 @@ class ServerConnection {
           this.fail(id, call, error);
           return;
         }
-        this.calls.delete(id);
+        this.settled(id);
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
@@ -417,7 +464,7 @@ class ServerConnection {
       return;
     }
     if (this.calls.get(id) !== call) return;
-    this.calls.delete(id);
+    this.settled(id);
     if (!sentHeader) {
       const header = headersToPairs(ctx.responseHeader);
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
@@ -430,7 +477,7 @@ class ServerConnection {
   /** Ends a call with an error: header (unless sent), then a trailer that carries it. */
   private fail(id: number, call: ServerCall, error: unknown, sentHeader = false): void {
     if (this.calls.get(id) !== call) return;
-    this.calls.delete(id);
+    this.settled(id);
     const { wire, metadata } = errorToWire(error, call.ctx[CALL_ABORT]);
     const trailer = new Headers(call.ctx.responseTrailer);
     metadata.forEach((value, name) => trailer.append(name, value));

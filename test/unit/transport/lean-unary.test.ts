@@ -81,6 +81,12 @@ function routesFor(seen: Seen): (router: ConnectRouter) => void {
             );
           case "throw":
             throw new Error("internal details");
+          case "bad-header":
+          case "bad-header-fail":
+            // Headers accepts it, node:http2 refuses to send it (a connection header).
+            ctx.responseHeader.set("keep-alive", "timeout=5");
+            if (command === "bad-header-fail") throw new ConnectError("no", Code.Aborted);
+            return req;
           case "slow":
           case "hang": {
             seen.started?.();
@@ -380,6 +386,20 @@ for (const protocol of ["connect", "grpc"] as const) {
     );
     assert.deepEqual(a, b);
     assert.equal(a.status, protocol === "connect" ? 404 : 404);
+  });
+
+  test(`${protocol}: a response header node:http2 refuses resets the call on both paths, no crash`, async () => {
+    for (const command of ["bad-header", "bad-header-fail"]) {
+      const [headers, body] = request(protocol, command);
+      const outcome = (url: string): Promise<unknown> =>
+        exchange(url, headers, body).catch((e: NodeJS.ErrnoException) => ({ error: e.code }));
+      const lean = withLean.seen.lean;
+      const a = await outcome(withLean.url);
+      const b = await outcome(without.url);
+      assert.deepEqual(a, b, command);
+      assert.deepEqual(a, { error: "ERR_HTTP2_STREAM_ERROR" }, command);
+      assert.equal(withLean.seen.lean, lean + 1, "the lean path ran it");
+    }
   });
 
   test(`${protocol}: a client that cancels aborts the handler's signal with Canceled`, async () => {
