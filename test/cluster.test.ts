@@ -21,6 +21,8 @@ import {
   type ClusterEvent,
   type ClusterSource,
 } from "../src/index.js";
+import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
+import { createH2Transport } from "../src/transport/client-transport.js";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { KV } from "../examples/kv/shared.js";
 import { FaultProxy } from "../chaos/proxy.js";
@@ -677,5 +679,52 @@ test("the retry budget bounds retries with the breaker off and for every retryab
     } finally {
       await client.close();
     }
+  }
+});
+
+test("a Handshake handed to the fallback keeps its deadline even when none of it is left (it got no deadline and hung on a silent fallback)", async () => {
+  // The fallback: a real HTTP/2 server that answers its first request with
+  // an error and never answers the ones after.
+  let requests = 0;
+  const silent = http2.createServer((req, res) => {
+    if (++requests === 1) {
+      res.writeHead(503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "unavailable", message: "not yet" }));
+    }
+  });
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const fallback = createH2Transport(
+    `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    {},
+    {},
+  );
+  // The one instance refuses connections: it is never admitted.
+  const transport = new ClusterTransport({
+    discovery: staticEndpoints([`http://127.0.0.1:${await freePort()}`]),
+    health: false,
+    negotiation: { versions: [1], plugins: new Map([[1, { kv: "KV" }]]), retryMs: 60_000 },
+    fallback: fallback.transport,
+  });
+  const handshake = PluginController.method.handshake;
+  try {
+    // Every instance has been asked once: the next Handshake goes to the fallback at once.
+    await assert.rejects(transport.unary(handshake, undefined, 10_000, undefined, {}), {
+      code: Code.Unavailable,
+    });
+    // No time left (a caller whose deadline ran out while the cluster waited).
+    const outcome = await Promise.race([
+      transport.unary(handshake, undefined, 0, undefined, {}).then(
+        () => "answered",
+        (e: unknown) => ConnectError.from(e),
+      ),
+      new Promise<string>((resolve) => setTimeout(resolve, 3_000, "still pending after 3 s")),
+    ]);
+    assert.ok(outcome instanceof ConnectError, `the Handshake was ${String(outcome)}`);
+    assert.equal(outcome.code, Code.DeadlineExceeded, outcome.message);
+    assert.equal(requests, 1, "the fallback was not called without a deadline");
+  } finally {
+    transport.close();
+    fallback.close();
+    silent.close();
   }
 });

@@ -161,7 +161,7 @@ export class ClusterTransport implements Transport {
       return viaFallback(
         this.options.fallback,
         signal ?? new AbortController().signal,
-        deadline - Date.now(),
+        timeLeft(deadline, methodName(method), timeoutMs ?? this.defaultTimeoutMs),
       );
     }
     if (message === undefined) {
@@ -225,10 +225,14 @@ export class ClusterTransport implements Transport {
     // A stream's input may be partly consumed by a failed attempt, so a
     // stream gets one attempt (after it found an instance).
     const maxAttempts = unary ? (retry?.maxAttempts ?? 1) : 1;
-    const fallback = (): Promise<R> =>
-      call(this.options.fallback!, signal ?? new AbortController().signal, deadline - Date.now());
-    const tried = new Set<string>();
     const name = methodName(method);
+    const fallback = async (): Promise<R> =>
+      call(
+        this.options.fallback!,
+        signal ?? new AbortController().signal,
+        timeLeft(deadline, name, timeout),
+      );
+    const tried = new Set<string>();
     await this.admitted(method, deadline, signal);
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
@@ -326,4 +330,20 @@ export class ClusterTransport implements Transport {
       }
     }
   }
+}
+
+/**
+ * What is left of a call's deadline for the fallback, or DeadlineExceeded
+ * when nothing is: transports read a timeout of 0 or less as no deadline at
+ * all (connect-es' CallOptions), and a cluster's call always has one.
+ */
+function timeLeft(deadline: number, name: string, timeout: number): number {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    throw new ConnectError(
+      `${name}: deadline of ${timeout} ms exceeded before the fallback`,
+      Code.DeadlineExceeded,
+    );
+  }
+  return remaining;
 }

@@ -73,7 +73,9 @@ class GrpcUnaryBody implements UnaryBodyReader {
 
   /** The checks and their order are connect-es' gRPC transport's. */
   async finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>> {
-    const envelope = this.body.end();
+    // The first message is decompressed and parsed before the body's own
+    // checks (an extra or incomplete envelope), in connect-es' order.
+    const envelope = this.body.message;
     let message: MessageShape<O> | undefined;
     if (envelope !== undefined) {
       const { data } = await envelopeDecompress(
@@ -83,6 +85,7 @@ class GrpcUnaryBody implements UnaryBodyReader {
       );
       message = parseMessage(output, data);
     }
+    this.body.end();
     validateTrailer(trailer, this.header);
     if (message === undefined) {
       if (this.headerError !== undefined) throw this.headerError;

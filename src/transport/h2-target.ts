@@ -13,7 +13,7 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import type { H2Session } from "./h2-session.js";
-import { abortOf } from "./lazy-abort.js";
+import { abortOf, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import type { CallTarget } from "./run-call.js";
@@ -161,7 +161,7 @@ export class H2Target implements CallTarget {
   ): Promise<StreamResponse<I, O>> {
     return this.streams.stream(
       req.method,
-      req.signal,
+      signalOf(req, call),
       call.timeoutMs,
       req.header,
       req.message,

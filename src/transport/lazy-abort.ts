@@ -134,3 +134,14 @@ function signalView(signal: AbortSignal): AbortView {
     },
   };
 }
+
+/**
+ * The AbortSignal to hand to code outside this project (connect-es'
+ * transport) for a request: its own, or, for a copy of a LazyRequest made
+ * by an interceptor (`{...req}` copies no getter, so it has no `signal`),
+ * the signal of `call`, the CallAbort the request was made with. Without
+ * it a stream would no longer follow the caller's cancel.
+ */
+export function signalOf(req: { readonly signal: AbortSignal }, call: CallAbort): AbortSignal {
+  return (req as { readonly signal?: AbortSignal }).signal ?? call.signal;
+}

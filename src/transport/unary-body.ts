@@ -51,6 +51,8 @@ export interface Envelope {
  * an envelope announcing more than readMaxBytes fails as soon as its header
  * is in; a second complete envelope is an extra message; a partial one at
  * the end is an incomplete envelope. Only the first envelope is kept.
+ * connect-es parses the first message before it sees what follows, so a
+ * message that cannot be parsed is the error reported, not the extra one.
  */
 export class EnvelopeBody {
   private readonly head = new Uint8Array(5);
@@ -97,7 +99,15 @@ export class EnvelopeBody {
     this.headFill = 0;
   }
 
-  /** The one message, or undefined for an empty body (a trailers-only answer). */
+  /** The first complete envelope, unchecked: read it before end(), as connect-es does. */
+  get message(): Envelope | undefined {
+    return this.first;
+  }
+
+  /**
+   * Checks that the body held at most one whole envelope; returns it, or
+   * undefined for an empty body (a trailers-only answer).
+   */
   end(): Envelope | undefined {
     if (this.extra) {
       throw new ConnectError(

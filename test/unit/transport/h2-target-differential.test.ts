@@ -103,17 +103,19 @@ describe("lean unary path = connect-es' transport, hand-made wire answers", () =
         }
       });
     }
-    test(`${protocol}: deadline on a server that never answers`, async () => {
-      const p = pair(server.url, protocol);
-      try {
-        const lean = await observe(p.lean, { "x-scenario": "hang" }, 100);
-        const reference = await observe(p.reference, { "x-scenario": "hang" }, 100);
-        assert.deepEqual(lean, reference);
-        assert.equal((lean as { code: string }).code, "DeadlineExceeded");
-      } finally {
-        p.close();
-      }
-    });
+    for (const scenario of ["hang", "headers-hang"]) {
+      test(`${protocol}: deadline on a server that never answers (${scenario})`, async () => {
+        const p = pair(server.url, protocol);
+        try {
+          const lean = await observe(p.lean, { "x-scenario": scenario }, 100);
+          const reference = await observe(p.reference, { "x-scenario": scenario }, 100);
+          assert.deepEqual(lean, reference);
+          assert.equal((lean as { code: string }).code, "DeadlineExceeded");
+        } finally {
+          p.close();
+        }
+      });
+    }
   }
 });
 

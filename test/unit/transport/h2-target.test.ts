@@ -5,11 +5,13 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import {
   createH2Transport,
   type ClientTransport,
 } from "../../../src/transport/client-transport.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { isRefusedStream } from "../../../src/transport/node-errors.js";
 import { Bench } from "../../../bench/service.js";
 import { startWireServer, type WireServer } from "./h2-wire-server.js";
@@ -248,3 +250,77 @@ for (const protocol of ["connect", "grpc"] as const) {
     });
   });
 }
+
+describe("streams (delegated to connect-es' protocol code)", () => {
+  let streamServer: http2.Http2Server;
+  let url: string;
+  /** Resolves when a stream handler saw its call cancelled. */
+  let handlerCancelled: Promise<void>;
+  let markCancelled: () => void;
+  before(async () => {
+    const routes = (router: ConnectRouter): void => {
+      router.service(Bench, {
+        echo: (req) => req,
+        async *stream(_req, ctx) {
+          yield { value: new Uint8Array([1]) };
+          // Then nothing until the client goes away (or 30 s).
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 30_000);
+            ctx.signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              markCancelled();
+              resolve();
+            });
+          });
+        },
+      });
+    };
+    streamServer = http2.createServer(createNodeAdapter({ routes }));
+    await new Promise<void>((resolve) => streamServer.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(streamServer.address() as AddressInfo).port}`;
+  });
+  after(() => streamServer.close());
+
+  const copying: Interceptor = (next) => (req) => next({ ...req });
+  for (const protocol of ["connect", "grpc"] as const) {
+    for (const [label, interceptors] of [
+      ["no interceptor", []],
+      ["an interceptor that copies the request ({...req})", [copying]],
+    ] as const) {
+      test(`${protocol}, ${label}: the caller's cancel ends the stream with Canceled and reaches the server`, async () => {
+        handlerCancelled = new Promise((resolve) => (markCancelled = resolve));
+        const t = createH2Transport(url, {}, { protocol, interceptors: [...interceptors] });
+        const controller = new AbortController();
+        try {
+          const res = await t.transport.stream(
+            Bench.method.stream,
+            controller.signal,
+            undefined,
+            undefined,
+            (async function* () {
+              yield { value: 1n };
+            })(),
+          );
+          const seen: number[] = [];
+          await assert.rejects(
+            (async () => {
+              for await (const m of res.message) {
+                seen.push(m.value.length);
+                controller.abort(new Error("user pressed stop"));
+              }
+            })(),
+            (e: unknown) => {
+              assert.ok(e instanceof ConnectError, String(e));
+              assert.equal(Code[e.code], "Canceled", e.message);
+              return true;
+            },
+          );
+          assert.deepEqual(seen, [1]);
+          await handlerCancelled;
+        } finally {
+          t.close();
+        }
+      });
+    }
+  }
+});

@@ -26,6 +26,21 @@ function envelope(data: Uint8Array, flags = 0): Buffer {
   return out;
 }
 
+/** Writes `data` `size` bytes at a time, one write per timer tick, then ends the stream. */
+function dribble(s: http2.ServerHttp2Stream, data: Buffer, size: number): void {
+  let at = 0;
+  const next = (): void => {
+    if (s.destroyed) return;
+    if (at >= data.byteLength) {
+      s.end();
+      return;
+    }
+    s.write(data.subarray(at, (at += size)));
+    setTimeout(next, 2);
+  };
+  next();
+}
+
 type Respond = (
   stream: http2.ServerHttp2Stream,
   session: http2.ServerHttp2Session,
@@ -184,6 +199,46 @@ export const scenarios: Record<string, Respond> = {
   "grpc-unknown-encoding": (s) => {
     s.respond({ ...grpcOk, "grpc-encoding": "zstd" });
     s.end();
+  },
+  /** A body with no Content-Length that passes readMaxBytes slowly, 50 bytes at a time. */
+  "connect-big-slow": (s) => {
+    s.respond(connectOk);
+    dribble(s, Buffer.alloc(400, 1), 50);
+  },
+  "grpc-wrong-type": (s) => {
+    s.respond({ ":status": 200, "content-type": "text/html" });
+    s.end("<html>");
+  },
+  /** The message sent a few bytes at a time: envelope headers split across chunks. */
+  "grpc-split": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    dribble(s, envelope(reply), 2);
+  },
+  /** An envelope with gRPC-web's trailer flag: gRPC has no such flag, it is a message. */
+  "grpc-trailer-flag": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply, 0x80));
+  },
+  "grpc-message-with-error-status": (s) => {
+    s.respond({ ...grpcOk, "grpc-status": "3", "grpc-message": "bad" });
+    s.end(envelope(reply));
+  },
+  "grpc-bad-message": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(Buffer.from([0xff, 0xff, 0xff])));
+  },
+  /** A message that cannot be parsed, then a second one: connect-es reports the first fault. */
+  "grpc-bad-then-extra": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(Buffer.concat([envelope(Buffer.from([0xff, 0xff, 0xff])), envelope(reply)]));
+  },
+  /** Response headers, then nothing (the deadline must still fire). */
+  "headers-hang": (s, _session, request) => {
+    s.respond({ ":status": 200, "content-type": request["content-type"] });
   },
   /** Headers, half a body, then the connection is cut. */
   "break-mid-response": (s, session, request) => {
