@@ -2,6 +2,7 @@ import {
   create,
   isMessage,
   type DescMessage,
+  type DescMethod,
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
@@ -107,4 +108,12 @@ export async function* normalizeIterable<I extends DescMessage>(
   input: AsyncIterable<MessageInitShape<I>>,
 ): AsyncIterable<MessageShape<I>> {
   for await (const message of input) yield normalize(desc, message);
+}
+
+/**
+ * A method's request path, `/package.Service/Method`: the key the framed
+ * and direct transports find a method by, and what their calls carry.
+ */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
 }

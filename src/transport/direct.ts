@@ -17,7 +17,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import { CALL_DONE, normalize, type CallSignal } from "./call-support.js";
+import { CALL_DONE, methodPath, normalize, type CallSignal } from "./call-support.js";
 import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
@@ -119,7 +119,7 @@ class DirectTarget implements CallTarget {
   private resolve(method: DescMethodUnary | DescMethodStreaming): Resolved {
     let r = this.resolved.get(method);
     if (r === undefined) {
-      const url = `/${method.parent.typeName}/${method.name}`;
+      const url = methodPath(method);
       r = { url, entry: this.methods.get(url) };
       this.resolved.set(method, r);
     }

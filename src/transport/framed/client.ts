@@ -19,7 +19,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import type { ClientTransport } from "../client-transport.js";
-import type { CallSignal } from "../call-support.js";
+import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
 import { errorFromWire } from "./errors.js";
@@ -243,7 +243,7 @@ export class FramedConnection implements CallTarget {
   }
 
   path(method: DescMethodUnary | DescMethodStreaming): string {
-    return `/${method.parent.typeName}/${method.name}`;
+    return methodPath(method);
   }
 
   unary<I extends DescMessage, O extends DescMessage>(

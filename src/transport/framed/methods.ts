@@ -1,4 +1,5 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { methodPath } from "../call-support.js";
 import {
   createMethodImplSpec,
   createServiceImplSpec,
@@ -33,7 +34,7 @@ export function collectMethods(
       inner?.service(service, implementation, options);
       const spec = createServiceImplSpec(service, implementation);
       for (const method of service.methods) {
-        const path = `/${service.typeName}/${method.name}`;
+        const path = methodPath(method);
         const methodSpec = spec.methods[method.localName];
         if (methodSpec === undefined || options !== undefined) methods.delete(path);
         else methods.set(path, { service, method, spec: methodSpec });
@@ -42,7 +43,7 @@ export function collectMethods(
     },
     rpc(method, impl, options) {
       inner?.rpc(method, impl, options);
-      const path = `/${method.parent.typeName}/${method.name}`;
+      const path = methodPath(method);
       if (options !== undefined) methods.delete(path);
       else {
         methods.set(path, {

@@ -11,7 +11,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import type { CallSignal } from "../call-support.js";
+import { methodPath, type CallSignal } from "../call-support.js";
 import {
   createUrlTransport,
   type ClientTransport,
@@ -300,7 +300,7 @@ class NegotiatingTransport implements CallTarget {
   }
 
   path(method: DescMethodUnary | DescMethodStreaming): string {
-    return `/${method.parent.typeName}/${method.name}`;
+    return methodPath(method);
   }
 
   unary<I extends DescMessage, O extends DescMessage>(
