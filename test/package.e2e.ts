@@ -53,6 +53,22 @@ interface Packed {
 }
 
 /** `npm pack` without lifecycle scripts (the suite has built dist already). */
+/** What `npm create connect-plugin@latest <name>` runs, with the packed scaffold. */
+function scaffold(
+  work: string,
+  create: Packed,
+  name: string,
+): Promise<{ stdout: string; stderr: string }> {
+  return npm(work, [
+    "exec",
+    "--yes",
+    `--package=${create.file}`,
+    "--",
+    "create-connect-plugin",
+    name,
+  ]);
+}
+
 async function pack(dir: string, into: string): Promise<Packed> {
   const { stdout } = await npm(dir, [
     "pack",
@@ -142,17 +158,7 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     const lib = await pack(root, packs);
     const create = await pack(join(root, "create-connect-plugin"), packs);
     const work = tempDir("cp-scaffold-");
-    // What `npm create connect-plugin@latest my-plugin` runs.
-    created = (
-      await npm(work, [
-        "exec",
-        "--yes",
-        `--package=${create.file}`,
-        "--",
-        "create-connect-plugin",
-        "my-plugin",
-      ])
-    ).stdout;
+    created = (await scaffold(work, create, "my-plugin")).stdout;
     project = join(work, "my-plugin");
     // The registry's packages, with this checkout's connect-plugin instead of the published one.
     await npm(project, ["install", "--no-audit", "--no-fund", lib.file]);
@@ -307,14 +313,7 @@ describe("installs next to any @connectrpc/connect 2.x from 2.1.2 up", SLOW, () 
     test(`with the ${which} 2.x: one copy of connect, host and plugin call each other over Connect and gRPC`, async () => {
       const version = which === "lowest" ? "2.1.2" : await newestConnectForThisNode();
       const work = tempDir("cp-peer-");
-      await npm(work, [
-        "exec",
-        "--yes",
-        `--package=${create.file}`,
-        "--",
-        "create-connect-plugin",
-        "app",
-      ]);
+      await scaffold(work, create, "app");
       const project = join(work, "app");
       // A plain `npm install` with that version pinned: npm refuses a peer conflict (ERESOLVE).
       await npm(project, [
