@@ -219,23 +219,7 @@ test("a non-idempotent write that may have reached the plugin is never retried, 
 test("a non-idempotent write refused before any byte was sent (ECONNREFUSED) is retried elsewhere, once", async () => {
   const pool = await ledgers(1, "cr");
   const closedPort = await freePort();
-  const client = kvClient(
-    cluster({
-      discovery: staticEndpoints([`http://127.0.0.1:${closedPort}`, pool[0]!.url]),
-      balancer: "round-robin",
-      health: false,
-      circuitBreaker: false,
-    }),
-  );
-  await client.start();
-  try {
-    const kv = client.dispense("kv");
-    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    for (const id of ids) await kv.put({ key: id, value: new Uint8Array([1]) });
-    assert.deepEqual(pool[0]!.writes(), ids);
-  } finally {
-    await client.close();
-  }
+  await putsLandOnceBeside(`http://127.0.0.1:${closedPort}`, pool[0]!);
 });
 
 test("a non-idempotent write whose HTTP/2 stream the server refused (REFUSED_STREAM) is retried elsewhere, once", async () => {
@@ -252,13 +236,31 @@ test("a non-idempotent write whose HTTP/2 stream the server refused (REFUSED_STR
   });
   await new Promise<void>((resolve) => refuser.listen(0, "127.0.0.1", resolve));
   const { port } = refuser.address() as AddressInfo;
+  try {
+    await putsLandOnceBeside(`http://127.0.0.1:${port}`, pool[0]!, { negotiation: false });
+    assert.ok(refused >= 2, `round-robin sent ${refused} streams to the refusing server`);
+  } finally {
+    refuser.close();
+  }
+});
+
+/**
+ * Four non-idempotent Puts through a round-robin cluster of `bad` (which
+ * never processes a request) and `ledger`: each must land on the ledger
+ * exactly once, in order.
+ */
+async function putsLandOnceBeside(
+  bad: string,
+  ledger: LedgerInstance,
+  options: { negotiation?: false } = {},
+): Promise<void> {
   const client = kvClient(
     cluster({
-      discovery: staticEndpoints([`http://127.0.0.1:${port}`, pool[0]!.url]),
+      discovery: staticEndpoints([bad, ledger.url]),
       balancer: "round-robin",
       health: false,
       circuitBreaker: false,
-      negotiation: false,
+      ...options,
     }),
   );
   await client.start();
@@ -266,13 +268,11 @@ test("a non-idempotent write whose HTTP/2 stream the server refused (REFUSED_STR
     const kv = client.dispense("kv");
     const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
     for (const id of ids) await kv.put({ key: id, value: new Uint8Array([1]) });
-    assert.deepEqual(pool[0]!.writes(), ids);
-    assert.ok(refused >= 2, `round-robin sent ${refused} streams to the refusing server`);
+    assert.deepEqual(ledger.writes(), ids);
   } finally {
     await client.close();
-    refuser.close();
   }
-});
+}
 
 test("the circuit opens after consecutive failures, rejects at once while open, then closes through a half-open probe", async () => {
   const pool = await ledgers(1, "cb");
