@@ -175,6 +175,13 @@ test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the 
   );
   try {
     await waitFor("the first list", () => reports.at(-1) === "a", 10_000);
+    // The list is reported before the watch is established; a change seen
+    // through the watch shows it is live, so the kill below hits a running
+    // watch and not its creation (which has its own 2 s check).
+    const live = new Etcd3({ hosts: [u1] });
+    await live.put("/p/a0").value(reg(5));
+    live.close();
+    await waitFor("the watch to report a0", () => reports.at(-1) === "a,a0", 10_000);
     // While the host cannot reach it, etcd moves on and compacts its history
     // past the revision the watch would resume from.
     await kill(etcd);
@@ -192,7 +199,7 @@ test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the 
 
     await waitFor(
       "the watch to list again after the cancel",
-      () => reports.at(-1) === "a,b,c",
+      () => reports.at(-1) === "a,a0,b,c",
       20_000,
     );
     assert.ok(
@@ -208,7 +215,7 @@ test("etcdDiscovery watch: etcd cancels the watch (revision compacted while the 
     const again = new Etcd3({ hosts: [u1] });
     await again.put("/p/d").value(reg(4));
     again.close();
-    await waitFor("the new watch to report d", () => reports.at(-1) === "a,b,c,d", 10_000);
+    await waitFor("the new watch to report d", () => reports.at(-1) === "a,a0,b,c,d", 10_000);
   } finally {
     stop();
     await kill(etcd);
