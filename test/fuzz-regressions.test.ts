@@ -97,28 +97,31 @@ function goawayCodes(bytes: Buffer): number[] {
   return codes;
 }
 
-test("go-plugin endpoint: a peer that breaks HTTP/2 with a call open and then hangs up is cut off at once", async () => {
-  // The KV example launched as a go-plugin host launches it: h2c on a private unix socket.
-  const target = await goPluginTarget();
-  try {
-    const socket = await h2Raw(target.address);
-    const received: Buffer[] = [];
-    socket.on("data", (c: Buffer) => received.push(c));
-    let closed = false;
-    socket.once("close", () => (closed = true));
-    // A call whose body never comes: its stream stays open...
-    socket.write(
-      h2Frame(1, 0x4, 1, requestHeaders("/grpc.health.v1.Health/Check", "application/grpc")),
-    );
-    // ...then DATA on a stream never opened, a connection error: node:http2
-    // answers GOAWAY(PROTOCOL_ERROR) and stops reading the connection. Then
-    // the peer half-closes, as the fuzzer does. Before the fix the plugin
-    // never saw the end of input and kept the socket, session and call.
-    socket.end(h2Frame(0, 0x1, 3, Buffer.alloc(5)));
-    await waitFor("the plugin to close the connection", () => closed, 10_000);
-    assert.deepEqual(goawayCodes(Buffer.concat(received)), [1]);
-    await target.alive();
-  } finally {
-    await target.close();
-  }
-});
+for (const hangUp of [true, false]) {
+  test(`go-plugin endpoint: a peer that breaks HTTP/2 with a call open ${hangUp ? "and hangs up" : "and stays"} is cut off at once`, async () => {
+    // The KV example launched as a go-plugin host launches it: h2c on a private unix socket.
+    const target = await goPluginTarget();
+    try {
+      const socket = await h2Raw(target.address);
+      const received: Buffer[] = [];
+      socket.on("data", (c: Buffer) => received.push(c));
+      let closed = false;
+      socket.once("close", () => (closed = true));
+      // A call whose body never comes: its stream stays open...
+      const headers = requestHeaders("/grpc.health.v1.Health/Check", "application/grpc");
+      socket.write(h2Frame(1, 0x4, 1, headers));
+      // ...then DATA on a stream never opened, a connection error: node:http2
+      // answers GOAWAY(PROTOCOL_ERROR), stops reading the connection, and
+      // keeps the session and the call. Before the fix the plugin held them
+      // for ever, whether the peer then half-closed (as the fuzzer does) or not.
+      const broken = h2Frame(0, 0x1, 3, Buffer.alloc(5));
+      if (hangUp) socket.end(broken);
+      else socket.write(broken);
+      await waitFor("the plugin to close the connection", () => closed, 10_000);
+      assert.deepEqual(goawayCodes(Buffer.concat(received)), [1]);
+      await target.alive();
+    } finally {
+      await target.close();
+    }
+  });
+}

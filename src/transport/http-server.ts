@@ -327,15 +327,16 @@ function routeByPreface(
 }
 
 /**
- * Hands a cleartext HTTP/2 connection to `h2`, read by us rather than by
- * node:http2 from the socket's handle (`head`: bytes already read from it).
- * node:http2 stops reading a connection once nghttp2 has answered a protocol
- * error with GOAWAY, and tells nobody: the session and its open streams then
- * stay for ever, and the peer's end of input is never seen (found by fuzzing
- * the go-plugin endpoint: a corrupt HPACK block, then a half-close). Read
- * here, end of input destroys the session (endSessionAtEof), and a frame
- * still incomplete after `frameTimeoutMs` (a peer that trickles or stops,
- * holding its session and buffers) cuts the peer off.
+ * Hands a cleartext HTTP/2 connection to `h2`, read and written by us
+ * rather than by node:http2 on the socket's handle (`head`: bytes already
+ * read from it). node:http2 answers a protocol error with GOAWAY, then stops
+ * reading the connection and tells nobody: the session and its open streams
+ * stayed for ever, and the peer's end of input was never seen (found by
+ * fuzzing the go-plugin endpoint: a corrupt HPACK block, then a half-close).
+ * Here, end of input destroys the session, a GOAWAY that nobody asked for
+ * ends the connection, and a frame still incomplete after `frameTimeoutMs`
+ * (a peer that trickles or stops, holding its session and buffers) cuts the
+ * peer off.
  */
 function serveH2c(
   h2: http2.Http2Server,
@@ -344,15 +345,39 @@ function serveH2c(
   frameTimeoutMs: number,
   onCutOff: ((reason: string) => void) | undefined,
 ): void {
-  endSessionAtEof(h2, socket);
+  const cutOff = (why: string): void =>
+    onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
+  let sent: Http2FrameClock | undefined;
+  // node:http2 makes the session synchronously in its "connection" listener.
+  h2.once("session", (session) => {
+    sessionPeers.set(session, peerOf(socket));
+    // An HTTP/2 client never half-closes (it says GOAWAY): end of input
+    // means it is gone, and streams waiting for request bodies end with it.
+    socket.once("end", () => session.destroy());
+    // A GOAWAY the server sends while nobody closed the session is nghttp2's
+    // answer to a protocol error: the session is dead, but its streams would
+    // stay open (and the idle timer off) as long as the peer keeps the
+    // connection. End it once the GOAWAY is out.
+    sent = new Http2FrameClock(0, (type) => {
+      if (type !== GOAWAY || session.closed || session.destroyed) return;
+      cutOff("the server answered a protocol error with GOAWAY");
+      socket.destroySoon();
+    });
+  });
   const clock = new Http2FrameClock();
   clock.push(head);
   readFrames(socket, clock, frameTimeoutMs, (why) => {
-    onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
+    cutOff(why);
     socket.destroy();
   });
-  h2.emit("connection", replayHead(socket, head));
+  h2.emit(
+    "connection",
+    replayHead(socket, head, (chunk) => sent?.push(chunk)),
+  );
 }
+
+/** The HTTP/2 GOAWAY frame type (RFC 9113 6.8). */
+const GOAWAY = 7;
 
 /**
  * A connection that began with the framed preface's first byte: the whole
@@ -380,29 +405,18 @@ function startFramed(
 }
 
 /**
- * An HTTP/2 client never half-closes (it says GOAWAY): end of input means it
- * is gone. Its session is destroyed then, so that streams waiting for request
- * bodies that will never come end with it instead of waiting forever (found
- * by fuzzing: each such connection held its calls and their memory). Must be
- * called just before the server sees the connection: node:http2 makes the
- * session synchronously in its "connection" listener.
- */
-function endSessionAtEof(h2: http2.Http2Server, socket: net.Socket): void {
-  h2.once("session", (session) => {
-    sessionPeers.set(session, peerOf(socket));
-    socket.once("end", () => session.destroy());
-  });
-}
-
-/**
  * Wraps a socket whose first bytes were already read, so that an HTTP/2
- * server sees them again. (socket.unshift() is not enough here: node:http2
- * reads from the socket's native handle and would never see unshifted bytes.)
+ * server sees them again, and `onWrite` sees what the server writes.
+ * (socket.unshift() is not enough here: node:http2 reads from the socket's
+ * native handle and would never see unshifted bytes.)
  */
-function replayHead(socket: net.Socket, head: Buffer): Duplex {
+function replayHead(socket: net.Socket, head: Buffer, onWrite: (chunk: Buffer) => void): Duplex {
   const duplex = new Duplex({
     read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
+    write: (chunk: Buffer, _encoding, callback) => {
+      socket.write(chunk, callback);
+      onWrite(chunk);
+    },
     final: (callback) => socket.end(callback),
     destroy: (error, callback) => {
       socket.destroy(error ?? undefined);
@@ -420,7 +434,7 @@ function replayHead(socket: net.Socket, head: Buffer): Duplex {
   return duplex;
 }
 
-/** The peer of each session endSessionAtEof() saw (node:http2 may see a wrapper), for logs. */
+/** The peer of each session serveH2c() saw (node:http2 sees a wrapper), for logs. */
 const sessionPeers = new WeakMap<http2.ServerHttp2Session, string>();
 
 /** "address:port" of a connection's peer, for log lines (read while it is open). */
