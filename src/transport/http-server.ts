@@ -354,6 +354,7 @@ function serveH2c(
     // An HTTP/2 client never half-closes (it says GOAWAY): end of input
     // means it is gone, and streams waiting for request bodies end with it.
     socket.once("end", () => session.destroy());
+    socket.once("close", () => session.destroy());
     // A GOAWAY the server sends while nobody closed the session is nghttp2's
     // answer to a protocol error: the session is dead, but its streams would
     // stay open (and the idle timer off) as long as the peer keeps the
