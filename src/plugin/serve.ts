@@ -222,7 +222,11 @@ async function serveLaunched(
       : await PluginHttpServer.listen(
           await handler(server, launchGuard, options, goPlugin.routes),
           target,
-          { acceptHttp1: false, ...(tls !== undefined && { tls }) },
+          {
+            acceptHttp1: false,
+            onPeerCutOff: (reason) => pluginLog("warn", reason),
+            ...(tls !== undefined && { tls }),
+          },
         );
 
   // When the host dies, the pipes to it break: a log line written then must
