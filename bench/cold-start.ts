@@ -3,7 +3,12 @@
  * cold start (the host spawns it, to the first call answered, framed), with
  * more rounds, against `node -e 0` in the same run. Every round runs every
  * contender once, in a shuffled order; each figure is the median over
- * rounds, with min and max, and its ratio to `node -e 0`'s median.
+ * rounds, with min and max, and its ratio to `node -e 0`'s median; the
+ * next column is the median of each round's own ratio (a round's samples
+ * are seconds apart, so a loaded machine's drift cancels out more). The
+ * CPU columns are the CPU time the plugin process used up to the first
+ * answer (for node -e 0: up to its exit), which depends much less on what
+ * else the machine runs.
  *
  *   --rounds N     rounds (default 15)
  *   --before DIR   also run the host and plugin of another build's dist/
@@ -43,13 +48,17 @@ class ColdHost {
     const args = dist === undefined ? [main] : [main, "--dist", dist];
     return new ColdHost(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
   }
-  async cold(bundled: boolean, autoMTLS: boolean): Promise<number> {
+  async cold(bundled: boolean, autoMTLS: boolean): Promise<Sample> {
     this.child.stdin?.write(`${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS })}\n`);
     const line = await this.lines.next();
     if (line.done === true) throw new Error("the cold-start host exited");
-    const res = JSON.parse(line.value) as { samples_us?: number[]; error?: string };
+    const res = JSON.parse(line.value) as {
+      samples_us?: number[];
+      cpu_us?: number[];
+      error?: string;
+    };
     if (res.error !== undefined) throw new Error(res.error);
-    return res.samples_us?.[0] ?? NaN;
+    return { wall: res.samples_us?.[0] ?? NaN, cpu: res.cpu_us?.[0] ?? NaN };
   }
   async close(): Promise<void> {
     this.child.stdin?.end();
@@ -57,14 +66,26 @@ class ColdHost {
   }
 }
 
+/** Wall time and CPU time of one cold start, in µs. */
+interface Sample {
+  readonly wall: number;
+  readonly cpu: number;
+}
+
 const NODE_BOOT = "node -e 0 (Node's own boot, no plugin)";
-const contenders: Array<{ name: string; run: () => Promise<number> }> = [
+const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
   {
     name: NODE_BOOT,
     run: async () => {
       const t = performance.now();
       await promisify(execFile)(process.execPath, ["-e", "0"]);
-      return (performance.now() - t) * 1_000;
+      const wall = (performance.now() - t) * 1_000;
+      // Its CPU time, from a second run that reads it just before exiting.
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        "-e",
+        'process.stdout.write(require("fs").readFileSync("/proc/self/schedstat", "latin1"))',
+      ]);
+      return { wall, cpu: Number(stdout.split(" ")[0]) / 1_000 };
     },
   },
 ];
@@ -88,10 +109,13 @@ if (args.includes("--go")) {
   go = await buildGoContenders();
   const host = await GoPluginHost.start(GO_PLUGIN, go.host, go.plugin);
   goHost = host;
-  contenders.push({ name: GO_PLUGIN, run: async () => (await host.cold(1))[0] ?? NaN });
+  contenders.push({
+    name: GO_PLUGIN,
+    run: async () => ({ wall: (await host.cold(1))[0] ?? NaN, cpu: NaN }),
+  });
 }
 
-const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
 for (let r = 1; r <= rounds; r++) {
   log(`round ${r}/${rounds}`);
   const order = shuffle([...contenders]);
@@ -111,21 +135,27 @@ function shuffle<T>(items: T[]): T[] {
 }
 
 const ms = (us: number): string => String(round(us / 1_000));
-const boot = median(samples.get(NODE_BOOT) ?? []);
+const boots = (samples.get(NODE_BOOT) ?? []).map((s) => s.wall);
+const boot = median(boots);
+const bootCpu = median((samples.get(NODE_BOOT) ?? []).map((s) => s.cpu));
 const lines = [
   `Cold start, spawn to first call answered: ${rounds} rounds, shuffled; ${cpus().length} cores, ` +
     `load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")} at the end (a shared machine: compare within the run only).`,
   "",
-  "| contender | median ms | min ms | max ms | median / node -e 0 |",
-  "| --- | ---: | ---: | ---: | ---: |",
+  "| contender | median ms | min ms | max ms | median / node -e 0 | per-round ratio, median | CPU ms, median | CPU / node -e 0 |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ];
 for (const c of contenders) {
-  const s = samples.get(c.name) ?? [];
+  const s = (samples.get(c.name) ?? []).map((x) => x.wall);
   const m = median(s);
+  const perRound = median(s.map((v, i) => v / (boots[i] ?? NaN)));
+  const cpu = median((samples.get(c.name) ?? []).map((x) => x.cpu));
   lines.push(
-    `| ${c.name} | ${ms(m)} | ${ms(Math.min(...s))} | ${ms(Math.max(...s))} | ${(m / boot).toFixed(2)}× |`,
+    `| ${c.name} | ${ms(m)} | ${ms(Math.min(...s))} | ${ms(Math.max(...s))} | ` +
+      `${(m / boot).toFixed(2)}× | ${perRound.toFixed(2)}× | ` +
+      (Number.isNaN(cpu) ? "| |" : `${ms(cpu)} | ${(cpu / bootCpu).toFixed(2)}× |`),
   );
 }
 process.stdout.write(`${lines.join("\n")}\n`);
