@@ -8,6 +8,7 @@ import "./unit-decisions.test.js";
 import "./fuzz-properties.test.js";
 import "./resilience-units.test.js";
 import "./protocol.test.js";
+import "./manifest.test.js";
 import "./unit/resilience/retry-decision.test.js";
 import "./unit/resilience/negotiation.test.js";
 import "./unit/security/plaintext.test.js";
