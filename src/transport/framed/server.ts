@@ -63,6 +63,12 @@ export interface FramedServerOptions {
    * Default 30 s.
    */
   readonly frameTimeoutMs?: number;
+  /**
+   * Bytes of request messages one streaming call may hold unread by its
+   * handler; past it the call (only that call) fails with ResourceExhausted.
+   * Default DEFAULT_MAX_QUEUED_REQUEST_BYTES (16 MiB; see limits.ts).
+   */
+  readonly maxQueuedRequestBytes?: number;
   /** Calls open at once on one connection; more are refused with ResourceExhausted. Default 4096. */
   readonly maxConcurrentCalls?: number;
   /** Told why a connection was cut off (a protocol violation by the peer), for a log line. */
@@ -218,7 +224,11 @@ class ServerConnection {
     this.interceptors = [...(options.interceptors ?? [])];
     this.contexts = new ContextFactory(options.shutdownSignal);
     this.out = new FrameWriter(socket);
-    this.limits = new MessageLimits(options.readMaxBytes, options.writeMaxBytes);
+    this.limits = new MessageLimits(
+      options.readMaxBytes,
+      options.writeMaxBytes,
+      options.maxQueuedRequestBytes,
+    );
     this.maxCalls = options.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS;
     // Frames are buffered whole, so readMaxBytes bounds the memory one
     // connection holds; a larger frame is skipped (up to the protocol's frame
@@ -297,6 +307,13 @@ class ServerConnection {
           this.refuse(FrameType.message, id);
           return;
         }
+        const input = call.input;
+        // No flow control per call: a handler that does not read fails its
+        // call, not the connection (see DEFAULT_MAX_QUEUED_REQUEST_BYTES).
+        if (input !== undefined && !this.limits.mayQueue(input.queued, input.queuedBytes, payload.length)) {
+          this.fail(id, call, this.limits.queueFull());
+          return;
+        }
         let message: unknown;
         try {
           message = fromBinary(call.entry.method.input, asUint8Array(payload));
@@ -308,7 +325,7 @@ class ServerConnection {
           );
           return;
         }
-        if (call.input !== undefined) call.input.push(message);
+        if (call.input !== undefined) call.input.push(message, payload.length);
         else if (!call.gotMessage) {
           call.gotMessage = true;
           this.runUnary(id, call, message);
