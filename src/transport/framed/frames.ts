@@ -25,6 +25,15 @@ export const FrameType = {
   header: 5,
   /** Server → client: the call is over. Payload: JSON {t?: trailers, e?: error}. */
   trailer: 6,
+  /**
+   * Server → client, call id 0, no payload: the server closes this idle
+   * connection. The client opens no new call on it (its next call dials a
+   * new connection) and ends it once its open calls have ended; calls it
+   * opened before it read this frame are still served. (A client that does
+   * not know the frame ignores it, as any frame of no open call, and is
+   * closed by the server a grace period later.)
+   */
+  goaway: 7,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
