@@ -38,7 +38,12 @@ import {
 } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createUrlTransport, type ClientTransport } from "../src/transport/client-transport.js";
 import { MAX_TIMER_MS } from "../src/transport/deadline.js";
-import { FrameReader, FrameType, encodeFrame, jsonPayload } from "../src/transport/framed/frames.js";
+import {
+  FrameReader,
+  FrameType,
+  encodeFrame,
+  jsonPayload,
+} from "../src/transport/framed/frames.js";
 import { createNetworkTransport, negotiatedProtocol } from "../src/transport/framed/network.js";
 import { FRAMED_PREFACE } from "../src/transport/framed/preface.js";
 import { FramedServer, type FramedServerOptions } from "../src/transport/framed/server.js";
@@ -148,7 +153,10 @@ const clientPaths: Array<{ name: string; make: (url: string) => ClientTransport 
     name: "Connect over HTTP/2",
     make: (url) => createUrlTransport(new URL(url), { protocol: "connect" }),
   },
-  { name: "gRPC over HTTP/2", make: (url) => createUrlTransport(new URL(url), { protocol: "grpc" }) },
+  {
+    name: "gRPC over HTTP/2",
+    make: (url) => createUrlTransport(new URL(url), { protocol: "grpc" }),
+  },
   {
     name: "gRPC-web over HTTP/2",
     make: (url) => createUrlTransport(new URL(url), { protocol: "grpc-web" }),
@@ -217,7 +225,7 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
   };
   const unenvelope = (body: Buffer): Array<{ flags: number; data: Buffer }> => {
     const out: Array<{ flags: number; data: Buffer }> = [];
-    for (let at = 0; at < body.length; ) {
+    for (let at = 0; at < body.length;) {
       const length = body.readUInt32BE(at + 1);
       out.push({ flags: body[at] as number, data: body.subarray(at + 5, at + 5 + length) });
       at += 5 + length;
@@ -263,11 +271,18 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
 
   test("raw headers: gRPC unary (the lean path) and server streaming (connect-es' handler) with grpc-timeout: 99999999H succeed", async () => {
     const port = await networkPort();
-    const grpc = { "content-type": "application/grpc", te: "trailers", "grpc-timeout": "99999999H" };
+    const grpc = {
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": "99999999H",
+    };
     const unary = await rawH2(port, "/example.kv.v1.KV/Get", grpc, envelope(getRequest));
     assert.equal(unary.trailers["grpc-status"], "0", String(unary.trailers["grpc-message"]));
     const [answer] = unenvelope(unary.body);
-    assert.equal(decode(fromBinary(GetResponseSchema, answer?.data ?? new Uint8Array()).value), "raw:none");
+    assert.equal(
+      decode(fromBinary(GetResponseSchema, answer?.data ?? new Uint8Array()).value),
+      "raw:none",
+    );
     const stream = await rawH2(port, "/example.kv.v1.KV/Watch", grpc, envelope(watchRequest));
     assert.equal(stream.trailers["grpc-status"], "0", String(stream.trailers["grpc-message"]));
     assert.deepEqual(
@@ -286,7 +301,8 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
     socket.on("data", (chunk: Buffer) => {
       if (preface.length < FRAMED_PREFACE.length) {
         preface = Buffer.concat([preface, chunk]);
-        if (preface.length > FRAMED_PREFACE.length) reader.push(preface.subarray(FRAMED_PREFACE.length));
+        if (preface.length > FRAMED_PREFACE.length)
+          reader.push(preface.subarray(FRAMED_PREFACE.length));
         return;
       }
       reader.push(chunk);
@@ -305,7 +321,10 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
     );
     await waitFor("the call's trailer", () => frames.some((f) => f.type === FrameType.trailer));
     const message = frames.find((f) => f.type === FrameType.message);
-    assert.equal(decode(fromBinary(GetResponseSchema, message?.payload ?? Buffer.alloc(0)).value), "raw:none");
+    assert.equal(
+      decode(fromBinary(GetResponseSchema, message?.payload ?? Buffer.alloc(0)).value),
+      "raw:none",
+    );
     const trailer = frames.find((f) => f.type === FrameType.trailer)?.payload ?? Buffer.alloc(0);
     assert.equal(trailer.length === 0 ? undefined : JSON.parse(trailer.toString()).e, undefined);
   });
@@ -374,7 +393,10 @@ describe("framed: request messages a handler leaves unread are capped per call",
     // Each request waits for the answer to the one before (a client that
     // does not run ahead of its handler): 4 × the cap in one message, then
     // 200 × 1 KiB.
-    const keys = ["x".repeat(4 * cap), ...Array.from({ length: 200 }, (_, i) => `${i}`.padEnd(1024, "."))];
+    const keys = [
+      "x".repeat(4 * cap),
+      ...Array.from({ length: 200 }, (_, i) => `${i}`.padEnd(1024, ".")),
+    ];
     let answered = 0;
     let next: (() => void) | undefined;
     const answers = kv.exchange(
@@ -479,7 +501,10 @@ describe("a peer that trickles its preface is cut off at the preface timeout fro
       {},
       { prefaceTimeoutMs: 500, onPeerCutOff: (reason) => cutOffs.push(reason) },
     );
-    const r = await trickle(() => net.connect({ host: "127.0.0.1", port: port.port }), FRAMED_PREFACE);
+    const r = await trickle(
+      () => net.connect({ host: "127.0.0.1", port: port.port }),
+      FRAMED_PREFACE,
+    );
     assert.ok(r.sent < FRAMED_PREFACE.length, `cut off after ${r.sent} bytes, ${r.ms} ms`);
     assert.equal(port.framed.accepted, 0);
     assert.equal(cutOffs.length, 1);
@@ -505,7 +530,9 @@ describe("a peer that trickles its preface is cut off at the preface timeout fro
     const port = (server.bound as { port: number }).port;
     // A real ClientHello, captured from node's TLS client.
     const hello = await new Promise<Buffer>((resolve) => {
-      const capture = net.createServer((s) => s.once("data", (c: Buffer) => (resolve(c), s.destroy())));
+      const capture = net.createServer((s) =>
+        s.once("data", (c: Buffer) => (resolve(c), s.destroy())),
+      );
       capture.listen(0, "127.0.0.1", () => {
         const c = tls.connect({
           host: "127.0.0.1",

@@ -419,4 +419,3 @@ function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string
   const address = socket.remoteAddress;
   return address === undefined ? "a local peer" : `${address}:${socket.remotePort}`;
 }
-

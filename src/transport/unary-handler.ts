@@ -319,7 +319,11 @@ export function dropUnreachableTimeout(header: Headers, maxTimeoutMs: number): v
     const value = header.get(name);
     if (value === null) continue;
     const { timeoutMs, error } = parse(value, maxTimeoutMs);
-    if (error === undefined && timeoutMs !== undefined && reachableTimeout(timeoutMs) === undefined) {
+    if (
+      error === undefined &&
+      timeoutMs !== undefined &&
+      reachableTimeout(timeoutMs) === undefined
+    ) {
       header.delete(name);
     }
   }

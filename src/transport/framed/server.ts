@@ -264,7 +264,12 @@ class ServerConnection {
     socket.on("error", () => {});
     // An idle timeout beyond setTimeout's reach is none, as a deadline is.
     const idleMs = reachableTimeout(options.idleTimeoutMs) ?? 0;
-    if (idleMs > 0) this.idle = new IdleClock(idleMs, () => this.calls.size, () => this.goAway());
+    if (idleMs > 0)
+      this.idle = new IdleClock(
+        idleMs,
+        () => this.calls.size,
+        () => this.goAway(),
+      );
     socket.once("close", () => {
       this.idle?.stop();
       const gone = new ConnectError(
@@ -347,7 +352,10 @@ class ServerConnection {
         const input = call.input;
         // No flow control per call: a handler that does not read fails its
         // call, not the connection (see DEFAULT_MAX_QUEUED_REQUEST_BYTES).
-        if (input !== undefined && !this.limits.mayQueue(input.queued, input.queuedBytes, payload.length)) {
+        if (
+          input !== undefined &&
+          !this.limits.mayQueue(input.queued, input.queuedBytes, payload.length)
+        ) {
           this.fail(id, call, this.limits.queueFull());
           return;
         }
