@@ -92,7 +92,7 @@ function withReachableTimeouts(transport: Transport): Transport {
 
 function connectEsProtocol(
   protocol: RpcProtocol,
-  common: Parameters<typeof createConnect>[0] & Parameters<typeof createGrpc>[0],
+  common: Parameters<typeof createConnect>[0],
 ): Transport {
   switch (protocol) {
     case "connect":
