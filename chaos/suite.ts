@@ -159,7 +159,9 @@ interface Instance {
  * not impaired, and runs for its whole duration (a fifth of blackholes and
  * partitions outlast the call deadline, so calls caught in one reach it); a
  * reset counts only when it killed at least one connection. No kind may pass
- * 38% of the faults so far: a kind that has had its share waits. Half of
+ * 38% of the faults so far: a kind that has had its share waits. A kill
+ * (SIGKILL, restart 0.9-1.5 s later) hits an instance the cluster has in
+ * service, so that each kill has an ejection to detect. Half of
  * the kills also make the proxy refuse connections until the restart, so
  * writes retried after ECONNREFUSED are audited too, and 5% of writes are
  * answered with an Unavailable error after the plugin recorded them (with
@@ -379,14 +381,22 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (target !== undefined && target.proxy.reset() > 0) faults.reset++;
     }, opts.resetIntervalMs);
 
-    // Kills: SIGKILL an unimpaired instance every killIntervalMs, restart it
+    // Kills: SIGKILL an unimpaired instance in service every killIntervalMs, restart it
     // 0.9-1.5 s later. Half the time the proxy refuses connections meanwhile.
     let nextKillAt = started + opts.killIntervalMs;
     const killTimer = setInterval(() => {
       const now = Date.now();
       if (now < nextKillAt || now >= end - 2_000) return;
       if (instances.some((i) => i.dead)) return;
-      const candidates = instances.filter((i) => i.impairedUntil <= now);
+      // Only an instance the cluster has in service: one it already ejected
+      // (still unhealthy or circuit-open after an earlier fault) would give
+      // no new ejection to detect, and its kill would test nothing.
+      const inService = new Set(
+        (client?.status().endpoints ?? [])
+          .filter((e) => e.healthy && e.circuit === "closed" && e.admission === "serving")
+          .map((e) => ids.get(e.id)),
+      );
+      const candidates = instances.filter((i) => i.impairedUntil <= now && inService.has(i.id));
       const victim = candidates[Math.floor(random() * candidates.length)];
       if (victim === undefined) return;
       nextKillAt = now + opts.killIntervalMs;

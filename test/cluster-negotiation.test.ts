@@ -10,7 +10,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { freePort } from "../chaos/suite.js";
 import {
   PluginClient,
@@ -281,4 +281,37 @@ test("the client's Handshake fails with every instance's reason when none can be
     return true;
   });
   await client.close();
+});
+
+test("a call fails at once (Unavailable, with the reason) when the only instance left failed its Handshake, instead of waiting out its deadline", async () => {
+  const v1 = await ledger("f-v1", "1");
+  const { client, discovery } = hostFor([1], [v1.url]);
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    await kv.put({ key: "a", value: new TextEncoder().encode("1") });
+    // Discovery now lists only an address where nothing listens.
+    const port = await freePort();
+    const gone = `http://127.0.0.1:${port}`;
+    discovery.update([gone]);
+    await waitFor(
+      "the new instance's first Handshake to fail",
+      () => /handshake failed/.test(byId(client.status().endpoints, gone)?.reason ?? ""),
+      10_000,
+    );
+    // A deadline far beyond anything this test waits for: a call that waited
+    // for the unreachable instance would end in DeadlineExceeded, not this.
+    const error = await kv.get({ key: "a" }, { timeoutMs: 600_000 }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.ok(error !== undefined, "the call failed");
+    assert.equal(Code[error.code], "Unavailable");
+    assert.match(
+      error.rawMessage,
+      new RegExp(`127\\.0\\.0\\.1:${port} negotiating \\(handshake failed: .*ECONNREFUSED`),
+    );
+  } finally {
+    await client.close();
+  }
 });

@@ -132,8 +132,12 @@ export class EndpointPool {
 
   /**
    * Resolves when a call for `service` has something to go by: an instance
-   * admitted for it, or no instance still negotiating (then the call fails
-   * with the reasons), or no instance at all.
+   * admitted for it, or no instance whose first Handshake is still to come
+   * (then the call fails at once with the reasons: Unavailable, as gRPC
+   * fails a call on a channel in transient failure), or no instance at all.
+   * An instance whose last Handshake got no answer does not hold calls
+   * back: it is retried in the background, and a call must not wait its
+   * whole deadline for an instance that may never come up.
    */
   whenSettled(service: string): Promise<void> {
     return this.until(() => this.settled(service));
@@ -143,7 +147,7 @@ export class EndpointPool {
   settled(service: string): boolean {
     const states = [...this.endpoints.values()];
     return (
-      states.every((e) => e.admission?.state !== "negotiating") ||
+      states.every((e) => e.admission?.state !== "negotiating" || e.unanswered > 0) ||
       states.some((e) => e.admits(service, this.routed))
     );
   }
