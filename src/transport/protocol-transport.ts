@@ -81,7 +81,7 @@ function connectEsTransport(
  * (see reachableTimeout): its deadline timer would overflow on one beyond
  * 24.8 days and fail the call after 1 ms.
  */
-function withReachableTimeouts(transport: Transport): Transport {
+export function withReachableTimeouts(transport: Transport): Transport {
   return {
     unary: (method, signal, timeoutMs, header, input, contextValues) =>
       transport.unary(method, signal, reachableTimeout(timeoutMs), header, input, contextValues),
