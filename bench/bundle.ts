@@ -6,11 +6,14 @@
  * go-plugin dialer) out of the entry file.
  */
 import { build } from "esbuild";
+import { rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Bundles `entry` into `outdir`; returns the entry file's bundle. */
 export async function bundlePlugin(entry: string, outdir: string): Promise<string> {
+  // Chunk names are content hashes: chunks of an earlier build would pile up.
+  rmSync(outdir, { recursive: true, force: true });
   await build({
     entryPoints: [entry],
     outdir,

@@ -4,14 +4,15 @@
  * endpoint, one connection per case, and checks after every batch that the
  * server still answers a real call. A case that the server neither answers
  * nor closes after the fuzzer has sent everything and half-closed is a hang;
- * a server that stops answering, or whose heap keeps growing, is a failure.
+ * a server that stops answering is a failure. It reports the server's memory
+ * before and after (heap in this process, or the plugin's RSS).
  *
  * Mutations start from a corpus of real calls, recorded by a relay between a
  * real client and the server, so that most cases get past the first bytes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,8 +36,10 @@ export interface FuzzResult {
   readonly hangs: number;
   /** Batches after which a real call failed. */
   readonly deadChecks: number;
-  readonly heapBeforeMb: number;
-  readonly heapAfterMb: number;
+  /** What `memoryMb` measured before and after (the server's heap, or the plugin's RSS). */
+  readonly memory: string;
+  readonly memoryBeforeMb: number;
+  readonly memoryAfterMb: number;
   readonly elapsedMs: number;
   readonly failures: string[];
 }
@@ -45,6 +48,11 @@ interface Target {
   readonly name: string;
   /** Where to connect. */
   readonly address: net.NetConnectOpts;
+  /**
+   * The server's memory, in MB: the heap after a collection when it runs in
+   * this process, the plugin's resident set when it is a child process.
+   */
+  readonly memory: { readonly what: string; mb(): number };
   /** A real call, which must succeed after every batch. */
   alive(): Promise<void>;
   /** Makes real calls through `transportTo(relay)`, to record the corpus. */
@@ -166,8 +174,7 @@ export async function fuzzTarget(
   let hangs = 0;
   let deadChecks = 0;
   const started = Date.now();
-  globalThis.gc?.();
-  const heapBefore = process.memoryUsage().heapUsed;
+  const memoryBefore = target.memory.mb();
   const batch = 1_000;
   const concurrency = options.concurrency ?? 16;
   for (let done = 0; done < options.cases;) {
@@ -180,8 +187,7 @@ export async function fuzzTarget(
           const bytes = makeCase(corpus, random);
           if ((await sendCase(target.address, bytes, options.hangMs ?? 10_000)) === "hung") {
             hangs++;
-            if (failures.length < 5)
-              failures.push(`hang on ${bytes.subarray(0, 64).toString("hex")}`);
+            if (failures.length < 5) failures.push(`hang on ${bytes.toString("hex")}`); // whole, to replay it
           }
         }
       }),
@@ -196,19 +202,36 @@ export async function fuzzTarget(
       if (deadChecks >= 3) break;
     }
     if (done % 10_000 === 0 || done === options.cases)
-      log(`${target.name}: ${done} cases, ${hangs} hangs`);
+      log(
+        `${target.name}: ${done} cases, ${hangs} hangs, ${target.memory.what} ${target.memory.mb()} MB`,
+      );
   }
-  globalThis.gc?.();
   return {
     target: target.name,
     cases: options.cases,
     hangs,
     deadChecks,
-    heapBeforeMb: Math.round(heapBefore / 1e5) / 10,
-    heapAfterMb: Math.round(process.memoryUsage().heapUsed / 1e5) / 10,
+    memory: target.memory.what,
+    memoryBeforeMb: memoryBefore,
+    memoryAfterMb: target.memory.mb(),
     elapsedMs: Date.now() - started,
     failures,
   };
+}
+
+/** The heap of this process after a collection (run with --expose-gc), in MB. */
+const IN_PROCESS_HEAP = {
+  what: "server heap",
+  mb: (): number => {
+    globalThis.gc?.();
+    return Math.round(process.memoryUsage().heapUsed / 1e5) / 10;
+  },
+};
+
+/** A process's resident set (VmRSS), in MB. */
+function residentMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+  return Math.round(kb / 100) / 10;
 }
 
 async function* toAsync<T>(items: T[]): AsyncGenerator<T> {
@@ -234,6 +257,7 @@ export async function framedTarget(): Promise<Target> {
   return {
     name: "framed server",
     address: { path },
+    memory: IN_PROCESS_HEAP,
     alive: () =>
       createClient(KV, client.transport)
         .get({ key: "a" })
@@ -273,6 +297,7 @@ export async function http2Target(): Promise<Target> {
   return {
     name: "HTTP/2 network server",
     address,
+    memory: IN_PROCESS_HEAP,
     alive: () =>
       createClient(KV, client)
         .get({ key: "a" })
@@ -330,6 +355,7 @@ export async function goPluginTarget(): Promise<Target> {
   return {
     name: "go-plugin gRPC endpoint",
     address: { path },
+    memory: { what: "plugin RSS", mb: () => residentMb(child.pid as number) },
     alive: async () => {
       if (child.exitCode !== null || child.signalCode !== null)
         throw new Error("the plugin process died");

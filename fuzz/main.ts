@@ -53,7 +53,7 @@ for (const name of names) {
     });
     console.log(
       `${r.target}: ${r.cases} cases in ${Math.round(r.elapsedMs / 1000)} s (seed ${seed}), ` +
-        `${r.hangs} hangs, ${r.deadChecks} failed liveness checks, heap ${r.heapBeforeMb} -> ${r.heapAfterMb} MB`,
+        `${r.hangs} hangs, ${r.deadChecks} failed liveness checks, ${r.memory} ${r.memoryBeforeMb} -> ${r.memoryAfterMb} MB`,
     );
     for (const f of r.failures) console.log(`  ${f}`);
     if (r.hangs > 0 || r.deadChecks > 0) failed = true;

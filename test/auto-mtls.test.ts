@@ -36,6 +36,22 @@ test("the AutoMTLS certificate is made as go-plugin's generateCert makes it", ()
   assert.notEqual(generateAutoMtlsCertificate().certPem, certPem, "a fresh key every time");
 });
 
+test("a P-256 AutoMTLS certificate has the same fields, a P-256 key and an ECDSA-SHA256 signature", () => {
+  const { certPem, keyPem, der } = generateAutoMtlsCertificate("P-256");
+  const cert = new X509Certificate(certPem);
+  assert.deepEqual(new Uint8Array(cert.raw), der);
+  assert.equal(cert.subject, "O=HashiCorp\nCN=localhost");
+  assert.equal(cert.subjectAltName, "DNS:localhost");
+  assert.equal(cert.ca, true);
+  assert.deepEqual(cert.keyUsage, ["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1"]);
+  assert.equal(cert.publicKey.asymmetricKeyDetails?.namedCurve, "prime256v1");
+  // AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2), in the TBS and after it.
+  const sha256 = Buffer.from("06082a8648ce3d040302", "hex");
+  assert.equal(Buffer.from(der).toString("hex").split(sha256.toString("hex")).length - 1, 2);
+  assert.ok(cert.verify(cert.publicKey), "signed by its own key");
+  assert.ok(cert.checkPrivateKey(createPrivateKey(keyPem)), "the key belongs to the certificate");
+});
+
 test("the certificate travels in the handshake line as unpadded base64 DER", () => {
   const { certPem, der } = generateAutoMtlsCertificate();
   const field = certificateForHandshake(der);
@@ -84,6 +100,11 @@ test("a plugin given PLUGIN_CLIENT_CERT serves mutual TLS that only the host's c
     assert.equal(handshake.protocol, "grpc");
     assert.ok(handshake.serverCert !== undefined, "the line carries the plugin's certificate");
     const peerCertPem = certificateFromHandshake(handshake.serverCert);
+    assert.equal(
+      new X509Certificate(peerCertPem).publicKey.asymmetricKeyDetails?.namedCurve,
+      "secp521r1",
+      "a go-plugin host gets go-plugin's own P-521 certificate",
+    );
     const check = async (tls: PeerTls | undefined): Promise<string> => {
       const transport = createGoPluginTransport(handshake, tls === undefined ? {} : { tls });
       try {
@@ -143,7 +164,8 @@ test("connect-plugin subprocesses use AutoMTLS by default, and not with autoMTLS
 });
 
 test("the default framed transport over AutoMTLS refuses a stranger's certificate and plaintext", async () => {
-  const host = generateAutoMtlsCertificate();
+  // A connect-plugin host's certificate (auto-mtls-launch.ts).
+  const host = generateAutoMtlsCertificate("P-256");
   // What a connect-plugin host offers by default (DEFAULT_LOCAL_TRANSPORTS).
   const { child, handshake } = await launchWithClientCert(host.certPem, {
     CONNECT_PLUGIN_TRANSPORTS: "framed,connect",
@@ -152,6 +174,11 @@ test("the default framed transport over AutoMTLS refuses a stranger's certificat
     assert.equal(handshake.protocol, "framed");
     assert.ok(handshake.serverCert !== undefined, "the line carries the plugin's certificate");
     const peerCertPem = certificateFromHandshake(handshake.serverCert);
+    assert.equal(
+      new X509Certificate(peerCertPem).publicKey.asymmetricKeyDetails?.namedCurve,
+      "prime256v1",
+      "a connect-plugin host gets a P-256 certificate, cheaper to make and to sign with",
+    );
     const call = async (tls: FramedClientTls | undefined): Promise<string> => {
       const transport = createFramedTransport(handshake, tls === undefined ? {} : { tls });
       const t0 = Date.now();

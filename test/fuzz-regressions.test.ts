@@ -1,6 +1,7 @@
 /**
  * Cases the live fuzzer found (see docs/reliability.md), kept as tests: each
- * one stopped or starved a network-mode plugin before its fix.
+ * one stopped or starved a network-mode plugin, or held a connection to the
+ * go-plugin endpoint for ever, before its fix.
  */
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -12,6 +13,8 @@ import { serve, type ServeHandle } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { KV } from "../examples/kv/shared.js";
 import { waitFor } from "./helpers.js";
+import { h2Frame, h2Raw, requestHeaders } from "./h2-raw.js";
+import { goPluginTarget } from "../fuzz/live.js";
 
 let handle: ServeHandle;
 let port: number;
@@ -82,3 +85,43 @@ test("an HTTP/2 peer that hangs up with a request half sent is cut off, not wait
   session.destroy();
   await stillServes();
 });
+
+/** The error codes of the GOAWAY frames in what a server sent. */
+function goawayCodes(bytes: Buffer): number[] {
+  const codes: number[] = [];
+  for (let at = 0; at + 9 <= bytes.length;) {
+    const length = bytes.readUIntBE(at, 3);
+    if (bytes[at + 3] === 7 && at + 17 <= bytes.length) codes.push(bytes.readUInt32BE(at + 13));
+    at += 9 + length;
+  }
+  return codes;
+}
+
+for (const hangUp of [true, false]) {
+  test(`go-plugin endpoint: a peer that breaks HTTP/2 with a call open ${hangUp ? "and hangs up" : "and stays"} is cut off at once`, async () => {
+    // The KV example launched as a go-plugin host launches it: h2c on a private unix socket.
+    const target = await goPluginTarget();
+    try {
+      const socket = await h2Raw(target.address);
+      const received: Buffer[] = [];
+      socket.on("data", (c: Buffer) => received.push(c));
+      let closed = false;
+      socket.once("close", () => (closed = true));
+      // A call whose body never comes: its stream stays open...
+      const headers = requestHeaders("/grpc.health.v1.Health/Check", "application/grpc");
+      socket.write(h2Frame(1, 0x4, 1, headers));
+      // ...then DATA on a stream never opened, a connection error: node:http2
+      // answers GOAWAY(PROTOCOL_ERROR), stops reading the connection, and
+      // keeps the session and the call. Before the fix the plugin held them
+      // for ever, whether the peer then half-closed (as the fuzzer does) or not.
+      const broken = h2Frame(0, 0x1, 3, Buffer.alloc(5));
+      if (hangUp) socket.end(broken);
+      else socket.write(broken);
+      await waitFor("the plugin to close the connection", () => closed, 10_000);
+      assert.deepEqual(goawayCodes(Buffer.concat(received)), [1]);
+      await target.alive();
+    } finally {
+      await target.close();
+    }
+  });
+}

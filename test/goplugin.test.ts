@@ -21,6 +21,7 @@ import { SumResponseSchema } from "../examples/goplugin/gen/proto/counter_pb.js"
 import { AddHelper, Counter, KV, handshake } from "../examples/goplugin/shared.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { MemoryLogger, decode, encode, tempDir, waitFor } from "./helpers.js";
+import { DEFAULT_FRAME_TIMEOUT_MS } from "../src/transport/framed/frames.js";
 
 const GO_PLUGIN = "github.com/hashicorp/go-plugin/examples";
 const OURS = "github.com/connect-plugin/connect-plugin/go/cmd";
@@ -212,6 +213,26 @@ describe("go-plugin's own Go hosts drive TypeScript plugins", () => {
       assert.equal(get.stdout, "7\n");
     });
   }
+});
+
+test("a go-plugin host idle between calls for longer than the frame timeout keeps its connection", async () => {
+  // The plugin exits when its host's connection closes (goplugin-serve.ts), so
+  // the get after the idle time succeeds only on the connection kept.
+  const seconds = DEFAULT_FRAME_TIMEOUT_MS / 1_000 + 5;
+  await Promise.all(
+    mtlsModes.map(async (autoMTLS) => {
+      const env = {
+        KV_PLUGIN: nodeCommand(tsKvPlugin),
+        KV_PROTO: "grpc",
+        ...(!autoMTLS && { KV_HOST_MTLS: "off" }),
+      };
+      const args = ["idle", "hello", "world", String(seconds)];
+      const run = await runGoHost(bin.kvHostMtls, args, env, tempDir("cp-gp-idle-"));
+      assert.equal(run.code, 0, `${mode(autoMTLS)}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /^world\n/, mode(autoMTLS));
+      assert.doesNotMatch(run.stderr, /cut off|went away/, mode(autoMTLS));
+    }),
+  );
 });
 
 test("the guide's exact KV_PLUGIN command lines work from the repository root", async () => {

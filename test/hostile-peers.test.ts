@@ -28,8 +28,10 @@ import {
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
 import { PluginHttpServer } from "../src/transport/http-server.js";
+import type { ListenTarget } from "../src/transport/listen.js";
 import { remote, type LogRecord } from "../src/index.js";
 import { fixture, kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
+import { h2Frame, h2Raw, requestHeaders } from "./h2-raw.js";
 
 const MiB = 1024 * 1024;
 
@@ -316,48 +318,6 @@ describe("a hostile plugin towards its host, over the framed transport", () => {
 
 // --- HTTP/2 in network mode -------------------------------------------------
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-function h2Frame(
-  type: number,
-  flags: number,
-  stream: number,
-  payload: Uint8Array = Buffer.alloc(0),
-): Buffer {
-  const b = Buffer.alloc(9);
-  b.writeUIntBE(payload.length, 0, 3);
-  b.writeUInt8(type, 3);
-  b.writeUInt8(flags, 4);
-  b.writeUInt32BE(stream, 5);
-  return Buffer.concat([b, payload]);
-}
-
-/** HPACK literals without Huffman coding (RFC 7541 6.2.2); values under 127 bytes. */
-function requestHeaders(path: string): Buffer {
-  const literal = (index: number, value: string): Buffer =>
-    Buffer.concat([
-      index < 15 ? Buffer.from([index]) : Buffer.from([0x0f, index - 15]),
-      Buffer.from([value.length]),
-      Buffer.from(value),
-    ]);
-  return Buffer.concat([
-    Buffer.from([0x83, 0x86]), // :method POST, :scheme http
-    literal(4, path),
-    literal(1, "127.0.0.1"),
-    literal(31, "application/connect+proto"),
-  ]);
-}
-
-/** A raw HTTP/2 client socket that has sent its preface and SETTINGS. */
-async function h2Raw(port: number): Promise<net.Socket> {
-  const socket = net.connect(port, "127.0.0.1");
-  socket.on("error", () => {});
-  socket.on("data", () => {}); // read and ignore what the server says
-  await new Promise((resolve) => socket.once("connect", resolve));
-  socket.write(Buffer.concat([PREFACE, h2Frame(4, 0, 0)]));
-  return socket;
-}
-
 function vmRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
@@ -433,58 +393,86 @@ describe("a hostile HTTP/2 peer of a network-mode plugin", () => {
   });
 });
 
-describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
-  test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
-    const reasons: string[] = [];
-    const server = await PluginHttpServer.listen(
-      (_req, res) => res.end(),
-      { network: "tcp", host: "127.0.0.1", port: 0 },
-      { acceptHttp1: true, frameTimeoutMs: 1_000, onPeerCutOff: (r) => reasons.push(r) },
-    );
-    try {
-      const socket = await h2Raw((server.bound as { port: number }).port);
-      await trickleUntilCutOff(
-        socket,
-        h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
-        1_000,
-      );
-      assert.equal(reasons.length, 1);
-      assert.match(
-        reasons[0] ?? "",
-        /^HTTP\/2 connection from 127\.0\.0\.1:\d+ cut off: a frame was still incomplete 1000 ms after its first byte$/,
-      );
-    } finally {
-      await server.close();
-    }
-  });
+/** The two cleartext HTTP/2 listeners: network mode's, and a launched plugin's h2c-only socket (go-plugin hosts). */
+const CLEARTEXT_LISTENERS = [
+  {
+    name: "plaintext network listener",
+    acceptHttp1: true,
+    target: (): ListenTarget => ({ network: "tcp", host: "127.0.0.1", port: 0 }),
+  },
+  {
+    name: "a launched plugin's h2c socket",
+    acceptHttp1: false,
+    target: (): ListenTarget => ({ network: "unix", path: join(tempDir("h2c-"), "p.sock") }),
+  },
+];
 
-  test("an idle connection between frames is not cut off by the frame timeout", async () => {
-    const reasons: string[] = [];
-    const server = await PluginHttpServer.listen(
-      (_req, res) => res.end(),
-      { network: "tcp", host: "127.0.0.1", port: 0 },
-      { acceptHttp1: true, frameTimeoutMs: 300, onPeerCutOff: (r) => reasons.push(r) },
-    );
-    try {
-      const session = http2.connect(`http://127.0.0.1:${(server.bound as { port: number }).port}`);
-      const get = (): Promise<number> =>
-        new Promise((resolve, reject) => {
-          const req = session.request({ ":path": "/" });
-          req.on("response", (h) => resolve(Number(h[":status"])));
-          req.on("error", reject);
-          req.resume();
-          req.end();
+/** How a client reaches `server`. */
+function dial(server: PluginHttpServer): net.NetConnectOpts {
+  const bound = server.bound;
+  return bound.network === "tcp"
+    ? { host: "127.0.0.1", port: bound.port }
+    : { path: bound.address };
+}
+
+for (const listener of CLEARTEXT_LISTENERS) {
+  describe(`a slowloris HTTP/2 peer (${listener.name})`, () => {
+    const listen = (frameTimeoutMs: number, reasons: string[]): Promise<PluginHttpServer> =>
+      PluginHttpServer.listen((_req, res) => res.end(), listener.target(), {
+        acceptHttp1: listener.acceptHttp1,
+        frameTimeoutMs,
+        onPeerCutOff: (r) => reasons.push(r),
+      });
+
+    test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
+      const reasons: string[] = [];
+      const server = await listen(1_000, reasons);
+      try {
+        const socket = await h2Raw(dial(server));
+        await trickleUntilCutOff(
+          socket,
+          h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
+          1_000,
+        );
+        assert.equal(reasons.length, 1);
+        assert.match(
+          reasons[0] ?? "",
+          /^HTTP\/2 connection from (127\.0\.0\.1:\d+|a local peer) cut off: a frame was still incomplete 1000 ms after its first byte$/,
+        );
+      } finally {
+        await server.close();
+      }
+    });
+
+    test("an idle connection between frames is not cut off by the frame timeout", async () => {
+      const reasons: string[] = [];
+      const server = await listen(300, reasons);
+      try {
+        const session = http2.connect("http://localhost", {
+          createConnection: () => net.connect(dial(server)),
         });
-      assert.equal(await get(), 200);
-      await new Promise((r) => setTimeout(r, 1_000)); // idle for over three frame timeouts
-      assert.equal(await get(), 200);
-      assert.deepEqual(reasons, []);
-      session.destroy();
-    } finally {
-      await server.close();
-    }
+        let closed = false;
+        session.once("close", () => (closed = true));
+        const get = (): Promise<number> =>
+          new Promise((resolve, reject) => {
+            const req = session.request({ ":path": "/" });
+            req.on("response", (h) => resolve(Number(h[":status"])));
+            req.on("error", reject);
+            req.resume();
+            req.end();
+          });
+        assert.equal(await get(), 200);
+        await new Promise((r) => setTimeout(r, 1_000)); // idle for over three frame timeouts
+        assert.equal(await get(), 200);
+        assert.equal(closed, false, "the same session answered both calls");
+        assert.deepEqual(reasons, []);
+        session.destroy();
+      } finally {
+        await server.close();
+      }
+    });
   });
-});
+}
 
 // --- a plugin that floods the host with stderr -------------------------------
 

@@ -8,10 +8,15 @@ import {
 import type { PeerTls } from "../transport/goplugin-dial.js";
 
 /**
- * The host's AutoMTLS certificate, made once per host process: a P-521 key
- * takes 5 to 20 ms to make, and a host may launch many plugins. Its key
- * never leaves this process; each plugin still makes a fresh certificate of
- * its own per launch, and the host trusts only that one.
+ * The host's AutoMTLS certificate, made once per host process (a host may
+ * launch many plugins). Its key never leaves this process; each plugin
+ * still makes a fresh certificate of its own per launch, and the host
+ * trusts only that one. P-256 rather than go-plugin's P-521: every TLS
+ * handshake with a plugin signs with this key on the host and verifies it
+ * in the plugin, on the plugin's path to its first call, and a P-521
+ * signature costs about 30 times as much. Go plugins (crypto/tls) and
+ * connect-plugin's accept either; GoPluginClient, a go-plugin host, keeps
+ * P-521.
  */
 let hostCertificate: AutoMtlsCertificate | undefined;
 
@@ -29,7 +34,7 @@ export function autoMtlsForLaunch(mode: boolean | undefined): {
   peer(line: HandshakeLine, label: string): PeerTls | undefined;
 } {
   const own: AutoMtlsCertificate | undefined =
-    mode === false ? undefined : (hostCertificate ??= generateAutoMtlsCertificate());
+    mode === false ? undefined : (hostCertificate ??= generateAutoMtlsCertificate("P-256"));
   return {
     env: own === undefined ? {} : { PLUGIN_CLIENT_CERT: own.certPem },
     peer(line, label) {

@@ -1,4 +1,3 @@
-import { X509Certificate } from "node:crypto";
 import { writeSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -13,22 +12,13 @@ import {
 } from "../gen/plugin/grpc_stdio_pb.js";
 import { Env } from "../protocol/env.js";
 import { PluginError } from "../protocol/errors.js";
-import { certificateForHandshake, generateAutoMtlsCertificate } from "../security/auto-mtls.js";
 import { GrpcBroker } from "../transport/goplugin-broker.js";
-import { pluginLog } from "./plugin-log.js";
-import type { ServerTls } from "../transport/http-server.js";
-
-/** go-plugin's AutoMTLS: the host's certificate, PEM (set by go-plugin and our hosts). */
-export const PLUGIN_CLIENT_CERT = "PLUGIN_CLIENT_CERT";
+import { launchedBroker, type LaunchMtls } from "./launch-mtls.js";
 
 /** What a launched plugin needs to answer a go-plugin host. */
 export interface GoPluginSide {
   /** True when a go-plugin host (not a connect-plugin host) launched us. */
   readonly hostIsGoPlugin: boolean;
-  /** AutoMTLS server TLS, when the host sent PLUGIN_CLIENT_CERT. */
-  readonly tls: ServerTls | undefined;
-  /** The handshake line's certificate field, with AutoMTLS. */
-  readonly serverCert: string | undefined;
   readonly broker: GrpcBroker;
   /** Registers plugin.GRPCController, plugin.GRPCStdio and plugin.GRPCBroker. */
   readonly routes: (router: ConnectRouter) => void;
@@ -50,6 +40,10 @@ let current: GrpcBroker | undefined;
  * Throws unless `serve()` was launched by a host.
  */
 export function goPluginBroker(): GrpcBroker {
+  // serve() on the framed transport does not load this module; it leaves
+  // what the broker needs in launch-mtls.ts.
+  const launched = launchedBroker();
+  if (current === undefined && launched !== undefined) current = new GrpcBroker(launched);
   if (current === undefined) {
     throw new PluginError(
       "not-running",
@@ -60,39 +54,16 @@ export function goPluginBroker(): GrpcBroker {
 }
 
 /**
- * Prepares the go-plugin parts of a launched plugin: AutoMTLS when
- * PLUGIN_CLIENT_CERT is set, the broker, controller and stdio services.
+ * Prepares the go-plugin parts of a launched plugin: the broker (over
+ * AutoMTLS when `mtls` is on), controller and stdio services.
  */
 export function prepareGoPluginSide(options: {
   readonly socketDir: string | undefined;
+  readonly mtls: LaunchMtls | undefined;
   readonly onShutdown: (reason: string) => void;
 }): GoPluginSide {
   const hostIsGoPlugin = process.env[Env.transports] === undefined;
-  const clientCert = process.env[PLUGIN_CLIENT_CERT];
-  // Read once and removed, as the launch token is: hosts this plugin
-  // launches itself must not inherit its host's certificate.
-  delete process.env[PLUGIN_CLIENT_CERT];
-  let tls: ServerTls | undefined;
-  let serverCert: string | undefined;
-  let peer: { certPem: string; keyPem: string; peerCertPem: string } | undefined;
-  if (clientCert !== undefined && clientCert !== "") {
-    try {
-      new X509Certificate(clientCert);
-    } catch (error) {
-      // go-plugin's words; serving would refuse every client without saying why.
-      pluginLog("error", "client cert provided but failed to parse", {
-        env: PLUGIN_CLIENT_CERT,
-        error: (error as Error).message,
-      });
-      process.exit(1);
-    }
-    // The words go-plugin's Go plugins log, so that logs read the same.
-    pluginLog("debug", "configuring server automatic mTLS");
-    const own = generateAutoMtlsCertificate();
-    tls = { cert: own.certPem, key: own.keyPem, clientCa: clientCert };
-    serverCert = certificateForHandshake(own.der);
-    peer = { certPem: own.certPem, keyPem: own.keyPem, peerCertPem: clientCert };
-  }
+  const peer = options.mtls?.peer;
   const broker = new GrpcBroker({
     ...(peer !== undefined && { tls: peer }),
     ...(options.socketDir !== undefined && { socketDir: options.socketDir }),
@@ -101,8 +72,6 @@ export function prepareGoPluginSide(options: {
   const stdio = new StdioForwarder();
   return {
     hostIsGoPlugin,
-    tls,
-    serverCert,
     broker,
     routes: (router) => {
       router.service(GRPCController, {

@@ -27,8 +27,6 @@ import {
 import { HOST_SESSION_HEADER, isSessionId } from "../protocol/host-session.js";
 import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
-import { createFramedTransport } from "../transport/framed/client.js";
-import { TunnelStream } from "../transport/tunnel-stream.js";
 
 /**
  * How long a callback waits for its session's tunnel when there is none:
@@ -105,6 +103,11 @@ export class HostSessions {
     requests: AsyncIterable<TunnelRequest>,
     ctx: HandlerContext,
   ): AsyncGenerator<TunnelResponse> {
+    // Loaded by the first tunnel, not at start-up: most plugins never get one.
+    const [{ TunnelStream }, { createFramedTransport }] = await Promise.all([
+      import("../transport/tunnel-stream.js"),
+      import("../transport/framed/client.js"),
+    ]);
     const session = ctx.requestHeader.get(HOST_SESSION_HEADER);
     if (!isSessionId(session)) {
       throw new ConnectError(

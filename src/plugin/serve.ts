@@ -13,20 +13,19 @@ import { Env, type WireProtocol } from "../protocol/env.js";
 import { formatHandshakeLine } from "../protocol/handshake-line.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
-import { PluginHttpServer, type NodeHandler, type ServerTls } from "../transport/http-server.js";
+import type { NodeHandler, PluginHttpServer, ServerTls } from "../transport/http-server.js";
 import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
-import { CorsEnv, CorsPolicy, list, type CorsOptions } from "../security/cors.js";
+import type { CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { isAuthInterceptor } from "../security/auth.js";
 import { pluginLog } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
-import { prepareGoPluginSide } from "./goplugin-serve.js";
-import { unimplementedFallback } from "./grpc-unimplemented.js";
-import { reflectionRoutes } from "./reflection.js";
+import { launchMtls, recordLaunchedBroker } from "./launch-mtls.js";
+import type { GoPluginSide } from "./goplugin-serve.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -200,19 +199,31 @@ async function serveLaunched(
   const target: ListenTarget = socket
     ? { network: "unix", path: socket.path }
     : { network: "tcp", host: "127.0.0.1", port: 0 };
-  // go-plugin's services, AutoMTLS and broker (see goplugin-serve.ts).
-  const goPlugin = prepareGoPluginSide({
-    socketDir,
-    // In debug mode hosts come and go (they attach); only Ctrl-C ends it.
-    onShutdown: (reason) =>
-      debug && reason.startsWith("the go-plugin host went away")
-        ? undefined
-        : server.onShutdownRequest(reason),
-  });
+  const mtls = launchMtls();
+  // go-plugin's services and broker (see goplugin-serve.ts), loaded only
+  // when serving HTTP: the framed transport serves neither, and leaving
+  // them (and the HTTP server) unloaded shortens a plugin's cold start.
+  let goPlugin: GoPluginSide | undefined;
+  if (protocol === "framed") {
+    recordLaunchedBroker({
+      ...(mtls !== undefined && { tls: mtls.peer }),
+      ...(socketDir !== undefined && { socketDir }),
+    });
+  } else {
+    goPlugin = (await import("./goplugin-serve.js")).prepareGoPluginSide({
+      socketDir,
+      mtls,
+      // In debug mode hosts come and go (they attach); only Ctrl-C ends it.
+      onShutdown: (reason) =>
+        debug && reason.startsWith("the go-plugin host went away")
+          ? undefined
+          : server.onShutdownRequest(reason),
+    });
+  }
   const launchGuard: Interceptor[] = token ? [token] : [];
-  const tls = goPlugin.tls;
+  const tls = mtls?.tls;
   const http: Listening =
-    protocol === "framed"
+    goPlugin === undefined
       ? await FramedServer.listen(server.routes, target, {
           interceptors: [
             ...launchGuard,
@@ -226,10 +237,16 @@ async function serveLaunched(
           onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
-      : await PluginHttpServer.listen(
+      : await (
+          await import("../transport/http-server.js")
+        ).PluginHttpServer.listen(
           await handler(server, launchGuard, options, goPlugin.routes),
           target,
-          { acceptHttp1: false, ...(tls !== undefined && { tls }) },
+          {
+            acceptHttp1: false,
+            onPeerCutOff: (reason) => pluginLog("warn", reason),
+            ...(tls !== undefined && { tls }),
+          },
         );
 
   // When the host dies, the pipes to it break: a log line written then must
@@ -260,11 +277,11 @@ async function serveLaunched(
       network: http.bound.network,
       address: http.bound.address,
       protocol,
-      serverCert: goPlugin.serverCert,
+      serverCert: mtls?.serverCert,
       multiplex: false,
     })}${muxField()}\n`,
   );
-  if (goPlugin.hostIsGoPlugin) goPlugin.captureStdio();
+  if (goPlugin?.hostIsGoPlugin) goPlugin.captureStdio();
 
   watchParent(() => void handle.shutdown("host process went away"));
   return handle;
@@ -307,6 +324,14 @@ async function serveNetwork(
   let http: PluginHttpServer;
   let tls: ServerTls | undefined;
   try {
+    // Loaded here, not at start-up: a launched plugin on the framed
+    // transport needs none of them.
+    const [{ PluginHttpServer }, { CorsEnv, CorsPolicy, list }, { reflectionRoutes }] =
+      await Promise.all([
+        import("../transport/http-server.js"),
+        import("../security/cors.js"),
+        import("./reflection.js"),
+      ]);
     const target = parseListen(listen);
     tls = options.tls ?? tlsFromEnv();
     const cors = options.cors !== undefined ? new CorsPolicy(options.cors) : CorsPolicy.fromEnv();
@@ -481,7 +506,10 @@ async function handler(
   options: ServeOptions = {},
   moreRoutes?: (router: ConnectRouter) => void,
 ): Promise<NodeHandler> {
-  const { createNodeAdapter } = await import("../transport/node-adapter.js");
+  const [{ createNodeAdapter }, { unimplementedFallback }] = await Promise.all([
+    import("../transport/node-adapter.js"),
+    import("./grpc-unimplemented.js"),
+  ]);
   const { interceptors, shutdownSignal } = server.routerOptions;
   let services = new Set<string>();
   return createNodeAdapter({

@@ -1,13 +1,22 @@
 /**
- * Follows the frame boundaries of an HTTP/2 connection from the client (the
- * 24-byte preface, then frames of a 9-byte header with a 24-bit length), only
- * to tell whether a frame is in progress: readFrames() cuts off a peer whose
- * frame stays incomplete too long (slowloris). node:http2 buffers such a
+ * Follows the frame boundaries of one direction of an HTTP/2 connection
+ * (from the client: the 24-byte preface, then frames of a 9-byte header with
+ * a 24-bit length), to tell whether a frame is in progress: readFrames() cuts
+ * off a peer whose frame stays incomplete too long (slowloris); and which
+ * frames pass (a server's GOAWAY, see http-server.ts). node:http2 buffers such a
  * frame and exposes no timer for it; its session timeout is about idleness.
  */
 export class Http2FrameClock {
-  /** Bytes of the client preface still to come. */
-  private preface = 24;
+  /**
+   * @param preface bytes of the client preface still to come: 24 for what a
+   *   client sends, 0 for what a server sends.
+   * @param onHeader told each frame's type as soon as its header is whole.
+   */
+  constructor(
+    private preface = 24,
+    private readonly onHeader?: (type: number) => void,
+  ) {}
+
   private readonly header = Buffer.alloc(9);
   private headerBytes = 0;
   private payloadLeft = 0;
@@ -44,6 +53,7 @@ export class Http2FrameClock {
         offset += n;
         if (this.headerBytes === 9) {
           this.headerBytes = 0;
+          this.onHeader?.(this.header[3] as number);
           this.payloadLeft = this.header.readUIntBE(0, 3);
           if (this.payloadLeft === 0) this.done++;
         }

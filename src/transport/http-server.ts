@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import type * as net from "node:net";
+import * as net from "node:net";
 import { Duplex } from "node:stream";
 import * as tlsModule from "node:tls";
 import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
@@ -76,8 +76,9 @@ const H2_PREFACE_START = Buffer.from("PRI");
  * The HTTP server a plugin serves on. Three shapes, one interface:
  *
  * - **h2c only** (a launched plugin on its private socket): node:http2
- *   without TLS listens directly. The host is known to speak HTTP/2 with prior
- *   knowledge, and HTTP/2 carries every streaming kind.
+ *   without TLS, given each connection as network mode's h2c is (serveH2c).
+ *   The host is known to speak HTTP/2 with prior knowledge, and HTTP/2
+ *   carries every streaming kind.
  * - **HTTP/1.1 and h2c on one port** (network mode): node:http listens, so
  *   its header, request and keep-alive timeouts apply, and hands each
  *   connection that starts with the HTTP/2 preface ("PRI", no HTTP/1.1
@@ -129,7 +130,7 @@ export class PluginHttpServer {
       tls?: ServerTls;
       /** Told why a peer was cut off (a session error, a frame that never finished), for a log line. */
       onPeerCutOff?: (reason: string) => void;
-      /** Plaintext network mode: how long one HTTP/2 frame may take to arrive. Default 30 s. */
+      /** Cleartext (h2c and network mode): how long one HTTP/2 frame may take to arrive. Default 30 s. */
       frameTimeoutMs?: number;
       /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
       idleTimeoutMs?: number;
@@ -191,9 +192,15 @@ export class PluginHttpServer {
       });
       server = new PluginHttpServer(h1, h1, h2, idle, framed);
     } else {
+      // h2c only (a launched plugin's private socket, go-plugin hosts): the
+      // same reading as network mode's h2c, so that end of input and a frame
+      // that never finishes cut the peer off here too (serveH2c).
       const h2 = http2.createServer(H2_LIMITS, handler);
-      h2.prependListener("connection", (socket: net.Socket) => endSessionAtEof(h2, socket));
-      server = new PluginHttpServer(h2, undefined, h2, idle);
+      const frameTimeoutMs = options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
+      const listener = net.createServer((socket) =>
+        serveH2c(h2, socket, Buffer.alloc(0), frameTimeoutMs, options.onPeerCutOff),
+      );
+      server = new PluginHttpServer(listener, undefined, h2, idle);
     }
     const cutOff = options.onPeerCutOff;
     if (cutOff !== undefined) {
@@ -320,16 +327,7 @@ function routeByPreface(
       if (needed === FRAMED_PREFACE.length && framed !== undefined) {
         startFramed(socket, head, framed, onCutOff);
       } else if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
-        endSessionAtEof(h2, socket);
-        // A peer that trickles a frame (or never finishes one) holds its
-        // session and buffers: cut it off when a frame takes too long.
-        const clock = new Http2FrameClock();
-        clock.push(head);
-        readFrames(socket, clock, frameTimeoutMs, (why) => {
-          onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
-          socket.destroy();
-        });
-        h2.emit("connection", replayHead(socket, head));
+        serveH2c(h2, socket, head, frameTimeoutMs, onCutOff);
       } else {
         socket.unshift(head);
         for (const listener of serveHttp1) listener.call(h1, socket);
@@ -344,6 +342,60 @@ function routeByPreface(
     });
   });
 }
+
+/**
+ * Hands a cleartext HTTP/2 connection to `h2`, read and written by us
+ * rather than by node:http2 on the socket's handle (`head`: bytes already
+ * read from it). node:http2 answers a protocol error with GOAWAY, then stops
+ * reading the connection and tells nobody: the session and its open streams
+ * stayed for ever, and the peer's end of input was never seen (found by
+ * fuzzing the go-plugin endpoint: a corrupt HPACK block, then a half-close).
+ * Here, end of input destroys the session, a GOAWAY that nobody asked for
+ * ends the connection, and a frame still incomplete after `frameTimeoutMs`
+ * (a peer that trickles or stops, holding its session and buffers) cuts the
+ * peer off.
+ */
+function serveH2c(
+  h2: http2.Http2Server,
+  socket: net.Socket,
+  head: Buffer,
+  frameTimeoutMs: number,
+  onCutOff: ((reason: string) => void) | undefined,
+): void {
+  const cutOff = (why: string): void =>
+    onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
+  let sent: Http2FrameClock | undefined;
+  // node:http2 makes the session synchronously in its "connection" listener.
+  h2.once("session", (session) => {
+    sessionPeers.set(session, peerOf(socket));
+    // An HTTP/2 client never half-closes (it says GOAWAY): end of input
+    // means it is gone, and streams waiting for request bodies end with it.
+    socket.once("end", () => session.destroy());
+    socket.once("close", () => session.destroy());
+    // A GOAWAY the server sends while nobody closed the session is nghttp2's
+    // answer to a protocol error: the session is dead, but its streams would
+    // stay open (and the idle timer off) as long as the peer keeps the
+    // connection. End it once the GOAWAY is out.
+    sent = new Http2FrameClock(0, (type) => {
+      if (type !== GOAWAY || session.closed || session.destroyed) return;
+      cutOff("the server answered a protocol error with GOAWAY");
+      socket.destroySoon();
+    });
+  });
+  const clock = new Http2FrameClock();
+  clock.push(head);
+  readFrames(socket, clock, frameTimeoutMs, (why) => {
+    cutOff(why);
+    socket.destroy();
+  });
+  h2.emit(
+    "connection",
+    replayHead(socket, head, (chunk) => sent?.push(chunk)),
+  );
+}
+
+/** The HTTP/2 GOAWAY frame type (RFC 9113 6.8). */
+const GOAWAY = 7;
 
 /**
  * A connection that began with the framed preface's first byte: the whole
@@ -371,36 +423,25 @@ function startFramed(
 }
 
 /**
- * An HTTP/2 client never half-closes (it says GOAWAY): end of input means it
- * is gone. Its session is destroyed then, so that streams waiting for request
- * bodies that will never come end with it instead of waiting forever (found
- * by fuzzing: each such connection held its calls and their memory). Must be
- * called just before the server sees the connection: node:http2 makes the
- * session synchronously in its "connection" listener.
- */
-function endSessionAtEof(h2: http2.Http2Server, socket: net.Socket): void {
-  h2.once("session", (session) => {
-    sessionPeers.set(session, peerOf(socket));
-    socket.once("end", () => session.destroy());
-  });
-}
-
-/**
  * Wraps a socket whose first bytes were already read, so that an HTTP/2
- * server sees them again. (socket.unshift() is not enough here: node:http2
- * reads from the socket's native handle and would never see unshifted bytes.)
+ * server sees them again, and `onWrite` sees what the server writes.
+ * (socket.unshift() is not enough here: node:http2 reads from the socket's
+ * native handle and would never see unshifted bytes.)
  */
-function replayHead(socket: net.Socket, head: Buffer): Duplex {
+function replayHead(socket: net.Socket, head: Buffer, onWrite: (chunk: Buffer) => void): Duplex {
   const duplex = new Duplex({
     read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
+    write: (chunk: Buffer, _encoding, callback) => {
+      socket.write(chunk, callback);
+      onWrite(chunk);
+    },
     final: (callback) => socket.end(callback),
     destroy: (error, callback) => {
       socket.destroy(error ?? undefined);
       callback(error);
     },
   });
-  duplex.push(head);
+  if (head.length > 0) duplex.push(head);
   socket.on("data", (chunk: Buffer) => {
     if (!duplex.push(chunk)) socket.pause();
   });
@@ -411,7 +452,7 @@ function replayHead(socket: net.Socket, head: Buffer): Duplex {
   return duplex;
 }
 
-/** The peer of each session endSessionAtEof() saw (node:http2 may see a wrapper), for logs. */
+/** The peer of each session serveH2c() saw (node:http2 sees a wrapper), for logs. */
 const sessionPeers = new WeakMap<http2.ServerHttp2Session, string>();
 
 /** "address:port" of a connection's peer, for log lines (read while it is open). */

@@ -1,10 +1,13 @@
 // Command kv-host-mtls is go-plugin's examples/grpc host with one change:
-// AutoMTLS is on. The tests use it to show that a TypeScript plugin answers
+// AutoMTLS is on (unless KV_HOST_MTLS=off). The tests use it to show that a TypeScript plugin answers
 // a go-plugin host's automatic mutual TLS. (With AutoMTLS off, the tests run
 // go-plugin's unmodified example host.) With KV_HOST_MUX set, it also asks
 // for go-plugin's gRPC broker multiplexing (GRPCBrokerMultiplex). `hold KEY
 // VALUE` puts, prints "ready PID" (the pid of the sh that runs the plugin)
-// and waits to be killed: the tests SIGKILL it and watch the plugin.
+// and waits to be killed: the tests SIGKILL it and watch the plugin. `idle
+// KEY VALUE SECONDS` puts, leaves the connection idle that long, then gets,
+// as a long-lived host does between calls. KV_HOST_MTLS=off turns AutoMTLS
+// off (the plugin then serves h2c).
 package main
 
 import (
@@ -13,6 +16,8 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
@@ -24,7 +29,7 @@ func run() error {
 		Plugins:             shared.PluginMap,
 		Cmd:                 exec.Command("sh", "-c", os.Getenv("KV_PLUGIN")),
 		AllowedProtocols:    []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
-		AutoMTLS:            true,
+		AutoMTLS:            os.Getenv("KV_HOST_MTLS") != "off",
 		GRPCBrokerMultiplex: os.Getenv("KV_HOST_MUX") != "",
 	})
 	defer client.Kill()
@@ -59,8 +64,22 @@ func run() error {
 		}
 		fmt.Printf("ready %d\n", client.ReattachConfig().Pid)
 		select {}
+	case "idle":
+		if err := kv.Put(os.Args[1], []byte(os.Args[2])); err != nil {
+			return err
+		}
+		seconds, err := strconv.Atoi(os.Args[3])
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(seconds) * time.Second)
+		result, err := kv.Get(os.Args[1])
+		if err != nil {
+			return fmt.Errorf("get after %d s idle: %w", seconds, err)
+		}
+		fmt.Println(string(result))
 	default:
-		return fmt.Errorf("please only use 'get', 'put' or 'hold', given: %q", os.Args[0])
+		return fmt.Errorf("please only use 'get', 'put', 'hold' or 'idle', given: %q", os.Args[0])
 	}
 	return nil
 }

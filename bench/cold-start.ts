@@ -1,0 +1,161 @@
+/**
+ * `npm run bench:cold`: only scenario 5 of `npm run bench`, a Node plugin's
+ * cold start (the host spawns it, to the first call answered, framed), with
+ * more rounds, against `node -e 0` in the same run. Every round runs every
+ * contender once, in a shuffled order; each figure is the median over
+ * rounds, with min and max, and its ratio to `node -e 0`'s median; the
+ * next column is the median of each round's own ratio (a round's samples
+ * are seconds apart, so a loaded machine's drift cancels out more). The
+ * CPU columns are the CPU time the plugin process used up to the first
+ * answer (for node -e 0: up to its exit), which depends much less on what
+ * else the machine runs.
+ *
+ *   --rounds N     rounds (default 15)
+ *   --before DIR   also run the host and plugin of another build's dist/
+ *                  (a checkout of main, built), each in its own host process
+ *   --go           also go-plugin's Go host with its Go plugin (go build)
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { GoPluginHost } from "./contenders.js";
+import { buildGoContenders } from "./go-build.js";
+import { GO_PLUGIN } from "./report.js";
+import { median, round } from "./stats.js";
+
+const args = process.argv.slice(2);
+const option = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const rounds = Number(option("--rounds") ?? 15);
+const before = option("--before");
+const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
+
+/** A host process (bench/cold-host.ts) of one build. */
+class ColdHost {
+  private readonly lines: AsyncIterator<string>;
+  private constructor(private readonly child: ChildProcess) {
+    this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
+      Symbol.asyncIterator
+    ]();
+  }
+  static start(dist: string | undefined): ColdHost {
+    const main = fileURLToPath(new URL("./cold-host.js", import.meta.url));
+    const args = dist === undefined ? [main] : [main, "--dist", dist];
+    return new ColdHost(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
+  }
+  async cold(bundled: boolean, autoMTLS: boolean): Promise<Sample> {
+    this.child.stdin?.write(`${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS })}\n`);
+    const line = await this.lines.next();
+    if (line.done === true) throw new Error("the cold-start host exited");
+    const res = JSON.parse(line.value) as {
+      samples_us?: number[];
+      cpu_us?: number[];
+      error?: string;
+    };
+    if (res.error !== undefined) throw new Error(res.error);
+    return { wall: res.samples_us?.[0] ?? NaN, cpu: res.cpu_us?.[0] ?? NaN };
+  }
+  async close(): Promise<void> {
+    this.child.stdin?.end();
+    await new Promise((resolve) => this.child.once("exit", resolve));
+  }
+}
+
+/** Wall time and CPU time of one cold start, in µs. */
+interface Sample {
+  readonly wall: number;
+  readonly cpu: number;
+}
+
+const NODE_BOOT = "node -e 0 (Node's own boot, no plugin)";
+const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
+  {
+    name: NODE_BOOT,
+    run: async () => {
+      const t = performance.now();
+      await promisify(execFile)(process.execPath, ["-e", "0"]);
+      const wall = (performance.now() - t) * 1_000;
+      // Its CPU time, from a second run that reads it just before exiting.
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        "-e",
+        'process.stdout.write(require("fs").readFileSync("/proc/self/schedstat", "latin1"))',
+      ]);
+      return { wall, cpu: Number(stdout.split(" ")[0]) / 1_000 };
+    },
+  },
+];
+const hosts: ColdHost[] = [];
+for (const [label, dist] of [
+  ...(before !== undefined ? [["before", before] as const] : []),
+  [before !== undefined ? "after" : "", undefined] as const,
+]) {
+  const host = ColdHost.start(dist);
+  hosts.push(host);
+  const prefix = label === "" ? "" : `${label}: `;
+  contenders.push(
+    { name: `${prefix}Node plugin, framed + AutoMTLS`, run: () => host.cold(false, true) },
+    { name: `${prefix}Node plugin bundled, framed + AutoMTLS`, run: () => host.cold(true, true) },
+    { name: `${prefix}Node plugin, framed, autoMTLS: false`, run: () => host.cold(false, false) },
+  );
+}
+let go: { host: string; plugin: string; dir: string } | undefined;
+let goHost: GoPluginHost | undefined;
+if (args.includes("--go")) {
+  go = await buildGoContenders();
+  const host = await GoPluginHost.start(GO_PLUGIN, go.host, go.plugin);
+  goHost = host;
+  contenders.push({
+    name: GO_PLUGIN,
+    run: async () => ({ wall: (await host.cold(1))[0] ?? NaN, cpu: NaN }),
+  });
+}
+
+const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
+for (let r = 1; r <= rounds; r++) {
+  log(`round ${r}/${rounds}`);
+  const order = shuffle([...contenders]);
+  for (const c of order) samples.get(c.name)?.push(await c.run());
+}
+for (const h of hosts) await h.close();
+await goHost?.close();
+if (go !== undefined) rmSync(go.dir, { recursive: true, force: true });
+
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
+const ms = (us: number): string => String(round(us / 1_000));
+const boots = (samples.get(NODE_BOOT) ?? []).map((s) => s.wall);
+const boot = median(boots);
+const bootCpu = median((samples.get(NODE_BOOT) ?? []).map((s) => s.cpu));
+const lines = [
+  `Cold start, spawn to first call answered: ${rounds} rounds, shuffled; ${cpus().length} cores, ` +
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} at the end (a shared machine: compare within the run only).`,
+  "",
+  "| contender | median ms | min ms | max ms | median / node -e 0 | per-round ratio, median | CPU ms, median | CPU / node -e 0 |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+];
+for (const c of contenders) {
+  const s = (samples.get(c.name) ?? []).map((x) => x.wall);
+  const m = median(s);
+  const perRound = median(s.map((v, i) => v / (boots[i] ?? NaN)));
+  const cpu = median((samples.get(c.name) ?? []).map((x) => x.cpu));
+  lines.push(
+    `| ${c.name} | ${ms(m)} | ${ms(Math.min(...s))} | ${ms(Math.max(...s))} | ` +
+      `${(m / boot).toFixed(2)}× | ${perRound.toFixed(2)}× | ` +
+      (Number.isNaN(cpu) ? "| |" : `${ms(cpu)} | ${(cpu / bootCpu).toFixed(2)}× |`),
+  );
+}
+process.stdout.write(`${lines.join("\n")}\n`);
