@@ -49,7 +49,7 @@ import { FRAMED_PREFACE } from "../src/transport/framed/preface.js";
 import { FramedServer, type FramedServerOptions } from "../src/transport/framed/server.js";
 import { PluginHttpServer, type FramedListener } from "../src/transport/http-server.js";
 import { createNodeAdapter } from "../src/transport/node-adapter.js";
-import { cluster, inProcess, staticEndpoints } from "../src/index.js";
+import { cluster, inProcess, staticEndpoints, type PluginSource } from "../src/index.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
 import { decode, encode, kvClient, makeTestPki, startNetworkPlugin, waitFor } from "./helpers.js";
 
@@ -193,29 +193,33 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
     });
   }
 
-  test("in process, serialized (connect-es' router transport): a call with a huge timeout succeeds", async () => {
-    const client = kvClient(inProcess(faultyKvDefinition(), { mode: "serialize" }));
-    cleanups.push(() => client.close());
-    await client.start();
-    const kv = client.dispense("kv");
-    await kv.put({ key: "slow:50", value: encode("later") });
-    const got = await kv.get({ key: "slow:50" }, { timeoutMs: HUGE_MS });
-    assert.equal(decode(got.value), "later");
-    assert.equal(decode((await kv.get({ key: "deadline" }, { timeoutMs: HUGE_MS })).value), "-1");
-  });
-
-  test("cluster: a call with a huge timeout succeeds (its attempt's hard deadline is not armed)", async () => {
-    const plugin = await startNetworkPlugin();
-    cleanups.push(async () => void (await plugin.stop()));
-    const client = kvClient(cluster({ discovery: staticEndpoints([plugin.url]) }));
-    cleanups.push(() => client.close());
-    await client.start();
-    const kv = client.dispense("kv");
-    await kv.put({ key: "slow:50", value: encode("later") });
-    const got = await kv.get({ key: "slow:50" }, { timeoutMs: HUGE_MS });
-    assert.equal(decode(got.value), "later");
-    assert.equal(decode((await kv.get({ key: "deadline" }, { timeoutMs: HUGE_MS })).value), "-1");
-  });
+  const sources: Array<[string, () => Promise<PluginSource>]> = [
+    [
+      "in process, serialized (connect-es' router transport)",
+      () => Promise.resolve(inProcess(faultyKvDefinition(), { mode: "serialize" })),
+    ],
+    [
+      "cluster (its attempt's hard deadline is not armed)",
+      async () => {
+        const plugin = await startNetworkPlugin();
+        cleanups.push(async () => void (await plugin.stop()));
+        return cluster({ discovery: staticEndpoints([plugin.url]) });
+      },
+    ],
+  ];
+  for (const [name, source] of sources) {
+    test(`${name}: a call with a huge timeout succeeds`, async () => {
+      const client = kvClient(await source());
+      cleanups.push(() => client.close());
+      await client.start();
+      const kv = client.dispense("kv");
+      await kv.put({ key: "slow:50", value: encode("later") });
+      const got = await kv.get({ key: "slow:50" }, { timeoutMs: HUGE_MS });
+      assert.equal(decode(got.value), "later");
+      const left = await kv.get({ key: "deadline" }, { timeoutMs: HUGE_MS });
+      assert.equal(decode(left.value), "-1", "the handler saw no deadline");
+    });
+  }
 
   /** A raw HTTP/2 request to `port`: the status, the response body and the trailers. */
   async function rawH2(
