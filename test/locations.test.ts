@@ -1,8 +1,11 @@
 /**
  * The same typed client, the same calls and the same semantics in all three
  * locations: subprocess, remote (network mode over HTTP/2, HTTP/1.1 and the
- * framed protocol negotiated on the same port) and in process.
+ * framed protocol negotiated on the same port, in cleartext and over mutual
+ * TLS, where ALPN picks it) and in process.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,14 +14,23 @@ import { inProcess, remote, type PluginSource } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { decode, encode, fixture, startNetworkPlugin, kvClient } from "./helpers.js";
+import { decode, encode, fixture, startNetworkPlugin, kvClient, makeTestPki } from "./helpers.js";
 
+const pki = makeTestPki("locations-tls-");
+const pem = (name: string): Buffer => readFileSync(join(pki, name));
 let network: Awaited<ReturnType<typeof startNetworkPlugin>>;
+let networkTls: Awaited<ReturnType<typeof startNetworkPlugin>>;
 before(async () => {
   network = await startNetworkPlugin();
+  networkTls = await startNetworkPlugin("kv", {
+    CONNECT_PLUGIN_TLS_CERT_FILE: join(pki, "server.crt"),
+    CONNECT_PLUGIN_TLS_KEY_FILE: join(pki, "server.key"),
+    CONNECT_PLUGIN_TLS_CLIENT_CA_FILE: join(pki, "ca.crt"),
+  });
 });
 after(async () => {
   await network.stop();
+  await networkTls.stop();
 });
 
 const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
@@ -26,6 +38,15 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   ["remote over HTTP/2", () => remote(network.url, { transport: "http" }), { bidi: true }],
   // The default for a connect-plugin server in network mode: framed, negotiated on its port.
   ["remote over framed", () => remote(network.url, { transport: "framed" }), { bidi: true }],
+  [
+    "remote over framed with mutual TLS",
+    () =>
+      remote(networkTls.url, {
+        transport: "framed",
+        tls: { ca: pem("ca.crt"), cert: pem("client.crt"), key: pem("client.key") },
+      }),
+    { bidi: true },
+  ],
   // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
   ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
   ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],
@@ -145,6 +166,14 @@ for (const [where, source, { bidi }] of locations) {
         return ConnectError.from(e).code === Code.DeadlineExceeded;
       });
       assert.ok(performance.now() - start < 1_000, "the deadline cut the call short");
+    });
+
+    test("a timeout beyond setTimeout's 24.8 days is no deadline (it used to fire after 1 ms)", async () => {
+      const kv = client.dispense("kv");
+      const huge = 2 ** 31 * 10;
+      await kv.put({ key: "slow:50", value: encode("later") });
+      assert.equal(decode((await kv.get({ key: "slow:50" }, { timeoutMs: huge })).value), "later");
+      assert.equal(decode((await kv.get({ key: "deadline" }, { timeoutMs: huge })).value), "-1");
     });
 
     test("health", async () => {

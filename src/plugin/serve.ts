@@ -73,6 +73,12 @@ export interface ServeOptions extends PluginServerOptions {
    */
   readonly writeMaxBytes?: number;
   /**
+   * Framed transport: bytes of request messages one call may hold unread by
+   * its handler before it fails with ResourceExhausted (no per-call flow
+   * control there). Default 16 MiB (framed/limits.ts).
+   */
+  readonly maxQueuedRequestBytes?: number;
+  /**
    * Network mode: answers `GET /metrics` on the plugin's port with this
    * handler, for Prometheus to scrape (`prometheusMetrics().handler` from
    * connect-plugin/observability). Off by default.
@@ -227,6 +233,7 @@ async function serveLaunched(
           shutdownSignal: server.routerOptions.shutdownSignal,
           readMaxBytes: options.readMaxBytes,
           writeMaxBytes: options.writeMaxBytes,
+          maxQueuedRequestBytes: options.maxQueuedRequestBytes,
           onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
@@ -469,6 +476,7 @@ function networkFramed(
     shutdownSignal: server.routerOptions.shutdownSignal,
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.writeMaxBytes,
+    maxQueuedRequestBytes: options.maxQueuedRequestBytes,
     onPeerCutOff: (reason) => pluginLog("warn", reason),
     peer: "the caller",
     contextValues: (socket) =>

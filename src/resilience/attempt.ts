@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { deadlineTimer } from "../transport/deadline.js";
 
 /**
  * One attempt of a cluster call against its deadline: the hard deadline
@@ -40,7 +41,7 @@ export async function withHardDeadline<R>(
   };
   let timer: NodeJS.Timeout | undefined;
   const hard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = deadlineTimer(() => {
       const error = new ConnectError(
         `${name}: deadline of ${timeoutMs} ms exceeded`,
         Code.DeadlineExceeded,
@@ -127,7 +128,7 @@ export async function raceDeadline(
           reject(ConnectError.from(signal.reason));
           return;
         }
-        timer = setTimeout(
+        timer = deadlineTimer(
           () =>
             reject(
               new ConnectError(

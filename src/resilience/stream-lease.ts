@@ -1,5 +1,6 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamResponse } from "@connectrpc/connect";
+import { deadlineTimer } from "../transport/deadline.js";
 import { HARD_DEADLINE_MARGIN_MS, type KeptAttempt } from "./attempt.js";
 
 /** Releases the reservation of a stream whose iterator was dropped without finishing. */
@@ -37,7 +38,7 @@ export function leaseStream(
   if (kept !== undefined) {
     if (kept.signal.aborted) end();
     else kept.signal.addEventListener("abort", end, { once: true });
-    timer = setTimeout(
+    timer = deadlineTimer(
       () => {
         kept.abort(
           new ConnectError(`${name}: deadline of ${timeout} ms exceeded`, Code.DeadlineExceeded),
@@ -46,7 +47,7 @@ export function leaseStream(
       },
       Math.max(0, deadline - Date.now()) + HARD_DEADLINE_MARGIN_MS,
     );
-    timer.unref();
+    timer?.unref();
   }
   const tracked = trackStream(response, end);
   streamRegistry.register(tracked.message, end, token);

@@ -7,6 +7,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { reachableTimeout } from "./deadline.js";
 import { CallAbort } from "./lazy-abort.js";
 
 /** Aborts a finished call's signal without building a DOMException per call. */
@@ -26,15 +27,17 @@ export class CallSignal extends CallAbort {
   /**
    * The caller's timeout, as the transport passes it on; undefined for none.
    * A timeout of 0 or less means none, as connect-es' CallOptions document
-   * it (and its transports do).
+   * it (and its transports do); so does one beyond setTimeout's reach
+   * (see reachableTimeout), which is then not sent on either.
    */
   readonly timeoutMs: number | undefined;
 
   constructor(
     private readonly callerSignal: AbortSignal | undefined,
-    timeoutMs: number | undefined,
+    requestedMs: number | undefined,
   ) {
     super();
+    const timeoutMs = reachableTimeout(requestedMs);
     if (timeoutMs !== undefined && timeoutMs > 0) {
       this.timeoutMs = timeoutMs;
       this.timer = setTimeout(expire, timeoutMs, this);

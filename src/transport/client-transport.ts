@@ -8,7 +8,11 @@ import type {
 import { createRouterTransport } from "@connectrpc/connect";
 import { createH1Client, type H1Tls } from "./h1-client.js";
 import { H2Session, type H2SessionOptions } from "./h2-session.js";
-import { createProtocolTransport, type RpcProtocol } from "./protocol-transport.js";
+import {
+  createProtocolTransport,
+  withReachableTimeouts,
+  type RpcProtocol,
+} from "./protocol-transport.js";
 
 export type { RpcProtocol } from "./protocol-transport.js";
 
@@ -122,10 +126,12 @@ export function createInProcessTransport(
   options: TransportOptions = {},
 ): ClientTransport {
   return {
-    transport: createRouterTransport(server.routes, {
-      transport: { interceptors: options.interceptors ?? [], ...limits(options) },
-      router: server.routerOptions,
-    }),
+    transport: withReachableTimeouts(
+      createRouterTransport(server.routes, {
+        transport: { interceptors: options.interceptors ?? [], ...limits(options) },
+        router: server.routerOptions,
+      }),
+    ),
     close: () => {},
     isBroken: () => false,
   };

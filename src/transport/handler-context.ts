@@ -1,5 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { reachableTimeout } from "./deadline.js";
 import { CALL_ABORT, CallAbort } from "./lazy-abort.js";
 
 /** A HandlerContext that its server can abort (cancel, deadline, shutdown, completion). */
@@ -42,7 +43,13 @@ export class ContextFactory {
     );
   }
 
-  create(init: CallInit): CallContext {
+  /**
+   * A call's context, its deadline armed. A timeout beyond setTimeout's
+   * reach (a `grpc-timeout: 99999999H`) is no deadline: see reachableTimeout.
+   */
+  create(request: CallInit): CallContext {
+    const timeoutMs = reachableTimeout(request.timeoutMs);
+    const init = timeoutMs === request.timeoutMs ? request : { ...request, timeoutMs };
     const ctx = new ServerCallContext(init, this.live);
     if (this.shutdownSignal?.aborted) {
       ctx.abort(this.shutdownSignal.reason);

@@ -3,7 +3,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Duplex } from "node:stream";
 import * as tlsModule from "node:tls";
-import { listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
+import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
 import { DEFAULT_FRAME_TIMEOUT_MS, readFrames } from "./framed/frames.js";
 import { Http2FrameClock } from "./h2-frame-clock.js";
 import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";
@@ -139,17 +139,27 @@ export class PluginHttpServer {
        * that ask for it (the preface on cleartext, ALPN on TLS).
        */
       framed?: FramedListener;
-      /** Cleartext network mode: how long a connection may take to send its first bytes. Default 10 s. */
+      /**
+       * Network mode: how long a connection may take, from its start, to say
+       * which protocol it speaks (its preface on cleartext, its TLS handshake
+       * on TLS). Default 10 s.
+       */
       prefaceTimeoutMs?: number;
     },
   ): Promise<PluginHttpServer> {
     const { tls } = options;
+    const prefaceTimeoutMs = options.prefaceTimeoutMs ?? SNIFF_TIMEOUT_MS;
     const idle = options.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS;
     const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
     const framed = options.framed;
     if (tls !== undefined && framed !== undefined) {
-      const { listener, h1, h2 } = alpnRouter(handler, tls, options.acceptHttp1, framed);
+      const { listener, h1, h2 } = alpnRouter(
+        handler,
+        { ...tls, handshakeTimeout: prefaceTimeoutMs },
+        options.acceptHttp1,
+        framed,
+      );
       server = new PluginHttpServer(listener, h1, h2, idle, framed);
     } else if (tls !== undefined) {
       const h2 = http2.createSecureServer(
@@ -159,6 +169,8 @@ export class PluginHttpServer {
           ...H2_LIMITS,
           allowHTTP1: options.acceptHttp1,
           minVersion: "TLSv1.2",
+          // A peer that trickles its handshake (node's default allows 120 s).
+          handshakeTimeout: prefaceTimeoutMs,
           ...(tls.clientCa !== undefined && {
             ca: tls.clientCa,
             requestCert: true,
@@ -167,13 +179,14 @@ export class PluginHttpServer {
         },
         handler,
       );
+      h2.on("tlsClientError", endFailedHandshake);
       server = new PluginHttpServer(h2, undefined, h2, idle);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
       routeByPreface(h1, h2, {
         frameTimeoutMs: options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
-        prefaceTimeoutMs: options.prefaceTimeoutMs ?? SNIFF_TIMEOUT_MS,
+        prefaceTimeoutMs,
         onCutOff: options.onPeerCutOff,
         framed,
       });
@@ -238,7 +251,7 @@ export class PluginHttpServer {
  */
 function alpnRouter(
   handler: NodeHandler,
-  tls: ServerTls,
+  tls: ServerTls & { readonly handshakeTimeout: number },
   acceptHttp1: boolean,
   framed: FramedListener,
 ): { listener: tlsModule.Server; h1: http.Server | undefined; h2: http2.Http2SecureServer } {
@@ -246,6 +259,8 @@ function alpnRouter(
   const listener = tlsModule.createServer({
     ...credentials,
     minVersion: "TLSv1.2",
+    // A peer that trickles its handshake (node's default allows 120 s).
+    handshakeTimeout: tls.handshakeTimeout,
     ALPNProtocols: [FRAMED_ALPN, "h2", ...(acceptHttp1 ? ["http/1.1"] : [])],
     ...(tls.clientCa !== undefined && {
       ca: tls.clientCa,
@@ -262,8 +277,7 @@ function alpnRouter(
     else if (h1 !== undefined) h1.emit("connection", socket);
     else socket.destroy();
   });
-  // A failed TLS handshake only concerns that one connection.
-  listener.on("tlsClientError", () => {});
+  listener.on("tlsClientError", endFailedHandshake);
   return { listener, h1, h2 };
 }
 
@@ -290,12 +304,15 @@ function routeByPreface(
   const serveHttp1 = h1.listeners("connection") as Array<(socket: net.Socket) => void>;
   h1.removeAllListeners("connection");
   h1.on("connection", (socket: net.Socket) => {
-    socket.setTimeout(options.prefaceTimeoutMs, () => {
+    // From the connection's start, not from its last byte: a peer that
+    // trickles the preface a byte at a time must not hold the socket longer.
+    const sniffing = setTimeout(() => {
       onCutOff?.(
         `connection from ${peerOf(socket)} cut off: no protocol preface within ${options.prefaceTimeoutMs} ms`,
       );
       socket.destroy();
-    });
+    }, options.prefaceTimeoutMs).unref();
+    socket.once("close", () => clearTimeout(sniffing));
     let head = Buffer.alloc(0);
     let needed = H2_PREFACE_START.length;
     const onData = (chunk: Buffer): void => {
@@ -306,7 +323,7 @@ function routeByPreface(
       if (head.length < needed) return;
       socket.off("data", onData);
       socket.pause();
-      socket.setTimeout(0);
+      clearTimeout(sniffing);
       if (needed === FRAMED_PREFACE.length && framed !== undefined) {
         startFramed(socket, head, framed, onCutOff);
       } else if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {

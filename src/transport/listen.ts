@@ -37,3 +37,12 @@ export async function listenOn(listener: net.Server, target: ListenTarget): Prom
   }
   return { network: "unix", address: String(addr) };
 }
+
+/**
+ * A failed TLS handshake only concerns that one connection, which it ends:
+ * node reports a handshake that timed out (handshakeTimeout) but leaves its
+ * socket open, so a peer that stalls its ClientHello was held for ever.
+ */
+export function endFailedHandshake(_error: Error, socket: { destroy(): void }): void {
+  socket.destroy();
+}

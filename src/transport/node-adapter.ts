@@ -21,7 +21,7 @@ import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { IncomingBody } from "./incoming-body.js";
 import { collectMethods } from "./framed/methods.js";
 import { ContextFactory } from "./handler-context.js";
-import { LeanUnary } from "./unary-handler.js";
+import { LeanUnary, dropUnreachableTimeout } from "./unary-handler.js";
 import { abandonResponse } from "./unary-wire.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
@@ -91,6 +91,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
     replay?: { chunks: readonly Buffer[]; ended: boolean },
   ): void => {
     const uReq = universalRequest(req, res, contextValues?.(req), replay);
+    dropUnreachableTimeout(uReq.header, leanOptions.maxTimeoutMs);
     route
       .handler(uReq)
       .then((uRes) => writeResponse(uRes, res))

@@ -10,6 +10,7 @@ import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { createH2Client } from "./h2-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
+import { reachableTimeout } from "./deadline.js";
 import { CallRunner } from "./run-call.js";
 
 /** The RPC protocol spoken on the wire. Our servers answer all three. */
@@ -72,6 +73,27 @@ function connectEsTransport(
     sendCompression: null,
     ...validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined),
   };
+  return withReachableTimeouts(connectEsProtocol(protocol, common));
+}
+
+/**
+ * connect-es' transport with the timeouts it is given made reachable
+ * (see reachableTimeout): its deadline timer would overflow on one beyond
+ * 24.8 days and fail the call after 1 ms.
+ */
+export function withReachableTimeouts(transport: Transport): Transport {
+  return {
+    unary: (method, signal, timeoutMs, header, input, contextValues) =>
+      transport.unary(method, signal, reachableTimeout(timeoutMs), header, input, contextValues),
+    stream: (method, signal, timeoutMs, header, input, contextValues) =>
+      transport.stream(method, signal, reachableTimeout(timeoutMs), header, input, contextValues),
+  };
+}
+
+function connectEsProtocol(
+  protocol: RpcProtocol,
+  common: Parameters<typeof createConnect>[0],
+): Transport {
   switch (protocol) {
     case "connect":
       return createConnect(common);

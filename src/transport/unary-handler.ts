@@ -9,6 +9,7 @@ import {
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { CALL_DONE } from "./call-support.js";
+import { reachableTimeout } from "./deadline.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
@@ -305,3 +306,30 @@ class LeanCall {
     this.answer(() => this.wire.error(this.out(), ce));
   }
 }
+
+/**
+ * Removes from a request's headers a Connect or gRPC timeout beyond
+ * setTimeout's reach (see reachableTimeout), before connect-es' handler
+ * parses it: its deadline timer would overflow and fire after 1 ms. Such a
+ * call then has no deadline, as on the lean path. A timeout over the
+ * server's `maxTimeoutMs`, or malformed, is left for connect-es to refuse.
+ */
+export function dropUnreachableTimeout(header: Headers, maxTimeoutMs: number): void {
+  for (const [name, parse] of TIMEOUT_HEADERS) {
+    const value = header.get(name);
+    if (value === null) continue;
+    const { timeoutMs, error } = parse(value, maxTimeoutMs);
+    if (
+      error === undefined &&
+      timeoutMs !== undefined &&
+      reachableTimeout(timeoutMs) === undefined
+    ) {
+      header.delete(name);
+    }
+  }
+}
+
+const TIMEOUT_HEADERS = [
+  ["connect-timeout-ms", parseConnectTimeout],
+  ["grpc-timeout", parseGrpcTimeout],
+] as const;

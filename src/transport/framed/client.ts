@@ -135,8 +135,15 @@ export class FramedConnection implements CallTarget {
     }
   }
 
+  /**
+   * The server said goaway (it closes this idle connection): no new call
+   * goes on it, and it is ended once its open calls have.
+   */
+  draining = false;
+
+  /** No new call can go on this connection (it failed, or is draining). */
   get broken(): boolean {
-    return this.failure !== undefined;
+    return this.failure !== undefined || this.draining;
   }
 
   close(reason?: Error): void {
@@ -412,7 +419,10 @@ export class FramedConnection implements CallTarget {
   /** Removes call `id`; true if it was open. */
   private forget(id: number): boolean {
     const had = this.calls.delete(id);
-    if (had && this.unrefWhenIdle && this.calls.size === 0) this.refSocket(false);
+    if (had && this.calls.size === 0) {
+      if (this.unrefWhenIdle) this.refSocket(false);
+      if (this.draining) this.socket?.end();
+    }
     return had;
   }
 
@@ -437,6 +447,11 @@ export class FramedConnection implements CallTarget {
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
+    if (type === FrameType.goaway) {
+      this.draining = true;
+      if (this.calls.size === 0) this.socket?.end();
+      return;
+    }
     const call = this.calls.get(id);
     if (call === undefined) return;
     switch (type) {

@@ -25,6 +25,15 @@ export const FrameType = {
   header: 5,
   /** Server → client: the call is over. Payload: JSON {t?: trailers, e?: error}. */
   trailer: 6,
+  /**
+   * Server → client, call id 0, no payload: the server closes this idle
+   * connection. The client opens no new call on it (its next call dials a
+   * new connection) and ends it once its open calls have ended; calls it
+   * opened before it read this frame are still served. (A client that does
+   * not know the frame ignores it, as any frame of no open call, and is
+   * closed by the server a grace period later.)
+   */
+  goaway: 7,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -225,7 +234,11 @@ export function pairsToHeaders(pairs: unknown): Headers {
  */
 export class MessageQueue<T> implements AsyncIterable<T> {
   private items: T[] = [];
+  /** The byte size of each item, beside `items` (only if the pusher gives sizes). */
+  private sizes: number[] = [];
   private head = 0;
+  /** Bytes of the messages pushed and not read yet (the sizes push() was given). */
+  queuedBytes = 0;
   private ended = false;
   private error: unknown;
   private failed = false;
@@ -241,10 +254,20 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     f?.(failed);
   }
 
-  push(item: T): void {
+  /** Queues `item`; `bytes`, its size on the wire, counts in queuedBytes until it is read. */
+  push(item: T, bytes?: number): void {
     if (this.ended || this.failed) return;
     this.items.push(item);
+    if (bytes !== undefined) {
+      this.sizes[this.items.length - 1] = bytes;
+      this.queuedBytes += bytes;
+    }
     this.wake();
+  }
+
+  /** Messages pushed and not read yet. */
+  get queued(): number {
+    return this.items.length - this.head;
   }
 
   end(): void {
@@ -295,9 +318,12 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   private take(): IteratorResult<T> {
     const value = this.items[this.head] as T;
     this.items[this.head] = undefined as T;
+    const bytes = this.sizes[this.head];
+    if (bytes !== undefined) this.queuedBytes -= bytes;
     this.head++;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
       this.head = 0;
     }
     return { done: false, value };

@@ -2,6 +2,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { DEFAULT_MAX_FRAME_BYTES } from "./frames.js";
 
 /**
+ * Default of FramedServerOptions.maxQueuedRequestBytes: 16 MiB of request
+ * messages that one call's handler has not read yet. A framed connection
+ * has no per-call flow control (HTTP/2's window), and pausing the socket
+ * would stall every call on it, the host's callback tunnel included, so a
+ * handler that never reads its request stream would let the client queue
+ * without bound. The first unread message always fits, so any message up to
+ * readMaxBytes can be sent to a handler that reads.
+ */
+export const DEFAULT_MAX_QUEUED_REQUEST_BYTES = 16 * 1024 * 1024;
+
+/**
  * The message size limits of a framed server. A message frame can never be
  * larger than the frame limit (256 MiB), so both limits are capped by it:
  * a larger request is refused with ResourceExhausted instead of breaking the
@@ -12,8 +23,11 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./frames.js";
 export class MessageLimits {
   readonly readMaxBytes: number;
   readonly writeMaxBytes: number;
+  /** Bytes of request messages one call may hold unread (see DEFAULT_MAX_QUEUED_REQUEST_BYTES). */
+  readonly maxQueuedBytes: number;
 
-  constructor(readMaxBytes?: number, writeMaxBytes?: number) {
+  constructor(readMaxBytes?: number, writeMaxBytes?: number, maxQueuedBytes?: number) {
+    this.maxQueuedBytes = maxQueuedBytes ?? DEFAULT_MAX_QUEUED_REQUEST_BYTES;
     this.readMaxBytes = Math.min(readMaxBytes ?? DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES);
     this.writeMaxBytes = Math.min(
       writeMaxBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -40,5 +54,22 @@ export class MessageLimits {
         Code.ResourceExhausted,
       );
     }
+  }
+
+  /**
+   * Whether one more request message of `size` bytes may join `queuedBytes`
+   * unread in a call's queue holding `queued` messages: the first always may.
+   */
+  mayQueue(queued: number, queuedBytes: number, size: number): boolean {
+    return queued === 0 || queuedBytes + size <= this.maxQueuedBytes;
+  }
+
+  /** The error of a call whose handler left more than maxQueuedBytes of requests unread. */
+  queueFull(): ConnectError {
+    return new ConnectError(
+      `request messages not yet read by the handler exceed maxQueuedRequestBytes ` +
+        `${this.maxQueuedBytes} (the handler does not read its request stream as fast as it is sent)`,
+      Code.ResourceExhausted,
+    );
   }
 }

@@ -233,7 +233,7 @@ class NegotiatingTransport implements CallTarget {
         this.closedWith !== undefined ||
         (this.http !== undefined
           ? this.http.isBroken()
-          : this.lost || this.current?.broken === true),
+          : this.lost || (this.current?.broken === true && !this.current.draining)),
     };
   }
 
@@ -269,8 +269,10 @@ class NegotiatingTransport implements CallTarget {
         this.current = connection;
         this.lost = false;
         this.chosen = "framed";
+        // A connection the server closed as idle (goaway) is not lost: the
+        // next call dials a new one, as after an HTTP/2 GOAWAY.
         result.socket.once("close", () => {
-          if (this.current === connection) this.lost = true;
+          if (this.current === connection && !connection.draining) this.lost = true;
         });
         return connection;
       })

@@ -11,8 +11,10 @@ import {
   type ConnectRouter,
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import { listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
+import { SESSION_IDLE_TIMEOUT_MS } from "../h2-idle.js";
+import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
 import { CALL_DONE } from "../call-support.js";
+import { reachableTimeout } from "../deadline.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
 import { CALL_ABORT } from "../lazy-abort.js";
 import {
@@ -63,8 +65,23 @@ export interface FramedServerOptions {
    * Default 30 s.
    */
   readonly frameTimeoutMs?: number;
+  /**
+   * Bytes of request messages one streaming call may hold unread by its
+   * handler; past it the call (only that call) fails with ResourceExhausted.
+   * Default DEFAULT_MAX_QUEUED_REQUEST_BYTES (16 MiB; see limits.ts).
+   */
+  readonly maxQueuedRequestBytes?: number;
   /** Calls open at once on one connection; more are refused with ResourceExhausted. Default 4096. */
   readonly maxConcurrentCalls?: number;
+  /**
+   * A connection with no call open this long is closed (a goaway frame,
+   * then the end once the client has left): without it, an idle client
+   * holds its socket and buffers for ever. Our client just dials again on its
+   * next call. Default: 5 minutes, as an HTTP/2 session's (h2-idle.ts), for
+   * a network-mode port (detached()); none (0) on a launched plugin's own
+   * socket (listen()), whose one connection is its host's for its lifetime.
+   */
+  readonly idleTimeoutMs?: number;
   /** Told why a connection was cut off (a protocol violation by the peer), for a log line. */
   readonly onPeerCutOff?: (reason: string) => void;
   /** Who is at the other end, in the reasons its handlers are cancelled with. Default "the host". */
@@ -79,6 +96,10 @@ export interface FramedServerOptions {
 export const DEFAULT_MAX_CONCURRENT_CALLS = 4096;
 /** Open frames (path, deadline, headers) may be this large whatever readMaxBytes says. */
 const MAX_OPEN_FRAME_BYTES = 1024 * 1024;
+/** How long a TLS client may take to finish its handshake, from its first byte: 10 s. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a client told goaway may take to leave before the server ends the connection. */
+const GOAWAY_GRACE_MS = 10_000;
 
 /**
  * The plugin side of the framed transport: accepts connections on a unix
@@ -115,14 +136,15 @@ export class FramedServer {
             cert: t.cert,
             key: t.key,
             minVersion: "TLSv1.2",
+            // A peer that trickles or stalls its handshake (node's default allows 120 s).
+            handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
             ...(t.ca !== undefined && { ca: t.ca, requestCert: true, rejectUnauthorized: true }),
           });
     const server = new FramedServer(listener, routes, options);
     listener.on(t === undefined ? "connection" : "secureConnection", (socket: net.Socket) =>
       server.accept(socket),
     );
-    // A failed TLS handshake only concerns that one connection.
-    listener.on("tlsClientError", () => {});
+    listener.on("tlsClientError", endFailedHandshake);
     server.bound = await listenOn(listener, target);
     return server;
   }
@@ -136,7 +158,10 @@ export class FramedServer {
     routes: (router: ConnectRouter) => void,
     options: FramedServerOptions = {},
   ): FramedServer {
-    return new FramedServer(undefined, routes, options);
+    return new FramedServer(undefined, routes, {
+      ...options,
+      idleTimeoutMs: options.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS,
+    });
   }
 
   /** Serves the framed protocol on a connection accepted elsewhere (see detached()). */
@@ -218,7 +243,11 @@ class ServerConnection {
     this.interceptors = [...(options.interceptors ?? [])];
     this.contexts = new ContextFactory(options.shutdownSignal);
     this.out = new FrameWriter(socket);
-    this.limits = new MessageLimits(options.readMaxBytes, options.writeMaxBytes);
+    this.limits = new MessageLimits(
+      options.readMaxBytes,
+      options.writeMaxBytes,
+      options.maxQueuedRequestBytes,
+    );
     this.maxCalls = options.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS;
     // Frames are buffered whole, so readMaxBytes bounds the memory one
     // connection holds; a larger frame is skipped (up to the protocol's frame
@@ -233,7 +262,16 @@ class ServerConnection {
       this.cutOff(why),
     );
     socket.on("error", () => {});
+    // An idle timeout beyond setTimeout's reach is none, as a deadline is.
+    const idleMs = reachableTimeout(options.idleTimeoutMs) ?? 0;
+    if (idleMs > 0)
+      this.idle = new IdleClock(
+        idleMs,
+        () => this.calls.size,
+        () => this.goAway(),
+      );
     socket.once("close", () => {
+      this.idle?.stop();
       const gone = new ConnectError(
         `${options.peer ?? "the host"} closed the connection`,
         Code.Unavailable,
@@ -248,6 +286,19 @@ class ServerConnection {
 
   /** Set by endWhenIdle(): the connection ends once its last call has answered. */
   private ending = false;
+  /** Times the stretches without calls (idleTimeoutMs), if any. */
+  private idle: IdleClock | undefined;
+
+  /**
+   * Idle for idleTimeoutMs: tells the client to go away, and ends the
+   * connection once it has (or GOAWAY_GRACE_MS later, once no call is open).
+   */
+  private goAway(): void {
+    if (this.ending || this.socket.destroyed) return;
+    this.out.frame(FrameType.goaway, 0);
+    this.out.flush();
+    setTimeout(() => this.endWhenIdle(), GOAWAY_GRACE_MS).unref();
+  }
 
   /** Sends what is queued, then ends the connection. */
   end(): void {
@@ -268,6 +319,7 @@ class ServerConnection {
   /** Call `id` is over on this side. */
   private settled(id: number): void {
     this.calls.delete(id);
+    if (this.calls.size === 0) this.idle?.idleNow();
     if (this.ending && this.calls.size === 0) process.nextTick(() => this.end());
   }
 
@@ -297,6 +349,16 @@ class ServerConnection {
           this.refuse(FrameType.message, id);
           return;
         }
+        const input = call.input;
+        // No flow control per call: a handler that does not read fails its
+        // call, not the connection (see DEFAULT_MAX_QUEUED_REQUEST_BYTES).
+        if (
+          input !== undefined &&
+          !this.limits.mayQueue(input.queued, input.queuedBytes, payload.length)
+        ) {
+          this.fail(id, call, this.limits.queueFull());
+          return;
+        }
         let message: unknown;
         try {
           message = fromBinary(call.entry.method.input, asUint8Array(payload));
@@ -308,7 +370,7 @@ class ServerConnection {
           );
           return;
         }
-        if (call.input !== undefined) call.input.push(message);
+        if (call.input !== undefined) call.input.push(message, payload.length);
         else if (!call.gotMessage) {
           call.gotMessage = true;
           this.runUnary(id, call, message);
@@ -519,5 +581,46 @@ class ServerConnection {
       this.socket.once("drain", done);
       this.socket.once("close", done);
     });
+  }
+}
+
+/**
+ * Measures how long a connection has had no call open, with one timer that
+ * wakes at most every idleMs (opening or ending a call arms no timer):
+ * `expired` is called once the connection has been without calls for idleMs.
+ */
+class IdleClock {
+  private since = Date.now();
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly idleMs: number,
+    private readonly open: () => number,
+    private readonly expired: () => void,
+  ) {
+    this.timer = this.wakeIn(idleMs);
+  }
+
+  /** The last call has just ended. */
+  idleNow(): void {
+    this.since = Date.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private wakeIn(ms: number): NodeJS.Timeout {
+    return setTimeout(() => this.check(), ms).unref();
+  }
+
+  private check(): void {
+    if (this.open() > 0) {
+      this.timer = this.wakeIn(this.idleMs);
+      return;
+    }
+    const left = this.since + this.idleMs - Date.now();
+    if (left <= 0) this.expired();
+    else this.timer = this.wakeIn(left);
   }
 }

@@ -1,0 +1,580 @@
+/**
+ * Hardening of timeouts and of the framed protocol (issues 17 and 12), each
+ * shown as a user sees it, with real servers and clients on loopback:
+ *
+ * - a timeout beyond setTimeout's 2^31-1 ms (a `grpc-timeout: 99999999H`)
+ *   is no deadline, on every client and server path, where it used to fire
+ *   after 1 ms and fail the call with DeadlineExceeded;
+ * - a framed handler that never reads its request stream fails its own call
+ *   with ResourceExhausted once maxQueuedRequestBytes is queued, and the
+ *   connection's other calls go on;
+ * - an idle network framed connection is closed by the server (goaway), the
+ *   client's next call dials again without an error, and a call in flight
+ *   is not cut;
+ * - a peer that trickles its preface or TLS handshake is cut off at the
+ *   preface timeout, counted from the connection's start.
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type ConnectRouter,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import {
+  GetRequestSchema,
+  GetResponseSchema,
+  KV,
+  WatchEventSchema,
+  WatchRequestSchema,
+} from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createUrlTransport, type ClientTransport } from "../src/transport/client-transport.js";
+import { MAX_TIMER_MS } from "../src/transport/deadline.js";
+import {
+  FrameReader,
+  FrameType,
+  encodeFrame,
+  jsonPayload,
+} from "../src/transport/framed/frames.js";
+import { createNetworkTransport, negotiatedProtocol } from "../src/transport/framed/network.js";
+import { FRAMED_PREFACE } from "../src/transport/framed/preface.js";
+import { FramedServer, type FramedServerOptions } from "../src/transport/framed/server.js";
+import { PluginHttpServer, type FramedListener } from "../src/transport/http-server.js";
+import { createNodeAdapter } from "../src/transport/node-adapter.js";
+import { cluster, inProcess, staticEndpoints, type PluginSource } from "../src/index.js";
+import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { decode, encode, kvClient, makeTestPki, startNetworkPlugin, waitFor } from "./helpers.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A timeout beyond setTimeout's reach: 10 × 2^31 ms, about 248 days. */
+const HUGE_MS = MAX_TIMER_MS * 10;
+/** How long each handler works: a deadline that fired after 1 ms would fail it. */
+const WORK_MS = 30;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What a handler saw of its deadline: "none" or the ms left. */
+const deadlineSeen = (ctx: HandlerContext): string => {
+  const left = ctx.timeoutMs();
+  return left === undefined ? "none" : String(left);
+};
+
+/**
+ * A KV whose Get works WORK_MS and answers the deadline it saw; Watch sends
+ * two events WORK_MS apart; PutMany never reads its requests (it waits for
+ * its call to end); Exchange reads and echoes.
+ */
+function routes(seen: { aborted: string[] }) {
+  return (router: ConnectRouter): void => {
+    router.service(KV, {
+      async get(req, ctx) {
+        await sleep(WORK_MS);
+        return { found: true, value: encode(`${req.key}:${deadlineSeen(ctx)}`) };
+      },
+      async put() {
+        return {};
+      },
+      async *watch(req, ctx) {
+        for (let i = 0; i < 2; i++) {
+          await sleep(WORK_MS);
+          yield { key: req.key, value: encode(`${i}:${deadlineSeen(ctx)}`) };
+        }
+      },
+      async putMany(_requests, ctx) {
+        await new Promise<void>((resolve) =>
+          ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
+        seen.aborted.push(String((ctx.signal.reason as ConnectError).code));
+        return { count: 0 };
+      },
+      async *exchange(requests) {
+        for await (const r of requests) yield { found: true, value: encode(r.key) };
+      },
+    });
+  };
+}
+
+interface Port {
+  readonly url: string;
+  readonly port: number;
+  readonly seen: { aborted: string[] };
+  /** Framed connections the port accepted, and how many have closed. */
+  readonly framed: { accepted: number; closed: number };
+}
+
+/** One network-mode port (HTTP/1.1, h2c, framed), as serve() builds it, with a test's framed options. */
+async function networkPort(
+  framedOptions: FramedServerOptions = {},
+  extra: { prefaceTimeoutMs?: number; onPeerCutOff?: (reason: string) => void } = {},
+): Promise<Port> {
+  const seen = { aborted: [] as string[] };
+  const r = routes(seen);
+  const framedServer = FramedServer.detached(r, framedOptions);
+  const framed = { accepted: 0, closed: 0 };
+  const counting: FramedListener = {
+    accept: (socket) => {
+      framed.accepted++;
+      socket.once("close", () => framed.closed++);
+      framedServer.accept(socket);
+    },
+    close: (graceMs) => framedServer.close(graceMs),
+  };
+  const server = await PluginHttpServer.listen(
+    createNodeAdapter({ routes: r }),
+    { network: "tcp", host: "127.0.0.1", port: 0 },
+    { acceptHttp1: true, framed: counting, ...extra },
+  );
+  cleanups.push(() => server.close());
+  const port = (server.bound as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}`, port, seen, framed };
+}
+
+function track(t: ClientTransport): ClientTransport {
+  cleanups.push(() => t.close());
+  return t;
+}
+
+/** Every client path the project has to a network port. */
+const clientPaths: Array<{ name: string; make: (url: string) => ClientTransport }> = [
+  {
+    name: "framed",
+    make: (url) => createNetworkTransport(new URL(url), { transport: "framed" }),
+  },
+  {
+    name: "Connect over HTTP/2",
+    make: (url) => createUrlTransport(new URL(url), { protocol: "connect" }),
+  },
+  {
+    name: "gRPC over HTTP/2",
+    make: (url) => createUrlTransport(new URL(url), { protocol: "grpc" }),
+  },
+  {
+    name: "gRPC-web over HTTP/2",
+    make: (url) => createUrlTransport(new URL(url), { protocol: "grpc-web" }),
+  },
+  {
+    name: "Connect over HTTP/1.1",
+    make: (url) => createUrlTransport(new URL(url), { protocol: "connect", httpVersion: "1.1" }),
+  },
+];
+
+describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
+  for (const path of clientPaths) {
+    test(`${path.name}: unary and server-streaming calls with a ${HUGE_MS} ms timeout succeed; real deadlines still apply`, async () => {
+      const port = await networkPort();
+      const t = track(path.make(port.url));
+      const kv = createClient(KV, t.transport);
+      const got = await kv.get({ key: "k" }, { timeoutMs: HUGE_MS });
+      assert.equal(decode(got.value), "k:none", "the handler saw no deadline");
+      const events: string[] = [];
+      for await (const e of kv.watch({ key: "w" }, { timeoutMs: HUGE_MS })) {
+        events.push(decode(e.value));
+      }
+      assert.deepEqual(events, ["0:none", "1:none"]);
+      // A reachable timeout is still a deadline, seen by the handler and enforced.
+      const normal = decode((await kv.get({ key: "k" }, { timeoutMs: 60_000 })).value);
+      const left = Number(normal.split(":")[1]);
+      assert.ok(left > 0 && left <= 60_000, `the handler saw ${normal}`);
+      await assert.rejects(
+        kv.get({ key: "k" }, { timeoutMs: 5 }),
+        (e: unknown) => ConnectError.from(e).code === Code.DeadlineExceeded,
+      );
+    });
+  }
+
+  const sources: Array<[string, () => Promise<PluginSource>]> = [
+    [
+      "in process, serialized (connect-es' router transport)",
+      () => Promise.resolve(inProcess(faultyKvDefinition(), { mode: "serialize" })),
+    ],
+    [
+      "cluster (its attempt's hard deadline is not armed)",
+      async () => {
+        const plugin = await startNetworkPlugin();
+        cleanups.push(async () => void (await plugin.stop()));
+        return cluster({ discovery: staticEndpoints([plugin.url]) });
+      },
+    ],
+  ];
+  for (const [name, source] of sources) {
+    test(`${name}: a call with a huge timeout succeeds`, async () => {
+      const client = kvClient(await source());
+      cleanups.push(() => client.close());
+      await client.start();
+      const kv = client.dispense("kv");
+      await kv.put({ key: "slow:50", value: encode("later") });
+      const got = await kv.get({ key: "slow:50" }, { timeoutMs: HUGE_MS });
+      assert.equal(decode(got.value), "later");
+      const left = await kv.get({ key: "deadline" }, { timeoutMs: HUGE_MS });
+      assert.equal(decode(left.value), "-1", "the handler saw no deadline");
+    });
+  }
+
+  /** A raw HTTP/2 request to `port`: the status, the response body and the trailers. */
+  async function rawH2(
+    port: Port,
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    body: Uint8Array,
+  ): Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
+    const session = http2.connect(port.url);
+    cleanups.push(() => void session.close());
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => (status = Number(h[":status"])));
+    stream.on("trailers", (h: http2.IncomingHttpHeaders) => (trailers = h));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.end(body);
+    await new Promise<void>((resolve, reject) => {
+      stream.on("close", resolve);
+      stream.on("error", reject);
+    });
+    session.close();
+    return { status, body: Buffer.concat(chunks), trailers };
+  }
+
+  /** gRPC's (and Connect streaming's) envelope: flags, length, message. */
+  const envelope = (message: Uint8Array, flags = 0): Buffer => {
+    const head = Buffer.alloc(5);
+    head.writeUInt8(flags, 0);
+    head.writeUInt32BE(message.length, 1);
+    return Buffer.concat([head, message]);
+  };
+  const unenvelope = (body: Buffer): Array<{ flags: number; data: Buffer }> => {
+    const out: Array<{ flags: number; data: Buffer }> = [];
+    for (let at = 0; at < body.length;) {
+      const length = body.readUInt32BE(at + 1);
+      out.push({ flags: body[at] as number, data: body.subarray(at + 5, at + 5 + length) });
+      at += 5 + length;
+    }
+    return out;
+  };
+  const getRequest = toBinary(GetRequestSchema, create(GetRequestSchema, { key: "raw" }));
+  const watchRequest = toBinary(WatchRequestSchema, create(WatchRequestSchema, { key: "raw" }));
+
+  test("raw headers: Connect unary (connect-timeout-ms: 9999999999) and Connect streaming (connect-es' handler) succeed", async () => {
+    const port = await networkPort();
+    const unary = await rawH2(
+      port,
+      "/example.kv.v1.KV/Get",
+      {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "9999999999",
+      },
+      getRequest,
+    );
+    assert.equal(unary.status, 200, unary.body.toString());
+    assert.equal(decode(fromBinary(GetResponseSchema, unary.body).value), "raw:none");
+    const stream = await rawH2(
+      port,
+      "/example.kv.v1.KV/Watch",
+      {
+        "content-type": "application/connect+proto",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "9999999999",
+      },
+      envelope(watchRequest),
+    );
+    assert.equal(stream.status, 200);
+    const frames = unenvelope(stream.body);
+    const events = frames
+      .filter((f) => f.flags === 0)
+      .map((f) => decode(fromBinary(WatchEventSchema, f.data).value));
+    assert.deepEqual(events, ["0:none", "1:none"]);
+    const end = frames.find((f) => f.flags === 2);
+    assert.deepEqual(JSON.parse(end?.data.toString() ?? "null"), {}, "end of stream without error");
+  });
+
+  test("raw headers: gRPC unary (the lean path) and server streaming (connect-es' handler) with grpc-timeout: 99999999H succeed", async () => {
+    const port = await networkPort();
+    const grpc = {
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": "99999999H",
+    };
+    const unary = await rawH2(port, "/example.kv.v1.KV/Get", grpc, envelope(getRequest));
+    assert.equal(unary.trailers["grpc-status"], "0", String(unary.trailers["grpc-message"]));
+    const [answer] = unenvelope(unary.body);
+    assert.equal(
+      decode(fromBinary(GetResponseSchema, answer?.data ?? new Uint8Array()).value),
+      "raw:none",
+    );
+    const stream = await rawH2(port, "/example.kv.v1.KV/Watch", grpc, envelope(watchRequest));
+    assert.equal(stream.trailers["grpc-status"], "0", String(stream.trailers["grpc-message"]));
+    assert.deepEqual(
+      unenvelope(stream.body).map((f) => decode(fromBinary(WatchEventSchema, f.data).value)),
+      ["0:none", "1:none"],
+    );
+  });
+
+  test("raw frames: a framed open frame with t = 99999999 hours succeeds", async () => {
+    const port = await networkPort();
+    const socket = net.connect({ host: "127.0.0.1", port: port.port });
+    cleanups.push(() => void socket.destroy());
+    const frames: Array<{ type: number; payload: Buffer }> = [];
+    const reader = new FrameReader((type, _id, payload) => frames.push({ type, payload }));
+    let preface = Buffer.alloc(0);
+    socket.on("data", (chunk: Buffer) => {
+      if (preface.length < FRAMED_PREFACE.length) {
+        preface = Buffer.concat([preface, chunk]);
+        if (preface.length > FRAMED_PREFACE.length)
+          reader.push(preface.subarray(FRAMED_PREFACE.length));
+        return;
+      }
+      reader.push(chunk);
+    });
+    socket.write(
+      Buffer.concat([
+        FRAMED_PREFACE,
+        encodeFrame(
+          FrameType.open,
+          1,
+          jsonPayload({ p: "/example.kv.v1.KV/Get", t: 99999999 * 3_600_000 }),
+        ),
+        encodeFrame(FrameType.message, 1, getRequest),
+        encodeFrame(FrameType.end, 1),
+      ]),
+    );
+    await waitFor("the call's trailer", () => frames.some((f) => f.type === FrameType.trailer));
+    const message = frames.find((f) => f.type === FrameType.message);
+    assert.equal(
+      decode(fromBinary(GetResponseSchema, message?.payload ?? Buffer.alloc(0)).value),
+      "raw:none",
+    );
+    const trailer = frames.find((f) => f.type === FrameType.trailer)?.payload ?? Buffer.alloc(0);
+    const end = (trailer.length === 0 ? {} : JSON.parse(trailer.toString())) as { e?: unknown };
+    assert.equal(end.e, undefined, "the trailer carries no error");
+  });
+});
+
+describe("framed: request messages a handler leaves unread are capped per call", () => {
+  test("a handler that never reads fails its own call with ResourceExhausted naming the cap; the connection's other calls go on", async () => {
+    const cap = 64 * 1024;
+    const port = await networkPort({ maxQueuedRequestBytes: cap });
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    // A bidi stream on the same connection, open across the failure.
+    const toExchange: string[] = [];
+    let wake: (() => void) | undefined;
+    const exchangeInput = (async function* () {
+      for (let i = 0; ; i++) {
+        while (toExchange.length === 0) await new Promise<void>((r) => (wake = r));
+        const key = toExchange.shift() as string;
+        if (key === "end") return;
+        yield { key };
+      }
+    })();
+    const exchange = kv.exchange(exchangeInput)[Symbol.asyncIterator]();
+    const ask = async (key: string): Promise<string> => {
+      toExchange.push(key);
+      wake?.();
+      const r = await exchange.next();
+      return decode((r.value as { value: Uint8Array }).value);
+    };
+    assert.equal(await ask("before"), "before");
+    let sent = 0;
+    const value = new Uint8Array(1024);
+    const error = await kv
+      .putMany(
+        (async function* () {
+          // 100 times the cap: without it, all of it would be queued.
+          for (; sent < (cap / 1024) * 100; sent++) yield { key: `k${sent}`, value };
+        })(),
+      )
+      .then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+    assert.equal(error.code, Code.ResourceExhausted);
+    assert.equal(
+      error.rawMessage,
+      `request messages not yet read by the handler exceed maxQueuedRequestBytes ${cap} ` +
+        "(the handler does not read its request stream as fast as it is sent)",
+    );
+    assert.ok(sent < (cap / 1024) * 100, `the client stopped sending (sent ${sent})`);
+    await waitFor("the handler's call to be aborted", () => port.seen.aborted.length === 1);
+    // The connection and its other calls go on.
+    assert.equal(await ask("after"), "after");
+    assert.equal(decode((await kv.get({ key: "g" })).value), "g:none");
+    assert.equal(port.framed.accepted, 1, "one connection throughout");
+    assert.equal(negotiatedProtocol(t.transport), "framed");
+    toExchange.push("end");
+    wake?.();
+  });
+
+  test("only unread bytes count: a message larger than the cap, and many times the cap in all, reach a handler that reads", async () => {
+    const cap = 64 * 1024;
+    const port = await networkPort({ maxQueuedRequestBytes: cap });
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    // Each request waits for the answer to the one before (a client that
+    // does not run ahead of its handler): 4 × the cap in one message, then
+    // 200 × 1 KiB.
+    const keys = [
+      "x".repeat(4 * cap),
+      ...Array.from({ length: 200 }, (_, i) => `${i}`.padEnd(1024, ".")),
+    ];
+    let answered = 0;
+    let next: (() => void) | undefined;
+    const answers = kv.exchange(
+      (async function* () {
+        for (const [i, key] of keys.entries()) {
+          while (answered < i) await new Promise<void>((r) => (next = r));
+          yield { key };
+        }
+      })(),
+    );
+    for await (const r of answers) {
+      assert.equal(decode(r.value), keys[answered]);
+      answered++;
+      next?.();
+    }
+    assert.equal(answered, keys.length);
+  });
+});
+
+describe("framed: idle network connections", () => {
+  test("the server closes an idle connection; the next call dials again without an error; a call in flight is not cut", async () => {
+    const idleMs = 300;
+    const port = await networkPort({ idleTimeoutMs: idleMs });
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    assert.equal(decode((await kv.get({ key: "a" })).value), "a:none");
+    await waitFor("the server to close the idle connection", () => port.framed.closed === 1);
+    assert.equal(t.isBroken(), false, "a connection closed as idle is not a broken plugin");
+    assert.equal(decode((await kv.get({ key: "b" })).value), "b:none");
+    assert.equal(port.framed.accepted, 2, "the call after the close dialled a new connection");
+    assert.equal(negotiatedProtocol(t.transport), "framed");
+    // A stream open for several idle timeouts: its connection is not idle.
+    const toExchange: string[] = [];
+    const answers: string[] = [];
+    let wake: (() => void) | undefined;
+    const input = (async function* () {
+      for (;;) {
+        while (toExchange.length === 0) await new Promise<void>((r) => (wake = r));
+        const key = toExchange.shift() as string;
+        if (key === "end") return;
+        yield { key };
+      }
+    })();
+    const reading = (async () => {
+      for await (const r of kv.exchange(input)) answers.push(decode(r.value));
+    })();
+    for (let i = 0; i < 4; i++) {
+      toExchange.push(`s${i}`);
+      wake?.();
+      await waitFor(`answer ${i}`, () => answers.length === i + 1);
+      // Longer than the idle timeout between two messages of the call.
+      await sleep(idleMs);
+    }
+    toExchange.push("end");
+    wake?.();
+    await reading;
+    assert.deepEqual(answers, ["s0", "s1", "s2", "s3"]);
+    assert.equal(port.framed.closed, 1, "the connection with a call in flight stayed open");
+    assert.equal(port.framed.accepted, 2);
+  });
+
+  test("protocol: the idle server sends goaway (type 7, call 0) and closes once the client ends", async () => {
+    const port = await networkPort({ idleTimeoutMs: 200 });
+    const socket = net.connect({ host: "127.0.0.1", port: port.port });
+    cleanups.push(() => void socket.destroy());
+    const got: Buffer[] = [];
+    socket.on("data", (c: Buffer) => got.push(c));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(FRAMED_PREFACE);
+    const goaway = encodeFrame(FrameType.goaway, 0);
+    await waitFor("goaway", () =>
+      Buffer.concat(got).subarray(FRAMED_PREFACE.length).equals(goaway),
+    );
+    socket.end();
+    await closed;
+    await waitFor("the server side to close", () => port.framed.closed === 1);
+  });
+});
+
+describe("a peer that trickles its preface is cut off at the preface timeout from the connection's start", () => {
+  const trickle = async (
+    connect: () => net.Socket,
+    bytes: Buffer,
+  ): Promise<{ ms: number; sent: number }> => {
+    const started = Date.now();
+    const socket = connect();
+    socket.on("error", () => {});
+    cleanups.push(() => void socket.destroy());
+    let sent = 0;
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const timer = setInterval(() => {
+      if (sent < bytes.length && !socket.destroyed) socket.write(bytes.subarray(sent, ++sent));
+    }, 100);
+    await closed;
+    clearInterval(timer);
+    return { ms: Date.now() - started, sent };
+  };
+
+  test("cleartext: the framed preface a byte every 100 ms (its 13 bytes take 1.3 s)", async () => {
+    const cutOffs: string[] = [];
+    const port = await networkPort(
+      {},
+      { prefaceTimeoutMs: 500, onPeerCutOff: (reason) => cutOffs.push(reason) },
+    );
+    const r = await trickle(
+      () => net.connect({ host: "127.0.0.1", port: port.port }),
+      FRAMED_PREFACE,
+    );
+    assert.ok(r.sent < FRAMED_PREFACE.length, `cut off after ${r.sent} bytes, ${r.ms} ms`);
+    assert.equal(port.framed.accepted, 0);
+    assert.equal(cutOffs.length, 1);
+    assert.match(cutOffs[0] as string, /cut off: no protocol preface within 500 ms$/);
+  });
+
+  test("TLS: a ClientHello a byte every 100 ms", async () => {
+    const pki = makeTestPki("framedhard-tls-");
+    const f = (n: string): Buffer => readFileSync(join(pki, n));
+    const seen = { aborted: [] as string[] };
+    const r = routes(seen);
+    const server = await PluginHttpServer.listen(
+      createNodeAdapter({ routes: r }),
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      {
+        acceptHttp1: true,
+        tls: { cert: f("server.crt"), key: f("server.key") },
+        framed: FramedServer.detached(r),
+        prefaceTimeoutMs: 500,
+      },
+    );
+    cleanups.push(() => server.close());
+    const port = (server.bound as { port: number }).port;
+    // A real ClientHello, captured from node's TLS client.
+    const hello = await new Promise<Buffer>((resolve) => {
+      const capture = net.createServer((s) =>
+        s.once("data", (c: Buffer) => (resolve(c), s.destroy())),
+      );
+      capture.listen(0, "127.0.0.1", () => {
+        const c = tls.connect({
+          host: "127.0.0.1",
+          port: (capture.address() as net.AddressInfo).port,
+          rejectUnauthorized: false,
+        });
+        c.on("error", () => capture.close());
+      });
+    });
+    const result = await trickle(() => net.connect({ host: "127.0.0.1", port }), hello);
+    assert.ok(result.sent < hello.length, `cut off after ${result.sent} of ${hello.length} bytes`);
+    assert.ok(result.ms < 5_000, `cut off after ${result.ms} ms`);
+  });
+});
