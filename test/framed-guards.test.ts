@@ -61,6 +61,52 @@ describe("frame reader", () => {
       frame: h2Frame,
     },
   ];
+  test("HTTP/2 frame clock: each frame's type and payload head, however the bytes are split", () => {
+    const frame = (type: number, payload: Buffer): Buffer =>
+      Buffer.concat([
+        Buffer.from([
+          payload.length >> 16,
+          (payload.length >> 8) & 255,
+          payload.length & 255,
+          type,
+          0,
+          0,
+          0,
+          0,
+          0,
+        ]),
+        payload,
+      ]);
+    const goaway = Buffer.alloc(8);
+    goaway.writeUInt32BE(3, 0); // last stream
+    goaway.writeUInt32BE(9, 4); // COMPRESSION_ERROR
+    const bytes = Buffer.concat([
+      frame(4, Buffer.alloc(0)), // SETTINGS, empty
+      frame(0, Buffer.alloc(70_000, 1)), // DATA over 2^16 (the length is 24 bits)
+      frame(6, Buffer.from("12345678")), // PING
+      frame(7, Buffer.concat([goaway, Buffer.from("debug data")])),
+    ]);
+    for (const step of [1, 7, 9, 10, 4096, bytes.length]) {
+      const seen: string[] = [];
+      const clock = new Http2FrameClock(0, (type, head) =>
+        seen.push(`${type}:${head.toString("hex")}`),
+      );
+      for (let at = 0; at < bytes.length; at += step) clock.push(bytes.subarray(at, at + step));
+      assert.deepEqual(
+        seen,
+        [
+          "4:",
+          `0:${"01".repeat(8)}`,
+          `6:${Buffer.from("12345678").toString("hex")}`,
+          `7:${goaway.toString("hex")}`,
+        ],
+        `split every ${step} bytes`,
+      );
+      assert.equal(clock.completed, 4);
+      assert.equal(clock.partial, false);
+    }
+  });
+
   for (const framing of framings) {
     test(`${framing.name}: frames streamed without a pause past the timeout are not cut off; a stalled frame still is`, async () => {
       const timeoutMs = 1_000;

@@ -444,6 +444,35 @@ for (const listener of CLEARTEXT_LISTENERS) {
       }
     });
 
+    for (const [broken, code] of [
+      // DATA on a stream never opened: a connection error.
+      [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "PROTOCOL_ERROR (1)"],
+      // An HPACK block that indexes entry 0, which does not exist.
+      [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "COMPRESSION_ERROR (9)"],
+    ] as const) {
+      test(`a peer that breaks HTTP/2 is cut off, the reason naming the GOAWAY's ${code}`, async () => {
+        const reasons: string[] = [];
+        const server = await listen(30_000, reasons);
+        try {
+          const socket = await h2Raw(dial(server));
+          let closed = false;
+          socket.once("close", () => (closed = true));
+          socket.write(broken);
+          await waitFor("the server to close the connection", () => closed, 10_000);
+          assert.equal(reasons.length, 1, reasons.join("\n"));
+          assert.match(
+            reasons[0] ?? "",
+            new RegExp(
+              `^HTTP/2 connection from (127\\.0\\.0\\.1:\\d+|a local peer) cut off: ` +
+                `it broke the HTTP/2 protocol, answered with GOAWAY ${code.replace(/[()]/g, "\\$&")}$`,
+            ),
+          );
+        } finally {
+          await server.close();
+        }
+      });
+    }
+
     test("an idle connection between frames is not cut off by the frame timeout", async () => {
       const reasons: string[] = [];
       const server = await listen(300, reasons);

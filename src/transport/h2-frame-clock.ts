@@ -10,14 +10,17 @@ export class Http2FrameClock {
   /**
    * @param preface bytes of the client preface still to come: 24 for what a
    *   client sends, 0 for what a server sends.
-   * @param onHeader told each frame's type as soon as its header is whole.
+   * @param onFrame told each frame's type and its first (up to 8) payload
+   *   bytes once the frame is whole, e.g. a GOAWAY's error code.
    */
   constructor(
     private preface = 24,
-    private readonly onHeader?: (type: number) => void,
+    private readonly onFrame?: (type: number, payloadHead: Buffer) => void,
   ) {}
 
   private readonly header = Buffer.alloc(9);
+  private readonly payloadHead = Buffer.alloc(8);
+  private payloadHeadBytes = 0;
   private headerBytes = 0;
   private payloadLeft = 0;
   private started = false;
@@ -43,9 +46,17 @@ export class Http2FrameClock {
         if (this.preface === 0) this.done++;
       } else if (this.payloadLeft > 0) {
         const n = Math.min(this.payloadLeft, chunk.length - offset);
+        if (this.onFrame !== undefined && this.payloadHeadBytes < 8) {
+          this.payloadHeadBytes += chunk.copy(
+            this.payloadHead,
+            this.payloadHeadBytes,
+            offset,
+            offset + n,
+          );
+        }
         this.payloadLeft -= n;
         offset += n;
-        if (this.payloadLeft === 0) this.done++;
+        if (this.payloadLeft === 0) this.frameDone();
       } else {
         const n = Math.min(9 - this.headerBytes, chunk.length - offset);
         chunk.copy(this.header, this.headerBytes, offset, offset + n);
@@ -53,11 +64,16 @@ export class Http2FrameClock {
         offset += n;
         if (this.headerBytes === 9) {
           this.headerBytes = 0;
-          this.onHeader?.(this.header[3] as number);
+          this.payloadHeadBytes = 0;
           this.payloadLeft = this.header.readUIntBE(0, 3);
-          if (this.payloadLeft === 0) this.done++;
+          if (this.payloadLeft === 0) this.frameDone();
         }
       }
     }
+  }
+
+  private frameDone(): void {
+    this.done++;
+    this.onFrame?.(this.header[3] as number, this.payloadHead.subarray(0, this.payloadHeadBytes));
   }
 }

@@ -376,9 +376,10 @@ function serveH2c(
     // answer to a protocol error: the session is dead, but its streams would
     // stay open (and the idle timer off) as long as the peer keeps the
     // connection. End it once the GOAWAY is out.
-    sent = new Http2FrameClock(0, (type) => {
+    sent = new Http2FrameClock(0, (type, payload) => {
       if (type !== GOAWAY || session.closed || session.destroyed) return;
-      cutOff("the server answered a protocol error with GOAWAY");
+      const code = payload.length === 8 ? payload.readUInt32BE(4) : undefined;
+      cutOff(`it broke the HTTP/2 protocol, answered with GOAWAY ${h2ErrorName(code)}`);
       socket.destroySoon();
     });
   });
@@ -396,6 +397,30 @@ function serveH2c(
 
 /** The HTTP/2 GOAWAY frame type (RFC 9113 6.8). */
 const GOAWAY = 7;
+
+/** HTTP/2 error codes by value (RFC 9113 7). */
+const H2_ERRORS = [
+  "NO_ERROR",
+  "PROTOCOL_ERROR",
+  "INTERNAL_ERROR",
+  "FLOW_CONTROL_ERROR",
+  "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED",
+  "FRAME_SIZE_ERROR",
+  "REFUSED_STREAM",
+  "CANCEL",
+  "COMPRESSION_ERROR",
+  "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM",
+  "INADEQUATE_SECURITY",
+  "HTTP_1_1_REQUIRED",
+];
+
+/** "PROTOCOL_ERROR (1)" for a log line. */
+function h2ErrorName(code: number | undefined): string {
+  if (code === undefined) return "(no error code)";
+  return `${H2_ERRORS[code] ?? "unknown error"} (${code})`;
+}
 
 /**
  * A connection that began with the framed preface's first byte: the whole
