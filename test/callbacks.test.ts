@@ -5,18 +5,21 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { cpSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  PluginClient,
   PluginError,
   cluster,
   implement,
   inProcess,
   remote,
   subprocess,
-  type PluginClient,
   type PluginSource,
 } from "../src/index.js";
-import { Jobs } from "../examples/callbacks/shared.js";
+import { Jobs, handshake } from "../examples/callbacks/shared.js";
 import { callbackDefinition } from "./fixtures/callback-jobs.js";
 import {
   callbackPluginMain,
@@ -25,7 +28,7 @@ import {
   progressService,
   type ProgressLog,
 } from "./callbacks-helpers.js";
-import { startNetworkPlugin, waitFor } from "./helpers.js";
+import { MemoryLogger, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
 
 const network: Array<Awaited<ReturnType<typeof startNetworkPlugin>>> = [];
 const networkPlugin = async (): Promise<string> => {
@@ -221,6 +224,59 @@ describe("callbacks: what a plugin sees when it cannot call back", () => {
         e.kind === "invalid-config" &&
         /hostServices need HTTP\/2 to the plugin/.test(e.message),
     );
+  });
+});
+
+describe("callbacks: a plugin whose tunnel code does not load", () => {
+  // A launched plugin loads the tunnel's modules on the first tunnel, not at
+  // start-up (cold start). A broken install (here: a real copy of dist/ with
+  // one module deleted) must then say what failed, to the host and in the
+  // plugin's log, not "internal error".
+  test("the host's start fails naming the load failure, and the plugin logs it", async () => {
+    const root = tempDir("cp-broken-install-");
+    const dist = (path: string): string => fileURLToPath(new URL(`../${path}`, import.meta.url));
+    for (const part of ["src", "examples", "test/fixtures/callback-jobs.js"]) {
+      cpSync(dist(part), join(root, part), { recursive: true });
+    }
+    writeFileSync(join(root, "package.json"), '{"type":"module"}');
+    symlinkSync(dist("../node_modules"), join(root, "node_modules"));
+    const main = join(root, "test", "fixtures", "plugin.js");
+    writeFileSync(
+      main,
+      'import { serve } from "../../src/plugin.js";\n' +
+        'import { callbackDefinition } from "./callback-jobs.js";\n' +
+        "await serve(callbackDefinition());\n",
+    );
+    rmSync(join(root, "src", "transport", "framed", "client.js"));
+    const logger = new MemoryLogger();
+    const client = new PluginClient({
+      handshake,
+      plugins: { jobs: Jobs },
+      source: subprocess(process.execPath, [main]),
+      logger,
+      hostServices: [progressService("broken").service],
+    });
+    try {
+      await assert.rejects(client.start(), (e: unknown) => {
+        assert.match(
+          (e as Error).message,
+          /could not open the callback tunnel to .*: the plugin could not load its callback tunnel code \(ERR_MODULE_NOT_FOUND\)/,
+        );
+        return true;
+      });
+      await waitFor("the plugin to log why", () =>
+        logger.records.some(
+          (r) =>
+            r.source === "stderr" &&
+            r.level === "error" &&
+            /could not load its callback tunnel code: Cannot find module .*framed\/client\.js/.test(
+              r.message,
+            ),
+        ),
+      );
+    } finally {
+      await client.close();
+    }
   });
 });
 

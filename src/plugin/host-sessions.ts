@@ -27,6 +27,9 @@ import {
 import { HOST_SESSION_HEADER, isSessionId } from "../protocol/host-session.js";
 import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
+import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
+import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
+import { pluginLog } from "./plugin-log.js";
 
 /**
  * How long a callback waits for its session's tunnel when there is none:
@@ -103,11 +106,7 @@ export class HostSessions {
     requests: AsyncIterable<TunnelRequest>,
     ctx: HandlerContext,
   ): AsyncGenerator<TunnelResponse> {
-    // Loaded by the first tunnel, not at start-up: most plugins never get one.
-    const [{ TunnelStream }, { createFramedTransport }] = await Promise.all([
-      import("../transport/tunnel-stream.js"),
-      import("../transport/framed/client.js"),
-    ]);
+    const { TunnelStream, createFramedTransport } = await loadTunnelCode();
     const session = ctx.requestHeader.get(HOST_SESSION_HEADER);
     if (!isSessionId(session)) {
       throw new ConnectError(
@@ -366,4 +365,37 @@ function hostGoneAsUnavailable(call: AbortSignal): AbortSignal {
   if (call.aborted) follow();
   else call.addEventListener("abort", follow, { once: true });
   return controller.signal;
+}
+
+/**
+ * The tunnel's modules, loaded by the first tunnel, not at start-up: most
+ * plugins never get one. When loading fails (a broken install or bundle),
+ * the plugin's log has the whole error and the host learns that much, not
+ * "internal error" (the paths stay in the plugin's log).
+ */
+async function loadTunnelCode(): Promise<{
+  TunnelStream: typeof TunnelStreamType;
+  createFramedTransport: typeof createFramedTransportType;
+}> {
+  try {
+    const [stream, client] = await Promise.all([
+      import("../transport/tunnel-stream.js"),
+      import("../transport/framed/client.js"),
+    ]);
+    return {
+      TunnelStream: stream.TunnelStream,
+      createFramedTransport: client.createFramedTransport,
+    };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    pluginLog(
+      "error",
+      `the plugin could not load its callback tunnel code: ${(error as Error).message}`,
+    );
+    throw new ConnectError(
+      `the plugin could not load its callback tunnel code${code === undefined ? "" : ` (${code})`}; ` +
+        `its log says why`,
+      Code.Internal,
+    );
+  }
 }
