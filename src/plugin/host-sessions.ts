@@ -136,6 +136,9 @@ export class HostSessions {
     };
     const onAbort = (): void => end("the host went away");
     ctx.signal.addEventListener("abort", onAbort, { once: true });
+    // The tunnel code may have been loaded lazily above: an abort that came
+    // meanwhile fires no event on a signal that is already aborted.
+    if (ctx.signal.aborted) onAbort();
     void (async () => {
       try {
         for await (const req of requests) stream.deliver(req.data);
