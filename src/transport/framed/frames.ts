@@ -282,6 +282,22 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     this.wake();
   }
 
+  /**
+   * Fails the queue for a call that is over, and drops the messages not
+   * read yet (up to maxQueuedRequestBytes): a reader gets the error at once.
+   */
+  discard(error: unknown): void {
+    this.items = [];
+    this.sizes = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    if (!this.failed) {
+      this.failed = true;
+      this.error = error;
+    }
+    this.wake();
+  }
+
   private wake(): void {
     const w = this.waiter;
     this.waiter = undefined;
