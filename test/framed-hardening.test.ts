@@ -438,7 +438,11 @@ describe("framed: request messages a handler leaves unread are capped per call",
     assert.ok(sent < (cap / 1024) * 100, `the client stopped sending (sent ${sent})`);
     await waitFor("the handler's call to be aborted", () => port.seen.aborted.length === 1);
     await waitFor("the handler to read on", () => port.seen.readAfterAbort !== undefined);
-    assert.equal(port.seen.readAfterAbort, 0, "the requests queued for the failed call were dropped");
+    assert.equal(
+      port.seen.readAfterAbort,
+      0,
+      "the requests queued for the failed call were dropped",
+    );
     // The connection and its other calls go on.
     assert.equal(await ask("after"), "after");
     assert.equal(decode((await kv.get({ key: "g" })).value), "g:none");
@@ -639,8 +643,67 @@ describe("framed: a call that crosses the server's goaway", () => {
     assert.deepEqual(failures, []);
     assert.equal(ok, made);
     assert.equal(port.seen.puts, made, "each call ran exactly once");
-    assert.ok(port.framed.accepted > 1, `connections closed as idle and dialled again (${port.framed.accepted})`);
+    assert.ok(
+      port.framed.accepted > 1,
+      `connections closed as idle and dialled again (${port.framed.accepted})`,
+    );
     assert.equal(t.isBroken(), false);
+  });
+});
+
+describe("framed client: a connection told goaway with a call still open", () => {
+  test("fake server (goaway in answer to each call, which it never answers): the transport's close() fails the call on the drained connection too", async () => {
+    // A fake: no real server sends goaway with a call open (only a call that
+    // crossed it can be), and none leaves a call unanswered on purpose.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      let head = Buffer.alloc(0);
+      const reader = new FrameReader((type) => {
+        if (type === FrameType.open) socket.write(encodeFrame(FrameType.goaway, 0));
+      });
+      socket.on("data", (chunk: Buffer) => {
+        if (head.length < FRAMED_PREFACE.length) {
+          head = Buffer.concat([head, chunk]);
+          if (head.length < FRAMED_PREFACE.length) return;
+          socket.write(FRAMED_PREFACE);
+          if (head.length > FRAMED_PREFACE.length)
+            reader.push(head.subarray(FRAMED_PREFACE.length));
+          return;
+        }
+        reader.push(chunk);
+      });
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const { port } = server.address() as net.AddressInfo;
+    const t = createNetworkTransport(new URL(`http://127.0.0.1:${port}`), { transport: "framed" });
+    const kv = createClient(KV, t.transport);
+    const settled = (p: Promise<unknown>): Promise<ConnectError | "answered"> =>
+      p.then(
+        () => "answered" as const,
+        (e: unknown) => ConnectError.from(e),
+      );
+    const calls = [settled(kv.get({ key: "a" }))];
+    // Once the client has read the goaway, its next call dials a second
+    // connection; a call made before that lands on the first one, which is
+    // then draining as well.
+    for (let i = 0; sockets.length < 2; i++) {
+      assert.ok(i < 200, "a call after the goaway dialled a new connection");
+      await sleep(20);
+      if (sockets.length < 2) calls.push(settled(kv.get({ key: `b${i}` })));
+    }
+    t.close();
+    const hung = sleep(5_000).then(() => "hung" as const);
+    for (const [i, call] of calls.entries()) {
+      const r = await Promise.race([call, hung]);
+      assert.ok(r instanceof ConnectError, `call ${i}: ${String(r)}`);
+      assert.equal(r.code, Code.Unavailable, `call ${i}: ${r.message}`);
+    }
   });
 });
 
