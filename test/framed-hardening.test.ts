@@ -135,9 +135,10 @@ interface Port {
 async function networkPort(
   framedOptions: FramedServerOptions = {},
   extra: { prefaceTimeoutMs?: number; onPeerCutOff?: (reason: string) => void } = {},
+  custom?: (router: ConnectRouter) => void,
 ): Promise<Port> {
   const seen: Seen = { aborted: [] };
-  const r = routes(seen);
+  const r = custom ?? routes(seen);
   const framedServer = FramedServer.detached(r, framedOptions);
   const framed = { accepted: 0, closed: 0 };
   const counting: FramedListener = {
@@ -450,6 +451,47 @@ describe("framed: request messages a handler leaves unread are capped per call",
     assert.equal(negotiatedProtocol(t.transport), "framed");
     toExchange.push("end");
     wake?.();
+  });
+
+  test("a handler that stops reading early (break) and then answers is answered, however much the client sends after", async () => {
+    const cap = 64 * 1024;
+    let gotFirst: (() => void) | undefined;
+    const first = new Promise<void>((resolve) => (gotFirst = resolve));
+    let broke: (() => void) | undefined;
+    const stopped = new Promise<void>((resolve) => (broke = resolve));
+    const port = await networkPort({ maxQueuedRequestBytes: cap }, {}, (router) =>
+      router.service(KV, {
+        async putMany(requests) {
+          let count = 0;
+          for await (const _ of requests) {
+            count++;
+            gotFirst?.();
+            // The requests sent meanwhile queue up unread, up to the cap.
+            await sleep(300);
+            break;
+          }
+          broke?.();
+          await sleep(300);
+          return { count };
+        },
+      }),
+    );
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    const value = new Uint8Array(1000);
+    const size = toBinary(PutRequestSchema, create(PutRequestSchema, { key: "a00", value })).length;
+    const res = await kv.putMany(
+      (async function* () {
+        yield { key: "a00", value };
+        await first;
+        // As many as fit under the cap, unread; then, once the handler has
+        // stopped reading, 10 × the cap.
+        for (let i = 0; i < Math.floor(cap / size); i++) yield { key: "a00", value };
+        await stopped;
+        for (let i = 0; i < Math.ceil((cap * 10) / size); i++) yield { key: "b00", value };
+      })(),
+    );
+    assert.equal(res.count, 1);
   });
 
   test("only unread bytes count: a message larger than the cap, and many times the cap in all, reach a handler that reads", async () => {
