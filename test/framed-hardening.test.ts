@@ -33,6 +33,7 @@ import {
   GetRequestSchema,
   GetResponseSchema,
   KV,
+  PutRequestSchema,
   WatchEventSchema,
   WatchRequestSchema,
 } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
@@ -75,7 +76,7 @@ const deadlineSeen = (ctx: HandlerContext): string => {
  * two events WORK_MS apart; PutMany never reads its requests (it waits for
  * its call to end); Exchange reads and echoes.
  */
-function routes(seen: { aborted: string[] }) {
+function routes(seen: Seen) {
   return (router: ConnectRouter): void => {
     router.service(KV, {
       async get(req, ctx) {
@@ -83,6 +84,7 @@ function routes(seen: { aborted: string[] }) {
         return { found: true, value: encode(`${req.key}:${deadlineSeen(ctx)}`) };
       },
       async put() {
+        seen.puts = (seen.puts ?? 0) + 1;
         return {};
       },
       async *watch(req, ctx) {
@@ -91,11 +93,20 @@ function routes(seen: { aborted: string[] }) {
           yield { key: req.key, value: encode(`${i}:${deadlineSeen(ctx)}`) };
         }
       },
-      async putMany(_requests, ctx) {
+      async putMany(requests, ctx) {
         await new Promise<void>((resolve) =>
           ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
         );
         seen.aborted.push(String((ctx.signal.reason as ConnectError).code));
+        // A handler that reads on after its call failed gets the error at
+        // once: the requests queued for it were dropped with the call.
+        let read = 0;
+        try {
+          for await (const _ of requests) read++;
+        } catch {
+          // the call's end
+        }
+        seen.readAfterAbort = read;
         return { count: 0 };
       },
       async *exchange(requests) {
@@ -105,10 +116,17 @@ function routes(seen: { aborted: string[] }) {
   };
 }
 
+/** What the handlers saw: the codes their calls were aborted with, Puts run, requests read after an abort. */
+interface Seen {
+  aborted: string[];
+  puts?: number;
+  readAfterAbort?: number;
+}
+
 interface Port {
   readonly url: string;
   readonly port: number;
-  readonly seen: { aborted: string[] };
+  readonly seen: Seen;
   /** Framed connections the port accepted, and how many have closed. */
   readonly framed: { accepted: number; closed: number };
 }
@@ -117,9 +135,10 @@ interface Port {
 async function networkPort(
   framedOptions: FramedServerOptions = {},
   extra: { prefaceTimeoutMs?: number; onPeerCutOff?: (reason: string) => void } = {},
+  custom?: (router: ConnectRouter) => void,
 ): Promise<Port> {
-  const seen = { aborted: [] as string[] };
-  const r = routes(seen);
+  const seen: Seen = { aborted: [] };
+  const r = custom ?? routes(seen);
   const framedServer = FramedServer.detached(r, framedOptions);
   const framed = { accepted: 0, closed: 0 };
   const counting: FramedListener = {
@@ -218,6 +237,18 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
       assert.equal(decode(got.value), "later");
       const left = await kv.get({ key: "deadline" }, { timeoutMs: HUGE_MS });
       assert.equal(decode(left.value), "-1", "the handler saw no deadline");
+    });
+
+    test(`${name}: a timeoutMs of 0, of -1 or NaN is no timeout (as connect-es reads it), not one already passed`, async () => {
+      const client = kvClient(await source());
+      cleanups.push(() => client.close());
+      await client.start();
+      const kv = client.dispense("kv");
+      await kv.put({ key: "slow:30", value: encode("later") });
+      for (const timeoutMs of [0, -1, Number.NaN]) {
+        const got = await kv.get({ key: "slow:30" }, { timeoutMs });
+        assert.equal(decode(got.value), "later", `timeoutMs ${timeoutMs}`);
+      }
     });
   }
 
@@ -323,23 +354,9 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
 
   test("raw frames: a framed open frame with t = 99999999 hours succeeds", async () => {
     const port = await networkPort();
-    const socket = net.connect({ host: "127.0.0.1", port: port.port });
-    cleanups.push(() => void socket.destroy());
-    const frames: Array<{ type: number; payload: Buffer }> = [];
-    const reader = new FrameReader((type, _id, payload) => frames.push({ type, payload }));
-    let preface = Buffer.alloc(0);
-    socket.on("data", (chunk: Buffer) => {
-      if (preface.length < FRAMED_PREFACE.length) {
-        preface = Buffer.concat([preface, chunk]);
-        if (preface.length > FRAMED_PREFACE.length)
-          reader.push(preface.subarray(FRAMED_PREFACE.length));
-        return;
-      }
-      reader.push(chunk);
-    });
-    socket.write(
+    const raw = rawFramed(port.port);
+    raw.socket.write(
       Buffer.concat([
-        FRAMED_PREFACE,
         encodeFrame(
           FrameType.open,
           1,
@@ -349,14 +366,13 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
         encodeFrame(FrameType.end, 1),
       ]),
     );
-    await waitFor("the call's trailer", () => frames.some((f) => f.type === FrameType.trailer));
-    const message = frames.find((f) => f.type === FrameType.message);
+    await waitFor("the call's trailer", () => raw.trailer(1) !== undefined);
+    const message = raw.frames.find((f) => f.type === FrameType.message);
     assert.equal(
       decode(fromBinary(GetResponseSchema, message?.payload ?? Buffer.alloc(0)).value),
       "raw:none",
     );
-    const trailer = frames.find((f) => f.type === FrameType.trailer)?.payload ?? Buffer.alloc(0);
-    const end = (trailer.length === 0 ? {} : JSON.parse(trailer.toString())) as { e?: unknown };
+    const end = raw.trailer(1) ?? {};
     assert.equal(end.e, undefined, "the trailer carries no error");
   });
 });
@@ -407,6 +423,12 @@ describe("framed: request messages a handler leaves unread are capped per call",
     );
     assert.ok(sent < (cap / 1024) * 100, `the client stopped sending (sent ${sent})`);
     await waitFor("the handler's call to be aborted", () => port.seen.aborted.length === 1);
+    await waitFor("the handler to read on", () => port.seen.readAfterAbort !== undefined);
+    assert.equal(
+      port.seen.readAfterAbort,
+      0,
+      "the requests queued for the failed call were dropped",
+    );
     // The connection and its other calls go on.
     assert.equal(await ask("after"), "after");
     assert.equal(decode((await kv.get({ key: "g" })).value), "g:none");
@@ -414,6 +436,47 @@ describe("framed: request messages a handler leaves unread are capped per call",
     assert.equal(negotiatedProtocol(t.transport), "framed");
     toExchange.push("end");
     wake?.();
+  });
+
+  test("a handler that stops reading early (break) and then answers is answered, however much the client sends after", async () => {
+    const cap = 64 * 1024;
+    let gotFirst: (() => void) | undefined;
+    const first = new Promise<void>((resolve) => (gotFirst = resolve));
+    let broke: (() => void) | undefined;
+    const stopped = new Promise<void>((resolve) => (broke = resolve));
+    const port = await networkPort({ maxQueuedRequestBytes: cap }, {}, (router) =>
+      router.service(KV, {
+        async putMany(requests) {
+          let count = 0;
+          for await (const _ of requests) {
+            count++;
+            gotFirst?.();
+            // The requests sent meanwhile queue up unread, up to the cap.
+            await sleep(300);
+            break;
+          }
+          broke?.();
+          await sleep(300);
+          return { count };
+        },
+      }),
+    );
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    const value = new Uint8Array(1000);
+    const size = toBinary(PutRequestSchema, create(PutRequestSchema, { key: "a00", value })).length;
+    const res = await kv.putMany(
+      (async function* () {
+        yield { key: "a00", value };
+        await first;
+        // As many as fit under the cap, unread; then, once the handler has
+        // stopped reading, 10 × the cap.
+        for (let i = 0; i < Math.floor(cap / size); i++) yield { key: "a00", value };
+        await stopped;
+        for (let i = 0; i < Math.ceil((cap * 10) / size); i++) yield { key: "b00", value };
+      })(),
+    );
+    assert.equal(res.count, 1);
   });
 
   test("only unread bytes count: a message larger than the cap, and many times the cap in all, reach a handler that reads", async () => {
@@ -507,6 +570,170 @@ describe("framed: idle network connections", () => {
   });
 });
 
+/**
+ * A raw framed client on its own socket: it writes frames when told and
+ * records what the server sends; `allowHalfOpen` lets it write after the
+ * server has ended its side, as a client does whose frames crossed the
+ * server's end on the wire.
+ */
+function rawFramed(port: number) {
+  const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+  cleanups.push(() => void socket.destroy());
+  const frames: Array<{ type: number; id: number; payload: Buffer }> = [];
+  const reader = new FrameReader((type, id, payload) => frames.push({ type, id, payload }));
+  let preface = Buffer.alloc(0);
+  let ended = false;
+  let closed = false;
+  socket.on("data", (chunk: Buffer) => {
+    if (preface.length < FRAMED_PREFACE.length) {
+      preface = Buffer.concat([preface, chunk]);
+      if (preface.length > FRAMED_PREFACE.length)
+        reader.push(preface.subarray(FRAMED_PREFACE.length));
+      return;
+    }
+    reader.push(chunk);
+  });
+  socket.once("end", () => (ended = true));
+  socket.once("close", () => (closed = true));
+  socket.on("error", () => {});
+  socket.write(FRAMED_PREFACE);
+  const putRequest = toBinary(PutRequestSchema, create(PutRequestSchema, { key: "k" }));
+  return {
+    socket,
+    frames,
+    ended: () => ended,
+    closed: () => closed,
+    /** Opens call `id`: one Put (a call that is not idempotent). */
+    put(id: number): void {
+      socket.write(
+        Buffer.concat([
+          encodeFrame(FrameType.open, id, jsonPayload({ p: "/example.kv.v1.KV/Put" })),
+          encodeFrame(FrameType.message, id, putRequest),
+          encodeFrame(FrameType.end, id),
+        ]),
+      );
+    },
+    trailer(id: number): { e?: unknown } | undefined {
+      const t = frames.find((f) => f.type === FrameType.trailer && f.id === id);
+      if (t === undefined) return undefined;
+      return (t.payload.length === 0 ? {} : JSON.parse(t.payload.toString())) as { e?: unknown };
+    },
+  };
+}
+
+describe("framed: a call that crosses the server's goaway", () => {
+  test("an open frame the server reads after its goaway (the client had not read it yet) is served", async () => {
+    const port = await networkPort({ idleTimeoutMs: 100 });
+    const raw = rawFramed(port.port);
+    await waitFor("goaway", () => raw.frames.some((f) => f.type === FrameType.goaway));
+    raw.put(1);
+    await waitFor("the call's trailer", () => raw.trailer(1) !== undefined);
+    assert.equal(raw.trailer(1)?.e, undefined, "the call succeeded");
+    assert.equal(port.seen.puts, 1);
+  });
+
+  test("an open frame that crosses the server's end (a client that ignores goaway) is not run: the client sees the connection close", async () => {
+    const port = await networkPort({ idleTimeoutMs: 100 });
+    const raw = rawFramed(port.port);
+    // The grace after goaway (10 s), then the server ends its side.
+    await waitFor("the server to end the connection", raw.ended, 20_000);
+    raw.put(1);
+    raw.socket.end();
+    await waitFor("the connection to close", raw.closed);
+    await waitFor("the server side to close", () => port.framed.closed === 1);
+    await sleep(50);
+    assert.equal(raw.trailer(1), undefined, "no answer can reach the client");
+    assert.equal(port.seen.puts, undefined, "so the call was not run either");
+  });
+
+  test("calls made around the idle timeout, many times over, are each run exactly once and all succeed", async () => {
+    const idleMs = 20;
+    const port = await networkPort({ idleTimeoutMs: idleMs });
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    const rounds = 150;
+    let ok = 0;
+    const failures: string[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Pauses spread across the idle timeout, so that goaways and new calls cross.
+      await sleep(idleMs - 5 + (i % 11));
+      const calls = i % 3 === 0 ? 2 : 1;
+      const results = await Promise.allSettled(
+        Array.from({ length: calls }, () => kv.put({ key: `k${i}` })),
+      );
+      for (const r of results) {
+        if (r.status === "fulfilled") ok++;
+        else failures.push(ConnectError.from(r.reason).message);
+      }
+    }
+    const made = rounds + Math.ceil(rounds / 3);
+    assert.deepEqual(failures, []);
+    assert.equal(ok, made);
+    assert.equal(port.seen.puts, made, "each call ran exactly once");
+    assert.ok(
+      port.framed.accepted > 1,
+      `connections closed as idle and dialled again (${port.framed.accepted})`,
+    );
+    assert.equal(t.isBroken(), false);
+  });
+});
+
+describe("framed client: a connection told goaway with a call still open", () => {
+  test("fake server (goaway in answer to each call, which it never answers): the transport's close() fails the call on the drained connection too", async () => {
+    // A fake: no real server sends goaway with a call open (only a call that
+    // crossed it can be), and none leaves a call unanswered on purpose.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      let head = Buffer.alloc(0);
+      const reader = new FrameReader((type) => {
+        if (type === FrameType.open) socket.write(encodeFrame(FrameType.goaway, 0));
+      });
+      socket.on("data", (chunk: Buffer) => {
+        if (head.length < FRAMED_PREFACE.length) {
+          head = Buffer.concat([head, chunk]);
+          if (head.length < FRAMED_PREFACE.length) return;
+          socket.write(FRAMED_PREFACE);
+          if (head.length > FRAMED_PREFACE.length)
+            reader.push(head.subarray(FRAMED_PREFACE.length));
+          return;
+        }
+        reader.push(chunk);
+      });
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const { port } = server.address() as net.AddressInfo;
+    const t = createNetworkTransport(new URL(`http://127.0.0.1:${port}`), { transport: "framed" });
+    const kv = createClient(KV, t.transport);
+    const settled = (p: Promise<unknown>): Promise<ConnectError | "answered"> =>
+      p.then(
+        () => "answered" as const,
+        (e: unknown) => ConnectError.from(e),
+      );
+    const calls = [settled(kv.get({ key: "a" }))];
+    // Once the client has read the goaway, its next call dials a second
+    // connection; a call made before that lands on the first one, which is
+    // then draining as well.
+    for (let i = 0; sockets.length < 2; i++) {
+      assert.ok(i < 200, "a call after the goaway dialled a new connection");
+      await sleep(20);
+      if (sockets.length < 2) calls.push(settled(kv.get({ key: `b${i}` })));
+    }
+    t.close();
+    const hung = sleep(5_000).then(() => "hung" as const);
+    for (const [i, call] of calls.entries()) {
+      const r = await Promise.race([call, hung]);
+      assert.ok(r instanceof ConnectError, `call ${i}: ${String(r)}`);
+      assert.equal(r.code, Code.Unavailable, `call ${i}: ${r.message}`);
+    }
+  });
+});
+
 describe("a peer that trickles its preface is cut off at the preface timeout from the connection's start", () => {
   const trickle = async (
     connect: () => net.Socket,
@@ -545,7 +772,7 @@ describe("a peer that trickles its preface is cut off at the preface timeout fro
   test("TLS: a ClientHello a byte every 100 ms", async () => {
     const pki = makeTestPki("framedhard-tls-");
     const f = (n: string): Buffer => readFileSync(join(pki, n));
-    const seen = { aborted: [] as string[] };
+    const seen: Seen = { aborted: [] };
     const r = routes(seen);
     const server = await PluginHttpServer.listen(
       createNodeAdapter({ routes: r }),

@@ -29,9 +29,10 @@ export interface ClusterOptions {
   readonly circuitBreaker?: CircuitBreakerOptions | false;
   readonly health?: HealthOptions | false;
   /**
-   * Deadline for calls made without one. Default 30,000 ms: a call through a
-   * cluster always has a deadline, because a partitioned instance would
-   * otherwise hold it forever.
+   * Deadline for calls made without one (a timeoutMs of 0 or less is none,
+   * as connect-es reads it). Default 30,000 ms: a call through a cluster
+   * always has a deadline, because a partitioned instance would otherwise
+   * hold it forever.
    */
   readonly defaultTimeoutMs?: number;
   /**

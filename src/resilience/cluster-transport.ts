@@ -151,7 +151,8 @@ export class ClusterTransport implements Transport {
       timeoutMs: number | undefined,
     ) => Promise<UnaryResponse<I, O>>,
   ): Promise<UnaryResponse<I, O>> {
-    const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
+    const timeout = this.timeoutOf(timeoutMs);
+    const deadline = Date.now() + timeout;
     if (this.pool.size === 0) await raceDeadline(this.ready, deadline, signal);
     await raceDeadline(this.pool.whenAllAsked(), deadline, signal, "every instance's Handshake");
     let message = clusterHandshake(this.pool.admissions());
@@ -161,7 +162,7 @@ export class ClusterTransport implements Transport {
       return viaFallback(
         this.options.fallback,
         signal ?? new AbortController().signal,
-        timeLeft(deadline, methodName(method), timeoutMs ?? this.defaultTimeoutMs),
+        timeLeft(deadline, methodName(method), timeout),
       );
     }
     if (message === undefined) {
@@ -205,6 +206,15 @@ export class ClusterTransport implements Transport {
   }
 
   /**
+   * A call's whole deadline: the caller's timeout, or defaultTimeoutMs when
+   * it gave none. A timeout <= 0 (or NaN) is none, as connect-es and every
+   * plain transport read it, not a deadline already passed.
+   */
+  private timeoutOf(timeoutMs: number | undefined): number {
+    return timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : this.defaultTimeoutMs;
+  }
+
+  /**
    * The attempt loop shared by unary and streaming calls. For a stream the
    * attempt "ends" when its response is complete, so that outstanding counts
    * and the breaker see the whole stream.
@@ -218,7 +228,7 @@ export class ClusterTransport implements Transport {
   ): Promise<R> {
     const cluster = this.options.discovery.description;
     if (this.closed) throw new ConnectError(`cluster ${cluster} is closed`, Code.Unavailable);
-    const timeout = timeoutMs ?? this.defaultTimeoutMs;
+    const timeout = this.timeoutOf(timeoutMs);
     const deadline = Date.now() + timeout;
     const retry = this.retry;
     const idempotent = unary && retry !== undefined && retry.isIdempotent(method);

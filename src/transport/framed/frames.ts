@@ -282,6 +282,26 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     this.wake();
   }
 
+  /**
+   * Fails the queue for a call that is over, and drops the messages not
+   * read yet (up to maxQueuedRequestBytes): a reader gets the error at once.
+   */
+  discard(error: unknown): void {
+    this.drop();
+    if (!this.failed) {
+      this.failed = true;
+      this.error = error;
+    }
+    this.wake();
+  }
+
+  private drop(): void {
+    this.items = [];
+    this.sizes = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+  }
+
   private wake(): void {
     const w = this.waiter;
     this.waiter = undefined;
@@ -309,6 +329,8 @@ export class MessageQueue<T> implements AsyncIterable<T> {
           this.ended = true;
           this.onAbandon?.();
         }
+        // Nobody reads them now: they no longer count as queued.
+        this.drop();
         this.finish(false);
         return Promise.resolve({ done: true, value: undefined });
       },

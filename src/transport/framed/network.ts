@@ -215,6 +215,11 @@ class NegotiatingTransport implements CallTarget {
   private readonly closing = new AbortController();
   /** The last framed connection broke and no call has dialled a new one. */
   private lost = false;
+  /**
+   * Every framed connection not closed yet: the current one, and those told
+   * goaway whose calls are still open (close() ends their calls too).
+   */
+  private readonly live = new Set<FramedConnection>();
 
   constructor(
     private readonly url: URL,
@@ -243,7 +248,7 @@ class NegotiatingTransport implements CallTarget {
         ? new ConnectError(`the connection to ${this.url.origin} was closed`, Code.Unavailable)
         : ConnectError.from(reason, Code.Unavailable);
     this.closing.abort(this.closedWith);
-    this.current?.close(this.closedWith);
+    for (const connection of this.live) connection.close(this.closedWith);
     this.http?.close(reason);
   }
 
@@ -271,7 +276,9 @@ class NegotiatingTransport implements CallTarget {
         this.chosen = "framed";
         // A connection the server closed as idle (goaway) is not lost: the
         // next call dials a new one, as after an HTTP/2 GOAWAY.
+        this.live.add(connection);
         result.socket.once("close", () => {
+          this.live.delete(connection);
           if (this.current === connection && !connection.draining) this.lost = true;
         });
         return connection;

@@ -277,7 +277,7 @@ class ServerConnection {
         Code.Unavailable,
       );
       for (const call of this.calls.values()) {
-        call.input?.fail(gone);
+        call.input?.discard(gone);
         call.ctx.abort(gone);
       }
       this.calls.clear();
@@ -340,6 +340,10 @@ class ServerConnection {
   private onFrame(type: number, id: number, payload: Buffer): void {
     switch (type) {
       case FrameType.open:
+        // A call opened after this side ended (it crossed the end, or the
+        // goaway, on the wire) could not be answered: it is not run, and
+        // its client sees the connection close.
+        if (this.socket.writableEnded) return;
         this.open(id, payload);
         return;
       case FrameType.message: {
@@ -401,7 +405,7 @@ class ServerConnection {
           `${this.options.peer ?? "the host"} cancelled the call`,
           Code.Canceled,
         );
-        call.input?.fail(reason);
+        call.input?.discard(reason);
         call.ctx.abort(reason);
         return;
       }
@@ -548,7 +552,7 @@ class ServerConnection {
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
     }
     this.out.frame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire }));
-    call.input?.fail(CALL_DONE);
+    call.input?.discard(CALL_DONE);
     call.ctx.abort(CALL_DONE);
   }
 
