@@ -82,6 +82,10 @@ class ConnectUnaryBody implements UnaryBodyReader {
     this.body.push(chunk);
   }
 
+  shortfall(): ConnectError | undefined {
+    return this.body.shortfall();
+  }
+
   async finish<O extends DescMessage>(output: O): Promise<UnaryResult<O>> {
     let bytes = this.body.end();
     if (this.compression !== undefined) {

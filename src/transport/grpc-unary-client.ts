@@ -71,6 +71,10 @@ class GrpcUnaryBody implements UnaryBodyReader {
     this.body.push(chunk);
   }
 
+  shortfall(): ConnectError | undefined {
+    return this.body.shortfall();
+  }
+
   /** The checks and their order are connect-es' gRPC transport's. */
   async finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>> {
     // The first message is decompressed and parsed before the body's own

@@ -97,6 +97,8 @@ export class H2Target implements CallTarget {
         if (stream.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
         outcome.fail(streamError(stream.rstCode, e));
       });
+      // Captured now: a destroyed stream no longer names its session.
+      const session = stream.session;
       stream.once("close", () => {
         unsubscribe();
         if (!outcome.finished) outcome.fail(cut(stream, reader !== undefined));
@@ -132,6 +134,18 @@ export class H2Target implements CallTarget {
           return;
         }
         if (outcome.settled) return;
+        // A body short of its promise on a session that has gone (node can
+        // end the readable side with no reset code then) is the break, which
+        // a caller may retry, not the server's protocol error: seen in CI as
+        // InvalidArgument "promised 42 bytes, received 0" for a Go plugin
+        // SIGKILLed mid-answer.
+        if (
+          reader.shortfall() !== undefined &&
+          (session === undefined || session.destroyed || session.closed)
+        ) {
+          outcome.fail(cut(stream, true));
+          return;
+        }
         outcome.finished = true;
         unsubscribe();
         reader.finish(req.method.output, trailer ?? new Headers()).then(

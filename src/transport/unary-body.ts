@@ -32,6 +32,13 @@ export class BodyBytes {
     this.chunks.push(chunk);
   }
 
+  /** Why the body is short of its Content-Length, if it is. */
+  shortfall(): ConnectError | undefined {
+    return this.hint !== undefined && this.count < this.hint
+      ? broken(this.hint, this.count)
+      : undefined;
+  }
+
   /** The whole body. */
   end(): Uint8Array {
     if (this.hint !== undefined && this.count < this.hint) throw broken(this.hint, this.count);
@@ -115,10 +122,16 @@ export class EnvelopeBody {
         Code.Unimplemented,
       );
     }
-    if (this.headFill > 0 || this.want >= 0) {
-      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    }
+    const short = this.shortfall();
+    if (short !== undefined) throw short;
     return this.first;
+  }
+
+  /** Why the body ends inside an envelope, if it does. */
+  shortfall(): ConnectError | undefined {
+    return this.headFill > 0 || this.want >= 0
+      ? new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument)
+      : undefined;
   }
 }
 
