@@ -233,6 +233,21 @@ for (const protocol of ["connect", "grpc"] as const) {
       });
     });
 
+    test("a connection cut before the promised body came fails as a break (which CallGuard turns into Unavailable), never as the server's protocol error", async () => {
+      // CI once saw InvalidArgument "promised 42 bytes, received 0" for a Go
+      // plugin SIGKILLed mid-answer. Here node reports the cut with CANCEL;
+      // the path where it ends the stream with no code on a session that has
+      // gone is the one h2-target's "end" handler now judges as the break.
+      await withTransport(protocol, async (t) => {
+        await assert.rejects(call(t, "break-short-body", { timeoutMs: 20_000 }), (e: unknown) => {
+          assert.ok(e instanceof ConnectError);
+          assert.ok([Code.Canceled, Code.Unavailable].includes(e.code), e.message);
+          assert.doesNotMatch(e.rawMessage, /protocol error/);
+          return true;
+        });
+      });
+    });
+
     test("a session broken mid-response fails the call with a transport error and no metadata (which CallGuard turns into Unavailable)", async () => {
       await withTransport(protocol, async (t) => {
         await assert.rejects(call(t, "break-mid-response"), (e: unknown) => {

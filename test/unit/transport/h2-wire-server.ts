@@ -6,7 +6,7 @@
  * unary client must read exactly as connect-es does.
  */
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import * as zlib from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -246,6 +246,21 @@ export const scenarios: Record<string, Respond> = {
     s.write(Buffer.alloc(3));
     setTimeout(() => session.destroy(), 20);
   },
+  /**
+   * Headers promise a body (Content-Length, or for gRPC an envelope header
+   * announcing 42 bytes), then the connection is cut before the rest: a
+   * plugin killed mid-answer sends no GOAWAY or RST_STREAM.
+   */
+  "break-short-body": (s, session, request) => {
+    const grpc = String(request["content-type"]).startsWith("application/grpc");
+    s.respond({
+      ":status": 200,
+      "content-type": request["content-type"],
+      ...(!grpc && { "content-length": "42" }),
+    });
+    if (grpc) s.write(Buffer.from([0, 0, 0, 0, 42]));
+    setTimeout(() => rawSockets.get(session)?.destroy(), 20);
+  },
   /** The connection is cut before any answer. */
   "break-before-response": (_s, session) => {
     setTimeout(() => session.destroy(), 20);
@@ -270,11 +285,18 @@ export interface WireServer {
   close(): Promise<void>;
 }
 
+/** Each session's own socket (node hands out a proxy that cannot be destroyed). */
+const rawSockets = new WeakMap<http2.Http2Session, Socket>();
+
 /** Starts the scenario server on 127.0.0.1, port 0. */
 export async function startWireServer(): Promise<WireServer> {
   const server = http2.createServer();
+  // Before node's own listener, which makes the session and emits "session" at once.
+  let lastSocket: Socket | undefined;
+  server.prependListener("connection", (socket: Socket) => (lastSocket = socket));
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (s) => {
+    if (lastSocket !== undefined) rawSockets.set(s, lastSocket);
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
   });
