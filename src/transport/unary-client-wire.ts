@@ -44,7 +44,7 @@ export interface UnaryBodyReader {
   push(chunk: Uint8Array): void;
   /** The response once body and trailers are in, or the error they carry. */
   finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>>;
-  /** The error for a body that ended short of what it promised, if it did. */
+  /** The error for a body that ended short of the length its headers announced, if it did. */
   shortfall(): ConnectError | undefined;
 }
 
