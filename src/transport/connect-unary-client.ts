@@ -82,8 +82,8 @@ class ConnectUnaryBody implements UnaryBodyReader {
     this.body.push(chunk);
   }
 
-  shortfall(): ConnectError | undefined {
-    return this.body.shortfall();
+  cutShort(): boolean {
+    return this.body.shortfall() !== undefined;
   }
 
   async finish<O extends DescMessage>(output: O): Promise<UnaryResult<O>> {

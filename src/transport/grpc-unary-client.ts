@@ -75,8 +75,8 @@ class GrpcUnaryBody implements UnaryBodyReader {
    * Never: a gRPC body announces no length in its headers, and an
    * incomplete envelope stays connect-es' InvalidArgument (finish() says it).
    */
-  shortfall(): ConnectError | undefined {
-    return undefined;
+  cutShort(): boolean {
+    return false;
   }
 
   /** The checks and their order are connect-es' gRPC transport's. */

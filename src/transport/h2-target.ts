@@ -138,7 +138,7 @@ export class H2Target implements CallTarget {
         // before it marks the session gone, and CI saw exactly that, twice,
         // as "promised 41 bytes, received 0" for a Go plugin SIGKILLed
         // mid-answer. A server that really sends a short body is rarer.
-        if (reader.shortfall() !== undefined) {
+        if (reader.cutShort()) {
           outcome.fail(cut(stream, true));
           return;
         }

@@ -41,7 +41,8 @@ export class BodyBytes {
 
   /** The whole body. */
   end(): Uint8Array {
-    if (this.hint !== undefined && this.count < this.hint) throw broken(this.hint, this.count);
+    const short = this.shortfall();
+    if (short !== undefined) throw short;
     return join(this.chunks, this.count);
   }
 }

@@ -44,8 +44,8 @@ export interface UnaryBodyReader {
   push(chunk: Uint8Array): void;
   /** The response once body and trailers are in, or the error they carry. */
   finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>>;
-  /** The error for a body that ended short of the length its headers announced, if it did. */
-  shortfall(): ConnectError | undefined;
+  /** True while the body is short of the length its headers announced. */
+  cutShort(): boolean;
 }
 
 /**
