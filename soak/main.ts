@@ -1,6 +1,7 @@
 /**
  * `npm run soak [-- --calls N] [--callers N] [--cycles N] [--node-cycles N]
- * [--only LIST] [--json FILE]`: a long run that looks for what leaks.
+ * [--only LIST] [--json FILE] [--no-memory-target]`: a long run that looks
+ * for what leaks.
  *
  * Each transport (in-process, framed, HTTP/2, go-plugin) carries `--calls`
  * echo calls (default 1,000,000) from `--callers` concurrent callers
@@ -11,8 +12,10 @@
  * CPU here, so 10,000 would take most of an hour).
  *
  * Targets, per phase: no failed call and no wrong reply; after a warm-up (the
- * first 5%), host RSS and V8 heap (after a full GC) grow by less than 5% to
- * the end; and once the phase has closed its plugins, open file descriptors,
+ * first 20%: V8 grows its young generation and Node its buffer pools under a
+ * steady load, which is sizing, not leaking), host RSS and V8 heap (after a
+ * full GC) grow by less than 5% to the end; and once the phase has closed
+ * its plugins, open file descriptors,
  * child processes and temporary entries (socket directories, AutoMTLS files)
  * are back to what they were before it. The run uses a TMPDIR of its own so
  * that other programs' files are not counted.
@@ -43,6 +46,9 @@ const { values } = parseArgs({
     "node-cycles": { type: "string" },
     only: { type: "string" },
     json: { type: "string" },
+    // Short runs (the CI pass) cannot tell warm-up from growth: they judge
+    // failed calls and handles only, and print memory as found.
+    "no-memory-target": { type: "boolean" },
   },
 });
 
@@ -119,9 +125,12 @@ async function measure(
       }),
     );
   }
-  const warmUp = Math.max(1, Math.floor(total * 0.05));
+  const warmUp = Math.max(1, Math.floor(total * 0.2));
   await runUntil(warmUp);
   const warm = memory();
+  log(
+    `${name}: warmed up after ${warmUp.toLocaleString("en")}, RSS ${warm.rssMb.toFixed(1)} MB, heap ${warm.heapUsedMb.toFixed(1)} MB`,
+  );
   const trend: Memory[] = [];
   const started = performance.now();
   for (let tenth = 1; tenth <= 10; tenth++) {
@@ -149,11 +158,10 @@ async function measure(
 }
 
 function verdict(phase: Omit<Phase, "leaks" | "pass">, leaks: string[]): Phase {
-  const pass =
-    phase.failed === 0 &&
-    phase.rssGrowth < GROWTH_LIMIT &&
-    phase.heapGrowth < GROWTH_LIMIT &&
-    leaks.length === 0;
+  const memoryOk =
+    values["no-memory-target"] === true ||
+    (phase.rssGrowth < GROWTH_LIMIT && phase.heapGrowth < GROWTH_LIMIT);
+  const pass = phase.failed === 0 && memoryOk && leaks.length === 0;
   return { ...phase, leaks, pass };
 }
 
@@ -238,7 +246,16 @@ async function main(): Promise<number> {
   if (values.json !== undefined) {
     writeFileSync(
       values.json,
-      JSON.stringify({ date: new Date().toISOString(), callers, phases }, null, 2) + "\n",
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          callers,
+          memoryTarget: values["no-memory-target"] !== true,
+          phases,
+        },
+        null,
+        2,
+      ) + "\n",
     );
   }
   return pass ? 0 : 1;
