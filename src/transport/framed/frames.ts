@@ -168,16 +168,19 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
  * peer that trickles or stops, holding the buffer). `cutOff` ends the socket.
  * Each frame gets its own `timeoutMs`: a peer that streams frames without a
  * pause (so that every chunk ends inside a frame) is never cut off for it.
+ * `head`: bytes already read from the socket (a sniffed preface), taken as
+ * its first chunk, so that a frame they begin is timed too.
  */
 export function readFrames(
   socket: Duplex,
   reader: Pick<FrameReader, "push" | "partial" | "completed">,
   timeoutMs: number,
   cutOff: (why: string) => void,
+  head?: Buffer,
 ): void {
   let slow: NodeJS.Timeout | undefined;
   let timing = -1;
-  socket.on("data", (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     try {
       reader.push(chunk);
     } catch (error) {
@@ -200,8 +203,10 @@ export function readFrames(
       );
       slow.unref();
     }
-  });
+  };
+  socket.on("data", onData);
   socket.once("close", () => clearTimeout(slow));
+  if (head !== undefined && head.length > 0) onData(head);
 }
 
 /** The same bytes as a plain Uint8Array (protobuf-es keeps the type in bytes fields). */
