@@ -253,6 +253,9 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   /** Called once iteration is over: the end was read (or return() called), or an error thrown. */
   onFinish: ((failed: boolean) => void) | undefined;
 
+  /** @param tally also counts this queue's queuedBytes (a connection's total over its calls). */
+  constructor(private readonly tally?: { bytes: number }) {}
+
   private finish(failed: boolean): void {
     const f = this.onFinish;
     this.onFinish = undefined;
@@ -266,6 +269,7 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     if (bytes !== undefined) {
       this.sizes[this.items.length - 1] = bytes;
       this.queuedBytes += bytes;
+      if (this.tally !== undefined) this.tally.bytes += bytes;
     }
     this.wake();
   }
@@ -301,6 +305,7 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   }
 
   private drop(): void {
+    if (this.tally !== undefined) this.tally.bytes -= this.queuedBytes;
     this.items = [];
     this.sizes = [];
     this.head = 0;
@@ -346,7 +351,10 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     const value = this.items[this.head] as T;
     this.items[this.head] = undefined as T;
     const bytes = this.sizes[this.head];
-    if (bytes !== undefined) this.queuedBytes -= bytes;
+    if (bytes !== undefined) {
+      this.queuedBytes -= bytes;
+      if (this.tally !== undefined) this.tally.bytes -= bytes;
+    }
     this.head++;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
