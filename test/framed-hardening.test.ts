@@ -26,6 +26,7 @@ import {
   Code,
   ConnectError,
   createClient,
+  type Client,
   type ConnectRouter,
   type HandlerContext,
 } from "@connectrpc/connect";
@@ -491,24 +492,33 @@ describe("framed: request messages a handler leaves unread are capped per call",
       "x".repeat(4 * cap),
       ...Array.from({ length: 200 }, (_, i) => `${i}`.padEnd(1024, ".")),
     ];
-    let answered = 0;
-    let next: (() => void) | undefined;
-    const answers = kv.exchange(
-      (async function* () {
-        for (const [i, key] of keys.entries()) {
-          while (answered < i) await new Promise<void>((r) => (next = r));
-          yield { key };
-        }
-      })(),
-    );
-    for await (const r of answers) {
-      assert.equal(decode(r.value), keys[answered]);
-      answered++;
-      next?.();
-    }
-    assert.equal(answered, keys.length);
+    assert.equal(await exchangeInStep(kv, keys), keys.length);
   });
 });
+
+/**
+ * Sends `keys` through Exchange, each once the one before was answered (a
+ * client that does not run ahead of its handler); checks each echo, and
+ * returns how many were answered.
+ */
+async function exchangeInStep(kv: Client<typeof KV>, keys: string[]): Promise<number> {
+  let answered = 0;
+  let next: (() => void) | undefined;
+  const answers = kv.exchange(
+    (async function* () {
+      for (const [i, key] of keys.entries()) {
+        while (answered < i) await new Promise<void>((r) => (next = r));
+        yield { key };
+      }
+    })(),
+  );
+  for await (const r of answers) {
+    assert.equal(decode(r.value), keys[answered]);
+    answered++;
+    next?.();
+  }
+  return answered;
+}
 
 describe("framed: request messages left unread are capped per connection too", () => {
   test("calls that each stay under the per-call cap cannot together queue more than maxConnectionQueuedRequestBytes; bytes of ended calls stop counting", async () => {
@@ -547,19 +557,21 @@ describe("framed: request messages left unread are capped per connection too", (
       // 2 × 60 messages, each call under its own 64 KiB.
       const held = [await holding(60), await holding(60)];
       // A third call, also under its own cap, crosses the connection's.
-      const error = await kv
-        .putMany(
-          (async function* () {
-            for (let i = 0; i < 60; i++) yield { key: `t${i}`, value };
-          })(),
-          // Without the cap it would wait for ever (its handler never reads).
-          { timeoutMs: 10_000 },
-        )
-        .then(
-          () => assert.fail("the call succeeded"),
-          (e: unknown) => ConnectError.from(e),
-        );
-      assert.equal(error.code, Code.ResourceExhausted);
+      const third = kv.putMany(
+        (async function* () {
+          for (let i = 0; i < 60; i++) yield { key: `t${i}`, value };
+        })(),
+        // Without the cap it would wait for ever (its handler never reads).
+        { timeoutMs: 10_000 },
+      );
+      const error = await third.then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.deepEqual(
+        [error.code, error.rawMessage.slice(0, 40)],
+        [Code.ResourceExhausted, "request messages not yet read by the han"],
+      );
       assert.equal(
         error.rawMessage,
         `request messages not yet read by the handlers of this connection's calls exceed ` +
@@ -587,21 +599,7 @@ describe("framed: request messages left unread are capped per connection too", (
     const keys = Array.from({ length: (2 * perConnection) / 1024 }, (_, i) =>
       `${i}`.padEnd(1024, "."),
     );
-    let answered = 0;
-    let next: (() => void) | undefined;
-    const answers = kv.exchange(
-      (async function* () {
-        for (const [i, key] of keys.entries()) {
-          while (answered < i) await new Promise<void>((r) => (next = r));
-          yield { key };
-        }
-      })(),
-    );
-    for await (const _ of answers) {
-      answered++;
-      next?.();
-    }
-    assert.equal(answered, keys.length);
+    assert.equal(await exchangeInStep(kv, keys), keys.length);
     assert.equal(port.framed.accepted, 1, "one connection throughout");
   });
 });
