@@ -98,7 +98,7 @@ function goawayCodes(bytes: Buffer): number[] {
 }
 
 for (const hangUp of [true, false]) {
-  test(`go-plugin endpoint: a peer that breaks HTTP/2 with a call open ${hangUp ? "and hangs up" : "and stays"} is cut off within the PING watchdog's 20 s`, async () => {
+  test(`go-plugin endpoint: a peer that breaks HTTP/2 with a call open ${hangUp ? "and hangs up" : "and stays"} is cut off at once`, async () => {
     // The KV example launched as a go-plugin host launches it: h2c on a private unix socket.
     const target = await goPluginTarget();
     try {
@@ -113,12 +113,11 @@ for (const hangUp of [true, false]) {
       // ...then DATA on a stream never opened, a connection error: node:http2
       // answers GOAWAY(PROTOCOL_ERROR), stops reading the connection, and
       // keeps the session and the call. Before the fix the plugin held them
-      // for ever, whether the peer then half-closed (as the fuzzer does) or
-      // not; now its PING (every 10 s) goes unanswered for 10 s.
+      // for ever, whether the peer then half-closed (as the fuzzer does) or not.
       const broken = h2Frame(0, 0x1, 3, Buffer.alloc(5));
       if (hangUp) socket.end(broken);
       else socket.write(broken);
-      await waitFor("the plugin to close the connection", () => closed, 20_000 + 10_000);
+      await waitFor("the plugin to close the connection", () => closed, 10_000);
       assert.deepEqual(goawayCodes(Buffer.concat(received)), [1]);
       await target.alive();
     } finally {

@@ -515,12 +515,27 @@ describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
  * Every shape of HTTP/2 listener (http-server.ts), each with fresh
  * credentials where it has TLS: the go-plugin endpoint with AutoMTLS
  * requires the client's certificate, as a go-plugin host presents it.
+ * `native`: node:http2 reads the socket itself, so only the PING watchdog
+ * ends a session it stopped reading (cleartext ones are read by serveH2c,
+ * which cuts such a peer at once: see fuzz-regressions.test.ts).
  */
 const HTTP2_LISTENERS = [
-  { name: "plaintext network listener", native: false, tls: undefined, mtls: false },
-  { name: "a launched plugin's h2c socket", native: true, tls: undefined, mtls: false },
-  { name: "TLS network listener", native: true, tls: "network", mtls: false },
-  { name: "go-plugin endpoint with AutoMTLS", native: true, tls: "autoMtls", mtls: true },
+  { name: "plaintext network listener", native: false, unix: false, tls: undefined, mtls: false },
+  {
+    name: "a launched plugin's h2c socket",
+    native: false,
+    unix: true,
+    tls: undefined,
+    mtls: false,
+  },
+  { name: "TLS network listener", native: true, unix: false, tls: "network", mtls: false },
+  {
+    name: "go-plugin endpoint with AutoMTLS",
+    native: true,
+    unix: true,
+    tls: "autoMtls",
+    mtls: true,
+  },
 ] as const;
 
 type Listener = (typeof HTTP2_LISTENERS)[number];
@@ -560,10 +575,10 @@ async function listenLike(
   } else {
     http = await PluginHttpServer.listen(
       answer200,
-      listener.native
+      listener.unix
         ? { network: "unix", path: join(tempDir("h2c-"), "p.sock") }
         : { network: "tcp", host: "127.0.0.1", port: 0 },
-      { ...common, acceptHttp1: !listener.native },
+      { ...common, acceptHttp1: !listener.unix },
     );
   }
   const connect = async (): Promise<net.Socket> => {
