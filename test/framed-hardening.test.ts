@@ -26,6 +26,7 @@ import {
   Code,
   ConnectError,
   createClient,
+  type Client,
   type ConnectRouter,
   type HandlerContext,
 } from "@connectrpc/connect";
@@ -491,22 +492,115 @@ describe("framed: request messages a handler leaves unread are capped per call",
       "x".repeat(4 * cap),
       ...Array.from({ length: 200 }, (_, i) => `${i}`.padEnd(1024, ".")),
     ];
-    let answered = 0;
-    let next: (() => void) | undefined;
-    const answers = kv.exchange(
-      (async function* () {
-        for (const [i, key] of keys.entries()) {
-          while (answered < i) await new Promise<void>((r) => (next = r));
-          yield { key };
-        }
-      })(),
+    assert.equal(await exchangeInStep(kv, keys), keys.length);
+  });
+});
+
+/**
+ * Sends `keys` through Exchange, each once the one before was answered (a
+ * client that does not run ahead of its handler); checks each echo, and
+ * returns how many were answered.
+ */
+async function exchangeInStep(kv: Client<typeof KV>, keys: string[]): Promise<number> {
+  let answered = 0;
+  let next: (() => void) | undefined;
+  const answers = kv.exchange(
+    (async function* () {
+      for (const [i, key] of keys.entries()) {
+        while (answered < i) await new Promise<void>((r) => (next = r));
+        yield { key };
+      }
+    })(),
+  );
+  for await (const r of answers) {
+    assert.equal(decode(r.value), keys[answered]);
+    answered++;
+    next?.();
+  }
+  return answered;
+}
+
+describe("framed: request messages left unread are capped per connection too", () => {
+  test("calls that each stay under the per-call cap cannot together queue more than maxConnectionQueuedRequestBytes; bytes of ended calls stop counting", async () => {
+    const perCall = 64 * 1024;
+    const perConnection = 160 * 1024;
+    const port = await networkPort({
+      maxQueuedRequestBytes: perCall,
+      maxConnectionQueuedRequestBytes: perConnection,
+    });
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    const value = new Uint8Array(1000);
+    /** A PutMany the handler never reads: `count` messages (about 1 KiB each), then it waits to be cancelled. */
+    const holding = async (count: number) => {
+      const cancel = new AbortController();
+      let sent!: () => void;
+      const allSent = new Promise<void>((r) => (sent = r));
+      const call = kv
+        .putMany(
+          (async function* () {
+            for (let i = 0; i < count; i++) yield { key: `h${i}`, value };
+            sent();
+            await new Promise((r) => cancel.signal.addEventListener("abort", r));
+          })(),
+          { signal: cancel.signal },
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
+      await allSent;
+      return { cancel: () => cancel.abort(), call };
+    };
+    const round = async (): Promise<void> => {
+      const aborted = port.seen.aborted.length;
+      // 2 × 60 messages, each call under its own 64 KiB.
+      const held = [await holding(60), await holding(60)];
+      // A third call, also under its own cap, crosses the connection's.
+      const third = kv.putMany(
+        (async function* () {
+          for (let i = 0; i < 60; i++) yield { key: `t${i}`, value };
+        })(),
+        // Without the cap it would wait for ever (its handler never reads).
+        { timeoutMs: 10_000 },
+      );
+      const error = await third.then(
+        () => assert.fail("the call succeeded"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.deepEqual(
+        [error.code, error.rawMessage.slice(0, 40)],
+        [Code.ResourceExhausted, "request messages not yet read by the han"],
+      );
+      assert.equal(
+        error.rawMessage,
+        `request messages not yet read by the handlers of this connection's calls exceed ` +
+          `maxConnectionQueuedRequestBytes ${perConnection} (the handlers do not read their ` +
+          "request streams as fast as they are sent)",
+      );
+      // The calls that filled the connection are still open: only the third failed.
+      await waitFor(
+        "the third call's handler to be aborted",
+        () => port.seen.aborted.length === aborted + 1,
+      );
+      for (const h of held) h.cancel();
+      for (const h of held) assert.equal((await h.call)?.code, Code.Canceled);
+      await waitFor(
+        "the held calls' handlers to be aborted",
+        () => port.seen.aborted.length === aborted + 3,
+      );
+    };
+    await round();
+    // The same again: had the ended calls' bytes still counted, the first
+    // held call would fail at once.
+    await round();
+    // Bytes a handler has read no longer count: twice the connection's cap,
+    // 1 KiB at a time, to a handler that reads each message.
+    const keys = Array.from({ length: (2 * perConnection) / 1024 }, (_, i) =>
+      `${i}`.padEnd(1024, "."),
     );
-    for await (const r of answers) {
-      assert.equal(decode(r.value), keys[answered]);
-      answered++;
-      next?.();
-    }
-    assert.equal(answered, keys.length);
+    assert.equal(await exchangeInStep(kv, keys), keys.length);
+    assert.equal(port.framed.accepted, 1, "one connection throughout");
   });
 });
 

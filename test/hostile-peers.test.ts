@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { join } from "node:path";
@@ -28,10 +29,10 @@ import {
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
 import { PluginHttpServer } from "../src/transport/http-server.js";
-import type { ListenTarget } from "../src/transport/listen.js";
 import { remote, type LogRecord } from "../src/index.js";
 import { fixture, kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
-import { h2Frame, h2Raw, requestHeaders } from "./h2-raw.js";
+import { PREFACE, h2Frame, h2Raw, requestHeaders } from "./h2-raw.js";
+import { generateAutoMtlsCertificate } from "../src/security/auto-mtls.js";
 
 const MiB = 1024 * 1024;
 
@@ -51,6 +52,19 @@ function closedWithin(socket: net.Socket): Promise<number> {
     if (socket.destroyed) resolve(0);
     socket.once("close", () => resolve(performance.now() - start));
   });
+}
+
+/** Resolves with the ms from now until the socket closes; fails if it is still open after `limitMs`. */
+async function closedBefore(socket: net.Socket, limitMs: number): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`still open after ${limitMs} ms`)), limitMs);
+  });
+  try {
+    return await Promise.race([closedWithin(socket), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -393,20 +407,6 @@ describe("a hostile HTTP/2 peer of a network-mode plugin", () => {
   });
 });
 
-/** The two cleartext HTTP/2 listeners: network mode's, and a launched plugin's h2c-only socket (go-plugin hosts). */
-const CLEARTEXT_LISTENERS = [
-  {
-    name: "plaintext network listener",
-    acceptHttp1: true,
-    target: (): ListenTarget => ({ network: "tcp", host: "127.0.0.1", port: 0 }),
-  },
-  {
-    name: "a launched plugin's h2c socket",
-    acceptHttp1: false,
-    target: (): ListenTarget => ({ network: "unix", path: join(tempDir("h2c-"), "p.sock") }),
-  },
-];
-
 /** How a client reaches `server`. */
 function dial(server: PluginHttpServer): net.NetConnectOpts {
   const bound = server.bound;
@@ -415,71 +415,260 @@ function dial(server: PluginHttpServer): net.NetConnectOpts {
     : { path: bound.address };
 }
 
-for (const listener of CLEARTEXT_LISTENERS) {
-  describe(`a slowloris HTTP/2 peer (${listener.name})`, () => {
-    const listen = (frameTimeoutMs: number, reasons: string[]): Promise<PluginHttpServer> =>
-      PluginHttpServer.listen((_req, res) => res.end(), listener.target(), {
-        acceptHttp1: listener.acceptHttp1,
+/** A test-only answer for every HTTP/2 request: 200 and an empty body. */
+const answer200 = (_req: unknown, res: { end(): void }): void => res.end();
+
+describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
+  const listen = (frameTimeoutMs: number, reasons: string[]): Promise<PluginHttpServer> =>
+    PluginHttpServer.listen(
+      answer200,
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      {
+        acceptHttp1: true,
         frameTimeoutMs,
         onPeerCutOff: (r) => reasons.push(r),
-      });
+      },
+    );
 
-    test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
+  test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
+    const reasons: string[] = [];
+    const server = await listen(1_000, reasons);
+    try {
+      const socket = await h2Raw(dial(server));
+      await trickleUntilCutOff(
+        socket,
+        h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
+        1_000,
+      );
+      assert.equal(reasons.length, 1);
+      assert.match(
+        reasons[0] ?? "",
+        /^HTTP\/2 connection from 127\.0\.0\.1:\d+ cut off: a frame was still incomplete 1000 ms after its first byte$/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  for (const [what, first] of [
+    ["the preface and 5 bytes of a frame header", Buffer.concat([PREFACE, Buffer.alloc(5)])],
+    ["half the preface", PREFACE.subarray(0, 12)],
+  ] as const) {
+    test(`${what} in the first read, then nothing: cut off within the frame timeout`, async () => {
+      // The bytes read to tell HTTP/2 from HTTP/1.1 start the frame clock.
       const reasons: string[] = [];
       const server = await listen(1_000, reasons);
       try {
-        const socket = await h2Raw(dial(server));
-        await trickleUntilCutOff(
-          socket,
-          h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
-          1_000,
+        const socket = net.connect(dial(server));
+        socket.on("error", () => {});
+        socket.on("data", () => {});
+        await new Promise((resolve) => socket.once("connect", resolve));
+        const closed = closedBefore(socket, 5_000);
+        socket.write(first);
+        const ms = await closed;
+        assert.ok(
+          ms >= 950 && ms < 3_000,
+          `closed after ${ms.toFixed(0)} ms (frame timeout 1000 ms)`,
         );
-        assert.equal(reasons.length, 1);
+        assert.deepEqual(reasons.length, 1, reasons.join("\n"));
         assert.match(
           reasons[0] ?? "",
-          /^HTTP\/2 connection from (127\.0\.0\.1:\d+|a local peer) cut off: a frame was still incomplete 1000 ms after its first byte$/,
+          /cut off: a frame was still incomplete 1000 ms after its first byte$/,
         );
       } finally {
         await server.close();
       }
     });
+  }
 
-    for (const [broken, code] of [
-      // DATA on a stream never opened: a connection error.
-      [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "PROTOCOL_ERROR (1)"],
-      // An HPACK block that indexes entry 0, which does not exist.
-      [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "COMPRESSION_ERROR (9)"],
-    ] as const) {
-      test(`a peer that breaks HTTP/2 is cut off, the reason naming the GOAWAY's ${code}`, async () => {
+  for (const [broken, code] of [
+    // DATA on a stream never opened: a connection error.
+    [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "PROTOCOL_ERROR (1)"],
+    // An HPACK block that indexes entry 0, which does not exist.
+    [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "COMPRESSION_ERROR (9)"],
+  ] as const) {
+    test(`a peer that breaks HTTP/2 is cut off, the reason naming the GOAWAY's ${code}`, async () => {
+      const reasons: string[] = [];
+      const server = await listen(30_000, reasons);
+      try {
+        const socket = await h2Raw(dial(server));
+        let closed = false;
+        socket.once("close", () => (closed = true));
+        socket.write(broken);
+        await waitFor("the server to close the connection", () => closed, 10_000);
+        assert.equal(reasons.length, 1, reasons.join("\n"));
+        assert.match(
+          reasons[0] ?? "",
+          new RegExp(
+            `^HTTP/2 connection from 127\\.0\\.0\\.1:\\d+ cut off: ` +
+              `it broke the HTTP/2 protocol, answered with GOAWAY ${code.replace(/[()]/g, "\\$&")}$`,
+          ),
+        );
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
+/**
+ * Every shape of HTTP/2 listener (http-server.ts), each with fresh
+ * credentials where it has TLS: the go-plugin endpoint with AutoMTLS
+ * requires the client's certificate, as a go-plugin host presents it.
+ * `native`: node:http2 reads the socket itself, so only the PING watchdog
+ * ends a session it stopped reading (cleartext ones are read by serveH2c,
+ * which cuts such a peer at once: see fuzz-regressions.test.ts).
+ */
+const HTTP2_LISTENERS = [
+  { name: "plaintext network listener", native: false, unix: false, tls: undefined, mtls: false },
+  {
+    name: "a launched plugin's h2c socket",
+    native: false,
+    unix: true,
+    tls: undefined,
+    mtls: false,
+  },
+  { name: "TLS network listener", native: true, unix: false, tls: "network", mtls: false },
+  {
+    name: "go-plugin endpoint with AutoMTLS",
+    native: true,
+    unix: true,
+    tls: "autoMtls",
+    mtls: true,
+  },
+] as const;
+
+type Listener = (typeof HTTP2_LISTENERS)[number];
+
+/** A server of `listener`'s shape whose watchdog pings every `pingMs` and waits `pingMs` for the ACK. */
+async function listenLike(
+  listener: Listener,
+  pingMs: number,
+  reasons: string[],
+): Promise<{ server: PluginHttpServer; connect: () => Promise<net.Socket> }> {
+  const server = generateAutoMtlsCertificate("P-256");
+  const client = generateAutoMtlsCertificate("P-256");
+  const common = {
+    ping: { intervalMs: pingMs, timeoutMs: pingMs },
+    onPeerCutOff: (r: string) => reasons.push(r),
+  };
+  const tls = { cert: server.certPem, key: server.keyPem };
+  let http: PluginHttpServer;
+  if (listener.tls === "network") {
+    // serve()'s TLS network mode: our ALPN router, with the framed protocol beside HTTP.
+    http = await PluginHttpServer.listen(
+      answer200,
+      { network: "tcp", host: "127.0.0.1", port: 0 },
+      {
+        ...common,
+        acceptHttp1: true,
+        tls,
+        framed: FramedServer.detached(routes),
+      },
+    );
+  } else if (listener.tls === "autoMtls") {
+    http = await PluginHttpServer.listen(
+      answer200,
+      { network: "unix", path: join(tempDir("h2-mtls-"), "p.sock") },
+      { ...common, acceptHttp1: false, tls: { ...tls, clientCa: client.certPem } },
+    );
+  } else {
+    http = await PluginHttpServer.listen(
+      answer200,
+      listener.unix
+        ? { network: "unix", path: join(tempDir("h2c-"), "p.sock") }
+        : { network: "tcp", host: "127.0.0.1", port: 0 },
+      { ...common, acceptHttp1: !listener.unix },
+    );
+  }
+  const connect = async (): Promise<net.Socket> => {
+    if (listener.tls === undefined) {
+      const socket = net.connect(dial(http));
+      await new Promise((resolve) => socket.once("connect", resolve));
+      return socket;
+    }
+    const socket = tlsConnect({
+      ...dial(http),
+      ALPNProtocols: ["h2"],
+      ca: server.certPem,
+      servername: "localhost",
+      ...(listener.mtls && { cert: client.certPem, key: client.keyPem }),
+    });
+    await new Promise((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    return socket;
+  };
+  return { server: http, connect };
+}
+
+/** `socket` after the client preface and an empty SETTINGS frame; it reads and ignores what it is told. */
+function rawPeer(socket: net.Socket): net.Socket {
+  socket.on("error", () => {});
+  socket.on("data", () => {});
+  socket.write(Buffer.concat([PREFACE, h2Frame(4, 0, 0)]));
+  return socket;
+}
+
+for (const listener of HTTP2_LISTENERS) {
+  describe(`the PING watchdog (${listener.name})`, () => {
+    if (listener.native) {
+      for (const [broken, what] of [
+        [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "DATA on a stream never opened"],
+        [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "an HPACK block indexing entry 0"],
+      ] as const) {
+        test(`${what} with a call open (node:http2 answers GOAWAY and stops reading): cut off within ping interval + timeout, with the reason`, async () => {
+          const reasons: string[] = [];
+          const { server, connect } = await listenLike(listener, 500, reasons);
+          try {
+            const socket = rawPeer(await connect());
+            // A call whose body never comes: its stream stays open.
+            socket.write(h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/PutMany")));
+            const closed = closedBefore(socket, 5_000);
+            socket.write(broken);
+            const ms = await closed;
+            assert.ok(ms < 1_000 + 3_000, `closed after ${ms.toFixed(0)} ms (bound 1000 ms)`);
+            assert.equal(reasons.length, 1, reasons.join("\n"));
+            assert.match(
+              reasons[0] ?? "",
+              /^HTTP\/2 session from (127\.0\.0\.1:\d+|a local peer) cut off: no answer to an HTTP\/2 PING within 500 ms$/,
+            );
+          } finally {
+            await server.close();
+          }
+        });
+      }
+
+      test("a peer that stops in the middle of a frame (slowloris) is cut off within ping interval + timeout", async () => {
         const reasons: string[] = [];
-        const server = await listen(30_000, reasons);
+        const { server, connect } = await listenLike(listener, 500, reasons);
         try {
-          const socket = await h2Raw(dial(server));
-          let closed = false;
-          socket.once("close", () => (closed = true));
-          socket.write(broken);
-          await waitFor("the server to close the connection", () => closed, 10_000);
-          assert.equal(reasons.length, 1, reasons.join("\n"));
-          assert.match(
-            reasons[0] ?? "",
-            new RegExp(
-              `^HTTP/2 connection from (127\\.0\\.0\\.1:\\d+|a local peer) cut off: ` +
-                `it broke the HTTP/2 protocol, answered with GOAWAY ${code.replace(/[()]/g, "\\$&")}$`,
-            ),
-          );
+          const socket = rawPeer(await connect());
+          const closed = closedBefore(socket, 5_000);
+          socket.write(h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")).subarray(0, 5));
+          const ms = await closed;
+          assert.ok(ms < 1_000 + 3_000, `closed after ${ms.toFixed(0)} ms (bound 1000 ms)`);
+          assert.match(reasons.join("\n"), /cut off: no answer to an HTTP\/2 PING within 500 ms$/);
         } finally {
           await server.close();
         }
       });
     }
 
-    test("an idle connection between frames is not cut off by the frame timeout", async () => {
+    test("a healthy client, idle between calls, is never cut off by the pings", async () => {
       const reasons: string[] = [];
-      const server = await listen(300, reasons);
+      const { server, connect } = await listenLike(listener, 200, reasons);
       try {
-        const session = http2.connect("http://localhost", {
-          createConnection: () => net.connect(dial(server)),
-        });
+        const socket = await connect();
+        const session = http2.connect(
+          listener.tls === undefined ? "http://localhost" : "https://localhost",
+          {
+            createConnection: () => socket,
+          },
+        );
+        let pings = 0;
+        session.on("ping", () => pings++);
         let closed = false;
         session.once("close", () => (closed = true));
         const get = (): Promise<number> =>
@@ -491,7 +680,8 @@ for (const listener of CLEARTEXT_LISTENERS) {
             req.end();
           });
         assert.equal(await get(), 200);
-        await new Promise((r) => setTimeout(r, 1_000)); // idle for over three frame timeouts
+        // Idle through several ping intervals (each answered), then used again.
+        await waitFor("five PINGs answered", () => pings >= 5, 10_000);
         assert.equal(await get(), 200);
         assert.equal(closed, false, "the same session answered both calls");
         assert.deepEqual(reasons, []);

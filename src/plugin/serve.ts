@@ -79,6 +79,11 @@ export interface ServeOptions extends PluginServerOptions {
    */
   readonly maxQueuedRequestBytes?: number;
   /**
+   * Framed transport: bytes of request messages all streaming calls on one
+   * connection may hold unread. Default 64 MiB (framed/limits.ts).
+   */
+  readonly maxConnectionQueuedRequestBytes?: number;
+  /**
    * Network mode: answers `GET /metrics` on the plugin's port with this
    * handler, for Prometheus to scrape (`prometheusMetrics().handler` from
    * connect-plugin/observability). Off by default.
@@ -234,6 +239,7 @@ async function serveLaunched(
           readMaxBytes: options.readMaxBytes,
           writeMaxBytes: options.writeMaxBytes,
           maxQueuedRequestBytes: options.maxQueuedRequestBytes,
+          maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
           onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
@@ -477,6 +483,7 @@ function networkFramed(
     readMaxBytes: options.readMaxBytes,
     writeMaxBytes: options.writeMaxBytes,
     maxQueuedRequestBytes: options.maxQueuedRequestBytes,
+    maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
     onPeerCutOff: (reason) => pluginLog("warn", reason),
     peer: "the caller",
     contextValues: (socket) =>

@@ -168,16 +168,19 @@ export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
  * peer that trickles or stops, holding the buffer). `cutOff` ends the socket.
  * Each frame gets its own `timeoutMs`: a peer that streams frames without a
  * pause (so that every chunk ends inside a frame) is never cut off for it.
+ * `head`: bytes already read from the socket (a sniffed preface), taken as
+ * its first chunk, so that a frame they begin is timed too.
  */
 export function readFrames(
   socket: Duplex,
   reader: Pick<FrameReader, "push" | "partial" | "completed">,
   timeoutMs: number,
   cutOff: (why: string) => void,
+  head?: Buffer,
 ): void {
   let slow: NodeJS.Timeout | undefined;
   let timing = -1;
-  socket.on("data", (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     try {
       reader.push(chunk);
     } catch (error) {
@@ -200,8 +203,10 @@ export function readFrames(
       );
       slow.unref();
     }
-  });
+  };
+  socket.on("data", onData);
   socket.once("close", () => clearTimeout(slow));
+  if (head !== undefined && head.length > 0) onData(head);
 }
 
 /** The same bytes as a plain Uint8Array (protobuf-es keeps the type in bytes fields). */
@@ -248,6 +253,9 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   /** Called once iteration is over: the end was read (or return() called), or an error thrown. */
   onFinish: ((failed: boolean) => void) | undefined;
 
+  /** @param tally also counts this queue's queuedBytes (a connection's total over its calls). */
+  constructor(private readonly tally?: { bytes: number }) {}
+
   private finish(failed: boolean): void {
     const f = this.onFinish;
     this.onFinish = undefined;
@@ -261,6 +269,7 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     if (bytes !== undefined) {
       this.sizes[this.items.length - 1] = bytes;
       this.queuedBytes += bytes;
+      if (this.tally !== undefined) this.tally.bytes += bytes;
     }
     this.wake();
   }
@@ -296,6 +305,7 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   }
 
   private drop(): void {
+    if (this.tally !== undefined) this.tally.bytes -= this.queuedBytes;
     this.items = [];
     this.sizes = [];
     this.head = 0;
@@ -341,7 +351,10 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     const value = this.items[this.head] as T;
     this.items[this.head] = undefined as T;
     const bytes = this.sizes[this.head];
-    if (bytes !== undefined) this.queuedBytes -= bytes;
+    if (bytes !== undefined) {
+      this.queuedBytes -= bytes;
+      if (this.tally !== undefined) this.tally.bytes -= bytes;
+    }
     this.head++;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);

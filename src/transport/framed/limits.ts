@@ -13,6 +13,14 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./frames.js";
 export const DEFAULT_MAX_QUEUED_REQUEST_BYTES = 16 * 1024 * 1024;
 
 /**
+ * Default of FramedServerOptions.maxConnectionQueuedRequestBytes: 64 MiB of
+ * request messages unread by the handlers of all calls on one connection.
+ * Without it, maxQueuedRequestBytes per call times 4096 calls would let one
+ * client queue 64 GiB. The first unread message on a connection always fits.
+ */
+export const DEFAULT_MAX_CONNECTION_QUEUED_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/**
  * The message size limits of a framed server. A message frame can never be
  * larger than the frame limit (256 MiB), so both limits are capped by it:
  * a larger request is refused with ResourceExhausted instead of breaking the
@@ -26,8 +34,18 @@ export class MessageLimits {
   /** Bytes of request messages one call may hold unread (see DEFAULT_MAX_QUEUED_REQUEST_BYTES). */
   readonly maxQueuedBytes: number;
 
-  constructor(readMaxBytes?: number, writeMaxBytes?: number, maxQueuedBytes?: number) {
+  /** Bytes of request messages all calls on one connection may hold unread. */
+  readonly maxConnectionQueuedBytes: number;
+
+  constructor(
+    readMaxBytes?: number,
+    writeMaxBytes?: number,
+    maxQueuedBytes?: number,
+    maxConnectionQueuedBytes?: number,
+  ) {
     this.maxQueuedBytes = maxQueuedBytes ?? DEFAULT_MAX_QUEUED_REQUEST_BYTES;
+    this.maxConnectionQueuedBytes =
+      maxConnectionQueuedBytes ?? DEFAULT_MAX_CONNECTION_QUEUED_REQUEST_BYTES;
     this.readMaxBytes = Math.min(readMaxBytes ?? DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES);
     this.writeMaxBytes = Math.min(
       writeMaxBytes ?? DEFAULT_MAX_FRAME_BYTES,
@@ -62,6 +80,21 @@ export class MessageLimits {
    */
   mayQueue(queued: number, queuedBytes: number, size: number): boolean {
     return queued === 0 || queuedBytes + size <= this.maxQueuedBytes;
+  }
+
+  /** Whether one more request message of `size` bytes may join the `queuedBytes` unread on its connection. */
+  mayQueueOnConnection(queuedBytes: number, size: number): boolean {
+    return queuedBytes === 0 || queuedBytes + size <= this.maxConnectionQueuedBytes;
+  }
+
+  /** The error of a call whose message would take its connection over maxConnectionQueuedBytes. */
+  connectionQueueFull(): ConnectError {
+    return new ConnectError(
+      `request messages not yet read by the handlers of this connection's calls exceed ` +
+        `maxConnectionQueuedRequestBytes ${this.maxConnectionQueuedBytes} (the handlers do not ` +
+        `read their request streams as fast as they are sent)`,
+      Code.ResourceExhausted,
+    );
   }
 
   /** The error of a call whose handler left more than maxQueuedBytes of requests unread. */

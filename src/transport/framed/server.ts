@@ -71,6 +71,13 @@ export interface FramedServerOptions {
    * Default DEFAULT_MAX_QUEUED_REQUEST_BYTES (16 MiB; see limits.ts).
    */
   readonly maxQueuedRequestBytes?: number;
+  /**
+   * Bytes of request messages all streaming calls on one connection may hold
+   * unread; past it the call whose message would cross it fails with
+   * ResourceExhausted. Default DEFAULT_MAX_CONNECTION_QUEUED_REQUEST_BYTES
+   * (64 MiB; see limits.ts).
+   */
+  readonly maxConnectionQueuedRequestBytes?: number;
   /** Calls open at once on one connection; more are refused with ResourceExhausted. Default 4096. */
   readonly maxConcurrentCalls?: number;
   /**
@@ -234,6 +241,8 @@ class ServerConnection {
   private readonly out: FrameWriter;
   private readonly limits: MessageLimits;
   private readonly maxCalls: number;
+  /** Bytes of request messages unread by this connection's handlers, over all its calls. */
+  private readonly queued = { bytes: 0 };
 
   constructor(
     private readonly socket: Duplex,
@@ -247,6 +256,7 @@ class ServerConnection {
       options.readMaxBytes,
       options.writeMaxBytes,
       options.maxQueuedRequestBytes,
+      options.maxConnectionQueuedRequestBytes,
     );
     this.maxCalls = options.maxConcurrentCalls ?? DEFAULT_MAX_CONCURRENT_CALLS;
     // Frames are buffered whole, so readMaxBytes bounds the memory one
@@ -363,6 +373,13 @@ class ServerConnection {
           this.fail(id, call, this.limits.queueFull());
           return;
         }
+        if (
+          input !== undefined &&
+          !this.limits.mayQueueOnConnection(this.queued.bytes, payload.length)
+        ) {
+          this.fail(id, call, this.limits.connectionQueueFull());
+          return;
+        }
         let message: unknown;
         try {
           message = fromBinary(call.entry.method.input, asUint8Array(payload));
@@ -464,7 +481,7 @@ class ServerConnection {
     const call: ServerCall = {
       entry,
       ctx,
-      input: streaming ? new MessageQueue<unknown>() : undefined,
+      input: streaming ? new MessageQueue<unknown>(this.queued) : undefined,
       gotMessage: false,
     };
     this.calls.set(id, call);
