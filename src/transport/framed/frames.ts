@@ -48,7 +48,7 @@ export function encodeFrame(type: FrameType, id: number, payload?: Uint8Array): 
   buf.writeUInt32BE(length, 0);
   buf.writeUInt8(type, 4);
   buf.writeUInt32BE(id, 5);
-  if (payload !== undefined && length > 0) buf.set(payload, FRAME_HEADER_BYTES);
+  if (payload !== undefined) buf.set(payload, FRAME_HEADER_BYTES);
   return buf;
 }
 
