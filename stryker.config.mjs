@@ -12,6 +12,7 @@
  * loop (86 min for 1,408 mutants, 2026-12-01).
  */
 import { readFileSync } from "node:fs";
+import { URL } from "node:url";
 
 const unitAll = readFileSync(new URL("test/unit-all.ts", import.meta.url), "utf8");
 const testFiles = [...unitAll.matchAll(/^import "\.\/(.+\.js)";$/gm)].map(

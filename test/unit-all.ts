@@ -15,3 +15,5 @@ import "./unit/security/plaintext.test.js";
 import "./unit/transport/framed/frames.test.js";
 import "./unit/protocol/versions.test.js";
 import "./unit/protocol/handshake-line.test.js";
+import "./unit/resilience/retry.test.js";
+import "./unit/resilience/circuit-breaker.test.js";

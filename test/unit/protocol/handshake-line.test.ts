@@ -108,7 +108,10 @@ test("a malformed line: the error quotes it and names the field, word for word",
   for (const [line, why] of cases) {
     assert.deepEqual(
       refusal(line),
-      { kind: "malformed-handshake", message: `malformed handshake line ${JSON.stringify(line)}: ${why}.` },
+      {
+        kind: "malformed-handshake",
+        message: `malformed handshake line ${JSON.stringify(line)}: ${why}.`,
+      },
       line,
     );
   }

@@ -186,7 +186,11 @@ test("partial and completed: a frame is partial from its first byte until its la
   assert.equal(r.partial, true, "header and half the payload");
   assert.equal(r.completed, 0);
   r.push(frame.subarray(12));
-  assert.deepEqual(seen, [{ type: FrameType.message, id: 3, payload: hex("abcdef") }], "delivered with its last byte");
+  assert.deepEqual(
+    seen,
+    [{ type: FrameType.message, id: 3, payload: hex("abcdef") }],
+    "delivered with its last byte",
+  );
   assert.equal(r.partial, false);
   assert.equal(r.completed, 1);
   r.push(Buffer.concat([encodeFrame(FrameType.end, 3), encodeFrame(FrameType.cancel, 4)]));
@@ -205,8 +209,8 @@ test("a frame whole in one chunk is handed on without a copy; one split across c
   for (let i = 0; i < split.length; i += 10) r.push(split.subarray(i, i + 10));
   assert.equal(payloads.length, 2);
   assert.deepEqual(payloads[1], Buffer.alloc(100, 5));
-  assert.equal(asUint8Array(payloads[1]!).byteLength, 100);
-  assert.ok(!(asUint8Array(payloads[1]!) instanceof Buffer), "a plain Uint8Array for protobuf-es");
+  assert.equal(asUint8Array(payloads[1]).byteLength, 100);
+  assert.ok(!(asUint8Array(payloads[1]) instanceof Buffer), "a plain Uint8Array for protobuf-es");
 });
 
 test("an oversized frame with onOversized: told its type, id and length, its payload skipped, the next frame read", () => {
@@ -450,7 +454,10 @@ test("MessageQueue: thousands of items read while more arrive keep their order a
     if (r.done === true) break;
     got.push(r.value);
   }
-  assert.deepEqual(got, Array.from({ length: next }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: next }, (_, i) => i),
+  );
 });
 
 /**
@@ -494,7 +501,11 @@ test("FrameWriter (fake sink): small frames of one tick leave in one write, afte
   assert.deepEqual(sink.calls[0], Buffer.concat(frames));
   writer.frame(FrameType.end, 4);
   await tick();
-  assert.deepEqual(sink.calls.slice(1), [encodeFrame(FrameType.end, 4)], "the next tick is flushed too");
+  assert.deepEqual(
+    sink.calls.slice(1),
+    [encodeFrame(FrameType.end, 4)],
+    "the next tick is flushed too",
+  );
   await tick();
   assert.equal(sink.calls.length, 2, "no empty writes");
 });
