@@ -213,6 +213,19 @@ test("a frame whole in one chunk is handed on without a copy; one split across c
   assert.ok(!(asUint8Array(payloads[1]) instanceof Buffer), "a plain Uint8Array for protobuf-es");
 });
 
+test("after a large split frame, a small one split in two is delivered with its own last byte", () => {
+  const { reader: r, seen } = reader();
+  const large = encodeFrame(FrameType.message, 1, Buffer.alloc(1000, 1));
+  r.push(large.subarray(0, 500));
+  r.push(large.subarray(500));
+  assert.equal(seen.length, 1);
+  const small = encodeFrame(FrameType.end, 2);
+  r.push(small.subarray(0, 4));
+  r.push(small.subarray(4));
+  assert.deepEqual(seen[1], { type: FrameType.end, id: 2, payload: "" });
+  assert.equal(r.partial, false);
+});
+
 test("an oversized frame with onOversized: told its type, id and length, its payload skipped, the next frame read", () => {
   const { reader: r, seen, oversized } = skippingReader(16);
   const big = encodeFrame(FrameType.message, 0x0a0b0c0d, Buffer.alloc(40, 0xee));
@@ -562,6 +575,15 @@ test("FrameWriter (fake sink): 64 KiB queued is written at once, without waiting
   const { writer: w2, sink: s2 } = fakeWriter();
   w2.frame(FrameType.message, 1, new Uint8Array(64 * 1024 - FRAME_HEADER_BYTES));
   assert.notEqual(s2.calls.length, 0, "exactly 64 KiB goes now");
+  // What was written before does not count towards the next 64 KiB.
+  const { writer: w3, sink: s3 } = fakeWriter();
+  w3.frame(FrameType.message, 1, new Uint8Array(100));
+  await tick();
+  assert.equal(s3.calls.length, 1);
+  w3.frame(FrameType.message, 2, new Uint8Array(64 * 1024 - FRAME_HEADER_BYTES - 1));
+  assert.equal(s3.calls.length, 1, "a fresh count");
+  await tick();
+  assert.notEqual(s3.calls.length, 1, "written at the tick");
 });
 
 test("FrameWriter (fake sink): nothing is written to a destroyed or ended socket, and the queue is dropped", async () => {
