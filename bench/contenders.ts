@@ -30,6 +30,8 @@ import {
 } from "../src/index.js";
 import { Bench, benchHandshake, benchPlugin } from "./service.js";
 import { grpcDefinition } from "./grpc-definition.js";
+import { LengthPrefixedReader } from "./length-prefixed.js";
+import { childrenOf } from "./proc-memory.js";
 
 export interface Contender {
   readonly name: string;
@@ -39,6 +41,8 @@ export interface Contender {
   concurrent(ms: number, callers: number): Promise<number>;
   /** Messages per second of one server stream of `n` 16-byte messages. */
   stream(n: number): Promise<number>;
+  /** The process that serves the calls (plugin or server), for its memory; none in process. */
+  serverPid?(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -48,9 +52,15 @@ export interface Ops {
   stream(n: number): Promise<number>;
 }
 
-export function fromOps(name: string, ops: Ops, close: () => Promise<void>): Contender {
+export function fromOps(
+  name: string,
+  ops: Ops,
+  close: () => Promise<void>,
+  serverPid?: () => number | undefined,
+): Contender {
   return {
     name,
+    ...(serverPid !== undefined && { serverPid }),
     async unary(n, size) {
       const payload = new Uint8Array(size).fill(7);
       const out: number[] = [];
@@ -123,7 +133,12 @@ export async function connectPluginSubprocess(
   autoMTLS = true,
 ): Promise<Contender> {
   const client = await openPlugin(subprocess(process.execPath, [main], { transports, autoMTLS }));
-  return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
+  return fromOps(
+    name,
+    connectOps(client.dispense("bench")),
+    () => client.close(),
+    () => client.pid,
+  );
 }
 
 /**
@@ -164,11 +179,16 @@ export async function connectPluginRemote(
         })
       : remote(url, { protocol });
   const client = await openPlugin(source);
-  return fromOps(name, connectOps(client.dispense("bench")), async () => {
-    await client.close();
-    child.kill("SIGTERM");
-    if (pki !== undefined) rmSync(pki.dir, { recursive: true, force: true });
-  });
+  return fromOps(
+    name,
+    connectOps(client.dispense("bench")),
+    async () => {
+      await client.close();
+      child.kill("SIGTERM");
+      if (pki !== undefined) rmSync(pki.dir, { recursive: true, force: true });
+    },
+    () => child.pid,
+  );
 }
 
 /** A self-signed P-256 certificate for 127.0.0.1, made with openssl, in a temp folder. */
@@ -231,21 +251,14 @@ export async function rawSocket(name: string): Promise<Contender> {
   const waiters: Array<(frame: Buffer) => void> = [];
   let streamLeft = 0;
   let streamDone: (() => void) | undefined;
-  let buf: Buffer = Buffer.alloc(0);
-  socket.on("data", (chunk: Buffer) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    let offset = 0;
-    while (buf.length - offset >= 4) {
-      const len = buf.readUInt32BE(offset);
-      if (buf.length - offset < 4 + len) break;
-      const frame = buf.subarray(offset + 4, offset + 4 + len);
-      offset += 4 + len;
+  const reader = new LengthPrefixedReader(4);
+  socket.on("data", (chunk: Buffer) =>
+    reader.push(chunk, (frame) => {
       if (streamLeft > 0) {
         if (--streamLeft === 0) streamDone?.();
-      } else waiters.shift()?.(frame);
-    }
-    buf = buf.subarray(offset);
-  });
+      } else waiters.shift()?.(frame.subarray(4));
+    }),
+  );
   const ops: Ops = {
     echo(payload) {
       const head = Buffer.allocUnsafe(4);
@@ -267,11 +280,16 @@ export async function rawSocket(name: string): Promise<Contender> {
       });
     },
   };
-  return fromOps(name, ops, () => {
-    socket.destroy();
-    server.stop();
-    return Promise.resolve();
-  });
+  return fromOps(
+    name,
+    ops,
+    () => {
+      socket.destroy();
+      server.stop();
+      return Promise.resolve();
+    },
+    () => server.child.pid,
+  );
 }
 
 /**
@@ -316,16 +334,23 @@ export async function rawHttp2(name: string): Promise<Contender> {
       if (got !== body.length) throw new Error(`h2 echo: ${got} bytes back`);
     },
     async stream(n) {
-      let bytes = 0;
-      await call(`/stream/${n}`, Buffer.alloc(0), (c) => (bytes += c.length));
-      return bytes / 21;
+      // Split into messages, as every other contender's client does.
+      const reader = new LengthPrefixedReader(5);
+      let got = 0;
+      await call(`/stream/${n}`, Buffer.alloc(0), (c) => reader.push(c, () => got++));
+      return got;
     },
   };
-  return fromOps(name, ops, () => {
-    session.destroy();
-    server.stop();
-    return Promise.resolve();
-  });
+  return fromOps(
+    name,
+    ops,
+    () => {
+      session.destroy();
+      server.stop();
+      return Promise.resolve();
+    },
+    () => server.child.pid,
+  );
 }
 
 export async function grpcJs(name: string): Promise<Contender> {
@@ -350,11 +375,16 @@ export async function grpcJs(name: string): Promise<Contender> {
       return got;
     },
   };
-  return fromOps(name, ops, () => {
-    client.close();
-    server.stop();
-    return Promise.resolve();
-  });
+  return fromOps(
+    name,
+    ops,
+    () => {
+      client.close();
+      server.stop();
+      return Promise.resolve();
+    },
+    () => server.child.pid,
+  );
 }
 
 export async function httpJson(name: string): Promise<Contender> {
@@ -415,11 +445,16 @@ export async function httpJson(name: string): Promise<Contender> {
       return got;
     },
   };
-  return fromOps(name, ops, () => {
-    agent.destroy();
-    server.stop();
-    return Promise.resolve();
-  });
+  return fromOps(
+    name,
+    ops,
+    () => {
+      agent.destroy();
+      server.stop();
+      return Promise.resolve();
+    },
+    () => server.child.pid,
+  );
 }
 
 export async function vscodeJsonRpc(name: string): Promise<Contender> {
@@ -450,11 +485,16 @@ export async function vscodeJsonRpc(name: string): Promise<Contender> {
     },
   };
   await ops.echo(new Uint8Array(1));
-  return fromOps(name, ops, () => {
-    connection.dispose();
-    child.kill();
-    return Promise.resolve();
-  });
+  return fromOps(
+    name,
+    ops,
+    () => {
+      connection.dispose();
+      child.kill();
+      return Promise.resolve();
+    },
+    () => child.pid,
+  );
 }
 
 /** The Go host with its Go plugin, driven over a JSON-lines pipe. */
@@ -469,8 +509,15 @@ export class GoPluginHost implements Contender {
     ]();
   }
 
-  static async start(name: string, hostBin: string, pluginBin: string): Promise<GoPluginHost> {
-    const child = spawn(hostBin, [pluginBin], { stdio: ["pipe", "pipe", "inherit"] });
+  /** `autoMTLS`: go-plugin's AutoMTLS on (off by default, as in go-plugin). */
+  static async start(
+    name: string,
+    hostBin: string,
+    pluginBin: string,
+    autoMTLS = false,
+  ): Promise<GoPluginHost> {
+    const args = autoMTLS ? ["-automtls", pluginBin] : [pluginBin];
+    const child = spawn(hostBin, args, { stdio: ["pipe", "pipe", "inherit"] });
     const host = new GoPluginHost(name, child);
     await host.ask({ op: "unary", n: 1, size: 1 });
     return host;
@@ -499,6 +546,14 @@ export class GoPluginHost implements Contender {
   }
   async rss(plugins: number): Promise<number> {
     return (await this.ask({ op: "rss", plugins }))["rss_mb_per_plugin"] as number;
+  }
+  /** The Go host's own process. */
+  hostPid(): number | undefined {
+    return this.child.pid;
+  }
+  /** The plugin the Go host launched (its only child between commands). */
+  serverPid(): number | undefined {
+    return this.child.pid === undefined ? undefined : childrenOf(this.child.pid)[0];
   }
   async close(): Promise<void> {
     this.child.stdin?.end();

@@ -29,7 +29,12 @@ export async function connectHostGoPlugin(name: string, goPlugin: string): Promi
   await client.start();
   const bench = client.dispense("bench");
   await bench.echo({ value: new Uint8Array(1) });
-  return fromOps(name, connectOps(bench), () => client.close());
+  return fromOps(
+    name,
+    connectOps(bench),
+    () => client.close(),
+    () => client.pid,
+  );
 }
 
 /**
@@ -48,6 +53,7 @@ export async function goHostConnectPlugin(name: string, goHost: string): Promise
     unary: (n, size) => host.unary(n, size),
     concurrent: (ms, callers) => host.concurrent(ms, callers),
     stream: (n) => host.stream(n),
+    serverPid: () => host.serverPid(),
     close: async () => {
       await host.close();
       rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,8 @@ export interface Row {
   p99_us: number | null;
   ops_per_s: number | null;
   rss_mb: number | null;
+  /** The lowest and highest round's figure (p50 or rate), null for single measurements. */
+  spread: [number, number] | null;
 }
 
 export const GO_PLUGIN = "go-plugin (Go host, Go plugin, gRPC)";
@@ -37,8 +39,8 @@ const fmt = (v: number | null): string =>
 
 export function markdownTable(rows: readonly Row[]): string {
   const lines = [
-    "| scenario | contender | p50 µs | p99 µs | ops/s | MB | vs go-plugin | vs floor |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| scenario | contender | p50 µs | p99 µs | ops/s | MB | rounds min–max | vs go-plugin | vs floor |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const row of rows) {
     const same = rows.filter((r) => r.scenario === row.scenario);
@@ -46,7 +48,9 @@ export function markdownTable(rows: readonly Row[]): string {
     const floor = same.find((r) => r.contender === FLOOR);
     lines.push(
       `| ${row.scenario} | ${row.contender} | ${fmt(row.p50_us)} | ${fmt(row.p99_us)} | ` +
-        `${fmt(row.ops_per_s)} | ${fmt(row.rss_mb)} | ${ratio(row, go)} | ${ratio(row, floor)} |`,
+        `${fmt(row.ops_per_s)} | ${fmt(row.rss_mb)} | ` +
+        `${row.spread === null ? "" : `${fmt(row.spread[0])}–${fmt(row.spread[1])}`} | ` +
+        `${ratio(row, go)} | ${ratio(row, floor)} |`,
     );
   }
   return lines.join("\n");

@@ -19,6 +19,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { grpcDefinition } from "./grpc-definition.js";
+import { LengthPrefixedReader } from "./length-prefixed.js";
 import {
   StreamMessageReader,
   StreamMessageWriter,
@@ -37,16 +38,11 @@ function main(): void {
     case "raw": {
       net
         .createServer((socket) => {
-          let buf: Buffer = Buffer.alloc(0);
+          const reader = new LengthPrefixedReader(4);
           socket.on("data", (chunk: Buffer) => {
-            buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
             let out: Buffer[] = [];
-            while (buf.length >= 4) {
-              const len = buf.readUInt32BE(0);
-              if (buf.length < 4 + len) break;
-              const frame = buf.subarray(0, 4 + len);
-              buf = buf.subarray(4 + len);
-              if (len === 8 && frame[4] === 0xff) {
+            reader.push(chunk, (frame) => {
+              if (frame.length === 12 && frame[4] === 0xff) {
                 const n = Number(frame.readBigUInt64BE(4) & 0xffffffffn);
                 const one = Buffer.alloc(20);
                 one.writeUInt32BE(16, 0);
@@ -60,7 +56,7 @@ function main(): void {
               } else {
                 out.push(frame);
               }
-            }
+            });
             if (out.length > 0)
               socket.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
           });

@@ -4,7 +4,8 @@
  * temporary directory (private socket directories, AutoMTLS files), and its
  * memory after a full garbage collection.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
+import { childrenOf } from "../bench/proc-memory.js";
 
 export interface Handles {
   readonly fds: number;
@@ -22,27 +23,9 @@ export interface Memory {
 export function handles(tempRoot: string): Handles {
   return {
     fds: readdirSync("/proc/self/fd").length,
-    children: childPids(),
+    children: childrenOf(process.pid),
     tempEntries: readdirSync(tempRoot),
   };
-}
-
-/** Children of this process, from /proc/<pid>/stat's fourth field. */
-function childPids(): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // exited while we looked
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[1]) === process.pid) out.push(Number(entry));
-  }
-  return out;
 }
 
 /** Memory after two full collections (`node --expose-gc`), in MB. */

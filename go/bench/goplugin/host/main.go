@@ -8,6 +8,10 @@
 //	{"op":"stream","n":100000}               -> {"ops_per_s":N}
 //	{"op":"cold","n":5}                      -> {"samples_us":[...]}
 //	{"op":"rss","plugins":50}                -> {"rss_mb_per_plugin":X}
+//
+// Usage: host [-automtls] PLUGIN. With -automtls, go-plugin's AutoMTLS is on
+// (a throwaway certificate each way, mutual TLS), as connect-plugin's
+// default is, so the two can be compared like for like.
 package main
 
 import (
@@ -40,7 +44,10 @@ type command struct {
 	Plugins int    `json:"plugins"`
 }
 
-var pluginPath string
+var (
+	pluginPath string
+	autoMTLS   bool
+)
 
 func start() (*plugin.Client, *shared.Client, error) {
 	c := plugin.NewClient(&plugin.ClientConfig{
@@ -48,6 +55,7 @@ func start() (*plugin.Client, *shared.Client, error) {
 		Plugins:          map[string]plugin.Plugin{"bench": &shared.BenchPlugin{}},
 		Cmd:              exec.Command(pluginPath),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         autoMTLS,
 		Logger:           hclog.NewNullLogger(),
 		SyncStdout:       io.Discard,
 		SyncStderr:       io.Discard,
@@ -80,7 +88,16 @@ func rssMB() float64 {
 }
 
 func main() {
-	pluginPath = os.Args[1]
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "-automtls" {
+		autoMTLS = true
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: host [-automtls] PLUGIN")
+		os.Exit(2)
+	}
+	pluginPath = args[0]
 	pc, client, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
