@@ -46,7 +46,12 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript outside the TypeScript project (the scaffold's bin has no build step).
-    files: ["eslint.config.js", "eslint.layers.js", "create-connect-plugin/*.js"],
+    files: [
+      "eslint.config.js",
+      "eslint.layers.js",
+      "stryker.config.mjs",
+      "create-connect-plugin/*.js",
+    ],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

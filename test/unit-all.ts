@@ -13,3 +13,7 @@ import "./unit/resilience/retry-decision.test.js";
 import "./unit/resilience/negotiation.test.js";
 import "./unit/security/plaintext.test.js";
 import "./unit/transport/framed/frames.test.js";
+import "./unit/protocol/versions.test.js";
+import "./unit/protocol/handshake-line.test.js";
+import "./unit/resilience/retry.test.js";
+import "./unit/resilience/circuit-breaker.test.js";

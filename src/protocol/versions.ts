@@ -18,12 +18,13 @@ export function negotiateVersion(
 
 /** Parses "1,2,3" (go-plugin's PLUGIN_PROTOCOL_VERSIONS) into numbers. */
 export function parseVersionList(value: string | undefined): number[] {
-  if (value === undefined || value.trim() === "") return [];
+  if (value === undefined) return [];
   const versions: number[] = [];
   for (const part of value.split(",")) {
     // Whole decimal numbers only, like Go's strconv.Atoi ("2abc" is not 2);
-    // 0 is a valid go-plugin version.
-    if (/^\d+$/.test(part.trim())) versions.push(Number(part.trim()));
+    // 0 is a valid go-plugin version. Blanks around a number are allowed.
+    const text = part.trim();
+    if (/^\d+$/.test(text)) versions.push(Number(text));
   }
   return versions;
 }

@@ -78,7 +78,7 @@ export class RetryPolicy {
     this.retryable = new Set(
       options.retryableCodes ?? [Code.Unavailable, Code.DeadlineExceeded, Code.Aborted],
     );
-    this.explicit = new Set((options.idempotentMethods ?? []).map((m) => m.replace("/", ".")));
+    this.explicit = new Set(options.idempotentMethods?.map((m) => m.replace("/", ".")));
     this.budget = new RetryBudget(options.budget);
   }
 
@@ -112,7 +112,7 @@ export class RetryPolicy {
  * codes from an established socket (`read EHOSTUNREACH` after retransmits
  * give up) say nothing about what the plugin received.
  */
-const NOT_CONNECTED: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+const NOT_CONNECTED: ReadonlyMap<unknown, ReadonlySet<unknown>> = new Map([
   ["ECONNREFUSED", new Set(["connect"])],
   ["EHOSTUNREACH", new Set(["connect"])],
   ["ENETUNREACH", new Set(["connect"])],
@@ -151,22 +151,20 @@ export function neverSent(error: unknown): boolean {
   if (chain.some(fromServer)) return false;
   for (const e of chain) {
     if (isNotSent(e)) return true;
-    const code = (e as { code?: unknown }).code;
-    const syscall = (e as { syscall?: unknown }).syscall;
-    if (typeof code === "string") {
-      const syscalls = NOT_CONNECTED.get(code);
-      if (syscalls !== undefined && typeof syscall === "string" && syscalls.has(syscall))
-        return true;
-      // Node's own http2 stream error (not a ConnectError, so not wire data):
-      // its message is built by Node from the RST_STREAM code it received.
-      if (
-        code === "ERR_HTTP2_STREAM_ERROR" &&
-        !isConnectError(e) &&
-        (e as { message?: unknown }).message ===
-          "Stream closed with error code NGHTTP2_REFUSED_STREAM"
-      )
-        return true;
-    }
+    const { code, syscall, message } = e as {
+      code?: unknown;
+      syscall?: unknown;
+      message?: unknown;
+    };
+    if (NOT_CONNECTED.get(code)?.has(syscall) === true) return true;
+    // Node's own http2 stream error (a ConnectError's code is a number, so
+    // this is never wire data): Node builds its message from the RST_STREAM
+    // code it received.
+    if (
+      code === "ERR_HTTP2_STREAM_ERROR" &&
+      message === "Stream closed with error code NGHTTP2_REFUSED_STREAM"
+    )
+      return true;
     // The HTTP/2 client's error for the session's RST_STREAM code.
     if (isRefusedStream(e)) return true;
   }

@@ -45,14 +45,14 @@ export function plaintextRefusal(
 
 /** `::1` in any of its spellings (`0:0:0:0:0:0:0:1`, `::0:1`, ...). */
 function isIpv6Loopback(host: string): boolean {
-  const [head = "", tail] = host.split("::");
+  // A dotted quad at the end (`::ffff:127.0.0.1`, `::1.0.0.1`) is an IPv4 form, never ::1.
+  if (host.includes(".")) return false;
+  const [head, tail] = host.split("::") as [string, string?];
   const groups = (part: string): string[] => (part === "" ? [] : part.split(":"));
   const left = groups(head);
   const right = tail === undefined ? [] : groups(tail);
-  if (left.some((g) => g.includes(".")) || right.some((g) => g.includes("."))) return false;
-  const zeros = 8 - left.length - right.length;
-  const all = [...left, ...Array<string>(Math.max(0, zeros)).fill("0"), ...right];
-  if (all.length !== 8) return false;
+  // `::` stands for the zero groups that make eight (isIP has checked the form).
+  const all = [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
   return (
     all.slice(0, 7).every((g) => Number.parseInt(g, 16) === 0) && Number.parseInt(all[7]!, 16) === 1
   );

@@ -52,3 +52,57 @@ test("plaintext is refused to a non-loopback host unless the user opted in", () 
   assert.equal(plaintextRefusal(new URL("https://10.0.0.1/"), false, "x"), undefined, "TLS");
   assert.equal(plaintextRefusal(new URL("http://127.0.0.1:1/"), false, "x"), undefined);
 });
+
+test("::1 in every spelling is loopback, given bare (as options pass it) or bracketed (as URLs do)", () => {
+  for (const host of [
+    "::1",
+    "0::1",
+    "::0:1",
+    "0:0::0:1",
+    "0000:0000:0000:0000:0000:0000:0000:0001",
+    "0:0:0:0:0:0:0:1",
+    "[0::1]",
+    "[::1]",
+    "::1%lo", // a zone on ::1 is still this machine
+  ]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+});
+
+test("IPv6 addresses that differ from ::1 in one group, or hide an IPv4 form, are not loopback", () => {
+  for (const host of [
+    "1::",
+    "::1:0",
+    "::1:1",
+    "1::1",
+    "0:0:0:0:0:0:1:1",
+    "1:0:0:0:0:0:0:1",
+    "0:0:0:0:0:0:0:2",
+    "::10",
+    "::1.0.0.1", // 1.0.0.1 in the last 32 bits: its low group reads 1, but it is not ::1
+    "::0.0.0.1",
+    "::ffff:127.0.0.1",
+    "0:0:0:0:0:0:127.0.0.1",
+    "0[::1]", // brackets count only around the whole host
+    "[::]1",
+    "[::1]1",
+    "[[::1]]",
+  ]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+});
+
+test("127.0.0.0/8 is decided by the first octet of a real IPv4 address", () => {
+  for (const host of ["127.0.0.1", "127.1.2.3", "127.255.255.255"]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  for (const host of ["126.0.0.1", "1.127.0.0", "0.0.0.127", "127.0.0", "127.0.0.256", "127"]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+  assert.equal(
+    plaintextRefusal(new URL("http://[::2]:80/"), false, "instance http://[::2]:80"),
+    "refusing plaintext http:// to non-loopback instance http://[::2]:80: use https://, " +
+      "or pass { allowPlaintext: true } if the network is trusted",
+  );
+  assert.equal(plaintextRefusal(new URL("http://[::1]:80/"), false, "x"), undefined);
+});
