@@ -13,3 +13,4 @@ import "./unit/resilience/retry-decision.test.js";
 import "./unit/resilience/negotiation.test.js";
 import "./unit/security/plaintext.test.js";
 import "./unit/transport/framed/frames.test.js";
+import "./unit/resilience/balancer.test.js";
