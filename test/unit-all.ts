@@ -14,3 +14,5 @@ import "./unit/resilience/negotiation.test.js";
 import "./unit/security/plaintext.test.js";
 import "./unit/transport/framed/frames.test.js";
 import "./unit/resilience/balancer.test.js";
+import "./unit/security/signing.test.js";
+import "./unit/security/canonical.test.js";

@@ -58,7 +58,7 @@ export function signManifest(manifest: PluginManifest, privateKeyPem: string): M
   if (key.asymmetricKeyType !== "ed25519") {
     throw new ManagementError(
       "invalid-config",
-      `signing key is ${key.asymmetricKeyType ?? "unknown"}, not ed25519`,
+      `signing key is ${String(key.asymmetricKeyType)}, not ed25519`,
     );
   }
   return {
@@ -107,7 +107,8 @@ export function parseSignature(text: string, where: string): ManifestSignature {
   } catch {
     throw new ManagementError("verification-failed", `signature ${where} is not JSON`);
   }
-  const sig = value as Partial<ManifestSignature>;
+  // JSON null is no signature either (a refusal, not a TypeError).
+  const sig = (value ?? {}) as Partial<ManifestSignature>;
   if (
     sig.algorithm !== "ed25519" ||
     typeof sig.keyId !== "string" ||
