@@ -16,3 +16,4 @@ import "./unit/transport/framed/frames.test.js";
 import "./unit/resilience/balancer.test.js";
 import "./unit/security/signing.test.js";
 import "./unit/security/canonical.test.js";
+import "./unit/host/sources.test.js";
