@@ -17,3 +17,4 @@ import "./unit/resilience/balancer.test.js";
 import "./unit/security/signing.test.js";
 import "./unit/security/canonical.test.js";
 import "./unit/host/sources.test.js";
+import "./unit/manifest/manifest.test.js";

@@ -25,6 +25,10 @@ function validateSchema(value: unknown): boolean {
   return validator(value);
 }
 
+const NO_FILES =
+  "files: lists no files; fill it in with " +
+  "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')";
+
 /** Turns one ajv error into "field: problem", naming the field by its path. */
 function describe(error: ErrorObject): string {
   let field = error.instancePath
@@ -49,13 +53,11 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "propertyNames") {
     return `${field}: has the key ${JSON.stringify(params.propertyName)}, which is not os/arch`;
   }
-  if (field === "files" && (error.keyword === "minProperties" || error.keyword === "type")) {
-    return (
-      "files: lists no files; fill it in with " +
-      "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')"
-    );
-  }
-  if (field === "cluster.discovery" && /Properties$/.test(error.keyword)) {
+  if (field === "files" && error.keyword === "type") return NO_FILES;
+  if (
+    field === "cluster.discovery" &&
+    (error.keyword === "minProperties" || error.keyword === "maxProperties")
+  ) {
     return `${field}: give exactly one of static, dnsSrv, kubernetes, etcd`;
   }
   if (error.keyword === "enum") {
@@ -72,10 +74,11 @@ function describe(error: ErrorObject): string {
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
   if (!validateSchema(value)) {
     // An "if" error only says that a then/else branch failed; that
-    // branch's own errors say what is wrong.
+    // branch's own errors say what is wrong. A key's own pattern error is
+    // said better by its propertyNames error.
     // The kind's requirements (allOf) come after the fields every manifest needs.
     const errors = (validator?.errors ?? [])
-      .filter((e) => e.keyword !== "if")
+      .filter((e) => e.keyword !== "if" && !e.schemaPath.includes("/propertyNames/"))
       .sort(
         (a, b) =>
           Number(a.schemaPath.startsWith("#/allOf")) - Number(b.schemaPath.startsWith("#/allOf")),
@@ -116,22 +119,19 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
   return manifest;
 }
 
-/** What each kind of plugin must and must not declare. */
+/**
+ * What each kind of plugin must and must not declare, beyond the schema
+ * (which already requires entrypoints and files of launched kinds, and each
+ * kind's own settings).
+ */
 function kindProblems(m: PluginManifest): string[] {
   const kind = m.kind ?? "subprocess";
   const problems: string[] = [];
-  const launched = kind === "subprocess" || kind === "go-plugin";
-  if (launched) {
-    if (m.entrypoints === undefined) problems.push("entrypoints: is required");
-    else if (Object.keys(m.entrypoints).length === 0) {
+  if (kind === "subprocess" || kind === "go-plugin") {
+    if (Object.keys(m.entrypoints).length === 0) {
       problems.push(`entrypoints: names no platform; a ${kind} plugin needs a program to run`);
     }
-    if (m.files === undefined || Object.keys(m.files).length === 0) {
-      problems.push(
-        "files: lists no files; fill it in with " +
-          "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')",
-      );
-    }
+    if (Object.keys(m.files).length === 0) problems.push(NO_FILES);
   } else {
     for (const field of ["entrypoints", "files"] as const) {
       if (m[field] !== undefined && Object.keys(m[field]).length > 0) {
@@ -143,9 +143,7 @@ function kindProblems(m: PluginManifest): string[] {
   }
   const settings = { goPlugin: "go-plugin", endpoint: "remote", cluster: "cluster" } as const;
   for (const [field, owner] of Object.entries(settings) as Array<[keyof typeof settings, string]>) {
-    if (owner === kind && m[field] === undefined) {
-      problems.push(`${field}: is required for kind "${kind}"`);
-    } else if (owner !== kind && m[field] !== undefined) {
+    if (owner !== kind && m[field] !== undefined) {
       problems.push(`${field}: is only for kind "${owner}", and this plugin is kind "${kind}"`);
     }
   }
@@ -154,7 +152,6 @@ function kindProblems(m: PluginManifest): string[] {
 
 /** Remote and cluster plugins may leave out entrypoints and files: they are empty. */
 function withDefaults(m: PluginManifest): PluginManifest {
-  if (m.entrypoints !== undefined && m.files !== undefined) return m;
   return { ...m, entrypoints: m.entrypoints ?? {}, files: m.files ?? {} };
 }
 

@@ -93,10 +93,11 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw e;
   }
-  return names
-    .filter((n) => n.endsWith(".pub") || n.endsWith(".pem"))
-    .sort()
-    .map((n) => trustedKey(readFileSync(join(dir, n), "utf8"), join(dir, n)));
+  const keyFiles = names.filter((n) => n.endsWith(".pub") || n.endsWith(".pem"));
+  // Name order, so that messages list the keys the same way everywhere.
+  // Stryker disable next-line MethodExpression: readdirSync already sorts (libuv's scandir); this keeps the order should that change.
+  keyFiles.sort();
+  return keyFiles.map((n) => trustedKey(readFileSync(join(dir, n)).toString(), join(dir, n)));
 }
 
 /** Parses `plugin.sig` text. */
