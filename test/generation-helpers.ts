@@ -41,9 +41,13 @@ function bundled(): Promise<string> {
  * An unsigned plugin directory "gen" at `version`: its entry file sets
  * FIXTURE_VERSION and runs the bundled generation fixture (so each
  * version's files, and digests, differ). `entry` replaces the entry's
- * code, for versions that fail to start.
+ * code, for versions that fail to start; `more` adds manifest fields.
  */
-export async function generationPluginDir(version: string, entry?: string): Promise<string> {
+export async function generationPluginDir(
+  version: string,
+  entry?: string,
+  more: Partial<PluginManifest> = {},
+): Promise<string> {
   const dir = join(tempDir("cp-gen-"), "gen");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "generation-plugin.mjs"), await bundled());
@@ -65,19 +69,24 @@ export async function generationPluginDir(version: string, entry?: string): Prom
     plugins: [{ name: "kv", service: "example.kv.v1.KV", version, capabilities: [] }],
     hostVersions: ">=0.1.0 <1.0.0",
     files: await computeFiles(dir),
+    ...more,
   };
   writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest, null, 2) + "\n");
   return dir;
 }
 
-/** A manager over a fresh plugins directory holding version 1 of "gen", and its ledger. */
+/**
+ * A manager over a fresh plugins directory holding version 1 of "gen" (or
+ * the plugin directory given), and its ledger.
+ */
 export async function setupGeneration(
   options: Partial<ConstructorParameters<typeof PluginManager>[0]> = {},
+  firstVersionDir?: string,
 ) {
   const root = tempDir("cp-upg-");
   const plugins = join(root, "plugins");
   const installer = new Installer(plugins, { trustedKeys: [], allowUnsigned: true });
-  await installer.fromDirectory(await generationPluginDir("1.0.0"));
+  await installer.fromDirectory(firstVersionDir ?? (await generationPluginDir("1.0.0")));
   const events: ManagedEvent[] = [];
   const manager = new PluginManager({
     directories: [plugins],

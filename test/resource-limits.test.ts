@@ -7,10 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectError } from "@connectrpc/connect";
-import { subprocess, type PluginExit, type ResourceLimits } from "../src/index.js";
+import { GoPluginClient, subprocess, type PluginExit, type ResourceLimits } from "../src/index.js";
+import { KV as GoKV, handshake as goHandshake } from "../examples/goplugin/shared.js";
+import type { SupervisorEvent } from "../src/manager/supervisor.js";
+import { generationPluginDir, setupGeneration } from "./generation-helpers.js";
 import { execFileSync } from "node:child_process";
 import { exceededLimit, limitedCommand } from "../src/host/resource-limits.js";
-import { kvClient } from "./helpers.js";
+import { MemoryLogger, encode, kvClient, waitFor } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
 const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
@@ -115,4 +118,62 @@ test("the ulimit wrapper passes the command and its arguments through untouched 
   );
   const out = execFileSync(run.command, run.args, { encoding: "utf8" });
   assert.deepEqual(JSON.parse(out), args);
+});
+
+test("GoPluginClient applies limits too: a go-plugin plugin past its memory limit exits naming it", async () => {
+  const client = new GoPluginClient({
+    handshake: goHandshake,
+    plugins: { kv: GoKV },
+    command: process.execPath,
+    args: [fileURLToPath(new URL("./fixtures/goplugin-fixture.js", import.meta.url))],
+    limits: { memoryBytes: 256 * 1024 * 1024 },
+    logger: new MemoryLogger(),
+  });
+  try {
+    await client.start();
+    const exited = new Promise<PluginExit>((resolve) => client.onExit(resolve));
+    await client.dispense("kv").put({ key: "allocate", value: new Uint8Array() });
+    const exit = await exited;
+    assert.equal(exit.expected, false);
+    assert.equal(exit.exceeded, "its memory limit of 256 MiB");
+  } finally {
+    await client.close();
+  }
+});
+
+test("a managed plugin's manifest limits are enforced, and the supervisor counts the stop as a crash and restarts it", async () => {
+  // Version 1.0.0 of the generation fixture, spinning a second after it serves.
+  const dir = await generationPluginDir(
+    "1.0.0",
+    `process.env.FIXTURE_VERSION = "1.0.0";\n` +
+      `await import("./generation-plugin.mjs");\n` +
+      `setTimeout(() => { for (;;); }, 1_000);\n`,
+    { limits: { cpuSeconds: 2 } },
+  );
+  const { manager, handle, events, kv } = await setupGeneration(
+    { restart: { maxRestarts: 5, windowMs: 60_000, initialBackoffMs: 50 } },
+    dir,
+  );
+  try {
+    await kv.put({ key: "a", value: encode("1") });
+    const crash = () =>
+      events.find((e): e is Extract<SupervisorEvent, { type: "crashed" }> => e.type === "crashed");
+    await waitFor("the crash at the CPU limit", () => crash() !== undefined, 30_000);
+    assert.equal(crash()?.exit.exceeded, "its CPU time limit of 2 s");
+    assert.equal(
+      crash()?.exit.description,
+      "exceeded its CPU time limit of 2 s (killed by SIGXCPU)",
+    );
+    assert.equal(crash()?.restartInMs, 50);
+    await waitFor(
+      "the restart",
+      () => events.some((e) => e.type === "started" && e.restarts === 1),
+      30_000,
+    );
+    // The restarted process serves (until its own limit), under the same limit.
+    await kv.put({ key: "b", value: encode("2") });
+    assert.equal(handle.restarts, 1);
+  } finally {
+    await manager.close();
+  }
 });

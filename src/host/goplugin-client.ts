@@ -60,6 +60,7 @@ type GoPluginTarget =
       readonly env?: undefined;
       readonly cwd?: undefined;
       readonly autoMTLS?: undefined;
+      readonly limits?: undefined;
     };
 
 interface GoPluginClientSettings {

@@ -2,6 +2,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { GoPluginClient } from "../host/goplugin-client.js";
 import type { PluginExit } from "../host/launcher.js";
 import type { PluginClientStatus, PluginHealth } from "../host/plugin-client.js";
+import type { ResourceLimits } from "../host/resource-limits.js";
 import type { Logger } from "../logging/logger.js";
 import type { HandshakeConfig, PluginSet } from "../protocol/plugin-set.js";
 
@@ -15,6 +16,8 @@ export interface GoPluginLaunch {
   /** The manifest's cookie, with the host's protocol version. */
   readonly handshake: HandshakeConfig;
   readonly autoMTLS: boolean;
+  /** The manifest's limits, as for a connect-plugin subprocess. */
+  readonly limits?: ResourceLimits;
 }
 
 /**
@@ -46,6 +49,7 @@ export class GoPluginGeneration<P extends PluginSet> {
       env: launch.env,
       cwd: launch.cwd,
       autoMTLS: launch.autoMTLS,
+      ...(launch.limits !== undefined && { limits: launch.limits }),
       logger: options.logger,
       interceptors: options.interceptors,
       ...(options.startTimeoutMs !== undefined && { startTimeoutMs: options.startTimeoutMs }),

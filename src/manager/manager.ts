@@ -527,6 +527,7 @@ export class PluginManager {
           protocolVersion: wanted,
         },
         autoMTLS: m.goPlugin.autoMTLS ?? false,
+        ...(limits !== undefined && { limits }),
       };
     }
     return entry.runtime === "node"

@@ -6,6 +6,7 @@ import { formatVersions } from "../../protocol/versions.js";
 import { certificateFromHandshake, generateAutoMtlsCertificate } from "../../security/auto-mtls.js";
 import type { PeerTls } from "../../transport/goplugin-dial.js";
 import { PluginProcess } from "../launcher.js";
+import type { ResourceLimits } from "../resource-limits.js";
 
 /** The plugin command and how to start it, as GoPluginClient's options give them. */
 export interface GoPluginCommand {
@@ -23,6 +24,11 @@ export interface GoPluginCommand {
    * certificate from its handshake line. Off by default, as in go-plugin.
    */
   readonly autoMTLS?: boolean;
+  /**
+   * Operating-system limits on the plugin process (rlimits), as for
+   * `subprocess()`; none by default. An exit past one names the limit.
+   */
+  readonly limits?: ResourceLimits;
 }
 
 /** What launching a go-plugin plugin needs (GoPluginClient's options, resolved). */
@@ -67,6 +73,7 @@ export async function launchGoPlugin(
     launchToken: "",
     signal: options.signal,
     goPlugin: true,
+    ...(options.limits !== undefined && { limits: options.limits }),
   });
   options.launched(proc);
   try {
