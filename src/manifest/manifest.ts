@@ -20,9 +20,11 @@ export function manifestSchema(): Record<string, unknown> {
   return schema;
 }
 
-function validateSchema(value: unknown): boolean {
+/** The schema's complaints about `value`, none when it conforms. */
+function schemaErrors(value: unknown): ErrorObject[] {
   validator ??= new Ajv({ allErrors: true, strict: false }).compile(manifestSchema());
-  return validator(value);
+  // ajv sets `errors` whenever a validation fails.
+  return validator(value) ? [] : (validator.errors as ErrorObject[]);
 }
 
 const NO_FILES =
@@ -53,7 +55,8 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "propertyNames") {
     return `${field}: has the key ${JSON.stringify(params.propertyName)}, which is not os/arch`;
   }
-  if (field === "files" && error.keyword === "type") return NO_FILES;
+  // The only complaint about "files" itself is its type (its entries are "files.<path>").
+  if (field === "files") return NO_FILES;
   if (
     field === "cluster.discovery" &&
     (error.keyword === "minProperties" || error.keyword === "maxProperties")
@@ -72,12 +75,13 @@ function describe(error: ErrorObject): string {
  * names every bad field by its path (`entrypoints.linux/amd64.file: ...`).
  */
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
-  if (!validateSchema(value)) {
+  const schemaProblems = schemaErrors(value);
+  if (schemaProblems.length > 0) {
     // An "if" error only says that a then/else branch failed; that
     // branch's own errors say what is wrong. A key's own pattern error is
     // said better by its propertyNames error.
     // The kind's requirements (allOf) come after the fields every manifest needs.
-    const errors = (validator?.errors ?? [])
+    const errors = schemaProblems
       .filter((e) => e.keyword !== "if" && !e.schemaPath.includes("/propertyNames/"))
       .sort(
         (a, b) =>
@@ -173,13 +177,14 @@ export function unsafePath(path: string): string | undefined {
 
 /** Parses manifest text, JSON or YAML by file name, and validates it. */
 export function parseManifest(text: string, fileName: string): PluginManifest {
+  const yaml = /\.ya?ml$/i.test(fileName);
   let value: unknown;
   try {
-    value = /\.ya?ml$/i.test(fileName) ? parseYaml(text) : JSON.parse(text);
+    value = yaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw new ManagementError(
       "invalid-manifest",
-      `invalid manifest ${fileName}: not valid ${/\.ya?ml$/i.test(fileName) ? "YAML" : "JSON"} (${(e as Error).message})`,
+      `invalid manifest ${fileName}: not valid ${yaml ? "YAML" : "JSON"} (${(e as Error).message})`,
     );
   }
   return validateManifest(value, `manifest ${fileName}`);
@@ -208,9 +213,9 @@ export function filesFor(manifest: PluginManifest, platform: string): string[] {
   if (Object.keys(manifest.entrypoints).length === 0) return [];
   const own = entrypointFor(manifest, platform).file;
   const others = new Set(
-    Object.entries(manifest.entrypoints)
-      .filter(([p, e]) => p !== platform && e.file !== own)
-      .map(([, e]) => e.file),
+    Object.values(manifest.entrypoints)
+      .map((e) => e.file)
+      .filter((file) => file !== own),
   );
   return Object.keys(manifest.files).filter((f) => !others.has(f));
 }

@@ -170,6 +170,10 @@ describe("schema problems name the field by its path", () => {
     const one = "cluster.discovery: give exactly one of static, dnsSrv, kubernetes, etcd";
     invalid({ ...clusterPlugin, cluster: { discovery: {} } }, one);
     invalid(
+      { ...clusterPlugin, cluster: { discovery: "dns" } },
+      "cluster.discovery: must be object",
+    );
+    invalid(
       {
         ...clusterPlugin,
         cluster: {
@@ -330,6 +334,14 @@ describe("parseManifest", () => {
     }
     assert.deepEqual(parseManifest(JSON.stringify(good), "plugin.json"), good);
     assert.deepEqual(parseManifest(JSON.stringify(good), "plugin"), good);
+  });
+
+  test("only the last extension counts", () => {
+    fails(
+      () => parseManifest("{", "plugin.yml.json"),
+      "invalid-manifest",
+      `invalid manifest plugin.yml.json: not valid JSON (${jsonError("{")})`,
+    );
   });
 
   test("text that does not parse names the format and the file", () => {
