@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { stringify as toYaml } from "yaml";
-import { ManagementError, type ManagementErrorKind } from "../../../src/manifest/errors.js";
+import { ManagementError } from "../../../src/manifest/errors.js";
+import { failsWith } from "../management-error.js";
 import {
   entrypointFor,
   filesFor,
@@ -51,14 +52,7 @@ const goPlugin = {
   goPlugin: { magicCookieKey: "BASIC_PLUGIN", magicCookieValue: "hello" },
 };
 
-function fails(fn: () => unknown, kind: ManagementErrorKind, message: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ManagementError, String(e));
-    assert.equal(e.kind, kind);
-    assert.equal(e.message, message);
-    return true;
-  });
-}
+const fails = failsWith;
 
 /** validateManifest must refuse `value` with exactly these problems. */
 function invalid(value: unknown, ...problems: string[]): void {

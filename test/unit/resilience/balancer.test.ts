@@ -23,15 +23,7 @@ function picks(balancer: Balancer, candidates: readonly BalancedEndpoint[], n: n
 
 describe("round-robin", () => {
   test("takes each candidate in turn, in the order given, and starts again", () => {
-    assert.deepEqual(picks(roundRobin(), pool(0, 0, 0), 7), [
-      "e0",
-      "e1",
-      "e2",
-      "e0",
-      "e1",
-      "e2",
-      "e0",
-    ]);
+    assert.deepEqual(picks(roundRobin(), pool(0, 0, 0), 7), "e0 e1 e2 e0 e1 e2 e0".split(" "));
   });
 
   test("ignores the calls in flight", () => {
@@ -73,14 +65,7 @@ describe("least-outstanding", () => {
   });
 
   test("an idle pool is served round-robin, in the order given", () => {
-    assert.deepEqual(picks(leastOutstanding(), pool(0, 0, 0), 6), [
-      "e0",
-      "e1",
-      "e2",
-      "e0",
-      "e1",
-      "e2",
-    ]);
+    assert.deepEqual(picks(leastOutstanding(), pool(0, 0, 0), 6), "e0 e1 e2 e0 e1 e2".split(" "));
   });
 
   test("ties among the least loaded go round-robin; busier ones are skipped", () => {

@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { ManagementError, type ManagementErrorKind } from "../../../src/manifest/errors.js";
+import { ManagementError } from "../../../src/manifest/errors.js";
+import { failsWith } from "../management-error.js";
 import type { PluginManifest } from "../../../src/manifest/types.js";
 import {
   generateKeyPair,
@@ -70,14 +71,7 @@ const manifest = {
 const rfcSignature =
   "k5nIuBawkiuL9HhPuV0HebYLCZXqV3+k6CbCrh2EyRXpcwthjZtw1U1pyCV5Om2f8kt1D27JcWVewRfs92nwCA==";
 
-function fails(fn: () => unknown, kind: ManagementErrorKind, message: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ManagementError, String(e));
-    assert.equal(e.kind, kind);
-    assert.equal(e.message, message);
-    return true;
-  });
-}
+const fails = failsWith;
 
 describe("key ids and key pairs", () => {
   test("the key id is sha256 of the public key's SPKI DER, as openssl computes it", () => {
