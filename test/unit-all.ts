@@ -17,3 +17,8 @@ import "./unit/protocol/versions.test.js";
 import "./unit/protocol/handshake-line.test.js";
 import "./unit/resilience/retry.test.js";
 import "./unit/resilience/circuit-breaker.test.js";
+import "./unit/resilience/balancer.test.js";
+import "./unit/security/signing.test.js";
+import "./unit/security/canonical.test.js";
+import "./unit/host/sources.test.js";
+import "./unit/manifest/manifest.test.js";

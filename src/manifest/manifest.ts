@@ -20,10 +20,16 @@ export function manifestSchema(): Record<string, unknown> {
   return schema;
 }
 
-function validateSchema(value: unknown): boolean {
+/** The schema's complaints about `value`, none when it conforms. */
+function schemaErrors(value: unknown): ErrorObject[] {
   validator ??= new Ajv({ allErrors: true, strict: false }).compile(manifestSchema());
-  return validator(value);
+  // ajv sets `errors` whenever a validation fails.
+  return validator(value) ? [] : (validator.errors as ErrorObject[]);
 }
+
+const NO_FILES =
+  "files: lists no files; fill it in with " +
+  "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')";
 
 /** Turns one ajv error into "field: problem", naming the field by its path. */
 function describe(error: ErrorObject): string {
@@ -49,13 +55,12 @@ function describe(error: ErrorObject): string {
   if (error.keyword === "propertyNames") {
     return `${field}: has the key ${JSON.stringify(params.propertyName)}, which is not os/arch`;
   }
-  if (field === "files" && (error.keyword === "minProperties" || error.keyword === "type")) {
-    return (
-      "files: lists no files; fill it in with " +
-      "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')"
-    );
-  }
-  if (field === "cluster.discovery" && /Properties$/.test(error.keyword)) {
+  // The only complaint about "files" itself is its type (its entries are "files.<path>").
+  if (field === "files") return NO_FILES;
+  if (
+    field === "cluster.discovery" &&
+    (error.keyword === "minProperties" || error.keyword === "maxProperties")
+  ) {
     return `${field}: give exactly one of static, dnsSrv, kubernetes, etcd`;
   }
   if (error.keyword === "enum") {
@@ -70,12 +75,14 @@ function describe(error: ErrorObject): string {
  * names every bad field by its path (`entrypoints.linux/amd64.file: ...`).
  */
 export function validateManifest(value: unknown, where = "manifest"): PluginManifest {
-  if (!validateSchema(value)) {
+  const schemaProblems = schemaErrors(value);
+  if (schemaProblems.length > 0) {
     // An "if" error only says that a then/else branch failed; that
-    // branch's own errors say what is wrong.
+    // branch's own errors say what is wrong. A key's own pattern error is
+    // said better by its propertyNames error.
     // The kind's requirements (allOf) come after the fields every manifest needs.
-    const errors = (validator?.errors ?? [])
-      .filter((e) => e.keyword !== "if")
+    const errors = schemaProblems
+      .filter((e) => e.keyword !== "if" && !e.schemaPath.includes("/propertyNames/"))
       .sort(
         (a, b) =>
           Number(a.schemaPath.startsWith("#/allOf")) - Number(b.schemaPath.startsWith("#/allOf")),
@@ -116,22 +123,19 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
   return manifest;
 }
 
-/** What each kind of plugin must and must not declare. */
+/**
+ * What each kind of plugin must and must not declare, beyond the schema
+ * (which already requires entrypoints and files of launched kinds, and each
+ * kind's own settings).
+ */
 function kindProblems(m: PluginManifest): string[] {
   const kind = m.kind ?? "subprocess";
   const problems: string[] = [];
-  const launched = kind === "subprocess" || kind === "go-plugin";
-  if (launched) {
-    if (m.entrypoints === undefined) problems.push("entrypoints: is required");
-    else if (Object.keys(m.entrypoints).length === 0) {
+  if (kind === "subprocess" || kind === "go-plugin") {
+    if (Object.keys(m.entrypoints).length === 0) {
       problems.push(`entrypoints: names no platform; a ${kind} plugin needs a program to run`);
     }
-    if (m.files === undefined || Object.keys(m.files).length === 0) {
-      problems.push(
-        "files: lists no files; fill it in with " +
-          "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')",
-      );
-    }
+    if (Object.keys(m.files).length === 0) problems.push(NO_FILES);
   } else {
     for (const field of ["entrypoints", "files"] as const) {
       if (m[field] !== undefined && Object.keys(m[field]).length > 0) {
@@ -143,9 +147,7 @@ function kindProblems(m: PluginManifest): string[] {
   }
   const settings = { goPlugin: "go-plugin", endpoint: "remote", cluster: "cluster" } as const;
   for (const [field, owner] of Object.entries(settings) as Array<[keyof typeof settings, string]>) {
-    if (owner === kind && m[field] === undefined) {
-      problems.push(`${field}: is required for kind "${kind}"`);
-    } else if (owner !== kind && m[field] !== undefined) {
+    if (owner !== kind && m[field] !== undefined) {
       problems.push(`${field}: is only for kind "${owner}", and this plugin is kind "${kind}"`);
     }
   }
@@ -154,7 +156,6 @@ function kindProblems(m: PluginManifest): string[] {
 
 /** Remote and cluster plugins may leave out entrypoints and files: they are empty. */
 function withDefaults(m: PluginManifest): PluginManifest {
-  if (m.entrypoints !== undefined && m.files !== undefined) return m;
   return { ...m, entrypoints: m.entrypoints ?? {}, files: m.files ?? {} };
 }
 
@@ -176,13 +177,14 @@ export function unsafePath(path: string): string | undefined {
 
 /** Parses manifest text, JSON or YAML by file name, and validates it. */
 export function parseManifest(text: string, fileName: string): PluginManifest {
+  const yaml = /\.ya?ml$/i.test(fileName);
   let value: unknown;
   try {
-    value = /\.ya?ml$/i.test(fileName) ? parseYaml(text) : JSON.parse(text);
+    value = yaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw new ManagementError(
       "invalid-manifest",
-      `invalid manifest ${fileName}: not valid ${/\.ya?ml$/i.test(fileName) ? "YAML" : "JSON"} (${(e as Error).message})`,
+      `invalid manifest ${fileName}: not valid ${yaml ? "YAML" : "JSON"} (${(e as Error).message})`,
     );
   }
   return validateManifest(value, `manifest ${fileName}`);
@@ -211,9 +213,9 @@ export function filesFor(manifest: PluginManifest, platform: string): string[] {
   if (Object.keys(manifest.entrypoints).length === 0) return [];
   const own = entrypointFor(manifest, platform).file;
   const others = new Set(
-    Object.entries(manifest.entrypoints)
-      .filter(([p, e]) => p !== platform && e.file !== own)
-      .map(([, e]) => e.file),
+    Object.values(manifest.entrypoints)
+      .map((e) => e.file)
+      .filter((file) => file !== own),
   );
   return Object.keys(manifest.files).filter((f) => !others.has(f));
 }

@@ -38,6 +38,7 @@ export function leastOutstanding(): Balancer {
     pick(candidates) {
       const start = next++ % candidates.length;
       let best = candidates[start] as (typeof candidates)[number];
+      // Stryker disable next-line EqualityOperator: "<=" only compares the start candidate with itself again (the index wraps), which never changes the choice.
       for (let i = 1; i < candidates.length; i++) {
         const c = candidates[(start + i) % candidates.length] as (typeof candidates)[number];
         if (c.outstanding < best.outstanding) best = c;

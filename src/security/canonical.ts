@@ -15,10 +15,12 @@ export function canonicalJson(value: unknown): string {
     return JSON.stringify(value);
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  const record = value as Record<string, unknown>;
+  // Array.prototype.sort's default order compares UTF-16 code units.
+  const keys = Object.keys(record)
+    .filter((k) => record[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`;
 }
 
 /** The domain tag in front of the canonical manifest in signed bytes. */
@@ -26,5 +28,5 @@ export const SIGNATURE_DOMAIN = "connect-plugin-manifest-v1\n";
 
 /** The exact bytes an ed25519 manifest signature is made over. */
 export function signedBytes(manifest: unknown): Buffer {
-  return Buffer.from(SIGNATURE_DOMAIN + canonicalJson(manifest), "utf8");
+  return Buffer.from(SIGNATURE_DOMAIN + canonicalJson(manifest)); // UTF-8
 }

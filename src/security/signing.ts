@@ -58,7 +58,7 @@ export function signManifest(manifest: PluginManifest, privateKeyPem: string): M
   if (key.asymmetricKeyType !== "ed25519") {
     throw new ManagementError(
       "invalid-config",
-      `signing key is ${key.asymmetricKeyType ?? "unknown"}, not ed25519`,
+      `signing key is ${String(key.asymmetricKeyType)}, not ed25519`,
     );
   }
   return {
@@ -93,10 +93,11 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw e;
   }
-  return names
-    .filter((n) => n.endsWith(".pub") || n.endsWith(".pem"))
-    .sort()
-    .map((n) => trustedKey(readFileSync(join(dir, n), "utf8"), join(dir, n)));
+  const keyFiles = names.filter((n) => n.endsWith(".pub") || n.endsWith(".pem"));
+  // Name order, so that messages list the keys the same way everywhere.
+  // Stryker disable next-line MethodExpression: readdirSync already sorts (libuv's scandir); this keeps the order should that change.
+  keyFiles.sort();
+  return keyFiles.map((n) => trustedKey(readFileSync(join(dir, n)).toString(), join(dir, n)));
 }
 
 /** Parses `plugin.sig` text. */
@@ -107,7 +108,8 @@ export function parseSignature(text: string, where: string): ManifestSignature {
   } catch {
     throw new ManagementError("verification-failed", `signature ${where} is not JSON`);
   }
-  const sig = value as Partial<ManifestSignature>;
+  // JSON null is no signature either (a refusal, not a TypeError).
+  const sig = (value ?? {}) as Partial<ManifestSignature>;
   if (
     sig.algorithm !== "ed25519" ||
     typeof sig.keyId !== "string" ||
