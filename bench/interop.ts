@@ -18,8 +18,8 @@ import {
 } from "./contenders.js";
 import { Bench, benchHandshake } from "./service.js";
 
-/** connect-plugin's GoPluginClient with go-plugin's Go bench plugin. */
-export async function connectHostGoPlugin(name: string, goPlugin: string): Promise<Contender> {
+/** A started GoPluginClient for go-plugin's Go bench plugin (the bench's and the soak's). */
+export async function startGoBenchPlugin(goPlugin: string) {
   const client = new GoPluginClient({
     handshake: benchHandshake,
     plugins: { bench: Bench },
@@ -27,6 +27,12 @@ export async function connectHostGoPlugin(name: string, goPlugin: string): Promi
     logger: silentLogger,
   });
   await client.start();
+  return client;
+}
+
+/** connect-plugin's GoPluginClient with go-plugin's Go bench plugin. */
+export async function connectHostGoPlugin(name: string, goPlugin: string): Promise<Contender> {
+  const client = await startGoBenchPlugin(goPlugin);
   const bench = client.dispense("bench");
   await bench.echo({ value: new Uint8Array(1) });
   return fromOps(

@@ -6,7 +6,6 @@
  * plugin that speaks connect-plugin's protocol, and the Node bench plugin).
  */
 import {
-  GoPluginClient,
   PluginClient,
   inProcess,
   silentLogger,
@@ -15,7 +14,8 @@ import {
 } from "../src/index.js";
 import { KV, handshake as kvHandshake } from "../examples/kv/shared.js";
 import { benchPluginMain, openPlugin } from "../bench/contenders.js";
-import { Bench, benchHandshake, benchPlugin } from "../bench/service.js";
+import { startGoBenchPlugin } from "../bench/interop.js";
+import { benchPlugin } from "../bench/service.js";
 
 /** One transport under soak: an echo that returns what it was given. */
 export interface Target {
@@ -29,13 +29,7 @@ export type TransportName = (typeof TRANSPORTS)[number];
 
 export async function openTarget(name: TransportName, goBenchPlugin: string): Promise<Target> {
   if (name === "go-plugin") {
-    const client = new GoPluginClient({
-      handshake: benchHandshake,
-      plugins: { bench: Bench },
-      command: goBenchPlugin,
-      logger: silentLogger,
-    });
-    await client.start();
+    const client = await startGoBenchPlugin(goBenchPlugin);
     const bench = client.dispense("bench");
     return {
       name,
