@@ -289,6 +289,19 @@ test("DNS rebinding: a loopback plugin refuses a Host that is not a loopback nam
   });
 });
 
+test("DNS rebinding: a Host with an IPv6 zone id is judged by its address and never breaks the plugin", async () => {
+  await withPlugin({}, async (url) => {
+    // The zone holds '::' and reads as a ninth group (a RangeError killed the process).
+    const odd = await rawGet(url, { host: "[0:0:0:0:0:0:0:2%::1]:80" });
+    assert.equal(odd.status, 403);
+    assert.match(odd.body, /^Host "0:0:0:0:0:0:0:2%::1" refused/);
+    // :: with a zone that spells ":1" is not ::1.
+    assert.equal((await rawGet(url, { host: "[::0%0:1]" })).status, 403);
+    assert.notEqual((await rawGet(url, { host: "[::1%lo]:80" })).status, 403);
+    assert.equal(await found(url, "absent"), false, "the plugin still serves");
+  });
+});
+
 test("DNS rebinding: /metrics is behind the same Host and browser checks as the RPCs", async () => {
   const metrics = (_req: unknown, res: http.ServerResponse): void => {
     res.writeHead(200, { "content-type": "text/plain" });

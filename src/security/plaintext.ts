@@ -43,11 +43,14 @@ export function plaintextRefusal(
   );
 }
 
-/** `::1` in any of its spellings (`0:0:0:0:0:0:0:1`, `::0:1`, ...). */
+/** `::1` in any of its spellings (`0:0:0:0:0:0:0:1`, `::0:1`, `::1%lo`, ...). */
 function isIpv6Loopback(host: string): boolean {
+  // A zone id names an interface, not the address; isIP() lets it hold ':'
+  // and '::' (`::%0:1` is ::), so it is cut off before the groups are read.
+  const address = host.split("%")[0]!;
   // A dotted quad at the end (`::ffff:127.0.0.1`, `::1.0.0.1`) is an IPv4 form, never ::1.
-  if (host.includes(".")) return false;
-  const [head, tail] = host.split("::") as [string, string?];
+  if (address.includes(".")) return false;
+  const [head, tail] = address.split("::") as [string, string?];
   const groups = (part: string): string[] => (part === "" ? [] : part.split(":"));
   const left = groups(head);
   const right = tail === undefined ? [] : groups(tail);

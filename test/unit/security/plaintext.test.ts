@@ -106,3 +106,21 @@ test("127.0.0.0/8 is decided by the first octet of a real IPv4 address", () => {
   );
   assert.equal(plaintextRefusal(new URL("http://[::1]:80/"), false, "x"), undefined);
 });
+
+test("a zone id is not part of the address: ::1 with any zone is loopback, nothing else is, and no zone throws", () => {
+  // isIP() accepts zones holding ':' and '::' (a Host header can carry them):
+  // only the address before '%' decides.
+  for (const host of ["::1%lo", "::1%eth0.5", "0:0:0:0:0:0:0:1%a::b", "[::1%1]"]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  for (const host of [
+    "0:0:0:0:0:0:0:2%::1", // eight groups plus a zone with '::' (threw a RangeError)
+    "1:2:3:4:5:6:7:8%a::b",
+    "::0%0:1", // the unspecified address ::, its zone read as groups
+    "::0%:1",
+    "::%1",
+    "fe80::1%lo",
+  ]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+});
