@@ -602,6 +602,65 @@ describe("framed: request messages left unread are capped per connection too", (
     assert.equal(await exchangeInStep(kv, keys), keys.length);
     assert.equal(port.framed.accepted, 1, "one connection throughout");
   });
+
+  test("a call that succeeds with requests still unread stops counting them: its connection takes more than maxConnectionQueuedRequestBytes afterwards", async () => {
+    const perConnection = 160 * 1024;
+    let release!: () => void;
+    let released = new Promise<void>((r) => (release = r));
+    let puts = 0;
+    const port = await networkPort(
+      { maxQueuedRequestBytes: 64 * 1024, maxConnectionQueuedRequestBytes: perConnection },
+      {},
+      (router) =>
+        router.service(KV, {
+          put() {
+            puts++;
+            return {};
+          },
+          // Reads one request, waits for the test, then answers, leaving the
+          // others unread (no for-await, so the iterator is never returned).
+          async putMany(requests) {
+            await requests[Symbol.asyncIterator]().next();
+            await released;
+            return { count: 1 };
+          },
+          async *exchange(requests) {
+            for await (const r of requests) yield { found: true, value: encode(r.key) };
+          },
+        }),
+    );
+    const t = track(createNetworkTransport(new URL(port.url), { transport: "framed" }));
+    const kv = createClient(KV, t.transport);
+    const value = new Uint8Array(1000);
+    // Three calls that each leave 59 messages (about 60 KiB) unread: 180 KiB in all.
+    for (let round = 0; round < 3; round++) {
+      let sent!: () => void;
+      const allSent = new Promise<void>((r) => (sent = r));
+      let done!: () => void;
+      const answered = new Promise<void>((r) => (done = r));
+      const call = kv.putMany(
+        (async function* () {
+          for (let i = 0; i < 60; i++) yield { key: `l${i}`, value };
+          sent();
+          await answered;
+        })(),
+      );
+      await allSent;
+      // Frames are read in order on the one connection: once this Put is
+      // answered, the server has queued every PutMany message before it.
+      await kv.put({ key: "mark", value });
+      release();
+      assert.equal((await call).count, 1);
+      done();
+      released = new Promise<void>((r) => (release = r));
+    }
+    assert.equal(puts, 3);
+    // Were the ended calls' 180 KiB still counted, the first message here
+    // would cross the connection's 160 KiB and fail with ResourceExhausted.
+    const keys = Array.from({ length: 8 }, (_, i) => `${i}`.padEnd(1024, "."));
+    assert.equal(await exchangeInStep(kv, keys), keys.length);
+    assert.equal(port.framed.accepted, 1, "one connection throughout");
+  });
 });
 
 describe("framed: idle network connections", () => {

@@ -481,6 +481,43 @@ describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
     });
   }
 
+  test("whole frames and part of the next in the first read, the rest soon after: served, and not cut off while idle", async () => {
+    // The sniffed bytes are counted once: counted twice, the clock would
+    // read the preface's "PRI " as a frame header and wait for ever.
+    const reasons: string[] = [];
+    const server = await listen(300, reasons);
+    try {
+      const socket = net.connect(dial(server));
+      socket.on("error", () => {});
+      let got = Buffer.alloc(0);
+      const frames: Array<[type: number, flags: number, stream: number]> = [];
+      socket.on("data", (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        while (got.length >= 9 && got.length >= 9 + got.readUIntBE(0, 3)) {
+          frames.push([got[3] as number, got[4] as number, got.readUInt32BE(5)]);
+          got = got.subarray(9 + got.readUIntBE(0, 3));
+        }
+      });
+      const until = (what: string, done: () => boolean): Promise<void> =>
+        waitFor(what, done, 5_000);
+      await new Promise((resolve) => socket.once("connect", resolve));
+      const headers = h2Frame(1, 0x5, 1, requestHeaders("/example.kv.v1.KV/Get"));
+      socket.write(Buffer.concat([PREFACE, h2Frame(4, 0, 0), headers.subarray(0, 5)]));
+      // The server's SETTINGS: it has sniffed the first read and made its session.
+      await until("the server's SETTINGS", () => frames.some(([t]) => t === 4));
+      socket.write(Buffer.concat([headers.subarray(5), h2Frame(4, 0x1, 0)]));
+      await until("the answer's HEADERS", () => frames.some(([t, , id]) => t === 1 && id === 1));
+      // Idle for over three frame timeouts, then still answered.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      socket.write(h2Frame(6, 0, 0, Buffer.alloc(8)));
+      await until("the PING ACK", () => frames.some(([t, f]) => t === 6 && f === 1));
+      assert.deepEqual(reasons, []);
+      socket.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
   for (const [broken, code] of [
     // DATA on a stream never opened: a connection error.
     [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "PROTOCOL_ERROR (1)"],

@@ -548,6 +548,9 @@ class ServerConnection {
     }
     if (this.calls.get(id) !== call) return;
     this.settled(id);
+    // A handler may answer without reading all its requests: they stop
+    // counting against the connection's maxConnectionQueuedRequestBytes.
+    call.input?.discard(CALL_DONE);
     if (!sentHeader) {
       const header = headersToPairs(ctx.responseHeader);
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
