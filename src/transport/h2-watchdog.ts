@@ -20,6 +20,10 @@ export interface PingWatchOptions {
  * Destroys a server's HTTP/2 session that no longer answers a PING, and tells
  * `cutOff` why. So a stuck session is gone within interval + timeout (20 s by
  * default), on every listener, while node:http2 reads the socket itself.
+ * Not covered: a session the peer itself closed with GOAWAY while one of its
+ * streams is still open (node:http2 then cancels every PING, so the watch
+ * stops); a healthy client shutting down gracefully looks the same. Such a
+ * stream lasts until its call ends or the plugin closes.
  *
  * Why a PING: node:http2 (Node 20) answers a peer's protocol error (a corrupt
  * HPACK block, DATA on an idle stream, a frame over the size limit) with
