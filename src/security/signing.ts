@@ -100,6 +100,16 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
   return keyFiles.map((n) => trustedKey(readFileSync(join(dir, n)).toString(), join(dir, n)));
 }
 
+/**
+ * The 64 signature bytes, or undefined unless `base64` is exactly their
+ * padded base64: Node's decoder would skip stray characters and stop at
+ * padding, so that many texts would pass as one signature.
+ */
+function signatureBytes(base64: string): Buffer | undefined {
+  const bytes = Buffer.from(base64, "base64");
+  return bytes.length === 64 && bytes.toString("base64") === base64 ? bytes : undefined;
+}
+
 /** Parses `plugin.sig` text. */
 export function parseSignature(text: string, where: string): ManifestSignature {
   let value: unknown;
@@ -118,6 +128,12 @@ export function parseSignature(text: string, where: string): ManifestSignature {
     throw new ManagementError(
       "verification-failed",
       `signature ${where} must be {"algorithm":"ed25519","keyId":...,"signature":...}`,
+    );
+  }
+  if (signatureBytes(sig.signature) === undefined) {
+    throw new ManagementError(
+      "verification-failed",
+      `signature ${where}: "signature" must be the base64 of a 64-byte ed25519 signature`,
     );
   }
   return sig as ManifestSignature;
@@ -150,12 +166,14 @@ export function verifyManifestSignature(
       `${label} is signed by key ${signature.keyId}, which is not a trusted key${searched}`,
     );
   }
-  const ok = verify(
-    null,
-    signedBytes(manifest),
-    key.key,
-    Buffer.from(signature.signature, "base64"),
-  );
+  const bytes = signatureBytes(signature.signature);
+  if (bytes === undefined) {
+    throw new ManagementError(
+      "verification-failed",
+      `${label}: the signature by key ${signature.keyId} is not the base64 of a 64-byte ed25519 signature`,
+    );
+  }
+  const ok = verify(null, signedBytes(manifest), key.key, bytes);
   if (!ok) {
     throw new ManagementError(
       "verification-failed",

@@ -232,6 +232,26 @@ describe("plugin.sig", () => {
       );
     }
   });
+
+  test("a signature that is not the plain base64 of 64 bytes is refused, not decoded leniently", () => {
+    // Node's base64 decoder skips characters outside the alphabet and stops at
+    // padding, so each of these would otherwise decode to the valid signature
+    // (or to a wrong-length one, reported as a changed manifest).
+    const raw = Buffer.from(rfcSignature, "base64");
+    const message = `signature dir/plugin.sig: "signature" must be the base64 of a 64-byte ed25519 signature`;
+    for (const bad of [
+      `!!!!${rfcSignature}`,
+      `${rfcSignature}AAAA`,
+      raw.toString("base64url"),
+      ` ${rfcSignature}`,
+      raw.subarray(0, 63).toString("base64"),
+      Buffer.concat([raw, Buffer.from([0])]).toString("base64"),
+      "",
+    ]) {
+      const text = JSON.stringify({ algorithm: "ed25519", keyId: rfcKeyId, signature: bad });
+      fails(() => parseSignature(text, "dir/plugin.sig"), "verification-failed", message);
+    }
+  });
 });
 
 describe("verifying a manifest's signature", () => {
@@ -257,6 +277,15 @@ describe("verifying a manifest's signature", () => {
       () => verifyManifestSignature(manifest, { ...sig, signature: forged }, [rfcKey]),
       "verification-failed",
       `plugin "kv" 1.0.0: the signature by key ${rfcKeyId} does not match the manifest (the manifest was changed after signing)`,
+    );
+  });
+
+  test("a hand-built signature that is not the plain base64 of 64 bytes is refused", () => {
+    fails(
+      () =>
+        verifyManifestSignature(manifest, { ...sig, signature: `${rfcSignature}AAAA` }, [rfcKey]),
+      "verification-failed",
+      `plugin "kv" 1.0.0: the signature by key ${rfcKeyId} is not the base64 of a 64-byte ed25519 signature`,
     );
   });
 
