@@ -18,6 +18,13 @@ export async function buildGoContenders(): Promise<{ host: string; plugin: strin
   return { host: join(out, "host"), plugin: join(out, "plugin"), dir: out };
 }
 
+/** Builds one package of go/ (e.g. "./cmd/kv-plugin-connect") to `out/name`; returns its path. */
+export async function goBuild(out: string, pkg: string, name: string): Promise<string> {
+  const file = join(out, name);
+  await promisify(execFile)("go", ["build", "-o", file, pkg], { cwd: goModule });
+  return file;
+}
+
 export async function goVersion(): Promise<string> {
   const { stdout } = await promisify(execFile)("go", ["env", "GOVERSION"]);
   return stdout.trim();

@@ -22,12 +22,11 @@
  *
  * Exit codes: 0 every target met; 1 a target missed; 2 the harness failed.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
+import { goBuild } from "../bench/go-build.js";
 import { handles, leaksAgainst, memory, type Memory } from "./resources.js";
 import {
   CYCLE_KINDS,
@@ -192,12 +191,10 @@ async function soakCycles(kind: CycleKind, n: number, goKvPlugin: string): Promi
 }
 
 async function buildGo(out: string): Promise<{ bench: string; kv: string }> {
-  const goModule = fileURLToPath(new URL("../../go", import.meta.url));
-  const build = (pkg: string, name: string) =>
-    promisify(execFile)("go", ["build", "-o", join(out, name), pkg], { cwd: goModule });
-  await build("./bench/goplugin/plugin", "bench-plugin");
-  await build("./cmd/kv-plugin-connect", "kv-plugin-connect");
-  return { bench: join(out, "bench-plugin"), kv: join(out, "kv-plugin-connect") };
+  return {
+    bench: await goBuild(out, "./bench/goplugin/plugin", "bench-plugin"),
+    kv: await goBuild(out, "./cmd/kv-plugin-connect", "kv-plugin-connect"),
+  };
 }
 
 function formatTable(phases: readonly Phase[]): string {
