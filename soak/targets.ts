@@ -28,22 +28,16 @@ export const TRANSPORTS = ["in-process", "framed", "http2", "go-plugin"] as cons
 export type TransportName = (typeof TRANSPORTS)[number];
 
 export async function openTarget(name: TransportName, goBenchPlugin: string): Promise<Target> {
-  if (name === "go-plugin") {
-    const client = await startGoBenchPlugin(goBenchPlugin);
-    const bench = client.dispense("bench");
-    return {
-      name,
-      echo: async (value) => (await bench.echo({ value })).value,
-      close: () => client.close(),
-    };
-  }
   const transports: LocalTransport[] | undefined =
     name === "framed" ? ["framed"] : name === "http2" ? ["connect"] : undefined;
-  const client = await openPlugin(
-    name === "in-process"
-      ? inProcess(benchPlugin())
-      : subprocess(process.execPath, [benchPluginMain], { transports }),
-  );
+  const client =
+    name === "go-plugin"
+      ? await startGoBenchPlugin(goBenchPlugin)
+      : await openPlugin(
+          name === "in-process"
+            ? inProcess(benchPlugin())
+            : subprocess(process.execPath, [benchPluginMain], { transports }),
+        );
   const bench = client.dispense("bench");
   return {
     name,
