@@ -207,7 +207,7 @@ test("framed: an open frame that reuses the id of an open call cuts the peer off
     ]);
     await waitFor("the Watch handler to end", () => watching === 0, 10_000);
     assert.equal(aborted, 1);
-    assert.equal((await kv.get(create(GetRequestSchema, { key: "late" }))).found, false);
+    assert.equal(kv.get(create(GetRequestSchema, { key: "late" })).found, false);
     // And the server serves the next connection.
     const client = createFramedTransport({ network: "unix", address: path });
     try {
