@@ -630,15 +630,13 @@ export class HostProcess implements Contender {
   cores(callers: number): string {
     const host = this.child.pid === undefined ? "?" : allowedCpus(this.child.pid);
     const how =
-      this.language === "Node"
-        ? `${callers} async loops on 1 JS thread`
-        : `${callers} goroutines over all its CPUs`;
+      this.language === "Node" ? `${callers} async loops, 1 JS thread` : `${callers} goroutines`;
     const plugin = this.serverPid();
-    if (plugin === undefined) return `host Node, ${how}, CPUs ${host}; plugin in the host's thread`;
+    if (plugin === undefined) return `host Node: ${how}, CPUs ${host}; plugin in its thread`;
     const node = basename(readlinkSync(`/proc/${plugin}/exe`)) === "node";
     return (
-      `host ${this.language}, ${how}, CPUs ${host}; ` +
-      `plugin ${node ? "Node, 1 JS thread" : "Go, goroutines over all its CPUs"}, CPUs ${allowedCpus(plugin)}`
+      `host ${this.language}: ${how}, CPUs ${host}; ` +
+      `plugin ${node ? "Node: 1 JS thread" : "Go: goroutines"}, CPUs ${allowedCpus(plugin)}`
     );
   }
 

@@ -274,7 +274,7 @@ const placements =
     : available.filter((p) => placementArg === "all" || p.name === placementArg);
 const pinnedScenario = (p: Placement): string => `${S.unary}, pinned: ${p.label}`;
 for (const p of placements) {
-  log(`pinned: ${p.label}...`);
+  log(`pinned: ${p.label} (${Math.round((performance.now() - t0) / 1000)} s)...`);
   const pinned = await startAll(p);
   for (const c of pinned) await c.unary(500, 16);
   for (let r = 0; r < P.rounds; r++)
