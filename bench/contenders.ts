@@ -537,6 +537,11 @@ export async function vscodeJsonRpc(name: string): Promise<Contender> {
  *
  * With a placement, the host starts under `taskset -c` and its plugin (its
  * only child process) is re-pinned, every thread, once the host is ready.
+ *
+ * Each host has a process group of its own, so a terminal's Ctrl-C reaches
+ * the harness alone: its exit ends every host's stdin, and each host then
+ * closes its plugin (go-plugin plugins ignore SIGINT and would outlive a
+ * host killed by it).
  */
 export class HostProcess implements Contender {
   private readonly lines: AsyncIterator<string>;
@@ -560,7 +565,7 @@ export class HostProcess implements Contender {
     cleanup: () => void = () => {},
   ): Promise<HostProcess> {
     const [cmd = "", ...rest] = placement === undefined ? argv : pinnedCommand(placement, argv);
-    const child = spawn(cmd, rest, { stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawn(cmd, rest, { stdio: ["pipe", "pipe", "inherit"], detached: true });
     const host = new HostProcess(name, language, child, cleanup);
     await host.ask({ op: "unary", n: 1, size: 1 }); // answered once the contender is up
     if (placement !== undefined && child.pid !== undefined) {

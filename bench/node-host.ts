@@ -47,6 +47,13 @@ const factories = {
 
 export type NodeKind = keyof typeof factories;
 
+// stdout carries the protocol and nothing else: whatever a library or plugin
+// prints in this process goes to stderr. A write to a harness that is gone
+// (EPIPE) is dropped; stdin then ends and the contender is closed below.
+const protocol = process.stdout.write.bind(process.stdout) as (line: string) => boolean;
+process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+process.stdout.on("error", () => {});
+
 const [kind = "", name = kind, arg] = process.argv.slice(2);
 if (!(kind in factories)) {
   process.stderr.write(`node-host: unknown contender kind "${kind}"\n`);
@@ -84,7 +91,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   } catch (err) {
     out = { error: err instanceof Error ? err.message : String(err) };
   }
-  process.stdout.write(`${JSON.stringify(out)}\n`);
+  protocol(`${JSON.stringify(out)}\n`);
 }
 await contender.close();
 process.exit(0);

@@ -76,6 +76,14 @@ const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 // --- contenders --------------------------------------------------------------
 log("building the Go contenders (go build)...");
 const go = await buildGoContenders();
+// Ctrl-C or kill: the hosts (process groups of their own) see their stdin end
+// when this process exits and close their plugins; only the build is ours.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    log(`${signal}: stopping; every host closes its plugin`);
+    rmSync(go.dir, { recursive: true, force: true });
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  });
 const bundledPlugin = await bundledBenchPlugin();
 const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
 const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
