@@ -50,9 +50,10 @@ export type NodeKind = keyof typeof factories;
 // stdout carries the protocol and nothing else: whatever a library or plugin
 // prints in this process goes to stderr. A write to a harness that is gone
 // (EPIPE) is dropped; stdin then ends and the contender is closed below.
-const protocol = process.stdout.write.bind(process.stdout) as (line: string) => boolean;
-process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
-process.stdout.on("error", () => {});
+const { stdout, stderr } = process;
+const protocol = stdout.write.bind(stdout);
+stdout.write = stderr.write.bind(stderr);
+stdout.on("error", () => {});
 
 const [kind = "", name = kind, arg] = process.argv.slice(2);
 if (!(kind in factories)) {
