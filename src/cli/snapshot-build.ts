@@ -1,0 +1,239 @@
+/**
+ * `connect-plugin snapshot`: a Node plugin's main file as a V8 startup
+ * snapshot (docs/local-transports.md, "Cold start"). The plugin then starts
+ * with its modules loaded and its descriptors built:
+ * `subprocess(process.execPath, ["--snapshot-blob", "plugin.blob"])`.
+ *
+ * Node builds a snapshot from one CommonJS script that may require only
+ * built-in modules, so the entry is bundled first (esbuild, an optional peer
+ * dependency). What Node 20 refuses in a snapshot is kept out of it:
+ * - built-in modules it does not support there (node:tls ends the build
+ *   with "Unknown external reference"; node:http needs Array.prototype.toSorted,
+ *   which the builder's context lacks) are loaded on first use, after the
+ *   snapshot starts;
+ * - fetch and its classes (Headers...): Node 20's undici needs WebAssembly
+ *   when it loads, and the builder's context has none; touching them while
+ *   the snapshot is built fails with a message saying so.
+ * The blob runs only on the node binary that built it.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { builtinModules, createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Plugin } from "esbuild";
+import { ManagementError } from "../manifest/errors.js";
+import { SNAPSHOT_BUILD } from "../plugin/snapshot.js";
+
+/** The built-in modules Node 20 supports in user-land snapshots (lib/internal/main/mksnapshot.js). */
+const IN_SNAPSHOT = new Set([
+  "assert",
+  "assert/strict",
+  "buffer",
+  "console",
+  "constants",
+  "crypto",
+  "diagnostics_channel",
+  "dns",
+  "events",
+  "fs",
+  "fs/promises",
+  "net",
+  "os",
+  "path",
+  "path/posix",
+  "path/win32",
+  "process",
+  "punycode",
+  "querystring",
+  "stream",
+  "stream/promises",
+  "string_decoder",
+  "sys",
+  "timers",
+  "timers/promises",
+  "url",
+  "util",
+  "util/types",
+  "v8",
+  "zlib",
+]);
+
+/** Globals that load undici when first touched. */
+const FETCH_GLOBALS = [
+  "fetch",
+  "Headers",
+  "Request",
+  "Response",
+  "FormData",
+  "WebSocket",
+  "EventSource",
+];
+
+export interface SnapshotResult {
+  /** The blob written. */
+  readonly blob: string;
+  readonly bytes: number;
+  /** The node binary that built it, the only one that can start it. */
+  readonly node: string;
+  readonly nodeVersion: string;
+}
+
+/** Bundles `entry` and builds `blob` from it with this process's node binary. */
+export async function buildSnapshot(entry: string, blob: string): Promise<SnapshotResult> {
+  const main = resolve(entry);
+  if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
+  const esbuild = await loadEsbuild();
+  const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
+  try {
+    const bundle = join(dir, "plugin.cjs");
+    const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
+    try {
+      await esbuild.build({
+        entryPoints: [main],
+        outfile: bundle,
+        bundle: true,
+        platform: "node",
+        format: "cjs",
+        target: `node${process.versions.node.split(".")[0]}`,
+        logLevel: "silent",
+        plugins: [deferUnsupportedBuiltins()],
+        banner: {
+          js: `${hook} = { startupSnapshot: require("node:v8").startupSnapshot, served: false };\n${guardFetch()}`,
+        },
+        footer: {
+          js: `if (!${hook}.served) throw new Error(${JSON.stringify(
+            `${entry} did not call serve() when it loaded: a snapshot's main file must ` +
+              "call serve() (not await anything before it)",
+          )});`,
+        },
+      });
+    } catch (error) {
+      throw new ManagementError(
+        "incompatible",
+        `cannot bundle ${entry} for a snapshot: ${esbuildMessage(error)}` +
+          (/top-level await/i.test(esbuildMessage(error))
+            ? ` (a snapshot's main file is CommonJS: write serve(...) or serve(...).then(...), not await serve(...))`
+            : ""),
+        { cause: error },
+      );
+    }
+    const out = resolve(blob);
+    rmSync(out, { force: true });
+    const { code, stderr } = await run(process.execPath, [
+      "--snapshot-blob",
+      out,
+      "--build-snapshot",
+      bundle,
+    ]);
+    if (code !== 0 || !existsSync(out)) {
+      throw new ManagementError(
+        "incompatible",
+        `node ${process.version} could not build a snapshot of ${entry} (exit ${code}): ` +
+          stderr.trim(),
+      );
+    }
+    return {
+      blob: out,
+      bytes: statSync(out).size,
+      node: process.execPath,
+      nodeVersion: process.version,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function loadEsbuild(): Promise<typeof import("esbuild")> {
+  try {
+    return await import("esbuild");
+  } catch (error) {
+    throw new ManagementError(
+      "incompatible",
+      "connect-plugin snapshot bundles the plugin with esbuild, which is not installed: " +
+        "npm install --save-dev esbuild",
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Resolves the built-in modules Node 20 cannot hold in a snapshot to a
+ * stand-in whose exports load the real module on first use. (Its keys are
+ * those of this node's module, read here: the builder runs the same binary.)
+ */
+function deferUnsupportedBuiltins(): Plugin {
+  const require = createRequire(import.meta.url);
+  return {
+    name: "defer-unsupported-builtins",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) => {
+        const id = args.path.replace(/^node:/, "");
+        if (!builtinModules.includes(id)) return undefined;
+        if (IN_SNAPSHOT.has(id) || args.namespace === "deferred") {
+          return { path: `node:${id}`, external: true };
+        }
+        return { path: id, namespace: "deferred" };
+      });
+      build.onLoad({ filter: /.*/, namespace: "deferred" }, (args) => {
+        const keys = Object.keys(require(`node:${args.path}`) as object);
+        const id = JSON.stringify(`node:${args.path}`);
+        return {
+          loader: "js",
+          contents:
+            `let real;\n` +
+            `const load = () => {\n` +
+            `  if (real !== undefined) return real;\n` +
+            `  if (require("node:v8").startupSnapshot.isBuildingSnapshot())\n` +
+            `    throw new Error(${JSON.stringify(
+              `node:${args.path} was used while the snapshot was built (when a module ` +
+                `loaded); Node 20 cannot hold it in a snapshot: use it inside functions ` +
+                `that run after serve() starts`,
+            )});\n` +
+            `  return (real = require(${id}));\n` +
+            `};\n` +
+            `for (const key of ${JSON.stringify(keys)})\n` +
+            `  Object.defineProperty(exports, key, { enumerable: true, get: () => load()[key] });\n`,
+        };
+      });
+    },
+  };
+}
+
+/**
+ * The bundle's start: fetch's globals fail with a clear message while the
+ * snapshot is built, and are Node's own again once it starts.
+ */
+function guardFetch(): string {
+  const message =
+    "was used while the snapshot was built (when a module loaded); Node 20 cannot hold " +
+    "its fetch implementation (undici) in a snapshot: use it inside functions that run " +
+    "after serve() starts";
+  return (
+    `(() => {\n` +
+    `  const saved = ${JSON.stringify(FETCH_GLOBALS)}.map((name) => [name, Object.getOwnPropertyDescriptor(globalThis, name)]).filter(([, d]) => d !== undefined);\n` +
+    `  for (const [name] of saved) Object.defineProperty(globalThis, name, { configurable: true, get() { throw new Error(name + ${JSON.stringify(` ${message}`)}); } });\n` +
+    `  require("node:v8").startupSnapshot.addDeserializeCallback(() => { for (const [name, d] of saved) Object.defineProperty(globalThis, name, d); });\n` +
+    `})();\n`
+  );
+}
+
+function esbuildMessage(error: unknown): string {
+  const errors = (
+    error as { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }
+  ).errors;
+  if (errors === undefined || errors.length === 0) return (error as Error).message;
+  return errors
+    .map((e) => (e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text))
+    .join("; ");
+}
+
+function run(command: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.once("error", reject);
+    child.once("close", (code) => resolveRun({ code, stderr }));
+  });
+}

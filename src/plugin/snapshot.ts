@@ -1,0 +1,44 @@
+/**
+ * serve() inside a V8 startup snapshot (`connect-plugin snapshot`, see
+ * docs/local-transports.md). The snapshot holds the plugin's modules, loaded
+ * and initialised; what depends on the launch (the environment, the socket,
+ * the AutoMTLS key, the handshake) must happen when the snapshot starts, not
+ * when it is built. So while a snapshot is being built, serve() only records
+ * itself as the snapshot's main function and returns a promise that the real
+ * serve() settles when the snapshot is started.
+ */
+import type { startupSnapshot } from "node:v8";
+
+/**
+ * Where the bundle that `connect-plugin snapshot` builds puts node:v8's
+ * startupSnapshot (its first line). A global, not an import of node:v8 in
+ * serve(): loading node:v8 costs every plugin start a few ms, and only a
+ * snapshot build needs it.
+ */
+export const SNAPSHOT_BUILD = "connect-plugin.snapshot-build";
+
+/** What the bundle's first line sets, under Symbol.for(SNAPSHOT_BUILD). */
+export interface SnapshotBuild {
+  readonly startupSnapshot: typeof startupSnapshot;
+  /** Set by serve(); the bundle's last line fails the build if nothing served. */
+  served: boolean;
+}
+
+/**
+ * While a snapshot is built: makes `start` the snapshot's main function and
+ * returns a promise of its result. Otherwise undefined (serve now).
+ */
+export function deferToSnapshotStart<T>(start: () => Promise<T>): Promise<T> | undefined {
+  const build = (globalThis as Record<symbol, SnapshotBuild | undefined>)[
+    Symbol.for(SNAPSHOT_BUILD)
+  ];
+  // Node 20's isBuildingSnapshot() returns 1 or 0, not a boolean.
+  if (build === undefined || !build.startupSnapshot.isBuildingSnapshot()) return undefined;
+  if (build.served) {
+    throw new Error("serve() was called twice while the snapshot was built; a plugin serves once");
+  }
+  build.served = true;
+  return new Promise<T>((resolve, reject) =>
+    build.startupSnapshot.setDeserializeMainFunction(() => void start().then(resolve, reject)),
+  );
+}
