@@ -130,7 +130,7 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
       throw new ManagementError(
         "incompatible",
         `node ${process.version} could not build a snapshot of ${entry} (exit ${code}): ` +
-          stderr.trim(),
+          buildProblem(stderr),
       );
     }
     return {
@@ -216,6 +216,12 @@ function guardFetch(): string {
     `  require("node:v8").startupSnapshot.addDeserializeCallback(() => { for (const [name, d] of saved) Object.defineProperty(globalThis, name, d); });\n` +
     `})();\n`
   );
+}
+
+/** The error line of a failed build's stderr (the message, not its source line and stack). */
+function buildProblem(stderr: string): string {
+  const line = stderr.split("\n").find((l) => /^[A-Za-z]*Error: /.test(l));
+  return line ?? stderr.trim().slice(0, 4_000);
 }
 
 function esbuildMessage(error: unknown): string {

@@ -1,12 +1,23 @@
 import { logContext } from "../logging/log-context.js";
 import type { LogLevel } from "../logging/logger.js";
+import { buildingSnapshot } from "./snapshot.js";
 
 /**
  * The real stderr, taken before anything can replace process.stderr.write:
  * under a go-plugin host, the program's own stderr writes are forwarded over
  * plugin.GRPCStdio, while these log lines must stay on the real stderr.
+ * Taken when this module loads, except in a startup snapshot being built,
+ * whose process.stderr is the builder's: serve() takes it when the snapshot
+ * starts.
  */
-const writeStderr = process.stderr.write.bind(process.stderr);
+let writeStderr: ((line: string) => boolean) | undefined = buildingSnapshot()
+  ? undefined
+  : process.stderr.write.bind(process.stderr);
+
+/** Takes the real stderr now, if not taken yet (see writeStderr). */
+export function takeStderr(): (line: string) => boolean {
+  return (writeStderr ??= process.stderr.write.bind(process.stderr));
+}
 
 /**
  * Writes one structured log line to the plugin's stderr, in hclog's JSON shape
@@ -29,5 +40,5 @@ export function pluginLog(
     ...logContext(),
     ...fields,
   });
-  writeStderr(`${line}\n`);
+  takeStderr()(`${line}\n`);
 }

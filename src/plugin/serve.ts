@@ -22,7 +22,7 @@ import type { CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { isAuthInterceptor } from "../security/auth.js";
-import { pluginLog } from "./plugin-log.js";
+import { pluginLog, takeStderr } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { launchMtls, recordLaunchedBroker } from "./launch-mtls.js";
 import type { GoPluginSide } from "./goplugin-serve.js";
@@ -161,6 +161,7 @@ export function serve(
 }
 
 async function serveNow(definition: PluginDefinition, options: ServeOptions): Promise<ServeHandle> {
+  takeStderr(); // In a snapshot: the started process's, before anything replaces its write.
   const listen = options.listen ?? process.env[Env.listen];
   if (listen !== undefined && listen !== "") return serveNetwork(definition, options, listen);
 

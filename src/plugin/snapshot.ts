@@ -24,16 +24,25 @@ export interface SnapshotBuild {
   served: boolean;
 }
 
+/** The build's record while a snapshot is built by `connect-plugin snapshot`, else undefined. */
+function currentBuild(): SnapshotBuild | undefined {
+  const build = (globalThis as Record<symbol, SnapshotBuild | undefined>)[
+    Symbol.for(SNAPSHOT_BUILD)
+  ];
+  // Node 20's isBuildingSnapshot() returns 1 or 0, not a boolean.
+  return build !== undefined && build.startupSnapshot.isBuildingSnapshot() ? build : undefined;
+}
+
+/** Whether this process is building a snapshot (`connect-plugin snapshot`). */
+export const buildingSnapshot = (): boolean => currentBuild() !== undefined;
+
 /**
  * While a snapshot is built: makes `start` the snapshot's main function and
  * returns a promise of its result. Otherwise undefined (serve now).
  */
 export function deferToSnapshotStart<T>(start: () => Promise<T>): Promise<T> | undefined {
-  const build = (globalThis as Record<symbol, SnapshotBuild | undefined>)[
-    Symbol.for(SNAPSHOT_BUILD)
-  ];
-  // Node 20's isBuildingSnapshot() returns 1 or 0, not a boolean.
-  if (build === undefined || !build.startupSnapshot.isBuildingSnapshot()) return undefined;
+  const build = currentBuild();
+  if (build === undefined) return undefined;
   if (build.served) {
     throw new Error("serve() was called twice while the snapshot was built; a plugin serves once");
   }

@@ -1,0 +1,190 @@
+/**
+ * `connect-plugin snapshot`: a Node plugin built into a V8 startup snapshot
+ * behaves as the same plugin started from its files (handshake, AutoMTLS,
+ * calls, errors, metadata, shutdown), reads its launch environment when it
+ * starts, not when it was built, and every way a build or a launch can go
+ * wrong says why. Real subprocesses: the CLI, node --build-snapshot, and the
+ * plugin started from the blob.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { subprocess } from "../src/index.js";
+import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
+
+const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const plugin = fileURLToPath(new URL("./fixtures/snapshot-plugin.js", import.meta.url));
+const servePath = fileURLToPath(new URL("../src/plugin.js", import.meta.url));
+const dir = tempDir("snapshot-test-");
+
+/** Runs `connect-plugin snapshot ENTRY -o OUT --json`; never rejects. */
+async function snapshot(
+  entry: string,
+  out: string,
+): Promise<{ code: number; json: Record<string, unknown> }> {
+  const { stdout, code } = await promisify(execFile)(
+    process.execPath,
+    [cli, "snapshot", entry, "-o", out, "--json"],
+    { timeout: 120_000 },
+  ).then(
+    (r) => ({ stdout: r.stdout, code: 0 }),
+    (e: { stdout: string; code: number }) => ({ stdout: e.stdout, code: e.code }),
+  );
+  return { code, json: JSON.parse(stdout) as Record<string, unknown> };
+}
+
+const blob = join(dir, "kv.blob");
+const built = snapshot(plugin, blob);
+
+test("a snapshot plugin launched through subprocess() serves over framed + AutoMTLS and shuts down", async () => {
+  const { code, json } = await built;
+  assert.equal(code, 0, JSON.stringify(json));
+  assert.equal(json.blob, blob);
+  assert.equal(json.nodeVersion, process.version);
+  assert.ok((json.bytes as number) > 1_000_000, `a blob of ${String(json.bytes)} bytes`);
+
+  // Two plugins from one blob at once: each makes its own socket, key and token.
+  const loggers = [new MemoryLogger(), new MemoryLogger()];
+  const clients = loggers.map((logger) =>
+    kvClient(subprocess(process.execPath, ["--snapshot-blob", blob]), { logger }),
+  );
+  try {
+    await Promise.all(clients.map((c) => c.start()));
+    const pids = clients.map((c) => Number(/^pid (\d+):/.exec(c.status().where)?.[1]));
+    assert.notEqual(pids[0], pids[1]);
+    for (const [i, client] of clients.entries()) {
+      const kv = client.dispense("kv");
+      await kv.put({ key: "k", value: encode(`v${i}`) });
+      assert.equal(
+        decode((await kv.get({ key: "k" })).value),
+        `v${i}`,
+        "each plugin its own state",
+      );
+      assert.equal(decode((await kv.get({ key: "protocol" })).value), "connect-plugin-framed");
+      const header = new Headers({ "x-echo": "hello" });
+      const echoed: { header?: Headers; trailer?: Headers } = {};
+      await kv.get(
+        { key: "headers" },
+        {
+          headers: header,
+          onHeader: (h) => (echoed.header = h),
+          onTrailer: (t) => (echoed.trailer = t),
+        },
+      );
+      assert.equal(echoed.header?.get("x-echo"), "hello");
+      assert.equal(echoed.trailer?.get("x-echo-trailer"), "hello");
+      await assert.rejects(kv.get({ key: "fail" }), (e: unknown) => {
+        const ce = ConnectError.from(e);
+        assert.equal(ce.code, Code.NotFound);
+        assert.equal(ce.rawMessage, "no such key: fail");
+        assert.equal(ce.metadata.get("x-reason"), "fixture");
+        return true;
+      });
+      const stderr = loggers[i]?.messages("stderr") ?? [];
+      assert.ok(stderr.includes("configuring server automatic mTLS"), stderr.join("\n"));
+      assert.ok(stderr.includes("snapshot plugin serving"), "serve()'s promise settled");
+      assert.equal(
+        loggers[i]?.records.find((r) => r.message === "snapshot plugin serving")?.fields.mode,
+        "launched",
+      );
+    }
+    await Promise.all(clients.map((c) => c.close()));
+    await waitFor("both plugins exit", () => pids.every((pid) => !isAlive(pid)), 10_000);
+    for (const logger of loggers) {
+      assert.ok(logger.messages("stderr").includes("plugin stopped"), "a graceful shutdown");
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+test("a snapshot plugin reads the magic cookie when it starts: run by hand, it says it is a plugin", async () => {
+  const { code } = await built;
+  assert.equal(code, 0);
+  const run = await promisify(execFile)(process.execPath, ["--snapshot-blob", blob], {
+    env: { PATH: process.env.PATH ?? "" },
+    timeout: 60_000,
+  }).then(
+    () => ({ code: 0, stderr: "" }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /This binary is a plugin \(the magic cookie KV_PLUGIN is not set\)/);
+});
+
+test("a blob made by another Node version fails to launch with Node's message naming both (fake: its header edited)", async () => {
+  const { code } = await built;
+  assert.equal(code, 0);
+  // The header carries the Node version that built the blob, near its start;
+  // edited, it is what another Node version would have written.
+  const bytes = readFileSync(blob);
+  const at = bytes.indexOf(process.versions.node);
+  assert.ok(at >= 0 && at < 64, `the version ${process.versions.node} is in the blob's header`);
+  bytes.write("19.0.0".padEnd(process.versions.node.length, "0"), at, "latin1");
+  const other = join(dir, "other-node.blob");
+  writeFileSync(other, bytes);
+  const client = kvClient(subprocess(process.execPath, ["--snapshot-blob", other]));
+  try {
+    await assert.rejects(client.start(), (e: Error) => {
+      assert.match(e.message, /exited with code 14 before completing its handshake/);
+      assert.match(
+        e.message,
+        new RegExp(
+          `built with ?Node\\.js version 19\\.0\\.0.* current Node\\.js version is ${process.version.replace(/\./g, "\\.")}`,
+        ),
+      );
+      return true;
+    });
+  } finally {
+    await client.close();
+  }
+});
+
+test("what connect-plugin snapshot refuses, it says why", async (t) => {
+  const cases: Array<{ name: string; source: string; message: RegExp }> = [
+    {
+      name: "top-level await",
+      source: `import { serve } from ${JSON.stringify(servePath)};\nawait serve({});\n`,
+      message:
+        /cannot bundle .*[Tt]op-level await.*a snapshot's main file is CommonJS: write serve\(\.\.\.\) or serve\(\.\.\.\)\.then\(\.\.\.\), not await serve/,
+    },
+    {
+      name: "node:tls used while loading",
+      source: `import { createSecureContext } from "node:tls";\ncreateSecureContext();\n`,
+      message:
+        /could not build a snapshot .*node:tls was used while the snapshot was built \(when a module loaded\); Node 20 cannot hold it in a snapshot/,
+    },
+    {
+      name: "fetch used while loading",
+      source: `new Headers();\n`,
+      message:
+        /could not build a snapshot .*Headers was used while the snapshot was built .*Node 20 cannot hold its fetch implementation \(undici\)/,
+    },
+    {
+      name: "no serve() call",
+      source: `console.log("hello");\n`,
+      message: /could not build a snapshot .*did not call serve\(\) when it loaded/,
+    },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, async () => {
+      const entry = join(dir, `${c.name.replace(/\W+/g, "-")}.mjs`);
+      writeFileSync(entry, c.source);
+      const { code, json } = await snapshot(entry, join(dir, "refused.blob"));
+      const error = json.error as { kind: string; message: string; exitCode: number };
+      assert.equal(code, 8, JSON.stringify(json));
+      assert.equal(error.kind, "incompatible");
+      assert.match(error.message, c.message);
+    });
+  }
+  await t.test("no such entry", async () => {
+    const { code, json } = await snapshot(join(dir, "missing.js"), join(dir, "refused.blob"));
+    assert.equal(code, 4);
+    assert.match((json.error as { message: string }).message, /no such file: .*missing\.js/);
+  });
+});
