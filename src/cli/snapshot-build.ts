@@ -21,9 +21,9 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Plugin } from "esbuild";
+import type * as Esbuild from "esbuild";
 import { ManagementError } from "../manifest/errors.js";
-import { SNAPSHOT_BUILD } from "../plugin/snapshot.js";
+import { SNAPSHOT_BUILD } from "../protocol/snapshot-build.js";
 
 /** The built-in modules Node 20 supports in user-land snapshots (lib/internal/main/mksnapshot.js). */
 const IN_SNAPSHOT = new Set([
@@ -144,7 +144,7 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
   }
 }
 
-async function loadEsbuild(): Promise<typeof import("esbuild")> {
+async function loadEsbuild(): Promise<typeof Esbuild> {
   try {
     return await import("esbuild");
   } catch (error) {
@@ -162,7 +162,7 @@ async function loadEsbuild(): Promise<typeof import("esbuild")> {
  * stand-in whose exports load the real module on first use. (Its keys are
  * those of this node's module, read here: the builder runs the same binary.)
  */
-function deferUnsupportedBuiltins(): Plugin {
+function deferUnsupportedBuiltins(): Esbuild.Plugin {
   const require = createRequire(import.meta.url);
   return {
     name: "defer-unsupported-builtins",

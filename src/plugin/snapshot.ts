@@ -7,22 +7,7 @@
  * itself as the snapshot's main function and returns a promise that the real
  * serve() settles when the snapshot is started.
  */
-import type { startupSnapshot } from "node:v8";
-
-/**
- * Where the bundle that `connect-plugin snapshot` builds puts node:v8's
- * startupSnapshot (its first line). A global, not an import of node:v8 in
- * serve(): loading node:v8 costs every plugin start a few ms, and only a
- * snapshot build needs it.
- */
-export const SNAPSHOT_BUILD = "connect-plugin.snapshot-build";
-
-/** What the bundle's first line sets, under Symbol.for(SNAPSHOT_BUILD). */
-export interface SnapshotBuild {
-  readonly startupSnapshot: typeof startupSnapshot;
-  /** Set by serve(); the bundle's last line fails the build if nothing served. */
-  served: boolean;
-}
+import { SNAPSHOT_BUILD, type SnapshotBuild } from "../protocol/snapshot-build.js";
 
 /** The build's record while a snapshot is built by `connect-plugin snapshot`, else undefined. */
 function currentBuild(): SnapshotBuild | undefined {
