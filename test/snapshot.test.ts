@@ -188,3 +188,21 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
     assert.match((json.error as { message: string }).message, /no such file: .*missing\.js/);
   });
 });
+
+test("connect-plugin snapshot passes on esbuild's warnings: import.meta is empty in the CommonJS bundle", async () => {
+  const entry = join(dir, "import-meta.mjs");
+  writeFileSync(
+    entry,
+    `import { serve } from ${JSON.stringify(servePath)};\n` +
+      `const here = import.meta.url;\nserve({ handshake: { protocolVersion: 1, magicCookieKey: "K", magicCookieValue: here ?? "v" }, plugins: {} });\n`,
+  );
+  const { code, json } = await snapshot(entry, join(dir, "import-meta.blob"));
+  assert.equal(code, 0, JSON.stringify(json));
+  const warnings = json.warnings as string[];
+  assert.ok(
+    warnings.some((w) =>
+      /import-meta\.mjs:2: "import\.meta" is not available with the "cjs" output format/.test(w),
+    ),
+    warnings.join("\n"),
+  );
+});

@@ -77,6 +77,8 @@ export interface SnapshotResult {
   /** The node binary that built it, the only one that can start it. */
   readonly node: string;
   readonly nodeVersion: string;
+  /** esbuild's warnings, e.g. `import.meta` used (it is empty in the CommonJS bundle). */
+  readonly warnings: readonly string[];
 }
 
 /** Bundles `entry` and builds `blob` from it with this process's node binary. */
@@ -88,8 +90,9 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
   try {
     const bundle = join(dir, "plugin.cjs");
     const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
+    let warnings: string[];
     try {
-      await esbuild.build({
+      const built = await esbuild.build({
         entryPoints: [main],
         outfile: bundle,
         bundle: true,
@@ -108,6 +111,7 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
           )});`,
         },
       });
+      warnings = built.warnings.map(located);
     } catch (error) {
       throw new ManagementError(
         "incompatible",
@@ -138,6 +142,7 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
       bytes: statSync(out).size,
       node: process.execPath,
       nodeVersion: process.version,
+      warnings,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -224,14 +229,16 @@ function buildProblem(stderr: string): string {
   return line ?? stderr.trim().slice(0, 4_000);
 }
 
+type EsbuildMessage = { text: string; location?: { file: string; line: number } | null };
+
+function located(m: EsbuildMessage): string {
+  return m.location ? `${m.location.file}:${m.location.line}: ${m.text}` : m.text;
+}
+
 function esbuildMessage(error: unknown): string {
-  const errors = (
-    error as { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }
-  ).errors;
+  const errors = (error as { errors?: EsbuildMessage[] }).errors;
   if (errors === undefined || errors.length === 0) return (error as Error).message;
-  return errors
-    .map((e) => (e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text))
-    .join("; ");
+  return errors.map(located).join("; ");
 }
 
 function run(command: string, args: string[]): Promise<{ code: number | null; stderr: string }> {

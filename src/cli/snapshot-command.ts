@@ -20,6 +20,7 @@ export function registerSnapshotCommand(program: Command): void {
         return {
           json: result,
           text:
+            result.warnings.map((w) => `warning: ${w}\n`).join("") +
             `wrote ${out} (${(result.bytes / 1024 / 1024).toFixed(1)} MiB), for node ` +
             `${result.nodeVersion} only (${result.node}); launch it with ` +
             `subprocess(${JSON.stringify(result.node)}, ["--snapshot-blob", ${JSON.stringify(result.blob)}])`,
