@@ -103,6 +103,42 @@ test("a snapshot plugin launched through subprocess() serves over framed + AutoM
   }
 });
 
+test("a snapshot plugin passes every protocol conformance check, network mode over HTTP/2 included", async () => {
+  const { code } = await built;
+  assert.equal(code, 0);
+  const run = await promisify(execFile)(
+    process.execPath,
+    [
+      cli,
+      "conformance",
+      "--json",
+      "--cookie",
+      "KV_PLUGIN=hello",
+      "--",
+      process.execPath,
+      "--snapshot-blob",
+      blob,
+    ],
+    { timeout: 120_000 },
+  ).then(
+    (r) => ({ code: 0, stdout: r.stdout }),
+    (e: { code: number; stdout: string }) => e,
+  );
+  const report = JSON.parse(run.stdout) as {
+    passed: boolean;
+    checks: Array<{ id: string; status: string; detail: string }>;
+  };
+  const notPassed = report.checks.filter((c) => c.status !== "pass");
+  assert.deepEqual(notPassed, [], "every check passes");
+  assert.ok(report.passed && run.code === 0);
+  for (const id of ["handshake-line", "auto-mtls", "shutdown", "network-mode"]) {
+    assert.ok(
+      report.checks.some((c) => c.id === id),
+      `the ${id} check ran`,
+    );
+  }
+});
+
 test("a snapshot plugin reads the magic cookie when it starts: run by hand, it says it is a plugin", async () => {
   const { code } = await built;
   assert.equal(code, 0);
