@@ -265,7 +265,12 @@ const kvCalls = async (transport: Transport): Promise<void> => {
   const kv = createClient(KV, transport);
   await kv.put({ key: "a", value: new Uint8Array([1, 2, 3]) });
   await kv.get({ key: "a" });
-  for await (const _ of kv.watch({ key: "a" })) break;
+  // connect-es' stream iterables have no return(): leaving the loop does not
+  // cancel the call, the signal does. (Without it, this Watch stayed open on
+  // the HTTP/2 target for the whole run, and its unread events grew the heap.)
+  const watching = new AbortController();
+  for await (const _ of kv.watch({ key: "a" }, { signal: watching.signal })) break;
+  watching.abort();
   // A client stream of one message, as an async iterable.
   await kv.putMany(toAsync([{ key: "b", value: new Uint8Array([4]) }]));
 };
