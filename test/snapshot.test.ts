@@ -26,10 +26,11 @@ const dir = tempDir("snapshot-test-");
 async function snapshot(
   entry: string,
   out: string,
+  ...more: string[]
 ): Promise<{ code: number; json: Record<string, unknown> }> {
   const { stdout, code } = await promisify(execFile)(
     process.execPath,
-    [cli, "snapshot", entry, "-o", out, "--json"],
+    [cli, "snapshot", entry, "-o", out, "--json", ...more],
     { timeout: 120_000 },
   ).then(
     (r) => ({ stdout: r.stdout, code: 0 }),
@@ -218,6 +219,27 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
       assert.match(error.message, c.message);
     });
   }
+  await t.test("a build kept running by a timer started while loading", async () => {
+    const entry = join(dir, "timer.mjs");
+    writeFileSync(
+      entry,
+      `import { serve } from ${JSON.stringify(servePath)};\nsetInterval(() => {}, 1000);\nserve({});\n`,
+    );
+    const { code, json } = await snapshot(entry, join(dir, "refused.blob"), "--timeout", "3000");
+    assert.equal(code, 8, JSON.stringify(json));
+    assert.match(
+      (json.error as { message: string }).message,
+      /the snapshot build of .*timer\.mjs did not finish in 3000 ms and was stopped: .*something started while the modules loaded \(a timer, a socket, a child process\) keeps it running/,
+    );
+  });
+  await t.test("a bad --timeout", async () => {
+    const { code, json } = await snapshot(plugin, join(dir, "refused.blob"), "--timeout", "soon");
+    assert.equal(code, 7);
+    assert.match(
+      (json.error as { message: string }).message,
+      /--timeout must be a positive number of milliseconds, not "soon"/,
+    );
+  });
   await t.test("no such entry", async () => {
     const { code, json } = await snapshot(join(dir, "missing.js"), join(dir, "refused.blob"));
     assert.equal(code, 4);

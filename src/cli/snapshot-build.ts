@@ -81,8 +81,19 @@ export interface SnapshotResult {
   readonly warnings: readonly string[];
 }
 
-/** Bundles `entry` and builds `blob` from it with this process's node binary. */
-export async function buildSnapshot(entry: string, blob: string): Promise<SnapshotResult> {
+/** How long a snapshot build may take by default: a build takes seconds. */
+export const DEFAULT_SNAPSHOT_TIMEOUT_MS = 120_000;
+
+/**
+ * Bundles `entry` and builds `blob` from it with this process's node binary.
+ * Node takes the snapshot when the entry's event loop is empty; a build
+ * still running after `timeoutMs` is stopped and reported.
+ */
+export async function buildSnapshot(
+  entry: string,
+  blob: string,
+  timeoutMs = DEFAULT_SNAPSHOT_TIMEOUT_MS,
+): Promise<SnapshotResult> {
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
   const esbuild = await loadEsbuild();
@@ -124,12 +135,20 @@ export async function buildSnapshot(entry: string, blob: string): Promise<Snapsh
     }
     const out = resolve(blob);
     rmSync(out, { force: true });
-    const { code, stderr } = await run(process.execPath, [
-      "--snapshot-blob",
-      out,
-      "--build-snapshot",
-      bundle,
-    ]);
+    const { code, stderr, timedOut } = await run(
+      process.execPath,
+      ["--snapshot-blob", out, "--build-snapshot", bundle],
+      timeoutMs,
+    );
+    if (timedOut) {
+      throw new ManagementError(
+        "incompatible",
+        `the snapshot build of ${entry} did not finish in ${timeoutMs} ms and was stopped: ` +
+          "Node takes the snapshot when nothing is left to run, and something started while " +
+          "the modules loaded (a timer, a socket, a child process) keeps it running; start " +
+          "it after serve() resolves",
+      );
+    }
     if (code !== 0 || !existsSync(out)) {
       throw new ManagementError(
         "incompatible",
@@ -241,12 +260,28 @@ function esbuildMessage(error: unknown): string {
   return errors.map(located).join("; ");
 }
 
-function run(command: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+/** Runs a command to its end, or kills it after `timeoutMs`. */
+function run(
+  command: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.once("error", reject);
-    child.once("close", (code) => resolveRun({ code, stderr }));
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stderr, timedOut });
+    });
   });
 }

@@ -2,21 +2,34 @@
 import { basename, extname } from "node:path";
 import type { Command } from "commander";
 import { action } from "./program.js";
-import { buildSnapshot } from "./snapshot-build.js";
+import { ManagementError } from "../manifest/errors.js";
+import { DEFAULT_SNAPSHOT_TIMEOUT_MS, buildSnapshot } from "./snapshot-build.js";
 
 export function registerSnapshotCommand(program: Command): void {
   program
     .command("snapshot")
     .argument("<entry>", "the plugin's main file (it calls serve(); no top-level await)")
     .option("-o, --out <file>", "the blob to write (default: <entry name>.blob)")
+    .option(
+      "--timeout <ms>",
+      "stop a build that has not finished by then",
+      String(DEFAULT_SNAPSHOT_TIMEOUT_MS),
+    )
     .description(
       "bundle a Node plugin and build a V8 startup snapshot of it, for a faster cold start; " +
         "start it with this node binary: node --snapshot-blob <file>",
     )
     .action(
-      action(async (entry: string, opts: { out?: string }) => {
+      action(async (entry: string, opts: { out?: string; timeout: string }) => {
         const out = opts.out ?? `${basename(entry, extname(entry))}.blob`;
-        const result = await buildSnapshot(entry, out);
+        const timeoutMs = Number(opts.timeout);
+        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+          throw new ManagementError(
+            "invalid-config",
+            `--timeout must be a positive number of milliseconds, not ${JSON.stringify(opts.timeout)}`,
+          );
+        }
+        const result = await buildSnapshot(entry, out, timeoutMs);
         return {
           json: result,
           text:
