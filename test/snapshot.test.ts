@@ -7,7 +7,7 @@
  * plugin started from the blob.
  */
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -89,10 +89,13 @@ test("a snapshot plugin launched through subprocess() serves over framed + AutoM
       const stderr = loggers[i]?.messages("stderr") ?? [];
       assert.ok(stderr.includes("configuring server automatic mTLS"), stderr.join("\n"));
       assert.ok(stderr.includes("snapshot plugin serving"), "serve()'s promise settled");
-      assert.equal(
-        loggers[i]?.records.find((r) => r.message === "snapshot plugin serving")?.fields.mode,
-        "launched",
+      assert.ok(
+        !stderr.includes("snapshot plugin loading"),
+        "code run while the modules loaded ran when the snapshot was built, not at launch",
       );
+      const serving = loggers[i]?.records.find((r) => r.message === "snapshot plugin serving");
+      assert.equal(serving?.fields.mode, "launched");
+      assert.equal(serving?.fields.globalAgentSet, true, "http.globalAgent = agent took");
     }
     await Promise.all(clients.map((c) => c.close()));
     await waitFor("both plugins exit", () => pids.every((pid) => !isAlive(pid)), 10_000);
@@ -208,15 +211,19 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
       message: /could not build a snapshot .*did not call serve\(\) when it loaded/,
     },
   ];
+  // A refused rebuild leaves the blob that was there.
+  const kept = join(dir, "kept.blob");
+  writeFileSync(kept, "an earlier blob");
   for (const c of cases) {
     await t.test(c.name, async () => {
       const entry = join(dir, `${c.name.replace(/\W+/g, "-")}.mjs`);
       writeFileSync(entry, c.source);
-      const { code, json } = await snapshot(entry, join(dir, "refused.blob"));
+      const { code, json } = await snapshot(entry, kept);
       const error = json.error as { kind: string; message: string; exitCode: number };
       assert.equal(code, 8, JSON.stringify(json));
       assert.equal(error.kind, "incompatible");
       assert.match(error.message, c.message);
+      assert.equal(readFileSync(kept, "utf8"), "an earlier blob", "the earlier blob is kept");
     });
   }
   await t.test("a build kept running by a timer started while loading", async () => {
@@ -225,8 +232,14 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
       entry,
       `import { serve } from ${JSON.stringify(servePath)};\nsetInterval(() => {}, 1000);\nserve({});\n`,
     );
-    const { code, json } = await snapshot(entry, join(dir, "refused.blob"), "--timeout", "3000");
+    const { code, json } = await snapshot(entry, kept, "--timeout", "3000");
     assert.equal(code, 8, JSON.stringify(json));
+    assert.equal(readFileSync(kept, "utf8"), "an earlier blob", "the earlier blob is kept");
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith(".partial")),
+      [],
+      "the stopped build's partial blob is removed",
+    );
     assert.match(
       (json.error as { message: string }).message,
       /the snapshot build of .*timer\.mjs did not finish in 3000 ms and was stopped: .*something started while the modules loaded \(a timer, a socket, a child process\) keeps it running/,
@@ -238,6 +251,14 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
     assert.match(
       (json.error as { message: string }).message,
       /--timeout must be a positive number of milliseconds, not "soon"/,
+    );
+  });
+  await t.test("no directory for the blob", async () => {
+    const { code, json } = await snapshot(plugin, join(dir, "missing-dir", "kv.blob"));
+    assert.equal(code, 4, JSON.stringify(json));
+    assert.match(
+      (json.error as { message: string }).message,
+      /no such directory for the blob: .*missing-dir/,
     );
   });
   await t.test("no such entry", async () => {

@@ -17,10 +17,11 @@
  * The blob runs only on the node binary that built it.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type * as Esbuild from "esbuild";
 import { ManagementError } from "../manifest/errors.js";
 import { SNAPSHOT_BUILD } from "../protocol/snapshot-build.js";
@@ -96,8 +97,13 @@ export async function buildSnapshot(
 ): Promise<SnapshotResult> {
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
+  const out = resolve(blob);
+  if (!existsSync(dirname(out))) {
+    throw new ManagementError("not-found", `no such directory for the blob: ${dirname(out)}`);
+  }
   const esbuild = await loadEsbuild();
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
+  let partial: string | undefined;
   try {
     const bundle = join(dir, "plugin.cjs");
     const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
@@ -133,11 +139,12 @@ export async function buildSnapshot(
         { cause: error },
       );
     }
-    const out = resolve(blob);
-    rmSync(out, { force: true });
+    // Built beside `out` and renamed onto it when done: a failed rebuild
+    // leaves the blob that was there.
+    partial = `${out}.${randomBytes(6).toString("hex")}.partial`;
     const { code, stderr, timedOut } = await run(
       process.execPath,
-      ["--snapshot-blob", out, "--build-snapshot", bundle],
+      ["--snapshot-blob", partial, "--build-snapshot", bundle],
       timeoutMs,
     );
     if (timedOut) {
@@ -149,13 +156,14 @@ export async function buildSnapshot(
           "it after serve() resolves",
       );
     }
-    if (code !== 0 || !existsSync(out)) {
+    if (code !== 0 || !existsSync(partial)) {
       throw new ManagementError(
         "incompatible",
         `node ${process.version} could not build a snapshot of ${entry} (exit ${code}): ` +
           buildProblem(stderr),
       );
     }
+    renameSync(partial, out);
     return {
       blob: out,
       bytes: statSync(out).size,
@@ -165,6 +173,7 @@ export async function buildSnapshot(
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    if (partial !== undefined) rmSync(partial, { force: true });
   }
 }
 
@@ -183,8 +192,9 @@ async function loadEsbuild(): Promise<typeof Esbuild> {
 
 /**
  * Resolves the built-in modules Node 20 cannot hold in a snapshot to a
- * stand-in whose exports load the real module on first use. (Its keys are
- * those of this node's module, read here: the builder runs the same binary.)
+ * stand-in whose exports load the real module on first use, and pass on
+ * assignments (`http.globalAgent = agent`). (Its keys are those of this
+ * node's module, read here: the builder runs the same binary.)
  */
 function deferUnsupportedBuiltins(): Esbuild.Plugin {
   const require = createRequire(import.meta.url);
@@ -217,7 +227,11 @@ function deferUnsupportedBuiltins(): Esbuild.Plugin {
             `  return (real = require(${id}));\n` +
             `};\n` +
             `for (const key of ${JSON.stringify(keys)})\n` +
-            `  Object.defineProperty(exports, key, { enumerable: true, get: () => load()[key] });\n`,
+            `  Object.defineProperty(exports, key, {\n` +
+            `    enumerable: true,\n` +
+            `    get: () => load()[key],\n` +
+            `    set: (value) => { load()[key] = value; },\n` +
+            `  });\n`,
         };
       });
     },

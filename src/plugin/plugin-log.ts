@@ -7,16 +7,23 @@ import { buildingSnapshot } from "./snapshot.js";
  * under a go-plugin host, the program's own stderr writes are forwarded over
  * plugin.GRPCStdio, while these log lines must stay on the real stderr.
  * Taken when this module loads, except in a startup snapshot being built,
- * whose process.stderr is the builder's: serve() takes it when the snapshot
- * starts.
+ * whose process.stderr is the builder's (Node replaces it when the snapshot
+ * starts): serve() takes it then.
  */
 let writeStderr: ((line: string) => boolean) | undefined = buildingSnapshot()
   ? undefined
   : process.stderr.write.bind(process.stderr);
 
-/** Takes the real stderr now, if not taken yet (see writeStderr). */
+/**
+ * Takes the real stderr now, if not taken yet (see writeStderr). While a
+ * snapshot is built, a log line goes to the builder's stderr and nothing is
+ * kept: kept, it would be the started plugin's stderr, and lose every line.
+ */
 export function takeStderr(): (line: string) => boolean {
-  return (writeStderr ??= process.stderr.write.bind(process.stderr));
+  if (writeStderr !== undefined) return writeStderr;
+  const write = process.stderr.write.bind(process.stderr);
+  if (!buildingSnapshot()) writeStderr = write;
+  return write;
 }
 
 /**
