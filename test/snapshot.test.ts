@@ -236,7 +236,7 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
     assert.equal(code, 8, JSON.stringify(json));
     assert.equal(readFileSync(kept, "utf8"), "an earlier blob", "the earlier blob is kept");
     assert.deepEqual(
-      readdirSync(dir).filter((f) => f.endsWith(".partial")),
+      readdirSync(dir).filter((f) => f.startsWith("kept.blob.")),
       [],
       "the stopped build's partial blob is removed",
     );
