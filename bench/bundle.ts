@@ -6,9 +6,10 @@
  * go-plugin dialer) out of the entry file.
  */
 import { build } from "esbuild";
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildSnapshot } from "../src/cli/snapshot-build.js";
 
 /** Bundles `entry` into `outdir`; returns the entry file's bundle. */
 export async function bundlePlugin(entry: string, outdir: string): Promise<string> {
@@ -33,3 +34,15 @@ export const bundledBenchPlugin = (): Promise<string> => {
   const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
   return bundlePlugin(plugin, join(dirname(plugin), "plugin-bundle"));
 };
+
+/**
+ * dist/bench/plugin-snapshot/plugin.blob: the bench plugin as a V8 startup
+ * snapshot (`connect-plugin snapshot`), for this node binary only.
+ */
+export async function snapshotBenchPlugin(): Promise<string> {
+  const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
+  const dir = join(dirname(plugin), "plugin-snapshot");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  return (await buildSnapshot(plugin, join(dir, "plugin.blob"))).blob;
+}

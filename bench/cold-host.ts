@@ -5,7 +5,8 @@
  * host and plugin of another build (for before/after figures in one run);
  * by default, this build's.
  *
- * JSON lines on stdin, `{"op": "cold", "n": 3, "bundled": false, "autoMTLS": true}`,
+ * JSON lines on stdin, `{"op": "cold", "n": 3, "bundled": false, "autoMTLS": true}`
+ * (`"snapshot": true`: the bundled plugin as a V8 startup snapshot),
  * answered on stdout with `{"samples_us": [...], "cpu_us": [...]}` (the Go
  * bench host's protocol, plus the plugin's CPU time up to that first answer,
  * from /proc/PID/schedstat: less at the mercy of a loaded machine than
@@ -32,24 +33,39 @@ const { subprocess } = await from<typeof Index>("src/index.js");
 const { bundledBenchPlugin } = await from<typeof Bundle>("bench/bundle.js");
 const plain = fileURLToPath(new URL("bench/plugin.js", dist));
 const bundled = await bundledBenchPlugin();
+// Another build's bench may have no snapshot builder.
+const { snapshotBenchPlugin } = await from<Partial<typeof Bundle>>("bench/bundle.js");
+const snapshot = await snapshotBenchPlugin?.();
 const launch: Launch = (main, autoMTLS) =>
-  openPlugin(subprocess(process.execPath, [main], { autoMTLS }));
+  openPlugin(
+    subprocess(process.execPath, main.endsWith(".blob") ? ["--snapshot-blob", main] : [main], {
+      autoMTLS,
+    }),
+  );
 
 // One launch first, so that the host's own first-time costs (its AutoMTLS
 // certificate, JIT) are not counted: a host launches many plugins.
 await (await launch(plain, true)).close();
 
 for await (const line of createInterface({ input: process.stdin })) {
-  const cmd = JSON.parse(line) as { op: string; n: number; bundled: boolean; autoMTLS: boolean };
-  if (cmd.op !== "cold") {
-    process.stdout.write(`${JSON.stringify({ error: `unknown op ${cmd.op}` })}\n`);
+  const cmd = JSON.parse(line) as {
+    op: string;
+    n: number;
+    bundled: boolean;
+    autoMTLS: boolean;
+    snapshot?: boolean;
+  };
+  if (cmd.op !== "cold" || (cmd.snapshot === true && snapshot === undefined)) {
+    const error = cmd.op !== "cold" ? `unknown op ${cmd.op}` : "this build has no snapshot";
+    process.stdout.write(`${JSON.stringify({ error })}\n`);
     continue;
   }
+  const main = cmd.snapshot === true ? (snapshot as string) : cmd.bundled ? bundled : plain;
   const samples: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < cmd.n; i++) {
     const t = performance.now();
-    const client = await launch(cmd.bundled ? bundled : plain, cmd.autoMTLS);
+    const client = await launch(main, cmd.autoMTLS);
     samples.push((performance.now() - t) * 1_000);
     cpu.push(cpuMicros(/^pid (\d+):/.exec(client.status().where)?.[1]));
     await client.close();

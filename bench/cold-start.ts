@@ -48,8 +48,10 @@ class ColdHost {
     const args = dist === undefined ? [main] : [main, "--dist", dist];
     return new ColdHost(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
   }
-  async cold(bundled: boolean, autoMTLS: boolean): Promise<Sample> {
-    this.child.stdin?.write(`${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS })}\n`);
+  async cold(bundled: boolean, autoMTLS: boolean, snapshot = false): Promise<Sample> {
+    this.child.stdin?.write(
+      `${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS, snapshot })}\n`,
+    );
     const line = await this.lines.next();
     if (line.done === true) throw new Error("the cold-start host exited");
     const res = JSON.parse(line.value) as {
@@ -102,6 +104,13 @@ for (const [label, dist] of [
     { name: `${prefix}Node plugin bundled, framed + AutoMTLS`, run: () => host.cold(true, true) },
     { name: `${prefix}Node plugin, framed, autoMTLS: false`, run: () => host.cold(false, false) },
   );
+  // A startup snapshot of the bundled plugin (connect-plugin snapshot): this build only.
+  if (dist === undefined) {
+    contenders.push({
+      name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
+      run: () => host.cold(true, true, true),
+    });
+  }
 }
 let go: { host: string; plugin: string; dir: string } | undefined;
 let goHost: GoPluginHost | undefined;

@@ -2,4 +2,5 @@
 import { serve } from "../src/plugin.js";
 import { benchPlugin } from "./service.js";
 
-await serve(benchPlugin());
+// No top-level await: `connect-plugin snapshot` bundles this file as CommonJS.
+void serve(benchPlugin());

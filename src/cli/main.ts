@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `connect-plugin` command: init, list, inspect, install, pull, push,
- * verify, remove, keygen, sign and pack plugins, show their status, and check
- * a plugin program's protocol conformance. Every command takes --json; exit
+ * verify, remove, keygen, sign and pack plugins, show their status, check
+ * a plugin program's protocol conformance, and snapshot a Node plugin. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
@@ -13,6 +13,7 @@ import { registerInitCommand } from "./init-command.js";
 import { registerLocalCommands } from "./local-commands.js";
 import { jsonRequested, program } from "./program.js";
 import { registerRegistryCommands } from "./registry-commands.js";
+import { registerSnapshotCommand } from "./snapshot-command.js";
 import { registerStatusCommand } from "./status-command.js";
 
 registerInitCommand(program);
@@ -20,6 +21,7 @@ registerLocalCommands(program);
 registerRegistryCommands(program);
 registerConformanceCommand(program);
 registerStatusCommand(program);
+registerSnapshotCommand(program);
 
 /**
  * Reports an error and exits. With --json it goes to stdout only, as

@@ -1,12 +1,30 @@
 import { logContext } from "../logging/log-context.js";
 import type { LogLevel } from "../logging/logger.js";
+import { buildingSnapshot } from "./snapshot.js";
 
 /**
  * The real stderr, taken before anything can replace process.stderr.write:
  * under a go-plugin host, the program's own stderr writes are forwarded over
  * plugin.GRPCStdio, while these log lines must stay on the real stderr.
+ * Taken when this module loads, except in a startup snapshot being built,
+ * whose process.stderr is the builder's (Node replaces it when the snapshot
+ * starts): serve() takes it then.
  */
-const writeStderr = process.stderr.write.bind(process.stderr);
+let writeStderr: ((line: string) => boolean) | undefined = buildingSnapshot()
+  ? undefined
+  : process.stderr.write.bind(process.stderr);
+
+/**
+ * Takes the real stderr now, if not taken yet (see writeStderr). While a
+ * snapshot is built, a log line goes to the builder's stderr and nothing is
+ * kept: kept, it would be the started plugin's stderr, and lose every line.
+ */
+export function takeStderr(): (line: string) => boolean {
+  if (writeStderr !== undefined) return writeStderr;
+  const write = process.stderr.write.bind(process.stderr);
+  if (!buildingSnapshot()) writeStderr = write;
+  return write;
+}
 
 /**
  * Writes one structured log line to the plugin's stderr, in hclog's JSON shape
@@ -29,5 +47,5 @@ export function pluginLog(
     ...logContext(),
     ...fields,
   });
-  writeStderr(`${line}\n`);
+  takeStderr()(`${line}\n`);
 }

@@ -22,10 +22,11 @@ import type { CorsOptions } from "../security/cors.js";
 import { PluginServer, type PluginServerOptions } from "./plugin-server.js";
 import { isLoopbackHost } from "../security/plaintext.js";
 import { isAuthInterceptor } from "../security/auth.js";
-import { pluginLog } from "./plugin-log.js";
+import { pluginLog, takeStderr } from "./plugin-log.js";
 import { readLaunchToken } from "./launch-token.js";
 import { launchMtls, recordLaunchedBroker } from "./launch-mtls.js";
 import type { GoPluginSide } from "./goplugin-serve.js";
+import { deferToSnapshotStart } from "./snapshot.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -146,11 +147,21 @@ export const EXIT_NOT_LAUNCHED_BY_HOST = 1;
  *   HTTP/2 on that address until SIGTERM or SIGINT.
  * - **Started by hand**: explains on stderr that this is a plugin and exits
  *   with code 1.
+ * - **Built into a startup snapshot** (`connect-plugin snapshot`): does
+ *   one of the above when the snapshot starts; the promise settles then.
  */
-export async function serve(
+export function serve(
   definition: PluginDefinition,
   options: ServeOptions = {},
 ): Promise<ServeHandle> {
+  // In a startup snapshot being built (`connect-plugin snapshot`): serve
+  // when the snapshot starts, with the launch's environment.
+  const start = (): Promise<ServeHandle> => serveNow(definition, options);
+  return deferToSnapshotStart(start) ?? start();
+}
+
+async function serveNow(definition: PluginDefinition, options: ServeOptions): Promise<ServeHandle> {
+  takeStderr(); // In a snapshot: the started process's, before anything replaces its write.
   const listen = options.listen ?? process.env[Env.listen];
   if (listen !== undefined && listen !== "") return serveNetwork(definition, options, listen);
 

@@ -10,8 +10,15 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { reachableTimeout } from "./deadline.js";
 import { CallAbort } from "./lazy-abort.js";
 
-/** Aborts a finished call's signal without building a DOMException per call. */
-export const CALL_DONE = new ConnectError("call completed", Code.Canceled);
+let done: ConnectError | undefined;
+/**
+ * Aborts a finished call's signal without building a DOMException per call.
+ * Made on the first call, not when the module loads: a ConnectError makes a
+ * Headers, the first Headers loads Node's fetch (undici), and Node 20 cannot
+ * hold undici in a startup snapshot (docs/local-transports.md).
+ */
+export const callDone = (): ConnectError =>
+  (done ??= new ConnectError("call completed", Code.Canceled));
 
 /**
  * The abort state a call runs under: it follows the caller's signal, fires
@@ -56,12 +63,12 @@ export class CallSignal extends CallAbort {
   done(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.follow !== undefined) this.callerSignal?.removeEventListener("abort", this.follow);
-    this.abort(CALL_DONE);
+    this.abort(callDone());
   }
 
   /** The error the caller sees: their cancellation or deadline wins over the one seen. */
   error(error: unknown): ConnectError {
-    if (this.aborted && this.reason !== CALL_DONE) {
+    if (this.aborted && this.reason !== callDone()) {
       return ConnectError.from(this.reason, Code.Canceled);
     }
     return ConnectError.from(error);

@@ -17,7 +17,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
-import { CALL_DONE, methodPath, normalize, type CallSignal } from "./call-support.js";
+import { callDone, methodPath, normalize, type CallSignal } from "./call-support.js";
 import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
@@ -98,7 +98,7 @@ class DirectTarget implements CallTarget {
       throw callerOrHandlerError(caller, error, ctx);
     } finally {
       unsubscribe?.();
-      ctx.abort(CALL_DONE);
+      ctx.abort(callDone());
     }
   }
 
@@ -168,7 +168,7 @@ async function streamResponse<I extends DescMessage, O extends DescMessage>(
   const unsubscribe = follow(caller, ctx);
   const finish = (): void => {
     unsubscribe?.();
-    ctx.abort(CALL_DONE);
+    ctx.abort(callDone());
   };
   const fail = (error: unknown): never => {
     finish();

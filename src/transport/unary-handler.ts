@@ -8,7 +8,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { CALL_DONE } from "./call-support.js";
+import { callDone } from "./call-support.js";
 import { reachableTimeout } from "./deadline.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
@@ -263,7 +263,7 @@ class LeanCall {
   /** Gives the call to connect-es' handler, replaying what was read. */
   private give(ended: boolean): void {
     this.done = true;
-    this.ctx.abort(CALL_DONE);
+    this.ctx.abort(callDone());
     this.handOver(this.chunks, ended);
   }
 
@@ -283,7 +283,7 @@ class LeanCall {
     if (this.done) return;
     this.done = true;
     const failed = (): void => {
-      this.ctx.abort(CALL_DONE);
+      this.ctx.abort(callDone());
       // As the adapter does for connect-es' responses.
       abandonResponse(this.res);
     };
@@ -295,7 +295,7 @@ class LeanCall {
       failed();
       return;
     }
-    sent.then(() => this.ctx.abort(CALL_DONE), failed);
+    sent.then(() => this.ctx.abort(callDone()), failed);
   }
 
   fail(error: unknown): void {

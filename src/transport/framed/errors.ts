@@ -1,6 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CALL_DONE } from "../call-support.js";
+import { callDone } from "../call-support.js";
 import type { AbortView } from "../lazy-abort.js";
 
 /** An error as it crosses the wire: code, message, details (type + base64 value). */
@@ -44,7 +44,7 @@ export function handlerError(
   error: unknown,
   own?: Pick<AbortView, "aborted" | "reason">,
 ): ConnectError {
-  if (own?.aborted && own.reason instanceof ConnectError && own.reason !== CALL_DONE) {
+  if (own?.aborted && own.reason instanceof ConnectError && own.reason !== callDone()) {
     return own.reason;
   }
   return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal);

@@ -13,7 +13,7 @@ import {
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { SESSION_IDLE_TIMEOUT_MS } from "../h2-idle.js";
 import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
-import { CALL_DONE } from "../call-support.js";
+import { callDone } from "../call-support.js";
 import { reachableTimeout } from "../deadline.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
 import { CALL_ABORT } from "../lazy-abort.js";
@@ -517,7 +517,7 @@ class ServerConnection {
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
         this.out.frame(FrameType.message, id, bytes);
         this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
-        ctx.abort(CALL_DONE);
+        ctx.abort(callDone());
       },
       (error: unknown) => this.fail(id, call, error),
     );
@@ -560,14 +560,14 @@ class ServerConnection {
     this.settled(id);
     // A handler may answer without reading all its requests: they stop
     // counting against the connection's maxConnectionQueuedRequestBytes.
-    call.input?.discard(CALL_DONE);
+    call.input?.discard(callDone());
     if (!sentHeader) {
       const header = headersToPairs(ctx.responseHeader);
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
     }
     const trailer = headersToPairs(ctx.responseTrailer);
     this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
-    ctx.abort(CALL_DONE);
+    ctx.abort(callDone());
   }
 
   /** Ends a call with an error: header (unless sent), then a trailer that carries it. */
@@ -582,8 +582,8 @@ class ServerConnection {
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
     }
     this.out.frame(FrameType.trailer, id, jsonPayload({ t: headersToPairs(trailer), e: wire }));
-    call.input?.discard(CALL_DONE);
-    call.ctx.abort(CALL_DONE);
+    call.input?.discard(callDone());
+    call.ctx.abort(callDone());
   }
 
   /**

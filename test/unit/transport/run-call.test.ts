@@ -20,7 +20,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { CALL_DONE, type CallSignal } from "../../../src/transport/call-support.js";
+import { callDone, type CallSignal } from "../../../src/transport/call-support.js";
 import { CallAbort, abortOf } from "../../../src/transport/lazy-abort.js";
 import { CallRunner, newRequest, type CallTarget } from "../../../src/transport/run-call.js";
 import {
@@ -192,7 +192,7 @@ describe("CallRunner, unary (fake target)", () => {
     });
     assert.equal(target.seen.length, 0);
     assert.equal(seenCall?.aborted, true);
-    assert.equal(seenCall?.reason, CALL_DONE);
+    assert.equal(seenCall?.reason, callDone());
   });
 
   test("success settles the call: its signal fires with the shared 'completed' reason, and the timer is gone", async () => {
@@ -201,10 +201,10 @@ describe("CallRunner, unary (fake target)", () => {
     const { call } = target.seen[0]!;
     assert.equal(call.timeoutMs, 60_000);
     assert.equal(call.aborted, true);
-    assert.equal(call.reason, CALL_DONE);
+    assert.equal(call.reason, callDone());
     // A later expiry or cancel changes nothing: abort happens once.
     call.abort(new ConnectError("late", Code.DeadlineExceeded));
-    assert.equal(call.reason, CALL_DONE);
+    assert.equal(call.reason, callDone());
   });
 
   test("the request's signal is created only when read, and then is the call's", async () => {
@@ -228,7 +228,7 @@ describe("CallRunner, unary (fake target)", () => {
       (e: unknown) =>
         e instanceof ConnectError && e.code === Code.NotFound && e.rawMessage === "no such key",
     );
-    assert.equal(target.seen[0]!.call.reason, CALL_DONE, "a failed call is settled too");
+    assert.equal(target.seen[0]!.call.reason, callDone(), "a failed call is settled too");
   });
 
   test("a plain exception becomes a ConnectError (Unknown) with its message", async () => {
@@ -265,9 +265,9 @@ describe("CallRunner, unary (fake target)", () => {
     // Settled: the deadline timer is gone (else it would hold the process
     // for a minute) and the caller's signal is no longer followed.
     assert.equal(seenCall?.aborted, true);
-    assert.equal(seenCall?.reason, CALL_DONE);
+    assert.equal(seenCall?.reason, callDone());
     controller.abort(new Error("too late"));
-    assert.equal(seenCall?.reason, CALL_DONE);
+    assert.equal(seenCall?.reason, callDone());
   });
 
   test("the deadline fires the call's signal with DeadlineExceeded, and wins over the error the target then throws", async () => {
@@ -330,7 +330,7 @@ describe("CallRunner, unary (fake target)", () => {
     const target = new FakeTarget(unaryOk);
     await new CallRunner(target).unary(get, controller.signal, undefined, undefined, { key: "k" });
     controller.abort(new Error("too late"));
-    assert.equal(target.seen[0]!.call.reason, CALL_DONE);
+    assert.equal(target.seen[0]!.call.reason, callDone());
   });
 });
 
@@ -371,7 +371,7 @@ describe("CallRunner, streaming (fake target)", () => {
     const keys: string[] = [];
     for await (const m of res.message) keys.push(m.key);
     assert.deepEqual(keys, ["k0", "k1", "k2"]);
-    assert.equal(call.reason, CALL_DONE);
+    assert.equal(call.reason, callDone());
   });
 
   test("an error while reading reaches the caller as a ConnectError, and settles the call", async () => {
@@ -394,7 +394,7 @@ describe("CallRunner, streaming (fake target)", () => {
         e.rawMessage === "broken pipe while reading",
     );
     assert.deepEqual(keys, ["k0"]);
-    assert.equal(target.seen[0]!.call.reason, CALL_DONE);
+    assert.equal(target.seen[0]!.call.reason, callDone());
   });
 
   test("a deadline during reading wins over the error the messages then throw", async () => {
@@ -501,7 +501,7 @@ describe("CallRunner, streaming (fake target)", () => {
         pending,
         (e: unknown) => e instanceof ConnectError && e.code === Code.PermissionDenied,
       );
-      assert.equal(seenCall?.reason, CALL_DONE, `settlesStreams: ${settlesStreams}`);
+      assert.equal(seenCall?.reason, callDone(), `settlesStreams: ${settlesStreams}`);
     }
   });
 

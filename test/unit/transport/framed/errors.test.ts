@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CALL_DONE } from "../../../../src/transport/call-support.js";
+import { callDone } from "../../../../src/transport/call-support.js";
 import { errorToWire, handlerError } from "../../../../src/transport/framed/errors.js";
 
 // A handler that waits through a Node API (events.on(..., { signal })) rejects
@@ -33,7 +33,7 @@ test("the call's own deadline wins over the AbortError it caused", () => {
 });
 
 test("a call that completed normally does not turn a later error into Canceled", () => {
-  const e = handlerError(nodeAbortError, { aborted: true, reason: CALL_DONE });
+  const e = handlerError(nodeAbortError, { aborted: true, reason: callDone() });
   assert.equal(e.code, Code.Internal);
 });
 
