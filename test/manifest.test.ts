@@ -86,6 +86,42 @@ describe("manifest validation names the field", () => {
       /entrypoints.linux\/amd64.runtime: must be one of "exec", "node"/,
     );
   });
+  test("nodeOptions: heap and compiler options for runtime node; anything else names the option", () => {
+    const entry = (e: Record<string, unknown>) => ({
+      ...good,
+      entrypoints: { "linux/amd64": { file: "bin/greeter", ...e } },
+    });
+    const lean = {
+      runtime: "node",
+      nodeOptions: ["--max-semi-space-size=1", "--single-threaded-gc"],
+    };
+    assert.deepEqual(validateManifest(entry(lean)).entrypoints["linux/amd64"], {
+      file: "bin/greeter",
+      ...lean,
+    });
+    invalid(
+      entry({
+        runtime: "node",
+        nodeOptions: ["--require=/tmp/x.js", "--import", "--max-old-space-size=64"],
+      }),
+      /^invalid manifest test.json: entrypoints.linux\/amd64.nodeOptions: "--require=\/tmp\/x.js" is not allowed; a manifest may give only --max-semi-space-size, .*--no-opt \(options that load other code are refused\); entrypoints.linux\/amd64.nodeOptions: "--import" is not allowed/,
+    );
+    invalid(
+      entry({
+        runtime: "node",
+        nodeOptions: ["--max-semi-space-size", "--no-opt=1", "--stack-size=1e3"],
+      }),
+      /"--max-semi-space-size" must be --max-semi-space-size=N \(a whole number\); .*"--no-opt=1" must be --no-opt alone; .*"--stack-size=1e3" must be --stack-size=N/,
+    );
+    invalid(
+      entry({ nodeOptions: ["--max-semi-space-size=1"] }),
+      /entrypoints.linux\/amd64.nodeOptions: Node.js options need runtime "node" \(this entrypoint runs the file itself\)/,
+    );
+    invalid(
+      entry({ runtime: "node", nodeOptions: "--no-opt" }),
+      /entrypoints.linux\/amd64.nodeOptions: must be array/,
+    );
+  });
   test("an entrypoint that is not among the files", () => {
     invalid(
       { ...good, entrypoints: { "linux/amd64": { file: "bin/other" } } },
