@@ -393,7 +393,12 @@ const FLAG_SETS: ReadonlyArray<{
   },
 ];
 
-const QUICK_FLAGS = new Set(["default", "--max-semi-space-size=1", "--jitless"]);
+const QUICK_FLAGS = new Set([
+  "default",
+  "--max-semi-space-size=1",
+  "--optimize-for-size",
+  "--max-semi-space-size=1 --optimize-for-size",
+]);
 
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {

@@ -89,8 +89,9 @@ export interface Entrypoint {
   /**
    * `runtime: "node"` only: Node.js options put before the file, from a
    * short list (NODE_OPTIONS_ALLOWED: heap, thread and compiler settings,
-   * nothing that loads code), e.g. `["--max-semi-space-size=1"]`, which cuts an idle
-   * plugin's memory by about a third (docs/plugin-memory.md). None by default.
+   * nothing that loads code), e.g. `["--max-semi-space-size=1"]`, which keeps an idle
+   * plugin near 20 MB of anonymous memory where the default takes 17-29 MB
+   * (docs/plugin-memory.md). None by default.
    */
   readonly nodeOptions?: readonly string[];
 }
