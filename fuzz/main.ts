@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { TARGETS, fuzzTarget } from "./live.js";
+import { TARGETS, fuzzTarget, stillGrowing } from "./live.js";
 
 const { values } = parseArgs({
   options: {
@@ -53,10 +53,12 @@ for (const name of names) {
     });
     console.log(
       `${r.target}: ${r.cases} cases in ${Math.round(r.elapsedMs / 1000)} s (seed ${seed}), ` +
-        `${r.hangs} hangs, ${r.deadChecks} failed liveness checks, ${r.memory} ${r.memoryBeforeMb} -> ${r.memoryAfterMb} MB`,
+        `${r.hangs} hangs, ${r.deadChecks} failed liveness checks, ${r.memory} ${r.memoryBeforeMb} -> ${r.memoryMidMb} (half) -> ${r.memoryAfterMb} MB`,
     );
     for (const f of r.failures) console.log(`  ${f}`);
-    if (r.hangs > 0 || r.deadChecks > 0) failed = true;
+    const growing = stillGrowing(r);
+    if (growing !== undefined) console.log(`  ${growing}`);
+    if (r.hangs > 0 || r.deadChecks > 0 || growing !== undefined) failed = true;
   } finally {
     await target.close();
   }

@@ -22,3 +22,4 @@ import "./unit/security/signing.test.js";
 import "./unit/security/canonical.test.js";
 import "./unit/host/sources.test.js";
 import "./unit/manifest/manifest.test.js";
+import "./unit/transport/framed/client.test.js";

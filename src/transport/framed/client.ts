@@ -90,6 +90,20 @@ export function createFramedTransport(
   };
 }
 
+/** The last call id before the ids wrap around to 1. */
+const LAST_CALL_ID = 0xfffffff0;
+
+/**
+ * The call id after `id`: ids wrap to 1 after LAST_CALL_ID and skip those
+ * still `inUse` (a stream can outlive 2^32 calls, and an open frame under
+ * the id of an open call gets the connection cut off).
+ */
+export function nextCallId(id: number, inUse: (id: number) => boolean): number {
+  do id = id >= LAST_CALL_ID ? 1 : id + 1;
+  while (inUse(id));
+  return id;
+}
+
 /**
  * The calls over one socket to the plugin, as the CallRunner lets them
  * through. A dialled socket is opened on the first call; a given stream is
@@ -99,7 +113,7 @@ export class FramedConnection implements CallTarget {
   /** The message queue of a stream settles its call (see stream()). */
   readonly settlesStreams = true;
   private socket: Duplex | undefined;
-  private nextId = 1;
+  private lastId = 0;
   private readonly calls = new Map<number, PendingCall>();
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
@@ -244,9 +258,8 @@ export class FramedConnection implements CallTarget {
   }
 
   private allocate(): number {
-    const id = this.nextId;
-    this.nextId = id >= 0xfffffff0 ? 1 : id + 1;
-    return id;
+    this.lastId = nextCallId(this.lastId, (id) => this.calls.has(id));
+    return this.lastId;
   }
 
   path(method: DescMethodUnary | DescMethodStreaming): string {

@@ -348,6 +348,8 @@ class ServerConnection {
   }
 
   private onFrame(type: number, id: number, payload: Buffer): void {
+    // The rest of a chunk that got the peer cut off is not acted on.
+    if (this.socket.destroyed) return;
     switch (type) {
       case FrameType.open:
         // A call opened after this side ended (it crossed the end, or the
@@ -435,6 +437,14 @@ class ServerConnection {
   }
 
   private open(id: number, payload: Buffer): void {
+    // A second open under the id of a call still open would orphan that
+    // call: its handler would never be cancelled, not even when the
+    // connection closes (it is no longer in `calls`). As HTTP/2 does for a
+    // reused stream id, the peer is cut off.
+    if (this.calls.has(id)) {
+      this.cutOff(`call id ${id} opened again while its call is open`);
+      return;
+    }
     let head: { p?: unknown; t?: unknown; h?: unknown } | undefined;
     try {
       head = parseJson(payload) as typeof head;
