@@ -89,13 +89,7 @@ async function launch(t: Trial): Promise<Launched> {
       autoMTLS: true,
       logger: silentLogger,
     });
-    await client.start();
-    const bench = client.dispense("bench");
-    return {
-      pid: pidOf(client.pid),
-      echoes: [(value) => bench.echo({ value })],
-      close: () => client.close(),
-    };
+    return startBench(client);
   }
   if (t.kind === "shared") {
     const plugins: Record<string, ReturnType<typeof spinService>> = {};
@@ -123,6 +117,16 @@ async function launch(t: Trial): Promise<Launched> {
     }),
     logger: silentLogger,
   });
+  return startBench(client);
+}
+
+/** Starts a host client (PluginClient or GoPluginClient) of the bench plugin. */
+async function startBench(client: {
+  start(): Promise<void>;
+  dispense(name: "bench"): { echo(req: { value: Uint8Array }): Promise<unknown> };
+  readonly pid: number | undefined;
+  close(): Promise<void>;
+}): Promise<Launched> {
   await client.start();
   const bench = client.dispense("bench");
   return {
