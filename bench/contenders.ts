@@ -1,15 +1,17 @@
 /**
  * The contenders: every way a Node or Go host could call a local plugin.
- * Each one runs the scenarios in bench/scenarios.ts through the same small
- * interface; the Go host measures itself and reports figures over a pipe.
+ * Each one runs the scenarios of bench/run.ts through the same small
+ * interface, inside a host process of its own (bench/node-host.ts for Node,
+ * go/bench/goplugin/host for Go) that measures itself and reports figures
+ * over a JSON-lines pipe to `HostProcess`, the harness's one driver.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -32,6 +34,8 @@ import { Bench, benchHandshake, benchPlugin } from "./service.js";
 import { grpcDefinition } from "./grpc-definition.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
 import { childrenOf } from "./proc-memory.js";
+import { allowedCpus, checkPinned, pin, pinnedCommand, type Placement } from "./placement.js";
+import type { NodeKind } from "./node-host.js";
 
 export interface Contender {
   readonly name: string;
@@ -41,6 +45,8 @@ export interface Contender {
   concurrent(ms: number, callers: number): Promise<number>;
   /** Messages per second of one server stream of `n` 16-byte messages. */
   stream(n: number): Promise<number>;
+  /** µs per call, one figure per batch of 1,000 sequential 16-byte calls (in-process scale). */
+  batches?(n: number): Promise<number[]>;
   /** The process that serves the calls (plugin or server), for its memory; none in process. */
   serverPid?(): number | undefined;
   close(): Promise<void>;
@@ -92,13 +98,35 @@ export function fromOps(
       if (got !== n) throw new Error(`${name}: stream delivered ${got} of ${n} messages`);
       return got / ((performance.now() - t) / 1_000);
     },
+    async batches(n) {
+      // `{ value }` is built per call by `echo`, as for every other contender.
+      const value = new Uint8Array(16);
+      const out: number[] = [];
+      for (let b = 0; b < n; b++) {
+        const t = process.hrtime.bigint();
+        for (let i = 0; i < 1_000; i++) await ops.echo(value);
+        out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
+      }
+      return out;
+    },
     close,
   };
+}
+
+/** The floor of in-process calls: a plain async function, no plugin system. */
+export function plainCall(name: string): Promise<Contender> {
+  const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
+  const ops: Ops = {
+    echo: (value) => impl({ value }),
+    stream: (n) => Promise.resolve(n),
+  };
+  return Promise.resolve(fromOps(name, ops, () => Promise.resolve()));
 }
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 export const benchPluginMain = here("./plugin.js");
 const serversMain = here("./servers.js");
+const nodeHostMain = here("./node-host.js");
 
 type BenchClient = PluginClient<{ bench: typeof Bench }>;
 
@@ -210,12 +238,9 @@ function throwawayCert(): { dir: string; cert: string; key: string } {
 export async function connectPluginInProcess(
   name: string,
   mode: "direct" | "serialize",
-): Promise<Contender & { client: BenchClient }> {
+): Promise<Contender> {
   const client = await openPlugin(inProcess(benchPlugin(), { mode }));
-  return {
-    ...fromOps(name, connectOps(client.dispense("bench")), () => client.close()),
-    client,
-  };
+  return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
 }
 
 /** A child server process from bench/servers.ts that prints "ready". */
@@ -497,36 +522,79 @@ export async function vscodeJsonRpc(name: string): Promise<Contender> {
   );
 }
 
-/** The Go host with its Go plugin, driven over a JSON-lines pipe. */
-export class GoPluginHost implements Contender {
+/**
+ * A host process, Node (bench/node-host.ts) or Go (go/bench/goplugin/host),
+ * with its plugin or server, driven over a JSON-lines pipe: one command per
+ * line on its stdin, one answer per line on its stdout. The host measures
+ * itself, so the harness's own heap and GC stay out of every figure.
+ *
+ *     {"op":"unary","n":1000,"size":16}     -> {"samples_us":[...]}
+ *     {"op":"concurrent","ms":1000,"c":64}  -> {"ops_per_s":N}
+ *     {"op":"stream","n":100000}            -> {"ops_per_s":N}
+ *     {"op":"batches","n":6}                -> {"samples_us":[...]}   (Node)
+ *     {"op":"cold","n":5}                   -> {"samples_us":[...]}   (Go)
+ *     {"op":"rss","plugins":50}             -> {"rss_mb_per_plugin":X} (Go)
+ *
+ * With a placement, the host starts under `taskset -c` and its plugin (its
+ * only child process) is re-pinned, every thread, once the host is ready.
+ *
+ * Each host has a process group of its own, so a terminal's Ctrl-C reaches
+ * the harness alone: its exit ends every host's stdin, and each host then
+ * closes its plugin (go-plugin plugins ignore SIGINT and would outlive a
+ * host killed by it).
+ */
+export class HostProcess implements Contender {
   private readonly lines: AsyncIterator<string>;
   private constructor(
     readonly name: string,
+    /** The host's language, for the labels of scenario 2. */
+    readonly language: "Node" | "Go",
     private readonly child: ChildProcess,
+    private readonly cleanup: () => void,
   ) {
     this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[
       Symbol.asyncIterator
     ]();
   }
 
-  /** `autoMTLS`: go-plugin's AutoMTLS on (off by default, as in go-plugin). */
-  static async start(
+  static async spawn(
     name: string,
-    hostBin: string,
-    pluginBin: string,
-    autoMTLS = false,
-  ): Promise<GoPluginHost> {
-    const args = autoMTLS ? ["-automtls", pluginBin] : [pluginBin];
-    const child = spawn(hostBin, args, { stdio: ["pipe", "pipe", "inherit"] });
-    const host = new GoPluginHost(name, child);
-    await host.ask({ op: "unary", n: 1, size: 1 });
+    language: "Node" | "Go",
+    argv: readonly string[],
+    placement?: Placement,
+    cleanup: () => void = () => {},
+  ): Promise<HostProcess> {
+    const [cmd = "", ...rest] = placement === undefined ? argv : pinnedCommand(placement, argv);
+    const child = spawn(cmd, rest, { stdio: ["pipe", "pipe", "inherit"], detached: true });
+    const host = new HostProcess(name, language, child, cleanup);
+    await host.ask({ op: "unary", n: 1, size: 1 }); // answered once the contender is up
+    if (placement !== undefined && child.pid !== undefined) {
+      checkPinned(child.pid, placement.hostCpu);
+      const plugin = host.serverPid();
+      if (plugin !== undefined) pin(plugin, placement.pluginCpu);
+    }
     return host;
+  }
+
+  /** One Node contender of bench/node-host.ts, in a host process of its own. */
+  static node(
+    name: string,
+    kind: NodeKind,
+    args: readonly string[] = [],
+    placement?: Placement,
+  ): Promise<HostProcess> {
+    return HostProcess.spawn(
+      name,
+      "Node",
+      [process.execPath, nodeHostMain, kind, name, ...args],
+      placement,
+    );
   }
 
   async ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
     this.child.stdin?.write(`${JSON.stringify(command)}\n`);
     const line = await this.lines.next();
-    if (line.done === true) throw new Error(`${this.name}: the Go host exited`);
+    if (line.done === true) throw new Error(`${this.name}: the host process exited`);
     const res = JSON.parse(line.value) as Record<string, unknown>;
     if (typeof res["error"] === "string") throw new Error(`${this.name}: ${res["error"]}`);
     return res;
@@ -541,22 +609,65 @@ export class GoPluginHost implements Contender {
   async stream(n: number): Promise<number> {
     return (await this.ask({ op: "stream", n }))["ops_per_s"] as number;
   }
+  async batches(n: number): Promise<number[]> {
+    return (await this.ask({ op: "batches", n }))["samples_us"] as number[];
+  }
   async cold(n: number): Promise<number[]> {
     return (await this.ask({ op: "cold", n }))["samples_us"] as number[];
   }
   async rss(plugins: number): Promise<number> {
     return (await this.ask({ op: "rss", plugins }))["rss_mb_per_plugin"] as number;
   }
-  /** The Go host's own process. */
+  /** The host's own process. */
   hostPid(): number | undefined {
     return this.child.pid;
   }
-  /** The plugin the Go host launched (its only child between commands). */
+  /** The plugin or server the host started (its only child between commands); none in process. */
   serverPid(): number | undefined {
     return this.child.pid === undefined ? undefined : childrenOf(this.child.pid)[0];
   }
+
+  /**
+   * What each side may use with `callers` concurrent callers: Node runs them
+   * as async loops on one JavaScript thread, Go as goroutines on every CPU
+   * the process may use (GOMAXPROCS).
+   */
+  cores(callers: number): string {
+    const host = this.child.pid === undefined ? "?" : allowedCpus(this.child.pid);
+    const how =
+      this.language === "Node" ? `${callers} async loops, 1 JS thread` : `${callers} goroutines`;
+    const plugin = this.serverPid();
+    if (plugin === undefined) return `host Node: ${how}, CPUs ${host}; plugin in its thread`;
+    const node = basename(readlinkSync(`/proc/${plugin}/exe`)) === "node";
+    return (
+      `host ${this.language}: ${how}, CPUs ${host}; ` +
+      `plugin ${node ? "Node: 1 JS thread" : "Go: goroutines"}, CPUs ${allowedCpus(plugin)}`
+    );
+  }
+
   async close(): Promise<void> {
-    this.child.stdin?.end();
-    await new Promise((resolve) => this.child.once("exit", resolve));
+    const exited = new Promise((resolve) => this.child.once("exit", resolve));
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.stdin?.end();
+      await exited;
+    }
+    this.cleanup();
   }
 }
+
+/** The Go host with its Go plugin (or any go-plugin plugin), driven over a JSON-lines pipe. */
+export type GoPluginHost = HostProcess;
+export const GoPluginHost = {
+  /** `autoMTLS`: go-plugin's AutoMTLS on (off by default, as in go-plugin). */
+  start(
+    name: string,
+    hostBin: string,
+    pluginBin: string,
+    autoMTLS = false,
+    placement?: Placement,
+    cleanup?: () => void,
+  ): Promise<HostProcess> {
+    const argv = autoMTLS ? [hostBin, "-automtls", pluginBin] : [hostBin, pluginBin];
+    return HostProcess.spawn(name, "Go", argv, placement, cleanup);
+  },
+};

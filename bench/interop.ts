@@ -15,7 +15,9 @@ import {
   connectOps,
   fromOps,
   type Contender,
+  type HostProcess,
 } from "./contenders.js";
+import type { Placement } from "./placement.js";
 import { Bench, benchHandshake } from "./service.js";
 
 /** A started GoPluginClient for go-plugin's Go bench plugin (the bench's and the soak's). */
@@ -46,23 +48,19 @@ export async function connectHostGoPlugin(name: string, goPlugin: string): Promi
 /**
  * go-plugin's Go host with the connect-plugin bench plugin. The Go host runs
  * one executable without arguments, as go-plugin's exec.Command does, so a
- * two-line shell script starts Node with the plugin.
+ * two-line shell script starts Node with the plugin (`exec`, so the plugin
+ * keeps the script's pid and is the host's child).
  */
-export async function goHostConnectPlugin(name: string, goHost: string): Promise<Contender> {
+export function goHostConnectPlugin(
+  name: string,
+  goHost: string,
+  placement?: Placement,
+): Promise<HostProcess> {
   const dir = mkdtempSync(join(tmpdir(), "cpb-interop-"));
   const script = join(dir, "bench-plugin");
   writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${benchPluginMain}"\n`);
   chmodSync(script, 0o755);
-  const host = await GoPluginHost.start(name, goHost, script);
-  return {
-    name,
-    unary: (n, size) => host.unary(n, size),
-    concurrent: (ms, callers) => host.concurrent(ms, callers),
-    stream: (n) => host.stream(n),
-    serverPid: () => host.serverPid(),
-    close: async () => {
-      await host.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return GoPluginHost.start(name, goHost, script, false, placement, () =>
+    rmSync(dir, { recursive: true, force: true }),
+  );
 }

@@ -10,6 +10,8 @@ export interface Row {
   rss_mb: number | null;
   /** The lowest and highest round's figure (p50 or rate), null for single measurements. */
   spread: [number, number] | null;
+  /** Scenario 2: the cores each side (host, plugin) may use, and how the callers run. */
+  cores?: string;
 }
 
 export const GO_PLUGIN = "go-plugin (Go host, Go plugin, gRPC)";
@@ -47,7 +49,7 @@ export function markdownTable(rows: readonly Row[]): string {
     const go = same.find((r) => r.contender === GO_PLUGIN);
     const floor = same.find((r) => r.contender === FLOOR);
     lines.push(
-      `| ${row.scenario} | ${row.contender} | ${fmt(row.p50_us)} | ${fmt(row.p99_us)} | ` +
+      `| ${row.scenario} | ${row.contender}${row.cores === undefined ? "" : ` (${row.cores})`} | ${fmt(row.p50_us)} | ${fmt(row.p99_us)} | ` +
         `${fmt(row.ops_per_s)} | ${fmt(row.rss_mb)} | ` +
         `${row.spread === null ? "" : `${fmt(row.spread[0])}–${fmt(row.spread[1])}`} | ` +
         `${ratio(row, go)} | ${ratio(row, floor)} |`,

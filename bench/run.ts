@@ -5,30 +5,22 @@
  * a shared machine hits them all alike; each figure is the median over
  * rounds (latency percentiles pool every sample), and the spread is the
  * lowest and highest round. Prints Markdown; `--json FILE` writes the rows;
- * `--quick` runs fewer rounds (under 4 minutes).
+ * `--quick` runs fewer rounds (under 4 minutes). Every host, Node or Go,
+ * runs in a process of its own (HostProcess). `--placement same|split|all|none`
+ * adds scenario 1 with host and plugin pinned (`taskset`) to one CPU
+ * (`same`), to two (`split`), or both (`all`, the default of a full run;
+ * `none` is `--quick`'s), each placement with its own floor.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { createClient } from "@connectrpc/connect";
-import {
-  GoPluginHost,
-  benchPluginMain,
-  connectPluginInProcess,
-  connectPluginRemote,
-  connectPluginSubprocess,
-  grpcJs,
-  httpJson,
-  openPlugin,
-  rawSocket,
-  rawHttp2,
-  vscodeJsonRpc,
-  type Contender,
-} from "./contenders.js";
+import { GoPluginHost, HostProcess, benchPluginMain, openPlugin } from "./contenders.js";
+import type { NodeKind } from "./node-host.js";
+import { pinnedPlacements, type Placement } from "./placement.js";
 import { bundledBenchPlugin } from "./bundle.js";
-import { connectHostGoPlugin, goHostConnectPlugin } from "./interop.js";
+import { goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
 import {
   FLOOR,
@@ -41,7 +33,6 @@ import {
 import { median, percentile, round } from "./stats.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
 import { subprocess } from "../src/index.js";
-import type { Bench } from "./service.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -51,6 +42,10 @@ const seedIndex = args.indexOf("--seed");
 const seed = seedIndex >= 0 ? Number(args[seedIndex + 1]) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isInteger(seed))
   throw new Error(`--seed must be a whole number, got ${args[seedIndex + 1]}`);
+const placementIndex = args.indexOf("--placement");
+const placementArg = placementIndex >= 0 ? args[placementIndex + 1] : quick ? "none" : "all";
+if (!["same", "split", "all", "none"].includes(placementArg ?? ""))
+  throw new Error(`--placement must be same, split, all or none, got ${placementArg}`);
 
 const P = quick
   ? {
@@ -81,6 +76,14 @@ const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 // --- contenders --------------------------------------------------------------
 log("building the Go contenders (go build)...");
 const go = await buildGoContenders();
+// Ctrl-C or kill: the hosts (process groups of their own) see their stdin end
+// when this process exits and close their plugins; only the build is ours.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    log(`${signal}: stopping; every host closes its plugin`);
+    rmSync(go.dir, { recursive: true, force: true });
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  });
 const bundledPlugin = await bundledBenchPlugin();
 const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
 const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
@@ -95,29 +98,51 @@ const GO_HOST_CP_PLUGIN = "go-plugin Go host → connect-plugin Node plugin, gRP
 const GO_PLUGIN_MTLS = "go-plugin (Go host, Go plugin, gRPC + AutoMTLS)";
 const CP_DIRECT = "connect-plugin in process (direct)";
 const CP_SERIALIZE = "connect-plugin in process (serialize)";
-log("starting contenders...");
-const contenders: Contender[] = [
-  await GoPluginHost.start(GO_PLUGIN, go.host, go.plugin),
-  await GoPluginHost.start(GO_PLUGIN_MTLS, go.host, go.plugin, true),
-  await connectPluginSubprocess(CP_FRAMED, ["framed"]),
-  await connectPluginSubprocess(CP_FRAMED_PLAIN, ["framed"], benchPluginMain, false),
-  await connectPluginSubprocess(CP_H2, ["connect"]),
-  await connectPluginRemote(CP_REMOTE),
-  await connectPluginRemote(CP_REMOTE_GRPC, "grpc"),
-  await connectPluginRemote(CP_REMOTE_FRAMED, "framed"),
-  await connectPluginRemote(CP_REMOTE_FRAMED_TLS, "framed+tls"),
-  await connectHostGoPlugin(CP_HOST_GO_PLUGIN, go.plugin),
-  await goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host),
-  await grpcJs("@grpc/grpc-js client and server, unix socket"),
-  await vscodeJsonRpc("vscode-jsonrpc over stdio"),
-  await httpJson("JSON over HTTP/1.1 keep-alive, unix socket"),
-  await rawSocket(FLOOR),
-  await rawHttp2(H2_FLOOR),
+const PLAIN_CALL = "plain async function call (floor)";
+/**
+ * Every contender, Node or Go, is a host process of its own (HostProcess),
+ * started unpinned or in a pinned placement.
+ */
+type Start = (placement?: Placement) => Promise<HostProcess>;
+const nodeHost =
+  (name: string, kind: NodeKind, ...args: string[]): Start =>
+  (placement) =>
+    HostProcess.node(name, kind, args, placement);
+const starts: Start[] = [
+  (p) => GoPluginHost.start(GO_PLUGIN, go.host, go.plugin, false, p),
+  (p) => GoPluginHost.start(GO_PLUGIN_MTLS, go.host, go.plugin, true, p),
+  nodeHost(CP_FRAMED, "subprocess-framed"),
+  nodeHost(CP_FRAMED_PLAIN, "subprocess-framed-plain"),
+  nodeHost(CP_H2, "subprocess-connect"),
+  nodeHost(CP_REMOTE, "remote-connect"),
+  nodeHost(CP_REMOTE_GRPC, "remote-grpc"),
+  nodeHost(CP_REMOTE_FRAMED, "remote-framed"),
+  nodeHost(CP_REMOTE_FRAMED_TLS, "remote-framed-tls"),
+  nodeHost(CP_HOST_GO_PLUGIN, "go-plugin-client", go.plugin),
+  (p) => goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host, p),
+  nodeHost("@grpc/grpc-js client and server, unix socket", "grpc-js"),
+  nodeHost("vscode-jsonrpc over stdio", "vscode-jsonrpc"),
+  nodeHost("JSON over HTTP/1.1 keep-alive, unix socket", "http-json"),
+  nodeHost(FLOOR, "raw-socket"),
+  nodeHost(H2_FLOOR, "raw-http2"),
 ];
-const inProc = [
-  await connectPluginInProcess(CP_DIRECT, "direct"),
-  await connectPluginInProcess(CP_SERIALIZE, "serialize"),
-];
+/** Starts every host, four at a time (nothing is measured yet), in the list's order. */
+async function startAll(placement?: Placement): Promise<HostProcess[]> {
+  const out: HostProcess[] = [];
+  for (let i = 0; i < starts.length; i += 4)
+    out.push(...(await Promise.all(starts.slice(i, i + 4).map((start) => start(placement)))));
+  return out;
+}
+log("starting contenders (a host process each)...");
+const tStart = performance.now();
+const contenders = await startAll();
+const inProc = await Promise.all([
+  HostProcess.node(CP_DIRECT, "in-process-direct"),
+  HostProcess.node(CP_SERIALIZE, "in-process-serialize"),
+  HostProcess.node(PLAIN_CALL, "plain"),
+]);
+/** Scenario 2's label for each row: the cores each side may use. */
+const cores = new Map(contenders.map((c) => [c.name, c.cores(CALLERS)]));
 
 // --- scenarios ---------------------------------------------------------------
 const S = {
@@ -134,7 +159,6 @@ const S = {
 const COLD_PLAIN = "connect-plugin, Node plugin (framed)";
 const COLD_BUNDLED = "connect-plugin, Node plugin bundled by esbuild (framed)";
 const NODE_BOOT = "reference: node -e 0 (Node's own boot, no plugin)";
-const PLAIN_CALL = "plain async function call (floor)";
 const samples = new Map<string, number[]>();
 const add = (scenario: string, contender: string, values: number[]): void => {
   const key = `${scenario}\u0000${contender}`;
@@ -173,6 +197,7 @@ function shuffled<T>(items: readonly T[]): T[] {
   return out;
 }
 
+log(`started in ${Math.round((performance.now() - tStart) / 1000)} s`);
 const t0 = performance.now();
 // Warm-up, so that every contender's JIT has seen each kind of call.
 for (const c of contenders) {
@@ -181,7 +206,7 @@ for (const c of contenders) {
   await c.stream(P.stream);
   await c.unary(3, MiB);
 }
-for (const c of inProc) await c.unary(2_000, 16);
+for (const c of inProc) await c.batches(2);
 for (let round = 1; round <= P.rounds; round++) {
   log(`round ${round}/${P.rounds} (${Math.round((performance.now() - t0) / 1000)} s)`);
   // A fresh order for every scenario of every round, so that no contender
@@ -193,12 +218,10 @@ for (let round = 1; round <= P.rounds; round++) {
   for (const c of shuffled(contenders)) measured(S.big, c.name, await c.unary(P.big, MiB), false);
   for (const c of shuffled(contenders))
     measured(S.stream, c.name, [await c.stream(P.stream)], true);
-  for (const c of shuffled(inProc))
-    measured(S.inproc, c.name, await inProcessBatches(c.client.dispense("bench")), false);
-  measured(S.inproc, PLAIN_CALL, await plainCallBatches(), false);
+  for (const c of shuffled(inProc)) measured(S.inproc, c.name, await c.batches(P.inproc), false);
   // Cold starts, interleaved and shuffled too.
-  const goHost = contenders[0] as GoPluginHost;
-  const goHostMtls = contenders[1] as GoPluginHost;
+  const goHost = contenders[0] as HostProcess;
+  const goHostMtls = contenders[1] as HostProcess;
   const colds: Array<[string, () => Promise<number[]>]> = [
     [GO_PLUGIN, () => goHost.cold(P.cold)],
     [GO_PLUGIN_MTLS, () => goHostMtls.cold(P.cold)],
@@ -207,32 +230,6 @@ for (let round = 1; round <= P.rounds; round++) {
     [NODE_BOOT, () => nodeBoots(P.cold)],
   ];
   for (const [name, run] of shuffled(colds)) measured(S.cold, name, await run(), false);
-}
-
-async function inProcessBatches(
-  bench: ReturnType<typeof createClient<typeof Bench>>,
-): Promise<number[]> {
-  // `{ value }`, as every other contender is called.
-  const value = new Uint8Array(16);
-  const out: number[] = [];
-  for (let b = 0; b < P.inproc; b++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < 1_000; i++) await bench.echo({ value });
-    out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
-  }
-  return out;
-}
-
-async function plainCallBatches(): Promise<number[]> {
-  const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
-  const value = new Uint8Array(16);
-  const out: number[] = [];
-  for (let b = 0; b < P.inproc; b++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < 1_000; i++) await impl({ value });
-    out.push(Number(process.hrtime.bigint() - t) / 1_000 / 1_000);
-  }
-  return out;
 }
 
 /** How long Node takes to start and exit with nothing to do: the part of a cold start no plugin code can remove. */
@@ -273,12 +270,30 @@ for (const c of contenders) {
   if (pid !== undefined) serverMemory.push([c.name, processMemory(pid)]);
 }
 log("memory with 50 plugins...");
-const goHost = contenders[0] as GoPluginHost;
+const goHost = contenders[0] as HostProcess;
 const rss: Array<[string, number]> = [
   [GO_PLUGIN, await goHost.rss(P.plugins)],
   ["connect-plugin, Node plugins (framed)", await rssPerPlugin(P.plugins)],
 ];
-for (const c of [...contenders, ...inProc]) await c.close();
+await Promise.all([...contenders, ...inProc].map((c) => c.close()));
+
+// Scenario 1 again in each pinned placement, with every host (and its
+// floor) started afresh under taskset, rounds interleaved and shuffled.
+const available = placementArg === "none" ? [] : pinnedPlacements();
+const placements =
+  typeof available === "string"
+    ? []
+    : available.filter((p) => placementArg === "all" || p.name === placementArg);
+const pinnedScenario = (p: Placement): string => `${S.unary}, pinned: ${p.label}`;
+for (const p of placements) {
+  log(`pinned: ${p.label} (${Math.round((performance.now() - t0) / 1000)} s)...`);
+  const pinned = await startAll(p);
+  for (const c of pinned) await c.unary(500, 16);
+  for (let r = 0; r < P.rounds; r++)
+    for (const c of shuffled(pinned))
+      measured(pinnedScenario(p), c.name, await c.unary(P.unary, 16), false);
+  await Promise.all(pinned.map((c) => c.close()));
+}
 rmSync(go.dir, { recursive: true, force: true });
 
 // --- report ------------------------------------------------------------------
@@ -310,7 +325,8 @@ const rateRow = (scenario: string, contender: string): Row => ({
 });
 const names = contenders.map((c) => c.name);
 for (const n of names) rows.push(latencyRow(S.unary, n));
-for (const n of names) rows.push(rateRow(S.concurrent, n));
+for (const p of placements) for (const n of names) rows.push(latencyRow(pinnedScenario(p), n));
+for (const n of names) rows.push({ ...rateRow(S.concurrent, n), cores: cores.get(n) ?? "" });
 for (const n of names) rows.push(latencyRow(S.big, n));
 for (const n of names) rows.push(rateRow(S.stream, n));
 for (const n of [GO_PLUGIN, GO_PLUGIN_MTLS, COLD_PLAIN, COLD_BUNDLED, NODE_BOOT]) {
@@ -325,7 +341,7 @@ for (const n of [GO_PLUGIN, GO_PLUGIN_MTLS, COLD_PLAIN, COLD_BUNDLED, NODE_BOOT]
     spread: spread(S.cold, n),
   });
 }
-for (const n of [...inProc.map((c) => c.name), PLAIN_CALL]) {
+for (const n of inProc.map((c) => c.name)) {
   const s = get(S.inproc, n);
   const p50 = median(s);
   rows.push({
@@ -361,7 +377,6 @@ for (const r of rows) {
 const find = (scenario: string, contender: string): Row | undefined =>
   rows.find((r) => r.scenario === scenario && r.contender === contender);
 const num = (v: number | null | undefined): number => v ?? NaN;
-const uFloor = num(find(S.unary, FLOOR)?.p50_us);
 const cGo = num(find(S.concurrent, GO_PLUGIN)?.ops_per_s);
 const uFramed = num(find(S.unary, CP_FRAMED)?.p50_us);
 const uPlain = num(find(S.unary, CP_FRAMED_PLAIN)?.p50_us);
@@ -379,9 +394,19 @@ const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
  * off on both): unary time added over the raw-socket floor ≤ 0.8× go-plugin's,
  * 64 callers ≥ 1.3×, 1 MiB ≤ 1.0×, 16-byte server stream ≥ 1.0×.
  */
+/** Unary time added over the scenario's own raw-socket floor ≤ 0.8× go-plugin's. */
+function overFloor(scenario: string, ours: string, theirs: string, where: string): Target {
+  const floor = num(find(scenario, FLOOR)?.p50_us);
+  const u = num(find(scenario, ours)?.p50_us) - floor;
+  const uGo = num(find(scenario, theirs)?.p50_us) - floor;
+  return {
+    name: `${ours} vs ${theirs}${where}: unary time over the floor ≤ 0.8×`,
+    measured: `${round(u)} µs vs ${round(uGo)} µs over ${floor} µs (${x(u, uGo)})`,
+    met: u <= 0.8 * uGo,
+  };
+}
+
 function likeForLike(ours: string, theirs: string): Target[] {
-  const u = num(find(S.unary, ours)?.p50_us);
-  const uGo = num(find(S.unary, theirs)?.p50_us);
   const c = num(find(S.concurrent, ours)?.ops_per_s);
   const cG = num(find(S.concurrent, theirs)?.ops_per_s);
   const b = num(find(S.big, ours)?.p50_us);
@@ -390,11 +415,7 @@ function likeForLike(ours: string, theirs: string): Target[] {
   const sGo = num(find(S.stream, theirs)?.ops_per_s);
   const vs = `${ours} vs ${theirs}`;
   return [
-    {
-      name: `${vs}: unary time over the floor ≤ 0.8×`,
-      measured: `${round(u - uFloor)} µs vs ${round(uGo - uFloor)} µs over ${uFloor} µs (${x(u - uFloor, uGo - uFloor)})`,
-      met: u - uFloor <= 0.8 * (uGo - uFloor),
-    },
+    overFloor(S.unary, ours, theirs, ""),
     {
       name: `${vs}: ${CALLERS} callers ≥ 1.3×`,
       measured: `${c.toLocaleString("en-US")} vs ${cG.toLocaleString("en-US")} calls/s (${x(c, cG)})`,
@@ -416,6 +437,10 @@ function likeForLike(ours: string, theirs: string): Target[] {
 const targets: Target[] = [
   ...likeForLike(CP_FRAMED, GO_PLUGIN_MTLS),
   ...likeForLike(CP_FRAMED_PLAIN, GO_PLUGIN),
+  ...placements.flatMap((p) => [
+    overFloor(pinnedScenario(p), CP_FRAMED, GO_PLUGIN_MTLS, `, pinned: ${p.label}`),
+    overFloor(pinnedScenario(p), CP_FRAMED_PLAIN, GO_PLUGIN, `, pinned: ${p.label}`),
+  ]),
   {
     name: "Node plugin cold start (framed, AutoMTLS) ≤ 2× node -e 0",
     measured: `${round(cold / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(cold, boot)}); bundled ${round(coldBundled / 1_000)} ms (${x(coldBundled, boot)}); go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms, with AutoMTLS ${round(num(find(S.cold, GO_PLUGIN_MTLS)?.p50_us) / 1_000)} ms`,
@@ -458,18 +483,30 @@ const cpu =
   "?";
 const machine =
   `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ` +
+  `load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} at the end, ` +
   `Node ${process.version}, ${await goVersion()}, ${new Date().toISOString().slice(0, 10)}`;
 console.log(
   `\n${machine}; ${P.rounds} interleaved rounds${quick ? " (--quick)" : ""}, ${round((performance.now() - t0) / 1000)} s\n`,
 );
 console.log(markdownTable(rows));
 console.log(
-  `\nOrder seed ${seed} (--seed ${seed} replays the orders). Scenario 2: every Node host ` +
-    `runs its ${CALLERS} callers as async loops on one JavaScript thread; the Go hosts run ` +
-    `${CALLERS} goroutines on all ${cpus().length} cores. Node hosts share this process (and ` +
-    `its heap and GC); each Go host and every plugin or server has a process of its own. ` +
-    `Scenarios 8 and 9: /proc/PID/smaps_rollup of each contender's serving process once the ` +
-    `run is over (connect-plugin's are its plugins).`,
+  `\nOrder seed ${seed} (--seed ${seed} replays the orders). Every host, Node or Go, runs ` +
+    `in a process of its own (bench/node-host.ts, go/bench/goplugin/host), driven over a ` +
+    `JSON-lines pipe, and every plugin or server in another; the in-process rows are in ` +
+    `process within their own host. Scenario 2: each row says what each side may use: a ` +
+    `Node host runs its ${CALLERS} callers as async loops on one JavaScript thread, a Go ` +
+    `host as goroutines on all its CPUs. ` +
+    (placements.length > 0
+      ? `Pinned rows: the host started under \`taskset -c\`, its plugin or server re-pinned ` +
+        `(every thread, \`taskset -a -p -c\`) and checked with \`taskset -a -p\`; each ` +
+        `placement has its own floor. `
+      : typeof available === "string"
+        ? `${available}. `
+        : "Unpinned only (--placement none). ") +
+    `Scenarios 8 and 9: /proc/PID/smaps_rollup of each contender's serving process (the ` +
+    `host process's child) once the run is over (connect-plugin's are its plugins).`,
 );
 console.log(`\n${markdownTargets(targets)}\n`);
 if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);

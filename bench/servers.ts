@@ -27,6 +27,10 @@ import {
 } from "vscode-jsonrpc/node";
 
 const [kind, socketPath = ""] = process.argv.slice(2);
+
+// A server outlives no host: re-parented means the host is gone (killed, crashed).
+const host = process.ppid;
+setInterval(() => process.ppid !== host && process.exit(0), 1_000).unref();
 const small = new Uint8Array(16).fill(7);
 
 function ready(): void {

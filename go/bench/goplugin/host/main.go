@@ -22,12 +22,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/connect-plugin/connect-plugin/go/bench/goplugin/shared"
@@ -104,6 +106,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer pc.Kill()
+	// A harness gone mid-command (Ctrl-C, crash) must not kill this host with
+	// SIGPIPE on its answer: the write fails, stdin ends, and the deferred Kill
+	// stops the plugin (go-plugin plugins ignore SIGINT and outlive their host).
+	signal.Ignore(syscall.SIGPIPE)
 	ctx := context.Background()
 	out := json.NewEncoder(os.Stdout)
 	in := bufio.NewScanner(os.Stdin)

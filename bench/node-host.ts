@@ -1,0 +1,98 @@
+/**
+ * One Node contender in a host process of its own, as every Go host is:
+ * `node node-host.js KIND NAME [ARG]` builds the contender KIND (with the
+ * factories of contenders.ts and interop.ts, so the harness's heap and GC
+ * and the other contenders stay out of its figures) and answers the Go
+ * host's JSON-lines commands on stdin/stdout (see `HostProcess`), plus
+ * `batches` for in-process calls. The in-process contenders are "in
+ * process" within this host, as a user's host would hold them. Ends when
+ * stdin does.
+ */
+import { createInterface } from "node:readline";
+import {
+  benchPluginMain,
+  connectPluginInProcess,
+  connectPluginRemote,
+  connectPluginSubprocess,
+  grpcJs,
+  httpJson,
+  plainCall,
+  rawHttp2,
+  rawSocket,
+  vscodeJsonRpc,
+  type Contender,
+} from "./contenders.js";
+import { connectHostGoPlugin } from "./interop.js";
+
+const factories = {
+  "subprocess-framed": (name: string) => connectPluginSubprocess(name, ["framed"]),
+  "subprocess-framed-plain": (name: string) =>
+    connectPluginSubprocess(name, ["framed"], benchPluginMain, false),
+  "subprocess-connect": (name: string) => connectPluginSubprocess(name, ["connect"]),
+  "remote-connect": (name: string) => connectPluginRemote(name),
+  "remote-grpc": (name: string) => connectPluginRemote(name, "grpc"),
+  "remote-framed": (name: string) => connectPluginRemote(name, "framed"),
+  "remote-framed-tls": (name: string) => connectPluginRemote(name, "framed+tls"),
+  /** ARG: the Go go-plugin plugin's executable. */
+  "go-plugin-client": (name: string, goPlugin = "") => connectHostGoPlugin(name, goPlugin),
+  "grpc-js": grpcJs,
+  "vscode-jsonrpc": vscodeJsonRpc,
+  "http-json": httpJson,
+  "raw-socket": rawSocket,
+  "raw-http2": rawHttp2,
+  "in-process-direct": (name: string) => connectPluginInProcess(name, "direct"),
+  "in-process-serialize": (name: string) => connectPluginInProcess(name, "serialize"),
+  plain: plainCall,
+} satisfies Record<string, (name: string, arg?: string) => Promise<Contender>>;
+
+export type NodeKind = keyof typeof factories;
+
+// stdout carries the protocol and nothing else: whatever a library or plugin
+// prints in this process goes to stderr. A write to a harness that is gone
+// (EPIPE) is dropped; stdin then ends and the contender is closed below.
+const { stdout, stderr } = process;
+const protocol = stdout.write.bind(stdout);
+stdout.write = stderr.write.bind(stderr);
+stdout.on("error", () => {});
+
+const [kind = "", name = kind, arg] = process.argv.slice(2);
+if (!(kind in factories)) {
+  process.stderr.write(`node-host: unknown contender kind "${kind}"\n`);
+  process.exit(2);
+}
+const contender = await factories[kind as NodeKind](name, arg);
+
+async function answer(line: string): Promise<Record<string, unknown>> {
+  const cmd = JSON.parse(line) as {
+    op?: string;
+    n?: number;
+    size?: number;
+    ms?: number;
+    c?: number;
+  };
+  const n = cmd.n ?? 0;
+  switch (cmd.op) {
+    case "unary":
+      return { samples_us: await contender.unary(n, cmd.size ?? 16) };
+    case "concurrent":
+      return { ops_per_s: await contender.concurrent(cmd.ms ?? 0, cmd.c ?? 1) };
+    case "stream":
+      return { ops_per_s: await contender.stream(n) };
+    case "batches":
+      if (contender.batches === undefined) break;
+      return { samples_us: await contender.batches(n) };
+  }
+  throw new Error(`unknown op ${JSON.stringify(cmd.op)} for ${kind}`);
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  let out: Record<string, unknown>;
+  try {
+    out = await answer(line);
+  } catch (err) {
+    out = { error: err instanceof Error ? err.message : String(err) };
+  }
+  protocol(`${JSON.stringify(out)}\n`);
+}
+await contender.close();
+process.exit(0);
