@@ -163,7 +163,11 @@ function nodeOptionsProblems(entry: Entrypoint, field: string): string[] {
   }
   const allowed = Object.keys(NODE_OPTIONS_ALLOWED).join(", ");
   return entry.nodeOptions.flatMap((option) => {
-    const [name = "", value] = option.split("=", 2) as [string, string | undefined];
+    // Split at the first "=" only: split("=", 2) would drop a second "=" and
+    // what follows it, and Node would be given the whole string.
+    const at = option.indexOf("=");
+    const name = at < 0 ? option : option.slice(0, at);
+    const value = at < 0 ? undefined : option.slice(at + 1);
     const shape = Object.hasOwn(NODE_OPTIONS_ALLOWED, name)
       ? NODE_OPTIONS_ALLOWED[name]
       : undefined;
