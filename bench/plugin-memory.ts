@@ -162,9 +162,9 @@ async function runTrial(t: Trial): Promise<TrialResult> {
     for (let i = 0; i < processes; i++) {
       const start = performance.now();
       const l = await launch(t);
+      launched.push(l); // closed in finally even if its first call fails
       await l.echoes[0]?.(payload);
       coldMs.push(performance.now() - start);
-      launched.push(l);
     }
     for (const l of launched) {
       for (const echo of l.echoes) for (let c = 1; c < CALLS; c++) await echo(payload);
