@@ -10,6 +10,10 @@ import { readFileSync, readdirSync } from "node:fs";
 export interface ProcessMemory {
   readonly pssMb: number;
   readonly anonymousMb: number;
+  /** Resident pages, shared ones counted whole (what `ps` shows). */
+  readonly rssMb: number;
+  /** Pages no other process maps (USS): what ending the process would free. */
+  readonly privateMb: number;
 }
 
 export function processMemory(pid: number): ProcessMemory {
@@ -19,7 +23,12 @@ export function processMemory(pid: number): ProcessMemory {
     if (m?.[1] === undefined) throw new Error(`/proc/${pid}/smaps_rollup has no ${field}`);
     return Number(m[1]);
   };
-  return { pssMb: kb("Pss") / 1024, anonymousMb: kb("Anonymous") / 1024 };
+  return {
+    pssMb: kb("Pss") / 1024,
+    anonymousMb: kb("Anonymous") / 1024,
+    rssMb: kb("Rss") / 1024,
+    privateMb: (kb("Private_Clean") + kb("Private_Dirty")) / 1024,
+  };
 }
 
 /** Pids whose parent is `parent`, from /proc/<pid>/stat's fourth field. */

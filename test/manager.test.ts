@@ -639,6 +639,36 @@ describe("what runs is what was verified", () => {
   });
 });
 
+describe("a node plugin's nodeOptions (docs/plugin-memory.md)", () => {
+  test("go before the plugin's file on its Node command line, and the plugin serves", async () => {
+    const dir = await kvPluginDir();
+    const manifest = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, Record<string, unknown>>;
+    };
+    const options = ["--max-semi-space-size=1", "--single-threaded-gc"];
+    for (const entry of Object.values(manifest.entrypoints)) entry["nodeOptions"] = options;
+    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest, null, 2));
+    const manager = new PluginManager({
+      directories: [join(dir, "..")],
+      allowUnsigned: true,
+      startTimeoutMs: 20_000,
+      runDir: join(tempDir("cp-nodeopts-"), "run"),
+    });
+    try {
+      await manager.scan();
+      const managed = manager.open("kv", { handshake, plugins: { kv: KV } });
+      const kv = managed.dispense("kv");
+      await kv.put({ key: "k", value: encode("v") });
+      assert.equal(decode((await kv.get({ key: "k" })).value), "v");
+      const argv = readFileSync(`/proc/${managed.pid as number}/cmdline`, "utf8").split("\0");
+      assert.deepEqual(argv.slice(1, 4), [...options, argv[3]]);
+      assert.match(argv[3] ?? "", /kv-plugin\.mjs$/);
+    } finally {
+      await manager.close();
+    }
+  });
+});
+
 describe("an exec (shell script) plugin through a real registry", () => {
   let registry: Registry;
   before(async () => {

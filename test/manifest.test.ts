@@ -86,6 +86,51 @@ describe("manifest validation names the field", () => {
       /entrypoints.linux\/amd64.runtime: must be one of "exec", "node"/,
     );
   });
+  test("nodeOptions: heap and compiler options for runtime node; anything else names the option", () => {
+    const entry = (e: Record<string, unknown>) => ({
+      ...good,
+      entrypoints: { "linux/amd64": { file: "bin/greeter", ...e } },
+    });
+    const lean = {
+      runtime: "node",
+      nodeOptions: ["--max-semi-space-size=1", "--single-threaded-gc"],
+    };
+    assert.deepEqual(validateManifest(entry(lean)).entrypoints["linux/amd64"], {
+      file: "bin/greeter",
+      ...lean,
+    });
+    invalid(
+      entry({
+        runtime: "node",
+        nodeOptions: ["--require=/tmp/x.js", "--import", "--max-old-space-size=64"],
+      }),
+      /^invalid manifest test.json: entrypoints.linux\/amd64.nodeOptions: "--require=\/tmp\/x.js" is not allowed; a manifest may give only --max-semi-space-size, .*--no-opt \(options that load other code are refused\); entrypoints.linux\/amd64.nodeOptions: "--import" is not allowed/,
+    );
+    invalid(
+      entry({
+        runtime: "node",
+        nodeOptions: ["--max-semi-space-size", "--no-opt=1", "--stack-size=1e3"],
+      }),
+      /"--max-semi-space-size" must be --max-semi-space-size=N \(a whole number\); .*"--no-opt=1" must be --no-opt alone; .*"--stack-size=1e3" must be --stack-size=N/,
+    );
+    // A second "=" must not hide behind a valid number: Node would get the
+    // whole string and refuse to start (or, in a later Node, read more).
+    invalid(
+      entry({
+        runtime: "node",
+        nodeOptions: ["--max-old-space-size=64=--require=/tmp/x.js", "--no-opt=1=2"],
+      }),
+      /"--max-old-space-size=64=--require=\/tmp\/x.js" must be --max-old-space-size=N \(a whole number\); .*"--no-opt=1=2" must be --no-opt alone/,
+    );
+    invalid(
+      entry({ nodeOptions: ["--max-semi-space-size=1"] }),
+      /entrypoints.linux\/amd64.nodeOptions: Node.js options need runtime "node" \(this entrypoint runs the file itself\)/,
+    );
+    invalid(
+      entry({ runtime: "node", nodeOptions: "--no-opt" }),
+      /entrypoints.linux\/amd64.nodeOptions: must be array/,
+    );
+  });
   test("an entrypoint that is not among the files", () => {
     invalid(
       { ...good, entrypoints: { "linux/amd64": { file: "bin/other" } } },
@@ -139,6 +184,26 @@ describe("canonical JSON and ed25519 signatures", () => {
     assert.throws(
       () => verifyManifestSignature({ ...manifest, version: "1.2.4" }, sig, trusted),
       /plugin "greeter" 1.2.4: the signature by key sha256:[a-f0-9]{64} does not match the manifest \(the manifest was changed after signing\)/,
+    );
+  });
+  test("nodeOptions added to a signed manifest fail verification", () => {
+    const pair = generateKeyPair();
+    const manifest = validateManifest({
+      ...good,
+      entrypoints: { "linux/amd64": { file: "bin/greeter", runtime: "node" } },
+    });
+    const sig = signManifest(manifest, pair.privateKeyPem);
+    const trusted = [trustedKey(pair.publicKeyPem, "test.pub")];
+    assert.equal(verifyManifestSignature(manifest, sig, trusted).keyId, pair.keyId);
+    const widened = validateManifest({
+      ...good,
+      entrypoints: {
+        "linux/amd64": { file: "bin/greeter", runtime: "node", nodeOptions: ["--no-opt"] },
+      },
+    });
+    assert.throws(
+      () => verifyManifestSignature(widened, sig, trusted),
+      /the manifest was changed after signing/,
     );
   });
   test("a key that is not trusted is named", () => {

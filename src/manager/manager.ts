@@ -518,7 +518,9 @@ export class PluginManager {
       return {
         kind: "go-plugin",
         command: node ? process.execPath : file,
-        args: node ? [file, ...(entry.args ?? [])] : (entry.args ?? []),
+        args: node
+          ? [...(entry.nodeOptions ?? []), file, ...(entry.args ?? [])]
+          : (entry.args ?? []),
         cwd: runDir,
         env: node ? { ...env, NODE_PATH: "" } : env,
         handshake: {
@@ -531,7 +533,7 @@ export class PluginManager {
       };
     }
     return entry.runtime === "node"
-      ? subprocess(process.execPath, [file, ...(entry.args ?? [])], {
+      ? subprocess(process.execPath, [...(entry.nodeOptions ?? []), file, ...(entry.args ?? [])], {
           env: { ...env, NODE_PATH: "" },
           cwd: runDir,
           ...(limits !== undefined && { limits }),

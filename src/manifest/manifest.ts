@@ -4,7 +4,7 @@ import semver from "semver";
 import { parse as parseYaml } from "yaml";
 import { ManagementError } from "./errors.js";
 import { hostPlatform } from "./platform.js";
-import type { Entrypoint, PluginManifest } from "./types.js";
+import { NODE_OPTIONS_ALLOWED, type Entrypoint, type PluginManifest } from "./types.js";
 
 let schema: Record<string, unknown> | undefined;
 let validator: ValidateFunction | undefined;
@@ -103,6 +103,7 @@ export function validateManifest(value: unknown, where = "manifest"): PluginMani
     if (manifest.files[entry.file] === undefined) {
       problems.push(`entrypoints.${platform}.file: "${entry.file}" is not listed in files`);
     }
+    problems.push(...nodeOptionsProblems(entry, `entrypoints.${platform}.nodeOptions`));
   }
   if (semver.validRange(manifest.hostVersions) === null) {
     problems.push(`hostVersions: "${manifest.hostVersions}" is not a semver range`);
@@ -152,6 +153,36 @@ function kindProblems(m: PluginManifest): string[] {
     }
   }
   return problems;
+}
+
+/** What is wrong with an entrypoint's nodeOptions (see NODE_OPTIONS_ALLOWED). */
+function nodeOptionsProblems(entry: Entrypoint, field: string): string[] {
+  if (entry.nodeOptions === undefined) return [];
+  if (entry.runtime !== "node") {
+    return [`${field}: Node.js options need runtime "node" (this entrypoint runs the file itself)`];
+  }
+  const allowed = Object.keys(NODE_OPTIONS_ALLOWED).join(", ");
+  return entry.nodeOptions.flatMap((option) => {
+    // Split at the first "=" only: split("=", 2) would drop a second "=" and
+    // what follows it, and Node would be given the whole string.
+    const at = option.indexOf("=");
+    const name = at < 0 ? option : option.slice(0, at);
+    const value = at < 0 ? undefined : option.slice(at + 1);
+    const shape = Object.hasOwn(NODE_OPTIONS_ALLOWED, name)
+      ? NODE_OPTIONS_ALLOWED[name]
+      : undefined;
+    if (shape === undefined) {
+      return [
+        `${field}: "${option}" is not allowed; a manifest may give only ${allowed} (options that load other code are refused)`,
+      ];
+    }
+    if (shape === "=N" ? value === undefined || !/^\d+$/.test(value) : value !== undefined) {
+      return [
+        `${field}: "${option}" must be ${shape === "=N" ? `${name}=N (a whole number)` : `${name} alone`}`,
+      ];
+    }
+    return [];
+  });
 }
 
 /** Remote and cluster plugins may leave out entrypoints and files: they are empty. */

@@ -86,7 +86,32 @@ export interface Entrypoint {
   /** `exec` runs the file itself (default); `node` runs it with the host's Node.js. */
   readonly runtime?: "exec" | "node";
   readonly args?: readonly string[];
+  /**
+   * `runtime: "node"` only: Node.js options put before the file, from a
+   * short list (NODE_OPTIONS_ALLOWED: heap, thread and compiler settings,
+   * nothing that loads code), e.g. `["--max-semi-space-size=1"]`, which keeps an idle
+   * plugin near 20 MB of anonymous memory where the default takes 17-29 MB
+   * (docs/plugin-memory.md). None by default.
+   */
+  readonly nodeOptions?: readonly string[];
 }
+
+/**
+ * The Node.js options a manifest's `nodeOptions` may give (with `=N`, a
+ * whole number, or alone): V8 heap, thread and compiler settings. Options that load or run other code (--require,
+ * --import, --loader, --eval, --inspect, ...) are refused, because only the
+ * plugin's own files are verified.
+ */
+export const NODE_OPTIONS_ALLOWED: Readonly<Record<string, "=N" | "flag">> = {
+  "--max-semi-space-size": "=N",
+  "--max-old-space-size": "=N",
+  "--v8-pool-size": "=N",
+  "--stack-size": "=N",
+  "--single-threaded": "flag",
+  "--single-threaded-gc": "flag",
+  "--optimize-for-size": "flag",
+  "--no-opt": "flag",
+};
 
 /** One named plugin a plugin provides. */
 export interface ProvidedPlugin {
