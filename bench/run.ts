@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import { GoPluginHost, HostProcess, benchPluginMain, openPlugin } from "./contenders.js";
 import type { NodeKind } from "./node-host.js";
 import { pinnedPlacements, type Placement } from "./placement.js";
-import { bundledBenchPlugin } from "./bundle.js";
+import { bundledBenchPlugin, snapshotBenchPlugin } from "./bundle.js";
 import { goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
 import {
@@ -85,6 +85,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
     process.exit(signal === "SIGINT" ? 130 : 143);
   });
 const bundledPlugin = await bundledBenchPlugin();
+const snapshotBlob = await snapshotBenchPlugin();
 const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
 const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
@@ -158,6 +159,7 @@ const S = {
 } as const;
 const COLD_PLAIN = "connect-plugin, Node plugin (framed)";
 const COLD_BUNDLED = "connect-plugin, Node plugin bundled by esbuild (framed)";
+const COLD_SNAPSHOT = "connect-plugin, Node plugin from a V8 startup snapshot (framed)";
 const NODE_BOOT = "reference: node -e 0 (Node's own boot, no plugin)";
 const samples = new Map<string, number[]>();
 const add = (scenario: string, contender: string, values: number[]): void => {
@@ -225,8 +227,9 @@ for (let round = 1; round <= P.rounds; round++) {
   const colds: Array<[string, () => Promise<number[]>]> = [
     [GO_PLUGIN, () => goHost.cold(P.cold)],
     [GO_PLUGIN_MTLS, () => goHostMtls.cold(P.cold)],
-    [COLD_PLAIN, () => coldStarts(P.cold, benchPluginMain)],
-    [COLD_BUNDLED, () => coldStarts(P.cold, bundledPlugin)],
+    [COLD_PLAIN, () => coldStarts(P.cold, [benchPluginMain])],
+    [COLD_BUNDLED, () => coldStarts(P.cold, [bundledPlugin])],
+    [COLD_SNAPSHOT, () => coldStarts(P.cold, ["--snapshot-blob", snapshotBlob])],
     [NODE_BOOT, () => nodeBoots(P.cold)],
   ];
   for (const [name, run] of shuffled(colds)) measured(S.cold, name, await run(), false);
@@ -243,11 +246,12 @@ async function nodeBoots(n: number): Promise<number[]> {
   return out;
 }
 
-async function coldStarts(n: number, main: string): Promise<number[]> {
+/** Spawn to first answer of `node ...args` (the bench plugin, AutoMTLS on), `n` times. */
+async function coldStarts(n: number, args: string[]): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    const client = await openPlugin(subprocess(process.execPath, [main]));
+    const client = await openPlugin(subprocess(process.execPath, args));
     out.push((performance.now() - t) * 1_000);
     await client.close();
   }
@@ -329,7 +333,7 @@ for (const p of placements) for (const n of names) rows.push(latencyRow(pinnedSc
 for (const n of names) rows.push({ ...rateRow(S.concurrent, n), cores: cores.get(n) ?? "" });
 for (const n of names) rows.push(latencyRow(S.big, n));
 for (const n of names) rows.push(rateRow(S.stream, n));
-for (const n of [GO_PLUGIN, GO_PLUGIN_MTLS, COLD_PLAIN, COLD_BUNDLED, NODE_BOOT]) {
+for (const n of [GO_PLUGIN, GO_PLUGIN_MTLS, COLD_PLAIN, COLD_BUNDLED, COLD_SNAPSHOT, NODE_BOOT]) {
   const s = get(S.cold, n);
   rows.push({
     scenario: S.cold,
@@ -382,6 +386,7 @@ const uFramed = num(find(S.unary, CP_FRAMED)?.p50_us);
 const uPlain = num(find(S.unary, CP_FRAMED_PLAIN)?.p50_us);
 const cold = num(find(S.cold, COLD_PLAIN)?.p50_us);
 const coldBundled = num(find(S.cold, COLD_BUNDLED)?.p50_us);
+const coldSnapshot = num(find(S.cold, COLD_SNAPSHOT)?.p50_us);
 const boot = num(find(S.cold, NODE_BOOT)?.p50_us);
 const inproc = num(find(S.inproc, CP_DIRECT)?.p50_us);
 const mem = num(find(S.rss, "connect-plugin, Node plugins (framed)")?.rss_mb);
@@ -445,6 +450,11 @@ const targets: Target[] = [
     name: "Node plugin cold start (framed, AutoMTLS) ≤ 2× node -e 0",
     measured: `${round(cold / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(cold, boot)}); bundled ${round(coldBundled / 1_000)} ms (${x(coldBundled, boot)}); go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms, with AutoMTLS ${round(num(find(S.cold, GO_PLUGIN_MTLS)?.p50_us) / 1_000)} ms`,
     met: cold <= 2 * boot,
+  },
+  {
+    name: "the same from a V8 startup snapshot (connect-plugin snapshot) ≤ 2× node -e 0",
+    measured: `${round(coldSnapshot / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(coldSnapshot, boot)})`,
+    met: coldSnapshot <= 2 * boot,
   },
   {
     name: "Node plugin idle after the run ≤ 12 MB PSS",
