@@ -24,7 +24,7 @@ import { promisify } from "node:util";
 import { GoPluginHost } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { GO_PLUGIN } from "./report.js";
-import { median, round } from "./stats.js";
+import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => {
@@ -127,21 +127,12 @@ if (args.includes("--go")) {
 const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
 for (let r = 1; r <= rounds; r++) {
   log(`round ${r}/${rounds}`);
-  const order = shuffle([...contenders]);
+  const order = shuffled(contenders);
   for (const c of order) samples.get(c.name)?.push(await c.run());
 }
 for (const h of hosts) await h.close();
 await goHost?.close();
 if (go !== undefined) rmSync(go.dir, { recursive: true, force: true });
-
-/** Fisher-Yates, in place. */
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-  return items;
-}
 
 const ms = (us: number): string => String(round(us / 1_000));
 const boots = (samples.get(NODE_BOOT) ?? []).map((s) => s.wall);

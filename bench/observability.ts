@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { startCollector } from "../test/otel-helpers.js";
 import type { Answer, Command } from "./observability-host.js";
 import { lib, MODES, type Mode } from "./observability-sdk.js";
-import { median, percentile, round } from "./stats.js";
+import { median, percentile, round, shuffled } from "./stats.js";
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -97,15 +97,6 @@ const contenders: Contender[] = [];
 // Started one by one: starts compete for the same two cores.
 for (const mode of modes)
   for (const [build, dir] of builds) contenders.push(await start(build, dir, mode));
-
-function shuffled<T>(items: readonly T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
 
 for (let r = 0; r < P.rounds; r++) {
   process.stderr.write(`round ${r + 1} of ${P.rounds}\n`);

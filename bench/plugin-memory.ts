@@ -36,7 +36,7 @@ import { buildGoContenders } from "./go-build.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
 import { Bench, benchHandshake } from "./service.js";
 import { spinHandshake, spinName, spinService } from "./spin-service.js";
-import { median, percentile, round } from "./stats.js";
+import { median, percentile, round, shuffled } from "./stats.js";
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 const benchPluginMain = here("./plugin.js");
@@ -404,14 +404,6 @@ const QUICK_FLAGS = new Set([
   "--max-semi-space-size=1 --optimize-for-size",
 ]);
 
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
-}
-
 const mb = (x: number): string => x.toFixed(1);
 
 /** Per-plugin figures of a trial at one idle mark: medians over processes, or one process / N when shared. */
@@ -486,7 +478,7 @@ async function main(): Promise<void> {
     }),
   );
   for (let round = 0; round < rounds; round++) {
-    const trials = shuffle([
+    const trials = shuffled([
       ...(only === undefined || only === "scaling" ? scaling : []),
       ...(only === undefined || only === "flags" ? flagTrials : []),
     ]);
@@ -553,7 +545,7 @@ async function main(): Promise<void> {
   const iso: IsolationResult[] = [];
   if (only === undefined || only === "isolation") {
     for (let round = 0; round < Math.max(1, rounds - 1); round++) {
-      for (const placement of shuffle(["one process", "two processes"] as const)) {
+      for (const placement of shuffled(["one process", "two processes"] as const)) {
         log(`isolation ${round + 1}: ${placement}`);
         iso.push(await isolation(placement));
       }
@@ -576,7 +568,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === "layers") {
     for (const l of LAYERS) layers.push({ label: l.label, figures: [], small: [] });
     for (let round = 0; round < rounds; round++) {
-      for (const i of shuffle(LAYERS.map((_, i) => i))) {
+      for (const i of shuffled(LAYERS.map((_, i) => i))) {
         layers[i]!.figures.push(await layerProcess(LAYERS[i]!.code, 2_000, []));
         layers[i]!.small.push(
           await layerProcess(LAYERS[i]!.code, 2_000, ["--max-semi-space-size=1"]),

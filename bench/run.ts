@@ -30,7 +30,7 @@ import {
   type Row,
   type Target,
 } from "./report.js";
-import { median, percentile, round } from "./stats.js";
+import { median, percentile, round, shuffled as shuffleWith } from "./stats.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
 import { subprocess } from "../src/index.js";
 
@@ -190,14 +190,7 @@ function random(): number {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
 }
-function shuffled<T>(items: readonly T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
+const shuffled = <T>(items: readonly T[]): T[] => shuffleWith(items, random);
 
 log(`started in ${Math.round((performance.now() - tStart) / 1000)} s`);
 const t0 = performance.now();
