@@ -103,8 +103,7 @@ export class LeanUnary {
     } else return false;
     if (timeout.error !== undefined) return false;
     const requestHeader = nodeHeadersToWeb(h);
-    const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
-    const url = new URL(req.url, `${encrypted ? "https" : "http"}://${req.authority}`).toString();
+    const url = this.urlOf(req);
     const accept = h[wire.acceptEncodingHeader];
     const compression =
       accept === undefined
@@ -126,6 +125,23 @@ export class LeanUnary {
     });
     new LeanCall(this, req, res, wire, ctx, compression, handOver).read();
     return true;
+  }
+
+  /** The last request's scheme and authority, path, and URL: a client sends the same on every call. */
+  private lastBase = "";
+  private lastPath = "";
+  private lastUrl = "";
+
+  /** The request's URL, as connect-es' adapter makes it (new URL cost about 3% of a call's CPU). */
+  private urlOf(req: http2.Http2ServerRequest): string {
+    const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+    const base = `${encrypted ? "https" : "http"}://${req.authority}`;
+    if (base !== this.lastBase || req.url !== this.lastPath) {
+      this.lastUrl = new URL(req.url, base).toString();
+      this.lastBase = base;
+      this.lastPath = req.url;
+    }
+    return this.lastUrl;
   }
 
   /** Runs the implementation on `message` and answers. */
