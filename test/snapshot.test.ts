@@ -167,11 +167,7 @@ test("go-plugin's own Go hosts drive a snapshot plugin over gRPC, AutoMTLS on an
     assert.equal(get.code, 0, get.stdout + get.stderr);
     assert.equal(get.stdout, `world ${autoMTLS}\n\nWritten from a snapshot\n`);
     // The plugin read the host's AutoMTLS certificate at launch, not at build.
-    assert.equal(
-      get.stderr.includes("configuring server automatic mTLS"),
-      autoMTLS,
-      get.stderr,
-    );
+    assert.equal(get.stderr.includes("configuring server automatic mTLS"), autoMTLS, get.stderr);
     assert.match(get.stderr, /plugin stopped: .*GRPCController\.Shutdown/);
   }
 });
