@@ -1,6 +1,7 @@
 /**
  * The same typed client, the same calls and the same semantics in all three
- * locations: subprocess, remote (network mode over HTTP/2, HTTP/1.1 and the
+ * locations: subprocess (framed, and HTTP/2 only), remote (network mode over
+ * Connect and gRPC on HTTP/2, Connect and gRPC-web on HTTP/1.1, and the
  * framed protocol negotiated on the same port, in cleartext and over mutual
  * TLS, where ALPN picks it) and in process.
  */
@@ -35,7 +36,28 @@ after(async () => {
 
 const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   ["subprocess", () => fixture("kv"), { bidi: true }],
+  // A subprocess that speaks only HTTP/2 (as plugins in other languages do).
+  [
+    "subprocess over Connect on HTTP/2",
+    () => fixture("kv", {}, { transports: ["connect"] }),
+    { bidi: true },
+  ],
   ["remote over HTTP/2", () => remote(network.url, { transport: "http" }), { bidi: true }],
+  ["remote over gRPC on HTTP/2", () => remote(network.url, { protocol: "grpc" }), { bidi: true }],
+  [
+    "remote over HTTP/2 with mutual TLS",
+    () =>
+      remote(networkTls.url, {
+        transport: "http",
+        tls: { ca: pem("ca.crt"), cert: pem("client.crt"), key: pem("client.key") },
+      }),
+    { bidi: true },
+  ],
+  [
+    "remote over gRPC-web on HTTP/1.1",
+    () => remote(network.url, { protocol: "grpc-web", httpVersion: "1.1" }),
+    { bidi: false },
+  ],
   // The default for a connect-plugin server in network mode: framed, negotiated on its port.
   ["remote over framed", () => remote(network.url, { transport: "framed" }), { bidi: true }],
   [
