@@ -39,10 +39,12 @@ const option = (name: string, fallback: string): string => {
 const rounds = Number(option("rounds", "5"));
 const calls = Number(option("calls", "2000"));
 /** `--build LABEL=DIR` (repeatable): the plugin of another built checkout, in the same rounds. */
-const builds = args.flatMap((a, i) => (a === "--build" ? [args[i + 1] ?? ""] : [])).map((b) => {
-  const at = b.indexOf("=");
-  return { label: b.slice(0, at), dir: resolve(b.slice(at + 1)) };
-});
+const builds = args
+  .flatMap((a, i) => (a === "--build" ? [args[i + 1] ?? ""] : []))
+  .map((b) => {
+    const at = b.indexOf("=");
+    return { label: b.slice(0, at), dir: resolve(b.slice(at + 1)) };
+  });
 const here = dirname(fileURLToPath(import.meta.url));
 
 type Protocol = "connect" | "grpc";
@@ -222,7 +224,18 @@ class FrameCounter {
   }
 }
 
-const FRAME_NAMES = ["DATA", "HEADERS", "PRIORITY", "RST", "SETTINGS", "PUSH", "PING", "GOAWAY", "WINDOW_UPDATE", "CONT"];
+const FRAME_NAMES = [
+  "DATA",
+  "HEADERS",
+  "PRIORITY",
+  "RST",
+  "SETTINGS",
+  "PUSH",
+  "PING",
+  "GOAWAY",
+  "WINDOW_UPDATE",
+  "CONT",
+];
 
 /** A socket to `server` whose incoming bytes pass through `counter`. */
 function counted(server: Server, counter: FrameCounter): Duplex {
@@ -321,9 +334,13 @@ async function main(): Promise<void> {
   }
   for (const session of sessions.values()) session.destroy();
   console.log(
-    `${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}, Node ${process.version}, ${rounds} rounds of ${calls} calls, interleaved`,
+    `${cpus().length} cores, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}, Node ${process.version}, ${rounds} rounds of ${calls} calls, interleaved`,
   );
-  console.log("| server | protocol | callers | server CPU µs/call, median | min–max | calls/s, median |");
+  console.log(
+    "| server | protocol | callers | server CPU µs/call, median | min–max | calls/s, median |",
+  );
   console.log("| --- | --- | --- | ---: | ---: | ---: |");
   for (const [key, { cpu, rate }] of [...results].sort()) {
     const [name, p, callers] = key.split(" | ");
@@ -333,12 +350,14 @@ async function main(): Promise<void> {
   }
   if (args.includes("--frames")) {
     console.log("\nHTTP/2 frames the server sends per sequential call:");
-    for (const s of servers) for (const p of s.protocols) console.log(`- ${s.name}, ${p}: ${await frames(s, p)}`);
+    for (const s of servers)
+      for (const p of s.protocols) console.log(`- ${s.name}, ${p}: ${await frames(s, p)}`);
   }
   if (args.includes("--strace")) {
     execFileSync("strace", ["-V"], { stdio: "ignore" });
     console.log("\nServer system calls per sequential call (strace -f -c):");
-    for (const s of servers) for (const p of s.protocols) console.log(`- ${s.name}, ${p}: ${await syscalls(s, p)}`);
+    for (const s of servers)
+      for (const p of s.protocols) console.log(`- ${s.name}, ${p}: ${await syscalls(s, p)}`);
   }
   for (const s of servers) s.stop();
 }

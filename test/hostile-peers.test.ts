@@ -556,7 +556,7 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
 /** The error codes of the GOAWAY frames in what a server sent. */
 function goawayCodes(bytes: Buffer): number[] {
   const codes: number[] = [];
-  for (let at = 0; at + 9 <= bytes.length; ) {
+  for (let at = 0; at + 9 <= bytes.length;) {
     const length = bytes.readUIntBE(at, 3);
     if (bytes[at + 3] === 7 && at + 17 <= bytes.length) codes.push(bytes.readUInt32BE(at + 13));
     at += 9 + length;
