@@ -523,7 +523,7 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
     // An HPACK block that indexes entry 0, which does not exist.
     [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "COMPRESSION_ERROR (9)"],
   ] as const) {
-    test(`a peer that breaks HTTP/2 (node:http2 answers GOAWAY ${code}) is cut off within a second, with the reason`, async () => {
+    test(`a peer that breaks HTTP/2 (node:http2 answers GOAWAY ${code}) is cut off within two seconds, with the reason`, async () => {
       // With the default ping interval (10 s) and timeout (10 s): the stopped
       // session is seen by its first PING, which never leaves node:http2.
       const reasons: string[] = [];
@@ -551,6 +551,54 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
       }
     });
   }
+});
+
+describe("the PING watchdog and a peer that reads slowly", () => {
+  test("a peer that stops reading while a large response is on its way is not taken for a stopped session", async () => {
+    // Its socket is full, so node:http2's PING waits behind the response,
+    // queued; the response's stream still has bytes to write, so the
+    // watchdog waits for the ACK (timeout 10 s) instead of cutting it off.
+    const body = Buffer.alloc(8 * MiB, 1);
+    const reasons: string[] = [];
+    const server = await PluginHttpServer.listen(
+      (_req, res) => res.end(body),
+      { network: "unix", path: join(tempDir("h2-slow-"), "p.sock") },
+      {
+        acceptHttp1: false,
+        ping: { intervalMs: 200, timeoutMs: 10_000, stuckMs: 200 },
+        onPeerCutOff: (r) => reasons.push(r),
+      },
+    );
+    try {
+      const socket = net.connect(dial(server));
+      socket.on("error", () => {});
+      await new Promise((resolve) => socket.once("connect", resolve));
+      let closed = false;
+      socket.once("close", () => (closed = true));
+      const settings = Buffer.from([0, 4, 0x7f, 0xff, 0xff, 0xff]); // INITIAL_WINDOW_SIZE 2^31-1
+      const windowUpdate = Buffer.alloc(4);
+      windowUpdate.writeUInt32BE(0x7fffffff - 65_535);
+      socket.write(
+        Buffer.concat([
+          PREFACE,
+          h2Frame(4, 0, 0, settings),
+          h2Frame(8, 0, 0, windowUpdate),
+          h2Frame(1, 0x5, 1, requestHeaders("/example.kv.v1.KV/Get")),
+        ]),
+      );
+      // Not read for 3 s: 15 stuck-check periods.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      assert.deepEqual(reasons, []);
+      assert.equal(closed, false);
+      let got = 0;
+      socket.on("data", (c: Buffer) => (got += c.length));
+      await waitFor("the whole response", () => got > body.length, 10_000);
+      assert.deepEqual(reasons, []);
+      socket.destroy();
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 /** The error codes of the GOAWAY frames in what a server sent. */
@@ -673,7 +721,7 @@ for (const listener of HTTP2_LISTENERS) {
             const closed = closedBefore(socket, 5_000);
             socket.write(broken);
             const ms = await closed;
-            // The first PING 500 ms after the session starts, judged 500 ms later.
+            // The first PING 500 ms after the session starts, judged 500 ms later (pingMs).
             assert.ok(ms < 1_000 + 3_000, `closed after ${ms.toFixed(0)} ms (bound 1000 ms)`);
             assert.equal(reasons.length, 1, reasons.join("\n"));
             assert.match(

@@ -9,18 +9,23 @@ export const H2_PING_INTERVAL_MS = 10_000;
 /** How long the ACK may take before the session is destroyed: 10 s. */
 export const H2_PING_TIMEOUT_MS = 10_000;
 
+/** When a session's first PING goes out: 500 ms after it starts. */
+export const H2_FIRST_PING_MS = 500;
+
 /**
- * The first PING of a session, and how long a PING may stay in node:http2's
- * outbound queue while the socket has nothing left to write: 500 ms each.
+ * How long a PING may stay in node:http2's outbound queue while none of the
+ * session's streams has bytes on their way out: 1 s.
  */
-export const H2_STUCK_MS = 500;
+export const H2_STUCK_MS = 1_000;
 
 export interface PingWatchOptions {
   /** Default H2_PING_INTERVAL_MS (10 s). */
   readonly intervalMs?: number;
   /** Default H2_PING_TIMEOUT_MS (10 s). */
   readonly timeoutMs?: number;
-  /** Default H2_STUCK_MS (500 ms), at most `intervalMs` and `timeoutMs`. */
+  /** Default H2_FIRST_PING_MS (500 ms), at most `intervalMs`. */
+  readonly firstPingMs?: number;
+  /** Default H2_STUCK_MS (1 s), at most `timeoutMs`. */
   readonly stuckMs?: number;
 }
 
@@ -36,15 +41,20 @@ export interface PingWatchOptions {
  * "frameError" or "goaway" event. The session, its socket and any open call
  * stayed for ever (found by fuzzing); a half-close after it is not read
  * either. Such a session never sends a PING submitted after the GOAWAY: it
- * stays in the session's outbound queue (`session.state.outboundQueueSize`)
- * although the socket has nothing left to write (`bufferSize`), which on a
- * live session lasts one turn of the event loop. So a PING whose frame is
- * still queued `stuckMs` later, with the socket idle, means the session has
- * stopped: it is cut off then, naming the protocol error. The first PING
- * goes out `stuckMs` after the session starts (a hostile or broken peer
- * usually breaks the protocol at once), the next ones every `intervalMs`
- * from the last ACK, so a session that breaks later is cut off within
- * `intervalMs` + `stuckMs`.
+ * stays in the session's outbound queue (`session.state.outboundQueueSize`),
+ * where on a live session it lasts one turn of the event loop, or as long
+ * as the socket is still writing what went before (a peer that reads
+ * slowly). So a PING still queued `stuckMs` later while none of the
+ * session's streams has bytes on their way out (`stream.bufferSize`) means
+ * the session has stopped: it is cut off then, naming the protocol error.
+ * The first PING goes out `firstPingMs` after the session starts (a hostile
+ * or broken peer usually breaks the protocol at once), the next ones every
+ * `intervalMs` from the last ACK, so a session that breaks later is cut
+ * off within `intervalMs` + `stuckMs`. The one live session it could take
+ * for stopped: a peer that stops reading for `stuckMs` just after the last
+ * of its responses left their streams (so the socket still has bytes to
+ * write, but no stream does) when a PING is due; the ACK timeout would cut
+ * it off unless it read again within `timeoutMs`.
  *
  * A peer that stops in the middle of a frame (slowloris), or stops reading,
  * cannot answer: a PING not answered within `timeoutMs` destroys the
@@ -68,8 +78,15 @@ export function watchPings(
 ): void {
   const intervalMs = options.intervalMs ?? H2_PING_INTERVAL_MS;
   const timeoutMs = options.timeoutMs ?? H2_PING_TIMEOUT_MS;
-  const stuckMs = Math.min(options.stuckMs ?? H2_STUCK_MS, intervalMs, timeoutMs);
+  const firstPingMs = Math.min(options.firstPingMs ?? H2_FIRST_PING_MS, intervalMs);
+  const stuckMs = Math.min(options.stuckMs ?? H2_STUCK_MS, timeoutMs);
   let timer: NodeJS.Timeout | undefined;
+  // node:http2 lists no session's streams: kept here, to see which still write.
+  const streams = new Set<http2.ServerHttp2Stream>();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    streams.add(stream);
+    stream.once("close", () => streams.delete(stream));
+  });
   const probe = (): void => {
     if (session.destroyed) return;
     let answered = false;
@@ -83,7 +100,7 @@ export function watchPings(
     const judge = (): void => {
       if (answered || session.destroyed) return;
       const waited = Date.now() - sent;
-      if (!session.closed && stopped(session)) {
+      if (!session.closed && stopped(session, streams)) {
         cutOff(
           "it broke the HTTP/2 protocol (node:http2 answered with GOAWAY and stopped reading)",
         );
@@ -98,18 +115,20 @@ export function watchPings(
     const check = (): void => void setImmediate(judge);
     timer = setTimeout(check, stuckMs).unref();
   };
-  timer = setTimeout(probe, stuckMs).unref();
+  timer = setTimeout(probe, firstPingMs).unref();
   session.once("close", () => clearTimeout(timer));
 }
 
 /**
- * True when the session holds frames to send while its socket has nothing
- * left to write: node:http2 no longer writes it (see watchPings).
- * `bufferSize` counts the bytes the socket's native handle still has to
- * write, which node:http2's own writes go through (writableLength does not
- * see them).
+ * True when the session holds frames to send while none of its streams has
+ * bytes on their way out (a stream's `bufferSize` counts them until the
+ * socket has written them): node:http2 no longer writes it (see watchPings).
  */
-function stopped(session: http2.ServerHttp2Session): boolean {
-  const socket = session.socket as { bufferSize?: number } | null;
-  return (session.state.outboundQueueSize ?? 0) > 0 && socket?.bufferSize === 0;
+function stopped(
+  session: http2.ServerHttp2Session,
+  streams: ReadonlySet<http2.ServerHttp2Stream>,
+): boolean {
+  if ((session.state.outboundQueueSize ?? 0) === 0) return false;
+  for (const stream of streams) if (stream.bufferSize > 0) return false;
+  return true;
 }
