@@ -15,22 +15,35 @@ const GOAWAY_GRACE_MS = 10_000;
  * Closes `session` (GOAWAY, open streams may finish) once it has had no
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
+ * Returns the session's open streams (node:http2 lists none), for the PING
+ * watchdog. One timer per session, not per call: a stream's start and end
+ * only count, and the timer, when it fires, waits again for what is left.
  */
-export function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
-  let streams = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    timer = setTimeout(() => {
-      session.close();
-      setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
-    }, idleMs).unref();
+export function closeWhenIdle(
+  session: http2.ServerHttp2Session,
+  idleMs: number,
+): ReadonlySet<http2.ServerHttp2Stream> {
+  const open = new Set<http2.ServerHttp2Stream>();
+  let idleSince = Date.now();
+  const check = (): void => {
+    if (session.closed || session.destroyed) return;
+    const left = open.size > 0 ? idleMs : idleSince + idleMs - Date.now();
+    if (left > 0) {
+      timer = setTimeout(check, left).unref();
+      return;
+    }
+    session.close();
+    setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+  };
+  let timer = setTimeout(check, idleMs).unref();
+  const closed = (stream: http2.ServerHttp2Stream): void => {
+    open.delete(stream);
+    if (open.size === 0) idleSince = Date.now();
   };
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    if (streams++ === 0) clearTimeout(timer);
-    stream.once("close", () => {
-      if (--streams === 0 && !session.closed) arm();
-    });
+    open.add(stream);
+    stream.once("close", () => closed(stream));
   });
   session.once("close", () => clearTimeout(timer));
-  arm();
+  return open;
 }

@@ -75,18 +75,13 @@ export function watchPings(
   session: http2.ServerHttp2Session,
   options: PingWatchOptions,
   cutOff: (why: string) => void,
+  streams: ReadonlySet<http2.ServerHttp2Stream> = openStreams(session),
 ): void {
   const intervalMs = options.intervalMs ?? H2_PING_INTERVAL_MS;
   const timeoutMs = options.timeoutMs ?? H2_PING_TIMEOUT_MS;
   const firstPingMs = Math.min(options.firstPingMs ?? H2_FIRST_PING_MS, intervalMs);
   const stuckMs = Math.min(options.stuckMs ?? H2_STUCK_MS, timeoutMs);
   let timer: NodeJS.Timeout | undefined;
-  // node:http2 lists no session's streams: kept here, to see which still write.
-  const streams = new Set<http2.ServerHttp2Stream>();
-  session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    streams.add(stream);
-    stream.once("close", () => streams.delete(stream));
-  });
   const probe = (): void => {
     if (session.destroyed) return;
     let answered = false;
@@ -131,4 +126,14 @@ function stopped(
   if ((session.state.outboundQueueSize ?? 0) === 0) return false;
   for (const stream of streams) if (stream.bufferSize > 0) return false;
   return true;
+}
+
+/** The open streams of `session` (node:http2 lists none); closeWhenIdle() keeps the same set. */
+function openStreams(session: http2.ServerHttp2Session): ReadonlySet<http2.ServerHttp2Stream> {
+  const open = new Set<http2.ServerHttp2Stream>();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open.add(stream);
+    stream.once("close", () => open.delete(stream));
+  });
+  return open;
 }

@@ -124,13 +124,13 @@ export class PluginHttpServer {
       if (this.closing !== undefined) socket.destroy();
     });
     h2.on("session", (session: http2.ServerHttp2Session) => {
-      closeWhenIdle(session, sessions.idleTimeoutMs);
+      const streams = closeWhenIdle(session, sessions.idleTimeoutMs);
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
       const peer = peerOf(session.socket);
       const cutOff = (why: string): void =>
         sessions.onCutOff?.(`HTTP/2 session from ${peer} cut off: ${why}`);
-      watchPings(session, sessions.ping, cutOff);
+      watchPings(session, sessions.ping, cutOff, streams);
       session.on("error", (error: Error) => cutOff(error.message));
     });
   }
