@@ -418,31 +418,32 @@ function dial(server: PluginHttpServer): net.NetConnectOpts {
 /** A test-only answer for every HTTP/2 request: 200 and an empty body. */
 const answer200 = (_req: unknown, res: { end(): void }): void => res.end();
 
-describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:http2 reads the socket)", () => {
-  // The watchdog: first PING 500 ms after the session starts, ACK awaited 1 s.
-  const PING = { intervalMs: 500, timeoutMs: 1_000 };
-  const listen = (reasons: string[]): Promise<PluginHttpServer> =>
+describe("a slowloris HTTP/2 peer (plaintext network listener)", () => {
+  const listen = (frameTimeoutMs: number, reasons: string[]): Promise<PluginHttpServer> =>
     PluginHttpServer.listen(
       answer200,
       { network: "tcp", host: "127.0.0.1", port: 0 },
-      { acceptHttp1: true, ping: PING, onPeerCutOff: (r) => reasons.push(r) },
+      {
+        acceptHttp1: true,
+        frameTimeoutMs,
+        onPeerCutOff: (r) => reasons.push(r),
+      },
     );
 
-  test("a frame trickled byte by byte is cut off when its PING goes unanswered, with the reason", async () => {
+  test("a frame trickled byte by byte is cut off within the frame timeout, with the reason", async () => {
     const reasons: string[] = [];
-    const server = await listen(reasons);
+    const server = await listen(1_000, reasons);
     try {
       const socket = await h2Raw(dial(server));
-      // The first PING at 500 ms, unanswered 1000 ms later.
       await trickleUntilCutOff(
         socket,
         h2Frame(1, 0x4, 1, requestHeaders("/example.kv.v1.KV/Get")),
-        1_500,
+        1_000,
       );
       assert.equal(reasons.length, 1);
       assert.match(
         reasons[0] ?? "",
-        /^HTTP\/2 session from 127\.0\.0\.1:\d+ cut off: no answer to an HTTP\/2 PING within 1000 ms$/,
+        /^HTTP\/2 connection from 127\.0\.0\.1:\d+ cut off: a frame was still incomplete 1000 ms after its first byte$/,
       );
     } finally {
       await server.close();
@@ -453,10 +454,10 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
     ["the preface and 5 bytes of a frame header", Buffer.concat([PREFACE, Buffer.alloc(5)])],
     ["half the preface", PREFACE.subarray(0, 12)],
   ] as const) {
-    test(`${what} in the first read, then nothing: cut off when its PING goes unanswered`, async () => {
-      // The bytes read to tell HTTP/2 from HTTP/1.1 are node:http2's first.
+    test(`${what} in the first read, then nothing: cut off within the frame timeout`, async () => {
+      // The bytes read to tell HTTP/2 from HTTP/1.1 start the frame clock.
       const reasons: string[] = [];
-      const server = await listen(reasons);
+      const server = await listen(1_000, reasons);
       try {
         const socket = net.connect(dial(server));
         socket.on("error", () => {});
@@ -465,9 +466,15 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
         const closed = closedBefore(socket, 5_000);
         socket.write(first);
         const ms = await closed;
-        assert.ok(ms >= 1_400 && ms < 4_000, `closed after ${ms.toFixed(0)} ms (bound 1500 ms)`);
+        assert.ok(
+          ms >= 950 && ms < 3_000,
+          `closed after ${ms.toFixed(0)} ms (frame timeout 1000 ms)`,
+        );
         assert.deepEqual(reasons.length, 1, reasons.join("\n"));
-        assert.match(reasons[0] ?? "", /cut off: no answer to an HTTP\/2 PING within 1000 ms$/);
+        assert.match(
+          reasons[0] ?? "",
+          /cut off: a frame was still incomplete 1000 ms after its first byte$/,
+        );
       } finally {
         await server.close();
       }
@@ -475,10 +482,10 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
   }
 
   test("whole frames and part of the next in the first read, the rest soon after: served, and not cut off while idle", async () => {
-    // The sniffed bytes reach node:http2 once, first, and whole: replayed
-    // twice or out of order, the preface's "PRI " would be a frame header.
+    // The sniffed bytes are counted once: counted twice, the clock would
+    // read the preface's "PRI " as a frame header and wait for ever.
     const reasons: string[] = [];
-    const server = await listen(reasons);
+    const server = await listen(300, reasons);
     try {
       const socket = net.connect(dial(server));
       socket.on("error", () => {});
@@ -487,12 +494,7 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
       socket.on("data", (chunk: Buffer) => {
         got = Buffer.concat([got, chunk]);
         while (got.length >= 9 && got.length >= 9 + got.readUIntBE(0, 3)) {
-          const [type, flags] = [got[3] as number, got[4] as number];
-          frames.push([type, flags, got.readUInt32BE(5)]);
-          // Answer the watchdog's PINGs, as every HTTP/2 client does.
-          if (type === 6 && (flags & 1) === 0) {
-            socket.write(h2Frame(6, 0x1, 0, got.subarray(9, 17)));
-          }
+          frames.push([got[3] as number, got[4] as number, got.readUInt32BE(5)]);
           got = got.subarray(9 + got.readUIntBE(0, 3));
         }
       });
@@ -505,12 +507,11 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
       await until("the server's SETTINGS", () => frames.some(([t]) => t === 4));
       socket.write(Buffer.concat([headers.subarray(5), h2Frame(4, 0x1, 0)]));
       await until("the answer's HEADERS", () => frames.some(([t, , id]) => t === 1 && id === 1));
-      // Idle for over three ping intervals, then still answered.
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // Idle for over three frame timeouts, then still answered.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       socket.write(h2Frame(6, 0, 0, Buffer.alloc(8)));
       await until("the PING ACK", () => frames.some(([t, f]) => t === 6 && f === 1));
       assert.deepEqual(reasons, []);
-      assert.ok(!socket.destroyed, "the connection is still open");
       socket.destroy();
     } finally {
       await server.close();
@@ -523,28 +524,22 @@ describe("a slowloris or broken HTTP/2 peer (plaintext network listener, node:ht
     // An HPACK block that indexes entry 0, which does not exist.
     [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "COMPRESSION_ERROR (9)"],
   ] as const) {
-    test(`a peer that breaks HTTP/2 (node:http2 answers GOAWAY ${code}) is cut off within two seconds, with the reason`, async () => {
-      // With the default ping interval (10 s) and timeout (10 s): the stopped
-      // session is seen by its first PING, which never leaves node:http2.
+    test(`a peer that breaks HTTP/2 is cut off, the reason naming the GOAWAY's ${code}`, async () => {
       const reasons: string[] = [];
-      const server = await PluginHttpServer.listen(
-        answer200,
-        { network: "tcp", host: "127.0.0.1", port: 0 },
-        { acceptHttp1: true, onPeerCutOff: (r) => reasons.push(r) },
-      );
+      const server = await listen(30_000, reasons);
       try {
         const socket = await h2Raw(dial(server));
-        const received: Buffer[] = [];
-        socket.on("data", (c: Buffer) => received.push(c));
-        const closed = closedBefore(socket, 5_000);
+        let closed = false;
+        socket.once("close", () => (closed = true));
         socket.write(broken);
-        const ms = await closed;
-        assert.ok(ms < 3_000, `closed after ${ms.toFixed(0)} ms`);
-        assert.deepEqual(goawayCodes(Buffer.concat(received)), [Number(code.slice(-2, -1))]);
+        await waitFor("the server to close the connection", () => closed, 10_000);
         assert.equal(reasons.length, 1, reasons.join("\n"));
         assert.match(
           reasons[0] ?? "",
-          /^HTTP\/2 session from 127\.0\.0\.1:\d+ cut off: it broke the HTTP\/2 protocol \(node:http2 answered with GOAWAY and stopped reading\)$/,
+          new RegExp(
+            `^HTTP/2 connection from 127\\.0\\.0\\.1:\\d+ cut off: ` +
+              `it broke the HTTP/2 protocol, answered with GOAWAY ${code.replace(/[()]/g, "\\$&")}$`,
+          ),
         );
       } finally {
         await server.close();
@@ -601,30 +596,27 @@ describe("the PING watchdog and a peer that reads slowly", () => {
   });
 });
 
-/** The error codes of the GOAWAY frames in what a server sent. */
-function goawayCodes(bytes: Buffer): number[] {
-  const codes: number[] = [];
-  for (let at = 0; at + 9 <= bytes.length;) {
-    const length = bytes.readUIntBE(at, 3);
-    if (bytes[at + 3] === 7 && at + 17 <= bytes.length) codes.push(bytes.readUInt32BE(at + 13));
-    at += 9 + length;
-  }
-  return codes;
-}
-
 /**
  * Every shape of HTTP/2 listener (http-server.ts), each with fresh
  * credentials where it has TLS: the go-plugin endpoint with AutoMTLS
  * requires the client's certificate, as a go-plugin host presents it.
- * node:http2 reads the socket itself on every one, so the PING watchdog
- * ends a session it stopped reading.
+ * `native`: node:http2 reads the socket itself, so only the PING watchdog
+ * ends a session it stopped reading (cleartext ones are read by serveH2c,
+ * which cuts such a peer at once: see fuzz-regressions.test.ts).
  */
 const HTTP2_LISTENERS = [
-  { name: "plaintext network listener", unix: false, tls: undefined, mtls: false },
-  { name: "a launched plugin's h2c socket", unix: true, tls: undefined, mtls: false },
-  { name: "TLS network listener", unix: false, tls: "network", mtls: false },
+  { name: "plaintext network listener", native: false, unix: false, tls: undefined, mtls: false },
+  {
+    name: "a launched plugin's h2c socket",
+    native: false,
+    unix: true,
+    tls: undefined,
+    mtls: false,
+  },
+  { name: "TLS network listener", native: true, unix: false, tls: "network", mtls: false },
   {
     name: "go-plugin endpoint with AutoMTLS",
+    native: true,
     unix: true,
     tls: "autoMtls",
     mtls: true,
@@ -706,7 +698,7 @@ function rawPeer(socket: net.Socket): net.Socket {
 
 for (const listener of HTTP2_LISTENERS) {
   describe(`the PING watchdog (${listener.name})`, () => {
-    {
+    if (listener.native) {
       for (const [broken, what] of [
         [h2Frame(0, 0x1, 3, Buffer.alloc(5)), "DATA on a stream never opened"],
         [h2Frame(1, 0x5, 3, Buffer.from([0x80])), "an HPACK block indexing entry 0"],
