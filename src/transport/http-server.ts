@@ -33,14 +33,6 @@ export interface ServerTls {
  */
 function answerMalformed(handler: NodeHandler): NodeHandler {
   return (req, res) => {
-    // A request body nobody reads (a 404, a refusal, an answer before the
-    // body) would stay buffered in node:http2, which then stops reading the
-    // whole connection, its end of input included (fuzzing found such
-    // sessions kept until the PING timeout). node:http drains such a body
-    // itself; over HTTP/2 it is drained once the response is finished.
-    res.once("finish", () => {
-      if (!req.readableEnded) req.resume();
-    });
     try {
       handler(req, res);
     } catch (error) {
