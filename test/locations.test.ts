@@ -15,7 +15,15 @@ import { inProcess, remote, type PluginSource } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { decode, encode, fixture, startNetworkPlugin, kvClient, makeTestPki } from "./helpers.js";
+import {
+  decode,
+  encode,
+  fixture,
+  startNetworkPlugin,
+  kvClient,
+  makeTestPki,
+  waitFor,
+} from "./helpers.js";
 
 const pki = makeTestPki("locations-tls-");
 const pem = (name: string): Buffer => readFileSync(join(pki, name));
@@ -122,6 +130,19 @@ for (const [where, source, { bidi }] of locations) {
       await kv.put({ key, value: encode("2") });
       await watching;
       assert.deepEqual(seen, ["", "1", "2"]);
+    });
+
+    test("leaving a server stream early (break) cancels it in the plugin", async () => {
+      const kv = client.dispense("kv");
+      const key = `mark:${where}`;
+      for await (const e of kv.watch({ key })) {
+        assert.equal(e.key, key);
+        break;
+      }
+      // Before: the watch ran on until the plugin ended it (never).
+      await waitFor("the plugin's watch handler to see its cancel", async () => {
+        return (await kv.get({ key: `cancelled:${key}` })).found;
+      });
     });
 
     test("client streaming", async () => {
@@ -231,3 +252,17 @@ for (const [where, source] of everySource) {
     await client.close();
   });
 }
+
+test("leaving a server stream early (break) cancels it in the plugin (cluster)", async () => {
+  const client = kvClient(cluster({ discovery: staticEndpoints([network.url]) }));
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    for await (const _ of kv.watch({ key: "mark:cluster" })) break;
+    await waitFor("the plugin's watch handler to see its cancel", async () => {
+      return (await kv.get({ key: "cancelled:mark:cluster" })).found;
+    });
+  } finally {
+    await client.close();
+  }
+});
