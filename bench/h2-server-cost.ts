@@ -155,7 +155,7 @@ function call(session: http2.ClientHttp2Session, protocol: Protocol): Promise<vo
     let status = "";
     stream.on("response", (h) => (status = String(h[":status"])));
     stream.on("data", (c: Buffer) => (got += c.length));
-    stream.on("trailers", (t) => {
+    stream.on("trailers", (t: http2.IncomingHttpHeaders) => {
       if (t["grpc-status"] !== "0") status = `grpc-status ${String(t["grpc-status"])}`;
     });
     stream.once("error", reject);
