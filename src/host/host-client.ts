@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { PluginError } from "../protocol/errors.js";
 import {
   byVersion,
@@ -9,6 +9,7 @@ import {
 } from "../protocol/plugin-set.js";
 import { stderrLogger, type Logger } from "../logging/logger.js";
 import type { ClientTransport } from "../transport/client-transport.js";
+import { createStreamCancellingClient } from "../transport/create-client.js";
 import type { PluginExit } from "./launcher.js";
 import { Lifecycle } from "./lifecycle.js";
 
@@ -171,7 +172,7 @@ export abstract class HostClient<
         );
       }
       this.checkDispensable(running, name, service);
-      return createClient(service, running.transport.transport);
+      return createStreamCancellingClient(service, running.transport.transport);
     });
   }
 }
