@@ -137,27 +137,11 @@ async function open(
   }
   if (kind === "floor-go") {
     const plugin = await startGoPlugin(goPlugin);
-    const floor = rawClient(() => net.connect(plugin.address));
-    return {
-      echo: floor.echo,
-      close: () => {
-        floor.close();
-        plugin.child.kill();
-        return Promise.resolve();
-      },
-    };
+    return floorOver(() => net.connect(plugin.address), plugin.child);
   }
   const plugin = await startNodePlugin();
   if (kind === "floor-node") {
-    const floor = rawClient(() => net.connect(plugin.port, "127.0.0.1"));
-    return {
-      echo: floor.echo,
-      close: () => {
-        floor.close();
-        plugin.child.kill();
-        return Promise.resolve();
-      },
-    };
+    return floorOver(() => net.connect(plugin.port, "127.0.0.1"), plugin.child);
   }
   const protocol = kind === "remote-grpc" ? "grpc" : "connect";
   const client = new lib.PluginClient({
@@ -173,6 +157,21 @@ async function open(
     close: async () => {
       await client.close();
       plugin.child.kill();
+    },
+  };
+}
+
+function floorOver(
+  connect: () => net.Socket,
+  server: ChildProcess,
+): { echo: Echo; close: () => Promise<void> } {
+  const floor = rawClient(connect);
+  return {
+    echo: floor.echo,
+    close: () => {
+      floor.close();
+      server.kill();
+      return Promise.resolve();
     },
   };
 }
