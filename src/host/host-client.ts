@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { PluginError } from "../protocol/errors.js";
 import {
   byVersion,
@@ -11,6 +11,7 @@ import { stderrLogger, type Logger } from "../logging/logger.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import type { PluginExit } from "./launcher.js";
 import { Lifecycle } from "./lifecycle.js";
+import { createServiceClient } from "./service-client.js";
 
 /** Plugin names that a host can dispense. */
 export type PluginName<P extends PluginSet, V extends VersionedPluginSets> =
@@ -171,7 +172,7 @@ export abstract class HostClient<
         );
       }
       this.checkDispensable(running, name, service);
-      return createClient(service, running.transport.transport);
+      return createServiceClient(service, running.transport.transport);
     });
   }
 }

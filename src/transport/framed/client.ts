@@ -35,7 +35,6 @@ import {
   readFrames,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
-  asUint8Array,
 } from "./frames.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -459,7 +458,7 @@ export class FramedConnection implements CallTarget {
     );
   }
 
-  private onFrame(type: number, id: number, payload: Buffer): void {
+  private onFrame(type: number, id: number, payload: Uint8Array): void {
     if (type === FrameType.goaway) {
       this.draining = true;
       if (this.calls.size === 0) this.socket?.end();
@@ -481,7 +480,7 @@ export class FramedConnection implements CallTarget {
         try {
           // A plain Uint8Array view: bytes fields then come out as
           // Uint8Array, as over HTTP, not as node Buffers.
-          message = fromBinary(call.method.output, asUint8Array(payload));
+          message = fromBinary(call.method.output, payload);
         } catch (error) {
           this.forget(id);
           this.cancel(id);
