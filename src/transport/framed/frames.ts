@@ -63,6 +63,13 @@ export function parseJson(payload: Uint8Array): unknown {
 }
 
 /**
+ * Frames up to this size (16 MiB) get their whole buffer when their header
+ * arrives; larger ones are joined from their chunks once whole, so that a
+ * length prefix alone never makes the reader allocate more than this.
+ */
+const PREALLOCATE_BYTES = 16 * 1024 * 1024;
+
+/**
  * Splits a byte stream into frames. Chunks are kept as they arrive and only
  * copied when a frame straddles two of them; each payload is handed on as a
  * plain Uint8Array view of the bytes that arrived.
@@ -74,6 +81,15 @@ export class FrameReader {
   private needed = 0;
   /** Payload bytes of an oversized frame still to discard. */
   private skipping = 0;
+  /**
+   * The frame being received, when its size was known from its first
+   * chunk (and at most PREALLOCATE_BYTES): each chunk is copied in as it
+   * arrives, so that chunks die young instead of waiting for the last one
+   * (held across garbage collections, 1 MiB of read chunks a call got
+   * promoted and cost the plugin a full collection every few 1 MiB calls).
+   * `buffered` bytes of it are filled.
+   */
+  private filling: Buffer | undefined;
 
   /**
    * Frames are buffered whole, so `maxFrameBytes` bounds this reader's memory.
@@ -108,6 +124,19 @@ export class FrameReader {
       this.skipping -= skipped;
       if (this.skipping === 0) this.done++;
       chunk = chunk.subarray(skipped);
+    }
+    const filling = this.filling;
+    if (filling !== undefined) {
+      const n = Math.min(this.needed - this.buffered, chunk.length);
+      filling.set(n === chunk.length ? chunk : chunk.subarray(0, n), this.buffered);
+      this.buffered += n;
+      if (this.buffered < this.needed) return;
+      this.filling = undefined;
+      this.buffered = 0;
+      this.needed = 0;
+      this.consume(filling);
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
     }
     if (this.buffered === 0) {
       this.consume(chunk);
@@ -157,7 +186,10 @@ export class FrameReader {
     }
     if (offset < buf.length) {
       const rest = buf.subarray(offset);
-      this.chunks.push(rest);
+      if (this.needed > 0 && this.needed <= PREALLOCATE_BYTES) {
+        this.filling = Buffer.allocUnsafe(this.needed);
+        this.filling.set(rest, 0);
+      } else this.chunks.push(rest);
       this.buffered += rest.length;
     }
   }
@@ -426,9 +458,10 @@ export class FrameWriter {
       const size = FRAME_HEADER_BYTES + length;
       let batch = this.batch;
       if (batch === undefined || batch.length - this.used < size) {
-        // What is assembled so far is written as it is; the bytes already
-        // handed to the socket are never touched again.
-        this.cutBatch();
+        // A full batch is written now (one buffer, not a writev of two
+        // batches' ends), and the next frames go into a new batch (the
+        // socket may still hold views of the old one).
+        if (this.used > this.start) this.flush();
         batch = this.batch = Buffer.allocUnsafe(BATCH_BYTES);
         this.start = this.used = 0;
       }
