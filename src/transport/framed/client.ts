@@ -242,8 +242,21 @@ export class FramedConnection implements CallTarget {
     return this.writer as FrameWriter;
   }
 
+  /** Open frames of calls without headers or deadline, by path (the same bytes every time). */
+  private readonly plainOpens = new Map<string, Buffer>();
+
   private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
     const h = headersToPairs(header);
+    if (h === undefined && timeoutMs === undefined) {
+      let payload = this.plainOpens.get(path);
+      if (payload === undefined) {
+        payload = jsonPayload({ p: path });
+        // Paths are a service's methods; the bound only guards against a caller inventing them.
+        if (this.plainOpens.size < 1024) this.plainOpens.set(path, payload);
+      }
+      this.out.frame(FrameType.open, id, payload);
+      return;
+    }
     this.out.frame(
       FrameType.open,
       id,
