@@ -13,6 +13,7 @@ import {
   type StreamResponse,
   type Transport,
 } from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 
 /**
  * connect-es' createClient(), with server-streaming and bidi methods whose
@@ -38,7 +39,10 @@ export function createServiceClient<T extends DescService>(
     client[method.localName] =
       kind === "server_streaming"
         ? (input: MessageInitShape<DescMessage>, options?: CallOptions) =>
-            responseStream(open(transport, streaming, [input], options), options)
+            responseStream(
+              open(transport, streaming, createAsyncIterable([input]), options),
+              options,
+            )
         : (request: AsyncIterable<MessageInitShape<DescMessage>>, options?: CallOptions) =>
             responseStream(open(transport, streaming, request, options), options);
   }
@@ -48,7 +52,7 @@ export function createServiceClient<T extends DescService>(
 function open(
   transport: Transport,
   method: DescMethodServerStreaming | DescMethodBiDiStreaming,
-  request: Iterable<MessageInitShape<DescMessage>> | AsyncIterable<MessageInitShape<DescMessage>>,
+  request: AsyncIterable<MessageInitShape<DescMessage>>,
   options: CallOptions | undefined,
 ): Promise<StreamResponse<DescMessage, DescMessage>> {
   return transport.stream(
@@ -56,19 +60,9 @@ function open(
     options?.signal,
     options?.timeoutMs,
     options?.headers,
-    Symbol.asyncIterator in request ? request : fromIterable(request),
+    request,
     options?.contextValues,
   );
-}
-
-/** A one-message request stream (as connect-es' createAsyncIterable([input])). */
-function fromIterable<T>(items: Iterable<T>): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      const it = items[Symbol.iterator]();
-      return { next: () => Promise.resolve(it.next()) };
-    },
-  };
 }
 
 function responseStream(
