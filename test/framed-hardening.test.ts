@@ -769,7 +769,9 @@ function rawFramed(port: number) {
     trailer(id: number): { e?: unknown } | undefined {
       const t = frames.find((f) => f.type === FrameType.trailer && f.id === id);
       if (t === undefined) return undefined;
-      return (t.payload.length === 0 ? {} : JSON.parse(Buffer.from(t.payload).toString())) as { e?: unknown };
+      return (t.payload.length === 0 ? {} : JSON.parse(Buffer.from(t.payload).toString())) as {
+        e?: unknown;
+      };
     },
   };
 }
