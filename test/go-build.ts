@@ -44,3 +44,23 @@ export function removeGoBinaries(): void {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 }
+
+/** Runs one of go-plugin's Go hosts to completion. */
+export function runGoHost(
+  binary: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      binary,
+      args,
+      { cwd, env: { ...process.env, ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}

@@ -4,7 +4,6 @@
  * examples/bidirectional) by the Go toolchain on the machine.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -19,7 +18,7 @@ import {
 } from "../src/index.js";
 import { SumResponseSchema } from "../examples/goplugin/gen/proto/counter_pb.js";
 import { AddHelper, Counter, KV, handshake } from "../examples/goplugin/shared.js";
-import { goBinaries, removeGoBinaries } from "./go-build.js";
+import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, tempDir, waitFor } from "./helpers.js";
 import { DEFAULT_FRAME_TIMEOUT_MS } from "../src/transport/framed/frames.js";
 
@@ -68,26 +67,6 @@ const tsCounterPlugin = js("../examples/goplugin/counter-plugin.js");
 const tsFixture = js("./fixtures/goplugin-fixture.js");
 /** A shell command line, as go-plugin's example hosts take it (`sh -c "$KV_PLUGIN"`). */
 const nodeCommand = (main: string): string => `"${process.execPath}" "${main}"`;
-
-/** Runs one of go-plugin's Go hosts to completion. */
-function runGoHost(
-  binary: string,
-  args: string[],
-  env: Record<string, string>,
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      binary,
-      args,
-      { cwd, env: { ...process.env, ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 const mtlsModes = [false, true] as const;
 const mode = (on: boolean): string => (on ? "AutoMTLS on" : "AutoMTLS off");

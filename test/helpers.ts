@@ -10,9 +10,13 @@ import { PluginClient, silentLogger, subprocess } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 
 /** The compiled fixture plugin, started in the given mode. */
-export function fixture(mode: string, env: Record<string, string> = {}) {
+export function fixture(
+  mode: string,
+  env: Record<string, string> = {},
+  options: Omit<Parameters<typeof subprocess>[2], "env"> = {},
+) {
   const main = fileURLToPath(new URL("./fixtures/fixture-plugin.js", import.meta.url));
-  return subprocess(process.execPath, [main, mode], { env });
+  return subprocess(process.execPath, [main, mode], { ...options, env });
 }
 
 /** The compiled KV example plugin. */

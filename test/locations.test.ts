@@ -1,6 +1,7 @@
 /**
  * The same typed client, the same calls and the same semantics in all three
- * locations: subprocess, remote (network mode over HTTP/2, HTTP/1.1 and the
+ * locations: subprocess (framed, and HTTP/2 only), remote (network mode over
+ * Connect and gRPC on HTTP/2, Connect and gRPC-web on HTTP/1.1, and the
  * framed protocol negotiated on the same port, in cleartext and over mutual
  * TLS, where ALPN picks it) and in process.
  */
@@ -14,7 +15,15 @@ import { inProcess, remote, type PluginSource } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { decode, encode, fixture, startNetworkPlugin, kvClient, makeTestPki } from "./helpers.js";
+import {
+  decode,
+  encode,
+  fixture,
+  startNetworkPlugin,
+  kvClient,
+  makeTestPki,
+  waitFor,
+} from "./helpers.js";
 
 const pki = makeTestPki("locations-tls-");
 const pem = (name: string): Buffer => readFileSync(join(pki, name));
@@ -35,7 +44,28 @@ after(async () => {
 
 const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   ["subprocess", () => fixture("kv"), { bidi: true }],
+  // A subprocess that speaks only HTTP/2 (as plugins in other languages do).
+  [
+    "subprocess over Connect on HTTP/2",
+    () => fixture("kv", {}, { transports: ["connect"] }),
+    { bidi: true },
+  ],
   ["remote over HTTP/2", () => remote(network.url, { transport: "http" }), { bidi: true }],
+  ["remote over gRPC on HTTP/2", () => remote(network.url, { protocol: "grpc" }), { bidi: true }],
+  [
+    "remote over HTTP/2 with mutual TLS",
+    () =>
+      remote(networkTls.url, {
+        transport: "http",
+        tls: { ca: pem("ca.crt"), cert: pem("client.crt"), key: pem("client.key") },
+      }),
+    { bidi: true },
+  ],
+  [
+    "remote over gRPC-web on HTTP/1.1",
+    () => remote(network.url, { protocol: "grpc-web", httpVersion: "1.1" }),
+    { bidi: false },
+  ],
   // The default for a connect-plugin server in network mode: framed, negotiated on its port.
   ["remote over framed", () => remote(network.url, { transport: "framed" }), { bidi: true }],
   [
@@ -100,6 +130,19 @@ for (const [where, source, { bidi }] of locations) {
       await kv.put({ key, value: encode("2") });
       await watching;
       assert.deepEqual(seen, ["", "1", "2"]);
+    });
+
+    test("leaving a server stream early (break) cancels it in the plugin", async () => {
+      const kv = client.dispense("kv");
+      const key = `mark:${where}`;
+      for await (const e of kv.watch({ key })) {
+        assert.equal(e.key, key);
+        break;
+      }
+      // Before: the watch ran on until the plugin ended it (never).
+      await waitFor("the plugin's watch handler to see its cancel", async () => {
+        return (await kv.get({ key: `cancelled:${key}` })).found;
+      });
     });
 
     test("client streaming", async () => {
@@ -209,3 +252,17 @@ for (const [where, source] of everySource) {
     await client.close();
   });
 }
+
+test("leaving a server stream early (break) cancels it in the plugin (cluster)", async () => {
+  const client = kvClient(cluster({ discovery: staticEndpoints([network.url]) }));
+  await client.start();
+  try {
+    const kv = client.dispense("kv");
+    for await (const _ of kv.watch({ key: "mark:cluster" })) break;
+    await waitFor("the plugin's watch handler to see its cancel", async () => {
+      return (await kv.get({ key: "cancelled:mark:cluster" })).found;
+    });
+  } finally {
+    await client.close();
+  }
+});

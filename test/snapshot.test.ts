@@ -9,12 +9,13 @@
 import { execFile } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { subprocess } from "../src/index.js";
+import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -142,6 +143,35 @@ test("a snapshot plugin passes every protocol conformance check, network mode ov
     );
   }
 });
+
+test("go-plugin's own Go hosts drive a snapshot plugin over gRPC, AutoMTLS on and off", async () => {
+  const kvPlugin = fileURLToPath(new URL("./fixtures/snapshot-goplugin-kv.js", import.meta.url));
+  const kvBlob = join(dir, "goplugin-kv.blob");
+  const [{ code, json }, bin] = await Promise.all([
+    snapshot(kvPlugin, kvBlob),
+    goBinaries({
+      // go-plugin's examples/grpc host as published, and ours with AutoMTLS.
+      kvHost: "github.com/hashicorp/go-plugin/examples/grpc",
+      kvHostMtls: "github.com/connect-plugin/connect-plugin/go/cmd/kv-host-mtls",
+    }),
+  ]);
+  assert.equal(code, 0, JSON.stringify(json));
+  // go-plugin runs KV_PLUGIN with `sh -c`.
+  const env = { KV_PLUGIN: `"${process.execPath}" --snapshot-blob "${kvBlob}"`, KV_PROTO: "grpc" };
+  for (const autoMTLS of [false, true]) {
+    const host = autoMTLS ? bin.kvHostMtls : bin.kvHost;
+    const cwd = tempDir("snapshot-gohost-");
+    const put = await runGoHost(host, ["put", "hello", `world ${autoMTLS}`], env, cwd);
+    assert.equal(put.code, 0, put.stdout + put.stderr);
+    const get = await runGoHost(host, ["get", "hello"], env, cwd);
+    assert.equal(get.code, 0, get.stdout + get.stderr);
+    assert.equal(get.stdout, `world ${autoMTLS}\n\nWritten from a snapshot\n`);
+    // The plugin read the host's AutoMTLS certificate at launch, not at build.
+    assert.equal(get.stderr.includes("configuring server automatic mTLS"), autoMTLS, get.stderr);
+    assert.match(get.stderr, /plugin stopped: .*GRPCController\.Shutdown/);
+  }
+});
+after(removeGoBinaries);
 
 test("a snapshot plugin reads the magic cookie when it starts: run by hand, it says it is a plugin", async () => {
   const { code } = await built;

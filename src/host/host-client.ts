@@ -9,9 +9,9 @@ import {
 } from "../protocol/plugin-set.js";
 import { stderrLogger, type Logger } from "../logging/logger.js";
 import type { ClientTransport } from "../transport/client-transport.js";
+import { createStreamCancellingClient } from "../transport/create-client.js";
 import type { PluginExit } from "./launcher.js";
 import { Lifecycle } from "./lifecycle.js";
-import { createServiceClient } from "./service-client.js";
 
 /** Plugin names that a host can dispense. */
 export type PluginName<P extends PluginSet, V extends VersionedPluginSets> =
@@ -172,7 +172,7 @@ export abstract class HostClient<
         );
       }
       this.checkDispensable(running, name, service);
-      return createServiceClient(service, running.transport.transport);
+      return createStreamCancellingClient(service, running.transport.transport);
     });
   }
 }

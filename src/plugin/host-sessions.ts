@@ -8,7 +8,6 @@ import type {
 import {
   Code,
   ConnectError,
-  createClient,
   createContextKey,
   type Client,
   type ContextValues,
@@ -27,6 +26,7 @@ import {
 import { HOST_SESSION_HEADER, isSessionId } from "../protocol/host-session.js";
 import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
+import { createStreamCancellingClient } from "../transport/create-client.js";
 import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
 import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
 import { pluginLog } from "./plugin-log.js";
@@ -328,7 +328,7 @@ export function hostClient<S extends DescService>(ctx: HandlerContext, service: 
       return { ...response, message: explainStream(response.message, tunnel) };
     },
   };
-  return createClient(service, transport);
+  return createStreamCancellingClient(service, transport);
 }
 
 /**

@@ -1,13 +1,13 @@
 /**
- * createServiceClient: connect-es' createClient with a plain iterator for
- * streamed responses. Each test runs the same calls through connect-es'
+ * createStreamCancellingClient's plain iterator for streamed responses (its
+ * cancelling is in create-client.test.ts). Each test runs the same calls through connect-es'
  * own createClient and ours, over connect-es' in-memory router transport
  * (real connect-es on both ends, no socket), and expects the same.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { createServiceClient } from "../../../src/host/service-client.js";
+import { createStreamCancellingClient } from "../../../src/transport/create-client.js";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Status,
@@ -34,7 +34,7 @@ const transport = createRouterTransport(({ service }) => {
 
 const clients = {
   "connect-es": createClient(Health, transport),
-  ours: createServiceClient(Health, transport),
+  ours: createStreamCancellingClient(Health, transport),
 };
 
 /** The statuses, the header and trailer seen, and the error, if any. */
@@ -62,7 +62,7 @@ async function watch(client: (typeof clients)["ours"], service: string) {
   return seen;
 }
 
-test("service client: a server stream's messages, header, trailer and errors are connect-es' own", async () => {
+test("stream client: a server stream's messages, header, trailer and errors are connect-es' own", async () => {
   for (const service of ["", "fail-first", "fail-after"]) {
     const want = await watch(clients["connect-es"], service);
     const got = await watch(clients.ours, service);
@@ -76,7 +76,7 @@ test("service client: a server stream's messages, header, trailer and errors are
   assert.equal((await watch(clients.ours, "fail-after")).error, `${Code.DataLoss}: broke`);
 });
 
-test("service client: after the end or an error, next() answers done; unary calls are connect-es'", async () => {
+test("stream client: after the end or an error, next() answers done; unary calls are connect-es'", async () => {
   for (const service of ["", "fail-after"]) {
     const it = clients.ours.watch({ service })[Symbol.asyncIterator]();
     let r = await it.next();
@@ -92,7 +92,7 @@ test("service client: after the end or an error, next() answers done; unary call
   assert.equal((await clients.ours.check({})).status, Status.SERVING);
 });
 
-test("service client: next() called again before the last settled gets the messages in order", async () => {
+test("stream client: next() called again before the last settled gets the messages in order", async () => {
   const it = clients.ours.watch({ service: "" })[Symbol.asyncIterator]();
   const all = await Promise.all([it.next(), it.next(), it.next(), it.next(), it.next()]);
   assert.deepEqual(
@@ -101,8 +101,8 @@ test("service client: next() called again before the last settled gets the messa
   );
 });
 
-test("service client: a bidi stream's answers come through the plain iterator too", async () => {
-  const broker = createServiceClient(GRPCBroker, transport);
+test("stream client: a bidi stream's answers come through the plain iterator too", async () => {
+  const broker = createStreamCancellingClient(GRPCBroker, transport);
   async function* requests() {
     for (let i = 1; i <= 3; i++) yield { serviceId: i * 10, network: "unix" };
   }

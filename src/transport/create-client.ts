@@ -16,61 +16,71 @@ import {
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 
 /**
- * connect-es' createClient(), with server-streaming and bidi methods whose
- * response iterable is a plain iterator: one promise per message. connect-es
- * hands the messages through an async generator compiled down to ES2017
- * (`__asyncGenerator`, `__asyncDelegator`): four or five promises per
- * message, a tenth of the host's CPU on a 16-byte server stream over the
- * framed transport. Everything else is connect-es' own: the request goes
- * through `transport.stream()` as it is made, onHeader and onTrailer are
- * called as there, and the iterable has no `return`/`throw` (as there:
- * leaving a `for await` early does not cancel the call; the signal does).
- * After the end or an error, next() answers done, as a finished generator.
+ * connect-es' `createClient`, except that leaving a stream early cancels it,
+ * and that a stream's messages come through a plain iterator.
+ *
+ * connect-es hands out the response of a server or bidi stream as an async
+ * iterable without `return()` (promise-client.js: "to omit throw/return"), so
+ * `break` (or a throw) inside `for await` stopped reading but left the call
+ * running on both sides until the plugin ended it: a watch ran for ever,
+ * its handler and buffers kept alive. Here the iterator's `return()`, which
+ * `for await` calls whenever the loop is left early, aborts the call's
+ * signal, as the caller's own `signal` would: the plugin's handler sees
+ * Canceled. A stream read to its end is not touched; `options.signal`,
+ * `timeoutMs`, `onHeader` and `onTrailer` keep their meaning.
+ *
+ * connect-es also reads the messages through an async generator compiled
+ * down to ES2017 (`__asyncGenerator`, `__asyncDelegator`): four or five
+ * promises per message, a tenth of the host's CPU on a 16-byte server
+ * stream over the framed transport. Here it is one `.then` per message;
+ * next() calls made before the last one settled are answered in order, and
+ * after the end or an error next() answers done, as a finished generator.
  */
-export function createServiceClient<T extends DescService>(
+export function createStreamCancellingClient<T extends DescService>(
   service: T,
   transport: Transport,
 ): Client<T> {
-  const client = createClient(service, transport) as Record<string, unknown>;
+  const client = createClient(service, transport);
+  const methods = client as unknown as Record<string, unknown>;
   for (const method of service.methods) {
     const kind = method.methodKind;
     if (kind !== "server_streaming" && kind !== "bidi_streaming") continue;
     const streaming = method as DescMethodServerStreaming | DescMethodBiDiStreaming;
-    client[method.localName] =
+    methods[method.localName] =
       kind === "server_streaming"
         ? (input: MessageInitShape<DescMessage>, options?: CallOptions) =>
-            responseStream(
-              open(transport, streaming, createAsyncIterable([input]), options),
-              options,
-            )
+            open(transport, streaming, createAsyncIterable([input]), options)
         : (request: AsyncIterable<MessageInitShape<DescMessage>>, options?: CallOptions) =>
-            responseStream(open(transport, streaming, request, options), options);
+            open(transport, streaming, request, options);
   }
-  return client as Client<T>;
+  return client;
 }
 
+/** Starts the call now, as connect-es does, with a signal that `return()` aborts. */
 function open(
   transport: Transport,
   method: DescMethodServerStreaming | DescMethodBiDiStreaming,
   request: AsyncIterable<MessageInitShape<DescMessage>>,
   options: CallOptions | undefined,
-): Promise<StreamResponse<DescMessage, DescMessage>> {
-  return transport.stream(
+): AsyncIterable<MessageShape<DescMessage>> {
+  const left = new AbortController();
+  const own = options?.signal;
+  const signal = own === undefined ? left.signal : AbortSignal.any([own, left.signal]);
+  const response = transport.stream(
     method,
-    options?.signal,
+    signal,
     options?.timeoutMs,
     options?.headers,
     request,
     options?.contextValues,
   );
-}
-
-function responseStream(
-  response: Promise<StreamResponse<DescMessage, DescMessage>>,
-  options: CallOptions | undefined,
-): AsyncIterable<MessageShape<DescMessage>> {
-  const stream = new ResponseStream(response, options);
-  return { [Symbol.asyncIterator]: () => ({ next: () => stream.next() }) };
+  const stream = new ResponseStream(response, options, left);
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => stream.next(),
+      return: (value?: unknown) => stream.leave(value),
+    }),
+  };
 }
 
 type Result = IteratorResult<MessageShape<DescMessage>>;
@@ -80,6 +90,7 @@ const DONE: Result = Object.freeze({ done: true, value: undefined });
 class ResponseStream {
   private it: AsyncIterator<MessageShape<DescMessage>> | undefined;
   private trailer: Headers | undefined;
+  /** Read to its end, failed, or left. */
   private finished = false;
   /** A next() has not settled yet: later ones wait for it, as a generator's do. */
   private busy = false;
@@ -88,6 +99,7 @@ class ResponseStream {
   constructor(
     private readonly response: Promise<StreamResponse<DescMessage, DescMessage>>,
     private readonly options: CallOptions | undefined,
+    private readonly left: AbortController,
   ) {}
 
   next(): Promise<Result> {
@@ -101,6 +113,13 @@ class ResponseStream {
     const it = this.it;
     if (it === undefined) return this.response.then(this.begin, this.failed);
     return it.next().then(this.got, this.failed);
+  }
+
+  /** Left early (`break`, a throw in the loop): cancel the call. Read to its end, it is over already. */
+  leave(value?: unknown): Promise<Result> {
+    if (!this.finished) this.left.abort();
+    this.finished = true;
+    return Promise.resolve({ done: true, value } as Result);
   }
 
   private readonly begin = (res: StreamResponse<DescMessage, DescMessage>): Promise<Result> => {

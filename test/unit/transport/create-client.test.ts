@@ -1,0 +1,116 @@
+/**
+ * src/transport/create-client.ts: typed clients whose streams cancel when a
+ * `for await` loop over them is left early. Over connect-es' in-memory
+ * router transport (its real protocol code, no network), with a KV service
+ * whose watch records how it ended.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createRouterTransport,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { createStreamCancellingClient } from "../../../src/transport/create-client.js";
+import {
+  GetResponseSchema,
+  KV,
+  WatchEventSchema,
+  type WatchRequest,
+} from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
+
+/** A router transport whose watch streams `count` events (or until cancelled) and reports how it ended. */
+function kvTransport(count: number) {
+  const ended: string[] = [];
+  const transport = createRouterTransport(({ service }) => {
+    service(KV, {
+      get: () => create(GetResponseSchema, {}),
+      async *watch(req: WatchRequest, ctx: HandlerContext) {
+        // The handler may be paused at a yield when the call is cancelled: its
+        // signal tells (connect-es also aborts it once a call is over).
+        let finished = false;
+        ctx.signal.addEventListener("abort", () => finished || ended.push("cancelled"));
+        for (let i = 0; i < count; i++) {
+          yield create(WatchEventSchema, { key: req.key, value: new Uint8Array([i]) });
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        ctx.responseTrailer.set("x-end", "read to the end");
+        finished = true;
+        ended.push("finished");
+      },
+    });
+  });
+  return { transport, ended };
+}
+
+const settled = (ended: string[]) => async () => {
+  for (let i = 0; i < 200 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+};
+
+test("leaving the loop early (break) cancels the call; connect-es' own createClient does not", async () => {
+  for (const [make, expected] of [
+    [createStreamCancellingClient, ["cancelled"]],
+    [createClient, []],
+  ] as const) {
+    const { transport, ended } = kvTransport(1_000);
+    const kv = make(KV, transport);
+    for await (const e of kv.watch({ key: "a" })) {
+      assert.equal(e.key, "a");
+      break;
+    }
+    await settled(ended)();
+    assert.deepEqual(ended, expected, make.name);
+  }
+});
+
+test("a throw inside the loop cancels the call too, and the caller sees its own error", async () => {
+  const { transport, ended } = kvTransport(1_000);
+  const kv = createStreamCancellingClient(KV, transport);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of kv.watch({ key: "a" })) throw new Error("mine");
+    })(),
+    /^Error: mine$/,
+  );
+  await settled(ended)();
+  assert.deepEqual(ended, ["cancelled"]);
+});
+
+test("a stream read to its end is not cancelled, and onTrailer still sees its trailer", async () => {
+  const { transport, ended } = kvTransport(3);
+  const kv = createStreamCancellingClient(KV, transport);
+  let trailer: Headers | undefined;
+  const got: number[] = [];
+  for await (const e of kv.watch({ key: "a" }, { onTrailer: (t) => (trailer = t) })) {
+    got.push(e.value[0] ?? -1);
+  }
+  assert.deepEqual(got, [0, 1, 2]);
+  assert.deepEqual(ended, ["finished"]);
+  assert.equal(trailer?.get("x-end"), "read to the end");
+});
+
+test("the caller's own signal still cancels, with Canceled", async () => {
+  const { transport, ended } = kvTransport(1_000);
+  const kv = createStreamCancellingClient(KV, transport);
+  const abort = new AbortController();
+  await assert.rejects(
+    (async () => {
+      for await (const _ of kv.watch({ key: "a" }, { signal: abort.signal })) abort.abort();
+    })(),
+    (e: unknown) => ConnectError.from(e).code === Code.Canceled,
+  );
+  await settled(ended)();
+  assert.deepEqual(ended, ["cancelled"]);
+});
+
+test("unary and client-streaming methods are connect-es' own", async () => {
+  const { transport } = kvTransport(0);
+  const ours = createStreamCancellingClient(KV, transport);
+  const theirs = createClient(KV, transport);
+  assert.equal(ours.get.toString(), theirs.get.toString());
+  assert.equal(ours.putMany.toString(), theirs.putMany.toString());
+  assert.notEqual(ours.watch.toString(), theirs.watch.toString());
+});
