@@ -145,7 +145,7 @@ test("a snapshot plugin passes every protocol conformance check, network mode ov
 });
 
 test("go-plugin's own Go hosts drive a snapshot plugin over gRPC, AutoMTLS on and off", async () => {
-  const kvPlugin = fileURLToPath(new URL("./fixtures/snapshot-goplugin-kv.js", import.meta.url));
+  const kvPlugin = fileURLToPath(new URL("../examples/goplugin/kv-plugin.js", import.meta.url));
   const kvBlob = join(dir, "goplugin-kv.blob");
   const [{ code, json }, bin] = await Promise.all([
     snapshot(kvPlugin, kvBlob),
@@ -165,7 +165,7 @@ test("go-plugin's own Go hosts drive a snapshot plugin over gRPC, AutoMTLS on an
     assert.equal(put.code, 0, put.stdout + put.stderr);
     const get = await runGoHost(host, ["get", "hello"], env, cwd);
     assert.equal(get.code, 0, get.stdout + get.stderr);
-    assert.equal(get.stdout, `world ${autoMTLS}\n\nWritten from a snapshot\n`);
+    assert.equal(get.stdout, `world ${autoMTLS}\n\nWritten from plugin-ts\n`);
     // The plugin read the host's AutoMTLS certificate at launch, not at build.
     assert.equal(get.stderr.includes("configuring server automatic mTLS"), autoMTLS, get.stderr);
     assert.match(get.stderr, /plugin stopped: .*GRPCController\.Shutdown/);

@@ -7,14 +7,18 @@
  * after `npm ci && npm run build`):
  *
  *     KV_PLUGIN="node dist/examples/goplugin/kv-plugin.js" KV_PROTO=grpc ./kv put hello world
+ *
+ * No top-level await, so that `connect-plugin snapshot` can build it into a
+ * V8 startup snapshot (its bundle is CommonJS), launched as
+ * KV_PLUGIN="node --snapshot-blob kv.blob".
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
-import { implement, serve } from "../../src/index.js";
+import { implement, serve } from "../../src/plugin.js";
 import { EmptySchema, GetResponseSchema } from "./gen/proto/kv_pb.js";
 import { KV, handshake } from "./shared.js";
 
-await serve({
+void serve({
   handshake,
   plugins: {
     kv: implement(KV, {
