@@ -630,3 +630,18 @@ test("FrameWriter (fake sink): nothing is written to a destroyed or ended socket
   ended.sink.writableNeedDrain = true;
   assert.equal(ended.writer.needDrain, true);
 });
+
+test("MessageQueue: two next() calls waiting at once both get an item, in order", async () => {
+  const q = new MessageQueue<string>();
+  const it = q[Symbol.asyncIterator]();
+  const first = it.next();
+  const second = it.next();
+  q.push("a");
+  q.push("b");
+  q.end();
+  assert.deepEqual(await Promise.all([first, second]), [
+    { done: false, value: "a" },
+    { done: false, value: "b" },
+  ]);
+  assert.deepEqual(await it.next(), { done: true, value: undefined });
+});
