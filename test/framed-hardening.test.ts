@@ -732,7 +732,7 @@ describe("framed: idle network connections", () => {
 function rawFramed(port: number) {
   const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
   cleanups.push(() => void socket.destroy());
-  const frames: Array<{ type: number; id: number; payload: Buffer }> = [];
+  const frames: Array<{ type: number; id: number; payload: Uint8Array }> = [];
   const reader = new FrameReader((type, id, payload) => frames.push({ type, id, payload }));
   let preface = Buffer.alloc(0);
   let ended = false;
@@ -769,7 +769,9 @@ function rawFramed(port: number) {
     trailer(id: number): { e?: unknown } | undefined {
       const t = frames.find((f) => f.type === FrameType.trailer && f.id === id);
       if (t === undefined) return undefined;
-      return (t.payload.length === 0 ? {} : JSON.parse(t.payload.toString())) as { e?: unknown };
+      return (t.payload.length === 0 ? {} : JSON.parse(Buffer.from(t.payload).toString())) as {
+        e?: unknown;
+      };
     },
   };
 }

@@ -72,7 +72,7 @@ test("a frame over the frame limit is skipped, and the frames after it still arr
   const got: Array<[number, number, string]> = [];
   const oversized: Array<[number, number, number]> = [];
   const reader = new FrameReader(
-    (type, id, payload) => got.push([type, id, payload.toString()]),
+    (type, id, payload) => got.push([type, id, Buffer.from(payload).toString()]),
     16,
     (type, id, length) => oversized.push([type, id, length]),
   );

@@ -17,12 +17,17 @@ export class CallOutcome {
   finished = false;
 
   constructor(
-    private readonly reject: (error: ConnectError) => void,
+    protected readonly rejectWith: (error: ConnectError) => void,
     /** Stops the request on a failure (resets the stream, destroys the request). */
-    private readonly stop: (error: ConnectError) => void,
+    private readonly onStop?: (error: ConnectError) => void,
     /** Where a failure after settling goes. */
     private readonly late?: (error: ConnectError) => void,
   ) {}
+
+  /** Stops the request on a failure: `onStop`, or a subclass's own (no closure per call). */
+  protected stop(error: ConnectError): void {
+    this.onStop?.(error);
+  }
 
   /** Marks the call settled; false if it already was (then the caller drops its result). */
   settle(): boolean {
@@ -35,7 +40,7 @@ export class CallOutcome {
   fail(reason: unknown): void {
     if (this.finished) return;
     const error = errorFromNode(reason);
-    if (this.settle()) this.reject(error);
+    if (this.settle()) this.rejectWith(error);
     else this.late?.(error);
     this.stop(error);
   }

@@ -1,3 +1,4 @@
+import type * as http2 from "node:http2";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { appendHeaders, type ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
@@ -5,10 +6,10 @@ import {
   errorFromJsonBytes,
   headerTimeout,
   requestHeaderWithCompression,
-  trailerDemux,
   validateResponseWithCompression,
 } from "@connectrpc/connect/protocol-connect";
 import { defaultCompressions } from "./compression.js";
+import { NodeHeaders } from "./lazy-headers.js";
 import { BodyBytes } from "./unary-body.js";
 import {
   headerPairs,
@@ -54,13 +55,24 @@ export const connectUnaryWire: UnaryClientWire = {
     return out;
   },
   requestBody: (message) => message,
-  response(status, header, limits) {
+  response(status, h, limits) {
+    // The usual answer, recognised on node's headers: connect-es' checks
+    // would find no error and no compression in it.
+    if (
+      status === 200 &&
+      h["content-type"] === "application/proto" &&
+      h["content-encoding"] === undefined
+    ) {
+      return new ConnectUnaryBody(h, limits, undefined, undefined);
+    }
+    const header = new NodeHeaders(h);
     const v = validateResponseWithCompression("unary", defaultCompressions, true, status, header);
     return new ConnectUnaryBody(
-      header,
+      h,
       limits,
       v.compression,
       v.isUnaryError ? v.unaryError : undefined,
+      header,
     );
   },
 };
@@ -69,13 +81,21 @@ class ConnectUnaryBody implements UnaryBodyReader {
   private readonly body: BodyBytes;
 
   constructor(
-    private readonly header: Headers,
+    private readonly h: http2.IncomingHttpHeaders,
     private readonly limits: UnaryLimits,
     private readonly compression: Compression | undefined,
     /** The error the HTTP status means, for a JSON error body to refine. */
     private readonly unaryError: ConnectError | undefined,
+    /** The headers as connect-es' checks read them, when they did. */
+    private readonly header?: Headers,
   ) {
-    this.body = new BodyBytes(limits.readMaxBytes, header.get("content-length"));
+    const length = h["content-length"];
+    this.body = new BodyBytes(
+      limits.readMaxBytes,
+      typeof length === "string" || header === undefined
+        ? (length ?? null)
+        : header.get("content-length"),
+    );
   }
 
   push(chunk: Uint8Array): void {
@@ -86,12 +106,18 @@ class ConnectUnaryBody implements UnaryBodyReader {
     return this.body.shortfall() !== undefined;
   }
 
-  async finish<O extends DescMessage>(output: O): Promise<UnaryResult<O>> {
-    let bytes = this.body.end();
-    if (this.compression !== undefined) {
-      bytes = await this.compression.decompress(bytes, this.limits.readMaxBytes);
-    }
-    const [header, trailer] = trailerDemux(this.header);
+  finish<O extends DescMessage>(output: O): UnaryResult<O> | Promise<UnaryResult<O>> {
+    const bytes = this.body.end();
+    if (this.compression === undefined) return this.end(output, bytes);
+    return this.compression
+      .decompress(bytes, this.limits.readMaxBytes)
+      .then((plain) => this.end(output, plain));
+  }
+
+  private end<O extends DescMessage>(output: O, bytes: Uint8Array): UnaryResult<O> {
+    // connect-es' trailerDemux, made lazily: `trailer-` fields are the trailer.
+    const header = new NodeHeaders(this.h, "header");
+    const trailer = new NodeHeaders(this.h, "trailer");
     if (this.unaryError !== undefined) {
       throw errorFromJsonBytes(bytes, appendHeaders(header, trailer), this.unaryError);
     }

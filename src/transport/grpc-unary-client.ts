@@ -1,6 +1,7 @@
+import type * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { envelopeDecompress, type Compression } from "@connectrpc/connect/protocol";
+import { compressedFlag, envelopeDecompress, type Compression } from "@connectrpc/connect/protocol";
 import {
   headerGrpcStatus,
   headerTimeout,
@@ -9,6 +10,7 @@ import {
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
 import { defaultCompressions } from "./compression.js";
+import { NodeHeaders } from "./lazy-headers.js";
 import { EnvelopeBody } from "./unary-body.js";
 import {
   headerPairs,
@@ -48,9 +50,22 @@ export const grpcUnaryWire: UnaryClientWire = {
     out.set(message, 5);
     return out;
   },
-  response(status, header, limits) {
+  response(status, h, limits) {
+    // The usual answer, recognised on node's headers: connect-es' checks
+    // would find no error, no status and no compression in it.
+    if (
+      status === 200 &&
+      (h["content-type"] === "application/grpc+proto" ||
+        h["content-type"] === "application/grpc") &&
+      h["grpc-status"] === undefined &&
+      h["grpc-status-details-bin"] === undefined &&
+      h["grpc-encoding"] === undefined
+    ) {
+      return new GrpcUnaryBody(h, limits, undefined, undefined);
+    }
+    const header = new NodeHeaders(h);
     const v = validateResponseWithCompression(defaultCompressions, status, header);
-    return new GrpcUnaryBody(header, limits, v.compression, v.headerError);
+    return new GrpcUnaryBody(h, limits, v.compression, v.headerError, header);
   },
 };
 
@@ -58,11 +73,12 @@ class GrpcUnaryBody implements UnaryBodyReader {
   private readonly body: EnvelopeBody;
 
   constructor(
-    private readonly header: Headers,
+    private readonly h: http2.IncomingHttpHeaders,
     private readonly limits: UnaryLimits,
     private readonly compression: Compression | undefined,
     /** The status of a trailers-only answer, when it is an error. */
     private readonly headerError: ConnectError | undefined,
+    private header: Headers | undefined = undefined,
   ) {
     this.body = new EnvelopeBody(limits.readMaxBytes);
   }
@@ -79,22 +95,39 @@ class GrpcUnaryBody implements UnaryBodyReader {
     return false;
   }
 
-  /** The checks and their order are connect-es' gRPC transport's. */
-  async finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>> {
-    // The first message is decompressed and parsed before the body's own
-    // checks (an extra or incomplete envelope), in connect-es' order.
+  /**
+   * The checks and their order are connect-es' gRPC transport's. The first
+   * message is decompressed and parsed before the body's own checks (an
+   * extra or incomplete envelope), in connect-es' order.
+   */
+  finish<O extends DescMessage>(
+    output: O,
+    t: http2.IncomingHttpHeaders | undefined,
+  ): UnaryResult<O> | Promise<UnaryResult<O>> {
     const envelope = this.body.message;
-    let message: MessageShape<O> | undefined;
-    if (envelope !== undefined) {
-      const { data } = await envelopeDecompress(
-        envelope,
-        this.compression ?? null,
-        this.limits.readMaxBytes,
+    if (envelope !== undefined && (envelope.flags & compressedFlag) === compressedFlag) {
+      return envelopeDecompress(envelope, this.compression ?? null, this.limits.readMaxBytes).then(
+        ({ data }) => this.end(output, t, data),
       );
-      message = parseMessage(output, data);
     }
+    return this.end(output, t, envelope?.data);
+  }
+
+  private end<O extends DescMessage>(
+    output: O,
+    t: http2.IncomingHttpHeaders | undefined,
+    data: Uint8Array | undefined,
+  ): UnaryResult<O> {
+    const message: MessageShape<O> | undefined =
+      data === undefined ? undefined : parseMessage(output, data);
     this.body.end();
-    validateTrailer(trailer, this.header);
+    const header = (this.header ??= new NodeHeaders(this.h));
+    const trailer = t === undefined ? new Headers() : new NodeHeaders(t);
+    // A trailer with status 0 and no details: validateTrailer finds no
+    // error in it, and a status.
+    if (t?.["grpc-status"] !== "0" || t["grpc-status-details-bin"] !== undefined) {
+      validateTrailer(trailer, header);
+    }
     if (message === undefined) {
       if (this.headerError !== undefined) throw this.headerError;
       throw new ConnectError(
@@ -108,6 +141,6 @@ class GrpcUnaryBody implements UnaryBodyReader {
         Code.Unknown,
       );
     }
-    return { header: this.header, message, trailer };
+    return { header, message, trailer };
   }
 }

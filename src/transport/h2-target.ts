@@ -15,13 +15,13 @@ import { CallOutcome } from "./call-outcome.js";
 import type { H2Session } from "./h2-session.js";
 import { abortOf, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
-import { nodeHeadersToWeb } from "./node-headers.js";
 import type { CallTarget } from "./run-call.js";
 import {
   serializeMessage,
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryClientWire,
+  type UnaryResult,
 } from "./unary-client-wire.js";
 
 /**
@@ -82,85 +82,15 @@ export class H2Target implements CallTarget {
         reject(errorFromNode(e));
         return;
       }
-      let reader: UnaryBodyReader | undefined;
-      let header: Headers | undefined;
-      let trailer: Headers | undefined;
-      // Any failure resets the stream with CANCEL: the client has lost
-      // interest (gRPC's mapping of a cancelled or expired call).
-      const outcome = new CallOutcome(reject, () => {
-        if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      });
-      const unsubscribe = abort.onAbort((reason) => outcome.fail(reason));
-      stream.on("error", (e: unknown) => {
-        // The server answered and ended the stream while we were still
-        // sending: its answer counts, not our failed write.
-        if (stream.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-        outcome.fail(streamError(stream.rstCode, e));
-      });
-      stream.once("close", () => {
-        unsubscribe();
-        if (!outcome.finished) outcome.fail(cut(stream, reader !== undefined));
-      });
-      stream.once("response", (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-        header = nodeHeadersToWeb(h);
-        try {
-          reader = this.wire.response(h[":status"] ?? 0, header, this.limits);
-        } catch (e) {
-          outcome.fail(e);
-        }
-      });
-      stream.once("trailers", (t: http2.IncomingHttpHeaders) => {
-        trailer = nodeHeadersToWeb(t);
-      });
-      stream.on("data", (chunk: Uint8Array) => {
-        if (reader === undefined || outcome.settled) return;
-        try {
-          reader.push(chunk);
-        } catch (e) {
-          outcome.fail(e);
-        }
-      });
-      stream.once("end", () => {
-        // node:http2 also ends a stream's readable side when the stream is
-        // reset or its session breaks: that end is not the response's.
-        if (
-          reader === undefined ||
-          stream.aborted ||
-          errorFromRstCode(stream.rstCode) !== undefined
-        ) {
-          outcome.fail(cut(stream, reader !== undefined));
-          return;
-        }
-        if (outcome.settled) return;
-        // A body short of its promise is taken as a cut connection, which a
-        // caller may retry, not as the server's protocol error (connect-es'
-        // InvalidArgument): node can end the readable side with no reset code
-        // before it marks the session gone, and CI saw exactly that, twice,
-        // as "promised 41 bytes, received 0" for a Go plugin SIGKILLed
-        // mid-answer. A server that really sends a short body is rarer.
-        if (reader.cutShort()) {
-          outcome.fail(cut(stream, true));
-          return;
-        }
-        outcome.finished = true;
-        unsubscribe();
-        reader.finish(req.method.output, trailer ?? new Headers()).then(
-          (res) => {
-            if (!outcome.settle()) return;
-            resolve({
-              stream: false,
-              service: req.service,
-              method: req.method,
-              header: res.header,
-              message: res.message,
-              trailer: res.trailer,
-            });
-          },
-          (e: unknown) => {
-            if (outcome.settle()) reject(ConnectError.from(e));
-          },
-        );
-      });
+      const unary = new UnaryCall(stream, req, this.wire, this.limits, resolve, reject);
+      unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
+      (stream as Listened)[CALL] = unary as unknown as UnaryCall<DescMessage, DescMessage>;
+      stream.on("error", onError);
+      stream.on("close", onClose);
+      stream.on("response", onResponse);
+      stream.on("trailers", onTrailers);
+      stream.on("data", onData);
+      stream.on("end", onEnd);
       stream.end(body);
     });
   }
@@ -192,4 +122,142 @@ function cut(stream: http2.ClientHttp2Stream, responded: boolean): ConnectError 
       ? new ConnectError("http/2 stream closed before the response ended", Code.Unavailable)
       : new ConnectError("http/2 stream closed before the response", Code.Internal))
   );
+}
+
+/** Where a stream keeps its UnaryCall, for the listeners below (one set for all calls). */
+const CALL = Symbol("connect-plugin.h2-unary-call");
+type Listened = http2.ClientHttp2Stream & { [CALL]?: UnaryCall<DescMessage, DescMessage> };
+
+/**
+ * One unary call's state on its stream. The stream's listeners are module
+ * functions that find it on the stream (`this` of a listener is the
+ * emitter): no closures, no once-wrappers per call. Each event they listen
+ * to comes at most once per stream. Any failure resets the stream with
+ * CANCEL: the client has lost interest (gRPC's mapping of a cancelled or
+ * expired call).
+ */
+class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcome {
+  reader: UnaryBodyReader | undefined;
+  trailer: http2.IncomingHttpHeaders | undefined;
+  unsubscribe: () => void = noop;
+
+  constructor(
+    readonly stream: http2.ClientHttp2Stream,
+    readonly req: UnaryRequest<I, O>,
+    readonly wire: UnaryClientWire,
+    readonly limits: UnaryLimits,
+    readonly resolve: (res: UnaryResponse<I, O>) => void,
+    reject: (error: ConnectError) => void,
+  ) {
+    super(reject);
+  }
+
+  protected override stop(): void {
+    const stream = this.stream;
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  /** The body and trailers are in: the response, or the error they carry. */
+  complete(reader: UnaryBodyReader): void {
+    this.finished = true;
+    this.unsubscribe();
+    let result: UnaryResult<O> | Promise<UnaryResult<O>>;
+    try {
+      result = reader.finish(this.req.method.output, this.trailer);
+    } catch (e) {
+      this.reject(e);
+      return;
+    }
+    if (result instanceof Promise)
+      result.then(
+        (r) => this.deliver(r),
+        (e: unknown) => this.reject(e),
+      );
+    else this.deliver(result);
+  }
+
+  private deliver(res: UnaryResult<O>): void {
+    if (!this.settle()) return;
+    const req = this.req;
+    this.resolve({
+      stream: false,
+      service: req.service,
+      method: req.method,
+      header: res.header,
+      message: res.message,
+      trailer: res.trailer,
+    });
+  }
+
+  private reject(e: unknown): void {
+    if (this.settle()) this.rejectWith(ConnectError.from(e));
+  }
+}
+
+function noop(): void {}
+
+function callOf(stream: http2.ClientHttp2Stream): UnaryCall<DescMessage, DescMessage> {
+  return (stream as Listened)[CALL] as UnaryCall<DescMessage, DescMessage>;
+}
+
+function onError(this: http2.ClientHttp2Stream, e: unknown): void {
+  // The server answered and ended the stream while we were still
+  // sending: its answer counts, not our failed write.
+  if (this.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
+  callOf(this).fail(streamError(this.rstCode, e));
+}
+
+function onClose(this: http2.ClientHttp2Stream): void {
+  const call = callOf(this);
+  call.unsubscribe();
+  if (!call.finished) call.fail(cut(this, call.reader !== undefined));
+}
+
+function onResponse(
+  this: http2.ClientHttp2Stream,
+  h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader,
+): void {
+  const call = callOf(this);
+  try {
+    call.reader = call.wire.response(h[":status"] ?? 0, h, call.limits);
+  } catch (e) {
+    call.fail(e);
+  }
+}
+
+function onTrailers(this: http2.ClientHttp2Stream, t: http2.IncomingHttpHeaders): void {
+  callOf(this).trailer = t;
+}
+
+function onData(this: http2.ClientHttp2Stream, chunk: Uint8Array): void {
+  const call = callOf(this);
+  if (call.reader === undefined || call.settled) return;
+  try {
+    call.reader.push(chunk);
+  } catch (e) {
+    call.fail(e);
+  }
+}
+
+function onEnd(this: http2.ClientHttp2Stream): void {
+  const call = callOf(this);
+  const reader = call.reader;
+  // node:http2 also ends a stream's readable side when the stream is
+  // reset or its session breaks: that end is not the response's.
+  if (reader === undefined || this.aborted || errorFromRstCode(this.rstCode) !== undefined) {
+    call.fail(cut(this, reader !== undefined));
+    return;
+  }
+  if (call.settled) return;
+  // A body short of its promise is taken as a cut connection, which a
+  // caller may retry, not as the server's protocol error (connect-es'
+  // InvalidArgument): node can end the readable side with no reset code
+  // before it marks the session gone, and CI saw exactly that, twice,
+  // as "promised 41 bytes, received 0" for a Go plugin SIGKILLed
+  // mid-answer. A server that really sends a short body is rarer.
+  if (reader.cutShort()) {
+    call.fail(cut(this, true));
+    return;
+  }
+  call.complete(reader);
 }

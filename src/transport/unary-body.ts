@@ -76,6 +76,21 @@ export class EnvelopeBody {
   constructor(private readonly readMaxBytes: number) {}
 
   push(chunk: Uint8Array): void {
+    // The usual case: the whole first envelope in one chunk, copied out once.
+    if (this.first === undefined && this.want < 0 && this.headFill === 0 && chunk.byteLength >= 5) {
+      const length =
+        ((chunk[1] as number) * 0x1000000 +
+          (((chunk[2] as number) << 16) | ((chunk[3] as number) << 8) | (chunk[4] as number))) >>>
+        0;
+      if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
+      if (chunk.byteLength === 5 + length) {
+        // A fresh plain array, never a view of node's chunk (see join()).
+        const data = new Uint8Array(length);
+        data.set(new Uint8Array(chunk.buffer, chunk.byteOffset + 5, length));
+        this.first = { flags: chunk[0] as number, data };
+        return;
+      }
+    }
     for (let at = 0; at < chunk.byteLength;) {
       if (this.want < 0) {
         const n = Math.min(5 - this.headFill, chunk.byteLength - at);

@@ -33,17 +33,25 @@ export interface UnaryClientWire {
   requestBody(message: Uint8Array): Uint8Array;
   /**
    * Checks the response's status and headers, throwing the error connect-es
-   * throws at that point; returns the reader of the body.
+   * throws at that point; returns the reader of the body. The headers stay
+   * node's object: the usual answer is recognised on it, and `Headers` are
+   * made (for connect-es' checks, or for the caller) only when needed.
    */
-  response(status: number, header: Headers, limits: UnaryLimits): UnaryBodyReader;
+  response(status: number, header: http2.IncomingHttpHeaders, limits: UnaryLimits): UnaryBodyReader;
 }
 
 /** Reads one unary response body, bounded by readMaxBytes. */
 export interface UnaryBodyReader {
   /** Takes the next chunk; throws as soon as the body breaks a limit. */
   push(chunk: Uint8Array): void;
-  /** The response once body and trailers are in, or the error they carry. */
-  finish<O extends DescMessage>(output: O, trailer: Headers): Promise<UnaryResult<O>>;
+  /**
+   * The response once body and trailers are in, or the error they carry
+   * (thrown or rejected); synchronous unless the body must be decompressed.
+   */
+  finish<O extends DescMessage>(
+    output: O,
+    trailer: http2.IncomingHttpHeaders | undefined,
+  ): UnaryResult<O> | Promise<UnaryResult<O>>;
   /** True while the body is short of the length its headers announced. */
   cutShort(): boolean;
 }

@@ -35,7 +35,6 @@ import {
   readFrames,
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
-  asUint8Array,
 } from "./frames.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -243,8 +242,21 @@ export class FramedConnection implements CallTarget {
     return this.writer as FrameWriter;
   }
 
+  /** Open frames of calls without headers or deadline, by path (the same bytes every time). */
+  private readonly plainOpens = new Map<string, Buffer>();
+
   private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
     const h = headersToPairs(header);
+    if (h === undefined && timeoutMs === undefined) {
+      let payload = this.plainOpens.get(path);
+      if (payload === undefined) {
+        payload = jsonPayload({ p: path });
+        // Paths are a service's methods; the bound only guards against a caller inventing them.
+        if (this.plainOpens.size < 1024) this.plainOpens.set(path, payload);
+      }
+      this.out.frame(FrameType.open, id, payload);
+      return;
+    }
     this.out.frame(
       FrameType.open,
       id,
@@ -459,7 +471,7 @@ export class FramedConnection implements CallTarget {
     );
   }
 
-  private onFrame(type: number, id: number, payload: Buffer): void {
+  private onFrame(type: number, id: number, payload: Uint8Array): void {
     if (type === FrameType.goaway) {
       this.draining = true;
       if (this.calls.size === 0) this.socket?.end();
@@ -481,7 +493,7 @@ export class FramedConnection implements CallTarget {
         try {
           // A plain Uint8Array view: bytes fields then come out as
           // Uint8Array, as over HTTP, not as node Buffers.
-          message = fromBinary(call.method.output, asUint8Array(payload));
+          message = fromBinary(call.method.output, payload);
         } catch (error) {
           this.forget(id);
           this.cancel(id);

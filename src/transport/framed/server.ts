@@ -31,7 +31,6 @@ import {
   FrameType,
   FrameWriter,
   MessageQueue,
-  asUint8Array,
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
@@ -347,7 +346,7 @@ class ServerConnection {
     this.socket.destroy();
   }
 
-  private onFrame(type: number, id: number, payload: Buffer): void {
+  private onFrame(type: number, id: number, payload: Uint8Array): void {
     // The rest of a chunk that got the peer cut off is not acted on.
     if (this.socket.destroyed) return;
     switch (type) {
@@ -384,7 +383,7 @@ class ServerConnection {
         }
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input, asUint8Array(payload));
+          message = fromBinary(call.entry.method.input, payload);
         } catch (error) {
           this.fail(
             id,
@@ -436,7 +435,7 @@ class ServerConnection {
     this.out.frame(FrameType.trailer, id, jsonPayload({ e: errorToWire(error).wire }));
   }
 
-  private open(id: number, payload: Buffer): void {
+  private open(id: number, payload: Uint8Array): void {
     // A second open under the id of a call still open would orphan that
     // call: its handler would never be cancelled, not even when the
     // connection closes (it is no longer in `calls`). As HTTP/2 does for a

@@ -1,0 +1,319 @@
+/**
+ * Host CPU per HTTP/2 unary call, for the client side alone:
+ * `node dist/bench/h2-client-cpu.js [ROUNDS] [CALLS] [ROOT...]`.
+ *
+ * Each contender runs in a child process of its own (its own heap and GC)
+ * that starts its server, warms up, then measures its own CPU
+ * (process.cpuUsage, user + system, GC included) over CALLS sequential
+ * calls and over CALLS calls made by 64 concurrent callers. Rounds run the
+ * contenders interleaved, in a shuffled order, so that a loaded machine
+ * shifts all of them alike. CPU time, unlike wall-clock latency, hardly
+ * depends on what else the machine runs.
+ *
+ * Contenders: the HTTP/2 floor's client (bench/contenders.ts rawHttp2:
+ * node:http2 with gRPC framing, no Connect, no protobuf) against the Go
+ * go-plugin bench plugin and against the Node bench plugin in network mode;
+ * GoPluginClient against the Go plugin; remote() over Connect and over gRPC
+ * against the Node plugin. With several ROOTs (dist folders, e.g. the
+ * build of main beside this one), each connect-plugin contender runs once
+ * per root, so two builds compare inside one run.
+ *
+ * Set H2CPU_STRACE=1 to count the syscalls of each measured phase instead
+ * (`strace -f -c -p`; needs strace), H2CPU_ONLY=a,b to run some contenders.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import { buildGoContenders } from "./go-build.js";
+import { shuffled } from "./stats.js";
+
+const here = fileURLToPath(import.meta.url);
+const ownRoot = resolve(here, "../..");
+
+interface Result {
+  readonly seqUs: number;
+  readonly concUs: number;
+  readonly strace?: string;
+}
+
+type Echo = (value: Uint8Array) => Promise<unknown>;
+
+// ---------------------------------------------------------------- child side
+
+async function child(kind: string, root: string, calls: number, goPlugin: string): Promise<void> {
+  const { echo, close } = await open(kind, root, goPlugin);
+  const value = new Uint8Array(16).fill(7);
+  const seq = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await echo(value);
+  };
+  const conc = async (n: number): Promise<void> => {
+    let left = n;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (left-- > 0) await echo(value);
+      }),
+    );
+  };
+  await seq(Math.min(2_000, calls));
+  await conc(Math.min(2_000, calls));
+  const measure = async (run: (n: number) => Promise<void>): Promise<[number, string?]> => {
+    const tracer = process.env.H2CPU_STRACE === "1" ? await strace() : undefined;
+    const before = process.cpuUsage();
+    await run(calls);
+    const used = process.cpuUsage(before);
+    const counts = tracer === undefined ? undefined : await tracer();
+    return [(used.user + used.system) / calls, counts];
+  };
+  const [seqUs, seqTrace] = await measure(seq);
+  const [concUs, concTrace] = await measure(conc);
+  await close();
+  const result: Result = {
+    seqUs,
+    concUs,
+    ...(seqTrace !== undefined && {
+      strace: `sequential:\n${seqTrace}\n64 callers:\n${concTrace}`,
+    }),
+  };
+  process.send?.(result);
+}
+
+/** strace -f -c on this process; the returned function stops it and gives its table. */
+async function strace(): Promise<() => Promise<string>> {
+  const p = spawn("strace", ["-f", "-c", "-p", String(process.pid)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let out = "";
+  p.stderr.on("data", (c: Buffer) => (out += c.toString()));
+  // strace announces each thread it attaches to.
+  await new Promise((r) => setTimeout(r, 500));
+  return () =>
+    new Promise((resolveOut) => {
+      p.once("exit", () => resolveOut(out));
+      p.kill("SIGINT");
+    });
+}
+
+interface ClientModule {
+  readonly GoPluginClient: new (options: unknown) => {
+    start(): Promise<void>;
+    dispense(name: string): { echo(m: { value: Uint8Array }): Promise<unknown> };
+    close(): Promise<void>;
+  };
+  readonly PluginClient: new (options: unknown) => {
+    start(): Promise<void>;
+    dispense(name: string): { echo(m: { value: Uint8Array }): Promise<unknown> };
+    close(): Promise<void>;
+  };
+  readonly remote: (url: string, options: unknown) => unknown;
+  readonly silentLogger: unknown;
+}
+
+async function open(
+  kind: string,
+  root: string,
+  goPlugin: string,
+): Promise<{ echo: Echo; close: () => Promise<void> }> {
+  const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as ClientModule;
+  const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
+    Bench: unknown;
+    benchHandshake: unknown;
+  };
+  if (kind === "goplugin") {
+    const client = new lib.GoPluginClient({
+      handshake: service.benchHandshake,
+      plugins: { bench: service.Bench },
+      command: goPlugin,
+      logger: lib.silentLogger,
+    });
+    await client.start();
+    const bench = client.dispense("bench");
+    return { echo: (value) => bench.echo({ value }), close: () => client.close() };
+  }
+  if (kind === "floor-go") {
+    const plugin = await startGoPlugin(goPlugin);
+    return floorOver(() => net.connect(plugin.address), plugin.child);
+  }
+  const plugin = await startNodePlugin();
+  if (kind === "floor-node") {
+    return floorOver(() => net.connect(plugin.port, "127.0.0.1"), plugin.child);
+  }
+  const protocol = kind === "remote-grpc" ? "grpc" : "connect";
+  const client = new lib.PluginClient({
+    handshake: service.benchHandshake,
+    plugins: { bench: service.Bench },
+    source: lib.remote(plugin.url, { protocol }),
+    logger: lib.silentLogger,
+  });
+  await client.start();
+  const bench = client.dispense("bench");
+  return {
+    echo: (value) => bench.echo({ value }),
+    close: async () => {
+      await client.close();
+      plugin.child.kill();
+    },
+  };
+}
+
+function floorOver(
+  connect: () => net.Socket,
+  server: ChildProcess,
+): { echo: Echo; close: () => Promise<void> } {
+  const floor = rawClient(connect);
+  return {
+    echo: floor.echo,
+    close: () => {
+      floor.close();
+      server.kill();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The floor's client (bench/contenders.ts rawHttp2), sending a real BytesValue. */
+function rawClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
+  const session = http2.connect("http://localhost", { createConnection: connect });
+  session.on("error", () => {});
+  const message = toBinary(
+    BytesValueSchema,
+    create(BytesValueSchema, { value: new Uint8Array(16) }),
+  );
+  const echo: Echo = (value) => {
+    const encoded = Buffer.from(message);
+    encoded.set(value, encoded.length - value.length);
+    const body = Buffer.allocUnsafe(5 + encoded.length);
+    body[0] = 0;
+    body.writeUInt32BE(encoded.length, 1);
+    body.set(encoded, 5);
+    return new Promise<void>((resolveCall, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/bench.v1.BenchService/Echo",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let status: string | undefined;
+      let got = 0;
+      stream.on("data", (c: Buffer) => (got += c.length));
+      stream.once(
+        "trailers",
+        (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])),
+      );
+      stream.once("error", reject);
+      stream.once("close", () =>
+        status === "0" && got === body.length
+          ? resolveCall()
+          : reject(new Error(`grpc-status ${status}, ${got} bytes`)),
+      );
+      stream.end(body);
+    });
+  };
+  return { echo, close: () => session.destroy() };
+}
+
+async function startGoPlugin(command: string): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(command, [], {
+    env: { ...process.env, BENCH_PLUGIN: "bench", PLUGIN_PROTOCOL_VERSIONS: "1" },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const address = await firstMatch(child, "stdout", /^1\|1\|unix\|([^|]+)\|grpc/m);
+  return { child, address };
+}
+
+async function startNodePlugin(): Promise<{ child: ChildProcess; url: string; port: number }> {
+  const child = spawn(process.execPath, [join(ownRoot, "bench/plugin.js")], {
+    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const url = await firstMatch(child, "stderr", /"url":"([^"]+)"/);
+  return { child, url, port: Number(new URL(url).port) };
+}
+
+function firstMatch(child: ChildProcess, from: "stdout" | "stderr", re: RegExp): Promise<string> {
+  return new Promise((resolveMatch, reject) => {
+    let buffered = "";
+    child[from]?.on("data", (c: Buffer) => {
+      buffered += c.toString();
+      const m = re.exec(buffered);
+      if (m?.[1] !== undefined) resolveMatch(m[1]);
+    });
+    child.once("exit", () => reject(new Error(`server exited: ${buffered}`)));
+  });
+}
+
+// --------------------------------------------------------------- parent side
+
+function runChild(kind: string, root: string, calls: number, goPlugin: string): Promise<Result> {
+  return new Promise((resolveResult, reject) => {
+    const p = spawn(process.execPath, [here, "--child", kind, root, String(calls), goPlugin], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    let result: Result | undefined;
+    p.on("message", (m) => (result = m as Result));
+    p.once("exit", (code) =>
+      result !== undefined ? resolveResult(result) : reject(new Error(`${kind}: exit ${code}`)),
+    );
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(process.argv[2] ?? 5);
+  const calls = Number(process.argv[3] ?? 5_000);
+  const roots = process.argv.length > 4 ? process.argv.slice(4).map((r) => resolve(r)) : [ownRoot];
+  const dir = mkdtempSync(join(tmpdir(), "h2cpu-"));
+  const { plugin: goPlugin } = await buildGoContenders();
+  const only = process.env.H2CPU_ONLY?.split(",");
+  const contenders: { name: string; kind: string; root: string }[] = [
+    { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot },
+    { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot },
+  ];
+  for (const [i, root] of roots.entries()) {
+    const tag = roots.length > 1 ? ` [${i === 0 ? "A" : "B"}: ${root}]` : "";
+    contenders.push(
+      { name: `GoPluginClient -> Go plugin${tag}`, kind: "goplugin", root },
+      { name: `remote Connect -> Node plugin${tag}`, kind: "remote-connect", root },
+      { name: `remote gRPC -> Node plugin${tag}`, kind: "remote-grpc", root },
+    );
+  }
+  const chosen = contenders.filter((c) => only === undefined || only.includes(c.kind));
+  const results = new Map<string, Result[]>(chosen.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const c of shuffled(chosen)) {
+      const res = await runChild(c.kind, c.root, calls, goPlugin);
+      results.get(c.name)?.push(res);
+      if (res.strace !== undefined) console.log(`--- ${c.name}\n${res.strace}`);
+    }
+    process.stderr.write(`round ${r + 1}/${rounds} done\n`);
+  }
+  console.log(
+    `host CPU µs per call (user+sys), ${rounds} rounds x ${calls} calls; median (min-max)`,
+  );
+  console.log(`load average: ${execFileSync("cat", ["/proc/loadavg"]).toString().trim()}`);
+  const fmt = (xs: number[]): string =>
+    `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+  for (const [name, rs] of results) {
+    console.log(
+      `${name.padEnd(60)} sequential ${fmt(rs.map((x) => x.seqUs)).padEnd(22)} 64 callers ${fmt(rs.map((x) => x.concUs))}`,
+    );
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+if (process.argv[2] === "--child") {
+  const [, , , kind, root, calls, goPlugin] = process.argv;
+  await child(kind as string, root as string, Number(calls), goPlugin as string);
+} else {
+  await main();
+}
