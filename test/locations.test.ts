@@ -145,6 +145,23 @@ for (const [where, source, { bidi }] of locations) {
       });
     });
 
+    test("return() before a server stream is read cancels it, and no rejection goes unhandled", async () => {
+      const kv = client.dispense("kv");
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        const it = kv.watch({ key: `return:${where}` })[Symbol.asyncIterator]();
+        assert.deepEqual(await it.return?.(), { done: true, value: undefined });
+        assert.deepEqual(await it.next(), { done: true, value: undefined });
+        // The cancel reaches the call's promise within a few turns of the loop.
+        for (let i = 0; i < 5; i++) await new Promise(setImmediate);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+      }
+      assert.deepEqual(unhandled.map(String), []);
+    });
+
     test("client streaming", async () => {
       const kv = client.dispense("kv");
       const res = await kv.putMany(

@@ -117,7 +117,12 @@ class ResponseStream {
 
   /** Left early (`break`, a throw in the loop): cancel the call. Read to its end, it is over already. */
   leave(value?: unknown): Promise<Result> {
-    if (!this.finished) this.left.abort();
+    if (!this.finished) {
+      // Left before the first next(): nobody awaits the response, whose
+      // rejection (this cancel) would otherwise be unhandled and end the process.
+      if (this.it === undefined && !this.busy) this.response.catch(() => undefined);
+      this.left.abort();
+    }
     this.finished = true;
     return Promise.resolve({ done: true, value } as Result);
   }
@@ -129,6 +134,8 @@ class ResponseStream {
       this.it = res.message[Symbol.asyncIterator]();
       return this.it.next().then(this.got, this.failed);
     } catch (error) {
+      // onHeader threw: the loop ends with its error, so the call must not run on.
+      this.left.abort();
       return this.failed(error);
     }
   };

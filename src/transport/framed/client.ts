@@ -424,9 +424,15 @@ export class FramedConnection implements CallTarget {
         }
         this.out.frame(FrameType.message, id, bytes);
         if (this.out.needDrain) {
+          // Both listeners go once either fires: a long stream waits many times.
           await new Promise<void>((resolve) => {
-            socket.once("drain", resolve);
-            socket.once("close", resolve);
+            const done = (): void => {
+              socket.off("drain", done);
+              socket.off("close", done);
+              resolve();
+            };
+            socket.once("drain", done);
+            socket.once("close", done);
           });
         }
       }

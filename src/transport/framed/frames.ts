@@ -279,7 +279,12 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   private ended = false;
   private error: unknown;
   private failed = false;
-  private waiter: (() => void) | undefined;
+  /**
+   * next() calls waiting, oldest first. An item, the end or the error is
+   * handed to them as it comes, so that a next() made later never overtakes one
+   * that was already waiting.
+   */
+  private readers: Reader<T>[] = [];
   /** Called once the consumer stops early (return()). */
   onAbandon: (() => void) | undefined;
   /** Called once iteration is over: the end was read (or return() called), or an error thrown. */
@@ -345,16 +350,22 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   }
 
   private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
+    const readers = this.readers;
+    while (readers.length > 0) {
+      if (this.head < this.items.length) (readers.shift() as Reader<T>).resolve(this.take());
+      else if (this.failed) (readers.shift() as Reader<T>).reject(this.error);
+      else if (this.ended) (readers.shift() as Reader<T>).resolve({ done: true, value: undefined });
+      else return;
+    }
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: (): Promise<IteratorResult<T>> => {
         // Fast path without an async function's extra promise hops.
-        if (this.head < this.items.length) return Promise.resolve(this.take());
+        if (this.readers.length === 0 && this.head < this.items.length) {
+          return Promise.resolve(this.take());
+        }
         return this.wait().then(
           (r) => {
             if (r.done === true) this.finish(false);
@@ -374,6 +385,8 @@ export class MessageQueue<T> implements AsyncIterable<T> {
         // Nobody reads them now: they no longer count as queued.
         this.drop();
         this.finish(false);
+        // next() calls still waiting are answered done, as a finished generator's.
+        this.wake();
         return Promise.resolve({ done: true, value: undefined });
       },
     };
@@ -399,24 +412,21 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     return { done: false, value };
   }
 
-  private async wait(): Promise<IteratorResult<T>> {
-    for (;;) {
-      if (this.head < this.items.length) return this.take();
-      if (this.failed) throw this.error;
-      if (this.ended) return { done: true, value: undefined };
-      await new Promise<void>((resolve) => {
-        // Two next() calls at once both wait, and both are woken, in order.
-        const before = this.waiter;
-        this.waiter =
-          before === undefined
-            ? resolve
-            : () => {
-                before();
-                resolve();
-              };
-      });
+  private wait(): Promise<IteratorResult<T>> {
+    if (this.readers.length === 0) {
+      if (this.head < this.items.length) return Promise.resolve(this.take());
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- fail()'s error as given
+      if (this.failed) return Promise.reject(this.error);
+      if (this.ended) return Promise.resolve({ done: true, value: undefined });
     }
+    return new Promise((resolve, reject) => this.readers.push({ resolve, reject }));
   }
+}
+
+/** A next() call waiting for a MessageQueue's item, end or error. */
+interface Reader<T> {
+  resolve: (r: IteratorResult<T>) => void;
+  reject: (error: unknown) => void;
 }
 
 /** Payloads at least this large are written as they are, never copied. */

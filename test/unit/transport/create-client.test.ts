@@ -25,6 +25,8 @@ import {
 /** A router transport whose watch streams `count` events (or until cancelled) and reports how it ended. */
 function kvTransport(count: number) {
   const ended: string[] = [];
+  /** Watch calls whose handler has begun. */
+  const started: string[] = [];
   const transport = createRouterTransport(({ service }) => {
     service(KV, {
       get: () => create(GetResponseSchema, {}),
@@ -32,6 +34,7 @@ function kvTransport(count: number) {
         // The handler may be paused at a yield when the call is cancelled: its
         // signal tells (connect-es also aborts it once a call is over).
         let finished = false;
+        started.push(req.key);
         ctx.signal.addEventListener("abort", () => finished || ended.push("cancelled"));
         for (let i = 0; i < count; i++) {
           yield create(WatchEventSchema, { key: req.key, value: new Uint8Array([i]) });
@@ -43,7 +46,7 @@ function kvTransport(count: number) {
       },
     });
   });
-  return { transport, ended };
+  return { transport, ended, started };
 }
 
 const settled = (ended: string[]) => async () => {
@@ -113,4 +116,45 @@ test("unary and client-streaming methods are connect-es' own", async () => {
   assert.equal(ours.get.toString(), theirs.get.toString());
   assert.equal(ours.putMany.toString(), theirs.putMany.toString());
   assert.notEqual(ours.watch.toString(), theirs.watch.toString());
+});
+
+test("return() before the first next() cancels the call, and its Canceled is no unhandled rejection", async () => {
+  // At once (before the response has begun: the response promise is what the
+  // cancel rejects), and once the plugin's handler runs.
+  for (const when of ["at once", "once the handler runs"] as const) {
+    const { transport, ended, started } = kvTransport(1_000);
+    const kv = createStreamCancellingClient(KV, transport);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const it = kv.watch({ key: "a" })[Symbol.asyncIterator]();
+      if (when !== "at once") await settled(started)();
+      assert.deepEqual(await it.return?.(), { done: true, value: undefined });
+      assert.deepEqual(await it.next(), { done: true, value: undefined });
+      if (when !== "at once") await settled(ended)();
+      // Unhandled rejections are reported once the microtasks have run.
+      await new Promise(setImmediate);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    assert.deepEqual(unhandled.map(String), [], when);
+    assert.deepEqual(ended, when === "at once" ? [] : ["cancelled"], when);
+  }
+});
+
+test("an onHeader that throws fails the loop with its error and cancels the call", async () => {
+  const { transport, ended } = kvTransport(1_000);
+  const kv = createStreamCancellingClient(KV, transport);
+  const onHeader = (): void => {
+    throw new Error("header hook");
+  };
+  await assert.rejects(
+    (async () => {
+      for await (const _ of kv.watch({ key: "a" }, { onHeader })) assert.fail("no message");
+    })(),
+    /^Error: header hook$/,
+  );
+  await settled(ended)();
+  assert.deepEqual(ended, ["cancelled"]);
 });

@@ -645,3 +645,43 @@ test("MessageQueue: two next() calls waiting at once both get an item, in order"
   ]);
   assert.deepEqual(await it.next(), { done: true, value: undefined });
 });
+
+test("MessageQueue: a next() made after an item arrived does not overtake next() calls already waiting", async () => {
+  const q = new MessageQueue<string>();
+  const it = q[Symbol.asyncIterator]();
+  const first = it.next();
+  const second = it.next();
+  q.push("a"); // wakes the waiting calls; they have not run yet when the third comes
+  const third = it.next();
+  q.push("b");
+  q.push("c");
+  const fourth = it.next();
+  q.end();
+  assert.deepEqual(
+    (await Promise.all([first, second, third, fourth, it.next()])).map((r) =>
+      r.done === true ? "done" : r.value,
+    ),
+    ["a", "b", "c", "done", "done"],
+  );
+});
+
+test("MessageQueue: return() while next() calls wait answers them done; none is left pending", async () => {
+  const q = new MessageQueue<string>();
+  let abandoned = 0;
+  q.onAbandon = () => abandoned++;
+  const it = q[Symbol.asyncIterator]();
+  const waiting = [it.next(), it.next()];
+  assert.deepEqual(await it.return?.(), { done: true, value: undefined });
+  const pending = Symbol("pending");
+  const settled = await Promise.race([
+    Promise.all(waiting),
+    new Promise((r) => setImmediate(r, pending)),
+  ]);
+  assert.deepEqual(settled, [
+    { done: true, value: undefined },
+    { done: true, value: undefined },
+  ]);
+  assert.equal(abandoned, 1);
+  q.push("late");
+  assert.deepEqual(await it.next(), { done: true, value: undefined });
+});
