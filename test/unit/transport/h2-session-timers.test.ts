@@ -269,7 +269,7 @@ test("no session timer keeps a process alive: a host that made calls and never c
         ["--input-type=module", "-e", script],
         { timeout: 20_000, cwd: fileURLToPath(new URL("../../../", import.meta.url)) },
         (error, stdout, stderr) =>
-          error ? reject(new Error(`${String(error)} ${stderr}`)) : resolve(stdout),
+          error ? reject(new Error(`${error.message} ${stderr}`)) : resolve(stdout),
       );
     });
     assert.equal(out.trim(), "done");
