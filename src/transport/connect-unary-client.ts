@@ -77,6 +77,8 @@ export const connectUnaryWire: UnaryClientWire = {
   },
 };
 
+const TRAILER_PREFIX = "trailer-";
+
 class ConnectUnaryBody implements UnaryBodyReader {
   private readonly body: BodyBytes;
 
@@ -118,6 +120,10 @@ class ConnectUnaryBody implements UnaryBodyReader {
     // connect-es' trailerDemux, made lazily: `trailer-` fields are the trailer.
     const header = new NodeHeaders(this.h, "header");
     const trailer = new NodeHeaders(this.h, "trailer");
+    // A `trailer-` field with no name after the prefix cannot be a trailer:
+    // trailerDemux throws, and so must this, here, failing the call, not
+    // later in the caller's first read of the trailer.
+    if (this.h[TRAILER_PREFIX] !== undefined) trailer.has("x");
     if (this.unaryError !== undefined) {
       throw errorFromJsonBytes(bytes, appendHeaders(header, trailer), this.unaryError);
     }
