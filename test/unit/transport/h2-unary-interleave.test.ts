@@ -158,6 +158,12 @@ function random(seed: number): () => number {
   };
 }
 
+/** "drained" when the guard counts no call in flight (drain() resolves at once), else "pending". */
+async function drainedNow(guard: CallGuard): Promise<string> {
+  const drained = guard.drain(5_000).then(() => "drained");
+  return Promise.race([drained, new Promise<string>((r) => setTimeout(r, 100, "pending"))]);
+}
+
 const MODES = ["ok", "ok", "ok", "error", "reset", "cut", "deadline", "cancel"] as const;
 
 describe("64 interleaved unary calls on one session", () => {
@@ -260,7 +266,7 @@ describe("64 interleaved unary calls on one session", () => {
             }
           }
           assert.equal(getEventListeners(shared.signal, "abort").length, 0, "listeners left");
-          await guard.drain(1_000);
+          assert.equal(await drainedNow(guard), "drained", "no call left counted in flight");
         } finally {
           t.close();
         }
@@ -345,16 +351,46 @@ describe("CallGuard.close() with HTTP/2 unary calls in flight", () => {
             ),
             (e: unknown) => e instanceof ConnectError && e.code === Code.Unavailable,
           );
-          // No call is still counted in flight.
-          const drained = guard.drain(5_000).then(() => "drained");
-          assert.equal(
-            await Promise.race([drained, new Promise((r) => setTimeout(r, 100, "pending"))]),
-            "drained",
-          );
+          assert.equal(await drainedNow(guard), "drained", "no call left counted in flight");
         } finally {
           t.close();
         }
       });
     }
+  }
+});
+
+describe("CallGuard over HTTP/2: a caller's signal already aborted", () => {
+  let server: Server;
+  before(async () => (server = await startServer()));
+  after(() => server.close());
+
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the call fails with Canceled, sends nothing, and is not left in flight`, async () => {
+      const guard = new CallGuard("p", () => t.isBroken());
+      const t = createH2Transport(server.url, {}, { protocol, interceptors: [guard.interceptor] });
+      try {
+        const client = createClient(Bench, t.transport);
+        const c = new AbortController();
+        c.abort();
+        const id = `${protocol}-pre-aborted`;
+        await assert.rejects(
+          client.echo(
+            { value: new Uint8Array([1]) },
+            { signal: c.signal, headers: { "x-id": id, "x-mode": "ok" } },
+          ),
+          (e: unknown) => e instanceof ConnectError && e.code === Code.Canceled,
+        );
+        assert.equal(await drainedNow(guard), "drained");
+        // A later call on the same transport still works, and the first never reached the server.
+        await client.echo(
+          { value: new Uint8Array([2]) },
+          { headers: { "x-id": `${id}-2`, "x-mode": "ok" } },
+        );
+        assert.equal(server.opened.has(id), false);
+      } finally {
+        t.close();
+      }
+    });
   }
 });
