@@ -25,6 +25,8 @@ import { Bench } from "../../../bench/service.js";
  */
 interface Server {
   readonly url: string;
+  /** Every session the server has seen, and whether it has closed. */
+  readonly sessions: { closed: boolean }[];
   /** The x-id of every request the server has seen. */
   readonly opened: Set<string>;
   /** Reset code of each stream by x-id once closed (0: clean). */
@@ -44,9 +46,15 @@ async function startServer(): Promise<Server> {
   const opened = new Set<string>();
   const closed = new Map<string, number>();
   const sessions = new Set<http2.Http2Session>();
+  const seen: { closed: boolean }[] = [];
   server.on("session", (s) => {
+    const entry = { closed: false };
+    seen.push(entry);
     sessions.add(s);
-    s.once("close", () => sessions.delete(s));
+    s.once("close", () => {
+      entry.closed = true;
+      sessions.delete(s);
+    });
   });
   server.on("stream", (stream, h) => {
     const id = String(h["x-id"]);
@@ -63,6 +71,7 @@ async function startServer(): Promise<Server> {
       const answer = (): void => {
         if (stream.destroyed) return;
         switch (h["x-mode"]) {
+          case "goaway":
           case "ok":
             if (grpc) {
               stream.respond(
@@ -124,6 +133,9 @@ async function startServer(): Promise<Server> {
           default: // "hang": never answers
         }
       };
+      // A graceful GOAWAY that lets this stream finish, then the answer.
+      if (h["x-mode"] === "goaway")
+        stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
       const delay = Number(h["x-delay"] ?? 0);
       if (delay > 0) setTimeout(answer, delay).unref();
       else answer();
@@ -132,6 +144,7 @@ async function startServer(): Promise<Server> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sessions: seen,
     opened,
     closed,
     close: () => {
@@ -388,6 +401,37 @@ describe("CallGuard over HTTP/2: a caller's signal already aborted", () => {
           { headers: { "x-id": `${id}-2`, "x-mode": "ok" } },
         );
         assert.equal(server.opened.has(id), false);
+      } finally {
+        t.close();
+      }
+    });
+  }
+});
+
+describe("a graceful GOAWAY with a call in flight", () => {
+  let server: Server;
+  before(async () => (server = await startServer()));
+  after(() => server.close());
+
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the call finishes on the old session, which then closes; the next call opens a new one`, async () => {
+      const t = createH2Transport(server.url, {}, { protocol });
+      try {
+        const client = createClient(Bench, t.transport);
+        const first = server.sessions.length;
+        const id = `${protocol}-goaway`;
+        const res = await client.echo(
+          { value: new TextEncoder().encode(id) },
+          { headers: { "x-id": id, "x-mode": "goaway", "x-delay": "50" } },
+        );
+        assert.equal(new TextDecoder().decode(res.value), id);
+        await until("the old session closed", () => server.sessions[first]?.closed === true);
+        assert.equal(t.isBroken(), false, "a GOAWAY is not a broken connection");
+        await client.echo(
+          { value: new Uint8Array([1]) },
+          { headers: { "x-id": `${id}-2`, "x-mode": "ok" } },
+        );
+        assert.equal(server.sessions.length, first + 2);
       } finally {
         t.close();
       }
