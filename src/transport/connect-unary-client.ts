@@ -9,7 +9,7 @@ import {
   validateResponseWithCompression,
 } from "@connectrpc/connect/protocol-connect";
 import { defaultCompressions } from "./compression.js";
-import { NodeHeaders } from "./lazy-headers.js";
+import { NodeHeaders, TRAILER } from "./lazy-headers.js";
 import { BodyBytes } from "./unary-body.js";
 import {
   headerPairs,
@@ -77,8 +77,6 @@ export const connectUnaryWire: UnaryClientWire = {
   },
 };
 
-const TRAILER_PREFIX = "trailer-";
-
 class ConnectUnaryBody implements UnaryBodyReader {
   private readonly body: BodyBytes;
 
@@ -123,7 +121,7 @@ class ConnectUnaryBody implements UnaryBodyReader {
     // A `trailer-` field with no name after the prefix cannot be a trailer:
     // trailerDemux throws, and so must this, here, failing the call, not
     // later in the caller's first read of the trailer.
-    if (this.h[TRAILER_PREFIX] !== undefined) trailer.has("x");
+    if (this.h[TRAILER] !== undefined) trailer.has("x");
     if (this.unaryError !== undefined) {
       throw errorFromJsonBytes(bytes, appendHeaders(header, trailer), this.unaryError);
     }
