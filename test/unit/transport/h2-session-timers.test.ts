@@ -16,6 +16,7 @@ import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrp
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
+import { waitFor } from "../../helpers.js";
 
 /** echo answers after `x-delay` ms (0 when absent). */
 const routes = (router: ConnectRouter): void => {
@@ -61,14 +62,6 @@ async function startServer(): Promise<Server> {
   };
 }
 
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("H2Session idle timer", () => {
   let server: Server;
   before(async () => (server = await startServer()));
@@ -85,7 +78,7 @@ describe("H2Session idle timer", () => {
       const client = createClient(Bench, t.transport);
       await client.echo({ value: new Uint8Array([1]) });
       const ended = performance.now();
-      await until("the idle close", () => server.sessions[first]?.closedAt !== undefined);
+      await waitFor("the idle close", () => server.sessions[first]?.closedAt !== undefined);
       const after = (server.sessions[first]?.closedAt ?? 0) - ended;
       assert.ok(after >= 250, `closed ${after.toFixed(0)} ms after the last call`);
       assert.equal(t.isBroken(), false, "an idle close is not a broken connection");
@@ -113,7 +106,7 @@ describe("H2Session idle timer", () => {
       assert.deepEqual(res.value, new Uint8Array([3]));
       assert.equal(server.sessions[first]?.closedAt, undefined, "open when the call ended");
       assert.equal(server.sessions.length, first + 1);
-      await until(
+      await waitFor(
         "the idle close after the call",
         () => server.sessions[first]?.closedAt !== undefined,
       );
@@ -210,7 +203,7 @@ describe("H2Session PING watchdog", () => {
       const took = performance.now() - silencedAt;
       assert.ok(took < 10_000, `failed ${took.toFixed(0)} ms after the peer went silent`);
       // The stream closes before its session: the session is marked broken just after.
-      await until("the session marked broken", () => t.isBroken());
+      await waitFor("the session marked broken", () => t.isBroken());
     } finally {
       t.close();
       relay.close();

@@ -17,6 +17,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { CallGuard } from "../../../src/host/call-guard.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import { Bench } from "../../../bench/service.js";
+import { waitFor } from "../../helpers.js";
 
 /**
  * A hand-made Connect/gRPC unary server: `x-mode` says what it does after
@@ -152,14 +153,6 @@ async function startServer(): Promise<Server> {
       for (const s of sessions) s.destroy();
     },
   };
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A seeded PRNG, so that a failure can be replayed. */
@@ -343,7 +336,7 @@ describe("CallGuard.close() with HTTP/2 unary calls in flight", () => {
               ),
           );
           // Every request reached the server before close().
-          await until("the requests", () => ids.every((id) => server.opened.has(id)));
+          await waitFor("the requests", () => ids.every((id) => server.opened.has(id)));
           guard.close();
           const errors = await Promise.all(calls);
           for (const e of errors) {
@@ -352,7 +345,7 @@ describe("CallGuard.close() with HTTP/2 unary calls in flight", () => {
             assert.equal(e.rawMessage, "plugin p was closed");
           }
           for (const id of ids) {
-            await until(`${id}'s stream closed`, () => server.closed.has(id));
+            await waitFor(`${id}'s stream closed`, () => server.closed.has(id));
             assert.equal(server.closed.get(id), http2.constants.NGHTTP2_CANCEL, id);
           }
           await new Promise((r) => setTimeout(r, 20));
@@ -425,7 +418,7 @@ describe("a graceful GOAWAY with a call in flight", () => {
           { headers: { "x-id": id, "x-mode": "goaway", "x-delay": "50" } },
         );
         assert.equal(new TextDecoder().decode(res.value), id);
-        await until("the old session closed", () => server.sessions[first]?.closed === true);
+        await waitFor("the old session closed", () => server.sessions[first]?.closed === true);
         assert.equal(t.isBroken(), false, "a GOAWAY is not a broken connection");
         await client.echo(
           { value: new Uint8Array([1]) },
