@@ -23,3 +23,4 @@ import "./unit/security/canonical.test.js";
 import "./unit/host/sources.test.js";
 import "./unit/manifest/manifest.test.js";
 import "./unit/transport/framed/client.test.js";
+import "./unit/transport/lazy-headers.test.js";
