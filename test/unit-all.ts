@@ -24,3 +24,4 @@ import "./unit/host/sources.test.js";
 import "./unit/manifest/manifest.test.js";
 import "./unit/transport/framed/client.test.js";
 import "./unit/transport/create-client-iterator.test.js";
+import "./unit/transport/lazy-headers.test.js";

@@ -9,7 +9,7 @@ import {
   validateResponseWithCompression,
 } from "@connectrpc/connect/protocol-connect";
 import { defaultCompressions } from "./compression.js";
-import { NodeHeaders } from "./lazy-headers.js";
+import { NodeHeaders, TRAILER } from "./lazy-headers.js";
 import { BodyBytes } from "./unary-body.js";
 import {
   headerPairs,
@@ -118,6 +118,10 @@ class ConnectUnaryBody implements UnaryBodyReader {
     // connect-es' trailerDemux, made lazily: `trailer-` fields are the trailer.
     const header = new NodeHeaders(this.h, "header");
     const trailer = new NodeHeaders(this.h, "trailer");
+    // A `trailer-` field with no name after the prefix cannot be a trailer:
+    // trailerDemux throws, and so must this, here, failing the call, not
+    // later in the caller's first read of the trailer.
+    if (this.h[TRAILER] !== undefined) trailer.has("x");
     if (this.unaryError !== undefined) {
       throw errorFromJsonBytes(bytes, appendHeaders(header, trailer), this.unaryError);
     }

@@ -3,7 +3,8 @@ import type * as http2 from "node:http2";
 /** Which fields of a Connect unary response a NodeHeaders holds. */
 export type HeaderPick = "all" | "header" | "trailer";
 
-const TRAILER = "trailer-";
+/** The prefix of a Connect unary trailer field sent as a header. */
+export const TRAILER = "trailer-";
 
 /**
  * Fetch `Headers` over a node:http2 header object, copied in only when first

@@ -57,6 +57,24 @@ export const scenarios: Record<string, Respond> = {
     s.respond({ ...connectOk, "x-head": "h1", "trailer-x-tail": "t1" });
     s.end(reply);
   },
+  // Multi-valued fields, cookies and a binary field, in the headers and the trailer- fields.
+  "connect-ok-metadata": (s) => {
+    s.respond({
+      ...connectOk,
+      "set-cookie": ["a=1", "b=2"],
+      "x-multi": ["m1", "m2"],
+      "x-head-bin": "AAEC",
+      "trailer-x-tail": ["t1", "t2"],
+      "trailer-set-cookie": ["c=3"],
+      "trailer-x-tail-bin": "AwQ=",
+    });
+    s.end(reply);
+  },
+  // A "trailer-" field with nothing after the prefix: no trailer name.
+  "connect-ok-empty-trailer-name": (s) => {
+    s.respond({ ...connectOk, "trailer-": "t1" });
+    s.end(reply);
+  },
   "connect-ok-length": (s) => {
     s.respond({ ...connectOk, "content-length": String(reply.byteLength) });
     s.end(reply);
@@ -125,6 +143,57 @@ export const scenarios: Record<string, Respond> = {
     s.respond({ ...grpcOk, "x-head": "h1" }, { waitForTrailers: true });
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0", "x-tail": "t1" }));
     s.end(envelope(reply));
+  },
+  // Multi-valued fields, cookies and binary fields, in the headers and the trailers.
+  "grpc-ok-metadata": (s) => {
+    s.respond(
+      { ...grpcOk, "set-cookie": ["a=1", "b=2"], "x-multi": ["m1", "m2"], "x-head-bin": "AAEC" },
+      { waitForTrailers: true },
+    );
+    s.once("wantTrailers", () =>
+      s.sendTrailers({
+        "grpc-status": "0",
+        "x-tail": ["t1", "t2"],
+        "set-cookie": ["c=3"],
+        "x-tail-bin": "AwQ=",
+      }),
+    );
+    s.end(envelope(reply));
+  },
+  "grpc-ok-plain-type": (s) => {
+    s.respond({ ...grpcOk, "content-type": "application/grpc" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  // Status 0, but a grpc-status-details-bin with another code: the details win.
+  "grpc-status-0-details-error": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    const status = new BinaryWriter()
+      .tag(1, WireType.Varint)
+      .int32(5)
+      .tag(2, WireType.LengthDelimited)
+      .string("gone")
+      .finish();
+    s.once("wantTrailers", () =>
+      s.sendTrailers({
+        "grpc-status": "0",
+        "grpc-status-details-bin": Buffer.from(status).toString("base64"),
+      }),
+    );
+    s.end(envelope(reply));
+  },
+  // A grpc-encoding announced, the message sent uncompressed (flag 0).
+  "grpc-gzip-plain-envelope": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  // The envelope in two writes of which the first holds exactly its header.
+  "grpc-head-then-data": (s) => {
+    s.respond(grpcOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    const e = envelope(reply);
+    s.write(e.subarray(0, 5), () => setTimeout(() => s.end(e.subarray(5)), 5));
   },
   "grpc-br": (s) => {
     s.respond({ ...grpcOk, "grpc-encoding": "br" }, { waitForTrailers: true });
