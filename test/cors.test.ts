@@ -289,6 +289,27 @@ test("DNS rebinding: a loopback plugin refuses a Host that is not a loopback nam
   });
 });
 
+test("DNS rebinding: the Host verdict is judged per request and per server (two plugins in one process, different allowedHosts, interleaved)", async () => {
+  await withPlugin({ allowedHosts: ["a.internal"] }, async (a) => {
+    await withPlugin({ allowedHosts: ["b.internal"] }, async (b) => {
+      const status = async (url: string, host: string): Promise<number> =>
+        (await rawGet(url, { host })).status;
+      for (let round = 0; round < 2; round++) {
+        assert.notEqual(await status(a, "a.internal"), 403);
+        assert.equal(await status(b, "a.internal"), 403, "b refuses a's name after a let it in");
+        assert.notEqual(await status(b, "b.internal"), 403);
+        assert.equal(await status(a, "b.internal"), 403, "a refuses b's name after b let it in");
+        // One server: refused, allowed, refused, the same name twice in a row.
+        assert.equal(await status(a, "evil.example"), 403);
+        assert.equal(await status(a, "evil.example"), 403);
+        assert.notEqual(await status(a, "127.0.0.1"), 403);
+        assert.equal(await status(a, "evil.example:81"), 403);
+        assert.notEqual(await status(a, "a.internal:9"), 403);
+      }
+    });
+  });
+});
+
 test("DNS rebinding: a Host with an IPv6 zone id is judged by its address and never breaks the plugin", async () => {
   await withPlugin({}, async (url) => {
     // The zone holds '::' and reads as a ninth group (a RangeError killed the process).

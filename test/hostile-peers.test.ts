@@ -6,7 +6,9 @@
  * its host. Memory bounds are measured in this process (the server runs
  * here) as the heap and buffers retained after a garbage collection.
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -594,6 +596,81 @@ describe("the PING watchdog and a peer that reads slowly", () => {
       await server.close();
     }
   });
+});
+
+describe("the PING watchdog and a peer whose event loop is blocked", () => {
+  // A real client process that blocks its event loop for 1.5 s (1.5 stuck
+  // checks) with a large response arriving (64 KiB to 4 MiB, Go-sized
+  // windows so that the server's socket fills), with a slow server stream
+  // open, while idle, and right after each of three 1 MiB responses ended;
+  // PINGs every 100 ms after each ACK, so several fall into every block.
+  const blocked = (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    const size = /^\/size\/(\d+)$/.exec(_req.url)?.[1];
+    if (size !== undefined) {
+      res.end(Buffer.alloc(Number(size), 1));
+      return;
+    }
+    let n = 0;
+    const tick = setInterval(() => {
+      res.write(Buffer.alloc(1024, 2));
+      if (++n === 15) {
+        clearInterval(tick);
+        res.end();
+      }
+    }, 200);
+    res.once("close", () => clearInterval(tick));
+  };
+  for (const tls of [false, true]) {
+    test(`${tls ? "TLS (node:http2 reads the socket)" : "h2c on a unix socket"}: never cut off, every response whole, the same session throughout`, async () => {
+      const cert = generateAutoMtlsCertificate("P-256");
+      const reasons: string[] = [];
+      const server = await PluginHttpServer.listen(
+        blocked as unknown as Parameters<typeof PluginHttpServer.listen>[0],
+        tls
+          ? { network: "tcp", host: "127.0.0.1", port: 0 }
+          : { network: "unix", path: join(tempDir("h2-blocked-"), "p.sock") },
+        {
+          acceptHttp1: false,
+          ...(tls && { tls: { cert: cert.certPem, key: cert.keyPem } }),
+          ping: { intervalMs: 100, timeoutMs: 10_000 },
+          onPeerCutOff: (r) => reasons.push(r),
+        },
+      );
+      try {
+        const { address } = server.bound;
+        const config = tls
+          ? { url: `https://${address}`, blockMs: 1_500, ca: cert.certPem }
+          : { url: "http://localhost", blockMs: 1_500, socketPath: address };
+        const child = spawn(
+          process.execPath,
+          [
+            fileURLToPath(new URL("./fixtures/blocking-h2-peer.js", import.meta.url)),
+            JSON.stringify(config),
+          ],
+          { stdio: ["ignore", "pipe", "inherit"] },
+        );
+        let out = "";
+        child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+        await new Promise((resolve) => child.once("close", resolve));
+        const result = JSON.parse(out) as Record<string, unknown>;
+        assert.deepEqual(reasons, []);
+        assert.deepEqual(result, {
+          small: 16,
+          "blocked during 65536 B": 65_536,
+          "blocked during 262144 B": 262_144,
+          "blocked during 1048576 B": 1_048_576,
+          "blocked during 4194304 B": 4_194_304,
+          "blocked during a slow stream": 15 * 1024,
+          "after blocking idle": 16,
+          ...Object.fromEntries([0, 1, 2].map((i) => [`blocked after ${i}`, 1_048_576])),
+          last: 16,
+          closedEarly: false,
+        });
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
 
 /**

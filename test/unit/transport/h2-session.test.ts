@@ -107,3 +107,89 @@ test("gRPC-web over HTTP/2 to an unknown method keeps the CORS headers on its tr
     await handle.shutdown();
   }
 });
+
+/** A raw server whose sessions close after `idleMs` without streams; each session's open set and close time. */
+async function idleServer(
+  idleMs: number,
+  handler: (stream: http2.ServerHttp2Stream) => void,
+): Promise<{
+  url: string;
+  server: http2.Http2Server;
+  sessions: { open: ReadonlySet<http2.ServerHttp2Stream>; closedAt?: number }[];
+}> {
+  const server = http2.createServer();
+  const sessions: { open: ReadonlySet<http2.ServerHttp2Stream>; closedAt?: number }[] = [];
+  server.on("session", (s) => {
+    const entry: (typeof sessions)[number] = { open: closeWhenIdle(s, idleMs) };
+    sessions.push(entry);
+    s.once("close", () => (entry.closedAt = Date.now()));
+  });
+  server.on("stream", handler);
+  return { url: await listen(server), server, sessions };
+}
+
+test("idle close: never while a stream is open (held 4 idle periods), then idleMs after it ends; the stream set empties", async () => {
+  let finish: (() => void) | undefined;
+  const { url, server, sessions } = await idleServer(200, (stream) => {
+    stream.respond({ ":status": 200 });
+    finish = () => stream.end("done");
+  });
+  const client = http2.connect(url);
+  client.on("error", () => {});
+  try {
+    const req = client.request({ ":path": "/" });
+    req.end();
+    req.resume();
+    await new Promise((resolve) => req.once("response", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    assert.equal(sessions[0]?.closedAt, undefined, "closed while a stream was open");
+    assert.equal(sessions[0]?.open.size, 1);
+    const ended = Date.now();
+    finish?.();
+    await new Promise((resolve) => client.once("close", resolve));
+    const after = (sessions[0]?.closedAt ?? 0) - ended;
+    assert.ok(after >= 190, `closed ${after} ms after the stream ended (idle 200 ms)`);
+    assert.equal(sessions[0]?.open.size, 0);
+  } finally {
+    client.destroy();
+    server.close();
+  }
+});
+
+for (const how of [
+  "a client RST_STREAM",
+  "a server RST_STREAM",
+  "the session destroyed",
+] as const) {
+  test(`idle close: a stream ended by ${how} leaves the stream set empty, and the session closes once idle`, async () => {
+    const streams: http2.ServerHttp2Stream[] = [];
+    const { url, server, sessions } = await idleServer(150, (stream) => {
+      streams.push(stream);
+      stream.on("error", () => {});
+      stream.respond({ ":status": 200 });
+      stream.write("part"); // never ended by the handler
+    });
+    const client = http2.connect(url);
+    client.on("error", () => {});
+    try {
+      const req = client.request({ ":path": "/" });
+      req.on("error", () => {});
+      req.end();
+      await new Promise((resolve) => req.once("data", resolve));
+      assert.equal(sessions[0]?.open.size, 1);
+      if (how === "a client RST_STREAM") req.close(http2.constants.NGHTTP2_CANCEL);
+      else if (how === "a server RST_STREAM")
+        streams[0]?.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else client.destroy();
+      await new Promise<void>((resolve) => {
+        const poll = (): void =>
+          sessions[0]?.closedAt !== undefined ? resolve() : void setTimeout(poll, 20);
+        poll();
+      });
+      assert.equal(sessions[0]?.open.size, 0);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+}
