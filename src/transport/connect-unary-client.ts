@@ -72,7 +72,6 @@ export const connectUnaryWire: UnaryClientWire = {
       limits,
       v.compression,
       v.isUnaryError ? v.unaryError : undefined,
-      header,
     );
   },
 };
@@ -86,16 +85,8 @@ class ConnectUnaryBody implements UnaryBodyReader {
     private readonly compression: Compression | undefined,
     /** The error the HTTP status means, for a JSON error body to refine. */
     private readonly unaryError: ConnectError | undefined,
-    /** The headers as connect-es' checks read them, when they did. */
-    private readonly header?: Headers,
   ) {
-    const length = h["content-length"];
-    this.body = new BodyBytes(
-      limits.readMaxBytes,
-      typeof length === "string" || header === undefined
-        ? (length ?? null)
-        : header.get("content-length"),
-    );
+    this.body = new BodyBytes(limits.readMaxBytes, h["content-length"] ?? null);
   }
 
   push(chunk: Uint8Array): void {

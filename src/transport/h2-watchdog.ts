@@ -75,7 +75,8 @@ export function watchPings(
   session: http2.ServerHttp2Session,
   options: PingWatchOptions,
   cutOff: (why: string) => void,
-  streams: ReadonlySet<http2.ServerHttp2Stream> = openStreams(session),
+  /** The session's open streams, as closeWhenIdle() keeps them (node:http2 lists none). */
+  streams: ReadonlySet<http2.ServerHttp2Stream>,
 ): void {
   const intervalMs = options.intervalMs ?? H2_PING_INTERVAL_MS;
   const timeoutMs = options.timeoutMs ?? H2_PING_TIMEOUT_MS;
@@ -126,14 +127,4 @@ function stopped(
   if ((session.state.outboundQueueSize ?? 0) === 0) return false;
   for (const stream of streams) if (stream.bufferSize > 0) return false;
   return true;
-}
-
-/** The open streams of `session` (node:http2 lists none); closeWhenIdle() keeps the same set. */
-function openStreams(session: http2.ServerHttp2Session): ReadonlySet<http2.ServerHttp2Stream> {
-  const open = new Set<http2.ServerHttp2Stream>();
-  session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    open.add(stream);
-    stream.once("close", () => open.delete(stream));
-  });
-  return open;
 }
