@@ -30,6 +30,7 @@ import {
   subprocess,
   type PluginSource,
 } from "../src/index.js";
+import { firstMatch } from "./child-output.js";
 import { Bench, benchHandshake, benchPlugin } from "./service.js";
 import { grpcDefinition } from "./grpc-definition.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
@@ -190,15 +191,7 @@ export async function connectPluginRemote(
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    child.stderr.on("data", (c: Buffer) => {
-      buffered += c.toString();
-      const m = /"url":"([^"]+)"/.exec(buffered);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    child.once("exit", () => reject(new Error(`bench plugin exited: ${buffered}`)));
-  });
+  const url = await firstMatch(child, "stderr", /"url":"([^"]+)"/, "bench plugin");
   const source =
     protocol === "framed" || protocol === "framed+tls"
       ? remote(url, {

@@ -31,6 +31,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { buildGoContenders } from "./go-build.js";
+import { firstMatch } from "./child-output.js";
 import { shuffled } from "./stats.js";
 
 const here = fileURLToPath(import.meta.url);
@@ -233,18 +234,6 @@ async function startNodePlugin(): Promise<{ child: ChildProcess; url: string; po
   });
   const url = await firstMatch(child, "stderr", /"url":"([^"]+)"/);
   return { child, url, port: Number(new URL(url).port) };
-}
-
-function firstMatch(child: ChildProcess, from: "stdout" | "stderr", re: RegExp): Promise<string> {
-  return new Promise((resolveMatch, reject) => {
-    let buffered = "";
-    child[from]?.on("data", (c: Buffer) => {
-      buffered += c.toString();
-      const m = re.exec(buffered);
-      if (m?.[1] !== undefined) resolveMatch(m[1]);
-    });
-    child.once("exit", () => reject(new Error(`server exited: ${buffered}`)));
-  });
 }
 
 // --------------------------------------------------------------- parent side

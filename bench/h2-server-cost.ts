@@ -29,6 +29,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { firstMatch } from "./child-output.js";
 import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -71,25 +72,13 @@ function cpuNs(pid: number): number {
   return total;
 }
 
-function lines(child: ChildProcess, from: "stdout" | "stderr", match: RegExp): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    let buffered = "";
-    child[from]?.on("data", (c: Buffer) => {
-      buffered += c.toString();
-      const m = match.exec(buffered);
-      if (m?.[1] !== undefined) resolvePromise(m[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`server exited (${code}): ${buffered}`)));
-  });
-}
-
 async function floor(): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), "h2cost-"));
   const socket = join(dir, "s.sock");
   const child = spawn(process.execPath, [join(here, "servers.js"), "h2", socket], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  await lines(child, "stdout", /(ready)/);
+  await firstMatch(child, "stdout", /(ready)/);
   return {
     name: "floor (bare node:http2, unix)",
     child,
@@ -108,7 +97,7 @@ async function network(label: string, dist: string): Promise<Server> {
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const url = new URL(await lines(child, "stderr", /"url":"([^"]+)"/));
+  const url = new URL(await firstMatch(child, "stderr", /"url":"([^"]+)"/));
   return {
     name: `${label} network mode (TCP)`,
     child,
@@ -124,7 +113,7 @@ async function launched(label: string, dist: string): Promise<Server> {
     env: { ...process.env, BENCH_PLUGIN: "bench", PLUGIN_PROTOCOL_VERSIONS: "1" },
     stdio: ["pipe", "pipe", "inherit"],
   });
-  const socket = await lines(child, "stdout", /^\d+\|\d+\|unix\|([^|]+)\|/m);
+  const socket = await firstMatch(child, "stdout", /^\d+\|\d+\|unix\|([^|]+)\|/m);
   return {
     name: `${label} launched h2c (unix)`,
     child,
