@@ -29,6 +29,8 @@ const factories = {
   "subprocess-framed-plain": (name: string) =>
     connectPluginSubprocess(name, ["framed"], benchPluginMain, false),
   "subprocess-connect": (name: string) => connectPluginSubprocess(name, ["connect"]),
+  "subprocess-connect-plain": (name: string) =>
+    connectPluginSubprocess(name, ["connect"], benchPluginMain, false),
   "remote-connect": (name: string) => connectPluginRemote(name),
   "remote-grpc": (name: string) => connectPluginRemote(name, "grpc"),
   "remote-framed": (name: string) => connectPluginRemote(name, "framed"),

@@ -89,6 +89,8 @@ const snapshotBlob = await snapshotBenchPlugin();
 const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
 const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
 const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
+/** The row above without TLS: like for like with the cleartext HTTP/2 floor. */
+const CP_H2_PLAIN = "connect-plugin subprocess, unix socket, Connect over HTTP/2, autoMTLS: false";
 const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
 const CP_REMOTE_GRPC = "connect-plugin remote, loopback TCP, gRPC over HTTP/2";
 const CP_REMOTE_FRAMED = "connect-plugin remote, loopback TCP, framed";
@@ -115,6 +117,7 @@ const starts: Start[] = [
   nodeHost(CP_FRAMED, "subprocess-framed"),
   nodeHost(CP_FRAMED_PLAIN, "subprocess-framed-plain"),
   nodeHost(CP_H2, "subprocess-connect"),
+  nodeHost(CP_H2_PLAIN, "subprocess-connect-plain"),
   nodeHost(CP_REMOTE, "remote-connect"),
   nodeHost(CP_REMOTE_GRPC, "remote-grpc"),
   nodeHost(CP_REMOTE_FRAMED, "remote-framed"),
@@ -455,17 +458,20 @@ const targets: Target[] = [
     met: pssNode <= 12,
   },
   { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
-  ...[CP_H2, CP_REMOTE, CP_REMOTE_GRPC, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map((row): Target => {
-    const u = num(find(S.unary, row)?.p50_us);
-    const c = num(find(S.concurrent, row)?.ops_per_s);
-    const uH2 = num(find(S.unary, H2_FLOOR)?.p50_us);
-    const cH2 = num(find(S.concurrent, H2_FLOOR)?.ops_per_s);
-    return {
-      name: `HTTP/2 floor: ${row}: p50 ≤ 1.3×, ${CALLERS} callers ≥ 0.8×`,
-      measured: `${u} µs (${(u / uH2).toFixed(2)}×), ${c.toLocaleString("en-US")} calls/s (${(c / cH2).toFixed(2)}×)`,
-      met: u <= 1.3 * uH2 && c >= 0.8 * cH2,
-    };
-  }),
+  // The HTTP/2 floor is cleartext: CP_H2 (AutoMTLS) is printed, but judged without TLS.
+  ...[CP_H2_PLAIN, CP_REMOTE, CP_REMOTE_GRPC, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map(
+    (row): Target => {
+      const u = num(find(S.unary, row)?.p50_us);
+      const c = num(find(S.concurrent, row)?.ops_per_s);
+      const uH2 = num(find(S.unary, H2_FLOOR)?.p50_us);
+      const cH2 = num(find(S.concurrent, H2_FLOOR)?.ops_per_s);
+      return {
+        name: `HTTP/2 floor: ${row}: p50 ≤ 1.3×, ${CALLERS} callers ≥ 0.8×`,
+        measured: `${u} µs (${(u / uH2).toFixed(2)}×), ${c.toLocaleString("en-US")} calls/s (${(c / cH2).toFixed(2)}×)`,
+        met: u <= 1.3 * uH2 && c >= 0.8 * cH2,
+      };
+    },
+  ),
   ...[CP_REMOTE_FRAMED, CP_REMOTE_FRAMED_TLS].map((row): Target => {
     const u = num(find(S.unary, row)?.p50_us);
     const c = num(find(S.concurrent, row)?.ops_per_s);
