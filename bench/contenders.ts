@@ -515,6 +515,9 @@ export async function vscodeJsonRpc(name: string): Promise<Contender> {
   );
 }
 
+const ASK_TIMEOUT_MS = 300_000;
+const CLOSE_TIMEOUT_MS = 10_000;
+
 /**
  * A host process, Node (bench/node-host.ts) or Go (go/bench/goplugin/host),
  * with its plugin or server, driven over a JSON-lines pipe: one command per
@@ -584,9 +587,26 @@ export class HostProcess implements Contender {
     );
   }
 
+  /**
+   * Sends one command and waits for its answer, at most ASK_TIMEOUT_MS (5
+   * min: the longest command, 50 plugins started for the RSS row, takes
+   * seconds); a host that does not answer is killed, so a stuck contender
+   * fails the run instead of hanging it.
+   */
   async ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
     this.child.stdin?.write(`${JSON.stringify(command)}\n`);
-    const line = await this.lines.next();
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.kill();
+        reject(
+          new Error(
+            `${this.name}: no answer to ${String(command["op"])} in ${ASK_TIMEOUT_MS / 1000} s`,
+          ),
+        );
+      }, ASK_TIMEOUT_MS);
+    });
+    const line = await Promise.race([this.lines.next(), silent]).finally(() => clearTimeout(timer));
     if (line.done === true) throw new Error(`${this.name}: the host process exited`);
     const res = JSON.parse(line.value) as Record<string, unknown>;
     if (typeof res["error"] === "string") throw new Error(`${this.name}: ${res["error"]}`);
@@ -638,13 +658,29 @@ export class HostProcess implements Contender {
     );
   }
 
+  /**
+   * Ends the host's stdin, so that it closes its plugin and exits; a host
+   * still running CLOSE_TIMEOUT_MS (10 s) later is killed with its group.
+   */
   async close(): Promise<void> {
     const exited = new Promise((resolve) => this.child.once("exit", resolve));
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.stdin?.end();
+      const timer = setTimeout(() => this.kill(), CLOSE_TIMEOUT_MS);
       await exited;
+      clearTimeout(timer);
     }
     this.cleanup();
+  }
+
+  /** SIGKILL to the host's process group (its own, see spawn): the host and its plugin. */
+  private kill(): void {
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
   }
 }
 
