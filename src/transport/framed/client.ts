@@ -22,14 +22,14 @@ import type { ClientTransport } from "../client-transport.js";
 import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
+import { CallTable } from "./call-table.js";
+import { OpenEncoder } from "./open-frame.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
   FrameType,
   FrameWriter,
   MessageQueue,
-  headersToPairs,
-  jsonPayload,
   pairsToHeaders,
   parseJson,
   readFrames,
@@ -113,7 +113,8 @@ export class FramedConnection implements CallTarget {
   readonly settlesStreams = true;
   private socket: Duplex | undefined;
   private lastId = 0;
-  private readonly calls = new Map<number, PendingCall>();
+  private readonly calls = new CallTable<PendingCall>();
+  private readonly inUse = (id: number): boolean => this.calls.has(id);
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
   private readonly reader: FrameReader;
@@ -231,7 +232,7 @@ export class FramedConnection implements CallTarget {
   private fail(error: ConnectError): void {
     this.failure ??= error;
     this.socket?.destroy();
-    const calls = [...this.calls.values()];
+    const calls = this.calls.values();
     this.calls.clear();
     for (const call of calls) call.onEnd(error);
   }
@@ -242,26 +243,10 @@ export class FramedConnection implements CallTarget {
     return this.writer as FrameWriter;
   }
 
-  /** Open frames of calls without headers or deadline, by path (the same bytes every time). */
-  private readonly plainOpens = new Map<string, Buffer>();
+  private readonly opens = new OpenEncoder();
 
   private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
-    const h = headersToPairs(header);
-    if (h === undefined && timeoutMs === undefined) {
-      let payload = this.plainOpens.get(path);
-      if (payload === undefined) {
-        payload = jsonPayload({ p: path });
-        // Paths are a service's methods; the bound only guards against a caller inventing them.
-        if (this.plainOpens.size < 1024) this.plainOpens.set(path, payload);
-      }
-      this.out.frame(FrameType.open, id, payload);
-      return;
-    }
-    this.out.frame(
-      FrameType.open,
-      id,
-      jsonPayload({ p: path, ...(timeoutMs !== undefined && { t: timeoutMs }), ...(h && { h }) }),
-    );
+    this.out.frame(FrameType.open, id, this.opens.encode(path, header, timeoutMs));
   }
 
   private cancel(id: number): void {
@@ -270,7 +255,7 @@ export class FramedConnection implements CallTarget {
   }
 
   private allocate(): number {
-    this.lastId = nextCallId(this.lastId, (id) => this.calls.has(id));
+    this.lastId = nextCallId(this.lastId, this.inUse);
     return this.lastId;
   }
 
