@@ -51,6 +51,14 @@ export interface FramedTransportOptions {
   readonly tls?: FramedClientTls;
   /** Who is at the other end, in error messages. Default "the plugin". */
   readonly peer?: string;
+  /**
+   * Headers sent with every call after the interceptors have run, replacing
+   * any of the same name (names in lower case): a launched plugin's launch
+   * token, which no interceptor then sees. Set here rather than by an
+   * interceptor, it costs no copy of each call's headers and request (about
+   * 1 µs of a 64-caller call's 8-10 µs on the host). Default: none.
+   */
+  readonly callHeaders?: readonly (readonly [string, string])[];
 }
 
 /**
@@ -81,7 +89,9 @@ export function createFramedTransport(
   target: FramedTarget,
   options: FramedTransportOptions = {},
 ): ClientTransport {
-  const connection = new FramedConnection(target, options.tls, options.peer ?? "the plugin");
+  const connection = new FramedConnection(target, options.tls, options.peer ?? "the plugin", {
+    ...(options.callHeaders !== undefined && { callHeaders: options.callHeaders }),
+  });
   return {
     transport: new CallRunner(connection, options.interceptors),
     close: (reason) => connection.close(reason),
@@ -131,8 +141,11 @@ export class FramedConnection implements CallTarget {
       readonly writeMaxBytes?: number;
       /** Let the process exit while no call is in flight (network connections, as H2Session's). */
       readonly unrefWhenIdle?: boolean;
+      /** See FramedTransportOptions.callHeaders. */
+      readonly callHeaders?: readonly (readonly [string, string])[];
     } = {},
   ) {
+    this.opens = new OpenEncoder(limits.callHeaders);
     this.unrefWhenIdle = limits.unrefWhenIdle === true;
     this.readMaxBytes = Math.min(limits.readMaxBytes ?? MAX, MAX);
     this.writeMaxBytes = Math.min(limits.writeMaxBytes ?? MAX, MAX);
@@ -243,7 +256,7 @@ export class FramedConnection implements CallTarget {
     return this.writer as FrameWriter;
   }
 
-  private readonly opens = new OpenEncoder();
+  private readonly opens: OpenEncoder;
 
   private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
     this.out.frame(FrameType.open, id, this.opens.encode(path, header, timeoutMs));

@@ -17,23 +17,36 @@ export interface OpenHead {
   readonly h?: unknown;
 }
 
-/** Encodes open frames, reusing the bytes of the last one with the same path and headers. */
+/**
+ * Encodes open frames, reusing the bytes of the last one with the same path
+ * and headers. `callHeaders` go with every call after the call's own
+ * headers, replacing any of the same name (names in lower case).
+ */
 export class OpenEncoder {
-  /** Frames without headers or deadline, by path (a service's methods). */
+  /** Frames without headers of the call's own or deadline, by path (a service's methods). */
   private readonly plain = new Map<string, Buffer>();
   private lastPath = "";
   private lastPairs: [string, string][] | undefined;
   private lastPayload: Buffer | undefined;
+  private readonly fixed: [string, string][];
+  private readonly fixedNames: ReadonlySet<string>;
+
+  constructor(callHeaders: readonly (readonly [string, string])[] = []) {
+    this.fixed = callHeaders.map(([name, value]) => [name, value]);
+    this.fixedNames = new Set(this.fixed.map(([name]) => name));
+  }
 
   encode(path: string, header: Headers, timeoutMs: number | undefined): Buffer {
-    const h = headersToPairs(header);
+    const own = headersToPairs(header);
     if (timeoutMs !== undefined) {
+      const h = this.withFixed(own);
       return jsonPayload({ p: path, t: timeoutMs, ...(h && { h }) });
     }
-    if (h === undefined) {
+    if (own === undefined) {
       let payload = this.plain.get(path);
       if (payload === undefined) {
-        payload = jsonPayload({ p: path });
+        const h = this.withFixed(undefined);
+        payload = jsonPayload({ p: path, ...(h && { h }) });
         // Paths are a service's methods; the bound only guards against a caller inventing them.
         if (this.plain.size < 1024) this.plain.set(path, payload);
       }
@@ -42,15 +55,22 @@ export class OpenEncoder {
     if (
       this.lastPayload !== undefined &&
       path === this.lastPath &&
-      samePairs(h, this.lastPairs as [string, string][])
+      samePairs(own, this.lastPairs as [string, string][])
     ) {
       return this.lastPayload;
     }
-    const payload = jsonPayload({ p: path, h });
+    const payload = jsonPayload({ p: path, h: this.withFixed(own) });
     this.lastPath = path;
-    this.lastPairs = h;
+    this.lastPairs = own;
     this.lastPayload = payload;
     return payload;
+  }
+
+  /** The call's own headers (minus those callHeaders replace), then callHeaders. */
+  private withFixed(own: [string, string][] | undefined): [string, string][] | undefined {
+    if (this.fixed.length === 0) return own;
+    if (own === undefined) return this.fixed;
+    return [...own.filter(([name]) => !this.fixedNames.has(name)), ...this.fixed];
   }
 }
 

@@ -83,3 +83,29 @@ test("decoder: frames with a deadline are parsed each time; malformed ones throw
   assert.equal(dec.decode(Buffer.from("null")), null);
   assert.equal(dec.decode(new Uint8Array(0)), undefined);
 });
+
+test("encoder: callHeaders go last on every frame and replace the call's own of that name", () => {
+  const enc = new OpenEncoder([["authorization", "Bearer secret"]]);
+  assert.deepEqual(json(enc.encode("/s.S/M", new Headers(), undefined)), {
+    p: "/s.S/M",
+    h: [["authorization", "Bearer secret"]],
+  });
+  const own = new Headers({ authorization: "Bearer forged", "x-a": "1" });
+  const a = enc.encode("/s.S/M", own, undefined);
+  assert.deepEqual(json(a), {
+    p: "/s.S/M",
+    h: [
+      ["x-a", "1"],
+      ["authorization", "Bearer secret"],
+    ],
+  });
+  assert.equal(enc.encode("/s.S/M", new Headers(own), undefined), a, "cached like any other");
+  assert.deepEqual(json(enc.encode("/s.S/M", new Headers({ "x-a": "1" }), 9)), {
+    p: "/s.S/M",
+    t: 9,
+    h: [
+      ["x-a", "1"],
+      ["authorization", "Bearer secret"],
+    ],
+  });
+});
