@@ -55,8 +55,8 @@ export interface FramedTransportOptions {
    * Headers sent with every call after the interceptors have run, replacing
    * any of the same name (names in lower case): a launched plugin's launch
    * token, which no interceptor then sees. Set here rather than by an
-   * interceptor, it costs no copy of each call's headers and request (about
-   * 1 µs of a 64-caller call's 8-10 µs on the host). Default: none.
+   * interceptor, it costs no copy of each call's headers and request (0.6-0.9
+   * µs per call on the host). Default: none.
    */
   readonly callHeaders?: readonly (readonly [string, string])[];
 }
