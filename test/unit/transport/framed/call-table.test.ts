@@ -68,7 +68,7 @@ test("churn as 64 callers make it: the table ends empty and every id maps to its
   assert.equal(t.size, 0);
 });
 
-test("ids that share a slot (1024 apart) are kept apart, each found and removed once", () => {
+test("ids that share a slot (1024 apart: a multiple of the slots) are kept apart, each found and removed once", () => {
   const t = new CallTable<string>();
   t.set(5, "a");
   t.set(5 + 1024, "b"); // the slot is taken: kept beside it
