@@ -3,7 +3,8 @@
  * connect-plugin alone, for profiling (`node --cpu-prof dist/bench/micro.js
  * unary`; set CONNECT_PLUGIN_PROFILE_PLUGIN=1 to profile the plugin process
  * too). Scenarios: unary, unary-notls, concurrent, concurrent-notls,
- * stream, stream-notls, inproc, floor. Prints one figure per second.
+ * stream, stream-notls, mib, mib-notls (sequential 1 MiB calls), inproc,
+ * floor. Prints one figure per second.
  */
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
@@ -27,6 +28,7 @@ const source =
 const client = await openPlugin(source);
 const bench = client.dispense("bench");
 const msg = create(BytesValueSchema, { value: new Uint8Array(16).fill(7) });
+const big = create(BytesValueSchema, { value: new Uint8Array(1024 * 1024).fill(7) });
 
 const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
 for (let s = 0; s < seconds; s++) {
@@ -47,6 +49,11 @@ for (let s = 0; s < seconds; s++) {
         }
       }),
     );
+  } else if (kind === "mib") {
+    while (performance.now() < end) {
+      await bench.echo(big);
+      n++;
+    }
   } else if (kind === "stream") {
     while (performance.now() < end) {
       for await (const _ of bench.stream({ value: 20_000n })) n++;

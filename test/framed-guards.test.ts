@@ -370,6 +370,23 @@ describe("launched with CONNECT_PLUGIN_TRANSPORTS=framed", () => {
           });
         }
         assert.equal((await client(KV, "s3cret").get({ key: "a" })).found, false);
+        // The launch token as the host sends it (callHeaders): it replaces an
+        // authorization header an interceptor set, whichever is right.
+        const viaOption = (token: string, forged: string) => {
+          const t = createFramedTransport(line, {
+            callHeaders: [["authorization", `Bearer ${token}`]],
+            interceptors: [
+              (next) => (req) => (req.header.set("authorization", `Bearer ${forged}`), next(req)),
+            ],
+          });
+          transports.push(t);
+          return createClient(KV, t.transport);
+        };
+        assert.equal((await viaOption("s3cret", "wrong").get({ key: "a" })).found, false);
+        await assert.rejects(viaOption("wrong", "s3cret").get({ key: "a" }), (e: unknown) => {
+          assert.equal(ConnectError.from(e).code, Code.Unauthenticated);
+          return true;
+        });
         const health = await client(Health).check({ service: "plugin" });
         assert.equal(health.status, HealthCheckResponse_ServingStatus.SERVING);
       } finally {

@@ -65,13 +65,16 @@ export const connectSubprocess: Connector<SubprocessSource> = async (source, con
     line.protocol !== "framed",
   );
   // User interceptors run first, so that the guard judges only errors
-  // from the wire; the token goes on last, so that they never see it.
-  const wireInterceptors = [...context.interceptors, guard.interceptor, bearerToken(launchToken)];
+  // from the wire; the token goes on last, so that they never see it (the
+  // framed transport adds it to each call's open frame itself).
+  const interceptors = [...context.interceptors, guard.interceptor];
+  const wireInterceptors = [...interceptors, bearerToken(launchToken)];
   const protocol = line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const);
   const transport: ClientTransport =
     line.protocol === "framed"
       ? createFramedTransport(line, {
-          interceptors: wireInterceptors,
+          interceptors,
+          callHeaders: [["authorization", bearer(launchToken)]],
           ...(tls !== undefined && {
             tls: { ca: tls.peerCertPem, cert: tls.certPem, key: tls.keyPem },
           }),
@@ -88,10 +91,15 @@ export const connectSubprocess: Connector<SubprocessSource> = async (source, con
  * headers: interceptors further out keep a view without the secret.
  */
 function bearerToken(token: string): Interceptor {
-  const value = `Bearer ${token}`;
+  const value = bearer(token);
   return (next) => (req) => {
     const header = new Headers(req.header);
     header.set("authorization", value);
     return next({ ...req, header });
   };
+}
+
+/** The authorization header's value for a launch token. */
+function bearer(token: string): string {
+  return `Bearer ${token}`;
 }

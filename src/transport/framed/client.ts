@@ -22,14 +22,14 @@ import type { ClientTransport } from "../client-transport.js";
 import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
+import { CallTable } from "./call-table.js";
+import { OpenEncoder } from "./open-frame.js";
 import { errorFromWire } from "./errors.js";
 import {
   FrameReader,
   FrameType,
   FrameWriter,
   MessageQueue,
-  headersToPairs,
-  jsonPayload,
   pairsToHeaders,
   parseJson,
   readFrames,
@@ -51,6 +51,14 @@ export interface FramedTransportOptions {
   readonly tls?: FramedClientTls;
   /** Who is at the other end, in error messages. Default "the plugin". */
   readonly peer?: string;
+  /**
+   * Headers sent with every call after the interceptors have run, replacing
+   * any of the same name (names in lower case): a launched plugin's launch
+   * token, which no interceptor then sees. Set here rather than by an
+   * interceptor, it costs no copy of each call's headers and request (0.6-0.9
+   * µs per call on the host). Default: none.
+   */
+  readonly callHeaders?: readonly (readonly [string, string])[];
 }
 
 /**
@@ -81,7 +89,9 @@ export function createFramedTransport(
   target: FramedTarget,
   options: FramedTransportOptions = {},
 ): ClientTransport {
-  const connection = new FramedConnection(target, options.tls, options.peer ?? "the plugin");
+  const connection = new FramedConnection(target, options.tls, options.peer ?? "the plugin", {
+    ...(options.callHeaders !== undefined && { callHeaders: options.callHeaders }),
+  });
   return {
     transport: new CallRunner(connection, options.interceptors),
     close: (reason) => connection.close(reason),
@@ -113,7 +123,8 @@ export class FramedConnection implements CallTarget {
   readonly settlesStreams = true;
   private socket: Duplex | undefined;
   private lastId = 0;
-  private readonly calls = new Map<number, PendingCall>();
+  private readonly calls = new CallTable<PendingCall>();
+  private readonly inUse = (id: number): boolean => this.calls.has(id);
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
   private readonly reader: FrameReader;
@@ -130,8 +141,11 @@ export class FramedConnection implements CallTarget {
       readonly writeMaxBytes?: number;
       /** Let the process exit while no call is in flight (network connections, as H2Session's). */
       readonly unrefWhenIdle?: boolean;
+      /** See FramedTransportOptions.callHeaders. */
+      readonly callHeaders?: readonly (readonly [string, string])[];
     } = {},
   ) {
+    this.opens = new OpenEncoder(limits.callHeaders);
     this.unrefWhenIdle = limits.unrefWhenIdle === true;
     this.readMaxBytes = Math.min(limits.readMaxBytes ?? MAX, MAX);
     this.writeMaxBytes = Math.min(limits.writeMaxBytes ?? MAX, MAX);
@@ -231,7 +245,7 @@ export class FramedConnection implements CallTarget {
   private fail(error: ConnectError): void {
     this.failure ??= error;
     this.socket?.destroy();
-    const calls = [...this.calls.values()];
+    const calls = this.calls.values();
     this.calls.clear();
     for (const call of calls) call.onEnd(error);
   }
@@ -242,26 +256,10 @@ export class FramedConnection implements CallTarget {
     return this.writer as FrameWriter;
   }
 
-  /** Open frames of calls without headers or deadline, by path (the same bytes every time). */
-  private readonly plainOpens = new Map<string, Buffer>();
+  private readonly opens: OpenEncoder;
 
   private open(path: string, header: Headers, id: number, timeoutMs: number | undefined): void {
-    const h = headersToPairs(header);
-    if (h === undefined && timeoutMs === undefined) {
-      let payload = this.plainOpens.get(path);
-      if (payload === undefined) {
-        payload = jsonPayload({ p: path });
-        // Paths are a service's methods; the bound only guards against a caller inventing them.
-        if (this.plainOpens.size < 1024) this.plainOpens.set(path, payload);
-      }
-      this.out.frame(FrameType.open, id, payload);
-      return;
-    }
-    this.out.frame(
-      FrameType.open,
-      id,
-      jsonPayload({ p: path, ...(timeoutMs !== undefined && { t: timeoutMs }), ...(h && { h }) }),
-    );
+    this.out.frame(FrameType.open, id, this.opens.encode(path, header, timeoutMs));
   }
 
   private cancel(id: number): void {
@@ -270,7 +268,7 @@ export class FramedConnection implements CallTarget {
   }
 
   private allocate(): number {
-    this.lastId = nextCallId(this.lastId, (id) => this.calls.has(id));
+    this.lastId = nextCallId(this.lastId, this.inUse);
     return this.lastId;
   }
 

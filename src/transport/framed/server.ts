@@ -34,9 +34,10 @@ import {
   headersToPairs,
   jsonPayload,
   pairsToHeaders,
-  parseJson,
   readFrames,
 } from "./frames.js";
+import { CallTable } from "./call-table.js";
+import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
 
@@ -234,7 +235,8 @@ export function serveFramedStream(
 
 /** One client connection: demultiplexes frames into calls. */
 class ServerConnection {
-  private readonly calls = new Map<number, ServerCall>();
+  private readonly calls = new CallTable<ServerCall>();
+  private readonly opens = new OpenDecoder();
   private readonly interceptors: Interceptor[];
   private readonly contexts: ContextFactory;
   private readonly out: FrameWriter;
@@ -444,9 +446,9 @@ class ServerConnection {
       this.cutOff(`call id ${id} opened again while its call is open`);
       return;
     }
-    let head: { p?: unknown; t?: unknown; h?: unknown } | undefined;
+    let head: OpenHead | undefined;
     try {
-      head = parseJson(payload) as typeof head;
+      head = this.opens.decode(payload);
     } catch {
       this.answer(
         id,
