@@ -58,9 +58,10 @@ export interface PingWatchOptions {
  * (`session.state.outboundQueueSize`), where on a live session it lasts one
  * turn of the event loop, or as long as a socket write is blocked (a peer
  * that does not read). A write can only block once the peer has left more
- * unread than the socket buffers hold, so a PING still queued `stuckMs`
- * later with under H2_UNREAD_FLOOR_BYTES written since the peer's last ACK
- * (`socket.bytesWritten`, which counts node:http2's own writes) means the
+ * unread than the socket buffers hold, so frames still queued `stuckMs`
+ * after a PING, nothing written in that time, and under
+ * H2_UNREAD_FLOOR_BYTES written since the peer's last ACK
+ * (`socket.bytesWritten`, which counts node:http2's own writes) mean the
  * session has stopped: it is cut off then, naming the protocol error. With
  * more unread, the ACK timeout decides. (Bytes still queued in streams,
  * `stream.bufferSize`, say nothing here: a stopped session keeps its
@@ -102,8 +103,8 @@ export function watchPings(
   const stuckMs = Math.min(options.stuckMs ?? H2_STUCK_MS, timeoutMs);
   // Read through node:http2's proxy, which allows reading a socket's counters.
   const socket = session.socket;
-  /** The unanswered PING: when it went out, and the counters then. */
-  let waiting: { sent: number; read: number; probes: number } | undefined;
+  /** The unanswered PING: when it went out, bytes read then, bytes written at the last look. */
+  let waiting: { sent: number; read: number; written: number; probes: number } | undefined;
   let answeredAt = Date.now();
   /** bytesRead at the last ACK (-1: before the first PING). */
   let readAtAnswer = -1;
@@ -115,7 +116,7 @@ export function watchPings(
     timer = setTimeout(() => void setImmediate(step), ms).unref();
   };
   const ping = (): void => {
-    const written = socket.bytesWritten ?? 0;
+    const written = socket.bytesWritten;
     session.ping((error) => {
       // ERR_HTTP2_PING_CANCEL: the session was destroyed or is closing.
       if (error !== null || session.destroyed) return;
@@ -131,7 +132,7 @@ export function watchPings(
     const now = Date.now();
     if (waiting === undefined) {
       if (socket.bytesRead !== readAtAnswer || now - answeredAt >= intervalMs) {
-        waiting = { sent: now, read: socket.bytesRead, probes: 1 };
+        waiting = { sent: now, read: socket.bytesRead, written: socket.bytesWritten, probes: 1 };
         ping();
         arm(stuckMs);
       } else {
@@ -141,8 +142,12 @@ export function watchPings(
     }
     const waited = now - waiting.sent;
     const queued = (session.state.outboundQueueSize ?? 0) > 0;
-    const unread = (socket.bytesWritten ?? 0) - provenRead;
-    if (!session.closed && queued && unread < H2_UNREAD_FLOOR_BYTES) {
+    const written = socket.bytesWritten;
+    // Frames held, nothing written since the last look, and too little
+    // unread for a write to be blocked: node:http2 has stopped.
+    const idle = written === waiting.written;
+    waiting.written = written;
+    if (!session.closed && queued && idle && written - provenRead < H2_UNREAD_FLOOR_BYTES) {
       cutOff("it broke the HTTP/2 protocol (node:http2 answered with GOAWAY and stopped reading)");
       session.destroy();
     } else if (waited >= timeoutMs) {
@@ -151,7 +156,8 @@ export function watchPings(
     } else {
       if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4) {
         // Read since the PING left: if that broke the protocol, this one stays queued.
-        waiting = { ...waiting, read: socket.bytesRead, probes: waiting.probes + 1 };
+        waiting.read = socket.bytesRead;
+        waiting.probes++;
         ping();
       }
       arm(Math.min(stuckMs, timeoutMs - waited));
