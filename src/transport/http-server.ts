@@ -98,8 +98,8 @@ interface SessionWatch {
  * a keep-alive connection would hold the process open. An HTTP/2 session
  * without streams is closed after 5 minutes (h2-idle.ts), an HTTP/1.1
  * keep-alive connection after 30 s, and an HTTP/2 session that does not
- * answer a PING within 10 s (asked 500 ms after it read bytes, or every 10 s
- * when idle), or whose PING never leaves node:http2 because it stopped
+ * answer a PING within 10 s (asked within 500 ms of reading bytes, or every
+ * 10 s when idle), or whose PING never leaves node:http2 because it stopped
  * after a protocol error, is destroyed (h2-watchdog.ts).
  */
 export class PluginHttpServer {
@@ -290,10 +290,10 @@ function alpnRouter(
  * and (with `framed`) those that begin with the framed preface to the framed
  * server, after answering it with the same preface. HTTP/1.1 connections stay
  * with `h1` as real sockets (the sniffed bytes are unshifted, which node:http
- * reads), so all of node:http's timeouts apply; so do HTTP/2 connections,
- * which node:http2 then reads natively (serveH2c). A connection that has not
- * said which protocol it speaks within `prefaceTimeoutMs` is closed; the
- * sniffed bytes are at most one read.
+ * reads), so all of node:http's timeouts apply; HTTP/2 connections go to
+ * `h2` as the same real sockets, read natively (serveH2c). A connection that
+ * has not said which protocol it speaks within `prefaceTimeoutMs` is closed;
+ * the sniffed bytes are at most one read.
  */
 function routeByPreface(
   h1: http.Server,
