@@ -73,7 +73,9 @@ export interface PingWatchOptions {
  * `readPingMs` (the protocol error is in those bytes), an idle one every
  * `intervalMs`, so that a session that breaks the protocol at any time is
  * cut off within about `readPingMs` + `stuckMs`, and an idle session costs
- * one PING per `intervalMs`. One timer per session. While a PING is
+ * one PING per `intervalMs` and a timer every `readPingMs` that compares a
+ * counter (node:http2 emits no event per read). One timer per session, none
+ * per call. While a PING is
  * unanswered and written, bytes read after it get a further PING (up to 4),
  * for a peer that breaks the protocol after the PING left.
  *
