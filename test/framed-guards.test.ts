@@ -29,7 +29,6 @@ import {
   readFrames,
 } from "../src/transport/framed/frames.js";
 import { FramedServer } from "../src/transport/framed/server.js";
-import { Http2FrameClock } from "../src/transport/h2-frame-clock.js";
 import { decode, kvClient, makeTestPki, tempDir, waitFor } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
@@ -40,13 +39,6 @@ describe("frame reader", () => {
   // streams frames without a pause, every chunk ending inside the next frame,
   // is never "incomplete" at a chunk boundary yet finishes a frame in each
   // chunk. It was cut off once timeoutMs had passed since the first of them.
-  const h2Frame = (payload: Buffer): Buffer => {
-    const header = Buffer.alloc(9);
-    header.writeUIntBE(payload.length, 0, 3);
-    header.writeUInt8(0, 3); // DATA
-    header.writeUInt32BE(1, 5);
-    return Buffer.concat([header, payload]);
-  };
   const framings = [
     {
       name: "framed transport",
@@ -54,59 +46,7 @@ describe("frame reader", () => {
       preface: Buffer.alloc(0),
       frame: (payload: Buffer) => encodeFrame(FrameType.message, 1, payload),
     },
-    {
-      name: "HTTP/2 frame clock",
-      reader: () => new Http2FrameClock(),
-      preface: Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
-      frame: h2Frame,
-    },
   ];
-  test("HTTP/2 frame clock: each frame's type and payload head, however the bytes are split", () => {
-    const frame = (type: number, payload: Buffer): Buffer =>
-      Buffer.concat([
-        Buffer.from([
-          payload.length >> 16,
-          (payload.length >> 8) & 255,
-          payload.length & 255,
-          type,
-          0,
-          0,
-          0,
-          0,
-          0,
-        ]),
-        payload,
-      ]);
-    const goaway = Buffer.alloc(8);
-    goaway.writeUInt32BE(3, 0); // last stream
-    goaway.writeUInt32BE(9, 4); // COMPRESSION_ERROR
-    const bytes = Buffer.concat([
-      frame(4, Buffer.alloc(0)), // SETTINGS, empty
-      frame(0, Buffer.alloc(70_000, 1)), // DATA over 2^16 (the length is 24 bits)
-      frame(6, Buffer.from("12345678")), // PING
-      frame(7, Buffer.concat([goaway, Buffer.from("debug data")])),
-    ]);
-    for (const step of [1, 7, 9, 10, 4096, bytes.length]) {
-      const seen: string[] = [];
-      const clock = new Http2FrameClock(0, (type, head) =>
-        seen.push(`${type}:${head.toString("hex")}`),
-      );
-      for (let at = 0; at < bytes.length; at += step) clock.push(bytes.subarray(at, at + step));
-      assert.deepEqual(
-        seen,
-        [
-          "4:",
-          `0:${"01".repeat(8)}`,
-          `6:${Buffer.from("12345678").toString("hex")}`,
-          `7:${goaway.toString("hex")}`,
-        ],
-        `split every ${step} bytes`,
-      );
-      assert.equal(clock.completed, 4);
-      assert.equal(clock.partial, false);
-    }
-  });
-
   for (const framing of framings) {
     test(`${framing.name}: frames streamed without a pause past the timeout are not cut off; a stalled frame still is`, async () => {
       const timeoutMs = 1_000;

@@ -15,9 +15,10 @@ const GOAWAY_GRACE_MS = 10_000;
  * Closes `session` (GOAWAY, open streams may finish) once it has had no
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
- * Returns the session's open streams (node:http2 lists none), for the PING
- * watchdog. One timer per session, not per call: a stream's start and end
- * only count, and the timer, when it fires, waits again for what is left.
+ * Returns the session's open streams as it counts them (node:http2 lists
+ * none), so that a stream it never saw end shows (the tests check that the
+ * set empties). One timer per session, not per call: a stream's start and
+ * end only count, and the timer, when it fires, waits again for what is left.
  */
 export function closeWhenIdle(
   session: http2.ServerHttp2Session,

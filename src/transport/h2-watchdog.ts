@@ -1,30 +1,43 @@
 import type * as http2 from "node:http2";
 
 /**
- * How often a server's HTTP/2 session is asked for a PING ACK: every 10 s,
- * counted from the last ACK.
+ * How often an idle server HTTP/2 session is asked for a PING ACK: every
+ * 10 s, counted from the last ACK.
  */
 export const H2_PING_INTERVAL_MS = 10_000;
 
 /** How long the ACK may take before the session is destroyed: 10 s. */
 export const H2_PING_TIMEOUT_MS = 10_000;
 
-/** When a session's first PING goes out: 500 ms after it starts. */
-export const H2_FIRST_PING_MS = 500;
+/**
+ * How soon a session that has read bytes since its last PING ACK is PINGed
+ * again: 500 ms. Also when the first PING goes out.
+ */
+export const H2_READ_PING_MS = 500;
 
 /**
- * How long a PING may stay in node:http2's outbound queue while none of the
- * session's streams has bytes on their way out: 1 s.
+ * How long a PING may stay in node:http2's outbound queue while the socket
+ * cannot be waiting to write (see watchPings) before the session counts as
+ * stopped: 1 s.
  */
 export const H2_STUCK_MS = 1_000;
+
+/**
+ * Bytes written since the peer last proved it reads (its last PING ACK)
+ * below which a socket write cannot be blocked: 16 KiB. Every socket takes
+ * far more before a write waits (TCP's smallest default send buffer alone is
+ * 16 KiB, a unix socket's 208 KiB), so node:http2 holding frames with fewer
+ * bytes unread means it no longer writes, not that the peer reads slowly.
+ */
+export const H2_UNREAD_FLOOR_BYTES = 16 * 1024;
 
 export interface PingWatchOptions {
   /** Default H2_PING_INTERVAL_MS (10 s). */
   readonly intervalMs?: number;
   /** Default H2_PING_TIMEOUT_MS (10 s). */
   readonly timeoutMs?: number;
-  /** Default H2_FIRST_PING_MS (500 ms), at most `intervalMs`. */
-  readonly firstPingMs?: number;
+  /** Default H2_READ_PING_MS (500 ms), at most `intervalMs`. */
+  readonly readPingMs?: number;
   /** Default H2_STUCK_MS (1 s), at most `timeoutMs`. */
   readonly stuckMs?: number;
 }
@@ -32,29 +45,39 @@ export interface PingWatchOptions {
 /**
  * Destroys a server's HTTP/2 session that no longer answers a PING, or that
  * node:http2 stopped reading after a protocol error, and tells `cutOff` why.
- * node:http2 reads the socket itself on every listener, so this is how a
- * dead session ends.
+ * node:http2 reads and writes the socket itself on every listener (no
+ * JavaScript sees the bytes), so this is how a dead session ends.
  *
  * Why a PING: node:http2 (Node 20) answers a peer's protocol error (a corrupt
  * HPACK block, DATA on an idle stream, a frame over the size limit) with
- * GOAWAY, then stops reading the connection and emits nothing: no "error",
- * "frameError" or "goaway" event. The session, its socket and any open call
- * stayed for ever (found by fuzzing); a half-close after it is not read
- * either. Such a session never sends a PING submitted after the GOAWAY: it
- * stays in the session's outbound queue (`session.state.outboundQueueSize`),
- * where on a live session it lasts one turn of the event loop, or as long
- * as the socket is still writing what went before (a peer that reads
- * slowly). So a PING still queued `stuckMs` later while none of the
- * session's streams has bytes on their way out (`stream.bufferSize`) means
- * the session has stopped: it is cut off then, naming the protocol error.
- * The first PING goes out `firstPingMs` after the session starts (a hostile
- * or broken peer usually breaks the protocol at once), the next ones every
- * `intervalMs` from the last ACK, so a session that breaks later is cut
- * off within `intervalMs` + `stuckMs`. The one live session it could take
- * for stopped: a peer that stops reading for `stuckMs` just after the last
- * of its responses left their streams (so the socket still has bytes to
- * write, but no stream does) when a PING is due; the ACK timeout would cut
- * it off unless it read again within `timeoutMs`.
+ * GOAWAY, then neither reads nor writes the connection again and emits
+ * nothing: no "error", "frameError" or "goaway" event; the peer's end of
+ * input is never read. The session, its socket and any open call stayed for
+ * ever (found by fuzzing). Such a session never sends a PING submitted after
+ * the GOAWAY: it stays in the session's outbound queue
+ * (`session.state.outboundQueueSize`), where on a live session it lasts one
+ * turn of the event loop, or as long as a socket write is blocked (a peer
+ * that does not read). A write can only block once the peer has left more
+ * unread than the socket buffers hold, so frames still queued `stuckMs`
+ * after a PING, nothing written in that time, and under
+ * H2_UNREAD_FLOOR_BYTES written since the peer's last ACK
+ * (`socket.bytesWritten`, which counts node:http2's own writes) mean the
+ * session has stopped: it is cut off then, naming the protocol error. With
+ * more unread, the ACK timeout decides. (Bytes still queued in streams,
+ * `stream.bufferSize`, say nothing here: a stopped session keeps its
+ * responses queued for ever, and a closed stream's bytes may still be in a
+ * blocked write.)
+ *
+ * When to PING: a session that has read bytes since its last ACK
+ * (`socket.bytesRead`, which counts node:http2's own reads) within
+ * `readPingMs` (the protocol error is in those bytes), an idle one every
+ * `intervalMs`, so that a session that breaks the protocol at any time is
+ * cut off within about `readPingMs` + `stuckMs`, and an idle session costs
+ * one PING per `intervalMs` and a timer every `readPingMs` that compares a
+ * counter (node:http2 emits no event per read). One timer per session, none
+ * per call. While a PING is
+ * unanswered and written, bytes read after it get a further PING (up to 4),
+ * for a peer that breaks the protocol after the PING left.
  *
  * A peer that stops in the middle of a frame (slowloris), or stops reading,
  * cannot answer: a PING not answered within `timeoutMs` destroys the
@@ -75,56 +98,73 @@ export function watchPings(
   session: http2.ServerHttp2Session,
   options: PingWatchOptions,
   cutOff: (why: string) => void,
-  /** The session's open streams, as closeWhenIdle() keeps them (node:http2 lists none). */
-  streams: ReadonlySet<http2.ServerHttp2Stream>,
 ): void {
   const intervalMs = options.intervalMs ?? H2_PING_INTERVAL_MS;
   const timeoutMs = options.timeoutMs ?? H2_PING_TIMEOUT_MS;
-  const firstPingMs = Math.min(options.firstPingMs ?? H2_FIRST_PING_MS, intervalMs);
+  const readPingMs = Math.min(options.readPingMs ?? H2_READ_PING_MS, intervalMs);
   const stuckMs = Math.min(options.stuckMs ?? H2_STUCK_MS, timeoutMs);
+  // Read through node:http2's proxy, which allows reading a socket's counters.
+  const socket = session.socket;
+  /** The unanswered PING: when it went out, bytes read then, bytes written at the last look. */
+  let waiting: { sent: number; read: number; written: number; probes: number } | undefined;
+  let answeredAt = Date.now();
+  /** bytesRead at the last ACK (-1: before the first PING). */
+  let readAtAnswer = -1;
+  /** bytesWritten when the last answered PING was submitted: the peer has read all before it. */
+  let provenRead = 0;
   let timer: NodeJS.Timeout | undefined;
-  const probe = (): void => {
-    if (session.destroyed) return;
-    let answered = false;
-    const sent = Date.now();
-    session.ping((error) => {
-      answered = true;
-      clearTimeout(timer);
-      // ERR_HTTP2_PING_CANCEL: the session was destroyed or is closing.
-      if (error === null) timer = setTimeout(probe, intervalMs).unref();
-    });
-    const judge = (): void => {
-      if (answered || session.destroyed) return;
-      const waited = Date.now() - sent;
-      if (!session.closed && stopped(session, streams)) {
-        cutOff(
-          "it broke the HTTP/2 protocol (node:http2 answered with GOAWAY and stopped reading)",
-        );
-        session.destroy();
-      } else if (waited >= timeoutMs) {
-        cutOff(`no answer to an HTTP/2 PING within ${timeoutMs} ms`);
-        session.destroy();
-      } else {
-        timer = setTimeout(check, Math.min(stuckMs, timeoutMs - waited)).unref();
-      }
-    };
-    const check = (): void => void setImmediate(judge);
-    timer = setTimeout(check, stuckMs).unref();
+  const arm = (ms: number): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void setImmediate(step), ms).unref();
   };
-  timer = setTimeout(probe, firstPingMs).unref();
+  const ping = (): void => {
+    const written = socket.bytesWritten;
+    session.ping((error) => {
+      // ERR_HTTP2_PING_CANCEL: the session was destroyed or is closing.
+      if (error !== null || session.destroyed) return;
+      waiting = undefined;
+      answeredAt = Date.now();
+      readAtAnswer = socket.bytesRead;
+      provenRead = Math.max(provenRead, written);
+      arm(readPingMs);
+    });
+  };
+  const step = (): void => {
+    if (session.destroyed) return;
+    const now = Date.now();
+    if (waiting === undefined) {
+      if (socket.bytesRead !== readAtAnswer || now - answeredAt >= intervalMs) {
+        waiting = { sent: now, read: socket.bytesRead, written: socket.bytesWritten, probes: 1 };
+        ping();
+        arm(stuckMs);
+      } else {
+        arm(readPingMs);
+      }
+      return;
+    }
+    const waited = now - waiting.sent;
+    const queued = (session.state.outboundQueueSize ?? 0) > 0;
+    const written = socket.bytesWritten;
+    // Frames held, nothing written since the last look, and too little
+    // unread for a write to be blocked: node:http2 has stopped.
+    const idle = written === waiting.written;
+    waiting.written = written;
+    if (!session.closed && queued && idle && written - provenRead < H2_UNREAD_FLOOR_BYTES) {
+      cutOff("it broke the HTTP/2 protocol (node:http2 answered with GOAWAY and stopped reading)");
+      session.destroy();
+    } else if (waited >= timeoutMs) {
+      cutOff(`no answer to an HTTP/2 PING within ${timeoutMs} ms`);
+      session.destroy();
+    } else {
+      if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4) {
+        // Read since the PING left: if that broke the protocol, this one stays queued.
+        waiting.read = socket.bytesRead;
+        waiting.probes++;
+        ping();
+      }
+      arm(Math.min(stuckMs, timeoutMs - waited));
+    }
+  };
+  arm(readPingMs);
   session.once("close", () => clearTimeout(timer));
-}
-
-/**
- * True when the session holds frames to send while none of its streams has
- * bytes on their way out (a stream's `bufferSize` counts them until the
- * socket has written them): node:http2 no longer writes it (see watchPings).
- */
-function stopped(
-  session: http2.ServerHttp2Session,
-  streams: ReadonlySet<http2.ServerHttp2Stream>,
-): boolean {
-  if ((session.state.outboundQueueSize ?? 0) === 0) return false;
-  for (const stream of streams) if (stream.bufferSize > 0) return false;
-  return true;
 }

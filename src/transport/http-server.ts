@@ -1,11 +1,8 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Duplex } from "node:stream";
 import * as tlsModule from "node:tls";
 import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
-import { DEFAULT_FRAME_TIMEOUT_MS, readFrames } from "./framed/frames.js";
-import { Http2FrameClock } from "./h2-frame-clock.js";
 import { watchPings, type PingWatchOptions } from "./h2-watchdog.js";
 import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";
 
@@ -85,13 +82,13 @@ interface SessionWatch {
  *
  * - **h2c only** (a launched plugin on its private socket, go-plugin hosts
  *   without AutoMTLS): node:http2 without TLS, given each connection as
- *   network mode's h2c is (serveH2c), so that a peer's protocol error or end
- *   of input ends the connection at once. The host is known to speak HTTP/2
- *   with prior knowledge, and HTTP/2 carries every streaming kind.
+ *   network mode's h2c is (serveH2c), so that a peer's end of input ends the
+ *   connection at once. The host is known to speak HTTP/2 with prior
+ *   knowledge, and HTTP/2 carries every streaming kind.
  * - **HTTP/1.1 and h2c on one port** (network mode): node:http listens, so
  *   its header, request and keep-alive timeouts apply, and hands each
  *   connection that starts with the HTTP/2 preface ("PRI", no HTTP/1.1
- *   method) to an HTTP/2 server instead, read in JavaScript (serveH2c).
+ *   method) to an HTTP/2 server instead, which reads the socket (serveH2c).
  *   curl, browsers, load balancers and gRPC clients all reach the plugin on
  *   the same port.
  * - **TLS** (network mode): node:http2's secure server listens and ALPN picks
@@ -101,9 +98,9 @@ interface SessionWatch {
  * a keep-alive connection would hold the process open. An HTTP/2 session
  * without streams is closed after 5 minutes (h2-idle.ts), an HTTP/1.1
  * keep-alive connection after 30 s, and an HTTP/2 session that does not
- * answer a PING within 10 s (asked every 10 s), or whose PING never leaves
- * node:http2 because it stopped reading after a protocol error, is
- * destroyed (h2-watchdog.ts).
+ * answer a PING within 10 s (asked within 500 ms of reading bytes, or every
+ * 10 s when idle), or whose PING never leaves node:http2 because it stopped
+ * after a protocol error, is destroyed (h2-watchdog.ts).
  */
 export class PluginHttpServer {
   private readonly sockets = new Set<net.Socket>();
@@ -128,16 +125,13 @@ export class PluginHttpServer {
       if (this.closing !== undefined) socket.destroy();
     });
     h2.on("session", (session: http2.ServerHttp2Session) => {
-      const streams = closeWhenIdle(session, sessions.idleTimeoutMs);
+      closeWhenIdle(session, sessions.idleTimeoutMs);
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
-      const direct = peerOf(session.socket);
-      // serveH2c() names its sessions' peers after this listener has run.
+      const peer = peerOf(session.socket);
       const cutOff = (why: string): void =>
-        sessions.onCutOff?.(
-          `HTTP/2 session from ${sessionPeers.get(session) ?? direct} cut off: ${why}`,
-        );
-      watchPings(session, sessions.ping, cutOff, streams);
+        sessions.onCutOff?.(`HTTP/2 session from ${peer} cut off: ${why}`);
+      watchPings(session, sessions.ping, cutOff);
       session.on("error", (error: Error) => cutOff(error.message));
     });
   }
@@ -151,8 +145,6 @@ export class PluginHttpServer {
       tls?: ServerTls;
       /** Told why a peer was cut off (a session error, a PING not answered), for a log line. */
       onPeerCutOff?: (reason: string) => void;
-      /** Network mode's cleartext HTTP/2: how long one HTTP/2 frame may take to arrive. Default 30 s. */
-      frameTimeoutMs?: number;
       /** Every HTTP/2 session is PINGed; one that does not answer is destroyed (h2-watchdog.ts). */
       ping?: PingWatchOptions;
       /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
@@ -212,29 +204,16 @@ export class PluginHttpServer {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
       routeByPreface(h1, h2, {
-        frameTimeoutMs: options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS,
         prefaceTimeoutMs,
         onCutOff: options.onPeerCutOff,
         framed,
       });
       server = new PluginHttpServer(h1, h1, h2, sessions, framed);
     } else {
-      // h2c only (a launched plugin's private socket, go-plugin hosts): the
-      // same reading as network mode's h2c, so that end of input, a frame
-      // that never finishes and the server's GOAWAY after a protocol error
-      // cut the peer off at once (serveH2c). Letting node:http2 read the
-      // socket itself left such a session to the PING watchdog (up to 20 s
-      // each: a live fuzz of the go-plugin endpoint would take days), and a
-      // before/after run showed no clear gain (0.86x unary, 1.32x 1 MiB,
-      // spreads 0.71-1.23 and 0.54-2.83, machine at load 10-13). Measured
-      // in plugin CPU time (December 2026), node:http2 on the socket saves
-      // 25-40% per sequential call, but it left some fuzzed connections
-      // open until the PING timeout (see serveH2c).
+      // h2c only (a launched plugin's private socket, go-plugin hosts):
+      // node:http2 reads each connection's socket, as network mode's h2c.
       const h2 = http2.createServer(H2_LIMITS, handler);
-      const frameTimeoutMs = options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS;
-      const listener = net.createServer((socket) =>
-        serveH2c(h2, socket, Buffer.alloc(0), frameTimeoutMs, options.onPeerCutOff),
-      );
+      const listener = net.createServer((socket) => serveH2c(h2, socket, Buffer.alloc(0)));
       server = new PluginHttpServer(listener, undefined, h2, sessions);
     }
     await server.start(target);
@@ -311,21 +290,21 @@ function alpnRouter(
  * and (with `framed`) those that begin with the framed preface to the framed
  * server, after answering it with the same preface. HTTP/1.1 connections stay
  * with `h1` as real sockets (the sniffed bytes are unshifted, which node:http
- * reads), so all of node:http's timeouts apply. A connection that has not
- * said which protocol it speaks within `prefaceTimeoutMs` is closed; the
- * sniffed bytes are at most one read.
+ * reads), so all of node:http's timeouts apply; HTTP/2 connections go to
+ * `h2` as the same real sockets, read natively (serveH2c). A connection that
+ * has not said which protocol it speaks within `prefaceTimeoutMs` is closed;
+ * the sniffed bytes are at most one read.
  */
 function routeByPreface(
   h1: http.Server,
   h2: http2.Http2Server,
   options: {
-    frameTimeoutMs: number;
     prefaceTimeoutMs: number;
     onCutOff: ((reason: string) => void) | undefined;
     framed: FramedListener | undefined;
   },
 ): void {
-  const { frameTimeoutMs, onCutOff, framed } = options;
+  const { onCutOff, framed } = options;
   const serveHttp1 = h1.listeners("connection") as Array<(socket: net.Socket) => void>;
   h1.removeAllListeners("connection");
   h1.on("connection", (socket: net.Socket) => {
@@ -352,7 +331,7 @@ function routeByPreface(
       if (needed === FRAMED_PREFACE.length && framed !== undefined) {
         startFramed(socket, head, framed, onCutOff);
       } else if (head.subarray(0, H2_PREFACE_START.length).equals(H2_PREFACE_START)) {
-        serveH2c(h2, socket, head, frameTimeoutMs, onCutOff);
+        serveH2c(h2, socket, head);
       } else {
         socket.unshift(head);
         for (const listener of serveHttp1) listener.call(h1, socket);
@@ -369,90 +348,23 @@ function routeByPreface(
 }
 
 /**
- * Hands a cleartext HTTP/2 connection to `h2`, read and written by us rather
- * than by node:http2 on the socket's handle (`head`: bytes already read from
- * it, network mode's sniff). Reading it ourselves: end of input destroys the
- * session, a GOAWAY that nobody asked for (node:http2's answer to a protocol
- * error, after which it stops reading and tells nobody) ends the connection
- * at once, and a frame still incomplete after `frameTimeoutMs` (a peer that
- * trickles or stops, holding its session and buffers) cuts the peer off,
- * sooner than the PING watchdog every listener has (h2-watchdog.ts).
+ * Hands a cleartext HTTP/2 connection to `h2`, which reads the socket's own
+ * handle (no JavaScript between the socket and nghttp2). `head`: bytes
+ * already read from it (network mode's sniff), put back with unshift():
+ * node:http2 feeds what a socket has buffered to its session first.
  *
- * Reading in JavaScript costs 100-250 µs of plugin CPU per sequential
- * unary call (docs/local-transports.md), but node:http2 reading the socket
- * itself left 1-9% of fuzzed connections open until the PING timeout: it
- * had stopped reading (its streams closed, its end of input never read)
- * without queueing anything the watchdog can see.
+ * An HTTP/2 client never half-closes (it says GOAWAY): end of input means it
+ * is gone, and streams waiting for request bodies end with it. A peer that
+ * breaks the protocol or stops in the middle of a frame is left to the PING
+ * watchdog (h2-watchdog.ts), as on TLS listeners.
  */
-function serveH2c(
-  h2: http2.Http2Server,
-  socket: net.Socket,
-  head: Buffer,
-  frameTimeoutMs: number,
-  onCutOff: ((reason: string) => void) | undefined,
-): void {
-  const cutOff = (why: string): void =>
-    onCutOff?.(`HTTP/2 connection from ${peerOf(socket)} cut off: ${why}`);
-  let sent: Http2FrameClock | undefined;
+function serveH2c(h2: http2.Http2Server, socket: net.Socket, head: Buffer): void {
   // node:http2 makes the session synchronously in its "connection" listener.
-  h2.once("session", (session) => {
-    sessionPeers.set(session, peerOf(socket));
-    // An HTTP/2 client never half-closes (it says GOAWAY): end of input
-    // means it is gone, and streams waiting for request bodies end with it.
+  h2.once("session", (session: http2.ServerHttp2Session) => {
     socket.once("end", () => session.destroy());
-    socket.once("close", () => session.destroy());
-    // A GOAWAY the server sends while nobody closed the session is nghttp2's
-    // answer to a protocol error: the session is dead, but its streams would
-    // stay open (and the idle timer off) as long as the peer keeps the
-    // connection. End it once the GOAWAY is out.
-    sent = new Http2FrameClock(0, (type, payload) => {
-      if (type !== GOAWAY || session.closed || session.destroyed) return;
-      const code = payload.length === 8 ? payload.readUInt32BE(4) : undefined;
-      cutOff(`it broke the HTTP/2 protocol, answered with GOAWAY ${h2ErrorName(code)}`);
-      socket.destroySoon();
-    });
   });
-  readFrames(
-    socket,
-    new Http2FrameClock(),
-    frameTimeoutMs,
-    (why) => {
-      cutOff(why);
-      socket.destroy();
-    },
-    head,
-  );
-  h2.emit(
-    "connection",
-    replayHead(socket, head, (chunk) => sent?.push(chunk)),
-  );
-}
-
-/** The HTTP/2 GOAWAY frame type (RFC 9113 6.8). */
-const GOAWAY = 7;
-
-/** HTTP/2 error codes by value (RFC 9113 7). */
-const H2_ERRORS = [
-  "NO_ERROR",
-  "PROTOCOL_ERROR",
-  "INTERNAL_ERROR",
-  "FLOW_CONTROL_ERROR",
-  "SETTINGS_TIMEOUT",
-  "STREAM_CLOSED",
-  "FRAME_SIZE_ERROR",
-  "REFUSED_STREAM",
-  "CANCEL",
-  "COMPRESSION_ERROR",
-  "CONNECT_ERROR",
-  "ENHANCE_YOUR_CALM",
-  "INADEQUATE_SECURITY",
-  "HTTP_1_1_REQUIRED",
-];
-
-/** "PROTOCOL_ERROR (1)" for a log line. */
-function h2ErrorName(code: number | undefined): string {
-  if (code === undefined) return "(no error code)";
-  return `${H2_ERRORS[code] ?? "unknown error"} (${code})`;
+  if (head.length > 0) socket.unshift(head);
+  h2.emit("connection", socket);
 }
 
 /**
@@ -479,49 +391,6 @@ function startFramed(
   framed.accept(socket);
   socket.resume();
 }
-
-/**
- * Wraps a socket whose first bytes were already read, so that an HTTP/2
- * server sees them again, and `onWrite` sees what the server writes.
- * (socket.unshift() is not enough here: node:http2 reads from the socket's
- * native handle and would never see unshifted bytes.)
- */
-function replayHead(socket: net.Socket, head: Buffer, onWrite: (chunk: Buffer) => void): Duplex {
-  const duplex = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => {
-      socket.write(chunk, callback);
-      onWrite(chunk);
-    },
-    // node:http2 hands its output over in several buffers at once (corked):
-    // one writev on the socket rather than a write syscall for each.
-    writev: (chunks, callback) => {
-      socket.cork();
-      chunks.forEach(({ chunk }, i) => {
-        socket.write(chunk as Buffer, i === chunks.length - 1 ? callback : undefined);
-        onWrite(chunk as Buffer);
-      });
-      socket.uncork();
-    },
-    final: (callback) => socket.end(callback),
-    destroy: (error, callback) => {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  if (head.length > 0) duplex.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  socket.once("close", () => duplex.destroy());
-  socket.on("error", (error) => duplex.destroy(error));
-  socket.resume();
-  return duplex;
-}
-
-/** The peer of each session serveH2c() saw (node:http2 sees a wrapper), for logs. */
-const sessionPeers = new WeakMap<http2.ServerHttp2Session, string>();
 
 /** "address:port" of a connection's peer, for log lines (read while it is open). */
 function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
