@@ -59,7 +59,10 @@ export function invokeUnary(
     }));
   let res: Promise<UnaryResponse>;
   try {
-    res = applyInterceptors(anyFn, interceptors)(req);
+    // Promise.resolve: an interceptor may return a bare thenable (whose
+    // then() returns nothing) or the response itself, as await accepted;
+    // a native promise passes through as it is, without a hop.
+    res = Promise.resolve(applyInterceptors(anyFn, interceptors)(req));
   } catch (error) {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
     return Promise.reject(error);
