@@ -48,8 +48,16 @@ export function invokeUnary(
   const output = spec.method.output;
   if (interceptors.length === 0) return answer(spec, input, ctx, output, asMessage);
   const req = handlerRequest<UnaryRequest>(spec.method, ctx, false, input);
-  const anyFn = (r: UnaryRequest): Promise<UnaryResponse> =>
-    answer(spec, r.message, contextFor(r, req, ctx), output, (message) => ({
+  const anyFn = (r: UnaryRequest): Promise<UnaryResponse> => {
+    let handlerCtx: HandlerContext;
+    try {
+      // A request an interceptor broke: next() rejects, as an async next did.
+      handlerCtx = contextFor(r, req, ctx);
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+      return Promise.reject(error);
+    }
+    return answer(spec, r.message, handlerCtx, output, (message) => ({
       stream: false,
       service: spec.method.parent,
       method: spec.method,
@@ -57,9 +65,13 @@ export function invokeUnary(
       message,
       trailer: ctx.responseTrailer,
     }));
+  };
   let res: Promise<UnaryResponse>;
   try {
-    res = applyInterceptors(anyFn, interceptors)(req);
+    // Promise.resolve: an interceptor may return a bare thenable (whose
+    // then() returns nothing) or the response itself, as await accepted;
+    // a native promise passes through as it is, without a hop.
+    res = Promise.resolve(applyInterceptors(anyFn, interceptors)(req));
   } catch (error) {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
     return Promise.reject(error);

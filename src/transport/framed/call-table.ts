@@ -84,6 +84,15 @@ export class CallTable<T> {
     return out;
   }
 
+  /** The ids of the calls, in a new array (slot order, then the overflow's). */
+  keys(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < SLOTS; i++)
+      if (this.calls[i] !== undefined) out.push(this.ids[i] as number);
+    if (this.overflow !== undefined) for (const id of this.overflow.keys()) out.push(id);
+    return out;
+  }
+
   clear(): void {
     this.ids.fill(-1);
     this.calls.fill(undefined);

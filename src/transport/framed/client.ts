@@ -245,7 +245,12 @@ export class FramedConnection implements CallTarget {
   private fail(error: ConnectError): void {
     this.failure ??= error;
     this.socket?.destroy();
-    const calls = this.calls.values();
+    // In the order they were opened, as a Map kept them: ids go up from the
+    // oldest open one (lastId + 1, modulo 2^32) to lastId, the table walks
+    // its slots.
+    const after = this.lastId + 1;
+    const ids = this.calls.keys().sort((a, b) => ((a - after) >>> 0) - ((b - after) >>> 0));
+    const calls = ids.map((id) => this.calls.get(id) as PendingCall);
     this.calls.clear();
     for (const call of calls) call.onEnd(error);
   }

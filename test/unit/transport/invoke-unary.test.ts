@@ -115,3 +115,23 @@ test("interceptors run outermost first; a replaced request reaches the handler; 
   assert.equal(ctx.responseTrailer.get("x-trailer"), "t");
   assert.equal(s.runs(), 1);
 });
+
+test("next() given a request the handler cannot take: a rejection from next, as from an async next, never a throw", async () => {
+  const s = spec(() => ({ found: true }));
+  let thrown = false;
+  // An interceptor that relies on next() returning a promise (no try/catch around it).
+  const broken: Interceptor = (next) => (req) => {
+    let res: Promise<unknown>;
+    try {
+      res = next(undefined as unknown as typeof req);
+    } catch (error) {
+      thrown = true;
+      throw error;
+    }
+    return res.catch(() => next(req)) as ReturnType<typeof next>;
+  };
+  const out = await invokeUnary(s, newCtx(), input, [broken]);
+  assert.equal(thrown, false, "next() threw synchronously");
+  assert.equal((out as { found: boolean }).found, true);
+  assert.equal(s.runs(), 1);
+});

@@ -113,3 +113,17 @@ test("clear() empties the table", () => {
   assert.equal(t.size, 0);
   assert.equal(t.get(5), undefined);
 });
+
+test("keys() gives the id of every call values() gives, slots and overflow alike", () => {
+  const t = new CallTable<number>();
+  const ids = [1, 257, 513, 2, 0xffffffff, 255];
+  for (const id of ids) t.set(id, id);
+  assert.deepEqual(t.keys(), t.values());
+  assert.deepEqual(
+    [...t.keys()].sort((a, b) => a - b),
+    [...ids].sort((a, b) => a - b),
+  );
+  t.delete(1);
+  assert.deepEqual(t.keys(), t.values());
+  assert.equal(t.keys().includes(1), false);
+});
