@@ -133,6 +133,10 @@ export function watchPings(
     if (session.destroyed) return;
     const now = Date.now();
     if (waiting === undefined) {
+      // Closed (either side said GOAWAY): node:http2 cancels a PING at once
+      // without sending it, which must not count as unanswered; the watch
+      // stops (see "Not covered" above).
+      if (session.closed) return;
       if (socket.bytesRead !== readAtAnswer || now - answeredAt >= intervalMs) {
         waiting = { sent: now, read: socket.bytesRead, written: socket.bytesWritten, probes: 1 };
         ping();
@@ -156,7 +160,7 @@ export function watchPings(
       cutOff(`no answer to an HTTP/2 PING within ${timeoutMs} ms`);
       session.destroy();
     } else {
-      if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4) {
+      if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4 && !session.closed) {
         // Read since the PING left: if that broke the protocol, this one stays queued.
         waiting.read = socket.bytesRead;
         waiting.probes++;
