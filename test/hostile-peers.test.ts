@@ -430,6 +430,23 @@ function dial(server: PluginHttpServer): net.NetConnectOpts {
 /** A test-only answer for every HTTP/2 request: 200 and an empty body. */
 const answer200 = (_req: unknown, res: { end(): void }): void => res.end();
 
+/** answer200, except "/slow": 20 chunks of 16 bytes, one every 100 ms. */
+const answer200OrSlow = ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+  if (req.url !== "/slow") {
+    res.end();
+    return;
+  }
+  let n = 0;
+  const tick = setInterval(() => {
+    res.write(Buffer.alloc(16, 1));
+    if (++n === 20) {
+      clearInterval(tick);
+      res.end();
+    }
+  }, 100);
+  res.once("close", () => clearInterval(tick));
+}) as unknown as Parameters<typeof PluginHttpServer.listen>[0];
+
 describe("a cleartext HTTP/2 peer after network mode's sniff (node:http2 reads the socket)", () => {
   const listen = (reasons: string[], ping?: PingWatchOptions): Promise<PluginHttpServer> =>
     PluginHttpServer.listen(
@@ -751,7 +768,7 @@ async function listenLike(
   if (listener.tls === "network") {
     // serve()'s TLS network mode: our ALPN router, with the framed protocol beside HTTP.
     http = await PluginHttpServer.listen(
-      answer200,
+      answer200OrSlow,
       { network: "tcp", host: "127.0.0.1", port: 0 },
       {
         ...common,
@@ -762,13 +779,13 @@ async function listenLike(
     );
   } else if (listener.tls === "autoMtls") {
     http = await PluginHttpServer.listen(
-      answer200,
+      answer200OrSlow,
       { network: "unix", path: join(tempDir("h2-mtls-"), "p.sock") },
       { ...common, acceptHttp1: false, tls: { ...tls, clientCa: client.certPem } },
     );
   } else {
     http = await PluginHttpServer.listen(
-      answer200,
+      answer200OrSlow,
       listener.unix
         ? { network: "unix", path: join(tempDir("h2c-"), "p.sock") }
         : { network: "tcp", host: "127.0.0.1", port: 0 },
@@ -918,6 +935,38 @@ for (const listener of HTTP2_LISTENERS) {
         assert.equal(closed, false, "the same session answered both calls");
         assert.deepEqual(reasons, []);
         session.destroy();
+      } finally {
+        await server.close();
+      }
+    });
+
+    test("a client that says GOAWAY (NO_ERROR) with a call open: the call finishes, the session is not cut off", async () => {
+      // node:http2 closes a session whose peer says GOAWAY NO_ERROR
+      // (session.closed) and lets its open streams finish; session.ping()
+      // on it fails at once without sending anything. Counted as a PING
+      // unanswered, that cut the session off when the PING timeout passed,
+      // with the call still open.
+      const reasons: string[] = [];
+      const { server, connect } = await listenLike(listener, 500, reasons);
+      try {
+        const socket = await connect();
+        const session = http2.connect(
+          listener.tls === undefined ? "http://localhost" : "https://localhost",
+          { createConnection: () => socket },
+        );
+        session.on("error", () => {});
+        const req = session.request({ ":path": "/slow" });
+        const body = new Promise<number>((resolve, reject) => {
+          let bytes = 0;
+          req.on("data", (c: Buffer) => (bytes += c.length));
+          req.on("end", () => resolve(bytes));
+          req.on("error", reject);
+        });
+        req.end();
+        await new Promise((resolve) => req.once("response", resolve));
+        session.close(); // GOAWAY NO_ERROR; the open stream may finish
+        assert.equal(await body, 20 * 16, "the whole slow answer (2 s, four PING timeouts)");
+        assert.deepEqual(reasons, []);
       } finally {
         await server.close();
       }

@@ -24,10 +24,14 @@ export const H2_STUCK_MS = 1_000;
 
 /**
  * Bytes written since the peer last proved it reads (its last PING ACK)
- * below which a socket write cannot be blocked: 16 KiB. Every socket takes
- * far more before a write waits (TCP's smallest default send buffer alone is
- * 16 KiB, a unix socket's 208 KiB), so node:http2 holding frames with fewer
- * bytes unread means it no longer writes, not that the peer reads slowly.
+ * below which a socket write cannot be blocked: 16 KiB. On Linux every
+ * socket takes more before a write waits (TCP's smallest default send buffer
+ * alone is 16 KiB; a unix socket's 208 KiB of buffer held 19 KiB of 10-byte
+ * writes when measured), so node:http2 holding frames with fewer bytes
+ * unread means it no longer writes, not that the peer reads slowly. Not
+ * measured elsewhere: macOS's unix sockets default to 8 KiB
+ * (net.local.stream.sendspace), where a live peer that pauses reading for a
+ * second with 8-16 KiB unread would be taken for stopped.
  */
 export const H2_UNREAD_FLOOR_BYTES = 16 * 1024;
 
@@ -133,6 +137,10 @@ export function watchPings(
     if (session.destroyed) return;
     const now = Date.now();
     if (waiting === undefined) {
+      // Closed (either side said GOAWAY): node:http2 cancels a PING at once
+      // without sending it, which must not count as unanswered; the watch
+      // stops (see "Not covered" above).
+      if (session.closed) return;
       if (socket.bytesRead !== readAtAnswer || now - answeredAt >= intervalMs) {
         waiting = { sent: now, read: socket.bytesRead, written: socket.bytesWritten, probes: 1 };
         ping();
@@ -156,7 +164,7 @@ export function watchPings(
       cutOff(`no answer to an HTTP/2 PING within ${timeoutMs} ms`);
       session.destroy();
     } else {
-      if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4) {
+      if (!queued && socket.bytesRead !== waiting.read && waiting.probes < 4 && !session.closed) {
         // Read since the PING left: if that broke the protocol, this one stays queued.
         waiting.read = socket.bytesRead;
         waiting.probes++;
