@@ -641,3 +641,160 @@ test("claimStreams leaves a server with no request listener alone", () => {
   );
   assert.equal(server.listenerCount("stream"), 0);
 });
+
+/** Opens a request on `port` that sends `first` and then is reset with `code` (the body never ends). */
+async function resetMidBody(
+  port: number,
+  headers: http2.OutgoingHttpHeaders,
+  first: Uint8Array,
+  code: number,
+): Promise<void> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  try {
+    const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+    req.on("error", () => {});
+    req.resume();
+    await new Promise<void>((resolve) => req.write(first, () => resolve()));
+    // The server has the stream and some of its body once its window update or a ping comes back.
+    await new Promise<void>((resolve) => session.ping(() => resolve()));
+    const closed = new Promise<void>((resolve) => req.once("close", () => resolve()));
+    req.close(code);
+    await closed;
+    await new Promise<void>((resolve) => session.ping(() => resolve()));
+  } finally {
+    session.close();
+  }
+}
+
+for (const protocol of ["connect", "grpc"] as const) {
+  test(`${protocol}: a client reset mid-body (CANCEL, NO_ERROR) runs no handler, crashes nothing, and the server keeps serving`, async () => {
+    for (const server of [rawPath, reference]) {
+      for (const code of [http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_NO_ERROR]) {
+        const before = [server.seen.lean, server.seen.reference];
+        const [headers, body] = request(protocol, "ok");
+        await resetMidBody(server.port, headers, body.subarray(0, 3), code);
+        // Over readMaxBytes, so that the stream path hands it over first, then the reset.
+        const [bigHeaders, big] = request(protocol, new Uint8Array(READ_MAX + 10).fill(1));
+        await resetMidBody(server.port, bigHeaders, big, code);
+        assert.deepEqual([server.seen.lean, server.seen.reference], before, "no handler ran");
+      }
+    }
+    await same(...request(protocol, "ok"), "stream");
+  });
+
+  test(`${protocol}: a content-length the body does not match gets the same answer on both`, async () => {
+    const [headers, body] = request(protocol, "ok");
+    for (const length of [body.length + 5, body.length - 1]) {
+      const h = { ...headers, "content-length": String(length) };
+      const compat = rawPath.seen.compat;
+      const lean = rawPath.seen.lean;
+      const a = await exchange(rawPath.port, h, body);
+      const b = await exchange(reference.port, h, body);
+      assert.deepEqual(a, b, `content-length ${length}`);
+      assert.equal(a.error, "ERR_HTTP2_STREAM_ERROR");
+      assert.deepEqual([rawPath.seen.compat, rawPath.seen.lean], [compat, lean], "nothing ran");
+    }
+  });
+
+  test(`${protocol}: GET, HEAD and OPTIONS on a unary path go to connect-es`, async () => {
+    const [headers] = request(protocol, "ok");
+    for (const method of ["GET", "HEAD", "OPTIONS"]) {
+      const x = await same({ ...headers, ":method": method }, new Uint8Array(0), "compat");
+      assert.notEqual(x.status, 200, method);
+    }
+  });
+
+  test(`${protocol}: a session destroyed while the handler runs aborts it with Canceled on both`, async () => {
+    const reasons = [];
+    for (const server of [rawPath, reference]) {
+      const count = server.seen.aborted.length;
+      const session = http2.connect(`http://127.0.0.1:${server.port}`);
+      session.on("error", () => {});
+      const [headers, body] = request(protocol, "hang");
+      const started = new Promise<void>((resolve) => (server.seen.started = resolve));
+      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+      req.on("error", () => {});
+      req.end(body);
+      await started;
+      session.destroy();
+      while (server.seen.aborted.length === count) await new Promise((r) => setImmediate(r));
+      reasons.push(server.seen.aborted[count]?.code);
+    }
+    // The wording differs (the lean path's own, connect-es' AbortError), as before the stream path.
+    assert.deepEqual(reasons, [Code.Canceled, Code.Canceled]);
+    await same(...request(protocol, "ok"), "stream");
+  });
+}
+
+test("claimStreams: a second request listener hears unclaimed streams only, as the first does", async () => {
+  const server = http2.createServer((_req, res) => res.end("first"));
+  const heard: string[] = [];
+  assert.equal(
+    claimStreams(server, (stream, headers) => {
+      if (headers[":path"] !== "/mine") return false;
+      stream.respond({ ":status": 200 });
+      stream.end("claimed");
+      return true;
+    }),
+    true,
+  );
+  server.on("request", (req: http2.Http2ServerRequest) => heard.push(req.url));
+  assert.equal(server.listenerCount("stream"), 1);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const get = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = session.request({ ":path": path });
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.once("end", () => resolve(Buffer.concat(chunks).toString()));
+        req.once("error", reject);
+        req.end();
+      });
+    assert.equal(await get("/mine"), "claimed");
+    assert.equal(await get("/other"), "first");
+    assert.deepEqual(heard, ["/other"]);
+  } finally {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test("claimStreams leaves a server with a stream listener of its own alone", () => {
+  const server = http2.createServer(() => {});
+  server.on("stream", () => {});
+  assert.equal(
+    claimStreams(server, () => true),
+    false,
+  );
+  assert.equal(server.listenerCount("stream"), 2);
+});
+
+for (const protocol of ["connect", "grpc"] as const) {
+  test(`${protocol}: a client that resets, or goes away, while the response waits for its window crashes nothing`, async () => {
+    for (const server of [rawPath, reference]) {
+      for (const how of ["reset", "destroy"] as const) {
+        // A 100-byte window: the 2000-byte answer waits in the server's stream.
+        const session = http2.connect(`http://127.0.0.1:${server.port}`, {
+          settings: { initialWindowSize: 100 },
+        });
+        session.on("error", () => {});
+        const [headers, body] = request(protocol, "big");
+        const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+        req.on("error", () => {});
+        const closed = new Promise<void>((resolve) => req.once("close", () => resolve()));
+        req.once("response", () => {
+          if (how === "reset") req.close(http2.constants.NGHTTP2_CANCEL);
+          else session.destroy();
+        });
+        req.end(body);
+        await closed;
+        session.close();
+      }
+    }
+    await same(...request(protocol, "ok"), "stream");
+  });
+}
