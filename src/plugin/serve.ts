@@ -14,6 +14,7 @@ import { formatHandshakeLine } from "../protocol/handshake-line.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
 import type { NodeHandler, PluginHttpServer, ServerTls } from "../transport/http-server.js";
+import type { NodeAdapter } from "../transport/node-adapter.js";
 import type { BoundAddress, ListenTarget } from "../transport/listen.js";
 import { FramedServer } from "../transport/framed/server.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
@@ -254,17 +255,16 @@ async function serveLaunched(
           onPeerCutOff: (reason) => pluginLog("warn", reason),
           ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
         })
-      : await (
-          await import("../transport/http-server.js")
-        ).PluginHttpServer.listen(
-          await handler(server, launchGuard, options, goPlugin.routes),
-          target,
-          {
+      : await (async () => {
+          const rpc = await handler(server, launchGuard, options, goPlugin.routes);
+          const { PluginHttpServer } = await import("../transport/http-server.js");
+          return PluginHttpServer.listen(rpc, target, {
             acceptHttp1: false,
+            streams: rpc.claimStream,
             onPeerCutOff: (reason) => pluginLog("warn", reason),
             ...(tls !== undefined && { tls }),
-          },
-        );
+          });
+        })();
 
   // When the host dies, the pipes to it break: a log line written then must
   // not crash the plugin before it has cleaned up.
@@ -360,6 +360,8 @@ async function serveNetwork(
     const metrics = options.metrics;
     // /metrics behind the same Host and browser checks as the RPCs: a page
     // rebound to 127.0.0.1 must not read it either.
+    const hostGuard =
+      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined;
     const guarded = CorsPolicy.wrap(
       cors,
       metrics === undefined
@@ -367,10 +369,12 @@ async function serveNetwork(
         : (req, res) =>
             req.method === "GET" && req.url === "/metrics" ? metrics(req, res) : rpc(req, res),
       refused,
-      target.network === "tcp" && isLoopbackHost(target.host) ? { allowedHosts } : undefined,
+      hostGuard,
     );
     http = await PluginHttpServer.listen(guarded, target, {
       acceptHttp1: true,
+      // Lean unary calls straight from the HTTP/2 stream, behind the same checks.
+      streams: CorsPolicy.wrapStreams(rpc.claimStream, hostGuard),
       onPeerCutOff: (reason) => pluginLog("warn", reason),
       ...(tls !== undefined && { tls }),
       framed: networkFramed(server, guard, options),
@@ -523,7 +527,7 @@ async function handler(
   extra: Interceptor[],
   options: ServeOptions = {},
   moreRoutes?: (router: ConnectRouter) => void,
-): Promise<NodeHandler> {
+): Promise<NodeAdapter> {
   const [{ createNodeAdapter }, { unimplementedFallback }] = await Promise.all([
     import("../transport/node-adapter.js"),
     import("./grpc-unimplemented.js"),
@@ -545,7 +549,7 @@ async function handler(
     ...(options.writeMaxBytes !== undefined && { writeMaxBytes: options.writeMaxBytes }),
     // The caller's address, for per-client limits (see clientAddress).
     contextValues: (req) =>
-      createContextValues().set(clientAddress, req.socket.remoteAddress ?? ""),
+      createContextValues().set(clientAddress, req.socket?.remoteAddress ?? ""),
   });
 }
 

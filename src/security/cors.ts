@@ -1,6 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { cors as connectCors } from "@connectrpc/connect";
+import type { StreamClaim } from "../transport/h2-streams.js";
 import { isLoopbackHost } from "./plaintext.js";
 
 /**
@@ -130,32 +131,17 @@ export class CorsPolicy {
     hostGuard?: HostGuard,
   ): Handler {
     const reported = new Set<string>();
-    // Entries compared as names: "plugin.internal:8080" or "[::1]" match too.
-    const hosts = hostGuard && new Set(hostGuard.allowedHosts?.map((h) => hostName(h) ?? h));
-    // The last Host header judged, and its verdict: a client sends the same
-    // one on every call, and judging it (a regex, isIP) cost about 2% of a
-    // network-mode plugin's CPU per unary call.
-    let lastHost: string | string[] | undefined;
-    let lastRefused: string | undefined;
+    const refusedHost = hostCheck(hostGuard);
     return (req, res) => {
-      if (hosts !== undefined && !hosts.has("*")) {
-        const header = req.headers.host ?? req.headers[":authority"];
-        if (header !== lastHost || typeof header !== "string") {
-          const host = hostName(header);
-          lastRefused =
-            host !== undefined && !isLoopbackHost(host) && !hosts.has(host) ? host : undefined;
-          lastHost = header;
-        }
-        const host = lastRefused;
-        if (host !== undefined) {
-          res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
-          res.end(
-            `Host ${JSON.stringify(host)} refused: this plugin listens on loopback and answers ` +
-              `only loopback names (a guard against DNS rebinding); add the name to ` +
-              `${CorsEnv.allowedHosts} or serve()'s allowedHosts\n`,
-          );
-          return;
-        }
+      const host = refusedHost?.(req.headers.host ?? req.headers[":authority"]);
+      if (host !== undefined) {
+        res.writeHead(403, { "Content-Type": "text/plain; charset=utf-8" });
+        res.end(
+          `Host ${JSON.stringify(host)} refused: this plugin listens on loopback and answers ` +
+            `only loopback names (a guard against DNS rebinding); add the name to ` +
+            `${CorsEnv.allowedHosts} or serve()'s allowedHosts\n`,
+        );
+        return;
       }
       const origin = req.headers.origin;
       if (origin === undefined) {
@@ -192,6 +178,24 @@ export class CorsPolicy {
   }
 
   /**
+   * Guards a StreamClaim (HTTP/2 streams served before node's compatibility
+   * layer, see transport/h2-streams.ts) as wrap() guards the handler: the
+   * claim sees only streams that wrap() would pass on untouched (an allowed
+   * Host, no Origin, no cross-site Sec-Fetch-Site). Every other stream goes
+   * to the wrapped handler, which refuses it or adds the CORS headers.
+   */
+  static wrapStreams(claim: StreamClaim, hostGuard?: HostGuard): StreamClaim {
+    const refusedHost = hostCheck(hostGuard);
+    return (stream, headers, handOver) => {
+      if (refusedHost?.(headers.host ?? headers[":authority"]) !== undefined) return false;
+      if (headers.origin !== undefined) return false;
+      const site = headers["sec-fetch-site"];
+      if (site === "cross-site" || site === "same-site") return false;
+      return claim(stream, headers, handOver);
+    };
+  }
+
+  /**
    * Exposes the fixed list plus every `Trailer-*` header the handler sends
    * (Connect unary trailers), whose names are known only at writeHead.
    */
@@ -208,6 +212,32 @@ export class CorsPolicy {
       return writeHead(...args);
     };
   }
+}
+
+/**
+ * The Host check of `hostGuard`: given a Host (or :authority) header, the
+ * host name it refuses, or undefined. Undefined when nothing is checked.
+ */
+function hostCheck(
+  hostGuard: HostGuard | undefined,
+): ((header: string | string[] | undefined) => string | undefined) | undefined {
+  // Entries compared as names: "plugin.internal:8080" or "[::1]" match too.
+  const hosts = hostGuard && new Set(hostGuard.allowedHosts?.map((h) => hostName(h) ?? h));
+  if (hosts === undefined || hosts.has("*")) return undefined;
+  // The last Host header judged, and its verdict: a client sends the same
+  // one on every call, and judging it (a regex, isIP) cost about 2% of a
+  // network-mode plugin's CPU per unary call.
+  let lastHost: string | string[] | undefined;
+  let lastRefused: string | undefined;
+  return (header) => {
+    if (header !== lastHost || typeof header !== "string") {
+      const host = hostName(header);
+      lastRefused =
+        host !== undefined && !isLoopbackHost(host) && !hosts.has(host) ? host : undefined;
+      lastHost = header;
+    }
+    return lastRefused;
+  };
 }
 
 function refuse(res: Response, origin: string, policy: CorsPolicy | undefined): void {

@@ -85,16 +85,14 @@ export class GrpcBroker {
     // The HTTP adapter is loaded on first use: every launched plugin makes a
     // broker, and most never use it (see serve.ts on cold start).
     const { createNodeAdapter } = await import("./node-adapter.js");
-    const http = await PluginHttpServer.listen(
-      createNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] }),
-      target,
-      {
-        acceptHttp1: false,
-        ...(tls !== undefined && {
-          tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
-        }),
-      },
-    );
+    const adapter = createNodeAdapter({ routes, interceptors: [...(options.interceptors ?? [])] });
+    const http = await PluginHttpServer.listen(adapter, target, {
+      acceptHttp1: false,
+      streams: adapter.claimStream,
+      ...(tls !== undefined && {
+        tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
+      }),
+    });
     if (this.closed) {
       // close() ran while we were listening: it could not see this server.
       await http.close(0);

@@ -21,7 +21,8 @@ import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { IncomingBody } from "./incoming-body.js";
 import { collectMethods } from "./framed/methods.js";
 import { ContextFactory } from "./handler-context.js";
-import { LeanUnary, dropUnreachableTimeout } from "./unary-handler.js";
+import type { StreamClaim } from "./h2-streams.js";
+import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
 import { abandonResponse } from "./unary-wire.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
@@ -31,12 +32,24 @@ export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 /** A request listener that both node:http and node:http2 servers accept. */
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 
+/**
+ * The adapter: a request listener, and `claimStream`, which serves the
+ * unary calls the lean path takes straight from node:http2's "stream"
+ * event, without node's compatibility objects (see claimStreams() in
+ * h2-streams.ts). The listener alone serves everything too.
+ */
+export type NodeAdapter = NodeHandler & { readonly claimStream: StreamClaim };
+
 export interface NodeAdapterOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   /** Answers a request that matches no route. Default: a bare 404 (the Connect protocol's Unimplemented). */
   readonly fallback?: NodeHandler;
-  /** Context values for the handler, from the request (the caller's address, say). */
-  readonly contextValues?: (req: NodeRequest) => ContextValues;
+  /**
+   * Context values for the handler, from the request (the caller's address,
+   * say); for a call served from the bare stream, an object with the
+   * connection's socket.
+   */
+  readonly contextValues?: (req: Peer) => ContextValues;
   /**
    * Serve unary calls in binary protobuf over HTTP/2 (Connect and gRPC) on
    * the lean path (unary-handler.ts) instead of connect-es' handlers.
@@ -62,7 +75,7 @@ interface Route {
  * HTTP/2 with the error the RST_STREAM code means (CANCEL is Canceled), over
  * HTTP/1.1 when the connection closes.
  */
-export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
+export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   const routerOptions = {
     ...options,
     acceptCompression: options.acceptCompression ?? defaultCompressions,
@@ -84,12 +97,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
     paths.set(handler.requestPath, { handler, lean });
   }
   const fallback = options.fallback ?? notFound;
-  const serve = (
-    route: Route,
-    req: NodeRequest,
-    res: NodeResponse,
-    replay?: { chunks: readonly Buffer[]; ended: boolean },
-  ): void => {
+  const serve = (route: Route, req: NodeRequest, res: NodeResponse, replay?: Replay): void => {
     const uReq = universalRequest(req, res, contextValues?.(req), replay);
     dropUnreachableTimeout(uReq.header, leanOptions.maxTimeoutMs);
     route
@@ -101,7 +109,9 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
         abandonResponse(res);
       });
   };
-  return (req, res) => {
+  /** Streams claimStream took, then handed back with the body read so far. */
+  const handedOver = new WeakMap<http2.ServerHttp2Stream, Replay>();
+  const handler: NodeHandler = (req, res) => {
     const url = req.url ?? "";
     const query = url.indexOf("?");
     const route = paths.get(query < 0 ? url : url.slice(0, query));
@@ -109,18 +119,51 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
       fallback(req, res);
       return;
     }
-    if (
-      route.lean !== undefined &&
-      "stream" in req &&
-      route.lean.serve(req, res as http2.Http2ServerResponse, (chunks, ended) =>
-        serve(route, req, res, { chunks, ended }),
-      )
-    ) {
-      return;
+    if (route.lean !== undefined && "stream" in req) {
+      const replay = handedOver.get(req.stream);
+      if (replay !== undefined) {
+        serve(route, req, res, replay);
+        return;
+      }
+      if (
+        route.lean.serve(
+          req.stream,
+          req.headers,
+          req,
+          req,
+          res as http2.Http2ServerResponse,
+          (chunks, ended) => serve(route, req, res, { chunks, ended }),
+        )
+      ) {
+        return;
+      }
     }
     serve(route, req, res);
   };
+  const claimStream: StreamClaim = (stream, headers, handOver) => {
+    // Expect (100-continue) is the compatibility layer's to answer.
+    if (headers.expect !== undefined) return false;
+    const path = headers[":path"] ?? "";
+    const query = path.indexOf("?");
+    const lean = paths.get(query < 0 ? path : path.slice(0, query))?.lean;
+    if (lean === undefined) return false;
+    const peer: Peer | undefined =
+      contextValues === undefined ? undefined : { socket: stream.session?.socket };
+    return lean.serve(stream, headers, peer ?? NO_PEER, stream, stream, (chunks, ended) => {
+      handedOver.set(stream, { chunks, ended });
+      handOver();
+    });
+  };
+  return Object.assign(handler, { claimStream });
 }
+
+/** The body the lean path read before it handed a call over, and whether that was all of it. */
+interface Replay {
+  readonly chunks: readonly Buffer[];
+  readonly ended: boolean;
+}
+
+const NO_PEER: Peer = { socket: undefined };
 
 const notFound: NodeHandler = (_req, res) => {
   res.writeHead(404);
@@ -131,7 +174,7 @@ function universalRequest(
   req: NodeRequest,
   res: NodeResponse,
   contextValues: ContextValues | undefined,
-  replay?: { chunks: readonly Buffer[]; ended: boolean },
+  replay?: Replay,
 ): UniversalServerRequest {
   const h2 = "stream" in req;
   const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;

@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import type { Readable } from "node:stream";
 import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
 import {
@@ -19,10 +20,12 @@ import { errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import {
   abandonResponse,
+  abandonStream,
   connectUnary,
   grpcUnary,
   tooLargeToWrite,
   type Answer,
+  type Sink,
   type UnaryWire,
 } from "./unary-wire.js";
 
@@ -35,6 +38,11 @@ export type LeanOptions = UniversalHandlerOptions;
  * exactly as if it had read the body itself.
  */
 export type HandOver = (replay: readonly Buffer[], ended: boolean) => void;
+
+/** What contextValues is given: the request, or (for a bare stream) an object with its socket. */
+export interface Peer {
+  readonly socket: { readonly remoteAddress?: string | undefined } | null | undefined;
+}
 
 /**
  * The lean server path for unary calls in binary protobuf over HTTP/2, in
@@ -64,7 +72,7 @@ export class LeanUnary {
     handler: UniversalHandler,
     private readonly options: LeanOptions,
     private readonly contexts: ContextFactory,
-    private readonly contextValues: ((req: http2.Http2ServerRequest) => ContextValues) | undefined,
+    private readonly contextValues: ((peer: Peer) => ContextValues) | undefined,
   ) {
     this.connect = handler.protocolNames.includes("connect");
     this.grpc = handler.protocolNames.includes("grpc");
@@ -74,17 +82,23 @@ export class LeanUnary {
   }
 
   /**
-   * Serves `req` if it is a call this path takes, returning true; false
-   * leaves it untouched for connect-es' handler. `handOver` is called if
-   * the call turns out to be connect-es' after its body was read.
+   * Serves a request on `stream` if it is a call this path takes, returning
+   * true; false leaves it untouched for connect-es' handler. The body is
+   * read from `body` and the response written to `sink`: node:http2's
+   * compatibility request and response, or the stream itself for both.
+   * `peer` is what contextValues is given. `handOver` is called if the call
+   * turns out to be connect-es' after its body was read. Throws only before
+   * it has touched the stream (a :authority that makes no URL).
    */
   serve(
-    req: http2.Http2ServerRequest,
-    res: http2.Http2ServerResponse,
+    stream: http2.ServerHttp2Stream,
+    h: http2.IncomingHttpHeaders,
+    peer: Peer,
+    body: Readable,
+    sink: Sink,
     handOver: HandOver,
   ): boolean {
-    if (req.method !== "POST") return false;
-    const h = req.headers;
+    if (h[":method"] !== "POST") return false;
     const contentType = h["content-type"];
     let wire: UnaryWire;
     let timeout: { timeoutMs?: number; error?: ConnectError };
@@ -102,8 +116,8 @@ export class LeanUnary {
       wire = grpcUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
+    const url = this.urlOf(stream, h);
     const requestHeader = nodeHeadersToWeb(h);
-    const url = this.urlOf(req);
     const accept = h[wire.acceptEncodingHeader];
     const compression =
       accept === undefined
@@ -121,9 +135,9 @@ export class LeanUnary {
       url,
       timeoutMs: timeout.timeoutMs,
       requestHeader,
-      contextValues: this.contextValues?.(req) ?? createContextValues(),
+      contextValues: this.contextValues?.(peer) ?? createContextValues(),
     });
-    new LeanCall(this, req, res, wire, ctx, compression, handOver).read();
+    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
     return true;
   }
 
@@ -132,14 +146,22 @@ export class LeanUnary {
   private lastPath = "";
   private lastUrl = "";
 
-  /** The request's URL, as connect-es' adapter makes it (new URL cost about 3% of a call's CPU). */
-  private urlOf(req: http2.Http2ServerRequest): string {
-    const encrypted = (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
-    const base = `${encrypted ? "https" : "http"}://${req.authority}`;
-    if (base !== this.lastBase || req.url !== this.lastPath) {
-      this.lastUrl = new URL(req.url, base).toString();
+  /**
+   * The request's URL, as connect-es' adapter makes it from node's
+   * compatibility request (its `authority` is :authority, else Host); new
+   * URL cost about 3% of a call's CPU. Throws on an authority that makes
+   * no URL.
+   */
+  private urlOf(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): string {
+    const encrypted =
+      (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+    const authority = h[":authority"] ?? h.host;
+    const path = h[":path"] ?? "";
+    const base = `${encrypted ? "https" : "http"}://${authority}`;
+    if (base !== this.lastBase || path !== this.lastPath) {
+      this.lastUrl = new URL(path, base).toString();
       this.lastBase = base;
-      this.lastPath = req.url;
+      this.lastPath = path;
     }
     return this.lastUrl;
   }
@@ -213,22 +235,20 @@ class LeanCall {
   private size = 0;
   /** The response has been started (or the call handed over): a reset no longer concerns us. */
   private done = false;
-  private readonly stream: http2.ServerHttp2Stream;
 
   constructor(
     private readonly lean: LeanUnary,
-    private readonly req: http2.Http2ServerRequest,
-    private readonly res: http2.Http2ServerResponse,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly body: Readable,
+    private readonly res: Sink,
     readonly wire: UnaryWire,
     readonly ctx: CallContext,
     private readonly compression: Answer["compression"],
     private readonly handOver: HandOver,
-  ) {
-    this.stream = req.stream;
-  }
+  ) {}
 
   read(): void {
-    const req = this.req;
+    const req = this.body;
     // gRPC adds a 5-byte envelope header to the message.
     const limit = this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0);
     const onData = (chunk: Buffer): void => {
@@ -301,7 +321,8 @@ class LeanCall {
     const failed = (): void => {
       this.ctx.abort(callDone());
       // As the adapter does for connect-es' responses.
-      abandonResponse(this.res);
+      if (this.res === this.stream) abandonStream(this.stream);
+      else abandonResponse(this.res as http2.Http2ServerResponse);
     };
     let sent: Promise<void>;
     try {

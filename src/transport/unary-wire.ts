@@ -24,9 +24,15 @@ export interface UnaryWire {
   error(out: Answer, error: ConnectError): Promise<void>;
 }
 
+/**
+ * Where a lean call's response goes: node:http2's compatibility response,
+ * or the stream itself (h2-streams.ts), written the same way.
+ */
+export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
+
 /** One call's response: where it goes and what the handler left in its context. */
 export interface Answer {
-  readonly res: http2.Http2ServerResponse;
+  readonly res: Sink;
   readonly responseHeader: Headers;
   readonly responseTrailer: Headers;
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
@@ -128,14 +134,19 @@ function sendGrpc(
 
 /**
  * Writes through node:http2's compatibility API, as the adapter does for
- * connect-es' responses, so that both send the same frames.
+ * connect-es' responses, or straight to the stream the way that API does
+ * (sendOnStream), so that all of them send the same frames.
  */
 function send(
-  res: http2.Http2ServerResponse,
+  res: Sink,
   headers: http2.OutgoingHttpHeaders,
   body: Uint8Array | undefined,
   trailers: http2.OutgoingHttpHeaders | undefined,
 ): void {
+  if (!(res instanceof http2.Http2ServerResponse)) {
+    sendOnStream(res, headers, body, trailers);
+    return;
+  }
   if (res.stream.destroyed) return;
   const status = headers[":status"] as number;
   delete headers[":status"];
@@ -143,6 +154,62 @@ function send(
   if (trailers !== undefined) res.addTrailers(trailers);
   if (body === undefined) res.end();
   else res.end(body);
+}
+
+/**
+ * What Http2ServerResponse's writeHead(), addTrailers() and end(body) do
+ * to the stream (node 20, lib/internal/http2/compat.js): a `connection`
+ * header other than "trailers" is dropped (with node's warning), the
+ * headers are sent asking for trailers (waitForTrailers), the body (if
+ * any) is written and the stream ended, and the trailers (none: an empty
+ * DATA frame that ends the stream) go when node:http2 asks for them. Throws
+ * what respond() throws: a header node:http2 refuses.
+ */
+function sendOnStream(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | undefined,
+  trailers: http2.OutgoingHttpHeaders | undefined,
+): void {
+  if (stream.destroyed) return;
+  const connection = headers["connection"];
+  if (connection !== undefined && connection !== "trailers") {
+    delete headers["connection"];
+    warnConnectionHeader();
+  }
+  stream.once("wantTrailers", () => {
+    // The compatibility response does not guard this; a stream closed
+    // meanwhile has nobody to send trailers to.
+    try {
+      stream.sendTrailers(trailers ?? {});
+    } catch {
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  });
+  // writeHead() comes before end(), so the headers never end the stream.
+  try {
+    stream.respond(headers, { endStream: false, waitForTrailers: true });
+  } catch (error) {
+    refusedHeaders.add(stream);
+    throw error;
+  }
+  if (body !== undefined) stream.write(body);
+  stream.end();
+}
+
+/** Streams whose response headers node:http2 refused (see abandonStream). */
+const refusedHeaders = new WeakSet<http2.ServerHttp2Stream>();
+
+let connectionHeaderWarned = false;
+
+/** node's compatibility response warns once per process about a dropped connection header. */
+function warnConnectionHeader(): void {
+  if (connectionHeaderWarned) return;
+  connectionHeaderWarned = true;
+  process.emitWarning(
+    "The provided connection header is not valid, the value will be dropped from the header and will never be in use.",
+    "UnsupportedWarning",
+  );
 }
 
 function appendHeader(headers: http2.OutgoingHttpHeaders, key: string, value: string): void {
@@ -172,6 +239,25 @@ export function abandonResponse(res: http.ServerResponse | http2.Http2ServerResp
   }
   if ("stream" in res) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
   else res.destroy();
+}
+
+/**
+ * abandonResponse() for a response written straight to the stream: a bare
+ * 500 while nothing was sent, else a reset. A call whose response headers
+ * node:http2 refused is reset too: the compatibility response keeps such
+ * headers, and its 500 is refused again.
+ */
+export function abandonStream(stream: http2.ServerHttp2Stream): void {
+  if (!refusedHeaders.has(stream) && !stream.headersSent && !stream.destroyed) {
+    try {
+      // As res.statusCode = 500; res.end(): headers that end the stream.
+      stream.respond({ ":status": 500 }, { endStream: true, waitForTrailers: true });
+      return;
+    } catch {
+      // Reset below.
+    }
+  }
+  stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
 }
 
 /** The error for a response message over writeMaxBytes, worded as connect-es'. */

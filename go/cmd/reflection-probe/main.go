@@ -15,7 +15,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
@@ -47,10 +49,20 @@ func convert(from, to proto.Message) {
 	}
 }
 
+// sendError is what a failed Send means. grpc-go's Send returns io.EOF when
+// the server has ended the stream (a trailers-only Unimplemented can arrive
+// before the request is written); the status is then Recv's.
+func sendError(err error, recv func() error) error {
+	if errors.Is(err, io.EOF) {
+		return recv()
+	}
+	return err
+}
+
 func v1Asker(s grpc.BidiStreamingClient[v1.ServerReflectionRequest, v1.ServerReflectionResponse]) asker {
 	return func(req *v1.ServerReflectionRequest) (*v1.ServerReflectionResponse, error) {
 		if err := s.Send(req); err != nil {
-			return nil, err
+			return nil, sendError(err, func() error { _, e := s.Recv(); return e })
 		}
 		return s.Recv()
 	}
@@ -61,7 +73,7 @@ func v1alphaAsker(s grpc.BidiStreamingClient[v1alpha.ServerReflectionRequest, v1
 		alpha := &v1alpha.ServerReflectionRequest{}
 		convert(req, alpha)
 		if err := s.Send(alpha); err != nil {
-			return nil, err
+			return nil, sendError(err, func() error { _, e := s.Recv(); return e })
 		}
 		res, err := s.Recv()
 		if err != nil {
