@@ -111,7 +111,7 @@ export function watchPings(
   const socket = session.socket;
   /** The unanswered PING: when it went out, bytes read then, bytes written at the last look. */
   let waiting: { sent: number; read: number; written: number; probes: number } | undefined;
-  let answeredAt = Date.now();
+  let answeredAt = performance.now();
   /** bytesRead at the last ACK (-1: before the first PING). */
   let readAtAnswer = -1;
   /** bytesWritten when the last answered PING was submitted: the peer has read all before it. */
@@ -127,7 +127,7 @@ export function watchPings(
       // ERR_HTTP2_PING_CANCEL: the session was destroyed or is closing.
       if (error !== null || session.destroyed) return;
       waiting = undefined;
-      answeredAt = Date.now();
+      answeredAt = performance.now();
       readAtAnswer = socket.bytesRead;
       provenRead = Math.max(provenRead, written);
       arm(readPingMs);
@@ -135,7 +135,7 @@ export function watchPings(
   };
   const step = (): void => {
     if (session.destroyed) return;
-    const now = Date.now();
+    const now = performance.now();
     if (waiting === undefined) {
       // Closed (either side said GOAWAY): node:http2 cancels a PING at once
       // without sending it, which must not count as unanswered; the watch
