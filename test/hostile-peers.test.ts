@@ -273,6 +273,32 @@ describe("a hostile peer of a framed server", () => {
     socket.destroy();
   });
 
+  test("a header node's Headers refuses (a newline in its value): that call fails with InvalidArgument, the connection serves on", async () => {
+    const before = cutOff.length;
+    const socket = await connect();
+    const got = trailers(socket);
+    socket.write(
+      Buffer.concat([
+        encodeFrame(
+          FrameType.open,
+          3,
+          jsonPayload({ p: "/example.kv.v1.KV/Get", h: [["x-bad", "a\r\nb"]] }),
+        ),
+        encodeFrame(FrameType.message, 3),
+        encodeFrame(FrameType.end, 3),
+        encodeFrame(FrameType.open, 5, jsonPayload({ p: "/example.kv.v1.KV/Get" })),
+        encodeFrame(FrameType.message, 5),
+        encodeFrame(FrameType.end, 5),
+      ]),
+    );
+    await waitFor("the trailers of calls 3 and 5", () => got.has(3) && got.has(5), 5_000);
+    assert.equal(got.get(3)?.e?.c, Code.InvalidArgument);
+    assert.match(got.get(3)?.e?.m ?? "", /^protocol error: malformed header in open frame: /);
+    assert.equal(got.get(5)?.e, undefined, "the next call on the connection is served");
+    assert.deepEqual(cutOff.slice(before), []);
+    socket.destroy();
+  });
+
   test("an oversized open frame is answered: its call fails with ResourceExhausted", async () => {
     const socket = await connect();
     const got = trailers(socket);
@@ -307,6 +333,47 @@ describe("a hostile plugin towards its host, over the framed transport", () => {
         error.rawMessage,
         `connection to the plugin failed: frame of 4294967295 bytes exceeds the limit of ${DEFAULT_MAX_FRAME_BYTES}`,
       );
+    } finally {
+      transport.close();
+      evil.close();
+    }
+  });
+
+  test("a header Headers refuses from the plugin (a newline in its value, in headers or trailers): that call fails with the reason, the next one is answered", async () => {
+    const path = join(tempDir("cphp-"), "badheader.sock");
+    const bad = jsonPayload([["x-bad", "a\r\nb"]]);
+    let opened = 0;
+    const evil = net.createServer((socket) => {
+      socket.on("error", () => {});
+      const reader = new FrameReader((type, id) => {
+        if (type !== FrameType.open) return;
+        opened++;
+        const frames =
+          opened === 1
+            ? [encodeFrame(FrameType.header, id, bad)]
+            : opened === 2
+              ? [
+                  encodeFrame(FrameType.message, id),
+                  encodeFrame(FrameType.trailer, id, jsonPayload({ t: [["x-bad", "a\r\nb"]] })),
+                ]
+              : [encodeFrame(FrameType.message, id), encodeFrame(FrameType.trailer, id)];
+        socket.write(Buffer.concat(frames));
+      });
+      socket.on("data", (chunk: Buffer) => reader.push(chunk));
+    });
+    await new Promise<void>((resolve) => evil.listen(path, resolve));
+    const transport = createFramedTransport({ network: "unix", address: path });
+    try {
+      const kv = createClient(KV, transport.transport);
+      for (const where of ["headers", "trailers"]) {
+        const error = await kv.get({ key: "k" }).then(
+          () => assert.fail(`the call with bad ${where} succeeded`),
+          (e: unknown) => ConnectError.from(e),
+        );
+        assert.equal(error.code, Code.Internal, where);
+        assert.match(error.rawMessage, /^protocol error: the plugin sent a malformed header: /);
+      }
+      assert.equal((await kv.get({ key: "k" })).found, false, "the next call is answered");
     } finally {
       transport.close();
       evil.close();

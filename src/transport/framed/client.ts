@@ -466,6 +466,33 @@ export class FramedConnection implements CallTarget {
     else socket?.unref?.();
   }
 
+  /**
+   * The headers or trailers of call `id` from their wire pairs, or undefined
+   * when node's Headers refuses one (a newline, a non-Latin-1 character):
+   * then that call alone fails (`open`: it is cancelled at the plugin too),
+   * not the connection.
+   */
+  private headersOf(
+    id: number,
+    call: PendingCall,
+    pairs: unknown,
+    open: boolean,
+  ): Headers | undefined {
+    try {
+      return pairsToHeaders(pairs);
+    } catch (error) {
+      this.forget(id);
+      if (open) this.cancel(id);
+      call.onEnd(
+        new ConnectError(
+          `protocol error: the plugin sent a malformed header: ${(error as Error).message}`,
+          Code.Internal,
+        ),
+      );
+      return undefined;
+    }
+  }
+
   /** Fails call `id`, whose response message of `size` bytes is over readMaxBytes. */
   private tooLarge(id: number, size: number): void {
     const call = this.calls.get(id);
@@ -489,10 +516,13 @@ export class FramedConnection implements CallTarget {
     const call = this.calls.get(id);
     if (call === undefined) return;
     switch (type) {
-      case FrameType.header:
-        call.header = pairsToHeaders(parseJson(payload));
+      case FrameType.header: {
+        const header = this.headersOf(id, call, parseJson(payload), true);
+        if (header === undefined) return;
+        call.header = header;
         call.onHeader?.();
         return;
+      }
       case FrameType.message: {
         if (payload.length > this.readMaxBytes) {
           this.tooLarge(id, payload.length);
@@ -519,7 +549,9 @@ export class FramedConnection implements CallTarget {
         this.forget(id);
         const end = parseJson(payload) as { t?: unknown; e?: unknown } | undefined;
         if (end?.t !== undefined) {
-          pairsToHeaders(end.t).forEach((value, name) => call.trailer.append(name, value));
+          const trailer = this.headersOf(id, call, end.t, false);
+          if (trailer === undefined) return;
+          trailer.forEach((value, name) => call.trailer.append(name, value));
         }
         if (end?.e !== undefined) {
           const metadata = new Headers(call.header);

@@ -478,6 +478,21 @@ class ServerConnection {
       );
       return;
     }
+    let requestHeader: Headers;
+    try {
+      requestHeader = pairsToHeaders(head?.h);
+    } catch (error) {
+      // A name or value node's Headers refuses (a newline, a non-Latin-1
+      // character): only this call fails, as HTTP/2 refuses one stream.
+      this.answer(
+        id,
+        new ConnectError(
+          `protocol error: malformed header in open frame: ${(error as Error).message}`,
+          Code.InvalidArgument,
+        ),
+      );
+      return;
+    }
     const timeoutMs = typeof head?.t === "number" ? head.t : undefined;
     const ctx = this.contexts.create({
       service: entry.service,
@@ -485,7 +500,7 @@ class ServerConnection {
       protocolName: "connect-plugin-framed",
       url: path,
       timeoutMs,
-      requestHeader: pairsToHeaders(head?.h),
+      requestHeader,
       contextValues: this.options.contextValues?.(this.socket) ?? createContextValues(),
     });
     const streaming = entry.method.methodKind !== "unary";
