@@ -21,6 +21,7 @@ import {
 import { PluginClient, PluginError, inProcess, remote, silentLogger } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { STREAMS_UNCLAIMED_WARNING } from "../src/transport/h2-streams.js";
 import { startNetworkPlugin, waitFor, kvClient, tempDir } from "./helpers.js";
 import { fileURLToPath } from "node:url";
 
@@ -197,6 +198,26 @@ test("network mode serves plain HTTP/1.1 JSON (curl-style) on the same port as H
   } finally {
     assert.equal(await plugin.stop(), 0, "SIGTERM stops a network plugin with code 0");
   }
+});
+
+test("network mode serves unary calls from node:http2's streams: no compatibility-layer warning", async () => {
+  // serve() logs STREAMS_UNCLAIMED_WARNING when node:http2 does not let the
+  // lean path take its streams (claimStreams() returned false): a Node.js
+  // that changed how it serves "request" shows here, not only in the bench.
+  const run = runPlugin({ ...cookie, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" });
+  try {
+    await waitFor("the serving line", () => /"url":"[^"]+"/.test(run.stderr()), 20_000);
+    const url = /"url":"([^"]+)"/.exec(run.stderr())?.[1] ?? "";
+    const h2 = createClient(
+      PluginController,
+      createConnectTransport({ baseUrl: url, httpVersion: "2" }),
+    );
+    assert.equal((await h2.handshake({ protocolVersions: [1] })).protocolVersion, 1);
+  } finally {
+    run.child.kill("SIGTERM");
+  }
+  assert.equal(await run.exited, 0);
+  assert.ok(!run.stderr().includes(STREAMS_UNCLAIMED_WARNING), run.stderr());
 });
 
 test("grpc.health.v1 answers for the server, go-plugin's 'plugin' and each service", async () => {

@@ -261,6 +261,7 @@ async function serveLaunched(
           return PluginHttpServer.listen(rpc, target, {
             acceptHttp1: false,
             streams: rpc.claimStream,
+            onWarning: (message) => pluginLog("warn", message),
             onPeerCutOff: (reason) => pluginLog("warn", reason),
             ...(tls !== undefined && { tls }),
           });
@@ -375,6 +376,7 @@ async function serveNetwork(
       acceptHttp1: true,
       // Lean unary calls straight from the HTTP/2 stream, behind the same checks.
       streams: CorsPolicy.wrapStreams(rpc.claimStream, hostGuard),
+      onWarning: (message) => pluginLog("warn", message),
       onPeerCutOff: (reason) => pluginLog("warn", reason),
       ...(tls !== undefined && { tls }),
       framed: networkFramed(server, guard, options),

@@ -16,6 +16,15 @@ export type StreamClaim = (
   handOver: () => void,
 ) => boolean;
 
+/**
+ * What a server says when claimStreams() cannot take its streams: the
+ * answers stay the same, only slower, so it is a warning, but a node:http2
+ * that changed how it serves "request" should not go unnoticed.
+ */
+export const STREAMS_UNCLAIMED_WARNING =
+  "node:http2 does not serve 'request' from one 'stream' listener on this Node.js " +
+  "version: unary calls go through its compatibility layer (the same answers, more CPU per call)";
+
 /** The arguments of node:http2's "stream" event on a server. */
 type StreamListener = (
   stream: http2.ServerHttp2Stream,

@@ -7,7 +7,7 @@ import { watchPings, type PingWatchOptions } from "./h2-watchdog.js";
 import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";
 
 import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
-import { claimStreams, type StreamClaim } from "./h2-streams.js";
+import { STREAMS_UNCLAIMED_WARNING, claimStreams, type StreamClaim } from "./h2-streams.js";
 import type { NodeHandler } from "./node-adapter.js";
 
 export type { NodeHandler } from "./node-adapter.js";
@@ -49,13 +49,14 @@ function answerMalformed(handler: NodeHandler): NodeHandler {
  * Gives `streams` the streams of `h2` before its "request" listener (the
  * guarded handler) sees them. A claimed stream skips answerMalformed: the
  * claim throws only before it touches a stream, and such a stream goes to
- * the handler.
+ * the handler. `warn` hears it if node:http2 does not let them be taken.
  */
 function claim(
   h2: http2.Http2Server | http2.Http2SecureServer,
   streams: StreamClaim | undefined,
+  warn: ((message: string) => void) | undefined,
 ): void {
-  if (streams !== undefined) claimStreams(h2, streams);
+  if (streams !== undefined && !claimStreams(h2, streams)) warn?.(STREAMS_UNCLAIMED_WARNING);
 }
 
 /**
@@ -166,6 +167,8 @@ export class PluginHttpServer {
        * to the handler. Default: all go to the handler.
        */
       streams?: StreamClaim;
+      /** Told, once, if `streams` cannot be given the streams (STREAMS_UNCLAIMED_WARNING), for a log line. */
+      onWarning?: (message: string) => void;
       /** Every HTTP/2 session is PINGed; one that does not answer is destroyed (h2-watchdog.ts). */
       ping?: PingWatchOptions;
       /** An HTTP/2 session with no open stream this long is closed. Default SESSION_IDLE_TIMEOUT_MS (5 min). */
@@ -200,7 +203,7 @@ export class PluginHttpServer {
         options.acceptHttp1,
         framed,
       );
-      claim(h2, options.streams);
+      claim(h2, options.streams, options.onWarning);
       server = new PluginHttpServer(listener, h1, h2, sessions, framed);
     } else if (tls !== undefined) {
       const h2 = http2.createSecureServer(
@@ -221,12 +224,12 @@ export class PluginHttpServer {
         handler,
       );
       h2.on("tlsClientError", endFailedHandshake);
-      claim(h2, options.streams);
+      claim(h2, options.streams, options.onWarning);
       server = new PluginHttpServer(h2, undefined, h2, sessions);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
-      claim(h2, options.streams);
+      claim(h2, options.streams, options.onWarning);
       routeByPreface(h1, h2, {
         prefaceTimeoutMs,
         onCutOff: options.onPeerCutOff,
@@ -237,7 +240,7 @@ export class PluginHttpServer {
       // h2c only (a launched plugin's private socket, go-plugin hosts):
       // node:http2 reads each connection's socket, as network mode's h2c.
       const h2 = http2.createServer(H2_LIMITS, handler);
-      claim(h2, options.streams);
+      claim(h2, options.streams, options.onWarning);
       const listener = net.createServer((socket) => serveH2c(h2, socket, Buffer.alloc(0)));
       server = new PluginHttpServer(listener, undefined, h2, sessions);
     }
