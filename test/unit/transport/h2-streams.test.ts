@@ -21,18 +21,11 @@ import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouter,
-  type HandlerContext,
-  type Interceptor,
-} from "@connectrpc/connect";
-import { Bench } from "../../../bench/service.js";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { commandRoutes, type HandlerSeen } from "./command-routes.js";
 import { CorsPolicy } from "../../../src/security/cors.js";
 import { claimStreams } from "../../../src/transport/h2-streams.js";
 import { PluginHttpServer, type ServerTls } from "../../../src/transport/http-server.js";
-import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 import { createNodeAdapter, type NodeHandler } from "../../../src/transport/node-adapter.js";
 import { makeTestPki } from "../../helpers.js";
 
@@ -41,76 +34,9 @@ const WRITE_MAX = 4096;
 const PATH = "/bench.v1.BenchService/Echo";
 
 /** What one server saw. */
-interface Seen {
-  /** Handlers that ran on the lean path's context (it carries CALL_ABORT). */
-  lean: number;
-  reference: number;
+interface Seen extends HandlerSeen {
   /** HTTP/2 requests that reached the handler through node's compatibility objects. */
   compat: number;
-  aborted: Array<{ code: Code; message: string }>;
-  started?: () => void;
-}
-
-function routesFor(seen: Seen): (router: ConnectRouter) => void {
-  const wait = (ctx: HandlerContext): Promise<unknown> =>
-    new Promise((resolve) => {
-      const signal = ctx.signal;
-      const done = (): void => {
-        const reason = ConnectError.from(signal.reason);
-        seen.aborted.push({ code: reason.code, message: reason.rawMessage });
-        resolve(signal.reason);
-      };
-      if (signal.aborted) done();
-      else signal.addEventListener("abort", done, { once: true });
-    });
-  return (router) =>
-    router.service(Bench, {
-      async echo(req, ctx) {
-        if (CALL_ABORT in ctx) seen.lean++;
-        else seen.reference++;
-        const command = Buffer.from(req.value).toString("latin1");
-        switch (command) {
-          case "ok":
-            ctx.responseHeader.set("x-answer", "yes");
-            ctx.responseHeader.append("x-many", "1");
-            ctx.responseHeader.append("x-many", "2");
-            ctx.responseTrailer.set("x-trailer", "t");
-            return { value: new Uint8Array([1, 2, 3]) };
-          case "big":
-            return { value: new Uint8Array(2000).fill(7) };
-          case "too-big":
-            return { value: new Uint8Array(WRITE_MAX + 1) };
-          case "fail":
-            ctx.responseHeader.set("x-before", "set");
-            ctx.responseTrailer.set("x-trailer", "kept");
-            throw new ConnectError(
-              "it broke: 100% ünicode\nline",
-              Code.FailedPrecondition,
-              { "x-meta": "m" },
-              [{ desc: BytesValueSchema, value: { value: new Uint8Array([9, 9]) } }],
-            );
-          case "throw":
-            throw new Error("internal details");
-          case "connection-header":
-            // Dropped by node's compatibility response; the stream path drops it too.
-            ctx.responseHeader.set("connection", "close");
-            return req;
-          case "bad-header":
-          case "bad-header-fail":
-            // Headers accepts it, node:http2 refuses to send it (a connection header).
-            ctx.responseHeader.set("keep-alive", "timeout=5");
-            if (command === "bad-header-fail") throw new ConnectError("no", Code.Aborted);
-            return req;
-          case "hang": {
-            seen.started?.();
-            throw await wait(ctx);
-          }
-          default:
-            return req;
-        }
-      },
-      async *stream() {},
-    });
 }
 
 const rejecting: Interceptor = (next) => async (req) => {
@@ -139,7 +65,7 @@ async function start(
 ): Promise<Server> {
   const seen: Seen = { lean: 0, reference: 0, compat: 0, aborted: [] };
   const adapter = createNodeAdapter({
-    routes: routesFor(seen),
+    routes: commandRoutes(seen, WRITE_MAX),
     interceptors: [rejecting],
     readMaxBytes: READ_MAX,
     writeMaxBytes: WRITE_MAX,

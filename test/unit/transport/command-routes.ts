@@ -1,0 +1,95 @@
+/**
+ * The Bench service of the differential server tests (lean-unary.test.ts,
+ * h2-streams.test.ts): Echo does what its request's bytes say ("ok",
+ * "fail", "hang", ...), so that one request exercises one case on the lean
+ * path and on connect-es' own handlers alike, and counts which path ran it.
+ */
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Bench } from "../../../bench/service.js";
+import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
+
+/** What one server's handler saw. */
+export interface HandlerSeen {
+  /** Calls whose context was the lean path's (it carries CALL_ABORT). */
+  lean: number;
+  reference: number;
+  /** The reason each aborted handler's signal gave, as code and message. */
+  aborted: Array<{ code: Code; message: string }>;
+  /** Set by a "slow" or "hang" call once its handler runs. */
+  started?: () => void;
+}
+
+/**
+ * Echo's commands: "ok" (headers, a repeated header, a trailer), "big"
+ * (2,000 bytes), "too-big" (writeMax + 1 bytes), "fail" (an error with
+ * metadata, details, headers and trailers), "throw" (a plain Error),
+ * "connection-header" (a header node's compatibility response drops),
+ * "bad-header" and "bad-header-fail" (a header node:http2 refuses to send),
+ * "slow" and "hang" (wait for the signal, then throw its reason); anything
+ * else is echoed.
+ */
+export function commandRoutes(
+  seen: HandlerSeen,
+  writeMax: number,
+): (router: ConnectRouter) => void {
+  const wait = (ctx: HandlerContext): Promise<unknown> =>
+    new Promise((resolve) => {
+      const signal = ctx.signal;
+      const done = (): void => {
+        const reason = ConnectError.from(signal.reason);
+        seen.aborted.push({ code: reason.code, message: reason.rawMessage });
+        resolve(signal.reason);
+      };
+      if (signal.aborted) done();
+      else signal.addEventListener("abort", done, { once: true });
+    });
+  return (router) =>
+    router.service(Bench, {
+      async echo(req, ctx) {
+        if (CALL_ABORT in ctx) seen.lean++;
+        else seen.reference++;
+        const command = Buffer.from(req.value).toString("latin1");
+        switch (command) {
+          case "ok":
+            ctx.responseHeader.set("x-answer", "yes");
+            ctx.responseHeader.append("x-many", "1");
+            ctx.responseHeader.append("x-many", "2");
+            ctx.responseTrailer.set("x-trailer", "t");
+            return { value: new Uint8Array([1, 2, 3]) };
+          case "big":
+            return { value: new Uint8Array(2000).fill(7) };
+          case "too-big":
+            return { value: new Uint8Array(writeMax + 1) };
+          case "fail":
+            ctx.responseHeader.set("x-before", "set");
+            ctx.responseTrailer.set("x-trailer", "kept");
+            throw new ConnectError(
+              "it broke: 100% ünicode\nline",
+              Code.FailedPrecondition,
+              { "x-meta": "m" },
+              [{ desc: BytesValueSchema, value: { value: new Uint8Array([9, 9]) } }],
+            );
+          case "throw":
+            throw new Error("internal details");
+          case "connection-header":
+            // Dropped by node's compatibility response; the stream path drops it too.
+            ctx.responseHeader.set("connection", "close");
+            return req;
+          case "bad-header":
+          case "bad-header-fail":
+            // Headers accepts it, node:http2 refuses to send it (a connection header).
+            ctx.responseHeader.set("keep-alive", "timeout=5");
+            if (command === "bad-header-fail") throw new ConnectError("no", Code.Aborted);
+            return req;
+          case "slow":
+          case "hang":
+            seen.started?.();
+            throw await wait(ctx);
+          default:
+            return req;
+        }
+      },
+      async *stream() {},
+    });
+}
