@@ -7,92 +7,16 @@
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { PluginManager } from "../src/management.js";
-import { EngineResolver } from "../examples/dbengine/engines.js";
+import { before, describe, test } from "node:test";
 import { DatabaseEngine, handshake } from "../examples/dbengine/shared.js";
 import { migrate } from "../examples/dbengine/scenario.js";
-import { packageBinaryPlugin } from "../examples/shared/package-binary.js";
-import { startPostgres, type PostgresServer } from "../examples/shared/postgres.js";
-import { goBinaries, removeGoBinaries } from "./go-build.js";
+import { useDbEngineFixture } from "./dbengine-helpers.js";
 import { tempDir, waitFor } from "./helpers.js";
-import { cli, keysOnDisk, startRegistry, type Registry } from "./oci-helpers.js";
-
-const engineService = {
-  name: "engine",
-  service: "example.dbengine.v1.DatabaseEngine",
-  version: "1.0.0",
-};
+import { cli } from "./oci-helpers.js";
 
 describe("database-engine plugins (seed 001): the in-tree fallback", () => {
-  let pg: PostgresServer;
-  let registry: Registry;
-  let bin: { "dbengine-postgres": string; "dbengine-sqlite": string };
-  const keys = keysOnDisk();
-  const managers: PluginManager[] = [];
-  let dbCount = 0;
-  const freshDb = () => pg.createDatabase(`db${++dbCount}`);
-
-  before(async () => {
-    [pg, registry, bin] = await Promise.all([
-      startPostgres(),
-      startRegistry("none"),
-      goBinaries({
-        "dbengine-postgres": "./cmd/dbengine-postgres",
-        "dbengine-sqlite": "./cmd/dbengine-sqlite",
-      }),
-    ]);
-  });
-  after(async () => {
-    await Promise.all(managers.map((m) => m.close()));
-    await Promise.all([pg?.stop(), registry?.stop()]);
-    removeGoBinaries();
-  });
-
-  /** Packages and signs a Go engine; returns the plugin directory. */
-  async function signedPlugin(name: string, binary: string, capability: string): Promise<string> {
-    const dir = join(tempDir("cp-dbe-src-"), name);
-    await packageBinaryPlugin(dir, {
-      name,
-      version: "1.0.0",
-      description: `DatabaseEngine for ${capability} (Go, connect-go)`,
-      binary,
-      plugins: [{ ...engineService, capabilities: [capability] }],
-    });
-    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
-    assert.equal(signed.code, 0, signed.stderr);
-    return dir;
-  }
-
-  function hostDirs() {
-    const host = tempDir("cp-dbe-host-");
-    const flags = [
-      "--dir",
-      join(host, "plugins"),
-      "--cache",
-      join(host, "cache"),
-      "--lockfile",
-      join(host, "lock.json"),
-      "--trusted-keys",
-      keys.trustedDir,
-    ];
-    return { pluginsDir: join(host, "plugins"), flags };
-  }
-
-  function resolver(pluginsDir: string, restart?: { maxRestarts: number }) {
-    const fallbacks: string[] = [];
-    const manager = new PluginManager({
-      directories: [pluginsDir],
-      trustedKeysDir: keys.trustedDir,
-      ...(restart !== undefined && { restart: { ...restart, initialBackoffMs: 20 } }),
-    });
-    managers.push(manager);
-    return {
-      manager,
-      fallbacks,
-      resolver: new EngineResolver(manager, (_p, why) => fallbacks.push(why)),
-    };
-  }
+  const fx = useDbEngineFixture();
+  const { freshDb, signedPlugin, hostDirs, resolver } = fx;
 
   let pluginResult: Awaited<ReturnType<typeof migrate>> | undefined;
 
@@ -105,7 +29,11 @@ describe("database-engine plugins (seed 001): the in-tree fallback", () => {
   });
 
   test("the built-in serves when the installed plugin fails verification", async () => {
-    const source = await signedPlugin("dbengine-postgres", bin["dbengine-postgres"], "postgresql");
+    const source = await signedPlugin(
+      "dbengine-postgres",
+      fx.bin["dbengine-postgres"],
+      "postgresql",
+    );
     const { pluginsDir, flags } = hostDirs();
     assert.equal((await cli([...flags, "install", source])).code, 0);
     appendFileSync(join(pluginsDir, "dbengine-postgres", "dbengine-postgres"), "tampered");
@@ -122,7 +50,11 @@ describe("database-engine plugins (seed 001): the in-tree fallback", () => {
   });
 
   test("the built-in serves once the plugin's restart budget is spent", async () => {
-    const source = await signedPlugin("dbengine-postgres", bin["dbengine-postgres"], "postgresql");
+    const source = await signedPlugin(
+      "dbengine-postgres",
+      fx.bin["dbengine-postgres"],
+      "postgresql",
+    );
     const { pluginsDir, flags } = hostDirs();
     assert.equal((await cli([...flags, "install", source])).code, 0);
     const { manager, resolver: r, fallbacks } = resolver(pluginsDir, { maxRestarts: 1 });

@@ -11,99 +11,28 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { PluginManager } from "../src/management.js";
-import { EngineResolver, type Via } from "../examples/dbengine/engines.js";
+import type { Via } from "../examples/dbengine/engines.js";
 import { migrate, usersV1, usersV2 } from "../examples/dbengine/scenario.js";
-import { packageBinaryPlugin } from "../examples/shared/package-binary.js";
-import { startPostgres, type PostgresServer } from "../examples/shared/postgres.js";
-import { goBinaries, removeGoBinaries } from "./go-build.js";
+import { useDbEngineFixture } from "./dbengine-helpers.js";
 import { tempDir } from "./helpers.js";
-import { cli, keysOnDisk, startRegistry, type Registry } from "./oci-helpers.js";
-
-const engineService = {
-  name: "engine",
-  service: "example.dbengine.v1.DatabaseEngine",
-  version: "1.0.0",
-};
+import { cli } from "./oci-helpers.js";
 
 describe("database-engine plugins (seed 001) on real databases", () => {
-  let pg: PostgresServer;
-  let registry: Registry;
-  let bin: { "dbengine-postgres": string; "dbengine-sqlite": string };
-  const keys = keysOnDisk();
-  const managers: PluginManager[] = [];
-  let dbCount = 0;
-  const freshDb = () => pg.createDatabase(`db${++dbCount}`);
-
-  before(async () => {
-    [pg, registry, bin] = await Promise.all([
-      startPostgres(),
-      startRegistry("none"),
-      goBinaries({
-        "dbengine-postgres": "./cmd/dbengine-postgres",
-        "dbengine-sqlite": "./cmd/dbengine-sqlite",
-      }),
-    ]);
-  });
-  after(async () => {
-    await Promise.all(managers.map((m) => m.close()));
-    await Promise.all([pg?.stop(), registry?.stop()]);
-    removeGoBinaries();
-  });
-
-  /** Packages and signs a Go engine; returns the plugin directory. */
-  async function signedPlugin(name: string, binary: string, capability: string): Promise<string> {
-    const dir = join(tempDir("cp-dbe-src-"), name);
-    await packageBinaryPlugin(dir, {
-      name,
-      version: "1.0.0",
-      description: `DatabaseEngine for ${capability} (Go, connect-go)`,
-      binary,
-      plugins: [{ ...engineService, capabilities: [capability] }],
-    });
-    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
-    assert.equal(signed.code, 0, signed.stderr);
-    return dir;
-  }
-
-  function hostDirs() {
-    const host = tempDir("cp-dbe-host-");
-    const flags = [
-      "--dir",
-      join(host, "plugins"),
-      "--cache",
-      join(host, "cache"),
-      "--lockfile",
-      join(host, "lock.json"),
-      "--trusted-keys",
-      keys.trustedDir,
-    ];
-    return { pluginsDir: join(host, "plugins"), flags };
-  }
-
-  function resolver(pluginsDir: string, restart?: { maxRestarts: number }) {
-    const fallbacks: string[] = [];
-    const manager = new PluginManager({
-      directories: [pluginsDir],
-      trustedKeysDir: keys.trustedDir,
-      ...(restart !== undefined && { restart: { ...restart, initialBackoffMs: 20 } }),
-    });
-    managers.push(manager);
-    return {
-      manager,
-      fallbacks,
-      resolver: new EngineResolver(manager, (_p, why) => fallbacks.push(why)),
-    };
-  }
+  const fx = useDbEngineFixture();
+  const { freshDb, signedPlugin, hostDirs, resolver } = fx;
 
   let pluginResult: Awaited<ReturnType<typeof migrate>> | undefined;
 
   test("the Go PostgreSQL engine: build, sign, push, install, verify, then PluginManager runs it", async () => {
-    const source = await signedPlugin("dbengine-postgres", bin["dbengine-postgres"], "postgresql");
+    const source = await signedPlugin(
+      "dbengine-postgres",
+      fx.bin["dbengine-postgres"],
+      "postgresql",
+    );
     const { pluginsDir, flags } = hostDirs();
-    const ref = `${registry.host}/plugins/dbengine-postgres:1.0.0`;
+    const ref = `${fx.registry.host}/plugins/dbengine-postgres:1.0.0`;
     const pushed = await cli([...flags, "push", source, ref, "--json"]);
     assert.equal(pushed.code, 0, pushed.stderr);
     const installed = await cli([...flags, "install", ref, "--json"]);
@@ -177,13 +106,13 @@ describe("database-engine plugins (seed 001) on real databases", () => {
     assert.ok(pluginResult !== undefined, "the plugin test ran first");
     assert.deepEqual(result, pluginResult);
     await assert.rejects(
-      engine.plan({ uri: pg.uri, desired: { ...usersV1, name: "Users; DROP" } }),
+      engine.plan({ uri: fx.pg.uri, desired: { ...usersV1, name: "Users; DROP" } }),
       /table name "Users; DROP" must match/,
     );
   });
 
   test("the Go SQLite engine (pure Go, no cgo) plans and applies on a SQLite file; sqlite3 reads it", async () => {
-    const source = await signedPlugin("dbengine-sqlite", bin["dbengine-sqlite"], "sqlite");
+    const source = await signedPlugin("dbengine-sqlite", fx.bin["dbengine-sqlite"], "sqlite");
     const { pluginsDir, flags } = hostDirs();
     assert.equal((await cli([...flags, "install", source])).code, 0);
     const { manager, resolver: r } = resolver(pluginsDir);
@@ -226,7 +155,7 @@ describe("database-engine plugins (seed 001) on real databases", () => {
     assert.ok(readFileSync(file).length > 0);
     // A URI for the wrong engine is refused with the reason.
     await assert.rejects(
-      engine.connect({ uri: pg.uri }),
+      engine.connect({ uri: fx.pg.uri }),
       /this engine serves sqlite:\/path\/to\/file\.db URIs; got "postgres:\/\/…@127\.0\.0\.1/,
     );
   });
