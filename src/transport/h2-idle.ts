@@ -34,7 +34,8 @@ export function closeWhenIdle(
       return;
     }
     session.close();
-    setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+    // Kept in `timer`, so that a session that finishes in time clears it.
+    timer = setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
   };
   let timer = setTimeout(check, idleMs).unref();
   const closed = (stream: http2.ServerHttp2Stream): void => {

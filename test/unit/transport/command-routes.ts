@@ -1,9 +1,12 @@
 /**
- * The Bench service of the differential server tests (lean-unary.test.ts,
- * h2-streams.test.ts): Echo does what its request's bytes say ("ok",
- * "fail", "hang", ...), so that one request exercises one case on the lean
- * path and on connect-es' own handlers alike, and counts which path ran it.
+ * The Bench service and the requests of the differential server tests
+ * (lean-unary.test.ts, h2-streams.test.ts): Echo does what its request's
+ * bytes say ("ok", "fail", "hang", ...), so that one request exercises one
+ * case on the lean path and on connect-es' own handlers alike, and counts
+ * which path ran it.
  */
+import type * as http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
@@ -92,4 +95,46 @@ export function commandRoutes(
       },
       async *stream() {},
     });
+}
+
+/** Headers without `date`, which differs between any two answers. */
+export function clean(h: http2.IncomingHttpHeaders): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) if (k !== "date") out[k] = v;
+  return out;
+}
+
+export type Protocol = "connect" | "grpc";
+
+/** The Echo request whose bytes are `command`. */
+export function message(command: string | Uint8Array): Uint8Array {
+  const value = typeof command === "string" ? Buffer.from(command, "latin1") : command;
+  return toBinary(BytesValueSchema, create(BytesValueSchema, { value }));
+}
+
+/** One gRPC / Connect streaming envelope: flags, 4-byte big-endian length, payload. */
+export function envelope(payload: Uint8Array, flags = 0): Uint8Array {
+  const out = Buffer.alloc(5 + payload.length);
+  out[0] = flags;
+  out.writeUInt32BE(payload.length, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+/** The headers and body of a unary Echo call carrying `command`, in `protocol`. */
+export function request(
+  protocol: Protocol,
+  command: string | Uint8Array,
+  extra: http2.OutgoingHttpHeaders = {},
+): [http2.OutgoingHttpHeaders, Uint8Array] {
+  if (protocol === "connect") {
+    return [
+      { "content-type": "application/proto", "connect-protocol-version": "1", ...extra },
+      message(command),
+    ];
+  }
+  return [
+    { "content-type": "application/grpc", te: "trailers", ...extra },
+    envelope(message(command)),
+  ];
 }

@@ -11,10 +11,15 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { commandRoutes, type HandlerSeen } from "./command-routes.js";
+import {
+  clean,
+  commandRoutes,
+  envelope,
+  message,
+  request,
+  type HandlerSeen,
+} from "./command-routes.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 
@@ -116,44 +121,6 @@ async function exchange(
   } finally {
     session.close();
   }
-}
-
-function clean(h: http2.IncomingHttpHeaders): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(h)) if (k !== "date") out[k] = v;
-  return out;
-}
-
-type Protocol = "connect" | "grpc";
-
-function message(command: string | Uint8Array): Uint8Array {
-  const value = typeof command === "string" ? Buffer.from(command, "latin1") : command;
-  return toBinary(BytesValueSchema, create(BytesValueSchema, { value }));
-}
-
-function envelope(payload: Uint8Array, flags = 0): Uint8Array {
-  const out = Buffer.alloc(5 + payload.length);
-  out[0] = flags;
-  out.writeUInt32BE(payload.length, 1);
-  out.set(payload, 5);
-  return out;
-}
-
-function request(
-  protocol: Protocol,
-  command: string | Uint8Array,
-  extra: http2.OutgoingHttpHeaders = {},
-): [http2.OutgoingHttpHeaders, Uint8Array] {
-  if (protocol === "connect") {
-    return [
-      { "content-type": "application/proto", "connect-protocol-version": "1", ...extra },
-      message(command),
-    ];
-  }
-  return [
-    { "content-type": "application/grpc", te: "trailers", ...extra },
-    envelope(message(command)),
-  ];
 }
 
 /**
