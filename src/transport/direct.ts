@@ -97,28 +97,53 @@ class DirectTarget implements CallTarget {
     if (abort.aborted) {
       // The abandoned answer may still reject (the handler sees the abort too).
       pending.catch(() => {});
-      const error = callerOrHandlerError(caller, ConnectError.from(abort.reason), ctx);
-      unsubscribe?.();
-      ctx.abort(callDone());
-      return Promise.reject(error);
+      try {
+        return Promise.reject(callerOrHandlerError(caller, ConnectError.from(abort.reason), ctx));
+      } catch (error) {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+        return Promise.reject(error);
+      } finally {
+        unsubscribe?.();
+        ctx.abort(callDone());
+      }
     }
     return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
       let settled = false;
-      const fail = (error: unknown): void => {
+      // Settles the call whatever throws on the way (the error's conversion,
+      // a hook of the context), as the `finally` of an async function did:
+      // `settled` is set first, so a throw must not leave it unsettled.
+      const fail = (error: unknown, fromAbort?: boolean): void => {
         if (settled) return;
         settled = true;
-        const e = callerOrHandlerError(caller, error, ctx);
-        unsubscribe?.();
-        ctx.abort(callDone());
-        reject(e);
+        try {
+          reject(
+            callerOrHandlerError(
+              caller,
+              fromAbort === true ? ConnectError.from(error) : error,
+              ctx,
+            ),
+          );
+        } catch (e) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+          reject(e);
+        } finally {
+          unsubscribe?.();
+          ctx.abort(callDone());
+        }
       };
       // The context is aborted when the call ends: no unsubscribing (see listen).
-      abort.listen((reason) => fail(ConnectError.from(reason)));
+      abort.listen((reason) => fail(reason, true));
       pending.then((message) => {
         if (settled) return;
         settled = true;
-        unsubscribe?.();
-        ctx.abort(callDone());
+        try {
+          unsubscribe?.();
+          ctx.abort(callDone());
+        } catch (error) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+          reject(error);
+          return;
+        }
         resolve({
           stream: false,
           service: r.service,
