@@ -1,4 +1,10 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type Interceptor,
+  type StreamResponse,
+  type UnaryResponse,
+} from "@connectrpc/connect";
 import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf } from "../transport/lazy-abort.js";
 
@@ -35,6 +41,11 @@ export class CallTracker {
     return this.draining;
   }
 
+  /**
+   * Counts the call until its signal aborts. The callbacks are shared, not
+   * made per call (closures cost a tenth of an in-process call): every call
+   * ends exactly once, as its abort state fires its hooks once.
+   */
   readonly interceptor: Interceptor = (next) => (req) => {
     if (this.exempt.has(req.service.typeName)) return next(req);
     if (this.draining) {
@@ -46,21 +57,27 @@ export class CallTracker {
       );
     }
     this.active++;
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      this.active--;
-      if (this.active === 0) this.idle.wake();
-    };
     const abort = abortOf(req);
-    if (abort.aborted) end();
-    else if (abort instanceof CallAbort) abort.listen(end);
-    else abort.onAbort(end);
-    return next(req).then(
-      (res) => (res.stream ? { ...res, message: this.explainStream(res.message) } : res),
-      (error: unknown) => Promise.reject(this.explain(error)),
-    );
+    if (abort.aborted) this.end();
+    else if (abort instanceof CallAbort) abort.listen(this.end);
+    // A signal of its own (an interceptor's): a listener per call, as an
+    // EventTarget would add a shared one only once for calls sharing it.
+    else abort.onAbort(() => this.end());
+    return next(req).then(this.answered, this.failed);
+  };
+
+  private readonly end = (): void => {
+    this.active--;
+    if (this.active === 0) this.idle.wake();
+  };
+
+  private readonly answered = (
+    res: UnaryResponse | StreamResponse,
+  ): UnaryResponse | StreamResponse =>
+    res.stream ? { ...res, message: this.explainStream(res.message) } : res;
+
+  private readonly failed = (error: unknown): never => {
+    throw this.explain(error);
   };
 
   /** A handler that gave up because the plugin stopped says so, not "internal error". */

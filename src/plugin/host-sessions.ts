@@ -77,6 +77,10 @@ export class HostSessions {
    * one, for hostClient(). Runs after the auth interceptors.
    */
   readonly interceptor: Interceptor = (next) => (req) => {
+    // Headers.get validates the name each time (0.15-0.25 µs, a tenth of
+    // an in-process call); a request with no header at all, the usual
+    // call of a host that offers no services, is told by its first entry.
+    if (req.header.keys().next().done === true) return next(req);
     const session = req.header.get(HOST_SESSION_HEADER);
     if (session !== null) {
       req.contextValues.set(callbackScope, {

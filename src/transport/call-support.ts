@@ -1,5 +1,4 @@
 import {
-  create,
   isMessage,
   type DescMessage,
   type DescMethod,
@@ -7,6 +6,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { createMessage } from "./create-message.js";
 import { reachableTimeout } from "./deadline.js";
 import { CallAbort } from "./lazy-abort.js";
 
@@ -110,7 +110,7 @@ export function normalize<I extends DescMessage>(
   desc: I,
   message: MessageInitShape<I>,
 ): MessageShape<I> {
-  return isMessage(message, desc) ? message : create(desc, message);
+  return isMessage(message, desc) ? message : createMessage(desc, message);
 }
 
 export async function* normalizeIterable<I extends DescMessage>(

@@ -2,6 +2,7 @@ import type {
   DescMessage,
   DescMethodBiDiStreaming,
   DescMethodServerStreaming,
+  DescMethodUnary,
   DescService,
   MessageInitShape,
   MessageShape,
@@ -35,6 +36,11 @@ import { createAsyncIterable } from "@connectrpc/connect/protocol";
  * stream over the framed transport. Here it is one `.then` per message;
  * next() calls made before the last one settled are answered in order, and
  * after the end or an error next() answers done, as a finished generator.
+ *
+ * Unary methods are connect-es' own, minus its async function: a `.then` on
+ * the transport's promise, one promise hop less per call (a tenth of an
+ * in-process call, docs/in-process.md); same arguments, same outcome, a
+ * throw from the transport or `onHeader`/`onTrailer` still a rejection.
  */
 export function createStreamCancellingClient<T extends DescService>(
   service: T,
@@ -44,6 +50,11 @@ export function createStreamCancellingClient<T extends DescService>(
   const methods = client as unknown as Record<string, unknown>;
   for (const method of service.methods) {
     const kind = method.methodKind;
+    if (kind === "unary") {
+      methods[method.localName] = (input: MessageInitShape<DescMessage>, options?: CallOptions) =>
+        unary(transport, method as DescMethodUnary, input, options);
+      continue;
+    }
     if (kind !== "server_streaming" && kind !== "bidi_streaming") continue;
     const streaming = method as DescMethodServerStreaming | DescMethodBiDiStreaming;
     methods[method.localName] =
@@ -55,6 +66,39 @@ export function createStreamCancellingClient<T extends DescService>(
   }
   return client;
 }
+
+/** connect-es' unary call: the response's message, after onHeader and onTrailer. */
+function unary(
+  transport: Transport,
+  method: DescMethodUnary,
+  input: MessageInitShape<DescMessage>,
+  options: CallOptions | undefined,
+): Promise<MessageShape<DescMessage>> {
+  let response: ReturnType<Transport["unary"]>;
+  try {
+    response = transport.unary(
+      method,
+      options?.signal,
+      options?.timeoutMs,
+      options?.headers,
+      input,
+      options?.contextValues,
+    );
+  } catch (error) {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+    return Promise.reject(error);
+  }
+  if (options === undefined) return response.then(messageOf);
+  return response.then((res) => {
+    options.onHeader?.(res.header);
+    options.onTrailer?.(res.trailer);
+    return res.message;
+  });
+}
+
+const messageOf = (res: {
+  readonly message: MessageShape<DescMessage>;
+}): MessageShape<DescMessage> => res.message;
 
 /** Starts the call now, as connect-es does, with a signal that `return()` aborts. */
 function open(

@@ -72,34 +72,88 @@ class DirectTarget implements CallTarget {
     return this.resolve(method).url;
   }
 
-  async unary<I extends DescMessage, O extends DescMessage>(
+  /**
+   * One promise per call, settled by the handler's answer or the call's
+   * abort (the caller's cancel, the deadline, the plugin's shutdown),
+   * whichever comes first; the handler's context is aborted (the call
+   * done) before the caller sees the outcome, as a `finally` would.
+   */
+  unary<I extends DescMessage, O extends DescMessage>(
     r: UnaryRequest<I, O>,
     call: CallSignal,
   ): Promise<UnaryResponse<I, O>> {
-    const entry = this.lookup(r.method);
+    let entry: MethodEntry;
+    try {
+      entry = this.lookup(r.method);
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the ConnectError thrown
+      return Promise.reject(error);
+    }
     const ctx = this.context(entry, r, call.timeoutMs);
     const caller = abortOf(r);
     const unsubscribe = follow(caller, ctx);
-    try {
-      const message = await raceAbortOnce(
-        invokeUnary(entry.spec as UnarySpec, ctx, r.message, this.serverInterceptors),
-        // Aborts on the caller's cancel, the deadline and the plugin's shutdown.
-        ctx[CALL_ABORT],
-      );
-      return {
-        stream: false,
-        service: r.service,
-        method: r.method,
-        header: ctx.responseHeader,
-        message: message as MessageShape<O>,
-        trailer: ctx.responseTrailer,
-      };
-    } catch (error) {
-      throw callerOrHandlerError(caller, error, ctx);
-    } finally {
-      unsubscribe?.();
-      ctx.abort(callDone());
+    const pending = invokeUnary(entry.spec as UnarySpec, ctx, r.message, this.serverInterceptors);
+    const abort = ctx[CALL_ABORT];
+    if (abort.aborted) {
+      // The abandoned answer may still reject (the handler sees the abort too).
+      pending.catch(() => {});
+      try {
+        return Promise.reject(callerOrHandlerError(caller, ConnectError.from(abort.reason), ctx));
+      } catch (error) {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+        return Promise.reject(error);
+      } finally {
+        unsubscribe?.();
+        ctx.abort(callDone());
+      }
     }
+    return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
+      let settled = false;
+      // Settles the call whatever throws on the way (the error's conversion,
+      // a hook of the context), as the `finally` of an async function did:
+      // `settled` is set first, so a throw must not leave it unsettled.
+      const fail = (error: unknown, fromAbort?: boolean): void => {
+        if (settled) return;
+        settled = true;
+        try {
+          reject(
+            callerOrHandlerError(
+              caller,
+              fromAbort === true ? ConnectError.from(error) : error,
+              ctx,
+            ),
+          );
+        } catch (e) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+          reject(e);
+        } finally {
+          unsubscribe?.();
+          ctx.abort(callDone());
+        }
+      };
+      // The context is aborted when the call ends: no unsubscribing (see listen).
+      abort.listen((reason) => fail(reason, true));
+      pending.then((message) => {
+        if (settled) return;
+        settled = true;
+        try {
+          unsubscribe?.();
+          ctx.abort(callDone());
+        } catch (error) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+          reject(error);
+          return;
+        }
+        resolve({
+          stream: false,
+          service: r.service,
+          method: r.method,
+          header: ctx.responseHeader,
+          message: message as MessageShape<O>,
+          trailer: ctx.responseTrailer,
+        });
+      }, fail);
+    });
   }
 
   async stream<I extends DescMessage, O extends DescMessage>(
@@ -241,21 +295,6 @@ function follow(caller: AbortView, ctx: CallContext): (() => void) | undefined {
     return undefined;
   }
   return caller.onAbort(hook);
-}
-
-/**
- * raceAbort for a unary call: the context is aborted when the call ends, so
- * the hook needs no unsubscribing (it then rejects a settled promise).
- */
-function raceAbortOnce<T>(promise: Promise<T>, abort: CallAbort): Promise<T> {
-  if (abort.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(ConnectError.from(abort.reason));
-  }
-  return new Promise<T>((resolve, reject) => {
-    abort.listen((reason) => reject(ConnectError.from(reason)));
-    promise.then(resolve, reject);
-  });
 }
 
 /** Settles with the promise, or rejects as soon as the call aborts. */

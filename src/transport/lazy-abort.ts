@@ -14,7 +14,13 @@ export class CallAbort {
   aborted = false;
   reason: unknown = undefined;
   private controller: AbortController | undefined;
-  private hooks: Array<(reason: unknown) => void> | undefined;
+  /**
+   * The hooks, in the order they came: the first one apart, the others in
+   * an array made for them, because a pushed-to empty array reserves 17
+   * slots (152 bytes); every call state has two or three hooks.
+   */
+  private first: Hook | undefined;
+  private rest: Hook[] | undefined;
 
   /** The AbortSignal, created on first use (already aborted if the call is over). */
   get signal(): AbortSignal {
@@ -36,9 +42,10 @@ export class CallAbort {
     this.aborted = true;
     this.reason = reason;
     this.controller?.abort(reason);
-    const hooks = this.hooks;
-    this.hooks = undefined;
-    if (hooks !== undefined) for (const hook of hooks) hook(reason);
+    const { first, rest } = this;
+    this.first = this.rest = undefined;
+    first?.(reason);
+    if (rest !== undefined) for (const hook of rest) hook(reason);
   }
 
   /**
@@ -46,21 +53,30 @@ export class CallAbort {
    * call whose state is always aborted when the call ends (then the hook
    * must be harmless), which saves a closure and a splice per call.
    */
-  listen(hook: (reason: unknown) => void): void {
-    (this.hooks ??= []).push(hook);
+  listen(hook: Hook): void {
+    if (this.first === undefined) this.first = hook;
+    // A literal, not a push onto []: sized for its one hook.
+    else if (this.rest === undefined) this.rest = [hook];
+    else this.rest.push(hook);
   }
 
   /** Calls `hook` once on abort (not if already aborted); returns the means to unsubscribe. */
-  onAbort(hook: (reason: unknown) => void): () => void {
-    (this.hooks ??= []).push(hook);
+  onAbort(hook: Hook): () => void {
+    this.listen(hook);
     return () => {
-      const hooks = this.hooks;
-      if (hooks === undefined) return;
-      const i = hooks.indexOf(hook);
-      if (i >= 0) hooks.splice(i, 1);
+      if (this.first === hook) {
+        // The next one moves up, so that later hooks still come after it.
+        this.first = this.rest?.shift();
+        return;
+      }
+      const rest = this.rest;
+      const i = rest === undefined ? -1 : rest.indexOf(hook);
+      if (i >= 0) rest?.splice(i, 1);
     };
   }
 }
+
+type Hook = (reason: unknown) => void;
 
 /** Where a request or context keeps its CallAbort (copied along when an interceptor spreads it). */
 export const CALL_ABORT = Symbol("connect-plugin.call-abort");

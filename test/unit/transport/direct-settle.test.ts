@@ -1,0 +1,59 @@
+/**
+ * src/transport/direct.ts: an in-process unary call always settles, even
+ * when turning the handler's outcome into the caller's error throws, and it
+ * leaves no unhandled rejection behind. (On main the async function turned
+ * such a throw into a rejection; the single-promise version first marked
+ * the call settled and then threw inside its `.then` callback: the caller
+ * waited for ever, its deadline included, and the throw surfaced as an
+ * unhandled rejection.)
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
+import { KV } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createDirectTransport } from "../../../src/transport/direct.js";
+
+/** Fails the test instead of hanging it when `p` never settles (not a timing assertion). */
+function settles<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const never = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("the call never settled")), 60_000);
+  });
+  return Promise.race([p, never]).finally(() => clearTimeout(timer));
+}
+
+test("a handler error whose conversion throws still rejects the call, once, without an unhandled rejection", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    const routes = (router: ConnectRouter): void => {
+      router.service(KV, {
+        get() {
+          // Legal, if extreme: more details than a spread call can take
+          // (callerOrHandlerError copies them with push(...details)).
+          const error = new ConnectError("many details", Code.FailedPrecondition);
+          for (let i = 0; i < 300_000; i++) {
+            error.details.push({ type: "t.v1.D", value: new Uint8Array(0) });
+          }
+          throw error;
+        },
+      });
+    };
+    const { transport } = createDirectTransport({ routes, routerOptions: { interceptors: [] } });
+    const kv = createClient(KV, transport);
+    // With a deadline too: on the branch not even the deadline settled it.
+    const outcome = await settles(
+      kv.get({ key: "k" }, { timeoutMs: 30_000 }).then(
+        () => "resolved",
+        (error: unknown) => ConnectError.from(error),
+      ),
+    );
+    assert.ok(outcome instanceof ConnectError, `the call rejects (got ${String(outcome)})`);
+    assert.notEqual(outcome.code, Code.DeadlineExceeded);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
