@@ -82,13 +82,22 @@ class DirectTarget implements CallTarget {
     r: UnaryRequest<I, O>,
     call: CallSignal,
   ): Promise<UnaryResponse<I, O>> {
-    let entry: MethodEntry;
     try {
-      entry = this.lookup(r.method);
+      return this.unaryCall(r, call);
     } catch (error) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the ConnectError thrown
+      // An unknown method, a request the context cannot be made from: a
+      // rejection, as from the async function this was, never a throw out
+      // of a host interceptor's next().
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the error thrown
       return Promise.reject(error);
     }
+  }
+
+  private unaryCall<I extends DescMessage, O extends DescMessage>(
+    r: UnaryRequest<I, O>,
+    call: CallSignal,
+  ): Promise<UnaryResponse<I, O>> {
+    const entry = this.lookup(r.method);
     const ctx = this.context(entry, r, call.timeoutMs);
     const caller = abortOf(r);
     const unsubscribe = follow(caller, ctx);

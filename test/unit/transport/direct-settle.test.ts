@@ -9,7 +9,13 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type ConnectRouter,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { KV } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createDirectTransport } from "../../../src/transport/direct.js";
 
@@ -56,4 +62,36 @@ test("a handler error whose conversion throws still rejects the call, once, with
   } finally {
     process.off("unhandledRejection", onUnhandled);
   }
+});
+
+test("next() of a host interceptor rejects, never throws, when the request cannot be run (a copy without its signal)", async () => {
+  const routes = (router: ConnectRouter): void => {
+    router.service(KV, { get: () => ({}) });
+  };
+  let threw: unknown;
+  const dropSignal: Interceptor = (next) => (req) => {
+    try {
+      // A hand-made copy that loses the signal someone already read: what a
+      // careless interceptor does.
+      void req.signal.aborted;
+      return next({ ...req, signal: undefined as unknown as AbortSignal });
+    } catch (error) {
+      threw = error;
+      throw error;
+    }
+  };
+  const { transport } = createDirectTransport(
+    { routes, routerOptions: { interceptors: [] } },
+    { interceptors: [dropSignal] },
+  );
+  const outcome = await settles(
+    createClient(KV, transport)
+      .get({ key: "k" })
+      .then(
+        () => "resolved",
+        (error: unknown) => ConnectError.from(error),
+      ),
+  );
+  assert.equal(threw, undefined, "next() threw synchronously");
+  assert.ok(outcome instanceof ConnectError, `the call rejects (got ${String(outcome)})`);
 });
