@@ -200,6 +200,23 @@ export const scenarios: Record<string, Respond> = {
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
     s.end(envelope(zlib.brotliCompressSync(reply), 1));
   },
+  // The encodings the lean path recognises on node's headers, and those it
+  // leaves to connect-es' checks (another case, identity).
+  "grpc-gzip": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-gzip-upper-case": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "GZIP" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  "grpc-identity": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "Identity" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
   "grpc-compressed-no-encoding": (s) => {
     s.respond(grpcOk, { waitForTrailers: true });
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
