@@ -142,19 +142,25 @@ rmSync(go.dir, { recursive: true, force: true });
 
 const spread = (v: number[]): string =>
   `${round(median(v))} (${round(Math.min(...v))}-${round(Math.max(...v))})`;
-const floor = figures.get("floor");
+/**
+ * The floor a row is compared with: the remote rows run over loopback TCP,
+ * so (as in run.js' targets) against the floor over loopback TCP when it ran.
+ */
+const floorOf = (row: string): Figures | undefined =>
+  (row.startsWith("remote-") ? figures.get("floor-tcp") : undefined) ?? figures.get("floor");
 console.log(
   `\n${full ? "full" : "quick"} sizes, ${rounds} rounds, ${P.unary} calls, ${P.concurrentMs} ms` +
     `${noStream ? ", no stream scenario" : ""}, idle ${gapMs} ms before each sweep, ` +
     `${rewarm} unmeasured calls before each measured run\n`,
 );
 console.log(
-  "| row | p50 µs (pooled) | × floor | first ¼ p50 | last ¼ p50 | 64 callers/s | × floor | CPU µs/call seq | CPU µs/call 64 | GCs/1k seq | GC ms/1k seq | heap MB by round |",
+  "| row | p50 µs (pooled) | × floor (remote rows: TCP floor) | first ¼ p50 | last ¼ p50 | 64 callers/s | × floor | CPU µs/call seq | CPU µs/call 64 | GCs/1k seq | GC ms/1k seq | heap MB by round |",
 );
 console.log("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
 for (const [name, f] of figures) {
   const p50 = percentile(f.samples, 50);
   const rate = median(f.rate);
+  const floor = floorOf(name);
   console.log(
     `| ${name} | ${round(p50)} | ${floor ? (p50 / percentile(floor.samples, 50)).toFixed(2) : "-"} | ` +
       `${spread(f.firstQ)} | ${spread(f.lastQ)} | ${spread(f.rate)} | ` +
