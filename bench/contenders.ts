@@ -236,22 +236,27 @@ export async function connectPluginInProcess(
   return fromOps(name, connectOps(client.dispense("bench")), () => client.close());
 }
 
-/** A child server process from bench/servers.ts that prints "ready". */
+/**
+ * A child server process from bench/servers.ts that prints "ready", on a
+ * unix socket, or (`tcp`, the h2 server only) on loopback TCP: then
+ * `socket` is its "127.0.0.1:PORT".
+ */
 async function startServer(
   kind: string,
+  tcp = false,
 ): Promise<{ child: ChildProcess; socket: string; stop: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), "cpb-"));
-  const socket = join(dir, "s.sock");
-  const child = spawn(process.execPath, [serversMain, kind, socket], {
+  const path = join(dir, "s.sock");
+  const child = spawn(process.execPath, [serversMain, kind, tcp ? "tcp" : path], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.once("data", () => resolve());
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout?.once("data", (c: Buffer) => resolve(c.toString().trim()));
     child.once("exit", (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
   return {
     child,
-    socket,
+    socket: tcp ? line.slice("ready ".length) : path,
     stop: () => {
       child.kill();
       rmSync(dir, { recursive: true, force: true });
@@ -312,13 +317,15 @@ export async function rawSocket(name: string): Promise<Contender> {
 
 /**
  * The HTTP/2 floor: bare node:http2 between two processes over a unix
- * socket, with gRPC's 5-byte message prefix and trailers, no Connect, no
- * protobuf. What any HTTP/2 RPC stack in Node pays at least.
+ * socket (or, `tcp`, loopback TCP: the floor of the remote rows, which
+ * run over TCP), with gRPC's 5-byte message prefix and trailers, no
+ * Connect, no protobuf. What any HTTP/2 RPC stack in Node pays at least.
  */
-export async function rawHttp2(name: string): Promise<Contender> {
-  const server = await startServer("h2");
+export async function rawHttp2(name: string, tcp = false): Promise<Contender> {
+  const server = await startServer("h2", tcp);
+  const [host = "", port = ""] = server.socket.split(":");
   const session = http2.connect("http://localhost", {
-    createConnection: () => net.connect(server.socket),
+    createConnection: () => (tcp ? net.connect(Number(port), host) : net.connect(server.socket)),
   });
   session.on("error", () => {});
   const call = (path: string, body: Buffer, onData: (chunk: Buffer) => void): Promise<void> =>

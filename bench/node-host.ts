@@ -9,6 +9,7 @@
  * stdin does.
  */
 import { createInterface } from "node:readline";
+import { PerformanceObserver } from "node:perf_hooks";
 import {
   benchPluginMain,
   connectPluginInProcess,
@@ -41,7 +42,8 @@ const factories = {
   "vscode-jsonrpc": vscodeJsonRpc,
   "http-json": httpJson,
   "raw-socket": rawSocket,
-  "raw-http2": rawHttp2,
+  "raw-http2": (name: string) => rawHttp2(name),
+  "raw-http2-tcp": (name: string) => rawHttp2(name, true),
   "in-process-direct": (name: string) => connectPluginInProcess(name, "direct"),
   "in-process-serialize": (name: string) => connectPluginInProcess(name, "serialize"),
   plain: plainCall,
@@ -64,6 +66,19 @@ if (!(kind in factories)) {
 }
 const contender = await factories[kind as NodeKind](name, arg);
 
+/** This process's garbage collections since it started, by kind, for the `stats` op. */
+const gc = { count: 0, ms: 0, scavenges: 0, majors: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.count++;
+    gc.ms += e.duration;
+    // perf_hooks' NODE_PERFORMANCE_GC_MINOR is 1 (a scavenge), MAJOR 4.
+    const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === 1) gc.scavenges++;
+    else if (kind === 4) gc.majors++;
+  }
+}).observe({ entryTypes: ["gc"] });
+
 async function answer(line: string): Promise<Record<string, unknown>> {
   const cmd = JSON.parse(line) as {
     op?: string;
@@ -80,6 +95,18 @@ async function answer(line: string): Promise<Record<string, unknown>> {
       return { ops_per_s: await contender.concurrent(cmd.ms ?? 0, cmd.c ?? 1) };
     case "stream":
       return { ops_per_s: await contender.stream(n) };
+    case "stats": {
+      // The host's own state, to see whether it changes over a long run.
+      const cpu = process.cpuUsage();
+      const mem = process.memoryUsage();
+      return {
+        cpu_us: cpu.user + cpu.system,
+        heap_used: mem.heapUsed,
+        heap_total: mem.heapTotal,
+        rss: mem.rss,
+        gc: { ...gc },
+      };
+    }
     case "batches":
       if (contender.batches === undefined) break;
       return { samples_us: await contender.batches(n) };

@@ -12,7 +12,8 @@
  * - h2: bare node:http2 (h2c) with gRPC's framing and trailers and nothing
  *   else, the HTTP/2 floor: each request body (a 5-byte prefix and the
  *   payload) is echoed with `grpc-status: 0` in trailers; a path of
- *   /stream/N answers N 21-byte frames.
+ *   /stream/N answers N 21-byte frames. With "tcp" for the socket it
+ *   listens on loopback TCP instead, the floor of the TCP rows.
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -123,42 +124,46 @@ function main(): void {
     case "h2": {
       const frame = Buffer.alloc(21);
       frame.writeUInt32BE(16, 1);
-      http2
-        .createServer()
-        .on("stream", (stream, headers) => {
-          const path = headers[":path"] ?? "";
-          const head = { ":status": 200, "content-type": "application/grpc" };
-          const trailers = (): void => stream.sendTrailers({ "grpc-status": "0" });
-          if (path.startsWith("/stream/")) {
-            const n = Number(path.slice("/stream/".length));
-            stream.resume();
-            stream.respond(head, { waitForTrailers: true });
-            stream.once("wantTrailers", trailers);
-            const batch = Buffer.concat(Array.from({ length: 4096 }, () => frame));
-            let left = n;
-            const pump = (): void => {
-              while (left > 0) {
-                const k = Math.min(left, 4096);
-                left -= k;
-                if (!stream.write(k === 4096 ? batch : batch.subarray(0, k * 21))) {
-                  stream.once("drain", pump);
-                  return;
-                }
+      const h2 = http2.createServer().on("stream", (stream, headers) => {
+        const path = headers[":path"] ?? "";
+        const head = { ":status": 200, "content-type": "application/grpc" };
+        const trailers = (): void => stream.sendTrailers({ "grpc-status": "0" });
+        if (path.startsWith("/stream/")) {
+          const n = Number(path.slice("/stream/".length));
+          stream.resume();
+          stream.respond(head, { waitForTrailers: true });
+          stream.once("wantTrailers", trailers);
+          const batch = Buffer.concat(Array.from({ length: 4096 }, () => frame));
+          let left = n;
+          const pump = (): void => {
+            while (left > 0) {
+              const k = Math.min(left, 4096);
+              left -= k;
+              if (!stream.write(k === 4096 ? batch : batch.subarray(0, k * 21))) {
+                stream.once("drain", pump);
+                return;
               }
-              stream.end();
-            };
-            pump();
-            return;
-          }
-          const parts: Buffer[] = [];
-          stream.on("data", (c: Buffer) => parts.push(c));
-          stream.once("end", () => {
-            stream.respond(head, { waitForTrailers: true });
-            stream.once("wantTrailers", trailers);
-            stream.end(parts.length === 1 ? parts[0] : Buffer.concat(parts));
-          });
-        })
-        .listen(socketPath, ready);
+            }
+            stream.end();
+          };
+          pump();
+          return;
+        }
+        const parts: Buffer[] = [];
+        stream.on("data", (c: Buffer) => parts.push(c));
+        stream.once("end", () => {
+          stream.respond(head, { waitForTrailers: true });
+          stream.once("wantTrailers", trailers);
+          stream.end(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+        });
+      });
+      // "tcp": loopback TCP on a free port, printed ("ready 127.0.0.1:PORT").
+      if (socketPath === "tcp")
+        h2.listen(0, "127.0.0.1", () => {
+          const { port } = h2.address() as net.AddressInfo;
+          process.stdout.write(`ready 127.0.0.1:${port}\n`);
+        });
+      else h2.listen(socketPath, ready);
       return;
     }
     case "jsonrpc": {

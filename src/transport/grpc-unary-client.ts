@@ -32,6 +32,12 @@ const FIXED = headerPairs(
   requestHeaderWithCompression(true, undefined, undefined, defaultCompressions, null),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
+/**
+ * The `grpc-encoding` values the fast path takes: the name of a compression
+ * we accept, exactly as connect-es' validateResponseWithCompression matches
+ * it. Anything else (identity, an unknown name) goes to its checks.
+ */
+const ACCEPTED = new Map<string, Compression>(defaultCompressions.map((c) => [c.name, c]));
 
 /**
  * gRPC's unary call (PROTOCOL-HTTP2.md): the message in a 5-byte envelope,
@@ -45,23 +51,34 @@ export const grpcUnaryWire: UnaryClientWire = {
     return out;
   },
   requestBody(message) {
-    const out = new Uint8Array(message.byteLength + 5);
-    new DataView(out.buffer).setUint32(1, message.byteLength);
+    const n = message.byteLength;
+    const out = new Uint8Array(n + 5);
+    // The length, big-endian, written by hand: no DataView per call.
+    out[1] = n >>> 24;
+    out[2] = (n >>> 16) & 0xff;
+    out[3] = (n >>> 8) & 0xff;
+    out[4] = n & 0xff;
     out.set(message, 5);
     return out;
   },
   response(status, h, limits) {
     // The usual answer, recognised on node's headers: connect-es' checks
-    // would find no error, no status and no compression in it.
+    // would find no error and no status in it, and an encoding we accept
+    // or none. A connect-es server (every Node plugin) names one
+    // (`grpc-encoding: gzip`) on every answer, compressed or not (each
+    // message says so itself); before this was recognised, every gRPC call
+    // to a Node plugin went through the checks below, Headers built for them.
     if (
       status === 200 &&
       (h["content-type"] === "application/grpc+proto" ||
         h["content-type"] === "application/grpc") &&
       h["grpc-status"] === undefined &&
-      h["grpc-status-details-bin"] === undefined &&
-      h["grpc-encoding"] === undefined
+      h["grpc-status-details-bin"] === undefined
     ) {
-      return new GrpcUnaryBody(h, limits, undefined, undefined);
+      const encoding = h["grpc-encoding"];
+      if (encoding === undefined) return new GrpcUnaryBody(h, limits, undefined, undefined);
+      const compression = typeof encoding === "string" ? ACCEPTED.get(encoding) : undefined;
+      if (compression !== undefined) return new GrpcUnaryBody(h, limits, compression, undefined);
     }
     const header = new NodeHeaders(h);
     const v = validateResponseWithCompression(defaultCompressions, status, header);

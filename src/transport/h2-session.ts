@@ -123,6 +123,21 @@ export class H2Session {
   }
 }
 
+/**
+ * A property every stream of an H2Session carries from its creation: the
+ * lean unary path keeps its call's state there (h2-target.ts), for its
+ * listeners, which are shared by all calls. Given to every stream, so that
+ * node:http2's streams keep one hidden class whichever path made them:
+ * when only unary streams had it, the first server stream (connect-es'
+ * path, without it) made V8 deoptimize some forty functions of node's
+ * streams and events with "wrong map", and unary calls cost about twice
+ * the host CPU until re-optimized, thousands of calls later
+ * (docs/http2-client.md, 2026-12-02).
+ */
+export const STREAM_SLOT = Symbol("connect-plugin.h2-stream-slot");
+/** A stream of an H2Session, with its slot. */
+export type SlottedStream = http2.ClientHttp2Stream & { [STREAM_SLOT]?: unknown };
+
 interface Timing {
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
@@ -189,6 +204,8 @@ class Connection {
 
   request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
     const stream = this.session.request(headers);
+    // Every stream gets the slot, whoever uses it (see STREAM_SLOT).
+    (stream as SlottedStream)[STREAM_SLOT] = undefined;
     if (++this.streams === 1) {
       this.session.ref();
       this.pingTimer ??= this.armPing();

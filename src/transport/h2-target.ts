@@ -12,7 +12,7 @@ import {
 import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
-import type { H2Session } from "./h2-session.js";
+import { STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { abortOf, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget } from "./run-call.js";
@@ -125,7 +125,7 @@ function cut(stream: http2.ClientHttp2Stream, responded: boolean): ConnectError 
 }
 
 /** Where a stream keeps its UnaryCall, for the listeners below (one set for all calls). */
-const CALL = Symbol("connect-plugin.h2-unary-call");
+const CALL = STREAM_SLOT;
 type Listened = http2.ClientHttp2Stream & { [CALL]?: UnaryCall<DescMessage, DescMessage> };
 
 /**

@@ -200,6 +200,79 @@ export const scenarios: Record<string, Respond> = {
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
     s.end(envelope(zlib.brotliCompressSync(reply), 1));
   },
+  // The encodings the lean path recognises on node's headers, and those it
+  // leaves to connect-es' checks (another case, identity).
+  "grpc-gzip": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-gzip-upper-case": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "GZIP" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  "grpc-identity": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "Identity" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  // The fast path's edges (review): a list, whitespace, a compressed
+  // flag under identity, a body that is not gzip, a bomb (READ_MAX after
+  // decompression), a compressed body over READ_MAX on the wire, and an
+  // error status in the trailers of a gzip answer.
+  "grpc-gzip-list": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip, identity" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  "grpc-gzip-tab": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip\t" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-identity-compressed-flag": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "identity" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-gzip-br-body": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.brotliCompressSync(reply), 1));
+  },
+  "grpc-gzip-bomb": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.gzipSync(Buffer.alloc(150_000)), 1));
+  },
+  "grpc-br-bomb": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "br" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(zlib.brotliCompressSync(Buffer.alloc(16 * 1024 * 1024)), 1));
+  },
+  "grpc-gzip-wire-too-big": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(Buffer.alloc(300, 1), 1));
+  },
+  "grpc-gzip-trailer-error": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () =>
+      s.sendTrailers({ "grpc-status": "8", "grpc-message": "too busy" }),
+    );
+    s.end(envelope(zlib.gzipSync(reply), 1));
+  },
+  "grpc-gzip-no-message": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end();
+  },
+  "grpc-gzip-extra-message": (s) => {
+    s.respond({ ...grpcOk, "grpc-encoding": "gzip" }, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(Buffer.concat([envelope(zlib.gzipSync(reply), 1), envelope(reply)]));
+  },
   "grpc-compressed-no-encoding": (s) => {
     s.respond(grpcOk, { waitForTrailers: true });
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
