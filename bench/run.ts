@@ -68,6 +68,15 @@ const P = quick
       inproc: 15,
       plugins: 50,
     };
+/**
+ * The unmeasured batch each contender runs right before each measured one
+ * (and a stream of a tenth of P.stream). A host left idle for a minute
+ * while the others ran starts slow: V8 shrinks an idle heap, and the next
+ * 2,000 calls of a Node host ran 22-28 garbage collections instead of 3-9
+ * (docs/http2-client.md, 2026-12-02); a full run leaves each host idle
+ * longer than --quick does. The same for every contender, Go included.
+ */
+const REWARM = { unary: 100, concurrentMs: 100, big: 2 };
 const CALLERS = 64;
 const MiB = 1024 * 1024;
 
@@ -216,13 +225,25 @@ for (let round = 1; round <= P.rounds; round++) {
   log(`round ${round}/${P.rounds} (${Math.round((performance.now() - t0) / 1000)} s)`);
   // A fresh order for every scenario of every round, so that no contender
   // always runs first, last, or right after the same neighbour.
-  for (const c of shuffled(contenders))
+  // Each measured batch right after a short unmeasured one of the same kind
+  // (REWARM), so that what the host did last (idle for a minute while the
+  // others ran, 1 MiB calls, a stream) does not land in the measurement.
+  for (const c of shuffled(contenders)) {
+    await c.unary(REWARM.unary, 16);
     measured(S.unary, c.name, await c.unary(P.unary, 16), false);
-  for (const c of shuffled(contenders))
+  }
+  for (const c of shuffled(contenders)) {
+    await c.concurrent(REWARM.concurrentMs, CALLERS);
     measured(S.concurrent, c.name, [await c.concurrent(P.concurrentMs, CALLERS)], true);
-  for (const c of shuffled(contenders)) measured(S.big, c.name, await c.unary(P.big, MiB), false);
-  for (const c of shuffled(contenders))
+  }
+  for (const c of shuffled(contenders)) {
+    await c.unary(REWARM.big, MiB);
+    measured(S.big, c.name, await c.unary(P.big, MiB), false);
+  }
+  for (const c of shuffled(contenders)) {
+    await c.stream(P.stream / 10);
     measured(S.stream, c.name, [await c.stream(P.stream)], true);
+  }
   for (const c of shuffled(inProc)) measured(S.inproc, c.name, await c.batches(P.inproc), false);
   // Cold starts, interleaved and shuffled too.
   const goHost = contenders[0] as HostProcess;
@@ -297,8 +318,10 @@ for (const p of placements) {
   const pinned = await startAll(p);
   for (const c of pinned) await c.unary(500, 16);
   for (let r = 0; r < P.rounds; r++)
-    for (const c of shuffled(pinned))
+    for (const c of shuffled(pinned)) {
+      await c.unary(REWARM.unary, 16);
       measured(pinnedScenario(p), c.name, await c.unary(P.unary, 16), false);
+    }
   await Promise.all(pinned.map((c) => c.close()));
 }
 rmSync(go.dir, { recursive: true, force: true });
