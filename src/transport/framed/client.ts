@@ -2,7 +2,6 @@ import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import {
-  fromBinary,
   toBinary,
   type DescMessage,
   type DescMethodStreaming,
@@ -23,6 +22,7 @@ import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
 import { CallTable } from "./call-table.js";
+import { decodeMessage } from "./decode.js";
 import { OpenEncoder } from "./open-frame.js";
 import { errorFromWire } from "./errors.js";
 import {
@@ -532,7 +532,7 @@ export class FramedConnection implements CallTarget {
         try {
           // A plain Uint8Array view: bytes fields then come out as
           // Uint8Array, as over HTTP, not as node Buffers.
-          message = fromBinary(call.method.output, payload);
+          message = decodeMessage(call.method.output, payload);
         } catch (error) {
           this.forget(id);
           this.cancel(id);

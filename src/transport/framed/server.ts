@@ -1,7 +1,7 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -37,6 +37,7 @@ import {
   readFrames,
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
+import { decodeMessage } from "./decode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
@@ -385,7 +386,7 @@ class ServerConnection {
         }
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input, payload);
+          message = decodeMessage(call.entry.method.input, payload);
         } catch (error) {
           this.fail(
             id,
