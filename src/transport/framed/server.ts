@@ -1,7 +1,6 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import { toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -38,6 +37,7 @@ import {
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
 import { decodeMessage } from "./decode.js";
+import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
@@ -241,6 +241,7 @@ class ServerConnection {
   private readonly interceptors: Interceptor[];
   private readonly contexts: ContextFactory;
   private readonly out: FrameWriter;
+  private readonly encoder = new MessageEncoder();
   private readonly limits: MessageLimits;
   private readonly maxCalls: number;
   /** Bytes of request messages unread by this connection's handlers, over all its calls. */
@@ -520,10 +521,8 @@ class ServerConnection {
     invokeUnary(entry.spec as UnarySpec, ctx, message, this.interceptors).then(
       (output) => {
         if (this.calls.get(id) !== call) return;
-        let bytes: Uint8Array;
         try {
-          bytes = toBinary(entry.method.output, output as never);
-          this.limits.assertWrite(bytes.length);
+          this.limits.assertWrite(this.encoder.prepare(entry.method.output, output));
         } catch (error) {
           this.fail(id, call, error);
           return;
@@ -532,7 +531,7 @@ class ServerConnection {
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
-        this.out.frame(FrameType.message, id, bytes);
+        this.encoder.send(this.out, FrameType.message, id);
         this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
         ctx.abort(callDone());
       },
@@ -559,14 +558,13 @@ class ServerConnection {
             )(call.input as AsyncIterable<never>);
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
-        const bytes = toBinary(entry.method.output, message as never);
-        this.limits.assertWrite(bytes.length);
+        this.limits.assertWrite(this.encoder.prepare(entry.method.output, message));
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
           this.out.frame(FrameType.header, id, header && jsonPayload(header));
         }
-        this.out.frame(FrameType.message, id, bytes);
+        this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) await this.drained();
       }
     } catch (error) {

@@ -162,3 +162,117 @@ test("decodeMessage: a 16-byte BytesValue, as the bench streams it", () => {
   assert.equal(m.value.buffer, bytes.buffer);
   assert.equal(decodeMessage(BytesValueSchema, new Uint8Array(0)).value.length, 0);
 });
+
+// A flat proto3 message (the fields decode.ts reads itself): bytes, string, bool, int32, uint32, enum.
+const flatFile = create(FileDescriptorProtoSchema, {
+  name: "tf.proto",
+  package: "tf",
+  syntax: "proto3",
+  enumType: [
+    {
+      name: "E",
+      value: [
+        { name: "E_ZERO", number: 0 },
+        { name: "E_ONE", number: 1 },
+      ],
+    },
+  ],
+  messageType: [
+    {
+      name: "F",
+      field: [
+        { name: "b", number: 1, type: 12, label: 1, jsonName: "b" },
+        { name: "s", number: 2, type: 9, label: 1, jsonName: "s" },
+        { name: "t", number: 3, type: 8, label: 1, jsonName: "t" },
+        { name: "i", number: 4, type: 5, label: 1, jsonName: "i" },
+        { name: "u", number: 5, type: 13, label: 1, jsonName: "u" },
+        { name: "e", number: 15, type: 14, label: 1, typeName: ".tf.E", jsonName: "e" },
+        { name: "far", number: 16, type: 12, label: 1, jsonName: "far" },
+      ],
+    },
+  ],
+});
+const flat = createFileRegistry(flatFile, () => undefined).getMessage("tf.F") as DescMessage;
+
+/** decodeMessage and fromBinary agree: the same message, or errors with the same message. */
+function agree(bytes: Uint8Array): void {
+  let theirs: unknown;
+  let threw = false;
+  try {
+    theirs = fromBinary(flat, bytes);
+  } catch (error) {
+    threw = true;
+    theirs = (error as Error).message;
+  }
+  if (threw) {
+    assert.throws(
+      () => decodeMessage(flat, bytes),
+      (e: unknown) => (e as Error).message === theirs,
+      `bytes ${Buffer.from(bytes).toString("hex")}`,
+    );
+  } else {
+    assert.deepStrictEqual(
+      decodeMessage(flat, bytes),
+      theirs,
+      `bytes ${Buffer.from(bytes).toString("hex")}`,
+    );
+  }
+}
+
+test("decodeMessage, flat messages: the same as fromBinary for valid, odd and broken bytes", () => {
+  const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/ /g, ""), "hex"));
+  const cases = [
+    "",
+    "0a 03 010203", // b
+    "12 05 68c3a96c6c", // s "héllo"
+    "12 03 ff fe 80", // s: invalid UTF-8, replaced as TextDecoder replaces it
+    "18 01",
+    "18 00",
+    "18 ffffffffffffffffff01", // bool: a 10-byte varint
+    "18 80808080808080808002", // bool: only bits past 64 set
+    "20 ffffffff0f", // int32 -1 in 5 bytes
+    "20 ffffffffffffffffff01", // int32 -1 in 10 bytes
+    "28 ffffffff0f", // uint32 max
+    "28 ffffffffffffffffff01", // uint32 from a 10-byte varint
+    "78 01", // enum field 15
+    "82 01 02 0909", // field 16: a two-byte key
+    "0a 01 07 0a 02 0808", // b twice: the last wins
+    "08 01", // b with the varint wire type
+    "20 05 30 07", // an unknown field 6
+    "0a 05 0102", // a length past the end
+    "20 ff", // a varint cut short
+    "20 ffffffffffffffffffff01", // an 11-byte varint
+    "00 01", // field number 0
+    "0a 80808080 10 01", // a length of 5 bytes
+  ];
+  for (const c of cases) agree(hex(c));
+  // Random bytes, and random damage to valid encodings.
+  let seed = 11;
+  const r = (): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  for (let n = 0; n < 3000; n++) {
+    if (n % 2 === 0) {
+      agree(new Uint8Array(Math.floor(r() * 24)).map(() => Math.floor(r() * 256)));
+    } else {
+      const valid = toBinary(
+        flat,
+        create(flat, {
+          b: new Uint8Array(Math.floor(r() * 5)).fill(3),
+          s: r() < 0.5 ? "" : "abc",
+          t: r() < 0.5,
+          i: Math.floor((r() - 0.5) * 2 ** 32),
+          u: Math.floor(r() * 2 ** 32),
+          e: r() < 0.5 ? 0 : 1,
+        }),
+      );
+      const broken = valid.slice(0, Math.floor(r() * (valid.length + 1)));
+      if (broken.length > 0 && r() < 0.5) {
+        broken[Math.floor(r() * broken.length)] = Math.floor(r() * 256);
+      }
+      agree(valid);
+      agree(broken);
+    }
+  }
+});
