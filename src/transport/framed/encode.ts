@@ -12,9 +12,6 @@ import type { FrameType, FrameWriter } from "./frames.js";
 export const Kind = { bytes: 0, string: 1, bool: 2, int32: 3, uint32: 4 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
-/** Bytes fields this large are handed to write()'s `bulk` instead of copied (see FrameWriter). */
-export const BULK_BYTES = 16 * 1024;
-
 interface FlatField {
   readonly name: string;
   readonly kind: Kind;
@@ -92,8 +89,6 @@ export class FlatEncoder {
 
   /** Per field of the message measured last: its length (bytes, string), or -1 when not written. */
   private readonly lengths: number[];
-  /** Bytes in the bytes fields of at least BULK_BYTES of the message measured last. */
-  bulkBytes = 0;
 
   private constructor(
     private readonly typeName: string,
@@ -116,7 +111,6 @@ export class FlatEncoder {
     const fields = this.fields;
     const lengths = this.lengths;
     let size = 0;
-    this.bulkBytes = 0;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FlatField;
       const v = m[f.name];
@@ -131,7 +125,6 @@ export class FlatEncoder {
           }
           lengths[i] = n;
           size += f.tag.length + varintSize(n) + n;
-          if (n >= BULK_BYTES) this.bulkBytes += n;
           continue;
         case Kind.string:
           if (typeof v !== "string") return -1;
@@ -173,18 +166,11 @@ export class FlatEncoder {
   }
 
   /**
-   * Writes the message measured last into `buf` at `at`, and returns where
-   * it ends. With `bulk`, bytes fields of BULK_BYTES or more are not copied:
-   * `bulk(bytes, at)` is told of each, `at` being where the bytes before it
-   * end in `buf`, and the fields after it go on from `at` (`buf` then needs
-   * only the measured size less bulkBytes).
+   * Writes the message measured last into `buf` at `at` (which has room for
+   * the measured size), and returns where it ends. Every byte is copied: a
+   * caller may reuse its buffers once it has handed a message over.
    */
-  write(
-    message: unknown,
-    buf: Buffer,
-    at: number,
-    bulk?: (bytes: Uint8Array, at: number) => void,
-  ): number {
+  write(message: unknown, buf: Buffer, at: number): number {
     const m = message as Record<string, unknown>;
     const fields = this.fields;
     const lengths = this.lengths;
@@ -198,11 +184,8 @@ export class FlatEncoder {
         case Kind.bytes: {
           at = writeVarint(buf, at, n);
           const v = m[f.name] as Uint8Array;
-          if (bulk !== undefined && n >= BULK_BYTES) bulk(v, at);
-          else {
-            buf.set(v, at);
-            at += n;
-          }
+          buf.set(v, at);
+          at += n;
           break;
         }
         case Kind.string:

@@ -457,8 +457,9 @@ export class FrameWriter {
   /**
    * A frame whose payload is `message`, written by `encoder` (after its
    * measure() gave `size`): a small one straight into the batch, a large
-   * one as its header and small fields in one buffer and its large bytes
-   * fields as they are (no copy of them, and no buffer of the message's size).
+   * one into one buffer of the frame's size. Unlike frame()'s large
+   * payloads, the message's bytes are copied: its bytes fields are the
+   * caller's, who may reuse them once the message is handed over.
    */
   encoded(type: FrameType, id: number, encoder: FlatEncoder, message: unknown, size: number): void {
     if (size < COPY_LIMIT) {
@@ -467,19 +468,11 @@ export class FrameWriter {
       this.used = encoder.write(message, batch, this.used + FRAME_HEADER_BYTES);
     } else {
       this.cutBatch();
-      const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size - encoder.bulkBytes);
+      const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
       writeHeader(buf, 0, size, type, id);
-      let start = 0;
-      const pending = this.pending;
-      const end = encoder.write(message, buf, FRAME_HEADER_BYTES, (bytes, at) => {
-        pending.push(
-          buf.subarray(start, at),
-          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-        );
-        start = at;
-      });
-      if (end > start) pending.push(buf.subarray(start, end));
-      this.pendingBytes += FRAME_HEADER_BYTES + size;
+      encoder.write(message, buf, FRAME_HEADER_BYTES);
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
     }
     this.queued();
   }
