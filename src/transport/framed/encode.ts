@@ -213,7 +213,8 @@ export class FlatEncoder {
 export function kindOf(field: DescField): Kind | undefined {
   if (field.presence !== FeatureSet_FieldPresence.IMPLICIT || field.oneof !== undefined)
     return undefined;
-  if (field.fieldKind === "enum") return Kind.int32;
+  // A closed enum's unknown values go to $unknown (protobuf-es' readField): not read here.
+  if (field.fieldKind === "enum") return field.enum.open ? Kind.int32 : undefined;
   if (field.fieldKind !== "scalar") return undefined;
   switch (field.scalar) {
     case ScalarType.BYTES:

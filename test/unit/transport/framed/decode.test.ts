@@ -15,6 +15,7 @@ import {
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { decodeMessage } from "../../../../src/transport/framed/decode.js";
+import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 
 type Proto = MessageInitShape<typeof FileDescriptorProtoSchema>;
 type Field = NonNullable<NonNullable<NonNullable<Proto["messageType"]>[number]["field"]>[number]>;
@@ -273,6 +274,76 @@ test("decodeMessage, flat messages: the same as fromBinary for valid, odd and br
       }
       agree(valid);
       agree(broken);
+    }
+  }
+});
+
+test("decodeMessage, encoder: an implicit-presence field of a closed enum keeps an unknown value in $unknown, as fromBinary does", () => {
+  // A proto3 message whose field is a proto2 (closed) enum, and an editions
+  // message with implicit presence and a closed enum: protoc refuses both,
+  // protobuf-es' registry (descriptors built at run time) takes them.
+  const closedEnum = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "ce.proto",
+      package: "ce",
+      syntax: "proto2",
+      enumType: [
+        {
+          name: "E",
+          value: [
+            { name: "A", number: 1 },
+            { name: "B", number: 2 },
+          ],
+        },
+      ],
+    }),
+    () => undefined,
+  );
+  const viaProto3 = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "cm.proto",
+      package: "cm",
+      syntax: "proto3",
+      dependency: ["ce.proto"],
+      messageType: [
+        { name: "M", field: [{ name: "e", number: 1, type: 14, label: 1, typeName: ".ce.E" }] },
+      ],
+    }),
+    (name) => closedEnum.getFile(name),
+  ).getMessage("cm.M") as DescMessage;
+  const viaEditions = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "ced.proto",
+      package: "ced",
+      syntax: "editions",
+      edition: 1000,
+      options: { features: { fieldPresence: 2, enumType: 2 } }, // IMPLICIT, CLOSED
+      enumType: [
+        {
+          name: "E",
+          value: [
+            { name: "A", number: 1 },
+            { name: "B", number: 2 },
+          ],
+        },
+      ],
+      messageType: [
+        { name: "M", field: [{ name: "e", number: 1, type: 14, label: 1, typeName: ".ced.E" }] },
+      ],
+    }),
+    () => undefined,
+  ).getMessage("ced.M") as DescMessage;
+  for (const schema of [viaProto3, viaEditions]) {
+    for (const bytes of [[0x08, 0x07], [0x08, 0x02], [0x08, 0x01], []]) {
+      const input = new Uint8Array(bytes);
+      const ours = decodeMessage(schema, input);
+      assert.deepStrictEqual(
+        ours,
+        fromBinary(schema, input),
+        `${schema.typeName} ${bytes.join(",")}`,
+      );
+      const encoder = new MessageEncoder();
+      assert.equal(encoder.prepare(schema, ours), toBinary(schema, ours).length);
     }
   }
 });
