@@ -10,7 +10,28 @@ import { getTextEncoding } from "@bufbuild/protobuf/wire";
 import { Kind, kindOf } from "./encode.js";
 
 /** Makes a zero message of one schema; undefined: use fromBinary. */
-type ZeroMaker = (() => Record<string, unknown>) | undefined;
+type ZeroMaker = ((bytes: Uint8Array) => Record<string, unknown>) | undefined;
+
+/**
+ * Gives each bytes field of `message` that still holds the template's
+ * shared empty Uint8Array one of its own, as fromBinary would: a caller may
+ * transfer (detach) a message's buffers, which must not reach other
+ * messages. Only unset bytes fields pay for a new array.
+ */
+function ownEmptyBytes(
+  message: Record<string, unknown>,
+  template: Record<string, unknown>,
+  names: readonly string[],
+): void {
+  for (const name of names) {
+    if (message[name] === template[name]) message[name] = new Uint8Array(0);
+  }
+}
+
+/** The properties of `template` that hold a (shared, empty) Uint8Array. */
+function bytesNames(template: Record<string, unknown>): string[] {
+  return Object.keys(template).filter((name) => template[name] instanceof Uint8Array);
+}
 
 const makers = new WeakMap<DescMessage, ZeroMaker>();
 const flats = new WeakMap<DescMessage, FlatDecoder | undefined>();
@@ -26,8 +47,9 @@ const flats = new WeakMap<DescMessage, FlatDecoder | undefined>();
  * was a sixth of the host's CPU. Here a message whose schema keeps no state
  * on a prototype chain (proto3, and editions without explicit-presence
  * scalars) starts as a copy of one zero message made once per schema,
- * whose empty Uint8Arrays are shared (they have no elements to change);
- * lists, maps and oneofs get fresh ones. The bytes are then read into it
+ * whose empty Uint8Arrays are shared while decoding (a bytes field left
+ * unset gets one of its own at the end: a caller may detach it); lists,
+ * maps and oneofs get fresh ones. The bytes are then read into it
  * with protobuf-es' public mergeFromBinary, which on a zero message is what
  * fromBinary does. Other schemas (proto2, explicit presence, defaults) go
  * to fromBinary unchanged.
@@ -51,7 +73,7 @@ export function decodeMessage<T extends DescMessage>(
     makers.set(schema, make);
   }
   if (make === undefined) return fromBinary(schema, bytes);
-  return mergeFromBinary(schema, make() as MessageShape<T>, bytes);
+  return make(bytes) as MessageShape<T>;
 }
 
 function zeroMaker(schema: DescMessage): ZeroMaker {
@@ -69,12 +91,14 @@ function zeroMaker(schema: DescMessage): ZeroMaker {
       if (value instanceof Uint8Array && value.length > 0) return undefined;
     }
   }
-  if (fresh.length === 0) return () => ({ ...template });
-  return () => {
+  const shared = bytesNames(template);
+  return (bytes) => {
     const message: Record<string, unknown> = { ...template };
     for (const { name, kind } of fresh) {
       message[name] = kind === "oneof" ? { case: undefined } : kind === "list" ? [] : {};
     }
+    mergeFromBinary(schema, message as MessageShape<DescMessage>, bytes);
+    ownEmptyBytes(message, template, shared);
     return message;
   };
 }
@@ -104,12 +128,13 @@ class FlatDecoder {
         byNumber[field.number] = { name: field.localName, kind, strict: field.utf8Validation };
       }
     }
-    return new FlatDecoder(template, byNumber);
+    return new FlatDecoder(template, byNumber, bytesNames(template));
   }
 
   private constructor(
     private readonly template: Record<string, unknown>,
     private readonly byNumber: readonly (FlatField | undefined)[],
+    private readonly shared: readonly string[],
   ) {}
 
   decode(buf: Uint8Array): Record<string, unknown> | undefined {
@@ -159,6 +184,7 @@ class FlatDecoder {
       message[field.name] =
         field.kind === Kind.bool ? any !== 0 : field.kind === Kind.uint32 ? low >>> 0 : low | 0;
     }
+    ownEmptyBytes(message, this.template, this.shared);
     return message;
   }
 }

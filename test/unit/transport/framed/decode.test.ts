@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   create,
   createFileRegistry,
+  ScalarType,
   fromBinary,
   toBinary,
   type DescMessage,
@@ -134,8 +135,8 @@ for (const [name, schema] of [
 test("decodeMessage: two messages never share a list, a map or a oneof", () => {
   const a = decodeMessage(proto3, new Uint8Array(0)) as unknown as Record<string, unknown>;
   const b = decodeMessage(proto3, new Uint8Array(0)) as unknown as Record<string, unknown>;
-  // proto3 takes the copied path: its unset bytes fields share one empty array.
-  assert.equal(a["b"], b["b"]);
+  // proto3 takes the copied path, but an unset bytes field is still a Uint8Array of its own.
+  assert.notEqual(a["b"], b["b"]);
   assert.deepStrictEqual(structuredClone(a), structuredClone(create(proto3)));
   assert.notEqual(a["list"], b["list"]);
   assert.notEqual(a["map"], b["map"]);
@@ -345,5 +346,24 @@ test("decodeMessage, encoder: an implicit-presence field of a closed enum keeps 
       const encoder = new MessageEncoder();
       assert.equal(encoder.prepare(schema, ours), toBinary(schema, ours).length);
     }
+  }
+});
+
+test("decodeMessage: an unset bytes field is a Uint8Array of its own; transferring its buffer leaves later messages cloneable", () => {
+  for (const schema of [proto3, flat, BytesValueSchema]) {
+    const field = schema.fields.find(
+      (f) => f.fieldKind === "scalar" && f.scalar === ScalarType.BYTES,
+    );
+    const name = (field as { localName: string }).localName;
+    const first = decodeMessage(schema, new Uint8Array(0)) as unknown as Record<string, Uint8Array>;
+    // A host hands a message's bytes to a worker without a copy.
+    structuredClone(first, { transfer: [(first[name] as Uint8Array).buffer as ArrayBuffer] });
+    const next = decodeMessage(schema, new Uint8Array(0)) as unknown as Record<string, Uint8Array>;
+    assert.deepStrictEqual(
+      structuredClone(next),
+      fromBinary(schema, new Uint8Array(0)),
+      schema.typeName,
+    );
+    assert.deepStrictEqual(new Uint8Array(next[name] as Uint8Array), new Uint8Array(0));
   }
 });
