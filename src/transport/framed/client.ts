@@ -298,6 +298,7 @@ export class FramedConnection implements CallTarget {
       return Promise.reject(error);
     }
     if (size > this.writeMaxBytes) {
+      this.encoder.discard();
       return Promise.reject(tooLargeToSend(size, this.writeMaxBytes));
     }
     return new Promise((resolve, reject) => {
@@ -429,7 +430,10 @@ export class FramedConnection implements CallTarget {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
         const size = this.encoder.prepare(req.method.input, message);
-        if (size > this.writeMaxBytes) throw tooLargeToSend(size, this.writeMaxBytes);
+        if (size > this.writeMaxBytes) {
+          this.encoder.discard();
+          throw tooLargeToSend(size, this.writeMaxBytes);
+        }
         this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) {
           // Both listeners go once either fires: a long stream waits many times.

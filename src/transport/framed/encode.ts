@@ -261,6 +261,13 @@ export class MessageEncoder {
     return this.bytes.length;
   }
 
+  /** Forgets the message prepared last, which will not be sent (it is over a size limit). */
+  discard(): void {
+    this.encoder = undefined;
+    this.message = undefined;
+    this.bytes = undefined;
+  }
+
   /** Frames the message prepared last. */
   send(out: FrameWriter, type: FrameType, id: number): void {
     const encoder = this.encoder;

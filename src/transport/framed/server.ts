@@ -36,6 +36,7 @@ import {
   readFrames,
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
+import type { DescMessage } from "@bufbuild/protobuf";
 import { decodeMessage } from "./decode.js";
 import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
@@ -522,7 +523,7 @@ class ServerConnection {
       (output) => {
         if (this.calls.get(id) !== call) return;
         try {
-          this.limits.assertWrite(this.encoder.prepare(entry.method.output, output));
+          this.prepare(entry.method.output, output);
         } catch (error) {
           this.fail(id, call, error);
           return;
@@ -558,7 +559,7 @@ class ServerConnection {
             )(call.input as AsyncIterable<never>);
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
-        this.limits.assertWrite(this.encoder.prepare(entry.method.output, message));
+        this.prepare(entry.method.output, message);
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
@@ -617,6 +618,19 @@ class ServerConnection {
           Code.ResourceExhausted,
         ),
       );
+    }
+  }
+
+  /**
+   * Encodes (or measures) an outgoing message for the next encoder.send(),
+   * and throws the limit's error for one over writeMaxBytes, which the
+   * encoder then forgets (it may be large).
+   */
+  private prepare(schema: DescMessage, message: unknown): void {
+    const size = this.encoder.prepare(schema, message);
+    if (size > this.limits.writeMaxBytes) {
+      this.encoder.discard();
+      this.limits.assertWrite(size);
     }
   }
 
