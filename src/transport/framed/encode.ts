@@ -89,12 +89,24 @@ export class FlatEncoder {
 
   /** Per field of the message measured last: its length (bytes, string), or -1 when not written. */
   private readonly lengths: number[];
+  /**
+   * Per field of the message measured last: the value measured, which
+   * write() writes (a getter read again could give another value, and the
+   * frame's length would not match its payload). Cleared by write().
+   */
+  private readonly values: unknown[];
 
   private constructor(
     private readonly typeName: string,
     private readonly fields: readonly FlatField[],
   ) {
     this.lengths = fields.map(() => -1);
+    this.values = fields.map(() => undefined);
+  }
+
+  /** Drops the values of the message measured last (not to be written). */
+  clear(): void {
+    this.values.fill(undefined);
   }
 
   /**
@@ -103,6 +115,16 @@ export class FlatEncoder {
    * before another measure().
    */
   measure(message: unknown): number {
+    let size = -1;
+    try {
+      size = this.measureValues(message);
+    } finally {
+      if (size < 0) this.clear();
+    }
+    return size;
+  }
+
+  private measureValues(message: unknown): number {
     if (typeof message !== "object" || message === null) return -1;
     const m = message as Record<string, unknown>;
     if (m["$typeName"] !== this.typeName) return -1;
@@ -110,10 +132,12 @@ export class FlatEncoder {
     if (unknown !== undefined && (!Array.isArray(unknown) || unknown.length > 0)) return -1;
     const fields = this.fields;
     const lengths = this.lengths;
+    const values = this.values;
     let size = 0;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FlatField;
       const v = m[f.name];
+      values[i] = v;
       let n: number;
       switch (f.kind) {
         case Kind.bytes:
@@ -170,12 +194,14 @@ export class FlatEncoder {
    * the measured size), and returns where it ends. Every byte is copied: a
    * caller may reuse its buffers once it has handed a message over.
    */
-  write(message: unknown, buf: Buffer, at: number): number {
-    const m = message as Record<string, unknown>;
+  write(_message: unknown, buf: Buffer, at: number): number {
     const fields = this.fields;
     const lengths = this.lengths;
+    const values = this.values;
     for (let i = 0; i < fields.length; i++) {
       const n = lengths[i] as number;
+      const value = values[i];
+      values[i] = undefined;
       if (n < 0) continue;
       const f = fields[i] as FlatField;
       buf.set(f.tag, at);
@@ -183,25 +209,24 @@ export class FlatEncoder {
       switch (f.kind) {
         case Kind.bytes: {
           at = writeVarint(buf, at, n);
-          const v = m[f.name] as Uint8Array;
-          buf.set(v, at);
+          buf.set(value as Uint8Array, at);
           at += n;
           break;
         }
         case Kind.string:
           at = writeVarint(buf, at, n);
-          at += buf.write(m[f.name] as string, at, n, "utf8");
+          at += buf.write(value as string, at, n, "utf8");
           break;
         case Kind.bool:
           buf[at++] = 1;
           break;
         case Kind.int32: {
-          const v = m[f.name] as number;
+          const v = value as number;
           at = v < 0 ? writeNegativeInt32(buf, at, v) : writeVarint(buf, at, v);
           break;
         }
         case Kind.uint32:
-          at = writeVarint(buf, at, m[f.name] as number);
+          at = writeVarint(buf, at, value as number);
           break;
       }
     }
@@ -263,6 +288,7 @@ export class MessageEncoder {
 
   /** Forgets the message prepared last, which will not be sent (it is over a size limit). */
   discard(): void {
+    this.encoder?.clear();
     this.encoder = undefined;
     this.message = undefined;
     this.bytes = undefined;
