@@ -2,8 +2,6 @@ import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import {
-  fromBinary,
-  toBinary,
   type DescMessage,
   type DescMethodStreaming,
   type DescMethodUnary,
@@ -23,6 +21,8 @@ import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
 import { CallTable } from "./call-table.js";
+import { decodeMessage } from "./decode.js";
+import { MessageEncoder } from "./encode.js";
 import { OpenEncoder } from "./open-frame.js";
 import { errorFromWire } from "./errors.js";
 import {
@@ -127,6 +127,7 @@ export class FramedConnection implements CallTarget {
   private readonly inUse = (id: number): boolean => this.calls.has(id);
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
+  private readonly encoder = new MessageEncoder();
   private readonly reader: FrameReader;
   private readonly unrefWhenIdle: boolean;
   private readonly readMaxBytes: number;
@@ -289,9 +290,16 @@ export class FramedConnection implements CallTarget {
     const abort = abortOf(req);
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
-    const bytes = toBinary(req.method.input, req.message);
-    if (bytes.length > this.writeMaxBytes) {
-      return Promise.reject(tooLargeToSend(bytes.length, this.writeMaxBytes));
+    let size: number;
+    try {
+      size = this.encoder.prepare(req.method.input, req.message);
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toBinary's error as it is
+      return Promise.reject(error);
+    }
+    if (size > this.writeMaxBytes) {
+      this.encoder.discard();
+      return Promise.reject(tooLargeToSend(size, this.writeMaxBytes));
     }
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
@@ -335,7 +343,7 @@ export class FramedConnection implements CallTarget {
       this.remember(id, call);
       unsubscribe = abort.onAbort(onAbort);
       this.open(req.url, req.header, id, state.timeoutMs);
-      this.out.frame(FrameType.message, id, bytes);
+      this.encoder.send(this.out, FrameType.message, id);
       this.out.frame(FrameType.end, id);
     });
   }
@@ -421,11 +429,12 @@ export class FramedConnection implements CallTarget {
       for await (const message of req.message) {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
-        const bytes = toBinary(req.method.input, message);
-        if (bytes.length > this.writeMaxBytes) {
-          throw tooLargeToSend(bytes.length, this.writeMaxBytes);
+        const size = this.encoder.prepare(req.method.input, message);
+        if (size > this.writeMaxBytes) {
+          this.encoder.discard();
+          throw tooLargeToSend(size, this.writeMaxBytes);
         }
-        this.out.frame(FrameType.message, id, bytes);
+        this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) {
           // Both listeners go once either fires: a long stream waits many times.
           await new Promise<void>((resolve) => {
@@ -532,7 +541,7 @@ export class FramedConnection implements CallTarget {
         try {
           // A plain Uint8Array view: bytes fields then come out as
           // Uint8Array, as over HTTP, not as node Buffers.
-          message = fromBinary(call.method.output, payload);
+          message = decodeMessage(call.method.output, payload);
         } catch (error) {
           this.forget(id);
           this.cancel(id);

@@ -11,6 +11,7 @@
  */
 
 import type { Duplex } from "node:stream";
+import type { FlatEncoder } from "./encode.js";
 
 export const FrameType = {
   /** Client → server: opens a call. Payload: JSON {p: path, t?: timeoutMs, h?: headers}. */
@@ -453,6 +454,43 @@ export class FrameWriter {
 
   constructor(private readonly socket: Duplex) {}
 
+  /**
+   * A frame whose payload is `message`, written by `encoder` (after its
+   * measure() gave `size`): a small one straight into the batch, a large
+   * one into one buffer of the frame's size. Unlike frame()'s large
+   * payloads, the message's bytes are copied: its bytes fields are the
+   * caller's, who may reuse them once the message is handed over.
+   */
+  encoded(type: FrameType, id: number, encoder: FlatEncoder, message: unknown, size: number): void {
+    if (size < COPY_LIMIT) {
+      const batch = this.room(FRAME_HEADER_BYTES + size);
+      writeHeader(batch, this.used, size, type, id);
+      this.used = encoder.write(message, batch, this.used + FRAME_HEADER_BYTES);
+    } else {
+      this.cutBatch();
+      const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
+      writeHeader(buf, 0, size, type, id);
+      encoder.write(message, buf, FRAME_HEADER_BYTES);
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
+    }
+    this.queued();
+  }
+
+  /** The batch, with room for `size` more bytes at `used` (a new one if the current is full). */
+  private room(size: number): Buffer {
+    let batch = this.batch;
+    if (batch === undefined || batch.length - this.used < size) {
+      // A full batch is written now (one buffer, not a writev of two
+      // batches' ends), and the next frames go into a new batch (the
+      // socket may still hold views of the old one).
+      if (this.used > this.start) this.flush();
+      batch = this.batch = Buffer.allocUnsafe(BATCH_BYTES);
+      this.start = this.used = 0;
+    }
+    return batch;
+  }
+
   frame(type: FrameType, id: number, payload?: Uint8Array): void {
     const length = payload?.byteLength ?? 0;
     if (length >= COPY_LIMIT) {
@@ -466,19 +504,16 @@ export class FrameWriter {
       this.pendingBytes += FRAME_HEADER_BYTES + length;
     } else {
       const size = FRAME_HEADER_BYTES + length;
-      let batch = this.batch;
-      if (batch === undefined || batch.length - this.used < size) {
-        // A full batch is written now (one buffer, not a writev of two
-        // batches' ends), and the next frames go into a new batch (the
-        // socket may still hold views of the old one).
-        if (this.used > this.start) this.flush();
-        batch = this.batch = Buffer.allocUnsafe(BATCH_BYTES);
-        this.start = this.used = 0;
-      }
+      const batch = this.room(size);
       writeHeader(batch, this.used, length, type, id);
       if (payload !== undefined) batch.set(payload, this.used + FRAME_HEADER_BYTES);
       this.used += size;
     }
+    this.queued();
+  }
+
+  /** A frame was queued: flush now if 64 KiB are waiting, else at the end of the tick. */
+  private queued(): void {
     // 64 KiB at a time: a unix socket's kernel buffer takes that at once, so a
     // fast stream keeps producing instead of waiting for 'drain' (256 KiB
     // writes filled the buffer and stalled the producer on every write).

@@ -1,7 +1,6 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -37,6 +36,9 @@ import {
   readFrames,
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { decodeMessage } from "./decode.js";
+import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
@@ -240,6 +242,7 @@ class ServerConnection {
   private readonly interceptors: Interceptor[];
   private readonly contexts: ContextFactory;
   private readonly out: FrameWriter;
+  private readonly encoder = new MessageEncoder();
   private readonly limits: MessageLimits;
   private readonly maxCalls: number;
   /** Bytes of request messages unread by this connection's handlers, over all its calls. */
@@ -385,7 +388,7 @@ class ServerConnection {
         }
         let message: unknown;
         try {
-          message = fromBinary(call.entry.method.input, payload);
+          message = decodeMessage(call.entry.method.input, payload);
         } catch (error) {
           this.fail(
             id,
@@ -519,10 +522,8 @@ class ServerConnection {
     invokeUnary(entry.spec as UnarySpec, ctx, message, this.interceptors).then(
       (output) => {
         if (this.calls.get(id) !== call) return;
-        let bytes: Uint8Array;
         try {
-          bytes = toBinary(entry.method.output, output as never);
-          this.limits.assertWrite(bytes.length);
+          this.prepare(entry.method.output, output);
         } catch (error) {
           this.fail(id, call, error);
           return;
@@ -531,7 +532,7 @@ class ServerConnection {
         const header = headersToPairs(ctx.responseHeader);
         const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
-        this.out.frame(FrameType.message, id, bytes);
+        this.encoder.send(this.out, FrameType.message, id);
         this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
         ctx.abort(callDone());
       },
@@ -558,14 +559,13 @@ class ServerConnection {
             )(call.input as AsyncIterable<never>);
       for await (const message of output) {
         if (this.calls.get(id) !== call) return;
-        const bytes = toBinary(entry.method.output, message as never);
-        this.limits.assertWrite(bytes.length);
+        this.prepare(entry.method.output, message);
         if (!sentHeader) {
           sentHeader = true;
           const header = headersToPairs(ctx.responseHeader);
           this.out.frame(FrameType.header, id, header && jsonPayload(header));
         }
-        this.out.frame(FrameType.message, id, bytes);
+        this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) await this.drained();
       }
     } catch (error) {
@@ -618,6 +618,19 @@ class ServerConnection {
           Code.ResourceExhausted,
         ),
       );
+    }
+  }
+
+  /**
+   * Encodes (or measures) an outgoing message for the next encoder.send(),
+   * and throws the limit's error for one over writeMaxBytes, which the
+   * encoder then forgets (it may be large).
+   */
+  private prepare(schema: DescMessage, message: unknown): void {
+    const size = this.encoder.prepare(schema, message);
+    if (size > this.limits.writeMaxBytes) {
+      this.encoder.discard();
+      this.limits.assertWrite(size);
     }
   }
 

@@ -1,0 +1,63 @@
+/**
+ * A handler's message whose field is a getter giving a different value on
+ * each read: the framed encoder measured one value and wrote another, so
+ * the frame's length and its payload disagreed (a desynchronized frame
+ * stream, or stale batch bytes sent). Each message must arrive whole, as
+ * toBinary makes it. Real unix sockets.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as net from "node:net";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { createClient, type ConnectRouter } from "@connectrpc/connect";
+import { KV, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createFramedTransport } from "../src/transport/framed/client.js";
+import { serveFramedStream } from "../src/transport/framed/server.js";
+import { tempDir } from "./helpers.js";
+
+test("a streamed message whose fields change on each read arrives whole, and the stream goes on", async (t) => {
+  const routes = (router: ConnectRouter): void => {
+    router.service(KV, {
+      get: () => ({}),
+      put: () => ({}),
+      putMany: () => Promise.resolve({}),
+      async *exchange() {},
+      async *watch() {
+        for (let i = 0; i < 3; i++) {
+          const message = create(WatchEventSchema, { key: "plain" });
+          let reads = 0;
+          let bytes = 0;
+          Object.defineProperty(message, "key", {
+            enumerable: true,
+            get: () => (reads++ % 2 === 0 ? "a-long-key-read-first" : "k"),
+          });
+          Object.defineProperty(message, "value", {
+            enumerable: true,
+            get: () => new Uint8Array(bytes++ % 2 === 0 ? 40 : 2).fill(7),
+          });
+          yield message;
+        }
+        yield create(WatchEventSchema, { key: "last" });
+      },
+    });
+  };
+  const server = net.createServer((socket) => serveFramedStream(routes, socket));
+  const path = join(tempDir("framed-changing-"), "s.sock");
+  server.listen(path);
+  await once(server, "listening");
+  t.after(() => server.close());
+  const transport = createFramedTransport({ network: "unix", address: path });
+  t.after(() => transport.close());
+  const client = createClient(KV, transport.transport);
+  const keys: string[] = [];
+  for await (const event of client.watch({ key: "k" })) {
+    assert.ok(["a-long-key-read-first", "k", "last"].includes(event.key), event.key);
+    assert.ok([0, 2, 40].includes(event.value.length), `value of ${event.value.length} bytes`);
+    assert.ok(event.value.every((b) => b === 7));
+    keys.push(event.key);
+  }
+  assert.equal(keys.length, 4);
+  assert.equal(keys[3], "last");
+});

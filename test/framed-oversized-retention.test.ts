@@ -1,0 +1,74 @@
+/**
+ * A response over the plugin's writeMaxBytes fails its call; the plugin must
+ * not keep that message (or its encoding) alive afterwards: the connection's
+ * MessageEncoder held the last prepared message until the next one. Real
+ * unix sockets, a framed client; garbage collection checked with a WeakRef.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as net from "node:net";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
+import { GetResponseSchema, KV, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { createFramedTransport } from "../src/transport/framed/client.js";
+import { serveFramedStream } from "../src/transport/framed/server.js";
+import { tempDir } from "./helpers.js";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+    if (ref.deref() === undefined) return true;
+  }
+  return false;
+}
+
+for (const kind of ["unary", "server stream"] as const) {
+  test(`a ${kind} response over writeMaxBytes fails its call, and the plugin does not keep the message`, async (t) => {
+    let ref: WeakRef<object> | undefined;
+    const respond = <T extends object>(message: T): T => {
+      ref = new WeakRef(message);
+      return message;
+    };
+    const value = (): Uint8Array => new Uint8Array(64 * 1024).fill(1);
+    const routes = (router: ConnectRouter): void => {
+      router.service(KV, {
+        get: () => respond(create(GetResponseSchema, { value: value() })),
+        put: () => ({}),
+        putMany: () => Promise.resolve({}),
+        async *exchange() {},
+        async *watch() {
+          yield respond(create(WatchEventSchema, { key: "k", value: value() }));
+        },
+      });
+    };
+    const server = net.createServer((socket) =>
+      serveFramedStream(routes, socket, { writeMaxBytes: 1024 }),
+    );
+    const path = join(tempDir("framed-retain-"), "s.sock");
+    server.listen(path);
+    await once(server, "listening");
+    t.after(() => server.close());
+    const transport = createFramedTransport({ network: "unix", address: path });
+    t.after(() => transport.close());
+    const client = createClient(KV, transport.transport);
+    const call = async (): Promise<unknown> => {
+      if (kind === "unary") return client.get({ key: "k" });
+      for await (const m of client.watch({ key: "k" })) void m;
+      return undefined;
+    };
+    await assert.rejects(call(), (e: unknown) => {
+      assert.ok(e instanceof ConnectError);
+      assert.equal(e.code, Code.ResourceExhausted);
+      return true;
+    });
+    assert.ok(await collected(ref as WeakRef<object>), "the oversized message was collected");
+  });
+}
