@@ -128,6 +128,9 @@ export class FramedConnection implements CallTarget {
   private failure: ConnectError | undefined;
   private writer: FrameWriter | undefined;
   private readonly encoder = new MessageEncoder();
+  /** The error for a request message over writeMaxBytes. */
+  private readonly oversized = (size: number): ConnectError =>
+    tooLargeToSend(size, this.writeMaxBytes);
   private readonly reader: FrameReader;
   private readonly unrefWhenIdle: boolean;
   private readonly readMaxBytes: number;
@@ -290,16 +293,11 @@ export class FramedConnection implements CallTarget {
     const abort = abortOf(req);
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
-    let size: number;
     try {
-      size = this.encoder.prepare(req.method.input, req.message);
+      this.encoder.prepareWithin(req.method.input, req.message, this.writeMaxBytes, this.oversized);
     } catch (error) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toBinary's error as it is
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toBinary's error, or the limit's, as it is
       return Promise.reject(error);
-    }
-    if (size > this.writeMaxBytes) {
-      this.encoder.discard();
-      return Promise.reject(tooLargeToSend(size, this.writeMaxBytes));
     }
     return new Promise((resolve, reject) => {
       const onAbort = (reason: unknown): void => {
@@ -429,11 +427,7 @@ export class FramedConnection implements CallTarget {
       for await (const message of req.message) {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
-        const size = this.encoder.prepare(req.method.input, message);
-        if (size > this.writeMaxBytes) {
-          this.encoder.discard();
-          throw tooLargeToSend(size, this.writeMaxBytes);
-        }
+        this.encoder.prepareWithin(req.method.input, message, this.writeMaxBytes, this.oversized);
         this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) {
           // Both listeners go once either fires: a long stream waits many times.

@@ -286,8 +286,26 @@ export class MessageEncoder {
     return this.bytes.length;
   }
 
+  /**
+   * prepare(), and for a message over `maxBytes` throws `tooLarge(size)`
+   * after forgetting it: a refused message, which may be large, is not kept
+   * until the next one.
+   */
+  prepareWithin(
+    schema: DescMessage,
+    message: unknown,
+    maxBytes: number,
+    tooLarge: (size: number) => Error,
+  ): void {
+    const size = this.prepare(schema, message);
+    if (size > maxBytes) {
+      this.discard();
+      throw tooLarge(size);
+    }
+  }
+
   /** Forgets the message prepared last, which will not be sent (it is over a size limit). */
-  discard(): void {
+  private discard(): void {
     this.encoder?.clear();
     this.encoder = undefined;
     this.message = undefined;

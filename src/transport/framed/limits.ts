@@ -64,14 +64,12 @@ export class MessageLimits {
     );
   }
 
-  /** Throws if a response message of `size` bytes is over the limit. */
-  assertWrite(size: number): void {
-    if (size > this.writeMaxBytes) {
-      throw new ConnectError(
-        `message size ${size} is larger than configured writeMaxBytes ${this.writeMaxBytes}`,
-        Code.ResourceExhausted,
-      );
-    }
+  /** The error for a response message of `size` bytes, over writeMaxBytes. */
+  tooLargeToWrite(size: number): ConnectError {
+    return new ConnectError(
+      `message size ${size} is larger than configured writeMaxBytes ${this.writeMaxBytes}`,
+      Code.ResourceExhausted,
+    );
   }
 
   /**

@@ -623,16 +623,14 @@ class ServerConnection {
 
   /**
    * Encodes (or measures) an outgoing message for the next encoder.send(),
-   * and throws the limit's error for one over writeMaxBytes, which the
-   * encoder then forgets (it may be large).
+   * and throws the limit's error for one over writeMaxBytes.
    */
   private prepare(schema: DescMessage, message: unknown): void {
-    const size = this.encoder.prepare(schema, message);
-    if (size > this.limits.writeMaxBytes) {
-      this.encoder.discard();
-      this.limits.assertWrite(size);
-    }
+    this.encoder.prepareWithin(schema, message, this.limits.writeMaxBytes, this.oversized);
   }
+
+  /** The error for a response message over writeMaxBytes. */
+  private readonly oversized = (size: number): ConnectError => this.limits.tooLargeToWrite(size);
 
   private drained(): Promise<void> {
     return new Promise((resolve) => {
