@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type ServiceImpl } from "@connectrpc/connect";
 import { ClusterTransport } from "../src/cluster.js";
 import {
   cluster,
@@ -24,7 +24,9 @@ import {
 import { PluginController } from "../src/gen/connectplugin/v1/controller_pb.js";
 import { createH2Transport } from "../src/transport/client-transport.js";
 import { kvPlugin } from "../examples/kv/definition.js";
-import { KV } from "../examples/kv/shared.js";
+import { KV, handshake } from "../examples/kv/shared.js";
+import { MemoryKV } from "../examples/kv/memory-kv.js";
+import { implement, type PluginDefinition } from "../src/plugin.js";
 import { FaultProxy } from "../chaos/proxy.js";
 import { freePort } from "../chaos/suite.js";
 import { kvClient, startNetworkPlugin, waitFor } from "./helpers.js";
@@ -572,8 +574,35 @@ test("a fallback can be another remote plugin", async () => {
   }
 });
 
+/**
+ * examples/kv with one slow key: a Get of "slow" answers only once its call
+ * is aborted (its deadline), so a 1 ms deadline fails it whatever the speed
+ * of the path (a fast loopback call used to answer within 1 ms now and then).
+ */
+function kvWithSlowKey(): PluginDefinition {
+  const memory = new MemoryKV();
+  const impl: ServiceImpl<typeof KV> = {
+    get: (req, ctx) =>
+      req.key === "slow"
+        ? new Promise((_, reject) =>
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), {
+              once: true,
+            }),
+          )
+        : memory.get(req),
+    put: (req) => memory.put(req),
+    watch: (req, ctx) => memory.watch(req, ctx),
+    putMany: (requests) => memory.putMany(requests),
+    exchange: (requests) => memory.exchange(requests),
+  };
+  return {
+    handshake,
+    plugins: { kv: implement(KV, impl, { version: "1.0.0", capabilities: ["watch", "bidi"] }) },
+  };
+}
+
 test("abandoned streams (caller break, never iterated) release their reservation by their deadline, and a stream never holds the half-open probe slot", async () => {
-  const server = await serve(kvPlugin(), { listen: "127.0.0.1:0", exitProcess: false });
+  const server = await serve(kvWithSlowKey(), { listen: "127.0.0.1:0", exitProcess: false });
   const transport = new ClusterTransport({
     discovery: staticEndpoints([server.url]),
     health: false,
