@@ -3,22 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { tempDir } from "./helpers.js";
-import { cli, keysOnDisk, kvPluginDir } from "./oci-helpers.js";
-
-function hostFlags(): string[] {
-  const host = tempDir("cp-climsg-");
-  return [
-    "--dir",
-    join(host, "plugins"),
-    "--lockfile",
-    join(host, "lock.json"),
-    "--cache",
-    join(host, "cache"),
-    "--trusted-keys",
-    join(host, "trusted-keys"),
-  ];
-}
+import { cli, cliHost, keysOnDisk, kvPluginDir } from "./oci-helpers.js";
 
 describe("connect-plugin init", () => {
   test("writes a valid plugin.json from flags and package.json, which sign and install accept", async () => {
@@ -68,7 +53,7 @@ describe("connect-plugin init", () => {
     const keys = keysOnDisk();
     const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
     assert.equal(signed.code, 0, signed.stderr);
-    const flags = hostFlags();
+    const flags = cliHost().flags;
     const installed = await cli([...flags, "--trusted-keys", keys.trustedDir, "install", dir]);
     assert.equal(installed.code, 0, installed.stderr);
     assert.match(installed.stdout, /^installed kv 2\.1\.0 into /);

@@ -6,26 +6,11 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { tempDir } from "./helpers.js";
-import { cli, kvPluginDir } from "./oci-helpers.js";
-
-function hostFlags(): string[] {
-  const host = tempDir("cp-climsg-");
-  return [
-    "--dir",
-    join(host, "plugins"),
-    "--lockfile",
-    join(host, "lock.json"),
-    "--cache",
-    join(host, "cache"),
-    "--trusted-keys",
-    join(host, "trusted-keys"),
-  ];
-}
+import { cli, cliHost, kvPluginDir } from "./oci-helpers.js";
 
 describe("CLI messages, continued", () => {
   test("an empty plugins directory reads the same in list and verify", async () => {
-    const flags = hostFlags();
+    const flags = cliHost().flags;
     const dir = flags[1] as string;
     const list = await cli([...flags, "list"]);
     const verify = await cli([...flags, "verify"]);
@@ -35,7 +20,7 @@ describe("CLI messages, continued", () => {
   });
 
   test("with --json an error is one JSON document on stdout and nothing on stderr", async () => {
-    const flags = hostFlags();
+    const flags = cliHost().flags;
     const missing = await cli([...flags, "--json", "inspect", "/nonexistent/plugin"]);
     assert.equal(missing.code, 4);
     assert.equal(missing.stderr, "");
@@ -55,7 +40,7 @@ describe("CLI messages, continued", () => {
 
   test("installing the same version again says so; another version says what it replaced", async () => {
     const dir = await kvPluginDir();
-    const flags = [...hostFlags(), "--allow-unsigned"];
+    const flags = [...cliHost().flags, "--allow-unsigned"];
     assert.equal((await cli([...flags, "install", dir])).code, 0);
     const again = await cli([...flags, "install", dir]);
     assert.equal(again.code, 0, again.stderr);

@@ -8,21 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { tempDir } from "./helpers.js";
-import { cli, keysOnDisk, kvPluginDir } from "./oci-helpers.js";
-
-function hostFlags(): string[] {
-  const host = tempDir("cp-climsg-");
-  return [
-    "--dir",
-    join(host, "plugins"),
-    "--lockfile",
-    join(host, "lock.json"),
-    "--cache",
-    join(host, "cache"),
-    "--trusted-keys",
-    join(host, "trusted-keys"),
-  ];
-}
+import { cli, cliHost, keysOnDisk, kvPluginDir } from "./oci-helpers.js";
 
 describe("CLI messages", () => {
   test("sign on an empty files map suggests --update-files, and --update-files fixes it", async () => {
@@ -65,7 +51,7 @@ describe("CLI messages", () => {
     const dir = await kvPluginDir();
     const keys = keysOnDisk();
     assert.equal((await cli(["sign", dir, "--key", keys.privateKeyFile])).code, 0);
-    const flags = hostFlags();
+    const flags = cliHost().flags;
     const empty = flags[flags.indexOf("--trusted-keys") + 1] as string;
     const res = await cli([...flags, "install", dir]);
     assert.equal(res.code, 3);

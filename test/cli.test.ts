@@ -9,6 +9,7 @@ import { hostPlatform } from "../src/manifest/platform.js";
 import { tempDir } from "./helpers.js";
 import {
   cli,
+  cliHost,
   freePort,
   keysOnDisk,
   kvPluginDir,
@@ -23,17 +24,7 @@ async function setup() {
   const plugin = await kvPluginDir();
   const signed = await cli(["sign", plugin, "--key", keys.privateKeyFile]);
   assert.equal(signed.code, 0, signed.stderr);
-  const host = tempDir("cp-clihost-");
-  const flags = [
-    "--dir",
-    join(host, "plugins"),
-    "--cache",
-    join(host, "cache"),
-    "--lockfile",
-    join(host, "lock.json"),
-    "--trusted-keys",
-    keys.trustedDir,
-  ];
+  const { host, flags } = cliHost(keys.trustedDir);
   return { keys, plugin, host, flags };
 }
 

@@ -12,7 +12,7 @@ import { packageBinaryPlugin } from "../examples/shared/package-binary.js";
 import { startPostgres, type PostgresServer } from "../examples/shared/postgres.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { tempDir } from "./helpers.js";
-import { cli, keysOnDisk, startRegistry, type Registry } from "./oci-helpers.js";
+import { cli, cliHost, keysOnDisk, startRegistry, type Registry } from "./oci-helpers.js";
 
 const engineService = {
   name: "engine",
@@ -30,7 +30,7 @@ export interface DbEngineFixture {
   /** Packages and signs a Go engine; returns the plugin directory. */
   signedPlugin: (name: string, binary: string, capability: string) => Promise<string>;
   /** A host's plugin, cache and lockfile paths, as CLI flags. */
-  hostDirs: () => { pluginsDir: string; flags: string[] };
+  hostDirs: () => ReturnType<typeof cliHost>;
   /** A PluginManager over `pluginsDir` (closed after the file) and an EngineResolver that records why it fell back. */
   resolver: (
     pluginsDir: string,
@@ -59,18 +59,7 @@ export function useDbEngineFixture(): DbEngineFixture {
       return dir;
     },
     hostDirs() {
-      const host = tempDir("cp-dbe-host-");
-      const flags = [
-        "--dir",
-        join(host, "plugins"),
-        "--cache",
-        join(host, "cache"),
-        "--lockfile",
-        join(host, "lock.json"),
-        "--trusted-keys",
-        keys.trustedDir,
-      ];
-      return { pluginsDir: join(host, "plugins"), flags };
+      return cliHost(keys.trustedDir);
     },
     resolver(pluginsDir: string, restart?: { maxRestarts: number }) {
       const fallbacks: string[] = [];

@@ -272,6 +272,30 @@ export function cli(
   });
 }
 
+/**
+ * A fresh host directory and the CLI flags that point into it: plugins, cache,
+ * lockfile, and trusted keys (`trustedDir`, else an empty folder in the host).
+ */
+export function cliHost(trustedDir?: string): {
+  host: string;
+  pluginsDir: string;
+  flags: string[];
+} {
+  const host = tempDir("cp-clihost-");
+  const pluginsDir = join(host, "plugins");
+  const flags = [
+    "--dir",
+    pluginsDir,
+    "--cache",
+    join(host, "cache"),
+    "--lockfile",
+    join(host, "lock.json"),
+    "--trusted-keys",
+    trustedDir ?? join(host, "trusted-keys"),
+  ];
+  return { host, pluginsDir, flags };
+}
+
 /** Signs a plugin directory with `keys` and installs it with the CLI; returns the plugins directory. */
 export async function signAndInstall(
   pluginDir: string,
