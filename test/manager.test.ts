@@ -32,6 +32,30 @@ function managementError(kind: ManagementError["kind"], pattern: RegExp) {
   };
 }
 
+/** A signed `exec` plugin "marker" in `root`/plugins running `script` (a shell script that never serves). */
+async function signedMarker(root: string, script: string) {
+  const dir = join(root, "plugins", "marker");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "run.sh"), script, { mode: 0o755 });
+  const manifest = {
+    schemaVersion: 1,
+    name: "marker",
+    version: "1.0.0",
+    description: "",
+    license: "MIT",
+    entrypoints: { [hostPlatform()]: { file: "run.sh" } },
+    protocolVersions: [1],
+    plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
+    hostVersions: "*",
+    files: { "run.sh": sha256(script) },
+  };
+  writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
+  const keys = keysOnDisk();
+  const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
+  assert.equal(signed.code, 0, signed.stderr);
+  return { dir, keys };
+}
+
 describe("the KV example through a registry and the manager (end to end)", () => {
   let registry: Registry;
   before(async () => {
@@ -278,28 +302,9 @@ describe("the manager's registry and safety", () => {
 
   test("a tampered plugin never executes; an unsigned one runs only when explicitly allowed", async () => {
     const root = tempDir("cp-tamper-");
-    const dir = join(root, "plugins", "marker");
-    mkdirSync(dir, { recursive: true });
     const marker = join(root, "executed");
     const script = `#!/bin/sh\nprintf '%s' "$CONNECT_PLUGIN_CONFIG" > ${marker}\nexit 1\n`;
-    writeFileSync(join(dir, "run.sh"), script);
-    chmodSync(join(dir, "run.sh"), 0o755);
-    const manifest = {
-      schemaVersion: 1,
-      name: "marker",
-      version: "1.0.0",
-      description: "",
-      license: "MIT",
-      entrypoints: { [hostPlatform()]: { file: "run.sh" } },
-      protocolVersions: [1],
-      plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
-      hostVersions: "*",
-      files: { "run.sh": sha256(script) },
-    };
-    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
-    const keys = keysOnDisk();
-    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
-    assert.equal(signed.code, 0, signed.stderr);
+    const { dir, keys } = await signedMarker(root, script);
     writeFileSync(join(dir, "run.sh"), script.replace("exit 1", "exit 2"));
 
     const manager = new PluginManager({
@@ -313,7 +318,7 @@ describe("the manager's registry and safety", () => {
       managementError(
         "verification-failed",
         new RegExp(
-          `plugin "marker" 1.0.0: file run.sh has digest sha256:[a-f0-9]{64}, but the manifest expects ${manifest.files["run.sh"]}`,
+          `plugin "marker" 1.0.0: file run.sh has digest sha256:[a-f0-9]{64}, but the manifest expects ${sha256(script)}`,
         ),
       ),
     );
@@ -473,30 +478,6 @@ describe("the manager's registry and safety", () => {
 });
 
 describe("what runs is what was verified", () => {
-  /** A signed `exec` plugin "marker" whose run.sh exits 1 (it never serves). */
-  async function signedMarker(root: string, script: string) {
-    const dir = join(root, "plugins", "marker");
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "run.sh"), script, { mode: 0o755 });
-    const manifest = {
-      schemaVersion: 1,
-      name: "marker",
-      version: "1.0.0",
-      description: "",
-      license: "MIT",
-      entrypoints: { [hostPlatform()]: { file: "run.sh" } },
-      protocolVersions: [1],
-      plugins: [{ name: "kv", service: "example.kv.v1.KV" }],
-      hostVersions: "*",
-      files: { "run.sh": sha256(script) },
-    };
-    writeFileSync(join(dir, "plugin.json"), JSON.stringify(manifest));
-    const keys = keysOnDisk();
-    const signed = await cli(["sign", dir, "--key", keys.privateKeyFile]);
-    assert.equal(signed.code, 0, signed.stderr);
-    return { dir, keys };
-  }
-
   test("an entrypoint swapped back and forth while the plugin starts never runs (the swap race)", async () => {
     const root = tempDir("cp-race-");
     const marker = join(root, "EVIL-RAN");
