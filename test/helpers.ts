@@ -229,6 +229,42 @@ export function makeTestPki(prefix: string): string {
   return dir;
 }
 
+/**
+ * A self-signed RSA-2048 certificate for `subject`, valid for a day, made by
+ * openssl as `name.crt` and `name.key` in `dir`; `extensions` are openssl
+ * `-addext` values (e.g. a subjectAltName).
+ */
+export function selfSignedCert(
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: string[] = [],
+): { certFile: string; keyFile: string } {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      subject,
+      ...extensions.flatMap((e) => ["-addext", e]),
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ],
+    { stdio: "ignore" },
+  );
+  return { certFile, keyFile };
+}
+
 /** The first line a child writes to its stdout (a debug-mode plugin's reattach line). */
 export function firstStdoutLine(child: ChildProcess, what: string): Promise<string> {
   return new Promise<string>((resolve, reject) => {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageKvPlugin } from "../examples/kv/package-plugin.js";
 import { generateKeyPair, type KeyPair } from "../src/security/signing.js";
-import { tempDir, waitFor } from "./helpers.js";
+import { selfSignedCert, tempDir, waitFor } from "./helpers.js";
 
 /** A free loopback TCP port. */
 export async function freePort(): Promise<number> {
@@ -53,25 +53,7 @@ export async function startRegistry(
     writeFileSync(join(dir, "htpasswd"), line);
     authYaml = `auth:\n  htpasswd:\n    realm: test-realm\n    path: ${join(dir, "htpasswd")}\n`;
   } else if (auth === "token") {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-token-issuer",
-        "-keyout",
-        join(dir, "token.key"),
-        "-out",
-        join(dir, "token.crt"),
-      ],
-      { stdio: "ignore" },
-    );
+    selfSignedCert(dir, "token", "/CN=test-token-issuer");
     const key = createPrivateKey(readFileSync(join(dir, "token.key")));
     const certDer = new X509Certificate(readFileSync(join(dir, "token.crt"))).raw.toString(
       "base64",

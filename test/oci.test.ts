@@ -21,7 +21,7 @@ import { Installer } from "../src/manager/installer.js";
 import { sha256 } from "../src/manifest/digest.js";
 import { loadPluginDir } from "../src/security/plugin-dir.js";
 import { signManifest } from "../src/security/signing.js";
-import { tempDir, waitFor } from "./helpers.js";
+import { selfSignedCert, tempDir, waitFor } from "./helpers.js";
 import {
   keysOnDisk,
   kvPluginDir,
@@ -805,27 +805,9 @@ describe("install failures injected through the installer's file seam (fake fs e
 describe("token realms (fake https registry in a child process that trusts its certificate)", () => {
   test("fake registry: Basic credentials are never sent to a plain-http token realm named by an https registry", async () => {
     const dir = tempDir("cp-tlsreg-");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
+    const { certFile, keyFile } = selfSignedCert(dir, "registry", "/CN=127.0.0.1", [
+      "subjectAltName=IP:127.0.0.1",
+    ]);
     const tokenRequests: (string | undefined)[] = [];
     const tokenServer = await fakeServer((req, res) => {
       tokenRequests.push(req.headers.authorization);
@@ -833,7 +815,7 @@ describe("token realms (fake https registry in a child process that trusts its c
     });
     const https = await import("node:https");
     const registry = https.createServer(
-      { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+      { key: readFileSync(keyFile), cert: readFileSync(certFile) },
       (req, res) => {
         res
           .writeHead(401, {
@@ -854,7 +836,7 @@ describe("token realms (fake https registry in a child process that trusts its c
     try {
       const { spawn } = await import("node:child_process");
       const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-        env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") },
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: certFile },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let out = "";
