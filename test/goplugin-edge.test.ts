@@ -15,6 +15,7 @@ import { GoPluginClient, PluginClient, PluginError, subprocess } from "../src/in
 import { generateAutoMtlsCertificate } from "../src/security/auto-mtls.js";
 import { GrpcBroker } from "../src/transport/goplugin-broker.js";
 import { AddHelper, KV, handshake } from "../examples/goplugin/shared.js";
+import { kvGoClient, track } from "./goplugin-helpers.js";
 import { goBinaries, removeGoBinaries } from "./go-build.js";
 import { MemoryLogger, decode, encode, tempDir, waitFor } from "./helpers.js";
 
@@ -33,13 +34,6 @@ before(
   { timeout: 600_000 },
 );
 after(removeGoBinaries);
-
-const clients: Array<{ close(): Promise<void> }> = [];
-after(() => Promise.all(clients.map((c) => c.close())));
-function track<C extends { close(): Promise<void> }>(client: C): C {
-  clients.push(client);
-  return client;
-}
 
 /** go-plugin's examples/grpc Go plugin appends this to every value it returns. */
 const GO_SIGNED = (value: string): string => `${value}\n\nWritten from plugin-go-grpc`;
@@ -65,15 +59,7 @@ async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Pr
 describe("GoPluginClient start and close", () => {
   test("close() during start() does not wait for a plugin that never answers its health check", async () => {
     const logger = new MemoryLogger();
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [blackhole],
-        logger,
-      }),
-    );
+    const client = kvGoClient({ command: process.execPath, args: [blackhole], logger });
     const started = client.start();
     started.catch(() => {});
     // The health check is under way once the plugin has a connection.
@@ -119,15 +105,7 @@ describe("environment a plugin-hosting plugin must not pass on", () => {
       await withEnv("PLUGIN_CLIENT_CERT", stray, async () => {
         const client =
           host === "GoPluginClient"
-            ? track(
-                new GoPluginClient({
-                  handshake,
-                  plugins: { kv: KV },
-                  command: bin.kvGoPlugin,
-                  cwd: tempDir("cp-kv-"),
-                  logger: new MemoryLogger(),
-                }),
-              )
+            ? kvGoClient({ command: bin.kvGoPlugin, cwd: tempDir("cp-kv-") })
             : track(
                 new PluginClient({
                   handshake,
@@ -148,16 +126,11 @@ describe("environment a plugin-hosting plugin must not pass on", () => {
   }
 
   test("a plugin that serves TLS although AutoMTLS is off gets a clear error", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: bin.kvGoPlugin,
-        env: { PLUGIN_CLIENT_CERT: generateAutoMtlsCertificate().certPem },
-        cwd: tempDir("cp-kv-"),
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({
+      command: bin.kvGoPlugin,
+      env: { PLUGIN_CLIENT_CERT: generateAutoMtlsCertificate().certPem },
+      cwd: tempDir("cp-kv-"),
+    });
     await assert.rejects(client.start(), {
       kind: "malformed-handshake",
       message:
@@ -180,16 +153,11 @@ describe("environment a plugin-hosting plugin must not pass on", () => {
   });
 
   test("PLUGIN_MULTIPLEX_GRPC=false: the Go plugin's seventh field (supported, not on) is accepted", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: bin.kvGoPlugin,
-        env: { PLUGIN_MULTIPLEX_GRPC: "false" },
-        cwd: tempDir("cp-kv-"),
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({
+      command: bin.kvGoPlugin,
+      env: { PLUGIN_MULTIPLEX_GRPC: "false" },
+      cwd: tempDir("cp-kv-"),
+    });
     await client.start();
     await client.dispense("kv").put({ key: "a", value: encode("not multiplexed") });
     assert.equal(
@@ -200,16 +168,11 @@ describe("environment a plugin-hosting plugin must not pass on", () => {
   });
 
   test("a TypeScript plugin told to announce 'framed' is refused by GoPluginClient with a clear error", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        env: { CONNECT_PLUGIN_TRANSPORTS: "framed" },
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({
+      command: process.execPath,
+      args: [tsFixture],
+      env: { CONNECT_PLUGIN_TRANSPORTS: "framed" },
+    });
     await assert.rejects(client.start(), {
       kind: "unsupported-protocol",
       message:
@@ -334,16 +297,12 @@ describe("VersionedPlugins, against a Go plugin built with go-plugin's Versioned
 describe("a go-plugin plugin's output", () => {
   test("plain stderr lines get go-plugin's levels: prefix, else debug; error from a plain panic on", async () => {
     const logger = new MemoryLogger();
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        env: { FIXTURE_STDERR_LINES: "1" },
-        logger,
-      }),
-    );
+    const client = kvGoClient({
+      command: process.execPath,
+      args: [tsFixture],
+      env: { FIXTURE_STDERR_LINES: "1" },
+      logger,
+    });
     await client.start();
     const level = (message: string): string | undefined =>
       logger.records.find((r) => r.source === "stderr" && r.message === message)?.level;
@@ -379,15 +338,7 @@ describe("a go-plugin plugin's output", () => {
 
   test("a last stdout line without a newline is logged when the plugin stops", async () => {
     const logger = new MemoryLogger();
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        logger,
-      }),
-    );
+    const client = kvGoClient({ command: process.execPath, args: [tsFixture], logger });
     await client.start();
     await client.dispense("kv").put({ key: "partial", value: encode("") });
     await client.close();
@@ -401,15 +352,7 @@ describe("a go-plugin plugin's output", () => {
 
 test("what a plugin writes just before process.exit() reaches the host; its crash closes the broker", async () => {
   const logger = new MemoryLogger();
-  const client = track(
-    new GoPluginClient({
-      handshake,
-      plugins: { kv: KV },
-      command: process.execPath,
-      args: [tsFixture],
-      logger,
-    }),
-  );
+  const client = kvGoClient({ command: process.execPath, args: [tsFixture], logger });
   await client.start();
   const pending = client.broker.dial(50, 60_000);
   await assert.rejects(client.dispense("kv").put({ key: "exit", value: encode("") }));
@@ -425,15 +368,7 @@ test("what a plugin writes just before process.exit() reaches the host; its cras
 
 describe("GRPCBroker", () => {
   function brokerClient(): GoPluginClient<{ kv: typeof KV }> {
-    return track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        logger: new MemoryLogger(),
-      }),
-    );
+    return kvGoClient({ command: process.execPath, args: [tsFixture] });
   }
 
   /** Asks the fixture to start its AddHelper through the broker; returns its id. */

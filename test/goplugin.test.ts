@@ -18,6 +18,7 @@ import {
 } from "../src/index.js";
 import { SumResponseSchema } from "../examples/goplugin/gen/proto/counter_pb.js";
 import { AddHelper, Counter, KV, handshake } from "../examples/goplugin/shared.js";
+import { kvGoClient, track } from "./goplugin-helpers.js";
 import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, tempDir, waitFor } from "./helpers.js";
 import { DEFAULT_FRAME_TIMEOUT_MS } from "../src/transport/framed/frames.js";
@@ -53,14 +54,6 @@ before(
 );
 after(removeGoBinaries);
 
-/** Every client a test makes, closed after the file even when a test fails. */
-const clients: Array<{ close(): Promise<void> }> = [];
-after(() => Promise.all(clients.map((c) => c.close())));
-function track<C extends { close(): Promise<void> }>(client: C): C {
-  clients.push(client);
-  return client;
-}
-
 const js = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 const tsKvPlugin = js("../examples/goplugin/kv-plugin.js");
 const tsCounterPlugin = js("../examples/goplugin/counter-plugin.js");
@@ -76,16 +69,7 @@ describe("a TypeScript host drives go-plugin's own Go plugins", () => {
     test(`examples/grpc KV plugin (${mode(autoMTLS)})`, async () => {
       const cwd = tempDir("cp-gp-kv-");
       const logger = new MemoryLogger();
-      const client = track(
-        new GoPluginClient({
-          handshake,
-          plugins: { kv: KV },
-          command: bin.kvGoPlugin,
-          cwd,
-          autoMTLS,
-          logger,
-        }),
-      );
+      const client = kvGoClient({ command: bin.kvGoPlugin, cwd, autoMTLS, logger });
       await client.start();
       assert.equal(client.version, 1);
       const kv = client.dispense("kv");
@@ -257,15 +241,7 @@ describe("one TypeScript plugin binary speaks both protocols", () => {
     assert.equal(decode((await connectHost.dispense("kv").get({ key: "a" })).value), "via connect");
     await connectHost.close();
 
-    const goHost = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        logger: new MemoryLogger(),
-      }),
-    );
+    const goHost = kvGoClient({ command: process.execPath, args: [tsFixture] });
     await goHost.start();
     await goHost.dispense("kv").put({ key: "a", value: encode("via grpc") });
     assert.equal(decode((await goHost.dispense("kv").get({ key: "a" })).value), "via grpc");
@@ -276,16 +252,7 @@ describe("one TypeScript plugin binary speaks both protocols", () => {
   for (const autoMTLS of mtlsModes) {
     test(`stdio goes over plugin.GRPCStdio, logs stay structured (${mode(autoMTLS)})`, async () => {
       const logger = new MemoryLogger();
-      const client = track(
-        new GoPluginClient({
-          handshake,
-          plugins: { kv: KV },
-          command: process.execPath,
-          args: [tsFixture],
-          autoMTLS,
-          logger,
-        }),
-      );
+      const client = kvGoClient({ command: process.execPath, args: [tsFixture], autoMTLS, logger });
       await client.start();
       await client.dispense("kv").put({ key: "stdio", value: encode("") });
       await waitFor("forwarded stdio", () =>
@@ -304,16 +271,7 @@ describe("one TypeScript plugin binary speaks both protocols", () => {
     });
 
     test(`the host dials a service the plugin starts through the broker (${mode(autoMTLS)})`, async () => {
-      const client = track(
-        new GoPluginClient({
-          handshake,
-          plugins: { kv: KV },
-          command: process.execPath,
-          args: [tsFixture],
-          autoMTLS,
-          logger: new MemoryLogger(),
-        }),
-      );
+      const client = kvGoClient({ command: process.execPath, args: [tsFixture], autoMTLS });
       await client.start();
       const kv = client.dispense("kv");
       await kv.put({ key: "broker", value: encode("") });
@@ -355,17 +313,12 @@ describe("loopback TCP, when the socket directory's path is too long for a unix 
     });
 
     test(`GoPluginClient reaches a plugin over TCP (${mode(autoMTLS)})`, async () => {
-      const client = track(
-        new GoPluginClient({
-          handshake,
-          plugins: { kv: KV },
-          command: process.execPath,
-          args: [tsFixture],
-          env: { PLUGIN_UNIX_SOCKET_DIR: longDir() },
-          autoMTLS,
-          logger: new MemoryLogger(),
-        }),
-      );
+      const client = kvGoClient({
+        command: process.execPath,
+        args: [tsFixture],
+        env: { PLUGIN_UNIX_SOCKET_DIR: longDir() },
+        autoMTLS,
+      });
       await client.start();
       assert.equal(client.address?.network, "tcp");
       assert.match(client.address?.address ?? "", /^127\.0\.0\.1:\d+$/);
@@ -379,14 +332,7 @@ describe("loopback TCP, when the socket directory's path is too long for a unix 
 describe("a go-plugin plugin's output", () => {
   test("hclog JSON becomes structured records, GRPCStdio output is forwarded, a panic is logged as errors", async () => {
     const logger = new MemoryLogger();
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: bin.kvNoisyPlugin,
-        logger,
-      }),
-    );
+    const client = kvGoClient({ command: bin.kvNoisyPlugin, logger });
     await client.start();
     const exits: PluginExit[] = [];
     client.onExit((exit) => exits.push(exit));
@@ -432,14 +378,7 @@ describe("a go-plugin plugin's output", () => {
 
 describe("go-plugin errors", () => {
   test("a net/rpc plugin gets a clear unsupported-protocol error", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: bin.kvNetRpcPlugin,
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({ command: bin.kvNetRpcPlugin });
     await assert.rejects(client.start(), (e: unknown) => {
       assert.ok(e instanceof PluginError);
       assert.equal(e.kind, "unsupported-protocol");
@@ -455,14 +394,10 @@ describe("go-plugin errors", () => {
   });
 
   test("a mismatched cookie gets the core's cookie-mismatch error", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake: { ...handshake, magicCookieValue: "not-hello" },
-        plugins: { kv: KV },
-        command: bin.kvGoPlugin,
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({
+      handshake: { ...handshake, magicCookieValue: "not-hello" },
+      command: bin.kvGoPlugin,
+    });
     await assert.rejects(client.start(), (e: unknown) => {
       assert.ok(e instanceof PluginError);
       assert.equal(e.kind, "cookie-mismatch");
@@ -479,14 +414,10 @@ describe("go-plugin errors", () => {
   });
 
   test("a mismatched version gets the core's version-mismatch error", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake: { ...handshake, protocolVersion: 2 },
-        plugins: { kv: KV },
-        command: bin.kvGoPlugin,
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({
+      handshake: { ...handshake, protocolVersion: 2 },
+      command: bin.kvGoPlugin,
+    });
     await assert.rejects(client.start(), {
       name: "PluginError",
       kind: "version-mismatch",
@@ -496,16 +427,12 @@ describe("go-plugin errors", () => {
 
   test("close() kills a plugin that has not exited within the grace period after Shutdown", async () => {
     const logger = new MemoryLogger();
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: process.execPath,
-        args: [tsFixture],
-        gracePeriodMs: 500,
-        logger,
-      }),
-    );
+    const client = kvGoClient({
+      command: process.execPath,
+      args: [tsFixture],
+      gracePeriodMs: 500,
+      logger,
+    });
     await client.start();
     const stuck = client.dispense("kv").put({ key: "slow", value: encode("") });
     // Once the call has reached the plugin (it says so over GRPCStdio), the
@@ -542,14 +469,7 @@ describe("go-plugin errors", () => {
   });
 
   test("dispensing before start, or an unknown name, says why", async () => {
-    const client = track(
-      new GoPluginClient({
-        handshake,
-        plugins: { kv: KV },
-        command: bin.kvGoPlugin,
-        logger: new MemoryLogger(),
-      }),
-    );
+    const client = kvGoClient({ command: bin.kvGoPlugin });
     assert.throws(() => client.dispense("kv"), {
       message: `plugin "${bin.kvGoPlugin}" is not started; await client.start() first`,
     });
