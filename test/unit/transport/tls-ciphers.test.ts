@@ -3,13 +3,15 @@
  * and drop nothing. Real sockets: the framed server picks AES-128-GCM for a
  * client with Node's default order (AES-256 first), still serves a client
  * that offers only AES-256-GCM or only TLS 1.2; the framed client offers
- * AES-128-GCM first.
+ * AES-128-GCM first. A list the operator set in tls.DEFAULT_CIPHERS (after
+ * our import) is used as it is, by the server and the client.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
@@ -89,4 +91,65 @@ test("the framed client offers AES-128-GCM first", async (t) => {
   await assert.rejects(call);
   transport.close();
   assert.equal(suite, "TLS_AES_128_GCM_SHA256");
+});
+
+/**
+ * tls.DEFAULT_CIPHERS as an operator sets it at run time (node documents
+ * assigning it; an ES module's own code runs after its imports, so after
+ * ours were loaded): `value` for the duration of `body`.
+ */
+async function withDefaultCiphers<T>(value: string, body: () => Promise<T>): Promise<T> {
+  // The module namespace of node:tls is read-only; the module object itself is not.
+  const mutable = createRequire(import.meta.url)("node:tls") as { DEFAULT_CIPHERS: string };
+  const before = mutable.DEFAULT_CIPHERS;
+  mutable.DEFAULT_CIPHERS = value;
+  try {
+    return await body();
+  } finally {
+    mutable.DEFAULT_CIPHERS = before;
+  }
+}
+
+test("an operator's tls.DEFAULT_CIPHERS, set after our import, still restricts the framed server", async () => {
+  // Without AES-128-GCM (a policy of AES-256 only, say): a client that offers only it is refused.
+  const outcome = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
+    () =>
+      negotiated({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
+        (suite) => `accepted with ${suite}`,
+        (error: Error) => `refused: ${error.message}`,
+      ),
+  );
+  assert.match(outcome, /^refused: .*handshake failure/);
+});
+
+test("an operator's tls.DEFAULT_CIPHERS, set after our import, is the framed client's offer, in its order", async (t) => {
+  const server = tls.createServer({
+    cert: pem("server.crt"),
+    key: pem("server.key"),
+    ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+    honorCipherOrder: false, // the client's order decides
+  });
+  const accepted = once(server, "secureConnection") as Promise<[tls.TLSSocket]>;
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const suite = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+    async () => {
+      const transport = createFramedTransport(
+        { network: "tcp", address: `127.0.0.1:${port}` },
+        { tls: { ca: pem("ca.crt") } },
+      );
+      const call = createClient(Bench, transport.transport).echo({ value: new Uint8Array(1) });
+      const [socket] = await accepted;
+      const chosen = socket.getCipher().standardName;
+      socket.destroy();
+      await assert.rejects(call);
+      transport.close();
+      return chosen;
+    },
+  );
+  assert.equal(suite, "TLS_AES_256_GCM_SHA384");
 });
