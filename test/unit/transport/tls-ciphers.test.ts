@@ -19,6 +19,8 @@ import { FramedServer } from "../../../src/transport/framed/server.js";
 import { createFramedTransport } from "../../../src/transport/framed/client.js";
 import { PREFERRED_CIPHERS, preferFirst } from "../../../src/transport/tls-ciphers.js";
 import { Bench } from "../../../bench/service.js";
+import { serve } from "../../../src/index.js";
+import { kvPlugin } from "../../../examples/kv/definition.js";
 import { makeTestPki } from "../../helpers.js";
 
 const dir = makeTestPki("cp-ciphers-");
@@ -152,4 +154,42 @@ test("an operator's tls.DEFAULT_CIPHERS, set after our import, is the framed cli
     },
   );
   assert.equal(suite, "TLS_AES_256_GCM_SHA384");
+});
+
+/** The suite the network-mode TLS port of serve() (ALPN router) negotiates with a client of `options`. */
+async function negotiatedNetworkMode(options: tls.ConnectionOptions): Promise<string> {
+  const handle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    tls: { cert: pem("server.crt"), key: pem("server.key") },
+  });
+  try {
+    const port = Number(new URL(handle.url).port);
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
+    try {
+      await once(socket, "secureConnect");
+      return socket.getCipher().standardName;
+    } finally {
+      socket.destroy();
+    }
+  } finally {
+    await handle.shutdown("test done");
+  }
+}
+
+test("the network-mode TLS port prefers AES-128-GCM, serves AES-256-only clients, and keeps an operator's list", async () => {
+  assert.equal(await negotiatedNetworkMode({}), "TLS_AES_128_GCM_SHA256");
+  assert.equal(
+    await negotiatedNetworkMode({ ciphers: "TLS_AES_256_GCM_SHA384" }),
+    "TLS_AES_256_GCM_SHA384",
+  );
+  const outcome = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
+    () =>
+      negotiatedNetworkMode({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
+        (suite) => `accepted with ${suite}`,
+        (error: Error) => `refused: ${error.message}`,
+      ),
+  );
+  assert.match(outcome, /^refused: .*handshake failure/);
 });
