@@ -213,7 +213,7 @@ export async function connectPluginRemote(
 }
 
 /** A self-signed P-256 certificate for 127.0.0.1, made with openssl, in a temp folder. */
-function throwawayCert(): { dir: string; cert: string; key: string } {
+export function throwawayCert(): { dir: string; cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), "bench-tls-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");

@@ -14,7 +14,10 @@ import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
+import { create } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { FrameReader, FrameType, FrameWriter } from "../src/transport/framed/frames.js";
+import { MessageEncoder } from "../src/transport/framed/encode.js";
 import { makeTestPki, tempDir } from "./helpers.js";
 
 const FRAMES = 6000;
@@ -81,8 +84,35 @@ async function pair(kind: Kind): Promise<{ out: net.Socket; in: net.Socket }> {
   return kind === "tls server writes" ? { out: peer, in: client } : { out: client, in: peer };
 }
 
-for (const kind of ["tcp", "unix", "tls client writes", "tls server writes"] as const) {
-  test(`FrameWriter over ${kind}: a flood to a slow reader arrives byte for byte, whatever the socket holds`, async (t) => {
+/**
+ * The bytes of a frame sent through encoded() (a BytesValue: tag, varint
+ * length, value), or undefined if `payload` is not one.
+ */
+function bytesValueOf(payload: Uint8Array): Uint8Array | undefined {
+  if (payload.length === 0) return payload; // an empty value is not written
+  if (payload[0] !== 0x0a) return undefined;
+  let n = 0;
+  let at = 1;
+  for (let shift = 0; at < payload.length; shift += 7) {
+    const b = payload[at++] as number;
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) break;
+  }
+  return at + n === payload.length ? payload.subarray(at) : undefined;
+}
+
+const cases = [
+  ...(["tcp", "unix", "tls client writes", "tls server writes"] as const).map(
+    (kind) => [kind, false] as const,
+  ),
+  // Every other frame a flat message through encoded(): a large one leaves in
+  // one buffer with the small frames batched before it copied in front.
+  ...(["tcp", "tls client writes"] as const).map((kind) => [kind, true] as const),
+];
+
+for (const [kind, mixed] of cases) {
+  const how = mixed ? ", every other frame an encoded message" : "";
+  test(`FrameWriter over ${kind}${how}: a flood to a slow reader arrives byte for byte, whatever the socket holds`, async (t) => {
     const { out, in: inp } = await pair(kind);
     t.after(() => {
       out.destroy();
@@ -91,8 +121,9 @@ for (const kind of ["tcp", "unix", "tls client writes", "tls server writes"] as 
     const lengths = sizes();
     let received = 0;
     const wrong: string[] = [];
-    const reader = new FrameReader((type, id, payload) => {
+    const reader = new FrameReader((type, id, frame) => {
       const i = received++;
+      const payload = mixed && i % 2 === 1 ? (bytesValueOf(frame) ?? frame) : frame;
       if (type !== FrameType.message || id !== i + 1 || payload.length !== lengths[i]) {
         wrong.push(`frame ${i}: type ${type} id ${id} length ${payload.length}`);
         return;
@@ -120,17 +151,24 @@ for (const kind of ["tcp", "unix", "tls client writes", "tls server writes"] as 
     });
 
     const writer = new FrameWriter(out);
+    const encoder = new MessageEncoder();
     // Small payloads come from one scratch buffer rewritten after each frame():
     // the writer must have copied them.
-    const scratch = Buffer.alloc(16 * 1024);
+    const scratch = Buffer.alloc(mixed ? 80 * 1024 : 16 * 1024);
     let queuedWhileFull = 0;
     let corked = 0;
     for (let i = 0; i < FRAMES; i++) {
       const length = lengths[i] as number;
-      const payload = length < 16 * 1024 ? scratch.subarray(0, length) : Buffer.alloc(length);
+      const encoded = mixed && i % 2 === 1;
+      // encoded() copies every message, large ones too: their bytes come from the scratch buffer.
+      const payload =
+        length < 16 * 1024 || encoded ? scratch.subarray(0, length) : Buffer.alloc(length);
       for (let j = 0; j < length; j++) payload[j] = byteOf(i, j);
       if (writer.needDrain) queuedWhileFull++;
-      writer.frame(FrameType.message, i + 1, payload);
+      if (encoded) {
+        encoder.prepare(BytesValueSchema, create(BytesValueSchema, { value: payload }));
+        encoder.send(writer, FrameType.message, i + 1);
+      } else writer.frame(FrameType.message, i + 1, payload);
       scratch.fill(0xee);
       if (i % 97 === 0) {
         // A burst ends: the tick flushes what is batched. Some bursts are corked.

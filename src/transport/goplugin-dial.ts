@@ -2,6 +2,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor } from "@connectrpc/connect";
 import { createH2Transport, splitHostPort, type ClientTransport } from "./client-transport.js";
+import { clientCipherOptions } from "./tls-ciphers.js";
 
 /**
  * TLS between go-plugin peers (AutoMTLS): our certificate and key, and the
@@ -47,6 +48,7 @@ export function createGoPluginTransport(
             key: peer.keyPem,
             ALPNProtocols: ["h2"],
             minVersion: "TLSv1.2",
+            ...clientCipherOptions(),
           });
   const baseUrl = peer === undefined ? "http://localhost" : "https://localhost";
   const interceptors = options.interceptors ?? [];

@@ -22,6 +22,7 @@ import { abortOf } from "../lazy-abort.js";
 import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
+import { clientCipherOptions } from "../tls-ciphers.js";
 
 /**
  * How a host reaches a plugin at a URL: "auto" (the default) asks for the
@@ -122,6 +123,7 @@ async function dialFramed(
           ...(t.key !== undefined && { key: t.key }),
           ALPNProtocols: [FRAMED_ALPN, "h2", "http/1.1"],
           minVersion: "TLSv1.2",
+          ...clientCipherOptions(),
         })
       : net.connect({ host, port });
     socket.setNoDelay(true);

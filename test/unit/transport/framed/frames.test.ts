@@ -8,7 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, connect, type Socket } from "node:net";
-import { PassThrough, type Duplex } from "node:stream";
+import { Duplex, PassThrough } from "node:stream";
+import { create } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
@@ -24,6 +26,7 @@ import {
   parseJson,
   readFrames,
 } from "../../../../src/transport/framed/frames.js";
+import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 
 interface Seen {
   type: number;
@@ -684,4 +687,45 @@ test("MessageQueue: return() while next() calls wait answers them done; none is 
   assert.equal(abandoned, 1);
   q.push("late");
   assert.deepEqual(await it.next(), { done: true, value: undefined });
+});
+
+test("a large encoded frame leaves in one buffer with the frames queued before it", async () => {
+  // A TLS socket joins a writev's buffers into a new one before encrypting
+  // them; one buffer is encrypted as it is. So no writev here.
+  const writes: string[] = [];
+  const chunks: Buffer[] = [];
+  const sink = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      writes.push("write");
+      chunks.push(chunk);
+      done();
+    },
+    writev(list, done) {
+      writes.push(`writev of ${list.length}`);
+      for (const { chunk } of list) chunks.push(chunk as Buffer);
+      done();
+    },
+  });
+  const writer = new FrameWriter(sink);
+  const encoder = new MessageEncoder();
+  const value = new Uint8Array(1024 * 1024).fill(9);
+  writer.frame(FrameType.open, 3, jsonPayload({ p: "/s/m" }));
+  encoder.prepare(BytesValueSchema, create(BytesValueSchema, { value }));
+  encoder.send(writer, FrameType.message, 3);
+  writer.frame(FrameType.end, 3);
+  await new Promise(setImmediate);
+  assert.deepEqual(writes.slice(0, 1), ["write"]);
+  assert.ok(!writes.some((w) => w.startsWith("writev")), writes.join(", "));
+  const { reader: r, seen } = reader();
+  for (const chunk of chunks) r.push(chunk);
+  assert.deepEqual(
+    seen.map((s) => [s.type, s.id, s.payload.length / 2]),
+    [
+      [FrameType.open, 3, jsonPayload({ p: "/s/m" }).length],
+      [FrameType.message, 3, value.length + 4], // BytesValue: tag, 3-byte length, bytes
+      [FrameType.end, 3, 0],
+    ],
+  );
+  assert.equal(r.partial, false);
 });

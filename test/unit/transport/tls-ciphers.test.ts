@@ -1,0 +1,195 @@
+/**
+ * src/transport/tls-ciphers.ts: our TLS ends prefer TLS_AES_128_GCM_SHA256
+ * and drop nothing. Real sockets: the framed server picks AES-128-GCM for a
+ * client with Node's default order (AES-256 first), still serves a client
+ * that offers only AES-256-GCM or only TLS 1.2; the framed client offers
+ * AES-128-GCM first. A list the operator set in tls.DEFAULT_CIPHERS (after
+ * our import) is used as it is, by the server and the client.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import * as tls from "node:tls";
+import type { AddressInfo } from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { FramedServer } from "../../../src/transport/framed/server.js";
+import { createFramedTransport } from "../../../src/transport/framed/client.js";
+import { PREFERRED_CIPHERS, preferFirst } from "../../../src/transport/tls-ciphers.js";
+import { Bench } from "../../../bench/service.js";
+import { serve } from "../../../src/index.js";
+import { kvPlugin } from "../../../examples/kv/definition.js";
+import { makeTestPki } from "../../helpers.js";
+
+const dir = makeTestPki("cp-ciphers-");
+const pem = (name: string): Buffer => readFileSync(join(dir, name));
+
+test("preferFirst moves the suite first and keeps every other entry in order", () => {
+  assert.equal(preferFirst("A:B:C:!D", "C"), "C:A:B:!D");
+  assert.equal(preferFirst("A:B", "Z"), "A:B"); // absent: unchanged, nothing added
+  const ours = PREFERRED_CIPHERS.split(":");
+  assert.equal(ours[0], "TLS_AES_128_GCM_SHA256");
+  assert.deepEqual([...ours].sort(), tls.DEFAULT_CIPHERS.split(":").sort());
+});
+
+/** The suite a framed server over TLS negotiates with a client of `options`. */
+async function negotiated(options: tls.ConnectionOptions): Promise<string> {
+  const server = await FramedServer.listen(
+    () => {},
+    { network: "tcp", host: "127.0.0.1", port: 0 },
+    { tls: { cert: pem("server.crt"), key: pem("server.key") } },
+  );
+  try {
+    const address = server.bound.address;
+    const port = Number(address.slice(address.lastIndexOf(":") + 1));
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
+    try {
+      await once(socket, "secureConnect");
+      return socket.getCipher().standardName;
+    } finally {
+      socket.destroy();
+    }
+  } finally {
+    await server.close();
+  }
+}
+
+test("the framed server picks AES-128-GCM over a client's AES-256-first default order", async () => {
+  assert.equal(tls.DEFAULT_CIPHERS.split(":")[0], "TLS_AES_256_GCM_SHA384"); // Node's default
+  assert.equal(await negotiated({}), "TLS_AES_128_GCM_SHA256");
+});
+
+test("the framed server still serves a client that offers only AES-256-GCM", async () => {
+  assert.equal(await negotiated({ ciphers: "TLS_AES_256_GCM_SHA384" }), "TLS_AES_256_GCM_SHA384");
+});
+
+test("the framed server still serves a TLS 1.2 client", async () => {
+  const suite = await negotiated({ maxVersion: "TLSv1.2" });
+  assert.match(suite, /^TLS_ECDHE_(ECDSA|RSA)_WITH_AES_128_GCM_SHA256$/);
+});
+
+test("the framed client offers AES-128-GCM first", async (t) => {
+  // A server that follows the client's order (a node server's default is its own) and reads no frames.
+  const server = tls.createServer({
+    cert: pem("server.crt"),
+    key: pem("server.key"),
+    honorCipherOrder: false,
+  });
+  const accepted = once(server, "secureConnection") as Promise<[tls.TLSSocket]>;
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const transport = createFramedTransport(
+    { network: "tcp", address: `127.0.0.1:${port}` },
+    { tls: { ca: pem("ca.crt") } },
+  );
+  const call = createClient(Bench, transport.transport).echo({ value: new Uint8Array(1) });
+  const [socket] = await accepted;
+  const suite = socket.getCipher().standardName;
+  socket.destroy(); // the call fails: the server speaks no framed protocol
+  await assert.rejects(call);
+  transport.close();
+  assert.equal(suite, "TLS_AES_128_GCM_SHA256");
+});
+
+/**
+ * tls.DEFAULT_CIPHERS as an operator sets it at run time (node documents
+ * assigning it; an ES module's own code runs after its imports, so after
+ * ours were loaded): `value` for the duration of `body`.
+ */
+async function withDefaultCiphers<T>(value: string, body: () => Promise<T>): Promise<T> {
+  // The module namespace of node:tls is read-only; the module object itself is not.
+  const mutable = createRequire(import.meta.url)("node:tls") as { DEFAULT_CIPHERS: string };
+  const before = mutable.DEFAULT_CIPHERS;
+  mutable.DEFAULT_CIPHERS = value;
+  try {
+    return await body();
+  } finally {
+    mutable.DEFAULT_CIPHERS = before;
+  }
+}
+
+test("an operator's tls.DEFAULT_CIPHERS, set after our import, still restricts the framed server", async () => {
+  // Without AES-128-GCM (a policy of AES-256 only, say): a client that offers only it is refused.
+  const outcome = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
+    () =>
+      negotiated({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
+        (suite) => `accepted with ${suite}`,
+        (error: Error) => `refused: ${error.message}`,
+      ),
+  );
+  assert.match(outcome, /^refused: .*handshake failure/);
+});
+
+test("an operator's tls.DEFAULT_CIPHERS, set after our import, is the framed client's offer, in its order", async (t) => {
+  const server = tls.createServer({
+    cert: pem("server.crt"),
+    key: pem("server.key"),
+    ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+    honorCipherOrder: false, // the client's order decides
+  });
+  const accepted = once(server, "secureConnection") as Promise<[tls.TLSSocket]>;
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const suite = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+    async () => {
+      const transport = createFramedTransport(
+        { network: "tcp", address: `127.0.0.1:${port}` },
+        { tls: { ca: pem("ca.crt") } },
+      );
+      const call = createClient(Bench, transport.transport).echo({ value: new Uint8Array(1) });
+      const [socket] = await accepted;
+      const chosen = socket.getCipher().standardName;
+      socket.destroy();
+      await assert.rejects(call);
+      transport.close();
+      return chosen;
+    },
+  );
+  assert.equal(suite, "TLS_AES_256_GCM_SHA384");
+});
+
+/** The suite the network-mode TLS port of serve() (ALPN router) negotiates with a client of `options`. */
+async function negotiatedNetworkMode(options: tls.ConnectionOptions): Promise<string> {
+  const handle = await serve(kvPlugin(), {
+    listen: "127.0.0.1:0",
+    exitProcess: false,
+    tls: { cert: pem("server.crt"), key: pem("server.key") },
+  });
+  try {
+    const port = Number(new URL(handle.url).port);
+    const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
+    try {
+      await once(socket, "secureConnect");
+      return socket.getCipher().standardName;
+    } finally {
+      socket.destroy();
+    }
+  } finally {
+    await handle.shutdown("test done");
+  }
+}
+
+test("the network-mode TLS port prefers AES-128-GCM, serves AES-256-only clients, and keeps an operator's list", async () => {
+  assert.equal(await negotiatedNetworkMode({}), "TLS_AES_128_GCM_SHA256");
+  assert.equal(
+    await negotiatedNetworkMode({ ciphers: "TLS_AES_256_GCM_SHA384" }),
+    "TLS_AES_256_GCM_SHA384",
+  );
+  const outcome = await withDefaultCiphers(
+    "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
+    () =>
+      negotiatedNetworkMode({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
+        (suite) => `accepted with ${suite}`,
+        (error: Error) => `refused: ${error.message}`,
+      ),
+  );
+  assert.match(outcome, /^refused: .*handshake failure/);
+});
