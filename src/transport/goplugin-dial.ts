@@ -2,7 +2,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor } from "@connectrpc/connect";
 import { createH2Transport, splitHostPort, type ClientTransport } from "./client-transport.js";
-import { clientCipherOptions } from "./tls-ciphers.js";
+import { clientTlsDefaults } from "./tls-defaults.js";
 
 /**
  * TLS between go-plugin peers (AutoMTLS): our certificate and key, and the
@@ -47,8 +47,7 @@ export function createGoPluginTransport(
             cert: peer.certPem,
             key: peer.keyPem,
             ALPNProtocols: ["h2"],
-            minVersion: "TLSv1.2",
-            ...clientCipherOptions(),
+            ...clientTlsDefaults(),
           });
   const baseUrl = peer === undefined ? "http://localhost" : "https://localhost";
   const interceptors = options.interceptors ?? [];

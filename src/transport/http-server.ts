@@ -9,7 +9,7 @@ import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed
 import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
 import { STREAMS_UNCLAIMED_WARNING, claimStreams, type StreamClaim } from "./h2-streams.js";
 import type { NodeHandler } from "./node-adapter.js";
-import { serverCipherOptions } from "./tls-ciphers.js";
+import { serverTlsDefaults } from "./tls-defaults.js";
 
 export type { NodeHandler } from "./node-adapter.js";
 
@@ -213,8 +213,7 @@ export class PluginHttpServer {
           key: tls.key,
           ...H2_LIMITS,
           allowHTTP1: options.acceptHttp1,
-          minVersion: "TLSv1.2",
-          ...serverCipherOptions(),
+          ...serverTlsDefaults(),
           // A peer that trickles its handshake (node's default allows 120 s).
           handshakeTimeout: prefaceTimeoutMs,
           ...(tls.clientCa !== undefined && {
@@ -292,8 +291,7 @@ function alpnRouter(
   const credentials = { cert: tls.cert, key: tls.key };
   const listener = tlsModule.createServer({
     ...credentials,
-    minVersion: "TLSv1.2",
-    ...serverCipherOptions(),
+    ...serverTlsDefaults(),
     // A peer that trickles its handshake (node's default allows 120 s).
     handshakeTimeout: tls.handshakeTimeout,
     ALPNProtocols: [FRAMED_ALPN, "h2", ...(acceptHttp1 ? ["http/1.1"] : [])],

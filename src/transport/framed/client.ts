@@ -36,7 +36,7 @@ import {
   DEFAULT_FRAME_TIMEOUT_MS,
   DEFAULT_MAX_FRAME_BYTES,
 } from "./frames.js";
-import { clientCipherOptions } from "../tls-ciphers.js";
+import { clientTlsDefaults } from "../tls-defaults.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
 export interface FramedClientTls {
@@ -241,8 +241,7 @@ export class FramedConnection implements CallTarget {
             ...(t.cert !== undefined && { cert: t.cert }),
             ...(t.key !== undefined && { key: t.key }),
             servername: t.serverName ?? "localhost",
-            minVersion: "TLSv1.2",
-            ...clientCipherOptions(),
+            ...clientTlsDefaults(),
           });
     socket.setNoDelay(true);
     return socket;

@@ -22,7 +22,7 @@ import { abortOf } from "../lazy-abort.js";
 import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
-import { clientCipherOptions } from "../tls-ciphers.js";
+import { clientTlsDefaults } from "../tls-defaults.js";
 
 /**
  * How a host reaches a plugin at a URL: "auto" (the default) asks for the
@@ -122,8 +122,7 @@ async function dialFramed(
           ...(t.cert !== undefined && { cert: t.cert }),
           ...(t.key !== undefined && { key: t.key }),
           ALPNProtocols: [FRAMED_ALPN, "h2", "http/1.1"],
-          minVersion: "TLSv1.2",
-          ...clientCipherOptions(),
+          ...clientTlsDefaults(),
         })
       : net.connect({ host, port });
     socket.setNoDelay(true);

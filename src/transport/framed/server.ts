@@ -42,7 +42,7 @@ import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
-import { serverCipherOptions } from "../tls-ciphers.js";
+import { serverTlsDefaults } from "../tls-defaults.js";
 
 /** TLS for a framed server: its certificate, and the CA that client certificates must chain to. */
 export interface FramedTls {
@@ -145,8 +145,7 @@ export class FramedServer {
         : tls.createServer({
             cert: t.cert,
             key: t.key,
-            minVersion: "TLSv1.2",
-            ...serverCipherOptions(),
+            ...serverTlsDefaults(),
             // A peer that trickles or stalls its handshake (node's default allows 120 s).
             handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
             ...(t.ca !== undefined && { ca: t.ca, requestCert: true, rejectUnauthorized: true }),

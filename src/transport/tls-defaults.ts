@@ -1,3 +1,7 @@
+/**
+ * The TLS options every TLS end of ours adds to node's: a version floor and
+ * a cipher preference, each giving way to what the operator configured.
+ */
 import { constants } from "node:crypto";
 // The module object, not its ES namespace: the namespace keeps the value
 // tls.DEFAULT_CIPHERS had at load, the module object is what an operator
@@ -41,16 +45,42 @@ function untouchedDefault(): boolean {
   return tls.DEFAULT_CIPHERS === constants.defaultCoreCipherList;
 }
 
-/** The options our TLS clients add: the preference order above (none if the operator set a list). */
-export function clientCipherOptions(): { ciphers?: string } {
-  return untouchedDefault() ? { ciphers: PREFERRED_CIPHERS } : {};
+/**
+ * The lowest TLS version our ends accept: TLS 1.2 (node's own default, and
+ * what go-plugin's AutoMTLS asks for), or TLS 1.3 when the operator raised
+ * node's floor (`--tls-min-v1.3`, or tls.DEFAULT_MIN_VERSION set at run
+ * time). An explicit `minVersion` replaces node's default, so passing
+ * "TLSv1.2" as such would lower a floor the operator raised; and a floor the
+ * operator lowered (`--tls-min-v1.0`) is not followed: TLS 1.0 and 1.1 stay
+ * refused. Read at each use, like the cipher list.
+ */
+export function minTlsVersion(): "TLSv1.2" | "TLSv1.3" {
+  return tls.DEFAULT_MIN_VERSION === "TLSv1.3" ? "TLSv1.3" : "TLSv1.2";
 }
 
 /**
- * The options our TLS servers add: they pick the first suite of ours that
- * the client offers (none if the operator set a list: node's TLS servers
- * then choose by that list's order).
+ * The options our TLS clients add: the version floor above and the
+ * preference order above (no order if the operator set a list).
  */
-export function serverCipherOptions(): { ciphers?: string; honorCipherOrder?: boolean } {
-  return untouchedDefault() ? { ciphers: PREFERRED_CIPHERS, honorCipherOrder: true } : {};
+export function clientTlsDefaults(): { minVersion: tls.SecureVersion; ciphers?: string } {
+  return {
+    minVersion: minTlsVersion(),
+    ...(untouchedDefault() && { ciphers: PREFERRED_CIPHERS }),
+  };
+}
+
+/**
+ * The options our TLS servers add: the version floor above, and they pick
+ * the first suite of ours that the client offers (no order if the operator
+ * set a list: node's TLS servers then choose by that list's order).
+ */
+export function serverTlsDefaults(): {
+  minVersion: tls.SecureVersion;
+  ciphers?: string;
+  honorCipherOrder?: boolean;
+} {
+  return {
+    minVersion: minTlsVersion(),
+    ...(untouchedDefault() && { ciphers: PREFERRED_CIPHERS, honorCipherOrder: true }),
+  };
 }

@@ -1,6 +1,7 @@
 /**
- * src/transport/tls-ciphers.ts: our TLS ends prefer TLS_AES_128_GCM_SHA256
- * and drop nothing. Real sockets: the framed server picks AES-128-GCM for a
+ * src/transport/tls-defaults.ts: our TLS ends refuse anything below TLS 1.2
+ * (TLS 1.3 when the operator raised node's floor), prefer
+ * TLS_AES_128_GCM_SHA256 and drop nothing. Real sockets: the framed server picks AES-128-GCM for a
  * client with Node's default order (AES-256 first), still serves a client
  * that offers only AES-256-GCM or only TLS 1.2; the framed client offers
  * AES-128-GCM first. A list the operator set in tls.DEFAULT_CIPHERS (after
@@ -17,7 +18,7 @@ import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { FramedServer } from "../../../src/transport/framed/server.js";
 import { createFramedTransport } from "../../../src/transport/framed/client.js";
-import { PREFERRED_CIPHERS, preferFirst } from "../../../src/transport/tls-ciphers.js";
+import { PREFERRED_CIPHERS, preferFirst } from "../../../src/transport/tls-defaults.js";
 import { Bench } from "../../../bench/service.js";
 import { serve } from "../../../src/index.js";
 import { kvPlugin } from "../../../examples/kv/definition.js";
@@ -192,4 +193,83 @@ test("the network-mode TLS port prefers AES-128-GCM, serves AES-256-only clients
       ),
   );
   assert.match(outcome, /^refused: .*handshake failure/);
+});
+
+/**
+ * tls.DEFAULT_MIN_VERSION as an operator sets it (`--tls-min-v1.3`, or at
+ * run time as node documents): `value` for the duration of `body`.
+ */
+async function withDefaultMinVersion<T>(
+  value: tls.SecureVersion,
+  body: () => Promise<T>,
+): Promise<T> {
+  const mutable = createRequire(import.meta.url)("node:tls") as {
+    DEFAULT_MIN_VERSION: tls.SecureVersion;
+  };
+  const before = mutable.DEFAULT_MIN_VERSION;
+  mutable.DEFAULT_MIN_VERSION = value;
+  try {
+    return await body();
+  } finally {
+    mutable.DEFAULT_MIN_VERSION = before;
+  }
+}
+
+/** What a TLS 1.2-only client gets from `negotiate`: "accepted with <suite>" or "refused: <message>". */
+function outcomeOf(negotiate: Promise<string>): Promise<string> {
+  return negotiate.then(
+    (suite) => `accepted with ${suite}`,
+    (error: Error) => `refused: ${error.message}`,
+  );
+}
+
+const TLS12_ONLY: tls.ConnectionOptions = { minVersion: "TLSv1.2", maxVersion: "TLSv1.2" };
+
+test("an operator's TLS 1.3 floor (tls.DEFAULT_MIN_VERSION) holds on the framed server and the network-mode port", async () => {
+  // Control: with node's default floor, the same client is served.
+  assert.match(await outcomeOf(negotiated(TLS12_ONLY)), /^accepted with TLS_ECDHE_/);
+  const [framed, network] = await withDefaultMinVersion("TLSv1.3", async () => [
+    await outcomeOf(negotiated(TLS12_ONLY)),
+    await outcomeOf(negotiatedNetworkMode(TLS12_ONLY)),
+  ]);
+  // Before tls-defaults.ts read the floor, an explicit minVersion "TLSv1.2" lowered it again.
+  assert.match(framed, /^refused: .*(protocol version|handshake failure)/);
+  assert.match(network, /^refused: .*(protocol version|handshake failure)/);
+});
+
+test("an operator's TLS 1.3 floor holds on the framed client", async (t) => {
+  const server = tls.createServer({
+    cert: pem("server.crt"),
+    key: pem("server.key"),
+    minVersion: "TLSv1.2",
+    maxVersion: "TLSv1.2",
+  });
+  // It speaks no framed protocol: a handshake that succeeds ends the call at once.
+  server.on("secureConnection", (socket: tls.TLSSocket) => socket.destroy());
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const failure = await withDefaultMinVersion("TLSv1.3", async () => {
+    const transport = createFramedTransport(
+      { network: "tcp", address: `127.0.0.1:${port}` },
+      { tls: { ca: pem("ca.crt") } },
+    );
+    try {
+      await createClient(Bench, transport.transport).echo({ value: new Uint8Array(1) });
+      return "the call was answered";
+    } catch (error) {
+      return String(error);
+    } finally {
+      transport.close();
+    }
+  });
+  assert.match(failure, /protocol version|unsupported protocol|handshake failure/i);
+});
+
+test("a floor the operator lowered (TLS 1.0) is not followed: our ends still ask for TLS 1.2", async () => {
+  const { minTlsVersion } = await import("../../../src/transport/tls-defaults.js");
+  assert.equal(minTlsVersion(), "TLSv1.2");
+  assert.equal(await withDefaultMinVersion("TLSv1", async () => minTlsVersion()), "TLSv1.2");
+  assert.equal(await withDefaultMinVersion("TLSv1.3", async () => minTlsVersion()), "TLSv1.3");
 });
