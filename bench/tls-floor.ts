@@ -60,30 +60,45 @@ function dial(path: string, suite: string, ca: Buffer): net.Socket {
       });
 }
 
-/** p50 in µs of 1 MiB echoes against a server in a child process. */
+/** p50 in µs of 1 MiB echoes against a server in a child process; rejects if either end fails. */
 async function echo(suite: string, certFile: string, keyFile: string): Promise<number> {
   const path = join(tmpdir(), `tls-floor-${process.pid}.sock`);
   rmSync(path, { force: true });
   const child = fork(here, ["--server", path, suite, certFile, keyFile]);
+  // Every wait below races this: a server that dies or a socket that fails
+  // ends the run with the reason instead of leaving it waiting forever.
+  let fail = (_error: Error): void => {};
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  child.once("exit", (code, signal) =>
+    fail(new Error(`${suite}: the server exited (${signal ?? `code ${code}`})`)),
+  );
+  const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed]);
   try {
-    await once(child, "message");
+    await within(once(child, "message"));
     const socket = dial(path, suite, readFileSync(certFile));
-    await once(socket, suite === "plain" ? "connect" : "secureConnect");
+    socket.once("error", (e) => fail(new Error(`${suite}: ${e.message}`)));
+    socket.once("close", () => fail(new Error(`${suite}: the connection closed`)));
+    await within(once(socket, suite === "plain" ? "connect" : "secureConnect"));
     const big = Buffer.alloc(MIB, 7);
     let answered = (): void => {};
     collect(socket, () => answered());
     const times: number[] = [];
     for (let i = 0; i < 400; i++) {
       const t = performance.now();
-      await new Promise<void>((resolve) => {
-        answered = resolve;
-        socket.write(big);
-      });
+      await within(
+        new Promise<void>((resolve) => {
+          answered = resolve;
+          socket.write(big);
+        }),
+      );
       if (i >= 100) times.push((performance.now() - t) * 1000);
     }
+    socket.removeAllListeners("close");
     socket.destroy();
     return median(times);
   } finally {
+    child.removeAllListeners("exit");
     child.kill();
   }
 }
