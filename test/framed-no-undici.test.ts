@@ -16,34 +16,37 @@ import { MemoryLogger, decode, encode, kvClient } from "./helpers.js";
 
 const leanPlugin = fileURLToPath(new URL("./fixtures/lean-kv-plugin.js", import.meta.url));
 
-test("a framed AutoMTLS plugin answers the Handshake and plain calls without loading undici", async () => {
-  const logger = new MemoryLogger();
-  const client = kvClient(subprocess(process.execPath, [leanPlugin]), { logger });
-  try {
-    await client.start();
-    const kv = client.dispense("kv");
-    const protocol = decode((await kv.get({ key: "protocol" })).value);
-    assert.equal(protocol, "connect-plugin-framed");
-    assert.ok(
-      logger.messages("stderr").includes("configuring server automatic mTLS"),
-      "the plugin runs AutoMTLS",
-    );
-    for (let i = 0; i < 5; i++) {
-      await kv.put(create(PutRequestSchema, { key: `k${i}`, value: encode(`v${i}`) }));
-      assert.equal(decode((await kv.get({ key: `k${i}` })).value), `v${i}`);
+for (const autoMTLS of [true, false]) {
+  test(`a framed plugin (autoMTLS: ${autoMTLS}) answers the Handshake and plain calls without loading undici`, async () => {
+    const logger = new MemoryLogger();
+    const client = kvClient(subprocess(process.execPath, [leanPlugin], { autoMTLS }), { logger });
+    try {
+      await client.start();
+      const kv = client.dispense("kv");
+      const protocol = decode((await kv.get({ key: "protocol" })).value);
+      assert.equal(protocol, "connect-plugin-framed");
+      assert.equal(
+        logger.messages("stderr").includes("configuring server automatic mTLS"),
+        autoMTLS,
+        "the plugin runs AutoMTLS or not, as asked",
+      );
+      for (let i = 0; i < 5; i++) {
+        await kv.put(create(PutRequestSchema, { key: `k${i}`, value: encode(`v${i}`) }));
+        assert.equal(decode((await kv.get({ key: `k${i}` })).value), `v${i}`);
+      }
+      assert.equal(
+        decode((await kv.get({ key: "undici-loaded" })).value),
+        "false",
+        "undici was loaded by the Handshake or a plain call",
+      );
+      // The signal is real: a handler that reads and writes headers loads it.
+      const header = new Headers({ "x-echo": "hello" });
+      let trailer: Headers | undefined;
+      await kv.get({ key: "headers" }, { headers: header, onTrailer: (t) => (trailer = t) });
+      assert.equal(trailer?.get("x-echo-trailer"), "hello");
+      assert.equal(decode((await kv.get({ key: "undici-loaded" })).value), "true");
+    } finally {
+      await client.close();
     }
-    assert.equal(
-      decode((await kv.get({ key: "undici-loaded" })).value),
-      "false",
-      "undici was loaded by the Handshake or a plain call",
-    );
-    // The signal is real: a handler that reads and writes headers loads it.
-    const header = new Headers({ "x-echo": "hello" });
-    let trailer: Headers | undefined;
-    await kv.get({ key: "headers" }, { headers: header, onTrailer: (t) => (trailer = t) });
-    assert.equal(trailer?.get("x-echo-trailer"), "hello");
-    assert.equal(decode((await kv.get({ key: "undici-loaded" })).value), "true");
-  } finally {
-    await client.close();
-  }
-});
+  });
+}
