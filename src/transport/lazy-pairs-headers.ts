@@ -5,8 +5,8 @@ import { inspect } from "node:util";
  * made until a method needs one. Node 20 loads its fetch implementation
  * (undici, about 16 ms of CPU) on the first `new Headers()`, and a framed
  * call needs three of them (request header, response header, trailer):
- * that was most of a plugin's first call at cold start, and a few µs of
- * every call. `get` and `has` answer from the pairs, as `Headers.get` and
+ * that was most of a plugin's first call at cold start, and 0.5 µs of the
+ * plugin's CPU per call (docs/local-transports.md). `get` and `has` answer from the pairs, as `Headers.get` and
  * `Headers.has` would (names case-insensitive, repeated values joined with
  * ", ", "; " for `cookie`); every other method, the iterator and
  * `util.inspect` make the real `Headers` on first use and delegate to it,
