@@ -122,10 +122,21 @@ export class PairsHeaders implements Headers {
     ...args: [callbackfn: (value: string, key: string, parent: Headers) => void, thisArg?: unknown]
   ): void {
     const real = this.#real();
-    const [callbackfn, thisArg] = args;
+    const [callbackfn] = args;
     // Not a function: Headers' own TypeError.
     if (typeof callbackfn !== "function") return real.forEach(...args);
-    real.forEach((value, key) => callbackfn.call(thisArg, value, key, this));
+    // thisArg passed through as given: Headers calls back with globalThis
+    // as `this` when it is missing or undefined; the callback gets the
+    // `this` Headers chose, and this object as its third argument.
+    const call = (self: unknown, value: string, key: string): void =>
+      callbackfn.call(self, value, key, this);
+    const rest = args.slice(1) as [thisArg?: unknown];
+    real.forEach(
+      function (this: unknown, value, key) {
+        call(this, value, key);
+      },
+      ...rest,
+    );
   }
 
   keys(): HeadersIterator<string> {

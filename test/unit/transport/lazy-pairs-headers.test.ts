@@ -122,6 +122,17 @@ const uses: Record<string, (h: Headers, name: string, value: string) => unknown>
     }, self);
     return out;
   },
+  // No thisArg (or undefined): Headers calls back with globalThis as `this`.
+  "forEach, no thisArg": (h) => {
+    const out: unknown[] = [];
+    h.forEach(function (this: unknown, v, k) {
+      out.push([k, v, this === globalThis ? "globalThis" : String(this)]);
+    });
+    h.forEach(function (this: unknown) {
+      out.push(this === globalThis ? "globalThis" : String(this));
+    }, undefined);
+    return out;
+  },
   "forEach, not a function": (h) => h.forEach(3 as unknown as () => void),
   getSetCookie: (h) => h.getSetCookie(),
   "new Headers()": (h) => [...new Headers(h)],
