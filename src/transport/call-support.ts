@@ -37,6 +37,9 @@ function headerlessError(message: string, code: Code): ConnectError {
   error.metadata = new PairsHeaders();
   error.details = [];
   error.cause = undefined;
+  // The stack from the caller on, as the constructor's (whose own frame
+  // V8 leaves out), headed "ConnectError: ..." as that one reads.
+  Error.captureStackTrace(error, headerlessError);
   return error as unknown as ConnectError;
 }
 

@@ -26,6 +26,9 @@ test("callDone() has the own properties, prototype and text of new ConnectError(
   }
   assert.equal(String(done), String(made));
   assert.equal(done.stack?.split("\n")[0], made.stack?.split("\n")[0]);
+  // As from the constructor, the stack starts where the error was made
+  // (callDone), with no frame of the code that builds it.
+  assert.match(done.stack?.split("\n")[1] ?? "", /^ {4}at callDone \(/, done.stack);
   assert.deepEqual([...done.metadata], [...made.metadata]);
   assert.equal(ConnectError.from(done), done);
   assert.equal(done.findDetails.length, made.findDetails.length);
