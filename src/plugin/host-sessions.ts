@@ -27,6 +27,7 @@ import { HOST_SESSION_HEADER, isSessionId } from "../protocol/host-session.js";
 import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { createStreamCancellingClient } from "../transport/create-client.js";
+import { PairsHeaders } from "../transport/lazy-pairs-headers.js";
 import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
 import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
 import { pluginLog } from "./plugin-log.js";
@@ -80,8 +81,11 @@ export class HostSessions {
     // Headers.get validates the name each time (0.15-0.25 µs, a tenth of
     // an in-process call); a request with no header at all, the usual
     // call of a host that offers no services, is told by its first entry.
-    if (req.header.keys().next().done === true) return next(req);
-    const session = req.header.get(HOST_SESSION_HEADER);
+    // The framed server's lazy headers answer get() from their pairs
+    // (keys() would make a Headers and load undici).
+    const header = req.header;
+    if (!(header instanceof PairsHeaders) && header.keys().next().done === true) return next(req);
+    const session = header.get(HOST_SESSION_HEADER);
     if (session !== null) {
       req.contextValues.set(callbackScope, {
         sessions: this,

@@ -9,16 +9,44 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createMessage } from "./create-message.js";
 import { reachableTimeout } from "./deadline.js";
 import { CallAbort } from "./lazy-abort.js";
+import { PairsHeaders } from "./lazy-pairs-headers.js";
 
 let done: ConnectError | undefined;
 /**
  * Aborts a finished call's signal without building a DOMException per call.
- * Made on the first call, not when the module loads: a ConnectError makes a
- * Headers, the first Headers loads Node's fetch (undici), and Node 20 cannot
- * hold undici in a startup snapshot (docs/local-transports.md).
+ * Made on the first call, not when the module loads, and without a real
+ * `Headers` for its (empty) metadata: ConnectError's constructor makes one,
+ * and the first Headers loads Node's fetch (undici, about 16 ms of CPU on
+ * a plugin's first call; Node 20 cannot hold it in a startup snapshot,
+ * docs/local-transports.md).
  */
 export const callDone = (): ConnectError =>
-  (done ??= new ConnectError("call completed", Code.Canceled));
+  (done ??= headerlessError("call completed", Code.Canceled));
+
+/**
+ * A ConnectError with the own properties its constructor gives, in the
+ * same order and with the same attributes, but whose `metadata` is an
+ * empty PairsHeaders (a Headers in every use but `instanceof`).
+ */
+function headerlessError(message: string, code: Code): ConnectError {
+  const error = new Error(`[${codeToString(code)}] ${message}`) as Error & Record<string, unknown>;
+  Object.setPrototypeOf(error, ConnectError.prototype);
+  error.name = "ConnectError";
+  error.rawMessage = message;
+  error.code = code;
+  error.metadata = new PairsHeaders();
+  error.details = [];
+  error.cause = undefined;
+  // The stack from the caller on, as the constructor's (whose own frame
+  // V8 leaves out), headed "ConnectError: ..." as that one reads.
+  Error.captureStackTrace(error, headerlessError);
+  return error as unknown as ConnectError;
+}
+
+/** Connect's name of a code, as ConnectError's message shows it ("canceled"). */
+function codeToString(code: Code): string {
+  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+}
 
 /**
  * The abort state a call runs under: it follows the caller's signal, fires

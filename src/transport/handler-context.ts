@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { reachableTimeout } from "./deadline.js";
 import { CALL_ABORT, CallAbort } from "./lazy-abort.js";
+import { PairsHeaders } from "./lazy-pairs-headers.js";
 
 /** A HandlerContext that its server can abort (cancel, deadline, shutdown, completion). */
 export interface CallContext extends HandlerContext {
@@ -19,6 +20,13 @@ export interface CallInit {
   readonly timeoutMs: number | undefined;
   readonly requestHeader: Headers;
   readonly contextValues: ContextValues;
+  /**
+   * Response header and trailer as PairsHeaders, which make no `Headers`
+   * (and do not load undici) unless the handler uses them; the framed
+   * server sends them as pairs. Default false: real `Headers`, which the
+   * direct server hands to its in-process caller as they are.
+   */
+  readonly lazyResponseHeaders?: boolean;
 }
 
 /**
@@ -75,6 +83,11 @@ function expire(ctx: CallContext): void {
  * prototype (an object literal with a getter costs V8 a slow path, about
  * 0.4 µs). The other fields are own properties, because connect-es copies
  * the context with Object.assign for streaming handlers.
+ *
+ * On the framed server, `requestHeader`, `responseHeader` and
+ * `responseTrailer` are PairsHeaders (lazy-pairs-headers.ts): they behave
+ * as `Headers` in every use, but `instanceof Headers` is false for them,
+ * so that a call that never uses them does not load Node's fetch code.
  */
 class ServerCallContext implements CallContext {
   readonly service: DescService;
@@ -84,8 +97,8 @@ class ServerCallContext implements CallContext {
   readonly url: string;
   readonly timeoutMs: () => number | undefined;
   readonly requestHeader: Headers;
-  readonly responseHeader: Headers = new Headers();
-  readonly responseTrailer: Headers = new Headers();
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
   readonly values: ContextValues;
   readonly [CALL_ABORT] = new CallAbort();
   timer: NodeJS.Timeout | undefined = undefined;
@@ -103,6 +116,13 @@ class ServerCallContext implements CallContext {
     this.protocolName = init.protocolName;
     this.url = init.url;
     this.requestHeader = init.requestHeader;
+    if (init.lazyResponseHeaders === true) {
+      this.responseHeader = new PairsHeaders();
+      this.responseTrailer = new PairsHeaders();
+    } else {
+      this.responseHeader = new Headers();
+      this.responseTrailer = new Headers();
+    }
     this.values = init.contextValues;
     if (init.timeoutMs === undefined) this.timeoutMs = noDeadline;
     else {

@@ -12,6 +12,7 @@
 
 import type { Duplex } from "node:stream";
 import type { FlatEncoder } from "./encode.js";
+import { PairsHeaders } from "../lazy-pairs-headers.js";
 
 export const FrameType = {
   /** Client → server: opens a call. Payload: JSON {p: path, t?: timeoutMs, h?: headers}. */
@@ -247,8 +248,13 @@ export function readFrames(
   if (head !== undefined && head.length > 0) onData(head);
 }
 
-/** Headers as a JSON-friendly list of pairs (repeated names kept). */
+/**
+ * Headers as a JSON-friendly list of pairs (repeated names kept); undefined
+ * when there are none. Lazy headers nobody used are read as empty without
+ * making a `Headers` (which would load undici).
+ */
 export function headersToPairs(headers: Headers): [string, string][] | undefined {
+  if (headers instanceof PairsHeaders && headers.untouchedEmpty) return undefined;
   let out: [string, string][] | undefined;
   headers.forEach((value, name) => (out ??= []).push([name, value]));
   return out;

@@ -24,6 +24,7 @@ import {
   type UnarySpec,
 } from "../invoke.js";
 import { errorToWire } from "./errors.js";
+import { PairsHeaders } from "../lazy-pairs-headers.js";
 import {
   DEFAULT_FRAME_TIMEOUT_MS,
   FrameReader,
@@ -32,7 +33,6 @@ import {
   MessageQueue,
   headersToPairs,
   jsonPayload,
-  pairsToHeaders,
   readFrames,
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
@@ -484,10 +484,12 @@ class ServerConnection {
     }
     let requestHeader: Headers;
     try {
-      requestHeader = pairsToHeaders(head?.h);
+      // Lazy: no Headers (and no undici) unless something uses them.
+      requestHeader = PairsHeaders.fromPairs(head?.h);
     } catch (error) {
       // A name or value node's Headers refuses (a newline, a non-Latin-1
       // character): only this call fails, as HTTP/2 refuses one stream.
+      // PairsHeaders throws Headers' own error.
       this.answer(
         id,
         new ConnectError(
@@ -506,6 +508,7 @@ class ServerConnection {
       timeoutMs,
       requestHeader,
       contextValues: this.options.contextValues?.(this.socket) ?? createContextValues(),
+      lazyResponseHeaders: true,
     });
     const streaming = entry.method.methodKind !== "unary";
     const call: ServerCall = {
@@ -592,8 +595,14 @@ class ServerConnection {
     if (this.calls.get(id) !== call) return;
     this.settled(id);
     const { wire, metadata } = errorToWire(error, call.ctx[CALL_ABORT]);
-    const trailer = new Headers(call.ctx.responseTrailer);
-    metadata.forEach((value, name) => trailer.append(name, value));
+    // The handler's trailer and the error's metadata; the metadata alone
+    // when the handler never used its trailer (no copy to make).
+    const own = call.ctx.responseTrailer;
+    let trailer = metadata;
+    if (!(own instanceof PairsHeaders && own.untouchedEmpty)) {
+      trailer = new Headers(own);
+      metadata.forEach((value, name) => trailer.append(name, value));
+    }
     if (!sentHeader) {
       const header = headersToPairs(call.ctx.responseHeader);
       this.out.frame(FrameType.header, id, header && jsonPayload(header));
