@@ -5,6 +5,7 @@
  * files and entrypoint a platform gets.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { stringify as toYaml } from "yaml";
 import { ManagementError } from "../../../src/manifest/errors.js";
@@ -63,6 +64,18 @@ function invalid(value: unknown, ...problems: string[]): void {
   );
 }
 
+/** `good` with its linux/amd64 entrypoint given these extra settings. */
+const withEntry = (settings: Record<string, unknown>) => ({
+  ...good,
+  entrypoints: { ...good.entrypoints, "linux/amd64": { file: "bin/greeter", ...settings } },
+});
+
+/** What a refused Node.js option is told, after its name. */
+const NODE_OPTIONS_ALLOWED =
+  "is not allowed; a manifest may give only --max-semi-space-size, --max-old-space-size, " +
+  "--v8-pool-size, --stack-size, --single-threaded, --single-threaded-gc, --optimize-for-size, " +
+  "--no-opt (options that load other code are refused)";
+
 const NO_FILES =
   "files: lists no files; fill it in with " +
   "'connect-plugin sign <dir> --key <key> --update-files' (or 'connect-plugin init')";
@@ -91,6 +104,35 @@ describe("valid manifests", () => {
       properties: { greeting: { type: "string" } },
     };
     assert.deepEqual(validateManifest({ ...good, configSchema }).configSchema, configSchema);
+  });
+
+  test("plugin capabilities and a config schema with required fields are kept", () => {
+    const m = {
+      ...good,
+      plugins: [{ name: "greeter", service: "greet.v1.Greeter", capabilities: ["hello"] }],
+      configSchema: {
+        type: "object",
+        required: ["greeting"],
+        properties: { greeting: { type: "string" } },
+      },
+    };
+    assert.deepEqual(validateManifest(m), m);
+  });
+
+  test("resource limits in whole numbers are kept", () => {
+    const limits = { memoryMiB: 256, cpuSeconds: 60, openFiles: 1024 };
+    assert.deepEqual(validateManifest({ ...good, limits }).limits, limits);
+  });
+
+  test("runtime node with heap and compiler options is kept as written", () => {
+    const lean = {
+      runtime: "node",
+      nodeOptions: ["--max-semi-space-size=1", "--single-threaded-gc"],
+    };
+    assert.deepEqual(validateManifest(withEntry(lean)).entrypoints["linux/amd64"], {
+      file: "bin/greeter",
+      ...lean,
+    });
   });
 
   test("a platform may share its entrypoint file with another", () => {
@@ -152,6 +194,41 @@ describe("schema problems name the field by its path", () => {
     invalid(
       { ...good, files: { ...good.files, "a~b/c": "md5:x" } },
       'files.a~b/c: must match pattern "^sha256:[a-f0-9]{64}$"',
+    );
+  });
+
+  test("a file digest that is not sha256 in lower-case hex", () => {
+    const pattern = 'files.bin/greeter: must match pattern "^sha256:[a-f0-9]{64}$"';
+    invalid({ ...good, files: { ...good.files, "bin/greeter": "md5:abc" } }, pattern);
+    invalid(
+      { ...good, files: { ...good.files, "bin/greeter": `sha256:${"A".repeat(64)}` } },
+      pattern,
+    );
+  });
+
+  test("resource limits below the floor, fractional, or unknown name the field", () => {
+    invalid({ ...good, limits: { memoryMiB: 8 } }, "limits.memoryMiB: must be >= 16");
+    invalid({ ...good, limits: { cpuSeconds: 1.5 } }, "limits.cpuSeconds: must be integer");
+    invalid({ ...good, limits: { memory: 1 } }, "limits.memory: is not a known field");
+    invalid(
+      { ...good, limits: { memoryMiB: 8, cpuSeconds: 1.5, openFiles: 0 } },
+      "limits.memoryMiB: must be >= 16",
+      "limits.cpuSeconds: must be integer",
+      "limits.openFiles: must be >= 16",
+    );
+  });
+
+  test("an unknown runtime lists the runtimes there are", () => {
+    invalid(
+      withEntry({ runtime: "python" }),
+      'entrypoints.linux/amd64.runtime: must be one of "exec", "node"',
+    );
+  });
+
+  test("nodeOptions that are not a list", () => {
+    invalid(
+      withEntry({ runtime: "node", nodeOptions: "--no-opt" }),
+      "entrypoints.linux/amd64.nodeOptions: must be array",
     );
   });
 
@@ -260,6 +337,46 @@ describe("problems beyond the schema", () => {
       "configSchema: is not a valid JSON Schema (schema is invalid: data/type must be equal to one of the allowed values, data/type must be array, data/type must match a schema in anyOf)",
       'plugins: the name "greeter" appears twice',
     );
+  });
+
+  test("a Node.js option that loads other code is refused, each one named", () => {
+    invalid(
+      withEntry({
+        runtime: "node",
+        nodeOptions: ["--require=/tmp/x.js", "--import", "--max-old-space-size=64"],
+      }),
+      `entrypoints.linux/amd64.nodeOptions: "--require=/tmp/x.js" ${NODE_OPTIONS_ALLOWED}`,
+      `entrypoints.linux/amd64.nodeOptions: "--import" ${NODE_OPTIONS_ALLOWED}`,
+    );
+  });
+
+  test("a Node.js option in the wrong form says the form it needs", () => {
+    invalid(
+      withEntry({
+        runtime: "node",
+        nodeOptions: ["--max-semi-space-size", "--no-opt=1", "--stack-size=1e3"],
+      }),
+      'entrypoints.linux/amd64.nodeOptions: "--max-semi-space-size" must be --max-semi-space-size=N (a whole number)',
+      'entrypoints.linux/amd64.nodeOptions: "--no-opt=1" must be --no-opt alone',
+      'entrypoints.linux/amd64.nodeOptions: "--stack-size=1e3" must be --stack-size=N (a whole number)',
+    );
+    // A second "=" must not hide behind a valid number: Node would get the
+    // whole string and refuse to start (or, in a later Node, read more).
+    invalid(
+      withEntry({
+        runtime: "node",
+        nodeOptions: ["--max-old-space-size=64=--require=/tmp/x.js", "--no-opt=1=2"],
+      }),
+      'entrypoints.linux/amd64.nodeOptions: "--max-old-space-size=64=--require=/tmp/x.js" must be --max-old-space-size=N (a whole number)',
+      'entrypoints.linux/amd64.nodeOptions: "--no-opt=1=2" must be --no-opt alone',
+    );
+  });
+
+  test("Node.js options on an entrypoint that does not run node", () => {
+    const needNode =
+      'entrypoints.linux/amd64.nodeOptions: Node.js options need runtime "node" (this entrypoint runs the file itself)';
+    invalid(withEntry({ nodeOptions: ["--max-semi-space-size=1"] }), needNode);
+    invalid(withEntry({ runtime: "exec", nodeOptions: ["--max-semi-space-size=1"] }), needNode);
   });
 
   test("plugins with different names are fine; the message names the repeated one", () => {
@@ -421,7 +538,16 @@ test("the schema the validator uses is the published one", () => {
   const schema = manifestSchema();
   assert.equal(schema.$id, "https://connect-plugin.dev/schema/plugin-manifest.v1.json");
   assert.equal(manifestSchema(), schema, "read once");
-  assert.ok((schema.required as string[]).includes("hostVersions"));
+  const published = JSON.parse(
+    readFileSync(
+      new URL("../../../../schema/plugin-manifest.schema.json", import.meta.url),
+      "utf8",
+    ),
+  ) as { required: string[]; allOf: Array<{ else?: { required: string[] } }> };
+  assert.deepEqual(schema, published, "the file users read is the one the validator compiles");
+  assert.ok(published.required.includes("hostVersions"));
+  // Files and entrypoints: required unless the plugin is remote or a cluster.
+  assert.deepEqual(published.allOf[0]?.else?.required, ["entrypoints", "files"]);
   const typed: PluginManifest = validateManifest(good);
   assert.equal(typed.name, "greeter");
 });

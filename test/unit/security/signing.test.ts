@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { ManagementError } from "../../../src/manifest/errors.js";
 import { failsWith } from "../management-error.js";
+import { validateManifest } from "../../../src/manifest/manifest.js";
 import type { PluginManifest } from "../../../src/manifest/types.js";
 import {
   generateKeyPair,
@@ -265,6 +266,16 @@ describe("verifying a manifest's signature", () => {
     assert.equal(verifyManifestSignature(manifest, sig, [rfcKey, otherKey], "/keys"), rfcKey);
   });
 
+  test("a new pair's signature verifies, whatever the key order of the manifest", () => {
+    const own = signManifest(manifest, other.privateKeyPem);
+    assert.equal(verifyManifestSignature(manifest, own, [rfcKey, otherKey]), otherKey);
+    const reordered = Object.fromEntries(
+      Object.entries(manifest).reverse(),
+    ) as unknown as PluginManifest;
+    assert.equal(verifyManifestSignature(reordered, own, [otherKey]), otherKey);
+    assert.equal(verifyManifestSignature(reordered, sig, [rfcKey]), rfcKey);
+  });
+
   test("a changed manifest, or another key's signature under this key id, does not verify", () => {
     const changed = `plugin "kv" 1.0.1: the signature by key ${rfcKeyId} does not match the manifest (the manifest was changed after signing)`;
     fails(
@@ -275,6 +286,24 @@ describe("verifying a manifest's signature", () => {
     const forged = signManifest(manifest, other.privateKeyPem).signature;
     fails(
       () => verifyManifestSignature(manifest, { ...sig, signature: forged }, [rfcKey]),
+      "verification-failed",
+      `plugin "kv" 1.0.0: the signature by key ${rfcKeyId} does not match the manifest (the manifest was changed after signing)`,
+    );
+  });
+
+  test("Node.js options added to a signed manifest do not verify, though the manifest is valid", () => {
+    const node = validateManifest({
+      ...manifest,
+      entrypoints: { "linux/amd64": { file: "kv", runtime: "node" } },
+    });
+    const signed = signManifest(node, rfcPrivatePem);
+    assert.equal(verifyManifestSignature(node, signed, [rfcKey]), rfcKey);
+    const widened = validateManifest({
+      ...manifest,
+      entrypoints: { "linux/amd64": { file: "kv", runtime: "node", nodeOptions: ["--no-opt"] } },
+    });
+    fails(
+      () => verifyManifestSignature(widened, signed, [rfcKey]),
       "verification-failed",
       `plugin "kv" 1.0.0: the signature by key ${rfcKeyId} does not match the manifest (the manifest was changed after signing)`,
     );
