@@ -31,6 +31,21 @@ describe("CLI messages", () => {
     assert.equal(fixed.code, 0, fixed.stderr);
   });
 
+  test("sign --update-files beside a second manifest names both files and writes nothing", async () => {
+    const dir = await kvPluginDir();
+    const before = readFileSync(join(dir, "plugin.json"), "utf8");
+    writeFileSync(join(dir, "plugin.yaml"), "schemaVersion: 1\n"); // a stale one, say
+    const keys = keysOnDisk();
+    const res = await cli(["sign", dir, "--key", keys.privateKeyFile, "--update-files"]);
+    assert.equal(res.code, 7);
+    assert.equal(
+      res.stderr,
+      `connect-plugin: ${dir} has more than one manifest (plugin.json, plugin.yaml); keep one\n`,
+    );
+    assert.equal(readFileSync(join(dir, "plugin.json"), "utf8"), before);
+    assert.equal(existsSync(join(dir, "plugin.sig")), false);
+  });
+
   test("pack writes <name>-<version>.tar.gz by default (1 file / N files), and inspect reads the archive", async () => {
     const dir = await kvPluginDir();
     const cwd = tempDir("cp-pack-cwd-");

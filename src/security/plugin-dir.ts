@@ -40,9 +40,21 @@ export interface VerifyOptions {
   readonly platform?: string;
 }
 
-/** The manifest file in `dir`, or undefined. */
+/**
+ * The manifest file in `dir`, or undefined. Two (plugin.json beside a stale
+ * plugin.yaml, say) are refused, naming both: which one counts would
+ * otherwise depend on a lookup order, and the other would be a file that
+ * signing leaves out of `files` and verification then refuses.
+ */
 export function findManifestFile(dir: string): string | undefined {
-  return MANIFEST_FILES.find((name) => existsSync(join(dir, name)));
+  const found = MANIFEST_FILES.filter((name) => existsSync(join(dir, name)));
+  if (found.length > 1) {
+    throw new ManagementError(
+      "invalid-manifest",
+      `${dir} has more than one manifest (${found.join(", ")}); keep one`,
+    );
+  }
+  return found[0];
 }
 
 /** Reads and validates the manifest (and signature, if any) of a plugin directory. */

@@ -257,32 +257,26 @@ describe("verifying a plugin directory", () => {
   });
 });
 
-// Bug in src, not fixed here (this task does not touch src/): computeFiles,
-// which `connect-plugin sign --update-files` and `init` write into `files`,
-// skips every manifest name, but verifyPluginDir skips only the one it
-// loaded. A directory with plugin.json and a stale plugin.yaml is signed
-// without complaint, then refused: 'file plugin.yaml in <dir> is not listed
-// in the manifest', which signing again cannot fix. Either side agreeing
-// (list it, skip it, or refuse two manifests at load naming both) passes.
-test.todo("a directory that sign --update-files accepts, verification accepts too", async () => {
+// computeFiles (what `sign --update-files` and `init` write into `files`)
+// skips every manifest name; verification would refuse the second one as a
+// file the manifest does not list, which signing again could not fix. Two
+// manifests are refused at load instead, naming both.
+test("a directory with two manifests is refused at load, naming both", async () => {
   const dir = tempDir("cp-pdir-");
   mkdirSync(join(dir, "bin"));
   writeFileSync(join(dir, "bin", "greeter"), PROGRAM);
   writeFileSync(join(dir, "plugin.yaml"), toYaml(manifest));
   const m = { ...manifest, files: await computeFiles(dir) };
   writeFileSync(join(dir, "plugin.json"), JSON.stringify(m));
-  writeFileSync(
-    join(dir, "plugin.sig"),
-    JSON.stringify(signManifest(validateManifest(m), signer.privateKeyPem)),
-  );
-  try {
-    const v = await verifyPluginDir(await loadPluginDir(dir), { trustedKeys });
-    assert.equal(v.signedBy, signer.keyId);
-  } catch (e) {
-    assert.ok(e instanceof ManagementError, String(e));
-    assert.doesNotMatch(e.message, /is not listed in the manifest/);
-    assert.match(e.message, /plugin\.json.*plugin\.yaml|plugin\.yaml.*plugin\.json/);
-  }
+  await assert.rejects(loadPluginDir(dir), (e: unknown) => {
+    assert.ok(e instanceof ManagementError);
+    assert.equal(e.kind, "invalid-manifest");
+    assert.equal(
+      e.message,
+      `${dir} has more than one manifest (plugin.json, plugin.yaml); keep one`,
+    );
+    return true;
+  });
 });
 
 describe("the platform verified", () => {
