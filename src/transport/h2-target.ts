@@ -17,7 +17,7 @@ import { abortOf, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget } from "./run-call.js";
 import {
-  serializeMessage,
+  requestBody,
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryClientWire,
@@ -67,8 +67,11 @@ export class H2Target implements CallTarget {
     let body: Uint8Array;
     try {
       path = this.session.pathOf(req.url);
-      body = this.wire.requestBody(
-        serializeMessage(req.method.input, req.message, this.limits.writeMaxBytes),
+      body = requestBody(
+        req.method.input,
+        req.message,
+        this.limits.writeMaxBytes,
+        this.wire.enveloped,
       );
     } catch (e) {
       return Promise.reject(ConnectError.from(e));

@@ -11,7 +11,7 @@
  */
 
 import type { Duplex } from "node:stream";
-import type { FlatEncoder } from "./encode.js";
+import type { FlatEncoder } from "../codec/flat-encoder.js";
 
 export const FrameType = {
   /** Client → server: opens a call. Payload: JSON {p: path, t?: timeoutMs, h?: headers}. */
