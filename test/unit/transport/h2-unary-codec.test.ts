@@ -36,10 +36,7 @@ const WRITE_MAX = 64;
  * whatever the schema (the URL stays Echo's).
  */
 function methodOf<T extends DescMessage>(schema: T): DescMethodUnary<T, T> {
-  return { ...Bench.method.echo, input: schema, output: schema } as unknown as DescMethodUnary<
-    T,
-    T
-  >;
+  return { ...Bench.method.echo, input: schema, output: schema };
 }
 
 interface EchoServer {
