@@ -163,7 +163,13 @@ export function requestBody<I extends DescMessage>(
 ): Uint8Array {
   const prefix = enveloped ? 5 : 0;
   const encoder = FlatEncoder.of(desc);
-  const size = encoder === undefined ? -1 : encoder.measure(message);
+  let size = -1;
+  try {
+    if (encoder !== undefined) size = encoder.measure(message);
+  } catch (e) {
+    // A getter of the message threw: toBinary would have thrown the same, read once.
+    throw serializeError(e);
+  }
   if (encoder !== undefined && size >= 0) {
     if (size > writeMaxBytes) {
       encoder.clear();
@@ -180,10 +186,7 @@ export function requestBody<I extends DescMessage>(
   try {
     bytes = toBinary(desc, message);
   } catch (e) {
-    throw new ConnectError(
-      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
-      Code.Internal,
-    );
+    throw serializeError(e);
   }
   if (bytes.byteLength > writeMaxBytes) throw tooLargeToWrite(bytes.byteLength, writeMaxBytes);
   if (!enveloped) return bytes;
@@ -200,6 +203,14 @@ function envelopeHead(body: Uint8Array, size: number): void {
   body[2] = (size >>> 16) & 0xff;
   body[3] = (size >>> 8) & 0xff;
   body[4] = size & 0xff;
+}
+
+/** connect-es' error for a message that cannot be serialized. */
+function serializeError(e: unknown): ConnectError {
+  return new ConnectError(
+    `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
+    Code.Internal,
+  );
 }
 
 function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {

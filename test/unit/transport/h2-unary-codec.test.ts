@@ -285,5 +285,28 @@ describe("lean unary codec = connect-es' transport", () => {
         p.close();
       }
     });
+
+    test(`${protocol}: a message whose getter throws fails as connect-es' does (serialize binary, Internal)`, async () => {
+      const p = pair(server.url, protocol);
+      try {
+        const throwing = () => ({
+          $typeName: BytesValueSchema.typeName,
+          get value(): Uint8Array {
+            throw new Error("getter broke");
+          },
+        });
+        const before = server.bodies.length;
+        const lean = await call(p.lean, BytesValueSchema, throwing());
+        const reference = await call(p.reference, BytesValueSchema, throwing());
+        assert.deepEqual(lean, reference);
+        assert.deepEqual(lean, {
+          code: "Internal",
+          message: "[internal] serialize binary: getter broke",
+        });
+        assert.equal(server.bodies.length, before, "nothing sent");
+      } finally {
+        p.close();
+      }
+    });
   }
 });
