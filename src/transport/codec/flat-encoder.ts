@@ -86,6 +86,8 @@ export class FlatEncoder {
    * frame's length would not match its payload). Cleared by write().
    */
   private readonly values: unknown[];
+  /** True while measure() reads a message (whose getters may call measure() again). */
+  private measuring = false;
 
   private constructor(
     private readonly typeName: string,
@@ -106,10 +108,17 @@ export class FlatEncoder {
    * before another measure().
    */
   measure(message: unknown): number {
+    // A getter of the message being measured may itself send a message of
+    // this schema (synchronously, as a client call does up to its request
+    // body): that one is left to toBinary, and the state of the outer
+    // message is not touched.
+    if (this.measuring) return -1;
+    this.measuring = true;
     let size = -1;
     try {
       size = this.measureValues(message);
     } finally {
+      this.measuring = false;
       if (size < 0) this.clear();
     }
     return size;

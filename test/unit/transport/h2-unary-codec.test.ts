@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import {
   create,
+  createFileRegistry,
   toBinary,
   type DescMessage,
   type DescMethodUnary,
@@ -19,6 +20,7 @@ import {
 } from "@bufbuild/protobuf";
 import {
   BytesValueSchema,
+  FileDescriptorProtoSchema,
   Int64ValueSchema,
   StringValueSchema,
   StructSchema,
@@ -308,5 +310,60 @@ describe("lean unary codec = connect-es' transport", () => {
         p.close();
       }
     });
+
+    test(`${protocol}: a getter that starts a call of the same type while the message is measured`, async () => {
+      const p = pair(server.url, protocol);
+      try {
+        // Two flat fields: the second's getter sends another message of the
+        // same schema, synchronously, through the same transport.
+        const inner = create(TwoSchema, {
+          s: "inner-inner",
+          b: Uint8Array.of(1, 2, 3, 4, 5, 6, 7),
+        });
+        let innerCall: Promise<unknown> | undefined;
+        const outer = {
+          $typeName: TwoSchema.typeName,
+          s: "o",
+          get b(): Uint8Array {
+            innerCall ??= call(p.lean, TwoSchema, inner);
+            return Uint8Array.of(9);
+          },
+        };
+        const before = server.bodies.length;
+        const out = await call(p.lean, TwoSchema, outer);
+        const innerOut = await innerCall;
+        const sent = server.bodies.slice(before).map((b) => Buffer.from(b).toString("hex"));
+        const outerBytes = toBinary(TwoSchema, create(TwoSchema, { s: "o", b: Uint8Array.of(9) }));
+        const innerBytes = toBinary(TwoSchema, inner);
+        assert.deepEqual(
+          [...sent].sort(),
+          [Buffer.from(outerBytes).toString("hex"), Buffer.from(innerBytes).toString("hex")].sort(),
+          "each call sends its own message",
+        );
+        assert.deepEqual((out as { bytes: number[] }).bytes, [...outerBytes]);
+        assert.deepEqual((innerOut as { bytes: number[] }).bytes, [...innerBytes]);
+      } finally {
+        p.close();
+      }
+    });
   }
 });
+
+/** A flat message of two fields (string s = 1, bytes b = 2), declared at run time. */
+const TwoSchema = createFileRegistry(
+  create(FileDescriptorProtoSchema, {
+    name: "review/two.proto",
+    package: "review",
+    syntax: "proto3",
+    messageType: [
+      {
+        name: "Two",
+        field: [
+          { name: "s", jsonName: "s", number: 1, label: 1, type: 9 },
+          { name: "b", jsonName: "b", number: 2, label: 1, type: 12 },
+        ],
+      },
+    ],
+  }),
+  () => undefined,
+).getMessage("review.Two") as DescMessage;
