@@ -19,11 +19,14 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import {
+  BoolValueSchema,
   BytesValueSchema,
   FileDescriptorProtoSchema,
+  Int32ValueSchema,
   Int64ValueSchema,
   StringValueSchema,
   StructSchema,
+  UInt32ValueSchema,
 } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
@@ -157,6 +160,33 @@ describe("lean unary codec = connect-es' transport", () => {
       StringValueSchema,
       () => create(StringValueSchema, { value: "grüße ✗ 𝄞" }),
     ],
+    // Lone surrogates: TextEncoder (protobuf-es) and Buffer both write U+FFFD.
+    "flat message, string with lone surrogates": [
+      StringValueSchema,
+      () => create(StringValueSchema, { value: "a\uD800b\uDC00\uD83D" }),
+    ],
+    "flat message, negative int32 (ten bytes)": [
+      Int32ValueSchema,
+      () => create(Int32ValueSchema, { value: -2147483648 }),
+    ],
+    "flat message, int32 -0 (not written)": [
+      Int32ValueSchema,
+      () => create(Int32ValueSchema, { value: -0 }),
+    ],
+    "flat message, largest uint32": [
+      UInt32ValueSchema,
+      () => create(UInt32ValueSchema, { value: 0xffffffff }),
+    ],
+    "flat message, bool": [BoolValueSchema, () => create(BoolValueSchema, { value: true })],
+    // Not an int32: toBinary's error, as connect-es reports it.
+    "flat schema, int32 NaN": [
+      Int32ValueSchema,
+      () => ({ $typeName: Int32ValueSchema.typeName, value: NaN }),
+    ],
+    "flat schema, uint32 out of range": [
+      UInt32ValueSchema,
+      () => ({ $typeName: UInt32ValueSchema.typeName, value: 2 ** 32 }),
+    ],
     // int64 is no kind of the flat codec: protobuf-es writes and reads it.
     "not flat: int64": [Int64ValueSchema, () => create(Int64ValueSchema, { value: -5n })],
     // A map of messages: protobuf-es both ways.
@@ -214,7 +244,11 @@ describe("lean unary codec = connect-es' transport", () => {
             assert.equal((lean as { code: string }).code, "ResourceExhausted");
             assert.equal(leanBodies.length, 0, "nothing sent");
           }
-          if (name.includes("wrong type")) {
+          if (
+            name.includes("wrong type") ||
+            name.includes("NaN") ||
+            name.includes("out of range")
+          ) {
             assert.match((lean as { message: string }).message, /serialize binary/);
           }
         } finally {
