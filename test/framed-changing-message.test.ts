@@ -12,7 +12,7 @@ import * as net from "node:net";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { KV, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { KV, PutRequestSchema, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createFramedTransport } from "../src/transport/framed/client.js";
 import { serveFramedStream } from "../src/transport/framed/server.js";
 import { tempDir } from "./helpers.js";
@@ -60,4 +60,44 @@ test("a streamed message whose fields change on each read arrives whole, and the
   }
   assert.equal(keys.length, 4);
   assert.equal(keys[3], "last");
+});
+
+test("a request whose getter sends another request of the same type while it is measured: both arrive as sent", async (t) => {
+  // FlatEncoder keeps the measured values per schema until write(): a
+  // nested measure() overwrote the outer message's (the outer call failed,
+  // or went out with the inner message's fields).
+  const received: string[] = [];
+  const routes = (router: ConnectRouter): void => {
+    router.service(KV, {
+      get: () => ({}),
+      put: (req) => {
+        received.push(`${req.key}=${[...req.value].join(",")}`);
+        return {};
+      },
+      putMany: () => Promise.resolve({}),
+      async *exchange() {},
+      async *watch() {},
+    });
+  };
+  const server = net.createServer((socket) => serveFramedStream(routes, socket));
+  const path = join(tempDir("framed-nested-"), "s.sock");
+  server.listen(path);
+  await once(server, "listening");
+  t.after(() => server.close());
+  const transport = createFramedTransport({ network: "unix", address: path });
+  t.after(() => transport.close());
+  const client = createClient(KV, transport.transport);
+  await client.put({ key: "warm", value: Uint8Array.of(0) });
+  let inner: Promise<unknown> | undefined;
+  const outer = create(PutRequestSchema, { key: "outer" });
+  Object.defineProperty(outer, "value", {
+    enumerable: true,
+    get: () => {
+      inner ??= client.put({ key: "inner-and-longer", value: Uint8Array.of(1, 2, 3, 4, 5) });
+      return Uint8Array.of(9);
+    },
+  });
+  await client.put(outer);
+  await inner;
+  assert.deepEqual([...received].sort(), ["inner-and-longer=1,2,3,4,5", "outer=9", "warm=0"]);
 });

@@ -13,8 +13,8 @@ import { NodeHeaders, TRAILER } from "./lazy-headers.js";
 import { BodyBytes } from "./unary-body.js";
 import {
   headerPairs,
-  mergeRequestHeaders,
   parseMessage,
+  RequestHeaders,
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryResult,
@@ -28,15 +28,17 @@ import {
  * application/proto, connect-protocol-version 1, accept-encoding, and its
  * user-agent.
  */
-const FIXED = headerPairs(
-  requestHeaderWithCompression(
-    "unary",
-    true,
-    undefined,
-    undefined,
-    defaultCompressions,
-    null,
-    true,
+const HEADERS = new RequestHeaders(
+  headerPairs(
+    requestHeaderWithCompression(
+      "unary",
+      true,
+      undefined,
+      undefined,
+      defaultCompressions,
+      null,
+      true,
+    ),
   ),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
@@ -48,13 +50,15 @@ const TIMEOUT = headerTimeout.toLowerCase();
  */
 export const connectUnaryWire: UnaryClientWire = {
   requestHeaders(path, header, timeoutMs) {
-    const out = mergeRequestHeaders(path, header, FIXED);
-    // Nothing is sent compressed; connect-es drops a caller's content-encoding.
-    delete out["content-encoding"];
-    if (timeoutMs !== undefined) out[TIMEOUT] = String(timeoutMs);
-    return out;
+    return HEADERS.of(
+      path,
+      header,
+      TIMEOUT,
+      timeoutMs === undefined ? undefined : String(timeoutMs),
+      dropContentEncoding,
+    );
   },
-  requestBody: (message) => message,
+  enveloped: false,
   response(status, h, limits) {
     // The usual answer, recognised on node's headers: connect-es' checks
     // would find no error and no compression in it.
@@ -75,6 +79,11 @@ export const connectUnaryWire: UnaryClientWire = {
     );
   },
 };
+
+/** Nothing is sent compressed; connect-es drops a caller's content-encoding. */
+function dropContentEncoding(out: http2.OutgoingHttpHeaders): void {
+  delete out["content-encoding"];
+}
 
 class ConnectUnaryBody implements UnaryBodyReader {
   private readonly body: BodyBytes;

@@ -14,8 +14,8 @@ import { NodeHeaders } from "./lazy-headers.js";
 import { EnvelopeBody } from "./unary-body.js";
 import {
   headerPairs,
-  mergeRequestHeaders,
   parseMessage,
+  RequestHeaders,
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryResult,
@@ -28,8 +28,8 @@ import {
  * application/grpc+proto, te: trailers, grpc-accept-encoding, and its
  * user-agent.
  */
-const FIXED = headerPairs(
-  requestHeaderWithCompression(true, undefined, undefined, defaultCompressions, null),
+const HEADERS = new RequestHeaders(
+  headerPairs(requestHeaderWithCompression(true, undefined, undefined, defaultCompressions, null)),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
 /**
@@ -46,21 +46,9 @@ const ACCEPTED = new Map<string, Compression>(defaultCompressions.map((c) => [c.
  */
 export const grpcUnaryWire: UnaryClientWire = {
   requestHeaders(path, header, timeoutMs) {
-    const out = mergeRequestHeaders(path, header, FIXED);
-    if (timeoutMs !== undefined) out[TIMEOUT] = `${timeoutMs}m`;
-    return out;
+    return HEADERS.of(path, header, TIMEOUT, timeoutMs === undefined ? undefined : `${timeoutMs}m`);
   },
-  requestBody(message) {
-    const n = message.byteLength;
-    const out = new Uint8Array(n + 5);
-    // The length, big-endian, written by hand: no DataView per call.
-    out[1] = n >>> 24;
-    out[2] = (n >>> 16) & 0xff;
-    out[3] = (n >>> 8) & 0xff;
-    out[4] = n & 0xff;
-    out.set(message, 5);
-    return out;
-  },
+  enveloped: true,
   response(status, h, limits) {
     // The usual answer, recognised on node's headers: connect-es' checks
     // would find no error and no status in it, and an encoding we accept

@@ -17,7 +17,7 @@ import { abortOf, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget } from "./run-call.js";
 import {
-  serializeMessage,
+  requestBody,
   type UnaryBodyReader,
   type UnaryLimits,
   type UnaryClientWire,
@@ -67,8 +67,11 @@ export class H2Target implements CallTarget {
     let body: Uint8Array;
     try {
       path = this.session.pathOf(req.url);
-      body = this.wire.requestBody(
-        serializeMessage(req.method.input, req.message, this.limits.writeMaxBytes),
+      body = requestBody(
+        req.method.input,
+        req.message,
+        this.limits.writeMaxBytes,
+        this.wire.enveloped,
       );
     } catch (e) {
       return Promise.reject(ConnectError.from(e));
@@ -196,19 +199,26 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
 
 function noop(): void {}
 
-function callOf(stream: http2.ClientHttp2Stream): UnaryCall<DescMessage, DescMessage> {
-  return (stream as Listened)[CALL] as UnaryCall<DescMessage, DescMessage>;
+/** The call of a stream; undefined once the stream closed (no event follows "close"). */
+function callOf(stream: http2.ClientHttp2Stream): UnaryCall<DescMessage, DescMessage> | undefined {
+  return (stream as Listened)[CALL];
 }
 
 function onError(this: http2.ClientHttp2Stream, e: unknown): void {
   // The server answered and ended the stream while we were still
   // sending: its answer counts, not our failed write.
   if (this.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-  callOf(this).fail(streamError(this.rstCode, e));
+  callOf(this)?.fail(streamError(this.rstCode, e));
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {
   const call = callOf(this);
+  if (call === undefined) return;
+  // The stream lets go of the call: node:http2 keeps a closed stream
+  // reachable for a while, and through the call it kept the request,
+  // its promise and the response alive past young-generation GCs, which
+  // then copied and promoted them (docs/http2-client.md, session 12).
+  (this as Listened)[CALL] = undefined;
   call.unsubscribe();
   if (!call.finished) call.fail(cut(this, call.reader !== undefined));
 }
@@ -218,6 +228,7 @@ function onResponse(
   h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader,
 ): void {
   const call = callOf(this);
+  if (call === undefined) return;
   try {
     call.reader = call.wire.response(h[":status"] ?? 0, h, call.limits);
   } catch (e) {
@@ -226,12 +237,13 @@ function onResponse(
 }
 
 function onTrailers(this: http2.ClientHttp2Stream, t: http2.IncomingHttpHeaders): void {
-  callOf(this).trailer = t;
+  const call = callOf(this);
+  if (call !== undefined) call.trailer = t;
 }
 
 function onData(this: http2.ClientHttp2Stream, chunk: Uint8Array): void {
   const call = callOf(this);
-  if (call.reader === undefined || call.settled) return;
+  if (call === undefined || call.reader === undefined || call.settled) return;
   try {
     call.reader.push(chunk);
   } catch (e) {
@@ -241,6 +253,7 @@ function onData(this: http2.ClientHttp2Stream, chunk: Uint8Array): void {
 
 function onEnd(this: http2.ClientHttp2Stream): void {
   const call = callOf(this);
+  if (call === undefined) return;
   const reader = call.reader;
   // node:http2 also ends a stream's readable side when the stream is
   // reset or its session breaks: that end is not the response's.

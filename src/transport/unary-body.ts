@@ -8,7 +8,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
  */
 export class BodyBytes {
   private readonly hint: number | undefined;
-  private readonly chunks: Uint8Array[] = [];
+  /**
+   * The chunks: the first apart, the rest in an array made only for a body
+   * of several chunks (the usual one comes in one).
+   */
+  private first: Uint8Array | undefined;
+  private rest: Uint8Array[] | undefined;
   private count = 0;
 
   constructor(
@@ -29,7 +34,9 @@ export class BodyBytes {
     } else if (this.count > this.readMaxBytes) {
       throw tooLarge(this.readMaxBytes);
     }
-    this.chunks.push(chunk);
+    if (this.first === undefined) this.first = chunk;
+    else if (this.rest === undefined) this.rest = [chunk];
+    else this.rest.push(chunk);
   }
 
   /** Why the body is short of its Content-Length, if it is. */
@@ -43,7 +50,17 @@ export class BodyBytes {
   end(): Uint8Array {
     const short = this.shortfall();
     if (short !== undefined) throw short;
-    return join(this.chunks, this.count);
+    const all = new Uint8Array(this.count);
+    if (this.first === undefined) return all;
+    copyInto(all, 0, this.first, 0, this.first.byteLength);
+    let offset = this.first.byteLength;
+    if (this.rest !== undefined) {
+      for (const chunk of this.rest) {
+        all.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
+    }
+    return all;
   }
 }
 
@@ -63,7 +80,8 @@ export interface Envelope {
  * message that cannot be parsed is the error reported, not the extra one.
  */
 export class EnvelopeBody {
-  private readonly head = new Uint8Array(5);
+  /** A header split over chunks; made only then (the usual envelope comes whole in one chunk). */
+  private head: Uint8Array | undefined;
   private headFill = 0;
   /** Length of the envelope being read; -1 while reading a header. */
   private want = -1;
@@ -84,21 +102,22 @@ export class EnvelopeBody {
         0;
       if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
       if (chunk.byteLength === 5 + length) {
-        // A fresh plain array, never a view of node's chunk (see join()).
+        // A fresh plain array, never a view of node's chunk (see BodyBytes.end()).
         const data = new Uint8Array(length);
-        data.set(new Uint8Array(chunk.buffer, chunk.byteOffset + 5, length));
+        copyInto(data, 0, chunk, 5, length);
         this.first = { flags: chunk[0] as number, data };
         return;
       }
     }
     for (let at = 0; at < chunk.byteLength;) {
       if (this.want < 0) {
+        const head = (this.head ??= new Uint8Array(5));
         const n = Math.min(5 - this.headFill, chunk.byteLength - at);
-        this.head.set(chunk.subarray(at, at + n), this.headFill);
+        head.set(chunk.subarray(at, at + n), this.headFill);
         this.headFill += n;
         at += n;
         if (this.headFill < 5) return;
-        const length = new DataView(this.head.buffer).getUint32(1);
+        const length = new DataView(head.buffer).getUint32(1);
         if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
         this.want = length;
         this.dataFill = 0;
@@ -115,7 +134,7 @@ export class EnvelopeBody {
 
   private complete(): void {
     if (this.first === undefined) {
-      this.first = { flags: this.head[0] ?? 0, data: this.data ?? new Uint8Array(0) };
+      this.first = { flags: this.head?.[0] ?? 0, data: this.data ?? new Uint8Array(0) };
     } else this.extra = true;
     this.data = undefined;
     this.want = -1;
@@ -152,17 +171,24 @@ export class EnvelopeBody {
 }
 
 /**
- * One fresh buffer (never Node's own chunk: parsed bytes fields are views of
- * it, and must be plain Uint8Arrays that hold no more memory than theirs).
+ * Copies `length` bytes of `from` (at `start`) into `to` (at `at`): a loop
+ * for the small bodies of most calls, where `set(subarray())` would make a
+ * view object per copy. The copy is what keeps parsed bytes fields plain
+ * Uint8Arrays that hold no more memory than theirs, never views of Node's
+ * chunks.
  */
-function join(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.byteLength;
+function copyInto(
+  to: Uint8Array,
+  at: number,
+  from: Uint8Array,
+  start: number,
+  length: number,
+): void {
+  if (length > 64) {
+    to.set(from.subarray(start, start + length), at);
+    return;
   }
-  return all;
+  for (let i = 0; i < length; i++) to[at + i] = from[start + i] as number;
 }
 
 /** connect-es' assertReadMaxBytes error. */

@@ -1,6 +1,8 @@
 import type * as http2 from "node:http2";
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { decodeMessage } from "./codec/decode-message.js";
+import { FlatEncoder } from "./codec/flat-encoder.js";
 import { webHeadersToNode } from "./node-headers.js";
 
 /** Message size limits of a client, validated (connect-es' validateReadWriteMaxBytes). */
@@ -23,14 +25,21 @@ export interface UnaryResult<O extends DescMessage> {
  * as connect-es' transports make them.
  */
 export interface UnaryClientWire {
-  /** The request's HTTP/2 headers: the caller's, then the protocol's set over them. */
+  /**
+   * The request's HTTP/2 headers: the caller's, then the protocol's set over
+   * them. May be a shared frozen object (see RequestHeaders): not to be
+   * changed (node:http2's request() copies what it is given).
+   */
   requestHeaders(
     path: string,
     header: Headers,
     timeoutMs: number | undefined,
   ): http2.OutgoingHttpHeaders;
-  /** The request body carrying one serialized message. */
-  requestBody(message: Uint8Array): Uint8Array;
+  /**
+   * True when the body carries the message in gRPC's 5-byte envelope
+   * (flags 0, big-endian length), false when the body is the message.
+   */
+  readonly enveloped: boolean;
   /**
    * Checks the response's status and headers, throwing the error connect-es
    * throws at that point; returns the reader of the body. The headers stay
@@ -73,6 +82,59 @@ export function mergeRequestHeaders(
   return out;
 }
 
+/**
+ * A protocol's request headers for calls that carry no header of the
+ * caller's (after the interceptors), made once per path and frozen: per
+ * call, only a timeout is added, to a copy. Merging the fixed headers into
+ * a new object per call was about 240 bytes of garbage per call (heap
+ * sampling, docs/http2-client.md, session 12). Up to 1,024 paths are kept:
+ * an interceptor that rewrote every URL would otherwise grow it for ever;
+ * beyond that, headers are built per call as before.
+ */
+export class RequestHeaders {
+  private readonly byPath = new Map<string, http2.OutgoingHttpHeaders>();
+
+  constructor(private readonly fixed: readonly (readonly [string, string])[]) {}
+
+  /**
+   * The headers of a request to `path`, for `header` (the request's), with
+   * `key: value` added when `value` is given; `adjust` changes headers that
+   * carry caller's fields (never the shared object).
+   */
+  of(
+    path: string,
+    header: Headers,
+    key: string,
+    value: string | undefined,
+    adjust?: (out: http2.OutgoingHttpHeaders) => void,
+  ): http2.OutgoingHttpHeaders {
+    if (!isEmpty(header)) {
+      const out = mergeRequestHeaders(path, header, this.fixed);
+      adjust?.(out);
+      if (value !== undefined) out[key] = value;
+      return out;
+    }
+    let shared = this.byPath.get(path);
+    if (shared === undefined) {
+      shared = Object.freeze(mergeRequestHeaders(path, header, this.fixed));
+      if (this.byPath.size < 1024) this.byPath.set(path, shared);
+    }
+    return value === undefined ? shared : { ...shared, [key]: value };
+  }
+}
+
+let seen = false;
+const see = (): void => {
+  seen = true;
+};
+
+/** True when `header` has no field: one pass of forEach, no iterator or closure made. */
+function isEmpty(header: Headers): boolean {
+  seen = false;
+  header.forEach(see);
+  return !seen;
+}
+
 /** Fixed headers of a connect-es request header set, lower-cased, as pairs. */
 export function headerPairs(header: Headers): (readonly [string, string])[] {
   const pairs: (readonly [string, string])[] = [];
@@ -80,34 +142,92 @@ export function headerPairs(header: Headers): (readonly [string, string])[] {
   return pairs;
 }
 
-/** toBinary, with connect-es' error for a message that cannot be serialized and its writeMaxBytes check. */
-export function serializeMessage<I extends DescMessage>(
+/**
+ * The request body: `message` serialized (with the 5-byte gRPC envelope
+ * before it when `enveloped`), throwing connect-es' errors for a message
+ * that cannot be serialized ("serialize binary: ...", Internal) and for one
+ * over writeMaxBytes (ResourceExhausted; the envelope is not counted).
+ *
+ * A flat message (codec/flat-schema.ts) is written by FlatEncoder straight
+ * into the one body buffer, the bytes toBinary would give: no BinaryWriter,
+ * no reflection object (two Maps) and no copy of the result into the body,
+ * which heap sampling put at about 900 bytes of garbage per call
+ * (docs/http2-client.md, session 12). Any other message, or one FlatEncoder
+ * cannot write exactly as toBinary would, goes to toBinary.
+ */
+export function requestBody<I extends DescMessage>(
   desc: I,
   message: MessageShape<I>,
   writeMaxBytes: number,
+  enveloped: boolean,
 ): Uint8Array {
+  const prefix = enveloped ? 5 : 0;
+  const encoder = FlatEncoder.of(desc);
+  let size = -1;
+  try {
+    if (encoder !== undefined) size = encoder.measure(message);
+  } catch (e) {
+    // A getter of the message threw: toBinary would have thrown the same, read once.
+    throw serializeError(e);
+  }
+  if (encoder !== undefined && size >= 0) {
+    if (size > writeMaxBytes) {
+      encoder.clear();
+      throw tooLargeToWrite(size, writeMaxBytes);
+    }
+    // From node's pool, as the floor's client does; every byte is written.
+    const body = Buffer.allocUnsafe(prefix + size);
+    if (enveloped) envelopeHead(body, size);
+    if (encoder.write(message, body, prefix) === body.length) return body;
+    // Not reached (write() writes what measure() measured); if it ever
+    // were, no uninitialized byte of the pool may go out: toBinary below.
+  }
   let bytes: Uint8Array;
   try {
     bytes = toBinary(desc, message);
   } catch (e) {
-    throw new ConnectError(
-      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
-      Code.Internal,
-    );
+    throw serializeError(e);
   }
-  if (bytes.byteLength > writeMaxBytes) {
-    throw new ConnectError(
-      `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${writeMaxBytes}`,
-      Code.ResourceExhausted,
-    );
-  }
-  return bytes;
+  if (bytes.byteLength > writeMaxBytes) throw tooLargeToWrite(bytes.byteLength, writeMaxBytes);
+  if (!enveloped) return bytes;
+  const body = new Uint8Array(bytes.byteLength + 5);
+  envelopeHead(body, bytes.byteLength);
+  body.set(bytes, 5);
+  return body;
 }
 
-/** fromBinary, with connect-es' error for a message that cannot be parsed. */
+/** gRPC's envelope head for an uncompressed message of `size` bytes, written by hand: no DataView. */
+function envelopeHead(body: Uint8Array, size: number): void {
+  body[0] = 0;
+  body[1] = size >>> 24;
+  body[2] = (size >>> 16) & 0xff;
+  body[3] = (size >>> 8) & 0xff;
+  body[4] = size & 0xff;
+}
+
+/** connect-es' error for a message that cannot be serialized. */
+function serializeError(e: unknown): ConnectError {
+  return new ConnectError(
+    `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
+    Code.Internal,
+  );
+}
+
+function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
+  return new ConnectError(
+    `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
+    Code.ResourceExhausted,
+  );
+}
+
+/**
+ * fromBinary (by decodeMessage: the flat decoder for a flat message, a
+ * copied zero message for other plain ones, the same message as
+ * fromBinary's), with connect-es' error for a message that cannot be parsed.
+ */
 export function parseMessage<O extends DescMessage>(desc: O, bytes: Uint8Array): MessageShape<O> {
   try {
-    return fromBinary(desc, bytes);
+    return decodeMessage(desc, bytes);
   } catch (e) {
     throw new ConnectError(
       `parse binary: ${e instanceof Error ? e.message : String(e)}`,

@@ -21,7 +21,7 @@ import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
 import { CallTable } from "./call-table.js";
-import { decodeMessage } from "./decode.js";
+import { decodeMessage } from "../codec/decode-message.js";
 import { MessageEncoder } from "./encode.js";
 import { OpenEncoder } from "./open-frame.js";
 import { errorFromWire } from "./errors.js";

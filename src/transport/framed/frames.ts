@@ -11,7 +11,7 @@
  */
 
 import type { Duplex } from "node:stream";
-import type { FlatEncoder } from "./encode.js";
+import type { FlatEncoder } from "../codec/flat-encoder.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
 
 export const FrameType = {

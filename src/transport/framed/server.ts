@@ -37,7 +37,7 @@ import {
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
 import type { DescMessage } from "@bufbuild/protobuf";
-import { decodeMessage } from "./decode.js";
+import { decodeMessage } from "../codec/decode-message.js";
 import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";

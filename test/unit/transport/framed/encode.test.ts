@@ -15,7 +15,8 @@ import {
   type MessageInitShape,
 } from "@bufbuild/protobuf";
 import { BytesValueSchema, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { FlatEncoder, MessageEncoder } from "../../../../src/transport/framed/encode.js";
+import { FlatEncoder } from "../../../../src/transport/codec/flat-encoder.js";
+import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
 
 type Proto = MessageInitShape<typeof FileDescriptorProtoSchema>;

@@ -1,5 +1,5 @@
 /**
- * src/transport/framed/decode.ts: decodeMessage gives what protobuf-es'
+ * src/transport/codec/decode-message.ts: decodeMessage gives what protobuf-es'
  * fromBinary gives, for proto3 (copied zero message), proto2 and editions
  * (fromBinary itself), and no two messages share a list, map or oneof.
  */
@@ -15,7 +15,7 @@ import {
   type MessageInitShape,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { decodeMessage } from "../../../../src/transport/framed/decode.js";
+import { decodeMessage } from "../../../../src/transport/codec/decode-message.js";
 import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 
 type Proto = MessageInitShape<typeof FileDescriptorProtoSchema>;

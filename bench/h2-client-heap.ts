@@ -1,0 +1,116 @@
+/**
+ * Bytes the host allocates per HTTP/2 unary call, and where:
+ * `node dist/bench/h2-client-heap.js [connect|grpc] [CALLS] [ROOT] [TOP]`.
+ *
+ * Starts the Node bench plugin (network mode), calls `remote()` over
+ * Connect or gRPC from this process with the build in ROOT (a dist
+ * folder; default this one), warms up with 5,000 calls, then runs CALLS
+ * (default 5,000) sequential 16-byte echo calls under V8's sampling heap
+ * profiler (every 128 bytes, objects that minor and major GCs collected
+ * included) and prints the bytes allocated per call: in all, by the
+ * nearest frame of the project's code (`dist/src/`), and by the last
+ * three frames. Allocation, unlike time, hardly depends on the machine's
+ * load. docs/http2-client.md (session 12) has what it showed.
+ */
+import { spawn } from "node:child_process";
+import { Session } from "node:inspector";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { firstMatch } from "./child-output.js";
+
+interface Frame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly lineNumber: number;
+}
+interface Node {
+  readonly callFrame: Frame;
+  readonly selfSize: number;
+  readonly children: readonly Node[];
+}
+interface Client {
+  start(): Promise<void>;
+  dispense(name: string): { echo(m: { value: Uint8Array }): Promise<unknown> };
+  close(): Promise<void>;
+}
+interface Lib {
+  readonly PluginClient: new (options: unknown) => Client;
+  readonly remote: (url: string, options: unknown) => unknown;
+  readonly silentLogger: unknown;
+}
+
+const protocol = process.argv[2] === "grpc" ? "grpc" : "connect";
+const calls = Number(process.argv[3] ?? 5_000);
+const root = resolve(process.argv[4] ?? join(fileURLToPath(import.meta.url), "../.."));
+const top = Number(process.argv[5] ?? 25);
+
+const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as Lib;
+const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
+  Bench: unknown;
+  benchHandshake: unknown;
+};
+const plugin = spawn(process.execPath, [join(root, "bench/plugin.js")], {
+  env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+  stdio: ["ignore", "ignore", "pipe"],
+});
+const url = await firstMatch(plugin, "stderr", /"url":"([^"]+)"/);
+const client = new lib.PluginClient({
+  handshake: service.benchHandshake,
+  plugins: { bench: service.Bench },
+  source: lib.remote(url, { protocol }),
+  logger: lib.silentLogger,
+});
+await client.start();
+const bench = client.dispense("bench");
+const value = new Uint8Array(16).fill(7);
+for (let i = 0; i < 5_000; i++) await bench.echo({ value });
+
+const session = new Session();
+session.connect();
+const post = <T>(method: string, params?: object): Promise<T> =>
+  new Promise((done, fail) =>
+    session.post(method, params, (error, result) =>
+      error === null ? done(result as T) : fail(error),
+    ),
+  );
+await post("HeapProfiler.enable");
+await post("HeapProfiler.startSampling", {
+  samplingInterval: 128,
+  includeObjectsCollectedByMajorGC: true,
+  includeObjectsCollectedByMinorGC: true,
+});
+for (let i = 0; i < calls; i++) await bench.echo({ value });
+const { profile } = await post<{ profile: { head: Node } }>("HeapProfiler.stopSampling");
+session.disconnect();
+await client.close();
+plugin.kill();
+
+const name = (f: Frame): string =>
+  `${f.functionName === "" ? "(anonymous)" : f.functionName} ${f.url.split("/").slice(-2).join("/")}:${f.lineNumber}`;
+const byOwn = new Map<string, number>();
+const byTail = new Map<string, number>();
+let total = 0;
+const add = (m: Map<string, number>, key: string, n: number): void => {
+  m.set(key, (m.get(key) ?? 0) + n);
+};
+const walk = (node: Node, stack: readonly Frame[]): void => {
+  const frames = [...stack, node.callFrame];
+  if (node.selfSize > 0) {
+    total += node.selfSize;
+    const own = [...frames].reverse().find((f) => f.url.includes("/dist/src/"));
+    add(byOwn, own === undefined ? "(no frame of dist/src)" : name(own), node.selfSize);
+    add(byTail, frames.slice(-3).map(name).join(" -> "), node.selfSize);
+  }
+  for (const child of node.children) walk(child, frames);
+};
+walk(profile.head, []);
+
+const print = (title: string, m: Map<string, number>): void => {
+  console.log(`\n${title}`);
+  for (const [key, bytes] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${(bytes / calls).toFixed(0).padStart(7)}  ${key}`);
+  }
+};
+console.log(`${root}, ${protocol}: ${(total / calls).toFixed(0)} bytes allocated per call`);
+print("by nearest frame of the project's code (bytes per call)", byOwn);
+print("by last three frames (bytes per call)", byTail);
