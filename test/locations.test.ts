@@ -9,10 +9,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PluginClient, PluginError, cluster, silentLogger, staticEndpoints } from "../src/index.js";
 import { inProcess, remote, type PluginSource } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
+import { PutRequestSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
 import {
@@ -80,6 +82,12 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
   ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
   ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],
+  // Copies every message through its wire form, as a subprocess would.
+  [
+    "in process, serialize mode",
+    () => inProcess(faultyKvDefinition(), { mode: "serialize" }),
+    { bidi: true },
+  ],
 ];
 
 for (const [where, source, { bidi }] of locations) {
@@ -199,6 +207,40 @@ for (const [where, source, { bidi }] of locations) {
         );
       });
     });
+
+    // In process nothing is serialized: the handler's object reaches the caller as it is.
+    const serialized = where !== "in process" || "nothing is serialized in process";
+    test(
+      "a response the handler cannot serialize fails Internal 'serialize binary'",
+      { skip: serialized !== true && serialized },
+      async () => {
+        const kv = client.dispense("kv");
+        await assert.rejects(kv.get({ key: "unserializable" }), (e: unknown) => {
+          const ce = ConnectError.from(e);
+          assert.equal(ce.code, Code.Internal, ce.message);
+          assert.match(ce.rawMessage, /^serialize binary: .*value/);
+          return true;
+        });
+      },
+    );
+
+    test(
+      "a request that cannot be serialized fails Internal 'serialize binary' before it is sent",
+      { skip: serialized !== true && serialized },
+      async () => {
+        const kv = client.dispense("kv");
+        const request = Object.assign(create(PutRequestSchema, { key: "never-sent" }), {
+          value: "not bytes" as unknown as Uint8Array,
+        });
+        await assert.rejects(kv.put(request), (e: unknown) => {
+          const ce = ConnectError.from(e);
+          assert.equal(ce.code, Code.Internal, ce.message);
+          assert.match(ce.rawMessage, /^serialize binary: .*value/);
+          return true;
+        });
+        assert.equal((await kv.get({ key: "never-sent" })).found, false);
+      },
+    );
 
     test("headers and trailers travel both ways", async () => {
       const kv = client.dispense("kv");

@@ -1,6 +1,7 @@
 import type * as http2 from "node:http2";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { parseError, serializeError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
 import { FlatEncoder } from "./codec/flat-encoder.js";
 import { webHeadersToNode } from "./node-headers.js";
@@ -205,14 +206,6 @@ function envelopeHead(body: Uint8Array, size: number): void {
   body[4] = size & 0xff;
 }
 
-/** connect-es' error for a message that cannot be serialized. */
-function serializeError(e: unknown): ConnectError {
-  return new ConnectError(
-    `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
-    Code.Internal,
-  );
-}
-
 function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
   return new ConnectError(
     `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
@@ -229,9 +222,6 @@ export function parseMessage<O extends DescMessage>(desc: O, bytes: Uint8Array):
   try {
     return decodeMessage(desc, bytes);
   } catch (e) {
-    throw new ConnectError(
-      `parse binary: ${e instanceof Error ? e.message : String(e)}`,
-      Code.Internal,
-    );
+    throw parseError(e);
   }
 }

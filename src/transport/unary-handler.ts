@@ -10,6 +10,7 @@ import {
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
+import { serializeError } from "./codec/codec-errors.js";
 import { reachableTimeout } from "./deadline.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
@@ -218,10 +219,7 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
   try {
     bytes = toBinary(desc, message as never, options.binaryOptions);
   } catch (e) {
-    throw new ConnectError(
-      `serialize binary: ${e instanceof Error ? e.message : String(e)}`,
-      Code.Internal,
-    );
+    throw serializeError(e);
   }
   if (bytes.byteLength > options.writeMaxBytes) {
     throw tooLargeToWrite(bytes.byteLength, options.writeMaxBytes);

@@ -1,4 +1,5 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { serializeError } from "../codec/codec-errors.js";
 import { FlatEncoder } from "../codec/flat-encoder.js";
 import type { FrameType, FrameWriter } from "./frames.js";
 
@@ -14,8 +15,20 @@ export class MessageEncoder {
   private size = 0;
   private bytes: Uint8Array | undefined;
 
-  /** The encoded size of `message`; throws toBinary's error for a message it cannot encode. */
+  /**
+   * The encoded size of `message`; throws connect-es' "serialize binary"
+   * error (Internal) for a message it cannot encode, as the HTTP paths do.
+   */
   prepare(schema: DescMessage, message: unknown): number {
+    try {
+      return this.encode(schema, message);
+    } catch (e) {
+      this.discard();
+      throw serializeError(e);
+    }
+  }
+
+  private encode(schema: DescMessage, message: unknown): number {
     const encoder = FlatEncoder.of(schema);
     const size = encoder === undefined ? -1 : encoder.measure(message);
     if (size >= 0) {

@@ -4,6 +4,7 @@
  * errors); FrameWriter.encoded frames them as frame() frames toBinary's
  * output, small in the batch, large in one buffer, the caller's bytes copied.
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Duplex } from "node:stream";
@@ -111,7 +112,7 @@ test("flat encoder: 2,000 random messages, each the bytes toBinary writes", () =
   assert.deepEqual(encodeFlat(BytesValueSchema, bv), toBinary(BytesValueSchema, bv));
 });
 
-test("flat encoder declines what it cannot write as toBinary would; MessageEncoder then uses toBinary and its errors", () => {
+test("flat encoder declines what it cannot write as toBinary would; MessageEncoder then uses toBinary, its errors wrapped as connect-es wraps them", () => {
   const encoder = FlatEncoder.of(flat) as FlatEncoder;
   const m = create(flat, { s: "x" }) as unknown as Record<string, unknown>;
   for (const [field, value] of [
@@ -137,7 +138,11 @@ test("flat encoder declines what it cannot write as toBinary would; MessageEncod
     else
       assert.throws(
         () => ours.prepare(flat, bad),
-        (e: unknown) => (e as Error).message === (theirs as Error).message,
+        // connect-es' error around toBinary's, as on the HTTP paths.
+        (e: unknown) =>
+          e instanceof ConnectError &&
+          e.code === Code.Internal &&
+          e.rawMessage === `serialize binary: ${(theirs as Error).message}`,
       );
   }
   // Unknown fields, and a message of another type, go to toBinary.
