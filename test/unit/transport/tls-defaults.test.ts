@@ -97,31 +97,41 @@ test("the framed client offers AES-128-GCM first", async (t) => {
 });
 
 /**
- * tls.DEFAULT_CIPHERS as an operator sets it at run time (node documents
- * assigning it; an ES module's own code runs after its imports, so after
- * ours were loaded): `value` for the duration of `body`.
+ * A default of node:tls (DEFAULT_CIPHERS, DEFAULT_MIN_VERSION) as an
+ * operator sets it at run time, which node documents (an ES module's own
+ * code runs after its imports, so after ours were loaded): `value` for the
+ * duration of `body`.
  */
-async function withDefaultCiphers<T>(value: string, body: () => Promise<T>): Promise<T> {
+async function withTlsDefault<T>(
+  name: "DEFAULT_CIPHERS" | "DEFAULT_MIN_VERSION",
+  value: string,
+  body: () => Promise<T>,
+): Promise<T> {
   // The module namespace of node:tls is read-only; the module object itself is not.
-  const mutable = createRequire(import.meta.url)("node:tls") as { DEFAULT_CIPHERS: string };
-  const before = mutable.DEFAULT_CIPHERS;
-  mutable.DEFAULT_CIPHERS = value;
+  const mutable = createRequire(import.meta.url)("node:tls") as Record<typeof name, string>;
+  const before = mutable[name];
+  mutable[name] = value;
   try {
     return await body();
   } finally {
-    mutable.DEFAULT_CIPHERS = before;
+    mutable[name] = before;
   }
+}
+
+/** What a client gets from `negotiate`: "accepted with <suite>" or "refused: <message>". */
+function outcomeOf(negotiate: Promise<string>): Promise<string> {
+  return negotiate.then(
+    (suite) => `accepted with ${suite}`,
+    (error: Error) => `refused: ${error.message}`,
+  );
 }
 
 test("an operator's tls.DEFAULT_CIPHERS, set after our import, still restricts the framed server", async () => {
   // Without AES-128-GCM (a policy of AES-256 only, say): a client that offers only it is refused.
-  const outcome = await withDefaultCiphers(
+  const outcome = await withTlsDefault(
+    "DEFAULT_CIPHERS",
     "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
-    () =>
-      negotiated({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
-        (suite) => `accepted with ${suite}`,
-        (error: Error) => `refused: ${error.message}`,
-      ),
+    () => outcomeOf(negotiated({ ciphers: "TLS_AES_128_GCM_SHA256" })),
   );
   assert.match(outcome, /^refused: .*handshake failure/);
 });
@@ -138,7 +148,8 @@ test("an operator's tls.DEFAULT_CIPHERS, set after our import, is the framed cli
   await once(server, "listening");
   t.after(() => server.close());
   const { port } = server.address() as AddressInfo;
-  const suite = await withDefaultCiphers(
+  const suite = await withTlsDefault(
+    "DEFAULT_CIPHERS",
     "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
     async () => {
       const transport = createFramedTransport(
@@ -184,51 +195,20 @@ test("the network-mode TLS port prefers AES-128-GCM, serves AES-256-only clients
     await negotiatedNetworkMode({ ciphers: "TLS_AES_256_GCM_SHA384" }),
     "TLS_AES_256_GCM_SHA384",
   );
-  const outcome = await withDefaultCiphers(
+  const outcome = await withTlsDefault(
+    "DEFAULT_CIPHERS",
     "TLS_AES_256_GCM_SHA384:ECDHE-ECDSA-AES256-GCM-SHA384",
-    () =>
-      negotiatedNetworkMode({ ciphers: "TLS_AES_128_GCM_SHA256" }).then(
-        (suite) => `accepted with ${suite}`,
-        (error: Error) => `refused: ${error.message}`,
-      ),
+    () => outcomeOf(negotiatedNetworkMode({ ciphers: "TLS_AES_128_GCM_SHA256" })),
   );
   assert.match(outcome, /^refused: .*handshake failure/);
 });
-
-/**
- * tls.DEFAULT_MIN_VERSION as an operator sets it (`--tls-min-v1.3`, or at
- * run time as node documents): `value` for the duration of `body`.
- */
-async function withDefaultMinVersion<T>(
-  value: tls.SecureVersion,
-  body: () => Promise<T>,
-): Promise<T> {
-  const mutable = createRequire(import.meta.url)("node:tls") as {
-    DEFAULT_MIN_VERSION: tls.SecureVersion;
-  };
-  const before = mutable.DEFAULT_MIN_VERSION;
-  mutable.DEFAULT_MIN_VERSION = value;
-  try {
-    return await body();
-  } finally {
-    mutable.DEFAULT_MIN_VERSION = before;
-  }
-}
-
-/** What a TLS 1.2-only client gets from `negotiate`: "accepted with <suite>" or "refused: <message>". */
-function outcomeOf(negotiate: Promise<string>): Promise<string> {
-  return negotiate.then(
-    (suite) => `accepted with ${suite}`,
-    (error: Error) => `refused: ${error.message}`,
-  );
-}
 
 const TLS12_ONLY: tls.ConnectionOptions = { minVersion: "TLSv1.2", maxVersion: "TLSv1.2" };
 
 test("an operator's TLS 1.3 floor (tls.DEFAULT_MIN_VERSION) holds on the framed server and the network-mode port", async () => {
   // Control: with node's default floor, the same client is served.
   assert.match(await outcomeOf(negotiated(TLS12_ONLY)), /^accepted with TLS_ECDHE_/);
-  const [framed, network] = await withDefaultMinVersion("TLSv1.3", async () => [
+  const [framed, network] = await withTlsDefault("DEFAULT_MIN_VERSION", "TLSv1.3", async () => [
     await outcomeOf(negotiated(TLS12_ONLY)),
     await outcomeOf(negotiatedNetworkMode(TLS12_ONLY)),
   ]);
@@ -250,7 +230,7 @@ test("an operator's TLS 1.3 floor holds on the framed client", async (t) => {
   await once(server, "listening");
   t.after(() => server.close());
   const { port } = server.address() as AddressInfo;
-  const failure = await withDefaultMinVersion("TLSv1.3", async () => {
+  const failure = await withTlsDefault("DEFAULT_MIN_VERSION", "TLSv1.3", async () => {
     const transport = createFramedTransport(
       { network: "tcp", address: `127.0.0.1:${port}` },
       { tls: { ca: pem("ca.crt") } },
@@ -270,6 +250,12 @@ test("an operator's TLS 1.3 floor holds on the framed client", async (t) => {
 test("a floor the operator lowered (TLS 1.0) is not followed: our ends still ask for TLS 1.2", async () => {
   const { minTlsVersion } = await import("../../../src/transport/tls-defaults.js");
   assert.equal(minTlsVersion(), "TLSv1.2");
-  assert.equal(await withDefaultMinVersion("TLSv1", async () => minTlsVersion()), "TLSv1.2");
-  assert.equal(await withDefaultMinVersion("TLSv1.3", async () => minTlsVersion()), "TLSv1.3");
+  assert.equal(
+    await withTlsDefault("DEFAULT_MIN_VERSION", "TLSv1", async () => minTlsVersion()),
+    "TLSv1.2",
+  );
+  assert.equal(
+    await withTlsDefault("DEFAULT_MIN_VERSION", "TLSv1.3", async () => minTlsVersion()),
+    "TLSv1.3",
+  );
 });
