@@ -44,16 +44,20 @@ async function negotiated(options: tls.ConnectionOptions): Promise<string> {
   );
   try {
     const address = server.bound.address;
-    const port = Number(address.slice(address.lastIndexOf(":") + 1));
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
-    try {
-      await once(socket, "secureConnect");
-      return socket.getCipher().standardName;
-    } finally {
-      socket.destroy();
-    }
+    return await suiteAt(Number(address.slice(address.lastIndexOf(":") + 1)), options);
   } finally {
     await server.close();
+  }
+}
+
+/** The suite a TLS client of `options` negotiates with the server at 127.0.0.1:`port`. */
+async function suiteAt(port: number, options: tls.ConnectionOptions): Promise<string> {
+  const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
+  try {
+    await once(socket, "secureConnect");
+    return socket.getCipher().standardName;
+  } finally {
+    socket.destroy();
   }
 }
 
@@ -176,14 +180,7 @@ async function negotiatedNetworkMode(options: tls.ConnectionOptions): Promise<st
     tls: { cert: pem("server.crt"), key: pem("server.key") },
   });
   try {
-    const port = Number(new URL(handle.url).port);
-    const socket = tls.connect({ host: "127.0.0.1", port, ca: pem("ca.crt"), ...options });
-    try {
-      await once(socket, "secureConnect");
-      return socket.getCipher().standardName;
-    } finally {
-      socket.destroy();
-    }
+    return await suiteAt(Number(new URL(handle.url).port), options);
   } finally {
     await handle.shutdown("test done");
   }
