@@ -53,6 +53,8 @@ const plugin = spawn(process.execPath, [join(root, "bench/plugin.js")], {
   env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
   stdio: ["ignore", "ignore", "pipe"],
 });
+// Whatever ends this run (a throw included), the plugin goes with it.
+process.on("exit", () => plugin.kill());
 const url = await firstMatch(plugin, "stderr", /"url":"([^"]+)"/);
 const client = new lib.PluginClient({
   handshake: service.benchHandshake,
