@@ -160,10 +160,15 @@ function send(
  * What Http2ServerResponse's writeHead(), addTrailers() and end(body) do
  * to the stream (node 20, lib/internal/http2/compat.js): a `connection`
  * header other than "trailers" is dropped (with node's warning), the
- * headers are sent asking for trailers (waitForTrailers), the body (if
- * any) is written and the stream ended, and the trailers (none: an empty
- * DATA frame that ends the stream) go when node:http2 asks for them. Throws
- * what respond() throws: a header node:http2 refuses.
+ * headers are sent, the body (if any) is written and the stream ended.
+ * With trailers (gRPC) the headers ask for them (waitForTrailers) and they
+ * go in their own HEADERS frame when node:http2 asks, as the compatibility
+ * response sends them. Without (Connect) the last DATA frame ends the
+ * stream: the compatibility response always waits for trailers and, having
+ * none, ends the stream with an empty DATA frame of its own, which node
+ * sends in a write of its own a turn of the event loop later, and the
+ * client must wake once more to read it (docs/http2-client.md, session
+ * 13). Throws what respond() throws: a header node:http2 refuses.
  */
 function sendOnStream(
   stream: http2.ServerHttp2Stream,
@@ -177,22 +182,27 @@ function sendOnStream(
     delete headers["connection"];
     warnConnectionHeader();
   }
-  stream.once("wantTrailers", () => {
-    // The compatibility response does not guard this; a stream closed
-    // meanwhile has nobody to send trailers to.
-    try {
-      stream.sendTrailers(trailers ?? {});
-    } catch {
-      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    }
-  });
+  const waitForTrailers = trailers !== undefined;
+  if (waitForTrailers) {
+    stream.once("wantTrailers", () => {
+      // The compatibility response does not guard this; a stream closed
+      // meanwhile has nobody to send trailers to.
+      try {
+        stream.sendTrailers(trailers);
+      } catch {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+  }
   // writeHead() comes before end(), so the headers never end the stream.
   try {
-    stream.respond(headers, { endStream: false, waitForTrailers: true });
+    stream.respond(headers, { endStream: false, waitForTrailers });
   } catch (error) {
     refusedHeaders.add(stream);
     throw error;
   }
+  // Written and ended in one turn: node:http2 sets END_STREAM on this last
+  // DATA frame (without trailers) and sends the headers with it in one write.
   if (body !== undefined) stream.write(body);
   stream.end();
 }

@@ -210,6 +210,19 @@ async function exchange(
 }
 
 /**
+ * The frames the stream path sends where connect-es (through node's
+ * compatibility response) sends `frames`: a response without trailers
+ * (Connect) ends the stream on its last DATA frame, where the compatibility
+ * response ends it with an empty DATA frame of its own (unary-wire.ts,
+ * sendOnStream). Everything else is the same, byte for byte.
+ */
+function lastDataEnds(frames: string[]): string[] {
+  const [data, end] = frames.slice(-2);
+  if (end !== "0/1:" || data?.startsWith("0/0:") !== true) return frames;
+  return [...frames.slice(0, -2), `0/1:${data.slice(4)}`];
+}
+
+/**
  * How the stream-path server served a request: "stream" (no compatibility
  * objects, lean handler), "handed over" (claimed, then given to connect-es
  * through the compatibility layer), "compat" (never claimed).
@@ -226,7 +239,7 @@ async function same(
   const lean = rawPath.seen.lean;
   const a = await exchange(rawPath.port, headers, body);
   const b = await exchange(reference.port, headers, body);
-  assert.deepEqual(a, b);
+  assert.deepEqual(a, path === "stream" ? { ...b, frames: lastDataEnds(b.frames) } : b);
   assert.ok(a.frames.length > 0, "frames were recorded");
   const ranLean = rawPath.seen.lean - lean;
   const viaCompat = rawPath.seen.compat - compat;
@@ -257,10 +270,11 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.equal(x.headers["x-intercepted"], "yes");
     if (protocol === "connect") {
       assert.equal(x.headers["trailer-x-trailer"], "t");
-      // HEADERS, DATA, then the empty DATA that ends the stream.
+      // HEADERS, then DATA that ends the stream (END_STREAM, flag 1): no
+      // empty DATA frame after it, which the client would wake once more for.
       assert.deepEqual(
         x.frames.map((f) => f.slice(0, 3)),
-        ["1/4", "0/0", "0/1"],
+        ["1/4", "0/1"],
       );
     } else {
       assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
@@ -337,10 +351,8 @@ for (const protocol of ["connect", "grpc"] as const) {
   test(`${protocol}: an interceptor that rejects`, async () => {
     const compat = rawPath.seen.compat;
     const x = await exchange(rawPath.port, ...request(protocol, "ok", { "x-reject": "1" }));
-    assert.deepEqual(
-      x,
-      await exchange(reference.port, ...request(protocol, "ok", { "x-reject": "1" })),
-    );
+    const y = await exchange(reference.port, ...request(protocol, "ok", { "x-reject": "1" }));
+    assert.deepEqual(x, { ...y, frames: lastDataEnds(y.frames) });
     assert.equal(rawPath.seen.compat, compat, "served from the stream");
     assert.equal(errorOf(x).message, "rejected by the interceptor");
   });
