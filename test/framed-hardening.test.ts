@@ -53,6 +53,7 @@ import { PluginHttpServer, type FramedListener } from "../src/transport/http-ser
 import { createNodeAdapter } from "../src/transport/node-adapter.js";
 import { cluster, inProcess, staticEndpoints, type PluginSource } from "../src/index.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
+import { rawFramed } from "./framed-raw.js";
 import { decode, encode, kvClient, makeTestPki, startNetworkPlugin, waitFor } from "./helpers.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -355,7 +356,7 @@ describe("a timeout beyond setTimeout's 2^31-1 ms is no deadline", () => {
 
   test("raw frames: a framed open frame with t = 99999999 hours succeeds", async () => {
     const port = await networkPort();
-    const raw = rawFramed(port.port);
+    const raw = rawFramedKv(port.port);
     raw.socket.write(
       Buffer.concat([
         encodeFrame(
@@ -723,42 +724,15 @@ describe("framed: idle network connections", () => {
   });
 });
 
-/**
- * A raw framed client on its own socket: it writes frames when told and
- * records what the server sends; `allowHalfOpen` lets it write after the
- * server has ended its side, as a client does whose frames crossed the
- * server's end on the wire.
- */
-function rawFramed(port: number) {
-  const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-  cleanups.push(() => void socket.destroy());
-  const frames: Array<{ type: number; id: number; payload: Uint8Array }> = [];
-  const reader = new FrameReader((type, id, payload) => frames.push({ type, id, payload }));
-  let preface = Buffer.alloc(0);
-  let ended = false;
-  let closed = false;
-  socket.on("data", (chunk: Buffer) => {
-    if (preface.length < FRAMED_PREFACE.length) {
-      preface = Buffer.concat([preface, chunk]);
-      if (preface.length > FRAMED_PREFACE.length)
-        reader.push(preface.subarray(FRAMED_PREFACE.length));
-      return;
-    }
-    reader.push(chunk);
-  });
-  socket.once("end", () => (ended = true));
-  socket.once("close", () => (closed = true));
-  socket.on("error", () => {});
-  socket.write(FRAMED_PREFACE);
+/** A raw framed client (test/framed-raw.ts) that can also open a Put. */
+function rawFramedKv(port: number) {
+  const raw = rawFramed(port, (socket) => cleanups.push(() => void socket.destroy()));
   const putRequest = toBinary(PutRequestSchema, create(PutRequestSchema, { key: "k" }));
   return {
-    socket,
-    frames,
-    ended: () => ended,
-    closed: () => closed,
+    ...raw,
     /** Opens call `id`: one Put (a call that is not idempotent). */
     put(id: number): void {
-      socket.write(
+      raw.socket.write(
         Buffer.concat([
           encodeFrame(FrameType.open, id, jsonPayload({ p: "/example.kv.v1.KV/Put" })),
           encodeFrame(FrameType.message, id, putRequest),
@@ -766,20 +740,13 @@ function rawFramed(port: number) {
         ]),
       );
     },
-    trailer(id: number): { e?: unknown } | undefined {
-      const t = frames.find((f) => f.type === FrameType.trailer && f.id === id);
-      if (t === undefined) return undefined;
-      return (t.payload.length === 0 ? {} : JSON.parse(Buffer.from(t.payload).toString())) as {
-        e?: unknown;
-      };
-    },
   };
 }
 
 describe("framed: a call that crosses the server's goaway", () => {
   test("an open frame the server reads after its goaway (the client had not read it yet) is served", async () => {
     const port = await networkPort({ idleTimeoutMs: 100 });
-    const raw = rawFramed(port.port);
+    const raw = rawFramedKv(port.port);
     await waitFor("goaway", () => raw.frames.some((f) => f.type === FrameType.goaway));
     raw.put(1);
     await waitFor("the call's trailer", () => raw.trailer(1) !== undefined);
@@ -789,7 +756,7 @@ describe("framed: a call that crosses the server's goaway", () => {
 
   test("an open frame that crosses the server's end (a client that ignores goaway) is not run: the client sees the connection close", async () => {
     const port = await networkPort({ idleTimeoutMs: 100 });
-    const raw = rawFramed(port.port);
+    const raw = rawFramedKv(port.port);
     // The grace after goaway (10 s), then the server ends its side.
     await waitFor("the server to end the connection", raw.ended, 20_000);
     raw.put(1);

@@ -21,6 +21,7 @@ import { methodPath, type CallSignal } from "../call-support.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, type CallTarget } from "../run-call.js";
 import { CallTable } from "./call-table.js";
+import { parseError } from "../codec/codec-errors.js";
 import { decodeMessage } from "../codec/decode-message.js";
 import { MessageEncoder } from "./encode.js";
 import { OpenEncoder } from "./open-frame.js";
@@ -540,9 +541,7 @@ export class FramedConnection implements CallTarget {
         } catch (error) {
           this.forget(id);
           this.cancel(id);
-          call.onEnd(
-            new ConnectError(`failed to parse the response: ${String(error)}`, Code.Internal),
-          );
+          call.onEnd(parseError(error));
           return;
         }
         if (call.messages !== undefined) call.messages.push(message);

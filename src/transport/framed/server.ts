@@ -37,6 +37,7 @@ import {
 } from "./frames.js";
 import { CallTable } from "./call-table.js";
 import type { DescMessage } from "@bufbuild/protobuf";
+import { parseError } from "../codec/codec-errors.js";
 import { decodeMessage } from "../codec/decode-message.js";
 import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
@@ -391,11 +392,7 @@ class ServerConnection {
         try {
           message = decodeMessage(call.entry.method.input, payload);
         } catch (error) {
-          this.fail(
-            id,
-            call,
-            new ConnectError(`failed to parse the request: ${String(error)}`, Code.InvalidArgument),
-          );
+          this.fail(id, call, parseError(error));
           return;
         }
         if (call.input !== undefined) call.input.push(message, payload.length);
