@@ -40,12 +40,7 @@ import {
 } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createUrlTransport, type ClientTransport } from "../src/transport/client-transport.js";
 import { MAX_TIMER_MS } from "../src/transport/deadline.js";
-import {
-  FrameReader,
-  FrameType,
-  encodeFrame,
-  jsonPayload,
-} from "../src/transport/framed/frames.js";
+import { FrameType, encodeFrame, jsonPayload } from "../src/transport/framed/frames.js";
 import { createNetworkTransport, negotiatedProtocol } from "../src/transport/framed/network.js";
 import { FRAMED_PREFACE } from "../src/transport/framed/preface.js";
 import { FramedServer, type FramedServerOptions } from "../src/transport/framed/server.js";
@@ -53,7 +48,7 @@ import { PluginHttpServer, type FramedListener } from "../src/transport/http-ser
 import { createNodeAdapter } from "../src/transport/node-adapter.js";
 import { cluster, inProcess, staticEndpoints, type PluginSource } from "../src/index.js";
 import { faultyKvDefinition } from "./fixtures/faulty-kv.js";
-import { rawFramed } from "./framed-raw.js";
+import { fakeFramedServer, rawFramed } from "./framed-raw.js";
 import { decode, encode, kvClient, makeTestPki, startNetworkPlugin, waitFor } from "./helpers.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -804,32 +799,11 @@ describe("framed client: a connection told goaway with a call still open", () =>
   test("fake server (goaway in answer to each call, which it never answers): the transport's close() fails the call on the drained connection too", async () => {
     // A fake: no real server sends goaway with a call open (only a call that
     // crossed it can be), and none leaves a call unanswered on purpose.
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      sockets.push(socket);
-      let head = Buffer.alloc(0);
-      const reader = new FrameReader((type) => {
-        if (type === FrameType.open) socket.write(encodeFrame(FrameType.goaway, 0));
-      });
-      socket.on("data", (chunk: Buffer) => {
-        if (head.length < FRAMED_PREFACE.length) {
-          head = Buffer.concat([head, chunk]);
-          if (head.length < FRAMED_PREFACE.length) return;
-          socket.write(FRAMED_PREFACE);
-          if (head.length > FRAMED_PREFACE.length)
-            reader.push(head.subarray(FRAMED_PREFACE.length));
-          return;
-        }
-        reader.push(chunk);
-      });
-      socket.on("error", () => {});
+    const fake = await fakeFramedServer((socket, type) => {
+      if (type === FrameType.open) socket.write(encodeFrame(FrameType.goaway, 0));
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    cleanups.push(() => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    });
-    const { port } = server.address() as net.AddressInfo;
+    cleanups.push(() => fake.close());
+    const { port, sockets } = fake;
     const t = createNetworkTransport(new URL(`http://127.0.0.1:${port}`), { transport: "framed" });
     const kv = createClient(KV, t.transport);
     const settled = (p: Promise<unknown>): Promise<ConnectError | "answered"> =>

@@ -15,19 +15,12 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import * as net from "node:net";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { KV } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createUrlTransport } from "../src/transport/client-transport.js";
-import {
-  FrameReader,
-  FrameType,
-  encodeFrame,
-  jsonPayload,
-} from "../src/transport/framed/frames.js";
+import { FrameType, encodeFrame, jsonPayload } from "../src/transport/framed/frames.js";
 import { createNetworkTransport } from "../src/transport/framed/network.js";
-import { FRAMED_PREFACE } from "../src/transport/framed/preface.js";
-import { rawFramed } from "./framed-raw.js";
+import { fakeFramedServer, rawFramed } from "./framed-raw.js";
 import { startNetworkPlugin, waitFor } from "./helpers.js";
 
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -111,37 +104,16 @@ describe("an answer that does not parse, at the host", () => {
   test("fake servers: the framed client fails Internal with the same message as the HTTP/2 client", async () => {
     // A fake framed server: answers every call with one message that does
     // not parse as a GetResponse, then a trailer without an error.
-    const sockets: net.Socket[] = [];
-    const framedServer = net.createServer((socket) => {
-      sockets.push(socket);
-      let head = Buffer.alloc(0);
-      const reader = new FrameReader((type, id) => {
-        if (type !== FrameType.end) return;
-        socket.write(
-          Buffer.concat([
-            encodeFrame(FrameType.message, id, UNPARSEABLE),
-            encodeFrame(FrameType.trailer, id),
-          ]),
-        );
-      });
-      socket.on("data", (chunk: Buffer) => {
-        if (head.length < FRAMED_PREFACE.length) {
-          head = Buffer.concat([head, chunk]);
-          if (head.length < FRAMED_PREFACE.length) return;
-          socket.write(FRAMED_PREFACE);
-          if (head.length > FRAMED_PREFACE.length)
-            reader.push(head.subarray(FRAMED_PREFACE.length));
-          return;
-        }
-        reader.push(chunk);
-      });
-      socket.on("error", () => {});
+    const fake = await fakeFramedServer((socket, type, id) => {
+      if (type !== FrameType.end) return;
+      socket.write(
+        Buffer.concat([
+          encodeFrame(FrameType.message, id, UNPARSEABLE),
+          encodeFrame(FrameType.trailer, id),
+        ]),
+      );
     });
-    await new Promise<void>((resolve) => framedServer.listen(0, "127.0.0.1", resolve));
-    cleanups.push(() => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => framedServer.close(() => resolve()));
-    });
+    cleanups.push(() => fake.close());
 
     // A fake HTTP/2 server: a Connect unary answer of the same bytes.
     const h2Server = http2.createServer();
@@ -163,12 +135,11 @@ describe("an answer that does not parse, at the host", () => {
       }
       assert.fail("the call succeeded");
     };
-    const framedPort = (framedServer.address() as net.AddressInfo).port;
-    const framed = createNetworkTransport(new URL(`http://127.0.0.1:${framedPort}`), {
+    const framed = createNetworkTransport(new URL(`http://127.0.0.1:${fake.port}`), {
       transport: "framed",
     });
     cleanups.push(() => framed.close());
-    const h2Port = (h2Server.address() as net.AddressInfo).port;
+    const h2Port = (h2Server.address() as { port: number }).port;
     const h2 = createUrlTransport(new URL(`http://127.0.0.1:${h2Port}`), { protocol: "connect" });
     cleanups.push(() => h2.close());
 

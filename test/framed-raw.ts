@@ -60,3 +60,47 @@ export function rawFramed(port: number, onSocket: (socket: net.Socket) => void):
     },
   };
 }
+
+/** A fake framed server on 127.0.0.1 (see its users for why each is a fake). */
+export interface FakeFramedServer {
+  readonly port: number;
+  /** Every connection it accepted, in order. */
+  readonly sockets: net.Socket[];
+  /** Destroys its connections and stops listening. */
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * Answers the preface and hands every frame a client sends to `onFrame`,
+ * which writes whatever answer the test needs on `socket`.
+ */
+export async function fakeFramedServer(
+  onFrame: (socket: net.Socket, type: number, id: number, payload: Uint8Array) => void,
+): Promise<FakeFramedServer> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    let head = Buffer.alloc(0);
+    const reader = new FrameReader((type, id, payload) => onFrame(socket, type, id, payload));
+    socket.on("data", (chunk: Buffer) => {
+      if (head.length < FRAMED_PREFACE.length) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < FRAMED_PREFACE.length) return;
+        socket.write(FRAMED_PREFACE);
+        if (head.length > FRAMED_PREFACE.length) reader.push(head.subarray(FRAMED_PREFACE.length));
+        return;
+      }
+      reader.push(chunk);
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sockets,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
