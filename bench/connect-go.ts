@@ -16,18 +16,26 @@ const START_TIMEOUT_MS = 30_000;
 
 export type ConnectGoPlugin = Awaited<ReturnType<typeof openConnectGoPlugin>>;
 
+export interface ConnectGoOptions {
+  /** Added to the plugin's environment, e.g. BENCH_COMPRESS_MIN_BYTES (go/bench/connectgo). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Default START_TIMEOUT_MS (30 s). */
+  readonly startTimeoutMs?: number;
+}
+
 /**
  * Starts the connect-go bench plugin `bin` on a free loopback port and
  * opens a connect-plugin client to it; rejects, with the plugin's output,
- * when it exits, cannot be spawned, or logs no address in START_TIMEOUT_MS.
+ * when it exits, cannot be spawned, or logs no address in time.
  */
-export async function openConnectGoPlugin(bin: string, startTimeoutMs = START_TIMEOUT_MS) {
+export async function openConnectGoPlugin(bin: string, options: ConnectGoOptions = {}) {
+  const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
   if (bin === "")
     throw new Error(
       "the connect-go bench plugin's executable is missing (bench/go-build.ts builds it from go/bench/connectgo)",
     );
   const child = spawn(bin, [], {
-    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+    env: { ...process.env, ...options.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let timer: NodeJS.Timeout | undefined;
@@ -68,8 +76,12 @@ export async function openConnectGoPlugin(bin: string, startTimeoutMs = START_TI
 }
 
 /** The row's contender: the scenarios of bench/run.ts through the client above. */
-export async function connectGoRemote(name: string, bin: string): Promise<Contender> {
-  const plugin = await openConnectGoPlugin(bin);
+export async function connectGoRemote(
+  name: string,
+  bin: string,
+  options?: ConnectGoOptions,
+): Promise<Contender> {
+  const plugin = await openConnectGoPlugin(bin, options);
   return fromOps(
     name,
     connectOps(plugin.client.dispense("bench")),

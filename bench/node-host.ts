@@ -39,6 +39,12 @@ const factories = {
   "remote-framed-tls": (name: string) => connectPluginRemote(name, "framed+tls"),
   /** ARG: the connect-go bench plugin's executable (go/bench/connectgo). */
   "remote-connect-go": (name: string, bin = "") => connectGoRemote(name, bin),
+  /** The same with connect-go's default compression: every response gzipped, 16-byte ones too. */
+  "remote-connect-go-gzip-all": (name: string, bin = "") =>
+    connectGoRemote(name, bin, { env: { BENCH_COMPRESS_MIN_BYTES: "0" } }),
+  /** The same with no response compressed (1 GiB threshold), as go-plugin's gRPC rows. */
+  "remote-connect-go-no-gzip": (name: string, bin = "") =>
+    connectGoRemote(name, bin, { env: { BENCH_COMPRESS_MIN_BYTES: String(2 ** 30) } }),
   /** ARG: the Go go-plugin plugin's executable. */
   "go-plugin-client": (name: string, goPlugin = "") => connectHostGoPlugin(name, goPlugin),
   "grpc-js": grpcJs,

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import * as http2 from "node:http2";
 import { after, before, test } from "node:test";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { HostProcess } from "../bench/contenders.js";
@@ -88,6 +89,57 @@ test("the bench's host process runs every scenario against the Go plugin and see
   }
 });
 
+/** The content-encoding of the plugin's answer to a Connect Echo of `size` bytes, asked with gzip accepted. */
+async function echoEncoding(url: string, size: number): Promise<string> {
+  const session = http2.connect(url);
+  try {
+    // google.protobuf.BytesValue: field 1, length-delimited (size < 2^14: a two-byte varint).
+    const body = Buffer.concat([
+      Buffer.from([0x0a, (size & 0x7f) | 0x80, size >> 7]),
+      Buffer.alloc(size, 7),
+    ]);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/bench.v1.BenchService/Echo",
+      "content-type": "application/proto",
+      "connect-protocol-version": "1",
+      "accept-encoding": "gzip",
+    });
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      req.once("response", resolve);
+      req.once("error", reject);
+      req.end(body);
+    });
+    req.resume();
+    assert.equal(headers[":status"], 200);
+    return String(headers["content-encoding"] ?? "identity");
+  } finally {
+    session.close();
+  }
+}
+
+test("responses under 1 KiB go uncompressed, as the Node plugin's; BENCH_COMPRESS_MIN_BYTES=0 is connect-go's default", async () => {
+  const plugin = await openConnectGoPlugin(go.connectGo);
+  const gzipAll = await openConnectGoPlugin(go.connectGo, {
+    env: { BENCH_COMPRESS_MIN_BYTES: "0" },
+  });
+  try {
+    assert.equal(await echoEncoding(plugin.url, 16), "identity");
+    assert.equal(await echoEncoding(plugin.url, 4096), "gzip");
+    assert.equal(await echoEncoding(gzipAll.url, 16), "gzip");
+    // The host's client takes either, as the bench's calls do.
+    const small = new Uint8Array(16).fill(7);
+    const res = await gzipAll.client.dispense("bench").echo({ value: small });
+    assert.deepEqual(new Uint8Array(res.value), small);
+  } finally {
+    await Promise.all([plugin.close(), gzipAll.close()]);
+  }
+  await assert.rejects(
+    openConnectGoPlugin(go.connectGo, { env: { BENCH_COMPRESS_MIN_BYTES: "lots" } }),
+    /exited \(2\):.*BENCH_COMPRESS_MIN_BYTES must be a whole number of bytes, 0 or more, got \\"lots\\"/,
+  );
+});
+
 test("a missing or failing plugin executable is a clear error, never a hang", async () => {
   await assert.rejects(openConnectGoPlugin(""), /connect-go bench plugin's executable is missing/);
   await assert.rejects(
@@ -102,7 +154,7 @@ test("a missing or failing plugin executable is a clear error, never a hang", as
   writeFileSync(silent, "#!/bin/sh\nexec sleep 30\n");
   chmodSync(silent, 0o755);
   await assert.rejects(
-    openConnectGoPlugin(silent, 300),
+    openConnectGoPlugin(silent, { startTimeoutMs: 300 }),
     /connect-go bench plugin .*silent-plugin logged no address in 300 ms/,
   );
 });

@@ -9,13 +9,23 @@
 // protobuf's wrapper messages, as go/bench/goplugin/shared declares it for
 // grpc-go, so that the benchmark needs no generated code; a generated
 // NewBenchServiceHandler makes the same two calls.
+//
+// Responses under 1 KiB go uncompressed (connect.WithCompressMinBytes), as
+// the Node bench plugin's connect-es handlers do by default: connect-go's
+// own default, 0, gzips every response to a client that accepts gzip, as
+// connect-plugin's host does, 16-byte ones and each streamed message
+// included. BENCH_COMPRESS_MIN_BYTES=N sets another threshold (0 measures
+// connect-go's default; docs/http2-client.md has both).
 package main
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -50,10 +60,25 @@ func stream(_ context.Context, req *connect.Request[wrapperspb.Int64Value], out 
 	return nil
 }
 
+// compressMinBytes is the smallest response gzipped: BENCH_COMPRESS_MIN_BYTES,
+// or 1024 (connect-es' default) when unset.
+func compressMinBytes() (int, error) {
+	raw := os.Getenv("BENCH_COMPRESS_MIN_BYTES")
+	if raw == "" {
+		return 1024, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("BENCH_COMPRESS_MIN_BYTES must be a whole number of bytes, 0 or more, got %q", raw)
+	}
+	return n, nil
+}
+
 // handler routes the service's two procedures, as a generated handler does.
-func handler() http.Handler {
-	echoHandler := connect.NewUnaryHandler(echoProcedure, echo)
-	streamHandler := connect.NewServerStreamHandler(streamProcedure, stream)
+func handler(minBytes int) http.Handler {
+	opt := connect.WithCompressMinBytes(minBytes)
+	echoHandler := connect.NewUnaryHandler(echoProcedure, echo, opt)
+	streamHandler := connect.NewServerStreamHandler(streamProcedure, stream, opt)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case echoProcedure:
@@ -67,6 +92,11 @@ func handler() http.Handler {
 }
 
 func main() {
+	minBytes, err := compressMinBytes()
+	if err != nil {
+		connectplugin.Log("error", "bench plugin misconfigured", map[string]any{"error": err.Error()})
+		os.Exit(2)
+	}
 	// The handshake of bench/service.ts (benchHandshake); network mode checks no cookie.
 	connectplugin.Serve(connectplugin.Config{
 		CookieKey:   "BENCH_PLUGIN",
@@ -77,7 +107,7 @@ func main() {
 			Version: "1.0.0-connect-go",
 			Service: serviceName,
 			Path:    "/" + serviceName + "/",
-			Handler: handler(),
+			Handler: handler(minBytes),
 		}},
 	})
 }
