@@ -24,6 +24,7 @@ import {
   type Contender,
 } from "./contenders.js";
 import { connectHostGoPlugin } from "./interop.js";
+import { connectGoRemote } from "./connect-go.js";
 
 const factories = {
   "subprocess-framed": (name: string) => connectPluginSubprocess(name, ["framed"]),
@@ -36,6 +37,14 @@ const factories = {
   "remote-grpc": (name: string) => connectPluginRemote(name, "grpc"),
   "remote-framed": (name: string) => connectPluginRemote(name, "framed"),
   "remote-framed-tls": (name: string) => connectPluginRemote(name, "framed+tls"),
+  /** ARG: the connect-go bench plugin's executable (go/bench/connectgo). */
+  "remote-connect-go": (name: string, bin = "") => connectGoRemote(name, bin),
+  /** The same with connect-go's default compression: every response gzipped, 16-byte ones too. */
+  "remote-connect-go-gzip-all": (name: string, bin = "") =>
+    connectGoRemote(name, bin, { env: { BENCH_COMPRESS_MIN_BYTES: "0" } }),
+  /** The same with no response compressed (1 GiB threshold), as go-plugin's gRPC rows. */
+  "remote-connect-go-no-gzip": (name: string, bin = "") =>
+    connectGoRemote(name, bin, { env: { BENCH_COMPRESS_MIN_BYTES: String(2 ** 30) } }),
   /** ARG: the Go go-plugin plugin's executable. */
   "go-plugin-client": (name: string, goPlugin = "") => connectHostGoPlugin(name, goPlugin),
   "grpc-js": grpcJs,

@@ -104,6 +104,12 @@ const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
 const CP_REMOTE_GRPC = "connect-plugin remote, loopback TCP, gRPC over HTTP/2";
 const CP_REMOTE_FRAMED = "connect-plugin remote, loopback TCP, framed";
 const CP_REMOTE_FRAMED_TLS = "connect-plugin remote, loopback TCP, framed + TLS";
+/**
+ * connect-plugin's Node host calling a Go plugin written with connect-go
+ * (go/bench/connectgo) as a remote service, Connect over HTTP/2 cleartext on
+ * loopback TCP: the path a plugin in another language takes (bench/connect-go.ts).
+ */
+const CG_REMOTE = "connect-go plugin (Go), remote, HTTP/2";
 const H2_FLOOR = "raw node:http2 (HTTP/2 floor)";
 /**
  * The same floor over loopback TCP: the remote rows run over TCP, whose
@@ -137,6 +143,7 @@ const starts: Start[] = [
   nodeHost(CP_REMOTE_GRPC, "remote-grpc"),
   nodeHost(CP_REMOTE_FRAMED, "remote-framed"),
   nodeHost(CP_REMOTE_FRAMED_TLS, "remote-framed-tls"),
+  nodeHost(CG_REMOTE, "remote-connect-go", go.connectGo),
   nodeHost(CP_HOST_GO_PLUGIN, "go-plugin-client", go.plugin),
   (p) => goHostConnectPlugin(GO_HOST_CP_PLUGIN, go.host, p),
   nodeHost("@grpc/grpc-js client and server, unix socket", "grpc-js"),
@@ -492,9 +499,10 @@ const targets: Target[] = [
   { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
   // The HTTP/2 floor is cleartext: CP_H2 (AutoMTLS) is printed, but judged without TLS.
   // Rows over loopback TCP are judged against the floor over loopback TCP.
-  ...[CP_H2_PLAIN, CP_REMOTE, CP_REMOTE_GRPC, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map(
+  ...[CP_H2_PLAIN, CP_REMOTE, CP_REMOTE_GRPC, CG_REMOTE, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map(
     (row): Target => {
-      const floor = row === CP_REMOTE || row === CP_REMOTE_GRPC ? H2_FLOOR_TCP : H2_FLOOR;
+      const overTcp = row === CP_REMOTE || row === CP_REMOTE_GRPC || row === CG_REMOTE;
+      const floor = overTcp ? H2_FLOOR_TCP : H2_FLOOR;
       const u = num(find(S.unary, row)?.p50_us);
       const c = num(find(S.concurrent, row)?.ops_per_s);
       const uH2 = num(find(S.unary, floor)?.p50_us);

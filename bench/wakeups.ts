@@ -211,6 +211,7 @@ const rows: Array<[string, NodeKind, string[]]> = [
   ["floor-tcp", "raw-http2-tcp", []],
   ["remote-connect", "remote-connect", []],
   ["remote-grpc", "remote-grpc", []],
+  ["remote-connect-go", "remote-connect-go", [go.connectGo]],
   ["subprocess-connect-plain", "subprocess-connect-plain", []],
   ["go-plugin-client", "go-plugin-client", [go.plugin]],
 ];
