@@ -49,7 +49,6 @@ const rows: Array<[string, NodeKind, string[]]> = [
   ["remote-connect", "remote-connect", []],
   ["remote-grpc", "remote-grpc", []],
   ["remote-connect-go", "remote-connect-go", [go.connectGo]],
-  ["remote-connect-go-gzip-all", "remote-connect-go-gzip-all", [go.connectGo]],
   ["subprocess-connect-plain", "subprocess-connect-plain", []],
   ["go-plugin-client", "go-plugin-client", [go.plugin]],
 ];
