@@ -28,7 +28,7 @@ import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { createStreamCancellingClient } from "../transport/create-client.js";
 import { PairsHeaders } from "../transport/lazy-pairs-headers.js";
-import { RequestHeaders } from "../transport/request-headers.js";
+import { IncomingHeaders } from "../transport/incoming-headers.js";
 import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
 import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
 import { pluginLog } from "./plugin-log.js";
@@ -89,7 +89,7 @@ export class HostSessions {
     const header = req.header;
     if (
       !(header instanceof PairsHeaders) &&
-      !(header instanceof RequestHeaders && header.untouched) &&
+      !(header instanceof IncomingHeaders && header.untouched) &&
       header.keys().next().done === true
     ) {
       return next(req);

@@ -20,7 +20,7 @@ import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
-import { RequestHeaders } from "./request-headers.js";
+import { IncomingHeaders } from "./incoming-headers.js";
 import {
   abandonResponse,
   abandonStream,
@@ -111,16 +111,24 @@ export class LeanUnary {
       if (this.options.requireConnectProtocolHeader && version !== "1") return false;
       const length = h["content-length"];
       if (length !== undefined && Number(length) > this.options.readMaxBytes) return false;
-      timeout = parseConnectTimeout(single(h["connect-timeout-ms"]), this.options.maxTimeoutMs);
+      const value = h["connect-timeout-ms"];
+      timeout =
+        value === undefined
+          ? NO_TIMEOUT
+          : parseConnectTimeout(single(value), this.options.maxTimeoutMs);
       wire = connectUnary;
     } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
       if (!this.grpc || !plain(h["grpc-encoding"])) return false;
-      timeout = parseGrpcTimeout(single(h["grpc-timeout"]), this.options.maxTimeoutMs);
+      const value = h["grpc-timeout"];
+      timeout =
+        value === undefined
+          ? NO_TIMEOUT
+          : parseGrpcTimeout(single(value), this.options.maxTimeoutMs);
       wire = grpcUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
     const url = this.urlOf(stream, h);
-    const requestHeader = new RequestHeaders(h);
+    const requestHeader = new IncomingHeaders(h);
     const accept = h[wire.acceptEncodingHeader];
     const compression =
       accept === undefined
@@ -208,6 +216,9 @@ export class LeanUnary {
   }
 }
 
+/** What connect-es' parseTimeout gives for a request without a timeout header. */
+const NO_TIMEOUT: { timeoutMs?: number; error?: ConnectError } = Object.freeze({});
+
 /** A header's value; a repeated header as connect-es' Headers would join it. */
 function single(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
@@ -294,9 +305,11 @@ class LeanCall {
       req.off("data", onData);
       req.off("end", onEnd);
     };
+    // on(), not once(): each fires once here (stop() removes both), and
+    // once() costs a wrapper per listener and call.
     req.on("data", onData);
-    req.once("end", onEnd);
-    this.stream.once("close", () => {
+    req.on("end", onEnd);
+    this.stream.on("close", () => {
       if (this.done) return;
       this.done = true;
       stop();

@@ -169,6 +169,27 @@ for (const protocol of ["connect", "grpc"] as const) {
     else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
   });
 
+  test(`${protocol}: the handler reads the same request headers on both paths`, async () => {
+    const x = await same(
+      ...request(protocol, "request-headers", {
+        "x-custom": "a value",
+        cookie: ["a=1", "b=2"],
+        "x-many": ["1", "2"],
+      }),
+      true,
+    );
+    const body = Buffer.from(x.body, "hex");
+    // The message's bytes field holds the JSON: skip the gRPC envelope and the field's tag and length.
+    const json = body.subarray(body.indexOf(0x7b)).toString();
+    const read = JSON.parse(json) as { isHeaders: boolean; get: string; entries: string[][] };
+    assert.equal(read.isHeaders, true);
+    assert.equal(read.get, "a value");
+    assert.deepEqual(
+      read.entries.find(([k]) => k === "x-many"),
+      ["x-many", "1, 2"],
+    );
+  });
+
   test(`${protocol}: an echo of an empty message`, async () => {
     await same(...request(protocol, ""), true);
   });

@@ -19,7 +19,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * `Headers` in every use, `instanceof Headers` included. HTTP/2
  * pseudo-headers (`:path`, ...) are left out, as nodeHeadersToWeb does.
  */
-export class RequestHeaders extends Headers {
+export class IncomingHeaders extends Headers {
   #node: http2.IncomingHttpHeaders | undefined;
 
   constructor(node: http2.IncomingHttpHeaders) {
@@ -66,8 +66,8 @@ export class RequestHeaders extends Headers {
       if (key === "constructor" || key === "get" || key === "has" || typeof own !== "function") {
         continue;
       }
-      Object.defineProperty(RequestHeaders.prototype, key, {
-        value: function (this: RequestHeaders, ...args: unknown[]): unknown {
+      Object.defineProperty(IncomingHeaders.prototype, key, {
+        value: function (this: IncomingHeaders, ...args: unknown[]): unknown {
           this.#fill();
           return (own as (...a: unknown[]) => unknown).apply(this, args);
         },
@@ -76,8 +76,8 @@ export class RequestHeaders extends Headers {
       });
     }
     // Defined here, as Headers' own are: TypeScript types them as properties.
-    Object.defineProperty(RequestHeaders.prototype, "get", {
-      value: function (this: RequestHeaders, name: string): string | null {
+    Object.defineProperty(IncomingHeaders.prototype, "get", {
+      value: function (this: IncomingHeaders, name: string): string | null {
         const value = this.#peek(name);
         if (value !== undefined) return value;
         this.#fill();
@@ -86,8 +86,8 @@ export class RequestHeaders extends Headers {
       writable: true,
       configurable: true,
     });
-    Object.defineProperty(RequestHeaders.prototype, "has", {
-      value: function (this: RequestHeaders, name: string): boolean {
+    Object.defineProperty(IncomingHeaders.prototype, "has", {
+      value: function (this: IncomingHeaders, name: string): boolean {
         const value = this.#peek(name);
         if (value !== undefined) return value !== null;
         this.#fill();
