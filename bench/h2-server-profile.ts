@@ -3,7 +3,7 @@
  * floor's server (servers.ts "h2"):
  *
  *   node dist/bench/h2-server-profile.js [--calls 10000] [--warmup 3000]
- *     [--build LABEL=DIR ...] [--top 30] [--keep DIR]
+ *     [--build LABEL=DIR ...] [--top 30] [--keep DIR] [--remote-headers]
  *
  * Each server runs in its own process with profile-preload.js, which
  * profiles the window between two SIGUSR2s: after `warmup` sequential
@@ -36,6 +36,8 @@ const calls = Number(option("calls", "10000"));
 const warmup = Number(option("warmup", "3000"));
 const top = Number(option("top", "30"));
 const keep = option("keep", "");
+/** `--remote-headers`: the headers remote()'s client adds (user-agent, the accepted encodings). */
+const remoteHeaders = args.includes("--remote-headers");
 const builds = args
   .flatMap((a, i) => (a === "--build" ? [args[i + 1] ?? ""] : []))
   .map((b) => ({ label: b.slice(0, b.indexOf("=")), dir: resolve(b.slice(b.indexOf("=") + 1)) }));
@@ -90,14 +92,27 @@ const grpcBody = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), messa
 
 function call(session: http2.ClientHttp2Session, protocol: Protocol): Promise<void> {
   return new Promise((done, reject) => {
+    const extra = !remoteHeaders
+      ? {}
+      : {
+          "user-agent": "connect-es/2.1.2",
+          [protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding"]: "gzip,br",
+        };
     const stream = session.request(
       protocol === "grpc"
-        ? { ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers" }
+        ? {
+            ":method": "POST",
+            ":path": PATH,
+            "content-type": "application/grpc",
+            te: "trailers",
+            ...extra,
+          }
         : {
             ":method": "POST",
             ":path": PATH,
             "content-type": "application/proto",
             "connect-protocol-version": "1",
+            ...extra,
           },
     );
     let status = "";

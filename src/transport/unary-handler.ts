@@ -130,15 +130,7 @@ export class LeanUnary {
     const url = this.urlOf(stream, h);
     const requestHeader = new IncomingHeaders(h);
     const accept = h[wire.acceptEncodingHeader];
-    const compression =
-      accept === undefined
-        ? null
-        : compressionNegotiate(
-            this.options.acceptCompression,
-            null,
-            single(accept),
-            wire.acceptEncodingHeader,
-          ).response;
+    const compression = accept === undefined ? null : this.responseCompression(single(accept));
     const ctx = this.contexts.create({
       service: this.entry.service,
       method: this.entry.method,
@@ -150,6 +142,28 @@ export class LeanUnary {
     });
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
     return true;
+  }
+
+  /** The last accept-encoding value negotiated, and what it gave: a client sends the same on every call. */
+  private lastAccept: string | null = null;
+  private lastCompression: Answer["compression"] = null;
+
+  /**
+   * The response encoding for an accept-encoding value, as connect-es
+   * negotiates it (the request is not compressed on this path). A pure
+   * function of the value: the last one is kept.
+   */
+  private responseCompression(accept: string | null): Answer["compression"] {
+    if (accept !== this.lastAccept || accept === null) {
+      this.lastCompression = compressionNegotiate(
+        this.options.acceptCompression,
+        null,
+        accept,
+        "",
+      ).response;
+      this.lastAccept = accept;
+    }
+    return this.lastCompression;
   }
 
   /** The last request's scheme and authority, path, and URL: a client sends the same on every call. */

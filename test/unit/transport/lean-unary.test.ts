@@ -266,6 +266,26 @@ for (const protocol of ["connect", "grpc"] as const) {
     await same(...request(protocol, "ok", { [accept]: "br, gzip" }), true);
   });
 
+  test(`${protocol}: each call's accepted encodings choose its response's, one after another`, async () => {
+    const accept = protocol === "connect" ? "accept-encoding" : "grpc-accept-encoding";
+    const encodingOf = (x: Exchange): unknown =>
+      protocol === "connect" ? x.headers["content-encoding"] : x.headers["grpc-encoding"];
+    // The lean path keeps the last value's answer: a change must not reuse it.
+    for (const [value, want] of [
+      ["br", "br"],
+      ["br", "br"],
+      ["gzip", "gzip"],
+      ["identity, gzip", "gzip"],
+      ["deflate", undefined],
+      ["br, gzip", "br"],
+    ] as const) {
+      const x = await same(...request(protocol, "big", { [accept]: value }), true);
+      assert.equal(encodingOf(x), want, value);
+    }
+    const none = await same(...request(protocol, "big"), true);
+    assert.equal(encodingOf(none), undefined);
+  });
+
   test(`${protocol}: a compressed request is connect-es' to answer`, async () => {
     const payload = gzipSync(message("ok"));
     const [headers, body] =
