@@ -4,7 +4,8 @@
  * self time, inclusive time (a sample counts once for each distinct
  * function on its stack) and allocated bytes, each divided by a number of
  * calls. `node dist/bench/cpuprofile.js FILE.cpuprofile CALLS [TOP]`
- * prints one profile's table.
+ * prints one profile's table; `--shares FILE...` each file's share of
+ * several profiles' busy time.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -121,7 +122,31 @@ export function byFile(functions: Map<string, FunctionCost>): Map<string, number
   return out;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/**
+ * `--shares FILE...`: per file, each profile's share of its busy time (%),
+ * which a loaded machine, slowing every sample alike, changes less than
+ * the µs.
+ */
+function shares(files: readonly string[], top: number): void {
+  const columns = files.map((f) => {
+    const { functions, busy } = cpuCosts(f, 1);
+    const perFile = byFile(functions);
+    for (const [k, v] of perFile) perFile.set(k, (100 * v) / busy);
+    return perFile;
+  });
+  const names = new Set(columns.flatMap((c) => [...c.keys()]));
+  const rows = [...names]
+    .map((n) => ({ n, v: columns.map((c) => c.get(n) ?? 0) }))
+    .sort((a, b) => Math.max(...b.v) - Math.max(...a.v))
+    .slice(0, top);
+  console.log(`| file | ${files.map((f) => f.split("/").pop()).join(" | ")} |`);
+  console.log(`| --- |${files.map(() => " --: |").join("")}`);
+  for (const { n, v } of rows) console.log(`| ${n} | ${v.map((x) => x.toFixed(1)).join(" | ")} |`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "--shares") {
+  shares(process.argv.slice(3), 40);
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [file = "", calls = "1", top = "40"] = process.argv.slice(2);
   const { functions, busy, idle } = cpuCosts(file, Number(calls));
   console.log(`busy ${busy.toFixed(1)} µs/call, idle ${idle.toFixed(1)}`);
