@@ -60,7 +60,10 @@ test("every other read copies first and gives the same", () => {
   assert.deepEqual([...new Headers(new IncomingHeaders(NODE))], [...eager]);
   const seen: string[] = [];
   new IncomingHeaders(NODE).forEach((v, k) => seen.push(`${k}=${v}`));
-  assert.deepEqual(seen, [...eager].map(([k, v]) => `${k}=${v}`));
+  assert.deepEqual(
+    seen,
+    [...eager].map(([k, v]) => `${k}=${v}`),
+  );
 });
 
 test("a change is seen by get() and has() afterwards", () => {
@@ -79,8 +82,14 @@ test("an invalid name throws the TypeError Headers throws, with its message", ()
   for (const name of ["bad name", ":path", ""]) {
     const message = errorOf(() => eager.get(name));
     assert.match(message, /^TypeError: .*invalid header name/);
-    assert.equal(errorOf(() => lazy.get(name)), message);
-    assert.equal(errorOf(() => lazy.has(name)), errorOf(() => eager.has(name)));
+    assert.equal(
+      errorOf(() => lazy.get(name)),
+      message,
+    );
+    assert.equal(
+      errorOf(() => lazy.has(name)),
+      errorOf(() => eager.has(name)),
+    );
   }
 });
 
@@ -98,5 +107,8 @@ test("a value undici refuses throws its TypeError when first read, with its mess
   const message = errorOf(() => nodeHeadersToWeb(node));
   assert.match(message, /^TypeError: .*invalid header value/s);
   const lazy = new IncomingHeaders(node);
-  assert.equal(errorOf(() => lazy.get("x-bad")), message);
+  assert.equal(
+    errorOf(() => lazy.get("x-bad")),
+    message,
+  );
 });
