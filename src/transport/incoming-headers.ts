@@ -77,21 +77,22 @@ export class IncomingHeaders extends Headers {
     }
     // Defined here, as Headers' own are: TypeScript types them as properties.
     Object.defineProperty(IncomingHeaders.prototype, "get", {
-      value: function (this: IncomingHeaders, name: string): string | null {
-        const value = this.#peek(name);
+      // The arguments go on as given: without any, Headers throws its TypeError.
+      value: function (this: IncomingHeaders, ...args: string[]): string | null {
+        const value = args.length === 0 ? undefined : this.#peek(args[0]);
         if (value !== undefined) return value;
         this.#fill();
-        return get.call(this, name);
+        return get.apply(this, args as [string]);
       },
       writable: true,
       configurable: true,
     });
     Object.defineProperty(IncomingHeaders.prototype, "has", {
-      value: function (this: IncomingHeaders, name: string): boolean {
-        const value = this.#peek(name);
+      value: function (this: IncomingHeaders, ...args: string[]): boolean {
+        const value = args.length === 0 ? undefined : this.#peek(args[0]);
         if (value !== undefined) return value !== null;
         this.#fill();
-        return has.call(this, name);
+        return has.apply(this, args as [string]);
       },
       writable: true,
       configurable: true,

@@ -112,3 +112,18 @@ test("a value undici refuses throws its TypeError when first read, with its mess
     message,
   );
 });
+
+test("get() and has() without a name throw the TypeError Headers throws, as the copy does", () => {
+  // A header literally named "undefined" must not answer a call that names none.
+  for (const node of [NODE, { ...NODE, undefined: "x" }]) {
+    const eager = nodeHeadersToWeb(node);
+    const lazy = new IncomingHeaders(node);
+    const call = (h: Headers, method: "get" | "has") => () =>
+      (h[method] as (...args: unknown[]) => unknown).call(h);
+    for (const method of ["get", "has"] as const) {
+      const message = errorOf(call(eager, method));
+      assert.match(message, /^TypeError: .*1 argument required/);
+      assert.equal(errorOf(call(lazy, method)), message, method);
+    }
+  }
+});
