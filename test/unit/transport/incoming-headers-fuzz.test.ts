@@ -30,6 +30,9 @@ const NAMES = [
   "authorization",
   "x-empty",
   "accept-encoding",
+  // Names of Object.prototype's members: node's header object has no prototype.
+  "constructor",
+  "__proto__",
 ];
 
 /** Probe names: the pool, their upper-case forms, names never sent, and names Headers refuses. */
@@ -232,7 +235,8 @@ function value(r: () => number): string {
 }
 
 function randomHeaders(r: () => number): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
+  // No prototype, so that a "__proto__" header is a header.
+  const out = Object.create(null) as http2.OutgoingHttpHeaders;
   const count = Math.floor(r() * 6);
   for (let i = 0; i < count; i++) {
     const name = pick(r, NAMES);
