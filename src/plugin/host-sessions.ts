@@ -28,7 +28,7 @@ import { verifiedPrincipal } from "../security/auth.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { createStreamCancellingClient } from "../transport/create-client.js";
 import { PairsHeaders } from "../transport/lazy-pairs-headers.js";
-import { IncomingHeaders } from "../transport/incoming-headers.js";
+import { peeks } from "../transport/peek-headers.js";
 import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
 import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
 import { pluginLog } from "./plugin-log.js";
@@ -85,13 +85,10 @@ export class HostSessions {
     // The framed server's lazy headers answer get() from their pairs
     // (keys() would make a Headers and load undici), the HTTP/2 lean
     // path's from node's header object (keys() would copy it, and sort it:
-    // about 2 µs a call).
+    // about 2 µs a call). peeks(), not instanceof IncomingHeaders: importing
+    // that class loads undici, which a framed plugin never needs.
     const header = req.header;
-    if (
-      !(header instanceof PairsHeaders) &&
-      !(header instanceof IncomingHeaders && header.untouched) &&
-      header.keys().next().done === true
-    ) {
+    if (!(header instanceof PairsHeaders) && !peeks(header) && header.keys().next().done === true) {
       return next(req);
     }
     const session = header.get(HOST_SESSION_HEADER);

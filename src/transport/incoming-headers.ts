@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import { PEEKS } from "./peek-headers.js";
 
 /** A header name as fetch `Headers` accepts it (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -29,6 +30,11 @@ export class IncomingHeaders extends Headers {
 
   /** Whether nothing was copied yet (get() and has() still read node's object). */
   get untouched(): boolean {
+    return this.#node !== undefined;
+  }
+
+  /** untouched, for code that must not import this module (see peek-headers.ts). */
+  get [PEEKS](): boolean {
     return this.#node !== undefined;
   }
 

@@ -5,10 +5,12 @@
  * the copy, and the same errors with the same messages.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import type * as http2 from "node:http2";
 import { test } from "node:test";
 import { IncomingHeaders } from "../../../src/transport/incoming-headers.js";
 import { nodeHeadersToWeb } from "../../../src/transport/node-headers.js";
+import { peeks } from "../../../src/transport/peek-headers.js";
 
 const NODE: http2.IncomingHttpHeaders = {
   ":method": "POST",
@@ -126,4 +128,29 @@ test("get() and has() without a name throw the TypeError Headers throws, as the 
       assert.equal(errorOf(call(lazy, method)), message, method);
     }
   }
+});
+
+test("importing connect-plugin/plugin (host-sessions.ts asks IncomingHeaders whether it peeks) does not load undici", () => {
+  // A subclass of Headers loads undici when its module is imported; a framed plugin must not pay for it.
+  const plugin = new URL("../../../src/plugin.js", import.meta.url).href;
+  const loaded = execFileSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `await import(${JSON.stringify(plugin)}); process.stdout.write(String(process.moduleLoadList.some((m) => m.includes("undici"))));`,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(loaded, "false", "undici was loaded by importing connect-plugin/plugin");
+});
+
+test("the peek marker says what untouched says, and nothing for other headers", () => {
+  const lazy = new IncomingHeaders(NODE);
+  assert.equal(peeks(lazy), true);
+  lazy.get("content-type");
+  assert.equal(peeks(lazy), true, "get() copies nothing");
+  assert.ok([...lazy].length > 0);
+  assert.equal(peeks(lazy), false);
+  assert.equal(peeks(nodeHeadersToWeb(NODE)), false);
 });
