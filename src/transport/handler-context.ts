@@ -40,15 +40,21 @@ export interface CallInit {
 export class ContextFactory {
   /** Live calls, as an intrusive list (no allocation, O(1) removal). */
   private readonly live = new LiveCalls();
+  /**
+   * The shutdown signal once it has aborted. Read per call instead of the
+   * signal's `aborted` getter, which cost node 20 about 1 µs per call on
+   * the HTTP/2 path (docs/http2-server.md, session 14).
+   */
+  private shutDown: AbortSignal | undefined;
 
-  constructor(private readonly shutdownSignal?: AbortSignal) {
-    shutdownSignal?.addEventListener(
-      "abort",
-      () => {
-        for (const ctx of this.live.all()) ctx.abort(shutdownSignal.reason);
-      },
-      { once: true },
-    );
+  constructor(shutdownSignal?: AbortSignal) {
+    if (shutdownSignal === undefined) return;
+    const onShutdown = (): void => {
+      this.shutDown = shutdownSignal;
+      for (const ctx of this.live.all()) ctx.abort(shutdownSignal.reason);
+    };
+    if (shutdownSignal.aborted) this.shutDown = shutdownSignal;
+    else shutdownSignal.addEventListener("abort", onShutdown, { once: true });
   }
 
   /**
@@ -59,8 +65,8 @@ export class ContextFactory {
     const timeoutMs = reachableTimeout(request.timeoutMs);
     const init = timeoutMs === request.timeoutMs ? request : { ...request, timeoutMs };
     const ctx = new ServerCallContext(init, this.live);
-    if (this.shutdownSignal?.aborted) {
-      ctx.abort(this.shutdownSignal.reason);
+    if (this.shutDown !== undefined) {
+      ctx.abort(this.shutDown.reason);
       return ctx;
     }
     this.live.add(ctx);

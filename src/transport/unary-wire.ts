@@ -184,7 +184,8 @@ function sendOnStream(
   }
   const waitForTrailers = trailers !== undefined;
   if (waitForTrailers) {
-    stream.once("wantTrailers", () => {
+    // on(), not once(): node:http2 asks once per stream, and once() costs a wrapper.
+    stream.on("wantTrailers", () => {
       // The compatibility response does not guard this; a stream closed
       // meanwhile has nobody to send trailers to.
       try {

@@ -28,6 +28,7 @@ export interface HandlerSeen {
  * (2,000 bytes), "too-big" (writeMax + 1 bytes), "fail" (an error with
  * metadata, details, headers and trailers), "throw" (a plain Error),
  * "connection-header" (a header node's compatibility response drops),
+ * "request-headers" (the request headers as the handler reads them, as JSON),
  * "bad-header" and "bad-header-fail" (a header node:http2 refuses to send),
  * "slow" and "hang" (wait for the signal, then throw its reason); anything
  * else is echoed.
@@ -85,6 +86,18 @@ export function commandRoutes(
             ctx.responseHeader.set("keep-alive", "timeout=5");
             if (command === "bad-header-fail") throw new ConnectError("no", Code.Aborted);
             return req;
+          case "request-headers": {
+            // What the handler reads of its request headers, as the client should see it again.
+            const header = ctx.requestHeader;
+            const read = {
+              isHeaders: header instanceof Headers,
+              get: header.get("X-Custom"),
+              has: header.has("x-missing"),
+              cookie: header.get("cookie"),
+              entries: [...header].filter(([k]) => k !== "user-agent"),
+            };
+            return { value: Buffer.from(JSON.stringify(read)) };
+          }
           case "slow":
           case "hang":
             seen.started?.();

@@ -169,6 +169,27 @@ for (const protocol of ["connect", "grpc"] as const) {
     else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
   });
 
+  test(`${protocol}: the handler reads the same request headers on both paths`, async () => {
+    const x = await same(
+      ...request(protocol, "request-headers", {
+        "x-custom": "a value",
+        cookie: ["a=1", "b=2"],
+        "x-many": ["1", "2"],
+      }),
+      true,
+    );
+    const body = Buffer.from(x.body, "hex");
+    // The message's bytes field holds the JSON: skip the gRPC envelope and the field's tag and length.
+    const json = body.subarray(body.indexOf(0x7b)).toString();
+    const read = JSON.parse(json) as { isHeaders: boolean; get: string; entries: string[][] };
+    assert.equal(read.isHeaders, true);
+    assert.equal(read.get, "a value");
+    assert.deepEqual(
+      read.entries.find(([k]) => k === "x-many"),
+      ["x-many", "1, 2"],
+    );
+  });
+
   test(`${protocol}: an echo of an empty message`, async () => {
     await same(...request(protocol, ""), true);
   });
@@ -243,6 +264,26 @@ for (const protocol of ["connect", "grpc"] as const) {
     else assert.equal(big.body.slice(0, 2), "01");
     // Small messages are not compressed (compressMinBytes, 1 KiB).
     await same(...request(protocol, "ok", { [accept]: "br, gzip" }), true);
+  });
+
+  test(`${protocol}: each call's accepted encodings choose its response's, one after another`, async () => {
+    const accept = protocol === "connect" ? "accept-encoding" : "grpc-accept-encoding";
+    const encodingOf = (x: Exchange): unknown =>
+      protocol === "connect" ? x.headers["content-encoding"] : x.headers["grpc-encoding"];
+    // The lean path keeps the last value's answer: a change must not reuse it.
+    for (const [value, want] of [
+      ["br", "br"],
+      ["br", "br"],
+      ["gzip", "gzip"],
+      ["identity, gzip", "gzip"],
+      ["deflate", undefined],
+      ["br, gzip", "br"],
+    ] as const) {
+      const x = await same(...request(protocol, "big", { [accept]: value }), true);
+      assert.equal(encodingOf(x), want, value);
+    }
+    const none = await same(...request(protocol, "big"), true);
+    assert.equal(encodingOf(none), undefined);
   });
 
   test(`${protocol}: a compressed request is connect-es' to answer`, async () => {
