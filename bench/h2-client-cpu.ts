@@ -20,9 +20,18 @@
  *
  * Set H2CPU_STRACE=1 to count the syscalls of each measured phase instead
  * (`strace -f -c -p`; needs strace), H2CPU_ONLY=a,b to run some contenders.
+ * H2CPU_PROFILE=DIR writes a CPU profile of each measured phase of each
+ * child (V8's sampling profiler through node:inspector, every 100 µs,
+ * started after the warm-up) as DIR/KIND-ROUND-sequential.cpuprofile and
+ * ...-64.cpuprofile; bench/cpu-profile.ts reads them.
+ *
+ * Besides CPU it reports the p50 of the sequential calls' wall-clock time,
+ * which, unlike CPU, moves with the machine's load: compare it only between
+ * contenders of the same round.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -40,6 +49,8 @@ const ownRoot = resolve(here, "../..");
 interface Result {
   readonly seqUs: number;
   readonly concUs: number;
+  /** p50 of the sequential calls' wall-clock time, µs. */
+  readonly p50Us: number;
   readonly strace?: string;
 }
 
@@ -50,8 +61,14 @@ type Echo = (value: Uint8Array) => Promise<unknown>;
 async function child(kind: string, root: string, calls: number, goPlugin: string): Promise<void> {
   const { echo, close } = await open(kind, root, goPlugin);
   const value = new Uint8Array(16).fill(7);
+  const times = new Float64Array(calls);
+  let timed = false;
   const seq = async (n: number): Promise<void> => {
-    for (let i = 0; i < n; i++) await echo(value);
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await echo(value);
+      if (timed) times[i] = performance.now() - t0;
+    }
   };
   const conc = async (n: number): Promise<void> => {
     let left = n;
@@ -63,25 +80,58 @@ async function child(kind: string, root: string, calls: number, goPlugin: string
   };
   await seq(Math.min(2_000, calls));
   await conc(Math.min(2_000, calls));
-  const measure = async (run: (n: number) => Promise<void>): Promise<[number, string?]> => {
+  const profileDir = process.env.H2CPU_PROFILE;
+  const measure = async (
+    run: (n: number) => Promise<void>,
+    phase: string,
+  ): Promise<[number, string?]> => {
     const tracer = process.env.H2CPU_STRACE === "1" ? await strace() : undefined;
+    const profiler = profileDir === undefined ? undefined : await profile();
     const before = process.cpuUsage();
     await run(calls);
     const used = process.cpuUsage(before);
+    if (profiler !== undefined) {
+      const file = join(profileDir as string, `${kind}-${process.env.H2CPU_TAG ?? "0"}-${phase}`);
+      writeFileSync(`${file}.cpuprofile`, await profiler());
+    }
     const counts = tracer === undefined ? undefined : await tracer();
     return [(used.user + used.system) / calls, counts];
   };
-  const [seqUs, seqTrace] = await measure(seq);
-  const [concUs, concTrace] = await measure(conc);
+  timed = true;
+  const [seqUs, seqTrace] = await measure(seq, "sequential");
+  timed = false;
+  const [concUs, concTrace] = await measure(conc, "64");
   await close();
+  const sorted = [...times].sort((a, b) => a - b);
   const result: Result = {
     seqUs,
     concUs,
+    p50Us: (sorted[sorted.length >> 1] ?? NaN) * 1000,
     ...(seqTrace !== undefined && {
       strace: `sequential:\n${seqTrace}\n64 callers:\n${concTrace}`,
     }),
   };
   process.send?.(result);
+}
+
+/** Starts V8's sampling profiler (every 100 µs); the returned function stops it and gives the profile's JSON. */
+async function profile(): Promise<() => Promise<string>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolvePost, reject) =>
+      session.post(method, params, (error, result) =>
+        error === null ? resolvePost(result) : reject(error),
+      ),
+    );
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 100 });
+  await post("Profiler.start");
+  return async () => {
+    const { profile: p } = (await post("Profiler.stop")) as { profile: unknown };
+    session.disconnect();
+    return JSON.stringify(p);
+  };
 }
 
 /** strace -f -c on this process; the returned function stops it and gives its table. */
@@ -238,10 +288,17 @@ async function startNodePlugin(): Promise<{ child: ChildProcess; url: string; po
 
 // --------------------------------------------------------------- parent side
 
-function runChild(kind: string, root: string, calls: number, goPlugin: string): Promise<Result> {
+function runChild(
+  kind: string,
+  root: string,
+  calls: number,
+  goPlugin: string,
+  tag: string,
+): Promise<Result> {
   return new Promise((resolveResult, reject) => {
     const p = spawn(process.execPath, [here, "--child", kind, root, String(calls), goPlugin], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: { ...process.env, H2CPU_TAG: tag },
     });
     let result: Result | undefined;
     p.on("message", (m) => (result = m as Result));
@@ -264,23 +321,26 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "h2cpu-"));
   const { plugin: goPlugin } = await buildGoContenders();
   const only = process.env.H2CPU_ONLY?.split(",");
-  const contenders: { name: string; kind: string; root: string }[] = [
-    { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot },
-    { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot },
+  const contenders: { name: string; kind: string; root: string; letter: string }[] = [
+    { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot, letter: "floor" },
+    { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot, letter: "floor" },
   ];
+  const letters: string[] = [];
   for (const [i, root] of roots.entries()) {
-    const tag = roots.length > 1 ? ` [${i === 0 ? "A" : "B"}: ${root}]` : "";
+    const letter = String.fromCharCode(65 + i);
+    letters.push(letter);
+    const tag = roots.length > 1 ? ` [${letter}: ${root}]` : "";
     contenders.push(
-      { name: `GoPluginClient -> Go plugin${tag}`, kind: "goplugin", root },
-      { name: `remote Connect -> Node plugin${tag}`, kind: "remote-connect", root },
-      { name: `remote gRPC -> Node plugin${tag}`, kind: "remote-grpc", root },
+      { name: `GoPluginClient -> Go plugin${tag}`, kind: "goplugin", root, letter },
+      { name: `remote Connect -> Node plugin${tag}`, kind: "remote-connect", root, letter },
+      { name: `remote gRPC -> Node plugin${tag}`, kind: "remote-grpc", root, letter },
     );
   }
   const chosen = contenders.filter((c) => only === undefined || only.includes(c.kind));
   const results = new Map<string, Result[]>(chosen.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
     for (const c of shuffled(chosen)) {
-      const res = await runChild(c.kind, c.root, calls, goPlugin);
+      const res = await runChild(c.kind, c.root, calls, goPlugin, `${c.letter}${r + 1}`);
       results.get(c.name)?.push(res);
       if (res.strace !== undefined) console.log(`--- ${c.name}\n${res.strace}`);
     }
@@ -290,12 +350,33 @@ async function main(): Promise<void> {
     `host CPU µs per call (user+sys), ${rounds} rounds x ${calls} calls; median (min-max)`,
   );
   console.log(`load average: ${execFileSync("cat", ["/proc/loadavg"]).toString().trim()}`);
-  const fmt = (xs: number[]): string =>
-    `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+  const fmt = (xs: number[], digits = 1): string =>
+    `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
   for (const [name, rs] of results) {
     console.log(
-      `${name.padEnd(60)} sequential ${fmt(rs.map((x) => x.seqUs)).padEnd(22)} 64 callers ${fmt(rs.map((x) => x.concUs))}`,
+      `${name.padEnd(60)} sequential ${fmt(rs.map((x) => x.seqUs)).padEnd(22)} 64 callers ${fmt(rs.map((x) => x.concUs)).padEnd(22)} p50 µs ${fmt(rs.map((x) => x.p50Us))}`,
     );
+  }
+  if (letters.length > 1) {
+    // Per round, each later build's figure over the first's (same round, same load).
+    console.log(`per-round ratios to A, median (min-max):`);
+    for (const kind of ["goplugin", "remote-connect", "remote-grpc"]) {
+      const of = (letter: string): Result[] =>
+        results.get(chosen.find((c) => c.kind === kind && c.letter === letter)?.name ?? "") ?? [];
+      const a = of("A");
+      for (const letter of letters.slice(1)) {
+        const b = of(letter);
+        if (a.length === 0 || b.length !== a.length) continue;
+        const ratio = (pick: (x: Result) => number): string =>
+          fmt(
+            b.map((x, i) => pick(x) / pick(a[i] as Result)),
+            3,
+          );
+        console.log(
+          `${`${kind} ${letter}/A`.padEnd(28)} sequential ${ratio((x) => x.seqUs).padEnd(22)} 64 callers ${ratio((x) => x.concUs).padEnd(22)} p50 ${ratio((x) => x.p50Us)}`,
+        );
+      }
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 }

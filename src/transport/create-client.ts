@@ -15,6 +15,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import { CallRunner } from "./run-call.js";
 
 /**
  * connect-es' `createClient`, except that leaving a stream early cancels it,
@@ -74,6 +75,26 @@ function unary(
   input: MessageInitShape<DescMessage>,
   options: CallOptions | undefined,
 ): Promise<MessageShape<DescMessage>> {
+  if (
+    transport instanceof CallRunner &&
+    (options === undefined || (options.onHeader === undefined && options.onTrailer === undefined))
+  ) {
+    // Nothing but the message is read: the runner's own path for that.
+    try {
+      return transport.unaryMessage(
+        method,
+        options?.signal,
+        options?.timeoutMs,
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-argument -- connect-es' HeadersInit (the DOM's) is Node's here
+        options?.headers,
+        input,
+        options?.contextValues,
+      );
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+      return Promise.reject(error);
+    }
+  }
   let response: ReturnType<Transport["unary"]>;
   try {
     response = transport.unary(

@@ -39,6 +39,8 @@ import {
  */
 export class H2Target implements CallTarget {
   readonly settlesStreams = false;
+  /** unary() reads the request's header and hands on neither it nor its context values. */
+  readonly privateRequests = true;
 
   constructor(
     private readonly session: H2Session,
@@ -60,6 +62,7 @@ export class H2Target implements CallTarget {
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
+    bare = false,
   ): Promise<UnaryResponse<I, O>> {
     const abort = abortOf(req);
     if (abort.aborted) return Promise.reject(errorFromNode(abort.reason));
@@ -85,13 +88,13 @@ export class H2Target implements CallTarget {
         reject(errorFromNode(e));
         return;
       }
-      const unary = new UnaryCall(stream, req, this.wire, this.limits, resolve, reject);
+      const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, resolve, reject);
       unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
       (stream as Listened)[CALL] = unary as unknown as UnaryCall<DescMessage, DescMessage>;
       stream.on("error", onError);
       stream.on("close", onClose);
       stream.on("response", onResponse);
-      stream.on("trailers", onTrailers);
+      if (this.wire.trailers) stream.on("trailers", onTrailers);
       stream.on("data", onData);
       stream.on("end", onEnd);
       stream.end(body);
@@ -149,6 +152,8 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     readonly req: UnaryRequest<I, O>,
     readonly wire: UnaryClientWire,
     readonly limits: UnaryLimits,
+    /** Only the message is read (see CallTarget.unary). */
+    readonly bare: boolean,
     readonly resolve: (res: UnaryResponse<I, O>) => void,
     reject: (error: ConnectError) => void,
   ) {
@@ -166,7 +171,7 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     this.unsubscribe();
     let result: UnaryResult<O> | Promise<UnaryResult<O>>;
     try {
-      result = reader.finish(this.req.method.output, this.trailer);
+      result = reader.finish(this.req.method.output, this.trailer, this.bare);
     } catch (e) {
       this.reject(e);
       return;
