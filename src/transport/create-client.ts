@@ -41,7 +41,11 @@ import { CallRunner } from "./run-call.js";
  * Unary methods are connect-es' own, minus its async function: a `.then` on
  * the transport's promise, one promise hop less per call (a tenth of an
  * in-process call, docs/in-process.md); same arguments, same outcome, a
- * throw from the transport or `onHeader`/`onTrailer` still a rejection.
+ * throw from the transport or `onHeader`/`onTrailer` still a rejection. A
+ * call without onHeader and onTrailer on our own CallRunner asks it for the
+ * message alone (CallRunner.unaryMessage): no `.then` here, and on the
+ * runner's lean path no response metadata made (docs/http2-client.md,
+ * session 14).
  */
 export function createStreamCancellingClient<T extends DescService>(
   service: T,
