@@ -87,7 +87,7 @@ export class CallGuard implements InlineInterceptor {
       const caller = abortOf(req);
       const started = this.begin(req.service, caller);
       if (started === undefined) return next(req);
-      if (started instanceof ConnectError) return Promise.reject(started);
+      if (started instanceof Error) return Promise.reject(started);
       const failed = (error: unknown): Promise<never> => started.failed(error).then(rethrow);
       // then() rather than an async function: one promise and hop less per call.
       let pending: ReturnType<typeof next>;

@@ -6,7 +6,6 @@ import type {
   MessageShape,
 } from "@bufbuild/protobuf";
 import {
-  ConnectError,
   createContextValues,
   type ContextValues,
   type Interceptor,
@@ -193,7 +192,8 @@ export class CallRunner implements Transport {
       header === undefined && shared ? sharedEmptyHeader() : new Headers(header);
     const values = contextValues ?? (shared ? SHARED_VALUES : createContextValues());
     const started = this.inline?.begin(method.parent, call);
-    if (started instanceof ConnectError) return Promise.reject(call.failed(started));
+    // instanceof Error: ConnectError's own instanceof (Symbol.hasInstance) is a slow path.
+    if (started instanceof Error) return Promise.reject(call.failed(started));
     const req = newRequest<UnaryRequest<I, O>>(
       started?.abort ?? call,
       false,
