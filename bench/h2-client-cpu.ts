@@ -25,6 +25,17 @@
  * started after the warm-up) as DIR/KIND-ROUND-sequential.cpuprofile and
  * ...-64.cpuprofile; bench/cpu-profile.ts reads them.
  *
+ * `node dist/bench/h2-client-cpu.js --blocks BLOCKS CALLS ROOT_A ROOT_B`
+ * compares two builds inside one child process per client kind instead:
+ * it opens the client of each build (each with its own server) and
+ * alternates them block by block (CALLS sequential calls, then CALLS
+ * calls from 64 callers, A then B, the order swapped every block), reading
+ * the process's CPU and the sequential p50 of each block. Neighbouring
+ * blocks share the machine's load, which moves too much between child
+ * processes on a shared machine; the figure is the median over the blocks
+ * of B's over A's. (Both builds share one heap: a GC one block's garbage
+ * set off may land in the other's, alike both ways.)
+ *
  * Besides CPU it reports the p50 of the sequential calls' wall-clock time,
  * which, unlike CPU, moves with the machine's load: compare it only between
  * contenders of the same round.
@@ -381,7 +392,102 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv[2] === "--child") {
+/** One block of `calls` calls: CPU µs per call (sequential, 64 callers) and the sequential p50, µs. */
+async function block(echo: Echo, calls: number): Promise<[number, number, number]> {
+  const value = new Uint8Array(16).fill(7);
+  const times = new Float64Array(calls);
+  let before = process.cpuUsage();
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    await echo(value);
+    times[i] = performance.now() - t0;
+  }
+  let used = process.cpuUsage(before);
+  const seq = (used.user + used.system) / calls;
+  before = process.cpuUsage();
+  let left = calls;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (left-- > 0) await echo(value);
+    }),
+  );
+  used = process.cpuUsage(before);
+  times.sort();
+  return [seq, (used.user + used.system) / calls, (times[calls >> 1] ?? NaN) * 1000];
+}
+
+/** The --blocks child: both builds' clients of `kind` in this process, alternated by block. */
+async function pairChild(
+  kind: string,
+  roots: readonly string[],
+  blocks: number,
+  calls: number,
+  goPlugin: string,
+): Promise<void> {
+  const clients = [];
+  for (const root of roots) clients.push(await open(kind, root, goPlugin));
+  for (const c of clients) for (let i = 0; i < 3; i++) await block(c.echo, calls);
+  const figures: [number, number, number][][] = clients.map(() => []);
+  for (let b = 0; b < blocks; b++) {
+    const order = b % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order)
+      figures[i]?.push(await block((clients[i] as { echo: Echo }).echo, calls));
+  }
+  for (const c of clients) await c.close();
+  process.send?.(figures);
+}
+
+async function pairMain(): Promise<void> {
+  const [, , , blocksArg, callsArg, rootA, rootB] = process.argv;
+  const blocks = Number(blocksArg);
+  const calls = Number(callsArg);
+  const roots = [resolve(rootA as string), resolve(rootB as string)];
+  const { plugin: goPlugin } = await buildGoContenders();
+  const kinds = process.env.H2CPU_ONLY?.split(",") ?? ["goplugin", "remote-connect", "remote-grpc"];
+  const load0 = execFileSync("cat", ["/proc/loadavg"]).toString().trim();
+  const fmt = (xs: number[], digits: number): string =>
+    `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+  const lines: string[] = [];
+  for (const kind of kinds) {
+    const figures = await new Promise<[number, number, number][][]>((resolveFigures, reject) => {
+      const p = spawn(
+        process.execPath,
+        [here, "--pair-child", kind, String(blocks), String(calls), goPlugin, ...roots],
+        { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+      );
+      let got: [number, number, number][][] | undefined;
+      p.on("message", (m) => (got = m as [number, number, number][][]));
+      p.once("exit", (code) =>
+        got !== undefined ? resolveFigures(got) : reject(new Error(`${kind}: exit ${code}`)),
+      );
+    });
+    const [a, b] = figures as [[number, number, number][], [number, number, number][]];
+    const col = (xs: [number, number, number][], k: number): number[] =>
+      xs.map((x) => x[k] as number);
+    const ratio = (k: number): number[] =>
+      b.map((x, i) => (x[k] as number) / (a[i]?.[k] as number));
+    lines.push(
+      `${kind.padEnd(16)} seq CPU A ${fmt(col(a, 0), 1)} B ${fmt(col(b, 0), 1)} B/A ${fmt(ratio(0), 3)}`,
+      `${"".padEnd(16)} 64c CPU A ${fmt(col(a, 1), 1)} B ${fmt(col(b, 1), 1)} B/A ${fmt(ratio(1), 3)}`,
+      `${"".padEnd(16)} seq p50 A ${fmt(col(a, 2), 1)} B ${fmt(col(b, 2), 1)} B/A ${fmt(ratio(2), 3)}`,
+    );
+  }
+  console.log(
+    `${blocks} blocks x ${calls} calls per build, alternated in one process per client; µs, median (min-max) over blocks`,
+  );
+  console.log(`A ${roots[0]}\nB ${roots[1]}`);
+  console.log(
+    `load average before: ${load0}; after: ${execFileSync("cat", ["/proc/loadavg"]).toString().trim()}`,
+  );
+  for (const line of lines) console.log(line);
+}
+
+if (process.argv[2] === "--blocks") {
+  await pairMain();
+} else if (process.argv[2] === "--pair-child") {
+  const [, , , kind, blocks, calls, goPlugin, ...roots] = process.argv;
+  await pairChild(kind as string, roots, Number(blocks), Number(calls), goPlugin as string);
+} else if (process.argv[2] === "--child") {
   const [, , , kind, root, calls, goPlugin] = process.argv;
   await child(kind as string, root as string, Number(calls), goPlugin as string);
 } else {
