@@ -13,7 +13,7 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, signalOf } from "./lazy-abort.js";
+import { abortOf, CallAbort, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget } from "./run-call.js";
 import {
@@ -89,7 +89,12 @@ export class H2Target implements CallTarget {
         return;
       }
       const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, resolve, reject);
-      unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
+      const hook = (reason: unknown): void => unary.fail(reason);
+      // A call's own abort state (the runner's, or CallGuard's that follows
+      // it) always ends aborted, when the call settles: the hook may stay
+      // (it then finds the call finished), no unsubscribe closure per call.
+      if (abort instanceof CallAbort) abort.listen(hook);
+      else unary.unsubscribe = abort.onAbort(hook);
       (stream as Listened)[CALL] = unary as unknown as UnaryCall<DescMessage, DescMessage>;
       stream.on("error", onError);
       stream.on("close", onClose);
