@@ -8,8 +8,12 @@
  * with the most self time (name, file:line), the self time per file, and
  * the inclusive time of every function whose file contains TEXT (default
  * "connect-plugin" paths: /dist/src/), a sample counted once per function
- * however often it recurs on the stack. With --calls, times are µs per call.
- * Several files (e.g. the rounds of one contender) are summed.
+ * however often it recurs on the stack, and the self time by kind of code
+ * (garbage collection, node:http2, events and streams, microtasks, our
+ * code, connect-es, protobuf-es, undici, ...: docs/http2-client.md,
+ * session 14). With --calls, times are µs per call. Several files (e.g.
+ * the rounds of one contender) are summed, and --calls divided by their
+ * number.
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -48,6 +52,40 @@ if (files.length === 0) {
 }
 
 const self = new Map<string, number>();
+const byKind = new Map<string, number>();
+
+/** The kind of code a frame is (see the table in docs/http2-client.md, session 14). */
+function kindOf(f: CallFrame): string {
+  const u = f.url;
+  const name = f.functionName;
+  if (name === "(garbage collector)") return "garbage collection";
+  if (name === "(program)") return "(program)";
+  if (u.includes("/dist/src/")) return "our code (dist/src)";
+  if (u.includes("bench/")) return "the bench's own code";
+  if (u.includes("node_modules/@bufbuild")) return "protobuf-es";
+  if (u.includes("node_modules/@connectrpc")) return "connect-es";
+  if (u.includes("undici")) return "undici (Headers)";
+  // node:http2's native request() has no script; it is node:http2's all the same.
+  if (u.includes("http2") || (u === "" && (name === "request" || name === "toHeaderObject"))) {
+    return "node:http2, JavaScript";
+  }
+  if (u.includes("async_hooks") || (u.includes("util") && name === "deprecate")) {
+    return "node:http2's request: AsyncResource.bind/deprecate";
+  }
+  if (u.includes("events") || u.includes("streams") || u.includes("stream_base")) {
+    return "node streams and events";
+  }
+  if (
+    u.includes("task_queues") ||
+    u.includes("promises") ||
+    u.includes("timers") ||
+    name === "runMicrotasks"
+  ) {
+    return "microtasks, ticks, timers";
+  }
+  if (u === "") return "builtins without a script";
+  return "other node";
+}
 const byFile = new Map<string, number>();
 const inclusive = new Map<string, number>();
 let busy = 0;
@@ -79,6 +117,8 @@ for (const file of files) {
     busy += dt;
     const key = keyOf(node.callFrame);
     self.set(key, (self.get(key) ?? 0) + dt);
+    const kind = kindOf(node.callFrame);
+    byKind.set(kind, (byKind.get(kind) ?? 0) + dt);
     const fileKey =
       node.callFrame.url === "" ? node.callFrame.functionName : shortUrl(node.callFrame.url);
     byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + dt);
@@ -95,7 +135,9 @@ for (const file of files) {
 }
 
 const unit = calls > 0 ? "µs/call" : "ms";
-const fmt = (us: number): string => (calls > 0 ? (us / calls).toFixed(2) : (us / 1000).toFixed(1));
+const perCall = calls * files.length;
+const fmt = (us: number): string =>
+  calls > 0 ? (us / perCall).toFixed(2) : (us / 1000).toFixed(1);
 const table = (title: string, m: Map<string, number>, k: number): void => {
   console.log(`\n${title} (${unit})`);
   for (const [key, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, k)) {
@@ -103,6 +145,7 @@ const table = (title: string, m: Map<string, number>, k: number): void => {
   }
 };
 console.log(`${files.length} file(s); busy ${fmt(busy)} ${unit} of ${fmt(total)} sampled`);
+table("self time by kind of code", byKind, top);
 table("self time by function", self, top);
 table("self time by file", byFile, top);
 table(`inclusive time of functions in files matching ${JSON.stringify(match)}`, inclusive, top);
