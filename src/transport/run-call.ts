@@ -108,16 +108,23 @@ export class CallRunner implements Transport {
     if (this.inline !== undefined) {
       return this.leanUnary(method, signal, timeoutMs, header, input, contextValues, whole);
     }
-    const call = callSignal(signal, timeoutMs);
     const target = this.target;
-    const req = clientRequest<UnaryRequest<I, O>>(
+    const url = target.path(method);
+    const message = normalize(method.input, input);
+    const requestHeader = new Headers(header);
+    // The call state last: a request that cannot be built (a header name
+    // Headers refuses) throws before it, leaving no deadline timer and no
+    // listener on the caller's signal behind.
+    const call = callSignal(signal, timeoutMs);
+    const req = newRequest<UnaryRequest<I, O>>(
       call,
       false,
+      method.parent,
       method,
-      target.path(method),
-      header,
-      contextValues,
-      normalize(method.input, input),
+      url,
+      requestHeader,
+      contextValues ?? createContextValues(),
+      message,
     );
     const next = applyInterceptors(
       (r: UnaryRequest<I, O>) => target.unary(r, call),
@@ -183,7 +190,6 @@ export class CallRunner implements Transport {
     contextValues: ContextValues | undefined,
     pick: (res: UnaryResponse<I, O>) => T,
   ): Promise<T> {
-    const call = callSignal(signal, timeoutMs);
     const target = this.target;
     const url = target.path(method);
     const message = normalize(method.input, input);
@@ -191,6 +197,8 @@ export class CallRunner implements Transport {
     const requestHeader =
       header === undefined && shared ? sharedEmptyHeader() : new Headers(header);
     const values = contextValues ?? (shared ? SHARED_VALUES : createContextValues());
+    // After the request's parts, which may throw (see unary()).
+    const call = callSignal(signal, timeoutMs);
     const started = this.inline?.begin(method.parent, call);
     // instanceof Error: ConnectError's own instanceof (Symbol.hasInstance) is a slow path.
     if (started instanceof Error) return Promise.reject(call.failed(started));
@@ -245,15 +253,19 @@ export class CallRunner implements Transport {
     input: AsyncIterable<MessageInitShape<I>>,
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
-    const call = callSignal(signal, timeoutMs);
     const target = this.target;
-    const req = clientRequest<StreamRequest<I, O>>(
+    const url = target.path(method);
+    const requestHeader = new Headers(header);
+    // After the request's parts, which may throw (see unary()).
+    const call = callSignal(signal, timeoutMs);
+    const req = newRequest<StreamRequest<I, O>>(
       call,
       true,
+      method.parent,
       method,
-      target.path(method),
-      header,
-      contextValues,
+      url,
+      requestHeader,
+      contextValues ?? createContextValues(),
       normalizeIterable(method.input, input),
     );
     const next = applyInterceptors(
@@ -299,27 +311,6 @@ export function newRequest<R extends UnaryRequest | StreamRequest>(
     contextValues,
     message,
   ) as unknown as R;
-}
-
-function clientRequest<R extends UnaryRequest | StreamRequest>(
-  call: CallSignal,
-  stream: R["stream"],
-  method: R["method"],
-  url: string,
-  header: HeadersInit | undefined,
-  contextValues: ContextValues | undefined,
-  message: R["message"],
-): R {
-  return newRequest<R>(
-    call,
-    stream,
-    method.parent,
-    method,
-    url,
-    new Headers(header),
-    contextValues ?? createContextValues(),
-    message,
-  );
 }
 
 const whole = <R>(res: R): R => res;
