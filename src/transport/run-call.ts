@@ -217,9 +217,7 @@ export class CallRunner implements Transport {
       pending = target.unary(req, call, pick === messageOf);
     } catch (error) {
       if (started === undefined) return Promise.reject(call.failed(error));
-      return started.failed(error).then((e) => {
-        throw call.failed(e);
-      });
+      return started.failed(error).then(settleFailed(call), settleFailed(call));
     }
     if (started === undefined) {
       return pending.then(
@@ -238,10 +236,12 @@ export class CallRunner implements Transport {
         call.done();
         return pick(res);
       },
-      (error: unknown) =>
-        started.failed(error).then((e) => {
-          throw call.failed(e);
-        }),
+      (error: unknown) => {
+        // The inline interceptor's error, or its own failure to give one
+        // (the chain's runner settles the call with either, see unary()).
+        const fail = settleFailed(call);
+        return started.failed(error).then(fail, fail);
+      },
     );
   }
 
@@ -312,6 +312,13 @@ export function newRequest<R extends UnaryRequest | StreamRequest>(
     message,
   ) as unknown as R;
 }
+
+/** Settles a failed call with `error` (see CallSignal.failed), as a rejection handler. */
+const settleFailed =
+  (call: CallSignal) =>
+  (error: unknown): never => {
+    throw call.failed(error);
+  };
 
 const whole = <R>(res: R): R => res;
 const messageOf = <M>(res: { readonly message: M }): M => res.message;
