@@ -20,9 +20,29 @@
  *
  * Set H2CPU_STRACE=1 to count the syscalls of each measured phase instead
  * (`strace -f -c -p`; needs strace), H2CPU_ONLY=a,b to run some contenders.
+ * H2CPU_PROFILE=DIR writes a CPU profile of each measured phase of each
+ * child (V8's sampling profiler through node:inspector, every 100 µs,
+ * started after the warm-up) as DIR/KIND-ROUND-sequential.cpuprofile and
+ * ...-64.cpuprofile; bench/cpu-profile.ts reads them.
+ *
+ * `node dist/bench/h2-client-cpu.js --blocks BLOCKS CALLS ROOT_A ROOT_B`
+ * compares two builds inside one child process per client kind instead:
+ * it opens the client of each build (each with its own server) and
+ * alternates them block by block (CALLS sequential calls, then CALLS
+ * calls from 64 callers, A then B, the order swapped every block), reading
+ * the process's CPU and the sequential p50 of each block. Neighbouring
+ * blocks share the machine's load, which moves too much between child
+ * processes on a shared machine; the figure is the median over the blocks
+ * of B's over A's. (Both builds share one heap: a GC one block's garbage
+ * set off may land in the other's, alike both ways.)
+ *
+ * Besides CPU it reports the p50 of the sequential calls' wall-clock time,
+ * which, unlike CPU, moves with the machine's load: compare it only between
+ * contenders of the same round.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -40,6 +60,8 @@ const ownRoot = resolve(here, "../..");
 interface Result {
   readonly seqUs: number;
   readonly concUs: number;
+  /** p50 of the sequential calls' wall-clock time, µs. */
+  readonly p50Us: number;
   readonly strace?: string;
 }
 
@@ -50,8 +72,14 @@ type Echo = (value: Uint8Array) => Promise<unknown>;
 async function child(kind: string, root: string, calls: number, goPlugin: string): Promise<void> {
   const { echo, close } = await open(kind, root, goPlugin);
   const value = new Uint8Array(16).fill(7);
+  const times = new Float64Array(calls);
+  let timed = false;
   const seq = async (n: number): Promise<void> => {
-    for (let i = 0; i < n; i++) await echo(value);
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await echo(value);
+      if (timed) times[i] = performance.now() - t0;
+    }
   };
   const conc = async (n: number): Promise<void> => {
     let left = n;
@@ -63,25 +91,58 @@ async function child(kind: string, root: string, calls: number, goPlugin: string
   };
   await seq(Math.min(2_000, calls));
   await conc(Math.min(2_000, calls));
-  const measure = async (run: (n: number) => Promise<void>): Promise<[number, string?]> => {
+  const profileDir = process.env.H2CPU_PROFILE;
+  const measure = async (
+    run: (n: number) => Promise<void>,
+    phase: string,
+  ): Promise<[number, string?]> => {
     const tracer = process.env.H2CPU_STRACE === "1" ? await strace() : undefined;
+    const profiler = profileDir === undefined ? undefined : await profile();
     const before = process.cpuUsage();
     await run(calls);
     const used = process.cpuUsage(before);
+    if (profiler !== undefined) {
+      const file = join(profileDir as string, `${kind}-${process.env.H2CPU_TAG ?? "0"}-${phase}`);
+      writeFileSync(`${file}.cpuprofile`, await profiler());
+    }
     const counts = tracer === undefined ? undefined : await tracer();
     return [(used.user + used.system) / calls, counts];
   };
-  const [seqUs, seqTrace] = await measure(seq);
-  const [concUs, concTrace] = await measure(conc);
+  timed = true;
+  const [seqUs, seqTrace] = await measure(seq, "sequential");
+  timed = false;
+  const [concUs, concTrace] = await measure(conc, "64");
   await close();
+  const sorted = [...times].sort((a, b) => a - b);
   const result: Result = {
     seqUs,
     concUs,
+    p50Us: (sorted[sorted.length >> 1] ?? NaN) * 1000,
     ...(seqTrace !== undefined && {
       strace: `sequential:\n${seqTrace}\n64 callers:\n${concTrace}`,
     }),
   };
   process.send?.(result);
+}
+
+/** Starts V8's sampling profiler (every 100 µs); the returned function stops it and gives the profile's JSON. */
+async function profile(): Promise<() => Promise<string>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolvePost, reject) =>
+      session.post(method, params, (error, result) =>
+        error === null ? resolvePost(result) : reject(error),
+      ),
+    );
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 100 });
+  await post("Profiler.start");
+  return async () => {
+    const { profile: p } = (await post("Profiler.stop")) as { profile: unknown };
+    session.disconnect();
+    return JSON.stringify(p);
+  };
 }
 
 /** strace -f -c on this process; the returned function stops it and gives its table. */
@@ -238,10 +299,17 @@ async function startNodePlugin(): Promise<{ child: ChildProcess; url: string; po
 
 // --------------------------------------------------------------- parent side
 
-function runChild(kind: string, root: string, calls: number, goPlugin: string): Promise<Result> {
+function runChild(
+  kind: string,
+  root: string,
+  calls: number,
+  goPlugin: string,
+  tag: string,
+): Promise<Result> {
   return new Promise((resolveResult, reject) => {
     const p = spawn(process.execPath, [here, "--child", kind, root, String(calls), goPlugin], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: { ...process.env, H2CPU_TAG: tag },
     });
     let result: Result | undefined;
     p.on("message", (m) => (result = m as Result));
@@ -264,23 +332,26 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "h2cpu-"));
   const { plugin: goPlugin } = await buildGoContenders();
   const only = process.env.H2CPU_ONLY?.split(",");
-  const contenders: { name: string; kind: string; root: string }[] = [
-    { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot },
-    { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot },
+  const contenders: { name: string; kind: string; root: string; letter: string }[] = [
+    { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot, letter: "floor" },
+    { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot, letter: "floor" },
   ];
+  const letters: string[] = [];
   for (const [i, root] of roots.entries()) {
-    const tag = roots.length > 1 ? ` [${i === 0 ? "A" : "B"}: ${root}]` : "";
+    const letter = String.fromCharCode(65 + i);
+    letters.push(letter);
+    const tag = roots.length > 1 ? ` [${letter}: ${root}]` : "";
     contenders.push(
-      { name: `GoPluginClient -> Go plugin${tag}`, kind: "goplugin", root },
-      { name: `remote Connect -> Node plugin${tag}`, kind: "remote-connect", root },
-      { name: `remote gRPC -> Node plugin${tag}`, kind: "remote-grpc", root },
+      { name: `GoPluginClient -> Go plugin${tag}`, kind: "goplugin", root, letter },
+      { name: `remote Connect -> Node plugin${tag}`, kind: "remote-connect", root, letter },
+      { name: `remote gRPC -> Node plugin${tag}`, kind: "remote-grpc", root, letter },
     );
   }
   const chosen = contenders.filter((c) => only === undefined || only.includes(c.kind));
   const results = new Map<string, Result[]>(chosen.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
     for (const c of shuffled(chosen)) {
-      const res = await runChild(c.kind, c.root, calls, goPlugin);
+      const res = await runChild(c.kind, c.root, calls, goPlugin, `${c.letter}${r + 1}`);
       results.get(c.name)?.push(res);
       if (res.strace !== undefined) console.log(`--- ${c.name}\n${res.strace}`);
     }
@@ -290,17 +361,136 @@ async function main(): Promise<void> {
     `host CPU µs per call (user+sys), ${rounds} rounds x ${calls} calls; median (min-max)`,
   );
   console.log(`load average: ${execFileSync("cat", ["/proc/loadavg"]).toString().trim()}`);
-  const fmt = (xs: number[]): string =>
-    `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+  const fmt = (xs: number[], digits = 1): string =>
+    `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
   for (const [name, rs] of results) {
     console.log(
-      `${name.padEnd(60)} sequential ${fmt(rs.map((x) => x.seqUs)).padEnd(22)} 64 callers ${fmt(rs.map((x) => x.concUs))}`,
+      `${name.padEnd(60)} sequential ${fmt(rs.map((x) => x.seqUs)).padEnd(22)} 64 callers ${fmt(rs.map((x) => x.concUs)).padEnd(22)} p50 µs ${fmt(rs.map((x) => x.p50Us))}`,
     );
+  }
+  if (letters.length > 1) {
+    // Per round, each later build's figure over the first's (same round, same load).
+    console.log(`per-round ratios to A, median (min-max):`);
+    for (const kind of ["goplugin", "remote-connect", "remote-grpc"]) {
+      const of = (letter: string): Result[] =>
+        results.get(chosen.find((c) => c.kind === kind && c.letter === letter)?.name ?? "") ?? [];
+      const a = of("A");
+      for (const letter of letters.slice(1)) {
+        const b = of(letter);
+        if (a.length === 0 || b.length !== a.length) continue;
+        const ratio = (pick: (x: Result) => number): string =>
+          fmt(
+            b.map((x, i) => pick(x) / pick(a[i] as Result)),
+            3,
+          );
+        console.log(
+          `${`${kind} ${letter}/A`.padEnd(28)} sequential ${ratio((x) => x.seqUs).padEnd(22)} 64 callers ${ratio((x) => x.concUs).padEnd(22)} p50 ${ratio((x) => x.p50Us)}`,
+        );
+      }
+    }
   }
   rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv[2] === "--child") {
+/** One block of `calls` calls: CPU µs per call (sequential, 64 callers) and the sequential p50, µs. */
+async function block(echo: Echo, calls: number): Promise<[number, number, number]> {
+  const value = new Uint8Array(16).fill(7);
+  const times = new Float64Array(calls);
+  let before = process.cpuUsage();
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    await echo(value);
+    times[i] = performance.now() - t0;
+  }
+  let used = process.cpuUsage(before);
+  const seq = (used.user + used.system) / calls;
+  before = process.cpuUsage();
+  let left = calls;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (left-- > 0) await echo(value);
+    }),
+  );
+  used = process.cpuUsage(before);
+  times.sort();
+  return [seq, (used.user + used.system) / calls, (times[calls >> 1] ?? NaN) * 1000];
+}
+
+/** The --blocks child: both builds' clients of `kind` in this process, alternated by block. */
+async function pairChild(
+  kind: string,
+  roots: readonly string[],
+  blocks: number,
+  calls: number,
+  goPlugin: string,
+): Promise<void> {
+  const clients = [];
+  for (const root of roots) clients.push(await open(kind, root, goPlugin));
+  for (const c of clients) for (let i = 0; i < 3; i++) await block(c.echo, calls);
+  const figures: [number, number, number][][] = clients.map(() => []);
+  for (let b = 0; b < blocks; b++) {
+    const order = b % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order)
+      figures[i]?.push(await block((clients[i] as { echo: Echo }).echo, calls));
+  }
+  for (const c of clients) await c.close();
+  process.send?.(figures);
+}
+
+async function pairMain(): Promise<void> {
+  const [, , , blocksArg, callsArg, rootA, rootB] = process.argv;
+  const blocks = Number(blocksArg);
+  const calls = Number(callsArg);
+  const roots = [resolve(rootA as string), resolve(rootB as string)];
+  const { plugin: goPlugin } = await buildGoContenders();
+  const kinds = process.env.H2CPU_ONLY?.split(",") ?? ["goplugin", "remote-connect", "remote-grpc"];
+  const load0 = execFileSync("cat", ["/proc/loadavg"]).toString().trim();
+  const fmt = (xs: number[], digits: number): string =>
+    `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+  const lines: string[] = [];
+  for (const kind of kinds) {
+    const figures = await new Promise<[number, number, number][][]>((resolveFigures, reject) => {
+      const p = spawn(
+        process.execPath,
+        [here, "--pair-child", kind, String(blocks), String(calls), goPlugin, ...roots],
+        { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+      );
+      let got: [number, number, number][][] | undefined;
+      p.on("message", (m) => (got = m as [number, number, number][][]));
+      p.once("exit", (code) =>
+        got !== undefined ? resolveFigures(got) : reject(new Error(`${kind}: exit ${code}`)),
+      );
+    });
+    const [a, b] = figures as [[number, number, number][], [number, number, number][]];
+    const col = (xs: [number, number, number][], k: number): number[] =>
+      xs.map((x) => x[k] as number);
+    const ratio = (k: number): number[] =>
+      b.map((x, i) => (x[k] as number) / (a[i]?.[k] as number));
+    // Over all blocks: CPU summed (a GC or a busy neighbour weighs once, not per block).
+    const total = (k: number): string =>
+      (col(b, k).reduce((x, y) => x + y, 0) / col(a, k).reduce((x, y) => x + y, 0)).toFixed(3);
+    lines.push(
+      `${kind.padEnd(16)} seq CPU A ${fmt(col(a, 0), 1)} B ${fmt(col(b, 0), 1)} B/A ${fmt(ratio(0), 3)} all blocks ${total(0)}`,
+      `${"".padEnd(16)} 64c CPU A ${fmt(col(a, 1), 1)} B ${fmt(col(b, 1), 1)} B/A ${fmt(ratio(1), 3)} all blocks ${total(1)}`,
+      `${"".padEnd(16)} seq p50 A ${fmt(col(a, 2), 1)} B ${fmt(col(b, 2), 1)} B/A ${fmt(ratio(2), 3)}`,
+    );
+  }
+  console.log(
+    `${blocks} blocks x ${calls} calls per build, alternated in one process per client; µs, median (min-max) over blocks`,
+  );
+  console.log(`A ${roots[0]}\nB ${roots[1]}`);
+  console.log(
+    `load average before: ${load0}; after: ${execFileSync("cat", ["/proc/loadavg"]).toString().trim()}`,
+  );
+  for (const line of lines) console.log(line);
+}
+
+if (process.argv[2] === "--blocks") {
+  await pairMain();
+} else if (process.argv[2] === "--pair-child") {
+  const [, , , kind, blocks, calls, goPlugin, ...roots] = process.argv;
+  await pairChild(kind as string, roots, Number(blocks), Number(calls), goPlugin as string);
+} else if (process.argv[2] === "--child") {
   const [, , , kind, root, calls, goPlugin] = process.argv;
   await child(kind as string, root as string, Number(calls), goPlugin as string);
 } else {

@@ -1,6 +1,12 @@
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { HostCallbacks } from "../gen/connectplugin/v1/host_callbacks_pb.js";
 import { IdleWaiters } from "../transport/idle-waiters.js";
+import {
+  inlinable,
+  type InlineCall,
+  type InlineInterceptor,
+} from "../transport/inline-interceptor.js";
 import { CallAbort, LazyRequest, abortOf, type AbortView } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
@@ -30,7 +36,7 @@ const TRANSPORT_CODES = new Set([
  * deadlines, pass through untouched. A plugin's own errors carry response
  * metadata and leave the connection up; a broken connection does neither.
  */
-export class CallGuard {
+export class CallGuard implements InlineInterceptor {
   /** The abort states of calls in flight that have their own (see ownSignals). */
   private readonly calls = new Set<CallAbort>();
   /** Calls in flight, with or without a controller. */
@@ -71,18 +77,54 @@ export class CallGuard {
     }
   }
 
-  readonly interceptor: Interceptor = (next) => (req) => {
-    // The host's callback tunnel lives as long as the client: not a call to
-    // drain or to judge (host-services.ts reopens it and ends it on close).
-    if (req.service.typeName === HostCallbacks.typeName) return next(req);
-    const refusal = this.refusal();
-    if (refusal !== undefined) return Promise.reject(refusal);
+  /**
+   * The guard as an interceptor. A CallRunner whose only interceptor this
+   * is runs it inline instead (see begin() and inline-interceptor.ts).
+   */
+  readonly interceptor: Interceptor = inlinable(
+    (next) => (req) => {
+      // Read without creating the request's signal (see lazy-abort.ts).
+      const caller = abortOf(req);
+      const started = this.begin(req.service, caller);
+      if (started === undefined) return next(req);
+      if (started instanceof Error) return Promise.reject(started);
+      const failed = (error: unknown): Promise<never> => started.failed(error).then(rethrow);
+      // then() rather than an async function: one promise and hop less per call.
+      let pending: ReturnType<typeof next>;
+      try {
+        pending = next(started.abort === undefined ? req : withAbort(req, started.abort));
+      } catch (error) {
+        return failed(error);
+      }
+      return pending.then((res) => {
+        if (!res.stream) {
+          started.ended();
+          return res;
+        }
+        return { ...res, message: this.guardStream(res.message, caller, started.ended) };
+      }, failed);
+    },
+    this,
+  );
+
+  /**
+   * Starts a call (as the interceptor does, or inline for a CallRunner):
+   * undefined for the host's callback tunnel, which lives as long as the
+   * client and is not a call to drain or to judge (host-services.ts reopens
+   * it and ends it on close); the refusal when the plugin is gone or the
+   * client closed; otherwise the call, counted until it ends.
+   */
+  begin(service: DescService, caller: AbortView): InlineCall | ConnectError | undefined {
+    if (service.typeName === HostCallbacks.typeName) return undefined;
+    return this.refusal() ?? this.track(caller);
+  }
+
+  /** Counts a call in flight until it ends, with its own abort state if the guard gives it one. */
+  private track(caller: AbortView): InlineCall {
     // Our own signal for the call, so that close() can end it whatever the
     // transport; it follows the caller's signal (cancel and deadline).
     const call = this.ownSignals ? new CallAbort() : undefined;
     let ended = false;
-    // Read without creating the request's signal (see lazy-abort.ts).
-    const caller = abortOf(req);
     let unsubscribe: (() => void) | undefined;
     // A call ends when it settles, or when the caller's signal aborts, which
     // Connect also does when a call completes: a server stream the caller
@@ -104,25 +146,15 @@ export class CallGuard {
     // A local transport's own call state always ends aborted: no unsubscribing.
     else if (caller instanceof CallAbort) caller.listen(follow);
     else unsubscribe = caller.onAbort(follow);
-    const failed = async (error: unknown): Promise<never> => {
-      done();
-      throw await this.translate(error, caller);
-    };
-    // then() rather than an async function: one promise and hop less per call.
-    let pending: ReturnType<typeof next>;
-    try {
-      pending = next(call === undefined ? req : withAbort(req, call));
-    } catch (error) {
-      return failed(error);
-    }
-    return pending.then((res) => {
-      if (!res.stream) {
+    return {
+      abort: call,
+      ended: done,
+      failed: (error) => {
         done();
-        return res;
-      }
-      return { ...res, message: this.guardStream(res.message, caller, done) };
-    }, failed);
-  };
+        return this.translate(error, caller);
+      },
+    };
+  }
 
   /**
    * The response stream, with its errors translated and the call ended when
@@ -234,6 +266,10 @@ function withAbort<R extends { readonly signal: AbortSignal }>(req: R, call: Cal
     req.contextValues,
     req.message,
   ) as unknown as R;
+}
+
+function rethrow(error: unknown): never {
+  throw error;
 }
 
 /** Node error codes of a socket or HTTP/2 session that failed under a call. */

@@ -12,6 +12,7 @@ import { defaultCompressions } from "./compression.js";
 import { NodeHeaders, TRAILER } from "./lazy-headers.js";
 import { BodyBytes } from "./unary-body.js";
 import {
+  bareResult,
   headerPairs,
   parseMessage,
   RequestHeaders,
@@ -59,6 +60,7 @@ export const connectUnaryWire: UnaryClientWire = {
     );
   },
   enveloped: false,
+  trailers: false,
   response(status, h, limits) {
     // The usual answer, recognised on node's headers: connect-es' checks
     // would find no error and no compression in it.
@@ -106,15 +108,24 @@ class ConnectUnaryBody implements UnaryBodyReader {
     return this.body.shortfall() !== undefined;
   }
 
-  finish<O extends DescMessage>(output: O): UnaryResult<O> | Promise<UnaryResult<O>> {
+  finish<O extends DescMessage>(
+    output: O,
+    _trailer: http2.IncomingHttpHeaders | undefined,
+    bare: boolean,
+  ): UnaryResult<O> | Promise<UnaryResult<O>> {
     const bytes = this.body.end();
-    if (this.compression === undefined) return this.end(output, bytes);
+    if (this.compression === undefined) return this.end(output, bytes, bare);
     return this.compression
       .decompress(bytes, this.limits.readMaxBytes)
-      .then((plain) => this.end(output, plain));
+      .then((plain) => this.end(output, plain, bare));
   }
 
-  private end<O extends DescMessage>(output: O, bytes: Uint8Array): UnaryResult<O> {
+  private end<O extends DescMessage>(output: O, bytes: Uint8Array, bare: boolean): UnaryResult<O> {
+    // A success nobody reads the metadata of, with no `trailer-` field to
+    // check (see below): no Headers made.
+    if (bare && this.unaryError === undefined && this.h[TRAILER] === undefined) {
+      return bareResult(parseMessage(output, bytes));
+    }
     // connect-es' trailerDemux, made lazily: `trailer-` fields are the trailer.
     const header = new NodeHeaders(this.h, "header");
     const trailer = new NodeHeaders(this.h, "trailer");

@@ -15,6 +15,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import { CallRunner } from "./run-call.js";
 
 /**
  * connect-es' `createClient`, except that leaving a stream early cancels it,
@@ -40,7 +41,11 @@ import { createAsyncIterable } from "@connectrpc/connect/protocol";
  * Unary methods are connect-es' own, minus its async function: a `.then` on
  * the transport's promise, one promise hop less per call (a tenth of an
  * in-process call, docs/in-process.md); same arguments, same outcome, a
- * throw from the transport or `onHeader`/`onTrailer` still a rejection.
+ * throw from the transport or `onHeader`/`onTrailer` still a rejection. A
+ * call without onHeader and onTrailer on our own CallRunner asks it for the
+ * message alone (CallRunner.unaryMessage): no `.then` here, and on the
+ * runner's lean path no response metadata made (docs/http2-client.md,
+ * session 14).
  */
 export function createStreamCancellingClient<T extends DescService>(
   service: T,
@@ -74,6 +79,26 @@ function unary(
   input: MessageInitShape<DescMessage>,
   options: CallOptions | undefined,
 ): Promise<MessageShape<DescMessage>> {
+  if (
+    transport instanceof CallRunner &&
+    (options === undefined || (options.onHeader === undefined && options.onTrailer === undefined))
+  ) {
+    // Nothing but the message is read: the runner's own path for that.
+    try {
+      return transport.unaryMessage(
+        method,
+        options?.signal,
+        options?.timeoutMs,
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-argument -- connect-es' HeadersInit (the DOM's) is Node's here
+        options?.headers,
+        input,
+        options?.contextValues,
+      );
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
+      return Promise.reject(error);
+    }
+  }
   let response: ReturnType<Transport["unary"]>;
   try {
     response = transport.unary(

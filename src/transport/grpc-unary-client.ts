@@ -13,6 +13,7 @@ import { defaultCompressions } from "./compression.js";
 import { NodeHeaders } from "./lazy-headers.js";
 import { EnvelopeBody } from "./unary-body.js";
 import {
+  bareResult,
   headerPairs,
   parseMessage,
   RequestHeaders,
@@ -49,6 +50,7 @@ export const grpcUnaryWire: UnaryClientWire = {
     return HEADERS.of(path, header, TIMEOUT, timeoutMs === undefined ? undefined : `${timeoutMs}m`);
   },
   enveloped: true,
+  trailers: true,
   response(status, h, limits) {
     // The usual answer, recognised on node's headers: connect-es' checks
     // would find no error and no status in it, and an encoding we accept
@@ -108,24 +110,38 @@ class GrpcUnaryBody implements UnaryBodyReader {
   finish<O extends DescMessage>(
     output: O,
     t: http2.IncomingHttpHeaders | undefined,
+    bare: boolean,
   ): UnaryResult<O> | Promise<UnaryResult<O>> {
     const envelope = this.body.message;
     if (envelope !== undefined && (envelope.flags & compressedFlag) === compressedFlag) {
       return envelopeDecompress(envelope, this.compression ?? null, this.limits.readMaxBytes).then(
-        ({ data }) => this.end(output, t, data),
+        ({ data }) => this.end(output, t, data, bare),
       );
     }
-    return this.end(output, t, envelope?.data);
+    return this.end(output, t, envelope?.data, bare);
   }
 
   private end<O extends DescMessage>(
     output: O,
     t: http2.IncomingHttpHeaders | undefined,
     data: Uint8Array | undefined,
+    bare: boolean,
   ): UnaryResult<O> {
     const message: MessageShape<O> | undefined =
       data === undefined ? undefined : parseMessage(output, data);
     this.body.end();
+    // A success nobody reads the metadata of (status 0 in the trailers, no
+    // details, a message, no error in the headers): every check below
+    // would pass, and no Headers need be made.
+    if (
+      bare &&
+      message !== undefined &&
+      this.headerError === undefined &&
+      t?.["grpc-status"] === "0" &&
+      t["grpc-status-details-bin"] === undefined
+    ) {
+      return bareResult(message);
+    }
     const header = (this.header ??= new NodeHeaders(this.h));
     const trailer = t === undefined ? new Headers() : new NodeHeaders(t);
     // A trailer with status 0 and no details: validateTrailer finds no

@@ -13,7 +13,7 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, signalOf } from "./lazy-abort.js";
+import { abortOf, CallAbort, signalOf } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget } from "./run-call.js";
 import {
@@ -39,6 +39,8 @@ import {
  */
 export class H2Target implements CallTarget {
   readonly settlesStreams = false;
+  /** unary() reads the request's header and hands on neither it nor its context values. */
+  readonly privateRequests = true;
 
   constructor(
     private readonly session: H2Session,
@@ -60,6 +62,7 @@ export class H2Target implements CallTarget {
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
+    bare = false,
   ): Promise<UnaryResponse<I, O>> {
     const abort = abortOf(req);
     if (abort.aborted) return Promise.reject(errorFromNode(abort.reason));
@@ -85,13 +88,18 @@ export class H2Target implements CallTarget {
         reject(errorFromNode(e));
         return;
       }
-      const unary = new UnaryCall(stream, req, this.wire, this.limits, resolve, reject);
-      unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
+      const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, resolve, reject);
+      const hook = (reason: unknown): void => unary.fail(reason);
+      // A call's own abort state (the runner's, or CallGuard's that follows
+      // it) always ends aborted, when the call settles: the hook may stay
+      // (it then finds the call finished), no unsubscribe closure per call.
+      if (abort instanceof CallAbort) abort.listen(hook);
+      else unary.unsubscribe = abort.onAbort(hook);
       (stream as Listened)[CALL] = unary as unknown as UnaryCall<DescMessage, DescMessage>;
       stream.on("error", onError);
       stream.on("close", onClose);
       stream.on("response", onResponse);
-      stream.on("trailers", onTrailers);
+      if (this.wire.trailers) stream.on("trailers", onTrailers);
       stream.on("data", onData);
       stream.on("end", onEnd);
       stream.end(body);
@@ -149,6 +157,8 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     readonly req: UnaryRequest<I, O>,
     readonly wire: UnaryClientWire,
     readonly limits: UnaryLimits,
+    /** Only the message is read (see CallTarget.unary). */
+    readonly bare: boolean,
     readonly resolve: (res: UnaryResponse<I, O>) => void,
     reject: (error: ConnectError) => void,
   ) {
@@ -166,7 +176,7 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     this.unsubscribe();
     let result: UnaryResult<O> | Promise<UnaryResult<O>>;
     try {
-      result = reader.finish(this.req.method.output, this.trailer);
+      result = reader.finish(this.req.method.output, this.trailer, this.bare);
     } catch (e) {
       this.reject(e);
       return;

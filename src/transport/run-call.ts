@@ -22,6 +22,7 @@ import {
   normalizeIterable,
   type CallSignal,
 } from "./call-support.js";
+import { inlineOf, type InlineInterceptor } from "./inline-interceptor.js";
 import { LazyRequest, type CallAbort } from "./lazy-abort.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -36,9 +37,15 @@ type HeadersInit = ConstructorParameters<typeof Headers>[0];
 export interface CallTarget {
   /** The request path of a method, `/package.Service/Method`. */
   path(method: DescMethodUnary | DescMethodStreaming): string;
+  /**
+   * `bare` (default false): the caller reads only the response's message,
+   * so a target may give a successful response empty placeholders for its
+   * header and trailer instead of making them. Errors are unchanged.
+   */
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
+    bare?: boolean,
   ): Promise<UnaryResponse<I, O>>;
   stream<I extends DescMessage, O extends DescMessage>(
     req: StreamRequest<I, O>,
@@ -50,6 +57,13 @@ export interface CallTarget {
    * per message); otherwise the runner wraps the messages to settle it.
    */
   readonly settlesStreams: boolean;
+  /**
+   * True when unary() only reads a request's header and contextValues and
+   * hands neither on (to a handler, to connect-es): then a call that has
+   * none of its caller's, and that no interceptor sees, gets shared empty
+   * ones instead of a Headers and a ContextValues of its own. Default false.
+   */
+  readonly privateRequests?: boolean;
 }
 
 /**
@@ -63,12 +77,24 @@ export interface CallTarget {
  */
 export class CallRunner implements Transport {
   private readonly interceptors: readonly Interceptor[];
+  /**
+   * How unary calls run: `null` with no interceptor, the InlineInterceptor
+   * when it is the only one (run inline, see leanUnary), undefined
+   * otherwise (the interceptor chain, built per call).
+   */
+  private readonly inline: InlineInterceptor | null | undefined;
 
   constructor(
     private readonly target: CallTarget,
     interceptors: readonly Interceptor[] = [],
   ) {
     this.interceptors = [...interceptors];
+    this.inline =
+      interceptors.length === 0
+        ? null
+        : interceptors.length === 1
+          ? inlineOf(interceptors[0])
+          : undefined;
   }
 
   unary<I extends DescMessage, O extends DescMessage>(
@@ -79,16 +105,26 @@ export class CallRunner implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
-    const call = callSignal(signal, timeoutMs);
+    if (this.inline !== undefined) {
+      return this.leanUnary(method, signal, timeoutMs, header, input, contextValues, whole);
+    }
     const target = this.target;
-    const req = clientRequest<UnaryRequest<I, O>>(
+    const url = target.path(method);
+    const message = normalize(method.input, input);
+    const requestHeader = new Headers(header);
+    // The call state last: a request that cannot be built (a header name
+    // Headers refuses) throws before it, leaving no deadline timer and no
+    // listener on the caller's signal behind.
+    const call = callSignal(signal, timeoutMs);
+    const req = newRequest<UnaryRequest<I, O>>(
       call,
       false,
+      method.parent,
       method,
-      target.path(method),
-      header,
-      contextValues,
-      normalize(method.input, input),
+      url,
+      requestHeader,
+      contextValues ?? createContextValues(),
+      message,
     );
     const next = applyInterceptors(
       (r: UnaryRequest<I, O>) => target.unary(r, call),
@@ -113,6 +149,102 @@ export class CallRunner implements Transport {
     );
   }
 
+  /**
+   * unary()'s response message, for a caller that reads nothing else of the
+   * response (connect-es' client without onHeader and onTrailer,
+   * create-client.ts): the same call, its outcome, errors and settling
+   * included; on the lean path without the extra `.then` that picks the
+   * message, and without making the response's header and trailer.
+   */
+  unaryMessage<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    input: MessageInitShape<I>,
+    contextValues?: ContextValues,
+  ): Promise<MessageShape<O>> {
+    if (this.inline !== undefined) {
+      return this.leanUnary(method, signal, timeoutMs, header, input, contextValues, messageOf);
+    }
+    return this.unary(method, signal, timeoutMs, header, input, contextValues).then(messageOf);
+  }
+
+  /**
+   * A unary call with no interceptor but, at most, one InlineInterceptor
+   * (the host's CallGuard): the same steps as the chain, in the same order,
+   * without the chain's closures, the interceptor's own `.then` and its
+   * copy of the request. The request is built once, with the abort state
+   * the inline interceptor gives the call. Nobody but the target sees it,
+   * so a target with privateRequests gets shared empty header and context
+   * values for a call without its caller's (no Headers per call).
+   * `pick` gives the caller's result: the response (`whole`) or its
+   * message only (`messageOf`, then the target is told so: `bare`).
+   */
+  private leanUnary<I extends DescMessage, O extends DescMessage, T>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    input: MessageInitShape<I>,
+    contextValues: ContextValues | undefined,
+    pick: (res: UnaryResponse<I, O>) => T,
+  ): Promise<T> {
+    const target = this.target;
+    const url = target.path(method);
+    const message = normalize(method.input, input);
+    const shared = target.privateRequests === true;
+    const requestHeader =
+      header === undefined && shared ? sharedEmptyHeader() : new Headers(header);
+    const values = contextValues ?? (shared ? SHARED_VALUES : createContextValues());
+    // After the request's parts, which may throw (see unary()).
+    const call = callSignal(signal, timeoutMs);
+    const started = this.inline?.begin(method.parent, call);
+    // instanceof Error: ConnectError's own instanceof (Symbol.hasInstance) is a slow path.
+    if (started instanceof Error) return Promise.reject(call.failed(started));
+    const req = newRequest<UnaryRequest<I, O>>(
+      started?.abort ?? call,
+      false,
+      method.parent,
+      method,
+      url,
+      requestHeader,
+      values,
+      message,
+    );
+    let pending: Promise<UnaryResponse<I, O>>;
+    try {
+      pending = target.unary(req, call, pick === messageOf);
+    } catch (error) {
+      if (started === undefined) return Promise.reject(call.failed(error));
+      return started.failed(error).then(settleFailed(call), settleFailed(call));
+    }
+    if (started === undefined) {
+      return pending.then(
+        (res) => {
+          call.done();
+          return pick(res);
+        },
+        (error: unknown) => {
+          throw call.failed(error);
+        },
+      );
+    }
+    return pending.then(
+      (res) => {
+        started.ended();
+        call.done();
+        return pick(res);
+      },
+      (error: unknown) => {
+        // The inline interceptor's error, or its own failure to give one
+        // (the chain's runner settles the call with either, see unary()).
+        const fail = settleFailed(call);
+        return started.failed(error).then(fail, fail);
+      },
+    );
+  }
+
   stream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodStreaming<I, O>,
     signal: AbortSignal | undefined,
@@ -121,15 +253,19 @@ export class CallRunner implements Transport {
     input: AsyncIterable<MessageInitShape<I>>,
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
-    const call = callSignal(signal, timeoutMs);
     const target = this.target;
-    const req = clientRequest<StreamRequest<I, O>>(
+    const url = target.path(method);
+    const requestHeader = new Headers(header);
+    // After the request's parts, which may throw (see unary()).
+    const call = callSignal(signal, timeoutMs);
+    const req = newRequest<StreamRequest<I, O>>(
       call,
       true,
+      method.parent,
       method,
-      target.path(method),
-      header,
-      contextValues,
+      url,
+      requestHeader,
+      contextValues ?? createContextValues(),
       normalizeIterable(method.input, input),
     );
     const next = applyInterceptors(
@@ -177,26 +313,26 @@ export function newRequest<R extends UnaryRequest | StreamRequest>(
   ) as unknown as R;
 }
 
-function clientRequest<R extends UnaryRequest | StreamRequest>(
-  call: CallSignal,
-  stream: R["stream"],
-  method: R["method"],
-  url: string,
-  header: HeadersInit | undefined,
-  contextValues: ContextValues | undefined,
-  message: R["message"],
-): R {
-  return newRequest<R>(
-    call,
-    stream,
-    method.parent,
-    method,
-    url,
-    new Headers(header),
-    contextValues ?? createContextValues(),
-    message,
-  );
-}
+/** Settles a failed call with `error` (see CallSignal.failed), as a rejection handler. */
+const settleFailed =
+  (call: CallSignal) =>
+  (error: unknown): never => {
+    throw call.failed(error);
+  };
+
+const whole = <R>(res: R): R => res;
+const messageOf = <M>(res: { readonly message: M }): M => res.message;
+
+/**
+ * The empty header of calls without headers on a target with
+ * privateRequests: never changed (no code that could change it sees it).
+ * Made on first use: the first Headers loads Node's fetch (undici).
+ */
+let emptyHeader: Headers | undefined;
+export const sharedEmptyHeader = (): Headers => (emptyHeader ??= new Headers());
+/** True for the shared empty header: a request's header known to be empty without reading it. */
+export const isSharedEmptyHeader = (header: Headers): boolean => header === emptyHeader;
+const SHARED_VALUES: ContextValues = createContextValues();
 
 /** The response, its messages settling the call as they end, fail or are abandoned. */
 export function settleWhenRead<I extends DescMessage, O extends DescMessage>(

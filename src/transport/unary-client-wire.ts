@@ -5,6 +5,7 @@ import { parseError, serializeError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
 import { FlatEncoder } from "./codec/flat-encoder.js";
 import { webHeadersToNode } from "./node-headers.js";
+import { isSharedEmptyHeader, sharedEmptyHeader } from "./run-call.js";
 
 /** Message size limits of a client, validated (connect-es' validateReadWriteMaxBytes). */
 export interface UnaryLimits {
@@ -41,6 +42,8 @@ export interface UnaryClientWire {
    * (flags 0, big-endian length), false when the body is the message.
    */
   readonly enveloped: boolean;
+  /** True when the answer's HTTP trailers are read (gRPC); Connect has none. */
+  readonly trailers: boolean;
   /**
    * Checks the response's status and headers, throwing the error connect-es
    * throws at that point; returns the reader of the body. The headers stay
@@ -57,10 +60,14 @@ export interface UnaryBodyReader {
   /**
    * The response once body and trailers are in, or the error they carry
    * (thrown or rejected); synchronous unless the body must be decompressed.
+   * `bare`: only the message will be read, so a success may carry
+   * placeholders (the shared empty header) instead of its header and
+   * trailer; every check still runs.
    */
   finish<O extends DescMessage>(
     output: O,
     trailer: http2.IncomingHttpHeaders | undefined,
+    bare: boolean,
   ): UnaryResult<O> | Promise<UnaryResult<O>>;
   /** True while the body is short of the length its headers announced. */
   cutShort(): boolean;
@@ -109,7 +116,7 @@ export class RequestHeaders {
     value: string | undefined,
     adjust?: (out: http2.OutgoingHttpHeaders) => void,
   ): http2.OutgoingHttpHeaders {
-    if (!isEmpty(header)) {
+    if (!isSharedEmptyHeader(header) && !isEmpty(header)) {
       const out = mergeRequestHeaders(path, header, this.fixed);
       adjust?.(out);
       if (value !== undefined) out[key] = value;
@@ -134,6 +141,12 @@ function isEmpty(header: Headers): boolean {
   seen = false;
   header.forEach(see);
   return !seen;
+}
+
+/** A bare success's header and trailer (see UnaryBodyReader.finish): never read. */
+export function bareResult<O extends DescMessage>(message: MessageShape<O>): UnaryResult<O> {
+  const empty = sharedEmptyHeader();
+  return { header: empty, message, trailer: empty };
 }
 
 /** Fixed headers of a connect-es request header set, lower-cased, as pairs. */

@@ -22,7 +22,13 @@ import {
 } from "@connectrpc/connect";
 import { callDone, type CallSignal } from "../../../src/transport/call-support.js";
 import { CallAbort, abortOf } from "../../../src/transport/lazy-abort.js";
-import { CallRunner, newRequest, type CallTarget } from "../../../src/transport/run-call.js";
+import { inlinable, type InlineInterceptor } from "../../../src/transport/inline-interceptor.js";
+import {
+  CallRunner,
+  isSharedEmptyHeader,
+  newRequest,
+  type CallTarget,
+} from "../../../src/transport/run-call.js";
 import {
   GetRequestSchema,
   GetResponseSchema,
@@ -550,4 +556,185 @@ test("newRequest builds the lazy request interceptors see, with the call's abort
   assert.equal(req.signal.aborted, false);
   abort.abort(new ConnectError("stop", Code.Canceled));
   assert.equal(req.signal.aborted, true);
+});
+
+describe("CallRunner, the lean unary path (no interceptor, or one that runs inline)", () => {
+  /** A fake target that also records the `bare` flag, and may claim privateRequests. */
+  class BareTarget extends FakeTarget {
+    readonly bare: boolean[] = [];
+    constructor(
+      answer: Answer,
+      readonly privateRequests = false,
+    ) {
+      super(answer);
+    }
+    override unary<I extends DescMessage, O extends DescMessage>(
+      req: UnaryRequest<I, O>,
+      call: CallSignal,
+      bare?: boolean,
+    ): Promise<UnaryResponse<I, O>> {
+      this.bare.push(bare === true);
+      return super.unary(req, call);
+    }
+  }
+
+  /** An inline interceptor that records what it is told; `refuse` makes begin() refuse. */
+  function recorder(refuse?: ConnectError): {
+    interceptor: Interceptor;
+    log: string[];
+    aborts: CallAbort[];
+  } {
+    const log: string[] = [];
+    const aborts: CallAbort[] = [];
+    const inline: InlineInterceptor = {
+      begin(service, caller) {
+        log.push(`begin ${service.typeName} ${caller instanceof CallAbort}`);
+        if (refuse !== undefined) return refuse;
+        const abort = new CallAbort();
+        aborts.push(abort);
+        return {
+          abort,
+          ended: () => log.push("ended"),
+          failed: (error) => {
+            log.push(`failed ${ConnectError.from(error).rawMessage}`);
+            return Promise.resolve(new ConnectError("translated", Code.Unavailable));
+          },
+        };
+      },
+    };
+    // As an interceptor it would do the same; the runner must not call it so.
+    const interceptor = inlinable(
+      () => () => {
+        throw new Error("run as an interceptor");
+      },
+      inline,
+    );
+    return { interceptor, log, aborts };
+  }
+
+  test("an inline interceptor is begun with the call's service and state, the target sees its abort state, and it is told of the success", async () => {
+    const target = new BareTarget(unaryOk);
+    const { interceptor, log, aborts } = recorder();
+    const runner = new CallRunner(target, [interceptor]);
+    const res = await runner.unary(get, undefined, undefined, undefined, { key: "k" });
+    assert.equal(res.message.found, true);
+    assert.equal(res.header.get("x-answer"), "1");
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "ended"]);
+    assert.equal(abortOf(target.seen[0]?.req as UnaryRequest), aborts[0]);
+    assert.deepEqual(target.bare, [false]);
+  });
+
+  test("a failure goes through the inline interceptor's failed(), and the caller gets what it resolves to", async () => {
+    const target = new BareTarget(() => Promise.reject(new Error("wire broke")));
+    const { interceptor, log } = recorder();
+    const runner = new CallRunner(target, [interceptor]);
+    await assert.rejects(
+      runner.unary(get, undefined, undefined, undefined, { key: "k" }),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
+    );
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "failed wire broke"]);
+  });
+
+  test("a target that throws synchronously: failed() too, and a rejection", async () => {
+    const target = new BareTarget(() => {
+      throw new Error("sync");
+    });
+    const { interceptor, log } = recorder();
+    const runner = new CallRunner(target, [interceptor]);
+    await assert.rejects(
+      runner.unary(get, undefined, undefined, undefined, { key: "k" }),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
+    );
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "failed sync"]);
+  });
+
+  test("a refusal from begin() fails the call with it, settles it, and the target is never called", async () => {
+    const target = new BareTarget(unaryOk);
+    const { interceptor } = recorder(new ConnectError("plugin p was closed", Code.Unavailable));
+    const runner = new CallRunner(target, [interceptor]);
+    await assert.rejects(
+      runner.unary(get, undefined, 5_000, undefined, { key: "k" }),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "plugin p was closed",
+    );
+    assert.equal(target.seen.length, 0);
+  });
+
+  test("an interceptor that is not inlinable, or two, run as a chain", async () => {
+    const target = new BareTarget(unaryOk);
+    const { interceptor: inline } = recorder();
+    const seen: string[] = [];
+    const plain: Interceptor = (next) => (req) => {
+      seen.push("plain");
+      return next(req);
+    };
+    await new CallRunner(target, [plain]).unary(get, undefined, undefined, undefined, {});
+    assert.deepEqual(seen, ["plain"]);
+    // [plain, inline]: the chain, in which the inline one runs as an interceptor (here: throws).
+    await assert.rejects(
+      new CallRunner(target, [plain, inline]).unary(get, undefined, undefined, undefined, {}),
+      /run as an interceptor/,
+    );
+  });
+
+  test("privateRequests: a call without headers or context values gets the shared empty ones; with them, its own", async () => {
+    const target = new BareTarget(unaryOk, true);
+    const runner = new CallRunner(target);
+    await runner.unary(get, undefined, undefined, undefined, {});
+    await runner.unary(get, undefined, undefined, undefined, {});
+    const [a, b] = target.seen.map((s) => s.req);
+    assert.ok(a?.header instanceof Headers && isSharedEmptyHeader(a.header));
+    assert.equal(a.header, b?.header);
+    assert.equal(a.contextValues, b?.contextValues);
+    const kvKey = createContextKey("none");
+    const values = createContextValues().set(kvKey, "given");
+    await runner.unary(get, undefined, undefined, { "x-h": "1" }, {}, values);
+    const c = target.seen[2]?.req;
+    assert.equal(c?.header.get("x-h"), "1");
+    assert.equal(isSharedEmptyHeader(c.header), false);
+    assert.equal(c.contextValues, values);
+    // A target without privateRequests gets its own every time.
+    const own = new BareTarget(unaryOk);
+    const r = new CallRunner(own);
+    await r.unary(get, undefined, undefined, undefined, {});
+    await r.unary(get, undefined, undefined, undefined, {});
+    assert.notEqual(own.seen[0]?.req.header, own.seen[1]?.req.header);
+    assert.notEqual(own.seen[0]?.req.contextValues, own.seen[1]?.req.contextValues);
+    assert.equal(isSharedEmptyHeader(own.seen[0]?.req.header as Headers), false);
+  });
+
+  test("unaryMessage(): the message of the same call; the target is told only the message is read on the lean path", async () => {
+    const lean = new BareTarget(unaryOk);
+    const { interceptor, log } = recorder();
+    const message = await new CallRunner(lean, [interceptor]).unaryMessage(
+      get,
+      undefined,
+      undefined,
+      undefined,
+      {},
+    );
+    assert.equal(message.found, true);
+    assert.deepEqual(lean.bare, [true]);
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "ended"]);
+    const chained = new BareTarget(unaryOk);
+    const plain: Interceptor = (next) => (req) => next(req);
+    const m2 = await new CallRunner(chained, [plain, plain]).unaryMessage(
+      get,
+      undefined,
+      undefined,
+      undefined,
+      {},
+    );
+    assert.equal(m2.found, true);
+    assert.deepEqual(chained.bare, [false], "through interceptors the whole response is made");
+  });
+
+  test("unaryMessage(): errors and the deadline as unary() has them", async () => {
+    const target = new BareTarget(
+      (_req, call) => new Promise((_, reject) => call.onAbort(() => reject(new Error("late")))),
+    );
+    await assert.rejects(
+      new CallRunner(target).unaryMessage(get, undefined, 20, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+    );
+  });
 });
