@@ -5,7 +5,13 @@
  * function on its stack) and allocated bytes, each divided by a number of
  * calls. `node dist/bench/cpuprofile.js FILE.cpuprofile CALLS [TOP]`
  * prints one profile's table; `--shares FILE...` each file's share of
- * several profiles' busy time.
+ * several profiles' busy time; `--kinds [--calls N] [--top K] [--match
+ * TEXT] FILE...` sums several profiles (the rounds of one contender, each
+ * of N calls) and prints busy time, self time by kind of code (garbage
+ * collection, node:http2, streams and events, microtasks, our code,
+ * connect-es, protobuf-es, undici: the tables of docs/http2-client.md,
+ * session 14), by function and by file, and the inclusive time of every
+ * function whose URL contains TEXT (default /dist/src/, our code).
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -35,6 +41,8 @@ interface HeapNode {
 export interface FunctionCost {
   readonly key: string;
   readonly file: string;
+  /** The function's frame (name and URL), for grouping by kind. */
+  readonly frame: CallFrame;
   self: number;
   total: number;
 }
@@ -66,7 +74,7 @@ export function cpuCosts(
     const key = keyOf(f);
     let cost = functions.get(key);
     if (cost === undefined) {
-      cost = { key, file: shortFile(f.url), self: 0, total: 0 };
+      cost = { key, file: shortFile(f.url), frame: f, self: 0, total: 0 };
       functions.set(key, cost);
     }
     return cost;
@@ -106,7 +114,13 @@ export function heapCosts(file: string, calls: number): Map<string, FunctionCost
   const out = new Map<string, FunctionCost>();
   const walk = (n: HeapNode): void => {
     const key = keyOf(n.callFrame);
-    const c = out.get(key) ?? { key, file: shortFile(n.callFrame.url), self: 0, total: 0 };
+    const c = out.get(key) ?? {
+      key,
+      file: shortFile(n.callFrame.url),
+      frame: n.callFrame,
+      self: 0,
+      total: 0,
+    };
     c.self += n.selfSize / calls;
     out.set(key, c);
     for (const child of n.children) walk(child);
@@ -144,8 +158,103 @@ function shares(files: readonly string[], top: number): void {
   for (const { n, v } of rows) console.log(`| ${n} | ${v.map((x) => x.toFixed(1)).join(" | ")} |`);
 }
 
+/** The kind of code a frame is (see the table in docs/http2-client.md, session 14). */
+export function kindOf(f: CallFrame): string {
+  const u = f.url;
+  const name = f.functionName;
+  if (name === "(garbage collector)") return "garbage collection";
+  if (name === "(program)") return "(program)";
+  if (u.includes("/dist/src/")) return "our code (dist/src)";
+  if (u.includes("bench/")) return "the bench's own code";
+  if (u.includes("node_modules/@bufbuild")) return "protobuf-es";
+  if (u.includes("node_modules/@connectrpc")) return "connect-es";
+  if (u.includes("undici")) return "undici (Headers)";
+  // node:http2's native request() has no script; it is node:http2's all the same.
+  if (u.includes("http2") || (u === "" && (name === "request" || name === "toHeaderObject"))) {
+    return "node:http2, JavaScript";
+  }
+  if (u.includes("async_hooks") || (u.includes("util") && name === "deprecate")) {
+    return "node:http2's request: AsyncResource.bind/deprecate";
+  }
+  if (u.includes("events") || u.includes("streams") || u.includes("stream_base")) {
+    return "node streams and events";
+  }
+  if (
+    u.includes("task_queues") ||
+    u.includes("promises") ||
+    u.includes("timers") ||
+    name === "runMicrotasks"
+  ) {
+    return "microtasks, ticks, timers";
+  }
+  if (u === "") return "builtins without a script";
+  return "other node";
+}
+
+/** Adds `value` to `key`'s entry of `m`. */
+const add = (m: Map<string, number>, key: string, value: number): void => {
+  m.set(key, (m.get(key) ?? 0) + value);
+};
+
+/**
+ * `--kinds`: several profiles summed, per call when `calls` is given (each
+ * file holding `calls` calls), else in ms.
+ */
+function kinds(files: readonly string[], calls: number, top: number, match: string): void {
+  const self = new Map<string, number>();
+  const perKind = new Map<string, number>();
+  const perFile = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let busy = 0;
+  let all = 0;
+  for (const file of files) {
+    const costs = cpuCosts(file, 1);
+    busy += costs.busy;
+    all += costs.busy + costs.idle;
+    for (const c of costs.functions.values()) {
+      if (c.self > 0) {
+        add(self, c.key, c.self);
+        add(perKind, kindOf(c.frame), c.self);
+        add(perFile, c.frame.url === "" ? c.frame.functionName : c.file, c.self);
+      }
+      if (c.frame.url.includes(match)) add(inclusive, c.key, c.total);
+    }
+  }
+  const unit = calls > 0 ? "µs/call" : "ms";
+  const fmt = (us: number): string =>
+    calls > 0 ? (us / (calls * files.length)).toFixed(2) : (us / 1000).toFixed(1);
+  const table = (title: string, m: Map<string, number>): void => {
+    console.log(`\n${title} (${unit})`);
+    for (const [key, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${fmt(us).padStart(9)}  ${key}`);
+    }
+  };
+  console.log(`${files.length} file(s); busy ${fmt(busy)} ${unit} of ${fmt(all)} sampled`);
+  table("self time by kind of code", perKind);
+  table("self time by function", self);
+  table("self time by file", perFile);
+  table(`inclusive time of functions in files matching ${JSON.stringify(match)}`, inclusive);
+}
+
+/** The value after `--name` in `args`, taken out of it. */
+function option(args: string[], name: string): string | undefined {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return undefined;
+  return args.splice(at, 2)[1];
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "--shares") {
   shares(process.argv.slice(3), 40);
+} else if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "--kinds") {
+  const args = process.argv.slice(3);
+  const calls = Number(option(args, "calls") ?? 0);
+  const top = Number(option(args, "top") ?? 40);
+  const match = option(args, "match") ?? "/dist/src/";
+  if (args.length === 0) {
+    console.error("usage: cpuprofile.js --kinds [--calls N] [--top K] [--match TEXT] FILE...");
+    process.exit(2);
+  }
+  kinds(args, calls, top, match);
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [file = "", calls = "1", top = "40"] = process.argv.slice(2);
   const { functions, busy, idle } = cpuCosts(file, Number(calls));

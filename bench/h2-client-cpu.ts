@@ -23,7 +23,7 @@
  * H2CPU_PROFILE=DIR writes a CPU profile of each measured phase of each
  * child (V8's sampling profiler through node:inspector, every 100 µs,
  * started after the warm-up) as DIR/KIND-ROUND-sequential.cpuprofile and
- * ...-64.cpuprofile; bench/cpu-profile.ts reads them.
+ * ...-64.cpuprofile; `bench/cpuprofile.ts --kinds` reads them.
  *
  * `node dist/bench/h2-client-cpu.js --blocks BLOCKS CALLS ROOT_A ROOT_B`
  * compares two builds inside one child process per client kind instead:
