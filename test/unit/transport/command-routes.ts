@@ -5,7 +5,7 @@
  * case on the lean path and on connect-es' own handlers alike, and counts
  * which path ran it.
  */
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
@@ -115,6 +115,51 @@ export function clean(h: http2.IncomingHttpHeaders): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(h)) if (k !== "date") out[k] = v;
   return out;
+}
+
+/** What a raw HTTP/2 request got back: status, headers and trailers (without `date`), body in hex. */
+export interface Exchange {
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  trailers: Record<string, unknown> | undefined;
+}
+
+/** Sends one raw HTTP/2 POST to `path` on a fresh session and collects what comes back. */
+export async function exchange(
+  url: string,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array,
+): Promise<Exchange> {
+  const session = http2.connect(url);
+  try {
+    return await new Promise<Exchange>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": path, ...headers });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      let responseHeaders: Record<string, unknown> = {};
+      let trailers: Record<string, unknown> | undefined;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+        responseHeaders = clean(h);
+      });
+      req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () =>
+        resolve({
+          status,
+          headers: responseHeaders,
+          body: Buffer.concat(chunks).toString("hex"),
+          trailers,
+        }),
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  } finally {
+    session.close();
+  }
 }
 
 export type Protocol = "connect" | "grpc";

@@ -22,7 +22,7 @@ import {
 } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
-import { clean, envelope } from "./command-routes.js";
+import { envelope, exchange as rawExchange, type Exchange } from "./command-routes.js";
 
 const WRITE_MAX = 256;
 const PATH = "/example.kv.v1.KV/Get";
@@ -120,47 +120,12 @@ after(async () => {
   }
 });
 
-interface Exchange {
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  trailers: Record<string, unknown> | undefined;
-}
-
-async function exchange(
+/** One raw HTTP/2 request to PATH (command-routes.ts). */
+const exchange = (
   url: string,
   headers: http2.OutgoingHttpHeaders,
   body: Uint8Array,
-): Promise<Exchange> {
-  const session = http2.connect(url);
-  try {
-    return await new Promise<Exchange>((resolve, reject) => {
-      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
-      const chunks: Buffer[] = [];
-      let status = 0;
-      let responseHeaders: Record<string, unknown> = {};
-      let trailers: Record<string, unknown> | undefined;
-      req.on("response", (h) => {
-        status = Number(h[":status"]);
-        responseHeaders = clean(h);
-      });
-      req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () =>
-        resolve({
-          status,
-          headers: responseHeaders,
-          body: Buffer.concat(chunks).toString("hex"),
-          trailers,
-        }),
-      );
-      req.on("error", reject);
-      req.end(body);
-    });
-  } finally {
-    session.close();
-  }
-}
+): Promise<Exchange> => rawExchange(url, PATH, headers, body);
 
 function requestBytes(key: string | Uint8Array, unknown = false): Uint8Array {
   if (typeof key === "string" && !unknown) {

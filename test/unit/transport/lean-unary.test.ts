@@ -13,11 +13,12 @@ import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
-  clean,
   commandRoutes,
   envelope,
+  exchange as rawExchange,
   message,
   request,
+  type Exchange,
   type HandlerSeen,
 } from "./command-routes.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
@@ -80,48 +81,12 @@ after(async () => {
   }
 });
 
-interface Exchange {
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  trailers: Record<string, unknown> | undefined;
-}
-
-/** Sends one raw HTTP/2 request on a fresh session and collects what comes back. */
-async function exchange(
+/** One raw HTTP/2 request to PATH (command-routes.ts). */
+const exchange = (
   url: string,
   headers: http2.OutgoingHttpHeaders,
   body: Uint8Array,
-): Promise<Exchange> {
-  const session = http2.connect(url);
-  try {
-    return await new Promise<Exchange>((resolve, reject) => {
-      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
-      const chunks: Buffer[] = [];
-      let status = 0;
-      let responseHeaders: Record<string, unknown> = {};
-      let trailers: Record<string, unknown> | undefined;
-      req.on("response", (h) => {
-        status = Number(h[":status"]);
-        responseHeaders = clean(h);
-      });
-      req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () =>
-        resolve({
-          status,
-          headers: responseHeaders,
-          body: Buffer.concat(chunks).toString("hex"),
-          trailers,
-        }),
-      );
-      req.on("error", reject);
-      req.end(body);
-    });
-  } finally {
-    session.close();
-  }
-}
+): Promise<Exchange> => rawExchange(url, PATH, headers, body);
 
 /**
  * Sends the same request to both servers and compares; `lean` says whether
