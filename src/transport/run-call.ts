@@ -138,15 +138,10 @@ export class CallRunner implements Transport {
       // settled (its deadline timer would otherwise hold the process open).
       return Promise.reject(call.failed(error));
     }
-    return pending.then(
-      (res) => {
-        call.done();
-        return res;
-      },
-      (error: unknown) => {
-        throw call.failed(error);
-      },
-    );
+    return pending.then((res) => {
+      call.done();
+      return res;
+    }, settleFailed(call));
   }
 
   /**
@@ -217,18 +212,14 @@ export class CallRunner implements Transport {
       pending = target.unary(req, call, pick === messageOf);
     } catch (error) {
       if (started === undefined) return Promise.reject(call.failed(error));
-      return started.failed(error).then(settleFailed(call), settleFailed(call));
+      const fail = settleFailed(call);
+      return started.failed(error).then(fail, fail);
     }
     if (started === undefined) {
-      return pending.then(
-        (res) => {
-          call.done();
-          return pick(res);
-        },
-        (error: unknown) => {
-          throw call.failed(error);
-        },
-      );
+      return pending.then((res) => {
+        call.done();
+        return pick(res);
+      }, settleFailed(call));
     }
     return pending.then(
       (res) => {
@@ -272,9 +263,7 @@ export class CallRunner implements Transport {
       (r: StreamRequest<I, O>) => target.stream(r, call),
       this.interceptors,
     );
-    const fail = (error: unknown): never => {
-      throw call.failed(error);
-    };
+    const fail = settleFailed(call);
     let pending: Promise<StreamResponse<I, O>>;
     try {
       pending = next(req);
@@ -343,15 +332,10 @@ export function settleWhenRead<I extends DescMessage, O extends DescMessage>(
   const message: AsyncIterable<MessageShape<O>> = {
     [Symbol.asyncIterator]: () => ({
       next: () =>
-        it.next().then(
-          (n) => {
-            if (n.done === true) call.done();
-            return n;
-          },
-          (error: unknown) => {
-            throw call.failed(error);
-          },
-        ),
+        it.next().then((n) => {
+          if (n.done === true) call.done();
+          return n;
+        }, settleFailed(call)),
       return: (): Promise<IteratorResult<MessageShape<O>>> => {
         call.abandon();
         return it.return?.() ?? Promise.resolve({ done: true, value: undefined });
