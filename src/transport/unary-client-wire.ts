@@ -1,9 +1,8 @@
 import type * as http2 from "node:http2";
-import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { parseError, serializeError } from "./codec/codec-errors.js";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { parseError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
-import { FlatEncoder } from "./codec/flat-encoder.js";
+import { encodeBody } from "./codec/encode-body.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { isSharedEmptyHeader, sharedEmptyHeader } from "./run-call.js";
 
@@ -158,16 +157,9 @@ export function headerPairs(header: Headers): (readonly [string, string])[] {
 
 /**
  * The request body: `message` serialized (with the 5-byte gRPC envelope
- * before it when `enveloped`), throwing connect-es' errors for a message
- * that cannot be serialized ("serialize binary: ...", Internal) and for one
- * over writeMaxBytes (ResourceExhausted; the envelope is not counted).
- *
- * A flat message (codec/flat-schema.ts) is written by FlatEncoder straight
- * into the one body buffer, the bytes toBinary would give: no BinaryWriter,
- * no reflection object (two Maps) and no copy of the result into the body,
- * which heap sampling put at about 900 bytes of garbage per call
- * (docs/http2-client.md, session 12). Any other message, or one FlatEncoder
- * cannot write exactly as toBinary would, goes to toBinary.
+ * before it when `enveloped`), with codec/encode-body.ts' errors: "serialize
+ * binary: ..." (Internal), and ResourceExhausted over writeMaxBytes (the
+ * envelope not counted).
  */
 export function requestBody<I extends DescMessage>(
   desc: I,
@@ -175,38 +167,8 @@ export function requestBody<I extends DescMessage>(
   writeMaxBytes: number,
   enveloped: boolean,
 ): Uint8Array {
-  const prefix = enveloped ? 5 : 0;
-  const encoder = FlatEncoder.of(desc);
-  let size = -1;
-  try {
-    if (encoder !== undefined) size = encoder.measure(message);
-  } catch (e) {
-    // A getter of the message threw: toBinary would have thrown the same, read once.
-    throw serializeError(e);
-  }
-  if (encoder !== undefined && size >= 0) {
-    if (size > writeMaxBytes) {
-      encoder.clear();
-      throw tooLargeToWrite(size, writeMaxBytes);
-    }
-    // From node's pool, as the floor's client does; every byte is written.
-    const body = Buffer.allocUnsafe(prefix + size);
-    if (enveloped) envelopeHead(body, size);
-    if (encoder.write(message, body, prefix) === body.length) return body;
-    // Not reached (write() writes what measure() measured); if it ever
-    // were, no uninitialized byte of the pool may go out: toBinary below.
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = toBinary(desc, message);
-  } catch (e) {
-    throw serializeError(e);
-  }
-  if (bytes.byteLength > writeMaxBytes) throw tooLargeToWrite(bytes.byteLength, writeMaxBytes);
-  if (!enveloped) return bytes;
-  const body = new Uint8Array(bytes.byteLength + 5);
-  envelopeHead(body, bytes.byteLength);
-  body.set(bytes, 5);
+  const body = encodeBody(desc, message, writeMaxBytes, enveloped ? 5 : 0);
+  if (enveloped) envelopeHead(body, body.length - 5);
   return body;
 }
 
@@ -217,13 +179,6 @@ function envelopeHead(body: Uint8Array, size: number): void {
   body[2] = (size >>> 16) & 0xff;
   body[3] = (size >>> 8) & 0xff;
   body[4] = size & 0xff;
-}
-
-function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
-  return new ConnectError(
-    `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
-    Code.ResourceExhausted,
-  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
 import {
   compressionNegotiate,
@@ -10,9 +10,8 @@ import {
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
-import { serializeError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
-import { FlatEncoder } from "./codec/flat-encoder.js";
+import { encodeBody } from "./codec/encode-body.js";
 import { reachableTimeout } from "./deadline.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
@@ -26,7 +25,6 @@ import {
   abandonStream,
   connectUnary,
   grpcUnary,
-  tooLargeToWrite,
   type Answer,
   type Sink,
   type UnaryWire,
@@ -244,37 +242,9 @@ function plain(encoding: string | string[] | undefined): boolean {
   return encoding === undefined || encoding === "identity";
 }
 
-/**
- * The response message's bytes: those toBinary gives, written by the flat
- * encoder when it can (codec/flat-encoder.ts: no writer, no reflection;
- * toBinary was about a tenth of the plugin's CPU per 16-byte call), else
- * by toBinary. Throws connect-es' errors: serializing, and over
- * writeMaxBytes.
- */
+/** The response message's bytes, with connect-es' errors (codec/encode-body.ts). */
 function serialize(desc: DescMessage, message: unknown, options: LeanOptions): Uint8Array {
-  const flat = FlatEncoder.of(desc);
-  let size = -1;
-  let bytes: Uint8Array | undefined;
-  try {
-    size = flat === undefined ? -1 : flat.measure(message);
-    if (size < 0) bytes = toBinary(desc, message as never, options.binaryOptions);
-  } catch (e) {
-    throw serializeError(e);
-  }
-  if (bytes === undefined) {
-    const encoder = flat as FlatEncoder;
-    if (size > options.writeMaxBytes) {
-      encoder.clear();
-      throw tooLargeToWrite(size, options.writeMaxBytes);
-    }
-    const out = Buffer.allocUnsafe(size);
-    encoder.write(message, out, 0);
-    return out;
-  }
-  if (bytes.byteLength > options.writeMaxBytes) {
-    throw tooLargeToWrite(bytes.byteLength, options.writeMaxBytes);
-  }
-  return bytes;
+  return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
 }
 
 /** One call on the lean path, from its first body byte to the end of its response. */

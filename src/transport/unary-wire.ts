@@ -1,6 +1,6 @@
 import type * as http from "node:http";
 import * as http2 from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -269,12 +269,4 @@ export function abandonStream(stream: http2.ServerHttp2Stream): void {
     }
   }
   stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-}
-
-/** The error for a response message over writeMaxBytes, worded as connect-es'. */
-export function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
-  return new ConnectError(
-    `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
-    Code.ResourceExhausted,
-  );
 }

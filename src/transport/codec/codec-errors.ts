@@ -20,3 +20,11 @@ export function parseError(e: unknown): ConnectError {
     Code.Internal,
   );
 }
+
+/** connect-es' error for a message over writeMaxBytes: ResourceExhausted. */
+export function tooLargeToWrite(size: number, writeMaxBytes: number): ConnectError {
+  return new ConnectError(
+    `message size ${size} is larger than configured writeMaxBytes ${writeMaxBytes}`,
+    Code.ResourceExhausted,
+  );
+}
