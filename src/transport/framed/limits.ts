@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DEFAULT_MAX_FRAME_BYTES } from "./frames.js";
+import { tooLargeToWrite } from "../codec/codec-errors.js";
 
 /**
  * Default of FramedServerOptions.maxQueuedRequestBytes: 16 MiB of request
@@ -66,10 +67,7 @@ export class MessageLimits {
 
   /** The error for a response message of `size` bytes, over writeMaxBytes. */
   tooLargeToWrite(size: number): ConnectError {
-    return new ConnectError(
-      `message size ${size} is larger than configured writeMaxBytes ${this.writeMaxBytes}`,
-      Code.ResourceExhausted,
-    );
+    return tooLargeToWrite(size, this.writeMaxBytes);
   }
 
   /**
