@@ -16,6 +16,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { createContextKey, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
+import { seededRandom } from "../../../chaos/suite.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 
@@ -203,18 +204,6 @@ async function call(
   });
 }
 
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)] as T;
 }
@@ -281,7 +270,7 @@ function randomOps(r: () => number): Op[] {
 }
 
 test("IncomingHeaders answers every read, copy and change as the eager copy (300 random requests, both protocols)", async () => {
-  const r = rng(0x5eed);
+  const r = seededRandom(0x5eed);
   for (let i = 0; i < 300; i++) {
     const protocol = i % 2 === 0 ? "connect" : "grpc";
     const extra = randomHeaders(r);
