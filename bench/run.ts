@@ -479,9 +479,16 @@ const targets: Target[] = [
     overFloor(pinnedScenario(p), CP_FRAMED, GO_PLUGIN_MTLS, `, pinned: ${p.label}`),
     overFloor(pinnedScenario(p), CP_FRAMED_PLAIN, GO_PLUGIN, `, pinned: ${p.label}`),
   ]),
+  // A project from `npm create connect-plugin` builds its plugin as an
+  // esbuild bundle and starts that: the bundled row is what its users get.
   {
-    name: "Node plugin cold start (framed, AutoMTLS) ≤ 2× node -e 0",
-    measured: `${round(cold / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(cold, boot)}); bundled ${round(coldBundled / 1_000)} ms (${x(coldBundled, boot)}); go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms, with AutoMTLS ${round(num(find(S.cold, GO_PLUGIN_MTLS)?.p50_us) / 1_000)} ms`,
+    name: "Node plugin cold start (framed, AutoMTLS) ≤ 2× node -e 0, bundled as the scaffold builds it",
+    measured: `${round(coldBundled / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(coldBundled, boot)}); go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms, with AutoMTLS ${round(num(find(S.cold, GO_PLUGIN_MTLS)?.p50_us) / 1_000)} ms`,
+    met: coldBundled <= 2 * boot,
+  },
+  {
+    name: "the same unbundled (dist/plugin.js: about 160 modules loaded) ≤ 2× node -e 0",
+    measured: `${round(cold / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(cold, boot)})`,
     met: cold <= 2 * boot,
   },
   {

@@ -6,15 +6,16 @@
  * and one `npm install` (registry packages plus the two tarballs) serves
  * every test below: `npm start` runs the plugin in all three locations, the
  * app type-checks without skipLibCheck and without the optional peers, and
- * the esbuild recipe of docs/local-transports.md gives a bundle that runs
- * where no node_modules is reachable, and a plugin's handler calls back a
+ * the scaffold's own esbuild bundle (what its host starts) and the recipe of
+ * docs/local-transports.md give bundles that run where no node_modules is
+ * reachable, and a plugin's handler calls back a
  * host service the app registers (docs/callbacks.md) from a subprocess and
  * from a remote plugin.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -238,20 +239,34 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     assert.ok(readdirSync(out).length > 1, "expected lazily loaded chunks next to plugin.mjs");
 
     const host = join(project, "check-bundle.mjs");
-    writeFileSync(
-      host,
-      'import { PluginClient, subprocess, silentLogger } from "connect-plugin";\n' +
-        'import { GreeterService, handshake } from "./dist/shared.js";\n' +
-        "const client = new PluginClient({ handshake, plugins: { greeter: GreeterService }, logger: silentLogger,\n" +
-        "  source: subprocess(process.execPath, [process.argv[2]]) });\n" +
-        "await client.start();\n" +
-        'console.log((await client.dispense("greeter").greet({ name: "bundle" })).message);\n' +
-        "await client.close();\n",
-    );
+    writeFileSync(host, CHECK_BUNDLE);
     const { stdout } = await run(process.execPath, [host, join(out, "plugin.mjs")], {
       cwd: project,
       env: cleanEnv(),
     });
+    assert.equal(stdout, "Hello, bundle!\n");
+  });
+
+  test("the scaffold's build bundles the plugin that its host starts, and the bundle runs with no node_modules in reach", async () => {
+    if (!existsSync(join(project, "dist/bundle/plugin.mjs"))) await npm(project, ["run", "build"]);
+    assert.match(readFileSync(join(project, "dist/host.js"), "utf8"), /"\.\/bundle\/plugin\.mjs"/);
+    // Copied away from the project: nothing may be left to resolve from its node_modules.
+    const out = join(tempDir("cp-own-bundle-"), "bundle");
+    cpSync(join(project, "dist/bundle"), out, { recursive: true });
+    assert.ok(existsSync(join(out, "plugin.mjs.map")), "the bundle has no source map");
+    assert.doesNotMatch(
+      readFileSync(join(out, "plugin.mjs"), "utf8"),
+      /from\s*"(@connectrpc|@bufbuild|connect-plugin)/,
+    );
+    writeFileSync(join(project, "check-own-bundle.mjs"), CHECK_BUNDLE);
+    const { stdout } = await run(
+      process.execPath,
+      ["check-own-bundle.mjs", join(out, "plugin.mjs")],
+      {
+        cwd: project,
+        env: cleanEnv(),
+      },
+    );
     assert.equal(stdout, "Hello, bundle!\n");
   });
 
@@ -347,6 +362,16 @@ describe("installs next to any @connectrpc/connect 2.x from 2.1.2 up", SLOW, () 
     });
   }
 });
+
+/** A host that starts the plugin bundle named by its argument and calls it once. */
+const CHECK_BUNDLE =
+  'import { PluginClient, subprocess, silentLogger } from "connect-plugin";\n' +
+  'import { GreeterService, handshake } from "./dist/shared.js";\n' +
+  "const client = new PluginClient({ handshake, plugins: { greeter: GreeterService }, logger: silentLogger,\n" +
+  "  source: subprocess(process.execPath, [process.argv[2]]) });\n" +
+  "await client.start();\n" +
+  'console.log((await client.dispense("greeter").greet({ name: "bundle" })).message);\n' +
+  "await client.close();\n";
 
 /** A host that calls the scaffold's plugin as a subprocess and as a network service over Connect and gRPC. */
 const PEER_CHECK = `
