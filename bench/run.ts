@@ -33,6 +33,7 @@ import {
 import { median, percentile, round, shuffled as shuffleWith } from "./stats.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
 import { subprocess } from "../src/index.js";
+import { seededRandom } from "../chaos/seeded-random.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -207,15 +208,8 @@ const measured = (scenario: string, contender: string, values: number[], rate: b
   addRound(scenario, contender, rate ? (values[0] as number) : median(values));
 };
 
-/** mulberry32: a small seeded generator, so that a run's orders can be replayed. */
-let state = seed >>> 0;
-function random(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-}
+/** Seeded, so that a run's orders can be replayed. */
+const random = seededRandom(seed);
 const shuffled = <T>(items: readonly T[]): T[] => shuffleWith(items, random);
 
 log(`started in ${Math.round((performance.now() - tStart) / 1000)} s`);

@@ -11,6 +11,7 @@ import { KV, handshake } from "../examples/kv/shared.js";
 import { FaultProxy, type Fault } from "./proxy.js";
 import { startLedgerPlugin } from "./instance.js";
 import { heal, partition, type PartitionKind, type PartitionLink, type Topology } from "./netns.js";
+import { seededRandom } from "./seeded-random.js";
 
 /** How a chaos run is shaped. The defaults are the full run of `npm run chaos`. */
 export interface ChaosOptions {
@@ -113,17 +114,8 @@ export interface ChaosReport {
   readonly verdict: "pass" | "library-failure" | "harness-error";
 }
 
-/** mulberry32: a small seeded PRNG, so that a run's choices can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Still exported from here for the files that import it from the harness.
+export { seededRandom };
 
 const HUNG_MARGIN_MS = 250;
 

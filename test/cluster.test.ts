@@ -576,8 +576,8 @@ test("a fallback can be another remote plugin", async () => {
 
 /**
  * examples/kv with one slow key: a Get of "slow" answers only once its call
- * is aborted (its deadline), so a 1 ms deadline fails it whatever the speed
- * of the path (a fast loopback call used to answer within 1 ms now and then).
+ * is aborted (its deadline), so its deadline fails it whatever the speed of
+ * the path (a fast loopback call used to answer within 1 ms now and then).
  */
 function kvWithSlowKey(): PluginDefinition {
   const memory = new MemoryKV();
@@ -603,16 +603,24 @@ function kvWithSlowKey(): PluginDefinition {
 
 test("abandoned streams (caller break, never iterated) release their reservation by their deadline, and a stream never holds the half-open probe slot", async () => {
   const server = await serve(kvWithSlowKey(), { listen: "127.0.0.1:0", exitProcess: false });
+  const circuit: string[] = [];
   const transport = new ClusterTransport({
     discovery: staticEndpoints([server.url]),
     health: false,
-    defaultTimeoutMs: 300,
+    // The deadline the abandoned watches below are released by: long enough
+    // for a watch's first message on a loaded machine (300 ms was not, 1 run
+    // in 15). The other calls get their own: a first call (a new connection)
+    // can take longer than that, and failing it is not what is tested here.
+    defaultTimeoutMs: 1_000,
     circuitBreaker: { failureThreshold: 1, openMs: 200 },
+    onEvent: (e) => {
+      if (e.type === "circuit") circuit.push(e.state);
+    },
   });
   const kv = createClient(KV, transport);
   try {
     await transport.whenReady();
-    await kv.put({ key: "a", value: new Uint8Array([1]) });
+    await kv.put({ key: "a", value: new Uint8Array([1]) }, { timeoutMs: 10_000 });
     for (let i = 0; i < 5; i++) {
       for await (const _ of kv.watch({ key: "a" })) break;
     }
@@ -624,19 +632,32 @@ test("abandoned streams (caller break, never iterated) release their reservation
     await waitFor(
       "abandoned streams to be released",
       () => transport.status()[0]!.outstanding === 0,
-      3_000,
+      1_000 + 3_000,
     );
 
     // Open the circuit with one failure, let it go half-open, and make a
     // long-lived watch the first call: unary calls must still get through.
-    await kv.get({ key: "slow" }, { timeoutMs: 1 }).catch(() => {});
-    await waitFor("the circuit to open", () => transport.status()[0]!.circuit === "open", 2_000);
-    await new Promise((r) => setTimeout(r, 250));
+    // The slow key fails by its deadline whatever the deadline, once the
+    // call reaches the instance: 1 ms was used up before the first attempt
+    // under load (DeadlineExceeded "before attempt 1", which no instance
+    // saw, so the circuit stayed closed). The event, not status(): an open
+    // circuit whose 200 ms are up reads as half-open, so a poll that comes
+    // late under load never sees "open".
+    await assert.rejects(kv.get({ key: "slow" }, { timeoutMs: 500 }), (e: unknown) => {
+      const ce = ConnectError.from(e);
+      assert.equal(ce.code, Code.DeadlineExceeded);
+      assert.doesNotMatch(ce.message, /before attempt/);
+      return true;
+    });
+    await waitFor("the circuit to open", () => circuit.includes("open"), 2_000);
+    await waitFor("the circuit to go half-open", () => {
+      return transport.status()[0]!.circuit === "half-open";
+    });
     const abort = new AbortController();
     const watch = kv.watch({ key: "a" }, { signal: abort.signal, timeoutMs: 10_000 });
     const it = watch[Symbol.asyncIterator]();
     await it.next();
-    const res = await kv.get({ key: "a" });
+    const res = await kv.get({ key: "a" }, { timeoutMs: 10_000 });
     assert.deepEqual(res.value, new Uint8Array([1]));
     assert.equal(transport.status()[0]!.circuit, "closed");
     abort.abort();

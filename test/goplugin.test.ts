@@ -344,10 +344,15 @@ describe("a go-plugin plugin's output", () => {
     assert.equal(put?.source, "stderr");
     assert.equal(put?.fields.key, "stdio");
     assert.equal(put?.fields.bytes, 3);
-    await waitFor("stdio", () =>
+    // go-plugin's GRPCStdio copies the plugin's stdout and stderr in two
+    // goroutines onto one stream: it promises no order between the two, so
+    // each line is waited for on its own.
+    await waitFor("stderr over GRPCStdio", () =>
       logger.records.some((r) => r.message === "hello on stderr" && r.source === "stderr"),
     );
-    assert.ok(logger.records.some((r) => r.message === "hello on stdout" && r.source === "stdout"));
+    await waitFor("stdout over GRPCStdio", () =>
+      logger.records.some((r) => r.message === "hello on stdout" && r.source === "stdout"),
+    );
 
     await assert.rejects(kv.put({ key: "panic", value: encode("") }), (e) => {
       assert.equal(ConnectError.from(e).code, Code.Unavailable);

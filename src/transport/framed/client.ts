@@ -295,13 +295,11 @@ export class FramedConnection implements CallTarget {
     const abort = abortOf(req);
     if (abort.aborted) return Promise.reject(ConnectError.from(abort.reason));
     const id = this.allocate();
-    try {
-      this.encoder.prepareWithin(req.method.input, req.message, this.writeMaxBytes, this.oversized);
-    } catch (error) {
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- toBinary's error, or the limit's, as it is
-      return Promise.reject(error);
-    }
     return new Promise((resolve, reject) => {
+      // First, before the call is registered: toBinary's error, or the
+      // limit's, thrown here rejects the promise as it is (the executor's
+      // own try/catch, no second one).
+      this.encoder.prepareWithin(req.method.input, req.message, this.writeMaxBytes, this.oversized);
       const onAbort = (reason: unknown): void => {
         if (this.forget(id)) this.cancel(id);
         reject(ConnectError.from(reason, Code.Canceled));

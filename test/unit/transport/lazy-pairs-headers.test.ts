@@ -10,17 +10,7 @@ import { test } from "node:test";
 import * as util from "node:util";
 import { PairsHeaders } from "../../../src/transport/lazy-pairs-headers.js";
 import { headersToPairs, pairsToHeaders } from "../../../src/transport/framed/frames.js";
-
-/** A small deterministic PRNG (mulberry32), so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../../chaos/seeded-random.js";
 
 const NAMES = [
   "authorization",
@@ -188,7 +178,7 @@ function compare(pairs: unknown[], name: string, value: string, where: string): 
 }
 
 test("PairsHeaders behaves as a filled Headers over random pairs", () => {
-  const rand = prng(20261202);
+  const rand = seededRandom(20261202);
   let checks = 0;
   for (let i = 0; i < 400; i++) {
     const pairs = randomPairs(rand, false);
@@ -198,7 +188,7 @@ test("PairsHeaders behaves as a filled Headers over random pairs", () => {
 });
 
 test("PairsHeaders behaves as a filled Headers over hostile pairs and names (same errors)", () => {
-  const rand = prng(7);
+  const rand = seededRandom(7);
   let threw = 0;
   for (let i = 0; i < 600; i++) {
     const pairs = randomPairs(rand, true);

@@ -19,6 +19,7 @@ import { BytesValueSchema, FileDescriptorProtoSchema } from "@bufbuild/protobuf/
 import { FlatEncoder } from "../../../../src/transport/codec/flat-encoder.js";
 import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
+import { seededRandom } from "../../../../chaos/seeded-random.js";
 
 type Proto = MessageInitShape<typeof FileDescriptorProtoSchema>;
 type Field = NonNullable<NonNullable<NonNullable<Proto["messageType"]>[number]["field"]>[number]>;
@@ -57,17 +58,6 @@ const flat = schemaOf([
   { name: "s2", number: 300, type: 9, label: 1, jsonName: "s2" },
 ]);
 
-/** A deterministic pseudo-random source (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 function sample(r: () => number): Record<string, unknown> {
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const bytes = (): Uint8Array =>
@@ -99,7 +89,7 @@ function encodeFlat(schema: DescMessage, message: unknown): Uint8Array | undefin
 }
 
 test("flat encoder: 2,000 random messages, each the bytes toBinary writes", () => {
-  const r = rng(7);
+  const r = seededRandom(7);
   for (let n = 0; n < 2000; n++) {
     const message = create(flat, sample(r));
     const ours = encodeFlat(flat, message);
