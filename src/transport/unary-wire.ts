@@ -38,6 +38,12 @@ export interface Answer {
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
+  /**
+   * Other lean calls are open on the same HTTP/2 session: a Connect response
+   * then ends with an empty DATA frame, as the compatibility response does,
+   * instead of END_STREAM on its body's frame (see sendConnect).
+   */
+  readonly concurrent: boolean;
 }
 
 /** The Connect protocol, unary, binary: trailers travel as `trailer-` headers. */
@@ -77,7 +83,16 @@ async function sendConnect(
   }
   out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
   headers["content-length"] = String(body.byteLength);
-  send(out.res, headers, body, undefined);
+  // Alone on its session, the body's DATA frame ends the stream: headers and
+  // body go in one write, and the client reads once (docs/http2-client.md,
+  // session 13). But nghttp2 then closes the stream before the body's write
+  // completes, and node 20's Writable builds an ERR_STREAM_DESTROYED (stack
+  // and message) that nobody sees, 10-15% of the plugin's CPU per call
+  // (docs/http2-server.md, session 15). With other calls in flight on the
+  // session, their frames share node:http2's writes anyway: the stream then
+  // ends with an empty DATA frame after the body's write, as node's
+  // compatibility response ends it, and that error is never built.
+  send(out.res, headers, body, out.concurrent ? {} : undefined);
 }
 
 /** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
