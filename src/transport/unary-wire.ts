@@ -92,8 +92,11 @@ async function sendConnect(
   // session, their frames share node:http2's writes anyway: the stream then
   // ends with an empty DATA frame after the body's write, as node's
   // compatibility response ends it, and that error is never built.
-  send(out.res, headers, body, out.concurrent ? {} : undefined);
+  send(out.res, headers, body, out.concurrent ? NO_TRAILERS : undefined);
 }
+
+/** Empty trailers: node:http2 sends them as an empty DATA frame with END_STREAM. */
+const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
 
 /** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
 export const grpcUnary: UnaryWire = {
@@ -183,7 +186,9 @@ function send(
  * none, ends the stream with an empty DATA frame of its own, which node
  * sends in a write of its own a turn of the event loop later, and the
  * client must wake once more to read it (docs/http2-client.md, session
- * 13). Throws what respond() throws: a header node:http2 refuses.
+ * 13). NO_TRAILERS (Connect with other calls in flight, see sendConnect)
+ * asks for that empty frame. Throws what respond() throws: a header
+ * node:http2 refuses.
  */
 function sendOnStream(
   stream: http2.ServerHttp2Stream,
@@ -200,15 +205,8 @@ function sendOnStream(
   const waitForTrailers = trailers !== undefined;
   if (waitForTrailers) {
     // on(), not once(): node:http2 asks once per stream, and once() costs a wrapper.
-    stream.on("wantTrailers", () => {
-      // The compatibility response does not guard this; a stream closed
-      // meanwhile has nobody to send trailers to.
-      try {
-        stream.sendTrailers(trailers);
-      } catch {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
+    if (trailers === NO_TRAILERS) stream.on("wantTrailers", endWithEmptyFrame);
+    else stream.on("wantTrailers", () => sendTrailers(stream, trailers));
   }
   // writeHead() comes before end(), so the headers never end the stream.
   try {
@@ -221,6 +219,21 @@ function sendOnStream(
   // DATA frame (without trailers) and sends the headers with it in one write.
   if (body !== undefined) stream.write(body);
   stream.end();
+}
+
+/** sendTrailers() of NO_TRAILERS, one listener for every stream (no closure per call). */
+function endWithEmptyFrame(this: http2.ServerHttp2Stream): void {
+  sendTrailers(this, NO_TRAILERS);
+}
+
+function sendTrailers(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders): void {
+  // The compatibility response does not guard this; a stream closed
+  // meanwhile has nobody to send trailers to.
+  try {
+    stream.sendTrailers(trailers);
+  } catch {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
 }
 
 /** Streams whose response headers node:http2 refused (see abandonStream). */
