@@ -4,11 +4,13 @@
  *
  *   node dist/bench/h2-server-profile.js [--calls 10000] [--warmup 3000]
  *     [--build LABEL=DIR ...] [--top 30] [--keep DIR] [--remote-headers]
+ *     [--callers 1]
  *
  * Each server runs in its own process with profile-preload.js, which
  * profiles the window between two SIGUSR2s: after `warmup` sequential
  * 16-byte echo calls from one bare node:http2 client (this process), the
- * profiler starts, `calls` more sequential calls run, and it stops. The
+ * profiler starts, `calls` more calls run (sequential, or from `--callers`
+ * concurrent callers), and it stops. The
  * floor serves gRPC; the bench plugin (launched as a go-plugin host
  * launches it: h2c on a unix socket) serves Connect (`application/proto`)
  * and gRPC. Prints, per server and protocol, busy µs per call (samples not
@@ -36,6 +38,8 @@ const calls = Number(option("calls", "10000"));
 const warmup = Number(option("warmup", "3000"));
 const top = Number(option("top", "30"));
 const keep = option("keep", "");
+/** `--callers N`: the profiled calls come from N concurrent callers on the one session (default 1: sequential). */
+const callers = Number(option("callers", "1"));
 /** `--remote-headers`: the headers remote()'s client adds (user-agent, the accepted encodings). */
 const remoteHeaders = args.includes("--remote-headers");
 const builds = args
@@ -133,7 +137,11 @@ async function profile(server: Server, protocol: Protocol): Promise<string> {
   rmSync(`${out}.done`, { force: true });
   process.kill(pid, "SIGUSR2");
   await new Promise((r) => setTimeout(r, 300));
-  for (let i = 0; i < calls; i++) await call(session, protocol);
+  let next = 0;
+  const caller = async (): Promise<void> => {
+    while (next++ < calls) await call(session, protocol);
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
   process.kill(pid, "SIGUSR2");
   while (!existsSync(`${out}.done`)) await new Promise((r) => setTimeout(r, 50));
   session.destroy();
@@ -211,7 +219,7 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(
       " ",
-    )}, Node ${process.version}, ${warmup} warm-up then ${calls} profiled sequential calls per case, profiles in ${dir}`,
+    )}, Node ${process.version}, ${warmup} warm-up then ${calls} profiled calls from ${callers} caller(s) per case, profiles in ${dir}`,
 );
 const floorServer = servers[0] as Server;
 const floorP = read("floor gRPC", await profile(floorServer, "grpc"));

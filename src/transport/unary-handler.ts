@@ -138,7 +138,13 @@ export class LeanUnary {
       requestHeader,
       contextValues: this.contextValues?.(peer) ?? createContextValues(),
     });
-    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
+    const session = stream.session;
+    let open = session === undefined ? undefined : openCalls.get(session);
+    if (open === undefined && session !== undefined) {
+      open = { count: 0 };
+      openCalls.set(session, open);
+    }
+    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
     return true;
   }
 
@@ -247,6 +253,14 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
   return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
 }
 
+/** A count of the lean calls open on one HTTP/2 session. */
+interface OpenCalls {
+  count: number;
+}
+
+/** The lean calls open on each HTTP/2 session, of every method and server (see Answer.concurrent). */
+const openCalls = new WeakMap<http2.Http2Session, OpenCalls>();
+
 /** One call on the lean path, from its first body byte to the end of its response. */
 class LeanCall {
   private readonly chunks: Buffer[] = [];
@@ -263,7 +277,10 @@ class LeanCall {
     readonly ctx: CallContext,
     private readonly compression: Answer["compression"],
     private readonly handOver: HandOver,
-  ) {}
+    private readonly open: OpenCalls | undefined,
+  ) {
+    if (open !== undefined) open.count++;
+  }
 
   read(): void {
     const req = this.body;
@@ -294,6 +311,7 @@ class LeanCall {
     req.on("data", onData);
     req.on("end", onEnd);
     this.stream.on("close", () => {
+      if (this.open !== undefined) this.open.count--;
       if (this.done) return;
       this.done = true;
       stop();
@@ -330,6 +348,7 @@ class LeanCall {
       responseTrailer: this.ctx.responseTrailer,
       compression: this.compression,
       options: this.lean.answerOptions,
+      concurrent: this.open !== undefined && this.open.count > 1,
     };
   }
 

@@ -437,6 +437,60 @@ for (const protocol of ["connect", "grpc"] as const) {
   });
 }
 
+test("connect: with another lean call open on its session, a response ends with an empty DATA frame (the compatibility shape)", async () => {
+  const received: Buffer[] = [];
+  const port = rawPath.port;
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => tappedConnection(port, received),
+  });
+  session.on("error", () => {});
+  const call = (
+    command: string,
+  ): { stream: http2.ClientHttp2Stream; done: Promise<{ status: number; body: string }> } => {
+    const [headers, body] = request("connect", command);
+    const stream = session.request({ ":method": "POST", ":path": PATH, ...headers });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    stream.on("response", (h) => (status = Number(h[":status"])));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", () => {});
+    const done = new Promise<{ status: number; body: string }>((resolve) =>
+      stream.on("close", () => resolve({ status, body: Buffer.concat(chunks).toString("hex") })),
+    );
+    stream.end(body);
+    return { stream, done };
+  };
+  try {
+    const started = new Promise<void>((resolve) => (rawPath.seen.started = resolve));
+    const held = call("hang");
+    await started;
+    const lean = rawPath.seen.lean;
+    const ok = await call("ok").done;
+    assert.equal(rawPath.seen.lean - lean, 1, "served on the lean path");
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body, "0a03010203", 'the "ok" command\'s answer');
+    await new Promise((r) => setTimeout(r, 20));
+    // Stream 3 (the second call): HEADERS, DATA with the body, then an empty
+    // DATA frame with END_STREAM, as node's compatibility response sends it.
+    const bytes = Buffer.concat(received);
+    const frames: string[] = [];
+    for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
+      if ((bytes.readUInt32BE(at + 5) & 0x7fffffff) !== 3) continue;
+      frames.push(`${bytes[at + 3]}/${bytes[at + 4]}/${bytes.readUIntBE(at, 3)}`);
+    }
+    assert.deepEqual(
+      frames.map((f) => f.split("/").slice(0, 2).join("/")),
+      ["1/4", "0/0", "0/1"],
+    );
+    assert.equal(frames[2], "0/1/0", "the last DATA frame is empty");
+    held.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await held.done;
+  } finally {
+    rawPath.seen.started = undefined;
+    session.close();
+  }
+});
+
 test("connect: a JSON request goes to connect-es", async () => {
   const body = Buffer.from(JSON.stringify(Buffer.from("ok").toString("base64")));
   const compat = rawPath.seen.compat;

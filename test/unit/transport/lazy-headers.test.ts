@@ -9,6 +9,7 @@ import type * as http2 from "node:http2";
 import { test } from "node:test";
 import * as util from "node:util";
 import { NodeHeaders } from "../../../src/transport/lazy-headers.js";
+import { peeks } from "../../../src/transport/peek-headers.js";
 import { nodeHeadersToWeb } from "../../../src/transport/node-headers.js";
 
 const node: http2.IncomingHttpHeaders = {
@@ -71,4 +72,29 @@ test("NodeHeaders splits a Connect answer as trailerDemux does", () => {
     header,
     [...nodeHeadersToWeb(node)].filter(([k]) => !k.startsWith("trailer-")),
   );
+});
+
+test("a host's NodeHeaders (no peek) copies on its first get(); with peek and pick 'all' it does not", () => {
+  const host = new NodeHeaders(node);
+  assert.equal(peeks(host), false, "a host's headers do not peek");
+  assert.equal(host.get("x-multi"), "p, q");
+  assert.equal(host.untouched, false, "get() copied the headers");
+
+  const split = new NodeHeaders(node, "header", true);
+  assert.equal(
+    peeks(split),
+    false,
+    "peek needs pick 'all': node's object holds the trailer- fields too",
+  );
+  assert.equal(split.has("trailer-x-tail"), false);
+  assert.equal(split.untouched, false);
+
+  const peeking = new NodeHeaders(node, "all", true);
+  assert.equal(peeks(peeking), true);
+  assert.equal(peeking.get("x-multi"), "p, q");
+  assert.equal(peeking.get("set-cookie"), "a=1, b=2");
+  assert.equal(peeking.has("x-none"), false);
+  assert.equal(peeking.untouched, true, "get() and has() answered from node's object");
+  assert.deepEqual([...peeking], [...nodeHeadersToWeb(node)]);
+  assert.equal(peeks(peeking), false, "iterating copied the headers");
 });

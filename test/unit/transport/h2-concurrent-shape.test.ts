@@ -1,0 +1,300 @@
+/**
+ * The Connect unary responses the stream path sends while other lean calls
+ * are open on the same HTTP/2 session (unary-wire.ts, Answer.concurrent):
+ * they end with an empty DATA frame, as node's compatibility response ends
+ * connect-es' responses, so they must match connect-es' frames exactly
+ * (type, flags, DATA payloads), with the same status, headers and body, for
+ * successes, errors, compressed and empty bodies, bodies beyond the
+ * client's flow-control window, and refused headers. And the count of open
+ * lean calls behind that choice must come back down whatever ended the
+ * calls (resets, deadlines, hand-overs, refused headers, flow-control
+ * stalls): a call alone on its session afterwards gets the lone shape again.
+ */
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { Duplex } from "node:stream";
+import { after, before, test } from "node:test";
+import { clean, commandRoutes, request, type HandlerSeen } from "./command-routes.js";
+import { PluginHttpServer } from "../../../src/transport/http-server.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+
+const PATH = "/bench.v1.BenchService/Echo";
+const READ_MAX = 1024;
+const WRITE_MAX = 200_000;
+
+interface Server {
+  port: number;
+  seen: HandlerSeen;
+  server: PluginHttpServer;
+}
+
+async function start(lean: boolean): Promise<Server> {
+  const seen: HandlerSeen = { lean: 0, reference: 0, aborted: [] };
+  const adapter = createNodeAdapter({
+    routes: commandRoutes(seen, WRITE_MAX),
+    readMaxBytes: READ_MAX,
+    writeMaxBytes: WRITE_MAX,
+    lean,
+  });
+  const server = await PluginHttpServer.listen(
+    adapter,
+    { network: "tcp", host: "127.0.0.1", port: 0 },
+    { acceptHttp1: false, ...(lean && { streams: adapter.claimStream }) },
+  );
+  const bound = server.bound;
+  assert.equal(bound.network, "tcp");
+  return { port: bound.port, seen, server };
+}
+
+let stream: Server;
+let reference: Server;
+before(async () => {
+  [stream, reference] = await Promise.all([start(true), start(false)]);
+});
+after(async () => {
+  await Promise.all([stream.server.close(), reference.server.close()]);
+});
+
+/** A connection to `port` that records what the server sends. */
+function tappedConnection(port: number, received: Buffer[]): Duplex {
+  const socket = net.connect(port, "127.0.0.1");
+  const duplex = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
+    final: (callback) => socket.end(callback),
+    destroy: (error, callback) => {
+      socket.destroy();
+      callback(error);
+    },
+  });
+  socket.on("data", (chunk: Buffer) => {
+    received.push(chunk);
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.once("end", () => duplex.push(null));
+  socket.on("error", (error) => duplex.destroy(error));
+  return duplex;
+}
+
+/** The server's frames on stream `id`: type/flags, and the payload of DATA and RST_STREAM. */
+function framesOf(bytes: Buffer, id: number): string[] {
+  const frames: string[] = [];
+  for (let at = 0; at + 9 <= bytes.length;) {
+    const length = bytes.readUIntBE(at, 3);
+    const type = bytes[at + 3] as number;
+    const flags = bytes[at + 4] as number;
+    const payload = bytes.subarray(at + 9, at + 9 + length);
+    if ((bytes.readUInt32BE(at + 5) & 0x7fffffff) === id) {
+      frames.push(
+        type === 0 || type === 3
+          ? `${type}/${flags}:${payload.toString("hex")}`
+          : `${type}/${flags}`,
+      );
+    }
+    at += 9 + length;
+  }
+  // DATA frames are cut where flow control and node's writes fall: join their payloads.
+  const joined: string[] = [];
+  for (const f of frames) {
+    const last = joined[joined.length - 1];
+    if (f.startsWith("0/0:") && last?.startsWith("0/0:") === true) {
+      joined[joined.length - 1] = last + f.slice(4);
+    } else joined.push(f);
+  }
+  return joined;
+}
+
+interface Result {
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  trailers: Record<string, unknown> | undefined;
+  error?: string;
+}
+
+interface Session {
+  session: http2.ClientHttp2Session;
+  received: Buffer[];
+  call(
+    command: string,
+    extra?: http2.OutgoingHttpHeaders,
+  ): { req: http2.ClientHttp2Stream; done: Promise<Result> };
+}
+
+function connect(port: number, settings: http2.Settings = {}): Session {
+  const received: Buffer[] = [];
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => tappedConnection(port, received),
+    settings,
+  });
+  session.on("error", () => {});
+  const call: Session["call"] = (command, extra = {}) => {
+    const [headers, body] = request("connect", command, extra);
+    const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+    const chunks: Buffer[] = [];
+    const r: Result = { status: 0, headers: {}, body: "", trailers: undefined };
+    req.on("response", (h) => {
+      r.status = Number(h[":status"]);
+      r.headers = clean(h);
+    });
+    req.on("trailers", (t: http2.IncomingHttpHeaders) => (r.trailers = clean(t)));
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("error", (e: NodeJS.ErrnoException) => (r.error = e.code));
+    const done = new Promise<Result>((resolve) =>
+      req.on("close", () => {
+        r.body = Buffer.concat(chunks).toString("hex");
+        resolve(r);
+      }),
+    );
+    req.end(body);
+    return { req, done };
+  };
+  return { session, received, call };
+}
+
+/**
+ * `command` as the second call on a session whose first call hangs (stream
+ * 1), the probe being stream 3: what came back and stream 3's frames.
+ */
+async function besideHeld(
+  server: Server,
+  command: string,
+  extra: http2.OutgoingHttpHeaders = {},
+  settings: http2.Settings = {},
+): Promise<{ result: Result; frames: string[] }> {
+  const s = connect(server.port, settings);
+  try {
+    const started = new Promise<void>((resolve) => (server.seen.started = resolve));
+    const held = s.call("hang");
+    await started;
+    const result = await s.call(command, extra).done;
+    await new Promise((r) => setTimeout(r, 20));
+    held.req.close(http2.constants.NGHTTP2_CANCEL);
+    await held.done;
+    return { result, frames: framesOf(Buffer.concat(s.received), 3) };
+  } finally {
+    server.seen.started = undefined;
+    s.session.close();
+  }
+}
+
+const CASES: Array<[string, string, http2.OutgoingHttpHeaders, http2.Settings]> = [
+  ["ok, with headers and trailer- headers", "ok", {}, {}],
+  ["an empty message", "", {}, {}],
+  ["an error with metadata and details", "fail", {}, {}],
+  ["a plain exception", "throw", {}, {}],
+  ["a gzip response", "big", { "accept-encoding": "gzip" }, {}],
+  ["a response over writeMaxBytes", "too-big", {}, {}],
+  ["a connection header dropped", "connection-header", {}, {}],
+  ["a header node:http2 refuses", "bad-header", {}, {}],
+  ["a body beyond the client's window", "x".repeat(900), {}, { initialWindowSize: 100 }],
+  ["an error beyond the client's window", "fail", {}, { initialWindowSize: 16 }],
+];
+
+for (const [name, command, extra, settings] of CASES) {
+  test(`connect beside another lean call: ${name}, in connect-es' frames`, async () => {
+    const lean = stream.seen.lean;
+    const a = await besideHeld(stream, command, extra, settings);
+    assert.equal(stream.seen.lean - lean, 2, "both calls ran on the lean path");
+    const b = await besideHeld(reference, command, extra, settings);
+    assert.deepEqual(a.result, b.result);
+    assert.deepEqual(a.frames, b.frames);
+    if (command !== "bad-header") {
+      assert.equal(a.frames.at(-1), "0/1:", "ends with an empty DATA frame");
+    }
+  });
+}
+
+/** A call alone on a session that already served `before`: the lone shape, HEADERS then DATA with END_STREAM. */
+async function aloneAfter(
+  before: (s: Session) => Promise<void>,
+  settings: http2.Settings = {},
+): Promise<void> {
+  const s = connect(stream.port, settings);
+  try {
+    await before(s);
+    // Every stream of `before` is closed on the server once it has answered
+    // a PING sent after them (frames are read in order; 'close' follows a tick later).
+    await new Promise<void>((resolve, reject) =>
+      s.session.ping((error) => (error === null ? resolve() : reject(error))),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    const received = s.received.length;
+    const lean = stream.seen.lean;
+    const { done } = s.call("ok");
+    const r = await done;
+    assert.equal(r.status, 200);
+    assert.equal(stream.seen.lean - lean, 1, "served on the lean path");
+    await new Promise((r) => setTimeout(r, 20));
+    const bytes = Buffer.concat(s.received.slice(received));
+    const ids = new Set<number>();
+    for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
+      const id = bytes.readUInt32BE(at + 5) & 0x7fffffff;
+      if (id !== 0) ids.add(id);
+    }
+    const id = Math.max(...ids);
+    assert.deepEqual(
+      framesOf(bytes, id).map((f) => f.slice(0, 3)),
+      ["1/4", "0/1"],
+      "alone again: the body's DATA frame ends the stream",
+    );
+  } finally {
+    stream.seen.started = undefined;
+    s.session.close();
+  }
+}
+
+test("the open-call count comes back down after concurrent calls that ended every way", async () => {
+  await aloneAfter(async (s) => {
+    // Held calls, then a batch of concurrent calls ending in every way.
+    const started = new Promise<void>((resolve) => (stream.seen.started = resolve));
+    const held = s.call("hang");
+    await started;
+    stream.seen.started = undefined;
+    const calls = [
+      s.call("ok"),
+      s.call("fail"),
+      s.call("too-big"),
+      s.call("bad-header"),
+      s.call("hang", { "connect-timeout-ms": "20" }),
+      s.call("x".repeat(READ_MAX + 10)),
+      s.call(""),
+    ];
+    const reset = s.call("hang");
+    const resetEarly = s.call("ok");
+    resetEarly.req.close(http2.constants.NGHTTP2_CANCEL);
+    await new Promise((r) => setTimeout(r, 20));
+    reset.req.close(http2.constants.NGHTTP2_CANCEL);
+    await Promise.all([...calls.map((c) => c.done), reset.done, resetEarly.done]);
+    held.req.close(http2.constants.NGHTTP2_CANCEL);
+    await held.done;
+  });
+});
+
+test("the open-call count comes back down after a response stalled by flow control is reset", async () => {
+  // The client's window: 16 bytes, and it never reads on; then it resets.
+  await aloneAfter(
+    async (s) => {
+      const started = new Promise<void>((resolve) => (stream.seen.started = resolve));
+      const held = s.call("hang");
+      await started;
+      stream.seen.started = undefined;
+      const stalled = s.call("x".repeat(900));
+      await new Promise((r) => setTimeout(r, 50));
+      stalled.req.close(http2.constants.NGHTTP2_CANCEL);
+      held.req.close(http2.constants.NGHTTP2_CANCEL);
+      await Promise.all([stalled.done, held.done]);
+    },
+    { initialWindowSize: 16 },
+  );
+});
+
+test("1,000 concurrent calls on one session all settle, and the count comes back down", async () => {
+  await aloneAfter(async (s) => {
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => s.call(i % 3 === 0 ? "fail" : "ok").done),
+    );
+    for (const [i, r] of results.entries()) assert.equal(r.status, i % 3 === 0 ? 400 : 200);
+  });
+});
