@@ -13,7 +13,7 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, CallAbort, signalOf } from "./lazy-abort.js";
+import { abortOf, CallAbort, signalOf, type AbortListener } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
 import type { CallTarget, UnaryEnd } from "./run-call.js";
 import {
@@ -114,12 +114,12 @@ export class H2Target implements CallTarget {
       return;
     }
     const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, end);
-    const hook = (reason: unknown): void => unary.fail(reason);
     // A call's own abort state (the runner's, or CallGuard's that follows
-    // it) always ends aborted, when the call settles: the hook may stay
-    // (it then finds the call finished), no unsubscribe closure per call.
-    if (abort instanceof CallAbort) abort.listen(hook);
-    else unary.unsubscribe = abort.onAbort(hook);
+    // it) always ends aborted, when the call settles: the call listens
+    // itself and may stay (it then finds the call finished), no hook or
+    // unsubscribe closure per call.
+    if (abort instanceof CallAbort) abort.listen(unary);
+    else unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
     (stream as Listened)[CALL] = unary;
     stream.on("error", onError);
     stream.on("response", onResponse);
@@ -197,7 +197,10 @@ class PromiseEnd<I extends DescMessage, O extends DescMessage> implements CallEn
  * CANCEL: the client has lost interest (gRPC's mapping of a cancelled or
  * expired call).
  */
-class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcome {
+class UnaryCall<I extends DescMessage, O extends DescMessage>
+  extends CallOutcome
+  implements AbortListener
+{
   reader: UnaryBodyReader | undefined;
   trailer: http2.IncomingHttpHeaders | undefined;
   unsubscribe: () => void = noop;
@@ -212,6 +215,11 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     private readonly end: CallEnd<O>,
   ) {
     super(noop);
+  }
+
+  /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
+  abortWith(reason: unknown): void {
+    this.fail(reason);
   }
 
   protected override rejected(error: ConnectError): void {
