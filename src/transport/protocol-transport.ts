@@ -10,6 +10,8 @@ import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { createH2Client } from "./h2-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
+import type * as http2 from "node:http2";
+import type { UnaryClientWire } from "./unary-client-wire.js";
 import { reachableTimeout } from "./deadline.js";
 import { CallRunner } from "./run-call.js";
 
@@ -21,6 +23,7 @@ interface ProtocolOptions {
   interceptors?: Interceptor[];
   readMaxBytes?: number;
   writeMaxBytes?: number;
+  callHeaders?: readonly (readonly [string, string])[];
 }
 
 /**
@@ -41,11 +44,13 @@ export function createProtocolTransport(
 ): Transport {
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
   if (http instanceof H2Session && protocol !== "grpc-web") {
+    const fixed = options.callHeaders ?? [];
     const streams = connectEsTransport(protocol, createH2Client(http), {
       ...options,
-      interceptors: [],
+      interceptors: fixed.length === 0 ? [] : [setHeaders(fixed)],
     });
-    const wire = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+    const plain = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+    const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
     return new CallRunner(
       new H2Target(http, options.baseUrl, wire, limits, streams),
       options.interceptors,
@@ -56,6 +61,43 @@ export function createProtocolTransport(
     http instanceof H2Session ? createH2Client(http) : http,
     options,
   );
+}
+
+/** Sets `fixed` on a copy of every request's headers. */
+function setHeaders(fixed: readonly (readonly [string, string])[]): Interceptor {
+  return (next) => (req) => {
+    const header = new Headers(req.header);
+    for (const [k, v] of fixed) header.set(k, v);
+    return next({ ...req, header });
+  };
+}
+
+/**
+ * `wire` with `fixed` set over every request's headers: a shared frozen
+ * object (a call without headers of its caller's) gets a frozen copy of its
+ * own, made once; a fresh one is changed in place.
+ */
+function withCallHeaders(
+  wire: UnaryClientWire,
+  fixed: readonly (readonly [string, string])[],
+): UnaryClientWire {
+  const copies = new WeakMap<object, http2.OutgoingHttpHeaders>();
+  const set = (out: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders => {
+    for (const [k, v] of fixed) out[k] = v;
+    return out;
+  };
+  return {
+    enveloped: wire.enveloped,
+    trailers: wire.trailers,
+    response: (status, header, limits) => wire.response(status, header, limits),
+    requestHeaders(path, header, timeoutMs) {
+      const out = wire.requestHeaders(path, header, timeoutMs);
+      if (!Object.isFrozen(out)) return set(out);
+      let copy = copies.get(out);
+      if (copy === undefined) copies.set(out, (copy = Object.freeze(set({ ...out }))));
+      return copy;
+    },
+  };
 }
 
 /** connect-es' transport for `protocol` over `httpClient` (see createProtocolTransport). */
