@@ -43,8 +43,8 @@ export function createProtocolTransport(
   options: ProtocolOptions,
 ): Transport {
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
+  const fixed = options.callHeaders ?? [];
   if (http instanceof H2Session && protocol !== "grpc-web") {
-    const fixed = options.callHeaders ?? [];
     const streams = connectEsTransport(protocol, createH2Client(http), {
       ...options,
       interceptors: fixed.length === 0 ? [] : [setHeaders(fixed)],
@@ -56,10 +56,13 @@ export function createProtocolTransport(
       options.interceptors,
     );
   }
+  // callHeaders go on last, after the caller's interceptors, on every path.
   return connectEsTransport(
     protocol,
     http instanceof H2Session ? createH2Client(http) : http,
-    options,
+    fixed.length === 0
+      ? options
+      : { ...options, interceptors: [...(options.interceptors ?? []), setHeaders(fixed)] },
   );
 }
 
