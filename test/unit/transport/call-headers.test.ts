@@ -3,7 +3,7 @@
  * createProtocolTransport builds: Connect and gRPC over an H2Session (the
  * lean unary wire and connect-es' streaming transport), gRPC-web over an
  * H2Session and every protocol over HTTP/1.1 (connect-es' transport). Each
- * call carries exactly the header given, over the caller's own, and the
+ * call (unary, and a server stream) carries exactly the header given, over the caller's own, and the
  * interceptors never see it. Real servers, raw: what reaches the wire.
  */
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import { BytesValueSchema, Int64ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createH1Client } from "../../../src/transport/h1-client.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
@@ -30,7 +30,14 @@ function answer(
   contentType: string,
   respond: (status: number, headers: Record<string, string>, body: Buffer) => void,
 ): void {
-  if (contentType.startsWith("application/grpc-web")) {
+  if (contentType === "application/connect+proto") {
+    const end = Buffer.from("{}");
+    respond(
+      200,
+      { "content-type": "application/connect+proto" },
+      Buffer.concat([Buffer.from([2, 0, 0, 0, end.length]), end]),
+    );
+  } else if (contentType.startsWith("application/grpc-web")) {
     const trailer = Buffer.from("grpc-status: 0\r\n");
     const head = Buffer.from([0x80, 0, 0, 0, trailer.length]);
     respond(
@@ -103,6 +110,18 @@ async function calls(transport: Transport): Promise<void> {
   ] as const) {
     await transport.unary(Bench.method.echo, undefined, timeoutMs, header, input);
   }
+  // A server stream (connect-es' transport on every path), with the caller's own header.
+  async function* one() {
+    yield create(Int64ValueSchema, { value: 0n });
+  }
+  const res = await transport.stream(
+    Bench.method.stream,
+    undefined,
+    undefined,
+    { authorization: "Bearer not-the-token" },
+    one(),
+  );
+  for await (const _ of res.message) void _;
 }
 
 const paths: { name: string; protocol: RpcProtocol; h1?: true }[] = [
@@ -129,8 +148,9 @@ for (const { name, protocol, h1: overH1 } of paths) {
       });
       seen.length = 0;
       await calls(transport);
-      assert.deepEqual(seen, [TOKEN, TOKEN, TOKEN, TOKEN], "the token on every call, once");
-      assert.deepEqual(viewed, [null, null, "Bearer not-the-token", "Bearer not-the-token"]);
+      assert.deepEqual(seen, [TOKEN, TOKEN, TOKEN, TOKEN, TOKEN], "the token on every call, once");
+      const mine = "Bearer not-the-token";
+      assert.deepEqual(viewed, [null, null, mine, mine, mine]);
     } finally {
       session?.close();
     }
