@@ -43,6 +43,8 @@ export interface TransportOptions {
   /**
    * Headers every call carries on the wire, set after the interceptors
    * (which never see them) over the caller's: a subprocess's launch token.
+   * Every protocol and HTTP version (see createProtocolTransport); not
+   * createInProcessTransport, which has no wire.
    */
   readonly callHeaders?: readonly (readonly [string, string])[];
 }

@@ -35,7 +35,8 @@ interface ProtocolOptions {
  * Connect and gRPC over an H2Session run on the project's CallRunner with
  * an H2Target (unary calls on its lean path, interceptors applied once, by
  * the runner); gRPC-web, and every protocol over another HTTP client, run
- * on connect-es' own transport.
+ * on connect-es' own transport. `callHeaders` are set after the
+ * interceptors on every one of these paths.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
