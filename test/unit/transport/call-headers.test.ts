@@ -156,3 +156,35 @@ for (const { name, protocol, h1: overH1 } of paths) {
     }
   });
 }
+
+for (const protocol of ["connect", "grpc"] as const) {
+  test(`callHeaders, ${protocol} over HTTP/2: transports on one path keep their own, the shared headers unchanged`, async () => {
+    const session = new H2Session(h2Url);
+    try {
+      const input = create(BytesValueSchema, { value: Uint8Array.of(1) });
+      const of = (callHeaders?: [string, string][]): Transport =>
+        createProtocolTransport(protocol, session, {
+          baseUrl: h2Url,
+          ...(callHeaders !== undefined && { callHeaders }),
+        });
+      const a = of([["authorization", "Bearer a"]]);
+      const b = of([["authorization", "Bearer b"]]);
+      const none = of();
+      seen.length = 0;
+      // Calls without headers of the caller's share one frozen object per path.
+      for (const t of [a, b, none, a, none, b]) {
+        await t.unary(Bench.method.echo, undefined, undefined, undefined, input);
+      }
+      assert.deepEqual(seen, [
+        "Bearer a",
+        "Bearer b",
+        undefined,
+        "Bearer a",
+        undefined,
+        "Bearer b",
+      ]);
+    } finally {
+      session.close();
+    }
+  });
+}
