@@ -29,6 +29,11 @@ export class CallOutcome {
     this.onStop?.(error);
   }
 
+  /** Settles the call with `error`: `rejectWith`, or a subclass's own end. */
+  protected rejected(error: ConnectError): void {
+    this.rejectWith(error);
+  }
+
   /** Marks the call settled; false if it already was (then the caller drops its result). */
   settle(): boolean {
     if (this.settled) return false;
@@ -40,7 +45,7 @@ export class CallOutcome {
   fail(reason: unknown): void {
     if (this.finished) return;
     const error = errorFromNode(reason);
-    if (this.settle()) this.rejectWith(error);
+    if (this.settle()) this.rejected(error);
     else this.late?.(error);
     this.stop(error);
   }

@@ -40,6 +40,13 @@ export interface TransportOptions {
   readonly readMaxBytes?: number;
   /** Largest message sent to the plugin, in bytes. */
   readonly writeMaxBytes?: number;
+  /**
+   * Headers every call carries on the wire, set after the interceptors
+   * (which never see them) over the caller's: a subprocess's launch token.
+   * Every protocol and HTTP version (see createProtocolTransport); not
+   * createInProcessTransport, which has no wire.
+   */
+  readonly callHeaders?: readonly (readonly [string, string])[];
 }
 
 /**

@@ -28,7 +28,12 @@ const SERVER_NAME = "localhost";
  */
 export function createGoPluginTransport(
   target: { network: "unix" | "tcp"; address: string },
-  options: { tls?: PeerTls; interceptors?: Interceptor[]; protocol?: "grpc" | "connect" } = {},
+  options: {
+    tls?: PeerTls;
+    interceptors?: Interceptor[];
+    protocol?: "grpc" | "connect";
+    callHeaders?: readonly (readonly [string, string])[];
+  } = {},
 ): ClientTransport {
   const dial = (): net.Socket => {
     if (target.network === "unix") return net.connect(target.address);
@@ -51,11 +56,18 @@ export function createGoPluginTransport(
           });
   const baseUrl = peer === undefined ? "http://localhost" : "https://localhost";
   const interceptors = options.interceptors ?? [];
+  const callHeaders = options.callHeaders ?? [];
   return options.protocol === "connect"
-    ? createH2Transport(baseUrl, { createConnection }, { interceptors })
+    ? createH2Transport(baseUrl, { createConnection }, { interceptors, callHeaders })
     : createH2Transport(
         baseUrl,
         { createConnection },
-        { protocol: "grpc", interceptors, readMaxBytes: 0x7fffffff, writeMaxBytes: 0x7fffffff },
+        {
+          protocol: "grpc",
+          interceptors,
+          callHeaders,
+          readMaxBytes: 0x7fffffff,
+          writeMaxBytes: 0x7fffffff,
+        },
       );
 }

@@ -69,13 +69,19 @@ export class H2Session {
     return url.slice(origin.length);
   }
 
-  /** Opens a stream; throws a ConnectError once close() was called. */
-  request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+  /**
+   * Opens a stream; throws a ConnectError once close() was called.
+   * `onClose`, a listener of the stream's "close" (called with the stream
+   * as `this`, after the session's own bookkeeping), shares the one
+   * listener the session puts there: with two, node's emitter keeps an
+   * array per stream and copies it on the event.
+   */
+  request(headers: http2.OutgoingHttpHeaders, onClose?: StreamListener): http2.ClientHttp2Stream {
     if (this.closedWith !== undefined) throw this.closedWith;
     for (let attempt = 0; ; attempt++) {
       const connection = this.connection();
       try {
-        return connection.request(headers);
+        return connection.request(headers, onClose);
       } catch (e) {
         // The session ended between our check and the request (nodejs/help#2105).
         if (attempt < 2 && connection.ended()) {
@@ -135,6 +141,9 @@ export class H2Session {
  * (docs/http2-client.md, 2026-12-02).
  */
 export const STREAM_SLOT = Symbol("connect-plugin.h2-stream-slot");
+/** A listener of a stream's event, the stream as `this` (see H2Session.request). */
+export type StreamListener = (this: http2.ClientHttp2Stream) => void;
+
 /** A stream of an H2Session, with its slot. */
 export type SlottedStream = http2.ClientHttp2Stream & { [STREAM_SLOT]?: unknown };
 
@@ -164,6 +173,8 @@ class Connection {
   private idleSince = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** The last closedThen listener and the `onClose` it calls. */
+  private both: { readonly onClose: StreamListener; readonly listener: StreamListener } | undefined;
   /** One listener for the close of every stream (no closure per call). */
   private readonly streamClosed = (): void => {
     if (--this.streams > 0) return;
@@ -202,7 +213,7 @@ class Connection {
     return this.session.closed || this.session.destroyed;
   }
 
-  request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+  request(headers: http2.OutgoingHttpHeaders, onClose?: StreamListener): http2.ClientHttp2Stream {
     const stream = this.session.request(headers);
     // Every stream gets the slot, whoever uses it (see STREAM_SLOT).
     (stream as SlottedStream)[STREAM_SLOT] = undefined;
@@ -210,8 +221,21 @@ class Connection {
       this.session.ref();
       this.pingTimer ??= this.armPing();
     }
-    stream.on("close", this.streamClosed);
+    stream.on("close", onClose === undefined ? this.streamClosed : this.closedThen(onClose));
     return stream;
+  }
+
+  /** streamClosed, then `onClose`: one listener, made once per `onClose` (the last one kept). */
+  private closedThen(onClose: StreamListener): StreamListener {
+    const last = this.both;
+    if (last?.onClose === onClose) return last.listener;
+    const streamClosed = this.streamClosed;
+    const listener = function (this: http2.ClientHttp2Stream): void {
+      streamClosed();
+      onClose.call(this);
+    };
+    this.both = { onClose, listener };
+    return listener;
   }
 
   destroy(reason: Error): void {

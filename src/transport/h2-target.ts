@@ -13,9 +13,9 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, CallAbort, signalOf } from "./lazy-abort.js";
+import { abortOf, CallAbort, signalOf, type AbortListener } from "./lazy-abort.js";
 import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
-import type { CallTarget } from "./run-call.js";
+import type { CallTarget, UnaryEnd } from "./run-call.js";
 import {
   requestBody,
   type UnaryBodyReader,
@@ -64,8 +64,32 @@ export class H2Target implements CallTarget {
     call: CallSignal,
     bare = false,
   ): Promise<UnaryResponse<I, O>> {
+    return new Promise((resolve, reject) =>
+      this.start(req, call, bare, new PromiseEnd(req, resolve, reject)),
+    );
+  }
+
+  /** unary() with `bare`, its outcome handed to `end` (see CallTarget.unaryTo). */
+  unaryTo<I extends DescMessage, O extends DescMessage>(
+    req: UnaryRequest<I, O>,
+    call: CallSignal,
+    end: UnaryEnd<O>,
+  ): void {
+    this.start(req, call, true, end);
+  }
+
+  /** Sends the call on a new stream; its outcome goes to `end`, once. */
+  private start<I extends DescMessage, O extends DescMessage>(
+    req: UnaryRequest<I, O>,
+    call: CallSignal,
+    bare: boolean,
+    end: CallEnd<O>,
+  ): void {
     const abort = abortOf(req);
-    if (abort.aborted) return Promise.reject(errorFromNode(abort.reason));
+    if (abort.aborted) {
+      end.fail(errorFromNode(abort.reason));
+      return;
+    }
     let path: string;
     let body: Uint8Array;
     try {
@@ -77,33 +101,32 @@ export class H2Target implements CallTarget {
         this.wire.enveloped,
       );
     } catch (e) {
-      return Promise.reject(ConnectError.from(e));
+      end.fail(ConnectError.from(e));
+      return;
     }
     const headers = this.wire.requestHeaders(path, req.header, call.timeoutMs);
-    return new Promise((resolve, reject) => {
-      let stream: http2.ClientHttp2Stream;
-      try {
-        stream = this.session.request(headers);
-      } catch (e) {
-        reject(errorFromNode(e));
-        return;
-      }
-      const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, resolve, reject);
-      const hook = (reason: unknown): void => unary.fail(reason);
-      // A call's own abort state (the runner's, or CallGuard's that follows
-      // it) always ends aborted, when the call settles: the hook may stay
-      // (it then finds the call finished), no unsubscribe closure per call.
-      if (abort instanceof CallAbort) abort.listen(hook);
-      else unary.unsubscribe = abort.onAbort(hook);
-      (stream as Listened)[CALL] = unary as unknown as UnaryCall<DescMessage, DescMessage>;
-      stream.on("error", onError);
-      stream.on("close", onClose);
-      stream.on("response", onResponse);
-      if (this.wire.trailers) stream.on("trailers", onTrailers);
-      stream.on("data", onData);
-      stream.on("end", onEnd);
-      stream.end(body);
-    });
+    let stream: http2.ClientHttp2Stream;
+    try {
+      // One "close" listener per stream for the session's count and ours.
+      stream = this.session.request(headers, onClose);
+    } catch (e) {
+      end.fail(errorFromNode(e));
+      return;
+    }
+    const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, end);
+    // A call's own abort state (the runner's, or CallGuard's that follows
+    // it) always ends aborted, when the call settles: the call listens
+    // itself and may stay (it then finds the call finished), no hook or
+    // unsubscribe closure per call.
+    if (abort instanceof CallAbort) abort.listen(unary);
+    else unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
+    (stream as Listened)[CALL] = unary;
+    stream.on("error", onError);
+    stream.on("response", onResponse);
+    if (this.wire.trailers) stream.on("trailers", onTrailers);
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    stream.end(body);
   }
 
   stream<I extends DescMessage, O extends DescMessage>(
@@ -139,6 +162,33 @@ function cut(stream: http2.ClientHttp2Stream, responded: boolean): ConnectError 
 const CALL = STREAM_SLOT;
 type Listened = http2.ClientHttp2Stream & { [CALL]?: UnaryCall<DescMessage, DescMessage> };
 
+/** Where a UnaryCall hands its outcome: the call's promise (PromiseEnd) or the runner's UnaryEnd. */
+interface CallEnd<O extends DescMessage> {
+  ok(res: UnaryResult<O>): void;
+  fail(error: ConnectError): void;
+}
+
+/** unary()'s promise, resolved with the response as connect-es' transports make it. */
+class PromiseEnd<I extends DescMessage, O extends DescMessage> implements CallEnd<O> {
+  constructor(
+    private readonly req: UnaryRequest<I, O>,
+    private readonly resolve: (res: UnaryResponse<I, O>) => void,
+    readonly fail: (error: ConnectError) => void,
+  ) {}
+
+  ok(res: UnaryResult<O>): void {
+    const req = this.req;
+    this.resolve({
+      stream: false,
+      service: req.service,
+      method: req.method,
+      header: res.header,
+      message: res.message,
+      trailer: res.trailer,
+    });
+  }
+}
+
 /**
  * One unary call's state on its stream. The stream's listeners are module
  * functions that find it on the stream (`this` of a listener is the
@@ -147,7 +197,10 @@ type Listened = http2.ClientHttp2Stream & { [CALL]?: UnaryCall<DescMessage, Desc
  * CANCEL: the client has lost interest (gRPC's mapping of a cancelled or
  * expired call).
  */
-class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcome {
+class UnaryCall<I extends DescMessage, O extends DescMessage>
+  extends CallOutcome
+  implements AbortListener
+{
   reader: UnaryBodyReader | undefined;
   trailer: http2.IncomingHttpHeaders | undefined;
   unsubscribe: () => void = noop;
@@ -159,10 +212,18 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
     readonly limits: UnaryLimits,
     /** Only the message is read (see CallTarget.unary). */
     readonly bare: boolean,
-    readonly resolve: (res: UnaryResponse<I, O>) => void,
-    reject: (error: ConnectError) => void,
+    private readonly end: CallEnd<O>,
   ) {
-    super(reject);
+    super(noop);
+  }
+
+  /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
+  abortWith(reason: unknown): void {
+    this.fail(reason);
+  }
+
+  protected override rejected(error: ConnectError): void {
+    this.end.fail(error);
   }
 
   protected override stop(): void {
@@ -190,20 +251,11 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> extends CallOutcom
   }
 
   private deliver(res: UnaryResult<O>): void {
-    if (!this.settle()) return;
-    const req = this.req;
-    this.resolve({
-      stream: false,
-      service: req.service,
-      method: req.method,
-      header: res.header,
-      message: res.message,
-      trailer: res.trailer,
-    });
+    if (this.settle()) this.end.ok(res);
   }
 
   private reject(e: unknown): void {
-    if (this.settle()) this.rejectWith(ConnectError.from(e));
+    if (this.settle()) this.end.fail(ConnectError.from(e));
   }
 }
 

@@ -19,8 +19,8 @@ export class CallAbort {
    * an array made for them, because a pushed-to empty array reserves 17
    * slots (152 bytes); every call state has two or three hooks.
    */
-  private first: Hook | undefined;
-  private rest: Hook[] | undefined;
+  private first: Hook | AbortListener | undefined;
+  private rest: (Hook | AbortListener)[] | undefined;
 
   /** The AbortSignal, created on first use (already aborted if the call is over). */
   get signal(): AbortSignal {
@@ -44,8 +44,8 @@ export class CallAbort {
     this.controller?.abort(reason);
     const { first, rest } = this;
     this.first = this.rest = undefined;
-    first?.(reason);
-    if (rest !== undefined) for (const hook of rest) hook(reason);
+    if (first !== undefined) tell(first, reason);
+    if (rest !== undefined) for (const hook of rest) tell(hook, reason);
   }
 
   /**
@@ -53,7 +53,7 @@ export class CallAbort {
    * call whose state is always aborted when the call ends (then the hook
    * must be harmless), which saves a closure and a splice per call.
    */
-  listen(hook: Hook): void {
+  listen(hook: Hook | AbortListener): void {
     if (this.first === undefined) this.first = hook;
     // A literal, not a push onto []: sized for its one hook.
     else if (this.rest === undefined) this.rest = [hook];
@@ -77,6 +77,20 @@ export class CallAbort {
 }
 
 type Hook = (reason: unknown) => void;
+
+/**
+ * An object CallAbort.listen tells of the abort (`abortWith`), instead of a
+ * hook function: a call's state can listen itself, without a closure per
+ * call (H2Target's unary calls, docs/http2-client.md, session 15).
+ */
+export interface AbortListener {
+  abortWith(reason: unknown): void;
+}
+
+function tell(hook: Hook | AbortListener, reason: unknown): void {
+  if (typeof hook === "function") hook(reason);
+  else hook.abortWith(reason);
+}
 
 /** Where a request or context keeps its CallAbort (copied along when an interceptor spreads it). */
 export const CALL_ABORT = Symbol("connect-plugin.call-abort");

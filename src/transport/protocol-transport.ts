@@ -10,6 +10,8 @@ import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { createH2Client } from "./h2-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
+import type * as http2 from "node:http2";
+import type { UnaryClientWire } from "./unary-client-wire.js";
 import { reachableTimeout } from "./deadline.js";
 import { CallRunner } from "./run-call.js";
 
@@ -21,6 +23,7 @@ interface ProtocolOptions {
   interceptors?: Interceptor[];
   readMaxBytes?: number;
   writeMaxBytes?: number;
+  callHeaders?: readonly (readonly [string, string])[];
 }
 
 /**
@@ -32,7 +35,8 @@ interface ProtocolOptions {
  * Connect and gRPC over an H2Session run on the project's CallRunner with
  * an H2Target (unary calls on its lean path, interceptors applied once, by
  * the runner); gRPC-web, and every protocol over another HTTP client, run
- * on connect-es' own transport.
+ * on connect-es' own transport. `callHeaders` are set after the
+ * interceptors on every one of these paths.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
@@ -40,22 +44,64 @@ export function createProtocolTransport(
   options: ProtocolOptions,
 ): Transport {
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
+  const fixed = options.callHeaders ?? [];
   if (http instanceof H2Session && protocol !== "grpc-web") {
     const streams = connectEsTransport(protocol, createH2Client(http), {
       ...options,
-      interceptors: [],
+      interceptors: fixed.length === 0 ? [] : [setHeaders(fixed)],
     });
-    const wire = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+    const plain = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+    const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
     return new CallRunner(
       new H2Target(http, options.baseUrl, wire, limits, streams),
       options.interceptors,
     );
   }
+  // callHeaders go on last, after the caller's interceptors, on every path.
   return connectEsTransport(
     protocol,
     http instanceof H2Session ? createH2Client(http) : http,
-    options,
+    fixed.length === 0
+      ? options
+      : { ...options, interceptors: [...(options.interceptors ?? []), setHeaders(fixed)] },
   );
+}
+
+/** Sets `fixed` on a copy of every request's headers. */
+function setHeaders(fixed: readonly (readonly [string, string])[]): Interceptor {
+  return (next) => (req) => {
+    const header = new Headers(req.header);
+    for (const [k, v] of fixed) header.set(k, v);
+    return next({ ...req, header });
+  };
+}
+
+/**
+ * `wire` with `fixed` set over every request's headers: a shared frozen
+ * object (a call without headers of its caller's) gets a frozen copy of its
+ * own, made once; a fresh one is changed in place.
+ */
+function withCallHeaders(
+  wire: UnaryClientWire,
+  fixed: readonly (readonly [string, string])[],
+): UnaryClientWire {
+  const copies = new WeakMap<object, http2.OutgoingHttpHeaders>();
+  const set = (out: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders => {
+    for (const [k, v] of fixed) out[k] = v;
+    return out;
+  };
+  return {
+    enveloped: wire.enveloped,
+    trailers: wire.trailers,
+    response: (status, header, limits) => wire.response(status, header, limits),
+    requestHeaders(path, header, timeoutMs) {
+      const out = wire.requestHeaders(path, header, timeoutMs);
+      if (!Object.isFrozen(out)) return set(out);
+      let copy = copies.get(out);
+      if (copy === undefined) copies.set(out, (copy = Object.freeze(set({ ...out }))));
+      return copy;
+    },
+  };
 }
 
 /** connect-es' transport for `protocol` over `httpClient` (see createProtocolTransport). */

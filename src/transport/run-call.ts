@@ -22,7 +22,7 @@ import {
   normalizeIterable,
   type CallSignal,
 } from "./call-support.js";
-import { inlineOf, type InlineInterceptor } from "./inline-interceptor.js";
+import { inlineOf, type InlineCall, type InlineInterceptor } from "./inline-interceptor.js";
 import { LazyRequest, type CallAbort } from "./lazy-abort.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -64,6 +64,27 @@ export interface CallTarget {
    * ones instead of a Headers and a ContextValues of its own. Default false.
    */
   readonly privateRequests?: boolean;
+  /**
+   * Optional: a unary call whose caller reads only the response's message
+   * (as unary() with `bare`), its outcome handed to `end` instead of a
+   * promise: the runner's own promise is then the caller's, settled from
+   * the target's last event, one promise and one microtask hop less per
+   * call (docs/http2-client.md, session 15). The target calls `end.ok` or
+   * `end.fail` once; a throw counts as `end.fail`.
+   */
+  unaryTo?<I extends DescMessage, O extends DescMessage>(
+    req: UnaryRequest<I, O>,
+    call: CallSignal,
+    end: UnaryEnd<O>,
+  ): void;
+}
+
+/** Where a target's unaryTo hands a call's outcome (see CallTarget.unaryTo). */
+export interface UnaryEnd<O extends DescMessage> {
+  /** The call succeeded; only `res.message` is read. */
+  ok(res: { readonly message: MessageShape<O> }): void;
+  /** The call failed with `error` (settled as a rejection of unary() is). */
+  fail(error: unknown): void;
 }
 
 /**
@@ -207,6 +228,16 @@ export class CallRunner implements Transport {
       values,
       message,
     );
+    if (pick === messageOf && target.unaryTo !== undefined) {
+      return new Promise<T>((resolve, reject) => {
+        const end = new LeanEnd<O>(call, started, resolve as (m: unknown) => void, reject);
+        try {
+          target.unaryTo?.(req, call, end);
+        } catch (error) {
+          end.failNow(error);
+        }
+      });
+    }
     let pending: Promise<UnaryResponse<I, O>>;
     try {
       pending = target.unary(req, call, pick === messageOf);
@@ -308,6 +339,61 @@ const settleFailed =
   (error: unknown): never => {
     throw call.failed(error);
   };
+
+/**
+ * The end of a lean call through CallTarget.unaryTo: settles the call, and
+ * the caller's promise, as leanUnary's `.then` does for unary()'s promise
+ * (success: the inline interceptor's `ended`, the call done, the message;
+ * failure: the inline interceptor's `failed`, then the call failed with
+ * the error it gives). Only the first outcome counts.
+ */
+class LeanEnd<O extends DescMessage> implements UnaryEnd<O> {
+  private over = false;
+
+  constructor(
+    private readonly call: CallSignal,
+    private readonly started: InlineCall | undefined,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {}
+
+  ok(res: { readonly message: MessageShape<O> }): void {
+    if (this.over) return;
+    this.over = true;
+    try {
+      this.started?.ended();
+      this.call.done();
+    } catch (error) {
+      // As a throw in leanUnary's `.then` would: the caller sees it.
+      this.reject(error);
+      return;
+    }
+    this.resolve(res.message);
+  }
+
+  fail(error: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    // Judged a microtask later, as unary()'s rejection reached leanUnary's
+    // handler: CallGuard asks whether the connection broke, and node emits
+    // the session's "close" in the same tick as the stream's last event.
+    this.resolve(Promise.resolve().then(() => this.settle(error)));
+  }
+
+  /** fail(), judged now: for a synchronous throw from unaryTo (as leanUnary's catch). */
+  failNow(error: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.resolve(this.settle(error));
+  }
+
+  private settle(error: unknown): Promise<never> {
+    const started = this.started;
+    const fail = settleFailed(this.call);
+    if (started === undefined) return Promise.reject(this.call.failed(error));
+    return started.failed(error).then(fail, fail);
+  }
+}
 
 const whole = <R>(res: R): R => res;
 const messageOf = <M>(res: { readonly message: M }): M => res.message;

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { Interceptor } from "@connectrpc/connect";
 import { PluginError } from "../../protocol/errors.js";
 import { createSocketTransport, type ClientTransport } from "../../transport/client-transport.js";
 import { createFramedTransport } from "../../transport/framed/client.js";
@@ -65,39 +64,28 @@ export const connectSubprocess: Connector<SubprocessSource> = async (source, con
     line.protocol !== "framed",
   );
   // User interceptors run first, so that the guard judges only errors
-  // from the wire; the token goes on last, so that they never see it (the
-  // framed transport adds it to each call's open frame itself).
+  // from the wire; the token is set after them by the transport, on the
+  // wire, so that they never see it (framed: in each call's open frame;
+  // HTTP/2: over the request's headers). No interceptor of its own: with
+  // the guard alone, HTTP/2 unary calls take the runner's lean path.
   const interceptors = [...context.interceptors, guard.interceptor];
-  const wireInterceptors = [...interceptors, bearerToken(launchToken)];
+  const callHeaders = [["authorization", bearer(launchToken)]] as const;
   const protocol = line.protocol === "grpc" ? ("grpc" as const) : ("connect" as const);
   const transport: ClientTransport =
     line.protocol === "framed"
       ? createFramedTransport(line, {
           interceptors,
-          callHeaders: [["authorization", bearer(launchToken)]],
+          callHeaders,
           ...(tls !== undefined && {
             tls: { ca: tls.peerCertPem, cert: tls.certPem, key: tls.keyPem },
           }),
         })
       : tls === undefined
-        ? createSocketTransport(line, { protocol, interceptors: wireInterceptors })
-        : createGoPluginTransport(line, { protocol, interceptors: wireInterceptors, tls });
+        ? createSocketTransport(line, { protocol, interceptors, callHeaders })
+        : createGoPluginTransport(line, { protocol, interceptors, tls, callHeaders });
   proc.onExit((exit) => context.exited(exit, transport));
   return { transport, guard, process: proc, server: undefined };
 };
-
-/**
- * Adds the launch token to every call into a subprocess, on a copy of the
- * headers: interceptors further out keep a view without the secret.
- */
-function bearerToken(token: string): Interceptor {
-  const value = bearer(token);
-  return (next) => (req) => {
-    const header = new Headers(req.header);
-    header.set("authorization", value);
-    return next({ ...req, header });
-  };
-}
 
 /** The authorization header's value for a launch token. */
 function bearer(token: string): string {

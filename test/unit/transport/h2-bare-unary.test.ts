@@ -21,12 +21,21 @@ import { scenarios, startWireServer, type WireServer } from "./h2-wire-server.js
 
 const READ_MAX = 200;
 
-/** The `bare` flag of every H2Target.unary call, in order (spied on our own class). */
+/**
+ * Per H2Target call, in order (spied on our own class), whether it was the
+ * bare path: unaryTo (which the runner uses for a message-only call since
+ * session 15), or unary with `bare`.
+ */
 const bareSeen: boolean[] = [];
 const original = Reflect.get(H2Target.prototype, "unary") as (...args: unknown[]) => unknown;
 Reflect.set(H2Target.prototype, "unary", function (this: H2Target, ...args: unknown[]): unknown {
   bareSeen.push(args[2] === true);
   return original.apply(this, args);
+});
+const originalTo = Reflect.get(H2Target.prototype, "unaryTo") as (...args: unknown[]) => unknown;
+Reflect.set(H2Target.prototype, "unaryTo", function (this: H2Target, ...args: unknown[]): unknown {
+  bareSeen.push(true);
+  return originalTo.apply(this, args);
 });
 
 function errorView(e: unknown): unknown {

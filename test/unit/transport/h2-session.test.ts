@@ -6,9 +6,11 @@ import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
+import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
 import { kvPlugin } from "../../../examples/kv/definition.js";
+import { waitFor } from "../../helpers.js";
 
 const routes = (router: ConnectRouter): void => {
   router.service(Bench, { echo: (req) => req, async *stream() {} });
@@ -193,3 +195,47 @@ for (const how of [
     }
   });
 }
+
+test("H2Session.request(headers, onClose): one 'close' listener per stream runs the session's count and onClose (with the stream as this)", async () => {
+  const server = http2.createServer((_req, res) => res.end("ok"));
+  const serverSessions: http2.Http2Session[] = [];
+  let serverClosed = 0;
+  server.on("session", (s) => {
+    serverSessions.push(s);
+    s.once("close", () => serverClosed++);
+  });
+  const session = new H2Session(await listen(server), { idleTimeoutMs: 200 });
+  try {
+    const closedThis: unknown[] = [];
+    const onClose = function (this: http2.ClientHttp2Stream): void {
+      closedThis.push(this);
+    };
+    const other = function (this: http2.ClientHttp2Stream): void {
+      closedThis.push("other");
+    };
+    const run = async (listener?: (this: http2.ClientHttp2Stream) => void): Promise<void> => {
+      const stream = session.request({ ":path": "/" }, listener);
+      assert.equal(stream.listenerCount("close"), 1);
+      stream.resume();
+      stream.end();
+      await new Promise((r) => stream.once("close", r));
+      if (listener === onClose) assert.equal(closedThis.at(-1), stream);
+    };
+    await run(onClose);
+    await run(onClose);
+    await run(other);
+    await run(undefined);
+    await run(onClose);
+    assert.equal(closedThis.length, 4);
+    assert.deepEqual(
+      closedThis.map((x) => (x === "other" ? x : "stream")),
+      ["stream", "stream", "other", "stream"],
+    );
+    // Every close was counted: the session, without streams, closes once idle.
+    await waitFor("the idle session closed", () => serverClosed === 1);
+    assert.equal(serverSessions.length, 1);
+  } finally {
+    session.close();
+    server.close();
+  }
+});

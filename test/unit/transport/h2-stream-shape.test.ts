@@ -37,8 +37,8 @@ for (const protocol of ["connect", "grpc"] as const) {
     const streams: http2.ClientHttp2Stream[] = [];
     const atCreation: string[] = [];
     const request = session.request.bind(session);
-    session.request = (headers) => {
-      const stream = request(headers);
+    session.request = (headers, onClose) => {
+      const stream = request(headers, onClose);
       streams.push(stream);
       atCreation.push(keys(stream));
       return stream;
@@ -85,8 +85,8 @@ for (const protocol of ["connect", "grpc"] as const) {
     const held: unknown[] = [];
     const streams: SlottedStream[] = [];
     const request = session.request.bind(session);
-    session.request = (headers) => {
-      const stream = request(headers) as SlottedStream;
+    session.request = (headers, onClose) => {
+      const stream = request(headers, onClose) as SlottedStream;
       streams.push(stream);
       // The call's state is put in the slot right after the stream is made.
       queueMicrotask(() => held.push(stream[STREAM_SLOT]));

@@ -71,3 +71,26 @@ test("a hook added during the abort, or after it, never fires; unsubscribing aft
   off();
   assert.deepEqual(seen, ["first", "second:x"]);
 });
+
+test("an AbortListener object is told through abortWith, once, in order with the hook functions", () => {
+  const a = new CallAbort();
+  const seen: string[] = [];
+  const listener = {
+    abortWith(reason: unknown): void {
+      assert.equal(this, listener, "called as a method");
+      seen.push(`object ${String(reason)}`);
+    },
+  };
+  a.listen((r) => seen.push(`first ${String(r)}`));
+  a.listen(listener);
+  a.onAbort((r) => seen.push(`last ${String(r)}`));
+  a.abort("why");
+  a.abort("again");
+  assert.deepEqual(seen, ["first why", "object why", "last why"]);
+  // As the only (first) listener too.
+  const b = new CallAbort();
+  const alone: unknown[] = [];
+  b.listen({ abortWith: (r) => alone.push(r) });
+  b.abort("x");
+  assert.deepEqual(alone, ["x"]);
+});

@@ -28,6 +28,7 @@ import {
   isSharedEmptyHeader,
   newRequest,
   type CallTarget,
+  type UnaryEnd,
 } from "../../../src/transport/run-call.js";
 import {
   GetRequestSchema,
@@ -735,6 +736,184 @@ describe("CallRunner, the lean unary path (no interceptor, or one that runs inli
     await assert.rejects(
       new CallRunner(target).unaryMessage(get, undefined, 20, undefined, {}),
       (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+    );
+  });
+});
+
+describe("CallRunner, a target that settles message-only calls itself (unaryTo)", () => {
+  type EndAnswer = (req: UnaryRequest, call: CallSignal, end: UnaryEnd<DescMessage>) => void;
+
+  /** A fake target with unaryTo: records which entry each call took. */
+  class EndTarget extends FakeTarget {
+    readonly entries: string[] = [];
+    constructor(private readonly endAnswer: EndAnswer) {
+      super(unaryOk);
+    }
+    override unary<I extends DescMessage, O extends DescMessage>(
+      req: UnaryRequest<I, O>,
+      call: CallSignal,
+    ): Promise<UnaryResponse<I, O>> {
+      this.entries.push("unary");
+      return super.unary(req, call);
+    }
+    unaryTo<I extends DescMessage, O extends DescMessage>(
+      req: UnaryRequest<I, O>,
+      call: CallSignal,
+      end: UnaryEnd<O>,
+    ): void {
+      this.entries.push("unaryTo");
+      this.seen.push({ req, call });
+      this.endAnswer(req, call, end);
+    }
+  }
+
+  const found = create(GetResponseSchema, { found: true });
+  const okNow: EndAnswer = (_req, _call, end) => end.ok({ message: found });
+
+  /** An inline interceptor that logs its calls; `endedThrows` makes ended() throw. */
+  function logged(endedThrows = false): { interceptor: Interceptor; log: string[] } {
+    const log: string[] = [];
+    const inline: InlineInterceptor = {
+      begin() {
+        log.push("begin");
+        return {
+          abort: undefined,
+          ended: () => {
+            log.push("ended");
+            if (endedThrows) throw new Error("ended broke");
+          },
+          failed: (error) => {
+            log.push(`failed ${ConnectError.from(error).rawMessage}`);
+            return Promise.resolve(new ConnectError("translated", Code.Unavailable));
+          },
+        };
+      },
+    };
+    const interceptor = inlinable(
+      () => () => {
+        throw new Error("run as an interceptor");
+      },
+      inline,
+    );
+    return { interceptor, log };
+  }
+
+  test("unaryMessage() on the lean path uses it: the message, the inline interceptor told, the call settled with no timer left", async () => {
+    const target = new EndTarget(okNow);
+    const { interceptor, log } = logged();
+    const message = await new CallRunner(target, [interceptor]).unaryMessage(
+      get,
+      undefined,
+      60_000,
+      undefined,
+      { key: "k" },
+    );
+    assert.equal(message, found);
+    assert.deepEqual(target.entries, ["unaryTo"]);
+    assert.deepEqual(log, ["begin", "ended"]);
+    const call = target.seen[0]?.call as CallSignal;
+    assert.equal(call.reason, callDone(), "the call is done (its deadline timer cleared)");
+    // Without interceptors too.
+    const bareTarget = new EndTarget(okNow);
+    assert.equal(
+      await new CallRunner(bareTarget).unaryMessage(get, undefined, undefined, undefined, {}),
+      found,
+    );
+    assert.deepEqual(bareTarget.entries, ["unaryTo"]);
+  });
+
+  test("unary() (the whole response) and a chain of interceptors still use unary()", async () => {
+    const target = new EndTarget(okNow);
+    await new CallRunner(target).unary(get, undefined, undefined, undefined, {});
+    const plain: Interceptor = (next) => (req) => next(req);
+    await new CallRunner(target, [plain, plain]).unaryMessage(
+      get,
+      undefined,
+      undefined,
+      undefined,
+      {},
+    );
+    assert.deepEqual(target.entries, ["unary", "unary"]);
+  });
+
+  test("a failure: a ConnectError with its code, or through the inline interceptor's failed()", async () => {
+    const failing = new EndTarget((_req, _call, end) =>
+      end.fail(new ConnectError("no such key", Code.NotFound)),
+    );
+    await assert.rejects(
+      new CallRunner(failing).unaryMessage(get, undefined, undefined, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.NotFound,
+    );
+    assert.equal(failing.seen[0]?.call.reason, callDone());
+    const { interceptor, log } = logged();
+    await assert.rejects(
+      new CallRunner(failing, [interceptor]).unaryMessage(get, undefined, undefined, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
+    );
+    assert.deepEqual(log, ["begin", "failed no such key"]);
+  });
+
+  test("the deadline wins over the error the target then reports", async () => {
+    const target = new EndTarget((_req, call, end) =>
+      call.onAbort(() => end.fail(new Error("late"))),
+    );
+    await assert.rejects(
+      new CallRunner(target).unaryMessage(get, undefined, 20, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+    );
+  });
+
+  test("a target that throws synchronously: a rejection, failed() told, the call settled", async () => {
+    const target = new EndTarget(() => {
+      throw new Error("sync");
+    });
+    const { interceptor, log } = logged();
+    await assert.rejects(
+      new CallRunner(target, [interceptor]).unaryMessage(get, undefined, 60_000, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
+    );
+    assert.deepEqual(log, ["begin", "failed sync"]);
+    assert.equal(target.seen[0]?.call.reason, callDone());
+  });
+
+  test("only the first outcome counts: a later ok or fail is ignored", async () => {
+    const okThenFail = new EndTarget((_req, _call, end) => {
+      end.ok({ message: found });
+      end.fail(new Error("after"));
+    });
+    const { interceptor, log } = logged();
+    assert.equal(
+      await new CallRunner(okThenFail, [interceptor]).unaryMessage(
+        get,
+        undefined,
+        undefined,
+        undefined,
+        {},
+      ),
+      found,
+    );
+    assert.deepEqual(log, ["begin", "ended"]);
+    const failThenOk = new EndTarget((_req, _call, end) => {
+      end.fail(new ConnectError("first", Code.Aborted));
+      end.ok({ message: found });
+    });
+    await assert.rejects(
+      new CallRunner(failThenOk).unaryMessage(get, undefined, undefined, undefined, {}),
+      (e: unknown) => e instanceof ConnectError && e.rawMessage === "first",
+    );
+  });
+
+  test("an inline interceptor whose ended() throws: the caller gets the throw, no hang", async () => {
+    const { interceptor } = logged(true);
+    await assert.rejects(
+      new CallRunner(new EndTarget(okNow), [interceptor]).unaryMessage(
+        get,
+        undefined,
+        undefined,
+        undefined,
+        {},
+      ),
+      /ended broke/,
     );
   });
 });
