@@ -22,7 +22,7 @@
  * counting stream for that pass only).
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -31,6 +31,7 @@ import { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { firstMatch } from "./child-output.js";
 import { median, round, shuffled } from "./stats.js";
+import { threadsCpuNs } from "./proc-cpu.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -57,19 +58,6 @@ interface Server {
   /** A fresh connection to it. */
   connect(): net.Socket;
   stop(): void;
-}
-
-/** CPU time of every thread of `pid`, in ns (threads that exited are not counted; node's do not exit). */
-function cpuNs(pid: number): number {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return total;
 }
 
 async function floor(): Promise<Server> {
@@ -188,9 +176,9 @@ async function measure(
   await batch(session, protocol, 200, callers);
   const pid = server.child.pid as number;
   const t0 = process.hrtime.bigint();
-  const c0 = cpuNs(pid);
+  const c0 = threadsCpuNs(pid);
   await batch(session, protocol, calls, callers);
-  const c1 = cpuNs(pid);
+  const c1 = threadsCpuNs(pid);
   const t1 = process.hrtime.bigint();
   return { cpu: (c1 - c0) / 1000 / calls, rate: calls / (Number(t1 - t0) / 1e9) };
 }

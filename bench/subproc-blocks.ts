@@ -31,13 +31,14 @@
  * block), and prints strace's tables.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as own from "./contenders.js";
 import { median, round, shuffled } from "./stats.js";
+import { threadsCpuNs } from "./proc-cpu.js";
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => {
@@ -59,18 +60,9 @@ if (profileDir !== undefined) {
   process.env.PROFILE_HEAP_BYTES ??= String(2 ** 30);
 }
 
-/** CPU ns of every thread of `pid`. */
+/** CPU ns of every thread of `pid` (0 without one). */
 function cpuNs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return total;
+  return pid === undefined ? 0 : threadsCpuNs(pid);
 }
 
 type Contenders = typeof own;

@@ -62,14 +62,13 @@ export class H2Target implements CallTarget {
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
-    bare = false,
   ): Promise<UnaryResponse<I, O>> {
     return new Promise((resolve, reject) =>
-      this.start(req, call, bare, new PromiseEnd(req, resolve, reject)),
+      this.start(req, call, false, new PromiseEnd(req, resolve, reject)),
     );
   }
 
-  /** unary() with `bare`, its outcome handed to `end` (see CallTarget.unaryTo). */
+  /** A message-only unary call, its outcome handed to `end` (see CallTarget.unaryTo). */
   unaryTo<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,

@@ -37,15 +37,9 @@ type HeadersInit = ConstructorParameters<typeof Headers>[0];
 export interface CallTarget {
   /** The request path of a method, `/package.Service/Method`. */
   path(method: DescMethodUnary | DescMethodStreaming): string;
-  /**
-   * `bare` (default false): the caller reads only the response's message,
-   * so a target may give a successful response empty placeholders for its
-   * header and trailer instead of making them. Errors are unchanged.
-   */
   unary<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
-    bare?: boolean,
   ): Promise<UnaryResponse<I, O>>;
   stream<I extends DescMessage, O extends DescMessage>(
     req: StreamRequest<I, O>,
@@ -65,9 +59,10 @@ export interface CallTarget {
    */
   readonly privateRequests?: boolean;
   /**
-   * Optional: a unary call whose caller reads only the response's message
-   * (as unary() with `bare`), its outcome handed to `end` instead of a
-   * promise: the runner's own promise is then the caller's, settled from
+   * Optional: a unary call whose caller reads only the response's message,
+   * its outcome handed to `end` instead of a promise (so a target may give
+   * a success empty placeholders for its header and trailer instead of
+   * making them; errors are unchanged): the runner's own promise is then the caller's, settled from
    * the target's last event, one promise and one microtask hop less per
    * call (docs/http2-client.md, session 15). The target calls `end.ok` or
    * `end.fail` once; a throw counts as `end.fail`.
@@ -195,7 +190,7 @@ export class CallRunner implements Transport {
    * so a target with privateRequests gets shared empty header and context
    * values for a call without its caller's (no Headers per call).
    * `pick` gives the caller's result: the response (`whole`) or its
-   * message only (`messageOf`, then the target is told so: `bare`).
+   * message only (`messageOf`: through the target's unaryTo where it has one).
    */
   private leanUnary<I extends DescMessage, O extends DescMessage, T>(
     method: DescMethodUnary<I, O>,
@@ -240,7 +235,7 @@ export class CallRunner implements Transport {
     }
     let pending: Promise<UnaryResponse<I, O>>;
     try {
-      pending = target.unary(req, call, pick === messageOf);
+      pending = target.unary(req, call);
     } catch (error) {
       if (started === undefined) return Promise.reject(call.failed(error));
       const fail = settleFailed(call);

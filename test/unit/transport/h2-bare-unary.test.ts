@@ -24,12 +24,12 @@ const READ_MAX = 200;
 /**
  * Per H2Target call, in order (spied on our own class), whether it was the
  * bare path: unaryTo (which the runner uses for a message-only call since
- * session 15), or unary with `bare`.
+ * session 15), not unary.
  */
 const bareSeen: boolean[] = [];
 const original = Reflect.get(H2Target.prototype, "unary") as (...args: unknown[]) => unknown;
 Reflect.set(H2Target.prototype, "unary", function (this: H2Target, ...args: unknown[]): unknown {
-  bareSeen.push(args[2] === true);
+  bareSeen.push(false);
   return original.apply(this, args);
 });
 const originalTo = Reflect.get(H2Target.prototype, "unaryTo") as (...args: unknown[]) => unknown;
