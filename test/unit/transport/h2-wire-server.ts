@@ -403,6 +403,20 @@ export const scenarios: Record<string, Respond> = {
     if (grpc) s.write(Buffer.from([0, 0, 0, 0, 42]));
     setTimeout(() => rawSockets.get(session)?.destroy(), 20);
   },
+  /**
+   * Headers and part of a body, then the server resets the stream with
+   * CANCEL (a plugin that gives up on a call mid-answer).
+   */
+  "break-reset-mid-body": (s, _session, request) => {
+    const grpc = String(request["content-type"]).startsWith("application/grpc");
+    s.respond({
+      ":status": 200,
+      "content-type": request["content-type"],
+      ...(!grpc && { "content-length": "42" }),
+    });
+    s.write(grpc ? Buffer.from([0, 0, 0, 0, 42, 1, 2]) : Buffer.from([1, 2]));
+    setTimeout(() => s.close(http2.constants.NGHTTP2_CANCEL), 20);
+  },
   /** The connection is cut before any answer. */
   "break-before-response": (_s, session) => {
     setTimeout(() => session.destroy(), 20);
