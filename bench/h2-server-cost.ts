@@ -21,13 +21,14 @@
  * HTTP/2 frames the server sends per call (the client reads through a
  * counting stream for that pass only).
  */
+import { tapSocket } from "./tap-socket.js";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { firstMatch } from "./child-output.js";
 import { median, round, shuffled } from "./stats.js";
@@ -216,22 +217,7 @@ const FRAME_NAMES = [
 
 /** A socket to `server` whose incoming bytes pass through `counter`. */
 function counted(server: Server, counter: FrameCounter): Duplex {
-  const socket = server.connect();
-  const duplex = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _e, cb) => socket.write(chunk, cb),
-    final: (cb) => socket.end(cb),
-    destroy: (error, cb) => {
-      socket.destroy();
-      cb(error);
-    },
-  });
-  socket.on("data", (c: Buffer) => {
-    counter.push(c);
-    if (!duplex.push(c)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  return duplex;
+  return tapSocket(server.connect(), (chunk) => counter.push(chunk));
 }
 
 async function frames(server: Server, protocol: Protocol): Promise<string> {

@@ -27,6 +27,7 @@
  * each side creates per message (async_hooks; slows both sides, so not
  * with the timed rounds).
  */
+import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHook } from "node:async_hooks";
@@ -35,7 +36,7 @@ import { Session } from "node:inspector";
 import * as net from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { remote } from "../src/index.js";
 import { firstMatch } from "./child-output.js";
@@ -260,7 +261,7 @@ function bareCase(name: string, server: Server, wire: Wire): Case {
     server,
     run: (count) => bareStream(session, wire, count),
     counted(onBytes) {
-      const s = open(tap(net.connect(server.port, "127.0.0.1"), onBytes));
+      const s = open(tapSocket(net.connect(server.port, "127.0.0.1"), onBytes));
       extra.push(s);
       return (count) => bareStream(s, wire, count);
     },
@@ -284,25 +285,6 @@ async function hostCase(name: string, server: Server, protocol: "grpc" | "connec
     },
     close: () => client.close(),
   };
-}
-
-/** A duplex over `socket` that hands every incoming chunk to `onBytes` first. */
-function tap(socket: net.Socket, onBytes: (chunk: Buffer) => void): Duplex {
-  const duplex = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _e, cb) => socket.write(chunk, cb),
-    final: (cb) => socket.end(cb),
-    destroy: (error, cb) => {
-      socket.destroy();
-      cb(error);
-    },
-  });
-  socket.on("data", (c: Buffer) => {
-    onBytes(c);
-    if (!duplex.push(c)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  return duplex;
 }
 
 /** DATA frames and their payload bytes, other frames, and socket reads, of one direction. */

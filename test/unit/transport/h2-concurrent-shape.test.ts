@@ -10,10 +10,11 @@
  * calls (resets, deadlines, hand-overs, refused headers, flow-control
  * stalls): a call alone on its session afterwards gets the lone shape again.
  */
+import { tapSocket } from "../../../bench/tap-socket.js";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { after, before, test } from "node:test";
 import { clean, commandRoutes, request, type HandlerSeen } from "./command-routes.js";
 import { PluginHttpServer } from "../../../src/transport/http-server.js";
@@ -58,23 +59,7 @@ after(async () => {
 
 /** A connection to `port` that records what the server sends. */
 function tappedConnection(port: number, received: Buffer[]): Duplex {
-  const socket = net.connect(port, "127.0.0.1");
-  const duplex = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
-    final: (callback) => socket.end(callback),
-    destroy: (error, callback) => {
-      socket.destroy();
-      callback(error);
-    },
-  });
-  socket.on("data", (chunk: Buffer) => {
-    received.push(chunk);
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  socket.on("error", (error) => duplex.destroy(error));
-  return duplex;
+  return tapSocket(net.connect(port, "127.0.0.1"), (chunk) => received.push(chunk));
 }
 
 /** The server's frames on stream `id`: type/flags, and the payload of DATA and RST_STREAM. */

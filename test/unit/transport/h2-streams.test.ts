@@ -10,13 +10,14 @@
  * stream path (no compatibility objects made), a hand-over to connect-es,
  * or connect-es from the start.
  */
+import { tapSocket } from "../../../bench/tap-socket.js";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as https from "node:https";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { join } from "node:path";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -123,23 +124,7 @@ interface Exchange {
 
 /** A connection to `port` that records what the server sends. */
 function tappedConnection(port: number, received: Buffer[]): Duplex {
-  const socket = net.connect(port, "127.0.0.1");
-  const duplex = new Duplex({
-    read: () => socket.resume(),
-    write: (chunk: Buffer, _encoding, callback) => socket.write(chunk, callback),
-    final: (callback) => socket.end(callback),
-    destroy: (error, callback) => {
-      socket.destroy();
-      callback(error);
-    },
-  });
-  socket.on("data", (chunk: Buffer) => {
-    received.push(chunk);
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  socket.on("error", (error) => duplex.destroy(error));
-  return duplex;
+  return tapSocket(net.connect(port, "127.0.0.1"), (chunk) => received.push(chunk));
 }
 
 /** The frames of stream 1 in the server's bytes. */
