@@ -11,24 +11,87 @@ export const SESSION_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** How long a session told to go away may take to finish before it is destroyed. */
 const GOAWAY_GRACE_MS = 10_000;
 
+/** Where a server session keeps its OpenStreams (one property read a call, not a WeakMap lookup). */
+const OPEN = Symbol("connect-plugin.open-streams");
+
+/** A server session as this module marks it. */
+type Counted = http2.Http2Session & { [OPEN]?: OpenStreams };
+
+/**
+ * The streams open on one server session (node:http2 lists none): added at
+ * the session's "stream" event, removed at the stream's "close". The one
+ * per-session record of both the idle close (closeWhenIdle) and the lean
+ * unary path, which asks whether other calls share the session's writes
+ * (unary-wire.ts, Answer.concurrent).
+ */
+class OpenStreams extends Set<http2.ServerHttp2Stream> {
+  /** When the set last became empty (its creation, at first). */
+  idleSince = Date.now();
+  /**
+   * The "close" listener of every stream of the session: one function per
+   * session, not a closure and once() wrapper per stream (about 250 bytes
+   * a call); a stream closes once, so on().
+   */
+  readonly closed: (this: http2.ServerHttp2Stream) => void;
+
+  constructor() {
+    super();
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the stream
+    const open = this;
+    this.closed = function (this: http2.ServerHttp2Stream): void {
+      open.delete(this);
+      if (open.size === 0) open.idleSince = Date.now();
+    };
+  }
+
+  count(stream: http2.ServerHttp2Stream): void {
+    this.add(stream);
+    stream.on("close", this.closed);
+  }
+}
+
+/** Starts counting the streams of `session`, from its next "stream" event on. */
+function track(session: http2.Http2Session): OpenStreams {
+  const open = new OpenStreams();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => open.count(stream));
+  (session as Counted)[OPEN] = open;
+  return open;
+}
+
+/**
+ * The streams open on `stream`'s session. A session closeWhenIdle has not
+ * seen (a server this module did not set up) is counted from now on,
+ * `stream` included: streams opened before it are not in its set.
+ */
+export function openStreamsOf(
+  session: http2.Http2Session,
+  stream: http2.ServerHttp2Stream,
+): ReadonlySet<http2.ServerHttp2Stream> {
+  const open = (session as Counted)[OPEN];
+  if (open !== undefined) return open;
+  const started = track(session);
+  if (!stream.closed) started.count(stream);
+  return started;
+}
+
 /**
  * Closes `session` (GOAWAY, open streams may finish) once it has had no
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
- * Returns the session's open streams as it counts them (node:http2 lists
- * none), so that a stream it never saw end shows (the tests check that the
- * set empties). One timer per session, not per call: a stream's start and
- * end only count, and the timer, when it fires, waits again for what is left.
+ * Returns the session's open streams as it counts them (the tests check
+ * that the set empties), the same set openStreamsOf() gives. One timer per
+ * session, not per call: a stream's start and end only count, and the
+ * timer, when it fires, waits again for what is left. Call it at the
+ * server's "session" event, before the session has a stream.
  */
 export function closeWhenIdle(
   session: http2.ServerHttp2Session,
   idleMs: number,
 ): ReadonlySet<http2.ServerHttp2Stream> {
-  const open = new Set<http2.ServerHttp2Stream>();
-  let idleSince = Date.now();
+  const open = (session as Counted)[OPEN] ?? track(session);
   const check = (): void => {
     if (session.closed || session.destroyed) return;
-    const left = open.size > 0 ? idleMs : idleSince + idleMs - Date.now();
+    const left = open.size > 0 ? idleMs : open.idleSince + idleMs - Date.now();
     if (left > 0) {
       timer = setTimeout(check, left).unref();
       return;
@@ -38,16 +101,6 @@ export function closeWhenIdle(
     timer = setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
   };
   let timer = setTimeout(check, idleMs).unref();
-  // One listener function per session, not a closure and once() wrapper
-  // per stream (about 250 bytes a call); a stream closes once, so on().
-  function closed(this: http2.ServerHttp2Stream): void {
-    open.delete(this);
-    if (open.size === 0) idleSince = Date.now();
-  }
-  session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    open.add(stream);
-    stream.on("close", closed);
-  });
   session.once("close", () => clearTimeout(timer));
   return open;
 }

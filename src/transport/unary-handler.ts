@@ -19,6 +19,7 @@ import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
+import { openStreamsOf } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
 import {
   abandonResponse,
@@ -67,6 +68,13 @@ export class LeanUnary {
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
+  /**
+   * Whether a call's response header and trailer are made only if its
+   * handler reads them. Not with interceptors: invoke.ts reads both for
+   * every response it builds, and copies the context for an interceptor
+   * that replaced the request (a spread, which would lose the getters).
+   */
+  private readonly headersOnRead: boolean;
 
   constructor(
     private readonly entry: MethodEntry,
@@ -80,6 +88,7 @@ export class LeanUnary {
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
+    this.headersOnRead = options.interceptors.length === 0;
   }
 
   /**
@@ -137,13 +146,10 @@ export class LeanUnary {
       timeoutMs: timeout.timeoutMs,
       requestHeader,
       contextValues: this.contextValues?.(peer) ?? createContextValues(),
+      responseHeadersOnRead: this.headersOnRead,
     });
     const session = stream.session;
-    let open = session === undefined ? undefined : openCalls.get(session);
-    if (open === undefined && session !== undefined) {
-      open = { count: 0 };
-      openCalls.set(session, open);
-    }
+    const open = session === undefined ? undefined : openStreamsOf(session, stream);
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
     return true;
   }
@@ -253,14 +259,6 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
   return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
 }
 
-/** A count of the lean calls open on one HTTP/2 session. */
-interface OpenCalls {
-  count: number;
-}
-
-/** The lean calls open on each HTTP/2 session, of every method and server (see Answer.concurrent). */
-const openCalls = new WeakMap<http2.Http2Session, OpenCalls>();
-
 /** One call on the lean path, from its first body byte to the end of its response. */
 class LeanCall {
   private readonly chunks: Buffer[] = [];
@@ -277,10 +275,9 @@ class LeanCall {
     readonly ctx: CallContext,
     private readonly compression: Answer["compression"],
     private readonly handOver: HandOver,
-    private readonly open: OpenCalls | undefined,
-  ) {
-    if (open !== undefined) open.count++;
-  }
+    /** The streams open on the call's session (h2-idle.ts), this one's included. */
+    private readonly open: ReadonlySet<http2.ServerHttp2Stream> | undefined,
+  ) {}
 
   read(): void {
     const req = this.body;
@@ -311,7 +308,6 @@ class LeanCall {
     req.on("data", onData);
     req.on("end", onEnd);
     this.stream.on("close", () => {
-      if (this.open !== undefined) this.open.count--;
       if (this.done) return;
       this.done = true;
       stop();
@@ -344,11 +340,11 @@ class LeanCall {
   out(): Answer {
     return {
       res: this.res,
-      responseHeader: this.ctx.responseHeader,
-      responseTrailer: this.ctx.responseTrailer,
+      responseHeader: this.ctx.madeResponseHeader(),
+      responseTrailer: this.ctx.madeResponseTrailer(),
       compression: this.compression,
       options: this.lean.answerOptions,
-      concurrent: this.open !== undefined && this.open.count > 1,
+      concurrent: this.open !== undefined && this.open.size > 1,
     };
   }
 

@@ -30,16 +30,20 @@ export interface UnaryWire {
  */
 export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
 
-/** One call's response: where it goes and what the handler left in its context. */
+/**
+ * One call's response: where it goes and what the handler left in its
+ * context. A response header or trailer the context never made (see
+ * CallInit.responseHeadersOnRead) is undefined: empty, and nothing to read.
+ */
 export interface Answer {
   readonly res: Sink;
-  readonly responseHeader: Headers;
-  readonly responseTrailer: Headers;
+  readonly responseHeader: Headers | undefined;
+  readonly responseTrailer: Headers | undefined;
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
   /**
-   * Other lean calls are open on the same HTTP/2 session: a Connect response
+   * Other streams are open on the same HTTP/2 session: a Connect response
    * then ends with an empty DATA frame, as the compatibility response does,
    * instead of END_STREAM on its body's frame (see sendConnect).
    */
@@ -53,11 +57,11 @@ export const connectUnary: UnaryWire = {
   message: (body) => body,
   ok: (out, message) => sendConnect(out, 200, "application/proto", message),
   error: (out, error) => {
-    const header = out.responseHeader;
+    const header = out.responseHeader ?? new Headers();
     header.set("content-type", "application/json");
     error.metadata.forEach((value, key) => header.set(key, value));
     return sendConnect(
-      out,
+      { ...out, responseHeader: header },
       codeToHttpStatus(error.code),
       undefined,
       errorToJsonBytes(error, out.options.jsonOptions ?? {}),
@@ -73,15 +77,16 @@ async function sendConnect(
 ): Promise<void> {
   const headers: http2.OutgoingHttpHeaders = { ":status": status };
   // connect-es starts the response headers with the content type; a handler may replace it.
-  if (contentType !== undefined && !out.responseHeader.has("content-type")) {
+  const header = out.responseHeader;
+  if (contentType !== undefined && (header === undefined || !header.has("content-type"))) {
     headers["content-type"] = contentType;
   }
-  webHeadersToNode(out.responseHeader, headers);
+  if (header !== undefined) webHeadersToNode(header, headers);
   if (out.compression !== null && body.byteLength >= out.options.compressMinBytes) {
     body = await out.compression.compress(body);
     headers["content-encoding"] = out.compression.name;
   }
-  out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
+  out.responseTrailer?.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
   headers["content-length"] = String(body.byteLength);
   // Alone on its session, the body's DATA frame ends the stream: headers and
   // body go in one write, and the client reads once (docs/http2-client.md,
@@ -120,7 +125,8 @@ export const grpcUnary: UnaryWire = {
     body.writeUInt32BE(message.byteLength, 1);
     body.set(message, 5);
     const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-    sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
+    const trailer = out.responseTrailer;
+    sendGrpc(out, body, trailer === undefined ? trailers : webHeadersToNode(trailer, trailers));
     return Promise.resolve();
   },
   error: (out, error) => {
@@ -144,9 +150,12 @@ function sendGrpc(
   trailers: http2.OutgoingHttpHeaders,
 ): void {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
-  if (!out.responseHeader.has("content-type")) headers["content-type"] = "application/grpc+proto";
+  const header = out.responseHeader;
+  if (header === undefined || !header.has("content-type")) {
+    headers["content-type"] = "application/grpc+proto";
+  }
   if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
-  webHeadersToNode(out.responseHeader, headers);
+  if (header !== undefined) webHeadersToNode(header, headers);
   send(out.res, headers, body, trailers);
 }
 

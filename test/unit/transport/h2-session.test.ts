@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
-import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
+import { closeWhenIdle, openStreamsOf } from "../../../src/transport/h2-idle.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
@@ -236,6 +236,64 @@ test("H2Session.request(headers, onClose): one 'close' listener per stream runs 
     assert.equal(serverSessions.length, 1);
   } finally {
     session.close();
+    server.close();
+  }
+});
+
+test("openStreamsOf: the set closeWhenIdle keeps; a session it never saw is counted from the asking stream on", async () => {
+  const seen: {
+    asked: ReadonlySet<http2.ServerHttp2Stream>;
+    idle?: ReadonlySet<http2.ServerHttp2Stream>;
+    sizes: number[];
+  }[] = [];
+  const server = http2.createServer();
+  let idle = true;
+  server.on("session", (s) => {
+    if (idle) seen.push({ asked: new Set(), idle: closeWhenIdle(s, 60_000), sizes: [] });
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    const open = openStreamsOf(stream.session as http2.ServerHttp2Session, stream);
+    if (!idle && seen.length === 1) seen.push({ asked: open, sizes: [] });
+    const entry = seen[seen.length - 1] as (typeof seen)[number];
+    entry.asked = open;
+    setImmediate(() => {
+      entry.sizes.push(open.size);
+      stream.respond({ ":status": 200 }, { endStream: true });
+    });
+  });
+  const url = await listen(server);
+  const twoCalls = async (): Promise<void> => {
+    const session = http2.connect(url);
+    try {
+      const one = (): Promise<void> =>
+        new Promise((resolve, reject) => {
+          const req = session.request({ ":path": "/" }, { endStream: true });
+          req.on("error", reject);
+          req.resume();
+          req.on("close", resolve);
+        });
+      await Promise.all([one(), one()]);
+      await one();
+    } finally {
+      session.close();
+    }
+  };
+  try {
+    await twoCalls();
+    idle = false;
+    await twoCalls();
+    const [withIdle, without] = seen;
+    assert.equal(withIdle?.asked, withIdle?.idle, "one record per session");
+    // Two calls in flight, then one alone: each saw the streams open then.
+    assert.deepEqual(withIdle?.sizes, [2, 2, 1]);
+    assert.deepEqual(without?.sizes, [2, 2, 1]);
+    // The server sees a stream close a moment after the client does.
+    for (let i = 0; i < 100 && (without?.asked.size ?? 0) + (withIdle?.asked.size ?? 0) > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(without?.asked.size, 0, "the set empties");
+    assert.equal(withIdle?.asked.size, 0, "the set empties");
+  } finally {
     server.close();
   }
 });
