@@ -348,26 +348,37 @@ class LeanCall {
     };
   }
 
-  /** Waits for the response to be written; the call is over then. */
-  answer(send: () => Promise<void>): void {
+  /**
+   * Sends the response; the call is over once it is handed to node:http2
+   * (at once, or when `send`'s promise, if any, resolves).
+   */
+  answer(send: () => Promise<void> | undefined): void {
     // Done already: the client went away (its reset aborted the context), nobody to answer.
     if (this.done) return;
     this.done = true;
-    const failed = (): void => {
-      this.ctx.abort(callDone());
-      // As the adapter does for connect-es' responses.
-      if (this.res === this.stream) abandonStream(this.stream);
-      else abandonResponse(this.res as http2.Http2ServerResponse);
-    };
-    let sent: Promise<void>;
+    let sent: Promise<void> | undefined;
     try {
       sent = send();
     } catch {
-      // gRPC writes synchronously: node:http2 may refuse a header right here.
-      failed();
+      // node:http2 may refuse a header right here.
+      this.failed();
       return;
     }
-    sent.then(() => this.ctx.abort(callDone()), failed);
+    if (sent === undefined) this.ctx.abort(callDone());
+    else {
+      sent.then(
+        () => this.ctx.abort(callDone()),
+        () => this.failed(),
+      );
+    }
+  }
+
+  /** The response could not be written. */
+  private failed(): void {
+    this.ctx.abort(callDone());
+    // As the adapter does for connect-es' responses.
+    if (this.res === this.stream) abandonStream(this.stream);
+    else abandonResponse(this.res as http2.Http2ServerResponse);
   }
 
   fail(error: unknown): void {

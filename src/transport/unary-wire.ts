@@ -18,10 +18,15 @@ export interface UnaryWire {
   readonly acceptEncodingHeader: string;
   /** The request message inside a complete body, or undefined if the body is not one plain message. */
   message(body: Buffer): Buffer | undefined;
-  /** Sends a response message (already checked against writeMaxBytes). */
-  ok(out: Answer, message: Uint8Array): Promise<void>;
-  /** Sends an error, with what the handler set in the response headers and trailers. */
-  error(out: Answer, error: ConnectError): Promise<void>;
+  /**
+   * Sends a response message (already checked against writeMaxBytes).
+   * Returns undefined once it is handed to node:http2, or, when it
+   * compresses first, a promise of that; both throw (or reject) what
+   * node:http2 throws, a header it refuses.
+   */
+  ok(out: Answer, message: Uint8Array): Promise<void> | undefined;
+  /** Sends an error, with what the handler set in the response headers and trailers, as ok() sends. */
+  error(out: Answer, error: ConnectError): Promise<void> | undefined;
 }
 
 /**
@@ -69,12 +74,19 @@ export const connectUnary: UnaryWire = {
   },
 };
 
-async function sendConnect(
+/**
+ * Sends a Connect response: at once (returns undefined), or after
+ * compressing the body (returns the promise). No promise when there is
+ * nothing to wait for: an async function's promise and the caller's
+ * then() on it were about 300 bytes and a microtask a call
+ * (docs/http2-server.md, session 16).
+ */
+function sendConnect(
   out: Answer,
   status: number,
   contentType: string | undefined,
   body: Uint8Array,
-): Promise<void> {
+): Promise<void> | undefined {
   const headers: http2.OutgoingHttpHeaders = { ":status": status };
   // connect-es starts the response headers with the content type; a handler may replace it.
   const header = out.responseHeader;
@@ -82,10 +94,17 @@ async function sendConnect(
     headers["content-type"] = contentType;
   }
   if (header !== undefined) webHeadersToNode(header, headers);
-  if (out.compression !== null && body.byteLength >= out.options.compressMinBytes) {
-    body = await out.compression.compress(body);
-    headers["content-encoding"] = out.compression.name;
+  const compression = out.compression;
+  if (compression !== null && body.byteLength >= out.options.compressMinBytes) {
+    headers["content-encoding"] = compression.name;
+    return compression.compress(body).then((compressed) => endConnect(out, headers, compressed));
   }
+  endConnect(out, headers, body);
+  return undefined;
+}
+
+/** The rest of sendConnect, once the body is final. */
+function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8Array): void {
   out.responseTrailer?.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
   headers["content-length"] = String(body.byteLength);
   // Alone on its session, the body's DATA frame ends the stream: headers and
@@ -114,20 +133,13 @@ export const grpcUnary: UnaryWire = {
     }
     return body.subarray(5);
   },
-  ok: async (out, message) => {
-    let flags = 0;
-    if (out.compression !== null && message.byteLength >= out.options.compressMinBytes) {
-      message = await out.compression.compress(message);
-      flags = 1;
+  ok: (out, message) => {
+    const compression = out.compression;
+    if (compression !== null && message.byteLength >= out.options.compressMinBytes) {
+      return compression.compress(message).then((compressed) => grpcMessage(out, compressed, 1));
     }
-    const body = Buffer.allocUnsafe(5 + message.byteLength);
-    body[0] = flags;
-    body.writeUInt32BE(message.byteLength, 1);
-    body.set(message, 5);
-    const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-    const trailer = out.responseTrailer;
-    sendGrpc(out, body, trailer === undefined ? trailers : webHeadersToNode(trailer, trailers));
-    return Promise.resolve();
+    grpcMessage(out, message, 0);
+    return undefined;
   },
   error: (out, error) => {
     const trailer = new Headers(out.responseTrailer);
@@ -135,9 +147,20 @@ export const grpcUnary: UnaryWire = {
     if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
     setTrailerStatus(trailer, error);
     sendGrpc(out, undefined, webHeadersToNode(trailer));
-    return Promise.resolve();
+    return undefined;
   },
 };
+
+/** Sends a gRPC response message in its envelope (`flags` 1: compressed), status 0 in the trailers. */
+function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
+  const body = Buffer.allocUnsafe(5 + message.byteLength);
+  body[0] = flags;
+  body.writeUInt32BE(message.byteLength, 1);
+  body.set(message, 5);
+  const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+  const trailer = out.responseTrailer;
+  sendGrpc(out, body, trailer === undefined ? trailers : webHeadersToNode(trailer, trailers));
+}
 
 /**
  * Headers, the body if any, then trailers in their own HEADERS frame: the
