@@ -18,13 +18,27 @@ const OPEN = Symbol("connect-plugin.open-streams");
 type Counted = http2.Http2Session & { [OPEN]?: OpenStreams };
 
 /**
- * The streams open on one server session (node:http2 lists none): added at
- * the session's "stream" event, removed at the stream's "close". The one
- * per-session record of both the idle close (closeWhenIdle) and the lean
- * unary path, which asks whether other calls share the session's writes
- * (unary-wire.ts, Answer.concurrent).
+ * What a server keeps per HTTP/2 session, found on the session itself: its
+ * open streams (node:http2 lists none), added at the session's "stream"
+ * event and removed at the stream's "close", for the idle close
+ * (closeWhenIdle); and the lean unary calls in flight on it.
  */
-class OpenStreams extends Set<http2.ServerHttp2Stream> {
+export interface SessionStreams extends ReadonlySet<http2.ServerHttp2Stream> {
+  /**
+   * Lean unary calls in flight (unary-handler.ts raises it when it takes a
+   * stream, lowers it at the stream's "close"): whether a response shares
+   * node:http2's writes with others (unary-wire.ts, Answer.concurrent). Not
+   * the open streams: a long-lived stream that sends nothing (a host's
+   * callback tunnel) would make every lone call take the concurrent shape,
+   * one more DATA frame and client read a call (docs/http2-server.md,
+   * session 16).
+   */
+  calls: number;
+}
+
+/** SessionStreams, kept by this module. */
+class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams {
+  calls = 0;
   /** When the set last became empty (its creation, at first). */
   idleSince = Date.now();
   /**
@@ -59,14 +73,14 @@ function track(session: http2.Http2Session): OpenStreams {
 }
 
 /**
- * The streams open on `stream`'s session. A session closeWhenIdle has not
- * seen (a server this module did not set up) is counted from now on,
- * `stream` included: streams opened before it are not in its set.
+ * The record of `stream`'s session. A session closeWhenIdle has not seen
+ * (a server this module did not set up) is counted from now on, `stream`
+ * included: streams opened before it are not in its set.
  */
 export function openStreamsOf(
   session: http2.Http2Session,
   stream: http2.ServerHttp2Stream,
-): ReadonlySet<http2.ServerHttp2Stream> {
+): SessionStreams {
   const open = (session as Counted)[OPEN];
   if (open !== undefined) return open;
   const started = track(session);

@@ -19,7 +19,7 @@ import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
-import { openStreamsOf } from "./h2-idle.js";
+import { openStreamsOf, type SessionStreams } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
 import {
   abandonResponse,
@@ -275,9 +275,11 @@ class LeanCall {
     readonly ctx: CallContext,
     private readonly compression: Answer["compression"],
     private readonly handOver: HandOver,
-    /** The streams open on the call's session (h2-idle.ts), this one's included. */
-    private readonly open: ReadonlySet<http2.ServerHttp2Stream> | undefined,
-  ) {}
+    /** The record of the call's session (h2-idle.ts), which counts this call while it is open. */
+    private readonly open: SessionStreams | undefined,
+  ) {
+    if (open !== undefined) open.calls++;
+  }
 
   read(): void {
     const req = this.body;
@@ -308,6 +310,7 @@ class LeanCall {
     req.on("data", onData);
     req.on("end", onEnd);
     this.stream.on("close", () => {
+      if (this.open !== undefined) this.open.calls--;
       if (this.done) return;
       this.done = true;
       stop();
@@ -344,7 +347,7 @@ class LeanCall {
       responseTrailer: this.ctx.madeResponseTrailer(),
       compression: this.compression,
       options: this.lean.answerOptions,
-      concurrent: this.open !== undefined && this.open.size > 1,
+      concurrent: this.open !== undefined && this.open.calls > 1,
     };
   }
 

@@ -48,7 +48,7 @@ export interface Answer {
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
   /**
-   * Other streams are open on the same HTTP/2 session: a Connect response
+   * Other lean calls are open on the same HTTP/2 session: a Connect response
    * then ends with an empty DATA frame, as the compatibility response does,
    * instead of END_STREAM on its body's frame (see sendConnect).
    */
