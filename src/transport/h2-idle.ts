@@ -11,17 +11,17 @@ export const SESSION_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** How long a session told to go away may take to finish before it is destroyed. */
 const GOAWAY_GRACE_MS = 10_000;
 
-/** Where a server session keeps its OpenStreams (one property read a call, not a WeakMap lookup). */
-const OPEN = Symbol("connect-plugin.open-streams");
+/** Where a server session keeps its record (one property read a call, not a WeakMap lookup). */
+const RECORD = Symbol("connect-plugin.session-streams");
 
 /** A server session as this module marks it. */
-type Counted = http2.Http2Session & { [OPEN]?: OpenStreams };
+type Recorded = http2.Http2Session & { [RECORD]?: OpenStreams };
 
 /**
  * What a server keeps per HTTP/2 session, found on the session itself: its
  * open streams (node:http2 lists none), added at the session's "stream"
- * event and removed at the stream's "close", for the idle close
- * (closeWhenIdle); and the lean unary calls in flight on it.
+ * event and removed at the stream's "close" once closeWhenIdle counts
+ * them; and the lean unary calls in flight on it.
  */
 export interface SessionStreams extends ReadonlySet<http2.ServerHttp2Stream> {
   /**
@@ -39,7 +39,9 @@ export interface SessionStreams extends ReadonlySet<http2.ServerHttp2Stream> {
 /** SessionStreams, kept by this module. */
 class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams {
   calls = 0;
-  /** When the set last became empty (its creation, at first). */
+  /** Whether the session's streams are counted (closeWhenIdle asked). */
+  counting = false;
+  /** When the set last became empty (when counting began, at first). */
   idleSince = Date.now();
   /**
    * The "close" listener of every stream of the session: one function per
@@ -57,35 +59,19 @@ class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams
       if (open.size === 0) open.idleSince = Date.now();
     };
   }
-
-  count(stream: http2.ServerHttp2Stream): void {
-    this.add(stream);
-    stream.on("close", this.closed);
-  }
 }
 
-/** Starts counting the streams of `session`, from its next "stream" event on. */
-function track(session: http2.Http2Session): OpenStreams {
-  const open = new OpenStreams();
-  session.on("stream", (stream: http2.ServerHttp2Stream) => open.count(stream));
-  (session as Counted)[OPEN] = open;
-  return open;
+function recordOf(session: http2.Http2Session): OpenStreams {
+  return ((session as Recorded)[RECORD] ??= new OpenStreams());
 }
 
 /**
- * The record of `stream`'s session. A session closeWhenIdle has not seen
- * (a server this module did not set up) is counted from now on, `stream`
- * included: streams opened before it are not in its set.
+ * The record of a server session. Its stream set is empty unless
+ * closeWhenIdle counts the session's streams (every server
+ * PluginHttpServer runs does); the call count works either way.
  */
-export function openStreamsOf(
-  session: http2.Http2Session,
-  stream: http2.ServerHttp2Stream,
-): SessionStreams {
-  const open = (session as Counted)[OPEN];
-  if (open !== undefined) return open;
-  const started = track(session);
-  if (!stream.closed) started.count(stream);
-  return started;
+export function sessionStreams(session: http2.Http2Session): SessionStreams {
+  return recordOf(session);
 }
 
 /**
@@ -93,7 +79,7 @@ export function openStreamsOf(
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
  * Returns the session's open streams as it counts them (the tests check
- * that the set empties), the same set openStreamsOf() gives. One timer per
+ * that the set empties), the set of sessionStreams(). One timer per
  * session, not per call: a stream's start and end only count, and the
  * timer, when it fires, waits again for what is left. Call it at the
  * server's "session" event, before the session has a stream.
@@ -102,7 +88,15 @@ export function closeWhenIdle(
   session: http2.ServerHttp2Session,
   idleMs: number,
 ): ReadonlySet<http2.ServerHttp2Stream> {
-  const open = (session as Counted)[OPEN] ?? track(session);
+  const open = recordOf(session);
+  if (!open.counting) {
+    open.counting = true;
+    open.idleSince = Date.now();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open.add(stream);
+      stream.on("close", open.closed);
+    });
+  }
   const check = (): void => {
     if (session.closed || session.destroyed) return;
     const left = open.size > 0 ? idleMs : open.idleSince + idleMs - Date.now();

@@ -19,7 +19,7 @@ import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
-import { openStreamsOf, type SessionStreams } from "./h2-idle.js";
+import { sessionStreams, type SessionStreams } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
 import {
   abandonResponse,
@@ -149,7 +149,7 @@ export class LeanUnary {
       responseHeadersOnRead: this.headersOnRead,
     });
     const session = stream.session;
-    const open = session === undefined ? undefined : openStreamsOf(session, stream);
+    const open = session === undefined ? undefined : sessionStreams(session);
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
     return true;
   }

@@ -5,7 +5,11 @@ import { test } from "node:test";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
-import { closeWhenIdle, openStreamsOf } from "../../../src/transport/h2-idle.js";
+import {
+  closeWhenIdle,
+  sessionStreams,
+  type SessionStreams,
+} from "../../../src/transport/h2-idle.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
@@ -240,29 +244,28 @@ test("H2Session.request(headers, onClose): one 'close' listener per stream runs 
   }
 });
 
-test("openStreamsOf: the set closeWhenIdle keeps; a session it never saw is counted from the asking stream on", async () => {
+test("sessionStreams: the record of the idle close's stream set; a session it never saw gets one with an empty set", async () => {
   const seen: {
-    asked: ReadonlySet<http2.ServerHttp2Stream>;
-    idle?: ReadonlySet<http2.ServerHttp2Stream>;
+    idle: ReadonlySet<http2.ServerHttp2Stream> | undefined;
+    records: SessionStreams[];
     sizes: number[];
   }[] = [];
   const server = http2.createServer();
   let idle = true;
   server.on("session", (s) => {
-    if (idle) seen.push({ asked: new Set(), idle: closeWhenIdle(s, 60_000), sizes: [] });
+    seen.push({ idle: idle ? closeWhenIdle(s, 60_000) : undefined, records: [], sizes: [] });
   });
   server.on("stream", (stream: http2.ServerHttp2Stream) => {
-    const open = openStreamsOf(stream.session as http2.ServerHttp2Session, stream);
-    if (!idle && seen.length === 1) seen.push({ asked: open, sizes: [] });
+    const record = sessionStreams(stream.session as http2.ServerHttp2Session);
     const entry = seen[seen.length - 1] as (typeof seen)[number];
-    entry.asked = open;
+    entry.records.push(record);
     setImmediate(() => {
-      entry.sizes.push(open.size);
+      entry.sizes.push(record.size);
       stream.respond({ ":status": 200 }, { endStream: true });
     });
   });
   const url = await listen(server);
-  const twoCalls = async (): Promise<void> => {
+  const twoThenOne = async (): Promise<void> => {
     const session = http2.connect(url);
     try {
       const one = (): Promise<void> =>
@@ -279,20 +282,25 @@ test("openStreamsOf: the set closeWhenIdle keeps; a session it never saw is coun
     }
   };
   try {
-    await twoCalls();
+    await twoThenOne();
     idle = false;
-    await twoCalls();
+    await twoThenOne();
     const [withIdle, without] = seen;
-    assert.equal(withIdle?.asked, withIdle?.idle, "one record per session");
+    assert.equal(withIdle?.records.length, 3);
+    for (const record of withIdle?.records ?? [])
+      assert.equal(record, withIdle?.idle, "one record per session");
     // Two calls in flight, then one alone: each saw the streams open then.
     assert.deepEqual(withIdle?.sizes, [2, 2, 1]);
-    assert.deepEqual(without?.sizes, [2, 2, 1]);
+    assert.equal(without?.records.length, 3);
+    for (const record of without?.records ?? []) assert.equal(record, without?.records[0]);
+    assert.notEqual(without?.records[0], withIdle?.records[0], "a record per session");
+    assert.deepEqual(without?.sizes, [0, 0, 0], "streams are counted only for the idle close");
+    assert.equal(without?.records[0]?.calls, 0);
     // The server sees a stream close a moment after the client does.
-    for (let i = 0; i < 100 && (without?.asked.size ?? 0) + (withIdle?.asked.size ?? 0) > 0; i++) {
+    for (let i = 0; i < 100 && (withIdle?.idle?.size ?? 0) > 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    assert.equal(without?.asked.size, 0, "the set empties");
-    assert.equal(withIdle?.asked.size, 0, "the set empties");
+    assert.equal(withIdle?.idle?.size, 0, "the set empties");
   } finally {
     server.close();
   }
