@@ -219,13 +219,16 @@ export class LeanUnary {
     );
   }
 
-  /** The request message, or undefined if it does not parse (connect-es words that error). */
-  parse(bytes: Uint8Array): unknown {
+  /**
+   * The request message in `body` from `start` on, or undefined if it does
+   * not parse (connect-es words that error).
+   */
+  parse(body: Buffer, start: number): unknown {
     try {
       // decodeMessage gives fromBinary's message, but keeps unknown fields.
       return this.options.binaryOptions?.readUnknownFields === false
-        ? fromBinary(this.input, bytes, this.options.binaryOptions)
-        : decodeMessage(this.input, bytes);
+        ? fromBinary(this.input, body.subarray(start), this.options.binaryOptions)
+        : decodeMessage(this.input, body, start);
     } catch {
       return undefined;
     }
@@ -324,8 +327,8 @@ class LeanCall {
   private received(): void {
     const body =
       this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
-    const bytes = this.wire.message(body);
-    const message = bytes === undefined ? undefined : this.lean.parse(bytes);
+    const start = this.wire.messageStart(body);
+    const message = start === undefined ? undefined : this.lean.parse(body, start);
     if (message === undefined) {
       this.give(true);
       return;
