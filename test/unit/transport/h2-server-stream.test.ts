@@ -611,3 +611,33 @@ test("leanStreams: false leaves server streams to connect-es", async () => {
     await server.server.close();
   }
 });
+
+test("concurrent streams on one session share the batch and each gets its own bytes", async () => {
+  const session = http2.connect(`http://127.0.0.1:${lean.port}`);
+  try {
+    const one = (protocol: Protocol, count: number): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const [headers, body] = request(protocol, count);
+        const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => resolve(Buffer.concat(chunks)));
+        req.on("error", reject);
+        req.end(body);
+      });
+    const counts = [5_000, 3_000, 1, 0, 7_000];
+    const bodies = await Promise.all(
+      counts.map((count, i) => one(i % 2 === 0 ? "grpc" : "connect", count)),
+    );
+    counts.forEach((count, i) => {
+      const all = envelopes((bodies[i] as Buffer).toString("hex"));
+      const messages = all.filter((e) => e.flags === 0);
+      assert.equal(messages.length, count);
+      // Message k is 16 bytes of k & 0xff: no bytes of another stream in between.
+      messages.forEach((e, k) => assert.equal(e.data.at(-1), k & 0xff));
+      if (i % 2 === 1) assert.equal(all.at(-1)?.flags, 2);
+    });
+  } finally {
+    session.close();
+  }
+});
