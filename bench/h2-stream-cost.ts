@@ -3,7 +3,7 @@
  * message, on each side, against the HTTP/2 floor (servers.ts "h2"):
  *
  *   node dist/bench/h2-stream-cost.js [--rounds 5] [--n 200000]
- *     [--frames] [--strace] [--profile DIR [--only CASE]]
+ *     [--frames] [--strace] [--profile DIR [--only CASE]] [--build DIR]
  *
  * Servers, each its own process on loopback TCP: the floor, and the bench
  * plugin in network mode (bench/plugin.js with CONNECT_PLUGIN_LISTEN, as
@@ -25,22 +25,36 @@
  * A third server, this file with `--serve-each`, is the floor with one
  * write per message (see serveEach). `--promises` counts the promises
  * each side creates per message (async_hooks; slows both sides, so not
- * with the timed rounds).
+ * with the timed rounds). `--build DIR` adds a second plugin, DIR's build
+ * (DIR/dist/bench/plugin.js, e.g. a worktree of main), and its plugin rows
+ * marked "(DIR's build)", shuffled into the same rounds: an A/B of the
+ * plugin side on one machine state. `--go` adds go-plugin's Go host with
+ * the bench plugin (and, with `--build`, with DIR's), CPU read from /proc
+ * for both processes.
  */
 import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createHook } from "node:async_hooks";
 import * as http2 from "node:http2";
 import { Session } from "node:inspector";
 import * as net from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { remote } from "../src/index.js";
 import { firstMatch } from "./child-output.js";
-import { connectOps, openPlugin } from "./contenders.js";
+import { connectOps, GoPluginHost, openPlugin } from "./contenders.js";
+import { buildGoContenders } from "./go-build.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
 import { threadsCpuNs } from "./proc-cpu.js";
 import { median, round, shuffled } from "./stats.js";
@@ -54,12 +68,14 @@ const rounds = Number(option("rounds", "5"));
 const n = Number(option("n", "200000"));
 const profileDir = option("profile", "");
 const only = option("only", "");
+const build = option("build", "");
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 
 interface Server {
   readonly name: string;
-  readonly child: ChildProcess;
+  /** The server's process (for the Go host's plugin, its pid only: the host owns it). */
+  readonly child: Pick<ChildProcess, "pid" | "kill">;
   readonly port: number;
   /** Where profile-preload.js writes this server's window. */
   readonly profileOut: string;
@@ -161,14 +177,15 @@ async function eachServer(mode = "each"): Promise<Server> {
   return { name: mode, child, port, profileOut: p.out };
 }
 
-async function pluginServer(): Promise<Server> {
-  const p = nodeArgs("plugin");
-  const child = spawn(process.execPath, [...p.argv, join(here, "plugin.js")], {
+/** The bench plugin of this build, or of `dist` (another build's dist/bench). */
+async function pluginServer(dist = here, name = "plugin"): Promise<Server> {
+  const p = nodeArgs(name);
+  const child = spawn(process.execPath, [...p.argv, join(dist, "plugin.js")], {
     env: { ...process.env, ...p.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const url = new URL(await firstMatch(child, "stderr", /"url":"([^"]+)"/));
-  return { name: "plugin", child, port: Number(url.port), profileOut: p.out };
+  return { name, child, port: Number(url.port), profileOut: p.out };
 }
 
 const STREAM = "/bench.v1.BenchService/Stream";
@@ -244,6 +261,8 @@ interface Case {
   /** A fresh connection whose incoming bytes pass through `onBytes`, for --frames. */
   counted?(onBytes: (chunk: Buffer) => void): (count: number) => Promise<void>;
   close(): Promise<void>;
+  /** A client in a process of its own (the Go host): its CPU is read from /proc, not this process's. */
+  readonly clientPid?: number;
 }
 
 function bareCase(name: string, server: Server, wire: Wire): Case {
@@ -287,6 +306,34 @@ async function hostCase(name: string, server: Server, protocol: "grpc" | "connec
   };
 }
 
+/**
+ * go-plugin's Go host (go/bench/goplugin/host) with the bench plugin of
+ * `dist` as its plugin, over go-plugin's gRPC (the "go-plugin Go host ->
+ * connect-plugin Node plugin" row of `npm run bench`): one `stream` command
+ * per run. Both are processes of their own; their CPU is read from /proc.
+ */
+async function goHostCase(name: string, hostBin: string, dist: string): Promise<Case> {
+  const dir = mkdtempSync(join(tmpdir(), "h2stream-go-"));
+  const script = join(dir, "bench-plugin");
+  writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${join(dist, "plugin.js")}"\n`);
+  chmodSync(script, 0o755);
+  const host = await GoPluginHost.start(name, hostBin, script, false, undefined, () =>
+    rmSync(dir, { recursive: true, force: true }),
+  );
+  const client = host.hostPid();
+  const server = host.serverPid();
+  if (client === undefined || server === undefined) throw new Error(`${name}: no pids`);
+  return {
+    name,
+    server: { name, child: { pid: server, kill: () => false }, port: 0, profileOut: "" },
+    clientPid: client,
+    async run(count) {
+      await host.stream(count);
+    },
+    close: () => host.close(),
+  };
+}
+
 /** DATA frames and their payload bytes, other frames, and socket reads, of one direction. */
 class FrameCounter {
   data = 0;
@@ -312,7 +359,7 @@ class FrameCounter {
 }
 
 async function frames(c: Case): Promise<string> {
-  if (c.counted === undefined) return "(our host's own connection: not tapped)";
+  if (c.counted === undefined) return "(the client's own connection: not tapped)";
   const counter = new FrameCounter();
   const run = c.counted((chunk) => counter.push(chunk));
   await run(1000);
@@ -404,12 +451,38 @@ async function main(): Promise<void> {
     await hostCase("our host -> plugin, gRPC", plugin, "grpc"),
     await hostCase("our host -> plugin, Connect", plugin, "connect"),
   ];
+  const other =
+    build === "" ? undefined : await pluginServer(join(resolve(build), "dist", "bench"), "base");
+  if (other !== undefined) {
+    const tag = `(${basename(resolve(build))}'s build)`;
+    all.push(
+      bareCase(`floor client -> plugin ${tag}, gRPC`, other, "grpc"),
+      bareCase(`floor client -> plugin ${tag}, Connect`, other, "connect"),
+      await hostCase(`our host -> plugin ${tag}, gRPC`, other, "grpc"),
+      await hostCase(`our host -> plugin ${tag}, Connect`, other, "connect"),
+    );
+  }
+  const go = args.includes("--go") ? await buildGoContenders() : undefined;
+  if (go !== undefined) {
+    all.push(await goHostCase("Go host -> plugin, go-plugin gRPC", go.host, here));
+    if (build !== "") {
+      all.push(
+        await goHostCase(
+          `Go host -> plugin (${basename(resolve(build))}'s build), go-plugin gRPC`,
+          go.host,
+          join(resolve(build), "dist", "bench"),
+        ),
+      );
+    }
+  }
   const cases = all.filter((c) => c.name.includes(only));
   for (const c of cases) await c.run(20_000); // warm-up: JIT, windows, pools
   if (profileDir !== "") {
     const session = new Session();
     session.connect();
     for (const c of cases) {
+      // The Go host's plugin has no profiling preload.
+      if (c.clientPid !== undefined) continue;
       await c.run(n);
       await profile(c, session);
       process.stderr.write(`profiled ${c.name}\n`);
@@ -420,15 +493,21 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const c of shuffled(cases)) {
       const pid = c.server.child.pid as number;
-      const u0 = process.cpuUsage();
+      const clientPid = c.clientPid;
+      const clientCpuUs = (): number => {
+        if (clientPid !== undefined) return threadsCpuNs(clientPid) / 1000;
+        const u = process.cpuUsage();
+        return u.user + u.system;
+      };
+      const u0 = clientCpuUs();
       const s0 = threadsCpuNs(pid);
       const t0 = process.hrtime.bigint();
       await c.run(n);
       const t1 = process.hrtime.bigint();
       const s1 = threadsCpuNs(pid);
-      const u1 = process.cpuUsage(u0);
+      const u1 = clientCpuUs() - u0;
       const e = results.get(c.name) ?? { client: [], server: [], rate: [] };
-      e.client.push((u1.user + u1.system) / n);
+      e.client.push(u1 / n);
       e.server.push((s1 - s0) / 1000 / n);
       e.rate.push(n / (Number(t1 - t0) / 1e9));
       results.set(c.name, e);
@@ -463,7 +542,9 @@ async function main(): Promise<void> {
   }
   if (promisesDir !== "") {
     console.log("\nPromises created per message (async_hooks, one 20000-message stream):");
-    for (const c of cases) console.log(`- ${c.name}: ${await promises(c)}`);
+    for (const c of cases) {
+      if (c.clientPid === undefined) console.log(`- ${c.name}: ${await promises(c)}`);
+    }
     rmSync(promisesDir, { recursive: true, force: true });
   }
   if (args.includes("--strace")) {
@@ -471,7 +552,8 @@ async function main(): Promise<void> {
     for (const c of cases) console.log(`- ${c.name}: ${await syscalls(c)}`);
   }
   for (const c of all) await c.close();
-  for (const s of [floor, each, plugin]) s.child.kill();
+  for (const s of [floor, each, plugin, other]) s?.child.kill();
+  if (go !== undefined) rmSync(go.dir, { recursive: true, force: true });
 }
 
 if (args.includes("--serve-each")) serveEach();

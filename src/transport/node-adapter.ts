@@ -22,6 +22,7 @@ import { IncomingBody } from "./incoming-body.js";
 import { collectMethods } from "./framed/methods.js";
 import { ContextFactory } from "./handler-context.js";
 import type { StreamClaim } from "./h2-streams.js";
+import { LeanServerStream } from "./stream-handler.js";
 import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
 import { abandonResponse } from "./unary-wire.js";
 
@@ -56,12 +57,19 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
    * Default true; the answers are the same either way.
    */
   readonly lean?: boolean;
+  /**
+   * With `lean`, serve server-streaming calls in binary protobuf over
+   * HTTP/2 on the lean streaming path (stream-handler.ts). Default true;
+   * false leaves them to connect-es' handlers (the same answers, 6-9x the
+   * CPU per message: docs/http2-streams.md, session 16).
+   */
+  readonly leanStreams?: boolean;
 }
 
 /** A route: connect-es' handler, and the lean path when the method can take it. */
 interface Route {
   readonly handler: UniversalHandler;
-  readonly lean: LeanUnary | undefined;
+  readonly lean: LeanUnary | LeanServerStream | undefined;
 }
 
 /**
@@ -88,12 +96,17 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   const paths = new Map<string, Route>();
   for (const handler of router.handlers) {
     const entry = methods.get(handler.requestPath);
-    const lean =
-      options.lean !== false &&
-      entry?.method === handler.method &&
-      entry.method.methodKind === "unary"
-        ? new LeanUnary(entry, handler, leanOptions, contexts, contextValues)
-        : undefined;
+    const leanEntry =
+      options.lean !== false && entry?.method === handler.method ? entry : undefined;
+    let lean: Route["lean"];
+    if (leanEntry?.method.methodKind === "unary") {
+      lean = new LeanUnary(leanEntry, handler, leanOptions, contexts, contextValues);
+    } else if (
+      leanEntry?.method.methodKind === "server_streaming" &&
+      options.leanStreams !== false
+    ) {
+      lean = new LeanServerStream(leanEntry, handler, leanOptions, contexts, contextValues);
+    }
     paths.set(handler.requestPath, { handler, lean });
   }
   const fallback = options.fallback ?? notFound;
