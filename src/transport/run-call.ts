@@ -214,7 +214,7 @@ export class CallRunner implements Transport {
     // instanceof Error: ConnectError's own instanceof (Symbol.hasInstance) is a slow path.
     if (started instanceof Error) return Promise.reject(call.failed(started));
     const req = newRequest<UnaryRequest<I, O>>(
-      started?.abort ?? call,
+      started?.state ?? call,
       false,
       method.parent,
       method,
