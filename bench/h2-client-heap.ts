@@ -1,6 +1,6 @@
 /**
  * Bytes the host allocates per HTTP/2 unary call, and where:
- * `node dist/bench/h2-client-heap.js [connect|grpc] [CALLS] [ROOT] [TOP]`.
+ * `node dist/bench/h2-client-heap.js [connect|grpc|framed|in-process] [CALLS] [ROOT] [TOP]`.
  *
  * Starts the Node bench plugin (network mode), calls `remote()` over
  * Connect or gRPC from this process with the build in ROOT (a dist
@@ -10,7 +10,11 @@
  * included) and prints the bytes allocated per call: in all, by the
  * nearest frame of the project's code (`dist/src/`), and by the last
  * three frames. Allocation, unlike time, hardly depends on the machine's
- * load. docs/http2-client.md (session 12) has what it showed.
+ * load. docs/http2-client.md (session 12) has what it showed. `framed`
+ * calls the same plugin over the framed protocol (`remote(url, { transport:
+ * "framed" })`), `in-process` the bench plugin in this process (`inProcess`,
+ * direct mode; its handler's allocations count too): the other paths that
+ * share the host's call runner and CallGuard.
  */
 import { spawn } from "node:child_process";
 import { Session } from "node:inspector";
@@ -36,10 +40,12 @@ interface Client {
 interface Lib {
   readonly PluginClient: new (options: unknown) => Client;
   readonly remote: (url: string, options: unknown) => unknown;
+  readonly inProcess: (plugin: unknown, options: unknown) => unknown;
   readonly silentLogger: unknown;
 }
 
-const protocol = process.argv[2] === "grpc" ? "grpc" : "connect";
+const kinds = ["connect", "grpc", "framed", "in-process"] as const;
+const protocol = kinds.find((k) => k === process.argv[2]) ?? "connect";
 const calls = Number(process.argv[3] ?? 5_000);
 const root = resolve(process.argv[4] ?? join(fileURLToPath(import.meta.url), "../.."));
 const top = Number(process.argv[5] ?? 25);
@@ -48,6 +54,7 @@ const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as Li
 const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
   Bench: unknown;
   benchHandshake: unknown;
+  benchPlugin: () => unknown;
 };
 const plugin = spawn(process.execPath, [join(root, "bench/plugin.js")], {
   env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
@@ -59,7 +66,12 @@ const url = await firstMatch(plugin, "stderr", /"url":"([^"]+)"/);
 const client = new lib.PluginClient({
   handshake: service.benchHandshake,
   plugins: { bench: service.Bench },
-  source: lib.remote(url, { protocol }),
+  source:
+    protocol === "in-process"
+      ? lib.inProcess(service.benchPlugin(), { mode: "direct" })
+      : protocol === "framed"
+        ? lib.remote(url, { transport: "framed" })
+        : lib.remote(url, { protocol }),
   logger: lib.silentLogger,
 });
 await client.start();

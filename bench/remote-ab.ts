@@ -12,11 +12,16 @@
  * gets `calls` sequential 16-byte echoes (the p50 of their wall-clock
  * latency) and then 2 x `calls` echoes from 64 concurrent callers
  * (calls/s). Prints the median of the rounds and their min-max.
+ *
+ * With `--hosts`, the other way round: one plugin (this build's), called
+ * by each build's host client (its PluginClient and remote(), loaded from
+ * DIR/dist) in this one process, rounds interleaved as above: what a
+ * change of the host's code does to the latency and calls/s.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { loadavg } from "node:os";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { remote } from "../src/index.js";
 import { firstMatch } from "./child-output.js";
 import { openPlugin } from "./contenders.js";
@@ -29,6 +34,7 @@ const option = (name: string, fallback: string): string => {
 };
 const rounds = Number(option("rounds", "8"));
 const calls = Number(option("calls", "1500"));
+const hosts = args.includes("--hosts");
 const builds = [
   { label: "this build", dir: resolve(fileURLToPath(new URL("../..", import.meta.url))) },
   ...args
@@ -93,11 +99,53 @@ async function measure(target: Target): Promise<void> {
   target.perSecond.push(started / (Number(process.hrtime.bigint() - t0) / 1e9));
 }
 
+/** The bench plugin of this build in network mode: its URL. */
+async function startPlugin(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(builds[0]?.dir ?? ".", "dist/bench/plugin.js")], {
+    env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const url = await firstMatch(child, "stderr", /"url":"([^"]+)"/, "the bench plugin");
+  return { url, child };
+}
+
+/** `--hosts`: the host client of the build in `dir` (its own dist) on the plugin at `url`. */
+async function startHost(
+  label: string,
+  dir: string,
+  plugin: { url: string; child: ChildProcess },
+  protocol: "connect" | "grpc",
+): Promise<Target> {
+  const lib = (await import(pathToFileURL(join(dir, "dist/src/index.js")).href)) as {
+    remote: typeof remote;
+  };
+  const contenders = (await import(pathToFileURL(join(dir, "dist/bench/contenders.js")).href)) as {
+    openPlugin: typeof openPlugin;
+  };
+  const client = await contenders.openPlugin(lib.remote(plugin.url, { protocol }));
+  const bench = client.dispense("bench");
+  const value = new Uint8Array(16);
+  return {
+    name: `host of ${label}, ${protocol === "connect" ? "Connect" : "gRPC"} over HTTP/2`,
+    child: plugin.child,
+    echo: () => bench.echo({ value }),
+    close: () => client.close(),
+    p50: [],
+    perSecond: [],
+  };
+}
+
 const targets: Target[] = [];
+let shared: { url: string; child: ChildProcess } | undefined;
 try {
+  if (hosts) shared = await startPlugin();
   for (const { label, dir } of builds) {
     for (const protocol of ["connect", "grpc"] as const) {
-      targets.push(await start(label, dir, protocol));
+      targets.push(
+        shared === undefined
+          ? await start(label, dir, protocol)
+          : await startHost(label, dir, shared, protocol),
+      );
     }
   }
   for (let r = 0; r < rounds; r++) {
@@ -108,7 +156,9 @@ try {
     .map((l) => l.toFixed(1))
     .join(" ");
   console.log(`load average ${load}, ${rounds} rounds, interleaved`);
-  console.log("| plugin | p50 µs, median | min–max | 64 callers calls/s, median | min–max |");
+  console.log(
+    `| ${hosts ? "host" : "plugin"} | p50 µs, median | min–max | 64 callers calls/s, median | min–max |`,
+  );
   console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const t of targets) {
     const range = (v: number[]): string => `${round(Math.min(...v))}–${round(Math.max(...v))}`;
@@ -118,4 +168,5 @@ try {
   }
 } finally {
   await Promise.all(targets.map((t) => t.close()));
+  shared?.child.kill("SIGTERM");
 }

@@ -7,7 +7,13 @@ import {
   type InlineCall,
   type InlineInterceptor,
 } from "../transport/inline-interceptor.js";
-import { CallAbort, LazyRequest, abortOf, type AbortView } from "../transport/lazy-abort.js";
+import {
+  CallAbort,
+  LazyRequest,
+  abortOf,
+  type AbortListener,
+  type AbortView,
+} from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
@@ -37,9 +43,12 @@ const TRANSPORT_CODES = new Set([
  * metadata and leave the connection up; a broken connection does neither.
  */
 export class CallGuard implements InlineInterceptor {
-  /** The abort states of calls in flight that have their own (see ownSignals). */
-  private readonly calls = new Set<CallAbort>();
-  /** Calls in flight, with or without a controller. */
+  /**
+   * The calls in flight that have their own abort state (see ownSignals),
+   * newest first, linked through the calls themselves: no Set entry per call.
+   */
+  private newest: GuardedCall | undefined;
+  /** Calls in flight, with or without their own abort state. */
   private active = 0;
   private closedMessage: string | undefined;
   private readonly idle = new IdleWaiters();
@@ -51,10 +60,11 @@ export class CallGuard implements InlineInterceptor {
    *   error is the plugin's own and passes through
    * @param ownSignals false when the transport itself fails every call in
    *   flight on close (framed, direct): the guard then gives calls no abort
-   *   state of their own. Where it does, that state is a CallAbort whose
-   *   AbortSignal is made only if someone reads it (lazy-abort.ts): an
-   *   AbortController per call, aborted when the call ends, cost the HTTP/2
-   *   paths a sixth of their client CPU (docs/http2-client.md)
+   *   state of their own. Where it does, that state is the call's
+   *   GuardedCall, a CallAbort whose AbortSignal is made only if someone
+   *   reads it (lazy-abort.ts): an AbortController per call, aborted when
+   *   the call ends, cost the HTTP/2 paths a sixth of their client CPU
+   *   (docs/http2-client.md)
    */
   constructor(
     private readonly name: string,
@@ -72,8 +82,13 @@ export class CallGuard implements InlineInterceptor {
   /** Fails every call in flight, and every later call, as closed. */
   close(): void {
     this.closedMessage ??= `plugin ${this.name} was closed`;
-    for (const call of this.calls) {
-      call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
+    // A snapshot first (aborting a call may end others, and unlink them),
+    // then the calls in the order they began.
+    const open: GuardedCall[] = [];
+    for (let call = this.newest; call !== undefined; call = call.older) open.push(call);
+    for (let i = open.length - 1; i >= 0; i--) {
+      const call = open[i] as GuardedCall;
+      if (!call.over) call.abort(new ConnectError(this.closedMessage, Code.Unavailable));
     }
   }
 
@@ -92,7 +107,7 @@ export class CallGuard implements InlineInterceptor {
       // then() rather than an async function: one promise and hop less per call.
       let pending: ReturnType<typeof next>;
       try {
-        pending = next(started.abort === undefined ? req : withAbort(req, started.abort));
+        pending = next(started.state === undefined ? req : withAbort(req, started.state));
       } catch (error) {
         return failed(error);
       }
@@ -101,7 +116,10 @@ export class CallGuard implements InlineInterceptor {
           started.ended();
           return res;
         }
-        return { ...res, message: this.guardStream(res.message, caller, started.ended) };
+        return {
+          ...res,
+          message: this.guardStream(res.message, caller, () => started.ended()),
+        };
       }, failed);
     },
     this,
@@ -119,41 +137,40 @@ export class CallGuard implements InlineInterceptor {
     return this.refusal() ?? this.track(caller);
   }
 
-  /** Counts a call in flight until it ends, with its own abort state if the guard gives it one. */
+  /**
+   * Counts a call in flight until it ends. One object per call (a
+   * GuardedCall), where a CallAbort, three closures, the call's object and
+   * a Set entry were about 480 bytes (docs/http2-client.md, session 16).
+   */
   private track(caller: AbortView): InlineCall {
-    // Our own signal for the call, so that close() can end it whatever the
-    // transport; it follows the caller's signal (cancel and deadline).
-    const call = this.ownSignals ? new CallAbort() : undefined;
-    let ended = false;
-    let unsubscribe: (() => void) | undefined;
+    const call = new GuardedCall(this, caller, this.ownSignals);
+    if (this.ownSignals) {
+      const newest = this.newest;
+      call.older = newest;
+      if (newest !== undefined) newest.newer = call;
+      this.newest = call;
+    }
+    this.active++;
     // A call ends when it settles, or when the caller's signal aborts, which
     // Connect also does when a call completes: a server stream the caller
     // abandons (break) never finishes its iteration, but its signal does.
-    const done = (): void => {
-      if (ended) return;
-      ended = true;
-      unsubscribe?.();
-      if (call !== undefined) this.calls.delete(call);
-      if (--this.active === 0) this.idle.wake();
-    };
-    const follow = (reason: unknown): void => {
-      call?.abort(reason);
-      done();
-    };
-    if (call !== undefined) this.calls.add(call);
-    this.active++;
-    if (caller.aborted) follow(caller.reason);
+    if (caller.aborted) call.abortWith(caller.reason);
     // A local transport's own call state always ends aborted: no unsubscribing.
-    else if (caller instanceof CallAbort) caller.listen(follow);
-    else unsubscribe = caller.onAbort(follow);
-    return {
-      abort: call,
-      ended: done,
-      failed: (error) => {
-        done();
-        return this.translate(error, caller);
-      },
-    };
+    else if (caller instanceof CallAbort) caller.listen(call);
+    else call.unsubscribe = caller.onAbort((reason) => call.abortWith(reason));
+    return call;
+  }
+
+  /** For GuardedCall: `call` ended; it is no longer in flight. */
+  release(call: GuardedCall): void {
+    if (this.ownSignals) {
+      const { newer, older } = call;
+      if (newer === undefined) this.newest = older;
+      else newer.older = older;
+      if (older !== undefined) older.newer = newer;
+      call.newer = call.older = undefined;
+    }
+    if (--this.active === 0) this.idle.wake();
   }
 
   /**
@@ -205,7 +222,8 @@ export class CallGuard implements InlineInterceptor {
     return undefined;
   }
 
-  private async translate(error: unknown, callerSignal: AbortView): Promise<unknown> {
+  /** For GuardedCall: the error the caller is to see for `error`, seen by a call (see class doc). */
+  async translate(error: unknown, callerSignal: AbortView): Promise<unknown> {
     // The caller's own cancellation or deadline is not the plugin's doing.
     if (callerSignal.aborted) return error;
     const ce = ConnectError.from(error);
@@ -246,6 +264,50 @@ export class CallGuard implements InlineInterceptor {
       undefined,
       cause,
     );
+  }
+}
+
+/**
+ * One call in flight through a CallGuard: the call's own abort state (when
+ * the guard gives it one, `state` is the call itself), the listener that
+ * follows the caller's abort state, the InlineCall the runner or the
+ * interceptor reports the outcome to, and its link in the guard's list.
+ * The first of ended() and an abort of the caller's state ends it.
+ */
+class GuardedCall extends CallAbort implements InlineCall, AbortListener {
+  readonly state: CallAbort | undefined;
+  /** True once the call ended (counted out of the guard). */
+  over = false;
+  unsubscribe: (() => void) | undefined = undefined;
+  /** The guard's list of calls with their own state (see CallGuard.newest). */
+  newer: GuardedCall | undefined = undefined;
+  older: GuardedCall | undefined = undefined;
+
+  constructor(
+    private readonly guard: CallGuard,
+    private readonly caller: AbortView,
+    own: boolean,
+  ) {
+    super();
+    this.state = own ? this : undefined;
+  }
+
+  /** The caller's state aborted (its cancel, deadline, or the call's end): follow it, and end. */
+  abortWith(reason: unknown): void {
+    if (this.state !== undefined) this.abort(reason);
+    this.ended();
+  }
+
+  ended(): void {
+    if (this.over) return;
+    this.over = true;
+    this.unsubscribe?.();
+    this.guard.release(this);
+  }
+
+  failed(error: unknown): Promise<unknown> {
+    this.ended();
+    return this.guard.translate(error, this.caller);
   }
 }
 

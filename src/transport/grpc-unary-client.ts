@@ -112,13 +112,15 @@ class GrpcUnaryBody implements UnaryBodyReader {
     t: http2.IncomingHttpHeaders | undefined,
     bare: boolean,
   ): UnaryResult<O> | Promise<UnaryResult<O>> {
-    const envelope = this.body.message;
-    if (envelope !== undefined && (envelope.flags & compressedFlag) === compressedFlag) {
+    const body = this.body;
+    const data = body.first;
+    if (data !== undefined && (body.flags & compressedFlag) === compressedFlag) {
+      const envelope = { flags: body.flags, data };
       return envelopeDecompress(envelope, this.compression ?? null, this.limits.readMaxBytes).then(
-        ({ data }) => this.end(output, t, data, bare),
+        (plain) => this.end(output, t, plain.data, bare),
       );
     }
-    return this.end(output, t, envelope?.data, bare);
+    return this.end(output, t, data, bare);
   }
 
   private end<O extends DescMessage>(

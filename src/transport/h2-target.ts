@@ -64,7 +64,7 @@ export class H2Target implements CallTarget {
     call: CallSignal,
   ): Promise<UnaryResponse<I, O>> {
     return new Promise((resolve, reject) =>
-      this.start(req, call, false, new PromiseEnd(req, resolve, reject)),
+      this.start(req, call, new PromiseEnd(req, resolve, reject)),
     );
   }
 
@@ -74,14 +74,13 @@ export class H2Target implements CallTarget {
     call: CallSignal,
     end: UnaryEnd<O>,
   ): void {
-    this.start(req, call, true, end);
+    this.start(req, call, end);
   }
 
   /** Sends the call on a new stream; its outcome goes to `end`, once. */
   private start<I extends DescMessage, O extends DescMessage>(
     req: UnaryRequest<I, O>,
     call: CallSignal,
-    bare: boolean,
     end: CallEnd<O>,
   ): void {
     const abort = abortOf(req);
@@ -112,7 +111,7 @@ export class H2Target implements CallTarget {
       end.fail(errorFromNode(e));
       return;
     }
-    const unary = new UnaryCall(stream, req, this.wire, this.limits, bare, end);
+    const unary = new UnaryCall(stream, req, this.wire, this.limits, end);
     // A call's own abort state (the runner's, or CallGuard's that follows
     // it) always ends aborted, when the call settles: the call listens
     // itself and may stay (it then finds the call finished), no hook or
@@ -209,8 +208,6 @@ class UnaryCall<I extends DescMessage, O extends DescMessage>
     readonly req: UnaryRequest<I, O>,
     readonly wire: UnaryClientWire,
     readonly limits: UnaryLimits,
-    /** Only the message is read (see CallTarget.unary). */
-    readonly bare: boolean,
     private readonly end: CallEnd<O>,
   ) {
     super(noop);
@@ -236,7 +233,13 @@ class UnaryCall<I extends DescMessage, O extends DescMessage>
     this.unsubscribe();
     let result: UnaryResult<O> | Promise<UnaryResult<O>>;
     try {
-      result = reader.finish(this.req.method.output, this.trailer, this.bare);
+      // Only the message is read unless the response goes to unary()'s
+      // promise (see CallTarget.unaryTo).
+      result = reader.finish(
+        this.req.method.output,
+        this.trailer,
+        !(this.end instanceof PromiseEnd),
+      );
     } catch (e) {
       this.reject(e);
       return;

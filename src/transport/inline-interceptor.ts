@@ -24,9 +24,9 @@ export interface InlineInterceptor {
 /** One call started by an InlineInterceptor. */
 export interface InlineCall {
   /** The abort state the target is to see, when the interceptor gives the call its own. */
-  readonly abort: CallAbort | undefined;
-  /** The call succeeded (or, for a stream, ended): a function, to be handed on as it is. */
-  readonly ended: () => void;
+  readonly state: CallAbort | undefined;
+  /** The call succeeded (or, for a stream, ended). */
+  ended(): void;
   /** The call failed with `error`: ends it, and resolves to the error the caller is to see. */
   failed(error: unknown): Promise<unknown>;
 }

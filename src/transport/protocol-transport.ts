@@ -91,9 +91,7 @@ function withCallHeaders(
     return out;
   };
   return {
-    enveloped: wire.enveloped,
-    trailers: wire.trailers,
-    response: (status, header, limits) => wire.response(status, header, limits),
+    ...wire,
     requestHeaders(path, header, timeoutMs) {
       const out = wire.requestHeaders(path, header, timeoutMs);
       if (!Object.isFrozen(out)) return set(out);

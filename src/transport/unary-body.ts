@@ -64,12 +64,6 @@ export class BodyBytes {
   }
 }
 
-/** One enveloped message: its flags and its (still compressed) data. */
-export interface Envelope {
-  readonly flags: number;
-  readonly data: Uint8Array;
-}
-
 /**
  * The body of a unary gRPC response: at most one enveloped message (5-byte
  * header, then the data), with connect-es' checks (its envelope decoder):
@@ -88,14 +82,24 @@ export class EnvelopeBody {
   private dataFill = 0;
   /** The first envelope's data while it arrives; later envelopes are only counted. */
   private data: Uint8Array | undefined;
-  private first: Envelope | undefined;
+  /**
+   * The first complete envelope, its flags and data in two fields rather
+   * than an Envelope object per call (read them with `flags` and `first`).
+   */
+  private firstFlags = 0;
+  private firstData: Uint8Array | undefined;
   private extra = false;
 
   constructor(private readonly readMaxBytes: number) {}
 
   push(chunk: Uint8Array): void {
     // The usual case: the whole first envelope in one chunk, copied out once.
-    if (this.first === undefined && this.want < 0 && this.headFill === 0 && chunk.byteLength >= 5) {
+    if (
+      this.firstData === undefined &&
+      this.want < 0 &&
+      this.headFill === 0 &&
+      chunk.byteLength >= 5
+    ) {
       const length =
         ((chunk[1] as number) * 0x1000000 +
           (((chunk[2] as number) << 16) | ((chunk[3] as number) << 8) | (chunk[4] as number))) >>>
@@ -105,7 +109,8 @@ export class EnvelopeBody {
         // A fresh plain array, never a view of node's chunk (see BodyBytes.end()).
         const data = new Uint8Array(length);
         copyInto(data, 0, chunk, 5, length);
-        this.first = { flags: chunk[0] as number, data };
+        this.firstFlags = chunk[0] as number;
+        this.firstData = data;
         return;
       }
     }
@@ -121,7 +126,7 @@ export class EnvelopeBody {
         if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
         this.want = length;
         this.dataFill = 0;
-        if (this.first === undefined) this.data = new Uint8Array(length);
+        if (this.firstData === undefined) this.data = new Uint8Array(length);
       } else {
         const n = Math.min(this.want - this.dataFill, chunk.byteLength - at);
         this.data?.set(chunk.subarray(at, at + n), this.dataFill);
@@ -133,24 +138,33 @@ export class EnvelopeBody {
   }
 
   private complete(): void {
-    if (this.first === undefined) {
-      this.first = { flags: this.head?.[0] ?? 0, data: this.data ?? new Uint8Array(0) };
+    if (this.firstData === undefined) {
+      this.firstFlags = this.head?.[0] ?? 0;
+      this.firstData = this.data ?? new Uint8Array(0);
     } else this.extra = true;
     this.data = undefined;
     this.want = -1;
     this.headFill = 0;
   }
 
-  /** The first complete envelope, unchecked: read it before end(), as connect-es does. */
-  get message(): Envelope | undefined {
-    return this.first;
+  /**
+   * The first complete envelope's data (undefined before one is in),
+   * unchecked: read it before end(), as connect-es does.
+   */
+  get first(): Uint8Array | undefined {
+    return this.firstData;
+  }
+
+  /** The first complete envelope's flags (0 before one is in). */
+  get flags(): number {
+    return this.firstFlags;
   }
 
   /**
-   * Checks that the body held at most one whole envelope; returns it, or
-   * undefined for an empty body (a trailers-only answer).
+   * Checks that the body held at most one whole envelope; returns its
+   * data, or undefined for an empty body (a trailers-only answer).
    */
-  end(): Envelope | undefined {
+  end(): Uint8Array | undefined {
     if (this.extra) {
       throw new ConnectError(
         "protocol error: received extra output message for unary method",
@@ -159,7 +173,7 @@ export class EnvelopeBody {
     }
     const short = this.shortfall();
     if (short !== undefined) throw short;
-    return this.first;
+    return this.firstData;
   }
 
   /** Why the body ends inside an envelope, if it does. */

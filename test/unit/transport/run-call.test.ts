@@ -559,6 +559,48 @@ test("newRequest builds the lazy request interceptors see, with the call's abort
   assert.equal(req.signal.aborted, true);
 });
 
+/**
+ * An inline interceptor that records what it is told: `refuse` makes
+ * begin() refuse, `own` (default true) gives each call an abort state of
+ * its own (kept in `aborts`), `endedThrows` makes ended() throw. Its
+ * failed() resolves to Unavailable "translated". Run as an interceptor, it
+ * throws: the runner must not call it so.
+ */
+function recorder(options: { refuse?: ConnectError; own?: boolean; endedThrows?: boolean } = {}): {
+  interceptor: Interceptor;
+  log: string[];
+  aborts: CallAbort[];
+} {
+  const log: string[] = [];
+  const aborts: CallAbort[] = [];
+  const inline: InlineInterceptor = {
+    begin(service, caller) {
+      log.push(`begin ${service.typeName} ${caller instanceof CallAbort}`);
+      if (options.refuse !== undefined) return options.refuse;
+      const state = options.own === false ? undefined : new CallAbort();
+      if (state !== undefined) aborts.push(state);
+      return {
+        state,
+        ended: () => {
+          log.push("ended");
+          if (options.endedThrows === true) throw new Error("ended broke");
+        },
+        failed: (error) => {
+          log.push(`failed ${ConnectError.from(error).rawMessage}`);
+          return Promise.resolve(new ConnectError("translated", Code.Unavailable));
+        },
+      };
+    },
+  };
+  const interceptor = inlinable(
+    () => () => {
+      throw new Error("run as an interceptor");
+    },
+    inline,
+  );
+  return { interceptor, log, aborts };
+}
+
 describe("CallRunner, the lean unary path (no interceptor, or one that runs inline)", () => {
   /** A fake target that may claim privateRequests. */
   class BareTarget extends FakeTarget {
@@ -568,40 +610,6 @@ describe("CallRunner, the lean unary path (no interceptor, or one that runs inli
     ) {
       super(answer);
     }
-  }
-
-  /** An inline interceptor that records what it is told; `refuse` makes begin() refuse. */
-  function recorder(refuse?: ConnectError): {
-    interceptor: Interceptor;
-    log: string[];
-    aborts: CallAbort[];
-  } {
-    const log: string[] = [];
-    const aborts: CallAbort[] = [];
-    const inline: InlineInterceptor = {
-      begin(service, caller) {
-        log.push(`begin ${service.typeName} ${caller instanceof CallAbort}`);
-        if (refuse !== undefined) return refuse;
-        const abort = new CallAbort();
-        aborts.push(abort);
-        return {
-          abort,
-          ended: () => log.push("ended"),
-          failed: (error) => {
-            log.push(`failed ${ConnectError.from(error).rawMessage}`);
-            return Promise.resolve(new ConnectError("translated", Code.Unavailable));
-          },
-        };
-      },
-    };
-    // As an interceptor it would do the same; the runner must not call it so.
-    const interceptor = inlinable(
-      () => () => {
-        throw new Error("run as an interceptor");
-      },
-      inline,
-    );
-    return { interceptor, log, aborts };
   }
 
   test("an inline interceptor is begun with the call's service and state, the target sees its abort state, and it is told of the success", async () => {
@@ -641,7 +649,9 @@ describe("CallRunner, the lean unary path (no interceptor, or one that runs inli
 
   test("a refusal from begin() fails the call with it, settles it, and the target is never called", async () => {
     const target = new BareTarget(unaryOk);
-    const { interceptor } = recorder(new ConnectError("plugin p was closed", Code.Unavailable));
+    const { interceptor } = recorder({
+      refuse: new ConnectError("plugin p was closed", Code.Unavailable),
+    });
     const runner = new CallRunner(target, [interceptor]);
     await assert.rejects(
       runner.unary(get, undefined, 5_000, undefined, { key: "k" }),
@@ -758,37 +768,9 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
   const found = create(GetResponseSchema, { found: true });
   const okNow: EndAnswer = (_req, _call, end) => end.ok({ message: found });
 
-  /** An inline interceptor that logs its calls; `endedThrows` makes ended() throw. */
-  function logged(endedThrows = false): { interceptor: Interceptor; log: string[] } {
-    const log: string[] = [];
-    const inline: InlineInterceptor = {
-      begin() {
-        log.push("begin");
-        return {
-          abort: undefined,
-          ended: () => {
-            log.push("ended");
-            if (endedThrows) throw new Error("ended broke");
-          },
-          failed: (error) => {
-            log.push(`failed ${ConnectError.from(error).rawMessage}`);
-            return Promise.resolve(new ConnectError("translated", Code.Unavailable));
-          },
-        };
-      },
-    };
-    const interceptor = inlinable(
-      () => () => {
-        throw new Error("run as an interceptor");
-      },
-      inline,
-    );
-    return { interceptor, log };
-  }
-
   test("unaryMessage() on the lean path uses it: the message, the inline interceptor told, the call settled with no timer left", async () => {
     const target = new EndTarget(okNow);
-    const { interceptor, log } = logged();
+    const { interceptor, log } = recorder({ own: false });
     const message = await new CallRunner(target, [interceptor]).unaryMessage(
       get,
       undefined,
@@ -798,7 +780,7 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
     );
     assert.equal(message, found);
     assert.deepEqual(target.entries, ["unaryTo"]);
-    assert.deepEqual(log, ["begin", "ended"]);
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "ended"]);
     const call = target.seen[0]?.call as CallSignal;
     assert.equal(call.reason, callDone(), "the call is done (its deadline timer cleared)");
     // Without interceptors too.
@@ -833,12 +815,12 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
       (e: unknown) => e instanceof ConnectError && e.code === Code.NotFound,
     );
     assert.equal(failing.seen[0]?.call.reason, callDone());
-    const { interceptor, log } = logged();
+    const { interceptor, log } = recorder({ own: false });
     await assert.rejects(
       new CallRunner(failing, [interceptor]).unaryMessage(get, undefined, undefined, undefined, {}),
       (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
     );
-    assert.deepEqual(log, ["begin", "failed no such key"]);
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "failed no such key"]);
   });
 
   test("the deadline wins over the error the target then reports", async () => {
@@ -855,12 +837,12 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
     const target = new EndTarget(() => {
       throw new Error("sync");
     });
-    const { interceptor, log } = logged();
+    const { interceptor, log } = recorder({ own: false });
     await assert.rejects(
       new CallRunner(target, [interceptor]).unaryMessage(get, undefined, 60_000, undefined, {}),
       (e: unknown) => e instanceof ConnectError && e.rawMessage === "translated",
     );
-    assert.deepEqual(log, ["begin", "failed sync"]);
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "failed sync"]);
     assert.equal(target.seen[0]?.call.reason, callDone());
   });
 
@@ -869,7 +851,7 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
       end.ok({ message: found });
       end.fail(new Error("after"));
     });
-    const { interceptor, log } = logged();
+    const { interceptor, log } = recorder({ own: false });
     assert.equal(
       await new CallRunner(okThenFail, [interceptor]).unaryMessage(
         get,
@@ -880,7 +862,7 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
       ),
       found,
     );
-    assert.deepEqual(log, ["begin", "ended"]);
+    assert.deepEqual(log, ["begin example.kv.v1.KV true", "ended"]);
     const failThenOk = new EndTarget((_req, _call, end) => {
       end.fail(new ConnectError("first", Code.Aborted));
       end.ok({ message: found });
@@ -892,7 +874,7 @@ describe("CallRunner, a target that settles message-only calls itself (unaryTo)"
   });
 
   test("an inline interceptor whose ended() throws: the caller gets the throw, no hang", async () => {
-    const { interceptor } = logged(true);
+    const { interceptor } = recorder({ own: false, endedThrows: true });
     await assert.rejects(
       new CallRunner(new EndTarget(okNow), [interceptor]).unaryMessage(
         get,
