@@ -11,24 +11,95 @@ export const SESSION_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** How long a session told to go away may take to finish before it is destroyed. */
 const GOAWAY_GRACE_MS = 10_000;
 
+/** Where a server session keeps its record (one property read a call, not a WeakMap lookup). */
+const RECORD = Symbol("connect-plugin.session-streams");
+
+/** A server session as this module marks it. */
+type Recorded = http2.Http2Session & { [RECORD]?: OpenStreams };
+
+/**
+ * What a server keeps per HTTP/2 session, found on the session itself: its
+ * open streams (node:http2 lists none), added at the session's "stream"
+ * event and removed at the stream's "close" once closeWhenIdle counts
+ * them; and the lean unary calls in flight on it.
+ */
+export interface SessionStreams extends ReadonlySet<http2.ServerHttp2Stream> {
+  /**
+   * Lean unary calls in flight (unary-handler.ts raises it when it takes a
+   * stream, lowers it at the stream's "close"): whether a response shares
+   * node:http2's writes with others (unary-wire.ts, Answer.concurrent). Not
+   * the open streams: a long-lived stream that sends nothing (a host's
+   * callback tunnel) would make every lone call take the concurrent shape,
+   * one more DATA frame and client read a call (docs/http2-server.md,
+   * session 16).
+   */
+  calls: number;
+}
+
+/** SessionStreams, kept by this module. */
+class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams {
+  calls = 0;
+  /** Whether the session's streams are counted (closeWhenIdle asked). */
+  counting = false;
+  /** When the set last became empty (when counting began, at first). */
+  idleSince = Date.now();
+  /**
+   * The "close" listener of every stream of the session: one function per
+   * session, not a closure and once() wrapper per stream (about 250 bytes
+   * a call); a stream closes once, so on().
+   */
+  readonly closed: (this: http2.ServerHttp2Stream) => void;
+
+  constructor() {
+    super();
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the stream
+    const open = this;
+    this.closed = function (this: http2.ServerHttp2Stream): void {
+      open.delete(this);
+      if (open.size === 0) open.idleSince = Date.now();
+    };
+  }
+}
+
+function recordOf(session: http2.Http2Session): OpenStreams {
+  return ((session as Recorded)[RECORD] ??= new OpenStreams());
+}
+
+/**
+ * The record of a server session. Its stream set is empty unless
+ * closeWhenIdle counts the session's streams (every server
+ * PluginHttpServer runs does); the call count works either way.
+ */
+export function sessionStreams(session: http2.Http2Session): SessionStreams {
+  return recordOf(session);
+}
+
 /**
  * Closes `session` (GOAWAY, open streams may finish) once it has had no
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
- * Returns the session's open streams as it counts them (node:http2 lists
- * none), so that a stream it never saw end shows (the tests check that the
- * set empties). One timer per session, not per call: a stream's start and
- * end only count, and the timer, when it fires, waits again for what is left.
+ * Returns the session's open streams as it counts them (the tests check
+ * that the set empties), the set of sessionStreams(). One timer per
+ * session, not per call: a stream's start and end only count, and the
+ * timer, when it fires, waits again for what is left. Call it at the
+ * server's "session" event, before the session has a stream.
  */
 export function closeWhenIdle(
   session: http2.ServerHttp2Session,
   idleMs: number,
 ): ReadonlySet<http2.ServerHttp2Stream> {
-  const open = new Set<http2.ServerHttp2Stream>();
-  let idleSince = Date.now();
+  const open = recordOf(session);
+  if (!open.counting) {
+    open.counting = true;
+    open.idleSince = Date.now();
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      open.add(stream);
+      stream.on("close", open.closed);
+    });
+  }
   const check = (): void => {
     if (session.closed || session.destroyed) return;
-    const left = open.size > 0 ? idleMs : idleSince + idleMs - Date.now();
+    const left = open.size > 0 ? idleMs : open.idleSince + idleMs - Date.now();
     if (left > 0) {
       timer = setTimeout(check, left).unref();
       return;
@@ -38,16 +109,6 @@ export function closeWhenIdle(
     timer = setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
   };
   let timer = setTimeout(check, idleMs).unref();
-  // One listener function per session, not a closure and once() wrapper
-  // per stream (about 250 bytes a call); a stream closes once, so on().
-  function closed(this: http2.ServerHttp2Stream): void {
-    open.delete(this);
-    if (open.size === 0) idleSince = Date.now();
-  }
-  session.on("stream", (stream: http2.ServerHttp2Stream) => {
-    open.add(stream);
-    stream.on("close", closed);
-  });
   session.once("close", () => clearTimeout(timer));
   return open;
 }

@@ -19,6 +19,7 @@ import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
+import { sessionStreams, type SessionStreams } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
 import {
   abandonResponse,
@@ -67,6 +68,13 @@ export class LeanUnary {
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
+  /**
+   * Whether a call's response header and trailer are made only if its
+   * handler reads them. Not with interceptors: invoke.ts reads both for
+   * every response it builds, and copies the context for an interceptor
+   * that replaced the request (a spread, which would lose the getters).
+   */
+  private readonly headersOnRead: boolean;
 
   constructor(
     private readonly entry: MethodEntry,
@@ -80,6 +88,7 @@ export class LeanUnary {
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
+    this.headersOnRead = options.interceptors.length === 0;
   }
 
   /**
@@ -137,13 +146,10 @@ export class LeanUnary {
       timeoutMs: timeout.timeoutMs,
       requestHeader,
       contextValues: this.contextValues?.(peer) ?? createContextValues(),
+      responseHeadersOnRead: this.headersOnRead,
     });
     const session = stream.session;
-    let open = session === undefined ? undefined : openCalls.get(session);
-    if (open === undefined && session !== undefined) {
-      open = { count: 0 };
-      openCalls.set(session, open);
-    }
+    const open = session === undefined ? undefined : sessionStreams(session);
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
     return true;
   }
@@ -213,13 +219,16 @@ export class LeanUnary {
     );
   }
 
-  /** The request message, or undefined if it does not parse (connect-es words that error). */
-  parse(bytes: Uint8Array): unknown {
+  /**
+   * The request message in `body` from `start` on, or undefined if it does
+   * not parse (connect-es words that error).
+   */
+  parse(body: Buffer, start: number): unknown {
     try {
       // decodeMessage gives fromBinary's message, but keeps unknown fields.
       return this.options.binaryOptions?.readUnknownFields === false
-        ? fromBinary(this.input, bytes, this.options.binaryOptions)
-        : decodeMessage(this.input, bytes);
+        ? fromBinary(this.input, body.subarray(start), this.options.binaryOptions)
+        : decodeMessage(this.input, body, start);
     } catch {
       return undefined;
     }
@@ -253,14 +262,6 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
   return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
 }
 
-/** A count of the lean calls open on one HTTP/2 session. */
-interface OpenCalls {
-  count: number;
-}
-
-/** The lean calls open on each HTTP/2 session, of every method and server (see Answer.concurrent). */
-const openCalls = new WeakMap<http2.Http2Session, OpenCalls>();
-
 /** One call on the lean path, from its first body byte to the end of its response. */
 class LeanCall {
   private readonly chunks: Buffer[] = [];
@@ -277,9 +278,10 @@ class LeanCall {
     readonly ctx: CallContext,
     private readonly compression: Answer["compression"],
     private readonly handOver: HandOver,
-    private readonly open: OpenCalls | undefined,
+    /** The record of the call's session (h2-idle.ts), which counts this call while it is open. */
+    private readonly open: SessionStreams | undefined,
   ) {
-    if (open !== undefined) open.count++;
+    if (open !== undefined) open.calls++;
   }
 
   read(): void {
@@ -311,7 +313,7 @@ class LeanCall {
     req.on("data", onData);
     req.on("end", onEnd);
     this.stream.on("close", () => {
-      if (this.open !== undefined) this.open.count--;
+      if (this.open !== undefined) this.open.calls--;
       if (this.done) return;
       this.done = true;
       stop();
@@ -325,8 +327,8 @@ class LeanCall {
   private received(): void {
     const body =
       this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
-    const bytes = this.wire.message(body);
-    const message = bytes === undefined ? undefined : this.lean.parse(bytes);
+    const start = this.wire.messageStart(body);
+    const message = start === undefined ? undefined : this.lean.parse(body, start);
     if (message === undefined) {
       this.give(true);
       return;
@@ -344,34 +346,45 @@ class LeanCall {
   out(): Answer {
     return {
       res: this.res,
-      responseHeader: this.ctx.responseHeader,
-      responseTrailer: this.ctx.responseTrailer,
+      responseHeader: this.ctx.madeResponseHeader(),
+      responseTrailer: this.ctx.madeResponseTrailer(),
       compression: this.compression,
       options: this.lean.answerOptions,
-      concurrent: this.open !== undefined && this.open.count > 1,
+      concurrent: this.open !== undefined && this.open.calls > 1,
     };
   }
 
-  /** Waits for the response to be written; the call is over then. */
-  answer(send: () => Promise<void>): void {
+  /**
+   * Sends the response; the call is over once it is handed to node:http2
+   * (at once, or when `send`'s promise, if any, resolves).
+   */
+  answer(send: () => Promise<void> | undefined): void {
     // Done already: the client went away (its reset aborted the context), nobody to answer.
     if (this.done) return;
     this.done = true;
-    const failed = (): void => {
-      this.ctx.abort(callDone());
-      // As the adapter does for connect-es' responses.
-      if (this.res === this.stream) abandonStream(this.stream);
-      else abandonResponse(this.res as http2.Http2ServerResponse);
-    };
-    let sent: Promise<void>;
+    let sent: Promise<void> | undefined;
     try {
       sent = send();
     } catch {
-      // gRPC writes synchronously: node:http2 may refuse a header right here.
-      failed();
+      // node:http2 may refuse a header right here.
+      this.failed();
       return;
     }
-    sent.then(() => this.ctx.abort(callDone()), failed);
+    if (sent === undefined) this.ctx.abort(callDone());
+    else {
+      sent.then(
+        () => this.ctx.abort(callDone()),
+        () => this.failed(),
+      );
+    }
+  }
+
+  /** The response could not be written. */
+  private failed(): void {
+    this.ctx.abort(callDone());
+    // As the adapter does for connect-es' responses.
+    if (this.res === this.stream) abandonStream(this.stream);
+    else abandonResponse(this.res as http2.Http2ServerResponse);
   }
 
   fail(error: unknown): void {

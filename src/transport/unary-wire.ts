@@ -16,12 +16,21 @@ export interface UnaryWire {
   readonly protocolName: "connect" | "grpc";
   /** The header naming the encodings the client accepts for the response. */
   readonly acceptEncodingHeader: string;
-  /** The request message inside a complete body, or undefined if the body is not one plain message. */
-  message(body: Buffer): Buffer | undefined;
-  /** Sends a response message (already checked against writeMaxBytes). */
-  ok(out: Answer, message: Uint8Array): Promise<void>;
-  /** Sends an error, with what the handler set in the response headers and trailers. */
-  error(out: Answer, error: ConnectError): Promise<void>;
+  /**
+   * Where the request message starts inside a complete body (it runs to
+   * the body's end), or undefined if the body is not one plain message.
+   * An offset, not a view: a Buffer's subarray() costs node a FastBuffer.
+   */
+  messageStart(body: Buffer): number | undefined;
+  /**
+   * Sends a response message (already checked against writeMaxBytes).
+   * Returns undefined once it is handed to node:http2, or, when it
+   * compresses first, a promise of that; both throw (or reject) what
+   * node:http2 throws, a header it refuses.
+   */
+  ok(out: Answer, message: Uint8Array): Promise<void> | undefined;
+  /** Sends an error, with what the handler set in the response headers and trailers, as ok() sends. */
+  error(out: Answer, error: ConnectError): Promise<void> | undefined;
 }
 
 /**
@@ -30,11 +39,15 @@ export interface UnaryWire {
  */
 export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
 
-/** One call's response: where it goes and what the handler left in its context. */
+/**
+ * One call's response: where it goes and what the handler left in its
+ * context. A response header or trailer the context never made (see
+ * CallInit.responseHeadersOnRead) is undefined: empty, and nothing to read.
+ */
 export interface Answer {
   readonly res: Sink;
-  readonly responseHeader: Headers;
-  readonly responseTrailer: Headers;
+  readonly responseHeader: Headers | undefined;
+  readonly responseTrailer: Headers | undefined;
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
@@ -50,14 +63,14 @@ export interface Answer {
 export const connectUnary: UnaryWire = {
   protocolName: "connect",
   acceptEncodingHeader: "accept-encoding",
-  message: (body) => body,
+  messageStart: () => 0,
   ok: (out, message) => sendConnect(out, 200, "application/proto", message),
   error: (out, error) => {
-    const header = out.responseHeader;
+    const header = out.responseHeader ?? new Headers();
     header.set("content-type", "application/json");
     error.metadata.forEach((value, key) => header.set(key, value));
     return sendConnect(
-      out,
+      { ...out, responseHeader: header },
       codeToHttpStatus(error.code),
       undefined,
       errorToJsonBytes(error, out.options.jsonOptions ?? {}),
@@ -65,23 +78,38 @@ export const connectUnary: UnaryWire = {
   },
 };
 
-async function sendConnect(
+/**
+ * Sends a Connect response: at once (returns undefined), or after
+ * compressing the body (returns the promise). No promise when there is
+ * nothing to wait for: an async function's promise and the caller's
+ * then() on it were about 300 bytes and a microtask a call
+ * (docs/http2-server.md, session 16).
+ */
+function sendConnect(
   out: Answer,
   status: number,
   contentType: string | undefined,
   body: Uint8Array,
-): Promise<void> {
+): Promise<void> | undefined {
   const headers: http2.OutgoingHttpHeaders = { ":status": status };
   // connect-es starts the response headers with the content type; a handler may replace it.
-  if (contentType !== undefined && !out.responseHeader.has("content-type")) {
+  const header = out.responseHeader;
+  if (contentType !== undefined && (header === undefined || !header.has("content-type"))) {
     headers["content-type"] = contentType;
   }
-  webHeadersToNode(out.responseHeader, headers);
-  if (out.compression !== null && body.byteLength >= out.options.compressMinBytes) {
-    body = await out.compression.compress(body);
-    headers["content-encoding"] = out.compression.name;
+  if (header !== undefined) webHeadersToNode(header, headers);
+  const compression = out.compression;
+  if (compression !== null && body.byteLength >= out.options.compressMinBytes) {
+    headers["content-encoding"] = compression.name;
+    return compression.compress(body).then((compressed) => endConnect(out, headers, compressed));
   }
-  out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
+  endConnect(out, headers, body);
+  return undefined;
+}
+
+/** The rest of sendConnect, once the body is final. */
+function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8Array): void {
+  out.responseTrailer?.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
   headers["content-length"] = String(body.byteLength);
   // Alone on its session, the body's DATA frame ends the stream: headers and
   // body go in one write, and the client reads once (docs/http2-client.md,
@@ -102,26 +130,20 @@ const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
 export const grpcUnary: UnaryWire = {
   protocolName: "grpc",
   acceptEncodingHeader: "grpc-accept-encoding",
-  message: (body) => {
+  messageStart: (body) => {
     // One uncompressed envelope, exactly; anything else is connect-es' to judge.
     if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
       return undefined;
     }
-    return body.subarray(5);
+    return 5;
   },
-  ok: async (out, message) => {
-    let flags = 0;
-    if (out.compression !== null && message.byteLength >= out.options.compressMinBytes) {
-      message = await out.compression.compress(message);
-      flags = 1;
+  ok: (out, message) => {
+    const compression = out.compression;
+    if (compression !== null && message.byteLength >= out.options.compressMinBytes) {
+      return compression.compress(message).then((compressed) => grpcMessage(out, compressed, 1));
     }
-    const body = Buffer.allocUnsafe(5 + message.byteLength);
-    body[0] = flags;
-    body.writeUInt32BE(message.byteLength, 1);
-    body.set(message, 5);
-    const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-    sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
-    return Promise.resolve();
+    grpcMessage(out, message, 0);
+    return undefined;
   },
   error: (out, error) => {
     const trailer = new Headers(out.responseTrailer);
@@ -129,9 +151,20 @@ export const grpcUnary: UnaryWire = {
     if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
     setTrailerStatus(trailer, error);
     sendGrpc(out, undefined, webHeadersToNode(trailer));
-    return Promise.resolve();
+    return undefined;
   },
 };
+
+/** Sends a gRPC response message in its envelope (`flags` 1: compressed), status 0 in the trailers. */
+function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
+  const body = Buffer.allocUnsafe(5 + message.byteLength);
+  body[0] = flags;
+  body.writeUInt32BE(message.byteLength, 1);
+  body.set(message, 5);
+  const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+  const trailer = out.responseTrailer;
+  sendGrpc(out, body, trailer === undefined ? trailers : webHeadersToNode(trailer, trailers));
+}
 
 /**
  * Headers, the body if any, then trailers in their own HEADERS frame: the
@@ -144,9 +177,12 @@ function sendGrpc(
   trailers: http2.OutgoingHttpHeaders,
 ): void {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
-  if (!out.responseHeader.has("content-type")) headers["content-type"] = "application/grpc+proto";
+  const header = out.responseHeader;
+  if (header === undefined || !header.has("content-type")) {
+    headers["content-type"] = "application/grpc+proto";
+  }
   if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
-  webHeadersToNode(out.responseHeader, headers);
+  if (header !== undefined) webHeadersToNode(header, headers);
   send(out.res, headers, body, trailers);
 }
 

@@ -45,11 +45,14 @@ const flats = new WeakMap<DescMessage, FlatDecoder | undefined>();
  * maps and oneofs get fresh ones. The bytes are then read into it
  * with protobuf-es' public mergeFromBinary, which on a zero message is what
  * fromBinary does. Other schemas (proto2, explicit presence, defaults) go
- * to fromBinary unchanged.
+ * to fromBinary unchanged. `start` (default 0): the message is
+ * `bytes.subarray(start)`, without making that view unless protobuf-es has
+ * to read it (the lean gRPC path skips the envelope's 5 bytes this way).
  */
 export function decodeMessage<T extends DescMessage>(
   schema: T,
   bytes: Uint8Array,
+  start = 0,
 ): MessageShape<T> {
   let flat = flats.get(schema);
   if (flat === undefined && !flats.has(schema)) {
@@ -57,9 +60,10 @@ export function decodeMessage<T extends DescMessage>(
     flats.set(schema, flat);
   }
   if (flat !== undefined) {
-    const message = flat.decode(bytes);
+    const message = flat.decode(bytes, start);
     if (message !== undefined) return message as MessageShape<T>;
   }
+  if (start !== 0) bytes = bytes.subarray(start);
   let make = makers.get(schema);
   if (make === undefined && !makers.has(schema)) {
     make = zeroMaker(schema);
@@ -128,10 +132,11 @@ class FlatDecoder {
     private readonly shared: readonly string[],
   ) {}
 
-  decode(buf: Uint8Array): Record<string, unknown> | undefined {
+  /** The message in `buf` from `start` on (a view the caller need not make). */
+  decode(buf: Uint8Array, start: number): Record<string, unknown> | undefined {
     const message: Record<string, unknown> = { ...this.template };
     const end = buf.length;
-    let pos = 0;
+    let pos = start;
     while (pos < end) {
       const key = buf[pos++] as number;
       if (key >= 0x80) return undefined;

@@ -98,6 +98,17 @@ export function commandRoutes(
             };
             return { value: Buffer.from(JSON.stringify(read)) };
           }
+          case "header-kind":
+            // Set only after the handler read what they are (made on read, see handler-context.ts).
+            ctx.responseHeader.set(
+              "x-kind",
+              `${ctx.responseHeader instanceof Headers}/${ctx.responseTrailer instanceof Headers}`,
+            );
+            ctx.responseTrailer.set(
+              "x-trailer-kind",
+              String(ctx.responseTrailer instanceof Headers),
+            );
+            return req;
           case "slow":
           case "hang":
             seen.started?.();

@@ -476,6 +476,48 @@ test("connect: with another lean call open on its session, a response ends with 
   }
 });
 
+test("connect: a stream left open that is no lean call (a host's callback tunnel) leaves a lone call's END_STREAM on its body", async () => {
+  const received: Buffer[] = [];
+  const port = rawPath.port;
+  const session = http2.connect(`http://127.0.0.1:${port}`, {
+    createConnection: () => tappedConnection(port, received),
+  });
+  session.on("error", () => {});
+  try {
+    // A JSON request whose body never ends: connect-es' handler waits for it, the stream stays open.
+    const idle = session.request({
+      ":method": "POST",
+      ":path": PATH,
+      "content-type": "application/json",
+    });
+    idle.on("error", () => {});
+    idle.write("{");
+    const closed = new Promise((resolve) => idle.on("close", resolve));
+    await new Promise((r) => setTimeout(r, 20));
+    const [headers, body] = request("connect", "ok");
+    const stream = session.request({ ":method": "POST", ":path": PATH, ...headers });
+    stream.resume();
+    stream.on("error", () => {});
+    const lean = rawPath.seen.lean;
+    stream.end(body);
+    await new Promise((resolve) => stream.on("close", resolve));
+    assert.equal(rawPath.seen.lean - lean, 1, "served on the lean path");
+    await new Promise((r) => setTimeout(r, 20));
+    // Stream 3 (the lean call): HEADERS, then the body's DATA frame with END_STREAM.
+    const bytes = Buffer.concat(received);
+    const frames: string[] = [];
+    for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
+      if ((bytes.readUInt32BE(at + 5) & 0x7fffffff) !== 3) continue;
+      frames.push(`${bytes[at + 3]}/${bytes[at + 4]}`);
+    }
+    assert.deepEqual(frames, ["1/4", "0/1"]);
+    idle.close(http2.constants.NGHTTP2_CANCEL);
+    await closed;
+  } finally {
+    session.close();
+  }
+});
+
 test("connect: a JSON request goes to connect-es", async () => {
   const body = Buffer.from(JSON.stringify(Buffer.from("ok").toString("base64")));
   const compat = rawPath.seen.compat;

@@ -54,12 +54,12 @@ interface Server {
   server: http2.Http2Server;
 }
 
-async function start(lean: boolean): Promise<Server> {
+async function start(lean: boolean, intercepted = true): Promise<Server> {
   const seen: Seen = { lean: 0, reference: 0, aborted: [], rejected: { lean: 0, reference: 0 } };
   const server = http2.createServer(
     createNodeAdapter({
       routes: commandRoutes(seen, WRITE_MAX),
-      interceptors: [rejecting(seen)],
+      interceptors: intercepted ? [rejecting(seen)] : [],
       readMaxBytes: READ_MAX,
       writeMaxBytes: WRITE_MAX,
       lean,
@@ -71,11 +71,19 @@ async function start(lean: boolean): Promise<Server> {
 
 let withLean: Server;
 let without: Server;
+/** The same two without interceptors: the lean path's response headers are then made on read. */
+let bareLean: Server;
+let bareWithout: Server;
 before(async () => {
-  [withLean, without] = await Promise.all([start(true), start(false)]);
+  [withLean, without, bareLean, bareWithout] = await Promise.all([
+    start(true),
+    start(false),
+    start(true, false),
+    start(false, false),
+  ]);
 });
 after(async () => {
-  for (const s of [withLean, without]) {
+  for (const s of [withLean, without, bareLean, bareWithout]) {
     s.server.close();
     await new Promise<void>((resolve) => s.server.once("close", resolve));
   }
@@ -97,13 +105,15 @@ async function same(
   headers: http2.OutgoingHttpHeaders,
   body: Uint8Array,
   lean: boolean | undefined,
+  bare = false,
 ): Promise<Exchange> {
-  const before = { ...withLean.seen };
-  const a = await exchange(withLean.url, headers, body);
-  const b = await exchange(without.url, headers, body);
+  const [leanOne, reference] = bare ? [bareLean, bareWithout] : [withLean, without];
+  const before = { ...leanOne.seen };
+  const a = await exchange(leanOne.url, headers, body);
+  const b = await exchange(reference.url, headers, body);
   assert.deepEqual(a, b);
-  const ranLean = withLean.seen.lean - before.lean;
-  const ranReference = withLean.seen.reference - before.reference;
+  const ranLean = leanOne.seen.lean - before.lean;
+  const ranReference = leanOne.seen.reference - before.reference;
   if (lean === true) assert.deepEqual([ranLean, ranReference], [1, 0], "the lean path ran it");
   if (lean === false) assert.deepEqual([ranLean, ranReference], [0, 1], "connect-es ran it");
   if (lean === undefined) assert.deepEqual([ranLean, ranReference], [0, 0], "no handler ran");
@@ -322,6 +332,59 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.deepEqual(reasons[0], reasons[1]);
     assert.equal(reasons[0]?.code, Code.Canceled);
     assert.equal(withLean.seen.lean, lean + 1, "the lean path ran it");
+  });
+}
+
+for (const protocol of ["connect", "grpc"] as const) {
+  // Without interceptors the lean path makes a call's response header and
+  // trailer only when its handler reads them (handler-context.ts,
+  // responseHeadersOnRead): the wire must not tell.
+  test(`${protocol}, no interceptors: headers and trailers set by the handler reach the wire`, async () => {
+    const x = await same(...request(protocol, "ok"), true, true);
+    assert.equal(x.headers["x-answer"], "yes");
+    assert.equal(x.headers["x-many"], "1, 2");
+    if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer"], "t");
+    else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
+  });
+
+  test(`${protocol}, no interceptors: response headers made on read are Headers`, async () => {
+    const x = await same(...request(protocol, "header-kind"), true, true);
+    assert.equal(x.headers["x-kind"], "true/true");
+    if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer-kind"], "true");
+    else assert.equal(x.trailers?.["x-trailer-kind"], "true");
+  });
+
+  test(`${protocol}, no interceptors: a handler that never reads them answers as connect-es`, async () => {
+    const x = await same(...request(protocol, ""), true, true);
+    assert.equal(x.status, 200);
+    assert.equal(x.headers["trailer-x-trailer"], undefined);
+  });
+
+  test(`${protocol}, no interceptors: errors, with and without headers set before them`, async () => {
+    const failed = await same(...request(protocol, "fail"), true, true);
+    if (protocol === "connect") {
+      assert.equal(failed.headers["x-before"], "set");
+      assert.equal(failed.headers["x-meta"], "m");
+      assert.equal(failed.headers["trailer-x-trailer"], "kept");
+    } else assert.equal(failed.trailers?.["x-trailer"], "kept");
+    const thrown = await same(...request(protocol, "throw"), true, true);
+    if (protocol === "connect") {
+      assert.equal(thrown.headers["content-type"], "application/json");
+    } else assert.equal(thrown.trailers?.["grpc-message"], "internal%20error");
+  });
+
+  test(`${protocol}, no interceptors: a response header node:http2 refuses resets the call on both paths`, async () => {
+    for (const command of ["bad-header", "bad-header-fail"]) {
+      const [headers, body] = request(protocol, command);
+      const outcome = (url: string): Promise<unknown> =>
+        exchange(url, headers, body).catch((e: NodeJS.ErrnoException) => ({ error: e.code }));
+      const lean = bareLean.seen.lean;
+      const a = await outcome(bareLean.url);
+      const b = await outcome(bareWithout.url);
+      assert.deepEqual(a, b, command);
+      assert.deepEqual(a, { error: "ERR_HTTP2_STREAM_ERROR" }, command);
+      assert.equal(bareLean.seen.lean, lean + 1, "the lean path ran it");
+    }
   });
 }
 

@@ -367,3 +367,34 @@ test("decodeMessage: an unset bytes field is a Uint8Array of its own; transferri
     assert.deepStrictEqual(new Uint8Array(next[name] as Uint8Array), new Uint8Array(0));
   }
 });
+
+test("decodeMessage with a start offset: the same message as fromBinary of the rest, a Buffer's bytes still a Buffer", () => {
+  const envelope = Buffer.from([0, 0, 0, 0, 18]);
+  // The flat path: a BytesValue after a gRPC envelope header, as the lean path reads it.
+  const payload = Buffer.from(
+    toBinary(BytesValueSchema, {
+      $typeName: "google.protobuf.BytesValue",
+      value: new Uint8Array(16).fill(7),
+    }),
+  );
+  const body = Buffer.concat([envelope, payload]);
+  const m = decodeMessage(BytesValueSchema, body, 5);
+  assert.deepStrictEqual(m, fromBinary(BytesValueSchema, body.subarray(5)));
+  assert.ok(Buffer.isBuffer(m.value), "a view of a Buffer, as fromBinary gives for one");
+  assert.equal(m.value.buffer, body.buffer);
+  assert.equal(decodeMessage(BytesValueSchema, envelope, 5).value.length, 0, "nothing after start");
+  // The fallbacks (unknown field, malformed bytes) read the rest as well.
+  for (const [name, schema] of [
+    ["proto3", proto3],
+    ["proto2", proto2],
+  ] as const) {
+    const unknown = Buffer.from([9, 9, 0xf8, 0x06, 0x05]); // two bytes of prefix, field 111, varint 5
+    assert.deepStrictEqual(
+      decodeMessage(schema, unknown, 2),
+      fromBinary(schema, unknown.subarray(2)),
+      name,
+    );
+    const broken = Buffer.from([9, 0x0a, 0x05, 0x61]);
+    assert.throws(() => decodeMessage(schema, broken, 1), name);
+  }
+});
