@@ -37,9 +37,11 @@ export interface CallInit {
    * handler never does makes none (two `new Headers()`, about 1.2 KB and
    * 0.2-0.4 µs a call, docs/http2-server.md, session 16), and its writer
    * asks madeResponseHeader() instead. Only for contexts nobody copies
-   * with a spread or Object.assign (which copy own properties only): the
-   * lean HTTP/2 path without interceptors (invoke.ts' contextFor spreads
-   * the context for an interceptor that replaced the request). Default
+   * with a spread or Object.assign (which copy own properties only):
+   * neither invoke.ts' contextFor (for an interceptor that replaced the
+   * request) nor the handler itself, which may hand its context on as
+   * `{ ...ctx, values }`. No server uses it for now: the lean HTTP/2 path
+   * gives its context to the handler (see unary-handler.ts). Default
    * false: own properties, made with the context.
    */
   readonly responseHeadersOnRead?: boolean;

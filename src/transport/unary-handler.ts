@@ -68,13 +68,6 @@ export class LeanUnary {
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
-  /**
-   * Whether a call's response header and trailer are made only if its
-   * handler reads them. Not with interceptors: invoke.ts reads both for
-   * every response it builds, and copies the context for an interceptor
-   * that replaced the request (a spread, which would lose the getters).
-   */
-  private readonly headersOnRead: boolean;
 
   constructor(
     private readonly entry: MethodEntry,
@@ -88,7 +81,6 @@ export class LeanUnary {
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
-    this.headersOnRead = options.interceptors.length === 0;
   }
 
   /**
@@ -146,7 +138,11 @@ export class LeanUnary {
       timeoutMs: timeout.timeoutMs,
       requestHeader,
       contextValues: this.contextValues?.(peer) ?? createContextValues(),
-      responseHeadersOnRead: this.headersOnRead,
+      // Not responseHeadersOnRead (handler-context.ts), even without
+      // interceptors: the handler gets this context, and one that hands it
+      // on as a copy ({ ...ctx, values }) would give its delegate no
+      // response header or trailer (prototype getters are not copied), where
+      // connect-es' own properties go along (lean-unary-context-copy.test.ts).
     });
     const session = stream.session;
     const open = session === undefined ? undefined : sessionStreams(session);
