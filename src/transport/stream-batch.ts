@@ -7,6 +7,13 @@ const BATCH_BYTES = 64 * 1024;
 const OWN_BUFFER_BYTES = 16 * 1024;
 
 /**
+ * A region of a shared batch smaller than 1/COPY_RATIO of it is copied
+ * before it is written, so that what a stream has queued keeps at most
+ * COPY_RATIO times its bytes alive.
+ */
+const COPY_RATIO = 8;
+
+/**
  * The batch buffer every stream appends to, and how much of it is used.
  * Shared by all streams of the process (one thread): a region once handed
  * to stream.write() is never written again (node:http2 keeps a view of it
@@ -77,9 +84,18 @@ export class StreamBatch {
   /** Writes what is waiting, if anything; returns false if the stream asks for "drain". */
   flush(): boolean {
     if (this.end === this.start) return true;
-    const chunk = this.buf.subarray(this.start, this.end);
+    let chunk = this.buf.subarray(this.start, this.end);
     this.start = this.end;
     if (this.stream.destroyed || this.stream.writableEnded) return false;
+    // node:http2 keeps the chunk until it is sent, and a view keeps its whole
+    // buffer alive: a stalled stream whose small writes were cut from many
+    // batches would pin 64 KiB for each (thousands of times the bytes it has
+    // queued). A small region goes out as a copy of its own.
+    if (chunk.length * COPY_RATIO < this.buf.length) {
+      const copy = Buffer.allocUnsafeSlow(chunk.length);
+      chunk.copy(copy);
+      chunk = copy;
+    }
     return this.stream.write(chunk);
   }
 
