@@ -9,10 +9,6 @@ export interface CallContext extends HandlerContext {
   abort(reason?: unknown): void;
   /** The abort state behind `signal`, which is created only when read. */
   readonly [CALL_ABORT]: CallAbort;
-  /** `responseHeader` if it exists yet (see CallInit.responseHeadersOnRead), without making it. */
-  madeResponseHeader(): Headers | undefined;
-  /** `responseTrailer` if it exists yet, without making it. */
-  madeResponseTrailer(): Headers | undefined;
 }
 
 /** What a server knows of a call when it starts. */
@@ -31,20 +27,6 @@ export interface CallInit {
    * direct server hands to its in-process caller as they are.
    */
   readonly lazyResponseHeaders?: boolean;
-  /**
-   * Real `Headers` for the response header and trailer, made when the
-   * handler first reads them (getters on the prototype): a call whose
-   * handler never does makes none (two `new Headers()`, about 1.2 KB and
-   * 0.2-0.4 µs a call, docs/http2-server.md, session 16), and its writer
-   * asks madeResponseHeader() instead. Only for contexts nobody copies
-   * with a spread or Object.assign (which copy own properties only):
-   * neither invoke.ts' contextFor (for an interceptor that replaced the
-   * request) nor the handler itself, which may hand its context on as
-   * `{ ...ctx, values }`. No server uses it for now: the lean HTTP/2 path
-   * gives its context to the handler (see unary-handler.ts). Default
-   * false: own properties, made with the context.
-   */
-  readonly responseHeadersOnRead?: boolean;
 }
 
 /**
@@ -82,10 +64,7 @@ export class ContextFactory {
   create(request: CallInit): CallContext {
     const timeoutMs = reachableTimeout(request.timeoutMs);
     const init = timeoutMs === request.timeoutMs ? request : { ...request, timeoutMs };
-    const ctx =
-      init.responseHeadersOnRead === true
-        ? new HeadersOnReadContext(init, this.live)
-        : new OwnHeadersContext(init, this.live);
+    const ctx = new ServerCallContext(init, this.live);
     if (this.shutDown !== undefined) {
       ctx.abort(this.shutDown.reason);
       return ctx;
@@ -109,10 +88,14 @@ function expire(ctx: CallContext): void {
  * A call's HandlerContext. A class, so that `signal` is a getter on the
  * prototype (an object literal with a getter costs V8 a slow path, about
  * 0.4 µs). The other fields are own properties, because connect-es copies
- * the context with Object.assign for streaming handlers; the response
- * header and trailer are the subclasses' (own, or made on read).
+ * the context with Object.assign for streaming handlers.
+ *
+ * On the framed server, `requestHeader`, `responseHeader` and
+ * `responseTrailer` are PairsHeaders (lazy-pairs-headers.ts): they behave
+ * as `Headers` in every use, but `instanceof Headers` is false for them,
+ * so that a call that never uses them does not load Node's fetch code.
  */
-abstract class ServerCallContext implements CallContext {
+class ServerCallContext implements CallContext {
   readonly service: DescService;
   readonly method: DescMethod;
   readonly protocolName: string;
@@ -120,8 +103,8 @@ abstract class ServerCallContext implements CallContext {
   readonly url: string;
   readonly timeoutMs: () => number | undefined;
   readonly requestHeader: Headers;
-  abstract readonly responseHeader: Headers;
-  abstract readonly responseTrailer: Headers;
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
   readonly values: ContextValues;
   readonly [CALL_ABORT] = new CallAbort();
   timer: NodeJS.Timeout | undefined = undefined;
@@ -139,6 +122,13 @@ abstract class ServerCallContext implements CallContext {
     this.protocolName = init.protocolName;
     this.url = init.url;
     this.requestHeader = init.requestHeader;
+    if (init.lazyResponseHeaders === true) {
+      this.responseHeader = new PairsHeaders();
+      this.responseTrailer = new PairsHeaders();
+    } else {
+      this.responseHeader = new Headers();
+      this.responseTrailer = new Headers();
+    }
     this.values = init.contextValues;
     if (init.timeoutMs === undefined) this.timeoutMs = noDeadline;
     else {
@@ -155,62 +145,6 @@ abstract class ServerCallContext implements CallContext {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.live.delete(this);
     this[CALL_ABORT].abort(reason);
-  }
-
-  abstract madeResponseHeader(): Headers | undefined;
-  abstract madeResponseTrailer(): Headers | undefined;
-}
-
-/**
- * Response header and trailer as own properties, made with the context.
- * On the framed server they are PairsHeaders (lazy-pairs-headers.ts), as
- * its `requestHeader` is: they behave as `Headers` in every use, but
- * `instanceof Headers` is false for them, so that a call that never uses
- * them does not load Node's fetch code.
- */
-class OwnHeadersContext extends ServerCallContext {
-  readonly responseHeader: Headers;
-  readonly responseTrailer: Headers;
-
-  constructor(init: CallInit, live: LiveCalls) {
-    super(init, live);
-    if (init.lazyResponseHeaders === true) {
-      this.responseHeader = new PairsHeaders();
-      this.responseTrailer = new PairsHeaders();
-    } else {
-      this.responseHeader = new Headers();
-      this.responseTrailer = new Headers();
-    }
-  }
-
-  madeResponseHeader(): Headers {
-    return this.responseHeader;
-  }
-
-  madeResponseTrailer(): Headers {
-    return this.responseTrailer;
-  }
-}
-
-/** Response header and trailer made on first read (CallInit.responseHeadersOnRead). */
-class HeadersOnReadContext extends ServerCallContext {
-  #header: Headers | undefined = undefined;
-  #trailer: Headers | undefined = undefined;
-
-  get responseHeader(): Headers {
-    return (this.#header ??= new Headers());
-  }
-
-  get responseTrailer(): Headers {
-    return (this.#trailer ??= new Headers());
-  }
-
-  madeResponseHeader(): Headers | undefined {
-    return this.#header;
-  }
-
-  madeResponseTrailer(): Headers | undefined {
-    return this.#trailer;
   }
 }
 

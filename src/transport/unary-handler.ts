@@ -138,11 +138,6 @@ export class LeanUnary {
       timeoutMs: timeout.timeoutMs,
       requestHeader,
       contextValues: this.contextValues?.(peer) ?? createContextValues(),
-      // Not responseHeadersOnRead (handler-context.ts), even without
-      // interceptors: the handler gets this context, and one that hands it
-      // on as a copy ({ ...ctx, values }) would give its delegate no
-      // response header or trailer (prototype getters are not copied), where
-      // connect-es' own properties go along (lean-unary-context-copy.test.ts).
     });
     const session = stream.session;
     const open = session === undefined ? undefined : sessionStreams(session);
@@ -342,8 +337,8 @@ class LeanCall {
   out(): Answer {
     return {
       res: this.res,
-      responseHeader: this.ctx.madeResponseHeader(),
-      responseTrailer: this.ctx.madeResponseTrailer(),
+      responseHeader: this.ctx.responseHeader,
+      responseTrailer: this.ctx.responseTrailer,
       compression: this.compression,
       options: this.lean.answerOptions,
       concurrent: this.open !== undefined && this.open.calls > 1,

@@ -39,15 +39,11 @@ export interface UnaryWire {
  */
 export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
 
-/**
- * One call's response: where it goes and what the handler left in its
- * context. A response header or trailer the context never made (see
- * CallInit.responseHeadersOnRead) is undefined: empty, and nothing to read.
- */
+/** One call's response: where it goes and what the handler left in its context. */
 export interface Answer {
   readonly res: Sink;
-  readonly responseHeader: Headers | undefined;
-  readonly responseTrailer: Headers | undefined;
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
@@ -66,11 +62,11 @@ export const connectUnary: UnaryWire = {
   messageStart: () => 0,
   ok: (out, message) => sendConnect(out, 200, "application/proto", message),
   error: (out, error) => {
-    const header = out.responseHeader ?? new Headers();
+    const header = out.responseHeader;
     header.set("content-type", "application/json");
     error.metadata.forEach((value, key) => header.set(key, value));
     return sendConnect(
-      { ...out, responseHeader: header },
+      out,
       codeToHttpStatus(error.code),
       undefined,
       errorToJsonBytes(error, out.options.jsonOptions ?? {}),
@@ -94,10 +90,10 @@ function sendConnect(
   const headers: http2.OutgoingHttpHeaders = { ":status": status };
   // connect-es starts the response headers with the content type; a handler may replace it.
   const header = out.responseHeader;
-  if (contentType !== undefined && (header === undefined || !header.has("content-type"))) {
+  if (contentType !== undefined && !header.has("content-type")) {
     headers["content-type"] = contentType;
   }
-  if (header !== undefined) webHeadersToNode(header, headers);
+  webHeadersToNode(header, headers);
   const compression = out.compression;
   if (compression !== null && body.byteLength >= out.options.compressMinBytes) {
     headers["content-encoding"] = compression.name;
@@ -109,7 +105,7 @@ function sendConnect(
 
 /** The rest of sendConnect, once the body is final. */
 function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8Array): void {
-  out.responseTrailer?.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
+  out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
   headers["content-length"] = String(body.byteLength);
   // Alone on its session, the body's DATA frame ends the stream: headers and
   // body go in one write, and the client reads once (docs/http2-client.md,
@@ -162,8 +158,7 @@ function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
   body.writeUInt32BE(message.byteLength, 1);
   body.set(message, 5);
   const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-  const trailer = out.responseTrailer;
-  sendGrpc(out, body, trailer === undefined ? trailers : webHeadersToNode(trailer, trailers));
+  sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
 }
 
 /**
@@ -178,11 +173,9 @@ function sendGrpc(
 ): void {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
   const header = out.responseHeader;
-  if (header === undefined || !header.has("content-type")) {
-    headers["content-type"] = "application/grpc+proto";
-  }
+  if (!header.has("content-type")) headers["content-type"] = "application/grpc+proto";
   if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
-  if (header !== undefined) webHeadersToNode(header, headers);
+  webHeadersToNode(header, headers);
   send(out.res, headers, body, trailers);
 }
 

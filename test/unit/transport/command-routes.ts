@@ -99,7 +99,7 @@ export function commandRoutes(
             return { value: Buffer.from(JSON.stringify(read)) };
           }
           case "header-kind":
-            // Set only after the handler read what they are (made on read, see handler-context.ts).
+            // Set only after the handler read what they are.
             ctx.responseHeader.set(
               "x-kind",
               `${ctx.responseHeader instanceof Headers}/${ctx.responseTrailer instanceof Headers}`,

@@ -3,10 +3,10 @@
  * common way to delegate with other context values) on a router without
  * interceptors: the response header and trailer the delegate sets through
  * the copy must reach the wire on the lean path as they do through
- * connect-es (whose context has them as own properties). With the header
- * and trailer made on read (prototype getters), the copy had none and the
- * delegate's `responseHeader.set()` threw: the call failed as "internal
- * error" (review16-unary).
+ * connect-es (whose context has them as own properties). Session 16 tried
+ * making them on first read (prototype getters): the copy had none and the
+ * delegate's `responseHeader.set()` threw, so the call failed as "internal
+ * error" (found by review16-unary; the idea was dropped).
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";

@@ -1,7 +1,7 @@
 /**
  * The lean path's per-session record under load (review16-unary): 64
  * concurrent calls on one session, handlers that set the response header
- * and trailer after an await (made on read: no interceptors), a third of
+ * and trailer after an await (with and without interceptors), a third of
  * them reset by the client while the handler runs. Every answered call
  * carries what its handler set; afterwards the record counts no call in
  * flight and its stream set (closeWhenIdle's) is empty.

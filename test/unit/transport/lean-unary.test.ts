@@ -71,7 +71,7 @@ async function start(lean: boolean, intercepted = true): Promise<Server> {
 
 let withLean: Server;
 let without: Server;
-/** The same two without interceptors: the lean path's response headers are then made on read. */
+/** The same two without interceptors (no chain around the handler). */
 let bareLean: Server;
 let bareWithout: Server;
 before(async () => {
@@ -336,9 +336,8 @@ for (const protocol of ["connect", "grpc"] as const) {
 }
 
 for (const protocol of ["connect", "grpc"] as const) {
-  // Without interceptors the lean path makes a call's response header and
-  // trailer only when its handler reads them (handler-context.ts,
-  // responseHeadersOnRead): the wire must not tell.
+  // Without interceptors the lean path runs the handler with no
+  // interceptor chain (invoke.ts): the wire must not tell.
   test(`${protocol}, no interceptors: headers and trailers set by the handler reach the wire`, async () => {
     const x = await same(...request(protocol, "ok"), true, true);
     assert.equal(x.headers["x-answer"], "yes");
@@ -347,7 +346,7 @@ for (const protocol of ["connect", "grpc"] as const) {
     else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
   });
 
-  test(`${protocol}, no interceptors: response headers made on read are Headers`, async () => {
+  test(`${protocol}, no interceptors: response headers are Headers`, async () => {
     const x = await same(...request(protocol, "header-kind"), true, true);
     assert.equal(x.headers["x-kind"], "true/true");
     if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer-kind"], "true");
