@@ -2,19 +2,9 @@ import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
-import {
-  compressionNegotiate,
-  type Compression,
-  type UniversalHandler,
-} from "@connectrpc/connect/protocol";
-import {
-  endStreamToJson,
-  parseTimeout as parseConnectTimeout,
-} from "@connectrpc/connect/protocol-connect";
-import {
-  parseTimeout as parseGrpcTimeout,
-  setTrailerStatus,
-} from "@connectrpc/connect/protocol-grpc";
+import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
+import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
 import { serializeError, tooLargeToWrite } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
@@ -24,6 +14,13 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
 import { IncomingHeaders } from "./incoming-headers.js";
+import {
+  RequestMemo,
+  connectTimeout,
+  grpcTimeout,
+  plain,
+  type RequestTimeout,
+} from "./lean-request.js";
 import { invokeServerStream, type ServerStreamSpec } from "./invoke.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
@@ -84,6 +81,7 @@ export class LeanServerStream {
   readonly spec: ServerStreamSpec;
   private readonly input: DescMessage;
   readonly output: DescMessage;
+  private readonly memo: RequestMemo;
 
   constructor(
     private readonly entry: MethodEntry,
@@ -97,6 +95,7 @@ export class LeanServerStream {
     this.spec = entry.spec as ServerStreamSpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
+    this.memo = new RequestMemo(options.acceptCompression);
   }
 
   /**
@@ -115,36 +114,25 @@ export class LeanServerStream {
     if (sink !== stream || h[":method"] !== "POST") return false;
     const contentType = h["content-type"];
     let wire: StreamWire;
-    let timeout: { timeoutMs?: number; error?: ConnectError };
+    let timeout: RequestTimeout;
     let accept: string | string[] | undefined;
     if (contentType === "application/connect+proto") {
       if (!this.connect || !plain(h["connect-content-encoding"])) return false;
       if (this.options.requireConnectProtocolHeader && h["connect-protocol-version"] !== "1") {
         return false;
       }
-      const value = h["connect-timeout-ms"];
-      timeout =
-        value === undefined
-          ? NO_TIMEOUT
-          : parseConnectTimeout(single(value), this.options.maxTimeoutMs);
+      timeout = connectTimeout(h, this.options.maxTimeoutMs);
       wire = connectStream;
       accept = h["connect-accept-encoding"];
     } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
       if (!this.grpc || !plain(h["grpc-encoding"])) return false;
-      const value = h["grpc-timeout"];
-      timeout =
-        value === undefined
-          ? NO_TIMEOUT
-          : parseGrpcTimeout(single(value), this.options.maxTimeoutMs);
+      timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcStream;
       accept = h["grpc-accept-encoding"];
     } else return false;
     if (timeout.error !== undefined) return false;
-    const url = urlOf(stream, h);
-    const compression =
-      accept === undefined
-        ? null
-        : compressionNegotiate(this.options.acceptCompression, null, single(accept), "").response;
+    const url = this.memo.urlOf(stream, h);
+    const compression = this.memo.responseCompression(accept);
     const ctx = this.contexts.create({
       service: this.entry.service,
       method: this.entry.method,
@@ -168,28 +156,6 @@ export class LeanServerStream {
       return undefined;
     }
   }
-}
-
-/** What connect-es' parseTimeout gives for a request without a timeout header. */
-const NO_TIMEOUT: { timeoutMs?: number; error?: ConnectError } = Object.freeze({});
-
-function single(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return typeof value === "string" ? value : value.join(", ");
-}
-
-function plain(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
-}
-
-/** The request's URL, as connect-es' adapter makes it. Throws on an authority that makes no URL. */
-function urlOf(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): string {
-  const encrypted =
-    (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  return new URL(
-    h[":path"] ?? "",
-    `${encrypted ? "https" : "http"}://${h[":authority"] ?? h.host}`,
-  ).toString();
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */

@@ -2,11 +2,7 @@ import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
-import {
-  compressionNegotiate,
-  type UniversalHandler,
-  type UniversalHandlerOptions,
-} from "@connectrpc/connect/protocol";
+import type { UniversalHandler, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
@@ -21,6 +17,13 @@ import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
 import { sessionStreams, type SessionStreams } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
+import {
+  RequestMemo,
+  connectTimeout,
+  grpcTimeout,
+  plain,
+  type RequestTimeout,
+} from "./lean-request.js";
 import {
   abandonResponse,
   abandonStream,
@@ -68,6 +71,7 @@ export class LeanUnary {
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
+  private readonly memo: RequestMemo;
 
   constructor(
     private readonly entry: MethodEntry,
@@ -81,6 +85,7 @@ export class LeanUnary {
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
+    this.memo = new RequestMemo(options.acceptCompression);
   }
 
   /**
@@ -103,33 +108,24 @@ export class LeanUnary {
     if (h[":method"] !== "POST") return false;
     const contentType = h["content-type"];
     let wire: UnaryWire;
-    let timeout: { timeoutMs?: number; error?: ConnectError };
+    let timeout: RequestTimeout;
     if (contentType === "application/proto") {
       if (!this.connect || !plain(h["content-encoding"])) return false;
       const version = h["connect-protocol-version"];
       if (this.options.requireConnectProtocolHeader && version !== "1") return false;
       const length = h["content-length"];
       if (length !== undefined && Number(length) > this.options.readMaxBytes) return false;
-      const value = h["connect-timeout-ms"];
-      timeout =
-        value === undefined
-          ? NO_TIMEOUT
-          : parseConnectTimeout(single(value), this.options.maxTimeoutMs);
+      timeout = connectTimeout(h, this.options.maxTimeoutMs);
       wire = connectUnary;
     } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
       if (!this.grpc || !plain(h["grpc-encoding"])) return false;
-      const value = h["grpc-timeout"];
-      timeout =
-        value === undefined
-          ? NO_TIMEOUT
-          : parseGrpcTimeout(single(value), this.options.maxTimeoutMs);
+      timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
-    const url = this.urlOf(stream, h);
+    const url = this.memo.urlOf(stream, h);
     const requestHeader = new IncomingHeaders(h);
-    const accept = h[wire.acceptEncodingHeader];
-    const compression = accept === undefined ? null : this.responseCompression(single(accept));
+    const compression = this.memo.responseCompression(h[wire.acceptEncodingHeader]);
     const ctx = this.contexts.create({
       service: this.entry.service,
       method: this.entry.method,
@@ -143,53 +139,6 @@ export class LeanUnary {
     const open = session === undefined ? undefined : sessionStreams(session);
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
     return true;
-  }
-
-  /** The last accept-encoding value negotiated, and what it gave: a client sends the same on every call. */
-  private lastAccept: string | null = null;
-  private lastCompression: Answer["compression"] = null;
-
-  /**
-   * The response encoding for an accept-encoding value, as connect-es
-   * negotiates it (the request is not compressed on this path). A pure
-   * function of the value: the last one is kept.
-   */
-  private responseCompression(accept: string | null): Answer["compression"] {
-    if (accept !== this.lastAccept || accept === null) {
-      this.lastCompression = compressionNegotiate(
-        this.options.acceptCompression,
-        null,
-        accept,
-        "",
-      ).response;
-      this.lastAccept = accept;
-    }
-    return this.lastCompression;
-  }
-
-  /** The last request's scheme and authority, path, and URL: a client sends the same on every call. */
-  private lastBase = "";
-  private lastPath = "";
-  private lastUrl = "";
-
-  /**
-   * The request's URL, as connect-es' adapter makes it from node's
-   * compatibility request (its `authority` is :authority, else Host); new
-   * URL cost about 3% of a call's CPU. Throws on an authority that makes
-   * no URL.
-   */
-  private urlOf(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): string {
-    const encrypted =
-      (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-    const authority = h[":authority"] ?? h.host;
-    const path = h[":path"] ?? "";
-    const base = `${encrypted ? "https" : "http"}://${authority}`;
-    if (base !== this.lastBase || path !== this.lastPath) {
-      this.lastUrl = new URL(path, base).toString();
-      this.lastBase = base;
-      this.lastPath = path;
-    }
-    return this.lastUrl;
   }
 
   /** Runs the implementation on `message` and answers. */
@@ -232,20 +181,6 @@ export class LeanUnary {
   get answerOptions(): Answer["options"] {
     return this.options;
   }
-}
-
-/** What connect-es' parseTimeout gives for a request without a timeout header. */
-const NO_TIMEOUT: { timeoutMs?: number; error?: ConnectError } = Object.freeze({});
-
-/** A header's value; a repeated header as connect-es' Headers would join it. */
-function single(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return typeof value === "string" ? value : value.join(", ");
-}
-
-/** No content encoding, or "identity". */
-function plain(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
 }
 
 /** The response message's bytes, with connect-es' errors (codec/encode-body.ts). */
