@@ -24,7 +24,7 @@ import { ContextFactory } from "./handler-context.js";
 import type { StreamClaim } from "./h2-streams.js";
 import { LeanServerStream } from "./stream-handler.js";
 import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
-import { abandonResponse } from "./unary-wire.js";
+import { abandonResponse, addTrailers } from "./unary-wire.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -271,7 +271,12 @@ async function writeResponse(uRes: UniversalServerResponse, res: NodeResponse): 
     }
     if (!res.headersSent)
       res.writeHead(uRes.status, webHeadersToNode(uRes.header ?? new Headers()));
-    if (uRes.trailer !== undefined) res.addTrailers(webHeadersToNode(uRes.trailer));
+    if (uRes.trailer !== undefined) {
+      const trailers = webHeadersToNode(uRes.trailer);
+      // Over HTTP/2, trailers node:http2 refuses reset the stream (addTrailers).
+      if (!("stream" in res)) res.addTrailers(trailers);
+      else if (!addTrailers(res, trailers)) return;
+    }
     await new Promise<void>((resolve) => {
       (res as Writable).end(resolve);
     });

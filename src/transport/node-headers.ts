@@ -33,3 +33,28 @@ export function webHeadersToNode(
   });
   return into;
 }
+
+/**
+ * Whether node:http2 refuses to send these headers as trailers: a
+ * connection-specific field (RFC 9113 section 8.2.2, and node's own list:
+ * `host` and `http2-settings` too; `te` other than "trailers"). Its
+ * sendTrailers() throws ERR_HTTP2_INVALID_CONNECTION_HEADERS for them, and
+ * node's compatibility response calls it where nothing catches the error.
+ */
+export function refusedAsTrailers(trailers: http.OutgoingHttpHeaders): boolean {
+  for (const name of Object.keys(trailers)) {
+    if (CONNECTION_SPECIFIC.has(name)) return true;
+    if (name === "te" && String(trailers[name]) !== "trailers") return true;
+  }
+  return false;
+}
+
+const CONNECTION_SPECIFIC = new Set([
+  "connection",
+  "upgrade",
+  "host",
+  "http2-settings",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+]);

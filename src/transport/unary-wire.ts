@@ -4,7 +4,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { webHeadersToNode } from "./node-headers.js";
+import { refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
 
 /**
  * How the lean unary path (unary-handler.ts) answers in one protocol: the
@@ -198,9 +198,28 @@ function send(
   const status = headers[":status"] as number;
   delete headers[":status"];
   res.writeHead(status, headers);
-  if (trailers !== undefined) res.addTrailers(trailers);
+  if (trailers !== undefined && !addTrailers(res, trailers)) return;
   if (body === undefined) res.end();
   else res.end(body);
+}
+
+/**
+ * Adds trailers to a compatibility response, or resets its stream (false)
+ * when node:http2 refuses them (refusedAsTrailers): node's compatibility
+ * response would throw ERR_HTTP2_INVALID_CONNECTION_HEADERS from its
+ * trailer callback, where nothing catches it, and the process would end.
+ * The stream path resets for the same trailers (sendTrailers below).
+ */
+export function addTrailers(
+  res: http2.Http2ServerResponse,
+  trailers: http2.OutgoingHttpHeaders,
+): boolean {
+  if (refusedAsTrailers(trailers)) {
+    res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return false;
+  }
+  res.addTrailers(trailers);
+  return true;
 }
 
 /**

@@ -30,6 +30,7 @@ export interface HandlerSeen {
  * "connection-header" (a header node's compatibility response drops),
  * "request-headers" (the request headers as the handler reads them, as JSON),
  * "bad-header" and "bad-header-fail" (a header node:http2 refuses to send),
+ * "bad-trailer" (a trailer node:http2 refuses to send),
  * "slow" and "hang" (wait for the signal, then throw its reason); anything
  * else is echoed.
  */
@@ -85,6 +86,10 @@ export function commandRoutes(
             // Headers accepts it, node:http2 refuses to send it (a connection header).
             ctx.responseHeader.set("keep-alive", "timeout=5");
             if (command === "bad-header-fail") throw new ConnectError("no", Code.Aborted);
+            return req;
+          case "bad-trailer":
+            // Headers accepts it, node:http2 refuses to send it as a trailer.
+            ctx.responseTrailer.set("keep-alive", "timeout=5");
             return req;
           case "request-headers": {
             // What the handler reads of its request headers, as the client should see it again.
