@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorFromNode } from "./node-errors.js";
+import { errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
 
 /** Options of an HTTP/2 client session. */
 export interface H2SessionOptions {
@@ -146,6 +146,18 @@ export type StreamListener = (this: http2.ClientHttp2Stream) => void;
 
 /** A stream of an H2Session, with its slot. */
 export type SlottedStream = http2.ClientHttp2Stream & { [STREAM_SLOT]?: unknown };
+
+/**
+ * The "error" listener of a stream whose slot holds a call (the lean paths'
+ * calls, h2-target.ts and h2-server-stream-call.ts): the call fails with
+ * the error, unless the server answered and ended the stream while we were
+ * still sending (its answer counts, not our failed write).
+ */
+export function failSlotOnError(this: http2.ClientHttp2Stream, e: unknown): void {
+  if (this.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
+  const call = (this as SlottedStream)[STREAM_SLOT] as { fail(e: unknown): void } | undefined;
+  call?.fail(streamError(this.rstCode, e));
+}
 
 interface Timing {
   readonly pingIntervalMs: number;

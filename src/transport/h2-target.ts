@@ -1,7 +1,6 @@
 import * as http2 from "node:http2";
 import type { DescMessage, DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import {
-  Code,
   ConnectError,
   type StreamRequest,
   type StreamResponse,
@@ -12,10 +11,12 @@ import {
 import { createMethodUrl } from "@connectrpc/connect/protocol";
 import type { CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
-import { STREAM_SLOT, type H2Session } from "./h2-session.js";
+import { failSlotOnError, STREAM_SLOT, type H2Session } from "./h2-session.js";
+import { openServerStream } from "./h2-server-stream-call.js";
 import { abortOf, CallAbort, signalOf, type AbortListener } from "./lazy-abort.js";
-import { errorFromNode, errorFromRstCode, hasNodeCode, streamError } from "./node-errors.js";
-import type { CallTarget, UnaryEnd } from "./run-call.js";
+import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
+import { settleWhenRead, type CallTarget, type UnaryEnd } from "./run-call.js";
+import type { ServerStreamWire } from "./server-stream-wire.js";
 import {
   requestBody,
   type UnaryBodyReader,
@@ -33,12 +34,16 @@ import {
  * async-iterable pipeline or per-call closures of connect-es' protocol
  * layer, which profiling showed to be where HTTP/2 calls lost their time.
  *
- * Streaming calls are, for now, handed to connect-es' transport for the
- * protocol (`streams`, built without interceptors: the runner applied them
- * already); it reads the request's URL from its own base URL.
+ * Server streams take a lean path too (h2-server-stream-call.ts: envelopes
+ * split and decoded as DATA arrives, a queue the caller's iterator reads,
+ * the call settled there). Client and bidi streams are handed to
+ * connect-es' transport for the protocol (`streams`, built without
+ * interceptors: the runner applied them already); it reads the request's
+ * URL from its own base URL.
  */
 export class H2Target implements CallTarget {
-  readonly settlesStreams = false;
+  /** Server streams settle in their queue; connect-es' streams through settleWhenRead (stream()). */
+  readonly settlesStreams = true;
   /** unary() reads the request's header and hands on neither it nor its context values. */
   readonly privateRequests = true;
 
@@ -48,6 +53,7 @@ export class H2Target implements CallTarget {
     private readonly wire: UnaryClientWire,
     private readonly limits: UnaryLimits,
     private readonly streams: Transport,
+    private readonly serverStreams: ServerStreamWire,
   ) {}
 
   private readonly urls = new Map<DescMethodUnary | DescMethodStreaming, string>();
@@ -119,7 +125,7 @@ export class H2Target implements CallTarget {
     if (abort instanceof CallAbort) abort.listen(unary);
     else unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
     (stream as Listened)[CALL] = unary;
-    stream.on("error", onError);
+    stream.on("error", failSlotOnError);
     stream.on("response", onResponse);
     if (this.wire.trailers) stream.on("trailers", onTrailers);
     stream.on("data", onData);
@@ -131,29 +137,26 @@ export class H2Target implements CallTarget {
     req: StreamRequest<I, O>,
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
-    return this.streams.stream(
-      req.method,
-      signalOf(req, call),
-      call.timeoutMs,
-      req.header,
-      req.message,
-      req.contextValues,
-    );
+    if (req.method.methodKind === "server_streaming") {
+      return openServerStream(
+        this.session,
+        req as StreamRequest<DescMessage, O>,
+        call,
+        this.serverStreams,
+        this.limits,
+      ) as Promise<StreamResponse<I, O>>;
+    }
+    return this.streams
+      .stream(
+        req.method,
+        signalOf(req, call),
+        call.timeoutMs,
+        req.header,
+        req.message,
+        req.contextValues,
+      )
+      .then((res) => settleWhenRead(res, call));
   }
-}
-
-/**
- * Why a stream closed before its response was in: its reset code, or
- * (closed without one, as when its session breaks) Unavailable once the
- * response had begun, Internal before (as createH2Client reports them).
- */
-function cut(stream: http2.ClientHttp2Stream, responded: boolean): ConnectError {
-  return (
-    errorFromRstCode(stream.rstCode) ??
-    (responded
-      ? new ConnectError("http/2 stream closed before the response ended", Code.Unavailable)
-      : new ConnectError("http/2 stream closed before the response", Code.Internal))
-  );
 }
 
 /** Where a stream keeps its UnaryCall, for the listeners below (one set for all calls). */
@@ -266,13 +269,6 @@ function noop(): void {}
 /** The call of a stream; undefined once the stream closed (no event follows "close"). */
 function callOf(stream: http2.ClientHttp2Stream): UnaryCall<DescMessage, DescMessage> | undefined {
   return (stream as Listened)[CALL];
-}
-
-function onError(this: http2.ClientHttp2Stream, e: unknown): void {
-  // The server answered and ended the stream while we were still
-  // sending: its answer counts, not our failed write.
-  if (this.writableEnded && hasNodeCode(e, "ERR_STREAM_WRITE_AFTER_END")) return;
-  callOf(this)?.fail(streamError(this.rstCode, e));
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {

@@ -108,3 +108,17 @@ export function isRefusedStream(e: unknown): boolean {
 export function streamError(rstCode: number | undefined, error: unknown): unknown {
   return rstCode === constants.NGHTTP2_REFUSED_STREAM ? errorFromRstCode(rstCode) : error;
 }
+
+/**
+ * Why a client stream closed before its response was in: its reset code,
+ * or (closed without one, as when its session breaks) Unavailable once the
+ * response had begun, Internal before (as createH2Client reports them).
+ */
+export function closedBefore(stream: http2.ClientHttp2Stream, responded: boolean): ConnectError {
+  return (
+    errorFromRstCode(stream.rstCode) ??
+    (responded
+      ? new ConnectError("http/2 stream closed before the response ended", Code.Unavailable)
+      : new ConnectError("http/2 stream closed before the response", Code.Internal))
+  );
+}

@@ -10,6 +10,7 @@ import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { createH2Client } from "./h2-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
+import { connectServerStreamWire, grpcServerStreamWire } from "./server-stream-wire.js";
 import type * as http2 from "node:http2";
 import type { UnaryClientWire } from "./unary-client-wire.js";
 import { reachableTimeout } from "./deadline.js";
@@ -52,8 +53,10 @@ export function createProtocolTransport(
     });
     const plain = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
     const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
+    const serverStreams =
+      protocol === "connect" ? connectServerStreamWire(fixed) : grpcServerStreamWire(fixed);
     return new CallRunner(
-      new H2Target(http, options.baseUrl, wire, limits, streams),
+      new H2Target(http, options.baseUrl, wire, limits, streams, serverStreams),
       options.interceptors,
     );
   }

@@ -191,7 +191,7 @@ export class EnvelopeBody {
  * Uint8Arrays that hold no more memory than theirs, never views of Node's
  * chunks.
  */
-function copyInto(
+export function copyInto(
   to: Uint8Array,
   at: number,
   from: Uint8Array,

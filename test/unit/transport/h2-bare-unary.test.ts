@@ -11,12 +11,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import { CallGuard } from "../../../src/host/call-guard.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import { createStreamCancellingClient } from "../../../src/transport/create-client.js";
 import { H2Target } from "../../../src/transport/h2-target.js";
 import { Bench } from "../../../bench/service.js";
+import { errorView } from "./call-views.js";
 import { scenarios, startWireServer, type WireServer } from "./h2-wire-server.js";
 
 const READ_MAX = 200;
@@ -37,26 +38,6 @@ Reflect.set(H2Target.prototype, "unaryTo", function (this: H2Target, ...args: un
   bareSeen.push(true);
   return originalTo.apply(this, args);
 });
-
-function errorView(e: unknown): unknown {
-  assert.ok(e instanceof ConnectError, `not a ConnectError: ${String(e)}`);
-  return {
-    code: Code[e.code],
-    message: e.message,
-    details: e.details.map((d) =>
-      "desc" in d ? { type: d.desc.typeName } : { type: d.type, value: [...d.value] },
-    ),
-    metadata: pairs(e.metadata),
-  };
-}
-
-function pairs(h: Headers): string[] {
-  const out: string[] = [];
-  h.forEach((v, k) => {
-    if (k !== "date") out.push(`${k}: ${v}`);
-  });
-  return out.sort();
-}
 
 /** The message (as bytes) or the error of a call through transport.unary. */
 async function whole(transport: Transport, scenario: string): Promise<unknown> {

@@ -17,6 +17,7 @@ import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
 import { Bench } from "../../../bench/service.js";
+import { errorView, pairs } from "./call-views.js";
 import { DETAIL, scenarios, startWireServer, type WireServer } from "./h2-wire-server.js";
 
 const READ_MAX = 200;
@@ -37,25 +38,8 @@ async function observe(
       trailer: pairs(res.trailer),
     };
   } catch (e) {
-    assert.ok(e instanceof ConnectError, `not a ConnectError: ${String(e)}`);
-    return {
-      code: Code[e.code],
-      message: e.message,
-      details: e.details.map((d) =>
-        "desc" in d ? { type: d.desc.typeName } : { type: d.type, value: [...d.value] },
-      ),
-      metadata: pairs(e.metadata),
-    };
+    return errorView(e);
   }
-}
-
-/** Headers as sorted pairs, without `date` (which differs between two answers). */
-function pairs(h: Headers): string[] {
-  const out: string[] = [];
-  h.forEach((v, k) => {
-    if (k !== "date") out.push(`${k}: ${v}`);
-  });
-  return out.sort();
 }
 
 interface Pair {

@@ -1,0 +1,147 @@
+import type * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
+import {
+  createEndStreamSerialization,
+  endStreamFlag,
+  requestHeaderWithCompression as connectRequestHeader,
+  validateResponseWithCompression as validateConnect,
+} from "@connectrpc/connect/protocol-connect";
+import {
+  requestHeaderWithCompression as grpcRequestHeader,
+  validateResponseWithCompression as validateGrpc,
+  validateTrailer,
+} from "@connectrpc/connect/protocol-grpc";
+import { defaultCompressions } from "./compression.js";
+import { webHeadersToNode } from "./node-headers.js";
+
+/**
+ * How one protocol (Connect, gRPC) carries a server stream on an HTTP/2
+ * stream for the host's lean path (h2-server-stream-call.ts), with connect-es'
+ * own header builders, validators and end-of-stream parser, in the order
+ * its transports apply them, so that headers, codes, messages and metadata
+ * come out as connect-es' streaming transports make them. The request
+ * offers gzip and Brotli, as connect-es' does: a plugin that compresses
+ * large messages is read on the lean path (see ServerStreamCall).
+ */
+export interface ServerStreamWire {
+  /** The request's HTTP/2 headers: the caller's, the protocol's set over them, then `fixed`. */
+  requestHeaders(
+    path: string,
+    header: Headers,
+    timeoutMs: number | undefined,
+  ): http2.OutgoingHttpHeaders;
+  /**
+   * Checks the response's status and headers (connect-es' order), throwing
+   * its error; returns the compression the messages may use.
+   */
+  response(status: number, header: Headers): ResponseHead;
+  /** Connect: an envelope with this flag is the end of the stream (its JSON); gRPC: 0, none. */
+  readonly endFlag: number;
+  /** True when the answer's HTTP trailers are the call's trailer (gRPC); Connect ignores them. */
+  readonly trailers: boolean;
+  /**
+   * The stream's body ended (after every message, and the end-of-stream
+   * envelope if any): throws the error connect-es raises there.
+   */
+  finish(
+    head: ResponseHead,
+    ended: EndOfStream | undefined,
+    header: Headers,
+    trailer: Headers,
+  ): void;
+}
+
+/** What the response's headers said. */
+export interface ResponseHead {
+  readonly compression: Compression | null;
+  /** gRPC: the status was in the headers (trailers-only). */
+  readonly foundStatus: boolean;
+}
+
+/** Connect's end-of-stream message, parsed. */
+export interface EndOfStream {
+  readonly metadata: Headers;
+  readonly error?: ConnectError;
+}
+
+const endStream = createEndStreamSerialization(undefined);
+
+/**
+ * Connect's end-of-stream envelope (already decompressed): its error, with
+ * the response headers added to the error's metadata, is thrown; its
+ * metadata goes to the trailer (as connect-es' Connect transport).
+ */
+export function readEndOfStream(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
+  const end = endStream.parse(data);
+  const error = end.error;
+  if (error !== undefined) {
+    header.forEach((value, key) => error.metadata.append(key, value));
+    throw error;
+  }
+  end.metadata.forEach((value, key) => trailer.set(key, value));
+  return end;
+}
+
+function withFixed(
+  header: Headers,
+  path: string,
+  fixed: readonly (readonly [string, string])[],
+): http2.OutgoingHttpHeaders {
+  const out = webHeadersToNode(header, { ":method": "POST", ":path": path });
+  for (const [k, v] of fixed) out[k] = v;
+  return out;
+}
+
+/** Connect's server stream (connectrpc.com/docs/protocol): enveloped messages, then the end-of-stream JSON. */
+export function connectServerStreamWire(
+  fixed: readonly (readonly [string, string])[],
+): ServerStreamWire {
+  return {
+    requestHeaders: (path, header, timeoutMs) =>
+      withFixed(
+        connectRequestHeader(
+          "server_streaming",
+          true,
+          timeoutMs,
+          header,
+          defaultCompressions,
+          null,
+          true,
+        ),
+        path,
+        fixed,
+      ),
+    response(status, header) {
+      const v = validateConnect("server_streaming", defaultCompressions, true, status, header);
+      return { compression: v.compression ?? null, foundStatus: false };
+    },
+    endFlag: endStreamFlag,
+    trailers: false,
+    finish(_head, ended) {
+      if (ended === undefined) {
+        throw new ConnectError("protocol error: missing EndStreamResponse", Code.InvalidArgument);
+      }
+    },
+  };
+}
+
+/** gRPC's server stream (PROTOCOL-HTTP2.md): enveloped messages, the status in the trailers. */
+export function grpcServerStreamWire(
+  fixed: readonly (readonly [string, string])[],
+): ServerStreamWire {
+  return {
+    requestHeaders: (path, header, timeoutMs) =>
+      withFixed(grpcRequestHeader(true, timeoutMs, header, defaultCompressions, null), path, fixed),
+    response(status, header) {
+      const v = validateGrpc(defaultCompressions, status, header);
+      if (v.headerError) throw v.headerError;
+      return { compression: v.compression ?? null, foundStatus: v.foundStatus };
+    },
+    endFlag: 0,
+    trailers: true,
+    finish(head, _ended, header, trailer) {
+      if (!head.foundStatus) validateTrailer(trailer, header);
+    },
+  };
+}

@@ -1,0 +1,354 @@
+/**
+ * The host's lean server-stream path (h2-server-stream-call.ts, taken by
+ * createProtocolTransport over an H2Session) against connect-es' own
+ * Connect and gRPC transports (over createH2Client), on the same real
+ * servers: every stream must come out the same (messages, response header
+ * and trailer, or code, message text, details and metadata), and each case
+ * checks that the lean path ran it. Then backpressure over HTTP/2: a
+ * reader that stops reading bounds how far the plugin gets.
+ */
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type Transport } from "@connectrpc/connect";
+import { createH2Client } from "../../../src/transport/h2-client.js";
+import { ServerStreamCall } from "../../../src/transport/h2-server-stream-call.js";
+import { H2Session } from "../../../src/transport/h2-session.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
+import { createStreamCancellingClient } from "../../../src/transport/create-client.js";
+import { Bench } from "../../../bench/service.js";
+import { errorView, pairs } from "./call-views.js";
+
+const READ_MAX = 4096;
+const DETAIL = create(BytesValueSchema, { value: new Uint8Array([9, 8]) });
+
+/** What the real server's handlers saw. */
+const seen = { finallies: 0, produced: 0, aborted: [] as string[] };
+
+const msg = (n: number, size = 16): ReturnType<typeof create<typeof BytesValueSchema>> =>
+  create(BytesValueSchema, { value: new Uint8Array(size).fill(n & 0xff) });
+
+const routes = (router: ConnectRouter): void => {
+  router.service(Bench, {
+    echo: (req) => req,
+    async *stream(req, ctx) {
+      try {
+        ctx.responseHeader.set("x-head", "h1");
+        ctx.responseTrailer.set("x-tail", "t1");
+        const n = Number(req.value);
+        switch (ctx.requestHeader.get("x-real")) {
+          case "error-before":
+            throw new ConnectError("bad ✗ 100% a/b", Code.FailedPrecondition, { "x-meta": "m1" }, [
+              { desc: BytesValueSchema, value: DETAIL },
+            ]);
+          case "error-after":
+            yield msg(1);
+            yield msg(2);
+            throw new ConnectError("late", Code.DataLoss, { "x-meta": "m2" });
+          case "plain-throw":
+            yield msg(1);
+            throw new Error("oops");
+          case "slow":
+            yield msg(1);
+            yield msg(2);
+            await new Promise((r) => {
+              setTimeout(r, 5_000).unref();
+              ctx.signal.addEventListener("abort", r);
+            });
+            return;
+          case "big":
+            yield msg(1);
+            yield msg(2, READ_MAX + 1);
+            return;
+          case "compressed":
+            // Over connect-es' compressMinBytes (1 KiB): gzipped when offered.
+            for (let i = 0; i < n; i++) yield msg(i, 2000);
+            return;
+          case "endless":
+            for (;;) {
+              seen.produced++;
+              yield msg(seen.produced);
+            }
+          default:
+            for (let i = 0; i < n; i++) yield msg(i, 1 + (i % 40));
+        }
+      } finally {
+        if (ctx.signal.aborted) seen.aborted.push(String(ctx.signal.reason));
+        seen.finallies++;
+      }
+    },
+  });
+};
+
+/** Hand-made answers for what a connect-es server never sends. */
+function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  const grpc = String(headers["content-type"]).startsWith("application/grpc");
+  const env = (flags: number, data: Uint8Array): Buffer => {
+    const b = Buffer.alloc(5 + data.length);
+    b[0] = flags;
+    b.writeUInt32BE(data.length, 1);
+    b.set(data, 5);
+    return b;
+  };
+  const one = env(0, new Uint8Array([10, 1, 7]));
+  stream.on("data", () => {});
+  stream.on("error", () => {});
+  switch (headers["x-wire"]) {
+    case "trailers-only":
+      stream.respond(
+        grpc
+          ? {
+              ":status": 200,
+              "content-type": "application/grpc",
+              "grpc-status": "5",
+              "grpc-message": "gone",
+            }
+          : { ":status": 404, "content-type": "application/json" },
+        { endStream: true },
+      );
+      return;
+    case "json":
+      stream.respond({
+        ":status": 200,
+        "content-type": grpc ? "application/grpc+json" : "application/connect+json",
+      });
+      stream.end(env(0, Buffer.from("{}")));
+      return;
+    case "truncated":
+      stream.respond(
+        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+        {
+          waitForTrailers: grpc,
+        },
+      );
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(Buffer.concat([one, one.subarray(0, 4)]));
+      return;
+    case "no-end":
+      stream.respond(
+        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+        { waitForTrailers: grpc },
+      );
+      // gRPC: trailers without a status.
+      stream.on("wantTrailers", () => stream.sendTrailers({ "x-t": "1" }));
+      stream.end(one);
+      return;
+    case "split":
+      // Every byte its own DATA frame: envelopes (and their heads) span
+      // chunks. HTTP trailers on Connect too, which it ignores.
+      stream.respond(
+        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+        { waitForTrailers: true },
+      );
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-t": "3" }));
+      {
+        const end = grpc ? Buffer.alloc(0) : env(2, Buffer.from('{"metadata":{"x-t":["2"]}}'));
+        const all = Buffer.concat([one, one, env(0, toBinary(BytesValueSchema, msg(3, 300))), end]);
+        let i = 0;
+        const next = (): void => {
+          if (i >= all.length) {
+            stream.end();
+            return;
+          }
+          stream.write(all.subarray(i, i + 1), next);
+          i++;
+        };
+        next();
+      }
+      return;
+  }
+}
+
+/** What a caller can observe of a server stream. */
+async function observe(
+  transport: Transport,
+  header: Record<string, string>,
+  options: { n?: number; timeoutMs?: number; signal?: AbortSignal; lean?: boolean } = {},
+): Promise<unknown> {
+  const messages: number[][] = [];
+  try {
+    const res = await transport.stream(
+      Bench.method.stream,
+      options.signal,
+      options.timeoutMs,
+      header,
+      (async function* () {
+        yield { value: BigInt(options.n ?? 3) };
+      })(),
+    );
+    if (options.lean !== undefined)
+      assert.equal(res.message instanceof ServerStreamCall, options.lean);
+    for await (const m of res.message) messages.push([m.value.length, m.value[0] ?? -1]);
+    return { messages, header: pairs(res.header), trailer: pairs(res.trailer) };
+  } catch (e) {
+    return { messages, ...errorView(e) };
+  }
+}
+
+interface Pair {
+  readonly lean: Transport;
+  readonly reference: Transport;
+  close(): void;
+}
+
+function pair(url: string, protocol: "connect" | "grpc", readMaxBytes = READ_MAX): Pair {
+  const session = new H2Session(url);
+  const lean = createProtocolTransport(protocol, session, { baseUrl: url, readMaxBytes });
+  const refSession = new H2Session(url);
+  const reference = createProtocolTransport(protocol, createH2Client(refSession), {
+    baseUrl: url,
+    readMaxBytes,
+  });
+  return {
+    lean,
+    reference,
+    close: () => {
+      session.close();
+      refSession.close();
+    },
+  };
+}
+
+let server: http2.Http2Server;
+let rawServer: http2.Http2Server;
+let url: string;
+let rawUrl: string;
+
+async function listen(s: http2.Http2Server): Promise<string> {
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+before(async () => {
+  server = http2.createServer(createNodeAdapter({ routes }));
+  rawServer = http2.createServer();
+  rawServer.on("stream", raw);
+  // Our clients close their sessions with CANCEL: not this test's news.
+  rawServer.on("session", (session) => session.on("error", () => {}));
+  url = await listen(server);
+  rawUrl = await listen(rawServer);
+});
+after(() => {
+  server.close();
+  rawServer.close();
+});
+
+describe("lean server stream = connect-es' transport", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    const cases: [string, Record<string, string>, { n?: number; timeoutMs?: number }][] = [
+      ["empty", {}, { n: 0 }],
+      ["one", {}, { n: 1 }],
+      ["many (several DATA chunks)", {}, { n: 20_000 }],
+      ["error before the first message", { "x-real": "error-before" }, {}],
+      ["error after two messages", { "x-real": "error-after" }, {}],
+      ["a plain exception", { "x-real": "plain-throw" }, {}],
+      ["deadline mid-stream", { "x-real": "slow" }, { timeoutMs: 300 }],
+      ["a message over readMaxBytes", { "x-real": "big" }, {}],
+      ["compressed messages", { "x-real": "compressed" }, { n: 5 }],
+      ["trailers-only / error status", { "x-wire": "trailers-only" }, {}],
+      ["JSON content type", { "x-wire": "json" }, {}],
+      ["truncated envelope", { "x-wire": "truncated" }, {}],
+      ["no end of stream / no status", { "x-wire": "no-end" }, {}],
+      ["envelopes split byte by byte", { "x-wire": "split" }, {}],
+    ];
+    for (const [name, header, options] of cases) {
+      test(`${protocol}: ${name}`, async () => {
+        const p = pair(header["x-wire"] === undefined ? url : rawUrl, protocol);
+        try {
+          const lean = await observe(p.lean, header, { ...options, lean: true });
+          const reference = await observe(p.reference, header, options);
+          assert.deepEqual(lean, reference);
+          if (header["x-wire"] === "split")
+            assert.equal((lean as { messages: [] }).messages.length, 3);
+        } finally {
+          p.close();
+        }
+      });
+    }
+
+    test(`${protocol}: the caller's signal aborts mid-stream`, async () => {
+      const p = pair(url, protocol);
+      try {
+        const run = async (t: Transport): Promise<unknown> => {
+          const ac = new AbortController();
+          setTimeout(() => ac.abort(), 150);
+          return observe(t, { "x-real": "slow" }, { signal: ac.signal });
+        };
+        const before = seen.aborted.length;
+        const lean = await run(p.lean);
+        const reference = await run(p.reference);
+        assert.deepEqual(lean, reference);
+        assert.equal((lean as { code: string }).code, "Canceled");
+        // Both plugins' handlers were cancelled (RST_STREAM reached them).
+        await waitFor(() => seen.aborted.length >= before + 2);
+      } finally {
+        p.close();
+      }
+    });
+
+    test(`${protocol}: break out of for-await resets the stream; the plugin's handler ends`, async () => {
+      const p = pair(url, protocol);
+      try {
+        const client = createStreamCancellingClient(Bench, p.lean);
+        const before = seen.finallies;
+        let got = 0;
+        for await (const m of client.stream({ value: 1n }, { headers: { "x-real": "endless" } })) {
+          assert.equal(m.value.length, 16);
+          if (++got === 3) break;
+        }
+        await waitFor(() => seen.finallies > before);
+        assert.match(seen.aborted.at(-1) ?? "", /Canceled|canceled/i);
+      } finally {
+        p.close();
+      }
+    });
+  }
+});
+
+describe("lean server stream: backpressure over HTTP/2", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: a reader that stops reading bounds the plugin's progress`, async () => {
+      const p = pair(url, protocol);
+      try {
+        seen.produced = 0;
+        const res = await p.lean.stream(
+          Bench.method.stream,
+          undefined,
+          undefined,
+          { "x-real": "endless" },
+          (async function* () {
+            yield { value: 0n };
+          })(),
+        );
+        const it = res.message[Symbol.asyncIterator]();
+        await it.next();
+        // Stop reading: the plugin must stall (no progress for 400 ms) within 5 s.
+        let stalled = -1;
+        for (let quiet = 0, i = 0; quiet < 4 && i < 50; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          quiet = seen.produced === stalled ? quiet + 1 : 0;
+          stalled = seen.produced;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(seen.produced, stalled, "the plugin stopped producing");
+        // 21 bytes a message on the wire: well under 1 MiB produced.
+        assert.ok(stalled * 21 < 1024 * 1024, `produced ${stalled} messages`);
+        // Reading resumes it.
+        for (let i = 0; i < stalled + 5000; i++) await it.next();
+        assert.ok(seen.produced > stalled + 5000);
+        await it.return?.();
+      } finally {
+        p.close();
+      }
+    });
+  }
+});
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), "condition not met in 2 s");
+}
