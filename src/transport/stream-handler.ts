@@ -22,7 +22,6 @@ import {
   type RequestTimeout,
 } from "./lean-request.js";
 import { invokeServerStream, type ServerStreamSpec } from "./invoke.js";
-import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { StreamBatch } from "./stream-batch.js";
@@ -283,7 +282,7 @@ class StreamCall {
       if (this.closed) return;
       // A message that could not be encoded or sent: the implementation stops.
       this.stopOutput();
-      this.end(handlerError(error, ctx[CALL_ABORT]));
+      this.end(handlerError(error));
       return;
     }
     if (this.closed) return;

@@ -13,7 +13,6 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT } from "./lazy-abort.js";
 import { errorFromRstCode } from "./node-errors.js";
 import { sessionStreams, type SessionStreams } from "./h2-idle.js";
 import { IncomingHeaders } from "./incoming-headers.js";
@@ -315,9 +314,8 @@ class LeanCall {
 
   fail(error: unknown): void {
     if (this.done) return;
-    // As connect-es: a ConnectError as it is, anything else "internal error";
-    // the call's own deadline or cancel wins over what the handler threw.
-    const ce = handlerError(error, this.ctx[CALL_ABORT]);
+    // As connect-es: a ConnectError as it is, anything else "internal error".
+    const ce = handlerError(error);
     this.answer(() => this.wire.error(this.out(), ce));
   }
 }
