@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
+import type { ConnectError, ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -13,7 +13,7 @@ import { FlatEncoder } from "./codec/flat-encoder.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
-import { IncomingHeaders } from "./incoming-headers.js";
+import { LeanBodyCall, leanContext } from "./lean-call.js";
 import {
   RequestMemo,
   connectTimeout,
@@ -22,7 +22,6 @@ import {
   type RequestTimeout,
 } from "./lean-request.js";
 import { invokeServerStream, type ServerStreamSpec } from "./invoke.js";
-import { errorFromRstCode } from "./node-errors.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { StreamBatch } from "./stream-batch.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
@@ -132,15 +131,16 @@ export class LeanServerStream {
     if (timeout.error !== undefined) return false;
     const url = this.memo.urlOf(stream, h);
     const compression = this.memo.responseCompression(accept);
-    const ctx = this.contexts.create({
-      service: this.entry.service,
-      method: this.entry.method,
-      protocolName: wire.protocolName,
+    const ctx = leanContext(
+      this.contexts,
+      this.entry,
+      wire.protocolName,
       url,
-      timeoutMs: timeout.timeoutMs,
-      requestHeader: new IncomingHeaders(h),
-      contextValues: this.contextValues?.(peer) ?? createContextValues(),
-    });
+      timeout.timeoutMs,
+      h,
+      this.contextValues,
+      peer,
+    );
     new StreamCall(this, stream, body, wire, ctx, compression, handOver).read();
     return true;
   }
@@ -158,11 +158,7 @@ export class LeanServerStream {
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */
-class StreamCall {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  /** The response was ended, or the call handed over: a close then is no cancel. */
-  private done = false;
+class StreamCall extends LeanBodyCall {
   /** The client went away (or reset the stream) before the response ended. */
   private closed = false;
   private respondedHeaders = false;
@@ -171,59 +167,30 @@ class StreamCall {
 
   constructor(
     private readonly lean: LeanServerStream,
-    private readonly stream: http2.ServerHttp2Stream,
-    private readonly body: Readable,
+    stream: http2.ServerHttp2Stream,
+    body: Readable,
     private readonly wire: StreamWire,
-    private readonly ctx: CallContext,
+    ctx: CallContext,
     private readonly compression: Compression | null,
-    private readonly handOver: HandOver,
+    handOver: HandOver,
   ) {
+    super(stream, body, ctx, handOver);
     this.batch = new StreamBatch(stream);
   }
 
   read(): void {
-    const req = this.body;
     // The one request envelope's 5-byte prefix comes on top of readMaxBytes.
-    const limit = this.lean.options.readMaxBytes + 5;
-    const onData = (chunk: Buffer): void => {
-      this.chunks.push(chunk);
-      this.size += chunk.length;
-      if (this.size > limit) {
-        // connect-es reads the rest and words the error.
-        req.pause();
-        stop();
-        this.give(false);
-      }
-    };
-    const onEnd = (): void => {
-      stop();
-      // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (this.stream.aborted || this.stream.destroyed) return;
-      this.received();
-    };
-    const stop = (): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    this.stream.on("close", () => {
-      if (this.done) return;
-      this.done = true;
-      this.closed = true;
-      stop();
-      this.ctx.abort(
-        errorFromRstCode(this.stream.rstCode) ??
-          new ConnectError("the client went away before the response", Code.Canceled),
-      );
-      // The implementation's finally runs (after the message it is making, if any).
-      this.stopOutput();
-    });
+    this.readBody(this.lean.options.readMaxBytes + 5);
   }
 
-  private received(): void {
-    const body =
-      this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+  protected override cancelled(reason: ConnectError): void {
+    this.closed = true;
+    super.cancelled(reason);
+    // The implementation's finally runs (after the message it is making, if any).
+    this.stopOutput();
+  }
+
+  protected received(body: Buffer): void {
     // Exactly one plain envelope; anything else is connect-es' to judge.
     const message =
       body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5
@@ -234,13 +201,6 @@ class StreamCall {
       return;
     }
     void this.pump(message);
-  }
-
-  /** Gives the call to connect-es' handler, replaying what was read. */
-  private give(ended: boolean): void {
-    this.done = true;
-    this.ctx.abort(callDone());
-    this.handOver(this.chunks, ended);
   }
 
   /** Pulls the implementation's messages into the batch, then ends the response. */
