@@ -1,15 +1,13 @@
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import type { ConnectError, ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
-import { serializeError, tooLargeToWrite } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
-import { encodeBody } from "./codec/encode-body.js";
-import { FlatEncoder } from "./codec/flat-encoder.js";
+import { MeasuredMessage } from "./codec/measured-message.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
@@ -50,6 +48,9 @@ const grpcStream: StreamWire = {
   encodingHeader: "grpc-encoding",
   trailers: true,
 };
+
+/** One for all streams: append() measures and writes each message at once. */
+const measured = new MeasuredMessage();
 
 /** Connect's end-of-stream envelope flag. */
 const END_STREAM = 2;
@@ -221,15 +222,9 @@ class StreamCall extends LeanBodyCall {
           this.stopOutput();
           return;
         }
-        if (!this.append(r.value)) {
-          const bytes = encodeBody(
-            lean.output,
-            r.value,
-            lean.options.writeMaxBytes,
-            0,
-            lean.options.binaryOptions,
-          );
-          await this.appendCompressed(0, bytes);
+        const compress = this.append(r.value);
+        if (compress !== undefined) {
+          await this.appendCompressed(0, compress);
           if (this.closed) return;
         }
         const drained = batch.drained();
@@ -251,46 +246,18 @@ class StreamCall extends LeanBodyCall {
 
   /**
    * Writes `message` into the batch after its prefix, unless it is to be
-   * compressed (false then: nothing written). Throws connect-es' errors for
-   * a message that cannot be serialized or is over writeMaxBytes.
+   * compressed: then returns its bytes, nothing written. Throws connect-es'
+   * errors for a message that cannot be serialized or is over writeMaxBytes.
    */
-  private append(message: unknown): boolean {
+  private append(message: unknown): Uint8Array | undefined {
     const { output, options } = this.lean;
-    const minCompress = this.compression === null ? Infinity : options.compressMinBytes;
-    const encoder = FlatEncoder.of(output);
-    let size = -1;
-    try {
-      if (encoder !== undefined) size = encoder.measure(message);
-    } catch (e) {
-      throw serializeError(e);
-    }
-    if (encoder !== undefined && size >= 0) {
-      if (size > options.writeMaxBytes) {
-        encoder.clear();
-        throw tooLargeToWrite(size, options.writeMaxBytes);
-      }
-      if (size >= minCompress) {
-        encoder.clear();
-        return false;
-      }
-      const { buf, at } = this.batch.room(5 + size);
-      buf[at] = 0;
-      buf.writeUInt32BE(size, at + 1);
-      encoder.write(message, buf, at + 5);
-      return true;
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = toBinary(output, message as never, options.binaryOptions);
-    } catch (e) {
-      throw serializeError(e);
-    }
-    if (bytes.byteLength > options.writeMaxBytes) {
-      throw tooLargeToWrite(bytes.byteLength, options.writeMaxBytes);
-    }
-    if (bytes.byteLength >= minCompress) return false;
-    this.batch.envelope(0, bytes);
-    return true;
+    const size = measured.measure(output, message, options.writeMaxBytes, options.binaryOptions);
+    if (this.compression !== null && size >= options.compressMinBytes) return measured.take();
+    const { buf, at } = this.batch.room(5 + size);
+    buf[at] = 0;
+    buf.writeUInt32BE(size, at + 1);
+    measured.write(buf, at + 5);
+    return undefined;
   }
 
   /** An envelope, compressed as connect-es does when it is at least compressMinBytes. */

@@ -632,7 +632,7 @@ class ServerConnection {
    * and throws the limit's error for one over writeMaxBytes.
    */
   private prepare(schema: DescMessage, message: unknown): void {
-    this.encoder.prepareWithin(schema, message, this.limits.writeMaxBytes, this.oversized);
+    this.encoder.measure(schema, message, this.limits.writeMaxBytes, undefined, this.oversized);
   }
 
   /** The error for a response message over writeMaxBytes. */
