@@ -202,10 +202,50 @@ export interface RawExchange extends Exchange {
 
 /**
  * Sends one POST to `path` on `session` and collects what comes back until
- * the stream closes, never rejecting (a reset is in `error` and `rstCode`).
- * A `body` array is written a chunk per 5 ms; `cancelAfterMs` resets the
- * stream (CANCEL) that long after the request was sent.
+ * the stream closes (`done`), never rejecting (a reset is in `error` and
+ * `rstCode`). A `body` array is written a chunk per 5 ms; `cancelAfterMs`
+ * resets the stream (CANCEL) that long after the request was sent.
  */
+export function rawRequest(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | Uint8Array[],
+  cancelAfterMs?: number,
+): { req: http2.ClientHttp2Stream; done: Promise<RawExchange> } {
+  const req = session.request({ ":method": "POST", ":path": path, ...headers });
+  const chunks: Buffer[] = [];
+  const x: RawExchange = { status: 0, headers: {}, body: "", trailers: undefined };
+  req.on("response", (h) => {
+    x.status = Number(h[":status"]);
+    x.headers = clean(h);
+  });
+  req.on("trailers", (t: http2.IncomingHttpHeaders) => (x.trailers = clean(t)));
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("error", (e: NodeJS.ErrnoException) => (x.error = e.code));
+  const done = new Promise<RawExchange>((resolve) =>
+    req.on("close", () => {
+      x.body = Buffer.concat(chunks).toString("hex");
+      if (req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) x.rstCode = req.rstCode;
+      resolve(x);
+    }),
+  );
+  if (Array.isArray(body)) {
+    void (async () => {
+      for (const chunk of body) {
+        req.write(chunk);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      req.end();
+    })();
+  } else req.end(body);
+  if (cancelAfterMs !== undefined) {
+    setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), cancelAfterMs);
+  }
+  return { req, done };
+}
+
+/** rawRequest()'s outcome. */
 export function rawExchange(
   session: http2.ClientHttp2Session,
   path: string,
@@ -213,35 +253,7 @@ export function rawExchange(
   body: Uint8Array | Uint8Array[],
   cancelAfterMs?: number,
 ): Promise<RawExchange> {
-  return new Promise<RawExchange>((resolve) => {
-    const req = session.request({ ":method": "POST", ":path": path, ...headers });
-    const chunks: Buffer[] = [];
-    const x: RawExchange = { status: 0, headers: {}, body: "", trailers: undefined };
-    req.on("response", (h) => {
-      x.status = Number(h[":status"]);
-      x.headers = clean(h);
-    });
-    req.on("trailers", (t: http2.IncomingHttpHeaders) => (x.trailers = clean(t)));
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("close", () => {
-      x.body = Buffer.concat(chunks).toString("hex");
-      if (req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) x.rstCode = req.rstCode;
-      resolve(x);
-    });
-    req.on("error", (e: NodeJS.ErrnoException) => (x.error = e.code));
-    if (Array.isArray(body)) {
-      void (async () => {
-        for (const chunk of body) {
-          req.write(chunk);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-        req.end();
-      })();
-    } else req.end(body);
-    if (cancelAfterMs !== undefined) {
-      setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), cancelAfterMs);
-    }
-  });
+  return rawRequest(session, path, headers, body, cancelAfterMs).done;
 }
 
 export type Protocol = "connect" | "grpc";
