@@ -166,7 +166,7 @@ for (const [kind, mixed] of cases) {
       for (let j = 0; j < length; j++) payload[j] = byteOf(i, j);
       if (writer.needDrain) queuedWhileFull++;
       if (encoded) {
-        encoder.prepare(BytesValueSchema, create(BytesValueSchema, { value: payload }));
+        encoder.measure(BytesValueSchema, create(BytesValueSchema, { value: payload }), Infinity);
         encoder.send(writer, FrameType.message, i + 1);
       } else writer.frame(FrameType.message, i + 1, payload);
       scratch.fill(0xee);

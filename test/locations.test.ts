@@ -270,6 +270,54 @@ for (const [where, source, { bidi }] of locations) {
       assert.ok(performance.now() - start < 1_000, "the deadline cut the call short");
     });
 
+    // After a deadline, what the handler does is what its caller sees, in
+    // every location as on connect-es' own path (docs/http2-server.md,
+    // session 17). A host with a deadline of its own sees that deadline.
+    test("a deadline of the host's own: deadline_exceeded, whatever the handler does after it", async () => {
+      const kv = client.dispense("kv");
+      const deadline = (e: unknown): boolean => ConnectError.from(e).code === Code.DeadlineExceeded;
+      const watchLate = async (): Promise<void> => {
+        for await (const e of kv.watch({ key: "late-error:400" }, { timeoutMs: 100 })) {
+          assert.equal(e.key, "late-error:400");
+        }
+      };
+      await Promise.all([
+        ...["stuck:400", "late-error:400", "late-reason:400"].map((key) =>
+          assert.rejects(kv.get({ key }, { timeoutMs: 100 }), deadline, key),
+        ),
+        assert.rejects(watchLate(), deadline, "watch"),
+      ]);
+    });
+
+    test("no deadline of the host's, the plugin's from a timeout header: the handler's own error or value after it", async () => {
+      const kv = client.dispense("kv");
+      // Framed and in-process calls carry a deadline in no header: there the
+      // handler runs without one, and its outcome must be the same.
+      const headers = { "connect-timeout-ms": "50", "grpc-timeout": "50m" };
+      const own = (e: unknown): boolean => {
+        const ce = ConnectError.from(e);
+        assert.equal(ce.code, Code.FailedPrecondition);
+        assert.equal(ce.rawMessage, "the handler's own error");
+        return true;
+      };
+      const seen: string[] = [];
+      const watchLate = async (): Promise<void> => {
+        for await (const e of kv.watch({ key: "late-error:300" }, { headers })) seen.push(e.key);
+      };
+      await Promise.all([
+        assert.rejects(kv.get({ key: "late-error:300" }, { headers }), own),
+        kv.get({ key: "stuck:300" }, { headers }).then((res) => assert.equal(res.found, false)),
+        assert.rejects(watchLate(), own),
+      ]);
+      assert.deepEqual(seen, ["late-error:300"]);
+    });
+
+    test("a copy of the handler's context ({ ...ctx }) has every HandlerContext property", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.get({ key: "copy" }, { timeoutMs: 5_000 });
+      assert.equal(decode(res.value), "", "properties the copy lacks or has otherwise");
+    });
+
     test("a timeout beyond setTimeout's 24.8 days is no deadline (it used to fire after 1 ms)", async () => {
       const kv = client.dispense("kv");
       const huge = 2 ** 31 * 10;

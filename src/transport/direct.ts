@@ -276,7 +276,7 @@ async function streamResponse<I extends DescMessage, O extends DescMessage>(
  */
 function callerOrHandlerError(caller: AbortView, error: unknown, ctx: CallContext): ConnectError {
   if (caller.aborted) return ConnectError.from(caller.reason);
-  const ce = handlerError(error, ctx[CALL_ABORT]);
+  const ce = handlerError(error);
   const out = new ConnectError(
     ce.rawMessage,
     ce.code,

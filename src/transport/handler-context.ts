@@ -85,10 +85,28 @@ function expire(ctx: CallContext): void {
 }
 
 /**
- * A call's HandlerContext. A class, so that `signal` is a getter on the
- * prototype (an object literal with a getter costs V8 a slow path, about
- * 0.4 µs). The other fields are own properties, because connect-es copies
- * the context with Object.assign for streaming handlers.
+ * `signal` of every ServerCallContext: an own, enumerable accessor, so that
+ * a handler's copy of its context (`{ ...ctx, values }` for a delegate)
+ * has the signal as connect-es' own-property context does (the spread
+ * reads it, which creates it), while a call that never reads it makes no
+ * AbortSignal. One descriptor and getter for all instances: every context
+ * gets the same map, in fast mode, and no closure per call.
+ */
+const SIGNAL: PropertyDescriptor = {
+  get(this: ServerCallContext): AbortSignal {
+    return this[CALL_ABORT].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/**
+ * A call's HandlerContext. Every HandlerContext field is an own property
+ * (connect-es copies the context with Object.assign for streaming
+ * handlers, handlers copy it with a spread); `signal` is an own accessor
+ * (SIGNAL), created on first read. An object literal with a getter would
+ * cost V8 a slow path and a closure per call (about 0.8 µs, against 0.2 µs
+ * for the defineProperty).
  *
  * On the framed server, `requestHeader`, `responseHeader` and
  * `responseTrailer` are PairsHeaders (lazy-pairs-headers.ts): they behave
@@ -106,6 +124,7 @@ class ServerCallContext implements CallContext {
   readonly responseHeader: Headers;
   readonly responseTrailer: Headers;
   readonly values: ContextValues;
+  declare readonly signal: AbortSignal;
   readonly [CALL_ABORT] = new CallAbort();
   timer: NodeJS.Timeout | undefined = undefined;
   /** Links of the live list; `linked` while in it. */
@@ -135,10 +154,7 @@ class ServerCallContext implements CallContext {
       const deadline = Date.now() + init.timeoutMs;
       this.timeoutMs = () => deadline - Date.now();
     }
-  }
-
-  get signal(): AbortSignal {
-    return this[CALL_ABORT].signal;
+    Object.defineProperty(this, "signal", SIGNAL);
   }
 
   abort(reason?: unknown): void {

@@ -1,19 +1,17 @@
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import type { ConnectError, ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
-import { serializeError, tooLargeToWrite } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
-import { encodeBody } from "./codec/encode-body.js";
-import { FlatEncoder } from "./codec/flat-encoder.js";
+import { MeasuredMessage } from "./codec/measured-message.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
-import { IncomingHeaders } from "./incoming-headers.js";
+import { LeanBodyCall, leanContext } from "./lean-call.js";
 import {
   RequestMemo,
   connectTimeout,
@@ -22,8 +20,6 @@ import {
   type RequestTimeout,
 } from "./lean-request.js";
 import { invokeServerStream, type ServerStreamSpec } from "./invoke.js";
-import { CALL_ABORT } from "./lazy-abort.js";
-import { errorFromRstCode } from "./node-errors.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { StreamBatch } from "./stream-batch.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
@@ -52,6 +48,9 @@ const grpcStream: StreamWire = {
   encodingHeader: "grpc-encoding",
   trailers: true,
 };
+
+/** One for all streams: append() measures and writes each message at once. */
+const measured = new MeasuredMessage();
 
 /** Connect's end-of-stream envelope flag. */
 const END_STREAM = 2;
@@ -133,15 +132,16 @@ export class LeanServerStream {
     if (timeout.error !== undefined) return false;
     const url = this.memo.urlOf(stream, h);
     const compression = this.memo.responseCompression(accept);
-    const ctx = this.contexts.create({
-      service: this.entry.service,
-      method: this.entry.method,
-      protocolName: wire.protocolName,
+    const ctx = leanContext(
+      this.contexts,
+      this.entry,
+      wire.protocolName,
       url,
-      timeoutMs: timeout.timeoutMs,
-      requestHeader: new IncomingHeaders(h),
-      contextValues: this.contextValues?.(peer) ?? createContextValues(),
-    });
+      timeout.timeoutMs,
+      h,
+      this.contextValues,
+      peer,
+    );
     new StreamCall(this, stream, body, wire, ctx, compression, handOver).read();
     return true;
   }
@@ -159,11 +159,7 @@ export class LeanServerStream {
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */
-class StreamCall {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  /** The response was ended, or the call handed over: a close then is no cancel. */
-  private done = false;
+class StreamCall extends LeanBodyCall {
   /** The client went away (or reset the stream) before the response ended. */
   private closed = false;
   private respondedHeaders = false;
@@ -172,59 +168,30 @@ class StreamCall {
 
   constructor(
     private readonly lean: LeanServerStream,
-    private readonly stream: http2.ServerHttp2Stream,
-    private readonly body: Readable,
+    stream: http2.ServerHttp2Stream,
+    body: Readable,
     private readonly wire: StreamWire,
-    private readonly ctx: CallContext,
+    ctx: CallContext,
     private readonly compression: Compression | null,
-    private readonly handOver: HandOver,
+    handOver: HandOver,
   ) {
+    super(stream, body, ctx, handOver);
     this.batch = new StreamBatch(stream);
   }
 
   read(): void {
-    const req = this.body;
     // The one request envelope's 5-byte prefix comes on top of readMaxBytes.
-    const limit = this.lean.options.readMaxBytes + 5;
-    const onData = (chunk: Buffer): void => {
-      this.chunks.push(chunk);
-      this.size += chunk.length;
-      if (this.size > limit) {
-        // connect-es reads the rest and words the error.
-        req.pause();
-        stop();
-        this.give(false);
-      }
-    };
-    const onEnd = (): void => {
-      stop();
-      // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (this.stream.aborted || this.stream.destroyed) return;
-      this.received();
-    };
-    const stop = (): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    this.stream.on("close", () => {
-      if (this.done) return;
-      this.done = true;
-      this.closed = true;
-      stop();
-      this.ctx.abort(
-        errorFromRstCode(this.stream.rstCode) ??
-          new ConnectError("the client went away before the response", Code.Canceled),
-      );
-      // The implementation's finally runs (after the message it is making, if any).
-      this.stopOutput();
-    });
+    this.readBody(this.lean.options.readMaxBytes + 5);
   }
 
-  private received(): void {
-    const body =
-      this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+  protected override cancelled(reason: ConnectError): void {
+    this.closed = true;
+    super.cancelled(reason);
+    // The implementation's finally runs (after the message it is making, if any).
+    this.stopOutput();
+  }
+
+  protected received(body: Buffer): void {
     // Exactly one plain envelope; anything else is connect-es' to judge.
     const message =
       body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5
@@ -235,13 +202,6 @@ class StreamCall {
       return;
     }
     void this.pump(message);
-  }
-
-  /** Gives the call to connect-es' handler, replaying what was read. */
-  private give(ended: boolean): void {
-    this.done = true;
-    this.ctx.abort(callDone());
-    this.handOver(this.chunks, ended);
   }
 
   /** Pulls the implementation's messages into the batch, then ends the response. */
@@ -262,15 +222,9 @@ class StreamCall {
           this.stopOutput();
           return;
         }
-        if (!this.append(r.value)) {
-          const bytes = encodeBody(
-            lean.output,
-            r.value,
-            lean.options.writeMaxBytes,
-            0,
-            lean.options.binaryOptions,
-          );
-          await this.appendCompressed(0, bytes);
+        const compress = this.append(r.value);
+        if (compress !== undefined) {
+          await this.appendCompressed(0, compress);
           if (this.closed) return;
         }
         const drained = batch.drained();
@@ -283,7 +237,7 @@ class StreamCall {
       if (this.closed) return;
       // A message that could not be encoded or sent: the implementation stops.
       this.stopOutput();
-      this.end(handlerError(error, ctx[CALL_ABORT]));
+      this.end(handlerError(error));
       return;
     }
     if (this.closed) return;
@@ -292,46 +246,18 @@ class StreamCall {
 
   /**
    * Writes `message` into the batch after its prefix, unless it is to be
-   * compressed (false then: nothing written). Throws connect-es' errors for
-   * a message that cannot be serialized or is over writeMaxBytes.
+   * compressed: then returns its bytes, nothing written. Throws connect-es'
+   * errors for a message that cannot be serialized or is over writeMaxBytes.
    */
-  private append(message: unknown): boolean {
+  private append(message: unknown): Uint8Array | undefined {
     const { output, options } = this.lean;
-    const minCompress = this.compression === null ? Infinity : options.compressMinBytes;
-    const encoder = FlatEncoder.of(output);
-    let size = -1;
-    try {
-      if (encoder !== undefined) size = encoder.measure(message);
-    } catch (e) {
-      throw serializeError(e);
-    }
-    if (encoder !== undefined && size >= 0) {
-      if (size > options.writeMaxBytes) {
-        encoder.clear();
-        throw tooLargeToWrite(size, options.writeMaxBytes);
-      }
-      if (size >= minCompress) {
-        encoder.clear();
-        return false;
-      }
-      const { buf, at } = this.batch.room(5 + size);
-      buf[at] = 0;
-      buf.writeUInt32BE(size, at + 1);
-      encoder.write(message, buf, at + 5);
-      return true;
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = toBinary(output, message as never, options.binaryOptions);
-    } catch (e) {
-      throw serializeError(e);
-    }
-    if (bytes.byteLength > options.writeMaxBytes) {
-      throw tooLargeToWrite(bytes.byteLength, options.writeMaxBytes);
-    }
-    if (bytes.byteLength >= minCompress) return false;
-    this.batch.envelope(0, bytes);
-    return true;
+    const size = measured.measure(output, message, options.writeMaxBytes, options.binaryOptions);
+    if (this.compression !== null && size >= options.compressMinBytes) return measured.take();
+    const { buf, at } = this.batch.room(5 + size);
+    buf[at] = 0;
+    buf.writeUInt32BE(size, at + 1);
+    measured.write(buf, at + 5);
+    return undefined;
   }
 
   /** An envelope, compressed as connect-es does when it is at least compressMinBytes. */

@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
-import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
+import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
@@ -13,10 +13,8 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { CALL_ABORT } from "./lazy-abort.js";
-import { errorFromRstCode } from "./node-errors.js";
 import { sessionStreams, type SessionStreams } from "./h2-idle.js";
-import { IncomingHeaders } from "./incoming-headers.js";
+import { LeanBodyCall, leanContext } from "./lean-call.js";
 import {
   RequestMemo,
   connectTimeout,
@@ -124,17 +122,17 @@ export class LeanUnary {
     } else return false;
     if (timeout.error !== undefined) return false;
     const url = this.memo.urlOf(stream, h);
-    const requestHeader = new IncomingHeaders(h);
     const compression = this.memo.responseCompression(h[wire.acceptEncodingHeader]);
-    const ctx = this.contexts.create({
-      service: this.entry.service,
-      method: this.entry.method,
-      protocolName: wire.protocolName,
+    const ctx = leanContext(
+      this.contexts,
+      this.entry,
+      wire.protocolName,
       url,
-      timeoutMs: timeout.timeoutMs,
-      requestHeader,
-      contextValues: this.contextValues?.(peer) ?? createContextValues(),
-    });
+      timeout.timeoutMs,
+      h,
+      this.contextValues,
+      peer,
+    );
     const session = stream.session;
     const open = session === undefined ? undefined : sessionStreams(session);
     new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
@@ -189,70 +187,33 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
 }
 
 /** One call on the lean path, from its first body byte to the end of its response. */
-class LeanCall {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  /** The response has been started (or the call handed over): a reset no longer concerns us. */
-  private done = false;
-
+class LeanCall extends LeanBodyCall {
   constructor(
     private readonly lean: LeanUnary,
-    private readonly stream: http2.ServerHttp2Stream,
-    private readonly body: Readable,
+    stream: http2.ServerHttp2Stream,
+    body: Readable,
     private readonly res: Sink,
     readonly wire: UnaryWire,
-    readonly ctx: CallContext,
+    ctx: CallContext,
     private readonly compression: Answer["compression"],
-    private readonly handOver: HandOver,
+    handOver: HandOver,
     /** The record of the call's session (h2-idle.ts), which counts this call while it is open. */
     private readonly open: SessionStreams | undefined,
   ) {
+    super(stream, body, ctx, handOver);
     if (open !== undefined) open.calls++;
   }
 
   read(): void {
-    const req = this.body;
     // gRPC adds a 5-byte envelope header to the message.
-    const limit = this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0);
-    const onData = (chunk: Buffer): void => {
-      this.chunks.push(chunk);
-      this.size += chunk.length;
-      if (this.size > limit) {
-        // connect-es reads the rest and words the error.
-        req.pause();
-        stop();
-        this.give(false);
-      }
-    };
-    const onEnd = (): void => {
-      stop();
-      // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (this.stream.aborted || this.stream.destroyed) return;
-      this.received();
-    };
-    const stop = (): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-    };
-    // on(), not once(): each fires once here (stop() removes both), and
-    // once() costs a wrapper per listener and call.
-    req.on("data", onData);
-    req.on("end", onEnd);
-    this.stream.on("close", () => {
-      if (this.open !== undefined) this.open.calls--;
-      if (this.done) return;
-      this.done = true;
-      stop();
-      this.ctx.abort(
-        errorFromRstCode(this.stream.rstCode) ??
-          new ConnectError("the client went away before the response", Code.Canceled),
-      );
-    });
+    this.readBody(this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0));
   }
 
-  private received(): void {
-    const body =
-      this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+  protected override onClose(): void {
+    if (this.open !== undefined) this.open.calls--;
+  }
+
+  protected received(body: Buffer): void {
     const start = this.wire.messageStart(body);
     const message = start === undefined ? undefined : this.lean.parse(body, start);
     if (message === undefined) {
@@ -260,13 +221,6 @@ class LeanCall {
       return;
     }
     this.lean.run(this, message);
-  }
-
-  /** Gives the call to connect-es' handler, replaying what was read. */
-  private give(ended: boolean): void {
-    this.done = true;
-    this.ctx.abort(callDone());
-    this.handOver(this.chunks, ended);
   }
 
   out(): Answer {
@@ -315,9 +269,8 @@ class LeanCall {
 
   fail(error: unknown): void {
     if (this.done) return;
-    // As connect-es: a ConnectError as it is, anything else "internal error";
-    // the call's own deadline or cancel wins over what the handler threw.
-    const ce = handlerError(error, this.ctx[CALL_ABORT]);
+    // As connect-es: a ConnectError as it is, anything else "internal error".
+    const ce = handlerError(error);
     this.answer(() => this.wire.error(this.out(), ce));
   }
 }

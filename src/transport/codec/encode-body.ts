@@ -1,6 +1,5 @@
-import { toBinary, type BinaryWriteOptions, type DescMessage } from "@bufbuild/protobuf";
-import { serializeError, tooLargeToWrite } from "./codec-errors.js";
-import { FlatEncoder } from "./flat-encoder.js";
+import type { BinaryWriteOptions, DescMessage } from "@bufbuild/protobuf";
+import { MeasuredMessage } from "./measured-message.js";
 
 /**
  * A unary HTTP/2 body: `message` serialized after `prefix` bytes the caller
@@ -12,12 +11,12 @@ import { FlatEncoder } from "./flat-encoder.js";
  * (unary-handler.ts).
  *
  * A flat message (flat-schema.ts) is written by FlatEncoder straight into
- * the buffer, the bytes toBinary would give: no BinaryWriter, no reflection
- * object and no copy of the result, which heap sampling put at about 900
- * bytes of garbage per call (docs/http2-client.md, session 12) and
- * profiling at a tenth of the plugin's CPU per 16-byte call (session 14).
- * Any other message, or one FlatEncoder cannot write exactly as toBinary
- * would, goes to toBinary with `options`.
+ * the buffer (measured-message.ts), the bytes toBinary would give: no
+ * BinaryWriter, no reflection object and no copy of the result, which heap
+ * sampling put at about 900 bytes of garbage per call
+ * (docs/http2-client.md, session 12) and profiling at a tenth of the
+ * plugin's CPU per 16-byte call (session 14). Any other message goes to
+ * toBinary with `options`.
  */
 export function encodeBody(
   desc: DescMessage,
@@ -26,34 +25,9 @@ export function encodeBody(
   prefix: number,
   options?: Partial<BinaryWriteOptions>,
 ): Uint8Array {
-  const encoder = FlatEncoder.of(desc);
-  let size = -1;
-  try {
-    if (encoder !== undefined) size = encoder.measure(message);
-  } catch (e) {
-    // A getter of the message threw: toBinary would have thrown the same, read once.
-    throw serializeError(e);
-  }
-  if (encoder !== undefined && size >= 0) {
-    if (size > writeMaxBytes) {
-      encoder.clear();
-      throw tooLargeToWrite(size, writeMaxBytes);
-    }
-    // From node's pool, as the floor's client does; every byte is written.
-    const body = Buffer.allocUnsafe(prefix + size);
-    if (encoder.write(message, body, prefix) === body.length) return body;
-    // Not reached (write() writes what measure() measured); if it ever
-    // were, no uninitialized byte of the pool may go out: toBinary below.
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = toBinary(desc, message as never, options);
-  } catch (e) {
-    throw serializeError(e);
-  }
-  if (bytes.byteLength > writeMaxBytes) throw tooLargeToWrite(bytes.byteLength, writeMaxBytes);
-  if (prefix === 0) return bytes;
-  const body = new Uint8Array(prefix + bytes.byteLength);
-  body.set(bytes, prefix);
-  return body;
+  measured.measure(desc, message, writeMaxBytes, options);
+  return measured.take(prefix);
 }
+
+/** One for all bodies: measure() and write() follow each other at once. */
+const measured = new MeasuredMessage();

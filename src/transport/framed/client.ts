@@ -299,7 +299,13 @@ export class FramedConnection implements CallTarget {
       // First, before the call is registered: toBinary's error, or the
       // limit's, thrown here rejects the promise as it is (the executor's
       // own try/catch, no second one).
-      this.encoder.prepareWithin(req.method.input, req.message, this.writeMaxBytes, this.oversized);
+      this.encoder.measure(
+        req.method.input,
+        req.message,
+        this.writeMaxBytes,
+        undefined,
+        this.oversized,
+      );
       const onAbort = (reason: unknown): void => {
         if (this.forget(id)) this.cancel(id);
         reject(ConnectError.from(reason, Code.Canceled));
@@ -427,7 +433,13 @@ export class FramedConnection implements CallTarget {
       for await (const message of req.message) {
         if (!this.calls.has(id)) return;
         const socket = this.connect();
-        this.encoder.prepareWithin(req.method.input, message, this.writeMaxBytes, this.oversized);
+        this.encoder.measure(
+          req.method.input,
+          message,
+          this.writeMaxBytes,
+          undefined,
+          this.oversized,
+        );
         this.encoder.send(this.out, FrameType.message, id);
         if (this.out.needDrain) {
           // Both listeners go once either fires: a long stream waits many times.

@@ -1,7 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { callDone } from "../call-support.js";
-import type { AbortView } from "../lazy-abort.js";
 
 /** An error as it crosses the wire: code, message, details (type + base64 value). */
 export interface WireError {
@@ -11,11 +9,8 @@ export interface WireError {
 }
 
 /** Encodes an error thrown by a handler (or an interceptor) for the wire. */
-export function errorToWire(
-  error: unknown,
-  own?: Pick<AbortView, "aborted" | "reason">,
-): { wire: WireError; metadata: Headers } {
-  const ce = handlerError(error, own);
+export function errorToWire(error: unknown): { wire: WireError; metadata: Headers } {
+  const ce = handlerError(error);
   const details: [string, string][] = [];
   for (const detail of ce.details) {
     if ("desc" in detail) {
@@ -32,21 +27,20 @@ export function errorToWire(
 }
 
 /**
- * The error a handler's exception becomes. Like connect-node's handlers, only
- * a ConnectError keeps its message: anything else may carry internals the
- * caller should not see, and becomes "internal error". When the call's own
- * signal (`own`) ended it first, with its deadline or a cancel, that reason
- * wins: a handler that waits through a Node API (`events.on(..., {signal})`)
- * rejects with a plain AbortError, which must still reach the caller as
- * deadline_exceeded, as it does in every other location.
+ * The error a handler's exception becomes, as connect-es' handlers make it
+ * in every case: only a ConnectError keeps its message (anything else may
+ * carry internals the caller should not see, and becomes "internal
+ * error"), also after the call's own deadline or cancel fired. What the
+ * handler threw is what its caller gets, in every location: a handler
+ * that wants deadline_exceeded throws `ctx.signal.reason`; a plain
+ * AbortError from a Node API (`events.on(..., { signal })`) is "internal
+ * error", as on connect-es' path, which serves every request the lean
+ * paths do not take (JSON, compressed, GET, gRPC-web). Until session 17
+ * the call's own abort reason won here, and the same late error reached
+ * the caller as one code or the other depending on the request's encoding.
+ * A host with a deadline of its own sees that deadline either way.
  */
-export function handlerError(
-  error: unknown,
-  own?: Pick<AbortView, "aborted" | "reason">,
-): ConnectError {
-  if (own?.aborted && own.reason instanceof ConnectError && own.reason !== callDone()) {
-    return own.reason;
-  }
+export function handlerError(error: unknown): ConnectError {
   return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal);
 }
 

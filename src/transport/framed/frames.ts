@@ -11,7 +11,7 @@
  */
 
 import type { Duplex } from "node:stream";
-import type { FlatEncoder } from "../codec/flat-encoder.js";
+import type { MeasuredMessage } from "../codec/measured-message.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
 
 export const FrameType = {
@@ -461,17 +461,20 @@ export class FrameWriter {
   constructor(private readonly socket: Duplex) {}
 
   /**
-   * A frame whose payload is `message`, written by `encoder` (after its
-   * measure() gave `size`): a small one straight into the batch, a large
-   * one into one buffer of the frame's size. Unlike frame()'s large
-   * payloads, the message's bytes are copied: its bytes fields are the
-   * caller's, who may reuse them once the message is handed over.
+   * A frame whose payload is the message `measured` measured last: a small
+   * one written straight into the batch, a large one into one buffer of the
+   * frame's size. Unlike frame()'s large payloads, the message's bytes are
+   * copied: its bytes fields are the caller's, who may reuse them once the
+   * message is handed over. The message is written before anything else,
+   * so that if write() throws, no frame or byte of one is queued.
    */
-  encoded(type: FrameType, id: number, encoder: FlatEncoder, message: unknown, size: number): void {
+  encoded(type: FrameType, id: number, measured: MeasuredMessage): void {
+    const size = measured.size;
     if (size < COPY_LIMIT) {
       const batch = this.room(FRAME_HEADER_BYTES + size);
+      const end = measured.write(batch, this.used + FRAME_HEADER_BYTES);
       writeHeader(batch, this.used, size, type, id);
-      this.used = encoder.write(message, batch, this.used + FRAME_HEADER_BYTES);
+      this.used = end;
     } else {
       // The frames still waiting in the batch (a call's open frame, say) are
       // copied in front of this one: a TLS socket joins the buffers of a
@@ -480,12 +483,12 @@ export class FrameWriter {
       // as it is.
       const before = this.used - this.start;
       const buf = Buffer.allocUnsafe(before + FRAME_HEADER_BYTES + size);
+      measured.write(buf, before + FRAME_HEADER_BYTES);
       if (before > 0) {
         (this.batch as Buffer).copy(buf, 0, this.start, this.used);
         this.start = this.used;
       }
       writeHeader(buf, before, size, type, id);
-      encoder.write(message, buf, before + FRAME_HEADER_BYTES);
       this.pending.push(buf);
       this.pendingBytes += buf.length;
     }

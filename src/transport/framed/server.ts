@@ -15,7 +15,6 @@ import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } fr
 import { callDone } from "../call-support.js";
 import { reachableTimeout } from "../deadline.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
-import { CALL_ABORT } from "../lazy-abort.js";
 import {
   invokeServerStream,
   invokeUnary,
@@ -591,7 +590,7 @@ class ServerConnection {
   private fail(id: number, call: ServerCall, error: unknown, sentHeader = false): void {
     if (this.calls.get(id) !== call) return;
     this.settled(id);
-    const { wire, metadata } = errorToWire(error, call.ctx[CALL_ABORT]);
+    const { wire, metadata } = errorToWire(error);
     // The handler's trailer and the error's metadata; the metadata alone
     // when the handler never used its trailer (no copy to make).
     const own = call.ctx.responseTrailer;
@@ -633,7 +632,7 @@ class ServerConnection {
    * and throws the limit's error for one over writeMaxBytes.
    */
   private prepare(schema: DescMessage, message: unknown): void {
-    this.encoder.prepareWithin(schema, message, this.limits.writeMaxBytes, this.oversized);
+    this.encoder.measure(schema, message, this.limits.writeMaxBytes, undefined, this.oversized);
   }
 
   /** The error for a response message over writeMaxBytes. */

@@ -1,16 +1,19 @@
 /**
  * The Bench service and the requests of the differential server tests
- * (lean-unary.test.ts, h2-streams.test.ts): Echo does what its request's
+ * (lean-unary.test.ts, h2-streams.test.ts, h2-server-stream.test.ts, the
+ * lean-unary-* tests), and the raw HTTP/2 exchanges they make: Echo does what its request's
  * bytes say ("ok", "fail", "hang", ...), so that one request exercises one
  * case on the lean path and on connect-es' own handlers alike, and counts
  * which path ran it.
  */
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
+import { createNodeAdapter, type NodeAdapterOptions } from "../../../src/transport/node-adapter.js";
 
 /** What one server's handler saw. */
 export interface HandlerSeen {
@@ -176,6 +179,81 @@ export async function exchange(
   } finally {
     session.close();
   }
+}
+
+/** A plain node:http2 server on loopback serving createNodeAdapter(options), and its URL. */
+export async function listenAdapter(
+  options: NodeAdapterOptions,
+  onSession?: (session: http2.ServerHttp2Session) => void,
+): Promise<{ server: http2.Http2Server; url: string }> {
+  const server = http2.createServer(createNodeAdapter(options));
+  if (onSession !== undefined) server.on("session", onSession);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** What rawExchange() saw: as Exchange, and how the stream failed, if it did. */
+export interface RawExchange extends Exchange {
+  /** The client's error code, if the stream failed (a reset). */
+  error?: string;
+  /** The stream's RST_STREAM code, unless NO_ERROR. */
+  rstCode?: number;
+}
+
+/**
+ * Sends one POST to `path` on `session` and collects what comes back until
+ * the stream closes (`done`), never rejecting (a reset is in `error` and
+ * `rstCode`). A `body` array is written a chunk per 5 ms; `cancelAfterMs`
+ * resets the stream (CANCEL) that long after the request was sent.
+ */
+export function rawRequest(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | Uint8Array[],
+  cancelAfterMs?: number,
+): { req: http2.ClientHttp2Stream; done: Promise<RawExchange> } {
+  const req = session.request({ ":method": "POST", ":path": path, ...headers });
+  const chunks: Buffer[] = [];
+  const x: RawExchange = { status: 0, headers: {}, body: "", trailers: undefined };
+  req.on("response", (h) => {
+    x.status = Number(h[":status"]);
+    x.headers = clean(h);
+  });
+  req.on("trailers", (t: http2.IncomingHttpHeaders) => (x.trailers = clean(t)));
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("error", (e: NodeJS.ErrnoException) => (x.error = e.code));
+  const done = new Promise<RawExchange>((resolve) =>
+    req.on("close", () => {
+      x.body = Buffer.concat(chunks).toString("hex");
+      if (req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) x.rstCode = req.rstCode;
+      resolve(x);
+    }),
+  );
+  if (Array.isArray(body)) {
+    void (async () => {
+      for (const chunk of body) {
+        req.write(chunk);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      req.end();
+    })();
+  } else req.end(body);
+  if (cancelAfterMs !== undefined) {
+    setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), cancelAfterMs);
+  }
+  return { req, done };
+}
+
+/** rawRequest()'s outcome. */
+export function rawExchange(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | Uint8Array[],
+  cancelAfterMs?: number,
+): Promise<RawExchange> {
+  return rawRequest(session, path, headers, body, cancelAfterMs).done;
 }
 
 export type Protocol = "connect" | "grpc";

@@ -16,7 +16,13 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import { after, before, test } from "node:test";
-import { clean, commandRoutes, request, type HandlerSeen } from "./command-routes.js";
+import {
+  commandRoutes,
+  rawRequest,
+  request,
+  type HandlerSeen,
+  type RawExchange,
+} from "./command-routes.js";
 import { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 
@@ -90,13 +96,7 @@ function framesOf(bytes: Buffer, id: number): string[] {
   return joined;
 }
 
-interface Result {
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  trailers: Record<string, unknown> | undefined;
-  error?: string;
-}
+type Result = RawExchange;
 
 interface Session {
   session: http2.ClientHttp2Session;
@@ -114,27 +114,8 @@ function connect(port: number, settings: http2.Settings = {}): Session {
     settings,
   });
   session.on("error", () => {});
-  const call: Session["call"] = (command, extra = {}) => {
-    const [headers, body] = request("connect", command, extra);
-    const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
-    const chunks: Buffer[] = [];
-    const r: Result = { status: 0, headers: {}, body: "", trailers: undefined };
-    req.on("response", (h) => {
-      r.status = Number(h[":status"]);
-      r.headers = clean(h);
-    });
-    req.on("trailers", (t: http2.IncomingHttpHeaders) => (r.trailers = clean(t)));
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("error", (e: NodeJS.ErrnoException) => (r.error = e.code));
-    const done = new Promise<Result>((resolve) =>
-      req.on("close", () => {
-        r.body = Buffer.concat(chunks).toString("hex");
-        resolve(r);
-      }),
-    );
-    req.end(body);
-    return { req, done };
-  };
+  const call: Session["call"] = (command, extra = {}) =>
+    rawRequest(session, PATH, ...request("connect", command, extra));
   return { session, received, call };
 }
 

@@ -20,7 +20,7 @@ import { Bench } from "../../../bench/service.js";
 import { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter, type NodeHandler } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
-import { clean, envelope } from "./command-routes.js";
+import { envelope, rawExchange, type RawExchange } from "./command-routes.js";
 
 const READ_MAX = 1024;
 const WRITE_MAX = 4096;
@@ -193,15 +193,7 @@ after(async () => {
   await Promise.all([lean.server.close(), reference.server.close()]);
 });
 
-interface Exchange {
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  trailers: Record<string, unknown> | undefined;
-  /** The client's error code, if the stream failed (a reset). */
-  error?: string;
-  rstCode?: number;
-}
+type Exchange = RawExchange;
 
 type Protocol = "connect" | "grpc";
 
@@ -229,24 +221,7 @@ async function exchange(
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on("error", () => {});
   try {
-    return await new Promise<Exchange>((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
-      const chunks: Buffer[] = [];
-      const x: Exchange = { status: 0, headers: {}, body: "", trailers: undefined };
-      req.on("response", (h) => {
-        x.status = Number(h[":status"]);
-        x.headers = clean(h);
-      });
-      req.on("trailers", (t: http2.IncomingHttpHeaders) => (x.trailers = clean(t)));
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("close", () => {
-        x.body = Buffer.concat(chunks).toString("hex");
-        if (req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) x.rstCode = req.rstCode;
-        resolve(x);
-      });
-      req.on("error", (e: NodeJS.ErrnoException) => (x.error = e.code));
-      req.end(body);
-    });
+    return await rawExchange(session, PATH, headers, body);
   } finally {
     session.close();
   }

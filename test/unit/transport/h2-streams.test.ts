@@ -22,12 +22,13 @@ import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
-  clean,
   commandRoutes,
   envelope,
   message,
+  rawExchange,
   request,
   type HandlerSeen,
+  type RawExchange,
 } from "./command-routes.js";
 import { CorsPolicy } from "../../../src/security/cors.js";
 import { claimStreams } from "../../../src/transport/h2-streams.js";
@@ -111,13 +112,7 @@ after(async () => {
   await Promise.all([rawPath.server.close(), reference.server.close()]);
 });
 
-interface Exchange {
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  trailers: Record<string, unknown> | undefined;
-  /** The client's error code, if the stream failed (a reset). */
-  error?: string;
+interface Exchange extends Omit<RawExchange, "rstCode"> {
   /** The server's frames on the request's stream: type/flags, and DATA and RST_STREAM payloads. */
   frames: string[];
 }
@@ -161,31 +156,8 @@ async function exchange(
   });
   session.on("error", () => {});
   try {
-    const x = await new Promise<Omit<Exchange, "frames">>((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": PATH, ...headers });
-      const chunks: Buffer[] = [];
-      const x: Omit<Exchange, "frames"> = { status: 0, headers: {}, body: "", trailers: undefined };
-      req.on("response", (h) => {
-        x.status = Number(h[":status"]);
-        x.headers = clean(h);
-      });
-      req.on("trailers", (t: http2.IncomingHttpHeaders) => (x.trailers = clean(t)));
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("close", () => {
-        x.body = Buffer.concat(chunks).toString("hex");
-        resolve(x);
-      });
-      req.on("error", (e: NodeJS.ErrnoException) => (x.error = e.code));
-      if (Array.isArray(body)) {
-        void (async () => {
-          for (const chunk of body) {
-            req.write(chunk);
-            await new Promise((r) => setTimeout(r, 5));
-          }
-          req.end();
-        })();
-      } else req.end(body);
-    });
+    // The reset's code is in the frames.
+    const { rstCode: _, ...x } = await rawExchange(session, PATH, headers, body);
     // The last frames may still be on their way to the tap's record.
     await new Promise((r) => setTimeout(r, 20));
     return { ...x, frames: framesOf(Buffer.concat(received)) };

@@ -10,13 +10,10 @@
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { createContextValues, type HandlerContext } from "@connectrpc/connect";
-import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
+import { listenAdapter, rawExchange, request, type Protocol } from "./command-routes.js";
 
 /** The delegate: sets a header and a trailer on the context it is given. */
 function delegate(value: Uint8Array, ctx: HandlerContext): { value: Uint8Array } {
@@ -25,19 +22,15 @@ function delegate(value: Uint8Array, ctx: HandlerContext): { value: Uint8Array }
   return { value };
 }
 
-async function start(lean: boolean): Promise<{ server: http2.Http2Server; url: string }> {
-  const server = http2.createServer(
-    createNodeAdapter({
-      lean,
-      routes: (router) =>
-        router.service(Bench, {
-          echo: (req, ctx) => delegate(req.value, { ...ctx, values: createContextValues() }),
-          stream: async function* () {},
-        }),
-    }),
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+function start(lean: boolean): Promise<{ server: http2.Http2Server; url: string }> {
+  return listenAdapter({
+    lean,
+    routes: (router) =>
+      router.service(Bench, {
+        echo: (req, ctx) => delegate(req.value, { ...ctx, values: createContextValues() }),
+        stream: async function* () {},
+      }),
+  });
 }
 
 interface Seen {
@@ -47,46 +40,27 @@ interface Seen {
   grpcStatus: unknown;
 }
 
-function call(url: string, protocol: "connect" | "grpc"): Promise<Seen> {
-  return new Promise((resolve, reject) => {
-    const client = http2.connect(url);
-    const msg = toBinary(
-      BytesValueSchema,
-      create(BytesValueSchema, { value: new Uint8Array([7]) }),
+async function call(url: string, protocol: Protocol): Promise<Seen> {
+  const client = http2.connect(url);
+  try {
+    const x = await rawExchange(
+      client,
+      "/bench.v1.BenchService/Echo",
+      ...request(protocol, new Uint8Array([7])),
     );
-    const s = client.request({
-      ":method": "POST",
-      ":path": "/bench.v1.BenchService/Echo",
-      ...(protocol === "connect"
-        ? { "content-type": "application/proto", "connect-protocol-version": "1" }
-        : { "content-type": "application/grpc", te: "trailers" }),
-    });
-    let head: http2.IncomingHttpHeaders = {};
-    let tail: http2.IncomingHttpHeaders = {};
-    s.on("response", (h) => (head = h));
-    s.on("trailers", (h: http2.IncomingHttpHeaders) => (tail = h));
-    s.on("data", () => {});
-    s.on("error", reject);
-    s.on("close", () => {
-      client.close();
-      resolve({
-        status: head[":status"],
-        header: head["x-copied"],
-        trailer:
-          protocol === "connect" ? head["trailer-x-copied-trailer"] : tail["x-copied-trailer"],
-        grpcStatus: tail["grpc-status"] ?? head["grpc-status"],
-      });
-    });
-    if (protocol === "connect") s.end(msg);
-    else {
-      const body = Buffer.alloc(5 + msg.length);
-      body.writeUInt32BE(msg.length, 1);
-      body.set(msg, 5);
-      s.end(body);
-    }
-  });
+    return {
+      status: x.status,
+      header: x.headers["x-copied"],
+      trailer:
+        protocol === "connect"
+          ? x.headers["trailer-x-copied-trailer"]
+          : x.trailers?.["x-copied-trailer"],
+      grpcStatus: x.trailers?.["grpc-status"] ?? x.headers["grpc-status"],
+    };
+  } finally {
+    client.close();
+  }
 }
-
 let lean: { server: http2.Http2Server; url: string };
 let reference: { server: http2.Http2Server; url: string };
 before(async () => {

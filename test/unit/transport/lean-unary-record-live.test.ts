@@ -8,19 +8,16 @@
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { closeWhenIdle, sessionStreams } from "../../../src/transport/h2-idle.js";
 import { Bench } from "../../../bench/service.js";
+import { listenAdapter, rawExchange, request, type Protocol } from "./command-routes.js";
 
 for (const intercepted of [false, true]) {
   test(`64 callers, resets mid-handler, ${intercepted ? "with" : "no"} interceptors: headers reach the wire, the record empties`, async () => {
     const sessions: http2.ServerHttp2Session[] = [];
-    const server = http2.createServer(
-      createNodeAdapter({
+    const { server, url } = await listenAdapter(
+      {
         interceptors: intercepted ? [(next) => (req) => next(req)] : [],
         routes: (router) =>
           router.service(Bench, {
@@ -32,55 +29,28 @@ for (const intercepted of [false, true]) {
             },
             stream: async function* () {},
           }),
-      }),
+      },
+      (s) => {
+        sessions.push(s);
+        closeWhenIdle(s, 60_000);
+      },
     );
-    server.on("session", (s) => {
-      sessions.push(s);
-      closeWhenIdle(s, 60_000);
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as AddressInfo).port;
-    const client = http2.connect(`http://127.0.0.1:${port}`);
+    const client = http2.connect(url);
     try {
-      const one = (i: number, protocol: "connect" | "grpc"): Promise<string> =>
-        new Promise((resolve, reject) => {
-          const msg = toBinary(
-            BytesValueSchema,
-            create(BytesValueSchema, { value: new Uint8Array([i]) }),
-          );
-          const headers =
-            protocol === "connect"
-              ? { "content-type": "application/proto", "connect-protocol-version": "1" }
-              : { "content-type": "application/grpc", te: "trailers" };
-          const s = client.request({
-            ":method": "POST",
-            ":path": "/bench.v1.BenchService/Echo",
-            ...headers,
-          });
-          let head: http2.IncomingHttpHeaders = {};
-          let tail: http2.IncomingHttpHeaders = {};
-          s.on("response", (h) => (head = h));
-          s.on("trailers", (h: http2.IncomingHttpHeaders) => (tail = h));
-          s.on("data", () => {});
-          s.on("error", reject);
-          s.on("close", () => {
-            if (i % 3 === 2) resolve("reset");
-            else if (protocol === "connect")
-              resolve(`${String(head["x-n"])}/${String(head["trailer-x-t"])}`);
-            else
-              resolve(
-                `${String(head["x-n"])}/${String(tail["x-t"])}/${String(tail["grpc-status"])}`,
-              );
-          });
-          if (protocol === "connect") s.end(msg);
-          else {
-            const body = Buffer.alloc(5 + msg.length);
-            body.writeUInt32BE(msg.length, 1);
-            body.set(msg, 5);
-            s.end(body);
-          }
-          if (i % 3 === 2) setTimeout(() => s.close(http2.constants.NGHTTP2_CANCEL), 2);
-        });
+      // Every third call is reset by the client while its handler runs.
+      const one = async (i: number, protocol: Protocol): Promise<string> => {
+        const x = await rawExchange(
+          client,
+          "/bench.v1.BenchService/Echo",
+          ...request(protocol, new Uint8Array([i])),
+          i % 3 === 2 ? 2 : undefined,
+        );
+        if (i % 3 === 2) return "reset";
+        if (protocol === "connect") {
+          return `${String(x.headers["x-n"])}/${String(x.headers["trailer-x-t"])}`;
+        }
+        return `${String(x.headers["x-n"])}/${String(x.trailers?.["x-t"])}/${String(x.trailers?.["grpc-status"])}`;
+      };
       for (const protocol of ["connect", "grpc"] as const) {
         const got = await Promise.all(Array.from({ length: 64 }, (_, i) => one(i, protocol)));
         got.forEach((g, i) => {

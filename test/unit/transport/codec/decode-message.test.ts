@@ -344,7 +344,7 @@ test("decodeMessage, encoder: an implicit-presence field of a closed enum keeps 
         `${schema.typeName} ${bytes.join(",")}`,
       );
       const encoder = new MessageEncoder();
-      assert.equal(encoder.prepare(schema, ours), toBinary(schema, ours).length);
+      assert.equal(encoder.measure(schema, ours, Infinity), toBinary(schema, ours).length);
     }
   }
 });

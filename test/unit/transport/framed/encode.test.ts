@@ -124,10 +124,10 @@ test("flat encoder declines what it cannot write as toBinary would; MessageEncod
       theirs = error;
     }
     if (theirs === undefined)
-      assert.equal(ours.prepare(flat, bad), toBinary(flat, bad as never).length);
+      assert.equal(ours.measure(flat, bad, Infinity), toBinary(flat, bad as never).length);
     else
       assert.throws(
-        () => ours.prepare(flat, bad),
+        () => ours.measure(flat, bad, Infinity),
         // connect-es' error around toBinary's, as on the HTTP paths.
         (e: unknown) =>
           e instanceof ConnectError &&
@@ -140,8 +140,14 @@ test("flat encoder declines what it cannot write as toBinary would; MessageEncod
   assert.equal(encoder.measure(withUnknown), -1);
   assert.equal(encoder.measure(create(BytesValueSchema)), -1);
   const enc = new MessageEncoder();
-  assert.equal(enc.prepare(flat, withUnknown), toBinary(flat, withUnknown as never).length);
-  assert.throws(() => enc.prepare(flat, create(BytesValueSchema)), /cannot|typeName|BytesValue/);
+  assert.equal(
+    enc.measure(flat, withUnknown, Infinity),
+    toBinary(flat, withUnknown as never).length,
+  );
+  assert.throws(
+    () => enc.measure(flat, create(BytesValueSchema), Infinity),
+    /cannot|typeName|BytesValue/,
+  );
   // Schemas with other kinds of fields are not flat.
   const int64 = schemaOf([{ name: "l", number: 1, type: 3, label: 1, jsonName: "l" }], "L");
   const list = schemaOf([{ name: "r", number: 1, type: 12, label: 3, jsonName: "r" }], "R");
@@ -196,7 +202,7 @@ test("FrameWriter.encoded: small and large messages frame as frame(toBinary(...)
   const out = new FrameWriter(socket);
   const enc = new MessageEncoder();
   messages.forEach((m, i) => {
-    enc.prepare(flat, m);
+    enc.measure(flat, m, Infinity);
     enc.send(out, FrameType.message, i + 1);
   });
   // A handler that reuses its buffer for the next message, before the flush.

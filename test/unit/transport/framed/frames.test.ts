@@ -711,7 +711,7 @@ test("a large encoded frame leaves in one buffer with the frames queued before i
   const encoder = new MessageEncoder();
   const value = new Uint8Array(1024 * 1024).fill(9);
   writer.frame(FrameType.open, 3, jsonPayload({ p: "/s/m" }));
-  encoder.prepare(BytesValueSchema, create(BytesValueSchema, { value }));
+  encoder.measure(BytesValueSchema, create(BytesValueSchema, { value }), Infinity);
   encoder.send(writer, FrameType.message, 3);
   writer.frame(FrameType.end, 3);
   await new Promise(setImmediate);
