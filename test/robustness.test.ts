@@ -169,6 +169,23 @@ test("a stream cut short by a plugin's shutdown ends with Unavailable, not an in
   await client.close();
 });
 
+// A handler that waits through a Node API (timers/promises, events.on) with
+// its signal rejects with a plain AbortError when the shutdown cancels it:
+// the host must still learn the plugin shut down (Unavailable, which it may
+// retry elsewhere), not get an internal error.
+for (const transport of ["framed", "http"] as const) {
+  test(`remote over ${transport}: a call whose Node API wait the shutdown cancels ends with Unavailable`, async () => {
+    const plugin = await startNetworkPlugin("kv", { FIXTURE_GRACE_MS: "200" });
+    const client = kvClient(remote(plugin.url, { transport }));
+    await client.start();
+    const call = timed(client.dispense("kv").get({ key: "node-wait:30000" }));
+    await new Promise((r) => setTimeout(r, 100));
+    plugin.child.kill("SIGTERM");
+    expectUnavailable(/plugin shut down before the call finished/)((await call).error);
+    await client.close();
+  });
+}
+
 test("serve() in network mode removes its signal handlers once shut down", async () => {
   const before = process.listenerCount("SIGTERM");
   const handle = await serve(faultyKvDefinition(), { listen: "127.0.0.1:0", exitProcess: false });

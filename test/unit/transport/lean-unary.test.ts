@@ -211,6 +211,16 @@ for (const protocol of ["connect", "grpc"] as const) {
     );
   });
 
+  test(`${protocol}: a message of exactly readMaxBytes runs on the lean path, one byte more is refused`, async () => {
+    // BytesValue: tag, 2-byte length, value.
+    const atLimit = new Uint8Array(READ_MAX - 3).fill(1);
+    assert.equal(message(atLimit).length, READ_MAX);
+    const x = await same(...request(protocol, atLimit), true);
+    assert.equal(x.status, 200);
+    const over = await same(...request(protocol, new Uint8Array(READ_MAX - 2).fill(1)), undefined);
+    assert.match(errorOf(over).message, /larger than configured readMaxBytes 1024/);
+  });
+
   test(`${protocol}: a request over readMaxBytes in many chunks, without a length`, async () => {
     const [headers, body] = request(protocol, new Uint8Array(READ_MAX * 3).fill(1));
     const x = await same(headers, body, undefined);
