@@ -357,7 +357,7 @@ export class ServerStreamCall<O extends DescMessage>
     }
     this.over = true;
     if (this.error !== undefined) {
-      reader.reject(this.call.failed(this.error));
+      reader.reject(this.call.failedLater(this.error));
       return;
     }
     this.call.done();
