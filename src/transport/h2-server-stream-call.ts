@@ -410,7 +410,10 @@ export class ServerStreamCall<O extends DescMessage>
         this.call.abandon();
         this.stop();
       } else this.call.done();
-      this.wake();
+      // next() calls still waiting are answered done, as a finished
+      // generator's, also when no abort reached this call (an interceptor
+      // that gave the request a signal of its own).
+      for (const reader of this.readers.splice(0)) reader.resolve(DONE);
     }
     return Promise.resolve(DONE);
   }

@@ -13,7 +13,13 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
 import { ServerStreamCall } from "../../../src/transport/h2-server-stream-call.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
@@ -304,6 +310,46 @@ describe("lean server stream = connect-es' transport", () => {
         assert.match(seen.aborted.at(-1) ?? "", /Canceled|canceled/i);
       } finally {
         p.close();
+      }
+    });
+  }
+});
+
+describe("lean server stream: return()", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: a next() still waiting when return() is called is answered done, whatever signal the request has`, async () => {
+      // An interceptor's own signal, which the call's abandon does not
+      // reach: return() itself must answer the waiting next() (it hung).
+      const own: Interceptor = (next) => (req) =>
+        next({ ...req, signal: new AbortController().signal });
+      for (const interceptors of [[], [own]]) {
+        const session = new H2Session(url);
+        const t = createProtocolTransport(protocol, session, { baseUrl: url, interceptors });
+        try {
+          const before = seen.finallies;
+          const res = await t.stream(
+            Bench.method.stream,
+            undefined,
+            undefined,
+            { "x-real": "slow" },
+            (async function* () {
+              yield { value: 0n };
+            })(),
+          );
+          const it = res.message[Symbol.asyncIterator]();
+          assert.equal((await it.next()).done, false);
+          const waiting = it.next();
+          assert.deepEqual(await it.return?.(), { done: true, value: undefined });
+          const answer = await Promise.race([
+            waiting,
+            new Promise((resolve) => setTimeout(() => resolve("still waiting after 2 s"), 2_000)),
+          ]);
+          assert.deepEqual(answer, { done: true, value: undefined });
+          // The stream was reset: the plugin's handler ended.
+          await waitFor(() => seen.finallies > before);
+        } finally {
+          session.close();
+        }
       }
     });
   }
