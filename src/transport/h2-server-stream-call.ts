@@ -99,6 +99,10 @@ export class ServerStreamCall<O extends DescMessage>
   /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
   abortWith(reason: unknown): void {
     this.fail(reason);
+    // The caller's cancel or the deadline fired the call's own signal: its
+    // timer and its listener on the caller's signal go now, not when (if
+    // ever) the reader reads the error, which keeps its reason.
+    if (this.call.aborted) this.call.done();
   }
 
   /**

@@ -8,6 +8,7 @@
  * reader that stops reading bounds how far the plugin gets.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -308,6 +309,42 @@ describe("lean server stream = connect-es' transport", () => {
         }
         await waitFor(() => seen.finallies > before);
         assert.match(seen.aborted.at(-1) ?? "", /Canceled|canceled/i);
+      } finally {
+        p.close();
+      }
+    });
+  }
+});
+
+describe("lean server stream: a caller that never reads", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the deadline resets the stream and lets go of the caller's signal`, async () => {
+      const p = pair(url, protocol);
+      try {
+        const before = seen.finallies;
+        const caller = new AbortController();
+        const res = await p.lean.stream(
+          Bench.method.stream,
+          caller.signal,
+          200,
+          { "x-real": "slow" },
+          (async function* () {
+            yield { value: 0n };
+          })(),
+        );
+        assert.equal(getEventListeners(caller.signal, "abort").length, 1);
+        // Never read: the deadline alone ends the stream on both sides.
+        await waitFor(() => seen.finallies > before);
+        assert.equal(getEventListeners(caller.signal, "abort").length, 0);
+        // A late reader still gets the messages, then the deadline.
+        const got: number[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const m of res.message) got.push(m.value[0] ?? -1);
+          })(),
+          (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+        );
+        assert.deepEqual(got, [1, 2]);
       } finally {
         p.close();
       }
