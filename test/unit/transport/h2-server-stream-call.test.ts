@@ -19,6 +19,7 @@ import {
   ConnectError,
   type ConnectRouter,
   type Interceptor,
+  type StreamResponse,
   type Transport,
 } from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
@@ -168,6 +169,24 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       }
       return;
   }
+}
+
+/** Opens Bench's server stream on `transport` (request value 0). */
+function openStream(
+  transport: Transport,
+  header: Record<string, string>,
+  signal?: AbortSignal,
+  timeoutMs?: number,
+): Promise<StreamResponse<typeof Bench.method.stream.input, typeof BytesValueSchema>> {
+  return transport.stream(
+    Bench.method.stream,
+    signal,
+    timeoutMs,
+    header,
+    (async function* () {
+      yield { value: 0n };
+    })(),
+  );
 }
 
 /** What a caller can observe of a server stream. */
@@ -323,15 +342,7 @@ describe("lean server stream: a caller that never reads", () => {
       try {
         const before = seen.finallies;
         const caller = new AbortController();
-        const res = await p.lean.stream(
-          Bench.method.stream,
-          caller.signal,
-          200,
-          { "x-real": "slow" },
-          (async function* () {
-            yield { value: 0n };
-          })(),
-        );
+        const res = await openStream(p.lean, { "x-real": "slow" }, caller.signal, 200);
         assert.equal(getEventListeners(caller.signal, "abort").length, 1);
         // Never read: the deadline alone ends the stream on both sides.
         await waitFor(() => seen.finallies > before);
@@ -364,15 +375,7 @@ describe("lean server stream: return()", () => {
         const t = createProtocolTransport(protocol, session, { baseUrl: url, interceptors });
         try {
           const before = seen.finallies;
-          const res = await t.stream(
-            Bench.method.stream,
-            undefined,
-            undefined,
-            { "x-real": "slow" },
-            (async function* () {
-              yield { value: 0n };
-            })(),
-          );
+          const res = await openStream(t, { "x-real": "slow" });
           const it = res.message[Symbol.asyncIterator]();
           assert.equal((await it.next()).done, false);
           const waiting = it.next();
@@ -396,15 +399,7 @@ describe("lean server stream: a reader a little slower than the plugin", () => {
   test("the queue's arrays stay bounded though the queue never empties", async () => {
     const p = pair(url, "connect");
     try {
-      const res = await p.lean.stream(
-        Bench.method.stream,
-        undefined,
-        undefined,
-        { "x-real": "endless" },
-        (async function* () {
-          yield { value: 0n };
-        })(),
-      );
+      const res = await openStream(p.lean, { "x-real": "endless" });
       const it = res.message[Symbol.asyncIterator]();
       // The queue's own arrays (read, not changed): what it holds on to.
       const queue = res.message as unknown as { items: unknown[] };
@@ -431,15 +426,7 @@ describe("lean server stream: backpressure over HTTP/2", () => {
       const p = pair(url, protocol);
       try {
         seen.produced = 0;
-        const res = await p.lean.stream(
-          Bench.method.stream,
-          undefined,
-          undefined,
-          { "x-real": "endless" },
-          (async function* () {
-            yield { value: 0n };
-          })(),
-        );
+        const res = await openStream(p.lean, { "x-real": "endless" });
         const it = res.message[Symbol.asyncIterator]();
         await it.next();
         // Stop reading: the plugin must stall (no progress for 400 ms) within 5 s.
