@@ -122,6 +122,33 @@ for (const httpVersion of ["2", "1.1"] as const) {
     await plugin.stop();
   });
 
+  for (const protocol of httpVersion === "2"
+    ? (["connect", "grpc"] as const)
+    : (["connect"] as const)) {
+    test(`remote over HTTP/${httpVersion} (${protocol}): a plugin that dies mid-stream fails the stream with Unavailable`, async () => {
+      // The host's lean HTTP/2 server streams settle their call beneath the
+      // interceptors: CallGuard must still see the error before the call's
+      // signal fires (it took a fired signal for the caller's cancel and
+      // passed on "[canceled] http/2 stream closed with error code CANCEL").
+      const plugin = await startNetworkPlugin();
+      const client = kvClient(remote(plugin.url, { httpVersion, protocol }));
+      await client.start();
+      const received: number[] = [];
+      const run = await timed(
+        (async () => {
+          for await (const event of client.dispense("kv").watch({ key: "crash-after:2" }))
+            received.push(event.value[0] ?? -1);
+        })(),
+      );
+      assert.deepEqual(received, [0, 1], "messages before the crash arrived");
+      expectUnavailable(
+        /^lost the connection to plugin http:\/\/127\.0\.0\.1:\d+\/ during the call: /,
+      )(run.error);
+      await client.close();
+      await plugin.stop();
+    });
+  }
+
   test(`remote over HTTP/${httpVersion}: close() ends calls in flight and refuses later ones`, async () => {
     const plugin = await startNetworkPlugin();
     const client = kvClient(remote(plugin.url, { httpVersion }), { gracePeriodMs: 200 });

@@ -109,11 +109,28 @@ export class CallSignal extends CallAbort {
     return e;
   }
 
+  /**
+   * failed(), for a target that settles a stream's call beneath the
+   * interceptors: the error the caller sees now, the signal a macrotask
+   * later, once interceptors (CallGuard) have judged the error with the
+   * signal as the failure found it (not aborted: the plugin's or the
+   * connection's doing, not the caller's), as framed/client.ts' queue does.
+   */
+  failedLater(error: unknown): ConnectError {
+    const e = this.error(error);
+    setImmediate(settleNow, this);
+    return e;
+  }
+
   /** The caller stopped reading a stream. */
   abandon(): void {
     this.abort(new ConnectError("the caller stopped reading the stream", Code.Canceled));
     this.done();
   }
+}
+
+function settleNow(call: CallSignal): void {
+  call.done();
 }
 
 function expire(call: CallAbort): void {

@@ -155,7 +155,7 @@ export class H2Target implements CallTarget {
         req.message,
         req.contextValues,
       )
-      .then((res) => settleWhenRead(res, call));
+      .then((res) => settleWhenRead(res, call, true));
   }
 }
 

@@ -434,11 +434,22 @@ export const sharedEmptyHeader = (): Headers => (emptyHeader ??= new Headers());
 export const isSharedEmptyHeader = (header: Headers): boolean => header === emptyHeader;
 const SHARED_VALUES: ContextValues = createContextValues();
 
-/** The response, its messages settling the call as they end, fail or are abandoned. */
+/**
+ * The response, its messages settling the call as they end, fail or are
+ * abandoned. `beneath`: the interceptors have yet to see the messages (a
+ * target's own stream), so a failure settles the call after they saw the
+ * error (CallSignal.failedLater).
+ */
 export function settleWhenRead<I extends DescMessage, O extends DescMessage>(
   res: StreamResponse<I, O>,
   call: CallSignal,
+  beneath = false,
 ): StreamResponse<I, O> {
+  const failed = beneath
+    ? (error: unknown): never => {
+        throw call.failedLater(error);
+      }
+    : settleFailed(call);
   const it = res.message[Symbol.asyncIterator]();
   const message: AsyncIterable<MessageShape<O>> = {
     [Symbol.asyncIterator]: () => ({
@@ -446,7 +457,7 @@ export function settleWhenRead<I extends DescMessage, O extends DescMessage>(
         it.next().then((n) => {
           if (n.done === true) call.done();
           return n;
-        }, settleFailed(call)),
+        }, failed),
       return: (): Promise<IteratorResult<MessageShape<O>>> => {
         call.abandon();
         return it.return?.() ?? Promise.resolve({ done: true, value: undefined });

@@ -8,12 +8,20 @@
  * reader that stops reading bounds how far the plugin gets.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+} from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
 import { ServerStreamCall } from "../../../src/transport/h2-server-stream-call.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
@@ -163,6 +171,24 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
   }
 }
 
+/** Opens Bench's server stream on `transport` (request value 0). */
+function openStream(
+  transport: Transport,
+  header: Record<string, string>,
+  signal?: AbortSignal,
+  timeoutMs?: number,
+): Promise<StreamResponse<typeof Bench.method.stream.input, typeof BytesValueSchema>> {
+  return transport.stream(
+    Bench.method.stream,
+    signal,
+    timeoutMs,
+    header,
+    (async function* () {
+      yield { value: 0n };
+    })(),
+  );
+}
+
 /** What a caller can observe of a server stream. */
 async function observe(
   transport: Transport,
@@ -309,21 +335,98 @@ describe("lean server stream = connect-es' transport", () => {
   }
 });
 
+describe("lean server stream: a caller that never reads", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the deadline resets the stream and lets go of the caller's signal`, async () => {
+      const p = pair(url, protocol);
+      try {
+        const before = seen.finallies;
+        const caller = new AbortController();
+        const res = await openStream(p.lean, { "x-real": "slow" }, caller.signal, 200);
+        assert.equal(getEventListeners(caller.signal, "abort").length, 1);
+        // Never read: the deadline alone ends the stream on both sides.
+        await waitFor(() => seen.finallies > before);
+        assert.equal(getEventListeners(caller.signal, "abort").length, 0);
+        // A late reader still gets the messages, then the deadline.
+        const got: number[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const m of res.message) got.push(m.value[0] ?? -1);
+          })(),
+          (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded,
+        );
+        assert.deepEqual(got, [1, 2]);
+      } finally {
+        p.close();
+      }
+    });
+  }
+});
+
+describe("lean server stream: return()", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: a next() still waiting when return() is called is answered done, whatever signal the request has`, async () => {
+      // An interceptor's own signal, which the call's abandon does not
+      // reach: return() itself must answer the waiting next() (it hung).
+      const own: Interceptor = (next) => (req) =>
+        next({ ...req, signal: new AbortController().signal });
+      for (const interceptors of [[], [own]]) {
+        const session = new H2Session(url);
+        const t = createProtocolTransport(protocol, session, { baseUrl: url, interceptors });
+        try {
+          const before = seen.finallies;
+          const res = await openStream(t, { "x-real": "slow" });
+          const it = res.message[Symbol.asyncIterator]();
+          assert.equal((await it.next()).done, false);
+          const waiting = it.next();
+          assert.deepEqual(await it.return?.(), { done: true, value: undefined });
+          const answer = await Promise.race([
+            waiting,
+            new Promise((resolve) => setTimeout(() => resolve("still waiting after 2 s"), 2_000)),
+          ]);
+          assert.deepEqual(answer, { done: true, value: undefined });
+          // The stream was reset: the plugin's handler ended.
+          await waitFor(() => seen.finallies > before);
+        } finally {
+          session.close();
+        }
+      }
+    });
+  }
+});
+
+describe("lean server stream: a reader a little slower than the plugin", () => {
+  test("the queue's arrays stay bounded though the queue never empties", async () => {
+    const p = pair(url, "connect");
+    try {
+      const res = await openStream(p.lean, { "x-real": "endless" });
+      const it = res.message[Symbol.asyncIterator]();
+      // The queue's own arrays (read, not changed): what it holds on to.
+      const queue = res.message as unknown as { items: unknown[] };
+      let longest = 0;
+      for (let n = 1; n <= 40_000; n++) {
+        await it.next();
+        // A macrotask now and then: the plugin stays ahead, the queue never empties.
+        if (n % 4 === 0) await new Promise((r) => setImmediate(r));
+        longest = Math.max(longest, queue.items.length);
+      }
+      // 64 KiB of 21-byte envelopes queued at most (about 3,100), plus what the
+      // chunk that crossed it brought.
+      assert.ok(longest < 12_000, `the queue's array reached ${longest} slots`);
+      await it.return?.();
+    } finally {
+      p.close();
+    }
+  });
+});
+
 describe("lean server stream: backpressure over HTTP/2", () => {
   for (const protocol of ["connect", "grpc"] as const) {
     test(`${protocol}: a reader that stops reading bounds the plugin's progress`, async () => {
       const p = pair(url, protocol);
       try {
         seen.produced = 0;
-        const res = await p.lean.stream(
-          Bench.method.stream,
-          undefined,
-          undefined,
-          { "x-real": "endless" },
-          (async function* () {
-            yield { value: 0n };
-          })(),
-        );
+        const res = await openStream(p.lean, { "x-real": "endless" });
         const it = res.message[Symbol.asyncIterator]();
         await it.next();
         // Stop reading: the plugin must stall (no progress for 400 ms) within 5 s.
