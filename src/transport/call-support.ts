@@ -129,6 +129,9 @@ export class CallSignal extends CallAbort {
   }
 }
 
+/** A hook that does nothing: the default of an unset callback (one for all callers). */
+export function noop(): void {}
+
 function settleNow(call: CallSignal): void {
   call.done();
 }

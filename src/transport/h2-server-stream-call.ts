@@ -2,9 +2,9 @@ import * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol";
-import type { CallSignal } from "./call-support.js";
+import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
-import { failSlotOnError, STREAM_SLOT, type H2Session } from "./h2-session.js";
+import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { abortOf, CallAbort, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
@@ -475,17 +475,12 @@ type Listened = http2.ClientHttp2Stream & {
   [STREAM_SLOT]?: ServerStreamCall<DescMessage>;
 };
 
-function noop(): void {}
-
 function callOf(stream: http2.ClientHttp2Stream): ServerStreamCall<DescMessage> | undefined {
   return (stream as Listened)[STREAM_SLOT];
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {
-  const call = callOf(this);
-  if (call === undefined) return;
-  (this as Listened)[STREAM_SLOT] = undefined;
-  call.closed();
+  releaseSlot<ServerStreamCall<DescMessage>>(this)?.closed();
 }
 
 function onResponse(

@@ -148,6 +148,20 @@ export type StreamListener = (this: http2.ClientHttp2Stream) => void;
 export type SlottedStream = http2.ClientHttp2Stream & { [STREAM_SLOT]?: unknown };
 
 /**
+ * Takes a closed stream's call out of its slot (undefined if it had none,
+ * or it was taken already): the lean paths' "close" listeners, after which
+ * no event of the stream follows. node:http2 keeps a closed stream
+ * reachable for a while, and through the call it kept the request, its
+ * promise and the response alive past young-generation GCs, which then
+ * copied and promoted them (docs/http2-client.md, session 12).
+ */
+export function releaseSlot<T>(stream: http2.ClientHttp2Stream): T | undefined {
+  const call = (stream as SlottedStream)[STREAM_SLOT] as T | undefined;
+  if (call !== undefined) (stream as SlottedStream)[STREAM_SLOT] = undefined;
+  return call;
+}
+
+/**
  * The "error" listener of a stream whose slot holds a call (the lean paths'
  * calls, h2-target.ts and h2-server-stream-call.ts): the call fails with
  * the error, unless the server answered and ended the stream while we were

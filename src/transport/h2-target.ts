@@ -9,9 +9,9 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createMethodUrl } from "@connectrpc/connect/protocol";
-import type { CallSignal } from "./call-support.js";
+import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
-import { failSlotOnError, STREAM_SLOT, type H2Session } from "./h2-session.js";
+import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { openServerStream } from "./h2-server-stream-call.js";
 import { abortOf, CallAbort, signalOf, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
@@ -264,21 +264,14 @@ class UnaryCall<I extends DescMessage, O extends DescMessage>
   }
 }
 
-function noop(): void {}
-
 /** The call of a stream; undefined once the stream closed (no event follows "close"). */
 function callOf(stream: http2.ClientHttp2Stream): UnaryCall<DescMessage, DescMessage> | undefined {
   return (stream as Listened)[CALL];
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {
-  const call = callOf(this);
+  const call = releaseSlot<UnaryCall<DescMessage, DescMessage>>(this);
   if (call === undefined) return;
-  // The stream lets go of the call: node:http2 keeps a closed stream
-  // reachable for a while, and through the call it kept the request,
-  // its promise and the response alive past young-generation GCs, which
-  // then copied and promoted them (docs/http2-client.md, session 12).
-  (this as Listened)[CALL] = undefined;
   call.unsubscribe();
   if (!call.finished) call.fail(cut(this, call.reader !== undefined));
 }

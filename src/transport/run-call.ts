@@ -18,6 +18,7 @@ import {
 import {
   applyInterceptors,
   callSignal,
+  noop,
   normalize,
   normalizeIterable,
   type CallSignal,
@@ -417,8 +418,6 @@ let binding: LeanEnd<DescMessage> | undefined;
 function bindEnd(resolve: (value: never) => void, reject: (error: unknown) => void): void {
   (binding as LeanEnd<DescMessage>).bind(resolve as (value: unknown) => void, reject);
 }
-
-function noop(): void {}
 
 const whole = <R>(res: R): R => res;
 const messageOf = <M>(res: { readonly message: M }): M => res.message;

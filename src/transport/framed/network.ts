@@ -357,6 +357,12 @@ class NegotiatingTransport implements CallTarget {
     );
   }
 
+  /**
+   * A stream the runner's interceptors have seen, sent as it is over HTTP:
+   * settled beneath them (`beneath`), so that CallGuard judges a failure
+   * with the call's signal as the failure found it (a plugin gone
+   * mid-stream is Unavailable, not the caller's cancel).
+   */
   private streamOverHttp<I extends DescMessage, O extends DescMessage>(
     http: ClientTransport,
     req: StreamRequest<I, O>,
@@ -364,7 +370,7 @@ class NegotiatingTransport implements CallTarget {
   ): Promise<StreamResponse<I, O>> {
     return http.transport
       .stream(req.method, req.signal, call.timeoutMs, req.header, req.message, req.contextValues)
-      .then((res) => settleWhenRead(res, call));
+      .then((res) => settleWhenRead(res, call, true));
   }
 
   /** Runs a call once a dial has answered, unless the caller gives up first. */

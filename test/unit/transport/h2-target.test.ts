@@ -267,7 +267,7 @@ for (const protocol of ["connect", "grpc"] as const) {
   });
 }
 
-describe("streams (delegated to connect-es' protocol code)", () => {
+describe("streams (server streams on the lean path, client and bidi streams through connect-es' protocol code)", () => {
   let streamServer: http2.Http2Server;
   let url: string;
   /** Resolves when a stream handler saw its call cancelled. */
