@@ -5,7 +5,7 @@ import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol
 import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, CallAbort, type AbortListener } from "./lazy-abort.js";
+import { abortOf, listenAbort, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import {
@@ -14,7 +14,7 @@ import {
   type ResponseHead,
   type ServerStreamWire,
 } from "./server-stream-wire.js";
-import { copyInto } from "./unary-body.js";
+import { copyInto, GrowingBytes } from "./growing-bytes.js";
 import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
 
 /**
@@ -65,9 +65,12 @@ export class ServerStreamCall<O extends DescMessage>
   private header: Headers | undefined;
   private readonly trailer = new Headers();
   private ended: EndOfStream | undefined;
-  /** An envelope begun in an earlier chunk: its head (5 bytes), then a buffer of its full size. */
-  private part: Uint8Array | undefined;
-  private partLength = 0;
+  /**
+   * An envelope begun in an earlier chunk: its head (5 bytes), then the
+   * whole envelope, grown as its bytes arrive (never sized by the peer's
+   * announcement alone, see UPFRONT_BYTES).
+   */
+  private part: GrowingBytes | undefined;
   /** Set at the first compressed envelope: the rest goes through it, in order. */
   private chain: Promise<void> | undefined;
   private items: unknown[] = [];
@@ -246,34 +249,31 @@ export class ServerStreamCall<O extends DescMessage>
     return size;
   }
 
-  /** Keeps the start of an envelope that goes on in the next chunk, in a buffer of `length`. */
+  /** Keeps the start of an envelope that goes on in the next chunk, `length` bytes in all. */
   private begin(bytes: Uint8Array, length: number): void {
-    const part = new Uint8Array(length);
-    part.set(bytes);
+    const part = new GrowingBytes(length);
+    part.fill(bytes, 0);
     this.part = part;
-    this.partLength = bytes.length;
   }
 
   /** Fills the kept envelope from `chunk`; returns where the chunk's own envelopes begin. */
   private continuePart(chunk: Uint8Array): number {
-    let part = this.part as Uint8Array;
+    let part = this.part as GrowingBytes;
     let at = 0;
-    if (this.partLength < 5) {
-      at = Math.min(5 - this.partLength, chunk.length);
-      part.set(chunk.subarray(0, at), this.partLength);
-      this.partLength += at;
-      if (this.partLength < 5) return at;
-      const whole = new Uint8Array(5 + this.sizeAt(part, 0));
-      whole.set(part);
-      this.part = part = whole;
+    if (part.filled < 5) {
+      // Only the head was kept (begin(..., 5)): now the envelope's size is known.
+      at = part.fill(chunk, 0);
+      if (!part.whole) return at;
+      const head = part.bytes();
+      part = new GrowingBytes(5 + this.sizeAt(head, 0));
+      part.fill(head, 0);
+      this.part = part;
     }
-    const take = Math.min(part.length - this.partLength, chunk.length - at);
-    part.set(chunk.subarray(at, at + take), this.partLength);
-    this.partLength += take;
-    at += take;
-    if (this.partLength === part.length) {
+    at += part.fill(chunk, at);
+    if (part.whole) {
       this.part = undefined;
-      this.envelope(part[0] as number, part.subarray(5));
+      const bytes = part.bytes();
+      this.envelope(bytes[0] as number, bytes.subarray(5));
     }
     return at;
   }
@@ -459,8 +459,7 @@ export async function openServerStream<O extends DescMessage>(
       return;
     }
     const c = new ServerStreamCall<O>(stream, req, call, wire, limits, resolve, reject);
-    if (abort instanceof CallAbort) abort.listen(c);
-    else c.unsubscribe = abort.onAbort((reason) => c.fail(reason));
+    listenAbort(abort, call, c);
     (stream as Listened)[STREAM_SLOT] = c as unknown as ServerStreamCall<DescMessage>;
     stream.on("error", failSlotOnError);
     stream.on("response", onResponse);

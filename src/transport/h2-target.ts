@@ -13,7 +13,7 @@ import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { openServerStream } from "./h2-server-stream-call.js";
-import { abortOf, CallAbort, signalOf, type AbortListener } from "./lazy-abort.js";
+import { abortOf, listenAbort, signalOf, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { settleWhenRead, type CallTarget, type UnaryEnd } from "./run-call.js";
 import type { ServerStreamWire } from "./server-stream-wire.js";
@@ -122,8 +122,7 @@ export class H2Target implements CallTarget {
     // it) always ends aborted, when the call settles: the call listens
     // itself and may stay (it then finds the call finished), no hook or
     // unsubscribe closure per call.
-    if (abort instanceof CallAbort) abort.listen(unary);
-    else unary.unsubscribe = abort.onAbort((reason) => unary.fail(reason));
+    listenAbort(abort, call, unary);
     (stream as Listened)[CALL] = unary;
     stream.on("error", failSlotOnError);
     stream.on("response", onResponse);

@@ -166,6 +166,29 @@ function signalView(signal: AbortSignal): AbortView {
 }
 
 /**
+ * Tells `call` of the abort of a request whose abort state (abortOf) is
+ * `abort`, on a lean path whose calls listen themselves: a CallAbort is
+ * listened to (it always ends aborted, when the call settles: no
+ * unsubscribe). A signal an interceptor put in instead gets a hook,
+ * unsubscribed through `call.unsubscribe`, and the runner's own state
+ * (`runner`: the caller's cancel and the deadline) is listened to as
+ * well: an interceptor's signal must not take the deadline away from the
+ * call (connect-es' runners enforce it whatever signal is passed down).
+ */
+export function listenAbort(
+  abort: AbortView,
+  runner: CallAbort,
+  call: AbortListener & { unsubscribe: () => void; fail(reason: unknown): void },
+): void {
+  if (abort instanceof CallAbort) {
+    abort.listen(call);
+    return;
+  }
+  call.unsubscribe = abort.onAbort((reason) => call.fail(reason));
+  runner.listen(call);
+}
+
+/**
  * The AbortSignal to hand to code outside this project (connect-es'
  * transport) for a request: its own, or, for a copy of a LazyRequest made
  * by an interceptor (`{...req}` copies no getter, so it has no `signal`),

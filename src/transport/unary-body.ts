@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { copyInto, GrowingBytes } from "./growing-bytes.js";
 
 /**
  * A unary response body gathered into one buffer, with connect-es' checks
@@ -80,8 +81,8 @@ export class EnvelopeBody {
   /** Length of the envelope being read; -1 while reading a header. */
   private want = -1;
   private dataFill = 0;
-  /** The first envelope's data while it arrives; later envelopes are only counted. */
-  private data: Uint8Array | undefined;
+  /** The first envelope's data while it arrives (grown with it); later envelopes are only counted. */
+  private data: GrowingBytes | undefined;
   /**
    * The first complete envelope, its flags and data in two fields rather
    * than an Envelope object per call (read them with `flags` and `first`).
@@ -126,10 +127,10 @@ export class EnvelopeBody {
         if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
         this.want = length;
         this.dataFill = 0;
-        if (this.firstData === undefined) this.data = new Uint8Array(length);
+        if (this.firstData === undefined) this.data = new GrowingBytes(length);
       } else {
         const n = Math.min(this.want - this.dataFill, chunk.byteLength - at);
-        this.data?.set(chunk.subarray(at, at + n), this.dataFill);
+        this.data?.fill(chunk, at);
         this.dataFill += n;
         at += n;
       }
@@ -140,7 +141,7 @@ export class EnvelopeBody {
   private complete(): void {
     if (this.firstData === undefined) {
       this.firstFlags = this.head?.[0] ?? 0;
-      this.firstData = this.data ?? new Uint8Array(0);
+      this.firstData = this.data?.bytes() ?? new Uint8Array(0);
     } else this.extra = true;
     this.data = undefined;
     this.want = -1;
@@ -182,27 +183,6 @@ export class EnvelopeBody {
       ? new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument)
       : undefined;
   }
-}
-
-/**
- * Copies `length` bytes of `from` (at `start`) into `to` (at `at`): a loop
- * for the small bodies of most calls, where `set(subarray())` would make a
- * view object per copy. The copy is what keeps parsed bytes fields plain
- * Uint8Arrays that hold no more memory than theirs, never views of Node's
- * chunks.
- */
-export function copyInto(
-  to: Uint8Array,
-  at: number,
-  from: Uint8Array,
-  start: number,
-  length: number,
-): void {
-  if (length > 64) {
-    to.set(from.subarray(start, start + length), at);
-    return;
-  }
-  for (let i = 0; i < length; i++) to[at + i] = from[start + i] as number;
 }
 
 /** connect-es' assertReadMaxBytes error. */

@@ -208,6 +208,39 @@ for (const protocol of ["connect", "grpc"] as const) {
       });
     });
 
+    test("an interceptor that gives the request a signal of its own does not take the deadline away (unary, server and bidi streams)", async () => {
+      const ownSignal: Interceptor = (next) => (req) =>
+        next({ ...req, signal: new AbortController().signal });
+      const t = createH2Transport(server.url, {}, { protocol, interceptors: [ownSignal] });
+      const header = { "x-scenario": "hang" };
+      const one = <T>(m: T) =>
+        (async function* () {
+          yield m;
+        })();
+      const deadline = rejectsWith(Code.DeadlineExceeded, "the operation timed out");
+      try {
+        const started = performance.now();
+        await assert.rejects(
+          t.transport.unary(Bench.method.echo, undefined, 150, header, {
+            value: new Uint8Array([1]),
+          }),
+          deadline,
+        );
+        await assert.rejects(
+          t.transport.stream(Bench.method.stream, undefined, 150, header, one({ value: 1n })),
+          deadline,
+        );
+        await assert.rejects(
+          t.transport.stream(GRPCBroker.method.startStream, undefined, 150, header, one({})),
+          deadline,
+        );
+        // Three deadlines of 150 ms, not the server's (it never answers).
+        assert.ok(performance.now() - started < 5_000);
+      } finally {
+        t.close();
+      }
+    });
+
     test("the caller's abort fails the call with Canceled and resets the stream with CANCEL", async () => {
       const id = `${protocol}-cancel`;
       const opened = server.requests.length;
