@@ -5,7 +5,7 @@ import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol
 import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, listenAbort, type AbortListener } from "./lazy-abort.js";
+import { abortOf, listenAbort, type AbortListener, type AbortView } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import {
@@ -444,11 +444,7 @@ export async function openServerStream<O extends DescMessage>(
 ): Promise<StreamResponse<DescMessage, O>> {
   const abort = abortOf(req);
   const path = session.pathOf(req.url);
-  const bodies: Uint8Array[] = [];
-  for await (const message of req.message) {
-    bodies.push(requestBody(req.method.input, message, limits.writeMaxBytes, true));
-  }
-  if (abort.aborted) throw errorFromNode(abort.reason);
+  const bodies = await requestBodies(req, abort, call, limits);
   const headers = wire.requestHeaders(path, req.header, call.timeoutMs);
   return new Promise((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
@@ -468,6 +464,63 @@ export async function openServerStream<O extends DescMessage>(
     stream.on("end", onEnd);
     stream.end(bodies.length === 1 ? bodies[0] : Buffer.concat(bodies));
   });
+}
+
+/**
+ * The request's messages, serialized, read until the iterable ends or the
+ * call is aborted (the caller's cancel, the deadline: see listenAbort),
+ * whichever comes first: an iterable that never ends (or never yields)
+ * must not hold the call past them. On abort the iterable is told to stop
+ * (`return()`, not awaited: a generator waiting inside stops when it wakes).
+ */
+async function requestBodies<O extends DescMessage>(
+  req: StreamRequest<DescMessage, O>,
+  abort: AbortView,
+  call: CallSignal,
+  limits: UnaryLimits,
+): Promise<Uint8Array[]> {
+  if (abort.aborted) throw errorFromNode(abort.reason);
+  const stopped = new Stopped();
+  listenAbort(abort, call, stopped);
+  const it = req.message[Symbol.asyncIterator]();
+  const bodies: Uint8Array[] = [];
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), stopped.promise]);
+      if (next.done === true) break;
+      bodies.push(requestBody(req.method.input, next.value, limits.writeMaxBytes, true));
+    }
+  } catch (e) {
+    if (stopped.reason === undefined) throw e;
+    it.return?.().catch(noop);
+    throw errorFromNode(stopped.reason.value);
+  } finally {
+    stopped.unsubscribe();
+  }
+  if (abort.aborted) throw errorFromNode(abort.reason);
+  return bodies;
+}
+
+/** A promise that rejects when the call is aborted while its request is read (see requestBodies). */
+class Stopped implements AbortListener {
+  unsubscribe: () => void = noop;
+  reason: { readonly value: unknown } | undefined;
+  private reject: (reason: unknown) => void = noop;
+  readonly promise = new Promise<never>((_, reject) => (this.reject = reject));
+
+  constructor() {
+    // Rejected after the request was read, or never: nobody awaits it then.
+    this.promise.catch(noop);
+  }
+
+  abortWith(reason: unknown): void {
+    this.fail(reason);
+  }
+
+  fail(reason: unknown): void {
+    this.reason ??= { value: reason };
+    this.reject(reason);
+  }
 }
 
 type Listened = http2.ClientHttp2Stream & {

@@ -241,6 +241,51 @@ for (const protocol of ["connect", "grpc"] as const) {
       }
     });
 
+    test("a request iterable that never ends: the deadline or the caller's cancel ends the stream and the pulling (server and bidi streams)", async () => {
+      const t = createH2Transport(server.url, {}, { protocol });
+      try {
+        for (const [method, message] of [
+          [Bench.method.stream, { value: 1n }],
+          [GRPCBroker.method.startStream, {}],
+        ] as const) {
+          for (const how of ["deadline", "cancel"] as const) {
+            let pulls = 0;
+            const endless = (async function* () {
+              for (;;) {
+                pulls++;
+                await new Promise((r) => setTimeout(r, 5));
+                yield message;
+              }
+            })();
+            const controller = new AbortController();
+            if (how === "cancel") setTimeout(() => controller.abort(new Error("stop")), 150);
+            await assert.rejects(
+              (async () => {
+                const res = await t.transport.stream(
+                  method as typeof Bench.method.stream,
+                  controller.signal,
+                  how === "deadline" ? 150 : undefined,
+                  { "x-scenario": "hang" },
+                  endless as AsyncIterable<{ value: bigint }>,
+                );
+                for await (const _ of res.message) {
+                  // the server never answers
+                }
+              })(),
+              how === "deadline"
+                ? rejectsWith(Code.DeadlineExceeded, "the operation timed out")
+                : rejectsWith(Code.Canceled, "stop"),
+            );
+            const pulled = pulls;
+            await new Promise((r) => setTimeout(r, 100));
+            assert.equal(pulls, pulled, `${method.name}, ${how}: the iterable is no longer read`);
+          }
+        }
+      } finally {
+        t.close();
+      }
+    });
+
     test("the caller's abort fails the call with Canceled and resets the stream with CANCEL", async () => {
       const id = `${protocol}-cancel`;
       const opened = server.requests.length;
