@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { createClient, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
 import {
@@ -13,6 +14,8 @@ import {
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
+import { GRPCBroker } from "../../../src/gen/plugin/grpc_broker_pb.js";
+import { neverSent } from "../../../src/resilience/retry.js";
 import { kvPlugin } from "../../../examples/kv/definition.js";
 import { waitFor } from "../../helpers.js";
 
@@ -303,5 +306,101 @@ test("sessionStreams: the record of the idle close's stream set; a session it ne
     assert.equal(withIdle?.idle?.size, 0, "the set empties");
   } finally {
     server.close();
+  }
+});
+
+/**
+ * A hand-made HTTP/2 peer on a real socket (node:http2's server cannot send
+ * GOAWAY with last-stream-id 0: it takes 0 for "the last stream processed"):
+ * SETTINGS, then GOAWAY(NO_ERROR, last-stream-id 0) at once (`at: "connect"`)
+ * or when the first HEADERS arrive (`at: "headers"`), refusing every stream.
+ */
+async function goawayPeer(at: "connect" | "headers"): Promise<net.Server> {
+  const frame = (type: number, flags: number, payload = Buffer.alloc(0)): Buffer => {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    return Buffer.concat([head, payload]);
+  };
+  const goaway = frame(7, 0, Buffer.alloc(8));
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    socket.write(frame(4, 0));
+    if (at === "connect") socket.write(goaway);
+    let buf = Buffer.alloc(0);
+    let preface = true;
+    socket.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (preface) {
+        if (buf.length < 24) return;
+        buf = buf.subarray(24);
+        preface = false;
+      }
+      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+        const [type, flags] = [buf[3] as number, buf[4] as number];
+        buf = buf.subarray(9 + buf.readUIntBE(0, 3));
+        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1));
+        if (type === 1 && at === "headers") socket.write(goaway);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
+test("GOAWAY with last-stream-id 0 fails every call at once with Unavailable, as a refused stream a cluster may retry (lean unary and server streams, connect-es bidi)", async () => {
+  for (const at of ["connect", "headers"] as const) {
+    const peer = await goawayPeer(at);
+    const url = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
+    try {
+      for (const protocol of ["connect", "grpc"] as const) {
+        const t = createH2Transport(url, {}, { protocol });
+        const one = <T>(m: T) =>
+          (async function* () {
+            yield m;
+          })();
+        const drain = async (res: Promise<{ message: AsyncIterable<unknown> }>): Promise<void> => {
+          for await (const _ of (await res).message) {
+            // none comes
+          }
+        };
+        try {
+          for (const call of [
+            () => t.transport.unary(Bench.method.echo, undefined, 30_000, undefined, {}),
+            () =>
+              drain(t.transport.stream(Bench.method.stream, undefined, 30_000, undefined, one({}))),
+            () =>
+              drain(
+                t.transport.stream(
+                  GRPCBroker.method.startStream,
+                  undefined,
+                  30_000,
+                  undefined,
+                  one({}),
+                ),
+              ),
+          ]) {
+            const started = performance.now();
+            await assert.rejects(call(), (e: unknown) => {
+              assert.ok(e instanceof ConnectError, String(e));
+              assert.equal(Code[e.code], "Unavailable", e.message);
+              assert.equal(
+                e.rawMessage,
+                "http/2 stream closed with error code REFUSED_STREAM (0x7)",
+              );
+              assert.equal(neverSent(e), true, "never sent: safe to retry");
+              return true;
+            });
+            // Well before the 30 s deadline.
+            assert.ok(performance.now() - started < 5_000, `${at}, ${protocol}`);
+          }
+        } finally {
+          t.close();
+        }
+      }
+    } finally {
+      peer.close();
+    }
   }
 });
