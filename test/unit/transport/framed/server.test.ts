@@ -7,9 +7,6 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import * as net from "node:net";
-import { join } from "node:path";
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import {
@@ -18,9 +15,7 @@ import {
   WatchEventSchema,
 } from "../../../../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { FlatEncoder } from "../../../../src/transport/codec/flat-encoder.js";
-import { createFramedTransport } from "../../../../src/transport/framed/client.js";
-import { serveFramedStream } from "../../../../src/transport/framed/server.js";
-import { tempDir } from "../../../helpers.js";
+import { framedUnixTransport } from "../../../framed-unix.js";
 
 const routes = (router: ConnectRouter): void => {
   router.service(KV, {
@@ -36,14 +31,7 @@ const routes = (router: ConnectRouter): void => {
 
 /** A KV client on a framed server over a unix socket. */
 async function kvClient(t: TestContext): Promise<ReturnType<typeof createClient<typeof KV>>> {
-  const server = net.createServer((socket) => serveFramedStream(routes, socket));
-  const path = join(tempDir("framed-server-"), "s.sock");
-  server.listen(path);
-  await once(server, "listening");
-  t.after(() => server.close());
-  const transport = createFramedTransport({ network: "unix", address: path });
-  t.after(() => transport.close());
-  return createClient(KV, transport.transport);
+  return createClient(KV, await framedUnixTransport(t, routes));
 }
 
 /**
