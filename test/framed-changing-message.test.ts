@@ -7,15 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import * as net from "node:net";
-import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { KV, PutRequestSchema, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
-import { createFramedTransport } from "../src/transport/framed/client.js";
-import { serveFramedStream } from "../src/transport/framed/server.js";
-import { tempDir } from "./helpers.js";
+import { framedUnixTransport } from "./framed-unix.js";
 
 test("a streamed message whose fields change on each read arrives whole, and the stream goes on", async (t) => {
   const routes = (router: ConnectRouter): void => {
@@ -43,14 +38,7 @@ test("a streamed message whose fields change on each read arrives whole, and the
       },
     });
   };
-  const server = net.createServer((socket) => serveFramedStream(routes, socket));
-  const path = join(tempDir("framed-changing-"), "s.sock");
-  server.listen(path);
-  await once(server, "listening");
-  t.after(() => server.close());
-  const transport = createFramedTransport({ network: "unix", address: path });
-  t.after(() => transport.close());
-  const client = createClient(KV, transport.transport);
+  const client = createClient(KV, await framedUnixTransport(t, routes));
   const keys: string[] = [];
   for await (const event of client.watch({ key: "k" })) {
     assert.ok(["a-long-key-read-first", "k", "last"].includes(event.key), event.key);
@@ -79,14 +67,7 @@ test("a request whose getter sends another request of the same type while it is 
       async *watch() {},
     });
   };
-  const server = net.createServer((socket) => serveFramedStream(routes, socket));
-  const path = join(tempDir("framed-nested-"), "s.sock");
-  server.listen(path);
-  await once(server, "listening");
-  t.after(() => server.close());
-  const transport = createFramedTransport({ network: "unix", address: path });
-  t.after(() => transport.close());
-  const client = createClient(KV, transport.transport);
+  const client = createClient(KV, await framedUnixTransport(t, routes));
   await client.put({ key: "warm", value: Uint8Array.of(0) });
   let inner: Promise<unknown> | undefined;
   const outer = create(PutRequestSchema, { key: "outer" });

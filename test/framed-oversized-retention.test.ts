@@ -6,17 +6,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import * as net from "node:net";
-import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { GetResponseSchema, KV, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
-import { createFramedTransport } from "../src/transport/framed/client.js";
-import { serveFramedStream } from "../src/transport/framed/server.js";
-import { tempDir } from "./helpers.js";
+import { framedUnixTransport } from "./framed-unix.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -49,16 +44,7 @@ for (const kind of ["unary", "server stream"] as const) {
         },
       });
     };
-    const server = net.createServer((socket) =>
-      serveFramedStream(routes, socket, { writeMaxBytes: 1024 }),
-    );
-    const path = join(tempDir("framed-retain-"), "s.sock");
-    server.listen(path);
-    await once(server, "listening");
-    t.after(() => server.close());
-    const transport = createFramedTransport({ network: "unix", address: path });
-    t.after(() => transport.close());
-    const client = createClient(KV, transport.transport);
+    const client = createClient(KV, await framedUnixTransport(t, routes, { writeMaxBytes: 1024 }));
     const call = async (): Promise<unknown> => {
       if (kind === "unary") return client.get({ key: "k" });
       for await (const m of client.watch({ key: "k" })) void m;

@@ -44,7 +44,11 @@ after(async () => {
   await networkTls.stop();
 });
 
-const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
+/**
+ * `connectEs`: the plugin's handlers run in connect-es' own handler (its
+ * HandlerContext, with connect-es' internals), not in one of ours.
+ */
+const locations: Array<[string, () => PluginSource, { bidi: boolean; connectEs?: boolean }]> = [
   ["subprocess", () => fixture("kv"), { bidi: true }],
   // A subprocess that speaks only HTTP/2 (as plugins in other languages do).
   [
@@ -66,7 +70,7 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
   [
     "remote over gRPC-web on HTTP/1.1",
     () => remote(network.url, { protocol: "grpc-web", httpVersion: "1.1" }),
-    { bidi: false },
+    { bidi: false, connectEs: true },
   ],
   // The default for a connect-plugin server in network mode: framed, negotiated on its port.
   ["remote over framed", () => remote(network.url, { transport: "framed" }), { bidi: true }],
@@ -80,17 +84,21 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean }]> = [
     { bidi: true },
   ],
   // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
-  ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
+  [
+    "remote over HTTP/1.1",
+    () => remote(network.url, { httpVersion: "1.1" }),
+    { bidi: false, connectEs: true },
+  ],
   ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],
   // Copies every message through its wire form, as a subprocess would.
   [
     "in process, serialize mode",
     () => inProcess(faultyKvDefinition(), { mode: "serialize" }),
-    { bidi: true },
+    { bidi: true, connectEs: true },
   ],
 ];
 
-for (const [where, source, { bidi }] of locations) {
+for (const [where, source, { bidi, connectEs = false }] of locations) {
   describe(`KV plugin ${where}`, () => {
     let client: PluginClient<{ kv: typeof KV }>;
     before(async () => {
@@ -316,6 +324,16 @@ for (const [where, source, { bidi }] of locations) {
       const kv = client.dispense("kv");
       const res = await kv.get({ key: "copy" }, { timeoutMs: 5_000 });
       assert.equal(decode(res.value), "", "properties the copy lacks or has otherwise");
+    });
+
+    test("a copy of the handler's context ({ ...ctx }) carries no transport state: only HandlerContext's keys", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.get({ key: "copy-keys" }, { timeoutMs: 5_000 });
+      // connect-es' own context (createHandlerContext) copies its init and abort().
+      const expected = connectEs
+        ? "abort,contextValues,impl,kind,requestSignal,shutdownSignal;0"
+        : ";0";
+      assert.equal(decode(res.value), expected, "keys beyond HandlerContext's; symbol keys");
     });
 
     test("a timeout beyond setTimeout's 24.8 days is no deadline (it used to fire after 1 ms)", async () => {

@@ -15,7 +15,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { applyInterceptors, normalize } from "./call-support.js";
-import type { CallContext } from "./handler-context.js";
+import { handlerView, type CallContext } from "./handler-context.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { newRequest } from "./run-call.js";
 
@@ -46,7 +46,7 @@ export function invokeUnary(
   interceptors: readonly Interceptor[],
 ): Promise<unknown> {
   const output = spec.method.output;
-  if (interceptors.length === 0) return answer(spec, input, ctx, output, asMessage);
+  if (interceptors.length === 0) return answer(spec, input, handlerView(ctx), output, asMessage);
   const req = handlerRequest<UnaryRequest>(spec.method, ctx, false, input);
   const anyFn = (r: UnaryRequest): Promise<UnaryResponse> => {
     let handlerCtx: HandlerContext;
@@ -145,7 +145,7 @@ function contextFor(
   req: UnaryRequest | StreamRequest,
   ctx: CallContext,
 ): HandlerContext {
-  if (r === req) return ctx;
+  if (r === req) return handlerView(ctx);
   return {
     ...ctx,
     service: r.service,
@@ -183,7 +183,7 @@ export async function invokeServerStream(
   interceptors: readonly Interceptor[],
 ): Promise<AsyncIterable<unknown>> {
   const output = spec.method.output;
-  if (interceptors.length === 0) return normalizeStream(output, spec.impl(input, ctx));
+  if (interceptors.length === 0) return normalizeStream(output, spec.impl(input, handlerView(ctx)));
   const req = handlerRequest<StreamRequest>(spec.method, ctx, true, singleMessage(input));
   const anyFn = async (r: StreamRequest): Promise<StreamResponse> => {
     const message = r === req ? input : await onlyMessage(r.message);

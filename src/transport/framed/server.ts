@@ -528,11 +528,19 @@ class ServerConnection {
           this.fail(id, call, error);
           return;
         }
-        this.settled(id);
         const header = headersToPairs(ctx.responseHeader);
-        const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.header, id, header && jsonPayload(header));
-        this.encoder.send(this.out, FrameType.message, id);
+        try {
+          // Throws Internal if the encoder wrote other than it measured;
+          // then no byte of the message was queued, and the trailer after
+          // the header carries the error (the call is still open here).
+          this.encoder.send(this.out, FrameType.message, id);
+        } catch (error) {
+          this.fail(id, call, error, true);
+          return;
+        }
+        this.settled(id);
+        const trailer = headersToPairs(ctx.responseTrailer);
         this.out.frame(FrameType.trailer, id, trailer && jsonPayload({ t: trailer }));
         ctx.abort(callDone());
       },
