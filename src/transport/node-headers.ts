@@ -25,13 +25,22 @@ export function webHeadersToNode(
   header: Headers,
   into: http.OutgoingHttpHeaders = {},
 ): http.OutgoingHttpHeaders {
-  header.forEach((value, key) => {
-    const existing = into[key];
-    if (existing === undefined) into[key] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else into[key] = [String(existing), value];
-  });
+  // The object to fill is forEach's `this`: no closure per call.
+  header.forEach(appendTo, into);
   return into;
+}
+
+/** Adds a header to a Node header object; a repeated name becomes an array. */
+export function appendHeader(into: http.OutgoingHttpHeaders, key: string, value: string): void {
+  const existing = into[key];
+  if (existing === undefined) into[key] = value;
+  else if (Array.isArray(existing)) existing.push(value);
+  else into[key] = [String(existing), value];
+}
+
+/** webHeadersToNode's forEach callback, the object to fill as `this`. */
+function appendTo(this: http.OutgoingHttpHeaders, value: string, key: string): void {
+  appendHeader(this, key, value);
 }
 
 /**

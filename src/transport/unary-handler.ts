@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
-import type { ContextValues } from "@connectrpc/connect";
+import type { ConnectError, ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
@@ -151,7 +151,7 @@ export class LeanUnary {
           call.fail(error);
           return;
         }
-        call.answer(() => call.wire.ok(call.out(), bytes));
+        call.answer(bytes);
       },
       (error: unknown) => call.fail(error),
     );
@@ -186,16 +186,20 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
   return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
 }
 
-/** One call on the lean path, from its first body byte to the end of its response. */
-class LeanCall extends LeanBodyCall {
+/**
+ * One call on the lean path, from its first body byte to the end of its
+ * response. It is its own Answer (what the wire reads to respond): no
+ * object per response for that.
+ */
+class LeanCall extends LeanBodyCall implements Answer {
   constructor(
     private readonly lean: LeanUnary,
     stream: http2.ServerHttp2Stream,
     body: Readable,
-    private readonly res: Sink,
+    readonly res: Sink,
     readonly wire: UnaryWire,
     ctx: CallContext,
-    private readonly compression: Answer["compression"],
+    readonly compression: Answer["compression"],
     handOver: HandOver,
     /** The record of the call's session (h2-idle.ts), which counts this call while it is open. */
     private readonly open: SessionStreams | undefined,
@@ -223,28 +227,37 @@ class LeanCall extends LeanBodyCall {
     this.lean.run(this, message);
   }
 
-  out(): Answer {
-    return {
-      res: this.res,
-      responseHeader: this.ctx.responseHeader,
-      responseTrailer: this.ctx.responseTrailer,
-      compression: this.compression,
-      options: this.lean.answerOptions,
-      concurrent: this.open !== undefined && this.open.calls > 1,
-    };
+  get responseHeader(): Headers {
+    return this.ctx.responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    return this.ctx.responseTrailer;
+  }
+
+  get options(): Answer["options"] {
+    return this.lean.answerOptions;
+  }
+
+  get concurrent(): boolean {
+    return this.open !== undefined && this.open.calls > 1;
   }
 
   /**
-   * Sends the response; the call is over once it is handed to node:http2
-   * (at once, or when `send`'s promise, if any, resolves).
+   * Sends the response: the message's bytes, or the error. The call is
+   * over once it is handed to node:http2 (at once, or when the wire's
+   * promise, if any, resolves).
    */
-  answer(send: () => Promise<void> | undefined): void {
+  answer(outcome: Uint8Array | ConnectError): void {
     // Done already: the client went away (its reset aborted the context), nobody to answer.
     if (this.done) return;
     this.done = true;
     let sent: Promise<void> | undefined;
     try {
-      sent = send();
+      sent =
+        outcome instanceof Uint8Array
+          ? this.wire.ok(this, outcome)
+          : this.wire.error(this, outcome);
     } catch {
       // node:http2 may refuse a header right here.
       this.failed();
@@ -270,8 +283,7 @@ class LeanCall extends LeanBodyCall {
   fail(error: unknown): void {
     if (this.done) return;
     // As connect-es: a ConnectError as it is, anything else "internal error".
-    const ce = handlerError(error);
-    this.answer(() => this.wire.error(this.out(), ce));
+    this.answer(handlerError(error));
   }
 }
 

@@ -4,7 +4,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
+import { appendHeader, refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
 
 /**
  * How the lean unary path (unary-handler.ts) answers in one protocol: the
@@ -105,7 +105,8 @@ function sendConnect(
 
 /** The rest of sendConnect, once the body is final. */
 function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8Array): void {
-  out.responseTrailer.forEach((value, key) => appendHeader(headers, `trailer-${key}`, value));
+  // The headers are forEach's `this`: no closure per call.
+  out.responseTrailer.forEach(appendTrailer, headers);
   headers["content-length"] = String(body.byteLength);
   // Alone on its session, the body's DATA frame ends the stream: headers and
   // body go in one write, and the client reads once (docs/http2-client.md,
@@ -299,11 +300,9 @@ function warnConnectionHeader(): void {
   );
 }
 
-function appendHeader(headers: http2.OutgoingHttpHeaders, key: string, value: string): void {
-  const existing = headers[key];
-  if (existing === undefined) headers[key] = value;
-  else if (Array.isArray(existing)) existing.push(value);
-  else headers[key] = [String(existing), value];
+/** endConnect's forEach callback: a trailer as a `trailer-` header of `this`, the response headers. */
+function appendTrailer(this: http2.OutgoingHttpHeaders, value: string, key: string): void {
+  appendHeader(this, `trailer-${key}`, value);
 }
 
 /**

@@ -27,7 +27,9 @@ export interface HandlerSeen {
 }
 
 /**
- * Echo's commands: "ok" (headers, a repeated header, a trailer), "big"
+ * Echo's commands: "ok" (headers, a repeated header, a trailer),
+ * "cookies" (set-cookie twice in the headers and twice in the trailers:
+ * values that stay apart), "big"
  * (2,000 bytes), "too-big" (writeMax + 1 bytes), "fail" (an error with
  * metadata, details, headers and trailers), "throw" (a plain Error),
  * "connection-header" (a header node's compatibility response drops),
@@ -65,6 +67,12 @@ export function commandRoutes(
             ctx.responseHeader.append("x-many", "2");
             ctx.responseTrailer.set("x-trailer", "t");
             return { value: new Uint8Array([1, 2, 3]) };
+          case "cookies":
+            ctx.responseHeader.append("set-cookie", "a=1");
+            ctx.responseHeader.append("set-cookie", "b=2");
+            ctx.responseTrailer.append("set-cookie", "c=3");
+            ctx.responseTrailer.append("set-cookie", "d=4");
+            return { value: new Uint8Array([1]) };
           case "big":
             return { value: new Uint8Array(2000).fill(7) };
           case "too-big":

@@ -144,6 +144,14 @@ for (const protocol of ["connect", "grpc"] as const) {
     else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
   });
 
+  test(`${protocol}: set-cookie twice in headers and trailers: both values, as connect-es sends them`, async () => {
+    const x = await same(...request(protocol, "cookies"), true);
+    assert.deepEqual(x.headers["set-cookie"], ["a=1", "b=2"]);
+    // Two `trailer-set-cookie` fields, which node's client joins (only set-cookie stays a list).
+    if (protocol === "connect") assert.equal(x.headers["trailer-set-cookie"], "c=3, d=4");
+    else assert.deepEqual(x.trailers?.["set-cookie"], ["c=3", "d=4"]);
+  });
+
   test(`${protocol}: the handler reads the same request headers on both paths`, async () => {
     const x = await same(
       ...request(protocol, "request-headers", {
