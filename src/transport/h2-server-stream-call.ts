@@ -5,7 +5,13 @@ import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol
 import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortOf, listenAbort, type AbortListener, type AbortView } from "./lazy-abort.js";
+import {
+  abortedBefore,
+  abortOf,
+  listenAbort,
+  type AbortListener,
+  type AbortView,
+} from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import {
@@ -479,7 +485,8 @@ async function requestBodies<O extends DescMessage>(
   call: CallSignal,
   limits: UnaryLimits,
 ): Promise<Uint8Array[]> {
-  if (abort.aborted) throw errorFromNode(abort.reason);
+  const gone = abortedBefore(abort, call);
+  if (gone !== undefined) throw errorFromNode(gone.reason);
   const stopped = new Stopped();
   listenAbort(abort, call, stopped);
   const it = req.message[Symbol.asyncIterator]();
@@ -488,17 +495,34 @@ async function requestBodies<O extends DescMessage>(
     for (;;) {
       const next = await Promise.race([it.next(), stopped.promise]);
       if (next.done === true) break;
-      bodies.push(requestBody(req.method.input, next.value, limits.writeMaxBytes, true));
+      try {
+        bodies.push(requestBody(req.method.input, next.value, limits.writeMaxBytes, true));
+      } catch (e) {
+        // A message too large or not serializable ends the call: the
+        // iterable is told so, as a `for await` would.
+        stopIterator(it);
+        throw e;
+      }
     }
   } catch (e) {
     if (stopped.reason === undefined) throw e;
-    it.return?.().catch(noop);
+    stopIterator(it);
     throw errorFromNode(stopped.reason.value);
   } finally {
     stopped.unsubscribe();
   }
-  if (abort.aborted) throw errorFromNode(abort.reason);
+  const after = abortedBefore(abort, call);
+  if (after !== undefined) throw errorFromNode(after.reason);
   return bodies;
+}
+
+/** Tells an iterator to stop, not waiting for it; its own failure to stop is not the call's. */
+function stopIterator(it: AsyncIterator<unknown>): void {
+  try {
+    void Promise.resolve(it.return?.()).catch(noop);
+  } catch {
+    // return() threw at once: the call fails with its own error anyway.
+  }
 }
 
 /** A promise that rejects when the call is aborted while its request is read (see requestBodies). */

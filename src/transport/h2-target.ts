@@ -13,7 +13,7 @@ import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { openServerStream } from "./h2-server-stream-call.js";
-import { abortOf, listenAbort, signalOf, type AbortListener } from "./lazy-abort.js";
+import { abortedBefore, abortOf, listenAbort, signalOf, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { settleWhenRead, type CallTarget, type UnaryEnd } from "./run-call.js";
 import type { ServerStreamWire } from "./server-stream-wire.js";
@@ -90,8 +90,9 @@ export class H2Target implements CallTarget {
     end: CallEnd<O>,
   ): void {
     const abort = abortOf(req);
-    if (abort.aborted) {
-      end.fail(errorFromNode(abort.reason));
+    const gone = abortedBefore(abort, call);
+    if (gone !== undefined) {
+      end.fail(errorFromNode(gone.reason));
       return;
     }
     let path: string;

@@ -92,18 +92,17 @@ export function handlerView(ctx: CallContext): HandlerContext {
   return new Proxy(ctx, VIEW);
 }
 
-const signalGetter = function (this: HandlerContext): AbortSignal {
-  return this.signal;
-};
-
 const VIEW: ProxyHandler<CallContext> = {
   // The target's own properties and getters, read on the target (whose
   // private fields a getter called on the Proxy could not reach).
   get: (t, key) => (t as unknown as Record<PropertyKey, unknown>)[key],
   ownKeys: (t) => [...Reflect.ownKeys(t), "signal"],
   getOwnPropertyDescriptor: (t, key) =>
+    // A data descriptor: a copy made from descriptors
+    // (Object.defineProperties, Object.create) gets the signal itself, not
+    // a getter that would read `signal` on the copy (itself, endlessly).
     key === "signal"
-      ? { get: signalGetter, set: undefined, enumerable: true, configurable: true }
+      ? { value: t.signal, writable: false, enumerable: true, configurable: true }
       : Reflect.getOwnPropertyDescriptor(t, key),
 };
 

@@ -166,6 +166,21 @@ function signalView(signal: AbortSignal): AbortView {
 }
 
 /**
+ * The abort state that has already ended a call before it is sent: the
+ * request's (`abort`, maybe an interceptor's signal), else the runner's
+ * (the caller's cancel, the deadline), which an interceptor's own signal
+ * must not hide: an interceptor that awaits past the deadline and then
+ * passes its own signal down would otherwise send a call nobody waits for.
+ */
+export function abortedBefore(
+  abort: AbortView,
+  runner: CallAbort,
+): { readonly reason: unknown } | undefined {
+  if (abort.aborted) return abort;
+  return runner.aborted ? runner : undefined;
+}
+
+/**
  * Tells `call` of the abort of a request whose abort state (abortOf) is
  * `abort`, on a lean path whose calls listen themselves: a CallAbort is
  * listened to (it always ends aborted, when the call settles: no

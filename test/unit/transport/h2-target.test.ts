@@ -242,6 +242,94 @@ for (const protocol of ["connect", "grpc"] as const) {
       }
     });
 
+    test("an interceptor that passes its own signal after the deadline or the cancel: the call fails at once, nothing is sent (unary and server streams; bidi: the deadline)", async () => {
+      const late: Interceptor = (next) => async (req) => {
+        await new Promise((r) => setTimeout(r, 200));
+        return next({ ...req, signal: new AbortController().signal });
+      };
+      const t = createH2Transport(server.url, {}, { protocol, interceptors: [late] });
+      const header = { "x-scenario": "hang" };
+      const one = <T>(m: T) =>
+        (async function* () {
+          yield m;
+        })();
+      const opened = server.requests.length;
+      try {
+        for (const how of ["deadline", "cancel"] as const) {
+          const signal = () => {
+            if (how === "deadline") return undefined;
+            const controller = new AbortController();
+            setTimeout(() => controller.abort(new Error("stop")), 50);
+            return controller.signal;
+          };
+          const timeout = how === "deadline" ? 50 : undefined;
+          const ended =
+            how === "deadline"
+              ? rejectsWith(Code.DeadlineExceeded, "the operation timed out")
+              : rejectsWith(Code.Canceled, "stop");
+          const started = performance.now();
+          await assert.rejects(
+            t.transport.unary(Bench.method.echo, signal(), timeout, header, {
+              value: new Uint8Array([1]),
+            }),
+            ended,
+          );
+          await assert.rejects(
+            t.transport.stream(Bench.method.stream, signal(), timeout, header, one({ value: 1n })),
+            ended,
+          );
+          // Bidi streams run connect-es' code, which keeps its own deadline
+          // but follows the cancel through the request's signal only (as
+          // connect-es' own transports do): not checked for the cancel.
+          if (how === "deadline") {
+            await assert.rejects(
+              t.transport.stream(GRPCBroker.method.startStream, signal(), timeout, header, one({})),
+              ended,
+            );
+          }
+          // Each call ends when the interceptor calls on (200 ms), not never.
+          assert.ok(performance.now() - started < 5_000, how);
+        }
+        // Lean unary and server streams send nothing once the call is over.
+        const lean = new Set([Bench.method.echo.name, Bench.method.stream.name]);
+        const sent = server.requests
+          .slice(opened)
+          .filter((h) => lean.has(String(h[":path"]).split("/").pop() ?? ""));
+        assert.deepEqual(sent, []);
+      } finally {
+        t.close();
+      }
+    });
+
+    test("a request message too large for writeMaxBytes ends the call and stops the request iterable (its finally runs)", async () => {
+      const t = createH2Transport(server.url, {}, { protocol, writeMaxBytes: 4 });
+      let stopped = false;
+      const requests = (async function* () {
+        try {
+          yield { value: 123456789n };
+          yield { value: 1n };
+        } finally {
+          stopped = true;
+        }
+      })();
+      try {
+        await assert.rejects(
+          t.transport.stream(
+            Bench.method.stream,
+            undefined,
+            1_000,
+            { "x-scenario": "hang" },
+            requests,
+          ),
+          rejectsWith(Code.ResourceExhausted, /larger than configured writeMaxBytes 4/),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(stopped, true);
+      } finally {
+        t.close();
+      }
+    });
+
     test("a request iterable that never ends: the deadline or the caller's cancel ends the stream and the pulling (server and bidi streams)", async () => {
       const t = createH2Transport(server.url, {}, { protocol });
       try {
