@@ -49,6 +49,13 @@ async function withTransport<T>(
   }
 }
 
+/** A request stream of one message. */
+function one<T>(m: T): AsyncIterable<T> {
+  return (async function* () {
+    yield m;
+  })();
+}
+
 function rejectsWith(code: Code, rawMessage: string | RegExp) {
   return (e: unknown): boolean => {
     assert.ok(e instanceof ConnectError, String(e));
@@ -214,10 +221,6 @@ for (const protocol of ["connect", "grpc"] as const) {
         next({ ...req, signal: new AbortController().signal });
       const t = createH2Transport(server.url, {}, { protocol, interceptors: [ownSignal] });
       const header = { "x-scenario": "hang" };
-      const one = <T>(m: T) =>
-        (async function* () {
-          yield m;
-        })();
       const deadline = rejectsWith(Code.DeadlineExceeded, "the operation timed out");
       try {
         const started = performance.now();
@@ -249,10 +252,6 @@ for (const protocol of ["connect", "grpc"] as const) {
       };
       const t = createH2Transport(server.url, {}, { protocol, interceptors: [late] });
       const header = { "x-scenario": "hang" };
-      const one = <T>(m: T) =>
-        (async function* () {
-          yield m;
-        })();
       const opened = server.requests.length;
       try {
         for (const how of ["deadline", "cancel"] as const) {
