@@ -14,13 +14,30 @@
  *   --before DIR   also run the host and plugin of another build's dist/
  *                  (a checkout of main, built), each in its own host process
  *   --go           also go-plugin's Go host with its Go plugin (go build)
+ *   --instructions also the instructions the bundled (and snapshot) plugins
+ *                  execute to their first answer, and node -e 0 to its exit, counted once under
+ *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
+ *                  the same in every run whatever the load, about 20 s a launch
+ *   --no-extra-ca  unset NODE_EXTRA_CA_CERTS for every process the bench starts.
+ *                  Node 20 parses that file, and its own root certificates,
+ *                  when any process starts (node -e 0 included): with a
+ *                  system bundle of 144 certificates, about 420 M
+ *                  instructions, five times the rest of `node -e 0`. Some
+ *                  machines set it (the one these figures come from did); a
+ *                  plugin user's usually does not. The output says which.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import {
+  callgrindAvailable,
+  firstAnswerInstructions,
+  nodeBootInstructions,
+} from "./cold-instructions.js";
 import { GoPluginHost } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { GO_PLUGIN } from "./report.js";
@@ -33,6 +50,12 @@ const option = (name: string): string | undefined => {
 };
 const rounds = Number(option("--rounds") ?? 15);
 const before = option("--before");
+const instructions = args.includes("--instructions");
+if (args.includes("--no-extra-ca")) delete process.env.NODE_EXTRA_CA_CERTS;
+const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+if (instructions && !(await callgrindAvailable())) {
+  throw new Error("--instructions needs valgrind on PATH (scripts/setup-test-deps.sh installs it)");
+}
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
 /** A host process (bench/cold-host.ts) of one build. */
@@ -91,6 +114,10 @@ const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
     },
   },
 ];
+/** Instruction counts (--instructions): node -e 0, then each build's Node plugins. */
+const counts: Array<{ name: string; count: () => Promise<number> }> = [
+  { name: NODE_BOOT, count: nodeBootInstructions },
+];
 const hosts: ColdHost[] = [];
 for (const [label, dist] of [
   ...(before !== undefined ? [["before", before] as const] : []),
@@ -104,11 +131,23 @@ for (const [label, dist] of [
     { name: `${prefix}Node plugin bundled, framed + AutoMTLS`, run: () => host.cold(true, true) },
     { name: `${prefix}Node plugin, framed, autoMTLS: false`, run: () => host.cold(false, false) },
   );
+  // The files the build's host launches (its bench/bundle.ts writes the bundle and blob).
+  const bench = join(dist ?? fileURLToPath(new URL("../", import.meta.url)), "bench");
+  const bundled = [join(bench, "plugin-bundle", "plugin.mjs")];
+  counts.push({
+    name: `${prefix}Node plugin bundled, framed + AutoMTLS`,
+    count: () => firstAnswerInstructions(bundled, true),
+  });
   // A startup snapshot of the bundled plugin (connect-plugin snapshot): this build only.
   if (dist === undefined) {
     contenders.push({
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
       run: () => host.cold(true, true, true),
+    });
+    const blob = ["--snapshot-blob", join(bench, "plugin-snapshot", "plugin.blob")];
+    counts.push({
+      name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
+      count: () => firstAnswerInstructions(blob, true),
     });
   }
 }
@@ -143,6 +182,10 @@ const lines = [
     `load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")} at the end (a shared machine: compare within the run only).`,
+  extraCa === undefined
+    ? "NODE_EXTRA_CA_CERTS is not set."
+    : `NODE_EXTRA_CA_CERTS=${extraCa}: every Node process here, node -e 0 included, parses ` +
+      "it and Node's root certificates when it starts (--no-extra-ca measures without).",
   "",
   "| contender | median ms | min ms | max ms | median / node -e 0 | per-round ratio, median | CPU ms, median | CPU / node -e 0 |",
   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -159,3 +202,21 @@ for (const c of contenders) {
   );
 }
 process.stdout.write(`${lines.join("\n")}\n`);
+if (instructions) {
+  log("counting instructions under callgrind");
+  const counted = new Map<string, number>();
+  for (const c of counts) counted.set(c.name, await c.count());
+  const bootCount = counted.get(NODE_BOOT) ?? NaN;
+  const out = [
+    "",
+    "Instructions executed to the first answer (node -e 0: to its exit), valgrind's callgrind, " +
+      "once each (load-independent):",
+    "",
+    "| contender | instructions, M | / node -e 0 |",
+    "| --- | ---: | ---: |",
+  ];
+  for (const [name, n] of counted) {
+    out.push(`| ${name} | ${(n / 1e6).toFixed(1)} | ${(n / bootCount).toFixed(2)}× |`);
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+}

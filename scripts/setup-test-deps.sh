@@ -8,7 +8,8 @@ set -euo pipefail
 # are real servers that the tests start on loopback ports; kubectl applies
 # deploy/kubernetes/ to a real kube-apiserver; buildah builds the plugin image;
 # chromium (headless, driven by playwright-core) runs the browser example and
-# the status page.
+# the status page; valgrind counts a cold start's instructions
+# (`npm run bench:cold -- --instructions`).
 debian_packages=(
   "openssl:openssl"
   "dnsmasq:dnsmasq-base"
@@ -21,6 +22,7 @@ debian_packages=(
   "prometheus:prometheus"
   "sqlite3:sqlite3"
   "chromium:chromium"
+  "valgrind:valgrind"
 )
 # PostgreSQL's server binaries are not on PATH (/usr/lib/postgresql/N/bin);
 # the seed examples' tests start one with initdb and postgres directly.
