@@ -11,11 +11,11 @@
  * blocks: the host's (process.cpuUsage, this process) and the plugin's
  * (utime + stime of all its threads from /proc/PID/stat, 10 ms ticks).
  */
-import { execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { remote } from "../src/index.js";
 import { connectOps, fromOps, openPlugin, type Contender } from "./contenders.js";
 import { firstMatch } from "./child-output.js";
+import { processCpuUs } from "./proc-cpu.js";
 import { median, round } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -30,15 +30,6 @@ const protocol = (option("protocol") ?? "connect") as "connect" | "grpc";
 const blocks = Number(option("blocks") ?? 30);
 const n = Number(option("n") ?? 200);
 const ms = Number(option("ms") ?? 300);
-
-const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString());
-
-/** utime + stime of the whole process, µs. */
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-}
 
 const hostCpu = (): number => {
   const u = process.cpuUsage();
@@ -79,10 +70,10 @@ for (let i = 0; i < blocks; i++) {
         ] as const);
   for (const [label, c] of order) {
     const h = hostCpu();
-    const p = cpuOf(c.pid);
+    const p = processCpuUs(c.pid);
     p50[label].push(median(await c.unary(n, 16)));
     cpu[label].host += hostCpu() - h;
-    cpu[label].plugin += cpuOf(c.pid) - p;
+    cpu[label].plugin += processCpuUs(c.pid) - p;
   }
   for (const [label, c] of order) rate[label].push(await c.concurrent(ms, 64));
 }

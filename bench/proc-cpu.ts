@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 /**
@@ -16,4 +17,18 @@ export function threadsCpuNs(pid: number): number {
     }
   }
   return total;
+}
+
+const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString());
+
+/**
+ * CPU time of process `pid` so far, in µs: utime + stime of /proc/PID/stat,
+ * which keeps the time of threads that have exited (a Go runtime's do,
+ * and threadsCpuNs then goes backwards), in clock ticks (10 ms): measure
+ * over a second or more.
+ */
+export function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
 }
