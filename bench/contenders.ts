@@ -131,8 +131,15 @@ const nodeHostMain = here("./node-host.js");
 
 type BenchClient = PluginClient<{ bench: typeof Bench }>;
 
-export async function openPlugin(source: PluginSource): Promise<BenchClient> {
-  const client = new PluginClient({
+/**
+ * A started client of the bench plugin at `source`. `Client`: the
+ * PluginClient class to use (another build's, for an A/B of the host side).
+ */
+export async function openPlugin(
+  source: PluginSource,
+  Client: typeof PluginClient = PluginClient,
+): Promise<BenchClient> {
+  const client = new Client({
     handshake: benchHandshake,
     plugins: { bench: Bench },
     source,

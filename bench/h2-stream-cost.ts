@@ -30,7 +30,14 @@
  * marked "(DIR's build)", shuffled into the same rounds: an A/B of the
  * plugin side on one machine state. `--go` adds go-plugin's Go host with
  * the bench plugin (and, with `--build`, with DIR's), CPU read from /proc
- * for both processes.
+ * for both processes. `--streams server,bidi,client` (default `server`)
+ * picks the stream kinds of our host's cases: `bidi` sends `n` 16-byte
+ * messages on the bench service's EchoStream and reads their `n` echoes,
+ * as fast as flow control lets it; `client` sends `n` on Collect and reads
+ * the count. `--host DIR` adds our host's cases run by DIR's build of the
+ * host (DIR/dist/src/index.js, e.g. a worktree of main), marked "(DIR's
+ * host)", against this build's plugin, shuffled into the same rounds: an
+ * A/B of the host side.
  */
 import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -51,7 +58,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { remote } from "../src/index.js";
+import * as thisHost from "../src/index.js";
 import { firstMatch } from "./child-output.js";
 import { connectOps, GoPluginHost, openPlugin } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
@@ -69,6 +76,9 @@ const n = Number(option("n", "200000"));
 const profileDir = option("profile", "");
 const only = option("only", "");
 const build = option("build", "");
+const hostDir = option("host", "");
+type Kind = "server" | "bidi" | "client";
+const kinds = option("streams", "server").split(",") as Kind[];
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 
@@ -292,18 +302,69 @@ function bareCase(name: string, server: Server, wire: Wire): Case {
   };
 }
 
-async function hostCase(name: string, server: Server, protocol: "grpc" | "connect"): Promise<Case> {
-  const client = await openPlugin(remote(`http://127.0.0.1:${server.port}`, { protocol }));
-  const ops = connectOps(client.dispense("bench"));
+/** What a host case runs on: this build's host, or `--host DIR`'s. */
+type Host = Pick<typeof thisHost, "PluginClient" | "remote">;
+
+/** `count` 16-byte messages, the bench service's requests of EchoStream and Collect. */
+// eslint-disable-next-line @typescript-eslint/require-await -- a request as fast as it goes
+async function* sixteenBytes(count: number): AsyncGenerator<{ value: Uint8Array }> {
+  const message = { value: new Uint8Array(16).fill(7) };
+  for (let i = 0; i < count; i++) yield message;
+}
+
+/** Our host (`host`) against the plugin: one stream of `kind` per run. */
+async function hostCase(
+  name: string,
+  server: Server,
+  protocol: "grpc" | "connect",
+  kind: Kind = "server",
+  host: Host = thisHost,
+): Promise<Case> {
+  const client = await openPlugin(
+    host.remote(`http://127.0.0.1:${server.port}`, { protocol }),
+    host.PluginClient,
+  );
+  const bench = client.dispense("bench");
+  const ops = connectOps(bench);
+  const streams: Record<Kind, (count: number) => Promise<number>> = {
+    server: (count) => ops.stream(count),
+    async bidi(count) {
+      let got = 0;
+      for await (const _ of bench.echoStream(sixteenBytes(count))) got++;
+      return got;
+    },
+    client: async (count) => Number((await bench.collect(sixteenBytes(count))).value),
+  };
+  const stream = streams[kind];
   return {
     name,
     server,
     async run(count) {
-      const got = await ops.stream(count);
+      const got = await stream(count);
       if (got !== count) throw new Error(`${name}: ${got} of ${count} messages`);
     },
     close: () => client.close(),
   };
+}
+
+/** Our host's cases against `plugin`: each `--streams` kind, both protocols, each host. */
+async function hostCases(plugin: Server): Promise<Case[]> {
+  const hosts: [string, Host][] = [["", thisHost]];
+  if (hostDir !== "") {
+    const url = pathToFileURL(join(resolve(hostDir), "dist", "src", "index.js")).href;
+    hosts.push([` (${basename(resolve(hostDir))}'s host)`, (await import(url)) as Host]);
+  }
+  const cases: Case[] = [];
+  for (const [tag, host] of hosts) {
+    for (const kind of kinds) {
+      const what = kind === "server" ? "" : `, ${kind} stream`;
+      cases.push(
+        await hostCase(`our host${tag} -> plugin, gRPC${what}`, plugin, "grpc", kind, host),
+        await hostCase(`our host${tag} -> plugin, Connect${what}`, plugin, "connect", kind, host),
+      );
+    }
+  }
+  return cases;
 }
 
 /**
@@ -448,8 +509,7 @@ async function main(): Promise<void> {
     bareCase("floor client -> floor, one write per message", each, "floor"),
     bareCase("floor client -> plugin, gRPC", plugin, "grpc"),
     bareCase("floor client -> plugin, Connect", plugin, "connect"),
-    await hostCase("our host -> plugin, gRPC", plugin, "grpc"),
-    await hostCase("our host -> plugin, Connect", plugin, "connect"),
+    ...(await hostCases(plugin)),
   ];
   const other =
     build === "" ? undefined : await pluginServer(join(resolve(build), "dist", "bench"), "base");

@@ -5,9 +5,14 @@
  *
  *   rpc Echo(google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
  *   rpc Stream(google.protobuf.Int64Value) returns (stream google.protobuf.BytesValue);
+ *   rpc EchoStream(stream google.protobuf.BytesValue) returns (stream google.protobuf.BytesValue);
+ *   rpc Collect(stream google.protobuf.BytesValue) returns (google.protobuf.Int64Value);
+ *
+ * (EchoStream and Collect, the bidi and client streams, only on the Node plugin.)
  */
 import { create, createFileRegistry } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Int64ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   BytesValueSchema,
@@ -37,6 +42,19 @@ const file = create(FileDescriptorProtoSchema, {
           outputType: ".google.protobuf.BytesValue",
           serverStreaming: true,
         },
+        {
+          name: "EchoStream",
+          inputType: ".google.protobuf.BytesValue",
+          outputType: ".google.protobuf.BytesValue",
+          clientStreaming: true,
+          serverStreaming: true,
+        },
+        {
+          name: "Collect",
+          inputType: ".google.protobuf.BytesValue",
+          outputType: ".google.protobuf.Int64Value",
+          clientStreaming: true,
+        },
       ],
     },
   ],
@@ -52,6 +70,16 @@ export const Bench = registry.getService("bench.v1.BenchService") as unknown as 
     input: typeof Int64ValueSchema;
     output: typeof BytesValueSchema;
   };
+  echoStream: {
+    methodKind: "bidi_streaming";
+    input: typeof BytesValueSchema;
+    output: typeof BytesValueSchema;
+  };
+  collect: {
+    methodKind: "client_streaming";
+    input: typeof BytesValueSchema;
+    output: typeof Int64ValueSchema;
+  };
 }>;
 if (Bench === undefined) throw new Error("bench.v1.BenchService missing from its registry");
 
@@ -63,20 +91,33 @@ export const benchHandshake: HandshakeConfig = {
 
 const small = new Uint8Array(16).fill(7);
 
-/** The bench plugin: echo, and a stream of 16-byte messages. */
+/**
+ * The bench service's handlers: echo, a stream of 16-byte messages, a bidi
+ * echo, and the count of a client stream (for benchPlugin and the
+ * observability bench's plugin).
+ */
+export const benchHandlers: ServiceImpl<typeof Bench> = {
+  echo: (req) => req,
+  // eslint-disable-next-line @typescript-eslint/require-await -- a stream as fast as it goes
+  async *stream(req) {
+    const n = Number(req.value);
+    const msg = create(BytesValueSchema, { value: small });
+    for (let i = 0; i < n; i++) yield msg;
+  },
+  async *echoStream(requests) {
+    for await (const req of requests) yield req;
+  },
+  async collect(requests) {
+    let n = 0n;
+    for await (const _ of requests) n++;
+    return { value: n };
+  },
+};
+
+/** The bench plugin (benchHandlers). */
 export function benchPlugin(): PluginDefinition {
   return {
     handshake: benchHandshake,
-    plugins: {
-      bench: implement(Bench, {
-        echo: (req) => req,
-        // eslint-disable-next-line @typescript-eslint/require-await -- a stream as fast as it goes
-        async *stream(req) {
-          const n = Number(req.value);
-          const msg = create(BytesValueSchema, { value: small });
-          for (let i = 0; i < n; i++) yield msg;
-        },
-      }),
-    },
+    plugins: { bench: implement(Bench, benchHandlers) },
   };
 }

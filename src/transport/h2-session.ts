@@ -163,7 +163,7 @@ export function releaseSlot<T>(stream: http2.ClientHttp2Stream): T | undefined {
 
 /**
  * The "error" listener of a stream whose slot holds a call (the lean paths'
- * calls, h2-target.ts and h2-server-stream-call.ts): the call fails with
+ * calls, h2-target.ts and h2-stream-call.ts): the call fails with
  * the error, unless the server answered and ended the stream while we were
  * still sending (its answer counts, not our failed write).
  */

@@ -4,7 +4,6 @@ import {
   ConnectError,
   type StreamRequest,
   type StreamResponse,
-  type Transport,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
@@ -12,11 +11,11 @@ import { createMethodUrl } from "@connectrpc/connect/protocol";
 import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { openServerStream } from "./h2-server-stream-call.js";
-import { abortedBefore, abortOf, listenAbort, signalOf, type AbortListener } from "./lazy-abort.js";
+import { openStream } from "./h2-stream-call.js";
+import { abortedBefore, abortOf, listenAbort, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
-import { settleWhenRead, type CallTarget, type UnaryEnd } from "./run-call.js";
-import type { ServerStreamWire } from "./server-stream-wire.js";
+import type { CallTarget, UnaryEnd } from "./run-call.js";
+import type { StreamWire } from "./stream-wire.js";
 import {
   requestBody,
   type UnaryBodyReader,
@@ -34,15 +33,14 @@ import {
  * async-iterable pipeline or per-call closures of connect-es' protocol
  * layer, which profiling showed to be where HTTP/2 calls lost their time.
  *
- * Server streams take a lean path too (h2-server-stream-call.ts: envelopes
- * split and decoded as DATA arrives, a queue the caller's iterator reads,
- * the call settled there). Client and bidi streams are handed to
- * connect-es' transport for the protocol (`streams`, built without
- * interceptors: the runner applied them already); it reads the request's
- * URL from its own base URL.
+ * Streams of every kind take a lean path too (h2-stream-call.ts: the
+ * request's messages written as they come, the response's envelopes split
+ * and decoded as DATA arrives, a queue the caller's iterator reads, the
+ * call settled there), so that no stream runs connect-es' envelope reader,
+ * which allocates the size a plugin announces before its bytes arrive.
  */
 export class H2Target implements CallTarget {
-  /** Server streams settle in their queue; connect-es' streams through settleWhenRead (stream()). */
+  /** Streams settle in their queue (StreamCall). */
   readonly settlesStreams = true;
   /** unary() reads the request's header and hands on neither it nor its context values. */
   readonly privateRequests = true;
@@ -52,8 +50,7 @@ export class H2Target implements CallTarget {
     private readonly baseUrl: string,
     private readonly wire: UnaryClientWire,
     private readonly limits: UnaryLimits,
-    private readonly streams: Transport,
-    private readonly serverStreams: ServerStreamWire,
+    private readonly streams: StreamWire,
   ) {}
 
   private readonly urls = new Map<DescMethodUnary | DescMethodStreaming, string>();
@@ -137,25 +134,13 @@ export class H2Target implements CallTarget {
     req: StreamRequest<I, O>,
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
-    if (req.method.methodKind === "server_streaming") {
-      return openServerStream(
-        this.session,
-        req as StreamRequest<DescMessage, O>,
-        call,
-        this.serverStreams,
-        this.limits,
-      ) as Promise<StreamResponse<I, O>>;
-    }
-    return this.streams
-      .stream(
-        req.method,
-        signalOf(req, call),
-        call.timeoutMs,
-        req.header,
-        req.message,
-        req.contextValues,
-      )
-      .then((res) => settleWhenRead(res, call, true));
+    return openStream(
+      this.session,
+      req as unknown as StreamRequest<DescMessage, O>,
+      call,
+      this.streams,
+      this.limits,
+    ) as Promise<StreamResponse<I, O>>;
   }
 }
 

@@ -187,8 +187,10 @@ export function abortedBefore(
  * unsubscribe). A signal an interceptor put in instead gets a hook,
  * unsubscribed through `call.unsubscribe`, and the runner's own state
  * (`runner`: the caller's cancel and the deadline) is listened to as
- * well: an interceptor's signal must not take the deadline away from the
- * call (connect-es' runners enforce it whatever signal is passed down).
+ * well: an interceptor's signal must take neither the caller's cancel nor
+ * the deadline away from the call (connect-es' runners enforce the
+ * deadline whatever signal is passed down, but follow the cancel only
+ * through it).
  */
 export function listenAbort(
   abort: AbortView,
@@ -201,15 +203,4 @@ export function listenAbort(
   }
   call.unsubscribe = abort.onAbort((reason) => call.fail(reason));
   runner.listen(call);
-}
-
-/**
- * The AbortSignal to hand to code outside this project (connect-es'
- * transport) for a request: its own, or, for a copy of a LazyRequest made
- * by an interceptor (`{...req}` copies no getter, so it has no `signal`),
- * the signal of `call`, the CallAbort the request was made with. Without
- * it a stream would no longer follow the caller's cancel.
- */
-export function signalOf(req: { readonly signal: AbortSignal }, call: CallAbort): AbortSignal {
-  return (req as { readonly signal?: AbortSignal }).signal ?? call.signal;
 }

@@ -10,7 +10,7 @@ import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { createH2Client } from "./h2-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
-import { connectServerStreamWire, grpcServerStreamWire } from "./server-stream-wire.js";
+import { connectStreamWire, grpcStreamWire } from "./stream-wire.js";
 import type * as http2 from "node:http2";
 import type { UnaryClientWire } from "./unary-client-wire.js";
 import { reachableTimeout } from "./deadline.js";
@@ -34,7 +34,7 @@ interface ProtocolOptions {
  * messages up to 4 GiB unless limited.
  *
  * Connect and gRPC over an H2Session run on the project's CallRunner with
- * an H2Target (unary calls on its lean path, interceptors applied once, by
+ * an H2Target (every call on its lean paths, interceptors applied once, by
  * the runner); gRPC-web, and every protocol over another HTTP client, run
  * on connect-es' own transport. `callHeaders` are set after the
  * interceptors on every one of these paths.
@@ -47,16 +47,11 @@ export function createProtocolTransport(
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
   const fixed = options.callHeaders ?? [];
   if (http instanceof H2Session && protocol !== "grpc-web") {
-    const streams = connectEsTransport(protocol, createH2Client(http), {
-      ...options,
-      interceptors: fixed.length === 0 ? [] : [setHeaders(fixed)],
-    });
     const plain = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
     const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
-    const serverStreams =
-      protocol === "connect" ? connectServerStreamWire(fixed) : grpcServerStreamWire(fixed);
+    const streams = protocol === "connect" ? connectStreamWire(fixed) : grpcStreamWire(fixed);
     return new CallRunner(
-      new H2Target(http, options.baseUrl, wire, limits, streams, serverStreams),
+      new H2Target(http, options.baseUrl, wire, limits, streams),
       options.interceptors,
     );
   }

@@ -40,7 +40,7 @@ export function sendBody(
 }
 
 /** Resolves true on "drain", false if the stream closes first. */
-function drained(stream: Writable): Promise<boolean> {
+export function drained(stream: Writable): Promise<boolean> {
   return new Promise((resolve) => {
     const onDrain = (): void => {
       stream.off("close", onClose);

@@ -16,15 +16,17 @@ import { defaultCompressions } from "./compression.js";
 import { webHeadersToNode } from "./node-headers.js";
 
 /**
- * How one protocol (Connect, gRPC) carries a server stream on an HTTP/2
- * stream for the host's lean path (h2-server-stream-call.ts), with connect-es'
- * own header builders, validators and end-of-stream parser, in the order
- * its transports apply them, so that headers, codes, messages and metadata
- * come out as connect-es' streaming transports make them. The request
- * offers gzip and Brotli, as connect-es' does: a plugin that compresses
- * large messages is read on the lean path (see ServerStreamCall).
+ * How one protocol (Connect, gRPC) carries a stream (server, client or
+ * bidi: connect-es' headers and checks differ only for unary calls) on an
+ * HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
+ * connect-es' own header builders, validators and end-of-stream parser, in
+ * the order its transports apply them, so that headers, codes, messages
+ * and metadata come out as connect-es' streaming transports make them. The
+ * request offers gzip and Brotli, as connect-es' does: a plugin that
+ * compresses large messages is read on the lean path (see StreamCall);
+ * requests are sent uncompressed, as connect-es sends them.
  */
-export interface ServerStreamWire {
+export interface StreamWire {
   /** The request's HTTP/2 headers: the caller's, the protocol's set over them, then `fixed`. */
   requestHeaders(
     path: string,
@@ -93,10 +95,8 @@ function withFixed(
   return out;
 }
 
-/** Connect's server stream (connectrpc.com/docs/protocol): enveloped messages, then the end-of-stream JSON. */
-export function connectServerStreamWire(
-  fixed: readonly (readonly [string, string])[],
-): ServerStreamWire {
+/** Connect's streams (connectrpc.com/docs/protocol): enveloped messages, then the end-of-stream JSON. */
+export function connectStreamWire(fixed: readonly (readonly [string, string])[]): StreamWire {
   return {
     requestHeaders: (path, header, timeoutMs) =>
       withFixed(
@@ -126,10 +126,8 @@ export function connectServerStreamWire(
   };
 }
 
-/** gRPC's server stream (PROTOCOL-HTTP2.md): enveloped messages, the status in the trailers. */
-export function grpcServerStreamWire(
-  fixed: readonly (readonly [string, string])[],
-): ServerStreamWire {
+/** gRPC's streams (PROTOCOL-HTTP2.md): enveloped messages, the status in the trailers. */
+export function grpcStreamWire(fixed: readonly (readonly [string, string])[]): StreamWire {
   return {
     requestHeaders: (path, header, timeoutMs) =>
       withFixed(grpcRequestHeader(true, timeoutMs, header, defaultCompressions, null), path, fixed),

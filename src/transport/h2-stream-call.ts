@@ -5,21 +5,16 @@ import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol
 import { noop, type CallSignal } from "./call-support.js";
 import { CallOutcome } from "./call-outcome.js";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import {
-  abortedBefore,
-  abortOf,
-  listenAbort,
-  type AbortListener,
-  type AbortView,
-} from "./lazy-abort.js";
+import { abortedBefore, abortOf, listenAbort, type AbortListener } from "./lazy-abort.js";
 import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
+import { drained } from "./send-body.js";
 import {
   readEndOfStream,
   type EndOfStream,
   type ResponseHead,
-  type ServerStreamWire,
-} from "./server-stream-wire.js";
+  type StreamWire,
+} from "./stream-wire.js";
 import { copyInto, GrowingBytes } from "./growing-bytes.js";
 import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
 
@@ -42,16 +37,17 @@ interface Reader<T> {
 }
 
 /**
- * A server-streaming call on the host's lean HTTP/2 path: the request sent
- * in one write, the response's envelopes split as DATA chunks arrive (each
+ * A stream call (server, client or bidi) on the host's lean HTTP/2 path:
+ * the request's messages written as the caller's iterable yields them
+ * (send), the response's envelopes split as DATA chunks arrive (each
  * payload copied once into its own buffer, as connect-es' envelope reader
- * does, so that bytes fields never pin node's chunks), each message decoded at once
- * (decodeMessage: the flat decoder, or fromBinary) and queued; the
- * caller's iterator reads the queue, one resolved promise per message
- * found queued, where connect-es' client ran each message through five
- * async generators (docs/http2-streams.md, session 17).
+ * does, so that bytes fields never pin node's chunks), each message
+ * decoded at once (decodeMessage: the flat decoder, or fromBinary) and
+ * queued; the caller's iterator reads the queue, one resolved promise per
+ * message found queued, where connect-es' client ran each message through
+ * five async generators (docs/http2-streams.md, sessions 17 and 19).
  *
- * The checks, errors and metadata are connect-es' (ServerStreamWire): the
+ * The checks, errors and metadata are connect-es' (StreamWire): the
  * promise settles with the response headers, or the first failure before
  * them; after them, failures reach the reader once the messages queued
  * before them are read (as connect-es' pipeline yields them). A compressed
@@ -60,13 +56,18 @@ interface Reader<T> {
  * order. The call is settled here (CallTarget.settlesStreams): its end
  * read, done; its error read, failed (the caller's cancel or deadline
  * winning); `return()`, abandoned. Any failure, and `return()` before the
- * end, reset the stream with CANCEL.
+ * end, reset the stream with CANCEL. Reads and writes are independent, as
+ * on connect-es' path: the promise settles with the response headers
+ * whether or not the request has ended, and a bidi caller may read before
+ * it finished writing.
  */
-export class ServerStreamCall<O extends DescMessage>
+export class StreamCall<O extends DescMessage>
   extends CallOutcome
   implements AbortListener, AsyncIterable<MessageShape<O>>, AsyncIterator<MessageShape<O>>
 {
   unsubscribe: () => void = noop;
+  /** The request's iterator while send() reads it; undefined once it ended or was told to stop. */
+  private requests: AsyncIterator<unknown> | undefined;
   private head: ResponseHead | undefined;
   private header: Headers | undefined;
   private readonly trailer = new Headers();
@@ -97,7 +98,7 @@ export class ServerStreamCall<O extends DescMessage>
     readonly stream: http2.ClientHttp2Stream,
     private readonly req: StreamRequest<DescMessage, O>,
     private readonly call: CallSignal,
-    private readonly wire: ServerStreamWire,
+    private readonly wire: StreamWire,
     private readonly limits: UnaryLimits,
     private readonly resolve: (res: StreamResponse<DescMessage, O>) => void,
     reject: (error: ConnectError) => void,
@@ -108,6 +109,9 @@ export class ServerStreamCall<O extends DescMessage>
   /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
   abortWith(reason: unknown): void {
     this.fail(reason);
+    // The call is over (its response was complete, and read): the request
+    // is no longer read, and the stream's side of it ends.
+    this.endRequest();
     // The caller's cancel or the deadline fired the call's own signal: its
     // timer and its listener on the caller's signal go now, not when (if
     // ever) the reader reads the error, which keeps its reason.
@@ -129,6 +133,67 @@ export class ServerStreamCall<O extends DescMessage>
   protected override stop(): void {
     this.finished = true;
     this.unsubscribe();
+    this.stopRequests();
+    this.reset();
+  }
+
+  /**
+   * Writes the request's messages as the iterable yields them, each
+   * serialized and enveloped as connect-es does (its errors, writeMaxBytes
+   * per message), waiting for "drain" when node:http2's buffer is full
+   * (the plugin reads slowly, its flow-control window is spent), then
+   * half-closes the stream. An iterable that throws, or a message that
+   * cannot be sent, fails the call with that error (the stream is reset).
+   * Stops when the call ends first (stopRequests: the iterable is told to
+   * stop, a value it yields later is dropped), so an iterable that never
+   * ends cannot hold the call past its cancel or deadline.
+   */
+  async send(it: AsyncIterator<MessageShape<DescMessage>>, writeMaxBytes: number): Promise<void> {
+    this.requests = it;
+    const stream = this.stream;
+    const input = this.req.method.input;
+    try {
+      for (;;) {
+        const next = await it.next();
+        if (this.requests !== it) return;
+        if (next.done === true) break;
+        const body = requestBody(input, next.value, writeMaxBytes, true);
+        if (!open(stream) || (!stream.write(body) && !(await drained(stream)))) {
+          // Closed before the request was sent: the response side tells why.
+          this.stopRequests();
+          return;
+        }
+        if (this.requests !== it) return;
+      }
+    } catch (e) {
+      // The iterable threw (it is over), or a message could not be
+      // serialized (then it is told to stop, as a `for await` would).
+      this.stopRequests();
+      if (this.finished) this.reset();
+      else this.fail(e);
+      return;
+    }
+    this.requests = undefined;
+    if (open(stream)) stream.end();
+  }
+
+  /** The call ended: the request is no longer read, and is ended if the stream is still open. */
+  private endRequest(): void {
+    if (this.requests === undefined) return;
+    this.stopRequests();
+    if (open(this.stream)) this.stream.end();
+  }
+
+  /** Tells the request's iterator to stop (not waiting for it), once. */
+  private stopRequests(): void {
+    const it = this.requests;
+    if (it === undefined) return;
+    this.requests = undefined;
+    stopIterator(it);
+  }
+
+  /** Resets the stream with CANCEL unless it is closed: the client has lost interest. */
+  private reset(): void {
     const stream = this.stream;
     if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
   }
@@ -215,9 +280,10 @@ export class ServerStreamCall<O extends DescMessage>
     this.last();
   }
 
-  /** The stream closed: a call whose body had not ended by then was cut. */
+  /** The stream closed: a call whose body had not ended was cut; no request goes further. */
   closed(): void {
     if (!this.finished && !this.bodyEnded) this.fail(cut(this.stream, this.head !== undefined));
+    this.stopRequests();
   }
 
   private last(): void {
@@ -437,83 +503,52 @@ export class ServerStreamCall<O extends DescMessage>
 }
 
 /**
- * Opens a server stream on `session` for `req` (see ServerStreamCall): the
- * request's messages are serialized first (connect-es' errors), then sent
- * with the headers in one write. Settles with the response or its failure.
+ * Opens a stream on `session` for `req` (see StreamCall): the headers go at
+ * once, the request's messages as they come (StreamCall.send). Settles with
+ * the response or its failure. A call whose abort state (the request's,
+ * else the runner's: an interceptor's own signal must not hide the
+ * caller's cancel or the deadline) has already fired sends nothing.
  */
-export async function openServerStream<O extends DescMessage>(
+export function openStream<O extends DescMessage>(
   session: H2Session,
   req: StreamRequest<DescMessage, O>,
   call: CallSignal,
-  wire: ServerStreamWire,
+  wire: StreamWire,
   limits: UnaryLimits,
 ): Promise<StreamResponse<DescMessage, O>> {
-  const abort = abortOf(req);
-  const path = session.pathOf(req.url);
-  const bodies = await requestBodies(req, abort, call, limits);
-  const headers = wire.requestHeaders(path, req.header, call.timeoutMs);
   return new Promise((resolve, reject) => {
+    const abort = abortOf(req);
+    const gone = abortedBefore(abort, call);
+    if (gone !== undefined) {
+      reject(errorFromNode(gone.reason));
+      return;
+    }
+    let path: string;
+    let requests: AsyncIterator<MessageShape<DescMessage>>;
+    try {
+      path = session.pathOf(req.url);
+      requests = req.message[Symbol.asyncIterator]();
+    } catch (e) {
+      reject(ConnectError.from(e));
+      return;
+    }
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request(headers, onClose);
+      stream = session.request(wire.requestHeaders(path, req.header, call.timeoutMs), onClose);
     } catch (e) {
       reject(errorFromNode(e));
       return;
     }
-    const c = new ServerStreamCall<O>(stream, req, call, wire, limits, resolve, reject);
+    const c = new StreamCall<O>(stream, req, call, wire, limits, resolve, reject);
     listenAbort(abort, call, c);
-    (stream as Listened)[STREAM_SLOT] = c as unknown as ServerStreamCall<DescMessage>;
+    (stream as Listened)[STREAM_SLOT] = c as unknown as StreamCall<DescMessage>;
     stream.on("error", failSlotOnError);
     stream.on("response", onResponse);
     if (wire.trailers) stream.on("trailers", onTrailers);
     stream.on("data", onData);
     stream.on("end", onEnd);
-    stream.end(bodies.length === 1 ? bodies[0] : Buffer.concat(bodies));
+    void c.send(requests, limits.writeMaxBytes);
   });
-}
-
-/**
- * The request's messages, serialized, read until the iterable ends or the
- * call is aborted (the caller's cancel, the deadline: see listenAbort),
- * whichever comes first: an iterable that never ends (or never yields)
- * must not hold the call past them. On abort the iterable is told to stop
- * (`return()`, not awaited: a generator waiting inside stops when it wakes).
- */
-async function requestBodies<O extends DescMessage>(
-  req: StreamRequest<DescMessage, O>,
-  abort: AbortView,
-  call: CallSignal,
-  limits: UnaryLimits,
-): Promise<Uint8Array[]> {
-  const gone = abortedBefore(abort, call);
-  if (gone !== undefined) throw errorFromNode(gone.reason);
-  const stopped = new Stopped();
-  listenAbort(abort, call, stopped);
-  const it = req.message[Symbol.asyncIterator]();
-  const bodies: Uint8Array[] = [];
-  try {
-    for (;;) {
-      const next = await Promise.race([it.next(), stopped.promise]);
-      if (next.done === true) break;
-      try {
-        bodies.push(requestBody(req.method.input, next.value, limits.writeMaxBytes, true));
-      } catch (e) {
-        // A message too large or not serializable ends the call: the
-        // iterable is told so, as a `for await` would.
-        stopIterator(it);
-        throw e;
-      }
-    }
-  } catch (e) {
-    if (stopped.reason === undefined) throw e;
-    stopIterator(it);
-    throw errorFromNode(stopped.reason.value);
-  } finally {
-    stopped.unsubscribe();
-  }
-  const after = abortedBefore(abort, call);
-  if (after !== undefined) throw errorFromNode(after.reason);
-  return bodies;
 }
 
 /** Tells an iterator to stop, not waiting for it; its own failure to stop is not the call's. */
@@ -525,38 +560,21 @@ function stopIterator(it: AsyncIterator<unknown>): void {
   }
 }
 
-/** A promise that rejects when the call is aborted while its request is read (see requestBodies). */
-class Stopped implements AbortListener {
-  unsubscribe: () => void = noop;
-  reason: { readonly value: unknown } | undefined;
-  private reject: (reason: unknown) => void = noop;
-  readonly promise = new Promise<never>((_, reject) => (this.reject = reject));
-
-  constructor() {
-    // Rejected after the request was read, or never: nobody awaits it then.
-    this.promise.catch(noop);
-  }
-
-  abortWith(reason: unknown): void {
-    this.fail(reason);
-  }
-
-  fail(reason: unknown): void {
-    this.reason ??= { value: reason };
-    this.reject(reason);
-  }
+/** True while the request side of `stream` can still be written. */
+function open(stream: http2.ClientHttp2Stream): boolean {
+  return !stream.destroyed && !stream.writableEnded;
 }
 
 type Listened = http2.ClientHttp2Stream & {
-  [STREAM_SLOT]?: ServerStreamCall<DescMessage>;
+  [STREAM_SLOT]?: StreamCall<DescMessage>;
 };
 
-function callOf(stream: http2.ClientHttp2Stream): ServerStreamCall<DescMessage> | undefined {
+function callOf(stream: http2.ClientHttp2Stream): StreamCall<DescMessage> | undefined {
   return (stream as Listened)[STREAM_SLOT];
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {
-  releaseSlot<ServerStreamCall<DescMessage>>(this)?.closed();
+  releaseSlot<StreamCall<DescMessage>>(this)?.closed();
 }
 
 function onResponse(

@@ -1,11 +1,13 @@
 /**
- * The host's lean server-stream path (h2-server-stream-call.ts, taken by
- * createProtocolTransport over an H2Session) against connect-es' own
- * Connect and gRPC transports (over createH2Client), on the same real
- * servers: every stream must come out the same (messages, response header
- * and trailer, or code, message text, details and metadata), and each case
- * checks that the lean path ran it. Then backpressure over HTTP/2: a
- * reader that stops reading bounds how far the plugin gets.
+ * The host's lean stream path (h2-stream-call.ts, taken by
+ * createProtocolTransport over an H2Session for server, client and bidi
+ * streams) against connect-es' own Connect and gRPC transports (over
+ * createH2Client), on the same real servers: every stream must come out
+ * the same (messages, response header and trailer, or code, message text,
+ * details and metadata), and each case checks that the lean path ran it.
+ * Then backpressure over HTTP/2 both ways: a reader that stops reading
+ * bounds how far the plugin gets, a plugin that stops reading bounds how
+ * far the request iterable is pulled.
  */
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
@@ -23,7 +25,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
-import { ServerStreamCall } from "../../../src/transport/h2-server-stream-call.js";
+import { StreamCall } from "../../../src/transport/h2-stream-call.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
@@ -35,7 +37,7 @@ const READ_MAX = 4096;
 const DETAIL = create(BytesValueSchema, { value: new Uint8Array([9, 8]) });
 
 /** What the real server's handlers saw. */
-const seen = { finallies: 0, produced: 0, aborted: [] as string[] };
+const seen = { finallies: 0, produced: 0, received: 0, aborted: [] as string[] };
 
 const msg = (n: number, size = 16): ReturnType<typeof create<typeof BytesValueSchema>> =>
   create(BytesValueSchema, { value: new Uint8Array(size).fill(n & 0xff) });
@@ -43,6 +45,58 @@ const msg = (n: number, size = 16): ReturnType<typeof create<typeof BytesValueSc
 const routes = (router: ConnectRouter): void => {
   router.service(Bench, {
     echo: (req) => req,
+    async *echoStream(requests, ctx) {
+      try {
+        ctx.responseHeader.set("x-head", "h1");
+        ctx.responseTrailer.set("x-tail", "t1");
+        const how = ctx.requestHeader.get("x-real");
+        if (how === "error-before") throw new ConnectError("refused", Code.PermissionDenied);
+        let i = 0;
+        for await (const req of requests) {
+          seen.received++;
+          if (how === "error-after" && i === 2)
+            throw new ConnectError("late", Code.DataLoss, { "x-meta": "m2" });
+          if (how === "stall") {
+            // Reads one message, then no more until the client goes (or 5 s).
+            await new Promise((r) => {
+              setTimeout(r, 5_000).unref();
+              ctx.signal.addEventListener("abort", r);
+            });
+            return;
+          }
+          yield req;
+          i++;
+        }
+      } finally {
+        if (ctx.signal.aborted) seen.aborted.push(String(ctx.signal.reason));
+        seen.finallies++;
+      }
+    },
+    async collect(requests, ctx) {
+      try {
+        ctx.responseHeader.set("x-head", "h1");
+        ctx.responseTrailer.set("x-tail", "t1");
+        const how = ctx.requestHeader.get("x-real");
+        let n = 0n;
+        for await (const _ of requests) {
+          seen.received++;
+          n++;
+          if (how === "stall") {
+            await new Promise((r) => {
+              setTimeout(r, 5_000).unref();
+              ctx.signal.addEventListener("abort", r);
+            });
+            break;
+          }
+        }
+        if (how === "error-after")
+          throw new ConnectError("counted", Code.OutOfRange, { "x-n": `${n}` });
+        return { value: n };
+      } finally {
+        if (ctx.signal.aborted) seen.aborted.push(String(ctx.signal.reason));
+        seen.finallies++;
+      }
+    },
     async *stream(req, ctx) {
       try {
         ctx.responseHeader.set("x-head", "h1");
@@ -206,8 +260,7 @@ async function observe(
         yield { value: BigInt(options.n ?? 3) };
       })(),
     );
-    if (options.lean !== undefined)
-      assert.equal(res.message instanceof ServerStreamCall, options.lean);
+    if (options.lean !== undefined) assert.equal(res.message instanceof StreamCall, options.lean);
     for await (const m of res.message) messages.push([m.value.length, m.value[0] ?? -1]);
     return { messages, header: pairs(res.header), trailer: pairs(res.trailer) };
   } catch (e) {
@@ -221,13 +274,23 @@ interface Pair {
   close(): void;
 }
 
-function pair(url: string, protocol: "connect" | "grpc", readMaxBytes = READ_MAX): Pair {
+function pair(
+  url: string,
+  protocol: "connect" | "grpc",
+  readMaxBytes = READ_MAX,
+  writeMaxBytes?: number,
+): Pair {
   const session = new H2Session(url);
-  const lean = createProtocolTransport(protocol, session, { baseUrl: url, readMaxBytes });
+  const lean = createProtocolTransport(protocol, session, {
+    baseUrl: url,
+    readMaxBytes,
+    writeMaxBytes,
+  });
   const refSession = new H2Session(url);
   const reference = createProtocolTransport(protocol, createH2Client(refSession), {
     baseUrl: url,
     readMaxBytes,
+    writeMaxBytes,
   });
   return {
     lean,
@@ -429,17 +492,8 @@ describe("lean server stream: backpressure over HTTP/2", () => {
         const res = await openStream(p.lean, { "x-real": "endless" });
         const it = res.message[Symbol.asyncIterator]();
         await it.next();
-        // Stop reading: the plugin must stall (no progress for 400 ms) within 5 s.
-        let stalled = -1;
-        for (let quiet = 0, i = 0; quiet < 4 && i < 50; i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          quiet = seen.produced === stalled ? quiet + 1 : 0;
-          stalled = seen.produced;
-        }
-        await new Promise((r) => setTimeout(r, 300));
-        assert.equal(seen.produced, stalled, "the plugin stopped producing");
-        // 21 bytes a message on the wire: well under 1 MiB produced.
-        assert.ok(stalled * 21 < 1024 * 1024, `produced ${stalled} messages`);
+        // Stop reading: the plugin must stall.
+        const stalled = await stalls(() => seen.produced, "the plugin stopped producing");
         // Reading resumes it.
         for (let i = 0; i < stalled + 5000; i++) await it.next();
         assert.ok(seen.produced > stalled + 5000);
@@ -450,6 +504,310 @@ describe("lean server stream: backpressure over HTTP/2", () => {
     });
   }
 });
+
+type Message = ReturnType<typeof msg>;
+
+/** `n` request messages of 1-40 bytes (the n-th starts with n), then the end; `fail`: throws after that many. */
+function requests(n: number, fail?: number): () => AsyncIterable<Message> {
+  return async function* () {
+    for (let i = 0; i < n; i++) {
+      if (i === fail) throw new Error("the request iterable broke");
+      yield msg(i, 1 + (i % 40));
+    }
+    if (fail === n) throw new Error("the request iterable broke");
+  };
+}
+
+/** One request message of `size` bytes, then none, ever. */
+function oneThenWait(size = 16): () => AsyncIterable<Message> {
+  return async function* () {
+    yield msg(1, size);
+    await new Promise(() => {});
+  };
+}
+
+/**
+ * A request message every `ms` until the iterable is told to stop, which
+ * `stopped` counts (a generator sees return() only at a `yield`).
+ */
+function trickle(stopped: { n: number }, ms = 50): () => AsyncIterable<Message> {
+  return async function* () {
+    try {
+      for (let i = 1; ; i++) {
+        yield msg(i);
+        await new Promise((r) => setTimeout(r, ms));
+      }
+    } finally {
+      stopped.n++;
+    }
+  };
+}
+
+/** What a caller can observe of a client or bidi stream on `method`. */
+async function observeDuplex(
+  transport: Transport,
+  method: typeof Bench.method.echoStream | typeof Bench.method.collect,
+  header: Record<string, string>,
+  input: () => AsyncIterable<Message>,
+  options: { timeoutMs?: number; signal?: AbortSignal; lean?: boolean } = {},
+): Promise<unknown> {
+  const messages: unknown[] = [];
+  try {
+    const res = await transport.stream(
+      method as typeof Bench.method.echoStream,
+      options.signal,
+      options.timeoutMs,
+      header,
+      input(),
+    );
+    if (options.lean !== undefined) assert.equal(res.message instanceof StreamCall, options.lean);
+    for await (const m of res.message as AsyncIterable<{ value: Uint8Array | bigint }>) {
+      messages.push(
+        typeof m.value === "bigint" ? String(m.value) : [m.value.length, m.value[0] ?? -1],
+      );
+    }
+    return { messages, header: pairs(res.header), trailer: pairs(res.trailer) };
+  } catch (e) {
+    return { messages, ...errorView(e) };
+  }
+}
+
+describe("lean client and bidi streams = connect-es' transport", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    const cases: [
+      string,
+      typeof Bench.method.echoStream | typeof Bench.method.collect,
+      Record<string, string>,
+      () => AsyncIterable<Message>,
+      { timeoutMs?: number; writeMaxBytes?: number },
+    ][] = [
+      ["bidi: no message", Bench.method.echoStream, {}, requests(0), {}],
+      ["bidi: one", Bench.method.echoStream, {}, requests(1), {}],
+      [
+        "bidi: many (several DATA chunks both ways)",
+        Bench.method.echoStream,
+        {},
+        requests(20_000),
+        {},
+      ],
+      [
+        "bidi: error before reading",
+        Bench.method.echoStream,
+        { "x-real": "error-before" },
+        requests(3),
+        {},
+      ],
+      [
+        "bidi: error after two echoes",
+        Bench.method.echoStream,
+        { "x-real": "error-after" },
+        requests(5),
+        {},
+      ],
+      [
+        "bidi: the request iterable throws at once",
+        Bench.method.echoStream,
+        {},
+        requests(3, 0),
+        {},
+      ],
+      [
+        "bidi: the request iterable throws after two",
+        Bench.method.echoStream,
+        {},
+        requests(3, 2),
+        {},
+      ],
+      [
+        "bidi: a request over writeMaxBytes",
+        Bench.method.echoStream,
+        {},
+        requests(30),
+        { writeMaxBytes: 20 },
+      ],
+      [
+        "bidi: an echo over readMaxBytes",
+        Bench.method.echoStream,
+        {},
+        oneThenWait(READ_MAX + 1),
+        {},
+      ],
+      [
+        "bidi: deadline while the request waits",
+        Bench.method.echoStream,
+        {},
+        oneThenWait(),
+        { timeoutMs: 300 },
+      ],
+      ["client: no message", Bench.method.collect, {}, requests(0), {}],
+      ["client: many", Bench.method.collect, {}, requests(20_000), {}],
+      [
+        "client: an error after the request",
+        Bench.method.collect,
+        { "x-real": "error-after" },
+        requests(4),
+        {},
+      ],
+      ["client: the request iterable throws", Bench.method.collect, {}, requests(3, 3), {}],
+      [
+        "client: deadline while the request waits",
+        Bench.method.collect,
+        {},
+        oneThenWait(),
+        { timeoutMs: 300 },
+      ],
+    ];
+    for (const [name, method, header, input, options] of cases) {
+      test(`${protocol}: ${name}`, async () => {
+        const p = pair(url, protocol, READ_MAX, options.writeMaxBytes);
+        try {
+          const lean = await observeDuplex(p.lean, method, header, input, {
+            ...options,
+            lean: true,
+          });
+          const reference = await observeDuplex(p.reference, method, header, input, options);
+          assert.deepEqual(lean, reference);
+        } finally {
+          p.close();
+        }
+      });
+    }
+
+    test(`${protocol}: bidi, each request written after the previous answer was read`, async () => {
+      const p = pair(url, protocol);
+      try {
+        for (const t of [p.lean, p.reference]) {
+          const answers: number[] = [];
+          let answered: () => void = () => {};
+          const input = async function* (): AsyncIterable<Message> {
+            for (let i = 1; i <= 5; i++) {
+              const next = new Promise<void>((r) => (answered = r));
+              yield msg(i);
+              await next;
+            }
+          };
+          const res = await t.stream(Bench.method.echoStream, undefined, 5_000, {}, input());
+          for await (const m of res.message) {
+            answers.push(m.value[0] ?? -1);
+            answered();
+          }
+          assert.deepEqual(answers, [1, 2, 3, 4, 5]);
+        }
+      } finally {
+        p.close();
+      }
+    });
+
+    for (const method of [Bench.method.echoStream, Bench.method.collect]) {
+      test(`${protocol}, ${method.name}: the caller's cancel ends the call with Canceled, reaches the plugin and stops the request iterable`, async () => {
+        const p = pair(url, protocol);
+        try {
+          for (const t of [p.lean, p.reference]) {
+            const before = seen.aborted.length;
+            const stopped = { n: 0 };
+            const controller = new AbortController();
+            setTimeout(() => controller.abort(new Error("user pressed stop")), 150);
+            const view = await observeDuplex(t, method, { "x-real": "stall" }, trickle(stopped), {
+              signal: controller.signal,
+            });
+            assert.equal((view as { code: string }).code, "Canceled");
+            await waitFor(() => seen.aborted.length > before && stopped.n === 1);
+          }
+        } finally {
+          p.close();
+        }
+      });
+    }
+
+    test(`${protocol}: break out of a bidi stream's for-await resets it; the plugin's handler ends, the request iterable stops`, async () => {
+      const p = pair(url, protocol);
+      try {
+        const before = seen.finallies;
+        const stopped = { n: 0 };
+        const res = await p.lean.stream(
+          Bench.method.echoStream,
+          undefined,
+          undefined,
+          {},
+          trickle(stopped, 1)(),
+        );
+        assert.ok(res.message instanceof StreamCall);
+        let got = 0;
+        for await (const _ of res.message) if (++got === 3) break;
+        await waitFor(() => seen.finallies > before && stopped.n === 1);
+      } finally {
+        p.close();
+      }
+    });
+
+    const stalling: [string, typeof Bench.method.echoStream, Record<string, string>][] = [
+      ["EchoStream, a plugin that stops reading", Bench.method.echoStream, { "x-real": "stall" }],
+      [
+        "Collect, a plugin that stops reading",
+        Bench.method.collect as unknown as typeof Bench.method.echoStream,
+        { "x-real": "stall" },
+      ],
+      ["EchoStream, a caller that stops reading the echoes", Bench.method.echoStream, {}],
+    ];
+    for (const [label, method, header] of stalling) {
+      test(`${protocol}, ${label}: bounds how far the request iterable is pulled`, async () => {
+        const p = pair(url, protocol);
+        try {
+          let pulls = 0;
+          const endless = async function* (): AsyncIterable<Message> {
+            for (;;) {
+              pulls++;
+              yield msg(pulls);
+            }
+          };
+          const controller = new AbortController();
+          // The first answer, then no more reading (a stalled plugin sends none).
+          const reader = p.lean
+            .stream(method, controller.signal, undefined, header, endless())
+            .then(async (res) => {
+              const it = res.message[Symbol.asyncIterator]();
+              await it.next();
+              return it;
+            });
+          const stalled = await stalls(() => pulls, "the request iterable is no longer pulled");
+          if (header["x-real"] === undefined) {
+            // Reading the echoes again resumes the pulling.
+            const it = await reader;
+            for (let i = 0; i < stalled + 5000; i++) await it.next();
+            assert.ok(pulls > stalled + 5000);
+            await it.return?.();
+          } else {
+            controller.abort();
+            await assert.rejects(
+              reader,
+              (e: unknown) => e instanceof ConnectError && e.code === Code.Canceled,
+            );
+          }
+        } finally {
+          p.close();
+        }
+      });
+    }
+  }
+});
+
+/**
+ * Waits until `count` has not changed for 400 ms (within 5 s), checks that
+ * it stays so 300 ms more and that it stalled below 1 MiB of 21-byte
+ * messages on the wire (HTTP/2's windows and the buffers); returns it.
+ */
+async function stalls(count: () => number, what: string): Promise<number> {
+  let stalled = -1;
+  for (let quiet = 0, i = 0; quiet < 4 && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    quiet = count() === stalled ? quiet + 1 : 0;
+    stalled = count();
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(count(), stalled, what);
+  assert.ok(stalled * 21 < 1024 * 1024, `${what}: stalled only at ${stalled} messages`);
+  return stalled;
+}
 
 async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
