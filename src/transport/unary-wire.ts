@@ -112,7 +112,7 @@ function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8
   // calls in flight, every batch of answers then took two writes, loop
   // turns and TCP segments on the plugin and two reads on the client,
   // which finished no call before the second, for more CPU on both sides
-  // than the error costs (docs/http2-server.md, session 19).
+  // than the error costs (docs/http2-client.md, session 19).
   send(out.res, headers, body, undefined);
 }
 
