@@ -181,13 +181,15 @@ export async function connectPluginSubprocess(
  * connect-plugin with a plugin in network mode, over loopback TCP: over
  * HTTP/2 with `protocol`, or over the framed protocol negotiated on the same
  * port (`"framed"`, `"framed+tls"`: TLS with a throwaway certificate, ALPN).
+ * `main`: the bench plugin's script (another build's, for an A/B).
  */
 export async function connectPluginRemote(
   name: string,
   protocol: "connect" | "grpc" | "framed" | "framed+tls" = "connect",
+  main = benchPluginMain,
 ): Promise<Contender> {
   const pki = protocol === "framed+tls" ? throwawayCert() : undefined;
-  const child = spawn(process.execPath, [benchPluginMain], {
+  const child = spawn(process.execPath, [main], {
     env: {
       ...process.env,
       CONNECT_PLUGIN_LISTEN: "127.0.0.1:0",

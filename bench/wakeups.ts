@@ -13,12 +13,13 @@
  * latency means nothing). Every figure is divided by N.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildGoContenders } from "./go-build.js";
 import { HostProcess } from "./contenders.js";
 import type { NodeKind } from "./node-host.js";
+import { segments, switches } from "./proc-counters.js";
 import { median, round } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -33,48 +34,11 @@ const traced = !args.includes("--no-strace");
 const frameCalls = Number(option("frames") ?? 0);
 const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString());
 
-/** Voluntary and involuntary switches of every thread, and of the main one. */
-function switches(pid: number): { vol: number; invol: number; mainVol: number } {
-  let vol = 0;
-  let invol = 0;
-  let mainVol = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let status: string;
-    try {
-      status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    const v = Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    const i = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    vol += v;
-    invol += i;
-    if (tid === String(pid)) mainVol = v;
-  }
-  return { vol, invol, mainVol };
-}
-
 /** utime + stime of the whole process, µs. */
 function cpuUs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-}
-
-/** Segments sent and received on the TCP sockets PID holds (0 on unix sockets). */
-function segments(pid: number): { out: number; in: number } {
-  const text = execFileSync("ss", ["-tinpH"]).toString();
-  let out = 0;
-  let inn = 0;
-  // ss prints a socket's line, then its info indented on the next one.
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    if (!(lines[i] ?? "").includes(`pid=${pid},`)) continue;
-    const info = lines[i + 1] ?? "";
-    out += Number(/ segs_out:(\d+)/.exec(info)?.[1] ?? 0);
-    inn += Number(/ segs_in:(\d+)/.exec(info)?.[1] ?? 0);
-  }
-  return { out, in: inn };
 }
 
 interface Snapshot {

@@ -11,36 +11,14 @@ export const SESSION_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** How long a session told to go away may take to finish before it is destroyed. */
 const GOAWAY_GRACE_MS = 10_000;
 
-/** Where a server session keeps its record (one property read a call, not a WeakMap lookup). */
+/** Where a server session keeps its open streams, so that closeWhenIdle counts them once. */
 const RECORD = Symbol("connect-plugin.session-streams");
 
 /** A server session as this module marks it. */
 type Recorded = http2.Http2Session & { [RECORD]?: OpenStreams };
 
-/**
- * What a server keeps per HTTP/2 session, found on the session itself: its
- * open streams (node:http2 lists none), added at the session's "stream"
- * event and removed at the stream's "close" once closeWhenIdle counts
- * them; and the lean unary calls in flight on it.
- */
-export interface SessionStreams extends ReadonlySet<http2.ServerHttp2Stream> {
-  /**
-   * Lean unary calls in flight (unary-handler.ts raises it when it takes a
-   * stream, lowers it at the stream's "close"): whether a response shares
-   * node:http2's writes with others (unary-wire.ts, Answer.concurrent). Not
-   * the open streams: a long-lived stream that sends nothing (a host's
-   * callback tunnel) would make every lone call take the concurrent shape,
-   * one more DATA frame and client read a call (docs/http2-server.md,
-   * session 16).
-   */
-  calls: number;
-}
-
-/** SessionStreams, kept by this module. */
-class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams {
-  calls = 0;
-  /** Whether the session's streams are counted (closeWhenIdle asked). */
-  counting = false;
+/** A session's open streams (node:http2 lists none), added at its "stream" event, removed at the stream's "close". */
+class OpenStreams extends Set<http2.ServerHttp2Stream> {
   /** When the set last became empty (when counting began, at first). */
   idleSince = Date.now();
   /**
@@ -61,40 +39,26 @@ class OpenStreams extends Set<http2.ServerHttp2Stream> implements SessionStreams
   }
 }
 
-function recordOf(session: http2.Http2Session): OpenStreams {
-  return ((session as Recorded)[RECORD] ??= new OpenStreams());
-}
-
-/**
- * The record of a server session. Its stream set is empty unless
- * closeWhenIdle counts the session's streams (every server
- * PluginHttpServer runs does); the call count works either way.
- */
-export function sessionStreams(session: http2.Http2Session): SessionStreams {
-  return recordOf(session);
-}
-
 /**
  * Closes `session` (GOAWAY, open streams may finish) once it has had no
  * open stream for `idleMs`, and destroys it if it is still open
  * GOAWAY_GRACE_MS later (a peer that does not read stalls a graceful close).
  * Returns the session's open streams as it counts them (the tests check
- * that the set empties), the set of sessionStreams(). One timer per
- * session, not per call: a stream's start and end only count, and the
- * timer, when it fires, waits again for what is left. Call it at the
- * server's "session" event, before the session has a stream.
+ * that the set empties). One timer per session, not per call: a stream's
+ * start and end only count, and the timer, when it fires, waits again for
+ * what is left. Call it at the server's "session" event, before the
+ * session has a stream; a second call adds a timer, not a second count.
  */
 export function closeWhenIdle(
   session: http2.ServerHttp2Session,
   idleMs: number,
 ): ReadonlySet<http2.ServerHttp2Stream> {
-  const open = recordOf(session);
-  if (!open.counting) {
-    open.counting = true;
-    open.idleSince = Date.now();
+  let open = (session as Recorded)[RECORD];
+  if (open === undefined) {
+    const streams = ((session as Recorded)[RECORD] = open = new OpenStreams());
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      open.add(stream);
-      stream.on("close", open.closed);
+      streams.add(stream);
+      stream.on("close", streams.closed);
     });
   }
   const check = (): void => {

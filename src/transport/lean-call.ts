@@ -61,9 +61,6 @@ export abstract class LeanBodyCall {
   /** The whole body, `limit` bytes at most (readMaxBytes, plus 5 for an envelope's prefix). */
   protected abstract received(body: Buffer): void;
 
-  /** Every close of the stream, first, whether the call is done or not. */
-  protected onClose(): void {}
-
   /** The stream closed before the call was done: the context is aborted with `reason`. */
   protected cancelled(reason: ConnectError): void {
     this.ctx.abort(reason);
@@ -96,7 +93,6 @@ export abstract class LeanBodyCall {
     req.on("data", onData);
     req.on("end", onEnd);
     this.stream.on("close", () => {
-      this.onClose();
       if (this.done) return;
       this.done = true;
       stop();

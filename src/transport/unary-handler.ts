@@ -13,7 +13,6 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { sessionStreams, type SessionStreams } from "./h2-idle.js";
 import { LeanBodyCall, leanContext } from "./lean-call.js";
 import {
   RequestMemo,
@@ -133,9 +132,7 @@ export class LeanUnary {
       this.contextValues,
       peer,
     );
-    const session = stream.session;
-    const open = session === undefined ? undefined : sessionStreams(session);
-    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver, open).read();
+    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
     return true;
   }
 
@@ -201,20 +198,13 @@ class LeanCall extends LeanBodyCall implements Answer {
     ctx: CallContext,
     readonly compression: Answer["compression"],
     handOver: HandOver,
-    /** The record of the call's session (h2-idle.ts), which counts this call while it is open. */
-    private readonly open: SessionStreams | undefined,
   ) {
     super(stream, body, ctx, handOver);
-    if (open !== undefined) open.calls++;
   }
 
   read(): void {
     // gRPC adds a 5-byte envelope header to the message.
     this.readBody(this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0));
-  }
-
-  protected override onClose(): void {
-    if (this.open !== undefined) this.open.calls--;
   }
 
   protected received(body: Buffer): void {
@@ -237,10 +227,6 @@ class LeanCall extends LeanBodyCall implements Answer {
 
   get options(): Answer["options"] {
     return this.lean.answerOptions;
-  }
-
-  get concurrent(): boolean {
-    return this.open !== undefined && this.open.calls > 1;
   }
 
   /**

@@ -47,12 +47,6 @@ export interface Answer {
   /** The response encoding the client accepts (negotiated as connect-es does), or null. */
   readonly compression: Compression | null;
   readonly options: Pick<UniversalHandlerOptions, "compressMinBytes" | "jsonOptions">;
-  /**
-   * Other lean calls are open on the same HTTP/2 session: a Connect response
-   * then ends with an empty DATA frame, as the compatibility response does,
-   * instead of END_STREAM on its body's frame (see sendConnect).
-   */
-  readonly concurrent: boolean;
 }
 
 /** The Connect protocol, unary, binary: trailers travel as `trailer-` headers. */
@@ -108,20 +102,19 @@ function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8
   // The headers are forEach's `this`: no closure per call.
   out.responseTrailer.forEach(appendTrailer, headers);
   headers["content-length"] = String(body.byteLength);
-  // Alone on its session, the body's DATA frame ends the stream: headers and
-  // body go in one write, and the client reads once (docs/http2-client.md,
-  // session 13). But nghttp2 then closes the stream before the body's write
-  // completes, and node 20's Writable builds an ERR_STREAM_DESTROYED (stack
-  // and message) that nobody sees, 10-15% of the plugin's CPU per call
-  // (docs/http2-server.md, session 15). With other calls in flight on the
-  // session, their frames share node:http2's writes anyway: the stream then
-  // ends with an empty DATA frame after the body's write, as node's
-  // compatibility response ends it, and that error is never built.
-  send(out.res, headers, body, out.concurrent ? NO_TRAILERS : undefined);
+  // The body's DATA frame ends the stream: headers and body go in one
+  // write, and the client reads once (docs/http2-client.md, session 13).
+  // nghttp2 then closes the stream before the body's write completes, and
+  // node 20's Writable builds an ERR_STREAM_DESTROYED nobody sees
+  // (docs/http2-server.md, session 15). Ending with an empty DATA frame
+  // after the body's write instead (the compatibility response's ending)
+  // avoids that error, but node sends that frame a turn later: with many
+  // calls in flight, every batch of answers then took two writes, loop
+  // turns and TCP segments on the plugin and two reads on the client,
+  // which finished no call before the second, for more CPU on both sides
+  // than the error costs (docs/http2-client.md, session 19).
+  send(out.res, headers, body, undefined);
 }
-
-/** Empty trailers: node:http2 sends them as an empty DATA frame with END_STREAM. */
-const NO_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({});
 
 /** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
 export const grpcUnary: UnaryWire = {
@@ -235,9 +228,7 @@ export function addTrailers(
  * none, ends the stream with an empty DATA frame of its own, which node
  * sends in a write of its own a turn of the event loop later, and the
  * client must wake once more to read it (docs/http2-client.md, session
- * 13). NO_TRAILERS (Connect with other calls in flight, see sendConnect)
- * asks for that empty frame. Throws what respond() throws: a header
- * node:http2 refuses.
+ * 13). Throws what respond() throws: a header node:http2 refuses.
  */
 function sendOnStream(
   stream: http2.ServerHttp2Stream,
@@ -254,8 +245,7 @@ function sendOnStream(
   const waitForTrailers = trailers !== undefined;
   if (waitForTrailers) {
     // on(), not once(): node:http2 asks once per stream, and once() costs a wrapper.
-    if (trailers === NO_TRAILERS) stream.on("wantTrailers", endWithEmptyFrame);
-    else stream.on("wantTrailers", () => sendTrailers(stream, trailers));
+    stream.on("wantTrailers", () => sendTrailers(stream, trailers));
   }
   // writeHead() comes before end(), so the headers never end the stream.
   try {
@@ -268,11 +258,6 @@ function sendOnStream(
   // DATA frame (without trailers) and sends the headers with it in one write.
   if (body !== undefined) stream.write(body);
   stream.end();
-}
-
-/** sendTrailers() of NO_TRAILERS, one listener for every stream (no closure per call). */
-function endWithEmptyFrame(this: http2.ServerHttp2Stream): void {
-  sendTrailers(this, NO_TRAILERS);
 }
 
 function sendTrailers(stream: http2.ServerHttp2Stream, trailers: http2.OutgoingHttpHeaders): void {

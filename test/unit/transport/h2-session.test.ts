@@ -6,11 +6,7 @@ import { test } from "node:test";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
 import { createH2Transport } from "../../../src/transport/client-transport.js";
-import {
-  closeWhenIdle,
-  sessionStreams,
-  type SessionStreams,
-} from "../../../src/transport/h2-idle.js";
+import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { Bench } from "../../../bench/service.js";
@@ -243,68 +239,6 @@ test("H2Session.request(headers, onClose): one 'close' listener per stream runs 
     assert.equal(serverSessions.length, 1);
   } finally {
     session.close();
-    server.close();
-  }
-});
-
-test("sessionStreams: the record of the idle close's stream set; a session it never saw gets one with an empty set", async () => {
-  const seen: {
-    idle: ReadonlySet<http2.ServerHttp2Stream> | undefined;
-    records: SessionStreams[];
-    sizes: number[];
-  }[] = [];
-  const server = http2.createServer();
-  let idle = true;
-  server.on("session", (s) => {
-    seen.push({ idle: idle ? closeWhenIdle(s, 60_000) : undefined, records: [], sizes: [] });
-  });
-  server.on("stream", (stream: http2.ServerHttp2Stream) => {
-    const record = sessionStreams(stream.session as http2.ServerHttp2Session);
-    const entry = seen[seen.length - 1] as (typeof seen)[number];
-    entry.records.push(record);
-    setImmediate(() => {
-      entry.sizes.push(record.size);
-      stream.respond({ ":status": 200 }, { endStream: true });
-    });
-  });
-  const url = await listen(server);
-  const twoThenOne = async (): Promise<void> => {
-    const session = http2.connect(url);
-    try {
-      const one = (): Promise<void> =>
-        new Promise((resolve, reject) => {
-          const req = session.request({ ":path": "/" }, { endStream: true });
-          req.on("error", reject);
-          req.resume();
-          req.on("close", resolve);
-        });
-      await Promise.all([one(), one()]);
-      await one();
-    } finally {
-      session.close();
-    }
-  };
-  try {
-    await twoThenOne();
-    idle = false;
-    await twoThenOne();
-    const [withIdle, without] = seen;
-    assert.equal(withIdle?.records.length, 3);
-    for (const record of withIdle?.records ?? [])
-      assert.equal(record, withIdle?.idle, "one record per session");
-    // Two calls in flight, then one alone: each saw the streams open then.
-    assert.deepEqual(withIdle?.sizes, [2, 2, 1]);
-    assert.equal(without?.records.length, 3);
-    for (const record of without?.records ?? []) assert.equal(record, without?.records[0]);
-    assert.notEqual(without?.records[0], withIdle?.records[0], "a record per session");
-    assert.deepEqual(without?.sizes, [0, 0, 0], "streams are counted only for the idle close");
-    assert.equal(without?.records[0]?.calls, 0);
-    // The server sees a stream close a moment after the client does.
-    for (let i = 0; i < 100 && (withIdle?.idle?.size ?? 0) > 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    assert.equal(withIdle?.idle?.size, 0, "the set empties");
-  } finally {
     server.close();
   }
 });
