@@ -539,7 +539,10 @@ const machine =
   `load average ${loadavg()
     .map((l) => l.toFixed(1))
     .join(" ")} at the end, ` +
-  `Node ${process.version}, ${await goVersion()}, ${new Date().toISOString().slice(0, 10)}`;
+  `Node ${process.version}, ${await goVersion()}, ${new Date().toISOString().slice(0, 10)}, ` +
+  // Every Node process parses this file at start, node -e 0 included: it
+  // moves the cold-start reference (bench/cold-start.ts --no-extra-ca).
+  `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS === undefined ? "unset" : "set"}`;
 console.log(
   `\n${machine}; ${P.rounds} interleaved rounds${quick ? " (--quick)" : ""}, ${round((performance.now() - t0) / 1000)} s\n`,
 );
