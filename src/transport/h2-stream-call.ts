@@ -72,6 +72,8 @@ export class StreamCall<O extends DescMessage>
   private header: Headers | undefined;
   private readonly trailer = new Headers();
   private ended: EndOfStream | undefined;
+  /** gRPC: the HTTP trailers (the status) arrived. */
+  private trailed = false;
   /**
    * An envelope begun in an earlier chunk: its head (5 bytes), then the
    * whole envelope, grown as its bytes arrive (never sized by the peer's
@@ -222,6 +224,7 @@ export class StreamCall<O extends DescMessage>
   }
 
   trailers(t: http2.IncomingHttpHeaders): void {
+    this.trailed = true;
     const trailer = this.trailer;
     nodeHeadersToWeb(t).forEach((value, key) => trailer.append(key, value));
   }
@@ -263,10 +266,15 @@ export class StreamCall<O extends DescMessage>
     if (this.finished) return;
     const stream = this.stream;
     // node:http2 also ends a stream's readable side when the stream is
-    // reset or its session breaks: that end is not the response's.
+    // reset or its session breaks: that end is not the response's. But a
+    // server may answer in full, then reset with NO_ERROR a stream whose
+    // request is still open (RFC 9113 §8.1; Go's servers do when a handler
+    // returns first), which node marks `aborted` too: an end that follows
+    // the protocol's own end (gRPC's trailers, Connect's end-of-stream
+    // envelope) is the response's.
     if (
       this.head === undefined ||
-      stream.aborted ||
+      (stream.aborted && !(this.wire.trailers ? this.trailed : this.ended !== undefined)) ||
       errorFromRstCode(stream.rstCode) !== undefined
     ) {
       this.fail(cut(stream, this.head !== undefined));

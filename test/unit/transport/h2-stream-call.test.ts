@@ -34,6 +34,8 @@ import { Bench } from "../../../bench/service.js";
 import { errorView, pairs } from "./call-views.js";
 
 const READ_MAX = 4096;
+/** Messages of the "answer-then-reset" answer: 80 KB of 8-byte envelopes. */
+const ANSWERED = 10_000;
 const DETAIL = create(BytesValueSchema, { value: new Uint8Array([9, 8]) });
 
 /** What the real server's handlers saw. */
@@ -198,6 +200,23 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       // gRPC: trailers without a status.
       stream.on("wantTrailers", () => stream.sendTrailers({ "x-t": "1" }));
       stream.end(one);
+      return;
+    case "answer-then-reset":
+      // A whole answer, larger than the host's read pause (HIGH_WATER), then
+      // RST_STREAM NO_ERROR while the request is still open, as Go's servers
+      // do when a handler returns first (RFC 9113 §8.1).
+      stream.respond(
+        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+        { waitForTrailers: grpc },
+      );
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(
+        Buffer.concat([
+          ...Array.from({ length: ANSWERED }, () => one),
+          grpc ? Buffer.alloc(0) : env(2, Buffer.from("{}")),
+        ]),
+        () => setTimeout(() => stream.close(http2.constants.NGHTTP2_NO_ERROR), 20),
+      );
       return;
     case "split":
       // Every byte its own DATA frame: envelopes (and their heads) span
@@ -571,6 +590,33 @@ async function observeDuplex(
     return { messages, ...errorView(e) };
   }
 }
+
+describe("lean bidi stream: a whole answer, then RST_STREAM NO_ERROR (fake plugin)", () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: a caller that reads slowly gets every message and the end, not a cut`, async () => {
+      const p = pair(rawUrl, protocol);
+      try {
+        const stopped = { n: 0 };
+        const res = await p.lean.stream(
+          Bench.method.echoStream,
+          undefined,
+          5_000,
+          { "x-wire": "answer-then-reset" },
+          trickle(stopped)(),
+        );
+        let got = 0;
+        for await (const _ of res.message) {
+          // Reading paused past HIGH_WATER: the reset comes before node's "end".
+          if (got++ === 0) await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.equal(got, ANSWERED);
+        await waitFor(() => stopped.n === 1);
+      } finally {
+        p.close();
+      }
+    });
+  }
+});
 
 describe("lean client and bidi streams = connect-es' transport", () => {
   for (const protocol of ["connect", "grpc"] as const) {
