@@ -159,6 +159,15 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
     return b;
   };
   const one = env(0, new Uint8Array([10, 1, 7]));
+  /** A binary answer's head; `trailers` follow its body on gRPC, and on Connect too when `always`. */
+  const binary = (trailers: http2.OutgoingHttpHeaders, always = false): void => {
+    const waitForTrailers = grpc || always;
+    stream.respond(
+      { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+      { waitForTrailers },
+    );
+    if (waitForTrailers) stream.on("wantTrailers", () => stream.sendTrailers(trailers));
+  };
   stream.on("data", () => {});
   stream.on("error", () => {});
   switch (headers["x-wire"]) {
@@ -183,33 +192,19 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       stream.end(env(0, Buffer.from("{}")));
       return;
     case "truncated":
-      stream.respond(
-        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
-        {
-          waitForTrailers: grpc,
-        },
-      );
-      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      binary({ "grpc-status": "0" });
       stream.end(Buffer.concat([one, one.subarray(0, 4)]));
       return;
     case "no-end":
-      stream.respond(
-        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
-        { waitForTrailers: grpc },
-      );
       // gRPC: trailers without a status.
-      stream.on("wantTrailers", () => stream.sendTrailers({ "x-t": "1" }));
+      binary({ "x-t": "1" });
       stream.end(one);
       return;
     case "answer-then-reset":
       // A whole answer, larger than the host's read pause (HIGH_WATER), then
       // RST_STREAM NO_ERROR while the request is still open, as Go's servers
       // do when a handler returns first (RFC 9113 §8.1).
-      stream.respond(
-        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
-        { waitForTrailers: grpc },
-      );
-      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      binary({ "grpc-status": "0" });
       stream.end(
         Buffer.concat([
           ...Array.from({ length: ANSWERED }, () => one),
@@ -221,11 +216,7 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
     case "split":
       // Every byte its own DATA frame: envelopes (and their heads) span
       // chunks. HTTP trailers on Connect too, which it ignores.
-      stream.respond(
-        { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
-        { waitForTrailers: true },
-      );
-      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-t": "3" }));
+      binary({ "grpc-status": "0", "x-t": "3" }, true);
       {
         const end = grpc ? Buffer.alloc(0) : env(2, Buffer.from('{"metadata":{"x-t":["2"]}}'));
         const all = Buffer.concat([one, one, env(0, toBinary(BytesValueSchema, msg(3, 300))), end]);
