@@ -16,6 +16,7 @@ import {
   type StreamWire,
 } from "./stream-wire.js";
 import { copyInto, GrowingBytes } from "./growing-bytes.js";
+import { envelopeSize, tooLarge } from "./unary-body.js";
 import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
 
 /**
@@ -311,22 +312,9 @@ export class StreamCall<O extends DescMessage>
     this.wake();
   }
 
-  /** The length of the envelope at `at`, within readMaxBytes (connect-es' check and message). */
+  /** The length of the envelope at `at`, within readMaxBytes. */
   private sizeAt(bytes: Uint8Array, at: number): number {
-    const size =
-      ((bytes[at + 1] as number) * 0x1000000 +
-        (((bytes[at + 2] as number) << 16) |
-          ((bytes[at + 3] as number) << 8) |
-          (bytes[at + 4] as number))) >>>
-      0;
-    const max = this.limits.readMaxBytes;
-    if (size > max) {
-      throw new ConnectError(
-        `message size ${size} is larger than configured readMaxBytes ${max}`,
-        Code.ResourceExhausted,
-      );
-    }
-    return size;
+    return envelopeSize(bytes, at, this.limits.readMaxBytes);
   }
 
   /** Keeps the start of an envelope that goes on in the next chunk, `length` bytes in all. */
@@ -395,12 +383,8 @@ export class StreamCall<O extends DescMessage>
         Code.InvalidArgument,
       );
     }
-    if (data.length > this.limits.readMaxBytes) {
-      throw new ConnectError(
-        `message size ${data.length} is larger than configured readMaxBytes ${this.limits.readMaxBytes}`,
-        Code.ResourceExhausted,
-      );
-    }
+    if (data.length > this.limits.readMaxBytes)
+      throw tooLarge(this.limits.readMaxBytes, data.length);
     const message = parseMessage(this.req.method.output, data);
     const readers = this.readers;
     if (readers.length > 0 && this.first === this.items.length) {

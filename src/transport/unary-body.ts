@@ -101,11 +101,7 @@ export class EnvelopeBody {
       this.headFill === 0 &&
       chunk.byteLength >= 5
     ) {
-      const length =
-        ((chunk[1] as number) * 0x1000000 +
-          (((chunk[2] as number) << 16) | ((chunk[3] as number) << 8) | (chunk[4] as number))) >>>
-        0;
-      if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
+      const length = envelopeSize(chunk, 0, this.readMaxBytes);
       if (chunk.byteLength === 5 + length) {
         // A fresh plain array, never a view of node's chunk (see BodyBytes.end()).
         const data = new Uint8Array(length);
@@ -123,8 +119,7 @@ export class EnvelopeBody {
         this.headFill += n;
         at += n;
         if (this.headFill < 5) return;
-        const length = new DataView(head.buffer).getUint32(1);
-        if (length > this.readMaxBytes) throw tooLarge(this.readMaxBytes, length);
+        const length = envelopeSize(head, 0, this.readMaxBytes);
         this.want = length;
         this.dataFill = 0;
         if (this.firstData === undefined) this.data = new GrowingBytes(length);
@@ -185,8 +180,23 @@ export class EnvelopeBody {
   }
 }
 
+/**
+ * The payload length an envelope's head announces (bytes `at + 1` to
+ * `at + 4`, big-endian), within readMaxBytes: connect-es' check and error.
+ */
+export function envelopeSize(bytes: Uint8Array, at: number, readMaxBytes: number): number {
+  const size =
+    ((bytes[at + 1] as number) * 0x1000000 +
+      (((bytes[at + 2] as number) << 16) |
+        ((bytes[at + 3] as number) << 8) |
+        (bytes[at + 4] as number))) >>>
+    0;
+  if (size > readMaxBytes) throw tooLarge(readMaxBytes, size);
+  return size;
+}
+
 /** connect-es' assertReadMaxBytes error. */
-function tooLarge(readMaxBytes: number, size?: number): ConnectError {
+export function tooLarge(readMaxBytes: number, size?: number): ConnectError {
   return new ConnectError(
     size === undefined
       ? `message size is larger than configured readMaxBytes ${readMaxBytes}`
