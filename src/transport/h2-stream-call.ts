@@ -15,19 +15,9 @@ import {
   type ResponseHead,
   type StreamWire,
 } from "./stream-wire.js";
-import { copyInto, GrowingBytes } from "./growing-bytes.js";
-import { envelopeSize, tooLarge } from "./unary-body.js";
+import { EnvelopeSplitter, HIGH_WATER, type EnvelopeSink } from "./envelope-split.js";
+import { tooLarge } from "./unary-body.js";
 import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
-
-/**
- * Bytes of messages queued and not read (their envelopes' size) above which
- * the HTTP/2 stream is paused: node:http2 then stops reading it and sends
- * no WINDOW_UPDATE, so the plugin's writes stop ("drain" never comes). It
- * resumes once the reader took the queue below half. 64 KiB: node:http2's
- * own readable high-water mark is 16 KiB, and a socket read brings up to
- * 64 KiB; a 16-byte stream pauses about once per 3,000 messages queued.
- */
-const HIGH_WATER = 64 * 1024;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -64,7 +54,11 @@ interface Reader<T> {
  */
 export class StreamCall<O extends DescMessage>
   extends CallOutcome
-  implements AbortListener, AsyncIterable<MessageShape<O>>, AsyncIterator<MessageShape<O>>
+  implements
+    AbortListener,
+    EnvelopeSink,
+    AsyncIterable<MessageShape<O>>,
+    AsyncIterator<MessageShape<O>>
 {
   unsubscribe: () => void = noop;
   /** The request's iterator while send() reads it; undefined once it ended or was told to stop. */
@@ -75,12 +69,8 @@ export class StreamCall<O extends DescMessage>
   private ended: EndOfStream | undefined;
   /** gRPC: the HTTP trailers (the status) arrived. */
   private trailed = false;
-  /**
-   * An envelope begun in an earlier chunk: its head (5 bytes), then the
-   * whole envelope, grown as its bytes arrive (never sized by the peer's
-   * announcement alone, see UPFRONT_BYTES).
-   */
-  private part: GrowingBytes | undefined;
+  /** The response body's envelopes, split as its DATA chunks arrive. */
+  private readonly split: EnvelopeSplitter;
   /** Set at the first compressed envelope: the rest goes through it, in order. */
   private chain: Promise<void> | undefined;
   private items: unknown[] = [];
@@ -107,6 +97,7 @@ export class StreamCall<O extends DescMessage>
     reject: (error: ConnectError) => void,
   ) {
     super(reject);
+    this.split = new EnvelopeSplitter(this, limits.readMaxBytes);
   }
 
   /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
@@ -234,25 +225,7 @@ export class StreamCall<O extends DescMessage>
   data(chunk: Uint8Array): void {
     if (this.finished || this.head === undefined) return;
     try {
-      let at = this.part === undefined ? 0 : this.continuePart(chunk);
-      const n = chunk.length;
-      while (at < n && !this.finished) {
-        if (n - at < 5) {
-          this.begin(chunk.subarray(at), 5);
-          return;
-        }
-        const size = this.sizeAt(chunk, at);
-        const end = at + 5 + size;
-        if (end > n) {
-          this.begin(chunk.subarray(at), 5 + size);
-          return;
-        }
-        // A copy (see copyInto): the message's bytes fields must not pin the chunk.
-        const data = new Uint8Array(size);
-        copyInto(data, 0, chunk, at + 5, size);
-        this.envelope(chunk[at] as number, data);
-        at = end;
-      }
+      this.split.push(chunk);
       if (this.queuedBytes >= HIGH_WATER && !this.paused && !this.finished) {
         this.paused = true;
         this.stream.pause();
@@ -298,7 +271,7 @@ export class StreamCall<O extends DescMessage>
   private last(): void {
     if (this.finished) return;
     try {
-      if (this.part !== undefined) {
+      if (this.split.partial) {
         throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
       }
       this.wire.finish(this.head as ResponseHead, this.ended, this.header as Headers, this.trailer);
@@ -312,42 +285,8 @@ export class StreamCall<O extends DescMessage>
     this.wake();
   }
 
-  /** The length of the envelope at `at`, within readMaxBytes. */
-  private sizeAt(bytes: Uint8Array, at: number): number {
-    return envelopeSize(bytes, at, this.limits.readMaxBytes);
-  }
-
-  /** Keeps the start of an envelope that goes on in the next chunk, `length` bytes in all. */
-  private begin(bytes: Uint8Array, length: number): void {
-    const part = new GrowingBytes(length);
-    part.fill(bytes, 0);
-    this.part = part;
-  }
-
-  /** Fills the kept envelope from `chunk`; returns where the chunk's own envelopes begin. */
-  private continuePart(chunk: Uint8Array): number {
-    let part = this.part as GrowingBytes;
-    let at = 0;
-    if (part.filled < 5) {
-      // Only the head was kept (begin(..., 5)): now the envelope's size is known.
-      at = part.fill(chunk, 0);
-      if (!part.whole) return at;
-      const head = part.bytes();
-      part = new GrowingBytes(5 + this.sizeAt(head, 0));
-      part.fill(head, 0);
-      this.part = part;
-    }
-    at += part.fill(chunk, at);
-    if (part.whole) {
-      this.part = undefined;
-      const bytes = part.bytes();
-      this.envelope(bytes[0] as number, bytes.subarray(5));
-    }
-    return at;
-  }
-
-  /** One whole envelope: decompressed (in order, through `chain`) if need be, then taken. */
-  private envelope(flags: number, data: Uint8Array): void {
+  /** One whole envelope (EnvelopeSink): decompressed (in order, through `chain`) if need be, then taken. */
+  envelope(flags: number, data: Uint8Array): void {
     if (this.chain === undefined && (flags & compressedFlag) !== compressedFlag) {
       this.take(flags, data);
       return;
