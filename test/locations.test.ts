@@ -332,8 +332,16 @@ for (const [where, source, { bidi, connectEs = false }] of locations) {
       // connect-es' own context (createHandlerContext) copies its init and abort().
       const expected = connectEs
         ? "abort,contextValues,impl,kind,requestSignal,shutdownSignal;0"
-        : ";0";
+        : "abort;0";
       assert.equal(decode(res.value), expected, "keys beyond HandlerContext's; symbol keys");
+    });
+
+    // connect-es' contexts have abort(); a handler written for them may call
+    // it (it threw a TypeError through our context's Proxy).
+    test("the handler's ctx.abort() aborts its signal, and a copy of the context has abort", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.get({ key: "ctx-abort" });
+      assert.equal(decode(res.value), "true;true");
     });
 
     test("a timeout beyond setTimeout's 24.8 days is no deadline (it used to fire after 1 ms)", async () => {

@@ -155,7 +155,7 @@ function contextFor(
     signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
     values: r.contextValues,
     // As on handlerView and connect-es' contexts.
-    abort: (reason?: unknown) => ctx.abort(reason),
+    abort: (reason?: unknown) => ctx[CALL_ABORT].abortSignal(reason),
   };
   return copy;
 }

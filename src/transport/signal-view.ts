@@ -94,9 +94,8 @@ export function requestSignal(req: { readonly signal: AbortSignal }): AbortSigna
  * that never reads it makes no AbortSignal. The context itself keeps both
  * on its prototype: an own accessor costs V8 a runtime call per object,
  * a Proxy with shared traps about 0.02 µs, plus a trap call per property
- * the handler reads. `abort` is bound to the context (whose private
- * fields it needs): a handler written for connect-es may call
- * `ctx.abort()`, on the view or on its copy.
+ * the handler reads. A handler written for connect-es may call
+ * `ctx.abort()`, on the view or on its copy: see boundAbort.
  */
 export function handlerView(ctx: CallContext): HandlerContext {
   return new Proxy(ctx, VIEW);
@@ -119,8 +118,13 @@ const VIEW: ProxyHandler<CallContext> = {
         : Reflect.getOwnPropertyDescriptor(t, key),
 };
 
-/** The context's abort, bound to it (made when read: most handlers never do). */
+/**
+ * The handler's `abort`, made when read (most handlers never do): as on
+ * connect-es' contexts, it aborts the handler's signal, and the call goes
+ * on until the handler answers (the server's own hooks, which would end
+ * the call in process, are not told).
+ */
 const boundAbort =
   (ctx: CallContext) =>
   (reason?: unknown): void =>
-    ctx.abort(reason);
+    ctx[CALL_ABORT].abortSignal(reason);
