@@ -45,10 +45,18 @@ export function applyInterceptors<T>(next: T, interceptors: readonly Interceptor
   let fn = next as unknown as Parameters<Interceptor>[0];
   for (let i = interceptors.length - 1; i >= 0; i--) {
     const interceptor = interceptors[i] as Interceptor;
-    const inner = interceptor(fn);
-    fn = isSignalBlind(interceptor) ? inner : (req) => inner(interceptedRequest(req));
+    fn = isSignalBlind(interceptor) ? interceptor(fn) : intercepted(interceptor(fn));
   }
   return fn as unknown as T;
+}
+
+/**
+ * A user interceptor's step, handed its requests through interceptedRequest.
+ * A function of its own: a closure made in applyInterceptors' loop would
+ * have V8 allocate a scope for every step, the blind ones' too.
+ */
+function intercepted(step: ReturnType<Interceptor>): ReturnType<Interceptor> {
+  return (req) => step(interceptedRequest(req));
 }
 
 /**
