@@ -18,6 +18,7 @@ import {
   interceptedRequest,
   requestSignal,
   signalBlind,
+  withCallState,
 } from "../../../src/transport/signal-view.js";
 
 type Req = { readonly signal: AbortSignal; readonly header: Headers };
@@ -105,6 +106,16 @@ test("requestSignal: a copy without a signal (a signal-blind interceptor's) give
   assert.equal(requestSignal({ ...req }), abort.signal);
   const own = new AbortController().signal;
   assert.equal(requestSignal({ ...req, signal: own }), own);
+});
+
+test("withCallState: a copy with another call state, whose signal is made only when read", () => {
+  const runner = new CallAbort();
+  const guard = new CallAbort();
+  const copy = withCallState({ ...request(runner) }, guard);
+  assert.equal(abortOf(copy), guard, "the guard's state, listened to without a signal");
+  assert.equal(guard.createdSignal, undefined);
+  assert.equal({ ...copy }.signal, guard.signal, "a spread of it carries the guard's signal");
+  assert.equal(runner.createdSignal, undefined, "the runner's signal was never made");
 });
 
 function context() {
