@@ -369,15 +369,9 @@ class NegotiatingTransport implements CallTarget {
     req: StreamRequest<I, O>,
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
+    const signal = requestSignal(req);
     return http.transport
-      .stream(
-        req.method,
-        requestSignal(req),
-        call.timeoutMs,
-        req.header,
-        req.message,
-        req.contextValues,
-      )
+      .stream(req.method, signal, call.timeoutMs, req.header, req.message, req.contextValues)
       .then((res) => settleWhenRead(res, call, true));
   }
 
