@@ -15,7 +15,7 @@ import {
   type AbortView,
 } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
-import { signalBlind, withCallState } from "../transport/signal-view.js";
+import { withCallState } from "../transport/signal-view.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
 const TRANSPORT_CODES = new Set([
@@ -97,35 +97,33 @@ export class CallGuard implements InlineInterceptor {
    * The guard as an interceptor. A CallRunner whose only interceptor this
    * is runs it inline instead (see begin() and inline-interceptor.ts).
    */
-  readonly interceptor: Interceptor = signalBlind(
-    inlinable(
-      (next) => (req) => {
-        // Read without creating the request's signal (see lazy-abort.ts).
-        const caller = abortOf(req);
-        const started = this.begin(req.service, caller);
-        if (started === undefined) return next(req);
-        if (started instanceof Error) return Promise.reject(started);
-        const failed = (error: unknown): Promise<never> => started.failed(error).then(rethrow);
-        // then() rather than an async function: one promise and hop less per call.
-        let pending: ReturnType<typeof next>;
-        try {
-          pending = next(started.state === undefined ? req : withAbort(req, started.state));
-        } catch (error) {
-          return failed(error);
+  readonly interceptor: Interceptor = inlinable(
+    (next) => (req) => {
+      // Read without creating the request's signal (see lazy-abort.ts).
+      const caller = abortOf(req);
+      const started = this.begin(req.service, caller);
+      if (started === undefined) return next(req);
+      if (started instanceof Error) return Promise.reject(started);
+      const failed = (error: unknown): Promise<never> => started.failed(error).then(rethrow);
+      // then() rather than an async function: one promise and hop less per call.
+      let pending: ReturnType<typeof next>;
+      try {
+        pending = next(started.state === undefined ? req : withAbort(req, started.state));
+      } catch (error) {
+        return failed(error);
+      }
+      return pending.then((res) => {
+        if (!res.stream) {
+          started.ended();
+          return res;
         }
-        return pending.then((res) => {
-          if (!res.stream) {
-            started.ended();
-            return res;
-          }
-          return {
-            ...res,
-            message: this.guardStream(res.message, caller, () => started.ended()),
-          };
-        }, failed);
-      },
-      this,
-    ),
+        return {
+          ...res,
+          message: this.guardStream(res.message, caller, () => started.ended()),
+        };
+      }, failed);
+    },
+    this,
   );
 
   /**
