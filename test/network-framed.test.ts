@@ -203,7 +203,13 @@ for (const [name, interceptor] of [
       for await (const _ of kv.watch({ key: "fb" }, { signal: abort.signal })) abort.abort();
     })();
     const late = new Promise((resolve) => setTimeout(resolve, 2_000, "still running"));
-    const outcome = await Promise.race([watching.then(() => "ended", ConnectError.from), late]);
+    const outcome = await Promise.race([
+      watching.then(
+        () => "ended",
+        (e: unknown) => ConnectError.from(e),
+      ),
+      late,
+    ]);
     assert.ok(outcome instanceof ConnectError, String(outcome));
     assert.equal(outcome.code, Code.Canceled);
   });
