@@ -15,11 +15,19 @@
  * process per round. Prints each round's medians, then the medians
  * (min-max) over the rounds and the new build's time as a share of the
  * base's.
+ *
+ * `--interceptor` (anywhere in the arguments): every build's client has
+ * one user interceptor that copies the request, `next({ ...req })`, the
+ * common connect-es pattern whose copy must keep the request's signal
+ * (src/transport/signal-view.ts): the per-call cost of a user interceptor.
  */
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type { Interceptor } from "@connectrpc/connect";
 import type * as Contenders from "./contenders.js";
+import type * as Index from "../src/index.js";
+import type * as Service from "./service.js";
 import { median, round } from "./stats.js";
 
 /** µs per call of each contender, one figure per batch of 1,000 calls. */
@@ -27,12 +35,29 @@ type Figures = Record<string, number[]>;
 
 type Batches = (n: number) => Promise<number[]>;
 
-/** The in-process contender of the build in `dist`, and its close. */
+/**
+ * The in-process contender of the build in `dist`, and its close; with a
+ * user interceptor that copies each request when `--interceptor` is given.
+ */
 async function directOf(dist: string): Promise<Contenders.Contender> {
-  const { connectPluginInProcess } = (await import(
-    pathToFileURL(resolve(dist, "bench/contenders.js")).href
-  )) as typeof Contenders;
-  return connectPluginInProcess("in-process-direct", "direct");
+  const load = (path: string): Promise<unknown> => import(pathToFileURL(resolve(dist, path)).href);
+  const c = (await load("bench/contenders.js")) as typeof Contenders;
+  if (!withInterceptor) return c.connectPluginInProcess("in-process-direct", "direct");
+  const { PluginClient, inProcess } = (await load("src/index.js")) as typeof Index;
+  const { benchPlugin } = (await load("bench/service.js")) as typeof Service;
+  const copying: Interceptor = (next) => (req) => next({ ...req });
+  class Intercepted extends PluginClient<never> {
+    constructor(options: ConstructorParameters<typeof PluginClient<never>>[0]) {
+      super({ ...options, interceptors: [copying] });
+    }
+  }
+  const client = await c.openPlugin(
+    inProcess(benchPlugin(), { mode: "direct" }),
+    Intercepted as unknown as typeof PluginClient,
+  );
+  return c.fromOps("in-process-direct", c.connectOps(client.dispense("bench")), () =>
+    client.close(),
+  );
 }
 
 /**
@@ -60,7 +85,8 @@ const spread = (xs: readonly number[]): string =>
   `${round(median(xs))} (${round(Math.min(...xs))}-${round(Math.max(...xs))})`;
 
 const here = fileURLToPath(import.meta.url);
-const args = process.argv.slice(2);
+const withInterceptor = process.argv.includes("--interceptor");
+const args = process.argv.slice(2).filter((a) => a !== "--interceptor");
 const { plainCall } = await import("./contenders.js");
 
 if (args[0] === "--child") {
@@ -84,7 +110,13 @@ if (args[0] === "--child") {
     const dists = r % 2 === 0 ? [base, next] : [next, base];
     const out = execFileSync(
       process.execPath,
-      [here, "--child", ...dists.map((d) => resolve(d)), seconds],
+      [
+        here,
+        "--child",
+        ...dists.map((d) => resolve(d)),
+        seconds,
+        ...(withInterceptor ? ["--interceptor"] : []),
+      ],
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
     const raw = JSON.parse(out) as Figures;

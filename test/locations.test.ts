@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { PluginClient, PluginError, cluster, silentLogger, staticEndpoints } from "../src/index.js";
 import { inProcess, remote, type PluginSource } from "../src/index.js";
 import { KV, handshake } from "../examples/kv/shared.js";
@@ -332,8 +332,16 @@ for (const [where, source, { bidi, connectEs = false }] of locations) {
       // connect-es' own context (createHandlerContext) copies its init and abort().
       const expected = connectEs
         ? "abort,contextValues,impl,kind,requestSignal,shutdownSignal;0"
-        : ";0";
+        : "abort;0";
       assert.equal(decode(res.value), expected, "keys beyond HandlerContext's; symbol keys");
+    });
+
+    // connect-es' contexts have abort(); a handler written for them may call
+    // it (it threw a TypeError through our context's Proxy).
+    test("the handler's ctx.abort() aborts its signal, and a copy of the context has abort", async () => {
+      const kv = client.dispense("kv");
+      const res = await kv.get({ key: "ctx-abort" });
+      assert.equal(decode(res.value), "true;true");
     });
 
     test("a timeout beyond setTimeout's 24.8 days is no deadline (it used to fire after 1 ms)", async () => {
@@ -391,3 +399,52 @@ test("leaving a server stream early (break) cancels it in the plugin (cluster)",
     await client.close();
   }
 });
+
+// A user interceptor that copies the request (`next({ ...req, header })`, a
+// common connect-es pattern) must leave the request's signal, with the
+// caller's cancel and deadline, to the interceptors after it and the call,
+// on every location and a cluster, as connect-es' own transports do
+// (issue 12: the copy had no `signal` in 8 of 11 locations).
+for (const [where, source] of everySource) {
+  test(`an interceptor that copies the request ({ ...req }) keeps the caller's cancel and deadline (${where})`, async () => {
+    const spread: Interceptor = (next) => (req) =>
+      next({ ...req, header: new Headers(req.header) });
+    // Ends the call when its request's signal aborts, as an interceptor that races it would.
+    const listen: Interceptor = (next) => (req) =>
+      new Promise((resolve, reject) => {
+        req.signal.addEventListener("abort", () => reject(req.signal.reason as Error));
+        next(req).then(resolve, reject);
+      });
+    const client = kvClient(source(), { interceptors: [spread, listen] });
+    await client.start();
+    try {
+      const kv = client.dispense("kv");
+      const code = (want: Code) => (e: unknown) => {
+        assert.equal(ConnectError.from(e).code, want, String(e));
+        return true;
+      };
+      let start = performance.now();
+      await assert.rejects(
+        kv.get({ key: "slow:3000" }, { timeoutMs: 150 }),
+        code(Code.DeadlineExceeded),
+      );
+      assert.ok(performance.now() - start < 1_500, "the deadline cut the call short");
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 150);
+      start = performance.now();
+      await assert.rejects(
+        kv.get({ key: "slow:3000" }, { signal: abort.signal }),
+        code(Code.Canceled),
+      );
+      assert.ok(performance.now() - start < 1_500, "the cancel cut the call short");
+      const watch = async (): Promise<void> => {
+        for await (const _ of kv.watch({ key: `spread:${where}` }, { timeoutMs: 150 }));
+      };
+      start = performance.now();
+      await assert.rejects(watch(), code(Code.DeadlineExceeded), "watch");
+      assert.ok(performance.now() - start < 1_500, "the deadline cut the stream short");
+    } finally {
+      await client.close();
+    }
+  });
+}

@@ -186,6 +186,35 @@ test("auto falls back to HTTP/2 against a server that speaks only HTTP/2, logs w
   assert.equal(negotiatedProtocol(second.t.transport), "http");
 });
 
+// The call's signal goes on to the HTTP transport of a fallback, also for a
+// request copied by an interceptor (`next({ ...req, header })`): on main a
+// copy had no signal, and a cancelled stream hung on the fallback.
+for (const [name, interceptor] of [
+  ["bearerAuth (the project's, signal-blind)", bearerAuth("tok")],
+  ["a user's", ((next) => (req) => next({ ...req })) as Interceptor],
+] as const) {
+  test(`auto's HTTP/2 fallback: the caller's cancel ends a stream through ${name} copy of the request`, async () => {
+    const url = await http2Only();
+    const { t, kv } = kvOver(url, "auto", { interceptors: [interceptor] });
+    await kv.put({ key: "fb", value: bytes("1") });
+    assert.equal(negotiatedProtocol(t.transport), "http");
+    const abort = new AbortController();
+    const watching = (async () => {
+      for await (const _ of kv.watch({ key: "fb" }, { signal: abort.signal })) abort.abort();
+    })();
+    const late = new Promise((resolve) => setTimeout(resolve, 2_000, "still running"));
+    const outcome = await Promise.race([
+      watching.then(
+        () => "ended",
+        (e: unknown) => ConnectError.from(e),
+      ),
+      late,
+    ]);
+    assert.ok(outcome instanceof ConnectError, String(outcome));
+    assert.equal(outcome.code, Code.Canceled);
+  });
+}
+
 test('"framed" against a server that does not speak it fails with a clear message', async () => {
   const url = await http2Only();
   const { kv } = kvOver(url, "framed");

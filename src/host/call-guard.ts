@@ -15,6 +15,7 @@ import {
   type AbortView,
 } from "../transport/lazy-abort.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
+import { withCallState } from "../transport/signal-view.js";
 
 /** Codes a broken connection shows up as, before the guard rewrites them. */
 const TRANSPORT_CODES = new Set([
@@ -312,12 +313,12 @@ class GuardedCall extends CallAbort implements InlineCall, AbortListener {
 }
 
 /**
- * The request with `call` as its abort state: a LazyRequest (no signal made
- * unless read) when it is one, else a copy with `call`'s signal, as an
- * interceptor's copy of a request carries its own signal.
+ * The request with `call` as its abort state: a LazyRequest when it is one,
+ * else a copy whose signal is `call`'s (withCallState); no signal is made
+ * unless read.
  */
 function withAbort<R extends { readonly signal: AbortSignal }>(req: R, call: CallAbort): R {
-  if (!(req instanceof LazyRequest)) return { ...req, signal: call.signal };
+  if (!(req instanceof LazyRequest)) return withCallState(req, call);
   return new LazyRequest(
     call,
     req.stream,

@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { PluginController } from "../gen/connectplugin/v1/controller_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /** One method's recent numbers, as the status page shows them. */
 export interface MethodStats {
@@ -170,7 +171,7 @@ export class CallStats {
    * response stream ends or fails. Put it first in a client's interceptors
    * to time what the caller waits for, retries included.
    */
-  readonly interceptor: Interceptor = (next) => async (req) => {
+  readonly interceptor: Interceptor = signalBlind((next) => async (req) => {
     if (CONTROL_SERVICES.has(req.service.typeName)) return next(req);
     const method = `${req.service.typeName}/${req.method.name}`;
     const start = performance.now();
@@ -201,7 +202,7 @@ export class CallStats {
         }
       })(),
     };
-  };
+  });
 }
 
 /** A call the caller cancelled (an aborted signal) did not fail. */

@@ -22,6 +22,7 @@ import { CallGuard } from "./call-guard.js";
 import { launchGoPlugin, type GoPluginCommand } from "./connectors/goplugin.js";
 import { HostClient } from "./host-client.js";
 import type { PluginProcess } from "./launcher.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /** go-plugin's defaults: one minute to start, two seconds to exit after Shutdown. */
 const DEFAULT_START_TIMEOUT_MS = 60_000;
@@ -319,7 +320,7 @@ export class GoPluginClient<
    * (its process gone) would read as a bare "connect ECONNREFUSED <path>":
    * this names the plugin. Errors the plugin sent (with metadata) pass.
    */
-  private readonly nameRefusals: Interceptor = (next) => async (req) => {
+  private readonly nameRefusals: Interceptor = signalBlind((next) => async (req) => {
     try {
       return await next(req);
     } catch (error) {
@@ -334,7 +335,7 @@ export class GoPluginClient<
         error,
       );
     }
-  };
+  });
 
   private async pingAtStart(deadline: number): Promise<void> {
     try {

@@ -24,6 +24,7 @@ import {
   type SemconvStability,
 } from "./semconv.js";
 import { registerLogContext } from "../logging/log-context.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /** Options of {@link clientObservability} and {@link serverObservability}. */
 export interface ObservabilityOptions {
@@ -70,14 +71,14 @@ const headerGetter: TextMapGetter<Headers> = {
 export function clientObservability(options: ObservabilityOptions = {}): Interceptor {
   const o = new CallObserver("client", options);
   const system = options.rpcSystem ?? "connect_rpc";
-  return (next) => (req) => {
+  return signalBlind((next) => (req) => {
     if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, system);
     const parent = context.active();
     const span = o.tracer.startSpan(attrs.name, attrs.start, parent);
     propagation.inject(trace.setSpan(parent, span), req.header, headerSetter);
     return o.run(span, attrs, req, next);
-  };
+  });
 }
 
 /**
@@ -90,14 +91,14 @@ export function clientObservability(options: ObservabilityOptions = {}): Interce
 export function serverObservability(options: ObservabilityOptions = {}): Interceptor {
   const o = new CallObserver("server", options);
   registerLogContext(activeTraceIds);
-  return (next) => (req) => {
+  return signalBlind((next) => (req) => {
     if (!o.active()) return next(req);
     const attrs = o.attributes(req.method, systemOf(req.header));
     const parent = propagation.extract(context.active(), req.header, headerGetter);
     const span = o.tracer.startSpan(attrs.name, attrs.start, parent);
     const ctx = trace.setSpan(parent, span);
     return o.run(span, attrs, req, (r) => context.with(ctx, next, undefined, r));
-  };
+  });
 }
 
 /**

@@ -7,6 +7,7 @@ import {
 } from "@connectrpc/connect";
 import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf } from "../transport/lazy-abort.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /**
  * Counts the calls a plugin is serving, and turns new calls away once a
@@ -46,7 +47,7 @@ export class CallTracker {
    * made per call (closures cost a tenth of an in-process call): every call
    * ends exactly once, as its abort state fires its hooks once.
    */
-  readonly interceptor: Interceptor = (next) => (req) => {
+  readonly interceptor: Interceptor = signalBlind((next) => (req) => {
     if (this.exempt.has(req.service.typeName)) return next(req);
     if (this.draining) {
       return Promise.reject(
@@ -64,7 +65,7 @@ export class CallTracker {
     // EventTarget would add a shared one only once for calls sharing it.
     else abort.onAbort(() => this.end());
     return next(req).then(this.answered, this.failed);
-  };
+  });
 
   private readonly end = (): void => {
     this.active--;

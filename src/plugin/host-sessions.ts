@@ -32,6 +32,7 @@ import { peeks } from "../transport/peek-headers.js";
 import type { createFramedTransport as createFramedTransportType } from "../transport/framed/client.js";
 import type { TunnelStream as TunnelStreamType } from "../transport/tunnel-stream.js";
 import { pluginLog } from "./plugin-log.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /**
  * How long a callback waits for its session's tunnel when there is none:
@@ -78,7 +79,7 @@ export class HostSessions {
    * Records the session and verified principal of each call that carries
    * one, for hostClient(). Runs after the auth interceptors.
    */
-  readonly interceptor: Interceptor = (next) => (req) => {
+  readonly interceptor: Interceptor = signalBlind((next) => (req) => {
     // Headers.get validates the name each time (0.15-0.25 µs, a tenth of
     // an in-process call); a request with no header at all, the usual
     // call of a host that offers no services, is told by its first entry.
@@ -100,7 +101,7 @@ export class HostSessions {
       });
     }
     return next(req);
-  };
+  });
 
   /**
    * In process: the host's services are reached directly, no tunnel

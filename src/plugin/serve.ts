@@ -28,6 +28,7 @@ import { readLaunchToken } from "./launch-token.js";
 import { launchMtls, recordLaunchedBroker } from "./launch-mtls.js";
 import type { GoPluginSide } from "./goplugin-serve.js";
 import { deferToSnapshotStart } from "./snapshot.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 export interface ServeOptions extends PluginServerOptions {
   /**
@@ -454,7 +455,7 @@ function plaintextWarning(address: string, auth: boolean): string {
   );
 }
 
-const refuseRemoteShutdown: Interceptor = (next) => (req) => {
+const refuseRemoteShutdown: Interceptor = signalBlind((next) => (req) => {
   if (req.service.typeName === PluginController.typeName && req.method.name === "Shutdown") {
     return Promise.reject(
       new ConnectError(
@@ -465,7 +466,7 @@ const refuseRemoteShutdown: Interceptor = (next) => (req) => {
     );
   }
   return next(req);
-};
+});
 
 /**
  * The wire protocol to announce: the first of the host's list that this

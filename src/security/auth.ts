@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { signalBlind } from "../transport/signal-view.js";
 
 /**
  * The identity that `requireBearer`/`requireApiKey` verified for the call
@@ -20,21 +21,21 @@ const principalOf = (kind: string, credential: string): string =>
  * function to fetch a fresh token per call (short-lived tokens).
  */
 export function bearerAuth(token: string | (() => string | Promise<string>)): Interceptor {
-  return (next) => async (req) => {
+  return signalBlind((next) => async (req) => {
     const value = typeof token === "string" ? token : await token();
     const header = new Headers(req.header);
     header.set("authorization", `Bearer ${value}`);
     return next({ ...req, header });
-  };
+  });
 }
 
 /** Host side: sends an API key in `header` (default "x-api-key") on every call. */
 export function apiKeyAuth(key: string, header = "x-api-key"): Interceptor {
-  return (next) => (req) => {
+  return signalBlind((next) => (req) => {
     const headers = new Headers(req.header);
     headers.set(header, key);
     return next({ ...req, header: headers });
-  };
+  });
 }
 
 /** A secret check that takes the same time whatever the guess. */
@@ -61,7 +62,7 @@ export function isAuthInterceptor(interceptor: Interceptor): boolean {
 
 function auth(interceptor: Interceptor): Interceptor {
   authInterceptors.add(interceptor);
-  return interceptor;
+  return signalBlind(interceptor);
 }
 
 /**

@@ -7,6 +7,7 @@ import {
 } from "@connectrpc/connect";
 import { clientAddress } from "../transport/client-address.js";
 import { verifiedPrincipal } from "./auth.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 export interface RateLimitOptions {
   /** Sustained calls per second allowed per client. */
@@ -37,7 +38,7 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
     options.clientKey ??
     ((req) =>
       req.contextValues.get(verifiedPrincipal) ?? `addr:${req.contextValues.get(clientAddress)}`);
-  return (next) => (req) => {
+  return signalBlind((next) => (req) => {
     if (req.service.typeName === "grpc.health.v1.Health") return next(req);
     const key = keyOf(req);
     const now = performance.now();
@@ -58,7 +59,7 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
     }
     bucket.tokens -= 1;
     return next(req);
-  };
+  });
 }
 
 const MAX_BUCKETS = 10_000;

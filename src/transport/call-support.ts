@@ -5,7 +5,7 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createMessage } from "./create-message.js";
 import { reachableTimeout } from "./deadline.js";
 import { CallAbort } from "./lazy-abort.js";
@@ -146,12 +146,6 @@ export function callSignal(
   timeoutMs: number | undefined,
 ): CallSignal {
   return new CallSignal(signal, timeoutMs);
-}
-
-export function applyInterceptors<T>(next: T, interceptors: readonly Interceptor[]): T {
-  let fn = next as unknown as Parameters<Interceptor>[0];
-  for (let i = interceptors.length - 1; i >= 0; i--) fn = (interceptors[i] as Interceptor)(fn);
-  return fn as unknown as T;
 }
 
 export function normalize<I extends DescMessage>(

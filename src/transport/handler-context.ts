@@ -77,35 +77,6 @@ function expire(ctx: CallContext): void {
   ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
 }
 
-/**
- * What a handler gets for its context: a view (a Proxy) in which `signal`
- * is an own, enumerable property, so that the handler's copy
- * (`{ ...ctx, values }` for a delegate) has the signal as connect-es'
- * own-property context does (the spread reads it, which creates it),
- * while a call that never reads it makes no AbortSignal. The context
- * itself keeps `signal` on its prototype: an own accessor costs V8 a
- * runtime call per object (`Object.defineProperty`, 0.2-0.3 µs), a Proxy
- * with shared traps about 0.02 µs, plus a trap call per property the
- * handler reads.
- */
-export function handlerView(ctx: CallContext): HandlerContext {
-  return new Proxy(ctx, VIEW);
-}
-
-const VIEW: ProxyHandler<CallContext> = {
-  // The target's own properties and getters, read on the target (whose
-  // private fields a getter called on the Proxy could not reach).
-  get: (t, key) => (t as unknown as Record<PropertyKey, unknown>)[key],
-  ownKeys: (t) => [...Reflect.ownKeys(t), "signal"],
-  getOwnPropertyDescriptor: (t, key) =>
-    // A data descriptor: a copy made from descriptors
-    // (Object.defineProperties, Object.create) gets the signal itself, not
-    // a getter that would read `signal` on the copy (itself, endlessly).
-    key === "signal"
-      ? { value: t.signal, writable: false, enumerable: true, configurable: true }
-      : Reflect.getOwnPropertyDescriptor(t, key),
-};
-
 /** The calls a ContextFactory has not seen end: a doubly linked list through their contexts. */
 interface LiveCalls {
   head: ServerCallContext | undefined;
@@ -116,7 +87,8 @@ interface LiveCalls {
  * (connect-es copies the context with Object.assign for streaming
  * handlers, handlers copy it with a spread) but `signal`, a prototype
  * getter that creates it on first read; handlers get the context through
- * handlerView, in which `signal` is an own property too.
+ * handlerView (signal-view.ts), in which `signal` and `abort` are own
+ * properties too.
  *
  * The transport's bookkeeping (abort state, deadline timer, live-list
  * links) is in private fields, so that a handler's `{ ...ctx }` copies
@@ -171,7 +143,7 @@ class ServerCallContext implements CallContext {
     this.#live = live;
   }
 
-  /** The AbortSignal, created on first read (see handlerView). */
+  /** The AbortSignal, created on first read (see signal-view.ts' handlerView). */
   get signal(): AbortSignal {
     return this.#abort.signal;
   }

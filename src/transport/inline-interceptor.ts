@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { AbortView, CallAbort } from "./lazy-abort.js";
+import { signalBlind } from "./signal-view.js";
 
 /**
  * An interceptor that the CallRunner may run inline, without the closures
@@ -37,12 +38,15 @@ export const INLINE = Symbol("connect-plugin.inline-interceptor");
 /** An interceptor function that can also run inline. */
 export type InlinableInterceptor = Interceptor & { readonly [INLINE]: InlineInterceptor };
 
-/** `interceptor`, marked as runnable inline through `inline`. */
+/**
+ * `interceptor`, marked as runnable inline through `inline`, and as
+ * signal-blind: inline, it sees the call's state only as an AbortView.
+ */
 export function inlinable(
   interceptor: Interceptor,
   inline: InlineInterceptor,
 ): InlinableInterceptor {
-  return Object.assign(interceptor, { [INLINE]: inline });
+  return signalBlind(Object.assign(interceptor, { [INLINE]: inline }));
 }
 
 /** The InlineInterceptor behind `interceptor`, if it has one. */

@@ -14,10 +14,11 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { applyInterceptors, normalize } from "./call-support.js";
-import { handlerView, type CallContext } from "./handler-context.js";
+import { normalize } from "./call-support.js";
+import type { CallContext } from "./handler-context.js";
 import { CALL_ABORT } from "./lazy-abort.js";
 import { newRequest } from "./run-call.js";
+import { applyInterceptors, handlerView } from "./signal-view.js";
 
 /** The parts of connect-es' unary handler spec that the framed and direct servers call. */
 export interface UnarySpec {
@@ -146,14 +147,17 @@ function contextFor(
   ctx: CallContext,
 ): HandlerContext {
   if (r === req) return handlerView(ctx);
-  return {
+  const copy = {
     ...ctx,
     service: r.service,
     requestHeader: r.header,
-    // A copy of the request may lack the lazy signal getter.
+    // A copy made by a signal-blind interceptor has no signal (see signal-view.ts).
     signal: (r as Partial<UnaryRequest>).signal ?? ctx.signal,
     values: r.contextValues,
+    // As on handlerView and connect-es' contexts.
+    abort: (reason?: unknown) => ctx[CALL_ABORT].abortSignal(reason),
   };
+  return copy;
 }
 
 function copyHeaders(from: Headers, to: Headers): void {

@@ -36,6 +36,18 @@ export class CallAbort {
     return this.controller?.signal;
   }
 
+  /**
+   * Aborts the signal only, not the call: for a handler's `ctx.abort()`,
+   * which on connect-es' contexts aborts the handler's signal while the
+   * call goes on until the handler answers. The hooks (the server's own)
+   * are not told; a later abort() still tells them.
+   */
+  abortSignal(reason: unknown): void {
+    if (this.aborted) return;
+    this.controller ??= new AbortController();
+    this.controller.abort(reason);
+  }
+
   /** Aborts once: later calls are ignored. */
   abort(reason: unknown): void {
     if (this.aborted) return;

@@ -15,16 +15,10 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import {
-  applyInterceptors,
-  callSignal,
-  noop,
-  normalize,
-  normalizeIterable,
-  type CallSignal,
-} from "./call-support.js";
+import { callSignal, noop, normalize, normalizeIterable, type CallSignal } from "./call-support.js";
 import { inlineOf, type InlineCall, type InlineInterceptor } from "./inline-interceptor.js";
 import { LazyRequest, type CallAbort } from "./lazy-abort.js";
+import { applyInterceptors } from "./signal-view.js";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 

@@ -23,6 +23,7 @@ import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
+import { requestSignal } from "../signal-view.js";
 
 /**
  * How a host reaches a plugin at a URL: "auto" (the default) asks for the
@@ -349,7 +350,7 @@ class NegotiatingTransport implements CallTarget {
   ): Promise<UnaryResponse<I, O>> {
     return http.transport.unary(
       req.method,
-      req.signal,
+      requestSignal(req),
       call.timeoutMs,
       req.header,
       req.message,
@@ -368,8 +369,9 @@ class NegotiatingTransport implements CallTarget {
     req: StreamRequest<I, O>,
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
+    const signal = requestSignal(req);
     return http.transport
-      .stream(req.method, req.signal, call.timeoutMs, req.header, req.message, req.contextValues)
+      .stream(req.method, signal, call.timeoutMs, req.header, req.message, req.contextValues)
       .then((res) => settleWhenRead(res, call, true));
   }
 

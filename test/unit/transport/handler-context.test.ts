@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createContextValues } from "@connectrpc/connect";
 import { KV } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
-import { ContextFactory, handlerView } from "../../../src/transport/handler-context.js";
+import { ContextFactory } from "../../../src/transport/handler-context.js";
+import { handlerView } from "../../../src/transport/signal-view.js";
 
 function view() {
   const ctx = new ContextFactory().create({
