@@ -2,7 +2,11 @@ import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
-import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
+import {
+  compressionNegotiate,
+  type Compression,
+  type UniversalHandler,
+} from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
@@ -17,6 +21,7 @@ import {
   connectTimeout,
   grpcTimeout,
   plain,
+  single,
   type RequestTimeout,
 } from "./lean-request.js";
 import {
@@ -37,6 +42,8 @@ interface StreamWire {
   readonly contentType: string;
   /** The header naming the message encoding (the request's and the response's). */
   readonly encodingHeader: string;
+  /** The header naming the encodings the client accepts. */
+  readonly acceptHeader: string;
   /** Connect ends the body with an end-stream envelope; gRPC with trailers. */
   readonly trailers: boolean;
 }
@@ -45,6 +52,7 @@ const connectStream: StreamWire = {
   protocolName: "connect",
   contentType: "application/connect+proto",
   encodingHeader: "connect-content-encoding",
+  acceptHeader: "connect-accept-encoding",
   trailers: false,
 };
 
@@ -52,6 +60,7 @@ const grpcStream: StreamWire = {
   protocolName: "grpc",
   contentType: "application/grpc+proto",
   encodingHeader: "grpc-encoding",
+  acceptHeader: "grpc-accept-encoding",
   trailers: true,
 };
 
@@ -126,7 +135,6 @@ export class LeanStream {
     const contentType = h["content-type"];
     let wire: StreamWire;
     let timeout: RequestTimeout;
-    let accept: string | string[] | undefined;
     if (contentType === "application/connect+proto") {
       if (!this.connect) return false;
       if (this.options.requireConnectProtocolHeader && h["connect-protocol-version"] !== "1") {
@@ -134,18 +142,33 @@ export class LeanStream {
       }
       timeout = connectTimeout(h, this.options.maxTimeoutMs);
       wire = connectStream;
-      accept = h["connect-accept-encoding"];
     } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
       if (!this.grpc) return false;
       timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcStream;
-      accept = h["grpc-accept-encoding"];
     } else return false;
     if (timeout.error !== undefined) return false;
-    const requestCompression = this.requestCompression(h[wire.encodingHeader]);
-    if (requestCompression === undefined) return false;
+    const accept = h[wire.acceptHeader];
+    let requestCompression: Compression | null = null;
+    let compression: Compression | null;
+    const encoding = h[wire.encodingHeader];
+    if (plain(encoding)) compression = this.memo.responseCompression(accept);
+    else {
+      // A compressed request (client and bidi streams only: a server
+      // stream's body is handed over as it came), negotiated as connect-es
+      // does; an encoding it refuses is connect-es' to word.
+      if (!this.requestStream || typeof encoding !== "string") return false;
+      const negotiated = compressionNegotiate(
+        this.options.acceptCompression,
+        encoding,
+        single(accept),
+        wire.acceptHeader,
+      );
+      if (negotiated.error !== undefined) return false;
+      requestCompression = negotiated.request;
+      compression = negotiated.response;
+    }
     const url = this.memo.urlOf(stream, h);
-    const compression = this.memo.responseCompression(accept);
     const ctx = leanContext(
       this.contexts,
       this.entry,
@@ -160,18 +183,6 @@ export class LeanStream {
     if (this.requestStream) call.readStream(requestCompression);
     else call.read();
     return true;
-  }
-
-  /**
-   * The request's encoding (null: identity), as connect-es negotiates it;
-   * undefined for one this path leaves to connect-es (an unknown one, whose
-   * error connect-es words, and any for a server stream, whose body is
-   * handed over as it came).
-   */
-  private requestCompression(encoding: string | string[] | undefined): Compression | null | undefined {
-    if (plain(encoding)) return null;
-    if (!this.requestStream || typeof encoding !== "string") return undefined;
-    return this.options.acceptCompression.find((c) => c.name === encoding);
   }
 
   /** A client or bidi stream's request format for `compression`. */
