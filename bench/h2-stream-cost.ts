@@ -348,6 +348,11 @@ async function hostCase(
   };
 }
 
+const protocols = [
+  ["grpc", "gRPC"],
+  ["connect", "Connect"],
+] as const;
+
 /** Our host's cases against `plugin` (named `plugin${pluginTag}`): each `--streams` kind, both protocols, each host. */
 async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
   const hosts: [string, Host][] = [["", thisHost]];
@@ -359,22 +364,10 @@ async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
   for (const [tag, host] of hosts) {
     for (const kind of kinds) {
       const what = kind === "server" ? "" : `, ${kind} stream`;
-      cases.push(
-        await hostCase(
-          `our host${tag} -> plugin${pluginTag}, gRPC${what}`,
-          plugin,
-          "grpc",
-          kind,
-          host,
-        ),
-        await hostCase(
-          `our host${tag} -> plugin${pluginTag}, Connect${what}`,
-          plugin,
-          "connect",
-          kind,
-          host,
-        ),
-      );
+      for (const [protocol, label] of protocols) {
+        const name = `our host${tag} -> plugin${pluginTag}, ${label}${what}`;
+        cases.push(await hostCase(name, plugin, protocol, kind, host));
+      }
     }
   }
   return cases;

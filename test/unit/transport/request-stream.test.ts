@@ -15,12 +15,20 @@ import * as vm from "node:vm";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
-import { PluginHttpServer } from "../../../src/transport/http-server.js";
-import { createNodeAdapter, type NodeHandler } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
-import { clean, envelope, rawExchange, type RawExchange } from "./command-routes.js";
+import type { PluginHttpServer } from "../../../src/transport/http-server.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import {
+  abortReason,
+  envelope,
+  exchangeOnce,
+  listenCounting,
+  openRequest,
+  rejecting,
+  type RawExchange,
+} from "./command-routes.js";
 
 const READ_MAX = 1024;
 const COLLECT = "/bench.v1.BenchService/Collect";
@@ -64,16 +72,7 @@ async function readAll(
 /** Waits for the handler's signal and records its reason. */
 async function hang(seen: Seen, signal: AbortSignal): Promise<never> {
   seen.started?.();
-  const reason = await new Promise<unknown>((resolve) => {
-    const done = (): void => {
-      const r = ConnectError.from(signal.reason);
-      seen.aborted.push({ code: r.code, message: r.rawMessage });
-      resolve(signal.reason);
-    };
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done, { once: true });
-  });
-  throw reason;
+  throw await abortReason(signal, seen.aborted);
 }
 
 function routes(seen: Seen): (router: ConnectRouter) => void {
@@ -158,15 +157,6 @@ function routes(seen: Seen): (router: ConnectRouter) => void {
     });
 }
 
-const intercepting: Interceptor = (next) => async (req) => {
-  if (req.header.get("x-reject") !== null) {
-    throw new ConnectError("rejected by the interceptor", Code.PermissionDenied);
-  }
-  const res = await next(req);
-  res.header.set("x-intercepted", "yes");
-  return res;
-};
-
 interface Server {
   port: number;
   seen: Seen;
@@ -177,22 +167,11 @@ async function start(leanStreams: boolean, readMaxBytes = READ_MAX): Promise<Ser
   const seen: Seen = { compat: 0, lean: 0, reference: 0, aborted: [], inputs: [], read: 0 };
   const adapter = createNodeAdapter({
     routes: routes(seen),
-    interceptors: [intercepting],
+    interceptors: [rejecting],
     readMaxBytes,
     leanStreams,
   });
-  const counted: NodeHandler = (req, res) => {
-    if ("stream" in req) seen.compat++;
-    adapter(req, res);
-  };
-  const server = await PluginHttpServer.listen(
-    counted,
-    { network: "tcp", host: "127.0.0.1", port: 0 },
-    { acceptHttp1: false, streams: adapter.claimStream },
-  );
-  const bound = server.bound;
-  assert.equal(bound.network, "tcp");
-  return { port: bound.port, seen, server };
+  return listenCounting(adapter, seen, true);
 }
 
 type Protocol = "connect" | "grpc";
@@ -224,49 +203,17 @@ function gzipped(bytes: number[] | Uint8Array): Buffer {
   );
 }
 
-/** A request left open for the test to write; `done` is its status once the stream closes. */
-function openRequest(
-  session: http2.ClientHttp2Session,
-  path: string,
-  headers: http2.OutgoingHttpHeaders,
-): { req: http2.ClientHttp2Stream; done: Promise<{ status: number; trailers: unknown }> } {
-  const req = session.request({ ":method": "POST", ":path": path, ...headers });
-  let status = 0;
-  let trailers: unknown;
-  req.on("response", (h) => (status = Number(h[":status"])));
-  req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
-  req.on("data", () => {});
-  req.on("error", () => {});
-  return {
-    req,
-    done: new Promise((resolve) => req.on("close", () => resolve({ status, trailers }))),
-  };
-}
-
 describe("client and bidi streams: lean against connect-es", () => {
   let lean: Server;
   let reference: Server;
   before(async () => {
-    [lean, reference] = await Promise.all([start(true), start(false)]);
+    lean = await start(true);
+    reference = await start(false);
   });
   after(async () => {
-    await Promise.all([lean.server.close(), reference.server.close()]);
+    await lean.server.close();
+    await reference.server.close();
   });
-
-  async function exchange(
-    server: Server,
-    path: string,
-    headers: http2.OutgoingHttpHeaders,
-    body: Uint8Array | Uint8Array[],
-  ): Promise<RawExchange> {
-    const session = http2.connect(`http://127.0.0.1:${server.port}`);
-    session.on("error", () => {});
-    try {
-      return await rawExchange(session, path, headers, body);
-    } finally {
-      session.close();
-    }
-  }
 
   /** The same request to both servers: the same answer, and what each handler's input ended with. */
   async function same(
@@ -276,8 +223,8 @@ describe("client and bidi streams: lean against connect-es", () => {
   ): Promise<RawExchange> {
     const before = [lean.seen.compat, lean.seen.reference, reference.seen.compat];
     const inputs = [lean.seen.inputs.length, reference.seen.inputs.length];
-    const a = await exchange(lean, path, headers, body);
-    const b = await exchange(reference, path, headers, body);
+    const a = await exchangeOnce(lean.port, path, headers, body);
+    const b = await exchangeOnce(reference.port, path, headers, body);
     assert.deepEqual(a, b);
     assert.deepEqual(
       [lean.seen.compat, lean.seen.reference, reference.seen.compat],
@@ -427,17 +374,13 @@ describe("client and bidi streams: lean against connect-es", () => {
           const session = http2.connect(`http://127.0.0.1:${server.port}`);
           session.on("error", () => {});
           const started = new Promise<void>((resolve) => (server.seen.started = resolve));
-          const req = session.request({
-            ":method": "POST",
-            ":path": path,
-            ...h({ [MODE]: "hang" }),
-          });
-          req.on("error", () => {});
+          const { req, done } = openRequest(session, path, h({ [MODE]: "hang" }));
           // The request stays open: a cancel, not an end.
           req.write(message([1]));
           await started;
           req.close(http2.constants.NGHTTP2_CANCEL);
-          while (server.seen.aborted.length === count) await new Promise((r) => setImmediate(r));
+          await done;
+          while (server.seen.aborted.length === count) await new Promise((r) => setTimeout(r, 1));
           reasons.push(server.seen.aborted[count]);
           session.close();
         }
