@@ -18,6 +18,8 @@ import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
+import { H2Session } from "../../../src/transport/h2-session.js";
+import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
 import type { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import {
@@ -469,6 +471,52 @@ describe("flow control: a handler that reads slowly holds back the host's writes
         const x = await done;
         assert.equal(x.status, 200);
         assert.equal(seen.read, total * 1000);
+      } finally {
+        session.close();
+      }
+    });
+  }
+});
+
+describe("our host cancelling a client stream mid-request", () => {
+  let plugin: Server;
+  before(async () => {
+    plugin = await start(true);
+  });
+  after(() => plugin.server.close());
+
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the plugin never sees the request end as if it were whole`, async () => {
+      const url = `http://127.0.0.1:${plugin.port}`;
+      const session = new H2Session(url);
+      const transport = createProtocolTransport(protocol, session, { baseUrl: url });
+      const seen = plugin.seen;
+      const inputs = seen.inputs.length;
+      const controller = new AbortController();
+      try {
+        const call = transport.stream(
+          Bench.method.collect,
+          controller.signal,
+          undefined,
+          undefined,
+          (async function* () {
+            yield { value: new Uint8Array([1]) };
+            // The request goes on: the host cancels before its end.
+            await new Promise(() => {});
+          })(),
+        );
+        const outcome = call.then(
+          () => "answered",
+          (e: unknown) => Code[ConnectError.from(e).code],
+        );
+        await new Promise((r) => setTimeout(r, 100));
+        controller.abort();
+        assert.equal(await outcome, "Canceled");
+        while (seen.inputs.length === inputs) await new Promise((r) => setTimeout(r, 5));
+        // Before: node's close(CANCEL) sent END_STREAM, then RST_STREAM, and the plugin saw "end".
+        assert.deepEqual(seen.inputs.slice(inputs), [
+          "Aborted: the client went away before the request ended",
+        ]);
       } finally {
         session.close();
       }
