@@ -149,6 +149,7 @@ function routes(seen: Seen): (router: ConnectRouter) => void {
         }
         let sum = 0n;
         await readAll(seen, requests, (v) => {
+          seen.started?.();
           for (const b of v) sum = sum * 31n + BigInt(b);
         });
         if (mode === "fail") {
@@ -493,6 +494,7 @@ describe("our host cancelling a client stream mid-request", () => {
       const seen = plugin.seen;
       const inputs = seen.inputs.length;
       const controller = new AbortController();
+      const started = new Promise<void>((resolve) => (seen.started = resolve));
       try {
         const call = transport.stream(
           Bench.method.collect,
@@ -509,7 +511,7 @@ describe("our host cancelling a client stream mid-request", () => {
           () => "answered",
           (e: unknown) => Code[ConnectError.from(e).code],
         );
-        await new Promise((r) => setTimeout(r, 100));
+        await started;
         controller.abort();
         assert.equal(await outcome, "Canceled");
         while (seen.inputs.length === inputs) await new Promise((r) => setTimeout(r, 5));
