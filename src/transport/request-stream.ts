@@ -8,9 +8,16 @@ const END_STREAM = 2;
 /** The envelope flag of a compressed message. */
 const COMPRESSED = 1;
 
-/** A message still being decompressed (and then parsed): SKIP for an end-of-stream envelope. */
-class Pending {
-  constructor(readonly message: Promise<unknown>) {}
+/**
+ * A compressed envelope, decompressed (and parsed) when the reader comes
+ * to it, as connect-es does: one at a time, so that many small envelopes
+ * queued cannot each be inflating at once.
+ */
+class Compressed {
+  constructor(
+    readonly flags: number,
+    readonly data: Uint8Array,
+  ) {}
 }
 
 /** The request's failure, delivered after the messages before it. */
@@ -36,8 +43,9 @@ export interface RequestFormat {
  * the implementation reads them (an AsyncIterable), with connect-es'
  * errors and in their place: the body is split as its DATA chunks arrive
  * (EnvelopeSplitter: an announced size is never allocated ahead of its
- * bytes), each message parsed at once (a compressed one decompressed in
- * order, by connect-es' envelopeDecompress) and queued. Flow control: past
+ * bytes), each message parsed at once and queued (a compressed one is
+ * queued as it came and decompressed by connect-es' envelopeDecompress
+ * when the reader comes to it, in order). Flow control: past
  * HIGH_WATER bytes queued unread the HTTP/2 stream is paused (no
  * WINDOW_UPDATE goes out, so the host's writes stop), and it resumes below
  * half. The end, or an error (an envelope over readMaxBytes, a message that
@@ -46,7 +54,7 @@ export interface RequestFormat {
  * stops the parsing; the rest of the body is read and dropped.
  */
 export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unknown>, EnvelopeSink {
-  /** Messages, Pending or Failed, in order; `sizes` holds each one's envelope size. */
+  /** Messages, Compressed or Failed, in order; `sizes` holds each one's envelope size. */
   private readonly items: unknown[] = [];
   private readonly sizes: number[] = [];
   private queued = 0;
@@ -118,15 +126,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
         );
         return;
       }
-      const message = envelopeDecompress({ flags, data }, format.compression, format.readMaxBytes);
-      this.queue(
-        new Pending(
-          message.then((e) =>
-            format.skipEndStream && (e.flags & END_STREAM) !== 0 ? SKIP : format.parse(e.data),
-          ),
-        ),
-        size,
-      );
+      this.queue(new Compressed(flags, data), size);
       return;
     }
     if (format.skipEndStream && (flags & END_STREAM) !== 0) return;
@@ -150,8 +150,8 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
         this.body.resume();
       }
       if (item instanceof Failed) return this.failed(item.error);
-      if (item instanceof Pending) {
-        return item.message.then(
+      if (item instanceof Compressed) {
+        return this.decompress(item).then(
           (value) => (value === SKIP ? this.next() : { done: false, value }),
           (error: unknown) => this.failed(error),
         );
@@ -174,7 +174,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
 
   private queue(item: unknown, size: number): void {
     const w = this.waiting;
-    if (w !== undefined && !(item instanceof Pending)) {
+    if (w !== undefined && !(item instanceof Compressed)) {
       // A reader waits: it gets the message (or error) without queueing.
       this.waiting = undefined;
       if (item instanceof Failed) {
@@ -195,6 +195,13 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     }
   }
 
+  /** The message of a compressed envelope (SKIP: Connect's end-of-stream); rejects with connect-es' errors. */
+  private async decompress(item: Compressed): Promise<unknown> {
+    const format = this.format;
+    const e = await envelopeDecompress(item, format.compression, format.readMaxBytes);
+    return format.skipEndStream && (e.flags & END_STREAM) !== 0 ? SKIP : format.parse(e.data);
+  }
+
   /** The end reached a waiting reader. */
   private wake(): void {
     const w = this.waiting;
@@ -202,10 +209,13 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     w?.resolve({ done: true, value: undefined });
   }
 
+  /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
   private failed(error: unknown): Promise<IteratorResult<unknown>> {
     this.over = true;
+    this.ended = true;
     this.items.length = 0;
     this.sizes.length = 0;
+    this.drop();
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
     return Promise.reject(error);
   }
