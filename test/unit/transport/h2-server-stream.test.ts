@@ -17,7 +17,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema, Int64ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
-import { PluginHttpServer } from "../../../src/transport/http-server.js";
+import type { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 import {

@@ -177,6 +177,16 @@ async function start(leanStreams: boolean, readMaxBytes = READ_MAX): Promise<Ser
   return listenCounting(adapter, seen, true);
 }
 
+/** A lean plugin for the tests of the describe() this is called in: started before them, closed after. */
+function leanPlugin(readMaxBytes = READ_MAX): () => Server {
+  let plugin: Server | undefined;
+  before(async () => {
+    plugin = await start(true, readMaxBytes);
+  });
+  after(() => plugin?.server.close());
+  return () => plugin as Server;
+}
+
 type Protocol = "connect" | "grpc";
 
 function headersOf(
@@ -399,12 +409,8 @@ v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
 
 describe("a host that announces a 1 GiB request message and sends 10 bytes of it", () => {
-  let plugin: Server;
-  before(async () => {
-    // readMaxBytes as the default (4 GiB): the announcement is within it.
-    plugin = await start(true, 0xffffffff);
-  });
-  after(() => plugin.server.close());
+  // readMaxBytes as the default (4 GiB): the announcement is within it.
+  const plugin = leanPlugin(0xffffffff);
 
   for (const protocol of ["connect", "grpc"] as const) {
     for (const [kind, path] of [
@@ -412,7 +418,7 @@ describe("a host that announces a 1 GiB request message and sends 10 bytes of it
       ["bidi", ECHO_STREAM],
     ] as const) {
       test(`${protocol} ${kind}: the plugin holds no more than the bytes that came (real node:http2 host)`, async () => {
-        const session = http2.connect(`http://127.0.0.1:${plugin.port}`);
+        const session = http2.connect(`http://127.0.0.1:${plugin().port}`);
         session.on("error", () => {});
         try {
           const { req, done } = openRequest(session, path, headersOf(protocol));
@@ -435,20 +441,16 @@ describe("a host that announces a 1 GiB request message and sends 10 bytes of it
 });
 
 describe("flow control: a handler that reads slowly holds back the host's writes", () => {
-  let plugin: Server;
-  before(async () => {
-    plugin = await start(true);
-  });
-  after(() => plugin.server.close());
+  const plugin = leanPlugin();
 
   for (const protocol of ["connect", "grpc"] as const) {
     test(`${protocol}: the host's writes stop while nothing is read, and all arrive once it is`, async () => {
-      const seen = plugin.seen;
+      const seen = plugin().seen;
       let release = (): void => {};
       seen.release = new Promise<void>((resolve) => (release = resolve));
       seen.read = 0;
       const started = new Promise<void>((resolve) => (seen.started = resolve));
-      const session = http2.connect(`http://127.0.0.1:${plugin.port}`);
+      const session = http2.connect(`http://127.0.0.1:${plugin().port}`);
       session.on("error", () => {});
       try {
         const { req, done } = openRequest(
@@ -480,18 +482,14 @@ describe("flow control: a handler that reads slowly holds back the host's writes
 });
 
 describe("our host cancelling a client stream mid-request", () => {
-  let plugin: Server;
-  before(async () => {
-    plugin = await start(true);
-  });
-  after(() => plugin.server.close());
+  const plugin = leanPlugin();
 
   for (const protocol of ["connect", "grpc"] as const) {
     test(`${protocol}: the plugin never sees the request end as if it were whole`, async () => {
-      const url = `http://127.0.0.1:${plugin.port}`;
+      const url = `http://127.0.0.1:${plugin().port}`;
       const session = new H2Session(url);
       const transport = createProtocolTransport(protocol, session, { baseUrl: url });
-      const seen = plugin.seen;
+      const seen = plugin().seen;
       const inputs = seen.inputs.length;
       const controller = new AbortController();
       const started = new Promise<void>((resolve) => (seen.started = resolve));
