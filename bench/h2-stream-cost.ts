@@ -27,8 +27,9 @@
  * each side creates per message (async_hooks; slows both sides, so not
  * with the timed rounds). `--build DIR` adds a second plugin, DIR's build
  * (DIR/dist/bench/plugin.js, e.g. a worktree of main), and its plugin rows
- * marked "(DIR's build)", shuffled into the same rounds: an A/B of the
- * plugin side on one machine state. `--go` adds go-plugin's Go host with
+ * marked "(DIR's build)" (our host's cases for each `--streams` kind),
+ * shuffled into the same rounds: an A/B of the plugin side on one machine
+ * state. `--go` adds go-plugin's Go host with
  * the bench plugin (and, with `--build`, with DIR's), CPU read from /proc
  * for both processes. `--streams server,bidi,client` (default `server`)
  * picks the stream kinds of our host's cases: `bidi` sends `n` 16-byte
@@ -347,8 +348,13 @@ async function hostCase(
   };
 }
 
-/** Our host's cases against `plugin`: each `--streams` kind, both protocols, each host. */
-async function hostCases(plugin: Server): Promise<Case[]> {
+const protocols = [
+  ["grpc", "gRPC"],
+  ["connect", "Connect"],
+] as const;
+
+/** Our host's cases against `plugin` (named `plugin${pluginTag}`): each `--streams` kind, both protocols, each host. */
+async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
   const hosts: [string, Host][] = [["", thisHost]];
   if (hostDir !== "") {
     const url = pathToFileURL(join(resolve(hostDir), "dist", "src", "index.js")).href;
@@ -358,10 +364,10 @@ async function hostCases(plugin: Server): Promise<Case[]> {
   for (const [tag, host] of hosts) {
     for (const kind of kinds) {
       const what = kind === "server" ? "" : `, ${kind} stream`;
-      cases.push(
-        await hostCase(`our host${tag} -> plugin, gRPC${what}`, plugin, "grpc", kind, host),
-        await hostCase(`our host${tag} -> plugin, Connect${what}`, plugin, "connect", kind, host),
-      );
+      for (const [protocol, label] of protocols) {
+        const name = `our host${tag} -> plugin${pluginTag}, ${label}${what}`;
+        cases.push(await hostCase(name, plugin, protocol, kind, host));
+      }
     }
   }
   return cases;
@@ -518,8 +524,7 @@ async function main(): Promise<void> {
     all.push(
       bareCase(`floor client -> plugin ${tag}, gRPC`, other, "grpc"),
       bareCase(`floor client -> plugin ${tag}, Connect`, other, "connect"),
-      await hostCase(`our host -> plugin ${tag}, gRPC`, other, "grpc"),
-      await hostCase(`our host -> plugin ${tag}, Connect`, other, "connect"),
+      ...(await hostCases(other, ` ${tag}`)),
     );
   }
   const go = args.includes("--go") ? await buildGoContenders() : undefined;

@@ -1,7 +1,8 @@
 /**
  * gRPC as grpc-go sees it: what a real gRPC client gets from a plugin for an
  * unknown service or method, and from grpc.health.v1 Watch on an unknown
- * service. The client is a grpc-go program (go/cmd/grpc-probe).
+ * service, and client and bidi streams. The client is a grpc-go program
+ * (go/cmd/grpc-probe).
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -35,6 +36,14 @@ async function grpcGoCall(path: string): Promise<{ code: string; message?: strin
   const { stdout } = await run(probe, [address, "call", path]);
   return JSON.parse(stdout) as { code: string; message?: string };
 }
+
+test("grpc-go: a client stream (PutMany) and a bidi stream (Exchange, each answer read before the next get)", async () => {
+  const probeJson = async (...args: string[]): Promise<unknown> =>
+    JSON.parse((await run(probe, [address, ...args])).stdout) as unknown;
+  assert.deepEqual(await probeJson("putmany", "300"), { code: "OK", count: 300 });
+  const values = Array.from({ length: 300 }, (_, i) => i & 0xff);
+  assert.deepEqual(await probeJson("exchange", "300"), { code: "OK", found: 300, values });
+});
 
 test("grpc-go: an unknown service gets Unimplemented, not a bare 404", async () => {
   assert.deepEqual(await grpcGoCall("/no.such.Service/Get"), {

@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import { addAbortSignal } from "node:stream";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol";
@@ -186,10 +187,18 @@ export class StreamCall<O extends DescMessage>
     stopIterator(it);
   }
 
-  /** Resets the stream with CANCEL unless it is closed: the client has lost interest. */
+  /**
+   * Resets the stream with CANCEL unless it is closed: the client has lost
+   * interest. With the request still open, node's close(CANCEL) would send
+   * END_STREAM before RST_STREAM, and the plugin could take the cut request
+   * for a whole one; a destroy with node's AbortError (what
+   * addAbortSignal does) sends RST_STREAM CANCEL alone.
+   */
   private reset(): void {
     const stream = this.stream;
-    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (stream.closed || stream.destroyed) return;
+    if (stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL);
+    else addAbortSignal(AbortSignal.abort(), stream);
   }
 
   /** The response's status and headers are in. */

@@ -1,5 +1,7 @@
 import type {
   DescMessage,
+  DescMethodBiDiStreaming,
+  DescMethodClientStreaming,
   DescMethodServerStreaming,
   DescMethodUnary,
   MessageShape,
@@ -201,11 +203,56 @@ export async function invokeServerStream(
       trailer: ctx.responseTrailer,
     };
   };
-  const res = await applyInterceptors(anyFn, interceptors)(req);
+  return settled(await applyInterceptors(anyFn, interceptors)(req), ctx);
+}
+
+/** An interceptors' response: its headers into `ctx` now, its trailers once its messages are consumed. */
+function settled(res: StreamResponse, ctx: CallContext): AsyncIterable<unknown> {
   copyHeaders(res.header, ctx.responseHeader);
   if (res.trailer === ctx.responseTrailer) return res.message;
   const trailer = res.trailer;
   return afterStream(res.message, () => copyHeaders(trailer, ctx.responseTrailer));
+}
+
+/** The parts of connect-es' client- and bidi-streaming handler specs that the lean stream path calls. */
+export interface StreamSpec {
+  readonly method: DescMethodClientStreaming | DescMethodBiDiStreaming;
+  impl(req: AsyncIterable<unknown>, ctx: HandlerContext): unknown;
+}
+
+/**
+ * Runs a client- or bidi-streaming implementation under the plugin's
+ * interceptors, as invokeServerStream does (connect-es'
+ * transformInvokeImplementation without its generators). `input` is the
+ * request's messages. A client stream's implementation is awaited before
+ * the interceptors get the response, as in connect-es; its answer is the
+ * one output message.
+ */
+export async function invokeStream(
+  spec: StreamSpec,
+  ctx: CallContext,
+  input: AsyncIterable<unknown>,
+  interceptors: readonly Interceptor[],
+): Promise<AsyncIterable<unknown>> {
+  const method = spec.method;
+  const run = async (
+    messages: AsyncIterable<unknown>,
+    handlerCtx: HandlerContext,
+  ): Promise<AsyncIterable<unknown>> =>
+    method.methodKind === "bidi_streaming"
+      ? normalizeStream(method.output, spec.impl(messages, handlerCtx) as AsyncIterable<unknown>)
+      : singleMessage(normalize(method.output, (await spec.impl(messages, handlerCtx)) as never));
+  if (interceptors.length === 0) return run(input, handlerView(ctx));
+  const req = handlerRequest<StreamRequest>(method, ctx, true, input);
+  const anyFn = async (r: StreamRequest): Promise<StreamResponse> => ({
+    stream: true,
+    service: method.parent,
+    method,
+    header: ctx.responseHeader,
+    message: (await run(r.message, contextFor(r, req, ctx))) as AsyncIterable<never>,
+    trailer: ctx.responseTrailer,
+  });
+  return settled(await applyInterceptors(anyFn, interceptors)(req), ctx);
 }
 
 /** The messages, each normalized, as a plain iterator (no generator hops). */
@@ -247,7 +294,7 @@ function afterStream(messages: AsyncIterable<unknown>, then: () => void): AsyncI
   };
 }
 
-/** A request stream of one message, as connect-es gives server-streaming interceptors. */
+/** A stream of one message: a server stream's request for its interceptors, a client stream's answer. */
 function singleMessage(message: unknown): AsyncIterable<unknown> {
   return {
     [Symbol.asyncIterator]: () => {

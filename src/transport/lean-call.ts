@@ -10,10 +10,12 @@ import type { HandOver, Peer } from "./unary-handler.js";
 
 /**
  * The request side of a call on a lean HTTP/2 path (LeanUnary in
- * unary-handler.ts, LeanServerStream in stream-handler.ts), one way for
+ * unary-handler.ts, LeanStream in stream-handler.ts), one way for
  * both: its HandlerContext, and its one-message body, collected up to a
  * limit and handed to connect-es' handler when over it, with the stream's
- * close (a reset, the client gone) aborting the context.
+ * close (a reset, the client gone) aborting the context. (A client or
+ * bidi stream's body is read by LeanStream itself, message by message,
+ * with the same close watch.)
  */
 
 /** A lean call's context, made from its request's headers and the route's options. */
@@ -53,7 +55,7 @@ export abstract class LeanBodyCall {
 
   constructor(
     protected readonly stream: http2.ServerHttp2Stream,
-    private readonly body: Readable,
+    protected readonly body: Readable,
     readonly ctx: CallContext,
     private readonly handOver: HandOver,
   ) {}
@@ -92,6 +94,11 @@ export abstract class LeanBodyCall {
     // once() costs a wrapper per listener and call.
     req.on("data", onData);
     req.on("end", onEnd);
+    this.watchClose(stop);
+  }
+
+  /** A close of the stream before the call is done: `stop`, then cancelled() with the reset's error. */
+  protected watchClose(stop: () => void): void {
     this.stream.on("close", () => {
       if (this.done) return;
       this.done = true;

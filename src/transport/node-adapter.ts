@@ -22,7 +22,7 @@ import { IncomingBody } from "./incoming-body.js";
 import { collectMethods } from "./framed/methods.js";
 import { ContextFactory } from "./handler-context.js";
 import type { StreamClaim } from "./h2-streams.js";
-import { LeanServerStream } from "./stream-handler.js";
+import { LeanStream } from "./stream-handler.js";
 import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
 import { abandonResponse, addTrailers } from "./unary-wire.js";
 
@@ -58,10 +58,11 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
    */
   readonly lean?: boolean;
   /**
-   * With `lean`, serve server-streaming calls in binary protobuf over
-   * HTTP/2 on the lean streaming path (stream-handler.ts). Default true;
-   * false leaves them to connect-es' handlers (the same answers, 6-9x the
-   * CPU per message: docs/http2-streams.md, session 16).
+   * With `lean`, serve streaming calls of every kind (server, client and
+   * bidi) in binary protobuf over HTTP/2 on the lean streaming path
+   * (stream-handler.ts). Default true; false leaves them all to
+   * connect-es' handlers (the same answers, several times the CPU per
+   * message: docs/http2-streams.md, sessions 16 and 21).
    */
   readonly leanStreams?: boolean;
 }
@@ -69,7 +70,7 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
 /** A route: connect-es' handler, and the lean path when the method can take it. */
 interface Route {
   readonly handler: UniversalHandler;
-  readonly lean: LeanUnary | LeanServerStream | undefined;
+  readonly lean: LeanUnary | LeanStream | undefined;
 }
 
 /**
@@ -101,11 +102,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     let lean: Route["lean"];
     if (leanEntry?.method.methodKind === "unary") {
       lean = new LeanUnary(leanEntry, handler, leanOptions, contexts, contextValues);
-    } else if (
-      leanEntry?.method.methodKind === "server_streaming" &&
-      options.leanStreams !== false
-    ) {
-      lean = new LeanServerStream(leanEntry, handler, leanOptions, contexts, contextValues);
+    } else if (leanEntry !== undefined && options.leanStreams !== false) {
+      lean = new LeanStream(leanEntry, handler, leanOptions, contexts, contextValues);
     }
     paths.set(handler.requestPath, { handler, lean });
   }

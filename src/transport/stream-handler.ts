@@ -1,8 +1,12 @@
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
-import type { ConnectError, ContextValues } from "@connectrpc/connect";
-import type { Compression, UniversalHandler } from "@connectrpc/connect/protocol";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
+import {
+  compressionNegotiate,
+  type Compression,
+  type UniversalHandler,
+} from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
@@ -17,10 +21,17 @@ import {
   connectTimeout,
   grpcTimeout,
   plain,
+  single,
   type RequestTimeout,
 } from "./lean-request.js";
-import { invokeServerStream, type ServerStreamSpec } from "./invoke.js";
+import {
+  invokeServerStream,
+  invokeStream,
+  type ServerStreamSpec,
+  type StreamSpec,
+} from "./invoke.js";
 import { webHeadersToNode } from "./node-headers.js";
+import { RequestStream, type RequestFormat } from "./request-stream.js";
 import { StreamBatch } from "./stream-batch.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
 import type { Sink } from "./unary-wire.js";
@@ -29,8 +40,10 @@ import type { Sink } from "./unary-wire.js";
 interface StreamWire {
   readonly protocolName: "connect" | "grpc";
   readonly contentType: string;
-  /** The response header naming the message encoding. */
+  /** The header naming the message encoding (the request's and the response's). */
   readonly encodingHeader: string;
+  /** The header naming the encodings the client accepts. */
+  readonly acceptHeader: string;
   /** Connect ends the body with an end-stream envelope; gRPC with trailers. */
   readonly trailers: boolean;
 }
@@ -39,6 +52,7 @@ const connectStream: StreamWire = {
   protocolName: "connect",
   contentType: "application/connect+proto",
   encodingHeader: "connect-content-encoding",
+  acceptHeader: "connect-accept-encoding",
   trailers: false,
 };
 
@@ -46,6 +60,7 @@ const grpcStream: StreamWire = {
   protocolName: "grpc",
   contentType: "application/grpc+proto",
   encodingHeader: "grpc-encoding",
+  acceptHeader: "grpc-accept-encoding",
   trailers: true,
 };
 
@@ -58,26 +73,31 @@ const END_STREAM = 2;
 const COMPRESSED = 1;
 
 /**
- * The lean server path for server-streaming calls in binary protobuf over
- * HTTP/2 (gRPC and Connect), beside LeanUnary (unary-handler.ts). connect-es'
- * streaming handler passes each message through eight async generators
- * (38 promises and about 4 µs of CPU per 16-byte message,
- * docs/http2-streams.md); this pulls the implementation's output through
- * invokeServerStream (the same interceptors, no generator layers), writes
- * each message after its 5-byte prefix into a shared batch (StreamBatch)
- * and sends the same headers, body bytes and trailers (or Connect
- * end-of-stream envelope) as connect-es' handler.
+ * The lean server path for streaming calls of every kind in binary
+ * protobuf over HTTP/2 (gRPC and Connect), beside LeanUnary
+ * (unary-handler.ts). connect-es' streaming handler passes each message
+ * through eight async generators (38 promises and about 4 µs of CPU per
+ * 16-byte message, docs/http2-streams.md); this pulls the implementation's
+ * output through invokeServerStream or invokeStream (the same
+ * interceptors, no generator layers), writes each message after its 5-byte
+ * prefix into a shared batch (StreamBatch) and sends the same headers,
+ * body bytes and trailers (or Connect end-of-stream envelope) as
+ * connect-es' handler. A client or bidi stream's request messages come
+ * from a RequestStream (request-stream.ts), parsed as the body arrives.
  *
  * It takes only requests it is sure to answer the same way, served from
- * the bare stream (claimStream): anything else (JSON, gRPC-web, a
- * compressed request, a malformed or oversized body, a bad timeout, a
- * request through node's compatibility objects) goes to connect-es'
- * handler, after the fact with the bytes already read replayed.
+ * the bare stream (claimStream): anything else (JSON, gRPC-web, a bad
+ * timeout, a request encoding it does not accept, a request through node's
+ * compatibility objects; for a server stream also a compressed request or
+ * a malformed or oversized body) goes to connect-es' handler, for a server
+ * stream after the fact with the bytes already read replayed.
  */
-export class LeanServerStream {
+export class LeanStream {
   private readonly connect: boolean;
   private readonly grpc: boolean;
-  readonly spec: ServerStreamSpec;
+  /** A client or bidi stream: the request is a stream of messages. */
+  private readonly requestStream: boolean;
+  readonly spec: ServerStreamSpec | StreamSpec;
   private readonly input: DescMessage;
   readonly output: DescMessage;
   private readonly memo: RequestMemo;
@@ -91,7 +111,8 @@ export class LeanServerStream {
   ) {
     this.connect = handler.protocolNames.includes("connect");
     this.grpc = handler.protocolNames.includes("grpc");
-    this.spec = entry.spec as ServerStreamSpec;
+    this.requestStream = entry.method.methodKind !== "server_streaming";
+    this.spec = entry.spec as ServerStreamSpec | StreamSpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
     this.memo = new RequestMemo(options.acceptCompression);
@@ -114,24 +135,40 @@ export class LeanServerStream {
     const contentType = h["content-type"];
     let wire: StreamWire;
     let timeout: RequestTimeout;
-    let accept: string | string[] | undefined;
     if (contentType === "application/connect+proto") {
-      if (!this.connect || !plain(h["connect-content-encoding"])) return false;
+      if (!this.connect) return false;
       if (this.options.requireConnectProtocolHeader && h["connect-protocol-version"] !== "1") {
         return false;
       }
       timeout = connectTimeout(h, this.options.maxTimeoutMs);
       wire = connectStream;
-      accept = h["connect-accept-encoding"];
     } else if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
-      if (!this.grpc || !plain(h["grpc-encoding"])) return false;
+      if (!this.grpc) return false;
       timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcStream;
-      accept = h["grpc-accept-encoding"];
     } else return false;
     if (timeout.error !== undefined) return false;
+    const accept = h[wire.acceptHeader];
+    let requestCompression: Compression | null = null;
+    let compression: Compression | null;
+    const encoding = h[wire.encodingHeader];
+    if (plain(encoding)) compression = this.memo.responseCompression(accept);
+    else {
+      // A compressed request (client and bidi streams only: a server
+      // stream's body is handed over as it came), negotiated as connect-es
+      // does; an encoding it refuses is connect-es' to word.
+      if (!this.requestStream || typeof encoding !== "string") return false;
+      const negotiated = compressionNegotiate(
+        this.options.acceptCompression,
+        encoding,
+        single(accept),
+        wire.acceptHeader,
+      );
+      if (negotiated.error !== undefined) return false;
+      requestCompression = negotiated.request;
+      compression = negotiated.response;
+    }
     const url = this.memo.urlOf(stream, h);
-    const compression = this.memo.responseCompression(accept);
     const ctx = leanContext(
       this.contexts,
       this.entry,
@@ -142,8 +179,20 @@ export class LeanServerStream {
       this.contextValues,
       peer,
     );
-    new StreamCall(this, stream, body, wire, ctx, compression, handOver).read();
+    const call = new StreamCall(this, stream, body, wire, ctx, compression, handOver);
+    if (this.requestStream) call.readStream(requestCompression);
+    else call.read();
     return true;
+  }
+
+  /** A client or bidi stream's request format for `compression`. */
+  format(compression: Compression | null, skipEndStream: boolean): RequestFormat {
+    return {
+      readMaxBytes: this.options.readMaxBytes,
+      compression,
+      skipEndStream,
+      parse: (bytes) => this.parseOrThrow(bytes),
+    };
   }
 
   /** The request message, or undefined if it does not parse (connect-es words that error). */
@@ -156,6 +205,21 @@ export class LeanServerStream {
       return undefined;
     }
   }
+
+  /** The request message; throws connect-es' error for bytes that do not parse. */
+  private parseOrThrow(bytes: Uint8Array): unknown {
+    const message = this.parse(bytes);
+    if (message !== undefined) return message;
+    try {
+      // connect-es' words come from fromBinary's error.
+      return fromBinary(this.input, bytes, this.options.binaryOptions);
+    } catch (e) {
+      throw new ConnectError(
+        `parse binary: ${e instanceof Error ? e.message : String(e)}`,
+        Code.Internal,
+      );
+    }
+  }
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */
@@ -165,9 +229,11 @@ class StreamCall extends LeanBodyCall {
   private respondedHeaders = false;
   private it: AsyncIterator<unknown> | undefined;
   private readonly batch: StreamBatch;
+  /** A client or bidi stream's request messages. */
+  private input: RequestStream | undefined;
 
   constructor(
-    private readonly lean: LeanServerStream,
+    private readonly lean: LeanStream,
     stream: http2.ServerHttp2Stream,
     body: Readable,
     private readonly wire: StreamWire,
@@ -179,13 +245,37 @@ class StreamCall extends LeanBodyCall {
     this.batch = new StreamBatch(stream);
   }
 
+  /** A server stream: the one request message, then the response. */
   read(): void {
     // The one request envelope's 5-byte prefix comes on top of readMaxBytes.
     this.readBody(this.lean.options.readMaxBytes + 5);
   }
 
+  /** A client or bidi stream: the implementation runs at once and reads the messages as they come. */
+  readStream(compression: Compression | null): void {
+    const body = this.body;
+    const input = new RequestStream(body, this.lean.format(compression, !this.wire.trailers));
+    const onData = (chunk: Buffer): void => input.chunk(chunk);
+    const onEnd = (): void => {
+      // node:http2 ends a reset stream's readable side too: that body is not whole.
+      if (!this.stream.aborted && !this.stream.destroyed) input.end();
+    };
+    body.on("data", onData);
+    body.on("end", onEnd);
+    this.input = input;
+    this.watchClose(() => {
+      body.off("data", onData);
+      body.off("end", onEnd);
+    });
+    const { lean, ctx } = this;
+    void this.pump(invokeStream(lean.spec as StreamSpec, ctx, input, lean.options.interceptors));
+  }
+
   protected override cancelled(reason: ConnectError): void {
     this.closed = true;
+    this.input?.fail(
+      new ConnectError("the client went away before the request ended", Code.Aborted),
+    );
     super.cancelled(reason);
     // The implementation's finally runs (after the message it is making, if any).
     this.stopOutput();
@@ -201,14 +291,17 @@ class StreamCall extends LeanBodyCall {
       this.give(true);
       return;
     }
-    void this.pump(message);
+    const { lean, ctx } = this;
+    void this.pump(
+      invokeServerStream(lean.spec as ServerStreamSpec, ctx, message, lean.options.interceptors),
+    );
   }
 
-  /** Pulls the implementation's messages into the batch, then ends the response. */
-  private async pump(input: unknown): Promise<void> {
-    const { lean, ctx, batch } = this;
+  /** Pulls the implementation's messages (`invoked`) into the batch, then ends the response. */
+  private async pump(invoked: Promise<AsyncIterable<unknown>>): Promise<void> {
+    const batch = this.batch;
     try {
-      const output = await invokeServerStream(lean.spec, ctx, input, lean.options.interceptors);
+      const output = await invoked;
       const it = (this.it = output[Symbol.asyncIterator]());
       if (this.closed) {
         this.stopOutput();
@@ -361,6 +454,8 @@ class StreamCall extends LeanBodyCall {
   private finished(): void {
     this.done = true;
     this.ctx.abort(callDone());
+    // The rest of a request nobody reads any more is dropped, not held.
+    void this.input?.return();
   }
 
   /** Tells the implementation's iterator to stop; its finally runs. */

@@ -4,6 +4,8 @@
 //
 //	grpc-probe ADDR call /pkg.Service/Method   # unary call with an empty message
 //	grpc-probe ADDR watch SERVICE              # grpc.health.v1.Health/Watch
+//	grpc-probe ADDR putmany N                  # KV/PutMany: N puts (k0..), one answer
+//	grpc-probe ADDR exchange N                 # KV/Exchange: N gets, each answer read before the next
 //
 // The watch prints each status, and exits when stdin is closed (the test
 // holds it open while it checks that the stream is still open).
@@ -15,12 +17,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	kvv1 "github.com/connect-plugin/connect-plugin/go/gen/example/kv/v1"
 )
 
 func emit(fields map[string]any) {
@@ -35,7 +40,7 @@ func emitError(err error) {
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: grpc-probe ADDR call|watch ARG")
+		fmt.Fprintln(os.Stderr, "usage: grpc-probe ADDR call|watch|putmany|exchange ARG")
 		os.Exit(2)
 	}
 	conn, err := grpc.NewClient(os.Args[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -54,6 +59,10 @@ func main() {
 		} else {
 			emitError(err)
 		}
+	case "putmany":
+		putMany(ctx, conn, count(os.Args[3]))
+	case "exchange":
+		exchange(ctx, conn, count(os.Args[3]))
 	case "watch":
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
@@ -73,4 +82,76 @@ func main() {
 			emit(map[string]any{"status": res.GetStatus().String()})
 		}
 	}
+}
+
+func count(arg string) int {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	return n
+}
+
+// putMany sends n puts on one client stream and prints the count the plugin answers.
+func putMany(ctx context.Context, conn *grpc.ClientConn, n int) {
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/example.kv.v1.KV/PutMany")
+	if err != nil {
+		emitError(err)
+		return
+	}
+	for i := 0; i < n; i++ {
+		if err := s.SendMsg(&kvv1.PutRequest{Key: fmt.Sprintf("k%d", i), Value: []byte{byte(i)}}); err != nil {
+			break // the status comes from RecvMsg
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		emitError(err)
+		return
+	}
+	var res kvv1.PutManyResponse
+	if err := s.RecvMsg(&res); err != nil {
+		emitError(err)
+		return
+	}
+	emit(map[string]any{"code": "OK", "count": res.GetCount()})
+}
+
+// exchange sends n gets (k0..) on one bidi stream, reading each answer
+// before the next get, and prints how many were found, and their values.
+func exchange(ctx context.Context, conn *grpc.ClientConn, n int) {
+	desc := &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
+	s, err := conn.NewStream(ctx, desc, "/example.kv.v1.KV/Exchange")
+	if err != nil {
+		emitError(err)
+		return
+	}
+	found := 0
+	values := []int{}
+	for i := 0; i < n; i++ {
+		if err := s.SendMsg(&kvv1.GetRequest{Key: fmt.Sprintf("k%d", i)}); err != nil {
+			break
+		}
+		var res kvv1.GetResponse
+		if err := s.RecvMsg(&res); err != nil {
+			emitError(err)
+			return
+		}
+		if res.GetFound() {
+			found++
+		}
+		for _, b := range res.GetValue() {
+			values = append(values, int(b))
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		emitError(err)
+		return
+	}
+	var res kvv1.GetResponse
+	if err := s.RecvMsg(&res); err != io.EOF {
+		emitError(err)
+		return
+	}
+	emit(map[string]any{"code": "OK", "found": found, "values": values})
 }

@@ -1,7 +1,8 @@
 /**
  * The Bench service and the requests of the differential server tests
- * (lean-unary.test.ts, h2-streams.test.ts, h2-server-stream.test.ts, the
- * lean-unary-* tests), and the raw HTTP/2 exchanges they make: Echo does what its request's
+ * (lean-unary.test.ts, h2-streams.test.ts, h2-server-stream.test.ts,
+ * request-stream.test.ts, the lean-unary-* tests), their servers, and the
+ * raw HTTP/2 exchanges they make: Echo does what its request's
  * bytes say ("ok", "fail", "hang", ...), so that one request exercises one
  * case on the lean path and on connect-es' own handlers alike, and counts
  * which path ran it.
@@ -10,10 +11,22 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
-import { createNodeAdapter, type NodeAdapterOptions } from "../../../src/transport/node-adapter.js";
+import { PluginHttpServer } from "../../../src/transport/http-server.js";
+import {
+  createNodeAdapter,
+  type NodeAdapter,
+  type NodeAdapterOptions,
+  type NodeHandler,
+} from "../../../src/transport/node-adapter.js";
 
 /** What one server's handler saw. */
 export interface HandlerSeen {
@@ -43,17 +56,7 @@ export function commandRoutes(
   seen: HandlerSeen,
   writeMax: number,
 ): (router: ConnectRouter) => void {
-  const wait = (ctx: HandlerContext): Promise<unknown> =>
-    new Promise((resolve) => {
-      const signal = ctx.signal;
-      const done = (): void => {
-        const reason = ConnectError.from(signal.reason);
-        seen.aborted.push({ code: reason.code, message: reason.rawMessage });
-        resolve(signal.reason);
-      };
-      if (signal.aborted) done();
-      else signal.addEventListener("abort", done, { once: true });
-    });
+  const wait = (ctx: HandlerContext): Promise<unknown> => abortReason(ctx.signal, seen.aborted);
   return (router) =>
     router.service(Bench, {
       async echo(req, ctx) {
@@ -135,6 +138,58 @@ export function commandRoutes(
       },
       async *stream() {},
     });
+}
+
+/** `signal`'s reason once it aborts, recorded in `aborted` as code and message. */
+export function abortReason(
+  signal: AbortSignal,
+  aborted: Array<{ code: Code; message: string }>,
+): Promise<unknown> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      const reason = ConnectError.from(signal.reason);
+      aborted.push({ code: reason.code, message: reason.rawMessage });
+      resolve(signal.reason);
+    };
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Refuses a request with an x-reject header (PermissionDenied); marks every answer x-intercepted. */
+export const rejecting: Interceptor = (next) => async (req) => {
+  if (req.header.get("x-reject") !== null) {
+    throw new ConnectError("rejected by the interceptor", Code.PermissionDenied);
+  }
+  const res = await next(req);
+  res.header.set("x-intercepted", "yes");
+  return res;
+};
+
+/**
+ * A differential test's server on loopback TCP: `adapter` behind
+ * PluginHttpServer, its streams claimed from the bare stream when `claim`,
+ * and `seen.compat` counting the HTTP/2 requests that reached it through
+ * node's compatibility objects instead.
+ */
+export async function listenCounting<S extends { compat: number }>(
+  adapter: NodeAdapter,
+  seen: S,
+  claim: boolean,
+  acceptHttp1 = false,
+): Promise<{ port: number; seen: S; server: PluginHttpServer }> {
+  const counted: NodeHandler = (req, res) => {
+    if ("stream" in req) seen.compat++;
+    adapter(req, res);
+  };
+  const server = await PluginHttpServer.listen(
+    counted,
+    { network: "tcp", host: "127.0.0.1", port: 0 },
+    { acceptHttp1, ...(claim && { streams: adapter.claimStream }) },
+  );
+  const bound = server.bound;
+  if (bound.network !== "tcp") throw new Error("not on TCP");
+  return { port: bound.port, seen, server };
 }
 
 /** Headers without `date`, which differs between any two answers. */
@@ -253,6 +308,25 @@ export function rawRequest(
   return { req, done };
 }
 
+/** A request left open for the test to write; `done` is its status once the stream closes. */
+export function openRequest(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+): { req: http2.ClientHttp2Stream; done: Promise<{ status: number; trailers: unknown }> } {
+  const req = session.request({ ":method": "POST", ":path": path, ...headers });
+  let status = 0;
+  let trailers: unknown;
+  req.on("response", (h) => (status = Number(h[":status"])));
+  req.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = clean(t)));
+  req.on("data", () => {});
+  req.on("error", () => {});
+  return {
+    req,
+    done: new Promise((resolve) => req.on("close", () => resolve({ status, trailers }))),
+  };
+}
+
 /** rawRequest()'s outcome. */
 export function rawExchange(
   session: http2.ClientHttp2Session,
@@ -262,6 +336,22 @@ export function rawExchange(
   cancelAfterMs?: number,
 ): Promise<RawExchange> {
   return rawRequest(session, path, headers, body, cancelAfterMs).done;
+}
+
+/** rawExchange() on a fresh session to 127.0.0.1:`port`, closed after. */
+export async function exchangeOnce(
+  port: number,
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array | Uint8Array[],
+): Promise<RawExchange> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on("error", () => {});
+  try {
+    return await rawExchange(session, path, headers, body);
+  } finally {
+    session.close();
+  }
 }
 
 export type Protocol = "connect" | "grpc";

@@ -15,12 +15,18 @@ import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema, Int64ValueSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Bench } from "../../../bench/service.js";
-import { PluginHttpServer } from "../../../src/transport/http-server.js";
-import { createNodeAdapter, type NodeHandler } from "../../../src/transport/node-adapter.js";
+import type { PluginHttpServer } from "../../../src/transport/http-server.js";
+import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
-import { envelope, rawExchange, type RawExchange } from "./command-routes.js";
+import {
+  envelope,
+  exchangeOnce,
+  listenCounting,
+  rejecting,
+  type RawExchange,
+} from "./command-routes.js";
 
 const READ_MAX = 1024;
 const WRITE_MAX = 4096;
@@ -145,15 +151,6 @@ function routes(seen: Seen): (router: ConnectRouter) => void {
     });
 }
 
-const rejecting: Interceptor = (next) => async (req) => {
-  if (req.header.get("x-reject") !== null) {
-    throw new ConnectError("rejected by the interceptor", Code.PermissionDenied);
-  }
-  const res = await next(req);
-  res.header.set("x-intercepted", "yes");
-  return res;
-};
-
 interface Server {
   port: number;
   seen: Seen;
@@ -170,18 +167,7 @@ async function start(raw: boolean, acceptHttp1 = false, leanStreams = true): Pro
     lean: raw,
     leanStreams,
   });
-  const counted: NodeHandler = (req, res) => {
-    if ("stream" in req) seen.compat++;
-    adapter(req, res);
-  };
-  const server = await PluginHttpServer.listen(
-    counted,
-    { network: "tcp", host: "127.0.0.1", port: 0 },
-    { acceptHttp1, ...(raw && { streams: adapter.claimStream }) },
-  );
-  const bound = server.bound;
-  assert.equal(bound.network, "tcp");
-  return { port: bound.port, seen, server };
+  return listenCounting(adapter, seen, raw, acceptHttp1);
 }
 
 let lean: Server;
@@ -213,18 +199,12 @@ function request(
 }
 
 /** Sends one request on a fresh session and collects what comes back. */
-async function exchange(
+function exchange(
   port: number,
   headers: http2.OutgoingHttpHeaders,
   body: Uint8Array,
 ): Promise<Exchange> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  session.on("error", () => {});
-  try {
-    return await rawExchange(session, PATH, headers, body);
-  } finally {
-    session.close();
-  }
+  return exchangeOnce(port, PATH, headers, body);
 }
 
 /** Sends the same request to both servers, compares, and checks which path ran it. */
