@@ -253,7 +253,7 @@ async function serveLaunched(
           maxQueuedRequestBytes: options.maxQueuedRequestBytes,
           maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
           onPeerCutOff: (reason) => pluginLog("warn", reason),
-          ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
+          ...(tls !== undefined && { tls }),
         })
       : await (async () => {
           const rpc = await handler(server, launchGuard, options, goPlugin.routes);
