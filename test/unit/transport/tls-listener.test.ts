@@ -23,7 +23,7 @@ import { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { createTlsListener } from "../../../src/transport/tls-listener.js";
 import { goBinaries, removeGoBinaries } from "../../go-build.js";
-import { makeTestPki } from "../../helpers.js";
+import { makeTestPki, signedBy } from "../../helpers.js";
 
 /** A client's TLS: its certificate and key (none: no client certificate). */
 interface Client {
@@ -59,38 +59,6 @@ before(async () => {
   const openssl = (...args: string[]): void => {
     execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
   };
-  // Another key's certificate that the host's key signed: it chains to the
-  // host's certificate, so verifying with that certificate as the CA took it.
-  openssl(
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "child.key",
-    "-out",
-    "child.csr",
-    "-subj",
-    "/CN=localhost",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "child.csr",
-    "-CA",
-    "host.crt",
-    "-CAkey",
-    "host.key",
-    "-CAcreateserial",
-    "-out",
-    "child.crt",
-    "-days",
-    "1",
-  );
   // The host's own key in another certificate (self-signed, another serial).
   openssl(
     "req",
@@ -107,15 +75,18 @@ before(async () => {
   clients = {
     none: {},
     stranger: { cert: stranger.certPem, key: stranger.keyPem },
-    signedByHost: { cert: read("child.crt"), key: read("child.key") },
+    // Chains to the host's certificate: verifying with it as the CA took it.
+    signedByHost: (({ certPem, keyPem }) => ({ cert: certPem, key: keyPem }))(signedBy(host)),
     sameKey: { cert: read("same-key.crt"), key: host.keyPem },
     pinned: { cert: host.certPem, key: host.keyPem },
   };
   // The host's certificate with the stranger's key.
   writeFileSync(join(dir, "stranger.key"), stranger.keyPem);
-  wrongKey = (await goBinaries({
-    wrongKey: "github.com/connect-plugin/connect-plugin/go/cmd/tls-wrong-key",
-  })).wrongKey;
+  wrongKey = (
+    await goBinaries({
+      wrongKey: "github.com/connect-plugin/connect-plugin/go/cmd/tls-wrong-key",
+    })
+  ).wrongKey;
 });
 after(() => removeGoBinaries());
 
