@@ -51,7 +51,8 @@ export interface ServeOptions extends PluginServerOptions {
   readonly allowRemoteShutdown?: boolean;
   /**
    * Network mode: serve over TLS (HTTP/2 and HTTP/1.1 chosen by ALPN). With
-   * `clientCa`, clients must present a certificate it signed (mutual TLS).
+   * `clientCa`, clients must present a certificate it signed (mutual TLS);
+   * with `clientCert` instead, only that one certificate (tls-listener.ts).
    * CONNECT_PLUGIN_TLS_CERT_FILE, CONNECT_PLUGIN_TLS_KEY_FILE and
    * CONNECT_PLUGIN_TLS_CLIENT_CA_FILE do the same with PEM files.
    */
