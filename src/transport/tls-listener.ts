@@ -42,9 +42,10 @@ export interface TlsListenerOptions {
  * client prove it holds the certificate's key (a right certificate with a
  * wrong key fails the handshake), and the certificate is compared with the
  * pinned one before the connection is handed on, so no request byte is ever
- * read from another client. AutoMTLS certificates are self-signed and used
- * for one launch, so an exact match is what verifying against it as the only
- * CA accepted, minus certificates the host's key signed for other names.
+ * read from another client. Verifying against the host's certificate as
+ * the only CA accepted the same certificate and, since go-plugin's AutoMTLS
+ * certificates are CAs, any certificate the host's key signed: the pin
+ * refuses those.
  *
  * Trade-off: a client with no certificate or another one now completes the
  * handshake and is then cut off (the connection closes without a TLS alert,
