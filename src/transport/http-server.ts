@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import * as tlsModule from "node:tls";
+import type * as tlsModule from "node:tls";
 import { listenOn, peerOf, type BoundAddress, type ListenTarget } from "./listen.js";
 import { watchPings, type PingWatchOptions } from "./h2-watchdog.js";
 import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";

@@ -137,8 +137,7 @@ export class FramedServer {
     options: FramedServerOptions = {},
   ): Promise<FramedServer> {
     const t = options.tls;
-    // Assigned before the listener listens, so before any connection.
-    let server: FramedServer;
+    // `server` is made below, before the listener listens (so before any connection).
     const accept = (socket: net.Socket): void => server.accept(socket);
     const listener =
       t === undefined
@@ -152,7 +151,7 @@ export class FramedServer {
             },
             accept,
           );
-    server = new FramedServer(listener, routes, options);
+    const server = new FramedServer(listener, routes, options);
     server.bound = await listenOn(listener, target);
     return server;
   }

@@ -259,7 +259,13 @@ for (const path of paths) {
             ...(path.alpn !== undefined ? [path.alpn] : []),
           ],
           { timeout: 30_000 },
-          (_error, stdout) => resolve(JSON.parse(stdout.trim().split("\n").pop() ?? "{}")),
+          (_error, stdout) =>
+            resolve(
+              JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as {
+                stage: string;
+                error?: string;
+              },
+            ),
         );
       });
       assert.notEqual(result.stage, "answered", JSON.stringify(result));
