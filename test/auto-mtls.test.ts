@@ -9,7 +9,7 @@ import { subprocess } from "../src/index.js";
 import { createGoPluginTransport, type PeerTls } from "../src/transport/goplugin-dial.js";
 import { createFramedTransport, type FramedClientTls } from "../src/transport/framed/client.js";
 import { KV } from "../examples/kv/shared.js";
-import { MemoryLogger, decode, encode, kvClient, kvPluginMain } from "./helpers.js";
+import { MemoryLogger, decode, encode, kvClient, kvPluginMain, signedBy } from "./helpers.js";
 import {
   certificateForHandshake,
   certificateFromHandshake,
@@ -214,6 +214,12 @@ test("the default framed transport over AutoMTLS refuses a stranger's certificat
       await call({ ca: peerCertPem }),
       "refused",
       "a TLS client without a certificate is refused",
+    );
+    const child = signedBy(host);
+    assert.equal(
+      await call({ ca: peerCertPem, cert: child.certPem, key: child.keyPem }),
+      "refused",
+      "a certificate the host's key signed is refused: only the host's own is accepted",
     );
     assert.equal(await call(undefined), "refused", "plaintext is refused");
   } finally {

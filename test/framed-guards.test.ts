@@ -209,7 +209,7 @@ for (const secure of [false, true]) {
         routes,
         { network: "unix", path },
         secure
-          ? { tls: { cert: read("server.crt"), key: read("server.key"), ca: read("ca.crt") } }
+          ? { tls: { cert: read("server.crt"), key: read("server.key"), clientCa: read("ca.crt") } }
           : {},
       );
       const transport = createFramedTransport(

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -227,6 +227,43 @@ export function makeTestPki(prefix: string): string {
     );
   }
   return dir;
+}
+
+/**
+ * A certificate for a fresh P-256 key that `issuer`'s key signed (openssl),
+ * PEM: one that chains to an AutoMTLS certificate (go-plugin makes those
+ * CAs), so verifying with that certificate as the CA would accept it.
+ */
+export function signedBy(issuer: { certPem: string; keyPem: string }): {
+  certPem: string;
+  keyPem: string;
+} {
+  const dir = tempDir("cpsb-");
+  writeFileSync(join(dir, "issuer.crt"), issuer.certPem);
+  writeFileSync(join(dir, "issuer.key"), issuer.keyPem);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const openssl = (...args: string[]): string =>
+    execFileSync("openssl", args, { cwd: dir, encoding: "utf8" });
+  openssl("req", "-new", ...ec, "-keyout", "c.key", "-out", "c.csr", "-subj", "/CN=localhost");
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "c.csr",
+    "-CA",
+    "issuer.crt",
+    "-CAkey",
+    "issuer.key",
+    "-CAcreateserial",
+    "-out",
+    "c.crt",
+    "-days",
+    "1",
+  );
+  return {
+    certPem: readFileSync(join(dir, "c.crt"), "utf8"),
+    keyPem: readFileSync(join(dir, "c.key"), "utf8"),
+  };
 }
 
 /**

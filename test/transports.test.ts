@@ -127,7 +127,7 @@ before(() => {
   const read = (f: string): string => readFileSync(join(dir, f), "utf8");
   tls = {
     ca: read("ca.crt"),
-    server: { cert: read("server.crt"), key: read("server.key"), ca: read("ca.crt") },
+    server: { cert: read("server.crt"), key: read("server.key"), clientCa: read("ca.crt") },
     clientCert: read("client.crt"),
     clientKey: read("client.key"),
   };

@@ -14,7 +14,7 @@ export const PLUGIN_CLIENT_CERT = "PLUGIN_CLIENT_CERT";
 
 /** A launched plugin's side of AutoMTLS: its own certificate, and the host's to trust. */
 export interface LaunchMtls {
-  /** What the plugin's server uses: its certificate, and the host's as the only CA. */
+  /** What the plugin's server uses: its certificate, and the host's as the only one accepted (pinned). */
   readonly tls: ServerTls;
   /** The handshake line's certificate field. */
   readonly serverCert: string;
@@ -51,7 +51,7 @@ export function launchMtls(): LaunchMtls | undefined {
   const keyType: AutoMtlsKeyType = process.env[Env.transports] === undefined ? "P-521" : "P-256";
   const own = generateAutoMtlsCertificate(keyType);
   return {
-    tls: { cert: own.certPem, key: own.keyPem, clientCa: clientCert },
+    tls: { cert: own.certPem, key: own.keyPem, clientCert },
     serverCert: certificateForHandshake(own.der),
     peer: { certPem: own.certPem, keyPem: own.keyPem, peerCertPem: clientCert },
   };

@@ -52,7 +52,8 @@ export interface ServeOptions extends PluginServerOptions {
   readonly allowRemoteShutdown?: boolean;
   /**
    * Network mode: serve over TLS (HTTP/2 and HTTP/1.1 chosen by ALPN). With
-   * `clientCa`, clients must present a certificate it signed (mutual TLS).
+   * `clientCa`, clients must present a certificate it signed (mutual TLS);
+   * with `clientCert` instead, only that one certificate (tls-listener.ts).
    * CONNECT_PLUGIN_TLS_CERT_FILE, CONNECT_PLUGIN_TLS_KEY_FILE and
    * CONNECT_PLUGIN_TLS_CLIENT_CA_FILE do the same with PEM files.
    */
@@ -254,7 +255,7 @@ async function serveLaunched(
           maxQueuedRequestBytes: options.maxQueuedRequestBytes,
           maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
           onPeerCutOff: (reason) => pluginLog("warn", reason),
-          ...(tls !== undefined && { tls: { cert: tls.cert, key: tls.key, ca: tls.clientCa } }),
+          ...(tls !== undefined && { tls }),
         })
       : await (async () => {
           const rpc = await handler(server, launchGuard, options, goPlugin.routes);

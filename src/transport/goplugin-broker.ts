@@ -90,7 +90,7 @@ export class GrpcBroker {
       acceptHttp1: false,
       streams: adapter.claimStream,
       ...(tls !== undefined && {
-        tls: { cert: tls.certPem, key: tls.keyPem, clientCa: tls.peerCertPem },
+        tls: { cert: tls.certPem, key: tls.keyPem, clientCert: tls.peerCertPem },
       }),
     });
     if (this.closed) {

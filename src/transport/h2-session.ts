@@ -228,6 +228,7 @@ class Connection {
     });
     // Without a listener an "error" would be thrown; the streams see it too.
     session.on("error", () => {});
+    closedBeforeSettings(session);
     session.once("close", () => {
       clearTimeout(this.idleTimer);
       clearTimeout(this.pingTimer);
@@ -303,4 +304,27 @@ class Connection {
       });
     }, this.timing.pingIntervalMs).unref();
   }
+}
+
+/**
+ * A connection the server closes before its first frame (its SETTINGS) fails
+ * its streams with Unavailable and says so: node:http2 would close them with
+ * CANCEL, reported as Canceled ("stream closed with error code CANCEL"), as
+ * if this side had given up. A plugin does that to a TLS client whose
+ * certificate it does not accept (tls-listener.ts pins the host's). Runs
+ * before node:http2's own "close" listener of the socket.
+ */
+function closedBeforeSettings(session: http2.ClientHttp2Session): void {
+  let settings = false;
+  session.once("remoteSettings", () => (settings = true));
+  session.socket.prependOnceListener("close", () => {
+    if (settings || session.destroyed) return;
+    session.destroy(
+      new ConnectError(
+        "the plugin closed the connection before it sent any HTTP/2 frame (with TLS: does it accept this client's certificate?)",
+        Code.Unavailable,
+      ),
+      http2.constants.NGHTTP2_CANCEL,
+    );
+  });
 }

@@ -1,27 +1,24 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import * as tlsModule from "node:tls";
-import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "./listen.js";
+import type * as tlsModule from "node:tls";
+import { listenOn, peerOf, type BoundAddress, type ListenTarget } from "./listen.js";
 import { watchPings, type PingWatchOptions } from "./h2-watchdog.js";
 import { FRAMED_ALPN, FRAMED_PREFACE, FRAMED_PREFACE_FIRST_BYTE } from "./framed/preface.js";
 
 import { SESSION_IDLE_TIMEOUT_MS, closeWhenIdle } from "./h2-idle.js";
 import { STREAMS_UNCLAIMED_WARNING, claimStreams, type StreamClaim } from "./h2-streams.js";
 import type { NodeHandler } from "./node-adapter.js";
-import { serverTlsDefaults } from "./tls-defaults.js";
+import { createTlsListener, type TlsListenerOptions } from "./tls-listener.js";
 
 export type { NodeHandler } from "./node-adapter.js";
 
 /**
- * TLS for a network-mode server. With `clientCa`, clients must present a
- * certificate signed by it (mutual TLS).
+ * TLS for a plugin's HTTP server: its certificate, and which client
+ * certificates it accepts (`clientCert`: only that one, AutoMTLS;
+ * `clientCa`: any it signed, mutual TLS; see tls-listener.ts).
  */
-export interface ServerTls {
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
-  readonly clientCa?: string | Buffer;
-}
+export type ServerTls = Pick<TlsListenerOptions, "cert" | "key" | "clientCert" | "clientCa">;
 
 /**
  * Answers 400 to a request the handler throws on synchronously. The adapter
@@ -107,7 +104,8 @@ interface SessionWatch {
  *   method) to an HTTP/2 server instead, which reads the socket (serveH2c).
  *   curl, browsers, load balancers and gRPC clients all reach the plugin on
  *   the same port.
- * - **TLS** (network mode): node:http2's secure server listens and ALPN picks
+ * - **TLS** (network mode, AutoMTLS): our TLS listener (tlsRouter) listens,
+ *   checks the client's certificate, and ALPN picks the framed protocol,
  *   HTTP/2 or HTTP/1.1.
  *
  * It tracks every connection, so that close() can end them all; without that,
@@ -197,36 +195,15 @@ export class PluginHttpServer {
     const handler = answerMalformed(unguarded);
     let server: PluginHttpServer;
     const framed = options.framed;
-    if (tls !== undefined && framed !== undefined) {
-      const { listener, h1, h2 } = alpnRouter(
-        handler,
-        { ...tls, handshakeTimeout: prefaceTimeoutMs },
-        options.acceptHttp1,
+    if (tls !== undefined) {
+      const { listener, h1, h2 } = tlsRouter(handler, tls, {
+        acceptHttp1: options.acceptHttp1,
+        handshakeTimeoutMs: prefaceTimeoutMs,
+        onRefused: options.onPeerCutOff,
         framed,
-      );
+      });
       claim(h2, options.streams, options.onWarning);
       server = new PluginHttpServer(listener, h1, h2, sessions, framed);
-    } else if (tls !== undefined) {
-      const h2 = http2.createSecureServer(
-        {
-          cert: tls.cert,
-          key: tls.key,
-          ...H2_LIMITS,
-          allowHTTP1: options.acceptHttp1,
-          ...serverTlsDefaults(),
-          // A peer that trickles its handshake (node's default allows 120 s).
-          handshakeTimeout: prefaceTimeoutMs,
-          ...(tls.clientCa !== undefined && {
-            ca: tls.clientCa,
-            requestCert: true,
-            rejectUnauthorized: true,
-          }),
-        },
-        handler,
-      );
-      h2.on("tlsClientError", endFailedHandshake);
-      claim(h2, options.streams, options.onWarning);
-      server = new PluginHttpServer(h2, undefined, h2, sessions);
     } else if (options.acceptHttp1) {
       const h1 = http.createServer({ keepAliveTimeout: 30_000 }, handler);
       const h2 = http2.createServer(H2_LIMITS, handler);
@@ -276,41 +253,48 @@ export class PluginHttpServer {
 }
 
 /**
- * TLS in network mode with the framed protocol: a TLS listener of our own
- * offers ALPN `connect-plugin-framed/1`, `h2` and `http/1.1`, and hands each
- * connection to the server for the protocol negotiated. (node:http2's secure
- * server fixes its ALPN list to h2 and http/1.1.) Certificates and client
- * certificate checks (mTLS) are the listener's, so they apply to all three.
+ * Every TLS port of the HTTP server: a TLS listener of our own
+ * (tls-listener.ts, which checks client certificates) offers ALPN
+ * `connect-plugin-framed/1` (with `framed`), `h2` and (with `acceptHttp1`)
+ * `http/1.1`, and hands each accepted connection to the server for the
+ * protocol negotiated. (node:http2's secure server fixes its ALPN list to h2
+ * and http/1.1, and would make its session before a pinned certificate is
+ * checked.) A client that offers no ALPN is served HTTP/1.1 if accepted,
+ * else cut off.
  */
-function alpnRouter(
+function tlsRouter(
   handler: NodeHandler,
-  tls: ServerTls & { readonly handshakeTimeout: number },
-  acceptHttp1: boolean,
-  framed: FramedListener,
+  tls: ServerTls,
+  options: {
+    readonly acceptHttp1: boolean;
+    readonly handshakeTimeoutMs: number;
+    readonly onRefused: ((reason: string) => void) | undefined;
+    readonly framed: FramedListener | undefined;
+  },
 ): { listener: tlsModule.Server; h1: http.Server | undefined; h2: http2.Http2SecureServer } {
-  const credentials = { cert: tls.cert, key: tls.key };
-  const listener = tlsModule.createServer({
-    ...credentials,
-    ...serverTlsDefaults(),
-    // A peer that trickles its handshake (node's default allows 120 s).
-    handshakeTimeout: tls.handshakeTimeout,
-    ALPNProtocols: [FRAMED_ALPN, "h2", ...(acceptHttp1 ? ["http/1.1"] : [])],
-    ...(tls.clientCa !== undefined && {
-      ca: tls.clientCa,
-      requestCert: true,
-      rejectUnauthorized: true,
-    }),
-  });
-  // Never listens: it is given the TLS connections that chose h2.
-  const h2 = http2.createSecureServer({ ...credentials, ...H2_LIMITS }, handler);
+  const { framed, acceptHttp1 } = options;
+  // Never listens: it is given the TLS connections that chose h2. `ca: []`:
+  // its (unused) TLS context would otherwise load the root store.
+  const h2 = http2.createSecureServer({ ca: [], ...H2_LIMITS }, handler);
   const h1 = acceptHttp1 ? http.createServer({ keepAliveTimeout: 30_000 }, handler) : undefined;
-  listener.on("secureConnection", (socket: tlsModule.TLSSocket) => {
-    if (socket.alpnProtocol === FRAMED_ALPN) framed.accept(socket);
-    else if (socket.alpnProtocol === "h2") h2.emit("secureConnection", socket);
-    else if (h1 !== undefined) h1.emit("connection", socket);
-    else socket.destroy();
-  });
-  listener.on("tlsClientError", endFailedHandshake);
+  const listener = createTlsListener(
+    {
+      ...tls,
+      ALPNProtocols: [
+        ...(framed !== undefined ? [FRAMED_ALPN] : []),
+        "h2",
+        ...(acceptHttp1 ? ["http/1.1"] : []),
+      ],
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      onRefused: options.onRefused,
+    },
+    (socket) => {
+      if (socket.alpnProtocol === FRAMED_ALPN && framed !== undefined) framed.accept(socket);
+      else if (socket.alpnProtocol === "h2") h2.emit("secureConnection", socket);
+      else if (h1 !== undefined) h1.emit("connection", socket);
+      else socket.destroy();
+    },
+  );
   return { listener, h1, h2 };
 }
 
@@ -419,10 +403,4 @@ function startFramed(
   if (head.length > n) socket.unshift(head.subarray(n));
   framed.accept(socket);
   socket.resume();
-}
-
-/** "address:port" of a connection's peer, for log lines (read while it is open). */
-function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
-  const address = socket.remoteAddress;
-  return address === undefined ? "a local peer" : `${address}:${socket.remotePort}`;
 }

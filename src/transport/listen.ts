@@ -46,3 +46,9 @@ export async function listenOn(listener: net.Server, target: ListenTarget): Prom
 export function endFailedHandshake(_error: Error, socket: { destroy(): void }): void {
   socket.destroy();
 }
+
+/** "address:port" of a connection's peer, for log lines (read while it is open). */
+export function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
+  const address = socket.remoteAddress;
+  return address === undefined ? "a local peer" : `${address}:${socket.remotePort}`;
+}

@@ -1,6 +1,5 @@
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
-import * as tls from "node:tls";
 import {
   Code,
   ConnectError,
@@ -11,7 +10,7 @@ import {
 } from "@connectrpc/connect";
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { SESSION_IDLE_TIMEOUT_MS } from "../h2-idle.js";
-import { endFailedHandshake, listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
+import { listenOn, type BoundAddress, type ListenTarget } from "../listen.js";
 import { callDone } from "../call-support.js";
 import { reachableTimeout } from "../deadline.js";
 import { ContextFactory, type CallContext } from "../handler-context.js";
@@ -42,15 +41,14 @@ import { MessageEncoder } from "./encode.js";
 import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
-import { serverTlsDefaults } from "../tls-defaults.js";
+import { createTlsListener, type TlsListenerOptions } from "../tls-listener.js";
 
-/** TLS for a framed server: its certificate, and the CA that client certificates must chain to. */
-export interface FramedTls {
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
-  /** When set, clients must present a certificate signed by it (mutual TLS). */
-  readonly ca?: string | Buffer;
-}
+/**
+ * TLS for a framed server: its certificate, and which client certificates it
+ * accepts (`clientCert`: only that one, AutoMTLS; `clientCa`: any it signed,
+ * mutual TLS; see tls-listener.ts).
+ */
+export type FramedTls = Pick<TlsListenerOptions, "cert" | "key" | "clientCert" | "clientCa">;
 
 export interface FramedServerOptions {
   /** Server-side interceptors, outermost first (call tracking, the launch token check). */
@@ -139,22 +137,21 @@ export class FramedServer {
     options: FramedServerOptions = {},
   ): Promise<FramedServer> {
     const t = options.tls;
+    // `server` is made below, before the listener listens (so before any connection).
+    const accept = (socket: net.Socket): void => server.accept(socket);
     const listener =
       t === undefined
-        ? net.createServer()
-        : tls.createServer({
-            cert: t.cert,
-            key: t.key,
-            ...serverTlsDefaults(),
-            // A peer that trickles or stalls its handshake (node's default allows 120 s).
-            handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-            ...(t.ca !== undefined && { ca: t.ca, requestCert: true, rejectUnauthorized: true }),
-          });
+        ? net.createServer(accept)
+        : createTlsListener(
+            {
+              ...t,
+              // A peer that trickles or stalls its handshake.
+              handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+              onRefused: options.onPeerCutOff,
+            },
+            accept,
+          );
     const server = new FramedServer(listener, routes, options);
-    listener.on(t === undefined ? "connection" : "secureConnection", (socket: net.Socket) =>
-      server.accept(socket),
-    );
-    listener.on("tlsClientError", endFailedHandshake);
     server.bound = await listenOn(listener, target);
     return server;
   }

@@ -1,0 +1,100 @@
+import { X509Certificate } from "node:crypto";
+import * as tls from "node:tls";
+import { endFailedHandshake, peerOf } from "./listen.js";
+import { serverTlsDefaults } from "./tls-defaults.js";
+
+/**
+ * A plugin-side TLS server's credentials and who may connect. Client
+ * certificates are checked one of two ways, never both:
+ *
+ * - `clientCert` (AutoMTLS): the host's own certificate, PEM. Only a client
+ *   presenting exactly this certificate is served (pinned by its DER bytes).
+ * - `clientCa` (mutual TLS with a CA, network mode): a client must present a
+ *   certificate this CA signed, verified by TLS as usual.
+ *
+ * Neither: any client is served (server-authenticated TLS only).
+ */
+export interface TlsListenerOptions {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  readonly clientCert?: string | Buffer;
+  readonly clientCa?: string | Buffer;
+  /** Protocols offered by ALPN, preferred first. Default: none (no ALPN). */
+  readonly ALPNProtocols?: readonly string[];
+  /** How long a client may take to finish its handshake (node's default allows 120 s). */
+  readonly handshakeTimeoutMs: number;
+  /** Told why a connection was refused after its handshake (a certificate other than the pinned one), for a log line. */
+  readonly onRefused?: (reason: string) => void;
+}
+
+/**
+ * The one place a plugin-side TLS server is made (the framed listener, and
+ * network mode's port for framed, HTTP/2 and HTTP/1.1): `serve` is given
+ * each connection once its handshake is done and its client accepted.
+ *
+ * Why pin instead of verifying against the host's certificate as a CA:
+ * whenever a server context is given `ca`, node 20 first builds its whole
+ * root certificate store (about 140 certificates, plus NODE_EXTRA_CA_CERTS)
+ * and copies it for that context, and a context given no `ca` at all loads
+ * the same store: about 20-50 ms of CPU, a third of a launched plugin's cold
+ * start (docs/local-transports.md, "session 21"). With `ca: []` no store is
+ * built; the client's certificate is still requested, TLS still makes the
+ * client prove it holds the certificate's key (a right certificate with a
+ * wrong key fails the handshake), and the certificate is compared with the
+ * pinned one before the connection is handed on, so no request byte is ever
+ * read from another client. Verifying against the host's certificate as
+ * the only CA accepted the same certificate and, since go-plugin's AutoMTLS
+ * certificates are CAs, any certificate the host's key signed: the pin
+ * refuses those.
+ *
+ * Trade-off: a client with no certificate or another one now completes the
+ * handshake and is then cut off (the connection closes without a TLS alert,
+ * which it got before, during the handshake), with the reason told to
+ * `onRefused`. With `clientCa` the handshake refuses it, as before.
+ */
+export function createTlsListener(
+  options: TlsListenerOptions,
+  serve: (socket: tls.TLSSocket) => void,
+): tls.Server {
+  const { clientCert, clientCa } = options;
+  if (clientCert !== undefined && clientCa !== undefined) {
+    throw new Error(
+      "TLS server: give clientCert (the one certificate accepted) or clientCa (the CA that signs accepted certificates), not both",
+    );
+  }
+  const pinned = clientCert === undefined ? undefined : new X509Certificate(clientCert).raw;
+  const listener = tls.createServer({
+    cert: options.cert,
+    key: options.key,
+    ...serverTlsDefaults(),
+    handshakeTimeout: options.handshakeTimeoutMs,
+    ...(options.ALPNProtocols !== undefined && { ALPNProtocols: [...options.ALPNProtocols] }),
+    ...(clientCa !== undefined
+      ? { ca: clientCa, requestCert: true, rejectUnauthorized: true }
+      : // No `ca`: no root store (see above); the pin is checked below.
+        { ca: [], requestCert: pinned !== undefined, rejectUnauthorized: false }),
+  });
+  listener.on("secureConnection", (socket: tls.TLSSocket) => {
+    if (pinned !== undefined) {
+      const refused = refusal(socket, pinned);
+      if (refused !== undefined) {
+        options.onRefused?.(`TLS connection from ${peerOf(socket)} refused: ${refused}`);
+        socket.destroy();
+        return;
+      }
+    }
+    serve(socket);
+  });
+  listener.on("tlsClientError", endFailedHandshake);
+  return listener;
+}
+
+/** Why `socket`'s client certificate is not the pinned one, or undefined if it is. */
+function refusal(socket: tls.TLSSocket, pinned: Buffer): string | undefined {
+  const presented = socket.getPeerX509Certificate();
+  if (presented === undefined) return "the client presented no certificate";
+  if (!presented.raw.equals(pinned)) {
+    return `the client's certificate (${presented.subject.replace(/\n/g, ", ") || "no subject"}) is not the host's`;
+  }
+  return undefined;
+}
