@@ -200,7 +200,11 @@ export function grpcWebStreamWire(fixed: readonly (readonly [string, string])[])
  * with the response headers in the error's metadata, is thrown; its fields
  * go to the trailer (as connect-es' gRPC-web transport).
  */
-export function readGrpcWebTrailer(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
+export function readGrpcWebTrailer(
+  data: Uint8Array,
+  header: Headers,
+  trailer: Headers,
+): EndOfStream {
   const metadata = trailerParse(data);
   validateTrailer(metadata, header);
   metadata.forEach((value, key) => trailer.set(key, value));
