@@ -37,7 +37,8 @@
  * the count. `--host DIR` adds our host's cases run by DIR's build of the
  * host (DIR/dist/src/index.js, e.g. a worktree of main), marked "(DIR's
  * host)", against this build's plugin, shuffled into the same rounds: an
- * A/B of the host side.
+ * A/B of the host side. `--protocols grpc,connect,grpc-web` (default
+ * `grpc,connect`) picks the protocols of our host's cases.
  */
 import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -79,6 +80,13 @@ const build = option("build", "");
 const hostDir = option("host", "");
 type Kind = "server" | "bidi" | "client";
 const kinds = option("streams", "server").split(",") as Kind[];
+type HostProtocol = "grpc" | "connect" | "grpc-web";
+const hostProtocols = option("protocols", "grpc,connect").split(",") as HostProtocol[];
+const PROTOCOL_NAMES: Record<HostProtocol, string> = {
+  grpc: "gRPC",
+  connect: "Connect",
+  "grpc-web": "gRPC-web",
+};
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 
@@ -316,7 +324,7 @@ async function* sixteenBytes(count: number): AsyncGenerator<{ value: Uint8Array 
 async function hostCase(
   name: string,
   server: Server,
-  protocol: "grpc" | "connect",
+  protocol: HostProtocol,
   kind: Kind = "server",
   host: Host = thisHost,
 ): Promise<Case> {
@@ -347,7 +355,7 @@ async function hostCase(
   };
 }
 
-/** Our host's cases against `plugin`: each `--streams` kind, both protocols, each host. */
+/** Our host's cases against `plugin`: each `--streams` kind, each `--protocols` protocol, each host. */
 async function hostCases(plugin: Server): Promise<Case[]> {
   const hosts: [string, Host][] = [["", thisHost]];
   if (hostDir !== "") {
@@ -358,10 +366,10 @@ async function hostCases(plugin: Server): Promise<Case[]> {
   for (const [tag, host] of hosts) {
     for (const kind of kinds) {
       const what = kind === "server" ? "" : `, ${kind} stream`;
-      cases.push(
-        await hostCase(`our host${tag} -> plugin, gRPC${what}`, plugin, "grpc", kind, host),
-        await hostCase(`our host${tag} -> plugin, Connect${what}`, plugin, "connect", kind, host),
-      );
+      for (const protocol of hostProtocols) {
+        const name = `our host${tag} -> plugin, ${PROTOCOL_NAMES[protocol]}${what}`;
+        cases.push(await hostCase(name, plugin, protocol, kind, host));
+      }
     }
   }
   return cases;
