@@ -61,7 +61,13 @@ import type { Duplex } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as thisHost from "../src/index.js";
 import { firstMatch } from "./child-output.js";
-import { connectOps, GoPluginHost, openPlugin } from "./contenders.js";
+import {
+  connectOps,
+  GoPluginHost,
+  openPlugin,
+  PROTOCOL_NAMES,
+  type HostProtocol,
+} from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
 import { threadsCpuNs } from "./proc-cpu.js";
@@ -80,13 +86,7 @@ const build = option("build", "");
 const hostDir = option("host", "");
 type Kind = "server" | "bidi" | "client";
 const kinds = option("streams", "server").split(",") as Kind[];
-type HostProtocol = "grpc" | "connect" | "grpc-web";
 const hostProtocols = option("protocols", "grpc,connect").split(",") as HostProtocol[];
-const PROTOCOL_NAMES: Record<HostProtocol, string> = {
-  grpc: "gRPC",
-  connect: "Connect",
-  "grpc-web": "gRPC-web",
-};
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 

@@ -24,7 +24,7 @@ import { loadavg } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { remote } from "../src/index.js";
 import { firstMatch } from "./child-output.js";
-import { openPlugin } from "./contenders.js";
+import { openPlugin, PROTOCOL_NAMES, type HostProtocol } from "./contenders.js";
 import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -35,14 +35,8 @@ const option = (name: string, fallback: string): string => {
 const rounds = Number(option("rounds", "8"));
 const calls = Number(option("calls", "1500"));
 const hosts = args.includes("--hosts");
-type Protocol = "connect" | "grpc" | "grpc-web";
 /** `--protocols connect,grpc,grpc-web` (default `connect,grpc`): the protocols called. */
-const protocols = option("protocols", "connect,grpc").split(",") as Protocol[];
-const PROTOCOL_NAMES: Record<Protocol, string> = {
-  connect: "Connect",
-  grpc: "gRPC",
-  "grpc-web": "gRPC-web",
-};
+const protocols = option("protocols", "connect,grpc").split(",") as HostProtocol[];
 const builds = [
   { label: "this build", dir: resolve(fileURLToPath(new URL("../..", import.meta.url))) },
   ...args
@@ -63,7 +57,7 @@ interface Target {
   readonly perSecond: number[];
 }
 
-async function start(label: string, dir: string, protocol: Protocol): Promise<Target> {
+async function start(label: string, dir: string, protocol: HostProtocol): Promise<Target> {
   const child = spawn(process.execPath, [join(dir, "dist/bench/plugin.js")], {
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
@@ -122,7 +116,7 @@ async function startHost(
   label: string,
   dir: string,
   plugin: { url: string; child: ChildProcess },
-  protocol: Protocol,
+  protocol: HostProtocol,
 ): Promise<Target> {
   const lib = (await import(pathToFileURL(join(dir, "dist/src/index.js")).href)) as {
     remote: typeof remote;

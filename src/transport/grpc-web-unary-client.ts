@@ -13,6 +13,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc-web";
 import { defaultCompressions } from "./compression.js";
 import { EnvelopeSplitter, type EnvelopeSink } from "./envelope-split.js";
+import { usualCompression } from "./grpc-unary-client.js";
 import { NodeHeaders } from "./lazy-headers.js";
 import {
   bareResult,
@@ -37,9 +38,6 @@ const HEADERS = new RequestHeaders(
   ),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
-/** The `grpc-encoding` values the fast path takes (see grpc-unary-client.ts' ACCEPTED). */
-const ACCEPTED = new Map<string, Compression>(defaultCompressions.map((c) => [c.name, c]));
-
 /**
  * gRPC-web's unary call (PROTOCOL-WEB.md) on HTTP/2: the message in a
  * 5-byte envelope, the timeout in grpc-timeout, the status and trailers as
@@ -60,18 +58,10 @@ export const grpcWebUnaryWire: UnaryClientWire = {
   enveloped: true,
   trailers: false,
   response(status, h, limits) {
-    // The usual answer, recognised on node's headers: connect-es' checks
-    // would find no status and no error in it, and an encoding we accept or
-    // none.
-    if (
-      status === 200 &&
-      h["grpc-status"] === undefined &&
-      h["grpc-status-details-bin"] === undefined
-    ) {
-      const encoding = h["grpc-encoding"];
-      if (encoding === undefined) return new GrpcWebUnaryBody(h, limits, undefined, undefined);
-      const compression = typeof encoding === "string" ? ACCEPTED.get(encoding) : undefined;
-      if (compression !== undefined) return new GrpcWebUnaryBody(h, limits, compression, undefined);
+    // The usual answer (connect-es' gRPC-web checks look at no content-type).
+    const compression = status === 200 ? usualCompression(h) : undefined;
+    if (compression !== undefined) {
+      return new GrpcWebUnaryBody(h, limits, compression ?? undefined, undefined);
     }
     const header = new NodeHeaders(h);
     const v = validateResponseWithCompression(defaultCompressions, status, header);
