@@ -38,6 +38,7 @@ const HEADERS = new RequestHeaders(
   ),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
+
 /**
  * gRPC-web's unary call (PROTOCOL-WEB.md) on HTTP/2: the message in a
  * 5-byte envelope, the timeout in grpc-timeout, the status and trailers as

@@ -22,9 +22,9 @@ import { defaultCompressions } from "./compression.js";
 import { webHeadersToNode } from "./node-headers.js";
 
 /**
- * How one protocol (Connect, gRPC, gRPC-web) carries a stream (server, client or
- * bidi: connect-es' headers and checks differ only for unary calls) on an
- * HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
+ * How one protocol (Connect, gRPC, gRPC-web) carries a stream (server,
+ * client or bidi: connect-es' headers and checks differ only for unary
+ * calls) on an HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
  * connect-es' own header builders, validators and end-of-stream parser, in
  * the order its transports apply them, so that headers, codes, messages
  * and metadata come out as connect-es' streaming transports make them. The
@@ -48,7 +48,10 @@ export interface StreamWire {
   readonly end: EndEnvelope | undefined;
   /** gRPC-web: a status in the headers (trailers-only) allows no envelope after it. */
   readonly statusEndsBody: boolean;
-  /** True when the answer's HTTP trailers are the call's trailer (gRPC); Connect ignores them. */
+  /**
+   * True when the answer's HTTP trailers are the call's trailer (gRPC);
+   * Connect and gRPC-web ignore them.
+   */
   readonly trailers: boolean;
   /**
    * The stream's body ended (after every message, and the end-of-stream
@@ -94,7 +97,7 @@ const endStream = createEndStreamSerialization(undefined);
  * the response headers added to the error's metadata, is thrown; its
  * metadata goes to the trailer (as connect-es' Connect transport).
  */
-export function readEndOfStream(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
+function readEndOfStream(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
   const end = endStream.parse(data);
   const error = end.error;
   if (error !== undefined) {
@@ -200,11 +203,7 @@ export function grpcWebStreamWire(fixed: readonly (readonly [string, string])[])
  * with the response headers in the error's metadata, is thrown; its fields
  * go to the trailer (as connect-es' gRPC-web transport).
  */
-export function readGrpcWebTrailer(
-  data: Uint8Array,
-  header: Headers,
-  trailer: Headers,
-): EndOfStream {
+function readGrpcWebTrailer(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
   const metadata = trailerParse(data);
   validateTrailer(metadata, header);
   metadata.forEach((value, key) => trailer.set(key, value));
