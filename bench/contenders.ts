@@ -38,6 +38,15 @@ import { childrenOf } from "./proc-memory.js";
 import { allowedCpus, checkPinned, pin, pinnedCommand, type Placement } from "./placement.js";
 import type { NodeKind } from "./node-host.js";
 
+/** The protocols our host speaks over HTTP/2, as a bench's `--protocols` names them. */
+export type HostProtocol = "connect" | "grpc" | "grpc-web";
+/** How a row names each HostProtocol. */
+export const PROTOCOL_NAMES: Record<HostProtocol, string> = {
+  connect: "Connect",
+  grpc: "gRPC",
+  "grpc-web": "gRPC-web",
+};
+
 export interface Contender {
   readonly name: string;
   /** Runs `n` sequential calls with a payload of `size` bytes; µs per call. */

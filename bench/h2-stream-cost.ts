@@ -38,7 +38,8 @@
  * the count. `--host DIR` adds our host's cases run by DIR's build of the
  * host (DIR/dist/src/index.js, e.g. a worktree of main), marked "(DIR's
  * host)", against this build's plugin, shuffled into the same rounds: an
- * A/B of the host side.
+ * A/B of the host side. `--protocols grpc,connect,grpc-web` (default
+ * `grpc,connect`) picks the protocols of our host's cases.
  */
 import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -61,7 +62,13 @@ import type { Duplex } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as thisHost from "../src/index.js";
 import { firstMatch } from "./child-output.js";
-import { connectOps, GoPluginHost, openPlugin } from "./contenders.js";
+import {
+  connectOps,
+  GoPluginHost,
+  openPlugin,
+  PROTOCOL_NAMES,
+  type HostProtocol,
+} from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
 import { threadsCpuNs } from "./proc-cpu.js";
@@ -80,6 +87,7 @@ const build = option("build", "");
 const hostDir = option("host", "");
 type Kind = "server" | "bidi" | "client";
 const kinds = option("streams", "server").split(",") as Kind[];
+const hostProtocols = option("protocols", "grpc,connect").split(",") as HostProtocol[];
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 
@@ -317,7 +325,7 @@ async function* sixteenBytes(count: number): AsyncGenerator<{ value: Uint8Array 
 async function hostCase(
   name: string,
   server: Server,
-  protocol: "grpc" | "connect",
+  protocol: HostProtocol,
   kind: Kind = "server",
   host: Host = thisHost,
 ): Promise<Case> {
@@ -348,12 +356,7 @@ async function hostCase(
   };
 }
 
-const protocols = [
-  ["grpc", "gRPC"],
-  ["connect", "Connect"],
-] as const;
-
-/** Our host's cases against `plugin` (named `plugin${pluginTag}`): each `--streams` kind, both protocols, each host. */
+/** Our host's cases against `plugin` (named `plugin${pluginTag}`): each `--streams` kind, each `--protocols` protocol, each host. */
 async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
   const hosts: [string, Host][] = [["", thisHost]];
   if (hostDir !== "") {
@@ -364,8 +367,8 @@ async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
   for (const [tag, host] of hosts) {
     for (const kind of kinds) {
       const what = kind === "server" ? "" : `, ${kind} stream`;
-      for (const [protocol, label] of protocols) {
-        const name = `our host${tag} -> plugin${pluginTag}, ${label}${what}`;
+      for (const protocol of hostProtocols) {
+        const name = `our host${tag} -> plugin${pluginTag}, ${PROTOCOL_NAMES[protocol]}${what}`;
         cases.push(await hostCase(name, plugin, protocol, kind, host));
       }
     }

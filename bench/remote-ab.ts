@@ -24,7 +24,7 @@ import { loadavg } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { remote } from "../src/index.js";
 import { firstMatch } from "./child-output.js";
-import { openPlugin } from "./contenders.js";
+import { openPlugin, PROTOCOL_NAMES, type HostProtocol } from "./contenders.js";
 import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -35,6 +35,8 @@ const option = (name: string, fallback: string): string => {
 const rounds = Number(option("rounds", "8"));
 const calls = Number(option("calls", "1500"));
 const hosts = args.includes("--hosts");
+/** `--protocols connect,grpc,grpc-web` (default `connect,grpc`): the protocols called. */
+const protocols = option("protocols", "connect,grpc").split(",") as HostProtocol[];
 const builds = [
   { label: "this build", dir: resolve(fileURLToPath(new URL("../..", import.meta.url))) },
   ...args
@@ -55,7 +57,7 @@ interface Target {
   readonly perSecond: number[];
 }
 
-async function start(label: string, dir: string, protocol: "connect" | "grpc"): Promise<Target> {
+async function start(label: string, dir: string, protocol: HostProtocol): Promise<Target> {
   const child = spawn(process.execPath, [join(dir, "dist/bench/plugin.js")], {
     env: { ...process.env, CONNECT_PLUGIN_LISTEN: "127.0.0.1:0" },
     stdio: ["ignore", "ignore", "pipe"],
@@ -65,7 +67,7 @@ async function start(label: string, dir: string, protocol: "connect" | "grpc"): 
   const bench = client.dispense("bench");
   const value = new Uint8Array(16);
   return {
-    name: `${label}, ${protocol === "connect" ? "Connect" : "gRPC"} over HTTP/2`,
+    name: `${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/2`,
     child,
     echo: () => bench.echo({ value }),
     close: async () => {
@@ -114,7 +116,7 @@ async function startHost(
   label: string,
   dir: string,
   plugin: { url: string; child: ChildProcess },
-  protocol: "connect" | "grpc",
+  protocol: HostProtocol,
 ): Promise<Target> {
   const lib = (await import(pathToFileURL(join(dir, "dist/src/index.js")).href)) as {
     remote: typeof remote;
@@ -126,7 +128,7 @@ async function startHost(
   const bench = client.dispense("bench");
   const value = new Uint8Array(16);
   return {
-    name: `host of ${label}, ${protocol === "connect" ? "Connect" : "gRPC"} over HTTP/2`,
+    name: `host of ${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/2`,
     child: plugin.child,
     echo: () => bench.echo({ value }),
     close: () => client.close(),
@@ -140,7 +142,7 @@ let shared: { url: string; child: ChildProcess } | undefined;
 try {
   if (hosts) shared = await startPlugin();
   for (const { label, dir } of builds) {
-    for (const protocol of ["connect", "grpc"] as const) {
+    for (const protocol of protocols) {
       targets.push(
         shared === undefined
           ? await start(label, dir, protocol)

@@ -1,7 +1,7 @@
 /**
  * The same typed client, the same calls and the same semantics in all three
  * locations: subprocess (framed, and HTTP/2 only), remote (network mode over
- * Connect and gRPC on HTTP/2, Connect and gRPC-web on HTTP/1.1, and the
+ * Connect, gRPC and gRPC-web on HTTP/2, Connect and gRPC-web on HTTP/1.1, and the
  * framed protocol negotiated on the same port, in cleartext and over mutual
  * TLS, where ALPN picks it) and in process.
  */
@@ -58,6 +58,11 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean; connectEs?:
   ],
   ["remote over HTTP/2", () => remote(network.url, { transport: "http" }), { bidi: true }],
   ["remote over gRPC on HTTP/2", () => remote(network.url, { protocol: "grpc" }), { bidi: true }],
+  [
+    "remote over gRPC-web on HTTP/2",
+    () => remote(network.url, { protocol: "grpc-web" }),
+    { bidi: true, connectEs: true },
+  ],
   [
     "remote over HTTP/2 with mutual TLS",
     () =>

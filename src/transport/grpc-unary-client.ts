@@ -33,12 +33,24 @@ const HEADERS = new RequestHeaders(
   headerPairs(requestHeaderWithCompression(true, undefined, undefined, defaultCompressions, null)),
 );
 const TIMEOUT = headerTimeout.toLowerCase();
-/**
- * The `grpc-encoding` values the fast path takes: the name of a compression
- * we accept, exactly as connect-es' validateResponseWithCompression matches
- * it. Anything else (identity, an unknown name) goes to its checks.
- */
+/** Compressions we accept, by name. */
 const ACCEPTED = new Map<string, Compression>(defaultCompressions.map((c) => [c.name, c]));
+
+/**
+ * The usual gRPC or gRPC-web answer, recognised on node's headers:
+ * connect-es' checks would find no status and no error in them, and an
+ * encoding we accept (named exactly as its validateResponseWithCompression
+ * matches it) or none (null). undefined: anything else (identity, an
+ * unknown name, a status), for connect-es' checks.
+ */
+export function usualCompression(h: http2.IncomingHttpHeaders): Compression | null | undefined {
+  if (h["grpc-status"] !== undefined || h["grpc-status-details-bin"] !== undefined) {
+    return undefined;
+  }
+  const encoding = h["grpc-encoding"];
+  if (encoding === undefined) return null;
+  return typeof encoding === "string" ? ACCEPTED.get(encoding) : undefined;
+}
 
 /**
  * gRPC's unary call (PROTOCOL-HTTP2.md): the message in a 5-byte envelope,
@@ -60,15 +72,12 @@ export const grpcUnaryWire: UnaryClientWire = {
     // to a Node plugin went through the checks below, Headers built for them.
     if (
       status === 200 &&
-      (h["content-type"] === "application/grpc+proto" ||
-        h["content-type"] === "application/grpc") &&
-      h["grpc-status"] === undefined &&
-      h["grpc-status-details-bin"] === undefined
+      (h["content-type"] === "application/grpc+proto" || h["content-type"] === "application/grpc")
     ) {
-      const encoding = h["grpc-encoding"];
-      if (encoding === undefined) return new GrpcUnaryBody(h, limits, undefined, undefined);
-      const compression = typeof encoding === "string" ? ACCEPTED.get(encoding) : undefined;
-      if (compression !== undefined) return new GrpcUnaryBody(h, limits, compression, undefined);
+      const compression = usualCompression(h);
+      if (compression !== undefined) {
+        return new GrpcUnaryBody(h, limits, compression ?? undefined, undefined);
+      }
     }
     const header = new NodeHeaders(h);
     const v = validateResponseWithCompression(defaultCompressions, status, header);

@@ -15,6 +15,9 @@ import { sendBody } from "./send-body.js";
 
 /**
  * connect-es' HTTP client over one H2Session: each call is one stream.
+ * No transport of ours uses it since gRPC-web left it for the lean path
+ * (session 21); the differential tests run connect-es' own transports over
+ * it as the reference the lean paths must match.
  * The call settles exactly once: with the response headers, or with the
  * first of the caller's abort, a stream error, or a reset. After the
  * headers, failures go to the body, which the protocol code is reading.

@@ -11,7 +11,7 @@ import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-err
 import { nodeHeadersToWeb } from "./node-headers.js";
 import { drained } from "./send-body.js";
 import {
-  readEndOfStream,
+  type EndEnvelope,
   type EndOfStream,
   type ResponseHead,
   type StreamWire,
@@ -254,7 +254,7 @@ export class StreamCall<O extends DescMessage>
     // request is still open (RFC 9113 §8.1; Go's servers do when a handler
     // returns first), which node marks `aborted` too: an end that follows
     // the protocol's own end (gRPC's trailers, Connect's end-of-stream
-    // envelope) is the response's.
+    // envelope, gRPC-web's trailer envelope) is the response's.
     if (
       this.head === undefined ||
       (stream.aborted && !(this.wire.trailers ? this.trailed : this.ended !== undefined)) ||
@@ -312,22 +312,23 @@ export class StreamCall<O extends DescMessage>
       .catch((e: unknown) => this.fail(e));
   }
 
-  /** A decompressed envelope: the end of a Connect stream, or a message to queue. */
+  /** A decompressed envelope: the end of a Connect or gRPC-web stream, or a message to queue. */
   private take(flags: number, data: Uint8Array): void {
-    const endFlag = this.wire.endFlag;
-    if (endFlag !== 0 && (flags & endFlag) === endFlag) {
+    const wire = this.wire;
+    if (wire.statusEndsBody && (this.head as ResponseHead).foundStatus) {
+      throw new ConnectError("protocol error: extra data for trailers-only", Code.InvalidArgument);
+    }
+    const end = wire.end;
+    if (end !== undefined && (flags & end.flag) === end.flag) {
       if (this.ended !== undefined) {
-        throw new ConnectError(
-          "protocol error: received extra EndStreamResponse",
-          Code.InvalidArgument,
-        );
+        throw new ConnectError(`protocol error: received extra ${end.name}`, Code.InvalidArgument);
       }
-      this.ended = readEndOfStream(data, this.header as Headers, this.trailer);
+      this.ended = end.read(data, this.header as Headers, this.trailer);
       return;
     }
     if (this.ended !== undefined) {
       throw new ConnectError(
-        "protocol error: received extra message after EndStreamResponse",
+        `protocol error: received extra message after ${(end as EndEnvelope).name}`,
         Code.InvalidArgument,
       );
     }

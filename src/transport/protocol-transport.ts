@@ -7,10 +7,15 @@ import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-g
 import { defaultCompressions } from "./compression.js";
 import { connectUnaryWire } from "./connect-unary-client.js";
 import { grpcUnaryWire } from "./grpc-unary-client.js";
-import { createH2Client } from "./h2-client.js";
+import { grpcWebUnaryWire } from "./grpc-web-unary-client.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
-import { connectStreamWire, grpcStreamWire } from "./stream-wire.js";
+import {
+  connectStreamWire,
+  grpcStreamWire,
+  grpcWebStreamWire,
+  type StreamWire,
+} from "./stream-wire.js";
 import type * as http2 from "node:http2";
 import type { UnaryClientWire } from "./unary-client-wire.js";
 import { reachableTimeout } from "./deadline.js";
@@ -33,11 +38,12 @@ interface ProtocolOptions {
  * transports: binary protobuf, gzip and Brotli accepted (never sent),
  * messages up to 4 GiB unless limited.
  *
- * Connect and gRPC over an H2Session run on the project's CallRunner with
+ * Every protocol over an H2Session runs on the project's CallRunner with
  * an H2Target (every call on its lean paths, interceptors applied once, by
- * the runner); gRPC-web, and every protocol over another HTTP client, run
- * on connect-es' own transport. `callHeaders` are set after the
- * interceptors on every one of these paths.
+ * the runner, no envelope sized by the plugin's announcement); every
+ * protocol over another HTTP client (HTTP/1.1, h1-client.ts) runs on
+ * connect-es' own transport. `callHeaders` are set after the interceptors
+ * on every one of these paths.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
@@ -46,10 +52,9 @@ export function createProtocolTransport(
 ): Transport {
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
   const fixed = options.callHeaders ?? [];
-  if (http instanceof H2Session && protocol !== "grpc-web") {
-    const plain = protocol === "connect" ? connectUnaryWire : grpcUnaryWire;
+  if (http instanceof H2Session) {
+    const [plain, streams] = h2Wires(protocol, fixed);
     const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
-    const streams = protocol === "connect" ? connectStreamWire(fixed) : grpcStreamWire(fixed);
     return new CallRunner(
       new H2Target(http, options.baseUrl, wire, limits, streams),
       options.interceptors,
@@ -58,11 +63,26 @@ export function createProtocolTransport(
   // callHeaders go on last, after the caller's interceptors, on every path.
   return connectEsTransport(
     protocol,
-    http instanceof H2Session ? createH2Client(http) : http,
+    http,
     fixed.length === 0
       ? options
       : { ...options, interceptors: [...(options.interceptors ?? []), setHeaders(fixed)] },
   );
+}
+
+/** The unary and stream wires of `protocol` on the lean HTTP/2 path. */
+function h2Wires(
+  protocol: RpcProtocol,
+  fixed: readonly (readonly [string, string])[],
+): [UnaryClientWire, StreamWire] {
+  switch (protocol) {
+    case "connect":
+      return [connectUnaryWire, connectStreamWire(fixed)];
+    case "grpc":
+      return [grpcUnaryWire, grpcStreamWire(fixed)];
+    case "grpc-web":
+      return [grpcWebUnaryWire, grpcWebStreamWire(fixed)];
+  }
 }
 
 /** Sets `fixed` on a copy of every request's headers. */

@@ -12,13 +12,19 @@ import {
   validateResponseWithCompression as validateGrpc,
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
+import {
+  requestHeaderWithCompression as grpcWebRequestHeader,
+  trailerFlag,
+  trailerParse,
+  validateResponseWithCompression as validateGrpcWeb,
+} from "@connectrpc/connect/protocol-grpc-web";
 import { defaultCompressions } from "./compression.js";
 import { webHeadersToNode } from "./node-headers.js";
 
 /**
- * How one protocol (Connect, gRPC) carries a stream (server, client or
- * bidi: connect-es' headers and checks differ only for unary calls) on an
- * HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
+ * How one protocol (Connect, gRPC, gRPC-web) carries a stream (server,
+ * client or bidi: connect-es' headers and checks differ only for unary
+ * calls) on an HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
  * connect-es' own header builders, validators and end-of-stream parser, in
  * the order its transports apply them, so that headers, codes, messages
  * and metadata come out as connect-es' streaming transports make them. The
@@ -38,9 +44,14 @@ export interface StreamWire {
    * its error; returns the compression the messages may use.
    */
   response(status: number, header: Headers): ResponseHead;
-  /** Connect: an envelope with this flag is the end of the stream (its JSON); gRPC: 0, none. */
-  readonly endFlag: number;
-  /** True when the answer's HTTP trailers are the call's trailer (gRPC); Connect ignores them. */
+  /** The envelope that ends the stream (Connect's end-of-stream JSON, gRPC-web's trailers); gRPC: none. */
+  readonly end: EndEnvelope | undefined;
+  /** gRPC-web: a status in the headers (trailers-only) allows no envelope after it. */
+  readonly statusEndsBody: boolean;
+  /**
+   * True when the answer's HTTP trailers are the call's trailer (gRPC);
+   * Connect and gRPC-web ignore them.
+   */
   readonly trailers: boolean;
   /**
    * The stream's body ended (after every message, and the end-of-stream
@@ -52,6 +63,18 @@ export interface StreamWire {
     header: Headers,
     trailer: Headers,
   ): void;
+}
+
+/** A stream's last envelope, marked by a flag. */
+export interface EndEnvelope {
+  readonly flag: number;
+  /** What connect-es' errors call it: "EndStreamResponse", "trailer". */
+  readonly name: string;
+  /**
+   * Reads it (decompressed): throws the error it carries, else copies its
+   * metadata to `trailer`.
+   */
+  read(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream;
 }
 
 /** What the response's headers said. */
@@ -74,7 +97,7 @@ const endStream = createEndStreamSerialization(undefined);
  * the response headers added to the error's metadata, is thrown; its
  * metadata goes to the trailer (as connect-es' Connect transport).
  */
-export function readEndOfStream(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
+function readEndOfStream(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
   const end = endStream.parse(data);
   const error = end.error;
   if (error !== undefined) {
@@ -116,7 +139,8 @@ export function connectStreamWire(fixed: readonly (readonly [string, string])[])
       const v = validateConnect("server_streaming", defaultCompressions, true, status, header);
       return { compression: v.compression ?? null, foundStatus: false };
     },
-    endFlag: endStreamFlag,
+    end: { flag: endStreamFlag, name: "EndStreamResponse", read: readEndOfStream },
+    statusEndsBody: false,
     trailers: false,
     finish(_head, ended) {
       if (ended === undefined) {
@@ -136,10 +160,52 @@ export function grpcStreamWire(fixed: readonly (readonly [string, string])[]): S
       if (v.headerError) throw v.headerError;
       return { compression: v.compression ?? null, foundStatus: v.foundStatus };
     },
-    endFlag: 0,
+    end: undefined,
+    statusEndsBody: false,
     trailers: true,
     finish(head, _ended, header, trailer) {
       if (!head.foundStatus) validateTrailer(trailer, header);
     },
   };
+}
+
+/**
+ * gRPC-web's streams (PROTOCOL-WEB.md): enveloped messages, then the
+ * status and trailers as the body's last envelope (flag 0x80), as
+ * connect-es' gRPC-web transport reads them.
+ */
+export function grpcWebStreamWire(fixed: readonly (readonly [string, string])[]): StreamWire {
+  return {
+    requestHeaders: (path, header, timeoutMs) =>
+      withFixed(
+        grpcWebRequestHeader(true, timeoutMs, header, defaultCompressions, null, true),
+        path,
+        fixed,
+      ),
+    response(status, header) {
+      const v = validateGrpcWeb(defaultCompressions, status, header);
+      if (v.headerError) throw v.headerError;
+      return { compression: v.compression ?? null, foundStatus: v.foundStatus };
+    },
+    end: { flag: trailerFlag, name: "trailer", read: readGrpcWebTrailer },
+    statusEndsBody: true,
+    trailers: false,
+    finish(head, ended) {
+      if (ended === undefined && !head.foundStatus) {
+        throw new ConnectError("protocol error: missing trailer", Code.Internal);
+      }
+    },
+  };
+}
+
+/**
+ * gRPC-web's trailer envelope (already decompressed): its error status,
+ * with the response headers in the error's metadata, is thrown; its fields
+ * go to the trailer (as connect-es' gRPC-web transport).
+ */
+function readGrpcWebTrailer(data: Uint8Array, header: Headers, trailer: Headers): EndOfStream {
+  const metadata = trailerParse(data);
+  validateTrailer(metadata, header);
+  metadata.forEach((value, key) => trailer.set(key, value));
+  return { metadata };
 }

@@ -101,10 +101,11 @@ describe("an announced 1 GiB envelope of which 10 bytes come", () => {
 
   /**
    * The lean path, on a session of its own. (connect-es' own envelope
-   * decoder, which client and bidi streams used until session 19, allocates
-   * the announced size at once: 1 GiB here, docs/http2-streams.md.)
+   * decoder, which client and bidi streams used until session 19, and
+   * gRPC-web until session 21, allocates the announced size at once: 1 GiB
+   * here, docs/http2-streams.md.)
    */
-  const transport = (protocol: "connect" | "grpc"): [Transport, () => void] => {
+  const transport = (protocol: "connect" | "grpc" | "grpc-web"): [Transport, () => void] => {
     const session = new H2Session(url);
     return [createProtocolTransport(protocol, session, { baseUrl: url }), () => session.close()];
   };
@@ -119,7 +120,7 @@ describe("an announced 1 GiB envelope of which 10 bytes come", () => {
     ["client", Bench.method.collect, { value: new Uint8Array([1]) }],
     ["bidi", Bench.method.echoStream, { value: new Uint8Array([1]) }],
   ] as const;
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     for (const [kind, method, message] of kinds) {
       test(`${protocol}, lean: a ${kind} stream holds no more than the bytes that came`, async () => {
         const [t, close] = transport(protocol);
@@ -147,18 +148,20 @@ describe("an announced 1 GiB envelope of which 10 bytes come", () => {
     }
   }
 
-  test("grpc, lean: a unary call holds no more than the bytes that came", async () => {
-    const [t, close] = transport("grpc");
-    try {
-      const { held, error } = await whileWaiting((signal) =>
-        t.unary(Bench.method.echo, signal, undefined, undefined, {
-          value: new Uint8Array([1]),
-        }),
-      );
-      assert.ok(held < 64 * 1024 * 1024, `holds ${held} bytes`);
-      cancelled(error);
-    } finally {
-      close();
-    }
-  });
+  for (const protocol of ["grpc", "grpc-web"] as const) {
+    test(`${protocol}, lean: a unary call holds no more than the bytes that came`, async () => {
+      const [t, close] = transport(protocol);
+      try {
+        const { held, error } = await whileWaiting((signal) =>
+          t.unary(Bench.method.echo, signal, undefined, undefined, {
+            value: new Uint8Array([1]),
+          }),
+        );
+        assert.ok(held < 64 * 1024 * 1024, `holds ${held} bytes`);
+        cancelled(error);
+      } finally {
+        close();
+      }
+    });
+  }
 });

@@ -35,8 +35,18 @@ before(async () => {
     seen.push(out);
     stream.resume();
     stream.on("end", () => {
-      const grpc = String(headers["content-type"]).startsWith("application/grpc");
-      if (!grpc) {
+      const type = String(headers["content-type"]);
+      if (type.startsWith("application/grpc-web")) {
+        // An empty message, then the trailer envelope (flag 0x80).
+        const trailer = Buffer.from("grpc-status: 0\r\n");
+        const end = Buffer.alloc(5);
+        end[0] = 0x80;
+        end.writeUInt32BE(trailer.length, 1);
+        stream.respond({ ":status": 200, "content-type": "application/grpc-web+proto" });
+        stream.end(Buffer.concat([Buffer.alloc(5), end, trailer]));
+        return;
+      }
+      if (!type.startsWith("application/grpc")) {
         stream.respond({ ":status": 200, "content-type": "application/proto" });
         stream.end();
         return;
@@ -73,6 +83,8 @@ const steps: Step[] = [
   {},
   { header: { "user-agent": "mine/1" } },
   {},
+  { header: { "x-user-agent": "theirs/2" } },
+  {},
 ];
 
 /** Runs the steps in order, all on the one path, and gives the headers each call sent. */
@@ -102,7 +114,7 @@ async function run(
   return out;
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
   test(`${protocol}: each call sends its own headers, as connect-es' transport does`, async () => {
     const leanSession = new H2Session(url);
     const refSession = new H2Session(url);
@@ -123,7 +135,7 @@ for (const protocol of ["connect", "grpc"] as const) {
         if (step.header === undefined) assert.equal(h["x-call"], undefined, `call ${i}`);
         if (step.header === undefined) assert.equal(h["authorization"], undefined, `call ${i}`);
         if (step.intercepted === undefined) assert.equal(h["x-intercepted"], undefined);
-        const timeout = protocol === "grpc" ? "grpc-timeout" : "connect-timeout-ms";
+        const timeout = protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout";
         assert.equal(h[timeout] !== undefined, step.timeoutMs !== undefined, `call ${i} timeout`);
       }
     } finally {

@@ -1,7 +1,7 @@
 /**
  * The host's lean stream path (h2-stream-call.ts, taken by
  * createProtocolTransport over an H2Session for server, client and bidi
- * streams) against connect-es' own Connect and gRPC transports (over
+ * streams) against connect-es' own Connect, gRPC and gRPC-web transports (over
  * createH2Client), on the same real servers: every stream must come out
  * the same (messages, response header and trailer, or code, message text,
  * details and metadata), and each case checks that the lean path ran it.
@@ -34,6 +34,8 @@ import { Bench } from "../../../bench/service.js";
 import { errorView, pairs } from "./call-views.js";
 
 const READ_MAX = 4096;
+/** Every protocol runs its streams on the lean path over an H2Session. */
+const PROTOCOLS = ["connect", "grpc", "grpc-web"] as const;
 /** Messages of the "answer-then-reset" answer: 80 KB of 8-byte envelopes. */
 const ANSWERED = 10_000;
 const DETAIL = create(BytesValueSchema, { value: new Uint8Array([9, 8]) });
@@ -150,7 +152,10 @@ const routes = (router: ConnectRouter): void => {
 
 /** Hand-made answers for what a connect-es server never sends. */
 function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-  const grpc = String(headers["content-type"]).startsWith("application/grpc");
+  const type = String(headers["content-type"]);
+  const web = type.startsWith("application/grpc-web");
+  const grpc = !web && type.startsWith("application/grpc");
+  const kind = web ? "application/grpc-web" : grpc ? "application/grpc" : "application/connect";
   const env = (flags: number, data: Uint8Array): Buffer => {
     const b = Buffer.alloc(5 + data.length);
     b[0] = flags;
@@ -159,11 +164,20 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
     return b;
   };
   const one = env(0, new Uint8Array([10, 1, 7]));
-  /** A binary answer's head; `trailers` follow its body on gRPC, and on Connect too when `always`. */
+  /**
+   * The body's end: Connect's end-of-stream JSON, gRPC-web's trailer
+   * envelope (`fields`, CRLF-separated), none on gRPC (HTTP trailers).
+   */
+  const last = (json: string, fields: string): Buffer =>
+    web ? env(0x80, Buffer.from(fields)) : grpc ? Buffer.alloc(0) : env(2, Buffer.from(json));
+  /**
+   * A binary answer's head; `trailers` follow its body on gRPC, and on
+   * Connect and gRPC-web (which ignore them) too when `always`.
+   */
   const binary = (trailers: http2.OutgoingHttpHeaders, always = false): void => {
     const waitForTrailers = grpc || always;
     stream.respond(
-      { ":status": 200, "content-type": grpc ? "application/grpc" : "application/connect+proto" },
+      { ":status": 200, "content-type": grpc ? "application/grpc" : `${kind}+proto` },
       { waitForTrailers },
     );
     if (waitForTrailers) stream.on("wantTrailers", () => stream.sendTrailers(trailers));
@@ -173,10 +187,10 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
   switch (headers["x-wire"]) {
     case "trailers-only":
       stream.respond(
-        grpc
+        grpc || web
           ? {
               ":status": 200,
-              "content-type": "application/grpc",
+              "content-type": `${kind}+proto`,
               "grpc-status": "5",
               "grpc-message": "gone",
             }
@@ -187,7 +201,7 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
     case "json":
       stream.respond({
         ":status": 200,
-        "content-type": grpc ? "application/grpc+json" : "application/connect+json",
+        "content-type": `${kind}+json`,
       });
       stream.end(env(0, Buffer.from("{}")));
       return;
@@ -196,7 +210,7 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       stream.end(Buffer.concat([one, one.subarray(0, 4)]));
       return;
     case "no-end":
-      // gRPC: trailers without a status.
+      // gRPC: trailers without a status; gRPC-web: no trailer envelope.
       binary({ "x-t": "1" });
       stream.end(one);
       return;
@@ -208,7 +222,7 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       stream.end(
         Buffer.concat([
           ...Array.from({ length: ANSWERED }, () => one),
-          grpc ? Buffer.alloc(0) : env(2, Buffer.from("{}")),
+          last("{}", "grpc-status: 0\r\n"),
         ]),
         () => setTimeout(() => stream.close(http2.constants.NGHTTP2_NO_ERROR), 20),
       );
@@ -218,7 +232,7 @@ function raw(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders
       // chunks. HTTP trailers on Connect too, which it ignores.
       binary({ "grpc-status": "0", "x-t": "3" }, true);
       {
-        const end = grpc ? Buffer.alloc(0) : env(2, Buffer.from('{"metadata":{"x-t":["2"]}}'));
+        const end = last('{"metadata":{"x-t":["2"]}}', "grpc-status: 0\r\nx-t: 2\r\n");
         const all = Buffer.concat([one, one, env(0, toBinary(BytesValueSchema, msg(3, 300))), end]);
         let i = 0;
         const next = (): void => {
@@ -286,7 +300,7 @@ interface Pair {
 
 function pair(
   url: string,
-  protocol: "connect" | "grpc",
+  protocol: (typeof PROTOCOLS)[number],
   readMaxBytes = READ_MAX,
   writeMaxBytes?: number,
 ): Pair {
@@ -337,7 +351,7 @@ after(() => {
 });
 
 describe("lean server stream = connect-es' transport", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     const cases: [string, Record<string, string>, { n?: number; timeoutMs?: number }][] = [
       ["empty", {}, { n: 0 }],
       ["one", {}, { n: 1 }],
@@ -409,7 +423,7 @@ describe("lean server stream = connect-es' transport", () => {
 });
 
 describe("lean server stream: a caller that never reads", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     test(`${protocol}: the deadline resets the stream and lets go of the caller's signal`, async () => {
       const p = pair(url, protocol);
       try {
@@ -437,7 +451,7 @@ describe("lean server stream: a caller that never reads", () => {
 });
 
 describe("lean server stream: return()", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     test(`${protocol}: a next() still waiting when return() is called is answered done, whatever signal the request has`, async () => {
       // An interceptor's own signal, which the call's abandon does not
       // reach: return() itself must answer the waiting next() (it hung).
@@ -494,7 +508,7 @@ describe("lean server stream: a reader a little slower than the plugin", () => {
 });
 
 describe("lean server stream: backpressure over HTTP/2", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     test(`${protocol}: a reader that stops reading bounds the plugin's progress`, async () => {
       const p = pair(url, protocol);
       try {
@@ -583,7 +597,7 @@ async function observeDuplex(
 }
 
 describe("lean bidi stream: a whole answer, then RST_STREAM NO_ERROR (fake plugin)", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     test(`${protocol}: a caller that reads slowly gets every message and the end, not a cut`, async () => {
       const p = pair(rawUrl, protocol);
       try {
@@ -610,7 +624,7 @@ describe("lean bidi stream: a whole answer, then RST_STREAM NO_ERROR (fake plugi
 });
 
 describe("lean client and bidi streams = connect-es' transport", () => {
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     const cases: [
       string,
       typeof Bench.method.echoStream | typeof Bench.method.collect,

@@ -1,6 +1,6 @@
 /**
  * The lean unary path (H2Target on the CallRunner) against connect-es' own
- * Connect and gRPC transports (createTransport over the same kind of HTTP/2
+ * Connect, gRPC and gRPC-web transports (createTransport over the same kind of HTTP/2
  * session), on the same real servers: every answer, success or failure,
  * must come out the same (message, code, message text, details, metadata).
  */
@@ -48,7 +48,7 @@ interface Pair {
   close(): void;
 }
 
-function pair(url: string, protocol: "connect" | "grpc"): Pair {
+function pair(url: string, protocol: "connect" | "grpc" | "grpc-web"): Pair {
   const lean = createH2Transport(url, {}, { protocol, readMaxBytes: READ_MAX });
   const session = new H2Session(url);
   const reference = createProtocolTransport(protocol, createH2Client(session), {
@@ -70,9 +70,10 @@ describe("lean unary path = connect-es' transport, hand-made wire answers", () =
   before(async () => (server = await startWireServer()));
   after(() => server.close());
 
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
+    const prefix = protocol === "grpc-web" ? "web-" : `${protocol}-`;
     const names = Object.keys(scenarios).filter(
-      (n) => n.startsWith(`${protocol}-`) || n.startsWith("break-"),
+      (n) => n.startsWith(prefix) || n.startsWith("break-"),
     );
     for (const name of names) {
       test(`${protocol}: ${name}`, async () => {
@@ -138,7 +139,7 @@ describe("lean unary path = connect-es' transport, a real Connect server", () =>
   });
   after(() => server.close());
 
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     for (const [name, timeoutMs] of [
       ["ok", undefined],
       ["error", undefined],

@@ -50,6 +50,11 @@ type Respond = (
 const connectOk = { ":status": 200, "content-type": "application/proto" };
 const grpcOk = { ":status": 200, "content-type": "application/grpc+proto" };
 const json = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
+const webOk = { ":status": 200, "content-type": "application/grpc-web+proto" };
+/** gRPC-web's trailer envelope (flag 0x80): `fields` as CRLF-separated lines. */
+const webTrailer = (fields: string, flags = 0x80): Buffer =>
+  envelope(Buffer.from(fields.split("\n").join("\r\n")), flags);
+const webOkTrailer = webTrailer("grpc-status: 0\nx-tail: t1\n");
 
 /** Each scenario, by name: what the server does with the request. */
 export const scenarios: Record<string, Respond> = {
@@ -377,6 +382,100 @@ export const scenarios: Record<string, Respond> = {
     s.respond(grpcOk, { waitForTrailers: true });
     s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
     s.end(Buffer.concat([envelope(Buffer.from([0xff, 0xff, 0xff])), envelope(reply)]));
+  },
+  // gRPC-web (named web-: "grpc-" is gRPC's): the trailers as the body's last envelope.
+  "web-ok": (s) => {
+    s.respond({ ...webOk, "x-head": "h1" });
+    s.end(Buffer.concat([envelope(reply), webOkTrailer]));
+  },
+  "web-ok-plain-type": (s) => {
+    s.respond({ ":status": 200, "content-type": "application/grpc-web" });
+    s.end(Buffer.concat([envelope(reply), webOkTrailer]));
+  },
+  "web-gzip": (s) => {
+    s.respond({ ...webOk, "grpc-encoding": "gzip" });
+    s.end(Buffer.concat([envelope(zlib.gzipSync(reply), 1), webOkTrailer]));
+  },
+  "web-gzip-trailer": (s) => {
+    s.respond({ ...webOk, "grpc-encoding": "gzip" });
+    s.end(
+      Buffer.concat([
+        envelope(reply),
+        envelope(zlib.gzipSync(Buffer.from("grpc-status: 0\r\nx-tail: t2\r\n")), 0x81),
+      ]),
+    );
+  },
+  "web-identity": (s) => {
+    s.respond({ ...webOk, "grpc-encoding": "identity" });
+    s.end(Buffer.concat([envelope(reply), webOkTrailer]));
+  },
+  "web-unknown-encoding": (s) => {
+    s.respond({ ...webOk, "grpc-encoding": "zstd" });
+    s.end(Buffer.concat([envelope(reply), webOkTrailer]));
+  },
+  "web-trailer-error": (s) => {
+    s.respond({ ...webOk, "x-head": "h1" });
+    s.end(webTrailer("grpc-status: 8\ngrpc-message: too%20busy\nx-tail: t1\n"));
+  },
+  "web-trailers-only": (s) => {
+    s.respond(
+      { ...webOk, "grpc-status": "5", "grpc-message": encodeURIComponent("no such key ✓") },
+      { endStream: true },
+    );
+  },
+  "web-status-0-header-and-message": (s) => {
+    s.respond({ ...webOk, "grpc-status": "0" });
+    s.end(envelope(reply));
+  },
+  "web-missing-trailer": (s) => {
+    s.respond(webOk);
+    s.end(envelope(reply));
+  },
+  "web-http-trailers": (s) => {
+    s.respond(webOk, { waitForTrailers: true });
+    s.once("wantTrailers", () => s.sendTrailers({ "grpc-status": "0" }));
+    s.end(envelope(reply));
+  },
+  "web-missing-status": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(reply), webTrailer("x-tail: t1\n")]));
+  },
+  "web-no-message": (s) => {
+    s.respond(webOk);
+    s.end(webOkTrailer);
+  },
+  "web-extra-message": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(reply), envelope(reply), webOkTrailer]));
+  },
+  "web-extra-trailer": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(reply), webOkTrailer, webOkTrailer]));
+  },
+  "web-message-after-trailer": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([webOkTrailer, envelope(reply)]));
+  },
+  "web-incomplete": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(reply), webOkTrailer.subarray(0, 7)]));
+  },
+  "web-big": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(Buffer.alloc(300, 1)), webOkTrailer]));
+  },
+  "web-bad-message": (s) => {
+    s.respond(webOk);
+    s.end(Buffer.concat([envelope(Buffer.from([0xff, 0xff, 0xff])), webOkTrailer]));
+  },
+  "web-http-status": (s) => {
+    s.respond({ ":status": 503, "content-type": "text/plain" });
+    s.end("unavailable");
+  },
+  /** Message and trailer sent two bytes at a time: envelope heads split across chunks. */
+  "web-split": (s) => {
+    s.respond(webOk);
+    dribble(s, Buffer.concat([envelope(reply), webOkTrailer]), 2);
   },
   /** Response headers, then nothing (the deadline must still fire). */
   "headers-hang": (s, _session, request) => {
