@@ -41,15 +41,16 @@ export interface TlsListenerOptions {
  * built; the client's certificate is still requested, TLS still makes the
  * client prove it holds the certificate's key (a right certificate with a
  * wrong key fails the handshake), and the certificate is compared with the
- * pinned one before the connection is handed on, so no request byte is ever
- * read from another client. Verifying against the host's certificate as
+ * pinned one before the connection is handed on, so no request byte from
+ * another client is ever parsed (what it sends is discarded, cutOff). Verifying against the host's certificate as
  * the only CA accepted the same certificate and, since go-plugin's AutoMTLS
  * certificates are CAs, any certificate the host's key signed: the pin
  * refuses those.
  *
  * Trade-off: a client with no certificate or another one now completes the
- * handshake and is then cut off (the connection closes without a TLS alert,
- * which it got before, during the handshake), with the reason told to
+ * handshake and is then cut off (the connection is closed, close_notify
+ * and no alert, where it got an alert in the handshake before; within
+ * REFUSED_LINGER_MS), with the reason told to
  * `onRefused`. With `clientCa` the handshake refuses it, as before.
  */
 export function createTlsListener(
@@ -79,7 +80,7 @@ export function createTlsListener(
       const refused = refusal(socket, pinned);
       if (refused !== undefined) {
         options.onRefused?.(`TLS connection from ${peerOf(socket)} refused: ${refused}`);
-        socket.destroy();
+        cutOff(socket);
         return;
       }
     }
@@ -87,6 +88,28 @@ export function createTlsListener(
   });
   listener.on("tlsClientError", endFailedHandshake);
   return listener;
+}
+
+/** How long a refused connection may take to close before it is destroyed. */
+const REFUSED_LINGER_MS = 1_000;
+
+/**
+ * Closes a refused connection without serving it. end(), not destroy():
+ * in TLS 1.2 the server's Finished is still queued when "secureConnection"
+ * fires, and destroy() discarded it, so the client failed its handshake
+ * ("Client network socket disconnected before secure TLS connection was
+ * established") instead of seeing the connection closed. What the client
+ * sends meanwhile is discarded (resume() with no "data" listener), so that
+ * its end closes the socket at once; REFUSED_LINGER_MS bounds the rest (a
+ * client that never closes holds the listener's close() no longer).
+ */
+function cutOff(socket: tls.TLSSocket): void {
+  // A reset while closing must not become an uncaught "error".
+  socket.on("error", () => {});
+  const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  socket.once("close", () => clearTimeout(timer));
+  socket.end();
+  socket.resume();
 }
 
 /** Why `socket`'s client certificate is not the pinned one, or undefined if it is. */

@@ -11,6 +11,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import nodeTls from "node:tls";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
@@ -246,6 +247,25 @@ for (const path of paths) {
         );
       });
     }
+
+    test("over TLS 1.2 too, a refused client sees the connection closed, not its handshake cut", async () => {
+      // In TLS 1.2 the server's Finished is still queued when the server
+      // sees the handshake done: destroying the socket then discarded it,
+      // and the client failed with "Client network socket disconnected
+      // before secure TLS connection was established" (Aborted over HTTP/2).
+      const handledBefore = handled;
+      const max = nodeTls.DEFAULT_MAX_VERSION;
+      nodeTls.DEFAULT_MAX_VERSION = "TLSv1.2";
+      try {
+        assert.equal(await outcome(path, server.address, clients.pinned), "answered");
+        for (const who of ["none", "stranger"] as const) {
+          assert.match(await outcome(path, server.address, clients[who]), path.refused, who);
+        }
+      } finally {
+        nodeTls.DEFAULT_MAX_VERSION = max;
+      }
+      assert.equal(handled, handledBefore + 1, "the handler ran for the pinned client only");
+    });
 
     test("the pinned certificate with another key: TLS refuses it (a Go client, which sends such a pair)", async () => {
       const handledBefore = handled;
