@@ -8,6 +8,7 @@ import {
 } from "../gen/connectplugin/v1/controller_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { Env } from "../protocol/env.js";
+import { signalBlind } from "../transport/signal-view.js";
 
 /**
  * Reads the launch token the host sent as the first line on stdin, when its
@@ -23,7 +24,7 @@ export async function readLaunchToken(): Promise<Interceptor | undefined | "host
   const token = await firstLine(process.stdin);
   if (token === undefined) return "host-gone";
   const expected = Buffer.from(`Bearer ${token}`);
-  return (next) => (req) => {
+  return signalBlind((next) => (req) => {
     const given = Buffer.from(req.header.get("authorization") ?? "");
     if (given.length === expected.length && timingSafeEqual(given, expected)) return next(req);
     // Health checks (grpc.health.v1 and the controller's Health) carry no
@@ -52,7 +53,7 @@ export async function readLaunchToken(): Promise<Interceptor | undefined | "host
         Code.Unauthenticated,
       ),
     );
-  };
+  });
 }
 
 /** The first line of a stream, or undefined if it ends before one. */

@@ -22,6 +22,7 @@ import type { ClientTransport } from "./client-transport.js";
 import { ContextFactory, type CallContext } from "./handler-context.js";
 import { handlerError } from "./framed/errors.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
+import { handlerView } from "./signal-view.js";
 import { CallRunner, type CallTarget } from "./run-call.js";
 import { CALL_ABORT, CallAbort, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
@@ -171,9 +172,11 @@ class DirectTarget implements CallTarget {
   ): Promise<StreamResponse<I, O>> {
     const entry = this.lookup(r.method);
     const ctx = this.context(entry, r, call.timeoutMs);
+    // The view: connect-es copies the context it is given with a spread,
+    // which would leave out the prototype's abort() (see handlerView).
     const output = transformInvokeImplementation(
       entry.spec as Parameters<typeof transformInvokeImplementation>[0],
-      ctx,
+      handlerView(ctx),
       this.serverInterceptors,
     )(r.message as AsyncIterable<never>)[Symbol.asyncIterator]();
     return streamResponse(r, ctx, output as AsyncIterator<MessageInitShape<O>>);

@@ -119,9 +119,11 @@ export interface AbortView {
  * prototype, created on first read. (An object literal with a getter costs
  * V8 a slow path and is allocated so that it keeps every call's garbage
  * alive until a full GC: measured, half the CPU time of an in-process call.)
- * An interceptor that copies the request (`{...req}`) gets a copy without
- * `signal`; the transports here then still find the call's state through
- * CALL_ABORT, which is an own property and is copied.
+ * A signal-blind interceptor (the project's own) that copies the request
+ * (`{...req}`) gets a copy without `signal`; the transports here then still
+ * find the call's state through CALL_ABORT, which is an own property and is
+ * copied. A user interceptor sees the request with an own `signal` getter,
+ * which its copies keep (interceptedRequest, signal-view.ts).
  */
 export class LazyRequest {
   readonly [CALL_ABORT]: CallAbort;

@@ -98,10 +98,12 @@ const OWN_SIGNAL: PropertyDescriptor = {
  * or, for a copy made by a signal-blind interceptor (which has no
  * `signal`), the call's, from the state the copy kept.
  */
-export function requestSignal(req: { readonly signal: AbortSignal }): AbortSignal {
+export function requestSignal(req: { readonly signal: AbortSignal }): AbortSignal | undefined {
   const own = req.signal as AbortSignal | undefined;
   if (own !== undefined) return own;
-  return (req as unknown as { readonly [CALL_ABORT]: CallAbort })[CALL_ABORT].signal;
+  // A request an interceptor built from scratch may have neither: no
+  // signal, as connect-es' transports accept (not a TypeError).
+  return (req as unknown as { readonly [CALL_ABORT]?: CallAbort })[CALL_ABORT]?.signal;
 }
 
 /**

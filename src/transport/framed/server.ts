@@ -21,6 +21,7 @@ import {
   type ServerStreamSpec,
   type UnarySpec,
 } from "../invoke.js";
+import { handlerView } from "../signal-view.js";
 import { errorToWire } from "./errors.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
 import {
@@ -557,9 +558,11 @@ class ServerConnection {
               await onlyMessage(call.input as AsyncIterable<unknown>),
               this.interceptors,
             )
-          : transformInvokeImplementation(
+          : // The view: connect-es copies the context with a spread, which
+            // would leave out the prototype's abort() (see handlerView).
+            transformInvokeImplementation(
               entry.spec as Parameters<typeof transformInvokeImplementation>[0],
-              ctx,
+              handlerView(ctx),
               this.interceptors,
             )(call.input as AsyncIterable<never>);
       for await (const message of output) {

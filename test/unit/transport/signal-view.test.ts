@@ -106,6 +106,8 @@ test("requestSignal: a copy without a signal (a signal-blind interceptor's) give
   assert.equal(requestSignal({ ...req }), abort.signal);
   const own = new AbortController().signal;
   assert.equal(requestSignal({ ...req, signal: own }), own);
+  // An interceptor's request built from scratch: neither, and no TypeError.
+  assert.equal(requestSignal({} as Req), undefined);
 });
 
 test("withCallState: a copy with another call state, whose signal is made only when read", () => {
