@@ -169,6 +169,8 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
+    // A next() still pending (another task reading the same iterator) ends too.
+    this.wake();
     return Promise.resolve({ done: true, value: undefined });
   }
 
