@@ -63,6 +63,8 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   private ended = false;
   /** The reader has seen an error or left: next() says done. */
   private over = false;
+  /** The response has ended: a request left unread is dropped, not held by flow control. */
+  private detached = false;
   private readonly splitter: EnvelopeSplitter;
   private waiting:
     { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
@@ -174,6 +176,31 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     return Promise.resolve({ done: true, value: undefined });
   }
 
+  /**
+   * The response has ended. The implementation may still read the request
+   * (as on connect-es' handler), but the host is no longer held back for
+   * it: once HIGH_WATER bytes are queued unread, they are dropped and the
+   * reader gets an error in their place.
+   */
+  detach(): void {
+    this.detached = true;
+    if (this.paused) this.abandon();
+  }
+
+  /** Drops what is queued (the body still open); the reader gets the error. */
+  private abandon(): void {
+    if (this.ended) return;
+    this.items.length = 0;
+    this.sizes.length = 0;
+    this.queued = 0;
+    this.fail(
+      new ConnectError(
+        "request messages not read after the response ended were dropped",
+        Code.ResourceExhausted,
+      ),
+    );
+  }
+
   private queue(item: unknown, size: number): void {
     const w = this.waiting;
     if (w !== undefined && !(item instanceof Compressed)) {
@@ -194,6 +221,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     } else if (!this.paused && this.queued >= HIGH_WATER) {
       this.paused = true;
       this.body.pause();
+      if (this.detached && !(item instanceof Failed)) this.abandon();
     }
   }
 

@@ -455,9 +455,9 @@ class StreamCall extends LeanBodyCall {
   private finished(): void {
     this.done = true;
     this.ctx.abort(callDone());
-    // The request is not stopped here: an implementation may read it after
-    // its response (as on connect-es' handler), held back by flow control
-    // if it does not; a reader that leaves (return()) drops the rest.
+    // An implementation may read its request after its response (as on
+    // connect-es' handler); a request left unread is dropped, not held.
+    this.input?.detach();
   }
 
   /** Tells the implementation's iterator to stop; its finally runs. */

@@ -28,8 +28,10 @@ function routes(seen: Seen): (router: ConnectRouter) => void {
     router.service(Bench, {
       echo: (req) => req,
       async *stream() {},
-      async collect() {
-        return { value: 0n };
+      // Reads one message and answers, neither reading the rest nor stopping the iterator.
+      async collect(requests) {
+        await requests[Symbol.asyncIterator]().next();
+        return { value: 1n };
       },
       // eslint-disable-next-line require-yield -- the response is empty; the request is read after it
       async *echoStream(requests) {
@@ -119,6 +121,44 @@ describe("a bidi implementation reading its request after its response ended", (
       const got = await readerOutcome(lean.port, protocol);
       assert.equal(lean.seen.compat, 0, "the lean path served it");
       assert.equal(got, want);
+    });
+  }
+});
+
+describe("a client stream answered after one message, the rest left unread", () => {
+  let lean: { port: number; seen: Seen; server: PluginHttpServer };
+  before(async () => {
+    lean = await start(true);
+  });
+  after(() => lean.server.close());
+
+  for (const protocol of ["connect", "grpc"] as const) {
+    test(`${protocol}: the host's 16 MB request is not held back by flow control`, async () => {
+      const headers: http2.OutgoingHttpHeaders =
+        protocol === "connect"
+          ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
+          : { "content-type": "application/grpc", te: "trailers" };
+      const session = http2.connect(`http://127.0.0.1:${lean.port}`);
+      session.on("error", () => {});
+      try {
+        const { req, done } = openRequest(session, "/bench.v1.BenchService/Collect", headers);
+        const one = message(Array.from({ length: 1000 }, () => 7));
+        void (async () => {
+          for (let i = 0; i < 16 * 1024 && !req.destroyed; i++) {
+            if (!req.write(one)) await new Promise((r) => req.once("drain", r));
+          }
+          req.end();
+        })();
+        const x = await Promise.race([
+          done,
+          new Promise<string>((r) =>
+            setTimeout(() => r("the stream is still open after 5 s"), 5000),
+          ),
+        ]);
+        assert.equal(typeof x === "string" ? x : x.status, 200);
+      } finally {
+        session.close();
+      }
     });
   }
 });
