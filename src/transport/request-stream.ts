@@ -66,8 +66,11 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   /** The response has ended: a request left unread is dropped, not held by flow control. */
   private detached = false;
   private readonly splitter: EnvelopeSplitter;
-  private waiting:
-    { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
+  /** next() calls waiting for a message, in order (readers sharing the iterator each get their own). */
+  private readonly waiting: Array<{
+    resolve: (r: IteratorResult<unknown>) => void;
+    reject: (e: unknown) => void;
+  }> = [];
 
   constructor(
     private readonly body: Readable,
@@ -161,7 +164,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
       return Promise.resolve({ done: false, value: item });
     }
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   /** The reader stops early: nothing more is parsed, the rest of the body is dropped. */
@@ -171,7 +174,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
-    // A next() still pending (another task reading the same iterator) ends too.
+    // next() calls still pending (other tasks reading the same iterator) end too.
     this.wake();
     return Promise.resolve({ done: true, value: undefined });
   }
@@ -202,13 +205,13 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   }
 
   private queue(item: unknown, size: number): void {
-    const w = this.waiting;
+    const w = this.waiting.shift();
     if (w !== undefined && !(item instanceof Compressed)) {
       // A reader waits: it gets the message (or error) without queueing.
-      this.waiting = undefined;
       if (item instanceof Failed) {
         this.over = true;
         w.reject(item.error);
+        this.wake();
       } else w.resolve({ done: false, value: item });
       return;
     }
@@ -216,7 +219,6 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.sizes.push(size);
     this.queued += size;
     if (w !== undefined) {
-      this.waiting = undefined;
       void this.next().then(w.resolve, w.reject);
     } else if (!this.paused && this.queued >= HIGH_WATER) {
       this.paused = true;
@@ -232,11 +234,9 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     return format.skipEndStream && (e.flags & END_STREAM) !== 0 ? SKIP : format.parse(e.data);
   }
 
-  /** The end reached a waiting reader. */
+  /** The end reached the waiting readers. */
   private wake(): void {
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.resolve({ done: true, value: undefined });
+    for (const w of this.waiting.splice(0)) w.resolve({ done: true, value: undefined });
   }
 
   /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
@@ -246,6 +246,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
+    this.wake();
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
     return Promise.reject(error);
   }
