@@ -14,8 +14,8 @@ import type { HandOver, Peer } from "./unary-handler.js";
  * both: its HandlerContext, and its one-message body, collected up to a
  * limit and handed to connect-es' handler when over it, with the stream's
  * close (a reset, the client gone) aborting the context. (A client or
- * bidi stream's body is read by LeanStream itself, message by message,
- * with the same close watch.)
+ * bidi stream's body is read by StreamCall.readStream in
+ * stream-handler.ts, message by message, with the same close watch.)
  */
 
 /** A lean call's context, made from its request's headers and the route's options. */

@@ -63,9 +63,14 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   private ended = false;
   /** The reader has seen an error or left: next() says done. */
   private over = false;
+  /** The response has ended: a request left unread is dropped, not held by flow control. */
+  private detached = false;
   private readonly splitter: EnvelopeSplitter;
-  private waiting:
-    { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
+  /** next() calls waiting for a message, in order (readers sharing the iterator each get their own). */
+  private readonly waiting: Array<{
+    resolve: (r: IteratorResult<unknown>) => void;
+    reject: (e: unknown) => void;
+  }> = [];
 
   constructor(
     private readonly body: Readable,
@@ -159,7 +164,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
       return Promise.resolve({ done: false, value: item });
     }
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   /** The reader stops early: nothing more is parsed, the rest of the body is dropped. */
@@ -169,17 +174,44 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
+    // next() calls still pending (other tasks reading the same iterator) end too.
+    this.wake();
     return Promise.resolve({ done: true, value: undefined });
   }
 
+  /**
+   * The response has ended. The implementation may still read the request
+   * (as on connect-es' handler), but the host is no longer held back for
+   * it: once HIGH_WATER bytes are queued unread, they are dropped and the
+   * reader gets an error in their place.
+   */
+  detach(): void {
+    this.detached = true;
+    if (this.paused) this.abandon();
+  }
+
+  /** Drops what is queued (the body still open); the reader gets the error. */
+  private abandon(): void {
+    if (this.ended) return;
+    this.items.length = 0;
+    this.sizes.length = 0;
+    this.queued = 0;
+    this.fail(
+      new ConnectError(
+        "request messages not read after the response ended were dropped",
+        Code.ResourceExhausted,
+      ),
+    );
+  }
+
   private queue(item: unknown, size: number): void {
-    const w = this.waiting;
+    const w = this.waiting.shift();
     if (w !== undefined && !(item instanceof Compressed)) {
       // A reader waits: it gets the message (or error) without queueing.
-      this.waiting = undefined;
       if (item instanceof Failed) {
         this.over = true;
         w.reject(item.error);
+        this.wake();
       } else w.resolve({ done: false, value: item });
       return;
     }
@@ -187,11 +219,11 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.sizes.push(size);
     this.queued += size;
     if (w !== undefined) {
-      this.waiting = undefined;
       void this.next().then(w.resolve, w.reject);
     } else if (!this.paused && this.queued >= HIGH_WATER) {
       this.paused = true;
       this.body.pause();
+      if (this.detached && !(item instanceof Failed)) this.abandon();
     }
   }
 
@@ -202,11 +234,9 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     return format.skipEndStream && (e.flags & END_STREAM) !== 0 ? SKIP : format.parse(e.data);
   }
 
-  /** The end reached a waiting reader. */
+  /** The end reached the waiting readers. */
   private wake(): void {
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.resolve({ done: true, value: undefined });
+    for (const w of this.waiting.splice(0)) w.resolve({ done: true, value: undefined });
   }
 
   /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
@@ -216,6 +246,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
+    this.wake();
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
     return Promise.reject(error);
   }

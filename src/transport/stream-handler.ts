@@ -267,15 +267,16 @@ class StreamCall extends LeanBodyCall {
       body.off("data", onData);
       body.off("end", onEnd);
     });
+    // After the response, the implementation may still read the request
+    // (as on connect-es' handler): a close then cuts it (a no-op if it ended).
+    this.stream.on("close", () => input.fail(clientGone()));
     const { lean, ctx } = this;
     void this.pump(invokeStream(lean.spec as StreamSpec, ctx, input, lean.options.interceptors));
   }
 
   protected override cancelled(reason: ConnectError): void {
     this.closed = true;
-    this.input?.fail(
-      new ConnectError("the client went away before the request ended", Code.Aborted),
-    );
+    this.input?.fail(clientGone());
     super.cancelled(reason);
     // The implementation's finally runs (after the message it is making, if any).
     this.stopOutput();
@@ -454,8 +455,9 @@ class StreamCall extends LeanBodyCall {
   private finished(): void {
     this.done = true;
     this.ctx.abort(callDone());
-    // The rest of a request nobody reads any more is dropped, not held.
-    void this.input?.return();
+    // An implementation may read its request after its response (as on
+    // connect-es' handler); a request left unread is dropped, not held.
+    this.input?.detach();
   }
 
   /** Tells the implementation's iterator to stop; its finally runs. */
@@ -472,3 +474,8 @@ class StreamCall extends LeanBodyCall {
 }
 
 function ignore(): void {}
+
+/** A client or bidi stream's request cut by a reset or a close before its end. */
+function clientGone(): ConnectError {
+  return new ConnectError("the client went away before the request ended", Code.Aborted);
+}
