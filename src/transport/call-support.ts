@@ -58,6 +58,8 @@ function codeToString(code: Code): string {
 export class CallSignal extends CallAbort {
   private timer: NodeJS.Timeout | undefined;
   private follow: (() => void) | undefined;
+  /** When the deadline falls (performance.now()), for error(); 0 for none. */
+  private deadline = 0;
 
   /**
    * The caller's timeout, as the transport passes it on; undefined for none.
@@ -75,6 +77,7 @@ export class CallSignal extends CallAbort {
     const timeoutMs = reachableTimeout(requestedMs);
     if (timeoutMs !== undefined && timeoutMs > 0) {
       this.timeoutMs = timeoutMs;
+      this.deadline = performance.now() + timeoutMs;
       this.timer = setTimeout(expire, timeoutMs, this);
     }
     if (callerSignal !== undefined) {
@@ -94,8 +97,15 @@ export class CallSignal extends CallAbort {
     this.abort(callDone());
   }
 
-  /** The error the caller sees: their cancellation or deadline wins over the one seen. */
+  /**
+   * The error the caller sees: their cancellation or deadline wins over the
+   * one seen. A deadline that has passed wins even if its timer has not run
+   * yet: the plugin's copy of the deadline fires at the same moment, and
+   * node may read the plugin's answer to it (say, "internal error" from a
+   * handler whose Node API threw AbortError) before it runs an expired timer.
+   */
   error(error: unknown): ConnectError {
+    if (this.deadline !== 0 && !this.aborted && performance.now() >= this.deadline) expire(this);
     if (this.aborted && this.reason !== callDone()) {
       return ConnectError.from(this.reason, Code.Canceled);
     }

@@ -291,6 +291,34 @@ describe("CallRunner, unary (fake target)", () => {
     );
   });
 
+  // The plugin's copy of the deadline fires at the same moment as the host's;
+  // its answer to it (a handler's AbortError becomes "internal error") can be
+  // read before node runs the host's expired timer. Here the target answers
+  // after the deadline has passed without letting the timer run.
+  for (const [name, busyMs, code] of [
+    [
+      "an error that comes after the deadline passed, its timer not yet run, is DeadlineExceeded",
+      40,
+      Code.DeadlineExceeded,
+    ],
+    ["an error that comes before the deadline stays the target's", 0, Code.Internal],
+  ] as const) {
+    test(name, async () => {
+      const target = new FakeTarget(() => {
+        const until = performance.now() + busyMs;
+        while (performance.now() < until);
+        return Promise.reject(new ConnectError("internal error", Code.Internal));
+      });
+      await assert.rejects(
+        new CallRunner(target).unary(get, undefined, 20, undefined, { key: "k" }),
+        (e: unknown) => {
+          assert.equal(ConnectError.from(e).code, code, String(e));
+          return true;
+        },
+      );
+    });
+  }
+
   test("a timeout of 0 (or less) means no deadline, as connect-es' CallOptions document it", async () => {
     for (const timeoutMs of [0, -5]) {
       const target = new FakeTarget((req, call) => {
