@@ -289,8 +289,14 @@ for (const path of paths) {
         );
       });
       assert.notEqual(result.stage, "answered", JSON.stringify(result));
-      // The server's alert: the CertificateVerify signature does not match the certificate.
-      assert.match(result.error ?? "", /remote error: tls: /, JSON.stringify(result));
+      // The server's alert (the CertificateVerify signature does not match the
+      // certificate), or, when the server's close reaches the client's first
+      // write before the alert is read, a broken pipe or reset (1 run in ~20).
+      assert.match(
+        result.error ?? "",
+        /remote error: tls: |broken pipe|connection reset by peer/,
+        JSON.stringify(result),
+      );
       assert.equal(handled, handledBefore, "the handler never ran");
     });
   });
