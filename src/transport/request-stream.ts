@@ -169,13 +169,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
 
   /** The reader stops early: nothing more is parsed, the rest of the body is dropped. */
   return(): Promise<IteratorResult<unknown>> {
-    this.over = true;
-    this.ended = true;
-    this.items.length = 0;
-    this.sizes.length = 0;
-    this.drop();
-    // next() calls still pending (other tasks reading the same iterator) end too.
-    this.wake();
+    this.stop();
     return Promise.resolve({ done: true, value: undefined });
   }
 
@@ -241,14 +235,23 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
 
   /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
   private failed(error: unknown): Promise<IteratorResult<unknown>> {
+    this.stop();
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
+    return Promise.reject(error);
+  }
+
+  /**
+   * The reader is done (it left, or got an error): nothing more is parsed,
+   * the queue goes, the rest of the body is dropped, and next() calls still
+   * pending (other tasks reading the same iterator) end too.
+   */
+  private stop(): void {
     this.over = true;
     this.ended = true;
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
     this.wake();
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
-    return Promise.reject(error);
   }
 
   /** Reads the rest of the body without keeping it (the host is not held by flow control). */
