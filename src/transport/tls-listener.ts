@@ -42,16 +42,16 @@ export interface TlsListenerOptions {
  * client prove it holds the certificate's key (a right certificate with a
  * wrong key fails the handshake), and the certificate is compared with the
  * pinned one before the connection is handed on, so no request byte from
- * another client is ever parsed (what it sends is discarded, cutOff). Verifying against the host's certificate as
- * the only CA accepted the same certificate and, since go-plugin's AutoMTLS
- * certificates are CAs, any certificate the host's key signed: the pin
- * refuses those.
+ * another client is ever parsed (what it sends is discarded, cutOff).
+ * Verifying against the host's certificate as the only CA accepted the
+ * same certificate and, since go-plugin's AutoMTLS certificates are CAs,
+ * any certificate the host's key signed: the pin refuses those.
  *
  * Trade-off: a client with no certificate or another one now completes the
  * handshake and is then cut off (the connection is closed, close_notify
  * and no alert, where it got an alert in the handshake before; within
- * REFUSED_LINGER_MS), with the reason told to
- * `onRefused`. With `clientCa` the handshake refuses it, as before.
+ * REFUSED_LINGER_MS), with the reason told to `onRefused`. With `clientCa`
+ * the handshake refuses it, as before.
  */
 export function createTlsListener(
   options: TlsListenerOptions,
