@@ -22,7 +22,7 @@ import type { ClientTransport } from "../transport/client-transport.js";
 import { createDirectTransport } from "../transport/direct.js";
 import { serveFramedStream } from "../transport/framed/server.js";
 import { TunnelStream } from "../transport/tunnel-stream.js";
-import { signalBlind } from "../transport/signal-view.js";
+import { signalBlind, withHeader } from "../transport/signal-view.js";
 
 /** Pause before reopening a tunnel that failed: doubles from the first to the last. */
 const REOPEN_FIRST_MS = 100;
@@ -74,7 +74,7 @@ export class HostServiceSession {
   readonly interceptor: Interceptor = signalBlind((next) => (req) => {
     const header = new Headers(req.header);
     header.set(HOST_SESSION_HEADER, this.session);
-    return next({ ...req, header });
+    return next(withHeader(req, header));
   });
 
   /**

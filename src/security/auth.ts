@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import { signalBlind } from "../transport/signal-view.js";
+import { signalBlind, withHeader } from "../transport/signal-view.js";
 
 /**
  * The identity that `requireBearer`/`requireApiKey` verified for the call
@@ -25,7 +25,7 @@ export function bearerAuth(token: string | (() => string | Promise<string>)): In
     const value = typeof token === "string" ? token : await token();
     const header = new Headers(req.header);
     header.set("authorization", `Bearer ${value}`);
-    return next({ ...req, header });
+    return next(withHeader(req, header));
   });
 }
 
@@ -34,7 +34,7 @@ export function apiKeyAuth(key: string, header = "x-api-key"): Interceptor {
   return signalBlind((next) => (req) => {
     const headers = new Headers(req.header);
     headers.set(header, key);
-    return next({ ...req, header: headers });
+    return next(withHeader(req, headers));
   });
 }
 

@@ -81,6 +81,27 @@ export function withCallState<R extends object>(req: R, state: CallAbort): R {
   return Object.defineProperty({ ...req, [CALL_ABORT]: state }, "signal", OWN_SIGNAL);
 }
 
+/**
+ * `{ ...req, header }`, for the project's interceptors that add a header
+ * on a copy (bearerAuth, apiKeyAuth, the host-services session): a spread
+ * reads the own `signal` getter that a request has after a user
+ * interceptor saw it (interceptedRequest), which makes the call's
+ * AbortSignal (several µs) for a copy that never needed it. This copies
+ * that getter as a getter; any other request is spread as usual.
+ */
+export function withHeader<R extends { readonly header: Headers }>(req: R, header: Headers): R {
+  if (Object.getOwnPropertyDescriptor(req, "signal")?.get !== callSignalGetter) {
+    return { ...req, header };
+  }
+  const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(req)) as R;
+  return Object.defineProperty(copy, "header", {
+    value: header,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
 /** The call's signal, read from its state (created on first read); shared by every request. */
 function callSignalGetter(this: { readonly [CALL_ABORT]: CallAbort }): AbortSignal {
   return this[CALL_ABORT].signal;

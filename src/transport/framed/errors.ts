@@ -38,7 +38,11 @@ export function errorToWire(error: unknown): { wire: WireError; metadata: Header
  * paths do not take (JSON, compressed, GET, gRPC-web). Until session 17
  * the call's own abort reason won here, and the same late error reached
  * the caller as one code or the other depending on the request's encoding.
- * A host with a deadline of its own sees that deadline either way.
+ * A host with a deadline of its own usually reports that deadline first,
+ * but not always: the plugin's copy of the deadline can fire a little
+ * before the host's (timers start from libuv's cached loop time), and its
+ * answer then arrives first (gRPC hosts see the same race). Hence
+ * docs/writing-a-plugin.md's advice to rethrow `ctx.signal.reason`.
  */
 export function handlerError(error: unknown): ConnectError {
   return error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal);

@@ -19,7 +19,9 @@ import {
   requestSignal,
   signalBlind,
   withCallState,
+  withHeader,
 } from "../../../src/transport/signal-view.js";
+import { apiKeyAuth, bearerAuth } from "../../../src/security/auth.js";
 
 type Req = { readonly signal: AbortSignal; readonly header: Headers };
 
@@ -98,6 +100,41 @@ test("only signal-blind interceptors: no AbortSignal is made and no own signal i
   assert.equal(Object.hasOwn(seen, "signal"), false);
   assert.equal(abort.createdSignal, undefined, "no AbortSignal made");
   assert.equal(abortOf(seen), abort);
+});
+
+test("a user interceptor, then the project's header-adding ones: no AbortSignal is made, and the copy still has the call's signal", async () => {
+  const passes: Interceptor = (next) => (req) => next(req);
+  for (const [name, adds] of [
+    ["bearerAuth", bearerAuth("t")],
+    ["apiKeyAuth", apiKeyAuth("k")],
+    ["withHeader", signalBlind<Interceptor>((next) => (req) => next(withHeader(req, new Headers({ x: "1" }))))],
+  ] as const) {
+    const abort = new CallAbort();
+    let seen: Req | undefined;
+    const target = (r: Req): Promise<unknown> => {
+      seen = r;
+      return Promise.resolve({});
+    };
+    await applyInterceptors(target, [passes, adds])(request(abort));
+    assert.ok(seen !== undefined, name);
+    assert.equal(abort.createdSignal, undefined, `${name}: no AbortSignal made (a spread made one)`);
+    assert.equal(Object.hasOwn(seen, "signal"), true, `${name}: the copy keeps an own signal`);
+    assert.notEqual([...seen.header.keys()].length, 0, `${name}: the header was added`);
+    assert.equal(abortOf(seen), abort, `${name}: the call's state`);
+    assert.equal({ ...seen }.signal, abort.signal, `${name}: a later spread still gets the call's signal`);
+  }
+});
+
+test("withHeader: the original request is not changed, and a request without a signal getter is spread", () => {
+  const req = interceptedRequest(request());
+  const header = new Headers({ a: "b" });
+  const copy = withHeader(req, header);
+  assert.equal(copy.header, header);
+  assert.notEqual(req.header, header, "the original keeps its headers");
+  const plain = { header: new Headers(), signal: new AbortController().signal };
+  const spreadCopy = withHeader(plain, header);
+  assert.equal(spreadCopy.signal, plain.signal);
+  assert.equal(spreadCopy.header, header);
 });
 
 test("requestSignal: a copy without a signal (a signal-blind interceptor's) gives the call's", () => {
