@@ -20,6 +20,9 @@
  * one user interceptor that copies the request, `next({ ...req })`, the
  * common connect-es pattern whose copy must keep the request's signal
  * (src/transport/signal-view.ts): the per-call cost of a user interceptor.
+ * `--auth`: instead, a user interceptor that passes the request on as it
+ * is, then bearerAuth (which adds its header on a copy: signal-view.ts's
+ * withHeader).
  */
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
@@ -43,12 +46,14 @@ async function directOf(dist: string): Promise<Contenders.Contender> {
   const load = (path: string): Promise<unknown> => import(pathToFileURL(resolve(dist, path)).href);
   const c = (await load("bench/contenders.js")) as typeof Contenders;
   if (!withInterceptor) return c.connectPluginInProcess("in-process-direct", "direct");
-  const { PluginClient, inProcess } = (await load("src/index.js")) as typeof Index;
+  const { PluginClient, inProcess, bearerAuth } = (await load("src/index.js")) as typeof Index;
   const { benchPlugin } = (await load("bench/service.js")) as typeof Service;
   const copying: Interceptor = (next) => (req) => next({ ...req });
+  const passing: Interceptor = (next) => (req) => next(req);
+  const interceptors = withAuth ? [passing, bearerAuth("token")] : [copying];
   class Intercepted extends PluginClient<never> {
     constructor(options: ConstructorParameters<typeof PluginClient<never>>[0]) {
-      super({ ...options, interceptors: [copying] });
+      super({ ...options, interceptors });
     }
   }
   const client = await c.openPlugin(
@@ -85,8 +90,9 @@ const spread = (xs: readonly number[]): string =>
   `${round(median(xs))} (${round(Math.min(...xs))}-${round(Math.max(...xs))})`;
 
 const here = fileURLToPath(import.meta.url);
-const withInterceptor = process.argv.includes("--interceptor");
-const args = process.argv.slice(2).filter((a) => a !== "--interceptor");
+const withAuth = process.argv.includes("--auth");
+const withInterceptor = withAuth || process.argv.includes("--interceptor");
+const args = process.argv.slice(2).filter((a) => a !== "--interceptor" && a !== "--auth");
 const { plainCall } = await import("./contenders.js");
 
 if (args[0] === "--child") {
@@ -115,7 +121,7 @@ if (args[0] === "--child") {
         "--child",
         ...dists.map((d) => resolve(d)),
         seconds,
-        ...(withInterceptor ? ["--interceptor"] : []),
+        ...(withAuth ? ["--auth"] : withInterceptor ? ["--interceptor"] : []),
       ],
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
