@@ -86,7 +86,8 @@ export function withCallState<R extends object>(req: R, state: CallAbort): R {
  * on a copy (bearerAuth, apiKeyAuth, the host-services session): a spread
  * reads the own `signal` getter that a request has after a user
  * interceptor saw it (interceptedRequest), which makes the call's
- * AbortSignal (several µs) for a copy that never needed it. This copies
+ * AbortSignal for a copy that never needed it (0.3 µs of an 8 µs in-process
+ * call: `node dist/bench/in-process.js --ab BASE NEW --auth`). This copies
  * that getter as a getter; any other request is spread as usual.
  */
 export function withHeader<R extends { readonly header: Headers }>(req: R, header: Headers): R {
