@@ -107,7 +107,10 @@ test("a user interceptor, then the project's header-adding ones: no AbortSignal 
   for (const [name, adds] of [
     ["bearerAuth", bearerAuth("t")],
     ["apiKeyAuth", apiKeyAuth("k")],
-    ["withHeader", signalBlind<Interceptor>((next) => (req) => next(withHeader(req, new Headers({ x: "1" }))))],
+    [
+      "withHeader",
+      signalBlind<Interceptor>((next) => (req) => next(withHeader(req, new Headers({ x: "1" })))),
+    ],
   ] as const) {
     const abort = new CallAbort();
     let seen: Req | undefined;
@@ -117,11 +120,19 @@ test("a user interceptor, then the project's header-adding ones: no AbortSignal 
     };
     await applyInterceptors(target, [passes, adds])(request(abort));
     assert.ok(seen !== undefined, name);
-    assert.equal(abort.createdSignal, undefined, `${name}: no AbortSignal made (a spread made one)`);
+    assert.equal(
+      abort.createdSignal,
+      undefined,
+      `${name}: no AbortSignal made (a spread made one)`,
+    );
     assert.equal(Object.hasOwn(seen, "signal"), true, `${name}: the copy keeps an own signal`);
     assert.notEqual([...seen.header.keys()].length, 0, `${name}: the header was added`);
     assert.equal(abortOf(seen), abort, `${name}: the call's state`);
-    assert.equal({ ...seen }.signal, abort.signal, `${name}: a later spread still gets the call's signal`);
+    assert.equal(
+      { ...seen }.signal,
+      abort.signal,
+      `${name}: a later spread still gets the call's signal`,
+    );
   }
 });
 
