@@ -52,8 +52,9 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
    */
   readonly contextValues?: (req: Peer) => ContextValues;
   /**
-   * Serve unary calls in binary protobuf over HTTP/2 (Connect and gRPC) on
-   * the lean path (unary-handler.ts) instead of connect-es' handlers.
+   * Serve unary calls in binary protobuf over HTTP/2 (Connect, gRPC and
+   * gRPC-web) on the lean path (unary-handler.ts) instead of connect-es'
+   * handlers.
    * Default true; the answers are the same either way.
    */
   readonly lean?: boolean;

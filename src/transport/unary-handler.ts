@@ -26,6 +26,7 @@ import {
   abandonStream,
   connectUnary,
   grpcUnary,
+  grpcWebUnary,
   type Answer,
   type Sink,
   type UnaryWire,
@@ -48,8 +49,9 @@ export interface Peer {
 
 /**
  * The lean server path for unary calls in binary protobuf over HTTP/2, in
- * the Connect protocol (POST, application/proto) and in gRPC
- * (application/grpc, application/grpc+proto). connect-es' universal
+ * the Connect protocol (POST, application/proto), in gRPC
+ * (application/grpc, application/grpc+proto) and in gRPC-web
+ * (application/grpc-web, application/grpc-web+proto). connect-es' universal
  * handlers cost an HTTP/2 call most of its time (two AbortControllers and
  * a DOMException per call, async generator pipelines); this reads the
  * body into one buffer, runs the implementation under the same
@@ -58,13 +60,14 @@ export interface Peer {
  * unary-wire.ts).
  *
  * It takes only what it is sure to answer the same way: anything else
- * (JSON, GET, gRPC-web, compressed or malformed requests, bodies over
+ * (JSON, GET, gRPC-web-text, compressed or malformed requests, bodies over
  * readMaxBytes, a bad timeout header, a parse failure) goes to connect-es'
  * handler, after the fact with the bytes already read replayed.
  */
 export class LeanUnary {
   private readonly connect: boolean;
   private readonly grpc: boolean;
+  private readonly grpcWeb: boolean;
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
@@ -79,6 +82,7 @@ export class LeanUnary {
   ) {
     this.connect = handler.protocolNames.includes("connect");
     this.grpc = handler.protocolNames.includes("grpc");
+    this.grpcWeb = handler.protocolNames.includes("grpc-web");
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
@@ -118,6 +122,13 @@ export class LeanUnary {
       if (!this.grpc || !plain(h["grpc-encoding"])) return false;
       timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcUnary;
+    } else if (
+      contentType === "application/grpc-web" ||
+      contentType === "application/grpc-web+proto"
+    ) {
+      if (!this.grpcWeb || !plain(h["grpc-encoding"])) return false;
+      timeout = grpcTimeout(h, this.options.maxTimeoutMs);
+      wire = grpcWebUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
     const url = this.memo.urlOf(stream, h);
@@ -203,8 +214,8 @@ class LeanCall extends LeanBodyCall implements Answer {
   }
 
   read(): void {
-    // gRPC adds a 5-byte envelope header to the message.
-    this.readBody(this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0));
+    // gRPC and gRPC-web add a 5-byte envelope header to the message.
+    this.readBody(this.lean.readMaxBytes + (this.wire === connectUnary ? 0 : 5));
   }
 
   protected received(body: Buffer): void {
