@@ -3,6 +3,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { isHttp1, type CallLine } from "./lean-call.js";
 
 /**
  * What the lean HTTP/2 paths (unary-handler.ts, stream-handler.ts) read from
@@ -70,9 +71,9 @@ export class RequestMemo {
   }
 
   /** The request's URL, as connect-es' adapter makes it. Throws on an authority that makes no URL. */
-  urlOf(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): string {
-    const encrypted =
-      (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  urlOf(line: CallLine, h: http2.IncomingHttpHeaders): string {
+    const socket = isHttp1(line) ? line.socket : line.session?.socket;
+    const encrypted = (socket as { encrypted?: boolean } | null | undefined)?.encrypted === true;
     const authority = h[":authority"] ?? h.host;
     const path = h[":path"] ?? "";
     const base = `${encrypted ? "https" : "http"}://${authority}`;

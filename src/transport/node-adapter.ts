@@ -52,15 +52,15 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
    */
   readonly contextValues?: (req: Peer) => ContextValues;
   /**
-   * Serve unary calls in binary protobuf over HTTP/2 (Connect, gRPC and
-   * gRPC-web) on the lean path (unary-handler.ts) instead of connect-es'
-   * handlers.
+   * Serve unary calls in binary protobuf (Connect, gRPC and gRPC-web, over
+   * HTTP/2 and HTTP/1.1) on the lean path (unary-handler.ts) instead of
+   * connect-es' handlers.
    * Default true; the answers are the same either way.
    */
   readonly lean?: boolean;
   /**
    * With `lean`, serve streaming calls of every kind (server, client and
-   * bidi) in binary protobuf over HTTP/2 on the lean streaming path
+   * bidi) in binary protobuf over HTTP/2 (Connect, gRPC and gRPC-web) on the lean streaming path
    * (stream-handler.ts). Default true; false leaves them all to
    * connect-es' handlers (the same answers, several times the CPU per
    * message: docs/http2-streams.md, sessions 16 and 21).
@@ -131,14 +131,15 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
       fallback(req, res);
       return;
     }
-    if (route.lean !== undefined && "stream" in req) {
+    const lean = route.lean;
+    if (lean !== undefined && "stream" in req) {
       const replay = handedOver.get(req.stream);
       if (replay !== undefined) {
         serve(route, req, res, replay);
         return;
       }
       if (
-        route.lean.serve(
+        lean.serve(
           req.stream,
           req.headers,
           req,
@@ -149,6 +150,14 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
       ) {
         return;
       }
+    } else if (
+      lean instanceof LeanUnary &&
+      // HTTP/1.1 (a browser over cleartext, say): unary calls only.
+      lean.serve(res as http.ServerResponse, req.headers, req, req, res, (chunks, ended) =>
+        serve(route, req, res, { chunks, ended }),
+      )
+    ) {
+      return;
     }
     serve(route, req, res);
   };

@@ -246,7 +246,7 @@ export class LeanStream {
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */
-class StreamCall extends LeanBodyCall {
+class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
   /** The client went away (or reset the stream) before the response ended. */
   private closed = false;
   private respondedHeaders = false;
@@ -281,7 +281,7 @@ class StreamCall extends LeanBodyCall {
     const onData = (chunk: Buffer): void => input.chunk(chunk);
     const onEnd = (): void => {
       // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (!this.stream.aborted && !this.stream.destroyed) input.end();
+      if (!this.line.aborted && !this.line.destroyed) input.end();
     };
     body.on("data", onData);
     body.on("end", onEnd);
@@ -292,7 +292,7 @@ class StreamCall extends LeanBodyCall {
     });
     // After the response, the implementation may still read the request
     // (as on connect-es' handler): a close then cuts it (a no-op if it ended).
-    this.stream.on("close", () => input.fail(clientGone()));
+    this.line.on("close", () => input.fail(clientGone()));
     const { lean, ctx } = this;
     void this.pump(invokeStream(lean.spec as StreamSpec, ctx, input, lean.options.interceptors));
   }
@@ -400,7 +400,7 @@ class StreamCall extends LeanBodyCall {
     // node's compatibility response drops a connection header (with a warning).
     const connection = headers["connection"];
     if (connection !== undefined && connection !== "trailers") delete headers["connection"];
-    this.stream.respond(headers, { endStream: false, waitForTrailers: wire.endFlag === undefined });
+    this.line.respond(headers, { endStream: false, waitForTrailers: wire.endFlag === undefined });
   }
 
   /**
@@ -415,7 +415,7 @@ class StreamCall extends LeanBodyCall {
       return true;
     } catch {
       this.finished();
-      this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       return false;
     }
   }
@@ -435,7 +435,7 @@ class StreamCall extends LeanBodyCall {
     } catch {
       // An end-of-stream that could not be made: nothing better to send than a reset.
       this.finished();
-      this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   }
 
@@ -445,7 +445,7 @@ class StreamCall extends LeanBodyCall {
       error === undefined
         ? webHeadersToNode(own, { "grpc-status": "0" })
         : webHeadersToNode(grpcTrailer(own, error));
-    const stream = this.stream;
+    const stream = this.line;
     this.finished();
     stream.once("wantTrailers", () => {
       try {
@@ -472,7 +472,7 @@ class StreamCall extends LeanBodyCall {
           this.batch.envelope(flag | COMPRESSED, compressed);
           this.batch.close();
         },
-        () => this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+        () => this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
       );
       return;
     }

@@ -1,4 +1,5 @@
-import type * as http2 from "node:http2";
+import { ServerResponse } from "node:http";
+import { Http2ServerResponse, type IncomingHttpHeaders } from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import type { ConnectError, ContextValues } from "@connectrpc/connect";
@@ -13,7 +14,7 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { LeanBodyCall, leanContext } from "./lean-call.js";
+import { LeanBodyCall, isHttp1, leanContext, type CallLine } from "./lean-call.js";
 import {
   RequestMemo,
   connectTimeout,
@@ -48,10 +49,11 @@ export interface Peer {
 }
 
 /**
- * The lean server path for unary calls in binary protobuf over HTTP/2, in
- * the Connect protocol (POST, application/proto), in gRPC
- * (application/grpc, application/grpc+proto) and in gRPC-web
- * (application/grpc-web, application/grpc-web+proto). connect-es' universal
+ * The lean server path for unary calls in binary protobuf over HTTP/2 (and
+ * HTTP/1.1: browsers over cleartext speak it), in the Connect protocol
+ * (POST, application/proto), in gRPC (application/grpc,
+ * application/grpc+proto) and in gRPC-web (application/grpc-web,
+ * application/grpc-web+proto). connect-es' universal
  * handlers cost an HTTP/2 call most of its time (two AbortControllers and
  * a DOMException per call, async generator pipelines); this reads the
  * body into one buffer, runs the implementation under the same
@@ -90,23 +92,28 @@ export class LeanUnary {
   }
 
   /**
-   * Serves a request on `stream` if it is a call this path takes, returning
-   * true; false leaves it untouched for connect-es' handler. The body is
-   * read from `body` and the response written to `sink`: node:http2's
-   * compatibility request and response, or the stream itself for both.
-   * `peer` is what contextValues is given. `handOver` is called if the call
-   * turns out to be connect-es' after its body was read. Throws only before
-   * it has touched the stream (a :authority that makes no URL).
+   * Serves a request on `line` (its HTTP/2 stream, or node:http's response
+   * for HTTP/1.1) if it is a call this path takes, returning true; false
+   * leaves it untouched for connect-es' handler. The body is read from
+   * `body` and the response written to `sink`: node:http2's compatibility
+   * request and response, the stream itself for both, or node:http's
+   * request and response. `peer` is what contextValues is given.
+   * `handOver` is called if the call turns out to be connect-es' after its
+   * body was read. Throws only before it has touched the line (a
+   * :authority that makes no URL).
    */
   serve(
-    stream: http2.ServerHttp2Stream,
-    h: http2.IncomingHttpHeaders,
+    line: CallLine,
+    h: IncomingHttpHeaders,
     peer: Peer,
     body: Readable,
     sink: Sink,
     handOver: HandOver,
   ): boolean {
-    if (h[":method"] !== "POST") return false;
+    if (isHttp1(line)) {
+      // connect-es' adapter refuses a request without a Host (universalRequest).
+      if (line.req.method !== "POST" || h.host === undefined) return false;
+    } else if (h[":method"] !== "POST") return false;
     const contentType = h["content-type"];
     let wire: UnaryWire;
     let timeout: RequestTimeout;
@@ -131,7 +138,7 @@ export class LeanUnary {
       wire = grpcWebUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
-    const url = this.memo.urlOf(stream, h);
+    const url = this.memo.urlOf(line, h);
     const compression = this.memo.responseCompression(h[wire.acceptEncodingHeader]);
     const ctx = leanContext(
       this.contexts,
@@ -143,7 +150,7 @@ export class LeanUnary {
       this.contextValues,
       peer,
     );
-    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
+    new LeanCall(this, line, body, sink, wire, ctx, compression, handOver).read();
     return true;
   }
 
@@ -202,7 +209,7 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
 class LeanCall extends LeanBodyCall implements Answer {
   constructor(
     private readonly lean: LeanUnary,
-    stream: http2.ServerHttp2Stream,
+    line: CallLine,
     body: Readable,
     readonly res: Sink,
     readonly wire: UnaryWire,
@@ -210,7 +217,7 @@ class LeanCall extends LeanBodyCall implements Answer {
     readonly compression: Answer["compression"],
     handOver: HandOver,
   ) {
-    super(stream, body, ctx, handOver);
+    super(line, body, ctx, handOver);
   }
 
   read(): void {
@@ -273,8 +280,9 @@ class LeanCall extends LeanBodyCall implements Answer {
   private failed(): void {
     this.ctx.abort(callDone());
     // As the adapter does for connect-es' responses.
-    if (this.res === this.stream) abandonStream(this.stream);
-    else abandonResponse(this.res as http2.Http2ServerResponse);
+    const { res } = this;
+    if (res instanceof Http2ServerResponse || res instanceof ServerResponse) abandonResponse(res);
+    else abandonStream(res);
   }
 
   fail(error: unknown): void {

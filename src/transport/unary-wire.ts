@@ -1,4 +1,4 @@
-import type * as http from "node:http";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
 import {
@@ -40,9 +40,10 @@ export interface UnaryWire {
 
 /**
  * Where a lean call's response goes: node:http2's compatibility response,
- * or the stream itself (h2-streams.ts), written the same way.
+ * or the stream itself (h2-streams.ts), written the same way; or, for a
+ * unary call over HTTP/1.1, node:http's response.
  */
-export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
+export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream | http.ServerResponse;
 
 /** One call's response: where it goes and what the handler left in its context. */
 export interface Answer {
@@ -255,9 +256,10 @@ function grpcHeaders(out: Answer, headers: http2.OutgoingHttpHeaders, contentTyp
 }
 
 /**
- * Writes through node:http2's compatibility API, as the adapter does for
- * connect-es' responses, or straight to the stream the way that API does
- * (sendOnStream), so that all of them send the same frames.
+ * Writes through node:http2's compatibility API (or node:http's response),
+ * as the adapter does for connect-es' responses, or straight to the stream
+ * the way that API does (sendOnStream), so that all of them send the same
+ * frames.
  */
 function send(
   res: Sink,
@@ -265,15 +267,20 @@ function send(
   body: Uint8Array | undefined,
   trailers: http2.OutgoingHttpHeaders | undefined,
 ): void {
-  if (!(res instanceof http2.Http2ServerResponse)) {
+  const http1 = res instanceof http.ServerResponse;
+  if (!http1 && !(res instanceof http2.Http2ServerResponse)) {
     sendOnStream(res, headers, body, trailers);
     return;
   }
-  if (res.stream.destroyed) return;
+  if (http1 ? res.destroyed : res.stream.destroyed) return;
   const status = headers[":status"] as number;
   delete headers[":status"];
   res.writeHead(status, headers);
-  if (trailers !== undefined && !addTrailers(res, trailers)) return;
+  if (trailers !== undefined) {
+    // HTTP/1.1: as the adapter adds connect-es' trailers.
+    if (http1) res.addTrailers(trailers);
+    else if (!addTrailers(res, trailers)) return;
+  }
   if (body === undefined) res.end();
   else res.end(body);
 }
