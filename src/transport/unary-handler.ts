@@ -1,5 +1,5 @@
-import { ServerResponse } from "node:http";
-import { Http2ServerResponse, type IncomingHttpHeaders } from "node:http2";
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import type { ConnectError, ContextValues } from "@connectrpc/connect";
@@ -104,7 +104,7 @@ export class LeanUnary {
    */
   serve(
     line: CallLine,
-    h: IncomingHttpHeaders,
+    h: http2.IncomingHttpHeaders,
     peer: Peer,
     body: Readable,
     sink: Sink,
@@ -280,9 +280,9 @@ class LeanCall extends LeanBodyCall implements Answer {
   private failed(): void {
     this.ctx.abort(callDone());
     // As the adapter does for connect-es' responses.
-    const { res } = this;
-    if (res instanceof Http2ServerResponse || res instanceof ServerResponse) abandonResponse(res);
-    else abandonStream(res);
+    const { res, line } = this;
+    if (res === line && !isHttp1(line)) abandonStream(line);
+    else abandonResponse(res as http.ServerResponse | http2.Http2ServerResponse);
   }
 
   fail(error: unknown): void {

@@ -162,12 +162,13 @@ function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
 }
 
 /**
- * gRPC-web (binary) over HTTP/2: gRPC's envelope and headers, the status
- * and trailers as the body's last envelope (flag 0x80), which is
- * compressed as the message is (connect-es' gRPC-web handler compresses
- * every envelope of at least compressMinBytes). The last DATA frame ends
- * the stream, as a Connect answer's does; connect-es' answer carries the
- * same headers and body bytes.
+ * gRPC-web (binary): gRPC's envelope and headers, the status and trailers
+ * as the body's last envelope (flag 0x80), which is compressed as the
+ * message is (connect-es' gRPC-web handler compresses every envelope of
+ * at least compressMinBytes), no HTTP trailers. The body goes in one
+ * write (on the bare stream its DATA frame ends the stream, as a Connect
+ * answer's does); connect-es' answer carries the same headers and body
+ * bytes, one write per envelope.
  */
 export const grpcWebUnary: UnaryWire = {
   protocolName: "grpc-web",
