@@ -145,8 +145,12 @@ function call(session: http2.ClientHttp2Session, protocol: Protocol): Promise<vo
     });
     stream.once("error", reject);
     stream.once("close", () => {
-      const want = { grpc: grpcBody.length, connect: message.length }[protocol];
-      if (status === "200" && got === (want ?? GRPC_WEB_ANSWER_BYTES)) resolvePromise();
+      const want = {
+        grpc: grpcBody.length,
+        connect: message.length,
+        "grpc-web": GRPC_WEB_ANSWER_BYTES,
+      }[protocol];
+      if (status === "200" && got === want) resolvePromise();
       else reject(new Error(`status ${status}, ${got} bytes`));
     });
     stream.end(protocol === "connect" ? message : grpcBody);

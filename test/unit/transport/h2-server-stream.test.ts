@@ -384,8 +384,11 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
   });
 
   test(`${protocol}: JSON goes to connect-es`, async () => {
-    const type = { connect: "application/connect+json", grpc: "application/grpc+json" }[protocol] ??
-      "application/grpc-web+json";
+    const type = {
+      connect: "application/connect+json",
+      grpc: "application/grpc+json",
+      "grpc-web": "application/grpc-web+json",
+    }[protocol];
     const x = await same(
       { ...request(protocol, 0)[0], "content-type": type },
       envelope(Buffer.from('"2"')),
