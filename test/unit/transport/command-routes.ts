@@ -119,7 +119,8 @@ export function commandRoutes(
               get: header.get("X-Custom"),
               has: header.has("x-missing"),
               cookie: header.get("cookie"),
-              entries: [...header].filter(([k]) => k !== "user-agent"),
+              // HTTP/1.1's Host names each test server's own port.
+              entries: [...header].filter(([k]) => k !== "user-agent" && k !== "host"),
             };
             return { value: Buffer.from(JSON.stringify(read)) };
           }

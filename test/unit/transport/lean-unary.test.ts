@@ -169,7 +169,9 @@ for (const protocol of PROTOCOLS) {
       }),
       true,
     );
-    const body = Buffer.from(x.body, "hex");
+    let body = Buffer.from(x.body, "hex");
+    // gRPC-web's trailer envelope follows the message's.
+    if (protocol !== "connect") body = body.subarray(0, 5 + body.readUInt32BE(1));
     // The message's bytes field holds the JSON: skip the gRPC envelope and the field's tag and length.
     const json = body.subarray(body.indexOf(0x7b)).toString();
     const read = JSON.parse(json) as { isHeaders: boolean; get: string; entries: string[][] };
