@@ -91,11 +91,7 @@ const locations: Array<[string, () => PluginSource, { bidi: boolean; connectEs?:
     { bidi: true },
   ],
   // Bidirectional streaming needs HTTP/2; HTTP/1.1 carries the rest.
-  [
-    "remote over HTTP/1.1",
-    () => remote(network.url, { httpVersion: "1.1" }),
-    { bidi: false },
-  ],
+  ["remote over HTTP/1.1", () => remote(network.url, { httpVersion: "1.1" }), { bidi: false }],
   ["in process", () => inProcess(faultyKvDefinition()), { bidi: true }],
   // Copies every message through its wire form, as a subprocess would.
   [

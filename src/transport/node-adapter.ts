@@ -139,13 +139,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
         return;
       }
       if (
-        lean.serve(
-          req.stream,
-          req.headers,
-          req,
-          req,
-          res as http2.Http2ServerResponse,
-          (chunks, ended) => serve(route, req, res, { chunks, ended }),
+        lean.serve(req.stream, req.headers, req, req, res, (chunks, ended) =>
+          serve(route, req, res, { chunks, ended }),
         )
       ) {
         return;

@@ -67,7 +67,11 @@ interface Exchange {
 }
 
 /** One HTTP/1.1 POST to PATH on a connection of its own. */
-function exchange(port: number, headers: http.OutgoingHttpHeaders, body: Uint8Array): Promise<Exchange> {
+function exchange(
+  port: number,
+  headers: http.OutgoingHttpHeaders,
+  body: Uint8Array,
+): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: "127.0.0.1", port, method: "POST", path: PATH, headers, agent: false },
@@ -128,7 +132,7 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     const trailers = protocol === "grpc" ? x.trailers : grpcWebTrailerOf(x.body);
     const status = trailers?.["grpc-status"];
     if (status === undefined) return "none";
-    return status === "0" ? "OK" : (Code[Number(status)] ?? String(status));
+    return status === "0" ? "OK" : (Code[Number(status)] ?? "unknown");
   };
 
   test(`${protocol} over HTTP/1.1: success with headers, set-cookie twice and trailers`, async () => {
