@@ -11,51 +11,44 @@ import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
-import {
-  commandRoutes,
-  envelope,
-  grpcWebTrailerOf,
-  message,
-  request,
-  type HandlerSeen,
-  type Protocol,
-} from "./command-routes.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import * as routes from "./command-routes.js";
 
-const READ_MAX = 1024;
-const WRITE_MAX = 4096;
-const PATH = "/bench.v1.BenchService/Echo";
+const { envelope, grpcWebTrailerOf, message, request } = routes;
+const ECHO = "/bench.v1.BenchService/Echo";
+const LIMITS = { readMaxBytes: 1024, writeMaxBytes: 4096 };
 
-interface Server {
-  port: number;
-  seen: HandlerSeen;
-  server: http.Server;
-}
-
-async function start(lean: boolean): Promise<Server> {
-  const seen: HandlerSeen = { lean: 0, reference: 0, aborted: [] };
-  const server = http.createServer(
-    createNodeAdapter({
-      routes: commandRoutes(seen, WRITE_MAX),
-      readMaxBytes: READ_MAX,
-      writeMaxBytes: WRITE_MAX,
-      lean,
-    }),
-  );
+/** A node:http server (HTTP/1.1 only) on loopback with the adapter, and what its handler saw. */
+async function http1Server(
+  lean: boolean,
+): Promise<{ port: number; seen: routes.HandlerSeen; server: http.Server }> {
+  const seen: routes.HandlerSeen = { lean: 0, reference: 0, aborted: [] };
+  const routed = routes.commandRoutes(seen, LIMITS.writeMaxBytes);
+  const server = http.createServer(createNodeAdapter({ routes: routed, ...LIMITS, lean }));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: (server.address() as AddressInfo).port, seen, server };
 }
 
-let withLean: Server;
-let without: Server;
+let withLean: Awaited<ReturnType<typeof http1Server>>;
+let without: typeof withLean;
 before(async () => {
-  [withLean, without] = await Promise.all([start(true), start(false)]);
+  [withLean, without] = await Promise.all([http1Server(true), http1Server(false)]);
 });
 after(async () => {
-  for (const s of [withLean, without]) {
-    s.server.closeAllConnections();
-    await new Promise<void>((resolve) => s.server.close(() => resolve()));
+  for (const { server } of [withLean, without]) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+/** A POST to Echo on a connection of its own (no agent). */
+const post = (port: number, headers: http.OutgoingHttpHeaders): http.RequestOptions => ({
+  host: "127.0.0.1",
+  port,
+  method: "POST",
+  path: ECHO,
+  headers,
+  agent: false,
 });
 
 /** What an HTTP/1.1 exchange got back. */
@@ -66,30 +59,27 @@ interface Exchange {
   trailers: Record<string, unknown>;
 }
 
-/** One HTTP/1.1 POST to PATH on a connection of its own. */
+/** One HTTP/1.1 POST to Echo on a connection of its own. */
 function exchange(
   port: number,
   headers: http.OutgoingHttpHeaders,
   body: Uint8Array,
 ): Promise<Exchange> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path: PATH, headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const { date: _, ...rest } = res.headers;
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: rest,
-            body: Buffer.concat(chunks).toString("hex"),
-            trailers: res.trailers,
-          });
+    const req = http.request(post(port, headers), (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const { date: _, ...rest } = res.headers;
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: rest,
+          body: Buffer.concat(chunks).toString("hex"),
+          trailers: res.trailers,
         });
-        res.on("error", reject);
-      },
-    );
+      });
+      res.on("error", reject);
+    });
     req.on("error", reject);
     req.end(body);
   });
@@ -100,20 +90,24 @@ async function same(
   [headers, body]: [http.OutgoingHttpHeaders, Uint8Array],
   lean: boolean | undefined,
 ): Promise<Exchange> {
-  const before = { ...withLean.seen };
-  const a = await exchange(withLean.port, headers, body);
-  const b = await exchange(without.port, headers, body);
+  const { lean: leanBefore, reference: referenceBefore } = withLean.seen;
+  const [a, b] = [
+    await exchange(withLean.port, headers, body),
+    await exchange(without.port, headers, body),
+  ];
   assert.deepEqual(a, b);
-  const ran = [withLean.seen.lean - before.lean, withLean.seen.reference - before.reference];
-  if (lean === true) assert.deepEqual(ran, [1, 0], "the lean path ran it");
-  if (lean === false) assert.deepEqual(ran, [0, 1], "connect-es ran it");
-  if (lean === undefined) assert.deepEqual(ran, [0, 0], "no handler ran");
+  const expected = { true: [1, 0], false: [0, 1], undefined: [0, 0] }[String(lean)];
+  assert.deepEqual(
+    [withLean.seen.lean - leanBefore, withLean.seen.reference - referenceBefore],
+    expected,
+    `which path ran it (lean, connect-es; lean expected: ${String(lean)})`,
+  );
   return a;
 }
 
 /** HTTP/1.1 has no pseudo-headers: a request's headers as request() makes them, without `te`. */
 function h1(
-  protocol: Protocol,
+  protocol: routes.Protocol,
   command: string | Uint8Array,
   extra: http.OutgoingHttpHeaders = {},
 ): [http.OutgoingHttpHeaders, Uint8Array] {
@@ -164,7 +158,10 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
   });
 
   test(`${protocol} over HTTP/1.1: a request over readMaxBytes, and a compressed one, are connect-es'`, async () => {
-    const over = await same(h1(protocol, new Uint8Array(READ_MAX + 10).fill(1)), undefined);
+    const over = await same(
+      h1(protocol, new Uint8Array(LIMITS.readMaxBytes + 10).fill(1)),
+      undefined,
+    );
     assert.match(statusOf(over), /^(resource_exhausted|ResourceExhausted)$/);
     const payload = gzipSync(message("ok"));
     const [headers] = h1(protocol, "");
@@ -183,28 +180,26 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
   });
 
   test(`${protocol} over HTTP/1.1: a client that goes away aborts the handler with Canceled`, async () => {
-    const codes = [];
-    for (const server of [withLean, without]) {
-      const count = server.seen.aborted.length;
+    /** The code the handler's signal gives when its client's connection goes mid-call. */
+    const abortedWith = async (server: typeof withLean): Promise<Code | undefined> => {
+      const { aborted } = server.seen;
+      const count = aborted.length;
       const started = new Promise<void>((resolve) => (server.seen.started = resolve));
       const [headers, body] = h1(protocol, "hang");
-      const req = http.request({
-        host: "127.0.0.1",
-        port: server.port,
-        method: "POST",
-        path: PATH,
-        headers,
-        agent: false,
-      });
+      const req = http.request(post(server.port, headers));
       req.on("error", () => {});
       req.end(body);
       await started;
       req.destroy();
-      while (server.seen.aborted.length === count) await new Promise((r) => setImmediate(r));
-      // The wording differs (the lean path's own, connect-es' AbortError), as over HTTP/2.
-      codes.push(server.seen.aborted[count]?.code);
-    }
-    assert.deepEqual(codes, [Code.Canceled, Code.Canceled]);
-    assert.ok(withLean.seen.lean > 0);
+      while (aborted.length === count) await new Promise((r) => setImmediate(r));
+      return aborted[count]?.code;
+    };
+    const lean = withLean.seen.lean;
+    // The wording differs (the lean path's own, connect-es' AbortError), as over HTTP/2.
+    assert.deepEqual(
+      [await abortedWith(withLean), await abortedWith(without)],
+      [Code.Canceled, Code.Canceled],
+    );
+    assert.equal(withLean.seen.lean, lean + 1, "the lean path ran it");
   });
 }
