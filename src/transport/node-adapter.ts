@@ -60,10 +60,11 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   readonly lean?: boolean;
   /**
    * With `lean`, serve streaming calls of every kind (server, client and
-   * bidi) in binary protobuf over HTTP/2 (Connect, gRPC and gRPC-web) on the lean streaming path
-   * (stream-handler.ts). Default true; false leaves them all to
-   * connect-es' handlers (the same answers, several times the CPU per
-   * message: docs/http2-streams.md, sessions 16 and 21).
+   * bidi) in binary protobuf over HTTP/2 (Connect, gRPC and gRPC-web) on
+   * the lean streaming path (stream-handler.ts). Default true; false
+   * leaves them all to connect-es' handlers (the same answers, several
+   * times the CPU per message: docs/http2-streams.md, sessions 16, 21
+   * and 22).
    */
   readonly leanStreams?: boolean;
 }
