@@ -76,11 +76,12 @@ interface Route {
 }
 
 /**
- * Serves a ConnectRouter on node:http and node:http2: the Connect, gRPC
- * and gRPC-web protocols come from connect-es' universal handlers; this
- * only moves bytes and headers between Node's request and response and
- * them. gzip and Brotli are accepted unless `acceptCompression` says
- * otherwise.
+ * Serves a ConnectRouter on node:http and node:http2, in the Connect, gRPC
+ * and gRPC-web protocols: calls in binary protobuf on the lean paths
+ * (`lean`, `leanStreams`), everything else through connect-es' universal
+ * handlers, for which this only moves bytes and headers between Node's
+ * request and response and them. gzip and Brotli are accepted unless
+ * `acceptCompression` says otherwise.
  *
  * A handler's request signal aborts when the client goes away: over
  * HTTP/2 with the error the RST_STREAM code means (CANCEL is Canceled), over
