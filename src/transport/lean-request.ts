@@ -72,10 +72,12 @@ export class RequestMemo {
 
   /** The request's URL, as connect-es' adapter makes it. Throws on an authority that makes no URL. */
   urlOf(line: CallLine, h: http2.IncomingHttpHeaders): string {
-    const socket = isHttp1(line) ? line.socket : line.session?.socket;
+    const http1 = isHttp1(line);
+    const socket = http1 ? line.socket : line.session?.socket;
     const encrypted = (socket as { encrypted?: boolean } | null | undefined)?.encrypted === true;
     const authority = h[":authority"] ?? h.host;
-    const path = h[":path"] ?? "";
+    // HTTP/1.1 has no :path: the request line's target, as the adapter's req.url.
+    const path = (http1 ? line.req.url : h[":path"]) ?? "";
     const base = `${encrypted ? "https" : "http"}://${authority}`;
     if (base !== this.lastBase || path !== this.lastPath) {
       this.lastUrl = new URL(path, base).toString();

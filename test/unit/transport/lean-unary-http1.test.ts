@@ -142,6 +142,11 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     await same(h1(protocol, "request-headers", { "x-custom": "a value" }), true);
   });
 
+  test(`${protocol} over HTTP/1.1: the handler's context names the request's URL, path and query`, async () => {
+    const x = await same(h1(protocol, "url"), true);
+    assert.match(Buffer.from(x.body, "hex").toString("latin1"), /\/bench\.v1\.BenchService\/Echo/);
+  });
+
   test(`${protocol} over HTTP/1.1: errors, a plain exception, a response over writeMaxBytes`, async () => {
     const failed = await same(h1(protocol, "fail"), true);
     assert.match(statusOf(failed), /^(failed_precondition|FailedPrecondition)$/);
