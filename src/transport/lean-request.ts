@@ -73,7 +73,8 @@ export class RequestMemo {
   /** The request's URL, as connect-es' adapter makes it. Throws on an authority that makes no URL. */
   urlOf(line: CallLine, h: http2.IncomingHttpHeaders): string {
     const http1 = isHttp1(line);
-    const socket = http1 ? line.socket : line.session?.socket;
+    // HTTP/1.1: the request's socket (a pipelined request's response has none until its turn).
+    const socket = http1 ? line.req.socket : line.session?.socket;
     const encrypted = (socket as { encrypted?: boolean } | null | undefined)?.encrypted === true;
     const authority = h[":authority"] ?? h.host;
     // HTTP/1.1 has no :path: the request line's target, as the adapter's req.url.

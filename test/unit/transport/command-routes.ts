@@ -49,7 +49,7 @@ export interface HandlerSeen {
  * metadata, details, headers and trailers), "throw" (a plain Error),
  * "connection-header" (a header node's compatibility response drops),
  * "request-headers" (the request headers as the handler reads them, as JSON),
- * "url" (the path and query of the URL the handler's context names),
+ * "url" (the scheme, path and query of the URL the handler's context names),
  * "bad-header" and "bad-header-fail" (a header node:http2 refuses to send),
  * "bad-trailer" (a trailer node:http2 refuses to send),
  * "slow" and "hang" (wait for the signal, then throw its reason); anything
@@ -126,9 +126,9 @@ export function commandRoutes(
             return { value: Buffer.from(JSON.stringify(read)) };
           }
           case "url": {
-            // Path and query only: the origin names each test server's own port.
+            // Scheme, path and query: the host names each test server's own port.
             const url = new URL(ctx.url);
-            return { value: Buffer.from(url.pathname + url.search) };
+            return { value: Buffer.from(url.protocol + url.pathname + url.search) };
           }
           case "header-kind":
             // Set only after the handler read what they are.

@@ -6,12 +6,18 @@
  * gRPC-web; each case checks which path ran the handler.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
+import * as tls from "node:tls";
 import { gzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
+import { selfSignedCert } from "../../helpers.js";
 import * as routes from "./command-routes.js";
 
 const { envelope, grpcWebTrailerOf, message, request } = routes;
@@ -142,9 +148,12 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     await same(h1(protocol, "request-headers", { "x-custom": "a value" }), true);
   });
 
-  test(`${protocol} over HTTP/1.1: the handler's context names the request's URL, path and query`, async () => {
+  test(`${protocol} over HTTP/1.1: the handler's context names the request's URL, scheme and path`, async () => {
     const x = await same(h1(protocol, "url"), true);
-    assert.match(Buffer.from(x.body, "hex").toString("latin1"), /\/bench\.v1\.BenchService\/Echo/);
+    assert.match(
+      Buffer.from(x.body, "hex").toString("latin1"),
+      /http:\/bench\.v1\.BenchService\/Echo/,
+    );
   });
 
   test(`${protocol} over HTTP/1.1: errors, a plain exception, a response over writeMaxBytes`, async () => {
@@ -208,3 +217,50 @@ for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
     assert.equal(withLean.seen.lean, lean + 1, "the lean path ran it");
   });
 }
+
+test("pipelined HTTP/1.1 requests over TLS: each handler's URL says https, as connect-es' (fake certificate)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lean-h1-tls-"));
+  try {
+    const { certFile, keyFile } = selfSignedCert(dir, "server", "/CN=127.0.0.1");
+    const tlsOptions = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+    /** The bodies two pipelined "url" calls get from a TLS server with the adapter (`lean` or not). */
+    const urls = async (lean: boolean): Promise<string> => {
+      const seen: routes.HandlerSeen = { lean: 0, reference: 0, aborted: [] };
+      const adapter = createNodeAdapter({ routes: routes.commandRoutes(seen, 4096), lean });
+      const server = https.createServer(tlsOptions, adapter);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const [headers, body] = h1("connect", "url");
+        const head =
+          `POST ${ECHO} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `content-type: ${String(headers["content-type"])}\r\ncontent-length: ${body.length}\r\n\r\n`;
+        const one = Buffer.concat([Buffer.from(head), body]);
+        const socket = tls.connect({
+          host: "127.0.0.1",
+          port: (server.address() as AddressInfo).port,
+          rejectUnauthorized: false,
+        });
+        // Both requests in one write: node:http queues the second response behind the first.
+        socket.write(Buffer.concat([one, one]));
+        let text = "";
+        const found = (): string[] =>
+          [...text.matchAll(/https?:\/bench\.v1\.BenchService\/Echo/g)].map((m) => m[0]);
+        for await (const chunk of socket) {
+          text += (chunk as Buffer).toString("latin1");
+          if (found().length === 2) break;
+        }
+        socket.destroy();
+        assert.equal(seen.lean, lean ? 2 : 0, "which path ran them");
+        return found().join(" ");
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    };
+    const [a, b] = [await urls(true), await urls(false)];
+    assert.equal(b, `https:${ECHO} https:${ECHO}`);
+    assert.equal(a, b);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
