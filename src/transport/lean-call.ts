@@ -10,7 +10,7 @@ import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import type { HandOver, Peer } from "./unary-handler.js";
 
 /**
- * The request side of a call on a lean HTTP/2 path (LeanUnary in
+ * The request side of a call on a lean path (LeanUnary in
  * unary-handler.ts, LeanStream in stream-handler.ts), one way for
  * both: its HandlerContext, and its one-message body, collected up to a
  * limit and handed to connect-es' handler when over it, with the line's

@@ -6,7 +6,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import { isHttp1, type CallLine } from "./lean-call.js";
 
 /**
- * What the lean HTTP/2 paths (unary-handler.ts, stream-handler.ts) read from
+ * What the lean paths (unary-handler.ts, stream-handler.ts) read from
  * a request's headers, read one way for both: a call must get the same
  * timeout, URL and response encoding whichever of them serves it, and the
  * same as connect-es' handlers would give it.

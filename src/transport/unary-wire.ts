@@ -132,7 +132,7 @@ function oneEnvelope(body: Buffer): number | undefined {
   return 5;
 }
 
-/** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
+/** gRPC (over HTTP/2, or chunked HTTP/1.1): a 5-byte envelope, the status in trailers. */
 export const grpcUnary: UnaryWire = {
   protocolName: "grpc",
   acceptEncodingHeader: "grpc-accept-encoding",
