@@ -154,9 +154,7 @@ export const grpcUnary: UnaryWire = {
 /** Sends a gRPC response message in its envelope (`flags` 1: compressed), status 0 in the trailers. */
 function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
   const body = Buffer.allocUnsafe(5 + message.byteLength);
-  body[0] = flags;
-  body.writeUInt32BE(message.byteLength, 1);
-  body.set(message, 5);
+  putEnvelope(body, 0, flags, message);
   const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
   sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
 }
