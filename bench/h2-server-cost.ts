@@ -4,7 +4,7 @@
  * process rather than wall time, which on a shared machine is mostly noise:
  *
  *   node dist/bench/h2-server-cost.js [--rounds 5] [--calls 2000]
- *     [--build LABEL=DIR ...] [--strace] [--frames]
+ *     [--build LABEL=DIR ...] [--protocols connect,grpc,grpc-web] [--strace] [--frames]
  *
  * Servers, each its own process, driven by one bare node:http2 client in
  * this process (the same client for all, so that only the server differs):
@@ -13,7 +13,8 @@
  * go-plugin host launches it (h2c on a private unix socket, no AutoMTLS).
  * With `--build LABEL=DIR` (a built checkout: DIR/dist/bench/plugin.js),
  * its plugin runs in the same rounds, interleaved. Each round runs, per server
- * and protocol (Connect unary with `application/proto`, and gRPC),
+ * and protocol (`--protocols`, default `connect,grpc`: Connect unary with
+ * `application/proto`, gRPC, and gRPC-web with `application/grpc-web+proto`),
  * `calls` sequential calls and `calls` calls from 64 concurrent callers,
  * and reads the server's CPU time (every thread's /proc/PID/task/TID/schedstat)
  * before and after. `--strace` counts the server's system calls per call
@@ -50,7 +51,9 @@ const builds = args
   });
 const here = dirname(fileURLToPath(import.meta.url));
 
-type Protocol = "connect" | "grpc";
+type Protocol = "connect" | "grpc" | "grpc-web";
+/** The plugins' protocols (`--protocols`); the floor speaks gRPC only. */
+const pluginProtocols = option("protocols", "connect,grpc").split(",") as Protocol[];
 
 interface Server {
   readonly name: string;
@@ -90,7 +93,7 @@ async function network(label: string, dist: string): Promise<Server> {
   return {
     name: `${label} network mode (TCP)`,
     child,
-    protocols: ["connect", "grpc"],
+    protocols: pluginProtocols,
     connect: () => net.connect(Number(url.port), url.hostname),
     stop: () => child.kill(),
   };
@@ -106,7 +109,7 @@ async function launched(label: string, dist: string): Promise<Server> {
   return {
     name: `${label} launched h2c (unix)`,
     child,
-    protocols: ["connect", "grpc"],
+    protocols: pluginProtocols,
     connect: () => net.connect(socket),
     stop: () => child.kill(),
   };
@@ -116,19 +119,23 @@ const PATH = "/bench.v1.BenchService/Echo";
 /** google.protobuf.BytesValue{value: 16 bytes of 7}. */
 const message = Buffer.concat([Buffer.from([0x0a, 16]), Buffer.alloc(16, 7)]);
 const grpcBody = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+/** gRPC-web's answer: the message's envelope, then the trailer envelope `grpc-status: 0\r\n`. */
+const GRPC_WEB_ANSWER_BYTES = grpcBody.length + 5 + "grpc-status: 0\r\n".length;
+
+const REQUEST_HEADERS: Record<Protocol, http2.OutgoingHttpHeaders> = {
+  grpc: { ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers" },
+  connect: {
+    ":method": "POST",
+    ":path": PATH,
+    "content-type": "application/proto",
+    "connect-protocol-version": "1",
+  },
+  "grpc-web": { ":method": "POST", ":path": PATH, "content-type": "application/grpc-web+proto" },
+};
 
 function call(session: http2.ClientHttp2Session, protocol: Protocol): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const stream = session.request(
-      protocol === "grpc"
-        ? { ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers" }
-        : {
-            ":method": "POST",
-            ":path": PATH,
-            "content-type": "application/proto",
-            "connect-protocol-version": "1",
-          },
-    );
+    const stream = session.request(REQUEST_HEADERS[protocol]);
     let got = 0;
     let status = "";
     stream.on("response", (h) => (status = String(h[":status"])));
@@ -138,11 +145,15 @@ function call(session: http2.ClientHttp2Session, protocol: Protocol): Promise<vo
     });
     stream.once("error", reject);
     stream.once("close", () => {
-      const want = protocol === "grpc" ? grpcBody.length : message.length;
+      const want = {
+        grpc: grpcBody.length,
+        connect: message.length,
+        "grpc-web": GRPC_WEB_ANSWER_BYTES,
+      }[protocol];
       if (status === "200" && got === want) resolvePromise();
       else reject(new Error(`status ${status}, ${got} bytes`));
     });
-    stream.end(protocol === "grpc" ? grpcBody : message);
+    stream.end(protocol === "connect" ? message : grpcBody);
   });
 }
 

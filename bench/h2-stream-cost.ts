@@ -10,7 +10,8 @@
  * the remote rows of `npm run bench` serve it). Clients, in this process:
  * the floor's client (bare node:http2, messages split by the 5-byte
  * prefix, as contenders.ts rawHttp2 does) against the floor and against
- * the plugin (gRPC, and Connect streaming with `application/connect+proto`),
+ * the plugin (gRPC, Connect streaming with `application/connect+proto`, and
+ * gRPC-web with `application/grpc-web+proto`),
  * and our host (`remote(url, { protocol })`, `for await` over the bench
  * service's Stream) against the plugin. Each round runs every case once, in
  * a shuffled order, and reads the client's CPU (process.cpuUsage) and the
@@ -223,12 +224,16 @@ function request(count: number): Buffer {
   return Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
 }
 
-type Wire = "floor" | "grpc" | "connect";
+type Wire = "floor" | "grpc" | "connect" | "grpc-web";
+
+/** The flag of the body's last envelope, which is no message: Connect's end-of-stream, gRPC-web's trailer. */
+const END_FLAG: Record<Wire, number> = { floor: 0, grpc: 0, connect: 2, "grpc-web": 0x80 };
 
 /**
  * One stream of `count` messages read by the floor's client: bare
  * node:http2, each message split off by its 5-byte prefix and counted. For
- * Connect the last envelope (flag 2) is the end-of-stream JSON, not a message.
+ * Connect the last envelope (flag 2) is the end-of-stream JSON, for
+ * gRPC-web (flag 0x80) the trailer, not a message.
  */
 function bareStream(session: http2.ClientHttp2Session, wire: Wire, count: number): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -242,21 +247,27 @@ function bareStream(session: http2.ClientHttp2Session, wire: Wire, count: number
               "content-type": "application/grpc",
               te: "trailers",
             }
-          : {
-              ":method": "POST",
-              ":path": STREAM,
-              "content-type": "application/connect+proto",
-              "connect-protocol-version": "1",
-            };
+          : wire === "grpc-web"
+            ? { ":method": "POST", ":path": STREAM, "content-type": "application/grpc-web+proto" }
+            : {
+                ":method": "POST",
+                ":path": STREAM,
+                "content-type": "application/connect+proto",
+                "connect-protocol-version": "1",
+              };
     const stream = session.request(headers);
     const reader = new LengthPrefixedReader(5);
+    const endFlag = END_FLAG[wire];
     let got = 0;
-    let end = wire !== "connect";
+    let end = endFlag === 0;
     let trailer = wire === "connect";
     stream.on("data", (c: Buffer) =>
       reader.push(c, (m) => {
-        if ((m[0] as number) & 2) end = true;
-        else got++;
+        if (((m[0] as number) & endFlag) === 0) got++;
+        else {
+          end = true;
+          if (wire === "grpc-web") trailer = m.subarray(5).toString() === "grpc-status: 0\r\n";
+        }
       }),
     );
     stream.on("trailers", (t: http2.IncomingHttpHeaders) => (trailer = t["grpc-status"] === "0"));
@@ -518,6 +529,7 @@ async function main(): Promise<void> {
     bareCase("floor client -> floor, one write per message", each, "floor"),
     bareCase("floor client -> plugin, gRPC", plugin, "grpc"),
     bareCase("floor client -> plugin, Connect", plugin, "connect"),
+    bareCase("floor client -> plugin, gRPC-web", plugin, "grpc-web"),
     ...(await hostCases(plugin)),
   ];
   const other =
@@ -527,6 +539,7 @@ async function main(): Promise<void> {
     all.push(
       bareCase(`floor client -> plugin ${tag}, gRPC`, other, "grpc"),
       bareCase(`floor client -> plugin ${tag}, Connect`, other, "connect"),
+      bareCase(`floor client -> plugin ${tag}, gRPC-web`, other, "grpc-web"),
       ...(await hostCases(other, ` ${tag}`)),
     );
   }

@@ -8,6 +8,16 @@ import { launchBrowserPlugin, type RunningPlugin } from "../examples/browser/lau
 import { serveDemoPage } from "../examples/browser/static-server.js";
 import { launchChromium, screenshotPath } from "./chromium.js";
 import { decode, kvClient, tempDir } from "./helpers.js";
+import { CorsPolicy } from "../src/security/cors.js";
+import { PluginHttpServer } from "../src/transport/http-server.js";
+import { createNodeAdapter } from "../src/transport/node-adapter.js";
+import {
+  commandRoutes,
+  envelope,
+  grpcWebTrailerOf,
+  message,
+  type HandlerSeen,
+} from "./unit/transport/command-routes.js";
 
 // The example page (examples/browser) in Debian's headless Chromium, calling
 // the KV plugin in its own process from other origins.
@@ -131,4 +141,67 @@ test("a page on an origin the plugin does not allow sees CORS failures, and none
     plugin.stderr(),
     new RegExp(`origin not allowed by CORS.*"origin":"${refused.origin}"`),
   );
+});
+
+test("Chromium's unary gRPC-web and Connect calls take the plugin's lean path over HTTP/1.1, behind CORS", async () => {
+  // A network-mode server (cleartext: HTTP/1.1 and HTTP/2 on one port)
+  // with CORS as serve() puts it in front, in this process so that the
+  // handler can tell which path ran it.
+  const seen: HandlerSeen = { lean: 0, reference: 0, aborted: [] };
+  const adapter = createNodeAdapter({ routes: commandRoutes(seen, 4096) });
+  const versions: string[] = [];
+  const cors = new CorsPolicy({ allowedOrigins: [allowed.origin] });
+  const guarded = CorsPolicy.wrap(cors, adapter);
+  const server = await PluginHttpServer.listen(
+    (req, res) => {
+      versions.push(req.httpVersion);
+      guarded(req, res);
+    },
+    { network: "tcp", host: "127.0.0.1", port: 0 },
+    { acceptHttp1: true, streams: CorsPolicy.wrapStreams(adapter.claimStream) },
+  );
+  const page = await browser.newPage();
+  try {
+    const bound = server.bound;
+    assert.equal(bound.network, "tcp");
+    await page.goto(`${allowed.origin}/`);
+    const url = `http://127.0.0.1:${bound.port}/bench.v1.BenchService/Echo`;
+    const call = (headers: Record<string, string>, body: Uint8Array) =>
+      page.evaluate(
+        async ({ url, headers, body }) => {
+          const res = await fetch(url, {
+            method: "POST",
+            headers,
+            body: new Uint8Array(body),
+          });
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          return {
+            status: res.status,
+            body: Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""),
+          };
+        },
+        { url, headers, body: Array.from(body) },
+      );
+    const web = await call(
+      { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+      envelope(message("ok")),
+    );
+    assert.equal(web.status, 200);
+    assert.deepEqual(grpcWebTrailerOf(web.body), { "grpc-status": "0", "x-trailer": "t" });
+    const connect = await call(
+      { "content-type": "application/proto", "connect-protocol-version": "1" },
+      message("ok"),
+    );
+    assert.equal(connect.status, 200);
+    assert.deepEqual(
+      [seen.lean, seen.reference],
+      [2, 0],
+      "both calls ran on the lean path, none on connect-es'",
+    );
+    // The calls and their CORS preflights, all over HTTP/1.1 (Chromium speaks HTTP/2 only over TLS).
+    assert.ok(versions.length >= 2 && versions.every((v) => v === "1.1"), versions.join());
+  } finally {
+    await page.close();
+    await server.close();
+  }
 });

@@ -1,3 +1,4 @@
+import * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { ConnectError, Code, type ContextValues, createContextValues } from "@connectrpc/connect";
@@ -5,14 +6,14 @@ import { callDone } from "./call-support.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
 import { IncomingHeaders } from "./incoming-headers.js";
-import { errorFromRstCode } from "./node-errors.js";
+import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import type { HandOver, Peer } from "./unary-handler.js";
 
 /**
- * The request side of a call on a lean HTTP/2 path (LeanUnary in
+ * The request side of a call on a lean path (LeanUnary in
  * unary-handler.ts, LeanStream in stream-handler.ts), one way for
  * both: its HandlerContext, and its one-message body, collected up to a
- * limit and handed to connect-es' handler when over it, with the stream's
+ * limit and handed to connect-es' handler when over it, with the line's
  * close (a reset, the client gone) aborting the context. (A client or
  * bidi stream's body is read by StreamCall.readStream in
  * stream-handler.ts, message by message, with the same close watch.)
@@ -41,20 +42,33 @@ export function leanContext(
 }
 
 /**
+ * What a lean call travels on: its HTTP/2 stream, or, for a unary call
+ * over HTTP/1.1, node:http's response (whose "close" comes when the
+ * response ends or the connection does).
+ */
+export type CallLine = http2.ServerHttp2Stream | http.ServerResponse;
+
+/** Whether `line` is HTTP/1.1's. */
+export function isHttp1(line: CallLine): line is http.ServerResponse {
+  return line instanceof http.ServerResponse;
+}
+
+/**
  * A lean call from its first request byte on. readBody() collects the
  * body; a body over its limit goes to connect-es' handler (which reads the
  * rest and words the error), a whole one to received(). A close of the
- * stream before the call is done (answered or handed over) aborts its
- * context with the reset's error, or Canceled.
+ * line before the call is done (answered or handed over) aborts its
+ * context with the reset's error (HTTP/1.1: the request's error, as the
+ * adapter gives connect-es'), or Canceled.
  */
-export abstract class LeanBodyCall {
+export abstract class LeanBodyCall<L extends CallLine = CallLine> {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   /** The response has been started or ended (or the call handed over): a close then is no cancel. */
   protected done = false;
 
   constructor(
-    protected readonly stream: http2.ServerHttp2Stream,
+    protected readonly line: L,
     protected readonly body: Readable,
     readonly ctx: CallContext,
     private readonly handOver: HandOver,
@@ -63,7 +77,7 @@ export abstract class LeanBodyCall {
   /** The whole body, `limit` bytes at most (readMaxBytes, plus 5 for an envelope's prefix). */
   protected abstract received(body: Buffer): void;
 
-  /** The stream closed before the call was done: the context is aborted with `reason`. */
+  /** The line closed before the call was done: the context is aborted with `reason`. */
   protected cancelled(reason: ConnectError): void {
     this.ctx.abort(reason);
   }
@@ -82,7 +96,7 @@ export abstract class LeanBodyCall {
     const onEnd = (): void => {
       stop();
       // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (this.stream.aborted || this.stream.destroyed) return;
+      if (cut(this.line)) return;
       const { chunks } = this;
       this.received(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.size));
     };
@@ -97,15 +111,20 @@ export abstract class LeanBodyCall {
     this.watchClose(stop);
   }
 
-  /** A close of the stream before the call is done: `stop`, then cancelled() with the reset's error. */
+  /** A close of the line before the call is done: `stop`, then cancelled() with the reset's error. */
   protected watchClose(stop: () => void): void {
-    this.stream.on("close", () => {
+    const line: CallLine = this.line;
+    line.on("close", () => {
       if (this.done) return;
       this.done = true;
       stop();
+      const error = isHttp1(line)
+        ? line.req.errored === null
+          ? undefined
+          : errorFromNode(line.req.errored)
+        : errorFromRstCode(line.rstCode);
       this.cancelled(
-        errorFromRstCode(this.stream.rstCode) ??
-          new ConnectError("the client went away before the response", Code.Canceled),
+        error ?? new ConnectError("the client went away before the response", Code.Canceled),
       );
     });
   }
@@ -116,4 +135,9 @@ export abstract class LeanBodyCall {
     this.ctx.abort(callDone());
     this.handOver(this.chunks, ended);
   }
+}
+
+/** The request's body stopped short of its end (a reset HTTP/2 stream; an HTTP/1.1 request cut). */
+function cut(line: CallLine): boolean {
+  return isHttp1(line) ? !line.req.complete : line.aborted || line.destroyed;
 }

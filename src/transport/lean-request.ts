@@ -3,9 +3,10 @@ import type { ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { isHttp1, type CallLine } from "./lean-call.js";
 
 /**
- * What the lean HTTP/2 paths (unary-handler.ts, stream-handler.ts) read from
+ * What the lean paths (unary-handler.ts, stream-handler.ts) read from
  * a request's headers, read one way for both: a call must get the same
  * timeout, URL and response encoding whichever of them serves it, and the
  * same as connect-es' handlers would give it.
@@ -70,11 +71,14 @@ export class RequestMemo {
   }
 
   /** The request's URL, as connect-es' adapter makes it. Throws on an authority that makes no URL. */
-  urlOf(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): string {
-    const encrypted =
-      (stream.session?.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  urlOf(line: CallLine, h: http2.IncomingHttpHeaders): string {
+    const http1 = isHttp1(line);
+    // HTTP/1.1: the request's socket (a pipelined request's response has none until its turn).
+    const socket = http1 ? line.req.socket : line.session?.socket;
+    const encrypted = (socket as { encrypted?: boolean } | null | undefined)?.encrypted === true;
     const authority = h[":authority"] ?? h.host;
-    const path = h[":path"] ?? "";
+    // HTTP/1.1 has no :path: the request line's target, as the adapter's req.url.
+    const path = (http1 ? line.req.url : h[":path"]) ?? "";
     const base = `${encrypted ? "https" : "http"}://${authority}`;
     if (base !== this.lastBase || path !== this.lastPath) {
       this.lastUrl = new URL(path, base).toString();

@@ -52,17 +52,19 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
    */
   readonly contextValues?: (req: Peer) => ContextValues;
   /**
-   * Serve unary calls in binary protobuf over HTTP/2 (Connect and gRPC) on
-   * the lean path (unary-handler.ts) instead of connect-es' handlers.
+   * Serve unary calls in binary protobuf (Connect, gRPC and gRPC-web, over
+   * HTTP/2 and HTTP/1.1) on the lean path (unary-handler.ts) instead of
+   * connect-es' handlers.
    * Default true; the answers are the same either way.
    */
   readonly lean?: boolean;
   /**
    * With `lean`, serve streaming calls of every kind (server, client and
-   * bidi) in binary protobuf over HTTP/2 on the lean streaming path
-   * (stream-handler.ts). Default true; false leaves them all to
-   * connect-es' handlers (the same answers, several times the CPU per
-   * message: docs/http2-streams.md, sessions 16 and 21).
+   * bidi) in binary protobuf over HTTP/2 (Connect, gRPC and gRPC-web) on
+   * the lean streaming path (stream-handler.ts). Default true; false
+   * leaves them all to connect-es' handlers (the same answers, several
+   * times the CPU per message: docs/http2-streams.md, sessions 16, 21
+   * and 22).
    */
   readonly leanStreams?: boolean;
 }
@@ -74,11 +76,12 @@ interface Route {
 }
 
 /**
- * Serves a ConnectRouter on node:http and node:http2: the Connect, gRPC
- * and gRPC-web protocols come from connect-es' universal handlers; this
- * only moves bytes and headers between Node's request and response and
- * them. gzip and Brotli are accepted unless `acceptCompression` says
- * otherwise.
+ * Serves a ConnectRouter on node:http and node:http2, in the Connect, gRPC
+ * and gRPC-web protocols: calls in binary protobuf on the lean paths
+ * (`lean`, `leanStreams`), everything else through connect-es' universal
+ * handlers, for which this only moves bytes and headers between Node's
+ * request and response and them. gzip and Brotli are accepted unless
+ * `acceptCompression` says otherwise.
  *
  * A handler's request signal aborts when the client goes away: over
  * HTTP/2 with the error the RST_STREAM code means (CANCEL is Canceled), over
@@ -130,24 +133,28 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
       fallback(req, res);
       return;
     }
-    if (route.lean !== undefined && "stream" in req) {
+    const lean = route.lean;
+    if (lean !== undefined && "stream" in req) {
       const replay = handedOver.get(req.stream);
       if (replay !== undefined) {
         serve(route, req, res, replay);
         return;
       }
       if (
-        route.lean.serve(
-          req.stream,
-          req.headers,
-          req,
-          req,
-          res as http2.Http2ServerResponse,
-          (chunks, ended) => serve(route, req, res, { chunks, ended }),
+        lean.serve(req.stream, req.headers, req, req, res, (chunks, ended) =>
+          serve(route, req, res, { chunks, ended }),
         )
       ) {
         return;
       }
+    } else if (
+      lean instanceof LeanUnary &&
+      // HTTP/1.1 (a browser over cleartext, say): unary calls only.
+      lean.serve(res as http.ServerResponse, req.headers, req, req, res, (chunks, ended) =>
+        serve(route, req, res, { chunks, ended }),
+      )
+    ) {
+      return;
     }
     serve(route, req, res);
   };

@@ -3,8 +3,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { envelopeDecompress, type Compression } from "@connectrpc/connect/protocol";
 import { EnvelopeSplitter, HIGH_WATER, type EnvelopeSink } from "./envelope-split.js";
 
-/** Connect's end-of-stream envelope flag. */
-const END_STREAM = 2;
 /** The envelope flag of a compressed message. */
 const COMPRESSED = 1;
 
@@ -27,13 +25,23 @@ class Failed {
 
 const SKIP: unknown = Symbol("skip");
 
+/** Whether an envelope's `flags` mark the end envelope `format` skips. */
+function isEnd(format: RequestFormat, flags: number): boolean {
+  const end = format.endFlag;
+  return end !== undefined && (flags & end) === end;
+}
+
 /** How RequestStream reads one request: connect-es' limits and serialization. */
 export interface RequestFormat {
   readonly readMaxBytes: number;
   /** The request's encoding (null: identity). */
   readonly compression: Compression | null;
-  /** Connect: skip an end-of-stream envelope, as connect-es does; gRPC parses it as a message. */
-  readonly skipEndStream: boolean;
+  /**
+   * An envelope with this flag is skipped, as connect-es' handlers skip it
+   * (Connect's end-of-stream, 2; gRPC-web's trailer, 0x80); undefined
+   * (gRPC): every envelope is a message.
+   */
+  readonly endFlag: number | undefined;
   /** One message's bytes to the message; throws connect-es' error ("parse binary: ..."). */
   parse(bytes: Uint8Array): unknown;
 }
@@ -134,7 +142,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
       this.queue(new Compressed(flags, data), size);
       return;
     }
-    if (format.skipEndStream && (flags & END_STREAM) !== 0) return;
+    if (isEnd(format, flags)) return;
     let message: unknown;
     try {
       message = format.parse(data);
@@ -221,11 +229,11 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     }
   }
 
-  /** The message of a compressed envelope (SKIP: Connect's end-of-stream); rejects with connect-es' errors. */
+  /** The message of a compressed envelope (SKIP: an end envelope); rejects with connect-es' errors. */
   private async decompress(item: Compressed): Promise<unknown> {
     const format = this.format;
     const e = await envelopeDecompress(item, format.compression, format.readMaxBytes);
-    return format.skipEndStream && (e.flags & END_STREAM) !== 0 ? SKIP : format.parse(e.data);
+    return isEnd(format, e.flags) ? SKIP : format.parse(e.data);
   }
 
   /** The end reached the waiting readers. */

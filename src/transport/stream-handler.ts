@@ -8,12 +8,12 @@ import {
   type UniversalHandler,
 } from "@connectrpc/connect/protocol";
 import { endStreamToJson } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { callDone } from "./call-support.js";
 import { decodeMessage } from "./codec/decode-message.js";
 import { MeasuredMessage } from "./codec/measured-message.js";
 import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
+import { GRPC_WEB_TRAILER, grpcTrailer, grpcWebTrailer } from "./grpc-trailer.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
 import { LeanBodyCall, leanContext } from "./lean-call.js";
 import {
@@ -36,16 +36,24 @@ import { StreamBatch } from "./stream-batch.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
 import type { Sink } from "./unary-wire.js";
 
-/** How one protocol frames a server stream's response. */
+/** Connect's end-of-stream envelope flag. */
+const END_STREAM = 2;
+
+/** How one protocol frames a stream's response (and marks the end of its request). */
 interface StreamWire {
-  readonly protocolName: "connect" | "grpc";
+  readonly protocolName: "connect" | "grpc" | "grpc-web";
   readonly contentType: string;
   /** The header naming the message encoding (the request's and the response's). */
   readonly encodingHeader: string;
   /** The header naming the encodings the client accepts. */
   readonly acceptHeader: string;
-  /** Connect ends the body with an end-stream envelope; gRPC with trailers. */
-  readonly trailers: boolean;
+  /**
+   * How the response ends: gRPC with HTTP/2 trailers (undefined); Connect
+   * and gRPC-web with a last envelope carrying this flag (Connect's
+   * end-of-stream JSON, gRPC-web's trailer). A request envelope with the
+   * flag is skipped, as connect-es' handlers skip it.
+   */
+  readonly endFlag: number | undefined;
 }
 
 const connectStream: StreamWire = {
@@ -53,7 +61,7 @@ const connectStream: StreamWire = {
   contentType: "application/connect+proto",
   encodingHeader: "connect-content-encoding",
   acceptHeader: "connect-accept-encoding",
-  trailers: false,
+  endFlag: END_STREAM,
 };
 
 const grpcStream: StreamWire = {
@@ -61,32 +69,38 @@ const grpcStream: StreamWire = {
   contentType: "application/grpc+proto",
   encodingHeader: "grpc-encoding",
   acceptHeader: "grpc-accept-encoding",
-  trailers: true,
+  endFlag: undefined,
+};
+
+const grpcWebStream: StreamWire = {
+  protocolName: "grpc-web",
+  contentType: "application/grpc-web+proto",
+  encodingHeader: "grpc-encoding",
+  acceptHeader: "grpc-accept-encoding",
+  endFlag: GRPC_WEB_TRAILER,
 };
 
 /** One for all streams: append() measures and writes each message at once. */
 const measured = new MeasuredMessage();
 
-/** Connect's end-of-stream envelope flag. */
-const END_STREAM = 2;
 /** The envelope flag of a compressed message. */
 const COMPRESSED = 1;
 
 /**
  * The lean server path for streaming calls of every kind in binary
- * protobuf over HTTP/2 (gRPC and Connect), beside LeanUnary
+ * protobuf over HTTP/2 (gRPC, Connect and gRPC-web), beside LeanUnary
  * (unary-handler.ts). connect-es' streaming handler passes each message
  * through eight async generators (38 promises and about 4 µs of CPU per
  * 16-byte message, docs/http2-streams.md); this pulls the implementation's
  * output through invokeServerStream or invokeStream (the same
  * interceptors, no generator layers), writes each message after its 5-byte
  * prefix into a shared batch (StreamBatch) and sends the same headers,
- * body bytes and trailers (or Connect end-of-stream envelope) as
- * connect-es' handler. A client or bidi stream's request messages come
+ * body bytes and trailers (or Connect's end-of-stream envelope, or
+ * gRPC-web's trailer envelope) as connect-es' handler. A client or bidi stream's request messages come
  * from a RequestStream (request-stream.ts), parsed as the body arrives.
  *
  * It takes only requests it is sure to answer the same way, served from
- * the bare stream (claimStream): anything else (JSON, gRPC-web, a bad
+ * the bare stream (claimStream): anything else (JSON, gRPC-web-text, a bad
  * timeout, a request encoding it does not accept, a request through node's
  * compatibility objects; for a server stream also a compressed request or
  * a malformed or oversized body) goes to connect-es' handler, for a server
@@ -95,6 +109,7 @@ const COMPRESSED = 1;
 export class LeanStream {
   private readonly connect: boolean;
   private readonly grpc: boolean;
+  private readonly grpcWeb: boolean;
   /** A client or bidi stream: the request is a stream of messages. */
   private readonly requestStream: boolean;
   readonly spec: ServerStreamSpec | StreamSpec;
@@ -111,6 +126,7 @@ export class LeanStream {
   ) {
     this.connect = handler.protocolNames.includes("connect");
     this.grpc = handler.protocolNames.includes("grpc");
+    this.grpcWeb = handler.protocolNames.includes("grpc-web");
     this.requestStream = entry.method.methodKind !== "server_streaming";
     this.spec = entry.spec as ServerStreamSpec | StreamSpec;
     this.input = entry.method.input;
@@ -146,6 +162,13 @@ export class LeanStream {
       if (!this.grpc) return false;
       timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcStream;
+    } else if (
+      contentType === "application/grpc-web" ||
+      contentType === "application/grpc-web+proto"
+    ) {
+      if (!this.grpcWeb) return false;
+      timeout = grpcTimeout(h, this.options.maxTimeoutMs);
+      wire = grpcWebStream;
     } else return false;
     if (timeout.error !== undefined) return false;
     const accept = h[wire.acceptHeader];
@@ -185,12 +208,12 @@ export class LeanStream {
     return true;
   }
 
-  /** A client or bidi stream's request format for `compression`. */
-  format(compression: Compression | null, skipEndStream: boolean): RequestFormat {
+  /** A client or bidi stream's request format for `compression`; envelopes flagged `endFlag` are skipped. */
+  format(compression: Compression | null, endFlag: number | undefined): RequestFormat {
     return {
       readMaxBytes: this.options.readMaxBytes,
       compression,
-      skipEndStream,
+      endFlag,
       parse: (bytes) => this.parseOrThrow(bytes),
     };
   }
@@ -223,7 +246,7 @@ export class LeanStream {
 }
 
 /** One lean server stream, from its request's first byte to its last response frame. */
-class StreamCall extends LeanBodyCall {
+class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
   /** The client went away (or reset the stream) before the response ended. */
   private closed = false;
   private respondedHeaders = false;
@@ -254,11 +277,11 @@ class StreamCall extends LeanBodyCall {
   /** A client or bidi stream: the implementation runs at once and reads the messages as they come. */
   readStream(compression: Compression | null): void {
     const body = this.body;
-    const input = new RequestStream(body, this.lean.format(compression, !this.wire.trailers));
+    const input = new RequestStream(body, this.lean.format(compression, this.wire.endFlag));
     const onData = (chunk: Buffer): void => input.chunk(chunk);
     const onEnd = (): void => {
       // node:http2 ends a reset stream's readable side too: that body is not whole.
-      if (!this.stream.aborted && !this.stream.destroyed) input.end();
+      if (!this.line.aborted && !this.line.destroyed) input.end();
     };
     body.on("data", onData);
     body.on("end", onEnd);
@@ -269,7 +292,7 @@ class StreamCall extends LeanBodyCall {
     });
     // After the response, the implementation may still read the request
     // (as on connect-es' handler): a close then cuts it (a no-op if it ended).
-    this.stream.on("close", () => input.fail(clientGone()));
+    this.line.on("close", () => input.fail(clientGone()));
     const { lean, ctx } = this;
     void this.pump(invokeStream(lean.spec as StreamSpec, ctx, input, lean.options.interceptors));
   }
@@ -377,7 +400,7 @@ class StreamCall extends LeanBodyCall {
     // node's compatibility response drops a connection header (with a warning).
     const connection = headers["connection"];
     if (connection !== undefined && connection !== "trailers") delete headers["connection"];
-    this.stream.respond(headers, { endStream: false, waitForTrailers: wire.trailers });
+    this.line.respond(headers, { endStream: false, waitForTrailers: wire.endFlag === undefined });
   }
 
   /**
@@ -392,37 +415,37 @@ class StreamCall extends LeanBodyCall {
       return true;
     } catch {
       this.finished();
-      this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       return false;
     }
   }
 
-  /** Ends the response: trailers (gRPC) or the end-of-stream envelope (Connect), with `error` if any. */
+  /**
+   * Ends the response: trailers (gRPC), the end-of-stream envelope
+   * (Connect) or the trailer envelope (gRPC-web), with `error` if any.
+   */
   private end(error: ConnectError | undefined): void {
     if (this.done) return;
     if (!this.respondedHeaders && !this.respondOrReset()) return;
     try {
-      if (this.wire.trailers) this.endGrpc(error);
-      else this.endConnect(error);
+      const flag = this.wire.endFlag;
+      if (flag === undefined) this.endGrpc(error);
+      else if (flag === END_STREAM) this.endEnvelope(flag, this.connectEnd(error));
+      else this.endEnvelope(flag, grpcWebTrailer(this.ctx.responseTrailer, error));
     } catch {
       // An end-of-stream that could not be made: nothing better to send than a reset.
       this.finished();
-      this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   }
 
   private endGrpc(error: ConnectError | undefined): void {
-    let trailers: http2.OutgoingHttpHeaders;
-    if (error === undefined) {
-      trailers = webHeadersToNode(this.ctx.responseTrailer, { "grpc-status": "0" });
-    } else {
-      const trailer = new Headers(this.ctx.responseTrailer);
-      // connect-es' trailer starts with grpc-status 0; setTrailerStatus replaces it.
-      if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
-      setTrailerStatus(trailer, error);
-      trailers = webHeadersToNode(trailer);
-    }
-    const stream = this.stream;
+    const own = this.ctx.responseTrailer;
+    const trailers =
+      error === undefined
+        ? webHeadersToNode(own, { "grpc-status": "0" })
+        : webHeadersToNode(grpcTrailer(own, error));
+    const stream = this.line;
     this.finished();
     stream.once("wantTrailers", () => {
       try {
@@ -434,21 +457,26 @@ class StreamCall extends LeanBodyCall {
     this.batch.close();
   }
 
-  private endConnect(error: ConnectError | undefined): void {
+  /** Connect's end-of-stream JSON. */
+  private connectEnd(error: ConnectError | undefined): Buffer {
     const json = endStreamToJson(this.ctx.responseTrailer, error, this.lean.options.jsonOptions);
-    const data = Buffer.from(JSON.stringify(json));
+    return Buffer.from(JSON.stringify(json));
+  }
+
+  /** The body's last envelope (`flag`), compressed as the messages are, and the stream's end. */
+  private endEnvelope(flag: number, data: Uint8Array): void {
     this.finished();
     if (this.compression !== null && data.byteLength >= this.lean.options.compressMinBytes) {
       void this.compression.compress(data).then(
         (compressed) => {
-          this.batch.envelope(END_STREAM | COMPRESSED, compressed);
+          this.batch.envelope(flag | COMPRESSED, compressed);
           this.batch.close();
         },
-        () => this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
+        () => this.line.close(http2.constants.NGHTTP2_INTERNAL_ERROR),
       );
       return;
     }
-    this.batch.envelope(END_STREAM, data);
+    this.batch.envelope(flag, data);
     this.batch.close();
   }
 

@@ -1,3 +1,4 @@
+import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
@@ -13,7 +14,7 @@ import { handlerError } from "./framed/errors.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { ContextFactory, CallContext } from "./handler-context.js";
 import { invokeUnary, type UnarySpec } from "./invoke.js";
-import { LeanBodyCall, leanContext } from "./lean-call.js";
+import { LeanBodyCall, isHttp1, leanContext, type CallLine } from "./lean-call.js";
 import {
   RequestMemo,
   connectTimeout,
@@ -26,6 +27,7 @@ import {
   abandonStream,
   connectUnary,
   grpcUnary,
+  grpcWebUnary,
   type Answer,
   type Sink,
   type UnaryWire,
@@ -47,9 +49,11 @@ export interface Peer {
 }
 
 /**
- * The lean server path for unary calls in binary protobuf over HTTP/2, in
- * the Connect protocol (POST, application/proto) and in gRPC
- * (application/grpc, application/grpc+proto). connect-es' universal
+ * The lean server path for unary calls in binary protobuf over HTTP/2 (and
+ * HTTP/1.1: browsers over cleartext speak it), in the Connect protocol
+ * (POST, application/proto), in gRPC (application/grpc,
+ * application/grpc+proto) and in gRPC-web (application/grpc-web,
+ * application/grpc-web+proto). connect-es' universal
  * handlers cost an HTTP/2 call most of its time (two AbortControllers and
  * a DOMException per call, async generator pipelines); this reads the
  * body into one buffer, runs the implementation under the same
@@ -58,13 +62,14 @@ export interface Peer {
  * unary-wire.ts).
  *
  * It takes only what it is sure to answer the same way: anything else
- * (JSON, GET, gRPC-web, compressed or malformed requests, bodies over
+ * (JSON, GET, gRPC-web-text, compressed or malformed requests, bodies over
  * readMaxBytes, a bad timeout header, a parse failure) goes to connect-es'
  * handler, after the fact with the bytes already read replayed.
  */
 export class LeanUnary {
   private readonly connect: boolean;
   private readonly grpc: boolean;
+  private readonly grpcWeb: boolean;
   private readonly spec: UnarySpec;
   private readonly input: DescMessage;
   private readonly output: DescMessage;
@@ -79,6 +84,7 @@ export class LeanUnary {
   ) {
     this.connect = handler.protocolNames.includes("connect");
     this.grpc = handler.protocolNames.includes("grpc");
+    this.grpcWeb = handler.protocolNames.includes("grpc-web");
     this.spec = entry.spec as UnarySpec;
     this.input = entry.method.input;
     this.output = entry.method.output;
@@ -86,23 +92,28 @@ export class LeanUnary {
   }
 
   /**
-   * Serves a request on `stream` if it is a call this path takes, returning
-   * true; false leaves it untouched for connect-es' handler. The body is
-   * read from `body` and the response written to `sink`: node:http2's
-   * compatibility request and response, or the stream itself for both.
-   * `peer` is what contextValues is given. `handOver` is called if the call
-   * turns out to be connect-es' after its body was read. Throws only before
-   * it has touched the stream (a :authority that makes no URL).
+   * Serves a request on `line` (its HTTP/2 stream, or node:http's response
+   * for HTTP/1.1) if it is a call this path takes, returning true; false
+   * leaves it untouched for connect-es' handler. The body is read from
+   * `body` and the response written to `sink`: node:http2's compatibility
+   * request and response, the stream itself for both, or node:http's
+   * request and response. `peer` is what contextValues is given.
+   * `handOver` is called if the call turns out to be connect-es' after its
+   * body was read. Throws only before it has touched the line (a
+   * :authority that makes no URL).
    */
   serve(
-    stream: http2.ServerHttp2Stream,
+    line: CallLine,
     h: http2.IncomingHttpHeaders,
     peer: Peer,
     body: Readable,
     sink: Sink,
     handOver: HandOver,
   ): boolean {
-    if (h[":method"] !== "POST") return false;
+    if (isHttp1(line)) {
+      // connect-es' adapter refuses a request without a Host (universalRequest).
+      if (line.req.method !== "POST" || h.host === undefined) return false;
+    } else if (h[":method"] !== "POST") return false;
     const contentType = h["content-type"];
     let wire: UnaryWire;
     let timeout: RequestTimeout;
@@ -118,9 +129,16 @@ export class LeanUnary {
       if (!this.grpc || !plain(h["grpc-encoding"])) return false;
       timeout = grpcTimeout(h, this.options.maxTimeoutMs);
       wire = grpcUnary;
+    } else if (
+      contentType === "application/grpc-web" ||
+      contentType === "application/grpc-web+proto"
+    ) {
+      if (!this.grpcWeb || !plain(h["grpc-encoding"])) return false;
+      timeout = grpcTimeout(h, this.options.maxTimeoutMs);
+      wire = grpcWebUnary;
     } else return false;
     if (timeout.error !== undefined) return false;
-    const url = this.memo.urlOf(stream, h);
+    const url = this.memo.urlOf(line, h);
     const compression = this.memo.responseCompression(h[wire.acceptEncodingHeader]);
     const ctx = leanContext(
       this.contexts,
@@ -132,7 +150,7 @@ export class LeanUnary {
       this.contextValues,
       peer,
     );
-    new LeanCall(this, stream, body, sink, wire, ctx, compression, handOver).read();
+    new LeanCall(this, line, body, sink, wire, ctx, compression, handOver).read();
     return true;
   }
 
@@ -191,7 +209,7 @@ function serialize(desc: DescMessage, message: unknown, options: LeanOptions): U
 class LeanCall extends LeanBodyCall implements Answer {
   constructor(
     private readonly lean: LeanUnary,
-    stream: http2.ServerHttp2Stream,
+    line: CallLine,
     body: Readable,
     readonly res: Sink,
     readonly wire: UnaryWire,
@@ -199,12 +217,12 @@ class LeanCall extends LeanBodyCall implements Answer {
     readonly compression: Answer["compression"],
     handOver: HandOver,
   ) {
-    super(stream, body, ctx, handOver);
+    super(line, body, ctx, handOver);
   }
 
   read(): void {
-    // gRPC adds a 5-byte envelope header to the message.
-    this.readBody(this.lean.readMaxBytes + (this.wire === grpcUnary ? 5 : 0));
+    // gRPC and gRPC-web add a 5-byte envelope header to the message.
+    this.readBody(this.lean.readMaxBytes + (this.wire === connectUnary ? 0 : 5));
   }
 
   protected received(body: Buffer): void {
@@ -262,8 +280,9 @@ class LeanCall extends LeanBodyCall implements Answer {
   private failed(): void {
     this.ctx.abort(callDone());
     // As the adapter does for connect-es' responses.
-    if (this.res === this.stream) abandonStream(this.stream);
-    else abandonResponse(this.res as http2.Http2ServerResponse);
+    const { res, line } = this;
+    if (res === line && !isHttp1(line)) abandonStream(line);
+    else abandonResponse(res as http.ServerResponse | http2.Http2ServerResponse);
   }
 
   fail(error: unknown): void {

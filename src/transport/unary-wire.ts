@@ -1,9 +1,14 @@
-import type * as http from "node:http";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
-import type { Compression, UniversalHandlerOptions } from "@connectrpc/connect/protocol";
+import {
+  envelopeCompress,
+  type Compression,
+  type EnvelopedMessage,
+  type UniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { GRPC_WEB_TRAILER, grpcTrailer, grpcWebTrailer } from "./grpc-trailer.js";
 import { appendHeader, refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
 
 /**
@@ -13,7 +18,7 @@ import { appendHeader, refusedAsTrailers, webHeadersToNode } from "./node-header
  */
 export interface UnaryWire {
   /** connect-es' protocol name, for HandlerContext.protocolName. */
-  readonly protocolName: "connect" | "grpc";
+  readonly protocolName: "connect" | "grpc" | "grpc-web";
   /** The header naming the encodings the client accepts for the response. */
   readonly acceptEncodingHeader: string;
   /**
@@ -35,9 +40,10 @@ export interface UnaryWire {
 
 /**
  * Where a lean call's response goes: node:http2's compatibility response,
- * or the stream itself (h2-streams.ts), written the same way.
+ * or the stream itself (h2-streams.ts), written the same way; or, for a
+ * unary call over HTTP/1.1, node:http's response.
  */
-export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream;
+export type Sink = http2.Http2ServerResponse | http2.ServerHttp2Stream | http.ServerResponse;
 
 /** One call's response: where it goes and what the handler left in its context. */
 export interface Answer {
@@ -118,17 +124,19 @@ function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8
   send(out.res, headers, body, undefined);
 }
 
-/** gRPC over HTTP/2: a 5-byte envelope, the status in trailers. */
+/** Where a gRPC or gRPC-web request's one plain envelope's message starts; anything else is connect-es' to judge. */
+function oneEnvelope(body: Buffer): number | undefined {
+  if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
+    return undefined;
+  }
+  return 5;
+}
+
+/** gRPC (over HTTP/2, or chunked HTTP/1.1): a 5-byte envelope, the status in trailers. */
 export const grpcUnary: UnaryWire = {
   protocolName: "grpc",
   acceptEncodingHeader: "grpc-accept-encoding",
-  messageStart: (body) => {
-    // One uncompressed envelope, exactly; anything else is connect-es' to judge.
-    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
-      return undefined;
-    }
-    return 5;
-  },
+  messageStart: oneEnvelope,
   ok: (out, message) => {
     const compression = out.compression;
     if (compression !== null && message.byteLength >= out.options.compressMinBytes) {
@@ -138,11 +146,7 @@ export const grpcUnary: UnaryWire = {
     return undefined;
   },
   error: (out, error) => {
-    const trailer = new Headers(out.responseTrailer);
-    // connect-es' trailer starts with grpc-status 0; setTrailerStatus replaces it.
-    if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
-    setTrailerStatus(trailer, error);
-    sendGrpc(out, undefined, webHeadersToNode(trailer));
+    sendGrpc(out, undefined, webHeadersToNode(grpcTrailer(out.responseTrailer, error)));
     return undefined;
   },
 };
@@ -150,11 +154,77 @@ export const grpcUnary: UnaryWire = {
 /** Sends a gRPC response message in its envelope (`flags` 1: compressed), status 0 in the trailers. */
 function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
   const body = Buffer.allocUnsafe(5 + message.byteLength);
-  body[0] = flags;
-  body.writeUInt32BE(message.byteLength, 1);
-  body.set(message, 5);
+  putEnvelope(body, 0, flags, message);
   const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
   sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
+}
+
+/**
+ * gRPC-web (binary): gRPC's envelope and headers, the status and trailers
+ * as the body's last envelope (flag 0x80), which is compressed as the
+ * message is (connect-es' gRPC-web handler compresses every envelope of
+ * at least compressMinBytes), no HTTP trailers. The body goes in one
+ * write (on the bare stream its DATA frame ends the stream, as a Connect
+ * answer's does); connect-es' answer carries the same headers and body
+ * bytes, one write per envelope.
+ */
+export const grpcWebUnary: UnaryWire = {
+  protocolName: "grpc-web",
+  acceptEncodingHeader: "grpc-accept-encoding",
+  messageStart: oneEnvelope,
+  ok: (out, message) => sendGrpcWeb(out, message, grpcWebTrailer(out.responseTrailer, undefined)),
+  error: (out, error) => sendGrpcWeb(out, undefined, grpcWebTrailer(out.responseTrailer, error)),
+};
+
+/** Sends a gRPC-web answer: the message's envelope (none for an error), then the trailer's. */
+function sendGrpcWeb(
+  out: Answer,
+  message: Uint8Array | undefined,
+  trailer: Uint8Array,
+): Promise<void> | undefined {
+  const compression = out.compression;
+  const min = out.options.compressMinBytes;
+  if (
+    compression !== null &&
+    (trailer.byteLength >= min || (message !== undefined && message.byteLength >= min))
+  ) {
+    const squeeze = (data: Uint8Array, flags: number): Promise<EnvelopedMessage> =>
+      envelopeCompress({ flags, data }, compression, min);
+    return Promise.all([
+      message === undefined ? undefined : squeeze(message, 0),
+      squeeze(trailer, GRPC_WEB_TRAILER),
+    ]).then(([m, t]) =>
+      endGrpcWeb(out, m === undefined ? undefined : m.data, m?.flags ?? 0, t.data, t.flags),
+    );
+  }
+  endGrpcWeb(out, message, 0, trailer, GRPC_WEB_TRAILER);
+  return undefined;
+}
+
+/** The rest of sendGrpcWeb, once the envelopes' payloads are final. */
+function endGrpcWeb(
+  out: Answer,
+  message: Uint8Array | undefined,
+  messageFlags: number,
+  trailer: Uint8Array,
+  trailerFlags: number,
+): void {
+  const size = (message === undefined ? 0 : 5 + message.byteLength) + 5 + trailer.byteLength;
+  const body = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (message !== undefined) at = putEnvelope(body, at, messageFlags, message);
+  putEnvelope(body, at, trailerFlags, trailer);
+  const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
+  grpcHeaders(out, headers, "application/grpc-web+proto");
+  send(out.res, headers, body, undefined);
+}
+
+/** Writes an envelope (flags, big-endian length, `data`) into `buf` at `at`; returns where it ends. */
+function putEnvelope(buf: Buffer, at: number, flags: number, data: Uint8Array): number {
+  buf[at] = flags;
+  buf.writeUInt32BE(data.byteLength, at + 1);
+  buf.set(data, at + 5);
+  return at + 5 + data.byteLength;
 }
 
 /**
@@ -168,17 +238,27 @@ function sendGrpc(
   trailers: http2.OutgoingHttpHeaders,
 ): void {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
-  const header = out.responseHeader;
-  if (!header.has("content-type")) headers["content-type"] = "application/grpc+proto";
-  if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
-  webHeadersToNode(header, headers);
+  grpcHeaders(out, headers, "application/grpc+proto");
   send(out.res, headers, body, trailers);
 }
 
 /**
- * Writes through node:http2's compatibility API, as the adapter does for
- * connect-es' responses, or straight to the stream the way that API does
- * (sendOnStream), so that all of them send the same frames.
+ * A gRPC or gRPC-web answer's headers, into `headers`: connect-es starts
+ * them with the content type and the response's encoding, and the
+ * handler's headers come over them.
+ */
+function grpcHeaders(out: Answer, headers: http2.OutgoingHttpHeaders, contentType: string): void {
+  const header = out.responseHeader;
+  if (!header.has("content-type")) headers["content-type"] = contentType;
+  if (out.compression !== null) headers["grpc-encoding"] = out.compression.name;
+  webHeadersToNode(header, headers);
+}
+
+/**
+ * Writes through node:http2's compatibility API (or node:http's response),
+ * as the adapter does for connect-es' responses, or straight to the stream
+ * the way that API does (sendOnStream), so that all of them send the same
+ * frames.
  */
 function send(
   res: Sink,
@@ -186,15 +266,20 @@ function send(
   body: Uint8Array | undefined,
   trailers: http2.OutgoingHttpHeaders | undefined,
 ): void {
-  if (!(res instanceof http2.Http2ServerResponse)) {
+  const http1 = res instanceof http.ServerResponse;
+  if (!http1 && !(res instanceof http2.Http2ServerResponse)) {
     sendOnStream(res, headers, body, trailers);
     return;
   }
-  if (res.stream.destroyed) return;
+  if (http1 ? res.destroyed : res.stream.destroyed) return;
   const status = headers[":status"] as number;
   delete headers[":status"];
   res.writeHead(status, headers);
-  if (trailers !== undefined && !addTrailers(res, trailers)) return;
+  if (trailers !== undefined) {
+    // HTTP/1.1: as the adapter adds connect-es' trailers.
+    if (http1) res.addTrailers(trailers);
+    else if (!addTrailers(res, trailers)) return;
+  }
   if (body === undefined) res.end();
   else res.end(body);
 }

@@ -9,6 +9,7 @@
  */
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -18,6 +19,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
+import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { Bench } from "../../../bench/service.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 import { PluginHttpServer } from "../../../src/transport/http-server.js";
@@ -43,10 +45,11 @@ export interface HandlerSeen {
  * Echo's commands: "ok" (headers, a repeated header, a trailer),
  * "cookies" (set-cookie twice in the headers and twice in the trailers:
  * values that stay apart), "big"
- * (2,000 bytes), "too-big" (writeMax + 1 bytes), "fail" (an error with
+ * (2,000 bytes), "big-trailer" (a 2,000-byte trailer), "too-big" (writeMax + 1 bytes), "fail" (an error with
  * metadata, details, headers and trailers), "throw" (a plain Error),
  * "connection-header" (a header node's compatibility response drops),
  * "request-headers" (the request headers as the handler reads them, as JSON),
+ * "url" (the scheme, path and query of the URL the handler's context names),
  * "bad-header" and "bad-header-fail" (a header node:http2 refuses to send),
  * "bad-trailer" (a trailer node:http2 refuses to send),
  * "slow" and "hang" (wait for the signal, then throw its reason); anything
@@ -78,6 +81,10 @@ export function commandRoutes(
             return { value: new Uint8Array([1]) };
           case "big":
             return { value: new Uint8Array(2000).fill(7) };
+          case "big-trailer":
+            // Over compressMinBytes: gRPC-web compresses its trailer envelope.
+            ctx.responseTrailer.set("x-big", "t".repeat(2000));
+            return { value: new Uint8Array([1]) };
           case "too-big":
             return { value: new Uint8Array(writeMax + 1) };
           case "fail":
@@ -113,9 +120,15 @@ export function commandRoutes(
               get: header.get("X-Custom"),
               has: header.has("x-missing"),
               cookie: header.get("cookie"),
-              entries: [...header].filter(([k]) => k !== "user-agent"),
+              // HTTP/1.1's Host names each test server's own port.
+              entries: [...header].filter(([k]) => k !== "user-agent" && k !== "host"),
             };
             return { value: Buffer.from(JSON.stringify(read)) };
+          }
+          case "url": {
+            // Scheme, path and query: the host names each test server's own port.
+            const url = new URL(ctx.url);
+            return { value: Buffer.from(url.protocol + url.pathname + url.search) };
           }
           case "header-kind":
             // Set only after the handler read what they are.
@@ -354,7 +367,7 @@ export async function exchangeOnce(
   }
 }
 
-export type Protocol = "connect" | "grpc";
+export type Protocol = "connect" | "grpc" | "grpc-web";
 
 /** The Echo request whose bytes are `command`. */
 export function message(command: string | Uint8Array): Uint8Array {
@@ -383,8 +396,39 @@ export function request(
       message(command),
     ];
   }
+  if (protocol === "grpc-web") {
+    return [{ "content-type": "application/grpc-web+proto", ...extra }, envelope(message(command))];
+  }
   return [
     { "content-type": "application/grpc", te: "trailers", ...extra },
     envelope(message(command)),
   ];
+}
+
+/**
+ * The fields of a gRPC-web answer's trailer envelope (flag 0x80, the body's
+ * last; decompressed if flagged 0x81), read with connect-es'
+ * trailerParse; a field given twice is a list. Undefined if there is none.
+ */
+export function grpcWebTrailerOf(hex: string): Record<string, string | string[]> | undefined {
+  const body = Buffer.from(hex, "hex");
+  let at = 0;
+  let found: Record<string, string | string[]> | undefined;
+  while (at + 5 <= body.length) {
+    const flags = body[at] as number;
+    const n = body.readUInt32BE(at + 1);
+    if ((flags & 0x80) !== 0) {
+      let data = body.subarray(at + 5, at + 5 + n);
+      if ((flags & 1) !== 0) {
+        data = data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : brotliDecompressSync(data);
+      }
+      found = {};
+      for (const [k, v] of trailerParse(data).entries()) {
+        const had = found[k];
+        found[k] = had === undefined ? v : [had, v].flat();
+      }
+    }
+    at += 5 + n;
+  }
+  return found;
 }

@@ -23,6 +23,7 @@ import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 import {
   envelope,
   exchangeOnce,
+  grpcWebTrailerOf,
   listenCounting,
   rejecting,
   type RawExchange,
@@ -181,7 +182,10 @@ after(async () => {
 
 type Exchange = RawExchange;
 
-type Protocol = "connect" | "grpc";
+type Protocol = "connect" | "grpc" | "grpc-web";
+
+/** Connect and gRPC-web end the body with an envelope (end-of-stream, trailer); gRPC with trailers. */
+const endEnvelopes = (protocol: Protocol): number => (protocol === "grpc" ? 0 : 1);
 
 function request(
   protocol: Protocol,
@@ -194,7 +198,9 @@ function request(
   const headers: http2.OutgoingHttpHeaders =
     protocol === "connect"
       ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
-      : { "content-type": "application/grpc", te: "trailers" };
+      : protocol === "grpc"
+        ? { "content-type": "application/grpc", te: "trailers" }
+        : { "content-type": "application/grpc-web+proto" };
   return [{ ...headers, ...extra }, body];
 }
 
@@ -239,7 +245,14 @@ function envelopes(hex: string): Array<{ flags: number; data: Buffer }> {
   return out;
 }
 
-/** The error a response carries: Connect's end-of-stream JSON, or gRPC's trailers. */
+/** A gRPC answer's trailers, or a gRPC-web answer's trailer envelope. */
+function trailersOf(protocol: Protocol, x: Exchange): Record<string, unknown> | undefined {
+  if (protocol !== "grpc-web") return x.trailers;
+  assert.equal(envelopes(x.body).at(-1)?.flags, 0x80, "ends with a trailer envelope");
+  return grpcWebTrailerOf(x.body);
+}
+
+/** The error a response carries: Connect's end-of-stream JSON, or gRPC's (or gRPC-web's) trailers. */
 function errorOf(protocol: Protocol, x: Exchange): { code: string | number; message: string } {
   if (protocol === "connect") {
     const last = envelopes(x.body).at(-1);
@@ -247,30 +260,31 @@ function errorOf(protocol: Protocol, x: Exchange): { code: string | number; mess
     const end = JSON.parse(last.data.toString()) as { error: { code: string; message: string } };
     return { code: end.error.code, message: end.error.message };
   }
+  const trailers = trailersOf(protocol, x);
   return {
-    code: Number(x.trailers?.["grpc-status"]),
-    message: decodeURIComponent(String(x.trailers?.["grpc-message"])),
+    code: Number(trailers?.["grpc-status"]),
+    message: decodeURIComponent(String(trailers?.["grpc-message"])),
   };
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
   const code = (c: Code, name: string): string | number => (protocol === "connect" ? name : c);
 
   test(`${protocol}: an empty stream`, async () => {
     const x = await same(...request(protocol, 0), "lean");
     assert.equal(x.status, 200);
-    assert.equal(envelopes(x.body).length, protocol === "connect" ? 1 : 0);
+    assert.equal(envelopes(x.body).length, endEnvelopes(protocol));
   });
 
   test(`${protocol}: one message`, async () => {
     const x = await same(...request(protocol, 1), "lean");
-    assert.equal(envelopes(x.body).length, protocol === "connect" ? 2 : 1);
+    assert.equal(envelopes(x.body).length, 1 + endEnvelopes(protocol));
   });
 
   test(`${protocol}: many messages, over several batches`, async () => {
     const x = await same(...request(protocol, 10_000), "lean");
     const all = envelopes(x.body);
-    assert.equal(all.length, 10_000 + (protocol === "connect" ? 1 : 0));
+    assert.equal(all.length, 10_000 + endEnvelopes(protocol));
     assert.equal(all[9_999]?.data.length, 18);
   });
 
@@ -278,8 +292,9 @@ for (const protocol of ["connect", "grpc"] as const) {
     const x = await same(...request(protocol, Cmd.metadata), "lean");
     assert.equal(x.headers["x-answer"], "yes");
     assert.equal(x.headers["x-intercepted"], "yes");
-    if (protocol === "grpc") assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
-    else {
+    if (protocol !== "connect") {
+      assert.deepEqual(trailersOf(protocol, x), { "grpc-status": "0", "x-trailer": "t" });
+    } else {
       const end = JSON.parse(envelopes(x.body).at(-1)?.data.toString() ?? "") as unknown;
       assert.deepEqual(end, { metadata: { "x-trailer": ["t"] } });
     }
@@ -346,7 +361,7 @@ for (const protocol of ["connect", "grpc"] as const) {
     const x = await same(...request(protocol, Cmd.big, { [accept]: "gzip" }), "lean");
     assert.deepEqual(
       envelopes(x.body).map((e) => e.flags),
-      protocol === "connect" ? [1, 1, 1, 2] : [1, 1, 1],
+      { connect: [1, 1, 1, 2], grpc: [1, 1, 1], "grpc-web": [1, 1, 1, 0x80] }[protocol],
     );
     const small = await same(...request(protocol, 2, { [accept]: "br, gzip" }), "lean");
     assert.equal(
@@ -369,7 +384,11 @@ for (const protocol of ["connect", "grpc"] as const) {
   });
 
   test(`${protocol}: JSON goes to connect-es`, async () => {
-    const type = protocol === "connect" ? "application/connect+json" : "application/grpc+json";
+    const type = {
+      connect: "application/connect+json",
+      grpc: "application/grpc+json",
+      "grpc-web": "application/grpc-web+json",
+    }[protocol];
     const x = await same(
       { ...request(protocol, 0)[0], "content-type": type },
       envelope(Buffer.from('"2"')),
@@ -441,10 +460,13 @@ test("a client whose connection drops mid-stream: the handler is aborted and its
   assert.deepEqual(reasons, [Code.Canceled, Code.Canceled]);
 });
 
-test("gRPC-web goes to connect-es", async () => {
-  const [, body] = request("grpc", 2);
-  const x = await same({ "content-type": "application/grpc-web+proto" }, body, "connect-es");
-  assert.equal(x.status, 200);
+test("gRPC-web-text goes to connect-es", async () => {
+  const [, body] = request("grpc-web", 2);
+  const text = Buffer.from(Buffer.from(body).toString("base64"));
+  const a = await exchange(lean.port, { "content-type": "application/grpc-web-text" }, text);
+  const b = await exchange(reference.port, { "content-type": "application/grpc-web-text" }, text);
+  assert.deepEqual(a, b);
+  assert.equal(a.status, 415);
 });
 
 test("HTTP/1.1 streams are connect-es'", async () => {

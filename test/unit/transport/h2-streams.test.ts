@@ -24,6 +24,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   commandRoutes,
   envelope,
+  grpcWebTrailerOf,
   message,
   rawExchange,
   request,
@@ -39,6 +40,7 @@ import { makeTestPki } from "../../helpers.js";
 const READ_MAX = 1024;
 const WRITE_MAX = 4096;
 const PATH = "/bench.v1.BenchService/Echo";
+const PROTOCOLS = ["connect", "grpc", "grpc-web"] as const;
 
 /** What one server saw. */
 interface Seen extends HandlerSeen {
@@ -63,12 +65,13 @@ interface Server {
 
 /**
  * A PluginHttpServer: `raw` with the lean path and the stream claim,
- * else connect-es' handlers only. `guard` puts CORS and the Host check in
- * front, as serve() does in network mode.
+ * else connect-es' handlers only. `guard` puts CORS (`cors`, default: no
+ * origin allowed) and the Host check in front, as serve() does in network
+ * mode.
  */
 async function start(
   raw: boolean,
-  options: { acceptHttp1?: boolean; guard?: boolean; tls?: ServerTls } = {},
+  options: { acceptHttp1?: boolean; guard?: boolean; cors?: CorsPolicy; tls?: ServerTls } = {},
 ): Promise<Server> {
   const seen: Seen = { lean: 0, reference: 0, compat: 0, aborted: [] };
   const adapter = createNodeAdapter({
@@ -80,7 +83,7 @@ async function start(
   });
   const hosts = options.guard === true ? { allowedHosts: [] } : undefined;
   const handler: NodeHandler =
-    options.guard === true ? CorsPolicy.wrap(undefined, adapter, undefined, hosts) : adapter;
+    options.guard === true ? CorsPolicy.wrap(options.cors, adapter, undefined, hosts) : adapter;
   const counted: NodeHandler = (req, res) => {
     if ("stream" in req) seen.compat++;
     handler(req, res);
@@ -169,14 +172,19 @@ async function exchange(
 /**
  * The frames the stream path sends where connect-es (through node's
  * compatibility response) sends `frames`: a response without trailers
- * (Connect) ends the stream on its last DATA frame, where the compatibility
- * response ends it with an empty DATA frame of its own (unary-wire.ts,
- * sendOnStream). Everything else is the same, byte for byte.
+ * (Connect, gRPC-web) ends the stream on its last DATA frame, where the
+ * compatibility response ends it with an empty DATA frame of its own
+ * (unary-wire.ts, sendOnStream); and the body goes in one write, where
+ * connect-es writes gRPC-web's two envelopes one by one. Everything else
+ * is the same, byte for byte.
  */
 function lastDataEnds(frames: string[]): string[] {
-  const [data, end] = frames.slice(-2);
-  if (end !== "0/1:" || data?.startsWith("0/0:") !== true) return frames;
-  return [...frames.slice(0, -2), `0/1:${data.slice(4)}`];
+  if (frames.at(-1) !== "0/1:") return frames;
+  let first = frames.length - 1;
+  while (first > 0 && frames[first - 1]?.startsWith("0/0:") === true) first--;
+  if (first === frames.length - 1) return frames;
+  const body = frames.slice(first, -1).map((f) => f.slice(4));
+  return [...frames.slice(0, first), `0/1:${body.join("")}`];
 }
 
 /**
@@ -205,7 +213,7 @@ async function same(
   return a;
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of PROTOCOLS) {
   const errorOf = (x: Exchange): { code: string | number; message: string } => {
     if (protocol === "connect") {
       const e = JSON.parse(Buffer.from(x.body, "hex").toString()) as {
@@ -214,9 +222,10 @@ for (const protocol of ["connect", "grpc"] as const) {
       };
       return { code: e.code, message: e.message };
     }
+    const trailers = protocol === "grpc" ? x.trailers : grpcWebTrailerOf(x.body);
     return {
-      code: Number(x.trailers?.["grpc-status"]),
-      message: decodeURIComponent(String(x.trailers?.["grpc-message"])),
+      code: Number(trailers?.["grpc-status"]),
+      message: decodeURIComponent(String(trailers?.["grpc-message"])),
     };
   };
 
@@ -225,8 +234,9 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.equal(x.status, 200);
     assert.equal(x.headers["x-answer"], "yes");
     assert.equal(x.headers["x-intercepted"], "yes");
-    if (protocol === "connect") {
-      assert.equal(x.headers["trailer-x-trailer"], "t");
+    if (protocol !== "grpc") {
+      if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer"], "t");
+      else assert.deepEqual(grpcWebTrailerOf(x.body), { "grpc-status": "0", "x-trailer": "t" });
       // HEADERS, then DATA that ends the stream (END_STREAM, flag 1): no
       // empty DATA frame after it, which the client would wake once more for.
       assert.deepEqual(
@@ -531,6 +541,42 @@ test("behind CORS and the Host check, only requests they pass untouched are serv
   }
 });
 
+test("grpc-web from a page on an allowed origin: the lean path answers through the compatibility objects, with CORS' headers, as connect-es", async () => {
+  const cors = new CorsPolicy({ allowedOrigins: ["https://page.example"] });
+  const [lean, ref] = await Promise.all([
+    start(true, { guard: true, cors }),
+    start(false, { guard: true, cors }),
+  ]);
+  const joined = (x: Exchange): Exchange => ({ ...x, frames: lastDataEnds(x.frames) });
+  try {
+    const [headers, body] = request("grpc-web", "ok", { origin: "https://page.example" });
+    const a = await exchange(lean.port, headers, body);
+    assert.deepEqual(joined(a), joined(await exchange(ref.port, headers, body)));
+    assert.equal(a.headers["access-control-allow-origin"], "https://page.example");
+    assert.match(String(a.headers["access-control-expose-headers"]), /Grpc-Status/);
+    assert.deepEqual(grpcWebTrailerOf(a.body), { "grpc-status": "0", "x-trailer": "t" });
+    assert.deepEqual(
+      [lean.seen.compat, lean.seen.lean, lean.seen.reference],
+      [1, 1, 0],
+      "not claimed from the stream (it has an Origin), then served on the lean path",
+    );
+    const preflight = {
+      ":method": "OPTIONS",
+      origin: "https://page.example",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type,x-grpc-web",
+    };
+    const p = await exchange(lean.port, preflight, new Uint8Array(0));
+    assert.deepEqual(p, await exchange(ref.port, preflight, new Uint8Array(0)));
+    assert.equal(p.status, 204);
+    const other = await exchange(lean.port, { ...headers, origin: "https://evil.example" }, body);
+    assert.equal(other.status, 403);
+    assert.deepEqual([lean.seen.lean, lean.seen.reference], [1, 0], "the refused call ran nothing");
+  } finally {
+    await Promise.all([lean.server.close(), ref.server.close()]);
+  }
+});
+
 test("HTTP/1.1 requests still reach the handler: network mode's cleartext port and TLS with allowHTTP1", async () => {
   const pki = makeTestPki("h2-streams-");
   const read = (name: string): Buffer => readFileSync(join(pki, name));
@@ -548,10 +594,14 @@ test("HTTP/1.1 requests still reach the handler: network mode's cleartext port a
     });
     assert.equal(viaH1.status, 200);
     assert.equal(viaH1.headers.get("trailer-x-trailer"), "t");
-    assert.equal(plain.seen.reference, 1, "HTTP/1.1 is connect-es'");
+    assert.deepEqual(
+      [plain.seen.lean, plain.seen.reference],
+      [1, 0],
+      "HTTP/1.1 unary calls take the lean path too",
+    );
     const h2 = await exchange(plain.port, headers, body);
     assert.equal(h2.status, 200);
-    assert.deepEqual([plain.seen.lean, plain.seen.compat], [1, 0]);
+    assert.deepEqual([plain.seen.lean, plain.seen.compat], [2, 0]);
 
     const status = await new Promise<number>((resolve, reject) => {
       const req = https.request(
@@ -585,7 +635,7 @@ test("HTTP/1.1 requests still reach the handler: network mode's cleartext port a
     } finally {
       session.close();
     }
-    assert.deepEqual([tls.seen.reference, tls.seen.lean, tls.seen.compat], [1, 1, 0]);
+    assert.deepEqual([tls.seen.reference, tls.seen.lean, tls.seen.compat], [0, 2, 0]);
   } finally {
     await Promise.all([plain.server.close(), tls.server.close()]);
   }
@@ -625,7 +675,7 @@ async function resetMidBody(
   }
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of PROTOCOLS) {
   test(`${protocol}: a client reset mid-body (CANCEL, NO_ERROR) runs no handler, crashes nothing, and the server keeps serving`, async () => {
     for (const server of [rawPath, reference]) {
       for (const code of [http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_NO_ERROR]) {
@@ -731,7 +781,7 @@ test("claimStreams leaves a server with a stream listener of its own alone", () 
   assert.equal(server.listenerCount("stream"), 2);
 });
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of PROTOCOLS) {
   test(`${protocol}: a client that resets, or goes away, while the response waits for its window crashes nothing`, async () => {
     for (const server of [rawPath, reference]) {
       for (const how of ["reset", "destroy"] as const) {

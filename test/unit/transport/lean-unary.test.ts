@@ -17,9 +17,11 @@ import {
   envelope,
   exchange as rawExchange,
   message,
+  grpcWebTrailerOf,
   request,
   type Exchange,
   type HandlerSeen,
+  type Protocol,
 } from "./command-routes.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
@@ -27,6 +29,7 @@ import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 const READ_MAX = 1024;
 const WRITE_MAX = 4096;
 const PATH = "/bench.v1.BenchService/Echo";
+const PROTOCOLS = ["connect", "grpc", "grpc-web"] as const;
 
 /** What one server's handler saw. */
 interface Seen extends HandlerSeen {
@@ -120,7 +123,11 @@ async function same(
   return a;
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+/** A gRPC answer's trailers, or a gRPC-web answer's trailer envelope. */
+const trailersOf = (protocol: Protocol, x: Exchange): Record<string, unknown> | undefined =>
+  protocol === "grpc-web" ? grpcWebTrailerOf(x.body) : x.trailers;
+
+for (const protocol of PROTOCOLS) {
   const errorOf = (x: Exchange): { code: string | number; message: string } => {
     if (protocol === "connect") {
       const e = JSON.parse(Buffer.from(x.body, "hex").toString()) as {
@@ -129,9 +136,10 @@ for (const protocol of ["connect", "grpc"] as const) {
       };
       return { code: e.code, message: e.message };
     }
+    const trailers = trailersOf(protocol, x);
     return {
-      code: Number(x.trailers?.["grpc-status"]),
-      message: decodeURIComponent(String(x.trailers?.["grpc-message"])),
+      code: Number(trailers?.["grpc-status"]),
+      message: decodeURIComponent(String(trailers?.["grpc-message"])),
     };
   };
 
@@ -141,7 +149,7 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.equal(x.headers["x-answer"], "yes");
     assert.equal(x.headers["x-intercepted"], "yes");
     if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer"], "t");
-    else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
+    else assert.deepEqual(trailersOf(protocol, x), { "grpc-status": "0", "x-trailer": "t" });
   });
 
   test(`${protocol}: set-cookie twice in headers and trailers: both values, as connect-es sends them`, async () => {
@@ -149,7 +157,7 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.deepEqual(x.headers["set-cookie"], ["a=1", "b=2"]);
     // Two `trailer-set-cookie` fields, which node's client joins (only set-cookie stays a list).
     if (protocol === "connect") assert.equal(x.headers["trailer-set-cookie"], "c=3, d=4");
-    else assert.deepEqual(x.trailers?.["set-cookie"], ["c=3", "d=4"]);
+    else assert.deepEqual(trailersOf(protocol, x)?.["set-cookie"], ["c=3", "d=4"]);
   });
 
   test(`${protocol}: the handler reads the same request headers on both paths`, async () => {
@@ -161,7 +169,9 @@ for (const protocol of ["connect", "grpc"] as const) {
       }),
       true,
     );
-    const body = Buffer.from(x.body, "hex");
+    let body = Buffer.from(x.body, "hex");
+    // gRPC-web's trailer envelope follows the message's.
+    if (protocol !== "connect") body = body.subarray(0, 5 + body.readUInt32BE(1));
     // The message's bytes field holds the JSON: skip the gRPC envelope and the field's tag and length.
     const json = body.subarray(body.indexOf(0x7b)).toString();
     const read = JSON.parse(json) as { isHeaders: boolean; get: string; entries: string[][] };
@@ -183,7 +193,7 @@ for (const protocol of ["connect", "grpc"] as const) {
       code: protocol === "connect" ? "failed_precondition" : Code.FailedPrecondition,
       message: "it broke: 100% ünicode\nline",
     });
-    if (protocol === "grpc") assert.ok(x.trailers?.["grpc-status-details-bin"]);
+    if (protocol !== "connect") assert.ok(trailersOf(protocol, x)?.["grpc-status-details-bin"]);
   });
 
   test(`${protocol}: a plain exception becomes "internal error"`, async () => {
@@ -353,7 +363,7 @@ for (const protocol of ["connect", "grpc"] as const) {
   });
 }
 
-for (const protocol of ["connect", "grpc"] as const) {
+for (const protocol of PROTOCOLS) {
   // Without interceptors the lean path runs the handler with no
   // interceptor chain (invoke.ts): the wire must not tell.
   test(`${protocol}, no interceptors: headers and trailers set by the handler reach the wire`, async () => {
@@ -361,14 +371,14 @@ for (const protocol of ["connect", "grpc"] as const) {
     assert.equal(x.headers["x-answer"], "yes");
     assert.equal(x.headers["x-many"], "1, 2");
     if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer"], "t");
-    else assert.deepEqual(x.trailers, { "grpc-status": "0", "x-trailer": "t" });
+    else assert.deepEqual(trailersOf(protocol, x), { "grpc-status": "0", "x-trailer": "t" });
   });
 
   test(`${protocol}, no interceptors: response headers are Headers`, async () => {
     const x = await same(...request(protocol, "header-kind"), true, true);
     assert.equal(x.headers["x-kind"], "true/true");
     if (protocol === "connect") assert.equal(x.headers["trailer-x-trailer-kind"], "true");
-    else assert.equal(x.trailers?.["x-trailer-kind"], "true");
+    else assert.equal(trailersOf(protocol, x)?.["x-trailer-kind"], "true");
   });
 
   test(`${protocol}, no interceptors: a handler that never reads them answers as connect-es`, async () => {
@@ -383,11 +393,11 @@ for (const protocol of ["connect", "grpc"] as const) {
       assert.equal(failed.headers["x-before"], "set");
       assert.equal(failed.headers["x-meta"], "m");
       assert.equal(failed.headers["trailer-x-trailer"], "kept");
-    } else assert.equal(failed.trailers?.["x-trailer"], "kept");
+    } else assert.equal(trailersOf(protocol, failed)?.["x-trailer"], "kept");
     const thrown = await same(...request(protocol, "throw"), true, true);
     if (protocol === "connect") {
       assert.equal(thrown.headers["content-type"], "application/json");
-    } else assert.equal(thrown.trailers?.["grpc-message"], "internal%20error");
+    } else assert.equal(trailersOf(protocol, thrown)?.["grpc-message"], "internal%20error");
   });
 
   test(`${protocol}, no interceptors: a response header node:http2 refuses resets the call on both paths`, async () => {
@@ -414,4 +424,43 @@ test("connect: a JSON request is connect-es' to answer", async () => {
 test("grpc: two messages in a unary request are connect-es' to answer", async () => {
   const one = envelope(message("ok"));
   await same(request("grpc", "")[0], Buffer.concat([one, one]), undefined);
+});
+
+test("grpc-web: a trailer of compressMinBytes or more is compressed in its envelope (0x81), the small message not", async () => {
+  const x = await same(
+    ...request("grpc-web", "big-trailer", { "grpc-accept-encoding": "gzip" }),
+    true,
+  );
+  assert.equal(x.headers["grpc-encoding"], "gzip");
+  assert.equal(x.body.slice(0, 2), "00");
+  assert.equal(grpcWebTrailerOf(x.body)?.["x-big"], "t".repeat(2000));
+  const trailerAt = 2 * (5 + Buffer.from(x.body, "hex").readUInt32BE(1));
+  assert.equal(x.body.slice(trailerAt, trailerAt + 2), "81");
+});
+
+test("grpc-web: application/grpc-web (no +proto) is binary, on the lean path", async () => {
+  const [headers, body] = request("grpc-web", "ok");
+  const x = await same({ ...headers, "content-type": "application/grpc-web" }, body, true);
+  assert.equal(x.headers["content-type"], "application/grpc-web+proto");
+});
+
+test("grpc-web: grpc-web-text and JSON are connect-es' to answer", async () => {
+  const [headers, body] = request("grpc-web", "ok");
+  const text = await same(
+    { ...headers, "content-type": "application/grpc-web-text" },
+    Buffer.from(Buffer.from(body).toString("base64")),
+    undefined,
+  );
+  assert.equal(text.status, 415);
+  const json = await same(
+    { ...headers, "content-type": "application/grpc-web+json" },
+    envelope(Buffer.from(JSON.stringify(Buffer.from("ok").toString("base64")))),
+    false,
+  );
+  assert.equal(json.status, 200);
+});
+
+test("grpc-web: two messages in a unary request are connect-es' to answer", async () => {
+  const one = envelope(message("ok"));
+  await same(request("grpc-web", "")[0], Buffer.concat([one, one]), undefined);
 });

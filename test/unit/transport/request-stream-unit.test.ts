@@ -15,7 +15,7 @@ function format(): RequestFormat {
   return {
     readMaxBytes: 1024,
     compression: compressionGzip,
-    skipEndStream: true,
+    endFlag: 2,
     parse: (bytes) => Buffer.from(bytes).toString(),
   };
 }

@@ -5,7 +5,8 @@
  * (`leanStreams: false`): the same requests, sent by a real node:http2
  * client, must get the same status, headers (but `date`), body bytes,
  * trailers and reset codes, and each case checks which path ran it. Then
- * a hostile host that announces 1 GiB, and flow control.
+ * a hostile host that announces 1 GiB (to calls of every kind), and flow
+ * control.
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
@@ -26,6 +27,7 @@ import {
   abortReason,
   envelope,
   exchangeOnce,
+  grpcWebTrailerOf,
   listenCounting,
   openRequest,
   rejecting,
@@ -35,6 +37,8 @@ import {
 const READ_MAX = 1024;
 const COLLECT = "/bench.v1.BenchService/Collect";
 const ECHO_STREAM = "/bench.v1.BenchService/EchoStream";
+const STREAM = "/bench.v1.BenchService/Stream";
+const ECHO = "/bench.v1.BenchService/Echo";
 
 /** What one server's handlers saw. */
 interface Seen {
@@ -186,7 +190,8 @@ function leanPlugin(readMaxBytes = READ_MAX): () => Server {
   return () => plugin as Server;
 }
 
-type Protocol = "connect" | "grpc";
+type Protocol = "connect" | "grpc" | "grpc-web";
+const PROTOCOLS = ["connect", "grpc", "grpc-web"] as const;
 
 function headersOf(
   protocol: Protocol,
@@ -195,7 +200,9 @@ function headersOf(
   const headers: http2.OutgoingHttpHeaders =
     protocol === "connect"
       ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
-      : { "content-type": "application/grpc", te: "trailers" };
+      : protocol === "grpc"
+        ? { "content-type": "application/grpc", te: "trailers" }
+        : { "content-type": "application/grpc-web+proto" };
   return { ...headers, ...extra };
 }
 
@@ -207,11 +214,11 @@ function message(bytes: number[] | Uint8Array, flags = 0): Buffer {
   );
 }
 
-/** A compressed (gzip, flag 1) request envelope. */
-function gzipped(bytes: number[] | Uint8Array): Buffer {
+/** A compressed (gzip, flag 1 with `flags`) request envelope. */
+function gzipped(bytes: number[] | Uint8Array, flags = 0): Buffer {
   const value = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   return Buffer.from(
-    envelope(gzipSync(toBinary(BytesValueSchema, create(BytesValueSchema, { value }))), 1),
+    envelope(gzipSync(toBinary(BytesValueSchema, create(BytesValueSchema, { value }))), flags | 1),
   );
 }
 
@@ -251,7 +258,7 @@ describe("client and bidi streams: lean against connect-es", () => {
     return a;
   }
 
-  /** The error (or OK) a response carries: Connect's end-of-stream JSON, or gRPC's trailers. */
+  /** The error (or OK) a response carries: Connect's end-of-stream JSON, gRPC's trailers, gRPC-web's trailer envelope. */
   function statusOf(protocol: Protocol, x: RawExchange): string {
     if (protocol === "connect") {
       const bytes = Buffer.from(x.body, "hex");
@@ -265,14 +272,15 @@ describe("client and bidi streams: lean against connect-es", () => {
       const end = JSON.parse(last) as { error?: { code: string; message: string } };
       return end.error === undefined ? "ok" : `${end.error.code}: ${end.error.message}`;
     }
-    const status = Number(x.trailers?.["grpc-status"]);
+    const trailers = protocol === "grpc" ? x.trailers : grpcWebTrailerOf(x.body);
+    const status = Number(trailers?.["grpc-status"]);
     if (status === 0) return "ok";
-    return `${Code[status]}: ${decodeURIComponent(String(x.trailers?.["grpc-message"]))}`;
+    return `${Code[status]}: ${decodeURIComponent(String(trailers?.["grpc-message"]))}`;
   }
 
   const three = Buffer.concat([message([1, 2, 3]), message([]), message([9, 8, 7, 6, 5])]);
 
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     for (const [kind, path] of [
       ["client", COLLECT],
       ["bidi", ECHO_STREAM],
@@ -349,8 +357,18 @@ describe("client and bidi streams: lean against connect-es", () => {
         assert.match(statusOf(protocol, y), /^(internal|Internal): parse binary: /);
       });
 
-      test(`${name}: an end-of-stream flag in the request (Connect skips it)`, async () => {
-        await same(path, h(), Buffer.concat([message([1]), message([2], 2), message([3])]));
+      test(`${name}: end flags in the request (Connect skips 2, gRPC-web 0x80, plain and compressed)`, async () => {
+        await same(
+          path,
+          h(),
+          Buffer.concat([message([1]), message([2], 2), message([3]), message([4], 0x80)]),
+        );
+        const x = await same(
+          path,
+          h({ [encoding]: "gzip" }),
+          Buffer.concat([message([1]), gzipped([2], 2), gzipped([4], 0x80), message([5])]),
+        );
+        assert.equal(statusOf(protocol, x), "ok");
       });
 
       test(`${name}: the handler's error, and an interceptor's`, async () => {
@@ -411,10 +429,13 @@ describe("a host that announces a 1 GiB request message and sends 10 bytes of it
   // readMaxBytes as the default (4 GiB): the announcement is within it.
   const plugin = leanPlugin(0xffffffff);
 
-  for (const protocol of ["connect", "grpc"] as const) {
+  for (const protocol of PROTOCOLS) {
     for (const [kind, path] of [
       ["client", COLLECT],
       ["bidi", ECHO_STREAM],
+      ["server", STREAM],
+      // A Connect unary request has no envelope.
+      ...(protocol === "connect" ? [] : [["unary", ECHO] as const]),
     ] as const) {
       test(`${protocol} ${kind}: the plugin holds no more than the bytes that came (real node:http2 host)`, async () => {
         const session = http2.connect(`http://127.0.0.1:${plugin().port}`);
