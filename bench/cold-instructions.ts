@@ -18,6 +18,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { snapshotBenchPlugin } from "./bundle.js";
 import { Bench, benchHandshake } from "./service.js";
 import { PluginClient, silentLogger, subprocess } from "../src/index.js";
 
@@ -58,6 +59,15 @@ async function counted(body: (callgrindArgs: string[]) => Promise<void>): Promis
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The bench plugin's startup snapshot built under valgrind (plugin-snapshot-valgrind/,
+ * a few minutes): node refuses the ordinary blob there ("built with a different version
+ * of V8 or with different V8 configurations"), because V8 records the CPU's features
+ * in it and valgrind's emulated CPU has fewer.
+ */
+export const valgrindSnapshot = (): Promise<string> =>
+  snapshotBenchPlugin(["valgrind", "--tool=none"]);
 
 /** Instructions of `node -e 0`, start to exit. */
 export async function nodeBootInstructions(): Promise<number> {

@@ -17,7 +17,8 @@
  *   --instructions also the instructions the bundled (and snapshot) plugins
  *                  execute to their first answer, and node -e 0 to its exit, counted once under
  *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
- *                  the same in every run whatever the load, about 20 s a launch
+ *                  the same in every run whatever the load, about 20 s a launch (the
+ *                  snapshot's blob is built under valgrind first, a few minutes)
  *   --no-extra-ca  unset NODE_EXTRA_CA_CERTS for every process the bench starts.
  *                  Node 20 parses that file, and its own root certificates,
  *                  when any process starts (node -e 0 included): with a
@@ -37,6 +38,7 @@ import {
   callgrindAvailable,
   firstAnswerInstructions,
   nodeBootInstructions,
+  valgrindSnapshot,
 } from "./cold-instructions.js";
 import { GoPluginHost } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
@@ -144,10 +146,9 @@ for (const [label, dist] of [
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
       run: () => host.cold(true, true, true),
     });
-    const blob = ["--snapshot-blob", join(bench, "plugin-snapshot", "plugin.blob")];
     counts.push({
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
-      count: () => firstAnswerInstructions(blob, true),
+      count: async () => firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
     });
   }
 }
@@ -206,8 +207,8 @@ if (instructions) {
   log("counting instructions under callgrind");
   const counted = new Map<string, number>();
   for (const c of counts) {
-    // One contender that does not start under valgrind (a startup snapshot
-    // whose V8 flags differ there) must not lose the others' counts.
+    // One contender that fails under valgrind (say its snapshot build) must
+    // not lose the others' counts.
     counted.set(
       c.name,
       await c.count().catch((error: Error) => {
