@@ -44,7 +44,10 @@ export const bundledBenchPlugin = (): Promise<string> => {
  */
 export async function snapshotBenchPlugin(launcher: readonly string[] = []): Promise<string> {
   const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
-  const dir = join(dirname(plugin), launcher.length === 0 ? "plugin-snapshot" : "plugin-snapshot-valgrind");
+  const dir = join(
+    dirname(plugin),
+    launcher.length === 0 ? "plugin-snapshot" : "plugin-snapshot-valgrind",
+  );
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
   // Under valgrind a build takes minutes, not seconds.

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { snapshotBenchPlugin } from "./bundle.js";
+import { startFloor } from "./cold-floor.js";
 import { Bench, benchHandshake } from "./service.js";
 import { PluginClient, silentLogger, subprocess } from "../src/index.js";
 
@@ -68,6 +69,21 @@ async function counted(body: (callgrindArgs: string[]) => Promise<void>): Promis
  */
 export const valgrindSnapshot = (): Promise<string> =>
   snapshotBenchPlugin(["valgrind", "--tool=none"]);
+
+/**
+ * Instructions of the floor (bench/cold-floor.ts, a bare TLS echo server
+ * with an AutoMTLS certificate), from its start to its echo.
+ */
+export async function floorInstructions(): Promise<number> {
+  return counted(async (callgrind) => {
+    const floor = await startFloor(["valgrind", ...callgrind]);
+    try {
+      await run("callgrind_control", ["--dump", String(floor.pid)]);
+    } finally {
+      await floor.close();
+    }
+  });
+}
 
 /** Instructions of `node -e 0`, start to exit. */
 export async function nodeBootInstructions(): Promise<number> {

@@ -8,7 +8,8 @@
  * are seconds apart, so a loaded machine's drift cancels out more). The
  * CPU columns are the CPU time the plugin process used up to the first
  * answer (for node -e 0: up to its exit), which depends much less on what
- * else the machine runs.
+ * else the machine runs. The floor (bench/cold-floor.ts) is what any Node
+ * process serving one AutoMTLS connection must do: no plugin starts faster.
  *
  *   --rounds N     rounds (default 15)
  *   --before DIR   also run the host and plugin of another build's dist/
@@ -34,9 +35,11 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { startFloor } from "./cold-floor.js";
 import {
   callgrindAvailable,
   firstAnswerInstructions,
+  floorInstructions,
   nodeBootInstructions,
   valgrindSnapshot,
 } from "./cold-instructions.js";
@@ -116,9 +119,21 @@ const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
     },
   },
 ];
-/** Instruction counts (--instructions): node -e 0, then each build's Node plugins. */
+const FLOOR = "floor: bare Node TLS echo server (ES module, node:tls, AutoMTLS P-256, unix socket)";
+// Its client (this process) once first: its own first TLS connection's costs are not the floor's.
+await (await startFloor()).close();
+contenders.push({
+  name: FLOOR,
+  run: async () => {
+    const floor = await startFloor();
+    await floor.close();
+    return { wall: floor.wall, cpu: floor.cpu };
+  },
+});
+/** Instruction counts (--instructions): node -e 0, the floor, then each build's Node plugins. */
 const counts: Array<{ name: string; count: () => Promise<number> }> = [
   { name: NODE_BOOT, count: nodeBootInstructions },
+  { name: FLOOR, count: floorInstructions },
 ];
 const hosts: ColdHost[] = [];
 for (const [label, dist] of [
@@ -148,7 +163,8 @@ for (const [label, dist] of [
     });
     counts.push({
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
-      count: async () => firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
+      count: async () =>
+        firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
     });
   }
 }

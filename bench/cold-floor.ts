@@ -1,0 +1,67 @@
+/**
+ * Starts bench/cold-floor-server.ts, the floor of a Node plugin's cold start
+ * with AutoMTLS (a bare TLS echo server), as a host starts a plugin: spawn,
+ * read its line, connect over mutual TLS with a fresh certificate, send a
+ * byte and wait for its echo. `npm run bench:cold` times it and counts its
+ * instructions (bench/cold-instructions.ts) beside the plugin's.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { connect } from "node:tls";
+import { fileURLToPath } from "node:url";
+import {
+  AUTO_MTLS_SERVER_NAME,
+  certificateFromHandshake,
+  generateAutoMtlsCertificate,
+} from "../src/security/auto-mtls.js";
+
+/** A started floor server, its echo received. */
+export interface FloorStart {
+  /** µs from spawn to the echo. */
+  readonly wall: number;
+  /** The server's CPU time to the echo, µs (its main thread, /proc/PID/schedstat). */
+  readonly cpu: number;
+  readonly pid: number;
+  /** Stops the server; resolves when it has exited. */
+  close(): Promise<void>;
+}
+
+const SERVER = fileURLToPath(new URL("./cold-floor-server.js", import.meta.url));
+
+/** Starts the floor server as `[...prefix, node, server]` (a prefix: valgrind and its options). */
+export async function startFloor(prefix: readonly string[] = []): Promise<FloorStart> {
+  const host = generateAutoMtlsCertificate("P-256");
+  const t = performance.now();
+  const [command = process.execPath, ...args] = [...prefix, process.execPath, SERVER];
+  const child = spawn(command, args, {
+    env: { ...process.env, PLUGIN_CLIENT_CERT: host.certPem },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+  if (line.done === true) throw new Error("the floor server exited before its line");
+  const [path = "", cert = ""] = (line.value as string).split("|");
+  const socket = connect({
+    path,
+    cert: host.certPem,
+    key: host.keyPem,
+    ca: [certificateFromHandshake(cert)],
+    servername: AUTO_MTLS_SERVER_NAME,
+  });
+  socket.write("x");
+  await new Promise((resolve, reject) => socket.once("data", resolve).once("error", reject));
+  const wall = (performance.now() - t) * 1_000;
+  const pid = child.pid ?? NaN;
+  const cpu = Number(readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ")[0]) / 1_000;
+  return {
+    wall,
+    cpu,
+    pid,
+    close: async () => {
+      socket.destroy();
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
