@@ -41,7 +41,7 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
   if (line.done === true) throw new Error("the floor server exited before its line");
-  const [path = "", cert = ""] = (line.value as string).split("|");
+  const [path = "", cert = ""] = line.value.split("|");
   const socket = connect({
     path,
     cert: host.certPem,
