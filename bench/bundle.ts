@@ -50,7 +50,7 @@ export async function snapshotBenchPlugin(launcher: readonly string[] = []): Pro
   );
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
-  // Under valgrind a build takes minutes, not seconds.
+  // Under valgrind a build takes ten times as long, more on a loaded machine.
   const timeoutMs = launcher.length === 0 ? undefined : 600_000;
   return (await buildSnapshot(plugin, join(dir, "plugin.blob"), timeoutMs, launcher)).blob;
 }

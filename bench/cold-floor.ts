@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { connect } from "node:tls";
+import { connect, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import {
   AUTO_MTLS_SERVER_NAME,
@@ -39,18 +39,26 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
-  if (line.done === true) throw new Error("the floor server exited before its line");
-  const [path = "", cert = ""] = line.value.split("|");
-  const socket = connect({
-    path,
-    cert: host.certPem,
-    key: host.keyPem,
-    ca: [certificateFromHandshake(cert)],
-    servername: AUTO_MTLS_SERVER_NAME,
-  });
-  socket.write("x");
-  await new Promise((resolve, reject) => socket.once("data", resolve).once("error", reject));
+  let socket: TLSSocket | undefined;
+  try {
+    const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+    if (line.done === true) throw new Error("the floor server exited before its line");
+    const [path = "", cert = ""] = line.value.split("|");
+    const tls = connect({
+      path,
+      cert: host.certPem,
+      key: host.keyPem,
+      ca: [certificateFromHandshake(cert)],
+      servername: AUTO_MTLS_SERVER_NAME,
+    });
+    socket = tls;
+    tls.write("x");
+    await new Promise((resolve, reject) => tls.once("data", resolve).once("error", reject));
+  } catch (error) {
+    socket?.destroy();
+    child.kill("SIGKILL");
+    throw error;
+  }
   const wall = (performance.now() - t) * 1_000;
   const pid = child.pid ?? NaN;
   const cpu = Number(readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ")[0]) / 1_000;
@@ -59,7 +67,7 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
     cpu,
     pid,
     close: async () => {
-      socket.destroy();
+      socket?.destroy();
       child.kill("SIGTERM");
       await exited;
     },

@@ -63,9 +63,9 @@ async function counted(body: (callgrindArgs: string[]) => Promise<void>): Promis
 
 /**
  * The bench plugin's startup snapshot built under valgrind (plugin-snapshot-valgrind/,
- * a few minutes): node refuses the ordinary blob there ("built with a different version
- * of V8 or with different V8 configurations"), because V8 records the CPU's features
- * in it and valgrind's emulated CPU has fewer.
+ * about 15 s): node refuses the ordinary blob there ("built with a different version
+ * of V8 or with different V8 configurations"): the tag V8 checks covers its version,
+ * its flags and the CPU features it detected, and valgrind's emulated CPU has fewer.
  */
 export const valgrindSnapshot = (): Promise<string> =>
   snapshotBenchPlugin(["valgrind", "--tool=none"]);

@@ -19,7 +19,7 @@
  *                  execute to their first answer, and node -e 0 to its exit, counted once under
  *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
  *                  the same in every run whatever the load, about 20 s a launch (the
- *                  snapshot's blob is built under valgrind first, a few minutes)
+ *                  snapshot's blob is built under valgrind first, about 15 s)
  *   --no-extra-ca  unset NODE_EXTRA_CA_CERTS for every process the bench starts.
  *                  Node 20 parses that file, and its own root certificates,
  *                  when any process starts (node -e 0 included): with a
