@@ -53,7 +53,17 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
     });
     socket = tls;
     tls.write("x");
-    await new Promise((resolve, reject) => tls.once("data", resolve).once("error", reject));
+    // A server that refuses the client's certificate closes the connection
+    // (TLS 1.3: after the client's side of the handshake is done), with or
+    // without an error: either way no echo comes.
+    await new Promise((resolve, reject) =>
+      tls
+        .once("data", resolve)
+        .once("error", reject)
+        .once("close", () =>
+          reject(new Error("the floor server closed the connection before its echo")),
+        ),
+    );
   } catch (error) {
     socket?.destroy();
     child.kill("SIGKILL");
