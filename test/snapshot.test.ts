@@ -214,8 +214,14 @@ test("a blob built through a launcher (valgrind) starts under it, where a blob b
   const ok = await start(underValgrind);
   assert.equal(ok.code, 1, ok.stderr);
   assert.match(ok.stderr, /This binary is a plugin/);
-  // V8 recorded the real CPU's features in the ordinary blob.
+  // V8 recorded the real CPU's features in the ordinary blob. They differ
+  // from valgrind's emulated CPU's only where the real CPU has some valgrind
+  // lacks (AVX-512 here): elsewhere the ordinary blob starts too.
   const refused = await start(blob);
+  if (refused.code === 1 && /This binary is a plugin/.test(refused.stderr)) {
+    t.diagnostic("a natively built blob starts under valgrind on this CPU: nothing refused");
+    return;
+  }
   assert.equal(refused.code, 14, refused.stderr);
   assert.match(refused.stderr, /different version of V8 or with different V8 configurations/);
 });
