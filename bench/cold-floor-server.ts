@@ -1,9 +1,10 @@
 /**
  * The floor of a Node plugin's cold start with AutoMTLS (bench/cold-floor.ts
  * starts it): what any Node process that serves one mutual-TLS connection on
- * a unix socket must do, as a launched plugin does, and nothing more: an ES
- * module entry, node:tls, a fresh P-256 AutoMTLS certificate, the host's
- * certificate (PLUGIN_CLIENT_CERT) pinned, a TLS server with `ca: []`
+ * a unix socket must do, as a launched plugin does, and nothing more: one
+ * CommonJS file (cold-floor.ts bundles it; an ES module entry costs more),
+ * node:tls, a fresh P-256 AutoMTLS certificate, the host's certificate
+ * (PLUGIN_CLIENT_CERT) pinned, a TLS server with `ca: []`
  * (tls-listener.ts), and an echo of the first bytes. No protobuf, no RPC, no
  * framing: `npm run bench:cold` compares the plugin's start with this.
  */

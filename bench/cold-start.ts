@@ -119,7 +119,8 @@ const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
     },
   },
 ];
-const FLOOR = "floor: bare Node TLS echo server (ES module, node:tls, AutoMTLS P-256, unix socket)";
+const FLOOR =
+  "floor: bare Node TLS echo server (one CommonJS file, node:tls, AutoMTLS P-256, unix socket)";
 // Its client (this process) once first: its own first TLS connection's costs are not the floor's.
 await (await startFloor()).close();
 contenders.push({
