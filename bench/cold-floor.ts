@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { connect, type TLSSocket } from "node:tls";
@@ -65,10 +65,12 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let socket: TLSSocket | undefined;
+  let path: string | undefined;
   try {
     const line = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
     if (line.done === true) throw new Error("the floor server exited before its line");
-    const [path = "", cert = ""] = line.value.split("|");
+    const [where = "", cert = ""] = line.value.split("|");
+    path = where;
     const tls = connect({
       path,
       cert: host.certPem,
@@ -92,6 +94,8 @@ export async function startFloor(prefix: readonly string[] = []): Promise<FloorS
   } catch (error) {
     socket?.destroy();
     child.kill("SIGKILL");
+    // Killed, the server does not remove its socket file.
+    if (path !== undefined && path !== "") rmSync(path, { force: true });
     throw error;
   }
   const wall = (performance.now() - t) * 1_000;

@@ -5,7 +5,8 @@
  * No timings are asserted.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { startFloor } from "../bench/cold-floor.js";
 import { generateAutoMtlsCertificate } from "../src/security/auto-mtls.js";
@@ -20,6 +21,7 @@ test("the floor server starts, echoes over mutual TLS and exits when closed", as
 test("a floor start whose server refuses the client's certificate fails, not hangs", async () => {
   // env(1) before node pins another certificate than the one the client presents.
   const stranger = generateAutoMtlsCertificate("P-256").certPem;
+  const before = new Set(readdirSync(tmpdir()));
   const outcome = await Promise.race([
     startFloor(["env", `PLUGIN_CLIENT_CERT=${stranger}`]).then(
       async (floor) => {
@@ -31,4 +33,12 @@ test("a floor start whose server refuses the client's certificate fails, not han
     new Promise<string>((resolve) => setTimeout(resolve, 20_000, "hung").unref()),
   ]);
   assert.match(outcome, /^failed: /);
+  // Its server was killed: no socket file of it is left.
+  const left = readdirSync(tmpdir()).filter(
+    (f) => f.startsWith("cold-floor-") && f.endsWith(".sock"),
+  );
+  assert.deepEqual(
+    left.filter((f) => !before.has(f)),
+    [],
+  );
 });
