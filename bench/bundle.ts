@@ -37,12 +37,20 @@ export const bundledBenchPlugin = (): Promise<string> => {
 
 /**
  * dist/bench/plugin-snapshot/plugin.blob: the bench plugin as a V8 startup
- * snapshot (`connect-plugin snapshot`), for this node binary only.
+ * snapshot (`connect-plugin snapshot`), for this node binary only. With a
+ * `launcher` (["valgrind", "--tool=none"]), a blob built under it, in
+ * plugin-snapshot-valgrind/: the only kind node starts under valgrind
+ * (bench/cold-instructions.ts).
  */
-export async function snapshotBenchPlugin(): Promise<string> {
+export async function snapshotBenchPlugin(launcher: readonly string[] = []): Promise<string> {
   const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
-  const dir = join(dirname(plugin), "plugin-snapshot");
+  const dir = join(
+    dirname(plugin),
+    launcher.length === 0 ? "plugin-snapshot" : "plugin-snapshot-valgrind",
+  );
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
-  return (await buildSnapshot(plugin, join(dir, "plugin.blob"))).blob;
+  // Under valgrind a build takes ten times as long, more on a loaded machine.
+  const timeoutMs = launcher.length === 0 ? undefined : 600_000;
+  return (await buildSnapshot(plugin, join(dir, "plugin.blob"), timeoutMs, launcher)).blob;
 }

@@ -18,6 +18,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { snapshotBenchPlugin } from "./bundle.js";
+import { startFloor } from "./cold-floor.js";
 import { Bench, benchHandshake } from "./service.js";
 import { PluginClient, silentLogger, subprocess } from "../src/index.js";
 
@@ -57,6 +59,30 @@ async function counted(body: (callgrindArgs: string[]) => Promise<void>): Promis
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The bench plugin's startup snapshot built under valgrind (plugin-snapshot-valgrind/,
+ * about 15 s): node refuses the ordinary blob there ("built with a different version
+ * of V8 or with different V8 configurations"): the tag V8 checks covers its version,
+ * its flags and the CPU features it detected, and valgrind's emulated CPU has fewer.
+ */
+export const valgrindSnapshot = (): Promise<string> =>
+  snapshotBenchPlugin(["valgrind", "--tool=none"]);
+
+/**
+ * Instructions of the floor (bench/cold-floor.ts, a bare TLS echo server
+ * with an AutoMTLS certificate), from its start to its echo.
+ */
+export async function floorInstructions(): Promise<number> {
+  return counted(async (callgrind) => {
+    const floor = await startFloor(["valgrind", ...callgrind]);
+    try {
+      await run("callgrind_control", ["--dump", String(floor.pid)]);
+    } finally {
+      await floor.close();
+    }
+  });
 }
 
 /** Instructions of `node -e 0`, start to exit. */

@@ -8,7 +8,8 @@
  * are seconds apart, so a loaded machine's drift cancels out more). The
  * CPU columns are the CPU time the plugin process used up to the first
  * answer (for node -e 0: up to its exit), which depends much less on what
- * else the machine runs.
+ * else the machine runs. The floor (bench/cold-floor.ts) is what any Node
+ * process serving one AutoMTLS connection must do: no plugin starts faster.
  *
  *   --rounds N     rounds (default 15)
  *   --before DIR   also run the host and plugin of another build's dist/
@@ -17,7 +18,8 @@
  *   --instructions also the instructions the bundled (and snapshot) plugins
  *                  execute to their first answer, and node -e 0 to its exit, counted once under
  *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
- *                  the same in every run whatever the load, about 20 s a launch
+ *                  the same in every run whatever the load, about 20 s a launch (the
+ *                  snapshot's blob is built under valgrind first, about 15 s)
  *   --no-extra-ca  unset NODE_EXTRA_CA_CERTS for every process the bench starts.
  *                  Node 20 parses that file, and its own root certificates,
  *                  when any process starts (node -e 0 included): with a
@@ -33,10 +35,13 @@ import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { startFloor } from "./cold-floor.js";
 import {
   callgrindAvailable,
   firstAnswerInstructions,
+  floorInstructions,
   nodeBootInstructions,
+  valgrindSnapshot,
 } from "./cold-instructions.js";
 import { GoPluginHost } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
@@ -114,9 +119,22 @@ const contenders: Array<{ name: string; run: () => Promise<Sample> }> = [
     },
   },
 ];
-/** Instruction counts (--instructions): node -e 0, then each build's Node plugins. */
+const FLOOR =
+  "floor: bare Node TLS echo server (one CommonJS file, node:tls, AutoMTLS P-256, unix socket)";
+// Its client (this process) once first: its own first TLS connection's costs are not the floor's.
+await (await startFloor()).close();
+contenders.push({
+  name: FLOOR,
+  run: async () => {
+    const floor = await startFloor();
+    await floor.close();
+    return { wall: floor.wall, cpu: floor.cpu };
+  },
+});
+/** Instruction counts (--instructions): node -e 0, the floor, then each build's Node plugins. */
 const counts: Array<{ name: string; count: () => Promise<number> }> = [
   { name: NODE_BOOT, count: nodeBootInstructions },
+  { name: FLOOR, count: floorInstructions },
 ];
 const hosts: ColdHost[] = [];
 for (const [label, dist] of [
@@ -144,10 +162,10 @@ for (const [label, dist] of [
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
       run: () => host.cold(true, true, true),
     });
-    const blob = ["--snapshot-blob", join(bench, "plugin-snapshot", "plugin.blob")];
     counts.push({
       name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
-      count: () => firstAnswerInstructions(blob, true),
+      count: async () =>
+        firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
     });
   }
 }
@@ -206,8 +224,8 @@ if (instructions) {
   log("counting instructions under callgrind");
   const counted = new Map<string, number>();
   for (const c of counts) {
-    // One contender that does not start under valgrind (a startup snapshot
-    // whose V8 flags differ there) must not lose the others' counts.
+    // One contender that fails under valgrind (say its snapshot build) must
+    // not lose the others' counts.
     counted.set(
       c.name,
       await c.count().catch((error: Error) => {

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { buildSnapshot } from "../src/cli/snapshot-build.js";
 import { subprocess } from "../src/index.js";
 import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
@@ -185,6 +186,44 @@ test("a snapshot plugin reads the magic cookie when it starts: run by hand, it s
   );
   assert.equal(run.code, 1);
   assert.match(run.stderr, /This binary is a plugin \(the magic cookie KV_PLUGIN is not set\)/);
+});
+
+test("a blob built through a launcher (valgrind) starts under it, where a blob built natively is refused (bench:cold --instructions)", async (t) => {
+  const valgrind = await promisify(execFile)("valgrind", ["--version"]).then(
+    () => true,
+    () => false,
+  );
+  if (!valgrind)
+    return t.skip("valgrind is not installed (scripts/setup-test-deps.sh installs it)");
+  const underValgrind = join(dir, "valgrind.blob");
+  await buildSnapshot(plugin, underValgrind, 600_000, ["valgrind", "--tool=none"]);
+  await built;
+  const start = (file: string): Promise<{ code: number; stderr: string }> =>
+    promisify(execFile)(
+      "valgrind",
+      ["--tool=none", "-q", process.execPath, "--snapshot-blob", file],
+      {
+        env: { PATH: process.env.PATH ?? "" },
+        timeout: 300_000,
+      },
+    ).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
+  // Started: its serve() ran and found no magic cookie.
+  const ok = await start(underValgrind);
+  assert.equal(ok.code, 1, ok.stderr);
+  assert.match(ok.stderr, /This binary is a plugin/);
+  // V8 recorded the real CPU's features in the ordinary blob. They differ
+  // from valgrind's emulated CPU's only where the real CPU has some valgrind
+  // lacks (AVX-512 here): elsewhere the ordinary blob starts too.
+  const refused = await start(blob);
+  if (refused.code === 1 && /This binary is a plugin/.test(refused.stderr)) {
+    t.diagnostic("a natively built blob starts under valgrind on this CPU: nothing refused");
+    return;
+  }
+  assert.equal(refused.code, 14, refused.stderr);
+  assert.match(refused.stderr, /different version of V8 or with different V8 configurations/);
 });
 
 test("a blob made by another Node version fails to launch with Node's message naming both (fake: its header edited)", async () => {

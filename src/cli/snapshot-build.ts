@@ -88,12 +88,17 @@ export const DEFAULT_SNAPSHOT_TIMEOUT_MS = 120_000;
 /**
  * Bundles `entry` and builds `blob` from it with this process's node binary.
  * Node takes the snapshot when the entry's event loop is empty; a build
- * still running after `timeoutMs` is stopped and reported.
+ * still running after `timeoutMs` is stopped and reported. `launcher`
+ * (default none) runs that node through another program: the bench counts
+ * a snapshot's instructions under valgrind, whose emulated CPU has fewer
+ * features than the real one, and V8 refuses a blob built for other CPU
+ * features, so that blob is built under valgrind too.
  */
 export async function buildSnapshot(
   entry: string,
   blob: string,
   timeoutMs = DEFAULT_SNAPSHOT_TIMEOUT_MS,
+  launcher: readonly string[] = [],
 ): Promise<SnapshotResult> {
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
@@ -142,9 +147,10 @@ export async function buildSnapshot(
     // Built beside `out` and renamed onto it when done: a failed rebuild
     // leaves the blob that was there.
     partial = `${out}.${randomBytes(6).toString("hex")}.partial`;
+    const [command = process.execPath, ...prefix] = [...launcher, process.execPath];
     const { code, stderr, timedOut } = await run(
-      process.execPath,
-      ["--snapshot-blob", partial, "--build-snapshot", bundle],
+      command,
+      [...prefix, "--snapshot-blob", partial, "--build-snapshot", bundle],
       timeoutMs,
     );
     if (timedOut) {
