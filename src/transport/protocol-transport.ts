@@ -1,13 +1,10 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
-import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
-import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
-import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
-import { defaultCompressions } from "./compression.js";
 import { connectUnaryWire } from "./connect-unary-client.js";
 import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { grpcWebUnaryWire } from "./grpc-web-unary-client.js";
+import { H1Pool } from "./h1-pool.js";
+import { H1Target } from "./h1-target.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
 import {
@@ -33,45 +30,39 @@ interface ProtocolOptions {
 }
 
 /**
- * A client transport for `protocol` over `http` (an HTTP client for
- * connect-es, or an HTTP/2 session), with the defaults of connect-es' Node
- * transports: binary protobuf, gzip and Brotli accepted (never sent),
- * messages up to 4 GiB unless limited.
+ * A client transport for `protocol` over `http` (an HTTP/2 session, or
+ * HTTP/1.1 connections for Connect and gRPC-web: gRPC needs HTTP/2), with
+ * the defaults of connect-es' Node transports: binary protobuf, gzip and
+ * Brotli accepted (never sent), messages up to 4 GiB unless limited.
  *
- * Every protocol over an H2Session runs on the project's CallRunner with
- * an H2Target (every call on its lean paths, interceptors applied once, by
- * the runner, no envelope sized by the plugin's announcement); every
- * protocol over another HTTP client (HTTP/1.1, h1-client.ts) runs on
- * connect-es' own transport. `callHeaders` are set after the interceptors
- * on every one of these paths.
+ * Every call runs on the project's CallRunner, over HTTP/2 with an
+ * H2Target and over HTTP/1.1 with an H1Target, both on the same wires
+ * (every call on its lean path, interceptors applied once, by the runner,
+ * no envelope sized by the plugin's announcement). `callHeaders` are set
+ * after the interceptors.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
-  http: UniversalClientFn | H2Session,
+  http: H2Session | H1Pool,
   options: ProtocolOptions,
 ): Transport {
+  if (protocol === "grpc" && http instanceof H1Pool) {
+    throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
+  }
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
   const fixed = options.callHeaders ?? [];
-  if (http instanceof H2Session) {
-    const [plain, streams] = h2Wires(protocol, fixed);
-    const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
-    return new CallRunner(
-      new H2Target(http, options.baseUrl, wire, limits, streams),
-      options.interceptors,
-    );
-  }
-  // callHeaders go on last, after the caller's interceptors, on every path.
-  return connectEsTransport(
-    protocol,
-    http,
-    fixed.length === 0
-      ? options
-      : { ...options, interceptors: [...(options.interceptors ?? []), setHeaders(fixed)] },
+  const [plain, streams] = wires(protocol, fixed);
+  const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
+  return new CallRunner(
+    http instanceof H2Session
+      ? new H2Target(http, options.baseUrl, wire, limits, streams)
+      : new H1Target(http, options.baseUrl, wire, limits, streams),
+    options.interceptors,
   );
 }
 
-/** The unary and stream wires of `protocol` on the lean HTTP/2 path. */
-function h2Wires(
+/** The unary and stream wires of `protocol`. */
+function wires(
   protocol: RpcProtocol,
   fixed: readonly (readonly [string, string])[],
 ): [UnaryClientWire, StreamWire] {
@@ -83,15 +74,6 @@ function h2Wires(
     case "grpc-web":
       return [grpcWebUnaryWire, grpcWebStreamWire(fixed)];
   }
-}
-
-/** Sets `fixed` on a copy of every request's headers. */
-function setHeaders(fixed: readonly (readonly [string, string])[]): Interceptor {
-  return (next) => (req) => {
-    const header = new Headers(req.header);
-    for (const [k, v] of fixed) header.set(k, v);
-    return next({ ...req, header });
-  };
 }
 
 /**
@@ -120,24 +102,6 @@ function withCallHeaders(
   };
 }
 
-/** connect-es' transport for `protocol` over `httpClient` (see createProtocolTransport). */
-function connectEsTransport(
-  protocol: RpcProtocol,
-  httpClient: UniversalClientFn,
-  options: ProtocolOptions,
-): Transport {
-  const common = {
-    httpClient,
-    baseUrl: options.baseUrl,
-    useBinaryFormat: true,
-    interceptors: options.interceptors ?? [],
-    acceptCompression: defaultCompressions,
-    sendCompression: null,
-    ...validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined),
-  };
-  return withReachableTimeouts(connectEsProtocol(protocol, common));
-}
-
 /**
  * connect-es' transport with the timeouts it is given made reachable
  * (see reachableTimeout): its deadline timer would overflow on one beyond
@@ -150,18 +114,4 @@ export function withReachableTimeouts(transport: Transport): Transport {
     stream: (method, signal, timeoutMs, header, input, contextValues) =>
       transport.stream(method, signal, reachableTimeout(timeoutMs), header, input, contextValues),
   };
-}
-
-function connectEsProtocol(
-  protocol: RpcProtocol,
-  common: Parameters<typeof createConnect>[0],
-): Transport {
-  switch (protocol) {
-    case "connect":
-      return createConnect(common);
-    case "grpc":
-      return createGrpc(common);
-    case "grpc-web":
-      return createGrpcWeb(common);
-  }
 }

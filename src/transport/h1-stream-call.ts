@@ -1,0 +1,54 @@
+import type * as http from "node:http";
+import type { DescMessage } from "@bufbuild/protobuf";
+import type { ConnectError, StreamRequest, StreamResponse } from "@connectrpc/connect";
+import type { CallSignal } from "./call-support.js";
+import { cutBefore, type H1Call } from "./h1-pool.js";
+import { StreamCall } from "./stream-call.js";
+import type { StreamWire } from "./stream-wire.js";
+import type { UnaryLimits } from "./unary-client-wire.js";
+
+/**
+ * A stream call (StreamCall) on an HTTP/1.1 request (H1Target): the
+ * request's messages are its chunked body, the response's body is read
+ * (and paused while the queue is full, which stops reading the socket) once
+ * its head is in. Stopping it destroys the request, and with it the
+ * connection: HTTP/1.1 has no other way to cancel.
+ */
+export class H1StreamCall<O extends DescMessage> extends StreamCall<O> implements H1Call {
+  private response: http.IncomingMessage | undefined;
+
+  constructor(
+    private readonly request: http.ClientRequest,
+    req: StreamRequest<DescMessage, O>,
+    call: CallSignal,
+    wire: StreamWire,
+    limits: UnaryLimits,
+    resolve: (res: StreamResponse<DescMessage, O>) => void,
+    reject: (error: ConnectError) => void,
+  ) {
+    super(request, req, call, wire, limits, resolve, reject);
+  }
+
+  head(response: http.IncomingMessage): void {
+    this.response = response;
+    this.source = response;
+    this.respond(response.statusCode ?? 0, response.headers);
+  }
+
+  bodyEnd(): void {
+    this.end();
+  }
+
+  protected reset(): void {
+    this.request.destroy();
+  }
+
+  protected cut(responded: boolean): ConnectError {
+    return cutBefore(responded);
+  }
+
+  /** An end node did not read in full (the connection broke) is not the response's, unless the protocol's end came first. */
+  protected cutAtEnd(protocolEnded: boolean): boolean {
+    return this.response?.complete !== true && !protocolEnded;
+  }
+}

@@ -1,0 +1,109 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { DescMessage } from "@bufbuild/protobuf";
+import type {
+  ConnectError,
+  StreamRequest,
+  StreamResponse,
+  UnaryRequest,
+} from "@connectrpc/connect";
+import type { CallSignal } from "./call-support.js";
+import { cutBefore, type H1Call, type H1Pool } from "./h1-pool.js";
+import { H1StreamCall } from "./h1-stream-call.js";
+import { HttpTarget, pathOn } from "./http-target.js";
+import type { StreamCall } from "./stream-call.js";
+import type { StreamWire } from "./stream-wire.js";
+import { UnaryCall, type CallEnd } from "./unary-call.js";
+import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
+
+/**
+ * Where the CallRunner sends Connect and gRPC-web calls over HTTP/1.1 (an
+ * H1Pool's keep-alive connections), with the wires, checks, errors and
+ * readers of the HTTP/2 path (HttpTarget): a unary request in one write
+ * with its Content-Length, the answer gathered by the wire's reader; a
+ * stream's request chunked, its response split into envelopes as it
+ * arrives (StreamCall). No message is sized by the plugin's announcement.
+ * A failure destroys the request (its connection is not reused): the
+ * plugin sees the connection close, which cancels its handler.
+ */
+export class H1Target extends HttpTarget {
+  constructor(
+    private readonly pool: H1Pool,
+    baseUrl: string,
+    wire: UnaryClientWire,
+    limits: UnaryLimits,
+    streams: StreamWire,
+  ) {
+    super(baseUrl, wire, limits, streams);
+  }
+
+  protected pathOf(url: string): string {
+    return pathOn(this.pool.origin, url, "HTTP/1.1 client");
+  }
+
+  protected send<I extends DescMessage, O extends DescMessage>(
+    req: UnaryRequest<I, O>,
+    headers: http2.OutgoingHttpHeaders,
+    body: Uint8Array,
+    end: CallEnd<O>,
+  ): UnaryCall<I, O> {
+    const request = this.pool.request(headers);
+    const call = new H1UnaryCall(request, req, this.wire, this.limits, end);
+    this.pool.listen(request, call);
+    request.end(body);
+    return call;
+  }
+
+  protected open<O extends DescMessage>(
+    headers: http2.OutgoingHttpHeaders,
+    req: StreamRequest<DescMessage, O>,
+    call: CallSignal,
+    resolve: (res: StreamResponse<DescMessage, O>) => void,
+    reject: (error: ConnectError) => void,
+  ): StreamCall<O> {
+    const request = this.pool.request(headers);
+    const c = new H1StreamCall(request, req, call, this.streams, this.limits, resolve, reject);
+    this.pool.listen(request, c);
+    // The headers go at once, as on HTTP/2: the plugin starts the call
+    // before the first message is yielded.
+    request.flushHeaders();
+    return c;
+  }
+}
+
+/** One unary call on an HTTP/1.1 request. */
+class H1UnaryCall<I extends DescMessage, O extends DescMessage>
+  extends UnaryCall<I, O>
+  implements H1Call
+{
+  private responded = false;
+
+  constructor(
+    private readonly request: http.ClientRequest,
+    req: UnaryRequest<I, O>,
+    wire: UnaryClientWire,
+    limits: UnaryLimits,
+    end: CallEnd<O>,
+  ) {
+    super(req, wire, limits, end);
+  }
+
+  protected override stop(): void {
+    this.request.destroy();
+  }
+
+  head(response: http.IncomingMessage): void {
+    this.responded = true;
+    this.respond(response.statusCode ?? 0, response.headers);
+  }
+
+  bodyEnd(complete: boolean): void {
+    if (this.reader === undefined) return;
+    if (!complete || !this.ended()) this.fail(cutBefore(true));
+  }
+
+  closed(): void {
+    this.unsubscribe();
+    if (!this.finished) this.fail(cutBefore(this.responded));
+  }
+}
