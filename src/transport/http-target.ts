@@ -99,11 +99,10 @@ export abstract class HttpTarget implements CallTarget {
         reject(ConnectError.from(e));
         return;
       }
-      const headers = this.streams.requestHeaders(path, req.header, call.timeoutMs);
       let c: StreamCall<O>;
       try {
         c = this.open(
-          headers,
+          this.streams.requestHeaders(path, req.header, call.timeoutMs),
           req as unknown as StreamRequest<DescMessage, O>,
           call,
           resolve as (res: StreamResponse<DescMessage, O>) => void,
