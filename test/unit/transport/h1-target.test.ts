@@ -70,7 +70,7 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
         // A 1,000-byte message (BytesValue, field 1), bare or enveloped.
         const message = Buffer.concat([Buffer.from([10, 0xe5, 7]), Buffer.alloc(997)]);
         if (type === "application/proto") {
-          res.writeHead(200, { "content-type": type });
+          res.writeHead(200, { "content-type": type, "content-length": message.length });
           res.end(message);
           return;
         }
