@@ -74,7 +74,7 @@ export abstract class StreamCall<O extends DescMessage>
   private ended: EndOfStream | undefined;
   /** gRPC: the HTTP trailers (the status) arrived. */
   private trailed = false;
-  /** The response body's envelopes, split as its DATA chunks arrive. */
+  /** The response body's envelopes, split as its chunks arrive. */
   private readonly split: EnvelopeSplitter;
   /** Set at the first compressed envelope: the rest goes through it, in order. */
   private chain: Promise<void> | undefined;
@@ -113,7 +113,7 @@ export abstract class StreamCall<O extends DescMessage>
   abortWith(reason: unknown): void {
     this.fail(reason);
     // The call is over (its response was complete, and read): the request
-    // is no longer read, and the stream's side of it ends.
+    // is no longer read, and the request ends.
     this.endRequest();
     // The caller's cancel or the deadline fired the call's own signal: its
     // timer and its listener on the caller's signal go now, not when (if
@@ -143,10 +143,10 @@ export abstract class StreamCall<O extends DescMessage>
   /**
    * Writes the request's messages as the iterable yields them, each
    * serialized and enveloped as connect-es does (its errors, writeMaxBytes
-   * per message), waiting for "drain" when node:http2's buffer is full
-   * (the plugin reads slowly, its flow-control window is spent), then
-   * half-closes the stream. An iterable that throws, or a message that
-   * cannot be sent, fails the call with that error (the stream is reset).
+   * per message), waiting for "drain" when node's buffer is full (the
+   * plugin reads slowly: its HTTP/2 flow-control window is spent, or its
+   * socket is), then ends the request. An iterable that throws, or a
+   * message that cannot be sent, fails the call with that error (reset()).
    * Stops when the call ends first (stopRequests: the iterable is told to
    * stop, a value it yields later is dropped), so an iterable that never
    * ends cannot hold the call past its cancel or deadline.
@@ -180,7 +180,7 @@ export abstract class StreamCall<O extends DescMessage>
     if (open(out)) out.end();
   }
 
-  /** The call ended: the request is no longer read, and is ended if the stream is still open. */
+  /** The call ended: the request is no longer read, and is ended if still open. */
   private endRequest(): void {
     if (this.requests === undefined) return;
     this.stopRequests();
@@ -244,7 +244,7 @@ export abstract class StreamCall<O extends DescMessage>
     nodeHeadersToWeb(t).forEach((value, key) => trailer.append(key, value));
   }
 
-  /** A DATA chunk: its whole envelopes handled in place, a partial one kept. */
+  /** A chunk of the body: its whole envelopes handled in place, a partial one kept. */
   data(chunk: Uint8Array): void {
     if (this.finished || this.head === undefined) return;
     try {
@@ -276,7 +276,7 @@ export abstract class StreamCall<O extends DescMessage>
     this.last();
   }
 
-  /** The stream closed: a call whose body had not ended was cut; no request goes further. */
+  /** The exchange closed: a call whose body had not ended was cut; no request goes further. */
   closed(): void {
     if (!this.finished && !this.bodyEnded) this.fail(this.cut(this.head !== undefined));
     this.stopRequests();
@@ -427,7 +427,7 @@ export abstract class StreamCall<O extends DescMessage>
     });
   }
 
-  /** The caller stopped reading: the call is abandoned, the stream reset if still open. */
+  /** The caller stopped reading: the call is abandoned, the exchange reset if still open. */
   return(): Promise<IteratorResult<MessageShape<O>>> {
     if (!this.over) {
       this.over = true;
