@@ -16,7 +16,7 @@ export interface H1Call {
   /** The call fails (the request's error, a cut response, the pool's close). */
   fail(reason: unknown): void;
   /** The response's status and headers; its body follows (data, bodyEnd). */
-  head(response: http.IncomingMessage): void;
+  answered(response: http.IncomingMessage): void;
   data(chunk: Uint8Array): void;
   /** The response's body ended; `complete`: node read all of it. */
   bodyEnd(complete: boolean): void;
@@ -89,7 +89,7 @@ export class H1Pool {
     });
     request.on("response", (response: http.IncomingMessage) => {
       responded = true;
-      call.head(response);
+      call.answered(response);
       response.on("data", (chunk: Uint8Array) => call.data(chunk));
       response.on("end", () => call.bodyEnd(response.complete));
       response.on("error", (e) => call.fail(cutBefore(true, e)));

@@ -29,7 +29,7 @@ export class H1StreamCall<O extends DescMessage> extends StreamCall<O> implement
     super(request, req, call, wire, limits, resolve, reject);
   }
 
-  head(response: http.IncomingMessage): void {
+  answered(response: http.IncomingMessage): void {
     this.response = response;
     this.source = response;
     this.respond(response.statusCode ?? 0, response.headers);

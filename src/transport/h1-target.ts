@@ -92,7 +92,7 @@ class H1UnaryCall<I extends DescMessage, O extends DescMessage>
     this.request.destroy();
   }
 
-  head(response: http.IncomingMessage): void {
+  answered(response: http.IncomingMessage): void {
     this.responded = true;
     this.respond(response.statusCode ?? 0, response.headers);
   }
