@@ -33,18 +33,28 @@ export interface H1Call {
  * its reason, as an H2Session does.
  */
 export class H1Pool {
-  /** Scheme, host and port, as URL.origin gives them. */
+  /**
+   * The base URL up to its path: scheme, user info if any, host and port,
+   * as the URL's string (and so the method URLs made from it) spells them.
+   */
   readonly origin: string;
   private readonly agent: http.Agent;
   private readonly secure: boolean;
   private readonly host: string;
   private readonly port: number;
+  /** User and password of the URL, sent as Basic auth (as node:http does for a URL that has them). */
+  private readonly auth: string | undefined;
   private readonly live = new Set<H1Call>();
   private closedWith: Error | undefined;
 
   constructor(baseUrl: string, tls: H1Tls = {}) {
     const url = new URL(baseUrl);
-    this.origin = url.origin;
+    const href = url.href;
+    this.origin = href.slice(0, href.length - (url.pathname + url.search + url.hash).length);
+    this.auth =
+      url.username === "" && url.password === ""
+        ? undefined
+        : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
     this.secure = url.protocol === "https:";
     this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = url.port === "" ? (this.secure ? 443 : 80) : Number(url.port);
@@ -74,6 +84,7 @@ export class H1Pool {
       method: "POST",
       path: headers[":path"] as string,
       headers: withoutPseudo(headers),
+      ...(this.auth !== undefined && { auth: this.auth }),
     };
     return this.secure ? https.request(options) : http.request(options);
   }
