@@ -55,9 +55,12 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
   let urls: Awaited<ReturnType<typeof servers>>;
   /** The timeout header of each request, by protocol. */
   const timeouts: string[] = [];
+  /** The authorization header of each request. */
+  const auths: (string | undefined)[] = [];
   before(async () => {
     urls = await servers((req, res) => {
       const type = req.headers["content-type"] ?? "";
+      auths.push(req.headers.authorization);
       timeouts.push(String(req.headers["connect-timeout-ms"] ?? req.headers["grpc-timeout"]));
       const status = Number(req.headers["x-status"] ?? 200);
       req.resume();
@@ -163,6 +166,23 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
       }
     });
   }
+
+  test("a URL's user info goes as Basic auth over HTTP/1.1, as node:http sends it", async () => {
+    const url = new URL(urls.h1);
+    url.username = "us%20er";
+    url.password = "p:w";
+    const t = createUrlTransport(url, { httpVersion: "1.1" });
+    try {
+      auths.length = 0;
+      assert.equal(
+        await outcome(t.transport.unary(Bench.method.echo, undefined, undefined, undefined, input)),
+        "ok",
+      );
+      assert.deepEqual(auths, [`Basic ${Buffer.from("us er:p%3Aw").toString("base64")}`]);
+    } finally {
+      t.close();
+    }
+  });
 });
 
 describe("closing an HTTP/1.1 transport (fake plugin that never answers)", () => {
