@@ -77,10 +77,18 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
           res.end(message);
           return;
         }
-        const envelope = Buffer.alloc(5);
-        envelope.writeUInt32BE(message.length, 1);
+        const envelope = (flags: number, data: Buffer): Buffer => {
+          const head = Buffer.alloc(5);
+          head[0] = flags;
+          head.writeUInt32BE(data.length, 1);
+          return Buffer.concat([head, data]);
+        };
+        // gRPC-web's status in its trailer envelope; Connect streams are not answered in full.
+        const trailer = type.startsWith("application/grpc-web")
+          ? envelope(0x80, Buffer.from("grpc-status: 0\r\n"))
+          : Buffer.alloc(0);
         res.writeHead(200, { "content-type": type });
-        res.end(Buffer.concat([envelope, message]));
+        res.end(Buffer.concat([envelope(0, message), trailer]));
       });
     });
   });
