@@ -73,7 +73,16 @@ export class H2Target extends HttpTarget {
     resolve: (res: StreamResponse<DescMessage, O>) => void,
     reject: (error: ConnectError) => void,
   ): StreamCall<O> {
-    return openH2Stream(this.session, headers, req, call, this.streams, this.limits, resolve, reject);
+    return openH2Stream(
+      this.session,
+      headers,
+      req,
+      call,
+      this.streams,
+      this.limits,
+      resolve,
+      reject,
+    );
   }
 }
 
@@ -107,7 +116,9 @@ class H2UnaryCall<I extends DescMessage, O extends DescMessage> extends UnaryCal
 }
 
 /** The call of a stream; undefined once the stream closed (no event follows "close"). */
-function callOf(stream: http2.ClientHttp2Stream): H2UnaryCall<DescMessage, DescMessage> | undefined {
+function callOf(
+  stream: http2.ClientHttp2Stream,
+): H2UnaryCall<DescMessage, DescMessage> | undefined {
   return (stream as Listened)[CALL];
 }
 

@@ -103,7 +103,7 @@ export abstract class HttpTarget implements CallTarget {
       try {
         c = this.open(
           this.streams.requestHeaders(path, req.header, call.timeoutMs),
-          req as unknown as StreamRequest<DescMessage, O>,
+          req,
           call,
           resolve as (res: StreamResponse<DescMessage, O>) => void,
           reject,

@@ -111,7 +111,13 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
         for (const status of [400, 401, 403, 404, 408, 429, 500, 502, 503, 504]) {
           const call = (t: Transport): Promise<string> =>
             outcome(
-              t.unary(Bench.method.echo, undefined, undefined, { "x-status": String(status) }, input),
+              t.unary(
+                Bench.method.echo,
+                undefined,
+                undefined,
+                { "x-status": String(status) },
+                input,
+              ),
             );
           const [a, b] = [await call(one), await call(two)];
           assert.equal(a, b, `HTTP ${status}`);
@@ -216,7 +222,9 @@ describe("closing an HTTP/1.1 transport (fake plugin that never answers)", () =>
       let n = 0;
       arrived = () => void (++n === 2 && resolve());
     });
-    const unary = outcome(t.transport.unary(Bench.method.echo, undefined, undefined, undefined, input));
+    const unary = outcome(
+      t.transport.unary(Bench.method.echo, undefined, undefined, undefined, input),
+    );
     const stream = outcome(
       (async () => {
         const res = await t.transport.stream(
@@ -235,7 +243,9 @@ describe("closing an HTTP/1.1 transport (fake plugin that never answers)", () =>
     );
     await both;
     t.close(new ConnectError("plugin p was closed", Code.Unavailable));
-    const late = new Promise<string>((resolve) => setTimeout(() => resolve("still pending"), 2_000));
+    const late = new Promise<string>((resolve) =>
+      setTimeout(() => resolve("still pending"), 2_000),
+    );
     assert.equal(await Promise.race([unary, late]), "Unavailable: plugin p was closed");
     assert.equal(await Promise.race([stream, late]), "Unavailable: plugin p was closed");
     assert.equal(t.isBroken(), true);
