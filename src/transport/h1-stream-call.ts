@@ -1,11 +1,8 @@
 import type * as http from "node:http";
 import type { DescMessage } from "@bufbuild/protobuf";
-import type { ConnectError, StreamRequest, StreamResponse } from "@connectrpc/connect";
-import type { CallSignal } from "./call-support.js";
+import type { ConnectError } from "@connectrpc/connect";
 import { cutBefore, type H1Call } from "./h1-pool.js";
 import { StreamCall } from "./stream-call.js";
-import type { StreamWire } from "./stream-wire.js";
-import type { UnaryLimits } from "./unary-client-wire.js";
 
 /**
  * A stream call (StreamCall) on an HTTP/1.1 request (H1Target): the
@@ -14,20 +11,11 @@ import type { UnaryLimits } from "./unary-client-wire.js";
  * its head is in. Stopping it destroys the request, and with it the
  * connection: HTTP/1.1 has no other way to cancel.
  */
-export class H1StreamCall<O extends DescMessage> extends StreamCall<O> implements H1Call {
+export class H1StreamCall<O extends DescMessage>
+  extends StreamCall<O, http.ClientRequest>
+  implements H1Call
+{
   private response: http.IncomingMessage | undefined;
-
-  constructor(
-    private readonly request: http.ClientRequest,
-    req: StreamRequest<DescMessage, O>,
-    call: CallSignal,
-    wire: StreamWire,
-    limits: UnaryLimits,
-    resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
-  ) {
-    super(request, req, call, wire, limits, resolve, reject);
-  }
 
   answered(response: http.IncomingMessage): void {
     this.response = response;
@@ -40,7 +28,7 @@ export class H1StreamCall<O extends DescMessage> extends StreamCall<O> implement
   }
 
   protected reset(): void {
-    this.request.destroy();
+    this.out.destroy();
   }
 
   protected cut(responded: boolean): ConnectError {

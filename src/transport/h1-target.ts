@@ -1,18 +1,11 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { DescMessage } from "@bufbuild/protobuf";
-import type {
-  ConnectError,
-  StreamRequest,
-  StreamResponse,
-  UnaryRequest,
-} from "@connectrpc/connect";
-import type { CallSignal } from "./call-support.js";
+import type { UnaryRequest } from "@connectrpc/connect";
 import { cutBefore, type H1Call, type H1Pool } from "./h1-pool.js";
 import { H1StreamCall } from "./h1-stream-call.js";
 import { HttpTarget, pathOn } from "./http-target.js";
-import type { StreamCall } from "./stream-call.js";
-import type { StreamWire } from "./stream-wire.js";
+import type { StreamCall, StreamStart } from "./stream-call.js";
 import { UnaryCall, type CallEnd } from "./unary-call.js";
 import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
 
@@ -26,19 +19,9 @@ import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
  * A failure destroys the request (its connection is not reused): the
  * plugin sees the connection close, which cancels its handler.
  */
-export class H1Target extends HttpTarget {
-  constructor(
-    private readonly pool: H1Pool,
-    baseUrl: string,
-    wire: UnaryClientWire,
-    limits: UnaryLimits,
-    streams: StreamWire,
-  ) {
-    super(baseUrl, wire, limits, streams);
-  }
-
+export class H1Target extends HttpTarget<H1Pool> {
   protected pathOf(url: string): string {
-    return pathOn(this.pool.origin, url, "HTTP/1.1 client");
+    return pathOn(this.http.origin, url, "HTTP/1.1 client");
   }
 
   protected send<I extends DescMessage, O extends DescMessage>(
@@ -47,23 +30,20 @@ export class H1Target extends HttpTarget {
     body: Uint8Array,
     end: CallEnd<O>,
   ): UnaryCall<I, O> {
-    const request = this.pool.request(headers);
+    const request = this.http.request(headers);
     const call = new H1UnaryCall(request, req, this.wire, this.limits, end);
-    this.pool.listen(request, call);
+    this.http.listen(request, call);
     request.end(body);
     return call;
   }
 
   protected open<O extends DescMessage>(
     headers: http2.OutgoingHttpHeaders,
-    req: StreamRequest<DescMessage, O>,
-    call: CallSignal,
-    resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
+    start: StreamStart<O>,
   ): StreamCall<O> {
-    const request = this.pool.request(headers);
-    const c = new H1StreamCall(request, req, call, this.streams, this.limits, resolve, reject);
-    this.pool.listen(request, c);
+    const request = this.http.request(headers);
+    const c = new H1StreamCall<O>(request, start);
+    this.http.listen(request, c);
     // The headers go at once, as on HTTP/2: the plugin starts the call
     // before the first message is yielded.
     request.flushHeaders();

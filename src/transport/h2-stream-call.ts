@@ -1,32 +1,16 @@
 import * as http2 from "node:http2";
 import { addAbortSignal } from "node:stream";
 import type { DescMessage } from "@bufbuild/protobuf";
-import type { ConnectError, StreamRequest, StreamResponse } from "@connectrpc/connect";
-import type { CallSignal } from "./call-support.js";
+import type { ConnectError } from "@connectrpc/connect";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { closedBefore, errorFromRstCode } from "./node-errors.js";
-import { StreamCall } from "./stream-call.js";
-import type { StreamWire } from "./stream-wire.js";
-import type { UnaryLimits } from "./unary-client-wire.js";
+import { StreamCall, type StreamStart } from "./stream-call.js";
 
 /**
  * A stream call (StreamCall) on an HTTP/2 stream of the host's lean path:
  * the stream carries the request and the response.
  */
-class H2StreamCall<O extends DescMessage> extends StreamCall<O> {
-  constructor(
-    private readonly stream: http2.ClientHttp2Stream,
-    req: StreamRequest<DescMessage, O>,
-    call: CallSignal,
-    wire: StreamWire,
-    limits: UnaryLimits,
-    resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
-  ) {
-    super(stream, req, call, wire, limits, resolve, reject);
-    this.source = stream;
-  }
-
+class H2StreamCall<O extends DescMessage> extends StreamCall<O, http2.ClientHttp2Stream> {
   /**
    * Resets the stream with CANCEL unless it is closed: the client has lost
    * interest. With the request still open, node's close(CANCEL) would send
@@ -35,14 +19,14 @@ class H2StreamCall<O extends DescMessage> extends StreamCall<O> {
    * addAbortSignal does) sends RST_STREAM CANCEL alone.
    */
   protected reset(): void {
-    const stream = this.stream;
+    const stream = this.out;
     if (stream.closed || stream.destroyed) return;
     if (stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL);
     else addAbortSignal(AbortSignal.abort(), stream);
   }
 
   protected cut(responded: boolean): ConnectError {
-    return closedBefore(this.stream, responded);
+    return closedBefore(this.out, responded);
   }
 
   /**
@@ -54,33 +38,27 @@ class H2StreamCall<O extends DescMessage> extends StreamCall<O> {
    * protocol's own end is the response's.
    */
   protected cutAtEnd(protocolEnded: boolean): boolean {
-    const stream = this.stream;
+    const stream = this.out;
     return (stream.aborted && !protocolEnded) || errorFromRstCode(stream.rstCode) !== undefined;
   }
 }
 
 /**
- * Opens a stream on `session` with `headers` for `req` (see StreamCall):
+ * Opens a stream on `session` with `headers` for a call (see StreamCall):
  * the headers go at once; the caller sends the request's messages
- * (StreamCall.send). The call settles `resolve` with the response or
- * `reject` with its failure. Throws when no stream can be opened.
+ * (StreamCall.send). Throws when no stream can be opened.
  */
 export function openH2Stream<O extends DescMessage>(
   session: H2Session,
   headers: http2.OutgoingHttpHeaders,
-  req: StreamRequest<DescMessage, O>,
-  call: CallSignal,
-  wire: StreamWire,
-  limits: UnaryLimits,
-  resolve: (res: StreamResponse<DescMessage, O>) => void,
-  reject: (error: ConnectError) => void,
+  start: StreamStart<O>,
 ): StreamCall<O> {
   const stream = session.request(headers, onClose);
-  const c = new H2StreamCall<O>(stream, req, call, wire, limits, resolve, reject);
+  const c = new H2StreamCall<O>(stream, start);
   (stream as Listened)[STREAM_SLOT] = c as unknown as H2StreamCall<DescMessage>;
   stream.on("error", failSlotOnError);
   stream.on("response", onResponse);
-  if (wire.trailers) stream.on("trailers", onTrailers);
+  if (start.wire.trailers) stream.on("trailers", onTrailers);
   stream.on("data", onData);
   stream.on("end", onEnd);
   return c;

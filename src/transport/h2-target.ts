@@ -1,18 +1,11 @@
 import * as http2 from "node:http2";
 import type { DescMessage } from "@bufbuild/protobuf";
-import type {
-  ConnectError,
-  StreamRequest,
-  StreamResponse,
-  UnaryRequest,
-} from "@connectrpc/connect";
-import type { CallSignal } from "./call-support.js";
+import type { UnaryRequest } from "@connectrpc/connect";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
 import { openH2Stream } from "./h2-stream-call.js";
 import { HttpTarget } from "./http-target.js";
 import { closedBefore as cut, errorFromRstCode } from "./node-errors.js";
-import type { StreamCall } from "./stream-call.js";
-import type { StreamWire } from "./stream-wire.js";
+import type { StreamCall, StreamStart } from "./stream-call.js";
 import { UnaryCall, type CallEnd } from "./unary-call.js";
 import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
 
@@ -31,19 +24,9 @@ import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
  * call settled there), so that no stream runs connect-es' envelope reader,
  * which allocates the size a plugin announces before its bytes arrive.
  */
-export class H2Target extends HttpTarget {
-  constructor(
-    private readonly session: H2Session,
-    baseUrl: string,
-    wire: UnaryClientWire,
-    limits: UnaryLimits,
-    streams: StreamWire,
-  ) {
-    super(baseUrl, wire, limits, streams);
-  }
-
+export class H2Target extends HttpTarget<H2Session> {
   protected pathOf(url: string): string {
-    return this.session.pathOf(url);
+    return this.http.pathOf(url);
   }
 
   /** Sends the call on a new stream. */
@@ -54,7 +37,7 @@ export class H2Target extends HttpTarget {
     end: CallEnd<O>,
   ): UnaryCall<I, O> {
     // One "close" listener per stream for the session's count and ours.
-    const stream = this.session.request(headers, onClose);
+    const stream = this.http.request(headers, onClose);
     const unary = new H2UnaryCall(stream, req, this.wire, this.limits, end);
     (stream as Listened)[CALL] = unary;
     stream.on("error", failSlotOnError);
@@ -68,21 +51,9 @@ export class H2Target extends HttpTarget {
 
   protected open<O extends DescMessage>(
     headers: http2.OutgoingHttpHeaders,
-    req: StreamRequest<DescMessage, O>,
-    call: CallSignal,
-    resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
+    start: StreamStart<O>,
   ): StreamCall<O> {
-    return openH2Stream(
-      this.session,
-      headers,
-      req,
-      call,
-      this.streams,
-      this.limits,
-      resolve,
-      reject,
-    );
+    return openH2Stream(this.http, headers, start);
   }
 }
 

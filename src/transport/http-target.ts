@@ -18,7 +18,7 @@ import type { CallSignal } from "./call-support.js";
 import { abortedBefore, abortOf, listenAbort } from "./lazy-abort.js";
 import { errorFromNode } from "./node-errors.js";
 import type { CallTarget, UnaryEnd } from "./run-call.js";
-import type { StreamCall } from "./stream-call.js";
+import type { StreamCall, StreamStart } from "./stream-call.js";
 import type { StreamWire } from "./stream-wire.js";
 import { PromiseEnd, type CallEnd, type UnaryCall } from "./unary-call.js";
 import { requestBody, type UnaryClientWire, type UnaryLimits } from "./unary-client-wire.js";
@@ -32,13 +32,15 @@ import { requestBody, type UnaryClientWire, type UnaryLimits } from "./unary-cli
  * headers built) and after (the call listens to its abort state). Each
  * version sends the request (send()) and opens streams (stream()).
  */
-export abstract class HttpTarget implements CallTarget {
+export abstract class HttpTarget<C> implements CallTarget {
   /** Streams settle in their queue (StreamCall). */
   readonly settlesStreams = true;
   /** unary() reads the request's header and hands on neither it nor its context values. */
   readonly privateRequests = true;
 
   constructor(
+    /** The connections: an H2Session, an H1Pool. */
+    protected readonly http: C,
     protected readonly baseUrl: string,
     protected readonly wire: UnaryClientWire,
     protected readonly limits: UnaryLimits,
@@ -101,13 +103,14 @@ export abstract class HttpTarget implements CallTarget {
       }
       let c: StreamCall<O>;
       try {
-        c = this.open(
-          this.streams.requestHeaders(path, req.header, call.timeoutMs),
+        c = this.open(this.streams.requestHeaders(path, req.header, call.timeoutMs), {
           req,
           call,
-          resolve as (res: StreamResponse<DescMessage, O>) => void,
+          wire: this.streams,
+          limits: this.limits,
+          resolve: resolve as (res: StreamResponse<DescMessage, O>) => void,
           reject,
-        );
+        });
       } catch (e) {
         reject(errorFromNode(e));
         return;
@@ -141,10 +144,7 @@ export abstract class HttpTarget implements CallTarget {
    */
   protected abstract open<O extends DescMessage>(
     headers: http2.OutgoingHttpHeaders,
-    req: StreamRequest<DescMessage, O>,
-    call: CallSignal,
-    resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
+    start: StreamStart<O>,
   ): StreamCall<O>;
 
   /** Sends the call; its outcome goes to `end`, once. */

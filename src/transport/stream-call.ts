@@ -1,5 +1,5 @@
 import type * as http2 from "node:http2";
-import type { Readable, Writable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol";
@@ -25,6 +25,20 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
 interface Reader<T> {
   resolve: (r: IteratorResult<T>) => void;
   reject: (e: unknown) => void;
+}
+
+/**
+ * What a stream call starts from (HttpTarget.stream): the request, its
+ * abort state, the ends of the call's promise, the protocol's wire and the
+ * size limits.
+ */
+export interface StreamStart<O extends DescMessage> {
+  readonly req: StreamRequest<DescMessage, O>;
+  readonly call: CallSignal;
+  readonly wire: StreamWire;
+  readonly limits: UnaryLimits;
+  readonly resolve: (res: StreamResponse<DescMessage, O>) => void;
+  readonly reject: (error: ConnectError) => void;
 }
 
 /**
@@ -57,7 +71,7 @@ interface Reader<T> {
  * (respond, trailers, data, end, closed) and says how an exchange is
  * stopped and how a cut one is told (reset, cut, cutAtEnd).
  */
-export abstract class StreamCall<O extends DescMessage>
+export abstract class StreamCall<O extends DescMessage, S extends Writable = Writable>
   extends CallOutcome
   implements
     AbortListener,
@@ -95,18 +109,26 @@ export abstract class StreamCall<O extends DescMessage>
   /** The response's body, once it flows: paused while the queue is full. */
   protected source: Readable | undefined;
 
+  private readonly req: StreamRequest<DescMessage, O>;
+  private readonly call: CallSignal;
+  private readonly wire: StreamWire;
+  private readonly limits: UnaryLimits;
+  private readonly resolve: (res: StreamResponse<DescMessage, O>) => void;
+
   constructor(
-    /** Where the request's messages are written. */
-    private readonly out: Writable,
-    private readonly req: StreamRequest<DescMessage, O>,
-    private readonly call: CallSignal,
-    private readonly wire: StreamWire,
-    private readonly limits: UnaryLimits,
-    private readonly resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
+    /** Where the request's messages are written (an HTTP/2 stream, an HTTP/1.1 request). */
+    protected readonly out: S,
+    start: StreamStart<O>,
   ) {
-    super(reject);
-    this.split = new EnvelopeSplitter(this, limits.readMaxBytes);
+    super(start.reject);
+    this.req = start.req;
+    this.call = start.call;
+    this.wire = start.wire;
+    this.limits = start.limits;
+    this.resolve = start.resolve;
+    this.split = new EnvelopeSplitter(this, start.limits.readMaxBytes);
+    // An HTTP/2 stream is its response's body too; HTTP/1.1's comes later.
+    if (out instanceof Readable) this.source = out;
   }
 
   /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
