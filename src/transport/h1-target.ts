@@ -7,7 +7,6 @@ import { H1StreamCall } from "./h1-stream-call.js";
 import { HttpTarget, pathOn } from "./http-target.js";
 import type { StreamCall, StreamStart } from "./stream-call.js";
 import { UnaryCall, type CallEnd } from "./unary-call.js";
-import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
 
 /**
  * Where the CallRunner sends Connect and gRPC-web calls over HTTP/1.1 (an
@@ -53,23 +52,13 @@ export class H1Target extends HttpTarget<H1Pool> {
 
 /** One unary call on an HTTP/1.1 request. */
 class H1UnaryCall<I extends DescMessage, O extends DescMessage>
-  extends UnaryCall<I, O>
+  extends UnaryCall<I, O, http.ClientRequest>
   implements H1Call
 {
   private responded = false;
 
-  constructor(
-    private readonly request: http.ClientRequest,
-    req: UnaryRequest<I, O>,
-    wire: UnaryClientWire,
-    limits: UnaryLimits,
-    end: CallEnd<O>,
-  ) {
-    super(req, wire, limits, end);
-  }
-
   protected override stop(): void {
-    this.request.destroy();
+    this.exchange.destroy();
   }
 
   answered(response: http.IncomingMessage): void {

@@ -7,7 +7,6 @@ import { HttpTarget } from "./http-target.js";
 import { closedBefore as cut, errorFromRstCode } from "./node-errors.js";
 import type { StreamCall, StreamStart } from "./stream-call.js";
 import { UnaryCall, type CallEnd } from "./unary-call.js";
-import type { UnaryClientWire, UnaryLimits } from "./unary-client-wire.js";
 
 /**
  * Where the CallRunner sends Connect and gRPC calls over one H2Session.
@@ -69,19 +68,13 @@ type Listened = http2.ClientHttp2Stream & { [CALL]?: H2UnaryCall<DescMessage, De
  * CANCEL: the client has lost interest (gRPC's mapping of a cancelled or
  * expired call).
  */
-class H2UnaryCall<I extends DescMessage, O extends DescMessage> extends UnaryCall<I, O> {
-  constructor(
-    readonly stream: http2.ClientHttp2Stream,
-    req: UnaryRequest<I, O>,
-    wire: UnaryClientWire,
-    limits: UnaryLimits,
-    end: CallEnd<O>,
-  ) {
-    super(req, wire, limits, end);
-  }
-
+class H2UnaryCall<I extends DescMessage, O extends DescMessage> extends UnaryCall<
+  I,
+  O,
+  http2.ClientHttp2Stream
+> {
   protected override stop(): void {
-    const stream = this.stream;
+    const stream = this.exchange;
     if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 }

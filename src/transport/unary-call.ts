@@ -44,7 +44,7 @@ export class PromiseEnd<I extends DescMessage, O extends DescMessage> implements
  * HTTP version's subclass says how a failure stops the request (stop()):
  * the client has lost interest.
  */
-export abstract class UnaryCall<I extends DescMessage, O extends DescMessage>
+export abstract class UnaryCall<I extends DescMessage, O extends DescMessage, X = unknown>
   extends CallOutcome
   implements AbortListener
 {
@@ -53,6 +53,8 @@ export abstract class UnaryCall<I extends DescMessage, O extends DescMessage>
   unsubscribe: () => void = noop;
 
   constructor(
+    /** The request's exchange: an HTTP/2 stream, an HTTP/1.1 request. */
+    protected readonly exchange: X,
     readonly req: UnaryRequest<I, O>,
     readonly wire: UnaryClientWire,
     readonly limits: UnaryLimits,

@@ -51,6 +51,15 @@ async function outcome(call: Promise<unknown>): Promise<string> {
 
 const input = { value: new Uint8Array([1, 2, 3]) };
 
+/** Reads a server stream of the bench service (its one request: 1) to its end or error. */
+async function readStream(t: Transport): Promise<void> {
+  const one = async function* (): AsyncGenerator<{ value: bigint }> {
+    yield await Promise.resolve({ value: 1n });
+  };
+  const res = await t.stream(Bench.method.stream, undefined, undefined, undefined, one());
+  for await (const _ of res.message);
+}
+
 describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
   let urls: Awaited<ReturnType<typeof servers>>;
   /** The timeout header of each request, by protocol. */
@@ -133,23 +142,7 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
       try {
         const unary = (t: Transport, value: Uint8Array): Promise<string> =>
           outcome(t.unary(Bench.method.echo, undefined, undefined, undefined, { value }));
-        const stream = (t: Transport): Promise<string> =>
-          outcome(
-            (async () => {
-              const res = await t.stream(
-                Bench.method.stream,
-                undefined,
-                undefined,
-                undefined,
-                (async function* () {
-                  yield { value: 1n };
-                })(),
-              );
-              for await (const _ of res.message) {
-                // none comes: the message is over readMaxBytes
-              }
-            })(),
-          );
+        const stream = (t: Transport): Promise<string> => outcome(readStream(t));
         const big = new Uint8Array(60);
         assert.match(await unary(one, big), /^ResourceExhausted: message size 62 is larger than/);
         assert.equal(await unary(one, big), await unary(two, big));
@@ -225,22 +218,7 @@ describe("closing an HTTP/1.1 transport (fake plugin that never answers)", () =>
     const unary = outcome(
       t.transport.unary(Bench.method.echo, undefined, undefined, undefined, input),
     );
-    const stream = outcome(
-      (async () => {
-        const res = await t.transport.stream(
-          Bench.method.stream,
-          undefined,
-          undefined,
-          undefined,
-          (async function* () {
-            yield { value: 1n };
-          })(),
-        );
-        for await (const _ of res.message) {
-          // none comes
-        }
-      })(),
-    );
+    const stream = outcome(readStream(t.transport));
     await both;
     t.close(new ConnectError("plugin p was closed", Code.Unavailable));
     const late = new Promise<string>((resolve) =>
