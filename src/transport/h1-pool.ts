@@ -103,7 +103,7 @@ export class H1Pool {
       call.answered(response);
       response.on("data", (chunk: Uint8Array) => call.data(chunk));
       response.on("end", () => call.bodyEnd(response.complete));
-      response.on("error", (e) => call.fail(cutBefore(true, e)));
+      response.on("error", (e) => call.fail(e));
     });
     request.on("close", () => {
       this.live.delete(call);
@@ -126,17 +126,17 @@ export class H1Pool {
 }
 
 /**
- * Why a request closed before its response ended (a reset, a broken
- * connection, a plugin gone): Unavailable once the response had begun,
- * Internal before, as for an HTTP/2 stream (node-errors.ts' closedBefore).
- * `cause`: node's error, if there was one.
+ * Why a request closed before its response ended: node's error for a
+ * response the connection cut (`cause`: "aborted", ECONNRESET, which the
+ * host's CallGuard reports as a lost connection, as for HTTP/2), else
+ * Unavailable once the response had begun, Internal before, as for an
+ * HTTP/2 stream closed without a code (node-errors.ts' closedBefore).
  */
 export function cutBefore(responded: boolean, cause?: unknown): ConnectError {
-  const error = responded
+  if (cause !== undefined && cause !== null) return errorFromNode(cause);
+  return responded
     ? new ConnectError("http/1.1 connection closed before the response ended", Code.Unavailable)
     : new ConnectError("http/1.1 connection closed before the response", Code.Internal);
-  if (cause !== undefined) error.cause = cause;
-  return error;
 }
 
 /**

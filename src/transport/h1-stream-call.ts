@@ -32,7 +32,7 @@ export class H1StreamCall<O extends DescMessage>
   }
 
   protected cut(responded: boolean): ConnectError {
-    return cutBefore(responded);
+    return cutBefore(responded, this.response?.errored);
   }
 
   /** An end node did not read in full (the connection broke) is not the response's, unless the protocol's end came first. */

@@ -55,14 +55,14 @@ class H1UnaryCall<I extends DescMessage, O extends DescMessage>
   extends UnaryCall<I, O, http.ClientRequest>
   implements H1Call
 {
-  private responded = false;
+  private response: http.IncomingMessage | undefined;
 
   protected override stop(): void {
     this.exchange.destroy();
   }
 
   answered(response: http.IncomingMessage): void {
-    this.responded = true;
+    this.response = response;
     this.respond(response.statusCode ?? 0, response.headers);
   }
 
@@ -73,6 +73,7 @@ class H1UnaryCall<I extends DescMessage, O extends DescMessage>
 
   closed(): void {
     this.unsubscribe();
-    if (!this.finished) this.fail(cutBefore(this.responded));
+    const response = this.response;
+    if (!this.finished) this.fail(cutBefore(response !== undefined, response?.errored));
   }
 }
