@@ -192,14 +192,20 @@ export abstract class HttpTarget<C> implements CallTarget {
 /**
  * The path of `url` on `origin` (scheme, host and port, no slash at the
  * end); throws a ConnectError when `url` is elsewhere. `what` names the
- * connection in the error.
+ * connection in the error, which shows no user info (a URL's password is
+ * sent as Basic auth over HTTP/1.1, never shown).
  */
 export function pathOn(origin: string, url: string, what: string): string {
   if (!url.startsWith(origin) || url.charCodeAt(origin.length) !== 47 /* "/" */) {
     throw new ConnectError(
-      `cannot make a request to ${url}: the ${what} is connected to ${origin}`,
+      `cannot make a request to ${withoutUserInfo(url)}: the ${what} is connected to ${withoutUserInfo(origin)}`,
       Code.Internal,
     );
   }
   return url.slice(origin.length);
+}
+
+/** `url` without its user info (user and password), for messages. */
+function withoutUserInfo(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
 }

@@ -190,6 +190,29 @@ describe("HTTP/1.1 and HTTP/2 alike (fake plugins)", () => {
       t.close();
     }
   });
+
+  test("the URL's password is in no error message (an interceptor sends the call elsewhere)", async () => {
+    for (const httpVersion of ["1.1", "2"] as const) {
+      const url = new URL(httpVersion === "1.1" ? urls.h1 : urls.h2);
+      url.username = "user";
+      url.password = "s3cret";
+      const t = createUrlTransport(url, {
+        httpVersion,
+        interceptors: [
+          (next) => (req) => next({ ...req, url: req.url.replace("127.0.0.1", "localhost") }),
+        ],
+      });
+      try {
+        const got = await outcome(
+          t.transport.unary(Bench.method.echo, undefined, undefined, undefined, input),
+        );
+        assert.match(got, /^Internal: cannot make a request to /);
+        assert.doesNotMatch(got, /s3cret/, httpVersion);
+      } finally {
+        t.close();
+      }
+    }
+  });
 });
 
 describe("closing an HTTP/1.1 transport (fake plugin that never answers)", () => {
