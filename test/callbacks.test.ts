@@ -225,6 +225,21 @@ describe("callbacks: what a plugin sees when it cannot call back", () => {
         /hostServices need HTTP\/2 to the plugin/.test(e.message),
     );
   });
+
+  test("that refusal does not show the URL's password", () => {
+    assert.throws(
+      () =>
+        jobsClient(remote("http://user:s3cret@127.0.0.1:1", { httpVersion: "1.1" }), [
+          progressService("x").service,
+        ]),
+      (e: unknown) =>
+        e instanceof PluginError &&
+        /hostServices need HTTP\/2 to the plugin at http:\/\/user:\*\*\*@127\.0\.0\.1:1/.test(
+          e.message,
+        ) &&
+        !e.message.includes("s3cret"),
+    );
+  });
 });
 
 describe("callbacks: a plugin whose tunnel code does not load", () => {
