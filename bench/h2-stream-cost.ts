@@ -40,7 +40,9 @@
  * host (DIR/dist/src/index.js, e.g. a worktree of main), marked "(DIR's
  * host)", against this build's plugin, shuffled into the same rounds: an
  * A/B of the host side. `--protocols grpc,connect,grpc-web` (default
- * `grpc,connect`) picks the protocols of our host's cases.
+ * `grpc,connect`) picks the protocols of our host's cases. `--http 1.1`
+ * runs our host's cases over HTTP/1.1 (`remote(url, { protocol,
+ * httpVersion: "1.1" })`; Connect and gRPC-web, server and client streams).
  */
 import { tapSocket } from "./tap-socket.js";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -89,6 +91,8 @@ const hostDir = option("host", "");
 type Kind = "server" | "bidi" | "client";
 const kinds = option("streams", "server").split(",") as Kind[];
 const hostProtocols = option("protocols", "grpc,connect").split(",") as HostProtocol[];
+/** `--http 1.1`: our host's cases over HTTP/1.1 (default HTTP/2). */
+const httpVersion = option("http", "2") as "1.1" | "2";
 const here = dirname(fileURLToPath(import.meta.url));
 const preload = pathToFileURL(join(here, "profile-preload.js")).href;
 
@@ -341,7 +345,7 @@ async function hostCase(
   host: Host = thisHost,
 ): Promise<Case> {
   const client = await openPlugin(
-    host.remote(`http://127.0.0.1:${server.port}`, { protocol }),
+    host.remote(`http://127.0.0.1:${server.port}`, { protocol, httpVersion }),
     host.PluginClient,
   );
   const bench = client.dispense("bench");
@@ -379,7 +383,8 @@ async function hostCases(plugin: Server, pluginTag = ""): Promise<Case[]> {
     for (const kind of kinds) {
       const what = kind === "server" ? "" : `, ${kind} stream`;
       for (const protocol of hostProtocols) {
-        const name = `our host${tag} -> plugin${pluginTag}, ${PROTOCOL_NAMES[protocol]}${what}`;
+        const over = httpVersion === "2" ? "" : ` over HTTP/${httpVersion}`;
+        const name = `our host${tag} -> plugin${pluginTag}, ${PROTOCOL_NAMES[protocol]}${over}${what}`;
         cases.push(await hostCase(name, plugin, protocol, kind, host));
       }
     }

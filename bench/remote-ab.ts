@@ -17,6 +17,9 @@
  * by each build's host client (its PluginClient and remote(), loaded from
  * DIR/dist) in this one process, rounds interleaved as above: what a
  * change of the host's code does to the latency and calls/s.
+ *
+ * `--http 1.1`: every client over HTTP/1.1 (`remote(url, { protocol,
+ * httpVersion: "1.1" })`, keep-alive connections; Connect and gRPC-web).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
@@ -37,6 +40,8 @@ const calls = Number(option("calls", "1500"));
 const hosts = args.includes("--hosts");
 /** `--protocols connect,grpc,grpc-web` (default `connect,grpc`): the protocols called. */
 const protocols = option("protocols", "connect,grpc").split(",") as HostProtocol[];
+/** `--http 1.1`: the clients' HTTP version (default 2). */
+const httpVersion = option("http", "2") as "1.1" | "2";
 const builds = [
   { label: "this build", dir: resolve(fileURLToPath(new URL("../..", import.meta.url))) },
   ...args
@@ -63,11 +68,11 @@ async function start(label: string, dir: string, protocol: HostProtocol): Promis
     stdio: ["ignore", "ignore", "pipe"],
   });
   const url = await firstMatch(child, "stderr", /"url":"([^"]+)"/, `${label}'s bench plugin`);
-  const client = await openPlugin(remote(url, { protocol }));
+  const client = await openPlugin(remote(url, { protocol, httpVersion }));
   const bench = client.dispense("bench");
   const value = new Uint8Array(16);
   return {
-    name: `${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/2`,
+    name: `${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/${httpVersion}`,
     child,
     echo: () => bench.echo({ value }),
     close: async () => {
@@ -124,11 +129,11 @@ async function startHost(
   const contenders = (await import(pathToFileURL(join(dir, "dist/bench/contenders.js")).href)) as {
     openPlugin: typeof openPlugin;
   };
-  const client = await contenders.openPlugin(lib.remote(plugin.url, { protocol }));
+  const client = await contenders.openPlugin(lib.remote(plugin.url, { protocol, httpVersion }));
   const bench = client.dispense("bench");
   const value = new Uint8Array(16);
   return {
-    name: `host of ${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/2`,
+    name: `host of ${label}, ${PROTOCOL_NAMES[protocol]} over HTTP/${httpVersion}`,
     child: plugin.child,
     echo: () => bench.echo({ value }),
     close: () => client.close(),

@@ -213,16 +213,19 @@ describe("callbacks: what a plugin sees when it cannot call back", () => {
     }
   });
 
-  test("hostServices with a remote plugin over HTTP/1.1 is refused when the client is made", () => {
+  test("hostServices with a remote plugin over HTTP/1.1 is refused when the client is made (the URL's password not shown)", () => {
     assert.throws(
       () =>
-        jobsClient(remote("http://127.0.0.1:1", { httpVersion: "1.1" }), [
+        jobsClient(remote("http://user:s3cret@127.0.0.1:1", { httpVersion: "1.1" }), [
           progressService("x").service,
         ]),
       (e: unknown) =>
         e instanceof PluginError &&
         e.kind === "invalid-config" &&
-        /hostServices need HTTP\/2 to the plugin/.test(e.message),
+        /hostServices need HTTP\/2 to the plugin at http:\/\/user:\*\*\*@127\.0\.0\.1:1/.test(
+          e.message,
+        ) &&
+        !e.message.includes("s3cret"),
     );
   });
 });

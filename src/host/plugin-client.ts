@@ -496,7 +496,7 @@ function checkCallbackSource(source: PluginSource): void {
   if (source.kind === "remote" && source.httpVersion === "1.1") {
     throw new PluginError(
       "invalid-config",
-      `hostServices need HTTP/2 to the plugin at ${source.url.toString()}: the callback tunnel ` +
+      `hostServices need HTTP/2 to the plugin at ${describeSource(source)}: the callback tunnel ` +
         `is a bidirectional stream, which HTTP/1.1 cannot carry (remove httpVersion "1.1")`,
     );
   }

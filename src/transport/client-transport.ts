@@ -6,7 +6,7 @@ import type {
   Transport,
 } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
-import { createH1Client, type H1Tls } from "./h1-client.js";
+import { H1Pool, type H1Tls } from "./h1-pool.js";
 import { H2Session, type H2SessionOptions } from "./h2-session.js";
 import {
   createProtocolTransport,
@@ -104,16 +104,14 @@ export function createUrlTransport(
   const baseUrl = url.toString().replace(/\/$/, "");
   const tls = options.tls ?? {};
   if (options.httpVersion === "1.1") {
-    if (options.protocol === "grpc") {
-      throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
-    }
+    const pool = new H1Pool(baseUrl, tls);
     return {
-      transport: createProtocolTransport(options.protocol ?? "connect", createH1Client(tls), {
+      transport: createProtocolTransport(options.protocol ?? "connect", pool, {
         baseUrl,
         ...options,
       }),
-      close: () => {},
-      isBroken: () => false,
+      close: (reason) => pool.close(reason),
+      isBroken: () => pool.isBroken(),
     };
   }
   return createH2Transport(baseUrl, { tls }, options);

@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { pathOn } from "./http-target.js";
 import { errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
 
 /** Options of an HTTP/2 client session. */
@@ -59,14 +60,7 @@ export class H2Session {
    * not on this session's authority (an interceptor may rewrite the URL).
    */
   pathOf(url: string): string {
-    const origin = this.authority;
-    if (!url.startsWith(origin) || url.charCodeAt(origin.length) !== 47 /* "/" */) {
-      throw new ConnectError(
-        `cannot make a request to ${url}: the http2 session is connected to ${origin}`,
-        Code.Internal,
-      );
-    }
-    return url.slice(origin.length);
+    return pathOn(this.authority, url, "http2 session");
   }
 
   /**

@@ -1,192 +1,16 @@
 import * as http2 from "node:http2";
 import { addAbortSignal } from "node:stream";
-import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
-import { compressedFlag, envelopeDecompress } from "@connectrpc/connect/protocol";
-import { noop, type CallSignal } from "./call-support.js";
-import { CallOutcome } from "./call-outcome.js";
+import type { DescMessage } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
 import { failSlotOnError, releaseSlot, STREAM_SLOT, type H2Session } from "./h2-session.js";
-import { abortedBefore, abortOf, listenAbort, type AbortListener } from "./lazy-abort.js";
-import { closedBefore as cut, errorFromNode, errorFromRstCode } from "./node-errors.js";
-import { nodeHeadersToWeb } from "./node-headers.js";
-import { drained } from "./send-body.js";
-import {
-  type EndEnvelope,
-  type EndOfStream,
-  type ResponseHead,
-  type StreamWire,
-} from "./stream-wire.js";
-import { EnvelopeSplitter, HIGH_WATER, type EnvelopeSink } from "./envelope-split.js";
-import { tooLarge } from "./unary-body.js";
-import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
-
-/** A next() waiting for a message, the end or the error. */
-interface Reader<T> {
-  resolve: (r: IteratorResult<T>) => void;
-  reject: (e: unknown) => void;
-}
+import { closedBefore, errorFromRstCode } from "./node-errors.js";
+import { StreamCall, type StreamStart } from "./stream-call.js";
 
 /**
- * A stream call (server, client or bidi) on the host's lean HTTP/2 path:
- * the request's messages written as the caller's iterable yields them
- * (send), the response's envelopes split as DATA chunks arrive (each
- * payload copied once into its own buffer, as connect-es' envelope reader
- * does, so that bytes fields never pin node's chunks), each message
- * decoded at once (decodeMessage: the flat decoder, or fromBinary) and
- * queued; the caller's iterator reads the queue, one resolved promise per
- * message found queued, where connect-es' client ran each message through
- * five async generators (docs/http2-streams.md, sessions 17 and 19).
- *
- * The checks, errors and metadata are connect-es' (StreamWire): the
- * promise settles with the response headers, or the first failure before
- * them; after them, failures reach the reader once the messages queued
- * before them are read (as connect-es' pipeline yields them). A compressed
- * envelope is decompressed with connect-es' envelopeDecompress; from the
- * first one on, envelopes and the end go through one promise chain, in
- * order. The call is settled here (CallTarget.settlesStreams): its end
- * read, done; its error read, failed (the caller's cancel or deadline
- * winning); `return()`, abandoned. Any failure, and `return()` before the
- * end, reset the stream with CANCEL. Reads and writes are independent, as
- * on connect-es' path: the promise settles with the response headers
- * whether or not the request has ended, and a bidi caller may read before
- * it finished writing.
+ * A stream call (StreamCall) on an HTTP/2 stream of the host's lean path:
+ * the stream carries the request and the response.
  */
-export class StreamCall<O extends DescMessage>
-  extends CallOutcome
-  implements
-    AbortListener,
-    EnvelopeSink,
-    AsyncIterable<MessageShape<O>>,
-    AsyncIterator<MessageShape<O>>
-{
-  unsubscribe: () => void = noop;
-  /** The request's iterator while send() reads it; undefined once it ended or was told to stop. */
-  private requests: AsyncIterator<unknown> | undefined;
-  private head: ResponseHead | undefined;
-  private header: Headers | undefined;
-  private readonly trailer = new Headers();
-  private ended: EndOfStream | undefined;
-  /** gRPC: the HTTP trailers (the status) arrived. */
-  private trailed = false;
-  /** The response body's envelopes, split as its DATA chunks arrive. */
-  private readonly split: EnvelopeSplitter;
-  /** Set at the first compressed envelope: the rest goes through it, in order. */
-  private chain: Promise<void> | undefined;
-  private items: unknown[] = [];
-  private sizes: number[] = [];
-  private first = 0;
-  private queuedBytes = 0;
-  private paused = false;
-  /** The body's end came intact; the checks wait for decompression (`chain`). */
-  private bodyEnded = false;
-  /** All messages are queued (read to the end, checks passed). */
-  private complete = false;
-  private error: ConnectError | undefined;
-  /** The reader saw the end, the error, or left. */
-  private over = false;
-  private readers: Reader<MessageShape<O>>[] = [];
-
-  constructor(
-    readonly stream: http2.ClientHttp2Stream,
-    private readonly req: StreamRequest<DescMessage, O>,
-    private readonly call: CallSignal,
-    private readonly wire: StreamWire,
-    private readonly limits: UnaryLimits,
-    private readonly resolve: (res: StreamResponse<DescMessage, O>) => void,
-    reject: (error: ConnectError) => void,
-  ) {
-    super(reject);
-    this.split = new EnvelopeSplitter(this, limits.readMaxBytes);
-  }
-
-  /** The call's abort state fired (AbortListener): the caller's cancel, the deadline, or the end. */
-  abortWith(reason: unknown): void {
-    this.fail(reason);
-    // The call is over (its response was complete, and read): the request
-    // is no longer read, and the stream's side of it ends.
-    this.endRequest();
-    // The caller's cancel or the deadline fired the call's own signal: its
-    // timer and its listener on the caller's signal go now, not when (if
-    // ever) the reader reads the error, which keeps its reason.
-    if (this.call.aborted) this.call.done();
-  }
-
-  /**
-   * Fails the call: before the response, its promise; after, the reader,
-   * once it has read the messages queued before.
-   */
-  override fail(reason: unknown): void {
-    if (this.finished) return;
-    const error = errorFromNode(reason);
-    if (this.settle()) this.rejected(error);
-    else this.failQueue(error);
-    this.stop();
-  }
-
-  protected override stop(): void {
-    this.finished = true;
-    this.unsubscribe();
-    this.stopRequests();
-    this.reset();
-  }
-
-  /**
-   * Writes the request's messages as the iterable yields them, each
-   * serialized and enveloped as connect-es does (its errors, writeMaxBytes
-   * per message), waiting for "drain" when node:http2's buffer is full
-   * (the plugin reads slowly, its flow-control window is spent), then
-   * half-closes the stream. An iterable that throws, or a message that
-   * cannot be sent, fails the call with that error (the stream is reset).
-   * Stops when the call ends first (stopRequests: the iterable is told to
-   * stop, a value it yields later is dropped), so an iterable that never
-   * ends cannot hold the call past its cancel or deadline.
-   */
-  async send(it: AsyncIterator<MessageShape<DescMessage>>, writeMaxBytes: number): Promise<void> {
-    this.requests = it;
-    const stream = this.stream;
-    const input = this.req.method.input;
-    try {
-      for (;;) {
-        const next = await it.next();
-        if (this.requests !== it) return;
-        if (next.done === true) break;
-        const body = requestBody(input, next.value, writeMaxBytes, true);
-        if (!open(stream) || (!stream.write(body) && !(await drained(stream)))) {
-          // Closed before the request was sent: the response side tells why.
-          this.stopRequests();
-          return;
-        }
-        if (this.requests !== it) return;
-      }
-    } catch (e) {
-      // The iterable threw (it is over), or a message could not be
-      // serialized (then it is told to stop, as a `for await` would).
-      this.stopRequests();
-      if (this.finished) this.reset();
-      else this.fail(e);
-      return;
-    }
-    this.requests = undefined;
-    if (open(stream)) stream.end();
-  }
-
-  /** The call ended: the request is no longer read, and is ended if the stream is still open. */
-  private endRequest(): void {
-    if (this.requests === undefined) return;
-    this.stopRequests();
-    if (open(this.stream)) this.stream.end();
-  }
-
-  /** Tells the request's iterator to stop (not waiting for it), once. */
-  private stopRequests(): void {
-    const it = this.requests;
-    if (it === undefined) return;
-    this.requests = undefined;
-    stopIterator(it);
-  }
-
+class H2StreamCall<O extends DescMessage> extends StreamCall<O, http2.ClientHttp2Stream> {
   /**
    * Resets the stream with CANCEL unless it is closed: the client has lost
    * interest. With the request still open, node's close(CANCEL) would send
@@ -194,335 +18,69 @@ export class StreamCall<O extends DescMessage>
    * for a whole one; a destroy with node's AbortError (what
    * addAbortSignal does) sends RST_STREAM CANCEL alone.
    */
-  private reset(): void {
-    const stream = this.stream;
+  protected reset(): void {
+    const stream = this.out;
     if (stream.closed || stream.destroyed) return;
     if (stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL);
     else addAbortSignal(AbortSignal.abort(), stream);
   }
 
-  /** The response's status and headers are in. */
-  respond(h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void {
-    if (this.settled) return;
-    const header = nodeHeadersToWeb(h);
-    try {
-      this.head = this.wire.response(h[":status"] ?? 0, header);
-    } catch (e) {
-      this.fail(e);
-      return;
-    }
-    this.header = header;
-    this.settle();
-    const req = this.req;
-    this.resolve({
-      stream: true,
-      service: req.service,
-      method: req.method,
-      header,
-      trailer: this.trailer,
-      message: this,
-    });
+  protected cut(responded: boolean): ConnectError {
+    return closedBefore(this.out, responded);
   }
 
-  trailers(t: http2.IncomingHttpHeaders): void {
-    this.trailed = true;
-    const trailer = this.trailer;
-    nodeHeadersToWeb(t).forEach((value, key) => trailer.append(key, value));
-  }
-
-  /** A DATA chunk: its whole envelopes handled in place, a partial one kept. */
-  data(chunk: Uint8Array): void {
-    if (this.finished || this.head === undefined) return;
-    try {
-      this.split.push(chunk);
-      if (this.queuedBytes >= HIGH_WATER && !this.paused && !this.finished) {
-        this.paused = true;
-        this.stream.pause();
-      }
-    } catch (e) {
-      this.fail(e);
-    }
-  }
-
-  /** The body ended: the protocol's last checks, then the reader sees the end. */
-  end(): void {
-    if (this.finished) return;
-    const stream = this.stream;
-    // node:http2 also ends a stream's readable side when the stream is
-    // reset or its session breaks: that end is not the response's. But a
-    // server may answer in full, then reset with NO_ERROR a stream whose
-    // request is still open (RFC 9113 §8.1; Go's servers do when a handler
-    // returns first), which node marks `aborted` too: an end that follows
-    // the protocol's own end (gRPC's trailers, Connect's end-of-stream
-    // envelope, gRPC-web's trailer envelope) is the response's.
-    if (
-      this.head === undefined ||
-      (stream.aborted && !(this.wire.trailers ? this.trailed : this.ended !== undefined)) ||
-      errorFromRstCode(stream.rstCode) !== undefined
-    ) {
-      this.fail(cut(stream, this.head !== undefined));
-      return;
-    }
-    if (this.chain !== undefined) {
-      this.bodyEnded = true;
-      this.chain = this.chain.then(() => this.last());
-      return;
-    }
-    this.last();
-  }
-
-  /** The stream closed: a call whose body had not ended was cut; no request goes further. */
-  closed(): void {
-    if (!this.finished && !this.bodyEnded) this.fail(cut(this.stream, this.head !== undefined));
-    this.stopRequests();
-  }
-
-  private last(): void {
-    if (this.finished) return;
-    try {
-      if (this.split.partial) {
-        throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-      }
-      this.wire.finish(this.head as ResponseHead, this.ended, this.header as Headers, this.trailer);
-    } catch (e) {
-      this.fail(e);
-      return;
-    }
-    this.finished = true;
-    this.unsubscribe();
-    this.complete = true;
-    this.wake();
-  }
-
-  /** One whole envelope (EnvelopeSink): decompressed (in order, through `chain`) if need be, then taken. */
-  envelope(flags: number, data: Uint8Array): void {
-    if (this.chain === undefined && (flags & compressedFlag) !== compressedFlag) {
-      this.take(flags, data);
-      return;
-    }
-    const head = this.head as ResponseHead;
-    const max = this.limits.readMaxBytes;
-    this.chain = (this.chain ?? Promise.resolve())
-      .then(() =>
-        this.finished ? undefined : envelopeDecompress({ flags, data }, head.compression, max),
-      )
-      .then((env) => {
-        if (env !== undefined && !this.finished) this.take(env.flags, env.data);
-      })
-      .catch((e: unknown) => this.fail(e));
-  }
-
-  /** A decompressed envelope: the end of a Connect or gRPC-web stream, or a message to queue. */
-  private take(flags: number, data: Uint8Array): void {
-    const wire = this.wire;
-    if (wire.statusEndsBody && (this.head as ResponseHead).foundStatus) {
-      throw new ConnectError("protocol error: extra data for trailers-only", Code.InvalidArgument);
-    }
-    const end = wire.end;
-    if (end !== undefined && (flags & end.flag) === end.flag) {
-      if (this.ended !== undefined) {
-        throw new ConnectError(`protocol error: received extra ${end.name}`, Code.InvalidArgument);
-      }
-      this.ended = end.read(data, this.header as Headers, this.trailer);
-      return;
-    }
-    if (this.ended !== undefined) {
-      throw new ConnectError(
-        `protocol error: received extra message after ${(end as EndEnvelope).name}`,
-        Code.InvalidArgument,
-      );
-    }
-    if (data.length > this.limits.readMaxBytes)
-      throw tooLarge(this.limits.readMaxBytes, data.length);
-    const message = parseMessage(this.req.method.output, data);
-    const readers = this.readers;
-    if (readers.length > 0 && this.first === this.items.length) {
-      (readers.shift() as Reader<MessageShape<O>>).resolve({ done: false, value: message });
-      return;
-    }
-    this.items.push(message);
-    this.sizes.push(data.length + 5);
-    this.queuedBytes += data.length + 5;
-  }
-
-  private failQueue(error: ConnectError): void {
-    if (this.error !== undefined || this.complete) return;
-    this.error = error;
-    this.wake();
-  }
-
-  /** Hands queued messages, then the end or the error, to waiting readers. */
-  private wake(): void {
-    const readers = this.readers;
-    while (readers.length > 0) {
-      const reader = readers[0] as Reader<MessageShape<O>>;
-      if (this.first < this.items.length) {
-        readers.shift();
-        reader.resolve(this.next1());
-      } else if (this.error !== undefined || this.complete) {
-        readers.shift();
-        this.settleRead(reader);
-      } else return;
-    }
-  }
-
-  /** The end or the error, read: the call settles. */
-  private settleRead(reader: Reader<MessageShape<O>>): void {
-    if (this.over) {
-      reader.resolve(DONE);
-      return;
-    }
-    this.over = true;
-    if (this.error !== undefined) {
-      reader.reject(this.call.failedLater(this.error));
-      return;
-    }
-    this.call.done();
-    reader.resolve(DONE);
-  }
-
-  private next1(): IteratorResult<MessageShape<O>> {
-    const i = this.first;
-    const value = this.items[i] as MessageShape<O>;
-    this.items[i] = undefined;
-    this.queuedBytes -= this.sizes[i] as number;
-    this.first = i + 1;
-    if (this.first === this.items.length) {
-      this.items = [];
-      this.sizes = [];
-      this.first = 0;
-    } else if (this.first > 1024 && this.first * 2 > this.items.length) {
-      // A reader a little slower than the plugin never empties the queue:
-      // without this, the arrays grew by a slot per message for the whole
-      // stream (a million slots in 4 s). Copies fewer items than were read.
-      this.items = this.items.slice(this.first);
-      this.sizes = this.sizes.slice(this.first);
-      this.first = 0;
-    }
-    if (this.paused && this.queuedBytes < HIGH_WATER / 2) {
-      this.paused = false;
-      this.stream.resume();
-    }
-    return { done: false, value };
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<MessageShape<O>> {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<MessageShape<O>>> {
-    if (this.readers.length === 0) {
-      if (this.first < this.items.length) return Promise.resolve(this.next1());
-      if (this.over) return Promise.resolve(DONE);
-    }
-    const done = this.error !== undefined || this.complete;
-    return new Promise((resolve, reject) => {
-      this.readers.push({ resolve, reject });
-      if (done) this.wake();
-    });
-  }
-
-  /** The caller stopped reading: the call is abandoned, the stream reset if still open. */
-  return(): Promise<IteratorResult<MessageShape<O>>> {
-    if (!this.over) {
-      this.over = true;
-      this.items = [];
-      this.sizes = [];
-      this.first = 0;
-      this.queuedBytes = 0;
-      if (!this.complete && this.error === undefined) {
-        this.call.abandon();
-        this.stop();
-      } else this.call.done();
-      // next() calls still waiting are answered done, as a finished
-      // generator's, also when no abort reached this call (an interceptor
-      // that gave the request a signal of its own).
-      for (const reader of this.readers.splice(0)) reader.resolve(DONE);
-    }
-    return Promise.resolve(DONE);
+  /**
+   * node:http2 also ends a stream's readable side when the stream is reset
+   * or its session breaks: that end is not the response's. But a server
+   * may answer in full, then reset with NO_ERROR a stream whose request is
+   * still open (RFC 9113 §8.1; Go's servers do when a handler returns
+   * first), which node marks `aborted` too: an end that follows the
+   * protocol's own end is the response's.
+   */
+  protected cutAtEnd(protocolEnded: boolean): boolean {
+    const stream = this.out;
+    return (stream.aborted && !protocolEnded) || errorFromRstCode(stream.rstCode) !== undefined;
   }
 }
 
 /**
- * Opens a stream on `session` for `req` (see StreamCall): the headers go at
- * once, the request's messages as they come (StreamCall.send). Settles with
- * the response or its failure. A call whose abort state (the request's,
- * else the runner's: an interceptor's own signal must not hide the
- * caller's cancel or the deadline) has already fired sends nothing.
+ * Opens a stream on `session` with `headers` for a call (see StreamCall):
+ * the headers go at once; the caller sends the request's messages
+ * (StreamCall.send). Throws when no stream can be opened.
  */
-export function openStream<O extends DescMessage>(
+export function openH2Stream<O extends DescMessage>(
   session: H2Session,
-  req: StreamRequest<DescMessage, O>,
-  call: CallSignal,
-  wire: StreamWire,
-  limits: UnaryLimits,
-): Promise<StreamResponse<DescMessage, O>> {
-  return new Promise((resolve, reject) => {
-    const abort = abortOf(req);
-    const gone = abortedBefore(abort, call);
-    if (gone !== undefined) {
-      reject(errorFromNode(gone.reason));
-      return;
-    }
-    let path: string;
-    let requests: AsyncIterator<MessageShape<DescMessage>>;
-    try {
-      path = session.pathOf(req.url);
-      requests = req.message[Symbol.asyncIterator]();
-    } catch (e) {
-      reject(ConnectError.from(e));
-      return;
-    }
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request(wire.requestHeaders(path, req.header, call.timeoutMs), onClose);
-    } catch (e) {
-      reject(errorFromNode(e));
-      return;
-    }
-    const c = new StreamCall<O>(stream, req, call, wire, limits, resolve, reject);
-    listenAbort(abort, call, c);
-    (stream as Listened)[STREAM_SLOT] = c as unknown as StreamCall<DescMessage>;
-    stream.on("error", failSlotOnError);
-    stream.on("response", onResponse);
-    if (wire.trailers) stream.on("trailers", onTrailers);
-    stream.on("data", onData);
-    stream.on("end", onEnd);
-    void c.send(requests, limits.writeMaxBytes);
-  });
-}
-
-/** Tells an iterator to stop, not waiting for it; its own failure to stop is not the call's. */
-function stopIterator(it: AsyncIterator<unknown>): void {
-  try {
-    void Promise.resolve(it.return?.()).catch(noop);
-  } catch {
-    // return() threw at once: the call fails with its own error anyway.
-  }
-}
-
-/** True while the request side of `stream` can still be written. */
-function open(stream: http2.ClientHttp2Stream): boolean {
-  return !stream.destroyed && !stream.writableEnded;
+  headers: http2.OutgoingHttpHeaders,
+  start: StreamStart<O>,
+): StreamCall<O> {
+  const stream = session.request(headers, onClose);
+  const c = new H2StreamCall<O>(stream, start);
+  (stream as Listened)[STREAM_SLOT] = c as unknown as H2StreamCall<DescMessage>;
+  stream.on("error", failSlotOnError);
+  stream.on("response", onResponse);
+  if (start.wire.trailers) stream.on("trailers", onTrailers);
+  stream.on("data", onData);
+  stream.on("end", onEnd);
+  return c;
 }
 
 type Listened = http2.ClientHttp2Stream & {
-  [STREAM_SLOT]?: StreamCall<DescMessage>;
+  [STREAM_SLOT]?: H2StreamCall<DescMessage>;
 };
 
-function callOf(stream: http2.ClientHttp2Stream): StreamCall<DescMessage> | undefined {
+function callOf(stream: http2.ClientHttp2Stream): H2StreamCall<DescMessage> | undefined {
   return (stream as Listened)[STREAM_SLOT];
 }
 
 function onClose(this: http2.ClientHttp2Stream): void {
-  releaseSlot<StreamCall<DescMessage>>(this)?.closed();
+  releaseSlot<H2StreamCall<DescMessage>>(this)?.closed();
 }
 
 function onResponse(
   this: http2.ClientHttp2Stream,
   h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader,
 ): void {
-  callOf(this)?.respond(h);
+  callOf(this)?.respond(h[":status"] ?? 0, h);
 }
 
 function onTrailers(this: http2.ClientHttp2Stream, t: http2.IncomingHttpHeaders): void {

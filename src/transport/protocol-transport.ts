@@ -8,6 +8,8 @@ import { defaultCompressions } from "./compression.js";
 import { connectUnaryWire } from "./connect-unary-client.js";
 import { grpcUnaryWire } from "./grpc-unary-client.js";
 import { grpcWebUnaryWire } from "./grpc-web-unary-client.js";
+import { H1Pool } from "./h1-pool.js";
+import { H1Target } from "./h1-target.js";
 import { H2Session } from "./h2-session.js";
 import { H2Target } from "./h2-target.js";
 import {
@@ -33,45 +35,43 @@ interface ProtocolOptions {
 }
 
 /**
- * A client transport for `protocol` over `http` (an HTTP client for
- * connect-es, or an HTTP/2 session), with the defaults of connect-es' Node
+ * A client transport for `protocol` over `http` (an HTTP/2 session,
+ * HTTP/1.1 connections for Connect and gRPC-web: gRPC needs HTTP/2, or an
+ * HTTP client for connect-es), with the defaults of connect-es' Node
  * transports: binary protobuf, gzip and Brotli accepted (never sent),
  * messages up to 4 GiB unless limited.
  *
- * Every protocol over an H2Session runs on the project's CallRunner with
- * an H2Target (every call on its lean paths, interceptors applied once, by
- * the runner, no envelope sized by the plugin's announcement); every
- * protocol over another HTTP client (HTTP/1.1, h1-client.ts) runs on
- * connect-es' own transport. `callHeaders` are set after the interceptors
- * on every one of these paths.
+ * Every call over an H2Session or an H1Pool runs on the project's
+ * CallRunner, with an H2Target or an H1Target, both on the same wires
+ * (every call on its lean path, interceptors applied once, by the runner,
+ * no envelope sized by the plugin's announcement). Over a connect-es HTTP
+ * client (a UniversalClientFn: no transport of ours, the differential
+ * tests' reference over h2-client.ts) it is connect-es' own transport.
+ * `callHeaders` are set after the interceptors on every one of these paths.
  */
 export function createProtocolTransport(
   protocol: RpcProtocol,
-  http: UniversalClientFn | H2Session,
+  http: H2Session | H1Pool | UniversalClientFn,
   options: ProtocolOptions,
 ): Transport {
+  if (typeof http === "function") return referenceTransport(protocol, http, options);
+  if (protocol === "grpc" && http instanceof H1Pool) {
+    throw new TypeError('the gRPC protocol needs HTTP/2; use httpVersion "2"');
+  }
   const limits = validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined);
   const fixed = options.callHeaders ?? [];
-  if (http instanceof H2Session) {
-    const [plain, streams] = h2Wires(protocol, fixed);
-    const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
-    return new CallRunner(
-      new H2Target(http, options.baseUrl, wire, limits, streams),
-      options.interceptors,
-    );
-  }
-  // callHeaders go on last, after the caller's interceptors, on every path.
-  return connectEsTransport(
-    protocol,
-    http,
-    fixed.length === 0
-      ? options
-      : { ...options, interceptors: [...(options.interceptors ?? []), setHeaders(fixed)] },
+  const [plain, streams] = wires(protocol, fixed);
+  const wire = fixed.length === 0 ? plain : withCallHeaders(plain, fixed);
+  return new CallRunner(
+    http instanceof H2Session
+      ? new H2Target(http, options.baseUrl, wire, limits, streams)
+      : new H1Target(http, options.baseUrl, wire, limits, streams),
+    options.interceptors,
   );
 }
 
-/** The unary and stream wires of `protocol` on the lean HTTP/2 path. */
-function h2Wires(
+/** The unary and stream wires of `protocol`. */
+function wires(
   protocol: RpcProtocol,
   fixed: readonly (readonly [string, string])[],
 ): [UnaryClientWire, StreamWire] {
@@ -120,8 +120,12 @@ function withCallHeaders(
   };
 }
 
-/** connect-es' transport for `protocol` over `httpClient` (see createProtocolTransport). */
-function connectEsTransport(
+/**
+ * connect-es' transport for `protocol` over `httpClient` (see
+ * createProtocolTransport), `callHeaders` set last, after the caller's
+ * interceptors.
+ */
+function referenceTransport(
   protocol: RpcProtocol,
   httpClient: UniversalClientFn,
   options: ProtocolOptions,
@@ -130,7 +134,12 @@ function connectEsTransport(
     httpClient,
     baseUrl: options.baseUrl,
     useBinaryFormat: true,
-    interceptors: options.interceptors ?? [],
+    interceptors: [
+      ...(options.interceptors ?? []),
+      ...(options.callHeaders !== undefined && options.callHeaders.length > 0
+        ? [setHeaders(options.callHeaders)]
+        : []),
+    ],
     acceptCompression: defaultCompressions,
     sendCompression: null,
     ...validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, undefined),

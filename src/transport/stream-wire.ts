@@ -24,7 +24,8 @@ import { webHeadersToNode } from "./node-headers.js";
 /**
  * How one protocol (Connect, gRPC, gRPC-web) carries a stream (server,
  * client or bidi: connect-es' headers and checks differ only for unary
- * calls) on an HTTP/2 stream for the host's lean path (h2-stream-call.ts), with
+ * calls) on an HTTP/2 stream or an HTTP/1.1 request for the host's lean
+ * paths (StreamCall: h2-stream-call.ts, h1-stream-call.ts), with
  * connect-es' own header builders, validators and end-of-stream parser, in
  * the order its transports apply them, so that headers, codes, messages
  * and metadata come out as connect-es' streaming transports make them. The

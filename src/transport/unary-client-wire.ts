@@ -20,10 +20,12 @@ export interface UnaryResult<O extends DescMessage> {
 }
 
 /**
- * How one protocol (Connect, gRPC) puts a client's unary call on an HTTP/2 stream
- * and reads its answer, with connect-es' own header builders, validators
- * and error parsers, so that headers, codes, messages and metadata come out
- * as connect-es' transports make them.
+ * How one protocol (Connect, gRPC, gRPC-web) puts a client's unary call on
+ * an HTTP/2 stream or an HTTP/1.1 request (HttpTarget; its headers are
+ * HTTP/2's, pseudo-headers dropped over HTTP/1.1) and reads its answer,
+ * with connect-es' own header builders, validators and error parsers, so
+ * that headers, codes, messages and metadata come out as connect-es'
+ * transports make them.
  */
 export interface UnaryClientWire {
   /**

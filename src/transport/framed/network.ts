@@ -17,7 +17,7 @@ import {
   type ClientTransport,
   type TransportOptions,
 } from "../client-transport.js";
-import type { H1Tls } from "../h1-client.js";
+import type { H1Tls } from "../h1-pool.js";
 import { abortOf } from "../lazy-abort.js";
 import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";

@@ -1,10 +1,10 @@
 /**
  * TransportOptions.callHeaders (a subprocess's launch token) on every path
- * createProtocolTransport builds: Connect and gRPC over an H2Session (the
- * lean unary wire and connect-es' streaming transport), gRPC-web over an
- * H2Session and every protocol over HTTP/1.1 (connect-es' transport). Each
- * call (unary, and a server stream) carries exactly the header given, over the caller's own, and the
- * interceptors never see it. Real servers, raw: what reaches the wire.
+ * createProtocolTransport builds: Connect, gRPC and gRPC-web over an
+ * H2Session (H2Target), Connect and gRPC-web over HTTP/1.1 (H1Target).
+ * Each call (unary, and a server stream) carries exactly the header given,
+ * over the caller's own, and the interceptors never see it. Real servers,
+ * raw: what reaches the wire.
  */
 import assert from "node:assert/strict";
 import * as http from "node:http";
@@ -14,7 +14,7 @@ import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema, Int64ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createH1Client } from "../../../src/transport/h1-client.js";
+import { H1Pool } from "../../../src/transport/h1-pool.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import {
   createProtocolTransport,
@@ -110,7 +110,7 @@ async function calls(transport: Transport): Promise<void> {
   ] as const) {
     await transport.unary(Bench.method.echo, undefined, timeoutMs, header, input);
   }
-  // A server stream (connect-es' transport on every path), with the caller's own header.
+  // A server stream, with the caller's own header.
   async function* one() {
     yield create(Int64ValueSchema, { value: 0n });
   }
@@ -134,14 +134,14 @@ const paths: { name: string; protocol: RpcProtocol; h1?: true }[] = [
 
 for (const { name, protocol, h1: overH1 } of paths) {
   test(`callHeaders, ${name}: every call carries exactly the token, interceptors never see it`, async () => {
-    const session = overH1 === true ? undefined : new H2Session(h2Url);
+    const session = overH1 === true ? new H1Pool(h1Url) : new H2Session(h2Url);
     const viewed: (string | null)[] = [];
     const spy: Interceptor = (next) => (req) => {
       viewed.push(req.header.get("authorization"));
       return next(req);
     };
     try {
-      const transport = createProtocolTransport(protocol, session ?? createH1Client(), {
+      const transport = createProtocolTransport(protocol, session, {
         baseUrl: overH1 === true ? h1Url : h2Url,
         interceptors: [spy],
         callHeaders: [["authorization", TOKEN]],
@@ -152,7 +152,7 @@ for (const { name, protocol, h1: overH1 } of paths) {
       const mine = "Bearer not-the-token";
       assert.deepEqual(viewed, [null, null, mine, mine, mine]);
     } finally {
-      session?.close();
+      session.close();
     }
   });
 }

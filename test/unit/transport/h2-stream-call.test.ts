@@ -25,7 +25,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createH2Client } from "../../../src/transport/h2-client.js";
-import { StreamCall } from "../../../src/transport/h2-stream-call.js";
+import { StreamCall } from "../../../src/transport/stream-call.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
