@@ -4,10 +4,12 @@ import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc
 
 /**
  * The status trailer of a gRPC or gRPC-web call on the plugin's lean paths
- * (unary-wire.ts, stream-handler.ts), one way for both protocols and
- * every call kind: gRPC sends it as HTTP/2 trailers, gRPC-web as the
- * body's last envelope (flag 0x80, `GRPC_WEB_TRAILER`); its fields are
- * the same, as connect-es' two handlers make them.
+ * (unary-wire.ts, stream-handler.ts), for both protocols: gRPC sends it as
+ * HTTP/2 trailers, gRPC-web as the body's last envelope (flag 0x80,
+ * `GRPC_WEB_TRAILER`); its fields are the same, as connect-es' two
+ * handlers make them. gRPC's OK endings (unary-wire.ts grpcMessage,
+ * stream-handler.ts endGrpc) write the same fields, grpc-status 0 under
+ * the handler's trailers, without the Headers copy made here.
  */
 
 /** The flag of gRPC-web's trailer envelope (connect-es' trailerFlag, 0x80). */

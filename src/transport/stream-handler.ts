@@ -34,7 +34,7 @@ import { webHeadersToNode } from "./node-headers.js";
 import { RequestStream, type RequestFormat } from "./request-stream.js";
 import { StreamBatch } from "./stream-batch.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
-import type { Sink } from "./unary-wire.js";
+import { oneEnvelope, type Sink } from "./unary-wire.js";
 
 /** Connect's end-of-stream envelope flag. */
 const END_STREAM = 2;
@@ -306,11 +306,8 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
   }
 
   protected received(body: Buffer): void {
-    // Exactly one plain envelope; anything else is connect-es' to judge.
-    const message =
-      body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5
-        ? undefined
-        : this.lean.parse(body.subarray(5));
+    const start = oneEnvelope(body);
+    const message = start === undefined ? undefined : this.lean.parse(body.subarray(start));
     if (message === undefined) {
       this.give(true);
       return;

@@ -124,8 +124,12 @@ function endConnect(out: Answer, headers: http2.OutgoingHttpHeaders, body: Uint8
   send(out.res, headers, body, undefined);
 }
 
-/** Where a gRPC or gRPC-web request's one plain envelope's message starts; anything else is connect-es' to judge. */
-function oneEnvelope(body: Buffer): number | undefined {
+/**
+ * Where the message of a body that is exactly one plain (uncompressed)
+ * envelope starts (5); undefined for anything else, which is connect-es'
+ * to judge: a gRPC or gRPC-web unary request, a server stream's request.
+ */
+export function oneEnvelope(body: Buffer): number | undefined {
   if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
     return undefined;
   }
