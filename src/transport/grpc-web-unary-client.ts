@@ -25,6 +25,7 @@ import {
   type UnaryResult,
   type UnaryClientWire,
 } from "./unary-client-wire.js";
+import { incompleteEnvelope } from "./unary-body.js";
 
 /**
  * The headers connect-es' gRPC-web transport sends with our options, taken
@@ -175,7 +176,7 @@ class GrpcWebUnaryBody implements UnaryBodyReader, EnvelopeSink {
     }
     if (this.extra !== undefined) throw this.extra;
     if (this.split.partial) {
-      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+      throw incompleteEnvelope();
     }
     const header = (this.header ??= new NodeHeaders(this.h));
     if (trailer === undefined) {

@@ -25,6 +25,7 @@ import type { StreamClaim } from "./h2-streams.js";
 import { LeanStream } from "./stream-handler.js";
 import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
 import { abandonResponse, addTrailers } from "./unary-wire.js";
+import { enveloped, wholeEnvelopes } from "./whole-envelopes.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -112,7 +113,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   }
   const fallback = options.fallback ?? notFound;
   const serve = (route: Route, req: NodeRequest, res: NodeResponse, replay?: Replay): void => {
-    const uReq = universalRequest(req, res, contextValues?.(req), replay);
+    const uReq = universalRequest(req, res, contextValues?.(req), leanOptions.readMaxBytes, replay);
     dropUnreachableTimeout(uReq.header, leanOptions.maxTimeoutMs);
     route
       .handler(uReq)
@@ -192,6 +193,7 @@ function universalRequest(
   req: NodeRequest,
   res: NodeResponse,
   contextValues: ContextValues | undefined,
+  readMaxBytes: number,
   replay?: Replay,
 ): UniversalServerRequest {
   const h2 = "stream" in req;
@@ -216,12 +218,16 @@ function universalRequest(
       if (!res.writableEnded) abort.abort(req.errored ? errorFromNode(req.errored) : undefined);
     });
   }
+  let body: AsyncIterable<Uint8Array> =
+    replay === undefined ? incomingBody(req) : replayBody(req, replay.chunks, replay.ended);
+  // connect-es would allocate an envelope's announced size from its head alone.
+  if (enveloped(req.headers["content-type"])) body = wholeEnvelopes(body, readMaxBytes);
   return {
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${authority}`).toString(),
     header: nodeHeadersToWeb(req.headers),
-    body: replay === undefined ? incomingBody(req) : replayBody(req, replay.chunks, replay.ended),
+    body,
     signal: abort.signal,
     ...(contextValues !== undefined && { contextValues }),
   };

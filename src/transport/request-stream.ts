@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { envelopeDecompress, type Compression } from "@connectrpc/connect/protocol";
 import { EnvelopeSplitter, HIGH_WATER, type EnvelopeSink } from "./envelope-split.js";
+import { incompleteEnvelope } from "./unary-body.js";
 
 /** The envelope flag of a compressed message. */
 const COMPRESSED = 1;
@@ -111,7 +112,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   end(): void {
     if (this.ended) return;
     if (this.splitter.partial) {
-      this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
+      this.fail(incompleteEnvelope());
       return;
     }
     this.ended = true;

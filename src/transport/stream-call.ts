@@ -16,7 +16,7 @@ import {
   type StreamWire,
 } from "./stream-wire.js";
 import { EnvelopeSplitter, HIGH_WATER, type EnvelopeSink } from "./envelope-split.js";
-import { tooLarge } from "./unary-body.js";
+import { incompleteEnvelope, tooLarge } from "./unary-body.js";
 import { parseMessage, requestBody, type UnaryLimits } from "./unary-client-wire.js";
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -308,7 +308,7 @@ export abstract class StreamCall<O extends DescMessage, S extends Writable = Wri
     if (this.finished) return;
     try {
       if (this.split.partial) {
-        throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+        throw incompleteEnvelope();
       }
       this.wire.finish(this.head as ResponseHead, this.ended, this.header as Headers, this.trailer);
     } catch (e) {

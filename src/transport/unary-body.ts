@@ -174,9 +174,7 @@ export class EnvelopeBody {
 
   /** Why the body ends inside an envelope, if it does. */
   shortfall(): ConnectError | undefined {
-    return this.headFill > 0 || this.want >= 0
-      ? new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument)
-      : undefined;
+    return this.headFill > 0 || this.want >= 0 ? incompleteEnvelope() : undefined;
   }
 }
 
@@ -185,14 +183,25 @@ export class EnvelopeBody {
  * `at + 4`, big-endian), within readMaxBytes: connect-es' check and error.
  */
 export function envelopeSize(bytes: Uint8Array, at: number, readMaxBytes: number): number {
-  const size =
+  const size = announcedSize(bytes, at);
+  if (size > readMaxBytes) throw tooLarge(readMaxBytes, size);
+  return size;
+}
+
+/** The payload length an envelope's head announces (bytes `at + 1` to `at + 4`, big-endian), unchecked. */
+export function announcedSize(bytes: Uint8Array, at: number): number {
+  return (
     ((bytes[at + 1] as number) * 0x1000000 +
       (((bytes[at + 2] as number) << 16) |
         ((bytes[at + 3] as number) << 8) |
         (bytes[at + 4] as number))) >>>
-    0;
-  if (size > readMaxBytes) throw tooLarge(readMaxBytes, size);
-  return size;
+    0
+  );
+}
+
+/** connect-es' error for a body that ends inside an envelope. */
+export function incompleteEnvelope(): ConnectError {
+  return new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
 }
 
 /** connect-es' assertReadMaxBytes error. */

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
@@ -17,6 +18,7 @@ import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Bench } from "../../../bench/service.js";
 import { CALL_ABORT } from "../../../src/transport/lazy-abort.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
@@ -222,6 +224,26 @@ function gzipped(bytes: number[] | Uint8Array, flags = 0): Buffer {
   );
 }
 
+/** The error (or OK) a response carries: Connect's end-of-stream JSON, gRPC's trailers, gRPC-web's trailer envelope. */
+function statusOf(protocol: Protocol, x: RawExchange): string {
+  if (protocol === "connect") {
+    const bytes = Buffer.from(x.body, "hex");
+    let at = 0;
+    let last = "";
+    while (at < bytes.length) {
+      const n = bytes.readUInt32BE(at + 1);
+      if (bytes[at] === 2) last = bytes.subarray(at + 5, at + 5 + n).toString();
+      at += 5 + n;
+    }
+    const end = JSON.parse(last) as { error?: { code: string; message: string } };
+    return end.error === undefined ? "ok" : `${end.error.code}: ${end.error.message}`;
+  }
+  const trailers = protocol === "grpc" ? x.trailers : grpcWebTrailerOf(x.body);
+  const status = Number(trailers?.["grpc-status"]);
+  if (status === 0) return "ok";
+  return `${Code[status]}: ${decodeURIComponent(String(trailers?.["grpc-message"]))}`;
+}
+
 describe("client and bidi streams: lean against connect-es", () => {
   let lean: Server;
   let reference: Server;
@@ -256,26 +278,6 @@ describe("client and bidi streams: lean against connect-es", () => {
       "the handlers' inputs ended alike",
     );
     return a;
-  }
-
-  /** The error (or OK) a response carries: Connect's end-of-stream JSON, gRPC's trailers, gRPC-web's trailer envelope. */
-  function statusOf(protocol: Protocol, x: RawExchange): string {
-    if (protocol === "connect") {
-      const bytes = Buffer.from(x.body, "hex");
-      let at = 0;
-      let last = "";
-      while (at < bytes.length) {
-        const n = bytes.readUInt32BE(at + 1);
-        if (bytes[at] === 2) last = bytes.subarray(at + 5, at + 5 + n).toString();
-        at += 5 + n;
-      }
-      const end = JSON.parse(last) as { error?: { code: string; message: string } };
-      return end.error === undefined ? "ok" : `${end.error.code}: ${end.error.message}`;
-    }
-    const trailers = protocol === "grpc" ? x.trailers : grpcWebTrailerOf(x.body);
-    const status = Number(trailers?.["grpc-status"]);
-    if (status === 0) return "ok";
-    return `${Code[status]}: ${decodeURIComponent(String(trailers?.["grpc-message"]))}`;
   }
 
   const three = Buffer.concat([message([1, 2, 3]), message([]), message([9, 8, 7, 6, 5])]);
@@ -425,6 +427,86 @@ v8.setFlagsFromString("--expose-gc");
 /** A full collection before each measure: only reachable buffers count. */
 const gc = vm.runInNewContext("gc") as () => void;
 
+describe("a request cut mid-envelope: the answer of connect-es' own adapter (connect-node)", () => {
+  const plugin = leanPlugin();
+  let reference: { port: number; server: http2.Http2Server };
+  before(async () => {
+    const seen: Seen = { compat: 0, reference: 0, aborted: [], inputs: [], read: 0 };
+    const server = http2.createServer(
+      connectNodeAdapter({
+        routes: routes(seen),
+        interceptors: [rejecting],
+        readMaxBytes: READ_MAX,
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    reference = { port: (server.address() as AddressInfo).port, server };
+  });
+  after(() => new Promise<void>((resolve) => reference.server.close(() => resolve())));
+
+  for (const protocol of PROTOCOLS) {
+    for (const [kind, path] of [
+      ["unary", ECHO],
+      ["server", STREAM],
+      ["client", COLLECT],
+      ["bidi", ECHO_STREAM],
+    ] as const) {
+      // A Connect unary request has no envelope.
+      if (protocol === "connect" && kind === "unary") continue;
+      const encoding = protocol === "connect" ? "connect-content-encoding" : "grpc-encoding";
+      test(`${protocol} ${kind}: cut in the head, in the payload, and announcing more than readMaxBytes; plain and gzip`, async () => {
+        const first = message([1, 2, 3]);
+        const over = Buffer.alloc(8);
+        over.writeUInt32BE(READ_MAX + 1, 1);
+        // Client and bidi: the whole first message in a DATA frame of its
+        // own (connect-es drops a message that shares its chunk with an
+        // announcement over readMaxBytes; the lean path gives it first).
+        const bodies: Array<Buffer | Buffer[]> =
+          kind === "unary" || kind === "server"
+            ? [first.subarray(0, 3), first.subarray(0, first.length - 1), over]
+            : [
+                [first, first.subarray(0, 3)],
+                [first, first.subarray(0, first.length - 1)],
+                [first, over],
+              ];
+        for (const extra of [{}, { [encoding]: "gzip" }]) {
+          for (const body of bodies) {
+            const headers = headersOf(protocol, extra);
+            const ours = await exchangeOnce(plugin().port, path, headers, body);
+            const theirs = await exchangeOnce(reference.port, path, headers, body);
+            const sent = Buffer.concat([body].flat()).toString("hex");
+            assert.deepEqual(ours, theirs, `${JSON.stringify(extra)} ${sent}`);
+            assert.notEqual(statusOf(protocol, ours), "ok");
+          }
+        }
+      });
+    }
+  }
+});
+
+/**
+ * Runs `fn` with the global Uint8Array constructor watched (a Proxy: what
+ * it makes and instanceof stay the same), and gives the largest length a
+ * Uint8Array was made with meanwhile. An allocation that is made and
+ * dropped at once (connect-es sizing an envelope from its head, then
+ * failing the cut body) is collected before any memory reading sees it.
+ */
+async function largestUint8Array<T>(fn: () => Promise<T>): Promise<{ result: T; largest: number }> {
+  const real = globalThis.Uint8Array;
+  let largest = 0;
+  globalThis.Uint8Array = new Proxy(real, {
+    construct(target, args: unknown[], newTarget: object) {
+      if (typeof args[0] === "number") largest = Math.max(largest, args[0]);
+      return Reflect.construct(target, args, newTarget as typeof real) as object;
+    },
+  });
+  try {
+    return { result: await fn(), largest };
+  } finally {
+    globalThis.Uint8Array = real;
+  }
+}
+
 describe("a host that announces a 1 GiB request message and sends 10 bytes of it", () => {
   // readMaxBytes as the default (4 GiB): the announcement is within it.
   const plugin = leanPlugin(0xffffffff);
@@ -471,6 +553,49 @@ describe("a host that announces a 1 GiB request message and sends 10 bytes of it
           assert.ok(held < 64 * 1024 * 1024, `holds ${held} bytes`);
         } finally {
           session.close();
+          await released();
+        }
+      });
+
+      test(`${protocol} ${kind}, gzip (connect-es' handler from the start): the plugin holds no more than the bytes that came`, async () => {
+        const encoding = protocol === "connect" ? "connect-content-encoding" : "grpc-encoding";
+        const session = http2.connect(`http://127.0.0.1:${plugin().port}`);
+        session.on("error", () => {});
+        try {
+          const { req, done } = openRequest(
+            session,
+            path,
+            headersOf(protocol, { [encoding]: "gzip" }),
+          );
+          const head = Buffer.alloc(15);
+          head[0] = 1;
+          head.writeUInt32BE(1024 * 1024 * 1024, 1);
+          await new Promise<void>((resolve) => req.write(head, () => resolve()));
+          await new Promise((r) => setTimeout(r, 200));
+          gc();
+          const held = process.memoryUsage().arrayBuffers;
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          await done;
+          assert.ok(held < 64 * 1024 * 1024, `holds ${held} bytes`);
+        } finally {
+          session.close();
+          await released();
+        }
+      });
+
+      test(`${protocol} ${kind}, the whole request is those 15 bytes (END_STREAM): never holds the announcement, answers "incomplete envelope"`, async () => {
+        const head = Buffer.alloc(15);
+        head.writeUInt32BE(1024 * 1024 * 1024, 1);
+        try {
+          const { result: x, largest } = await largestUint8Array(() =>
+            exchangeOnce(plugin().port, path, headersOf(protocol), head),
+          );
+          assert.ok(largest < 64 * 1024 * 1024, `made a Uint8Array of ${largest} bytes`);
+          assert.match(
+            statusOf(protocol, x),
+            /^(invalid_argument|InvalidArgument): protocol error: incomplete envelope$/,
+          );
+        } finally {
           await released();
         }
       });

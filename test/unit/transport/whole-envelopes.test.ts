@@ -1,0 +1,153 @@
+/**
+ * wholeEnvelopes (src/transport/whole-envelopes.ts): what connect-es'
+ * handlers are given of an enveloped request body. Every byte goes on, in
+ * order, only in whole envelopes; a cut body fails with connect-es' own
+ * error; an announcement over readMaxBytes goes on at once.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { enveloped, wholeEnvelopes } from "../../../src/transport/whole-envelopes.js";
+import { envelope } from "./command-routes.js";
+
+/** Bytes the current source has handed out so far. */
+let given = 0;
+
+async function* chunksOf(parts: Uint8Array[], error?: Error): AsyncGenerator<Uint8Array> {
+  given = 0;
+  for (const part of parts) {
+    given += part.length;
+    yield part;
+  }
+  if (error !== undefined) throw error;
+}
+
+/** What wholeEnvelopes yields for `parts`: each piece it gave, and how it ended. */
+async function run(
+  parts: Uint8Array[],
+  readMaxBytes = 1024,
+  error?: Error,
+): Promise<{ pieces: Buffer[]; end: string; givenAt: number[] }> {
+  const pieces: Buffer[] = [];
+  const givenAt: number[] = [];
+  try {
+    for await (const piece of wholeEnvelopes(chunksOf(parts, error), readMaxBytes)) {
+      pieces.push(Buffer.from(piece));
+      givenAt.push(given);
+    }
+    return { pieces, end: "end", givenAt };
+  } catch (e) {
+    const ce = ConnectError.from(e);
+    return { pieces, end: `${Code[ce.code]}: ${ce.rawMessage}`, givenAt };
+  }
+}
+
+const a = envelope(new Uint8Array([1, 2, 3]));
+const empty = envelope(new Uint8Array(0));
+const b = envelope(new Uint8Array(300).fill(7), 1);
+const body = Buffer.concat([a, empty, b]);
+
+/** Where the envelopes of `body` end (and 0). */
+const boundaries = new Set([0, a.length, a.length + empty.length, body.length]);
+/** Where the envelope that byte `at` of `body` belongs to ends. */
+const envelopeEnd = (at: number): number => Math.min(...[...boundaries].filter((e) => e > at));
+
+test("the body cut at every pair of places: the same bytes, each given on only once its whole envelope came", async () => {
+  for (let i = 0; i <= body.length; i++) {
+    for (let j = i; j <= body.length; j += 7) {
+      const parts = [body.subarray(0, i), body.subarray(i, j), body.subarray(j)];
+      const { pieces, end, givenAt } = await run(parts);
+      assert.equal(end, "end");
+      assert.deepEqual(Buffer.concat(pieces), body, `cut at ${i}, ${j}`);
+      let at = 0;
+      pieces.forEach((piece, k) => {
+        if (piece.length > 0) {
+          const last = at + piece.length - 1;
+          assert.ok(
+            envelopeEnd(last) <= (givenAt[k] as number),
+            `cut at ${i}, ${j}: bytes up to ${last} given on when ${givenAt[k]} had come`,
+          );
+        }
+        at += piece.length;
+      });
+    }
+  }
+});
+
+test("an envelope's bytes go on as soon as its last byte comes, not with the next envelope", async () => {
+  // The first chunk ends a's envelope and starts b's: a goes on before b is whole.
+  const source = chunksOf([body.subarray(0, a.length + 2), body.subarray(a.length + 2)]);
+  const it = wholeEnvelopes(source, 1024)[Symbol.asyncIterator]();
+  const first = await it.next();
+  assert.deepEqual(Buffer.from(first.value as Uint8Array), Buffer.from(a));
+});
+
+test("a body that ends inside an envelope (its head, or its payload) fails as connect-es fails it, after the whole envelopes", async () => {
+  for (const cut of [a.length + 3, a.length + empty.length + 7, body.length - 1]) {
+    const { pieces, end } = await run([body.subarray(0, cut)]);
+    assert.equal(end, "InvalidArgument: protocol error: incomplete envelope", `cut at ${cut}`);
+    const whole = Buffer.concat(pieces).length;
+    assert.ok(
+      boundaries.has(whole) && envelopeEnd(whole) > cut,
+      `cut at ${cut}: gave ${whole} bytes`,
+    );
+  }
+  assert.equal((await run([])).end, "end");
+  assert.equal((await run([new Uint8Array(0)])).end, "end");
+});
+
+test("an announcement over readMaxBytes goes on at once with all that follows, for connect-es to refuse", async () => {
+  const huge = Buffer.alloc(15);
+  huge.writeUInt32BE(0xffffffff, 1);
+  const { pieces, end } = await run(
+    [a, huge.subarray(0, 3), huge.subarray(3), Buffer.from([9])],
+    1024,
+  );
+  assert.equal(end, "end");
+  assert.deepEqual(Buffer.concat(pieces), Buffer.concat([a, huge, Buffer.from([9])]));
+});
+
+test("the body's own error (a reset) goes on as it is, after the whole envelopes", async () => {
+  const reset = new ConnectError("the client went away before the request ended", Code.Aborted);
+  const { pieces, end } = await run([body.subarray(0, a.length + 4)], 1024, reset);
+  assert.deepEqual(Buffer.concat(pieces), Buffer.from(a));
+  assert.equal(end, "Aborted: the client went away before the request ended");
+});
+
+test("a reader that stops early stops the body too (its return() is called)", async () => {
+  let returned = false;
+  const source: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => Promise.resolve({ done: false, value: a }),
+      return: () => {
+        returned = true;
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    }),
+  };
+  for await (const _ of wholeEnvelopes(source, 1024)) break;
+  assert.equal(returned, true);
+});
+
+test("which content types are read as envelopes", () => {
+  for (const t of [
+    "application/grpc",
+    "application/grpc+proto",
+    "application/GRPC+json",
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/connect+proto",
+    "application/connect+json; charset=utf-8",
+  ]) {
+    assert.equal(enveloped(t), true, t);
+  }
+  for (const t of [
+    undefined,
+    "application/proto",
+    "application/json",
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+  ]) {
+    assert.equal(enveloped(t), false, String(t));
+  }
+});
