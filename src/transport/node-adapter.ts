@@ -1,6 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Writable } from "node:stream";
+import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -13,8 +14,10 @@ import {
   validateUniversalHandlerOptions,
   type UniversalHandler,
   type UniversalServerRequest,
+  type UniversalHandlerOptions,
   type UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
+import { methodPath } from "./call-support.js";
 import { defaultCompressions } from "./compression.js";
 import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
@@ -74,6 +77,49 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
 interface Route {
   readonly handler: UniversalHandler;
   readonly lean: LeanUnary | LeanStream | undefined;
+  /** The readMaxBytes connect-es' handler applies (the route's own options', else the adapter's). */
+  readonly readMaxBytes: number;
+}
+
+/**
+ * `routes`, noting in `into` the readMaxBytes of each path registered with
+ * options of its own, as connect-es' router gives its handlers: the
+ * adapter's options overlaid with the registration's (whichProtocols).
+ * A later registration of a path without options takes the note back.
+ */
+function recordReadMax(
+  routes: (router: ConnectRouter) => void,
+  adapterOptions: UniversalHandlerOptions,
+  into: Map<string, number>,
+): (router: ConnectRouter) => void {
+  const note = (
+    method: DescMethod,
+    options: Partial<UniversalHandlerOptions> | undefined,
+  ): void => {
+    if (options === undefined) into.delete(methodPath(method));
+    else {
+      const own = validateUniversalHandlerOptions({ ...adapterOptions, ...options });
+      into.set(methodPath(method), own.readMaxBytes);
+    }
+  };
+  return (inner) => {
+    const router: ConnectRouter = {
+      get handlers() {
+        return inner.handlers;
+      },
+      service(service, implementation, options) {
+        inner.service(service, implementation, options);
+        for (const method of service.methods) note(method, options);
+        return router;
+      },
+      rpc(method, impl, options) {
+        inner.rpc(method, impl, options);
+        note(method, options);
+        return router;
+      },
+    };
+    routes(router);
+  };
 }
 
 /**
@@ -94,8 +140,10 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     acceptCompression: options.acceptCompression ?? defaultCompressions,
   };
   const router = createConnectRouter(routerOptions);
-  const methods = collectMethods(options.routes, router);
   const leanOptions = validateUniversalHandlerOptions(routerOptions);
+  /** readMaxBytes of the paths registered with options of their own (connect-es' handlers apply them). */
+  const ownReadMax = new Map<string, number>();
+  const methods = collectMethods(recordReadMax(options.routes, leanOptions, ownReadMax), router);
   const contexts = new ContextFactory(options.shutdownSignal);
   const contextValues = options.contextValues;
   const paths = new Map<string, Route>();
@@ -109,11 +157,12 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     } else if (leanEntry !== undefined && options.leanStreams !== false) {
       lean = new LeanStream(leanEntry, handler, leanOptions, contexts, contextValues);
     }
-    paths.set(handler.requestPath, { handler, lean });
+    const readMaxBytes = ownReadMax.get(handler.requestPath) ?? leanOptions.readMaxBytes;
+    paths.set(handler.requestPath, { handler, lean, readMaxBytes });
   }
   const fallback = options.fallback ?? notFound;
   const serve = (route: Route, req: NodeRequest, res: NodeResponse, replay?: Replay): void => {
-    const uReq = universalRequest(req, res, contextValues?.(req), leanOptions.readMaxBytes, replay);
+    const uReq = universalRequest(req, res, contextValues?.(req), route.readMaxBytes, replay);
     dropUnreachableTimeout(uReq.header, leanOptions.maxTimeoutMs);
     route
       .handler(uReq)

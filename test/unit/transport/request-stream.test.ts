@@ -617,6 +617,89 @@ describe("HTTP/1.1 (connect-es' handlers): a client that announces a 1 GiB reque
   }
 });
 
+/** `routes` with every registration given `options` of its own (connect-es' handlers then serve them). */
+function withOptions(
+  register: (router: ConnectRouter) => void,
+  options: { readMaxBytes: number },
+): (router: ConnectRouter) => void {
+  return (router) =>
+    register({
+      get handlers() {
+        return router.handlers;
+      },
+      service: (service, implementation) => router.service(service, implementation, options),
+      rpc: (method, impl) => router.rpc(method, impl, options),
+    });
+}
+
+describe("a service with a readMaxBytes of its own: the gate goes by it, as connect-es' handler does", () => {
+  /** Ours and connect-es' own adapter (connect-node), adapter-wide `adapterMax`, the service `serviceMax`. */
+  function pair(adapterMax: number, serviceMax: number): () => { ours: number; theirs: number } {
+    let ours: Server | undefined;
+    let theirs: http2.Http2Server | undefined;
+    before(async () => {
+      const seen: Seen = { compat: 0, reference: 0, aborted: [], inputs: [], read: 0 };
+      const r = withOptions(routes(seen), { readMaxBytes: serviceMax });
+      ours = await listenCounting(
+        createNodeAdapter({ routes: r, readMaxBytes: adapterMax }),
+        seen,
+        true,
+      );
+      theirs = http2.createServer(connectNodeAdapter({ routes: r, readMaxBytes: adapterMax }));
+      await new Promise<void>((resolve) => theirs?.listen(0, "127.0.0.1", resolve));
+    });
+    after(async () => {
+      ours?.server.close();
+      await new Promise<void>((resolve) => theirs?.close(() => resolve()));
+    });
+    return () => ({
+      ours: (ours as Server).port,
+      theirs: ((theirs as http2.Http2Server).address() as AddressInfo).port,
+    });
+  }
+
+  describe("tighter than the adapter's", () => {
+    const ports = pair(0xffffffff, READ_MAX);
+    for (const protocol of PROTOCOLS) {
+      for (const [kind, path] of [
+        ["server", STREAM],
+        ...(protocol === "connect" ? [] : [["unary", ECHO] as const]),
+      ] as const) {
+        test(`${protocol} ${kind}: an announcement over the service's limit is refused at its head (not held, up to the adapter's, until the body ends)`, async () => {
+          const over = Buffer.alloc(15);
+          over.writeUInt32BE(READ_MAX + 1, 1);
+          const ours = await exchangeOnce(ports().ours, path, headersOf(protocol), over);
+          const theirs = await exchangeOnce(ports().theirs, path, headersOf(protocol), over);
+          assert.deepEqual(ours, theirs);
+          assert.match(statusOf(protocol, ours), /^(resource_exhausted|ResourceExhausted): /);
+        });
+      }
+    }
+  });
+
+  describe("looser than the adapter's", () => {
+    const ports = pair(READ_MAX, 0xffffffff);
+    for (const protocol of PROTOCOLS) {
+      test(`${protocol} server stream, 15 bytes announcing 1 GiB: never holds the announcement`, async () => {
+        const head = Buffer.alloc(15);
+        head.writeUInt32BE(1024 * 1024 * 1024, 1);
+        try {
+          const { result: x, largest } = await largestUint8Array(() =>
+            exchangeOnce(ports().ours, STREAM, headersOf(protocol), head),
+          );
+          assert.ok(largest < 64 * 1024 * 1024, `made a Uint8Array of ${largest} bytes`);
+          assert.match(
+            statusOf(protocol, x),
+            /^(invalid_argument|InvalidArgument): protocol error: incomplete envelope$/,
+          );
+        } finally {
+          await released();
+        }
+      });
+    }
+  });
+});
+
 describe("flow control: a handler that reads slowly holds back the host's writes", () => {
   const plugin = leanPlugin();
 
