@@ -28,7 +28,13 @@ import type { StreamClaim } from "./h2-streams.js";
 import { LeanStream } from "./stream-handler.js";
 import { LeanUnary, dropUnreachableTimeout, type Peer } from "./unary-handler.js";
 import { abandonResponse, addTrailers } from "./unary-wire.js";
-import { enveloped, wholeEnvelopes } from "./whole-envelopes.js";
+import {
+  enveloped,
+  hideLength,
+  promised,
+  upfrontLength,
+  wholeEnvelopes,
+} from "./whole-envelopes.js";
 
 /** A request as node:http and node:http2 (compatibility API) deliver it. */
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -269,13 +275,22 @@ function universalRequest(
   }
   let body: AsyncIterable<Uint8Array> =
     replay === undefined ? incomingBody(req) : replayBody(req, replay.chunks, replay.ended);
-  // connect-es would allocate an envelope's announced size from its head alone.
+  const header = nodeHeadersToWeb(req.headers);
+  // connect-es would allocate what a peer announces (an envelope's head, a
+  // Content-Length) before the bytes came.
   if (enveloped(req.headers["content-type"])) body = wholeEnvelopes(body, readMaxBytes);
+  else {
+    const length = upfrontLength(req.headers["content-length"], readMaxBytes);
+    if (length !== undefined) {
+      hideLength(header);
+      body = promised(body, length);
+    }
+  }
   return {
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${authority}`).toString(),
-    header: nodeHeadersToWeb(req.headers),
+    header,
     body,
     signal: abort.signal,
     ...(contextValues !== undefined && { contextValues }),

@@ -214,7 +214,8 @@ export function tooLarge(readMaxBytes: number, size?: number): ConnectError {
   );
 }
 
-function broken(promised: number, received: number): ConnectError {
+/** connect-es' readAllBytes error for a body that breaks its Content-Length. */
+export function broken(promised: number, received: number): ConnectError {
   return new ConnectError(
     `protocol error: promised ${promised} bytes, received ${received}`,
     Code.InvalidArgument,

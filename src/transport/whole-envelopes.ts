@@ -1,5 +1,5 @@
-import { GrowingBytes } from "./growing-bytes.js";
-import { announcedSize, incompleteEnvelope } from "./unary-body.js";
+import { GrowingBytes, UPFRONT_BYTES } from "./growing-bytes.js";
+import { announcedSize, broken, incompleteEnvelope } from "./unary-body.js";
 
 /**
  * An enveloped request body (gRPC, binary gRPC-web, Connect streams) as
@@ -106,4 +106,53 @@ export function enveloped(contentType: string | undefined): boolean {
     (t.startsWith("application/grpc") && !t.startsWith("application/grpc-web-text")) ||
     t.startsWith("application/connect+")
   );
+}
+
+/**
+ * The Content-Length of a request whose body is not enveloped (a Connect
+ * unary call), when connect-es' handler would allocate it before any of
+ * the body came: connect-es' readAllBytes makes its buffer at once from a
+ * length within readMaxBytes (a larger one it refuses at once, and one up
+ * to UPFRONT_BYTES is allowed up front, as on the lean paths). Parsed as
+ * connect-es parses it (parseLengthHint).
+ */
+export function upfrontLength(
+  contentLength: string | undefined,
+  readMaxBytes: number,
+): number | undefined {
+  if (contentLength === undefined) return undefined;
+  const n = parseInt(contentLength, 10);
+  return Number.isSafeInteger(n) && n > UPFRONT_BYTES && n <= readMaxBytes ? n : undefined;
+}
+
+/**
+ * Makes `header`'s Content-Length unseen by connect-es' body reader (its
+ * own `get` answers null for it), while everything that copies the
+ * headers (the handler context's requestHeader, by iterating) still gets
+ * it: so readAllBytes gathers the body as it comes, and `promised` makes
+ * its Content-Length checks.
+ */
+export function hideLength(header: Headers): void {
+  const get = header.get.bind(header);
+  Object.defineProperty(header, "get", {
+    value: (name: string) => (name.toLowerCase() === "content-length" ? null : get(name)),
+  });
+}
+
+/**
+ * `body` with connect-es' readAllBytes checks of a Content-Length of
+ * `length`, with its errors: more bytes fail as soon as they come, fewer
+ * at the end.
+ */
+export async function* promised(
+  body: AsyncIterable<Uint8Array>,
+  length: number,
+): AsyncGenerator<Uint8Array> {
+  let count = 0;
+  for await (const chunk of body) {
+    count += chunk.byteLength;
+    if (count > length) throw broken(length, count);
+    yield chunk;
+  }
+  if (count < length) throw broken(length, count);
 }

@@ -591,6 +591,90 @@ describe("a host that announces a 1 GiB request message and sends 10 bytes of it
   }
 });
 
+describe("a Connect unary call (JSON or compressed: connect-es' handler) whose Content-Length announces 1 GiB", () => {
+  /** Echo answers the Content-Length its handler saw in requestHeader. */
+  const lengthRoutes = (router: ConnectRouter): void => {
+    router.service(Bench, {
+      echo: (_req, ctx) => ({
+        value: new TextEncoder().encode(ctx.requestHeader.get("content-length") ?? "none"),
+      }),
+      async *stream() {},
+      async *echoStream() {},
+      collect: () => Promise.resolve({ value: 0n }),
+    });
+  };
+  let ours: { port: number; server: PluginHttpServer } | undefined;
+  let theirs: http2.Http2Server | undefined;
+  before(async () => {
+    const seen = { compat: 0 };
+    const adapter = createNodeAdapter({ routes: lengthRoutes, readMaxBytes: 0xffffffff });
+    ours = await listenCounting(adapter, seen, true);
+    theirs = http2.createServer(
+      connectNodeAdapter({ routes: lengthRoutes, readMaxBytes: 0xffffffff }),
+    );
+    await new Promise<void>((resolve) => theirs?.listen(0, "127.0.0.1", resolve));
+  });
+  after(async () => {
+    ours?.server.close();
+    await new Promise<void>((resolve) => theirs?.close(() => resolve()));
+  });
+
+  const json = { "content-type": "application/json" };
+  const gzip = { "content-type": "application/proto", "content-encoding": "gzip" };
+  for (const [how, headers] of [
+    ["JSON", json],
+    ["gzip", gzip],
+  ] as const) {
+    test(`${how}: 9 bytes of it, held open: the plugin never makes the announced buffer`, async () => {
+      const session = http2.connect(`http://127.0.0.1:${ours?.port}`);
+      session.on("error", () => {});
+      try {
+        const { largest } = await largestUint8Array(async () => {
+          const { req, done } = openRequest(session, ECHO, {
+            ...headers,
+            "content-length": String(1024 * 1024 * 1024),
+          });
+          await new Promise<void>((resolve) =>
+            req.write(Buffer.from('{"value":'), () => resolve()),
+          );
+          await new Promise((r) => setTimeout(r, 200));
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          await done;
+        });
+        assert.ok(largest < 64 * 1024 * 1024, `made a Uint8Array of ${largest} bytes`);
+      } finally {
+        session.close();
+        await released();
+      }
+    });
+
+    test(`${how}: a whole body over 64 KiB is answered as connect-es' own adapter answers it, the handler seeing the Content-Length`, async () => {
+      const value = Buffer.alloc(100_000, 7);
+      const body =
+        headers === json
+          ? Buffer.from(JSON.stringify(value.toString("base64")))
+          : gzipSync(toBinary(BytesValueSchema, create(BytesValueSchema, { value })), { level: 0 });
+      assert.ok(body.length > 64 * 1024);
+      const sent = { ...headers, "content-length": String(body.length) };
+      const a = await exchangeOnce(ours?.port as number, ECHO, sent, body);
+      const b = await exchangeOnce(
+        ((theirs as http2.Http2Server).address() as AddressInfo).port,
+        ECHO,
+        sent,
+        body,
+      );
+      assert.deepEqual(a, b);
+      assert.equal(a.status, 200);
+      // The handler saw the Content-Length (its answer is that header's value).
+      const answer = Buffer.from(a.body, "hex").toString();
+      assert.ok(
+        answer.includes(headers === json ? btoa(String(body.length)) : String(body.length)),
+        answer,
+      );
+    });
+  }
+});
+
 describe("HTTP/1.1 (connect-es' handlers): a client that announces a 1 GiB request message and sends 10 bytes of it", () => {
   let plugin: Server | undefined;
   before(async () => {
