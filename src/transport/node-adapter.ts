@@ -83,20 +83,23 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
 interface Route {
   readonly handler: UniversalHandler;
   readonly lean: LeanUnary | LeanStream | undefined;
-  /** The readMaxBytes connect-es' handler applies (the route's own options', else the adapter's). */
-  readonly readMaxBytes: number;
+  /** The limits connect-es' handler applies (the route's own options', else the adapter's). */
+  readonly limits: Limits;
 }
 
+/** The options of connect-es' handlers that the adapter applies too, before them. */
+type Limits = Pick<UniversalHandlerOptions, "readMaxBytes" | "maxTimeoutMs">;
+
 /**
- * `routes`, noting in `into` the readMaxBytes of each path registered with
+ * `routes`, noting in `into` the limits of each path registered with
  * options of its own, as connect-es' router gives its handlers: the
  * adapter's options overlaid with the registration's (whichProtocols).
  * A later registration of a path without options takes the note back.
  */
-function recordReadMax(
+function recordLimits(
   routes: (router: ConnectRouter) => void,
   adapterOptions: UniversalHandlerOptions,
-  into: Map<string, number>,
+  into: Map<string, Limits>,
 ): (router: ConnectRouter) => void {
   const note = (
     method: DescMethod,
@@ -105,7 +108,10 @@ function recordReadMax(
     if (options === undefined) into.delete(methodPath(method));
     else {
       const own = validateUniversalHandlerOptions({ ...adapterOptions, ...options });
-      into.set(methodPath(method), own.readMaxBytes);
+      into.set(methodPath(method), {
+        readMaxBytes: own.readMaxBytes,
+        maxTimeoutMs: own.maxTimeoutMs,
+      });
     }
   };
   return (inner) => {
@@ -147,9 +153,9 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   };
   const router = createConnectRouter(routerOptions);
   const leanOptions = validateUniversalHandlerOptions(routerOptions);
-  /** readMaxBytes of the paths registered with options of their own (connect-es' handlers apply them). */
-  const ownReadMax = new Map<string, number>();
-  const methods = collectMethods(recordReadMax(options.routes, leanOptions, ownReadMax), router);
+  /** Limits of the paths registered with options of their own (connect-es' handlers apply them). */
+  const ownLimits = new Map<string, Limits>();
+  const methods = collectMethods(recordLimits(options.routes, leanOptions, ownLimits), router);
   const contexts = new ContextFactory(options.shutdownSignal);
   const contextValues = options.contextValues;
   const paths = new Map<string, Route>();
@@ -163,13 +169,14 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     } else if (leanEntry !== undefined && options.leanStreams !== false) {
       lean = new LeanStream(leanEntry, handler, leanOptions, contexts, contextValues);
     }
-    const readMaxBytes = ownReadMax.get(handler.requestPath) ?? leanOptions.readMaxBytes;
-    paths.set(handler.requestPath, { handler, lean, readMaxBytes });
+    const limits = ownLimits.get(handler.requestPath) ?? leanOptions;
+    paths.set(handler.requestPath, { handler, lean, limits });
   }
   const fallback = options.fallback ?? notFound;
   const serve = (route: Route, req: NodeRequest, res: NodeResponse, replay?: Replay): void => {
-    const uReq = universalRequest(req, res, contextValues?.(req), route.readMaxBytes, replay);
-    dropUnreachableTimeout(uReq.header, leanOptions.maxTimeoutMs);
+    const { readMaxBytes, maxTimeoutMs } = route.limits;
+    const uReq = universalRequest(req, res, contextValues?.(req), readMaxBytes, replay);
+    dropUnreachableTimeout(uReq.header, maxTimeoutMs);
     route
       .handler(uReq)
       .then((uRes) => writeResponse(uRes, res))

@@ -713,7 +713,7 @@ describe("HTTP/1.1 (connect-es' handlers): a client that announces a 1 GiB reque
 /** `routes` with every registration given `options` of its own (connect-es' handlers then serve them). */
 function withOptions(
   register: (router: ConnectRouter) => void,
-  options: { readMaxBytes: number },
+  options: { readMaxBytes: number; maxTimeoutMs?: number },
 ): (router: ConnectRouter) => void {
   return (router) =>
     register({
@@ -725,14 +725,17 @@ function withOptions(
     });
 }
 
-describe("a service with a readMaxBytes of its own: the gate goes by it, as connect-es' handler does", () => {
-  /** Ours and connect-es' own adapter (connect-node), adapter-wide `adapterMax`, the service `serviceMax`. */
+describe("a service with a readMaxBytes (and maxTimeoutMs) of its own: the adapter goes by them, as connect-es' handler does", () => {
+  /**
+   * Ours and connect-es' own adapter (connect-node), adapter-wide
+   * `adapterMax`, the service `serviceMax` (and a maxTimeoutMs of 1 s).
+   */
   function pair(adapterMax: number, serviceMax: number): () => { ours: number; theirs: number } {
     let ours: Server | undefined;
     let theirs: http2.Http2Server | undefined;
     before(async () => {
       const seen: Seen = { compat: 0, reference: 0, aborted: [], inputs: [], read: 0 };
-      const r = withOptions(routes(seen), { readMaxBytes: serviceMax });
+      const r = withOptions(routes(seen), { readMaxBytes: serviceMax, maxTimeoutMs: 1000 });
       ours = await listenCounting(
         createNodeAdapter({ routes: r, readMaxBytes: adapterMax }),
         seen,
@@ -767,6 +770,21 @@ describe("a service with a readMaxBytes of its own: the gate goes by it, as conn
           assert.match(statusOf(protocol, ours), /^(resource_exhausted|ResourceExhausted): /);
         });
       }
+    }
+    for (const protocol of PROTOCOLS) {
+      test(`${protocol}: a timeout beyond setTimeout's reach is over the service's maxTimeoutMs, refused as connect-es refuses it`, async () => {
+        // Connect: 3e9 ms; gRPC: 99,999,999 s. Both past 2^31 - 1 ms.
+        const timeout =
+          protocol === "connect"
+            ? { "connect-timeout-ms": "3000000000" }
+            : { "grpc-timeout": "99999999S" };
+        const headers = headersOf(protocol, timeout);
+        const body = message([]);
+        const ours = await exchangeOnce(ports().ours, STREAM, headers, body);
+        const theirs = await exchangeOnce(ports().theirs, STREAM, headers, body);
+        assert.deepEqual(ours, theirs);
+        assert.notEqual(statusOf(protocol, ours), "ok");
+      });
     }
   });
 
