@@ -16,7 +16,7 @@ import { announcedSize, broken, incompleteEnvelope } from "./unary-body.js";
  * and goes on as one piece. So memory follows the bytes received, not the
  * number of chunks they came in, and connect-es' reader, which passes over
  * every piece it holds for each new one, gets each envelope in one or two
- * pieces: 32 KiB in 1-byte DATA frames took it 7 s as 32,773 pieces.
+ * pieces: 32 KiB given in 1-byte pieces took it 7 s as 32,773 of them.
  *
  * connect-es answers the same: a body that ends inside an envelope fails
  * at its end with connect-es' own error for it (incompleteEnvelope), after
