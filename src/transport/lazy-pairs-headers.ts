@@ -121,8 +121,11 @@ export class PairsHeaders implements Headers {
   forEach(
     ...args: [callbackfn: (value: string, key: string, parent: Headers) => void, thisArg?: unknown]
   ): void {
-    const real = this.#real();
     const [callbackfn] = args;
+    // No pairs: Headers would call nothing, so no Headers is made (a
+    // writer copying headers nobody set, the usual answer, stays lazy).
+    if (typeof callbackfn === "function" && this.#pairs?.length === 0) return;
+    const real = this.#real();
     // Not a function: Headers' own TypeError.
     if (typeof callbackfn !== "function") return real.forEach(...args);
     // thisArg passed through as given: Headers calls back with globalThis

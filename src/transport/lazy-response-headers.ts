@@ -1,0 +1,26 @@
+import { PairsHeaders } from "./lazy-pairs-headers.js";
+
+/**
+ * A lean HTTP/2 or HTTP/1.1 call's response header and trailer: a
+ * PairsHeaders (no `Headers` made until a method needs one) that is
+ * `instanceof Headers`, as connect-es' handlers' real ones are, so that a
+ * handler cannot tell which path answered it. An answer whose handler
+ * never touches them, the usual one, then costs no undici `Headers` (two
+ * per call, about 1.2 KB of allocation and its `HeadersList` and `Map`:
+ * docs/http2-server.md, sessions 16 and 23); the writers copy them with
+ * forEach, which calls nothing and makes nothing while they are empty.
+ *
+ * Its prototype holds PairsHeaders' methods over `Headers.prototype`, so
+ * `instanceof Headers` and `Object.prototype.toString` answer as for a
+ * real `Headers`; only `Headers.prototype.get.call(lazy, name)` and the
+ * like (undici's brand check) would refuse it. The module touches the
+ * global `Headers`, which makes Node 20 load undici: the framed server
+ * keeps plain PairsHeaders for that reason, and only the lean paths,
+ * which load it anyway (incoming-headers.ts), import this.
+ */
+export class ResponseHeaders extends PairsHeaders {}
+
+Object.setPrototypeOf(
+  ResponseHeaders.prototype,
+  Object.create(Headers.prototype, Object.getOwnPropertyDescriptors(PairsHeaders.prototype)),
+);
