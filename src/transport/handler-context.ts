@@ -100,7 +100,9 @@ interface LiveCalls {
  * On the framed server, `requestHeader`, `responseHeader` and
  * `responseTrailer` are PairsHeaders (lazy-pairs-headers.ts): they behave
  * as `Headers` in every use, but `instanceof Headers` is false for them,
- * so that a call that never uses them does not load Node's fetch code.
+ * so that a call that never uses them does not load Node's fetch code. On
+ * the lean HTTP paths the response header and trailer are ResponseHeaders
+ * (lazy-response-headers.ts): the same, `instanceof Headers` too.
  */
 class ServerCallContext implements CallContext {
   readonly service: DescService;
