@@ -22,5 +22,8 @@ export class ResponseHeaders extends PairsHeaders {}
 
 Object.setPrototypeOf(
   ResponseHeaders.prototype,
-  Object.create(Headers.prototype, Object.getOwnPropertyDescriptors(PairsHeaders.prototype)),
+  Object.create(
+    Headers.prototype,
+    Object.getOwnPropertyDescriptors(PairsHeaders.prototype),
+  ) as object,
 );
