@@ -14,7 +14,9 @@ import { PairsHeaders } from "./lazy-pairs-headers.js";
  * Its prototype holds PairsHeaders' methods over `Headers.prototype`, so
  * `instanceof Headers` and `Object.prototype.toString` answer as for a
  * real `Headers`; only `Headers.prototype.get.call(lazy, name)` and the
- * like (undici's brand check) would refuse it. The module touches the
+ * like refuse it (undici's brand check, an `instanceof`, lets it through,
+ * then its private header list is missing: a TypeError). `instanceof
+ * PairsHeaders` is false for it. The module touches the
  * global `Headers`, which makes Node 20 load undici: the framed server
  * keeps plain PairsHeaders for that reason, and only the lean paths,
  * which load it anyway (incoming-headers.ts), import this.
