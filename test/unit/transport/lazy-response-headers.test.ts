@@ -45,6 +45,25 @@ test("forEach without a function throws Headers' own TypeError, empty or not", (
     message(() => new ResponseHeaders().forEach(bad)),
     real,
   );
+  const filled = new ResponseHeaders();
+  filled.set("x-a", "1");
+  assert.equal(
+    message(() => filled.forEach(bad)),
+    real,
+  );
+});
+
+test("every method of Headers.prototype is PairsHeaders' own, none falls through to undici's", () => {
+  // An inherited Headers method would read undici's private list, which a
+  // ResponseHeaders has not: it would throw on a Node whose Headers gained one.
+  const proto = Object.getPrototypeOf(ResponseHeaders.prototype) as object;
+  assert.equal(Object.getPrototypeOf(proto), Headers.prototype);
+  const missing = Reflect.ownKeys(Headers.prototype).filter(
+    (key) =>
+      typeof Object.getOwnPropertyDescriptor(Headers.prototype, key)?.value === "function" &&
+      !Object.hasOwn(proto, key),
+  );
+  assert.deepEqual(missing, []);
 });
 
 test("set by a handler: every use as a filled Headers", () => {
