@@ -1,6 +1,7 @@
 import type { ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { isEmptyHeaders } from "./node-headers.js";
 
 /**
  * The status trailer of a gRPC or gRPC-web call on the plugin's lean paths
@@ -37,11 +38,6 @@ const OK_ONLY = trailerSerialize(new Headers({ "grpc-status": "0" }));
  * of its own (most) gets the same bytes every time, built once.
  */
 export function grpcWebTrailer(own: Headers, error: ConnectError | undefined): Uint8Array {
-  if (error === undefined && isEmpty(own)) return OK_ONLY;
+  if (error === undefined && isEmptyHeaders(own)) return OK_ONLY;
   return trailerSerialize(grpcTrailer(own, error));
-}
-
-function isEmpty(headers: Headers): boolean {
-  for (const _ of headers.keys()) return false;
-  return true;
 }

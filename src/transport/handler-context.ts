@@ -2,7 +2,6 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { reachableTimeout } from "./deadline.js";
 import { CALL_ABORT, CallAbort } from "./lazy-abort.js";
-import { PairsHeaders } from "./lazy-pairs-headers.js";
 
 /** A HandlerContext that its server can abort (cancel, deadline, shutdown, completion). */
 export interface CallContext extends HandlerContext {
@@ -21,12 +20,13 @@ export interface CallInit {
   readonly requestHeader: Headers;
   readonly contextValues: ContextValues;
   /**
-   * Response header and trailer as PairsHeaders, which make no `Headers`
-   * (and do not load undici) unless the handler uses them; the framed
-   * server sends them as pairs. Default false: real `Headers`, which the
-   * direct server hands to its in-process caller as they are.
+   * The class of the response header and trailer. Default `Headers`, which
+   * the direct server hands to its in-process caller as they are; the
+   * framed server's PairsHeaders make no `Headers` (and do not load
+   * undici) unless the handler uses them, and it sends them as pairs; the
+   * HTTP/2 lean paths' ResponseHeaders are the same, `instanceof Headers`.
    */
-  readonly lazyResponseHeaders?: boolean;
+  readonly responseHeaders?: new () => Headers;
 }
 
 /**
@@ -100,7 +100,9 @@ interface LiveCalls {
  * On the framed server, `requestHeader`, `responseHeader` and
  * `responseTrailer` are PairsHeaders (lazy-pairs-headers.ts): they behave
  * as `Headers` in every use, but `instanceof Headers` is false for them,
- * so that a call that never uses them does not load Node's fetch code.
+ * so that a call that never uses them does not load Node's fetch code. On
+ * the lean HTTP paths the response header and trailer are ResponseHeaders
+ * (lazy-response-headers.ts): the same, `instanceof Headers` too.
  */
 class ServerCallContext implements CallContext {
   readonly service: DescService;
@@ -127,13 +129,9 @@ class ServerCallContext implements CallContext {
     this.protocolName = init.protocolName;
     this.url = init.url;
     this.requestHeader = init.requestHeader;
-    if (init.lazyResponseHeaders === true) {
-      this.responseHeader = new PairsHeaders();
-      this.responseTrailer = new PairsHeaders();
-    } else {
-      this.responseHeader = new Headers();
-      this.responseTrailer = new Headers();
-    }
+    const Made = init.responseHeaders ?? Headers;
+    this.responseHeader = new Made();
+    this.responseTrailer = new Made();
     this.values = init.contextValues;
     if (init.timeoutMs === undefined) this.timeoutMs = noDeadline;
     else {

@@ -8,13 +8,16 @@ import { inspect } from "node:util";
  * that was most of a plugin's first call at cold start, and 0.5 µs of the
  * plugin's CPU per call (docs/local-transports.md). `get` and `has` answer from the pairs, as `Headers.get` and
  * `Headers.has` would (names case-insensitive, repeated values joined with
- * ", ", "; " for `cookie`); every other method, the iterator and
+ * ", ", "; " for `cookie`), and `forEach` while there is no pair calls
+ * nothing, as `Headers.forEach` would; every other method, the iterator and
  * `util.inspect` make the real `Headers` on first use and delegate to it,
  * so `new Headers(lazy)`, `new Request(url, {headers: lazy})` and the
  * errors of invalid names and values are those of a filled `Headers`.
  *
  * The one visible difference: `lazy instanceof Headers` is false (a
- * subclass of `Headers` would load undici when defined, see lazy-headers.ts).
+ * subclass of `Headers` would load undici when defined, see lazy-headers.ts;
+ * ResponseHeaders, lazy-response-headers.ts, is the variant that is
+ * `instanceof Headers`, for code that has loaded undici anyway).
  */
 export class PairsHeaders implements Headers {
   /** The pairs (valid, values trimmed), until the real Headers is made; then undefined. */
@@ -121,8 +124,11 @@ export class PairsHeaders implements Headers {
   forEach(
     ...args: [callbackfn: (value: string, key: string, parent: Headers) => void, thisArg?: unknown]
   ): void {
-    const real = this.#real();
     const [callbackfn] = args;
+    // No pairs: Headers would call nothing, so no Headers is made (a
+    // writer copying headers nobody set, the usual answer, stays lazy).
+    if (typeof callbackfn === "function" && this.#pairs?.length === 0) return;
+    const real = this.#real();
     // Not a function: Headers' own TypeError.
     if (typeof callbackfn !== "function") return real.forEach(...args);
     // thisArg passed through as given: Headers calls back with globalThis

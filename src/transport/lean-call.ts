@@ -6,6 +6,7 @@ import { callDone } from "./call-support.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
 import { IncomingHeaders } from "./incoming-headers.js";
+import { ResponseHeaders } from "./lazy-response-headers.js";
 import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import type { HandOver, Peer } from "./unary-handler.js";
 
@@ -38,6 +39,7 @@ export function leanContext(
     timeoutMs,
     requestHeader: new IncomingHeaders(h),
     contextValues: contextValues?.(peer) ?? createContextValues(),
+    responseHeaders: ResponseHeaders,
   });
 }
 

@@ -30,6 +30,21 @@ export function webHeadersToNode(
   return into;
 }
 
+let seen = false;
+const see = (): void => {
+  seen = true;
+};
+
+/**
+ * True when `header` has no field: one pass of forEach, no iterator or
+ * closure made (and, for a lazy one, no Headers: lazy-pairs-headers.ts).
+ */
+export function isEmptyHeaders(header: Headers): boolean {
+  seen = false;
+  header.forEach(see);
+  return !seen;
+}
+
 /** Adds a header to a Node header object; a repeated name becomes an array. */
 export function appendHeader(into: http.OutgoingHttpHeaders, key: string, value: string): void {
   const existing = into[key];

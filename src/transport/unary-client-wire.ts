@@ -3,7 +3,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { parseError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
 import { encodeBody } from "./codec/encode-body.js";
-import { webHeadersToNode } from "./node-headers.js";
+import { isEmptyHeaders, webHeadersToNode } from "./node-headers.js";
 import { isSharedEmptyHeader, sharedEmptyHeader } from "./run-call.js";
 
 /** Message size limits of a client, validated (connect-es' validateReadWriteMaxBytes). */
@@ -117,7 +117,7 @@ export class RequestHeaders {
     value: string | undefined,
     adjust?: (out: http2.OutgoingHttpHeaders) => void,
   ): http2.OutgoingHttpHeaders {
-    if (!isSharedEmptyHeader(header) && !isEmpty(header)) {
+    if (!isSharedEmptyHeader(header) && !isEmptyHeaders(header)) {
       const out = mergeRequestHeaders(path, header, this.fixed);
       adjust?.(out);
       if (value !== undefined) out[key] = value;
@@ -130,18 +130,6 @@ export class RequestHeaders {
     }
     return value === undefined ? shared : { ...shared, [key]: value };
   }
-}
-
-let seen = false;
-const see = (): void => {
-  seen = true;
-};
-
-/** True when `header` has no field: one pass of forEach, no iterator or closure made. */
-function isEmpty(header: Headers): boolean {
-  seen = false;
-  header.forEach(see);
-  return !seen;
 }
 
 /** A bare success's header and trailer (see UnaryBodyReader.finish): never read. */

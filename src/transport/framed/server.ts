@@ -502,7 +502,7 @@ class ServerConnection {
       timeoutMs,
       requestHeader,
       contextValues: this.options.contextValues?.(this.socket) ?? createContextValues(),
-      lazyResponseHeaders: true,
+      responseHeaders: PairsHeaders,
     });
     const streaming = entry.method.methodKind !== "unary";
     const call: ServerCall = {
