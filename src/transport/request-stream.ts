@@ -53,7 +53,8 @@ export interface RequestFormat {
  * (EnvelopeSplitter: an announced size is never allocated ahead of its
  * bytes), each message parsed at once and queued (a compressed one is
  * queued as it came and decompressed by connect-es' envelopeDecompress
- * when the reader comes to it, in order). Flow control: past
+ * when the reader comes to it, in order: next() calls made meanwhile
+ * settle after it). Flow control: past
  * HIGH_WATER bytes queued unread the HTTP/2 stream is paused (no
  * WINDOW_UPDATE goes out, so the host's writes stop), and it resumes below
  * half. The end, or an error (an envelope over readMaxBytes, a message that
@@ -74,6 +75,13 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   /** The response has ended: a request left unread is dropped, not held by flow control. */
   private detached = false;
   private readonly splitter: EnvelopeSplitter;
+  /**
+   * The last next() call still decompressing, or chained behind one
+   * (undefined: none). Calls made meanwhile settle after it, in order, as
+   * connect-es' async generator settles them: a plain message behind a
+   * compressed one must not overtake it.
+   */
+  private inflight: Promise<IteratorResult<unknown>> | undefined;
   /** next() calls waiting for a message, in order (readers sharing the iterator each get their own). */
   private readonly waiting: Array<{
     resolve: (r: IteratorResult<unknown>) => void;
@@ -154,6 +162,14 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   }
 
   next(): Promise<IteratorResult<unknown>> {
+    const before = this.inflight;
+    if (before === undefined) return this.take();
+    const take = (): Promise<IteratorResult<unknown>> => this.take();
+    return this.track(before.then(take, take));
+  }
+
+  /** The next item, now (no call before it is outstanding). */
+  private take(): Promise<IteratorResult<unknown>> {
     if (this.over) return Promise.resolve({ done: true, value: undefined });
     if (this.items.length > 0) {
       const item = this.items.shift();
@@ -164,10 +180,12 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
       }
       if (item instanceof Failed) return this.failed(item.error);
       if (item instanceof Compressed) {
-        return this.decompress(item).then(
-          (value) => (value === SKIP ? this.next() : { done: false, value }),
+        const call = this.decompress(item).then(
+          (value) => (value === SKIP ? this.take() : { done: false, value }),
           (error: unknown) => this.failed(error),
         );
+        // Taken by a call already tracked (chained, or skipping an end envelope): that one stays the anchor.
+        return this.inflight === undefined ? this.track(call) : call;
       }
       return Promise.resolve({ done: false, value: item });
     }
@@ -206,9 +224,19 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     );
   }
 
+  /** `call`, as the call later ones settle after until it settles. */
+  private track(call: Promise<IteratorResult<unknown>>): Promise<IteratorResult<unknown>> {
+    this.inflight = call;
+    const clear = (): void => {
+      if (this.inflight === call) this.inflight = undefined;
+    };
+    call.then(clear, clear);
+    return call;
+  }
+
   private queue(item: unknown, size: number): void {
     const w = this.waiting.shift();
-    if (w !== undefined && !(item instanceof Compressed)) {
+    if (w !== undefined && !(item instanceof Compressed) && this.inflight === undefined) {
       // A reader waits: it gets the message (or error) without queueing.
       if (item instanceof Failed) {
         this.over = true;
@@ -236,9 +264,14 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     return isEnd(format, e.flags) ? SKIP : format.parse(e.data);
   }
 
-  /** The end reached the waiting readers. */
+  /** The end reached the waiting readers (after the call still decompressing, if any). */
   private wake(): void {
-    for (const w of this.waiting.splice(0)) w.resolve({ done: true, value: undefined });
+    const before = this.inflight;
+    for (const w of this.waiting.splice(0)) {
+      const done = (): void => w.resolve({ done: true, value: undefined });
+      if (before === undefined) done();
+      else before.then(done, done);
+    }
   }
 
   /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
