@@ -226,3 +226,43 @@ test("the default framed transport over AutoMTLS refuses a stranger's certificat
     child.kill("SIGKILL");
   }
 });
+
+test("a PLUGIN_CLIENT_CERT bundle pins every certificate in it (go-plugin trusts them all); a stranger is refused, said why", async () => {
+  const first = generateAutoMtlsCertificate();
+  const second = generateAutoMtlsCertificate();
+  const { child, handshake } = await launchWithClientCert(`${first.certPem}\n${second.certPem}`);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    const peerCertPem = certificateFromHandshake(handshake.serverCert as string);
+    const check = async (host: { certPem: string; keyPem: string }): Promise<string> => {
+      const transport = createGoPluginTransport(handshake, {
+        tls: { certPem: host.certPem, keyPem: host.keyPem, peerCertPem },
+      });
+      try {
+        const res = await createClient(Health, transport.transport).check(
+          { service: "plugin" },
+          { timeoutMs: 10_000 },
+        );
+        return `status ${res.status}`;
+      } catch (error) {
+        return `failed: ${ConnectError.from(error).code}`;
+      } finally {
+        transport.close();
+      }
+    };
+    assert.equal(await check(second), "status 1", "the bundle's second certificate");
+    assert.equal(await check(first), "status 1", "the bundle's first certificate");
+    assert.match(await check(generateAutoMtlsCertificate()), /^failed: \d+$/, "a stranger's");
+    for (const end = Date.now() + 5_000; !stderr.includes("refused");) {
+      if (Date.now() > end) assert.fail(`no refusal logged: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(
+      stderr,
+      /refused: the client's certificate \(O=HashiCorp, CN=localhost\) is not the host's/,
+    );
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
