@@ -4,7 +4,7 @@ import {
   generateAutoMtlsCertificate,
   type AutoMtlsKeyType,
 } from "../security/auto-mtls.js";
-import { pemCertificates } from "../security/pem-certificates.js";
+import { pemCertificates } from "../transport/pem-certificates.js";
 import type { PeerTls } from "../transport/goplugin-dial.js";
 import type { ServerTls } from "../transport/http-server.js";
 import { pluginLog } from "./plugin-log.js";

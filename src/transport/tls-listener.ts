@@ -1,5 +1,5 @@
 import * as tls from "node:tls";
-import { pemCertificates } from "../security/pem-certificates.js";
+import { pemCertificates } from "./pem-certificates.js";
 import { endFailedHandshake, peerOf } from "./listen.js";
 import { serverTlsDefaults } from "./tls-defaults.js";
 
