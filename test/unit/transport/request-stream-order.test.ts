@@ -95,3 +95,61 @@ test("twenty next() calls over messages compressed at random: they settle in ord
     texts.map((t, i) => `${i}:${t}`),
   );
 });
+
+/** Until the decompression of a message queued now (zlib, on the thread pool) is surely over. */
+const decompressed = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+test("two next() calls over a compressed message, the next message arriving after it: 2 gets it", async () => {
+  const input = new RequestStream(new PassThrough(), FORMAT);
+  input.chunk(env("one", 1));
+  const calls = [input.next(), input.next()];
+  await decompressed();
+  input.chunk(env("two"));
+  input.end();
+  assert.deepEqual(await settled(calls), ["0:one", "1:two"]);
+});
+
+test("two next() calls over a compressed message, the body ending after it: 2 is done", async () => {
+  const input = new RequestStream(new PassThrough(), FORMAT);
+  input.chunk(env("one", 1));
+  const calls = [input.next(), input.next()];
+  await decompressed();
+  input.end();
+  assert.deepEqual(await settled(calls), ["0:one", "1:done"]);
+});
+
+test("two next() calls over a compressed message, the body failing after it: 2 gets the error", async () => {
+  const input = new RequestStream(new PassThrough(), FORMAT);
+  input.chunk(env("one", 1));
+  const calls = [input.next(), input.next()];
+  await decompressed();
+  input.fail(new Error("the client went away"));
+  assert.deepEqual(await settled(calls), ["0:one", "1:error"]);
+});
+
+test("one reader over a compressed end envelope, the next message arriving after it: it gets it", async () => {
+  const input = new RequestStream(new PassThrough(), FORMAT);
+  input.chunk(env("{}", 3));
+  const first = input.next();
+  await decompressed();
+  input.chunk(env("two"));
+  const calls = [first];
+  assert.deepEqual(await settled(calls), ["0:two"]);
+  input.end();
+  assert.deepEqual(await settled([input.next()]), ["0:done"]);
+});
+
+test("two calls waiting, a compressed message, a third call, then the rest one by one: in order", async () => {
+  const input = new RequestStream(new PassThrough(), FORMAT);
+  const calls = [input.next(), input.next()];
+  input.chunk(env("one", 1));
+  calls.push(input.next());
+  await decompressed();
+  input.chunk(env("two"));
+  await decompressed();
+  input.chunk(env("three", 1));
+  await decompressed();
+  input.end();
+  calls.push(input.next());
+  assert.deepEqual(await settled(calls), ["0:one", "1:two", "2:three", "3:done"]);
+});
