@@ -99,33 +99,30 @@ test("twenty next() calls over messages compressed at random: they settle in ord
 /** Until the decompression of a message queued now (zlib, on the thread pool) is surely over. */
 const decompressed = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
-test("two next() calls over a compressed message, the next message arriving after it: 2 gets it", async () => {
-  const input = new RequestStream(new PassThrough(), FORMAT);
-  input.chunk(env("one", 1));
-  const calls = [input.next(), input.next()];
-  await decompressed();
-  input.chunk(env("two"));
-  input.end();
-  assert.deepEqual(await settled(calls), ["0:one", "1:two"]);
-});
+/** What reaches the stream once its first (compressed) message is out, and what the second call gets. */
+const AFTER: Array<[string, (input: RequestStream) => void, string]> = [
+  [
+    "the next message arriving",
+    (input) => {
+      input.chunk(env("two"));
+      input.end();
+    },
+    "1:two",
+  ],
+  ["the body ending", (input) => input.end(), "1:done"],
+  ["the body failing", (input) => input.fail(new Error("the client went away")), "1:error"],
+];
 
-test("two next() calls over a compressed message, the body ending after it: 2 is done", async () => {
-  const input = new RequestStream(new PassThrough(), FORMAT);
-  input.chunk(env("one", 1));
-  const calls = [input.next(), input.next()];
-  await decompressed();
-  input.end();
-  assert.deepEqual(await settled(calls), ["0:one", "1:done"]);
-});
-
-test("two next() calls over a compressed message, the body failing after it: 2 gets the error", async () => {
-  const input = new RequestStream(new PassThrough(), FORMAT);
-  input.chunk(env("one", 1));
-  const calls = [input.next(), input.next()];
-  await decompressed();
-  input.fail(new Error("the client went away"));
-  assert.deepEqual(await settled(calls), ["0:one", "1:error"]);
-});
+for (const [what, then, second] of AFTER) {
+  test(`two next() calls over a compressed message, ${what} after it: 2 settles (${second})`, async () => {
+    const input = new RequestStream(new PassThrough(), FORMAT);
+    input.chunk(env("one", 1));
+    const calls = [input.next(), input.next()];
+    await calls[0];
+    then(input);
+    assert.deepEqual(await settled(calls), ["0:one", second]);
+  });
+}
 
 test("one reader over a compressed end envelope, the next message arriving after it: it gets it", async () => {
   const input = new RequestStream(new PassThrough(), FORMAT);
