@@ -264,10 +264,22 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   }
 
   private queue(item: unknown, size: number): void {
+    if (
+      this.waiting.length > 0 &&
+      !this.busy &&
+      this.items.length === 0 &&
+      !(item instanceof Compressed)
+    ) {
+      // A reader waits with nothing before it: it gets the message (or error) without queueing.
+      const w = this.waiting.shift() as (typeof this.waiting)[number];
+      if (item instanceof Failed) this.failed(w, item.error);
+      else w.resolve({ done: false, value: item });
+      return;
+    }
     this.items.push(item);
     this.sizes.push(size);
     this.queued += size;
-    // A reader waits: it gets the message (or error) now, or in its turn.
+    // A reader waits: it gets the message (or error) in its turn.
     if (this.waiting.length > 0) this.serve();
     if (!this.paused && this.queued >= HIGH_WATER) {
       this.paused = true;
