@@ -93,6 +93,25 @@ async function launchWithClientCert(certPem: string, env: Record<string, string>
   return { child, handshake: parseHandshakeLine(line) };
 }
 
+/** A health check of a launched plugin as a go-plugin host makes it (`tls`: its AutoMTLS side): the status, or the failure's code. */
+async function healthCheck(
+  handshake: ReturnType<typeof parseHandshakeLine>,
+  tls: PeerTls | undefined,
+): Promise<string> {
+  const transport = createGoPluginTransport(handshake, tls === undefined ? {} : { tls });
+  try {
+    const res = await createClient(Health, transport.transport).check(
+      { service: "plugin" },
+      { timeoutMs: 10_000 },
+    );
+    return `status ${res.status}`;
+  } catch (error) {
+    return `failed: ${ConnectError.from(error).code}`;
+  } finally {
+    transport.close();
+  }
+}
+
 test("a plugin given PLUGIN_CLIENT_CERT serves mutual TLS that only the host's certificate passes", async () => {
   const host = generateAutoMtlsCertificate();
   const { child, handshake } = await launchWithClientCert(host.certPem);
@@ -105,20 +124,7 @@ test("a plugin given PLUGIN_CLIENT_CERT serves mutual TLS that only the host's c
       "secp521r1",
       "a go-plugin host gets go-plugin's own P-521 certificate",
     );
-    const check = async (tls: PeerTls | undefined): Promise<string> => {
-      const transport = createGoPluginTransport(handshake, tls === undefined ? {} : { tls });
-      try {
-        const res = await createClient(Health, transport.transport).check(
-          { service: "plugin" },
-          { timeoutMs: 10_000 },
-        );
-        return `status ${res.status}`;
-      } catch (error) {
-        return `failed: ${ConnectError.from(error).code}`;
-      } finally {
-        transport.close();
-      }
-    };
+    const check = (tls: PeerTls | undefined): Promise<string> => healthCheck(handshake, tls);
     assert.equal(
       await check({ certPem: host.certPem, keyPem: host.keyPem, peerCertPem }),
       "status 1",
@@ -222,6 +228,32 @@ test("the default framed transport over AutoMTLS refuses a stranger's certificat
       "a certificate the host's key signed is refused: only the host's own is accepted",
     );
     assert.equal(await call(undefined), "refused", "plaintext is refused");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
+
+test("a PLUGIN_CLIENT_CERT bundle pins every certificate in it (go-plugin trusts them all); a stranger is refused, said why", async () => {
+  const first = generateAutoMtlsCertificate();
+  const second = generateAutoMtlsCertificate();
+  const { child, handshake } = await launchWithClientCert(`${first.certPem}\n${second.certPem}`);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    const peerCertPem = certificateFromHandshake(handshake.serverCert as string);
+    const check = (host: { certPem: string; keyPem: string }): Promise<string> =>
+      healthCheck(handshake, { certPem: host.certPem, keyPem: host.keyPem, peerCertPem });
+    assert.equal(await check(second), "status 1", "the bundle's second certificate");
+    assert.equal(await check(first), "status 1", "the bundle's first certificate");
+    assert.match(await check(generateAutoMtlsCertificate()), /^failed: \d+$/, "a stranger's");
+    for (const end = Date.now() + 5_000; !stderr.includes("refused");) {
+      if (Date.now() > end) assert.fail(`no refusal logged: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(
+      stderr,
+      /refused: the client's certificate \(O=HashiCorp, CN=localhost\) is not the host's/,
+    );
   } finally {
     child.kill("SIGKILL");
   }

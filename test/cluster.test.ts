@@ -456,6 +456,29 @@ test("endpoint changes take effect without dropping calls in flight", async () =
   }
 });
 
+test("an instance's refusal does not show the password of its URL (user info goes as Basic auth)", async () => {
+  // Inspected, never dialled, as above.
+  const errors: string[] = [];
+  const refused = new ClusterTransport({
+    discovery: staticEndpoints([
+      "http://user:s3cret@10.255.255.1:8080",
+      "ftp://user:s3cret@127.0.0.1/",
+    ]),
+    health: false,
+    onEvent: (e) => {
+      if (e.type === "discovery-error") errors.push(e.message);
+    },
+  });
+  await refused.whenReady();
+  refused.close();
+  assert.equal(errors.length, 2, errors.join("\n"));
+  for (const message of errors) assert.ok(!message.includes("s3cret"), message);
+  assert.ok(
+    errors.some((m) => m.includes("instance http://10.255.255.1:8080:")),
+    errors.join("\n"),
+  );
+});
+
 test("plaintext to a non-loopback instance is refused unless allowPlaintext is set", async () => {
   // Checked without a single call: the pool is inspected, never dialled, so
   // that even a broken refusal cannot send traffic off this machine.

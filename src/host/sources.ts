@@ -9,6 +9,7 @@ import { plaintextRefusal } from "../security/plaintext.js";
 import type { PluginDefinition } from "../protocol/plugin-set.js";
 import type { RpcProtocol } from "../transport/client-transport.js";
 import type { NetworkTransport } from "../transport/framed/network.js";
+import { withoutUserInfo } from "../transport/url-credentials.js";
 
 /**
  * Where a plugin runs. A PluginClient takes exactly one source; everything
@@ -171,12 +172,16 @@ export function remote(
 export function checkRemoteSource(source: RemoteSource): void {
   const url = source.url;
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new TypeError(`remote plugin URL must be http:// or https://, got ${url.toString()}`);
+    throw new TypeError(
+      `remote plugin URL must be http:// or https://, got ${withoutUserInfo(url.toString())}`,
+    );
   }
   const refusal = plaintextRefusal(url, source.allowPlaintext, `host ${url.hostname}`);
   if (refusal !== undefined) throw new TypeError(refusal);
   if (source.tls !== undefined && url.protocol !== "https:") {
-    throw new TypeError(`TLS options were given for ${url.toString()}, which is not https://`);
+    throw new TypeError(
+      `TLS options were given for ${withoutUserInfo(url.toString())}, which is not https://`,
+    );
   }
 }
 

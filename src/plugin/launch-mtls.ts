@@ -1,20 +1,23 @@
-import { X509Certificate } from "node:crypto";
 import { Env } from "../protocol/env.js";
 import {
   certificateForHandshake,
   generateAutoMtlsCertificate,
   type AutoMtlsKeyType,
 } from "../security/auto-mtls.js";
+import { pemCertificates } from "../transport/pem-certificates.js";
 import type { PeerTls } from "../transport/goplugin-dial.js";
 import type { ServerTls } from "../transport/http-server.js";
 import { pluginLog } from "./plugin-log.js";
 
-/** go-plugin's AutoMTLS: the host's certificate, PEM (set by go-plugin and our hosts). */
+/**
+ * go-plugin's AutoMTLS: the host's certificate, PEM (set by go-plugin and
+ * our hosts); a bundle of several is trusted whole, as go-plugin does.
+ */
 export const PLUGIN_CLIENT_CERT = "PLUGIN_CLIENT_CERT";
 
 /** A launched plugin's side of AutoMTLS: its own certificate, and the host's to trust. */
 export interface LaunchMtls {
-  /** What the plugin's server uses: its certificate, and the host's as the only one accepted (pinned). */
+  /** What the plugin's server uses: its certificate, and the host's as the only ones accepted (pinned). */
   readonly tls: ServerTls;
   /** The handshake line's certificate field. */
   readonly serverCert: string;
@@ -37,7 +40,7 @@ export function launchMtls(): LaunchMtls | undefined {
   delete process.env[PLUGIN_CLIENT_CERT];
   if (clientCert === undefined || clientCert === "") return undefined;
   try {
-    new X509Certificate(clientCert);
+    pemCertificates(clientCert);
   } catch (error) {
     // go-plugin's words; serving would refuse every client without saying why.
     pluginLog("error", "client cert provided but failed to parse", {

@@ -4,6 +4,7 @@ import type { Endpoint } from "../discovery/discovery.js";
 import { plaintextRefusal } from "../security/plaintext.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { createNetworkTransport } from "../transport/framed/network.js";
+import { withoutUserInfo } from "../transport/url-credentials.js";
 import { balancerByName, type Balancer } from "./balancer.js";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import type { ClusterEvent, ClusterOptions, EndpointStatus } from "./cluster-options.js";
@@ -321,15 +322,17 @@ export class EndpointPool {
   /** Why an instance must not be dialled, if it must not. */
   private refusal(endpoint: Endpoint): string | undefined {
     let url: URL;
+    // The URL's password (sent as Basic auth) is shown in no message.
+    const shown = withoutUserInfo(endpoint.url);
     try {
       url = new URL(endpoint.url);
     } catch {
-      return `instance ${endpoint.id} has an invalid URL ${JSON.stringify(endpoint.url)}`;
+      return `instance ${endpoint.id} has an invalid URL ${JSON.stringify(shown)}`;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return `instance ${endpoint.id}: URL must be http:// or https://, got ${endpoint.url}`;
+      return `instance ${endpoint.id}: URL must be http:// or https://, got ${shown}`;
     }
-    return plaintextRefusal(url, this.options.allowPlaintext ?? false, `instance ${endpoint.url}`);
+    return plaintextRefusal(url, this.options.allowPlaintext ?? false, `instance ${shown}`);
   }
 
   private createState(endpoint: Endpoint): EndpointState {

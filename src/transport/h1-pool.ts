@@ -3,6 +3,7 @@ import type * as http2 from "node:http2";
 import * as https from "node:https";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorFromNode, hasNodeCode } from "./node-errors.js";
+import { originOf, urlCredentials } from "./url-credentials.js";
 
 /** TLS options for an https URL. */
 export interface H1Tls {
@@ -49,12 +50,8 @@ export class H1Pool {
 
   constructor(baseUrl: string, tls: H1Tls = {}) {
     const url = new URL(baseUrl);
-    const href = url.href;
-    this.origin = href.slice(0, href.length - (url.pathname + url.search + url.hash).length);
-    this.auth =
-      url.username === "" && url.password === ""
-        ? undefined
-        : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    this.origin = originOf(url);
+    this.auth = urlCredentials(url);
     this.secure = url.protocol === "https:";
     this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = url.port === "" ? (this.secure ? 443 : 80) : Number(url.port);

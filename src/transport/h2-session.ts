@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { pathOn } from "./http-target.js";
 import { errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
+import { basicAuthorization, originOf, urlCredentials } from "./url-credentials.js";
 
 /** Options of an HTTP/2 client session. */
 export interface H2SessionOptions {
@@ -36,6 +37,14 @@ export interface H2SessionOptions {
  */
 export class H2Session {
   readonly authority: string;
+  /** The authority as the URL spells it, user info included: method URLs made from the URL start with it. */
+  private readonly origin: string;
+  /**
+   * The URL's user info as Basic auth, sent on a request without an
+   * authorization header (what node:http does over HTTP/1.1); undefined
+   * without user info.
+   */
+  private readonly basic: string | undefined;
   private current: Connection | undefined;
   private readonly live = new Set<Connection>();
   private closedWith: Error | undefined;
@@ -47,7 +56,11 @@ export class H2Session {
     authority: string,
     private readonly options: H2SessionOptions = {},
   ) {
-    this.authority = new URL(authority).origin;
+    const url = new URL(authority);
+    this.authority = url.origin;
+    this.origin = originOf(url);
+    const credentials = urlCredentials(url);
+    this.basic = credentials === undefined ? undefined : basicAuthorization(credentials);
     this.timing = {
       pingIntervalMs: options.pingIntervalMs ?? 15_000,
       pingTimeoutMs: options.pingTimeoutMs ?? 10_000,
@@ -60,7 +73,7 @@ export class H2Session {
    * not on this session's authority (an interceptor may rewrite the URL).
    */
   pathOf(url: string): string {
-    return pathOn(this.authority, url, "http2 session");
+    return pathOn(this.origin, url, "http2 session");
   }
 
   /**
@@ -72,6 +85,9 @@ export class H2Session {
    */
   request(headers: http2.OutgoingHttpHeaders, onClose?: StreamListener): http2.ClientHttp2Stream {
     if (this.closedWith !== undefined) throw this.closedWith;
+    if (this.basic !== undefined && headers.authorization === undefined) {
+      headers = { ...headers, authorization: this.basic };
+    }
     for (let attempt = 0; ; attempt++) {
       const connection = this.connection();
       try {

@@ -18,6 +18,7 @@ import type { CallSignal } from "./call-support.js";
 import { abortedBefore, abortOf, listenAbort } from "./lazy-abort.js";
 import { errorFromNode } from "./node-errors.js";
 import type { CallTarget, UnaryEnd } from "./run-call.js";
+import { withoutUserInfo } from "./url-credentials.js";
 import type { StreamCall, StreamStart } from "./stream-call.js";
 import type { StreamWire } from "./stream-wire.js";
 import { PromiseEnd, type CallEnd, type UnaryCall } from "./unary-call.js";
@@ -193,7 +194,7 @@ export abstract class HttpTarget<C> implements CallTarget {
  * The path of `url` on `origin` (scheme, host and port, no slash at the
  * end); throws a ConnectError when `url` is elsewhere. `what` names the
  * connection in the error, which shows no user info (a URL's password is
- * sent as Basic auth over HTTP/1.1, never shown).
+ * sent as Basic auth, never shown).
  */
 export function pathOn(origin: string, url: string, what: string): string {
   if (!url.startsWith(origin) || url.charCodeAt(origin.length) !== 47 /* "/" */) {
@@ -203,9 +204,4 @@ export function pathOn(origin: string, url: string, what: string): string {
     );
   }
   return url.slice(origin.length);
-}
-
-/** `url` without its user info (user and password), for messages. */
-function withoutUserInfo(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
 }

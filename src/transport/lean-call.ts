@@ -6,6 +6,7 @@ import { callDone } from "./call-support.js";
 import type { MethodEntry } from "./framed/methods.js";
 import type { CallContext, ContextFactory } from "./handler-context.js";
 import { IncomingHeaders } from "./incoming-headers.js";
+import { onResponseClose } from "./h1-close.js";
 import { ResponseHeaders } from "./lazy-response-headers.js";
 import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import type { HandOver, Peer } from "./unary-handler.js";
@@ -45,8 +46,8 @@ export function leanContext(
 
 /**
  * What a lean call travels on: its HTTP/2 stream, or, for a unary call
- * over HTTP/1.1, node:http's response (whose "close" comes when the
- * response ends or the connection does).
+ * over HTTP/1.1, node:http's response (watched through onResponseClose:
+ * a queued pipelined response sees no "close" when the connection goes).
  */
 export type CallLine = http2.ServerHttp2Stream | http.ServerResponse;
 
@@ -116,7 +117,7 @@ export abstract class LeanBodyCall<L extends CallLine = CallLine> {
   /** A close of the line before the call is done: `stop`, then cancelled() with the reset's error. */
   protected watchClose(stop: () => void): void {
     const line: CallLine = this.line;
-    line.on("close", () => {
+    const onClose = (): void => {
       if (this.done) return;
       this.done = true;
       stop();
@@ -128,7 +129,10 @@ export abstract class LeanBodyCall<L extends CallLine = CallLine> {
       this.cancelled(
         error ?? new ConnectError("the client went away before the response", Code.Canceled),
       );
-    });
+    };
+    // HTTP/1.1: a pipelined request's response may be queued, its connection's close unseen.
+    if (isHttp1(line)) onResponseClose(line, onClose);
+    else line.on("close", onClose);
   }
 
   /** Gives the call to connect-es' handler, replaying what was read (`ended`: all of it). */

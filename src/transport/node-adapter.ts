@@ -19,6 +19,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { methodPath } from "./call-support.js";
 import { defaultCompressions } from "./compression.js";
+import { onResponseClose } from "./h1-close.js";
 import { errorFromNode, errorFromRstCode } from "./node-errors.js";
 import { nodeHeadersToWeb, webHeadersToNode } from "./node-headers.js";
 import { IncomingBody } from "./incoming-body.js";
@@ -274,8 +275,9 @@ function universalRequest(
   } else {
     const onError = (e: Error): void => abort.abort(errorFromNode(e));
     req.once("error", onError);
-    // A request emits "close" once its body is read; the response's "close" is the connection's end.
-    res.once("close", () => {
+    // A request emits "close" once its body is read; the response's "close" is the connection's end
+    // (or its own: onResponseClose sees a queued pipelined response's connection go too).
+    onResponseClose(res as http.ServerResponse, () => {
       req.off("error", onError);
       if (!res.writableEnded) abort.abort(req.errored ? errorFromNode(req.errored) : undefined);
     });

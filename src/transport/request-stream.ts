@@ -26,6 +26,9 @@ class Failed {
 
 const SKIP: unknown = Symbol("skip");
 
+/** The iterator's end, a new object each time (as an async generator gives). */
+const done = (): IteratorResult<unknown> => ({ done: true, value: undefined });
+
 /** Whether an envelope's `flags` mark the end envelope `format` skips. */
 function isEnd(format: RequestFormat, flags: number): boolean {
   const end = format.endFlag;
@@ -54,7 +57,9 @@ export interface RequestFormat {
  * (EnvelopeSplitter: an announced size is never allocated ahead of its
  * bytes), each message parsed at once and queued (a compressed one is
  * queued as it came and decompressed by connect-es' envelopeDecompress
- * when the reader comes to it, in order). Flow control: past
+ * when the reader comes to it, in order: next() calls wait in one queue
+ * and settle in the order they were made, those behind a compressed
+ * message after it). Flow control: past
  * HIGH_WATER bytes queued unread the HTTP/2 stream is paused (no
  * WINDOW_UPDATE goes out, so the host's writes stop), and it resumes below
  * half. The end, or an error (an envelope over readMaxBytes, a message that
@@ -75,7 +80,13 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   /** The response has ended: a request left unread is dropped, not held by flow control. */
   private detached = false;
   private readonly splitter: EnvelopeSplitter;
-  /** next() calls waiting for a message, in order (readers sharing the iterator each get their own). */
+  /**
+   * The first waiting call's compressed message is being decompressed: the
+   * calls behind it wait, as connect-es' async generator queues its next()
+   * calls (a plain message behind a compressed one must not overtake it).
+   */
+  private busy = false;
+  /** next() calls not settled yet, in the order they were made (readers sharing the iterator each get their own). */
   private readonly waiting: Array<{
     resolve: (r: IteratorResult<unknown>) => void;
     reject: (e: unknown) => void;
@@ -116,7 +127,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
       return;
     }
     this.ended = true;
-    this.wake();
+    this.serve();
   }
 
   /** Ends the request with `error` after the messages already queued. */
@@ -155,25 +166,71 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   }
 
   next(): Promise<IteratorResult<unknown>> {
-    if (this.over) return Promise.resolve({ done: true, value: undefined });
-    if (this.items.length > 0) {
-      const item = this.items.shift();
-      this.queued -= this.sizes.shift() as number;
-      if (this.paused && this.queued < HIGH_WATER / 2) {
-        this.paused = false;
-        this.body.resume();
+    if (!this.busy && this.waiting.length === 0) {
+      // No call before this one: a plain message or the end, at once.
+      if (this.over) return Promise.resolve(done());
+      if (this.items.length === 0) {
+        if (this.ended) return Promise.resolve(done());
+      } else if (!(this.items[0] instanceof Compressed) && !(this.items[0] instanceof Failed)) {
+        return Promise.resolve({ done: false, value: this.shift() });
       }
-      if (item instanceof Failed) return this.failed(item.error);
-      if (item instanceof Compressed) {
-        return this.decompress(item).then(
-          (value) => (value === SKIP ? this.next() : { done: false, value }),
-          (error: unknown) => this.failed(error),
-        );
-      }
-      return Promise.resolve({ done: false, value: item });
     }
-    if (this.ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.serve();
+    });
+  }
+
+  /** The first queued item, its size no longer counted (flow control resumes below half). */
+  private shift(): unknown {
+    const item = this.items.shift();
+    this.queued -= this.sizes.shift() as number;
+    if (this.paused && this.queued < HIGH_WATER / 2) {
+      this.paused = false;
+      this.body.resume();
+    }
+    return item;
+  }
+
+  /**
+   * Settles the waiting calls in order with what is queued: one at a time
+   * through a compressed message (the others wait behind it), the rest
+   * done once the body has ended or the reader is over.
+   */
+  private serve(): void {
+    const waiting = this.waiting;
+    while (!this.busy && waiting.length > 0) {
+      if (this.over || (this.items.length === 0 && this.ended)) {
+        for (const w of waiting.splice(0)) w.resolve(done());
+        return;
+      }
+      if (this.items.length === 0) return;
+      const item = this.shift();
+      const w = waiting[0] as (typeof waiting)[number];
+      if (item instanceof Compressed) {
+        // The call stays first in line until its message is out (an end envelope: the next one).
+        this.busy = true;
+        this.decompress(item).then(
+          (value) => {
+            this.busy = false;
+            if (value !== SKIP) {
+              waiting.shift();
+              w.resolve({ done: false, value });
+            }
+            this.serve();
+          },
+          (error: unknown) => {
+            this.busy = false;
+            waiting.shift();
+            this.failed(w, error);
+          },
+        );
+        return;
+      }
+      waiting.shift();
+      if (item instanceof Failed) this.failed(w, item.error);
+      else w.resolve({ done: false, value: item });
+    }
   }
 
   /** The reader stops early: nothing more is parsed, the rest of the body is dropped. */
@@ -208,22 +265,24 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
   }
 
   private queue(item: unknown, size: number): void {
-    const w = this.waiting.shift();
-    if (w !== undefined && !(item instanceof Compressed)) {
-      // A reader waits: it gets the message (or error) without queueing.
-      if (item instanceof Failed) {
-        this.over = true;
-        w.reject(item.error);
-        this.wake();
-      } else w.resolve({ done: false, value: item });
+    if (
+      this.waiting.length > 0 &&
+      !this.busy &&
+      this.items.length === 0 &&
+      !(item instanceof Compressed)
+    ) {
+      // A reader waits with nothing before it: it gets the message (or error) without queueing.
+      const w = this.waiting.shift() as (typeof this.waiting)[number];
+      if (item instanceof Failed) this.failed(w, item.error);
+      else w.resolve({ done: false, value: item });
       return;
     }
     this.items.push(item);
     this.sizes.push(size);
     this.queued += size;
-    if (w !== undefined) {
-      void this.next().then(w.resolve, w.reject);
-    } else if (!this.paused && this.queued >= HIGH_WATER) {
+    // A reader waits: it gets the message (or error) in its turn.
+    if (this.waiting.length > 0) this.serve();
+    if (!this.paused && this.queued >= HIGH_WATER) {
       this.paused = true;
       this.body.pause();
       if (this.detached && !(item instanceof Failed)) this.abandon();
@@ -237,16 +296,10 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     return isEnd(format, e.flags) ? SKIP : format.parse(e.data);
   }
 
-  /** The end reached the waiting readers. */
-  private wake(): void {
-    for (const w of this.waiting.splice(0)) w.resolve({ done: true, value: undefined });
-  }
-
-  /** The reader gets `error`; nothing more is parsed, the rest of the body is dropped. */
-  private failed(error: unknown): Promise<IteratorResult<unknown>> {
+  /** The reader (call `w`) gets `error`; nothing more is parsed, the rest of the body is dropped. */
+  private failed(w: { reject: (e: unknown) => void }, error: unknown): void {
+    w.reject(error);
     this.stop();
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- connect-es' error as it is
-    return Promise.reject(error);
   }
 
   /**
@@ -260,7 +313,7 @@ export class RequestStream implements AsyncIterable<unknown>, AsyncIterator<unkn
     this.items.length = 0;
     this.sizes.length = 0;
     this.drop();
-    this.wake();
+    this.serve();
   }
 
   /** Reads the rest of the body without keeping it (the host is not held by flow control). */

@@ -1,5 +1,5 @@
-import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
+import { pemCertificates } from "./pem-certificates.js";
 import { endFailedHandshake, peerOf } from "./listen.js";
 import { serverTlsDefaults } from "./tls-defaults.js";
 
@@ -8,7 +8,8 @@ import { serverTlsDefaults } from "./tls-defaults.js";
  * certificates are checked one of two ways, never both:
  *
  * - `clientCert` (AutoMTLS): the host's own certificate, PEM. Only a client
- *   presenting exactly this certificate is served (pinned by its DER bytes).
+ *   presenting exactly this certificate is served (pinned by its DER bytes);
+ *   a bundle pins each certificate in it (go-plugin trusts every one).
  * - `clientCa` (mutual TLS with a CA, network mode): a client must present a
  *   certificate this CA signed, verified by TLS as usual.
  *
@@ -63,7 +64,8 @@ export function createTlsListener(
       "TLS server: give clientCert (the one certificate accepted) or clientCa (the CA that signs accepted certificates), not both",
     );
   }
-  const pinned = clientCert === undefined ? undefined : new X509Certificate(clientCert).raw;
+  const pinned =
+    clientCert === undefined ? undefined : pemCertificates(clientCert).map((c) => c.raw);
   const listener = tls.createServer({
     cert: options.cert,
     key: options.key,
@@ -112,11 +114,12 @@ function cutOff(socket: tls.TLSSocket): void {
   socket.resume();
 }
 
-/** Why `socket`'s client certificate is not the pinned one, or undefined if it is. */
-function refusal(socket: tls.TLSSocket, pinned: Buffer): string | undefined {
+/** Why `socket`'s client certificate is none of the pinned ones, or undefined if it is one. */
+function refusal(socket: tls.TLSSocket, pinned: readonly Buffer[]): string | undefined {
   const presented = socket.getPeerX509Certificate();
   if (presented === undefined) return "the client presented no certificate";
-  if (!presented.raw.equals(pinned)) {
+  const raw = presented.raw;
+  if (!pinned.some((p) => raw.equals(p))) {
     return `the client's certificate (${presented.subject.replace(/\n/g, ", ") || "no subject"}) is not the host's`;
   }
   return undefined;

@@ -23,7 +23,8 @@ import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
-import { requestSignal } from "../signal-view.js";
+import { requestSignal, withHeader } from "../signal-view.js";
+import { basicAuthorization, urlCredentials } from "../url-credentials.js";
 
 /**
  * How a host reaches a plugin at a URL: "auto" (the default) asks for the
@@ -222,6 +223,12 @@ class NegotiatingTransport implements CallTarget {
    * goaway whose calls are still open (close() ends their calls too).
    */
   private readonly live = new Set<FramedConnection>();
+  /**
+   * The URL's user info as Basic auth, for framed calls without an
+   * authorization header (HTTP sends it the same way: H1Pool, H2Session);
+   * undefined without user info.
+   */
+  private readonly basic: string | undefined;
 
   constructor(
     private readonly url: URL,
@@ -230,6 +237,8 @@ class NegotiatingTransport implements CallTarget {
   ) {
     this.runner = new CallRunner(this, options.interceptors);
     owners.set(this.runner, this);
+    const credentials = urlCredentials(url);
+    this.basic = credentials === undefined ? undefined : basicAuthorization(credentials);
   }
 
   client(): ClientTransport {
@@ -319,12 +328,12 @@ class NegotiatingTransport implements CallTarget {
     call: CallSignal,
   ): Promise<UnaryResponse<I, O>> {
     const c = this.current;
-    if (c !== undefined && !c.broken) return c.unary(req, call);
+    if (c !== undefined && !c.broken) return c.unary(this.authorized(req), call);
     if (this.http !== undefined) return this.unaryOverHttp(this.http, req, call);
     return this.whenConnected(req, (connection) =>
       connection === undefined
         ? this.unaryOverHttp(this.http as ClientTransport, req, call)
-        : connection.unary(req, call),
+        : connection.unary(this.authorized(req), call),
     );
   }
 
@@ -333,13 +342,22 @@ class NegotiatingTransport implements CallTarget {
     call: CallSignal,
   ): Promise<StreamResponse<I, O>> {
     const c = this.current;
-    if (c !== undefined && !c.broken) return c.stream(req, call);
+    if (c !== undefined && !c.broken) return c.stream(this.authorized(req), call);
     if (this.http !== undefined) return this.streamOverHttp(this.http, req, call);
     return this.whenConnected(req, (connection) =>
       connection === undefined
         ? this.streamOverHttp(this.http as ClientTransport, req, call)
-        : connection.stream(req, call),
+        : connection.stream(this.authorized(req), call),
     );
+  }
+
+  /** `req` for a framed connection: with the URL's user info as Basic auth, unless it has an authorization header. */
+  private authorized<R extends { readonly header: Headers }>(req: R): R {
+    const basic = this.basic;
+    if (basic === undefined || req.header.has("authorization")) return req;
+    const header = new Headers(req.header);
+    header.set("authorization", basic);
+    return withHeader(req, header);
   }
 
   /** A call the runner's interceptors have seen, sent as it is over HTTP. */

@@ -107,6 +107,17 @@ describe("remote()", () => {
     );
   });
 
+  test("a URL's password is in neither refusal (user info is sent as Basic auth, never shown)", () => {
+    refuses(
+      () => remote("http://user:s3cret@127.0.0.1:9000", { tls: { ca: "CA PEM" } }),
+      "TLS options were given for http://127.0.0.1:9000/, which is not https://",
+    );
+    refuses(
+      () => remote("ftp://user:s3cret@127.0.0.1/kv"),
+      "remote plugin URL must be http:// or https://, got ftp://127.0.0.1/kv",
+    );
+  });
+
   test("only http:// and https:// URLs", () => {
     refuses(
       () => remote("ftp://127.0.0.1/kv"),

@@ -1,0 +1,30 @@
+/**
+ * A plugin URL's user info (`https://user:password@host/`), one way for
+ * both HTTP versions: node:http sends it as Basic auth when the request
+ * has no authorization header of its own (H1Pool gives it node:http's
+ * `auth` option), and H2Session sends the same header over HTTP/2. The
+ * password never goes into a message: see withoutUserInfo.
+ */
+
+/** The base URL up to its path: scheme, user info if any, host and port, as the URL's string spells them. */
+export function originOf(url: URL): string {
+  const href = url.href;
+  return href.slice(0, href.length - (url.pathname + url.search + url.hash).length);
+}
+
+/** `user:password` of `url`, decoded, as node:http's `auth` option takes it; undefined without user info. */
+export function urlCredentials(url: URL): string | undefined {
+  return url.username === "" && url.password === ""
+    ? undefined
+    : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+}
+
+/** The authorization header node:http makes of its `auth` option (UTF-8, base64). */
+export function basicAuthorization(credentials: string): string {
+  return `Basic ${Buffer.from(credentials).toString("base64")}`;
+}
+
+/** `url` without its user info (user and password), for messages. */
+export function withoutUserInfo(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
+}

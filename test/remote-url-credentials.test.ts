@@ -1,0 +1,88 @@
+/**
+ * A remote plugin URL with user info (`http://user:password@host/`): the
+ * host sends it as Basic auth on every call when the call has no
+ * authorization header of its own (what node:http does for such a URL),
+ * over HTTP/1.1, HTTP/2 and the framed protocol alike (that the password
+ * is in no error message: h1-target.test.ts, both HTTP versions). A real
+ * network-mode KV plugin on loopback records the header in a user
+ * interceptor.
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import type { Interceptor } from "@connectrpc/connect";
+import { bearerAuth, remote, serve, type ServeHandle } from "../src/index.js";
+import { kvPlugin } from "../examples/kv/definition.js";
+import { kvClient } from "./helpers.js";
+
+/** User and password with characters a URL escapes (a space, a colon). */
+const USER = "us er";
+const PASSWORD = "p:w s3cret";
+const BASIC = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`;
+
+/** The authorization header of each call the plugin saw (but its health checks). */
+const seen: Array<string | null> = [];
+const recordAuth: Interceptor = (next) => (req) => {
+  seen.push(req.header.get("authorization"));
+  return next(req);
+};
+
+let server: ServeHandle;
+const servers: ServeHandle[] = [];
+after(async () => {
+  for (const s of servers) await s.shutdown("test done");
+});
+
+/** The plugin's URL with the user info in it. */
+async function urlWithUser(): Promise<URL> {
+  if (server === undefined) {
+    server = await serve(kvPlugin(), {
+      listen: "127.0.0.1:0",
+      exitProcess: false,
+      interceptors: [recordAuth],
+    });
+    servers.push(server);
+  }
+  const url = new URL(server.url);
+  url.username = USER;
+  url.password = PASSWORD;
+  return url;
+}
+
+const PATHS = {
+  "HTTP/1.1": { transport: "http", httpVersion: "1.1" },
+  "HTTP/2": { transport: "http", httpVersion: "2" },
+  framed: { transport: "framed" },
+} as const;
+
+for (const [name, options] of Object.entries(PATHS)) {
+  test(`a URL's user info goes as Basic auth over ${name}, on every call`, async () => {
+    const client = kvClient(remote(await urlWithUser(), options), { startTimeoutMs: 5_000 });
+    try {
+      const count = seen.length;
+      await client.start();
+      const kv = client.dispense("kv");
+      await kv.put({ key: "a", value: new Uint8Array([1]) });
+      await kv.get({ key: "a" });
+      const calls = seen.slice(count);
+      assert.ok(calls.length >= 3, `${calls.length} calls seen`);
+      assert.deepEqual(new Set(calls), new Set([BASIC]));
+    } finally {
+      await client.close();
+    }
+  });
+
+  test(`over ${name}, an authorization header of the caller's own is sent instead of the URL's`, async () => {
+    const client = kvClient(remote(await urlWithUser(), options), {
+      startTimeoutMs: 5_000,
+      interceptors: [bearerAuth("t0ken")],
+    });
+    try {
+      const count = seen.length;
+      await client.start();
+      await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+      assert.deepEqual(new Set(seen.slice(count)), new Set(["Bearer t0ken"]));
+    } finally {
+      await client.close();
+    }
+  });
+}
