@@ -16,7 +16,6 @@
  *   the snapshot is built fails with a message saying so.
  * The blob runs only on the node binary that built it.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
@@ -25,6 +24,8 @@ import { dirname, join, resolve } from "node:path";
 import type * as Esbuild from "esbuild";
 import { ManagementError } from "../manifest/errors.js";
 import { SNAPSHOT_BUILD } from "../protocol/snapshot-build.js";
+import { esbuildMessage, loadEsbuild, located, nodeTarget } from "./esbuild-load.js";
+import { runToEnd } from "./run-to-end.js";
 
 /** The built-in modules Node 20 supports in user-land snapshots (lib/internal/main/mksnapshot.js). */
 const IN_SNAPSHOT = new Set([
@@ -106,7 +107,7 @@ export async function buildSnapshot(
   if (!existsSync(dirname(out))) {
     throw new ManagementError("not-found", `no such directory for the blob: ${dirname(out)}`);
   }
-  const esbuild = await loadEsbuild();
+  const esbuild = await loadEsbuild("connect-plugin snapshot");
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
   let partial: string | undefined;
   try {
@@ -120,7 +121,7 @@ export async function buildSnapshot(
         bundle: true,
         platform: "node",
         format: "cjs",
-        target: `node${process.versions.node.split(".")[0]}`,
+        target: nodeTarget(),
         logLevel: "silent",
         plugins: [deferUnsupportedBuiltins()],
         banner: {
@@ -148,7 +149,7 @@ export async function buildSnapshot(
     // leaves the blob that was there.
     partial = `${out}.${randomBytes(6).toString("hex")}.partial`;
     const [command = process.execPath, ...prefix] = [...launcher, process.execPath];
-    const { code, stderr, timedOut } = await run(
+    const { code, stderr, timedOut } = await runToEnd(
       command,
       [...prefix, "--snapshot-blob", partial, "--build-snapshot", bundle],
       timeoutMs,
@@ -180,19 +181,6 @@ export async function buildSnapshot(
   } finally {
     rmSync(dir, { recursive: true, force: true });
     if (partial !== undefined) rmSync(partial, { force: true });
-  }
-}
-
-async function loadEsbuild(): Promise<typeof Esbuild> {
-  try {
-    return await import("esbuild");
-  } catch (error) {
-    throw new ManagementError(
-      "incompatible",
-      "connect-plugin snapshot bundles the plugin with esbuild, which is not installed: " +
-        "npm install --save-dev esbuild",
-      { cause: error },
-    );
   }
 }
 
@@ -266,42 +254,4 @@ function guardFetch(): string {
 function buildProblem(stderr: string): string {
   const line = stderr.split("\n").find((l) => /^[A-Za-z]*Error: /.test(l));
   return line ?? stderr.trim().slice(0, 4_000);
-}
-
-type EsbuildMessage = { text: string; location?: { file: string; line: number } | null };
-
-function located(m: EsbuildMessage): string {
-  return m.location ? `${m.location.file}:${m.location.line}: ${m.text}` : m.text;
-}
-
-function esbuildMessage(error: unknown): string {
-  const errors = (error as { errors?: EsbuildMessage[] }).errors;
-  if (errors === undefined || errors.length === 0) return (error as Error).message;
-  return errors.map(located).join("; ");
-}
-
-/** Runs a command to its end, or kills it after `timeoutMs`. */
-function run(
-  command: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stderr, timedOut });
-    });
-  });
 }

@@ -1,0 +1,155 @@
+/**
+ * `connect-plugin code-cache`: a Node plugin's main file as one CommonJS
+ * bundle with V8's code cache and the loader that uses it
+ * (code-cache-loader.ts), for a faster cold start that, unlike a startup
+ * snapshot, needs no node option and falls back to an ordinary start by
+ * itself on another node. The cache is made by launching the plugin once
+ * as a host does (framed, AutoMTLS, the Handshake RPC): a cache made before
+ * anything ran would hold the modules' top level only, not the functions
+ * that serve() and a call compile.
+ */
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, extname, join, resolve } from "node:path";
+import { PluginClient } from "../host/plugin-client.js";
+import { subprocess } from "../host/sources.js";
+import { silentLogger } from "../logging/logger.js";
+import { ManagementError } from "../manifest/errors.js";
+import { Env } from "../protocol/env.js";
+import type { HandshakeConfig } from "../protocol/plugin-set.js";
+import {
+  CODE_CACHE_CHECK_PREFIX,
+  codeCacheFiles,
+  codeCacheLoader,
+  type CodeCacheFiles,
+  type CodeCacheState,
+} from "./code-cache-loader.js";
+import { esbuildMessage, loadEsbuild, located, nodeTarget } from "./esbuild-load.js";
+import { runToEnd } from "./run-to-end.js";
+
+export interface CodeCacheResult {
+  /** Absolute paths of the files written. */
+  readonly files: CodeCacheFiles;
+  /** The cache's size. */
+  readonly bytes: number;
+  /** How a start of the loader without the build's variables found the cache ("used"). */
+  readonly state: CodeCacheState;
+  /** The node binary that made the cache; another one compiles as without it. */
+  readonly node: string;
+  readonly nodeVersion: string;
+  /** esbuild's warnings, e.g. `import.meta` used (it is empty in a CommonJS bundle). */
+  readonly warnings: readonly string[];
+}
+
+/** How long the build's launch and check may take by default: they take about a second. */
+export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
+
+/**
+ * Bundles `entry` into `outDir` (made if missing), writes the loader, and
+ * launches it once with `handshake`'s cookie and protocol version to make
+ * the cache. Files of an earlier build there are replaced. `launcher`
+ * (default none) runs node through another program for the launch: the
+ * bench counts instructions under valgrind, whose emulated CPU V8 may see
+ * differently.
+ */
+export async function buildCodeCache(
+  entry: string,
+  outDir: string,
+  handshake: HandshakeConfig,
+  timeoutMs = DEFAULT_CODE_CACHE_TIMEOUT_MS,
+  launcher: readonly string[] = [],
+): Promise<CodeCacheResult> {
+  const main = resolve(entry);
+  if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  const names = codeCacheFiles(basename(main, extname(main)));
+  const files: CodeCacheFiles = {
+    loader: join(dir, names.loader),
+    bundle: join(dir, names.bundle),
+    cache: join(dir, names.cache),
+  };
+  // A cache of an earlier bundle would only be found stale: no reason to keep it.
+  rmSync(files.cache, { force: true });
+  const esbuild = await loadEsbuild("connect-plugin code-cache");
+  let warnings: string[];
+  try {
+    const built = await esbuild.build({
+      entryPoints: [main],
+      outfile: files.bundle,
+      bundle: true,
+      platform: "node",
+      format: "cjs",
+      target: nodeTarget(),
+      sourcemap: true,
+      logLevel: "silent",
+    });
+    warnings = built.warnings.map(located);
+  } catch (error) {
+    const message = esbuildMessage(error);
+    throw new ManagementError(
+      "incompatible",
+      `cannot bundle ${entry} as CommonJS: ${message}` +
+        (/top-level await/i.test(message)
+          ? " (write void serve(...) or serve(...).then(...), not await serve(...))"
+          : ""),
+      { cause: error },
+    );
+  }
+  writeFileSync(files.loader, codeCacheLoader(names));
+
+  const [command = process.execPath, ...prefix] = [...launcher, process.execPath];
+  const client = new PluginClient({
+    handshake,
+    plugins: {},
+    logger: silentLogger,
+    startTimeoutMs: timeoutMs,
+    source: subprocess(command, [...prefix, files.loader], {
+      env: { [Env.codeCache]: "write" },
+    }),
+  });
+  try {
+    await client.start();
+  } catch (error) {
+    throw new ManagementError(
+      "incompatible",
+      `could not launch ${entry} to make its code cache (is the cookie ` +
+        `${handshake.magicCookieKey} its own?): ${(error as Error).message}`,
+      { cause: error },
+    );
+  } finally {
+    // The loader writes the cache when the plugin exits.
+    await client.close();
+  }
+  if (!existsSync(files.cache)) {
+    throw new ManagementError(
+      "incompatible",
+      `${entry} exited without writing its code cache (did it exit from a signal handler or ` +
+        "an uncaught error?)",
+    );
+  }
+  return {
+    files,
+    bytes: statSync(files.cache).size,
+    state: await cacheState(files.loader, timeoutMs),
+    node: process.execPath,
+    nodeVersion: process.version,
+    warnings,
+  };
+}
+
+/**
+ * Starts the loader as a person would, without a cookie (the plugin says it
+ * is one and exits), and reads what it says of the cache.
+ */
+async function cacheState(loader: string, timeoutMs: number): Promise<CodeCacheState> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
+  const { stderr } = await runToEnd(process.execPath, [loader], timeoutMs, env);
+  const line = stderr.split("\n").find((l) => l.startsWith(CODE_CACHE_CHECK_PREFIX));
+  if (line === undefined) {
+    throw new ManagementError(
+      "incompatible",
+      `the loader did not say whether it used the cache: ${stderr.trim().slice(0, 2_000)}`,
+    );
+  }
+  return line.slice(CODE_CACHE_CHECK_PREFIX.length) as CodeCacheState;
+}

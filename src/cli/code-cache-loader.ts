@@ -1,0 +1,96 @@
+/**
+ * The loader that `connect-plugin code-cache` writes next to a plugin's
+ * CommonJS bundle, and the files they share (docs/local-transports.md,
+ * "session 23"). Node 20 has no compile cache for a plugin's own code
+ * (`module.enableCompileCache()` is Node 22), so the loader compiles the
+ * bundle through `vm.Script` with V8's cached data, which turns most of the
+ * compiling into deserialising.
+ *
+ * The cache is used only when it was made from these exact bundle bytes
+ * (its first 32 bytes are the bundle's sha256): V8 itself checks only the
+ * source's length, so an edited bundle of the same length would otherwise
+ * run bytecode of the old one. V8 rejects a cache made by another V8
+ * version or with other V8 flags (`cachedDataRejected`) and compiles as
+ * without one; a missing, stale or unreadable cache does the same. Nothing
+ * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it.
+ */
+import { Env } from "../protocol/env.js";
+
+/** The files of one plugin built by `connect-plugin code-cache`, all in one directory. */
+export interface CodeCacheFiles {
+  /** What a host starts (`node <name>.cjs`): the loader. */
+  readonly loader: string;
+  /** The plugin's CommonJS bundle (runs on its own too, without the cache). */
+  readonly bundle: string;
+  /** V8's cached data for the bundle, after the bundle's sha256. */
+  readonly cache: string;
+}
+
+/** The file names for a plugin called `name` ("plugin" for src/plugin.ts). */
+export const codeCacheFiles = (name: string): CodeCacheFiles => ({
+  loader: `${name}.cjs`,
+  bundle: `${name}.bundle.cjs`,
+  cache: `${name}.code-cache`,
+});
+
+/** What the loader reports on stderr with CONNECT_PLUGIN_CODE_CACHE=check. */
+export const CODE_CACHE_CHECK_PREFIX = "connect-plugin code cache: ";
+
+/**
+ * How the loader found the cache: used; rejected by V8 (another node or
+ * other flags); stale (made from other bundle bytes); absent (or unreadable).
+ */
+export type CodeCacheState = "used" | "rejected" | "stale" | "absent";
+
+/** The loader's source, CommonJS, for the files `files` (names in one directory). */
+export function codeCacheLoader(files: CodeCacheFiles): string {
+  const env = JSON.stringify(Env.codeCache);
+  return `"use strict";
+// Written by \`connect-plugin code-cache\`: starts ${files.bundle} with V8's code
+// cache from ${files.cache} when that was made from these bundle bytes by this
+// node with these V8 flags, and compiles it as usual otherwise.
+// ${Env.codeCache}=write saves the cache when the process exits; =check says
+// on stderr whether it was used.
+const fs = require("node:fs");
+const path = require("node:path");
+const vm = require("node:vm");
+const bundle = path.join(__dirname, ${JSON.stringify(files.bundle)});
+const cacheFile = path.join(__dirname, ${JSON.stringify(files.cache)});
+const mode = process.env[${env}];
+const source = fs.readFileSync(bundle);
+const hash = require("node:crypto").createHash("sha256").update(source).digest();
+let cachedData;
+let state = "absent";
+if (mode !== "write") {
+  try {
+    const data = fs.readFileSync(cacheFile);
+    if (data.length > hash.length && hash.equals(data.subarray(0, hash.length))) {
+      cachedData = data.subarray(hash.length);
+    } else state = "stale";
+  } catch {}
+}
+const script = new vm.Script(
+  "(function (exports, require, module, __filename, __dirname) {" + source.toString() + "\\n})",
+  { filename: bundle, cachedData },
+);
+if (cachedData !== undefined) state = script.cachedDataRejected ? "rejected" : "used";
+if (mode === "check") process.stderr.write(${JSON.stringify(CODE_CACHE_CHECK_PREFIX)} + state + "\\n");
+if (mode === "write") {
+  // At exit: the functions the launch compiled are in the cache, not only the top level.
+  process.once("exit", () => {
+    const partial = cacheFile + "." + process.pid + ".partial";
+    try {
+      fs.writeFileSync(partial, Buffer.concat([hash, script.createCachedData()]));
+      fs.renameSync(partial, cacheFile);
+    } catch (error) {
+      fs.rmSync(partial, { force: true });
+      process.stderr.write("connect-plugin code cache: not written: " + error.message + "\\n");
+    }
+  });
+}
+const main = { exports: {} };
+script
+  .runInThisContext()
+  .call(main.exports, main.exports, require("node:module").createRequire(bundle), main, bundle, __dirname);
+`;
+}
