@@ -1,16 +1,31 @@
 /** `connect-plugin code-cache`: a Node plugin bundled with V8's code cache (see code-cache-build.ts). */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { action } from "./program.js";
 import { ManagementError } from "../manifest/errors.js";
+import type { HandshakeConfig } from "../protocol/plugin-set.js";
 import { DEFAULT_CODE_CACHE_TIMEOUT_MS, buildCodeCache } from "./code-cache-build.js";
+
+interface Options {
+  cookie?: string;
+  handshake?: string;
+  outDir: string;
+  protocolVersion: string;
+  timeout: string;
+}
 
 export function registerCodeCacheCommand(program: Command): void {
   program
     .command("code-cache")
     .argument("<entry>", "the plugin's main file (it calls serve(); no top-level await)")
-    .requiredOption("--cookie <KEY=VALUE>", "the plugin's magic cookie (its handshake)")
+    .option("--cookie <KEY=VALUE>", "the plugin's magic cookie")
+    .option(
+      "--handshake <module>",
+      "or: a built module of the app whose `handshake` export is the plugin's (its cookie and protocol version)",
+    )
     .option("-o, --out-dir <dir>", "where the loader, bundle and cache go", "dist/bundle")
-    .option("--protocol-version <n>", "the app protocol version the launch offers", "1")
+    .option("--protocol-version <n>", "with --cookie: the app protocol version to offer", "1")
     .option(
       "--timeout <ms>",
       "stop the build's launch if it has not finished by then",
@@ -21,45 +36,71 @@ export function registerCodeCacheCommand(program: Command): void {
         "once, for a faster cold start; start it with node <out-dir>/<entry name>.cjs",
     )
     .action(
-      action(
-        async (
-          entry: string,
-          o: { cookie: string; outDir: string; protocolVersion: string; timeout: string },
-        ) => {
-          const eq = o.cookie.indexOf("=");
-          const version = Number(o.protocolVersion);
-          const timeoutMs = Number(o.timeout);
-          if (eq <= 0 || !Number.isInteger(version) || version < 1) {
-            throw new ManagementError(
-              "invalid-config",
-              "--cookie must be KEY=VALUE and --protocol-version a positive integer",
-            );
-          }
-          if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-            throw new ManagementError(
-              "invalid-config",
-              `--timeout must be a positive number of milliseconds, not ${JSON.stringify(o.timeout)}`,
-            );
-          }
-          const handshake = {
-            magicCookieKey: o.cookie.slice(0, eq),
-            magicCookieValue: o.cookie.slice(eq + 1),
-            protocolVersion: version,
-          };
-          const result = await buildCodeCache(entry, o.outDir, handshake, timeoutMs);
-          return {
-            json: result,
-            text:
-              result.warnings.map((w) => `warning: ${w}\n`).join("") +
-              (result.state === "used"
-                ? ""
-                : `warning: a start of the loader found the cache ${result.state}\n`) +
-              `wrote ${result.files.loader}, its bundle and a code cache of ` +
-              `${(result.bytes / 1024).toFixed(0)} KiB (used by node ${result.nodeVersion}; ` +
-              `another node starts it without); launch it with ` +
-              `subprocess(process.execPath, [${JSON.stringify(result.files.loader)}])`,
-          };
-        },
-      ),
+      action(async (entry: string, o: Options) => {
+        const timeoutMs = Number(o.timeout);
+        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+          throw new ManagementError(
+            "invalid-config",
+            `--timeout must be a positive number of milliseconds, not ${JSON.stringify(o.timeout)}`,
+          );
+        }
+        const handshake = await handshakeOf(o);
+        const result = await buildCodeCache(entry, o.outDir, handshake, timeoutMs);
+        return {
+          json: result,
+          text:
+            result.warnings.map((w) => `warning: ${w}\n`).join("") +
+            (result.state === "used"
+              ? ""
+              : `warning: a start of the loader found the cache ${result.state}\n`) +
+            `wrote ${result.files.loader}, its bundle and a code cache of ` +
+            `${(result.bytes / 1024).toFixed(0)} KiB (used by node ${result.nodeVersion}; ` +
+            `another node starts it without); launch it with ` +
+            `subprocess(process.execPath, [${JSON.stringify(result.files.loader)}])`,
+        };
+      }),
     );
+}
+
+/** The handshake from --cookie and --protocol-version, or from the module --handshake names. */
+async function handshakeOf(o: Options): Promise<HandshakeConfig> {
+  if ((o.cookie === undefined) === (o.handshake === undefined)) {
+    throw new ManagementError("invalid-config", "give the plugin's --cookie or --handshake, one");
+  }
+  if (o.handshake !== undefined) {
+    let exported: unknown;
+    try {
+      exported = (
+        (await import(pathToFileURL(resolve(o.handshake)).href)) as Record<string, unknown>
+      ).handshake;
+    } catch (error) {
+      throw new ManagementError(
+        "invalid-config",
+        `cannot import --handshake ${o.handshake}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const h = exported as Partial<HandshakeConfig> | undefined;
+    if (typeof h?.magicCookieKey !== "string" || typeof h.magicCookieValue !== "string") {
+      throw new ManagementError(
+        "invalid-config",
+        `${o.handshake} has no \`handshake\` export with magicCookieKey and magicCookieValue`,
+      );
+    }
+    return h as HandshakeConfig;
+  }
+  const cookie = o.cookie ?? "";
+  const eq = cookie.indexOf("=");
+  const version = Number(o.protocolVersion);
+  if (eq <= 0 || !Number.isInteger(version) || version < 1) {
+    throw new ManagementError(
+      "invalid-config",
+      "--cookie must be KEY=VALUE and --protocol-version a positive integer",
+    );
+  }
+  return {
+    magicCookieKey: cookie.slice(0, eq),
+    magicCookieValue: cookie.slice(eq + 1),
+    protocolVersion: version,
+  };
 }
