@@ -110,6 +110,9 @@ export async function buildCodeCache(
   try {
     await client.start();
   } catch (error) {
+    // The loader writes a cache at exit however the plugin ended: not a build's.
+    await client.close();
+    rmSync(files.cache, { force: true });
     throw new ManagementError(
       "incompatible",
       `could not launch ${entry} to make its code cache (is the cookie ` +
