@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
+import * as zlib from "node:zlib";
 import { PluginClient } from "../host/plugin-client.js";
 import { subprocess } from "../host/sources.js";
 import { silentLogger } from "../logging/logger.js";
@@ -60,6 +61,12 @@ export async function buildCodeCache(
 ): Promise<CodeCacheResult> {
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
+  if (typeof (zlib as { crc32?: unknown }).crc32 !== "function") {
+    throw new ManagementError(
+      "incompatible",
+      `a code cache needs node 20.15 or later (zlib.crc32), not ${process.version}`,
+    );
+  }
   const dir = resolve(outDir);
   mkdirSync(dir, { recursive: true });
   const names = codeCacheFiles(basename(main, extname(main)));
@@ -103,8 +110,9 @@ export async function buildCodeCache(
     plugins: {},
     logger: silentLogger,
     startTimeoutMs: timeoutMs,
+    // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
     source: subprocess(command, [...prefix, files.loader], {
-      env: { [Env.codeCache]: "write" },
+      env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
     }),
   });
   try {
