@@ -35,7 +35,7 @@ async function cacheState(main: string, nodeArgs: string[] = []): Promise<string
   const { stderr } = await promisify(execFile)(process.execPath, [...nodeArgs, main], {
     env: { PATH: process.env.PATH, CONNECT_PLUGIN_CODE_CACHE: "check" },
   }).catch((e: { stderr: string }) => e);
-  return /^connect-plugin code cache: (\w+)$/m.exec(stderr)?.[1] ?? `no answer: ${stderr}`;
+  return /^connect-plugin code cache: ([\w-]+)$/m.exec(stderr)?.[1] ?? `no answer: ${stderr}`;
 }
 
 /**
@@ -92,6 +92,7 @@ test("a plugin built with code-cache serves through its loader over framed + Aut
     "code-cache-plugin.cjs",
     "code-cache-plugin.code-cache",
   ]);
+  assert.ok(readFileSync(bundle, "utf8").startsWith("#!"), "the entry's hashbang is in the bundle");
   assert.equal(await cacheState(loader), "used");
   const before = readFileSync(cache);
   assert.equal(await serveAndStop([loader]), MARK);

@@ -47,17 +47,13 @@ export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
 /**
  * Bundles `entry` into `outDir` (made if missing), writes the loader, and
  * launches it once with `handshake`'s cookie and protocol version to make
- * the cache. Files of an earlier build there are replaced. `launcher`
- * (default none) runs node through another program for the launch: the
- * bench counts instructions under valgrind, whose emulated CPU V8 may see
- * differently.
+ * the cache. Files of an earlier build there are replaced.
  */
 export async function buildCodeCache(
   entry: string,
   outDir: string,
   handshake: HandshakeConfig,
   timeoutMs = DEFAULT_CODE_CACHE_TIMEOUT_MS,
-  launcher: readonly string[] = [],
 ): Promise<CodeCacheResult> {
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
@@ -104,32 +100,34 @@ export async function buildCodeCache(
   }
   writeFileSync(files.loader, codeCacheLoader(names));
 
-  const [command = process.execPath, ...prefix] = [...launcher, process.execPath];
   const client = new PluginClient({
     handshake,
     plugins: {},
     logger: silentLogger,
     startTimeoutMs: timeoutMs,
     // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
-    source: subprocess(command, [...prefix, files.loader], {
+    source: subprocess(process.execPath, [files.loader], {
       env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
     }),
   });
+  let failed: Error | undefined;
   try {
     await client.start();
   } catch (error) {
-    // The loader writes a cache at exit however the plugin ended: not a build's.
+    failed = error as Error;
+  } finally {
+    // The loader writes the cache when the plugin exits.
     await client.close();
+  }
+  if (failed !== undefined) {
+    // It does so however the plugin ended: that cache is not a build's.
     rmSync(files.cache, { force: true });
     throw new ManagementError(
       "incompatible",
       `could not launch ${entry} to make its code cache (is the cookie ` +
-        `${handshake.magicCookieKey} its own?): ${(error as Error).message}`,
-      { cause: error },
+        `${handshake.magicCookieKey} its own?): ${failed.message}`,
+      { cause: failed },
     );
-  } finally {
-    // The loader writes the cache when the plugin exits.
-    await client.close();
   }
   if (!existsSync(files.cache)) {
     throw new ManagementError(
