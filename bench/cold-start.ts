@@ -18,7 +18,7 @@
  *   --before DIR   also run the host and plugin of another build's dist/
  *                  (a checkout of main, built), each in its own host process
  *   --go           also go-plugin's Go host with its Go plugin (go build)
- *   --instructions also the instructions the bundled (and snapshot) plugins
+ *   --instructions also the instructions the bundled (snapshot, code-cache) plugins
  *                  execute to their first answer, and node -e 0 to its exit, counted once under
  *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
  *                  the same in every run whatever the load, about 20 s a launch (the

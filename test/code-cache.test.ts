@@ -142,6 +142,26 @@ test("V8 refuses the cache under other V8 flags, or cut short, and the plugin st
   assert.equal(await serveAndStop([main]), MARK);
 });
 
+test("a cache built for the plugin's node options (a manifest's nodeOptions) is used under them, and under no others", async () => {
+  const out = tempDir("code-cache-options-");
+  const option = "--max-semi-space-size=8";
+  const res = await cli([
+    "code-cache",
+    plugin,
+    "-o",
+    out,
+    "--handshake",
+    shared,
+    `--node-option=${option}`,
+    "--json",
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal((JSON.parse(res.stdout) as { state: string }).state, "used");
+  const main = join(out, "code-cache-plugin.cjs");
+  assert.equal(await cacheState(main, [option]), "used");
+  assert.equal(await cacheState(main), "rejected");
+});
+
 test("the build says what is wrong: no handshake, a wrong cookie, top-level await, a missing entry", async () => {
   const out = tempDir("code-cache-bad-");
   const none = await cli(["code-cache", plugin, "-o", out]);

@@ -44,6 +44,17 @@ export interface CodeCacheResult {
 /** How long the build's launch and check may take by default: they take about a second. */
 export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
 
+export interface CodeCacheOptions {
+  /** Stop the build's launch (and its check) after this long. Default DEFAULT_CODE_CACHE_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+  /**
+   * Node options the plugin will run with (a manifest's `nodeOptions`,
+   * say `--max-semi-space-size=1`): V8 accepts a cache only under the V8
+   * flags it was made with. Default none.
+   */
+  readonly nodeOptions?: readonly string[];
+}
+
 /**
  * Bundles `entry` into `outDir` (made if missing), writes the loader, and
  * launches it once with `handshake`'s cookie and protocol version to make
@@ -53,8 +64,9 @@ export async function buildCodeCache(
   entry: string,
   outDir: string,
   handshake: HandshakeConfig,
-  timeoutMs = DEFAULT_CODE_CACHE_TIMEOUT_MS,
+  options: CodeCacheOptions = {},
 ): Promise<CodeCacheResult> {
+  const { timeoutMs = DEFAULT_CODE_CACHE_TIMEOUT_MS, nodeOptions = [] } = options;
   const main = resolve(entry);
   if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
   if (typeof (zlib as { crc32?: unknown }).crc32 !== "function") {
@@ -106,7 +118,7 @@ export async function buildCodeCache(
     logger: silentLogger,
     startTimeoutMs: timeoutMs,
     // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
-    source: subprocess(process.execPath, [files.loader], {
+    source: subprocess(process.execPath, [...nodeOptions, files.loader], {
       env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
     }),
   });
@@ -139,7 +151,7 @@ export async function buildCodeCache(
   return {
     files,
     bytes: statSync(files.cache).size,
-    state: await cacheState(files.loader, timeoutMs),
+    state: await cacheState([...nodeOptions, files.loader], timeoutMs),
     node: process.execPath,
     nodeVersion: process.version,
     warnings,
@@ -150,9 +162,9 @@ export async function buildCodeCache(
  * Starts the loader as a person would, without a cookie (the plugin says it
  * is one and exits), and reads what it says of the cache.
  */
-async function cacheState(loader: string, timeoutMs: number): Promise<CodeCacheState> {
+async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheState> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
-  const { stderr } = await runToEnd(process.execPath, [loader], timeoutMs, env);
+  const { stderr } = await runToEnd(process.execPath, args, timeoutMs, env);
   const line = stderr.split("\n").find((l) => l.startsWith(CODE_CACHE_CHECK_PREFIX));
   if (line === undefined) {
     throw new ManagementError(

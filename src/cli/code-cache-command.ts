@@ -13,6 +13,7 @@ interface Options {
   outDir: string;
   protocolVersion: string;
   timeout: string;
+  nodeOption: string[];
 }
 
 export function registerCodeCacheCommand(program: Command): void {
@@ -26,6 +27,12 @@ export function registerCodeCacheCommand(program: Command): void {
     )
     .option("-o, --out-dir <dir>", "where the loader, bundle and cache go", "dist/bundle")
     .option("--protocol-version <n>", "with --cookie: the app protocol version to offer", "1")
+    .option(
+      "--node-option <option>",
+      "a node option the plugin runs with, e.g. --max-semi-space-size=1 (repeat for more): V8 uses a cache only under the V8 flags it was made with",
+      (option: string, all: string[]) => [...all, option],
+      [],
+    )
     .option(
       "--timeout <ms>",
       "stop the build's launch if it has not finished by then",
@@ -45,7 +52,10 @@ export function registerCodeCacheCommand(program: Command): void {
           );
         }
         const handshake = await handshakeOf(o);
-        const result = await buildCodeCache(entry, o.outDir, handshake, timeoutMs);
+        const result = await buildCodeCache(entry, o.outDir, handshake, {
+          timeoutMs,
+          nodeOptions: o.nodeOption,
+        });
         return {
           json: result,
           text:
