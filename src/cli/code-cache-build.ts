@@ -24,21 +24,15 @@ import {
   type CodeCacheFiles,
   type CodeCacheState,
 } from "./code-cache-loader.js";
-import { esbuildMessage, loadEsbuild, located, nodeTarget } from "./esbuild-load.js";
+import { bundleCommonJs, type BundleBuild } from "./esbuild-load.js";
 import { runToEnd } from "./run-to-end.js";
 
-export interface CodeCacheResult {
-  /** Absolute paths of the files written. */
+/** The files written (`bytes`: the cache's); another node than `node` starts them without the cache. */
+export interface CodeCacheResult extends BundleBuild {
+  /** Absolute paths. */
   readonly files: CodeCacheFiles;
-  /** The cache's size. */
-  readonly bytes: number;
   /** How a start of the loader without the build's variables found the cache ("used"). */
   readonly state: CodeCacheState;
-  /** The node binary that made the cache; another one compiles as without it. */
-  readonly node: string;
-  readonly nodeVersion: string;
-  /** esbuild's warnings, e.g. `import.meta` used (it is empty in a CommonJS bundle). */
-  readonly warnings: readonly string[];
 }
 
 /** How long the build's launch and check may take by default: they take about a second. */
@@ -85,31 +79,10 @@ export async function buildCodeCache(
   };
   // A cache of an earlier bundle would only be found stale: no reason to keep it.
   rmSync(files.cache, { force: true });
-  const esbuild = await loadEsbuild("connect-plugin code-cache");
-  let warnings: string[];
-  try {
-    const built = await esbuild.build({
-      entryPoints: [main],
-      outfile: files.bundle,
-      bundle: true,
-      platform: "node",
-      format: "cjs",
-      target: nodeTarget(),
-      sourcemap: true,
-      logLevel: "silent",
-    });
-    warnings = built.warnings.map(located);
-  } catch (error) {
-    const message = esbuildMessage(error);
-    throw new ManagementError(
-      "incompatible",
-      `cannot bundle ${entry} as CommonJS: ${message}` +
-        (/top-level await/i.test(message)
-          ? " (write void serve(...) or serve(...).then(...), not await serve(...))"
-          : ""),
-      { cause: error },
-    );
-  }
+  const warnings = await bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
+    outfile: files.bundle,
+    sourcemap: true,
+  });
   writeFileSync(files.loader, codeCacheLoader(names));
 
   const client = new PluginClient({

@@ -24,7 +24,7 @@ import { dirname, join, resolve } from "node:path";
 import type * as Esbuild from "esbuild";
 import { ManagementError } from "../manifest/errors.js";
 import { SNAPSHOT_BUILD } from "../protocol/snapshot-build.js";
-import { esbuildMessage, loadEsbuild, located, nodeTarget } from "./esbuild-load.js";
+import { bundleCommonJs, type BundleBuild } from "./esbuild-load.js";
 import { runToEnd } from "./run-to-end.js";
 
 /** The built-in modules Node 20 supports in user-land snapshots (lib/internal/main/mksnapshot.js). */
@@ -72,15 +72,9 @@ const FETCH_GLOBALS = [
   "EventSource",
 ];
 
-export interface SnapshotResult {
-  /** The blob written. */
+/** The blob written; `node` is the only binary that can start it. */
+export interface SnapshotResult extends BundleBuild {
   readonly blob: string;
-  readonly bytes: number;
-  /** The node binary that built it, the only one that can start it. */
-  readonly node: string;
-  readonly nodeVersion: string;
-  /** esbuild's warnings, e.g. `import.meta` used (it is empty in the CommonJS bundle). */
-  readonly warnings: readonly string[];
 }
 
 /** How long a snapshot build may take by default: a build takes seconds. */
@@ -107,44 +101,24 @@ export async function buildSnapshot(
   if (!existsSync(dirname(out))) {
     throw new ManagementError("not-found", `no such directory for the blob: ${dirname(out)}`);
   }
-  const esbuild = await loadEsbuild("connect-plugin snapshot");
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
   let partial: string | undefined;
   try {
     const bundle = join(dir, "plugin.cjs");
     const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
-    let warnings: string[];
-    try {
-      const built = await esbuild.build({
-        entryPoints: [main],
-        outfile: bundle,
-        bundle: true,
-        platform: "node",
-        format: "cjs",
-        target: nodeTarget(),
-        logLevel: "silent",
-        plugins: [deferUnsupportedBuiltins()],
-        banner: {
-          js: `${hook} = { startupSnapshot: require("node:v8").startupSnapshot, served: false };\n${guardFetch()}`,
-        },
-        footer: {
-          js: `if (!${hook}.served) throw new Error(${JSON.stringify(
-            `${entry} did not call serve() when it loaded: a snapshot's main file must ` +
-              "call serve() (not await anything before it)",
-          )});`,
-        },
-      });
-      warnings = built.warnings.map(located);
-    } catch (error) {
-      throw new ManagementError(
-        "incompatible",
-        `cannot bundle ${entry} for a snapshot: ${esbuildMessage(error)}` +
-          (/top-level await/i.test(esbuildMessage(error))
-            ? ` (a snapshot's main file is CommonJS: write serve(...) or serve(...).then(...), not await serve(...))`
-            : ""),
-        { cause: error },
-      );
-    }
+    const warnings = await bundleCommonJs("connect-plugin snapshot", main, "for a snapshot", {
+      outfile: bundle,
+      plugins: [deferUnsupportedBuiltins()],
+      banner: {
+        js: `${hook} = { startupSnapshot: require("node:v8").startupSnapshot, served: false };\n${guardFetch()}`,
+      },
+      footer: {
+        js: `if (!${hook}.served) throw new Error(${JSON.stringify(
+          `${entry} did not call serve() when it loaded: a snapshot's main file must ` +
+            "call serve() (not await anything before it)",
+        )});`,
+      },
+    });
     // Built beside `out` and renamed onto it when done: a failed rebuild
     // leaves the blob that was there.
     partial = `${out}.${randomBytes(6).toString("hex")}.partial`;
