@@ -14,7 +14,7 @@ import { GreeterService, handshake } from "./shared.js";
  * loader with V8's code cache, so that Node reads one file instead of
  * resolving about a hundred modules and deserialises most of its code
  * instead of compiling it. The connect-plugin benchmark's plugin starts so
- * in about 40% of the CPU time that its unbundled dist/plugin.js takes.
+ * in 40-55% of the CPU time that its unbundled dist/plugin.js takes.
  * dist/plugin.js works the same, only slower to start.
  */
 const pluginMain = fileURLToPath(new URL("./bundle/plugin.cjs", import.meta.url));
