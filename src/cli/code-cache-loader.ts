@@ -11,9 +11,10 @@
  * sha256 took 5-16 M more instructions to a first answer, 3%): V8 itself
  * checks only the source's length, so an edited bundle of the same length
  * would otherwise run bytecode of the old one. The CRC is zlib.crc32,
- * Node 20.15 and later; an older node starts the bundle without the cache. V8 rejects a cache made by another V8
- * version or with other V8 flags (`cachedDataRejected`) and compiles as
- * without one; a missing, stale or unreadable cache does the same. Nothing
+ * Node 20.15 and later; an older node starts the bundle without the cache.
+ * V8 rejects a cache made by another V8 version or with other V8 flags
+ * (`cachedDataRejected`) and compiles as without one; a missing, stale or
+ * unreadable cache does the same. Nothing
  * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it. With
  * --enable-source-maps the loader requires the bundle as Node does, without
  * the cache: Node 20 maps stack traces of required files only, not of a
