@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeCacheFiles, codeCacheLoader } from "../src/cli/code-cache-loader.js";
 import { EXIT } from "../src/cli/exit-codes.js";
 import { subprocess } from "../src/index.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
@@ -225,3 +226,67 @@ test("the manifest pins the code cache: init lists it, and an installed plugin w
     /file code-cache-plugin\.code-cache has digest sha256:[a-f0-9]{64}, but the manifest expects/,
   );
 });
+
+/**
+ * A hand-written bundle that reports what a CommonJS main file sees, run
+ * once as `node <bundle>` and through the loader (writing the cache, with
+ * it, and with source maps on): the loader must change nothing the bundle
+ * can see but the compile. `process.argv[1]` is the file node was given,
+ * the loader (left out here). `later` is how it waits: a dynamic import()
+ * or a promise.
+ */
+const parityBundle = (later: string) => `#!/usr/bin/env node
+"use strict";
+if (process.env.THROW_AT_TOP) throw new Error("thrown at the top level");
+const seen = {
+  isMain: require.main === module,
+  mainFilename: require.main.filename,
+  filename: module.filename,
+  __filename,
+  __dirname,
+  thisIsExports: this === module.exports,
+  paths: Array.isArray(module.paths),
+  resolves: require.resolve("./beside.cjs"),
+};
+module.exports = { exported: true };
+const specifier = "node:" + "os";
+${later}.then(
+  (os) => process.stdout.write(JSON.stringify({ ...seen, later: typeof os.cpus, exported: require.main.exports })),
+  (error) => process.stdout.write(JSON.stringify({ ...seen, later: error.code })),
+);
+`;
+
+for (const [later, cache] of [["Promise.resolve(require(specifier))", "used"]] as const) {
+  test(`the loader runs its bundle as node runs the bundle itself: require.main, module, __filename, a top-level throw; later: ${later}, the cache ${cache} (loader only, a hand-written bundle)`, async () => {
+    const out = tempDir("code-cache-parity-");
+    const names = codeCacheFiles("parity");
+    writeFileSync(join(out, names.bundle), parityBundle(later));
+    writeFileSync(join(out, "beside.cjs"), "");
+    writeFileSync(join(out, names.loader), codeCacheLoader(names));
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      promisify(execFile)(process.execPath, args, {
+        env: { PATH: process.env.PATH, ...env },
+      }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const direct = await run([join(out, names.bundle)]);
+    const expected = JSON.parse(direct.stdout) as Record<string, unknown>;
+    assert.equal(expected.isMain, true);
+    assert.equal(expected.later, "function");
+    const loader = join(out, names.loader);
+    const ways: [string, string[], Record<string, string>][] = [
+      ["writing the cache", [loader], { CONNECT_PLUGIN_CODE_CACHE: "write" }],
+      ["after the write", [loader], {}],
+      ["with source maps on", ["--enable-source-maps", loader], {}],
+    ];
+    for (const [way, args, env] of ways) {
+      const got = await run(args, env);
+      assert.deepEqual(JSON.parse(got.stdout), expected, way);
+    }
+    assert.equal(await cacheState(loader), cache);
+    const thrown = await run([join(out, names.bundle)], { THROW_AT_TOP: "1" });
+    for (const args of [[loader], ["--enable-source-maps", loader]]) {
+      const got = await run(args, { THROW_AT_TOP: "1" });
+      assert.equal((got as { code?: number }).code, (thrown as { code?: number }).code);
+      assert.match(got.stderr, /Error: thrown at the top level\n\s+at .*parity\.bundle\.cjs:3/);
+    }
+  });
+}

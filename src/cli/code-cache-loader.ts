@@ -16,9 +16,11 @@
  * (`cachedDataRejected`) and compiles as without one; a missing, stale or
  * unreadable cache does the same. Nothing
  * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it. With
- * --enable-source-maps the loader requires the bundle as Node does, without
- * the cache: Node 20 maps stack traces of required files only, not of a
- * vm.Script's.
+ * --enable-source-maps the loader compiles the bundle as Node's require
+ * does (`module._compile`), without the cache: Node 20 maps stack traces of
+ * required files only, not of a vm.Script's. Either way the bundle runs as
+ * the main module, as under `node <bundle>` (require.main === module), but
+ * process.argv[1] is the loader's path.
  */
 import { Env } from "../protocol/env.js";
 
@@ -67,10 +69,14 @@ const mode = process.env[${env}];
 const report = (state) => {
   if (mode === "check") process.stderr.write(${JSON.stringify(CODE_CACHE_CHECK_PREFIX)} + state + "\\n");
 };
+// The bundle is the main module, as if node had been given it: it gets this
+// module (require.main === module, module.filename is the bundle's; the
+// bundle is in this directory, so module.paths and require resolve alike).
+module.filename = bundle;
 const { crc32 } = require("node:zlib");
 if (process.sourceMapsEnabled || typeof crc32 !== "function") {
   report(process.sourceMapsEnabled ? "source-maps" : "absent");
-  require(bundle);
+  module._compile(fs.readFileSync(bundle, "utf8"), bundle);
   return;
 }
 const source = fs.readFileSync(bundle);
@@ -107,9 +113,8 @@ if (mode === "write") {
     }
   });
 }
-const main = { exports: {} };
 script
   .runInThisContext()
-  .call(main.exports, main.exports, require("node:module").createRequire(bundle), main, bundle, __dirname);
+  .call(module.exports, module.exports, require("node:module").createRequire(bundle), module, bundle, __dirname);
 `;
 }
