@@ -256,7 +256,11 @@ ${later}.then(
 );
 `;
 
-for (const [later, cache] of [["Promise.resolve(require(specifier))", "used"]] as const) {
+for (const [later, cache] of [
+  ["Promise.resolve(require(specifier))", "used"],
+  // Node 20 loses import() in code compiled from a cache: none is written.
+  ["import(specifier)", "absent"],
+] as const) {
   test(`the loader runs its bundle as node runs the bundle itself: require.main, module, __filename, a top-level throw; later: ${later}, the cache ${cache} (loader only, a hand-written bundle)`, async () => {
     const out = tempDir("code-cache-parity-");
     const names = codeCacheFiles("parity");
@@ -290,3 +294,20 @@ for (const [later, cache] of [["Promise.resolve(require(specifier))", "used"]] a
     }
   });
 }
+
+test("a plugin whose bundle calls import() is built without a cache, with a warning, and serves through its loader", async () => {
+  const out = tempDir("code-cache-import-");
+  const entry = join(out, "importing.mjs");
+  writeFileSync(
+    entry,
+    `import ${JSON.stringify(plugin)};\nconst os = "node:" + "os";\nvoid import(os);\n`,
+  );
+  const res = await cli(["code-cache", entry, "-o", out, "--handshake", shared, "--json"]);
+  assert.equal(res.code, 0, res.stderr);
+  const json = JSON.parse(res.stdout) as { state: string; bytes: number; warnings: string[] };
+  assert.equal(json.state, "absent");
+  assert.equal(json.bytes, 0);
+  assert.match(json.warnings.join("\n"), /the bundle calls import\(\).*no cache was written/);
+  assert.ok(!readdirSync(out).includes("importing.code-cache"));
+  assert.equal(await serveAndStop([join(out, "importing.cjs")]), MARK);
+});

@@ -8,7 +8,7 @@
  * anything ran would hold the modules' top level only, not the functions
  * that serve() and a call compile.
  */
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
 import * as zlib from "node:zlib";
 import { PluginClient } from "../host/plugin-client.js";
@@ -19,6 +19,7 @@ import { Env } from "../protocol/env.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
 import {
   CODE_CACHE_CHECK_PREFIX,
+  DYNAMIC_IMPORT,
   codeCacheFiles,
   codeCacheLoader,
   type CodeCacheFiles,
@@ -113,6 +114,20 @@ export async function buildCodeCache(
         `${handshake.magicCookieKey} its own?): ${failed.message}`,
       { cause: failed },
     );
+  }
+  if (!existsSync(files.cache) && DYNAMIC_IMPORT.test(readFileSync(files.bundle, "utf8"))) {
+    return {
+      files,
+      bytes: 0,
+      state: await cacheState([...nodeOptions, files.loader], timeoutMs),
+      node: process.execPath,
+      nodeVersion: process.version,
+      warnings: [
+        ...warnings,
+        "the bundle calls import(), which node 20 loses in code compiled from a V8 code cache: " +
+          "no cache was written, the loader compiles the bundle as usual",
+      ],
+    };
   }
   if (!existsSync(files.cache)) {
     throw new ManagementError(

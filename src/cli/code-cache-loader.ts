@@ -15,7 +15,8 @@
  * V8 rejects a cache made by another V8 version or with other V8 flags
  * (`cachedDataRejected`) and compiles as without one; a missing, stale or
  * unreadable cache does the same. Nothing
- * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it. With
+ * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it, and
+ * not for a bundle that calls import() (DYNAMIC_IMPORT). With
  * --enable-source-maps the loader compiles the bundle as Node's require
  * does (`module._compile`), without the cache: Node 20 maps stack traces of
  * required files only, not of a vm.Script's. Either way the bundle runs as
@@ -51,6 +52,15 @@ export const CODE_CACHE_CHECK_PREFIX = "connect-plugin code cache: ";
  */
 export type CodeCacheState = "used" | "rejected" | "stale" | "absent" | "source-maps";
 
+/**
+ * A dynamic `import(` in a bundle's text (or in its strings and comments:
+ * such a bundle only goes without a cache). Node 20 loses a script's
+ * import() callback when V8 compiles it from cached data (it then throws
+ * ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING), so the loader writes no cache for
+ * such a bundle, and the build says so.
+ */
+export const DYNAMIC_IMPORT = /\bimport\s*\(/;
+
 /** The loader's source, CommonJS, for the files `files` (names in one directory). */
 export function codeCacheLoader(files: CodeCacheFiles): string {
   const env = JSON.stringify(Env.codeCache);
@@ -74,7 +84,8 @@ const report = (state) => {
 // bundle is in this directory, so module.paths and require resolve alike).
 module.filename = bundle;
 const { crc32 } = require("node:zlib");
-if (process.sourceMapsEnabled || typeof crc32 !== "function") {
+const importDynamically = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+if (process.sourceMapsEnabled || typeof crc32 !== "function" || importDynamically === undefined) {
   report(process.sourceMapsEnabled ? "source-maps" : "absent");
   module._compile(fs.readFileSync(bundle, "utf8"), bundle);
   return;
@@ -96,11 +107,14 @@ if (mode !== "write") {
 const text = source.toString().replace(/^#!/, "//");
 const script = new vm.Script(
   "(function (exports, require, module, __filename, __dirname) {" + text + "\\n})",
-  { filename: bundle, cachedData },
+  // import() in the bundle resolves as in a required file (without it, it throws).
+  { filename: bundle, cachedData, importModuleDynamically: importDynamically },
 );
 if (cachedData !== undefined) state = script.cachedDataRejected ? "rejected" : "used";
 report(state);
-if (mode === "write") {
+if (mode === "write" && ${DYNAMIC_IMPORT}.test(text)) {
+  process.stderr.write("connect-plugin code cache: not written: the bundle calls import()\\n");
+} else if (mode === "write") {
   // At exit: the functions the launch compiled are in the cache, not only the top level.
   process.once("exit", () => {
     const partial = cacheFile + "." + process.pid + ".partial";
