@@ -310,4 +310,9 @@ test("a plugin whose bundle calls import() is built without a cache, with a warn
   assert.match(json.warnings.join("\n"), /the bundle calls import\(\).*no cache was written/);
   assert.ok(!readdirSync(out).includes("importing.code-cache"));
   assert.equal(await serveAndStop([join(out, "importing.cjs")]), MARK);
+  const text = await cli(["code-cache", entry, "-o", out, "--handshake", shared]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^warning: the bundle calls import\(\)/);
+  assert.doesNotMatch(text.stdout, /found the cache absent|code cache of/);
+  assert.match(text.stdout, /wrote .*importing\.cjs, its bundle and no code cache; launch it with/);
 });

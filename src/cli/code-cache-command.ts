@@ -60,12 +60,15 @@ export function registerCodeCacheCommand(program: Command): void {
           json: result,
           text:
             result.warnings.map((w) => `warning: ${w}\n`).join("") +
-            (result.state === "used"
+            (result.state === "used" || result.bytes === 0
               ? ""
               : `warning: a start of the loader found the cache ${result.state}\n`) +
-            `wrote ${result.files.loader}, its bundle and a code cache of ` +
-            `${(result.bytes / 1024).toFixed(0)} KiB (used by node ${result.nodeVersion}; ` +
-            `another node starts it without); launch it with ` +
+            `wrote ${result.files.loader}, its bundle and ` +
+            (result.bytes === 0
+              ? "no code cache; "
+              : `a code cache of ${(result.bytes / 1024).toFixed(0)} KiB (used by node ` +
+                `${result.nodeVersion}; another node starts it without); `) +
+            `launch it with ` +
             `subprocess(process.execPath, [${JSON.stringify(result.files.loader)}])`,
         };
       }),
