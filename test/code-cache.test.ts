@@ -163,7 +163,7 @@ test("a cache built for the plugin's node options (a manifest's nodeOptions) is 
   assert.equal(await cacheState(main), "rejected");
 });
 
-test("the build says what is wrong: no handshake, a wrong cookie, top-level await, a missing entry", async () => {
+test("the build says what is wrong: no handshake, a wrong cookie, top-level await, an entry its loader would overwrite, a missing entry", async () => {
   const out = tempDir("code-cache-bad-");
   const none = await cli(["code-cache", plugin, "-o", out]);
   assert.equal(none.code, EXIT.invalid, none.stderr);
@@ -185,6 +185,17 @@ test("the build says what is wrong: no handshake, a wrong cookie, top-level awai
     tla.stderr,
     /cannot bundle .*awaiting\.mjs as CommonJS: .*not await serve\(\.\.\.\)/,
   );
+
+  // The loader of x.cjs is x.cjs in the out dir: the entry's own directory would lose it.
+  const own = join(out, "own.cjs");
+  writeFileSync(own, "// the plugin's own source\n");
+  const overwrite = await cli(["code-cache", own, "-o", out, "--cookie", "K=V"]);
+  assert.equal(overwrite.code, EXIT.invalid, overwrite.stderr);
+  assert.match(
+    overwrite.stderr,
+    /own\.cjs would be overwritten by its own build: give another --out-dir/,
+  );
+  assert.equal(readFileSync(own, "utf8"), "// the plugin's own source\n");
 
   const missing = await cli(["code-cache", join(out, "nope.js"), "-o", out, "--cookie", "K=V"]);
   assert.notEqual(missing.code, 0);

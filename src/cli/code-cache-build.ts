@@ -78,6 +78,12 @@ export async function buildCodeCache(
     bundle: join(dir, names.bundle),
     cache: join(dir, names.cache),
   };
+  if (Object.values(files).includes(main)) {
+    throw new ManagementError(
+      "invalid-config",
+      `${entry} would be overwritten by its own build: give another --out-dir`,
+    );
+  }
   // A cache of an earlier bundle would only be found stale: no reason to keep it.
   rmSync(files.cache, { force: true });
   const warnings = await bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
