@@ -295,6 +295,7 @@ for (const [later, cache] of [
     for (const [way, args, env] of ways) {
       const got = await run(args, env);
       assert.deepEqual(JSON.parse(got.stdout), expected, way);
+      assert.doesNotMatch(got.stderr, /Warning/, way);
     }
     assert.equal(await cacheState(loader), cache);
     const thrown = await run([join(out, names.bundle)], { THROW_AT_TOP: "1" });

@@ -103,18 +103,28 @@ if (mode !== "write") {
     } else state = "stale";
   } catch {}
 }
+const code = source.toString();
+if (cachedData === undefined && (mode !== "write" || ${DYNAMIC_IMPORT}.test(code))) {
+  // No cache to use or to make: compiled as Node's require does (no vm.Script,
+  // whose import() callback is experimental on Node 20 and warns).
+  report(state);
+  if (mode === "write") {
+    process.stderr.write("connect-plugin code cache: not written: the bundle calls import()\\n");
+  }
+  module._compile(code, bundle);
+  return;
+}
 // A hashbang line (esbuild keeps the entry's) is a comment here, as in Node's own loader.
-const text = source.toString().replace(/^#!/, "//");
+const text = code.replace(/^#!/, "//");
 const script = new vm.Script(
   "(function (exports, require, module, __filename, __dirname) {" + text + "\\n})",
-  // import() in the bundle resolves as in a required file (without it, it throws).
+  // import() resolves as in a required file (without this it throws; a
+  // cache is made only for a bundle without import()).
   { filename: bundle, cachedData, importModuleDynamically: importDynamically },
 );
 if (cachedData !== undefined) state = script.cachedDataRejected ? "rejected" : "used";
 report(state);
-if (mode === "write" && ${DYNAMIC_IMPORT}.test(text)) {
-  process.stderr.write("connect-plugin code cache: not written: the bundle calls import()\\n");
-} else if (mode === "write") {
+if (mode === "write") {
   // At exit: the functions the launch compiled are in the cache, not only the top level.
   process.once("exit", () => {
     const partial = cacheFile + "." + process.pid + ".partial";
