@@ -50,7 +50,18 @@ export const LAYERS = {
   manager: [...HOST_AND_BELOW, "oci"],
   // The status page reads what the manager and the host clients report.
   status: [...HOST_AND_BELOW, "manager"],
-  cli: ["protocol", "logging", "manifest", "security", "oci", "manager", "status", "conformance"],
+  // `connect-plugin code-cache` launches the plugin once, as a host.
+  cli: [
+    "protocol",
+    "logging",
+    "manifest",
+    "security",
+    "oci",
+    "host",
+    "manager",
+    "status",
+    "conformance",
+  ],
   // Beside the host and the plugin side, above what it observes: only the
   // entry point (connect-plugin/observability) imports it. It reads the
   // event types of resilience, host and manager; logging carries its log

@@ -9,7 +9,9 @@ import { build } from "esbuild";
 import { mkdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildCodeCache } from "../src/cli/code-cache-build.js";
 import { buildSnapshot } from "../src/cli/snapshot-build.js";
+import { benchHandshake } from "./service.js";
 
 /** Bundles `entry` into `outdir`; returns the entry file's bundle. */
 export async function bundlePlugin(entry: string, outdir: string): Promise<string> {
@@ -53,4 +55,16 @@ export async function snapshotBenchPlugin(launcher: readonly string[] = []): Pro
   // Under valgrind a build takes ten times as long, more on a loaded machine.
   const timeoutMs = launcher.length === 0 ? undefined : 600_000;
   return (await buildSnapshot(plugin, join(dir, "plugin.blob"), timeoutMs, launcher)).blob;
+}
+
+/**
+ * dist/bench/plugin-code-cache/plugin.cjs: the bench plugin as one CommonJS
+ * bundle started through the loader of `connect-plugin code-cache`, with the
+ * V8 code cache that one launch of it made.
+ */
+export async function codeCacheBenchPlugin(): Promise<string> {
+  const plugin = fileURLToPath(new URL("./plugin.js", import.meta.url));
+  const dir = join(dirname(plugin), "plugin-code-cache");
+  rmSync(dir, { recursive: true, force: true });
+  return (await buildCodeCache(plugin, dir, benchHandshake)).files.loader;
 }

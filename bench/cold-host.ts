@@ -6,7 +6,8 @@
  * by default, this build's.
  *
  * JSON lines on stdin, `{"op": "cold", "n": 3, "bundled": false, "autoMTLS": true}`
- * (`"snapshot": true`: the bundled plugin as a V8 startup snapshot),
+ * (`"snapshot": true`: the bundled plugin as a V8 startup snapshot;
+ * `"codeCache": true`: as one CommonJS bundle with V8's code cache),
  * answered on stdout with `{"samples_us": [...], "cpu_us": [...]}` (the Go
  * bench host's protocol, plus the plugin's CPU time up to that first answer,
  * from /proc/PID/schedstat: less at the mercy of a loaded machine than
@@ -36,6 +37,8 @@ const bundled = await bundledBenchPlugin();
 // Another build's bench may have no snapshot builder.
 const { snapshotBenchPlugin } = await from<Partial<typeof Bundle>>("bench/bundle.js");
 const snapshot = await snapshotBenchPlugin?.();
+const { codeCacheBenchPlugin } = await from<Partial<typeof Bundle>>("bench/bundle.js");
+const codeCache = await codeCacheBenchPlugin?.();
 const launch: Launch = (main, autoMTLS) =>
   openPlugin(
     subprocess(process.execPath, main.endsWith(".blob") ? ["--snapshot-blob", main] : [main], {
@@ -54,13 +57,21 @@ for await (const line of createInterface({ input: process.stdin })) {
     bundled: boolean;
     autoMTLS: boolean;
     snapshot?: boolean;
+    codeCache?: boolean;
   };
-  if (cmd.op !== "cold" || (cmd.snapshot === true && snapshot === undefined)) {
-    const error = cmd.op !== "cold" ? `unknown op ${cmd.op}` : "this build has no snapshot";
+  const main =
+    cmd.snapshot === true
+      ? snapshot
+      : cmd.codeCache === true
+        ? codeCache
+        : cmd.bundled
+          ? bundled
+          : plain;
+  if (cmd.op !== "cold" || main === undefined) {
+    const error = cmd.op !== "cold" ? `unknown op ${cmd.op}` : "this build has no such plugin";
     process.stdout.write(`${JSON.stringify({ error })}\n`);
     continue;
   }
-  const main = cmd.snapshot === true ? (snapshot as string) : cmd.bundled ? bundled : plain;
   const samples: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < cmd.n; i++) {

@@ -9,13 +9,16 @@
  * CPU columns are the CPU time the plugin process used up to the first
  * answer (for node -e 0: up to its exit), which depends much less on what
  * else the machine runs. The floor (bench/cold-floor.ts) is what any Node
- * process serving one AutoMTLS connection must do: no plugin starts faster.
+ * process serving one AutoMTLS connection must do: no plugin starts faster;
+ * the "/ floor" columns divide by its medians. This build's plugin also
+ * runs from a startup snapshot (`connect-plugin snapshot`) and as a CommonJS
+ * bundle with V8's code cache (`connect-plugin code-cache`).
  *
  *   --rounds N     rounds (default 15)
  *   --before DIR   also run the host and plugin of another build's dist/
  *                  (a checkout of main, built), each in its own host process
  *   --go           also go-plugin's Go host with its Go plugin (go build)
- *   --instructions also the instructions the bundled (and snapshot) plugins
+ *   --instructions also the instructions the bundled (snapshot, code-cache) plugins
  *                  execute to their first answer, and node -e 0 to its exit, counted once under
  *                  valgrind's callgrind after the rounds (bench/cold-instructions.ts):
  *                  the same in every run whatever the load, about 20 s a launch (the
@@ -76,9 +79,13 @@ class ColdHost {
     const args = dist === undefined ? [main] : [main, "--dist", dist];
     return new ColdHost(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
   }
-  async cold(bundled: boolean, autoMTLS: boolean, snapshot = false): Promise<Sample> {
+  async cold(
+    bundled: boolean,
+    autoMTLS: boolean,
+    variant: { snapshot?: boolean; codeCache?: boolean } = {},
+  ): Promise<Sample> {
     this.child.stdin?.write(
-      `${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS, snapshot })}\n`,
+      `${JSON.stringify({ op: "cold", n: 1, bundled, autoMTLS, ...variant })}\n`,
     );
     const line = await this.lines.next();
     if (line.done === true) throw new Error("the cold-start host exited");
@@ -136,6 +143,8 @@ const counts: Array<{ name: string; count: () => Promise<number> }> = [
   { name: NODE_BOOT, count: nodeBootInstructions },
   { name: FLOOR, count: floorInstructions },
 ];
+const CODE_CACHE =
+  "Node plugin, CommonJS bundle + V8 code cache (connect-plugin code-cache), framed + AutoMTLS";
 const hosts: ColdHost[] = [];
 for (const [label, dist] of [
   ...(before !== undefined ? [["before", before] as const] : []),
@@ -156,17 +165,32 @@ for (const [label, dist] of [
     name: `${prefix}Node plugin bundled, framed + AutoMTLS`,
     count: () => firstAnswerInstructions(bundled, true),
   });
-  // A startup snapshot of the bundled plugin (connect-plugin snapshot): this build only.
+  // A startup snapshot of the bundled plugin (connect-plugin snapshot), and the
+  // CommonJS bundle with V8's code cache (connect-plugin code-cache): this build only.
   if (dist === undefined) {
-    contenders.push({
-      name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
-      run: () => host.cold(true, true, true),
-    });
-    counts.push({
-      name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
-      count: async () =>
-        firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
-    });
+    contenders.push(
+      {
+        name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
+        run: () => host.cold(true, true, { snapshot: true }),
+      },
+      {
+        name: `${prefix}${CODE_CACHE}`,
+        run: () => host.cold(true, true, { codeCache: true }),
+      },
+    );
+    counts.push(
+      {
+        name: `${prefix}Node plugin bundled + snapshot, framed + AutoMTLS`,
+        count: async () =>
+          firstAnswerInstructions(["--snapshot-blob", await valgrindSnapshot()], true),
+      },
+      {
+        name: `${prefix}${CODE_CACHE}`,
+        // The cache the host made (V8 accepts it under valgrind: its check is version and flags).
+        count: () =>
+          firstAnswerInstructions([join(bench, "plugin-code-cache", "plugin.cjs")], true),
+      },
+    );
   }
 }
 let go: { host: string; plugin: string; dir: string } | undefined;
@@ -195,6 +219,9 @@ const ms = (us: number): string => String(round(us / 1_000));
 const boots = (samples.get(NODE_BOOT) ?? []).map((s) => s.wall);
 const boot = median(boots);
 const bootCpu = median((samples.get(NODE_BOOT) ?? []).map((s) => s.cpu));
+// The floor's medians: what no Node plugin with AutoMTLS starts under.
+const floorWall = median((samples.get(FLOOR) ?? []).map((s) => s.wall));
+const floorCpu = median((samples.get(FLOOR) ?? []).map((s) => s.cpu));
 const lines = [
   `Cold start, spawn to first call answered: ${rounds} rounds, shuffled; ${cpus().length} cores, ` +
     `load average ${loadavg()
@@ -205,8 +232,8 @@ const lines = [
     : `NODE_EXTRA_CA_CERTS=${extraCa}: every Node process here, node -e 0 included, parses ` +
       "it and Node's root certificates when it starts (--no-extra-ca measures without).",
   "",
-  "| contender | median ms | min ms | max ms | median / node -e 0 | per-round ratio, median | CPU ms, median | CPU / node -e 0 |",
-  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  "| contender | median ms | min ms | max ms | median / node -e 0 | per-round ratio, median | median / floor | CPU ms, median | CPU / node -e 0 | CPU / floor |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ];
 for (const c of contenders) {
   const s = (samples.get(c.name) ?? []).map((x) => x.wall);
@@ -215,8 +242,10 @@ for (const c of contenders) {
   const cpu = median((samples.get(c.name) ?? []).map((x) => x.cpu));
   lines.push(
     `| ${c.name} | ${ms(m)} | ${ms(Math.min(...s))} | ${ms(Math.max(...s))} | ` +
-      `${(m / boot).toFixed(2)}× | ${perRound.toFixed(2)}× | ` +
-      (Number.isNaN(cpu) ? "| |" : `${ms(cpu)} | ${(cpu / bootCpu).toFixed(2)}× |`),
+      `${(m / boot).toFixed(2)}× | ${perRound.toFixed(2)}× | ${(m / floorWall).toFixed(2)}× | ` +
+      (Number.isNaN(cpu)
+        ? "| | |"
+        : `${ms(cpu)} | ${(cpu / bootCpu).toFixed(2)}× | ${(cpu / floorCpu).toFixed(2)}× |`),
   );
 }
 process.stdout.write(`${lines.join("\n")}\n`);
@@ -235,19 +264,20 @@ if (instructions) {
     );
   }
   const bootCount = counted.get(NODE_BOOT) ?? NaN;
+  const floorCount = counted.get(FLOOR) ?? NaN;
   const out = [
     "",
     "Instructions executed to the first answer (node -e 0: to its exit), valgrind's callgrind, " +
       "once each (load-independent):",
     "",
-    "| contender | instructions, M | / node -e 0 |",
-    "| --- | ---: | ---: |",
+    "| contender | instructions, M | / node -e 0 | / floor |",
+    "| --- | ---: | ---: | ---: |",
   ];
   for (const [name, n] of counted) {
     out.push(
       Number.isNaN(n)
         ? `| ${name} | not counted | |`
-        : `| ${name} | ${(n / 1e6).toFixed(1)} | ${(n / bootCount).toFixed(2)}× |`,
+        : `| ${name} | ${(n / 1e6).toFixed(1)} | ${(n / bootCount).toFixed(2)}× | ${(n / floorCount).toFixed(2)}× |`,
     );
   }
   process.stdout.write(`${out.join("\n")}\n`);

@@ -247,21 +247,26 @@ describe("npm create connect-plugin, npm install, npm start", SLOW, () => {
     assert.equal(stdout, "Hello, bundle!\n");
   });
 
-  test("the scaffold's build bundles the plugin that its host starts, and the bundle runs with no node_modules in reach", async () => {
-    if (!existsSync(join(project, "dist/bundle/plugin.mjs"))) await npm(project, ["run", "build"]);
-    assert.match(readFileSync(join(project, "dist/host.js"), "utf8"), /"\.\/bundle\/plugin\.mjs"/);
+  test("the scaffold's build bundles the plugin that its host starts, with its code cache, and the bundle runs with no node_modules in reach", async () => {
+    if (!existsSync(join(project, "dist/bundle/plugin.cjs"))) await npm(project, ["run", "build"]);
+    assert.match(readFileSync(join(project, "dist/host.js"), "utf8"), /"\.\/bundle\/plugin\.cjs"/);
     // Copied away from the project: nothing may be left to resolve from its node_modules.
     const out = join(tempDir("cp-own-bundle-"), "bundle");
     cpSync(join(project, "dist/bundle"), out, { recursive: true });
-    assert.ok(existsSync(join(out, "plugin.mjs.map")), "the bundle has no source map");
+    assert.ok(existsSync(join(out, "plugin.bundle.cjs.map")), "the bundle has no source map");
     assert.doesNotMatch(
-      readFileSync(join(out, "plugin.mjs"), "utf8"),
-      /from\s*"(@connectrpc|@bufbuild|connect-plugin)/,
+      readFileSync(join(out, "plugin.bundle.cjs"), "utf8"),
+      /(from\s*|require\()"(@connectrpc|@bufbuild|connect-plugin)/,
     );
+    // The loader uses the cache the build made (connect-plugin code-cache).
+    const checked = await run(process.execPath, [join(out, "plugin.cjs")], {
+      env: cleanEnv({ CONNECT_PLUGIN_CODE_CACHE: "check" }),
+    }).catch((e: { stderr: string }) => e);
+    assert.match(checked.stderr, /^connect-plugin code cache: used$/m);
     writeFileSync(join(project, "check-own-bundle.mjs"), CHECK_BUNDLE);
     const { stdout } = await run(
       process.execPath,
-      ["check-own-bundle.mjs", join(out, "plugin.mjs")],
+      ["check-own-bundle.mjs", join(out, "plugin.cjs")],
       {
         cwd: project,
         env: cleanEnv(),

@@ -260,7 +260,7 @@ test("what connect-plugin snapshot refuses, it says why", async (t) => {
       name: "top-level await",
       source: `import { serve } from ${JSON.stringify(servePath)};\nawait serve({});\n`,
       message:
-        /cannot bundle .*[Tt]op-level await.*a snapshot's main file is CommonJS: write serve\(\.\.\.\) or serve\(\.\.\.\)\.then\(\.\.\.\), not await serve/,
+        /cannot bundle .* for a snapshot: .*[Tt]op-level await.*the main file is bundled as CommonJS: write serve\(\.\.\.\) or serve\(\.\.\.\)\.then\(\.\.\.\), not await serve/,
     },
     {
       name: "node:tls used while loading",

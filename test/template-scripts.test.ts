@@ -28,7 +28,7 @@ test("no script sets an environment variable with POSIX shell syntax", () => {
 
 test("serve's --env-file gives the plugin CONNECT_PLUGIN_LISTEN, with no shell involved", async () => {
   const serve = scripts.serve ?? "";
-  const node = /node (--env-file=\S+) dist\/bundle\/plugin\.mjs/.exec(serve);
+  const node = /node (--env-file=\S+) dist\/bundle\/plugin\.cjs/.exec(serve);
   assert.ok(node !== null, `serve runs node with an env file: ${serve}`);
   const { stdout } = await run(
     process.execPath,

@@ -2,12 +2,13 @@
 /**
  * The `connect-plugin` command: init, list, inspect, install, pull, push,
  * verify, remove, keygen, sign and pack plugins, show their status, check
- * a plugin program's protocol conformance, and snapshot a Node plugin. Every command takes --json; exit
+ * a plugin program's protocol conformance, and snapshot a Node plugin or give it a code cache. Every command takes --json; exit
  * codes are documented in docs/cli.md (and src/cli/exit-codes.ts).
  */
 import { CommanderError } from "commander";
 import { ManagementError } from "../manifest/errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { registerCodeCacheCommand } from "./code-cache-command.js";
 import { registerConformanceCommand } from "./conformance-command.js";
 import { registerInitCommand } from "./init-command.js";
 import { registerLocalCommands } from "./local-commands.js";
@@ -22,6 +23,7 @@ registerRegistryCommands(program);
 registerConformanceCommand(program);
 registerStatusCommand(program);
 registerSnapshotCommand(program);
+registerCodeCacheCommand(program);
 
 /**
  * Reports an error and exits. With --json it goes to stdout only, as

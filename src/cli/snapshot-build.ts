@@ -16,7 +16,6 @@
  *   the snapshot is built fails with a message saying so.
  * The blob runs only on the node binary that built it.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
@@ -25,6 +24,8 @@ import { dirname, join, resolve } from "node:path";
 import type * as Esbuild from "esbuild";
 import { ManagementError } from "../manifest/errors.js";
 import { SNAPSHOT_BUILD } from "../protocol/snapshot-build.js";
+import { bundleCommonJs, type BundleBuild } from "./esbuild-load.js";
+import { runToEnd } from "./run-to-end.js";
 
 /** The built-in modules Node 20 supports in user-land snapshots (lib/internal/main/mksnapshot.js). */
 const IN_SNAPSHOT = new Set([
@@ -71,15 +72,9 @@ const FETCH_GLOBALS = [
   "EventSource",
 ];
 
-export interface SnapshotResult {
-  /** The blob written. */
+/** The blob written; `node` is the only binary that can start it. */
+export interface SnapshotResult extends BundleBuild {
   readonly blob: string;
-  readonly bytes: number;
-  /** The node binary that built it, the only one that can start it. */
-  readonly node: string;
-  readonly nodeVersion: string;
-  /** esbuild's warnings, e.g. `import.meta` used (it is empty in the CommonJS bundle). */
-  readonly warnings: readonly string[];
 }
 
 /** How long a snapshot build may take by default: a build takes seconds. */
@@ -106,49 +101,29 @@ export async function buildSnapshot(
   if (!existsSync(dirname(out))) {
     throw new ManagementError("not-found", `no such directory for the blob: ${dirname(out)}`);
   }
-  const esbuild = await loadEsbuild();
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
   let partial: string | undefined;
   try {
     const bundle = join(dir, "plugin.cjs");
     const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
-    let warnings: string[];
-    try {
-      const built = await esbuild.build({
-        entryPoints: [main],
-        outfile: bundle,
-        bundle: true,
-        platform: "node",
-        format: "cjs",
-        target: `node${process.versions.node.split(".")[0]}`,
-        logLevel: "silent",
-        plugins: [deferUnsupportedBuiltins()],
-        banner: {
-          js: `${hook} = { startupSnapshot: require("node:v8").startupSnapshot, served: false };\n${guardFetch()}`,
-        },
-        footer: {
-          js: `if (!${hook}.served) throw new Error(${JSON.stringify(
-            `${entry} did not call serve() when it loaded: a snapshot's main file must ` +
-              "call serve() (not await anything before it)",
-          )});`,
-        },
-      });
-      warnings = built.warnings.map(located);
-    } catch (error) {
-      throw new ManagementError(
-        "incompatible",
-        `cannot bundle ${entry} for a snapshot: ${esbuildMessage(error)}` +
-          (/top-level await/i.test(esbuildMessage(error))
-            ? ` (a snapshot's main file is CommonJS: write serve(...) or serve(...).then(...), not await serve(...))`
-            : ""),
-        { cause: error },
-      );
-    }
+    const warnings = await bundleCommonJs("connect-plugin snapshot", main, "for a snapshot", {
+      outfile: bundle,
+      plugins: [deferUnsupportedBuiltins()],
+      banner: {
+        js: `${hook} = { startupSnapshot: require("node:v8").startupSnapshot, served: false };\n${guardFetch()}`,
+      },
+      footer: {
+        js: `if (!${hook}.served) throw new Error(${JSON.stringify(
+          `${entry} did not call serve() when it loaded: a snapshot's main file must ` +
+            "call serve() (not await anything before it)",
+        )});`,
+      },
+    });
     // Built beside `out` and renamed onto it when done: a failed rebuild
     // leaves the blob that was there.
     partial = `${out}.${randomBytes(6).toString("hex")}.partial`;
     const [command = process.execPath, ...prefix] = [...launcher, process.execPath];
-    const { code, stderr, timedOut } = await run(
+    const { code, stderr, timedOut } = await runToEnd(
       command,
       [...prefix, "--snapshot-blob", partial, "--build-snapshot", bundle],
       timeoutMs,
@@ -180,19 +155,6 @@ export async function buildSnapshot(
   } finally {
     rmSync(dir, { recursive: true, force: true });
     if (partial !== undefined) rmSync(partial, { force: true });
-  }
-}
-
-async function loadEsbuild(): Promise<typeof Esbuild> {
-  try {
-    return await import("esbuild");
-  } catch (error) {
-    throw new ManagementError(
-      "incompatible",
-      "connect-plugin snapshot bundles the plugin with esbuild, which is not installed: " +
-        "npm install --save-dev esbuild",
-      { cause: error },
-    );
   }
 }
 
@@ -266,42 +228,4 @@ function guardFetch(): string {
 function buildProblem(stderr: string): string {
   const line = stderr.split("\n").find((l) => /^[A-Za-z]*Error: /.test(l));
   return line ?? stderr.trim().slice(0, 4_000);
-}
-
-type EsbuildMessage = { text: string; location?: { file: string; line: number } | null };
-
-function located(m: EsbuildMessage): string {
-  return m.location ? `${m.location.file}:${m.location.line}: ${m.text}` : m.text;
-}
-
-function esbuildMessage(error: unknown): string {
-  const errors = (error as { errors?: EsbuildMessage[] }).errors;
-  if (errors === undefined || errors.length === 0) return (error as Error).message;
-  return errors.map(located).join("; ");
-}
-
-/** Runs a command to its end, or kills it after `timeoutMs`. */
-function run(
-  command: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stderr, timedOut });
-    });
-  });
 }

@@ -52,6 +52,14 @@ export const Env = {
    * for a host to attach with, and runs until SIGINT or SIGTERM.
    */
   debug: "CONNECT_PLUGIN_DEBUG",
+  /**
+   * Read by the loader that `connect-plugin code-cache` writes, not by
+   * serve(): "write" saves V8's code cache next to the bundle when the
+   * process exits (the build's one launch); "check" prints on stderr whether
+   * the cache was used. Unset, a valid cache is used and never written. A
+   * host passes no CONNECT_PLUGIN_ variable on from its own environment.
+   */
+  codeCache: "CONNECT_PLUGIN_CODE_CACHE",
   /** Network mode: PEM files for TLS, so a sidecar needs no code change. */
   tlsCertFile: "CONNECT_PLUGIN_TLS_CERT_FILE",
   tlsKeyFile: "CONNECT_PLUGIN_TLS_KEY_FILE",

@@ -1,0 +1,170 @@
+/**
+ * `connect-plugin code-cache`: a Node plugin's main file as one CommonJS
+ * bundle with V8's code cache and the loader that uses it
+ * (code-cache-loader.ts), for a faster cold start that, unlike a startup
+ * snapshot, needs no node option and falls back to an ordinary start by
+ * itself on another node. The cache is made by launching the plugin once
+ * as a host does (framed, AutoMTLS, the Handshake RPC): a cache made before
+ * anything ran would hold the modules' top level only, not the functions
+ * that serve() and a call compile.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, extname, join, resolve } from "node:path";
+import * as zlib from "node:zlib";
+import { PluginClient } from "../host/plugin-client.js";
+import { subprocess } from "../host/sources.js";
+import { silentLogger } from "../logging/logger.js";
+import { ManagementError } from "../manifest/errors.js";
+import { Env } from "../protocol/env.js";
+import type { HandshakeConfig } from "../protocol/plugin-set.js";
+import {
+  CODE_CACHE_CHECK_PREFIX,
+  DYNAMIC_IMPORT,
+  codeCacheFiles,
+  codeCacheLoader,
+  type CodeCacheFiles,
+  type CodeCacheState,
+} from "./code-cache-loader.js";
+import { bundleCommonJs, type BundleBuild } from "./esbuild-load.js";
+import { runToEnd } from "./run-to-end.js";
+
+/** The files written (`bytes`: the cache's); another node than `node` starts them without the cache. */
+export interface CodeCacheResult extends BundleBuild {
+  /** Absolute paths. */
+  readonly files: CodeCacheFiles;
+  /** How a start of the loader without the build's variables found the cache ("used"). */
+  readonly state: CodeCacheState;
+}
+
+/** How long the build's launch and check may take by default: they take about a second. */
+export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
+
+export interface CodeCacheOptions {
+  /** Stop the build's launch (and its check) after this long. Default DEFAULT_CODE_CACHE_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+  /**
+   * Node options the plugin will run with (a manifest's `nodeOptions`,
+   * say `--max-semi-space-size=1`): V8 accepts a cache only under the V8
+   * flags it was made with. Default none.
+   */
+  readonly nodeOptions?: readonly string[];
+}
+
+/**
+ * Bundles `entry` into `outDir` (made if missing), writes the loader, and
+ * launches it once with `handshake`'s cookie and protocol version to make
+ * the cache. Files of an earlier build there are replaced.
+ */
+export async function buildCodeCache(
+  entry: string,
+  outDir: string,
+  handshake: HandshakeConfig,
+  options: CodeCacheOptions = {},
+): Promise<CodeCacheResult> {
+  const { timeoutMs = DEFAULT_CODE_CACHE_TIMEOUT_MS, nodeOptions = [] } = options;
+  const main = resolve(entry);
+  if (!existsSync(main)) throw new ManagementError("not-found", `no such file: ${entry}`);
+  if (typeof (zlib as { crc32?: unknown }).crc32 !== "function") {
+    throw new ManagementError(
+      "incompatible",
+      `a code cache needs node 20.15 or later (zlib.crc32), not ${process.version}`,
+    );
+  }
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  const names = codeCacheFiles(basename(main, extname(main)));
+  const files: CodeCacheFiles = {
+    loader: join(dir, names.loader),
+    bundle: join(dir, names.bundle),
+    cache: join(dir, names.cache),
+  };
+  if (Object.values(files).includes(main)) {
+    throw new ManagementError(
+      "invalid-config",
+      `${entry} would be overwritten by its own build: give another --out-dir`,
+    );
+  }
+  // A cache of an earlier bundle would only be found stale: no reason to keep it.
+  rmSync(files.cache, { force: true });
+  const warnings = await bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
+    outfile: files.bundle,
+    sourcemap: true,
+  });
+  writeFileSync(files.loader, codeCacheLoader(names));
+
+  const client = new PluginClient({
+    handshake,
+    plugins: {},
+    logger: silentLogger,
+    startTimeoutMs: timeoutMs,
+    // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
+    source: subprocess(process.execPath, [...nodeOptions, files.loader], {
+      env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
+    }),
+  });
+  let failed: Error | undefined;
+  try {
+    await client.start();
+  } catch (error) {
+    failed = error as Error;
+  } finally {
+    // The loader writes the cache when the plugin exits.
+    await client.close();
+  }
+  if (failed !== undefined) {
+    // It does so however the plugin ended: that cache is not a build's.
+    rmSync(files.cache, { force: true });
+    throw new ManagementError(
+      "incompatible",
+      `could not launch ${entry} to make its code cache (is the cookie ` +
+        `${handshake.magicCookieKey} its own?): ${failed.message}`,
+      { cause: failed },
+    );
+  }
+  if (!existsSync(files.cache) && DYNAMIC_IMPORT.test(readFileSync(files.bundle, "utf8"))) {
+    return {
+      files,
+      bytes: 0,
+      state: await cacheState([...nodeOptions, files.loader], timeoutMs),
+      node: process.execPath,
+      nodeVersion: process.version,
+      warnings: [
+        ...warnings,
+        "the bundle calls import(), which node 20 loses in code compiled from a V8 code cache: " +
+          "no cache was written, the loader compiles the bundle as usual",
+      ],
+    };
+  }
+  if (!existsSync(files.cache)) {
+    throw new ManagementError(
+      "incompatible",
+      `${entry} exited without writing its code cache (did it exit from a signal handler or ` +
+        "an uncaught error?)",
+    );
+  }
+  return {
+    files,
+    bytes: statSync(files.cache).size,
+    state: await cacheState([...nodeOptions, files.loader], timeoutMs),
+    node: process.execPath,
+    nodeVersion: process.version,
+    warnings,
+  };
+}
+
+/**
+ * Starts the loader as a person would, without a cookie (the plugin says it
+ * is one and exits), and reads what it says of the cache.
+ */
+async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheState> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
+  const { stderr } = await runToEnd(process.execPath, args, timeoutMs, env);
+  const line = stderr.split("\n").find((l) => l.startsWith(CODE_CACHE_CHECK_PREFIX));
+  if (line === undefined) {
+    throw new ManagementError(
+      "incompatible",
+      `the loader did not say whether it used the cache: ${stderr.trim().slice(0, 2_000)}`,
+    );
+  }
+  return line.slice(CODE_CACHE_CHECK_PREFIX.length) as CodeCacheState;
+}

@@ -1,0 +1,330 @@
+/**
+ * `connect-plugin code-cache`: a Node plugin bundled as one CommonJS file and
+ * started by a loader with the V8 code cache its build made by launching it
+ * once. The plugin behaves as from its files (AutoMTLS, calls, errors,
+ * shutdown); the cache is used only for the bundle bytes it was made from
+ * and only by a V8 that accepts it, and otherwise the plugin starts as
+ * without it; nothing is written at run time unless the build asks; the
+ * manifest pins the cache like every other file. Real subprocesses: the
+ * CLI, the build's launch, the plugin through subprocess(), the manager.
+ */
+import { execFile } from "node:child_process";
+import { cpSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeCacheFiles, codeCacheLoader } from "../src/cli/code-cache-loader.js";
+import { EXIT } from "../src/cli/exit-codes.js";
+import { subprocess } from "../src/index.js";
+import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
+import { cli, cliHost, keysOnDisk } from "./oci-helpers.js";
+
+const plugin = fileURLToPath(new URL("./fixtures/code-cache-plugin.js", import.meta.url));
+const shared = fileURLToPath(new URL("../examples/kv/shared.js", import.meta.url));
+const dir = tempDir("code-cache-test-");
+const built = cli(["code-cache", plugin, "-o", dir, "--handshake", shared, "--json"]);
+const loader = join(dir, "code-cache-plugin.cjs");
+const bundle = join(dir, "code-cache-plugin.bundle.cjs");
+const cache = join(dir, "code-cache-plugin.code-cache");
+const MARK = "bundle as built";
+
+/** What the loader says of the cache when started by hand (the plugin then exits: no cookie). */
+async function cacheState(main: string, nodeArgs: string[] = []): Promise<string> {
+  const { stderr } = await promisify(execFile)(process.execPath, [...nodeArgs, main], {
+    env: { PATH: process.env.PATH, CONNECT_PLUGIN_CODE_CACHE: "check" },
+  }).catch((e: { stderr: string }) => e);
+  return /^connect-plugin code cache: ([\w-]+)$/m.exec(stderr)?.[1] ?? `no answer: ${stderr}`;
+}
+
+/**
+ * Launches `node ...args` as a KV plugin, checks a call, a call's error and
+ * a graceful exit; returns the `mark` its top-level log line carried.
+ */
+async function serveAndStop(args: string[]): Promise<unknown> {
+  const logger = new MemoryLogger();
+  const client = kvClient(subprocess(process.execPath, args), { logger });
+  try {
+    await client.start();
+    const pid = Number(/^pid (\d+):/.exec(client.status().where)?.[1]);
+    const kv = client.dispense("kv");
+    await kv.put({ key: "k", value: encode("v") });
+    assert.equal(decode((await kv.get({ key: "k" })).value), "v");
+    assert.equal(decode((await kv.get({ key: "protocol" })).value), "connect-plugin-framed");
+    await assert.rejects(kv.get({ key: "fail" }), (e: unknown) => {
+      assert.equal(ConnectError.from(e).code, Code.NotFound);
+      return true;
+    });
+    assert.ok(logger.messages("stderr").includes("configuring server automatic mTLS"));
+    await client.close();
+    await waitFor("the plugin exits", () => !isAlive(pid), 10_000);
+    assert.ok(logger.messages("stderr").includes("plugin stopped"), "a graceful shutdown");
+  } finally {
+    await client.close();
+  }
+  return logger.records.find((r) => r.message === "code-cache fixture")?.fields.mark;
+}
+
+/** A copy of the built directory, for a test that changes a file in it. */
+function copyOfBuild(): string {
+  const copy = join(tempDir("code-cache-copy-"), "bundle");
+  cpSync(dir, copy, { recursive: true });
+  return copy;
+}
+
+test("a plugin built with code-cache serves through its loader over framed + AutoMTLS, with the cache its build made", async () => {
+  const { code, stdout, stderr } = await built;
+  assert.equal(code, 0, stderr);
+  const json = JSON.parse(stdout) as {
+    files: Record<string, string>;
+    bytes: number;
+    state: string;
+    nodeVersion: string;
+  };
+  assert.deepEqual(json.files, { loader, bundle, cache });
+  assert.equal(json.state, "used");
+  assert.equal(json.nodeVersion, process.version);
+  assert.ok(json.bytes > 100_000, `a cache of ${json.bytes} bytes`);
+  assert.deepEqual(readdirSync(dir).sort(), [
+    "code-cache-plugin.bundle.cjs",
+    "code-cache-plugin.bundle.cjs.map",
+    "code-cache-plugin.cjs",
+    "code-cache-plugin.code-cache",
+  ]);
+  assert.ok(readFileSync(bundle, "utf8").startsWith("#!"), "the entry's hashbang is in the bundle");
+  assert.equal(await cacheState(loader), "used");
+  const before = readFileSync(cache);
+  assert.equal(await serveAndStop([loader]), MARK);
+  assert.deepEqual(readFileSync(cache), before, "a launch does not rewrite the cache");
+});
+
+test("a launch writes no cache unasked, even when the host's environment asks (a host passes no CONNECT_PLUGIN_ variable on)", async () => {
+  await built;
+  const copy = copyOfBuild();
+  rmSync(join(copy, "code-cache-plugin.code-cache"));
+  const main = join(copy, "code-cache-plugin.cjs");
+  assert.equal(await cacheState(main), "absent");
+  process.env.CONNECT_PLUGIN_CODE_CACHE = "write";
+  try {
+    assert.equal(await serveAndStop([main]), MARK);
+  } finally {
+    delete process.env.CONNECT_PLUGIN_CODE_CACHE;
+  }
+  assert.ok(!readdirSync(copy).some((f) => f.includes("code-cache-plugin.code-cache")));
+});
+
+test("a cache made from other bundle bytes is not used: a bundle edited to the same length runs as edited", async () => {
+  await built;
+  const copy = copyOfBuild();
+  const edited = join(copy, "code-cache-plugin.bundle.cjs");
+  const source = readFileSync(edited, "utf8");
+  // V8's own check of cached data is the source's length: this edit passes it.
+  assert.ok(source.includes(`"${MARK}"`));
+  writeFileSync(edited, source.replace(`"${MARK}"`, '"bundle, edited!"'));
+  assert.equal(readFileSync(edited).length, Buffer.byteLength(source));
+  const main = join(copy, "code-cache-plugin.cjs");
+  assert.equal(await cacheState(main), "stale");
+  assert.equal(await serveAndStop([main]), "bundle, edited!");
+});
+
+test("V8 refuses the cache under other V8 flags, or cut short, and the plugin starts as without it; with source maps on it is not read", async () => {
+  await built;
+  assert.equal(await cacheState(loader, ["--max-semi-space-size=8"]), "rejected");
+  assert.equal(await serveAndStop(["--max-semi-space-size=8", loader]), MARK);
+  // Node maps stack traces of a required bundle, not of a vm.Script's.
+  assert.equal(await cacheState(loader, ["--enable-source-maps"]), "source-maps");
+  assert.equal(await serveAndStop(["--enable-source-maps", loader]), MARK);
+  const copy = copyOfBuild();
+  truncateSync(join(copy, "code-cache-plugin.code-cache"), 4 + 1_000);
+  const main = join(copy, "code-cache-plugin.cjs");
+  assert.equal(await cacheState(main), "rejected");
+  assert.equal(await serveAndStop([main]), MARK);
+});
+
+test("a cache built for the plugin's node options (a manifest's nodeOptions) is used under them, and under no others", async () => {
+  const out = tempDir("code-cache-options-");
+  const option = "--max-semi-space-size=8";
+  const res = await cli([
+    "code-cache",
+    plugin,
+    "-o",
+    out,
+    "--handshake",
+    shared,
+    `--node-option=${option}`,
+    "--json",
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal((JSON.parse(res.stdout) as { state: string }).state, "used");
+  const main = join(out, "code-cache-plugin.cjs");
+  assert.equal(await cacheState(main, [option]), "used");
+  assert.equal(await cacheState(main), "rejected");
+});
+
+test("the build says what is wrong: no handshake, a wrong cookie, top-level await, an entry its loader would overwrite, a missing entry", async () => {
+  const out = tempDir("code-cache-bad-");
+  const none = await cli(["code-cache", plugin, "-o", out]);
+  assert.equal(none.code, EXIT.invalid, none.stderr);
+  assert.match(none.stderr, /give the plugin's --cookie or --handshake, one/);
+
+  const wrong = await cli(["code-cache", plugin, "-o", out, "--cookie", "KV_PLUGIN=nope"]);
+  assert.notEqual(wrong.code, 0);
+  assert.match(
+    wrong.stderr,
+    /could not launch .*code-cache-plugin\.js to make its code cache \(is the cookie KV_PLUGIN its own\?\)[\s\S]*magic cookie mismatch/,
+  );
+  assert.ok(!readdirSync(out).includes("code-cache-plugin.code-cache"));
+
+  const awaiting = join(out, "awaiting.mjs");
+  writeFileSync(awaiting, "await Promise.resolve();\n");
+  const tla = await cli(["code-cache", awaiting, "-o", out, "--cookie", "K=V"]);
+  assert.notEqual(tla.code, 0);
+  assert.match(
+    tla.stderr,
+    /cannot bundle .*awaiting\.mjs as CommonJS: .*not await serve\(\.\.\.\)/,
+  );
+
+  // The loader of x.cjs is x.cjs in the out dir: the entry's own directory would lose it.
+  const own = join(out, "own.cjs");
+  writeFileSync(own, "// the plugin's own source\n");
+  const overwrite = await cli(["code-cache", own, "-o", out, "--cookie", "K=V"]);
+  assert.equal(overwrite.code, EXIT.invalid, overwrite.stderr);
+  assert.match(
+    overwrite.stderr,
+    /own\.cjs would be overwritten by its own build: give another --out-dir/,
+  );
+  assert.equal(readFileSync(own, "utf8"), "// the plugin's own source\n");
+
+  const missing = await cli(["code-cache", join(out, "nope.js"), "-o", out, "--cookie", "K=V"]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /no such file: .*nope\.js/);
+});
+
+test("the manifest pins the code cache: init lists it, and an installed plugin whose cache changed is refused", async () => {
+  await built;
+  const copy = copyOfBuild();
+  const init = await cli([
+    "init",
+    copy,
+    "--name",
+    "kv",
+    "--entry",
+    "code-cache-plugin.cjs",
+    "--plugin",
+    "kv=example.kv.v1.KV",
+  ]);
+  assert.equal(init.code, 0, init.stderr);
+  const manifest = JSON.parse(readFileSync(join(copy, "plugin.json"), "utf8")) as {
+    files: Record<string, string>;
+  };
+  assert.ok("code-cache-plugin.code-cache" in manifest.files, Object.keys(manifest.files).join());
+  const keys = keysOnDisk();
+  const signed = await cli(["sign", copy, "--key", keys.privateKeyFile]);
+  assert.equal(signed.code, 0, signed.stderr);
+  const cacheFile = join(copy, "code-cache-plugin.code-cache");
+  const data = readFileSync(cacheFile);
+  writeFileSync(
+    cacheFile,
+    Buffer.concat([data.subarray(0, -1), Buffer.from([~data.at(-1)! & 0xff])]),
+  );
+  const { flags } = cliHost();
+  const installed = await cli([...flags, "--trusted-keys", keys.trustedDir, "install", copy]);
+  assert.notEqual(installed.code, 0);
+  assert.match(
+    installed.stderr,
+    /file code-cache-plugin\.code-cache has digest sha256:[a-f0-9]{64}, but the manifest expects/,
+  );
+});
+
+/**
+ * A hand-written bundle that reports what a CommonJS main file sees, run
+ * once as `node <bundle>` and through the loader (writing the cache, with
+ * it, and with source maps on): the loader must change nothing the bundle
+ * can see but the compile. `process.argv[1]` is the file node was given,
+ * the loader (left out here). `later` is how it waits: a dynamic import()
+ * or a promise.
+ */
+const parityBundle = (later: string) => `#!/usr/bin/env node
+"use strict";
+if (process.env.THROW_AT_TOP) throw new Error("thrown at the top level");
+const seen = {
+  isMain: require.main === module,
+  mainFilename: require.main.filename,
+  filename: module.filename,
+  __filename,
+  __dirname,
+  thisIsExports: this === module.exports,
+  paths: Array.isArray(module.paths),
+  resolves: require.resolve("./beside.cjs"),
+};
+module.exports = { exported: true };
+const specifier = "node:" + "os";
+${later}.then(
+  (os) => process.stdout.write(JSON.stringify({ ...seen, later: typeof os.cpus, exported: require.main.exports })),
+  (error) => process.stdout.write(JSON.stringify({ ...seen, later: error.code })),
+);
+`;
+
+for (const [later, cache] of [
+  ["Promise.resolve(require(specifier))", "used"],
+  // Node 20 loses import() in code compiled from a cache: none is written.
+  ["import(specifier)", "absent"],
+] as const) {
+  test(`the loader runs its bundle as node runs the bundle itself: require.main, module, __filename, a top-level throw; later: ${later}, the cache ${cache} (loader only, a hand-written bundle)`, async () => {
+    const out = tempDir("code-cache-parity-");
+    const names = codeCacheFiles("parity");
+    writeFileSync(join(out, names.bundle), parityBundle(later));
+    writeFileSync(join(out, "beside.cjs"), "");
+    writeFileSync(join(out, names.loader), codeCacheLoader(names));
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      promisify(execFile)(process.execPath, args, {
+        env: { PATH: process.env.PATH, ...env },
+      }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const direct = await run([join(out, names.bundle)]);
+    const expected = JSON.parse(direct.stdout) as Record<string, unknown>;
+    assert.equal(expected.isMain, true);
+    assert.equal(expected.later, "function");
+    const loader = join(out, names.loader);
+    const ways: [string, string[], Record<string, string>][] = [
+      ["writing the cache", [loader], { CONNECT_PLUGIN_CODE_CACHE: "write" }],
+      ["after the write", [loader], {}],
+      ["with source maps on", ["--enable-source-maps", loader], {}],
+    ];
+    for (const [way, args, env] of ways) {
+      const got = await run(args, env);
+      assert.deepEqual(JSON.parse(got.stdout), expected, way);
+      assert.doesNotMatch(got.stderr, /Warning/, way);
+    }
+    assert.equal(await cacheState(loader), cache);
+    const thrown = await run([join(out, names.bundle)], { THROW_AT_TOP: "1" });
+    for (const args of [[loader], ["--enable-source-maps", loader]]) {
+      const got = await run(args, { THROW_AT_TOP: "1" });
+      assert.equal((got as { code?: number }).code, (thrown as { code?: number }).code);
+      assert.match(got.stderr, /Error: thrown at the top level\n\s+at .*parity\.bundle\.cjs:3/);
+    }
+  });
+}
+
+test("a plugin whose bundle calls import() is built without a cache, with a warning, and serves through its loader", async () => {
+  const out = tempDir("code-cache-import-");
+  const entry = join(out, "importing.mjs");
+  writeFileSync(
+    entry,
+    `import ${JSON.stringify(plugin)};\nconst os = "node:" + "os";\nvoid import(os);\n`,
+  );
+  const res = await cli(["code-cache", entry, "-o", out, "--handshake", shared, "--json"]);
+  assert.equal(res.code, 0, res.stderr);
+  const json = JSON.parse(res.stdout) as { state: string; bytes: number; warnings: string[] };
+  assert.equal(json.state, "absent");
+  assert.equal(json.bytes, 0);
+  assert.match(json.warnings.join("\n"), /the bundle calls import\(\).*no cache was written/);
+  assert.ok(!readdirSync(out).includes("importing.code-cache"));
+  assert.equal(await serveAndStop([join(out, "importing.cjs")]), MARK);
+  const text = await cli(["code-cache", entry, "-o", out, "--handshake", shared]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^warning: the bundle calls import\(\)/);
+  assert.doesNotMatch(text.stdout, /found the cache absent|code cache of/);
+  assert.match(text.stdout, /wrote .*importing\.cjs, its bundle and no code cache; launch it with/);
+});
