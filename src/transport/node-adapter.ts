@@ -1,7 +1,6 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Writable } from "node:stream";
-import type { DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -92,50 +91,6 @@ interface Route {
 type Limits = Pick<UniversalHandlerOptions, "readMaxBytes" | "maxTimeoutMs">;
 
 /**
- * `routes`, noting in `into` the limits of each path registered with
- * options of its own, as connect-es' router gives its handlers: the
- * adapter's options overlaid with the registration's (whichProtocols).
- * A later registration of a path without options takes the note back.
- */
-function recordLimits(
-  routes: (router: ConnectRouter) => void,
-  adapterOptions: UniversalHandlerOptions,
-  into: Map<string, Limits>,
-): (router: ConnectRouter) => void {
-  const note = (
-    method: DescMethod,
-    options: Partial<UniversalHandlerOptions> | undefined,
-  ): void => {
-    if (options === undefined) into.delete(methodPath(method));
-    else {
-      const own = validateUniversalHandlerOptions({ ...adapterOptions, ...options });
-      into.set(methodPath(method), {
-        readMaxBytes: own.readMaxBytes,
-        maxTimeoutMs: own.maxTimeoutMs,
-      });
-    }
-  };
-  return (inner) => {
-    const router: ConnectRouter = {
-      get handlers() {
-        return inner.handlers;
-      },
-      service(service, implementation, options) {
-        inner.service(service, implementation, options);
-        for (const method of service.methods) note(method, options);
-        return router;
-      },
-      rpc(method, impl, options) {
-        inner.rpc(method, impl, options);
-        note(method, options);
-        return router;
-      },
-    };
-    routes(router);
-  };
-}
-
-/**
  * Serves a ConnectRouter on node:http and node:http2, in the Connect, gRPC
  * and gRPC-web protocols: calls in binary protobuf on the lean paths
  * (`lean`, `leanStreams`), everything else through connect-es' universal
@@ -156,7 +111,19 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   const leanOptions = validateUniversalHandlerOptions(routerOptions);
   /** Limits of the paths registered with options of their own (connect-es' handlers apply them). */
   const ownLimits = new Map<string, Limits>();
-  const methods = collectMethods(recordLimits(options.routes, leanOptions, ownLimits), router);
+  // As connect-es' router gives its handlers: the adapter's options
+  // overlaid with the registration's (whichProtocols); a later
+  // registration without options takes the note back.
+  const methods = collectMethods(options.routes, router, (method, own) => {
+    if (own === undefined) ownLimits.delete(methodPath(method));
+    else {
+      const { readMaxBytes, maxTimeoutMs } = validateUniversalHandlerOptions({
+        ...leanOptions,
+        ...own,
+      });
+      ownLimits.set(methodPath(method), { readMaxBytes, maxTimeoutMs });
+    }
+  });
   const contexts = new ContextFactory(options.shutdownSignal);
   const contextValues = options.contextValues;
   const paths = new Map<string, Route>();

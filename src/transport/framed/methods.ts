@@ -7,6 +7,9 @@ import {
   type MethodImplSpec,
 } from "@connectrpc/connect";
 
+/** The options a service or method may be registered with (ConnectRouter's third argument). */
+export type RegistrationOptions = NonNullable<Parameters<ConnectRouter["rpc"]>[2]>;
+
 /** One method a server can dispatch to, by its path "/package.Service/Method". */
 export interface MethodEntry {
   readonly service: DescService;
@@ -20,10 +23,13 @@ export interface MethodEntry {
  * in-process transport call them as they are. With `inner`, every
  * registration also goes to that router (the HTTP adapter's), and one made
  * with options of its own is left out (only `inner` applies them).
+ * `noteOptions` is told each method's registration options (undefined for
+ * none), in order, so that a caller can follow what `inner` applies.
  */
 export function collectMethods(
   routes: (router: ConnectRouter) => void,
   inner?: ConnectRouter,
+  noteOptions?: (method: DescMethod, options: RegistrationOptions | undefined) => void,
 ): Map<string, MethodEntry> {
   const methods = new Map<string, MethodEntry>();
   const router: ConnectRouter = {
@@ -38,6 +44,7 @@ export function collectMethods(
         const methodSpec = spec.methods[method.localName];
         if (methodSpec === undefined || options !== undefined) methods.delete(path);
         else methods.set(path, { service, method, spec: methodSpec });
+        noteOptions?.(method, options);
       }
       return router;
     },
@@ -52,6 +59,7 @@ export function collectMethods(
           spec: createMethodImplSpec(method, impl),
         });
       }
+      noteOptions?.(method, options);
       return router;
     },
   };
