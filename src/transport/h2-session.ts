@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { pathOn } from "./http-target.js";
 import { errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
-import { basicAuthorization, originOf, urlCredentials } from "./url-credentials.js";
+import { originOf, urlAuthorization } from "./url-credentials.js";
 
 /** Options of an HTTP/2 client session. */
 export interface H2SessionOptions {
@@ -59,8 +59,7 @@ export class H2Session {
     const url = new URL(authority);
     this.authority = url.origin;
     this.origin = originOf(url);
-    const credentials = urlCredentials(url);
-    this.basic = credentials === undefined ? undefined : basicAuthorization(credentials);
+    this.basic = urlAuthorization(url);
     this.timing = {
       pingIntervalMs: options.pingIntervalMs ?? 15_000,
       pingTimeoutMs: options.pingTimeoutMs ?? 10_000,

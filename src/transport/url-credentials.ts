@@ -24,6 +24,12 @@ export function basicAuthorization(credentials: string): string {
   return `Basic ${Buffer.from(credentials).toString("base64")}`;
 }
 
+/** The Basic authorization header for `url`'s user info; undefined without user info. */
+export function urlAuthorization(url: URL): string | undefined {
+  const credentials = urlCredentials(url);
+  return credentials === undefined ? undefined : basicAuthorization(credentials);
+}
+
 /** `url` without its user info (user and password), for messages. */
 export function withoutUserInfo(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");

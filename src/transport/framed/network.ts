@@ -24,7 +24,7 @@ import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
 import { requestSignal, withHeader } from "../signal-view.js";
-import { basicAuthorization, urlCredentials } from "../url-credentials.js";
+import { urlAuthorization } from "../url-credentials.js";
 
 /**
  * How a host reaches a plugin at a URL: "auto" (the default) asks for the
@@ -237,8 +237,7 @@ class NegotiatingTransport implements CallTarget {
   ) {
     this.runner = new CallRunner(this, options.interceptors);
     owners.set(this.runner, this);
-    const credentials = urlCredentials(url);
-    this.basic = credentials === undefined ? undefined : basicAuthorization(credentials);
+    this.basic = urlAuthorization(url);
   }
 
   client(): ClientTransport {
