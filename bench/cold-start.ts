@@ -48,7 +48,7 @@ import {
 } from "./cold-instructions.js";
 import { GoPluginHost } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
-import { GO_PLUGIN } from "./report.js";
+import { GO_PLUGIN } from "./names.js";
 import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);

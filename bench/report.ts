@@ -1,5 +1,7 @@
 /** The benchmark's output: rows, ratios, targets, Markdown and JSON. */
+import { FLOOR, GO_PLUGIN } from "./names.js";
 import { round } from "./stats.js";
+import { met, type Target } from "./targets.js";
 
 export interface Row {
   scenario: string;
@@ -13,9 +15,6 @@ export interface Row {
   /** Scenario 2: the cores each side (host, plugin) may use, and how the callers run. */
   cores?: string;
 }
-
-export const GO_PLUGIN = "go-plugin (Go host, Go plugin, gRPC)";
-export const FLOOR = "raw unix socket ping-pong (floor)";
 
 /** The figure a ratio compares: latency where there is one, else throughput, else memory. */
 function figure(row: Row): { value: number; higherIsBetter: boolean } | undefined {
@@ -58,18 +57,56 @@ export function markdownTable(rows: readonly Row[]): string {
   return lines.join("\n");
 }
 
-export interface Target {
-  readonly name: string;
-  readonly measured: string;
-  readonly met: boolean | undefined;
+/** One target per line: what it asks, the figures, met or not. */
+export function markdownTargets(list: readonly Target[]): string {
+  const lines = ["| target | measured | met |", "| --- | --- | :---: |"];
+  for (const t of list) lines.push(`| ${t.name} | ${t.measured} | ${met(t) ? "yes" : "**no**"} |`);
+  return lines.join("\n");
 }
 
-export function markdownTargets(targets: readonly Target[]): string {
-  const lines = ["| target | measured | met |", "| --- | --- | :---: |"];
-  for (const t of targets) {
-    lines.push(
-      `| ${t.name} | ${t.measured} | ${t.met === undefined ? "n/a" : t.met ? "yes" : "**no**"} |`,
+/**
+ * Several runs side by side (`npm run bench:summary`): each run's ratios, the
+ * lowest and highest of each over the runs, and in how many runs the target
+ * was met. A run without a target's rows (an older file) shows "–".
+ */
+export function markdownTargetRuns(runs: readonly (readonly Target[])[]): string {
+  const names = [...new Set(runs.flatMap((r) => r.map((t) => t.name)))];
+  const head = runs.map((_, i) => `run ${i + 1}`);
+  const lines = [
+    `| target | ${head.join(" | ")} | min–max | met |`,
+    `| --- | ${head.map(() => "---:").join(" | ")} | ---: | :---: |`,
+  ];
+  const figure = (v: number, unit: string): string =>
+    Number.isFinite(v) ? `${v.toFixed(2)}${unit === "×" ? "×" : ` ${unit}`}` : "–";
+  for (const name of names) {
+    const found = runs.map((r) =>
+      r.find((t) => t.name === name && t.checks.some((c) => Number.isFinite(c.value))),
     );
+    const present = found.filter((t): t is Target => t !== undefined);
+    const checks = present[0]?.checks ?? [];
+    const cells = found.map((t) =>
+      t === undefined ? "–" : t.checks.map((c) => figure(c.value, c.unit)).join(", "),
+    );
+    const range =
+      present.length === 0
+        ? "–"
+        : checks
+            .map((c, i) => {
+              const values = present.map((t) => t.checks[i]?.value ?? NaN).filter(Number.isFinite);
+              if (values.length === 0) return "–";
+              const lo = figure(Math.min(...values), c.unit);
+              const hi = figure(Math.max(...values), c.unit);
+              return lo === hi ? lo : `${lo}–${hi}`;
+            })
+            .join(", ");
+    const times = present.filter(met).length;
+    const verdict =
+      present.length === 0
+        ? "–"
+        : times === present.length
+          ? `${times} of ${present.length}`
+          : `**${times} of ${present.length}**`;
+    lines.push(`| ${name} | ${cells.join(" | ")} | ${range} | ${verdict} |`);
   }
   return lines.join("\n");
 }

@@ -22,14 +22,39 @@ import { pinnedPlacements, type Placement } from "./placement.js";
 import { bundledBenchPlugin, codeCacheBenchPlugin, snapshotBenchPlugin } from "./bundle.js";
 import { goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
+import { markdownTable, markdownTargets, type Row } from "./report.js";
+import { targets } from "./targets.js";
 import {
+  CALLERS,
+  CG_REMOTE,
+  COLD_BUNDLED,
+  COLD_CODE_CACHE,
+  COLD_PLAIN,
+  COLD_SNAPSHOT,
+  CP_DIRECT,
+  CP_FRAMED,
+  CP_FRAMED_PLAIN,
+  CP_H2,
+  CP_H2_PLAIN,
+  CP_HOST_GO_PLUGIN,
+  CP_REMOTE,
+  CP_REMOTE_FRAMED,
+  CP_REMOTE_FRAMED_TLS,
+  CP_REMOTE_GRPC,
+  CP_SERIALIZE,
   FLOOR,
+  GO_HOST_CP_PLUGIN,
   GO_PLUGIN,
-  markdownTable,
-  markdownTargets,
-  type Row,
-  type Target,
-} from "./report.js";
+  GO_PLUGIN_MTLS,
+  H2_FLOOR,
+  H2_FLOOR_TCP,
+  HOST_RSS_FRAMED,
+  NODE_BOOT,
+  PINNED_PREFIX,
+  PLAIN_CALL,
+  PLUGINS,
+  S,
+} from "./names.js";
 import { median, percentile, round, shuffled as shuffleWith } from "./stats.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
 import { subprocess } from "../src/index.js";
@@ -57,7 +82,6 @@ const P = quick
       stream: 30_000,
       cold: 2,
       inproc: 6,
-      plugins: 50,
     }
   : {
       rounds: 7,
@@ -67,7 +91,6 @@ const P = quick
       stream: 100_000,
       cold: 3,
       inproc: 15,
-      plugins: 50,
     };
 /**
  * The unmeasured batch each contender runs right before each measured one
@@ -78,7 +101,6 @@ const P = quick
  * longer than --quick does. The same for every contender, Go included.
  */
 const REWARM = { unary: 100, concurrentMs: 100, big: 2 };
-const CALLERS = 64;
 const MiB = 1024 * 1024;
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
@@ -97,34 +119,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
 const bundledPlugin = await bundledBenchPlugin();
 const snapshotBlob = await snapshotBenchPlugin();
 const codeCachePlugin = await codeCacheBenchPlugin();
-const CP_FRAMED = "connect-plugin subprocess, unix socket, framed + AutoMTLS (default)";
-const CP_FRAMED_PLAIN = "connect-plugin subprocess, unix socket, framed, autoMTLS: false";
-const CP_H2 = "connect-plugin subprocess, unix socket, Connect over HTTP/2";
-/** The row above without TLS: like for like with the cleartext HTTP/2 floor. */
-const CP_H2_PLAIN = "connect-plugin subprocess, unix socket, Connect over HTTP/2, autoMTLS: false";
-const CP_REMOTE = "connect-plugin remote, loopback TCP, Connect over HTTP/2";
-const CP_REMOTE_GRPC = "connect-plugin remote, loopback TCP, gRPC over HTTP/2";
-const CP_REMOTE_FRAMED = "connect-plugin remote, loopback TCP, framed";
-const CP_REMOTE_FRAMED_TLS = "connect-plugin remote, loopback TCP, framed + TLS";
-/**
- * connect-plugin's Node host calling a Go plugin written with connect-go
- * (go/bench/connectgo) as a remote service, Connect over HTTP/2 cleartext on
- * loopback TCP: the path a plugin in another language takes (bench/connect-go.ts).
- */
-const CG_REMOTE = "connect-go plugin (Go), remote, HTTP/2";
-const H2_FLOOR = "raw node:http2 (HTTP/2 floor)";
-/**
- * The same floor over loopback TCP: the remote rows run over TCP, whose
- * system calls cost both ends more than a unix socket's, so they are judged
- * against this one (docs/http2-client.md, 2026-12-02).
- */
-const H2_FLOOR_TCP = "raw node:http2, loopback TCP (HTTP/2 floor of the TCP rows)";
-const CP_HOST_GO_PLUGIN = "connect-plugin host (GoPluginClient) → Go go-plugin plugin, gRPC";
-const GO_HOST_CP_PLUGIN = "go-plugin Go host → connect-plugin Node plugin, gRPC";
-const GO_PLUGIN_MTLS = "go-plugin (Go host, Go plugin, gRPC + AutoMTLS)";
-const CP_DIRECT = "connect-plugin in process (direct)";
-const CP_SERIALIZE = "connect-plugin in process (serialize)";
-const PLAIN_CALL = "plain async function call (floor)";
 /**
  * Every contender, Node or Go, is a host process of its own (HostProcess),
  * started unpinned or in a pinned placement.
@@ -174,23 +168,6 @@ const inProc = await Promise.all([
 const cores = new Map(contenders.map((c) => [c.name, c.cores(CALLERS)]));
 
 // --- scenarios ---------------------------------------------------------------
-const S = {
-  unary: "1. unary 16 B, sequential",
-  concurrent: `2. unary 16 B, ${CALLERS} concurrent callers`,
-  big: "3. unary 1 MiB",
-  stream: "4. server streaming, 16 B messages",
-  cold: "5. cold start: spawn to first call",
-  inproc: "6. in-process call",
-  rss: `7. host RSS per extra subprocess plugin (${P.plugins} running)`,
-  pss: "8. plugin (or server) process PSS after the run, MB",
-  anon: "9. plugin (or server) process anonymous memory after the run, MB",
-} as const;
-const COLD_PLAIN = "connect-plugin, Node plugin (framed)";
-const COLD_BUNDLED = "connect-plugin, Node plugin bundled by esbuild (framed)";
-const COLD_SNAPSHOT = "connect-plugin, Node plugin from a V8 startup snapshot (framed)";
-const COLD_CODE_CACHE =
-  "connect-plugin, Node plugin bundled as CommonJS with V8's code cache, as the scaffold builds it (framed)";
-const NODE_BOOT = "reference: node -e 0 (Node's own boot, no plugin)";
 const samples = new Map<string, number[]>();
 const add = (scenario: string, contender: string, values: number[]): void => {
   const key = `${scenario}\u0000${contender}`;
@@ -305,8 +282,8 @@ for (const c of contenders) {
 log("memory with 50 plugins...");
 const goHost = contenders[0] as HostProcess;
 const rss: Array<[string, number]> = [
-  [GO_PLUGIN, await goHost.rss(P.plugins)],
-  ["connect-plugin, Node plugins (framed)", await rssPerPlugin(P.plugins)],
+  [GO_PLUGIN, await goHost.rss(PLUGINS)],
+  [HOST_RSS_FRAMED, await rssPerPlugin(PLUGINS)],
 ];
 await Promise.all([...contenders, ...inProc].map((c) => c.close()));
 
@@ -317,7 +294,7 @@ const placements =
   typeof available === "string"
     ? []
     : available.filter((p) => placementArg === "all" || p.name === placementArg);
-const pinnedScenario = (p: Placement): string => `${S.unary}, pinned: ${p.label}`;
+const pinnedScenario = (p: Placement): string => `${PINNED_PREFIX}${p.label}`;
 for (const p of placements) {
   log(`pinned: ${p.label} (${Math.round((performance.now() - t0) / 1000)} s)...`);
   const pinned = await startAll(p);
@@ -417,134 +394,7 @@ for (const r of rows) {
   if (r.spread !== null) r.spread = [round(r.spread[0]), round(r.spread[1])];
 }
 
-const find = (scenario: string, contender: string): Row | undefined =>
-  rows.find((r) => r.scenario === scenario && r.contender === contender);
-const num = (v: number | null | undefined): number => v ?? NaN;
-const cGo = num(find(S.concurrent, GO_PLUGIN)?.ops_per_s);
-const uFramed = num(find(S.unary, CP_FRAMED)?.p50_us);
-const uPlain = num(find(S.unary, CP_FRAMED_PLAIN)?.p50_us);
-const cold = num(find(S.cold, COLD_PLAIN)?.p50_us);
-const coldBundled = num(find(S.cold, COLD_BUNDLED)?.p50_us);
-const coldSnapshot = num(find(S.cold, COLD_SNAPSHOT)?.p50_us);
-const coldCodeCache = num(find(S.cold, COLD_CODE_CACHE)?.p50_us);
-const boot = num(find(S.cold, NODE_BOOT)?.p50_us);
-const inproc = num(find(S.inproc, CP_DIRECT)?.p50_us);
-const mem = num(find(S.rss, "connect-plugin, Node plugins (framed)")?.rss_mb);
-const pssNode = num(find(S.pss, CP_FRAMED)?.rss_mb);
-const pssGo = num(find(S.pss, GO_PLUGIN)?.rss_mb);
-const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
-
-/**
- * Local framed against go-plugin, like for like (AutoMTLS on both sides, or
- * off on both): unary time added over the raw-socket floor ≤ 0.8× go-plugin's,
- * 64 callers ≥ 1.3×, 1 MiB ≤ 1.0×, 16-byte server stream ≥ 1.0×.
- */
-/** Unary time added over the scenario's own raw-socket floor ≤ 0.8× go-plugin's. */
-function overFloor(scenario: string, ours: string, theirs: string, where: string): Target {
-  const floor = num(find(scenario, FLOOR)?.p50_us);
-  const u = num(find(scenario, ours)?.p50_us) - floor;
-  const uGo = num(find(scenario, theirs)?.p50_us) - floor;
-  return {
-    name: `${ours} vs ${theirs}${where}: unary time over the floor ≤ 0.8×`,
-    measured: `${round(u)} µs vs ${round(uGo)} µs over ${floor} µs (${x(u, uGo)})`,
-    met: u <= 0.8 * uGo,
-  };
-}
-
-function likeForLike(ours: string, theirs: string): Target[] {
-  const c = num(find(S.concurrent, ours)?.ops_per_s);
-  const cG = num(find(S.concurrent, theirs)?.ops_per_s);
-  const b = num(find(S.big, ours)?.p50_us);
-  const bGo = num(find(S.big, theirs)?.p50_us);
-  const s = num(find(S.stream, ours)?.ops_per_s);
-  const sGo = num(find(S.stream, theirs)?.ops_per_s);
-  const vs = `${ours} vs ${theirs}`;
-  return [
-    overFloor(S.unary, ours, theirs, ""),
-    {
-      name: `${vs}: ${CALLERS} callers ≥ 1.3×`,
-      measured: `${c.toLocaleString("en-US")} vs ${cG.toLocaleString("en-US")} calls/s (${x(c, cG)})`,
-      met: c >= 1.3 * cG,
-    },
-    {
-      name: `${vs}: 1 MiB unary p50 ≤ 1.0×`,
-      measured: `${b} µs vs ${bGo} µs (${x(b, bGo)})`,
-      met: b <= bGo,
-    },
-    {
-      name: `${vs}: server stream ≥ 1.0×`,
-      measured: `${s.toLocaleString("en-US")} vs ${sGo.toLocaleString("en-US")} msgs/s (${x(s, sGo)})`,
-      met: s >= sGo,
-    },
-  ];
-}
-
-const targets: Target[] = [
-  ...likeForLike(CP_FRAMED, GO_PLUGIN_MTLS),
-  ...likeForLike(CP_FRAMED_PLAIN, GO_PLUGIN),
-  ...placements.flatMap((p) => [
-    overFloor(pinnedScenario(p), CP_FRAMED, GO_PLUGIN_MTLS, `, pinned: ${p.label}`),
-    overFloor(pinnedScenario(p), CP_FRAMED_PLAIN, GO_PLUGIN, `, pinned: ${p.label}`),
-  ]),
-  // A project from `npm create connect-plugin` builds its plugin with
-  // `connect-plugin code-cache` and starts that: the row its users get.
-  {
-    name: "Node plugin cold start (framed, AutoMTLS) ≤ 2× node -e 0, as the scaffold builds it (CommonJS bundle + V8 code cache)",
-    measured: `${round(coldCodeCache / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(coldCodeCache, boot)}); go-plugin ${round(num(find(S.cold, GO_PLUGIN)?.p50_us) / 1_000)} ms, with AutoMTLS ${round(num(find(S.cold, GO_PLUGIN_MTLS)?.p50_us) / 1_000)} ms`,
-    met: coldCodeCache <= 2 * boot,
-  },
-  {
-    name: "the same as an ES module bundle (esbuild, split; the scaffold's layout before session 23) ≤ 2× node -e 0",
-    measured: `${round(coldBundled / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(coldBundled, boot)})`,
-    met: coldBundled <= 2 * boot,
-  },
-  {
-    name: "the same unbundled (dist/plugin.js: about 160 modules loaded) ≤ 2× node -e 0",
-    measured: `${round(cold / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(cold, boot)})`,
-    met: cold <= 2 * boot,
-  },
-  {
-    name: "the same from a V8 startup snapshot (connect-plugin snapshot) ≤ 2× node -e 0",
-    measured: `${round(coldSnapshot / 1_000)} ms vs ${round(boot / 1_000)} ms (${x(coldSnapshot, boot)})`,
-    met: coldSnapshot <= 2 * boot,
-  },
-  {
-    // The issue's alternative, several plugins in one Node process, is
-    // measured by `npm run bench:memory` (docs/plugin-memory.md), not here.
-    name: "Node plugin idle after the run ≤ 12 MB PSS, in a process of its own",
-    measured: `${pssNode} MB (Go plugin ${pssGo} MB); several in one process: npm run bench:memory`,
-    met: pssNode <= 12,
-  },
-  { name: "in-process call overhead < 2 µs", measured: `${inproc} µs`, met: inproc < 2 },
-  // The HTTP/2 floor is cleartext: CP_H2 (AutoMTLS) is printed, but judged without TLS.
-  // Rows over loopback TCP are judged against the floor over loopback TCP.
-  ...[CP_H2_PLAIN, CP_REMOTE, CP_REMOTE_GRPC, CG_REMOTE, CP_HOST_GO_PLUGIN, GO_HOST_CP_PLUGIN].map(
-    (row): Target => {
-      const overTcp = row === CP_REMOTE || row === CP_REMOTE_GRPC || row === CG_REMOTE;
-      const floor = overTcp ? H2_FLOOR_TCP : H2_FLOOR;
-      const u = num(find(S.unary, row)?.p50_us);
-      const c = num(find(S.concurrent, row)?.ops_per_s);
-      const uH2 = num(find(S.unary, floor)?.p50_us);
-      const cH2 = num(find(S.concurrent, floor)?.ops_per_s);
-      const over = floor === H2_FLOOR_TCP ? " (floor over loopback TCP)" : "";
-      return {
-        name: `HTTP/2 floor${over}: ${row}: p50 ≤ 1.3×, ${CALLERS} callers ≥ 0.8×`,
-        measured: `${u} µs (${(u / uH2).toFixed(2)}×), ${c.toLocaleString("en-US")} calls/s (${(c / cH2).toFixed(2)}×)`,
-        met: u <= 1.3 * uH2 && c >= 0.8 * cH2,
-      };
-    },
-  ),
-  ...[CP_REMOTE_FRAMED, CP_REMOTE_FRAMED_TLS].map((row): Target => {
-    const u = num(find(S.unary, row)?.p50_us);
-    const c = num(find(S.concurrent, row)?.ops_per_s);
-    return {
-      name: `${row}: p50 ≤ 1.3× local framed, ${CALLERS} callers ≥ go-plugin`,
-      measured: `${u} µs (${(u / uPlain).toFixed(2)}× local framed without TLS, ${(u / uFramed).toFixed(2)}× with AutoMTLS), ${c.toLocaleString("en-US")} calls/s (${(c / cGo).toFixed(2)}× go-plugin)`,
-      met: u <= 1.3 * (row === CP_REMOTE_FRAMED ? uPlain : uFramed) && c >= cGo,
-    };
-  }),
-  { name: "host RSS per extra subprocess plugin < 2 MB", measured: `${mem} MB`, met: mem < 2 },
-];
+const targetList = targets(rows);
 
 const cpu =
   /model name\s*:\s*(.*)/.exec(
@@ -582,7 +432,7 @@ console.log(
     `Scenarios 8 and 9: /proc/PID/smaps_rollup of each contender's serving process (the ` +
     `host process's child) once the run is over (connect-plugin's are its plugins).`,
 );
-console.log(`\n${markdownTargets(targets)}\n`);
+console.log(`\n${markdownTargets(targetList)}\n`);
 if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);
 
 function safe(f: () => string): string {
