@@ -32,7 +32,7 @@ import type * as ContendersModule from "./contenders.js";
 import type * as IndexModule from "../src/index.js";
 import { GoPluginHost, HostProcess } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
-import { pinnedPlacements, type Placement } from "./placement.js";
+import { placementFromEnv } from "./placement.js";
 import { processCpuUs, threadsCpuNs } from "./proc-cpu.js";
 import { median, shuffled } from "./stats.js";
 
@@ -123,21 +123,9 @@ async function child(root: string, name: string): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-/** The placement FRAMED_CPU_PLACEMENT names (same, split), or none: unpinned. */
-function placement(): Placement | undefined {
-  const name = process.env.FRAMED_CPU_PLACEMENT;
-  if (name === undefined) return undefined;
-  const placements = pinnedPlacements();
-  if (typeof placements === "string") throw new Error(placements);
-  const found = placements.find((p) => p.name === name);
-  if (found === undefined)
-    throw new Error(`FRAMED_CPU_PLACEMENT must be same or split, got ${name}`);
-  return found;
-}
-
 /** A host process of `root` (a dist folder, GO_PLUGIN or FLOOR) with AutoMTLS on or off. */
 function startHost(root: string, tls: boolean, go: GoBinaries | undefined): Promise<HostProcess> {
-  const where = placement();
+  const where = placementFromEnv("FRAMED_CPU_PLACEMENT");
   if (root === GO_PLUGIN) {
     if (go === undefined) throw new Error("the Go contenders were not built");
     return GoPluginHost.start(root, go.host, go.plugin, tls, where);

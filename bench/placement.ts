@@ -52,6 +52,17 @@ export function pinnedPlacements(): Placement[] | string {
   ];
 }
 
+/** The placement the environment variable `name` names (same, split), or none: unpinned. */
+export function placementFromEnv(name: string): Placement | undefined {
+  const wanted = process.env[name];
+  if (wanted === undefined) return undefined;
+  const placements = pinnedPlacements();
+  if (typeof placements === "string") throw new Error(placements);
+  const found = placements.find((p) => p.name === wanted);
+  if (found === undefined) throw new Error(`${name} must be same or split, got ${wanted}`);
+  return found;
+}
+
 /** The command line that starts a host pinned to the placement's host CPU. */
 export function pinnedCommand(p: Placement, argv: readonly string[]): string[] {
   return ["taskset", "-c", String(p.hostCpu), ...argv];

@@ -15,7 +15,10 @@
  * defaults, AES-128-GCM on CPUs with AES instructions): N (default 100,000)
  * timed after N/5. Prints per contender the p50 and the CPU of each
  * process per round trip (/proc/PID/stat), and per language TLS minus
- * plain, per round.
+ * plain, per round. TLS_FLOOR_PLACEMENT=same or split pins client and
+ * server as the benchmark's pinned rows do (bench/placement.ts): what TLS
+ * adds grows when each round trip wakes the other CPU (docs/local-transports.md,
+ * session 24).
  */
 import { fork, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -30,6 +33,7 @@ import { clientTlsDefaults, serverTlsDefaults } from "../src/transport/tls-defau
 import { firstMatch } from "./child-output.js";
 import { throwawayCert } from "./contenders.js";
 import { goBuild } from "./go-build.js";
+import { placementFromEnv } from "./placement.js";
 import { processCpuUs } from "./proc-cpu.js";
 import { median, shuffled } from "./stats.js";
 
@@ -272,14 +276,22 @@ async function pingPong(
     lang === "node"
       ? [process.execPath, [here, "--pong"], [here, "--ping"]]
       : [files.go, ["serve"], ["call"]];
-  const server = spawn(cmd, [...serve, path, mode, files.cert, files.key], {
+  // Under `taskset -c` (which execs the command: the pid is the process's),
+  // so that every thread it starts inherits the CPU.
+  const where = placementFromEnv("TLS_FLOOR_PLACEMENT");
+  const pinned = (cpu: number | undefined, args: string[]): [string, string[]] =>
+    cpu === undefined ? [cmd, args] : ["taskset", ["-c", String(cpu), cmd, ...args]];
+  const server = spawn(...pinned(where?.pluginCpu, [...serve, path, mode, files.cert, files.key]), {
     stdio: ["ignore", "pipe", "inherit"],
   });
   try {
     await firstMatch(server, "stdout", /(ready)/, `${lang} ${mode} server`);
-    const client = spawn(cmd, [...call, path, mode, files.cert, String(n), "16"], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    const client = spawn(
+      ...pinned(where?.hostCpu, [...call, path, mode, files.cert, String(n), "16"]),
+      {
+        stdio: ["pipe", "pipe", "inherit"],
+      },
+    );
     const lines = createInterface({ input: client.stdout })[Symbol.asyncIterator]();
     const exited = new Promise<never>((_, reject) =>
       client.once("exit", (code) => reject(new Error(`${lang} ${mode} client exited (${code})`))),
