@@ -15,8 +15,9 @@
  * V8 rejects a cache made by another V8 version or with other V8 flags
  * (`cachedDataRejected`) and compiles as without one; a missing, stale or
  * unreadable cache does the same. Nothing
- * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it, and
- * not for a bundle that calls import() (DYNAMIC_IMPORT). With
+ * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it (to a
+ * partial file the loader makes, never one it finds, renamed into place),
+ * and not for a bundle that calls import() (DYNAMIC_IMPORT). With
  * --enable-source-maps the loader compiles the bundle as Node's require
  * does (`module._compile`), without the cache: Node 20 maps stack traces of
  * required files only, not of a vm.Script's. Either way the bundle runs as
