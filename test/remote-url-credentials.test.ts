@@ -3,14 +3,15 @@
  * host sends it as Basic auth on every call when the call has no
  * authorization header of its own (what node:http does for such a URL),
  * over HTTP/1.1, HTTP/2 and the framed protocol alike (that the password
- * is in no error message: h1-target.test.ts, both HTTP versions). A real
+ * is in no error message: h1-target.test.ts, both HTTP versions), and
+ * status() shows it as `***` while the calls still send it. A real
  * network-mode KV plugin on loopback records the header in a user
  * interceptor.
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { Interceptor } from "@connectrpc/connect";
-import { bearerAuth, remote, serve, type ServeHandle } from "../src/index.js";
+import { bearerAuth, cluster, remote, serve, type ServeHandle } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { kvClient } from "./helpers.js";
 
@@ -86,3 +87,27 @@ for (const [name, options] of Object.entries(PATHS)) {
     }
   });
 }
+
+test("status() shows a URL's password as ***, in a remote plugin's `where` and in a cluster's endpoints, and the calls still send it", async () => {
+  const url = await urlWithUser();
+  const masked = new URL(url);
+  masked.password = "***";
+  const clients = [kvClient(remote(url)), kvClient(cluster([url.href]))];
+  try {
+    const count = seen.length;
+    for (const client of clients) {
+      await client.start();
+      await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+    }
+    assert.deepEqual(new Set(seen.slice(count)), new Set([BASIC]));
+    const [single, pooled] = clients.map((c) => c.status());
+    assert.equal(single?.where, masked.href);
+    assert.deepEqual(
+      pooled?.endpoints.map((e) => e.url),
+      [masked.href.replace(/\/$/, "")],
+    );
+    assert.doesNotMatch(JSON.stringify([single, pooled]), /s3cret/);
+  } finally {
+    for (const client of clients) await client.close();
+  }
+});

@@ -30,7 +30,22 @@ export function urlAuthorization(url: URL): string | undefined {
   return credentials === undefined ? undefined : basicAuthorization(credentials);
 }
 
+/** A URL's scheme and user info (up to the authority's last `@`, as URL parsing takes it). */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+
+/**
+ * `url` with its password shown as `***`, for what reports where a plugin
+ * is (PluginClient.status()'s `where` and endpoints): the user name stays,
+ * to tell instances apart, and so does the rest as given.
+ */
+export function withMaskedPassword(url: string): string {
+  return url.replace(USER_INFO, (whole, scheme: string, info: string) => {
+    const colon = info.indexOf(":");
+    return colon < 0 || colon === info.length - 1 ? whole : `${scheme}${info.slice(0, colon)}:***@`;
+  });
+}
+
 /** `url` without its user info (user and password), for messages. */
 export function withoutUserInfo(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
+  return url.replace(USER_INFO, "$1");
 }
