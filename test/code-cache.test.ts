@@ -91,6 +91,24 @@ function copyOfBuild(): string {
   return copy;
 }
 
+/** A copy of the built directory made a plugin directory by `connect-plugin init` (a manifest, unsigned). */
+async function pluginDirOfBuild(): Promise<string> {
+  await built;
+  const copy = copyOfBuild();
+  const init = await cli([
+    "init",
+    copy,
+    "--name",
+    "kv",
+    "--entry",
+    "code-cache-plugin.cjs",
+    "--plugin",
+    "kv=example.kv.v1.KV",
+  ]);
+  assert.equal(init.code, 0, init.stderr);
+  return copy;
+}
+
 test("a plugin built with code-cache serves through its loader over framed + AutoMTLS, with the cache its build made", async () => {
   const { code, stdout, stderr } = await built;
   assert.equal(code, 0, stderr);
@@ -226,19 +244,7 @@ test("the build says what is wrong: no handshake, a wrong cookie, top-level awai
 });
 
 test("the manifest pins the code cache: init lists it, and an installed plugin whose cache changed is refused", async () => {
-  await built;
-  const copy = copyOfBuild();
-  const init = await cli([
-    "init",
-    copy,
-    "--name",
-    "kv",
-    "--entry",
-    "code-cache-plugin.cjs",
-    "--plugin",
-    "kv=example.kv.v1.KV",
-  ]);
-  assert.equal(init.code, 0, init.stderr);
+  const copy = await pluginDirOfBuild();
   const manifest = JSON.parse(readFileSync(join(copy, "plugin.json"), "utf8")) as {
     files: Record<string, string>;
   };
@@ -262,19 +268,7 @@ test("the manifest pins the code cache: init lists it, and an installed plugin w
 });
 
 test("a plugin installed from a manifest listing its code cache and started by the manager runs with that cache (real manager, real subprocess)", async () => {
-  await built;
-  const copy = copyOfBuild();
-  const init = await cli([
-    "init",
-    copy,
-    "--name",
-    "kv",
-    "--entry",
-    "code-cache-plugin.cjs",
-    "--plugin",
-    "kv=example.kv.v1.KV",
-  ]);
-  assert.equal(init.code, 0, init.stderr);
+  const copy = await pluginDirOfBuild();
   const keys = keysOnDisk();
   const pluginsDir = await signAndInstall(copy, keys);
   const logger = new MemoryLogger();
