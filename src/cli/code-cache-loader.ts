@@ -146,7 +146,7 @@ if (mode === "write") {
     let made = false;
     try {
       fs.rmSync(partial, { force: true });
-      const fd = fs.openSync(partial, "wx", 0o644);
+      const fd = fs.openSync(partial, "wx");
       made = true;
       try {
         fs.writeFileSync(fd, Buffer.concat([hash, script.createCachedData()]));
