@@ -111,3 +111,30 @@ test("status() shows a URL's password as ***, in a remote plugin's `where` and i
     for (const client of clients) await client.close();
   }
 });
+
+test("a user name with no password (a token) is sent as Basic auth and shown as ***, in `where` and in a cluster's endpoints", async () => {
+  const url = await urlWithUser();
+  url.username = "T0KEN";
+  url.password = "";
+  const masked = new URL(url);
+  masked.username = "";
+  const shown = masked.href.replace("//", "//***@");
+  const clients = [kvClient(remote(url)), kvClient(cluster([url.href]))];
+  try {
+    const count = seen.length;
+    for (const client of clients) {
+      await client.start();
+      await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+    }
+    assert.deepEqual(new Set(seen.slice(count)), new Set([`Basic ${btoa("T0KEN:")}`]));
+    const [single, pooled] = clients.map((c) => c.status());
+    assert.equal(single?.where, shown);
+    assert.deepEqual(
+      pooled?.endpoints.map((e) => e.url),
+      [shown.replace(/\/$/, "")],
+    );
+    assert.doesNotMatch(JSON.stringify([single, pooled]), /T0KEN/);
+  } finally {
+    for (const client of clients) await client.close();
+  }
+});

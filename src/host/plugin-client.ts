@@ -33,7 +33,7 @@ import { connectSubprocess } from "./connectors/subprocess.js";
 import { ClusterTransport } from "../resilience/cluster-transport.js";
 import { HostServiceSession } from "./host-services.js";
 import type { EndpointStatus } from "../resilience/cluster-options.js";
-import { withMaskedPassword } from "../transport/url-credentials.js";
+import { withMaskedCredentials } from "../transport/url-credentials.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -509,7 +509,7 @@ function describeSource(source: PluginSource): string {
       return [source.command, ...source.args].join(" ");
     case "remote": {
       // Credentials in a URL must not reach messages, logs or the status page.
-      return withMaskedPassword(new URL(source.url).href);
+      return withMaskedCredentials(new URL(source.url).href);
     }
     case "in-process":
       return "(in process)";

@@ -18,7 +18,7 @@ import { kubernetesDiscovery } from "../discovery/kubernetes.js";
 import { etcdDiscovery } from "../discovery/etcd.js";
 import { GoPluginGeneration, type GoPluginLaunch } from "./goplugin-generation.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
-import { withMaskedPassword } from "../transport/url-credentials.js";
+import { withMaskedCredentials } from "../transport/url-credentials.js";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor } from "../manifest/manifest.js";
 import { hostPlatform } from "../manifest/platform.js";
@@ -114,7 +114,7 @@ export interface PluginStatus {
   readonly version: string;
   readonly kind: PluginEntry["kind"];
   readonly state: ManagedPlugin<PluginSet>["state"];
-  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery (a password in a URL as `***`). */
+  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery (a URL's password, or a user name given without one, as `***`). */
   readonly location: string;
   readonly generation: number;
   readonly restarts: number;
@@ -444,14 +444,14 @@ export class PluginManager {
       });
   }
 
-  /** For status pages and logs: a URL's password (its user info) is shown as `***`. */
+  /** For status pages and logs: a URL's password, or a user name given without one (a token), is shown as `***`. */
   private location(name: string): string {
     const m = this.installed.get(name)?.loaded.manifest;
-    if (m?.kind === "remote") return withMaskedPassword(m.endpoint?.url ?? "");
+    if (m?.kind === "remote") return withMaskedCredentials(m.endpoint?.url ?? "");
     if (m?.kind === "cluster") {
       const [how, what] = Object.entries(m.cluster?.discovery ?? {})[0] ?? ["", ""];
       const shown = JSON.stringify(what, (_key, value: unknown) =>
-        typeof value === "string" ? withMaskedPassword(value) : value,
+        typeof value === "string" ? withMaskedCredentials(value) : value,
       );
       return `cluster (${how} ${shown})`;
     }
@@ -459,7 +459,7 @@ export class PluginManager {
     if (m !== undefined) return "subprocess";
     if (this.builtins.has(name)) return "in-process";
     const source = this.endpoints.get(name)?.source;
-    if (source?.kind === "remote") return withMaskedPassword(source.url.toString());
+    if (source?.kind === "remote") return withMaskedCredentials(source.url.toString());
     return source === undefined ? "" : `cluster of ${source.discovery.description}`;
   }
 

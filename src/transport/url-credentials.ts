@@ -34,14 +34,18 @@ export function urlAuthorization(url: URL): string | undefined {
 const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
 
 /**
- * `url` with its password shown as `***`, for what reports where a plugin
- * is (PluginClient.status()'s `where` and endpoints): the user name stays,
- * to tell instances apart, and so does the rest as given.
+ * `url` with its secret shown as `***`, for what reports where a plugin is
+ * (PluginClient.status()'s `where` and endpoints, PluginManager.status()'s
+ * `location`): the password, the user name staying to tell instances
+ * apart; or, with no password (none or empty), the user name, which is then
+ * the secret (`https://TOKEN@host`). The rest stays as given.
  */
-export function withMaskedPassword(url: string): string {
+export function withMaskedCredentials(url: string): string {
   return url.replace(USER_INFO, (whole, scheme: string, info: string) => {
     const colon = info.indexOf(":");
-    return colon < 0 || colon === info.length - 1 ? whole : `${scheme}${info.slice(0, colon)}:***@`;
+    const user = colon < 0 ? info : info.slice(0, colon);
+    if (colon >= 0 && colon < info.length - 1) return `${scheme}${user}:***@`;
+    return user === "" ? whole : `${scheme}***@`;
   });
 }
 
