@@ -121,3 +121,17 @@ for (const [what, user, password, secret] of [
     }
   });
 }
+
+test("a token as the URL's user name is in no message: a failed start names the plugin as http://***@…", async () => {
+  // Nothing listens on port 1: the start fails with a message that names the plugin.
+  const client = kvClient(remote("http://T0KEN@127.0.0.1:1/"), { startTimeoutMs: 5_000 });
+  try {
+    await assert.rejects(client.start(), (e: Error) => {
+      assert.match(e.message, /http:\/\/\*\*\*@127\.0\.0\.1:1\//);
+      assert.doesNotMatch(e.message, /T0KEN/);
+      return true;
+    });
+  } finally {
+    await client.close();
+  }
+});
