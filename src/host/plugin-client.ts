@@ -95,7 +95,7 @@ export type { DispensedClient, PluginName, ServiceFor } from "./host-client.js";
 /** What PluginClient.status() reports. */
 export interface PluginClientStatus {
   readonly source: PluginSource["kind"];
-  /** The command line (with its pid while it runs), URL, "(in process)" or "cluster of …". */
+  /** The command line (with its pid while it runs), URL (its password, or a user name given without one, as `***`), "(in process)" or "cluster of …". */
   readonly where: string;
   readonly state: "not started" | "starting" | "running" | "closed";
   /** A cluster's instances; empty for other sources. */
