@@ -9,18 +9,28 @@
  * CLI, the build's launch, the plugin through subprocess(), the manager.
  */
 import { execFile } from "node:child_process";
-import { cpSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { KV, handshake } from "../examples/kv/shared.js";
 import { codeCacheFiles, codeCacheLoader } from "../src/cli/code-cache-loader.js";
 import { EXIT } from "../src/cli/exit-codes.js";
 import { subprocess } from "../src/index.js";
+import { PluginManager } from "../src/manager/manager.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
-import { cli, cliHost, keysOnDisk } from "./oci-helpers.js";
+import { cli, cliHost, keysOnDisk, signAndInstall } from "./oci-helpers.js";
 
 const plugin = fileURLToPath(new URL("./fixtures/code-cache-plugin.js", import.meta.url));
 const shared = fileURLToPath(new URL("../examples/kv/shared.js", import.meta.url));
@@ -41,9 +51,10 @@ async function cacheState(main: string, nodeArgs: string[] = []): Promise<string
 
 /**
  * Launches `node ...args` as a KV plugin, checks a call, a call's error and
- * a graceful exit; returns the `mark` its top-level log line carried.
+ * a graceful exit; returns the `mark` its top-level log line carried and
+ * how the loader found the `cache`, as the plugin saw it.
  */
-async function serveAndStop(args: string[]): Promise<unknown> {
+async function serveAndStop(args: string[]): Promise<Record<string, unknown> | undefined> {
   const logger = new MemoryLogger();
   const client = kvClient(subprocess(process.execPath, args), { logger });
   try {
@@ -64,13 +75,37 @@ async function serveAndStop(args: string[]): Promise<unknown> {
   } finally {
     await client.close();
   }
-  return logger.records.find((r) => r.message === "code-cache fixture")?.fields.mark;
+  return fixtureLine(logger);
+}
+
+/** The fixture's top-level log line: its `mark` and what the loader said of the `cache`. */
+function fixtureLine(logger: MemoryLogger): Record<string, unknown> | undefined {
+  const fields = logger.records.find((r) => r.message === "code-cache fixture")?.fields;
+  return fields && { mark: fields.mark, cache: fields.cache };
 }
 
 /** A copy of the built directory, for a test that changes a file in it. */
 function copyOfBuild(): string {
   const copy = join(tempDir("code-cache-copy-"), "bundle");
   cpSync(dir, copy, { recursive: true });
+  return copy;
+}
+
+/** A copy of the built directory made a plugin directory by `connect-plugin init` (a manifest, unsigned). */
+async function pluginDirOfBuild(): Promise<string> {
+  await built;
+  const copy = copyOfBuild();
+  const init = await cli([
+    "init",
+    copy,
+    "--name",
+    "kv",
+    "--entry",
+    "code-cache-plugin.cjs",
+    "--plugin",
+    "kv=example.kv.v1.KV",
+  ]);
+  assert.equal(init.code, 0, init.stderr);
   return copy;
 }
 
@@ -96,7 +131,7 @@ test("a plugin built with code-cache serves through its loader over framed + Aut
   assert.ok(readFileSync(bundle, "utf8").startsWith("#!"), "the entry's hashbang is in the bundle");
   assert.equal(await cacheState(loader), "used");
   const before = readFileSync(cache);
-  assert.equal(await serveAndStop([loader]), MARK);
+  assert.deepEqual(await serveAndStop([loader]), { mark: MARK, cache: "used" });
   assert.deepEqual(readFileSync(cache), before, "a launch does not rewrite the cache");
 });
 
@@ -108,7 +143,7 @@ test("a launch writes no cache unasked, even when the host's environment asks (a
   assert.equal(await cacheState(main), "absent");
   process.env.CONNECT_PLUGIN_CODE_CACHE = "write";
   try {
-    assert.equal(await serveAndStop([main]), MARK);
+    assert.deepEqual(await serveAndStop([main]), { mark: MARK, cache: "absent" });
   } finally {
     delete process.env.CONNECT_PLUGIN_CODE_CACHE;
   }
@@ -126,21 +161,27 @@ test("a cache made from other bundle bytes is not used: a bundle edited to the s
   assert.equal(readFileSync(edited).length, Buffer.byteLength(source));
   const main = join(copy, "code-cache-plugin.cjs");
   assert.equal(await cacheState(main), "stale");
-  assert.equal(await serveAndStop([main]), "bundle, edited!");
+  assert.deepEqual(await serveAndStop([main]), { mark: "bundle, edited!", cache: "stale" });
 });
 
 test("V8 refuses the cache under other V8 flags, or cut short, and the plugin starts as without it; with source maps on it is not read", async () => {
   await built;
   assert.equal(await cacheState(loader, ["--max-semi-space-size=8"]), "rejected");
-  assert.equal(await serveAndStop(["--max-semi-space-size=8", loader]), MARK);
+  assert.deepEqual(await serveAndStop(["--max-semi-space-size=8", loader]), {
+    mark: MARK,
+    cache: "rejected",
+  });
   // Node maps stack traces of a required bundle, not of a vm.Script's.
   assert.equal(await cacheState(loader, ["--enable-source-maps"]), "source-maps");
-  assert.equal(await serveAndStop(["--enable-source-maps", loader]), MARK);
+  assert.deepEqual(await serveAndStop(["--enable-source-maps", loader]), {
+    mark: MARK,
+    cache: "source-maps",
+  });
   const copy = copyOfBuild();
   truncateSync(join(copy, "code-cache-plugin.code-cache"), 4 + 1_000);
   const main = join(copy, "code-cache-plugin.cjs");
   assert.equal(await cacheState(main), "rejected");
-  assert.equal(await serveAndStop([main]), MARK);
+  assert.deepEqual(await serveAndStop([main]), { mark: MARK, cache: "rejected" });
 });
 
 test("a cache built for the plugin's node options (a manifest's nodeOptions) is used under them, and under no others", async () => {
@@ -203,19 +244,7 @@ test("the build says what is wrong: no handshake, a wrong cookie, top-level awai
 });
 
 test("the manifest pins the code cache: init lists it, and an installed plugin whose cache changed is refused", async () => {
-  await built;
-  const copy = copyOfBuild();
-  const init = await cli([
-    "init",
-    copy,
-    "--name",
-    "kv",
-    "--entry",
-    "code-cache-plugin.cjs",
-    "--plugin",
-    "kv=example.kv.v1.KV",
-  ]);
-  assert.equal(init.code, 0, init.stderr);
+  const copy = await pluginDirOfBuild();
   const manifest = JSON.parse(readFileSync(join(copy, "plugin.json"), "utf8")) as {
     files: Record<string, string>;
   };
@@ -235,6 +264,81 @@ test("the manifest pins the code cache: init lists it, and an installed plugin w
   assert.match(
     installed.stderr,
     /file code-cache-plugin\.code-cache has digest sha256:[a-f0-9]{64}, but the manifest expects/,
+  );
+});
+
+test("a plugin installed from a manifest listing its code cache and started by the manager runs with that cache (real manager, real subprocess)", async () => {
+  const copy = await pluginDirOfBuild();
+  const keys = keysOnDisk();
+  const pluginsDir = await signAndInstall(copy, keys);
+  const logger = new MemoryLogger();
+  const manager = new PluginManager({
+    directories: [pluginsDir],
+    trustedKeysDir: keys.trustedDir,
+    runDir: join(tempDir("code-cache-run-"), "run"),
+    logger,
+  });
+  try {
+    await manager.scan();
+    const kv = manager.open("kv", { handshake, plugins: { kv: KV } }).dispense("kv");
+    await kv.put({ key: "k", value: encode("v") });
+    assert.equal(decode((await kv.get({ key: "k" })).value), "v");
+    assert.deepEqual(fixtureLine(logger), { mark: MARK, cache: "used" });
+  } finally {
+    await manager.close();
+  }
+});
+
+test("the loader writes its cache through a file of its own: a link planted at its partial name is removed, not followed (loader only, a hand-written bundle)", async () => {
+  const out = tempDir("code-cache-link-");
+  const names = codeCacheFiles("linked");
+  writeFileSync(join(out, names.bundle), "module.exports = 1;\n");
+  writeFileSync(join(out, names.loader), codeCacheLoader(names));
+  const victim = join(tempDir("code-cache-victim-"), "victim");
+  writeFileSync(victim, "not the cache's\n");
+  // Preloaded into the loader's process, the only one that knows the pid it names the partial by.
+  const plant = join(out, "plant.cjs");
+  const partial = `${JSON.stringify(join(out, names.cache))} + "." + process.pid + ".partial"`;
+  writeFileSync(plant, `require("node:fs").symlinkSync(${JSON.stringify(victim)}, ${partial});\n`);
+  const { stderr } = await promisify(execFile)(
+    process.execPath,
+    ["--require", plant, join(out, names.loader)],
+    { env: { PATH: process.env.PATH, CONNECT_PLUGIN_CODE_CACHE: "write" } },
+  );
+  assert.equal(stderr, "");
+  assert.equal(readFileSync(victim, "utf8"), "not the cache's\n");
+  assert.ok(lstatSync(join(out, names.cache)).isFile(), "the cache is a file, not the link");
+  assert.deepEqual(
+    readdirSync(out).sort(),
+    [names.bundle, names.loader, names.cache, "plant.cjs"].sort(),
+  );
+  assert.equal(await cacheState(join(out, names.loader)), "used");
+});
+
+test("the build stops a check start that does not end by --timeout and says so", async () => {
+  const out = tempDir("code-cache-hang-");
+  // Waits (without the CPU) only when started without the cookie, as the check starts it.
+  writeFileSync(
+    join(out, "hang.mjs"),
+    `if (process.env.${handshake.magicCookieKey} === undefined) ` +
+      "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);\n",
+  );
+  const entry = join(out, "hangs-by-hand.mjs");
+  writeFileSync(entry, `import "./hang.mjs";\nimport ${JSON.stringify(plugin)};\n`);
+  const res = await cli([
+    "code-cache",
+    entry,
+    "-o",
+    join(out, "bundle"),
+    "--handshake",
+    shared,
+    "--timeout",
+    "8000",
+  ]);
+  assert.equal(res.code, EXIT.platform, res.stderr);
+  assert.match(
+    res.stderr,
+    /started without its cookie, .*hangs-by-hand\.cjs did not exit in 8000 ms \(--timeout\) and was stopped/,
   );
 });
 
@@ -321,7 +425,10 @@ test("a plugin whose bundle calls import() is built without a cache, with a warn
   assert.equal(json.bytes, 0);
   assert.match(json.warnings.join("\n"), /the bundle calls import\(\).*no cache was written/);
   assert.ok(!readdirSync(out).includes("importing.code-cache"));
-  assert.equal(await serveAndStop([join(out, "importing.cjs")]), MARK);
+  assert.deepEqual(await serveAndStop([join(out, "importing.cjs")]), {
+    mark: MARK,
+    cache: "absent",
+  });
   const text = await cli(["code-cache", entry, "-o", out, "--handshake", shared]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /^warning: the bundle calls import\(\)/);

@@ -11,6 +11,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KV as GoKV, handshake as goHandshake } from "../examples/goplugin/shared.js";
 import { KV, handshake } from "../examples/kv/shared.js";
+import { remote } from "../src/host/sources.js";
 import { hostPlatform } from "../src/manifest/platform.js";
 import { validateManifest } from "../src/manifest/manifest.js";
 import { PluginManager, type ManagedEvent } from "../src/manager/manager.js";
@@ -228,6 +229,52 @@ test("a go-plugin plugin is stopped when idle, and the next call starts it again
     await manager.close();
   }
 });
+
+for (const [what, secret, shown] of [
+  ["a password", "http://ada:s3cret@127.0.0.1:1", "http://ada:***@127.0.0.1:1"],
+  ["a user name with no password (a token)", "http://T0KEN@127.0.0.1:1", "http://***@127.0.0.1:1"],
+]) {
+  test(`status() shows ${what} in the URL of a remote or cluster manifest, or of a registered endpoint, as ***`, async () => {
+    const keys = keysOnDisk();
+    // Nothing listens there: status() says where a plugin is without reaching it.
+    const plugins = [{ name: "kv", service: KV.typeName }];
+    const dir = await installManifest(
+      { ...base, name: "remote-pw", kind: "remote", endpoint: { url: `${secret}/` }, plugins },
+      keys,
+    );
+    const dir2 = await installManifest(
+      {
+        ...base,
+        name: "cluster-pw",
+        kind: "cluster",
+        cluster: { discovery: { static: [secret] } },
+        plugins,
+      },
+      keys,
+    );
+    const manager = new PluginManager({
+      directories: [dir, dir2],
+      trustedKeysDir: keys.trustedDir,
+    });
+    try {
+      await manager.scan();
+      manager.registerEndpoint("endpoint-pw", { source: remote(`${secret}/`) });
+      for (const name of ["remote-pw", "cluster-pw", "endpoint-pw"]) {
+        manager.open(name, { handshake, plugins: { kv: KV } });
+      }
+      assert.deepEqual(
+        manager.status().map((s) => [s.name, s.location]),
+        [
+          ["remote-pw", `${shown}/`],
+          ["cluster-pw", `cluster (static ${JSON.stringify([shown])})`],
+          ["endpoint-pw", `${shown}/`],
+        ],
+      );
+    } finally {
+      await manager.close();
+    }
+  });
+}
 
 test("a remote endpoint and a cluster declared by signed manifests are opened and called; a manifest edited after signing is refused", async () => {
   const keys = keysOnDisk();

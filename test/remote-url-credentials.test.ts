@@ -3,14 +3,15 @@
  * host sends it as Basic auth on every call when the call has no
  * authorization header of its own (what node:http does for such a URL),
  * over HTTP/1.1, HTTP/2 and the framed protocol alike (that the password
- * is in no error message: h1-target.test.ts, both HTTP versions). A real
+ * is in no error message: h1-target.test.ts, both HTTP versions), and
+ * status() shows it as `***` while the calls still send it. A real
  * network-mode KV plugin on loopback records the header in a user
  * interceptor.
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { Interceptor } from "@connectrpc/connect";
-import { bearerAuth, remote, serve, type ServeHandle } from "../src/index.js";
+import { bearerAuth, cluster, remote, serve, type ServeHandle } from "../src/index.js";
 import { kvPlugin } from "../examples/kv/definition.js";
 import { kvClient } from "./helpers.js";
 
@@ -86,3 +87,51 @@ for (const [name, options] of Object.entries(PATHS)) {
     }
   });
 }
+
+for (const [what, user, password, secret] of [
+  ["a URL's password", USER, PASSWORD, /s3cret/],
+  ["a user name with no password (a token)", "T0KEN", "", /T0KEN/],
+] as const) {
+  test(`status() shows ${what} as ***, in a remote plugin's \`where\` and in a cluster's endpoints, and the calls still send it`, async () => {
+    const url = await urlWithUser();
+    url.username = user;
+    url.password = password;
+    // With a password the user name stays; without one the user name is the secret.
+    const masked = new URL(url);
+    if (password === "") masked.username = "***";
+    else masked.password = "***";
+    const clients = [kvClient(remote(url)), kvClient(cluster([url.href]))];
+    try {
+      const count = seen.length;
+      for (const client of clients) {
+        await client.start();
+        await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+      }
+      const basic = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+      assert.deepEqual(new Set(seen.slice(count)), new Set([basic]));
+      const [single, pooled] = clients.map((c) => c.status());
+      assert.equal(single?.where, masked.href);
+      assert.deepEqual(
+        pooled?.endpoints.map((e) => e.url),
+        [masked.href.replace(/\/$/, "")],
+      );
+      assert.doesNotMatch(JSON.stringify([single, pooled]), secret);
+    } finally {
+      for (const client of clients) await client.close();
+    }
+  });
+}
+
+test("a token as the URL's user name is in no message: a failed start names the plugin as http://***@…", async () => {
+  // Nothing listens on port 1: the start fails with a message that names the plugin.
+  const client = kvClient(remote("http://T0KEN@127.0.0.1:1/"), { startTimeoutMs: 5_000 });
+  try {
+    await assert.rejects(client.start(), (e: Error) => {
+      assert.match(e.message, /http:\/\/\*\*\*@127\.0\.0\.1:1\//);
+      assert.doesNotMatch(e.message, /T0KEN/);
+      return true;
+    });
+  } finally {
+    await client.close();
+  }
+});

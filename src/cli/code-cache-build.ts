@@ -154,11 +154,21 @@ export async function buildCodeCache(
 
 /**
  * Starts the loader as a person would, without a cookie (the plugin says it
- * is one and exits), and reads what it says of the cache.
+ * is one and exits), and reads what it says of the cache. A start that has
+ * not ended after `timeoutMs` is stopped and fails the build: a plugin that
+ * does not exit there would hang whoever starts it by hand too.
  */
 async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheState> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
-  const { stderr } = await runToEnd(process.execPath, args, timeoutMs, env);
+  const { stderr, timedOut } = await runToEnd(process.execPath, args, timeoutMs, env);
+  if (timedOut) {
+    throw new ManagementError(
+      "incompatible",
+      `started without its cookie, ${args.at(-1)} did not exit in ${timeoutMs} ms (--timeout) ` +
+        "and was stopped: a plugin started by hand should say it is one and exit; does " +
+        "something it does before serve() wait for the host?",
+    );
+  }
   const line = stderr.split("\n").find((l) => l.startsWith(CODE_CACHE_CHECK_PREFIX));
   if (line === undefined) {
     throw new ManagementError(

@@ -35,7 +35,7 @@ export function registerCodeCacheCommand(program: Command): void {
     )
     .option(
       "--timeout <ms>",
-      "stop the build's launch if it has not finished by then",
+      "stop the build's launch, or its start without the cookie (the check of the cache), if it has not finished by then",
       String(DEFAULT_CODE_CACHE_TIMEOUT_MS),
     )
     .description(

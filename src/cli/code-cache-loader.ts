@@ -15,8 +15,9 @@
  * V8 rejects a cache made by another V8 version or with other V8 flags
  * (`cachedDataRejected`) and compiles as without one; a missing, stale or
  * unreadable cache does the same. Nothing
- * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it, and
- * not for a bundle that calls import() (DYNAMIC_IMPORT). With
+ * is ever written unless CONNECT_PLUGIN_CODE_CACHE=write asks for it (to a
+ * partial file the loader makes, never one it finds, renamed into place),
+ * and not for a bundle that calls import() (DYNAMIC_IMPORT). With
  * --enable-source-maps the loader compiles the bundle as Node's require
  * does (`module._compile`), without the cache: Node 20 maps stack traces of
  * required files only, not of a vm.Script's. Either way the bundle runs as
@@ -46,6 +47,14 @@ export const codeCacheFiles = (name: string): CodeCacheFiles => ({
 export const CODE_CACHE_CHECK_PREFIX = "connect-plugin code cache: ";
 
 /**
+ * `globalThis[Symbol.for(CODE_CACHE_STATE_KEY)]`: how the loader found the
+ * cache (a CodeCacheState), for the plugin itself to log or report: a host
+ * passes no CONNECT_PLUGIN_ variable on, so =check cannot ask through one.
+ * Undefined when the plugin was not started by a loader.
+ */
+export const CODE_CACHE_STATE_KEY = "connect-plugin.code-cache";
+
+/**
  * How the loader found the cache: used; rejected by V8 (another node or
  * other flags); stale (made from other bundle bytes); absent (or
  * unreadable); or not looked for, source maps being on.
@@ -69,7 +78,8 @@ export function codeCacheLoader(files: CodeCacheFiles): string {
 // cache from ${files.cache} when that was made from these bundle bytes by this
 // node with these V8 flags, and compiles it as usual otherwise.
 // ${Env.codeCache}=write saves the cache when the process exits; =check says
-// on stderr whether it was used.
+// on stderr whether it was used (the bundle finds it in
+// globalThis[Symbol.for(${JSON.stringify(CODE_CACHE_STATE_KEY)})] either way).
 const fs = require("node:fs");
 const path = require("node:path");
 const vm = require("node:vm");
@@ -77,6 +87,7 @@ const bundle = path.join(__dirname, ${JSON.stringify(files.bundle)});
 const cacheFile = path.join(__dirname, ${JSON.stringify(files.cache)});
 const mode = process.env[${env}];
 const report = (state) => {
+  globalThis[Symbol.for(${JSON.stringify(CODE_CACHE_STATE_KEY)})] = state;
   if (mode === "check") process.stderr.write(${JSON.stringify(CODE_CACHE_CHECK_PREFIX)} + state + "\\n");
 };
 // The bundle is the main module, as if node had been given it: it gets this
@@ -126,13 +137,25 @@ if (cachedData !== undefined) state = script.cachedDataRejected ? "rejected" : "
 report(state);
 if (mode === "write") {
   // At exit: the functions the launch compiled are in the cache, not only the top level.
+  // Written to a name of its own and renamed into place; that name is made
+  // here ("wx": O_EXCL, which neither follows nor reuses a link or file put
+  // there) after removing one left by a dead process with this pid (unlink
+  // removes a link, not what it points to).
   process.once("exit", () => {
     const partial = cacheFile + "." + process.pid + ".partial";
+    let made = false;
     try {
-      fs.writeFileSync(partial, Buffer.concat([hash, script.createCachedData()]));
+      fs.rmSync(partial, { force: true });
+      const fd = fs.openSync(partial, "wx");
+      made = true;
+      try {
+        fs.writeFileSync(fd, Buffer.concat([hash, script.createCachedData()]));
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(partial, cacheFile);
     } catch (error) {
-      fs.rmSync(partial, { force: true });
+      if (made) fs.rmSync(partial, { force: true });
       process.stderr.write("connect-plugin code cache: not written: " + error.message + "\\n");
     }
   });

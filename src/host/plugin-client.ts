@@ -33,6 +33,7 @@ import { connectSubprocess } from "./connectors/subprocess.js";
 import { ClusterTransport } from "../resilience/cluster-transport.js";
 import { HostServiceSession } from "./host-services.js";
 import type { EndpointStatus } from "../resilience/cluster-options.js";
+import { withMaskedCredentials } from "../transport/url-credentials.js";
 
 interface CommonOptions {
   /** The cookie and version shared with the plugin. */
@@ -94,7 +95,7 @@ export type { DispensedClient, PluginName, ServiceFor } from "./host-client.js";
 /** What PluginClient.status() reports. */
 export interface PluginClientStatus {
   readonly source: PluginSource["kind"];
-  /** The command line (with its pid while it runs), URL, "(in process)" or "cluster of …". */
+  /** The command line (with its pid while it runs), URL (its password, or a user name given without one, as `***`), "(in process)" or "cluster of …". */
   readonly where: string;
   readonly state: "not started" | "starting" | "running" | "closed";
   /** A cluster's instances; empty for other sources. */
@@ -508,9 +509,7 @@ function describeSource(source: PluginSource): string {
       return [source.command, ...source.args].join(" ");
     case "remote": {
       // Credentials in a URL must not reach messages, logs or the status page.
-      const url = new URL(source.url);
-      if (url.password !== "") url.password = "***";
-      return url.toString();
+      return withMaskedCredentials(new URL(source.url).href);
     }
     case "in-process":
       return "(in process)";

@@ -18,6 +18,7 @@ import { kubernetesDiscovery } from "../discovery/kubernetes.js";
 import { etcdDiscovery } from "../discovery/etcd.js";
 import { GoPluginGeneration, type GoPluginLaunch } from "./goplugin-generation.js";
 import { silentLogger, type Logger } from "../logging/logger.js";
+import { withMaskedCredentials } from "../transport/url-credentials.js";
 import { ManagementError } from "../manifest/errors.js";
 import { entrypointFor } from "../manifest/manifest.js";
 import { hostPlatform } from "../manifest/platform.js";
@@ -113,7 +114,7 @@ export interface PluginStatus {
   readonly version: string;
   readonly kind: PluginEntry["kind"];
   readonly state: ManagedPlugin<PluginSet>["state"];
-  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery. */
+  /** Where it runs: "subprocess", "in-process", or the endpoint's URL or discovery (a URL's password, or a user name given without one, as `***`). */
   readonly location: string;
   readonly generation: number;
   readonly restarts: number;
@@ -443,18 +444,22 @@ export class PluginManager {
       });
   }
 
+  /** For status pages and logs: a URL's password, or a user name given without one (a token), is shown as `***`. */
   private location(name: string): string {
     const m = this.installed.get(name)?.loaded.manifest;
-    if (m?.kind === "remote") return m.endpoint?.url ?? "";
+    if (m?.kind === "remote") return withMaskedCredentials(m.endpoint?.url ?? "");
     if (m?.kind === "cluster") {
       const [how, what] = Object.entries(m.cluster?.discovery ?? {})[0] ?? ["", ""];
-      return `cluster (${how} ${JSON.stringify(what)})`;
+      const shown = JSON.stringify(what, (_key, value: unknown) =>
+        typeof value === "string" ? withMaskedCredentials(value) : value,
+      );
+      return `cluster (${how} ${shown})`;
     }
     if (m?.kind === "go-plugin") return "subprocess (go-plugin)";
     if (m !== undefined) return "subprocess";
     if (this.builtins.has(name)) return "in-process";
     const source = this.endpoints.get(name)?.source;
-    if (source?.kind === "remote") return source.url.toString();
+    if (source?.kind === "remote") return withMaskedCredentials(source.url.toString());
     return source === undefined ? "" : `cluster of ${source.discovery.description}`;
   }
 

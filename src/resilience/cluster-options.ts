@@ -104,6 +104,7 @@ export type ClusterEvent =
 /** What the cluster knows about one instance, for diagnostics and tests. */
 export interface EndpointStatus {
   readonly id: string;
+  /** The instance's URL, its password (or a user name given without one) shown as `***`: calls still send it. */
   readonly url: string;
   readonly healthy: boolean;
   readonly circuit: CircuitState;

@@ -4,7 +4,7 @@ import type { Endpoint } from "../discovery/discovery.js";
 import { plaintextRefusal } from "../security/plaintext.js";
 import type { ClientTransport } from "../transport/client-transport.js";
 import { createNetworkTransport } from "../transport/framed/network.js";
-import { withoutUserInfo } from "../transport/url-credentials.js";
+import { withMaskedCredentials, withoutUserInfo } from "../transport/url-credentials.js";
 import { balancerByName, type Balancer } from "./balancer.js";
 import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import type { ClusterEvent, ClusterOptions, EndpointStatus } from "./cluster-options.js";
@@ -213,7 +213,8 @@ export class EndpointPool {
     for (const e of this.leaving) if (e.outstanding === 0) this.leaving.delete(e);
     return [...this.endpoints.values(), ...this.leaving].map((e) => ({
       id: e.id,
-      url: e.endpoint.url,
+      // For status pages and logs: the user info stays in e.endpoint.url, for the calls.
+      url: withMaskedCredentials(e.endpoint.url),
       healthy: e.healthy,
       circuit: e.breaker?.state ?? "closed",
       outstanding: e.outstanding,

@@ -1,4 +1,5 @@
-import { copyInto, GrowingBytes } from "./growing-bytes.js";
+import { EnvelopePart } from "./envelope-part.js";
+import { copyInto } from "./growing-bytes.js";
 import { envelopeSize } from "./unary-body.js";
 
 /**
@@ -25,16 +26,13 @@ export interface EnvelopeSink {
  * framing) as its chunks arrive. Each payload is copied once into its own
  * buffer (copyInto), so that bytes fields never pin node's chunks; an
  * envelope that goes on in a later chunk grows with its bytes
- * (GrowingBytes), never sized by the peer's announcement alone. An
+ * (EnvelopePart), never sized by the peer's announcement alone. An
  * announcement over readMaxBytes throws connect-es' ResourceExhausted
  * error (envelopeSize). One splitter per stream direction.
  */
 export class EnvelopeSplitter {
-  /**
-   * An envelope begun in an earlier chunk: its head (5 bytes), then the
-   * whole envelope, grown as its bytes arrive.
-   */
-  private part: GrowingBytes | undefined;
+  /** An envelope begun in an earlier chunk. */
+  private part: EnvelopePart | undefined;
 
   constructor(
     private readonly sink: EnvelopeSink,
@@ -53,13 +51,13 @@ export class EnvelopeSplitter {
     const n = chunk.length;
     while (at < n && !sink.finished) {
       if (n - at < 5) {
-        this.begin(chunk.subarray(at), 5);
+        this.part = new EnvelopePart(chunk.subarray(at));
         return;
       }
       const size = envelopeSize(chunk, at, this.readMaxBytes);
       const end = at + 5 + size;
       if (end > n) {
-        this.begin(chunk.subarray(at), 5 + size);
+        this.part = new EnvelopePart(chunk.subarray(at), size);
         return;
       }
       const data = new Uint8Array(size);
@@ -69,27 +67,12 @@ export class EnvelopeSplitter {
     }
   }
 
-  /** Keeps the start of an envelope that goes on in the next chunk, `length` bytes in all. */
-  private begin(bytes: Uint8Array, length: number): void {
-    const part = new GrowingBytes(length);
-    part.fill(bytes, 0);
-    this.part = part;
-  }
-
   /** Fills the kept envelope from `chunk`; returns where the chunk's own envelopes begin. */
   private continuePart(chunk: Uint8Array): number {
-    let part = this.part as GrowingBytes;
-    let at = 0;
-    if (part.filled < 5) {
-      // Only the head was kept (begin(..., 5)): now the envelope's size is known.
-      at = part.fill(chunk, 0);
-      if (!part.whole) return at;
-      const head = part.bytes();
-      part = new GrowingBytes(5 + envelopeSize(head, 0, this.readMaxBytes));
-      part.fill(head, 0);
-      this.part = part;
-    }
-    at += part.fill(chunk, at);
+    const part = this.part as EnvelopePart;
+    const at = part.fill(chunk, this.readMaxBytes);
+    // connect-es' ResourceExhausted error for the head's announcement.
+    if (part.over) envelopeSize(part.bytes(), 0, this.readMaxBytes);
     if (part.whole) {
       this.part = undefined;
       const bytes = part.bytes();

@@ -30,7 +30,26 @@ export function urlAuthorization(url: URL): string | undefined {
   return credentials === undefined ? undefined : basicAuthorization(credentials);
 }
 
+/** A URL's scheme and user info (up to the authority's last `@`, as URL parsing takes it). */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+
+/**
+ * `url` with its secret shown as `***`, for what reports where a plugin is
+ * (PluginClient.status()'s `where` and endpoints, PluginManager.status()'s
+ * `location`): the password, the user name staying to tell instances
+ * apart; or, with no password (none or empty), the user name, which is then
+ * the secret (`https://TOKEN@host`). The rest stays as given.
+ */
+export function withMaskedCredentials(url: string): string {
+  return url.replace(USER_INFO, (whole, scheme: string, info: string) => {
+    const colon = info.indexOf(":");
+    const user = colon < 0 ? info : info.slice(0, colon);
+    if (colon >= 0 && colon < info.length - 1) return `${scheme}${user}:***@`;
+    return user === "" ? whole : `${scheme}***@`;
+  });
+}
+
 /** `url` without its user info (user and password), for messages. */
 export function withoutUserInfo(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
+  return url.replace(USER_INFO, "$1");
 }

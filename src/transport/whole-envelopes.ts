@@ -1,4 +1,5 @@
-import { GrowingBytes, UPFRONT_BYTES } from "./growing-bytes.js";
+import { EnvelopePart } from "./envelope-part.js";
+import { UPFRONT_BYTES } from "./growing-bytes.js";
 import { announcedSize, broken, incompleteEnvelope } from "./unary-body.js";
 
 /**
@@ -12,11 +13,12 @@ import { announcedSize, broken, incompleteEnvelope } from "./unary-body.js";
  * request or whole. Held back here, an envelope goes on once all of its
  * bytes came. The envelopes that lie whole in one chunk go on as a view of
  * it (no copy); one that spans chunks is copied into its own buffer as its
- * bytes arrive (GrowingBytes, as EnvelopeSplitter does on the lean paths)
- * and goes on as one piece. So memory follows the bytes received, not the
- * number of chunks they came in, and connect-es' reader, which passes over
- * every piece it holds for each new one, gets each envelope in one or two
- * pieces: 32 KiB given in 1-byte pieces took it 7 s as 32,773 of them.
+ * bytes arrive (EnvelopePart, as EnvelopeSplitter keeps it on the lean
+ * paths) and goes on as one piece. So memory follows the bytes received,
+ * not the number of chunks they came in, and connect-es' reader, which
+ * passes over every piece it holds for each new one, gets each envelope in
+ * one or two pieces: 32 KiB given in 1-byte pieces took it 7 s as 32,773
+ * of them.
  *
  * connect-es answers the same: a body that ends inside an envelope fails
  * at its end with connect-es' own error for it (incompleteEnvelope), after
@@ -28,11 +30,8 @@ export async function* wholeEnvelopes(
   body: AsyncIterable<Uint8Array>,
   readMaxBytes: number,
 ): AsyncGenerator<Uint8Array> {
-  /**
-   * An envelope begun in an earlier chunk: its head (up to 5 bytes, `part.filled < 5`),
-   * then, once its size is known, the whole envelope, grown as its bytes arrive.
-   */
-  let part: GrowingBytes | undefined;
+  /** An envelope begun in an earlier chunk. */
+  let part: EnvelopePart | undefined;
   /** Set by an announcement over readMaxBytes: connect-es refuses it, and reads the rest as it comes. */
   let passing = false;
   for await (const chunk of body) {
@@ -43,22 +42,15 @@ export async function* wholeEnvelopes(
     const n = chunk.length;
     let at = 0;
     if (part !== undefined) {
-      if (part.filled < 5) {
-        at = part.fill(chunk, 0);
-        if (part.filled < 5) continue;
+      at = part.fill(chunk, readMaxBytes);
+      if (part.over) {
         const head = part.bytes();
-        const size = announcedSize(head, 0);
-        if (size > readMaxBytes) {
-          passing = true;
-          part = undefined;
-          yield head;
-          yield chunk.subarray(at);
-          continue;
-        }
-        part = new GrowingBytes(5 + size);
-        part.fill(head, 0);
+        passing = true;
+        part = undefined;
+        yield head;
+        yield chunk.subarray(at);
+        continue;
       }
-      at += part.fill(chunk, at);
       if (!part.whole) continue;
       const whole = part.bytes();
       part = undefined;
@@ -82,11 +74,8 @@ export async function* wholeEnvelopes(
       continue;
     }
     if (end > at) yield at === 0 && end === n ? chunk : chunk.subarray(at, end);
-    if (end < n) {
-      // The start of an envelope that goes on in a later chunk.
-      part = new GrowingBytes(size < 0 ? 5 : 5 + size);
-      part.fill(chunk, end);
-    }
+    // The start of an envelope that goes on in a later chunk.
+    if (end < n) part = new EnvelopePart(chunk.subarray(end), size < 0 ? undefined : size);
   }
   // Inside an envelope (its head or its payload): the body was cut.
   if (part !== undefined) throw incompleteEnvelope();

@@ -78,6 +78,8 @@ describe("EnvelopeSplitter", () => {
         [0, 11, 1],
       ],
     ],
+    ["with its head in 1-byte chunks", [[1], [0], [0], [0], [11], [1]]],
+    ["after a whole envelope, its head split in three", [[0, 0, 0, 0, 1, 5, 1, 0], [0, 0], [11]]],
   ] as const) {
     test(`an announcement over readMaxBytes ${name} throws ResourceExhausted`, () => {
       const split = new EnvelopeSplitter(new Collect(), 10);
@@ -92,6 +94,16 @@ describe("EnvelopeSplitter", () => {
       );
     });
   }
+
+  test("a splitter that threw for a split head throws again for the next chunk, and hands on nothing of it", () => {
+    const sink = new Collect();
+    const split = new EnvelopeSplitter(sink, 10);
+    split.push(Uint8Array.from([1, 0, 0]));
+    assert.throws(() => split.push(Uint8Array.from([0, 11])), ConnectError);
+    // Before EnvelopePart, the kept head went on as an empty message here.
+    assert.throws(() => split.push(Uint8Array.from([1, 2, 3])), ConnectError);
+    assert.deepEqual(sink.got, []);
+  });
 
   test("a finished sink stops the split of the rest of the chunk", () => {
     const sink = new Collect(1);

@@ -114,6 +114,20 @@ test("an announcement over readMaxBytes goes on at once with all that follows, f
   assert.deepEqual(Buffer.concat(pieces), Buffer.concat([a, huge, Buffer.from([9])]));
 });
 
+test("an announcement over readMaxBytes whose head comes in 1-byte pieces goes on once its head is in, with all that follows", async () => {
+  const huge = Buffer.alloc(8, 1);
+  huge.writeUInt32BE(1025, 1);
+  const parts = [a.subarray(0, 6), a.subarray(6), ...[...huge].map((b) => Buffer.from([b]))];
+  const { pieces, end, givenAt } = await run(parts, 1024);
+  assert.equal(end, "end");
+  assert.deepEqual(Buffer.concat(pieces), Buffer.concat([a, huge]));
+  // The head goes on with its 5th byte, each byte after it as it comes.
+  const head = pieces.findIndex((p) => p.length === 5);
+  assert.deepEqual(pieces[head], huge.subarray(0, 5));
+  assert.equal(givenAt[head], a.length + 5);
+  assert.deepEqual(givenAt.slice(head).at(-1), a.length + huge.length);
+});
+
 test("the body's own error (a reset) goes on as it is, after the whole envelopes", async () => {
   const reset = new ConnectError("the client went away before the request ended", Code.Aborted);
   const { pieces, end } = await run([body.subarray(0, a.length + 4)], 1024, reset);
