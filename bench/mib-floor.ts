@@ -21,7 +21,9 @@
  *   payload straight into its destination (no user-space copy).
  * - onread-direct-reuse: the same, one frame buffer reused for every frame.
  * - direct-writev / direct-chunks: onread-direct, written as a corked
- *   header and payload, or in 64 KiB slices; fill-writev: fill, corked.
+ *   header and payload, or in 64 KiB slices; fill-writev: fill, corked;
+ *   fill-reuse-write: fill, one write from a buffer reused once the
+ *   previous write completed.
  * - go: the same echo in Go (go/bench/mibecho), for reference.
  *
  * The echo side dials the caller (who listens), so that both ends are
@@ -42,6 +44,8 @@ import { median, shuffled } from "./stats.js";
 
 const MIB = 1024 * 1024;
 const here = fileURLToPath(import.meta.url);
+/** The most one read of the onread variants asks for (MIB_FLOOR_READ, default 1 MiB). */
+const READ_BYTES = Number(process.env.MIB_FLOOR_READ ?? MIB);
 const VARIANTS = [
   "naive",
   "fill",
@@ -51,6 +55,7 @@ const VARIANTS = [
   "direct-writev",
   "direct-chunks",
   "fill-writev",
+  "fill-reuse-write",
 ] as const;
 type Variant = (typeof VARIANTS)[number];
 
@@ -61,7 +66,7 @@ function readFrames(socket: net.Socket, variant: Variant, onFrame: (payload: Buf
     socket.on("data", (chunk: Buffer) => reader.push(chunk, (f) => onFrame(f.subarray(4))));
     return;
   }
-  if (variant === "fill" || variant === "fill-writev") {
+  if (variant === "fill" || variant === "fill-writev" || variant === "fill-reuse-write") {
     let dest: Buffer | undefined;
     let filled = 0;
     let head: Buffer = Buffer.alloc(0);
@@ -95,7 +100,7 @@ function readFrames(socket: net.Socket, variant: Variant, onFrame: (payload: Buf
 /** The `onread` option for `variant` (the onread-* and direct-* variants), calling `onFrame` per payload. */
 function onreadFor(variant: Variant, onFrame: (payload: Buffer) => void): net.OnReadOpts {
   const direct = variant !== "onread-copy";
-  const scratch = Buffer.allocUnsafe(direct ? 64 * 1024 : MIB);
+  const scratch = Buffer.allocUnsafe(direct ? 64 * 1024 : READ_BYTES);
   let have = 0; // bytes of scratch not consumed yet, from 0
   let dest: Buffer | undefined;
   let filled = 0;
@@ -149,13 +154,18 @@ function onreadFor(variant: Variant, onFrame: (payload: Buffer) => void): net.On
   };
   return {
     buffer: () =>
-      dest !== undefined && direct ? dest.subarray(filled) : scratch.subarray(have),
+      dest !== undefined && direct
+        ? dest.subarray(filled, filled + READ_BYTES)
+        : scratch.subarray(have),
     callback: (n, buf) => {
       landed(n, buf);
       return true;
     },
   };
 }
+
+/** fill-reuse-write's buffer, back from its last write. */
+let spare: Buffer | undefined;
 
 /** Writes one frame as `variant` does. */
 function writeFrame(socket: net.Socket, variant: Variant, payload: Buffer): void {
@@ -174,16 +184,25 @@ function writeFrame(socket: net.Socket, variant: Variant, payload: Buffer): void
     for (let at = 0; at < payload.length; at += 64 * 1024)
       socket.write(payload.subarray(at, at + 64 * 1024));
   } else {
-    const one = Buffer.allocUnsafe(4 + payload.length);
+    const reuse = variant === "fill-reuse-write";
+    let one = reuse ? spare : undefined;
+    spare = undefined;
+    if (one?.length !== 4 + payload.length) one = Buffer.allocUnsafe(4 + payload.length);
     head.copy(one, 0);
     payload.copy(one, 4);
-    socket.write(one);
+    const written = one;
+    socket.write(one, reuse ? () => (spare = written) : undefined);
   }
 }
 
 /** True for the variants that read with 'data' events (not `onread`). */
 function dataEvents(variant: Variant): boolean {
-  return variant === "naive" || variant === "fill" || variant === "fill-writev";
+  return (
+    variant === "naive" ||
+    variant === "fill" ||
+    variant === "fill-writev" ||
+    variant === "fill-reuse-write"
+  );
 }
 
 /** A socket to `path` that reads as `variant` does. */

@@ -440,6 +440,14 @@ interface Reader<T> {
 const COPY_LIMIT = 16 * 1024;
 /** Bytes written at once: see push(). */
 const BATCH_BYTES = 64 * 1024;
+/**
+ * The largest buffer of an encoded frame (4 MiB) that a writer keeps, once
+ * written, for its next large frame: see encoded(). Larger frames get a
+ * buffer of their own each time, so that no connection holds more.
+ */
+const SPARE_MAX_BYTES = 4 * 1024 * 1024;
+/** A kept buffer unused this long (1 s) is let go: an idle connection holds none. */
+const SPARE_IDLE_MS = 1_000;
 
 /**
  * Queues frames and writes everything queued in one tick as one buffer: 64
@@ -457,6 +465,11 @@ export class FrameWriter {
   private start = 0;
   private used = 0;
   private scheduled = false;
+  /** A large frame's buffer whose write completed, kept for the next one (see large()). */
+  private spare: Buffer | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
+  /** Large frames' buffers in `pending` that go back to `spare` once written, with their whole buffer. */
+  private readonly returnable = new Map<Buffer, Buffer>();
 
   constructor(private readonly socket: Duplex) {}
 
@@ -482,7 +495,7 @@ export class FrameWriter {
       // 1 MiB of external memory per call), but encrypts a single buffer
       // as it is.
       const before = this.used - this.start;
-      const buf = Buffer.allocUnsafe(before + FRAME_HEADER_BYTES + size);
+      const buf = this.large(before + FRAME_HEADER_BYTES + size);
       measured.write(buf, before + FRAME_HEADER_BYTES);
       if (before > 0) {
         (this.batch as Buffer).copy(buf, 0, this.start, this.used);
@@ -493,6 +506,40 @@ export class FrameWriter {
       this.pendingBytes += buf.length;
     }
     this.queued();
+  }
+
+  /**
+   * A buffer of `size` bytes for a large encoded frame: the kept one (see
+   * `spare`) if it is large enough and not over twice the size, else a new
+   * one. Either is given back to `spare` once its write completes, if it is
+   * at most SPARE_MAX_BYTES: sequential 1 MiB calls then encode into the
+   * same memory, instead of a new 1 MiB ArrayBuffer per call, whose fresh
+   * pages and external memory cost a 1 MiB echo between two Node processes
+   * about a quarter of its time (bench/mib-floor.ts, fill-reuse-write).
+   */
+  private large(size: number): Buffer {
+    const spare = this.spare;
+    let buf: Buffer;
+    let backing: Buffer;
+    if (spare !== undefined && spare.length >= size && spare.length <= 2 * size) {
+      this.spare = undefined;
+      backing = spare;
+      buf = spare.subarray(0, size);
+    } else buf = backing = Buffer.allocUnsafe(size);
+    if (backing.length <= SPARE_MAX_BYTES) this.returnable.set(buf, backing);
+    return buf;
+  }
+
+  /** Keeps `backing`, whose write completed, for the next large frame (the larger of two). */
+  private keep(backing: Buffer): void {
+    if (this.spare === undefined || backing.length > this.spare.length) this.spare = backing;
+    if (this.spareTimer === undefined) {
+      this.spareTimer = setTimeout(() => {
+        this.spare = undefined;
+        this.spareTimer = undefined;
+      }, SPARE_IDLE_MS);
+      this.spareTimer.unref();
+    } else this.spareTimer.refresh();
   }
 
   /** The batch, with room for `size` more bytes at `used` (a new one if the current is full). */
@@ -569,15 +616,29 @@ export class FrameWriter {
     const socket = this.socket;
     this.pending = [];
     this.pendingBytes = 0;
-    if (socket.destroyed || socket.writableEnded) return;
+    if (socket.destroyed || socket.writableEnded) {
+      this.returnable.clear();
+      return;
+    }
     // Stryker disable next-line ConditionalExpression: one write or a corked one sends the same bytes
     if (pending.length === 1) {
-      socket.write(pending[0]);
+      this.write(pending[0] as Buffer);
     } else {
       socket.cork();
-      for (const buf of pending) socket.write(buf);
+      for (const buf of pending) this.write(buf);
       socket.uncork();
     }
+  }
+
+  /** Writes `buf`; a large frame's buffer goes back to `spare` when the socket is done with it. */
+  private write(buf: Buffer): void {
+    const backing = this.returnable.get(buf);
+    if (backing === undefined) {
+      this.socket.write(buf);
+      return;
+    }
+    this.returnable.delete(buf);
+    this.socket.write(buf, () => this.keep(backing));
   }
 }
 
