@@ -1,0 +1,141 @@
+/**
+ * FrameWriter keeps the buffer of a large encoded frame once the socket has
+ * written it, and encodes the next large frame into it (frames.ts,
+ * large()): over real unix sockets, that sequential 1 MiB frames share one
+ * buffer, that a buffer still being written is never reused (frames queued
+ * behind a peer that does not read arrive with their own bytes), and the
+ * bounds: frames over 4 MiB, and a buffer left idle for a second, are not kept.
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
+import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
+import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
+
+const MiB = 1024 * 1024;
+
+/** A connected pair over a unix socket in a fresh folder; `buffers`: the ArrayBuffer of each write the writer's side made. */
+async function pair(t: TestContext): Promise<{ ours: Socket; peer: Socket; buffers: ArrayBufferLike[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "frame-writer-reuse-"));
+  const server = createServer().listen(join(dir, "s.sock"));
+  await once(server, "listening");
+  const accepted = once(server, "connection") as Promise<[Socket]>;
+  const ours = connect(join(dir, "s.sock"));
+  await once(ours, "connect");
+  const [peer] = await accepted;
+  t.after(() => {
+    ours.destroy();
+    peer.destroy();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const buffers: ArrayBufferLike[] = [];
+  const write = ours.write.bind(ours) as (...args: unknown[]) => boolean;
+  (ours as unknown as { write: (...args: unknown[]) => boolean }).write = (...args) => {
+    buffers.push((args[0] as Buffer).buffer);
+    return write(...args);
+  };
+  return { ours, peer, buffers };
+}
+
+/** Frames one BytesValue of `size` bytes filled with `fill`. */
+function send(writer: FrameWriter, id: number, size: number, fill: number): void {
+  const encoder = new MessageEncoder();
+  encoder.measure(
+    BytesValueSchema,
+    create(BytesValueSchema, { value: new Uint8Array(size).fill(fill) }),
+    Infinity,
+  );
+  encoder.send(writer, FrameType.message, id);
+}
+
+/** Each frame `peer` delivers: its id and the fill byte and length of its BytesValue's value. */
+function received(peer: Socket): Array<{ id: number; fill: number; size: number; same: boolean }> {
+  const seen: Array<{ id: number; fill: number; size: number; same: boolean }> = [];
+  const reader = new FrameReader((_type, id, payload) => {
+    const value = Buffer.from(payload).subarray(payload.length > 4 * MiB ? 5 : 4);
+    const fill = value[0] ?? -1;
+    seen.push({ id, fill, size: value.length, same: value.every((b) => b === fill) });
+  });
+  peer.on("data", (chunk: Buffer) => reader.push(chunk));
+  return seen;
+}
+
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 2));
+  await new Promise(setImmediate); // the write's callback, after its last byte left
+}
+
+test("FrameWriter (unix socket): sequential 1 MiB encoded frames are written from one buffer, reused once each write completed", async (t) => {
+  const { ours, peer, buffers } = await pair(t);
+  const seen = received(peer);
+  const writer = new FrameWriter(ours);
+  for (let i = 1; i <= 3; i++) {
+    send(writer, i, MiB, i);
+    await until(() => seen.length === i);
+  }
+  assert.deepEqual(
+    seen.map((s) => [s.id, s.fill, s.size, s.same]),
+    [1, 2, 3].map((i) => [i, i, MiB, true]),
+  );
+  assert.equal(buffers.length, 3);
+  assert.equal(buffers[1], buffers[0], "the second frame reuses the first's buffer");
+  assert.equal(buffers[2], buffers[0], "and so does the third");
+});
+
+test("FrameWriter (unix socket): large frames queued behind a peer that does not read keep their own bytes; none is encoded into a buffer still being written", async (t) => {
+  const { ours, peer, buffers } = await pair(t);
+  peer.pause();
+  const seen = received(peer);
+  const writer = new FrameWriter(ours);
+  // One frame per tick, far more than the socket's kernel buffer takes: the
+  // writes stay in flight while the next frames are encoded.
+  for (let i = 1; i <= 8; i++) {
+    send(writer, i, MiB, i);
+    await new Promise(setImmediate);
+  }
+  assert.ok(ours.writableLength > MiB, "the writes are backed up");
+  peer.resume();
+  await until(() => seen.length === 8);
+  assert.deepEqual(
+    seen.map((s) => [s.id, s.fill, s.size, s.same]),
+    [1, 2, 3, 4, 5, 6, 7, 8].map((i) => [i, i, MiB, true]),
+  );
+  assert.equal(new Set(buffers).size, 8, "a buffer per frame while none was written");
+  send(writer, 9, MiB, 9);
+  await until(() => seen.length === 9);
+  assert.ok(buffers.slice(0, 8).includes(buffers[8] as ArrayBufferLike), "then one is reused");
+  assert.deepEqual(seen[8], { id: 9, fill: 9, size: MiB, same: true });
+});
+
+test("FrameWriter (unix socket): a frame over 4 MiB, or after a second idle, gets a new buffer", async (t) => {
+  const { ours, peer, buffers } = await pair(t);
+  const seen = received(peer);
+  const writer = new FrameWriter(ours);
+  send(writer, 1, 5 * MiB, 1);
+  await until(() => seen.length === 1);
+  send(writer, 2, 5 * MiB, 2);
+  await until(() => seen.length === 2);
+  assert.notEqual(buffers[1], buffers[0], "no 5 MiB buffer is kept");
+  send(writer, 3, MiB, 3);
+  await until(() => seen.length === 3);
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  send(writer, 4, MiB, 4);
+  await until(() => seen.length === 4);
+  assert.notEqual(buffers[3], buffers[2], "the 1 MiB buffer was let go after a second idle");
+  assert.deepEqual(
+    seen.map((s) => [s.id, s.fill, s.size, s.same]),
+    [
+      [1, 1, 5 * MiB, true],
+      [2, 2, 5 * MiB, true],
+      [3, 3, MiB, true],
+      [4, 4, MiB, true],
+    ],
+  );
+});
