@@ -465,11 +465,11 @@ export class FrameWriter {
   private start = 0;
   private used = 0;
   private scheduled = false;
-  /** A large frame's buffer whose write completed, kept for the next one (see large()). */
-  private spare: Buffer | undefined;
+  /** The memory of a large frame whose write completed, kept for the next one (see large()). */
+  private spare: ArrayBuffer | undefined;
   private spareTimer: NodeJS.Timeout | undefined;
-  /** Large frames' buffers in `pending` that go back to `spare` once written, with their whole buffer. */
-  private readonly returnable = new Map<Buffer, Buffer>();
+  /** Large frames' buffers in `pending` whose memory goes to `spare` once written. */
+  private readonly returnable = new Set<Buffer>();
 
   constructor(private readonly socket: Duplex) {}
 
@@ -504,35 +504,32 @@ export class FrameWriter {
       writeHeader(buf, before, size, type, id);
       this.pending.push(buf);
       this.pendingBytes += buf.length;
+      if (buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
     }
     this.queued();
   }
 
   /**
-   * A buffer of `size` bytes for a large encoded frame: the kept one (see
-   * `spare`) if it is large enough and not over twice the size, else a new
-   * one. Either is given back to `spare` once its write completes, if it is
-   * at most SPARE_MAX_BYTES: sequential 1 MiB calls then encode into the
-   * same memory, instead of a new 1 MiB ArrayBuffer per call, whose fresh
-   * pages and external memory cost a 1 MiB echo between two Node processes
-   * about a quarter of its time (bench/mib-floor.ts, fill-reuse-write).
+   * A buffer of `size` bytes for a large encoded frame: a view of the kept
+   * one (see `spare`) if it is large enough and not over twice the size,
+   * else a new one (of its own ArrayBuffer: over the pool's size). Once
+   * written, either is kept for the next if it is at most SPARE_MAX_BYTES:
+   * sequential 1 MiB calls then encode into the same memory, instead of a
+   * new 1 MiB ArrayBuffer per call, whose fresh pages and external memory
+   * cost a 1 MiB echo between two Node processes about a quarter of its
+   * time (bench/mib-floor.ts, fill-reuse-write; docs/local-transports.md).
    */
   private large(size: number): Buffer {
     const spare = this.spare;
-    let buf: Buffer;
-    let backing: Buffer;
-    if (spare !== undefined && spare.length >= size && spare.length <= 2 * size) {
-      this.spare = undefined;
-      backing = spare;
-      buf = spare.subarray(0, size);
-    } else buf = backing = Buffer.allocUnsafe(size);
-    if (backing.length <= SPARE_MAX_BYTES) this.returnable.set(buf, backing);
-    return buf;
+    if (spare === undefined || spare.byteLength < size || spare.byteLength > 2 * size)
+      return Buffer.allocUnsafe(size);
+    this.spare = undefined;
+    return Buffer.from(spare, 0, size);
   }
 
-  /** Keeps `backing`, whose write completed, for the next large frame (the larger of two). */
-  private keep(backing: Buffer): void {
-    if (this.spare === undefined || backing.length > this.spare.length) this.spare = backing;
+  /** Keeps `memory`, whose write completed, for the next large frame (the larger of two). */
+  private keep(memory: ArrayBuffer): void {
+    if (this.spare === undefined || memory.byteLength > this.spare.byteLength) this.spare = memory;
     if (this.spareTimer === undefined) {
       this.spareTimer = setTimeout(() => {
         this.spare = undefined;
@@ -630,15 +627,14 @@ export class FrameWriter {
     }
   }
 
-  /** Writes `buf`; a large frame's buffer goes back to `spare` when the socket is done with it. */
+  /** Writes `buf`; a large frame's memory goes to `spare` when the socket is done with it. */
   private write(buf: Buffer): void {
-    const backing = this.returnable.get(buf);
-    if (backing === undefined) {
+    // Small frames' batches (the common case) skip the lookup.
+    if (this.returnable.size === 0 || !this.returnable.delete(buf)) {
       this.socket.write(buf);
       return;
     }
-    this.returnable.delete(buf);
-    this.socket.write(buf, () => this.keep(backing));
+    this.socket.write(buf, () => this.keep(buf.buffer as ArrayBuffer));
   }
 }
 
