@@ -38,7 +38,10 @@ async function main(): Promise<void> {
         const kind = tls ? "subprocess-framed" : "subprocess-framed-plain";
         const name = `${root} ${mode}`;
         const main = resolve(root, "bench/node-host.js");
-        hosts.set(name, await HostProcess.spawn(name, "Node", [process.execPath, main, kind, name]));
+        hosts.set(
+          name,
+          await HostProcess.spawn(name, "Node", [process.execPath, main, kind, name]),
+        );
       }
     }
     hosts.set(
@@ -61,7 +64,9 @@ async function main(): Promise<void> {
       }
     const fmt = (xs: number[], digits = 0): string =>
       `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
-    console.log(`| 1 MiB unary, ${rounds} rounds of ${warm} + ${n} calls | p50 µs | ÷ go-plugin, per round |`);
+    console.log(
+      `| 1 MiB unary, ${rounds} rounds of ${warm} + ${n} calls | p50 µs | ÷ go-plugin, per round |`,
+    );
     console.log(`| --- | --- | --- |`);
     for (const [name, xs] of p50s) {
       const mode = name.endsWith("AutoMTLS") ? "AutoMTLS" : "plain";

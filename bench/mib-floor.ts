@@ -60,7 +60,11 @@ const VARIANTS = [
 type Variant = (typeof VARIANTS)[number];
 
 /** Reads [u32 length][payload] frames from `socket` as `variant` says; calls `onFrame` with each payload. */
-function readFrames(socket: net.Socket, variant: Variant, onFrame: (payload: Buffer) => void): void {
+function readFrames(
+  socket: net.Socket,
+  variant: Variant,
+  onFrame: (payload: Buffer) => void,
+): void {
   if (variant === "naive") {
     const reader = new LengthPrefixedReader(4);
     socket.on("data", (chunk: Buffer) => reader.push(chunk, (f) => onFrame(f.subarray(4))));
@@ -285,7 +289,11 @@ async function one(variant: string, n: number, dir: string, goBin: string): Prom
   const [cmd, callArgs, echoArgs] =
     variant === "go"
       ? [goBin, ["call", path, String(n)], ["echo", path]]
-      : [process.execPath, [here, "--call", variant, path, String(n)], [here, "--echo", variant, path]];
+      : [
+          process.execPath,
+          [here, "--call", variant, path, String(n)],
+          [here, "--echo", variant, path],
+        ];
   const caller = spawn(cmd, callArgs, { stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: caller.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {

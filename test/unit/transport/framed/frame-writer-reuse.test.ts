@@ -21,7 +21,9 @@ import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 const MiB = 1024 * 1024;
 
 /** A connected pair over a unix socket in a fresh folder; `buffers`: the ArrayBuffer of each write the writer's side made. */
-async function pair(t: TestContext): Promise<{ ours: Socket; peer: Socket; buffers: ArrayBufferLike[] }> {
+async function pair(
+  t: TestContext,
+): Promise<{ ours: Socket; peer: Socket; buffers: ArrayBufferLike[] }> {
   const dir = mkdtempSync(join(tmpdir(), "frame-writer-reuse-"));
   const server = createServer().listen(join(dir, "s.sock"));
   await once(server, "listening");
