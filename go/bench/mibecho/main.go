@@ -8,16 +8,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"sort"
 	"strconv"
-	"time"
+
+	"github.com/connect-plugin/connect-plugin/go/bench/roundtrips"
 )
 
 const mib = 1 << 20
@@ -92,12 +90,7 @@ func echo(path string) error {
 }
 
 func call(path string, n int) error {
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return err
-	}
-	fmt.Println("listening")
-	conn, err := l.Accept()
+	conn, err := roundtrips.AcceptOne(path, "listening")
 	if err != nil {
 		return err
 	}
@@ -109,25 +102,8 @@ func call(path string, n int) error {
 		_, err := readFrame(conn)
 		return err
 	}
-	for i := 0; i < n/3; i++ {
-		if err := roundTrip(); err != nil {
-			return err
-		}
-	}
-	fmt.Println("warm")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	if err := roundtrips.Run(n/3, n, roundTrip); err != nil {
 		return err
 	}
-	samples := make([]float64, n)
-	for i := range samples {
-		t := time.Now()
-		if err := roundTrip(); err != nil {
-			return err
-		}
-		samples[i] = float64(time.Since(t).Nanoseconds()) / 1000
-	}
-	sort.Float64s(samples)
-	out, _ := json.Marshal(map[string]float64{"p50_us": samples[n/2]})
-	fmt.Println(string(out))
 	return conn.Close()
 }
