@@ -10,6 +10,7 @@
  * details, all four streaming kinds); only the bytes differ.
  */
 
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { MeasuredMessage } from "../codec/measured-message.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
@@ -470,8 +471,17 @@ export class FrameWriter {
   private spareTimer: NodeJS.Timeout | undefined;
   /** Large frames' buffers in `pending` whose memory goes to `spare` once written. */
   private readonly returnable = new Set<Buffer>();
+  /**
+   * Whether large frames' memory is kept: on sockets only (TLS ones
+   * included), which are done with a buffer when its write's callback
+   * comes. Another Duplex may still hold it then (a callback tunnel's
+   * stream hands its chunks on after it), so there each frame gets new memory.
+   */
+  private readonly keeps: boolean;
 
-  constructor(private readonly socket: Duplex) {}
+  constructor(private readonly socket: Duplex) {
+    this.keeps = socket instanceof Socket;
+  }
 
   /**
    * A frame whose payload is the message `measured` measured last: a small
@@ -504,7 +514,7 @@ export class FrameWriter {
       writeHeader(buf, before, size, type, id);
       this.pending.push(buf);
       this.pendingBytes += buf.length;
-      if (buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
+      if (this.keeps && buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
     }
     this.queued();
   }
@@ -512,17 +522,18 @@ export class FrameWriter {
   /**
    * A buffer of `size` bytes for a large encoded frame: a view of the kept
    * one (see `spare`) if it is large enough and not over twice the size,
-   * else a new one (of its own ArrayBuffer: over the pool's size). Once
-   * written, either is kept for the next if it is at most SPARE_MAX_BYTES:
-   * sequential 1 MiB calls then encode into the same memory, instead of a
-   * new 1 MiB ArrayBuffer per call, whose fresh pages and external memory
-   * cost a 1 MiB echo between two Node processes about a quarter of its
-   * time (bench/mib-floor.ts, fill-reuse-write; docs/local-transports.md).
+   * else a new one (never from Buffer's shared pool, so that its memory is
+   * the frame's alone). Once written, either is kept for the next if it
+   * is at most SPARE_MAX_BYTES (on sockets: see `keeps`): sequential 1 MiB
+   * calls then encode into the same memory, instead of a new 1 MiB
+   * ArrayBuffer per call, whose fresh pages and external memory cost a
+   * 1 MiB echo between two Node processes about a quarter of its time
+   * (bench/mib-floor.ts, fill-reuse-write; docs/local-transports.md).
    */
   private large(size: number): Buffer {
     const spare = this.spare;
     if (spare === undefined || spare.byteLength < size || spare.byteLength > 2 * size)
-      return Buffer.allocUnsafe(size);
+      return Buffer.allocUnsafeSlow(size);
     this.spare = undefined;
     return Buffer.from(spare, 0, size);
   }

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Duplex } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
@@ -140,4 +141,32 @@ test("FrameWriter (unix socket): a frame over 4 MiB, or after a second idle, get
       [4, 4, MiB, true],
     ],
   );
+});
+
+test("FrameWriter (fake sink that keeps its chunks after their callbacks, as a callback tunnel's stream does): every large frame gets memory of its own", async () => {
+  const chunks: Buffer[] = [];
+  const sink = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
+  const writer = new FrameWriter(sink);
+  for (let i = 1; i <= 3; i++) {
+    send(writer, i, MiB, i);
+    await new Promise(setImmediate);
+  }
+  const seen: Array<[number, number, boolean]> = [];
+  const reader = new FrameReader((_type, id, payload) => {
+    const value = Buffer.from(payload).subarray(4);
+    seen.push([id, value[0] ?? -1, value.every((b) => b === value[0])]);
+  });
+  for (const chunk of chunks) reader.push(chunk);
+  assert.deepEqual(seen, [
+    [1, 1, true],
+    [2, 2, true],
+    [3, 3, true],
+  ]);
+  assert.equal(new Set(chunks.map((c) => c.buffer)).size, 3);
 });
