@@ -13,11 +13,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Duplex } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
 import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
+import { collectingSink } from "./collecting-sink.js";
 
 const MiB = 1024 * 1024;
 
@@ -144,14 +144,7 @@ test("FrameWriter (unix socket): a frame over 4 MiB, or after a second idle, get
 });
 
 test("FrameWriter (fake sink that keeps its chunks after their callbacks, as a callback tunnel's stream does): every large frame gets memory of its own", async () => {
-  const chunks: Buffer[] = [];
-  const sink = new Duplex({
-    read() {},
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
+  const { socket: sink, writes: chunks } = collectingSink();
   const writer = new FrameWriter(sink);
   for (let i = 1; i <= 3; i++) {
     send(writer, i, MiB, i);
