@@ -14,7 +14,7 @@
  * - fill: 'data' events, the frame's buffer allocated when its header
  *   arrives and each chunk copied in (the framed transport's FrameReader);
  *   one write of header and payload.
- * - onread-copy: `net.Socket`'s `onread` with one reusable 1 MiB buffer,
+ * - onread-copy: `net.Socket`'s `onread` with one reusable buffer,
  *   copied into the frame's buffer (allocated per frame).
  * - onread-direct: `onread` whose buffer is, while a large frame is
  *   incomplete, the rest of that frame's own buffer: the kernel copies the
@@ -26,9 +26,12 @@
  *   previous write completed.
  * - go: the same echo in Go (go/bench/mibecho), for reference.
  *
- * The echo side dials the caller (who listens), so that both ends are
- * sockets from `net.connect`: node offers `onread` only there, not on a
- * server's accepted sockets.
+ * node offers `onread` to `net.connect` only, not to a server's accepted
+ * sockets: the echo dials the caller, and the caller moves its accepted
+ * socket's handle into a socket made with `onread` (node's internal
+ * `handle` option; a bench may, the transport would not).
+ * MIB_FLOOR_ONLY=naive,go picks variants; MIB_FLOOR_READ caps what one
+ * read of the onread variants asks for (default 1 MiB).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
