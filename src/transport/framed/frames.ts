@@ -443,7 +443,7 @@ const COPY_LIMIT = 16 * 1024;
 const BATCH_BYTES = 64 * 1024;
 /**
  * The largest buffer of an encoded frame (4 MiB) that a writer keeps, once
- * written, for its next large frame: see encoded(). Larger frames get a
+ * written, for its next large frame: see large(). Larger frames get a
  * buffer of their own each time, so that no connection holds more.
  */
 const SPARE_MAX_BYTES = 4 * 1024 * 1024;
@@ -481,6 +481,9 @@ export class FrameWriter {
 
   constructor(private readonly socket: Duplex) {
     this.keeps = socket instanceof Socket;
+    // A closed socket's writer keeps nothing: not its buffer, nor a timer
+    // holding the writer (and the connection) for another second.
+    if (this.keeps) socket.once("close", () => this.letGo());
   }
 
   /**
@@ -538,16 +541,24 @@ export class FrameWriter {
     return Buffer.from(spare, 0, size);
   }
 
-  /** Keeps `memory`, whose write completed, for the next large frame (the larger of two). */
+  /**
+   * Keeps `memory`, whose write completed, for the next large frame (the
+   * larger of two). Writes failed or cancelled by a destroy() call back
+   * before the socket's 'close', which lets go of what they kept.
+   */
   private keep(memory: ArrayBuffer): void {
     if (this.spare === undefined || memory.byteLength > this.spare.byteLength) this.spare = memory;
     if (this.spareTimer === undefined) {
-      this.spareTimer = setTimeout(() => {
-        this.spare = undefined;
-        this.spareTimer = undefined;
-      }, SPARE_IDLE_MS);
+      this.spareTimer = setTimeout(() => this.letGo(), SPARE_IDLE_MS);
       this.spareTimer.unref();
     } else this.spareTimer.refresh();
+  }
+
+  /** Drops the kept buffer and its idle timer (idle, or the socket closed). */
+  private letGo(): void {
+    clearTimeout(this.spareTimer);
+    this.spare = undefined;
+    this.spareTimer = undefined;
   }
 
   /** The batch, with room for `size` more bytes at `used` (a new one if the current is full). */

@@ -163,3 +163,34 @@ test("FrameWriter (fake sink that keeps its chunks after their callbacks, as a c
   ]);
   assert.equal(new Set(chunks.map((c) => c.buffer)).size, 3);
 });
+
+test("FrameWriter (unix socket): a socket that closes lets its kept buffer and idle timer go at once, also when frames were still being written", async (t) => {
+  const { ours, peer } = await pair(t);
+  const seen = received(peer);
+  const writer = new FrameWriter(ours);
+  const state = writer as unknown as { spare: ArrayBuffer | undefined; spareTimer: unknown };
+  send(writer, 1, MiB, 1);
+  await until(() => seen.length === 1);
+  assert.ok(state.spare !== undefined, "the written frame's buffer is kept");
+  assert.ok(state.spareTimer !== undefined);
+  ours.destroy();
+  await once(ours, "close");
+  assert.equal(state.spare, undefined, "let go on close, not a second later");
+  assert.equal(state.spareTimer, undefined, "no timer left behind");
+
+  // Frames in flight when their socket is destroyed: their callbacks (with an error) come before 'close'.
+  const second = await pair(t);
+  second.peer.pause();
+  const w2 = new FrameWriter(second.ours);
+  const s2 = w2 as unknown as { spare: ArrayBuffer | undefined; spareTimer: unknown };
+  for (let i = 1; i <= 4; i++) {
+    send(w2, i, MiB, i);
+    await new Promise(setImmediate);
+  }
+  second.ours.on("error", () => {});
+  second.ours.destroy();
+  await once(second.ours, "close");
+  await new Promise(setImmediate);
+  assert.equal(s2.spare, undefined);
+  assert.equal(s2.spareTimer, undefined);
+});
