@@ -170,7 +170,7 @@ test("flat encoder declines what it cannot write as toBinary would; MessageEncod
   assert.equal(FlatEncoder.of(optional), undefined);
 });
 
-test("FrameWriter.encoded: small and large messages frame as frame(toBinary(...)) does, copied: bytes changed after the send are not sent", async () => {
+test("FrameWriter.encoded (fake socket that keeps every chunk): small and large messages frame as frame(toBinary(...)) does, copied: bytes changed after the send are not sent", async () => {
   const big = new Uint8Array(64 * 1024).fill(3);
   const reused = new Uint8Array(32 * 1024).fill(5);
   const messages = [
