@@ -542,12 +542,20 @@ export class FrameWriter {
   }
 
   /**
-   * Keeps `memory`, whose write completed, for the next large frame (the
-   * larger of two). Writes failed or cancelled by a destroy() call back
-   * before the socket's 'close', which lets go of what they kept.
+   * Keeps `memory`, whose write completed, for the next large frame: the
+   * larger of two, unless the kept one is over twice `memory`'s size (too
+   * large for frames like it, see large(): it would be held, unused, as long
+   * as they keep coming). Writes failed or cancelled by a destroy() call
+   * back before the socket's 'close', which lets go of what they kept.
    */
   private keep(memory: ArrayBuffer): void {
-    if (this.spare === undefined || memory.byteLength > this.spare.byteLength) this.spare = memory;
+    const spare = this.spare;
+    if (
+      spare === undefined ||
+      memory.byteLength > spare.byteLength ||
+      spare.byteLength > 2 * memory.byteLength
+    )
+      this.spare = memory;
     if (this.spareTimer === undefined) {
       this.spareTimer = setTimeout(() => this.letGo(), SPARE_IDLE_MS);
       this.spareTimer.unref();

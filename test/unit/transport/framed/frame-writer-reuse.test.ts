@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
 import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
@@ -62,7 +62,7 @@ function send(writer: FrameWriter, id: number, size: number, fill: number): void
 function received(peer: Socket): Array<{ id: number; fill: number; size: number; same: boolean }> {
   const seen: Array<{ id: number; fill: number; size: number; same: boolean }> = [];
   const reader = new FrameReader((_type, id, payload) => {
-    const value = Buffer.from(payload).subarray(payload.length > 4 * MiB ? 5 : 4);
+    const value = fromBinary(BytesValueSchema, payload).value;
     const fill = value[0] ?? -1;
     seen.push({ id, fill, size: value.length, same: value.every((b) => b === fill) });
   });
@@ -193,4 +193,28 @@ test("FrameWriter (unix socket): a socket that closes lets its kept buffer and i
   await new Promise(setImmediate);
   assert.equal(s2.spare, undefined);
   assert.equal(s2.spareTimer, undefined);
+});
+
+test("FrameWriter (unix socket): a kept buffer over twice the size of the frames that follow gives way to theirs (not held and unused while they flow)", async (t) => {
+  const { ours, peer, buffers } = await pair(t);
+  const seen = received(peer);
+  const writer = new FrameWriter(ours);
+  send(writer, 1, 3 * MiB, 1);
+  await until(() => seen.length === 1);
+  for (let i = 2; i <= 4; i++) {
+    send(writer, i, MiB, i);
+    await until(() => seen.length === i);
+  }
+  assert.notEqual(buffers[1], buffers[0], "3 MiB is over twice what a 1 MiB frame needs");
+  assert.equal(buffers[2], buffers[1], "the next 1 MiB frame reuses the first one's buffer");
+  assert.equal(buffers[3], buffers[1]);
+  assert.deepEqual(
+    seen.map((s) => [s.id, s.fill, s.size, s.same]),
+    [
+      [1, 1, 3 * MiB, true],
+      [2, 2, MiB, true],
+      [3, 3, MiB, true],
+      [4, 4, MiB, true],
+    ],
+  );
 });
