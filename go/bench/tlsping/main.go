@@ -10,17 +10,15 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"sort"
 	"strconv"
-	"time"
+
+	"github.com/connect-plugin/connect-plugin/go/bench/roundtrips"
 )
 
 func main() {
@@ -60,12 +58,7 @@ func fail(err error) {
 }
 
 func serve(path, mode, certFile, keyFile string) error {
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return err
-	}
-	fmt.Println("ready")
-	raw, err := l.Accept()
+	raw, err := roundtrips.AcceptOne(path, "ready")
 	if err != nil {
 		return err
 	}
@@ -120,25 +113,8 @@ func call(path, mode, certFile string, n, size int) error {
 		_, err := io.ReadFull(conn, back)
 		return err
 	}
-	for i := 0; i < n/5; i++ {
-		if err := roundTrip(); err != nil {
-			return err
-		}
-	}
-	fmt.Println("warm")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	if err := roundtrips.Run(n/5, n, roundTrip); err != nil {
 		return err
 	}
-	samples := make([]float64, n)
-	for i := range samples {
-		t := time.Now()
-		if err := roundTrip(); err != nil {
-			return err
-		}
-		samples[i] = float64(time.Since(t).Nanoseconds()) / 1000
-	}
-	sort.Float64s(samples)
-	out, _ := json.Marshal(map[string]float64{"p50_us": samples[n/2]})
-	fmt.Println(string(out))
 	return conn.Close()
 }

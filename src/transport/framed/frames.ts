@@ -10,6 +10,7 @@
  * details, all four streaming kinds); only the bytes differ.
  */
 
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { MeasuredMessage } from "../codec/measured-message.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
@@ -440,6 +441,14 @@ interface Reader<T> {
 const COPY_LIMIT = 16 * 1024;
 /** Bytes written at once: see push(). */
 const BATCH_BYTES = 64 * 1024;
+/**
+ * The largest buffer of an encoded frame (4 MiB) that a writer keeps, once
+ * written, for its next large frame: see large(). Larger frames get a
+ * buffer of their own each time, so that no connection holds more.
+ */
+const SPARE_MAX_BYTES = 4 * 1024 * 1024;
+/** A kept buffer unused this long (1 s) is let go: an idle connection holds none. */
+const SPARE_IDLE_MS = 1_000;
 
 /**
  * Queues frames and writes everything queued in one tick as one buffer: 64
@@ -457,8 +466,25 @@ export class FrameWriter {
   private start = 0;
   private used = 0;
   private scheduled = false;
+  /** The memory of a large frame whose write completed, kept for the next one (see large()). */
+  private spare: ArrayBuffer | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
+  /** Large frames' buffers in `pending` whose memory goes to `spare` once written. */
+  private readonly returnable = new Set<Buffer>();
+  /**
+   * Whether large frames' memory is kept: on sockets only (TLS ones
+   * included), which are done with a buffer when its write's callback
+   * comes. Another Duplex may still hold it then (a callback tunnel's
+   * stream hands its chunks on after it), so there each frame gets new memory.
+   */
+  private readonly keeps: boolean;
 
-  constructor(private readonly socket: Duplex) {}
+  constructor(private readonly socket: Duplex) {
+    this.keeps = socket instanceof Socket;
+    // A closed socket's writer keeps nothing: not its buffer, nor a timer
+    // holding the writer (and the connection) for another second.
+    if (this.keeps) socket.once("close", () => this.letGo());
+  }
 
   /**
    * A frame whose payload is the message `measured` measured last: a small
@@ -482,7 +508,7 @@ export class FrameWriter {
       // 1 MiB of external memory per call), but encrypts a single buffer
       // as it is.
       const before = this.used - this.start;
-      const buf = Buffer.allocUnsafe(before + FRAME_HEADER_BYTES + size);
+      const buf = this.large(before + FRAME_HEADER_BYTES + size);
       measured.write(buf, before + FRAME_HEADER_BYTES);
       if (before > 0) {
         (this.batch as Buffer).copy(buf, 0, this.start, this.used);
@@ -491,8 +517,56 @@ export class FrameWriter {
       writeHeader(buf, before, size, type, id);
       this.pending.push(buf);
       this.pendingBytes += buf.length;
+      if (this.keeps && buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
     }
     this.queued();
+  }
+
+  /**
+   * A buffer of `size` bytes for a large encoded frame: a view of the kept
+   * one (see `spare`) if it is large enough and not over twice the size,
+   * else a new one (never from Buffer's shared pool, so that its memory is
+   * the frame's alone). Once written, either is kept for the next if it
+   * is at most SPARE_MAX_BYTES (on sockets: see `keeps`): sequential 1 MiB
+   * calls then encode into the same memory, instead of a new 1 MiB
+   * ArrayBuffer per call, whose fresh pages and external memory cost a
+   * 1 MiB echo between two Node processes about a quarter of its time
+   * (bench/mib-floor.ts, fill-reuse-write; docs/local-transports.md).
+   */
+  private large(size: number): Buffer {
+    const spare = this.spare;
+    if (spare === undefined || spare.byteLength < size || spare.byteLength > 2 * size)
+      return Buffer.allocUnsafeSlow(size);
+    this.spare = undefined;
+    return Buffer.from(spare, 0, size);
+  }
+
+  /**
+   * Keeps `memory`, whose write completed, for the next large frame: the
+   * larger of two, unless the kept one is over twice `memory`'s size (too
+   * large for frames like it, see large(): it would be held, unused, as long
+   * as they keep coming). Writes failed or cancelled by a destroy() call
+   * back before the socket's 'close', which lets go of what they kept.
+   */
+  private keep(memory: ArrayBuffer): void {
+    const spare = this.spare;
+    if (
+      spare === undefined ||
+      memory.byteLength > spare.byteLength ||
+      spare.byteLength > 2 * memory.byteLength
+    )
+      this.spare = memory;
+    if (this.spareTimer === undefined) {
+      this.spareTimer = setTimeout(() => this.letGo(), SPARE_IDLE_MS);
+      this.spareTimer.unref();
+    } else this.spareTimer.refresh();
+  }
+
+  /** Drops the kept buffer and its idle timer (idle, or the socket closed). */
+  private letGo(): void {
+    clearTimeout(this.spareTimer);
+    this.spare = undefined;
+    this.spareTimer = undefined;
   }
 
   /** The batch, with room for `size` more bytes at `used` (a new one if the current is full). */
@@ -569,15 +643,28 @@ export class FrameWriter {
     const socket = this.socket;
     this.pending = [];
     this.pendingBytes = 0;
-    if (socket.destroyed || socket.writableEnded) return;
+    if (socket.destroyed || socket.writableEnded) {
+      this.returnable.clear();
+      return;
+    }
     // Stryker disable next-line ConditionalExpression: one write or a corked one sends the same bytes
     if (pending.length === 1) {
-      socket.write(pending[0]);
+      this.write(pending[0] as Buffer);
     } else {
       socket.cork();
-      for (const buf of pending) socket.write(buf);
+      for (const buf of pending) this.write(buf);
       socket.uncork();
     }
+  }
+
+  /** Writes `buf`; a large frame's memory goes to `spare` when the socket is done with it. */
+  private write(buf: Buffer): void {
+    // Small frames' batches (the common case) skip the lookup.
+    if (this.returnable.size === 0 || !this.returnable.delete(buf)) {
+      this.socket.write(buf);
+      return;
+    }
+    this.socket.write(buf, () => this.keep(buf.buffer as ArrayBuffer));
   }
 }
 

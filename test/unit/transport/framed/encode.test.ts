@@ -7,7 +7,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Duplex } from "node:stream";
 import {
   create,
   createFileRegistry,
@@ -20,6 +19,7 @@ import { FlatEncoder } from "../../../../src/transport/codec/flat-encoder.js";
 import { MessageEncoder } from "../../../../src/transport/framed/encode.js";
 import { FrameReader, FrameType, FrameWriter } from "../../../../src/transport/framed/frames.js";
 import { seededRandom } from "../../../../chaos/seeded-random.js";
+import { collectingSink } from "./collecting-sink.js";
 
 type Proto = MessageInitShape<typeof FileDescriptorProtoSchema>;
 type Field = NonNullable<NonNullable<NonNullable<Proto["messageType"]>[number]["field"]>[number]>;
@@ -170,24 +170,7 @@ test("flat encoder declines what it cannot write as toBinary would; MessageEncod
   assert.equal(FlatEncoder.of(optional), undefined);
 });
 
-/** Collects what a FrameWriter writes, keeping each buffer handed to the socket. */
-function sink(): { socket: Duplex; writes: Buffer[] } {
-  const writes: Buffer[] = [];
-  const socket = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      writes.push(chunk);
-      cb();
-    },
-    writev(chunks, cb) {
-      for (const c of chunks) writes.push(c.chunk as Buffer);
-      cb();
-    },
-  });
-  return { socket, writes };
-}
-
-test("FrameWriter.encoded: small and large messages frame as frame(toBinary(...)) does, copied: bytes changed after the send are not sent", async () => {
+test("FrameWriter.encoded (fake socket that keeps every chunk): small and large messages frame as frame(toBinary(...)) does, copied: bytes changed after the send are not sent", async () => {
   const big = new Uint8Array(64 * 1024).fill(3);
   const reused = new Uint8Array(32 * 1024).fill(5);
   const messages = [
@@ -198,7 +181,7 @@ test("FrameWriter.encoded: small and large messages frame as frame(toBinary(...)
     create(flat, {}),
   ];
   const expected = messages.map((m, i) => ({ id: i + 1, payload: toBinary(flat, m) }));
-  const { socket, writes } = sink();
+  const { socket, writes } = collectingSink();
   const out = new FrameWriter(socket);
   const enc = new MessageEncoder();
   messages.forEach((m, i) => {
