@@ -1,6 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Writable } from "node:stream";
+import { drained } from "./drained.js";
 import {
   Code,
   ConnectError,
@@ -346,16 +347,7 @@ function write(res: NodeResponse, data: Uint8Array): Promise<void> {
     return Promise.reject(new ConnectError("the client went away", Code.Aborted));
   }
   if (out.write(data)) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => {
-      out.off("close", onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      out.off("drain", onDrain);
-      reject(out.errored ?? new ConnectError("the client went away", Code.Aborted));
-    };
-    out.once("drain", onDrain);
-    out.once("close", onClose);
+  return drained(out).then((open) => {
+    if (!open) throw out.errored ?? new ConnectError("the client went away", Code.Aborted);
   });
 }

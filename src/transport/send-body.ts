@@ -1,4 +1,5 @@
 import type { Writable } from "node:stream";
+import { drained } from "./drained.js";
 import { errorFromNode } from "./node-errors.js";
 
 /**
@@ -37,20 +38,4 @@ export function sendBody(
     }
     if (!to.destroyed && !to.writableEnded) to.end();
   })();
-}
-
-/** Resolves true on "drain", false if the stream closes first. */
-export function drained(stream: Writable): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onDrain = (): void => {
-      stream.off("close", onClose);
-      resolve(true);
-    };
-    const onClose = (): void => {
-      stream.off("drain", onDrain);
-      resolve(false);
-    };
-    stream.once("drain", onDrain);
-    stream.once("close", onClose);
-  });
 }

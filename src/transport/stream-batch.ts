@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import { drained } from "./drained.js";
 
 /** Bytes of one shared batch buffer: about 3,100 envelopes of a 16-byte message. */
 const BATCH_BYTES = 64 * 1024;
@@ -114,15 +115,7 @@ export class StreamBatch {
   drained(): Promise<void> | undefined {
     const stream = this.stream;
     if (!stream.writableNeedDrain || stream.destroyed || stream.closed) return undefined;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        stream.off("drain", done);
-        stream.off("close", done);
-        resolve();
-      };
-      stream.on("drain", done);
-      stream.on("close", done);
-    });
+    return drained(stream).then(() => undefined);
   }
 
   private schedule(): void {

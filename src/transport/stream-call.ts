@@ -8,7 +8,7 @@ import { CallOutcome } from "./call-outcome.js";
 import type { AbortListener } from "./lazy-abort.js";
 import { errorFromNode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
-import { drained } from "./send-body.js";
+import { drained } from "./drained.js";
 import {
   type EndEnvelope,
   type EndOfStream,

@@ -38,6 +38,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
 } from "./frames.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
+import { drained } from "../drained.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
 export interface FramedClientTls {
@@ -441,18 +442,7 @@ export class FramedConnection implements CallTarget {
           this.oversized,
         );
         this.encoder.send(this.out, FrameType.message, id);
-        if (this.out.needDrain) {
-          // Both listeners go once either fires: a long stream waits many times.
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              socket.off("drain", done);
-              socket.off("close", done);
-              resolve();
-            };
-            socket.once("drain", done);
-            socket.once("close", done);
-          });
-        }
+        if (this.out.needDrain) await drained(socket);
       }
       if (this.calls.has(id)) this.out.frame(FrameType.end, id);
     } catch (error) {

@@ -43,6 +43,7 @@ import { OpenDecoder, type OpenHead } from "./open-frame.js";
 import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
 import { createTlsListener, type TlsListenerOptions } from "../tls-listener.js";
+import { drained } from "../drained.js";
 
 /**
  * TLS for a framed server: its certificate, and which client certificates it
@@ -574,7 +575,7 @@ class ServerConnection {
           this.out.frame(FrameType.header, id, header && jsonPayload(header));
         }
         this.encoder.send(this.out, FrameType.message, id);
-        if (this.out.needDrain) await this.drained();
+        if (this.out.needDrain) await drained(this.socket);
       }
     } catch (error) {
       this.fail(id, call, error, sentHeader);
@@ -645,18 +646,6 @@ class ServerConnection {
 
   /** The error for a response message over writeMaxBytes. */
   private readonly oversized = (size: number): ConnectError => this.limits.tooLargeToWrite(size);
-
-  private drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.once("drain", done);
-      this.socket.once("close", done);
-    });
-  }
 }
 
 /**
