@@ -16,7 +16,6 @@ import {
   createClient,
   type ConnectRouter,
   type Interceptor,
-  type StreamResponse,
 } from "@connectrpc/connect";
 import { KV, type WatchEvent } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { CallTracker } from "../src/plugin/call-tracker.js";
@@ -71,7 +70,7 @@ const suffixing: Interceptor = (next) => async (req) => {
     message: (async function* () {
       for await (const m of messages) yield { ...m, key: `${m.key}!` };
     })(),
-  } as StreamResponse;
+  };
 };
 
 const closers: (() => Promise<void> | void)[] = [];

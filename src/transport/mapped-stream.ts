@@ -20,14 +20,12 @@ export class MappedStream<T = unknown> implements AsyncIterable<T> {
   ) {}
 
   /** `messages` with each value passed through `mapValue`. */
-  static values<T>(
-    messages: AsyncIterable<unknown>,
-    mapValue: (value: unknown) => T,
-  ): MappedStream<T> {
-    if (!(messages instanceof MappedStream)) return new MappedStream(messages, mapValue, same);
+  static values<S, T>(messages: AsyncIterable<S>, mapValue: (value: S) => T): MappedStream<T> {
+    const map = mapValue as (value: unknown) => T;
+    if (!(messages instanceof MappedStream)) return new MappedStream(messages, map, same);
     const inner = messages as MappedStream;
     const first = inner.mapValue;
-    return new MappedStream(inner.source, (value) => mapValue(first(value)), inner.mapError);
+    return new MappedStream(inner.source, (value) => map(first(value)), inner.mapError);
   }
 
   /** `messages` with each error (thrown or rejected) passed through `mapError`. */
@@ -74,7 +72,9 @@ export class MappedStream<T = unknown> implements AsyncIterable<T> {
       next: () => it.next().then(step, failed),
       return: (value?: unknown) =>
         it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
-      throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(mapError(error)),
+      throw: (error?: unknown) =>
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the mapped error as it is
+        it.throw?.(error) ?? Promise.reject(mapError(error)),
     } as AsyncIterator<T>;
   }
 }
