@@ -110,28 +110,24 @@ function reset(): void {
   seen.finallyRan = 0;
 }
 
-test("a handler that throws a non-Error after 3 messages: the client gets the 3, then Unknown; the tracker sees the end", async () => {
+/** Watches `key`: its 3 messages arrive, then an error of `code`; `finally` ran, the tracker saw the end. */
+async function failsAfterThree(key: string, code: Code, message: RegExp): Promise<void> {
   const client = await watchClient([tracker.interceptor]);
   reset();
-  const { keys, error } = await collect(client.watch({ key: "string" }));
-  assert.deepEqual(keys, ["string-0", "string-1", "string-2"]);
+  const { keys, error } = await collect(client.watch({ key }));
+  assert.deepEqual(keys, [`${key}-0`, `${key}-1`, `${key}-2`]);
   assert.ok(error instanceof ConnectError);
-  assert.equal(error.code, Code.Unknown);
-  assert.match(error.rawMessage, /not an Error/);
+  assert.equal(error.code, code);
+  assert.match(error.rawMessage, message);
   assert.equal(seen.finallyRan, 1);
   assert.equal(tracker.inFlight, 0);
-});
+}
 
-test("a message over writeMaxBytes after 3: the client gets the 3, then ResourceExhausted; the handler's finally runs", async () => {
-  const client = await watchClient([tracker.interceptor]);
-  reset();
-  const { keys, error } = await collect(client.watch({ key: "big" }));
-  assert.deepEqual(keys, ["big-0", "big-1", "big-2"]);
-  assert.ok(error instanceof ConnectError);
-  assert.equal(error.code, Code.ResourceExhausted);
-  assert.equal(seen.finallyRan, 1);
-  assert.equal(tracker.inFlight, 0);
-});
+test("a handler that throws a non-Error after 3 messages: the client gets the 3, then Unknown; the tracker sees the end", () =>
+  failsAfterThree("string", Code.Unknown, /not an Error/));
+
+test("a message over writeMaxBytes after 3: the client gets the 3, then ResourceExhausted; the handler's finally runs", () =>
+  failsAfterThree("big", Code.ResourceExhausted, /larger than|1024/));
 
 test("a client that cancels an endless stream: the handler's finally runs, no message after, the tracker sees the end", async () => {
   const client = await watchClient([tracker.interceptor]);
