@@ -567,7 +567,7 @@ class ServerConnection {
               this.interceptors,
             )(call.input as AsyncIterable<never>);
       // Pulls from the handler's own iterator, applying the normalising and
-      // error maps here (a MappedStream's parts): no wrapper promise and no
+      // error maps here (a MappedStream's parts): no wrapper's promise or
       // result object per message. As `for await`: an error of next() (or
       // of a map) ends the loop without return(); leaving it otherwise
       // (call gone, a message over the limit) calls return(), which runs
