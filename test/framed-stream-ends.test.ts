@@ -78,10 +78,10 @@ after(async () => {
   for (const close of closers) await close();
 });
 
-async function watchClient(interceptors: Interceptor[]) {
+async function watchClient(interceptors: Interceptor[], router = routes) {
   const path = join(tempDir("cpfse-"), "f.sock");
   const server = await FramedServer.listen(
-    routes,
+    router,
     { network: "unix", path },
     { interceptors, writeMaxBytes: 1024 },
   );
@@ -156,6 +156,35 @@ test("an interceptor that replaces the stream with its own generator: its messag
   assert.deepEqual(keys, ["string-0!", "string-1!", "string-2!"]);
   assert.equal(ConnectError.from(error).code, Code.Unknown);
   assert.equal(seen.finallyRan, 1);
+});
+
+test("a message over writeMaxBytes from a stream whose return() throws synchronously: the client still gets ResourceExhausted (the body's error wins, as in for await)", async () => {
+  let returned = 0;
+  const client = await watchClient([tracker.interceptor], (router) => {
+    router.service(KV, {
+      watch: () => ({
+        [Symbol.asyncIterator]: () => {
+          let sent = 0;
+          return {
+            next: () =>
+              Promise.resolve(
+                sent++ < 3
+                  ? { done: false, value: { key: `k-${sent}` } }
+                  : { done: false, value: { key: "big", value: new Uint8Array(4096) } },
+              ),
+            return: () => {
+              returned++;
+              throw new Error("return failed");
+            },
+          };
+        },
+      }),
+    });
+  });
+  const { keys, error } = await collect(client.watch({ key: "x" }));
+  assert.deepEqual(keys, ["k-1", "k-2", "k-3"]);
+  assert.equal(ConnectError.from(error).code, Code.ResourceExhausted);
+  assert.equal(returned, 1);
 });
 
 // Last: it stops the tracker for good.

@@ -597,8 +597,13 @@ class ServerConnection {
           this.encoder.send(this.out, FrameType.message, id);
           if (this.out.needDrain) await this.drained();
         } catch (error) {
-          // As `for await`: the body's error wins over one of return().
-          await Promise.resolve(it.return?.()).catch(() => undefined);
+          // As `for await`: the body's error wins over one of return(),
+          // thrown or rejected.
+          try {
+            await it.return?.();
+          } catch {
+            // the body's error is the one that counts
+          }
           throw error;
         }
       }
