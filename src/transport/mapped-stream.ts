@@ -69,7 +69,16 @@ export class MappedStream<T = unknown> implements AsyncIterable<T> {
       }
     };
     return {
-      next: () => it.next().then(step, failed),
+      // A next() that throws rather than rejects is mapped too, as the
+      // framed server's runStream (which awaits it in a try) maps it.
+      next: () => {
+        try {
+          return it.next().then(step, failed);
+        } catch (error) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the mapped error as it is
+          return Promise.reject(mapError(error));
+        }
+      },
       return: (value?: unknown) =>
         it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
       throw: (error?: unknown) =>

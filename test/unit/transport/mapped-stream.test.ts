@@ -71,3 +71,23 @@ test("parts() of a plain iterable: itself, with maps that change nothing", () =>
   assert.equal(parts.mapValue(7), 7);
   assert.equal(parts.mapError(error), error);
 });
+
+test("a source whose next() throws synchronously: the error passes through the error map, as the framed server maps it", async () => {
+  const source: AsyncIterable<number> = {
+    [Symbol.asyncIterator]: () => ({
+      next: (): Promise<IteratorResult<number>> => {
+        throw new Error("next failed");
+      },
+    }),
+  };
+  const explained = MappedStream.errors(
+    source,
+    (e) => new Error(`explained: ${(e as Error).message}`),
+  );
+  await assert.rejects(
+    (async () => {
+      for await (const _ of explained);
+    })(),
+    /explained: next failed/,
+  );
+});
