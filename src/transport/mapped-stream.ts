@@ -81,9 +81,13 @@ export class MappedStream<T = unknown> implements AsyncIterable<T> {
       },
       return: (value?: unknown) =>
         it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      // Reaches the source, whose answer is mapped as next()'s is (a
+      // generator that catches the error may yield a value or fail).
       throw: (error?: unknown) =>
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the mapped error as it is
-        it.throw?.(error) ?? Promise.reject(mapError(error)),
+        it.throw !== undefined
+          ? it.throw(error).then(step, failed)
+          : // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the mapped error as it is
+            Promise.reject(mapError(error)),
     } as AsyncIterator<T>;
   }
 }

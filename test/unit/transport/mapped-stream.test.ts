@@ -91,3 +91,30 @@ test("a source whose next() throws synchronously: the error passes through the e
     /explained: next failed/,
   );
 });
+
+test("throw() reaches the source, and its result is mapped as next()'s is", async () => {
+  async function* catching(): AsyncGenerator<number> {
+    try {
+      yield 1;
+    } catch {
+      yield 2;
+    }
+    throw new Error("after the throw");
+  }
+  const explain = (e: unknown): Error => new Error(`explained: ${(e as Error).message}`);
+  const it = MappedStream.errors(
+    MappedStream.values(catching(), (v) => v * 10),
+    explain,
+  )[Symbol.asyncIterator]();
+  assert.deepEqual(await it.next(), { done: false, value: 10 });
+  assert.deepEqual(await it.throw?.(new Error("stop")), { done: false, value: 20 });
+  await assert.rejects(it.next(), /explained: after the throw/);
+  const bare = MappedStream.errors(singleton(), explain)[Symbol.asyncIterator]();
+  await assert.rejects(bare.throw!(new Error("stop")), /explained: stop/);
+});
+
+function singleton(): AsyncIterable<number> {
+  return {
+    [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: false, value: 1 }) }),
+  };
+}
