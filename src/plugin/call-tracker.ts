@@ -7,6 +7,7 @@ import {
 } from "@connectrpc/connect";
 import { IdleWaiters } from "../transport/idle-waiters.js";
 import { CallAbort, abortOf } from "../transport/lazy-abort.js";
+import { MappedStream } from "../transport/mapped-stream.js";
 import { signalBlind } from "../transport/signal-view.js";
 
 /**
@@ -88,24 +89,15 @@ export class CallTracker {
   }
 
   /**
-   * The stream with its errors explained. A plain iterator rather than an
-   * async generator (`yield*`): one promise hop per message instead of
-   * several, which shows at 100k+ messages/s.
+   * The stream with its errors explained: a MappedStream, so the map joins
+   * the normalising one rather than adding a promise per message, and the
+   * framed server applies it without any wrapper (see mapped-stream.ts).
    */
   private explainStream<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
-    return {
-      [Symbol.asyncIterator]: (): AsyncIterator<T> => {
-        const it = messages[Symbol.asyncIterator]();
-        return {
-          next: () =>
-            it.next().then(undefined, (error: unknown) => Promise.reject(this.explain(error))),
-          return: (value?: unknown) =>
-            it.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
-          throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(this.explain(error)),
-        };
-      },
-    };
+    return MappedStream.errors(messages, this.explainError);
   }
+
+  private readonly explainError = (error: unknown): Error => this.explain(error);
 
   /**
    * Refuses new calls from now on, and resolves once no call is in flight or

@@ -19,6 +19,7 @@ import {
 import { normalize } from "./call-support.js";
 import type { CallContext } from "./handler-context.js";
 import { CALL_ABORT } from "./lazy-abort.js";
+import { MappedStream } from "./mapped-stream.js";
 import { newRequest } from "./run-call.js";
 import { applyInterceptors, handlerView } from "./signal-view.js";
 
@@ -255,26 +256,15 @@ export async function invokeStream(
   return settled(await applyInterceptors(anyFn, interceptors)(req), ctx);
 }
 
-/** The messages, each normalized, as a plain iterator (no generator hops). */
+/**
+ * The messages, each normalized: a MappedStream, which the call tracker's
+ * error map joins and the framed server pulls from without wrapper promises.
+ */
 function normalizeStream(
   desc: DescMessage,
   messages: AsyncIterable<unknown>,
 ): AsyncIterable<unknown> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      const it = messages[Symbol.asyncIterator]();
-      return {
-        next: () =>
-          it
-            .next()
-            .then((r) =>
-              r.done === true ? r : { done: false, value: normalize(desc, r.value as never) },
-            ),
-        return: (value?: unknown) =>
-          it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
-      };
-    },
-  };
+  return MappedStream.values(messages, (value) => normalize(desc, value as never));
 }
 
 function afterStream(messages: AsyncIterable<unknown>, then: () => void): AsyncIterable<unknown> {

@@ -22,6 +22,7 @@ import {
   type UnarySpec,
 } from "../invoke.js";
 import { handlerView } from "../signal-view.js";
+import { MappedStream } from "../mapped-stream.js";
 import { errorToWire } from "./errors.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
 import {
@@ -566,16 +567,46 @@ class ServerConnection {
               handlerView(ctx),
               this.interceptors,
             )(call.input as AsyncIterable<never>);
-      for await (const message of output) {
-        if (this.calls.get(id) !== call) return;
-        this.prepare(entry.method.output, message);
-        if (!sentHeader) {
-          sentHeader = true;
-          const header = headersToPairs(ctx.responseHeader);
-          this.out.frame(FrameType.header, id, header && jsonPayload(header));
+      // Pulls from the handler's own iterator, applying the normalising and
+      // error maps here (a MappedStream's parts): no wrapper's promise or
+      // result object per message. As `for await`: an error of next() (or
+      // of a map) ends the loop without return(); leaving it otherwise
+      // (call gone, a message over the limit) calls return(), which runs
+      // the handler's `finally`.
+      const { source, mapValue, mapError } = MappedStream.parts(output);
+      const it = source[Symbol.asyncIterator]();
+      for (;;) {
+        let message: unknown;
+        try {
+          const r = await it.next();
+          if (r.done === true) break;
+          message = mapValue(r.value);
+        } catch (error) {
+          throw mapError(error);
         }
-        this.encoder.send(this.out, FrameType.message, id);
-        if (this.out.needDrain) await drained(this.socket);
+        if (this.calls.get(id) !== call) {
+          await it.return?.();
+          return;
+        }
+        try {
+          this.prepare(entry.method.output, message);
+          if (!sentHeader) {
+            sentHeader = true;
+            const header = headersToPairs(ctx.responseHeader);
+            this.out.frame(FrameType.header, id, header && jsonPayload(header));
+          }
+          this.encoder.send(this.out, FrameType.message, id);
+          if (this.out.needDrain) await drained(this.socket);
+        } catch (error) {
+          // As `for await`: the body's error wins over one of return(),
+          // thrown or rejected.
+          try {
+            await it.return?.();
+          } catch {
+            // the body's error is the one that counts
+          }
+          throw error;
+        }
       }
     } catch (error) {
       this.fail(id, call, error, sentHeader);
