@@ -50,6 +50,12 @@ test("status: secrets in URLs and arguments are masked", async () => {
     ]);
   });
   assert.equal(redact("TOKEN=abc node p.js --password=x"), "TOKEN=*** node p.js --password=***");
+  // A password with an unencoded "@": the URL's user info ends at the last one.
+  assert.equal(redact("http://ada:se@cret@host:1/x"), "http://***@host:1/x");
+  assert.equal(new URL("http://ada:se@cret@host:1/x").host, "host:1");
+  // An "@" after the authority is not user info.
+  assert.equal(redact("http://host:1/a@b?c=d@e"), "http://host:1/a@b?c=d@e");
+  assert.equal(redact("http://host:1?c=d@e#f@g"), "http://host:1?c=d@e#f@g");
 });
 
 test("status: nosniff everywhere, and a CSP that allows only the page's own script and style", async () => {

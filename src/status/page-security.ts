@@ -82,7 +82,10 @@ const SECRET_ARG = /(pass(word)?|token|secret|api[-_]?key|credential|auth)/i;
  * `--token x` style arguments, `TOKEN=x` style assignments.
  */
 export function redact(text: string): string {
-  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, "$1***@");
+  // User info runs to the authority's last "@" (as URL parsers read it), so
+  // a password with an unencoded "@" is masked whole; "/", "?" and "#" end
+  // the authority before it.
+  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, "$1***@");
   out = out.replace(/(\S*?)([=:])(\S+)/g, (whole, name: string, sep: string) =>
     SECRET_ARG.test(name) && !/:\/\//.test(whole) ? `${name}${sep}***` : whole,
   );
