@@ -16,7 +16,7 @@ import { negotiateVersion, parseVersionList } from "../protocol/versions.js";
 import type { NodeHandler, PluginHttpServer, ServerTls } from "../transport/http-server.js";
 import type { NodeAdapter } from "../transport/node-adapter.js";
 import type { BoundAddress, ListenTarget } from "../transport/listen.js";
-import { FramedServer } from "../transport/framed/server.js";
+import { FramedServer, type FramedServerOptions } from "../transport/framed/server.js";
 import { DEFAULT_MAX_FRAME_BYTES } from "../transport/framed/frames.js";
 import { createPrivateSocket, type PrivateSocket } from "../transport/socket-dir.js";
 import type { CorsOptions } from "../security/cors.js";
@@ -244,17 +244,7 @@ async function serveLaunched(
   const http: Listening =
     goPlugin === undefined
       ? await FramedServer.listen(server.routes, target, {
-          interceptors: [
-            ...launchGuard,
-            ...(options.interceptors ?? []),
-            ...server.routerOptions.interceptors,
-          ],
-          shutdownSignal: server.routerOptions.shutdownSignal,
-          readMaxBytes: options.readMaxBytes,
-          writeMaxBytes: options.writeMaxBytes,
-          maxQueuedRequestBytes: options.maxQueuedRequestBytes,
-          maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
-          onPeerCutOff: (reason) => pluginLog("warn", reason),
+          ...framedOptions(server, launchGuard, options),
           ...(tls !== undefined && { tls }),
         })
       : await (async () => {
@@ -497,13 +487,7 @@ function networkFramed(
   options: ServeOptions,
 ): FramedServer {
   return FramedServer.detached(server.routes, {
-    interceptors: [...guard, ...(options.interceptors ?? []), ...server.routerOptions.interceptors],
-    shutdownSignal: server.routerOptions.shutdownSignal,
-    readMaxBytes: options.readMaxBytes,
-    writeMaxBytes: options.writeMaxBytes,
-    maxQueuedRequestBytes: options.maxQueuedRequestBytes,
-    maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
-    onPeerCutOff: (reason) => pluginLog("warn", reason),
+    ...framedOptions(server, guard, options),
     peer: "the caller",
     contextValues: (socket) =>
       createContextValues().set(
@@ -513,6 +497,29 @@ function networkFramed(
           : "",
       ),
   });
+}
+
+/**
+ * What every framed server of a plugin shares, launched or on the network:
+ * the guard first (a call without the launch token or credentials goes no
+ * further), then the user's interceptors, then the router's; the size and
+ * queue limits of ServeOptions; a peer cut off for sending too much is a
+ * warning in the plugin's log.
+ */
+function framedOptions(
+  server: PluginServer,
+  guard: Interceptor[],
+  options: ServeOptions,
+): FramedServerOptions {
+  return {
+    interceptors: [...guard, ...(options.interceptors ?? []), ...server.routerOptions.interceptors],
+    shutdownSignal: server.routerOptions.shutdownSignal,
+    readMaxBytes: options.readMaxBytes,
+    writeMaxBytes: options.writeMaxBytes,
+    maxQueuedRequestBytes: options.maxQueuedRequestBytes,
+    maxConnectionQueuedRequestBytes: options.maxConnectionQueuedRequestBytes,
+    onPeerCutOff: (reason) => pluginLog("warn", reason),
+  };
 }
 
 /** What lifecycle() needs from a server: where it listens, and how to close it. */
