@@ -21,8 +21,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import * as tls from "node:tls";
-import { create, fromBinary, type DescMessage } from "@bufbuild/protobuf";
-import { BytesValueSchema, OptionSchema } from "@bufbuild/protobuf/wkt";
+import type * as Protobuf from "@bufbuild/protobuf";
+import type * as Wkt from "@bufbuild/protobuf/wkt";
 import type * as Frames from "../src/transport/framed/frames.js";
 import type * as Encode from "../src/transport/framed/encode.js";
 import type * as AutoMtls from "../src/security/auto-mtls.js";
@@ -47,6 +47,11 @@ async function child(root: string, kind: Kind, n: number): Promise<void> {
   const { clientTlsDefaults, serverTlsDefaults } = await load<typeof TlsDefaults>(
     "transport/tls-defaults.js",
   );
+  // protobuf-es as ROOT's code imports it: one instance per build, as in an application.
+  const esm = (path: string): string =>
+    pathToFileURL(join(root, "..", "node_modules/@bufbuild/protobuf/dist/esm", path)).href;
+  const { create, fromBinary } = (await import(esm("index.js"))) as typeof Protobuf;
+  const { BytesValueSchema, OptionSchema } = (await import(esm("wkt/index.js"))) as typeof Wkt;
   const dir = mkdtempSync(join(tmpdir(), "mib-tls-writer-"));
   const server = generateAutoMtlsCertificate("P-256");
   const client = generateAutoMtlsCertificate("P-256");
@@ -71,7 +76,7 @@ async function child(root: string, kind: Kind, n: number): Promise<void> {
   });
   await once(ours, "secureConnect");
   const [peer] = await accepted;
-  const schema: DescMessage = kind === "flat" ? BytesValueSchema : OptionSchema;
+  const schema: Protobuf.DescMessage = kind === "flat" ? BytesValueSchema : OptionSchema;
   const bytes = new Uint8Array(MiB).fill(7);
   const message =
     kind === "flat"
@@ -129,7 +134,9 @@ async function main(): Promise<void> {
         entry.cpu.push(got.cpu);
         entry.p50.push(got.p50);
         results.set(key, entry);
-        console.error(`round ${r + 1} ${key}: ${got.cpu.toFixed(0)} µs CPU, p50 ${got.p50.toFixed(0)} µs`);
+        console.error(
+          `round ${r + 1} ${key}: ${got.cpu.toFixed(0)} µs CPU, p50 ${got.p50.toFixed(0)} µs`,
+        );
       }
   const fmt = (xs: number[]): string =>
     `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;

@@ -225,12 +225,14 @@ for (let round = 1; round <= P.rounds; round++) {
   // go-plugin of 0.4-3.6x); finer interleaving and more calls give every
   // contender the same mix of modes (docs/local-transports.md, session 25).
   const big = new Map<string, number[]>();
+  const tBig = performance.now();
   for (let batch = 0; batch < P.bigBatches; batch++)
     for (const c of shuffled(contenders)) {
       await c.unary(REWARM.big, MiB);
       big.set(c.name, [...(big.get(c.name) ?? []), ...(await c.unary(P.big, MiB))]);
     }
   for (const [name, values] of big) measured(S.big, name, values, false);
+  log(`  1 MiB calls: ${Math.round((performance.now() - tBig) / 1000)} s`);
   for (const c of shuffled(contenders)) {
     await c.stream(P.stream / 10);
     measured(S.stream, c.name, [await c.stream(P.stream)], true);
