@@ -11,7 +11,6 @@
  */
 
 import { Socket } from "node:net";
-import { TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { MeasuredMessage } from "../codec/measured-message.js";
 import { PairsHeaders } from "../lazy-pairs-headers.js";
@@ -456,7 +455,7 @@ const SPARE_IDLE_MS = 1_000;
  * callers whose answers arrived in one read leave in one syscall, and small
  * frames cost no writev bookkeeping. Small frames are assembled in place in
  * a shared 64 KiB buffer (no buffer per frame, no join before the write);
- * large payloads are not copied on a plain socket.
+ * large payloads are not copied.
  */
 export class FrameWriter {
   /** Buffers waiting for the flush, before the frames in `batch` (large payloads only). */
@@ -479,12 +478,9 @@ export class FrameWriter {
    * stream hands its chunks on after it), so there each frame gets new memory.
    */
   private readonly keeps: boolean;
-  /** Whether the socket joins a writev's buffers into new memory (TLS): see assemble(). */
-  private readonly joins: boolean;
 
   constructor(private readonly socket: Duplex) {
     this.keeps = socket instanceof Socket;
-    this.joins = socket instanceof TLSSocket;
     // A closed socket's writer keeps nothing: not its buffer, nor a timer
     // holding the writer (and the connection) for another second.
     if (this.keeps) socket.once("close", () => this.letGo());
@@ -493,11 +489,10 @@ export class FrameWriter {
   /**
    * A frame whose payload is the message `measured` measured last: a small
    * one written straight into the batch, a large one into one buffer of the
-   * frame's size (assemble()). Unlike frame()'s large payloads on a plain
-   * socket, the message's bytes are copied: its bytes fields are the
-   * caller's, who may reuse them once the message is handed over. The
-   * message is written before anything else, so that if write() throws, no
-   * frame or byte of one is queued.
+   * frame's size. Unlike frame()'s large payloads, the message's bytes are
+   * copied: its bytes fields are the caller's, who may reuse them once the
+   * message is handed over. The message is written before anything else,
+   * so that if write() throws, no frame or byte of one is queued.
    */
   encoded(type: FrameType, id: number, measured: MeasuredMessage): void {
     const size = measured.size;
@@ -506,37 +501,25 @@ export class FrameWriter {
       const end = measured.write(batch, this.used + FRAME_HEADER_BYTES);
       writeHeader(batch, this.used, size, type, id);
       this.used = end;
-    } else this.assemble(type, id, size, measured);
-    this.queued();
-  }
-
-  /**
-   * Queues a large frame as one buffer (large()): `content` (a measured
-   * message, or a payload's bytes) written after the header, and the frames
-   * still waiting in the batch (a call's open frame, say) copied in front:
-   * a TLS socket joins the buffers of a writev into one new buffer before
-   * encrypting them (a 1 MiB copy into 1 MiB of new memory per call), but
-   * encrypts a single buffer as it is. `content` is written first (see
-   * encoded()).
-   */
-  private assemble(
-    type: FrameType,
-    id: number,
-    size: number,
-    content: MeasuredMessage | Uint8Array,
-  ): void {
-    const before = this.used - this.start;
-    const buf = this.large(before + FRAME_HEADER_BYTES + size);
-    if (content instanceof Uint8Array) buf.set(content, before + FRAME_HEADER_BYTES);
-    else content.write(buf, before + FRAME_HEADER_BYTES);
-    if (before > 0) {
-      (this.batch as Buffer).copy(buf, 0, this.start, this.used);
-      this.start = this.used;
+    } else {
+      // The frames still waiting in the batch (a call's open frame, say) are
+      // copied in front of this one: a TLS socket joins the buffers of a
+      // writev into one new buffer before encrypting them (a 1 MiB copy and
+      // 1 MiB of external memory per call), but encrypts a single buffer
+      // as it is.
+      const before = this.used - this.start;
+      const buf = this.large(before + FRAME_HEADER_BYTES + size);
+      measured.write(buf, before + FRAME_HEADER_BYTES);
+      if (before > 0) {
+        (this.batch as Buffer).copy(buf, 0, this.start, this.used);
+        this.start = this.used;
+      }
+      writeHeader(buf, before, size, type, id);
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
+      if (this.keeps && buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
     }
-    writeHeader(buf, before, size, type, id);
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.keeps && buf.buffer.byteLength <= SPARE_MAX_BYTES) this.returnable.add(buf);
+    this.queued();
   }
 
   /**
@@ -600,18 +583,9 @@ export class FrameWriter {
     return batch;
   }
 
-  /**
-   * A frame of `payload` (a message toBinary encoded, JSON): a small one
-   * copied into the batch; a large one written as it is on a plain socket
-   * (header and payload in one corked write, no copy), and on a TLS socket
-   * copied into one buffer with its header (assemble(): kept memory, where
-   * TLS would copy a writev into new memory).
-   */
   frame(type: FrameType, id: number, payload?: Uint8Array): void {
     const length = payload?.byteLength ?? 0;
-    if (length >= COPY_LIMIT && this.joins) {
-      this.assemble(type, id, length, payload as Uint8Array);
-    } else if (length >= COPY_LIMIT) {
+    if (length >= COPY_LIMIT) {
       this.cutBatch();
       const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
       writeHeader(head, 0, length, type, id);
