@@ -84,11 +84,11 @@ async function main(): Promise<void> {
     console.log(`| --- | --- | --- | --- | --- |`);
     for (const [name, xs] of p50s) {
       const mode = name.endsWith("AutoMTLS") ? "AutoMTLS" : "plain";
-      const go = `${GO} ${mode}`;
-      const goXs = p50s.get(go) ?? [];
+      const goName = `${GO} ${mode}`;
+      const goXs = p50s.get(goName) ?? [];
       const ratios = xs.map((x, i) => x / (goXs[i] ?? NaN));
       const all = median(pooled.get(name) ?? []);
-      const ratio = all / median(pooled.get(go) ?? []);
+      const ratio = all / median(pooled.get(goName) ?? []);
       console.log(
         `| ${name} | ${fmt(xs)} | ${fmt(ratios, 2)}× | ${all.toFixed(0)} | ${ratio.toFixed(2)}× |`,
       );

@@ -9,7 +9,7 @@
  * Two messages: `toBinary`, an Option whose Any holds the bytes (not flat:
  * encoded by toBinary and framed by frame()), and `flat`, a BytesValue
  * (written by FlatEncoder straight into the frame). Prints, per message and
- * ROOT, the process's CPU per frame (both ends, one thread) and the p50 of
+ * ROOT, the process's CPU per frame (both ends; GC threads included) and the p50 of
  * a frame's write-to-decoded time: median and min-max over ROUNDS rounds,
  * ROOTs in a shuffled order per round.
  */
