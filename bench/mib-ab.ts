@@ -19,6 +19,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GoPluginHost, HostProcess } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
+import { interleavedBatches } from "./batches.js";
 import { median, shuffled } from "./stats.js";
 
 const MIB = 1024 * 1024;
@@ -62,12 +63,9 @@ async function main(): Promise<void> {
     /** Every measured call of each contender: the full run's p50 pools them. */
     const pooled = new Map<string, number[]>();
     for (let r = 0; r < rounds; r++) {
-      const round = new Map<string, number[]>();
-      for (let b = 0; b < batches; b++)
-        for (const [name, h] of shuffled([...hosts])) {
-          await h.unary(warm, MIB);
-          round.set(name, [...(round.get(name) ?? []), ...(await h.unary(n, MIB))]);
-        }
+      const round = await interleavedBatches([...hosts], { batches, warm, n, size: MIB }, (xs) =>
+        shuffled(xs),
+      );
       for (const [name, values] of round) {
         const p50 = median(values);
         p50s.set(name, [...(p50s.get(name) ?? []), p50]);

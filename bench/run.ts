@@ -22,6 +22,7 @@ import { pinnedPlacements, type Placement } from "./placement.js";
 import { bundledBenchPlugin, codeCacheBenchPlugin, snapshotBenchPlugin } from "./bundle.js";
 import { goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
+import { interleavedBatches } from "./batches.js";
 import { markdownTable, markdownTargets, type Row } from "./report.js";
 import { targets } from "./targets.js";
 import {
@@ -219,18 +220,15 @@ for (let round = 1; round <= P.rounds; round++) {
     await c.concurrent(REWARM.concurrentMs, CALLERS);
     measured(S.concurrent, c.name, [await c.concurrent(P.concurrentMs, CALLERS)], true);
   }
-  // 1 MiB calls in several batches of P.big per round, each batch over the
-  // contenders in a fresh order: one batch is 50-500 ms, and its p50 is
-  // whichever mode the machine was in meanwhile (per-round ratios to
-  // go-plugin of 0.4-3.6x); finer interleaving and more calls give every
-  // contender the same mix of modes (docs/local-transports.md, session 25).
-  const big = new Map<string, number[]>();
+  // 1 MiB calls in P.bigBatches batches of P.big per round, each batch over
+  // the contenders in a fresh order after its rewarm (bench/batches.ts):
+  // one batch's p50 alone swung 0.4-3.6x go-plugin's per round.
   const tBig = performance.now();
-  for (let batch = 0; batch < P.bigBatches; batch++)
-    for (const c of shuffled(contenders)) {
-      await c.unary(REWARM.big, MiB);
-      big.set(c.name, [...(big.get(c.name) ?? []), ...(await c.unary(P.big, MiB))]);
-    }
+  const big = await interleavedBatches(
+    contenders.map((c) => [c.name, c] as const),
+    { batches: P.bigBatches, warm: REWARM.big, n: P.big, size: MiB },
+    shuffled,
+  );
   for (const [name, values] of big) measured(S.big, name, values, false);
   log(`  1 MiB calls: ${Math.round((performance.now() - tBig) / 1000)} s`);
   for (const c of shuffled(contenders)) {
