@@ -21,17 +21,26 @@ export interface BatchShape {
   size: number;
 }
 
-/** Runs the batches; the measured latencies of each contender's calls, by key, in the order given. */
+/**
+ * Runs the batches; the measured latencies of each contender's calls, by
+ * key, in the order given. Throws for a shape with no measured call or a
+ * count that is not a whole number (MIB_AB_BATCHES=x would print NaN).
+ */
 export async function interleavedBatches<K>(
   contenders: ReadonlyArray<readonly [K, BatchCaller]>,
   shape: BatchShape,
   shuffle: <T>(items: readonly T[]) => T[],
 ): Promise<Map<K, number[]>> {
+  const { batches, warm, n } = shape;
+  if (![batches, warm, n].every(Number.isInteger) || batches < 1 || n < 1 || warm < 0)
+    throw new RangeError(
+      `batches and n must be whole numbers ≥ 1, warm ≥ 0: ${JSON.stringify(shape)}`,
+    );
   const pooled = new Map<K, number[]>(contenders.map(([key]) => [key, []]));
-  for (let b = 0; b < shape.batches; b++)
+  for (let b = 0; b < batches; b++)
     for (const [key, c] of shuffle(contenders)) {
-      await c.unary(shape.warm, shape.size);
-      pooled.get(key)?.push(...(await c.unary(shape.n, shape.size)));
+      await c.unary(warm, shape.size);
+      pooled.get(key)?.push(...(await c.unary(n, shape.size)));
     }
   return pooled;
 }

@@ -48,3 +48,17 @@ test("interleavedBatches: every contender gets the same batches, each after its 
     assert.deepEqual(values, returned.get(key), `${key}: its measured calls only, in order`);
   }
 });
+
+test("interleavedBatches refuses a shape without measured calls or with a count that is not whole (fake contender)", async () => {
+  const calls: number[] = [];
+  const fake = [["a", { unary: async (n: number) => (calls.push(n), []) }]] as const;
+  for (const shape of [
+    { batches: 0, warm: 2, n: 20 },
+    { batches: 5, warm: 2, n: 0 },
+    { batches: Number("x"), warm: 2, n: 20 },
+    { batches: 5, warm: -1, n: 20 },
+    { batches: 1.5, warm: 2, n: 20 },
+  ])
+    await assert.rejects(interleavedBatches(fake, { ...shape, size: 1 }, shuffled), RangeError);
+  assert.deepEqual(calls, [], "no call made");
+});
