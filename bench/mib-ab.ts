@@ -7,15 +7,19 @@
  * every ROOT, go-plugin with AutoMTLS and without, and the raw unix-socket
  * floor. Each round runs every contender in a shuffled order: WARM
  * unmeasured 1 MiB calls (MIB_AB_WARM, default 2, as the benchmark's
- * rewarm), then N measured ones (MIB_AB_N, default 20, as a full run).
- * Prints each contender's p50 (median and min-max of the rounds' p50s)
- * and, per round, each build's ratio to go-plugin with the same TLS.
+ * rewarm), then N measured ones (MIB_AB_N, default 20, as a full run's
+ * batch); MIB_AB_BATCHES such batches per round (default 1; a full run
+ * has 5), each over the contenders in a fresh order. Prints each
+ * contender's p50 (median and min-max of the rounds' p50s), per round each
+ * build's ratio to go-plugin with the same TLS, and the p50 of all its
+ * calls pooled (as a full run reports it) with its ratio.
  */
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GoPluginHost, HostProcess } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
+import { interleavedBatches } from "./batches.js";
 import { median, shuffled } from "./stats.js";
 
 const MIB = 1024 * 1024;
@@ -28,6 +32,7 @@ async function main(): Promise<void> {
   const roots = process.argv.length > 3 ? process.argv.slice(3).map((r) => resolve(r)) : [ownRoot];
   const warm = Number(process.env.MIB_AB_WARM ?? 2);
   const n = Number(process.env.MIB_AB_N ?? 20);
+  const batches = Number(process.env.MIB_AB_BATCHES ?? 1);
   const go = await buildGoContenders();
   const hosts = new Map<string, HostProcess>();
   try {
@@ -55,24 +60,36 @@ async function main(): Promise<void> {
     );
     for (const h of hosts.values()) await h.unary(3, MIB);
     const p50s = new Map<string, number[]>();
-    for (let r = 0; r < rounds; r++)
-      for (const [name, h] of shuffled([...hosts])) {
-        await h.unary(warm, MIB);
-        const p50 = median(await h.unary(n, MIB));
+    /** Every measured call of each contender: the full run's p50 pools them. */
+    const pooled = new Map<string, number[]>();
+    for (let r = 0; r < rounds; r++) {
+      const round = await interleavedBatches([...hosts], { batches, warm, n, size: MIB }, (xs) =>
+        shuffled(xs),
+      );
+      for (const [name, values] of round) {
+        const p50 = median(values);
         p50s.set(name, [...(p50s.get(name) ?? []), p50]);
+        pooled.set(name, [...(pooled.get(name) ?? []), ...values]);
         console.error(`round ${r + 1} ${name}: p50 ${p50.toFixed(0)} µs`);
       }
+    }
     const fmt = (xs: number[], digits = 0): string =>
       `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+    const shape = batches > 1 ? `${batches} × (${warm} + ${n})` : `${warm} + ${n}`;
     console.log(
-      `| 1 MiB unary, ${rounds} rounds of ${warm} + ${n} calls | p50 µs | ÷ go-plugin, per round |`,
+      `| 1 MiB unary, ${rounds} rounds of ${shape} calls | p50 µs | ÷ go-plugin, per round | pooled p50 µs | pooled ÷ go-plugin |`,
     );
-    console.log(`| --- | --- | --- |`);
+    console.log(`| --- | --- | --- | --- | --- |`);
     for (const [name, xs] of p50s) {
       const mode = name.endsWith("AutoMTLS") ? "AutoMTLS" : "plain";
-      const goXs = p50s.get(`${GO} ${mode}`) ?? [];
+      const goName = `${GO} ${mode}`;
+      const goXs = p50s.get(goName) ?? [];
       const ratios = xs.map((x, i) => x / (goXs[i] ?? NaN));
-      console.log(`| ${name} | ${fmt(xs)} | ${fmt(ratios, 2)}× |`);
+      const all = median(pooled.get(name) ?? []);
+      const ratio = all / median(pooled.get(goName) ?? []);
+      console.log(
+        `| ${name} | ${fmt(xs)} | ${fmt(ratios, 2)}× | ${all.toFixed(0)} | ${ratio.toFixed(2)}× |`,
+      );
     }
   } finally {
     await Promise.all([...hosts.values()].map((h) => h.close()));

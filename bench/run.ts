@@ -22,6 +22,7 @@ import { pinnedPlacements, type Placement } from "./placement.js";
 import { bundledBenchPlugin, codeCacheBenchPlugin, snapshotBenchPlugin } from "./bundle.js";
 import { goHostConnectPlugin } from "./interop.js";
 import { buildGoContenders, goVersion } from "./go-build.js";
+import { interleavedBatches } from "./batches.js";
 import { markdownTable, markdownTargets, type Row } from "./report.js";
 import { targets } from "./targets.js";
 import {
@@ -78,6 +79,7 @@ const P = quick
       rounds: 3,
       unary: 500,
       big: 15,
+      bigBatches: 2,
       concurrentMs: 500,
       stream: 30_000,
       cold: 2,
@@ -87,6 +89,7 @@ const P = quick
       rounds: 7,
       unary: 2_000,
       big: 20,
+      bigBatches: 5,
       concurrentMs: 1_500,
       stream: 100_000,
       cold: 3,
@@ -217,10 +220,17 @@ for (let round = 1; round <= P.rounds; round++) {
     await c.concurrent(REWARM.concurrentMs, CALLERS);
     measured(S.concurrent, c.name, [await c.concurrent(P.concurrentMs, CALLERS)], true);
   }
-  for (const c of shuffled(contenders)) {
-    await c.unary(REWARM.big, MiB);
-    measured(S.big, c.name, await c.unary(P.big, MiB), false);
-  }
+  // 1 MiB calls in P.bigBatches batches of P.big per round, each batch over
+  // the contenders in a fresh order after its rewarm (bench/batches.ts):
+  // one batch's p50 alone swung 0.4-3.6x go-plugin's per round.
+  const tBig = performance.now();
+  const big = await interleavedBatches(
+    contenders.map((c) => [c.name, c] as const),
+    { batches: P.bigBatches, warm: REWARM.big, n: P.big, size: MiB },
+    shuffled,
+  );
+  for (const [name, values] of big) measured(S.big, name, values, false);
+  log(`  1 MiB calls: ${Math.round((performance.now() - tBig) / 1000)} s`);
   for (const c of shuffled(contenders)) {
     await c.stream(P.stream / 10);
     measured(S.stream, c.name, [await c.stream(P.stream)], true);
