@@ -30,8 +30,36 @@ export function urlAuthorization(url: URL): string | undefined {
   return credentials === undefined ? undefined : basicAuthorization(credentials);
 }
 
-/** A URL's scheme and user info (up to the authority's last `@`, as URL parsing takes it). */
-const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+/**
+ * A URL's scheme, then its user info up to the authority's last `@`, as URL
+ * parsers read it ("/", "?" and "#" end the authority before it, so an `@`
+ * in the path, query or fragment is not one): the one spelling of it, for
+ * status() (below) and the status page (page-security.ts redact). `ends`:
+ * what else ends the user info.
+ */
+const userInfo = (anchor: "^" | "", ends: string, flags: string): RegExp =>
+  new RegExp(`${anchor}([a-z][a-z0-9+.-]*:\\/\\/)([^/?#${ends}]*)@`, flags);
+/** In one URL string, at its start: the parser drops tabs and newlines and encodes spaces, so whitespace is user info. */
+const URL_USER_INFO = userInfo("^", "", "i");
+/** In free text, every URL in it: whitespace ends a URL. */
+const TEXT_USER_INFO = userInfo("", "\\s", "gi");
+
+/**
+ * `text` with the user info of its URLs (scheme and user info without the
+ * `@`, see userInfo) replaced by what `mask` makes of it, `@` included.
+ * `text` is one URL ("url": its start only) or free text ("text": every URL
+ * in it, as a command line or a log line spells them).
+ */
+export function replaceUserInfo(
+  text: string,
+  within: "url" | "text",
+  mask: (scheme: string, info: string) => string,
+): string {
+  return text.replace(
+    within === "url" ? URL_USER_INFO : TEXT_USER_INFO,
+    (_, scheme: string, info: string) => mask(scheme, info),
+  );
+}
 
 /**
  * `url` with its secret shown as `***`, for what reports where a plugin is
@@ -41,15 +69,15 @@ const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
  * the secret (`https://TOKEN@host`). The rest stays as given.
  */
 export function withMaskedCredentials(url: string): string {
-  return url.replace(USER_INFO, (whole, scheme: string, info: string) => {
+  return replaceUserInfo(url, "url", (scheme, info) => {
     const colon = info.indexOf(":");
     const user = colon < 0 ? info : info.slice(0, colon);
     if (colon >= 0 && colon < info.length - 1) return `${scheme}${user}:***@`;
-    return user === "" ? whole : `${scheme}***@`;
+    return user === "" ? `${scheme}${info}@` : `${scheme}***@`;
   });
 }
 
 /** `url` without its user info (user and password), for messages. */
 export function withoutUserInfo(url: string): string {
-  return url.replace(USER_INFO, "$1");
+  return replaceUserInfo(url, "url", (scheme) => scheme);
 }
