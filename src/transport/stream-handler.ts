@@ -30,6 +30,7 @@ import {
   type ServerStreamSpec,
   type StreamSpec,
 } from "./invoke.js";
+import { MappedStream } from "./mapped-stream.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { RequestStream, type RequestFormat } from "./request-stream.js";
 import { StreamBatch } from "./stream-batch.js";
@@ -318,25 +319,40 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
     );
   }
 
-  /** Pulls the implementation's messages (`invoked`) into the batch, then ends the response. */
+  /**
+   * Pulls the implementation's messages (`invoked`) into the batch, then
+   * ends the response. As the framed server's runStream, it pulls from the
+   * implementation's own iterator and applies the normalising and error
+   * maps itself (a MappedStream's parts): no wrapper promise per message.
+   * An error of next() or of a map ends the loop without return(), as
+   * `for await` does; leaving it otherwise calls return() (stopOutput)
+   * without waiting for it: a `finally` that never settles must not hold
+   * back the response's end, which carries the error.
+   */
   private async pump(invoked: Promise<AsyncIterable<unknown>>): Promise<void> {
     const batch = this.batch;
     try {
-      const output = await invoked;
-      const it = (this.it = output[Symbol.asyncIterator]());
+      const { source, mapValue, mapError } = MappedStream.parts(await invoked);
+      const it = (this.it = source[Symbol.asyncIterator]());
       if (this.closed) {
         this.stopOutput();
         return;
       }
       for (;;) {
-        const r = await it.next();
-        if (this.closed) return;
-        if (r.done === true) break;
+        let message: unknown;
+        try {
+          const r = await it.next();
+          if (this.closed) return;
+          if (r.done === true) break;
+          message = mapValue(r.value);
+        } catch (error) {
+          throw mapError(error);
+        }
         if (!this.respondedHeaders && !this.respondOrReset()) {
           this.stopOutput();
           return;
         }
-        const compress = this.append(r.value);
+        const compress = this.append(message);
         if (compress !== undefined) {
           await this.appendCompressed(0, compress);
           if (this.closed) return;
