@@ -34,6 +34,7 @@ import { MappedStream } from "./mapped-stream.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { RequestStream, type RequestFormat } from "./request-stream.js";
 import { StreamBatch } from "./stream-batch.js";
+import { stopIterator } from "./stop-iterator.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
 import { oneEnvelope, type Sink } from "./unary-wire.js";
 
@@ -325,9 +326,8 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
    * implementation's own iterator and applies the normalising and error
    * maps itself (a MappedStream's parts): no wrapper promise per message.
    * An error of next() or of a map ends the loop without return(), as
-   * `for await` does; leaving it otherwise calls return() (stopOutput)
-   * without waiting for it: a `finally` that never settles must not hold
-   * back the response's end, which carries the error.
+   * `for await` does; leaving it otherwise calls return() without waiting
+   * for it (stopOutput).
    */
   private async pump(invoked: Promise<AsyncIterable<unknown>>): Promise<void> {
     const batch = this.batch;
@@ -501,20 +501,13 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
     this.input?.detach();
   }
 
-  /** Tells the implementation's iterator to stop; its finally runs. */
+  /** Tells the implementation's iterator to stop, without waiting; its finally runs. */
   private stopOutput(): void {
     const it = this.it;
     this.it = undefined;
-    if (it?.return === undefined) return;
-    try {
-      void it.return().catch(ignore);
-    } catch {
-      // A return() that throws at once: nothing more to stop.
-    }
+    stopIterator(it);
   }
 }
-
-function ignore(): void {}
 
 /** A client or bidi stream's request cut by a reset or a close before its end. */
 function clientGone(): ConnectError {
