@@ -19,11 +19,7 @@ after(() => {
 });
 
 /** A script that starts the grandchild, writes `stderrBytes` to stderr, then runs `then`. */
-function script(
-  name: string,
-  stderrBytes: number,
-  then: string,
-): { path: string; pidFile: string } {
+function script(name: string, stderrBytes: number, then: string) {
   const path = join(dir, `${name}.cjs`);
   const pidFile = join(dir, `${name}.pid`);
   writeFileSync(
