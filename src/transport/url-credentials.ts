@@ -43,22 +43,38 @@ const userInfo = (anchor: "^" | "", ends: string, flags: string): RegExp =>
 const URL_USER_INFO = userInfo("^", "", "i");
 /** In free text, every URL in it: whitespace ends a URL. */
 const TEXT_USER_INFO = userInfo("", "\\s", "gi");
+/** Schemes whose URLs node's parser (WHATWG's) reads with "\" for "/". */
+const SPECIAL = new Set(["http:", "https:", "ws:", "wss:", "ftp:", "file:"]);
 
 /**
  * `text` with the user info of its URLs (scheme and user info without the
  * `@`, see userInfo) replaced by what `mask` makes of it, `@` included.
- * `text` is one URL ("url": its start only) or free text ("text": every URL
- * in it, as a command line or a log line spells them).
+ * `text` is free text ("text": every URL in it, as a command line or a log
+ * line spells them) or one URL ("url"), whose user info is the one node's
+ * URL parser reads, which the transports send: as given where the string
+ * spells it as the parser reads it, otherwise in the parser's own form
+ * (its href: for leading spaces, `http:user:pw@host`, a "\" for a "/");
+ * a string the parser refuses, as given.
  */
 export function replaceUserInfo(
   text: string,
   within: "url" | "text",
   mask: (scheme: string, info: string) => string,
 ): string {
-  return text.replace(
-    within === "url" ? URL_USER_INFO : TEXT_USER_INFO,
-    (_, scheme: string, info: string) => mask(scheme, info),
-  );
+  const replace = (_: string, scheme: string, info: string): string => mask(scheme, info);
+  if (within === "text") return text.replace(TEXT_USER_INFO, replace);
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    return text.replace(URL_USER_INFO, replace);
+  }
+  const given = URL_USER_INFO.exec(text);
+  if (given !== null && !(SPECIAL.has(parsed.protocol) && given[2]?.includes("\\") === true)) {
+    return text.replace(URL_USER_INFO, replace);
+  }
+  if (parsed.username === "" && parsed.password === "") return text;
+  return parsed.href.replace(URL_USER_INFO, replace);
 }
 
 /**
@@ -66,7 +82,9 @@ export function replaceUserInfo(
  * (PluginClient.status()'s `where` and endpoints, PluginManager.status()'s
  * `location`): the password, the user name staying to tell instances
  * apart; or, with no password (none or empty), the user name, which is then
- * the secret (`https://TOKEN@host`). The rest stays as given.
+ * the secret (`https://TOKEN@host`). The rest stays as given (but see
+ * replaceUserInfo: a URL spelled otherwise than node reads it is shown in
+ * node's form).
  */
 export function withMaskedCredentials(url: string): string {
   return replaceUserInfo(url, "url", (scheme, info) => {
