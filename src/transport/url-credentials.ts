@@ -31,18 +31,66 @@ export function urlAuthorization(url: URL): string | undefined {
 }
 
 /**
- * A URL's scheme, then its user info up to the authority's last `@`, as URL
- * parsers read it ("/", "?" and "#" end the authority before it, so an `@`
- * in the path, query or fragment is not one): the one spelling of it, for
- * status() (below) and the status page (page-security.ts redact). `ends`:
- * what else ends the user info.
+ * Where a URL's user info is in `text`: a scheme, then the user info up to
+ * the authority's last `@`, as URL parsers read it ("/", "?" and "#" end the
+ * authority before it, so an `@` in the path, query or fragment is not one):
+ * the one spelling of it, for status() (below) and the status page
+ * (page-security.ts redact). `anchored`: one URL, at the start of `text`
+ * (whitespace is user info then: the parser drops tabs and newlines and
+ * encodes spaces); otherwise every URL in free text, whitespace ending one.
+ * As the regular expression /([a-z][a-z0-9+.-]*:\/\/)([^/?#\s]*)@/gi
+ * would find them (^ and no \s when anchored), but in one pass: that
+ * expression backtracks quadratically on a long run of letters, or a
+ * scheme followed by a long authority without `@` (9 s for 100 KB).
  */
-const userInfo = (anchor: "^" | "", ends: string, flags: string): RegExp =>
-  new RegExp(`${anchor}([a-z][a-z0-9+.-]*:\\/\\/)([^/?#${ends}]*)@`, flags);
-/** In one URL string, at its start: the parser drops tabs and newlines and encodes spaces, so whitespace is user info. */
-const URL_USER_INFO = userInfo("^", "", "i");
-/** In free text, every URL in it: whitespace ends a URL. */
-const TEXT_USER_INFO = userInfo("", "\\s", "gi");
+function findUserInfo(
+  text: string,
+  anchored: boolean,
+  found: (start: number, infoStart: number, at: number) => void,
+): void {
+  /** Where the last match ended: the next one's scheme starts no earlier. */
+  let floor = 0;
+  for (let sep = text.indexOf("://"); sep >= 0; sep = text.indexOf("://", sep + 1)) {
+    let start = sep;
+    while (start > floor && SCHEME_CHAR.test(text.charAt(start - 1))) start--;
+    while (start < sep && !LETTER.test(text.charAt(start))) start++;
+    if (start === sep || (anchored && start > 0)) {
+      if (anchored) return;
+      continue;
+    }
+    let at = -1;
+    const infoStart = sep + 3;
+    for (let i = infoStart; i < text.length; i++) {
+      const c = text.charAt(i);
+      if (c === "@") at = i;
+      else if (c === "/" || c === "?" || c === "#" || (!anchored && /\s/.test(c))) break;
+    }
+    if (at >= 0) {
+      found(start, infoStart, at);
+      floor = at + 1;
+    }
+    if (anchored) return;
+    // The next "://" is past this authority (a "/" ended it, or the text did).
+  }
+}
+const SCHEME_CHAR = /[a-z0-9+.-]/i;
+const LETTER = /[a-z]/i;
+
+/** `text` with each user info findUserInfo finds (scheme, info, `@`) replaced by `mask`'s answer. */
+function maskUserInfo(
+  text: string,
+  anchored: boolean,
+  mask: (scheme: string, info: string) => string,
+): string {
+  let out = "";
+  let from = 0;
+  findUserInfo(text, anchored, (start, infoStart, at) => {
+    out += text.slice(from, start) + mask(text.slice(start, infoStart), text.slice(infoStart, at));
+    from = at + 1;
+  });
+  return from === 0 ? text : out + text.slice(from);
+}
+
 /** Schemes whose URLs node's parser (WHATWG's) reads with "\" for "/". */
 const SPECIAL = new Set(["http:", "https:", "ws:", "wss:", "ftp:", "file:"]);
 
@@ -61,20 +109,20 @@ export function replaceUserInfo(
   within: "url" | "text",
   mask: (scheme: string, info: string) => string,
 ): string {
-  const replace = (_: string, scheme: string, info: string): string => mask(scheme, info);
-  if (within === "text") return text.replace(TEXT_USER_INFO, replace);
+  if (within === "text") return maskUserInfo(text, false, mask);
   let parsed: URL;
   try {
     parsed = new URL(text);
   } catch {
-    return text.replace(URL_USER_INFO, replace);
+    return maskUserInfo(text, true, mask);
   }
-  const given = URL_USER_INFO.exec(text);
-  if (given !== null && !(SPECIAL.has(parsed.protocol) && given[2]?.includes("\\") === true)) {
-    return text.replace(URL_USER_INFO, replace);
+  let given: string | undefined;
+  findUserInfo(text, true, (_, infoStart, at) => (given = text.slice(infoStart, at)));
+  if (given !== undefined && !(SPECIAL.has(parsed.protocol) && given.includes("\\"))) {
+    return maskUserInfo(text, true, mask);
   }
   if (parsed.username === "" && parsed.password === "") return text;
-  return parsed.href.replace(URL_USER_INFO, replace);
+  return maskUserInfo(parsed.href, true, mask);
 }
 
 /**
