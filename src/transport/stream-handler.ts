@@ -325,9 +325,10 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
    * ends the response. As the framed server's runStream, it pulls from the
    * implementation's own iterator and applies the normalising and error
    * maps itself (a MappedStream's parts): no wrapper promise per message.
-   * An error of next() or of a map ends the loop without return(), as
-   * `for await` does; leaving it otherwise calls return() without waiting
-   * for it (stopOutput).
+   * Any error (of next(), of a map, of encoding or sending) calls return()
+   * without waiting for it (stopOutput: a generator that threw is already
+   * done and ignores it; one whose message was refused runs its finally);
+   * a close stops it in cancelled().
    */
   private async pump(invoked: Promise<AsyncIterable<unknown>>): Promise<void> {
     const batch = this.batch;
