@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { crc32 } from "node:zlib";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KV, handshake } from "../examples/kv/shared.js";
@@ -340,6 +341,12 @@ test("the build stops a check start that does not end by --timeout and says so",
     res.stderr,
     /started without its cookie, .*hangs-by-hand\.cjs did not exit in 8000 ms \(--timeout\) and was stopped/,
   );
+  // The cache made by the launch before the check stays, for this bundle (its CRC-32 first).
+  const names = codeCacheFiles("hangs-by-hand");
+  const made = readFileSync(join(out, "bundle", names.cache));
+  assert.equal(made.readUInt32BE(0), crc32(readFileSync(join(out, "bundle", names.bundle))));
+  assert.ok(made.length > 4 + 1024, `a cache of ${made.length} bytes`);
+  assert.match(res.stderr, /its loader, bundle and code cache stay/);
 });
 
 /**

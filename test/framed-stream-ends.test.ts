@@ -187,6 +187,33 @@ test("a message over writeMaxBytes from a stream whose return() throws synchrono
   assert.equal(returned, 1);
 });
 
+test("a message over writeMaxBytes from a handler whose finally never settles: the client still gets ResourceExhausted (return() is not awaited, as on the lean HTTP/2 path)", async () => {
+  let entered = 0;
+  const client = await watchClient([tracker.interceptor], (router) => {
+    router.service(KV, {
+      async *watch() {
+        try {
+          yield { key: "k" };
+          yield { key: "big", value: new Uint8Array(4096) };
+        } finally {
+          entered++;
+          await new Promise<never>(() => {});
+        }
+      },
+    });
+  });
+  let bound: NodeJS.Timeout | undefined;
+  const { keys, error } = await Promise.race([
+    collect(client.watch({ key: "x" })),
+    new Promise<never>((_, reject) => {
+      bound = setTimeout(() => reject(new Error("no end of the stream in 10 s")), 10_000);
+    }),
+  ]).finally(() => clearTimeout(bound));
+  assert.deepEqual(keys, ["k"]);
+  assert.equal(ConnectError.from(error).code, Code.ResourceExhausted);
+  assert.equal(entered, 1);
+});
+
 // Last: it stops the tracker for good.
 test("a handler that fails after the grace period, mid-stream: the client gets its messages, then the shutdown's reason", async () => {
   const client = await watchClient([tracker.interceptor]);

@@ -164,6 +164,47 @@ for (const [where, source, { bidi, connectEs = false }] of locations) {
       });
     });
 
+    test("leaving a server stream early (break) runs the plugin handler's finally", async () => {
+      const kv = client.dispense("kv");
+      const key = `mark:finally:${where}`;
+      for await (const _ of kv.watch({ key })) break;
+      await waitFor("the plugin's watch handler to run its finally", async () => {
+        return (await kv.get({ key: `finally:${key}` })).found;
+      });
+      assert.equal((await kv.get({ key: `cancelled:${key}` })).found, true);
+    });
+
+    test(
+      "leaving a bidi stream early (break) cancels it in the plugin and runs its finally",
+      { skip: !bidi && "HTTP/1.1 cannot carry bidi streams" },
+      async () => {
+        const kv = client.dispense("kv");
+        const key = `mark:bidi:${where}`;
+        let release!: () => void;
+        const released = new Promise<void>((r) => (release = r));
+        try {
+          for await (const res of kv.exchange(
+            (async function* () {
+              yield { key };
+              // The request side stays open: only the break ends the call.
+              await released;
+            })(),
+          )) {
+            assert.equal(res.found, false);
+            break;
+          }
+          await waitFor("the plugin's exchange handler to see its cancel", async () => {
+            return (await kv.get({ key: `cancelled:${key}` })).found;
+          });
+          await waitFor("the plugin's exchange handler to run its finally", async () => {
+            return (await kv.get({ key: `finally:${key}` })).found;
+          });
+        } finally {
+          release();
+        }
+      },
+    );
+
     test("return() before a server stream is read cancels it, and no rejection goes unhandled", async () => {
       const kv = client.dispense("kv");
       const unhandled: unknown[] = [];

@@ -122,6 +122,31 @@ for (const [what, user, password, secret] of [
   });
 }
 
+test("status() masks the password of an endpoint spelled otherwise than node prints it (a leading space, no //, a \\ for /), which node's URL parser reads and the calls send", async () => {
+  const url = await urlWithUser();
+  const rest = url.href.slice("http://".length);
+  const masked = new URL(url);
+  masked.password = "***";
+  for (const spelled of [` ${url.href}`, `http:${rest}`, `http:\\\\${rest}`]) {
+    // An endpoint is used as given, as etcd's registrations give it (a string is printed node's way).
+    const client = kvClient(cluster([{ id: "a", url: spelled }]));
+    try {
+      const count = seen.length;
+      await client.start();
+      await client.dispense("kv").put({ key: "a", value: new Uint8Array([1]) });
+      assert.deepEqual(new Set(seen.slice(count)), new Set([BASIC]), spelled);
+      assert.deepEqual(
+        client.status()?.endpoints.map((e) => e.url),
+        [masked.href],
+        spelled,
+      );
+      assert.doesNotMatch(JSON.stringify(client.status()), /s3cret/, spelled);
+    } finally {
+      await client.close();
+    }
+  }
+});
+
 test("a token as the URL's user name is in no message: a failed start names the plugin as http://***@…", async () => {
   // Nothing listens on port 1: the start fails with a message that names the plugin.
   const client = kvClient(remote("http://T0KEN@127.0.0.1:1/"), { startTimeoutMs: 5_000 });

@@ -156,7 +156,12 @@ export async function buildCodeCache(
  * Starts the loader as a person would, without a cookie (the plugin says it
  * is one and exits), and reads what it says of the cache. A start that has
  * not ended after `timeoutMs` is stopped and fails the build: a plugin that
- * does not exit there would hang whoever starts it by hand too.
+ * does not exit there would hang whoever starts it by hand too. The cache
+ * stays then, with the loader and bundle: the launch before made it from
+ * this bundle and ended cleanly, the check only reads it (and was killed,
+ * so it wrote nothing), and a host's start, with the cookie, uses it; the
+ * hang is the plugin's, started without a host, not the cache's. Removing
+ * it would only make those files start slower (the next build replaces it).
  */
 async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheState> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
@@ -166,7 +171,8 @@ async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheS
       "incompatible",
       `started without its cookie, ${args.at(-1)} did not exit in ${timeoutMs} ms (--timeout) ` +
         "and was stopped: a plugin started by hand should say it is one and exit; does " +
-        "something it does before serve() wait for the host?",
+        "something it does before serve() wait for the host? (its loader, bundle and code cache " +
+        "stay, and work as a host starts them)",
     );
   }
   const line = stderr.split("\n").find((l) => l.startsWith(CODE_CACHE_CHECK_PREFIX));

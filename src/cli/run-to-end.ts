@@ -1,7 +1,20 @@
 /** A child process run to its end by the CLI's build commands, with a time limit. */
 import { spawn } from "node:child_process";
 
-/** Runs a command to its end (in `env`, default this process's), or kills it after `timeoutMs`. */
+/**
+ * How long stderr may stay open after the process exited, default 1 s: a
+ * child process of its own (a daemon it started) can hold the pipe open for
+ * as long as it lives, and waiting for the pipe's end would then hang the
+ * build. What the process wrote before it exited is in the pipe already and
+ * is read well within it.
+ */
+export const STDERR_GRACE_MS = 1_000;
+
+/**
+ * Runs a command to its exit (in `env`, default this process's), or kills
+ * it after `timeoutMs`, then reads its stderr to the pipe's end or for
+ * STDERR_GRACE_MS more, whichever comes first (stdout is not read).
+ */
 export function runToEnd(
   command: string,
   args: string[],
@@ -12,6 +25,7 @@ export function runToEnd(
     const child = spawn(command, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let timedOut = false;
+    let grace: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGKILL");
@@ -21,8 +35,14 @@ export function runToEnd(
       clearTimeout(timer);
       reject(error);
     });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      // Ending the pipe on our side lets "close" come.
+      grace = setTimeout(() => child.stderr.destroy(), STDERR_GRACE_MS);
+    });
     child.once("close", (code) => {
       clearTimeout(timer);
+      clearTimeout(grace);
       resolveRun({ code, stderr, timedOut });
     });
   });

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { replaceUserInfo } from "../transport/url-credentials.js";
 
 /**
  * What the status page does to be safe to open: a CSP that allows only the
@@ -82,10 +83,9 @@ const SECRET_ARG = /(pass(word)?|token|secret|api[-_]?key|credential|auth)/i;
  * `--token x` style arguments, `TOKEN=x` style assignments.
  */
 export function redact(text: string): string {
-  // User info runs to the authority's last "@" (as URL parsers read it), so
-  // a password with an unencoded "@" is masked whole; "/", "?" and "#" end
-  // the authority before it.
-  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, "$1***@");
+  // All of a URL's user info (to the authority's last "@", as URL parsers
+  // read it), the user name too: the page is for anyone with its token.
+  let out = replaceUserInfo(text, "text", (scheme) => `${scheme}***@`);
   out = out.replace(/(\S*?)([=:])(\S+)/g, (whole, name: string, sep: string) =>
     SECRET_ARG.test(name) && !/:\/\//.test(whole) ? `${name}${sep}***` : whole,
   );

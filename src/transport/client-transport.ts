@@ -7,6 +7,7 @@ import type {
 } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
 import { H1Pool, type H1Tls } from "./h1-pool.js";
+import { stopIterator } from "./stop-iterator.js";
 import { H2Session, type H2SessionOptions } from "./h2-session.js";
 import {
   createProtocolTransport,
@@ -134,13 +135,33 @@ export function createInProcessTransport(
     transport: withReachableTimeouts(
       createRouterTransport(server.routes, {
         transport: { interceptors: options.interceptors ?? [], ...limits(options) },
-        router: server.routerOptions,
+        router: {
+          ...server.routerOptions,
+          interceptors: [...(server.routerOptions.interceptors ?? []), stopOutputOnAbort],
+        },
       }),
     ),
     close: () => {},
     isBroken: () => false,
   };
 }
+
+/**
+ * The handler's output stops (return(), its finally runs) when its call is
+ * aborted, as the framed and HTTP/2 servers stop it when a stream closes:
+ * connect-es' router leaves a handler suspended at a yield when its caller
+ * leaves the stream (a `break`), and never resumes it. The innermost
+ * server interceptor, so that it holds the handler's own output.
+ */
+const stopOutputOnAbort: Interceptor = (next) => async (req) => {
+  const res = await next(req);
+  if (!res.stream) return res;
+  const it = res.message[Symbol.asyncIterator]();
+  const stop = (): void => stopIterator(it);
+  if (req.signal.aborted) stop();
+  else req.signal.addEventListener("abort", stop, { once: true });
+  return { ...res, message: { [Symbol.asyncIterator]: () => it } };
+};
 
 function limits(options: TransportOptions): { readMaxBytes?: number; writeMaxBytes?: number } {
   const out: { readMaxBytes?: number; writeMaxBytes?: number } = {};

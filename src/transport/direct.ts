@@ -26,6 +26,7 @@ import { handlerView } from "./signal-view.js";
 import { CallRunner, type CallTarget } from "./run-call.js";
 import { CALL_ABORT, CallAbort, abortOf, type AbortView } from "./lazy-abort.js";
 import { collectMethods, type MethodEntry } from "./framed/methods.js";
+import { stopIterator } from "./stop-iterator.js";
 
 /**
  * An in-process transport that calls the plugin's implementation directly:
@@ -232,6 +233,13 @@ async function streamResponse<I extends DescMessage, O extends DescMessage>(
 ): Promise<StreamResponse<I, O>> {
   const caller = abortOf(r);
   const unsubscribe = follow(caller, ctx);
+  // The call's end, however it comes (the caller's break or cancel, the
+  // deadline, the plugin's shutdown, the last message), tells the handler's
+  // output to stop, as the servers do when a stream closes: a handler
+  // suspended at a yield, no longer pulled, runs its finally.
+  const done = ctx[CALL_ABORT];
+  if (done.aborted) stopIterator(output);
+  else done.listen(() => stopIterator(output));
   const finish = (): void => {
     unsubscribe?.();
     ctx.abort(callDone());
@@ -249,8 +257,8 @@ async function streamResponse<I extends DescMessage, O extends DescMessage>(
   if (first.done === true) finish();
   async function* messages(): AsyncGenerator<MessageShape<O>> {
     if (first.done === true) return;
-    yield normalize(r.method.output, first.value);
     try {
+      yield normalize(r.method.output, first.value);
       for (;;) {
         const n = await raceAbort(output.next(), ctx[CALL_ABORT]);
         if (n.done === true) break;
@@ -260,7 +268,6 @@ async function streamResponse<I extends DescMessage, O extends DescMessage>(
       fail(error);
     } finally {
       finish();
-      output.return?.().catch(() => {});
     }
   }
   return {

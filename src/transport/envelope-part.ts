@@ -4,7 +4,8 @@ import { announcedSize } from "./unary-body.js";
 /**
  * An envelope begun in one chunk of a body that goes on in later ones,
  * kept alike by EnvelopeSplitter (the lean paths, which copy each message
- * out) and wholeEnvelopes (connect-es' handlers, given whole envelopes):
+ * out, and through it EnvelopeBody, a gRPC unary answer's) and
+ * wholeEnvelopes (connect-es' handlers, given whole envelopes):
  * its head (5 bytes) until all of it came, then the whole envelope, grown
  * as its bytes arrive (GrowingBytes), never sized by the peer's
  * announcement alone.

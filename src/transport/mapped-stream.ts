@@ -6,8 +6,9 @@
  * Mapping a MappedStream again composes the maps over the same source
  * rather than adding a layer, so a consumer iterating it pays one promise
  * per message whatever the number of maps; a consumer that knows the class
- * (the framed server's runStream) reads `source`, `mapValue` and `mapError`
- * and pulls from the source itself, with no wrapper promise at all.
+ * (the framed server's runStream, the lean HTTP/2 stream handler's pump)
+ * reads `source`, `mapValue` and `mapError` (parts()) and pulls from the
+ * source itself, with no wrapper promise at all.
  *
  * An error of the source or of any value map passes through every error
  * map (the only error map in use, the tracker's, is the outermost).

@@ -9,6 +9,7 @@ import type { AbortListener } from "./lazy-abort.js";
 import { errorFromNode } from "./node-errors.js";
 import { nodeHeadersToWeb } from "./node-headers.js";
 import { drained } from "./drained.js";
+import { stopIterator } from "./stop-iterator.js";
 import {
   type EndEnvelope,
   type EndOfStream,
@@ -467,15 +468,6 @@ export abstract class StreamCall<O extends DescMessage, S extends Writable = Wri
       for (const reader of this.readers.splice(0)) reader.resolve(DONE);
     }
     return Promise.resolve(DONE);
-  }
-}
-
-/** Tells an iterator to stop, not waiting for it; its own failure to stop is not the call's. */
-function stopIterator(it: AsyncIterator<unknown>): void {
-  try {
-    void Promise.resolve(it.return?.()).catch(noop);
-  } catch {
-    // return() threw at once: the call fails with its own error anyway.
   }
 }
 

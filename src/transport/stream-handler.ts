@@ -30,9 +30,11 @@ import {
   type ServerStreamSpec,
   type StreamSpec,
 } from "./invoke.js";
+import { MappedStream } from "./mapped-stream.js";
 import { webHeadersToNode } from "./node-headers.js";
 import { RequestStream, type RequestFormat } from "./request-stream.js";
 import { StreamBatch } from "./stream-batch.js";
+import { stopIterator } from "./stop-iterator.js";
 import type { HandOver, LeanOptions, Peer } from "./unary-handler.js";
 import { oneEnvelope, type Sink } from "./unary-wire.js";
 
@@ -318,25 +320,40 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
     );
   }
 
-  /** Pulls the implementation's messages (`invoked`) into the batch, then ends the response. */
+  /**
+   * Pulls the implementation's messages (`invoked`) into the batch, then
+   * ends the response. As the framed server's runStream, it pulls from the
+   * implementation's own iterator and applies the normalising and error
+   * maps itself (a MappedStream's parts): no wrapper promise per message.
+   * Any error (of next(), of a map, of encoding or sending) calls return()
+   * without waiting for it (stopOutput: a generator that threw is already
+   * done and ignores it; one whose message was refused runs its finally);
+   * a close stops it in cancelled().
+   */
   private async pump(invoked: Promise<AsyncIterable<unknown>>): Promise<void> {
     const batch = this.batch;
     try {
-      const output = await invoked;
-      const it = (this.it = output[Symbol.asyncIterator]());
+      const { source, mapValue, mapError } = MappedStream.parts(await invoked);
+      const it = (this.it = source[Symbol.asyncIterator]());
       if (this.closed) {
         this.stopOutput();
         return;
       }
       for (;;) {
-        const r = await it.next();
-        if (this.closed) return;
-        if (r.done === true) break;
+        let message: unknown;
+        try {
+          const r = await it.next();
+          if (this.closed) return;
+          if (r.done === true) break;
+          message = mapValue(r.value);
+        } catch (error) {
+          throw mapError(error);
+        }
         if (!this.respondedHeaders && !this.respondOrReset()) {
           this.stopOutput();
           return;
         }
-        const compress = this.append(r.value);
+        const compress = this.append(message);
         if (compress !== undefined) {
           await this.appendCompressed(0, compress);
           if (this.closed) return;
@@ -485,20 +502,13 @@ class StreamCall extends LeanBodyCall<http2.ServerHttp2Stream> {
     this.input?.detach();
   }
 
-  /** Tells the implementation's iterator to stop; its finally runs. */
+  /** Tells the implementation's iterator to stop, without waiting; its finally runs. */
   private stopOutput(): void {
     const it = this.it;
     this.it = undefined;
-    if (it?.return === undefined) return;
-    try {
-      void it.return().catch(ignore);
-    } catch {
-      // A return() that throws at once: nothing more to stop.
-    }
+    stopIterator(it);
   }
 }
-
-function ignore(): void {}
 
 /** A client or bidi stream's request cut by a reset or a close before its end. */
 function clientGone(): ConnectError {

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { copyInto, GrowingBytes } from "./growing-bytes.js";
+import { EnvelopeSplitter, type EnvelopeSink } from "./envelope-split.js";
+import { copyInto } from "./growing-bytes.js";
 
 /**
  * A unary response body gathered into one buffer, with connect-es' checks
@@ -73,16 +74,13 @@ export class BodyBytes {
  * the end is an incomplete envelope. Only the first envelope is kept.
  * connect-es parses the first message before it sees what follows, so a
  * message that cannot be parsed is the error reported, not the extra one.
+ * The usual answer, one whole envelope in one chunk, is copied out at
+ * once; any other body is split as a stream's is (EnvelopeSplitter, made
+ * then).
  */
-export class EnvelopeBody {
-  /** A header split over chunks; made only then (the usual envelope comes whole in one chunk). */
-  private head: Uint8Array | undefined;
-  private headFill = 0;
-  /** Length of the envelope being read; -1 while reading a header. */
-  private want = -1;
-  private dataFill = 0;
-  /** The first envelope's data while it arrives (grown with it); later envelopes are only counted. */
-  private data: GrowingBytes | undefined;
+export class EnvelopeBody implements EnvelopeSink {
+  /** Splits every body but one whole envelope in one chunk. */
+  private splitter: EnvelopeSplitter | undefined;
   /**
    * The first complete envelope, its flags and data in two fields rather
    * than an Envelope object per call (read them with `flags` and `first`).
@@ -90,57 +88,36 @@ export class EnvelopeBody {
   private firstFlags = 0;
   private firstData: Uint8Array | undefined;
   private extra = false;
+  /** Every envelope is split (EnvelopeSink): a later one over readMaxBytes throws too. */
+  readonly finished = false;
 
   constructor(private readonly readMaxBytes: number) {}
 
   push(chunk: Uint8Array): void {
-    // The usual case: the whole first envelope in one chunk, copied out once.
-    if (
-      this.firstData === undefined &&
-      this.want < 0 &&
-      this.headFill === 0 &&
-      chunk.byteLength >= 5
-    ) {
-      const length = envelopeSize(chunk, 0, this.readMaxBytes);
-      if (chunk.byteLength === 5 + length) {
-        // A fresh plain array, never a view of node's chunk (see BodyBytes.end()).
-        const data = new Uint8Array(length);
-        copyInto(data, 0, chunk, 5, length);
-        this.firstFlags = chunk[0] as number;
-        this.firstData = data;
-        return;
+    let splitter = this.splitter;
+    if (splitter === undefined) {
+      // The usual case: the whole first envelope in one chunk, copied out once.
+      if (chunk.byteLength >= 5) {
+        const length = envelopeSize(chunk, 0, this.readMaxBytes);
+        if (chunk.byteLength === 5 + length) {
+          // A fresh plain array, never a view of node's chunk (see BodyBytes.end()).
+          const data = new Uint8Array(length);
+          copyInto(data, 0, chunk, 5, length);
+          this.envelope(chunk[0] as number, data);
+          return;
+        }
       }
+      splitter = this.splitter = new EnvelopeSplitter(this, this.readMaxBytes);
     }
-    for (let at = 0; at < chunk.byteLength;) {
-      if (this.want < 0) {
-        const head = (this.head ??= new Uint8Array(5));
-        const n = Math.min(5 - this.headFill, chunk.byteLength - at);
-        head.set(chunk.subarray(at, at + n), this.headFill);
-        this.headFill += n;
-        at += n;
-        if (this.headFill < 5) return;
-        const length = envelopeSize(head, 0, this.readMaxBytes);
-        this.want = length;
-        this.dataFill = 0;
-        if (this.firstData === undefined) this.data = new GrowingBytes(length);
-      } else {
-        const n = Math.min(this.want - this.dataFill, chunk.byteLength - at);
-        this.data?.fill(chunk, at);
-        this.dataFill += n;
-        at += n;
-      }
-      if (this.dataFill === this.want) this.complete();
-    }
+    splitter.push(chunk);
   }
 
-  private complete(): void {
+  /** One whole envelope (EnvelopeSink): the first is kept, a later one is an extra message. */
+  envelope(flags: number, data: Uint8Array): void {
     if (this.firstData === undefined) {
-      this.firstFlags = this.head?.[0] ?? 0;
-      this.firstData = this.data?.bytes() ?? new Uint8Array(0);
+      this.firstFlags = flags;
+      this.firstData = data;
     } else this.extra = true;
-    this.data = undefined;
-    this.want = -1;
-    this.headFill = 0;
   }
 
   /**
@@ -174,7 +151,7 @@ export class EnvelopeBody {
 
   /** Why the body ends inside an envelope, if it does. */
   shortfall(): ConnectError | undefined {
-    return this.headFill > 0 || this.want >= 0 ? incompleteEnvelope() : undefined;
+    return this.splitter?.partial === true ? incompleteEnvelope() : undefined;
   }
 }
 

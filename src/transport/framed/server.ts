@@ -45,6 +45,7 @@ import { MessageLimits } from "./limits.js";
 import { collectMethods, type MethodEntry } from "./methods.js";
 import { createTlsListener, type TlsListenerOptions } from "../tls-listener.js";
 import { drained } from "../drained.js";
+import { stopIterator } from "../stop-iterator.js";
 
 /**
  * TLS for a framed server: its certificate, and which client certificates it
@@ -598,13 +599,8 @@ class ServerConnection {
           this.encoder.send(this.out, FrameType.message, id);
           if (this.out.needDrain) await drained(this.socket);
         } catch (error) {
-          // As `for await`: the body's error wins over one of return(),
-          // thrown or rejected.
-          try {
-            await it.return?.();
-          } catch {
-            // the body's error is the one that counts
-          }
+          // As `for await`, the body's error wins; return() is not awaited.
+          stopIterator(it);
           throw error;
         }
       }
