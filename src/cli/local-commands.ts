@@ -1,12 +1,14 @@
 /** Commands on local plugin directories and keys: list, verify, remove, keygen, sign, pack. */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import * as tar from "tar";
 import { ManagementError } from "../manifest/errors.js";
 import { computeFiles } from "../manifest/files.js";
+import { parseManifestText } from "../manifest/manifest.js";
 import { SIGNATURE_FILE } from "../manifest/types.js";
 import { Installer, installedNames } from "../manager/installer.js";
+import { isLocal, localStat } from "../manager/resolver.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
 import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
 import { generateKeyPair, signManifest } from "../security/signing.js";
@@ -136,6 +138,12 @@ export function registerLocalCommands(program: Command): void {
     .action(
       action((opts: { out: string }) => {
         const pair = generateKeyPair();
+        const keyDir = dirname(resolve(opts.out));
+        if (!existsSync(keyDir))
+          throw new ManagementError(
+            "not-found",
+            `directory ${keyDir} does not exist (--out ${opts.out})`,
+          );
         for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
           if (existsSync(path))
             throw new ManagementError("io", `${path} exists; refusing to overwrite a key`);
@@ -165,6 +173,8 @@ export function registerLocalCommands(program: Command): void {
     .description("sign a plugin's manifest (writes plugin.sig)")
     .action(
       action(async (dir: string, opts: { key: string; updateFiles?: boolean }) => {
+        // A missing key fails before --update-files rewrites anything.
+        localStat(opts.key);
         if (opts.updateFiles === true) {
           const file = findManifestFile(dir);
           if (file !== "plugin.json")
@@ -172,8 +182,11 @@ export function registerLocalCommands(program: Command): void {
               "invalid-manifest",
               `--update-files needs a plugin.json in ${dir}`,
             );
-          const raw = JSON.parse(readFileSync(join(dir, file), "utf8")) as Record<string, unknown>;
-          raw.files = await computeFiles(dir);
+          const path = join(dir, file);
+          const raw = parseManifestText(readFileSync(path, "utf8"), path);
+          if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+            throw new ManagementError("invalid-manifest", `${path} is not a JSON object`);
+          (raw as Record<string, unknown>).files = await computeFiles(dir);
           writeFileSync(join(dir, file), JSON.stringify(raw, null, 2) + "\n");
         }
         const loaded = await loadPluginDir(dir);
@@ -184,7 +197,7 @@ export function registerLocalCommands(program: Command): void {
             { trustedKeys: [], allowUnsigned: true, platform },
           );
         }
-        const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"));
+        const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"), opts.key);
         writeFileSync(join(dir, SIGNATURE_FILE), JSON.stringify(sig) + "\n");
         return {
           json: {
@@ -225,10 +238,14 @@ export function registerLocalCommands(program: Command): void {
  * An installed plugin's directory for a bare name that is installed; a path
  * otherwise. A name wins over a same-named directory in the working
  * directory (write `./kv` for that), so that `verify kv` in a source
- * checkout checks the installed plugin.
+ * checkout checks the installed plugin. A local path (`./kv`, `/opt/kv`, an
+ * existing `kv/x`) is that path, and a "not-found" error naming it when it is
+ * missing or a dangling or looping link.
  */
 export function pluginDirFor(what: string, pluginsDir: string): string {
   const installed = join(pluginsDir, what);
   if (!what.includes("/") && !what.startsWith(".") && existsSync(installed)) return installed;
-  return existsSync(what) ? what : installed;
+  if (!isLocal(what)) return installed;
+  localStat(what);
+  return what;
 }
