@@ -174,7 +174,8 @@ export function registerLocalCommands(program: Command): void {
     .action(
       action(async (dir: string, opts: { key: string; updateFiles?: boolean }) => {
         // A missing key fails before --update-files rewrites anything.
-        localStat(opts.key);
+        if (!localStat(opts.key).isFile())
+          throw new ManagementError("invalid-config", `--key ${opts.key} is not a file`);
         if (opts.updateFiles === true) {
           const file = findManifestFile(dir);
           if (file !== "plugin.json")
