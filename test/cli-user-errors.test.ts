@@ -1,0 +1,153 @@
+/**
+ * What a user can get wrong on the command line, and the one line they get
+ * back: a path that does not exist or is a dangling or looping link, a
+ * plugins directory that is a file, a key file that is missing or not a key,
+ * a manifest or lockfile with a syntax error (line and column), a lockfile of
+ * the wrong shape. Each runs the real CLI in a fresh temporary directory.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { tempDir } from "./helpers.js";
+import { cli } from "./oci-helpers.js";
+
+/** A plugin directory made by `init` (unsigned): `<work>/kv` with kv.mjs. */
+async function initPlugin(work: string): Promise<string> {
+  const dir = join(work, "kv");
+  mkdirSync(dir);
+  writeFileSync(join(dir, "kv.mjs"), "export {};\n");
+  const init = await cli(["init", dir, "--entry", "kv.mjs", "--plugin", "kv=example.kv.v1.KV"]);
+  assert.equal(init.code, 0, init.stderr);
+  return dir;
+}
+
+describe("CLI user errors", () => {
+  test("a path that does not exist is named (exit 4), never tried as a registry", async () => {
+    const work = tempDir("cp-usererr-");
+    const flags = ["--dir", join(work, "plugins"), "--lockfile", join(work, "lock.json")];
+    for (const args of [
+      ["install", "./nope"],
+      ["inspect", "./nope"],
+      ["verify", "./nope"],
+      ["install", "../nope/kv"],
+      ["install", "kv-1.0.0.tar.gz"],
+    ]) {
+      const r = await cli([...flags, ...args], {}, work);
+      assert.deepEqual(
+        [r.code, r.stderr],
+        [4, `connect-plugin: ${args[1]} does not exist\n`],
+        args.join(" "),
+      );
+    }
+  });
+
+  test("a dangling or looping symbolic link is named as such (exit 4)", async () => {
+    const work = tempDir("cp-usererr-");
+    symlinkSync("missing", join(work, "dangling"));
+    symlinkSync("loop-b", join(work, "loop-a"));
+    symlinkSync("loop-a", join(work, "loop-b"));
+    const dangling = await cli(["install", "dangling"], {}, work);
+    assert.deepEqual(
+      [dangling.code, dangling.stderr],
+      [4, "connect-plugin: dangling is a symbolic link to a missing file\n"],
+    );
+    const loop = await cli(["inspect", "loop-a"], {}, work);
+    assert.deepEqual(
+      [loop.code, loop.stderr],
+      [4, "connect-plugin: loop-a is a symbolic link loop\n"],
+    );
+  });
+
+  test("--dir naming a file: exit 7 naming it, not an internal error", async () => {
+    const work = tempDir("cp-usererr-");
+    const file = join(work, "plugins");
+    writeFileSync(file, "");
+    for (const command of ["list", "verify"]) {
+      const r = await cli(["--dir", file, command]);
+      assert.deepEqual(
+        [r.code, r.stderr],
+        [7, `connect-plugin: plugins directory ${file} is not a directory (set it with --dir)\n`],
+        command,
+      );
+    }
+  });
+
+  test("keygen --out in a directory that does not exist: exit 4, nothing written", async () => {
+    const work = tempDir("cp-usererr-");
+    const missing = join(work, "no-such-dir");
+    const r = await cli(["keygen", "--out", join(missing, "release")]);
+    assert.deepEqual(
+      [r.code, r.stderr],
+      [
+        4,
+        `connect-plugin: directory ${missing} does not exist (--out ${join(missing, "release")})\n`,
+      ],
+    );
+    assert.equal(existsSync(missing), false);
+  });
+
+  test("sign with a missing, non-PEM or directory --key names it; --update-files writes nothing first", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = await initPlugin(work);
+    const manifest = readFileSync(join(dir, "plugin.json"), "utf8");
+    writeFileSync(join(dir, "kv.mjs"), "export const changed = 1;\n");
+    const missing = await cli(["sign", dir, "--key", "nokey", "--update-files"], {}, work);
+    assert.deepEqual(
+      [missing.code, missing.stderr],
+      [4, "connect-plugin: nokey does not exist\n"],
+    );
+    assert.equal(readFileSync(join(dir, "plugin.json"), "utf8"), manifest);
+    writeFileSync(join(dir, "kv.mjs"), "export {};\n");
+    writeFileSync(join(work, "bad.key"), "not a key\n");
+    const garbage = await cli(["sign", dir, "--key", "bad.key"], {}, work);
+    assert.equal(garbage.code, 7);
+    assert.match(
+      garbage.stderr,
+      /^connect-plugin: bad\.key is not a PEM private key \(.*\); make one with connect-plugin keygen\n$/,
+    );
+    const directory = await cli(["sign", dir, "--key", "."], {}, work);
+    assert.deepEqual(
+      [directory.code, directory.stderr],
+      [7, "connect-plugin: --key . is not a file\n"],
+    );
+    assert.equal(existsSync(join(dir, "plugin.sig")), false);
+  });
+
+  test("a manifest with a syntax error says line and column on one line (JSON and YAML)", async () => {
+    const work = tempDir("cp-usererr-");
+    mkdirSync(join(work, "j"));
+    writeFileSync(join(work, "j", "plugin.json"), '{\n  "name": "kv",\n  version: 1\n}\n');
+    const json = await cli(["inspect", "./j"], {}, work);
+    assert.equal(json.code, 7);
+    assert.match(
+      json.stderr,
+      /^connect-plugin: invalid manifest j\/plugin\.json: not valid JSON \(.* at line 3, column 3\)\n$/,
+    );
+    mkdirSync(join(work, "y"));
+    writeFileSync(join(work, "y", "plugin.yaml"), "name: kv\n  version: : 1\n");
+    const yaml = await cli(["inspect", "./y"], {}, work);
+    assert.equal(yaml.code, 7);
+    assert.match(
+      yaml.stderr,
+      /^connect-plugin: invalid manifest y\/plugin\.yaml: not valid YAML \(.* at line 1, column \d+\)\n$/,
+    );
+  });
+
+  test("a corrupt lockfile: exit 7 with line and column, or its wrong shape named", async () => {
+    const work = tempDir("cp-usererr-");
+    const lock = join(work, "lock.json");
+    // The lockfile is read before the registry is asked: port 1 is never reached.
+    const install = ["--lockfile", lock, "--registry", "127.0.0.1:1", "install", "kv:1.0.0"];
+    writeFileSync(lock, '{\n  "lockfileVersion": 1,\n');
+    const cut = await cli(install);
+    assert.equal(cut.code, 7);
+    assert.match(cut.stderr, /^connect-plugin: lockfile .* is not JSON: .* at line 3, column 1\n$/);
+    writeFileSync(lock, '{"lockfileVersion": 1, "plugins": null}');
+    const shape = await cli(install);
+    assert.deepEqual(
+      [shape.code, shape.stderr],
+      [7, `connect-plugin: lockfile ${lock} is not a version 1 connect-plugin lockfile\n`],
+    );
+  });
+});
