@@ -93,10 +93,7 @@ describe("CLI user errors", () => {
     const manifest = readFileSync(join(dir, "plugin.json"), "utf8");
     writeFileSync(join(dir, "kv.mjs"), "export const changed = 1;\n");
     const missing = await cli(["sign", dir, "--key", "nokey", "--update-files"], {}, work);
-    assert.deepEqual(
-      [missing.code, missing.stderr],
-      [4, "connect-plugin: nokey does not exist\n"],
-    );
+    assert.deepEqual([missing.code, missing.stderr], [4, "connect-plugin: nokey does not exist\n"]);
     assert.equal(readFileSync(join(dir, "plugin.json"), "utf8"), manifest);
     writeFileSync(join(dir, "kv.mjs"), "export {};\n");
     writeFileSync(join(work, "bad.key"), "not a key\n");
@@ -149,5 +146,57 @@ describe("CLI user errors", () => {
       [shape.code, shape.stderr],
       [7, `connect-plugin: lockfile ${lock} is not a version 1 connect-plugin lockfile\n`],
     );
+  });
+});
+
+describe("CLI user errors: options and commands", () => {
+  test("a --timeout beyond setTimeout's range is refused, not turned into 1 ms (conformance, snapshot)", async () => {
+    const work = tempDir("cp-usererr-");
+    const conformance = await cli([
+      "conformance",
+      "--cookie",
+      "K=V",
+      "--timeout",
+      "1e12",
+      "--",
+      "sleep",
+      "1",
+    ]);
+    const expected = `connect-plugin: --timeout must be a positive number of milliseconds (at most 2147483647), not "1e12"\n`;
+    assert.deepEqual([conformance.code, conformance.stdout, conformance.stderr], [7, "", expected]);
+    writeFileSync(join(work, "entry.mjs"), "export {};\n");
+    const snapshot = await cli(["snapshot", "entry.mjs", "--timeout", "1e12"], {}, work);
+    assert.deepEqual([snapshot.code, snapshot.stderr], [7, expected]);
+    assert.equal(existsSync(join(work, "entry.blob")), false);
+  });
+
+  test("conformance names the option that is wrong, with its value", async () => {
+    for (const [args, message] of [
+      [["--cookie", "KV"], `--cookie must be KEY=VALUE, not "KV"`],
+      [
+        ["--cookie", "K=V", "--protocol-version", "0"],
+        `--protocol-version must be a positive integer, not "0"`,
+      ],
+    ] as const) {
+      const r = await cli(["conformance", ...args, "--", "true"]);
+      assert.deepEqual([r.code, r.stderr], [7, `connect-plugin: ${message}\n`], args.join(" "));
+    }
+  });
+
+  test("conformance on a command that does not exist or cannot run: exit 4 naming it, no checks run", async () => {
+    const work = tempDir("cp-usererr-");
+    writeFileSync(join(work, "plugin"), "#!/bin/sh\n", { mode: 0o644 });
+    for (const [command, message] of [
+      [join(work, "missing"), `${join(work, "missing")} does not exist`],
+      ["no-such-plugin-program", `command "no-such-plugin-program" not found on $PATH`],
+      ["./plugin", "./plugin is not an executable file"],
+    ]) {
+      const r = await cli(["conformance", "--cookie", "K=V", "--", command as string], {}, work);
+      assert.deepEqual(
+        [r.code, r.stdout, r.stderr],
+        [4, "", `connect-plugin: ${message}\n`],
+        command,
+      );
+    }
   });
 });
