@@ -200,3 +200,29 @@ describe("CLI user errors: options and commands", () => {
     }
   });
 });
+
+describe("CLI user errors: status", () => {
+  test("--port (or --host, --allow-remote, --token) without --web: exit 7, not a silent list", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = ["--dir", join(work, "plugins")];
+    const port = await cli([...dir, "status", "--port", "8080"]);
+    assert.deepEqual(
+      [port.code, port.stdout, port.stderr],
+      [7, "", "connect-plugin: --port is for --web only: add --web to serve the status page\n"],
+    );
+    const remote = await cli([...dir, "status", "--host", "0.0.0.0", "--allow-remote"]);
+    assert.deepEqual(
+      [remote.code, remote.stderr],
+      [
+        7,
+        "connect-plugin: --host and --allow-remote are for --web only: add --web to serve the status page\n",
+      ],
+    );
+    const empty = await cli([...dir, "status", "--web", "--port", ""]);
+    // An empty --port was Number("") = 0: any free port.
+    assert.deepEqual(
+      [empty.code, empty.stderr],
+      [7, "connect-plugin: --port must be 0 to 65535, got \n"],
+    );
+  });
+});
