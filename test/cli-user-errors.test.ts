@@ -6,7 +6,15 @@
  * the wrong shape. Each runs the real CLI in a fresh temporary directory.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { tempDir } from "./helpers.js";
@@ -81,7 +89,7 @@ describe("CLI user errors", () => {
       [r.code, r.stderr],
       [
         4,
-        `connect-plugin: directory ${missing} does not exist (--out ${join(missing, "release")})\n`,
+        `connect-plugin: directory ${missing} does not exist (--out ${join(missing, "release.key")})\n`,
       ],
     );
     assert.equal(existsSync(missing), false);
@@ -109,6 +117,32 @@ describe("CLI user errors", () => {
       [7, "connect-plugin: --key . is not a file\n"],
     );
     assert.equal(existsSync(join(dir, "plugin.sig")), false);
+  });
+
+  test("pack: -o in a missing directory or onto a directory is named; a missing file is exit 3, no archive left", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = await initPlugin(work);
+    const missing = join(work, "no-such-dir", "kv.tar.gz");
+    const noDir = await cli(["pack", dir, "-o", missing]);
+    assert.deepEqual(
+      [noDir.code, noDir.stderr],
+      [
+        4,
+        `connect-plugin: directory ${join(work, "no-such-dir")} does not exist (-o ${missing})\n`,
+      ],
+    );
+    const onDir = await cli(["pack", dir, "-o", work]);
+    assert.deepEqual(
+      [onDir.code, onDir.stderr],
+      [7, `connect-plugin: -o ${work} is a directory, not a file\n`],
+    );
+    rmSync(join(dir, "kv.mjs"));
+    const gone = await cli(["pack", "kv"], {}, work);
+    assert.deepEqual(
+      [gone.code, gone.stderr],
+      [3, `connect-plugin: plugin "kv" 0.1.0: file kv.mjs is missing from kv\n`],
+    );
+    assert.deepEqual(readdirSync(work).sort(), ["kv"]);
   });
 
   test("a manifest with a syntax error says line and column on one line (JSON and YAML)", async () => {

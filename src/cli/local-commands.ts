@@ -1,6 +1,6 @@
 /** Commands on local plugin directories and keys: list, verify, remove, keygen, sign, pack. */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import * as tar from "tar";
 import { ManagementError } from "../manifest/errors.js";
@@ -10,8 +10,14 @@ import { SIGNATURE_FILE } from "../manifest/types.js";
 import { Installer, installedNames } from "../manager/installer.js";
 import { isLocal, localStat } from "../manager/resolver.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
-import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
+import {
+  loadPluginDir,
+  verifyPluginDir,
+  findManifestFile,
+  type LoadedPlugin,
+} from "../security/plugin-dir.js";
 import { generateKeyPair, signManifest } from "../security/signing.js";
+import { checkOutputPath, writeThroughTemp } from "./output-file.js";
 import { action, count, globals, noPluginsText, signedText, verifyOptions } from "./program.js";
 
 export function registerLocalCommands(program: Command): void {
@@ -138,12 +144,7 @@ export function registerLocalCommands(program: Command): void {
     .action(
       action((opts: { out: string }) => {
         const pair = generateKeyPair();
-        const keyDir = dirname(resolve(opts.out));
-        if (!existsSync(keyDir))
-          throw new ManagementError(
-            "not-found",
-            `directory ${keyDir} does not exist (--out ${opts.out})`,
-          );
+        checkOutputPath("--out", `${opts.out}.key`);
         for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
           if (existsSync(path))
             throw new ManagementError("io", `${path} exists; refusing to overwrite a key`);
@@ -191,13 +192,7 @@ export function registerLocalCommands(program: Command): void {
           writeFileSync(join(dir, file), JSON.stringify(raw, null, 2) + "\n");
         }
         const loaded = await loadPluginDir(dir);
-        // Never sign a plugin whose files do not match its manifest.
-        for (const platform of Object.keys(loaded.manifest.entrypoints)) {
-          await verifyPluginDir(
-            { ...loaded, signature: undefined },
-            { trustedKeys: [], allowUnsigned: true, platform },
-          );
-        }
+        await checkFiles(loaded);
         const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"), opts.key);
         writeFileSync(join(dir, SIGNATURE_FILE), JSON.stringify(sig) + "\n");
         return {
@@ -221,18 +216,35 @@ export function registerLocalCommands(program: Command): void {
       action(async (dir: string, opts: { out?: string }) => {
         const loaded = await loadPluginDir(dir);
         const out = opts.out ?? `${loaded.manifest.name}-${loaded.manifest.version}.tar.gz`;
+        checkOutputPath("-o", out);
+        await checkFiles(loaded);
         const entries = [
           loaded.manifestFile,
           ...(loaded.signature !== undefined ? [SIGNATURE_FILE] : []),
           ...Object.keys(loaded.manifest.files),
         ];
-        await tar.c({ gzip: true, file: out, cwd: dir, portable: true }, entries);
+        await writeThroughTemp(out, (tmp) =>
+          tar.c({ gzip: true, file: tmp, cwd: dir, portable: true }, entries),
+        );
         return {
           json: { archive: resolve(out), entries },
           text: `wrote ${out} (${count(entries.length, "file")})`,
         };
       }),
     );
+}
+
+/**
+ * Refuses (exit 3, naming the file and both digests) a plugin whose files do
+ * not match its manifest on some platform: neither sign nor pack ships one.
+ */
+async function checkFiles(loaded: LoadedPlugin): Promise<void> {
+  for (const platform of Object.keys(loaded.manifest.entrypoints)) {
+    await verifyPluginDir(
+      { ...loaded, signature: undefined },
+      { trustedKeys: [], allowUnsigned: true, platform },
+    );
+  }
 }
 
 /**
