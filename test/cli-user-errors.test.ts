@@ -81,6 +81,20 @@ describe("CLI user errors", () => {
     }
   });
 
+  test("--trusted-keys naming a file: exit 7 naming it, not an internal error", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = await initPlugin(work);
+    const flags = ["--dir", join(work, "plugins"), "--lockfile", join(work, "lock.json")];
+    const installed = await cli([...flags, "--allow-unsigned", "install", dir]);
+    assert.equal(installed.code, 0, installed.stderr);
+    const file = join(work, "kv", "kv.mjs");
+    const r = await cli([...flags, "--trusted-keys", file, "verify"]);
+    assert.deepEqual(
+      [r.code, r.stderr],
+      [7, `connect-plugin: trusted keys directory ${file} is not a directory (--trusted-keys)\n`],
+    );
+  });
+
   test("keygen --out in a directory that does not exist: exit 4, nothing written", async () => {
     const work = tempDir("cp-usererr-");
     const missing = join(work, "no-such-dir");

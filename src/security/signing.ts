@@ -106,7 +106,13 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
   try {
     names = readdirSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    if (code === "ENOTDIR")
+      throw new ManagementError(
+        "invalid-config",
+        `trusted keys directory ${dir} is not a directory (--trusted-keys)`,
+      );
     throw e;
   }
   const keyFiles = names.filter((n) => n.endsWith(".pub") || n.endsWith(".pem"));
