@@ -210,7 +210,7 @@ describe("CLI user errors: options and commands", () => {
       "sleep",
       "1",
     ]);
-    const expected = `connect-plugin: --timeout must be a positive number of milliseconds (at most 2147483647), not "1e12"\n`;
+    const expected = `connect-plugin: --timeout must be a positive number of milliseconds, not "1e12" (at most 2147483647)\n`;
     assert.deepEqual([conformance.code, conformance.stdout, conformance.stderr], [7, "", expected]);
     writeFileSync(join(work, "entry.mjs"), "export {};\n");
     const snapshot = await cli(["snapshot", "entry.mjs", "--timeout", "1e12"], {}, work);

@@ -16,7 +16,7 @@ export function millisecondsOption(option: string, text: string): number {
   if (text.trim() === "" || !Number.isInteger(ms) || ms < 1 || ms > MAX_TIMEOUT_MS)
     throw new ManagementError(
       "invalid-config",
-      `${option} must be a positive number of milliseconds (at most ${MAX_TIMEOUT_MS}), not ${JSON.stringify(text)}`,
+      `${option} must be a positive number of milliseconds, not ${JSON.stringify(text)} (at most ${MAX_TIMEOUT_MS})`,
     );
   return ms;
 }
