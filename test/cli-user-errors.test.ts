@@ -75,7 +75,7 @@ describe("CLI user errors", () => {
       const r = await cli(["--dir", file, command]);
       assert.deepEqual(
         [r.code, r.stderr],
-        [7, `connect-plugin: plugins directory ${file} is not a directory (set it with --dir)\n`],
+        [7, `connect-plugin: plugins directory ${file} is not a directory\n`],
         command,
       );
     }
@@ -91,7 +91,7 @@ describe("CLI user errors", () => {
     const r = await cli([...flags, "--trusted-keys", file, "verify"]);
     assert.deepEqual(
       [r.code, r.stderr],
-      [7, `connect-plugin: trusted keys directory ${file} is not a directory (--trusted-keys)\n`],
+      [7, `connect-plugin: trusted keys directory ${file} is not a directory\n`],
     );
   });
 

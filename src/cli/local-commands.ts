@@ -143,8 +143,8 @@ export function registerLocalCommands(program: Command): void {
     .description("make an ed25519 signing key pair")
     .action(
       action((opts: { out: string }) => {
-        const pair = generateKeyPair();
         checkOutputPath("--out", `${opts.out}.key`);
+        const pair = generateKeyPair();
         for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
           if (existsSync(path))
             throw new ManagementError("io", `${path} exists; refusing to overwrite a key`);

@@ -245,7 +245,7 @@ export async function installedNames(pluginsDir: string): Promise<string[]> {
     if (code === "ENOTDIR")
       throw new ManagementError(
         "invalid-config",
-        `plugins directory ${pluginsDir} is not a directory (set it with --dir)`,
+        `plugins directory ${pluginsDir} is not a directory`,
       );
     throw e;
   }

@@ -111,7 +111,7 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
     if (code === "ENOTDIR")
       throw new ManagementError(
         "invalid-config",
-        `trusted keys directory ${dir} is not a directory (--trusted-keys)`,
+        `trusted keys directory ${dir} is not a directory`,
       );
     throw e;
   }
