@@ -161,22 +161,20 @@ describe("CLI user errors", () => {
 
   test("a manifest with a syntax error says line and column on one line (JSON and YAML)", async () => {
     const work = tempDir("cp-usererr-");
-    mkdirSync(join(work, "j"));
-    writeFileSync(join(work, "j", "plugin.json"), '{\n  "name": "kv",\n  version: 1\n}\n');
-    const json = await cli(["inspect", "./j"], {}, work);
-    assert.equal(json.code, 7);
-    assert.match(
-      json.stderr,
-      /^connect-plugin: invalid manifest j\/plugin\.json: not valid JSON \(.* at line 3, column 3\)\n$/,
-    );
-    mkdirSync(join(work, "y"));
-    writeFileSync(join(work, "y", "plugin.yaml"), "name: kv\n  version: : 1\n");
-    const yaml = await cli(["inspect", "./y"], {}, work);
-    assert.equal(yaml.code, 7);
-    assert.match(
-      yaml.stderr,
-      /^connect-plugin: invalid manifest y\/plugin\.yaml: not valid YAML \(.* at line 1, column \d+\)\n$/,
-    );
+    for (const [file, text, where] of [
+      ["plugin.json", '{\n  "name": "kv",\n  version: 1\n}\n', "JSON \\(.* at line 3, column 3"],
+      ["plugin.yaml", "name: kv\n  version: : 1\n", "YAML \\(.* at line 1, column \\d+"],
+    ] as const) {
+      const dir = join(work, file);
+      mkdirSync(dir);
+      writeFileSync(join(dir, file), text);
+      const r = await cli(["inspect", `./${file}`], {}, work);
+      assert.equal(r.code, 7);
+      assert.match(
+        r.stderr,
+        new RegExp(`^connect-plugin: invalid manifest ${file}/${file}: not valid ${where}\\)\n$`),
+      );
+    }
   });
 
   test("a corrupt lockfile: exit 7 with line and column, or its wrong shape named", async () => {
