@@ -4,6 +4,8 @@ import { runConformance } from "../conformance/checks.js";
 import { formatReport } from "../conformance/report.js";
 import { ManagementError } from "../manifest/errors.js";
 import { EXIT } from "./exit-codes.js";
+import { checkCommand } from "./find-command.js";
+import { millisecondsOption } from "./milliseconds-option.js";
 import { globals } from "./program.js";
 
 export function registerConformanceCommand(program: Command): void {
@@ -22,14 +24,19 @@ export function registerConformanceCommand(program: Command): void {
         o: { cookie: string; protocolVersion: string; timeout: string },
       ) => {
         const eq = o.cookie.indexOf("=");
-        const version = Number(o.protocolVersion);
-        const timeoutMs = Number(o.timeout);
-        if (eq <= 0 || !Number.isInteger(version) || version < 1 || !(timeoutMs > 0)) {
+        if (eq <= 0)
           throw new ManagementError(
             "invalid-config",
-            "--cookie must be KEY=VALUE, --protocol-version a positive integer, --timeout a positive number of ms",
+            `--cookie must be KEY=VALUE, not ${JSON.stringify(o.cookie)}`,
           );
-        }
+        const version = Number(o.protocolVersion);
+        if (!Number.isInteger(version) || version < 1)
+          throw new ManagementError(
+            "invalid-config",
+            `--protocol-version must be a positive integer, not ${JSON.stringify(o.protocolVersion)}`,
+          );
+        const timeoutMs = millisecondsOption("--timeout", o.timeout);
+        checkCommand(command[0] as string);
         const report = await runConformance({
           command,
           cookieKey: o.cookie.slice(0, eq),

@@ -5,11 +5,19 @@ import type { Command } from "commander";
 import * as tar from "tar";
 import { ManagementError } from "../manifest/errors.js";
 import { computeFiles } from "../manifest/files.js";
+import { parseManifestText } from "../manifest/manifest.js";
 import { SIGNATURE_FILE } from "../manifest/types.js";
 import { Installer, installedNames } from "../manager/installer.js";
+import { isLocal, localStat } from "../manager/resolver.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
-import { loadPluginDir, verifyPluginDir, findManifestFile } from "../security/plugin-dir.js";
+import {
+  loadPluginDir,
+  verifyPluginDir,
+  findManifestFile,
+  type LoadedPlugin,
+} from "../security/plugin-dir.js";
 import { generateKeyPair, signManifest } from "../security/signing.js";
+import { checkOutputPath, writeThroughTemp } from "./output-file.js";
 import { action, count, globals, noPluginsText, signedText, verifyOptions } from "./program.js";
 
 export function registerLocalCommands(program: Command): void {
@@ -135,6 +143,7 @@ export function registerLocalCommands(program: Command): void {
     .description("make an ed25519 signing key pair")
     .action(
       action((opts: { out: string }) => {
+        checkOutputPath("--out", `${opts.out}.key`);
         const pair = generateKeyPair();
         for (const path of [`${opts.out}.key`, `${opts.out}.pub`]) {
           if (existsSync(path))
@@ -165,6 +174,9 @@ export function registerLocalCommands(program: Command): void {
     .description("sign a plugin's manifest (writes plugin.sig)")
     .action(
       action(async (dir: string, opts: { key: string; updateFiles?: boolean }) => {
+        // A missing key fails before --update-files rewrites anything.
+        if (!localStat(opts.key).isFile())
+          throw new ManagementError("invalid-config", `--key ${opts.key} is not a file`);
         if (opts.updateFiles === true) {
           const file = findManifestFile(dir);
           if (file !== "plugin.json")
@@ -172,19 +184,16 @@ export function registerLocalCommands(program: Command): void {
               "invalid-manifest",
               `--update-files needs a plugin.json in ${dir}`,
             );
-          const raw = JSON.parse(readFileSync(join(dir, file), "utf8")) as Record<string, unknown>;
-          raw.files = await computeFiles(dir);
+          const path = join(dir, file);
+          const raw = parseManifestText(readFileSync(path, "utf8"), path);
+          if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+            throw new ManagementError("invalid-manifest", `${path} is not a JSON object`);
+          (raw as Record<string, unknown>).files = await computeFiles(dir);
           writeFileSync(join(dir, file), JSON.stringify(raw, null, 2) + "\n");
         }
         const loaded = await loadPluginDir(dir);
-        // Never sign a plugin whose files do not match its manifest.
-        for (const platform of Object.keys(loaded.manifest.entrypoints)) {
-          await verifyPluginDir(
-            { ...loaded, signature: undefined },
-            { trustedKeys: [], allowUnsigned: true, platform },
-          );
-        }
-        const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"));
+        await checkFiles(loaded);
+        const sig = signManifest(loaded.manifest, readFileSync(opts.key, "utf8"), opts.key);
         writeFileSync(join(dir, SIGNATURE_FILE), JSON.stringify(sig) + "\n");
         return {
           json: {
@@ -207,12 +216,16 @@ export function registerLocalCommands(program: Command): void {
       action(async (dir: string, opts: { out?: string }) => {
         const loaded = await loadPluginDir(dir);
         const out = opts.out ?? `${loaded.manifest.name}-${loaded.manifest.version}.tar.gz`;
+        checkOutputPath("-o", out);
+        await checkFiles(loaded);
         const entries = [
           loaded.manifestFile,
           ...(loaded.signature !== undefined ? [SIGNATURE_FILE] : []),
           ...Object.keys(loaded.manifest.files),
         ];
-        await tar.c({ gzip: true, file: out, cwd: dir, portable: true }, entries);
+        await writeThroughTemp(out, (tmp) =>
+          tar.c({ gzip: true, file: tmp, cwd: dir, portable: true }, entries),
+        );
         return {
           json: { archive: resolve(out), entries },
           text: `wrote ${out} (${count(entries.length, "file")})`,
@@ -222,13 +235,30 @@ export function registerLocalCommands(program: Command): void {
 }
 
 /**
+ * Refuses (exit 3, naming the file and both digests) a plugin whose files do
+ * not match its manifest on some platform: neither sign nor pack ships one.
+ */
+async function checkFiles(loaded: LoadedPlugin): Promise<void> {
+  for (const platform of Object.keys(loaded.manifest.entrypoints)) {
+    await verifyPluginDir(
+      { ...loaded, signature: undefined },
+      { trustedKeys: [], allowUnsigned: true, platform },
+    );
+  }
+}
+
+/**
  * An installed plugin's directory for a bare name that is installed; a path
  * otherwise. A name wins over a same-named directory in the working
  * directory (write `./kv` for that), so that `verify kv` in a source
- * checkout checks the installed plugin.
+ * checkout checks the installed plugin. A local path (`./kv`, `/opt/kv`, an
+ * existing `kv/x`) is that path, and a "not-found" error naming it when it is
+ * missing or a dangling or looping link.
  */
 export function pluginDirFor(what: string, pluginsDir: string): string {
   const installed = join(pluginsDir, what);
   if (!what.includes("/") && !what.startsWith(".") && existsSync(installed)) return installed;
-  return existsSync(what) ? what : installed;
+  if (!isLocal(what)) return installed;
+  localStat(what);
+  return what;
 }

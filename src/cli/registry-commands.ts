@@ -9,7 +9,7 @@ import { BlobCache } from "../oci/blob-cache.js";
 import { formatReference, parseReference } from "../oci/reference.js";
 import { extractArchive, Installer, type Installed } from "../manager/installer.js";
 import { readLockfile, updateLockfile } from "../manager/lockfile.js";
-import { isArchive, resolveSource } from "../manager/resolver.js";
+import { isArchive, isLocal, localStat, resolveSource } from "../manager/resolver.js";
 import type { PluginManifest } from "../manifest/types.js";
 import { loadPluginDir, verifyPluginDir } from "../security/plugin-dir.js";
 import {
@@ -37,13 +37,13 @@ export function registerRegistryCommands(program: Command): void {
         const g = globals();
         let manifest;
         let from: string;
-        if (isArchive(what) && existsSync(what)) {
-          manifest = await manifestOfArchive(what);
-          from = what;
-        } else if (existsSync(what) || existsSync(join(g.dir, what))) {
-          const dir = pluginDirFor(what, g.dir);
-          manifest = (await loadPluginDir(dir)).manifest;
-          from = dir;
+        if (isLocal(what) || existsSync(join(g.dir, what))) {
+          const path = pluginDirFor(what, g.dir);
+          manifest =
+            isArchive(path) && localStat(path).isFile()
+              ? await manifestOfArchive(path)
+              : (await loadPluginDir(path)).manifest;
+          from = path;
         } else {
           const ref = parseReference(what, g.registry);
           const pulled = await withProgress(g, (p) =>

@@ -2,8 +2,8 @@
 import { basename, extname } from "node:path";
 import type { Command } from "commander";
 import { action } from "./program.js";
-import { ManagementError } from "../manifest/errors.js";
 import { DEFAULT_SNAPSHOT_TIMEOUT_MS, buildSnapshot } from "./snapshot-build.js";
+import { millisecondsOption } from "./milliseconds-option.js";
 
 export function registerSnapshotCommand(program: Command): void {
   program
@@ -22,13 +22,7 @@ export function registerSnapshotCommand(program: Command): void {
     .action(
       action(async (entry: string, opts: { out?: string; timeout: string }) => {
         const out = opts.out ?? `${basename(entry, extname(entry))}.blob`;
-        const timeoutMs = Number(opts.timeout);
-        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-          throw new ManagementError(
-            "invalid-config",
-            `--timeout must be a positive number of milliseconds, not ${JSON.stringify(opts.timeout)}`,
-          );
-        }
+        const timeoutMs = millisecondsOption("--timeout", opts.timeout);
         const result = await buildSnapshot(entry, out, timeoutMs);
         return {
           json: result,

@@ -34,15 +34,28 @@ export function registerStatusCommand(program: Command): void {
     .option("--token <secret>", "require this token for --web (?token=… or Bearer)")
     .action(
       action(
-        async (options: {
-          web?: boolean;
-          host: string;
-          port: string;
-          allowRemote?: boolean;
-          token?: string;
-          from?: string;
-        }) => {
+        async (
+          options: {
+            web?: boolean;
+            host: string;
+            port: string;
+            allowRemote?: boolean;
+            token?: string;
+            from?: string;
+          },
+          command: Command,
+        ) => {
           const g = globals();
+          // --host, --port, --allow-remote and --token shape the --web page only:
+          // without --web they would be ignored, and the user shown no page.
+          const webOnly = ["host", "port", "allowRemote", "token"]
+            .filter((o) => command.getOptionValueSource(o) === "cli")
+            .map((o) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+          if (options.web !== true && webOnly.length > 0)
+            throw new ManagementError(
+              "invalid-config",
+              `${webOnly.join(" and ")} ${webOnly.length === 1 ? "is" : "are"} for --web only: add --web to serve the status page`,
+            );
           if (options.from !== undefined) {
             const snapshot = await fetchSnapshot(options.from);
             const text =
@@ -62,7 +75,7 @@ export function registerStatusCommand(program: Command): void {
             return { json: { dir: g.dir, plugins }, text };
           }
           const port = Number(options.port);
-          if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          if (options.port.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
             throw new ManagementError(
               "invalid-config",
               `--port must be 0 to 65535, got ${options.port}`,

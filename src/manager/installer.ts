@@ -240,7 +240,13 @@ export async function installedNames(pluginsDir: string): Promise<string[]> {
       .map((e) => e.name)
       .sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    if (code === "ENOTDIR")
+      throw new ManagementError(
+        "invalid-config",
+        `plugins directory ${pluginsDir} is not a directory`,
+      );
     throw e;
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { open, rename, rm, stat, writeFile } from "node:fs/promises";
 import { ManagementError } from "../manifest/errors.js";
+import { syntaxErrorText } from "../manifest/syntax-error.js";
 
 /**
  * One plugin pinned by a lockfile: installing it again fetches exactly
@@ -31,15 +32,23 @@ export interface Lockfile {
 export function readLockfile(path: string): Lockfile {
   if (!existsSync(path)) return { lockfileVersion: 1, plugins: {} };
   let value: Lockfile;
+  const text = readFileSync(path, "utf8");
   try {
-    value = JSON.parse(readFileSync(path, "utf8")) as Lockfile;
+    value = JSON.parse(text) as Lockfile;
   } catch (e) {
     throw new ManagementError(
       "invalid-config",
-      `lockfile ${path} is not JSON: ${(e as Error).message}`,
+      `lockfile ${path} is not JSON: ${syntaxErrorText(text, e)}`,
     );
   }
-  if (value.lockfileVersion !== 1 || typeof value.plugins !== "object") {
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    value.lockfileVersion !== 1 ||
+    typeof value.plugins !== "object" ||
+    value.plugins === null ||
+    Array.isArray(value.plugins)
+  ) {
     throw new ManagementError(
       "invalid-config",
       `lockfile ${path} is not a version 1 connect-plugin lockfile`,

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { lstatSync, statSync, type Stats } from "node:fs";
 import { ManagementError } from "../manifest/errors.js";
 import { parseReference, type OciReference } from "../oci/reference.js";
 
@@ -27,8 +27,8 @@ export function resolveSource(
     builtins?: readonly string[];
   } = {},
 ): Resolved {
-  if (existsSync(text)) {
-    const stat = statSync(text);
+  if (isLocal(text)) {
+    const stat = localStat(text);
     if (stat.isDirectory()) return { kind: "directory", path: text };
     if (isArchive(text)) return { kind: "archive", path: text };
     throw new ManagementError(
@@ -97,6 +97,40 @@ export async function resolveWithFallback(
     else throw e;
   }
   return found ? resolved : { kind: "builtin", name };
+}
+
+/**
+ * Whether `text` can only be a local path: it starts with `/`, `./`, `../` or
+ * `~/`, is `.` or `..`, or names a `.tar.gz` archive. Such a text is never
+ * tried as an OCI reference (`./kv` would otherwise name the registry ".").
+ */
+export function looksLikePath(text: string): boolean {
+  return /^(\.{1,2}|~)?\//.test(text) || text === "." || text === ".." || isArchive(text);
+}
+
+/** Whether `text` names a local path: one that exists (even as a dangling link), or looks like one. */
+export function isLocal(text: string): boolean {
+  return lstatSync(text, { throwIfNoEntry: false }) !== undefined || looksLikePath(text);
+}
+
+/**
+ * A local path's stat, or a "not-found" error naming the path: missing, or a
+ * symbolic link whose target is missing or loops.
+ */
+export function localStat(path: string): Stats {
+  try {
+    return statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const link = lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+    const why =
+      code === "ELOOP"
+        ? "is a symbolic link loop"
+        : link
+          ? "is a symbolic link to a missing file"
+          : "does not exist";
+    throw new ManagementError("not-found", `${path} ${why}`, { cause: e });
+  }
 }
 
 /** Whether a path names a plugin archive (`.tar.gz` or `.tgz`). */

@@ -5,6 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { ManagementError } from "./errors.js";
 import { hostPlatform } from "./platform.js";
 import { NODE_OPTIONS_ALLOWED, type Entrypoint, type PluginManifest } from "./types.js";
+import { syntaxErrorText } from "./syntax-error.js";
 
 let schema: Record<string, unknown> | undefined;
 let validator: ValidateFunction | undefined;
@@ -208,17 +209,23 @@ export function unsafePath(path: string): string | undefined {
 
 /** Parses manifest text, JSON or YAML by file name, and validates it. */
 export function parseManifest(text: string, fileName: string): PluginManifest {
+  return validateManifest(parseManifestText(text, fileName), `manifest ${fileName}`);
+}
+
+/**
+ * Parses manifest text, JSON or YAML by file name, without validating it;
+ * a syntax error is an "invalid-manifest" error saying where (line, column).
+ */
+export function parseManifestText(text: string, fileName: string): unknown {
   const yaml = /\.ya?ml$/i.test(fileName);
-  let value: unknown;
   try {
-    value = yaml ? parseYaml(text) : JSON.parse(text);
+    return yaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
     throw new ManagementError(
       "invalid-manifest",
-      `invalid manifest ${fileName}: not valid ${yaml ? "YAML" : "JSON"} (${(e as Error).message})`,
+      `invalid manifest ${fileName}: not valid ${yaml ? "YAML" : "JSON"} (${syntaxErrorText(text, e)})`,
     );
   }
-  return validateManifest(value, `manifest ${fileName}`);
 }
 
 /** The entrypoint for `platform` (default: this host's), or a clear error. */

@@ -52,13 +52,29 @@ export function generateKeyPair(): KeyPair {
   };
 }
 
-/** Signs a manifest with an ed25519 private key (PEM). */
-export function signManifest(manifest: PluginManifest, privateKeyPem: string): ManifestSignature {
-  const key = createPrivateKey(privateKeyPem);
+/**
+ * Signs a manifest with an ed25519 private key (PEM). `origin` names the key
+ * in errors (default "signing key"; the CLI passes the --key file).
+ */
+export function signManifest(
+  manifest: PluginManifest,
+  privateKeyPem: string,
+  origin = "signing key",
+): ManifestSignature {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(privateKeyPem);
+  } catch (e) {
+    throw new ManagementError(
+      "invalid-config",
+      `${origin} is not a PEM private key (${(e as Error).message}); make one with connect-plugin keygen`,
+      { cause: e },
+    );
+  }
   if (key.asymmetricKeyType !== "ed25519") {
     throw new ManagementError(
       "invalid-config",
-      `signing key is ${String(key.asymmetricKeyType)}, not ed25519`,
+      `${origin} is ${String(key.asymmetricKeyType)}, not ed25519`,
     );
   }
   return {
@@ -90,7 +106,13 @@ export function loadTrustedKeys(dir: string): TrustedKey[] {
   try {
     names = readdirSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    if (code === "ENOTDIR")
+      throw new ManagementError(
+        "invalid-config",
+        `trusted keys directory ${dir} is not a directory`,
+      );
     throw e;
   }
   const keyFiles = names.filter((n) => n.endsWith(".pub") || n.endsWith(".pem"));

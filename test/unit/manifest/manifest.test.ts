@@ -19,6 +19,7 @@ import {
   validateManifest,
 } from "../../../src/manifest/manifest.js";
 import { hostPlatform } from "../../../src/manifest/platform.js";
+import { syntaxErrorText } from "../../../src/manifest/syntax-error.js";
 import type { PluginManifest } from "../../../src/manifest/types.js";
 
 const digest = (c: string): string => `sha256:${c.repeat(64)}`;
@@ -447,6 +448,14 @@ describe("parseManifest", () => {
     assert.deepEqual(parseManifest(JSON.stringify(good), "plugin"), good);
   });
 
+  test("a JSON syntax error says line and column, not the offset", () => {
+    fails(
+      () => parseManifest('{\n  "name": "kv",\n  version: 1\n}', "plugin.json"),
+      "invalid-manifest",
+      "invalid manifest plugin.json: not valid JSON (Expected double-quoted property name in JSON at line 3, column 3)",
+    );
+  });
+
   test("only the last extension counts", () => {
     fails(
       () => parseManifest("{", "plugin.yml.json"),
@@ -481,11 +490,12 @@ describe("parseManifest", () => {
   });
 });
 
+/** JSON.parse's message for `text`, with its position as line and column (syntax-error.ts). */
 function jsonError(text: string): string {
   try {
     JSON.parse(text);
   } catch (e) {
-    return (e as Error).message;
+    return syntaxErrorText(text, e);
   }
   throw new Error("parsed");
 }

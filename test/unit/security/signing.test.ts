@@ -193,7 +193,11 @@ describe("trusted keys", () => {
   test("a path that is not a directory is an error, not an empty key list", () => {
     const dir = tempDir("cp-keys-");
     writeFileSync(join(dir, "file"), "x");
-    assert.throws(() => loadTrustedKeys(join(dir, "file")), { code: "ENOTDIR" });
+    failsWith(
+      () => loadTrustedKeys(join(dir, "file")),
+      "invalid-config",
+      `trusted keys directory ${join(dir, "file")} is not a directory`,
+    );
     mkdirSync(join(dir, "empty"));
     assert.deepEqual(loadTrustedKeys(join(dir, "empty")), []);
   });
