@@ -196,7 +196,7 @@ describe("CLI user errors", () => {
 });
 
 describe("CLI user errors: options and commands", () => {
-  test("a --timeout beyond setTimeout's range is refused, not turned into 1 ms (conformance, snapshot)", async () => {
+  test("a --timeout beyond setTimeout's range is refused, not turned into 1 ms (conformance, snapshot, code-cache)", async () => {
     const work = tempDir("cp-usererr-");
     const conformance = await cli([
       "conformance",
@@ -214,6 +214,13 @@ describe("CLI user errors: options and commands", () => {
     const snapshot = await cli(["snapshot", "entry.mjs", "--timeout", "1e12"], {}, work);
     assert.deepEqual([snapshot.code, snapshot.stderr], [7, expected]);
     assert.equal(existsSync(join(work, "entry.blob")), false);
+    const cache = await cli(
+      ["code-cache", "entry.mjs", "--cookie", "K=V", "--timeout", "1e12"],
+      {},
+      work,
+    );
+    assert.deepEqual([cache.code, cache.stderr], [7, expected]);
+    assert.equal(existsSync(join(work, "dist")), false);
   });
 
   test("conformance names the option that is wrong, with its value", async () => {

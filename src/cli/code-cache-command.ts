@@ -6,6 +6,7 @@ import { action } from "./program.js";
 import { ManagementError } from "../manifest/errors.js";
 import type { HandshakeConfig } from "../protocol/plugin-set.js";
 import { DEFAULT_CODE_CACHE_TIMEOUT_MS, buildCodeCache } from "./code-cache-build.js";
+import { millisecondsOption } from "./milliseconds-option.js";
 
 interface Options {
   cookie?: string;
@@ -44,13 +45,7 @@ export function registerCodeCacheCommand(program: Command): void {
     )
     .action(
       action(async (entry: string, o: Options) => {
-        const timeoutMs = Number(o.timeout);
-        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-          throw new ManagementError(
-            "invalid-config",
-            `--timeout must be a positive number of milliseconds, not ${JSON.stringify(o.timeout)}`,
-          );
-        }
+        const timeoutMs = millisecondsOption("--timeout", o.timeout);
         const handshake = await handshakeOf(o);
         const result = await buildCodeCache(entry, o.outDir, handshake, {
           timeoutMs,
