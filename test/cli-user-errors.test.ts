@@ -278,4 +278,25 @@ describe("CLI user errors: status", () => {
       [7, "connect-plugin: --port must be 0 to 65535, got \n"],
     );
   });
+
+  test("--from with --web: exit 7 naming both, not --web silently dropped", async () => {
+    const work = tempDir("cp-usererr-");
+    // Nothing listens there: the refusal comes before any fetch.
+    const both = await cli([
+      "--dir",
+      join(work, "plugins"),
+      "status",
+      "--from",
+      "http://127.0.0.1:9/",
+      "--web",
+    ]);
+    assert.deepEqual(
+      [both.code, both.stdout, both.stderr],
+      [
+        7,
+        "",
+        "connect-plugin: --from and --web do not go together: --from shows the plugins a running host manages, --web serves a page of the plugins installed here\n",
+      ],
+    );
+  });
 });

@@ -56,6 +56,11 @@ export function registerStatusCommand(program: Command): void {
               "invalid-config",
               `${webOnly.join(" and ")} ${webOnly.length === 1 ? "is" : "are"} for --web only: add --web to serve the status page`,
             );
+          if (options.from !== undefined && options.web === true)
+            throw new ManagementError(
+              "invalid-config",
+              "--from and --web do not go together: --from shows the plugins a running host manages, --web serves a page of the plugins installed here",
+            );
           if (options.from !== undefined) {
             const snapshot = await fetchSnapshot(options.from);
             const text =
