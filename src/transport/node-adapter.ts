@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Writable } from "node:stream";
 import { drained } from "./drained.js";
+import { stopIterator } from "./stop-iterator.js";
 import {
   Code,
   ConnectError,
@@ -335,7 +336,7 @@ async function writeResponse(uRes: UniversalServerResponse, res: NodeResponse): 
   } catch (e) {
     throw errorFromNode(e);
   } finally {
-    void it?.return?.().catch(() => {});
+    stopIterator(it);
   }
 }
 
