@@ -13,6 +13,10 @@
  * Contenders: the HTTP/2 floor's client (bench/contenders.ts rawHttp2:
  * node:http2 with gRPC framing, no Connect, no protobuf) against the Go
  * go-plugin bench plugin and against the Node bench plugin in network mode;
+ * the same client speaking the Connect protocol to the Node plugin
+ * (`floor-node-connect`: the message as the body, the status in the
+ * response's headers, no trailers frame), so that what the gRPC answer's
+ * shape costs node:http2 shows apart from what our code costs;
  * GoPluginClient against the Go plugin; remote() over Connect and over gRPC
  * against the Node plugin. With several ROOTs (dist folders, e.g. the
  * build of main beside this one), each connect-plugin contender runs once
@@ -202,8 +206,12 @@ async function open(
     return floorOver(() => net.connect(plugin.address), plugin.child);
   }
   const plugin = await startNodePlugin();
-  if (kind === "floor-node") {
-    return floorOver(() => net.connect(plugin.port, "127.0.0.1"), plugin.child);
+  if (kind === "floor-node" || kind === "floor-node-connect") {
+    return floorOver(
+      () => net.connect(plugin.port, "127.0.0.1"),
+      plugin.child,
+      kind === "floor-node-connect",
+    );
   }
   const protocol = kind === "remote-grpc" ? "grpc" : "connect";
   const client = new lib.PluginClient({
@@ -226,8 +234,9 @@ async function open(
 function floorOver(
   connect: () => net.Socket,
   server: ChildProcess,
+  connectProtocol = false,
 ): { echo: Echo; close: () => Promise<void> } {
-  const floor = rawClient(connect);
+  const floor = connectProtocol ? rawConnectClient(connect) : rawClient(connect);
   return {
     echo: floor.echo,
     close: () => {
@@ -272,6 +281,45 @@ function rawClient(connect: () => net.Socket): { echo: Echo; close: () => void }
         status === "0" && got === body.length
           ? resolveCall()
           : reject(new Error(`grpc-status ${status}, ${got} bytes`)),
+      );
+      stream.end(body);
+    });
+  };
+  return { echo, close: () => session.destroy() };
+}
+
+/**
+ * The floor's client speaking the Connect protocol: the BytesValue as the
+ * body (no envelope), the call's success read from the response's
+ * `:status` (a Connect unary answer has no trailers frame). Nothing is
+ * decoded, as for rawClient.
+ */
+function rawConnectClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
+  const session = http2.connect("http://localhost", { createConnection: connect });
+  session.on("error", () => {});
+  const message = toBinary(
+    BytesValueSchema,
+    create(BytesValueSchema, { value: new Uint8Array(16) }),
+  );
+  const echo: Echo = (value) => {
+    const body = Buffer.from(message);
+    body.set(value, body.length - value.length);
+    return new Promise<void>((resolveCall, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/bench.v1.BenchService/Echo",
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+      });
+      let status: number | undefined;
+      let got = 0;
+      stream.once("response", (h: http2.IncomingHttpStatusHeader) => (status = h[":status"]));
+      stream.on("data", (c: Buffer) => (got += c.length));
+      stream.once("error", reject);
+      stream.once("close", () =>
+        status === 200 && got === body.length
+          ? resolveCall()
+          : reject(new Error(`status ${status}, ${got} bytes`)),
       );
       stream.end(body);
     });
@@ -335,6 +383,12 @@ async function main(): Promise<void> {
   const contenders: { name: string; kind: string; root: string; letter: string }[] = [
     { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot, letter: "floor" },
     { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot, letter: "floor" },
+    {
+      name: "floor Connect client -> Node plugin",
+      kind: "floor-node-connect",
+      root: ownRoot,
+      letter: "floor",
+    },
   ];
   const letters: string[] = [];
   for (const [i, root] of roots.entries()) {
