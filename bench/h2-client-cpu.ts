@@ -47,15 +47,13 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
-import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { buildGoContenders } from "./go-build.js";
 import { firstMatch } from "./child-output.js";
+import { rawClient, rawConnectClient, type Echo } from "./h2-raw-clients.js";
 import { shuffled } from "./stats.js";
 
 const here = fileURLToPath(import.meta.url);
@@ -68,8 +66,6 @@ interface Result {
   readonly p50Us: number;
   readonly strace?: string;
 }
-
-type Echo = (value: Uint8Array) => Promise<unknown>;
 
 // ---------------------------------------------------------------- child side
 
@@ -245,86 +241,6 @@ function floorOver(
       return Promise.resolve();
     },
   };
-}
-
-/** The floor's client (bench/contenders.ts rawHttp2), sending a real BytesValue. */
-function rawClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
-  const session = http2.connect("http://localhost", { createConnection: connect });
-  session.on("error", () => {});
-  const message = toBinary(
-    BytesValueSchema,
-    create(BytesValueSchema, { value: new Uint8Array(16) }),
-  );
-  const echo: Echo = (value) => {
-    const encoded = Buffer.from(message);
-    encoded.set(value, encoded.length - value.length);
-    const body = Buffer.allocUnsafe(5 + encoded.length);
-    body[0] = 0;
-    body.writeUInt32BE(encoded.length, 1);
-    body.set(encoded, 5);
-    return new Promise<void>((resolveCall, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/bench.v1.BenchService/Echo",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      let status: string | undefined;
-      let got = 0;
-      stream.on("data", (c: Buffer) => (got += c.length));
-      stream.once(
-        "trailers",
-        (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])),
-      );
-      stream.once("error", reject);
-      stream.once("close", () =>
-        status === "0" && got === body.length
-          ? resolveCall()
-          : reject(new Error(`grpc-status ${status}, ${got} bytes`)),
-      );
-      stream.end(body);
-    });
-  };
-  return { echo, close: () => session.destroy() };
-}
-
-/**
- * The floor's client speaking the Connect protocol: the BytesValue as the
- * body (no envelope), the call's success read from the response's
- * `:status` (a Connect unary answer has no trailers frame). Nothing is
- * decoded, as for rawClient.
- */
-function rawConnectClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
-  const session = http2.connect("http://localhost", { createConnection: connect });
-  session.on("error", () => {});
-  const message = toBinary(
-    BytesValueSchema,
-    create(BytesValueSchema, { value: new Uint8Array(16) }),
-  );
-  const echo: Echo = (value) => {
-    const body = Buffer.from(message);
-    body.set(value, body.length - value.length);
-    return new Promise<void>((resolveCall, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/bench.v1.BenchService/Echo",
-        "content-type": "application/proto",
-        "connect-protocol-version": "1",
-      });
-      let status: number | undefined;
-      let got = 0;
-      stream.once("response", (h: http2.IncomingHttpStatusHeader) => (status = h[":status"]));
-      stream.on("data", (c: Buffer) => (got += c.length));
-      stream.once("error", reject);
-      stream.once("close", () =>
-        status === 200 && got === body.length
-          ? resolveCall()
-          : reject(new Error(`status ${status}, ${got} bytes`)),
-      );
-      stream.end(body);
-    });
-  };
-  return { echo, close: () => session.destroy() };
 }
 
 async function startGoPlugin(command: string): Promise<{ child: ChildProcess; address: string }> {
