@@ -14,15 +14,29 @@ import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 /** One echo call with this value. */
 export type Echo = (value: Uint8Array) => Promise<unknown>;
 
-/** The floor's client (bench/contenders.ts rawHttp2), sending a real BytesValue. */
-export function rawClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
+/** A floor client: its echo calls, and close(). */
+export interface RawClient {
+  readonly echo: Echo;
+  readonly close: () => void;
+}
+
+/** A session over `connect`, the 16-byte BytesValue serialized once, and the protocol's echo over them. */
+function rawOver(
+  connect: () => net.Socket,
+  echoOn: (session: http2.ClientHttp2Session, message: Uint8Array) => Echo,
+): RawClient {
   const session = http2.connect("http://localhost", { createConnection: connect });
   session.on("error", () => {});
   const message = toBinary(
     BytesValueSchema,
     create(BytesValueSchema, { value: new Uint8Array(16) }),
   );
-  const echo: Echo = (value) => {
+  return { echo: echoOn(session, message), close: () => session.destroy() };
+}
+
+/** The floor's client (bench/contenders.ts rawHttp2), sending a real BytesValue. */
+export function rawClient(connect: () => net.Socket): RawClient {
+  return rawOver(connect, (session, message) => (value) => {
     const encoded = Buffer.from(message);
     encoded.set(value, encoded.length - value.length);
     const body = Buffer.allocUnsafe(5 + encoded.length);
@@ -51,8 +65,7 @@ export function rawClient(connect: () => net.Socket): { echo: Echo; close: () =>
       );
       stream.end(body);
     });
-  };
-  return { echo, close: () => session.destroy() };
+  });
 }
 
 /**
@@ -61,14 +74,8 @@ export function rawClient(connect: () => net.Socket): { echo: Echo; close: () =>
  * `:status` (a Connect unary answer has no trailers frame). Nothing is
  * decoded, as for rawClient.
  */
-export function rawConnectClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
-  const session = http2.connect("http://localhost", { createConnection: connect });
-  session.on("error", () => {});
-  const message = toBinary(
-    BytesValueSchema,
-    create(BytesValueSchema, { value: new Uint8Array(16) }),
-  );
-  const echo: Echo = (value) => {
+export function rawConnectClient(connect: () => net.Socket): RawClient {
+  return rawOver(connect, (session, message) => (value) => {
     const body = Buffer.from(message);
     body.set(value, body.length - value.length);
     return new Promise<void>((resolveCall, reject) => {
@@ -90,6 +97,5 @@ export function rawConnectClient(connect: () => net.Socket): { echo: Echo; close
       );
       stream.end(body);
     });
-  };
-  return { echo, close: () => session.destroy() };
+  });
 }
