@@ -13,6 +13,10 @@
  * Contenders: the HTTP/2 floor's client (bench/contenders.ts rawHttp2:
  * node:http2 with gRPC framing, no Connect, no protobuf) against the Go
  * go-plugin bench plugin and against the Node bench plugin in network mode;
+ * the same client speaking the Connect protocol to the Node plugin
+ * (`floor-node-connect`: the message as the body, the status in the
+ * response's headers, no trailers frame), so that what the gRPC answer's
+ * shape costs node:http2 shows apart from what our code costs;
  * GoPluginClient against the Go plugin; remote() over Connect and over gRPC
  * against the Node plugin. With several ROOTs (dist folders, e.g. the
  * build of main beside this one), each connect-plugin contender runs once
@@ -43,15 +47,13 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
-import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { buildGoContenders } from "./go-build.js";
 import { firstMatch } from "./child-output.js";
+import { rawClient, rawConnectClient, type Echo } from "./h2-raw-clients.js";
 import { shuffled } from "./stats.js";
 
 const here = fileURLToPath(import.meta.url);
@@ -64,8 +66,6 @@ interface Result {
   readonly p50Us: number;
   readonly strace?: string;
 }
-
-type Echo = (value: Uint8Array) => Promise<unknown>;
 
 // ---------------------------------------------------------------- child side
 
@@ -202,8 +202,12 @@ async function open(
     return floorOver(() => net.connect(plugin.address), plugin.child);
   }
   const plugin = await startNodePlugin();
-  if (kind === "floor-node") {
-    return floorOver(() => net.connect(plugin.port, "127.0.0.1"), plugin.child);
+  if (kind === "floor-node" || kind === "floor-node-connect") {
+    return floorOver(
+      () => net.connect(plugin.port, "127.0.0.1"),
+      plugin.child,
+      kind === "floor-node-connect",
+    );
   }
   const protocol = kind === "remote-grpc" ? "grpc" : "connect";
   const client = new lib.PluginClient({
@@ -226,8 +230,9 @@ async function open(
 function floorOver(
   connect: () => net.Socket,
   server: ChildProcess,
+  connectProtocol = false,
 ): { echo: Echo; close: () => Promise<void> } {
-  const floor = rawClient(connect);
+  const floor = connectProtocol ? rawConnectClient(connect) : rawClient(connect);
   return {
     echo: floor.echo,
     close: () => {
@@ -236,47 +241,6 @@ function floorOver(
       return Promise.resolve();
     },
   };
-}
-
-/** The floor's client (bench/contenders.ts rawHttp2), sending a real BytesValue. */
-function rawClient(connect: () => net.Socket): { echo: Echo; close: () => void } {
-  const session = http2.connect("http://localhost", { createConnection: connect });
-  session.on("error", () => {});
-  const message = toBinary(
-    BytesValueSchema,
-    create(BytesValueSchema, { value: new Uint8Array(16) }),
-  );
-  const echo: Echo = (value) => {
-    const encoded = Buffer.from(message);
-    encoded.set(value, encoded.length - value.length);
-    const body = Buffer.allocUnsafe(5 + encoded.length);
-    body[0] = 0;
-    body.writeUInt32BE(encoded.length, 1);
-    body.set(encoded, 5);
-    return new Promise<void>((resolveCall, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/bench.v1.BenchService/Echo",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      let status: string | undefined;
-      let got = 0;
-      stream.on("data", (c: Buffer) => (got += c.length));
-      stream.once(
-        "trailers",
-        (t: http2.IncomingHttpHeaders) => (status = String(t["grpc-status"])),
-      );
-      stream.once("error", reject);
-      stream.once("close", () =>
-        status === "0" && got === body.length
-          ? resolveCall()
-          : reject(new Error(`grpc-status ${status}, ${got} bytes`)),
-      );
-      stream.end(body);
-    });
-  };
-  return { echo, close: () => session.destroy() };
 }
 
 async function startGoPlugin(command: string): Promise<{ child: ChildProcess; address: string }> {
@@ -335,6 +299,12 @@ async function main(): Promise<void> {
   const contenders: { name: string; kind: string; root: string; letter: string }[] = [
     { name: "floor client -> Go plugin", kind: "floor-go", root: ownRoot, letter: "floor" },
     { name: "floor client -> Node plugin", kind: "floor-node", root: ownRoot, letter: "floor" },
+    {
+      name: "floor Connect client -> Node plugin",
+      kind: "floor-node-connect",
+      root: ownRoot,
+      letter: "floor",
+    },
   ];
   const letters: string[] = [];
   for (const [i, root] of roots.entries()) {

@@ -1,6 +1,6 @@
 /**
  * Bytes the host allocates per HTTP/2 unary call, and where:
- * `node dist/bench/h2-client-heap.js [connect|grpc|framed|in-process] [CALLS] [ROOT] [TOP]`.
+ * `node dist/bench/h2-client-heap.js [connect|grpc|framed|in-process|floor-grpc|floor-connect] [CALLS] [ROOT] [TOP] [CALLERS]`.
  *
  * Starts the Node bench plugin (network mode), calls `remote()` over
  * Connect or gRPC from this process with the build in ROOT (a dist
@@ -14,13 +14,20 @@
  * calls the same plugin over the framed protocol (`remote(url, { transport:
  * "framed" })`), `in-process` the bench plugin in this process (`inProcess`,
  * direct mode; its handler's allocations count too): the other paths that
- * share the host's call runner and CallGuard.
+ * share the host's call runner and CallGuard. `floor-grpc` and
+ * `floor-connect` call the same plugin with the HTTP/2 floor's bare
+ * node:http2 client (bench/h2-raw-clients.ts): what node:http2 itself
+ * allocates per call, for each protocol's answer. CALLERS (default 1)
+ * makes the calls from that many concurrent callers (64: issue 12's
+ * throughput row), warm-up included.
  */
 import { spawn } from "node:child_process";
 import { Session } from "node:inspector";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import * as net from "node:net";
 import { firstMatch } from "./child-output.js";
+import { rawClient, rawConnectClient, type Echo } from "./h2-raw-clients.js";
 
 interface Frame {
   readonly functionName: string;
@@ -44,11 +51,12 @@ interface Lib {
   readonly silentLogger: unknown;
 }
 
-const kinds = ["connect", "grpc", "framed", "in-process"] as const;
+const kinds = ["connect", "grpc", "framed", "in-process", "floor-grpc", "floor-connect"] as const;
 const protocol = kinds.find((k) => k === process.argv[2]) ?? "connect";
 const calls = Number(process.argv[3] ?? 5_000);
 const root = resolve(process.argv[4] ?? join(fileURLToPath(import.meta.url), "../.."));
 const top = Number(process.argv[5] ?? 25);
+const callers = Number(process.argv[6] ?? 1);
 
 const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as Lib;
 const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
@@ -63,21 +71,47 @@ const plugin = spawn(process.execPath, [join(root, "bench/plugin.js")], {
 // Whatever ends this run (a throw included), the plugin goes with it.
 process.on("exit", () => plugin.kill());
 const url = await firstMatch(plugin, "stderr", /"url":"([^"]+)"/);
-const client = new lib.PluginClient({
-  handshake: service.benchHandshake,
-  plugins: { bench: service.Bench },
-  source:
-    protocol === "in-process"
-      ? lib.inProcess(service.benchPlugin(), { mode: "direct" })
-      : protocol === "framed"
-        ? lib.remote(url, { transport: "framed" })
-        : lib.remote(url, { protocol }),
-  logger: lib.silentLogger,
-});
-await client.start();
-const bench = client.dispense("bench");
+/** The client under test, started: echo calls and how to close it. */
+async function open(): Promise<{ echo: Echo; close: () => Promise<void> }> {
+  if (protocol === "floor-grpc" || protocol === "floor-connect") {
+    const port = Number(new URL(url).port);
+    const connect = (): net.Socket => net.connect(port, "127.0.0.1");
+    const floor = protocol === "floor-grpc" ? rawClient(connect) : rawConnectClient(connect);
+    return {
+      echo: floor.echo,
+      close: () => {
+        floor.close();
+        return Promise.resolve();
+      },
+    };
+  }
+  const client = new lib.PluginClient({
+    handshake: service.benchHandshake,
+    plugins: { bench: service.Bench },
+    source:
+      protocol === "in-process"
+        ? lib.inProcess(service.benchPlugin(), { mode: "direct" })
+        : protocol === "framed"
+          ? lib.remote(url, { transport: "framed" })
+          : lib.remote(url, { protocol }),
+    logger: lib.silentLogger,
+  });
+  await client.start();
+  const bench = client.dispense("bench");
+  return { echo: (value) => bench.echo({ value }), close: () => client.close() };
+}
+const client = await open();
 const value = new Uint8Array(16).fill(7);
-for (let i = 0; i < 5_000; i++) await bench.echo({ value });
+/** `n` calls from `callers` concurrent callers. */
+const run = async (n: number): Promise<void> => {
+  let left = n;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (left-- > 0) await client.echo(value);
+    }),
+  );
+};
+await run(5_000);
 
 const session = new Session();
 session.connect();
@@ -93,7 +127,7 @@ await post("HeapProfiler.startSampling", {
   includeObjectsCollectedByMajorGC: true,
   includeObjectsCollectedByMinorGC: true,
 });
-for (let i = 0; i < calls; i++) await bench.echo({ value });
+await run(calls);
 const { profile } = await post<{ profile: { head: Node } }>("HeapProfiler.stopSampling");
 session.disconnect();
 await client.close();
@@ -125,6 +159,8 @@ const print = (title: string, m: Map<string, number>): void => {
     console.log(`${(bytes / calls).toFixed(0).padStart(7)}  ${key}`);
   }
 };
-console.log(`${root}, ${protocol}: ${(total / calls).toFixed(0)} bytes allocated per call`);
+console.log(
+  `${root}, ${protocol}, ${callers} caller(s): ${(total / calls).toFixed(0)} bytes allocated per call`,
+);
 print("by nearest frame of the project's code (bytes per call)", byOwn);
 print("by last three frames (bytes per call)", byTail);
