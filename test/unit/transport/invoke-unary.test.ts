@@ -142,6 +142,12 @@ test("next() given a request the handler cannot take: a rejection from next, as 
 // explains errors as it does anywhere else.
 
 const answers: UnarySpec = { method, impl: () => ({ found: true }) };
+/** A handler that rejects with a non-Error, which the tracker's map turns into a ConnectError. */
+const throwsString: UnarySpec = {
+  method,
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error on purpose
+  impl: () => Promise.reject("plain string"),
+};
 
 /** How many microtask turns `promise` takes to settle. */
 async function turns(promise: Promise<unknown>): Promise<number> {
@@ -175,12 +181,7 @@ test("outermost on a unary call, the tracker counts the call until its context e
   ctx.abort(new ConnectError("done", Code.Canceled));
   assert.equal(tracker.inFlight, 0);
 
-  // A non-Error thrown by the handler becomes a ConnectError, as the tracker's map does.
-  const throwsString: UnarySpec = {
-    method,
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error on purpose
-    impl: () => Promise.reject("plain string"),
-  };
+  // A non-Error rejection becomes a ConnectError, outermost or not.
   for (const interceptors of [[tracker.interceptor], [passThrough, tracker.interceptor]]) {
     await assert.rejects(invokeUnary(throwsString, newCtx(), { key: "k" }, interceptors), (e) => {
       assert.ok(e instanceof ConnectError);
@@ -198,11 +199,6 @@ test("outermost on a unary call, the tracker counts the call until its context e
 test("outermost on a unary call, an exempt service's errors pass as they are, and a draining tracker refuses", async () => {
   const stopped = new AbortController();
   const tracker = new CallTracker(new Set([KV.typeName]), stopped.signal);
-  const throwsString: UnarySpec = {
-    method,
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error on purpose
-    impl: () => Promise.reject("plain string"),
-  };
   await assert.rejects(
     invokeUnary(throwsString, newCtx(), { key: "k" }, [tracker.interceptor]),
     (e) => {
