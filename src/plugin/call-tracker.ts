@@ -2,13 +2,10 @@ import {
   Code,
   ConnectError,
   type Interceptor,
-  type StreamRequest,
   type StreamResponse,
-  type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { IdleWaiters } from "../transport/idle-waiters.js";
-import { withOuterUnary } from "../transport/invoke.js";
 import { CallAbort, abortOf } from "../transport/lazy-abort.js";
 import { MappedStream } from "../transport/mapped-stream.js";
 import { signalBlind } from "../transport/signal-view.js";
@@ -49,37 +46,16 @@ export class CallTracker {
   /**
    * Counts the call until its signal aborts. The callbacks are shared, not
    * made per call (closures cost a tenth of an in-process call): every call
-   * ends exactly once, as its abort state fires its hooks once. Outermost
-   * on a unary call (the plugin's own interceptors, no auth or user ones
-   * before it), invokeUnary runs it without its promise hop
-   * (withOuterUnary, invoke.ts).
+   * ends exactly once, as its abort state fires its hooks once.
    */
-  readonly interceptor: Interceptor = withOuterUnary(
-    signalBlind((next) => (req) => {
-      const admitted = this.admit(req);
-      if (admitted instanceof ConnectError) return Promise.reject(admitted);
-      return admitted ? next(req).then(this.answered, this.failed) : next(req);
-    }),
-    {
-      enter: (req) => {
-        const admitted = this.admit(req);
-        if (admitted instanceof ConnectError) throw admitted;
-        // A unary response passes `answered` unchanged: only the error map is left.
-        return admitted ? this.failed : undefined;
-      },
-    },
-  );
-
-  /**
-   * Counts `req`'s call until its signal aborts (true), lets an exempt one
-   * through uncounted (false), or refuses it while draining (the error).
-   */
-  private admit(req: UnaryRequest | StreamRequest): boolean | ConnectError {
-    if (this.exempt.has(req.service.typeName)) return false;
+  readonly interceptor: Interceptor = signalBlind((next) => (req) => {
+    if (this.exempt.has(req.service.typeName)) return next(req);
     if (this.draining) {
-      return new ConnectError(
-        `plugin is shutting down and takes no new calls (${req.service.typeName}/${req.method.name})`,
-        Code.Unavailable,
+      return Promise.reject(
+        new ConnectError(
+          `plugin is shutting down and takes no new calls (${req.service.typeName}/${req.method.name})`,
+          Code.Unavailable,
+        ),
       );
     }
     this.active++;
@@ -89,8 +65,8 @@ export class CallTracker {
     // A signal of its own (an interceptor's): a listener per call, as an
     // EventTarget would add a shared one only once for calls sharing it.
     else abort.onAbort(() => this.end());
-    return true;
-  }
+    return next(req).then(this.answered, this.failed);
+  });
 
   private readonly end = (): void => {
     this.active--;

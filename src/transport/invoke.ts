@@ -71,15 +71,11 @@ export function invokeUnary(
     }));
   };
   let res: Promise<UnaryResponse>;
-  let failed: ((error: unknown) => never) | undefined;
   try {
-    const outer = outerUnaryOf(interceptors[0] as Interceptor);
-    const next = applyInterceptors(anyFn, interceptors, outer === undefined ? 0 : 1);
-    if (outer !== undefined) failed = outer.enter(req);
     // Promise.resolve: an interceptor may return a bare thenable (whose
     // then() returns nothing) or the response itself, as await accepted;
     // a native promise passes through as it is, without a hop.
-    res = Promise.resolve(next(req));
+    res = Promise.resolve(applyInterceptors(anyFn, interceptors)(req));
   } catch (error) {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the thrown error as it is
     return Promise.reject(error);
@@ -88,36 +84,7 @@ export function invokeUnary(
     copyHeaders(r.header, ctx.responseHeader);
     copyHeaders(r.trailer, ctx.responseTrailer);
     return r.message;
-  }, failed);
-}
-
-/** Where an interceptor keeps its OuterUnary form (see withOuterUnary). */
-const OUTER_UNARY = Symbol("connect-plugin.outer-unary");
-
-/**
- * An interceptor's unary step without its own promise hop, for when it is
- * the outermost (first) interceptor of a unary call run by invokeUnary:
- * nothing but invokeUnary then sees what it returns, so its rejection map
- * can join invokeUnary's own `then` (one promise and one microtask less a
- * call) with the same outcome.
- */
-export interface OuterUnary {
-  /**
-   * Does what the interceptor does before calling `next(req)`, and returns
-   * the map it applies to next's rejection (undefined: none; a fulfilled
-   * unary response must pass unchanged). Throws what the interceptor
-   * would reject with without calling next (unmapped).
-   */
-  enter(req: UnaryRequest): ((error: unknown) => never) | undefined;
-}
-
-/** `interceptor`, carrying `outer` (its OuterUnary form) for invokeUnary. */
-export function withOuterUnary<T extends Interceptor>(interceptor: T, outer: OuterUnary): T {
-  return Object.assign(interceptor, { [OUTER_UNARY]: outer });
-}
-
-function outerUnaryOf(interceptor: Interceptor): OuterUnary | undefined {
-  return (interceptor as { [OUTER_UNARY]?: OuterUnary })[OUTER_UNARY];
+  });
 }
 
 const asMessage = <T>(message: T): T => message;

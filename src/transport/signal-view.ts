@@ -36,14 +36,14 @@ function isSignalBlind(interceptor: Interceptor): boolean {
 }
 
 /**
- * The chain of `interceptors` (from index `from`, default 0) ending in
- * `next`, the first one outermost. Each interceptor not marked signalBlind
- * is handed its requests through interceptedRequest, so that its spreads
- * keep the signal; a blind one gets them as they are (no cost).
+ * The chain of `interceptors` ending in `next`, the first one outermost.
+ * Each interceptor not marked signalBlind is handed its requests through
+ * interceptedRequest, so that its spreads keep the signal; a blind one gets
+ * them as they are (no cost).
  */
-export function applyInterceptors<T>(next: T, interceptors: readonly Interceptor[], from = 0): T {
+export function applyInterceptors<T>(next: T, interceptors: readonly Interceptor[]): T {
   let fn = next as unknown as Parameters<Interceptor>[0];
-  for (let i = interceptors.length - 1; i >= from; i--) {
+  for (let i = interceptors.length - 1; i >= 0; i--) {
     const interceptor = interceptors[i] as Interceptor;
     fn = isSignalBlind(interceptor) ? interceptor(fn) : intercepted(interceptor(fn));
   }
