@@ -8,6 +8,7 @@ import {
   type UniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { putEnvelopeHead } from "./codec/encode-body.js";
 import { GRPC_WEB_TRAILER, grpcTrailer, grpcWebTrailer } from "./grpc-trailer.js";
 import { appendHeader, refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
 
@@ -249,15 +250,6 @@ function putEnvelope(buf: Buffer, at: number, flags: number, data: Uint8Array): 
   putEnvelopeHead(buf, at, flags, data.byteLength);
   buf.set(data, at + 5);
   return at + 5 + data.byteLength;
-}
-
-/** An envelope's head (flags, big-endian `size`) into `buf` at `at`. */
-function putEnvelopeHead(buf: Uint8Array, at: number, flags: number, size: number): void {
-  buf[at] = flags;
-  buf[at + 1] = size >>> 24;
-  buf[at + 2] = (size >>> 16) & 0xff;
-  buf[at + 3] = (size >>> 8) & 0xff;
-  buf[at + 4] = size & 0xff;
 }
 
 /**
