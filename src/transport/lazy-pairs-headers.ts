@@ -101,8 +101,13 @@ export class PairsHeaders implements Headers {
     if (pairs === undefined || typeof name !== "string" || !TOKEN.test(name)) {
       return this.#real().has(...args);
     }
+    // A loop, not some() with a closure: the writers ask every answer (content-type).
+    if (pairs.length === 0) return false;
     const lower = name.toLowerCase();
-    return pairs.some(([n]) => n.length === lower.length && n.toLowerCase() === lower);
+    for (const [n] of pairs) {
+      if (n.length === lower.length && n.toLowerCase() === lower) return true;
+    }
+    return false;
   }
 
   append(...args: [name: string, value: string]): void {

@@ -2,7 +2,7 @@ import type * as http2 from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { parseError } from "./codec/codec-errors.js";
 import { decodeMessage } from "./codec/decode-message.js";
-import { encodeBody } from "./codec/encode-body.js";
+import { encodeBody, putEnvelopeHead } from "./codec/encode-body.js";
 import { isEmptyHeaders, webHeadersToNode } from "./node-headers.js";
 import { isSharedEmptyHeader, sharedEmptyHeader } from "./run-call.js";
 
@@ -158,17 +158,8 @@ export function requestBody<I extends DescMessage>(
   enveloped: boolean,
 ): Uint8Array {
   const body = encodeBody(desc, message, writeMaxBytes, enveloped ? 5 : 0);
-  if (enveloped) envelopeHead(body, body.length - 5);
+  if (enveloped) putEnvelopeHead(body, 0, 0, body.length - 5);
   return body;
-}
-
-/** gRPC's envelope head for an uncompressed message of `size` bytes, written by hand: no DataView. */
-function envelopeHead(body: Uint8Array, size: number): void {
-  body[0] = 0;
-  body[1] = size >>> 24;
-  body[2] = (size >>> 16) & 0xff;
-  body[3] = (size >>> 8) & 0xff;
-  body[4] = size & 0xff;
 }
 
 /**

@@ -161,7 +161,7 @@ export class LeanUnary {
       (output) => {
         let bytes: Uint8Array;
         try {
-          bytes = serialize(this.output, output, this.options);
+          bytes = serialize(this.output, output, this.options, call.wire.messagePrefix);
         } catch (error) {
           call.fail(error);
           return;
@@ -196,9 +196,17 @@ export class LeanUnary {
   }
 }
 
-/** The response message's bytes, with connect-es' errors (codec/encode-body.ts). */
-function serialize(desc: DescMessage, message: unknown, options: LeanOptions): Uint8Array {
-  return encodeBody(desc, message, options.writeMaxBytes, 0, options.binaryOptions);
+/**
+ * The response message's bytes after `prefix` bytes (UnaryWire.messagePrefix),
+ * with connect-es' errors (codec/encode-body.ts).
+ */
+function serialize(
+  desc: DescMessage,
+  message: unknown,
+  options: LeanOptions,
+  prefix: number,
+): Uint8Array {
+  return encodeBody(desc, message, options.writeMaxBytes, prefix, options.binaryOptions);
 }
 
 /**
@@ -248,9 +256,9 @@ class LeanCall extends LeanBodyCall implements Answer {
   }
 
   /**
-   * Sends the response: the message's bytes, or the error. The call is
-   * over once it is handed to node:http2 (at once, or when the wire's
-   * promise, if any, resolves).
+   * Sends the response: the message's bytes (after the wire's
+   * messagePrefix), or the error. The call is over once it is handed to
+   * node:http2 (at once, or when the wire's promise, if any, resolves).
    */
   answer(outcome: Uint8Array | ConnectError): void {
     // Done already: the client went away (its reset aborted the context), nobody to answer.

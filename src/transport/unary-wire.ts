@@ -8,6 +8,7 @@ import {
   type UniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { putEnvelopeHead } from "./codec/encode-body.js";
 import { GRPC_WEB_TRAILER, grpcTrailer, grpcWebTrailer } from "./grpc-trailer.js";
 import { appendHeader, refusedAsTrailers, webHeadersToNode } from "./node-headers.js";
 
@@ -28,12 +29,21 @@ export interface UnaryWire {
    */
   messageStart(body: Buffer): number | undefined;
   /**
-   * Sends a response message (already checked against writeMaxBytes).
+   * The bytes the response message is serialized after (codec/encode-body.ts'
+   * `prefix`), for ok() to fill in: gRPC's envelope head (5), so that an
+   * uncompressed answer is written from the serializer's own buffer with
+   * no copy; 0 for Connect and gRPC-web (whose body also carries the
+   * trailer's envelope).
+   */
+  readonly messagePrefix: number;
+  /**
+   * Sends a response message (already checked against writeMaxBytes),
+   * `body`: the message after messagePrefix bytes that ok() may overwrite.
    * Returns undefined once it is handed to node:http2, or, when it
    * compresses first, a promise of that; both throw (or reject) what
    * node:http2 throws, a header it refuses.
    */
-  ok(out: Answer, message: Uint8Array): Promise<void> | undefined;
+  ok(out: Answer, body: Uint8Array): Promise<void> | undefined;
   /** Sends an error, with what the handler set in the response headers and trailers, as ok() sends. */
   error(out: Answer, error: ConnectError): Promise<void> | undefined;
 }
@@ -60,6 +70,7 @@ export const connectUnary: UnaryWire = {
   protocolName: "connect",
   acceptEncodingHeader: "accept-encoding",
   messageStart: () => 0,
+  messagePrefix: 0,
   ok: (out, message) => sendConnect(out, 200, "application/proto", message),
   error: (out, error) => {
     const header = out.responseHeader;
@@ -141,12 +152,17 @@ export const grpcUnary: UnaryWire = {
   protocolName: "grpc",
   acceptEncodingHeader: "grpc-accept-encoding",
   messageStart: oneEnvelope,
-  ok: (out, message) => {
+  messagePrefix: 5,
+  ok: (out, body) => {
     const compression = out.compression;
-    if (compression !== null && message.byteLength >= out.options.compressMinBytes) {
-      return compression.compress(message).then((compressed) => grpcMessage(out, compressed, 1));
+    if (compression !== null && body.byteLength - 5 >= out.options.compressMinBytes) {
+      return compression
+        .compress(body.subarray(5))
+        .then((compressed) => grpcMessage(out, compressed, 1));
     }
-    grpcMessage(out, message, 0);
+    // The envelope's head in the 5 bytes before the message: no second buffer, no copy.
+    putEnvelopeHead(body, 0, 0, body.byteLength - 5);
+    sendGrpcMessage(out, body);
     return undefined;
   },
   error: (out, error) => {
@@ -159,6 +175,11 @@ export const grpcUnary: UnaryWire = {
 function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
   const body = Buffer.allocUnsafe(5 + message.byteLength);
   putEnvelope(body, 0, flags, message);
+  sendGrpcMessage(out, body);
+}
+
+/** Sends a gRPC response body (the message's envelope), status 0 in the trailers. */
+function sendGrpcMessage(out: Answer, body: Uint8Array): void {
   const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
   sendGrpc(out, body, webHeadersToNode(out.responseTrailer, trailers));
 }
@@ -176,6 +197,7 @@ export const grpcWebUnary: UnaryWire = {
   protocolName: "grpc-web",
   acceptEncodingHeader: "grpc-accept-encoding",
   messageStart: oneEnvelope,
+  messagePrefix: 0,
   ok: (out, message) => sendGrpcWeb(out, message, grpcWebTrailer(out.responseTrailer, undefined)),
   error: (out, error) => sendGrpcWeb(out, undefined, grpcWebTrailer(out.responseTrailer, error)),
 };
@@ -225,8 +247,7 @@ function endGrpcWeb(
 
 /** Writes an envelope (flags, big-endian length, `data`) into `buf` at `at`; returns where it ends. */
 function putEnvelope(buf: Buffer, at: number, flags: number, data: Uint8Array): number {
-  buf[at] = flags;
-  buf.writeUInt32BE(data.byteLength, at + 1);
+  putEnvelopeHead(buf, at, flags, data.byteLength);
   buf.set(data, at + 5);
   return at + 5 + data.byteLength;
 }
@@ -238,7 +259,7 @@ function putEnvelope(buf: Buffer, at: number, flags: number, data: Uint8Array): 
  */
 function sendGrpc(
   out: Answer,
-  body: Buffer | undefined,
+  body: Uint8Array | undefined,
   trailers: http2.OutgoingHttpHeaders,
 ): void {
   const headers: http2.OutgoingHttpHeaders = { ":status": 200 };

@@ -29,5 +29,18 @@ export function encodeBody(
   return measured.take(prefix);
 }
 
+/**
+ * A gRPC envelope's head (`flags`, big-endian `size`) into `buf` at `at`,
+ * written by hand (no DataView): the 5 bytes an enveloped encodeBody
+ * leaves before the message, or the head of a copied envelope.
+ */
+export function putEnvelopeHead(buf: Uint8Array, at: number, flags: number, size: number): void {
+  buf[at] = flags;
+  buf[at + 1] = size >>> 24;
+  buf[at + 2] = (size >>> 16) & 0xff;
+  buf[at + 3] = (size >>> 8) & 0xff;
+  buf[at + 4] = size & 0xff;
+}
+
 /** One for all bodies: measure() and write() follow each other at once. */
 const measured = new MeasuredMessage();
