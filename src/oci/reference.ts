@@ -18,7 +18,10 @@ function looksLikeHost(part: string): boolean {
 
 /**
  * Parses an OCI reference. A reference without a registry host uses
- * `defaultRegistry`; one without a tag or digest uses `latest`.
+ * `defaultRegistry`; one without a tag or digest uses `latest`. A malformed
+ * digest, repository or tag is "invalid-config" (CLI exit 7: the input is
+ * wrong, whatever the registry holds); no registry at all is "not-found", as
+ * a bare name nothing else resolves is.
  */
 export function parseReference(text: string, defaultRegistry?: string): OciReference {
   let rest = text.replace(/^oci:\/\//, "");
@@ -29,7 +32,7 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) {
       throw new ManagementError(
-        "not-found",
+        "invalid-config",
         `invalid OCI reference "${text}": bad digest "${digest}"`,
       );
     }
@@ -56,12 +59,15 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
   const repository = [...parts, last].join("/");
   if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(repository)) {
     throw new ManagementError(
-      "not-found",
+      "invalid-config",
       `invalid OCI reference "${text}": bad repository "${repository}"`,
     );
   }
   if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
-    throw new ManagementError("not-found", `invalid OCI reference "${text}": bad tag "${tag}"`);
+    throw new ManagementError(
+      "invalid-config",
+      `invalid OCI reference "${text}": bad tag "${tag}"`,
+    );
   }
   return {
     registry,
