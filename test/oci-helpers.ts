@@ -232,7 +232,8 @@ export function keysOnDisk(): KeyPair & { privateKeyFile: string; trustedDir: st
   return { ...pair, privateKeyFile: join(dir, "signing.key"), trustedDir };
 }
 
-const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+/** The CLI's main module in this build. */
+export const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
 /** Runs the connect-plugin CLI as a real subprocess (stdio are pipes, not a TTY). */
 export function cli(
