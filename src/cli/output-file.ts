@@ -1,6 +1,7 @@
 import { existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { ManagementError } from "../manifest/errors.js";
+import { onEndingSignal } from "./ending-signal.js";
 
 /**
  * Checks a file the user asked the CLI to write (`option` names the flag):
@@ -16,32 +17,19 @@ export function checkOutputPath(option: string, path: string): void {
     throw new ManagementError("invalid-config", `${option} ${path} is a directory, not a file`);
 }
 
-/** The signals that end the CLI from outside: Ctrl-C, `kill`, a closed terminal. */
-const ENDING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-
 /**
  * Writes `path` through a temporary file beside it and a rename: a write that
  * fails (or is interrupted) never leaves a partial file under the final
  * name, and the temporary file is removed on failure and on SIGINT, SIGTERM
- * or SIGHUP during the write (a signal's default action would end the
- * process without running any catch); the process then dies of that signal,
- * so that the shell sees Ctrl-C (exit 130) as before.
+ * or SIGHUP during the write (onEndingSignal), after which the process dies
+ * of that signal.
  */
 export async function writeThroughTemp(
   path: string,
   write: (tmp: string) => Promise<void>,
 ): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const onSignal = (signal: NodeJS.Signals): void => {
-    rmSync(tmp, { force: true });
-    stopListening();
-    // With no listener left, the signal's default action ends the process.
-    process.kill(process.pid, signal);
-  };
-  const stopListening = (): void => {
-    for (const s of ENDING_SIGNALS) process.off(s, onSignal);
-  };
-  for (const s of ENDING_SIGNALS) process.on(s, onSignal);
+  const stopListening = onEndingSignal(() => rmSync(tmp, { force: true }));
   try {
     await write(tmp);
     renameSync(tmp, path);
