@@ -21,22 +21,8 @@ import { KV, type WatchEvent } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { CallTracker } from "../src/plugin/call-tracker.js";
 import { createFramedTransport } from "../src/transport/framed/client.js";
 import { FramedServer } from "../src/transport/framed/server.js";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { collected } from "./gc.js";
 import { tempDir, waitFor } from "./helpers.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-/** Whether `ref`'s target is collected within 10 rounds of the event loop and a full GC. */
-async function collected(ref: WeakRef<object>): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    await new Promise((r) => setImmediate(r));
-    gc();
-    if (ref.deref() === undefined) return true;
-  }
-  return false;
-}
 
 /** What the Watch handler saw: messages yielded, and whether its `finally` ran. */
 const seen = { yielded: 0, finallyRan: 0, release: (): void => {} };
