@@ -85,7 +85,7 @@ function findUserInfo(
       floor = at + 1;
     } else bare = i;
     if (anchored) return;
-    // The next "://" is past this authority (a "/" ended it, or the text did).
+    // A later "://" is past this authority (a "/" ended it, or the text did).
   }
 }
 /** Schemes node's parser reads an authority of without "//" (`http:host`); file: has no user info. */
