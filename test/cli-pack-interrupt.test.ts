@@ -45,7 +45,12 @@ test("pack killed by SIGINT or SIGTERM mid-write leaves neither the temporary fi
     // Mid-write: the temporary file exists and has bytes in it.
     await waitFor(
       "the temporary archive",
-      () => readdirSync(out).some((f) => f.endsWith(".tmp") && statSync(join(out, f)).size > 0),
+      () =>
+        readdirSync(out).some(
+          (f) =>
+            f.endsWith(".tmp") &&
+            (statSync(join(out, f), { throwIfNoEntry: false })?.size ?? 0) > 0,
+        ),
       20_000,
     );
     child.kill(signal);
