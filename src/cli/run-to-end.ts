@@ -12,6 +12,14 @@ import { onEndingSignal } from "./ending-signal.js";
 export const STDERR_GRACE_MS = 1_000;
 
 /**
+ * How long the command's process group has to end after the CLI passed it
+ * SIGINT, SIGTERM or SIGHUP, default 2 s, before it is killed (SIGKILL) and
+ * the CLI dies of the signal: a command that ignores SIGINT (a plugin's
+ * serve() does) would otherwise outlive the CLI, out of the terminal's reach.
+ */
+export const SIGNAL_GRACE_MS = 2_000;
+
+/**
  * Runs a command to its exit (in `env`, default this process's), or kills
  * it after `timeoutMs`, then reads its stderr to the pipe's end or for
  * STDERR_GRACE_MS more, whichever comes first (stdout is not read).
@@ -22,7 +30,8 @@ export const STDERR_GRACE_MS = 1_000;
  * detached) is not ours and is left, at the time limit as after a normal
  * exit. Being in another group, the command no longer gets the terminal's
  * Ctrl-C: a SIGINT, SIGTERM or SIGHUP to the CLI while it runs is passed on
- * to the group, and the CLI then dies of it as before.
+ * to the group, the command is given SIGNAL_GRACE_MS to end (then the
+ * group is killed), and the CLI then dies of it as before.
  */
 export function runToEnd(
   command: string,
@@ -46,7 +55,20 @@ export function runToEnd(
         if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
       }
     };
-    const stopListening = onEndingSignal(kill);
+    const stopListening = onEndingSignal((signal) =>
+      // Not started (its "error" is on its way): nothing to wait for.
+      child.pid === undefined
+        ? undefined
+        : new Promise<void>((ended) => {
+            kill(signal);
+            // Killed, the command exits (then "exit" below) as at the time limit.
+            const force = setTimeout(() => kill("SIGKILL"), SIGNAL_GRACE_MS);
+            child.once("exit", () => {
+              clearTimeout(force);
+              ended();
+            });
+          }),
+    );
     let stderr = "";
     let timedOut = false;
     let grace: NodeJS.Timeout | undefined;

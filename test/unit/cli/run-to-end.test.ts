@@ -24,15 +24,16 @@ after(() => {
  * A script that starts the grandchild (detached: in a process group of its
  * own, as a daemon; or left in the script's group), writes `stderrBytes` to
  * stderr, then runs `then`. The grandchild's pid goes to `pidFile`, the
- * script's own to `selfFile`.
+ * script's own to `selfFile`; `first` runs before anything else.
  */
-function script(name: string, stderrBytes: number, then: string, detached = true) {
+function script(name: string, stderrBytes: number, then: string, detached = true, first = "") {
   const path = join(dir, `${name}.cjs`);
   const pidFile = join(dir, `${name}.pid`);
   const selfFile = join(dir, `${name}.self`);
   writeFileSync(
     path,
-    `const { spawn } = require("node:child_process");
+    `${first}
+const { spawn } = require("node:child_process");
 const g = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], {
   detached: ${detached},
   stdio: ["ignore", "ignore", "inherit"],
@@ -100,38 +101,40 @@ test("runToEnd's time limit kills the process's own children too (its process gr
   await waitFor("the grandchild to be killed", () => !running(grandchild), 5_000);
 });
 
-test("SIGINT to a process running runToEnd (a real CLI-like process) ends the command and its children, then that process dies of SIGINT", async () => {
-  const { path, pidFile, selfFile } = script(
-    "interrupted",
-    10,
-    "setInterval(() => {}, 1000);",
-    false,
-  );
-  const driver = join(dir, "driver.mjs");
-  const module = new URL("../../../src/cli/run-to-end.js", import.meta.url).href;
-  writeFileSync(
-    driver,
-    `import { runToEnd } from ${JSON.stringify(module)};
+for (const ignores of [false, true])
+  test(`SIGINT to a process running runToEnd (a real CLI-like process) ends the command and its children, then that process dies of SIGINT${ignores ? "; a command that ignores SIGINT (as serve() does) is killed after SIGNAL_GRACE_MS" : ""}`, async () => {
+    const name = ignores ? "ignores-sigint" : "interrupted";
+    const { path, pidFile, selfFile } = script(
+      name,
+      10,
+      "setInterval(() => {}, 1000);",
+      false,
+      ignores ? 'process.on("SIGINT", () => {});' : "",
+    );
+    const driver = join(dir, `${name}-driver.mjs`);
+    const module = new URL("../../../src/cli/run-to-end.js", import.meta.url).href;
+    writeFileSync(
+      driver,
+      `import { runToEnd } from ${JSON.stringify(module)};
 await runToEnd(process.execPath, [${JSON.stringify(path)}], 60_000);
 process.exit(0);\n`,
-  );
-  const cliLike = spawn(process.execPath, [driver], { stdio: "ignore" });
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    cliLike.once("exit", (code, signal) => r([code, signal])),
-  );
-  await waitFor(
-    "the command and its child",
-    () => existsSync(pidFile) && existsSync(selfFile),
-    10_000,
-  );
-  const command = Number(readFileSync(selfFile, "utf8"));
-  const grandchild = Number(readFileSync(pidFile, "utf8"));
-  grandchildren.push(grandchild, command);
-  cliLike.kill("SIGINT");
-  assert.deepEqual(await exited, [null, "SIGINT"]);
-  await waitFor(
-    "the command and its child to end",
-    () => !running(command) && !running(grandchild),
-    5_000,
-  );
-});
+    );
+    const cliLike = spawn(process.execPath, [driver], { stdio: "ignore" });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+      cliLike.once("exit", (code, signal) => r([code, signal])),
+    );
+    await waitFor(
+      "the command and its child",
+      () => existsSync(pidFile) && existsSync(selfFile),
+      10_000,
+    );
+    const command = Number(readFileSync(selfFile, "utf8"));
+    const grandchild = Number(readFileSync(pidFile, "utf8"));
+    grandchildren.push(grandchild, command);
+    // The command's listener is installed before it wrote its pid (script()'s `first`).
+    cliLike.kill("SIGINT");
+    assert.deepEqual(await exited, [null, "SIGINT"]);
+    // At once: runToEnd waited for the command's end (or killed it) before dying.
+    assert.ok(!running(command), "the command outlived the CLI");
+    await waitFor("the command's child to end", () => !running(grandchild), 5_000);
+  });
