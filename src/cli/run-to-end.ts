@@ -28,8 +28,10 @@ export const SIGNAL_GRACE_MS = 2_000;
  * limit kills every process it started that stayed in the group (a plugin's
  * own children), not only the command; one that left the group (a daemon,
  * detached) is not ours and is left, at the time limit as after a normal
- * exit. Being in another group, the command no longer gets the terminal's
- * Ctrl-C: a SIGINT, SIGTERM or SIGHUP to the CLI while it runs is passed on
+ * exit. (spawn's `detached` makes it a session of its own too: it has no
+ * controlling terminal.) Being in another group, the command no longer gets
+ * the terminal's Ctrl-C (nor Ctrl-Z, nor a SIGKILL sent to the CLI's whole
+ * group): a SIGINT, SIGTERM or SIGHUP to the CLI while it runs is passed on
  * to the group, the command is given SIGNAL_GRACE_MS to end (then the
  * group is killed), and the CLI then dies of it as before.
  */
