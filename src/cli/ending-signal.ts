@@ -1,3 +1,5 @@
+import { constants } from "node:os";
+
 /**
  * The signals that end the CLI from outside (Ctrl-C, `kill`, a closed
  * terminal), for the commands that must undo something first.
@@ -25,9 +27,15 @@ export function onEndingSignal(
   };
   const die = (signal: NodeJS.Signals): void => {
     stop();
-    // With no listener left, the signal's default action ends the process
-    // (unless another part of the CLI listens too, and then that decides).
-    process.kill(process.pid, signal);
+    try {
+      // With no listener left, the signal's default action ends the process
+      // (unless another part of the CLI listens too, and then that decides).
+      process.kill(process.pid, signal);
+    } catch {
+      // Windows: no SIGHUP to send (ENOSYS), though a closed console emits
+      // one. The exit code a shell gives a death by that signal instead.
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
   };
   function onSignal(signal: NodeJS.Signals): void {
     if (ending) return;
@@ -39,7 +47,8 @@ export function onEndingSignal(
       die(signal);
       throw e;
     }
-    if (done === undefined) die(signal);
+    // (A cleanup typed void may return anything: only a promise is waited for.)
+    if (!(done instanceof Promise)) die(signal);
     else
       done.then(
         () => die(signal),
