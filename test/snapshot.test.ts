@@ -6,7 +6,7 @@
  * wrong says why. Real subprocesses: the CLI, node --build-snapshot, and the
  * plugin started from the blob.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -353,4 +353,37 @@ test("connect-plugin snapshot passes on esbuild's warnings: import.meta is empty
     ),
     warnings.join("\n"),
   );
+});
+
+test("snapshot interrupted (SIGINT) while node builds: the CLI dies of SIGINT and leaves neither its temporary folder nor a partial blob", async () => {
+  const tmp = tempDir("snapshot-tmp-");
+  const outDir = tempDir("snapshot-out-");
+  const entry = join(dir, "interrupted.mjs");
+  writeFileSync(
+    entry,
+    `import { serve } from ${JSON.stringify(servePath)};\nsetInterval(() => {}, 1000);\nserve({});\n`,
+  );
+  const child = spawn(
+    process.execPath,
+    [cli, "snapshot", entry, "-o", join(outDir, "kv.blob"), "--timeout", "60000"],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, TMPDIR: tmp } },
+  );
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+    child.once("exit", (code, signal) => r([code, signal])),
+  );
+  // node --build-snapshot runs (the CLI's child; esbuild's service is one too).
+  await waitFor(
+    "node --build-snapshot",
+    () =>
+      spawnSync("ps", ["-o", "args=", "--ppid", String(child.pid)], {
+        encoding: "utf8",
+      }).stdout.includes("--build-snapshot"),
+    60_000,
+  );
+  child.kill("SIGINT");
+  assert.deepEqual(await exited, [null, "SIGINT"], stderr);
+  assert.deepEqual(readdirSync(tmp), [], "the temporary folder");
+  assert.deepEqual(readdirSync(outDir), [], "the partial blob");
 });

@@ -33,13 +33,16 @@ export const SIGNAL_GRACE_MS = 2_000;
  * the terminal's Ctrl-C (nor Ctrl-Z, nor a SIGKILL sent to the CLI's whole
  * group): a SIGINT, SIGTERM or SIGHUP to the CLI while it runs is passed on
  * to the group, the command is given SIGNAL_GRACE_MS to end (then the
- * group is killed), and the CLI then dies of it as before.
+ * group is killed), `interrupted` runs, and the CLI then dies of it as
+ * before (no catch or finally of the caller runs).
  */
 export function runToEnd(
   command: string,
   args: string[],
   timeoutMs: number,
   env: NodeJS.ProcessEnv = process.env,
+  /** Run once the command has ended after such a signal, before the CLI dies of it: what the caller's finally would have removed. */
+  interrupted: () => void = () => {},
 ): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolveRun, reject) => {
     const group = process.platform !== "win32";
@@ -67,7 +70,11 @@ export function runToEnd(
             const force = setTimeout(() => kill("SIGKILL"), SIGNAL_GRACE_MS);
             child.once("exit", () => {
               clearTimeout(force);
-              ended();
+              try {
+                interrupted();
+              } finally {
+                ended();
+              }
             });
           }),
     );
