@@ -4,7 +4,6 @@
  * archive is left, and the process still dies of the signal.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   mkdirSync,
@@ -18,7 +17,7 @@ import {
 import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir, waitFor } from "./helpers.js";
-import { cli, cliMain } from "./oci-helpers.js";
+import { cli, startCli } from "./oci-helpers.js";
 
 test("pack killed by SIGINT or SIGTERM mid-write leaves neither the temporary file nor an archive", async () => {
   const work = tempDir("cp-packsig-");
@@ -34,14 +33,7 @@ test("pack killed by SIGINT or SIGTERM mid-write leaves neither the temporary fi
   const out = join(work, "out");
   mkdirSync(out);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    const child = spawn(process.execPath, [cliMain, "pack", dir, "-o", join(out, "kv.tar.gz")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-      child.once("exit", (code, sig) => r([code, sig])),
-    );
+    const { child, exited, stderr } = startCli(["pack", dir, "-o", join(out, "kv.tar.gz")]);
     // Mid-write: the temporary file exists and has bytes in it.
     await waitFor(
       "the temporary archive",
@@ -54,7 +46,7 @@ test("pack killed by SIGINT or SIGTERM mid-write leaves neither the temporary fi
       20_000,
     );
     child.kill(signal);
-    assert.deepEqual(await exited, [null, signal], stderr);
+    assert.deepEqual(await exited, [null, signal], stderr());
     assert.deepEqual(readdirSync(out), [], `after ${signal}`);
   }
 });

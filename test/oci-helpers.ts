@@ -232,8 +232,7 @@ export function keysOnDisk(): KeyPair & { privateKeyFile: string; trustedDir: st
   return { ...pair, privateKeyFile: join(dir, "signing.key"), trustedDir };
 }
 
-/** The CLI's main module in this build. */
-export const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cliMain = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
 /** Runs the connect-plugin CLI as a real subprocess (stdio are pipes, not a TTY). */
 export function cli(
@@ -253,6 +252,31 @@ export function cli(
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * Starts the CLI as a real subprocess to be signalled: stderr (read with
+ * `stderr()`) is a pipe, stdin and stdout are not read; `exited` is its
+ * exit code and signal.
+ */
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): {
+  child: ChildProcess;
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+  stderr: () => string;
+} {
+  const child = spawn(process.execPath, [cliMain, ...args], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+    child.once("exit", (code, signal) => r([code, signal])),
+  );
+  return { child, exited, stderr: () => stderr };
 }
 
 /**

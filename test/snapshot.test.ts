@@ -6,7 +6,7 @@
  * wrong says why. Real subprocesses: the CLI, node --build-snapshot, and the
  * plugin started from the blob.
  */
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -18,6 +18,7 @@ import { buildSnapshot } from "../src/cli/snapshot-build.js";
 import { subprocess } from "../src/index.js";
 import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
+import { startCli } from "./oci-helpers.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const plugin = fileURLToPath(new URL("./fixtures/snapshot-plugin.js", import.meta.url));
@@ -363,15 +364,9 @@ test("snapshot interrupted (SIGINT) while node builds: the CLI dies of SIGINT an
     entry,
     `import { serve } from ${JSON.stringify(servePath)};\nsetInterval(() => {}, 1000);\nserve({});\n`,
   );
-  const child = spawn(
-    process.execPath,
-    [cli, "snapshot", entry, "-o", join(outDir, "kv.blob"), "--timeout", "60000"],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, TMPDIR: tmp } },
-  );
-  let stderr = "";
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
-    child.once("exit", (code, signal) => r([code, signal])),
+  const { child, exited, stderr } = startCli(
+    ["snapshot", entry, "-o", join(outDir, "kv.blob"), "--timeout", "60000"],
+    { ...process.env, TMPDIR: tmp },
   );
   // node --build-snapshot runs (the CLI's child; esbuild's service is one too).
   await waitFor(
@@ -383,7 +378,7 @@ test("snapshot interrupted (SIGINT) while node builds: the CLI dies of SIGINT an
     60_000,
   );
   child.kill("SIGINT");
-  assert.deepEqual(await exited, [null, "SIGINT"], stderr);
+  assert.deepEqual(await exited, [null, "SIGINT"], stderr());
   assert.deepEqual(readdirSync(tmp), [], "the temporary folder");
   assert.deepEqual(readdirSync(outDir), [], "the partial blob");
 });
