@@ -4,11 +4,12 @@
  * [--rounds N] [--only a,b]`.
  *
  * Runs scenarios 1-4 of bench/run.ts (with its warm-up and its --quick or
- * full sizes) for the HTTP/2 floor and the Node hosts that call over HTTP/2,
- * each in a host process of its own (bench/node-host.ts), rounds
- * interleaved in a shuffled order. Besides run.ts' figures it prints, per
- * row, the host's CPU µs per call in scenarios 1 and 2 (its own
- * process.cpuUsage), its garbage collections per 1,000 sequential calls,
+ * full sizes; the 1 MiB calls in its interleaved batches, bench/batches.ts)
+ * for the HTTP/2 floor and the Node hosts that call over HTTP/2, each in a
+ * host process of its own (bench/node-host.ts), rounds interleaved in a
+ * shuffled order. Besides run.ts' figures it prints, per row, the 1 MiB
+ * calls' pooled p50, the host's CPU µs per call in scenarios 1 and 2 (its
+ * own process.cpuUsage), its garbage collections per 1,000 sequential calls,
  * and its heap after each round: what a long-lived host gains or loses
  * over a full run that a --quick one does not show.
  *
@@ -18,6 +19,7 @@
  * sequential batch and 64-caller run (run.js' --rewarm).
  */
 import { rmSync } from "node:fs";
+import { interleavedBatches } from "./batches.js";
 import { buildGoContenders } from "./go-build.js";
 import { HostProcess } from "./contenders.js";
 import type { NodeKind } from "./node-host.js";
@@ -30,9 +32,10 @@ const option = (name: string): string | undefined => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 ? args[at + 1] : undefined;
 };
+/** run.ts' sizes; its 1 MiB calls too: `bigBatches` batches of `big`, each after 2 unmeasured (REWARM.big). */
 const P = full
-  ? { rounds: 7, unary: 2_000, big: 20, concurrentMs: 1_500, stream: 100_000 }
-  : { rounds: 3, unary: 500, big: 15, concurrentMs: 500, stream: 30_000 };
+  ? { rounds: 7, unary: 2_000, big: 20, bigBatches: 5, concurrentMs: 1_500, stream: 100_000 }
+  : { rounds: 3, unary: 500, big: 15, bigBatches: 2, concurrentMs: 500, stream: 30_000 };
 const rounds = Number(option("rounds") ?? P.rounds);
 const only = option("only")?.split(",");
 const gapMs = Number(option("gap") ?? 0);
@@ -69,6 +72,8 @@ const stats = async (h: HostProcess): Promise<Stats> =>
 interface Figures {
   samples: number[];
   p50: number[];
+  /** The 1 MiB calls' latencies, pooled over batches and rounds. */
+  big: number[];
   /** p50 of the first and the last quarter of each sequential batch. */
   firstQ: number[];
   lastQ: number[];
@@ -85,6 +90,7 @@ const figures = new Map<string, Figures>(
     {
       samples: [],
       p50: [],
+      big: [],
       firstQ: [],
       lastQ: [],
       rate: [],
@@ -133,7 +139,14 @@ for (let r = 1; r <= rounds; r++) {
     fig(h).concCpu.push((b.cpu_us - a.cpu_us) / ((rate * P.concurrentMs) / 1000));
   }
   await idle();
-  for (const h of shuffled(hosts)) await h.unary(P.big, MiB);
+  // As run.ts: interleaved batches (bench/batches.ts), so that each host
+  // ends the scenario in the state a run.js run leaves it in.
+  const big = await interleavedBatches(
+    hosts.map((h) => [h, h] as const),
+    { batches: P.bigBatches, warm: 2, n: P.big, size: MiB },
+    shuffled,
+  );
+  for (const [h, values] of big) fig(h).big.push(...values);
   await idle();
   if (!noStream) for (const h of shuffled(hosts)) await h.stream(P.stream);
   for (const h of hosts) fig(h).heapMb.push((await stats(h)).heap_used / 2 ** 20);
@@ -155,9 +168,9 @@ console.log(
     `${rewarm} unmeasured calls before each measured run\n`,
 );
 console.log(
-  "| row | p50 µs (pooled) | × floor (remote rows: TCP floor) | first ¼ p50 | last ¼ p50 | 64 callers/s | × floor | CPU µs/call seq | CPU µs/call 64 | GCs/1k seq | GC ms/1k seq | heap MB by round |",
+  "| row | p50 µs (pooled) | × floor (remote rows: TCP floor) | first ¼ p50 | last ¼ p50 | 64 callers/s | × floor | 1 MiB p50 µs (pooled) | CPU µs/call seq | CPU µs/call 64 | GCs/1k seq | GC ms/1k seq | heap MB by round |",
 );
-console.log("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+console.log("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
 for (const [name, f] of figures) {
   const p50 = percentile(f.samples, 50);
   const rate = median(f.rate);
@@ -165,7 +178,8 @@ for (const [name, f] of figures) {
   console.log(
     `| ${name} | ${round(p50)} | ${floor ? (p50 / percentile(floor.samples, 50)).toFixed(2) : "-"} | ` +
       `${spread(f.firstQ)} | ${spread(f.lastQ)} | ${spread(f.rate)} | ` +
-      `${floor ? (rate / median(floor.rate)).toFixed(2) : "-"} | ${spread(f.seqCpu)} | ` +
+      `${floor ? (rate / median(floor.rate)).toFixed(2) : "-"} | ${round(percentile(f.big, 50))} | ` +
+      `${spread(f.seqCpu)} | ` +
       `${spread(f.concCpu)} | ${spread(f.gcPer1k)} | ${spread(f.gcMsPer1k)} | ` +
       `${f.heapMb.map((m) => m.toFixed(1)).join(" ")} |`,
   );

@@ -35,8 +35,29 @@ const ownRoot = resolve(here, "../..");
 const MESSAGES = ["toBinary", "flat"] as const;
 type Kind = (typeof MESSAGES)[number];
 
+/**
+ * A child's entry, run with `--input-type=module -e` in ROOT's package
+ * folder: protobuf-es is imported as ROOT's code imports it (the package's
+ * public exports, resolved from there; an eval'd module resolves from the
+ * working directory), one instance per build, as in an application.
+ * Arguments (after `--`): `--child`, this file's URL, ROOT, kind, n.
+ */
+const CHILD_ENTRY = `
+const protobuf = await import("@bufbuild/protobuf");
+const wkt = await import("@bufbuild/protobuf/wkt");
+const [, , bench, root, kind, n] = process.argv;
+await (await import(bench)).child(root, kind, Number(n), protobuf, wkt);
+process.exit(0);
+`;
+
 /** One measurement in this process: ROOT's writer and reader, `n` frames of `kind`. */
-async function child(root: string, kind: Kind, n: number): Promise<void> {
+export async function child(
+  root: string,
+  kind: Kind,
+  n: number,
+  { create, fromBinary }: typeof Protobuf,
+  { BytesValueSchema, OptionSchema }: typeof Wkt,
+): Promise<void> {
   const load = <T>(path: string): Promise<T> =>
     import(pathToFileURL(join(root, "src", path)).href) as Promise<T>;
   const { FrameReader, FrameType, FrameWriter } = await load<typeof Frames>(
@@ -47,11 +68,6 @@ async function child(root: string, kind: Kind, n: number): Promise<void> {
   const { clientTlsDefaults, serverTlsDefaults } = await load<typeof TlsDefaults>(
     "transport/tls-defaults.js",
   );
-  // protobuf-es as ROOT's code imports it: one instance per build, as in an application.
-  const esm = (path: string): string =>
-    pathToFileURL(join(root, "..", "node_modules/@bufbuild/protobuf/dist/esm", path)).href;
-  const { create, fromBinary } = (await import(esm("index.js"))) as typeof Protobuf;
-  const { BytesValueSchema, OptionSchema } = (await import(esm("wkt/index.js"))) as typeof Wkt;
   const dir = mkdtempSync(join(tmpdir(), "mib-tls-writer-"));
   const server = generateAutoMtlsCertificate("P-256");
   const client = generateAutoMtlsCertificate("P-256");
@@ -121,13 +137,21 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++)
     for (const kind of MESSAGES)
       for (const root of shuffled(roots)) {
-        const { stdout } = await promisify(execFile)(process.execPath, [
-          here,
-          "--child",
-          root,
-          kind,
-          String(n),
-        ]);
+        const { stdout } = await promisify(execFile)(
+          process.execPath,
+          [
+            "--input-type=module",
+            "-e",
+            CHILD_ENTRY,
+            "--",
+            "--child",
+            import.meta.url,
+            root,
+            kind,
+            String(n),
+          ],
+          { cwd: join(root, "..") },
+        );
         const got = JSON.parse(stdout) as { cpu: number; p50: number };
         const key = `${kind} ${root}`;
         const entry = results.get(key) ?? { cpu: [], p50: [] };
@@ -145,7 +169,5 @@ async function main(): Promise<void> {
   for (const [key, { cpu, p50 }] of results) console.log(`| ${key} | ${fmt(cpu)} | ${fmt(p50)} |`);
 }
 
-if (process.argv[2] === "--child") {
-  await child(process.argv[3] as string, process.argv[4] as Kind, Number(process.argv[5]));
-  process.exit(0);
-} else await main();
+// A child (CHILD_ENTRY) imports this file for child() only.
+if (process.argv[1] !== "--child") await main();

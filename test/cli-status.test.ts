@@ -94,22 +94,40 @@ test("status --from shows every plugin a running host manages, with generation, 
   }
 });
 
-test("status --from a URL that is not a status page, or that nothing answers, says so", async () => {
+test("status --from a URL that is not a status page, or that nothing answers, says so (exit 5, network)", async () => {
   const plugin = await startLedger("st-plain");
   ledgers.push(plugin);
   const notPage = await cli(["status", "--from", plugin.url]);
-  assert.notEqual(notPage.code, 0);
+  assert.equal(notPage.code, 5, notPage.stderr);
   assert.match(
     notPage.stderr,
     new RegExp(`${plugin.url.replace(/\./g, "\\.")}/status\\.json answered 404`),
   );
   const port = await freePort();
   const nobody = await cli(["status", "--from", `http://127.0.0.1:${port}/`]);
-  assert.notEqual(nobody.code, 0);
+  assert.equal(nobody.code, 5, nobody.stderr);
   assert.match(
     nobody.stderr,
     new RegExp(
       `cannot reach the status page at http://127\\.0\\.0\\.1:${port}/status\\.json: .*ECONNREFUSED`,
     ),
   );
+});
+
+test("status --from a page that answers JSON but not a status snapshot: exit 5 naming it", async () => {
+  const other = createServer((_req, res) => res.end('{"hello":"world"}'));
+  await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}/`;
+  try {
+    const r = await cli(["status", "--from", url]);
+    assert.deepEqual(
+      [r.code, r.stderr],
+      [
+        5,
+        `connect-plugin: ${url}status.json is not a connect-plugin status page (its answer is not a status snapshot)\n`,
+      ],
+    );
+  } finally {
+    other.close();
+  }
 });

@@ -300,3 +300,63 @@ describe("CLI user errors: status", () => {
     );
   });
 });
+
+describe("CLI user errors: references and --platform", () => {
+  test("a malformed OCI reference is exit 7 naming what is wrong, the same in pull, install, inspect and push", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = await initPlugin(work);
+    const flags = ["--dir", join(work, "plugins"), "--cache", join(work, "cache")];
+    for (const [ref, why] of [
+      ["localhost:1/kv:bad^tag", 'bad tag "bad^tag"'],
+      ["localhost:1/kv@sha256:zz", 'bad digest "sha256:zz"'],
+      ["localhost:1/KV:1.0.0", 'bad repository "KV"'],
+    ] as const) {
+      for (const args of [
+        ["pull", ref],
+        ["install", ref],
+        ["inspect", ref],
+        ["push", dir, ref],
+      ]) {
+        const r = await cli([...flags, ...args], {}, work);
+        assert.deepEqual(
+          [r.code, r.stderr],
+          [7, `connect-plugin: invalid OCI reference "${ref}": ${why}\n`],
+          args.join(" "),
+        );
+      }
+    }
+    assert.equal(existsSync(join(work, "cache")), false, "nothing pulled");
+  });
+
+  test("--platform that is not os/arch is refused (exit 7, naming the value) before any network or file work", async () => {
+    const work = tempDir("cp-usererr-");
+    const dir = await initPlugin(work);
+    const cache = join(work, "cache");
+    // Port 1 on loopback: had the command gone to the registry, exit 5 (unreachable).
+    for (const args of [
+      ["pull", "localhost:1/kv:1.0.0"],
+      ["install", "localhost:1/kv:1.0.0"],
+      ["inspect", "localhost:1/kv:1.0.0"],
+      ["--allow-unsigned", "verify", dir],
+      ["--allow-unsigned", "install", dir],
+    ]) {
+      for (const platform of ["bogus", "Linux/AMD64", "linux/amd64/v8"]) {
+        const r = await cli(
+          ["--dir", join(work, "plugins"), "--cache", cache, "--platform", platform, ...args],
+          {},
+          work,
+        );
+        assert.deepEqual(
+          [r.code, r.stderr],
+          [
+            7,
+            `connect-plugin: --platform must be os/arch in OCI names, e.g. linux/amd64 or darwin/arm64, not "${platform}"\n`,
+          ],
+          `${args.join(" ")} --platform ${platform}`,
+        );
+      }
+    }
+    assert.equal(existsSync(cache), false, "nothing pulled");
+    assert.equal(existsSync(join(work, "plugins")), false, "nothing installed");
+  });
+});

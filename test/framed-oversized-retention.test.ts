@@ -6,24 +6,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { GetResponseSchema, KV, WatchEventSchema } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { framedUnixTransport } from "./framed-unix.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-async function collected(ref: WeakRef<object>): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    await new Promise((r) => setImmediate(r));
-    gc();
-    if (ref.deref() === undefined) return true;
-  }
-  return false;
-}
+import { collected } from "./gc.js";
 
 for (const kind of ["unary", "server stream"] as const) {
   test(`a ${kind} response over writeMaxBytes fails its call, and the plugin does not keep the message`, async (t) => {

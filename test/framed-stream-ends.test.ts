@@ -21,7 +21,8 @@ import { KV, type WatchEvent } from "../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { CallTracker } from "../src/plugin/call-tracker.js";
 import { createFramedTransport } from "../src/transport/framed/client.js";
 import { FramedServer } from "../src/transport/framed/server.js";
-import { tempDir } from "./helpers.js";
+import { collected } from "./gc.js";
+import { tempDir, waitFor } from "./helpers.js";
 
 /** What the Watch handler saw: messages yielded, and whether its `finally` ran. */
 const seen = { yielded: 0, finallyRan: 0, release: (): void => {} };
@@ -231,4 +232,41 @@ test("a handler that fails after the grace period, mid-stream: the client gets i
   assert.equal(error.code, Code.Unavailable);
   assert.match(error.rawMessage, /plugin stopped/);
   assert.equal(tracker.inFlight, 0);
+});
+
+test("a stream whose client is gone and whose handler's finally never settles: the server stops it without waiting and keeps nothing of the call (return() is not awaited, as on the HTTP/2 path)", async () => {
+  const hang: (() => void)[] = [];
+  let entered = 0;
+  let header: WeakRef<Headers> | undefined;
+  const keepHeader: Interceptor = (next) => (req) => {
+    header = new WeakRef(req.header);
+    return next(req);
+  };
+  const client = await watchClient([keepHeader], (router) => {
+    router.service(KV, {
+      async *watch() {
+        try {
+          // The first message after the client's cancel finds the call gone.
+          for (;;) {
+            yield { key: "k" };
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        } finally {
+          entered++;
+          // Reachable (the test holds its resolver) and never settled.
+          await new Promise<void>((resolve) => hang.push(resolve));
+        }
+      },
+    });
+  });
+  const abort = new AbortController();
+  await assert.rejects(
+    (async () => {
+      for await (const _ of client.watch({ key: "x" }, { signal: abort.signal })) abort.abort();
+    })(),
+    (error: unknown) => ConnectError.from(error).code === Code.Canceled,
+  );
+  await waitFor("the handler's finally", () => entered === 1, 5_000);
+  assert.ok(await collected(header!), "the call's request headers were collected");
+  assert.equal(hang.length, 1);
 });

@@ -255,6 +255,31 @@ export function cli(
 }
 
 /**
+ * Starts the CLI as a real subprocess to be signalled: stderr (read with
+ * `stderr()`) is a pipe, stdin and stdout are not read; `exited` is its
+ * exit code and signal.
+ */
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): {
+  child: ChildProcess;
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+  stderr: () => string;
+} {
+  const child = spawn(process.execPath, [cliMain, ...args], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+    child.once("exit", (code, signal) => r([code, signal])),
+  );
+  return { child, exited, stderr: () => stderr };
+}
+
+/**
  * A fresh host directory and the CLI flags that point into it: plugins, cache,
  * lockfile, and trusted keys (`trustedDir`, else an empty folder in the host).
  */

@@ -6,7 +6,7 @@
  * wrong says why. Real subprocesses: the CLI, node --build-snapshot, and the
  * plugin started from the blob.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -18,6 +18,7 @@ import { buildSnapshot } from "../src/cli/snapshot-build.js";
 import { subprocess } from "../src/index.js";
 import { goBinaries, removeGoBinaries, runGoHost } from "./go-build.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
+import { startCli } from "./oci-helpers.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const plugin = fileURLToPath(new URL("./fixtures/snapshot-plugin.js", import.meta.url));
@@ -353,4 +354,31 @@ test("connect-plugin snapshot passes on esbuild's warnings: import.meta is empty
     ),
     warnings.join("\n"),
   );
+});
+
+test("snapshot interrupted (SIGINT) while node builds: the CLI dies of SIGINT and leaves neither its temporary folder nor a partial blob", async () => {
+  const tmp = tempDir("snapshot-tmp-");
+  const outDir = tempDir("snapshot-out-");
+  const entry = join(dir, "interrupted.mjs");
+  writeFileSync(
+    entry,
+    `import { serve } from ${JSON.stringify(servePath)};\nsetInterval(() => {}, 1000);\nserve({});\n`,
+  );
+  const { child, exited, stderr } = startCli(
+    ["snapshot", entry, "-o", join(outDir, "kv.blob"), "--timeout", "60000"],
+    { ...process.env, TMPDIR: tmp },
+  );
+  // node --build-snapshot runs (the CLI's child; esbuild's service is one too).
+  await waitFor(
+    "node --build-snapshot",
+    () =>
+      spawnSync("ps", ["-o", "args=", "--ppid", String(child.pid)], {
+        encoding: "utf8",
+      }).stdout.includes("--build-snapshot"),
+    60_000,
+  );
+  child.kill("SIGINT");
+  assert.deepEqual(await exited, [null, "SIGINT"], stderr());
+  assert.deepEqual(readdirSync(tmp), [], "the temporary folder");
+  assert.deepEqual(readdirSync(outDir), [], "the partial blob");
 });

@@ -14,11 +14,11 @@ export const EXIT = {
   verification: 3,
   /** No such plugin, file, tag or blob. */
   notFound: 4,
-  /** The registry refused (401/403), failed (5xx), or could not be reached. */
+  /** The registry (or `status --from`'s page) refused (401/403), failed (5xx), or could not be reached. */
   registry: 5,
   /** A local file operation failed (full disk, permissions). */
   io: 6,
-  /** An invalid manifest, configuration or lockfile. */
+  /** An invalid manifest, configuration or lockfile; a malformed option value or OCI reference. */
   invalid: 7,
   /** No entrypoint for this platform, or incompatible with this host. */
   platform: 8,

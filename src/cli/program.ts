@@ -9,6 +9,7 @@ import { type OciReference } from "../oci/reference.js";
 import { RegistryClient, type ProgressListener } from "../oci/registry-client.js";
 import { hostVersion } from "../manager/host-version.js";
 import { loadTrustedKeys } from "../security/signing.js";
+import { platformOption } from "./platform-option.js";
 import { progressBars } from "./progress.js";
 
 export interface GlobalOptions {
@@ -57,7 +58,7 @@ export const program = new Command("connect-plugin")
     process.env.CONNECT_PLUGIN_REGISTRY,
   )
   .option("--plain-http", "speak HTTP, not HTTPS, to the registry (default for loopback)")
-  .option("--platform <os/arch>", "platform to install or pull", hostPlatform())
+  .option("--platform <os/arch>", "platform to install or pull", platformOption, hostPlatform())
   .option("--json", "print machine-readable JSON on stdout")
   .version(hostVersion())
   .addHelpText(

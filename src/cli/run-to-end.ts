@@ -1,5 +1,6 @@
 /** A child process run to its end by the CLI's build commands, with a time limit. */
 import { spawn } from "node:child_process";
+import { onEndingSignal } from "./ending-signal.js";
 
 /**
  * How long stderr may stay open after the process exited, default 1 s: a
@@ -11,32 +12,88 @@ import { spawn } from "node:child_process";
 export const STDERR_GRACE_MS = 1_000;
 
 /**
+ * How long the command's process group has to end after the CLI passed it
+ * SIGINT, SIGTERM or SIGHUP, default 2 s, before it is killed (SIGKILL) and
+ * the CLI dies of the signal: a command that ignores SIGINT (a plugin's
+ * serve() does) would otherwise outlive the CLI, out of the terminal's reach.
+ */
+export const SIGNAL_GRACE_MS = 2_000;
+
+/**
  * Runs a command to its exit (in `env`, default this process's), or kills
  * it after `timeoutMs`, then reads its stderr to the pipe's end or for
  * STDERR_GRACE_MS more, whichever comes first (stdout is not read).
+ *
+ * The command runs in a process group of its own (POSIX), so that the time
+ * limit kills every process it started that stayed in the group (a plugin's
+ * own children), not only the command; one that left the group (a daemon,
+ * detached) is not ours and is left, at the time limit as after a normal
+ * exit. (spawn's `detached` makes it a session of its own too: it has no
+ * controlling terminal.) Being in another group, the command no longer gets
+ * the terminal's Ctrl-C (nor Ctrl-Z, nor a SIGKILL sent to the CLI's whole
+ * group): a SIGINT, SIGTERM or SIGHUP to the CLI while it runs is passed on
+ * to the group, the command is given SIGNAL_GRACE_MS to end (then the
+ * group is killed), `interrupted` runs, and the CLI then dies of it as
+ * before (no catch or finally of the caller runs).
  */
 export function runToEnd(
   command: string,
   args: string[],
   timeoutMs: number,
   env: NodeJS.ProcessEnv = process.env,
+  /** Run once the command has ended after such a signal, before the CLI dies of it: what the caller's finally would have removed. */
+  interrupted: () => void = () => {},
 ): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    const group = process.platform !== "win32";
+    const child = spawn(command, args, {
+      env,
+      stdio: ["ignore", "ignore", "pipe"],
+      detached: group,
+    });
+    /** Signals the command's process group (the command alone off POSIX); a group already gone is fine. */
+    const kill = (signal: NodeJS.Signals): void => {
+      try {
+        if (group && child.pid !== undefined) process.kill(-child.pid, signal);
+        else child.kill(signal);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
+      }
+    };
+    const stopListening = onEndingSignal((signal) =>
+      // Not started (its "error" is on its way): nothing to wait for.
+      child.pid === undefined
+        ? undefined
+        : new Promise<void>((ended) => {
+            kill(signal);
+            // Killed, the command exits (then "exit" below) as at the time limit.
+            const force = setTimeout(() => kill("SIGKILL"), SIGNAL_GRACE_MS);
+            child.once("exit", () => {
+              clearTimeout(force);
+              try {
+                interrupted();
+              } finally {
+                ended();
+              }
+            });
+          }),
+    );
     let stderr = "";
     let timedOut = false;
     let grace: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGKILL");
+      kill("SIGKILL");
     }, timeoutMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.once("error", (error) => {
       clearTimeout(timer);
+      stopListening();
       reject(error);
     });
     child.once("exit", () => {
       clearTimeout(timer);
+      stopListening();
       // Ending the pipe on our side lets "close" come.
       grace = setTimeout(() => child.stderr.destroy(), STDERR_GRACE_MS);
     });

@@ -103,6 +103,11 @@ export async function buildSnapshot(
   }
   const dir = mkdtempSync(join(tmpdir(), "connect-plugin-snapshot-"));
   let partial: string | undefined;
+  /** The build's temporary folder and partial blob, gone (its finally, or a Ctrl-C, which skips it). */
+  const removeTemporaries = (): void => {
+    rmSync(dir, { recursive: true, force: true });
+    if (partial !== undefined) rmSync(partial, { force: true });
+  };
   try {
     const bundle = join(dir, "plugin.cjs");
     const hook = `globalThis[Symbol.for(${JSON.stringify(SNAPSHOT_BUILD)})]`;
@@ -127,6 +132,9 @@ export async function buildSnapshot(
       command,
       [...prefix, "--snapshot-blob", partial, "--build-snapshot", bundle],
       timeoutMs,
+      process.env,
+      // Ctrl-C: the CLI dies of it without the finally below running.
+      removeTemporaries,
     );
     if (timedOut) {
       throw new ManagementError(
@@ -153,8 +161,7 @@ export async function buildSnapshot(
       warnings,
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
-    if (partial !== undefined) rmSync(partial, { force: true });
+    removeTemporaries();
   }
 }
 

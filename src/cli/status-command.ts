@@ -137,7 +137,11 @@ function line(p: PluginStatus): string {
     : `${p.name}\t${p.source}\t${p.state}\t${p.where}`;
 }
 
-/** Reads a running host's status page snapshot (`status.json` next to the page). */
+/**
+ * Reads a running host's status page snapshot (`status.json` next to the
+ * page). A page that cannot be reached, answers an error or is not a status
+ * page is "registry" (exit 5, network), as a registry in the same state is.
+ */
 async function fetchSnapshot(from: string): Promise<StatusSnapshot> {
   let url: URL;
   try {
@@ -153,13 +157,13 @@ async function fetchSnapshot(from: string): Promise<StatusSnapshot> {
     res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   } catch (e) {
     throw new ManagementError(
-      "io",
+      "registry",
       `cannot reach the status page at ${url.href}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`,
     );
   }
   const body = await res.text();
   if (!res.ok) {
-    throw new ManagementError("io", `${url.href} answered ${res.status} ${res.statusText}`);
+    throw new ManagementError("registry", `${url.href} answered ${res.status} ${res.statusText}`);
   }
   try {
     const snapshot = JSON.parse(body) as StatusSnapshot;
@@ -167,7 +171,7 @@ async function fetchSnapshot(from: string): Promise<StatusSnapshot> {
     return snapshot;
   } catch {
     throw new ManagementError(
-      "io",
+      "registry",
       `${url.href} is not a connect-plugin status page (its answer is not a status snapshot)`,
     );
   }

@@ -6,6 +6,9 @@ export function hostPlatform(): string {
   return `${process.platform}/${ARCH[process.arch] ?? process.arch}`;
 }
 
+/** A platform name as manifests' `entrypoints` keys take it (schema/plugin-manifest.schema.json): `os/arch`, lower case. */
+export const PLATFORM_PATTERN = /^[a-z0-9]+\/[a-z0-9]+$/;
+
 /** Splits `os/arch` for an OCI index entry. */
 export function splitPlatform(platform: string): { os: string; architecture: string } {
   const [os = "", architecture = ""] = platform.split("/");

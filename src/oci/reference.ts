@@ -18,7 +18,11 @@ function looksLikeHost(part: string): boolean {
 
 /**
  * Parses an OCI reference. A reference without a registry host uses
- * `defaultRegistry`; one without a tag or digest uses `latest`.
+ * `defaultRegistry`; one without a tag or digest uses `latest`. A malformed
+ * digest, repository or tag is "invalid-config" (CLI exit 7: the input is
+ * wrong, whatever the registry holds, and whether it names one or not); a
+ * well-formed one with no registry at all is "not-found", as a bare name
+ * nothing else resolves is.
  */
 export function parseReference(text: string, defaultRegistry?: string): OciReference {
   let rest = text.replace(/^oci:\/\//, "");
@@ -29,23 +33,16 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
     rest = rest.slice(0, at);
     if (!DIGEST.test(digest)) {
       throw new ManagementError(
-        "not-found",
+        "invalid-config",
         `invalid OCI reference "${text}": bad digest "${digest}"`,
       );
     }
   }
   const parts = rest.split("/");
-  let registry: string;
-  if (parts.length > 1 && looksLikeHost(parts[0] as string)) {
-    registry = parts.shift() as string;
-  } else if (defaultRegistry !== undefined) {
-    registry = defaultRegistry;
-  } else {
-    throw new ManagementError(
-      "not-found",
-      `OCI reference "${text}" names no registry, and no default registry is configured`,
-    );
-  }
+  const registry =
+    parts.length > 1 && looksLikeHost(parts[0] as string)
+      ? (parts.shift() as string)
+      : defaultRegistry;
   let last = parts.pop() ?? "";
   let tag: string | undefined;
   const colon = last.lastIndexOf(":");
@@ -56,12 +53,22 @@ export function parseReference(text: string, defaultRegistry?: string): OciRefer
   const repository = [...parts, last].join("/");
   if (!/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(repository)) {
     throw new ManagementError(
-      "not-found",
+      "invalid-config",
       `invalid OCI reference "${text}": bad repository "${repository}"`,
     );
   }
   if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
-    throw new ManagementError("not-found", `invalid OCI reference "${text}": bad tag "${tag}"`);
+    throw new ManagementError(
+      "invalid-config",
+      `invalid OCI reference "${text}": bad tag "${tag}"`,
+    );
+  }
+  // Last: a malformed reference is that, registry or not.
+  if (registry === undefined) {
+    throw new ManagementError(
+      "not-found",
+      `OCI reference "${text}" names no registry, and no default registry is configured`,
+    );
   }
   return {
     registry,

@@ -37,11 +37,15 @@ export function urlAuthorization(url: URL): string | undefined {
  * the one spelling of it, for status() (below) and the status page
  * (page-security.ts redact). `anchored`: one URL, at the start of `text`
  * (whitespace is user info then: the parser drops tabs and newlines and
- * encodes spaces); otherwise every URL in free text, whitespace ending one.
- * As the regular expression /([a-z][a-z0-9+.-]*:\/\/)([^/?#\s]*)@/gi
- * would find them (^ and no \s when anchored), but in one pass: that
- * expression backtracks quadratically on a long run of letters, or a
- * scheme followed by a long authority without `@` (9 s for 100 KB).
+ * encodes spaces); otherwise every URL in free text, whitespace ending one,
+ * and there a special scheme's authority also without its "//"
+ * (`http:user:pw@host`, `https:/user@host`), which node's parser reads as
+ * one; a URL string (anchored) spelled so is read through the parser (see
+ * replaceUserInfo). As the regular expression
+ * /([a-z][a-z0-9+.-]*:\/\/)([^/?#\s]*)@/gi would find them (^ and no \s
+ * when anchored), but in one pass: that expression backtracks
+ * quadratically on a long run of letters, or a scheme followed by a long
+ * authority without `@` (9 s for 100 KB).
  */
 function findUserInfo(
   text: string,
@@ -50,17 +54,28 @@ function findUserInfo(
 ): void {
   /** Where the last match ended: the next one's scheme starts no earlier. */
   let floor = 0;
-  for (let sep = text.indexOf("://"); sep >= 0; sep = text.indexOf("://", sep + 1)) {
-    let start = sep;
+  /** Where the last authority read without an `@` ended: one starting inside it ends there too. */
+  let bare = 0;
+  for (let colon = text.indexOf(":"); colon >= 0; colon = text.indexOf(":", colon + 1)) {
+    const slashes = text.startsWith("//", colon + 1);
+    if (!slashes && anchored) continue;
+    let start = colon;
     while (start > floor && SCHEME_CHAR.test(text.charAt(start - 1))) start--;
-    while (start < sep && !LETTER.test(text.charAt(start))) start++;
-    if (start === sep || (anchored && start > 0)) {
+    while (start < colon && !LETTER.test(text.charAt(start))) start++;
+    if (start === colon || (anchored && start > 0)) {
       if (anchored) return;
       continue;
     }
+    let infoStart = colon + 3;
+    if (!slashes) {
+      if (!SPECIAL_SCHEMES.has(text.slice(start, colon).toLowerCase())) continue;
+      infoStart = colon + 1;
+      while (text.charAt(infoStart) === "/" || text.charAt(infoStart) === "\\") infoStart++;
+      if (infoStart < bare) continue;
+    }
     let at = -1;
-    const infoStart = sep + 3;
-    for (let i = infoStart; i < text.length; i++) {
+    let i = infoStart;
+    for (; i < text.length; i++) {
       const c = text.charAt(i);
       if (c === "@") at = i;
       else if (c === "/" || c === "?" || c === "#" || (!anchored && /\s/.test(c))) break;
@@ -68,11 +83,13 @@ function findUserInfo(
     if (at >= 0) {
       found(start, infoStart, at);
       floor = at + 1;
-    }
+    } else bare = i;
     if (anchored) return;
-    // The next "://" is past this authority (a "/" ended it, or the text did).
+    // A later "://" is past this authority (a "/" ended it, or the text did).
   }
 }
+/** Schemes node's parser reads an authority of without "//" (`http:host`); file: has no user info. */
+const SPECIAL_SCHEMES = new Set(["http", "https", "ws", "wss", "ftp"]);
 const SCHEME_CHAR = /[a-z0-9+.-]/i;
 const LETTER = /[a-z]/i;
 

@@ -586,7 +586,9 @@ class ServerConnection {
           throw mapError(error);
         }
         if (this.calls.get(id) !== call) {
-          await it.return?.();
+          // The caller is gone: stop the handler without waiting for its
+          // finally, which may never settle and would hold this call.
+          stopIterator(it);
           return;
         }
         try {

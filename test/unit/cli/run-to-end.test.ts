@@ -3,14 +3,16 @@
  * process, not with its stderr pipe: a real subprocess that starts a
  * detached grandchild inheriting its stderr (as a plugin that starts a
  * daemon does) and exits, or is killed at the time limit, while the
- * grandchild keeps the pipe open.
+ * grandchild keeps the pipe open; and a grandchild left in the process's
+ * group ends with it at the time limit, or when the CLI is interrupted.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { runToEnd } from "../../../src/cli/run-to-end.js";
-import { isAlive, tempDir } from "../../helpers.js";
+import { isAlive, tempDir, waitFor } from "../../helpers.js";
 
 const dir = tempDir("run-to-end-");
 const grandchildren: number[] = [];
@@ -18,23 +20,41 @@ after(() => {
   for (const pid of grandchildren) if (isAlive(pid)) process.kill(pid, "SIGKILL");
 });
 
-/** A script that starts the grandchild, writes `stderrBytes` to stderr, then runs `then`. */
-function script(name: string, stderrBytes: number, then: string) {
+/**
+ * A script that starts the grandchild (detached: in a process group of its
+ * own, as a daemon; or left in the script's group), writes `stderrBytes` to
+ * stderr, then runs `then`. The grandchild's pid goes to `pidFile`, the
+ * script's own to `selfFile`; `first` runs before anything else.
+ */
+function script(name: string, stderrBytes: number, then: string, detached = true, first = "") {
   const path = join(dir, `${name}.cjs`);
   const pidFile = join(dir, `${name}.pid`);
+  const selfFile = join(dir, `${name}.self`);
   writeFileSync(
     path,
-    `const { spawn } = require("node:child_process");
+    `${first}
+const { spawn } = require("node:child_process");
 const g = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], {
-  detached: true,
+  detached: ${detached},
   stdio: ["ignore", "ignore", "inherit"],
 });
+require("node:fs").writeFileSync(${JSON.stringify(selfFile)}, String(process.pid));
 require("node:fs").writeFileSync(${JSON.stringify(pidFile)}, String(g.pid));
 g.unref();
 process.stderr.write("x".repeat(${stderrBytes}) + "\\nlast line\\n");
 ${then}\n`,
   );
-  return { path, pidFile };
+  return { path, pidFile, selfFile };
+}
+
+/** Whether `pid` runs: alive and not a zombie (a PID 1 that does not reap would keep one). */
+function running(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** runToEnd's answer, or a failure 15 s after it was asked (main waited for the pipe: forever). */
@@ -72,3 +92,49 @@ test("runToEnd resolves after killing a process at its time limit though a grand
   assert.equal(result.timedOut, true);
   assert.equal(result.stderr, `${"x".repeat(10)}\nlast line\n`);
 });
+
+test("runToEnd's time limit kills the process's own children too (its process group), not only the process", async () => {
+  const { path, pidFile } = script("group", 10, "setInterval(() => {}, 1000);", false);
+  const result = await settled(runToEnd(process.execPath, [path], 2_000), pidFile);
+  assert.equal(result.timedOut, true);
+  const grandchild = grandchildren.at(-1)!;
+  await waitFor("the grandchild to be killed", () => !running(grandchild), 5_000);
+});
+
+for (const ignores of [false, true])
+  test(`SIGINT to a process running runToEnd (a real CLI-like process) ends the command and its children, then that process dies of SIGINT${ignores ? "; a command that ignores SIGINT (as serve() does) is killed after SIGNAL_GRACE_MS" : ""}`, async () => {
+    const name = ignores ? "ignores-sigint" : "interrupted";
+    const { path, pidFile, selfFile } = script(
+      name,
+      10,
+      "setInterval(() => {}, 1000);",
+      false,
+      ignores ? 'process.on("SIGINT", () => {});' : "",
+    );
+    const driver = join(dir, `${name}-driver.mjs`);
+    const module = new URL("../../../src/cli/run-to-end.js", import.meta.url).href;
+    writeFileSync(
+      driver,
+      `import { runToEnd } from ${JSON.stringify(module)};
+await runToEnd(process.execPath, [${JSON.stringify(path)}], 60_000);
+process.exit(0);\n`,
+    );
+    const cliLike = spawn(process.execPath, [driver], { stdio: "ignore" });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+      cliLike.once("exit", (code, signal) => r([code, signal])),
+    );
+    await waitFor(
+      "the command and its child",
+      () => existsSync(pidFile) && existsSync(selfFile),
+      10_000,
+    );
+    const command = Number(readFileSync(selfFile, "utf8"));
+    const grandchild = Number(readFileSync(pidFile, "utf8"));
+    grandchildren.push(grandchild, command);
+    // The command's listener is installed before it wrote its pid (script()'s `first`).
+    cliLike.kill("SIGINT");
+    assert.deepEqual(await exited, [null, "SIGINT"]);
+    // At once: runToEnd waited for the command's end (or killed it) before dying.
+    assert.ok(!running(command), "the command outlived the CLI");
+    await waitFor("the command's child to end", () => !running(grandchild), 5_000);
+  });

@@ -16,8 +16,10 @@ import {
   type ConnectRouter,
   type Interceptor,
 } from "@connectrpc/connect";
-import { KV } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { KV, WatchRequestSchema } from "../../../examples/kv/gen/example/kv/v1/kv_pb.js";
 import { createDirectTransport } from "../../../src/transport/direct.js";
+import { waitFor } from "../../helpers.js";
 
 /** Fails the test instead of hanging it when `p` never settles (not a timing assertion). */
 function settles<T>(p: Promise<T>): Promise<T> {
@@ -94,4 +96,43 @@ test("next() of a host interceptor rejects, never throws, when the request canno
   );
   assert.equal(threw, undefined, "next() threw synchronously");
   assert.ok(outcome instanceof ConnectError, `the call rejects (got ${String(outcome)})`);
+});
+
+test("leaving an in-process stream whose return() throws synchronously: the call ends, return() is called once, nothing is thrown or left unhandled (stopIterator)", async () => {
+  let returned = 0;
+  const transport = createDirectTransport({
+    routes: (router: ConnectRouter) =>
+      router.service(KV, {
+        watch: () => ({
+          [Symbol.asyncIterator]: () => ({
+            next: () => Promise.resolve({ done: false, value: { key: "k" } }),
+            return: () => {
+              returned++;
+              throw new Error("return failed");
+            },
+          }),
+        }),
+      }),
+    routerOptions: { interceptors: [] },
+  }).transport;
+  for (const n of [1, 2]) {
+    // The transport's own stream (connect-es' client iterator has no return()).
+    const res = await settles(
+      transport.stream(
+        KV.method.watch,
+        undefined,
+        undefined,
+        undefined,
+        (async function* () {
+          yield create(WatchRequestSchema, { key: "x" });
+        })(),
+      ),
+    );
+    const it = res.message[Symbol.asyncIterator]();
+    const first = await it.next();
+    assert.equal(first.done !== true && first.value.key, "k");
+    assert.deepEqual(await settles(it.return!()), { done: true, value: undefined });
+    // The call's end stops the handler's output, not awaited (a turn later).
+    await waitFor(`return() of call ${n}`, () => returned === n);
+  }
 });
