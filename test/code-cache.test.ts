@@ -11,6 +11,7 @@
 import { execFile } from "node:child_process";
 import {
   cpSync,
+  existsSync,
   lstatSync,
   readFileSync,
   readdirSync,
@@ -31,7 +32,7 @@ import { EXIT } from "../src/cli/exit-codes.js";
 import { subprocess } from "../src/index.js";
 import { PluginManager } from "../src/manager/manager.js";
 import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
-import { cli, cliHost, keysOnDisk, signAndInstall } from "./oci-helpers.js";
+import { cli, cliHost, keysOnDisk, signAndInstall, startCli } from "./oci-helpers.js";
 
 const plugin = fileURLToPath(new URL("./fixtures/code-cache-plugin.js", import.meta.url));
 const shared = fileURLToPath(new URL("../examples/kv/shared.js", import.meta.url));
@@ -347,6 +348,36 @@ test("the build stops a check start that does not end by --timeout and says so",
   assert.equal(made.readUInt32BE(0), crc32(readFileSync(join(out, "bundle", names.bundle))));
   assert.ok(made.length > 4 + 1024, `a cache of ${made.length} bytes`);
   assert.match(res.stderr, /its loader, bundle and code cache stay/);
+});
+
+test("code-cache interrupted (SIGINT) during the check start: the CLI dies of SIGINT and leaves none of the build's files", async () => {
+  const work = tempDir("code-cache-sigint-");
+  const started = join(work, "check-started");
+  // Started without the cookie (the check), it says so in a file and waits.
+  writeFileSync(
+    join(work, "hang.mjs"),
+    `import { writeFileSync } from "node:fs";\n` +
+      `if (process.env.${handshake.magicCookieKey} === undefined) {\n` +
+      `  writeFileSync(${JSON.stringify(started)}, "");\n` +
+      "  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);\n}\n",
+  );
+  const entry = join(work, "interrupted.mjs");
+  writeFileSync(entry, `import "./hang.mjs";\nimport ${JSON.stringify(plugin)};\n`);
+  const out = join(work, "out");
+  const { child, exited, stderr } = startCli([
+    "code-cache",
+    entry,
+    "-o",
+    out,
+    "--handshake",
+    shared,
+    "--timeout",
+    "60000",
+  ]);
+  await waitFor("the check start", () => existsSync(started), 60_000);
+  child.kill("SIGINT");
+  assert.deepEqual(await exited, [null, "SIGINT"], stderr());
+  assert.deepEqual(readdirSync(out), []);
 });
 
 /**

@@ -84,6 +84,11 @@ export async function buildCodeCache(
       `${entry} would be overwritten by its own build: give another --out-dir`,
     );
   }
+  /** The files this build writes (esbuild's source map too): an interrupted build leaves none. */
+  const removeBuild = (): void => {
+    for (const file of [...Object.values(files), `${files.bundle}.map`])
+      rmSync(file, { force: true });
+  };
   // A cache of an earlier bundle would only be found stale: no reason to keep it.
   rmSync(files.cache, { force: true });
   const warnings = await bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
@@ -125,7 +130,7 @@ export async function buildCodeCache(
     return {
       files,
       bytes: 0,
-      state: await cacheState([...nodeOptions, files.loader], timeoutMs),
+      state: await cacheState([...nodeOptions, files.loader], timeoutMs, removeBuild),
       node: process.execPath,
       nodeVersion: process.version,
       warnings: [
@@ -145,7 +150,7 @@ export async function buildCodeCache(
   return {
     files,
     bytes: statSync(files.cache).size,
-    state: await cacheState([...nodeOptions, files.loader], timeoutMs),
+    state: await cacheState([...nodeOptions, files.loader], timeoutMs, removeBuild),
     node: process.execPath,
     nodeVersion: process.version,
     warnings,
@@ -162,10 +167,17 @@ export async function buildCodeCache(
  * so it wrote nothing), and a host's start, with the cookie, uses it; the
  * hang is the plugin's, started without a host, not the cache's. Removing
  * it would only make those files start slower (the next build replaces it).
+ * A Ctrl-C (SIGINT, SIGTERM, SIGHUP) during the check is another matter:
+ * the build was cancelled, not reported, so `interrupted` (runToEnd's) runs
+ * before the CLI dies of the signal, and removes the build's files.
  */
-async function cacheState(args: string[], timeoutMs: number): Promise<CodeCacheState> {
+async function cacheState(
+  args: string[],
+  timeoutMs: number,
+  interrupted: () => void,
+): Promise<CodeCacheState> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [Env.codeCache]: "check" };
-  const { stderr, timedOut } = await runToEnd(process.execPath, args, timeoutMs, env);
+  const { stderr, timedOut } = await runToEnd(process.execPath, args, timeoutMs, env, interrupted);
   if (timedOut) {
     throw new ManagementError(
       "incompatible",
