@@ -359,4 +359,50 @@ describe("CLI user errors: references and --platform", () => {
     assert.equal(existsSync(cache), false, "nothing pulled");
     assert.equal(existsSync(join(work, "plugins")), false, "nothing installed");
   });
+
+  test("init --platforms with an entry that is not os/arch is refused (exit 7) naming --platforms and the entry; no plugin.json", async () => {
+    const dir = join(tempDir("cp-usererr-"), "kv");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "kv.mjs"), "export {};\n");
+    for (const [list, bad] of [
+      ["Bogus", "Bogus"],
+      ["linux/amd64, linux/arm64/v8", "linux/arm64/v8"],
+      ["linux/amd64,", ""],
+    ] as const) {
+      const r = await cli([
+        "init",
+        dir,
+        "--entry",
+        "kv.mjs",
+        "--plugin",
+        "kv=example.kv.v1.KV",
+        "--platforms",
+        list,
+      ]);
+      assert.deepEqual(
+        [r.code, r.stderr],
+        [
+          7,
+          `connect-plugin: --platforms must be os/arch in OCI names, e.g. linux/amd64 or darwin/arm64, not ${JSON.stringify(bad)}\n`,
+        ],
+        list,
+      );
+      assert.equal(existsSync(join(dir, "plugin.json")), false, list);
+    }
+    const ok = await cli([
+      "init",
+      dir,
+      "--entry",
+      "kv.mjs",
+      "--plugin",
+      "kv=example.kv.v1.KV",
+      "--platforms",
+      "linux/amd64, darwin/arm64",
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const manifest = JSON.parse(readFileSync(join(dir, "plugin.json"), "utf8")) as {
+      entrypoints: Record<string, unknown>;
+    };
+    assert.deepEqual(Object.keys(manifest.entrypoints), ["linux/amd64", "darwin/arm64"]);
+  });
 });

@@ -9,6 +9,7 @@ import { validateManifest } from "../manifest/manifest.js";
 import { hostPlatform } from "../manifest/platform.js";
 import type { Entrypoint, PluginManifest, ProvidedPlugin } from "../manifest/types.js";
 import { hostVersion } from "../manager/host-version.js";
+import { platformsOption } from "./platform-option.js";
 import { action, count } from "./program.js";
 
 /** Where a Node plugin runs by default: the platforms Node ships for that hosts use most. */
@@ -21,7 +22,7 @@ interface InitOptions {
   license?: string;
   entry?: string;
   runtime?: "node" | "exec";
-  platforms?: string;
+  platforms?: string[];
   plugin: string[];
   protocolVersion: string;
   hostVersions?: string;
@@ -50,6 +51,7 @@ export function registerInitCommand(program: Command): void {
     .option(
       "--platforms <list>",
       `os/arch list the entry serves (default: ${NODE_PLATFORMS.join(",")} for node, this host's for exec)`,
+      platformsOption,
     )
     .option("--name <name>", "the plugin's name (default: package.json's, else the directory's)")
     .option("--plugin-version <semver>", "default: package.json's version, else 0.1.0")
@@ -101,9 +103,7 @@ async function initialManifest(dir: string, opts: InitOptions): Promise<PluginMa
       "invalid-manifest",
       `--runtime must be node or exec, not ${String(runtime)}`,
     );
-  const platforms =
-    opts.platforms?.split(",").map((p) => p.trim()) ??
-    (runtime === "node" ? NODE_PLATFORMS : [hostPlatform()]);
+  const platforms = opts.platforms ?? (runtime === "node" ? NODE_PLATFORMS : [hostPlatform()]);
   const entrypoint: Entrypoint = { file: entry, runtime };
   const plugins = opts.plugin.map(parsePlugin);
   const files = await computeFiles(dir);
