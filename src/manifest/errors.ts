@@ -19,7 +19,13 @@ export type ManagementErrorKind =
   | "io"
   /** The plugin is not compatible with this host or its configuration. */
   | "incompatible"
-  /** The configuration given to the plugin does not match its schema. */
+  /**
+   * Input given to us is malformed or contradicts itself (CLI exit 7): the
+   * configuration given to the plugin does not match its schema; the host's
+   * settings (a plugins directory that is a file, a lockfile that is not
+   * one, a second open() with other options); the CLI's options (--platform,
+   * --cookie...) or an OCI reference (parseReference).
+   */
   | "invalid-config"
   /** A supervised plugin crashed more often than its restart budget allows. */
   | "restart-budget-exhausted"
