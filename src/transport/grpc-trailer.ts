@@ -8,7 +8,7 @@ import { isEmptyHeaders } from "./node-headers.js";
  * (unary-wire.ts, stream-handler.ts), for both protocols: gRPC sends it as
  * HTTP/2 trailers, gRPC-web as the body's last envelope (flag 0x80,
  * `GRPC_WEB_TRAILER`); its fields are the same, as connect-es' two
- * handlers make them. gRPC's OK endings (unary-wire.ts grpcMessage,
+ * handlers make them. gRPC's OK endings (unary-wire.ts sendGrpcMessage,
  * stream-handler.ts endGrpc) write the same fields, grpc-status 0 under
  * the handler's trailers, without the Headers copy made here.
  */

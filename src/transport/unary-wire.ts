@@ -158,7 +158,7 @@ export const grpcUnary: UnaryWire = {
     if (compression !== null && body.byteLength - 5 >= out.options.compressMinBytes) {
       return compression
         .compress(body.subarray(5))
-        .then((compressed) => grpcMessage(out, compressed, 1));
+        .then((compressed) => sendCompressedGrpcMessage(out, compressed));
     }
     // The envelope's head in the 5 bytes before the message: no second buffer, no copy.
     putEnvelopeHead(body, 0, 0, body.byteLength - 5);
@@ -171,10 +171,14 @@ export const grpcUnary: UnaryWire = {
   },
 };
 
-/** Sends a gRPC response message in its envelope (`flags` 1: compressed), status 0 in the trailers. */
-function grpcMessage(out: Answer, message: Uint8Array, flags: number): void {
-  const body = Buffer.allocUnsafe(5 + message.byteLength);
-  putEnvelope(body, 0, flags, message);
+/**
+ * Sends a compressed gRPC response message in its envelope (flag 1), status
+ * 0 in the trailers. (An uncompressed one is serialized behind its envelope
+ * head: no copy, see `ok`.)
+ */
+function sendCompressedGrpcMessage(out: Answer, compressed: Uint8Array): void {
+  const body = Buffer.allocUnsafe(5 + compressed.byteLength);
+  putEnvelope(body, 0, 1, compressed);
   sendGrpcMessage(out, body);
 }
 
