@@ -23,6 +23,7 @@ import { interleavedBatches } from "./batches.js";
 import { buildGoContenders } from "./go-build.js";
 import { HostProcess } from "./contenders.js";
 import type { NodeKind } from "./node-host.js";
+import { MiB, REWARM, RUN_SIZES } from "./run-sizes.js";
 import { median, percentile, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -32,10 +33,8 @@ const option = (name: string): string | undefined => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 ? args[at + 1] : undefined;
 };
-/** run.ts' sizes; its 1 MiB calls too: `bigBatches` batches of `big`, each after 2 unmeasured (REWARM.big). */
-const P = full
-  ? { rounds: 7, unary: 2_000, big: 20, bigBatches: 5, concurrentMs: 1_500, stream: 100_000 }
-  : { rounds: 3, unary: 500, big: 15, bigBatches: 2, concurrentMs: 500, stream: 30_000 };
+/** run.ts' sizes; its 1 MiB calls too: `bigBatches` batches of `big`, each after REWARM.big unmeasured. */
+const P = full ? RUN_SIZES.full : RUN_SIZES.quick;
 const rounds = Number(option("rounds") ?? P.rounds);
 const only = option("only")?.split(",");
 const gapMs = Number(option("gap") ?? 0);
@@ -43,7 +42,6 @@ const rewarm = Number(option("rewarm") ?? 0);
 const idle = (): Promise<void> =>
   gapMs > 0 ? new Promise((r) => setTimeout(r, gapMs)) : Promise.resolve();
 const CALLERS = 64;
-const MiB = 1024 * 1024;
 
 const go = await buildGoContenders();
 const rows: Array<[string, NodeKind, string[]]> = [
@@ -143,7 +141,7 @@ for (let r = 1; r <= rounds; r++) {
   // ends the scenario in the state a run.js run leaves it in.
   const big = await interleavedBatches(
     hosts.map((h) => [h, h] as const),
-    { batches: P.bigBatches, warm: 2, n: P.big, size: MiB },
+    { batches: P.bigBatches, warm: REWARM.big, n: P.big, size: MiB },
     shuffled,
   );
   for (const [h, values] of big) fig(h).big.push(...values);

@@ -58,6 +58,7 @@ import {
 } from "./names.js";
 import { median, percentile, round, shuffled as shuffleWith } from "./stats.js";
 import { processMemory, type ProcessMemory } from "./proc-memory.js";
+import { MiB, REWARM, RUN_SIZES } from "./run-sizes.js";
 import { subprocess } from "../src/index.js";
 import { seededRandom } from "../chaos/seeded-random.js";
 
@@ -74,37 +75,7 @@ const placementArg = placementIndex >= 0 ? args[placementIndex + 1] : quick ? "n
 if (!["same", "split", "all", "none"].includes(placementArg ?? ""))
   throw new Error(`--placement must be same, split, all or none, got ${placementArg}`);
 
-const P = quick
-  ? {
-      rounds: 3,
-      unary: 500,
-      big: 15,
-      bigBatches: 2,
-      concurrentMs: 500,
-      stream: 30_000,
-      cold: 2,
-      inproc: 6,
-    }
-  : {
-      rounds: 7,
-      unary: 2_000,
-      big: 20,
-      bigBatches: 5,
-      concurrentMs: 1_500,
-      stream: 100_000,
-      cold: 3,
-      inproc: 15,
-    };
-/**
- * The unmeasured batch each contender runs right before each measured one
- * (and a stream of a tenth of P.stream). A host left idle for a minute
- * while the others ran starts slow: V8 shrinks an idle heap, and the next
- * 2,000 calls of a Node host ran 22-28 garbage collections instead of 3-9
- * (docs/http2-client.md, 2026-12-02); a full run leaves each host idle
- * longer than --quick does. The same for every contender, Go included.
- */
-const REWARM = { unary: 100, concurrentMs: 100, big: 2 };
-const MiB = 1024 * 1024;
+const P = quick ? RUN_SIZES.quick : RUN_SIZES.full;
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 
