@@ -12,8 +12,6 @@ import { fileURLToPath } from "node:url";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -36,6 +34,7 @@ import { remote, type LogRecord } from "../src/index.js";
 import { fixture, kvClient, startNetworkPlugin, tempDir, waitFor } from "./helpers.js";
 import { PREFACE, h2Frame, h2Raw, requestHeaders } from "./h2-raw.js";
 import { generateAutoMtlsCertificate } from "../src/security/auto-mtls.js";
+import { gc } from "./gc.js";
 
 const MiB = 1024 * 1024;
 
@@ -104,10 +103,6 @@ function trailers(socket: net.Socket): Map<number, Trailer> {
   socket.on("data", (chunk: Buffer) => reader.push(chunk));
   return got;
 }
-
-// The garbage collector, so that a measurement counts what is retained, not garbage.
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 
 /**
  * MiB of JavaScript heap and buffers this process retains: the least of five

@@ -10,14 +10,13 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import * as v8 from "node:v8";
-import * as vm from "node:vm";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createUrlTransport } from "../../../src/transport/client-transport.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createProtocolTransport } from "../../../src/transport/protocol-transport.js";
 import { GrowingBytes, UPFRONT_BYTES } from "../../../src/transport/growing-bytes.js";
 import { Bench } from "../../../bench/service.js";
+import { gc } from "../../gc.js";
 
 describe("GrowingBytes", () => {
   test("a message up to UPFRONT_BYTES gets its whole buffer at once, filled across chunks", () => {
@@ -54,10 +53,6 @@ describe("GrowingBytes", () => {
     }
   });
 });
-
-v8.setFlagsFromString("--expose-gc");
-/** A full collection before each measure: only reachable buffers count. */
-const gc = vm.runInNewContext("gc") as () => void;
 
 describe("an announced 1 GiB message of which 10 bytes come (fake plugins)", () => {
   const ANNOUNCED = 1024 * 1024 * 1024;

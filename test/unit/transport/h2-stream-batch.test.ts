@@ -8,8 +8,6 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, test } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Int64ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -17,9 +15,7 @@ import { Bench } from "../../../bench/service.js";
 import { PluginHttpServer } from "../../../src/transport/http-server.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
 import { envelope } from "./command-routes.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
+import { gc } from "../../gc.js";
 
 const PATH = "/bench.v1.BenchService/Stream";
 /** Request values: a slow endless stream of 16-byte messages, and a burst of 15,000-byte ones. */

@@ -13,8 +13,6 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import * as v8 from "node:v8";
-import * as vm from "node:vm";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
@@ -36,6 +34,7 @@ import {
   rejecting,
   type RawExchange,
 } from "./command-routes.js";
+import { gc } from "../../gc.js";
 
 const READ_MAX = 1024;
 const COLLECT = "/bench.v1.BenchService/Collect";
@@ -423,10 +422,6 @@ describe("client and bidi streams: lean against connect-es", () => {
     }
   }
 });
-
-v8.setFlagsFromString("--expose-gc");
-/** A full collection before each measure: only reachable buffers count. */
-const gc = vm.runInNewContext("gc") as () => void;
 
 describe("a request cut mid-envelope: the answer of connect-es' own adapter (connect-node)", () => {
   const plugin = leanPlugin();
