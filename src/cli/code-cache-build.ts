@@ -86,7 +86,7 @@ export async function buildCodeCache(
   }
   /** The files this build writes (esbuild's source map too): an interrupted build leaves none. */
   const removeBuild = (): void => {
-    for (const file of [...Object.values(files), `${files.bundle}.map`])
+    for (const file of [files.loader, files.bundle, `${files.bundle}.map`, files.cache])
       rmSync(file, { force: true });
   };
   // A cache of an earlier bundle would only be found stale: no reason to keep it.
