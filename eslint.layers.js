@@ -4,7 +4,8 @@
  * folders it may import from. An import of any other folder of src/ fails
  * lint (no-restricted-imports). docs/internals.md draws the same layers.
  *
- * Bottom to top: leaves (gen, protocol, logging, manifest, discovery) ->
+ * Bottom to top: leaves (gen, protocol, logging, manifest, discovery,
+ * process) ->
  * transport -> security -> plugin, resilience, oci -> host -> manager ->
  * status -> cli; observability beside cli; conformance (a host's view of one
  * plugin program, for the CLI) above transport and security. The entry points
@@ -18,6 +19,7 @@ const HOST_AND_BELOW = [
   "logging",
   "manifest",
   "discovery",
+  "process",
   "security",
   "transport",
   "plugin",
@@ -32,6 +34,10 @@ export const LAYERS = {
   logging: [],
   manifest: [],
   discovery: [],
+  // Node's child processes as the host, the conformance suite and the CLI's
+  // builds each run one (killGroup): below all three, which share no layer
+  // that could hold it (conformance may not import host, cli not transport).
+  process: [],
   transport: ["gen", "protocol", "logging"],
   security: ["gen", "protocol", "logging", "manifest", "transport"],
   plugin: ["gen", "protocol", "logging", "security", "transport"],
@@ -42,6 +48,7 @@ export const LAYERS = {
     "protocol",
     "logging",
     "discovery",
+    "process",
     "security",
     "transport",
     "plugin",
@@ -55,6 +62,7 @@ export const LAYERS = {
     "protocol",
     "logging",
     "manifest",
+    "process",
     "security",
     "oci",
     "host",
@@ -67,7 +75,7 @@ export const LAYERS = {
   // event types of resilience, host and manager; logging carries its log
   // context to pluginLog() without importing it.
   observability: ["protocol", "logging", "transport", "resilience", "host", "manager"],
-  conformance: ["gen", "protocol", "logging", "security", "transport"],
+  conformance: ["gen", "protocol", "logging", "process", "security", "transport"],
 };
 
 /** One ESLint config block per folder, forbidding imports of the folders it may not use. */

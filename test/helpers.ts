@@ -59,6 +59,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` runs: alive and not a zombie (a PID 1 that does not reap orphans would keep one). */
+export function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 export const encode = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 

@@ -1,5 +1,6 @@
 /** A child process run to its end by the CLI's build commands, with a time limit. */
 import { spawn } from "node:child_process";
+import { killGroup } from "../process/kill-group.js";
 import { onEndingSignal } from "./ending-signal.js";
 
 /**
@@ -45,20 +46,20 @@ export function runToEnd(
   interrupted: () => void = () => {},
 ): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolveRun, reject) => {
-    const group = process.platform !== "win32";
     const child = spawn(command, args, {
       env,
       stdio: ["ignore", "ignore", "pipe"],
-      detached: group,
+      detached: process.platform !== "win32",
     });
-    /** Signals the command's process group (the command alone off POSIX); a group already gone is fine. */
+    /**
+     * Signals the command's process group (the command alone off POSIX). One
+     * that refuses (EPERM) is said on stderr, since it may still run: thrown,
+     * the error would end in a timer or the signal listener instead.
+     */
     const kill = (signal: NodeJS.Signals): void => {
-      try {
-        if (group && child.pid !== undefined) process.kill(-child.pid, signal);
-        else child.kill(signal);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
-      }
+      const error = killGroup(child, signal);
+      if (error !== undefined)
+        process.stderr.write(groupNotKilled(command, child.pid, signal, error));
     };
     const stopListening = onEndingSignal((signal) =>
       // Not started (its "error" is on its way): nothing to wait for.
@@ -103,4 +104,17 @@ export function runToEnd(
       resolveRun({ code, stderr, timedOut });
     });
   });
+}
+
+/** The line the CLI writes when a command's process group refused `signal`. */
+function groupNotKilled(
+  command: string,
+  pid: number | undefined,
+  signal: NodeJS.Signals,
+  error: NodeJS.ErrnoException,
+): string {
+  return (
+    `connect-plugin: could not send ${signal} to the process group of ${command} ` +
+    `(pid ${pid ?? "unknown"}): ${error.code ?? error.message}; it may still be running.\n`
+  );
 }

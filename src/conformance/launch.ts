@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LineSplitter } from "../logging/line-splitter.js";
+import { killGroup } from "../process/kill-group.js";
 
 /** One launch of the plugin under test, with everything it wrote. */
 export interface Launch {
@@ -81,11 +82,8 @@ export function launch(
     exitsWithin,
     async kill() {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          child.kill("SIGKILL");
-        }
+        // A group that refuses it (EPERM) is waited for all the same, 5 s at most.
+        killGroup(child, "SIGKILL");
         await exitsWithin(5_000);
       }
       rmSync(socketDir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { OutputBudget } from "../logging/output-budget.js";
 import { exceededLimit, limitedCommand, type ResourceLimits } from "./resource-limits.js";
 import { LineSplitter, TailBuffer } from "../logging/line-splitter.js";
 import { parsePluginLine } from "../logging/plugin-output.js";
+import { killGroup } from "../process/kill-group.js";
 
 /** How and why a plugin process ended. */
 export interface PluginExit {
@@ -468,21 +469,14 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
   return `exited with code ${code ?? "unknown"}`;
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // The group is gone already.
-  }
-}
-
 /**
  * When the host process exits (normally, through process.exit, or on an
  * uncaught exception), kill every plugin group still running, including
  * ones still starting, and remove their socket directories. A host killed by
  * SIGKILL cannot run this; its plugins then see end-of-file on stdin and
- * exit by themselves.
+ * exit by themselves. A group that refuses the signal (EPERM, which
+ * killGroup returns) is left to that end-of-file too, here as everywhere in
+ * the launcher: this hook must never throw.
  */
 function installExitHook(): void {
   if (exitHookInstalled) return;

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { runToEnd } from "../../../src/cli/run-to-end.js";
-import { isAlive, tempDir, waitFor } from "../../helpers.js";
+import { isAlive, isRunning as running, tempDir, waitFor } from "../../helpers.js";
 
 const dir = tempDir("run-to-end-");
 const grandchildren: number[] = [];
@@ -45,16 +45,6 @@ process.stderr.write("x".repeat(${stderrBytes}) + "\\nlast line\\n");
 ${then}\n`,
   );
   return { path, pidFile, selfFile };
-}
-
-/** Whether `pid` runs: alive and not a zombie (a PID 1 that does not reap would keep one). */
-function running(pid: number): boolean {
-  if (!isAlive(pid)) return false;
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
 }
 
 /** runToEnd's answer, or a failure 15 s after it was asked (main waited for the pipe: forever). */
