@@ -54,8 +54,15 @@ function findUserInfo(
 ): void {
   /** Where the last match ended: the next one's scheme starts no earlier. */
   let floor = 0;
-  /** Where the last authority read without an `@` ended: one starting inside it ends there too. */
+  /**
+   * Where the last authority read without an `@` ended. A colon before it is
+   * inside that authority (`ftp://http:8080/`), and must not start a match
+   * without "//" there; a colon followed by "//" needs no such guard, since
+   * a "/" ends an authority.
+   */
   let bare = 0;
+  // Every ":" may end a scheme: followed by "//", any scheme; without, (in
+  // free text only) a special one.
   for (let colon = text.indexOf(":"); colon >= 0; colon = text.indexOf(":", colon + 1)) {
     const slashes = text.startsWith("//", colon + 1);
     if (!slashes && anchored) continue;
@@ -85,7 +92,9 @@ function findUserInfo(
       floor = at + 1;
     } else bare = i;
     if (anchored) return;
-    // A later "://" is past this authority (a "/" ended it, or the text did).
+    // On to the next colon, wherever it is: one inside this authority had
+    // no "@" to reach, and `bare` keeps it from starting a match without
+    // "//"; one with "//" is at this authority's end or past it.
   }
 }
 /** Schemes node's parser reads an authority of without "//" (`http:host`); file: has no user info. */
