@@ -31,7 +31,16 @@ import { codeCacheFiles, codeCacheLoader } from "../src/cli/code-cache-loader.js
 import { EXIT } from "../src/cli/exit-codes.js";
 import { subprocess } from "../src/index.js";
 import { PluginManager } from "../src/manager/manager.js";
-import { MemoryLogger, decode, encode, isAlive, kvClient, tempDir, waitFor } from "./helpers.js";
+import {
+  MemoryLogger,
+  decode,
+  encode,
+  isAlive,
+  isRunning,
+  kvClient,
+  tempDir,
+  waitFor,
+} from "./helpers.js";
 import { cli, cliHost, keysOnDisk, signAndInstall, startCli } from "./oci-helpers.js";
 
 const plugin = fileURLToPath(new URL("./fixtures/code-cache-plugin.js", import.meta.url));
@@ -350,34 +359,77 @@ test("the build stops a check start that does not end by --timeout and says so",
   assert.match(res.stderr, /its loader, bundle and code cache stay/);
 });
 
-test("code-cache interrupted (SIGINT) during the check start: the CLI dies of SIGINT and leaves none of the build's files", async () => {
-  const work = tempDir("code-cache-sigint-");
-  const started = join(work, "check-started");
-  // Started without the cookie (the check), it says so in a file and waits.
+/**
+ * Runs `code-cache` on a plugin that, started with its cookie (the launch)
+ * or without (the check), writes its pid to a file and hangs before
+ * serve(); sends `signal` to the CLI then, and returns how the CLI ended,
+ * what it wrote, and the plugin's pid. `out` is the --out-dir.
+ */
+async function interruptedBuild(
+  step: "launch" | "check",
+  signal: NodeJS.Signals,
+  out: (work: string) => string,
+) {
+  const work = tempDir(`code-cache-${step}-${signal}-`);
+  const started = join(work, "started");
   writeFileSync(
     join(work, "hang.mjs"),
     `import { writeFileSync } from "node:fs";\n` +
-      `if (process.env.${handshake.magicCookieKey} === undefined) {\n` +
-      `  writeFileSync(${JSON.stringify(started)}, "");\n` +
+      `if ((process.env.${handshake.magicCookieKey} === undefined) === ${step === "check"}) {\n` +
+      `  writeFileSync(${JSON.stringify(started)}, String(process.pid));\n` +
       "  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);\n}\n",
   );
   const entry = join(work, "interrupted.mjs");
   writeFileSync(entry, `import "./hang.mjs";\nimport ${JSON.stringify(plugin)};\n`);
-  const out = join(work, "out");
+  const outDir = out(work);
   const { child, exited, stderr } = startCli([
     "code-cache",
     entry,
     "-o",
-    out,
+    outDir,
     "--handshake",
     shared,
     "--timeout",
     "60000",
   ]);
-  await waitFor("the check start", () => existsSync(started), 60_000);
-  child.kill("SIGINT");
-  assert.deepEqual(await exited, [null, "SIGINT"], stderr());
-  assert.deepEqual(readdirSync(out), []);
+  await waitFor(`the ${step} start`, () => existsSync(started), 60_000);
+  const pid = Number(readFileSync(started, "utf8"));
+  child.kill(signal);
+  return { ended: await exited, stderr: stderr(), outDir, pid };
+}
+
+test("code-cache interrupted (SIGINT) during the check start: the CLI dies of SIGINT and leaves none of the build's files, nor the out dir it made", async () => {
+  const { ended, stderr, outDir } = await interruptedBuild("check", "SIGINT", (w) =>
+    join(w, "out"),
+  );
+  assert.deepEqual(ended, [null, "SIGINT"], stderr);
+  assert.equal(existsSync(outDir), false, "the out dir the build made is gone");
+});
+
+test("code-cache interrupted (SIGINT) during its launch: the CLI dies of SIGINT, the plugin is stopped, and neither files nor the out dirs it made stay", async () => {
+  const { ended, stderr, outDir, pid } = await interruptedBuild("launch", "SIGINT", (w) =>
+    join(w, "made", "out"),
+  );
+  assert.deepEqual(ended, [null, "SIGINT"], stderr);
+  assert.equal(existsSync(join(outDir, "..")), false, "the folders the build made are gone");
+  assert.equal(isRunning(pid), false, "the launched plugin was stopped");
+});
+
+test("code-cache interrupted (SIGTERM, SIGHUP) during its launch: an out dir that was there stays, with what it held", async () => {
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    const { ended, stderr, outDir, pid } = await interruptedBuild("launch", signal, (w) => {
+      writeFileSync(join(w, "keep.txt"), "not the build's");
+      return w;
+    });
+    assert.deepEqual(ended, [null, signal], stderr);
+    assert.deepEqual(readdirSync(outDir).sort(), [
+      "hang.mjs",
+      "interrupted.mjs",
+      "keep.txt",
+      "started",
+    ]);
+    assert.equal(isRunning(pid), false, "the launched plugin was stopped");
+  }
 });
 
 /**

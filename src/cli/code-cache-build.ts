@@ -8,8 +8,16 @@
  * anything ran would hold the modules' top level only, not the functions
  * that serve() and a call compile.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, extname, join, resolve } from "node:path";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import * as zlib from "node:zlib";
 import { PluginClient } from "../host/plugin-client.js";
 import { subprocess } from "../host/sources.js";
@@ -25,6 +33,7 @@ import {
   type CodeCacheFiles,
   type CodeCacheState,
 } from "./code-cache-loader.js";
+import { onEndingSignal } from "./ending-signal.js";
 import { bundleCommonJs, type BundleBuild } from "./esbuild-load.js";
 import { runToEnd } from "./run-to-end.js";
 
@@ -38,6 +47,14 @@ export interface CodeCacheResult extends BundleBuild {
 
 /** How long the build's launch and check may take by default: they take about a second. */
 export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
+
+/**
+ * How long an interrupted build waits for the step it was in to end (the
+ * bundling, or the launched plugin to be closed: its Shutdown call and
+ * exit take PluginClient's 2 s grace period at most) before it removes its
+ * files and the CLI dies of the signal, default 5 s.
+ */
+const INTERRUPT_GRACE_MS = 5_000;
 
 export interface CodeCacheOptions {
   /** Stop the build's launch (and its check) after this long. Default DEFAULT_CODE_CACHE_TIMEOUT_MS. */
@@ -53,7 +70,10 @@ export interface CodeCacheOptions {
 /**
  * Bundles `entry` into `outDir` (made if missing), writes the loader, and
  * launches it once with `handshake`'s cookie and protocol version to make
- * the cache. Files of an earlier build there are replaced.
+ * the cache. Files of an earlier build there are replaced. A SIGINT,
+ * SIGTERM or SIGHUP at any step stops the launched plugin, removes the
+ * files the build writes and the folders it made if empty, and the CLI
+ * then dies of it as the other commands do.
  */
 export async function buildCodeCache(
   entry: string,
@@ -71,7 +91,6 @@ export async function buildCodeCache(
     );
   }
   const dir = resolve(outDir);
-  mkdirSync(dir, { recursive: true });
   const names = codeCacheFiles(basename(main, extname(main)));
   const files: CodeCacheFiles = {
     loader: join(dir, names.loader),
@@ -84,37 +103,67 @@ export async function buildCodeCache(
       `${entry} would be overwritten by its own build: give another --out-dir`,
     );
   }
-  /** The files this build writes (esbuild's source map too): an interrupted build leaves none. */
+  const made = mkdirSync(dir, { recursive: true });
+  /**
+   * What an interrupted build removes: the files it writes (esbuild's source
+   * map too), and the folders it made for them if they are empty.
+   */
   const removeBuild = (): void => {
     for (const file of [files.loader, files.bundle, `${files.bundle}.map`, files.cache])
       rmSync(file, { force: true });
+    removeMadeFolders(dir, made);
   };
-  // A cache of an earlier bundle would only be found stale: no reason to keep it.
-  rmSync(files.cache, { force: true });
-  const warnings = await bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
-    outfile: files.bundle,
-    sourcemap: true,
-  });
-  writeFileSync(files.loader, codeCacheLoader(names));
-
-  const client = new PluginClient({
-    handshake,
-    plugins: {},
-    logger: silentLogger,
-    startTimeoutMs: timeoutMs,
-    // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
-    source: subprocess(process.execPath, [...nodeOptions, files.loader], {
-      env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
-    }),
-  });
+  // Until the check (whose runToEnd passes a signal on to it and then runs
+  // removeBuild), a SIGINT, SIGTERM or SIGHUP waits for the step under way
+  // to end, removes the build, and the CLI dies of it: `during` keeps the
+  // build itself from going on (and reporting) meanwhile.
+  let step: () => Promise<unknown> = () => Promise.resolve();
+  let interrupted: Promise<void> | undefined;
+  const stopListening = onEndingSignal(
+    () => (interrupted = settledWithin(step(), INTERRUPT_GRACE_MS).then(() => removeBuild())),
+  );
+  const during = async <T>(work: Promise<T>): Promise<T> => {
+    try {
+      return await work;
+    } finally {
+      // The CLI dies once it is done, before this await returns.
+      if (interrupted !== undefined) await interrupted;
+    }
+  };
+  let warnings: string[];
   let failed: Error | undefined;
   try {
-    await client.start();
-  } catch (error) {
-    failed = error as Error;
+    // A cache of an earlier bundle would only be found stale: no reason to keep it.
+    rmSync(files.cache, { force: true });
+    const bundling = bundleCommonJs("connect-plugin code-cache", main, "as CommonJS", {
+      outfile: files.bundle,
+      sourcemap: true,
+    });
+    step = () => bundling;
+    warnings = await during(bundling);
+    writeFileSync(files.loader, codeCacheLoader(names));
+
+    const client = new PluginClient({
+      handshake,
+      plugins: {},
+      logger: silentLogger,
+      startTimeoutMs: timeoutMs,
+      // Without the builder's NODE_OPTIONS: the cache is for node as a host starts it.
+      source: subprocess(process.execPath, [...nodeOptions, files.loader], {
+        env: { [Env.codeCache]: "write", NODE_OPTIONS: "" },
+      }),
+    });
+    // The loader writes the cache when the plugin exits: closed first, then removed.
+    step = () => client.close();
+    try {
+      await during(client.start());
+    } catch (error) {
+      failed = error as Error;
+    } finally {
+      await during(client.close());
+    }
   } finally {
-    // The loader writes the cache when the plugin exits.
-    await client.close();
+    stopListening();
   }
   if (failed !== undefined) {
     // It does so however the plugin ended: that cache is not a build's.
@@ -195,4 +244,34 @@ async function cacheState(
     );
   }
   return line.slice(CODE_CACHE_CHECK_PREFIX.length) as CodeCacheState;
+}
+
+/** Resolves when `work` settles, or after `ms`, whichever is first; never rejects. */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((r) => (timer = setTimeout(r, ms))),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
+ * Removes `dir` and its parents up to `made` (what mkdirSync's recursive
+ * made, undefined if `dir` was there), each only while empty: a folder the
+ * build did not make, or one holding anything else, stays.
+ */
+function removeMadeFolders(dir: string, made: string | undefined): void {
+  if (made === undefined) return;
+  for (let folder = dir; ; folder = dirname(folder)) {
+    try {
+      rmdirSync(folder);
+    } catch {
+      return; // not empty (or gone): its parents are not empty either
+    }
+    if (folder === made || dirname(folder) === folder) return;
+  }
 }
