@@ -13,6 +13,7 @@ import { rmSync } from "node:fs";
 import { buildGoContenders } from "./go-build.js";
 import { HostProcess } from "./contenders.js";
 import type { NodeKind } from "./node-host.js";
+import { MiB } from "./run-sizes.js";
 import { median, round, shuffled } from "./stats.js";
 
 const args = process.argv.slice(2);
@@ -21,7 +22,6 @@ const rounds = at >= 0 ? Number(args[at + 1]) : 7;
 if (!Number.isInteger(rounds) || rounds < 1)
   throw new Error(`--rounds must be a whole number ≥ 1, got ${args[at + 1]}`);
 const P = { unary: 500, big: 15, stream: 30_000 };
-const MiB = 1024 * 1024;
 
 const go = await buildGoContenders();
 const rows: Array<[string, NodeKind, string[]]> = [

@@ -34,6 +34,7 @@ import { GoPluginHost, HostProcess } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { placementFromEnv } from "./placement.js";
 import { processCpuUs, threadsCpuNs } from "./proc-cpu.js";
+import { MiB } from "./run-sizes.js";
 import { median, shuffled } from "./stats.js";
 
 type Contenders = typeof ContendersModule;
@@ -89,7 +90,7 @@ async function child(root: string, name: string): Promise<void> {
   if (pid === undefined) throw new Error("no plugin pid");
   const bench = client.dispense("bench");
   const small = new Uint8Array(16).fill(7);
-  const big = new Uint8Array(1024 * 1024).fill(7);
+  const big = new Uint8Array(MiB).fill(7);
   const run = async (n: number): Promise<void> => {
     if (name.startsWith("conc64")) {
       let left = n;

@@ -20,9 +20,9 @@ import { fileURLToPath } from "node:url";
 import { GoPluginHost, HostProcess } from "./contenders.js";
 import { buildGoContenders } from "./go-build.js";
 import { interleavedBatches } from "./batches.js";
+import { MiB } from "./run-sizes.js";
 import { median, shuffled } from "./stats.js";
 
-const MIB = 1024 * 1024;
 const ownRoot = resolve(fileURLToPath(import.meta.url), "../..");
 const GO = "go-plugin";
 const FLOOR = "floor";
@@ -58,12 +58,12 @@ async function main(): Promise<void> {
         FLOOR,
       ]),
     );
-    for (const h of hosts.values()) await h.unary(3, MIB);
+    for (const h of hosts.values()) await h.unary(3, MiB);
     const p50s = new Map<string, number[]>();
     /** Every measured call of each contender: the full run's p50 pools them. */
     const pooled = new Map<string, number[]>();
     for (let r = 0; r < rounds; r++) {
-      const round = await interleavedBatches([...hosts], { batches, warm, n, size: MIB }, (xs) =>
+      const round = await interleavedBatches([...hosts], { batches, warm, n, size: MiB }, (xs) =>
         shuffled(xs),
       );
       for (const [name, values] of round) {

@@ -43,12 +43,12 @@ import { fileURLToPath } from "node:url";
 import { goBuild } from "./go-build.js";
 import { LengthPrefixedReader } from "./length-prefixed.js";
 import { processCpuUs } from "./proc-cpu.js";
+import { MiB } from "./run-sizes.js";
 import { median, shuffled } from "./stats.js";
 
-const MIB = 1024 * 1024;
 const here = fileURLToPath(import.meta.url);
 /** The most one read of the onread variants asks for (MIB_FLOOR_READ, default 1 MiB). */
-const READ_BYTES = Number(process.env.MIB_FLOOR_READ ?? MIB);
+const READ_BYTES = Number(process.env.MIB_FLOOR_READ ?? MiB);
 const VARIANTS = [
   "naive",
   "fill",
@@ -239,7 +239,7 @@ async function call(path: string, variant: Variant, n: number): Promise<void> {
   const accepted = await new Promise<net.Socket>((resolve) => server.once("connection", resolve));
   let answered = (): void => {};
   const socket = wrapAccepted(accepted, variant, () => answered());
-  const message = Buffer.alloc(MIB, 7);
+  const message = Buffer.alloc(MiB, 7);
   const roundTrip = (): Promise<void> =>
     new Promise((resolve) => {
       answered = resolve;

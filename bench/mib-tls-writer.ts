@@ -27,9 +27,9 @@ import type * as Frames from "../src/transport/framed/frames.js";
 import type * as Encode from "../src/transport/framed/encode.js";
 import type * as AutoMtls from "../src/security/auto-mtls.js";
 import type * as TlsDefaults from "../src/transport/tls-defaults.js";
+import { MiB } from "./run-sizes.js";
 import { median, percentile, shuffled } from "./stats.js";
 
-const MiB = 1024 * 1024;
 const here = fileURLToPath(import.meta.url);
 const ownRoot = resolve(here, "../..");
 const MESSAGES = ["toBinary", "flat"] as const;

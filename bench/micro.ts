@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { BytesValueSchema } from "@bufbuild/protobuf/wkt";
 import { inProcess, subprocess } from "../src/index.js";
 import { benchPluginMain, openPlugin } from "./contenders.js";
+import { MiB } from "./run-sizes.js";
 import { benchPlugin } from "./service.js";
 
 const scenario = process.argv[2] ?? "unary";
@@ -28,7 +29,7 @@ const source =
 const client = await openPlugin(source);
 const bench = client.dispense("bench");
 const msg = create(BytesValueSchema, { value: new Uint8Array(16).fill(7) });
-const big = create(BytesValueSchema, { value: new Uint8Array(1024 * 1024).fill(7) });
+const big = create(BytesValueSchema, { value: new Uint8Array(MiB).fill(7) });
 
 const impl = (m: unknown): Promise<unknown> => Promise.resolve(m);
 for (let s = 0; s < seconds; s++) {

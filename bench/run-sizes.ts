@@ -4,7 +4,7 @@
  * again in its way (bench/h2-rows.ts), so that their figures compare.
  */
 
-/** 1 MiB: scenario 3's message size. */
+/** 1 MiB: scenario 3's message size, and the big message of every other bench script. */
 export const MiB = 1024 * 1024;
 
 /** A run's rounds and, per round, each scenario's calls (`big`: 1 MiB calls in `bigBatches` batches). */

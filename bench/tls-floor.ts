@@ -35,9 +35,9 @@ import { throwawayCert } from "./contenders.js";
 import { goBuild } from "./go-build.js";
 import { placementFromEnv } from "./placement.js";
 import { processCpuUs } from "./proc-cpu.js";
+import { MiB } from "./run-sizes.js";
 import { median, shuffled } from "./stats.js";
 
-const MIB = 1024 * 1024;
 const here = fileURLToPath(import.meta.url);
 const SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
 
@@ -48,7 +48,7 @@ function collect(socket: net.Socket, onMessage: (message: Buffer) => void): void
   socket.on("data", (chunk: Buffer) => {
     parts.push(chunk);
     got += chunk.length;
-    if (got >= MIB) {
+    if (got >= MiB) {
       const message = Buffer.concat(parts, got);
       parts = [];
       got = 0;
@@ -98,7 +98,7 @@ async function echo(suite: string, certFile: string, keyFile: string): Promise<n
     socket.once("error", (e) => fail(new Error(`${suite}: ${e.message}`)));
     socket.once("close", () => fail(new Error(`${suite}: the connection closed`)));
     await within(once(socket, suite === "plain" ? "connect" : "secureConnect"));
-    const big = Buffer.alloc(MIB, 7);
+    const big = Buffer.alloc(MiB, 7);
     let answered = (): void => {};
     collect(socket, () => answered());
     const times: number[] = [];
@@ -133,7 +133,7 @@ async function chunks(suite: string, pem: { cert: Buffer; key: Buffer }): Promis
     socket.on("data", (chunk: Buffer) => {
       sizes.push(chunk.length);
       got += chunk.length;
-      if (got >= 20 * MIB) done();
+      if (got >= 20 * MiB) done();
     });
   };
   const server = suite === "plain" ? net.createServer(count) : tls.createServer({ ...pem }, count);
@@ -143,7 +143,7 @@ async function chunks(suite: string, pem: { cert: Buffer; key: Buffer }): Promis
   socket.on("error", () => {});
   await once(socket, suite === "plain" ? "connect" : "secureConnect");
   for (let i = 0; i < 20; i++) {
-    socket.write(Buffer.alloc(MIB, i));
+    socket.write(Buffer.alloc(MiB, i));
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await finished;
