@@ -1,5 +1,6 @@
 /** A child process run to its end by the CLI's build commands, with a time limit. */
 import { spawn } from "node:child_process";
+import { ManagementError } from "../manifest/errors.js";
 import { killGroup } from "../process/kill-group.js";
 import { onEndingSignal } from "./ending-signal.js";
 
@@ -36,6 +37,13 @@ export const SIGNAL_GRACE_MS = 2_000;
  * to the group, the command is given SIGNAL_GRACE_MS to end (then the
  * group is killed), `interrupted` runs, and the CLI then dies of it as
  * before (no catch or finally of the caller runs).
+ *
+ * A group that refuses the signal (killGroup's EPERM: the command made
+ * itself another user's) would not end for us, so nothing waits for it: at
+ * the time limit runToEnd rejects with a ManagementError ("incompatible")
+ * that names it; on an interrupt the CLI says so on stderr, `interrupted`
+ * runs and the CLI dies at once. Either way the message says it may still
+ * be running.
  */
 export function runToEnd(
   command: string,
@@ -51,32 +59,35 @@ export function runToEnd(
       stdio: ["ignore", "ignore", "pipe"],
       detached: process.platform !== "win32",
     });
-    /**
-     * Signals the command's process group (the command alone off POSIX). One
-     * that refuses (EPERM) is said on stderr, since it may still run: thrown,
-     * the error would end in a timer or the signal listener instead.
-     */
-    const kill = (signal: NodeJS.Signals): void => {
-      const error = killGroup(child, signal);
-      if (error !== undefined)
-        process.stderr.write(groupNotKilled(command, child.pid, signal, error));
-    };
     const stopListening = onEndingSignal((signal) =>
       // Not started (its "error" is on its way): nothing to wait for.
       child.pid === undefined
         ? undefined
         : new Promise<void>((ended) => {
-            kill(signal);
-            // Killed, the command exits (then "exit" below) as at the time limit.
-            const force = setTimeout(() => kill("SIGKILL"), SIGNAL_GRACE_MS);
-            child.once("exit", () => {
+            // Set once the signal is passed on; `end` may run before that.
+            let force: NodeJS.Timeout | undefined = undefined;
+            const end = (): void => {
               clearTimeout(force);
               try {
                 interrupted();
               } finally {
                 ended();
               }
-            });
+            };
+            // Refused (EPERM), it will not end for us: say so, and end now.
+            const refused = (error: NodeJS.ErrnoException | undefined): boolean => {
+              if (error === undefined) return false;
+              process.stderr.write(
+                `connect-plugin: ${notKilled(command, child.pid, signal, error)}\n`,
+              );
+              child.off("exit", end);
+              end();
+              return true;
+            };
+            child.once("exit", end);
+            if (refused(killGroup(child, signal))) return;
+            // Killed, the command exits (then "exit" below) as at the time limit.
+            force = setTimeout(() => refused(killGroup(child, "SIGKILL")), SIGNAL_GRACE_MS);
           }),
     );
     let stderr = "";
@@ -84,7 +95,17 @@ export function runToEnd(
     let grace: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      kill("SIGKILL");
+      const error = killGroup(child, "SIGKILL");
+      if (error === undefined) return;
+      // It would not end for us: fail now rather than wait for it.
+      stopListening();
+      child.stderr.destroy();
+      child.unref();
+      reject(
+        new ManagementError("incompatible", notKilled(command, child.pid, "SIGKILL", error), {
+          cause: error,
+        }),
+      );
     }, timeoutMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.once("error", (error) => {
@@ -106,15 +127,15 @@ export function runToEnd(
   });
 }
 
-/** The line the CLI writes when a command's process group refused `signal`. */
-function groupNotKilled(
+/** What the CLI says when a command's process group refused `signal` at the time limit or on an interrupt. */
+function notKilled(
   command: string,
   pid: number | undefined,
   signal: NodeJS.Signals,
   error: NodeJS.ErrnoException,
 ): string {
   return (
-    `connect-plugin: could not send ${signal} to the process group of ${command} ` +
-    `(pid ${pid ?? "unknown"}): ${error.code ?? error.message}; it may still be running.\n`
+    `could not send ${signal} to the process group of ${command} (pid ${pid ?? "unknown"}): ` +
+    `${error.code ?? error.message}; it may still be running`
   );
 }

@@ -7,14 +7,15 @@
  * group ends with it at the time limit, or when the CLI is interrupted.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { runToEnd } from "../../../src/cli/run-to-end.js";
 import { isAlive, isRunning as running, tempDir, waitFor } from "../../helpers.js";
 
 const dir = tempDir("run-to-end-");
+const module = new URL("../../../src/cli/run-to-end.js", import.meta.url).href;
 const grandchildren: number[] = [];
 after(() => {
   for (const pid of grandchildren) if (isAlive(pid)) process.kill(pid, "SIGKILL");
@@ -102,7 +103,6 @@ for (const ignores of [false, true])
       ignores ? 'process.on("SIGINT", () => {});' : "",
     );
     const driver = join(dir, `${name}-driver.mjs`);
-    const module = new URL("../../../src/cli/run-to-end.js", import.meta.url).href;
     writeFileSync(
       driver,
       `import { runToEnd } from ${JSON.stringify(module)};
@@ -128,3 +128,119 @@ process.exit(0);\n`,
     assert.ok(!running(command), "the command outlived the CLI");
     await waitFor("the command's child to end", () => !running(grandchild), 5_000);
   });
+
+/**
+ * A command that makes itself root's (real, effective and saved uid) and
+ * sleeps, writing its pid to `pidFile` first: a setuid-root C program, run
+ * by a driver whose uid is nobody's, so that its process group refuses the
+ * driver's signals (EPERM). Needs root and cc; undefined without them.
+ */
+function becomesRoot(): { bin: string; work: string } | undefined {
+  if (process.platform === "win32" || process.getuid?.() !== 0) return undefined;
+  const work = join(dir, "eperm");
+  chmodSync(dir, 0o755); // for nobody to reach `work`
+  mkdirSync(work);
+  chownSync(work, 65534, 65534);
+  writeFileSync(
+    join(work, "root.c"),
+    `#define _GNU_SOURCE
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (setresuid(0, 0, 0) != 0) return 2;
+  FILE *f = fopen(argv[1], "w");
+  if (f == NULL) return 3;
+  fprintf(f, "%d", getpid());
+  fclose(f);
+  sleep(30);
+  return 0;
+}\n`,
+  );
+  const bin = join(work, "root");
+  try {
+    execFileSync("cc", ["-o", bin, join(work, "root.c")], { stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
+  chmodSync(bin, 0o4755);
+  return { bin, work };
+}
+const eperm = becomesRoot();
+const needsRoot = eperm === undefined ? "needs root and cc (a setuid-root command)" : false;
+
+/** Runs `driver` (an ES module's text) as nobody; resolves with how it ended and its stdout and stderr. */
+function asNobody(driver: string) {
+  const path = join(eperm!.work, `driver-${Math.random().toString(36).slice(2)}.mjs`);
+  writeFileSync(path, driver);
+  const child = spawn(process.execPath, [path], {
+    uid: 65534,
+    gid: 65534,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
+  return new Promise<{ ended: [number | null, NodeJS.Signals | null]; out: string; err: string }>(
+    (r) => child.once("close", (code, signal) => r({ ended: [code, signal], out, err })),
+  );
+}
+
+test(
+  "a command whose group refuses the kill at the time limit (EPERM): runToEnd rejects at once, naming it, and does not wait for it",
+  { skip: needsRoot },
+  async () => {
+    const pidFile = join(eperm!.work, "limit.pid");
+    const started = Date.now();
+    const { ended, out, err } = await asNobody(
+      `import { runToEnd } from ${JSON.stringify(module)};
+try {
+  await runToEnd(${JSON.stringify(eperm!.bin)}, [${JSON.stringify(pidFile)}], 1_000);
+  console.log(JSON.stringify({ resolved: true }));
+} catch (e) {
+  console.log(JSON.stringify({ kind: e.kind, message: e.message }));
+}\n`,
+    );
+    const command = Number(readFileSync(pidFile, "utf8"));
+    grandchildren.push(command);
+    assert.deepEqual(ended, [0, null], err);
+    const { kind, message } = JSON.parse(out) as { kind: string; message: string };
+    assert.equal(kind, "incompatible");
+    assert.equal(
+      message,
+      `could not send SIGKILL to the process group of ${eperm!.bin} (pid ${command}): EPERM; it may still be running`,
+    );
+    assert.ok(running(command), "it does run on");
+    assert.ok(Date.now() - started < 20_000, "the driver did not wait for the command's 30 s");
+  },
+);
+
+test(
+  "SIGINT while a command whose group refuses signals (EPERM) runs: the CLI says so, runs interrupted, and dies of SIGINT at once",
+  { skip: needsRoot },
+  async () => {
+    const pidFile = join(eperm!.work, "interrupt.pid");
+    const marker = join(eperm!.work, "interrupted");
+    const { ended, err } = await asNobody(
+      `import { existsSync, writeFileSync } from "node:fs";
+import { runToEnd } from ${JSON.stringify(module)};
+const run = runToEnd(${JSON.stringify(eperm!.bin)}, [${JSON.stringify(pidFile)}], 60_000, process.env, () =>
+  writeFileSync(${JSON.stringify(marker)}, ""),
+);
+const poll = setInterval(() => {
+  if (existsSync(${JSON.stringify(pidFile)})) process.kill(process.pid, "SIGINT");
+}, 20);
+await run;
+clearInterval(poll);\n`,
+    );
+    const command = Number(readFileSync(pidFile, "utf8"));
+    grandchildren.push(command);
+    assert.deepEqual(ended, [null, "SIGINT"], err);
+    assert.equal(
+      err,
+      `connect-plugin: could not send SIGINT to the process group of ${eperm!.bin} (pid ${command}): EPERM; it may still be running\n`,
+    );
+    assert.ok(existsSync(marker), "interrupted ran");
+    assert.ok(running(command), "it does run on");
+  },
+);
