@@ -16,8 +16,9 @@ import type { ChildProcess } from "node:child_process";
  *   group that is not ours), so the processes may still run. Each caller
  *   decides what that means for it: the launcher's exit hook runs inside
  *   process.on("exit") and must never throw, so the launcher ignores it (its
- *   plugins also see end-of-file on stdin); the CLI must not leave a command
- *   running silently, so it says which one.
+ *   plugins also see end-of-file on stdin); the conformance suite waits its
+ *   5 s for the exit all the same; the CLI must not leave a command running
+ *   silently, so runToEnd names it (pid) and stops waiting for it.
  *
  * It is not thrown so that no caller can forget a try; not `child.kill` as a
  * fallback on POSIX, because a group that refuses the signal refuses it for
