@@ -41,9 +41,9 @@ export const SIGNAL_GRACE_MS = 2_000;
  * A group that refuses the signal (killGroup's EPERM: the command made
  * itself another user's) would not end for us, so nothing waits for it: at
  * the time limit runToEnd rejects with a ManagementError ("incompatible")
- * that names it; on an interrupt the CLI says so on stderr, `interrupted`
- * runs and the CLI dies at once. Either way the message says it may still
- * be running.
+ * that names it and says it ran past the limit; on an interrupt the CLI
+ * says so on stderr, `interrupted` runs and the CLI dies at once. Either
+ * way the message says it may still be running.
  */
 export function runToEnd(
   command: string,
@@ -102,9 +102,12 @@ export function runToEnd(
       child.stderr.destroy();
       child.unref();
       reject(
-        new ManagementError("incompatible", notKilled(command, child.pid, "SIGKILL", error), {
-          cause: error,
-        }),
+        new ManagementError(
+          "incompatible",
+          `${command} did not end in ${timeoutMs} ms (the time limit): ` +
+            notKilled(command, child.pid, "SIGKILL", error),
+          { cause: error },
+        ),
       );
     }, timeoutMs);
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));

@@ -208,7 +208,8 @@ try {
     assert.equal(kind, "incompatible");
     assert.equal(
       message,
-      `could not send SIGKILL to the process group of ${eperm!.bin} (pid ${command}): EPERM; it may still be running`,
+      `${eperm!.bin} did not end in 1000 ms (the time limit): could not send SIGKILL to the ` +
+        `process group of ${eperm!.bin} (pid ${command}): EPERM; it may still be running`,
     );
     assert.ok(running(command), "it does run on");
     assert.ok(Date.now() - started < 20_000, "the driver did not wait for the command's 30 s");
