@@ -50,9 +50,10 @@ export const DEFAULT_CODE_CACHE_TIMEOUT_MS = 60_000;
 
 /**
  * How long an interrupted build waits for the step it was in to end (the
- * bundling, or the launched plugin to be closed: its Shutdown call and
- * exit take PluginClient's 2 s grace period at most) before it removes its
- * files and the CLI dies of the signal, default 5 s.
+ * bundling, or the launched plugin to be closed: its Shutdown call, then
+ * its exit, each take PluginClient's 2 s grace period at most before its
+ * group is killed) before it removes its files and the CLI dies of the
+ * signal, default 5 s.
  */
 const INTERRUPT_GRACE_MS = 5_000;
 
