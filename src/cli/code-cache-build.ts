@@ -270,8 +270,9 @@ function removeMadeFolders(dir: string, made: string | undefined): void {
   for (let folder = dir; ; folder = dirname(folder)) {
     try {
       rmdirSync(folder);
-    } catch {
-      return; // not empty (or gone): its parents are not empty either
+    } catch (e) {
+      // Not empty (nor then its parents), or not ours to remove; gone is fine.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") return;
     }
     if (folder === made || dirname(folder) === folder) return;
   }
