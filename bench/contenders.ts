@@ -30,6 +30,7 @@ import {
   subprocess,
   type PluginSource,
 } from "../src/index.js";
+import { killGroup } from "../src/process/kill-group.js";
 import { firstMatch } from "./child-output.js";
 import { Bench, benchHandshake, benchPlugin } from "./service.js";
 import { grpcDefinition } from "./grpc-definition.js";
@@ -700,12 +701,7 @@ export class HostProcess implements Contender {
 
   /** SIGKILL to the host's process group (its own, see spawn): the host and its plugin. */
   private kill(): void {
-    if (this.child.pid === undefined) return;
-    try {
-      process.kill(-this.child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
+    killGroup(this.child, "SIGKILL");
   }
 }
 
