@@ -133,7 +133,8 @@ process.exit(0);\n`,
  * A command that makes itself root's (real, effective and saved uid) and
  * sleeps, writing its pid to `pidFile` first: a setuid-root C program, run
  * by a driver whose uid is nobody's, so that its process group refuses the
- * driver's signals (EPERM). Needs root and cc; undefined without them.
+ * driver's signals (EPERM). Needs root, cc and a mount that honours setuid
+ * (tried once as nobody, without `pidFile`); undefined without them.
  */
 function becomesRoot(): { bin: string; work: string } | undefined {
   if (process.platform === "win32" || process.getuid?.() !== 0) return undefined;
@@ -148,6 +149,7 @@ function becomesRoot(): { bin: string; work: string } | undefined {
 #include <unistd.h>
 int main(int argc, char **argv) {
   if (setresuid(0, 0, 0) != 0) return 2;
+  if (argc < 2) return 0;
   FILE *f = fopen(argv[1], "w");
   if (f == NULL) return 3;
   fprintf(f, "%d", getpid());
@@ -163,10 +165,17 @@ int main(int argc, char **argv) {
     return undefined;
   }
   chmodSync(bin, 0o4755);
+  try {
+    // On a nosuid mount it stays nobody's: there would be no EPERM to see.
+    execFileSync(bin, [], { uid: 65534, gid: 65534, stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
   return { bin, work };
 }
 const eperm = becomesRoot();
-const needsRoot = eperm === undefined ? "needs root and cc (a setuid-root command)" : false;
+const needsRoot =
+  eperm === undefined ? "needs root, cc and setuid (a command that makes itself root's)" : false;
 
 /** Runs `driver` (an ES module's text) as nobody; resolves with how it ended and its stdout and stderr. */
 function asNobody(driver: string) {
