@@ -5,11 +5,10 @@
  * lint (no-restricted-imports). docs/internals.md draws the same layers.
  *
  * Bottom to top: leaves (gen, protocol, logging, manifest, discovery,
- * process) ->
- * transport -> security -> plugin, resilience, oci -> host -> manager ->
- * status -> cli; observability beside cli; conformance (a host's view of one
- * plugin program, for the CLI) above transport and security. The entry points
- * (src/*.ts) may import anything.
+ * process) -> transport -> security -> plugin, resilience, oci -> host ->
+ * manager -> status -> cli; observability beside cli; conformance (a host's
+ * view of one plugin program, for the CLI) above transport and security. The
+ * entry points (src/*.ts) may import anything.
  */
 
 /** The host layer and everything under it except oci. */
