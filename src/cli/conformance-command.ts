@@ -1,8 +1,10 @@
 /** `connect-plugin conformance -- <command...>`: runs src/conformance against a plugin program. */
 import type { Command } from "commander";
 import { runConformance } from "../conformance/checks.js";
+import { killLaunches } from "../conformance/launch.js";
 import { formatReport } from "../conformance/report.js";
 import { ManagementError } from "../manifest/errors.js";
+import { onEndingSignal } from "./ending-signal.js";
 import { EXIT } from "./exit-codes.js";
 import { checkCommand } from "./find-command.js";
 import { millisecondsOption } from "./milliseconds-option.js";
@@ -37,13 +39,21 @@ export function registerConformanceCommand(program: Command): void {
           );
         const timeoutMs = millisecondsOption("--timeout", o.timeout);
         checkCommand(command[0] as string);
-        const report = await runConformance({
-          command,
-          cookieKey: o.cookie.slice(0, eq),
-          cookieValue: o.cookie.slice(eq + 1),
-          protocolVersion: version,
-          timeoutMs,
-        });
+        // Interrupted, the plugin under test (in a group of its own) is
+        // killed and its socket directory removed before the CLI dies.
+        const stopListening = onEndingSignal(() => killLaunches());
+        let report;
+        try {
+          report = await runConformance({
+            command,
+            cookieKey: o.cookie.slice(0, eq),
+            cookieValue: o.cookie.slice(eq + 1),
+            protocolVersion: version,
+            timeoutMs,
+          });
+        } finally {
+          stopListening();
+        }
         process.stdout.write(
           (globals().json === true ? JSON.stringify(report, null, 2) : formatReport(report)) + "\n",
         );

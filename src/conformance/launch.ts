@@ -22,6 +22,26 @@ export interface Launch {
 }
 
 /**
+ * The launches not killed yet: the CLI kills them when it is interrupted
+ * (killLaunches), since a process that dies of a signal runs no finally and
+ * a plugin in its own group does not get the terminal's Ctrl-C.
+ */
+const live = new Set<Launch>();
+/** Set by killLaunches: the checks, which go on while it waits, launch nothing more. */
+let ended = false;
+
+/**
+ * Kills every launch still running and removes its socket directory (5 s
+ * at most each, in parallel), and refuses later launches: what `connect-plugin
+ * conformance` does on SIGINT, SIGTERM or SIGHUP before it dies of the
+ * signal.
+ */
+export async function killLaunches(): Promise<void> {
+  ended = true;
+  await Promise.all([...live].map((l) => l.kill()));
+}
+
+/**
  * Starts `command` as a host would, in its own process group with piped
  * stdio, with exactly `env` added to the inherited environment (minus the
  * host-side variables of a host that is itself a plugin).
@@ -31,6 +51,7 @@ export function launch(
   env: Record<string, string>,
   options: { token?: string; firstLineTimeoutMs: number },
 ): Launch {
+  if (ended) throw new Error("interrupted: no more launches");
   const socketDir = mkdtempSync(join(tmpdir(), "cpc-"));
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -72,7 +93,7 @@ export function launch(
     clearTimeout(t);
     return result;
   };
-  return {
+  const started: Launch = {
     child,
     socketDir,
     stdoutLines,
@@ -81,6 +102,7 @@ export function launch(
     exited,
     exitsWithin,
     async kill() {
+      live.delete(started);
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
         // A group that refuses it (EPERM) is waited for all the same, 5 s at most.
         killGroup(child, "SIGKILL");
@@ -89,4 +111,6 @@ export function launch(
       rmSync(socketDir, { recursive: true, force: true });
     },
   };
+  live.add(started);
+  return started;
 }
