@@ -237,6 +237,12 @@ test("the build says what is wrong: no handshake, a wrong cookie, top-level awai
     tla.stderr,
     /cannot bundle .*awaiting\.mjs as CommonJS: .*not await serve\(\.\.\.\)/,
   );
+  // A bundle that fails leaves no out dir the build made for it.
+  const made = join(out, "made", "here");
+  const tlaMade = await cli(["code-cache", awaiting, "-o", made, "--cookie", "K=V"]);
+  assert.notEqual(tlaMade.code, 0);
+  assert.match(tlaMade.stderr, /cannot bundle .*awaiting\.mjs as CommonJS/);
+  assert.equal(existsSync(join(out, "made")), false, "the out dirs the failed build made");
 
   // The loader of x.cjs is x.cjs in the out dir: the entry's own directory would lose it.
   const own = join(out, "own.cjs");

@@ -141,7 +141,14 @@ export async function buildCodeCache(
       sourcemap: true,
     });
     step = () => bundling;
-    warnings = await during(bundling);
+    try {
+      warnings = await during(bundling);
+    } catch (error) {
+      // A bundle that failed (the user's code) wrote nothing worth keeping:
+      // the folders made for it go too.
+      removeBuild();
+      throw error;
+    }
     writeFileSync(files.loader, codeCacheLoader(names));
 
     const client = new PluginClient({
