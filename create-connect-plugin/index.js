@@ -61,12 +61,14 @@ process.stdout.write(
  * `dir` as one word that the user can paste into a shell: bare when it is
  * plain, in double quotes (which sh, cmd.exe and PowerShell all take) when
  * it has spaces, in POSIX single quotes when it has characters that double
- * quotes would expand.
+ * quotes would expand. A backslash is Windows' path separator, literal in
+ * its shells (and cmd.exe has no single quotes); in sh it escapes.
  *
  * @param {string} dir
  */
 function shellWord(dir) {
-  if (/^[\w./\\:@+-]+$/.test(dir)) return dir;
-  if (!/["$`!\\]/.test(dir)) return `"${dir}"`;
+  const windows = process.platform === "win32";
+  if ((windows ? /^[\w./\\:@+-]+$/ : /^[\w./:@+-]+$/).test(dir)) return dir;
+  if (!(windows ? /["$`!]/ : /["$`!\\]/).test(dir)) return `"${dir}"`;
   return `'${dir.replaceAll("'", "'\\''")}'`;
 }

@@ -31,7 +31,7 @@ async function scaffold(
   }
 }
 
-for (const dir of ["my-plugin", "My Plugin", "it's $HOME"]) {
+for (const dir of ["my-plugin", "My Plugin", "it's $HOME", "back\\slash"]) {
   test(`the printed cd line, pasted into sh, enters ${JSON.stringify(dir)}`, async () => {
     const work = tempDir("cp-create-");
     const out = await scaffold(work, [dir]);
