@@ -1,10 +1,11 @@
 /**
  * The hint a host adds when a remote plugin's TLS handshake fails: a real
- * KV plugin in network mode with TLS (and one without) on loopback, a real
- * PluginClient with remote(), each failure's message word for word up to
- * Node's own text, which is kept.
+ * KV plugin in network mode with TLS (one without, one whose certificate
+ * names another host) on loopback, a real PluginClient with remote(), each
+ * failure's message word for word up to Node's own text, which is kept.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { tlsHint } from "../../../src/host/tls-hint.js";
@@ -13,7 +14,7 @@ import { PluginError } from "../../../src/protocol/errors.js";
 import { serve, type ServeHandle } from "../../../src/plugin/serve.js";
 import { tlsFromFiles } from "../../../src/security/tls-files.js";
 import { kvPlugin } from "../../../examples/kv/definition.js";
-import { kvClient, makeTestPki } from "../../helpers.js";
+import { kvClient, makeTestPki, signedBy } from "../../helpers.js";
 
 /** start() of a client for `url`; the PluginError it fails with. */
 async function startFails(url: string, tls?: ClientTls): Promise<PluginError> {
@@ -92,16 +93,35 @@ describe("TLS failures of a remote plugin say which option fixes them", () => {
     );
   });
 
-  test("the certificate's names, and errors that are not TLS failures", () => {
-    const url = new URL("https://kv.internal:8443");
-    const altname = Object.assign(new Error("Hostname/IP does not match"), {
-      code: "ERR_TLS_CERT_ALTNAME_INVALID",
+  test("a certificate issued for other names than the URL's host", async () => {
+    // The CA's certificate for CN=localhost, with no subjectAltName: not for 127.0.0.1.
+    const other = signedBy({
+      certPem: readFileSync(join(pki, "ca.crt"), "utf8"),
+      keyPem: readFileSync(join(pki, "ca.key"), "utf8"),
     });
-    assert.equal(
-      tlsHint(new Error("wrapped", { cause: altname }), url),
-      "the plugin's certificate is not issued for kv.internal: use a URL whose host is one " +
-        "of the certificate's subjectAltName entries",
-    );
+    const server = await serve(kvPlugin(), {
+      listen: "127.0.0.1:0",
+      exitProcess: false,
+      tls: { cert: other.certPem, key: other.keyPem },
+    });
+    try {
+      const e = await startFails(server.url, tlsFromFiles({ ca: join(pki, "ca.crt") }));
+      assert.equal(e.kind, "unreachable");
+      assert.match(e.message, /Hostname\/IP does not match certificate's altnames/);
+      assert.ok(
+        e.message.endsWith(
+          "; the plugin's certificate is not issued for 127.0.0.1: use a URL whose host is " +
+            "one of the certificate's subjectAltName entries",
+        ),
+        e.message,
+      );
+    } finally {
+      await server.shutdown("test done");
+    }
+  });
+
+  test("errors that are not TLS failures get no hint", () => {
+    const url = new URL("https://kv.internal:8443");
     const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
     assert.equal(tlsHint(refused, url), undefined);
     // Message text alone never picks a hint.
