@@ -52,7 +52,23 @@ writeFileSync(readme, readFileSync(readme, "utf8").replace(/^# my-plugin$/m, `# 
 const where = relative(process.cwd(), target) || ".";
 process.stdout.write(
   `Wrote a connect-plugin host and plugin into ${where}. Next:\n\n` +
-    (where === "." ? "" : `  cd ${where}\n`) +
+    (where === "." ? "" : `  cd ${shellWord(where)}\n`) +
     `  npm install\n` +
     `  npm start\n`,
 );
+
+/**
+ * `dir` as one word that the user can paste into a shell: bare when it is
+ * plain, in double quotes (which sh, cmd.exe and PowerShell all take) when
+ * it has spaces, in POSIX single quotes when it has characters that double
+ * quotes would expand. A backslash is Windows' path separator, literal in
+ * its shells (and cmd.exe has no single quotes); in sh it escapes.
+ *
+ * @param {string} dir
+ */
+function shellWord(dir) {
+  const windows = process.platform === "win32";
+  if ((windows ? /^[\w./\\:@+-]+$/ : /^[\w./:@+-]+$/).test(dir)) return dir;
+  if (!(windows ? /["$`!]/ : /["$`!\\]/).test(dir)) return `"${dir}"`;
+  return `'${dir.replaceAll("'", "'\\''")}'`;
+}

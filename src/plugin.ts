@@ -20,3 +20,9 @@ export type {
   PluginImplementations,
 } from "./protocol/plugin-set.js";
 export { PluginError } from "./protocol/errors.js";
+// The plugin side's auth and rate-limit interceptors
+// (`serve(def, { interceptors: [requireBearer([token]), rateLimit({ perSecond: 10 })] })`),
+// so that a plugin importing from this entry does not need the main one.
+export { requireApiKey, requireBearer, verifiedPrincipal } from "./security/auth.js";
+export { rateLimit } from "./security/rate-limit.js";
+export type { RateLimitOptions } from "./security/rate-limit.js";

@@ -132,6 +132,7 @@ describe("connect-plugin CLI", () => {
     const help = await cli(["--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed/);
+    assert.match(help.stdout, /\n9 a required conformance check failed\.\n/);
     const badDir = tempDir("cp-badm-");
     writeFileSync(
       join(badDir, "plugin.json"),

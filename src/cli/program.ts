@@ -65,7 +65,8 @@ export const program = new Command("connect-plugin")
     "after",
     "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 not found,\n" +
       "5 registry or network, 6 local I/O, 7 invalid manifest or configuration,\n" +
-      `8 unsupported platform or incompatible host.\nDocumentation: ${cliDocs()}`,
+      "8 unsupported platform or incompatible host (snapshot, code-cache: the build failed),\n" +
+      `9 a required conformance check failed.\nDocumentation: ${cliDocs()}`,
   )
   .exitOverride()
   .showHelpAfterError(false)

@@ -1,0 +1,53 @@
+/**
+ * What to change when a remote plugin's TLS handshake fails. Node's own
+ * messages ("self-signed certificate in certificate chain", OpenSSL's
+ * "tlsv13 alert certificate required") name the symptom, not the option
+ * that fixes it, and are a newcomer's most likely first failure with
+ * https://. The hint is chosen by the Node error code in the cause chain,
+ * never by message text.
+ */
+import { hasNodeCode } from "../transport/node-errors.js";
+
+/** Node codes for a server certificate that no trusted CA vouches for. */
+const UNTRUSTED = [
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+];
+
+/**
+ * A sentence saying which `remote()` option or plugin setting fixes the TLS
+ * failure in `error`'s cause chain, or undefined when the chain holds no TLS
+ * failure it knows.
+ */
+export function tlsHint(error: unknown, url: URL): string | undefined {
+  const has = (code: string): boolean => hasNodeCode(error, code);
+  if (UNTRUSTED.some(has)) {
+    return (
+      "this host does not trust the plugin's certificate: give remote() the CA that " +
+      'signed it, remote(url, { tls: tlsFromFiles({ ca: "ca.pem" }) })'
+    );
+  }
+  if (has("ERR_TLS_CERT_ALTNAME_INVALID")) {
+    return (
+      `the plugin's certificate is not issued for ${url.hostname}: use a URL whose host ` +
+      "is one of the certificate's subjectAltName entries"
+    );
+  }
+  if (has("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED")) {
+    return (
+      "the plugin requires a client certificate (CONNECT_PLUGIN_TLS_CLIENT_CA_FILE): give " +
+      'remote() one, remote(url, { tls: tlsFromFiles({ ca: "ca.pem", cert: "client.pem", ' +
+      'key: "client-key.pem" }) })'
+    );
+  }
+  if (has("ERR_SSL_WRONG_VERSION_NUMBER")) {
+    return (
+      `${url.host} did not answer TLS: if the plugin serves plain HTTP ` +
+      "(no CONNECT_PLUGIN_TLS_CERT_FILE), its URL is http://"
+    );
+  }
+  return undefined;
+}
