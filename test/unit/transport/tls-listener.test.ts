@@ -157,13 +157,16 @@ function networkPath(
   };
 }
 
-/** A refusal as the framed and HTTP/2 clients report it. */
+/** A refusal as the HTTP/2 client reports it. */
 const UNAVAILABLE_CLOSED = /^Unavailable: .*clos/;
+/** A refusal as the framed client reports it: closed (or reset) before any frame, with the likely reason. */
+const FRAMED_REFUSED =
+  /^Unavailable: .*(closed the connection|ECONNRESET|EPIPE) before it sent any frame \(with TLS: does it accept this client's certificate\?\)$/;
 
 const paths: Path[] = [
   {
     name: "framed listener (a launched plugin's socket)",
-    refused: UNAVAILABLE_CLOSED,
+    refused: FRAMED_REFUSED,
     async start() {
       const server = await FramedServer.listen(
         routes,
@@ -180,11 +183,11 @@ const paths: Path[] = [
         ),
       ),
   },
-  networkPath("network mode, framed by ALPN", {
-    framed: true,
-    acceptHttp1: true,
-    alpn: "connect-plugin-framed/1",
-  }),
+  networkPath(
+    "network mode, framed by ALPN",
+    { framed: true, acceptHttp1: true, alpn: "connect-plugin-framed/1" },
+    FRAMED_REFUSED,
+  ),
   networkPath("network mode, HTTP/2 only (go-plugin side, broker)", {
     framed: false,
     acceptHttp1: false,
