@@ -52,7 +52,8 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
       const waitMs = Math.ceil(((1 - bucket.tokens) / options.perSecond) * 1000);
       options.onRefused?.();
       throw new ConnectError(
-        `rate limit exceeded: this client may make ${options.perSecond} calls per second ` +
+        `rate limit exceeded: this client may make ${options.perSecond} ` +
+          `call${options.perSecond === 1 ? "" : "s"} per second ` +
           `(burst ${burst}); retry in ${waitMs} ms`,
         Code.ResourceExhausted,
       );

@@ -2,7 +2,7 @@ import * as http from "node:http";
 import type * as http2 from "node:http2";
 import * as https from "node:https";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorFromNode, hasNodeCode } from "./node-errors.js";
+import { closedBeforeFirstAnswer, errorFromNode, hasNodeCode } from "./node-errors.js";
 import { originOf, urlCredentials } from "./url-credentials.js";
 
 /** TLS options for an https URL. */
@@ -142,8 +142,8 @@ export function cutBefore(responded: boolean, cause?: unknown): ConnectError {
  * Unavailable, with the likely reason: a plugin that refuses this client's
  * TLS certificate completes the handshake, then closes the connection
  * (tls-listener.ts), which node reports as "socket hang up", taken for the
- * host's own abort (Aborted). The same words as an H2Session's
- * (h2-session.ts). Every other error as errorFromNode maps it (a refused
+ * host's own abort (Aborted); so does a TLS port to a cleartext request.
+ * The same words as an H2Session's (h2-session.ts). Every other error as errorFromNode maps it (a refused
  * connect stays Unavailable with its syscall, a reused connection's hang-up
  * Aborted, as connect-es' Node transports report them).
  */
@@ -153,10 +153,7 @@ function requestError(request: http.ClientRequest, e: unknown, responded: boolea
     !request.reusedSocket &&
     (hasNodeCode(e, "ECONNRESET") || hasNodeCode(e, "EPIPE"))
   ) {
-    const error = new ConnectError(
-      "the plugin closed the connection before it sent any HTTP/1.1 response (with TLS: does it accept this client's certificate?)",
-      Code.Unavailable,
-    );
+    const error = closedBeforeFirstAnswer("HTTP/1.1 response", request.protocol === "https:");
     error.cause = e;
     return error;
   }

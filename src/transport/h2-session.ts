@@ -2,7 +2,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { pathOn } from "./http-target.js";
-import { errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
+import { closedBeforeFirstAnswer, errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
 import { originOf, urlAuthorization } from "./url-credentials.js";
 
 /** Options of an HTTP/2 client session. */
@@ -320,8 +320,9 @@ class Connection {
  * its streams with Unavailable and says so: node:http2 would close them with
  * CANCEL, reported as Canceled ("stream closed with error code CANCEL"), as
  * if this side had given up. A plugin does that to a TLS client whose
- * certificate it does not accept (tls-listener.ts pins the host's). Runs
- * before node:http2's own "close" listener of the socket.
+ * certificate it does not accept (tls-listener.ts pins the host's), and a
+ * TLS port to a cleartext client. Runs before node:http2's own "close"
+ * listener of the socket.
  */
 function closedBeforeSettings(session: http2.ClientHttp2Session): void {
   let settings = false;
@@ -329,10 +330,7 @@ function closedBeforeSettings(session: http2.ClientHttp2Session): void {
   session.socket.prependOnceListener("close", () => {
     if (settings || session.destroyed) return;
     session.destroy(
-      new ConnectError(
-        "the plugin closed the connection before it sent any HTTP/2 frame (with TLS: does it accept this client's certificate?)",
-        Code.Unavailable,
-      ),
+      closedBeforeFirstAnswer("HTTP/2 frame", session.encrypted === true),
       http2.constants.NGHTTP2_CANCEL,
     );
   });

@@ -122,3 +122,21 @@ export function closedBefore(stream: http2.ClientHttp2Stream, responded: boolean
       : new ConnectError("http/2 stream closed before the response", Code.Internal))
   );
 }
+
+/**
+ * A plugin that closed a fresh connection before its first answer (HTTP/2
+ * SETTINGS, HTTP/1.1 response): Unavailable, with the likeliest reason for
+ * the way the host connected. Over TLS, a plugin that does not accept this
+ * client's certificate completes the handshake and then closes
+ * (tls-listener.ts); in cleartext, a TLS port reads the request as a bad
+ * handshake and closes, so the fix is the https:// URL.
+ */
+export function closedBeforeFirstAnswer(answer: string, encrypted: boolean): ConnectError {
+  const hint = encrypted
+    ? "with TLS: does it accept this client's certificate?"
+    : "in cleartext: if the plugin serves TLS, its URL is https://";
+  return new ConnectError(
+    `the plugin closed the connection before it sent any ${answer} (${hint})`,
+    Code.Unavailable,
+  );
+}

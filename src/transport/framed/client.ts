@@ -136,6 +136,8 @@ export class FramedConnection implements CallTarget {
     tooLargeToSend(size, this.writeMaxBytes);
   private readonly reader: FrameReader;
   private readonly unrefWhenIdle: boolean;
+  /** A frame came from the plugin: a close from now on is not a refused certificate. */
+  private heard = false;
   private readonly readMaxBytes: number;
   private readonly writeMaxBytes: number;
 
@@ -199,7 +201,7 @@ export class FramedConnection implements CallTarget {
     socket.on("error", (error: Error) => {
       this.fail(
         new ConnectError(
-          `connection to ${this.peer} failed: ${error.message}`,
+          `connection to ${this.peer} failed: ${error.message}${this.unheard(socket)}`,
           Code.Unavailable,
           undefined,
           undefined,
@@ -211,7 +213,7 @@ export class FramedConnection implements CallTarget {
       const reset = Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
       this.fail(
         new ConnectError(
-          `${this.peer} closed the connection`,
+          `${this.peer} closed the connection${this.unheard(socket)}`,
           Code.Unavailable,
           undefined,
           undefined,
@@ -222,6 +224,18 @@ export class FramedConnection implements CallTarget {
     this.socket = socket;
     this.writer = new FrameWriter(socket);
     return socket;
+  }
+
+  /**
+   * What a TLS connection's end before the plugin's first frame likely
+   * means: a plugin that does not accept this client's certificate (pinned
+   * AutoMTLS, or network mode's clientCa) closes it after the handshake,
+   * as HTTP's closedBeforeFirstAnswer says too. Empty otherwise.
+   */
+  private unheard(socket: Duplex): string {
+    return !this.heard && socket instanceof tls.TLSSocket
+      ? " before it sent any frame (with TLS: does it accept this client's certificate?)"
+      : "";
   }
 
   private dial(target: { network: "unix" | "tcp"; address: string }): net.Socket {
@@ -513,6 +527,7 @@ export class FramedConnection implements CallTarget {
   }
 
   private onFrame(type: number, id: number, payload: Uint8Array): void {
+    this.heard = true;
     if (type === FrameType.goaway) {
       this.draining = true;
       if (this.calls.size === 0) this.socket?.end();

@@ -167,7 +167,12 @@ async function dialFramed(
     socket.once("close", () =>
       finish(
         ended
-          ? { refused: "it closed the connection without answering the framed preface" }
+          ? {
+              refused:
+                "it closed the connection without answering the framed preface" +
+                // A TLS port reads the preface as a bad handshake and hangs up.
+                (secure ? "" : "; if the plugin serves TLS, its URL is https://"),
+            }
           : new Error("the connection closed before the framed preface was answered"),
       ),
     );

@@ -157,13 +157,16 @@ function networkPath(
   };
 }
 
-/** A refusal as the framed and HTTP/2 clients report it. */
+/** A refusal as the HTTP/2 client reports it. */
 const UNAVAILABLE_CLOSED = /^Unavailable: .*clos/;
+/** A refusal as the framed client reports it: closed (or reset) before any frame, with the likely reason. */
+const FRAMED_REFUSED =
+  /^Unavailable: .*(closed the connection|ECONNRESET|EPIPE) before it sent any frame \(with TLS: does it accept this client's certificate\?\)$/;
 
 const paths: Path[] = [
   {
     name: "framed listener (a launched plugin's socket)",
-    refused: UNAVAILABLE_CLOSED,
+    refused: FRAMED_REFUSED,
     async start() {
       const server = await FramedServer.listen(
         routes,
@@ -180,11 +183,11 @@ const paths: Path[] = [
         ),
       ),
   },
-  networkPath("network mode, framed by ALPN", {
-    framed: true,
-    acceptHttp1: true,
-    alpn: "connect-plugin-framed/1",
-  }),
+  networkPath(
+    "network mode, framed by ALPN",
+    { framed: true, acceptHttp1: true, alpn: "connect-plugin-framed/1" },
+    FRAMED_REFUSED,
+  ),
   networkPath("network mode, HTTP/2 only (go-plugin side, broker)", {
     framed: false,
     acceptHttp1: false,
@@ -300,6 +303,54 @@ for (const path of paths) {
     });
   });
 }
+
+describe("a cleartext client (http://) at a TLS port", () => {
+  let server: { address: string; close(): Promise<void> };
+  before(async () => {
+    server = await networkPath("network mode, framed by ALPN", {
+      framed: true,
+      acceptHttp1: true,
+      alpn: "connect-plugin-framed/1",
+    }).start();
+  });
+  after(() => server.close());
+
+  for (const [transport, httpVersion, pattern] of [
+    [
+      "http",
+      "2",
+      /^Unavailable: the plugin closed the connection before it sent any HTTP\/2 frame \(in cleartext: if the plugin serves TLS, its URL is https:\/\/\)$/,
+    ],
+    [
+      "http",
+      "1.1",
+      /^Unavailable: the plugin closed the connection before it sent any HTTP\/1\.1 response \(in cleartext: if the plugin serves TLS, its URL is https:\/\/\)$/,
+    ],
+    [
+      "framed",
+      undefined,
+      /^Unavailable: http:\/\/127\.0\.0\.1:\d+ does not speak the framed protocol \(it closed the connection without answering the framed preface; if the plugin serves TLS, its URL is https:\/\/\); use transport "auto" to fall back to HTTP, or "http"$/,
+    ],
+  ] as const) {
+    test(`over ${transport === "framed" ? "the framed protocol" : `HTTP/${httpVersion}`}, is told to use https://`, async () => {
+      const handledBefore = handled;
+      let result = "answered";
+      try {
+        await callOnce(
+          createNetworkTransport(new URL(`http://${server.address}`), {
+            transport,
+            ...(httpVersion !== undefined && { httpVersion }),
+          }),
+        );
+      } catch (error) {
+        const e = ConnectError.from(error);
+        result = `${Code[e.code]}: ${e.rawMessage}`;
+      }
+      assert.match(result, pattern);
+      assert.equal(handled, handledBefore, "the handler never ran");
+    });
+  }
+});
 
 test("clientCert and clientCa together are refused at start, with what to give instead", () => {
   assert.throws(
