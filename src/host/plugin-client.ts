@@ -24,7 +24,7 @@ import type { ClientTransport } from "../transport/client-transport.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 import { HostClient, quotedList } from "./host-client.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
-import { tlsHint } from "./tls-hint.js";
+import { tlsHint } from "../security/tls-hint.js";
 import type { ConnectContext, Connected } from "./connectors/connector.js";
 import { connectReattach } from "./connectors/reattach.js";
 import { connectCluster } from "./connectors/cluster.js";

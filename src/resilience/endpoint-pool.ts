@@ -291,6 +291,7 @@ export class EndpointPool {
         state.connection.client.transport,
         negotiation,
         state.leaving.signal,
+        new URL(state.endpoint.url),
       ).then((admission) => {
         if (state.removed || this.closed) return;
         state.asked = true;

@@ -7,6 +7,7 @@ import {
   type PluginInfo,
 } from "../gen/connectplugin/v1/controller_pb.js";
 import { formatVersions } from "../protocol/versions.js";
+import { tlsHint } from "../security/tls-hint.js";
 
 /**
  * What a host asks of every instance of a cluster before the instance takes
@@ -60,6 +61,8 @@ export async function negotiateInstance(
   transport: Transport,
   negotiation: InstanceNegotiation,
   signal: AbortSignal,
+  /** The instance's URL, for the hint of a failed TLS handshake. */
+  url: URL,
 ): Promise<Admission> {
   const requested = new Set<string>();
   for (const set of negotiation.plugins.values())
@@ -79,7 +82,11 @@ export async function negotiateInstance(
         supportedVersions: [],
       };
     }
-    return { state: "negotiating", reason: `handshake failed: ${ce.message}` };
+    const hint = tlsHint(error, url, "cluster");
+    return {
+      state: "negotiating",
+      reason: `handshake failed: ${ce.message.trimEnd()}${hint === undefined ? "" : `; ${hint}`}`,
+    };
   }
 }
 

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { tlsHint } from "../../../src/host/tls-hint.js";
-import { remote, type ClientTls } from "../../../src/host/sources.js";
+import { tlsHint } from "../../../src/security/tls-hint.js";
+import { cluster, remote, type ClientTls } from "../../../src/host/sources.js";
+import { staticEndpoints } from "../../../src/discovery/discovery.js";
 import { PluginError } from "../../../src/protocol/errors.js";
 import { serve, type ServeHandle } from "../../../src/plugin/serve.js";
 import { tlsFromFiles } from "../../../src/security/tls-files.js";
@@ -117,6 +118,28 @@ describe("TLS failures of a remote plugin say which option fixes them", () => {
       );
     } finally {
       await server.shutdown("test done");
+    }
+  });
+
+  test("a cluster instance's failed handshake says which cluster() option fixes it", async () => {
+    const client = kvClient(cluster({ discovery: staticEndpoints([mtls.url]) }), {
+      startTimeoutMs: 3_000,
+    });
+    try {
+      await assert.rejects(client.start(), (e: unknown) => {
+        assert.ok(e instanceof PluginError, String(e));
+        assert.ok(
+          e.message.includes(
+            "handshake failed: [unavailable] self-signed certificate in certificate chain; " +
+              "this host does not trust the plugin's certificate: give cluster() the CA that " +
+              'signed it, cluster({ discovery, tls: tlsFromFiles({ ca: "ca.pem" }) })',
+          ),
+          e.message,
+        );
+        return true;
+      });
+    } finally {
+      await client.close();
     }
   });
 

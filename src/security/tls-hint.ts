@@ -1,5 +1,6 @@
 /**
- * What to change when a remote plugin's TLS handshake fails. Node's own
+ * What to change when a remote plugin's (or a cluster instance's) TLS
+ * handshake fails. Node's own
  * messages ("self-signed certificate in certificate chain", OpenSSL's
  * "tlsv13 alert certificate required") name the symptom, not the option
  * that fixes it, and are a newcomer's most likely first failure with
@@ -17,17 +18,25 @@ const UNTRUSTED = [
   "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
 ];
 
+/** How the host's code gives TLS options to `source`: the start of the call, up to `tls:`. */
+const OPTIONS_OF = { remote: "remote(url, {", cluster: "cluster({ discovery," } as const;
+
 /**
- * A sentence saying which `remote()` option or plugin setting fixes the TLS
- * failure in `error`'s cause chain, or undefined when the chain holds no TLS
- * failure it knows.
+ * A sentence saying which option of `source` (`remote()` or `cluster()`) or
+ * which plugin setting fixes the TLS failure in `error`'s cause chain, or
+ * undefined when the chain holds no TLS failure it knows.
  */
-export function tlsHint(error: unknown, url: URL): string | undefined {
+export function tlsHint(
+  error: unknown,
+  url: URL,
+  source: keyof typeof OPTIONS_OF = "remote",
+): string | undefined {
   const has = (code: string): boolean => hasNodeCode(error, code);
+  const call = OPTIONS_OF[source];
   if (UNTRUSTED.some(has)) {
     return (
-      "this host does not trust the plugin's certificate: give remote() the CA that " +
-      'signed it, remote(url, { tls: tlsFromFiles({ ca: "ca.pem" }) })'
+      `this host does not trust the plugin's certificate: give ${source}() the CA that ` +
+      `signed it, ${call} tls: tlsFromFiles({ ca: "ca.pem" }) })`
     );
   }
   if (has("ERR_TLS_CERT_ALTNAME_INVALID")) {
@@ -39,7 +48,7 @@ export function tlsHint(error: unknown, url: URL): string | undefined {
   if (has("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED")) {
     return (
       "the plugin requires a client certificate (CONNECT_PLUGIN_TLS_CLIENT_CA_FILE): give " +
-      'remote() one, remote(url, { tls: tlsFromFiles({ ca: "ca.pem", cert: "client.pem", ' +
+      `${source}() one, ${call} tls: tlsFromFiles({ ca: "ca.pem", cert: "client.pem", ` +
       'key: "client-key.pem" }) })'
     );
   }
