@@ -42,7 +42,7 @@ test("connect-plugin/plugin exports the plugin side's auth and rate-limit interc
     for (const r of refused) {
       assert.match(
         String(r.reason),
-        /^ConnectError: \[resource_exhausted\] rate limit exceeded: this client may make 1 calls per second \(burst 1\); retry in \d+ ms$/,
+        /^ConnectError: \[resource_exhausted\] rate limit exceeded: this client may make 1 call per second \(burst 1\); retry in \d+ ms$/,
       );
     }
     await good.close();
