@@ -18,19 +18,22 @@ import type * as http2 from "node:http2";
  * the callback is called as node's bind calls it, in the resource's async
  * scope. Only code that runs inside request() sees the swap (async_hooks
  * `init` hooks of its resources): a function such code binds has no
- * deprecated accessor either.
+ * deprecated accessor either. When AsyncResource.prototype.bind is not
+ * node's own (replaced by other code), nothing is swapped.
  */
 export function requestLeanBound(
   session: http2.ClientHttp2Session,
   headers: http2.OutgoingHttpHeaders,
 ): http2.ClientHttp2Stream {
   const proto = AsyncResource.prototype as { bind: Bind };
-  const bind = proto.bind;
+  // Someone else's bind (an APM's, say), or ours already (a request made
+  // from inside one): left as it is.
+  if (proto.bind !== nodeBind) return session.request(headers);
   proto.bind = leanBind;
   try {
     return session.request(headers);
   } finally {
-    proto.bind = bind;
+    proto.bind = nodeBind;
   }
 }
 

@@ -120,3 +120,27 @@ test("a function bound inside the swap runs in its resource's async scope with t
     { code: "ERR_INVALID_ARG_TYPE" },
   );
 });
+
+test("when AsyncResource.prototype.bind is not node's own, requestLeanBound leaves it in place", () => {
+  const proto = AsyncResource.prototype as { bind: unknown };
+  const theirs = function (this: AsyncResource, fn: () => void): () => void {
+    return fn;
+  };
+  let seen: unknown;
+  proto.bind = theirs;
+  try {
+    requestLeanBound(
+      {
+        request: () => {
+          seen = bindNow();
+          return {};
+        },
+      } as unknown as http2.ClientHttp2Session,
+      {},
+    );
+  } finally {
+    proto.bind = nodeBind;
+  }
+  assert.equal(seen, theirs);
+  assert.equal(bindNow(), nodeBind);
+});
