@@ -33,7 +33,8 @@ export function requestLeanBound(
   try {
     return session.request(headers);
   } finally {
-    proto.bind = nodeBind;
+    // A bind put there meanwhile (by an init hook, say) stays.
+    if (proto.bind === leanBind) proto.bind = nodeBind;
   }
 }
 

@@ -144,3 +144,24 @@ test("when AsyncResource.prototype.bind is not node's own, requestLeanBound leav
   assert.equal(seen, theirs);
   assert.equal(bindNow(), nodeBind);
 });
+
+test("a bind put in place while request() runs is not undone by requestLeanBound", () => {
+  const proto = AsyncResource.prototype as { bind: unknown };
+  const theirs = function (this: AsyncResource, fn: () => void): () => void {
+    return fn;
+  };
+  try {
+    requestLeanBound(
+      {
+        request: () => {
+          proto.bind = theirs;
+          return {};
+        },
+      } as unknown as http2.ClientHttp2Session,
+      {},
+    );
+    assert.equal(bindNow(), theirs);
+  } finally {
+    proto.bind = nodeBind;
+  }
+});
