@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AsyncLocalStorage, AsyncResource, executionAsyncId } from "node:async_hooks";
+import { AsyncLocalStorage, AsyncResource, createHook, executionAsyncId } from "node:async_hooks";
 import * as http2 from "node:http2";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
@@ -71,6 +71,42 @@ test("requests through requestLeanBound are answered, before and after the sessi
   } finally {
     close();
   }
+});
+
+test("what node runs on connect sees the AsyncLocalStorage store and async scope of the request, through node's request() and through requestLeanBound alike", async () => {
+  const seen: Record<string, { store: unknown; scope: boolean }> = {};
+  for (const how of ["node", "lean"] as const) {
+    const { session, close } = await pair();
+    try {
+      assert.equal(session.connecting, true);
+      const storage = new AsyncLocalStorage<string>();
+      const pending: number[] = [];
+      const hook = createHook({
+        init: (id, type) => void (type === "PendingRequest" && pending.push(id)),
+      }).enable();
+      const stream = storage.run("at request", () =>
+        how === "node"
+          ? session.request({ ":path": "/" })
+          : requestLeanBound(session, { ":path": "/" }),
+      );
+      hook.disable();
+      // node emits "ready" from its bound connect callback, once the
+      // session connects (outside the store).
+      stream.once("ready", () => {
+        seen[how] = {
+          store: storage.getStore(),
+          scope: pending.length === 1 && executionAsyncId() === pending[0],
+        };
+      });
+      assert.deepEqual(await answer(stream), [200, "ok"]);
+    } finally {
+      close();
+    }
+  }
+  assert.deepEqual(seen, {
+    node: { store: "at request", scope: true },
+    lean: { store: "at request", scope: true },
+  });
 });
 
 test("a request() that throws throws the same error through requestLeanBound, and node's bind is back", async () => {
