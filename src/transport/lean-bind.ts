@@ -4,7 +4,8 @@ import type * as http2 from "node:http2";
 /**
  * `session.request(headers)` with
  * AsyncResource.prototype.bind swapped for one that makes no `asyncResource`
- * accessor, and puts node's back before returning (or throwing).
+ * accessor, and puts node's back before returning (or throwing) unless
+ * other code replaced ours meanwhile.
  *
  * Why: node:http2's request() (Node 20) binds each stream's connect
  * callback with `AsyncResource.bind`, which defines the deprecated
@@ -16,10 +17,16 @@ import type * as http2 from "node:http2";
  * promoted, 3.0-3.5 KB per call, until a mark-compact
  * (docs/http2-client.md, session 27). request() never reads the accessor;
  * the callback is called as node's bind calls it, in the resource's async
- * scope. Only code that runs inside request() sees the swap (async_hooks
- * `init` hooks of its resources): a function such code binds has no
- * deprecated accessor either. When AsyncResource.prototype.bind is not
- * node's own (replaced by other code), nothing is swapped.
+ * scope (its `length` is 0 and its name "", where node's has `fn`'s
+ * length and "bound": request() reads neither). Only code that runs inside
+ * request() sees the swap (async_hooks `init` hooks of its resources): a
+ * function such code binds has no deprecated accessor either. This relies
+ * on node's internals (no public API avoids the accessor): where request()
+ * binds otherwise or node's bind has no accessor, the swap saves nothing
+ * and changes nothing. When AsyncResource.prototype.bind is not the one
+ * found when this module loaded (other code, an APM say, replaced it
+ * since), nothing is swapped; one replaced before is taken for node's and
+ * bypassed here.
  */
 export function requestLeanBound(
   session: http2.ClientHttp2Session,
