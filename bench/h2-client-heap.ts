@@ -70,6 +70,14 @@ const calls = Number(process.argv[3] ?? 5_000);
 const root = resolve(process.argv[4] ?? join(fileURLToPath(import.meta.url), "../.."));
 const top = Number(process.argv[5] ?? 25);
 const callers = Number(process.argv[6] ?? 1);
+// Checked before the plugin starts, so that a typo fails at once.
+const modes = ["bytes", "survivors", "hooks", "plain"];
+const mode = process.env["H2HEAP_MODE"] ?? "bytes";
+if (!modes.includes(mode))
+  throw new Error(`H2HEAP_MODE is one of ${modes.join(", ")}, not ${mode}`);
+const survivors = mode === "survivors";
+const minorGc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
+if (survivors && minorGc === undefined) throw new Error("survivors: run node with --expose-gc");
 
 const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as Lib;
 const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
@@ -126,7 +134,6 @@ const run = async (n: number): Promise<void> => {
 };
 await run(5_000);
 
-const mode = process.env["H2HEAP_MODE"] ?? "bytes";
 if (mode === "hooks" || mode === "plain") {
   const types = new Map<string, number>();
   const hook = createHook({
@@ -145,9 +152,6 @@ if (mode === "hooks" || mode === "plain") {
   }
   process.exit(0);
 }
-const survivors = mode === "survivors";
-const minorGc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
-if (survivors && minorGc === undefined) throw new Error("survivors: run node with --expose-gc");
 
 const session = new Session();
 session.connect();
