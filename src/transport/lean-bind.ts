@@ -33,10 +33,12 @@ export function requestLeanBound(
   headers: http2.OutgoingHttpHeaders,
 ): http2.ClientHttp2Stream {
   const proto = AsyncResource.prototype as { bind: Bind };
-  // Someone else's bind (an APM's, say), or ours already (a request made
-  // from inside one): left as it is.
-  if (proto.bind !== nodeBind) return session.request(headers);
-  proto.bind = leanBind;
+  // Someone else's bind (an APM's, say), ours already (a request made
+  // from inside one) or a read-only one (a frozen prototype, where an
+  // assignment would throw): left as it is.
+  if (proto.bind !== nodeBind || !Reflect.set(proto, "bind", leanBind)) {
+    return session.request(headers);
+  }
   try {
     return session.request(headers);
   } finally {

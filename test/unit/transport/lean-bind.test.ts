@@ -201,3 +201,21 @@ test("a bind put in place while request() runs is not undone by requestLeanBound
     proto.bind = nodeBind;
   }
 });
+
+test("when AsyncResource.prototype.bind is read-only (a frozen prototype), requests go through node's bind and do not throw", async () => {
+  const proto = AsyncResource.prototype;
+  const { session, close } = await pair();
+  Object.defineProperty(proto, "bind", { writable: false });
+  try {
+    let seen: unknown;
+    const hook = createHook({ init: () => void (seen ??= bindNow()) }).enable();
+    const stream = requestLeanBound(session, { ":path": "/" });
+    hook.disable();
+    assert.equal(seen, nodeBind);
+    assert.deepEqual(await answer(stream), [200, "ok"]);
+  } finally {
+    Object.defineProperty(proto, "bind", { writable: true });
+    close();
+  }
+  assert.equal(bindNow(), nodeBind);
+});
