@@ -219,3 +219,25 @@ test("when AsyncResource.prototype.bind is read-only (a frozen prototype), reque
   }
   assert.equal(bindNow(), nodeBind);
 });
+
+test("a request made inside the swap (from an init hook, say) leaves the swap to the outer one", () => {
+  const during: unknown[] = [];
+  const inner = {
+    request: () => {
+      during.push(bindNow());
+      return {};
+    },
+  } as unknown as http2.ClientHttp2Session;
+  const outer = {
+    request: () => {
+      requestLeanBound(inner, {});
+      during.push(bindNow());
+      return {};
+    },
+  } as unknown as http2.ClientHttp2Session;
+  requestLeanBound(outer, {});
+  assert.equal(during.length, 2);
+  assert.notEqual(during[0], nodeBind);
+  assert.equal(during[1], during[0]);
+  assert.equal(bindNow(), nodeBind);
+});
