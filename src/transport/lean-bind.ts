@@ -25,8 +25,8 @@ import type * as http2 from "node:http2";
  * binds otherwise or node's bind has no accessor, the swap saves nothing
  * and changes nothing. When AsyncResource.prototype.bind is not the one
  * found when this module loaded (other code, an APM say, replaced it
- * since), nothing is swapped; one replaced before is taken for node's and
- * bypassed here.
+ * since) or is read-only, nothing is swapped; one replaced before is
+ * taken for node's and bypassed here.
  */
 export function requestLeanBound(
   session: http2.ClientHttp2Session,
