@@ -20,7 +20,20 @@
  * allocates per call, for each protocol's answer. CALLERS (default 1)
  * makes the calls from that many concurrent callers (64: issue 12's
  * throughput row), warm-up included.
+ *
+ * H2HEAP_MODE chooses what the measured calls show (session 27):
+ * - `bytes` (default): all bytes allocated, as above.
+ * - `survivors`: only what outlived a scavenge: the profiler keeps no
+ *   sample of an object a minor GC collected, and a minor GC after the
+ *   calls (run with `--expose-gc`) drops the last batch's dead objects, so
+ *   what is left is what was promoted (or is still live): the bytes that
+ *   scavenges copied and moved to the old generation, by allocation site.
+ * - `hooks`: no profiler; async_hooks `init` events per call by resource
+ *   type (PROMISE, HTTP2STREAM, Timeout...), counted over the calls.
+ * - `plain`: no profiler, no hooks; prints `measure start` and `measure
+ *   end` around the calls, for `--trace-gc-nvp`'s lines between them.
  */
+import { createHook } from "node:async_hooks";
 import { spawn } from "node:child_process";
 import { Session } from "node:inspector";
 import { join, resolve } from "node:path";
@@ -57,6 +70,14 @@ const calls = Number(process.argv[3] ?? 5_000);
 const root = resolve(process.argv[4] ?? join(fileURLToPath(import.meta.url), "../.."));
 const top = Number(process.argv[5] ?? 25);
 const callers = Number(process.argv[6] ?? 1);
+// Checked before the plugin starts, so that a typo fails at once.
+const modes = ["bytes", "survivors", "hooks", "plain"];
+const mode = process.env["H2HEAP_MODE"] ?? "bytes";
+if (!modes.includes(mode))
+  throw new Error(`H2HEAP_MODE is one of ${modes.join(", ")}, not ${mode}`);
+const survivors = mode === "survivors";
+const minorGc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
+if (survivors && minorGc === undefined) throw new Error("survivors: run node with --expose-gc");
 
 const lib = (await import(pathToFileURL(join(root, "src/index.js")).href)) as Lib;
 const service = (await import(pathToFileURL(join(root, "bench/service.js")).href)) as {
@@ -113,6 +134,25 @@ const run = async (n: number): Promise<void> => {
 };
 await run(5_000);
 
+if (mode === "hooks" || mode === "plain") {
+  const types = new Map<string, number>();
+  const hook = createHook({
+    init: (_id, type) => void types.set(type, (types.get(type) ?? 0) + 1),
+  });
+  if (mode === "hooks") hook.enable();
+  else console.log("measure start");
+  await run(calls);
+  hook.disable();
+  if (mode === "plain") console.log("measure end");
+  await client.close();
+  plugin.kill();
+  console.log(`${root}, ${protocol}, ${callers} caller(s), ${mode}`);
+  for (const [type, n] of [...types].sort((a, b) => b[1] - a[1])) {
+    console.log(`${(n / calls).toFixed(2).padStart(7)}  ${type}`);
+  }
+  process.exit(0);
+}
+
 const session = new Session();
 session.connect();
 const post = <T>(method: string, params?: object): Promise<T> =>
@@ -125,9 +165,10 @@ await post("HeapProfiler.enable");
 await post("HeapProfiler.startSampling", {
   samplingInterval: 128,
   includeObjectsCollectedByMajorGC: true,
-  includeObjectsCollectedByMinorGC: true,
+  includeObjectsCollectedByMinorGC: !survivors,
 });
 await run(calls);
+if (survivors) minorGc?.({ type: "minor" });
 const { profile } = await post<{ profile: { head: Node } }>("HeapProfiler.stopSampling");
 session.disconnect();
 await client.close();
@@ -137,6 +178,7 @@ const name = (f: Frame): string =>
   `${f.functionName === "" ? "(anonymous)" : f.functionName} ${f.url.split("/").slice(-2).join("/")}:${f.lineNumber}`;
 const byOwn = new Map<string, number>();
 const byTail = new Map<string, number>();
+const bySite = new Map<string, number>();
 let total = 0;
 const add = (m: Map<string, number>, key: string, n: number): void => {
   m.set(key, (m.get(key) ?? 0) + n);
@@ -148,6 +190,22 @@ const walk = (node: Node, stack: readonly Frame[]): void => {
     const own = [...frames].reverse().find((f) => f.url.includes("/dist/src/"));
     add(byOwn, own === undefined ? "(no frame of dist/src)" : name(own), node.selfSize);
     add(byTail, frames.slice(-3).map(name).join(" -> "), node.selfSize);
+    // The allocating function and its caller, the clients' own frames
+    // left out (the same node:http2 site under the floor's client and
+    // ours), or the client's function when it allocates itself.
+    const ownCode = (f: Frame): boolean => /\/dist\/(src|bench)\//.test(f.url);
+    const last = frames[frames.length - 1] as Frame;
+    add(
+      bySite,
+      ownCode(last)
+        ? `(client) ${name(last)}`
+        : frames
+            .filter((f) => !ownCode(f))
+            .slice(-2)
+            .map(name)
+            .join(" -> "),
+      node.selfSize,
+    );
   }
   for (const child of node.children) walk(child, frames);
 };
@@ -160,7 +218,8 @@ const print = (title: string, m: Map<string, number>): void => {
   }
 };
 console.log(
-  `${root}, ${protocol}, ${callers} caller(s): ${(total / calls).toFixed(0)} bytes allocated per call`,
+  `${root}, ${protocol}, ${callers} caller(s): ${(total / calls).toFixed(0)} bytes ${survivors ? "surviving a scavenge" : "allocated"} per call`,
 );
 print("by nearest frame of the project's code (bytes per call)", byOwn);
 print("by last three frames (bytes per call)", byTail);
+print("by allocating site outside the project's code, last two frames (bytes per call)", bySite);

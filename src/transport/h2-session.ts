@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { pathOn } from "./http-target.js";
+import { requestLeanBound } from "./lean-bind.js";
 import { closedBeforeFirstAnswer, errorFromNode, hasNodeCode, streamError } from "./node-errors.js";
 import { originOf, urlAuthorization } from "./url-credentials.js";
 
@@ -250,7 +251,7 @@ class Connection {
   }
 
   request(headers: http2.OutgoingHttpHeaders, onClose?: StreamListener): http2.ClientHttp2Stream {
-    const stream = this.session.request(headers);
+    const stream = requestLeanBound(this.session, headers);
     // Every stream gets the slot, whoever uses it (see STREAM_SLOT).
     (stream as SlottedStream)[STREAM_SLOT] = undefined;
     if (++this.streams === 1) {
