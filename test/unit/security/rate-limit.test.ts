@@ -28,20 +28,18 @@ async function firstRefusal(perSecond: number, burst: number): Promise<ConnectEr
   throw new Error("no call was refused");
 }
 
-test("a limit of one call per second says 'call', not 'calls'", async () => {
-  const e = await firstRefusal(1, 1);
-  assert.equal(e.code, Code.ResourceExhausted);
-  assert.match(
-    e.rawMessage,
-    /^rate limit exceeded: this client may make 1 call per second \(burst 1\); retry in \d+ ms$/,
-  );
-});
-
-test("other limits say 'calls'", async () => {
-  const e = await firstRefusal(2, 1);
-  assert.equal(e.code, Code.ResourceExhausted);
-  assert.match(
-    e.rawMessage,
-    /^rate limit exceeded: this client may make 2 calls per second \(burst 1\); retry in \d+ ms$/,
-  );
-});
+for (const [perSecond, unit] of [
+  [1, "call"],
+  [2, "calls"],
+] as const) {
+  test(`a limit of ${perSecond} per second says "${perSecond} ${unit} per second"`, async () => {
+    const e = await firstRefusal(perSecond, 1);
+    assert.equal(e.code, Code.ResourceExhausted);
+    assert.match(
+      e.rawMessage,
+      new RegExp(
+        `^rate limit exceeded: this client may make ${perSecond} ${unit} per second \\(burst 1\\); retry in \\d+ ms$`,
+      ),
+    );
+  });
+}
