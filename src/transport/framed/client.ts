@@ -38,6 +38,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
 } from "./frames.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
+import { hasNodeCode } from "../node-errors.js";
 import { drained } from "../drained.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -201,7 +202,12 @@ export class FramedConnection implements CallTarget {
     socket.on("error", (error: Error) => {
       this.fail(
         new ConnectError(
-          `connection to ${this.peer} failed: ${error.message}${this.unheard(socket)}`,
+          `connection to ${this.peer} failed: ${error.message}` +
+            // A reset, not a refused connect or this side's own verdict on
+            // the plugin's certificate (the hint would ask the wrong side).
+            (hasNodeCode(error, "ECONNRESET") || hasNodeCode(error, "EPIPE")
+              ? this.unheard(socket)
+              : ""),
           Code.Unavailable,
           undefined,
           undefined,

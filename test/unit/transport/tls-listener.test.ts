@@ -352,6 +352,37 @@ describe("a cleartext client (http://) at a TLS port", () => {
   }
 });
 
+test("a framed TLS client that does not trust the plugin's certificate is not asked whether the plugin accepts its own", async () => {
+  // This side's verdict on the plugin's certificate, not the plugin's on
+  // this client's: the framed hint for a reset before any frame must not come.
+  const server = await FramedServer.listen(
+    routes,
+    { network: "unix", path: join(dir, `u${Math.random().toString(36).slice(2, 8)}.sock`) },
+    { tls: pinned() },
+  );
+  try {
+    const handledBefore = handled;
+    let result = "answered";
+    try {
+      await callOnce(
+        createFramedTransport(
+          { network: "unix", address: server.bound.address },
+          // The host's own certificate as the CA: the server's does not chain to it.
+          { tls: { ...clients.pinned, ca: clients.pinned.cert as string } },
+        ),
+      );
+    } catch (error) {
+      const e = ConnectError.from(error);
+      result = `${Code[e.code]}: ${e.rawMessage}`;
+    }
+    assert.match(result, /^Unavailable: connection to the plugin failed: .*certificate/);
+    assert.doesNotMatch(result, /does it accept this client's certificate/);
+    assert.equal(handled, handledBefore, "the handler never ran");
+  } finally {
+    await server.close(0);
+  }
+});
+
 test("clientCert and clientCa together are refused at start, with what to give instead", () => {
   assert.throws(
     () =>
