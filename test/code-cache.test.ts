@@ -231,12 +231,18 @@ test("the build says what is wrong: no handshake, a wrong cookie, top-level awai
 
   const awaiting = join(out, "awaiting.mjs");
   writeFileSync(awaiting, "await Promise.resolve();\n");
+  // An earlier build's loader and bundle of that entry, in an out dir that was there.
+  const earlier = codeCacheFiles("awaiting");
+  writeFileSync(join(out, earlier.loader), "// an earlier build's loader\n");
+  writeFileSync(join(out, earlier.bundle), "// an earlier build's bundle\n");
   const tla = await cli(["code-cache", awaiting, "-o", out, "--cookie", "K=V"]);
   assert.notEqual(tla.code, 0);
   assert.match(
     tla.stderr,
     /cannot bundle .*awaiting\.mjs as CommonJS: .*not await serve\(\.\.\.\)/,
   );
+  assert.ok(existsSync(join(out, earlier.loader)), "a failed bundle keeps the earlier loader");
+  assert.ok(existsSync(join(out, earlier.bundle)), "a failed bundle keeps the earlier bundle");
   // A bundle that fails leaves no out dir the build made for it.
   const made = join(out, "made", "here");
   const tlaMade = await cli(["code-cache", awaiting, "-o", made, "--cookie", "K=V"]);

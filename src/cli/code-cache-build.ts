@@ -144,9 +144,11 @@ export async function buildCodeCache(
     try {
       warnings = await during(bundling);
     } catch (error) {
-      // A bundle that failed (the user's code) wrote nothing worth keeping:
-      // the folders made for it go too.
-      removeBuild();
+      // A bundle that failed (the user's code) wrote nothing (esbuild writes
+      // no file on an error): the folders made for it go, and an earlier
+      // build's loader and bundle in a folder that was there stay, as a
+      // failed launch's do (removeBuild would take them).
+      removeMadeFolders(dir, made);
       throw error;
     }
     writeFileSync(files.loader, codeCacheLoader(names));
