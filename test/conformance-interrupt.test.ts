@@ -32,7 +32,12 @@ setInterval(() => {}, 1000);
       ["conformance", "--cookie", "K=V", "--timeout", "60000", "--", process.execPath, plugin],
       { ...process.env, TMPDIR: tmp },
     );
-    await waitFor("the plugin under test", () => existsSync(pidFile), 20_000);
+    // Written, not only created: an empty file read as pid 0 (this group).
+    await waitFor(
+      "the plugin under test",
+      () => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "",
+      20_000,
+    );
     const pid = Number(readFileSync(pidFile, "utf8"));
     assert.ok(isRunning(pid), "the plugin runs");
     assert.equal(readdirSync(tmp).filter((f) => f.startsWith("cpc-")).length, 1, "its socket dir");

@@ -93,6 +93,7 @@ export function launch(
     clearTimeout(t);
     return result;
   };
+  let killing: Promise<void> | undefined;
   const started: Launch = {
     child,
     socketDir,
@@ -101,15 +102,23 @@ export function launch(
     firstLine,
     exited,
     exitsWithin,
-    async kill() {
-      live.delete(started);
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        // A group that refuses it (EPERM) is waited for all the same, 5 s at most.
-        killGroup(child, "SIGKILL");
-        await exitsWithin(5_000);
-      }
-      rmSync(socketDir, { recursive: true, force: true });
-    },
+    // One kill, however many ask (runConformance's finally and killLaunches
+    // may both): each waits for the directory to be gone, and the launch
+    // stays in `live` until then, so that killLaunches never returns (and
+    // the CLI dies) while another caller's kill is still removing it.
+    kill: () =>
+      (killing ??= (async () => {
+        try {
+          if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+            // A group that refuses it (EPERM) is waited for all the same, 5 s at most.
+            killGroup(child, "SIGKILL");
+            await exitsWithin(5_000);
+          }
+          rmSync(socketDir, { recursive: true, force: true });
+        } finally {
+          live.delete(started);
+        }
+      })()),
   };
   live.add(started);
   return started;
