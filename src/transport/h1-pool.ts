@@ -153,7 +153,10 @@ function requestError(request: http.ClientRequest, e: unknown, responded: boolea
     !request.reusedSocket &&
     (hasNodeCode(e, "ECONNRESET") || hasNodeCode(e, "EPIPE"))
   ) {
-    const error = closedBeforeFirstAnswer("HTTP/1.1 response", request.protocol === "https:");
+    const error = closedBeforeFirstAnswer(
+      "HTTP/1.1 response",
+      request.protocol === "https:" ? "tls" : "cleartext url",
+    );
     error.cause = e;
     return error;
   }

@@ -125,13 +125,18 @@ export class H2Session {
       this.options.createConnection !== undefined
         ? http2.connect(this.authority, { createConnection: this.options.createConnection })
         : http2.connect(this.authority, this.options.tls ?? {});
-    const connection = new Connection(session, this.timing, (graceful) => {
-      this.live.delete(connection);
-      if (this.current === connection) {
-        this.current = undefined;
-        if (!graceful) this.lost = true;
-      }
-    });
+    const connection = new Connection(
+      session,
+      this.timing,
+      (graceful) => {
+        this.live.delete(connection);
+        if (this.current === connection) {
+          this.current = undefined;
+          if (!graceful) this.lost = true;
+        }
+      },
+      this.options.createConnection === undefined,
+    );
     this.current = connection;
     this.lost = false;
     this.live.add(connection);
@@ -228,6 +233,8 @@ class Connection {
     private readonly session: http2.ClientHttp2Session,
     private readonly timing: Timing,
     onEnd: (graceful: boolean) => void,
+    /** Dialled from the session's URL, not from a given createConnection. */
+    byUrl: boolean,
   ) {
     session.unref();
     this.idleSince = performance.now();
@@ -238,7 +245,7 @@ class Connection {
     });
     // Without a listener an "error" would be thrown; the streams see it too.
     session.on("error", () => {});
-    closedBeforeSettings(session);
+    closedBeforeSettings(session, byUrl);
     session.once("close", () => {
       clearTimeout(this.idleTimer);
       clearTimeout(this.pingTimer);
@@ -323,15 +330,19 @@ class Connection {
  * if this side had given up. A plugin does that to a TLS client whose
  * certificate it does not accept (tls-listener.ts pins the host's), and a
  * TLS port to a cleartext client. Runs before node:http2's own "close"
- * listener of the socket.
+ * listener of the socket. `byUrl`: dialled from the URL (not a given
+ * createConnection, a subprocess's socket), which the cleartext hint names.
  */
-function closedBeforeSettings(session: http2.ClientHttp2Session): void {
+function closedBeforeSettings(session: http2.ClientHttp2Session, byUrl: boolean): void {
   let settings = false;
   session.once("remoteSettings", () => (settings = true));
   session.socket.prependOnceListener("close", () => {
     if (settings || session.destroyed) return;
     session.destroy(
-      closedBeforeFirstAnswer("HTTP/2 frame", session.encrypted === true),
+      closedBeforeFirstAnswer(
+        "HTTP/2 frame",
+        session.encrypted === true ? "tls" : byUrl ? "cleartext url" : "socket",
+      ),
       http2.constants.NGHTTP2_CANCEL,
     );
   });

@@ -128,15 +128,23 @@ export function closedBefore(stream: http2.ClientHttp2Stream, responded: boolean
  * SETTINGS, HTTP/1.1 response): Unavailable, with the likeliest reason for
  * the way the host connected. Over TLS, a plugin that does not accept this
  * client's certificate completes the handshake and then closes
- * (tls-listener.ts); in cleartext, a TLS port reads the request as a bad
- * handshake and closes, so the fix is the https:// URL.
+ * (tls-listener.ts); in cleartext to a URL, a TLS port reads the request
+ * as a bad handshake and closes, so the fix is the https:// URL. A
+ * cleartext socket the host did not dial from a URL (a subprocess's, from
+ * its handshake: `how` "socket") gets no hint, having no URL to fix.
  */
-export function closedBeforeFirstAnswer(answer: string, encrypted: boolean): ConnectError {
-  const hint = encrypted
-    ? "with TLS: does it accept this client's certificate?"
-    : "in cleartext: if the plugin serves TLS, its URL is https://";
+export function closedBeforeFirstAnswer(
+  answer: string,
+  how: "tls" | "cleartext url" | "socket",
+): ConnectError {
+  const hint =
+    how === "tls"
+      ? " (with TLS: does it accept this client's certificate?)"
+      : how === "cleartext url"
+        ? " (in cleartext: if the plugin serves TLS, its URL is https://)"
+        : "";
   return new ConnectError(
-    `the plugin closed the connection before it sent any ${answer} (${hint})`,
+    `the plugin closed the connection before it sent any ${answer}${hint}`,
     Code.Unavailable,
   );
 }

@@ -5,7 +5,10 @@ import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { serve } from "../../../src/plugin.js";
-import { createH2Transport } from "../../../src/transport/client-transport.js";
+import {
+  createH2Transport,
+  createSocketTransport,
+} from "../../../src/transport/client-transport.js";
 import { closeWhenIdle } from "../../../src/transport/h2-idle.js";
 import { H2Session } from "../../../src/transport/h2-session.js";
 import { createNodeAdapter } from "../../../src/transport/node-adapter.js";
@@ -336,5 +339,39 @@ test("GOAWAY with last-stream-id 0 fails every call at once with Unavailable, as
     } finally {
       peer.close();
     }
+  }
+});
+
+test("a cleartext connection closed before any HTTP/2 frame: a URL is told of https://, a subprocess's socket (no URL) is not", async () => {
+  // A server that accepts and closes at once, as a TLS port does to
+  // cleartext bytes, or a plugin that died as it accepted.
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const failure = async (transport: {
+    transport: Parameters<typeof createClient>[1];
+    close(): void;
+  }): Promise<string> => {
+    try {
+      await createClient(Bench, transport.transport).echo({}, { timeoutMs: 20_000 });
+      return "answered";
+    } catch (e) {
+      const error = ConnectError.from(e);
+      return `${Code[error.code]}: ${error.rawMessage}`;
+    } finally {
+      transport.close();
+    }
+  };
+  try {
+    assert.equal(
+      await failure(createH2Transport(`http://${address}`, {}, {})),
+      "Unavailable: the plugin closed the connection before it sent any HTTP/2 frame (in cleartext: if the plugin serves TLS, its URL is https://)",
+    );
+    assert.equal(
+      await failure(createSocketTransport({ network: "tcp", address })),
+      "Unavailable: the plugin closed the connection before it sent any HTTP/2 frame",
+    );
+  } finally {
+    server.close();
   }
 });
