@@ -143,9 +143,10 @@ export function cutBefore(responded: boolean, cause?: unknown): ConnectError {
  * TLS certificate completes the handshake, then closes the connection
  * (tls-listener.ts), which node reports as "socket hang up", taken for the
  * host's own abort (Aborted); so does a TLS port to a cleartext request.
- * The same words as an H2Session's (h2-session.ts). Every other error as errorFromNode maps it (a refused
- * connect stays Unavailable with its syscall, a reused connection's hang-up
- * Aborted, as connect-es' Node transports report them).
+ * The same words as an H2Session's (h2-session.ts). Every other error as
+ * errorFromNode maps it (a refused connect stays Unavailable with its
+ * syscall, a reused connection's hang-up Aborted, as connect-es' Node
+ * transports report them).
  */
 function requestError(request: http.ClientRequest, e: unknown, responded: boolean): ConnectError {
   if (

@@ -123,6 +123,11 @@ export function closedBefore(stream: http2.ClientHttp2Stream, responded: boolean
   );
 }
 
+/** Why a plugin may close a TLS connection before its first answer: it refused our certificate. */
+export const REFUSED_CERTIFICATE_HINT = "with TLS: does it accept this client's certificate?";
+/** Why a plugin may close a cleartext connection from a URL before its first answer. */
+export const TLS_PORT_HINT = "if the plugin serves TLS, its URL is https://";
+
 /**
  * A plugin that closed a fresh connection before its first answer (HTTP/2
  * SETTINGS, HTTP/1.1 response): Unavailable, with the likeliest reason for
@@ -139,9 +144,9 @@ export function closedBeforeFirstAnswer(
 ): ConnectError {
   const hint =
     how === "tls"
-      ? " (with TLS: does it accept this client's certificate?)"
+      ? ` (${REFUSED_CERTIFICATE_HINT})`
       : how === "cleartext url"
-        ? " (in cleartext: if the plugin serves TLS, its URL is https://)"
+        ? ` (in cleartext: ${TLS_PORT_HINT})`
         : "";
   return new ConnectError(
     `the plugin closed the connection before it sent any ${answer}${hint}`,

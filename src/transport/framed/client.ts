@@ -38,7 +38,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
 } from "./frames.js";
 import { clientTlsDefaults } from "../tls-defaults.js";
-import { hasNodeCode } from "../node-errors.js";
+import { hasNodeCode, REFUSED_CERTIFICATE_HINT } from "../node-errors.js";
 import { drained } from "../drained.js";
 
 /** TLS for a framed client: the CA that signed the server's certificate, and our own certificate. */
@@ -240,7 +240,7 @@ export class FramedConnection implements CallTarget {
    */
   private unheard(socket: Duplex): string {
     return !this.heard && socket instanceof tls.TLSSocket
-      ? " before it sent any frame (with TLS: does it accept this client's certificate?)"
+      ? ` before it sent any frame (${REFUSED_CERTIFICATE_HINT})`
       : "";
   }
 

@@ -19,6 +19,7 @@ import {
 } from "../client-transport.js";
 import type { H1Tls } from "../h1-pool.js";
 import { abortOf } from "../lazy-abort.js";
+import { TLS_PORT_HINT } from "../node-errors.js";
 import { CallRunner, settleWhenRead, type CallTarget } from "../run-call.js";
 import { FramedConnection } from "./client.js";
 import { FRAMED_ALPN, FRAMED_PREFACE } from "./preface.js";
@@ -171,7 +172,7 @@ async function dialFramed(
               refused:
                 "it closed the connection without answering the framed preface" +
                 // A TLS port reads the preface as a bad handshake and hangs up.
-                (secure ? "" : "; if the plugin serves TLS, its URL is https://"),
+                (secure ? "" : `; ${TLS_PORT_HINT}`),
             }
           : new Error("the connection closed before the framed preface was answered"),
       ),
