@@ -24,7 +24,7 @@ import type { ClientTransport } from "../transport/client-transport.js";
 import type { PluginExit, PluginProcess } from "./launcher.js";
 import { HostClient, quotedList } from "./host-client.js";
 import { checkRemoteSource, type PluginSource } from "./sources.js";
-import { tlsHint } from "../security/tls-hint.js";
+import { tlsHint, withHint } from "../security/tls-hint.js";
 import type { ConnectContext, Connected } from "./connectors/connector.js";
 import { connectReattach } from "./connectors/reattach.js";
 import { connectCluster } from "./connectors/cluster.js";
@@ -422,8 +422,7 @@ export class PluginClient<
       const hint = source.kind === "remote" ? tlsHint(error, source.url) : undefined;
       throw new PluginError(
         ce.code === Code.Unavailable || hint !== undefined ? "unreachable" : "not-a-plugin-server",
-        `could not complete the handshake with ${this.label}: ` +
-          (hint === undefined ? ce.message : `${ce.message.trimEnd()}; ${hint}`),
+        `could not complete the handshake with ${this.label}: ${withHint(ce.message, hint)}`,
         { cause: error },
       );
     }

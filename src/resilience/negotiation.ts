@@ -7,7 +7,7 @@ import {
   type PluginInfo,
 } from "../gen/connectplugin/v1/controller_pb.js";
 import { formatVersions } from "../protocol/versions.js";
-import { tlsHint } from "../security/tls-hint.js";
+import { tlsHint, withHint } from "../security/tls-hint.js";
 
 /**
  * What a host asks of every instance of a cluster before the instance takes
@@ -82,10 +82,9 @@ export async function negotiateInstance(
         supportedVersions: [],
       };
     }
-    const hint = tlsHint(error, url, "cluster");
     return {
       state: "negotiating",
-      reason: `handshake failed: ${ce.message.trimEnd()}${hint === undefined ? "" : `; ${hint}`}`,
+      reason: `handshake failed: ${withHint(ce.message.trimEnd(), tlsHint(error, url, "cluster"))}`,
     };
   }
 }

@@ -18,6 +18,11 @@ const UNTRUSTED = [
   "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
 ];
 
+/** `message` with `hint` after it (none: `message` as it is), as every TLS failure reports it. */
+export function withHint(message: string, hint: string | undefined): string {
+  return hint === undefined ? message : `${message.trimEnd()}; ${hint}`;
+}
+
 /** How the host's code gives TLS options to `source`: the start of the call, up to `tls:`. */
 const OPTIONS_OF = { remote: "remote(url, {", cluster: "cluster({ discovery," } as const;
 
