@@ -42,18 +42,13 @@ export function registerConformanceCommand(program: Command): void {
         // Interrupted, the plugin under test (in a group of its own) is
         // killed and its socket directory removed before the CLI dies.
         const stopListening = onEndingSignal(() => killLaunches());
-        let report;
-        try {
-          report = await runConformance({
-            command,
-            cookieKey: o.cookie.slice(0, eq),
-            cookieValue: o.cookie.slice(eq + 1),
-            protocolVersion: version,
-            timeoutMs,
-          });
-        } finally {
-          stopListening();
-        }
+        const report = await runConformance({
+          command,
+          cookieKey: o.cookie.slice(0, eq),
+          cookieValue: o.cookie.slice(eq + 1),
+          protocolVersion: version,
+          timeoutMs,
+        }).finally(stopListening);
         process.stdout.write(
           (globals().json === true ? JSON.stringify(report, null, 2) : formatReport(report)) + "\n",
         );
